@@ -1,1 +1,17 @@
-//! placeholder until the crate lands
+//! The lab fabric: realizes sites' virtual networks and VMs as Linux network namespaces.
+//!
+//! Layers, bottom up: [`netns`] (fast access to namespaces), [`desired`] + [`reconcile`]
+//! (a generic desired kernel state and the diff-and-apply that makes it so, idempotently),
+//! [`topology`] (VNets, subnets, VMs → desired state), and the lab itself ([`lab`]: lab.yaml,
+//! the state directory, deployments through the `site` crate, up/down/status).
+
+pub mod desired;
+pub mod names;
+pub mod netns;
+pub mod reconcile;
+pub mod topology;
+
+pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};
+pub use names::LabId;
+pub use reconcile::{reconcile, teardown, ReconcileError, ReconcileReport};
+pub use topology::{NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};

@@ -1,0 +1,212 @@
+//! Thin, fast access to network namespaces: `ip -batch` for changes (one process per
+//! namespace), `ip -j` for reading, and `setns(2)` on a scratch thread for sysctls and process
+//! discovery so that those cost no process at all.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Where `ip netns` keeps its named namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Failures of the low-level namespace operations.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// The `ip` program could not be started (iproute2 missing?).
+    #[error("cannot run `ip` (is iproute2 installed?): {0}")]
+    Spawn(#[source] std::io::Error),
+    /// An `ip` command exited non-zero; carries the namespace, commands and stderr.
+    #[error("ip{} failed: {stderr}\n  commands:\n{commands}", netns.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default())]
+    Ip { netns: Option<String>, commands: String, stderr: String },
+    /// `ip -j` printed something that is not the JSON it documents.
+    #[error("cannot parse `ip -j` output for {netns}: {detail}")]
+    Parse { netns: String, detail: String },
+    /// A namespace could not be entered or a sysctl read or written.
+    #[error("namespace {netns}: {what}: {source}")]
+    Sys { netns: String, what: String, #[source] source: std::io::Error },
+    /// Creating namespaces needs CAP_SYS_ADMIN; say so plainly instead of a raw EPERM.
+    #[error("creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): {0}")]
+    NotPermitted(String),
+}
+
+/// Names of all named namespaces that start with `prefix`, sorted.
+pub fn list_netns(prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Whether a named namespace exists.
+pub fn netns_exists(name: &str) -> bool {
+    Path::new(NETNS_RUN_DIR).join(name).exists()
+}
+
+/// Runs `ip [-n NETNS] [-force] -batch -` with the given commands (one per line).
+pub fn ip_batch(netns: Option<&str>, force: bool, commands: &[String]) -> Result<(), NetnsError> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    if force {
+        cmd.arg("-force");
+    }
+    cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(NetnsError::Spawn)?;
+    let script = commands.join("\n") + "\n";
+    if let Some(mut stdin) = child.stdin.take() {
+        // A write error means ip exited early; its exit status below tells why.
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(NetnsError::Spawn)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if stderr.contains("Operation not permitted") || stderr.contains("Permission denied") {
+        return Err(NetnsError::NotPermitted(stderr));
+    }
+    Err(NetnsError::Ip {
+        netns: netns.map(str::to_string),
+        commands: commands.iter().map(|c| format!("    {c}")).collect::<Vec<_>>().join("\n"),
+        stderr,
+    })
+}
+
+/// Runs read-only `ip -j` commands in a namespace; returns one JSON value per command.
+pub fn ip_json(netns: &str, commands: &[&str]) -> Result<Vec<serde_json::Value>, NetnsError> {
+    let mut child = Command::new("ip")
+        .args(["-j", "-d", "-n", netns, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(NetnsError::Spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all((commands.join("\n") + "\n").as_bytes());
+    }
+    let out = child.wait_with_output().map_err(NetnsError::Spawn)?;
+    if !out.status.success() {
+        return Err(NetnsError::Ip {
+            netns: Some(netns.to_string()),
+            commands: commands.join("\n"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let values: Result<Vec<serde_json::Value>, _> =
+        serde_json::Deserializer::from_slice(&out.stdout).into_iter().collect();
+    let values = values.map_err(|e| NetnsError::Parse { netns: netns.to_string(), detail: e.to_string() })?;
+    if values.len() != commands.len() {
+        return Err(NetnsError::Parse {
+            netns: netns.to_string(),
+            detail: format!("expected {} JSON documents, got {}", commands.len(), values.len()),
+        });
+    }
+    Ok(values)
+}
+
+/// Runs `f` on a scratch thread that has entered the namespace `netns` (network only).
+///
+/// `/proc/sys/net` follows the calling thread's namespace, so sysctls need no `ip netns exec`.
+pub fn in_netns<T: Send>(
+    netns: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> Result<T, NetnsError> {
+    let sys = |what: &str, source| NetnsError::Sys { netns: netns.to_string(), what: what.to_string(), source };
+    let file = std::fs::File::open(Path::new(NETNS_RUN_DIR).join(netns)).map_err(|e| sys("open", e))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a valid namespace fd affects only this scratch thread, which
+            // ends right after `f`.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if rc != 0 {
+                return Err(sys("setns", std::io::Error::last_os_error()));
+            }
+            f().map_err(|e| sys("in namespace", e))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(sys("thread", std::io::Error::other("panicked"))))
+    })
+}
+
+/// Reads a `/proc/sys` value (e.g. `net/ipv4/ip_forward`) inside `netns`.
+pub fn sysctl_get(netns: &str, key: &str) -> Result<String, NetnsError> {
+    let path = format!("/proc/sys/{key}");
+    in_netns(netns, move || std::fs::read_to_string(&path).map(|s| s.trim().to_string()))
+}
+
+/// Writes `/proc/sys` values inside `netns`, all on one thread.
+pub fn sysctl_set(netns: &str, pairs: &[(&str, &str)]) -> Result<(), NetnsError> {
+    in_netns(netns, move || {
+        for (key, value) in pairs {
+            std::fs::write(format!("/proc/sys/{key}"), value)?;
+        }
+        Ok(())
+    })
+}
+
+/// PIDs of all processes whose network namespace is the named one (like `ip netns pids`).
+pub fn pids_in_netns(netns: &str) -> Vec<i32> {
+    let Ok(target) = std::fs::metadata(Path::new(NETNS_RUN_DIR).join(netns)) else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return pids };
+    for entry in rd.filter_map(|e| e.ok()) {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            if m.ino() == target.ino() && m.dev() == target.dev() {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Stops every process in the lab namespace `netns` (SIGTERM, then SIGKILL after `grace`).
+///
+/// Only ever called on namespaces the lab created, so these are the lab's own processes.
+pub fn kill_netns_processes(netns: &str, grace: std::time::Duration) -> usize {
+    let pids = pids_in_netns(netns);
+    for pid in &pids {
+        // SAFETY: plain kill(2) on a pid that lives in one of our lab's namespaces.
+        unsafe { libc::kill(*pid, libc::SIGTERM) };
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline && !pids_in_netns(netns).is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for pid in pids_in_netns(netns) {
+        // SAFETY: as above; the process ignored SIGTERM.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    pids.len()
+}
+
+/// Deletes the named namespaces (killing their processes first) in one `ip -force -batch`.
+pub fn delete_netns(names: &[String]) -> Result<(), NetnsError> {
+    for ns in names {
+        kill_netns_processes(ns, std::time::Duration::from_millis(500));
+    }
+    let cmds: Vec<String> = names.iter().map(|n| format!("netns del {n}")).collect();
+    let result = ip_batch(None, true, &cmds);
+    // `ip -force` reports the first failure but went on; what matters is what is left.
+    let left: Vec<&String> = names.iter().filter(|n| netns_exists(n)).collect();
+    match result {
+        Err(e) if !left.is_empty() => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,237 @@
+//! A lab's network in plain terms — sites, VNets, subnets, VMs with their NIC addresses — and
+//! its translation into namespaces, bridges and veths ([`DesiredState`]).
+//!
+//! Layout: one router namespace per VNet holds a bridge per subnet (answering `.1`) and
+//! forwards between them; each VM is a namespace whose `eth<N>` is a veth into its subnet's
+//! bridge, with a default route via `.1`; the internet namespace holds one bridge per site
+//! public prefix (answering the prefix's first address), where gateways will attach.
+
+use crate::desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec};
+use crate::names::LabId;
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+
+/// Everything a lab realizes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Topology {
+    /// The lab id prefixing every object.
+    pub lab_id: LabId,
+    /// The sites, in lab.yaml order.
+    pub sites: Vec<SiteNet>,
+}
+
+/// One site's networks and machines.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SiteNet {
+    /// Site name (`azure`, `stackhub`).
+    pub name: String,
+    /// The site's public prefix on the simulated internet.
+    pub public_prefix: Ipv4Net,
+    /// Virtual networks.
+    pub vnets: Vec<VnetNet>,
+    /// Virtual machines (only their NICs matter here).
+    pub vms: Vec<VmNet>,
+}
+
+/// One virtual network.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VnetNet {
+    /// VNet name.
+    pub name: String,
+    /// Its subnets.
+    pub subnets: Vec<SubnetNet>,
+}
+
+/// One subnet of a VNet.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SubnetNet {
+    /// Subnet name (`default`, `GatewaySubnet`).
+    pub name: String,
+    /// Its prefix; the router answers on its first host address (`.1`).
+    pub prefix: Ipv4Net,
+}
+
+/// One VM.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VmNet {
+    /// VM name.
+    pub name: String,
+    /// NICs in the VM's order; the first one is primary and carries the default route.
+    pub nics: Vec<NicNet>,
+}
+
+/// One NIC of a VM.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NicNet {
+    /// NIC resource name.
+    pub name: String,
+    /// VNet the NIC's subnet belongs to.
+    pub vnet: String,
+    /// Subnet name inside that VNet.
+    pub subnet: String,
+    /// Private address (from the site's IPAM).
+    pub address: Ipv4Addr,
+}
+
+/// The topology cannot be realized as described.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// A NIC names a VNet or subnet the site does not have.
+    #[error("site {site}: NIC {nic} of VM {vm} is in {vnet}/{subnet}, which does not exist")]
+    UnknownSubnet { site: String, vm: String, nic: String, vnet: String, subnet: String },
+    /// A NIC's address lies outside its subnet.
+    #[error("site {site}: NIC {nic} address {address} is outside subnet {vnet}/{subnet} ({prefix})")]
+    AddressOutsideSubnet { site: String, nic: String, address: Ipv4Addr, vnet: String, subnet: String, prefix: Ipv4Net },
+    /// A prefix too small to hold a router address.
+    #[error("site {site}: prefix {prefix} has no room for a router address")]
+    PrefixTooSmall { site: String, prefix: Ipv4Net },
+    /// Names collide or the generated state is inconsistent.
+    #[error(transparent)]
+    Desired(#[from] crate::desired::DesiredError),
+}
+
+/// First host address of a prefix (`.1` of a /24): the router's address on a subnet, and the
+/// internet's address on a site's public prefix.
+pub fn first_host(prefix: &Ipv4Net) -> Option<Ipv4Addr> {
+    if prefix.prefix_len() >= 31 {
+        return None;
+    }
+    Some(Ipv4Addr::from(u32::from(prefix.network()) + 1))
+}
+
+impl SiteNet {
+    /// The internet side's address on this site's public prefix: the next hop for gateways.
+    pub fn internet_address(&self) -> Option<Ipv4Addr> {
+        first_host(&self.public_prefix)
+    }
+}
+
+impl Topology {
+    /// Name of the bridge of subnet `vnet/subnet` of `site`, inside the VNet's router namespace.
+    pub fn subnet_bridge(&self, site: &str, vnet: &str, subnet: &str) -> String {
+        self.lab_id.ifname('b', &format!("{site}/{vnet}/{subnet}"))
+    }
+
+    /// Name of the bridge of `site`'s public prefix inside the internet namespace.
+    pub fn internet_bridge(&self, site: &str) -> String {
+        self.lab_id.ifname('b', &format!("internet/{site}"))
+    }
+
+    /// Translates the lab into namespaces, links, addresses and routes.
+    pub fn desired_state(&self) -> Result<DesiredState, TopologyError> {
+        let id = &self.lab_id;
+        let mut out = DesiredState::default();
+
+        let mut internet = NetnsSpec {
+            name: id.internet_netns(),
+            role: "internet".into(),
+            forwarding: true,
+            links: Vec::new(),
+            routes: Vec::new(),
+        };
+        for site in &self.sites {
+            let edge = site.internet_address().ok_or_else(|| TopologyError::PrefixTooSmall {
+                site: site.name.clone(),
+                prefix: site.public_prefix,
+            })?;
+            internet.links.push(LinkSpec {
+                name: self.internet_bridge(&site.name),
+                kind: LinkKind::Bridge,
+                master: None,
+                addrs: vec![Ipv4Net::new(edge, site.public_prefix.prefix_len()).expect("valid length")],
+                role: format!("public prefix of site {} ({})", site.name, site.public_prefix),
+            });
+        }
+        out.netns.push(internet);
+
+        for site in &self.sites {
+            let mut routers: Vec<NetnsSpec> = Vec::new();
+            for vnet in &site.vnets {
+                let mut router = NetnsSpec {
+                    name: id.router_netns(&site.name, &vnet.name),
+                    role: format!("router of VNet {}/{}", site.name, vnet.name),
+                    forwarding: true,
+                    links: Vec::new(),
+                    routes: Vec::new(),
+                };
+                for subnet in &vnet.subnets {
+                    let gw = first_host(&subnet.prefix).ok_or_else(|| TopologyError::PrefixTooSmall {
+                        site: site.name.clone(),
+                        prefix: subnet.prefix,
+                    })?;
+                    router.links.push(LinkSpec {
+                        name: self.subnet_bridge(&site.name, &vnet.name, &subnet.name),
+                        kind: LinkKind::Bridge,
+                        master: None,
+                        addrs: vec![Ipv4Net::new(gw, subnet.prefix.prefix_len()).expect("valid length")],
+                        role: format!("subnet {}/{}/{} ({})", site.name, vnet.name, subnet.name, subnet.prefix),
+                    });
+                }
+                routers.push(router);
+            }
+            let mut vms: Vec<NetnsSpec> = Vec::new();
+            for vm in &site.vms {
+                let vm_ns = id.vm_netns(&site.name, &vm.name);
+                let mut spec = NetnsSpec {
+                    name: vm_ns.clone(),
+                    role: format!("VM {}/{}", site.name, vm.name),
+                    forwarding: false,
+                    links: Vec::new(),
+                    routes: Vec::new(),
+                };
+                for (i, nic) in vm.nics.iter().enumerate() {
+                    let unknown = || TopologyError::UnknownSubnet {
+                        site: site.name.clone(),
+                        vm: vm.name.clone(),
+                        nic: nic.name.clone(),
+                        vnet: nic.vnet.clone(),
+                        subnet: nic.subnet.clone(),
+                    };
+                    let vnet_idx = site.vnets.iter().position(|v| v.name == nic.vnet).ok_or_else(unknown)?;
+                    let subnet = site.vnets[vnet_idx]
+                        .subnets
+                        .iter()
+                        .find(|s| s.name == nic.subnet)
+                        .ok_or_else(unknown)?;
+                    if !subnet.prefix.contains(&nic.address) {
+                        return Err(TopologyError::AddressOutsideSubnet {
+                            site: site.name.clone(),
+                            nic: nic.name.clone(),
+                            address: nic.address,
+                            vnet: nic.vnet.clone(),
+                            subnet: nic.subnet.clone(),
+                            prefix: subnet.prefix,
+                        });
+                    }
+                    let ifname = format!("eth{i}");
+                    spec.links.push(LinkSpec {
+                        name: ifname.clone(),
+                        kind: LinkKind::VethPeer,
+                        master: None,
+                        addrs: vec![Ipv4Net::new(nic.address, subnet.prefix.prefix_len()).expect("valid length")],
+                        role: format!("NIC {} ({}/{})", nic.name, nic.vnet, nic.subnet),
+                    });
+                    if i == 0 {
+                        spec.routes.push(RouteSpec {
+                            dst: Ipv4Net::default(),
+                            via: first_host(&subnet.prefix),
+                            dev: ifname.clone(),
+                        });
+                    }
+                    routers[vnet_idx].links.push(LinkSpec {
+                        name: id.ifname('v', &format!("{}/{}/{}/{ifname}", site.name, vm.name, nic.name)),
+                        kind: LinkKind::Veth { peer_netns: vm_ns.clone(), peer_name: ifname },
+                        master: Some(self.subnet_bridge(&site.name, &nic.vnet, &nic.subnet)),
+                        addrs: Vec::new(),
+                        role: format!("port of VM {}/{} NIC {}", site.name, vm.name, nic.name),
+                    });
+                }
+                vms.push(spec);
+            }
+            out.netns.extend(routers);
+            out.netns.extend(vms);
+        }
+        out.validate()?;
+        Ok(out)
+    }
+}

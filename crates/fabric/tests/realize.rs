@@ -1,0 +1,94 @@
+//! The realization layer against real namespaces: connectivity, isolation, idempotency,
+//! convergence and teardown. Needs root (CI runs as root); fails loudly otherwise.
+
+use fabric::{reconcile, teardown, LabId, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
+use std::process::Command;
+
+/// Tears the lab down even if the test panics.
+struct Guard(LabId);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = teardown(&self.0.netns_prefix());
+    }
+}
+
+fn nic(name: &str, vnet: &str, subnet: &str, ip: &str) -> NicNet {
+    NicNet { name: name.into(), vnet: vnet.into(), subnet: subnet.into(), address: ip.parse().unwrap() }
+}
+
+fn site(name: &str, octet: u8, public: &str, vms: Vec<VmNet>) -> SiteNet {
+    SiteNet {
+        name: name.into(),
+        public_prefix: public.parse().unwrap(),
+        vnets: vec![VnetNet {
+            name: "vnet1".into(),
+            subnets: vec![
+                SubnetNet { name: "default".into(), prefix: format!("10.{octet}.1.0/24").parse().unwrap() },
+                SubnetNet { name: "app".into(), prefix: format!("10.{octet}.2.0/24").parse().unwrap() },
+                SubnetNet { name: "GatewaySubnet".into(), prefix: format!("10.{octet}.255.0/27").parse().unwrap() },
+            ],
+        }],
+        vms,
+    }
+}
+
+fn ping(ns: &str, to: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c1", "-W1", "-q", to])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn realize_converge_and_tear_down() {
+    let id = LabId::random();
+    let _guard = Guard(id.clone());
+    let mut topo = Topology {
+        lab_id: id.clone(),
+        sites: vec![
+            site(
+                "azure",
+                1,
+                "203.0.113.0/24",
+                vec![
+                    VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", "10.1.1.4")] },
+                    VmNet { name: "vm2".into(), nics: vec![nic("vm2-nic", "vnet1", "app", "10.1.2.4")] },
+                ],
+            ),
+            site(
+                "stackhub",
+                2,
+                "198.51.100.0/24",
+                vec![VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", "10.2.1.4")] }],
+            ),
+        ],
+    };
+    let desired = topo.desired_state().unwrap();
+    let first = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
+    assert!(!first.changes.is_empty());
+    let vm1 = id.vm_netns("azure", "vm1");
+    assert!(ping(&vm1, "10.1.1.1"), "router answers .1");
+    assert!(ping(&vm1, "10.1.2.4"), "across subnets in one VNet");
+    assert!(!ping(&vm1, "10.2.1.4"), "other site unreachable");
+
+    let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert!(again.changes.is_empty(), "second apply changed: {:?}", again.changes);
+
+    // Converge: vm2 moves to another address and subnet, vm3 appears, stackhub's vm1 goes.
+    topo.sites[0].vms[1].nics[0] = nic("vm2-nic", "vnet1", "default", "10.1.1.5");
+    topo.sites[0].vms.push(VmNet { name: "vm3".into(), nics: vec![nic("vm3-nic", "vnet1", "app", "10.1.2.4")] });
+    topo.sites[1].vms.clear();
+    let desired = topo.desired_state().unwrap();
+    let third = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert!(!third.changes.is_empty());
+    assert!(ping(&vm1, "10.1.1.5"));
+    assert!(ping(&id.vm_netns("azure", "vm3"), "10.1.1.5"));
+    assert!(!fabric::netns::netns_exists(&id.vm_netns("stackhub", "vm1")));
+    let fourth = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert!(fourth.changes.is_empty(), "{:?}", fourth.changes);
+
+    let removed = teardown(&id.netns_prefix()).unwrap();
+    assert_eq!(removed.len(), 6, "{removed:?}");
+    assert!(fabric::netns::list_netns(&id.netns_prefix()).is_empty());
+}
