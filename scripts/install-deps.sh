@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(iproute2 nftables iperf3 jq tcpdump iputils-ping procps psmisc
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
-      libstrongswan-extra-plugins python3)
+      libstrongswan-extra-plugins python3 python3-matplotlib)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
