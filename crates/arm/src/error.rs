@@ -1,0 +1,156 @@
+//! Errors of the template engine. Every variant except malformed JSON names the template path of
+//! the offending value, because a user fixing a template needs to know *where*, not only *what*.
+
+use thiserror::Error;
+
+/// Everything that can go wrong while parsing or evaluating a deployment template.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ArmError {
+    /// The document is not well-formed JSON (position is 1-based line:column).
+    #[error("{what}: malformed JSON at line {line}, column {column}: {message}")]
+    Json { what: &'static str, line: usize, column: usize, message: String },
+
+    /// A section of the document has the wrong JSON shape (e.g. `resources` is not an array).
+    #[error("{path}: {message}")]
+    Structure { path: String, message: String },
+
+    /// A `[...]` expression string is not valid expression syntax.
+    #[error("{path}: invalid expression '{expression}' at character {position}: {message}")]
+    Syntax { path: String, expression: String, position: usize, message: String },
+
+    /// An expression calls a function the engine does not know.
+    #[error("{path}: unknown function '{name}'")]
+    UnknownFunction { path: String, name: String },
+
+    /// A function was called with the wrong number or types of arguments, or failed on its input.
+    #[error("{path}: {function}(): {message}")]
+    Function { path: String, function: String, message: String },
+
+    /// `parameters('x')` or `variables('x')` names something the template does not declare.
+    #[error("{path}: the template has no {kind} named '{name}'")]
+    UndefinedName { path: String, kind: &'static str, name: String },
+
+    /// Property access (`.x`) or index access (`[i]`) does not fit the value it is applied to.
+    #[error("{path}: {message}")]
+    Access { path: String, message: String },
+
+    /// A parameter without `defaultValue` was given no value.
+    #[error("{path}: required parameter has no value")]
+    MissingParameter { path: String },
+
+    /// A value was supplied for a parameter the template does not declare.
+    #[error("{path}: the template declares no such parameter (declared: {declared})")]
+    UnknownParameter { path: String, declared: String },
+
+    /// A parameter (or output) value is not of the declared type.
+    #[error("{path}: expected a value of type {expected}, got {actual}")]
+    Type { path: String, expected: String, actual: String },
+
+    /// A parameter value is not one of its `allowedValues`.
+    #[error("{path}: value {value} is not one of the allowed values [{allowed}]")]
+    NotAllowed { path: String, value: String, allowed: String },
+
+    /// A parameter value violates `minValue`, `maxValue`, `minLength` or `maxLength`.
+    #[error("{path}: {message}")]
+    OutOfRange { path: String, message: String },
+
+    /// Variables or parameter defaults refer to each other in a circle.
+    #[error("{path}: circular reference: {chain}")]
+    CircularReference { path: String, chain: String },
+
+    /// A `dependsOn` entry names no resource defined in the template.
+    #[error("{path}: dependsOn '{target}' does not name a resource defined in the template")]
+    UnresolvedDependency { path: String, target: String },
+
+    /// A `dependsOn` entry matches more than one resource, so the intent is unclear.
+    #[error("{path}: dependsOn '{target}' is ambiguous: it matches {matches}")]
+    AmbiguousDependency { path: String, target: String, matches: String },
+
+    /// The `dependsOn` graph has a cycle, so no deployment order exists.
+    #[error("circular dependency between resources: {cycle}")]
+    DependencyCycle { cycle: String },
+
+    /// Two resources of the template resolve to the same resource id.
+    #[error("{path}: resource '{id}' is defined multiple times in the template (also at {other})")]
+    DuplicateResource { path: String, id: String, other: String },
+
+    /// `reference()` names a resource the resolver knows nothing about (not deployed yet or absent).
+    #[error("{path}: reference(): resource '{resource_id}' is not available (not deployed yet?)")]
+    ReferenceUnavailable { path: String, resource_id: String },
+
+    /// A function was used where Azure does not allow it (e.g. `reference()` in variables).
+    #[error("{path}: the function '{function}' is not allowed in {place}")]
+    NotAllowedHere { path: String, function: String, place: &'static str },
+}
+
+impl ArmError {
+    /// The template path this error points at (empty for malformed JSON and dependency cycles).
+    pub fn path(&self) -> &str {
+        match self {
+            ArmError::Json { .. } | ArmError::DependencyCycle { .. } => "",
+            ArmError::Structure { path, .. }
+            | ArmError::Syntax { path, .. }
+            | ArmError::UnknownFunction { path, .. }
+            | ArmError::Function { path, .. }
+            | ArmError::UndefinedName { path, .. }
+            | ArmError::Access { path, .. }
+            | ArmError::MissingParameter { path }
+            | ArmError::UnknownParameter { path, .. }
+            | ArmError::Type { path, .. }
+            | ArmError::NotAllowed { path, .. }
+            | ArmError::OutOfRange { path, .. }
+            | ArmError::CircularReference { path, .. }
+            | ArmError::UnresolvedDependency { path, .. }
+            | ArmError::AmbiguousDependency { path, .. }
+            | ArmError::DuplicateResource { path, .. }
+            | ArmError::ReferenceUnavailable { path, .. }
+            | ArmError::NotAllowedHere { path, .. } => path,
+        }
+    }
+
+    /// Replaces every occurrence of a secret (securestring / secureObject value) in the error's
+    /// text, so secure parameter values can never leak through an error message.
+    pub(crate) fn redact(self, secrets: &[String]) -> ArmError {
+        if secrets.is_empty() {
+            return self;
+        }
+        let r = |s: String| crate::secret::redact_str(&s, secrets);
+        match self {
+            ArmError::Json { what, line, column, message } => ArmError::Json { what, line, column, message: r(message) },
+            ArmError::Structure { path, message } => ArmError::Structure { path: r(path), message: r(message) },
+            ArmError::Syntax { path, expression, position, message } => {
+                ArmError::Syntax { path: r(path), expression: r(expression), position, message: r(message) }
+            }
+            ArmError::UnknownFunction { path, name } => ArmError::UnknownFunction { path: r(path), name },
+            ArmError::Function { path, function, message } => {
+                ArmError::Function { path: r(path), function, message: r(message) }
+            }
+            ArmError::UndefinedName { path, kind, name } => ArmError::UndefinedName { path: r(path), kind, name: r(name) },
+            ArmError::Access { path, message } => ArmError::Access { path: r(path), message: r(message) },
+            ArmError::MissingParameter { path } => ArmError::MissingParameter { path },
+            ArmError::UnknownParameter { path, declared } => ArmError::UnknownParameter { path, declared },
+            ArmError::Type { path, expected, actual } => ArmError::Type { path, expected, actual: r(actual) },
+            ArmError::NotAllowed { path, value, allowed } => {
+                ArmError::NotAllowed { path, value: r(value), allowed: r(allowed) }
+            }
+            ArmError::OutOfRange { path, message } => ArmError::OutOfRange { path, message: r(message) },
+            ArmError::CircularReference { path, chain } => ArmError::CircularReference { path: r(path), chain },
+            ArmError::UnresolvedDependency { path, target } => {
+                ArmError::UnresolvedDependency { path: r(path), target: r(target) }
+            }
+            ArmError::AmbiguousDependency { path, target, matches } => {
+                ArmError::AmbiguousDependency { path: r(path), target: r(target), matches: r(matches) }
+            }
+            ArmError::DependencyCycle { cycle } => ArmError::DependencyCycle { cycle: r(cycle) },
+            ArmError::DuplicateResource { path, id, other } => {
+                ArmError::DuplicateResource { path: r(path), id: r(id), other: r(other) }
+            }
+            ArmError::ReferenceUnavailable { path, resource_id } => {
+                ArmError::ReferenceUnavailable { path: r(path), resource_id: r(resource_id) }
+            }
+            ArmError::NotAllowedHere { path, function, place } => {
+                ArmError::NotAllowedHere { path: r(path), function, place }
+            }
+        }
+    }
+}
