@@ -1,0 +1,473 @@
+//! Outbound and inbound Security Associations: the per-packet seal and open paths.
+//!
+//! Packet layout (RFC 4303 §2, RFC 4106 §3, RFC 3602 §3), as carried after the UDP header of a
+//! RFC 3948 datagram:
+//!
+//! ```text
+//! SPI (4) | sequence number (4) | IV (8 GCM / 16 CBC) | encrypted: inner packet, padding 1,2,3…,
+//! pad length (1), next header (1) | ICV (16 GCM / 12, 16 or 24 HMAC)
+//! ```
+//!
+//! An SA is used from one thread at a time (`&mut self`); outbound and inbound SAs are separate
+//! objects so the gateway can run encryption and decryption on different cores.
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::cipher::{padded_len, Cipher, ESP_HEADER_LEN, GCM_ICV_LEN, GCM_IV_LEN};
+use crate::crypto::{CbcOpen, CbcSeal, Gcm};
+use crate::error::{DropReason, EspError};
+use crate::inner::{inner_len, next_header_for};
+use crate::replay::{ReplayCheck, ReplayWindow};
+
+/// Traffic and drop statistics of one SA, for status output and byte-based rekeying.
+///
+/// `packets` and `bytes` count packets that were sealed (outbound) or accepted (inbound); `bytes`
+/// is the length of the inner IP packets. The drop counters only move on inbound SAs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets sealed or accepted.
+    pub packets: u64,
+    /// Inner IP bytes sealed or accepted.
+    pub bytes: u64,
+    /// Dropped: sequence number already seen or behind the replay window.
+    pub replayed: u64,
+    /// Dropped: ICV did not verify.
+    pub auth_failed: u64,
+    /// Dropped: truncated, misaligned, wrong SPI, sequence number 0, or bad inner IP header.
+    pub malformed: u64,
+    /// Dropped: padding bytes not 1, 2, 3, … or pad length too large.
+    pub bad_padding: u64,
+    /// Dropped: next header neither IPv4 (4) nor IPv6 (41).
+    pub unknown_next_header: u64,
+    /// Discarded dummy packets (next header 59); not an attack, so not part of [`Self::dropped`].
+    pub dummy: u64,
+}
+
+impl Counters {
+    /// Sum of all drop reasons (dummy packets excluded).
+    pub fn dropped(&self) -> u64 {
+        self.replayed + self.auth_failed + self.malformed + self.bad_padding + self.unknown_next_header
+    }
+
+    fn count(&mut self, reason: DropReason) {
+        let c = match reason {
+            DropReason::Replayed => &mut self.replayed,
+            DropReason::AuthFailed => &mut self.auth_failed,
+            DropReason::Malformed => &mut self.malformed,
+            DropReason::BadPadding => &mut self.bad_padding,
+            DropReason::UnknownNextHeader => &mut self.unknown_next_header,
+            DropReason::Dummy => &mut self.dummy,
+        };
+        *c += 1;
+    }
+}
+
+fn check_key_lengths(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Result<(), EspError> {
+    if enc_key.len() != cipher.enc_key_len() {
+        return Err(EspError::KeyLength {
+            which: "encryption",
+            cipher,
+            expected: cipher.enc_key_len(),
+            got: enc_key.len(),
+        });
+    }
+    if integ_key.len() != cipher.integ_key_len() {
+        return Err(EspError::KeyLength {
+            which: "integrity",
+            cipher,
+            expected: cipher.integ_key_len(),
+            got: integ_key.len(),
+        });
+    }
+    Ok(())
+}
+
+enum SealKeys {
+    Gcm(Gcm),
+    Cbc(CbcSeal),
+}
+
+/// The sending half of a Child SA: assigns sequence numbers and encrypts inner packets.
+pub struct OutboundSa {
+    spi: u32,
+    cipher: Cipher,
+    keys: SealKeys,
+    /// Sequence number of the last packet sealed (0 = none yet).
+    seq: u32,
+    counters: Counters,
+}
+
+impl fmt::Debug for OutboundSa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundSa")
+            .field("spi", &format_args!("{:#010x}", self.spi))
+            .field("cipher", &self.cipher)
+            .field("keys", &"<redacted>")
+            .field("seq", &self.seq)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl OutboundSa {
+    /// Keys the SA once. `enc_key` is the encryption KEYMAT (for GCM: key followed by the 4-byte
+    /// salt); `integ_key` the integrity KEYMAT (empty for GCM). The caller's key bytes are not
+    /// retained; the expanded keys are wiped when the SA is dropped.
+    pub fn new(
+        spi: u32,
+        cipher: Cipher,
+        enc_key: &[u8],
+        integ_key: &[u8],
+    ) -> Result<Self, EspError> {
+        check_key_lengths(cipher, enc_key, integ_key)?;
+        let keys = match cipher {
+            Cipher::AesGcm128 | Cipher::AesGcm256 => SealKeys::Gcm(Gcm::new(cipher, enc_key)?),
+            Cipher::AesCbc128(auth) | Cipher::AesCbc256(auth) => {
+                SealKeys::Cbc(CbcSeal::new(cipher, auth, enc_key, integ_key)?)
+            }
+        };
+        Ok(Self {
+            spi,
+            cipher,
+            keys,
+            seq: 0,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The SPI the peer chose for this SA (written into every packet).
+    pub fn spi(&self) -> u32 {
+        self.spi
+    }
+
+    /// The SA's transform.
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
+    }
+
+    /// Bytes before the inner packet (SPI, sequence number, IV): where [`Self::seal_in_place`]
+    /// expects the inner packet to start.
+    pub fn header_len(&self) -> usize {
+        self.cipher.header_len()
+    }
+
+    /// Largest number of bytes sealing adds to an inner packet, for the tunnel MTU.
+    pub fn overhead(&self) -> usize {
+        self.cipher.overhead()
+    }
+
+    /// Exact ESP packet length for an inner packet of `inner_len` bytes.
+    pub fn sealed_len(&self, inner_len: usize) -> usize {
+        self.cipher.sealed_len(inner_len)
+    }
+
+    /// Sequence number of the last packet sealed (0 before the first).
+    pub fn last_seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Packets that can still be sealed before the sequence number space runs out.
+    pub fn remaining_packets(&self) -> u32 {
+        u32::MAX - self.seq
+    }
+
+    /// Snapshot of the traffic counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Encapsulates one inner IPv4/IPv6 packet into an ESP packet (SPI through ICV, without the
+    /// UDP header) written to the start of `out`; returns its length.
+    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, EspError> {
+        let next_header = next_header_for(inner)?;
+        let needed = self.cipher.sealed_len(inner.len());
+        if out.len() < needed {
+            return Err(EspError::BufferTooSmall {
+                needed,
+                available: out.len(),
+            });
+        }
+        let hdr = self.cipher.header_len();
+        out[hdr..hdr + inner.len()].copy_from_slice(inner);
+        self.seal_prepared(out, inner.len(), next_header)
+    }
+
+    /// Like [`Self::seal`], but the inner packet already sits in `buf` at offset
+    /// [`Self::header_len`] with length `inner_len`, so nothing is copied: the gateway reads
+    /// from the TUN device straight into that offset. `buf` must have room for
+    /// [`Self::sealed_len`] bytes.
+    pub fn seal_in_place(&mut self, buf: &mut [u8], inner_len: usize) -> Result<usize, EspError> {
+        let hdr = self.cipher.header_len();
+        let needed = self.cipher.sealed_len(inner_len);
+        if buf.len() < needed {
+            return Err(EspError::BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        let next_header = next_header_for(&buf[hdr..hdr + inner_len])?;
+        self.seal_prepared(buf, inner_len, next_header)
+    }
+
+    /// Encrypts an arbitrary ESP payload (the bytes that end in pad length and next header),
+    /// zero-extended to the block size, so fuzzers and tests can produce authentic packets
+    /// whose decrypted contents are malformed.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn seal_raw_payload(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, EspError> {
+        let block = self.cipher.block_len();
+        let body = payload.len().max(1).div_ceil(block) * block;
+        let hdr = self.cipher.header_len();
+        let needed = hdr + body + self.cipher.icv_len();
+        if out.len() < needed {
+            return Err(EspError::BufferTooSmall {
+                needed,
+                available: out.len(),
+            });
+        }
+        out[hdr..hdr + payload.len()].copy_from_slice(payload);
+        out[hdr + payload.len()..hdr + body].fill(0);
+        let len = self.encrypt_body(out, body)?;
+        Ok(len)
+    }
+
+    /// Appends padding and trailer to the inner packet at `header_len()` and encrypts.
+    #[inline]
+    fn seal_prepared(
+        &mut self,
+        buf: &mut [u8],
+        inner_len: usize,
+        next_header: u8,
+    ) -> Result<usize, EspError> {
+        let hdr = self.cipher.header_len();
+        let body = padded_len(inner_len, self.cipher.block_len());
+        let pad = body - inner_len - 2;
+        let trailer = &mut buf[hdr + inner_len..hdr + body];
+        for (i, b) in trailer[..pad].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
+        }
+        trailer[pad] = pad as u8;
+        trailer[pad + 1] = next_header;
+        let len = self.encrypt_body(buf, body)?;
+        self.counters.bytes += inner_len as u64;
+        Ok(len)
+    }
+
+    /// Takes the next sequence number, writes the header and IV, encrypts the `body` bytes
+    /// after the header in place and appends the ICV.
+    #[inline]
+    fn encrypt_body(&mut self, buf: &mut [u8], body: usize) -> Result<usize, EspError> {
+        if self.seq == u32::MAX {
+            return Err(EspError::SequenceExhausted);
+        }
+        let seq = self.seq + 1;
+        let hdr = self.cipher.header_len();
+        buf[..4].copy_from_slice(&self.spi.to_be_bytes());
+        buf[4..8].copy_from_slice(&seq.to_be_bytes());
+        let len = match &self.keys {
+            SealKeys::Gcm(gcm) => {
+                // RFC 4106 §3.1: the IV only has to be unique per key; the sequence number is.
+                let iv = u64::from(seq).to_be_bytes();
+                buf[ESP_HEADER_LEN..hdr].copy_from_slice(&iv);
+                let (head, rest) = buf.split_at_mut(hdr);
+                let tag = gcm.seal(&iv, &head[..ESP_HEADER_LEN], &mut rest[..body])?;
+                rest[body..body + GCM_ICV_LEN].copy_from_slice(tag.as_ref());
+                hdr + body + GCM_ICV_LEN
+            }
+            SealKeys::Cbc(cbc) => {
+                let iv = cbc.iv(seq)?;
+                buf[ESP_HEADER_LEN..hdr].copy_from_slice(&iv);
+                cbc.encrypt(iv, &mut buf[hdr..hdr + body])?;
+                let icv_len = self.cipher.icv_len();
+                let (data, icv) = buf.split_at_mut(hdr + body);
+                cbc.integ.compute(data, &mut icv[..icv_len]);
+                hdr + body + icv_len
+            }
+        };
+        self.seq = seq;
+        self.counters.packets += 1;
+        Ok(len)
+    }
+}
+
+enum OpenKeys {
+    Gcm(Gcm),
+    Cbc(CbcOpen),
+}
+
+/// The receiving half of a Child SA: verifies, decrypts and replay-checks ESP packets.
+pub struct InboundSa {
+    spi: u32,
+    cipher: Cipher,
+    keys: OpenKeys,
+    window: ReplayWindow,
+    counters: Counters,
+}
+
+impl fmt::Debug for InboundSa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundSa")
+            .field("spi", &format_args!("{:#010x}", self.spi))
+            .field("cipher", &self.cipher)
+            .field("keys", &"<redacted>")
+            .field("highest_seq", &self.window.highest())
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl InboundSa {
+    /// Keys the SA once; key layout as for [`OutboundSa::new`].
+    pub fn new(
+        spi: u32,
+        cipher: Cipher,
+        enc_key: &[u8],
+        integ_key: &[u8],
+    ) -> Result<Self, EspError> {
+        check_key_lengths(cipher, enc_key, integ_key)?;
+        let keys = match cipher {
+            Cipher::AesGcm128 | Cipher::AesGcm256 => OpenKeys::Gcm(Gcm::new(cipher, enc_key)?),
+            Cipher::AesCbc128(auth) | Cipher::AesCbc256(auth) => {
+                OpenKeys::Cbc(CbcOpen::new(cipher, auth, enc_key, integ_key)?)
+            }
+        };
+        Ok(Self {
+            spi,
+            cipher,
+            keys,
+            window: ReplayWindow::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The SPI we chose for this SA (the one packets for it carry).
+    pub fn spi(&self) -> u32 {
+        self.spi
+    }
+
+    /// The SA's transform.
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
+    }
+
+    /// Highest sequence number accepted so far.
+    pub fn highest_seq(&self) -> u32 {
+        self.window.highest()
+    }
+
+    /// Snapshot of the traffic and drop counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Decapsulates in place; returns the inner IP packet (a slice of `packet`) or the reason
+    /// the packet was dropped, which is also counted. `packet` starts at the SPI.
+    pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<&'a [u8], EspError> {
+        let range = self.open_in_place(packet)?;
+        Ok(&packet[range])
+    }
+
+    /// Like [`Self::open`], but returns where the inner packet lies in `packet`, leaving the
+    /// caller free to keep using the buffer mutably (e.g. to prepend a TUN header in place).
+    pub fn open_in_place(&mut self, packet: &mut [u8]) -> Result<Range<usize>, EspError> {
+        match self.decapsulate(packet) {
+            Ok(range) => {
+                self.counters.packets += 1;
+                self.counters.bytes += range.len() as u64;
+                Ok(range)
+            }
+            Err(e) => {
+                if let Some(reason) = e.drop_reason() {
+                    self.counters.count(reason);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[inline]
+    fn decapsulate(&mut self, packet: &mut [u8]) -> Result<Range<usize>, EspError> {
+        let cipher = self.cipher;
+        let min = cipher.min_packet_len();
+        if packet.len() < min {
+            return Err(EspError::Truncated {
+                len: packet.len(),
+                min,
+            });
+        }
+        let spi = u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]);
+        if spi != self.spi {
+            return Err(EspError::SpiMismatch {
+                expected: self.spi,
+                got: spi,
+            });
+        }
+        let seq = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        // Cheap rejection of replays before any cryptography (RFC 4303 §3.4.3).
+        match self.window.check(seq) {
+            ReplayCheck::Fresh => {}
+            ReplayCheck::Zero => return Err(EspError::ZeroSequence),
+            ReplayCheck::Duplicate => return Err(EspError::Replayed { seq }),
+            ReplayCheck::TooOld => {
+                return Err(EspError::TooOld {
+                    seq,
+                    highest: self.window.highest(),
+                })
+            }
+        }
+        let hdr = cipher.header_len();
+        let icv_len = cipher.icv_len();
+        let body_len = packet.len() - hdr - icv_len;
+        let block = cipher.block_len();
+        if body_len % block != 0 {
+            return Err(EspError::Misaligned {
+                len: body_len,
+                block,
+            });
+        }
+        let plain: &mut [u8] = match &self.keys {
+            OpenKeys::Gcm(gcm) => {
+                let (head, rest) = packet.split_at_mut(hdr);
+                let mut iv = [0u8; GCM_IV_LEN];
+                iv.copy_from_slice(&head[ESP_HEADER_LEN..]);
+                gcm.open(&iv, &head[..ESP_HEADER_LEN], rest)
+                    .ok_or(EspError::AuthenticationFailed { seq })?
+            }
+            OpenKeys::Cbc(cbc) => {
+                let (data, icv) = packet.split_at_mut(hdr + body_len);
+                if !cbc.integ.verify(data, icv) {
+                    return Err(EspError::AuthenticationFailed { seq });
+                }
+                let mut iv = [0u8; 16];
+                iv.copy_from_slice(&data[ESP_HEADER_LEN..hdr]);
+                let body = &mut data[hdr..];
+                if !cbc.decrypt(iv, body) {
+                    return Err(EspError::Misaligned {
+                        len: body_len,
+                        block,
+                    });
+                }
+                body
+            }
+        };
+        // Authentic: only now may the packet move the window (RFC 4303 §3.4.3).
+        self.window.accept(seq);
+
+        let n = plain.len();
+        let next_header = plain[n - 1];
+        let pad = usize::from(plain[n - 2]);
+        if pad + 2 > n {
+            return Err(EspError::BadPadding);
+        }
+        let payload_len = n - 2 - pad;
+        let padding_ok = plain[payload_len..payload_len + pad]
+            .iter()
+            .zip(1u8..)
+            .fold(true, |ok, (&b, want)| ok & (b == want));
+        if !padding_ok {
+            return Err(EspError::BadPadding);
+        }
+        let len = inner_len(next_header, &plain[..payload_len])?;
+        Ok(hdr..hdr + len)
+    }
+}
