@@ -471,3 +471,148 @@ impl InboundSa {
         Ok(hdr..hdr + len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cipher::Auth;
+
+    const CIPHERS: [Cipher; 4] = [
+        Cipher::AesGcm128,
+        Cipher::AesGcm256,
+        Cipher::AesCbc128(Auth::HmacSha1_96),
+        Cipher::AesCbc256(Auth::HmacSha384_192),
+    ];
+
+    fn pair(cipher: Cipher) -> (OutboundSa, InboundSa) {
+        let e = vec![0x5a; cipher.enc_key_len()];
+        let i = vec![0x3c; cipher.integ_key_len()];
+        (
+            OutboundSa::new(0x100, cipher, &e, &i).unwrap(),
+            InboundSa::new(0x100, cipher, &e, &i).unwrap(),
+        )
+    }
+
+    fn ipv4(len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p
+    }
+
+    /// Seals `payload` (the plaintext ESP payload incl. trailer) and opens it.
+    fn open_raw(cipher: Cipher, payload: &[u8]) -> (Result<Vec<u8>, EspError>, Counters) {
+        let (mut o, mut i) = pair(cipher);
+        let mut buf = vec![0u8; payload.len() + 64];
+        let n = o.seal_raw_payload(payload, &mut buf).unwrap();
+        let r = i.open(&mut buf[..n]).map(<[u8]>::to_vec);
+        (r, i.counters())
+    }
+
+    fn with_trailer(inner: &[u8], pad: &[u8], pad_len: u8, nh: u8, block: usize) -> Vec<u8> {
+        let mut p = inner.to_vec();
+        p.extend_from_slice(pad);
+        p.extend_from_slice(&[pad_len, nh]);
+        assert_eq!(p.len() % block, 0, "test payload must be aligned");
+        p
+    }
+
+    #[test]
+    fn well_formed_raw_payload_opens() {
+        for c in CIPHERS {
+            let inner = ipv4(28);
+            let pad: Vec<u8> = (1..=(c.block_len() - 30 % c.block_len()) as u8 % c.block_len() as u8).collect();
+            let p = with_trailer(&inner, &pad, pad.len() as u8, 4, c.block_len());
+            let (r, _) = open_raw(c, &p);
+            assert_eq!(r.unwrap(), inner, "{c}");
+        }
+    }
+
+    #[test]
+    fn non_monotonic_padding_is_bad_padding_and_counted() {
+        for c in CIPHERS {
+            // 28 + 2 + pad = multiple of block: pad = 2 (GCM) or 2 (CBC: 32).
+            let p = with_trailer(&ipv4(28), &[1, 3], 2, 4, c.block_len());
+            let (r, counters) = open_raw(c, &p);
+            assert_eq!(r, Err(EspError::BadPadding), "{c}");
+            assert_eq!(counters.bad_padding, 1);
+            assert_eq!(counters.packets, 0);
+        }
+    }
+
+    #[test]
+    fn pad_length_beyond_the_payload_is_bad_padding() {
+        for c in CIPHERS {
+            let p = with_trailer(&ipv4(28), &[1, 2], 250, 4, c.block_len());
+            assert_eq!(open_raw(c, &p).0, Err(EspError::BadPadding), "{c}");
+        }
+    }
+
+    #[test]
+    fn unknown_next_header_is_dropped_and_counted() {
+        for c in CIPHERS {
+            // Next header 6 (TCP): transport mode, which a tunnel SA never carries.
+            let p = with_trailer(&ipv4(28), &[1, 2], 2, 6, c.block_len());
+            let (r, counters) = open_raw(c, &p);
+            assert_eq!(r, Err(EspError::UnknownNextHeader(6)), "{c}");
+            assert_eq!(counters.unknown_next_header, 1);
+        }
+    }
+
+    #[test]
+    fn dummy_packets_are_discarded_but_not_counted_as_attacks() {
+        for c in CIPHERS {
+            let p = with_trailer(&[0xEE; 28], &[1, 2], 2, 59, c.block_len());
+            let (r, counters) = open_raw(c, &p);
+            assert_eq!(r, Err(EspError::DummyPacket), "{c}");
+            assert_eq!((counters.dummy, counters.dropped()), (1, 0));
+        }
+    }
+
+    #[test]
+    fn inner_header_disagreeing_with_next_header_is_malformed() {
+        for c in CIPHERS {
+            // IPv4 packet announced as IPv6.
+            let p = with_trailer(&ipv4(28), &[1, 2], 2, 41, c.block_len());
+            let (r, counters) = open_raw(c, &p);
+            assert_eq!(r, Err(EspError::BadInnerPacket), "{c}");
+            assert_eq!(counters.malformed, 1);
+            // IPv4 header claiming more bytes than were carried.
+            let mut inner = ipv4(28);
+            inner[2..4].copy_from_slice(&1000u16.to_be_bytes());
+            let p = with_trailer(&inner, &[1, 2], 2, 4, c.block_len());
+            assert_eq!(open_raw(c, &p).0, Err(EspError::BadInnerPacket), "{c}");
+        }
+    }
+
+    #[test]
+    fn authentic_but_malformed_packet_still_uses_up_its_sequence_number() {
+        let c = Cipher::AesGcm128;
+        let (mut o, mut i) = pair(c);
+        let p = with_trailer(&ipv4(28), &[1, 3], 2, 4, 4);
+        let mut buf = vec![0u8; 128];
+        let n = o.seal_raw_payload(&p, &mut buf).unwrap();
+        let copy = buf[..n].to_vec();
+        assert_eq!(i.open(&mut buf[..n]), Err(EspError::BadPadding));
+        let mut again = copy;
+        assert_eq!(i.open(&mut again), Err(EspError::Replayed { seq: 1 }));
+    }
+
+    #[test]
+    fn sequence_numbers_never_wrap() {
+        for c in CIPHERS {
+            let (mut o, mut i) = pair(c);
+            o.seq = u32::MAX - 1;
+            let inner = ipv4(40);
+            let mut buf = vec![0u8; 200];
+            let n = o.seal(&inner, &mut buf).unwrap();
+            assert_eq!(&buf[4..8], &u32::MAX.to_be_bytes());
+            assert_eq!(i.open(&mut buf[..n]).unwrap(), &inner[..]);
+            assert_eq!(o.remaining_packets(), 0);
+            assert_eq!(o.seal(&inner, &mut buf), Err(EspError::SequenceExhausted), "{c}");
+            assert_eq!(o.seal(&inner, &mut buf), Err(EspError::SequenceExhausted));
+            assert_eq!(o.last_seq(), u32::MAX);
+            assert_eq!(o.counters().packets, 1);
+        }
+    }
+}

@@ -17,7 +17,7 @@ pub fn all_ciphers() -> Vec<Cipher> {
 /// Deterministic, distinct key material of the right lengths for `cipher`.
 pub fn keys(cipher: Cipher, seed: u8) -> (Vec<u8>, Vec<u8>) {
     let enc = (0..cipher.enc_key_len()).map(|i| seed.wrapping_mul(31).wrapping_add(i as u8)).collect();
-    let integ = (0..cipher.integ_key_len()).map(|i| seed.wrapping_add(0x80).wrapping_add(i as u8 * 7)).collect();
+    let integ = (0..cipher.integ_key_len()).map(|i| seed.wrapping_add(0x80).wrapping_add((i as u8).wrapping_mul(7))).collect();
     (enc, integ)
 }
 
