@@ -6,6 +6,7 @@
 use crate::eval::{Env, KnownResource, Place, Scope};
 use crate::expr::{classify, parse, Expr, StringForm};
 use crate::json::{get_ci, type_name};
+use crate::profiles::{api_profile_version, known_api_profiles};
 use crate::secret::{redact_value, MASK};
 use crate::template::Template;
 use crate::ArmError;
@@ -84,7 +85,7 @@ pub struct PendingResource {
     pub resource_type: String,
     /// Full name, including parent names for children (`vnet1/sub1`).
     pub name: String,
-    /// `apiVersion`, if the resource states one (templates with an `apiProfile` may omit it).
+    /// The resource's `apiVersion`, or the version the template's `apiProfile` assigns to its type.
     pub api_version: Option<String>,
     /// Template path of the resource (`resources[3]`, `resources[1].resources[0]`).
     pub path: String,
@@ -474,7 +475,7 @@ fn expand(
             };
         let own_type = header_string(scope, m, "type", path, &env)?.unwrap_or_default();
         let own_name = header_string(scope, m, "name", path, &env)?.unwrap_or_default();
-        let api_version = header_string(scope, m, "apiVersion", path, &env)?;
+        let stated_api_version = header_string(scope, m, "apiVersion", path, &env)?;
         let (resource_type, name) = match parent {
             Some(p) if !own_type.contains('/') => (
                 format!("{}/{}", out[p].pending.resource_type, own_type),
@@ -482,6 +483,27 @@ fn expand(
             ),
             Some(p) if !own_name.contains('/') => (own_type.clone(), format!("{}/{}", out[p].pending.name, own_name)),
             _ => (own_type.trim_matches('/').to_string(), own_name.clone()),
+        };
+        let api_version = match (stated_api_version, scope.template.api_profile.as_deref()) {
+            (Some(v), _) => Some(v),
+            (None, Some(profile)) => match api_profile_version(profile, &resource_type) {
+                Some(v) => Some(v.to_string()),
+                None => {
+                    return Err(ArmError::Structure {
+                        path: path.to_string(),
+                        message: format!(
+                            "the resource has no apiVersion and apiProfile '{profile}' gives none for '{resource_type}' (known profiles: {})",
+                            known_api_profiles().join(", ")
+                        ),
+                    })
+                }
+            },
+            (None, None) => {
+                return Err(ArmError::Structure {
+                    path: path.to_string(),
+                    message: "the resource has no apiVersion (and the template no apiProfile)".into(),
+                })
+            }
         };
         let id = scope.resource_id(&resource_type, &name).map_err(|message| ArmError::Structure {
             path: format!("{path}.name"),

@@ -137,23 +137,34 @@ impl Scope {
         };
         let names: Vec<String> = scope.template.parameters.iter().map(|p| p.name.clone()).collect();
         for name in &names {
-            scope.param(name, &format!("parameters.{name}"))?;
+            scope.param(name, &format!("parameters.{name}")).map_err(|e| e.redact(&scope.current_secrets()))?;
         }
         let mut scope = scope;
-        let mut secrets = Vec::new();
-        for p in &scope.template.parameters {
-            if p.kind.is_secure() {
-                if let Some(Slot::Done(v)) = scope.params.borrow().get(&lc(&p.name)) {
-                    crate::secret::collect_secrets(v, &mut secrets);
-                }
-            }
-        }
-        scope.secrets = secrets;
-        let var_names: Vec<String> = scope.var_defs.values().map(|(n, _)| n.clone()).collect();
-        for name in &var_names {
-            scope.variable(name, &format!("variables.{name}"))?;
+        scope.secrets = scope.current_secrets();
+        let mut var_names: Vec<(String, String)> = scope.template.variables.keys().map(|k| (k.clone(), k.clone())).collect();
+        var_names.retain(|(k, _)| !k.eq_ignore_ascii_case("copy"));
+        var_names.extend(scope.var_defs.values().filter(|(_, d)| matches!(d, VarDef::Copy(..))).map(|(n, _)| (n.clone(), n.clone())));
+        for (name, _) in &var_names {
+            scope.variable(name, &format!("variables.{name}")).map_err(|e| e.redact(&scope.secrets))?;
         }
         Ok(scope)
+    }
+
+    /// String leaves of every securestring / secureObject value known so far (supplied or
+    /// resolved): what errors and Debug output must never show.
+    fn current_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in self.template.parameters.iter().filter(|p| p.kind.is_secure()) {
+            if let Some((_, v)) = self.supplied.iter().find(|(k, _)| k.eq_ignore_ascii_case(&p.name)) {
+                crate::secret::collect_secrets(v, &mut out);
+            }
+            if let Some(Slot::Done(v)) = self.params.borrow().get(&lc(&p.name)) {
+                crate::secret::collect_secrets(v, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The resolved value of a parameter (by case-insensitive name).

@@ -13,8 +13,11 @@ mod error;
 mod eval;
 mod expr;
 mod functions;
+#[cfg(test)]
+mod function_tests;
 mod hash;
 mod json;
+mod profiles;
 mod secret;
 mod template;
 
@@ -22,6 +25,7 @@ pub use deployment::{
     CopyInstance, Deployment, DeploymentContext, EvaluatedResource, PendingResource, ReferenceResolver,
 };
 pub use error::ArmError;
+pub use profiles::{api_profile_version, known_api_profiles};
 pub use template::{parse_parameters, parse_template, ParameterDef, ParameterType, Template};
 
 /// Re-exported so users of the API need not depend on serde_json separately.
