@@ -1,1 +1,382 @@
-//! placeholder until the crate lands
+//! The control plane of one site: its kind (a data profile), the typed resources ARM templates
+//! deploy to it, validation against the kind and the site's current state, address management,
+//! and a store that survives restarts.
+//!
+//! Flow: [`Site::plan`] evaluates a template with the `arm` engine, types and validates every
+//! resource against the current state and allocates addresses — changing nothing; [`Site::apply`]
+//! records the plan in one database transaction. The lab (`fabric`) realizes resources and
+//! reports back with [`Site::set_provisioning_state`].
+
+mod error;
+pub mod ipam;
+mod json;
+mod kind;
+mod model;
+mod plan;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+pub use error::{Location, SiteError};
+pub use kind::{kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Features, GatewaySku, GatewaySubnetRules, KindProfile};
+pub use model::{
+    same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType, DhGroup, EffectivePolicy,
+    GatewayIpConfiguration, IkeEncryption, IkeIntegrity, IpsecEncryption, IpsecIntegrity, IpsecPolicy,
+    LocalNetworkGateway, NetworkInterface, NicIpConfiguration, OtherResource, PfsGroup, ProvisioningState,
+    PublicIpAddress, PublicIpSku, Resource, ResourceMeta, SharedKey, Subnet, VirtualMachine, VirtualNetwork,
+    VirtualNetworkGateway, VmNic, VpnType,
+};
+pub use store::SiteInfo;
+
+/// The subnet name VPN gateways must live in.
+pub const GATEWAY_SUBNET: &str = "GatewaySubnet";
+
+/// Resource types the lab realizes today; resources of these types start as `Updating` after
+/// apply (until the lab reports), local network gateways as `Succeeded` (pure configuration),
+/// everything else as `Pending`. [`Site::set_realized_types`] changes the set as the lab grows.
+pub const DEFAULT_REALIZED_TYPES: &[&str] = &[
+    "Microsoft.Network/virtualNetworks",
+    "Microsoft.Network/virtualNetworks/subnets",
+    "Microsoft.Network/publicIPAddresses",
+    "Microsoft.Network/networkInterfaces",
+    "Microsoft.Compute/virtualMachines",
+];
+
+/// ARM deployment modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DeploymentMode {
+    /// Resources not in the template are left alone (ARM's default).
+    #[default]
+    Incremental,
+    /// Resources not in the template are deleted.
+    Complete,
+}
+
+/// What a plan will do to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeAction {
+    /// The resource does not exist yet.
+    Create,
+    /// The resource exists and changes.
+    Update,
+    /// The resource exists and is unchanged.
+    NoChange,
+    /// The resource is removed (complete mode only).
+    Delete,
+}
+
+/// One line of a plan: a resource and what happens to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    /// Resource id.
+    pub id: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// Resource name.
+    pub name: String,
+    /// What happens.
+    pub action: ChangeAction,
+}
+
+/// The result of evaluating and validating a deployment against the site; apply it to record it.
+/// Holds the complete new state of every resource the template touches.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Deployment name.
+    pub deployment_name: String,
+    /// Deployment mode.
+    pub mode: DeploymentMode,
+    /// SHA-256 of the template text, hex.
+    pub template_hash: String,
+    /// Parameter values as recorded (securestring / secureObject masked).
+    pub parameters: Map<String, Value>,
+    /// Per-resource actions, in deployment order (deletions last).
+    pub changes: Vec<PlannedChange>,
+    /// New state of every resource in the template, in deployment order.
+    pub resources: Vec<Resource>,
+    /// Evaluated outputs (securestring outputs omitted, as Azure does).
+    pub outputs: Map<String, Value>,
+    /// Notes for the user (unknown types recorded, sizes below recommendation, …).
+    pub notes: Vec<String>,
+    pub(crate) deletes: Vec<String>,
+    pub(crate) base_generation: u64,
+}
+
+/// Outcome of a deployment as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum DeploymentState {
+    /// All resources were recorded (their realization is tracked per resource).
+    Succeeded,
+    /// The deployment was rejected; nothing was changed.
+    Failed { error: String },
+}
+
+/// A deployment as the site remembers it (like `az deployment group show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// Deployment name (unique per site; re-using a name replaces the record).
+    pub name: String,
+    /// Order in which deployments were recorded.
+    pub sequence: u64,
+    /// Unix time (seconds) of the record.
+    pub timestamp: u64,
+    /// SHA-256 of the template text, hex.
+    pub template_hash: String,
+    /// Parameters with secure values masked.
+    pub parameters: Map<String, Value>,
+    /// Outputs.
+    pub outputs: Map<String, Value>,
+    /// Mode used.
+    pub mode: DeploymentMode,
+    /// Outcome.
+    pub state: DeploymentState,
+    /// Ids of the resources the template declared.
+    pub resources: Vec<String>,
+    /// Notes from planning.
+    pub notes: Vec<String>,
+}
+
+/// One site: its identity, kind and store. Cheap to hold; the database is opened per operation
+/// so other processes (`lab status`) can read while this one lives.
+#[derive(Debug)]
+pub struct Site {
+    db_path: PathBuf,
+    info: SiteInfo,
+    kind: &'static KindProfile,
+    realized_types: Vec<String>,
+}
+
+fn valid_site_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn db_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("{name}.redb"))
+}
+
+/// A stable subscription id derived from the site name, so resource ids are reproducible.
+fn subscription_for(name: &str) -> String {
+    let h = hex::encode(Sha256::digest(format!("hybridnet-site:{name}").as_bytes()));
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Site {
+    /// Creates the site's database in `state_dir` (`<name>.redb`); calling it again with the
+    /// same kind and prefix just opens the site.
+    pub fn create(state_dir: &Path, name: &str, kind: &str, public_prefix: Ipv4Net) -> Result<Site, SiteError> {
+        if !valid_site_name(name) {
+            return Err(SiteError::InvalidSiteName(name.to_string()));
+        }
+        let profile = kind::kind(kind)?;
+        std::fs::create_dir_all(state_dir).map_err(|e| SiteError::Io { path: state_dir.display().to_string(), source: e })?;
+        let path = db_path(state_dir, name);
+        let store = store::Store::open(&path, true)?;
+        let wanted = SiteInfo {
+            name: name.to_string(),
+            kind: profile.name.clone(),
+            public_prefix: public_prefix.trunc(),
+            subscription_id: subscription_for(name),
+            resource_group: name.to_string(),
+            location: name.to_string(),
+        };
+        match store.info()? {
+            Some(existing) if existing == wanted => {}
+            Some(existing) => {
+                return Err(SiteError::SiteMismatch {
+                    name: name.to_string(),
+                    existing: format!("kind {} with public prefix {}", existing.kind, existing.public_prefix),
+                    requested: format!("kind {} with public prefix {}", wanted.kind, wanted.public_prefix),
+                })
+            }
+            None => store.write_info(&wanted)?,
+        }
+        Ok(Site { db_path: path, info: wanted, kind: profile, realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect() })
+    }
+
+    /// Opens an existing site (e.g. from `lab status` in a new process).
+    pub fn open(state_dir: &Path, name: &str) -> Result<Site, SiteError> {
+        if !valid_site_name(name) {
+            return Err(SiteError::InvalidSiteName(name.to_string()));
+        }
+        let path = db_path(state_dir, name);
+        let store = store::Store::open(&path, false)?;
+        let info = store
+            .info()?
+            .ok_or_else(|| SiteError::NoSuchSite { name: name.to_string(), dir: state_dir.display().to_string() })?;
+        let profile = kind::kind(&info.kind)?;
+        Ok(Site { db_path: path, info, kind: profile, realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect() })
+    }
+
+    /// The site's identity (name, kind, public prefix, ids used in resource ids).
+    pub fn info(&self) -> &SiteInfo {
+        &self.info
+    }
+
+    /// The site's kind profile.
+    pub fn kind(&self) -> &'static KindProfile {
+        self.kind
+    }
+
+    /// Path of the site's database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Declares which resource types the lab realizes (see [`DEFAULT_REALIZED_TYPES`]).
+    pub fn set_realized_types<S: AsRef<str>>(&mut self, types: &[S]) {
+        self.realized_types = types.iter().map(|s| s.as_ref().to_string()).collect();
+    }
+
+    /// The context templates are evaluated in for this site (subscription, resource group,
+    /// location = site name).
+    pub fn deployment_context(&self, deployment_name: &str) -> arm::DeploymentContext {
+        arm::DeploymentContext {
+            subscription_id: self.info.subscription_id.clone(),
+            resource_group: self.info.resource_group.clone(),
+            location: self.info.location.clone(),
+            deployment_name: deployment_name.to_string(),
+        }
+    }
+
+    fn store(&self) -> Result<store::Store, SiteError> {
+        store::Store::open(&self.db_path, false)
+    }
+
+    /// Evaluates and validates a deployment (incremental mode) against the current state;
+    /// changes nothing.
+    pub fn plan(&self, template_json: &str, parameters: Map<String, Value>, deployment_name: &str) -> Result<Plan, SiteError> {
+        self.plan_with_mode(template_json, parameters, deployment_name, DeploymentMode::Incremental)
+    }
+
+    /// Like [`Site::plan`] with an explicit mode; complete mode also plans deleting every
+    /// resource the template does not declare (refused if something kept still uses it).
+    pub fn plan_with_mode(
+        &self,
+        template_json: &str,
+        parameters: Map<String, Value>,
+        deployment_name: &str,
+        mode: DeploymentMode,
+    ) -> Result<Plan, SiteError> {
+        let template = arm::parse_template(template_json)?;
+        let ctx = self.deployment_context(deployment_name);
+        let deployment = arm::Deployment::new(&template, &parameters, &ctx)?;
+        let store = self.store()?;
+        let base_generation = store.generation()?;
+        let existing = store.resources()?;
+        drop(store);
+        let mut plan = plan::Planner::new(self.kind, &self.info, existing, deployment_name, &self.realized_types)
+            .run(&deployment, mode)?;
+        plan.template_hash = hex::encode(Sha256::digest(template_json.as_bytes()));
+        plan.parameters = deployment.parameters_redacted();
+        plan.base_generation = base_generation;
+        Ok(plan)
+    }
+
+    /// Records a plan atomically (one write transaction). Fails with [`SiteError::StalePlan`]
+    /// if another deployment was applied since the plan was made.
+    pub fn apply(&mut self, plan: Plan) -> Result<DeploymentRecord, SiteError> {
+        let store = self.store()?;
+        let sequence = store.deployments()?.iter().map(|d| d.sequence).max().map_or(1, |s| s + 1);
+        let writes: Vec<Resource> = plan
+            .resources
+            .iter()
+            .zip(&plan.changes)
+            .filter(|(_, c)| c.action != ChangeAction::NoChange)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let record = DeploymentRecord {
+            name: plan.deployment_name.clone(),
+            sequence,
+            timestamp: now_unix(),
+            template_hash: plan.template_hash.clone(),
+            parameters: plan.parameters.clone(),
+            outputs: plan.outputs.clone(),
+            mode: plan.mode,
+            state: DeploymentState::Succeeded,
+            resources: plan.resources.iter().map(|r| r.id().to_string()).collect(),
+            notes: plan.notes.clone(),
+        };
+        store.commit(store::Commit {
+            base_generation: plan.base_generation,
+            writes: &writes,
+            deletes: &plan.deletes,
+            deployment: &record,
+            deployment_name: &plan.deployment_name,
+        })?;
+        Ok(record)
+    }
+
+    /// Records a deployment that was rejected, so status shows it failed and why; resources are
+    /// untouched. Parameters are masked per the template's secure types when it parses, and
+    /// omitted otherwise.
+    pub fn record_failed_deployment(
+        &mut self,
+        template_json: &str,
+        parameters: &Map<String, Value>,
+        deployment_name: &str,
+        error: &SiteError,
+    ) -> Result<DeploymentRecord, SiteError> {
+        let store = self.store()?;
+        let sequence = store.deployments()?.iter().map(|d| d.sequence).max().map_or(1, |s| s + 1);
+        let recorded_params = arm::parse_template(template_json)
+            .ok()
+            .and_then(|t| arm::Deployment::new(&t, parameters, &self.deployment_context(deployment_name)).ok())
+            .map(|d| d.parameters_redacted())
+            .unwrap_or_default();
+        let record = DeploymentRecord {
+            name: deployment_name.to_string(),
+            sequence,
+            timestamp: now_unix(),
+            template_hash: hex::encode(Sha256::digest(template_json.as_bytes())),
+            parameters: recorded_params,
+            outputs: Map::new(),
+            mode: DeploymentMode::Incremental,
+            state: DeploymentState::Failed { error: error.to_string() },
+            resources: Vec::new(),
+            notes: Vec::new(),
+        };
+        store.put_deployment(&record)?;
+        Ok(record)
+    }
+
+    /// Sets a resource's realization state (the lab calls this as it realizes or fails).
+    pub fn set_provisioning_state(&mut self, resource_id: &str, state: ProvisioningState) -> Result<(), SiteError> {
+        self.store()?.set_state(resource_id, state)
+    }
+
+    /// Every resource of the site, typed (shared keys attached; never print them).
+    pub fn resources(&self) -> Result<Vec<Resource>, SiteError> {
+        self.store()?.resources()
+    }
+
+    /// One resource by id (case-insensitive).
+    pub fn resource(&self, resource_id: &str) -> Result<Option<Resource>, SiteError> {
+        Ok(self.resources()?.into_iter().find(|r| same_id(r.id(), resource_id)))
+    }
+
+    /// Every deployment recorded, oldest first.
+    pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, SiteError> {
+        self.store()?.deployments()
+    }
+
+    /// The id a resource of this type and name has in this site (e.g. for `lab exec SITE/VM`).
+    pub fn resource_id(&self, resource_type: &str, name: &str) -> String {
+        let (ns, types) = resource_type.split_once('/').unwrap_or((resource_type, ""));
+        let mut id = format!("/subscriptions/{}/resourceGroups/{}/providers/{ns}", self.info.subscription_id, self.info.resource_group);
+        for (t, n) in types.split('/').zip(name.split('/')) {
+            id.push_str(&format!("/{t}/{n}"));
+        }
+        id
+    }
+}
