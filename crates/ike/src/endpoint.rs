@@ -1,0 +1,1454 @@
+//! The IKEv2 endpoint: owns every IKE SA of every configured connection, dispatches incoming
+//! datagrams by SPI, runs the IKE_SA_INIT / IKE_AUTH / INFORMATIONAL exchanges as initiator and
+//! responder, and reports results as events. Sans-IO: the caller moves datagrams and time.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::constant_time;
+
+use crate::codec::{
+    exchange, find_notify, flags, notify, payload_type, protocol, AuthPayload, DeletePayload, Header, IdPayload, KePayload, Message, NotifyPayload, Payload,
+    PayloadBody, TsEntry, TsPayload,
+};
+use crate::config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, TrafficSelector};
+use crate::crypto::{self, DhPrivate, IkeKeys};
+use crate::error::{CryptoError, IkeError};
+use crate::proposal::{self, ChildSuite};
+
+/// Handle for a configured connection, returned by [`Endpoint::add_connection`].
+pub type ConnectionId = usize;
+
+/// First retransmission interval; doubled on every retry (0.5 s, 1 s, 2 s, 4 s, 8 s).
+pub const RETRANSMIT_BASE: Duration = Duration::from_millis(500);
+/// Number of transmissions of one request before the peer is declared unreachable.
+pub const MAX_TRANSMISSIONS: u32 = 5;
+/// A responder IKE SA that is not authenticated within this time is discarded.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Delay before an initiating connection tries again after the peer was unreachable or dead.
+pub const REINITIATE_DELAY: Duration = Duration::from_secs(2);
+/// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, at least 16 octets).
+const NONCE_LEN: usize = 32;
+/// Auth method: shared key message integrity code.
+const AUTH_PSK: u8 = 2;
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our UDP port to send from: 500, or 4500 after the NAT-T float.
+    pub local_port: u16,
+    /// Destination.
+    pub remote: SocketAddr,
+    /// UDP payload; starts with the 4-octet non-ESP marker when `local_port != 500`.
+    pub payload: Vec<u8>,
+}
+
+/// Keys and parameters of an installed Child SA, for the ESP data path.
+#[derive(Clone)]
+pub struct ChildSaKeys {
+    /// SPI the peer puts on packets to us.
+    pub spi_in: u32,
+    /// SPI we put on packets to the peer.
+    pub spi_out: u32,
+    /// Cipher.
+    pub encryption: Encryption,
+    /// Integrity algorithm (None for GCM).
+    pub integrity: Option<Integrity>,
+    /// Inbound key (GCM: key || 4-octet salt).
+    pub enc_key_in: Vec<u8>,
+    /// Outbound key (GCM: key || 4-octet salt).
+    pub enc_key_out: Vec<u8>,
+    /// Inbound HMAC key (empty for GCM).
+    pub integ_key_in: Vec<u8>,
+    /// Outbound HMAC key (empty for GCM).
+    pub integ_key_out: Vec<u8>,
+    /// Our side's selectors as negotiated (narrowed).
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's selectors as negotiated (narrowed).
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Where ESP-in-UDP goes: the peer's IKE address after the float to 4500.
+    pub peer: SocketAddr,
+    /// PFS group if one was used.
+    pub dh_group: Option<DhGroup>,
+}
+
+impl Drop for ChildSaKeys {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.enc_key_in.zeroize();
+        self.enc_key_out.zeroize();
+        self.integ_key_in.zeroize();
+        self.integ_key_out.zeroize();
+    }
+}
+
+impl fmt::Debug for ChildSaKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSaKeys")
+            .field("spi_in", &format_args!("{:08x}", self.spi_in))
+            .field("spi_out", &format_args!("{:08x}", self.spi_out))
+            .field("encryption", &self.encryption)
+            .field("integrity", &self.integrity)
+            .field("keys", &"<redacted>")
+            .field("local_ts", &self.local_ts)
+            .field("remote_ts", &self.remote_ts)
+            .field("peer", &self.peer)
+            .field("dh_group", &self.dh_group)
+            .finish()
+    }
+}
+
+/// Why a connection went down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// PSK/identity mismatch: the peer rejected us, or its AUTH did not verify.
+    AuthenticationFailed,
+    /// No common proposal. `theirs` is empty when the peer (as responder) did not disclose it.
+    NoProposalChosen {
+        /// Our proposals.
+        ours: Vec<String>,
+        /// The peer's proposals, if known.
+        theirs: Vec<String>,
+    },
+    /// No acceptable traffic selectors.
+    TsUnacceptable {
+        /// Our selectors.
+        ours: String,
+        /// The peer's selectors, if known.
+        theirs: String,
+    },
+    /// Retransmissions exhausted without an answer.
+    PeerUnreachable,
+    /// The peer deleted the IKE SA.
+    DeletedByPeer,
+    /// Dead-peer detection found no answer within the DPD timeout.
+    DpdTimeout,
+    /// Anything else, with a description.
+    Other(String),
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::AuthenticationFailed => {
+                f.write_str("AUTHENTICATION_FAILED: pre-shared key or identity mismatch (the peer rejected our AUTH, or its AUTH did not verify)")
+            }
+            DownReason::NoProposalChosen { ours, theirs } => {
+                write!(f, "NO_PROPOSAL_CHOSEN: our proposals [{}]; ", ours.join(", "))?;
+                if theirs.is_empty() {
+                    f.write_str("peer's proposals not known (the responder only answers NO_PROPOSAL_CHOSEN)")
+                } else {
+                    write!(f, "peer's proposals [{}]", theirs.join(", "))
+                }
+            }
+            DownReason::TsUnacceptable { ours, theirs } => write!(f, "TS_UNACCEPTABLE: our selectors {ours}; peer's selectors {theirs}"),
+            DownReason::PeerUnreachable => write!(f, "peer unreachable: no answer after {MAX_TRANSMISSIONS} transmissions"),
+            DownReason::DeletedByPeer => f.write_str("IKE SA deleted by peer"),
+            DownReason::DpdTimeout => f.write_str("dead peer detection timeout"),
+            DownReason::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What happened, for the runtime to act on (install/remove ESP SAs, update status).
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// IKE SA authenticated.
+    IkeSaEstablished {
+        /// Connection.
+        conn: ConnectionId,
+        /// Negotiated algorithms, e.g. "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384".
+        algorithms: String,
+    },
+    /// A Child SA is ready: install it in the ESP path.
+    ChildSaInstalled {
+        /// Connection.
+        conn: ConnectionId,
+        /// Keys and selectors.
+        child: ChildSaKeys,
+    },
+    /// A Child SA is gone: remove it from the ESP path.
+    ChildSaDeleted {
+        /// Connection.
+        conn: ConnectionId,
+        /// Inbound SPI.
+        spi_in: u32,
+        /// Outbound SPI.
+        spi_out: u32,
+    },
+    /// The connection failed or was torn down.
+    ConnectionDown {
+        /// Connection.
+        conn: ConnectionId,
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// A snapshot of one connection for `gateway status`; holds no secrets.
+#[derive(Clone, Debug)]
+pub struct ConnectionStatus {
+    /// Connection.
+    pub conn: ConnectionId,
+    /// Configured name.
+    pub name: String,
+    /// "connecting", "established" or "down".
+    pub state: String,
+    /// Negotiated IKE algorithms.
+    pub ike_algorithms: Option<String>,
+    /// Negotiated ESP algorithms.
+    pub esp_algorithms: Option<String>,
+    /// Initiator SPI of the current IKE SA (0 if none).
+    pub ike_spi_i: u64,
+    /// Responder SPI of the current IKE SA (0 if none).
+    pub ike_spi_r: u64,
+    /// Last failure, human readable.
+    pub last_error: Option<String>,
+    /// When the current IKE SA was established.
+    pub established_at: Option<Instant>,
+    /// IKE datagrams for this connection that were dropped (malformed, failed integrity, ...).
+    pub ike_dropped: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnState {
+    Connecting,
+    Established,
+    Down,
+}
+
+struct Connection {
+    cfg: ConnectionConfig,
+    state: ConnState,
+    last_error: Option<String>,
+    ike_sa: Option<u64>,
+    established_at: Option<Instant>,
+    ike_algorithms: Option<String>,
+    esp_algorithms: Option<String>,
+    retry_at: Option<Instant>,
+    dropped: u64,
+}
+
+struct ChildSa {
+    spi_in: u32,
+    spi_out: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RequestKind {
+    IkeSaInit,
+    IkeAuth,
+    Dpd,
+    DeleteIke,
+}
+
+struct Outstanding {
+    msg_id: u32,
+    bytes: Vec<u8>,
+    tries: u32,
+    next_at: Instant,
+    kind: RequestKind,
+}
+
+/// Initiator waiting for the IKE_SA_INIT response.
+struct InitiatorInit {
+    dh: DhPrivate,
+    cookie: Option<Vec<u8>>,
+    restarts: u32,
+}
+
+/// Initiator waiting for the IKE_AUTH response.
+struct InitiatorAuth {
+    child_spi_in: u32,
+}
+
+enum Phase {
+    InitiatorInit(InitiatorInit),
+    InitiatorAuth(InitiatorAuth),
+    ResponderAuth,
+    Established,
+}
+
+struct IkeSa {
+    conn: ConnectionId,
+    initiator: bool,
+    spi_i: u64,
+    spi_r: u64,
+    local_port: u16,
+    remote: SocketAddr,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    init_request: Vec<u8>,
+    init_response: Vec<u8>,
+    keys: Option<IkeKeys>,
+    gcm_iv: u64,
+    next_out_id: u32,
+    outstanding: Option<Outstanding>,
+    queued: VecDeque<RequestKind>,
+    peer_next_id: u32,
+    cached_response: Option<Vec<u8>>,
+    last_request: Vec<u8>,
+    children: Vec<ChildSa>,
+    phase: Phase,
+    created: Instant,
+    last_recv: Instant,
+    dead: bool,
+    quiet: bool,
+}
+
+impl IkeSa {
+    fn our_spi(&self) -> u64 {
+        if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+}
+
+fn wrap(local_port: u16, remote: SocketAddr, msg: Vec<u8>) -> Transmit {
+    let payload = if local_port == 500 {
+        msg
+    } else {
+        let mut v = Vec::with_capacity(msg.len() + 4);
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v.extend_from_slice(&msg);
+        v
+    };
+    Transmit { local_port, remote, payload }
+}
+
+fn notify_payload(kind: u16, data: Vec<u8>) -> Payload {
+    Payload::new(PayloadBody::Notify(NotifyPayload { protocol: 0, spi: vec![], kind, data }))
+}
+
+fn id_payload(id: &Identity) -> IdPayload {
+    IdPayload { id_type: id.id_type(), data: id.data() }
+}
+
+fn ts_to_entry(ts: &TrafficSelector) -> TsEntry {
+    let oct = |a: IpAddr| match a {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    };
+    TsEntry { ts_type: if ts.is_v6() { 8 } else { 7 }, protocol: ts.protocol, start_port: ts.start_port, end_port: ts.end_port, start: oct(ts.start), end: oct(ts.end) }
+}
+
+fn entry_to_ts(e: &TsEntry) -> Option<TrafficSelector> {
+    let addr = |b: &[u8]| -> Option<IpAddr> {
+        match b.len() {
+            4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+            16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+            _ => None,
+        }
+    };
+    match e.ts_type {
+        7 if e.start.len() == 4 => {}
+        8 if e.start.len() == 16 => {}
+        _ => return None,
+    }
+    Some(TrafficSelector { start: addr(&e.start)?, end: addr(&e.end)?, protocol: e.protocol, start_port: e.start_port, end_port: e.end_port })
+}
+
+fn ts_payload(list: &[TrafficSelector]) -> TsPayload {
+    TsPayload { selectors: list.iter().map(ts_to_entry).collect() }
+}
+
+fn ts_list(p: &TsPayload) -> Vec<TrafficSelector> {
+    p.selectors.iter().filter_map(entry_to_ts).collect()
+}
+
+fn ts_text(list: &[TrafficSelector]) -> String {
+    format!("[{}]", list.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// RFC 7296 §2.9 narrowing: every intersection of a proposed selector with a configured one.
+fn narrow(proposed: &[TrafficSelector], configured: &[TrafficSelector]) -> Vec<TrafficSelector> {
+    let mut out: Vec<TrafficSelector> = vec![];
+    for p in proposed {
+        for c in configured {
+            if let Some(i) = p.intersect(c) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn notify_name(kind: u16) -> String {
+    match kind {
+        notify::UNSUPPORTED_CRITICAL_PAYLOAD => "UNSUPPORTED_CRITICAL_PAYLOAD".into(),
+        4 => "INVALID_IKE_SPI".into(),
+        5 => "INVALID_MAJOR_VERSION".into(),
+        notify::INVALID_SYNTAX => "INVALID_SYNTAX".into(),
+        9 => "INVALID_MESSAGE_ID".into(),
+        11 => "INVALID_SPI".into(),
+        notify::NO_PROPOSAL_CHOSEN => "NO_PROPOSAL_CHOSEN".into(),
+        notify::INVALID_KE_PAYLOAD => "INVALID_KE_PAYLOAD".into(),
+        notify::AUTHENTICATION_FAILED => "AUTHENTICATION_FAILED".into(),
+        notify::SINGLE_PAIR_REQUIRED => "SINGLE_PAIR_REQUIRED".into(),
+        notify::NO_ADDITIONAL_SAS => "NO_ADDITIONAL_SAS".into(),
+        notify::INTERNAL_ADDRESS_FAILURE => "INTERNAL_ADDRESS_FAILURE".into(),
+        notify::FAILED_CP_REQUIRED => "FAILED_CP_REQUIRED".into(),
+        notify::TS_UNACCEPTABLE => "TS_UNACCEPTABLE".into(),
+        43 => "TEMPORARY_FAILURE".into(),
+        44 => "CHILD_SA_NOT_FOUND".into(),
+        k => format!("notify type {k}"),
+    }
+}
+
+fn first_error_notify(payloads: &[Payload]) -> Option<u16> {
+    payloads.iter().find_map(|p| match &p.body {
+        PayloadBody::Notify(n) if n.kind < 16384 => Some(n.kind),
+        _ => None,
+    })
+}
+
+/// Owns all IKE SAs; see the module documentation.
+pub struct Endpoint {
+    conns: Vec<Option<Connection>>,
+    sas: HashMap<u64, IkeSa>,
+    half_open: HashMap<(SocketAddr, u64), u64>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    dropped: u64,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with no connections.
+    pub fn new() -> Self {
+        Endpoint { conns: vec![], sas: HashMap::new(), half_open: HashMap::new(), transmits: VecDeque::new(), events: VecDeque::new(), dropped: 0 }
+    }
+
+    /// Adds a connection; an initiating one sends its IKE_SA_INIT right away.
+    /// The configuration should have passed [`ConnectionConfig::validate`]; an invalid one is
+    /// reported through a `ConnectionDown` event.
+    pub fn add_connection(&mut self, cfg: ConnectionConfig, now: Instant) -> ConnectionId {
+        let id = self.conns.len();
+        let invalid = cfg.validate().err();
+        let initiate = cfg.initiate;
+        self.conns.push(Some(Connection {
+            cfg,
+            state: if initiate { ConnState::Connecting } else { ConnState::Down },
+            last_error: None,
+            ike_sa: None,
+            established_at: None,
+            ike_algorithms: None,
+            esp_algorithms: None,
+            retry_at: None,
+            dropped: 0,
+        }));
+        if let Some(e) = invalid {
+            self.conn_down(id, DownReason::Other(format!("invalid configuration: {e}")), None);
+        } else if initiate {
+            self.start_initiator(id, now);
+        }
+        id
+    }
+
+    /// Removes a connection: sends a DELETE for its IKE SAs and reports their Child SAs deleted.
+    pub fn remove_connection(&mut self, id: ConnectionId, now: Instant) {
+        let spis: Vec<u64> = self.sas.iter().filter(|(_, sa)| sa.conn == id).map(|(k, _)| *k).collect();
+        for spi in spis {
+            if let Some(mut sa) = self.sas.remove(&spi) {
+                if sa.keys.is_some() && matches!(sa.phase, Phase::Established) {
+                    let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::IKE, spi_size: 0, spis: vec![] }))];
+                    let id_out = sa.next_out_id;
+                    sa.next_out_id += 1;
+                    if let Ok(bytes) = self.encrypt(&mut sa, exchange::INFORMATIONAL, false, id_out, &inner) {
+                        self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes));
+                    }
+                }
+                self.drop_children(&mut sa);
+                self.forget(&sa);
+            }
+        }
+        let _ = now;
+        if let Some(slot) = self.conns.get_mut(id) {
+            *slot = None;
+        }
+    }
+
+    /// Feeds one received UDP datagram. `local` is our address/port it arrived on; datagrams on
+    /// any port other than 500 must start with the non-ESP marker. Rejected datagrams are
+    /// counted and the reason returned; nothing panics on malformed input.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Result<(), IkeError> {
+        let r = self.dispatch(now, local, remote, bytes);
+        if r.is_err() {
+            self.dropped += 1;
+        }
+        r
+    }
+
+    /// Runs timers: retransmissions, dead-peer detection, half-open expiry, re-initiation.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let retry: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().and_then(|c| c.retry_at).filter(|t| *t <= now).map(|_| i))
+            .collect();
+        for id in retry {
+            if let Some(c) = self.conns[id].as_mut() {
+                c.retry_at = None;
+            }
+            self.start_initiator(id, now);
+        }
+        let spis: Vec<u64> = self.sas.keys().copied().collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else { continue };
+            self.sa_timers(&mut sa, now);
+            self.put_back(sa);
+        }
+    }
+
+    /// Next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
+        for c in self.conns.iter().flatten() {
+            if let Some(t) = c.retry_at {
+                consider(t);
+            }
+        }
+        for sa in self.sas.values() {
+            if let Some(o) = &sa.outstanding {
+                consider(o.next_at);
+            }
+            match sa.phase {
+                Phase::ResponderAuth => consider(sa.created + HALF_OPEN_TIMEOUT),
+                Phase::Established => {
+                    if let Some(d) = self.dpd_delay(sa) {
+                        if sa.outstanding.is_none() {
+                            consider(sa.last_recv + d);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        best
+    }
+
+    /// Next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Per-connection status.
+    pub fn status(&self) -> Vec<ConnectionStatus> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .map(|(i, c)| {
+                let sa = c.ike_sa.and_then(|s| self.sas.get(&s));
+                ConnectionStatus {
+                    conn: i,
+                    name: c.cfg.name.clone(),
+                    state: match c.state {
+                        ConnState::Connecting => "connecting",
+                        ConnState::Established => "established",
+                        ConnState::Down => "down",
+                    }
+                    .to_string(),
+                    ike_algorithms: c.ike_algorithms.clone(),
+                    esp_algorithms: c.esp_algorithms.clone(),
+                    ike_spi_i: sa.map_or(0, |s| s.spi_i),
+                    ike_spi_r: sa.map_or(0, |s| s.spi_r),
+                    last_error: c.last_error.clone(),
+                    established_at: c.established_at,
+                    ike_dropped: c.dropped,
+                }
+            })
+            .collect()
+    }
+
+    /// Total IKE datagrams dropped, including those that matched no connection.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    // ------------------------------------------------------------------ plumbing
+
+    fn cfg(&self, id: ConnectionId) -> Option<&ConnectionConfig> {
+        self.conns.get(id)?.as_ref().map(|c| &c.cfg)
+    }
+
+    fn dpd_delay(&self, sa: &IkeSa) -> Option<Duration> {
+        let t = self.cfg(sa.conn)?.dpd_timeout;
+        if t.is_zero() {
+            None
+        } else {
+            Some((t / 3).max(Duration::from_secs(1)))
+        }
+    }
+
+    fn put_back(&mut self, sa: IkeSa) {
+        if sa.dead {
+            self.forget(&sa);
+        } else {
+            self.sas.insert(sa.our_spi(), sa);
+        }
+    }
+
+    fn forget(&mut self, sa: &IkeSa) {
+        if !sa.initiator {
+            self.half_open.remove(&(sa.remote, sa.spi_i));
+            self.half_open.retain(|_, v| *v != sa.spi_r);
+        }
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            if c.ike_sa == Some(sa.our_spi()) {
+                c.ike_sa = None;
+            }
+        }
+    }
+
+    fn drop_children(&mut self, sa: &mut IkeSa) {
+        for c in sa.children.drain(..) {
+            self.events.push_back(Event::ChildSaDeleted { conn: sa.conn, spi_in: c.spi_in, spi_out: c.spi_out });
+        }
+    }
+
+    fn conn_down(&mut self, id: ConnectionId, reason: DownReason, now: Option<Instant>) {
+        if let Some(Some(c)) = self.conns.get_mut(id) {
+            c.state = ConnState::Down;
+            c.last_error = Some(reason.to_string());
+            c.established_at = None;
+            let retryable = matches!(reason, DownReason::PeerUnreachable | DownReason::DpdTimeout);
+            if c.cfg.initiate && retryable {
+                if let Some(n) = now {
+                    c.retry_at = Some(n + REINITIATE_DELAY);
+                    c.state = ConnState::Connecting;
+                }
+            }
+        }
+        self.events.push_back(Event::ConnectionDown { conn: id, reason });
+    }
+
+    /// Ends an SA with a reported reason.
+    fn fail(&mut self, sa: &mut IkeSa, reason: DownReason, now: Instant) {
+        sa.dead = true;
+        self.drop_children(sa);
+        let current = self.conns.get(sa.conn).and_then(|c| c.as_ref()).is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
+        if !sa.quiet && current {
+            self.conn_down(sa.conn, reason, Some(now));
+        }
+    }
+
+    fn count_drop(&mut self, conn: ConnectionId) {
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            c.dropped += 1;
+        }
+    }
+
+    fn next_iv(&mut self, sa: &mut IkeSa) -> Result<Vec<u8>, CryptoError> {
+        let keys = sa.keys.as_ref().ok_or(CryptoError::BadKeyLength)?;
+        if keys.suite.encryption.is_aead() {
+            sa.gcm_iv += 1;
+            Ok(sa.gcm_iv.to_be_bytes().to_vec())
+        } else {
+            crypto::random_bytes(16)
+        }
+    }
+
+    fn encrypt(&mut self, sa: &mut IkeSa, exch: u8, response: bool, msg_id: u32, inner: &[Payload]) -> Result<Vec<u8>, CryptoError> {
+        let iv = self.next_iv(sa)?;
+        let mut fl = if sa.initiator { flags::INITIATOR } else { 0 };
+        if response {
+            fl |= flags::RESPONSE;
+        }
+        let header = Header { spi_i: sa.spi_i, spi_r: sa.spi_r, next_payload: 0, version: 0x20, exchange: exch, flags: fl, message_id: msg_id, length: 0 };
+        let keys = sa.keys.as_ref().ok_or(CryptoError::BadKeyLength)?;
+        crypto::protect(&keys.direction(sa.initiator), &header, inner, &iv)
+    }
+
+    fn respond(&mut self, sa: &mut IkeSa, exch: u8, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+        let bytes = self.encrypt(sa, exch, true, msg_id, inner)?;
+        sa.peer_next_id = msg_id.wrapping_add(1);
+        sa.cached_response = Some(bytes.clone());
+        self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes));
+        Ok(())
+    }
+
+    fn request_body(kind: &RequestKind) -> (u8, Vec<Payload>) {
+        match kind {
+            RequestKind::DeleteIke => {
+                (exchange::INFORMATIONAL, vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::IKE, spi_size: 0, spis: vec![] }))])
+            }
+            _ => (exchange::INFORMATIONAL, vec![]),
+        }
+    }
+
+    /// Sends an encrypted request, or queues it when one is outstanding (window size 1).
+    fn send_request(&mut self, sa: &mut IkeSa, now: Instant, kind: RequestKind, exch: u8, inner: &[Payload]) {
+        if sa.outstanding.is_some() {
+            if !sa.queued.contains(&kind) {
+                sa.queued.push_back(kind);
+            }
+            return;
+        }
+        let msg_id = sa.next_out_id;
+        match self.encrypt(sa, exch, false, msg_id, inner) {
+            Ok(bytes) => {
+                sa.next_out_id += 1;
+                self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
+                sa.outstanding = Some(Outstanding { msg_id, bytes, tries: 1, next_at: now + RETRANSMIT_BASE, kind });
+            }
+            Err(e) => self.fail(sa, DownReason::Other(format!("cannot build request: {e}")), now),
+        }
+    }
+
+    fn send_queued(&mut self, sa: &mut IkeSa, now: Instant) {
+        if sa.outstanding.is_none() {
+            if let Some(k) = sa.queued.pop_front() {
+                let (exch, inner) = Self::request_body(&k);
+                self.send_request(sa, now, k, exch, &inner);
+            }
+        }
+    }
+
+    fn sa_timers(&mut self, sa: &mut IkeSa, now: Instant) {
+        if matches!(sa.phase, Phase::ResponderAuth) && now >= sa.created + HALF_OPEN_TIMEOUT {
+            sa.dead = true;
+            return;
+        }
+        let dpd_timeout = self.cfg(sa.conn).map(|c| c.dpd_timeout).unwrap_or_default();
+        if let Some(out) = sa.outstanding.as_mut() {
+            if out.next_at <= now {
+                let give_up = match out.kind {
+                    RequestKind::Dpd => now >= sa.last_recv + dpd_timeout,
+                    _ => out.tries >= MAX_TRANSMISSIONS,
+                };
+                if give_up {
+                    let kind = out.kind.clone();
+                    sa.outstanding = None;
+                    match kind {
+                        RequestKind::Dpd => self.fail(sa, DownReason::DpdTimeout, now),
+                        RequestKind::DeleteIke => sa.dead = true,
+                        _ => self.fail(sa, DownReason::PeerUnreachable, now),
+                    }
+                    return;
+                }
+                let wait = RETRANSMIT_BASE * (1u32 << out.tries.min(6));
+                out.tries += 1;
+                out.next_at = now + wait;
+                if out.kind == RequestKind::Dpd {
+                    out.next_at = out.next_at.min(sa.last_recv + dpd_timeout);
+                }
+                let t = wrap(sa.local_port, sa.remote, out.bytes.clone());
+                self.transmits.push_back(t);
+            }
+            return;
+        }
+        if matches!(sa.phase, Phase::Established) {
+            if let Some(d) = self.dpd_delay(sa) {
+                if now >= sa.last_recv + d && sa.queued.is_empty() {
+                    self.send_request(sa, now, RequestKind::Dpd, exchange::INFORMATIONAL, &[]);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Result<(), IkeError> {
+        let data = if local.port() == 500 {
+            bytes
+        } else {
+            if bytes.len() < 4 || bytes[..4] != [0, 0, 0, 0] {
+                return Err(IkeError::MissingNonEspMarker);
+            }
+            &bytes[4..]
+        };
+        let header = Header::decode(data)?;
+        if header.length as usize != data.len() {
+            return Err(crate::error::DecodeError::BadLength("IKE header length").into());
+        }
+        if header.from_initiator() && header.spi_r == 0 {
+            if header.exchange == exchange::IKE_SA_INIT && !header.is_response() && header.message_id == 0 {
+                return self.responder_init(now, local, remote, data);
+            }
+            return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
+        }
+        let our = if header.from_initiator() { header.spi_r } else { header.spi_i };
+        let Some(mut sa) = self.sas.remove(&our) else {
+            return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
+        };
+        if sa.initiator == header.from_initiator() || (!sa.initiator && sa.spi_i != header.spi_i) {
+            self.sas.insert(our, sa);
+            return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
+        }
+        let res = self.process(&mut sa, now, local, remote, data, &header);
+        if res.is_err() {
+            self.count_drop(sa.conn);
+        }
+        self.put_back(sa);
+        res
+    }
+
+    fn process(&mut self, sa: &mut IkeSa, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8], header: &Header) -> Result<(), IkeError> {
+        if header.is_response() {
+            let Some(out) = sa.outstanding.as_ref() else {
+                return Err(IkeError::UnexpectedMessageId(header.message_id));
+            };
+            if out.msg_id != header.message_id {
+                return Err(IkeError::UnexpectedMessageId(header.message_id));
+            }
+            if out.kind == RequestKind::IkeSaInit {
+                if header.exchange != exchange::IKE_SA_INIT {
+                    return Err(IkeError::UnexpectedExchange(header.exchange));
+                }
+                return self.initiator_init_response(sa, now, remote, data, header);
+            }
+            let keys = sa.keys.as_ref().ok_or(IkeError::UnexpectedExchange(header.exchange))?;
+            let (_, inner) = crypto::unprotect(&keys.direction(false), data)?;
+            sa.last_recv = now;
+            let kind = out.kind.clone();
+            sa.outstanding = None;
+            match kind {
+                RequestKind::IkeAuth => {
+                    if header.exchange != exchange::IKE_AUTH {
+                        return Err(IkeError::UnexpectedExchange(header.exchange));
+                    }
+                    self.initiator_auth_response(sa, now, &inner);
+                }
+                RequestKind::DeleteIke => sa.dead = true,
+                RequestKind::Dpd | RequestKind::IkeSaInit => {}
+            }
+            if !sa.dead {
+                self.send_queued(sa, now);
+            }
+            return Ok(());
+        }
+        // A request from the peer.
+        if header.exchange == exchange::IKE_SA_INIT {
+            return Err(IkeError::UnexpectedExchange(header.exchange));
+        }
+        if header.message_id.wrapping_add(1) == sa.peer_next_id && sa.last_request == data {
+            if let Some(c) = &sa.cached_response {
+                let t = wrap(sa.local_port, sa.remote, c.clone());
+                self.transmits.push_back(t);
+                return Ok(());
+            }
+        }
+        if header.message_id != sa.peer_next_id {
+            return Err(IkeError::UnexpectedMessageId(header.message_id));
+        }
+        let keys = sa.keys.as_ref().ok_or(IkeError::UnexpectedExchange(header.exchange))?;
+        let (_, inner) = crypto::unprotect(&keys.direction(true), data)?;
+        sa.last_recv = now;
+        sa.last_request = data.to_vec();
+        // Authenticated: follow the peer's address (NAT mapping, float to 4500).
+        sa.remote = remote;
+        sa.local_port = local.port();
+        match (header.exchange, &sa.phase) {
+            (exchange::IKE_AUTH, Phase::ResponderAuth) => self.responder_auth(sa, now, header.message_id, &inner),
+            (exchange::INFORMATIONAL, Phase::Established) => self.informational(sa, now, header.message_id, &inner),
+            (exchange::CREATE_CHILD_SA, Phase::Established) => {
+                self.respond(sa, exchange::CREATE_CHILD_SA, header.message_id, &[notify_payload(notify::NO_ADDITIONAL_SAS, vec![])])
+            }
+            _ => Err(IkeError::UnexpectedExchange(header.exchange)),
+        }
+    }
+
+    // ------------------------------------------------------------------ IKE_SA_INIT
+
+    fn start_initiator(&mut self, id: ConnectionId, now: Instant) {
+        let Some(cfg) = self.cfg(id).cloned() else { return };
+        let group = cfg.ike_proposals[0].dh[0];
+        let setup = (|| -> Result<(u64, Vec<u8>, DhPrivate), CryptoError> {
+            let mut spi = crypto::random_spi64()?;
+            while self.sas.contains_key(&spi) {
+                spi = crypto::random_spi64()?;
+            }
+            Ok((spi, crypto::random_bytes(NONCE_LEN)?, DhPrivate::generate(group)?))
+        })();
+        let (spi_i, ni, dh) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                self.conn_down(id, DownReason::Other(format!("cannot start IKE_SA_INIT: {e}")), None);
+                return;
+            }
+        };
+        let mut sa = IkeSa {
+            conn: id,
+            initiator: true,
+            spi_i,
+            spi_r: 0,
+            local_port: 500,
+            remote: SocketAddr::new(cfg.remote_addr, 500),
+            ni,
+            nr: vec![],
+            init_request: vec![],
+            init_response: vec![],
+            keys: None,
+            gcm_iv: 0,
+            next_out_id: 0,
+            outstanding: None,
+            queued: VecDeque::new(),
+            peer_next_id: 0,
+            cached_response: None,
+            last_request: vec![],
+            children: vec![],
+            phase: Phase::InitiatorInit(InitiatorInit { dh, cookie: None, restarts: 0 }),
+            created: now,
+            last_recv: now,
+            dead: false,
+            quiet: false,
+        };
+        self.send_init_request(&mut sa, now, &cfg);
+        if let Some(Some(c)) = self.conns.get_mut(id) {
+            c.state = ConnState::Connecting;
+            c.ike_sa = Some(spi_i);
+            c.ike_algorithms = None;
+            c.esp_algorithms = None;
+        }
+        self.put_back(sa);
+    }
+
+    fn send_init_request(&mut self, sa: &mut IkeSa, now: Instant, cfg: &ConnectionConfig) {
+        let Phase::InitiatorInit(st) = &sa.phase else { return };
+        let mut payloads = vec![];
+        if let Some(c) = &st.cookie {
+            payloads.push(notify_payload(notify::COOKIE, c.clone()));
+        }
+        payloads.push(Payload::new(PayloadBody::Sa(proposal::ike_sa_payload(&cfg.ike_proposals))));
+        payloads.push(Payload::new(PayloadBody::Ke(KePayload { group: st.dh.group().iana_id(), data: st.dh.public().to_vec() })));
+        payloads.push(Payload::new(PayloadBody::Nonce(sa.ni.clone())));
+        // Deliberately wrong source hash: claims we are behind NAT, so the peer uses UDP
+        // encapsulation for ESP (the gateway has no plain-ESP path), as kernel-libipsec does.
+        let fake_src = crypto::random_bytes(20).unwrap_or_else(|_| vec![0xff; 20]);
+        payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, fake_src));
+        payloads.push(notify_payload(notify::NAT_DETECTION_DESTINATION_IP, crypto::nat_hash(sa.spi_i, 0, sa.remote)));
+        let msg = Message {
+            header: Header { spi_i: sa.spi_i, spi_r: 0, next_payload: 0, version: 0x20, exchange: exchange::IKE_SA_INIT, flags: flags::INITIATOR, message_id: 0, length: 0 },
+            payloads,
+        };
+        let bytes = msg.encode();
+        sa.init_request = bytes.clone();
+        sa.next_out_id = 1;
+        self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
+        sa.outstanding = Some(Outstanding { msg_id: 0, bytes, tries: 1, next_at: now + RETRANSMIT_BASE, kind: RequestKind::IkeSaInit });
+    }
+
+    fn initiator_init_response(&mut self, sa: &mut IkeSa, now: Instant, remote: SocketAddr, data: &[u8], header: &Header) -> Result<(), IkeError> {
+        let msg = Message::decode(data)?;
+        let cfg = self.cfg(sa.conn).cloned().ok_or(IkeError::UnknownConnection(sa.conn))?;
+        let Phase::InitiatorInit(st) = &mut sa.phase else { return Err(IkeError::UnexpectedExchange(header.exchange)) };
+        if let Some(n) = msg.notify(notify::COOKIE) {
+            if st.restarts >= 5 || n.data.is_empty() || n.data.len() > 64 {
+                return Err(IkeError::InvalidPayload("COOKIE"));
+            }
+            st.cookie = Some(n.data.clone());
+            st.restarts += 1;
+            sa.outstanding = None;
+            self.send_init_request(sa, now, &cfg);
+            return Ok(());
+        }
+        if let Some(n) = msg.notify(notify::INVALID_KE_PAYLOAD) {
+            let want = <[u8; 2]>::try_from(n.data.as_slice()).ok().map(u16::from_be_bytes).and_then(DhGroup::from_iana);
+            let offered = want.filter(|g| cfg.ike_proposals.iter().any(|p| p.dh.contains(g)) && *g != st.dh.group());
+            match offered {
+                Some(g) if st.restarts < 5 => match DhPrivate::generate(g) {
+                    Ok(dh) => {
+                        st.dh = dh;
+                        st.restarts += 1;
+                        sa.outstanding = None;
+                        self.send_init_request(sa, now, &cfg);
+                    }
+                    Err(e) => self.fail(sa, DownReason::Other(format!("key generation failed: {e}")), now),
+                },
+                _ => {
+                    let g = n.data.clone();
+                    self.fail(sa, DownReason::Other(format!("INVALID_KE_PAYLOAD: peer requests DH group {} which we do not offer", hex::encode(g))), now)
+                }
+            }
+            return Ok(());
+        }
+        if msg.notify(notify::NO_PROPOSAL_CHOSEN).is_some() {
+            let ours = cfg.ike_proposals.iter().map(|p| format!("IKE:{p}")).collect();
+            self.fail(sa, DownReason::NoProposalChosen { ours, theirs: vec![] }, now);
+            return Ok(());
+        }
+        if let Some(k) = first_error_notify(&msg.payloads) {
+            self.fail(sa, DownReason::Other(format!("peer answered IKE_SA_INIT with {}", notify_name(k))), now);
+            return Ok(());
+        }
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(k),
+                PayloadBody::Nonce(n) => nonce = Some(n),
+                _ => {}
+            }
+        }
+        let sa_p = sa_p.ok_or(IkeError::MissingPayload("SA"))?;
+        let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
+        let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
+        if !(16..=256).contains(&nonce.len()) {
+            return Err(IkeError::InvalidPayload("nonce length"));
+        }
+        if header.spi_r == 0 {
+            return Err(IkeError::InvalidPayload("responder SPI is zero"));
+        }
+        let Some(suite) = proposal::accept_ike(&cfg.ike_proposals, sa_p) else {
+            self.fail(sa, DownReason::Other("responder selected an IKE proposal we did not offer".into()), now);
+            return Ok(());
+        };
+        if suite.dh != st.dh.group() || ke.group != suite.dh.iana_id() {
+            self.fail(sa, DownReason::Other("responder's KE group does not match the selected proposal".into()), now);
+            return Ok(());
+        }
+        let shared = st.dh.agree(&ke.data)?;
+        sa.spi_r = header.spi_r;
+        sa.nr = nonce.clone();
+        sa.init_response = data.to_vec();
+        sa.keys = Some(crypto::derive_ike_keys(suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r));
+        sa.outstanding = None;
+        sa.last_recv = now;
+        // Float to 4500 for IKE_AUTH (RFC 7296 §2.23); ESP always goes UDP-encapsulated.
+        sa.local_port = 4500;
+        sa.remote = if remote.port() == 500 { SocketAddr::new(remote.ip(), 4500) } else { remote };
+        let child_spi_in = crypto::random_spi32()?;
+        sa.phase = Phase::InitiatorAuth(InitiatorAuth { child_spi_in });
+        let keys = sa.keys.as_ref().expect("just set");
+        let idi = id_payload(&cfg.local_id);
+        let auth = crypto::psk_auth(suite.prf, cfg.psk.bytes(), &sa.init_request, &sa.nr, &keys.sk_pi, &idi.rest_of_payload());
+        let mut inner = vec![Payload::new(PayloadBody::IdI(idi))];
+        if let Some(r) = &cfg.remote_id {
+            inner.push(Payload::new(PayloadBody::IdR(id_payload(r))));
+        }
+        inner.push(Payload::new(PayloadBody::Auth(AuthPayload { method: AUTH_PSK, data: auth.to_vec() })));
+        inner.push(notify_payload(notify::INITIAL_CONTACT, vec![]));
+        inner.push(Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(&cfg.esp_proposals, child_spi_in, false))));
+        inner.push(Payload::new(PayloadBody::TsI(ts_payload(&cfg.local_ts))));
+        inner.push(Payload::new(PayloadBody::TsR(ts_payload(&cfg.remote_ts))));
+        self.send_request(sa, now, RequestKind::IkeAuth, exchange::IKE_AUTH, &inner);
+        Ok(())
+    }
+
+    fn responder_init(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) -> Result<(), IkeError> {
+        let msg = Message::decode(data)?;
+        let spi_i = msg.header.spi_i;
+        if let Some(our) = self.half_open.get(&(remote, spi_i)).copied() {
+            if let Some(sa) = self.sas.get(&our) {
+                if sa.init_request == data {
+                    let t = wrap(local.port(), remote, sa.init_response.clone());
+                    self.transmits.push_back(t);
+                    return Ok(());
+                }
+            }
+            return Err(IkeError::UnexpectedMessageId(0));
+        }
+        let conn = self.match_responder(local.ip(), remote.ip(), None).ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
+        let cfg = self.cfg(conn).cloned().expect("matched");
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(k),
+                PayloadBody::Nonce(n) => nonce = Some(n),
+                _ => {}
+            }
+        }
+        let sa_p = sa_p.ok_or(IkeError::MissingPayload("SA"))?;
+        let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
+        let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
+        if !(16..=256).contains(&nonce.len()) {
+            return Err(IkeError::InvalidPayload("nonce length"));
+        }
+        let plain_reply = |payloads: Vec<Payload>, spi_r: u64| {
+            Message {
+                header: Header { spi_i, spi_r, next_payload: 0, version: 0x20, exchange: exchange::IKE_SA_INIT, flags: flags::RESPONSE, message_id: 0, length: 0 },
+                payloads,
+            }
+            .encode()
+        };
+        let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
+            let bytes = plain_reply(vec![notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])], 0);
+            self.transmits.push_back(wrap(local.port(), remote, bytes));
+            let ours = cfg.ike_proposals.iter().map(|p| format!("IKE:{p}")).collect();
+            self.conn_down(conn, DownReason::NoProposalChosen { ours, theirs: proposal::describe(sa_p) }, None);
+            return Ok(());
+        };
+        if ke.group != suite.dh.iana_id() {
+            let bytes = plain_reply(vec![notify_payload(notify::INVALID_KE_PAYLOAD, suite.dh.iana_id().to_be_bytes().to_vec())], 0);
+            self.transmits.push_back(wrap(local.port(), remote, bytes));
+            return Ok(());
+        }
+        let dh = DhPrivate::generate(suite.dh)?;
+        let shared = dh.agree(&ke.data)?;
+        let mut spi_r = crypto::random_spi64()?;
+        while self.sas.contains_key(&spi_r) {
+            spi_r = crypto::random_spi64()?;
+        }
+        let nr = crypto::random_bytes(NONCE_LEN)?;
+        let fake_src = crypto::random_bytes(20)?;
+        let payloads = vec![
+            Payload::new(PayloadBody::Sa(proposal::ike_reply(number, &suite))),
+            Payload::new(PayloadBody::Ke(KePayload { group: suite.dh.iana_id(), data: dh.public().to_vec() })),
+            Payload::new(PayloadBody::Nonce(nr.clone())),
+            notify_payload(notify::NAT_DETECTION_SOURCE_IP, fake_src),
+            notify_payload(notify::NAT_DETECTION_DESTINATION_IP, crypto::nat_hash(spi_i, spi_r, remote)),
+        ];
+        let bytes = plain_reply(payloads, spi_r);
+        let keys = crypto::derive_ike_keys(suite, &shared, nonce, &nr, spi_i, spi_r);
+        let sa = IkeSa {
+            conn,
+            initiator: false,
+            spi_i,
+            spi_r,
+            local_port: local.port(),
+            remote,
+            ni: nonce.clone(),
+            nr,
+            init_request: data.to_vec(),
+            init_response: bytes.clone(),
+            keys: Some(keys),
+            gcm_iv: 0,
+            next_out_id: 0,
+            outstanding: None,
+            queued: VecDeque::new(),
+            peer_next_id: 1,
+            cached_response: None,
+            last_request: vec![],
+            children: vec![],
+            phase: Phase::ResponderAuth,
+            created: now,
+            last_recv: now,
+            dead: false,
+            quiet: false,
+        };
+        self.transmits.push_back(wrap(local.port(), remote, bytes));
+        self.half_open.insert((remote, spi_i), spi_r);
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            if c.state != ConnState::Established {
+                c.state = ConnState::Connecting;
+            }
+        }
+        self.sas.insert(spi_r, sa);
+        Ok(())
+    }
+
+    /// Picks the responder connection for a peer: address match first, then wildcard peers;
+    /// with `id`, only connections accepting that identity.
+    fn match_responder(&self, local: IpAddr, remote: IpAddr, id: Option<&Identity>) -> Option<ConnectionId> {
+        let mut wildcard = None;
+        for (i, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let cfg = &c.cfg;
+            if !(cfg.local_addr.is_unspecified() || cfg.local_addr == local) {
+                continue;
+            }
+            if let (Some(want), Some(got)) = (&cfg.remote_id, id) {
+                if want != got {
+                    continue;
+                }
+            }
+            if cfg.remote_addr == remote {
+                return Some(i);
+            }
+            if cfg.remote_addr.is_unspecified() && wildcard.is_none() {
+                wildcard = Some(i);
+            }
+        }
+        wildcard
+    }
+
+    // ------------------------------------------------------------------ IKE_AUTH
+
+    fn responder_auth(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+        let mut idi = None;
+        let mut auth = None;
+        let mut esp = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::IdI(x) => idi = Some(x),
+                PayloadBody::Auth(x) => auth = Some(x),
+                PayloadBody::Sa(x) => esp = Some(x),
+                PayloadBody::TsI(x) => tsi = Some(x),
+                PayloadBody::TsR(x) => tsr = Some(x),
+                _ => {}
+            }
+        }
+        let idi = idi.ok_or(IkeError::MissingPayload("IDi"))?;
+        let auth = auth.ok_or(IkeError::MissingPayload("AUTH"))?;
+        let peer_id = Identity::from_payload(idi.id_type, &idi.data);
+        let local_ip = self.cfg(sa.conn).map(|c| c.local_addr).unwrap_or(IpAddr::from([0u8; 4]));
+        // Prefer the connection chosen at IKE_SA_INIT if it accepts this identity.
+        let chosen = match &peer_id {
+            Some(id) => {
+                let keep = self.cfg(sa.conn).is_some_and(|c| c.remote_id.as_ref().is_none_or(|w| w == id));
+                if keep {
+                    Some(sa.conn)
+                } else {
+                    self.match_responder(local_ip, sa.remote.ip(), Some(id)).or_else(|| self.match_responder(IpAddr::from([0u8; 4]), sa.remote.ip(), Some(id)))
+                }
+            }
+            None => None,
+        };
+        let keys = sa.keys.as_ref().expect("responder SA has keys");
+        let prf = keys.suite.prf;
+        let verified = chosen.and_then(|c| self.cfg(c)).is_some_and(|cfg| {
+            let expect = crypto::psk_auth(prf, cfg.psk.bytes(), &sa.init_request, &sa.nr, &keys.sk_pi, &idi.rest_of_payload());
+            auth.method == AUTH_PSK && constant_time::verify_slices_are_equal(&expect, &auth.data).is_ok()
+        });
+        if !verified {
+            self.respond(sa, exchange::IKE_AUTH, msg_id, &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])])?;
+            if let Some(c) = chosen {
+                sa.conn = c;
+            }
+            self.fail(sa, DownReason::AuthenticationFailed, now);
+            return Ok(());
+        }
+        let conn = chosen.expect("verified implies chosen");
+        sa.conn = conn;
+        let cfg = self.cfg(conn).cloned().expect("exists");
+        let keys = sa.keys.as_ref().expect("keys");
+        let suite = keys.suite;
+        let idr = id_payload(&cfg.local_id);
+        let our_auth = crypto::psk_auth(prf, cfg.psk.bytes(), &sa.init_response, &sa.ni, &keys.sk_pr, &idr.rest_of_payload());
+        let mut reply = vec![Payload::new(PayloadBody::IdR(idr)), Payload::new(PayloadBody::Auth(AuthPayload { method: AUTH_PSK, data: our_auth.to_vec() }))];
+        let mut child: Option<(ChildSuite, u32, u32, Vec<TrafficSelector>, Vec<TrafficSelector>)> = None;
+        let mut child_fail = None;
+        if let (Some(esp), Some(tsi), Some(tsr)) = (esp, tsi, tsr) {
+            let peer_tsi = ts_list(tsi);
+            let peer_tsr = ts_list(tsr);
+            let n_tsi = narrow(&peer_tsi, &cfg.remote_ts);
+            let n_tsr = narrow(&peer_tsr, &cfg.local_ts);
+            match proposal::select_esp(&cfg.esp_proposals, esp) {
+                None => {
+                    reply.push(notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![]));
+                    let ours = cfg.esp_proposals.iter().map(|p| format!("ESP:{p}")).collect();
+                    child_fail = Some(DownReason::NoProposalChosen { ours, theirs: proposal::describe(esp) });
+                }
+                Some(_) if n_tsi.is_empty() || n_tsr.is_empty() => {
+                    reply.push(notify_payload(notify::TS_UNACCEPTABLE, vec![]));
+                    child_fail = Some(DownReason::TsUnacceptable {
+                        ours: format!("local {} remote {}", ts_text(&cfg.local_ts), ts_text(&cfg.remote_ts)),
+                        theirs: format!("TSi {} TSr {}", ts_text(&peer_tsi), ts_text(&peer_tsr)),
+                    });
+                }
+                Some((number, csuite, spi_out)) => {
+                    let spi_in = crypto::random_spi32()?;
+                    reply.push(Payload::new(PayloadBody::Sa(proposal::esp_reply(number, &csuite, spi_in))));
+                    reply.push(Payload::new(PayloadBody::TsI(ts_payload(&n_tsi))));
+                    reply.push(Payload::new(PayloadBody::TsR(ts_payload(&n_tsr))));
+                    child = Some((csuite, spi_in, spi_out, n_tsr, n_tsi));
+                }
+            }
+        }
+        let initial_contact = find_notify(inner, notify::INITIAL_CONTACT).is_some();
+        self.respond(sa, exchange::IKE_AUTH, msg_id, &reply)?;
+        sa.phase = Phase::Established;
+        self.half_open.remove(&(sa.remote, sa.spi_i));
+        if initial_contact {
+            self.drop_stale_sas(conn, sa.remote.ip(), sa.our_spi());
+        }
+        self.ike_established(sa, now, suite.name());
+        if let Some((csuite, spi_in, spi_out, local_ts, remote_ts)) = child {
+            self.install_child(sa, &cfg, csuite, spi_in, spi_out, local_ts, remote_ts);
+        } else if let Some(r) = child_fail {
+            sa.quiet = true;
+            self.conn_down(conn, r, None);
+        }
+        Ok(())
+    }
+
+    /// INITIAL_CONTACT: the peer has no other SAs with us, so older ones for it are stale.
+    fn drop_stale_sas(&mut self, conn: ConnectionId, peer: IpAddr, keep: u64) {
+        let stale: Vec<u64> = self.sas.iter().filter(|(k, s)| **k != keep && s.conn == conn && s.remote.ip() == peer).map(|(k, _)| *k).collect();
+        for k in stale {
+            if let Some(mut s) = self.sas.remove(&k) {
+                self.drop_children(&mut s);
+                self.forget(&s);
+            }
+        }
+    }
+
+    fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            c.state = ConnState::Established;
+            c.ike_sa = Some(sa.our_spi());
+            c.established_at = Some(now);
+            c.ike_algorithms = Some(algorithms.clone());
+            c.last_error = None;
+            c.retry_at = None;
+        }
+        self.events.push_back(Event::IkeSaEstablished { conn: sa.conn, algorithms });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn install_child(&mut self, sa: &mut IkeSa, _cfg: &ConnectionConfig, suite: ChildSuite, spi_in: u32, spi_out: u32, local_ts: Vec<TrafficSelector>, remote_ts: Vec<TrafficSelector>) {
+        let keys = sa.keys.as_ref().expect("keys");
+        let [ei, ai, er, ar] = crypto::child_keymat(keys.suite.prf, &keys.sk_d, None, &sa.ni, &sa.nr, suite.encryption, suite.integrity);
+        let (enc_out, integ_out, enc_in, integ_in) = if sa.initiator { (ei, ai, er, ar) } else { (er, ar, ei, ai) };
+        let child = ChildSaKeys {
+            spi_in,
+            spi_out,
+            encryption: suite.encryption,
+            integrity: suite.integrity,
+            enc_key_in: enc_in.to_vec(),
+            enc_key_out: enc_out.to_vec(),
+            integ_key_in: integ_in.to_vec(),
+            integ_key_out: integ_out.to_vec(),
+            local_ts,
+            remote_ts,
+            peer: sa.remote,
+            dh_group: suite.dh,
+        };
+        sa.children.push(ChildSa { spi_in, spi_out });
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            c.esp_algorithms = Some(suite.name());
+        }
+        self.events.push_back(Event::ChildSaInstalled { conn: sa.conn, child });
+    }
+
+    fn initiator_auth_response(&mut self, sa: &mut IkeSa, now: Instant, inner: &[Payload]) {
+        let Some(cfg) = self.cfg(sa.conn).cloned() else {
+            sa.dead = true;
+            return;
+        };
+        if find_notify(inner, notify::AUTHENTICATION_FAILED).is_some() {
+            self.fail(sa, DownReason::AuthenticationFailed, now);
+            return;
+        }
+        let mut idr = None;
+        let mut auth = None;
+        let mut esp = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::IdR(x) => idr = Some(x),
+                PayloadBody::Auth(x) => auth = Some(x),
+                PayloadBody::Sa(x) => esp = Some(x),
+                PayloadBody::TsI(x) => tsi = Some(x),
+                PayloadBody::TsR(x) => tsr = Some(x),
+                _ => {}
+            }
+        }
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            let why = first_error_notify(inner).map_or("IKE_AUTH response without IDr/AUTH".to_string(), |k| format!("peer answered IKE_AUTH with {}", notify_name(k)));
+            self.fail(sa, DownReason::Other(why), now);
+            return;
+        };
+        let keys = sa.keys.as_ref().expect("keys");
+        let suite = keys.suite;
+        let expect = crypto::psk_auth(suite.prf, cfg.psk.bytes(), &sa.init_response, &sa.ni, &keys.sk_pr, &idr.rest_of_payload());
+        let id_ok = cfg.remote_id.as_ref().is_none_or(|want| Identity::from_payload(idr.id_type, &idr.data).as_ref() == Some(want));
+        let auth_ok = auth.method == AUTH_PSK && constant_time::verify_slices_are_equal(&expect, &auth.data).is_ok();
+        if !(id_ok && auth_ok) {
+            // Tell the peer (RFC 7296 §2.21.2), then forget the SA.
+            let id_out = sa.next_out_id;
+            sa.next_out_id += 1;
+            if let Ok(b) = self.encrypt(sa, exchange::INFORMATIONAL, false, id_out, &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])]) {
+                self.transmits.push_back(wrap(sa.local_port, sa.remote, b));
+            }
+            self.fail(sa, DownReason::AuthenticationFailed, now);
+            return;
+        }
+        let Phase::InitiatorAuth(st) = &sa.phase else { return };
+        let spi_in = st.child_spi_in;
+        sa.phase = Phase::Established;
+        self.ike_established(sa, now, suite.name());
+        let ours_ts = format!("local {} remote {}", ts_text(&cfg.local_ts), ts_text(&cfg.remote_ts));
+        let failure = if find_notify(inner, notify::NO_PROPOSAL_CHOSEN).is_some() {
+            Some(DownReason::NoProposalChosen { ours: cfg.esp_proposals.iter().map(|p| format!("ESP:{p}")).collect(), theirs: vec![] })
+        } else if find_notify(inner, notify::TS_UNACCEPTABLE).is_some() {
+            Some(DownReason::TsUnacceptable { ours: ours_ts.clone(), theirs: "not disclosed (the responder only answers TS_UNACCEPTABLE)".into() })
+        } else if let Some(k) = first_error_notify(inner) {
+            Some(DownReason::Other(format!("peer refused the Child SA: {}", notify_name(k))))
+        } else {
+            match (esp, tsi, tsr) {
+                (Some(esp), Some(tsi), Some(tsr)) => match proposal::accept_esp(&cfg.esp_proposals, esp) {
+                    None => Some(DownReason::Other("responder selected an ESP proposal we did not offer".into())),
+                    Some((csuite, spi_out)) => {
+                        let l = ts_list(tsi);
+                        let r = ts_list(tsr);
+                        let inside = |got: &[TrafficSelector], ours: &[TrafficSelector]| !got.is_empty() && got.iter().all(|g| ours.iter().any(|o| o.covers(g)));
+                        if inside(&l, &cfg.local_ts) && inside(&r, &cfg.remote_ts) {
+                            self.install_child(sa, &cfg, csuite, spi_in, spi_out, l, r);
+                            None
+                        } else {
+                            Some(DownReason::TsUnacceptable { ours: ours_ts, theirs: format!("TSi {} TSr {} (wider than proposed)", ts_text(&l), ts_text(&r)) })
+                        }
+                    }
+                },
+                _ => Some(DownReason::Other("IKE_AUTH response lacks the Child SA payloads".into())),
+            }
+        };
+        if let Some(reason) = failure {
+            // No usable Child SA: report and close the IKE SA.
+            self.conn_down(sa.conn, reason, None);
+            sa.quiet = true;
+            self.send_request(sa, now, RequestKind::DeleteIke, exchange::INFORMATIONAL, &Self::request_body(&RequestKind::DeleteIke).1);
+        }
+    }
+
+    // ------------------------------------------------------------------ INFORMATIONAL
+
+    fn informational(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+        let mut reply = vec![];
+        let mut delete_ike = false;
+        let mut auth_failed = false;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Delete(d) if d.protocol == protocol::IKE => delete_ike = true,
+                PayloadBody::Delete(d) if d.protocol == protocol::ESP => {
+                    let mut ours = vec![];
+                    for s in &d.spis {
+                        let Ok(b) = <[u8; 4]>::try_from(s.as_slice()) else { continue };
+                        let spi = u32::from_be_bytes(b);
+                        if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
+                            let c = sa.children.remove(pos);
+                            ours.push(c.spi_in.to_be_bytes().to_vec());
+                            self.events.push_back(Event::ChildSaDeleted { conn: sa.conn, spi_in: c.spi_in, spi_out: c.spi_out });
+                        }
+                    }
+                    if !ours.is_empty() {
+                        reply.push(Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::ESP, spi_size: 4, spis: ours })));
+                    }
+                }
+                PayloadBody::Notify(n) if n.kind == notify::AUTHENTICATION_FAILED => auth_failed = true,
+                _ => {}
+            }
+        }
+        if delete_ike {
+            reply.clear();
+        }
+        self.respond(sa, exchange::INFORMATIONAL, msg_id, &reply)?;
+        if auth_failed {
+            self.fail(sa, DownReason::AuthenticationFailed, now);
+        } else if delete_ike {
+            self.fail(sa, DownReason::DeletedByPeer, now);
+        }
+        Ok(())
+    }
+}
+
+/// Identifies which payload types a message carries, for diagnostics and tests.
+pub fn payload_kinds(payloads: &[Payload]) -> Vec<u8> {
+    payloads.iter().map(|p| p.kind()).filter(|k| *k != payload_type::NONE).collect()
+}

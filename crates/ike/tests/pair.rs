@@ -1,0 +1,400 @@
+//! Two endpoints talking over an in-memory network with a virtual clock.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ike::{ConnectionConfig, DownReason, Endpoint, Event, Identity, Proposal, Psk, TrafficSelector};
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
+
+fn ts(s: &str) -> TrafficSelector {
+    let (a, l) = s.split_once('/').unwrap();
+    TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+}
+
+fn cfg(local: IpAddr, remote: IpAddr, lts: &[&str], rts: &[&str], ike: &str, esp: &str, psk: &str, initiate: bool) -> ConnectionConfig {
+    ConnectionConfig {
+        name: format!("c-{local}"),
+        local_addr: local,
+        remote_addr: remote,
+        local_id: Identity::Ipv4(match local {
+            IpAddr::V4(a) => a,
+            _ => unreachable!(),
+        }),
+        remote_id: None,
+        psk: Psk::new(psk.as_bytes().to_vec()),
+        local_ts: lts.iter().map(|s| ts(s)).collect(),
+        remote_ts: rts.iter().map(|s| ts(s)).collect(),
+        ike_proposals: ike.split(',').map(|p| p.parse::<Proposal>().unwrap()).collect(),
+        esp_proposals: esp.split(',').map(|p| p.parse::<Proposal>().unwrap()).collect(),
+        ike_lifetime: Duration::from_secs(3600),
+        child_lifetime: Duration::from_secs(1800),
+        dpd_timeout: Duration::from_secs(45),
+        initiate,
+    }
+}
+
+/// A (initiator side unless swapped) and B plus a virtual clock and in-flight datagrams.
+struct Net {
+    a: Endpoint,
+    b: Endpoint,
+    now: Instant,
+    ev_a: Vec<Event>,
+    ev_b: Vec<Event>,
+    /// Drop the n-th datagram sent (0-based, counted across both directions).
+    drop: Vec<usize>,
+    sent: usize,
+    /// Bytes on the wire, for inspection.
+    wire: Vec<(bool, u16, Vec<u8>)>,
+}
+
+impl Net {
+    fn new() -> Self {
+        Net { a: Endpoint::new(), b: Endpoint::new(), now: Instant::now(), ev_a: vec![], ev_b: vec![], drop: vec![], sent: 0, wire: vec![] }
+    }
+
+    /// Moves datagrams until both sides are idle; returns number delivered.
+    fn pump(&mut self) -> usize {
+        let mut delivered = 0;
+        loop {
+            let mut moved = false;
+            for from_a in [true, false] {
+                let (src, src_ip, dst_ip) = if from_a { (&mut self.a, A, B) } else { (&mut self.b, B, A) };
+                let mut out = vec![];
+                while let Some(t) = src.poll_transmit() {
+                    assert_eq!(t.remote.ip(), dst_ip);
+                    out.push(t);
+                }
+                for t in out {
+                    moved = true;
+                    let idx = self.sent;
+                    self.sent += 1;
+                    self.wire.push((from_a, t.local_port, t.payload.clone()));
+                    if self.drop.contains(&idx) {
+                        continue;
+                    }
+                    let dst = if from_a { &mut self.b } else { &mut self.a };
+                    let _ = dst.handle_datagram(self.now, t.remote, SocketAddr::new(src_ip, t.local_port), &t.payload);
+                    delivered += 1;
+                }
+            }
+            self.collect();
+            if !moved {
+                return delivered;
+            }
+        }
+    }
+
+    fn collect(&mut self) {
+        while let Some(e) = self.a.poll_event() {
+            self.ev_a.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.ev_b.push(e);
+        }
+    }
+
+    /// Advances the clock to the next timer of either side and fires it.
+    fn tick(&mut self) -> bool {
+        let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+        let Some(t) = next else { return false };
+        if t > self.now {
+            self.now = t;
+        }
+        self.a.handle_timeout(self.now);
+        self.b.handle_timeout(self.now);
+        self.collect();
+        true
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.pump();
+        while let Some(t) = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min() {
+            if t > end {
+                break;
+            }
+            self.tick();
+            self.pump();
+        }
+        self.now = end;
+    }
+}
+
+fn children(ev: &[Event]) -> Vec<ike::ChildSaKeys> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ChildSaInstalled { child, .. } => Some(child.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn downs(ev: &[Event]) -> Vec<DownReason> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ConnectionDown { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn establish(ike: &str, esp: &str) -> Net {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], ike, esp, "secret", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], ike, esp, "secret", true), n.now);
+    n.pump();
+    n
+}
+
+fn assert_up(n: &Net, ike_alg: &str, esp_alg: &str) {
+    let ca = children(&n.ev_a);
+    let cb = children(&n.ev_b);
+    assert_eq!(ca.len(), 1, "initiator events: {:?}", n.ev_a);
+    assert_eq!(cb.len(), 1, "responder events: {:?}", n.ev_b);
+    let (a, b) = (&ca[0], &cb[0]);
+    assert_eq!(a.spi_in, b.spi_out);
+    assert_eq!(a.spi_out, b.spi_in);
+    assert_eq!(a.enc_key_out, b.enc_key_in);
+    assert_eq!(a.enc_key_in, b.enc_key_out);
+    assert_eq!(a.integ_key_out, b.integ_key_in);
+    assert_eq!(a.integ_key_in, b.integ_key_out);
+    assert_ne!(a.enc_key_in, a.enc_key_out);
+    assert_eq!(a.enc_key_in.len(), a.encryption.keymat_len());
+    assert_eq!(a.peer, SocketAddr::new(B, 4500));
+    assert_eq!(b.peer, SocketAddr::new(A, 4500));
+    assert_eq!(a.local_ts, b.remote_ts);
+    for ev in [&n.ev_a, &n.ev_b] {
+        let algs: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::IkeSaEstablished { algorithms, .. } => Some(algorithms.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(algs, vec![ike_alg.to_string()]);
+    }
+    let sa = n.a.status();
+    let sb = n.b.status();
+    assert_eq!(sa[0].state, "established");
+    assert_eq!(sb[0].state, "established");
+    assert_eq!(sa[0].ike_spi_i, sb[0].ike_spi_i);
+    assert_eq!(sa[0].ike_spi_r, sb[0].ike_spi_r);
+    assert_eq!(sa[0].esp_algorithms.as_deref(), Some(esp_alg));
+}
+
+#[test]
+fn gcm_ecp384_azure_stack_policy() {
+    let n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
+    assert_up(&n, "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384", "AES_GCM_16_256");
+    // IKE_SA_INIT on 500, IKE_AUTH floated to 4500 with the non-ESP marker.
+    assert_eq!(n.wire[0].1, 500);
+    assert_eq!(n.wire[2].1, 4500);
+    assert_eq!(&n.wire[2].2[..4], &[0, 0, 0, 0]);
+}
+
+#[test]
+fn cbc_modp2048_sha256() {
+    let n = establish("aes256-sha256-modp2048", "aes256-sha256");
+    assert_up(&n, "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "AES_CBC_256/HMAC_SHA2_256_128");
+    assert_eq!(children(&n.ev_a)[0].integ_key_in.len(), 32);
+}
+
+#[test]
+fn cbc_modp1024_sha1() {
+    let n = establish("aes128-sha1-modp1024", "aes128-sha1");
+    assert_up(&n, "AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "AES_CBC_128/HMAC_SHA1_96");
+}
+
+#[test]
+fn cbc_sha384_ecp384() {
+    let n = establish("aes256-sha384-ecp384", "aes256-sha384");
+    assert_up(&n, "AES_CBC_256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384", "AES_CBC_256/HMAC_SHA2_384_192");
+}
+
+#[test]
+fn gcm128_curve25519() {
+    let n = establish("aes128gcm16-prfsha256-curve25519", "aes128gcm16");
+    assert_up(&n, "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519", "AES_GCM_16_128");
+}
+
+#[test]
+fn cbc_modp2048s256_and_ecp256() {
+    let n = establish("aes256-sha256-modp2048s256", "aes128-sha256");
+    assert_up(&n, "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048_256", "AES_CBC_128/HMAC_SHA2_256_128");
+    let n = establish("aes128-sha256-ecp256", "aes256gcm16");
+    assert_up(&n, "AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256", "AES_GCM_16_256");
+}
+
+#[test]
+fn invalid_ke_retry_uses_responder_group() {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "secret", false), n.now);
+    // Initiator's first KE is curve25519 but it also offers ecp384.
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-curve25519-ecp384", "aes256gcm16", "secret", true), n.now);
+    n.pump();
+    assert_up(&n, "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384", "AES_GCM_16_256");
+}
+
+#[test]
+fn wrong_psk_reports_authentication_failed_on_both_sides() {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "right", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "wrong", true), n.now);
+    n.pump();
+    assert_eq!(downs(&n.ev_a), vec![DownReason::AuthenticationFailed]);
+    assert_eq!(downs(&n.ev_b), vec![DownReason::AuthenticationFailed]);
+    assert!(children(&n.ev_a).is_empty());
+    let st = &n.a.status()[0];
+    assert_eq!(st.state, "down");
+    assert!(st.last_error.as_ref().unwrap().starts_with("AUTHENTICATION_FAILED"));
+    assert!(!st.last_error.as_ref().unwrap().contains("wrong"));
+}
+
+#[test]
+fn ike_proposal_mismatch_lists_both_sides_at_responder() {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes128-sha1-modp1024", "aes256gcm16", "s", true), n.now);
+    n.pump();
+    let da = downs(&n.ev_a);
+    let db = downs(&n.ev_b);
+    assert_eq!(da, vec![DownReason::NoProposalChosen { ours: vec!["IKE:aes128-sha1-modp1024".into()], theirs: vec![] }]);
+    assert_eq!(db, vec![DownReason::NoProposalChosen { ours: vec!["IKE:aes256gcm16-prfsha384-ecp384".into()], theirs: vec!["IKE:aes128-sha1-modp1024".into()] }]);
+    let text = db[0].to_string();
+    assert!(text.contains("aes256gcm16-prfsha384-ecp384") && text.contains("aes128-sha1-modp1024"), "{text}");
+    assert!(da[0].to_string().contains("not known"));
+}
+
+#[test]
+fn esp_proposal_mismatch() {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256-sha256-modp2048", "aes256gcm16", "s", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256-sha256-modp2048", "aes128-sha1", "s", true), n.now);
+    n.pump();
+    let da = downs(&n.ev_a);
+    let db = downs(&n.ev_b);
+    assert!(matches!(&da[..], [DownReason::NoProposalChosen { .. }]), "{da:?}");
+    assert_eq!(db, vec![DownReason::NoProposalChosen { ours: vec!["ESP:aes256gcm16".into()], theirs: vec!["ESP:aes128-sha1".into()] }]);
+    assert!(children(&n.ev_a).is_empty() && children(&n.ev_b).is_empty());
+    // The initiator closes the useless IKE SA.
+    assert!(n.b.status()[0].ike_spi_i == 0 || n.a.status()[0].ike_spi_i == 0);
+}
+
+#[test]
+fn traffic_selectors_are_narrowed_by_responder() {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.1.0/24"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.0.0.0/8"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.pump();
+    let ca = children(&n.ev_a);
+    assert_eq!(ca.len(), 1, "{:?}", n.ev_a);
+    assert_eq!(ca[0].local_ts, vec![ts("10.1.0.0/16")]);
+    assert_eq!(ca[0].remote_ts, vec![ts("10.2.1.0/24")]);
+}
+
+#[test]
+fn disjoint_traffic_selectors_are_unacceptable() {
+    let mut n = Net::new();
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.9.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.pump();
+    assert!(matches!(&downs(&n.ev_a)[..], [DownReason::TsUnacceptable { .. }]));
+    let db = downs(&n.ev_b);
+    let DownReason::TsUnacceptable { ours, theirs } = &db[0] else { panic!("{db:?}") };
+    assert!(ours.contains("10.1.0.0/16") && theirs.contains("10.9.0.0/16"), "{ours} / {theirs}");
+}
+
+#[test]
+fn retransmission_recovers_from_lost_datagrams() {
+    let mut n = Net::new();
+    // Lose the first IKE_SA_INIT request and the first IKE_AUTH response.
+    n.drop = vec![0, 4];
+    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.run_for(Duration::from_secs(5));
+    assert_up(&n, "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384", "AES_GCM_16_256");
+}
+
+#[test]
+fn duplicate_request_gets_cached_response() {
+    let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    // Replay the IKE_AUTH request (third datagram) to the responder.
+    let (_, port, req) = n.wire[2].clone();
+    let before = n.sent;
+    n.b.handle_datagram(n.now, SocketAddr::new(B, 4500), SocketAddr::new(A, port), &req).unwrap();
+    let t = n.b.poll_transmit().expect("cached response resent");
+    assert_eq!(t.payload, n.wire[3].2);
+    assert_eq!(before, n.sent);
+    assert_eq!(children(&n.ev_b).len(), 1);
+}
+
+#[test]
+fn unreachable_peer_gives_up_with_backoff() {
+    let mut n = Net::new();
+    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    let start = n.now;
+    let mut sends = vec![];
+    loop {
+        while let Some(_t) = n.a.poll_transmit() {
+            sends.push(n.now - start);
+        }
+        n.collect();
+        if !downs(&n.ev_a).is_empty() {
+            break;
+        }
+        let t = n.a.poll_timeout().unwrap();
+        n.now = t;
+        n.a.handle_timeout(t);
+    }
+    let ms: Vec<u128> = sends.iter().map(|d| d.as_millis()).collect();
+    assert_eq!(ms, vec![0, 500, 1500, 3500, 7500]);
+    assert_eq!(n.now - start, Duration::from_millis(15500));
+    assert_eq!(downs(&n.ev_a), vec![DownReason::PeerUnreachable]);
+    // Re-initiation is scheduled.
+    assert_eq!(n.a.status()[0].state, "connecting");
+    assert!(n.a.poll_timeout().is_some());
+}
+
+#[test]
+fn delete_tears_down_both_sides() {
+    let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let now = n.now;
+    n.a.remove_connection(0, now);
+    n.pump();
+    let del_a: Vec<_> = n.ev_a.iter().filter(|e| matches!(e, Event::ChildSaDeleted { .. })).collect();
+    assert_eq!(del_a.len(), 1);
+    assert!(n.ev_b.iter().any(|e| matches!(e, Event::ChildSaDeleted { .. })));
+    assert_eq!(downs(&n.ev_b), vec![DownReason::DeletedByPeer]);
+    assert_eq!(n.b.status()[0].state, "down");
+    assert!(n.a.status().is_empty());
+}
+
+#[test]
+fn liveness_check_answered_and_dead_peer_detected() {
+    let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let before = n.sent;
+    n.run_for(Duration::from_secs(20));
+    assert!(n.sent >= before + 2, "a DPD exchange happened");
+    assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
+    // Now B goes silent: everything from A is lost.
+    n.drop = (n.sent..n.sent + 1000).collect();
+    n.run_for(Duration::from_secs(80));
+    assert!(downs(&n.ev_a).contains(&DownReason::DpdTimeout) || downs(&n.ev_b).contains(&DownReason::DpdTimeout));
+}
+
+#[test]
+fn garbage_is_dropped_and_counted() {
+    let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let local = SocketAddr::new(B, 4500);
+    let remote = SocketAddr::new(A, 4500);
+    assert!(n.b.handle_datagram(n.now, local, remote, &[1, 2, 3, 4, 5]).is_err());
+    assert!(n.b.handle_datagram(n.now, local, remote, &[0, 0, 0, 0, 1]).is_err());
+    let mut tampered = n.wire[2].2.clone();
+    let l = tampered.len();
+    tampered[l - 1] ^= 1;
+    assert!(n.b.handle_datagram(n.now, local, remote, &tampered).is_err());
+    assert!(n.b.dropped() >= 3);
+    assert_eq!(n.b.status()[0].state, "established");
+}
