@@ -25,7 +25,7 @@ for line in sys.stdin:
         rows[key] = []
         order.append(key)
     rows[key].append((float(esp), float(raw)))
-print(f"{\"transform\":<31} {\"op\":<14} {\"esp Mpps\":>9} {\"esp Gb/s\":>9} {\"raw Mpps\":>9} {\"raw Gb/s\":>9} {\"esp/raw\":>8} {\"spread\":>11}")
+print("{:<31} {:<14} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11}".format("transform", "op", "esp Mpps", "esp Gb/s", "raw Mpps", "raw Gb/s", "esp/raw", "spread"))
 for key in order:
     r = rows[key]
     esp = statistics.median(e for e, _ in r)
