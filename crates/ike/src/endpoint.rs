@@ -815,7 +815,7 @@ impl Endpoint {
                 return self.initiator_init_response(sa, now, remote, data, header);
             }
             let keys = sa.keys.as_ref().ok_or(IkeError::UnexpectedExchange(header.exchange))?;
-            let (_, inner) = crypto::unprotect(&keys.direction(false), data)?;
+            let (_, inner) = crypto::unprotect(&keys.direction(!sa.initiator), data)?;
             sa.last_recv = now;
             let kind = out.kind.clone();
             sa.outstanding = None;
@@ -849,7 +849,7 @@ impl Endpoint {
             return Err(IkeError::UnexpectedMessageId(header.message_id));
         }
         let keys = sa.keys.as_ref().ok_or(IkeError::UnexpectedExchange(header.exchange))?;
-        let (_, inner) = crypto::unprotect(&keys.direction(true), data)?;
+        let (_, inner) = crypto::unprotect(&keys.direction(!sa.initiator), data)?;
         sa.last_recv = now;
         sa.last_request = data.to_vec();
         // Authenticated: follow the peer's address (NAT mapping, float to 4500).

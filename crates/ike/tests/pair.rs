@@ -398,3 +398,22 @@ fn garbage_is_dropped_and_counted() {
     assert!(n.b.dropped() >= 3);
     assert_eq!(n.b.status()[0].state, "established");
 }
+
+#[test]
+fn responder_initiated_delete_and_liveness() {
+    let mut n = establish("aes256-sha256-modp2048", "aes256-sha256");
+    // Only the responder checks liveness: A's DPD is effectively disabled by answering first.
+    let now = n.now;
+    n.b.handle_timeout(now + Duration::from_secs(16));
+    n.now = now + Duration::from_secs(16);
+    let sent_before = n.sent;
+    n.pump();
+    assert_eq!(n.sent, sent_before + 2, "responder's DPD request answered by the initiator");
+    assert_eq!(n.a.dropped() + n.b.dropped(), 0);
+    let now = n.now;
+    n.b.remove_connection(0, now);
+    n.pump();
+    assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
+    assert!(n.ev_a.iter().any(|e| matches!(e, Event::ChildSaDeleted { .. })));
+    assert_eq!(n.a.dropped(), 0);
+}
