@@ -61,6 +61,9 @@ pub enum SiteError {
     /// The site's kind does not support what the resource asks for.
     #[error("{at}: {problem}")]
     UnsupportedByKind { at: Location, problem: String },
+    /// The template's `apiProfile` is not one the site's kind accepts.
+    #[error("apiProfile: {profile} is not supported on a {kind} site (supported: {supported})")]
+    ApiProfile { profile: String, kind: String, supported: String },
     /// The API version is not served by the site's kind.
     #[error("{at}: {problem}")]
     ApiVersion { at: Location, problem: String },

@@ -10,9 +10,6 @@ use crate::error::SiteError;
 
 include!(concat!(env!("OUT_DIR"), "/kind_files.rs"));
 
-/// The file that maps API profiles to per-namespace versions (not a kind).
-const PROFILES_FILE: &str = "api-profiles.toml";
-
 /// Everything a site kind allows, limits and defaults to; loaded from `kinds/<name>.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +18,7 @@ pub struct KindProfile {
     pub name: String,
     /// Human description for status output.
     pub description: String,
-    /// `apiProfile` values templates may use on this kind.
+    /// `apiProfile` values templates may use on this kind (the arm engine maps them to versions).
     pub api_profiles: Vec<String>,
     /// `connectionProtocol` values this kind accepts (IKEv2, IKEv1).
     pub connection_protocols: Vec<String>,
@@ -38,9 +35,6 @@ pub struct KindProfile {
     pub gateway_skus: Vec<GatewaySku>,
     /// The IPsec/IKE policy a connection without `ipsecPolicies` uses.
     pub default_policy: DefaultPolicy,
-    /// API profiles' per-namespace versions (from api-profiles.toml, shared by all kinds).
-    #[serde(skip)]
-    pub profile_versions: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Inclusive range of API versions (`YYYY-MM-DD`, compared as dates) a namespace accepts.
@@ -147,29 +141,10 @@ pub struct DefaultPolicy {
     pub child_lifetime_kilobytes: u64,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProfilesFile {
-    profiles: BTreeMap<String, BTreeMap<String, String>>,
-}
-
 fn load_all() -> Result<Vec<KindProfile>, String> {
-    let profiles = KIND_FILES
-        .iter()
-        .find(|(n, _)| *n == PROFILES_FILE)
-        .map(|(_, text)| toml::from_str::<ProfilesFile>(text).map_err(|e| format!("kinds/{PROFILES_FILE}: {e}")))
-        .transpose()?
-        .map(|p| p.profiles)
-        .unwrap_or_default();
     let mut kinds = Vec::new();
-    for (file, text) in KIND_FILES.iter().filter(|(n, _)| *n != PROFILES_FILE) {
-        let mut k: KindProfile = toml::from_str(text).map_err(|e| format!("kinds/{file}: {e}"))?;
-        for p in &k.api_profiles {
-            let Some(versions) = profiles.get(p) else {
-                return Err(format!("kinds/{file}: api profile {p} is not defined in kinds/{PROFILES_FILE}"));
-            };
-            k.profile_versions.insert(p.clone(), versions.clone());
-        }
+    for (file, text) in KIND_FILES.iter() {
+        let k: KindProfile = toml::from_str(text).map_err(|e| format!("kinds/{file}: {e}"))?;
         for (ns, r) in &k.api_versions {
             for v in [&r.min, &r.max] {
                 if parse_api_date(v).is_none() {
@@ -225,13 +200,6 @@ impl KindProfile {
     /// The SKU of that name (case-insensitive), if this kind offers it.
     pub fn gateway_sku(&self, name: &str) -> Option<&GatewaySku> {
         self.gateway_skus.iter().find(|s| s.name.eq_ignore_ascii_case(name))
-    }
-
-    /// The API version an `apiProfile` assigns to a resource type's namespace.
-    pub fn profile_api_version(&self, profile: &str, resource_type: &str) -> Option<&str> {
-        let ns = resource_type.split('/').next()?;
-        let (_, versions) = self.profile_versions.iter().find(|(p, _)| p.eq_ignore_ascii_case(profile))?;
-        versions.iter().find(|(n, _)| n.eq_ignore_ascii_case(ns)).map(|(_, v)| v.as_str())
     }
 
     /// Whether templates may use this `apiProfile` on this kind.
@@ -306,7 +274,7 @@ mod tests {
         assert!(e.contains("2018-11-01") && e.contains("2020-05-01"), "{e}");
         assert!(k.check_api_version("Microsoft.Storage/storageAccounts", "2023-01-01").is_ok());
         assert!(k.check_api_version("Microsoft.Network/virtualNetworks", "yesterday").is_err());
-        assert_eq!(k.profile_api_version("2019-03-01-hybrid", "Microsoft.Network/virtualNetworks"), Some("2017-10-01"));
+        assert!(k.supports_api_profile("2019-03-01-HYBRID"));
         let azure = kind("azure").unwrap();
         assert!(azure.check_api_version("Microsoft.Network/virtualNetworks", "2023-09-01").is_ok());
     }

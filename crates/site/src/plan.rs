@@ -192,9 +192,14 @@ impl<'a> Planner<'a> {
             .filter(|r| r.resource_type.eq_ignore_ascii_case(T_SUBNET))
             .map(|r| r.id.clone())
             .collect();
+        if let Some(p) = d.api_profile() {
+            if !self.kind.supports_api_profile(p) {
+                return Err(SiteError::ApiProfile { profile: p.to_string(), kind: self.kind.name.clone(), supported: self.kind.api_profiles.join(", ") });
+            }
+        }
         for pending in d.resources_in_order() {
             let ev = d.evaluate_resource(pending, &self)?;
-            self.plan_resource(&ev, d.api_profile())?;
+            self.plan_resource(&ev)?;
         }
         for r in d.skipped_resources() {
             self.notes.push(format!("{} ({} '{}') skipped: its condition is false", r.path, r.resource_type, r.name));
@@ -350,9 +355,9 @@ impl<'a> Planner<'a> {
 
     // ---- per resource ----
 
-    fn plan_resource(&mut self, ev: &EvaluatedResource, api_profile: Option<&str>) -> Result<(), SiteError> {
+    fn plan_resource(&mut self, ev: &EvaluatedResource) -> Result<(), SiteError> {
         let loc = Location { resource_path: ev.path.clone(), resource_type: ev.resource_type.clone(), name: ev.name.clone(), property: String::new() };
-        let api_version = self.api_version(ev, api_profile, &loc)?;
+        let api_version = self.api_version(ev, &loc)?;
         let tags = match get_ci(&ev.body, "tags") {
             None => Map::new(),
             Some(Value::Object(m)) => m.clone(),
@@ -392,25 +397,12 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    fn api_version(&self, ev: &EvaluatedResource, api_profile: Option<&str>, loc: &Location) -> Result<String, SiteError> {
-        let version = match (&ev.api_version, api_profile) {
-            (Some(v), _) => v.clone(),
-            (None, Some(p)) => {
-                if !self.kind.supports_api_profile(p) {
-                    return Err(SiteError::ApiVersion {
-                        at: Location { property: String::new(), ..loc.clone() },
-                        problem: format!("apiProfile {p} is not supported on a {} site (supported: {})", self.kind.name, self.kind.api_profiles.join(", ")),
-                    });
-                }
-                self.kind.profile_api_version(p, &ev.resource_type).map(str::to_string).ok_or_else(|| SiteError::ApiVersion {
-                    at: loc.at("apiVersion"),
-                    problem: format!("apiProfile {p} has no version for {}; give the resource an apiVersion", ev.resource_type),
-                })?
-            }
-            (None, None) => return Err(SiteError::ApiVersion { at: loc.at("apiVersion"), problem: "is required (the template has no apiProfile)".into() }),
+    fn api_version(&self, ev: &EvaluatedResource, loc: &Location) -> Result<String, SiteError> {
+        let Some(version) = &ev.api_version else {
+            return Err(SiteError::ApiVersion { at: loc.at("apiVersion"), problem: "is required (the template has no apiProfile that covers this type)".into() });
         };
-        self.kind.check_api_version(&ev.resource_type, &version).map_err(|problem| SiteError::ApiVersion { at: loc.at("apiVersion"), problem })?;
-        Ok(version)
+        self.kind.check_api_version(&ev.resource_type, version).map_err(|problem| SiteError::ApiVersion { at: loc.at("apiVersion"), problem })?;
+        Ok(version.clone())
     }
 
     fn parse_subnet(&self, vnet_id: &str, name: &str, b: &Body) -> Result<Subnet, SiteError> {
