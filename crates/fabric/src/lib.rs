@@ -6,9 +6,12 @@
 //! the state directory, deployments through the `site` crate, up/down/status).
 
 pub mod desired;
+pub mod lab;
 pub mod names;
 pub mod netns;
 pub mod reconcile;
+pub mod spec;
+pub mod state;
 pub mod topology;
 
 pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};

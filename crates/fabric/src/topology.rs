@@ -4,7 +4,7 @@
 //! Layout: one router namespace per VNet holds a bridge per subnet (answering `.1`) and
 //! forwards between them; each VM is a namespace whose `eth<N>` is a veth into its subnet's
 //! bridge, with a default route via `.1`; the internet namespace holds one bridge per site
-//! public prefix (answering the prefix's first address), where gateways will attach.
+//! public prefix (answering the prefix's last usable address), where gateways will attach.
 
 use crate::desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec};
 use crate::names::LabId;
@@ -90,8 +90,7 @@ pub enum TopologyError {
     Desired(#[from] crate::desired::DesiredError),
 }
 
-/// First host address of a prefix (`.1` of a /24): the router's address on a subnet, and the
-/// internet's address on a site's public prefix.
+/// First host address of a prefix (`.1` of a /24): the router's address on a subnet.
 pub fn first_host(prefix: &Ipv4Net) -> Option<Ipv4Addr> {
     if prefix.prefix_len() >= 31 {
         return None;
@@ -101,8 +100,13 @@ pub fn first_host(prefix: &Ipv4Net) -> Option<Ipv4Addr> {
 
 impl SiteNet {
     /// The internet side's address on this site's public prefix: the next hop for gateways.
+    /// It is the prefix's last usable address (`.254` of a /24) because the site allocates
+    /// public IPs from the first one up.
     pub fn internet_address(&self) -> Option<Ipv4Addr> {
-        first_host(&self.public_prefix)
+        if self.public_prefix.prefix_len() >= 31 {
+            return None;
+        }
+        Some(Ipv4Addr::from(u32::from(self.public_prefix.broadcast()) - 1))
     }
 }
 

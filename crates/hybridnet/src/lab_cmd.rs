@@ -1,17 +1,285 @@
-//! `hybridnet lab …` and `hybridnet deploy` (owned by the lab work).
+//! `hybridnet lab …` and `hybridnet deploy` (owned by the lab work): thin CLI over
+//! [`fabric::lab`].
+
 use clap::{Args, Subcommand};
+use fabric::lab::{self, DeployRequest, Lab, LabStatus, Progress};
+use fabric::state::{self, LabSelector};
+use fabric::LabId;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Subcommand)]
-pub enum LabCommand {}
-
-#[derive(Args)]
-pub struct DeployArgs {}
-
-pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+/// Which lab a command acts on: `--id ID`, a lab directory, or (neither) the lab of the
+/// current directory or the only running lab.
+#[derive(Args, Clone, Debug)]
+pub struct LabChoice {
+    /// Lab directory (holding lab.yaml).
+    pub dir: Option<PathBuf>,
+    /// Lab id (as shown by `lab up` and `lab status`).
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
-pub fn deploy(_args: DeployArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("no lab support yet")
+impl LabChoice {
+    fn selector(&self) -> anyhow::Result<LabSelector> {
+        Ok(match (&self.id, &self.dir) {
+            (Some(id), _) => LabSelector::Id(LabId::parse(id)?),
+            (None, Some(dir)) => LabSelector::Dir(dir.clone()),
+            (None, None) => LabSelector::Implicit,
+        })
+    }
+}
+
+/// `hybridnet lab …`
+#[derive(Subcommand)]
+pub enum LabCommand {
+    /// Create or update the lab described by DIR/lab.yaml: sites, deployments, namespaces.
+    Up {
+        /// Lab directory (holding lab.yaml).
+        dir: PathBuf,
+    },
+    /// Remove every namespace, link and process of a lab, and its state.
+    Down(LabChoice),
+    /// Show sites, VNets, subnets, VMs with addresses and provisioning states.
+    Status {
+        #[command(flatten)]
+        choice: LabChoice,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a VM's namespace; its exit code is passed through.
+    Exec {
+        /// SITE/VM, e.g. azure/vm1.
+        target: String,
+        /// Lab id (default: the lab of the current directory or the only running lab).
+        #[arg(long)]
+        id: Option<String>,
+        /// Lab directory.
+        #[arg(long)]
+        lab: Option<PathBuf>,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// `hybridnet deploy --site SITE TEMPLATE …`
+#[derive(Args)]
+pub struct DeployArgs {
+    /// Site to deploy to.
+    #[arg(long)]
+    pub site: String,
+    /// ARM template file.
+    pub template: PathBuf,
+    /// Parameter file (azuredeploy.parameters.json shape or a plain object).
+    #[arg(long)]
+    pub parameters: Option<PathBuf>,
+    /// Inline parameter NAME=VALUE (repeatable; JSON values allowed; `${…}` references allowed).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Deployment name (default: the template file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lab directory.
+    #[arg(long)]
+    pub lab: Option<PathBuf>,
+    /// Lab id.
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+fn selector(id: &Option<String>, dir: &Option<PathBuf>) -> anyhow::Result<LabSelector> {
+    LabChoice { dir: dir.clone(), id: id.clone() }.selector()
+}
+
+fn eprint_line(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Runs a `lab` subcommand.
+pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
+    let root = state::state_root();
+    match cmd {
+        LabCommand::Up { dir } => {
+            let mut sink = eprint_line;
+            let mut progress = Progress::new(&mut sink);
+            let report = lab::up(&root, &dir, &mut progress)?;
+            let total = progress.elapsed().as_secs_f64();
+            if report.unchanged() {
+                println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
+            } else {
+                println!(
+                    "lab {} is up: {} resource change(s), {} kernel change(s) ({total:.3}s)",
+                    report.lab_id, report.resource_changes, report.kernel_changes
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Down(choice) => {
+            let report = lab::down(&root, &choice.selector()?)?;
+            println!(
+                "lab {} is down: {} namespace(s) removed{}",
+                report.lab_id,
+                report.namespaces.len(),
+                if report.state_removed { ", state removed" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Status { choice, json } => {
+            let sel = choice.selector()?;
+            let labs: Vec<Lab> = match sel {
+                LabSelector::Implicit if choice.dir.is_none() => {
+                    match Lab::open(&root, &sel) {
+                        Ok(l) => vec![l],
+                        // Several labs and no choice: show them all.
+                        Err(_) => state::list_labs(&root)
+                            .into_iter()
+                            .filter_map(|(d, r)| r.ok().map(|record| Lab { dir: d, record }))
+                            .collect(),
+                    }
+                }
+                other => vec![Lab::open(&root, &other)?],
+            };
+            let statuses: Vec<LabStatus> = labs.iter().map(|l| l.status()).collect::<Result<_, _>>()?;
+            if json {
+                let v = if statuses.len() == 1 {
+                    serde_json::to_value(&statuses[0])?
+                } else {
+                    serde_json::to_value(&statuses)?
+                };
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if statuses.is_empty() {
+                println!("no lab is running (state in {})", root.display());
+            } else {
+                for s in &statuses {
+                    print_status(s);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Exec { target, id, lab, command } => {
+            let lab = Lab::open(&root, &selector(&id, &lab)?)?;
+            let ns = lab.vm_netns(&target)?;
+            // Replaces this process: the command's exit code is ours.
+            let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&command).exec();
+            Err(anyhow::anyhow!("cannot run `ip netns exec {ns} …`: {err}"))
+        }
+    }
+}
+
+fn print_status(s: &LabStatus) {
+    let mark = |exists: bool| if exists { "" } else { " (missing)" };
+    println!("lab {}  from {}", s.id, s.source_dir.display());
+    println!("  internet: {}{}", s.internet.netns, mark(s.internet.exists));
+    for site in &s.sites {
+        println!(
+            "  site {} (kind {}, public {}{}, internet router {})",
+            site.name,
+            site.kind,
+            site.public_prefix,
+            if site.nat { ", behind NAT" } else { "" },
+            site.internet_address.as_deref().unwrap_or("-")
+        );
+        for v in &site.virtual_networks {
+            println!(
+                "    vnet {} {} [{}]{}  router {}{}",
+                v.name,
+                v.address_space.join(","),
+                v.provisioning_state,
+                v.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(),
+                v.router.netns,
+                mark(v.router.exists)
+            );
+            for sn in &v.subnets {
+                println!(
+                    "      subnet {} {}  bridge {}",
+                    sn["name"].as_str().unwrap_or(""),
+                    sn["addressPrefix"].as_str().unwrap_or(""),
+                    sn["bridge"].as_str().unwrap_or("")
+                );
+            }
+        }
+        for vm in &site.virtual_machines {
+            let addrs: Vec<String> = vm
+                .nics
+                .iter()
+                .map(|n| {
+                    let mut a = format!(
+                        "{} {}/{}",
+                        n["interface"].as_str().unwrap_or("-"),
+                        n["privateIpAddress"].as_str().unwrap_or("?"),
+                        n["subnet"].as_str().unwrap_or("?")
+                    );
+                    if let Some(p) = n["publicIpAddress"].as_str() {
+                        a.push_str(&format!(" public {p}"));
+                    }
+                    a
+                })
+                .collect();
+            println!(
+                "    vm {} [{}]{}  {}  netns {}{}",
+                vm.name,
+                vm.provisioning_state,
+                vm.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(),
+                addrs.join(", "),
+                vm.netns.netns,
+                mark(vm.netns.exists)
+            );
+        }
+        for p in &site.public_ip_addresses {
+            println!(
+                "    public ip {} {} [{}]",
+                p["name"].as_str().unwrap_or(""),
+                p["ipAddress"].as_str().unwrap_or(""),
+                p["provisioningState"].as_str().unwrap_or("")
+            );
+        }
+        for o in &site.other_resources {
+            println!(
+                "    {} {} [{}]{}",
+                o["type"].as_str().unwrap_or(""),
+                o["name"].as_str().unwrap_or(""),
+                o["provisioningState"].as_str().unwrap_or(""),
+                o["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+        for d in &site.deployments {
+            println!(
+                "    deployment {} [{}]{}",
+                d["name"].as_str().unwrap_or(""),
+                d["state"].as_str().unwrap_or(""),
+                d["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Runs `hybridnet deploy`.
+pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let root = state::state_root();
+    let lab = Lab::open(&root, &selector(&args.id, &args.lab)?)?;
+    let mut set = serde_json::Map::new();
+    for s in &args.set {
+        let (k, v) = DeployRequest::parse_set(s)?;
+        set.insert(k, v);
+    }
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => args
+            .template
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("{}: cannot derive a deployment name; use --name", args.template.display()))?,
+    };
+    let req = DeployRequest { name, site: args.site.clone(), template: args.template.clone(), parameters_file: args.parameters.clone(), set };
+    let mut sink = eprint_line;
+    let mut progress = Progress::new(&mut sink);
+    let report = lab.deploy(&req, &mut progress)?;
+    println!(
+        "deployed {} to {}: {} resource change(s), {} kernel change(s)",
+        req.name, req.site, report.resource_changes, report.kernel_changes
+    );
+    Ok(ExitCode::SUCCESS)
 }

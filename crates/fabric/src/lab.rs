@@ -1,0 +1,814 @@
+//! A lab: `lab.yaml` + the registry + the sites' control planes + the realized namespaces.
+//!
+//! `up` creates (or reuses) the lab of a directory, applies its deployments in order through
+//! each site's plan/apply, then realizes every site's resources and records each resource's
+//! provisioning state. `deploy` does the same for one template against a running lab. `down`
+//! removes every namespace with the lab's prefix (and the processes in them) and the state.
+
+use crate::desired::DesiredState;
+use crate::names::LabId;
+use crate::reconcile::{reconcile, teardown};
+use crate::spec::{substitute, DeploymentSpec, LabSpec, Reference, SiteSpec, SpecError, SubstError};
+use crate::state::{self, LabDir, LabRecord, LabSelector, StateError};
+use crate::topology::{NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
+use serde_json::{Map, Value};
+use site::{ChangeAction, ProvisioningState, Resource, Site, SiteError};
+use std::collections::BTreeMap;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Resource types the lab realizes now (the site reports the others as Pending).
+pub const REALIZED_TYPES: &[&str] = site::DEFAULT_REALIZED_TYPES;
+
+/// Why a lab operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// lab.yaml is unreadable or inconsistent.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The registry on disk.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A site's control plane refused or failed (template errors name the template path).
+    #[error("site {site}: {source}")]
+    Site { site: String, #[source] source: SiteError },
+    /// A deployment was rejected; nothing of it was applied.
+    #[error("deployment {deployment:?} to site {site} ({template}): {source}")]
+    Deployment { deployment: String, site: String, template: String, #[source] source: SiteError },
+    /// A template or parameter file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile { path: PathBuf, #[source] source: std::io::Error },
+    /// A parameter file is not valid.
+    #[error("{path}: {source}")]
+    ParameterFile { path: PathBuf, #[source] source: arm::ArmError },
+    /// A `${…}` substitution or `--set` value failed.
+    #[error("deployment {deployment:?}, parameter {parameter}: {source}")]
+    Substitution { deployment: String, parameter: String, #[source] source: SubstError },
+    /// `--set` without `=`.
+    #[error("--set {0:?}: expected NAME=VALUE")]
+    BadSet(String),
+    /// The lab has no such site.
+    #[error("lab {lab} has no site {site:?} (sites: {known})")]
+    NoSuchSite { lab: String, site: String, known: String },
+    /// The lab has no such VM.
+    #[error("site {site} has no VM {vm:?} (VMs: {known})")]
+    NoSuchVm { site: String, vm: String, known: String },
+    /// `SITE/VM` was malformed.
+    #[error("{0:?}: expected SITE/VM, e.g. azure/vm1")]
+    BadTarget(String),
+    /// The VM exists in the site but its namespace is not there (failed or torn down).
+    #[error("VM {0} is not running (its namespace {1} does not exist; see `hybridnet lab status`)")]
+    VmNotRunning(String, String),
+    /// The sites' resources cannot be laid out as namespaces (e.g. colliding names).
+    #[error("cannot lay out the lab: {0}")]
+    Topology(#[from] crate::topology::TopologyError),
+    /// Realizing resources in namespaces failed; the failed resources are marked Failed.
+    #[error("realizing the lab failed: {0}")]
+    Realize(#[from] crate::reconcile::ReconcileError),
+    /// The lab's state could not be locked.
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: PathBuf, #[source] source: std::io::Error },
+    /// Tearing down failed; what is left is listed.
+    #[error("tearing down lab {id}: {source}")]
+    Teardown { id: String, #[source] source: crate::netns::NetnsError },
+}
+
+fn site_err(site: &str) -> impl FnOnce(SiteError) -> LabError + '_ {
+    move |source| LabError::Site { site: site.to_string(), source }
+}
+
+/// Progress reporting: one line per step with the time it took.
+pub struct Progress<'a> {
+    start: Instant,
+    sink: &'a mut dyn FnMut(&str),
+}
+
+impl<'a> Progress<'a> {
+    /// Reports through `sink` (e.g. printing to stderr).
+    pub fn new(sink: &'a mut dyn FnMut(&str)) -> Progress<'a> {
+        Progress { start: Instant::now(), sink }
+    }
+
+    /// Runs one step and reports `label: <detail>` with its duration.
+    pub fn step<T, E>(&mut self, label: &str, f: impl FnOnce() -> Result<(T, String), E>) -> Result<T, E> {
+        let t = Instant::now();
+        let r = f();
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let at = self.start.elapsed().as_secs_f64();
+        match &r {
+            Ok((_, detail)) => (self.sink)(&format!("[{at:7.3}s] {label}: {detail} ({ms:.0} ms)")),
+            Err(_) => (self.sink)(&format!("[{at:7.3}s] {label}: FAILED ({ms:.0} ms)")),
+        }
+        r.map(|(v, _)| v)
+    }
+
+    /// Reports a line without a step.
+    pub fn note(&mut self, line: &str) {
+        let at = self.start.elapsed().as_secs_f64();
+        (self.sink)(&format!("[{at:7.3}s] {line}"));
+    }
+
+    /// Time since the first step.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.start.elapsed()
+    }
+}
+
+/// An exclusive lock on a lab's state directory, held while it is changed.
+struct LabLock {
+    _file: std::fs::File,
+}
+
+fn lock(dir: &LabDir) -> Result<LabLock, LabError> {
+    std::fs::create_dir_all(&dir.path).map_err(|source| LabError::Lock { path: dir.path.clone(), source })?;
+    let path = dir.path.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LabError::Lock { path: path.clone(), source })?;
+    // SAFETY: flock on a file descriptor we own; released when the file is closed (or we die).
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(LabError::Lock { path, source: std::io::Error::last_os_error() });
+    }
+    Ok(LabLock { _file: f })
+}
+
+/// A running lab, opened from the registry.
+pub struct Lab {
+    /// Where its state lives.
+    pub dir: LabDir,
+    /// lab.json.
+    pub record: LabRecord,
+}
+
+/// What `up` or `deploy` did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// The lab id.
+    pub lab_id: String,
+    /// Resources created or updated by deployments.
+    pub resource_changes: usize,
+    /// Kernel changes made by realization (0 = nothing had to change).
+    pub kernel_changes: usize,
+    /// Resources whose realization failed, with the error.
+    pub failed: Vec<(String, String)>,
+}
+
+impl ApplyReport {
+    /// True when re-applying changed nothing at all.
+    pub fn unchanged(&self) -> bool {
+        self.resource_changes == 0 && self.kernel_changes == 0
+    }
+}
+
+impl Lab {
+    /// Opens the lab a selector names.
+    pub fn open(root: &Path, sel: &LabSelector) -> Result<Lab, LabError> {
+        let dir = state::select(root, sel)?;
+        let record = dir.record()?;
+        Ok(Lab { dir, record })
+    }
+
+    /// The lab's id.
+    pub fn id(&self) -> &LabId {
+        &self.record.id
+    }
+
+    /// Opens one site's control plane.
+    pub fn site(&self, name: &str) -> Result<Site, LabError> {
+        if !self.record.sites.iter().any(|s| s.name == name) {
+            return Err(LabError::NoSuchSite {
+                lab: self.record.id.to_string(),
+                site: name.to_string(),
+                known: self.record.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+        Site::open(&self.dir.sites_path(), name).map_err(site_err(name))
+    }
+
+    /// Namespace of `SITE/VM` (checked against the site's resources and the kernel).
+    pub fn vm_netns(&self, target: &str) -> Result<String, LabError> {
+        let (site_name, vm) = target.split_once('/').ok_or_else(|| LabError::BadTarget(target.to_string()))?;
+        if site_name.is_empty() || vm.is_empty() {
+            return Err(LabError::BadTarget(target.to_string()));
+        }
+        let site = self.site(site_name)?;
+        let resources = site.resources().map_err(site_err(site_name))?;
+        let vms: Vec<&str> = resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::VirtualMachine(v) => Some(v.meta.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let Some(name) = vms.iter().find(|n| n.eq_ignore_ascii_case(vm)) else {
+            return Err(LabError::NoSuchVm { site: site_name.to_string(), vm: vm.to_string(), known: vms.join(", ") });
+        };
+        let ns = self.record.id.vm_netns(site_name, name);
+        if !crate::netns::netns_exists(&ns) {
+            return Err(LabError::VmNotRunning(target.to_string(), ns));
+        }
+        Ok(ns)
+    }
+
+    /// Applies one deployment (template + parameters) to a site, then realizes the lab.
+    /// A rejected deployment changes no resource and no namespace; it is recorded as failed.
+    pub fn deploy(&self, req: &DeployRequest, progress: &mut Progress) -> Result<ApplyReport, LabError> {
+        let _lock = lock(&self.dir)?;
+        let mut report = ApplyReport { lab_id: self.record.id.to_string(), ..Default::default() };
+        report.resource_changes += self.apply_deployment(req, progress)?;
+        self.realize(&mut report, progress)?;
+        Ok(report)
+    }
+
+    fn apply_deployment(&self, req: &DeployRequest, progress: &mut Progress) -> Result<usize, LabError> {
+        let mut site = self.site(&req.site)?;
+        let template_text = std::fs::read_to_string(&req.template)
+            .map_err(|source| LabError::ReadFile { path: req.template.clone(), source })?;
+        let mut params = Map::new();
+        if let Some(pf) = &req.parameters_file {
+            let text = std::fs::read_to_string(pf).map_err(|source| LabError::ReadFile { path: pf.clone(), source })?;
+            params = arm::parse_parameters(&text)
+                .map_err(|source| LabError::ParameterFile { path: pf.clone(), source })?;
+        }
+        for (k, v) in &req.set {
+            let resolved = substitute(v, &|r, text| self.resolve(r, text))
+                .map_err(|source| LabError::Substitution { deployment: req.name.clone(), parameter: k.clone(), source })?;
+            params.insert(k.clone(), resolved);
+        }
+        let label = format!("deploy {} -> {}", req.name, req.site);
+        progress.step(&label, || {
+            let plan = match site.plan(&template_text, params.clone(), &req.name) {
+                Ok(p) => p,
+                Err(source) => {
+                    // Recorded so status shows the failed deployment; resources are untouched.
+                    let _ = site.record_failed_deployment(&template_text, &params, &req.name, &source);
+                    return Err(LabError::Deployment {
+                        deployment: req.name.clone(),
+                        site: req.site.clone(),
+                        template: req.template.display().to_string(),
+                        source,
+                    });
+                }
+            };
+            let count = |a: ChangeAction| plan.changes.iter().filter(|c| c.action == a).count();
+            let (created, updated, same, deleted) =
+                (count(ChangeAction::Create), count(ChangeAction::Update), count(ChangeAction::NoChange), count(ChangeAction::Delete));
+            site.apply(plan).map_err(site_err(&req.site))?;
+            Ok((
+                created + updated + deleted,
+                format!("{created} created, {updated} updated, {deleted} deleted, {same} unchanged"),
+            ))
+        })
+    }
+
+    /// Resolves `${…}` references against the lab's sites.
+    fn resolve(&self, r: &Reference, text: &str) -> Result<Value, SubstError> {
+        let unresolved = |reason: String| SubstError::Unresolved { reference: text.to_string(), reason };
+        match r {
+            Reference::Output { deployment, output } => {
+                for s in &self.record.sites {
+                    let site = Site::open(&self.dir.sites_path(), &s.name).map_err(|e| unresolved(e.to_string()))?;
+                    let deps = site.deployments().map_err(|e| unresolved(e.to_string()))?;
+                    if let Some(d) = deps.iter().find(|d| &d.name == deployment) {
+                        return d
+                            .outputs
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(output))
+                            .map(|(_, v)| v.clone())
+                            .ok_or_else(|| {
+                                unresolved(format!(
+                                    "deployment {deployment:?} has no output {output:?} (outputs: {})",
+                                    d.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                                ))
+                            });
+                    }
+                }
+                Err(unresolved(format!("no deployment named {deployment:?} has been applied (yet)")))
+            }
+            Reference::PublicIp { site, name } => {
+                let s = self.site(site).map_err(|e| unresolved(e.to_string()))?;
+                let resources = s.resources().map_err(|e| unresolved(e.to_string()))?;
+                resources
+                    .iter()
+                    .find_map(|r| match r {
+                        Resource::PublicIpAddress(p) if p.meta.name.eq_ignore_ascii_case(name) => {
+                            Some(Value::String(p.ip_address.to_string()))
+                        }
+                        _ => None,
+                    })
+                    .ok_or_else(|| unresolved(format!("site {site} has no public IP named {name:?}")))
+            }
+            Reference::PublicPrefix { site } => self
+                .record
+                .sites
+                .iter()
+                .find(|s| &s.name == site)
+                .map(|s| Value::String(s.public_prefix.to_string()))
+                .ok_or_else(|| unresolved(format!("no site named {site:?}"))),
+        }
+    }
+
+    /// Builds the topology from every site's resources, reconciles the kernel with it, and
+    /// records each realized resource's provisioning state.
+    fn realize(&self, report: &mut ApplyReport, progress: &mut Progress) -> Result<(), LabError> {
+        let mut sites: Vec<(Site, Vec<Resource>)> = Vec::new();
+        for s in &self.record.sites {
+            let site = self.site(&s.name)?;
+            let resources = site.resources().map_err(site_err(&s.name))?;
+            sites.push((site, resources));
+        }
+        let built = build_topology(&self.record.id, &self.record.sites, &sites);
+        let desired = match built.topology.desired_state() {
+            Ok(d) => d,
+            Err(e) => {
+                // The layout as a whole cannot be realized (e.g. colliding names).
+                let msg = e.to_string();
+                for (site, resources) in sites.iter_mut() {
+                    for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
+                        set_state(site, r, ProvisioningState::Failed { error: msg.clone() })?;
+                    }
+                }
+                return Err(LabError::Topology(e));
+            }
+        };
+        let mut sink = Vec::new();
+        let result = progress.step("realize namespaces", || {
+            let r = reconcile(&self.record.id.netns_prefix(), &desired, &mut |line| sink.push(line.to_string()));
+            match r {
+                Ok(rep) => {
+                    let n = rep.changes.len();
+                    let detail = if n == 0 {
+                        format!("{} namespaces, no changes", desired.netns.len())
+                    } else {
+                        format!("{} namespaces, {n} change(s)", desired.netns.len())
+                    };
+                    Ok::<_, crate::reconcile::ReconcileError>((Ok(rep), detail))
+                }
+                Err(e) => Ok((Err(e), "failed".to_string())),
+            }
+        })?;
+        for line in sink {
+            progress.note(&format!("  {line}"));
+        }
+        let _ = self.dir.write_realized(&desired);
+        let failed_ns: Option<(String, String)> = match &result {
+            Ok(_) => None,
+            Err(e) => Some((e.netns.clone(), e.to_string())),
+        };
+        // Provisioning states: Failed for what failed (and what did not map), else Succeeded.
+        let mut failures: BTreeMap<String, String> = built.failures.iter().cloned().collect();
+        if let Some((ns, msg)) = &failed_ns {
+            for id in built.owners.get(ns).into_iter().flatten() {
+                failures.insert(id.to_lowercase(), msg.clone());
+            }
+            if !built.owners.contains_key(ns) {
+                for (site, resources) in &sites {
+                    let _ = site;
+                    for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
+                        failures.entry(r.id().to_lowercase()).or_insert_with(|| msg.clone());
+                    }
+                }
+            }
+        }
+        for (site, resources) in sites.iter_mut() {
+            for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
+                let state = match failures.get(&r.id().to_lowercase()) {
+                    Some(err) => ProvisioningState::Failed { error: err.clone() },
+                    None => ProvisioningState::Succeeded,
+                };
+                set_state(site, r, state)?;
+            }
+        }
+        report.failed = failures.into_iter().collect();
+        match result {
+            Ok(rep) => {
+                report.kernel_changes += rep.changes.len();
+                Ok(())
+            }
+            Err(e) => Err(LabError::Realize(e)),
+        }
+    }
+}
+
+fn set_state(site: &mut Site, r: &Resource, state: ProvisioningState) -> Result<(), LabError> {
+    if r.provisioning_state() != &state {
+        let name = site.info().name.clone();
+        site.set_provisioning_state(r.id(), state).map_err(site_err(&name))?;
+    }
+    Ok(())
+}
+
+/// One deployment to apply: what `hybridnet deploy` and each lab.yaml step amount to.
+#[derive(Clone, Debug)]
+pub struct DeployRequest {
+    /// Deployment name.
+    pub name: String,
+    /// Target site.
+    pub site: String,
+    /// Template file.
+    pub template: PathBuf,
+    /// Optional parameter file.
+    pub parameters_file: Option<PathBuf>,
+    /// Inline parameters (with `${…}` substitution), overriding the file.
+    pub set: Map<String, Value>,
+}
+
+impl DeployRequest {
+    /// The request for a lab.yaml deployment step (paths relative to the lab directory).
+    pub fn from_spec(dir: &Path, d: &DeploymentSpec) -> DeployRequest {
+        DeployRequest {
+            name: d.name.clone(),
+            site: d.site.clone(),
+            template: dir.join(&d.template),
+            parameters_file: d.parameters.as_ref().map(|p| dir.join(p)),
+            set: d.set.clone(),
+        }
+    }
+
+    /// Parses `--set NAME=VALUE`: VALUE is taken as JSON when it is a number, boolean, array,
+    /// object or quoted string, and as a plain string otherwise.
+    pub fn parse_set(arg: &str) -> Result<(String, Value), LabError> {
+        let (k, v) = arg.split_once('=').ok_or_else(|| LabError::BadSet(arg.to_string()))?;
+        if k.is_empty() {
+            return Err(LabError::BadSet(arg.to_string()));
+        }
+        let value = match serde_json::from_str::<Value>(v) {
+            Ok(j) if !j.is_null() => j,
+            _ => Value::String(v.to_string()),
+        };
+        Ok((k.to_string(), value))
+    }
+}
+
+/// The topology of a lab's sites, plus which resources own which namespace and which
+/// resources could not be mapped (with why).
+struct Built {
+    topology: Topology,
+    owners: BTreeMap<String, Vec<String>>,
+    failures: Vec<(String, String)>,
+}
+
+fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)]) -> Built {
+    let mut topology = Topology { lab_id: id.clone(), sites: Vec::new() };
+    let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (spec, (_, resources)) in specs.iter().zip(sites) {
+        let mut net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: Vec::new(), vms: Vec::new() };
+        let mut subnet_index: Vec<(String, String, String)> = Vec::new(); // (subnet id, vnet, subnet)
+        for r in resources {
+            if let Resource::VirtualNetwork(v) = r {
+                net.vnets.push(VnetNet {
+                    name: v.meta.name.clone(),
+                    subnets: v.subnets.iter().map(|s| SubnetNet { name: s.name.clone(), prefix: s.address_prefix }).collect(),
+                });
+                for s in &v.subnets {
+                    subnet_index.push((s.id.to_lowercase(), v.meta.name.clone(), s.name.clone()));
+                }
+                owners.entry(id.router_netns(&spec.name, &v.meta.name)).or_default().push(v.meta.id.clone());
+            }
+        }
+        let edge = net.internet_address();
+        for r in resources {
+            match r {
+                Resource::PublicIpAddress(p) if Some(p.ip_address) == edge => failures.push((
+                    p.meta.id.to_lowercase(),
+                    format!("{} is the internet router's address on {}; choose another address", p.ip_address, spec.public_prefix),
+                )),
+                Resource::VirtualMachine(vm) => {
+                    let mut nics_sorted = vm.network_interfaces.clone();
+                    nics_sorted.sort_by_key(|n| !n.primary);
+                    let mut nics = Vec::new();
+                    let mut owned = vec![vm.meta.id.clone()];
+                    let mut problem = None;
+                    for vn in &nics_sorted {
+                        let nic = resources.iter().find_map(|r| match r {
+                            Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &vn.id) => Some(n),
+                            _ => None,
+                        });
+                        let Some(nic) = nic else {
+                            problem = Some(format!("network interface {} does not exist", vn.id));
+                            break;
+                        };
+                        owned.push(nic.meta.id.clone());
+                        let Some(ipc) = nic.primary().or(nic.ip_configurations.first()) else {
+                            problem = Some(format!("network interface {} has no IP configuration", nic.meta.name));
+                            break;
+                        };
+                        let Some((_, vnet, subnet)) = subnet_index.iter().find(|(sid, _, _)| site::same_id(sid, &ipc.subnet)) else {
+                            problem = Some(format!("subnet {} of NIC {} does not exist", ipc.subnet, nic.meta.name));
+                            break;
+                        };
+                        nics.push(NicNet {
+                            name: nic.meta.name.clone(),
+                            vnet: vnet.clone(),
+                            subnet: subnet.clone(),
+                            address: ipc.private_ip_address,
+                        });
+                    }
+                    match problem {
+                        Some(p) => failures.push((vm.meta.id.to_lowercase(), p)),
+                        None => {
+                            owners.insert(id.vm_netns(&spec.name, &vm.meta.name), owned);
+                            net.vms.push(VmNet { name: vm.meta.name.clone(), nics });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        topology.sites.push(net);
+    }
+    Built { topology, owners, failures }
+}
+
+/// `lab up DIR`: creates or reuses the lab of `dir`, applies its deployments, realizes it.
+pub fn up(root: &Path, dir: &Path, progress: &mut Progress) -> Result<ApplyReport, LabError> {
+    let spec = LabSpec::load(dir)?;
+    let canon = state::canonical_dir(dir)?;
+    let (lab_dir, record) = match state::find_by_dir(root, &canon)? {
+        Some((d, mut rec)) => {
+            rec.sites = spec.sites.clone();
+            (d, rec)
+        }
+        None => {
+            let id = state::fresh_id(root);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            (LabDir::new(root, &id), LabRecord { id, source_dir: canon.clone(), sites: spec.sites.clone(), created_unix: now })
+        }
+    };
+    // lab.json exists before any namespace does, so a crash can always be cleaned up.
+    lab_dir.write_record(&record)?;
+    let lab = Lab { dir: lab_dir, record };
+    let _lock = lock(&lab.dir)?;
+    progress.note(&format!("lab {} from {} (state {})", lab.id(), canon.display(), lab.dir.path.display()));
+    for s in &spec.sites {
+        progress.step(&format!("site {}", s.name), || {
+            Site::create(&lab.dir.sites_path(), &s.name, &s.kind, s.public_prefix).map_err(site_err(&s.name))?;
+            Ok::<_, LabError>(((), format!("kind {}, public prefix {}{}", s.kind, s.public_prefix, if s.nat { ", behind NAT" } else { "" })))
+        })?;
+    }
+    let mut report = ApplyReport { lab_id: lab.id().to_string(), ..Default::default() };
+    for d in &spec.deployments {
+        let req = DeployRequest::from_spec(&canon, d);
+        report.resource_changes += lab.apply_deployment(&req, progress)?;
+    }
+    lab.realize(&mut report, progress)?;
+    Ok(report)
+}
+
+/// What `down` removed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct DownReport {
+    /// The lab id.
+    pub lab_id: String,
+    /// Namespaces removed.
+    pub namespaces: Vec<String>,
+    /// Whether a state directory was removed.
+    pub state_removed: bool,
+}
+
+/// `lab down`: removes every namespace with the lab's prefix (killing the processes in them)
+/// and the lab's state directory. Works after a crash and without lab.json (by id).
+pub fn down(root: &Path, sel: &LabSelector) -> Result<DownReport, LabError> {
+    let dir = match sel {
+        LabSelector::Id(id) => LabDir::new(root, id),
+        other => state::select(root, other)?,
+    };
+    let id = dir.id.clone();
+    let had_state = dir.path.exists();
+    let namespaces = teardown(&id.netns_prefix()).map_err(|source| LabError::Teardown { id: id.to_string(), source })?;
+    if !had_state && namespaces.is_empty() {
+        return Err(StateError::NoSuchLab(id.to_string()).into());
+    }
+    dir.remove()?;
+    Ok(DownReport { lab_id: id.to_string(), namespaces, state_removed: had_state })
+}
+
+/// Realized view of a lab for `lab status`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabStatus {
+    /// Lab id.
+    pub id: String,
+    /// Directory the lab was built from.
+    pub source_dir: PathBuf,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// The internet namespace and whether it exists.
+    pub internet: NetnsStatus,
+    /// Per-site status.
+    pub sites: Vec<SiteStatus>,
+}
+
+/// A namespace and whether it exists now.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetnsStatus {
+    /// Namespace name.
+    pub netns: String,
+    /// Whether it exists in the kernel.
+    pub exists: bool,
+}
+
+/// One site in `lab status`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteStatus {
+    /// Site name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Public prefix.
+    pub public_prefix: String,
+    /// Behind NAT.
+    pub nat: bool,
+    /// The internet router's address on the site's public prefix.
+    pub internet_address: Option<String>,
+    /// VNets.
+    pub virtual_networks: Vec<VnetStatus>,
+    /// VMs.
+    pub virtual_machines: Vec<VmStatus>,
+    /// Public IPs.
+    pub public_ip_addresses: Vec<Value>,
+    /// Everything else (gateways, connections, …) with its provisioning state.
+    pub other_resources: Vec<Value>,
+    /// Deployments, oldest first.
+    pub deployments: Vec<Value>,
+}
+
+/// One VNet in `lab status`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VnetStatus {
+    /// Name.
+    pub name: String,
+    /// Address space.
+    pub address_space: Vec<String>,
+    /// provisioningState (`Succeeded`, `Failed`, …).
+    pub provisioning_state: String,
+    /// The error when Failed, the reason when Pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Router namespace.
+    pub router: NetnsStatus,
+    /// Subnets with their bridge interface.
+    pub subnets: Vec<Value>,
+}
+
+/// One VM in `lab status`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmStatus {
+    /// Name.
+    pub name: String,
+    /// provisioningState.
+    pub provisioning_state: String,
+    /// The error when Failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The VM's namespace.
+    pub netns: NetnsStatus,
+    /// NICs: name, subnet, private IP, interface inside the VM.
+    pub nics: Vec<Value>,
+}
+
+fn state_parts(s: &ProvisioningState) -> (String, Option<String>) {
+    match s {
+        ProvisioningState::Failed { error } => ("Failed".into(), Some(error.clone())),
+        ProvisioningState::Pending { reason } => ("Pending".into(), Some(reason.clone())),
+        other => (other.arm_name().into(), None),
+    }
+}
+
+fn ns_status(name: String) -> NetnsStatus {
+    let exists = crate::netns::netns_exists(&name);
+    NetnsStatus { netns: name, exists }
+}
+
+impl Lab {
+    /// Everything `lab status` shows, read from the site stores and the kernel.
+    pub fn status(&self) -> Result<LabStatus, LabError> {
+        let id = self.id();
+        let realized = self.dir.realized().unwrap_or_default();
+        let mut sites = Vec::new();
+        for spec in &self.record.sites {
+            let site = self.site(&spec.name)?;
+            let resources = site.resources().map_err(site_err(&spec.name))?;
+            let net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: vec![], vms: vec![] };
+            let topo = Topology { lab_id: id.clone(), sites: vec![] };
+            let mut st = SiteStatus {
+                name: spec.name.clone(),
+                kind: spec.kind.clone(),
+                public_prefix: spec.public_prefix.to_string(),
+                nat: spec.nat,
+                internet_address: net.internet_address().map(|a| a.to_string()),
+                virtual_networks: vec![],
+                virtual_machines: vec![],
+                public_ip_addresses: vec![],
+                other_resources: vec![],
+                deployments: vec![],
+            };
+            for r in &resources {
+                let (ps, err) = state_parts(r.provisioning_state());
+                match r {
+                    Resource::VirtualNetwork(v) => st.virtual_networks.push(VnetStatus {
+                        name: v.meta.name.clone(),
+                        address_space: v.address_space.iter().map(|p| p.to_string()).collect(),
+                        provisioning_state: ps,
+                        error: err,
+                        router: ns_status(id.router_netns(&spec.name, &v.meta.name)),
+                        subnets: v
+                            .subnets
+                            .iter()
+                            .map(|s| {
+                                serde_json::json!({
+                                    "name": s.name,
+                                    "addressPrefix": s.address_prefix.to_string(),
+                                    "routerAddress": crate::topology::first_host(&s.address_prefix).map(|a| a.to_string()),
+                                    "bridge": topo.subnet_bridge(&spec.name, &v.meta.name, &s.name),
+                                })
+                            })
+                            .collect(),
+                    }),
+                    Resource::VirtualMachine(vm) => {
+                        let vm_ns = id.vm_netns(&spec.name, &vm.meta.name);
+                        let realized_links = realized.get(&vm_ns).map(|n| n.links.clone()).unwrap_or_default();
+                        let mut nics = Vec::new();
+                        let mut sorted = vm.network_interfaces.clone();
+                        sorted.sort_by_key(|n| !n.primary);
+                        for (i, vn) in sorted.iter().enumerate() {
+                            let nic = resources.iter().find_map(|r| match r {
+                                Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &vn.id) => Some(n),
+                                _ => None,
+                            });
+                            if let Some(n) = nic {
+                                let ipc = n.primary().or(n.ip_configurations.first());
+                                let public = ipc.and_then(|c| c.public_ip_address.as_ref()).and_then(|pid| {
+                                    resources.iter().find_map(|r| match r {
+                                        Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pid) => Some(p.ip_address.to_string()),
+                                        _ => None,
+                                    })
+                                });
+                                let ifname = format!("eth{i}");
+                                nics.push(serde_json::json!({
+                                    "name": n.meta.name,
+                                    "subnet": ipc.map(|c| c.subnet.rsplit('/').next().unwrap_or("").to_string()),
+                                    "privateIpAddress": ipc.map(|c| c.private_ip_address.to_string()),
+                                    "publicIpAddress": public,
+                                    "interface": realized_links.iter().any(|l| l.name == ifname).then_some(ifname),
+                                }));
+                            }
+                        }
+                        st.virtual_machines.push(VmStatus {
+                            name: vm.meta.name.clone(),
+                            provisioning_state: ps,
+                            error: err,
+                            netns: ns_status(vm_ns),
+                            nics,
+                        });
+                    }
+                    Resource::PublicIpAddress(p) => st.public_ip_addresses.push(serde_json::json!({
+                        "name": p.meta.name,
+                        "ipAddress": p.ip_address.to_string(),
+                        "provisioningState": ps,
+                        "error": err,
+                    })),
+                    Resource::NetworkInterface(_) => {}
+                    other => st.other_resources.push(serde_json::json!({
+                        "type": other.resource_type(),
+                        "name": other.name(),
+                        "provisioningState": ps,
+                        "reason": err,
+                    })),
+                }
+            }
+            for d in site.deployments().map_err(site_err(&spec.name))? {
+                let (state, error) = match &d.state {
+                    site::DeploymentState::Succeeded => ("Succeeded", None),
+                    site::DeploymentState::Failed { error } => ("Failed", Some(error.clone())),
+                };
+                st.deployments.push(serde_json::json!({
+                    "name": d.name, "state": state, "error": error, "outputs": d.outputs,
+                }));
+            }
+            sites.push(st);
+        }
+        Ok(LabStatus {
+            id: id.to_string(),
+            source_dir: self.record.source_dir.clone(),
+            state_dir: self.dir.path.clone(),
+            internet: ns_status(id.internet_netns()),
+            sites,
+        })
+    }
+
+    /// What was realized last (namespaces, interfaces and what each stands for).
+    pub fn realized(&self) -> DesiredState {
+        self.dir.realized().unwrap_or_default()
+    }
+}
