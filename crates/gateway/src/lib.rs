@@ -1,1 +1,15 @@
-//! placeholder until the crate lands
+//! hybridnet's VPN gateway runtime: the I/O around the sans-IO `ike` and `esp` crates.
+//!
+//! One process serves any number of site-to-site connections: UDP sockets on 500 and 4500 of
+//! the local address, a TUN device that the remote prefixes are routed into, the IKE endpoint's
+//! timers, and a unix control socket that serves the status as JSON.
+
+pub mod config;
+pub mod datapath;
+pub mod runtime;
+pub mod status;
+pub mod tun;
+
+pub use config::{ConfigError, ConnectionSpec, GatewayConfig};
+pub use runtime::{Gateway, GatewayError, RunOptions};
+pub use status::{default_control_path, GatewayStatus};

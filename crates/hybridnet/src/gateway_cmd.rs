@@ -1,10 +1,79 @@
-//! `hybridnet gateway …` (owned by the gateway runtime work).
-use clap::Subcommand;
+//! `hybridnet gateway …`: run a VPN gateway from a TOML config, or ask a running one for its
+//! status over its control socket.
+use clap::{Args, Subcommand};
+use gateway::{default_control_path, Gateway, GatewayConfig, RunOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
-pub enum GatewayCommand {}
+pub enum GatewayCommand {
+    /// Run the gateway in the foreground until SIGTERM/SIGINT (then DELETEs are sent and routes removed).
+    Run(RunArgs),
+    /// Show each connection's state, algorithms, SPIs, traffic and drop counters.
+    Status(StatusArgs),
+    /// Parse and validate a config file without starting anything.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The gateway's TOML config file.
+    pub config: PathBuf,
+    /// Control socket path (default: derived from the config path under /run/hybridnet/).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Print the raw JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Control socket of the gateway to ask.
+    #[arg(long, conflicts_with = "config")]
+    pub control: Option<PathBuf>,
+    /// Config file of the gateway to ask (its control socket is derived from the path).
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The gateway's TOML config file.
+    pub config: PathBuf,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HYBRIDNET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
 
 pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        GatewayCommand::Run(a) => {
+            init_logging();
+            let cfg = GatewayConfig::load(&a.config)?;
+            let control_path = a.control.or_else(|| cfg.control_socket.clone()).unwrap_or_else(|| default_control_path(&a.config));
+            let gw = Gateway::start(cfg, RunOptions { control_path })?;
+            gw.run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Status(a) => {
+            let path = match (a.control, a.config) {
+                (Some(p), _) => p,
+                (None, Some(cfg)) => GatewayConfig::load(&cfg)?.control_socket.unwrap_or_else(|| default_control_path(&cfg)),
+                (None, None) => anyhow::bail!("name the gateway: `hybridnet gateway status CONFIG` or `--control PATH`"),
+            };
+            if a.json {
+                print!("{}", gateway::status::query_raw(&path)?);
+            } else {
+                print!("{}", gateway::status::render(&gateway::status::query(&path)?));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Check(a) => {
+            let cfg = GatewayConfig::load(&a.config)?;
+            println!("{}: {} connection(s), local address {}", a.config.display(), cfg.connections.len(), cfg.local_address);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

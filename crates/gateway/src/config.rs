@@ -1,0 +1,660 @@
+//! The gateway's TOML configuration: parsed by hand from a `toml::Table` so that every error
+//! names the offending key and connection, unknown keys are rejected (a typo must not silently
+//! fall back to a default), and the PSK never reaches a `Debug` or error string.
+
+use ike::config::{ConnectionConfig, Encryption, Identity, Integrity, Proposal, Psk, TrafficSelector};
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Default TUN device name (fits IFNAMSIZ with room for a suffix).
+pub const DEFAULT_TUN_NAME: &str = "hn-gw0";
+/// Default IKE proposals: Azure's and Azure Stack Hub's common ground first.
+pub const DEFAULT_IKE_PROPOSALS: &[&str] = &["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"];
+/// Default ESP proposals (no PFS, like Azure's default policy).
+pub const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256gcm16", "aes256-sha256"];
+/// Azure's IKE SA lifetime (28800 s).
+pub const DEFAULT_IKE_LIFETIME: Duration = Duration::from_secs(28_800);
+/// Azure's Child SA lifetime (27000 s).
+pub const DEFAULT_CHILD_LIFETIME: Duration = Duration::from_secs(27_000);
+/// Azure's DPD timeout (45 s).
+pub const DEFAULT_DPD_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Why a configuration file was rejected; each variant names where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML.
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    /// A required key is absent.
+    #[error("{place}: missing required key `{key}`")]
+    Missing { place: Place, key: &'static str },
+    /// A key that the gateway does not know (probably a typo).
+    #[error("{place}: unknown key `{key}`")]
+    UnknownKey { place: Place, key: String },
+    /// A key has the wrong TOML type.
+    #[error("{place}: key `{key}` must be {expected}")]
+    WrongType { place: Place, key: String, expected: &'static str },
+    /// A key has a value of the right type that is not acceptable.
+    #[error("{place}: key `{key}`: invalid value {value:?}: {reason}")]
+    Invalid { place: Place, key: String, value: String, reason: String },
+    /// The file named by `psk_file` could not be read.
+    #[error("{place}: key `psk_file`: cannot read {path}: {source}")]
+    PskFile { place: Place, path: PathBuf, source: std::io::Error },
+    /// Both or neither of `psk` and `psk_file` are given.
+    #[error("{place}: exactly one of `psk` and `psk_file` is required")]
+    PskChoice { place: Place },
+    /// Two connections share a name.
+    #[error("{place}: duplicate connection name")]
+    DuplicateName { place: Place },
+    /// No `[[connection]]` entry.
+    #[error("config has no [[connection]] entry")]
+    NoConnections,
+}
+
+/// Where in the config file a problem is: top level, `[tun]` or one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// The top-level table.
+    Top,
+    /// The `[tun]` table.
+    Tun,
+    /// The n-th `[[connection]]` (0-based) and its name if known.
+    Connection { index: usize, name: Option<String> },
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Top => write!(f, "config"),
+            Place::Tun => write!(f, "config [tun]"),
+            Place::Connection { index, name: Some(n) } => write!(f, "connection {n:?} ([[connection]] #{})", index + 1),
+            Place::Connection { index, name: None } => write!(f, "[[connection]] #{}", index + 1),
+        }
+    }
+}
+
+/// The TUN device settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunConfig {
+    /// Interface name (at most 15 bytes).
+    pub name: String,
+    /// Explicit MTU; `None` = computed from the path MTU and the worst-case ESP overhead.
+    pub mtu: Option<u16>,
+}
+
+/// A pre-shared key held in zeroizing memory; its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Wraps key bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretBytes(Zeroizing::new(bytes))
+    }
+    /// The raw bytes, for handing to the IKE layer (never for printing).
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretBytes(<redacted>)")
+    }
+}
+
+/// One `[[connection]]`: a site-to-site tunnel to one peer.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    /// Unique name, shown in status and logs.
+    pub name: String,
+    /// Peer address; `None` for `%any` (responder only).
+    pub remote_address: Option<IpAddr>,
+    /// Our IKE identity (default: the local address).
+    pub local_id: Identity,
+    /// The identity the peer must prove; `None` accepts any that authenticates with the PSK.
+    pub remote_id: Option<Identity>,
+    /// The pre-shared key.
+    pub psk: SecretBytes,
+    /// Prefixes behind us (our traffic selectors).
+    pub local_prefixes: Vec<IpNet>,
+    /// Prefixes behind the peer (routed into the TUN device).
+    pub remote_prefixes: Vec<IpNet>,
+    /// IKE proposals in preference order (strongSwan syntax).
+    pub ike_proposals: Vec<Proposal>,
+    /// ESP proposals in preference order (strongSwan syntax; a DH group means PFS).
+    pub esp_proposals: Vec<Proposal>,
+    /// IKE SA lifetime.
+    pub ike_lifetime: Duration,
+    /// Child SA lifetime.
+    pub child_lifetime: Duration,
+    /// Dead-peer-detection timeout.
+    pub dpd_timeout: Duration,
+    /// Whether we start the IKE SA (otherwise we only respond).
+    pub initiate: bool,
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The address the UDP 500/4500 sockets bind to (our public IP).
+    pub local_address: IpAddr,
+    /// Explicit status socket path (overrides the derived default).
+    pub control_socket: Option<PathBuf>,
+    /// Path MTU toward peers; `None` = the MTU of the interface holding `local_address`.
+    pub path_mtu: Option<u16>,
+    /// TUN settings.
+    pub tun: TunConfig,
+    /// The connections, in file order.
+    pub connections: Vec<ConnectionSpec>,
+}
+
+impl GatewayConfig {
+    /// Reads and validates a config file; relative `psk_file` paths resolve against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &base)
+    }
+
+    /// Parses config text; `base_dir` resolves relative `psk_file` paths.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        let mut top = Fields::new(Place::Top, table);
+        let local_address = top.ip("local_address")?.ok_or(ConfigError::Missing { place: Place::Top, key: "local_address" })?;
+        let control_socket = top.string("control_socket")?.map(PathBuf::from);
+        let path_mtu = top.mtu("path_mtu")?;
+        let tun = match top.take("tun") {
+            None => TunConfig { name: DEFAULT_TUN_NAME.into(), mtu: None },
+            Some(toml::Value::Table(t)) => {
+                let mut f = Fields::new(Place::Tun, t);
+                let name = f.string("name")?.unwrap_or_else(|| DEFAULT_TUN_NAME.into());
+                if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+                    return Err(f.invalid("name", &name, "an interface name of 1 to 15 characters without '/' or spaces"));
+                }
+                let mtu = f.mtu("mtu")?;
+                f.finish()?;
+                TunConfig { name, mtu }
+            }
+            Some(_) => return Err(ConfigError::WrongType { place: Place::Top, key: "tun".into(), expected: "a table" }),
+        };
+        let raw_conns = match top.take("connection") {
+            None => return Err(ConfigError::NoConnections),
+            Some(toml::Value::Array(a)) => a,
+            Some(_) => {
+                return Err(ConfigError::WrongType { place: Place::Top, key: "connection".into(), expected: "an array of tables ([[connection]])" })
+            }
+        };
+        top.finish()?;
+        if raw_conns.is_empty() {
+            return Err(ConfigError::NoConnections);
+        }
+        let mut connections: Vec<ConnectionSpec> = Vec::with_capacity(raw_conns.len());
+        for (index, v) in raw_conns.into_iter().enumerate() {
+            let toml::Value::Table(t) = v else {
+                return Err(ConfigError::WrongType { place: Place::Connection { index, name: None }, key: "connection".into(), expected: "a table" });
+            };
+            let c = parse_connection(index, t, local_address, base_dir)?;
+            if connections.iter().any(|o| o.name == c.name) {
+                return Err(ConfigError::DuplicateName { place: Place::Connection { index, name: Some(c.name) } });
+            }
+            connections.push(c);
+        }
+        Ok(GatewayConfig { local_address, control_socket, path_mtu, tun, connections })
+    }
+}
+
+fn parse_connection(index: usize, t: toml::Table, local_address: IpAddr, base_dir: &Path) -> Result<ConnectionSpec, ConfigError> {
+    let mut f = Fields::new(Place::Connection { index, name: None }, t);
+    let name = f.string("name")?.ok_or(ConfigError::Missing { place: f.place.clone(), key: "name" })?;
+    if name.is_empty() || name.chars().any(|c| c.is_control()) {
+        return Err(f.invalid("name", &name, "must be non-empty printable text"));
+    }
+    f.place = Place::Connection { index, name: Some(name.clone()) };
+    let remote_raw = f.string("remote_address")?.ok_or(ConfigError::Missing { place: f.place.clone(), key: "remote_address" })?;
+    let remote_address = if remote_raw == "%any" {
+        None
+    } else {
+        let a: IpAddr = remote_raw.parse().map_err(|_| f.invalid("remote_address", &remote_raw, "expected an IP address or \"%any\""))?;
+        if a.is_ipv4() != local_address.is_ipv4() {
+            return Err(f.invalid("remote_address", &remote_raw, "address family differs from local_address"));
+        }
+        Some(a)
+    };
+    let local_id = match f.string("local_id")? {
+        Some(s) => parse_identity(&s).map_err(|r| f.invalid("local_id", &s, r))?,
+        None => ip_identity(local_address),
+    };
+    let remote_id = match f.string("remote_id")? {
+        Some(s) if s == "%any" => None,
+        Some(s) => Some(parse_identity(&s).map_err(|r| f.invalid("remote_id", &s, r))?),
+        None => remote_address.map(ip_identity),
+    };
+    let psk = match (f.string("psk")?, f.string("psk_file")?) {
+        (Some(p), None) => decode_psk(p.as_bytes()).map_err(|r| ConfigError::Invalid {
+            place: f.place.clone(),
+            key: "psk".into(),
+            value: "<redacted>".into(),
+            reason: r.into(),
+        })?,
+        (None, Some(file)) => {
+            let path = base_dir.join(&file);
+            let bytes = Zeroizing::new(std::fs::read(&path).map_err(|source| ConfigError::PskFile { place: f.place.clone(), path: path.clone(), source })?);
+            let mut end = bytes.len();
+            while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+                end -= 1;
+            }
+            decode_psk(&bytes[..end]).map_err(|r| ConfigError::Invalid {
+                place: f.place.clone(),
+                key: "psk_file".into(),
+                value: path.display().to_string(),
+                reason: r.into(),
+            })?
+        }
+        _ => return Err(ConfigError::PskChoice { place: f.place.clone() }),
+    };
+    let local_prefixes = f.prefixes("local_prefixes")?;
+    let remote_prefixes = f.prefixes("remote_prefixes")?;
+    let ike_proposals = f.proposals("ike_proposals", DEFAULT_IKE_PROPOSALS, false)?;
+    let esp_proposals = f.proposals("esp_proposals", DEFAULT_ESP_PROPOSALS, true)?;
+    let ike_lifetime = f.duration("ike_lifetime")?.unwrap_or(DEFAULT_IKE_LIFETIME);
+    let child_lifetime = f.duration("child_lifetime")?.unwrap_or(DEFAULT_CHILD_LIFETIME);
+    let dpd_timeout = f.duration("dpd_timeout")?.unwrap_or(DEFAULT_DPD_TIMEOUT);
+    let initiate = f.boolean("initiate")?.unwrap_or(remote_address.is_some());
+    if initiate && remote_address.is_none() {
+        return Err(f.invalid("initiate", "true", "a connection with remote_address = \"%any\" can only respond"));
+    }
+    f.finish()?;
+    Ok(ConnectionSpec {
+        name,
+        remote_address,
+        local_id,
+        remote_id,
+        psk,
+        local_prefixes,
+        remote_prefixes,
+        ike_proposals,
+        esp_proposals,
+        ike_lifetime,
+        child_lifetime,
+        dpd_timeout,
+        initiate,
+    })
+}
+
+impl ConnectionSpec {
+    /// The IKE layer's view of this connection.
+    pub fn to_ike(&self, local_address: IpAddr) -> ConnectionConfig {
+        let unspecified = match local_address {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        let ts = |p: &[IpNet]| p.iter().map(|n| TrafficSelector::from_prefix(n.network(), n.prefix_len())).collect();
+        ConnectionConfig {
+            name: self.name.clone(),
+            local_addr: local_address,
+            remote_addr: self.remote_address.unwrap_or(unspecified),
+            local_id: self.local_id.clone(),
+            remote_id: self.remote_id.clone(),
+            psk: Psk::new(self.psk.expose().to_vec()),
+            local_ts: ts(&self.local_prefixes),
+            remote_ts: ts(&self.remote_prefixes),
+            ike_proposals: self.ike_proposals.clone(),
+            esp_proposals: self.esp_proposals.clone(),
+            ike_lifetime: self.ike_lifetime,
+            child_lifetime: self.child_lifetime,
+            dpd_timeout: self.dpd_timeout,
+            initiate: self.initiate,
+        }
+    }
+}
+
+fn ip_identity(a: IpAddr) -> Identity {
+    match a {
+        IpAddr::V4(v) => Identity::Ipv4(v),
+        IpAddr::V6(v) => Identity::Ipv6(v),
+    }
+}
+
+/// An IKE identity: an IP address literal, otherwise an FQDN.
+pub fn parse_identity(s: &str) -> Result<Identity, &'static str> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok(ip_identity(a));
+    }
+    let fqdn = s.strip_prefix('@').unwrap_or(s);
+    if fqdn.is_empty() || fqdn.len() > 253 {
+        return Err("expected an IP address or an FQDN of 1 to 253 characters");
+    }
+    if !fqdn.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+        return Err("an FQDN may only contain letters, digits, '.', '-' and '_'");
+    }
+    Ok(Identity::Fqdn(fqdn.to_string()))
+}
+
+/// PSK text as strongSwan reads it: `0x…` is hex, anything else is used byte for byte.
+fn decode_psk(raw: &[u8]) -> Result<SecretBytes, &'static str> {
+    if raw.is_empty() {
+        return Err("the pre-shared key is empty");
+    }
+    if let Some(hex) = raw.strip_prefix(b"0x") {
+        if hex.is_empty() || hex.len() % 2 != 0 {
+            return Err("a 0x-prefixed key needs an even, non-zero number of hex digits");
+        }
+        let mut out = Vec::with_capacity(hex.len() / 2);
+        for pair in hex.chunks(2) {
+            let d = |c: u8| (c as char).to_digit(16);
+            match (d(pair[0]), d(pair[1])) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err("a 0x-prefixed key must be hex digits only"),
+            }
+        }
+        return Ok(SecretBytes::new(out));
+    }
+    Ok(SecretBytes::new(raw.to_vec()))
+}
+
+/// Parses a strongSwan-style duration: plain seconds (integer or string) or with unit s/m/h/d.
+pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('d') => (&s[..s.len() - 1], 86_400),
+        Some(c) if c.is_ascii_digit() => (s, 1),
+        _ => return Err("expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")"),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| "expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")")?;
+    if n == 0 {
+        return Err("must be greater than zero");
+    }
+    Ok(Duration::from_secs(n * mult))
+}
+
+/// A table being consumed key by key, so leftovers can be reported as unknown keys.
+struct Fields {
+    place: Place,
+    table: toml::Table,
+}
+
+impl Fields {
+    fn new(place: Place, table: toml::Table) -> Self {
+        Fields { place, table }
+    }
+    fn take(&mut self, key: &str) -> Option<toml::Value> {
+        self.table.remove(key)
+    }
+    fn invalid(&self, key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { place: self.place.clone(), key: key.into(), value: value.into(), reason: reason.into() }
+    }
+    fn wrong(&self, key: &str, expected: &'static str) -> ConfigError {
+        ConfigError::WrongType { place: self.place.clone(), key: key.into(), expected }
+    }
+    fn string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+    fn boolean(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(b)),
+            Some(_) => Err(self.wrong(key, "true or false")),
+        }
+    }
+    fn ip(&mut self, key: &str) -> Result<Option<IpAddr>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(|_| self.invalid(key, &s, "expected an IPv4 or IPv6 address")),
+        }
+    }
+    fn mtu(&mut self, key: &str) -> Result<Option<u16>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (576..=65_535).contains(&n) => Ok(Some(n as u16)),
+            Some(toml::Value::Integer(n)) => Err(self.invalid(key, &n.to_string(), "an MTU must be between 576 and 65535")),
+            Some(_) => Err(self.wrong(key, "an integer")),
+        }
+    }
+    fn duration(&mut self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if n > 0 => Ok(Some(Duration::from_secs(n as u64))),
+            Some(toml::Value::Integer(n)) => Err(self.invalid(key, &n.to_string(), "must be greater than zero")),
+            Some(toml::Value::String(s)) => parse_duration(&s).map(Some).map_err(|r| self.invalid(key, &s, r)),
+            Some(_) => Err(self.wrong(key, "seconds (integer) or a string like \"45s\"")),
+        }
+    }
+    fn string_list(&mut self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            // strongSwan writes lists as one comma-separated string; accept that too
+            Some(toml::Value::String(s)) => Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
+            Some(toml::Value::Array(a)) => a
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.trim().to_string()),
+                    _ => Err(self.wrong(key, "an array of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key, "an array of strings")),
+        }
+    }
+    fn prefixes(&mut self, key: &'static str) -> Result<Vec<IpNet>, ConfigError> {
+        let list = self.string_list(key)?.ok_or(ConfigError::Missing { place: self.place.clone(), key })?;
+        if list.is_empty() {
+            return Err(self.invalid(key, "[]", "at least one prefix is required"));
+        }
+        list.iter()
+            .map(|s| {
+                let net: IpNet = s.parse().map_err(|_| self.invalid(key, s, "expected a prefix like 10.1.0.0/16"))?;
+                if net.network() != net.addr() {
+                    return Err(self.invalid(key, s, format!("host bits are set; did you mean {}?", net.trunc())));
+                }
+                Ok(net)
+            })
+            .collect()
+    }
+    fn proposals(&mut self, key: &str, default: &[&str], esp: bool) -> Result<Vec<Proposal>, ConfigError> {
+        let list = match self.string_list(key)? {
+            Some(l) => l,
+            None => default.iter().map(|s| s.to_string()).collect(),
+        };
+        if list.is_empty() {
+            return Err(self.invalid(key, "[]", "at least one proposal is required"));
+        }
+        list.iter()
+            .map(|s| {
+                let p: Proposal = s.parse().map_err(|e| self.invalid(key, s, format!("{e}")))?;
+                let complete = if esp { p.validate_esp() } else { p.validate_ike() };
+                complete.map_err(|e| self.invalid(key, s, e.to_string()))?;
+                Ok(p)
+            })
+            .collect()
+    }
+    fn finish(self) -> Result<(), ConfigError> {
+        match self.table.keys().next() {
+            Some(k) => Err(ConfigError::UnknownKey { place: self.place, key: k.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Worst-case ESP-in-UDP overhead (bytes added to an inner packet) for one ESP proposal,
+/// excluding the outer IP header: UDP 8 + SPI/seq 8 + IV + max padding + 2 + ICV.
+pub fn esp_overhead(p: &Proposal) -> (usize, usize) {
+    let mut worst = (0usize, 4usize);
+    for e in &p.encryption {
+        let (iv, block) = match e {
+            Encryption::AesGcm16_128 | Encryption::AesGcm16_256 => (8, 4),
+            Encryption::AesCbc128 | Encryption::AesCbc256 => (16, 16),
+        };
+        let icvs: Vec<usize> = match e {
+            Encryption::AesGcm16_128 | Encryption::AesGcm16_256 => vec![16],
+            _ => p
+                .integrity
+                .iter()
+                .map(|i| match i {
+                    Integrity::HmacSha1_96 => 12,
+                    Integrity::HmacSha256_128 => 16,
+                    Integrity::HmacSha384_192 => 24,
+                })
+                .collect(),
+        };
+        for icv in icvs {
+            let fixed = 8 + 8 + iv + 2 + icv;
+            if fixed > worst.0 || (fixed == worst.0 && block > worst.1) {
+                worst = (fixed, worst.1.max(block));
+            }
+            worst.1 = worst.1.max(block);
+        }
+    }
+    worst
+}
+
+/// The largest inner packet that fits `path_mtu` after ESP-in-UDP encapsulation with every
+/// one of `proposals`: path MTU − outer IP − fixed overhead, rounded down so that inner + 2
+/// (pad length, next header) is a multiple of the cipher's block size.
+pub fn tunnel_mtu(path_mtu: u16, outer_ipv6: bool, proposals: &[&Proposal]) -> u16 {
+    let outer_ip = if outer_ipv6 { 40 } else { 20 };
+    let mut best = u16::MAX as usize;
+    for p in proposals {
+        let (fixed, block) = esp_overhead(p);
+        let room = (path_mtu as usize).saturating_sub(outer_ip + fixed - 2);
+        let inner = (room / block) * block;
+        best = best.min(inner.saturating_sub(2));
+    }
+    if best == u16::MAX as usize {
+        best = (path_mtu as usize).saturating_sub(outer_ip + 8 + 8 + 16 + 2 + 24 + 15);
+    }
+    best.max(576) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+local_address = "198.51.100.1"
+[tun]
+name = "hn-test0"
+[[connection]]
+name = "to-b"
+remote_address = "198.51.100.2"
+local_id = "gw-a.example"
+remote_id = "gw-b.example"
+psk = "s3cret-psk-value"
+local_prefixes = ["10.1.0.0/16"]
+remote_prefixes = "10.2.0.0/16, 10.3.0.0/24"
+ike_proposals = ["aes256gcm16-prfsha384-ecp384"]
+esp_proposals = ["aes256gcm16-ecp384"]
+ike_lifetime = "8h"
+child_lifetime = 3600
+dpd_timeout = "45s"
+initiate = true
+[[connection]]
+name = "any"
+remote_address = "%any"
+psk = "0x00ff10"
+local_prefixes = ["10.1.0.0/16"]
+remote_prefixes = ["10.9.0.0/16"]
+"#;
+
+    #[test]
+    fn parses_full_example() {
+        let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();
+        assert_eq!(c.tun.name, "hn-test0");
+        assert_eq!(c.connections.len(), 2);
+        let a = &c.connections[0];
+        assert_eq!(a.remote_prefixes.len(), 2);
+        assert_eq!(a.ike_lifetime, Duration::from_secs(8 * 3600));
+        assert_eq!(a.child_lifetime, Duration::from_secs(3600));
+        assert!(matches!(a.remote_id, Some(Identity::Fqdn(ref s)) if s == "gw-b.example"));
+        let b = &c.connections[1];
+        assert!(b.remote_address.is_none() && b.remote_id.is_none() && !b.initiate);
+        assert_eq!(b.psk.expose(), &[0x00, 0xff, 0x10]);
+        assert_eq!(b.esp_proposals.len(), DEFAULT_ESP_PROPOSALS.len());
+    }
+
+    #[test]
+    fn debug_never_shows_psk() {
+        let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+    }
+
+    fn err(text: &str) -> String {
+        GatewayConfig::parse(text, Path::new("/")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_key_and_connection() {
+        let e = err(&GOOD.replace("initiate = true", "initiat = true"));
+        assert!(e.contains("\"to-b\"") && e.contains("`initiat`"), "{e}");
+        let e = err(&GOOD.replace("\"10.2.0.0/16, 10.3.0.0/24\"", "\"10.2.0.1/16\""));
+        assert!(e.contains("remote_prefixes") && e.contains("10.2.0.0/16") && e.contains("to-b"), "{e}");
+        let e = err(&GOOD.replace("aes256gcm16-prfsha384-ecp384", "aes999-foo"));
+        assert!(e.contains("ike_proposals") && e.contains("aes999-foo"), "{e}");
+        let e = err(&GOOD.replace("dpd_timeout = \"45s\"", "dpd_timeout = \"45 parsecs\""));
+        assert!(e.contains("dpd_timeout"), "{e}");
+        let e = err(&GOOD.replace("psk = \"s3cret-psk-value\"", ""));
+        assert!(e.contains("psk") && e.contains("to-b"), "{e}");
+        let e = err(&GOOD.replace("name = \"any\"", "name = \"to-b\""));
+        assert!(e.contains("duplicate"), "{e}");
+        let e = err(&GOOD.replace("local_address = \"198.51.100.1\"", ""));
+        assert!(e.contains("local_address"), "{e}");
+        let e = err(&GOOD.replace("remote_address = \"%any\"", "remote_address = \"%any\"\ninitiate = true"));
+        assert!(e.contains("initiate") && e.contains("\"any\""), "{e}");
+        let e = err(&GOOD.replace("psk = \"0x00ff10\"", "psk = \"0xzz\""));
+        assert!(e.contains("psk") && !e.contains("0xzz"), "{e}");
+        let e = err(&GOOD.replace("name = \"hn-test0\"", "name = \"a-name-that-is-too-long\""));
+        assert!(e.contains("[tun]") && e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn psk_file_is_read_and_trimmed() {
+        let dir = std::env::temp_dir().join(format!("hn-gw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("psk"), "from-file\n").unwrap();
+        let text = GOOD.replace("psk = \"s3cret-psk-value\"", "psk_file = \"psk\"");
+        let c = GatewayConfig::parse(&text, &dir).unwrap();
+        assert_eq!(c.connections[0].psk.expose(), b"from-file");
+        let e = GatewayConfig::parse(&text.replace("\"psk\"", "\"missing\""), &dir).unwrap_err().to_string();
+        assert!(e.contains("psk_file") && e.contains("missing"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn mtu_per_cipher() {
+        let gcm: Proposal = "aes256gcm16".parse().unwrap();
+        let cbc1: Proposal = "aes128-sha1".parse().unwrap();
+        let cbc384: Proposal = "aes256-sha384".parse().unwrap();
+        // 1500 - 20 IP - 8 UDP - 8 ESP hdr - 8 IV - 16 ICV = 1440 bytes for inner + 2 trailer
+        assert_eq!(tunnel_mtu(1500, false, &[&gcm]), 1438);
+        // 1500 - 20 - 8 - 8 - 16 IV - 12 ICV = 1436 → 1424 (multiple of 16) - 2
+        assert_eq!(tunnel_mtu(1500, false, &[&cbc1]), 1422);
+        // 1500 - 20 - 8 - 8 - 16 - 24 = 1424 → 1424 - 2
+        assert_eq!(tunnel_mtu(1500, false, &[&cbc384]), 1422);
+        assert_eq!(tunnel_mtu(1500, false, &[&gcm, &cbc1]), 1422);
+        assert_eq!(tunnel_mtu(1500, true, &[&gcm]), 1418);
+    }
+}

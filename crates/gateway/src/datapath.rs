@@ -1,0 +1,532 @@
+//! The ESP data path: the installed Child SAs, inbound dispatch by SPI, outbound selection by
+//! destination address, and per-connection traffic and drop counters.
+//!
+//! Nothing here allocates per packet: lookups are a hash probe (inbound) or a scan of a small
+//! pre-built route vector (outbound), and ESP is sealed into / opened in caller-owned buffers.
+//! SA installation and removal (rare, driven by IKE) may allocate.
+
+use esp::{Auth, Cipher, EspError, InboundSa, OutboundSa};
+use ike::config::{Encryption, Integrity, TrafficSelector};
+use ike::endpoint::ChildSaKeys;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// Why a packet was not forwarded; each reason has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drop {
+    /// ESP with an SPI that belongs to no installed Child SA.
+    UnknownSpi,
+    /// Duplicate or too-old sequence number (anti-replay).
+    Replayed,
+    /// ICV did not verify.
+    AuthFailed,
+    /// Truncated, misaligned or otherwise unparseable ESP, bad padding or next header.
+    Malformed,
+    /// The decrypted inner packet's addresses lie outside the Child SA's traffic selectors.
+    TsMismatch,
+    /// A packet from the TUN device for a configured remote prefix whose Child SA is not up.
+    NoChildSa,
+    /// A packet from the TUN device for an address no connection covers.
+    NoRoute,
+    /// A packet from the TUN device that is not a well-formed IPv4/IPv6 packet.
+    InvalidInner,
+    /// Sealing failed (sequence numbers exhausted, buffer too small).
+    SealFailed,
+    /// The socket or TUN device refused the packet.
+    IoError,
+}
+
+/// Per-reason drop counters (shown in status).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCounters {
+    /// See [`Drop::UnknownSpi`].
+    pub unknown_spi: u64,
+    /// See [`Drop::Replayed`].
+    pub replayed: u64,
+    /// See [`Drop::AuthFailed`].
+    pub auth_failed: u64,
+    /// See [`Drop::Malformed`].
+    pub malformed: u64,
+    /// See [`Drop::TsMismatch`].
+    pub ts_mismatch: u64,
+    /// See [`Drop::NoChildSa`].
+    pub no_child_sa: u64,
+    /// See [`Drop::NoRoute`].
+    pub no_route: u64,
+    /// See [`Drop::InvalidInner`].
+    pub invalid_inner: u64,
+    /// See [`Drop::SealFailed`].
+    pub seal_failed: u64,
+    /// See [`Drop::IoError`].
+    pub io_error: u64,
+}
+
+impl DropCounters {
+    /// Books one dropped packet.
+    pub fn count(&mut self, d: Drop) {
+        let c = match d {
+            Drop::UnknownSpi => &mut self.unknown_spi,
+            Drop::Replayed => &mut self.replayed,
+            Drop::AuthFailed => &mut self.auth_failed,
+            Drop::Malformed => &mut self.malformed,
+            Drop::TsMismatch => &mut self.ts_mismatch,
+            Drop::NoChildSa => &mut self.no_child_sa,
+            Drop::NoRoute => &mut self.no_route,
+            Drop::InvalidInner => &mut self.invalid_inner,
+            Drop::SealFailed => &mut self.seal_failed,
+            Drop::IoError => &mut self.io_error,
+        };
+        *c += 1;
+    }
+    /// Sum of all reasons.
+    pub fn total(&self) -> u64 {
+        self.unknown_spi
+            + self.replayed
+            + self.auth_failed
+            + self.malformed
+            + self.ts_mismatch
+            + self.no_child_sa
+            + self.no_route
+            + self.invalid_inner
+            + self.seal_failed
+            + self.io_error
+    }
+}
+
+fn esp_drop(e: &EspError) -> Drop {
+    match e.drop_reason() {
+        Some(esp::DropReason::Replayed) => Drop::Replayed,
+        Some(esp::DropReason::AuthFailed) => Drop::AuthFailed,
+        Some(_) => Drop::Malformed,
+        None => Drop::Malformed,
+    }
+}
+
+/// Traffic counters of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Inner (plaintext IP) bytes.
+    pub bytes: u64,
+    /// Packets.
+    pub packets: u64,
+}
+
+/// One installed Child SA as shown in status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildSaReport {
+    /// Our inbound SPI (the peer's outbound), 8 lowercase hex digits like `swanctl` prints.
+    pub spi_in: String,
+    /// Our outbound SPI (the peer's inbound).
+    pub spi_out: String,
+    /// e.g. `AES_GCM_16_256` or `AES_CBC_128/HMAC_SHA1_96`, plus `/ECP_384` with PFS.
+    pub algorithms: String,
+    /// Where ESP-in-UDP is sent.
+    pub peer: String,
+    /// Negotiated local traffic selectors.
+    pub local_ts: Vec<String>,
+    /// Negotiated remote traffic selectors.
+    pub remote_ts: Vec<String>,
+    /// Decrypted traffic.
+    pub inbound: Traffic,
+    /// Encrypted traffic.
+    pub outbound: Traffic,
+    /// Seconds since installation.
+    pub age_secs: u64,
+    /// Whether outbound traffic currently uses this SA (the newest of its connection).
+    pub active: bool,
+}
+
+/// The esp crate's transform for a negotiated IKE algorithm pair.
+pub fn esp_cipher(enc: Encryption, integ: Option<Integrity>) -> Result<Cipher, String> {
+    let auth = integ.map(|i| match i {
+        Integrity::HmacSha1_96 => Auth::HmacSha1_96,
+        Integrity::HmacSha256_128 => Auth::HmacSha256_128,
+        Integrity::HmacSha384_192 => Auth::HmacSha384_192,
+    });
+    match (enc, auth) {
+        (Encryption::AesGcm16_128, None) => Ok(Cipher::AesGcm128),
+        (Encryption::AesGcm16_256, None) => Ok(Cipher::AesGcm256),
+        (Encryption::AesCbc128, Some(a)) => Ok(Cipher::AesCbc128(a)),
+        (Encryption::AesCbc256, Some(a)) => Ok(Cipher::AesCbc256(a)),
+        (e, a) => Err(format!("unsupported ESP transform {e:?} with integrity {a:?}")),
+    }
+}
+
+/// An address range of one family as integers, for allocation-free matching.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    v6: bool,
+    start: u128,
+    end: u128,
+}
+
+fn ip_u128(a: IpAddr) -> (bool, u128) {
+    match a {
+        IpAddr::V4(v) => (false, u32::from(v) as u128),
+        IpAddr::V6(v) => (true, u128::from(v)),
+    }
+}
+
+impl Range {
+    fn of_ts(ts: &TrafficSelector) -> Range {
+        let (v6, start) = ip_u128(ts.start);
+        let (_, end) = ip_u128(ts.end);
+        Range { v6, start, end }
+    }
+    fn of_net(n: &ipnet::IpNet) -> Range {
+        let (v6, start) = ip_u128(n.network());
+        let (_, end) = ip_u128(n.broadcast());
+        Range { v6, start, end }
+    }
+    fn contains(&self, v6: bool, a: u128) -> bool {
+        self.v6 == v6 && self.start <= a && a <= self.end
+    }
+    fn size(&self) -> u128 {
+        self.end - self.start
+    }
+}
+
+/// Source and destination of an IPv4/IPv6 packet, or `None` if it is not one.
+pub fn inner_addrs(p: &[u8]) -> Option<(bool, u128, u128)> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => {
+            let s = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
+            let d = u32::from_be_bytes([p[16], p[17], p[18], p[19]]);
+            Some((false, s as u128, d as u128))
+        }
+        6 if p.len() >= 40 => {
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&p[8..24]);
+            d.copy_from_slice(&p[24..40]);
+            Some((true, u128::from_be_bytes(s), u128::from_be_bytes(d)))
+        }
+        _ => None,
+    }
+}
+
+fn ts_string(ts: &TrafficSelector) -> String {
+    let (v6, s) = ip_u128(ts.start);
+    let (_, e) = ip_u128(ts.end);
+    let span = e.wrapping_sub(s).wrapping_add(1);
+    let bits = if v6 { 128 } else { 32 };
+    if span.is_power_of_two() && s % span == 0 {
+        let len = bits - span.trailing_zeros();
+        format!("{}/{}", ts.start, len)
+    } else if span == 0 && v6 {
+        format!("{}/0", ts.start)
+    } else if !v6 && s == 0 && e == u32::MAX as u128 {
+        format!("{}/0", ts.start)
+    } else {
+        format!("{}-{}", ts.start, ts.end)
+    }
+}
+
+struct ChildSlot {
+    conn: usize,
+    spi_in: u32,
+    spi_out: u32,
+    inbound: InboundSa,
+    outbound: OutboundSa,
+    peer: SocketAddr,
+    local: Vec<Range>,
+    remote: Vec<Range>,
+    local_ts: Vec<String>,
+    remote_ts: Vec<String>,
+    algorithms: String,
+    installed: Instant,
+    traffic_in: Traffic,
+    traffic_out: Traffic,
+}
+
+#[derive(Default, Clone)]
+struct ConnTraffic {
+    inbound: Traffic,
+    outbound: Traffic,
+    drops: DropCounters,
+}
+
+/// The outbound routing entry: a remote range and the connection it leads to.
+#[derive(Clone, Copy)]
+struct Route {
+    range: Range,
+    conn: usize,
+}
+
+/// All Child SAs of all connections, plus the counters.
+pub struct DataPath {
+    slots: Vec<Option<ChildSlot>>,
+    by_spi: HashMap<u32, usize>,
+    /// Per connection: the slot outbound traffic uses (the newest Child SA).
+    current: Vec<Option<usize>>,
+    /// Negotiated remote selectors of current Child SAs, most specific first.
+    routes: Vec<Route>,
+    /// Configured remote prefixes, to tell "SA not up" from "no route".
+    configured: Vec<Route>,
+    traffic: Vec<ConnTraffic>,
+    /// Drops not attributable to a connection (unknown SPI, no route, …).
+    global: DropCounters,
+    /// One-entry cache of the last outbound destination's connection.
+    last: Option<(bool, u128, usize)>,
+}
+
+/// What an inbound ESP packet turned into.
+pub struct Opened<'a> {
+    /// The inner IP packet, to be written to the TUN device.
+    pub inner: &'a [u8],
+    /// The connection it belongs to.
+    pub conn: usize,
+}
+
+impl DataPath {
+    /// An empty data path for `connections` connections.
+    pub fn new(connections: usize) -> Self {
+        DataPath {
+            slots: Vec::new(),
+            by_spi: HashMap::new(),
+            current: vec![None; connections],
+            routes: Vec::new(),
+            configured: Vec::new(),
+            traffic: vec![ConnTraffic::default(); connections],
+            global: DropCounters::default(),
+            last: None,
+        }
+    }
+
+    /// Records a connection's configured remote prefixes (for drop accounting only).
+    pub fn set_configured_prefixes(&mut self, conn: usize, prefixes: &[ipnet::IpNet]) {
+        self.configured.retain(|r| r.conn != conn);
+        self.configured.extend(prefixes.iter().map(|p| Route { range: Range::of_net(p), conn }));
+        self.configured.sort_by_key(|r| r.range.size());
+    }
+
+    /// Installs a Child SA negotiated by IKE; it becomes the connection's outbound SA.
+    pub fn install(&mut self, conn: usize, keys: &ChildSaKeys, now: Instant) -> Result<(), String> {
+        let cipher = esp_cipher(keys.encryption, keys.integrity)?;
+        let inbound = InboundSa::new(keys.spi_in, cipher, &keys.enc_key_in, &keys.integ_key_in).map_err(|e| e.to_string())?;
+        let outbound = OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out).map_err(|e| e.to_string())?;
+        let mut algorithms = cipher.name();
+        if let Some(g) = keys.dh_group {
+            algorithms.push('/');
+            algorithms.push_str(g.name());
+        }
+        let slot = ChildSlot {
+            conn,
+            spi_in: keys.spi_in,
+            spi_out: keys.spi_out,
+            inbound,
+            outbound,
+            peer: keys.peer,
+            local: keys.local_ts.iter().map(Range::of_ts).collect(),
+            remote: keys.remote_ts.iter().map(Range::of_ts).collect(),
+            local_ts: keys.local_ts.iter().map(ts_string).collect(),
+            remote_ts: keys.remote_ts.iter().map(ts_string).collect(),
+            algorithms,
+            installed: now,
+            traffic_in: Traffic::default(),
+            traffic_out: Traffic::default(),
+        };
+        if let Some(old) = self.by_spi.get(&keys.spi_in).copied() {
+            self.slots[old] = None;
+        }
+        let idx = match self.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                self.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        };
+        self.by_spi.insert(keys.spi_in, idx);
+        if conn >= self.current.len() {
+            self.current.resize(conn + 1, None);
+            self.traffic.resize(conn + 1, ConnTraffic::default());
+        }
+        self.current[conn] = Some(idx);
+        self.rebuild_routes();
+        Ok(())
+    }
+
+    /// Removes the Child SA with inbound SPI `spi_in`; outbound falls back to the connection's
+    /// newest remaining Child SA. Returns whether one was removed.
+    pub fn remove(&mut self, spi_in: u32) -> bool {
+        let Some(idx) = self.by_spi.remove(&spi_in) else { return false };
+        let Some(slot) = self.slots[idx].take() else { return false };
+        if self.current[slot.conn] == Some(idx) {
+            self.current[slot.conn] = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().filter(|s| s.conn == slot.conn).map(|s| (i, s.installed)))
+                .max_by_key(|(_, t)| *t)
+                .map(|(i, _)| i);
+        }
+        self.rebuild_routes();
+        true
+    }
+
+    /// Removes every Child SA of a connection.
+    pub fn remove_connection(&mut self, conn: usize) {
+        let spis: Vec<u32> = self.slots.iter().flatten().filter(|s| s.conn == conn).map(|s| s.spi_in).collect();
+        for spi in spis {
+            self.remove(spi);
+        }
+    }
+
+    fn rebuild_routes(&mut self) {
+        self.routes.clear();
+        for (conn, cur) in self.current.iter().enumerate() {
+            if let Some(slot) = cur.and_then(|i| self.slots[i].as_ref()) {
+                self.routes.extend(slot.remote.iter().map(|r| Route { range: *r, conn }));
+            }
+        }
+        self.routes.sort_by_key(|r| r.range.size());
+        self.last = None;
+    }
+
+    /// Decrypts one ESP packet (SPI first, no UDP header) in place.
+    pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<Opened<'a>, Drop> {
+        let Some(spi) = esp::spi_of(packet) else {
+            self.global.count(Drop::Malformed);
+            return Err(Drop::Malformed);
+        };
+        let Some(&idx) = self.by_spi.get(&spi) else {
+            self.global.count(Drop::UnknownSpi);
+            return Err(Drop::UnknownSpi);
+        };
+        let slot = self.slots[idx].as_mut().expect("by_spi points at live slots");
+        let conn = slot.conn;
+        let inner = match slot.inbound.open(packet) {
+            Ok(inner) => inner,
+            Err(e) => {
+                let d = esp_drop(&e);
+                self.traffic[conn].drops.count(d);
+                return Err(d);
+            }
+        };
+        // RFC 4301 §5.2: the inner packet must match the SA's selectors.
+        let ok = match inner_addrs(inner) {
+            Some((v6, src, dst)) => slot.remote.iter().any(|r| r.contains(v6, src)) && slot.local.iter().any(|r| r.contains(v6, dst)),
+            None => false,
+        };
+        if !ok {
+            self.traffic[conn].drops.count(Drop::TsMismatch);
+            return Err(Drop::TsMismatch);
+        }
+        slot.traffic_in.packets += 1;
+        slot.traffic_in.bytes += inner.len() as u64;
+        let t = &mut self.traffic[conn].inbound;
+        t.packets += 1;
+        t.bytes += inner.len() as u64;
+        Ok(Opened { inner, conn })
+    }
+
+    /// Encrypts one inner packet from the TUN device into `out`; returns the ESP length and
+    /// where to send it.
+    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<(usize, SocketAddr), Drop> {
+        let Some((v6, _src, dst)) = inner_addrs(inner) else {
+            self.global.count(Drop::InvalidInner);
+            return Err(Drop::InvalidInner);
+        };
+        let conn = match self.last {
+            Some((lv6, ld, c)) if lv6 == v6 && ld == dst => c,
+            _ => match self.routes.iter().find(|r| r.range.contains(v6, dst)) {
+                Some(r) => {
+                    self.last = Some((v6, dst, r.conn));
+                    r.conn
+                }
+                None => {
+                    let d = match self.configured.iter().find(|r| r.range.contains(v6, dst)) {
+                        Some(r) => {
+                            self.traffic[r.conn].drops.count(Drop::NoChildSa);
+                            Drop::NoChildSa
+                        }
+                        None => {
+                            self.global.count(Drop::NoRoute);
+                            Drop::NoRoute
+                        }
+                    };
+                    return Err(d);
+                }
+            },
+        };
+        let idx = self.current[conn].expect("routes only list connections with a current SA");
+        let slot = self.slots[idx].as_mut().expect("current points at a live slot");
+        match slot.outbound.seal(inner, out) {
+            Ok(n) => {
+                slot.traffic_out.packets += 1;
+                slot.traffic_out.bytes += inner.len() as u64;
+                let t = &mut self.traffic[conn].outbound;
+                t.packets += 1;
+                t.bytes += inner.len() as u64;
+                Ok((n, slot.peer))
+            }
+            Err(e) => {
+                let d = if matches!(e, EspError::NotIpPacket) { Drop::InvalidInner } else { Drop::SealFailed };
+                self.traffic[conn].drops.count(d);
+                Err(d)
+            }
+        }
+    }
+
+    /// Books an I/O failure (socket send or TUN write) against a connection.
+    pub fn count_io_error(&mut self, conn: Option<usize>) {
+        match conn {
+            Some(c) if c < self.traffic.len() => self.traffic[c].drops.count(Drop::IoError),
+            _ => self.global.count(Drop::IoError),
+        }
+    }
+
+    /// Connection-level counters: (inbound, outbound, drops).
+    pub fn connection_counters(&self, conn: usize) -> (Traffic, Traffic, DropCounters) {
+        self.traffic.get(conn).map(|t| (t.inbound, t.outbound, t.drops)).unwrap_or_default()
+    }
+
+    /// Drops not attributable to a connection.
+    pub fn global_drops(&self) -> DropCounters {
+        self.global
+    }
+
+    /// Status rows for a connection's installed Child SAs, newest first.
+    pub fn child_reports(&self, conn: usize, now: Instant) -> Vec<ChildSaReport> {
+        let mut v: Vec<(Instant, ChildSaReport)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.conn == conn).map(|s| (i, s)))
+            .map(|(i, s)| {
+                (
+                    s.installed,
+                    ChildSaReport {
+                        spi_in: format!("{:08x}", s.spi_in),
+                        spi_out: format!("{:08x}", s.spi_out),
+                        algorithms: s.algorithms.clone(),
+                        peer: s.peer.to_string(),
+                        local_ts: s.local_ts.clone(),
+                        remote_ts: s.remote_ts.clone(),
+                        inbound: s.traffic_in,
+                        outbound: s.traffic_out,
+                        age_secs: now.saturating_duration_since(s.installed).as_secs(),
+                        active: self.current.get(conn).copied().flatten() == Some(i),
+                    },
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Number of installed Child SAs.
+    pub fn child_count(&self) -> usize {
+        self.by_spi.len()
+    }
+
+    /// The largest ESP overhead of any installed outbound SA (for diagnostics).
+    pub fn max_overhead(&self) -> usize {
+        self.slots.iter().flatten().map(|s| s.outbound.overhead()).max().unwrap_or(0)
+    }
+}

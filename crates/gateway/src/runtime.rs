@@ -1,0 +1,491 @@
+//! The gateway process: one thread, one `poll(2)` loop over the UDP 500 and 4500 sockets, the
+//! TUN device, the control socket and a signalfd; the IKE endpoint's timers bound the wait.
+//!
+//! Port 4500 carries three things, told apart by their first bytes (RFC 3948 §2.2): a single
+//! 0xFF byte is a NAT keepalive, four zero bytes (the non-ESP marker) start an IKE message,
+//! anything else is ESP whose first four bytes are the SPI.
+
+use crate::config::{tunnel_mtu, GatewayConfig};
+use crate::datapath::{DataPath, Drop};
+use crate::status::{ConnectionReport, ControlServer, GatewayStatus};
+use crate::tun::{self, Tun};
+use ike::endpoint::{ConnectionId, Endpoint, Event};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+
+/// The largest datagram or packet the loop handles (IPv4 total-length limit).
+const MAX_PACKET: usize = 65_535;
+/// Room for the ESP header, IV, padding and ICV around a maximum-size inner packet.
+const SEAL_SLACK: usize = 128;
+/// Packets taken from one source per loop turn, so no source starves the others.
+const BATCH: usize = 256;
+/// Socket buffer size asked for (forced past rmem_max when running as root).
+const SOCKET_BUFFER: usize = 8 << 20;
+/// Most time spent flushing DELETEs on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
+/// Why the gateway could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A UDP socket could not be opened or bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    /// The TUN device could not be created or configured.
+    #[error("TUN device {name}: {source}")]
+    Tun { name: String, source: io::Error },
+    /// A route into the TUN device could not be installed.
+    #[error("route {prefix} via {dev}: {source}")]
+    Route { prefix: String, dev: String, source: io::Error },
+    /// The control socket could not be created.
+    #[error("control socket: {0}")]
+    Control(io::Error),
+    /// Signal handling could not be set up.
+    #[error("signal handling: {0}")]
+    Signal(io::Error),
+    /// `poll(2)` failed.
+    #[error("poll: {0}")]
+    Poll(io::Error),
+}
+
+/// How the process was started (things not in the config file).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the status socket lives.
+    pub control_path: PathBuf,
+}
+
+struct Conn {
+    id: ConnectionId,
+    ike_algorithms: Option<String>,
+    last_error: Option<String>,
+}
+
+/// A running gateway: all state of the event loop.
+pub struct Gateway {
+    cfg: GatewayConfig,
+    endpoint: Endpoint,
+    conns: Vec<Conn>,
+    sock500: UdpSocket,
+    sock4500: UdpSocket,
+    tun: Tun,
+    tun_mtu: u16,
+    dp: DataPath,
+    control: ControlServer,
+    signals: OwnedFd,
+    started: Instant,
+    routes: Vec<ipnet::IpNet>,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
+    let s = UdpSocket::bind(addr).map_err(|source| GatewayError::Bind { addr, source })?;
+    s.set_nonblocking(true).map_err(|source| GatewayError::Bind { addr, source })?;
+    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+        let v = SOCKET_BUFFER as libc::c_int;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: setsockopt with a pointer to a c_int of the stated length.
+        let ok = unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, force, (&v as *const libc::c_int).cast(), len) } == 0;
+        if !ok {
+            // SAFETY: as above.
+            unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, plain, (&v as *const libc::c_int).cast(), len) };
+        }
+    }
+    Ok(s)
+}
+
+/// Blocks SIGTERM and SIGINT and returns a signalfd that reports them.
+fn signal_fd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset manipulation on a local, then signalfd/pthread_sigmask with it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Gateway {
+    /// Opens sockets, the TUN device, routes and the control socket, and registers every
+    /// connection with the IKE endpoint (initiators start at once).
+    pub fn start(cfg: GatewayConfig, opts: RunOptions) -> Result<Gateway, GatewayError> {
+        let signals = signal_fd().map_err(GatewayError::Signal)?;
+        let local = cfg.local_address;
+        let sock500 = bind_udp(SocketAddr::new(local, 500))?;
+        let sock4500 = bind_udp(SocketAddr::new(local, 4500))?;
+        let tun = Tun::open(&cfg.tun.name).map_err(|source| GatewayError::Tun { name: cfg.tun.name.clone(), source })?;
+        let tun_mtu = match cfg.tun.mtu {
+            Some(m) => m,
+            None => {
+                let path = cfg.path_mtu.or_else(|| tun::interface_mtu_for(local)).unwrap_or(1500);
+                let props: Vec<&ike::config::Proposal> = cfg.connections.iter().flat_map(|c| c.esp_proposals.iter()).collect();
+                tunnel_mtu(path, local.is_ipv6(), &props)
+            }
+        };
+        tun.configure(tun_mtu).map_err(|source| GatewayError::Tun { name: tun.name().into(), source })?;
+        let control = ControlServer::bind(&opts.control_path).map_err(GatewayError::Control)?;
+        let mut gw = Gateway {
+            endpoint: Endpoint::new(),
+            conns: Vec::with_capacity(cfg.connections.len()),
+            sock500,
+            sock4500,
+            tun,
+            tun_mtu,
+            dp: DataPath::new(cfg.connections.len()),
+            control,
+            signals,
+            started: Instant::now(),
+            routes: Vec::new(),
+            rx: vec![0; MAX_PACKET + SEAL_SLACK],
+            tx: vec![0; MAX_PACKET + SEAL_SLACK],
+            cfg,
+        };
+        for i in 0..gw.cfg.connections.len() {
+            let prefixes = gw.cfg.connections[i].remote_prefixes.clone();
+            gw.dp.set_configured_prefixes(i, &prefixes);
+            for p in prefixes {
+                if !gw.routes.contains(&p) {
+                    if let Err(source) = tun::add_route(&p, gw.tun.name()) {
+                        gw.remove_routes();
+                        return Err(GatewayError::Route { prefix: p.to_string(), dev: gw.tun.name().into(), source });
+                    }
+                    gw.routes.push(p);
+                }
+            }
+        }
+        info!(
+            local = %local,
+            tun = gw.tun.name(),
+            mtu = tun_mtu,
+            control = %gw.control.path().display(),
+            connections = gw.cfg.connections.len(),
+            "gateway started"
+        );
+        let now = Instant::now();
+        for c in &gw.cfg.connections {
+            let id = gw.endpoint.add_connection(c.to_ike(local), now);
+            info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
+            gw.conns.push(Conn { id, ike_algorithms: None, last_error: None });
+        }
+        gw.flush_ike();
+        Ok(gw)
+    }
+
+    /// The control socket path.
+    pub fn control_path(&self) -> &Path {
+        self.control.path()
+    }
+
+    /// The TUN MTU in use.
+    pub fn tun_mtu(&self) -> u16 {
+        self.tun_mtu
+    }
+
+    /// Runs the event loop until SIGTERM/SIGINT, then shuts down gracefully.
+    pub fn run(mut self) -> Result<(), GatewayError> {
+        let mut fds = [
+            libc::pollfd { fd: self.signals.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.sock500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.sock4500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.tun.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.control.fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        loop {
+            let timeout_ms = match self.endpoint.poll_timeout() {
+                None => 1000,
+                Some(t) => {
+                    let d = t.saturating_duration_since(Instant::now());
+                    // round up so we never wake just before the deadline and spin
+                    (d.as_micros().div_ceil(1000)).min(1000) as libc::c_int
+                }
+            };
+            for f in fds.iter_mut() {
+                f.revents = 0;
+            }
+            // SAFETY: fds is a valid array of pollfd for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(GatewayError::Poll(e));
+            }
+            if fds[0].revents != 0 {
+                let sig = self.read_signal();
+                info!(signal = sig, "shutting down");
+                break;
+            }
+            if fds[1].revents != 0 {
+                self.drain_ike_500();
+            }
+            if fds[2].revents != 0 {
+                self.drain_4500();
+            }
+            if fds[3].revents != 0 {
+                self.drain_tun();
+            }
+            if fds[4].revents != 0 {
+                let status = self.status();
+                self.control.serve_pending(|| status.clone());
+            }
+            let now = Instant::now();
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+            }
+            self.flush_ike();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn read_signal(&self) -> u32 {
+        let mut info = [0u8; 128];
+        // SAFETY: reading a signalfd_siginfo (128 bytes) into a 128-byte buffer.
+        let n = unsafe { libc::read(self.signals.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+        if n >= 4 {
+            u32::from_ne_bytes([info[0], info[1], info[2], info[3]])
+        } else {
+            0
+        }
+    }
+
+    fn drain_ike_500(&mut self) {
+        let local = SocketAddr::new(self.cfg.local_address, 500);
+        for _ in 0..BATCH {
+            match self.sock500.recv_from(&mut self.rx) {
+                Ok((n, from)) => {
+                    if let Err(e) = self.endpoint.handle_datagram(Instant::now(), local, from, &self.rx[..n]) {
+                        debug!(%from, "IKE datagram on 500 dropped: {e}");
+                    }
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    warn!("recv on UDP 500: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn drain_4500(&mut self) {
+        let local = SocketAddr::new(self.cfg.local_address, 4500);
+        for _ in 0..BATCH {
+            let (n, from) = match self.sock4500.recv_from(&mut self.rx) {
+                Ok(r) => r,
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    warn!("recv on UDP 4500: {e}");
+                    break;
+                }
+            };
+            let pkt = &mut self.rx[..n];
+            if n == 1 && pkt[0] == 0xff {
+                continue; // NAT keepalive (RFC 3948 §2.3)
+            }
+            if n >= 4 && pkt[..4] == [0, 0, 0, 0] {
+                if let Err(e) = self.endpoint.handle_datagram(Instant::now(), local, from, pkt) {
+                    debug!(%from, "IKE datagram on 4500 dropped: {e}");
+                }
+                continue;
+            }
+            match self.dp.open(pkt) {
+                Ok(opened) => {
+                    if let Err(e) = self.tun.write(opened.inner) {
+                        if !would_block(&e) {
+                            debug!("TUN write: {e}");
+                        }
+                        self.dp.count_io_error(Some(opened.conn));
+                    }
+                }
+                Err(d) => {
+                    if d != Drop::Replayed {
+                        debug!(%from, reason = ?d, "ESP packet dropped");
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_tun(&mut self) {
+        for _ in 0..BATCH {
+            let n = match self.tun.read(&mut self.rx[..MAX_PACKET]) {
+                Ok(n) => n,
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    warn!("TUN read: {e}");
+                    break;
+                }
+            };
+            match self.dp.seal(&self.rx[..n], &mut self.tx) {
+                Ok((len, peer)) => {
+                    if let Err(e) = self.sock4500.send_to(&self.tx[..len], peer) {
+                        debug!(%peer, "ESP send: {e}");
+                        self.dp.count_io_error(None);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Sends every datagram the IKE endpoint queued and applies its events.
+    fn flush_ike(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            let sock = if t.local_port == 500 { &self.sock500 } else { &self.sock4500 };
+            if let Err(e) = sock.send_to(&t.payload, t.remote) {
+                warn!(remote = %t.remote, port = t.local_port, "IKE send failed: {e}");
+            }
+        }
+        while let Some(ev) = self.endpoint.poll_event() {
+            self.apply_event(ev);
+        }
+    }
+
+    fn conn_index(&self, id: ConnectionId) -> Option<usize> {
+        self.conns.iter().position(|c| c.id == id)
+    }
+
+    fn apply_event(&mut self, ev: Event) {
+        match ev {
+            Event::IkeSaEstablished { conn, algorithms } => {
+                let Some(i) = self.conn_index(conn) else { return };
+                info!(conn = %self.cfg.connections[i].name, %algorithms, "IKE SA established");
+                self.conns[i].ike_algorithms = Some(algorithms);
+            }
+            Event::ChildSaInstalled { conn, child } => {
+                let Some(i) = self.conn_index(conn) else { return };
+                let name = &self.cfg.connections[i].name;
+                match self.dp.install(i, &child, Instant::now()) {
+                    Ok(()) => info!(
+                        conn = %name,
+                        spi_in = format_args!("{:08x}", child.spi_in),
+                        spi_out = format_args!("{:08x}", child.spi_out),
+                        peer = %child.peer,
+                        "CHILD_SA installed"
+                    ),
+                    Err(e) => {
+                        error!(conn = %name, "cannot install CHILD_SA: {e}");
+                        self.conns[i].last_error = Some(format!("cannot install CHILD_SA: {e}"));
+                    }
+                }
+            }
+            Event::ChildSaDeleted { conn, spi_in, spi_out } => {
+                let Some(i) = self.conn_index(conn) else { return };
+                if self.dp.remove(spi_in) {
+                    info!(conn = %self.cfg.connections[i].name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"), "CHILD_SA removed");
+                }
+            }
+            Event::ConnectionDown { conn, reason } => {
+                let Some(i) = self.conn_index(conn) else { return };
+                let msg = reason.to_string();
+                warn!(conn = %self.cfg.connections[i].name, "connection down: {msg}");
+                self.dp.remove_connection(i);
+                self.conns[i].last_error = Some(msg);
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+
+    /// The status document served on the control socket.
+    pub fn status(&self) -> GatewayStatus {
+        let now = Instant::now();
+        let ike = self.endpoint.status();
+        let mut ike_dropped = 0;
+        let connections = self
+            .cfg
+            .connections
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let c = &self.conns[i];
+                let st = ike.iter().find(|s| s.conn == c.id);
+                ike_dropped += st.map(|s| s.ike_dropped).unwrap_or(0);
+                let (inbound, outbound, drops) = self.dp.connection_counters(i);
+                let child_sas = self.dp.child_reports(i, now);
+                ConnectionReport {
+                    name: spec.name.clone(),
+                    remote_address: spec.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()),
+                    state: st.map(|s| s.state.clone()).unwrap_or_else(|| "down".into()),
+                    ike_algorithms: st.and_then(|s| s.ike_algorithms.clone()).or_else(|| c.ike_algorithms.clone()),
+                    esp_algorithms: child_sas.iter().find(|c| c.active).map(|c| c.algorithms.clone()),
+                    ike_spi_i: format!("{:016x}", st.map(|s| s.ike_spi_i).unwrap_or(0)),
+                    ike_spi_r: format!("{:016x}", st.map(|s| s.ike_spi_r).unwrap_or(0)),
+                    established_secs: st.and_then(|s| s.established_at).map(|t| now.saturating_duration_since(t).as_secs()),
+                    child_sas,
+                    inbound,
+                    outbound,
+                    drops,
+                    last_error: c.last_error.clone().or_else(|| st.and_then(|s| s.last_error.clone())),
+                }
+            })
+            .collect();
+        GatewayStatus {
+            pid: std::process::id(),
+            local_address: self.cfg.local_address.to_string(),
+            tun: self.tun.name().to_string(),
+            tun_mtu: self.tun_mtu,
+            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
+            connections,
+            drops: self.dp.global_drops(),
+            ike_dropped,
+        }
+    }
+
+    fn remove_routes(&mut self) {
+        for p in std::mem::take(&mut self.routes) {
+            if let Err(e) = tun::del_route(&p, self.tun.name()) {
+                warn!("removing route {p}: {e}");
+            }
+        }
+    }
+
+    /// Sends DELETE for every IKE SA, removes routes; the TUN device goes with the process.
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<ConnectionId> = self.conns.iter().map(|c| c.id).collect();
+        for id in ids {
+            self.endpoint.remove_connection(id, now);
+        }
+        self.flush_ike();
+        // give the DELETEs a moment to leave and be answered (answers are read, not awaited)
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut fds = [
+            libc::pollfd { fd: self.sock500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.sock4500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        while self.dp.child_count() > 0 || Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // SAFETY: valid pollfd array.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().max(1) as libc::c_int) };
+            if n <= 0 {
+                break;
+            }
+            self.drain_ike_500();
+            self.drain_4500();
+            self.flush_ike();
+        }
+        self.remove_routes();
+        info!("gateway stopped");
+    }
+}

@@ -1,0 +1,250 @@
+//! The local status interface: a unix stream socket; a client writes `status\n` and reads one
+//! JSON document. The same types render the human table of `hybridnet gateway status`.
+
+use crate::datapath::{ChildSaReport, DropCounters, Traffic};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `hybridnet gateway status --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GatewayStatus {
+    /// Process id of the gateway.
+    pub pid: u32,
+    /// The address IKE and ESP use.
+    pub local_address: String,
+    /// TUN interface name.
+    pub tun: String,
+    /// TUN MTU in use.
+    pub tun_mtu: u16,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// One entry per configured connection, in config order.
+    pub connections: Vec<ConnectionReport>,
+    /// Drops that belong to no connection (unknown SPI, no route, malformed).
+    pub drops: DropCounters,
+    /// IKE datagrams the IKE layer dropped (malformed, unknown SPI, …).
+    pub ike_dropped: u64,
+}
+
+/// One connection's state and counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionReport {
+    /// Name from the config.
+    pub name: String,
+    /// Configured peer (`%any` for responder-only).
+    pub remote_address: String,
+    /// "connecting", "established" or "down".
+    pub state: String,
+    /// Negotiated IKE algorithms, e.g. `AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384`.
+    pub ike_algorithms: Option<String>,
+    /// Algorithms of the active Child SA.
+    pub esp_algorithms: Option<String>,
+    /// IKE SA SPIs (16 hex digits each; zero when none).
+    pub ike_spi_i: String,
+    /// Responder's IKE SPI.
+    pub ike_spi_r: String,
+    /// Seconds since the IKE SA was established.
+    pub established_secs: Option<u64>,
+    /// The installed Child SAs, newest first.
+    pub child_sas: Vec<ChildSaReport>,
+    /// Decrypted traffic over the connection's lifetime.
+    pub inbound: Traffic,
+    /// Encrypted traffic over the connection's lifetime.
+    pub outbound: Traffic,
+    /// Dropped packets by reason.
+    pub drops: DropCounters,
+    /// The last failure (e.g. `AUTHENTICATION_FAILED: …`, `NO_PROPOSAL_CHOSEN: …`).
+    pub last_error: Option<String>,
+}
+
+/// Why the status could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// Nothing listens on the socket (gateway not running, or another path).
+    #[error("cannot connect to the gateway's control socket {path}: {source} (is `hybridnet gateway run` running?)")]
+    Connect { path: PathBuf, source: io::Error },
+    /// The exchange failed midway.
+    #[error("control socket {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// The gateway answered something that is not a status document.
+    #[error("control socket {path} answered with invalid JSON: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+}
+
+/// Asks a running gateway for its status.
+pub fn query(path: &Path) -> Result<GatewayStatus, StatusError> {
+    let raw = query_raw(path)?;
+    serde_json::from_str(&raw).map_err(|source| StatusError::Json { path: path.into(), source })
+}
+
+/// Asks a running gateway for its status and returns the JSON text unparsed.
+pub fn query_raw(path: &Path) -> Result<String, StatusError> {
+    let io_err = |source| StatusError::Io { path: path.into(), source };
+    let mut s = UnixStream::connect(path).map_err(|source| StatusError::Connect { path: path.into(), source })?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(io_err)?;
+    s.write_all(b"status\n").map_err(io_err)?;
+    s.shutdown(std::net::Shutdown::Write).map_err(io_err)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(io_err)?;
+    Ok(out)
+}
+
+/// The listening side, owned by the gateway's event loop.
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Binds the socket (replacing a stale one; refusing if a live gateway answers there).
+    pub fn bind(path: &Path) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another gateway is serving the control socket {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("bind control socket {}: {e}", path.display())))?;
+        listener.set_nonblocking(true)?;
+        Ok(ControlServer { listener, path: path.into() })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The listening descriptor, for poll.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.listener.as_raw_fd()
+    }
+
+    /// Serves every pending client with `status` (short timeouts, so a stuck client cannot
+    /// stall the data path for long).
+    pub fn serve_pending(&self, status: impl Fn() -> GatewayStatus) {
+        loop {
+            let (stream, _) = match self.listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!("control socket accept failed: {e}");
+                    return;
+                }
+            };
+            if let Err(e) = serve_one(stream, &status) {
+                tracing::debug!("control client: {e}");
+            }
+        }
+    }
+}
+
+fn serve_one(stream: UnixStream, status: &impl Fn() -> GatewayStatus) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    stream.set_write_timeout(Some(Duration::from_millis(500)))?;
+    let mut line = String::new();
+    BufReader::new(&stream).take(256).read_line(&mut line)?;
+    let mut w = &stream;
+    match line.trim() {
+        "status" | "" => {
+            let mut doc = serde_json::to_vec_pretty(&status()).map_err(io::Error::other)?;
+            doc.push(b'\n');
+            w.write_all(&doc)
+        }
+        other => w.write_all(format!("{{\"error\":\"unknown command {:?}\"}}\n", other.chars().take(32).collect::<String>()).as_bytes()),
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The default control socket for a config file: `/run/hybridnet/<stem>-<hash>.sock`
+/// (`$XDG_RUNTIME_DIR/hybridnet/…` when not root), the hash taken over the absolute path so
+/// two configs with the same file name do not collide.
+pub fn default_control_path(config: &Path) -> PathBuf {
+    let abs = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in abs.as_os_str().as_encoded_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    let stem = abs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gateway".into());
+    // SAFETY: geteuid never fails.
+    let root = unsafe { libc::geteuid() } == 0;
+    let base = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !root => PathBuf::from(d),
+        _ => PathBuf::from("/run"),
+    };
+    base.join("hybridnet").join(format!("{stem}-{:08x}.sock", h as u32))
+}
+
+/// The human-readable table.
+pub fn render(s: &GatewayStatus) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "gateway pid {} on {} (tun {} mtu {}), up {}s", s.pid, s.local_address, s.tun, s.tun_mtu, s.uptime_secs);
+    for c in &s.connections {
+        let _ = writeln!(o, "\n{}: {} peer {}", c.name, c.state, c.remote_address);
+        if let Some(a) = &c.ike_algorithms {
+            let _ = writeln!(o, "  IKE  {a}  SPIs {}_i {}_r{}", c.ike_spi_i, c.ike_spi_r, c.established_secs.map(|e| format!("  established {e}s ago")).unwrap_or_default());
+        }
+        for ch in &c.child_sas {
+            let _ = writeln!(
+                o,
+                "  ESP  {}  SPIs {}_i {}_o{}  {} === {}",
+                ch.algorithms,
+                ch.spi_in,
+                ch.spi_out,
+                if ch.active { "" } else { " (rekeyed)" },
+                ch.local_ts.join(","),
+                ch.remote_ts.join(",")
+            );
+            let _ = writeln!(
+                o,
+                "       in {} bytes / {} packets, out {} bytes / {} packets, {}s old",
+                ch.inbound.bytes, ch.inbound.packets, ch.outbound.bytes, ch.outbound.packets, ch.age_secs
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  total in {} bytes / {} packets, out {} bytes / {} packets",
+            c.inbound.bytes, c.inbound.packets, c.outbound.bytes, c.outbound.packets
+        );
+        if c.drops.total() > 0 {
+            let _ = writeln!(o, "  drops {}", drops_line(&c.drops));
+        }
+        if let Some(e) = &c.last_error {
+            let _ = writeln!(o, "  last error: {e}");
+        }
+    }
+    if s.drops.total() > 0 || s.ike_dropped > 0 {
+        let _ = writeln!(o, "\nunattributed drops: {} ike_dropped={}", drops_line(&s.drops), s.ike_dropped);
+    }
+    o
+}
+
+fn drops_line(d: &DropCounters) -> String {
+    let v = serde_json::to_value(d).unwrap_or_default();
+    let mut parts = vec![];
+    if let serde_json::Value::Object(m) = v {
+        for (k, n) in m {
+            if n.as_u64().unwrap_or(0) > 0 {
+                parts.push(format!("{k}={n}"));
+            }
+        }
+    }
+    parts.join(" ")
+}

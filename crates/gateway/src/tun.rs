@@ -1,0 +1,203 @@
+//! The TUN device (layer 3, no packet-information header) and the routes that steer remote
+//! prefixes into it. Routes go through `ip route replace` so that an existing route is taken
+//! over rather than duplicated, and are removed again on shutdown.
+
+use std::ffi::CString;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::Command;
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+/// `struct ifreq` with the union viewed as flags or an MTU (both at offset 16).
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    data: [u8; 24],
+}
+
+impl IfReq {
+    fn new(name: &str) -> io::Result<Self> {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("interface name {name:?} must be 1 to 15 bytes")));
+        }
+        let mut r = IfReq { name: [0; libc::IFNAMSIZ], data: [0; 24] };
+        r.name[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(r)
+    }
+    fn set_short(&mut self, v: libc::c_short) {
+        self.data[..2].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn short(&self) -> libc::c_short {
+        libc::c_short::from_ne_bytes([self.data[0], self.data[1]])
+    }
+    fn set_int(&mut self, v: libc::c_int) {
+        self.data[..4].copy_from_slice(&v.to_ne_bytes());
+    }
+}
+
+/// An open TUN device; closing it (drop) deletes the interface and the routes through it.
+pub struct Tun {
+    fd: OwnedFd,
+    name: String,
+}
+
+impl Tun {
+    /// Creates (or attaches to) TUN interface `name` in non-blocking mode.
+    pub fn open(name: &str) -> io::Result<Tun> {
+        let path = CString::new("/dev/net/tun").expect("static path");
+        // SAFETY: plain open(2) of a NUL-terminated path.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("open /dev/net/tun: {e}")));
+        }
+        // SAFETY: fd was just returned by open and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut req = IfReq::new(name)?;
+        req.set_short(IFF_TUN | IFF_NO_PI);
+        // SAFETY: TUNSETIFF reads and writes a struct ifreq, which IfReq mirrors.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")));
+        }
+        let end = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..end]).into_owned();
+        Ok(Tun { fd, name })
+    }
+
+    /// The kernel's name for the interface.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the MTU and brings the interface up.
+    pub fn configure(&self, mtu: u16) -> io::Result<()> {
+        // SAFETY: socket(2) with constant arguments.
+        let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if s < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: s is a fresh descriptor we own.
+        let s = unsafe { OwnedFd::from_raw_fd(s) };
+        let mut req = IfReq::new(&self.name)?;
+        req.set_int(mtu as libc::c_int);
+        // SAFETY: SIOCSIFMTU takes a struct ifreq.
+        if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFMTU as _, &mut req) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("set MTU {mtu} on {}: {e}", self.name)));
+        }
+        let mut req = IfReq::new(&self.name)?;
+        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS take a struct ifreq.
+        if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = req.short() | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        req.set_short(flags);
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut req) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("bring {} up: {e}", self.name)));
+        }
+        Ok(())
+    }
+
+    /// Reads one packet; `WouldBlock` when none is queued.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Writes one packet toward the kernel.
+    pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
+        // SAFETY: packet is valid for packet.len() bytes.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn run_ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).output().map_err(|e| io::Error::new(e.kind(), format!("cannot run `ip`: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// Points `prefix` at the TUN device (replacing any existing route for it).
+pub fn add_route(prefix: &ipnet::IpNet, dev: &str) -> io::Result<()> {
+    let p = prefix.to_string();
+    let fam = if prefix.addr().is_ipv6() { "-6" } else { "-4" };
+    run_ip(&[fam, "route", "replace", &p, "dev", dev])
+}
+
+/// Removes the route for `prefix` through the TUN device (absent routes are not an error).
+pub fn del_route(prefix: &ipnet::IpNet, dev: &str) -> io::Result<()> {
+    let p = prefix.to_string();
+    let fam = if prefix.addr().is_ipv6() { "-6" } else { "-4" };
+    match run_ip(&[fam, "route", "del", &p, "dev", dev]) {
+        Err(e) if e.to_string().contains("No such process") || e.to_string().contains("Cannot find device") => Ok(()),
+        r => r,
+    }
+}
+
+/// The MTU of the interface that holds `addr`, if any does.
+pub fn interface_mtu_for(addr: IpAddr) -> Option<u16> {
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below.
+    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
+        return None;
+    }
+    let mut name = None;
+    let mut cur = ifap;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list returned by getifaddrs.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points at a sockaddr whose family tells its real type.
+            let fam = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            let a = match fam {
+                libc::AF_INET => {
+                    // SAFETY: family is AF_INET.
+                    let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                    Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+                }
+                libc::AF_INET6 => {
+                    // SAFETY: family is AF_INET6.
+                    let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                    Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+                }
+                _ => None,
+            };
+            if a == Some(addr) {
+                // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+                name = Some(unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned());
+                break;
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: ifap came from getifaddrs.
+    unsafe { libc::freeifaddrs(ifap) };
+    let name = name?;
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok()?.trim().parse().ok()
+}
