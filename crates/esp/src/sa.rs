@@ -460,10 +460,11 @@ impl InboundSa {
             return Err(EspError::BadPadding);
         }
         let payload_len = n - 2 - pad;
+        // Up to 255 pad bytes, so `i + 1` always fits a u8.
         let padding_ok = plain[payload_len..payload_len + pad]
             .iter()
-            .zip(1u8..)
-            .fold(true, |ok, (&b, want)| ok & (b == want));
+            .enumerate()
+            .fold(true, |ok, (i, &b)| ok & (b == (i + 1) as u8));
         if !padding_ok {
             return Err(EspError::BadPadding);
         }
@@ -537,6 +538,21 @@ mod tests {
             assert_eq!(r, Err(EspError::BadPadding), "{c}");
             assert_eq!(counters.bad_padding, 1);
             assert_eq!(counters.packets, 0);
+        }
+    }
+
+    /// Regression (found by fuzz target `esp_open`): 255 padding bytes overflowed the expected
+    /// pad-byte counter.
+    #[test]
+    fn maximal_padding_of_255_bytes_is_accepted() {
+        for c in CIPHERS {
+            let pad: Vec<u8> = (1..=255).collect();
+            let p = with_trailer(&ipv4(31), &pad, 255, 4, c.block_len());
+            assert_eq!(open_raw(c, &p).0.unwrap(), ipv4(31), "{c}");
+            let mut bad = pad.clone();
+            bad[254] = 0;
+            let p = with_trailer(&ipv4(31), &bad, 255, 4, c.block_len());
+            assert_eq!(open_raw(c, &p).0, Err(EspError::BadPadding), "{c}");
         }
     }
 
