@@ -68,7 +68,11 @@ struct Body<'b> {
 
 impl<'b> Body<'b> {
     fn at(&self, path: &str) -> Location {
-        self.loc.at(path)
+        if self.loc.property.is_empty() {
+            self.loc.at(path)
+        } else {
+            self.loc.at(format!("{}.{path}", self.loc.property))
+        }
     }
 
     fn value(&self, path: &str) -> Option<&'b Value> {

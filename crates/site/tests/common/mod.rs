@@ -45,7 +45,8 @@ pub fn deploy(s: &mut Site, template: &str, p: Map<String, Value>, name: &str) -
     s.apply(plan)
 }
 
-/// A template with the given resources (and optional outputs).
+/// A template with the given resources, deployed in the order given (helpers add no dependsOn,
+/// so they can refer to resources of earlier deployments).
 pub fn tpl(resources: Value) -> String {
     json!({
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
@@ -80,13 +81,11 @@ pub fn nic(name: &str, vnet: &str, subnet: &str, static_ip: Option<&str>) -> Val
         None => cfg["privateIPAllocationMethod"] = json!("Dynamic"),
     }
     json!({ "type": "Microsoft.Network/networkInterfaces", "apiVersion": "2018-11-01", "name": name, "location": "here",
-            "dependsOn": [format!("[resourceId('Microsoft.Network/virtualNetworks', '{vnet}')]")],
             "properties": { "ipConfigurations": [ { "name": "ipconfig1", "properties": cfg } ] } })
 }
 
 pub fn gateway(name: &str, vnet: &str, pip: &str, sku: &str) -> Value {
     json!({ "type": "Microsoft.Network/virtualNetworkGateways", "apiVersion": "2018-11-01", "name": name, "location": "here",
-            "dependsOn": [format!("[resourceId('Microsoft.Network/virtualNetworks', '{vnet}')]"), format!("[resourceId('Microsoft.Network/publicIPAddresses', '{pip}')]")],
             "properties": {
                 "gatewayType": "Vpn", "vpnType": "RouteBased", "sku": { "name": sku, "tier": sku },
                 "ipConfigurations": [ { "name": "cfg", "properties": {
@@ -101,7 +100,6 @@ pub fn lng(name: &str, ip: &str, prefixes: &[&str]) -> Value {
 
 pub fn connection(name: &str, gw: &str, lng: &str, key: &str) -> Value {
     json!({ "type": "Microsoft.Network/connections", "apiVersion": "2018-11-01", "name": name, "location": "here",
-            "dependsOn": [format!("[resourceId('Microsoft.Network/virtualNetworkGateways', '{gw}')]"), format!("[resourceId('Microsoft.Network/localNetworkGateways', '{lng}')]")],
             "properties": {
                 "connectionType": "IPsec",
                 "virtualNetworkGateway1": { "id": format!("[resourceId('Microsoft.Network/virtualNetworkGateways', '{gw}')]") },
