@@ -55,7 +55,7 @@ fn split_id(id: &str) -> Option<(String, String)> {
     let lower = id.to_ascii_lowercase();
     let at = lower.rfind("/providers/")?;
     let segs: Vec<&str> = id[at + "/providers/".len()..].split('/').collect();
-    if segs.len() < 3 || segs.len() % 2 == 0 {
+    if segs.len() < 3 || segs.len().is_multiple_of(2) {
         return None;
     }
     let mut types = vec![segs[0]];
@@ -153,7 +153,14 @@ impl fmt::Debug for Deployment {
         f.debug_struct("Deployment")
             .field("context", &self.scope.ctx)
             .field("parameters", &self.parameters_redacted())
-            .field("resources", &self.ordered.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+            .field(
+                "resources",
+                &self
+                    .ordered
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -169,23 +176,38 @@ struct Expanded {
 impl Deployment {
     /// Binds `t` to `params` (names case-insensitive) in `ctx`: checks types, allowedValues and
     /// ranges, evaluates defaults and variables, expands and orders resources.
-    pub fn new(t: &Template, params: &Map<String, Value>, ctx: &DeploymentContext) -> Result<Deployment, ArmError> {
+    pub fn new(
+        t: &Template,
+        params: &Map<String, Value>,
+        ctx: &DeploymentContext,
+    ) -> Result<Deployment, ArmError> {
         let mut scope = Scope::new(t.clone(), params, ctx.clone())?;
         let secrets: Arc<[String]> = scope.secrets.clone().into();
-        Self::build(&mut scope).map_err(|e| e.redact(&secrets)).map(|(ordered, skipped)| Deployment {
-            scope,
-            ordered,
-            skipped,
-            secrets,
-        })
+        Self::build(&mut scope)
+            .map_err(|e| e.redact(&secrets))
+            .map(|(ordered, skipped)| Deployment {
+                scope,
+                ordered,
+                skipped,
+                secrets,
+            })
     }
 
     fn build(scope: &mut Scope) -> Result<(Vec<PendingResource>, Vec<PendingResource>), ArmError> {
-        let mut all: Vec<Expanded> = Vec::new();
         let resources = scope.template.resources.clone();
+        let mut ex = Expander {
+            scope,
+            out: Vec::new(),
+            loops: Vec::new(),
+        };
         for (i, r) in resources.iter().enumerate() {
-            expand(scope, r, &format!("resources[{i}]"), None, &[], true, &mut all)?;
+            ex.expand(r, &format!("resources[{i}]"), None, &[], true)?;
         }
+        let Expander {
+            out: mut all,
+            loops,
+            ..
+        } = ex;
         scope.known = all
             .iter()
             .map(|e| KnownResource {
@@ -217,15 +239,24 @@ impl Deployment {
                 deps[i].insert(p);
             }
             for (path, target) in all[i].dep_targets.clone() {
-                let matched = match_target(scope, &all, &target)
-                    .map_err(|matches| ArmError::AmbiguousDependency { path: path.clone(), target: target.clone(), matches })?;
-                if matched.is_empty() {
+                let matched = match_target(scope, &all, &target).map_err(|matches| {
+                    ArmError::AmbiguousDependency {
+                        path: path.clone(),
+                        target: target.clone(),
+                        matches,
+                    }
+                })?;
+                let empty_loop = loops.iter().any(|l| l.eq_ignore_ascii_case(target.trim()));
+                if matched.is_empty() && !empty_loop {
                     return Err(ArmError::UnresolvedDependency { path, target });
                 }
                 deps[i].extend(matched.into_iter().filter(|&j| j != i));
             }
             for id in implicit_references(scope, &all[i].pending) {
-                if let Some(j) = all.iter().position(|e| e.pending.id.eq_ignore_ascii_case(&id)) {
+                if let Some(j) = all
+                    .iter()
+                    .position(|e| e.pending.id.eq_ignore_ascii_case(&id))
+                {
                     if j != i {
                         deps[i].insert(j);
                     }
@@ -233,7 +264,11 @@ impl Deployment {
             }
         }
         for (i, d) in deps.iter().enumerate() {
-            let mut ids: Vec<String> = d.iter().filter(|&&j| all[j].active).map(|&j| all[j].pending.id.clone()).collect();
+            let mut ids: Vec<String> = d
+                .iter()
+                .filter(|&&j| all[j].active)
+                .map(|&j| all[j].pending.id.clone())
+                .collect();
             ids.dedup();
             all[i].pending.depends_on = ids;
         }
@@ -294,14 +329,30 @@ impl Deployment {
 
     /// Evaluates one resource's body. `reference()` goes through `resolver`, which must know the
     /// resources deployed before this one.
-    pub fn evaluate_resource(&self, r: &PendingResource, resolver: &dyn ReferenceResolver) -> Result<EvaluatedResource, ArmError> {
-        self.evaluate_resource_inner(r, resolver).map_err(|e| e.redact(&self.secrets))
+    pub fn evaluate_resource(
+        &self,
+        r: &PendingResource,
+        resolver: &dyn ReferenceResolver,
+    ) -> Result<EvaluatedResource, ArmError> {
+        self.evaluate_resource_inner(r, resolver)
+            .map_err(|e| e.redact(&self.secrets))
     }
 
-    fn evaluate_resource_inner(&self, r: &PendingResource, resolver: &dyn ReferenceResolver) -> Result<EvaluatedResource, ArmError> {
-        let env = Env { place: Place::ResourceBody, copy: r.copy_stack.clone(), resolver: Some(resolver) };
+    fn evaluate_resource_inner(
+        &self,
+        r: &PendingResource,
+        resolver: &dyn ReferenceResolver,
+    ) -> Result<EvaluatedResource, ArmError> {
+        let env = Env {
+            place: Place::ResourceBody,
+            copy: r.copy_stack.clone(),
+            resolver: Some(resolver),
+        };
         let Value::Object(m) = &r.raw else {
-            return Err(ArmError::Structure { path: r.path.clone(), message: "a resource must be an object".into() });
+            return Err(ArmError::Structure {
+                path: r.path.clone(),
+                message: "a resource must be an object".into(),
+            });
         };
         let mut body = Map::new();
         for (k, v) in m {
@@ -315,7 +366,13 @@ impl Deployment {
                     body.insert(k.clone(), Value::String(r.resource_type.clone()));
                 }
                 "apiversion" => {
-                    body.insert(k.clone(), r.api_version.clone().map(Value::String).unwrap_or(Value::Null));
+                    body.insert(
+                        k.clone(),
+                        r.api_version
+                            .clone()
+                            .map(Value::String)
+                            .unwrap_or(Value::Null),
+                    );
                 }
                 _ => {
                     let path = format!("{}.{k}", r.path);
@@ -349,12 +406,23 @@ impl Deployment {
     /// Evaluates the outputs after deployment (`reference()` through `resolver`). Outputs whose
     /// `condition` is false are left out; securestring / secureObject outputs are left out, as
     /// Azure never returns their values.
-    pub fn outputs(&self, resolver: &dyn ReferenceResolver) -> Result<Map<String, Value>, ArmError> {
-        self.outputs_inner(resolver).map_err(|e| e.redact(&self.secrets))
+    pub fn outputs(
+        &self,
+        resolver: &dyn ReferenceResolver,
+    ) -> Result<Map<String, Value>, ArmError> {
+        self.outputs_inner(resolver)
+            .map_err(|e| e.redact(&self.secrets))
     }
 
-    fn outputs_inner(&self, resolver: &dyn ReferenceResolver) -> Result<Map<String, Value>, ArmError> {
-        let env = Env { place: Place::Output, copy: Vec::new(), resolver: Some(resolver) };
+    fn outputs_inner(
+        &self,
+        resolver: &dyn ReferenceResolver,
+    ) -> Result<Map<String, Value>, ArmError> {
+        let env = Env {
+            place: Place::Output,
+            copy: Vec::new(),
+            resolver: Some(resolver),
+        };
         let mut out = Map::new();
         for (name, o) in &self.scope.template.outputs {
             let path = format!("outputs.{name}");
@@ -364,7 +432,10 @@ impl Deployment {
                     continue;
                 }
             }
-            let declared = get_ci(om, "type").and_then(Value::as_str).unwrap_or("string").to_ascii_lowercase();
+            let declared = get_ci(om, "type")
+                .and_then(Value::as_str)
+                .unwrap_or("string")
+                .to_ascii_lowercase();
             let value = match (get_ci(om, "value"), get_ci(om, "copy")) {
                 (Some(v), _) => self.scope.eval_value(v, &format!("{path}.value"), &env)?,
                 (None, Some(Value::Object(c))) => {
@@ -378,11 +449,20 @@ impl Deployment {
                     for i in 0..count {
                         let mut inner = env.clone();
                         inner.copy.push((String::new(), i));
-                        items.push(self.scope.eval_value(input, &format!("{cpath}.input"), &inner)?);
+                        items.push(self.scope.eval_value(
+                            input,
+                            &format!("{cpath}.input"),
+                            &inner,
+                        )?);
                     }
                     Value::Array(items)
                 }
-                _ => return Err(ArmError::Structure { path, message: "an output needs a 'value' or a 'copy' object".into() }),
+                _ => {
+                    return Err(ArmError::Structure {
+                        path,
+                        message: "an output needs a 'value' or a 'copy' object".into(),
+                    })
+                }
             };
             let ok = match declared.as_str() {
                 "string" | "securestring" => value.is_string(),
@@ -413,11 +493,21 @@ fn eval_condition(scope: &Scope, c: &Value, path: &str, env: &Env) -> Result<boo
         Value::Bool(b) => Ok(b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(ArmError::Type { path: path.to_string(), expected: "bool".into(), actual: type_name(&other).into() }),
+        other => Err(ArmError::Type {
+            path: path.to_string(),
+            expected: "bool".into(),
+            actual: type_name(&other).into(),
+        }),
     }
 }
 
-fn header_string(scope: &Scope, m: &Map<String, Value>, key: &str, path: &str, env: &Env) -> Result<Option<String>, ArmError> {
+fn header_string(
+    scope: &Scope,
+    m: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    env: &Env,
+) -> Result<Option<String>, ArmError> {
     match get_ci(m, key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match scope.eval_value(v, &format!("{path}.{key}"), env)? {
@@ -431,60 +521,94 @@ fn header_string(scope: &Scope, m: &Map<String, Value>, key: &str, path: &str, e
     }
 }
 
-/// Expands one resource declaration (copy loop, nested children) into `out`.
-fn expand(
-    scope: &Scope,
-    raw: &Value,
-    path: &str,
-    parent: Option<usize>,
-    outer_copy: &[(String, i64)],
-    parent_active: bool,
-    out: &mut Vec<Expanded>,
-) -> Result<(), ArmError> {
-    let Value::Object(m) = raw else {
-        return Err(ArmError::Structure { path: path.to_string(), message: "a resource must be an object".into() });
-    };
-    let base_env = Env { place: Place::ResourceHeader, copy: outer_copy.to_vec(), resolver: None };
-    let instances: Vec<Option<CopyInstance>> = match get_ci(m, "copy") {
-        Some(Value::Object(c)) => {
-            let cpath = format!("{path}.copy");
-            let name = match get_ci(c, "name").map(|n| scope.eval_value(n, &format!("{cpath}.name"), &base_env)).transpose()? {
-                Some(Value::String(s)) if !s.is_empty() => s,
-                _ => {
-                    return Err(ArmError::Structure {
-                        path: format!("{cpath}.name"),
-                        message: "a copy loop needs a non-empty string 'name'".into(),
-                    })
-                }
-            };
-            let count = scope.copy_count(c, &cpath, &base_env)?;
-            (0..count).map(|index| Some(CopyInstance { name: name.clone(), index })).collect()
-        }
-        _ => vec![None],
-    };
-    for inst in instances {
-        let mut copy_stack = outer_copy.to_vec();
-        if let Some(ci) = &inst {
-            copy_stack.push((ci.name.clone(), ci.index));
-        }
-        let env = Env { place: Place::ResourceHeader, copy: copy_stack.clone(), resolver: None };
-        let active = parent_active
-            && match get_ci(m, "condition") {
-                None => true,
-                Some(c) => eval_condition(scope, c, &format!("{path}.condition"), &env)?,
-            };
-        let own_type = header_string(scope, m, "type", path, &env)?.unwrap_or_default();
-        let own_name = header_string(scope, m, "name", path, &env)?.unwrap_or_default();
-        let stated_api_version = header_string(scope, m, "apiVersion", path, &env)?;
-        let (resource_type, name) = match parent {
-            Some(p) if !own_type.contains('/') => (
-                format!("{}/{}", out[p].pending.resource_type, own_type),
-                format!("{}/{}", out[p].pending.name, own_name),
-            ),
-            Some(p) if !own_name.contains('/') => (own_type.clone(), format!("{}/{}", out[p].pending.name, own_name)),
-            _ => (own_type.trim_matches('/').to_string(), own_name.clone()),
+/// Expands resource declarations into the flat list of resources to deploy.
+struct Expander<'s> {
+    scope: &'s Scope,
+    out: Vec<Expanded>,
+    /// Names of all resource copy loops, including loops with zero iterations.
+    loops: Vec<String>,
+}
+
+impl Expander<'_> {
+    /// Expands one resource declaration (copy loop, nested children) into `self.out`.
+    fn expand(
+        &mut self,
+        raw: &Value,
+        path: &str,
+        parent: Option<usize>,
+        outer_copy: &[(String, i64)],
+        parent_active: bool,
+    ) -> Result<(), ArmError> {
+        let scope = self.scope;
+        let Value::Object(m) = raw else {
+            return Err(ArmError::Structure {
+                path: path.to_string(),
+                message: "a resource must be an object".into(),
+            });
         };
-        let api_version = match (stated_api_version, scope.template.api_profile.as_deref()) {
+        let base_env = Env {
+            place: Place::ResourceHeader,
+            copy: outer_copy.to_vec(),
+            resolver: None,
+        };
+        let instances: Vec<Option<CopyInstance>> = match get_ci(m, "copy") {
+            Some(Value::Object(c)) => {
+                let cpath = format!("{path}.copy");
+                let name = match get_ci(c, "name")
+                    .map(|n| scope.eval_value(n, &format!("{cpath}.name"), &base_env))
+                    .transpose()?
+                {
+                    Some(Value::String(s)) if !s.is_empty() => s,
+                    _ => {
+                        return Err(ArmError::Structure {
+                            path: format!("{cpath}.name"),
+                            message: "a copy loop needs a non-empty string 'name'".into(),
+                        })
+                    }
+                };
+                let count = scope.copy_count(c, &cpath, &base_env)?;
+                self.loops.push(name.clone());
+                (0..count)
+                    .map(|index| {
+                        Some(CopyInstance {
+                            name: name.clone(),
+                            index,
+                        })
+                    })
+                    .collect()
+            }
+            _ => vec![None],
+        };
+        for inst in instances {
+            let mut copy_stack = outer_copy.to_vec();
+            if let Some(ci) = &inst {
+                copy_stack.push((ci.name.clone(), ci.index));
+            }
+            let env = Env {
+                place: Place::ResourceHeader,
+                copy: copy_stack.clone(),
+                resolver: None,
+            };
+            let active = parent_active
+                && match get_ci(m, "condition") {
+                    None => true,
+                    Some(c) => eval_condition(scope, c, &format!("{path}.condition"), &env)?,
+                };
+            let own_type = header_string(scope, m, "type", path, &env)?.unwrap_or_default();
+            let own_name = header_string(scope, m, "name", path, &env)?.unwrap_or_default();
+            let stated_api_version = header_string(scope, m, "apiVersion", path, &env)?;
+            let (resource_type, name) = match parent {
+                Some(p) if !own_type.contains('/') => (
+                    format!("{}/{}", self.out[p].pending.resource_type, own_type),
+                    format!("{}/{}", self.out[p].pending.name, own_name),
+                ),
+                Some(p) if !own_name.contains('/') => (
+                    own_type.clone(),
+                    format!("{}/{}", self.out[p].pending.name, own_name),
+                ),
+                _ => (own_type.trim_matches('/').to_string(), own_name.clone()),
+            };
+            let api_version = match (stated_api_version, scope.template.api_profile.as_deref()) {
             (Some(v), _) => Some(v),
             (None, Some(profile)) => match api_profile_version(profile, &resource_type) {
                 Some(v) => Some(v.to_string()),
@@ -505,48 +629,59 @@ fn expand(
                 })
             }
         };
-        let id = scope.resource_id(&resource_type, &name).map_err(|message| ArmError::Structure {
+            let id = scope.resource_id(&resource_type, &name).map_err(|message| ArmError::Structure {
             path: format!("{path}.name"),
             message: format!("type '{resource_type}' and name '{name}' do not form a resource id: {message}"),
         })?;
-        let mut dep_targets = Vec::new();
-        if let Some(Value::Array(ds)) = get_ci(m, "dependsOn") {
-            for (j, d) in ds.iter().enumerate() {
-                let dpath = format!("{path}.dependsOn[{j}]");
-                match scope.eval_value(d, &dpath, &env)? {
-                    Value::String(s) => dep_targets.push((dpath, s)),
-                    other => {
-                        return Err(ArmError::Type { path: dpath, expected: "string".into(), actual: type_name(&other).into() })
+            let mut dep_targets = Vec::new();
+            if let Some(Value::Array(ds)) = get_ci(m, "dependsOn") {
+                for (j, d) in ds.iter().enumerate() {
+                    let dpath = format!("{path}.dependsOn[{j}]");
+                    match scope.eval_value(d, &dpath, &env)? {
+                        Value::String(s) => dep_targets.push((dpath, s)),
+                        other => {
+                            return Err(ArmError::Type {
+                                path: dpath,
+                                expected: "string".into(),
+                                actual: type_name(&other).into(),
+                            })
+                        }
                     }
                 }
             }
-        }
-        let mut stripped = m.clone();
-        stripped.retain(|k, _| !k.eq_ignore_ascii_case("resources"));
-        let order = out.len();
-        out.push(Expanded {
-            pending: PendingResource {
-                id,
-                resource_type,
-                name,
-                api_version,
-                path: path.to_string(),
-                depends_on: Vec::new(),
-                copy: inst.clone(),
-                raw: Value::Object(stripped),
-                copy_stack: copy_stack.clone(),
-            },
-            active,
-            dep_targets,
-            parent,
-        });
-        if let Some(Value::Array(children)) = get_ci(m, "resources") {
-            for (j, c) in children.iter().enumerate() {
-                expand(scope, c, &format!("{path}.resources[{j}]"), Some(order), &copy_stack, active, out)?;
+            let mut stripped = m.clone();
+            stripped.retain(|k, _| !k.eq_ignore_ascii_case("resources"));
+            let order = self.out.len();
+            self.out.push(Expanded {
+                pending: PendingResource {
+                    id,
+                    resource_type,
+                    name,
+                    api_version,
+                    path: path.to_string(),
+                    depends_on: Vec::new(),
+                    copy: inst.clone(),
+                    raw: Value::Object(stripped),
+                    copy_stack: copy_stack.clone(),
+                },
+                active,
+                dep_targets,
+                parent,
+            });
+            if let Some(Value::Array(children)) = get_ci(m, "resources") {
+                for (j, c) in children.iter().enumerate() {
+                    self.expand(
+                        c,
+                        &format!("{path}.resources[{j}]"),
+                        Some(order),
+                        &copy_stack,
+                        active,
+                    )?;
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Resources a `dependsOn` entry names: by resource id, by `Namespace/type/name`, by copy loop
@@ -557,28 +692,67 @@ fn match_target(scope: &Scope, all: &[Expanded], target: &str) -> Result<Vec<usi
         let by_loop: Vec<usize> = all
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.pending.copy.as_ref().is_some_and(|c| c.name.eq_ignore_ascii_case(t)))
+            .filter(|(_, e)| {
+                e.pending
+                    .copy
+                    .as_ref()
+                    .is_some_and(|c| c.name.eq_ignore_ascii_case(t))
+            })
             .map(|(i, _)| i)
             .collect();
         if !by_loop.is_empty() {
             return Ok(by_loop);
         }
-        let by_name: Vec<usize> =
-            all.iter().enumerate().filter(|(_, e)| e.pending.name.eq_ignore_ascii_case(t)).map(|(i, _)| i).collect();
-        let mut types: Vec<String> = by_name.iter().map(|&i| all[i].pending.resource_type.to_ascii_lowercase()).collect();
+        let mut by_name: Vec<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.pending.name.eq_ignore_ascii_case(t))
+            .map(|(i, _)| i)
+            .collect();
+        if by_name.is_empty() {
+            // a nested child is often named by its own segment ("front" for "vnet1/front")
+            by_name = all
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.pending
+                        .name
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|last| last.eq_ignore_ascii_case(t))
+                })
+                .map(|(i, _)| i)
+                .collect();
+        }
+        let mut types: Vec<String> = by_name
+            .iter()
+            .map(|&i| all[i].pending.resource_type.to_ascii_lowercase())
+            .collect();
         types.sort();
         types.dedup();
         if types.len() > 1 {
             return Err(by_name
                 .iter()
-                .map(|&i| format!("{}/{} ({})", all[i].pending.resource_type, all[i].pending.name, all[i].pending.path))
+                .map(|&i| {
+                    format!(
+                        "{}/{} ({})",
+                        all[i].pending.resource_type, all[i].pending.name, all[i].pending.path
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "));
         }
         return Ok(by_name);
     }
-    let Ok(id) = scope.target_to_id(t) else { return Ok(Vec::new()) };
-    Ok(all.iter().enumerate().filter(|(_, e)| e.pending.id.eq_ignore_ascii_case(&id)).map(|(i, _)| i).collect())
+    let Ok(id) = scope.target_to_id(t) else {
+        return Ok(Vec::new());
+    };
+    Ok(all
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.pending.id.eq_ignore_ascii_case(&id))
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// Ids of template resources a resource's body refers to with `reference()`: Azure deploys those
@@ -586,7 +760,11 @@ fn match_target(scope: &Scope, all: &[Expanded], target: &str) -> Result<Vec<usi
 fn implicit_references(scope: &Scope, r: &PendingResource) -> Vec<String> {
     let mut exprs = Vec::new();
     collect_exprs(&r.raw, &mut exprs);
-    let env = Env { place: Place::ResourceHeader, copy: r.copy_stack.clone(), resolver: None };
+    let env = Env {
+        place: Place::ResourceHeader,
+        copy: r.copy_stack.clone(),
+        resolver: None,
+    };
     let mut ids = Vec::new();
     for e in &exprs {
         visit_reference_calls(e, &mut |arg| {
@@ -644,9 +822,15 @@ fn visit_reference_calls(e: &Expr, f: &mut dyn FnMut(&Expr)) {
 /// the template, so the order is stable. A cycle is reported with the resources on it.
 fn topological(all: &[Expanded], deps: &[BTreeSet<usize>]) -> Result<Vec<usize>, ArmError> {
     let active: Vec<usize> = (0..all.len()).filter(|&i| all[i].active).collect();
-    let mut remaining: Vec<BTreeSet<usize>> =
-        deps.iter().map(|d| d.iter().copied().filter(|&j| all[j].active).collect()).collect();
-    let mut ready: BTreeSet<usize> = active.iter().copied().filter(|&i| remaining[i].is_empty()).collect();
+    let mut remaining: Vec<BTreeSet<usize>> = deps
+        .iter()
+        .map(|d| d.iter().copied().filter(|&j| all[j].active).collect())
+        .collect();
+    let mut ready: BTreeSet<usize> = active
+        .iter()
+        .copied()
+        .filter(|&i| remaining[i].is_empty())
+        .collect();
     let mut done = vec![false; all.len()];
     let mut order = Vec::new();
     while let Some(&i) = ready.iter().next() {
@@ -667,14 +851,28 @@ fn topological(all: &[Expanded], deps: &[BTreeSet<usize>]) -> Result<Vec<usize>,
     let mut path = vec![start];
     let mut cur = start;
     loop {
-        let next = remaining[cur].iter().copied().find(|&j| !done[j]).unwrap_or(start);
+        let next = remaining[cur]
+            .iter()
+            .copied()
+            .find(|&j| !done[j])
+            .unwrap_or(start);
         if let Some(pos) = path.iter().position(|&p| p == next) {
             let mut cycle: Vec<String> = path[pos..]
                 .iter()
-                .map(|&i| format!("{}/{} ({})", all[i].pending.resource_type, all[i].pending.name, all[i].pending.path))
+                .map(|&i| {
+                    format!(
+                        "{}/{} ({})",
+                        all[i].pending.resource_type, all[i].pending.name, all[i].pending.path
+                    )
+                })
                 .collect();
-            cycle.push(format!("{}/{}", all[next].pending.resource_type, all[next].pending.name));
-            return Err(ArmError::DependencyCycle { cycle: cycle.join(" -> ") });
+            cycle.push(format!(
+                "{}/{}",
+                all[next].pending.resource_type, all[next].pending.name
+            ));
+            return Err(ArmError::DependencyCycle {
+                cycle: cycle.join(" -> "),
+            });
         }
         path.push(next);
         cur = next;

@@ -8,7 +8,12 @@ use thiserror::Error;
 pub enum ArmError {
     /// The document is not well-formed JSON (position is 1-based line:column).
     #[error("{what}: malformed JSON at line {line}, column {column}: {message}")]
-    Json { what: &'static str, line: usize, column: usize, message: String },
+    Json {
+        what: &'static str,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 
     /// A section of the document has the wrong JSON shape (e.g. `resources` is not an array).
     #[error("{path}: {message}")]
@@ -16,7 +21,12 @@ pub enum ArmError {
 
     /// A `[...]` expression string is not valid expression syntax.
     #[error("{path}: invalid expression '{expression}' at character {position}: {message}")]
-    Syntax { path: String, expression: String, position: usize, message: String },
+    Syntax {
+        path: String,
+        expression: String,
+        position: usize,
+        message: String,
+    },
 
     /// An expression calls a function the engine does not know.
     #[error("{path}: unknown function '{name}'")]
@@ -24,11 +34,19 @@ pub enum ArmError {
 
     /// A function was called with the wrong number or types of arguments, or failed on its input.
     #[error("{path}: {function}(): {message}")]
-    Function { path: String, function: String, message: String },
+    Function {
+        path: String,
+        function: String,
+        message: String,
+    },
 
     /// `parameters('x')` or `variables('x')` names something the template does not declare.
     #[error("{path}: the template has no {kind} named '{name}'")]
-    UndefinedName { path: String, kind: &'static str, name: String },
+    UndefinedName {
+        path: String,
+        kind: &'static str,
+        name: String,
+    },
 
     /// Property access (`.x`) or index access (`[i]`) does not fit the value it is applied to.
     #[error("{path}: {message}")]
@@ -44,11 +62,19 @@ pub enum ArmError {
 
     /// A parameter (or output) value is not of the declared type.
     #[error("{path}: expected a value of type {expected}, got {actual}")]
-    Type { path: String, expected: String, actual: String },
+    Type {
+        path: String,
+        expected: String,
+        actual: String,
+    },
 
     /// A parameter value is not one of its `allowedValues`.
     #[error("{path}: value {value} is not one of the allowed values [{allowed}]")]
-    NotAllowed { path: String, value: String, allowed: String },
+    NotAllowed {
+        path: String,
+        value: String,
+        allowed: String,
+    },
 
     /// A parameter value violates `minValue`, `maxValue`, `minLength` or `maxLength`.
     #[error("{path}: {message}")]
@@ -64,7 +90,11 @@ pub enum ArmError {
 
     /// A `dependsOn` entry matches more than one resource, so the intent is unclear.
     #[error("{path}: dependsOn '{target}' is ambiguous: it matches {matches}")]
-    AmbiguousDependency { path: String, target: String, matches: String },
+    AmbiguousDependency {
+        path: String,
+        target: String,
+        matches: String,
+    },
 
     /// The `dependsOn` graph has a cycle, so no deployment order exists.
     #[error("circular dependency between resources: {cycle}")]
@@ -72,7 +102,11 @@ pub enum ArmError {
 
     /// Two resources of the template resolve to the same resource id.
     #[error("{path}: resource '{id}' is defined multiple times in the template (also at {other})")]
-    DuplicateResource { path: String, id: String, other: String },
+    DuplicateResource {
+        path: String,
+        id: String,
+        other: String,
+    },
 
     /// `reference()` names a resource the resolver knows nothing about (not deployed yet or absent).
     #[error("{path}: reference(): resource '{resource_id}' is not available (not deployed yet?)")]
@@ -80,7 +114,11 @@ pub enum ArmError {
 
     /// A function was used where Azure does not allow it (e.g. `reference()` in variables).
     #[error("{path}: the function '{function}' is not allowed in {place}")]
-    NotAllowedHere { path: String, function: String, place: &'static str },
+    NotAllowedHere {
+        path: String,
+        function: String,
+        place: &'static str,
+    },
 }
 
 impl ArmError {
@@ -116,41 +154,118 @@ impl ArmError {
         }
         let r = |s: String| crate::secret::redact_str(&s, secrets);
         match self {
-            ArmError::Json { what, line, column, message } => ArmError::Json { what, line, column, message: r(message) },
-            ArmError::Structure { path, message } => ArmError::Structure { path: r(path), message: r(message) },
-            ArmError::Syntax { path, expression, position, message } => {
-                ArmError::Syntax { path: r(path), expression: r(expression), position, message: r(message) }
-            }
-            ArmError::UnknownFunction { path, name } => ArmError::UnknownFunction { path: r(path), name },
-            ArmError::Function { path, function, message } => {
-                ArmError::Function { path: r(path), function, message: r(message) }
-            }
-            ArmError::UndefinedName { path, kind, name } => ArmError::UndefinedName { path: r(path), kind, name: r(name) },
-            ArmError::Access { path, message } => ArmError::Access { path: r(path), message: r(message) },
+            ArmError::Json {
+                what,
+                line,
+                column,
+                message,
+            } => ArmError::Json {
+                what,
+                line,
+                column,
+                message: r(message),
+            },
+            ArmError::Structure { path, message } => ArmError::Structure {
+                path: r(path),
+                message: r(message),
+            },
+            ArmError::Syntax {
+                path,
+                expression,
+                position,
+                message,
+            } => ArmError::Syntax {
+                path: r(path),
+                expression: r(expression),
+                position,
+                message: r(message),
+            },
+            ArmError::UnknownFunction { path, name } => ArmError::UnknownFunction {
+                path: r(path),
+                name,
+            },
+            ArmError::Function {
+                path,
+                function,
+                message,
+            } => ArmError::Function {
+                path: r(path),
+                function,
+                message: r(message),
+            },
+            ArmError::UndefinedName { path, kind, name } => ArmError::UndefinedName {
+                path: r(path),
+                kind,
+                name: r(name),
+            },
+            ArmError::Access { path, message } => ArmError::Access {
+                path: r(path),
+                message: r(message),
+            },
             ArmError::MissingParameter { path } => ArmError::MissingParameter { path },
-            ArmError::UnknownParameter { path, declared } => ArmError::UnknownParameter { path, declared },
-            ArmError::Type { path, expected, actual } => ArmError::Type { path, expected, actual: r(actual) },
-            ArmError::NotAllowed { path, value, allowed } => {
-                ArmError::NotAllowed { path, value: r(value), allowed: r(allowed) }
+            ArmError::UnknownParameter { path, declared } => {
+                ArmError::UnknownParameter { path, declared }
             }
-            ArmError::OutOfRange { path, message } => ArmError::OutOfRange { path, message: r(message) },
-            ArmError::CircularReference { path, chain } => ArmError::CircularReference { path: r(path), chain },
-            ArmError::UnresolvedDependency { path, target } => {
-                ArmError::UnresolvedDependency { path: r(path), target: r(target) }
-            }
-            ArmError::AmbiguousDependency { path, target, matches } => {
-                ArmError::AmbiguousDependency { path: r(path), target: r(target), matches: r(matches) }
-            }
+            ArmError::Type {
+                path,
+                expected,
+                actual,
+            } => ArmError::Type {
+                path,
+                expected,
+                actual: r(actual),
+            },
+            ArmError::NotAllowed {
+                path,
+                value,
+                allowed,
+            } => ArmError::NotAllowed {
+                path,
+                value: r(value),
+                allowed: r(allowed),
+            },
+            ArmError::OutOfRange { path, message } => ArmError::OutOfRange {
+                path,
+                message: r(message),
+            },
+            ArmError::CircularReference { path, chain } => ArmError::CircularReference {
+                path: r(path),
+                chain,
+            },
+            ArmError::UnresolvedDependency { path, target } => ArmError::UnresolvedDependency {
+                path: r(path),
+                target: r(target),
+            },
+            ArmError::AmbiguousDependency {
+                path,
+                target,
+                matches,
+            } => ArmError::AmbiguousDependency {
+                path: r(path),
+                target: r(target),
+                matches: r(matches),
+            },
             ArmError::DependencyCycle { cycle } => ArmError::DependencyCycle { cycle: r(cycle) },
-            ArmError::DuplicateResource { path, id, other } => {
-                ArmError::DuplicateResource { path: r(path), id: r(id), other: r(other) }
-            }
+            ArmError::DuplicateResource { path, id, other } => ArmError::DuplicateResource {
+                path: r(path),
+                id: r(id),
+                other: r(other),
+            },
             ArmError::ReferenceUnavailable { path, resource_id } => {
-                ArmError::ReferenceUnavailable { path: r(path), resource_id: r(resource_id) }
+                ArmError::ReferenceUnavailable {
+                    path: r(path),
+                    resource_id: r(resource_id),
+                }
             }
-            ArmError::NotAllowedHere { path, function, place } => {
-                ArmError::NotAllowedHere { path: r(path), function, place }
-            }
+            ArmError::NotAllowedHere {
+                path,
+                function,
+                place,
+            } => ArmError::NotAllowedHere {
+                path: r(path),
+                function,
+                place,
+            },
         }
     }
 }

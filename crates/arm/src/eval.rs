@@ -33,7 +33,9 @@ impl Place {
         match self {
             Place::ParameterDefault => "parameter default values",
             Place::Variable => "variables",
-            Place::ResourceHeader => "a resource's name, type, apiVersion, condition, dependsOn or copy count",
+            Place::ResourceHeader => {
+                "a resource's name, type, apiVersion, condition, dependsOn or copy count"
+            }
             Place::ResourceBody => "resource bodies",
             Place::Output => "outputs",
         }
@@ -50,7 +52,11 @@ pub(crate) struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn new(place: Place) -> Env<'a> {
-        Env { place, copy: Vec::new(), resolver: None }
+        Env {
+            place,
+            copy: Vec::new(),
+            resolver: None,
+        }
     }
 }
 
@@ -91,10 +97,22 @@ fn lc(s: &str) -> String {
 impl Scope {
     /// Checks the supplied parameters against the declarations, then evaluates every parameter
     /// and variable (lazily, in dependency order).
-    pub fn new(template: Template, supplied: &Map<String, Value>, ctx: DeploymentContext) -> Result<Scope, ArmError> {
+    pub fn new(
+        template: Template,
+        supplied: &Map<String, Value>,
+        ctx: DeploymentContext,
+    ) -> Result<Scope, ArmError> {
         for name in supplied.keys() {
-            if !template.parameters.iter().any(|p| p.name.eq_ignore_ascii_case(name)) {
-                let declared: Vec<&str> = template.parameters.iter().map(|p| p.name.as_str()).collect();
+            if !template
+                .parameters
+                .iter()
+                .any(|p| p.name.eq_ignore_ascii_case(name))
+            {
+                let declared: Vec<&str> = template
+                    .parameters
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
                 return Err(ArmError::UnknownParameter {
                     path: format!("parameters.{name}"),
                     declared: declared.join(", "),
@@ -135,17 +153,37 @@ impl Scope {
             known: Vec::new(),
             secrets: Vec::new(),
         };
-        let names: Vec<String> = scope.template.parameters.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<String> = scope
+            .template
+            .parameters
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
         for name in &names {
-            scope.param(name, &format!("parameters.{name}")).map_err(|e| e.redact(&scope.current_secrets()))?;
+            scope
+                .param(name, &format!("parameters.{name}"))
+                .map_err(|e| e.redact(&scope.current_secrets()))?;
         }
         let mut scope = scope;
         scope.secrets = scope.current_secrets();
-        let mut var_names: Vec<(String, String)> = scope.template.variables.keys().map(|k| (k.clone(), k.clone())).collect();
+        let mut var_names: Vec<(String, String)> = scope
+            .template
+            .variables
+            .keys()
+            .map(|k| (k.clone(), k.clone()))
+            .collect();
         var_names.retain(|(k, _)| !k.eq_ignore_ascii_case("copy"));
-        var_names.extend(scope.var_defs.values().filter(|(_, d)| matches!(d, VarDef::Copy(..))).map(|(n, _)| (n.clone(), n.clone())));
+        var_names.extend(
+            scope
+                .var_defs
+                .values()
+                .filter(|(_, d)| matches!(d, VarDef::Copy(..)))
+                .map(|(n, _)| (n.clone(), n.clone())),
+        );
         for (name, _) in &var_names {
-            scope.variable(name, &format!("variables.{name}")).map_err(|e| e.redact(&scope.secrets))?;
+            scope
+                .variable(name, &format!("variables.{name}"))
+                .map_err(|e| e.redact(&scope.secrets))?;
         }
         Ok(scope)
     }
@@ -154,8 +192,17 @@ impl Scope {
     /// resolved): what errors and Debug output must never show.
     fn current_secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for p in self.template.parameters.iter().filter(|p| p.kind.is_secure()) {
-            if let Some((_, v)) = self.supplied.iter().find(|(k, _)| k.eq_ignore_ascii_case(&p.name)) {
+        for p in self
+            .template
+            .parameters
+            .iter()
+            .filter(|p| p.kind.is_secure())
+        {
+            if let Some((_, v)) = self
+                .supplied
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&p.name))
+            {
                 crate::secret::collect_secrets(v, &mut out);
             }
             if let Some(Slot::Done(v)) = self.params.borrow().get(&lc(&p.name)) {
@@ -175,18 +222,27 @@ impl Scope {
             .parameters
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| ArmError::UndefinedName { path: path.to_string(), kind: "parameter", name: name.to_string() })?;
+            .ok_or_else(|| ArmError::UndefinedName {
+                path: path.to_string(),
+                kind: "parameter",
+                name: name.to_string(),
+            })?;
         match self.params.borrow().get(&key) {
             Some(Slot::Done(v)) => return Ok(v.clone()),
             Some(Slot::InProgress) => {
                 return Err(ArmError::CircularReference {
                     path: format!("parameters.{}.defaultValue", def.name),
-                    chain: format!("parameter '{}' depends on itself through its default value", def.name),
+                    chain: format!(
+                        "parameter '{}' depends on itself through its default value",
+                        def.name
+                    ),
                 })
             }
             None => {}
         }
-        self.params.borrow_mut().insert(key.clone(), Slot::InProgress);
+        self.params
+            .borrow_mut()
+            .insert(key.clone(), Slot::InProgress);
         let result = self.resolve_param(def);
         match result {
             Ok(v) => {
@@ -210,7 +266,11 @@ impl Scope {
             .filter(|v| !v.is_null());
         let raw = match (supplied, &def.default_value) {
             (Some(v), _) => v.clone(),
-            (None, Some(d)) => self.eval_value(d, &format!("{path}.defaultValue"), &Env::new(Place::ParameterDefault))?,
+            (None, Some(d)) => self.eval_value(
+                d,
+                &format!("{path}.defaultValue"),
+                &Env::new(Place::ParameterDefault),
+            )?,
             (None, None) => return Err(ArmError::MissingParameter { path }),
         };
         let value = coerce_parameter(def, raw, &path)?;
@@ -224,7 +284,11 @@ impl Scope {
         let (decl, def) = self
             .var_defs
             .get(&key)
-            .ok_or_else(|| ArmError::UndefinedName { path: path.to_string(), kind: "variable", name: name.to_string() })?;
+            .ok_or_else(|| ArmError::UndefinedName {
+                path: path.to_string(),
+                kind: "variable",
+                name: name.to_string(),
+            })?;
         match self.vars.borrow().get(&key) {
             Some(Slot::Done(v)) => return Ok(v.clone()),
             Some(Slot::InProgress) => {
@@ -239,7 +303,9 @@ impl Scope {
         let env = Env::new(Place::Variable);
         let result = match def {
             VarDef::Plain(v) => self.eval_value(v, &format!("variables.{decl}"), &env),
-            VarDef::Copy(c, i) => self.eval_copy_entry(c, &format!("variables.copy[{i}]"), &env).map(|(_, v)| v),
+            VarDef::Copy(c, i) => self
+                .eval_copy_entry(c, &format!("variables.copy[{i}]"), &env)
+                .map(|(_, v)| v),
         };
         match result {
             Ok(v) => {
@@ -254,14 +320,22 @@ impl Scope {
     }
 
     /// Evaluates a `{name, count, input}` copy loop (variables or properties) into (name, array).
-    fn eval_copy_entry(&self, entry: &Value, path: &str, env: &Env) -> Result<(String, Value), ArmError> {
+    fn eval_copy_entry(
+        &self,
+        entry: &Value,
+        path: &str,
+        env: &Env,
+    ) -> Result<(String, Value), ArmError> {
         let Value::Object(m) = entry else {
             return Err(ArmError::Structure {
                 path: path.to_string(),
                 message: format!("a copy loop must be an object, got {}", type_name(entry)),
             });
         };
-        let name = match get_ci(m, "name").map(|n| self.eval_value(n, &format!("{path}.name"), env)).transpose()? {
+        let name = match get_ci(m, "name")
+            .map(|n| self.eval_value(n, &format!("{path}.name"), env))
+            .transpose()?
+        {
             Some(Value::String(s)) => s,
             _ => {
                 return Err(ArmError::Structure {
@@ -285,20 +359,34 @@ impl Scope {
     }
 
     /// Evaluates and checks a copy loop's `count` (0..=800 as in Azure).
-    pub fn copy_count(&self, m: &Map<String, Value>, path: &str, env: &Env) -> Result<i64, ArmError> {
+    pub fn copy_count(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        env: &Env,
+    ) -> Result<i64, ArmError> {
         let cpath = format!("{path}.count");
-        let raw = get_ci(m, "count")
-            .ok_or_else(|| ArmError::Structure { path: path.to_string(), message: "a copy loop needs a 'count'".into() })?;
+        let raw = get_ci(m, "count").ok_or_else(|| ArmError::Structure {
+            path: path.to_string(),
+            message: "a copy loop needs a 'count'".into(),
+        })?;
         let v = self.eval_value(raw, &cpath, env)?;
         let n = match &v {
             Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default(),
             Value::String(s) if s.parse::<i64>().is_ok() => s.parse().unwrap_or_default(),
             other => {
-                return Err(ArmError::Type { path: cpath, expected: "int".into(), actual: type_name(other).into() })
+                return Err(ArmError::Type {
+                    path: cpath,
+                    expected: "int".into(),
+                    actual: type_name(other).into(),
+                })
             }
         };
         if !(0..=800).contains(&n) {
-            return Err(ArmError::OutOfRange { path: cpath, message: format!("copy count {n} is outside 0..800") });
+            return Err(ArmError::OutOfRange {
+                path: cpath,
+                message: format!("copy count {n} is outside 0..800"),
+            });
         }
         Ok(n)
     }
@@ -318,27 +406,37 @@ impl Scope {
             Value::Object(m) => {
                 let mut out = Map::new();
                 for (k, x) in m {
-                    if k.eq_ignore_ascii_case("copy") && x.is_array() && env.place != Place::ResourceHeader {
+                    if k.eq_ignore_ascii_case("copy")
+                        && x.is_array()
+                        && env.place != Place::ResourceHeader
+                    {
                         for (i, entry) in x.as_array().into_iter().flatten().enumerate() {
-                            let (name, arr) = self.eval_copy_entry(entry, &format!("{path}.copy[{i}]"), env)?;
+                            let (name, arr) =
+                                self.eval_copy_entry(entry, &format!("{path}.copy[{i}]"), env)?;
                             out.insert(name, arr);
                         }
                         continue;
                     }
                     let key = match classify(k) {
                         StringForm::Literal(l) => l.into_owned(),
-                        StringForm::Expression(_) => match self.eval_string(k, &format!("{path}.{k}"), env)? {
-                            Value::String(s) => s,
-                            other => {
-                                return Err(ArmError::Type {
-                                    path: format!("{path}.{k}"),
-                                    expected: "string (a property name)".into(),
-                                    actual: type_name(&other).into(),
-                                })
+                        StringForm::Expression(_) => {
+                            match self.eval_string(k, &format!("{path}.{k}"), env)? {
+                                Value::String(s) => s,
+                                other => {
+                                    return Err(ArmError::Type {
+                                        path: format!("{path}.{k}"),
+                                        expected: "string (a property name)".into(),
+                                        actual: type_name(&other).into(),
+                                    })
+                                }
                             }
-                        },
+                        }
                     };
-                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    let child = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
                     out.insert(key, self.eval_value(x, &child, env)?);
                 }
                 Ok(Value::Object(out))
@@ -376,13 +474,20 @@ impl Scope {
                             path: path.to_string(),
                             message: format!(
                                 "the object has no property '{name}' (properties: {})",
-                                if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                                if keys.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    keys.join(", ")
+                                }
                             ),
                         }
                     }),
                     other => Err(ArmError::Access {
                         path: path.to_string(),
-                        message: format!("cannot read property '{name}' of a value of type {}", type_name(other)),
+                        message: format!(
+                            "cannot read property '{name}' of a value of type {}",
+                            type_name(other)
+                        ),
                     }),
                 }
             }
@@ -395,19 +500,28 @@ impl Scope {
                         if k < 0 || k as usize >= a.len() {
                             Err(ArmError::Access {
                                 path: path.to_string(),
-                                message: format!("index {k} is out of range for an array of length {}", a.len()),
+                                message: format!(
+                                    "index {k} is out of range for an array of length {}",
+                                    a.len()
+                                ),
                             })
                         } else {
                             Ok(a[k as usize].clone())
                         }
                     }
-                    (Value::Object(m), Value::String(k)) => get_ci(m, k).cloned().ok_or_else(|| ArmError::Access {
-                        path: path.to_string(),
-                        message: format!("the object has no property '{k}'"),
-                    }),
+                    (Value::Object(m), Value::String(k)) => {
+                        get_ci(m, k).cloned().ok_or_else(|| ArmError::Access {
+                            path: path.to_string(),
+                            message: format!("the object has no property '{k}'"),
+                        })
+                    }
                     (b, i) => Err(ArmError::Access {
                         path: path.to_string(),
-                        message: format!("cannot index a value of type {} with a {}", type_name(b), type_name(i)),
+                        message: format!(
+                            "cannot index a value of type {} with a {}",
+                            type_name(b),
+                            type_name(i)
+                        ),
                     }),
                 }
             }
@@ -416,21 +530,33 @@ impl Scope {
     }
 
     fn fn_err(path: &str, name: &str, message: impl Into<String>) -> ArmError {
-        ArmError::Function { path: path.to_string(), function: name.to_string(), message: message.into() }
+        ArmError::Function {
+            path: path.to_string(),
+            function: name.to_string(),
+            message: message.into(),
+        }
     }
 
     fn call(&self, name: &str, args: &[Expr], path: &str, env: &Env) -> Result<Value, ArmError> {
         let lname = lc(name);
         if lname == "if" {
             if args.len() != 3 {
-                return Err(Self::fn_err(path, name, format!("expects 3 arguments, got {}", args.len())));
+                return Err(Self::fn_err(
+                    path,
+                    name,
+                    format!("expects 3 arguments, got {}", args.len()),
+                ));
             }
             let cond = match self.eval_expr(&args[0], path, env)? {
                 Value::Bool(b) => b,
                 Value::String(s) if s.eq_ignore_ascii_case("true") => true,
                 Value::String(s) if s.eq_ignore_ascii_case("false") => false,
                 other => {
-                    return Err(Self::fn_err(path, name, format!("the condition must be a bool, got {}", type_name(&other))))
+                    return Err(Self::fn_err(
+                        path,
+                        name,
+                        format!("the condition must be a bool, got {}", type_name(&other)),
+                    ))
                 }
             };
             return self.eval_expr(if cond { &args[1] } else { &args[2] }, path, env);
@@ -504,19 +630,35 @@ impl Scope {
         }
     }
 
-    fn copy_index(&self, vals: &[Value], path: &str, name: &str, env: &Env) -> Result<Value, ArmError> {
+    fn copy_index(
+        &self,
+        vals: &[Value],
+        path: &str,
+        name: &str,
+        env: &Env,
+    ) -> Result<Value, ArmError> {
         let (loop_name, offset) = match vals {
             [] => (None, 0),
             [Value::Number(n)] if n.is_i64() => (None, n.as_i64().unwrap_or(0)),
             [Value::String(s)] => (Some(s.as_str()), 0),
-            [Value::String(s), Value::Number(n)] if n.is_i64() => (Some(s.as_str()), n.as_i64().unwrap_or(0)),
+            [Value::String(s), Value::Number(n)] if n.is_i64() => {
+                (Some(s.as_str()), n.as_i64().unwrap_or(0))
+            }
             _ => {
-                return Err(Self::fn_err(path, name, "expects ([loopName], [offset]) with a string name and an int offset"))
+                return Err(Self::fn_err(
+                    path,
+                    name,
+                    "expects ([loopName], [offset]) with a string name and an int offset",
+                ))
             }
         };
         let found = match loop_name {
             None => env.copy.last(),
-            Some(l) => env.copy.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(l)),
+            Some(l) => env
+                .copy
+                .iter()
+                .rev()
+                .find(|(n, _)| n.eq_ignore_ascii_case(l)),
         };
         match found {
             Some((_, i)) => Ok(Value::from(i + offset)),
@@ -531,7 +673,11 @@ impl Scope {
                 format!(
                     "no enclosing copy loop is named '{}' (enclosing: {})",
                     loop_name.unwrap_or_default(),
-                    env.copy.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                    env.copy
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -544,7 +690,13 @@ impl Scope {
         for (i, v) in vals.iter().enumerate() {
             match v {
                 Value::String(s) => strs.push(s.as_str()),
-                other => return Err(format!("argument {} must be a string, got {}", i + 1, type_name(other))),
+                other => {
+                    return Err(format!(
+                        "argument {} must be a string, got {}",
+                        i + 1,
+                        type_name(other)
+                    ))
+                }
             }
         }
         let k = strs
@@ -561,7 +713,10 @@ impl Scope {
         let (sub, rg) = match (scopes, k) {
             (2, 2) => (strs[0].to_string(), Some(strs[1].to_string())),
             (2, 1) => (self.ctx.subscription_id.clone(), Some(strs[0].to_string())),
-            (2, 0) => (self.ctx.subscription_id.clone(), Some(self.ctx.resource_group.clone())),
+            (2, 0) => (
+                self.ctx.subscription_id.clone(),
+                Some(self.ctx.resource_group.clone()),
+            ),
             (1, 1) => (strs[0].to_string(), None),
             (1, 0) => (self.ctx.subscription_id.clone(), None),
             _ => (String::new(), None),
@@ -594,7 +749,7 @@ impl Scope {
         }
         if target.contains('/') {
             let segs: Vec<&str> = target.split('/').filter(|s| !s.is_empty()).collect();
-            if segs.len() < 3 || segs.len() % 2 == 0 {
+            if segs.len() < 3 || segs.len().is_multiple_of(2) {
                 return Err(format!("'{target}' is neither a resource id, a 'Namespace/type/name' nor a resource name"));
             }
             let mut types = vec![segs[0]];
@@ -605,42 +760,86 @@ impl Scope {
             }
             return self.resource_id(&types.join("/"), &names.join("/"));
         }
-        let matches: Vec<&KnownResource> = self.known.iter().filter(|r| r.name.eq_ignore_ascii_case(target)).collect();
+        let matches: Vec<&KnownResource> = self
+            .known
+            .iter()
+            .filter(|r| r.name.eq_ignore_ascii_case(target))
+            .collect();
         match matches.as_slice() {
             [one] => Ok(one.id.clone()),
-            [] => Err(format!("no resource named '{target}' is defined in the template")),
+            [] => Err(format!(
+                "no resource named '{target}' is defined in the template"
+            )),
             many => Err(format!(
                 "the name '{target}' is ambiguous: {}",
-                many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
 
-    fn reference(&self, vals: &[Value], path: &str, name: &str, env: &Env) -> Result<Value, ArmError> {
+    fn reference(
+        &self,
+        vals: &[Value],
+        path: &str,
+        name: &str,
+        env: &Env,
+    ) -> Result<Value, ArmError> {
         if !matches!(env.place, Place::ResourceBody | Place::Output) {
-            return Err(ArmError::NotAllowedHere { path: path.to_string(), function: name.to_string(), place: env.place.describe() });
+            return Err(ArmError::NotAllowedHere {
+                path: path.to_string(),
+                function: name.to_string(),
+                place: env.place.describe(),
+            });
         }
         let target = match vals.first() {
             Some(Value::String(s)) if vals.len() <= 3 => s,
-            _ => return Err(Self::fn_err(path, name, "expects (resourceNameOrId, [apiVersion], ['Full'])")),
+            _ => {
+                return Err(Self::fn_err(
+                    path,
+                    name,
+                    "expects (resourceNameOrId, [apiVersion], ['Full'])",
+                ))
+            }
         };
         for (i, v) in vals.iter().enumerate().skip(1) {
             if !v.is_string() {
-                return Err(Self::fn_err(path, name, format!("argument {} must be a string, got {}", i + 1, type_name(v))));
+                return Err(Self::fn_err(
+                    path,
+                    name,
+                    format!("argument {} must be a string, got {}", i + 1, type_name(v)),
+                ));
             }
         }
         let full = match vals.get(2).and_then(Value::as_str) {
             None => false,
             Some(s) if s.eq_ignore_ascii_case("full") => true,
-            Some(s) => return Err(Self::fn_err(path, name, format!("the third argument must be 'Full', got '{s}'"))),
+            Some(s) => {
+                return Err(Self::fn_err(
+                    path,
+                    name,
+                    format!("the third argument must be 'Full', got '{s}'"),
+                ))
+            }
         };
-        let id = self.target_to_id(target).map_err(|m| Self::fn_err(path, name, m))?;
+        let id = self
+            .target_to_id(target)
+            .map_err(|m| Self::fn_err(path, name, m))?;
         let resolver = env.resolver.ok_or_else(|| ArmError::ReferenceUnavailable {
             path: path.to_string(),
             resource_id: id.clone(),
         })?;
-        let got = if full { resolver.reference_full(&id) } else { resolver.reference(&id) };
-        got.ok_or(ArmError::ReferenceUnavailable { path: path.to_string(), resource_id: id })
+        let got = if full {
+            resolver.reference_full(&id)
+        } else {
+            resolver.reference(&id)
+        };
+        got.ok_or(ArmError::ReferenceUnavailable {
+            path: path.to_string(),
+            resource_id: id,
+        })
     }
 }
 
@@ -649,7 +848,9 @@ fn type_and_names(resource_type: &str, names: &[&str]) -> Result<String, String>
     let t = resource_type.trim_matches('/');
     let segs: Vec<&str> = t.split('/').collect();
     if segs.len() < 2 || segs.iter().any(|s| s.is_empty()) {
-        return Err(format!("'{resource_type}' is not a resource type (expected 'Namespace/type[/childType...]')"));
+        return Err(format!(
+            "'{resource_type}' is not a resource type (expected 'Namespace/type[/childType...]')"
+        ));
     }
     if names.len() != segs.len() - 1 || names.iter().any(|n| n.is_empty()) {
         return Err(format!(
@@ -671,7 +872,10 @@ fn type_and_names(resource_type: &str, names: &[&str]) -> Result<String, String>
 fn one_string(vals: &[Value]) -> Result<&str, String> {
     match vals {
         [Value::String(s)] => Ok(s),
-        [other] => Err(format!("argument 1 must be a string, got {}", type_name(other))),
+        [other] => Err(format!(
+            "argument 1 must be a string, got {}",
+            type_name(other)
+        )),
         _ => Err(format!("expects 1 argument, got {}", vals.len())),
     }
 }
@@ -690,7 +894,11 @@ fn coerce_parameter(def: &ParameterDef, v: Value, path: &str) -> Result<Value, A
     let wrong = |v: &Value| ArmError::Type {
         path: path.to_string(),
         expected: def.kind.name().to_string(),
-        actual: if def.kind.is_secure() { type_name(v).to_string() } else { format!("{} {}", type_name(v), show(v)) },
+        actual: if def.kind.is_secure() {
+            type_name(v).to_string()
+        } else {
+            format!("{} {}", type_name(v), show(v))
+        },
     };
     match def.kind {
         ParameterType::String | ParameterType::SecureString => match v {
@@ -699,7 +907,9 @@ fn coerce_parameter(def: &ParameterDef, v: Value, path: &str) -> Result<Value, A
         },
         ParameterType::Int => match &v {
             Value::Number(n) if n.is_i64() => Ok(v),
-            Value::String(s) if s.trim().parse::<i64>().is_ok() => Ok(Value::from(s.trim().parse::<i64>().unwrap_or(0))),
+            Value::String(s) if s.trim().parse::<i64>().is_ok() => {
+                Ok(Value::from(s.trim().parse::<i64>().unwrap_or(0)))
+            }
             other => Err(wrong(other)),
         },
         ParameterType::Bool => match &v {
@@ -738,7 +948,13 @@ fn plain(v: &Value) -> String {
 }
 
 fn check_parameter_constraints(def: &ParameterDef, v: &Value, path: &str) -> Result<(), ArmError> {
-    let shown = |v: &Value| if def.kind.is_secure() { "(secure value)".to_string() } else { show(v) };
+    let shown = |v: &Value| {
+        if def.kind.is_secure() {
+            "(secure value)".to_string()
+        } else {
+            show(v)
+        }
+    };
     if let Some(allowed) = &def.allowed_values {
         let list = allowed.iter().map(plain).collect::<Vec<_>>().join(", ");
         let items: Vec<&Value> = match (def.kind, v) {
@@ -747,7 +963,11 @@ fn check_parameter_constraints(def: &ParameterDef, v: &Value, path: &str) -> Res
         };
         for item in items {
             if !allowed.iter().any(|a| allowed_eq(a, item)) {
-                return Err(ArmError::NotAllowed { path: path.to_string(), value: shown(item), allowed: list });
+                return Err(ArmError::NotAllowed {
+                    path: path.to_string(),
+                    value: shown(item),
+                    allowed: list,
+                });
             }
         }
     }

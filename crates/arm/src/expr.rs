@@ -9,11 +9,23 @@ pub(crate) enum Expr {
     /// An integer literal.
     Int(i64),
     /// A function call; `name` as written, `pos` its 1-based character position.
-    Call { name: String, args: Vec<Expr>, pos: usize },
+    Call {
+        name: String,
+        args: Vec<Expr>,
+        pos: usize,
+    },
     /// `.name` member access.
-    Prop { base: Box<Expr>, name: String, pos: usize },
+    Prop {
+        base: Box<Expr>,
+        name: String,
+        pos: usize,
+    },
     /// `[index]` element access.
-    Index { base: Box<Expr>, index: Box<Expr>, pos: usize },
+    Index {
+        base: Box<Expr>,
+        index: Box<Expr>,
+        pos: usize,
+    },
 }
 
 /// How a JSON string value is to be read.
@@ -46,7 +58,10 @@ pub(crate) struct SyntaxError {
 
 /// Parses the inside of an expression string (without the outer brackets).
 pub(crate) fn parse(inner: &str) -> Result<Expr, SyntaxError> {
-    let mut p = Parser { chars: inner.chars().collect(), i: 0 };
+    let mut p = Parser {
+        chars: inner.chars().collect(),
+        i: 0,
+    };
     p.skip_ws();
     if p.at_end() {
         return Err(p.err("empty expression"));
@@ -54,7 +69,10 @@ pub(crate) fn parse(inner: &str) -> Result<Expr, SyntaxError> {
     let e = p.expr()?;
     p.skip_ws();
     if !p.at_end() {
-        return Err(p.err(&format!("unexpected '{}' after the end of the expression", p.chars[p.i])));
+        return Err(p.err(&format!(
+            "unexpected '{}' after the end of the expression",
+            p.chars[p.i]
+        )));
     }
     Ok(e)
 }
@@ -76,7 +94,10 @@ impl Parser {
         self.i + 2
     }
     fn err(&self, msg: &str) -> SyntaxError {
-        SyntaxError { position: self.pos(), message: msg.to_string() }
+        SyntaxError {
+            position: self.pos(),
+            message: msg.to_string(),
+        }
     }
     fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(c) if c.is_whitespace()) {
@@ -105,8 +126,14 @@ impl Parser {
                     let pos = self.pos();
                     self.i += 1;
                     self.skip_ws();
-                    let name = self.ident().ok_or_else(|| self.err("expected a property name after '.'"))?;
-                    e = Expr::Prop { base: Box::new(e), name, pos };
+                    let name = self
+                        .ident()
+                        .ok_or_else(|| self.err("expected a property name after '.'"))?;
+                    e = Expr::Prop {
+                        base: Box::new(e),
+                        name,
+                        pos,
+                    };
                 }
                 Some('[') => {
                     let pos = self.pos();
@@ -114,7 +141,11 @@ impl Parser {
                     self.skip_ws();
                     let index = self.expr()?;
                     self.expect(']', "']'")?;
-                    e = Expr::Index { base: Box::new(e), index: Box::new(index), pos };
+                    e = Expr::Index {
+                        base: Box::new(e),
+                        index: Box::new(index),
+                        pos,
+                    };
                 }
                 _ => return Ok(e),
             }
@@ -180,8 +211,16 @@ impl Parser {
                             self.i += 1;
                             return Ok(Expr::Call { name, args, pos });
                         }
-                        Some(c) => return Err(self.err(&format!("expected ',' or ')' in the arguments of {name}, found '{c}'"))),
-                        None => return Err(self.err(&format!("missing ')' to close the arguments of {name}"))),
+                        Some(c) => {
+                            return Err(self.err(&format!(
+                                "expected ',' or ')' in the arguments of {name}, found '{c}'"
+                            )))
+                        }
+                        None => {
+                            return Err(
+                                self.err(&format!("missing ')' to close the arguments of {name}"))
+                            )
+                        }
                     }
                 }
             }
@@ -196,7 +235,10 @@ impl Parser {
         loop {
             match self.peek() {
                 None => {
-                    return Err(SyntaxError { position: start, message: "string literal is not terminated".into() })
+                    return Err(SyntaxError {
+                        position: start,
+                        message: "string literal is not terminated".into(),
+                    })
                 }
                 Some('\'') => {
                     if self.chars.get(self.i + 1) == Some(&'\'') {
@@ -224,13 +266,19 @@ impl Parser {
         while matches!(self.peek(), Some(c) if c.is_ascii_digit()) {
             self.i += 1;
         }
-        if self.peek() == Some('.') && matches!(self.chars.get(self.i + 1), Some(c) if c.is_ascii_digit()) {
-            return Err(SyntaxError { position: pos, message: "floating point literals are not supported".into() });
+        if self.peek() == Some('.')
+            && matches!(self.chars.get(self.i + 1), Some(c) if c.is_ascii_digit())
+        {
+            return Err(SyntaxError {
+                position: pos,
+                message: "floating point literals are not supported".into(),
+            });
         }
         let text: String = self.chars[start..self.i].iter().collect();
-        text.parse::<i64>()
-            .map(Expr::Int)
-            .map_err(|_| SyntaxError { position: pos, message: format!("'{text}' is not a valid integer") })
+        text.parse::<i64>().map(Expr::Int).map_err(|_| SyntaxError {
+            position: pos,
+            message: format!("'{text}' is not a valid integer"),
+        })
     }
 }
 
@@ -239,7 +287,11 @@ mod tests {
     use super::*;
 
     fn call(name: &str, args: Vec<Expr>, pos: usize) -> Expr {
-        Expr::Call { name: name.into(), args, pos }
+        Expr::Call {
+            name: name.into(),
+            args,
+            pos,
+        }
     }
 
     #[test]
@@ -255,16 +307,30 @@ mod tests {
     fn nested_calls_literals_and_access() {
         let e = parse("concat('it''s', -3, f().a[0])").unwrap();
         let inner = Expr::Index {
-            base: Box::new(Expr::Prop { base: Box::new(call("f", vec![], 22)), name: "a".into(), pos: 25 }),
+            base: Box::new(Expr::Prop {
+                base: Box::new(call("f", vec![], 22)),
+                name: "a".into(),
+                pos: 25,
+            }),
             index: Box::new(Expr::Int(0)),
             pos: 27,
         };
-        assert_eq!(e, call("concat", vec![Expr::Str("it's".into()), Expr::Int(-3), inner], 2));
+        assert_eq!(
+            e,
+            call(
+                "concat",
+                vec![Expr::Str("it's".into()), Expr::Int(-3), inner],
+                2
+            )
+        );
     }
 
     #[test]
     fn whitespace_is_allowed() {
-        assert_eq!(parse("  f ( 1 , 'a' )  ").unwrap(), call("f", vec![Expr::Int(1), Expr::Str("a".into())], 4));
+        assert_eq!(
+            parse("  f ( 1 , 'a' )  ").unwrap(),
+            call("f", vec![Expr::Int(1), Expr::Str("a".into())], 4)
+        );
     }
 
     #[test]

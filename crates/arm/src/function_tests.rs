@@ -57,7 +57,11 @@ fn scope() -> Scope {
 
 fn ev(expr: &str) -> Result<Value, ArmError> {
     let s = scope();
-    let env = Env { place: Place::Output, copy: vec![("loop".into(), 2)], resolver: Some(&Fake) };
+    let env = Env {
+        place: Place::Output,
+        copy: vec![("loop".into(), 2)],
+        resolver: Some(&Fake),
+    };
     s.eval_string(expr, "outputs.test.value", &env)
 }
 
@@ -70,7 +74,10 @@ fn err(expr: &str) -> String {
         Ok(v) => panic!("{expr} should fail, gave {v}"),
         Err(e) => {
             let s = e.to_string();
-            assert!(s.starts_with("outputs.test.value: "), "error must name the path: {s}");
+            assert!(
+                s.starts_with("outputs.test.value: "),
+                "error must name the path: {s}"
+            );
             s
         }
     }
@@ -85,10 +92,15 @@ fn literals_escape_and_access() {
     assert_eq!(ok("[parameters('obj').nested.X]"), json!("y"));
     assert_eq!(ok("[parameters('obj')['a']]"), json!(1));
     assert_eq!(ok("[parameters('list')[2]]"), json!(3));
-    assert!(err("[parameters('list')[3]]").contains("index 3 is out of range for an array of length 3"));
-    assert!(err("[parameters('obj').missing]").contains("no property 'missing' (properties: a, Nested)"));
-    assert!(err("[parameters('name').x]").contains("cannot read property 'x' of a value of type string"));
-    assert!(err("[parameters('list')['a']]").contains("cannot index a value of type array with a string"));
+    assert!(
+        err("[parameters('list')[3]]").contains("index 3 is out of range for an array of length 3")
+    );
+    assert!(err("[parameters('obj').missing]")
+        .contains("no property 'missing' (properties: a, Nested)"));
+    assert!(err("[parameters('name').x]")
+        .contains("cannot read property 'x' of a value of type string"));
+    assert!(err("[parameters('list')['a']]")
+        .contains("cannot index a value of type array with a string"));
 }
 
 #[test]
@@ -109,7 +121,11 @@ fn unknown_function_is_named() {
 fn syntax_errors_carry_position() {
     let e = ev("[concat('a', ]").unwrap_err();
     match e {
-        ArmError::Syntax { position, ref expression, .. } => {
+        ArmError::Syntax {
+            position,
+            ref expression,
+            ..
+        } => {
             assert_eq!(position, 14);
             assert_eq!(expression, "[concat('a', ]");
         }
@@ -124,22 +140,35 @@ fn parameters_and_variables() {
     assert_eq!(ok("[variables('Prefix')]"), json!("hello"));
     assert_eq!(ok("[variables('subnets')[1].name]"), json!("sub1"));
     assert_eq!(ok("[length(variables('subnets'))]"), json!(3));
-    assert_eq!(err("[parameters('nope')]"), "outputs.test.value: the template has no parameter named 'nope'");
-    assert_eq!(err("[variables('nope')]"), "outputs.test.value: the template has no variable named 'nope'");
+    assert_eq!(
+        err("[parameters('nope')]"),
+        "outputs.test.value: the template has no parameter named 'nope'"
+    );
+    assert_eq!(
+        err("[variables('nope')]"),
+        "outputs.test.value: the template has no variable named 'nope'"
+    );
     assert!(err("[parameters(1)]").contains("argument 1 must be a string, got int"));
 }
 
 #[test]
 fn resource_id_overloads() {
     let base = "/subscriptions/sub1/resourceGroups/rg1/providers";
-    assert_eq!(ok("[resourceId('Microsoft.Network/virtualNetworks', 'v')]"), json!(format!("{base}/Microsoft.Network/virtualNetworks/v")));
+    assert_eq!(
+        ok("[resourceId('Microsoft.Network/virtualNetworks', 'v')]"),
+        json!(format!("{base}/Microsoft.Network/virtualNetworks/v"))
+    );
     assert_eq!(
         ok("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'v', 's')]"),
-        json!(format!("{base}/Microsoft.Network/virtualNetworks/v/subnets/s"))
+        json!(format!(
+            "{base}/Microsoft.Network/virtualNetworks/v/subnets/s"
+        ))
     );
     assert_eq!(
         ok("[resourceId('Microsoft.Network/virtualNetworks/subnets/', 'v', 'GatewaySubnet')]"),
-        json!(format!("{base}/Microsoft.Network/virtualNetworks/v/subnets/GatewaySubnet"))
+        json!(format!(
+            "{base}/Microsoft.Network/virtualNetworks/v/subnets/GatewaySubnet"
+        ))
     );
     assert_eq!(
         ok("[resourceId('otherRg', 'Microsoft.Network/publicIPAddresses', 'ip')]"),
@@ -156,8 +185,12 @@ fn resource_id_overloads() {
     assert!(err("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'v')]")
         .contains("resource type 'Microsoft.Network/virtualNetworks/subnets' needs 2 name segment(s), got 1"));
     assert!(err("[resourceId('vnet', 'x')]").contains("no resource type given"));
-    assert!(err("[resourceId('a', 'b', 'c', 'Microsoft.Network/x', 'n')]").contains("must be argument 3 at the latest"));
-    assert!(err("[resourceId('Microsoft.Network/virtualNetworks', 1)]").contains("argument 2 must be a string"));
+    assert!(
+        err("[resourceId('a', 'b', 'c', 'Microsoft.Network/x', 'n')]")
+            .contains("must be argument 3 at the latest")
+    );
+    assert!(err("[resourceId('Microsoft.Network/virtualNetworks', 1)]")
+        .contains("argument 2 must be a string"));
 }
 
 #[test]
@@ -170,19 +203,30 @@ fn subscription_and_tenant_resource_ids() {
         ok("[subscriptionResourceId('sub9', 'Microsoft.Resources/resourceGroups', 'g')]"),
         json!("/subscriptions/sub9/providers/Microsoft.Resources/resourceGroups/g")
     );
-    assert!(err("[subscriptionResourceId('s', 'g', 'Microsoft.X/y', 'n')]").contains("at the latest"));
-    assert_eq!(ok("[tenantResourceId('Microsoft.Management/managementGroups', 'm')]"), json!("/providers/Microsoft.Management/managementGroups/m"));
+    assert!(
+        err("[subscriptionResourceId('s', 'g', 'Microsoft.X/y', 'n')]").contains("at the latest")
+    );
+    assert_eq!(
+        ok("[tenantResourceId('Microsoft.Management/managementGroups', 'm')]"),
+        json!("/providers/Microsoft.Management/managementGroups/m")
+    );
 }
 
 #[test]
 fn context_functions() {
-    assert_eq!(ok("[resourceGroup().id]"), json!("/subscriptions/sub1/resourceGroups/rg1"));
+    assert_eq!(
+        ok("[resourceGroup().id]"),
+        json!("/subscriptions/sub1/resourceGroups/rg1")
+    );
     assert_eq!(ok("[resourceGroup().location]"), json!("westeurope"));
     assert_eq!(ok("[resourceGroup().name]"), json!("rg1"));
     assert_eq!(ok("[subscription().subscriptionId]"), json!("sub1"));
     assert_eq!(ok("[subscription().id]"), json!("/subscriptions/sub1"));
     assert_eq!(ok("[deployment().name]"), json!("dep1"));
-    assert_eq!(ok("[deployment().properties.template.contentVersion]"), json!("1.2.3.4"));
+    assert_eq!(
+        ok("[deployment().properties.template.contentVersion]"),
+        json!("1.2.3.4")
+    );
     assert!(err("[resourceGroup('x')]").contains("expects no arguments, got 1"));
 }
 
@@ -192,15 +236,21 @@ fn reference_via_resolver() {
         ok("[reference(resourceId('Microsoft.Network/virtualNetworks', 'vnet1')).addressSpace.addressPrefixes[0]]"),
         json!("10.1.0.0/16")
     );
-    assert_eq!(ok("[reference('vnet1').provisioningState]"), json!("Succeeded"));
+    assert_eq!(
+        ok("[reference('vnet1').provisioningState]"),
+        json!("Succeeded")
+    );
     assert_eq!(ok("[reference('Microsoft.Network/virtualNetworks/vnet1', '2020-05-01').provisioningState]"), json!("Succeeded"));
     let full = ok("[reference(resourceId('Microsoft.Network/virtualNetworks', 'vnet1'), '2020-05-01', 'Full')]");
     assert_eq!(full["type"], "Microsoft.Network/virtualNetworks");
     assert_eq!(full["name"], "vnet1");
     assert_eq!(full["properties"]["provisioningState"], "Succeeded");
-    let e = ev("[reference(resourceId('Microsoft.Network/virtualNetworks', 'vnet2'))]").unwrap_err();
+    let e =
+        ev("[reference(resourceId('Microsoft.Network/virtualNetworks', 'vnet2'))]").unwrap_err();
     assert!(matches!(e, ArmError::ReferenceUnavailable { .. }), "{e:?}");
-    assert!(e.to_string().contains("virtualNetworks/vnet2' is not available"));
+    assert!(e
+        .to_string()
+        .contains("virtualNetworks/vnet2' is not available"));
     assert!(err("[reference('unknownName')]").contains("no resource named 'unknownName'"));
     assert!(err("[reference('vnet1', '2020', 'Partial')]").contains("must be 'Full'"));
 }
@@ -208,9 +258,18 @@ fn reference_via_resolver() {
 #[test]
 fn reference_is_refused_in_variables() {
     let s = scope();
-    let env = Env { place: Place::Variable, copy: vec![], resolver: Some(&Fake) };
-    let e = s.eval_string("[reference('vnet1')]", "variables.x", &env).unwrap_err();
-    assert_eq!(e.to_string(), "variables.x: the function 'reference' is not allowed in variables");
+    let env = Env {
+        place: Place::Variable,
+        copy: vec![],
+        resolver: Some(&Fake),
+    };
+    let e = s
+        .eval_string("[reference('vnet1')]", "variables.x", &env)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "variables.x: the function 'reference' is not allowed in variables"
+    );
 }
 
 #[test]
@@ -221,18 +280,32 @@ fn copy_index() {
     assert_eq!(ok("[copyIndex('loop', 10)]"), json!(12));
     assert!(err("[copyIndex('other')]").contains("no enclosing copy loop is named 'other'"));
     let s = scope();
-    let env = Env { place: Place::Output, copy: vec![], resolver: None };
-    let e = s.eval_string("[copyIndex()]", "outputs.x.value", &env).unwrap_err();
-    assert!(e.to_string().contains("not allowed in places outside a copy loop"), "{e}");
+    let env = Env {
+        place: Place::Output,
+        copy: vec![],
+        resolver: None,
+    };
+    let e = s
+        .eval_string("[copyIndex()]", "outputs.x.value", &env)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not allowed in places outside a copy loop"),
+        "{e}"
+    );
 }
 
 #[test]
 fn concat_strings_and_arrays() {
     assert_eq!(ok("[concat('a', 'b', 'c')]"), json!("abc"));
     assert_eq!(ok("[concat('n', 1)]"), json!("n1"));
-    assert_eq!(ok("[concat(createArray(1, 2), createArray(3))]"), json!([1, 2, 3]));
+    assert_eq!(
+        ok("[concat(createArray(1, 2), createArray(3))]"),
+        json!([1, 2, 3])
+    );
     assert_eq!(ok("[concat()]"), json!(""));
-    assert!(err("[concat(createArray(1), 'x')]").contains("argument 2 must be an array like the first one"));
+    assert!(err("[concat(createArray(1), 'x')]")
+        .contains("argument 2 must be an array like the first one"));
     assert!(err("[concat('x', createArray(1))]").contains("argument 2 must be a string"));
 }
 
@@ -265,7 +338,10 @@ fn case_functions() {
 #[test]
 fn split_function() {
     assert_eq!(ok("[split('a,b,,c', ',')]"), json!(["a", "b", "", "c"]));
-    assert_eq!(ok("[split('a;b,c', createArray(',', ';'))]"), json!(["a", "b", "c"]));
+    assert_eq!(
+        ok("[split('a;b,c', createArray(',', ';'))]"),
+        json!(["a", "b", "c"])
+    );
     assert_eq!(ok("[split('10.0.0.0/16', '/')[1]]"), json!("16"));
     assert_eq!(ok("[split('', ',')]"), json!([""]));
     assert!(err("[split('a', 1)]").contains("argument 2 must be a string or an array of strings"));
@@ -295,7 +371,10 @@ fn if_is_lazy() {
 fn equality_and_logic() {
     assert_eq!(ok("[equals('a', 'a')]"), json!(true));
     assert_eq!(ok("[equals('a', 'A')]"), json!(false));
-    assert_eq!(ok("[equals(createArray(1, 2), createArray(1, 2))]"), json!(true));
+    assert_eq!(
+        ok("[equals(createArray(1, 2), createArray(1, 2))]"),
+        json!(true)
+    );
     assert_eq!(ok("[equals(1, '1')]"), json!(false));
     assert_eq!(ok("[not(true())]"), json!(false));
     assert_eq!(ok("[and(true(), true(), false())]"), json!(false));
@@ -319,12 +398,21 @@ fn json_function() {
 #[test]
 fn unique_string_and_guid() {
     assert_eq!(ok("[uniqueString('aaa')]"), json!("zavj67f3en4hc"));
-    assert_eq!(ok("[uniqueString('xxx', 'yyy', 'zzz')]"), json!("lghi7k5js7itq"));
-    assert_eq!(ok("[uniqueString('foo', 'bar', 'baz')]"), json!("xzi4ioaxtmth4"));
+    assert_eq!(
+        ok("[uniqueString('xxx', 'yyy', 'zzz')]"),
+        json!("lghi7k5js7itq")
+    );
+    assert_eq!(
+        ok("[uniqueString('foo', 'bar', 'baz')]"),
+        json!("xzi4ioaxtmth4")
+    );
     assert_eq!(ok("[length(uniqueString(resourceGroup().id))]"), json!(13));
     assert!(err("[uniqueString()]").contains("expects at least 1 arguments, got 0"));
     assert!(err("[uniqueString(1)]").contains("argument 1 must be a string"));
-    assert_eq!(ok("[guid('a', 'b', 'c')]"), json!("a98fa280-e03f-5afa-8d8e-92d0a9c201e8"));
+    assert_eq!(
+        ok("[guid('a', 'b', 'c')]"),
+        json!("a98fa280-e03f-5afa-8d8e-92d0a9c201e8")
+    );
     assert!(err("[guid(createArray())]").contains("argument 1 must be a string"));
 }
 
@@ -354,14 +442,24 @@ fn contains_function() {
 
 #[test]
 fn union_and_intersection() {
-    assert_eq!(ok("[union(createArray(1, 2), createArray(2, 3))]"), json!([1, 2, 3]));
+    assert_eq!(
+        ok("[union(createArray(1, 2), createArray(2, 3))]"),
+        json!([1, 2, 3])
+    );
     assert_eq!(
         ok("[union(json('{\"a\": 1, \"n\": {\"x\": 1}}'), json('{\"b\": 2, \"n\": {\"y\": 2}}'))]"),
         json!({"a": 1, "n": {"x": 1, "y": 2}, "b": 2})
     );
-    assert_eq!(ok("[union(json('{\"a\": 1}'), json('{\"a\": 2}')).a]"), json!(2));
-    assert!(err("[union(createArray(1), 'x')]").contains("argument 2 must be an array like the first one"));
-    assert_eq!(ok("[intersection(createArray(1, 2, 3), createArray(3, 2, 9))]"), json!([2, 3]));
+    assert_eq!(
+        ok("[union(json('{\"a\": 1}'), json('{\"a\": 2}')).a]"),
+        json!(2)
+    );
+    assert!(err("[union(createArray(1), 'x')]")
+        .contains("argument 2 must be an array like the first one"));
+    assert_eq!(
+        ok("[intersection(createArray(1, 2, 3), createArray(3, 2, 9))]"),
+        json!([2, 3])
+    );
     assert_eq!(
         ok("[intersection(json('{\"a\": 1, \"b\": 2}'), json('{\"a\": 1, \"b\": 3}'))]"),
         json!({"a": 1})
@@ -372,11 +470,15 @@ fn union_and_intersection() {
 
 #[test]
 fn array_and_object_construction() {
-    assert_eq!(ok("[createArray(1, 'a', createArray())]"), json!([1, "a", []]));
+    assert_eq!(
+        ok("[createArray(1, 'a', createArray())]"),
+        json!([1, "a", []])
+    );
     assert_eq!(ok("[createArray()]"), json!([]));
     assert_eq!(ok("[array('x')]"), json!(["x"]));
     assert_eq!(ok("[array(createArray(1))]"), json!([1]));
-    assert!(err("[array(parameters('obj')).length]").contains("cannot read property 'length' of a value of type array"));
+    assert!(err("[array(parameters('obj')).length]")
+        .contains("cannot read property 'length' of a value of type array"));
     assert!(err("[array()]").contains("expects 1 argument, got 0"));
 }
 
@@ -387,7 +489,10 @@ fn array_function_on_object_wraps() {
 
 #[test]
 fn create_object_and_items() {
-    assert_eq!(ok("[createObject('a', 1, 'b', createArray(2))]"), json!({"a": 1, "b": [2]}));
+    assert_eq!(
+        ok("[createObject('a', 1, 'b', createArray(2))]"),
+        json!({"a": 1, "b": [2]})
+    );
     assert_eq!(ok("[createObject()]"), json!({}));
     assert!(err("[createObject('a')]").contains("even number of arguments"));
     assert!(err("[createObject(1, 2)]").contains("keys must be strings"));
@@ -494,7 +599,10 @@ fn index_of_functions() {
     assert_eq!(ok("[lastIndexOf('abcabc', 'B')]"), json!(4));
     assert_eq!(ok("[lastIndexOf('abc', 'z')]"), json!(-1));
     assert_eq!(ok("[indexOf(createArray('a', 'b', 'b'), 'b')]"), json!(1));
-    assert_eq!(ok("[lastIndexOf(createArray('a', 'b', 'b'), 'b')]"), json!(2));
+    assert_eq!(
+        ok("[lastIndexOf(createArray('a', 'b', 'b'), 'b')]"),
+        json!(2)
+    );
     assert!(err("[indexOf(1, 'a')]").contains("must be a string or an array"));
 }
 
@@ -530,17 +638,35 @@ fn pad_left_function() {
 
 #[test]
 fn base64_functions() {
-    assert_eq!(ok("[base64('one, two, three')]"), json!("b25lLCB0d28sIHRocmVl"));
-    assert_eq!(ok("[base64ToString('b25lLCB0d28sIHRocmVl')]"), json!("one, two, three"));
+    assert_eq!(
+        ok("[base64('one, two, three')]"),
+        json!("b25lLCB0d28sIHRocmVl")
+    );
+    assert_eq!(
+        ok("[base64ToString('b25lLCB0d28sIHRocmVl')]"),
+        json!("one, two, three")
+    );
     assert!(err("[base64ToString('***')]").contains("not valid base64"));
 }
 
 #[test]
 fn uri_functions() {
-    assert_eq!(ok("[uri('http://contoso.org/firstpath', 'myscript.sh')]"), json!("http://contoso.org/myscript.sh"));
-    assert_eq!(ok("[uri('http://contoso.org/firstpath/', 'myscript.sh')]"), json!("http://contoso.org/firstpath/myscript.sh"));
-    assert_eq!(ok("[uri('http://contoso.org/a/b', '/c')]"), json!("http://contoso.org/c"));
-    assert_eq!(ok("[uri('http://contoso.org', 'x')]"), json!("http://contoso.org/x"));
+    assert_eq!(
+        ok("[uri('http://contoso.org/firstpath', 'myscript.sh')]"),
+        json!("http://contoso.org/myscript.sh")
+    );
+    assert_eq!(
+        ok("[uri('http://contoso.org/firstpath/', 'myscript.sh')]"),
+        json!("http://contoso.org/firstpath/myscript.sh")
+    );
+    assert_eq!(
+        ok("[uri('http://contoso.org/a/b', '/c')]"),
+        json!("http://contoso.org/c")
+    );
+    assert_eq!(
+        ok("[uri('http://contoso.org', 'x')]"),
+        json!("http://contoso.org/x")
+    );
     assert!(err("[uri('notauri', 'x')]").contains("is not an absolute URI"));
     assert_eq!(
         ok("[uriComponent('http://contoso.com/resources/nested/azuredeploy.json')]"),

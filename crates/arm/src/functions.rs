@@ -45,37 +45,74 @@ pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
         "string" => arity(&a, 1, 1).map(|_| Value::String(to_string(&a[0]))),
         "int" => int_fn(a),
         "bool" => bool_fn(a),
-        "add" => arith(a, |x, y| x.checked_add(y).ok_or("the result overflows a 64-bit integer".into())),
-        "sub" => arith(a, |x, y| x.checked_sub(y).ok_or("the result overflows a 64-bit integer".into())),
-        "mul" => arith(a, |x, y| x.checked_mul(y).ok_or("the result overflows a 64-bit integer".into())),
-        "div" => arith(a, |x, y| if y == 0 { Err("division by zero".into()) } else { Ok(x.wrapping_div(y)) }),
-        "mod" => arith(a, |x, y| if y == 0 { Err("division by zero".into()) } else { Ok(x.wrapping_rem(y)) }),
+        "add" => arith(a, |x, y| {
+            x.checked_add(y)
+                .ok_or("the result overflows a 64-bit integer".into())
+        }),
+        "sub" => arith(a, |x, y| {
+            x.checked_sub(y)
+                .ok_or("the result overflows a 64-bit integer".into())
+        }),
+        "mul" => arith(a, |x, y| {
+            x.checked_mul(y)
+                .ok_or("the result overflows a 64-bit integer".into())
+        }),
+        "div" => arith(a, |x, y| {
+            if y == 0 {
+                Err("division by zero".into())
+            } else {
+                Ok(x.wrapping_div(y))
+            }
+        }),
+        "mod" => arith(a, |x, y| {
+            if y == 0 {
+                Err("division by zero".into())
+            } else {
+                Ok(x.wrapping_rem(y))
+            }
+        }),
         "min" => min_max(a, true),
         "max" => min_max(a, false),
         "greater" => compare(a, |o| o == std::cmp::Ordering::Greater),
         "greaterorequals" => compare(a, |o| o != std::cmp::Ordering::Less),
         "less" => compare(a, |o| o == std::cmp::Ordering::Less),
         "lessorequals" => compare(a, |o| o != std::cmp::Ordering::Greater),
-        "coalesce" => arity(&a, 1, usize::MAX).map(|_| a.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null)),
+        "coalesce" => arity(&a, 1, usize::MAX)
+            .map(|_| a.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null)),
         "substring" => substring(a),
         "replace" => replace(a),
         "trim" => arity(&a, 1, 1).and_then(|_| Ok(Value::String(s(&a, 0)?.trim().to_string()))),
-        "startswith" => arity(&a, 2, 2)
-            .and_then(|_| Ok(Value::Bool(s(&a, 0)?.to_lowercase().starts_with(&s(&a, 1)?.to_lowercase())))),
-        "endswith" => arity(&a, 2, 2)
-            .and_then(|_| Ok(Value::Bool(s(&a, 0)?.to_lowercase().ends_with(&s(&a, 1)?.to_lowercase())))),
+        "startswith" => arity(&a, 2, 2).and_then(|_| {
+            Ok(Value::Bool(
+                s(&a, 0)?
+                    .to_lowercase()
+                    .starts_with(&s(&a, 1)?.to_lowercase()),
+            ))
+        }),
+        "endswith" => arity(&a, 2, 2).and_then(|_| {
+            Ok(Value::Bool(
+                s(&a, 0)?
+                    .to_lowercase()
+                    .ends_with(&s(&a, 1)?.to_lowercase()),
+            ))
+        }),
         "indexof" => index_of(a, false),
         "lastindexof" => index_of(a, true),
         "take" => take_skip(a, true),
         "skip" => take_skip(a, false),
         "range" => range(a),
         "padleft" => pad_left(a),
-        "base64" => arity(&a, 1, 1)
-            .and_then(|_| Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s(&a, 0)?.as_bytes())))),
+        "base64" => arity(&a, 1, 1).and_then(|_| {
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(s(&a, 0)?.as_bytes()),
+            ))
+        }),
         "base64tostring" => base64_to_string(a),
         "uri" => uri(a),
         "uricomponent" => arity(&a, 1, 1).and_then(|_| Ok(Value::String(uri_escape(s(&a, 0)?)))),
-        "uricomponenttostring" => arity(&a, 1, 1).and_then(|_| uri_unescape(s(&a, 0)?).map(Value::String)),
+        "uricomponenttostring" => {
+            arity(&a, 1, 1).and_then(|_| uri_unescape(s(&a, 0)?).map(Value::String))
+        }
         _ => return None,
     })
 }
@@ -89,7 +126,11 @@ fn arity(a: &[Value], min: usize, max: usize) -> Result<(), String> {
         } else {
             format!("{min} to {max}")
         };
-        let plural = if min == 1 && max == 1 { "argument" } else { "arguments" };
+        let plural = if min == 1 && max == 1 {
+            "argument"
+        } else {
+            "arguments"
+        };
         return Err(format!("expects {want} {plural}, got {}", a.len()));
     }
     Ok(())
@@ -98,21 +139,33 @@ fn arity(a: &[Value], min: usize, max: usize) -> Result<(), String> {
 fn s(a: &[Value], i: usize) -> Result<&str, String> {
     match &a[i] {
         Value::String(x) => Ok(x),
-        other => Err(format!("argument {} must be a string, got {}", i + 1, type_name(other))),
+        other => Err(format!(
+            "argument {} must be a string, got {}",
+            i + 1,
+            type_name(other)
+        )),
     }
 }
 
 fn n(a: &[Value], i: usize) -> Result<i64, String> {
     match &a[i] {
         Value::Number(x) if x.is_i64() => Ok(x.as_i64().unwrap_or_default()),
-        other => Err(format!("argument {} must be an int, got {}", i + 1, type_name(other))),
+        other => Err(format!(
+            "argument {} must be an int, got {}",
+            i + 1,
+            type_name(other)
+        )),
     }
 }
 
 fn b(a: &[Value], i: usize) -> Result<bool, String> {
     match &a[i] {
         Value::Bool(x) => Ok(*x),
-        other => Err(format!("argument {} must be a bool, got {}", i + 1, type_name(other))),
+        other => Err(format!(
+            "argument {} must be a bool, got {}",
+            i + 1,
+            type_name(other)
+        )),
     }
 }
 
@@ -153,7 +206,9 @@ fn concat(a: Vec<Value>) -> R {
     let mut out = String::new();
     for (i, v) in a.iter().enumerate() {
         match v {
-            Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => out.push_str(&to_string(v)),
+            Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => {
+                out.push_str(&to_string(v))
+            }
             other => {
                 return Err(format!(
                     "argument {} must be a string (or int) like the first one, got {}",
@@ -185,12 +240,17 @@ fn format_fn(a: Vec<Value>) -> R {
                 out.push('}');
                 i += 2;
             }
-            '}' => return Err(format!("the format string has an unmatched '}}' at character {}", i + 1)),
+            '}' => {
+                return Err(format!(
+                    "the format string has an unmatched '}}' at character {}",
+                    i + 1
+                ))
+            }
             '{' => {
-                let close = chars[i..]
-                    .iter()
-                    .position(|&c| c == '}')
-                    .ok_or(format!("the format string has an unclosed '{{' at character {}", i + 1))?;
+                let close = chars[i..].iter().position(|&c| c == '}').ok_or(format!(
+                    "the format string has an unclosed '{{' at character {}",
+                    i + 1
+                ))?;
                 let item: String = chars[i + 1..i + close].iter().collect();
                 let (head, spec) = match item.split_once(':') {
                     Some((h, sp)) => (h, Some(sp)),
@@ -200,7 +260,10 @@ fn format_fn(a: Vec<Value>) -> R {
                     Some((x, al)) => (x, Some(al)),
                     None => (head, None),
                 };
-                let idx: usize = idx.trim().parse().map_err(|_| format!("'{{{item}}}' is not a valid format item"))?;
+                let idx: usize = idx
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("'{{{item}}}' is not a valid format item"))?;
                 let v = args.get(idx).ok_or(format!(
                     "format item {{{idx}}} refers to argument {} but only {} value(s) were given",
                     idx + 2,
@@ -208,7 +271,10 @@ fn format_fn(a: Vec<Value>) -> R {
                 ))?;
                 let mut text = format_one(v, spec)?;
                 if let Some(al) = align {
-                    let w: i64 = al.trim().parse().map_err(|_| format!("'{al}' is not a valid alignment"))?;
+                    let w: i64 = al
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("'{al}' is not a valid alignment"))?;
                     let len = text.chars().count() as i64;
                     if w.abs() > len {
                         let pad = " ".repeat((w.abs() - len) as usize);
@@ -228,9 +294,14 @@ fn format_fn(a: Vec<Value>) -> R {
 }
 
 fn format_one(v: &Value, spec: Option<&str>) -> Result<String, String> {
-    let Some(spec) = spec.filter(|x| !x.is_empty()) else { return Ok(to_string(v)) };
+    let Some(spec) = spec.filter(|x| !x.is_empty()) else {
+        return Ok(to_string(v));
+    };
     let Some(num) = v.as_i64() else {
-        return Err(format!("format spec '{spec}' needs an int, got {}", type_name(v)));
+        return Err(format!(
+            "format spec '{spec}' needs an int, got {}",
+            type_name(v)
+        ));
     };
     let kind = spec.chars().next().unwrap_or('D');
     let digits: Option<usize> = spec[kind.len_utf8()..].parse().ok();
@@ -255,10 +326,18 @@ fn format_one(v: &Value, spec: Option<&str>) -> Result<String, String> {
                 grouped.push('.');
                 grouped.push_str(&"0".repeat(p));
             }
-            Ok(if num < 0 { format!("-{grouped}") } else { grouped })
+            Ok(if num < 0 {
+                format!("-{grouped}")
+            } else {
+                grouped
+            })
         }
         'X' | 'x' => {
-            let h = if kind == 'X' { format!("{num:X}") } else { format!("{num:x}") };
+            let h = if kind == 'X' {
+                format!("{num:X}")
+            } else {
+                format!("{num:x}")
+            };
             Ok(format!("{h:0>width$}", width = prec.unwrap_or(0)))
         }
         _ if spec.chars().all(|c| c == '0' || c == '#') => {
@@ -277,9 +356,18 @@ fn split(a: Vec<Value>) -> R {
         Value::String(d) => vec![d.clone()],
         Value::Array(ds) => ds
             .iter()
-            .map(|d| d.as_str().map(str::to_string).ok_or("argument 2 must be a string or an array of strings".to_string()))
+            .map(|d| {
+                d.as_str()
+                    .map(str::to_string)
+                    .ok_or("argument 2 must be a string or an array of strings".to_string())
+            })
             .collect::<Result<_, _>>()?,
-        other => return Err(format!("argument 2 must be a string or an array of strings, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "argument 2 must be a string or an array of strings, got {}",
+                type_name(other)
+            ))
+        }
     };
     let delims: Vec<&String> = delims.iter().filter(|d| !d.is_empty()).collect();
     let mut parts = Vec::new();
@@ -304,11 +392,22 @@ fn split(a: Vec<Value>) -> R {
 fn first_last(a: Vec<Value>, first: bool) -> R {
     arity(&a, 1, 1)?;
     match &a[0] {
-        Value::Array(x) => Ok((if first { x.first() } else { x.last() }).cloned().unwrap_or(Value::Null)),
+        Value::Array(x) => Ok((if first { x.first() } else { x.last() })
+            .cloned()
+            .unwrap_or(Value::Null)),
         Value::String(x) => Ok(Value::String(
-            (if first { x.chars().next() } else { x.chars().last() }).map(String::from).unwrap_or_default(),
+            (if first {
+                x.chars().next()
+            } else {
+                x.chars().last()
+            })
+            .map(String::from)
+            .unwrap_or_default(),
         )),
-        other => Err(format!("argument 1 must be an array or a string, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be an array or a string, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -343,7 +442,10 @@ fn length(a: Vec<Value>) -> R {
         Value::String(x) => Ok(Value::from(x.encode_utf16().count() as i64)),
         Value::Array(x) => Ok(Value::from(x.len() as i64)),
         Value::Object(x) => Ok(Value::from(x.len() as i64)),
-        other => Err(format!("argument 1 must be a string, array or object, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be a string, array or object, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -354,7 +456,10 @@ fn empty(a: Vec<Value>) -> R {
         Value::String(x) => Ok(Value::Bool(x.is_empty())),
         Value::Array(x) => Ok(Value::Bool(x.is_empty())),
         Value::Object(x) => Ok(Value::Bool(x.is_empty())),
-        other => Err(format!("argument 1 must be a string, array, object or null, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be a string, array, object or null, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -362,15 +467,26 @@ fn contains(a: Vec<Value>) -> R {
     arity(&a, 2, 2)?;
     match &a[0] {
         Value::String(x) => match &a[1] {
-            Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(Value::Bool(x.contains(&to_string(&a[1])))),
-            other => Err(format!("argument 2 must be a string when searching a string, got {}", type_name(other))),
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                Ok(Value::Bool(x.contains(&to_string(&a[1]))))
+            }
+            other => Err(format!(
+                "argument 2 must be a string when searching a string, got {}",
+                type_name(other)
+            )),
         },
         Value::Array(x) => Ok(Value::Bool(x.contains(&a[1]))),
         Value::Object(m) => match &a[1] {
             Value::String(k) => Ok(Value::Bool(m.keys().any(|key| key.eq_ignore_ascii_case(k)))),
-            other => Err(format!("argument 2 must be a string (a property name), got {}", type_name(other))),
+            other => Err(format!(
+                "argument 2 must be a string (a property name), got {}",
+                type_name(other)
+            )),
         },
-        other => Err(format!("argument 1 must be a string, array or object, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be a string, array or object, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -398,7 +514,13 @@ fn union(a: Vec<Value>) -> R {
                 match v {
                     Value::Object(m) => deep_merge(&mut out, m),
                     Value::Null => {}
-                    other => return Err(format!("argument {} must be an object like the first one, got {}", i + 1, type_name(other))),
+                    other => {
+                        return Err(format!(
+                            "argument {} must be an object like the first one, got {}",
+                            i + 1,
+                            type_name(other)
+                        ))
+                    }
                 }
             }
             Ok(Value::Object(out))
@@ -415,12 +537,21 @@ fn union(a: Vec<Value>) -> R {
                         }
                     }
                     Value::Null => {}
-                    other => return Err(format!("argument {} must be an array like the first one, got {}", i + 1, type_name(other))),
+                    other => {
+                        return Err(format!(
+                            "argument {} must be an array like the first one, got {}",
+                            i + 1,
+                            type_name(other)
+                        ))
+                    }
                 }
             }
             Ok(Value::Array(out))
         }
-        other => Err(format!("argument 1 must be an array or an object, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be an array or an object, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -432,7 +563,13 @@ fn intersection(a: Vec<Value>) -> R {
             for (i, v) in a.iter().enumerate().skip(1) {
                 match v {
                     Value::Object(m) => others.push(m),
-                    other => return Err(format!("argument {} must be an object like the first one, got {}", i + 1, type_name(other))),
+                    other => {
+                        return Err(format!(
+                            "argument {} must be an object like the first one, got {}",
+                            i + 1,
+                            type_name(other)
+                        ))
+                    }
                 }
             }
             let mut out = Map::new();
@@ -448,7 +585,13 @@ fn intersection(a: Vec<Value>) -> R {
             for (i, v) in a.iter().enumerate().skip(1) {
                 match v {
                     Value::Array(x) => others.push(x),
-                    other => return Err(format!("argument {} must be an array like the first one, got {}", i + 1, type_name(other))),
+                    other => {
+                        return Err(format!(
+                            "argument {} must be an array like the first one, got {}",
+                            i + 1,
+                            type_name(other)
+                        ))
+                    }
                 }
             }
             let mut out: Vec<Value> = Vec::new();
@@ -459,13 +602,19 @@ fn intersection(a: Vec<Value>) -> R {
             }
             Ok(Value::Array(out))
         }
-        other => Err(format!("argument 1 must be an array or an object, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be an array or an object, got {}",
+            type_name(other)
+        )),
     }
 }
 
 fn create_object(a: Vec<Value>) -> R {
-    if a.len() % 2 != 0 {
-        return Err(format!("expects key/value pairs (an even number of arguments), got {}", a.len()));
+    if !a.len().is_multiple_of(2) {
+        return Err(format!(
+            "expects key/value pairs (an even number of arguments), got {}",
+            a.len()
+        ));
     }
     let mut out = Map::new();
     for pair in a.chunks(2) {
@@ -482,24 +631,37 @@ fn create_object(a: Vec<Value>) -> R {
 fn items(a: Vec<Value>) -> R {
     arity(&a, 1, 1)?;
     let Value::Object(m) = &a[0] else {
-        return Err(format!("argument 1 must be an object, got {}", type_name(&a[0])));
+        return Err(format!(
+            "argument 1 must be an object, got {}",
+            type_name(&a[0])
+        ));
     };
     let mut keys: Vec<&String> = m.keys().collect();
     keys.sort_by_key(|k| k.to_ascii_lowercase());
-    Ok(Value::Array(keys.into_iter().map(|k| serde_json::json!({"key": k, "value": m[k]})).collect()))
+    Ok(Value::Array(
+        keys.into_iter()
+            .map(|k| serde_json::json!({"key": k, "value": m[k]}))
+            .collect(),
+    ))
 }
 
 fn int_fn(a: Vec<Value>) -> R {
     arity(&a, 1, 1)?;
     match &a[0] {
         Value::Number(x) if x.is_i64() => Ok(a[0].clone()),
-        Value::Number(x) => x.as_f64().map(|f| Value::from(f.trunc() as i64)).ok_or("not a number".into()),
+        Value::Number(x) => x
+            .as_f64()
+            .map(|f| Value::from(f.trunc() as i64))
+            .ok_or("not a number".into()),
         Value::String(x) => x
             .trim()
             .parse::<i64>()
             .map(Value::from)
             .map_err(|_| format!("'{x}' cannot be converted to an int")),
-        other => Err(format!("argument 1 must be a string or an int, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be a string or an int, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -509,9 +671,14 @@ fn bool_fn(a: Vec<Value>) -> R {
         Value::Bool(_) => Ok(a[0].clone()),
         Value::String(x) if x.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
         Value::String(x) if x.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
-        Value::String(x) => Err(format!("'{x}' cannot be converted to a bool (expected 'true' or 'false')")),
+        Value::String(x) => Err(format!(
+            "'{x}' cannot be converted to a bool (expected 'true' or 'false')"
+        )),
         Value::Number(x) if x.is_i64() => Ok(Value::Bool(x.as_i64() != Some(0))),
-        other => Err(format!("argument 1 must be a string, int or bool, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be a string, int or bool, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -524,13 +691,21 @@ fn min_max(a: Vec<Value>, min: bool) -> R {
     arity(&a, 1, usize::MAX)?;
     let nums: Vec<i64> = if let [Value::Array(x)] = a.as_slice() {
         x.iter()
-            .map(|v| v.as_i64().ok_or(format!("the array must hold ints, found {}", type_name(v))))
+            .map(|v| {
+                v.as_i64()
+                    .ok_or(format!("the array must hold ints, found {}", type_name(v)))
+            })
             .collect::<Result<_, _>>()?
     } else {
         (0..a.len()).map(|i| n(&a, i)).collect::<Result<_, _>>()?
     };
-    let r = if min { nums.iter().min() } else { nums.iter().max() };
-    r.map(|x| Value::from(*x)).ok_or("the array is empty".into())
+    let r = if min {
+        nums.iter().min()
+    } else {
+        nums.iter().max()
+    };
+    r.map(|x| Value::from(*x))
+        .ok_or("the array is empty".into())
 }
 
 fn compare(a: Vec<Value>, f: impl Fn(std::cmp::Ordering) -> bool) -> R {
@@ -538,7 +713,11 @@ fn compare(a: Vec<Value>, f: impl Fn(std::cmp::Ordering) -> bool) -> R {
     match (&a[0], &a[1]) {
         (Value::Number(_), Value::Number(_)) => Ok(Value::Bool(f(n(&a, 0)?.cmp(&n(&a, 1)?)))),
         (Value::String(x), Value::String(y)) => Ok(Value::Bool(f(x.cmp(y)))),
-        (x, y) => Err(format!("both arguments must be ints or both strings, got {} and {}", type_name(x), type_name(y))),
+        (x, y) => Err(format!(
+            "both arguments must be ints or both strings, got {} and {}",
+            type_name(x),
+            type_name(y)
+        )),
     }
 }
 
@@ -546,9 +725,16 @@ fn substring(a: Vec<Value>) -> R {
     arity(&a, 2, 3)?;
     let chars: Vec<char> = s(&a, 0)?.chars().collect();
     let start = n(&a, 1)?;
-    let len = if a.len() == 3 { n(&a, 2)? } else { chars.len() as i64 - start };
+    let len = if a.len() == 3 {
+        n(&a, 2)?
+    } else {
+        chars.len() as i64 - start
+    };
     if start < 0 || start > chars.len() as i64 {
-        return Err(format!("start index {start} is outside the string (length {})", chars.len()));
+        return Err(format!(
+            "start index {start} is outside the string (length {})",
+            chars.len()
+        ));
     }
     if len < 0 || start + len > chars.len() as i64 {
         return Err(format!(
@@ -556,7 +742,11 @@ fn substring(a: Vec<Value>) -> R {
             chars.len()
         ));
     }
-    Ok(Value::String(chars[start as usize..(start + len) as usize].iter().collect()))
+    Ok(Value::String(
+        chars[start as usize..(start + len) as usize]
+            .iter()
+            .collect(),
+    ))
 }
 
 fn replace(a: Vec<Value>) -> R {
@@ -574,14 +764,29 @@ fn index_of(a: Vec<Value>, last: bool) -> R {
         Value::String(hay) => {
             let needle = s(&a, 1)?.to_lowercase();
             let hay = hay.to_lowercase();
-            let found = if last { hay.rfind(&needle) } else { hay.find(&needle) };
-            Ok(Value::from(found.map(|byte| hay[..byte].chars().count() as i64).unwrap_or(-1)))
+            let found = if last {
+                hay.rfind(&needle)
+            } else {
+                hay.find(&needle)
+            };
+            Ok(Value::from(
+                found
+                    .map(|byte| hay[..byte].chars().count() as i64)
+                    .unwrap_or(-1),
+            ))
         }
         Value::Array(x) => {
-            let found = if last { x.iter().rposition(|v| *v == a[1]) } else { x.iter().position(|v| *v == a[1]) };
+            let found = if last {
+                x.iter().rposition(|v| *v == a[1])
+            } else {
+                x.iter().position(|v| *v == a[1])
+            };
             Ok(Value::from(found.map(|i| i as i64).unwrap_or(-1)))
         }
-        other => Err(format!("argument 1 must be a string or an array, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be a string or an array, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -591,14 +796,25 @@ fn take_skip(a: Vec<Value>, take: bool) -> R {
     match &a[0] {
         Value::Array(x) => {
             let k = count.min(x.len());
-            Ok(Value::Array(if take { x[..k].to_vec() } else { x[k..].to_vec() }))
+            Ok(Value::Array(if take {
+                x[..k].to_vec()
+            } else {
+                x[k..].to_vec()
+            }))
         }
         Value::String(x) => {
             let chars: Vec<char> = x.chars().collect();
             let k = count.min(chars.len());
-            Ok(Value::String(if take { chars[..k].iter().collect() } else { chars[k..].iter().collect() }))
+            Ok(Value::String(if take {
+                chars[..k].iter().collect()
+            } else {
+                chars[k..].iter().collect()
+            }))
         }
-        other => Err(format!("argument 1 must be an array or a string, got {}", type_name(other))),
+        other => Err(format!(
+            "argument 1 must be an array or a string, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -608,10 +824,15 @@ fn range(a: Vec<Value>) -> R {
     if !(0..=10_000).contains(&count) {
         return Err(format!("count {count} must be between 0 and 10000"));
     }
-    if start.checked_add(count).is_none_or(|end| end > i32::MAX as i64) {
+    if start
+        .checked_add(count)
+        .is_none_or(|end| end > i32::MAX as i64)
+    {
         return Err("start + count must not exceed 2147483647".into());
     }
-    Ok(Value::Array((start..start + count).map(Value::from).collect()))
+    Ok(Value::Array(
+        (start..start + count).map(Value::from).collect(),
+    ))
 }
 
 fn pad_left(a: Vec<Value>) -> R {
@@ -619,7 +840,12 @@ fn pad_left(a: Vec<Value>) -> R {
     let value = match &a[0] {
         Value::String(x) => x.clone(),
         Value::Number(x) if x.is_i64() => x.to_string(),
-        other => return Err(format!("argument 1 must be a string or an int, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "argument 1 must be a string or an int, got {}",
+                type_name(other)
+            ))
+        }
     };
     let total = n(&a, 1)?;
     if !(0..=16_384).contains(&total) {
@@ -630,14 +856,22 @@ fn pad_left(a: Vec<Value>) -> R {
         let mut cs = p.chars();
         match (cs.next(), cs.next()) {
             (Some(c), None) => c,
-            _ => return Err(format!("the padding character must be exactly one character, got '{p}'")),
+            _ => {
+                return Err(format!(
+                    "the padding character must be exactly one character, got '{p}'"
+                ))
+            }
         }
     } else {
         ' '
     };
     let len = value.chars().count();
     let total = total as usize;
-    Ok(Value::String(if len >= total { value } else { pad.to_string().repeat(total - len) + &value }))
+    Ok(Value::String(if len >= total {
+        value
+    } else {
+        pad.to_string().repeat(total - len) + &value
+    }))
 }
 
 fn base64_to_string(a: Vec<Value>) -> R {
@@ -645,7 +879,9 @@ fn base64_to_string(a: Vec<Value>) -> R {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s(&a, 0)?.trim())
         .map_err(|e| format!("argument 1 is not valid base64: {e}"))?;
-    String::from_utf8(bytes).map(Value::String).map_err(|_| "the decoded bytes are not UTF-8 text".into())
+    String::from_utf8(bytes)
+        .map(Value::String)
+        .map_err(|_| "the decoded bytes are not UTF-8 text".into())
 }
 
 /// `uri(base, relative)` as documented: a base ending in '/' is followed by the relative part;
@@ -654,12 +890,17 @@ fn base64_to_string(a: Vec<Value>) -> R {
 fn uri(a: Vec<Value>) -> R {
     arity(&a, 2, 2)?;
     let (base, rel) = (s(&a, 0)?, s(&a, 1)?);
-    let scheme_end = base.find("://").ok_or(format!("'{base}' is not an absolute URI"))?;
+    let scheme_end = base
+        .find("://")
+        .ok_or(format!("'{base}' is not an absolute URI"))?;
     if rel.contains("://") {
         return Ok(Value::String(rel.to_string()));
     }
     let after_scheme = scheme_end + 3;
-    let authority_end = base[after_scheme..].find('/').map(|i| after_scheme + i).unwrap_or(base.len());
+    let authority_end = base[after_scheme..]
+        .find('/')
+        .map(|i| after_scheme + i)
+        .unwrap_or(base.len());
     let out = if base.ends_with('/') {
         format!("{base}{}", rel.trim_start_matches('/'))
     } else if let Some(r) = rel.strip_prefix('/') {
@@ -692,8 +933,13 @@ fn uri_unescape(x: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = x.get(i + 1..i + 3).ok_or(format!("incomplete escape at character {}", i + 1))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("'%{hex}' is not a valid escape"))?);
+            let hex = x
+                .get(i + 1..i + 3)
+                .ok_or(format!("incomplete escape at character {}", i + 1))?;
+            out.push(
+                u8::from_str_radix(hex, 16)
+                    .map_err(|_| format!("'%{hex}' is not a valid escape"))?,
+            );
             i += 3;
         } else {
             out.push(bytes[i]);

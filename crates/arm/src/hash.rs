@@ -6,8 +6,9 @@
 use sha1::{Digest, Sha1};
 
 /// ARM's namespace for `guid()`: 11fb06fb-712d-4ddd-98c7-e71bbd588830, in RFC 4122 byte order.
-const GUID_NAMESPACE: [u8; 16] =
-    [0x11, 0xfb, 0x06, 0xfb, 0x71, 0x2d, 0x4d, 0xdd, 0x98, 0xc7, 0xe7, 0x1b, 0xbd, 0x58, 0x88, 0x30];
+const GUID_NAMESPACE: [u8; 16] = [
+    0x11, 0xfb, 0x06, 0xfb, 0x71, 0x2d, 0x4d, 0xdd, 0x98, 0xc7, 0xe7, 0x1b, 0xbd, 0x58, 0x88, 0x30,
+];
 
 const C1: u32 = 0xab0e_9789;
 const C2: u32 = 0x239b_961b;
@@ -35,17 +36,37 @@ fn hash64(data: &[u8]) -> u64 {
     let (mut h1, mut h2) = (0u32, 0u32);
     let mut chunks = data.chunks_exact(8);
     for block in &mut chunks {
-        let k1 = le32(&block[..4]).wrapping_mul(C2).rotate_left(15).wrapping_mul(C1);
-        let k2 = le32(&block[4..]).wrapping_mul(C1).rotate_left(17).wrapping_mul(C2);
-        h1 = (h1 ^ k1).rotate_left(19).wrapping_add(h2).wrapping_mul(5).wrapping_add(0x561c_cd1b);
-        h2 = (h2 ^ k2).rotate_left(13).wrapping_add(h1).wrapping_mul(5).wrapping_add(0x0bca_a747);
+        let k1 = le32(&block[..4])
+            .wrapping_mul(C2)
+            .rotate_left(15)
+            .wrapping_mul(C1);
+        let k2 = le32(&block[4..])
+            .wrapping_mul(C1)
+            .rotate_left(17)
+            .wrapping_mul(C2);
+        h1 = (h1 ^ k1)
+            .rotate_left(19)
+            .wrapping_add(h2)
+            .wrapping_mul(5)
+            .wrapping_add(0x561c_cd1b);
+        h2 = (h2 ^ k2)
+            .rotate_left(13)
+            .wrapping_add(h1)
+            .wrapping_mul(5)
+            .wrapping_add(0x0bca_a747);
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
-        let k1 = le32(&tail[..tail.len().min(4)]).wrapping_mul(C2).rotate_left(15).wrapping_mul(C1);
+        let k1 = le32(&tail[..tail.len().min(4)])
+            .wrapping_mul(C2)
+            .rotate_left(15)
+            .wrapping_mul(C1);
         h1 ^= k1;
         if tail.len() > 4 {
-            let k2 = le32(&tail[4..]).wrapping_mul(C1).rotate_left(17).wrapping_mul(C2);
+            let k2 = le32(&tail[4..])
+                .wrapping_mul(C1)
+                .rotate_left(17)
+                .wrapping_mul(C2);
             h2 ^= k2;
         }
     }
@@ -83,7 +104,14 @@ pub(crate) fn guid(joined: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -103,7 +131,9 @@ mod tests {
         assert_eq!(unique_string("abc"), "cgtzqvhu4i23s");
         assert_eq!(unique_string("foo-bar-baz"), "xzi4ioaxtmth4");
         assert_eq!(
-            unique_string("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/my-rg"),
+            unique_string(
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/my-rg"
+            ),
             "bmg7c6xu4tw46"
         );
     }
@@ -113,7 +143,11 @@ mod tests {
         for s in ["", "a", "ab", "abcdefgh", "abcdefghi", "abcdefghijklm"] {
             let u = unique_string(s);
             assert_eq!(u.len(), 13);
-            assert!(u.chars().all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)), "{u}");
+            assert!(
+                u.chars()
+                    .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)),
+                "{u}"
+            );
         }
         assert_ne!(unique_string("ABC"), unique_string("abc"));
     }

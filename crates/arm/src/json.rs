@@ -76,7 +76,11 @@ fn strip_comments(text: &str) -> String {
 
 /// Looks a member up by name ignoring ASCII case, as ARM does for every name.
 pub(crate) fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    m.get(key).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// ARM's name for a JSON value's type, used in messages.
@@ -131,6 +135,9 @@ mod tests {
     #[test]
     fn case_insensitive_lookup() {
         let v: Value = serde_json::json!({"FooBar": 1});
-        assert_eq!(get_ci(v.as_object().unwrap(), "foobar"), Some(&Value::from(1)));
+        assert_eq!(
+            get_ci(v.as_object().unwrap(), "foobar"),
+            Some(&Value::from(1))
+        );
     }
 }

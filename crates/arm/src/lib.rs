@@ -12,9 +12,9 @@ mod deployment;
 mod error;
 mod eval;
 mod expr;
-mod functions;
 #[cfg(test)]
 mod function_tests;
+mod functions;
 mod hash;
 mod json;
 mod profiles;
@@ -22,7 +22,8 @@ mod secret;
 mod template;
 
 pub use deployment::{
-    CopyInstance, Deployment, DeploymentContext, EvaluatedResource, PendingResource, ReferenceResolver,
+    CopyInstance, Deployment, DeploymentContext, EvaluatedResource, PendingResource,
+    ReferenceResolver,
 };
 pub use error::ArmError;
 pub use profiles::{api_profile_version, known_api_profiles};

@@ -24,7 +24,11 @@ pub(crate) fn redact_value(v: &Value, secrets: &[String]) -> Value {
     match v {
         Value::String(s) => Value::String(redact_str(s, secrets)),
         Value::Array(a) => Value::Array(a.iter().map(|x| redact_value(x, secrets)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), redact_value(x, secrets))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), redact_value(x, secrets)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -48,7 +52,10 @@ mod tests {
     #[test]
     fn redacts_longest_first_and_inside_values() {
         let secrets = vec!["abc".to_string(), "abc123".to_string()];
-        assert_eq!(redact_str("key abc123 and abc", &secrets), "key *** and ***");
+        assert_eq!(
+            redact_str("key abc123 and abc", &secrets),
+            "key *** and ***"
+        );
         let v = redact_value(&json!({"a": ["xabc123y", 5]}), &secrets);
         assert_eq!(v, json!({"a": ["x***y", 5]}));
     }

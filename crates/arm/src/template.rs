@@ -39,7 +39,10 @@ impl ParameterType {
 
     /// Whether values of this type are secret.
     pub fn is_secure(self) -> bool {
-        matches!(self, ParameterType::SecureString | ParameterType::SecureObject)
+        matches!(
+            self,
+            ParameterType::SecureString | ParameterType::SecureObject
+        )
     }
 
     /// The name as ARM spells it.
@@ -113,14 +116,20 @@ const TOP_LEVEL: &[&str] = &[
 ];
 
 fn structure(path: impl Into<String>, message: impl Into<String>) -> ArmError {
-    ArmError::Structure { path: path.into(), message: message.into() }
+    ArmError::Structure {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 fn opt_string(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, ArmError> {
     match get_ci(m, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(structure(format!("{path}{key}"), format!("expected a string, got {}", type_name(other)))),
+        Some(other) => Err(structure(
+            format!("{path}{key}"),
+            format!("expected a string, got {}", type_name(other)),
+        )),
     }
 }
 
@@ -129,7 +138,10 @@ fn opt_int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>,
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
         Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => Ok(s.trim().parse().ok()),
-        Some(other) => Err(structure(format!("{path}.{key}"), format!("expected an integer, got {}", type_name(other)))),
+        Some(other) => Err(structure(
+            format!("{path}.{key}"),
+            format!("expected an integer, got {}", type_name(other)),
+        )),
     }
 }
 
@@ -138,15 +150,24 @@ fn opt_int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>,
 pub fn parse_template(json: &str) -> Result<Template, ArmError> {
     let doc = parse_document(json, "template")?;
     let Value::Object(top) = doc else {
-        return Err(structure("(template)", format!("a template must be a JSON object, got {}", type_name(&doc))));
+        return Err(structure(
+            "(template)",
+            format!("a template must be a JSON object, got {}", type_name(&doc)),
+        ));
     };
     for key in top.keys() {
         if !TOP_LEVEL.iter().any(|k| k.eq_ignore_ascii_case(key)) {
-            return Err(structure(key.clone(), format!("unknown template section (known: {})", TOP_LEVEL.join(", "))));
+            return Err(structure(
+                key.clone(),
+                format!("unknown template section (known: {})", TOP_LEVEL.join(", ")),
+            ));
         }
     }
     if let Some(v) = get_ci(&top, "languageVersion") {
-        return Err(structure("languageVersion", format!("language version {v} (symbolic resource names) is not supported")));
+        return Err(structure(
+            "languageVersion",
+            format!("language version {v} (symbolic resource names) is not supported"),
+        ));
     }
     let schema = opt_string(&top, "$schema", "")?;
     let content_version = opt_string(&top, "contentVersion", "")?;
@@ -160,17 +181,37 @@ pub fn parse_template(json: &str) -> Result<Template, ArmError> {
                 parameters.push(parse_parameter_def(name, def)?);
             }
         }
-        Some(other) => return Err(structure("parameters", format!("expected an object, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(structure(
+                "parameters",
+                format!("expected an object, got {}", type_name(other)),
+            ))
+        }
     }
     let variables = match get_ci(&top, "variables") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(v)) => v.clone(),
-        Some(other) => return Err(structure("variables", format!("expected an object, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(structure(
+                "variables",
+                format!("expected an object, got {}", type_name(other)),
+            ))
+        }
     };
     let resources = match get_ci(&top, "resources") {
-        None => return Err(structure("resources", "a template must have a 'resources' array")),
+        None => {
+            return Err(structure(
+                "resources",
+                "a template must have a 'resources' array",
+            ))
+        }
         Some(Value::Array(r)) => r.clone(),
-        Some(other) => return Err(structure("resources", format!("expected an array, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(structure(
+                "resources",
+                format!("expected an array, got {}", type_name(other)),
+            ))
+        }
     };
     for (i, r) in resources.iter().enumerate() {
         check_resource_shape(r, &format!("resources[{i}]"))?;
@@ -178,29 +219,54 @@ pub fn parse_template(json: &str) -> Result<Template, ArmError> {
     let outputs = match get_ci(&top, "outputs") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(o)) => o.clone(),
-        Some(other) => return Err(structure("outputs", format!("expected an object, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(structure(
+                "outputs",
+                format!("expected an object, got {}", type_name(other)),
+            ))
+        }
     };
     for (name, o) in &outputs {
         let path = format!("outputs.{name}");
         let Value::Object(om) = o else {
-            return Err(structure(path, format!("expected an object, got {}", type_name(o))));
+            return Err(structure(
+                path,
+                format!("expected an object, got {}", type_name(o)),
+            ));
         };
         let t = opt_string(om, "type", &format!("{path}."))?
             .ok_or_else(|| structure(format!("{path}.type"), "an output must declare its type"))?;
         if ParameterType::parse(&t).is_none() {
-            return Err(structure(format!("{path}.type"), format!("unknown output type '{t}'")));
+            return Err(structure(
+                format!("{path}.type"),
+                format!("unknown output type '{t}'"),
+            ));
         }
         if get_ci(om, "value").is_none() && get_ci(om, "copy").is_none() {
             return Err(structure(path, "an output needs a 'value' (or 'copy')"));
         }
     }
-    Ok(Template { schema, content_version, api_profile, parameters, variables, resources, outputs })
+    Ok(Template {
+        schema,
+        content_version,
+        api_profile,
+        parameters,
+        variables,
+        resources,
+        outputs,
+    })
 }
 
 fn parse_parameter_def(name: &str, def: &Value) -> Result<ParameterDef, ArmError> {
     let path = format!("parameters.{name}");
     let Value::Object(m) = def else {
-        return Err(structure(path, format!("a parameter declaration must be an object, got {}", type_name(def))));
+        return Err(structure(
+            path,
+            format!(
+                "a parameter declaration must be an object, got {}",
+                type_name(def)
+            ),
+        ));
     };
     let t = opt_string(m, "type", &format!("{path}."))?
         .ok_or_else(|| structure(format!("{path}.type"), "a parameter must declare its type"))?;
@@ -214,7 +280,10 @@ fn parse_parameter_def(name: &str, def: &Value) -> Result<ParameterDef, ArmError
         None | Some(Value::Null) => None,
         Some(Value::Array(a)) => Some(a.clone()),
         Some(other) => {
-            return Err(structure(format!("{path}.allowedValues"), format!("expected an array, got {}", type_name(other))))
+            return Err(structure(
+                format!("{path}.allowedValues"),
+                format!("expected an array, got {}", type_name(other)),
+            ))
         }
     };
     let description = get_ci(m, "metadata")
@@ -237,13 +306,19 @@ fn parse_parameter_def(name: &str, def: &Value) -> Result<ParameterDef, ArmError
 
 fn check_resource_shape(r: &Value, path: &str) -> Result<(), ArmError> {
     let Value::Object(m) = r else {
-        return Err(structure(path, format!("a resource must be an object, got {}", type_name(r))));
+        return Err(structure(
+            path,
+            format!("a resource must be an object, got {}", type_name(r)),
+        ));
     };
     for key in ["type", "name"] {
         match get_ci(m, key) {
             Some(Value::String(_)) => {}
             Some(other) => {
-                return Err(structure(format!("{path}.{key}"), format!("expected a string, got {}", type_name(other))))
+                return Err(structure(
+                    format!("{path}.{key}"),
+                    format!("expected a string, got {}", type_name(other)),
+                ))
             }
             None => return Err(structure(path, format!("a resource must have a '{key}'"))),
         }
@@ -251,12 +326,20 @@ fn check_resource_shape(r: &Value, path: &str) -> Result<(), ArmError> {
     match get_ci(m, "dependsOn") {
         None | Some(Value::Null) | Some(Value::Array(_)) => {}
         Some(other) => {
-            return Err(structure(format!("{path}.dependsOn"), format!("expected an array, got {}", type_name(other))))
+            return Err(structure(
+                format!("{path}.dependsOn"),
+                format!("expected an array, got {}", type_name(other)),
+            ))
         }
     }
     match get_ci(m, "copy") {
         None | Some(Value::Null) | Some(Value::Object(_)) => {}
-        Some(other) => return Err(structure(format!("{path}.copy"), format!("expected an object, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(structure(
+                format!("{path}.copy"),
+                format!("expected an object, got {}", type_name(other)),
+            ))
+        }
     }
     match get_ci(m, "resources") {
         None | Some(Value::Null) => {}
@@ -266,7 +349,10 @@ fn check_resource_shape(r: &Value, path: &str) -> Result<(), ArmError> {
             }
         }
         Some(other) => {
-            return Err(structure(format!("{path}.resources"), format!("expected an array, got {}", type_name(other))))
+            return Err(structure(
+                format!("{path}.resources"),
+                format!("expected an array, got {}", type_name(other)),
+            ))
         }
     }
     Ok(())
@@ -277,7 +363,10 @@ fn check_resource_shape(r: &Value, path: &str) -> Result<(), ArmError> {
 pub fn parse_parameters(json: &str) -> Result<Map<String, Value>, ArmError> {
     let doc = parse_document(json, "parameters file")?;
     let Value::Object(top) = doc else {
-        return Err(structure("(parameters file)", format!("expected a JSON object, got {}", type_name(&doc))));
+        return Err(structure(
+            "(parameters file)",
+            format!("expected a JSON object, got {}", type_name(&doc)),
+        ));
     };
     let wrapped = match get_ci(&top, "parameters") {
         Some(Value::Object(ps)) => {
@@ -285,7 +374,9 @@ pub fn parse_parameters(json: &str) -> Result<Map<String, Value>, ArmError> {
                 || get_ci(&top, "contentVersion").is_some()
                 || (!ps.is_empty()
                     && ps.values().all(|v| {
-                        v.as_object().is_some_and(|o| get_ci(o, "value").is_some() || get_ci(o, "reference").is_some())
+                        v.as_object().is_some_and(|o| {
+                            get_ci(o, "value").is_some() || get_ci(o, "reference").is_some()
+                        })
                     }))
         }
         _ => false,
@@ -293,17 +384,28 @@ pub fn parse_parameters(json: &str) -> Result<Map<String, Value>, ArmError> {
     if !wrapped {
         return Ok(top);
     }
-    let Some(Value::Object(ps)) = get_ci(&top, "parameters") else { unreachable!("checked above") };
+    let Some(Value::Object(ps)) = get_ci(&top, "parameters") else {
+        unreachable!("checked above")
+    };
     let mut out = Map::new();
     for (name, entry) in ps {
         let path = format!("parameters.{name}");
         let Value::Object(e) = entry else {
-            return Err(structure(path, format!("expected an object with a 'value', got {}", type_name(entry))));
+            return Err(structure(
+                path,
+                format!(
+                    "expected an object with a 'value', got {}",
+                    type_name(entry)
+                ),
+            ));
         };
         if let Some(v) = get_ci(e, "value") {
             out.insert(name.clone(), v.clone());
         } else if get_ci(e, "reference").is_some() {
-            return Err(structure(format!("{path}.reference"), "Key Vault references are not supported; give a 'value'"));
+            return Err(structure(
+                format!("{path}.reference"),
+                "Key Vault references are not supported; give a 'value'",
+            ));
         } else {
             return Err(structure(path, "a parameter entry needs a 'value'"));
         }

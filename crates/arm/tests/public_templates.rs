@@ -3,8 +3,8 @@
 //! against a fake resolver that "deploys" them in order, and evaluates its outputs.
 
 use arm::{
-    parse_parameters, parse_template, ArmError, Deployment, DeploymentContext, EvaluatedResource, Map,
-    ReferenceResolver, Value,
+    parse_parameters, parse_template, ArmError, Deployment, DeploymentContext, EvaluatedResource,
+    Map, ReferenceResolver, Value,
 };
 use serde_json::json;
 use std::cell::RefCell;
@@ -16,7 +16,11 @@ fn templates_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/arm-templates");
-    assert!(d.is_dir(), "public templates not found at {} (set HYBRIDNET_ARM_TEMPLATES)", d.display());
+    assert!(
+        d.is_dir(),
+        "public templates not found at {} (set HYBRIDNET_ARM_TEMPLATES)",
+        d.display()
+    );
     d
 }
 
@@ -33,7 +37,8 @@ fn ctx() -> DeploymentContext {
     }
 }
 
-const RG: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/lab-rg/providers";
+const RG: &str =
+    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/lab-rg/providers";
 
 /// Records each deployed resource's properties, as a resource provider would, for reference().
 #[derive(Default)]
@@ -56,16 +61,29 @@ fn deploy_all(d: &Deployment, resolver: &Deployed) -> Vec<EvaluatedResource> {
                 r.id
             );
         }
-        let e = d.evaluate_resource(r, resolver).unwrap_or_else(|e| panic!("{}: {e}", r.path));
+        let e = d
+            .evaluate_resource(r, resolver)
+            .unwrap_or_else(|e| panic!("{}: {e}", r.path));
         let props = e.body.get("properties").cloned().unwrap_or(json!({}));
-        resolver.0.borrow_mut().insert(e.id.to_ascii_lowercase(), props);
+        resolver
+            .0
+            .borrow_mut()
+            .insert(e.id.to_ascii_lowercase(), props);
         out.push(e);
     }
     out
 }
 
 fn names(rs: &[EvaluatedResource]) -> Vec<String> {
-    rs.iter().map(|r| format!("{}/{}", r.resource_type.rsplit('/').next().unwrap_or(""), r.name)).collect()
+    rs.iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.resource_type.rsplit('/').next().unwrap_or(""),
+                r.name
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -87,25 +105,48 @@ fn site_to_site_vpn_create() {
         ]
     );
     let lgw = &rs[0];
-    assert_eq!(lgw.id, format!("{RG}/Microsoft.Network/localNetworkGateways/localGateway"));
-    assert_eq!(lgw.location.as_deref(), Some("westeurope"), "location defaults to resourceGroup().location");
+    assert_eq!(
+        lgw.id,
+        format!("{RG}/Microsoft.Network/localNetworkGateways/localGateway")
+    );
+    assert_eq!(
+        lgw.location.as_deref(),
+        Some("westeurope"),
+        "location defaults to resourceGroup().location"
+    );
     assert_eq!(lgw.api_version.as_deref(), Some("2020-08-01"));
-    assert_eq!(lgw.body["properties"]["localNetworkAddressSpace"]["addressPrefixes"], json!(["192.168.0.0/16", "172.16.0.0/12"]));
+    assert_eq!(
+        lgw.body["properties"]["localNetworkAddressSpace"]["addressPrefixes"],
+        json!(["192.168.0.0/16", "172.16.0.0/12"])
+    );
     assert_eq!(lgw.body["properties"]["gatewayIpAddress"], "1.1.1.1");
     let vnet = &rs[1];
-    assert_eq!(vnet.body["properties"]["subnets"][1]["properties"]["addressPrefix"], "10.3.200.0/29");
-    assert_eq!(vnet.body["properties"]["subnets"][1]["name"], "GatewaySubnet");
+    assert_eq!(
+        vnet.body["properties"]["subnets"][1]["properties"]["addressPrefix"],
+        "10.3.200.0/29"
+    );
+    assert_eq!(
+        vnet.body["properties"]["subnets"][1]["name"],
+        "GatewaySubnet"
+    );
     let gw = &rs[3];
     assert_eq!(
         gw.body["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"],
-        json!(format!("{RG}/Microsoft.Network/virtualNetworks/azureVnet/subnets/GatewaySubnet"))
+        json!(format!(
+            "{RG}/Microsoft.Network/virtualNetworks/azureVnet/subnets/GatewaySubnet"
+        ))
     );
-    assert_eq!(gw.body["properties"]["sku"]["name"], "Basic", "gatewaySku default applies");
+    assert_eq!(
+        gw.body["properties"]["sku"]["name"], "Basic",
+        "gatewaySku default applies"
+    );
     let conn = &rs[4];
     assert_eq!(conn.body["properties"]["sharedKey"], "GEN-UNIQUE");
     assert_eq!(
         conn.body["properties"]["virtualNetworkGateway1"]["id"],
-        json!(format!("{RG}/Microsoft.Network/virtualNetworkGateways/azureGateway"))
+        json!(format!(
+            "{RG}/Microsoft.Network/virtualNetworkGateways/azureGateway"
+        ))
     );
     assert_eq!(
         d.resources_in_order()[4].depends_on,
@@ -165,15 +206,22 @@ fn vnet_to_vnet() {
     assert_eq!(rs[0].location.as_deref(), Some("North Europe"));
     assert_eq!(rs[1].location.as_deref(), Some("East US"));
     assert_eq!(rs[0].body["properties"]["subnets"][0]["name"], "WebTier1");
-    assert_eq!(rs[1].body["properties"]["subnets"][1]["properties"]["addressPrefix"], "192.168.101.16/28");
+    assert_eq!(
+        rs[1].body["properties"]["subnets"][1]["properties"]["addressPrefix"],
+        "192.168.101.16/28"
+    );
     assert_eq!(rs[4].body["properties"]["enableBgp"], json!(false));
     assert_eq!(rs[6].body["properties"]["connectionType"], "Vnet2Vnet");
     assert_eq!(rs[7].body["properties"]["sharedKey"], "secretKey");
     assert_eq!(
         rs[7].body["properties"]["virtualNetworkGateway2"]["id"],
-        json!(format!("{RG}/Microsoft.Network/virtualNetworkGateways/Vnet1Gw"))
+        json!(format!(
+            "{RG}/Microsoft.Network/virtualNetworkGateways/Vnet1Gw"
+        ))
     );
-    assert!(rs.iter().all(|r| r.api_version.as_deref() == Some("2020-05-01")));
+    assert!(rs
+        .iter()
+        .all(|r| r.api_version.as_deref() == Some("2020-05-01")));
     assert_eq!(d.outputs(&resolver).unwrap(), Map::new());
 }
 
@@ -182,13 +230,17 @@ fn azs_dr_gateway_parameter_file_as_published_gives_a_string_for_an_array() {
     let t = parse_template(&read("azs-sqlhadr-dr-gateway/azuredeploy.json")).unwrap();
     let p = parse_parameters(&read("azs-sqlhadr-dr-gateway/azuredeploy.parameters.json")).unwrap();
     let e = Deployment::new(&t, &p, &ctx()).unwrap_err();
-    assert_eq!(e.to_string(), "parameters.DNSServerAddress: expected a value of type array, got string '10.0.0.11'");
+    assert_eq!(
+        e.to_string(),
+        "parameters.DNSServerAddress: expected a value of type array, got string '10.0.0.11'"
+    );
 }
 
 #[test]
 fn azs_dr_gateway() {
     let t = parse_template(&read("azs-sqlhadr-dr-gateway/azuredeploy.json")).unwrap();
-    let mut p = parse_parameters(&read("azs-sqlhadr-dr-gateway/azuredeploy.parameters.json")).unwrap();
+    let mut p =
+        parse_parameters(&read("azs-sqlhadr-dr-gateway/azuredeploy.parameters.json")).unwrap();
     p.insert("DNSServerAddress".into(), json!(["10.0.0.11"]));
     let d = Deployment::new(&t, &p, &ctx()).unwrap();
     assert_eq!(d.api_profile(), Some("2018-03-01-hybrid"));
@@ -204,18 +256,36 @@ fn azs_dr_gateway() {
         ]
     );
     // no apiVersion in the template: the 2018-03-01-hybrid profile supplies Microsoft.Network's
-    assert!(rs.iter().all(|r| r.api_version.as_deref() == Some("2017-10-01")), "{:?}", rs);
+    assert!(
+        rs.iter()
+            .all(|r| r.api_version.as_deref() == Some("2017-10-01")),
+        "{:?}",
+        rs
+    );
     let vnet = &rs[1];
-    assert_eq!(vnet.body["properties"]["dhcpOptions"]["dnsServers"], json!(["10.0.0.11"]));
+    assert_eq!(
+        vnet.body["properties"]["dhcpOptions"]["dnsServers"],
+        json!(["10.0.0.11"])
+    );
     assert_eq!(
         vnet.body["properties"]["subnets"][0]["properties"]["networkSecurityGroup"]["id"],
-        json!(format!("{RG}/Microsoft.Network/networkSecurityGroups/Nsglab-rg"))
+        json!(format!(
+            "{RG}/Microsoft.Network/networkSecurityGroups/Nsglab-rg"
+        ))
     );
-    assert_eq!(d.resources_in_order()[1].depends_on, vec![format!("{RG}/Microsoft.Network/networkSecurityGroups/Nsglab-rg")]);
+    assert_eq!(
+        d.resources_in_order()[1].depends_on,
+        vec![format!(
+            "{RG}/Microsoft.Network/networkSecurityGroups/Nsglab-rg"
+        )]
+    );
     assert_eq!(rs[3].body["properties"]["enableBgp"], "false");
     assert_eq!(rs[3].body["properties"]["vpnType"], "RouteBased");
     let outputs = d.outputs(&resolver).unwrap();
-    assert_eq!(outputs["VnetAddressSpace"], "10.3.0.0/16", "reference() of the deployed VNet");
+    assert_eq!(
+        outputs["VnetAddressSpace"], "10.3.0.0/16",
+        "reference() of the deployed VNet"
+    );
     assert_eq!(outputs["vmname"], "sqldrvm0");
     assert_eq!(outputs["VnetGateway"], "azureGateway");
     assert_eq!(outputs["sharedKey"], "abc123");
@@ -230,7 +300,8 @@ fn azs_dr_gateway() {
 #[test]
 fn azs_dr_gateway_outputs_need_the_deployed_vnet() {
     let t = parse_template(&read("azs-sqlhadr-dr-gateway/azuredeploy.json")).unwrap();
-    let mut p = parse_parameters(&read("azs-sqlhadr-dr-gateway/azuredeploy.parameters.json")).unwrap();
+    let mut p =
+        parse_parameters(&read("azs-sqlhadr-dr-gateway/azuredeploy.parameters.json")).unwrap();
     p.insert("DNSServerAddress".into(), json!(["10.0.0.11"]));
     let d = Deployment::new(&t, &p, &ctx()).unwrap();
     let e = d.outputs(&Deployed::default()).unwrap_err();
@@ -273,12 +344,16 @@ fn azs_s2s_nested_with_supplied_parameters() {
     assert_eq!(rs[0].location.as_deref(), Some("westeurope"));
     assert_eq!(
         rs[2].body["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"],
-        json!(format!("{RG}/Microsoft.Network/virtualNetworks/HAVnet/subnets/GatewaySubnet"))
+        json!(format!(
+            "{RG}/Microsoft.Network/virtualNetworks/HAVnet/subnets/GatewaySubnet"
+        ))
     );
     assert_eq!(rs[2].body["properties"]["sku"]["tier"], "Standard");
     assert_eq!(rs[3].body["properties"]["sharedKey"], "s3cr3t-psk");
     assert_eq!(rs[3].body["properties"]["routingWeight"], 10);
-    assert!(rs.iter().all(|r| r.api_version.as_deref() == Some("2015-06-15")));
+    assert!(rs
+        .iter()
+        .all(|r| r.api_version.as_deref() == Some("2015-06-15")));
     assert_eq!(d.outputs(&resolver).unwrap(), Map::new());
 }
 
@@ -286,5 +361,8 @@ fn azs_s2s_nested_with_supplied_parameters() {
 fn azs_s2s_nested_requires_its_parameters() {
     let t = parse_template(&read("azs-sqlhadr-s2s-nested/Site2SiteVpnHa.json")).unwrap();
     let e = Deployment::new(&t, &Map::new(), &ctx()).unwrap_err();
-    assert_eq!(e.to_string(), "parameters.location: required parameter has no value");
+    assert_eq!(
+        e.to_string(),
+        "parameters.location: required parameter has no value"
+    );
 }
