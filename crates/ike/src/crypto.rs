@@ -462,6 +462,36 @@ fn gcm_key(enc: Encryption, key_and_salt: &[u8]) -> Result<(aead::LessSafeKey, [
     Ok((aead::LessSafeKey::new(key), salt))
 }
 
+/// AES-GCM seal as used by the SK payload (RFC 5282): nonce = salt || 8-octet IV; encrypts
+/// `buf` in place and returns the 16-octet tag.
+pub fn aead_seal(enc: Encryption, key_and_salt: &[u8], iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; 16], CryptoError> {
+    let (key, salt) = gcm_key(enc, key_and_salt)?;
+    let nonce = gcm_nonce(&salt, iv)?;
+    let mut v = buf.to_vec();
+    let tag = key.seal_in_place_separate_tag(nonce, aead::Aad::from(aad), &mut v).map_err(|_| CryptoError::KeyGeneration)?;
+    buf.copy_from_slice(&v);
+    let mut t = [0u8; 16];
+    t.copy_from_slice(tag.as_ref());
+    Ok(t)
+}
+
+/// AES-GCM open: `buf` is ciphertext || tag; returns the plaintext length (decrypted in place).
+pub fn aead_open(enc: Encryption, key_and_salt: &[u8], iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<usize, CryptoError> {
+    let (key, salt) = gcm_key(enc, key_and_salt)?;
+    let nonce = gcm_nonce(&salt, iv)?;
+    key.open_in_place(nonce, aead::Aad::from(aad), buf).map(|p| p.len()).map_err(|_| CryptoError::IntegrityCheckFailed)
+}
+
+fn gcm_nonce(salt: &[u8; 4], iv: &[u8]) -> Result<aead::Nonce, CryptoError> {
+    if iv.len() != 8 {
+        return Err(CryptoError::BadKeyLength);
+    }
+    let mut nonce = [0u8; 12];
+    nonce[..4].copy_from_slice(salt);
+    nonce[4..].copy_from_slice(iv);
+    Ok(aead::Nonce::assume_unique_for_key(nonce))
+}
+
 /// One direction's SK payload keys.
 pub struct SkDirection<'a> {
     /// Encryption algorithm.
@@ -510,17 +540,11 @@ pub fn protect(keys: &SkDirection<'_>, header: &Header, inner: &[Payload], iv: &
     out.extend_from_slice(iv);
     let aad_end = out.len() - iv_len;
     if keys.encryption.is_aead() {
-        let (key, salt) = gcm_key(keys.encryption, keys.enc_key)?;
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(&salt);
-        nonce[4..].copy_from_slice(iv);
         let aad = out[..aad_end].to_vec();
         let mut buf = plain.to_vec();
-        let tag = key
-            .seal_in_place_separate_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(&aad[..]), &mut buf)
-            .map_err(|_| CryptoError::KeyGeneration)?;
+        let tag = aead_seal(keys.encryption, keys.enc_key, iv, &aad, &mut buf)?;
         out.extend_from_slice(&buf);
-        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(&tag);
     } else {
         let integ = keys.integrity.ok_or(CryptoError::BadKeyLength)?;
         let mut buf = plain.to_vec();
@@ -552,15 +576,8 @@ pub fn unprotect(keys: &SkDirection<'_>, msg: &[u8]) -> Result<(Header, Vec<Payl
     let iv = &body[..iv_len];
     let mut plain: Secret;
     if keys.encryption.is_aead() {
-        let (key, salt) = gcm_key(keys.encryption, keys.enc_key)?;
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(&salt);
-        nonce[4..].copy_from_slice(iv);
         let mut buf = Zeroizing::new(body[iv_len..].to_vec());
-        let n = key
-            .open_in_place(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(&msg[..off + 4]), &mut buf)
-            .map_err(|_| CryptoError::IntegrityCheckFailed)?
-            .len();
+        let n = aead_open(keys.encryption, keys.enc_key, iv, &msg[..off + 4], &mut buf)?;
         buf.truncate(n);
         plain = buf;
     } else {
