@@ -62,7 +62,9 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             let mut buf = vec![0u8; rest.len() + 64];
-            let n = out_sa.seal_raw_payload(rest, &mut buf).expect("buffer is large enough");
+            let n = out_sa
+                .seal_raw_payload(rest, &mut buf)
+                .expect("buffer is large enough");
             let header = cipher.header_len();
             match in_sa.open_in_place(&mut buf[..n]) {
                 Ok(range) => {
@@ -75,13 +77,19 @@ fuzz_target!(|data: &[u8]| {
             }
             let c = in_sa.counters();
             assert_eq!(c.packets + c.dropped() + c.dummy, 1);
-            assert_eq!(c.auth_failed + c.replayed, 0, "authentic fresh packet: {c:?}");
+            assert_eq!(
+                c.auth_failed + c.replayed,
+                0,
+                "authentic fresh packet: {c:?}"
+            );
         }
         _ => {
             let packets: Vec<Vec<u8>> = (0..16u8)
                 .map(|i| {
                     let mut b = vec![0u8; 128];
-                    let n = out_sa.seal(&ipv4(28 + usize::from(i), i), &mut b).expect("seal");
+                    let n = out_sa
+                        .seal(&ipv4(28 + usize::from(i), i), &mut b)
+                        .expect("seal");
                     b.truncate(n);
                     b
                 })
@@ -104,7 +112,10 @@ fuzz_target!(|data: &[u8]| {
                         accepted[idx] = true;
                     }
                     Err(e) => {
-                        assert!(tampered || accepted[idx], "fresh packet {idx} rejected: {e:?}");
+                        assert!(
+                            tampered || accepted[idx],
+                            "fresh packet {idx} rejected: {e:?}"
+                        );
                     }
                 }
             }

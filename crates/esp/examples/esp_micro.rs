@@ -10,7 +10,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
-use aws_lc_rs::cipher::{EncryptingKey, DecryptingKey, DecryptionContext, EncryptionContext, UnboundCipherKey, AES_128, AES_256};
+use aws_lc_rs::cipher::{
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128,
+    AES_256,
+};
 use aws_lc_rs::{constant_time, hmac};
 use esp::{Auth, Cipher, InboundSa, OutboundSa};
 
@@ -44,18 +47,32 @@ fn ipv4_packet(len: usize) -> Vec<u8> {
 }
 
 /// The bare-primitive baseline for one transform: what a packet costs with no ESP framing.
+#[allow(clippy::large_enum_variant)]
 enum Raw {
     Gcm(LessSafeKey),
-    Cbc { enc: EncryptingKey, dec: DecryptingKey, mac: hmac::Key, icv: usize },
+    Cbc {
+        enc: EncryptingKey,
+        dec: DecryptingKey,
+        mac: hmac::Key,
+        icv: usize,
+    },
 }
 
 impl Raw {
     fn new(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Self {
         match cipher {
-            Cipher::AesGcm128 => Raw::Gcm(LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &enc_key[..16]).unwrap())),
-            Cipher::AesGcm256 => Raw::Gcm(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &enc_key[..32]).unwrap())),
+            Cipher::AesGcm128 => Raw::Gcm(LessSafeKey::new(
+                UnboundKey::new(&AES_128_GCM, &enc_key[..16]).unwrap(),
+            )),
+            Cipher::AesGcm256 => Raw::Gcm(LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, &enc_key[..32]).unwrap(),
+            )),
             Cipher::AesCbc128(a) | Cipher::AesCbc256(a) => {
-                let alg = if cipher.aes_key_len() == 16 { &AES_128 } else { &AES_256 };
+                let alg = if cipher.aes_key_len() == 16 {
+                    &AES_128
+                } else {
+                    &AES_256
+                };
                 let mac_alg = match a {
                     Auth::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
                     Auth::HmacSha256_128 => hmac::HMAC_SHA256,
@@ -79,13 +96,21 @@ impl Raw {
                 n[4..].copy_from_slice(&ctr.to_be_bytes());
                 let (head, rest) = buf.split_at_mut(hdr);
                 let tag = k
-                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(n), Aad::from(&head[..8]), &mut rest[..body])
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(n),
+                        Aad::from(&head[..8]),
+                        &mut rest[..body],
+                    )
                     .unwrap();
                 rest[body..body + 16].copy_from_slice(tag.as_ref());
             }
             Raw::Cbc { enc, mac, icv, .. } => {
                 let iv = [ctr as u8; 16];
-                enc.less_safe_encrypt(&mut buf[hdr..hdr + body], EncryptionContext::Iv128(iv.into())).unwrap();
+                enc.less_safe_encrypt(
+                    &mut buf[hdr..hdr + body],
+                    EncryptionContext::Iv128(iv.into()),
+                )
+                .unwrap();
                 let tag = hmac::sign(mac, &buf[..hdr + body]);
                 buf[hdr + body..hdr + body + icv].copy_from_slice(&tag.as_ref()[..*icv]);
             }
@@ -98,13 +123,30 @@ impl Raw {
                 let mut n = [0u8; 12];
                 n[4..].copy_from_slice(&ctr.to_be_bytes());
                 let (head, rest) = buf.split_at_mut(hdr);
-                black_box(k.open_in_place(Nonce::assume_unique_for_key(n), Aad::from(&head[..8]), &mut rest[..body + 16]).unwrap());
+                black_box(
+                    k.open_in_place(
+                        Nonce::assume_unique_for_key(n),
+                        Aad::from(&head[..8]),
+                        &mut rest[..body + 16],
+                    )
+                    .unwrap(),
+                );
             }
             Raw::Cbc { dec, mac, icv, .. } => {
                 let tag = hmac::sign(mac, &buf[..hdr + body]);
-                constant_time::verify_slices_are_equal(&tag.as_ref()[..*icv], &buf[hdr + body..hdr + body + icv]).unwrap();
+                constant_time::verify_slices_are_equal(
+                    &tag.as_ref()[..*icv],
+                    &buf[hdr + body..hdr + body + icv],
+                )
+                .unwrap();
                 let iv = [ctr as u8; 16];
-                black_box(dec.decrypt(&mut buf[hdr..hdr + body], DecryptionContext::Iv128(iv.into())).unwrap());
+                black_box(
+                    dec.decrypt(
+                        &mut buf[hdr..hdr + body],
+                        DecryptionContext::Iv128(iv.into()),
+                    )
+                    .unwrap(),
+                );
             }
         }
     }
@@ -112,7 +154,9 @@ impl Raw {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let secs: f64 = args.next().map_or(1.0, |s| s.parse().expect("SECONDS_PER_CASE"));
+    let secs: f64 = args
+        .next()
+        .map_or(1.0, |s| s.parse().expect("SECONDS_PER_CASE"));
     let inner_len: usize = args.next().map_or(1400, |s| s.parse().expect("INNER_LEN"));
     let inner = ipv4_packet(inner_len);
     let ciphers = [
@@ -124,7 +168,9 @@ fn main() {
     println!("# inner_len={inner_len} secs_per_case={secs}");
     for cipher in ciphers {
         let enc_key: Vec<u8> = (0..cipher.enc_key_len() as u8).collect();
-        let integ_key: Vec<u8> = (0..cipher.integ_key_len() as u8).map(|b| b ^ 0x5c).collect();
+        let integ_key: Vec<u8> = (0..cipher.integ_key_len() as u8)
+            .map(|b| b ^ 0x5c)
+            .collect();
         let raw = Raw::new(cipher, &enc_key, &integ_key);
         let hdr = cipher.header_len();
         let sealed_len = cipher.sealed_len(inner_len);

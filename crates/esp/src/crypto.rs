@@ -332,7 +332,11 @@ mod tests {
             let full = h(full);
             assert_eq!(icv, full[..auth.icv_len()], "{auth}");
             if auth != Auth::HmacSha1_96 {
-                assert_eq!(icv.len() * 2, full.len(), "{auth}: RFC 4868 ICV is half the output");
+                assert_eq!(
+                    icv.len() * 2,
+                    full.len(),
+                    "{auth}: RFC 4868 ICV is half the output"
+                );
             }
             assert!(integ.verify(data, &icv));
             let mut wrong = icv.clone();
@@ -344,11 +348,28 @@ mod tests {
 
     #[test]
     fn cbc_ivs_are_distinct_per_sequence_number_and_per_sa() {
-        let a = CbcSeal::new(Cipher::AesCbc128(Auth::HmacSha1_96), Auth::HmacSha1_96, &[1; 16], &[2; 20]).unwrap();
-        let b = CbcSeal::new(Cipher::AesCbc128(Auth::HmacSha1_96), Auth::HmacSha1_96, &[1; 16], &[2; 20]).unwrap();
-        let ivs: std::collections::HashSet<[u8; 16]> = (1..=1000).map(|s| a.iv(s).unwrap()).collect();
+        let a = CbcSeal::new(
+            Cipher::AesCbc128(Auth::HmacSha1_96),
+            Auth::HmacSha1_96,
+            &[1; 16],
+            &[2; 20],
+        )
+        .unwrap();
+        let b = CbcSeal::new(
+            Cipher::AesCbc128(Auth::HmacSha1_96),
+            Auth::HmacSha1_96,
+            &[1; 16],
+            &[2; 20],
+        )
+        .unwrap();
+        let ivs: std::collections::HashSet<[u8; 16]> =
+            (1..=1000).map(|s| a.iv(s).unwrap()).collect();
         assert_eq!(ivs.len(), 1000);
-        assert_ne!(a.iv(1).unwrap(), b.iv(1).unwrap(), "IV keys are random per SA");
+        assert_ne!(
+            a.iv(1).unwrap(),
+            b.iv(1).unwrap(),
+            "IV keys are random per SA"
+        );
         // Not a visible counter: consecutive IVs differ in many bits.
         let (x, y) = (a.iv(1).unwrap(), a.iv(2).unwrap());
         let differing: u32 = x.iter().zip(y).map(|(p, q)| (p ^ q).count_ones()).sum();

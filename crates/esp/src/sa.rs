@@ -47,7 +47,11 @@ pub struct Counters {
 impl Counters {
     /// Sum of all drop reasons (dummy packets excluded).
     pub fn dropped(&self) -> u64 {
-        self.replayed + self.auth_failed + self.malformed + self.bad_padding + self.unknown_next_header
+        self.replayed
+            + self.auth_failed
+            + self.malformed
+            + self.bad_padding
+            + self.unknown_next_header
     }
 
     fn count(&mut self, reason: DropReason) {
@@ -83,6 +87,9 @@ fn check_key_lengths(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Result
     Ok(())
 }
 
+// The CBC variant carries expanded AES key schedules inline; an SA is built once and keeping
+// them next to the rest of the SA saves a pointer chase per packet.
+#[allow(clippy::large_enum_variant)]
 enum SealKeys {
     Gcm(Gcm),
     Cbc(CbcSeal),
@@ -290,6 +297,7 @@ impl OutboundSa {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 enum OpenKeys {
     Gcm(Gcm),
     Cbc(CbcOpen),
@@ -419,6 +427,7 @@ impl InboundSa {
         let icv_len = cipher.icv_len();
         let body_len = packet.len() - hdr - icv_len;
         let block = cipher.block_len();
+        #[allow(clippy::manual_is_multiple_of)] // is_multiple_of is newer than the MSRV
         if body_len % block != 0 {
             return Err(EspError::Misaligned {
                 len: body_len,
@@ -522,7 +531,8 @@ mod tests {
     fn well_formed_raw_payload_opens() {
         for c in CIPHERS {
             let inner = ipv4(28);
-            let pad: Vec<u8> = (1..=(c.block_len() - 30 % c.block_len()) as u8 % c.block_len() as u8).collect();
+            let pad: Vec<u8> =
+                (1..=(c.block_len() - 30 % c.block_len()) as u8 % c.block_len() as u8).collect();
             let p = with_trailer(&inner, &pad, pad.len() as u8, 4, c.block_len());
             let (r, _) = open_raw(c, &p);
             assert_eq!(r.unwrap(), inner, "{c}");
@@ -625,7 +635,11 @@ mod tests {
             assert_eq!(&buf[4..8], &u32::MAX.to_be_bytes());
             assert_eq!(i.open(&mut buf[..n]).unwrap(), &inner[..]);
             assert_eq!(o.remaining_packets(), 0);
-            assert_eq!(o.seal(&inner, &mut buf), Err(EspError::SequenceExhausted), "{c}");
+            assert_eq!(
+                o.seal(&inner, &mut buf),
+                Err(EspError::SequenceExhausted),
+                "{c}"
+            );
             assert_eq!(o.seal(&inner, &mut buf), Err(EspError::SequenceExhausted));
             assert_eq!(o.last_seq(), u32::MAX);
             assert_eq!(o.counters().packets, 1);

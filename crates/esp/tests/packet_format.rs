@@ -94,12 +94,18 @@ fn check_cbc_packet_independently(cipher: Cipher, ek: &[u8], ik: &[u8], p: &[u8]
     let icv_len = p.len() - (8 + 16 + 32);
     let tag = hmac::sign(&hmac::Key::new(alg, ik), &p[..p.len() - icv_len]);
     assert_eq!(tag.as_ref().len(), full);
-    assert_eq!(&tag.as_ref()[..icv_len], &p[p.len() - icv_len..], "ICV = truncated HMAC");
+    assert_eq!(
+        &tag.as_ref()[..icv_len],
+        &p[p.len() - icv_len..],
+        "ICV = truncated HMAC"
+    );
     let aes = if ek.len() == 16 { &AES_128 } else { &AES_256 };
     let key = DecryptingKey::cbc(UnboundCipherKey::new(aes, ek).unwrap()).unwrap();
     let mut body = p[24..p.len() - icv_len].to_vec();
     let iv: [u8; 16] = p[8..24].try_into().unwrap();
-    let plain = key.decrypt(&mut body, DecryptionContext::Iv128(iv.into())).unwrap();
+    let plain = key
+        .decrypt(&mut body, DecryptionContext::Iv128(iv.into()))
+        .unwrap();
     assert_eq!(&plain[..inner.len()], inner);
     assert_eq!(&plain[inner.len()..], &[1, 2, 2, 4]);
     assert_eq!(&p[..8], &h("1234567800000001")[..]);
@@ -122,7 +128,11 @@ fn gcm_iv_is_the_sequence_number_and_aad_is_spi_and_seq() {
         nonce[4..].copy_from_slice(&out[8..16]);
         let aad: [u8; 8] = out[..8].try_into().unwrap();
         let plain = raw
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[16..n])
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut out[16..n],
+            )
             .unwrap();
         assert_eq!(&plain[..100], &inner[..]);
         // 100 + 2 = 102 -> 104: padding 1, 2; pad length 2; next header 41 (IPv6).

@@ -48,7 +48,7 @@ fn seq_stream() -> impl Strategy<Value = Vec<u32>> {
         deltas
             .into_iter()
             .map(|d| {
-                let s = (front + d).clamp(0, i64::from(u32::MAX)) ;
+                let s = (front + d).clamp(0, i64::from(u32::MAX));
                 if d > 0 {
                     front = front.max(s);
                 }
@@ -142,7 +142,11 @@ fn window_is_at_least_1024_packets() {
     const { assert!(REPLAY_WINDOW >= 1024) };
     let mut w = ReplayWindow::new();
     assert_eq!(w.accept(REPLAY_WINDOW + 1), ReplayCheck::Fresh);
-    assert_eq!(w.accept(2), ReplayCheck::Fresh, "oldest in-window sequence number");
+    assert_eq!(
+        w.accept(2),
+        ReplayCheck::Fresh,
+        "oldest in-window sequence number"
+    );
     assert_eq!(w.accept(1), ReplayCheck::TooOld);
     assert_eq!(w.accept(0), ReplayCheck::Zero);
     // A jump far ahead clears the whole ring: old bits must not resurface as duplicates.

@@ -20,16 +20,30 @@ fn round_trip_every_cipher_ipv4_and_ipv6_many_sizes() {
         let mut buf = vec![0u8; 65535 + 40 + cipher.overhead()];
         let mut sent = 0u64;
         let mut bytes = 0u64;
-        for (v6, len) in sizes(28).into_iter().map(|l| (false, l)).chain(sizes(48).into_iter().map(|l| (true, l))) {
-            let inner = if v6 { ipv6_packet(len, len as u8) } else { ipv4_packet(len, len as u8) };
+        for (v6, len) in sizes(28)
+            .into_iter()
+            .map(|l| (false, l))
+            .chain(sizes(48).into_iter().map(|l| (true, l)))
+        {
+            let inner = if v6 {
+                ipv6_packet(len, len as u8)
+            } else {
+                ipv4_packet(len, len as u8)
+            };
             let n = out_sa.seal(&inner, &mut buf).unwrap();
             sent += 1;
             bytes += len as u64;
             assert_eq!(n, out_sa.sealed_len(len), "{cipher} len {len}");
             assert!(n - len <= cipher.overhead(), "{cipher}: overhead bound");
-            assert_eq!((n - cipher.header_len() - cipher.icv_len()) % cipher.block_len(), 0);
+            assert_eq!(
+                (n - cipher.header_len() - cipher.icv_len()) % cipher.block_len(),
+                0
+            );
             assert_eq!(esp::spi_of(&buf[..n]), Some(0x0101_0101));
-            assert_eq!(u32::from_be_bytes(buf[4..8].try_into().unwrap()) as u64, sent);
+            assert_eq!(
+                u32::from_be_bytes(buf[4..8].try_into().unwrap()) as u64,
+                sent
+            );
             // The inner packet does not appear in clear.
             let h = cipher.header_len();
             assert_ne!(&buf[h..h + 28], &inner[..28], "{cipher}: payload encrypted");
@@ -37,7 +51,11 @@ fn round_trip_every_cipher_ipv4_and_ipv6_many_sizes() {
             assert_eq!(opened, &inner[..], "{cipher} v6={v6} len {len}");
         }
         let c = in_sa.counters();
-        assert_eq!((c.packets, c.bytes, c.dropped()), (sent, bytes, 0), "{cipher}");
+        assert_eq!(
+            (c.packets, c.bytes, c.dropped()),
+            (sent, bytes, 0),
+            "{cipher}"
+        );
         assert_eq!(out_sa.counters().packets, sent);
         assert_eq!(out_sa.counters().bytes, bytes);
         assert_eq!(out_sa.last_seq() as u64, sent);
@@ -76,7 +94,10 @@ fn seal_rejects_non_ip_and_small_buffers() {
         let (mut out_sa, _) = sa_pair(cipher, 6);
         let mut buf = vec![0u8; 2000];
         assert_eq!(out_sa.seal(&[], &mut buf), Err(EspError::NotIpPacket));
-        assert_eq!(out_sa.seal(&[0x45; 10], &mut buf), Err(EspError::NotIpPacket));
+        assert_eq!(
+            out_sa.seal(&[0x45; 10], &mut buf),
+            Err(EspError::NotIpPacket)
+        );
         let mut lying = ipv4_packet(100, 0);
         lying[2..4].copy_from_slice(&200u16.to_be_bytes());
         assert_eq!(out_sa.seal(&lying, &mut buf), Err(EspError::NotIpPacket));
@@ -87,9 +108,16 @@ fn seal_rejects_non_ip_and_small_buffers() {
         let need = out_sa.sealed_len(1000);
         assert_eq!(
             out_sa.seal(&inner, &mut buf[..need - 1]),
-            Err(EspError::BufferTooSmall { needed: need, available: need - 1 })
+            Err(EspError::BufferTooSmall {
+                needed: need,
+                available: need - 1
+            })
         );
-        assert_eq!(out_sa.last_seq(), 0, "failed seals consume no sequence number");
+        assert_eq!(
+            out_sa.last_seq(),
+            0,
+            "failed seals consume no sequence number"
+        );
     }
 }
 
@@ -121,7 +149,11 @@ fn every_single_bit_flip_is_rejected_and_counted_and_the_original_still_opens() 
         assert_eq!(in_sa.counters(), expected, "{cipher}");
         assert!(expected.auth_failed > 0);
         let mut p = original.clone();
-        assert_eq!(in_sa.open(&mut p).unwrap(), &inner[..], "{cipher}: forgeries moved nothing");
+        assert_eq!(
+            in_sa.open(&mut p).unwrap(),
+            &inner[..],
+            "{cipher}: forgeries moved nothing"
+        );
     }
 }
 
@@ -137,7 +169,12 @@ fn truncated_and_extended_packets_are_dropped_never_panic() {
             let mut p = original[..len].to_vec();
             let err = in_sa.open(&mut p).unwrap_err();
             assert!(
-                matches!(err, EspError::Truncated { .. } | EspError::Misaligned { .. } | EspError::AuthenticationFailed { .. }),
+                matches!(
+                    err,
+                    EspError::Truncated { .. }
+                        | EspError::Misaligned { .. }
+                        | EspError::AuthenticationFailed { .. }
+                ),
                 "{cipher} len {len}: {err:?}"
             );
         }
@@ -217,7 +254,10 @@ fn packet_behind_the_window_is_too_old() {
     assert!(in_sa.open(&mut last).is_ok());
     let highest = esp::REPLAY_WINDOW + 2;
     assert_eq!(in_sa.highest_seq(), highest);
-    assert_eq!(in_sa.open(&mut first), Err(EspError::TooOld { seq: 1, highest }));
+    assert_eq!(
+        in_sa.open(&mut first),
+        Err(EspError::TooOld { seq: 1, highest })
+    );
     assert_eq!(in_sa.counters().replayed, 1);
 }
 
@@ -229,13 +269,19 @@ fn wrong_keys_or_spi_are_rejected() {
         let mut other = InboundSa::new(0x0e0e_0e0e, cipher, &e, &i).unwrap();
         let mut buf = vec![0u8; 200];
         let n = out_sa.seal(&ipv4_packet(50, 0), &mut buf).unwrap();
-        assert_eq!(other.open(&mut buf[..n]), Err(EspError::AuthenticationFailed { seq: 1 }));
+        assert_eq!(
+            other.open(&mut buf[..n]),
+            Err(EspError::AuthenticationFailed { seq: 1 })
+        );
         let (e, i) = keys(cipher, 0x0e);
         let mut wrong_spi = InboundSa::new(7, cipher, &e, &i).unwrap();
         let n = out_sa.seal(&ipv4_packet(50, 0), &mut buf).unwrap();
         assert_eq!(
             wrong_spi.open(&mut buf[..n]),
-            Err(EspError::SpiMismatch { expected: 7, got: 0x0e0e_0e0e })
+            Err(EspError::SpiMismatch {
+                expected: 7,
+                got: 0x0e0e_0e0e
+            })
         );
         assert_eq!(wrong_spi.counters().malformed, 1);
     }
@@ -245,15 +291,27 @@ fn wrong_keys_or_spi_are_rejected() {
 fn key_lengths_are_checked_with_specific_errors() {
     assert_eq!(
         OutboundSa::new(1, Cipher::AesGcm256, &[0; 32], &[]).unwrap_err(),
-        EspError::KeyLength { which: "encryption", cipher: Cipher::AesGcm256, expected: 36, got: 32 }
+        EspError::KeyLength {
+            which: "encryption",
+            cipher: Cipher::AesGcm256,
+            expected: 36,
+            got: 32
+        }
     );
     let c = Cipher::AesCbc128(esp::Auth::HmacSha256_128);
     assert_eq!(
         InboundSa::new(1, c, &[0; 16], &[0; 20]).unwrap_err(),
-        EspError::KeyLength { which: "integrity", cipher: c, expected: 32, got: 20 }
+        EspError::KeyLength {
+            which: "integrity",
+            cipher: c,
+            expected: 32,
+            got: 20
+        }
     );
     assert_eq!(
-        InboundSa::new(1, Cipher::AesGcm128, &[0; 20], &[1]).unwrap_err().to_string(),
+        InboundSa::new(1, Cipher::AesGcm128, &[0; 20], &[1])
+            .unwrap_err()
+            .to_string(),
         "integrity key for AES_GCM_16-128 must be 0 bytes, got 1"
     );
 }
@@ -265,7 +323,12 @@ fn debug_output_never_shows_keys() {
         let integ: Vec<u8> = vec![0xA7; cipher.integ_key_len()];
         let o = OutboundSa::new(0x11, cipher, &enc, &integ).unwrap();
         let i = InboundSa::new(0x11, cipher, &enc, &integ).unwrap();
-        for s in [format!("{o:?}"), format!("{i:?}"), format!("{o:#?}"), format!("{i:#?}")] {
+        for s in [
+            format!("{o:?}"),
+            format!("{i:?}"),
+            format!("{o:#?}"),
+            format!("{i:#?}"),
+        ] {
             let lower = s.to_lowercase();
             assert!(!lower.contains("a7a7"), "{s}");
             assert!(!lower.contains("167, 167"), "{s}");
@@ -292,7 +355,13 @@ fn nat_keepalive_spi_and_port_4500_classification() {
     let ike = [0, 0, 0, 0, 1, 2, 3];
     assert_eq!(classify_udp4500(&ike), Udp4500::Ike(&[1, 2, 3]));
     let esp = [0xc0, 0, 0, 1, 0, 0, 0, 1, 9];
-    assert_eq!(classify_udp4500(&esp), Udp4500::Esp { spi: 0xc000_0001, packet: &esp });
+    assert_eq!(
+        classify_udp4500(&esp),
+        Udp4500::Esp {
+            spi: 0xc000_0001,
+            packet: &esp
+        }
+    );
     assert_eq!(classify_udp4500(&[1, 2]), Udp4500::Invalid);
     assert_eq!(spi_of(&esp), Some(0xc000_0001));
     assert_eq!(spi_of(&ike), None);

@@ -5,7 +5,11 @@ use esp::{Auth, Cipher, InboundSa, OutboundSa};
 
 /// Every transform the crate supports.
 pub fn all_ciphers() -> Vec<Cipher> {
-    let auths = [Auth::HmacSha1_96, Auth::HmacSha256_128, Auth::HmacSha384_192];
+    let auths = [
+        Auth::HmacSha1_96,
+        Auth::HmacSha256_128,
+        Auth::HmacSha384_192,
+    ];
     let mut v = vec![Cipher::AesGcm128, Cipher::AesGcm256];
     for a in auths {
         v.push(Cipher::AesCbc128(a));
@@ -16,8 +20,15 @@ pub fn all_ciphers() -> Vec<Cipher> {
 
 /// Deterministic, distinct key material of the right lengths for `cipher`.
 pub fn keys(cipher: Cipher, seed: u8) -> (Vec<u8>, Vec<u8>) {
-    let enc = (0..cipher.enc_key_len()).map(|i| seed.wrapping_mul(31).wrapping_add(i as u8)).collect();
-    let integ = (0..cipher.integ_key_len()).map(|i| seed.wrapping_add(0x80).wrapping_add((i as u8).wrapping_mul(7))).collect();
+    let enc = (0..cipher.enc_key_len())
+        .map(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+        .collect();
+    let integ = (0..cipher.integ_key_len())
+        .map(|i| {
+            seed.wrapping_add(0x80)
+                .wrapping_add((i as u8).wrapping_mul(7))
+        })
+        .collect();
     (enc, integ)
 }
 
