@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (as root: the lab and interop tests build network
+# namespaces, TUN devices and start strongSwan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+	echo "installing cargo-nextest" >&2
+	cargo install cargo-nextest --locked
+fi
+
+# The interop and lab tests run the `hybridnet` binary; build it with the same profile first.
+cargo build -p hybridnet --bin hybridnet
+cargo nextest run --workspace --profile ci

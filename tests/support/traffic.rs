@@ -1,0 +1,134 @@
+//! Traffic checks between namespaces: ping, and a TCP transfer whose content is verified by
+//! SHA-256 on both ends. The TCP ends are plain Rust sockets opened on threads that entered
+//! the namespaces (no nc/socat).
+
+use crate::netns::Netns;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Pings `dst` from `ns` `count` times; fails with ping's output if any reply is missing.
+pub fn ping(ns: &Netns, dst: &str, count: u32) -> Result<String> {
+    let out = ns.exec_unchecked("ping", &["-c", &count.to_string(), "-i", "0.2", "-W", "2", dst])?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !text.contains(&format!("{count} received")) {
+        bail!("ping {dst} from {} failed:\n{text}", ns.name());
+    }
+    Ok(text)
+}
+
+/// Pings until one reply arrives (the first packets may trigger or wait for a Child SA).
+pub fn ping_until_reply(ns: &Netns, dst: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = ns.exec_unchecked("ping", &["-c", "1", "-W", "1", dst])?;
+        if out.status.success() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no ping reply from {dst} in {} within {timeout:?}", ns.name());
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so both ends can agree without sharing.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// Result of [`tcp_transfer`].
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// Bytes the receiver got.
+    pub bytes: usize,
+    /// Wall time of the transfer.
+    pub elapsed: Duration,
+}
+
+/// Sends `len` pseudo-random bytes over TCP from `client_ns` to a listener on
+/// `server_ip:port` in `server_ns`; the receiver checks length and SHA-256 and echoes the
+/// digest back, which the sender checks too.
+pub fn tcp_transfer(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &Netns, len: usize) -> Result<Transfer> {
+    let seed = 0x9e37_79b9_7f4a_7c15 ^ len as u64 ^ port as u64;
+    let data = pattern(len, seed);
+    let digest: [u8; 32] = Sha256::digest(&data).into();
+    let addr: SocketAddr = format!("{server_ip}:{port}").parse()?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = server_ns.run_in(move || -> Result<(usize, [u8; 32])> {
+        let l = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+        ready_tx.send(()).ok();
+        l.set_nonblocking(false)?;
+        let (mut s, _) = accept_with_timeout(&l, Duration::from_secs(30))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0usize;
+        let mut len_buf = [0u8; 8];
+        s.read_exact(&mut len_buf).context("read length")?;
+        let want = u64::from_be_bytes(len_buf) as usize;
+        while total < want {
+            let n = s.read(&mut buf[..(want - total).min(256 * 1024)]).context("read data")?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            total += n;
+        }
+        let got: [u8; 32] = h.finalize().into();
+        s.write_all(&got).context("echo digest")?;
+        Ok((total, got))
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).context("TCP server did not start")?;
+    let start = Instant::now();
+    let client = client_ns.run_in(move || -> Result<[u8; 32]> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).with_context(|| format!("connect {addr}"))?;
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.write_all(&(data.len() as u64).to_be_bytes())?;
+        s.write_all(&data).context("send data")?;
+        let mut echo = [0u8; 32];
+        s.read_exact(&mut echo).context("read digest echo")?;
+        Ok(echo)
+    });
+    let echo = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??.context("TCP client")?;
+    let elapsed = start.elapsed();
+    let (total, got) = server.join().map_err(|_| anyhow::anyhow!("server thread panicked"))??.context("TCP server")?;
+    if total != len {
+        bail!("receiver got {total} bytes, expected {len}");
+    }
+    if got != digest || echo != digest {
+        bail!("content mismatch: SHA-256 of received data differs from what was sent");
+    }
+    Ok(Transfer { bytes: total, elapsed })
+}
+
+fn accept_with_timeout(l: &TcpListener, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
+    l.set_nonblocking(true)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match l.accept() {
+            Ok((s, a)) => {
+                s.set_nonblocking(false)?;
+                return Ok((s, a));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    bail!("no TCP connection within {timeout:?}");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
