@@ -7,6 +7,10 @@
 //! records the plan in one database transaction. The lab (`fabric`) realizes resources and
 //! reports back with [`Site::set_provisioning_state`].
 
+// Errors carry the full location (resource path, type, name, property) by value so callers can
+// match on them; they are built once per failed plan, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod error;
 pub mod ipam;
 mod json;
