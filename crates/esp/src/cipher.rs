@@ -42,6 +42,17 @@ impl Auth {
         }
     }
 
+    /// The transform from its IKEv2 integrity transform ID (IANA "Transform Type 3"), so the
+    /// gateway can build an SA straight from a negotiated proposal.
+    pub fn from_ikev2(integ_id: u16) -> Option<Self> {
+        match integ_id {
+            2 => Some(Auth::HmacSha1_96),
+            12 => Some(Auth::HmacSha256_128),
+            13 => Some(Auth::HmacSha384_192),
+            _ => None,
+        }
+    }
+
     /// Name as strongSwan prints it (`swanctl --list-sas`), so status output can be compared.
     pub fn name(self) -> &'static str {
         match self {
@@ -83,6 +94,18 @@ pub(crate) const GCM_ICV_LEN: usize = 16;
 pub(crate) const AES_BLOCK: usize = 16;
 
 impl Cipher {
+    /// The transform from IKEv2 IDs (IANA "Transform Type 1" with its key length in bits, and
+    /// the integrity transform for non-AEAD ciphers); `None` for anything this crate lacks.
+    pub fn from_ikev2(encr_id: u16, key_bits: u16, integ_id: Option<u16>) -> Option<Self> {
+        match (encr_id, key_bits, integ_id) {
+            (20, 128, None | Some(0)) => Some(Cipher::AesGcm128),
+            (20, 256, None | Some(0)) => Some(Cipher::AesGcm256),
+            (12, 128, Some(i)) => Auth::from_ikev2(i).map(Cipher::AesCbc128),
+            (12, 256, Some(i)) => Auth::from_ikev2(i).map(Cipher::AesCbc256),
+            _ => None,
+        }
+    }
+
     /// Whether this transform is an AEAD (and so takes no separate integrity key).
     pub fn is_aead(self) -> bool {
         matches!(self, Cipher::AesGcm128 | Cipher::AesGcm256)
@@ -184,4 +207,72 @@ impl fmt::Display for Cipher {
 /// Length of payload plus padding plus the two trailer bytes, rounded up to `block`.
 pub(crate) fn padded_len(inner_len: usize, block: usize) -> usize {
     (inner_len + 2).div_ceil(block) * block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ikev2_ids_map_to_transforms() {
+        assert_eq!(Cipher::from_ikev2(20, 256, None), Some(Cipher::AesGcm256));
+        assert_eq!(
+            Cipher::from_ikev2(20, 128, Some(0)),
+            Some(Cipher::AesGcm128)
+        );
+        assert_eq!(
+            Cipher::from_ikev2(12, 256, Some(12)),
+            Some(Cipher::AesCbc256(Auth::HmacSha256_128))
+        );
+        assert_eq!(
+            Cipher::from_ikev2(12, 128, Some(2)),
+            Some(Cipher::AesCbc128(Auth::HmacSha1_96))
+        );
+        assert_eq!(
+            Cipher::from_ikev2(12, 128, Some(13)),
+            Some(Cipher::AesCbc128(Auth::HmacSha384_192))
+        );
+        assert_eq!(
+            Cipher::from_ikev2(12, 128, None),
+            None,
+            "CBC needs integrity"
+        );
+        assert_eq!(Cipher::from_ikev2(20, 192, None), None);
+        assert_eq!(
+            Cipher::from_ikev2(3, 192, Some(2)),
+            None,
+            "3DES not supported"
+        );
+        assert_eq!(Cipher::from_ikev2(12, 256, Some(5)), None);
+    }
+
+    #[test]
+    fn sizes_and_names() {
+        let c = Cipher::AesGcm256;
+        assert_eq!(
+            (
+                c.enc_key_len(),
+                c.integ_key_len(),
+                c.header_len(),
+                c.icv_len()
+            ),
+            (36, 0, 16, 16)
+        );
+        assert_eq!(c.overhead(), 8 + 8 + 3 + 2 + 16);
+        assert_eq!(c.to_string(), "AES_GCM_16-256");
+        let c = Cipher::AesCbc128(Auth::HmacSha384_192);
+        assert_eq!(
+            (
+                c.enc_key_len(),
+                c.integ_key_len(),
+                c.header_len(),
+                c.icv_len()
+            ),
+            (16, 48, 24, 24)
+        );
+        assert_eq!(c.overhead(), 8 + 16 + 15 + 2 + 24);
+        assert_eq!(c.to_string(), "AES_CBC-128/HMAC_SHA2_384_192");
+        assert_eq!(c.sealed_len(1400), 24 + 1408 + 24);
+        assert_eq!(Cipher::AesGcm128.sealed_len(1400), 16 + 1404 + 16);
+    }
 }
