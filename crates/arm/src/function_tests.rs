@@ -675,3 +675,113 @@ fn uri_functions() {
     assert_eq!(ok("[uriComponentToString('a%20b%2Fc')]"), json!("a b/c"));
     assert!(err("[uriComponentToString('%zz')]").contains("not a valid escape"));
 }
+
+#[test]
+fn cidr_functions() {
+    assert_eq!(
+        ok("[parseCidr('10.144.0.0/20')]"),
+        json!({"network": "10.144.0.0", "netmask": "255.255.240.0", "broadcast": "10.144.15.255",
+               "firstUsable": "10.144.0.1", "lastUsable": "10.144.15.254", "cidr": 20})
+    );
+    assert_eq!(
+        ok("[parseCidr('fdad:3236:5555::/48')]"),
+        json!({"network": "fdad:3236:5555::", "netmask": "ffff:ffff:ffff::", "firstUsable": "fdad:3236:5555::",
+               "lastUsable": "fdad:3236:5555:ffff:ffff:ffff:ffff:ffff", "cidr": 48})
+    );
+    assert_eq!(ok("[parseCidr('10.1.2.3/24').network]"), json!("10.1.2.0"));
+    assert_eq!(ok("[parseCidr('0.0.0.0/0').netmask]"), json!("0.0.0.0"));
+    assert!(err("[parseCidr('10.0.0.0')]").contains("not in CIDR notation"));
+    assert!(err("[parseCidr('10.0.0.0/33')]").contains("prefix length 33 is larger than 32"));
+    assert!(err("[parseCidr('10.0.0.300/8')]").contains("is not an IP address"));
+    assert_eq!(
+        ok("[cidrSubnet('10.144.0.0/20', 24, 4)]"),
+        json!("10.144.4.0/24")
+    );
+    assert_eq!(
+        ok("[cidrSubnet('10.144.0.0/20', 20, 0)]"),
+        json!("10.144.0.0/20")
+    );
+    assert_eq!(
+        ok("[cidrSubnet('fdad:3236:5555::/48', 52, 1)]"),
+        json!("fdad:3236:5555:1000::/52")
+    );
+    assert!(err("[cidrSubnet('10.144.0.0/20', 24, 16)]")
+        .contains("subnet index 16 is out of range: 10.144.0.0/20 holds 16 /24 subnets"));
+    assert!(err("[cidrSubnet('10.144.0.0/20', 16, 0)]").contains("between 20 and 32"));
+    assert_eq!(ok("[cidrHost('10.144.3.0/24', 0)]"), json!("10.144.3.1"));
+    assert_eq!(
+        ok("[cidrHost('10.144.3.0/24', 253)]"),
+        json!("10.144.3.254")
+    );
+    assert_eq!(
+        ok("[cidrHost('fdad:3236:5555:3000::/52', 4)]"),
+        json!("fdad:3236:5555:3000::5")
+    );
+    assert!(err("[cidrHost('10.144.3.0/24', 254)]").contains("host index 254 is out of range"));
+    assert!(err("[cidrHost('10.144.3.0/24', -1)]").contains("out of range"));
+}
+
+#[test]
+fn join_flatten_object_keys_try_get() {
+    assert_eq!(
+        ok("[join(createArray('a', 'b', 1), ', ')]"),
+        json!("a, b, 1")
+    );
+    assert_eq!(ok("[join(createArray(), '-')]"), json!(""));
+    assert!(err("[join(createArray(createArray()), '-')]")
+        .contains("element 0 of the array must be a string"));
+    assert_eq!(
+        ok("[flatten(createArray(createArray(1, 2), createArray(), createArray(3)))]"),
+        json!([1, 2, 3])
+    );
+    assert!(err("[flatten(createArray(1))]").contains("element 0 must be an array"));
+    assert_eq!(
+        ok("[objectKeys(parameters('obj'))]"),
+        json!(["a", "Nested"])
+    );
+    assert!(err("[objectKeys('x')]").contains("must be an object"));
+    assert_eq!(ok("[tryGet(parameters('obj'), 'nested', 'x')]"), json!("y"));
+    assert_eq!(
+        ok("[tryGet(parameters('obj'), 'missing', 'x')]"),
+        Value::Null
+    );
+    assert_eq!(ok("[tryGet(parameters('list'), 1)]"), json!(2));
+    assert_eq!(ok("[tryGet(parameters('list'), 7)]"), Value::Null);
+    assert!(err("[tryGet(parameters('obj'), true())]")
+        .contains("argument 2 must be a string or an int"));
+}
+
+#[test]
+fn data_uri_functions() {
+    assert_eq!(
+        ok("[dataUri('Hello')]"),
+        json!("data:text/plain;charset=utf8;base64,SGVsbG8=")
+    );
+    assert_eq!(
+        ok("[dataUriToString('data:;base64,SGVsbG8sIFdvcmxkIQ==')]"),
+        json!("Hello, World!")
+    );
+    assert_eq!(
+        ok("[dataUriToString('data:text/plain,a%20b')]"),
+        json!("a b")
+    );
+    assert!(err("[dataUriToString('hello')]").contains("is not a data URI"));
+}
+
+#[test]
+fn extension_resource_id_function() {
+    assert_eq!(
+        ok("[extensionResourceId(resourceGroup().id, 'Microsoft.Authorization/locks', 'lock1')]"),
+        json!(
+            "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Authorization/locks/lock1"
+        )
+    );
+    assert!(
+        err("[extensionResourceId('rg', 'Microsoft.Authorization/locks', 'l')]")
+            .contains("is not a resource id")
+    );
+    assert!(
+        err("[extensionResourceId(resourceGroup().id, 'Microsoft.Authorization/locks')]")
+            .contains("expects at least 3 arguments")
+    );
+}

@@ -113,6 +113,32 @@ pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
         "uricomponenttostring" => {
             arity(&a, 1, 1).and_then(|_| uri_unescape(s(&a, 0)?).map(Value::String))
         }
+        "datauri" => arity(&a, 1, 1).map(|_| {
+            let text = to_string(&a[0]);
+            Value::String(format!(
+                "data:text/plain;charset=utf8;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+            ))
+        }),
+        "datauritostring" => data_uri_to_string(a),
+        "join" => join(a),
+        "flatten" => flatten(a),
+        "objectkeys" => arity(&a, 1, 1).and_then(|_| match &a[0] {
+            Value::Object(m) => Ok(Value::Array(
+                m.keys().map(|k| Value::String(k.clone())).collect(),
+            )),
+            other => Err(format!(
+                "argument 1 must be an object, got {}",
+                type_name(other)
+            )),
+        }),
+        "tryget" => try_get(a),
+        "extensionresourceid" => extension_resource_id(a),
+        "parsecidr" => arity(&a, 1, 1).and_then(|_| crate::cidr::parse_cidr(s(&a, 0)?)),
+        "cidrsubnet" => {
+            arity(&a, 3, 3).and_then(|_| crate::cidr::cidr_subnet(s(&a, 0)?, n(&a, 1)?, n(&a, 2)?))
+        }
+        "cidrhost" => arity(&a, 2, 2).and_then(|_| crate::cidr::cidr_host(s(&a, 0)?, n(&a, 1)?)),
         _ => return None,
     })
 }
@@ -947,4 +973,125 @@ fn uri_unescape(x: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "the decoded bytes are not UTF-8 text".into())
+}
+
+fn data_uri_to_string(a: Vec<Value>) -> R {
+    arity(&a, 1, 1)?;
+    let uri = s(&a, 0)?;
+    let rest = uri
+        .strip_prefix("data:")
+        .ok_or(format!("'{uri}' is not a data URI"))?;
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or(format!("'{uri}' is not a data URI (no ',')"))?;
+    if meta.split(';').any(|p| p.eq_ignore_ascii_case("base64")) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| format!("the data URI's base64 payload is invalid: {e}"))?;
+        String::from_utf8(bytes)
+            .map(Value::String)
+            .map_err(|_| "the decoded bytes are not UTF-8 text".into())
+    } else {
+        uri_unescape(data).map(Value::String)
+    }
+}
+
+fn join(a: Vec<Value>) -> R {
+    arity(&a, 2, 2)?;
+    let Value::Array(items) = &a[0] else {
+        return Err(format!(
+            "argument 1 must be an array, got {}",
+            type_name(&a[0])
+        ));
+    };
+    let delim = s(&a, 1)?;
+    let mut parts = Vec::with_capacity(items.len());
+    for (i, v) in items.iter().enumerate() {
+        match v {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => parts.push(to_string(v)),
+            other => {
+                return Err(format!(
+                    "element {i} of the array must be a string, int or bool, got {}",
+                    type_name(other)
+                ))
+            }
+        }
+    }
+    Ok(Value::String(parts.join(delim)))
+}
+
+fn flatten(a: Vec<Value>) -> R {
+    arity(&a, 1, 1)?;
+    let Value::Array(items) = &a[0] else {
+        return Err(format!(
+            "argument 1 must be an array of arrays, got {}",
+            type_name(&a[0])
+        ));
+    };
+    let mut out = Vec::new();
+    for (i, v) in items.iter().enumerate() {
+        match v {
+            Value::Array(inner) => out.extend(inner.iter().cloned()),
+            other => {
+                return Err(format!(
+                    "element {i} must be an array, got {}",
+                    type_name(other)
+                ))
+            }
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn try_get(a: Vec<Value>) -> R {
+    arity(&a, 2, usize::MAX)?;
+    let mut cur = &a[0];
+    for (i, key) in a.iter().enumerate().skip(1) {
+        let next = match (cur, key) {
+            (Value::Object(m), Value::String(k)) => crate::json::get_ci(m, k),
+            (Value::Array(arr), Value::Number(n)) => n.as_u64().and_then(|i| arr.get(i as usize)),
+            (_, Value::String(_) | Value::Number(_)) => None,
+            (_, other) => {
+                return Err(format!(
+                    "argument {} must be a string or an int, got {}",
+                    i + 1,
+                    type_name(other)
+                ))
+            }
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return Ok(Value::Null),
+        }
+    }
+    Ok(cur.clone())
+}
+
+fn extension_resource_id(a: Vec<Value>) -> R {
+    arity(&a, 3, usize::MAX)?;
+    let mut strs = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        strs.push(s(&a, i)?);
+    }
+    let base = strs[0].trim_end_matches('/');
+    if !base.starts_with('/') {
+        return Err(format!(
+            "'{base}' is not a resource id (it must start with '/')"
+        ));
+    }
+    let ty = strs[1].trim_matches('/');
+    let segs: Vec<&str> = ty.split('/').collect();
+    let names: Vec<&str> = strs[2..].iter().flat_map(|n| n.split('/')).collect();
+    if segs.len() < 2 || names.len() != segs.len() - 1 {
+        return Err(format!(
+            "resource type '{ty}' needs {} name segment(s), got {}",
+            segs.len().saturating_sub(1),
+            names.len()
+        ));
+    }
+    let mut out = format!("{base}/providers/{}", segs[0]);
+    for (t, n) in segs[1..].iter().zip(&names) {
+        out.push_str(&format!("/{t}/{n}"));
+    }
+    Ok(Value::String(out))
 }

@@ -8,6 +8,7 @@
 //! (`resources[3].properties.subnets[1].properties.addressPrefix: ...`), and securestring /
 //! secureObject values never appear in errors or `Debug` output.
 
+mod cidr;
 mod deployment;
 mod error;
 mod eval;

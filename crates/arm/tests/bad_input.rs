@@ -40,7 +40,7 @@ const GOOD: &str = r#"{
         "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
         "subnets": [
           {"name": "a", "properties": {"addressPrefix": "10.0.1.0/24"}},
-          {"name": "b", "properties": {"addressPrefix": "[cidrSubnet('10.0.0.0/16', 24, 2)]"}}
+          {"name": "b", "properties": {"addressPrefix": "[subnetPrefix('10.0.0.0/16', 24, 2)]"}}
         ]
       }
     }
@@ -95,12 +95,12 @@ fn unknown_function_names_function_and_path() {
         e,
         ArmError::UnknownFunction {
             path: "resources[3].properties.subnets[1].properties.addressPrefix".into(),
-            name: "cidrSubnet".into()
+            name: "subnetPrefix".into()
         }
     );
     assert_eq!(
         e.to_string(),
-        "resources[3].properties.subnets[1].properties.addressPrefix: unknown function 'cidrSubnet'"
+        "resources[3].properties.subnets[1].properties.addressPrefix: unknown function 'subnetPrefix'"
     );
 }
 
