@@ -19,6 +19,7 @@ pub struct KindProfile {
     /// Human description for status output.
     pub description: String,
     /// `apiProfile` values templates may use on this kind (the arm engine maps them to versions).
+    #[serde(default)]
     pub api_profiles: Vec<String>,
     /// `connectionProtocol` values this kind accepts (IKEv2, IKEv1).
     pub connection_protocols: Vec<String>,
@@ -32,6 +33,7 @@ pub struct KindProfile {
     /// Dead peer detection timeout default and allowed range.
     pub dpd: DpdRules,
     /// VPN gateway SKUs this kind offers.
+    #[serde(default)]
     pub gateway_skus: Vec<GatewaySku>,
     /// The IPsec/IKE policy a connection without `ipsecPolicies` uses.
     pub default_policy: DefaultPolicy,

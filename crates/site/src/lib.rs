@@ -276,8 +276,7 @@ impl Site {
         let ctx = self.deployment_context(deployment_name);
         let deployment = arm::Deployment::new(&template, &parameters, &ctx)?;
         let store = self.store()?;
-        let base_generation = store.generation()?;
-        let existing = store.resources()?;
+        let (base_generation, existing) = store.snapshot()?;
         drop(store);
         let mut plan = plan::Planner::new(self.kind, &self.info, existing, deployment_name, &self.realized_types)
             .run(&deployment, mode)?;

@@ -39,6 +39,10 @@ pub(crate) struct Planner<'a> {
     notes: Vec<String>,
     /// Child subnet resource ids declared in this deployment (a VNet re-put keeps them).
     child_subnets: Vec<String>,
+    /// Static private addresses requested anywhere in this deployment: (NIC id, subnet id,
+    /// address). Dynamic allocation skips them, so template order cannot make a dynamic NIC
+    /// take an address a later static NIC asks for.
+    static_requests: Vec<(String, String, Ipv4Addr)>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -185,7 +189,32 @@ impl<'a> Planner<'a> {
             realized,
             notes: Vec::new(),
             child_subnets: Vec::new(),
+            static_requests: Vec::new(),
         }
+    }
+
+    /// Collects the static NIC addresses of the deployment before anything is allocated. A NIC
+    /// whose body cannot be evaluated yet (it uses reference()) is skipped here; its error, if
+    /// any, surfaces when it is planned.
+    fn collect_static_requests(&mut self, d: &arm::Deployment) {
+        for pending in d.resources_in_order().iter().filter(|r| r.resource_type.eq_ignore_ascii_case(T_NIC)) {
+            let Ok(ev) = d.evaluate_resource(pending, &*self) else { continue };
+            let cfgs = get_path(&ev.body, &["properties", "ipConfigurations"]).and_then(Value::as_array).cloned().unwrap_or_default();
+            for c in &cfgs {
+                let method = get_path(c, &["properties", "privateIPAllocationMethod"]).and_then(Value::as_str).unwrap_or("Dynamic");
+                let subnet = get_path(c, &["properties", "subnet", "id"]).and_then(Value::as_str);
+                let addr = get_path(c, &["properties", "privateIPAddress"]).and_then(Value::as_str).and_then(|a| a.parse::<Ipv4Addr>().ok());
+                if let (true, Some(subnet), Some(addr)) = (method.eq_ignore_ascii_case("Static"), subnet, addr) {
+                    self.static_requests.push((ev.id.clone(), subnet.to_string(), addr));
+                }
+            }
+        }
+    }
+
+    /// Static addresses other NICs of this deployment asked for in a subnet.
+    fn requested_by_others(&self, subnet_id: &str, me: &str) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        let (subnet_id, me) = (subnet_id.to_string(), me.to_string());
+        self.static_requests.iter().filter(move |(nic, s, _)| !same_id(nic, &me) && same_id(s, &subnet_id)).map(|(_, _, a)| *a)
     }
 
     /// Plans every resource of the deployment in order, then the outputs.
@@ -201,6 +230,7 @@ impl<'a> Planner<'a> {
                 return Err(SiteError::ApiProfile { profile: p.to_string(), kind: self.kind.name.clone(), supported: self.kind.api_profiles.join(", ") });
             }
         }
+        self.collect_static_requests(d);
         for pending in d.resources_in_order() {
             let ev = d.evaluate_resource(pending, &self)?;
             self.plan_resource(&ev)?;
@@ -713,6 +743,7 @@ impl<'a> Planner<'a> {
                     }
                 }
                 AllocationMethod::Dynamic => {
+                    used.extend(self.requested_by_others(&subnet_id, &meta.id));
                     let previous = old
                         .as_ref()
                         .and_then(|o| o.ip_configurations.iter().find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)))
@@ -943,6 +974,7 @@ impl<'a> Planner<'a> {
             }
             let mut used = self.used_in_subnet(&subnet_id, &meta.id);
             used.extend(out.iter().map(|c| c.private_ip_address));
+            used.extend(self.requested_by_others(&subnet_id, &meta.id));
             let previous = old
                 .as_ref()
                 .and_then(|o| o.ip_configurations.iter().find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)))

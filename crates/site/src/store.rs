@@ -124,19 +124,15 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Configuration generation: bumped by every apply, so a plan can tell it is stale.
-    pub fn generation(&self) -> Result<u64, SiteError> {
+    /// Every resource (shared keys re-attached) and the configuration generation, read in one
+    /// transaction so a plan built on them is either current or detectably stale.
+    pub fn snapshot(&self) -> Result<(u64, Vec<Resource>), SiteError> {
         let rx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = rx.open_table(META).map_err(|e| self.err(e))?;
-        match t.get(GENERATION_KEY).map_err(|e| self.err(e))? {
-            Some(v) => self.decode("generation", v.value()),
-            None => Ok(0),
-        }
-    }
-
-    /// Every resource, with shared keys re-attached.
-    pub fn resources(&self) -> Result<Vec<Resource>, SiteError> {
-        let rx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = rx.open_table(META).map_err(|e| self.err(e))?;
+        let generation = match meta.get(GENERATION_KEY).map_err(|e| self.err(e))? {
+            Some(v) => self.decode("generation", v.value())?,
+            None => 0,
+        };
         let t = rx.open_table(RESOURCES).map_err(|e| self.err(e))?;
         let secrets = rx.open_table(SECRETS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -151,7 +147,12 @@ impl Store {
             }
             out.push(r);
         }
-        Ok(out)
+        Ok((generation, out))
+    }
+
+    /// Every resource, with shared keys re-attached.
+    pub fn resources(&self) -> Result<Vec<Resource>, SiteError> {
+        Ok(self.snapshot()?.1)
     }
 
     /// Every deployment record.

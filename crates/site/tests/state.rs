@@ -235,3 +235,17 @@ fn realized_types_drive_initial_states() {
     deploy(&mut t.site, &tpl(r), Default::default(), "d").unwrap();
     assert_eq!(*find(&t.site.resources().unwrap(), "gw").provisioning_state(), ProvisioningState::Updating);
 }
+
+#[test]
+fn dynamic_nics_skip_addresses_later_static_nics_ask_for() {
+    let mut t = site("azure", "203.0.113.0/24");
+    let r = json!([
+        vnet("vnet1", &["10.1.0.0/16"], &[("default", "10.1.1.0/24")]),
+        nic("dyn", "vnet1", "default", None),
+        nic("fixed", "vnet1", "default", Some("10.1.1.4"))
+    ]);
+    deploy(&mut t.site, &tpl(r), Default::default(), "d").unwrap();
+    let rs = t.site.resources().unwrap();
+    assert_eq!(nic_ip(&rs, "fixed"), "10.1.1.4");
+    assert_eq!(nic_ip(&rs, "dyn"), "10.1.1.5");
+}
