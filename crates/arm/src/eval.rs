@@ -9,8 +9,8 @@ use crate::json::{get_ci, show, type_name};
 use crate::template::{ParameterDef, ParameterType, Template};
 use crate::ArmError;
 use serde_json::{json, Map, Value};
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 /// Where a value is being evaluated; decides which functions are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +83,17 @@ pub(crate) struct Scope {
     pub template: Template,
     pub ctx: DeploymentContext,
     supplied: Map<String, Value>,
-    params: RefCell<HashMap<String, Slot>>,
+    params: Mutex<HashMap<String, Slot>>,
     var_defs: HashMap<String, (String, VarDef)>,
-    vars: RefCell<HashMap<String, Slot>>,
+    vars: Mutex<HashMap<String, Slot>>,
     pub known: Vec<KnownResource>,
     pub secrets: Vec<String>,
+}
+
+/// Locks a memo table; a poisoned lock only means another evaluation panicked mid-way, and the
+/// table (plain values) is still consistent.
+fn lock(m: &Mutex<HashMap<String, Slot>>) -> MutexGuard<'_, HashMap<String, Slot>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lc(s: &str) -> String {
@@ -147,9 +153,9 @@ impl Scope {
             template,
             ctx,
             supplied: supplied.clone(),
-            params: RefCell::new(HashMap::new()),
+            params: Mutex::new(HashMap::new()),
             var_defs,
-            vars: RefCell::new(HashMap::new()),
+            vars: Mutex::new(HashMap::new()),
             known: Vec::new(),
             secrets: Vec::new(),
         };
@@ -205,7 +211,7 @@ impl Scope {
             {
                 crate::secret::collect_secrets(v, &mut out);
             }
-            if let Some(Slot::Done(v)) = self.params.borrow().get(&lc(&p.name)) {
+            if let Some(Slot::Done(v)) = lock(&self.params).get(&lc(&p.name)) {
                 crate::secret::collect_secrets(v, &mut out);
             }
         }
@@ -227,7 +233,7 @@ impl Scope {
                 kind: "parameter",
                 name: name.to_string(),
             })?;
-        match self.params.borrow().get(&key) {
+        match lock(&self.params).get(&key) {
             Some(Slot::Done(v)) => return Ok(v.clone()),
             Some(Slot::InProgress) => {
                 return Err(ArmError::CircularReference {
@@ -240,17 +246,15 @@ impl Scope {
             }
             None => {}
         }
-        self.params
-            .borrow_mut()
-            .insert(key.clone(), Slot::InProgress);
+        lock(&self.params).insert(key.clone(), Slot::InProgress);
         let result = self.resolve_param(def);
         match result {
             Ok(v) => {
-                self.params.borrow_mut().insert(key, Slot::Done(v.clone()));
+                lock(&self.params).insert(key, Slot::Done(v.clone()));
                 Ok(v)
             }
             Err(e) => {
-                self.params.borrow_mut().remove(&key);
+                lock(&self.params).remove(&key);
                 Err(e)
             }
         }
@@ -289,7 +293,7 @@ impl Scope {
                 kind: "variable",
                 name: name.to_string(),
             })?;
-        match self.vars.borrow().get(&key) {
+        match lock(&self.vars).get(&key) {
             Some(Slot::Done(v)) => return Ok(v.clone()),
             Some(Slot::InProgress) => {
                 return Err(ArmError::CircularReference {
@@ -299,7 +303,7 @@ impl Scope {
             }
             None => {}
         }
-        self.vars.borrow_mut().insert(key.clone(), Slot::InProgress);
+        lock(&self.vars).insert(key.clone(), Slot::InProgress);
         let env = Env::new(Place::Variable);
         let result = match def {
             VarDef::Plain(v) => self.eval_value(v, &format!("variables.{decl}"), &env),
@@ -309,11 +313,11 @@ impl Scope {
         };
         match result {
             Ok(v) => {
-                self.vars.borrow_mut().insert(key, Slot::Done(v.clone()));
+                lock(&self.vars).insert(key, Slot::Done(v.clone()));
                 Ok(v)
             }
             Err(e) => {
-                self.vars.borrow_mut().remove(&key);
+                lock(&self.vars).remove(&key);
                 Err(e)
             }
         }

@@ -611,3 +611,21 @@ fn variable_copy_and_unique_string_in_names() {
     assert_eq!(name, &format!("st{}", outputs["u"].as_str().unwrap()));
     assert_eq!(outputs["d"], json!([{"lun": 0}, {"lun": 1}]));
 }
+
+#[test]
+fn deployment_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Deployment>();
+    assert_send_sync::<arm::EvaluatedResource>();
+    assert_send_sync::<arm::Template>();
+    let t = template(
+        json!([res(
+            "Microsoft.Network/publicIPAddresses",
+            "[parameters('n')]"
+        )]),
+        json!({"parameters": {"n": {"type": "string"}}}),
+    );
+    let d = deploy(&t, json!({"n": "pip"})).unwrap();
+    let name = std::thread::scope(|s| s.spawn(|| d.parameter("n")).join().unwrap());
+    assert_eq!(name, Some(json!("pip")));
+}
