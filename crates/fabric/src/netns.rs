@@ -50,12 +50,27 @@ pub fn netns_exists(name: &str) -> bool {
     Path::new(NETNS_RUN_DIR).join(name).exists()
 }
 
+/// An `ip` command that dies with us: if the CLI is killed mid-way, no orphaned `ip` goes on
+/// creating objects behind the back of a `lab down` that runs next.
+fn ip_command() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("ip");
+    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            Ok(())
+        });
+    }
+    cmd
+}
+
 /// Runs `ip [-n NETNS] [-force] -batch -` with the given commands (one per line).
 pub fn ip_batch(netns: Option<&str>, force: bool, commands: &[String]) -> Result<(), NetnsError> {
     if commands.is_empty() {
         return Ok(());
     }
-    let mut cmd = Command::new("ip");
+    let mut cmd = ip_command();
     if let Some(ns) = netns {
         cmd.args(["-n", ns]);
     }
@@ -86,7 +101,7 @@ pub fn ip_batch(netns: Option<&str>, force: bool, commands: &[String]) -> Result
 
 /// Runs read-only `ip -j` commands in a namespace; returns one JSON value per command.
 pub fn ip_json(netns: &str, commands: &[&str]) -> Result<Vec<serde_json::Value>, NetnsError> {
-    let mut child = Command::new("ip")
+    let mut child = ip_command()
         .args(["-j", "-d", "-n", netns, "-batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -143,7 +143,7 @@ fn configure(spec: &NetnsSpec, actual: &mut ActualNetns) -> Vec<String> {
         }
     }
     for l in &spec.links {
-        let Some(a) = actual.links.get(&l.name) else { continue };
+        let Some(a) = actual.links.get(&l.name).cloned() else { continue };
         if a.master != l.master {
             match &l.master {
                 Some(m) => cmds.push(format!("link set {} master {m}", l.name)),
@@ -153,6 +153,8 @@ fn configure(spec: &NetnsSpec, actual: &mut ActualNetns) -> Vec<String> {
         let want: BTreeSet<Ipv4Net> = l.addrs.iter().copied().collect();
         for stale in a.addrs.difference(&want) {
             cmds.push(format!("addr del {stale} dev {}", l.name));
+            // The kernel drops routes through a deleted address; they are added back below.
+            actual.routes.retain(|r| r.2 != l.name);
         }
         for missing in want.difference(&a.addrs) {
             cmds.push(format!("addr add {missing} dev {}", l.name));
@@ -274,9 +276,19 @@ pub fn reconcile(
 /// Removes every namespace whose name starts with `prefix` (and the processes in them).
 /// Returns the namespaces removed.
 pub fn teardown(prefix: &str) -> Result<Vec<String>, NetnsError> {
-    let names = netns::list_netns(prefix);
-    if !names.is_empty() {
+    let mut removed: Vec<String> = Vec::new();
+    // A killed `lab up` may have left an `ip` finishing its batch: look again until a pass
+    // finds nothing (bounded).
+    for _ in 0..5 {
+        let names = netns::list_netns(prefix);
+        if names.is_empty() {
+            break;
+        }
         netns::delete_netns(&names)?;
+        removed.extend(names);
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Ok(names)
+    removed.sort();
+    removed.dedup();
+    Ok(removed)
 }

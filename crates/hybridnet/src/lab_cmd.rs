@@ -97,6 +97,12 @@ fn eprint_line(line: &str) {
     eprintln!("{line}");
 }
 
+/// Our errors already say everything in their message (the template path, the cause);
+/// flatten them so `main` does not print each cause again.
+fn flat<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Runs a `lab` subcommand.
 pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     let root = state::state_root();
@@ -104,7 +110,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Up { dir } => {
             let mut sink = eprint_line;
             let mut progress = Progress::new(&mut sink);
-            let report = lab::up(&root, &dir, &mut progress)?;
+            let report = flat(lab::up(&root, &dir, &mut progress))?;
             let total = progress.elapsed().as_secs_f64();
             if report.unchanged() {
                 println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
@@ -117,7 +123,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Down(choice) => {
-            let report = lab::down(&root, &choice.selector()?)?;
+            let report = flat(lab::down(&root, &choice.selector()?))?;
             println!(
                 "lab {} is down: {} namespace(s) removed{}",
                 report.lab_id,
@@ -139,9 +145,9 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                             .collect(),
                     }
                 }
-                other => vec![Lab::open(&root, &other)?],
+                other => vec![flat(Lab::open(&root, &other))?],
             };
-            let statuses: Vec<LabStatus> = labs.iter().map(|l| l.status()).collect::<Result<_, _>>()?;
+            let statuses: Vec<LabStatus> = flat(labs.iter().map(|l| l.status()).collect::<Result<_, _>>())?;
             if json {
                 let v = if statuses.len() == 1 {
                     serde_json::to_value(&statuses[0])?
@@ -159,8 +165,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Exec { target, id, lab, command } => {
-            let lab = Lab::open(&root, &selector(&id, &lab)?)?;
-            let ns = lab.vm_netns(&target)?;
+            let lab = flat(Lab::open(&root, &selector(&id, &lab)?))?;
+            let ns = flat(lab.vm_netns(&target))?;
             // Replaces this process: the command's exit code is ours.
             let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&command).exec();
             Err(anyhow::anyhow!("cannot run `ip netns exec {ns} …`: {err}"))
@@ -258,10 +264,10 @@ fn print_status(s: &LabStatus) {
 /// Runs `hybridnet deploy`.
 pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let root = state::state_root();
-    let lab = Lab::open(&root, &selector(&args.id, &args.lab)?)?;
+    let lab = flat(Lab::open(&root, &selector(&args.id, &args.lab)?))?;
     let mut set = serde_json::Map::new();
     for s in &args.set {
-        let (k, v) = DeployRequest::parse_set(s)?;
+        let (k, v) = flat(DeployRequest::parse_set(s))?;
         set.insert(k, v);
     }
     let name = match &args.name {
@@ -276,7 +282,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let req = DeployRequest { name, site: args.site.clone(), template: args.template.clone(), parameters_file: args.parameters.clone(), set };
     let mut sink = eprint_line;
     let mut progress = Progress::new(&mut sink);
-    let report = lab.deploy(&req, &mut progress)?;
+    let report = flat(lab.deploy(&req, &mut progress))?;
     println!(
         "deployed {} to {}: {} resource change(s), {} kernel change(s)",
         req.name, req.site, report.resource_changes, report.kernel_changes

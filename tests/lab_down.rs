@@ -1,0 +1,54 @@
+//! `lab down` removes every namespace of the lab, the processes running in them, and the
+//! lab's state directory; another lab running at the same time is untouched.
+
+#[allow(dead_code)]
+#[path = "support/lab.rs"]
+mod lab;
+
+use lab::{hybridnet_cmd, show, Lab};
+use std::time::{Duration, Instant};
+
+#[test]
+fn down_leaves_nothing_behind() {
+    let lab = Lab::up("examples/two-sites");
+    let other = Lab::up("examples/two-sites");
+    assert_ne!(lab.id, other.id);
+    let namespaces = lab.namespaces();
+    // internet + 2 VNet routers + 6 VMs
+    assert_eq!(namespaces.len(), 9, "{namespaces:?}");
+    assert!(namespaces.iter().all(|n| n.starts_with(&format!("hn-{}-", lab.id))));
+
+    // A process left running inside a VM (like a server a user started).
+    let mut sleeper = hybridnet_cmd(&lab.state, &["lab", "exec", "--id", &lab.id, "azure/vm1", "--", "sleep", "300"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sleeper.try_wait().unwrap().is_none(), "sleep is running in the VM");
+
+    let out = lab.down();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(lab.namespaces().is_empty(), "left behind: {:?}", lab.namespaces());
+    assert!(!lab.state.join("labs").join(&lab.id).exists(), "state directory removed");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = sleeper.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = sleeper.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.is_some_and(|s| !s.success()), "the VM's process was stopped by lab down");
+
+    // The other lab is untouched and still works.
+    assert_eq!(other.namespaces().len(), 9);
+    assert!(other.ping("azure/vm1", "10.1.2.4"));
+
+    // Down again: a clear error, nothing else happens.
+    let out = lab.down();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no lab with id"), "{}", show(&out));
+}
