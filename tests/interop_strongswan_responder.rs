@@ -13,7 +13,7 @@ fn hybridnet_responder_with_strongswan_initiator() {
     )
     .expect("lab");
     let out = lab.charon.initiate(20).unwrap_or_else(|e| panic!("strongSwan initiate failed: {e:#}\nour log:\n{}", lab.ours.log()));
-    assert!(out.contains("established successfully"), "{out}");
+    assert!(out.contains("completed successfully"), "{out}");
     let summary = lab.check_tunnel().expect("tunnel checks");
     eprintln!("{summary}");
     let sas = lab.charon.list_sas();

@@ -274,10 +274,10 @@ impl SwanChildSa {
             let words: Vec<&str> = t.split_whitespace().collect();
             let bytes = words.iter().position(|w| w.starts_with("bytes")).and_then(|i| words[i - 1].trim_end_matches(',').parse().ok()).unwrap_or(0);
             if t.starts_with("in ") && spi_in.is_none() {
-                spi_in = words.get(1).map(|s| s.to_string());
+                spi_in = words.get(1).map(|s| s.trim_end_matches(',').to_string());
                 bytes_in = bytes;
             } else if t.starts_with("out ") && spi_out.is_none() {
-                spi_out = words.get(1).map(|s| s.to_string());
+                spi_out = words.get(1).map(|s| s.trim_end_matches(',').to_string());
                 bytes_out = bytes;
             } else if !t.starts_with("local") && !t.starts_with("remote") && !t.starts_with("in") && !t.starts_with("out") && !t.contains("rekeying") && !t.contains("installed") {
                 break;
