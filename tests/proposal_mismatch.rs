@@ -11,6 +11,7 @@ fn mismatch_when_strongswan_initiates_lists_both_sides() {
     let lab = Interop::start("nopc-resp", false, (&[OURS], &["aes256gcm16"]), (THEIRS, "aes128-sha1"), None).expect("lab");
     assert!(lab.charon.initiate(10).is_err(), "must not establish");
     let err = lab.ours.wait_error("site-b", Duration::from_secs(10)).unwrap();
+    eprintln!("our last_error: {err}");
     assert!(err.contains("NO_PROPOSAL_CHOSEN"), "{err}");
     assert!(err.contains(OURS), "our proposal missing from: {err}");
     assert!(err.contains(THEIRS), "their proposal missing from: {err}");
@@ -21,6 +22,7 @@ fn mismatch_when_strongswan_initiates_lists_both_sides() {
 fn mismatch_when_hybridnet_initiates_reports_no_proposal_chosen() {
     let lab = Interop::start("nopc-init", true, (&[OURS], &["aes256gcm16"]), (THEIRS, "aes128-sha1"), None).expect("lab");
     let err = lab.ours.wait_error("site-b", Duration::from_secs(15)).unwrap();
+    eprintln!("our last_error: {err}");
     assert!(err.contains("NO_PROPOSAL_CHOSEN"), "{err}");
     assert!(err.contains(OURS), "our proposal missing from: {err}");
     let c = lab.ours.connection("site-b").unwrap();

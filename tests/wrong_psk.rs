@@ -10,6 +10,7 @@ fn wrong_psk_hybridnet_initiates() {
     let theirs = random_psk();
     let lab = Interop::start("psk-init", true, (&[IKE], &["aes256gcm16"]), (IKE, "aes256gcm16"), Some(&theirs)).expect("lab");
     let err = lab.ours.wait_error("site-b", Duration::from_secs(20)).unwrap();
+    eprintln!("our last_error: {err}");
     assert!(err.contains("AUTHENTICATION_FAILED"), "last_error: {err}");
     let c = lab.ours.connection("site-b").unwrap();
     assert_ne!(c.state, "established");
@@ -29,6 +30,7 @@ fn wrong_psk_strongswan_initiates() {
     let r = lab.charon.initiate(10);
     assert!(r.is_err(), "strongSwan must not establish: {r:?}");
     let err = lab.ours.wait_error("site-b", Duration::from_secs(10)).unwrap();
+    eprintln!("our last_error: {err}");
     assert!(err.contains("AUTHENTICATION_FAILED"), "last_error: {err}");
     for s in [&lab.psk, &theirs] {
         assert_no_secret(&lab.ours.log(), s, "gateway log").unwrap();
