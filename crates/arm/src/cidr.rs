@@ -61,15 +61,13 @@ fn show(v: u128, v6: bool) -> String {
 }
 
 impl Cidr {
-    fn size(&self) -> u128 {
-        if self.bits - self.len == 128 {
+    fn last(&self) -> u128 {
+        let all: u128 = if self.bits == 128 {
             u128::MAX
         } else {
-            1u128 << (self.bits - self.len)
-        }
-    }
-    fn last(&self) -> u128 {
-        self.network + (self.size() - 1)
+            (1u128 << self.bits) - 1
+        };
+        self.network | (all & !mask(self.len, self.bits))
     }
     /// First and last addresses a host may use: IPv4 reserves network and broadcast (except /31
     /// and /32), IPv6 has no broadcast.
@@ -110,21 +108,13 @@ pub(crate) fn cidr_subnet(text: &str, new_len: i64, index: i64) -> Result<Value,
     }
     let new_len = new_len as u32;
     let extra = new_len - c.len;
-    let count: u128 = if extra >= 127 {
-        u128::MAX
-    } else {
-        1u128 << extra
-    };
+    let count: u128 = 1u128.checked_shl(extra).unwrap_or(u128::MAX);
     if index < 0 || index as u128 >= count {
         return Err(format!(
             "subnet index {index} is out of range: {text} holds {count} /{new_len} subnets"
         ));
     }
-    let step = if c.bits - new_len == 128 {
-        0
-    } else {
-        1u128 << (c.bits - new_len)
-    };
+    let step = 1u128.checked_shl(c.bits - new_len).unwrap_or(0);
     Ok(Value::String(format!(
         "{}/{new_len}",
         show(c.network + step * index as u128, c.v6)

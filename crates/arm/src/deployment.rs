@@ -8,7 +8,7 @@ use crate::expr::{classify, parse, Expr, StringForm};
 use crate::json::{get_ci, type_name};
 use crate::profiles::{api_profile_version, known_api_profiles};
 use crate::secret::{redact_value, MASK};
-use crate::template::Template;
+use crate::template::{limits, Template};
 use crate::ArmError;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -208,6 +208,16 @@ impl Deployment {
             loops,
             ..
         } = ex;
+        if all.len() > limits::RESOURCES {
+            return Err(ArmError::Structure {
+                path: "resources".into(),
+                message: format!(
+                    "{} resources after expanding copy loops; Azure allows at most {}",
+                    all.len(),
+                    limits::RESOURCES
+                ),
+            });
+        }
         scope.known = all
             .iter()
             .map(|e| KnownResource {

@@ -454,6 +454,16 @@ impl Scope {
         match classify(s) {
             StringForm::Literal(l) => Ok(Value::String(l.into_owned())),
             StringForm::Expression(inner) => {
+                let chars = s.chars().count();
+                if chars > crate::template::limits::EXPRESSION_CHARS {
+                    return Err(ArmError::OutOfRange {
+                        path: path.to_string(),
+                        message: format!(
+                            "the expression is {chars} characters long; Azure allows at most {}",
+                            crate::template::limits::EXPRESSION_CHARS
+                        ),
+                    });
+                }
                 let e = parse(inner).map_err(|e| ArmError::Syntax {
                     path: path.to_string(),
                     expression: s.to_string(),

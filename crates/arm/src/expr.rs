@@ -61,6 +61,7 @@ pub(crate) fn parse(inner: &str) -> Result<Expr, SyntaxError> {
     let mut p = Parser {
         chars: inner.chars().collect(),
         i: 0,
+        depth: 0,
     };
     p.skip_ws();
     if p.at_end() {
@@ -77,9 +78,13 @@ pub(crate) fn parse(inner: &str) -> Result<Expr, SyntaxError> {
     Ok(e)
 }
 
+/// How deeply calls and index expressions may nest; deeper input is refused, not overflowed.
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     chars: Vec<char>,
     i: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -118,6 +123,18 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Expr, SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(&format!(
+                "the expression nests more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        let e = self.expr_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn expr_inner(&mut self) -> Result<Expr, SyntaxError> {
         let mut e = self.primary()?;
         loop {
             self.skip_ws();
@@ -352,5 +369,12 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("f(1.5)").unwrap_err().message.contains("floating"));
         assert!(parse("f(1,)").is_err());
+        let deep = format!("{}1{}", "f(".repeat(100), ")".repeat(100));
+        assert!(parse(&deep)
+            .unwrap_err()
+            .message
+            .contains("more than 64 levels"));
+        let ok = format!("{}1{}", "f(".repeat(60), ")".repeat(60));
+        assert!(parse(&ok).is_ok());
     }
 }

@@ -300,7 +300,11 @@ fn format_fn(a: Vec<Value>) -> R {
                     let w: i64 = al
                         .trim()
                         .parse()
-                        .map_err(|_| format!("'{al}' is not a valid alignment"))?;
+                        .ok()
+                        .filter(|w: &i64| w.unsigned_abs() <= 10_000)
+                        .ok_or(format!(
+                            "'{al}' is not a valid alignment (at most 10000 either way)"
+                        ))?;
                     let len = text.chars().count() as i64;
                     if w.abs() > len {
                         let pad = " ".repeat((w.abs() - len) as usize);
@@ -332,6 +336,11 @@ fn format_one(v: &Value, spec: Option<&str>) -> Result<String, String> {
     let kind = spec.chars().next().unwrap_or('D');
     let digits: Option<usize> = spec[kind.len_utf8()..].parse().ok();
     let prec = if spec.len() > 1 { digits } else { None };
+    if prec.is_some_and(|p| p > 1000) {
+        return Err(format!(
+            "format spec '{spec}' asks for more than 1000 digits"
+        ));
+    }
     match kind {
         'D' | 'd' => {
             let body = num.unsigned_abs().to_string();

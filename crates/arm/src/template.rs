@@ -101,6 +101,23 @@ pub struct Template {
     pub(crate) outputs: Map<String, Value>,
 }
 
+/// Azure Resource Manager's documented template limits, enforced so oversized input gets a clear
+/// error instead of unbounded work.
+pub(crate) mod limits {
+    /// Template (and parameter file) size.
+    pub const TEMPLATE_BYTES: usize = 4 * 1024 * 1024;
+    /// Declared parameters.
+    pub const PARAMETERS: usize = 256;
+    /// Declared variables.
+    pub const VARIABLES: usize = 256;
+    /// Outputs.
+    pub const OUTPUTS: usize = 64;
+    /// Resources after copy loops are expanded.
+    pub const RESOURCES: usize = 800;
+    /// Characters in one template expression.
+    pub const EXPRESSION_CHARS: usize = 24_576;
+}
+
 const TOP_LEVEL: &[&str] = &[
     "$schema",
     "contentVersion",
@@ -148,6 +165,16 @@ fn opt_int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>,
 /// Parses a deployment template. Malformed JSON yields [`ArmError::Json`] with line:column;
 /// a wrongly shaped section yields [`ArmError::Structure`] naming it.
 pub fn parse_template(json: &str) -> Result<Template, ArmError> {
+    if json.len() > limits::TEMPLATE_BYTES {
+        return Err(structure(
+            "(template)",
+            format!(
+                "the template is {} bytes; Azure accepts at most {} (4 MB)",
+                json.len(),
+                limits::TEMPLATE_BYTES
+            ),
+        ));
+    }
     let doc = parse_document(json, "template")?;
     let Value::Object(top) = doc else {
         return Err(structure(
@@ -244,6 +271,18 @@ pub fn parse_template(json: &str) -> Result<Template, ArmError> {
         }
         if get_ci(om, "value").is_none() && get_ci(om, "copy").is_none() {
             return Err(structure(path, "an output needs a 'value' (or 'copy')"));
+        }
+    }
+    for (section, count, max) in [
+        ("parameters", parameters.len(), limits::PARAMETERS),
+        ("variables", variables.len(), limits::VARIABLES),
+        ("outputs", outputs.len(), limits::OUTPUTS),
+    ] {
+        if count > max {
+            return Err(structure(
+                section,
+                format!("{count} entries; Azure allows at most {max}"),
+            ));
         }
     }
     Ok(Template {
@@ -361,6 +400,16 @@ fn check_resource_shape(r: &Value, path: &str) -> Result<(), ArmError> {
 /// Parses a parameter file into name → value. Accepts the `azuredeploy.parameters.json` shape
 /// (`{"parameters": {"x": {"value": ...}}}`) and a plain `{"x": ...}` object.
 pub fn parse_parameters(json: &str) -> Result<Map<String, Value>, ArmError> {
+    if json.len() > limits::TEMPLATE_BYTES {
+        return Err(structure(
+            "(parameters file)",
+            format!(
+                "the file is {} bytes; Azure accepts at most {} (4 MB)",
+                json.len(),
+                limits::TEMPLATE_BYTES
+            ),
+        ));
+    }
     let doc = parse_document(json, "parameters file")?;
     let Value::Object(top) = doc else {
         return Err(structure(
