@@ -62,6 +62,35 @@ pub enum DeploymentMode {
     Complete,
 }
 
+/// How a plan is made: mode, which locations this site takes, and other sites' resources.
+/// One template can span sites the way an Azure resource group spans regions: deploy it to each
+/// site with that site's `locations`, the sites sharing subscription and resource group
+/// ([`SiteOptions`]) so resource ids agree.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Incremental (default) or complete.
+    pub mode: DeploymentMode,
+    /// Deploy only resources whose `location` is one of these (case- and space-insensitive);
+    /// the others are left to other sites, and references to them are accepted. Resources
+    /// without a location are always deployed. `None`: deploy everything here.
+    pub locations: Option<Vec<String>>,
+    /// Resources of other sites that references (e.g. a Vnet2Vnet peer gateway) and
+    /// `reference()` may resolve to; read only.
+    pub foreign: Vec<Resource>,
+}
+
+/// Identity given to a site's resources. Sites of one lab may share a subscription and
+/// resource group so that one template can span them (as regions of one resource group).
+#[derive(Debug, Clone, Default)]
+pub struct SiteOptions {
+    /// Subscription id in resource ids (default: derived from the site name).
+    pub subscription_id: Option<String>,
+    /// Resource group in resource ids (default: the site name).
+    pub resource_group: Option<String>,
+    /// `resourceGroup().location` (default: the site name).
+    pub location: Option<String>,
+}
+
 /// What a plan will do to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeAction {
@@ -179,6 +208,11 @@ impl Site {
     /// Creates the site's database in `state_dir` (`<name>.redb`); calling it again with the
     /// same kind and prefix just opens the site.
     pub fn create(state_dir: &Path, name: &str, kind: &str, public_prefix: Ipv4Net) -> Result<Site, SiteError> {
+        Site::create_with(state_dir, name, kind, public_prefix, &SiteOptions::default())
+    }
+
+    /// Like [`Site::create`], choosing the subscription, resource group and location.
+    pub fn create_with(state_dir: &Path, name: &str, kind: &str, public_prefix: Ipv4Net, options: &SiteOptions) -> Result<Site, SiteError> {
         if !valid_site_name(name) {
             return Err(SiteError::InvalidSiteName(name.to_string()));
         }
@@ -190,17 +224,17 @@ impl Site {
             name: name.to_string(),
             kind: profile.name.clone(),
             public_prefix: public_prefix.trunc(),
-            subscription_id: subscription_for(name),
-            resource_group: name.to_string(),
-            location: name.to_string(),
+            subscription_id: options.subscription_id.clone().unwrap_or_else(|| subscription_for(name)),
+            resource_group: options.resource_group.clone().unwrap_or_else(|| name.to_string()),
+            location: options.location.clone().unwrap_or_else(|| name.to_string()),
         };
         match store.info()? {
             Some(existing) if existing == wanted => {}
             Some(existing) => {
                 return Err(SiteError::SiteMismatch {
                     name: name.to_string(),
-                    existing: format!("kind {} with public prefix {}", existing.kind, existing.public_prefix),
-                    requested: format!("kind {} with public prefix {}", wanted.kind, wanted.public_prefix),
+                    existing: format!("kind {} with public prefix {} in {}/{} at {}", existing.kind, existing.public_prefix, existing.subscription_id, existing.resource_group, existing.location),
+                    requested: format!("kind {} with public prefix {} in {}/{} at {}", wanted.kind, wanted.public_prefix, wanted.subscription_id, wanted.resource_group, wanted.location),
                 })
             }
             None => store.write_info(&wanted)?,
@@ -272,14 +306,20 @@ impl Site {
         deployment_name: &str,
         mode: DeploymentMode,
     ) -> Result<Plan, SiteError> {
+        self.plan_with(template_json, parameters, deployment_name, &PlanOptions { mode, ..PlanOptions::default() })
+    }
+
+    /// The general form of [`Site::plan`]: mode, location filter and other sites' resources.
+    pub fn plan_with(&self, template_json: &str, parameters: Map<String, Value>, deployment_name: &str, options: &PlanOptions) -> Result<Plan, SiteError> {
+        let mode = options.mode;
         let template = arm::parse_template(template_json)?;
         let ctx = self.deployment_context(deployment_name);
         let deployment = arm::Deployment::new(&template, &parameters, &ctx)?;
         let store = self.store()?;
         let (base_generation, existing) = store.snapshot()?;
         drop(store);
-        let mut plan = plan::Planner::new(self.kind, &self.info, existing, deployment_name, &self.realized_types)
-            .run(&deployment, mode)?;
+        let mut plan = plan::Planner::new(self.kind, &self.info, existing, options.foreign.clone(), deployment_name, &self.realized_types)
+            .run(&deployment, mode, options.locations.as_deref())?;
         plan.template_hash = hex::encode(Sha256::digest(template_json.as_bytes()));
         plan.parameters = deployment.parameters_redacted();
         plan.base_generation = base_generation;

@@ -43,6 +43,16 @@ pub(crate) struct Planner<'a> {
     /// address). Dynamic allocation skips them, so template order cannot make a dynamic NIC
     /// take an address a later static NIC asks for.
     static_requests: Vec<(String, String, Ipv4Addr)>,
+    /// Resources of other sites references may resolve to (never allocated from or changed).
+    foreign: Vec<Resource>,
+    /// Ids of template resources left to other sites by the location filter.
+    elsewhere: Vec<String>,
+}
+
+/// Locations compare like Azure's: case- and space-insensitive ("North Europe" = "northeurope").
+fn same_location(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    norm(a) == norm(b)
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -179,7 +189,7 @@ fn split_subnet_id(id: &str) -> Option<(&str, &str)> {
 }
 
 impl<'a> Planner<'a> {
-    pub fn new(kind: &'static KindProfile, info: &'a SiteInfo, existing: Vec<Resource>, deployment_name: &str, realized: &'a [String]) -> Planner<'a> {
+    pub fn new(kind: &'static KindProfile, info: &'a SiteInfo, existing: Vec<Resource>, foreign: Vec<Resource>, deployment_name: &str, realized: &'a [String]) -> Planner<'a> {
         Planner {
             kind,
             info,
@@ -190,6 +200,8 @@ impl<'a> Planner<'a> {
             notes: Vec::new(),
             child_subnets: Vec::new(),
             static_requests: Vec::new(),
+            foreign,
+            elsewhere: Vec::new(),
         }
     }
 
@@ -218,7 +230,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Plans every resource of the deployment in order, then the outputs.
-    pub fn run(mut self, d: &arm::Deployment, mode: DeploymentMode) -> Result<Plan, SiteError> {
+    pub fn run(mut self, d: &arm::Deployment, mode: DeploymentMode, locations: Option<&[String]>) -> Result<Plan, SiteError> {
         self.child_subnets = d
             .resources_in_order()
             .iter()
@@ -233,6 +245,13 @@ impl<'a> Planner<'a> {
         self.collect_static_requests(d);
         for pending in d.resources_in_order() {
             let ev = d.evaluate_resource(pending, &self)?;
+            if let (Some(filter), Some(loc)) = (locations, &ev.location) {
+                if !filter.iter().any(|f| same_location(f, loc)) {
+                    self.notes.push(format!("{} ({} '{}') is in location '{loc}': left to another site", ev.path, ev.resource_type, ev.name));
+                    self.elsewhere.push(ev.id.clone());
+                    continue;
+                }
+            }
             self.plan_resource(&ev)?;
         }
         for r in d.skipped_resources() {
@@ -309,7 +328,16 @@ impl<'a> Planner<'a> {
     // ---- the view: this deployment's planned resources over the stored ones ----
 
     fn find(&self, id: &str) -> Option<&Resource> {
-        self.planned.iter().find(|r| same_id(r.id(), id)).or_else(|| self.existing.iter().find(|r| same_id(r.id(), id)))
+        self.planned
+            .iter()
+            .find(|r| same_id(r.id(), id))
+            .or_else(|| self.existing.iter().find(|r| same_id(r.id(), id)))
+            .or_else(|| self.foreign.iter().find(|r| same_id(r.id(), id)))
+    }
+
+    /// Whether the template declares this resource for another site (location filter).
+    fn is_elsewhere(&self, id: &str) -> bool {
+        self.elsewhere.iter().any(|e| same_id(e, id))
     }
 
     fn view(&self) -> Vec<&Resource> {
@@ -1090,18 +1118,26 @@ impl<'a> Planner<'a> {
             ConnectionType::IPsec => {
                 remote_at = b.at("properties.localNetworkGateway2.id");
                 let l = b.id_ref("properties.localNetworkGateway2")?.ok_or_else(|| invalid(b.at("properties.localNetworkGateway2"), "is required for an IPsec connection"))?;
-                let Resource::LocalNetworkGateway(lng) = self.require(l, "Microsoft.Network/localNetworkGateways", remote_at.clone())? else { unreachable!("type checked") };
-                remote_prefixes = lng.address_prefixes.clone();
+                remote_prefixes = if self.find(l).is_none() && self.is_elsewhere(l) {
+                    Vec::new()
+                } else {
+                    let Resource::LocalNetworkGateway(lng) = self.require(l, "Microsoft.Network/localNetworkGateways", remote_at.clone())? else { unreachable!("type checked") };
+                    lng.address_prefixes.clone()
+                };
                 local_network_gateway2 = Some(l.to_string());
             }
             ConnectionType::Vnet2Vnet => {
                 remote_at = b.at("properties.virtualNetworkGateway2.id");
                 let g = b.id_ref("properties.virtualNetworkGateway2")?.ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway2"), "is required for a Vnet2Vnet connection"))?;
-                let Resource::VirtualNetworkGateway(g2) = self.require(g, "Microsoft.Network/virtualNetworkGateways", remote_at.clone())? else { unreachable!("type checked") };
-                if same_id(&g2.meta.id, &gw1) {
+                if same_id(g, &gw1) {
                     return Err(invalid(remote_at, "a connection cannot connect a gateway to itself"));
                 }
-                remote_prefixes = g2.ip_configurations.first().and_then(|c| split_subnet_id(&c.subnet)).and_then(|(v, _)| self.vnet(v)).map(|v| v.address_space.clone()).unwrap_or_default();
+                remote_prefixes = if self.find(g).is_none() && self.is_elsewhere(g) {
+                    Vec::new()
+                } else {
+                    let Resource::VirtualNetworkGateway(g2) = self.require(g, "Microsoft.Network/virtualNetworkGateways", remote_at.clone())? else { unreachable!("type checked") };
+                    g2.ip_configurations.first().and_then(|c| split_subnet_id(&c.subnet)).and_then(|(v, _)| self.vnet(v)).map(|v| v.address_space.clone()).unwrap_or_default()
+                };
                 virtual_network_gateway2 = Some(g.to_string());
             }
             ConnectionType::ExpressRoute | ConnectionType::VPNClient => {

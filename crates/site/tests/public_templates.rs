@@ -187,3 +187,38 @@ fn api_version_2020_rejected_on_azure_stack_hub() {
     assert!(t.site.resources().unwrap().is_empty());
     let _ = &mut t;
 }
+
+/// vnet-to-vnet spans two sites the way it spans two regions of one resource group: each site
+/// takes the resources of its location; connections may point at the other site's gateway.
+#[test]
+fn vnet_to_vnet_across_two_sites_by_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |loc: &str| site::SiteOptions {
+        subscription_id: Some("00000000-0000-0000-0000-000000000001".into()),
+        resource_group: Some("lab".into()),
+        location: Some(loc.into()),
+    };
+    let mut a = site::Site::create_with(dir.path(), "north", "azure", "203.0.113.0/28".parse().unwrap(), &opts("North Europe")).unwrap();
+    let mut b = site::Site::create_with(dir.path(), "east", "azure", "198.51.100.0/28".parse().unwrap(), &opts("East US")).unwrap();
+    let tpl = read("vnet-to-vnet/azuredeploy.json");
+    let p = params(Some("vnet-to-vnet/azuredeploy.parameters.json"), json!({"gatewayPublicIPName1": "gw1-pip", "gatewayPublicIPName2": "gw2-pip"}));
+    let only = |l: &str| site::PlanOptions { locations: Some(vec![l.to_string()]), ..Default::default() };
+
+    let plan_a = a.plan_with(&tpl, p.clone(), "v2v", &only("northeurope")).unwrap();
+    assert_eq!(plan_a.resources.iter().map(|r| r.name()).collect::<Vec<_>>(), ["Vnet1", "gw1-pip", "Vnet1Gw", "Vnet1Connection"]);
+    assert!(plan_a.notes.iter().any(|n| n.contains("'Vnet2Gw') is in location 'East US': left to another site")), "{:?}", plan_a.notes);
+    a.apply(plan_a).unwrap();
+
+    let foreign = a.resources().unwrap();
+    let plan_b = b.plan_with(&tpl, p.clone(), "v2v", &site::PlanOptions { foreign, ..only("East US") }).unwrap();
+    b.apply(plan_b).unwrap();
+    let rs_b = b.resources().unwrap();
+    let Resource::Connection(c2) = find(&rs_b, "Vnet2Connection") else { panic!() };
+    assert_eq!(c2.virtual_network_gateway2.as_deref(), Some(find(&a.resources().unwrap(), "Vnet1Gw").id()));
+    let Resource::PublicIpAddress(p2) = find(&rs_b, "gw2-pip") else { panic!() };
+    assert_eq!(p2.ip_address.to_string(), "198.51.100.1", "allocated from the east site's prefix");
+
+    // Re-deploying on the first site, now seeing the second, changes nothing.
+    let again = a.plan_with(&tpl, p, "v2v", &site::PlanOptions { foreign: b.resources().unwrap(), ..only("North Europe") }).unwrap();
+    assert!(again.changes.iter().all(|c| c.action == ChangeAction::NoChange), "{:?}", again.changes);
+}
