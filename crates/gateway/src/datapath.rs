@@ -530,3 +530,220 @@ impl DataPath {
         self.slots.iter().flatten().map(|s| s.outbound.overhead()).max().unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ts(s: &str) -> TrafficSelector {
+        let n: ipnet::IpNet = s.parse().unwrap();
+        TrafficSelector::from_prefix(n.network(), n.prefix_len())
+    }
+
+    /// Keys for one Child SA as seen from side A and from side B (mirror images).
+    fn keyed(spi_ab: u32, spi_ba: u32, enc: Encryption, integ: Option<Integrity>, salt: u8) -> (ChildSaKeys, ChildSaKeys) {
+        let klen = match enc {
+            Encryption::AesGcm16_128 => 20,
+            Encryption::AesGcm16_256 => 36,
+            Encryption::AesCbc128 => 16,
+            Encryption::AesCbc256 => 32,
+        };
+        let ilen = match integ {
+            None => 0,
+            Some(Integrity::HmacSha1_96) => 20,
+            Some(Integrity::HmacSha256_128) => 32,
+            Some(Integrity::HmacSha384_192) => 48,
+        };
+        let k_ab: Vec<u8> = (0..klen).map(|i| i as u8 ^ salt).collect();
+        let k_ba: Vec<u8> = (0..klen).map(|i| (i as u8).wrapping_mul(7) ^ salt).collect();
+        let i_ab: Vec<u8> = (0..ilen).map(|i| i as u8 ^ 0x5a).collect();
+        let i_ba: Vec<u8> = (0..ilen).map(|i| i as u8 ^ 0xa5).collect();
+        let a = ChildSaKeys {
+            spi_in: spi_ba,
+            spi_out: spi_ab,
+            encryption: enc,
+            integrity: integ,
+            enc_key_in: k_ba.clone(),
+            enc_key_out: k_ab.clone(),
+            integ_key_in: i_ba.clone(),
+            integ_key_out: i_ab.clone(),
+            local_ts: vec![ts("10.1.0.0/16")],
+            remote_ts: vec![ts("10.2.0.0/16")],
+            peer: "198.51.100.2:4500".parse().unwrap(),
+            dh_group: None,
+        };
+        let b = ChildSaKeys {
+            spi_in: spi_ab,
+            spi_out: spi_ba,
+            encryption: enc,
+            integrity: integ,
+            enc_key_in: k_ab,
+            enc_key_out: k_ba,
+            integ_key_in: i_ab,
+            integ_key_out: i_ba,
+            local_ts: vec![ts("10.2.0.0/16")],
+            remote_ts: vec![ts("10.1.0.0/16")],
+            peer: "198.51.100.1:4500".parse().unwrap(),
+            dh_group: None,
+        };
+        (a, b)
+    }
+
+    /// A minimal IPv4/UDP packet src → dst with `len` payload bytes.
+    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
+        let total = 28 + len;
+        let mut p = vec![0u8; total];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&src.octets());
+        p[16..20].copy_from_slice(&dst.octets());
+        let mut sum: u32 = 0;
+        for i in (0..20).step_by(2) {
+            sum += u16::from_be_bytes([p[i], p[i + 1]]) as u32;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        p[20..22].copy_from_slice(&1234u16.to_be_bytes());
+        p[22..24].copy_from_slice(&5678u16.to_be_bytes());
+        p[24..26].copy_from_slice(&((8 + len) as u16).to_be_bytes());
+        for (i, b) in p[28..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        p
+    }
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 1, 1, 4);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 2, 1, 4);
+
+    fn pair(enc: Encryption, integ: Option<Integrity>) -> (DataPath, DataPath) {
+        let (ka, kb) = keyed(0x1000_0001, 0x2000_0002, enc, integ, 0);
+        let mut a = DataPath::new(1);
+        let mut b = DataPath::new(1);
+        a.set_configured_prefixes(0, &["10.2.0.0/16".parse().unwrap()]);
+        b.set_configured_prefixes(0, &["10.1.0.0/16".parse().unwrap()]);
+        a.install(0, &ka, Instant::now()).unwrap();
+        b.install(0, &kb, Instant::now()).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn manually_keyed_sas_carry_packets_both_ways_for_every_cipher() {
+        let combos = [
+            (Encryption::AesGcm16_256, None),
+            (Encryption::AesGcm16_128, None),
+            (Encryption::AesCbc128, Some(Integrity::HmacSha1_96)),
+            (Encryption::AesCbc256, Some(Integrity::HmacSha256_128)),
+            (Encryption::AesCbc256, Some(Integrity::HmacSha384_192)),
+        ];
+        for (enc, integ) in combos {
+            let (mut a, mut b) = pair(enc, integ);
+            let mut wire = vec![0u8; 2048];
+            for len in [0usize, 1, 100, 1372] {
+                let pkt = ipv4(A, B, len);
+                let (n, peer) = a.seal(&pkt, &mut wire).unwrap();
+                assert_eq!(peer, "198.51.100.2:4500".parse().unwrap());
+                assert_eq!(&wire[..4], &0x1000_0001u32.to_be_bytes());
+                let opened = b.open(&mut wire[..n]).unwrap();
+                assert_eq!(opened.inner, &pkt[..], "{enc:?}/{integ:?} len {len}");
+                let back = ipv4(B, A, len);
+                let (n, _) = b.seal(&back, &mut wire).unwrap();
+                assert_eq!(a.open(&mut wire[..n]).unwrap().inner, &back[..]);
+            }
+            let (ain, aout, adrops) = a.connection_counters(0);
+            assert_eq!((ain.packets, aout.packets, adrops.total()), (4, 4, 0));
+            assert_eq!(aout.bytes, (28 * 4 + 1 + 100 + 1372) as u64);
+        }
+    }
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let (mut a, mut b) = pair(Encryption::AesGcm16_256, None);
+        let mut wire = vec![0u8; 2048];
+        let pkt = ipv4(A, B, 64);
+        let (n, _) = a.seal(&pkt, &mut wire).unwrap();
+        let sealed = wire[..n].to_vec();
+        // replay
+        b.open(&mut sealed.clone()).unwrap();
+        assert_eq!(b.open(&mut sealed.clone()).err(), Some(Drop::Replayed));
+        // bit flip in the ciphertext
+        let (n, _) = a.seal(&pkt, &mut wire).unwrap();
+        let mut flipped = wire[..n].to_vec();
+        flipped[30] ^= 0x01;
+        assert_eq!(b.open(&mut flipped).err(), Some(Drop::AuthFailed));
+        // truncated
+        let (n, _) = a.seal(&pkt, &mut wire).unwrap();
+        assert_eq!(b.open(&mut wire[..n.min(20)].to_vec()).err(), Some(Drop::Malformed));
+        // unknown SPI
+        let mut other = sealed.clone();
+        other[..4].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        assert_eq!(b.open(&mut other).err(), Some(Drop::UnknownSpi));
+        // a destination inside the configured prefix of no connection / of one without SA
+        assert_eq!(a.seal(&ipv4(A, Ipv4Addr::new(192, 0, 2, 1), 10), &mut wire).err(), Some(Drop::NoRoute));
+        assert_eq!(a.seal(&[0x60, 0, 0], &mut wire).err(), Some(Drop::InvalidInner));
+        let (_, _, d) = b.connection_counters(0);
+        assert_eq!((d.replayed, d.auth_failed, d.malformed), (1, 1, 1));
+        assert_eq!(b.global_drops().unknown_spi, 1);
+        assert_eq!(a.global_drops().no_route, 1);
+        assert_eq!(a.global_drops().invalid_inner, 1);
+        a.remove_connection(0);
+        assert_eq!(a.seal(&pkt, &mut wire).err(), Some(Drop::NoChildSa));
+        assert_eq!(a.connection_counters(0).2.no_child_sa, 1);
+    }
+
+    #[test]
+    fn inner_packet_outside_the_selectors_is_dropped() {
+        let (mut a, mut b) = pair(Encryption::AesGcm16_256, None);
+        // a peer (here: a's outbound SA) that tunnels a packet from an address outside its
+        // selectors must not get it delivered (RFC 4301 §5.2)
+        a.routes.push(Route { range: Range::of_net(&"192.0.2.0/24".parse().unwrap()), conn: 0 });
+        let mut wire = vec![0u8; 2048];
+        let (n, _) = a.seal(&ipv4(Ipv4Addr::new(10, 9, 9, 9), B, 10), &mut wire).unwrap();
+        assert_eq!(b.open(&mut wire[..n]).err(), Some(Drop::TsMismatch));
+        assert_eq!(b.connection_counters(0).2.ts_mismatch, 1);
+    }
+
+    #[test]
+    fn rekey_switches_outbound_and_keeps_old_inbound_until_deleted() {
+        let (ka1, kb1) = keyed(0x1000_0001, 0x2000_0002, Encryption::AesGcm16_256, None, 0);
+        let (ka2, kb2) = keyed(0x1000_0003, 0x2000_0004, Encryption::AesGcm16_256, None, 0x33);
+        let t0 = Instant::now();
+        let mut a = DataPath::new(1);
+        let mut b = DataPath::new(1);
+        a.install(0, &ka1, t0).unwrap();
+        b.install(0, &kb1, t0).unwrap();
+        let mut wire = vec![0u8; 2048];
+        let pkt = ipv4(A, B, 10);
+        let (n, _) = a.seal(&pkt, &mut wire).unwrap();
+        let in_flight_old = wire[..n].to_vec();
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        a.install(0, &ka2, t1).unwrap();
+        b.install(0, &kb2, t1).unwrap();
+        let (n, _) = a.seal(&pkt, &mut wire).unwrap();
+        assert_eq!(&wire[..4], &0x1000_0003u32.to_be_bytes(), "new SA used outbound");
+        b.open(&mut wire[..n]).unwrap();
+        b.open(&mut in_flight_old.clone()).unwrap();
+        let reports = b.child_reports(0, t1);
+        assert_eq!(reports.len(), 2);
+        assert!(reports[0].active && !reports[1].active);
+        assert_eq!(reports[0].spi_in, "10000003");
+        // deleting the new one falls back to the old one
+        assert!(a.remove(0x2000_0004));
+        let (_, _) = a.seal(&pkt, &mut wire).unwrap();
+        assert_eq!(&wire[..4], &0x1000_0001u32.to_be_bytes());
+        assert!(!a.remove(0x2000_0004));
+    }
+
+    #[test]
+    fn selector_strings() {
+        assert_eq!(ts_string(&ts("10.1.0.0/16")), "10.1.0.0/16");
+        assert_eq!(ts_string(&ts("0.0.0.0/0")), "0.0.0.0/0");
+        assert_eq!(ts_string(&ts("10.1.1.4/32")), "10.1.1.4/32");
+        assert_eq!(ts_string(&ts("fd00::/64")), "fd00::/64");
+        assert_eq!(ts_string(&ts("::/0")), "::/0");
+    }
+}

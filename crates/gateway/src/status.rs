@@ -248,3 +248,79 @@ fn drops_line(d: &DropCounters) -> String {
     }
     parts.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> GatewayStatus {
+        GatewayStatus {
+            pid: 42,
+            local_address: "198.51.100.1".into(),
+            tun: "hn-gw0".into(),
+            tun_mtu: 1438,
+            uptime_secs: 3,
+            connections: vec![ConnectionReport {
+                name: "site-b".into(),
+                remote_address: "198.51.100.2".into(),
+                state: "established".into(),
+                ike_algorithms: Some("AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384".into()),
+                esp_algorithms: Some("AES_GCM_16-256".into()),
+                ike_spi_i: "0123456789abcdef".into(),
+                ike_spi_r: "fedcba9876543210".into(),
+                established_secs: Some(2),
+                child_sas: vec![ChildSaReport {
+                    spi_in: "c1a2b3c4".into(),
+                    spi_out: "c5d6e7f8".into(),
+                    algorithms: "AES_GCM_16-256".into(),
+                    peer: "198.51.100.2:4500".into(),
+                    local_ts: vec!["10.1.0.0/16".into()],
+                    remote_ts: vec!["10.2.0.0/16".into()],
+                    inbound: Traffic { bytes: 840, packets: 10 },
+                    outbound: Traffic { bytes: 420, packets: 5 },
+                    age_secs: 2,
+                    active: true,
+                }],
+                inbound: Traffic { bytes: 840, packets: 10 },
+                outbound: Traffic { bytes: 420, packets: 5 },
+                drops: DropCounters { replayed: 3, ..Default::default() },
+                last_error: Some("AUTHENTICATION_FAILED: test".into()),
+            }],
+            drops: DropCounters::default(),
+            ike_dropped: 0,
+        }
+    }
+
+    #[test]
+    fn control_socket_serves_json_and_table() {
+        let dir = std::env::temp_dir().join(format!("hn-gw-status-{}", std::process::id()));
+        let path = dir.join("gw.sock");
+        let server = ControlServer::bind(&path).unwrap();
+        assert!(ControlServer::bind(&path).is_err(), "a second gateway must not steal a live socket");
+        let want = sample();
+        let w2 = want.clone();
+        let t = std::thread::spawn(move || {
+            for _ in 0..200 {
+                server.serve_pending(|| w2.clone());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let got = query(&path).unwrap();
+        assert_eq!(got, want);
+        let table = render(&got);
+        assert!(table.contains("site-b: established") && table.contains("c1a2b3c4_i c5d6e7f8_o") && table.contains("replayed=3"), "{table}");
+        assert!(table.contains("AUTHENTICATION_FAILED"));
+        t.join().unwrap();
+        assert!(!path.exists(), "socket removed when the server drops");
+        assert!(matches!(query(&path), Err(StatusError::Connect { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn default_path_depends_on_the_config_path() {
+        let a = default_control_path(Path::new("/etc/hybridnet/a/gw.toml"));
+        let b = default_control_path(Path::new("/etc/hybridnet/b/gw.toml"));
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().to_string_lossy().starts_with("gw-"));
+    }
+}
