@@ -458,7 +458,13 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut failures = Vec::new();
     for (spec, (_, resources)) in specs.iter().zip(sites) {
-        let mut net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: Vec::new(), vms: Vec::new() };
+        let mut net = SiteNet {
+            name: spec.name.clone(),
+            public_prefix: spec.public_prefix,
+            vnets: Vec::new(),
+            vms: Vec::new(),
+            gateways: Vec::new(),
+        };
         let mut subnet_index: Vec<(String, String, String)> = Vec::new(); // (subnet id, vnet, subnet)
         for r in resources {
             if let Resource::VirtualNetwork(v) = r {
@@ -518,12 +524,85 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                         }
                     }
                 }
+                Resource::VirtualNetworkGateway(gw) => match gateway_net(gw, resources, &subnet_index, sites) {
+                    Ok(g) => {
+                        owners.insert(id.gateway_netns(&spec.name, &gw.meta.name), vec![gw.meta.id.clone()]);
+                        net.gateways.push(g);
+                    }
+                    Err(problem) => failures.push((gw.meta.id.to_lowercase(), problem)),
+                },
                 _ => {}
             }
         }
         topology.sites.push(net);
     }
     Built { topology, owners, failures }
+}
+
+/// Where a virtual network gateway sits: its GatewaySubnet address, public IP, and the remote
+/// prefixes its connections reach (local network gateways' prefixes, or the peer VNet's
+/// address space for Vnet2Vnet, looked up in every site).
+fn gateway_net(
+    gw: &site::VirtualNetworkGateway,
+    resources: &[Resource],
+    subnet_index: &[(String, String, String)],
+    sites: &[(Site, Vec<Resource>)],
+) -> Result<crate::topology::GatewayNet, String> {
+    let ipc = gw.ip_configurations.first().ok_or("it has no ipConfigurations")?;
+    let (_, vnet, _) = subnet_index
+        .iter()
+        .find(|(sid, _, _)| site::same_id(sid, &ipc.subnet))
+        .ok_or_else(|| format!("subnet {} does not exist", ipc.subnet))?;
+    let public_address = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => Some(p.ip_address),
+            _ => None,
+        })
+        .ok_or_else(|| format!("public IP {} does not exist", ipc.public_ip_address))?;
+    let mut remote_prefixes = Vec::new();
+    for r in resources {
+        let Resource::Connection(c) = r else { continue };
+        if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
+            continue;
+        }
+        if let Some(lng_id) = &c.local_network_gateway2 {
+            for r2 in resources {
+                if let Resource::LocalNetworkGateway(l) = r2 {
+                    if site::same_id(&l.meta.id, lng_id) {
+                        remote_prefixes.extend(l.address_prefixes.iter().copied());
+                    }
+                }
+            }
+        }
+        if let Some(peer_id) = &c.virtual_network_gateway2 {
+            for (_, other) in sites {
+                let Some(peer) = other.iter().find_map(|r| match r {
+                    Resource::VirtualNetworkGateway(p) if site::same_id(&p.meta.id, peer_id) => Some(p),
+                    _ => None,
+                }) else {
+                    continue;
+                };
+                let Some(peer_subnet) = peer.ip_configurations.first().map(|c| c.subnet.to_lowercase()) else { continue };
+                for r in other {
+                    if let Resource::VirtualNetwork(v) = r {
+                        if v.subnets.iter().any(|s| s.id.to_lowercase() == peer_subnet) {
+                            remote_prefixes.extend(v.address_space.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    remote_prefixes.sort();
+    remote_prefixes.dedup();
+    Ok(crate::topology::GatewayNet {
+        name: gw.meta.name.clone(),
+        vnet: vnet.clone(),
+        private_address: ipc.private_ip_address,
+        public_address,
+        remote_prefixes,
+    })
 }
 
 /// `lab up DIR`: creates or reuses the lab of `dir`, applies its deployments, realizes it.
@@ -699,7 +778,7 @@ impl Lab {
         for spec in &self.record.sites {
             let site = self.site(&spec.name)?;
             let resources = site.resources().map_err(site_err(&spec.name))?;
-            let net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: vec![], vms: vec![] };
+            let net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: vec![], vms: vec![], gateways: vec![] };
             let topo = Topology { lab_id: id.clone(), sites: vec![] };
             let mut st = SiteStatus {
                 name: spec.name.clone(),
@@ -779,6 +858,14 @@ impl Lab {
                         "error": err,
                     })),
                     Resource::NetworkInterface(_) => {}
+                    Resource::VirtualNetworkGateway(gw) => st.other_resources.push(serde_json::json!({
+                        "type": r.resource_type(),
+                        "name": gw.meta.name,
+                        "provisioningState": ps,
+                        "reason": err,
+                        "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
+                        "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
+                    })),
                     other => st.other_resources.push(serde_json::json!({
                         "type": other.resource_type(),
                         "name": other.name(),

@@ -31,7 +31,33 @@ pub struct SiteNet {
     pub vnets: Vec<VnetNet>,
     /// Virtual machines (only their NICs matter here).
     pub vms: Vec<VmNet>,
+    /// VPN gateways: namespaces between the GatewaySubnet and the internet.
+    #[serde(default)]
+    pub gateways: Vec<GatewayNet>,
 }
+
+/// One virtual network gateway's place in the lab: a namespace with `lan` in the VNet's
+/// GatewaySubnet and `wan` on the site's public prefix in the internet namespace. The gateway
+/// process (IKE/ESP, its TUN device and the routes into it) runs inside that namespace and is
+/// not managed here; the fabric only lays the wires and the static routes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayNet {
+    /// Gateway resource name.
+    pub name: String,
+    /// VNet whose GatewaySubnet the gateway sits in.
+    pub vnet: String,
+    /// Its address in the GatewaySubnet (from .4).
+    pub private_address: Ipv4Addr,
+    /// Its public IP (on `wan`).
+    pub public_address: Ipv4Addr,
+    /// Remote prefixes (local network gateways / the peer VNet) the VNet router sends to it.
+    pub remote_prefixes: Vec<Ipv4Net>,
+}
+
+/// Interface name of a gateway's GatewaySubnet side inside its namespace.
+pub const GATEWAY_LAN_IF: &str = "lan";
+/// Interface name of a gateway's internet side inside its namespace.
+pub const GATEWAY_WAN_IF: &str = "wan";
 
 /// One virtual network.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -82,6 +108,9 @@ pub enum TopologyError {
     /// A NIC's address lies outside its subnet.
     #[error("site {site}: NIC {nic} address {address} is outside subnet {vnet}/{subnet} ({prefix})")]
     AddressOutsideSubnet { site: String, nic: String, address: Ipv4Addr, vnet: String, subnet: String, prefix: Ipv4Net },
+    /// A gateway is not in a subnet of its VNet, or its public IP is outside the site's prefix.
+    #[error("site {site}: gateway {gateway}: {problem}")]
+    Gateway { site: String, gateway: String, problem: String },
     /// A prefix too small to hold a router address.
     #[error("site {site}: prefix {prefix} has no room for a router address")]
     PrefixTooSmall { site: String, prefix: Ipv4Net },
@@ -146,8 +175,7 @@ impl Topology {
                 role: format!("public prefix of site {} ({})", site.name, site.public_prefix),
             });
         }
-        out.netns.push(internet);
-
+        let mut internet_ports: Vec<LinkSpec> = Vec::new();
         for site in &self.sites {
             let mut routers: Vec<NetnsSpec> = Vec::new();
             for vnet in &site.vnets {
@@ -174,6 +202,7 @@ impl Topology {
                 routers.push(router);
             }
             let mut vms: Vec<NetnsSpec> = Vec::new();
+            let mut gateways: Vec<NetnsSpec> = Vec::new();
             for vm in &site.vms {
                 let vm_ns = id.vm_netns(&site.name, &vm.name);
                 let mut spec = NetnsSpec {
@@ -232,9 +261,80 @@ impl Topology {
                 }
                 vms.push(spec);
             }
+            for gw in &site.gateways {
+                let bad = |problem: String| TopologyError::Gateway { site: site.name.clone(), gateway: gw.name.clone(), problem };
+                let vnet_idx = site
+                    .vnets
+                    .iter()
+                    .position(|v| v.name == gw.vnet)
+                    .ok_or_else(|| bad(format!("VNet {} does not exist", gw.vnet)))?;
+                let vnet = &site.vnets[vnet_idx];
+                let subnet = vnet
+                    .subnets
+                    .iter()
+                    .find(|s| s.prefix.contains(&gw.private_address))
+                    .ok_or_else(|| bad(format!("{} is in no subnet of VNet {}", gw.private_address, vnet.name)))?;
+                if !site.public_prefix.contains(&gw.public_address) {
+                    return Err(bad(format!("public IP {} is outside {}", gw.public_address, site.public_prefix)));
+                }
+                let edge = site.internet_address().expect("checked above");
+                let gw_ns = id.gateway_netns(&site.name, &gw.name);
+                let key = format!("{}/gateway/{}", site.name, gw.name);
+                let subnet_router = first_host(&subnet.prefix).expect("checked above");
+                let mut spec = NetnsSpec {
+                    name: gw_ns.clone(),
+                    role: format!("gateway {}/{}", site.name, gw.name),
+                    forwarding: true,
+                    links: vec![
+                        LinkSpec {
+                            name: GATEWAY_LAN_IF.into(),
+                            kind: LinkKind::VethPeer,
+                            master: None,
+                            addrs: vec![Ipv4Net::new(gw.private_address, subnet.prefix.prefix_len()).expect("valid")],
+                            role: format!("GatewaySubnet side ({}/{})", vnet.name, subnet.name),
+                        },
+                        LinkSpec {
+                            name: GATEWAY_WAN_IF.into(),
+                            kind: LinkKind::VethPeer,
+                            master: None,
+                            addrs: vec![Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len()).expect("valid")],
+                            role: format!("public IP {}", gw.public_address),
+                        },
+                    ],
+                    routes: vec![RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() }],
+                };
+                // The gateway reaches the whole VNet through the router.
+                for s in &vnet.subnets {
+                    if s.prefix != subnet.prefix {
+                        spec.routes.push(RouteSpec { dst: s.prefix, via: Some(subnet_router), dev: GATEWAY_LAN_IF.into() });
+                    }
+                }
+                routers[vnet_idx].links.push(LinkSpec {
+                    name: id.ifname('g', &key),
+                    kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_LAN_IF.into() },
+                    master: Some(self.subnet_bridge(&site.name, &vnet.name, &subnet.name)),
+                    addrs: Vec::new(),
+                    role: format!("port of gateway {}/{}", site.name, gw.name),
+                });
+                let bridge = self.subnet_bridge(&site.name, &vnet.name, &subnet.name);
+                for p in &gw.remote_prefixes {
+                    routers[vnet_idx].routes.push(RouteSpec { dst: p.trunc(), via: Some(gw.private_address), dev: bridge.clone() });
+                }
+                internet_ports.push(LinkSpec {
+                    name: id.ifname('g', &key),
+                    kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                    master: Some(self.internet_bridge(&site.name)),
+                    addrs: Vec::new(),
+                    role: format!("internet port of gateway {}/{}", site.name, gw.name),
+                });
+                gateways.push(spec);
+            }
             out.netns.extend(routers);
             out.netns.extend(vms);
+            out.netns.extend(gateways);
         }
+        internet.links.extend(internet_ports);
+        out.netns.insert(0, internet);
         out.validate()?;
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! The realization layer against real namespaces: connectivity, isolation, idempotency,
 //! convergence and teardown. Needs root (CI runs as root); fails loudly otherwise.
 
-use fabric::{reconcile, teardown, LabId, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
+use fabric::{reconcile, teardown, GatewayNet, LabId, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
 use std::process::Command;
 
 /// Tears the lab down even if the test panics.
@@ -29,6 +29,7 @@ fn site(name: &str, octet: u8, public: &str, vms: Vec<VmNet>) -> SiteNet {
             ],
         }],
         vms,
+        gateways: vec![],
     }
 }
 
@@ -91,4 +92,45 @@ fn realize_converge_and_tear_down() {
     let removed = teardown(&id.netns_prefix()).unwrap();
     assert_eq!(removed.len(), 6, "{removed:?}");
     assert!(fabric::netns::list_netns(&id.netns_prefix()).is_empty());
+}
+
+fn gateway(octet: u8, public: &str, remote: &str) -> GatewayNet {
+    GatewayNet {
+        name: "gw".into(),
+        vnet: "vnet1".into(),
+        private_address: format!("10.{octet}.255.4").parse().unwrap(),
+        public_address: public.parse().unwrap(),
+        remote_prefixes: vec![remote.parse().unwrap()],
+    }
+}
+
+#[test]
+fn gateways_are_wired_between_gateway_subnet_and_internet() {
+    let id = LabId::random();
+    let _guard = Guard(id.clone());
+    let vm = |ip: &str| vec![VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", ip)] }];
+    let mut a = site("azure", 1, "203.0.113.0/24", vm("10.1.1.4"));
+    a.gateways.push(gateway(1, "203.0.113.1", "10.2.0.0/16"));
+    let mut b = site("stackhub", 2, "198.51.100.0/24", vm("10.2.1.4"));
+    b.gateways.push(gateway(2, "198.51.100.1", "10.1.0.0/16"));
+    let topo = Topology { lab_id: id.clone(), sites: vec![a, b] };
+    let desired = topo.desired_state().unwrap();
+    reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
+    let gw_a = id.gateway_netns("azure", "gw");
+    // Public IPs reach each other across the internet namespace.
+    assert!(ping(&gw_a, "198.51.100.1"));
+    assert!(ping(&gw_a, "198.51.100.254"));
+    // The gateway reaches its VNet's VMs through the router, and VMs reach the gateway.
+    assert!(ping(&gw_a, "10.1.1.4"));
+    assert!(ping(&id.vm_netns("azure", "vm1"), "10.1.255.4"));
+    // The VNet router sends the remote prefix to the gateway, but without a tunnel nothing
+    // gets through: private addresses are not routed on the internet.
+    let route = Command::new("ip")
+        .args(["-n", &id.router_netns("azure", "vnet1"), "route", "show", "10.2.0.0/16"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&route.stdout).contains("via 10.1.255.4"));
+    assert!(!ping(&id.vm_netns("azure", "vm1"), "10.2.1.4"));
+    let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
 }

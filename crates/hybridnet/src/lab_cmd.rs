@@ -112,6 +112,9 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             let mut progress = Progress::new(&mut sink);
             let report = flat(lab::up(&root, &dir, &mut progress))?;
             let total = progress.elapsed().as_secs_f64();
+            for (id, why) in &report.failed {
+                eprintln!("failed: {id}: {why}");
+            }
             if report.unchanged() {
                 println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
             } else {
