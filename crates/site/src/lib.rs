@@ -200,6 +200,27 @@ fn subscription_for(name: &str) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// Every string inside a value (the parts of a secure parameter that must not be shown).
+fn string_leaves(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(string_leaves).collect(),
+        Value::Object(m) => m.values().flat_map(string_leaves).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Replaces any output string that contains a secure parameter's value with `***`: Azure
+/// returns such outputs, but hybridnet never shows a secret.
+fn mask_secrets(v: &mut Value, secrets: &[String]) {
+    match v {
+        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => *s = "***".into(),
+        Value::Array(a) => a.iter_mut().for_each(|x| mask_secrets(x, secrets)),
+        Value::Object(m) => m.values_mut().for_each(|x| mask_secrets(x, secrets)),
+        _ => {}
+    }
+}
+
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -322,6 +343,17 @@ impl Site {
             .run(&deployment, mode, options.locations.as_deref())?;
         plan.template_hash = hex::encode(Sha256::digest(template_json.as_bytes()));
         plan.parameters = deployment.parameters_redacted();
+        let secrets: Vec<String> = template
+            .parameters
+            .iter()
+            .filter(|p| p.kind.is_secure())
+            .filter_map(|p| deployment.parameter(&p.name))
+            .flat_map(|v| string_leaves(&v))
+            .filter(|s| !s.is_empty())
+            .collect();
+        for v in plan.outputs.values_mut() {
+            mask_secrets(v, &secrets);
+        }
         plan.base_generation = base_generation;
         Ok(plan)
     }

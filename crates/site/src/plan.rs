@@ -420,7 +420,8 @@ impl<'a> Planner<'a> {
     fn plan_resource(&mut self, ev: &EvaluatedResource) -> Result<(), SiteError> {
         let loc = Location { resource_path: ev.path.clone(), resource_type: ev.resource_type.clone(), name: ev.name.clone(), property: String::new() };
         let api_version = self.api_version(ev, &loc)?;
-        let tags = match get_ci(&ev.body, "tags") {
+        let redacted = ev.redacted_body();
+        let tags = match get_ci(&redacted, "tags") {
             None => Map::new(),
             Some(Value::Object(m)) => m.clone(),
             Some(other) => return Err(invalid(loc.at("tags"), format!("expected an object, got {}", type_name(other)))),
@@ -538,6 +539,14 @@ impl<'a> Planner<'a> {
             }
         }
         let mut vnet = VirtualNetwork { meta, address_space: space, subnets, dns_servers: dns };
+        for (s, l) in vnet.subnets.iter().zip(&locs) {
+            if l.is_none() && !vnet.address_space.iter().any(|a| a.contains(&s.address_prefix)) {
+                return Err(SiteError::AddressConflict {
+                    at: b.at("properties.addressSpace.addressPrefixes"),
+                    problem: format!("subnet '{}' ({}) would be outside the address space {}", s.name, s.address_prefix, show_prefixes(&vnet.address_space)),
+                });
+            }
+        }
         self.validate_vnet(&mut vnet, &locs)?;
         Ok(Resource::VirtualNetwork(vnet))
     }

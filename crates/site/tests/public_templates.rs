@@ -118,6 +118,7 @@ fn azs_templates_in_sequence_on_azure_stack_hub() {
     )
     .unwrap();
     assert_eq!(first.outputs["VnetAddressSpace"], json!("10.3.0.0/16"), "output evaluated through reference() of the site's VNet");
+    assert_eq!(first.outputs["vmpassword"], json!("***"), "an output echoing a securestring parameter is masked");
     let rs = t.site.resources().unwrap();
     let Resource::VirtualNetwork(v) = find(&rs, "AzureVirtualNetwork") else { panic!() };
     assert_eq!(v.meta.api_version, "2017-10-01", "apiProfile 2018-03-01-hybrid maps Microsoft.Network to 2017-10-01");

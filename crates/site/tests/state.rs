@@ -208,7 +208,6 @@ fn state_survives_a_new_process_view() {
     assert!(matches!(Site::open(t.dir.path(), "nope"), Err(SiteError::NoSuchSite { .. })));
     assert!(matches!(Site::open(t.dir.path(), "../etc"), Err(SiteError::InvalidSiteName(_))));
     assert!(matches!(reopened.resource("/x"), Ok(None)));
-    let _ = Value::Null;
 }
 
 #[test]
@@ -248,4 +247,13 @@ fn dynamic_nics_skip_addresses_later_static_nics_ask_for() {
     let rs = t.site.resources().unwrap();
     assert_eq!(nic_ip(&rs, "fixed"), "10.1.1.4");
     assert_eq!(nic_ip(&rs, "dyn"), "10.1.1.5");
+}
+
+#[test]
+fn address_space_change_checks_subnets_kept_from_child_resources() {
+    let mut t = site("azure", "203.0.113.0/24");
+    let sub = json!({"type": "Microsoft.Network/virtualNetworks/subnets", "apiVersion": "2018-11-01", "name": "vnet1/a", "properties": {"addressPrefix": "10.1.1.0/24"}});
+    deploy(&mut t.site, &tpl(json!([vnet("vnet1", &["10.1.0.0/16"], &[]), sub.clone()])), Default::default(), "d").unwrap();
+    let e = t.site.plan(&tpl(json!([vnet("vnet1", &["10.2.0.0/16"], &[]), sub])), Default::default(), "d").unwrap_err();
+    assert_eq!(e.to_string(), "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.addressSpace.addressPrefixes: subnet 'a' (10.1.1.0/24) would be outside the address space [10.2.0.0/16]");
 }
