@@ -27,8 +27,8 @@ pub const DEFAULT_DPD_TIMEOUT: Duration = Duration::from_secs(45);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
     /// The file is not valid TOML.
     #[error("config is not valid TOML: {0}")]
     Syntax(String),
@@ -45,8 +45,8 @@ pub enum ConfigError {
     #[error("{place}: key `{key}`: invalid value {value:?}: {reason}")]
     Invalid { place: Place, key: String, value: String, reason: String },
     /// The file named by `psk_file` could not be read.
-    #[error("{place}: key `psk_file`: cannot read {path}: {source}")]
-    PskFile { place: Place, path: PathBuf, source: std::io::Error },
+    #[error("{place}: key `psk_file`: cannot read {path}: {cause}")]
+    PskFile { place: Place, path: PathBuf, cause: std::io::Error },
     /// Both or neither of `psk` and `psk_file` are given.
     #[error("{place}: exactly one of `psk` and `psk_file` is required")]
     PskChoice { place: Place },
@@ -159,7 +159,7 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// Reads and validates a config file; relative `psk_file` paths resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read { path: path.to_path_buf(), cause })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &base)
     }
@@ -246,7 +246,7 @@ fn parse_connection(index: usize, t: toml::Table, local_address: IpAddr, base_di
         })?,
         (None, Some(file)) => {
             let path = base_dir.join(&file);
-            let bytes = Zeroizing::new(std::fs::read(&path).map_err(|source| ConfigError::PskFile { place: f.place.clone(), path: path.clone(), source })?);
+            let bytes = Zeroizing::new(std::fs::read(&path).map_err(|cause| ConfigError::PskFile { place: f.place.clone(), path: path.clone(), cause })?);
             let mut end = bytes.len();
             while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
                 end -= 1;

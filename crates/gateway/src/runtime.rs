@@ -32,14 +32,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// A UDP socket could not be opened or bound.
-    #[error("cannot bind UDP {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot bind UDP {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: io::Error },
     /// The TUN device could not be created or configured.
-    #[error("TUN device {name}: {source}")]
-    Tun { name: String, source: io::Error },
+    #[error("TUN device {name}: {cause}")]
+    Tun { name: String, cause: io::Error },
     /// A route into the TUN device could not be installed.
-    #[error("route {prefix} via {dev}: {source}")]
-    Route { prefix: String, dev: String, source: io::Error },
+    #[error("route {prefix} via {dev}: {cause}")]
+    Route { prefix: String, dev: String, cause: io::Error },
     /// The control socket could not be created.
     #[error("control socket: {0}")]
     Control(io::Error),
@@ -83,8 +83,8 @@ pub struct Gateway {
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
-    let s = UdpSocket::bind(addr).map_err(|source| GatewayError::Bind { addr, source })?;
-    s.set_nonblocking(true).map_err(|source| GatewayError::Bind { addr, source })?;
+    let s = UdpSocket::bind(addr).map_err(|cause| GatewayError::Bind { addr, cause })?;
+    s.set_nonblocking(true).map_err(|cause| GatewayError::Bind { addr, cause })?;
     for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
         let v = SOCKET_BUFFER as libc::c_int;
         let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -129,7 +129,7 @@ impl Gateway {
         let local = cfg.local_address;
         let sock500 = bind_udp(SocketAddr::new(local, 500))?;
         let sock4500 = bind_udp(SocketAddr::new(local, 4500))?;
-        let tun = Tun::open(&cfg.tun.name).map_err(|source| GatewayError::Tun { name: cfg.tun.name.clone(), source })?;
+        let tun = Tun::open(&cfg.tun.name).map_err(|cause| GatewayError::Tun { name: cfg.tun.name.clone(), cause })?;
         let tun_mtu = match cfg.tun.mtu {
             Some(m) => m,
             None => {
@@ -138,7 +138,7 @@ impl Gateway {
                 tunnel_mtu(path, local.is_ipv6(), &props)
             }
         };
-        tun.configure(tun_mtu).map_err(|source| GatewayError::Tun { name: tun.name().into(), source })?;
+        tun.configure(tun_mtu).map_err(|cause| GatewayError::Tun { name: tun.name().into(), cause })?;
         let control = ControlServer::bind(&opts.control_path).map_err(GatewayError::Control)?;
         let mut gw = Gateway {
             endpoint: Endpoint::new(),
@@ -161,9 +161,9 @@ impl Gateway {
             gw.dp.set_configured_prefixes(i, &prefixes);
             for p in prefixes {
                 if !gw.routes.contains(&p) {
-                    if let Err(source) = tun::add_route(&p, gw.tun.name()) {
+                    if let Err(cause) = tun::add_route(&p, gw.tun.name()) {
                         gw.remove_routes();
-                        return Err(GatewayError::Route { prefix: p.to_string(), dev: gw.tun.name().into(), source });
+                        return Err(GatewayError::Route { prefix: p.to_string(), dev: gw.tun.name().into(), cause });
                     }
                     gw.routes.push(p);
                 }

@@ -65,26 +65,26 @@ pub struct ConnectionReport {
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     /// Nothing listens on the socket (gateway not running, or another path).
-    #[error("cannot connect to the gateway's control socket {path}: {source} (is `hybridnet gateway run` running?)")]
-    Connect { path: PathBuf, source: io::Error },
+    #[error("cannot connect to the gateway's control socket {path}: {cause} (is `hybridnet gateway run` running?)")]
+    Connect { path: PathBuf, cause: io::Error },
     /// The exchange failed midway.
-    #[error("control socket {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("control socket {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     /// The gateway answered something that is not a status document.
-    #[error("control socket {path} answered with invalid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    #[error("control socket {path} answered with invalid JSON: {cause}")]
+    Json { path: PathBuf, cause: serde_json::Error },
 }
 
 /// Asks a running gateway for its status.
 pub fn query(path: &Path) -> Result<GatewayStatus, StatusError> {
     let raw = query_raw(path)?;
-    serde_json::from_str(&raw).map_err(|source| StatusError::Json { path: path.into(), source })
+    serde_json::from_str(&raw).map_err(|cause| StatusError::Json { path: path.into(), cause })
 }
 
 /// Asks a running gateway for its status and returns the JSON text unparsed.
 pub fn query_raw(path: &Path) -> Result<String, StatusError> {
-    let io_err = |source| StatusError::Io { path: path.into(), source };
-    let mut s = UnixStream::connect(path).map_err(|source| StatusError::Connect { path: path.into(), source })?;
+    let io_err = |cause| StatusError::Io { path: path.into(), cause };
+    let mut s = UnixStream::connect(path).map_err(|cause| StatusError::Connect { path: path.into(), cause })?;
     s.set_read_timeout(Some(Duration::from_secs(5))).map_err(io_err)?;
     s.write_all(b"status\n").map_err(io_err)?;
     s.shutdown(std::net::Shutdown::Write).map_err(io_err)?;
