@@ -210,11 +210,15 @@ fn string_leaves(v: &Value) -> Vec<String> {
     }
 }
 
-/// Replaces any output string that contains a secure parameter's value with `***`: Azure
+/// Secrets shorter than this are masked only where an output is exactly the secret: a one-letter
+/// key would otherwise mask every id that happens to contain that letter.
+const MIN_EMBEDDED_SECRET_LEN: usize = 6;
+
+/// Replaces any output string that is, or embeds, a secure parameter's value with `***`: Azure
 /// returns such outputs, but hybridnet never shows a secret.
 fn mask_secrets(v: &mut Value, secrets: &[String]) {
     match v {
-        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => *s = "***".into(),
+        Value::String(s) if secrets.iter().any(|x| s == x || (x.len() >= MIN_EMBEDDED_SECRET_LEN && s.contains(x.as_str()))) => *s = "***".into(),
         Value::Array(a) => a.iter_mut().for_each(|x| mask_secrets(x, secrets)),
         Value::Object(m) => m.values_mut().for_each(|x| mask_secrets(x, secrets)),
         _ => {}
@@ -453,5 +457,31 @@ impl Site {
             id.push_str(&format!("/{t}/{n}"));
         }
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_mask_secrets_but_not_short_substrings() {
+        let secrets = vec!["k".to_string(), "Password#1234".to_string()];
+        let mut v = json!({"id": "/subscriptions/x/connections/k2", "key": "k", "pw": "user:Password#1234", "n": ["Password#1234"]});
+        for x in v.as_object_mut().unwrap().values_mut() {
+            mask_secrets(x, &secrets);
+        }
+        assert_eq!(v, json!({"id": "/subscriptions/x/connections/k2", "key": "***", "pw": "***", "n": ["***"]}));
+    }
+
+    #[test]
+    fn resource_ids_follow_arm_layout() {
+        let dir = std::env::temp_dir().join(format!("site-ids-{}", std::process::id()));
+        let s = Site::create(&dir, "a", "azure", "203.0.113.0/24".parse().unwrap()).unwrap();
+        let id = s.resource_id("Microsoft.Network/virtualNetworks/subnets", "v/GatewaySubnet");
+        assert!(id.starts_with("/subscriptions/"), "{id}");
+        assert!(id.ends_with("/resourceGroups/a/providers/Microsoft.Network/virtualNetworks/v/subnets/GatewaySubnet"), "{id}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
