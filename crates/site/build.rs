@@ -13,7 +13,8 @@ fn main() {
         .filter(|n| n.ends_with(".toml"))
         .collect();
     names.sort();
-    let mut out = String::from("/// Every embedded kind data file: (file name, contents).\npub(crate) const KIND_FILES: &[(&str, &str)] = &[\n");
+    let mut out =
+        String::from("/// Every embedded kind data file: (file name, contents).\npub(crate) const KIND_FILES: &[(&str, &str)] = &[\n");
     for n in &names {
         println!("cargo:rerun-if-changed={}", dir.join(n).display());
         out.push_str(&format!(

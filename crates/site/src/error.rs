@@ -20,7 +20,10 @@ pub struct Location {
 impl Location {
     /// The same resource, another property path.
     pub fn at(&self, property: impl Into<String>) -> Location {
-        Location { property: property.into(), ..self.clone() }
+        Location {
+            property: property.into(),
+            ..self.clone()
+        }
     }
 }
 
@@ -99,6 +102,9 @@ pub enum SiteError {
 impl SiteError {
     /// Wraps any redb error with the database path.
     pub(crate) fn store(path: &std::path::Path, e: impl fmt::Display) -> SiteError {
-        SiteError::Store { path: path.display().to_string(), message: e.to_string() }
+        SiteError::Store {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 }

@@ -93,7 +93,10 @@ mod tests {
             assert_eq!(check_static(s, ip(a), &BTreeSet::new()), Err(AddressProblem::Reserved), "{a}");
         }
         assert_eq!(check_static(s, ip("10.1.1.4"), &BTreeSet::new()), Ok(()));
-        assert_eq!(check_static(s, ip("10.1.2.4"), &BTreeSet::new()), Err(AddressProblem::OutsideSubnet));
+        assert_eq!(
+            check_static(s, ip("10.1.2.4"), &BTreeSet::new()),
+            Err(AddressProblem::OutsideSubnet)
+        );
         let used = [ip("10.1.1.10")].into_iter().collect();
         assert_eq!(check_static(s, ip("10.1.1.10"), &used), Err(AddressProblem::Taken));
     }
@@ -125,6 +128,9 @@ mod tests {
         assert_eq!(first_free_public(p, &used), None, "broadcast .7 is never handed out");
         assert!(!public_usable(p, ip("203.0.113.0")));
         assert!(public_usable(net("198.51.100.7/32"), ip("198.51.100.7")));
-        assert_eq!(first_free_public(net("198.51.100.7/32"), &BTreeSet::new()), Some(ip("198.51.100.7")));
+        assert_eq!(
+            first_free_public(net("198.51.100.7/32"), &BTreeSet::new()),
+            Some(ip("198.51.100.7"))
+        );
     }
 }

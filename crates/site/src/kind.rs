@@ -170,10 +170,13 @@ fn all() -> Result<&'static [KindProfile], SiteError> {
 /// Looks up a site kind by name (case-insensitive).
 pub fn kind(name: &str) -> Result<&'static KindProfile, SiteError> {
     let kinds = all()?;
-    kinds.iter().find(|k| k.name.eq_ignore_ascii_case(name)).ok_or_else(|| SiteError::UnknownKind {
-        name: name.to_string(),
-        known: kinds.iter().map(|k| k.name.clone()).collect(),
-    })
+    kinds
+        .iter()
+        .find(|k| k.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| SiteError::UnknownKind {
+            name: name.to_string(),
+            known: kinds.iter().map(|k| k.name.clone()).collect(),
+        })
 }
 
 /// All site kinds, so the CLI can list them.
@@ -218,7 +221,9 @@ impl KindProfile {
     /// Checks an API version against this kind; `Err` carries the human reason.
     pub fn check_api_version(&self, resource_type: &str, version: &str) -> Result<(), String> {
         let Some(date) = parse_api_date(version) else {
-            return Err(format!("{version:?} is not an API version (expected YYYY-MM-DD or YYYY-MM-DD-preview)"));
+            return Err(format!(
+                "{version:?} is not an API version (expected YYYY-MM-DD or YYYY-MM-DD-preview)"
+            ));
         };
         if let Some(r) = self.api_version_range(resource_type) {
             let (min, max) = (parse_api_date(&r.min), parse_api_date(&r.max));
@@ -240,7 +245,10 @@ impl KindProfile {
     pub fn check_bgp_asn(&self, asn: u64) -> Result<(), String> {
         let f = &self.features;
         if asn == 0 || asn > u64::from(f.max_bgp_asn) {
-            return Err(format!("ASN {asn} is out of range: a {} site accepts 1 … {}", self.name, f.max_bgp_asn));
+            return Err(format!(
+                "ASN {asn} is out of range: a {} site accepts 1 … {}",
+                self.name, f.max_bgp_asn
+            ));
         }
         let a = asn as u32;
         if f.reserved_bgp_asns.contains(&a) || f.reserved_bgp_asn_ranges.iter().any(|[lo, hi]| (*lo..=*hi).contains(&a)) {

@@ -31,10 +31,9 @@ pub use error::{Location, SiteError};
 pub use kind::{kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Features, GatewaySku, GatewaySubnetRules, KindProfile};
 pub use model::{
     same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType, DhGroup, EffectivePolicy,
-    GatewayIpConfiguration, IkeEncryption, IkeIntegrity, IpsecEncryption, IpsecIntegrity, IpsecPolicy,
-    LocalNetworkGateway, NetworkInterface, NicIpConfiguration, OtherResource, PfsGroup, ProvisioningState,
-    PublicIpAddress, PublicIpSku, Resource, ResourceMeta, SharedKey, Subnet, VirtualMachine, VirtualNetwork,
-    VirtualNetworkGateway, VmNic, VpnType,
+    GatewayIpConfiguration, IkeEncryption, IkeIntegrity, IpsecEncryption, IpsecIntegrity, IpsecPolicy, LocalNetworkGateway,
+    NetworkInterface, NicIpConfiguration, OtherResource, PfsGroup, ProvisioningState, PublicIpAddress, PublicIpSku, Resource, ResourceMeta,
+    SharedKey, Subnet, VirtualMachine, VirtualNetwork, VirtualNetworkGateway, VmNic, VpnType,
 };
 pub use store::SiteInfo;
 
@@ -218,7 +217,13 @@ const MIN_EMBEDDED_SECRET_LEN: usize = 6;
 /// returns such outputs, but hybridnet never shows a secret.
 fn mask_secrets(v: &mut Value, secrets: &[String]) {
     match v {
-        Value::String(s) if secrets.iter().any(|x| s == x || (x.len() >= MIN_EMBEDDED_SECRET_LEN && s.contains(x.as_str()))) => *s = "***".into(),
+        Value::String(s)
+            if secrets
+                .iter()
+                .any(|x| s == x || (x.len() >= MIN_EMBEDDED_SECRET_LEN && s.contains(x.as_str()))) =>
+        {
+            *s = "***".into()
+        }
         Value::Array(a) => a.iter_mut().for_each(|x| mask_secrets(x, secrets)),
         Value::Object(m) => m.values_mut().for_each(|x| mask_secrets(x, secrets)),
         _ => {}
@@ -242,7 +247,10 @@ impl Site {
             return Err(SiteError::InvalidSiteName(name.to_string()));
         }
         let profile = kind::kind(kind)?;
-        std::fs::create_dir_all(state_dir).map_err(|e| SiteError::Io { path: state_dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(state_dir).map_err(|e| SiteError::Io {
+            path: state_dir.display().to_string(),
+            source: e,
+        })?;
         let path = db_path(state_dir, name);
         let store = store::Store::open(&path, true)?;
         let wanted = SiteInfo {
@@ -258,13 +266,24 @@ impl Site {
             Some(existing) => {
                 return Err(SiteError::SiteMismatch {
                     name: name.to_string(),
-                    existing: format!("kind {} with public prefix {} in {}/{} at {}", existing.kind, existing.public_prefix, existing.subscription_id, existing.resource_group, existing.location),
-                    requested: format!("kind {} with public prefix {} in {}/{} at {}", wanted.kind, wanted.public_prefix, wanted.subscription_id, wanted.resource_group, wanted.location),
+                    existing: format!(
+                        "kind {} with public prefix {} in {}/{} at {}",
+                        existing.kind, existing.public_prefix, existing.subscription_id, existing.resource_group, existing.location
+                    ),
+                    requested: format!(
+                        "kind {} with public prefix {} in {}/{} at {}",
+                        wanted.kind, wanted.public_prefix, wanted.subscription_id, wanted.resource_group, wanted.location
+                    ),
                 })
             }
             None => store.write_info(&wanted)?,
         }
-        Ok(Site { db_path: path, info: wanted, kind: profile, realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect() })
+        Ok(Site {
+            db_path: path,
+            info: wanted,
+            kind: profile,
+            realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect(),
+        })
     }
 
     /// Opens an existing site (e.g. from `lab status` in a new process).
@@ -274,11 +293,17 @@ impl Site {
         }
         let path = db_path(state_dir, name);
         let store = store::Store::open(&path, false)?;
-        let info = store
-            .info()?
-            .ok_or_else(|| SiteError::NoSuchSite { name: name.to_string(), dir: state_dir.display().to_string() })?;
+        let info = store.info()?.ok_or_else(|| SiteError::NoSuchSite {
+            name: name.to_string(),
+            dir: state_dir.display().to_string(),
+        })?;
         let profile = kind::kind(&info.kind)?;
-        Ok(Site { db_path: path, info, kind: profile, realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect() })
+        Ok(Site {
+            db_path: path,
+            info,
+            kind: profile,
+            realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect(),
+        })
     }
 
     /// The site's identity (name, kind, public prefix, ids used in resource ids).
@@ -331,11 +356,25 @@ impl Site {
         deployment_name: &str,
         mode: DeploymentMode,
     ) -> Result<Plan, SiteError> {
-        self.plan_with(template_json, parameters, deployment_name, &PlanOptions { mode, ..PlanOptions::default() })
+        self.plan_with(
+            template_json,
+            parameters,
+            deployment_name,
+            &PlanOptions {
+                mode,
+                ..PlanOptions::default()
+            },
+        )
     }
 
     /// The general form of [`Site::plan`]: mode, location filter and other sites' resources.
-    pub fn plan_with(&self, template_json: &str, parameters: Map<String, Value>, deployment_name: &str, options: &PlanOptions) -> Result<Plan, SiteError> {
+    pub fn plan_with(
+        &self,
+        template_json: &str,
+        parameters: Map<String, Value>,
+        deployment_name: &str,
+        options: &PlanOptions,
+    ) -> Result<Plan, SiteError> {
         let mode = options.mode;
         let template = arm::parse_template(template_json)?;
         let ctx = self.deployment_context(deployment_name);
@@ -343,8 +382,15 @@ impl Site {
         let store = self.store()?;
         let (base_generation, existing) = store.snapshot()?;
         drop(store);
-        let mut plan = plan::Planner::new(self.kind, &self.info, existing, options.foreign.clone(), deployment_name, &self.realized_types)
-            .run(&deployment, mode, options.locations.as_deref())?;
+        let mut plan = plan::Planner::new(
+            self.kind,
+            &self.info,
+            existing,
+            options.foreign.clone(),
+            deployment_name,
+            &self.realized_types,
+        )
+        .run(&deployment, mode, options.locations.as_deref())?;
         plan.template_hash = hex::encode(Sha256::digest(template_json.as_bytes()));
         plan.parameters = deployment.parameters_redacted();
         let secrets: Vec<String> = template
@@ -452,7 +498,10 @@ impl Site {
     /// The id a resource of this type and name has in this site (e.g. for `lab exec SITE/VM`).
     pub fn resource_id(&self, resource_type: &str, name: &str) -> String {
         let (ns, types) = resource_type.split_once('/').unwrap_or((resource_type, ""));
-        let mut id = format!("/subscriptions/{}/resourceGroups/{}/providers/{ns}", self.info.subscription_id, self.info.resource_group);
+        let mut id = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/{ns}",
+            self.info.subscription_id, self.info.resource_group
+        );
         for (t, n) in types.split('/').zip(name.split('/')) {
             id.push_str(&format!("/{t}/{n}"));
         }
@@ -472,16 +521,21 @@ mod tests {
         for x in v.as_object_mut().unwrap().values_mut() {
             mask_secrets(x, &secrets);
         }
-        assert_eq!(v, json!({"id": "/subscriptions/x/connections/k2", "key": "***", "pw": "***", "n": ["***"]}));
+        assert_eq!(
+            v,
+            json!({"id": "/subscriptions/x/connections/k2", "key": "***", "pw": "***", "n": ["***"]})
+        );
     }
 
     #[test]
     fn resource_ids_follow_arm_layout() {
-        let dir = std::env::temp_dir().join(format!("site-ids-{}", std::process::id()));
-        let s = Site::create(&dir, "a", "azure", "203.0.113.0/24".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = Site::create(dir.path(), "a", "azure", "203.0.113.0/24".parse().unwrap()).unwrap();
         let id = s.resource_id("Microsoft.Network/virtualNetworks/subnets", "v/GatewaySubnet");
         assert!(id.starts_with("/subscriptions/"), "{id}");
-        assert!(id.ends_with("/resourceGroups/a/providers/Microsoft.Network/virtualNetworks/v/subnets/GatewaySubnet"), "{id}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            id.ends_with("/resourceGroups/a/providers/Microsoft.Network/virtualNetworks/v/subnets/GatewaySubnet"),
+            "{id}"
+        );
     }
 }

@@ -711,7 +711,10 @@ impl Resource {
             Resource::VirtualNetworkGateway(g) => {
                 for (i, c) in g.ip_configurations.iter().enumerate() {
                     out.push((format!("properties.ipConfigurations[{i}].properties.subnet.id"), c.subnet.clone()));
-                    out.push((format!("properties.ipConfigurations[{i}].properties.publicIPAddress.id"), c.public_ip_address.clone()));
+                    out.push((
+                        format!("properties.ipConfigurations[{i}].properties.publicIPAddress.id"),
+                        c.public_ip_address.clone(),
+                    ));
                 }
             }
             Resource::Connection(c) => {
@@ -746,7 +749,10 @@ impl Resource {
         let mut sku = None;
         match self {
             Resource::VirtualNetwork(v) => {
-                props.insert("addressSpace".into(), json!({ "addressPrefixes": v.address_space.iter().map(|p| p.to_string()).collect::<Vec<_>>() }));
+                props.insert(
+                    "addressSpace".into(),
+                    json!({ "addressPrefixes": v.address_space.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
+                );
                 if !v.dns_servers.is_empty() {
                     props.insert("dhcpOptions".into(), json!({ "dnsServers": v.dns_servers }));
                 }
@@ -793,12 +799,22 @@ impl Resource {
                 props.insert("hardwareProfile".into(), v.hardware_profile.clone());
                 props.insert("osProfile".into(), v.os_profile.clone());
                 props.insert("storageProfile".into(), v.storage_profile.clone());
-                let nics: Vec<Value> = v.network_interfaces.iter().map(|n| json!({ "id": n.id, "properties": { "primary": n.primary } })).collect();
+                let nics: Vec<Value> = v
+                    .network_interfaces
+                    .iter()
+                    .map(|n| json!({ "id": n.id, "properties": { "primary": n.primary } }))
+                    .collect();
                 props.insert("networkProfile".into(), json!({ "networkInterfaces": nics }));
             }
             Resource::VirtualNetworkGateway(g) => {
                 props.insert("gatewayType".into(), json!(g.gateway_type));
-                props.insert("vpnType".into(), json!(match g.vpn_type { VpnType::RouteBased => "RouteBased", VpnType::PolicyBased => "PolicyBased" }));
+                props.insert(
+                    "vpnType".into(),
+                    json!(match g.vpn_type {
+                        VpnType::RouteBased => "RouteBased",
+                        VpnType::PolicyBased => "PolicyBased",
+                    }),
+                );
                 props.insert("sku".into(), json!({ "name": g.sku, "tier": g.sku }));
                 props.insert("activeActive".into(), json!(g.active_active));
                 props.insert("enableBgp".into(), json!(g.enable_bgp));
@@ -833,7 +849,10 @@ impl Resource {
                 if let Some(f) = &l.fqdn {
                     props.insert("fqdn".into(), json!(f));
                 }
-                props.insert("localNetworkAddressSpace".into(), json!({ "addressPrefixes": l.address_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>() }));
+                props.insert(
+                    "localNetworkAddressSpace".into(),
+                    json!({ "addressPrefixes": l.address_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
+                );
                 if let Some(b) = &l.bgp_settings {
                     props.insert("bgpSettings".into(), b.to_json());
                 }
@@ -850,7 +869,10 @@ impl Resource {
                 props.insert("routingWeight".into(), json!(c.routing_weight));
                 props.insert("connectionProtocol".into(), json!(format!("{:?}", c.connection_protocol)));
                 props.insert("dpdTimeoutSeconds".into(), json!(c.dpd_timeout_seconds));
-                props.insert("ipsecPolicies".into(), Value::Array(c.ipsec_policies.iter().map(IpsecPolicy::to_json).collect()));
+                props.insert(
+                    "ipsecPolicies".into(),
+                    Value::Array(c.ipsec_policies.iter().map(IpsecPolicy::to_json).collect()),
+                );
                 props.insert("usePolicyBasedTrafficSelectors".into(), json!(c.use_policy_based_traffic_selectors));
                 props.insert("enableBgp".into(), json!(c.enable_bgp));
             }
@@ -922,7 +944,12 @@ mod tests {
 
     #[test]
     fn pfsmm_uses_ike_group() {
-        let p = IpsecPolicy { pfs_group: PfsGroup::PfsMm, ipsec_encryption: IpsecEncryption::Aes128, ipsec_integrity: IpsecIntegrity::Sha256, ..policy() };
+        let p = IpsecPolicy {
+            pfs_group: PfsGroup::PfsMm,
+            ipsec_encryption: IpsecEncryption::Aes128,
+            ipsec_integrity: IpsecIntegrity::Sha256,
+            ..policy()
+        };
         assert_eq!(p.esp_proposal(), "aes128-sha256-ecp384");
     }
 

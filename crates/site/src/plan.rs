@@ -67,11 +67,17 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn invalid(at: Location, problem: impl Into<String>) -> SiteError {
-    SiteError::InvalidProperty { at, problem: problem.into() }
+    SiteError::InvalidProperty {
+        at,
+        problem: problem.into(),
+    }
 }
 
 fn unsupported(at: Location, problem: impl Into<String>) -> SiteError {
-    SiteError::UnsupportedByKind { at, problem: problem.into() }
+    SiteError::UnsupportedByKind {
+        at,
+        problem: problem.into(),
+    }
 }
 
 /// Reads typed values out of a resource body, with errors naming the property path.
@@ -137,24 +143,39 @@ impl<'b> Body<'b> {
     fn id_ref(&self, path: &str) -> Result<Option<&'b str>, SiteError> {
         match self.value(path) {
             None => Ok(None),
-            Some(Value::Object(_)) => self.string(&format!("{path}.id")).and_then(|id| {
-                id.map(Some).ok_or_else(|| invalid(self.at(&format!("{path}.id")), "is required"))
-            }),
-            Some(other) => Err(invalid(self.at(path), format!("expected an object with an id, got {}", type_name(other)))),
+            Some(Value::Object(_)) => self
+                .string(&format!("{path}.id"))
+                .and_then(|id| id.map(Some).ok_or_else(|| invalid(self.at(&format!("{path}.id")), "is required"))),
+            Some(other) => Err(invalid(
+                self.at(path),
+                format!("expected an object with an id, got {}", type_name(other)),
+            )),
         }
     }
 
     fn sub(&self, v: &'b Value, prefix: &str) -> Body<'b> {
-        let property = if self.loc.property.is_empty() { prefix.to_string() } else { format!("{}.{prefix}", self.loc.property) };
-        Body { body: v, loc: self.loc.at(property) }
+        let property = if self.loc.property.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{}.{prefix}", self.loc.property)
+        };
+        Body {
+            body: v,
+            loc: self.loc.at(property),
+        }
     }
 }
 
 fn parse_prefix(s: &str, at: Location) -> Result<Ipv4Net, SiteError> {
     if s.contains(':') {
-        return Err(SiteError::UnsupportedByKind { at, problem: format!("{s} is an IPv6 prefix; hybridnet sites carry IPv4 only") });
+        return Err(SiteError::UnsupportedByKind {
+            at,
+            problem: format!("{s} is an IPv6 prefix; hybridnet sites carry IPv4 only"),
+        });
     }
-    let net: Ipv4Net = s.parse().map_err(|_| invalid(at.clone(), format!("{s:?} is not an IPv4 prefix (a.b.c.d/n)")))?;
+    let net: Ipv4Net = s
+        .parse()
+        .map_err(|_| invalid(at.clone(), format!("{s:?} is not an IPv4 prefix (a.b.c.d/n)")))?;
     if net.trunc() != net {
         return Err(invalid(at, format!("{s} has host bits set; did you mean {}?", net.trunc())));
     }
@@ -189,7 +210,14 @@ fn split_subnet_id(id: &str) -> Option<(&str, &str)> {
 }
 
 impl<'a> Planner<'a> {
-    pub fn new(kind: &'static KindProfile, info: &'a SiteInfo, existing: Vec<Resource>, foreign: Vec<Resource>, deployment_name: &str, realized: &'a [String]) -> Planner<'a> {
+    pub fn new(
+        kind: &'static KindProfile,
+        info: &'a SiteInfo,
+        existing: Vec<Resource>,
+        foreign: Vec<Resource>,
+        deployment_name: &str,
+        realized: &'a [String],
+    ) -> Planner<'a> {
         Planner {
             kind,
             info,
@@ -209,13 +237,24 @@ impl<'a> Planner<'a> {
     /// whose body cannot be evaluated yet (it uses reference()) is skipped here; its error, if
     /// any, surfaces when it is planned.
     fn collect_static_requests(&mut self, d: &arm::Deployment) {
-        for pending in d.resources_in_order().iter().filter(|r| r.resource_type.eq_ignore_ascii_case(T_NIC)) {
+        for pending in d
+            .resources_in_order()
+            .iter()
+            .filter(|r| r.resource_type.eq_ignore_ascii_case(T_NIC))
+        {
             let Ok(ev) = d.evaluate_resource(pending, &*self) else { continue };
-            let cfgs = get_path(&ev.body, &["properties", "ipConfigurations"]).and_then(Value::as_array).cloned().unwrap_or_default();
+            let cfgs = get_path(&ev.body, &["properties", "ipConfigurations"])
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for c in &cfgs {
-                let method = get_path(c, &["properties", "privateIPAllocationMethod"]).and_then(Value::as_str).unwrap_or("Dynamic");
+                let method = get_path(c, &["properties", "privateIPAllocationMethod"])
+                    .and_then(Value::as_str)
+                    .unwrap_or("Dynamic");
                 let subnet = get_path(c, &["properties", "subnet", "id"]).and_then(Value::as_str);
-                let addr = get_path(c, &["properties", "privateIPAddress"]).and_then(Value::as_str).and_then(|a| a.parse::<Ipv4Addr>().ok());
+                let addr = get_path(c, &["properties", "privateIPAddress"])
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.parse::<Ipv4Addr>().ok());
                 if let (true, Some(subnet), Some(addr)) = (method.eq_ignore_ascii_case("Static"), subnet, addr) {
                     self.static_requests.push((ev.id.clone(), subnet.to_string(), addr));
                 }
@@ -226,7 +265,10 @@ impl<'a> Planner<'a> {
     /// Static addresses other NICs of this deployment asked for in a subnet.
     fn requested_by_others(&self, subnet_id: &str, me: &str) -> impl Iterator<Item = Ipv4Addr> + '_ {
         let (subnet_id, me) = (subnet_id.to_string(), me.to_string());
-        self.static_requests.iter().filter(move |(nic, s, _)| !same_id(nic, &me) && same_id(s, &subnet_id)).map(|(_, _, a)| *a)
+        self.static_requests
+            .iter()
+            .filter(move |(nic, s, _)| !same_id(nic, &me) && same_id(s, &subnet_id))
+            .map(|(_, _, a)| *a)
     }
 
     /// Plans every resource of the deployment in order, then the outputs.
@@ -239,7 +281,11 @@ impl<'a> Planner<'a> {
             .collect();
         if let Some(p) = d.api_profile() {
             if !self.kind.supports_api_profile(p) {
-                return Err(SiteError::ApiProfile { profile: p.to_string(), kind: self.kind.name.clone(), supported: self.kind.api_profiles.join(", ") });
+                return Err(SiteError::ApiProfile {
+                    profile: p.to_string(),
+                    kind: self.kind.name.clone(),
+                    supported: self.kind.api_profiles.join(", "),
+                });
             }
         }
         self.collect_static_requests(d);
@@ -247,7 +293,10 @@ impl<'a> Planner<'a> {
             let ev = d.evaluate_resource(pending, &self)?;
             if let (Some(filter), Some(loc)) = (locations, &ev.location) {
                 if !filter.iter().any(|f| same_location(f, loc)) {
-                    self.notes.push(format!("{} ({} '{}') is in location '{loc}': left to another site", ev.path, ev.resource_type, ev.name));
+                    self.notes.push(format!(
+                        "{} ({} '{}') is in location '{loc}': left to another site",
+                        ev.path, ev.resource_type, ev.name
+                    ));
                     self.elsewhere.push(ev.id.clone());
                     continue;
                 }
@@ -255,7 +304,10 @@ impl<'a> Planner<'a> {
             self.plan_resource(&ev)?;
         }
         for r in d.skipped_resources() {
-            self.notes.push(format!("{} ({} '{}') skipped: its condition is false", r.path, r.resource_type, r.name));
+            self.notes.push(format!(
+                "{} ({} '{}') skipped: its condition is false",
+                r.path, r.resource_type, r.name
+            ));
         }
         let outputs = d.outputs(&self)?;
 
@@ -271,8 +323,16 @@ impl<'a> Planner<'a> {
                 for (prop, target) in kept.references() {
                     let target_res = split_subnet_id(&target).map_or(target.as_str(), |(vnet, _)| vnet);
                     if deletes.iter().any(|d| same_id(d, target_res)) {
-                        let loc = Location { resource_path: String::new(), resource_type: kept.resource_type().to_string(), name: kept.name().to_string(), property: prop };
-                        return Err(invalid(loc, format!("refers to {target}, which complete mode would delete because the template does not declare it")));
+                        let loc = Location {
+                            resource_path: String::new(),
+                            resource_type: kept.resource_type().to_string(),
+                            name: kept.name().to_string(),
+                            property: prop,
+                        };
+                        return Err(invalid(
+                            loc,
+                            format!("refers to {target}, which complete mode would delete because the template does not declare it"),
+                        ));
                     }
                 }
             }
@@ -293,12 +353,22 @@ impl<'a> Planner<'a> {
             if action != ChangeAction::NoChange {
                 r.meta_mut().provisioning_state = self.initial_state(r.resource_type());
             }
-            changes.push(PlannedChange { id: r.id().to_string(), resource_type: r.resource_type().to_string(), name: r.name().to_string(), action });
+            changes.push(PlannedChange {
+                id: r.id().to_string(),
+                resource_type: r.resource_type().to_string(),
+                name: r.name().to_string(),
+                action,
+            });
             resources.push(r);
         }
         for id in &deletes {
             if let Some(e) = self.existing.iter().find(|e| same_id(e.id(), id)) {
-                changes.push(PlannedChange { id: id.clone(), resource_type: e.resource_type().to_string(), name: e.name().to_string(), action: ChangeAction::Delete });
+                changes.push(PlannedChange {
+                    id: id.clone(),
+                    resource_type: e.resource_type().to_string(),
+                    name: e.name().to_string(),
+                    action: ChangeAction::Delete,
+                });
             }
         }
         Ok(Plan {
@@ -321,7 +391,9 @@ impl<'a> Planner<'a> {
         } else if resource_type.eq_ignore_ascii_case(T_LNG) {
             ProvisioningState::Succeeded
         } else {
-            ProvisioningState::Pending { reason: format!("hybridnet records {resource_type} but the lab does not realize it yet") }
+            ProvisioningState::Pending {
+                reason: format!("hybridnet records {resource_type} but the lab does not realize it yet"),
+            }
         }
     }
 
@@ -342,7 +414,11 @@ impl<'a> Planner<'a> {
 
     fn view(&self) -> Vec<&Resource> {
         let mut out: Vec<&Resource> = self.planned.iter().collect();
-        out.extend(self.existing.iter().filter(|e| !self.planned.iter().any(|p| same_id(p.id(), e.id()))));
+        out.extend(
+            self.existing
+                .iter()
+                .filter(|e| !self.planned.iter().any(|p| same_id(p.id(), e.id()))),
+        );
         out
     }
 
@@ -374,8 +450,18 @@ impl<'a> Planner<'a> {
                 continue;
             }
             match r {
-                Resource::NetworkInterface(n) => used.extend(n.ip_configurations.iter().filter(|c| same_id(&c.subnet, subnet_id)).map(|c| c.private_ip_address)),
-                Resource::VirtualNetworkGateway(g) => used.extend(g.ip_configurations.iter().filter(|c| same_id(&c.subnet, subnet_id)).map(|c| c.private_ip_address)),
+                Resource::NetworkInterface(n) => used.extend(
+                    n.ip_configurations
+                        .iter()
+                        .filter(|c| same_id(&c.subnet, subnet_id))
+                        .map(|c| c.private_ip_address),
+                ),
+                Resource::VirtualNetworkGateway(g) => used.extend(
+                    g.ip_configurations
+                        .iter()
+                        .filter(|c| same_id(&c.subnet, subnet_id))
+                        .map(|c| c.private_ip_address),
+                ),
                 _ => {}
             }
         }
@@ -399,7 +485,10 @@ impl<'a> Planner<'a> {
     fn public_ip_holder(&self, pip_id: &str, exclude: &str) -> Option<String> {
         self.view().into_iter().filter(|r| !same_id(r.id(), exclude)).find_map(|r| {
             let holds = match r {
-                Resource::NetworkInterface(n) => n.ip_configurations.iter().any(|c| c.public_ip_address.as_deref().is_some_and(|p| same_id(p, pip_id))),
+                Resource::NetworkInterface(n) => n
+                    .ip_configurations
+                    .iter()
+                    .any(|c| c.public_ip_address.as_deref().is_some_and(|p| same_id(p, pip_id))),
                 Resource::VirtualNetworkGateway(g) => g.ip_configurations.iter().any(|c| same_id(&c.public_ip_address, pip_id)),
                 _ => false,
             };
@@ -411,14 +500,22 @@ impl<'a> Planner<'a> {
         match self.find(id) {
             Some(r) if r.resource_type().eq_ignore_ascii_case(expected_type) => Ok(r),
             Some(r) => Err(invalid(at, format!("{id} is a {}, expected a {expected_type}", r.resource_type()))),
-            None => Err(SiteError::MissingReference { at, target: id.to_string() }),
+            None => Err(SiteError::MissingReference {
+                at,
+                target: id.to_string(),
+            }),
         }
     }
 
     // ---- per resource ----
 
     fn plan_resource(&mut self, ev: &EvaluatedResource) -> Result<(), SiteError> {
-        let loc = Location { resource_path: ev.path.clone(), resource_type: ev.resource_type.clone(), name: ev.name.clone(), property: String::new() };
+        let loc = Location {
+            resource_path: ev.path.clone(),
+            resource_type: ev.resource_type.clone(),
+            name: ev.name.clone(),
+            property: String::new(),
+        };
         let api_version = self.api_version(ev, &loc)?;
         let redacted = ev.redacted_body();
         let tags = match get_ci(&redacted, "tags") {
@@ -437,7 +534,10 @@ impl<'a> Planner<'a> {
             provisioning_state: ProvisioningState::Updating,
             notes: Vec::new(),
         };
-        let b = Body { body: &ev.body, loc: loc.clone() };
+        let b = Body {
+            body: &ev.body,
+            loc: loc.clone(),
+        };
         let t = ev.resource_type.to_ascii_lowercase();
         let r = match t.as_str() {
             T_VNET => self.virtual_network(meta, &b)?,
@@ -450,10 +550,16 @@ impl<'a> Planner<'a> {
             T_CONN => self.connection(meta, &b)?,
             _ => {
                 let mut meta = meta;
-                let note = format!("{} ({} '{}'): type not modelled by hybridnet; recorded as given, not realized", ev.path, ev.resource_type, ev.name);
+                let note = format!(
+                    "{} ({} '{}'): type not modelled by hybridnet; recorded as given, not realized",
+                    ev.path, ev.resource_type, ev.name
+                );
                 meta.notes.push(note.clone());
                 self.notes.push(note);
-                Resource::Other(OtherResource { meta, body: ev.redacted_body() })
+                Resource::Other(OtherResource {
+                    meta,
+                    body: ev.redacted_body(),
+                })
             }
         };
         self.upsert(r);
@@ -462,9 +568,17 @@ impl<'a> Planner<'a> {
 
     fn api_version(&self, ev: &EvaluatedResource, loc: &Location) -> Result<String, SiteError> {
         let Some(version) = &ev.api_version else {
-            return Err(SiteError::ApiVersion { at: loc.at("apiVersion"), problem: "is required (the template has no apiProfile that covers this type)".into() });
+            return Err(SiteError::ApiVersion {
+                at: loc.at("apiVersion"),
+                problem: "is required (the template has no apiProfile that covers this type)".into(),
+            });
         };
-        self.kind.check_api_version(&ev.resource_type, version).map_err(|problem| SiteError::ApiVersion { at: loc.at("apiVersion"), problem })?;
+        self.kind
+            .check_api_version(&ev.resource_type, version)
+            .map_err(|problem| SiteError::ApiVersion {
+                at: loc.at("apiVersion"),
+                problem,
+            })?;
         Ok(version.clone())
     }
 
@@ -475,9 +589,14 @@ impl<'a> Planner<'a> {
             None => {
                 let list = b.array("properties.addressPrefixes")?;
                 let first = list.first().ok_or_else(|| invalid(b.at(prefix_path), "is required"))?;
-                let s = first.as_str().ok_or_else(|| invalid(b.at("properties.addressPrefixes[0]"), "expected a string"))?;
+                let s = first
+                    .as_str()
+                    .ok_or_else(|| invalid(b.at("properties.addressPrefixes[0]"), "expected a string"))?;
                 if list.len() > 1 {
-                    return Err(unsupported(b.at("properties.addressPrefixes"), "hybridnet subnets have one prefix; give addressPrefix"));
+                    return Err(unsupported(
+                        b.at("properties.addressPrefixes"),
+                        "hybridnet subnets have one prefix; give addressPrefix",
+                    ));
                 }
                 parse_prefix(s, b.at("properties.addressPrefixes[0]"))?
             }
@@ -495,14 +614,22 @@ impl<'a> Planner<'a> {
         let mut space = Vec::new();
         let list = b.array("properties.addressSpace.addressPrefixes")?;
         if list.is_empty() {
-            return Err(invalid(b.at("properties.addressSpace.addressPrefixes"), "a virtual network needs at least one address prefix"));
+            return Err(invalid(
+                b.at("properties.addressSpace.addressPrefixes"),
+                "a virtual network needs at least one address prefix",
+            ));
         }
         for (i, v) in list.iter().enumerate() {
             let path = format!("properties.addressSpace.addressPrefixes[{i}]");
-            let s = v.as_str().ok_or_else(|| invalid(b.at(&path), format!("expected a string, got {}", type_name(v))))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| invalid(b.at(&path), format!("expected a string, got {}", type_name(v))))?;
             let net = parse_prefix(s, b.at(&path))?;
             if let Some((j, other)) = space.iter().enumerate().find(|(_, o): &(usize, &Ipv4Net)| overlaps(**o, net)) {
-                return Err(SiteError::AddressConflict { at: b.at(&path), problem: format!("{net} overlaps {other} (addressPrefixes[{j}]) in the same address space") });
+                return Err(SiteError::AddressConflict {
+                    at: b.at(&path),
+                    problem: format!("{net} overlaps {other} (addressPrefixes[{j}]) in the same address space"),
+                });
             }
             space.push(net);
         }
@@ -533,17 +660,31 @@ impl<'a> Planner<'a> {
                 if !users.is_empty() {
                     return Err(invalid(
                         b.at("properties.subnets"),
-                        format!("subnet '{}' is missing from the template but in use by {}; it cannot be removed (InUseSubnetCannotBeDeleted)", s.name, users.join(", ")),
+                        format!(
+                            "subnet '{}' is missing from the template but in use by {}; it cannot be removed (InUseSubnetCannotBeDeleted)",
+                            s.name,
+                            users.join(", ")
+                        ),
                     ));
                 }
             }
         }
-        let mut vnet = VirtualNetwork { meta, address_space: space, subnets, dns_servers: dns };
+        let mut vnet = VirtualNetwork {
+            meta,
+            address_space: space,
+            subnets,
+            dns_servers: dns,
+        };
         for (s, l) in vnet.subnets.iter().zip(&locs) {
             if l.is_none() && !vnet.address_space.iter().any(|a| a.contains(&s.address_prefix)) {
                 return Err(SiteError::AddressConflict {
                     at: b.at("properties.addressSpace.addressPrefixes"),
-                    problem: format!("subnet '{}' ({}) would be outside the address space {}", s.name, s.address_prefix, show_prefixes(&vnet.address_space)),
+                    problem: format!(
+                        "subnet '{}' ({}) would be outside the address space {}",
+                        s.name,
+                        s.address_prefix,
+                        show_prefixes(&vnet.address_space)
+                    ),
                 });
             }
         }
@@ -554,7 +695,10 @@ impl<'a> Planner<'a> {
     fn child_subnet(&mut self, ev: &EvaluatedResource, b: &Body) -> Result<Resource, SiteError> {
         let (vnet_id, name) = split_subnet_id(&ev.id).ok_or_else(|| invalid(b.at("name"), format!("{} is not a subnet id", ev.id)))?;
         let Some(vnet) = self.vnet(vnet_id).cloned() else {
-            return Err(SiteError::MissingReference { at: b.at("name"), target: vnet_id.to_string() });
+            return Err(SiteError::MissingReference {
+                at: b.at("name"),
+                target: vnet_id.to_string(),
+            });
         };
         let subnet = self.parse_subnet(vnet_id, name, b)?;
         let mut vnet = vnet;
@@ -564,14 +708,23 @@ impl<'a> Planner<'a> {
             Some(i) => {
                 let users = self.subnet_users(&subnet.id);
                 if vnet.subnets[i].address_prefix != subnet.address_prefix && !users.is_empty() {
-                    return Err(invalid(b.at("properties.addressPrefix"), format!("subnet '{name}' is in use by {} and its prefix cannot change", users.join(", "))));
+                    return Err(invalid(
+                        b.at("properties.addressPrefix"),
+                        format!("subnet '{name}' is in use by {} and its prefix cannot change", users.join(", ")),
+                    ));
                 }
                 vnet.subnets[i] = subnet;
-                locs[i] = Some(Location { property: "properties".into(), ..b.loc.clone() });
+                locs[i] = Some(Location {
+                    property: "properties".into(),
+                    ..b.loc.clone()
+                });
             }
             None => {
                 vnet.subnets.push(subnet);
-                locs.push(Some(Location { property: "properties".into(), ..b.loc.clone() }));
+                locs.push(Some(Location {
+                    property: "properties".into(),
+                    ..b.loc.clone()
+                }));
             }
         }
         self.validate_vnet(&mut vnet, &locs)?;
@@ -585,18 +738,48 @@ impl<'a> Planner<'a> {
         for (i, s) in vnet.subnets.iter().enumerate() {
             let Some(loc) = &locs[i] else { continue };
             let sub_at = |p: &str| {
-                let property = if loc.property.is_empty() { p.to_string() } else { format!("{}.{p}", loc.property) };
+                let property = if loc.property.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{}.{p}", loc.property)
+                };
                 loc.at(property)
             };
-            let prefix_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) { loc.at("properties.addressPrefix") } else { sub_at("properties.addressPrefix") };
-            let nsg_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) { loc.at("properties.networkSecurityGroup.id") } else { sub_at("properties.networkSecurityGroup.id") };
-            let rt_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) { loc.at("properties.routeTable.id") } else { sub_at("properties.routeTable.id") };
-            let name_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) { loc.at("name") } else { sub_at("name") };
+            let prefix_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
+                loc.at("properties.addressPrefix")
+            } else {
+                sub_at("properties.addressPrefix")
+            };
+            let nsg_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
+                loc.at("properties.networkSecurityGroup.id")
+            } else {
+                sub_at("properties.networkSecurityGroup.id")
+            };
+            let rt_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
+                loc.at("properties.routeTable.id")
+            } else {
+                sub_at("properties.routeTable.id")
+            };
+            let name_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
+                loc.at("name")
+            } else {
+                sub_at("name")
+            };
             if let Some(other) = vnet.subnets[..i].iter().find(|o| o.name.eq_ignore_ascii_case(&s.name)) {
-                return Err(invalid(name_at, format!("subnet name '{}' is used twice in virtual network '{}'", other.name, vnet.meta.name)));
+                return Err(invalid(
+                    name_at,
+                    format!("subnet name '{}' is used twice in virtual network '{}'", other.name, vnet.meta.name),
+                ));
             }
             if !vnet.address_space.iter().any(|a| a.contains(&s.address_prefix)) {
-                return Err(SiteError::AddressConflict { at: prefix_at, problem: format!("{} is outside the address space {}", s.address_prefix, show_prefixes(&vnet.address_space)) });
+                return Err(SiteError::AddressConflict {
+                    at: prefix_at,
+                    problem: format!(
+                        "{} is outside the address space {}",
+                        s.address_prefix,
+                        show_prefixes(&vnet.address_space)
+                    ),
+                });
             }
             if s.is_gateway_subnet() {
                 if s.address_prefix.prefix_len() > gw_rules.min_prefix_len {
@@ -609,11 +792,19 @@ impl<'a> Planner<'a> {
                     ));
                 }
                 if let Some(rt) = &s.route_table {
-                    return Err(invalid(rt_at, format!("GatewaySubnet must not have a route table ({rt}); user-defined routes on the gateway subnet are not supported")));
+                    return Err(invalid(
+                        rt_at,
+                        format!(
+                            "GatewaySubnet must not have a route table ({rt}); user-defined routes on the gateway subnet are not supported"
+                        ),
+                    ));
                 }
                 if let Some(nsg) = &s.network_security_group {
                     self.check_gateway_subnet_nsg(nsg, nsg_at)?;
-                    let note = format!("{}: a network security group on GatewaySubnet is unsupported by Azure; accepted because it denies nothing", vnet.meta.name);
+                    let note = format!(
+                        "{}: a network security group on GatewaySubnet is unsupported by Azure; accepted because it denies nothing",
+                        vnet.meta.name
+                    );
                     vnet.meta.notes.push(note.clone());
                     self.notes.push(note);
                 }
@@ -626,19 +817,38 @@ impl<'a> Planner<'a> {
                     self.notes.push(note);
                 }
             } else if s.address_prefix.prefix_len() > MIN_SUBNET_PREFIX_LEN {
-                return Err(invalid(prefix_at, format!("subnet {} is too small: the smallest subnet is /{MIN_SUBNET_PREFIX_LEN}", s.address_prefix)));
+                return Err(invalid(
+                    prefix_at,
+                    format!(
+                        "subnet {} is too small: the smallest subnet is /{MIN_SUBNET_PREFIX_LEN}",
+                        s.address_prefix
+                    ),
+                ));
             }
-            if let Some(other) = vnet.subnets.iter().enumerate().find(|(j, o)| *j != i && overlaps(o.address_prefix, s.address_prefix)).map(|(_, o)| o) {
+            if let Some(other) = vnet
+                .subnets
+                .iter()
+                .enumerate()
+                .find(|(j, o)| *j != i && overlaps(o.address_prefix, s.address_prefix))
+                .map(|(_, o)| o)
+            {
                 return Err(SiteError::AddressConflict {
                     at: prefix_at,
                     problem: format!("{} overlaps subnet '{}' ({})", s.address_prefix, other.name, other.address_prefix),
                 });
             }
             let used = self.used_in_subnet(&s.id, "");
-            if let Some(a) = used.iter().find(|a| ipam::check_static(s.address_prefix, **a, &BTreeSet::new()).is_err()) {
+            if let Some(a) = used
+                .iter()
+                .find(|a| ipam::check_static(s.address_prefix, **a, &BTreeSet::new()).is_err())
+            {
                 return Err(SiteError::AddressConflict {
                     at: prefix_at,
-                    problem: format!("{} no longer contains {a}, used by {}", s.address_prefix, self.subnet_users(&s.id).join(", ")),
+                    problem: format!(
+                        "{} no longer contains {a}, used by {}",
+                        s.address_prefix,
+                        self.subnet_users(&s.id).join(", ")
+                    ),
                 });
             }
         }
@@ -649,13 +859,19 @@ impl<'a> Planner<'a> {
     /// Azure Stack Hub templates attach); anything else would break the gateway.
     fn check_gateway_subnet_nsg(&self, nsg_id: &str, at: Location) -> Result<(), SiteError> {
         let Some(nsg) = self.find(nsg_id) else {
-            return Err(SiteError::MissingReference { at, target: nsg_id.to_string() });
+            return Err(SiteError::MissingReference {
+                at,
+                target: nsg_id.to_string(),
+            });
         };
         let body = match nsg {
             Resource::Other(o) => &o.body,
             _ => return Err(invalid(at, format!("{nsg_id} is not a network security group"))),
         };
-        let rules = get_path(body, &["properties", "securityRules"]).and_then(Value::as_array).cloned().unwrap_or_default();
+        let rules = get_path(body, &["properties", "securityRules"])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for r in &rules {
             let access = get_path(r, &["properties", "access"]).and_then(Value::as_str).unwrap_or("");
             if access.eq_ignore_ascii_case("Deny") {
@@ -677,13 +893,24 @@ impl<'a> Planner<'a> {
             Some(s) => return Err(invalid(b.at("sku.name"), format!("{s:?} is not a public IP SKU (Basic, Standard)"))),
         };
         if sku == PublicIpSku::Standard && !self.kind.features.standard_public_ip {
-            return Err(unsupported(b.at("sku.name"), format!("Standard public IP addresses are not supported on a {} site; use Basic", self.kind.name)));
+            return Err(unsupported(
+                b.at("sku.name"),
+                format!(
+                    "Standard public IP addresses are not supported on a {} site; use Basic",
+                    self.kind.name
+                ),
+            ));
         }
         let allocation_method = match b.string("properties.publicIPAllocationMethod")? {
             None => AllocationMethod::Dynamic,
             Some(s) if s.eq_ignore_ascii_case("Dynamic") => AllocationMethod::Dynamic,
             Some(s) if s.eq_ignore_ascii_case("Static") => AllocationMethod::Static,
-            Some(s) => return Err(invalid(b.at("properties.publicIPAllocationMethod"), format!("{s:?} is not Dynamic or Static"))),
+            Some(s) => {
+                return Err(invalid(
+                    b.at("properties.publicIPAllocationMethod"),
+                    format!("{s:?} is not Dynamic or Static"),
+                ))
+            }
         };
         if let Some(v) = b.string("properties.publicIPAddressVersion")? {
             if v.eq_ignore_ascii_case("IPv6") {
@@ -706,7 +933,9 @@ impl<'a> Planner<'a> {
             .collect();
         let prefix = self.info.public_prefix;
         let kept = match self.find(&meta.id) {
-            Some(Resource::PublicIpAddress(old)) if ipam::public_usable(prefix, old.ip_address) && !used.contains(&old.ip_address) => Some(old.ip_address),
+            Some(Resource::PublicIpAddress(old)) if ipam::public_usable(prefix, old.ip_address) && !used.contains(&old.ip_address) => {
+                Some(old.ip_address)
+            }
             _ => None,
         };
         let ip_address = match kept {
@@ -716,14 +945,26 @@ impl<'a> Planner<'a> {
                 problem: format!("no free address left in the site's public prefix {prefix} ({} in use)", used.len()),
             })?,
         };
-        let domain_name_label = b.string("properties.dnsSettings.domainNameLabel")?.filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Resource::PublicIpAddress(PublicIpAddress { meta, sku, allocation_method, ip_address, domain_name_label }))
+        let domain_name_label = b
+            .string("properties.dnsSettings.domainNameLabel")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Ok(Resource::PublicIpAddress(PublicIpAddress {
+            meta,
+            sku,
+            allocation_method,
+            ip_address,
+            domain_name_label,
+        }))
     }
 
     fn nic(&mut self, meta: ResourceMeta, b: &Body) -> Result<Resource, SiteError> {
         let cfgs = b.array("properties.ipConfigurations")?;
         if cfgs.is_empty() {
-            return Err(invalid(b.at("properties.ipConfigurations"), "a network interface needs at least one ipConfiguration"));
+            return Err(invalid(
+                b.at("properties.ipConfigurations"),
+                "a network interface needs at least one ipConfiguration",
+            ));
         }
         let old: Option<NetworkInterface> = match self.find(&meta.id) {
             Some(Resource::NetworkInterface(n)) => Some(n.clone()),
@@ -735,16 +976,30 @@ impl<'a> Planner<'a> {
             let cb = b.sub(v, &format!("properties.ipConfigurations[{i}]"));
             let name = cb.required_string("name")?.to_string();
             let subnet_path = "properties.subnet";
-            let subnet_id = cb.id_ref(subnet_path)?.ok_or_else(|| invalid(cb.at(subnet_path), "is required"))?.to_string();
+            let subnet_id = cb
+                .id_ref(subnet_path)?
+                .ok_or_else(|| invalid(cb.at(subnet_path), "is required"))?
+                .to_string();
             let at_subnet = cb.at("properties.subnet.id");
             let Some((vnet, subnet)) = self.subnet(&subnet_id) else {
-                return Err(SiteError::MissingReference { at: at_subnet, target: subnet_id });
+                return Err(SiteError::MissingReference {
+                    at: at_subnet,
+                    target: subnet_id,
+                });
             };
             if subnet.is_gateway_subnet() {
-                return Err(invalid(at_subnet, "network interfaces cannot be placed in GatewaySubnet; it is reserved for VPN gateways"));
+                return Err(invalid(
+                    at_subnet,
+                    "network interfaces cannot be placed in GatewaySubnet; it is reserved for VPN gateways",
+                ));
             }
             match &vnet_of_nic {
-                Some(v) if !same_id(v, &vnet.meta.id) => return Err(invalid(at_subnet, "all ipConfigurations of a network interface must be in the same virtual network")),
+                Some(v) if !same_id(v, &vnet.meta.id) => {
+                    return Err(invalid(
+                        at_subnet,
+                        "all ipConfigurations of a network interface must be in the same virtual network",
+                    ))
+                }
                 _ => vnet_of_nic = Some(vnet.meta.id.clone()),
             }
             let prefix = subnet.address_prefix;
@@ -755,12 +1010,19 @@ impl<'a> Planner<'a> {
                 None => AllocationMethod::Dynamic,
                 Some(s) if s.eq_ignore_ascii_case("Dynamic") => AllocationMethod::Dynamic,
                 Some(s) if s.eq_ignore_ascii_case("Static") => AllocationMethod::Static,
-                Some(s) => return Err(invalid(cb.at("properties.privateIPAllocationMethod"), format!("{s:?} is not Dynamic or Static"))),
+                Some(s) => {
+                    return Err(invalid(
+                        cb.at("properties.privateIPAllocationMethod"),
+                        format!("{s:?} is not Dynamic or Static"),
+                    ))
+                }
             };
             let addr_path = "properties.privateIPAddress";
             let address = match method {
                 AllocationMethod::Static => {
-                    let s = cb.string(addr_path)?.ok_or_else(|| invalid(cb.at(addr_path), "is required when privateIPAllocationMethod is Static"))?;
+                    let s = cb
+                        .string(addr_path)?
+                        .ok_or_else(|| invalid(cb.at(addr_path), "is required when privateIPAllocationMethod is Static"))?;
                     let a = parse_addr(s, cb.at(addr_path))?;
                     match ipam::check_static(prefix, a, &used) {
                         Ok(()) => a,
@@ -783,7 +1045,11 @@ impl<'a> Planner<'a> {
                     used.extend(self.requested_by_others(&subnet_id, &meta.id));
                     let previous = old
                         .as_ref()
-                        .and_then(|o| o.ip_configurations.iter().find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)))
+                        .and_then(|o| {
+                            o.ip_configurations
+                                .iter()
+                                .find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id))
+                        })
                         .map(|c| c.private_ip_address)
                         .filter(|a| ipam::check_static(prefix, *a, &used).is_ok());
                     match previous.or_else(|| ipam::first_free_in_subnet(prefix, &used)) {
@@ -791,7 +1057,10 @@ impl<'a> Planner<'a> {
                         None => {
                             return Err(SiteError::PoolExhausted {
                                 at: cb.at("properties.privateIPAllocationMethod"),
-                                problem: format!("subnet '{subnet_name}' ({prefix}) has no free address left: {} usable, all in use", ipam::usable_in_subnet(prefix)),
+                                problem: format!(
+                                    "subnet '{subnet_name}' ({prefix}) has no free address left: {} usable, all in use",
+                                    ipam::usable_in_subnet(prefix)
+                                ),
                             })
                         }
                     }
@@ -809,21 +1078,42 @@ impl<'a> Planner<'a> {
                 None => None,
             };
             let primary = cb.boolean("properties.primary")?.unwrap_or(i == 0);
-            out.push(NicIpConfiguration { name, subnet: subnet_id, private_ip_address: address, allocation_method: method, public_ip_address, primary });
+            out.push(NicIpConfiguration {
+                name,
+                subnet: subnet_id,
+                private_ip_address: address,
+                allocation_method: method,
+                public_ip_address,
+                primary,
+            });
         }
         if out.iter().filter(|c| c.primary).count() > 1 {
-            return Err(invalid(b.at("properties.ipConfigurations"), "only one ipConfiguration can be primary"));
+            return Err(invalid(
+                b.at("properties.ipConfigurations"),
+                "only one ipConfiguration can be primary",
+            ));
         }
         let network_security_group = b.id_ref("properties.networkSecurityGroup")?.map(str::to_string);
         let enable_ip_forwarding = b.boolean("properties.enableIPForwarding")?.unwrap_or(false);
-        Ok(Resource::NetworkInterface(NetworkInterface { meta, ip_configurations: out, network_security_group, enable_ip_forwarding }))
+        Ok(Resource::NetworkInterface(NetworkInterface {
+            meta,
+            ip_configurations: out,
+            network_security_group,
+            enable_ip_forwarding,
+        }))
     }
 
     fn address_holder(&self, subnet_id: &str, a: Ipv4Addr, exclude: &str) -> Option<String> {
         self.view().into_iter().filter(|r| !same_id(r.id(), exclude)).find_map(|r| {
             let hit = match r {
-                Resource::NetworkInterface(n) => n.ip_configurations.iter().any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
-                Resource::VirtualNetworkGateway(g) => g.ip_configurations.iter().any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
+                Resource::NetworkInterface(n) => n
+                    .ip_configurations
+                    .iter()
+                    .any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
+                Resource::VirtualNetworkGateway(g) => g
+                    .ip_configurations
+                    .iter()
+                    .any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
                 _ => false,
             };
             hit.then(|| format!("{} '{}'", short_type(r.resource_type()), r.name()))
@@ -833,7 +1123,10 @@ impl<'a> Planner<'a> {
     fn vm(&mut self, meta: ResourceMeta, b: &Body, ev: &EvaluatedResource) -> Result<Resource, SiteError> {
         let nics = b.array("properties.networkProfile.networkInterfaces")?;
         if nics.is_empty() {
-            return Err(invalid(b.at("properties.networkProfile.networkInterfaces"), "a virtual machine needs at least one network interface"));
+            return Err(invalid(
+                b.at("properties.networkProfile.networkInterfaces"),
+                "a virtual machine needs at least one network interface",
+            ));
         }
         let mut out: Vec<VmNic> = Vec::new();
         for (i, v) in nics.iter().enumerate() {
@@ -842,17 +1135,27 @@ impl<'a> Planner<'a> {
             let at = nb.at("id");
             self.require(id, "Microsoft.Network/networkInterfaces", at.clone())?;
             let other_vm = self.view().into_iter().find_map(|r| match r {
-                Resource::VirtualMachine(vm) if !same_id(&vm.meta.id, &meta.id) && vm.network_interfaces.iter().any(|n| same_id(&n.id, id)) => Some(vm.meta.name.clone()),
+                Resource::VirtualMachine(vm)
+                    if !same_id(&vm.meta.id, &meta.id) && vm.network_interfaces.iter().any(|n| same_id(&n.id, id)) =>
+                {
+                    Some(vm.meta.name.clone())
+                }
                 _ => None,
             });
             if let Some(other) = other_vm {
-                return Err(invalid(at, format!("network interface {id} is already attached to virtual machine '{other}'")));
+                return Err(invalid(
+                    at,
+                    format!("network interface {id} is already attached to virtual machine '{other}'"),
+                ));
             }
             if out.iter().any(|n| same_id(&n.id, id)) {
                 return Err(invalid(at, format!("network interface {id} is listed twice")));
             }
             let primary = nb.boolean("properties.primary")?.unwrap_or(i == 0);
-            out.push(VmNic { id: id.to_string(), primary });
+            out.push(VmNic {
+                id: id.to_string(),
+                primary,
+            });
         }
         let redacted = ev.redacted_body();
         let section = |name: &str| get_path(&redacted, &["properties", name]).cloned().unwrap_or(Value::Null);
@@ -864,7 +1167,10 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let note = format!("{}: osProfile and storageProfile are recorded, not realized (the VM is a network namespace)", meta.name);
+        let note = format!(
+            "{}: osProfile and storageProfile are recorded, not realized (the VM is a network namespace)",
+            meta.name
+        );
         let mut meta = meta;
         meta.notes.push(note);
         Ok(Resource::VirtualMachine(VirtualMachine {
@@ -883,7 +1189,9 @@ impl<'a> Planner<'a> {
         let asn_path = format!("{path}.asn");
         let asn = match b.integer(&asn_path)? {
             Some(a) => {
-                self.kind.check_bgp_asn(a.max(0) as u64).map_err(|p| unsupported(b.at(&asn_path), p))?;
+                self.kind
+                    .check_bgp_asn(a.max(0) as u64)
+                    .map_err(|p| unsupported(b.at(&asn_path), p))?;
                 a as u32
             }
             None => self.kind.features.default_bgp_asn,
@@ -898,14 +1206,25 @@ impl<'a> Planner<'a> {
     fn vnet_gateway(&mut self, meta: ResourceMeta, b: &Body) -> Result<Resource, SiteError> {
         let kind = self.kind;
         let gateway_type = b.string("properties.gatewayType")?.unwrap_or("Vpn").to_string();
-        if !["Vpn", "ExpressRoute", "LocalGateway"].iter().any(|t| t.eq_ignore_ascii_case(&gateway_type)) {
-            return Err(invalid(b.at("properties.gatewayType"), format!("{gateway_type:?} is not a gateway type (Vpn, ExpressRoute)")));
+        if !["Vpn", "ExpressRoute", "LocalGateway"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&gateway_type))
+        {
+            return Err(invalid(
+                b.at("properties.gatewayType"),
+                format!("{gateway_type:?} is not a gateway type (Vpn, ExpressRoute)"),
+            ));
         }
         let vpn_type = match b.string("properties.vpnType")? {
             None => VpnType::RouteBased,
             Some(s) if s.eq_ignore_ascii_case("RouteBased") => VpnType::RouteBased,
             Some(s) if s.eq_ignore_ascii_case("PolicyBased") => VpnType::PolicyBased,
-            Some(s) => return Err(invalid(b.at("properties.vpnType"), format!("{s:?} is not RouteBased or PolicyBased"))),
+            Some(s) => {
+                return Err(invalid(
+                    b.at("properties.vpnType"),
+                    format!("{s:?} is not RouteBased or PolicyBased"),
+                ))
+            }
         };
         let mut meta = meta;
         let sku_name = match b.string("properties.sku.name")? {
@@ -920,43 +1239,77 @@ impl<'a> Planner<'a> {
         let sku = kind.gateway_sku(&sku_name).ok_or_else(|| {
             unsupported(
                 b.at("properties.sku.name"),
-                format!("gateway SKU {sku_name:?} does not exist on a {} site (available: {})", kind.name, kind.gateway_skus.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "gateway SKU {sku_name:?} does not exist on a {} site (available: {})",
+                    kind.name,
+                    kind.gateway_skus.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             )
         })?;
         if vpn_type == VpnType::PolicyBased {
             if !kind.features.policy_based {
-                return Err(unsupported(b.at("properties.vpnType"), format!("policy-based VPN gateways are not supported on a {} site; use RouteBased", kind.name)));
+                return Err(unsupported(
+                    b.at("properties.vpnType"),
+                    format!(
+                        "policy-based VPN gateways are not supported on a {} site; use RouteBased",
+                        kind.name
+                    ),
+                ));
             }
             if !sku.policy_based {
-                return Err(unsupported(b.at("properties.vpnType"), format!("policy-based VPN gateways need the Basic SKU, not {}", sku.name)));
+                return Err(unsupported(
+                    b.at("properties.vpnType"),
+                    format!("policy-based VPN gateways need the Basic SKU, not {}", sku.name),
+                ));
             }
         }
         let active_active = b.boolean("properties.activeActive")?.unwrap_or(false);
         if active_active {
             if !kind.features.active_active {
-                return Err(unsupported(b.at("properties.activeActive"), format!("active-active gateways are not supported on a {} site", kind.name)));
+                return Err(unsupported(
+                    b.at("properties.activeActive"),
+                    format!("active-active gateways are not supported on a {} site", kind.name),
+                ));
             }
             if !sku.active_active {
-                return Err(unsupported(b.at("properties.activeActive"), format!("the {} SKU does not support active-active", sku.name)));
+                return Err(unsupported(
+                    b.at("properties.activeActive"),
+                    format!("the {} SKU does not support active-active", sku.name),
+                ));
             }
         }
         let enable_bgp = b.boolean("properties.enableBgp")?.unwrap_or(false);
         let mut bgp_settings = self.bgp_settings(b, "properties.bgpSettings")?;
         if enable_bgp {
             if !kind.features.bgp || !sku.bgp {
-                return Err(unsupported(b.at("properties.enableBgp"), format!("BGP is not available with the {} SKU on a {} site", sku.name, kind.name)));
+                return Err(unsupported(
+                    b.at("properties.enableBgp"),
+                    format!("BGP is not available with the {} SKU on a {} site", sku.name, kind.name),
+                ));
             }
             if vpn_type == VpnType::PolicyBased {
-                return Err(unsupported(b.at("properties.enableBgp"), "policy-based gateways do not support BGP"));
+                return Err(unsupported(
+                    b.at("properties.enableBgp"),
+                    "policy-based gateways do not support BGP",
+                ));
             }
-            bgp_settings.get_or_insert(BgpSettings { asn: kind.features.default_bgp_asn, bgp_peering_address: None, peer_weight: None });
+            bgp_settings.get_or_insert(BgpSettings {
+                asn: kind.features.default_bgp_asn,
+                bgp_peering_address: None,
+                peer_weight: None,
+            });
         }
         let cfgs = b.array("properties.ipConfigurations")?;
         let want = if active_active { 2 } else { 1 };
         if cfgs.len() != want {
             return Err(invalid(
                 b.at("properties.ipConfigurations"),
-                format!("{} gateway needs exactly {want} ipConfiguration{}, got {}", if active_active { "an active-active" } else { "a" }, if want == 1 { "" } else { "s" }, cfgs.len()),
+                format!(
+                    "{} gateway needs exactly {want} ipConfiguration{}, got {}",
+                    if active_active { "an active-active" } else { "a" },
+                    if want == 1 { "" } else { "s" },
+                    cfgs.len()
+                ),
             ));
         }
         let old: Option<VirtualNetworkGateway> = match self.find(&meta.id) {
@@ -968,16 +1321,31 @@ impl<'a> Planner<'a> {
             let cb = b.sub(v, &format!("properties.ipConfigurations[{i}]"));
             let name = cb.string("name")?.unwrap_or("default").to_string();
             let at_subnet = cb.at("properties.subnet.id");
-            let subnet_id = cb.id_ref("properties.subnet")?.ok_or_else(|| invalid(cb.at("properties.subnet"), "is required"))?.to_string();
+            let subnet_id = cb
+                .id_ref("properties.subnet")?
+                .ok_or_else(|| invalid(cb.at("properties.subnet"), "is required"))?
+                .to_string();
             let Some((vnet, subnet)) = self.subnet(&subnet_id) else {
-                return Err(SiteError::MissingReference { at: at_subnet, target: subnet_id });
+                return Err(SiteError::MissingReference {
+                    at: at_subnet,
+                    target: subnet_id,
+                });
             };
             if !subnet.is_gateway_subnet() {
-                return Err(invalid(at_subnet, format!("a VPN gateway must be placed in the subnet named GatewaySubnet, not '{}'", subnet.name)));
+                return Err(invalid(
+                    at_subnet,
+                    format!(
+                        "a VPN gateway must be placed in the subnet named GatewaySubnet, not '{}'",
+                        subnet.name
+                    ),
+                ));
             }
             if let Some(first) = out.first() {
                 if !same_id(&first.subnet, &subnet_id) {
-                    return Err(invalid(at_subnet, "all ipConfigurations of a gateway must use the same GatewaySubnet"));
+                    return Err(invalid(
+                        at_subnet,
+                        "all ipConfigurations of a gateway must use the same GatewaySubnet",
+                    ));
                 }
             }
             let vnet_id = vnet.meta.id.clone();
@@ -986,17 +1354,24 @@ impl<'a> Planner<'a> {
                 Resource::VirtualNetworkGateway(g)
                     if !same_id(&g.meta.id, &meta.id)
                         && g.gateway_type.eq_ignore_ascii_case(&gateway_type)
-                        && g.ip_configurations.iter().any(|c| split_subnet_id(&c.subnet).is_some_and(|(v, _)| same_id(v, &vnet_id))) =>
+                        && g.ip_configurations
+                            .iter()
+                            .any(|c| split_subnet_id(&c.subnet).is_some_and(|(v, _)| same_id(v, &vnet_id))) =>
                 {
                     Some(g.meta.name.clone())
                 }
                 _ => None,
             });
             if let Some(other) = other_gw {
-                return Err(invalid(at_subnet, format!("virtual network already has a {gateway_type} gateway ('{other}'); a VNet holds one")));
+                return Err(invalid(
+                    at_subnet,
+                    format!("virtual network already has a {gateway_type} gateway ('{other}'); a VNet holds one"),
+                ));
             }
             let pip_at = cb.at("properties.publicIPAddress.id");
-            let pip = cb.id_ref("properties.publicIPAddress")?.ok_or_else(|| invalid(cb.at("properties.publicIPAddress"), "is required: a VPN gateway needs a public IP"))?;
+            let pip = cb
+                .id_ref("properties.publicIPAddress")?
+                .ok_or_else(|| invalid(cb.at("properties.publicIPAddress"), "is required: a VPN gateway needs a public IP"))?;
             match self.require(pip, "Microsoft.Network/publicIPAddresses", pip_at.clone())? {
                 Resource::PublicIpAddress(p) if p.sku == PublicIpSku::Standard && sku.name.eq_ignore_ascii_case("Basic") => {
                     return Err(unsupported(pip_at, "the Basic gateway SKU needs a Basic public IP address"));
@@ -1014,20 +1389,35 @@ impl<'a> Planner<'a> {
             used.extend(self.requested_by_others(&subnet_id, &meta.id));
             let previous = old
                 .as_ref()
-                .and_then(|o| o.ip_configurations.iter().find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)))
+                .and_then(|o| {
+                    o.ip_configurations
+                        .iter()
+                        .find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id))
+                })
                 .map(|c| c.private_ip_address)
                 .filter(|a| ipam::check_static(prefix, *a, &used).is_ok());
-            let private_ip_address = previous.or_else(|| ipam::first_free_in_subnet(prefix, &used)).ok_or_else(|| SiteError::PoolExhausted {
-                at: at_subnet.clone(),
-                problem: format!("GatewaySubnet {prefix} has no free address left for the gateway instance"),
-            })?;
-            out.push(GatewayIpConfiguration { name, subnet: subnet_id, public_ip_address: pip.to_string(), private_ip_address });
+            let private_ip_address =
+                previous
+                    .or_else(|| ipam::first_free_in_subnet(prefix, &used))
+                    .ok_or_else(|| SiteError::PoolExhausted {
+                        at: at_subnet.clone(),
+                        problem: format!("GatewaySubnet {prefix} has no free address left for the gateway instance"),
+                    })?;
+            out.push(GatewayIpConfiguration {
+                name,
+                subnet: subnet_id,
+                public_ip_address: pip.to_string(),
+                private_ip_address,
+            });
         }
         let tunnels = self.tunnels_of(&meta.id, "");
         if tunnels > sku.s2s_tunnels as usize {
             return Err(SiteError::TunnelLimit {
                 at: b.at("properties.sku.name"),
-                problem: format!("the {} SKU allows {} site-to-site tunnels on a {} site, but {tunnels} connections use this gateway", sku.name, sku.s2s_tunnels, kind.name),
+                problem: format!(
+                    "the {} SKU allows {} site-to-site tunnels on a {} site, but {tunnels} connections use this gateway",
+                    sku.name, sku.s2s_tunnels, kind.name
+                ),
             });
         }
         let vpn_gateway_generation = b.string("properties.vpnGatewayGeneration")?.map(str::to_string);
@@ -1056,7 +1446,8 @@ impl<'a> Planner<'a> {
             .filter(|r| !same_id(r.id(), exclude))
             .filter(|r| match r {
                 Resource::Connection(c) => {
-                    matches!(c.connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet) && same_id(&c.virtual_network_gateway1, gateway_id)
+                    matches!(c.connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet)
+                        && same_id(&c.virtual_network_gateway1, gateway_id)
                 }
                 _ => false,
             })
@@ -1066,7 +1457,10 @@ impl<'a> Planner<'a> {
     fn local_gateway(&mut self, meta: ResourceMeta, b: &Body) -> Result<Resource, SiteError> {
         let gateway_ip_address = match b.string("properties.gatewayIpAddress")? {
             Some(s) if s.contains(':') => {
-                return Err(unsupported(b.at("properties.gatewayIpAddress"), format!("{s} is IPv6; hybridnet gateways use IPv4")));
+                return Err(unsupported(
+                    b.at("properties.gatewayIpAddress"),
+                    format!("{s} is IPv6; hybridnet gateways use IPv4"),
+                ));
             }
             Some(s) => Some(parse_addr(s, b.at("properties.gatewayIpAddress"))?),
             None => None,
@@ -1078,18 +1472,32 @@ impl<'a> Planner<'a> {
         let mut prefixes: Vec<Ipv4Net> = Vec::new();
         for (i, v) in b.array("properties.localNetworkAddressSpace.addressPrefixes")?.iter().enumerate() {
             let path = format!("properties.localNetworkAddressSpace.addressPrefixes[{i}]");
-            let s = v.as_str().ok_or_else(|| invalid(b.at(&path), format!("expected a string, got {}", type_name(v))))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| invalid(b.at(&path), format!("expected a string, got {}", type_name(v))))?;
             let net = parse_prefix(s, b.at(&path))?;
             if let Some(o) = prefixes.iter().find(|o| overlaps(**o, net)) {
-                return Err(SiteError::AddressConflict { at: b.at(&path), problem: format!("{net} overlaps {o} in the same address space") });
+                return Err(SiteError::AddressConflict {
+                    at: b.at(&path),
+                    problem: format!("{net} overlaps {o} in the same address space"),
+                });
             }
             prefixes.push(net);
         }
         let bgp_settings = self.bgp_settings(b, "properties.bgpSettings")?;
         if prefixes.is_empty() && bgp_settings.is_none() {
-            return Err(invalid(b.at("properties.localNetworkAddressSpace.addressPrefixes"), "needs at least one prefix (or bgpSettings)"));
+            return Err(invalid(
+                b.at("properties.localNetworkAddressSpace.addressPrefixes"),
+                "needs at least one prefix (or bgpSettings)",
+            ));
         }
-        Ok(Resource::LocalNetworkGateway(LocalNetworkGateway { meta, gateway_ip_address, fqdn, address_prefixes: prefixes, bgp_settings }))
+        Ok(Resource::LocalNetworkGateway(LocalNetworkGateway {
+            meta,
+            gateway_ip_address,
+            fqdn,
+            address_prefixes: prefixes,
+            bgp_settings,
+        }))
     }
 
     fn connection(&mut self, meta: ResourceMeta, b: &Body) -> Result<Resource, SiteError> {
@@ -1101,14 +1509,31 @@ impl<'a> Planner<'a> {
             "vnet2vnet" => ConnectionType::Vnet2Vnet,
             "expressroute" => ConnectionType::ExpressRoute,
             "vpnclient" => ConnectionType::VPNClient,
-            _ => return Err(invalid(b.at(ct_path), format!("{ct:?} is not a connection type (IPsec, Vnet2Vnet, ExpressRoute, VPNClient)"))),
+            _ => {
+                return Err(invalid(
+                    b.at(ct_path),
+                    format!("{ct:?} is not a connection type (IPsec, Vnet2Vnet, ExpressRoute, VPNClient)"),
+                ))
+            }
         };
         if connection_type == ConnectionType::Vnet2Vnet && !kind.features.vnet2vnet {
-            return Err(unsupported(b.at(ct_path), format!("VNet-to-VNet connections are not supported on a {} site; use IPsec with a local network gateway", kind.name)));
+            return Err(unsupported(
+                b.at(ct_path),
+                format!(
+                    "VNet-to-VNet connections are not supported on a {} site; use IPsec with a local network gateway",
+                    kind.name
+                ),
+            ));
         }
         let gw1_at = b.at("properties.virtualNetworkGateway1.id");
-        let gw1 = b.id_ref("properties.virtualNetworkGateway1")?.ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway1"), "is required"))?.to_string();
-        let Resource::VirtualNetworkGateway(g1) = self.require(&gw1, "Microsoft.Network/virtualNetworkGateways", gw1_at.clone())?.clone() else {
+        let gw1 = b
+            .id_ref("properties.virtualNetworkGateway1")?
+            .ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway1"), "is required"))?
+            .to_string();
+        let Resource::VirtualNetworkGateway(g1) = self
+            .require(&gw1, "Microsoft.Network/virtualNetworkGateways", gw1_at.clone())?
+            .clone()
+        else {
             unreachable!("require checked the type")
         };
         let sku = kind.gateway_sku(&g1.sku);
@@ -1126,26 +1551,43 @@ impl<'a> Planner<'a> {
         match connection_type {
             ConnectionType::IPsec => {
                 remote_at = b.at("properties.localNetworkGateway2.id");
-                let l = b.id_ref("properties.localNetworkGateway2")?.ok_or_else(|| invalid(b.at("properties.localNetworkGateway2"), "is required for an IPsec connection"))?;
+                let l = b
+                    .id_ref("properties.localNetworkGateway2")?
+                    .ok_or_else(|| invalid(b.at("properties.localNetworkGateway2"), "is required for an IPsec connection"))?;
                 remote_prefixes = if self.find(l).is_none() && self.is_elsewhere(l) {
                     Vec::new()
                 } else {
-                    let Resource::LocalNetworkGateway(lng) = self.require(l, "Microsoft.Network/localNetworkGateways", remote_at.clone())? else { unreachable!("type checked") };
+                    let Resource::LocalNetworkGateway(lng) =
+                        self.require(l, "Microsoft.Network/localNetworkGateways", remote_at.clone())?
+                    else {
+                        unreachable!("type checked")
+                    };
                     lng.address_prefixes.clone()
                 };
                 local_network_gateway2 = Some(l.to_string());
             }
             ConnectionType::Vnet2Vnet => {
                 remote_at = b.at("properties.virtualNetworkGateway2.id");
-                let g = b.id_ref("properties.virtualNetworkGateway2")?.ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway2"), "is required for a Vnet2Vnet connection"))?;
+                let g = b
+                    .id_ref("properties.virtualNetworkGateway2")?
+                    .ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway2"), "is required for a Vnet2Vnet connection"))?;
                 if same_id(g, &gw1) {
                     return Err(invalid(remote_at, "a connection cannot connect a gateway to itself"));
                 }
                 remote_prefixes = if self.find(g).is_none() && self.is_elsewhere(g) {
                     Vec::new()
                 } else {
-                    let Resource::VirtualNetworkGateway(g2) = self.require(g, "Microsoft.Network/virtualNetworkGateways", remote_at.clone())? else { unreachable!("type checked") };
-                    g2.ip_configurations.first().and_then(|c| split_subnet_id(&c.subnet)).and_then(|(v, _)| self.vnet(v)).map(|v| v.address_space.clone()).unwrap_or_default()
+                    let Resource::VirtualNetworkGateway(g2) =
+                        self.require(g, "Microsoft.Network/virtualNetworkGateways", remote_at.clone())?
+                    else {
+                        unreachable!("type checked")
+                    };
+                    g2.ip_configurations
+                        .first()
+                        .and_then(|c| split_subnet_id(&c.subnet))
+                        .and_then(|(v, _)| self.vnet(v))
+                        .map(|v| v.address_space.clone())
+                        .unwrap_or_default()
                 };
                 virtual_network_gateway2 = Some(g.to_string());
             }
@@ -1158,7 +1600,9 @@ impl<'a> Planner<'a> {
             if let Some(l) = gw1_vnet.iter().find(|l| overlaps(**l, *r)) {
                 return Err(SiteError::AddressConflict {
                     at: remote_at,
-                    problem: format!("the remote address space {r} overlaps the local virtual network's {l}; connected networks must not overlap"),
+                    problem: format!(
+                        "the remote address space {r} overlaps the local virtual network's {l}; connected networks must not overlap"
+                    ),
                 });
             }
         }
@@ -1166,14 +1610,25 @@ impl<'a> Planner<'a> {
             None => None,
             Some(Value::String(s)) => {
                 if s.is_empty() || s.len() > 128 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-                    return Err(invalid(b.at("properties.sharedKey"), "must be 1–128 printable ASCII characters (value not shown)"));
+                    return Err(invalid(
+                        b.at("properties.sharedKey"),
+                        "must be 1–128 printable ASCII characters (value not shown)",
+                    ));
                 }
                 Some(SharedKey::new(s.clone()))
             }
-            Some(other) => return Err(invalid(b.at("properties.sharedKey"), format!("expected a string, got {} (value not shown)", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    b.at("properties.sharedKey"),
+                    format!("expected a string, got {} (value not shown)", type_name(other)),
+                ))
+            }
         };
         if shared_key.is_none() && matches!(connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet) {
-            return Err(invalid(b.at("properties.sharedKey"), "is required: hybridnet does not generate keys"));
+            return Err(invalid(
+                b.at("properties.sharedKey"),
+                "is required: hybridnet does not generate keys",
+            ));
         }
         let routing_weight = b.integer("properties.routingWeight")?.unwrap_or(0);
         let cp_path = "properties.connectionProtocol";
@@ -1185,27 +1640,53 @@ impl<'a> Planner<'a> {
         };
         let cp_name = format!("{connection_protocol:?}");
         if !kind.connection_protocols.iter().any(|p| p.eq_ignore_ascii_case(&cp_name)) {
-            return Err(unsupported(b.at(cp_path), format!("{cp_name} is not supported on a {} site (supported: {})", kind.name, kind.connection_protocols.join(", "))));
+            return Err(unsupported(
+                b.at(cp_path),
+                format!(
+                    "{cp_name} is not supported on a {} site (supported: {})",
+                    kind.name,
+                    kind.connection_protocols.join(", ")
+                ),
+            ));
         }
         let dpd_path = "properties.dpdTimeoutSeconds";
         let dpd_timeout_seconds = match b.integer(dpd_path)? {
             None | Some(0) => kind.dpd.default_timeout_secs,
             Some(v) if v >= i64::from(kind.dpd.min_timeout_secs) && v <= i64::from(kind.dpd.max_timeout_secs) => v as u32,
             Some(v) => {
-                return Err(invalid(b.at(dpd_path), format!("{v} is out of range: dpdTimeoutSeconds must be {} … {}", kind.dpd.min_timeout_secs, kind.dpd.max_timeout_secs)));
+                return Err(invalid(
+                    b.at(dpd_path),
+                    format!(
+                        "{v} is out of range: dpdTimeoutSeconds must be {} … {}",
+                        kind.dpd.min_timeout_secs, kind.dpd.max_timeout_secs
+                    ),
+                ));
             }
         };
         let mut ipsec_policies = Vec::new();
         let policies = b.array("properties.ipsecPolicies")?;
         if policies.len() > kind.features.max_ipsec_policies {
-            return Err(unsupported(b.at("properties.ipsecPolicies"), format!("at most {} policy per connection (got {})", kind.features.max_ipsec_policies, policies.len())));
+            return Err(unsupported(
+                b.at("properties.ipsecPolicies"),
+                format!(
+                    "at most {} policy per connection (got {})",
+                    kind.features.max_ipsec_policies,
+                    policies.len()
+                ),
+            ));
         }
         if !policies.is_empty() {
             let allowed = &kind.features.custom_ipsec_policy_skus;
             if !allowed.is_empty() && !allowed.iter().any(|s| s.eq_ignore_ascii_case(&g1.sku)) {
                 return Err(unsupported(
                     b.at("properties.ipsecPolicies"),
-                    format!("custom IPsec/IKE policies need gateway SKU {} on a {} site; gateway '{}' is {}", allowed.join(" or "), kind.name, g1.meta.name, g1.sku),
+                    format!(
+                        "custom IPsec/IKE policies need gateway SKU {} on a {} site; gateway '{}' is {}",
+                        allowed.join(" or "),
+                        kind.name,
+                        g1.meta.name,
+                        g1.sku
+                    ),
                 ));
             }
         }
@@ -1215,11 +1696,17 @@ impl<'a> Planner<'a> {
         let pbts_path = "properties.usePolicyBasedTrafficSelectors";
         let use_policy_based_traffic_selectors = b.boolean(pbts_path)?.unwrap_or(false);
         if use_policy_based_traffic_selectors && !kind.features.policy_based_traffic_selectors {
-            return Err(unsupported(b.at(pbts_path), format!("usePolicyBasedTrafficSelectors is not supported on a {} site", kind.name)));
+            return Err(unsupported(
+                b.at(pbts_path),
+                format!("usePolicyBasedTrafficSelectors is not supported on a {} site", kind.name),
+            ));
         }
         let enable_bgp = b.boolean("properties.enableBgp")?.unwrap_or(false);
         if enable_bgp && !g1.enable_bgp {
-            return Err(invalid(b.at("properties.enableBgp"), format!("gateway '{}' does not have BGP enabled", g1.meta.name)));
+            return Err(invalid(
+                b.at("properties.enableBgp"),
+                format!("gateway '{}' does not have BGP enabled", g1.meta.name),
+            ));
         }
         if matches!(connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet) {
             if let Some(sku) = sku {
@@ -1257,13 +1744,23 @@ fn parse_ipsec_policy(b: &Body) -> Result<IpsecPolicy, SiteError> {
         let s = b.required_string(name)?;
         parse(s).ok_or_else(|| invalid(b.at(name), format!("{s:?} is not one of {}", all.join(", "))))
     }
-    let life = b.integer("saLifeTimeSeconds")?.ok_or_else(|| invalid(b.at("saLifeTimeSeconds"), "is required"))?;
+    let life = b
+        .integer("saLifeTimeSeconds")?
+        .ok_or_else(|| invalid(b.at("saLifeTimeSeconds"), "is required"))?;
     if !(300..=i64::from(u32::MAX)).contains(&life) {
-        return Err(invalid(b.at("saLifeTimeSeconds"), format!("{life} is out of range: at least 300 seconds")));
+        return Err(invalid(
+            b.at("saLifeTimeSeconds"),
+            format!("{life} is out of range: at least 300 seconds"),
+        ));
     }
-    let size = b.integer("saDataSizeKilobytes")?.ok_or_else(|| invalid(b.at("saDataSizeKilobytes"), "is required"))?;
+    let size = b
+        .integer("saDataSizeKilobytes")?
+        .ok_or_else(|| invalid(b.at("saDataSizeKilobytes"), "is required"))?;
     if size < 1024 {
-        return Err(invalid(b.at("saDataSizeKilobytes"), format!("{size} is out of range: at least 1024 kilobytes")));
+        return Err(invalid(
+            b.at("saDataSizeKilobytes"),
+            format!("{size} is out of range: at least 1024 kilobytes"),
+        ));
     }
     let p = IpsecPolicy {
         sa_life_time_seconds: life as u32,
@@ -1280,15 +1777,29 @@ fn parse_ipsec_policy(b: &Body) -> Result<IpsecPolicy, SiteError> {
     if (ike_gcm || ike_integ_gcm) && p.ike_encryption.as_str() != p.ike_integrity.as_str() {
         return Err(invalid(
             b.at("ikeIntegrity"),
-            format!("{} with ikeEncryption {}: GCMAES encryption requires the same GCMAES integrity value", p.ike_integrity.as_str(), p.ike_encryption.as_str()),
+            format!(
+                "{} with ikeEncryption {}: GCMAES encryption requires the same GCMAES integrity value",
+                p.ike_integrity.as_str(),
+                p.ike_encryption.as_str()
+            ),
         ));
     }
-    let esp_gcm = matches!(p.ipsec_encryption, IpsecEncryption::GcmAes128 | IpsecEncryption::GcmAes192 | IpsecEncryption::GcmAes256);
-    let esp_integ_gcm = matches!(p.ipsec_integrity, IpsecIntegrity::GcmAes128 | IpsecIntegrity::GcmAes192 | IpsecIntegrity::GcmAes256);
+    let esp_gcm = matches!(
+        p.ipsec_encryption,
+        IpsecEncryption::GcmAes128 | IpsecEncryption::GcmAes192 | IpsecEncryption::GcmAes256
+    );
+    let esp_integ_gcm = matches!(
+        p.ipsec_integrity,
+        IpsecIntegrity::GcmAes128 | IpsecIntegrity::GcmAes192 | IpsecIntegrity::GcmAes256
+    );
     if (esp_gcm || esp_integ_gcm) && p.ipsec_encryption.as_str() != p.ipsec_integrity.as_str() {
         return Err(invalid(
             b.at("ipsecIntegrity"),
-            format!("{} with ipsecEncryption {}: GCMAES encryption requires the same GCMAES integrity value", p.ipsec_integrity.as_str(), p.ipsec_encryption.as_str()),
+            format!(
+                "{} with ipsecEncryption {}: GCMAES encryption requires the same GCMAES integrity value",
+                p.ipsec_integrity.as_str(),
+                p.ipsec_encryption.as_str()
+            ),
         ));
     }
     if p.dh_group == DhGroup::None {

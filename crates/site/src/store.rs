@@ -78,9 +78,14 @@ impl Store {
             }
         };
         // The file holds shared keys: only the owner may read it.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| SiteError::Io { path: path.display().to_string(), source: e })?;
-        let store = Store { path: path.to_path_buf(), db };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| SiteError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let store = Store {
+            path: path.to_path_buf(),
+            db,
+        };
         let tx = store.db.begin_write().map_err(|e| store.err(e))?;
         {
             for t in [META, RESOURCES, SECRETS, DEPLOYMENTS] {
@@ -178,7 +183,9 @@ impl Store {
                 None => 0,
             };
             if current != c.base_generation {
-                return Err(SiteError::StalePlan { deployment: c.deployment_name.to_string() });
+                return Err(SiteError::StalePlan {
+                    deployment: c.deployment_name.to_string(),
+                });
             }
             let next = self.encode(&(current + 1))?;
             meta.insert(GENERATION_KEY, next.as_slice()).map_err(|e| self.err(e))?;
@@ -209,7 +216,8 @@ impl Store {
             }
             let mut dep = tx.open_table(DEPLOYMENTS).map_err(|e| self.err(e))?;
             let bytes = self.encode(c.deployment)?;
-            dep.insert(key(c.deployment_name).as_str(), bytes.as_slice()).map_err(|e| self.err(e))?;
+            dep.insert(key(c.deployment_name).as_str(), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

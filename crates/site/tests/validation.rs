@@ -25,7 +25,11 @@ fn reject(resources: Value) -> String {
 
 #[test]
 fn subnet_outside_address_space() {
-    let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("a", "10.1.1.0/24"), ("b", "10.9.0.0/24")])]));
+    let e = reject(json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("a", "10.1.1.0/24"), ("b", "10.9.0.0/24")]
+    )]));
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[1].properties.addressPrefix: 10.9.0.0/24 is outside the address space [10.1.0.0/16]");
 }
 
@@ -37,36 +41,59 @@ fn overlapping_address_spaces() {
 
 #[test]
 fn overlapping_subnets() {
-    let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("a", "10.1.0.0/23"), ("b", "10.1.1.0/24")])]));
+    let e = reject(json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("a", "10.1.0.0/23"), ("b", "10.1.1.0/24")]
+    )]));
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.addressPrefix: 10.1.0.0/23 overlaps subnet 'b' (10.1.1.0/24)");
 }
 
 #[test]
 fn host_bits_and_garbage_prefixes() {
     let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("a", "10.1.1.5/24")])]));
-    assert!(e.ends_with("properties.subnets[0].properties.addressPrefix: 10.1.1.5/24 has host bits set; did you mean 10.1.1.0/24?"), "{e}");
+    assert!(
+        e.ends_with("properties.subnets[0].properties.addressPrefix: 10.1.1.5/24 has host bits set; did you mean 10.1.1.0/24?"),
+        "{e}"
+    );
     let e = reject(json!([vnet("vnet1", &["ten.one/16"], &[])]));
-    assert!(e.ends_with("properties.addressSpace.addressPrefixes[0]: \"ten.one/16\" is not an IPv4 prefix (a.b.c.d/n)"), "{e}");
+    assert!(
+        e.ends_with("properties.addressSpace.addressPrefixes[0]: \"ten.one/16\" is not an IPv4 prefix (a.b.c.d/n)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn gateway_subnet_slash30() {
     let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/30")])]));
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.addressPrefix: GatewaySubnet 10.1.255.0/30 is too small: the minimum on a azure site is /29 (/27 recommended)");
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", None, json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/30")])])).to_string();
-    assert!(e.ends_with("GatewaySubnet 10.1.255.0/30 is too small: the minimum on a azure-stack-hub site is /29 (/28 recommended)"), "{e}");
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        None,
+        json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/30")])]),
+    )
+    .to_string();
+    assert!(
+        e.ends_with("GatewaySubnet 10.1.255.0/30 is too small: the minimum on a azure-stack-hub site is /29 (/28 recommended)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn ordinary_subnet_too_small() {
     let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("a", "10.1.1.0/30")])]));
-    assert!(e.ends_with("properties.subnets[0].properties.addressPrefix: subnet 10.1.1.0/30 is too small: the smallest subnet is /29"), "{e}");
+    assert!(
+        e.ends_with("properties.subnets[0].properties.addressPrefix: subnet 10.1.1.0/30 is too small: the smallest subnet is /29"),
+        "{e}"
+    );
 }
 
 #[test]
 fn gateway_subnet_with_route_table() {
     let mut v = vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]);
-    v["properties"]["subnets"][0]["properties"]["routeTable"] = json!({"id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/routeTables/rt"});
+    v["properties"]["subnets"][0]["properties"]["routeTable"] =
+        json!({"id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/routeTables/rt"});
     let e = reject(json!([v]));
     assert!(e.starts_with("resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.routeTable.id: GatewaySubnet must not have a route table"), "{e}");
 }
@@ -77,7 +104,8 @@ fn gateway_subnet_with_denying_nsg() {
         "properties": {"securityRules": [{"name": "block-ike", "properties": {"access": "Deny", "direction": "Inbound", "protocol": "Udp",
             "sourcePortRange": "*", "destinationPortRange": "500", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "priority": 100}}]}});
     let mut v = vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]);
-    v["properties"]["subnets"][0]["properties"]["networkSecurityGroup"] = json!({"id": "[resourceId('Microsoft.Network/networkSecurityGroups', 'nsg')]"});
+    v["properties"]["subnets"][0]["properties"]["networkSecurityGroup"] =
+        json!({"id": "[resourceId('Microsoft.Network/networkSecurityGroups', 'nsg')]"});
     v["dependsOn"] = json!(["nsg"]);
     let e = reject(json!([nsg, v]));
     assert!(e.starts_with("resources[1] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.networkSecurityGroup.id: GatewaySubnet must not have a network security group that denies traffic (rule 'block-ike'"), "{e}");
@@ -100,7 +128,15 @@ fn standard_public_ip_on_azure_stack_hub() {
 }
 
 fn gw_setup() -> Value {
-    json!([vnet("vnet1", &["10.1.0.0/16"], &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]), pip("pip1"), pip("pip2")])
+    json!([
+        vnet(
+            "vnet1",
+            &["10.1.0.0/16"],
+            &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]
+        ),
+        pip("pip1"),
+        pip("pip2")
+    ])
 }
 
 #[test]
@@ -116,7 +152,8 @@ fn vnet2vnet_on_azure_stack_hub() {
     let setup = json!([
         vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]),
         vnet("vnet2", &["10.2.0.0/16"], &[("GatewaySubnet", "10.2.255.0/27")]),
-        pip("pip1"), pip("pip2"),
+        pip("pip1"),
+        pip("pip2"),
         gateway("gw1", "vnet1", "pip1", "Standard"),
         gateway("gw2", "vnet2", "pip2", "Standard")
     ]);
@@ -134,7 +171,13 @@ fn vnet2vnet_on_azure_stack_hub() {
 
 #[test]
 fn unknown_sku_for_kind() {
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([gateway("gw", "vnet1", "pip1", "VpnGw5")])).to_string();
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(gw_setup()),
+        json!([gateway("gw", "vnet1", "pip1", "VpnGw5")]),
+    )
+    .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworkGateways 'gw').properties.sku.name: gateway SKU \"VpnGw5\" does not exist on a azure-stack-hub site (available: Basic, Standard, HighPerformance, VpnGw1, VpnGw2, VpnGw3)");
 }
 
@@ -143,13 +186,17 @@ fn policy_based_on_azure_stack_hub() {
     let mut g = gateway("gw", "vnet1", "pip1", "Basic");
     g["properties"]["vpnType"] = json!("PolicyBased");
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g])).to_string();
-    assert!(e.ends_with(".properties.vpnType: policy-based VPN gateways are not supported on a azure-stack-hub site; use RouteBased"), "{e}");
+    assert!(
+        e.ends_with(".properties.vpnType: policy-based VPN gateways are not supported on a azure-stack-hub site; use RouteBased"),
+        "{e}"
+    );
 }
 
 #[test]
 fn gateway_outside_gateway_subnet() {
     let mut g = gateway("gw", "vnet1", "pip1", "VpnGw1");
-    g["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] = json!("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'vnet1', 'default')]");
+    g["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] =
+        json!("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'vnet1', 'default')]");
     let e = reject_on("azure", "203.0.113.0/24", Some(gw_setup()), json!([g])).to_string();
     assert!(e.ends_with("properties.ipConfigurations[0].properties.subnet.id: a VPN gateway must be placed in the subnet named GatewaySubnet, not 'default'"), "{e}");
 }
@@ -158,12 +205,19 @@ fn gateway_outside_gateway_subnet() {
 fn tunnel_limit_per_sku() {
     // azure-stack-hub HighPerformance: 5 tunnels per gateway.
     let mut setup = gw_setup();
-    setup.as_array_mut().unwrap().push(gateway("gw", "vnet1", "pip1", "HighPerformance"));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(gateway("gw", "vnet1", "pip1", "HighPerformance"));
     let mut t = site("azure-stack-hub", "192.0.2.0/24");
     deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
     let mut five = Vec::new();
     for i in 0..5 {
-        five.push(lng(&format!("l{i}"), &format!("198.51.100.{}", i + 1), &[&format!("10.{}.0.0/16", 20 + i)]));
+        five.push(lng(
+            &format!("l{i}"),
+            &format!("198.51.100.{}", i + 1),
+            &[&format!("10.{}.0.0/16", 20 + i)],
+        ));
         five.push(connection(&format!("c{i}"), "gw", &format!("l{i}"), "key"));
     }
     deploy(&mut t.site, &tpl(Value::Array(five)), Default::default(), "five").unwrap();
@@ -171,7 +225,11 @@ fn tunnel_limit_per_sku() {
     let e = t.site.plan(&tpl(sixth), Default::default(), "sixth").unwrap_err().to_string();
     assert_eq!(e, "resources[1] (Microsoft.Network/connections 'c5').properties.virtualNetworkGateway1.id: gateway 'gw' (HighPerformance SKU) allows 5 site-to-site tunnels on a azure-stack-hub site; this would be connection 6");
     // Downgrading the gateway below its connection count is refused too.
-    let e = t.site.plan(&tpl(json!([gateway("gw", "vnet1", "pip1", "VpnGw1")])), Default::default(), "down").unwrap_err().to_string();
+    let e = t
+        .site
+        .plan(&tpl(json!([gateway("gw", "vnet1", "pip1", "VpnGw1")])), Default::default(), "down")
+        .unwrap_err()
+        .to_string();
     assert!(e.ends_with("properties.sku.name: the VpnGw1 SKU allows 3 site-to-site tunnels on a azure-stack-hub site, but 5 connections use this gateway"), "{e}");
 }
 
@@ -180,8 +238,22 @@ fn subnet_pool_exhausted() {
     let setup = json!([vnet("vnet1", &["10.1.0.0/16"], &[("tiny", "10.1.1.0/29")])]);
     let mut t = site("azure", "203.0.113.0/24");
     deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
-    deploy(&mut t.site, &tpl(json!([nic("n1", "vnet1", "tiny", None), nic("n2", "vnet1", "tiny", None), nic("n3", "vnet1", "tiny", None)])), Default::default(), "three").unwrap();
-    let e = t.site.plan(&tpl(json!([nic("n4", "vnet1", "tiny", None)])), Default::default(), "fourth").unwrap_err().to_string();
+    deploy(
+        &mut t.site,
+        &tpl(json!([
+            nic("n1", "vnet1", "tiny", None),
+            nic("n2", "vnet1", "tiny", None),
+            nic("n3", "vnet1", "tiny", None)
+        ])),
+        Default::default(),
+        "three",
+    )
+    .unwrap();
+    let e = t
+        .site
+        .plan(&tpl(json!([nic("n4", "vnet1", "tiny", None)])), Default::default(), "fourth")
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/networkInterfaces 'n4').properties.ipConfigurations[0].properties.privateIPAllocationMethod: subnet 'tiny' (10.1.1.0/29) has no free address left: 3 usable, all in use");
 }
 
@@ -193,27 +265,68 @@ fn public_prefix_exhausted() {
 
 #[test]
 fn static_address_conflicts() {
-    let setup = json!([vnet("vnet1", &["10.1.0.0/16"], &[("default", "10.1.1.0/24")]), nic("n1", "vnet1", "default", Some("10.1.1.10"))]);
-    let e = reject_on("azure", "203.0.113.0/24", Some(setup.clone()), json!([nic("n2", "vnet1", "default", Some("10.1.1.10"))])).to_string();
+    let setup = json!([
+        vnet("vnet1", &["10.1.0.0/16"], &[("default", "10.1.1.0/24")]),
+        nic("n1", "vnet1", "default", Some("10.1.1.10"))
+    ]);
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(setup.clone()),
+        json!([nic("n2", "vnet1", "default", Some("10.1.1.10"))]),
+    )
+    .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/networkInterfaces 'n2').properties.ipConfigurations[0].properties.privateIPAddress: 10.1.1.10 is already in use by networkInterfaces 'n1'");
-    let e = reject_on("azure", "203.0.113.0/24", Some(setup.clone()), json!([nic("n2", "vnet1", "default", Some("10.1.1.3"))])).to_string();
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(setup.clone()),
+        json!([nic("n2", "vnet1", "default", Some("10.1.1.3"))]),
+    )
+    .to_string();
     assert!(e.ends_with("privateIPAddress: 10.1.1.3 is reserved in subnet 10.1.1.0/24: the network address, .1 (router), .2, .3 (DNS) and the broadcast address are not assignable; the first usable address is 10.1.1.4"), "{e}");
-    let e = reject_on("azure", "203.0.113.0/24", Some(setup), json!([nic("n2", "vnet1", "default", Some("10.1.2.7"))])).to_string();
-    assert!(e.ends_with("privateIPAddress: 10.1.2.7 is outside subnet 'default' (10.1.1.0/24)"), "{e}");
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(setup),
+        json!([nic("n2", "vnet1", "default", Some("10.1.2.7"))]),
+    )
+    .to_string();
+    assert!(
+        e.ends_with("privateIPAddress: 10.1.2.7 is outside subnet 'default' (10.1.1.0/24)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_reference_names_resource_and_property() {
     let e = reject(json!([nic("n1", "nope", "default", None)]));
-    assert!(e.starts_with("resources[0] (Microsoft.Network/networkInterfaces 'n1').properties.ipConfigurations[0].properties.subnet.id: /subscriptions/"), "{e}");
-    assert!(e.ends_with("/providers/Microsoft.Network/virtualNetworks/nope/subnets/default does not exist in this deployment or site"), "{e}");
+    assert!(
+        e.starts_with(
+            "resources[0] (Microsoft.Network/networkInterfaces 'n1').properties.ipConfigurations[0].properties.subnet.id: /subscriptions/"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.ends_with("/providers/Microsoft.Network/virtualNetworks/nope/subnets/default does not exist in this deployment or site"),
+        "{e}"
+    );
 }
 
 #[test]
 fn nic_in_gateway_subnet_rejected() {
     let setup = json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")])]);
-    let e = reject_on("azure", "203.0.113.0/24", Some(setup), json!([nic("n1", "vnet1", "GatewaySubnet", None)])).to_string();
-    assert!(e.ends_with("properties.subnet.id: network interfaces cannot be placed in GatewaySubnet; it is reserved for VPN gateways"), "{e}");
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(setup),
+        json!([nic("n1", "vnet1", "GatewaySubnet", None)]),
+    )
+    .to_string();
+    assert!(
+        e.ends_with("properties.subnet.id: network interfaces cannot be placed in GatewaySubnet; it is reserved for VPN gateways"),
+        "{e}"
+    );
 }
 
 fn policy(over: Value) -> Value {
@@ -246,7 +359,10 @@ fn ipsec_policy_validation() {
     let e = with(policy(json!({"dhGroup": "DHGroup99"})));
     assert!(e.ends_with("ipsecPolicies[0].dhGroup: \"DHGroup99\" is not one of None, DHGroup1, DHGroup2, DHGroup14, DHGroup2048, ECP256, ECP384, DHGroup24"), "{e}");
     let e = with(policy(json!({"saLifeTimeSeconds": 10})));
-    assert!(e.ends_with("ipsecPolicies[0].saLifeTimeSeconds: 10 is out of range: at least 300 seconds"), "{e}");
+    assert!(
+        e.ends_with("ipsecPolicies[0].saLifeTimeSeconds: 10 is out of range: at least 300 seconds"),
+        "{e}"
+    );
     let mut p = policy(json!({}));
     p.as_object_mut().unwrap().remove("pfsGroup");
     let e = with(p);
@@ -270,7 +386,10 @@ fn connection_property_checks() {
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"]["dpdTimeoutSeconds"] = json!(5);
     let e = reject_on("azure", "203.0.113.0/24", Some(conn_setup()), json!([c])).to_string();
-    assert!(e.ends_with("properties.dpdTimeoutSeconds: 5 is out of range: dpdTimeoutSeconds must be 9 … 3600"), "{e}");
+    assert!(
+        e.ends_with("properties.dpdTimeoutSeconds: 5 is out of range: dpdTimeoutSeconds must be 9 … 3600"),
+        "{e}"
+    );
 
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"]["connectionProtocol"] = json!("IKEv1");
@@ -278,21 +397,33 @@ fn connection_property_checks() {
     setup.as_array_mut().unwrap().push(gateway("gw", "vnet1", "pip1", "Standard"));
     setup.as_array_mut().unwrap().push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup.clone()), json!([c])).to_string();
-    assert!(e.ends_with("properties.connectionProtocol: IKEv1 is not supported on a azure-stack-hub site (supported: IKEv2)"), "{e}");
+    assert!(
+        e.ends_with("properties.connectionProtocol: IKEv1 is not supported on a azure-stack-hub site (supported: IKEv2)"),
+        "{e}"
+    );
 
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"]["usePolicyBasedTrafficSelectors"] = json!(true);
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup), json!([c])).to_string();
-    assert!(e.ends_with("properties.usePolicyBasedTrafficSelectors: usePolicyBasedTrafficSelectors is not supported on a azure-stack-hub site"), "{e}");
+    assert!(
+        e.ends_with("properties.usePolicyBasedTrafficSelectors: usePolicyBasedTrafficSelectors is not supported on a azure-stack-hub site"),
+        "{e}"
+    );
 
-    let overlapping = json!([lng("peer2", "198.51.100.2", &["10.1.128.0/20"]), connection("c2", "gw", "peer2", "k")]);
+    let overlapping = json!([
+        lng("peer2", "198.51.100.2", &["10.1.128.0/20"]),
+        connection("c2", "gw", "peer2", "k")
+    ]);
     let e = reject_on("azure", "203.0.113.0/24", Some(conn_setup()), overlapping).to_string();
     assert!(e.ends_with("properties.localNetworkGateway2.id: the remote address space 10.1.128.0/20 overlaps the local virtual network's 10.1.0.0/16; connected networks must not overlap"), "{e}");
 
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"].as_object_mut().unwrap().remove("sharedKey");
     let e = reject_on("azure", "203.0.113.0/24", Some(conn_setup()), json!([c])).to_string();
-    assert!(e.ends_with("properties.sharedKey: is required: hybridnet does not generate keys"), "{e}");
+    assert!(
+        e.ends_with("properties.sharedKey: is required: hybridnet does not generate keys"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -301,10 +432,16 @@ fn bgp_asn_limits() {
     g["properties"]["enableBgp"] = json!(true);
     g["properties"]["bgpSettings"] = json!({"asn": 4200000000u64});
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g.clone()])).to_string();
-    assert!(e.ends_with("properties.bgpSettings.asn: ASN 4200000000 is out of range: a azure-stack-hub site accepts 1 … 65535"), "{e}");
+    assert!(
+        e.ends_with("properties.bgpSettings.asn: ASN 4200000000 is out of range: a azure-stack-hub site accepts 1 … 65535"),
+        "{e}"
+    );
     g["properties"]["bgpSettings"] = json!({"asn": 65515});
     let e = reject_on("azure", "203.0.113.0/24", Some(gw_setup()), json!([g])).to_string();
-    assert!(e.ends_with("properties.bgpSettings.asn: ASN 65515 is reserved and cannot be used on a azure site"), "{e}");
+    assert!(
+        e.ends_with("properties.bgpSettings.asn: ASN 65515 is reserved and cannot be used on a azure site"),
+        "{e}"
+    );
 }
 
 #[test]

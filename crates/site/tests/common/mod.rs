@@ -109,5 +109,7 @@ pub fn connection(name: &str, gw: &str, lng: &str, key: &str) -> Value {
 }
 
 pub fn find<'a>(rs: &'a [Resource], name: &str) -> &'a Resource {
-    rs.iter().find(|r| r.name().eq_ignore_ascii_case(name)).unwrap_or_else(|| panic!("no resource {name}"))
+    rs.iter()
+        .find(|r| r.name().eq_ignore_ascii_case(name))
+        .unwrap_or_else(|| panic!("no resource {name}"))
 }
