@@ -21,7 +21,14 @@ pub struct NetnsSpec {
     pub links: Vec<LinkSpec>,
     /// Routes the fabric owns here (tagged with [`FABRIC_ROUTE_PROTO`]).
     pub routes: Vec<RouteSpec>,
+    /// Body (chains) of the nftables table `ip hybridnet` in this namespace, e.g. a site's
+    /// NAT; `None` = the fabric keeps no table here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nft: Option<String>,
 }
+
+/// Name of the nftables table the fabric owns in a namespace.
+pub const NFT_TABLE: &str = "hybridnet";
 
 /// One link inside a namespace.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -463,6 +463,7 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
             public_prefix: spec.public_prefix,
             vnets: Vec::new(),
             vms: Vec::new(),
+            nat: spec.nat,
             gateways: Vec::new(),
         };
         let mut subnet_index: Vec<(String, String, String)> = Vec::new(); // (subnet id, vnet, subnet)
@@ -778,7 +779,7 @@ impl Lab {
         for spec in &self.record.sites {
             let site = self.site(&spec.name)?;
             let resources = site.resources().map_err(site_err(&spec.name))?;
-            let net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: vec![], vms: vec![], gateways: vec![] };
+            let net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: vec![], vms: vec![], nat: spec.nat, gateways: vec![] };
             let topo = Topology { lab_id: id.clone(), sites: vec![] };
             let mut st = SiteStatus {
                 name: spec.name.clone(),

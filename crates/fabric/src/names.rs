@@ -130,7 +130,7 @@ impl From<LabId> for String {
 }
 
 /// FNV-1a: a stable hash (unlike std's) so interface names survive rebuilds of the binary.
-fn fnv1a(s: &str) -> u64 {
+pub(crate) fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);

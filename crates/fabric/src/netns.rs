@@ -225,3 +225,37 @@ pub fn delete_netns(names: &[String]) -> Result<(), NetnsError> {
         _ => Ok(()),
     }
 }
+
+/// Makes the nftables table `ip <table>` in `netns` hold exactly `body` (its chains).
+/// The table carries a comment with a hash of `body`, so an unchanged table is recognized
+/// with one `nft list` and left alone. Returns whether it changed anything.
+pub fn nft_ensure(netns: &str, table: &str, body: &str) -> Result<bool, NetnsError> {
+    let marker = format!("fabric:{:016x}", crate::names::fnv1a(body));
+    let script = format!(
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\ncomment \"{marker}\"\n{body}}}\n"
+    );
+    in_netns(netns, move || {
+        // Children forked from this thread live in the namespace it entered.
+        let listed = Command::new("nft").args(["list", "table", "ip", table]).output()?;
+        if listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains(&marker) {
+            return Ok(false);
+        }
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(script.as_bytes());
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "nft -f failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(true)
+    })
+}

@@ -263,6 +263,11 @@ pub fn reconcile(
                 fresh_peers.insert((peer_netns.clone(), peer_name.clone()));
             }
         }
+        if let Some(body) = &spec.nft {
+            if netns::nft_ensure(&spec.name, crate::desired::NFT_TABLE, body).map_err(err(&spec.name))? {
+                report.changes.push(format!("{}: nftables table {} loaded", spec.name, crate::desired::NFT_TABLE));
+            }
+        }
         let want_fwd = if spec.forwarding { "1" } else { "0" };
         let have_fwd = netns::sysctl_get(&spec.name, "net/ipv4/ip_forward").map_err(err(&spec.name))?;
         if have_fwd != want_fwd {

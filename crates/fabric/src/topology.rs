@@ -31,6 +31,10 @@ pub struct SiteNet {
     pub vnets: Vec<VnetNet>,
     /// Virtual machines (only their NICs matter here).
     pub vms: Vec<VmNet>,
+    /// Whether the site's gateways sit behind a NAT device (a namespace holding their public
+    /// IPs and translating to private addresses behind it).
+    #[serde(default)]
+    pub nat: bool,
     /// VPN gateways: namespaces between the GatewaySubnet and the internet.
     #[serde(default)]
     pub gateways: Vec<GatewayNet>,
@@ -56,8 +60,15 @@ pub struct GatewayNet {
 
 /// Interface name of a gateway's GatewaySubnet side inside its namespace.
 pub const GATEWAY_LAN_IF: &str = "lan";
-/// Interface name of a gateway's internet side inside its namespace.
+/// Interface name of a gateway's internet side inside its namespace (and of a NAT device's).
 pub const GATEWAY_WAN_IF: &str = "wan";
+
+/// Behind a NAT device, gateway number `i` of the site gets `100.64.<i>.2/24` and the NAT
+/// device `100.64.<i>.1` (shared address space, RFC 6598, as carrier NATs use).
+pub fn behind_nat_addresses(i: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let i = (i % 256) as u8;
+    (Ipv4Addr::new(100, 64, i, 1), Ipv4Addr::new(100, 64, i, 2))
+}
 
 /// One virtual network.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -127,6 +138,22 @@ pub fn first_host(prefix: &Ipv4Net) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(u32::from(prefix.network()) + 1))
 }
 
+/// Turns the per-gateway rule lines (`@post` marks postrouting rules) into the chains of the
+/// NAT device's table.
+fn nat_ruleset(lines: &str) -> String {
+    let (post, pre): (Vec<&str>, Vec<&str>) = lines.lines().filter(|l| !l.is_empty()).partition(|l| l.starts_with("@post "));
+    let mut out = String::from("chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n");
+    for l in pre {
+        out.push_str(&format!("  {l}\n"));
+    }
+    out.push_str("}\nchain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n");
+    for l in post {
+        out.push_str(&format!("  {}\n", l.trim_start_matches("@post ")));
+    }
+    out.push_str("}\n");
+    out
+}
+
 impl SiteNet {
     /// The internet side's address on this site's public prefix: the next hop for gateways.
     /// It is the prefix's last usable address (`.254` of a /24) because the site allocates
@@ -161,6 +188,7 @@ impl Topology {
             forwarding: true,
             links: Vec::new(),
             routes: Vec::new(),
+            nft: None,
         };
         for site in &self.sites {
             let edge = site.internet_address().ok_or_else(|| TopologyError::PrefixTooSmall {
@@ -185,6 +213,7 @@ impl Topology {
                     forwarding: true,
                     links: Vec::new(),
                     routes: Vec::new(),
+                    nft: None,
                 };
                 for subnet in &vnet.subnets {
                     let gw = first_host(&subnet.prefix).ok_or_else(|| TopologyError::PrefixTooSmall {
@@ -211,6 +240,7 @@ impl Topology {
                     forwarding: false,
                     links: Vec::new(),
                     routes: Vec::new(),
+                    nft: None,
                 };
                 for (i, nic) in vm.nics.iter().enumerate() {
                     let unknown = || TopologyError::UnknownSubnet {
@@ -261,7 +291,8 @@ impl Topology {
                 }
                 vms.push(spec);
             }
-            for gw in &site.gateways {
+            let mut nat_box: Option<NetnsSpec> = None;
+            for (gw_index, gw) in site.gateways.iter().enumerate() {
                 let bad = |problem: String| TopologyError::Gateway { site: site.name.clone(), gateway: gw.name.clone(), problem };
                 let vnet_idx = site
                     .vnets
@@ -293,15 +324,9 @@ impl Topology {
                             addrs: vec![Ipv4Net::new(gw.private_address, subnet.prefix.prefix_len()).expect("valid")],
                             role: format!("GatewaySubnet side ({}/{})", vnet.name, subnet.name),
                         },
-                        LinkSpec {
-                            name: GATEWAY_WAN_IF.into(),
-                            kind: LinkKind::VethPeer,
-                            master: None,
-                            addrs: vec![Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len()).expect("valid")],
-                            role: format!("public IP {}", gw.public_address),
-                        },
                     ],
-                    routes: vec![RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() }],
+                    routes: Vec::new(),
+                    nft: None,
                 };
                 // The gateway reaches the whole VNet through the router.
                 for s in &vnet.subnets {
@@ -320,18 +345,79 @@ impl Topology {
                 for p in &gw.remote_prefixes {
                     routers[vnet_idx].routes.push(RouteSpec { dst: p.trunc(), via: Some(gw.private_address), dev: bridge.clone() });
                 }
-                internet_ports.push(LinkSpec {
-                    name: id.ifname('g', &key),
-                    kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_WAN_IF.into() },
-                    master: Some(self.internet_bridge(&site.name)),
-                    addrs: Vec::new(),
-                    role: format!("internet port of gateway {}/{}", site.name, gw.name),
-                });
+                if site.nat {
+                    let (nat_inside, gw_inside) = behind_nat_addresses(gw_index);
+                    spec.links.push(LinkSpec {
+                        name: GATEWAY_WAN_IF.into(),
+                        kind: LinkKind::VethPeer,
+                        master: None,
+                        addrs: vec![Ipv4Net::new(gw_inside, 24).expect("valid")],
+                        role: format!("behind NAT; public IP {} on the NAT device", gw.public_address),
+                    });
+                    spec.routes.push(RouteSpec { dst: Ipv4Net::default(), via: Some(nat_inside), dev: GATEWAY_WAN_IF.into() });
+                    let nat = nat_box.get_or_insert_with(|| NetnsSpec {
+                        name: id.nat_netns(&site.name),
+                        role: format!("NAT device of site {}", site.name),
+                        forwarding: true,
+                        links: vec![LinkSpec {
+                            name: GATEWAY_WAN_IF.into(),
+                            kind: LinkKind::VethPeer,
+                            master: None,
+                            addrs: Vec::new(),
+                            role: format!("public side ({})", site.public_prefix),
+                        }],
+                        routes: vec![RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() }],
+                        nft: Some(String::new()),
+                    });
+                    nat.links[0].addrs.push(Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len()).expect("valid"));
+                    let inside_if = id.ifname('g', &key);
+                    nat.links.push(LinkSpec {
+                        name: inside_if.clone(),
+                        kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                        master: None,
+                        addrs: vec![Ipv4Net::new(nat_inside, 24).expect("valid")],
+                        role: format!("inside port to gateway {}/{}", site.name, gw.name),
+                    });
+                    // Inbound IKE and NAT-T go to the gateway; its outbound leaves as its public IP.
+                    let rules = nat.nft.get_or_insert_with(String::new);
+                    rules.push_str(&format!(
+                        "ip daddr {pub_ip} udp dport {{ 500, 4500 }} dnat to {gw_inside}\n@post ip saddr {gw_inside} oifname \"{wan}\" snat to {pub_ip}\n",
+                        pub_ip = gw.public_address,
+                        wan = GATEWAY_WAN_IF,
+                    ));
+                } else {
+                    spec.links.push(LinkSpec {
+                        name: GATEWAY_WAN_IF.into(),
+                        kind: LinkKind::VethPeer,
+                        master: None,
+                        addrs: vec![Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len()).expect("valid")],
+                        role: format!("public IP {}", gw.public_address),
+                    });
+                    spec.routes.push(RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() });
+                    internet_ports.push(LinkSpec {
+                        name: id.ifname('g', &key),
+                        kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                        master: Some(self.internet_bridge(&site.name)),
+                        addrs: Vec::new(),
+                        role: format!("internet port of gateway {}/{}", site.name, gw.name),
+                    });
+                }
                 gateways.push(spec);
             }
             out.netns.extend(routers);
             out.netns.extend(vms);
             out.netns.extend(gateways);
+            if let Some(mut nat) = nat_box {
+                internet_ports.push(LinkSpec {
+                    name: id.ifname('n', &format!("{}/nat", site.name)),
+                    kind: LinkKind::Veth { peer_netns: nat.name.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                    master: Some(self.internet_bridge(&site.name)),
+                    addrs: Vec::new(),
+                    role: format!("internet port of site {}'s NAT device", site.name),
+                });
+                nat.nft = nat.nft.map(|r| nat_ruleset(&r));
+                out.netns.push(nat);
+            }
         }
         internet.links.extend(internet_ports);
         out.netns.insert(0, internet);

@@ -29,6 +29,7 @@ fn site(name: &str, octet: u8, public: &str, vms: Vec<VmNet>) -> SiteNet {
             ],
         }],
         vms,
+        nat: false,
         gateways: vec![],
     }
 }
@@ -131,6 +132,57 @@ fn gateways_are_wired_between_gateway_subnet_and_internet() {
         .unwrap();
     assert!(String::from_utf8_lossy(&route.stdout).contains("via 10.1.255.4"));
     assert!(!ping(&id.vm_netns("azure", "vm1"), "10.2.1.4"));
+    let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+}
+
+#[test]
+fn a_site_behind_nat_shows_its_public_ip_and_translates() {
+    let id = LabId::random();
+    let _guard = Guard(id.clone());
+    let vm = |ip: &str| vec![VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", ip)] }];
+    let mut a = site("azure", 1, "203.0.113.0/24", vm("10.1.1.4"));
+    a.gateways.push(gateway(1, "203.0.113.1", "10.2.0.0/16"));
+    let mut b = site("onprem", 2, "198.51.100.0/24", vm("10.2.1.4"));
+    b.nat = true;
+    b.gateways.push(gateway(2, "198.51.100.1", "10.1.0.0/16"));
+    let topo = Topology { lab_id: id.clone(), sites: vec![a, b] };
+    let desired = topo.desired_state().unwrap();
+    reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
+    let gw_b = id.gateway_netns("onprem", "gw");
+    // The NATed gateway has a private address and still reaches the other side's public IP.
+    let addr = Command::new("ip").args(["-n", &gw_b, "-4", "-o", "addr", "show", "dev", "wan"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&addr.stdout).contains("100.64.0.2/24"));
+    assert!(ping(&gw_b, "203.0.113.1"));
+    // Inbound UDP to the public IP on port 4500 reaches the gateway behind the NAT, and its
+    // reply leaves as the public IP.
+    let gw_a = id.gateway_netns("azure", "gw");
+    let gw_b2 = gw_b.clone();
+    let receiver = std::thread::spawn(move || {
+        fabric::netns::in_netns(&gw_b2, || {
+            let sock = std::net::UdpSocket::bind("100.64.0.2:4500")?;
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            let mut buf = [0u8; 64];
+            let (n, from) = sock.recv_from(&mut buf)?;
+            sock.send_to(b"pong", from)?;
+            Ok((buf[..n].to_vec(), from))
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let reply = fabric::netns::in_netns(&gw_a, || {
+        let sock = std::net::UdpSocket::bind("203.0.113.1:4500")?;
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        sock.send_to(b"ping", "198.51.100.1:4500")?;
+        let mut buf = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut buf)?;
+        Ok((buf[..n].to_vec(), from))
+    })
+    .expect("reply through the NAT");
+    let (got, from) = receiver.join().unwrap().expect("datagram reached the gateway behind NAT");
+    assert_eq!(got, b"ping");
+    assert_eq!(from.to_string(), "203.0.113.1:4500");
+    assert_eq!(reply.0, b"pong");
+    assert_eq!(reply.1.ip().to_string(), "198.51.100.1", "reply translated to the public IP");
     let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
 }
