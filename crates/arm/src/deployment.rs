@@ -171,6 +171,8 @@ struct Expanded {
     active: bool,
     dep_targets: Vec<(String, String)>,
     parent: Option<usize>,
+    /// In a `"mode": "serial"` copy loop: the instance this one waits for.
+    serial_prev: Option<usize>,
 }
 
 impl Deployment {
@@ -246,6 +248,9 @@ impl Deployment {
         let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); all.len()];
         for i in 0..all.len() {
             if let Some(p) = all[i].parent {
+                deps[i].insert(p);
+            }
+            if let Some(p) = all[i].serial_prev {
                 deps[i].insert(p);
             }
             for (path, target) in all[i].dep_targets.clone() {
@@ -561,6 +566,8 @@ impl Expander<'_> {
             copy: outer_copy.to_vec(),
             resolver: None,
         };
+        let mut serial_batch: Option<usize> = None;
+        let mut instance_slots: Vec<usize> = Vec::new();
         let instances: Vec<Option<CopyInstance>> = match get_ci(m, "copy") {
             Some(Value::Object(c)) => {
                 let cpath = format!("{path}.copy");
@@ -577,6 +584,7 @@ impl Expander<'_> {
                     }
                 };
                 let count = scope.copy_count(c, &cpath, &base_env)?;
+                serial_batch = copy_mode(scope, c, &cpath, &base_env)?;
                 self.loops.push(name.clone());
                 (0..count)
                     .map(|index| {
@@ -677,7 +685,11 @@ impl Expander<'_> {
                 active,
                 dep_targets,
                 parent,
+                serial_prev: serial_batch
+                    .and_then(|b| instance_slots.len().checked_sub(b))
+                    .map(|k| instance_slots[k]),
             });
+            instance_slots.push(order);
             if let Some(Value::Array(children)) = get_ci(m, "resources") {
                 for (j, c) in children.iter().enumerate() {
                     self.expand(
@@ -691,6 +703,50 @@ impl Expander<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A resource copy loop's `mode`/`batchSize`: `Some(batch)` for serial loops, where instance i
+/// waits for instance i - batch.
+fn copy_mode(
+    scope: &Scope,
+    c: &Map<String, Value>,
+    path: &str,
+    env: &Env,
+) -> Result<Option<usize>, ArmError> {
+    let mode = match get_ci(c, "mode") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => scope.eval_value(v, &format!("{path}.mode"), env)?,
+    };
+    match mode.as_str() {
+        Some(m) if m.eq_ignore_ascii_case("parallel") => Ok(None),
+        Some(m) if m.eq_ignore_ascii_case("serial") => {
+            let batch = match get_ci(c, "batchSize") {
+                None | Some(Value::Null) => 1,
+                Some(v) => match scope.eval_value(v, &format!("{path}.batchSize"), env)? {
+                    Value::Number(n) if n.as_i64().is_some_and(|b| (1..=800).contains(&b)) => {
+                        n.as_i64().unwrap_or(1) as usize
+                    }
+                    other => {
+                        return Err(ArmError::OutOfRange {
+                            path: format!("{path}.batchSize"),
+                            message: format!(
+                                "batchSize must be an int from 1 to 800, got {}",
+                                crate::json::show(&other)
+                            ),
+                        })
+                    }
+                },
+            };
+            Ok(Some(batch))
+        }
+        _ => Err(ArmError::Structure {
+            path: format!("{path}.mode"),
+            message: format!(
+                "copy mode must be 'serial' or 'parallel', got {}",
+                crate::json::show(&mode)
+            ),
+        }),
     }
 }
 

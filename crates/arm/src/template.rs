@@ -417,24 +417,28 @@ pub fn parse_parameters(json: &str) -> Result<Map<String, Value>, ArmError> {
             format!("expected a JSON object, got {}", type_name(&doc)),
         ));
     };
-    let wrapped = match get_ci(&top, "parameters") {
-        Some(Value::Object(ps)) => {
-            get_ci(&top, "$schema").is_some()
-                || get_ci(&top, "contentVersion").is_some()
-                || (!ps.is_empty()
-                    && ps.values().all(|v| {
-                        v.as_object().is_some_and(|o| {
-                            get_ci(o, "value").is_some() || get_ci(o, "reference").is_some()
-                        })
-                    }))
-        }
-        _ => false,
+    let entry_shaped = |m: &Map<String, Value>| {
+        !m.is_empty()
+            && m.values().all(|v| {
+                v.as_object().is_some_and(|o| {
+                    o.len() == 1
+                        && (get_ci(o, "value").is_some() || get_ci(o, "reference").is_some())
+                })
+            })
     };
-    if !wrapped {
-        return Ok(top);
-    }
-    let Some(Value::Object(ps)) = get_ci(&top, "parameters") else {
-        unreachable!("checked above")
+    // 1. the full file: {"$schema", "contentVersion", "parameters": {"x": {"value": ..}}}
+    // 2. what `az deployment group create --parameters @file` also takes: {"x": {"value": ..}}
+    // 3. plain name -> value: {"x": ..}
+    let ps = match get_ci(&top, "parameters") {
+        Some(Value::Object(ps))
+            if get_ci(&top, "$schema").is_some()
+                || get_ci(&top, "contentVersion").is_some()
+                || entry_shaped(ps) =>
+        {
+            ps
+        }
+        _ if entry_shaped(&top) => &top,
+        _ => return Ok(top),
     };
     let mut out = Map::new();
     for (name, entry) in ps {

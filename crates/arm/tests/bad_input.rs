@@ -214,6 +214,12 @@ fn parameter_files_in_both_shapes() {
         serde_json::Value::Object(plain),
         json!({"a": 1, "parameters": "not wrapped"})
     );
+    let az_style =
+        parse_parameters(r#"{"a": {"value": "x"}, "b": {"value": {"value": 1, "k": 2}}}"#).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(az_style),
+        json!({"a": "x", "b": {"value": 1, "k": 2}})
+    );
     let e = parse_parameters(
         r#"{"contentVersion": "1.0.0.0", "parameters": {"a": {"reference": {"keyVault": {}}}}}"#,
     )

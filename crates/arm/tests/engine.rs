@@ -629,3 +629,46 @@ fn deployment_can_be_shared_between_threads() {
     let name = std::thread::scope(|s| s.spawn(|| d.parameter("n")).join().unwrap());
     assert_eq!(name, Some(json!("pip")));
 }
+
+#[test]
+fn serial_copy_loops_deploy_in_batches() {
+    let t = template(
+        json!([
+            {"type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2020-05-01",
+             "name": "[concat('ip', copyIndex())]",
+             "copy": {"name": "ips", "count": 5, "mode": "Serial", "batchSize": 2}},
+        ]),
+        json!({}),
+    );
+    let d = deploy(&t, json!({})).unwrap();
+    let deps: Vec<Vec<String>> = d
+        .resources_in_order()
+        .iter()
+        .map(|r| {
+            r.depends_on
+                .iter()
+                .map(|id| id.rsplit('/').next().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        deps,
+        vec![
+            vec![],
+            vec![],
+            vec!["ip0".to_string()],
+            vec!["ip1".to_string()],
+            vec!["ip2".to_string()]
+        ]
+    );
+    let bad = t.replace("\"Serial\"", "\"sideways\"");
+    assert_eq!(
+        deploy(&bad, json!({})).unwrap_err().to_string(),
+        "resources[0].copy.mode: copy mode must be 'serial' or 'parallel', got 'sideways'"
+    );
+    let bad = t.replace("\"batchSize\":2", "\"batchSize\":0");
+    assert_eq!(
+        deploy(&bad, json!({})).unwrap_err().to_string(),
+        "resources[0].copy.batchSize: batchSize must be an int from 1 to 800, got 0"
+    );
+}
