@@ -7,6 +7,44 @@
 //! Every error names the template path of the offending value
 //! (`resources[3].properties.subnets[1].properties.addressPrefix: ...`), and securestring /
 //! secureObject values never appear in errors or `Debug` output.
+//!
+//! ```
+//! use arm::{parse_template, Deployment, DeploymentContext, Map, ReferenceResolver, Value};
+//!
+//! struct Deployed;
+//! impl ReferenceResolver for Deployed {
+//!     fn reference(&self, _id: &str) -> Option<Value> {
+//!         Some(serde_json::json!({"ipAddress": "203.0.113.9"}))
+//!     }
+//! }
+//!
+//! let template = parse_template(r#"{
+//!   "parameters": {"prefix": {"type": "string", "defaultValue": "lab"}},
+//!   "resources": [
+//!     {"type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2020-05-01",
+//!      "name": "[concat(parameters('prefix'), '-ip')]", "location": "[resourceGroup().location]"},
+//!     {"type": "Microsoft.Network/virtualNetworks", "apiVersion": "2020-05-01",
+//!      "name": "[concat(parameters('prefix'), '-vnet')]",
+//!      "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}},
+//!      "resources": [{"type": "subnets", "apiVersion": "2020-05-01", "name": "default",
+//!                     "properties": {"addressPrefix": "[cidrSubnet('10.1.0.0/16', 24, 0)]"}}]}
+//!   ],
+//!   "outputs": {"ip": {"type": "string", "value": "[reference(resourceId('Microsoft.Network/publicIPAddresses', 'lab-ip')).ipAddress]"}}
+//! }"#).unwrap();
+//! let ctx = DeploymentContext {
+//!     subscription_id: "00000000-0000-0000-0000-000000000000".into(),
+//!     resource_group: "rg".into(),
+//!     location: "westeurope".into(),
+//!     deployment_name: "example".into(),
+//! };
+//! let deployment = Deployment::new(&template, &Map::new(), &ctx).unwrap();
+//! let names: Vec<&str> = deployment.resources_in_order().iter().map(|r| r.name.as_str()).collect();
+//! assert_eq!(names, ["lab-ip", "lab-vnet", "lab-vnet/default"]);
+//! let subnet = deployment.evaluate_resource(&deployment.resources_in_order()[2], &Deployed).unwrap();
+//! assert_eq!(subnet.resource_type, "Microsoft.Network/virtualNetworks/subnets");
+//! assert_eq!(subnet.body["properties"]["addressPrefix"], "10.1.0.0/24");
+//! assert_eq!(deployment.outputs(&Deployed).unwrap()["ip"], "203.0.113.9");
+//! ```
 
 mod cidr;
 mod deployment;
