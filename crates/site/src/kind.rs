@@ -267,6 +267,7 @@ mod tests {
         let names: Vec<&str> = kinds().unwrap().iter().map(|k| k.name.as_str()).collect();
         assert!(names.contains(&"azure"), "{names:?}");
         assert!(names.contains(&"azure-stack-hub"), "{names:?}");
+        assert!(names.contains(&"strongswan"), "{names:?}");
     }
 
     #[test]

@@ -1226,6 +1226,12 @@ impl<'a> Planner<'a> {
                 ))
             }
         };
+        if kind.gateway_skus.is_empty() {
+            return Err(unsupported(
+                b.at("type"),
+                format!("a {} site ({}) has no virtual network gateways", kind.name, kind.description),
+            ));
+        }
         let mut meta = meta;
         let sku_name = match b.string("properties.sku.name")? {
             Some(s) => s.to_string(),

@@ -452,3 +452,34 @@ fn apiprofile_maps_to_allowed_versions() {
     let p = s.site.plan(&t.to_string(), Default::default(), "ok").unwrap();
     assert_eq!(p.resources[0].meta().api_version, "2017-10-01");
 }
+
+#[test]
+fn strongswan_site_takes_a_lan_but_no_gateway() {
+    let mut t = site("strongswan", "192.0.2.0/29");
+    let lan = json!([
+        vnet("lan", &["10.2.0.0/16"], &[("default", "10.2.1.0/24")]),
+        nic("vm1-nic", "lan", "default", None)
+    ]);
+    deploy(&mut t.site, &tpl(lan), Default::default(), "lan").unwrap();
+    let rs = t.site.resources().unwrap();
+    let site::Resource::NetworkInterface(n) = find(&rs, "vm1-nic") else {
+        panic!()
+    };
+    assert_eq!(n.ip_configurations[0].private_ip_address.to_string(), "10.2.1.4");
+    let e = t
+        .site
+        .plan(
+            &tpl(json!([
+                vnet("lan2", &["10.3.0.0/16"], &[("GatewaySubnet", "10.3.255.0/27")]),
+                pip("p"),
+                gateway("gw", "lan2", "p", "Basic")
+            ])),
+            Default::default(),
+            "gw",
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "resources[2] (Microsoft.Network/virtualNetworkGateways 'gw').type: a strongswan site (on-premises strongSwan VPN device with a LAN behind it) has no virtual network gateways"
+    );
+}
