@@ -362,6 +362,7 @@ impl Deployment {
             place: Place::ResourceBody,
             copy: r.copy_stack.clone(),
             resolver: Some(resolver),
+            fn_args: None,
         };
         let Value::Object(m) = &r.raw else {
             return Err(ArmError::Structure {
@@ -437,6 +438,7 @@ impl Deployment {
             place: Place::Output,
             copy: Vec::new(),
             resolver: Some(resolver),
+            fn_args: None,
         };
         let mut out = Map::new();
         for (name, o) in &self.scope.template.outputs {
@@ -565,6 +567,7 @@ impl Expander<'_> {
             place: Place::ResourceHeader,
             copy: outer_copy.to_vec(),
             resolver: None,
+            fn_args: None,
         };
         let mut serial_batch: Option<usize> = None;
         let mut instance_slots: Vec<usize> = Vec::new();
@@ -606,6 +609,7 @@ impl Expander<'_> {
                 place: Place::ResourceHeader,
                 copy: copy_stack.clone(),
                 resolver: None,
+                fn_args: None,
             };
             let active = parent_active
                 && match get_ci(m, "condition") {
@@ -830,6 +834,7 @@ fn implicit_references(scope: &Scope, r: &PendingResource) -> Vec<String> {
         place: Place::ResourceHeader,
         copy: r.copy_stack.clone(),
         resolver: None,
+        fn_args: None,
     };
     let mut ids = Vec::new();
     for e in &exprs {

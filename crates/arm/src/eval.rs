@@ -26,6 +26,8 @@ pub(crate) enum Place {
     ResourceBody,
     /// An output value.
     Output,
+    /// The output of a user-defined function.
+    UserFunction,
 }
 
 impl Place {
@@ -38,6 +40,7 @@ impl Place {
             }
             Place::ResourceBody => "resource bodies",
             Place::Output => "outputs",
+            Place::UserFunction => "user-defined functions",
         }
     }
 }
@@ -48,6 +51,8 @@ pub(crate) struct Env<'a> {
     pub place: Place,
     pub copy: Vec<(String, i64)>,
     pub resolver: Option<&'a dyn ReferenceResolver>,
+    /// Arguments of the user-defined function being evaluated (what `parameters()` means there).
+    pub fn_args: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> Env<'a> {
@@ -56,6 +61,7 @@ impl<'a> Env<'a> {
             place,
             copy: Vec::new(),
             resolver: None,
+            fn_args: None,
         }
     }
 }
@@ -582,10 +588,18 @@ impl Scope {
         match lname.as_str() {
             "parameters" => {
                 let n = one_string(&vals).map_err(|m| Self::fn_err(path, name, m))?;
-                self.param(n, path)
+                match env.fn_args {
+                    Some(args) => get_ci(args, n).cloned().ok_or_else(|| ArmError::UndefinedName {
+                        path: path.to_string(),
+                        kind: "function parameter",
+                        name: n.to_string(),
+                    }),
+                    None => self.param(n, path),
+                }
             }
+            n if n.contains('.') => self.call_user_function(name, vals, path, env),
             "variables" => {
-                if env.place == Place::ParameterDefault {
+                if matches!(env.place, Place::ParameterDefault | Place::UserFunction) {
                     return Err(ArmError::NotAllowedHere {
                         path: path.to_string(),
                         function: name.to_string(),
@@ -642,6 +656,76 @@ impl Scope {
                 Some(Err(m)) => Err(Self::fn_err(path, name, m)),
             },
         }
+    }
+
+    /// Calls a user-defined function: arguments are type-checked against its parameters, its
+    /// output is evaluated with `parameters()` bound to them and checked against its output type.
+    fn call_user_function(
+        &self,
+        name: &str,
+        vals: Vec<Value>,
+        path: &str,
+        env: &Env,
+    ) -> Result<Value, ArmError> {
+        if env.place == Place::UserFunction {
+            return Err(ArmError::NotAllowedHere {
+                path: path.to_string(),
+                function: name.to_string(),
+                place: "user-defined functions (they cannot call each other)",
+            });
+        }
+        let (ns, member) = name.split_once('.').unwrap_or(("", name));
+        let f = self
+            .template
+            .functions
+            .iter()
+            .find(|f| f.namespace.eq_ignore_ascii_case(ns) && f.name.eq_ignore_ascii_case(member))
+            .ok_or_else(|| ArmError::UnknownFunction {
+                path: path.to_string(),
+                name: name.to_string(),
+            })?;
+        if vals.len() != f.parameters.len() {
+            return Err(Self::fn_err(
+                path,
+                name,
+                format!(
+                    "expects {} argument(s), got {}",
+                    f.parameters.len(),
+                    vals.len()
+                ),
+            ));
+        }
+        let mut args = Map::new();
+        for (i, ((pname, ptype), v)) in f.parameters.iter().zip(vals).enumerate() {
+            if !ptype.matches(&v) {
+                return Err(Self::fn_err(
+                    path,
+                    name,
+                    format!(
+                        "argument {} ('{pname}') must be {}, got {}",
+                        i + 1,
+                        ptype.name(),
+                        type_name(&v)
+                    ),
+                ));
+            }
+            args.insert(pname.clone(), v);
+        }
+        let inner = Env {
+            place: Place::UserFunction,
+            copy: Vec::new(),
+            resolver: None,
+            fn_args: Some(&args),
+        };
+        let out = self.eval_value(&f.output, &format!("{}.output.value", f.path), &inner)?;
+        if !f.output_type.matches(&out) {
+            return Err(ArmError::Type {
+                path: format!("{}.output.value", f.path),
+                expected: f.output_type.name().to_string(),
+                actual: type_name(&out).to_string(),
+            });
+        }
+        Ok(out)
     }
 
     fn copy_index(

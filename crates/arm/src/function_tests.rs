@@ -61,6 +61,7 @@ fn ev(expr: &str) -> Result<Value, ArmError> {
         place: Place::Output,
         copy: vec![("loop".into(), 2)],
         resolver: Some(&Fake),
+        fn_args: None,
     };
     s.eval_string(expr, "outputs.test.value", &env)
 }
@@ -262,6 +263,7 @@ fn reference_is_refused_in_variables() {
         place: Place::Variable,
         copy: vec![],
         resolver: Some(&Fake),
+        fn_args: None,
     };
     let e = s
         .eval_string("[reference('vnet1')]", "variables.x", &env)
@@ -284,6 +286,7 @@ fn copy_index() {
         place: Place::Output,
         copy: vec![],
         resolver: None,
+        fn_args: None,
     };
     let e = s
         .eval_string("[copyIndex()]", "outputs.x.value", &env)

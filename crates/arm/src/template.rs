@@ -99,6 +99,149 @@ pub struct Template {
     pub(crate) resources: Vec<Value>,
     /// Outputs in template order, unevaluated.
     pub(crate) outputs: Map<String, Value>,
+    /// User-defined functions (`functions` section).
+    pub(crate) functions: Vec<UserFunction>,
+}
+
+/// A user-defined function: `namespace.name(args)` evaluates `output.value` with `parameters()`
+/// bound to the arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct UserFunction {
+    pub namespace: String,
+    pub name: String,
+    pub parameters: Vec<(String, ParameterType)>,
+    pub output_type: ParameterType,
+    pub output: Value,
+    /// Template path of the member (`functions[0].members.uniqueName`).
+    pub path: String,
+}
+
+impl ParameterType {
+    /// Whether `v` is a value of this type (no coercion).
+    pub(crate) fn matches(self, v: &Value) -> bool {
+        match self {
+            ParameterType::String | ParameterType::SecureString => v.is_string(),
+            ParameterType::Int => v.is_i64(),
+            ParameterType::Bool => v.is_boolean(),
+            ParameterType::Array => v.is_array(),
+            ParameterType::Object | ParameterType::SecureObject => v.is_object(),
+        }
+    }
+}
+
+fn parse_functions(v: Option<&Value>) -> Result<Vec<UserFunction>, ArmError> {
+    let namespaces = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(structure(
+                "functions",
+                format!("expected an array of namespaces, got {}", type_name(other)),
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let path = format!("functions[{i}]");
+        let Value::Object(nm) = ns else {
+            return Err(structure(
+                path,
+                format!("expected an object, got {}", type_name(ns)),
+            ));
+        };
+        let namespace = opt_string(nm, "namespace", &format!("{path}."))?
+            .filter(|n| !n.is_empty() && !n.contains('.'))
+            .ok_or_else(|| {
+                structure(
+                    format!("{path}.namespace"),
+                    "a function namespace needs a name without '.'",
+                )
+            })?;
+        let Some(Value::Object(members)) = get_ci(nm, "members") else {
+            return Err(structure(
+                format!("{path}.members"),
+                "a function namespace needs a 'members' object",
+            ));
+        };
+        for (name, def) in members {
+            let mpath = format!("{path}.members.{name}");
+            let Value::Object(dm) = def else {
+                return Err(structure(
+                    mpath,
+                    format!("expected an object, got {}", type_name(def)),
+                ));
+            };
+            let mut parameters = Vec::new();
+            match get_ci(dm, "parameters") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(ps)) => {
+                    for (j, p) in ps.iter().enumerate() {
+                        let ppath = format!("{mpath}.parameters[{j}]");
+                        let pm = p
+                            .as_object()
+                            .ok_or_else(|| structure(ppath.clone(), "expected an object"))?;
+                        let pname =
+                            opt_string(pm, "name", &format!("{ppath}."))?.ok_or_else(|| {
+                                structure(
+                                    format!("{ppath}.name"),
+                                    "a function parameter needs a name",
+                                )
+                            })?;
+                        let ptype = opt_string(pm, "type", &format!("{ppath}."))?
+                            .and_then(|t| ParameterType::parse(&t))
+                            .ok_or_else(|| {
+                                structure(
+                                    format!("{ppath}.type"),
+                                    "a function parameter needs a valid type",
+                                )
+                            })?;
+                        if get_ci(pm, "defaultValue").is_some() {
+                            return Err(structure(
+                                format!("{ppath}.defaultValue"),
+                                "parameters of user-defined functions cannot have default values",
+                            ));
+                        }
+                        parameters.push((pname, ptype));
+                    }
+                }
+                Some(other) => {
+                    return Err(structure(
+                        format!("{mpath}.parameters"),
+                        format!("expected an array, got {}", type_name(other)),
+                    ))
+                }
+            }
+            let Some(Value::Object(om)) = get_ci(dm, "output") else {
+                return Err(structure(
+                    format!("{mpath}.output"),
+                    "a function needs an 'output' object",
+                ));
+            };
+            let output_type = opt_string(om, "type", &format!("{mpath}.output."))?
+                .and_then(|t| ParameterType::parse(&t))
+                .ok_or_else(|| {
+                    structure(
+                        format!("{mpath}.output.type"),
+                        "a function output needs a valid type",
+                    )
+                })?;
+            let output = get_ci(om, "value").cloned().ok_or_else(|| {
+                structure(
+                    format!("{mpath}.output"),
+                    "a function output needs a 'value'",
+                )
+            })?;
+            out.push(UserFunction {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                parameters,
+                output_type,
+                output,
+                path: mpath,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Azure Resource Manager's documented template limits, enforced so oversized input gets a clear
@@ -243,6 +386,7 @@ pub fn parse_template(json: &str) -> Result<Template, ArmError> {
     for (i, r) in resources.iter().enumerate() {
         check_resource_shape(r, &format!("resources[{i}]"))?;
     }
+    let functions = parse_functions(get_ci(&top, "functions"))?;
     let outputs = match get_ci(&top, "outputs") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(o)) => o.clone(),
@@ -293,6 +437,7 @@ pub fn parse_template(json: &str) -> Result<Template, ArmError> {
         variables,
         resources,
         outputs,
+        functions,
     })
 }
 

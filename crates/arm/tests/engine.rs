@@ -672,3 +672,69 @@ fn serial_copy_loops_deploy_in_batches() {
         "resources[0].copy.batchSize: batchSize must be an int from 1 to 800, got 0"
     );
 }
+
+#[test]
+fn user_defined_functions() {
+    let t = template(
+        json!([{"type": "Microsoft.Network/virtualNetworks", "apiVersion": "2020-05-01",
+                "name": "[lab.name('Hub', 1)]"}]),
+        json!({
+            "parameters": {"suffix": {"type": "string", "defaultValue": "x"}},
+            "variables": {"v": 1},
+            "functions": [{"namespace": "lab", "members": {
+                "name": {"parameters": [{"name": "base", "type": "string"}, {"name": "n", "type": "int"}],
+                         "output": {"type": "string", "value": "[concat(toLower(parameters('base')), '-', string(parameters('n')))]"}},
+                "usesVariables": {"parameters": [], "output": {"type": "int", "value": "[variables('v')]"}},
+                "usesTemplateParameter": {"parameters": [], "output": {"type": "string", "value": "[parameters('suffix')]"}},
+                "callsOther": {"parameters": [], "output": {"type": "string", "value": "[lab.name('a', 1)]"}},
+                "wrongType": {"parameters": [], "output": {"type": "int", "value": "text"}},
+            }}],
+            "outputs": {"o": {"type": "string", "value": "[LAB.Name('Spoke', 2)]"}},
+        }),
+    );
+    let d = deploy(&t, json!({})).unwrap();
+    assert_eq!(order(&d), vec!["hub-1"]);
+    assert_eq!(d.outputs(&NoResources).unwrap()["o"], "spoke-2");
+
+    let with_output = |expr: &str| {
+        let mut v: Value = serde_json::from_str(&t).unwrap();
+        v["outputs"]["o"]["value"] = json!(expr);
+        deploy(&v.to_string(), json!({}))
+            .unwrap()
+            .outputs(&NoResources)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        with_output("[lab.name('a')]"),
+        "outputs.o.value: lab.name(): expects 2 argument(s), got 1"
+    );
+    assert_eq!(
+        with_output("[lab.name('a', 'b')]"),
+        "outputs.o.value: lab.name(): argument 2 ('n') must be int, got string"
+    );
+    assert_eq!(
+        with_output("[lab.usesVariables()]"),
+        "functions[0].members.usesVariables.output.value: the function 'variables' is not allowed in user-defined functions"
+    );
+    assert_eq!(
+        with_output("[lab.usesTemplateParameter()]"),
+        "functions[0].members.usesTemplateParameter.output.value: the template has no function parameter named 'suffix'"
+    );
+    assert_eq!(
+        with_output("[lab.callsOther()]"),
+        "functions[0].members.callsOther.output.value: the function 'lab.name' is not allowed in user-defined functions (they cannot call each other)"
+    );
+    assert_eq!(
+        with_output("[lab.wrongType()]"),
+        "functions[0].members.wrongType.output.value: expected a value of type int, got string"
+    );
+    assert_eq!(
+        with_output("[lab.missing()]"),
+        "outputs.o.value: unknown function 'lab.missing'"
+    );
+    assert_eq!(
+        with_output("[other.name('a', 1)]"),
+        "outputs.o.value: unknown function 'other.name'"
+    );
+}
