@@ -91,6 +91,8 @@ pub mod notify {
     pub const COOKIE: u16 = 16390;
     /// USE_TRANSPORT_MODE.
     pub const USE_TRANSPORT_MODE: u16 = 16391;
+    /// REKEY_SA.
+    pub const REKEY_SA: u16 = 16393;
 }
 
 /// Protocol IDs in proposals, notify and delete payloads.

@@ -363,6 +363,18 @@ pub fn skeyseed(prf_alg: Prf, ni: &[u8], nr: &[u8], shared: &[u8]) -> Secret {
 /// Derives SK_d..SK_pr = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr).
 pub fn derive_ike_keys(suite: IkeSuite, shared: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
     let seed_key = skeyseed(suite.prf, ni, nr, shared);
+    keys_from_skeyseed(suite, &seed_key, ni, nr, spi_i, spi_r)
+}
+
+/// Keys of an IKE SA created by rekeying (RFC 7296 §2.18):
+/// SKEYSEED = prf_old(SK_d_old, g^ir(new) | Ni | Nr), then prf+ with the new SA's PRF.
+#[allow(clippy::too_many_arguments)]
+pub fn derive_rekeyed_ike_keys(old_prf: Prf, old_sk_d: &[u8], suite: IkeSuite, shared: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
+    let seed_key = prf(old_prf, old_sk_d, &[shared, ni, nr]);
+    keys_from_skeyseed(suite, &seed_key, ni, nr, spi_i, spi_r)
+}
+
+fn keys_from_skeyseed(suite: IkeSuite, seed_key: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
     let mut seed = Vec::with_capacity(ni.len() + nr.len() + 16);
     seed.extend_from_slice(ni);
     seed.extend_from_slice(nr);
@@ -372,7 +384,7 @@ pub fn derive_ike_keys(suite: IkeSuite, shared: &[u8], ni: &[u8], nr: &[u8], spi
     let al = suite.integrity.map_or(0, |i| i.key_len());
     let el = suite.encryption.keymat_len();
     let total = 3 * pl + 2 * al + 2 * el;
-    let km = prf_plus(suite.prf, &seed_key, &seed, total);
+    let km = prf_plus(suite.prf, seed_key, &seed, total);
     let mut off = 0;
     let mut take = |n: usize| {
         let s = Zeroizing::new(km[off..off + n].to_vec());

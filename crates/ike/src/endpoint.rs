@@ -234,6 +234,16 @@ struct Connection {
 struct ChildSa {
     spi_in: u32,
     spi_out: u32,
+    local_ts: Vec<TrafficSelector>,
+    remote_ts: Vec<TrafficSelector>,
+    /// When we (as the rekeying side) replace it; `None` while a rekey runs or after it.
+    rekey_at: Option<Instant>,
+}
+
+/// A CREATE_CHILD_SA we started and whose response we await.
+enum PendingRekey {
+    Child { old_spi_in: u32, new_spi_in: u32, ni: Vec<u8>, dh: Option<DhPrivate> },
+    Ike { new_spi: u64, ni: Vec<u8>, dh: DhPrivate },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,6 +252,8 @@ enum RequestKind {
     IkeAuth,
     Dpd,
     DeleteIke,
+    DeleteChild(u32),
+    Rekey,
 }
 
 struct Outstanding {
@@ -296,6 +308,11 @@ struct IkeSa {
     last_recv: Instant,
     dead: bool,
     quiet: bool,
+    /// Set when this SA was replaced by a rekey; it only waits for the peer's DELETE.
+    rekeyed_at: Option<Instant>,
+    pending_rekey: Option<PendingRekey>,
+    /// When we rekey this IKE SA (initiating side only).
+    ike_rekey_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -530,9 +547,16 @@ impl Endpoint {
             if let Some(o) = &sa.outstanding {
                 consider(o.next_at);
             }
+            if let Some(t) = sa.rekeyed_at {
+                consider(t + HALF_OPEN_TIMEOUT);
+                continue;
+            }
             match sa.phase {
                 Phase::ResponderAuth => consider(sa.created + HALF_OPEN_TIMEOUT),
                 Phase::Established => {
+                    if let (None, Some(t)) = (&sa.outstanding, self.next_rekey(sa)) {
+                        consider(t);
+                    }
                     if let Some(d) = self.dpd_delay(sa) {
                         if sa.outstanding.is_none() {
                             consider(sa.last_recv + d);
@@ -691,6 +715,10 @@ impl Endpoint {
             RequestKind::DeleteIke => {
                 (exchange::INFORMATIONAL, vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::IKE, spi_size: 0, spis: vec![] }))])
             }
+            RequestKind::DeleteChild(spi) => (
+                exchange::INFORMATIONAL,
+                vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::ESP, spi_size: 4, spis: vec![spi.to_be_bytes().to_vec()] }))],
+            ),
             _ => (exchange::INFORMATIONAL, vec![]),
         }
     }
@@ -728,6 +756,12 @@ impl Endpoint {
             sa.dead = true;
             return;
         }
+        if let Some(t) = sa.rekeyed_at {
+            if now >= t + HALF_OPEN_TIMEOUT {
+                sa.dead = true;
+                return;
+            }
+        }
         let dpd_timeout = self.cfg(sa.conn).map(|c| c.dpd_timeout).unwrap_or_default();
         if let Some(out) = sa.outstanding.as_mut() {
             if out.next_at <= now {
@@ -740,7 +774,7 @@ impl Endpoint {
                     sa.outstanding = None;
                     match kind {
                         RequestKind::Dpd => self.fail(sa, DownReason::DpdTimeout, now),
-                        RequestKind::DeleteIke => sa.dead = true,
+                        RequestKind::DeleteIke if sa.rekeyed_at.is_some() || sa.quiet => sa.dead = true,
                         _ => self.fail(sa, DownReason::PeerUnreachable, now),
                     }
                     return;
@@ -755,6 +789,17 @@ impl Endpoint {
                 self.transmits.push_back(t);
             }
             return;
+        }
+        if sa.rekeyed_at.is_some() {
+            return;
+        }
+        if matches!(sa.phase, Phase::Established) && sa.queued.is_empty() {
+            if let Some(t) = self.next_rekey(sa) {
+                if t <= now {
+                    self.start_rekey(sa, now);
+                    return;
+                }
+            }
         }
         if matches!(sa.phase, Phase::Established) {
             if let Some(d) = self.dpd_delay(sa) {
@@ -827,6 +872,18 @@ impl Endpoint {
                     self.initiator_auth_response(sa, now, &inner);
                 }
                 RequestKind::DeleteIke => sa.dead = true,
+                RequestKind::DeleteChild(spi_in) => {
+                    if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
+                        let c = sa.children.remove(pos);
+                        self.events.push_back(Event::ChildSaDeleted { conn: sa.conn, spi_in: c.spi_in, spi_out: c.spi_out });
+                    }
+                }
+                RequestKind::Rekey => {
+                    if header.exchange != exchange::CREATE_CHILD_SA {
+                        return Err(IkeError::UnexpectedExchange(header.exchange));
+                    }
+                    self.rekey_response(sa, now, &inner)?;
+                }
                 RequestKind::Dpd | RequestKind::IkeSaInit => {}
             }
             if !sa.dead {
@@ -858,9 +915,7 @@ impl Endpoint {
         match (header.exchange, &sa.phase) {
             (exchange::IKE_AUTH, Phase::ResponderAuth) => self.responder_auth(sa, now, header.message_id, &inner),
             (exchange::INFORMATIONAL, Phase::Established) => self.informational(sa, now, header.message_id, &inner),
-            (exchange::CREATE_CHILD_SA, Phase::Established) => {
-                self.respond(sa, exchange::CREATE_CHILD_SA, header.message_id, &[notify_payload(notify::NO_ADDITIONAL_SAS, vec![])])
-            }
+            (exchange::CREATE_CHILD_SA, Phase::Established) => self.create_child_sa(sa, now, header.message_id, &inner),
             _ => Err(IkeError::UnexpectedExchange(header.exchange)),
         }
     }
@@ -909,6 +964,9 @@ impl Endpoint {
             last_recv: now,
             dead: false,
             quiet: false,
+            rekeyed_at: None,
+            pending_rekey: None,
+            ike_rekey_at: None,
         };
         self.send_init_request(&mut sa, now, &cfg);
         if let Some(Some(c)) = self.conns.get_mut(id) {
@@ -1137,6 +1195,9 @@ impl Endpoint {
             last_recv: now,
             dead: false,
             quiet: false,
+            rekeyed_at: None,
+            pending_rekey: None,
+            ike_rekey_at: None,
         };
         self.transmits.push_back(wrap(local.port(), remote, bytes));
         self.half_open.insert((remote, spi_i), spi_r);
@@ -1268,7 +1329,8 @@ impl Endpoint {
         }
         self.ike_established(sa, now, suite.name());
         if let Some((csuite, spi_in, spi_out, local_ts, remote_ts)) = child {
-            self.install_child(sa, &cfg, csuite, spi_in, spi_out, local_ts, remote_ts);
+            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+            self.install_child(sa, now, csuite, spi_in, spi_out, local_ts, remote_ts, None, &ni, &nr, false);
         } else if let Some(r) = child_fail {
             sa.quiet = true;
             self.conn_down(conn, r, None);
@@ -1288,6 +1350,7 @@ impl Endpoint {
     }
 
     fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {
+        sa.ike_rekey_at = self.rekey_deadline(sa.conn, now, false);
         if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
             c.state = ConnState::Established;
             c.ike_sa = Some(sa.our_spi());
@@ -1300,10 +1363,13 @@ impl Endpoint {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn install_child(&mut self, sa: &mut IkeSa, _cfg: &ConnectionConfig, suite: ChildSuite, spi_in: u32, spi_out: u32, local_ts: Vec<TrafficSelector>, remote_ts: Vec<TrafficSelector>) {
+    /// Derives KEYMAT = prf+(SK_d, [g^ir] | Ni | Nr) and reports the Child SA. `ni`/`nr` and
+    /// `we_initiated` refer to the exchange that created it (IKE_AUTH or CREATE_CHILD_SA).
+    #[allow(clippy::too_many_arguments)]
+    fn install_child(&mut self, sa: &mut IkeSa, now: Instant, suite: ChildSuite, spi_in: u32, spi_out: u32, local_ts: Vec<TrafficSelector>, remote_ts: Vec<TrafficSelector>, shared: Option<&[u8]>, ni: &[u8], nr: &[u8], we_initiated: bool) {
         let keys = sa.keys.as_ref().expect("keys");
-        let [ei, ai, er, ar] = crypto::child_keymat(keys.suite.prf, &keys.sk_d, None, &sa.ni, &sa.nr, suite.encryption, suite.integrity);
-        let (enc_out, integ_out, enc_in, integ_in) = if sa.initiator { (ei, ai, er, ar) } else { (er, ar, ei, ai) };
+        let [ei, ai, er, ar] = crypto::child_keymat(keys.suite.prf, &keys.sk_d, shared, ni, nr, suite.encryption, suite.integrity);
+        let (enc_out, integ_out, enc_in, integ_in) = if we_initiated { (ei, ai, er, ar) } else { (er, ar, ei, ai) };
         let child = ChildSaKeys {
             spi_in,
             spi_out,
@@ -1318,7 +1384,8 @@ impl Endpoint {
             peer: sa.remote,
             dh_group: suite.dh,
         };
-        sa.children.push(ChildSa { spi_in, spi_out });
+        let rekey_at = self.rekey_deadline(sa.conn, now, true);
+        sa.children.push(ChildSa { spi_in, spi_out, local_ts: child.local_ts.clone(), remote_ts: child.remote_ts.clone(), rekey_at });
         if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
             c.esp_algorithms = Some(suite.name());
         }
@@ -1389,7 +1456,8 @@ impl Endpoint {
                         let r = ts_list(tsr);
                         let inside = |got: &[TrafficSelector], ours: &[TrafficSelector]| !got.is_empty() && got.iter().all(|g| ours.iter().any(|o| o.covers(g)));
                         if inside(&l, &cfg.local_ts) && inside(&r, &cfg.remote_ts) {
-                            self.install_child(sa, &cfg, csuite, spi_in, spi_out, l, r);
+                            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+                            self.install_child(sa, now, csuite, spi_in, spi_out, l, r, None, &ni, &nr, true);
                             None
                         } else {
                             Some(DownReason::TsUnacceptable { ours: ours_ts, theirs: format!("TSi {} TSr {} (wider than proposed)", ts_text(&l), ts_text(&r)) })
@@ -1405,6 +1473,337 @@ impl Endpoint {
             sa.quiet = true;
             self.send_request(sa, now, RequestKind::DeleteIke, exchange::INFORMATIONAL, &Self::request_body(&RequestKind::DeleteIke).1);
         }
+    }
+
+    // ------------------------------------------------------------------ rekeying (our side)
+
+    /// Soft-lifetime deadline: 85-95 % of the configured lifetime (jitter avoids both sides of a
+    /// many-tunnel gateway rekeying in lock step). Only the initiating side rekeys by time, so two
+    /// hybridnet peers never collide (RFC 7296 §2.8.1); a responder answers the peer's rekeys.
+    fn rekey_deadline(&self, conn: ConnectionId, now: Instant, child: bool) -> Option<Instant> {
+        let cfg = self.cfg(conn)?;
+        if !cfg.initiate {
+            return None;
+        }
+        let life = if child { cfg.child_lifetime } else { cfg.ike_lifetime };
+        if life.is_zero() {
+            return None;
+        }
+        let jitter = crypto::random_bytes(1).map(|b| u32::from(b[0]) % 11).unwrap_or(5);
+        Some(now + life * (85 + jitter) / 100)
+    }
+
+    fn next_rekey(&self, sa: &IkeSa) -> Option<Instant> {
+        if sa.pending_rekey.is_some() || sa.rekeyed_at.is_some() {
+            return None;
+        }
+        let ike = sa.ike_rekey_at;
+        let child = sa.children.iter().filter_map(|c| c.rekey_at).min();
+        match (ike, child) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Starts the earliest due rekey: the IKE SA first, otherwise the oldest Child SA.
+    fn start_rekey(&mut self, sa: &mut IkeSa, now: Instant) {
+        let Some(cfg) = self.cfg(sa.conn).cloned() else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let ike_due = sa.ike_rekey_at.is_some_and(|t| t <= now);
+        let built = (|| -> Result<(Vec<Payload>, PendingRekey), CryptoError> {
+            let ni = crypto::random_bytes(NONCE_LEN)?;
+            if ike_due {
+                let mut new_spi = crypto::random_spi64()?;
+                while self.sas.contains_key(&new_spi) {
+                    new_spi = crypto::random_spi64()?;
+                }
+                let dh = DhPrivate::generate(keys.suite.dh)?;
+                let mut sa_p = proposal::ike_sa_payload(&cfg.ike_proposals);
+                for p in &mut sa_p.proposals {
+                    p.spi = new_spi.to_be_bytes().to_vec();
+                }
+                let inner = vec![
+                    Payload::new(PayloadBody::Sa(sa_p)),
+                    Payload::new(PayloadBody::Nonce(ni.clone())),
+                    Payload::new(PayloadBody::Ke(KePayload { group: dh.group().iana_id(), data: dh.public().to_vec() })),
+                ];
+                return Ok((inner, PendingRekey::Ike { new_spi, ni, dh }));
+            }
+            let child = sa.children.iter().filter(|c| c.rekey_at.is_some()).min_by_key(|c| c.rekey_at).ok_or(CryptoError::KeyGeneration)?;
+            let new_spi_in = crypto::random_spi32()?;
+            let pfs = cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied());
+            let dh = match pfs {
+                Some(g) => Some(DhPrivate::generate(g)?),
+                None => None,
+            };
+            let mut inner = vec![
+                Payload::new(PayloadBody::Notify(NotifyPayload { protocol: protocol::ESP, spi: child.spi_in.to_be_bytes().to_vec(), kind: notify::REKEY_SA, data: vec![] })),
+                Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(&cfg.esp_proposals, new_spi_in, dh.is_some()))),
+                Payload::new(PayloadBody::Nonce(ni.clone())),
+            ];
+            if let Some(d) = &dh {
+                inner.push(Payload::new(PayloadBody::Ke(KePayload { group: d.group().iana_id(), data: d.public().to_vec() })));
+            }
+            inner.push(Payload::new(PayloadBody::TsI(ts_payload(&child.local_ts))));
+            inner.push(Payload::new(PayloadBody::TsR(ts_payload(&child.remote_ts))));
+            Ok((inner, PendingRekey::Child { old_spi_in: child.spi_in, new_spi_in, ni, dh }))
+        })();
+        match built {
+            Ok((inner, pending)) => {
+                if let PendingRekey::Child { old_spi_in, .. } = &pending {
+                    if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == *old_spi_in) {
+                        c.rekey_at = None;
+                    }
+                } else {
+                    sa.ike_rekey_at = None;
+                }
+                sa.pending_rekey = Some(pending);
+                self.send_request(sa, now, RequestKind::Rekey, exchange::CREATE_CHILD_SA, &inner);
+            }
+            Err(_) => {
+                // Nothing to rekey (or no randomness): try again later.
+                sa.ike_rekey_at = sa.ike_rekey_at.map(|_| now + Duration::from_secs(30));
+            }
+        }
+    }
+
+    fn rekey_response(&mut self, sa: &mut IkeSa, now: Instant, inner: &[Payload]) -> Result<(), IkeError> {
+        let Some(pending) = sa.pending_rekey.take() else { return Ok(()) };
+        let cfg = self.cfg(sa.conn).cloned().ok_or(IkeError::UnknownConnection(sa.conn))?;
+        let (mut sa_p, mut nonce, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(x) => sa_p = Some(x),
+                PayloadBody::Nonce(x) => nonce = Some(x),
+                PayloadBody::Ke(x) => ke = Some(x),
+                PayloadBody::TsI(x) => tsi = Some(x),
+                PayloadBody::TsR(x) => tsr = Some(x),
+                _ => {}
+            }
+        }
+        let retry = now + Duration::from_secs(30);
+        match pending {
+            PendingRekey::Child { old_spi_in, new_spi_in, ni, dh } => {
+                let ok = (|| {
+                    let (sa_p, nr, tsi, tsr) = (sa_p?, nonce?, tsi?, tsr?);
+                    let (suite, spi_out) = proposal::accept_esp(&cfg.esp_proposals, sa_p)?;
+                    let shared = match &dh {
+                        Some(d) => {
+                            let k = ke?;
+                            let chosen = sa_p.proposals[0].transforms.iter().find(|t| t.kind == crate::codec::transform_type::DH).map(|t| t.id);
+                            if k.group != d.group().iana_id() || chosen != Some(d.group().iana_id()) {
+                                return None;
+                            }
+                            Some(d.agree(&k.data).ok()?)
+                        }
+                        None => None,
+                    };
+                    Some((ChildSuite { dh: dh.as_ref().map(|d| d.group()), ..suite }, spi_out, nr.clone(), shared, ts_list(tsi), ts_list(tsr)))
+                })();
+                match ok {
+                    Some((suite, spi_out, nr, shared, l, r)) => {
+                        self.install_child(sa, now, suite, new_spi_in, spi_out, l, r, shared.as_deref().map(|s| &s[..]), &ni, &nr, true);
+                        let (exch, body) = Self::request_body(&RequestKind::DeleteChild(old_spi_in));
+                        self.send_request(sa, now, RequestKind::DeleteChild(old_spi_in), exch, &body);
+                    }
+                    None => {
+                        if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old_spi_in) {
+                            c.rekey_at = Some(retry);
+                        }
+                    }
+                }
+            }
+            PendingRekey::Ike { new_spi, ni, dh } => {
+                let ok = (|| {
+                    let (sa_p, nr, k) = (sa_p?, nonce?, ke?);
+                    let suite = proposal::accept_ike(&cfg.ike_proposals, sa_p)?;
+                    let peer_spi = u64::from_be_bytes(<[u8; 8]>::try_from(sa_p.proposals[0].spi.as_slice()).ok()?);
+                    if suite.dh != dh.group() || k.group != suite.dh.iana_id() {
+                        return None;
+                    }
+                    let shared = dh.agree(&k.data).ok()?;
+                    Some((suite, peer_spi, nr.clone(), shared))
+                })();
+                let Some((suite, peer_spi, nr, shared)) = ok else {
+                    sa.ike_rekey_at = Some(retry);
+                    return Ok(());
+                };
+                let old = sa.keys.as_ref().expect("established SA has keys");
+                let keys = crypto::derive_rekeyed_ike_keys(old.suite.prf, &old.sk_d, suite, &shared, &ni, &nr, new_spi, peer_spi);
+                let new = IkeSa {
+                    conn: sa.conn,
+                    initiator: true,
+                    spi_i: new_spi,
+                    spi_r: peer_spi,
+                    local_port: sa.local_port,
+                    remote: sa.remote,
+                    ni,
+                    nr,
+                    init_request: vec![],
+                    init_response: vec![],
+                    keys: Some(keys),
+                    gcm_iv: 0,
+                    next_out_id: 0,
+                    outstanding: None,
+                    queued: VecDeque::new(),
+                    peer_next_id: 0,
+                    cached_response: None,
+                    last_request: vec![],
+                    children: std::mem::take(&mut sa.children),
+                    phase: Phase::Established,
+                    created: now,
+                    last_recv: now,
+                    dead: false,
+                    quiet: false,
+                    rekeyed_at: None,
+                    pending_rekey: None,
+                    ike_rekey_at: self.rekey_deadline(sa.conn, now, false),
+                };
+                sa.rekeyed_at = Some(now);
+                sa.queued.clear();
+                if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                    c.ike_sa = Some(new_spi);
+                    c.ike_algorithms = Some(suite.name());
+                }
+                self.sas.insert(new_spi, new);
+                let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+                self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ CREATE_CHILD_SA
+
+    /// Peer-initiated CREATE_CHILD_SA: a new or rekeyed Child SA (with optional PFS), or an
+    /// IKE SA rekey (RFC 7296 §1.3, §2.8, §2.17, §2.18).
+    fn create_child_sa(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+        let cfg = self.cfg(sa.conn).cloned().ok_or(IkeError::UnknownConnection(sa.conn))?;
+        let (mut sa_p, mut nonce, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(x) => sa_p = Some(x),
+                PayloadBody::Nonce(x) => nonce = Some(x),
+                PayloadBody::Ke(x) => ke = Some(x),
+                PayloadBody::TsI(x) => tsi = Some(x),
+                PayloadBody::TsR(x) => tsr = Some(x),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ni)) = (sa_p, nonce) else {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+        };
+        if !(16..=256).contains(&ni.len()) {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+        }
+        if sa_p.proposals.first().is_some_and(|p| p.protocol == protocol::IKE) {
+            return self.rekey_ike_responder(sa, now, msg_id, &cfg, sa_p, ni, ke);
+        }
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+        };
+        let Some((number, suite, spi_out)) = proposal::select_esp_pfs(&cfg.esp_proposals, sa_p, ke.is_some()) else {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])]);
+        };
+        let dh = match (ke, suite.dh) {
+            (Some(k), Some(g)) if k.group == g.iana_id() => Some((DhPrivate::generate(g)?, k)),
+            (Some(_), Some(g)) => {
+                return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_KE_PAYLOAD, g.iana_id().to_be_bytes().to_vec())]);
+            }
+            _ => None,
+        };
+        let n_tsi = narrow(&ts_list(tsi), &cfg.remote_ts);
+        let n_tsr = narrow(&ts_list(tsr), &cfg.local_ts);
+        if n_tsi.is_empty() || n_tsr.is_empty() {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::TS_UNACCEPTABLE, vec![])]);
+        }
+        let shared = match &dh {
+            Some((d, k)) => Some(d.agree(&k.data)?),
+            None => None,
+        };
+        let nr = crypto::random_bytes(NONCE_LEN)?;
+        let spi_in = crypto::random_spi32()?;
+        let mut reply = vec![Payload::new(PayloadBody::Sa(proposal::esp_reply(number, &suite, spi_in))), Payload::new(PayloadBody::Nonce(nr.clone()))];
+        if let Some((d, _)) = &dh {
+            reply.push(Payload::new(PayloadBody::Ke(KePayload { group: d.group().iana_id(), data: d.public().to_vec() })));
+        }
+        reply.push(Payload::new(PayloadBody::TsI(ts_payload(&n_tsi))));
+        reply.push(Payload::new(PayloadBody::TsR(ts_payload(&n_tsr))));
+        self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
+        let ni = ni.clone();
+        self.install_child(sa, now, suite, spi_in, spi_out, n_tsr, n_tsi, shared.as_deref().map(|s| &s[..]), &ni, &nr, false);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rekey_ike_responder(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, cfg: &ConnectionConfig, sa_p: &crate::codec::SaPayload, ni: &[u8], ke: Option<&KePayload>) -> Result<(), IkeError> {
+        let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])]);
+        };
+        let chosen = sa_p.proposals.iter().find(|p| p.number == number).expect("selected from these");
+        let Ok(peer_spi) = <[u8; 8]>::try_from(chosen.spi.as_slice()).map(u64::from_be_bytes) else {
+            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+        };
+        let ke = match ke {
+            Some(k) if k.group == suite.dh.iana_id() => k,
+            _ => {
+                return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_KE_PAYLOAD, suite.dh.iana_id().to_be_bytes().to_vec())]);
+            }
+        };
+        let dh = DhPrivate::generate(suite.dh)?;
+        let shared = dh.agree(&ke.data)?;
+        let nr = crypto::random_bytes(NONCE_LEN)?;
+        let mut our_spi = crypto::random_spi64()?;
+        while self.sas.contains_key(&our_spi) || our_spi == sa.our_spi() {
+            our_spi = crypto::random_spi64()?;
+        }
+        let reply = vec![
+            Payload::new(PayloadBody::Sa(proposal::ike_rekey_reply(number, &suite, our_spi))),
+            Payload::new(PayloadBody::Nonce(nr.clone())),
+            Payload::new(PayloadBody::Ke(KePayload { group: suite.dh.iana_id(), data: dh.public().to_vec() })),
+        ];
+        self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
+        let old = sa.keys.as_ref().expect("established SA has keys");
+        let keys = crypto::derive_rekeyed_ike_keys(old.suite.prf, &old.sk_d, suite, &shared, ni, &nr, peer_spi, our_spi);
+        // The requester is the original initiator of the new IKE SA; Child SAs move over.
+        let new = IkeSa {
+            conn: sa.conn,
+            initiator: false,
+            spi_i: peer_spi,
+            spi_r: our_spi,
+            local_port: sa.local_port,
+            remote: sa.remote,
+            ni: ni.to_vec(),
+            nr,
+            init_request: vec![],
+            init_response: vec![],
+            keys: Some(keys),
+            gcm_iv: 0,
+            next_out_id: 0,
+            outstanding: None,
+            queued: VecDeque::new(),
+            peer_next_id: 0,
+            cached_response: None,
+            last_request: vec![],
+            children: std::mem::take(&mut sa.children),
+            phase: Phase::Established,
+            created: now,
+            last_recv: now,
+            dead: false,
+            quiet: false,
+            rekeyed_at: None,
+            pending_rekey: None,
+            ike_rekey_at: None,
+        };
+        sa.rekeyed_at = Some(now);
+        sa.outstanding = None;
+        sa.queued.clear();
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            c.ike_sa = Some(our_spi);
+            c.ike_algorithms = Some(suite.name());
+        }
+        self.sas.insert(our_spi, new);
+        Ok(())
     }
 
     // ------------------------------------------------------------------ INFORMATIONAL

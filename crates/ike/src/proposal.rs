@@ -141,6 +141,11 @@ pub fn select_ike(ours: &[Proposal], theirs: &SaPayload) -> Option<(u8, IkeSuite
 }
 
 fn esp_match(ours: &Proposal, p: &ProposalSub) -> Option<ChildSuite> {
+    esp_match_pfs(ours, p, false)
+}
+
+/// ESP match; with `pfs` the DH group must match too (CREATE_CHILD_SA with KE).
+fn esp_match_pfs(ours: &Proposal, p: &ProposalSub, pfs: bool) -> Option<ChildSuite> {
     if p.protocol != protocol::ESP || p.spi.len() != 4 {
         return None;
     }
@@ -155,7 +160,8 @@ fn esp_match(ours: &Proposal, p: &ProposalSub) -> Option<ChildSuite> {
     if !o.esn.is_empty() && !o.esn.contains(&0) {
         return None;
     }
-    Some(ChildSuite { encryption, integrity, dh: None })
+    let dh = if pfs { Some(pick(&ours.dh, &o.dh, true)??) } else { None };
+    Some(ChildSuite { encryption, integrity, dh })
 }
 
 /// Responder: chooses from the peer's ESP proposals (DH transforms ignored, as in IKE_AUTH).
@@ -172,6 +178,20 @@ pub fn select_esp(ours: &[Proposal], theirs: &SaPayload) -> Option<(u8, ChildSui
     None
 }
 
+/// Responder of a CREATE_CHILD_SA: like [`select_esp`], and with `pfs` (the request carried
+/// KE) the DH group is negotiated too.
+pub fn select_esp_pfs(ours: &[Proposal], theirs: &SaPayload, pfs: bool) -> Option<(u8, ChildSuite, u32)> {
+    for op in ours {
+        for tp in &theirs.proposals {
+            if let Some(s) = esp_match_pfs(op, tp, pfs) {
+                let spi = u32::from_be_bytes(tp.spi[..4].try_into().expect("4 octets"));
+                return Some((tp.number, s, spi));
+            }
+        }
+    }
+    None
+}
+
 /// The single-proposal SA payload a responder returns for an IKE selection.
 pub fn ike_reply(number: u8, s: &IkeSuite) -> SaPayload {
     let mut t = vec![encr_transform(s.encryption), simple(transform_type::PRF, s.prf.iana_id())];
@@ -180,6 +200,13 @@ pub fn ike_reply(number: u8, s: &IkeSuite) -> SaPayload {
     }
     t.push(simple(transform_type::DH, s.dh.iana_id()));
     SaPayload { proposals: vec![ProposalSub { number, protocol: protocol::IKE, spi: vec![], transforms: t }] }
+}
+
+/// IKE SA rekey: the reply proposal carrying our new 8-octet SPI.
+pub fn ike_rekey_reply(number: u8, s: &IkeSuite, spi: u64) -> SaPayload {
+    let mut sa = ike_reply(number, s);
+    sa.proposals[0].spi = spi.to_be_bytes().to_vec();
+    sa
 }
 
 /// The single-proposal SA payload a responder returns for an ESP selection.

@@ -417,3 +417,65 @@ fn responder_initiated_delete_and_liveness() {
     assert!(n.ev_a.iter().any(|e| matches!(e, Event::ChildSaDeleted { .. })));
     assert_eq!(n.a.dropped(), 0);
 }
+
+fn establish_with_lifetimes(ike: &str, esp: &str, ike_life: u64, child_life: u64) -> Net {
+    let mut n = Net::new();
+    let mut cb = cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], ike, esp, "secret", false);
+    let mut ca = cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], ike, esp, "secret", true);
+    for c in [&mut ca, &mut cb] {
+        c.ike_lifetime = Duration::from_secs(ike_life);
+        c.child_lifetime = Duration::from_secs(child_life);
+    }
+    n.b.add_connection(cb, n.now);
+    n.a.add_connection(ca, n.now);
+    n.pump();
+    n
+}
+
+/// The Child SAs currently installed (installed and not yet deleted), by inbound SPI.
+fn live(ev: &[Event]) -> Vec<ike::ChildSaKeys> {
+    let mut v: Vec<ike::ChildSaKeys> = vec![];
+    for e in ev {
+        match e {
+            Event::ChildSaInstalled { child, .. } => v.push(child.clone()),
+            Event::ChildSaDeleted { spi_in, .. } => v.retain(|c| c.spi_in != *spi_in),
+            _ => {}
+        }
+    }
+    v
+}
+
+#[test]
+fn child_and_ike_rekeys_keep_the_tunnel_up() {
+    for (ike, esp, pfs) in [("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384", Some(ike::DhGroup::Ecp384)), ("aes128-sha256-modp2048", "aes128-sha1", None)] {
+        let mut n = establish_with_lifetimes(ike, esp, 50, 20);
+        let spi0 = n.a.status()[0].ike_spi_i;
+        n.run_for(Duration::from_secs(130));
+        assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(), "{:?} {:?}", n.ev_a, n.ev_b);
+        let installs = children(&n.ev_a).len();
+        assert!(installs >= 6, "at least one Child rekey per ~17-19 s: {installs}");
+        assert_eq!(children(&n.ev_b).len(), installs);
+        let la = live(&n.ev_a);
+        let lb = live(&n.ev_b);
+        assert_eq!(la.len(), 1, "old Child SAs are deleted after rekey: {la:?}");
+        assert_eq!(lb.len(), 1);
+        let (a, b) = (&la[0], &lb[0]);
+        assert_eq!((a.spi_in, a.spi_out), (b.spi_out, b.spi_in));
+        assert_eq!(a.enc_key_out, b.enc_key_in);
+        assert_eq!(a.enc_key_in, b.enc_key_out);
+        assert_eq!(a.integ_key_out, b.integ_key_in);
+        assert_eq!(a.dh_group, pfs);
+        assert_eq!(a.local_ts, vec![ts("10.1.0.0/16")]);
+        let (sa, sb) = (&n.a.status()[0], &n.b.status()[0]);
+        assert_ne!(sa.ike_spi_i, spi0, "IKE SA was rekeyed");
+        assert_eq!((sa.ike_spi_i, sa.ike_spi_r), (sb.ike_spi_i, sb.ike_spi_r));
+        assert_eq!(sa.state, "established");
+        assert_eq!(sb.state, "established");
+        assert_eq!(n.a.dropped() + n.b.dropped(), 0);
+        // The tunnel still answers liveness checks over the rekeyed IKE SA.
+        let before = n.sent;
+        n.run_for(Duration::from_secs(16));
+        assert!(n.sent > before);
+        assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
+    }
+}
