@@ -1,6 +1,7 @@
 //! Two sites (azure, azure-stack-hub), each a VNet with several subnets and VMs: VMs get
 //! Azure's addresses (.4 onward), reach each other across subnets of one VNet, and cannot
-//! reach the other site (no VPN yet).
+//! reach the other site's private addresses (no VPN yet); only public IPs are reachable across
+//! the simulated internet.
 
 #[allow(dead_code)]
 #[path = "support/lab.rs"]
@@ -47,7 +48,12 @@ fn vms_reach_each_other_inside_a_vnet_and_not_across_sites() {
     assert!(!lab.ping("azure/vm1", "10.2.1.1"));
     assert!(!lab.ping("stackhub/vm1", "10.1.1.4"));
     assert!(!lab.ping("stackhub/vm2", "10.1.2.4"));
-    assert!(!lab.ping("azure/vm1", "198.51.100.254"));
+    assert!(!lab.ping("azure/vm2", "198.51.100.254"), "a VM without a public IP has no way out");
+
+    // Public IPs are 1:1 translated by the VNet router, as in Azure: vm1 (203.0.113.1) reaches
+    // stackhub's vm1 by its public IP (198.51.100.1), and it sees the public source address.
+    assert!(lab.ping("azure/vm1", "198.51.100.1"));
+    assert!(lab.ping("stackhub/vm1", "203.0.113.1"));
 
     // `lab exec` passes the command's exit code through.
     let out = lab.exec("azure/vm1", &["sh", "-c", "exit 7"]);

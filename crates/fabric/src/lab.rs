@@ -510,11 +510,18 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                             problem = Some(format!("subnet {} of NIC {} does not exist", ipc.subnet, nic.meta.name));
                             break;
                         };
+                        let public_address = ipc.public_ip_address.as_ref().and_then(|pid| {
+                            resources.iter().find_map(|r| match r {
+                                Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pid) => Some(p.ip_address),
+                                _ => None,
+                            })
+                        });
                         nics.push(NicNet {
                             name: nic.meta.name.clone(),
                             vnet: vnet.clone(),
                             subnet: subnet.clone(),
                             address: ipc.private_ip_address,
+                            public_address,
                         });
                     }
                     match problem {

@@ -108,6 +108,10 @@ pub struct NicNet {
     pub subnet: String,
     /// Private address (from the site's IPAM).
     pub address: Ipv4Addr,
+    /// Public IP associated with the NIC: the VNet router holds it on its `wan` port in the
+    /// internet namespace and translates 1:1 to the private address (as Azure does).
+    #[serde(default)]
+    pub public_address: Option<Ipv4Addr>,
 }
 
 /// The topology cannot be realized as described.
@@ -122,6 +126,9 @@ pub enum TopologyError {
     /// A gateway is not in a subnet of its VNet, or its public IP is outside the site's prefix.
     #[error("site {site}: gateway {gateway}: {problem}")]
     Gateway { site: String, gateway: String, problem: String },
+    /// A NIC's public IP is not in the site's public prefix.
+    #[error("site {site}: NIC {nic}: public IP {address} is outside the site's public prefix {prefix}")]
+    PublicIpOutside { site: String, nic: String, address: Ipv4Addr, prefix: Ipv4Net },
     /// A prefix too small to hold a router address.
     #[error("site {site}: prefix {prefix} has no room for a router address")]
     PrefixTooSmall { site: String, prefix: Ipv4Net },
@@ -232,6 +239,8 @@ impl Topology {
             }
             let mut vms: Vec<NetnsSpec> = Vec::new();
             let mut gateways: Vec<NetnsSpec> = Vec::new();
+            // Per VNet: (public IP, private address) of NICs with a public IP.
+            let mut public_nat: Vec<Vec<(Ipv4Addr, Ipv4Addr)>> = vec![Vec::new(); site.vnets.len()];
             for vm in &site.vms {
                 let vm_ns = id.vm_netns(&site.name, &vm.name);
                 let mut spec = NetnsSpec {
@@ -267,6 +276,17 @@ impl Topology {
                         });
                     }
                     let ifname = format!("eth{i}");
+                    if let Some(public) = nic.public_address {
+                        if !site.public_prefix.contains(&public) {
+                            return Err(TopologyError::PublicIpOutside {
+                                site: site.name.clone(),
+                                nic: nic.name.clone(),
+                                address: public,
+                                prefix: site.public_prefix,
+                            });
+                        }
+                        public_nat[vnet_idx].push((public, nic.address));
+                    }
                     spec.links.push(LinkSpec {
                         name: ifname.clone(),
                         kind: LinkKind::VethPeer,
@@ -403,6 +423,39 @@ impl Topology {
                     });
                 }
                 gateways.push(spec);
+            }
+            for (vnet_idx, pairs) in public_nat.iter().enumerate() {
+                if pairs.is_empty() {
+                    continue;
+                }
+                let vnet = &site.vnets[vnet_idx];
+                let edge = site.internet_address().expect("checked above");
+                let router = &mut routers[vnet_idx];
+                router.links.push(LinkSpec {
+                    name: GATEWAY_WAN_IF.into(),
+                    kind: LinkKind::VethPeer,
+                    master: None,
+                    addrs: pairs
+                        .iter()
+                        .map(|(p, _)| Ipv4Net::new(*p, site.public_prefix.prefix_len()).expect("valid"))
+                        .collect(),
+                    role: format!("public IPs of VNet {}/{}", site.name, vnet.name),
+                });
+                router.routes.push(RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() });
+                let mut pre = String::new();
+                let mut post = String::new();
+                for (public, private) in pairs {
+                    pre.push_str(&format!("ip daddr {public} dnat to {private}\n"));
+                    post.push_str(&format!("@post ip saddr {private} oifname \"{GATEWAY_WAN_IF}\" snat to {public}\n"));
+                }
+                router.nft = Some(nat_ruleset(&(pre + &post)));
+                internet_ports.push(LinkSpec {
+                    name: id.ifname('u', &format!("{}/{}", site.name, vnet.name)),
+                    kind: LinkKind::Veth { peer_netns: router.name.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                    master: Some(self.internet_bridge(&site.name)),
+                    addrs: Vec::new(),
+                    role: format!("uplink of VNet {}/{} (public IPs of its VMs)", site.name, vnet.name),
+                });
             }
             out.netns.extend(routers);
             out.netns.extend(vms);

@@ -13,7 +13,7 @@ impl Drop for Guard {
 }
 
 fn nic(name: &str, vnet: &str, subnet: &str, ip: &str) -> NicNet {
-    NicNet { name: name.into(), vnet: vnet.into(), subnet: subnet.into(), address: ip.parse().unwrap() }
+    NicNet { name: name.into(), vnet: vnet.into(), subnet: subnet.into(), address: ip.parse().unwrap(), public_address: None }
 }
 
 fn site(name: &str, octet: u8, public: &str, vms: Vec<VmNet>) -> SiteNet {
