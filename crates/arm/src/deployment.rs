@@ -85,7 +85,8 @@ pub struct PendingResource {
     pub resource_type: String,
     /// Full name, including parent names for children (`vnet1/sub1`).
     pub name: String,
-    /// The resource's `apiVersion`, or the version the template's `apiProfile` assigns to its type.
+    /// The resource's `apiVersion`, or the version the template's `apiProfile` assigns to its type
+    /// (always set: a resource with neither is rejected by [`Deployment::new`]).
     pub api_version: Option<String>,
     /// Template path of the resource (`resources[3]`, `resources[1].resources[0]`).
     pub path: String,
@@ -106,7 +107,8 @@ pub struct EvaluatedResource {
     pub resource_type: String,
     /// Full name (`vnet1/sub1` for children).
     pub name: String,
-    /// `apiVersion` if stated.
+    /// The resource's `apiVersion`, or the one the template's `apiProfile` assigns to its type
+    /// (always set for resources of a [`Deployment`]).
     pub api_version: Option<String>,
     /// Evaluated `location`, if the resource has one.
     pub location: Option<String>,
@@ -394,6 +396,11 @@ impl Deployment {
                     let path = format!("{}.{k}", r.path);
                     body.insert(k.clone(), self.scope.eval_value(v, &path, &env)?);
                 }
+            }
+        }
+        if get_ci(&body, "apiVersion").is_none() {
+            if let Some(v) = &r.api_version {
+                body.insert("apiVersion".into(), Value::String(v.clone()));
             }
         }
         let location = match get_ci(&body, "location") {

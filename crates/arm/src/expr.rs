@@ -37,12 +37,13 @@ pub(crate) enum StringForm<'a> {
     Expression(&'a str),
 }
 
-/// Classifies a template string: `[...]` is an expression, `[[...` is an escaped literal.
+/// Classifies a template string: `[...]` is an expression, `[[...]` an escaped literal (one
+/// leading bracket removed); anything else, `[[abc` included, is a plain literal.
 pub(crate) fn classify(s: &str) -> StringForm<'_> {
-    if let Some(rest) = s.strip_prefix("[[") {
-        let _ = rest;
+    let bracketed = s.len() >= 2 && s.starts_with('[') && s.ends_with(']');
+    if bracketed && s.starts_with("[[") {
         StringForm::Literal(std::borrow::Cow::Owned(s[1..].to_string()))
-    } else if s.len() >= 2 && s.starts_with('[') && s.ends_with(']') {
+    } else if bracketed {
         StringForm::Expression(&s[1..s.len() - 1])
     } else {
         StringForm::Literal(std::borrow::Cow::Borrowed(s))
@@ -318,6 +319,8 @@ mod tests {
         assert_eq!(classify("[f()]"), StringForm::Expression("f()"));
         assert_eq!(classify("[abc"), StringForm::Literal("[abc".into()));
         assert_eq!(classify("["), StringForm::Literal("[".into()));
+        assert_eq!(classify("[[abc"), StringForm::Literal("[[abc".into()));
+        assert_eq!(classify("[]"), StringForm::Expression(""));
     }
 
     #[test]
