@@ -262,6 +262,10 @@ fn azs_dr_gateway() {
         "{:?}",
         rs
     );
+    assert!(
+        rs.iter().all(|r| r.body["apiVersion"] == "2017-10-01"),
+        "the body carries the profile's version"
+    );
     let vnet = &rs[1];
     assert_eq!(
         vnet.body["properties"]["dhcpOptions"]["dnsServers"],
