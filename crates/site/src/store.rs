@@ -2,7 +2,7 @@
 //! identity live in separate tables; shared keys live in their own table so that serializing a
 //! resource can never leak one. Every change is one write transaction.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -69,6 +69,16 @@ impl Store {
                 dir: path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
             });
         }
+        if create && !path.exists() {
+            // The file holds shared keys: only the owner may read it, from the first byte on.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| SiteError::Io { path: path.display().to_string(), source: e })?;
+        }
         let started = Instant::now();
         let db = loop {
             match Database::create(path) {
@@ -77,22 +87,14 @@ impl Store {
                 Err(e) => return Err(SiteError::store(path, e)),
             }
         };
-        // The file holds shared keys: only the owner may read it.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| SiteError::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let store = Store {
-            path: path.to_path_buf(),
-            db,
-        };
-        let tx = store.db.begin_write().map_err(|e| store.err(e))?;
-        {
+        let store = Store { path: path.to_path_buf(), db };
+        if create {
+            let tx = store.db.begin_write().map_err(|e| store.err(e))?;
             for t in [META, RESOURCES, SECRETS, DEPLOYMENTS] {
                 tx.open_table(t).map_err(|e| store.err(e))?;
             }
+            tx.commit().map_err(|e| store.err(e))?;
         }
-        tx.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
 

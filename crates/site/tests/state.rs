@@ -456,3 +456,17 @@ fn address_space_change_checks_subnets_kept_from_child_resources() {
         .unwrap_err();
     assert_eq!(e.to_string(), "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.addressSpace.addressPrefixes: subnet 'a' (10.1.1.0/24) would be outside the address space [10.2.0.0/16]");
 }
+
+#[test]
+fn database_file_is_private_and_reads_do_not_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = site("azure", "203.0.113.0/24");
+    let path = t.site.db_path().to_path_buf();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let before = std::fs::read(&path).unwrap();
+    for _ in 0..3 {
+        t.site.resources().unwrap();
+        t.site.deployments().unwrap();
+    }
+    assert!(std::fs::read(&path).unwrap() == before, "reading a site must not modify its database");
+}
