@@ -524,15 +524,24 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                             public_address,
                         });
                     }
+                    let ns = id.vm_netns(&spec.name, &vm.meta.name);
+                    if problem.is_none() {
+                        problem = name_taken(&ns, &owners, spec, id);
+                    }
                     match problem {
                         Some(p) => failures.push((vm.meta.id.to_lowercase(), p)),
                         None => {
-                            owners.insert(id.vm_netns(&spec.name, &vm.meta.name), owned);
+                            owners.insert(ns, owned);
                             net.vms.push(VmNet { name: vm.meta.name.clone(), nics });
                         }
                     }
                 }
-                Resource::VirtualNetworkGateway(gw) => match gateway_net(gw, resources, &subnet_index, sites) {
+                Resource::VirtualNetworkGateway(gw) => match gateway_net(gw, resources, &subnet_index, sites).and_then(|g| {
+                    match name_taken(&id.gateway_netns(&spec.name, &gw.meta.name), &owners, spec, id) {
+                        Some(p) => Err(p),
+                        None => Ok(g),
+                    }
+                }) {
                     Ok(g) => {
                         owners.insert(id.gateway_netns(&spec.name, &gw.meta.name), vec![gw.meta.id.clone()]);
                         net.gateways.push(g);
@@ -545,6 +554,27 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
         topology.sites.push(net);
     }
     Built { topology, owners, failures }
+}
+
+/// Namespace names are `hn-<id>-<site>-<name>`, so two objects can map to one name (a VM
+/// called `vnet-x` and VNet `x`): the later one is refused with a plain reason instead of
+/// being merged into the other's namespace.
+fn name_taken(ns: &str, owners: &BTreeMap<String, Vec<String>>, spec: &SiteSpec, id: &LabId) -> Option<String> {
+    if let Some(owner) = owners.get(ns) {
+        let what = owner
+            .first()
+            .map(|o| {
+                let mut parts: Vec<&str> = o.rsplit('/').take(2).collect();
+                parts.reverse();
+                parts.join("/")
+            })
+            .unwrap_or_default();
+        return Some(format!("its namespace name {ns} is already used by {what}; choose another name"));
+    }
+    if spec.nat && ns == id.nat_netns(&spec.name) {
+        return Some(format!("its namespace name {ns} is the NAT device's; choose another name"));
+    }
+    None
 }
 
 /// Where a virtual network gateway sits: its GatewaySubnet address, public IP, and the remote

@@ -112,8 +112,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             let mut progress = Progress::new(&mut sink);
             let report = flat(lab::up(&root, &dir, &mut progress))?;
             let total = progress.elapsed().as_secs_f64();
-            for (id, why) in &report.failed {
-                eprintln!("failed: {id}: {why}");
+            if !report.failed.is_empty() {
+                return Ok(report_failures(&report));
             }
             if report.unchanged() {
                 println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
@@ -175,6 +175,20 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             Err(anyhow::anyhow!("cannot run `ip netns exec {ns} …`: {err}"))
         }
     }
+}
+
+/// Resources that could not be realized: one line each (they are Failed in the site store,
+/// with the same error, for `lab status`), and a failing exit code.
+fn report_failures(report: &lab::ApplyReport) -> ExitCode {
+    for (id, why) in &report.failed {
+        eprintln!("error: {id}: {why}");
+    }
+    eprintln!(
+        "lab {}: {} resource(s) failed to realize; the rest is up (see `hybridnet lab status`)",
+        report.lab_id,
+        report.failed.len()
+    );
+    ExitCode::FAILURE
 }
 
 fn print_status(s: &LabStatus) {
@@ -286,6 +300,9 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let mut sink = eprint_line;
     let mut progress = Progress::new(&mut sink);
     let report = flat(lab.deploy(&req, &mut progress))?;
+    if !report.failed.is_empty() {
+        return Ok(report_failures(&report));
+    }
     println!(
         "deployed {} to {}: {} resource change(s), {} kernel change(s)",
         req.name, req.site, report.resource_changes, report.kernel_changes
