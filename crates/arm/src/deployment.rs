@@ -326,6 +326,8 @@ impl Deployment {
     }
 
     /// A parameter's final value (supplied, or its evaluated default), by case-insensitive name.
+    /// Secure values are returned in the clear (a resource provider needs them): never log them;
+    /// use [`Deployment::parameters_redacted`] for display.
     pub fn parameter(&self, name: &str) -> Option<Value> {
         self.scope.param(name, "").ok()
     }

@@ -178,21 +178,25 @@ impl Scope {
         }
         let mut scope = scope;
         scope.secrets = scope.current_secrets();
-        let mut var_names: Vec<(String, String)> = scope
+        // template order: plain variables, then the variables of `variables.copy`
+        let mut copy_names: Vec<(usize, String)> = scope
+            .var_defs
+            .values()
+            .filter_map(|(n, d)| match d {
+                VarDef::Copy(_, i) => Some((*i, n.clone())),
+                VarDef::Plain(_) => None,
+            })
+            .collect();
+        copy_names.sort();
+        let var_names: Vec<String> = scope
             .template
             .variables
             .keys()
-            .map(|k| (k.clone(), k.clone()))
+            .filter(|k| !k.eq_ignore_ascii_case("copy"))
+            .cloned()
+            .chain(copy_names.into_iter().map(|(_, n)| n))
             .collect();
-        var_names.retain(|(k, _)| !k.eq_ignore_ascii_case("copy"));
-        var_names.extend(
-            scope
-                .var_defs
-                .values()
-                .filter(|(_, d)| matches!(d, VarDef::Copy(..)))
-                .map(|(n, _)| (n.clone(), n.clone())),
-        );
-        for (name, _) in &var_names {
+        for name in &var_names {
             scope
                 .variable(name, &format!("variables.{name}"))
                 .map_err(|e| e.redact(&scope.secrets))?;
