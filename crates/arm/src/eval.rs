@@ -149,9 +149,18 @@ impl Scope {
                             path: format!("variables.copy[{i}].name"),
                             message: "a copy loop needs a string 'name'".into(),
                         })?;
+                    if var_defs.contains_key(&lc(vname)) {
+                        return Err(duplicate_variable(
+                            &format!("variables.copy[{i}].name"),
+                            vname,
+                        ));
+                    }
                     var_defs.insert(lc(vname), (vname.to_string(), VarDef::Copy(e.clone(), i)));
                 }
             } else {
+                if var_defs.contains_key(&lc(name)) {
+                    return Err(duplicate_variable(&format!("variables.{name}"), name));
+                }
                 var_defs.insert(lc(name), (name.clone(), VarDef::Plain(v.clone())));
             }
         }
@@ -942,6 +951,15 @@ impl Scope {
             path: path.to_string(),
             resource_id: id,
         })
+    }
+}
+
+fn duplicate_variable(path: &str, name: &str) -> ArmError {
+    ArmError::Structure {
+        path: path.to_string(),
+        message: format!(
+            "variable '{name}' is declared more than once (names are case-insensitive)"
+        ),
     }
 }
 

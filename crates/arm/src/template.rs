@@ -348,6 +348,15 @@ pub fn parse_template(json: &str) -> Result<Template, ArmError> {
         None | Some(Value::Null) => {}
         Some(Value::Object(ps)) => {
             for (name, def) in ps {
+                if parameters
+                    .iter()
+                    .any(|p: &ParameterDef| p.name.eq_ignore_ascii_case(name))
+                {
+                    return Err(structure(
+                        format!("parameters.{name}"),
+                        format!("parameter '{name}' is declared more than once (names are case-insensitive)"),
+                    ));
+                }
                 parameters.push(parse_parameter_def(name, def)?);
             }
         }

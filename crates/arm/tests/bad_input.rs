@@ -235,3 +235,28 @@ fn parameter_files_in_both_shapes() {
         "parameters.a: expected an object with a 'value', got int"
     );
 }
+
+#[test]
+fn names_declared_twice_ignoring_case() {
+    let e = parse_template(r#"{"parameters": {"vnet": {"type": "string"}, "VNet": {"type": "string"}}, "resources": []}"#)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameters.VNet: parameter 'VNet' is declared more than once (names are case-insensitive)"
+    );
+    let e = bind(
+        r#"{"variables": {"a": 1, "A": 2}, "resources": []}"#,
+        json!({}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "variables.A: variable 'A' is declared more than once (names are case-insensitive)"
+    );
+    let e = bind(
+        r#"{"variables": {"a": 1, "copy": [{"name": "A", "count": 1, "input": 1}]}, "resources": []}"#,
+        json!({}),
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "variables.copy[0].name: variable 'A' is declared more than once (names are case-insensitive)");
+}
