@@ -375,15 +375,21 @@ impl Lab {
                 }
             }
         }
-        for (site, resources) in sites.iter_mut() {
-            for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
-                let state = match failures.get(&r.id().to_lowercase()) {
-                    Some(err) => ProvisioningState::Failed { error: err.clone() },
-                    None => ProvisioningState::Succeeded,
-                };
-                set_state(site, r, state)?;
+        progress.step("record provisioning states", || {
+            let mut written = 0;
+            for (site, resources) in sites.iter_mut() {
+                for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
+                    let state = match failures.get(&r.id().to_lowercase()) {
+                        Some(err) => ProvisioningState::Failed { error: err.clone() },
+                        None => ProvisioningState::Succeeded,
+                    };
+                    if set_state(site, r, state)? {
+                        written += 1;
+                    }
+                }
             }
-        }
+            Ok::<_, LabError>(((), format!("{written} updated")))
+        })?;
         report.failed = failures.into_iter().collect();
         match result {
             Ok(rep) => {
@@ -395,12 +401,14 @@ impl Lab {
     }
 }
 
-fn set_state(site: &mut Site, r: &Resource, state: ProvisioningState) -> Result<(), LabError> {
-    if r.provisioning_state() != &state {
-        let name = site.info().name.clone();
-        site.set_provisioning_state(r.id(), state).map_err(site_err(&name))?;
+/// Records a resource's provisioning state if it differs; returns whether it wrote.
+fn set_state(site: &mut Site, r: &Resource, state: ProvisioningState) -> Result<bool, LabError> {
+    if r.provisioning_state() == &state {
+        return Ok(false);
     }
-    Ok(())
+    let name = site.info().name.clone();
+    site.set_provisioning_state(r.id(), state).map_err(site_err(&name))?;
+    Ok(true)
 }
 
 /// One deployment to apply: what `hybridnet deploy` and each lab.yaml step amount to.
