@@ -392,7 +392,10 @@ pub struct Payload {
 impl Payload {
     /// A non-critical payload.
     pub fn new(body: PayloadBody) -> Payload {
-        Payload { critical: false, body }
+        Payload {
+            critical: false,
+            body,
+        }
     }
 
     /// Payload type number.
@@ -477,14 +480,21 @@ fn decode_transform(b: &[u8]) -> Result<Transform, DecodeError> {
         let t = r.u16("attribute")?;
         if t & 0x8000 != 0 {
             let value = r.u16("attribute")?;
-            attributes.push(Attribute::Tv { kind: t & 0x7fff, value });
+            attributes.push(Attribute::Tv {
+                kind: t & 0x7fff,
+                value,
+            });
         } else {
             let len = r.u16("attribute")? as usize;
             let value = r.take(len, "attribute value")?.to_vec();
             attributes.push(Attribute::Tlv { kind: t, value });
         }
     }
-    Ok(Transform { kind, id, attributes })
+    Ok(Transform {
+        kind,
+        id,
+        attributes,
+    })
 }
 
 fn decode_sa(b: &[u8]) -> Result<SaPayload, DecodeError> {
@@ -522,7 +532,12 @@ fn decode_sa(b: &[u8]) -> Result<SaPayload, DecodeError> {
         if !pr.done() {
             return Err(DecodeError::BadLength("proposal"));
         }
-        proposals.push(ProposalSub { number, protocol, spi, transforms });
+        proposals.push(ProposalSub {
+            number,
+            protocol,
+            spi,
+            transforms,
+        });
         match last {
             0 => break,
             2 => {}
@@ -636,12 +651,18 @@ fn decode_body(kind: u8, next: u8, b: &[u8]) -> Result<PayloadBody, DecodeError>
         KE => {
             let group = r.u16("KE payload")?;
             r.take(2, "KE payload")?;
-            PayloadBody::Ke(KePayload { group, data: r.rest().to_vec() })
+            PayloadBody::Ke(KePayload {
+                group,
+                data: r.rest().to_vec(),
+            })
         }
         IDI | IDR => {
             let id_type = r.u8("ID payload")?;
             r.take(3, "ID payload")?;
-            let p = IdPayload { id_type, data: r.rest().to_vec() };
+            let p = IdPayload {
+                id_type,
+                data: r.rest().to_vec(),
+            };
             if kind == IDI {
                 PayloadBody::IdI(p)
             } else {
@@ -651,7 +672,10 @@ fn decode_body(kind: u8, next: u8, b: &[u8]) -> Result<PayloadBody, DecodeError>
         AUTH => {
             let method = r.u8("AUTH payload")?;
             r.take(3, "AUTH payload")?;
-            PayloadBody::Auth(AuthPayload { method, data: r.rest().to_vec() })
+            PayloadBody::Auth(AuthPayload {
+                method,
+                data: r.rest().to_vec(),
+            })
         }
         NONCE => PayloadBody::Nonce(b.to_vec()),
         NOTIFY => {
@@ -659,7 +683,12 @@ fn decode_body(kind: u8, next: u8, b: &[u8]) -> Result<PayloadBody, DecodeError>
             let spi_size = r.u8("Notify payload")? as usize;
             let kind = r.u16("Notify payload")?;
             let spi = r.take(spi_size, "Notify SPI")?.to_vec();
-            PayloadBody::Notify(NotifyPayload { protocol, spi, kind, data: r.rest().to_vec() })
+            PayloadBody::Notify(NotifyPayload {
+                protocol,
+                spi,
+                kind,
+                data: r.rest().to_vec(),
+            })
         }
         DELETE => {
             let protocol = r.u8("Delete payload")?;
@@ -672,13 +701,23 @@ fn decode_body(kind: u8, next: u8, b: &[u8]) -> Result<PayloadBody, DecodeError>
             if !r.done() {
                 return Err(DecodeError::BadLength("Delete payload"));
             }
-            PayloadBody::Delete(DeletePayload { protocol, spi_size, spis })
+            PayloadBody::Delete(DeletePayload {
+                protocol,
+                spi_size,
+                spis,
+            })
         }
         VENDOR_ID => PayloadBody::VendorId(b.to_vec()),
         TSI => PayloadBody::TsI(decode_ts(b)?),
         TSR => PayloadBody::TsR(decode_ts(b)?),
-        SK => PayloadBody::Sk(SkPayload { first_inner: next, data: b.to_vec() }),
-        _ => PayloadBody::Other { kind, data: b.to_vec() },
+        SK => PayloadBody::Sk(SkPayload {
+            first_inner: next,
+            data: b.to_vec(),
+        }),
+        _ => PayloadBody::Other {
+            kind,
+            data: b.to_vec(),
+        },
     })
 }
 
@@ -761,7 +800,9 @@ pub fn encode_chain(payloads: &[Payload], out: &mut Vec<u8>) -> u8 {
     for (i, p) in payloads.iter().enumerate() {
         let next = match &p.body {
             PayloadBody::Sk(sk) => sk.first_inner,
-            _ => payloads.get(i + 1).map_or(payload_type::NONE, |n| n.chain_kind()),
+            _ => payloads
+                .get(i + 1)
+                .map_or(payload_type::NONE, |n| n.chain_kind()),
         };
         let start = out.len();
         out.push(next);
@@ -771,7 +812,9 @@ pub fn encode_chain(payloads: &[Payload], out: &mut Vec<u8>) -> u8 {
         let len = (out.len() - start) as u16;
         out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
     }
-    payloads.first().map_or(payload_type::NONE, |p| p.chain_kind())
+    payloads
+        .first()
+        .map_or(payload_type::NONE, |p| p.chain_kind())
 }
 
 impl Message {

@@ -43,9 +43,15 @@ impl Identity {
     /// Rebuilds an identity from an ID payload; `None` for types we do not support.
     pub fn from_payload(id_type: u8, data: &[u8]) -> Option<Identity> {
         match id_type {
-            1 => <[u8; 4]>::try_from(data).ok().map(|b| Identity::Ipv4(Ipv4Addr::from(b))),
-            5 => <[u8; 16]>::try_from(data).ok().map(|b| Identity::Ipv6(Ipv6Addr::from(b))),
-            2 => std::str::from_utf8(data).ok().map(|s| Identity::Fqdn(s.to_string())),
+            1 => <[u8; 4]>::try_from(data)
+                .ok()
+                .map(|b| Identity::Ipv4(Ipv4Addr::from(b))),
+            5 => <[u8; 16]>::try_from(data)
+                .ok()
+                .map(|b| Identity::Ipv6(Ipv6Addr::from(b))),
+            2 => std::str::from_utf8(data)
+                .ok()
+                .map(|s| Identity::Fqdn(s.to_string())),
             _ => None,
         }
     }
@@ -136,8 +142,16 @@ impl TrafficSelector {
         };
         let plen = u32::from(prefix_len).min(bits);
         let host_bits = bits - plen;
-        let all: u128 = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
-        let host_mask: u128 = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+        let all: u128 = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
+        let host_mask: u128 = if host_bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
         let a = ip_to_u128(addr) & all;
         let start = a & !host_mask & all;
         let end = start | host_mask;
@@ -185,7 +199,13 @@ impl TrafficSelector {
             return None;
         }
         let v6 = self.is_v6();
-        Some(TrafficSelector { start: u128_to_ip(s, v6), end: u128_to_ip(e, v6), protocol, start_port: sp, end_port: ep })
+        Some(TrafficSelector {
+            start: u128_to_ip(s, v6),
+            end: u128_to_ip(e, v6),
+            protocol,
+            start_port: sp,
+            end_port: ep,
+        })
     }
 
     /// Whether `other` lies entirely within this selector.
@@ -203,14 +223,22 @@ impl fmt::Display for TrafficSelector {
         let e = ip_to_u128(self.end);
         let diff = s ^ e;
         let host_bits = 128 - diff.leading_zeros();
-        let mask: u128 = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+        let mask: u128 = if host_bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
         if s & mask == 0 && e & mask == mask && host_bits <= bits {
             write!(f, "{}/{}", self.start, bits - host_bits)?;
         } else {
             write!(f, "{}..{}", self.start, self.end)?;
         }
         if self.protocol != 0 || self.start_port != 0 || self.end_port != 65535 {
-            write!(f, "[{}/{}-{}]", self.protocol, self.start_port, self.end_port)?;
+            write!(
+                f,
+                "[{}/{}-{}]",
+                self.protocol, self.start_port, self.end_port
+            )?;
         }
         Ok(())
     }
@@ -232,7 +260,12 @@ pub enum Encryption {
 
 impl Encryption {
     /// All supported encryption transforms.
-    pub const ALL: [Encryption; 4] = [Encryption::AesCbc128, Encryption::AesCbc256, Encryption::AesGcm16_128, Encryption::AesGcm16_256];
+    pub const ALL: [Encryption; 4] = [
+        Encryption::AesCbc128,
+        Encryption::AesCbc256,
+        Encryption::AesGcm16_128,
+        Encryption::AesGcm16_256,
+    ];
     /// IANA transform ID.
     pub fn iana_id(self) -> u16 {
         if self.is_aead() {
@@ -254,7 +287,9 @@ impl Encryption {
     }
     /// Looks up an IANA ID plus key length.
     pub fn from_iana(id: u16, key_bits: Option<u16>) -> Option<Self> {
-        Encryption::ALL.into_iter().find(|e| e.iana_id() == id && Some(e.key_bits()) == key_bits)
+        Encryption::ALL
+            .into_iter()
+            .find(|e| e.iana_id() == id && Some(e.key_bits()) == key_bits)
     }
     /// Keying material length (for GCM including the 4-octet salt).
     pub fn keymat_len(self) -> usize {
@@ -293,7 +328,11 @@ pub enum Integrity {
 
 impl Integrity {
     /// All supported integrity transforms.
-    pub const ALL: [Integrity; 3] = [Integrity::HmacSha1_96, Integrity::HmacSha256_128, Integrity::HmacSha384_192];
+    pub const ALL: [Integrity; 3] = [
+        Integrity::HmacSha1_96,
+        Integrity::HmacSha256_128,
+        Integrity::HmacSha384_192,
+    ];
     /// IANA transform ID.
     pub fn iana_id(self) -> u16 {
         match self {
@@ -417,7 +456,14 @@ pub enum DhGroup {
 
 impl DhGroup {
     /// All supported groups.
-    pub const ALL: [DhGroup; 6] = [DhGroup::Modp1024, DhGroup::Modp2048, DhGroup::Modp2048s256, DhGroup::Ecp256, DhGroup::Ecp384, DhGroup::Curve25519];
+    pub const ALL: [DhGroup; 6] = [
+        DhGroup::Modp1024,
+        DhGroup::Modp2048,
+        DhGroup::Modp2048s256,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+        DhGroup::Curve25519,
+    ];
     /// IANA group number.
     pub fn iana_id(self) -> u16 {
         match self {
@@ -485,7 +531,13 @@ impl FromStr for Proposal {
     type Err = ConfigError;
     /// Parses strongSwan syntax such as "aes256gcm16-prfsha384-ecp384" or "aes256-sha256-modp2048".
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut p = Proposal { encryption: vec![], integrity: vec![], prf: vec![], dh: vec![], esn: false };
+        let mut p = Proposal {
+            encryption: vec![],
+            integrity: vec![],
+            prf: vec![],
+            dh: vec![],
+            esn: false,
+        };
         let mut explicit_prf = false;
         if s.trim().is_empty() {
             return Err(ConfigError::EmptyProposal);

@@ -155,7 +155,11 @@ fn modp_params(g: DhGroup) -> Option<(&'static str, Vec<u8>, Option<&'static str
     match g {
         DhGroup::Modp1024 => Some((MODP1024_P, two, None)),
         DhGroup::Modp2048 => Some((MODP2048_P, two, None)),
-        DhGroup::Modp2048s256 => Some((MODP2048S256_P, hex::decode(MODP2048S256_G).expect("constant"), Some(MODP2048S256_Q))),
+        DhGroup::Modp2048s256 => Some((
+            MODP2048S256_P,
+            hex::decode(MODP2048S256_G).expect("constant"),
+            Some(MODP2048S256_Q),
+        )),
         _ => None,
     }
 }
@@ -200,7 +204,9 @@ pub struct DhPrivate {
 
 impl std::fmt::Debug for DhPrivate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DhPrivate").field("group", &self.group).finish_non_exhaustive()
+        f.debug_struct("DhPrivate")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
     }
 }
 
@@ -219,7 +225,8 @@ impl DhPrivate {
     /// ECP, the raw 32 octets for Curve25519, a big-endian exponent of at most 64 octets for MODP.
     pub fn from_private(group: DhGroup, private: &[u8]) -> Result<DhPrivate, CryptoError> {
         if let Some(alg) = ecdh_alg(group) {
-            let k = agreement::PrivateKey::from_private_key(alg, private).map_err(|_| CryptoError::BadKeyLength)?;
+            let k = agreement::PrivateKey::from_private_key(alg, private)
+                .map_err(|_| CryptoError::BadKeyLength)?;
             return Self::from_ecdh(group, k);
         }
         if private.len() > 64 {
@@ -231,7 +238,9 @@ impl DhPrivate {
     }
 
     fn from_ecdh(group: DhGroup, k: agreement::PrivateKey) -> Result<DhPrivate, CryptoError> {
-        let pubk = k.compute_public_key().map_err(|_| CryptoError::KeyGeneration)?;
+        let pubk = k
+            .compute_public_key()
+            .map_err(|_| CryptoError::KeyGeneration)?;
         let bytes = pubk.as_ref();
         let public = if group == DhGroup::Curve25519 {
             bytes.to_vec()
@@ -242,14 +251,22 @@ impl DhPrivate {
             }
             bytes[1..].to_vec()
         };
-        Ok(DhPrivate { group, secret: DhSecret::Ecdh(k), public })
+        Ok(DhPrivate {
+            group,
+            secret: DhSecret::Ecdh(k),
+            public,
+        })
     }
 
     fn from_modp_exponent(group: DhGroup, raw: &[u8]) -> Result<DhPrivate, CryptoError> {
         let x = Box::new(U512::from_be_slice(raw));
         let (_, g, _) = modp_params(group).ok_or(CryptoError::KeyGeneration)?;
         let public = modp_exec(group, &g, &x);
-        Ok(DhPrivate { group, secret: DhSecret::Modp(x), public })
+        Ok(DhPrivate {
+            group,
+            secret: DhSecret::Modp(x),
+            public,
+        })
     }
 
     /// The group this key belongs to.
@@ -280,7 +297,9 @@ impl DhPrivate {
                     v
                 };
                 let upk = agreement::UnparsedPublicKey::new(alg, peer_bytes);
-                agreement::agree(k, &upk, CryptoError::InvalidPeerPublicKey, |s| Ok(Zeroizing::new(s.to_vec())))
+                agreement::agree(k, &upk, CryptoError::InvalidPeerPublicKey, |s| {
+                    Ok(Zeroizing::new(s.to_vec()))
+                })
             }
             DhSecret::Modp(x) => {
                 let (p, _, q) = modp_params(self.group).expect("MODP group");
@@ -348,7 +367,9 @@ pub struct IkeKeys {
 
 impl std::fmt::Debug for IkeKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IkeKeys").field("suite", &self.suite).finish_non_exhaustive()
+        f.debug_struct("IkeKeys")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
     }
 }
 
@@ -361,7 +382,14 @@ pub fn skeyseed(prf_alg: Prf, ni: &[u8], nr: &[u8], shared: &[u8]) -> Secret {
 }
 
 /// Derives SK_d..SK_pr = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr).
-pub fn derive_ike_keys(suite: IkeSuite, shared: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
+pub fn derive_ike_keys(
+    suite: IkeSuite,
+    shared: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
     let seed_key = skeyseed(suite.prf, ni, nr, shared);
     keys_from_skeyseed(suite, &seed_key, ni, nr, spi_i, spi_r)
 }
@@ -369,12 +397,28 @@ pub fn derive_ike_keys(suite: IkeSuite, shared: &[u8], ni: &[u8], nr: &[u8], spi
 /// Keys of an IKE SA created by rekeying (RFC 7296 §2.18):
 /// SKEYSEED = prf_old(SK_d_old, g^ir(new) | Ni | Nr), then prf+ with the new SA's PRF.
 #[allow(clippy::too_many_arguments)]
-pub fn derive_rekeyed_ike_keys(old_prf: Prf, old_sk_d: &[u8], suite: IkeSuite, shared: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
+pub fn derive_rekeyed_ike_keys(
+    old_prf: Prf,
+    old_sk_d: &[u8],
+    suite: IkeSuite,
+    shared: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
     let seed_key = prf(old_prf, old_sk_d, &[shared, ni, nr]);
     keys_from_skeyseed(suite, &seed_key, ni, nr, spi_i, spi_r)
 }
 
-fn keys_from_skeyseed(suite: IkeSuite, seed_key: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
+fn keys_from_skeyseed(
+    suite: IkeSuite,
+    seed_key: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
     let mut seed = Vec::with_capacity(ni.len() + nr.len() + 16);
     seed.extend_from_slice(ni);
     seed.extend_from_slice(nr);
@@ -398,11 +442,27 @@ fn keys_from_skeyseed(suite: IkeSuite, seed_key: &[u8], ni: &[u8], nr: &[u8], sp
     let sk_er = take(el);
     let sk_pi = take(pl);
     let sk_pr = take(pl);
-    IkeKeys { suite, sk_d, sk_ai, sk_ar, sk_ei, sk_er, sk_pi, sk_pr }
+    IkeKeys {
+        suite,
+        sk_d,
+        sk_ai,
+        sk_ar,
+        sk_ei,
+        sk_er,
+        sk_pi,
+        sk_pr,
+    }
 }
 
 /// AUTH for shared-key MIC: prf(prf(PSK, "Key Pad for IKEv2"), RealMessage | Nonce | prf(SK_p, IDpayload)).
-pub fn psk_auth(prf_alg: Prf, psk: &[u8], real_message: &[u8], peer_nonce: &[u8], sk_p: &[u8], rest_of_id: &[u8]) -> Secret {
+pub fn psk_auth(
+    prf_alg: Prf,
+    psk: &[u8],
+    real_message: &[u8],
+    peer_nonce: &[u8],
+    sk_p: &[u8],
+    rest_of_id: &[u8],
+) -> Secret {
     let maced_id = prf(prf_alg, sk_p, &[rest_of_id]);
     let key = prf(prf_alg, psk, &[b"Key Pad for IKEv2"]);
     prf(prf_alg, &key, &[real_message, peer_nonce, &maced_id])
@@ -410,7 +470,15 @@ pub fn psk_auth(prf_alg: Prf, psk: &[u8], real_message: &[u8], peer_nonce: &[u8]
 
 /// Child SA key material in RFC 7296 §2.17 order: (enc_i, integ_i, enc_r, integ_r) where
 /// `_i` protects initiator→responder traffic.
-pub fn child_keymat(prf_alg: Prf, sk_d: &[u8], shared: Option<&[u8]>, ni: &[u8], nr: &[u8], enc: Encryption, integ: Option<Integrity>) -> [Secret; 4] {
+pub fn child_keymat(
+    prf_alg: Prf,
+    sk_d: &[u8],
+    shared: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+    enc: Encryption,
+    integ: Option<Integrity>,
+) -> [Secret; 4] {
     let mut seed = Zeroizing::new(Vec::new());
     if let Some(s) = shared {
         seed.extend_from_slice(s);
@@ -421,7 +489,12 @@ pub fn child_keymat(prf_alg: Prf, sk_d: &[u8], shared: Option<&[u8]>, ni: &[u8],
     let al = integ.map_or(0, |i| i.key_len());
     let km = prf_plus(prf_alg, sk_d, &seed, 2 * (el + al));
     let part = |a: usize, n: usize| Zeroizing::new(km[a..a + n].to_vec());
-    [part(0, el), part(el, al), part(el + al, el), part(2 * el + al, al)]
+    [
+        part(0, el),
+        part(el, al),
+        part(el + al, el),
+        part(2 * el + al, al),
+    ]
 }
 
 // ---------------------------------------------------------------- SK payload
@@ -459,7 +532,10 @@ fn cbc_decrypt(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError>
     }
 }
 
-fn gcm_key(enc: Encryption, key_and_salt: &[u8]) -> Result<(aead::LessSafeKey, [u8; 4]), CryptoError> {
+fn gcm_key(
+    enc: Encryption,
+    key_and_salt: &[u8],
+) -> Result<(aead::LessSafeKey, [u8; 4]), CryptoError> {
     let alg = match enc {
         Encryption::AesGcm16_128 => &aead::AES_128_GCM,
         Encryption::AesGcm16_256 => &aead::AES_256_GCM,
@@ -469,18 +545,27 @@ fn gcm_key(enc: Encryption, key_and_salt: &[u8]) -> Result<(aead::LessSafeKey, [
     if key_and_salt.len() != kl + 4 {
         return Err(CryptoError::BadKeyLength);
     }
-    let key = aead::UnboundKey::new(alg, &key_and_salt[..kl]).map_err(|_| CryptoError::BadKeyLength)?;
+    let key =
+        aead::UnboundKey::new(alg, &key_and_salt[..kl]).map_err(|_| CryptoError::BadKeyLength)?;
     let salt: [u8; 4] = key_and_salt[kl..].try_into().expect("4 octets");
     Ok((aead::LessSafeKey::new(key), salt))
 }
 
 /// AES-GCM seal as used by the SK payload (RFC 5282): nonce = salt || 8-octet IV; encrypts
 /// `buf` in place and returns the 16-octet tag.
-pub fn aead_seal(enc: Encryption, key_and_salt: &[u8], iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; 16], CryptoError> {
+pub fn aead_seal(
+    enc: Encryption,
+    key_and_salt: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; 16], CryptoError> {
     let (key, salt) = gcm_key(enc, key_and_salt)?;
     let nonce = gcm_nonce(&salt, iv)?;
     let mut v = buf.to_vec();
-    let tag = key.seal_in_place_separate_tag(nonce, aead::Aad::from(aad), &mut v).map_err(|_| CryptoError::KeyGeneration)?;
+    let tag = key
+        .seal_in_place_separate_tag(nonce, aead::Aad::from(aad), &mut v)
+        .map_err(|_| CryptoError::KeyGeneration)?;
     buf.copy_from_slice(&v);
     let mut t = [0u8; 16];
     t.copy_from_slice(tag.as_ref());
@@ -488,10 +573,18 @@ pub fn aead_seal(enc: Encryption, key_and_salt: &[u8], iv: &[u8], aad: &[u8], bu
 }
 
 /// AES-GCM open: `buf` is ciphertext || tag; returns the plaintext length (decrypted in place).
-pub fn aead_open(enc: Encryption, key_and_salt: &[u8], iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<usize, CryptoError> {
+pub fn aead_open(
+    enc: Encryption,
+    key_and_salt: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, CryptoError> {
     let (key, salt) = gcm_key(enc, key_and_salt)?;
     let nonce = gcm_nonce(&salt, iv)?;
-    key.open_in_place(nonce, aead::Aad::from(aad), buf).map(|p| p.len()).map_err(|_| CryptoError::IntegrityCheckFailed)
+    key.open_in_place(nonce, aead::Aad::from(aad), buf)
+        .map(|p| p.len())
+        .map_err(|_| CryptoError::IntegrityCheckFailed)
 }
 
 fn gcm_nonce(salt: &[u8; 4], iv: &[u8]) -> Result<aead::Nonce, CryptoError> {
@@ -519,17 +612,35 @@ pub struct SkDirection<'a> {
 impl IkeKeys {
     /// Keys for messages sent by the original initiator (`true`) or responder (`false`).
     pub fn direction(&self, from_initiator: bool) -> SkDirection<'_> {
-        let (e, a) = if from_initiator { (&self.sk_ei, &self.sk_ai) } else { (&self.sk_er, &self.sk_ar) };
-        SkDirection { encryption: self.suite.encryption, integrity: self.suite.integrity, enc_key: e, integ_key: a }
+        let (e, a) = if from_initiator {
+            (&self.sk_ei, &self.sk_ai)
+        } else {
+            (&self.sk_er, &self.sk_ar)
+        };
+        SkDirection {
+            encryption: self.suite.encryption,
+            integrity: self.suite.integrity,
+            enc_key: e,
+            integ_key: a,
+        }
     }
 }
 
 /// Builds an encrypted message: header, then SK{inner}. `iv` must be unique per key
 /// (16 octets for CBC, 8 for GCM); the header's length and next_payload are filled in.
-pub fn protect(keys: &SkDirection<'_>, header: &Header, inner: &[Payload], iv: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn protect(
+    keys: &SkDirection<'_>,
+    header: &Header,
+    inner: &[Payload],
+    iv: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut plain = Zeroizing::new(Vec::with_capacity(256));
     let first = codec::encode_chain(inner, &mut plain);
-    let (iv_len, icv_len) = if keys.encryption.is_aead() { (8, 16) } else { (16, keys.integrity.map_or(0, |i| i.icv_len())) };
+    let (iv_len, icv_len) = if keys.encryption.is_aead() {
+        (8, 16)
+    } else {
+        (16, keys.integrity.map_or(0, |i| i.icv_len()))
+    };
     if iv.len() != iv_len {
         return Err(CryptoError::BadKeyLength);
     }
@@ -580,7 +691,11 @@ pub fn unprotect(keys: &SkDirection<'_>, msg: &[u8]) -> Result<(Header, Vec<Payl
     if off + sk_len != msg.len() {
         return Err(DecodeError::SkNotLast.into());
     }
-    let (iv_len, icv_len) = if keys.encryption.is_aead() { (8, 16) } else { (16, keys.integrity.map_or(0, |i| i.icv_len())) };
+    let (iv_len, icv_len) = if keys.encryption.is_aead() {
+        (8, 16)
+    } else {
+        (16, keys.integrity.map_or(0, |i| i.icv_len()))
+    };
     let body = &msg[off + 4..];
     if body.len() < iv_len + icv_len + 1 {
         return Err(CryptoError::BadCiphertextLength.into());
@@ -596,9 +711,10 @@ pub fn unprotect(keys: &SkDirection<'_>, msg: &[u8]) -> Result<(Header, Vec<Payl
         let integ = keys.integrity.ok_or(CryptoError::BadKeyLength)?;
         let icv_start = msg.len() - icv_len;
         let icv = integrity_icv(integ, keys.integ_key, &[&msg[..icv_start]]);
-        constant_time::verify_slices_are_equal(&icv, &msg[icv_start..]).map_err(|_| CryptoError::IntegrityCheckFailed)?;
+        constant_time::verify_slices_are_equal(&icv, &msg[icv_start..])
+            .map_err(|_| CryptoError::IntegrityCheckFailed)?;
         let ct = &body[iv_len..body.len() - icv_len];
-        if ct.is_empty() || ct.len() % 16 != 0 {
+        if ct.is_empty() || !ct.len().is_multiple_of(16) {
             return Err(CryptoError::BadCiphertextLength.into());
         }
         let mut buf = Zeroizing::new(ct.to_vec());
@@ -621,5 +737,10 @@ pub fn nat_hash(spi_i: u64, spi_r: u64, addr: std::net::SocketAddr) -> Vec<u8> {
         std::net::IpAddr::V4(a) => a.octets().to_vec(),
         std::net::IpAddr::V6(a) => a.octets().to_vec(),
     };
-    sha1(&[&spi_i.to_be_bytes(), &spi_r.to_be_bytes(), &ip, &addr.port().to_be_bytes()])
+    sha1(&[
+        &spi_i.to_be_bytes(),
+        &spi_r.to_be_bytes(),
+        &ip,
+        &addr.port().to_be_bytes(),
+    ])
 }

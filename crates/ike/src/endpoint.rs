@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::constant_time;
 
 use crate::codec::{
-    exchange, find_notify, flags, notify, payload_type, protocol, AuthPayload, DeletePayload, Header, IdPayload, KePayload, Message, NotifyPayload, Payload,
-    PayloadBody, TsEntry, TsPayload,
+    exchange, find_notify, flags, notify, payload_type, protocol, AuthPayload, DeletePayload,
+    Header, IdPayload, KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
 };
 use crate::config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, TrafficSelector};
 use crate::crypto::{self, DhPrivate, IkeKeys};
@@ -242,8 +242,17 @@ struct ChildSa {
 
 /// A CREATE_CHILD_SA we started and whose response we await.
 enum PendingRekey {
-    Child { old_spi_in: u32, new_spi_in: u32, ni: Vec<u8>, dh: Option<DhPrivate> },
-    Ike { new_spi: u64, ni: Vec<u8>, dh: DhPrivate },
+    Child {
+        old_spi_in: u32,
+        new_spi_in: u32,
+        ni: Vec<u8>,
+        dh: Option<DhPrivate>,
+    },
+    Ike {
+        new_spi: u64,
+        ni: Vec<u8>,
+        dh: DhPrivate,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,15 +343,27 @@ fn wrap(local_port: u16, remote: SocketAddr, msg: Vec<u8>) -> Transmit {
         v.extend_from_slice(&msg);
         v
     };
-    Transmit { local_port, remote, payload }
+    Transmit {
+        local_port,
+        remote,
+        payload,
+    }
 }
 
 fn notify_payload(kind: u16, data: Vec<u8>) -> Payload {
-    Payload::new(PayloadBody::Notify(NotifyPayload { protocol: 0, spi: vec![], kind, data }))
+    Payload::new(PayloadBody::Notify(NotifyPayload {
+        protocol: 0,
+        spi: vec![],
+        kind,
+        data,
+    }))
 }
 
 fn id_payload(id: &Identity) -> IdPayload {
-    IdPayload { id_type: id.id_type(), data: id.data() }
+    IdPayload {
+        id_type: id.id_type(),
+        data: id.data(),
+    }
 }
 
 fn ts_to_entry(ts: &TrafficSelector) -> TsEntry {
@@ -350,7 +371,14 @@ fn ts_to_entry(ts: &TrafficSelector) -> TsEntry {
         IpAddr::V4(v) => v.octets().to_vec(),
         IpAddr::V6(v) => v.octets().to_vec(),
     };
-    TsEntry { ts_type: if ts.is_v6() { 8 } else { 7 }, protocol: ts.protocol, start_port: ts.start_port, end_port: ts.end_port, start: oct(ts.start), end: oct(ts.end) }
+    TsEntry {
+        ts_type: if ts.is_v6() { 8 } else { 7 },
+        protocol: ts.protocol,
+        start_port: ts.start_port,
+        end_port: ts.end_port,
+        start: oct(ts.start),
+        end: oct(ts.end),
+    }
 }
 
 fn entry_to_ts(e: &TsEntry) -> Option<TrafficSelector> {
@@ -366,11 +394,19 @@ fn entry_to_ts(e: &TsEntry) -> Option<TrafficSelector> {
         8 if e.start.len() == 16 => {}
         _ => return None,
     }
-    Some(TrafficSelector { start: addr(&e.start)?, end: addr(&e.end)?, protocol: e.protocol, start_port: e.start_port, end_port: e.end_port })
+    Some(TrafficSelector {
+        start: addr(&e.start)?,
+        end: addr(&e.end)?,
+        protocol: e.protocol,
+        start_port: e.start_port,
+        end_port: e.end_port,
+    })
 }
 
 fn ts_payload(list: &[TrafficSelector]) -> TsPayload {
-    TsPayload { selectors: list.iter().map(ts_to_entry).collect() }
+    TsPayload {
+        selectors: list.iter().map(ts_to_entry).collect(),
+    }
 }
 
 fn ts_list(p: &TsPayload) -> Vec<TrafficSelector> {
@@ -378,7 +414,13 @@ fn ts_list(p: &TsPayload) -> Vec<TrafficSelector> {
 }
 
 fn ts_text(list: &[TrafficSelector]) -> String {
-    format!("[{}]", list.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        list.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// RFC 7296 §2.9 narrowing: every intersection of a proposed selector with a configured one.
@@ -425,6 +467,15 @@ fn first_error_notify(payloads: &[Payload]) -> Option<u16> {
     })
 }
 
+/// A Child SA agreed in IKE_AUTH: suite, inbound SPI, outbound SPI, local and remote selectors.
+type NegotiatedChild = (
+    ChildSuite,
+    u32,
+    u32,
+    Vec<TrafficSelector>,
+    Vec<TrafficSelector>,
+);
+
 /// Owns all IKE SAs; see the module documentation.
 pub struct Endpoint {
     conns: Vec<Option<Connection>>,
@@ -444,7 +495,14 @@ impl Default for Endpoint {
 impl Endpoint {
     /// An endpoint with no connections.
     pub fn new() -> Self {
-        Endpoint { conns: vec![], sas: HashMap::new(), half_open: HashMap::new(), transmits: VecDeque::new(), events: VecDeque::new(), dropped: 0 }
+        Endpoint {
+            conns: vec![],
+            sas: HashMap::new(),
+            half_open: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped: 0,
+        }
     }
 
     /// Adds a connection; an initiating one sends its IKE_SA_INIT right away.
@@ -456,7 +514,11 @@ impl Endpoint {
         let initiate = cfg.initiate;
         self.conns.push(Some(Connection {
             cfg,
-            state: if initiate { ConnState::Connecting } else { ConnState::Down },
+            state: if initiate {
+                ConnState::Connecting
+            } else {
+                ConnState::Down
+            },
             last_error: None,
             ike_sa: None,
             established_at: None,
@@ -466,7 +528,11 @@ impl Endpoint {
             dropped: 0,
         }));
         if let Some(e) = invalid {
-            self.conn_down(id, DownReason::Other(format!("invalid configuration: {e}")), None);
+            self.conn_down(
+                id,
+                DownReason::Other(format!("invalid configuration: {e}")),
+                None,
+            );
         } else if initiate {
             self.start_initiator(id, now);
         }
@@ -475,15 +541,27 @@ impl Endpoint {
 
     /// Removes a connection: sends a DELETE for its IKE SAs and reports their Child SAs deleted.
     pub fn remove_connection(&mut self, id: ConnectionId, now: Instant) {
-        let spis: Vec<u64> = self.sas.iter().filter(|(_, sa)| sa.conn == id).map(|(k, _)| *k).collect();
+        let spis: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.conn == id)
+            .map(|(k, _)| *k)
+            .collect();
         for spi in spis {
             if let Some(mut sa) = self.sas.remove(&spi) {
                 if sa.keys.is_some() && matches!(sa.phase, Phase::Established) {
-                    let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::IKE, spi_size: 0, spis: vec![] }))];
+                    let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload {
+                        protocol: protocol::IKE,
+                        spi_size: 0,
+                        spis: vec![],
+                    }))];
                     let id_out = sa.next_out_id;
                     sa.next_out_id += 1;
-                    if let Ok(bytes) = self.encrypt(&mut sa, exchange::INFORMATIONAL, false, id_out, &inner) {
-                        self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes));
+                    if let Ok(bytes) =
+                        self.encrypt(&mut sa, exchange::INFORMATIONAL, false, id_out, &inner)
+                    {
+                        self.transmits
+                            .push_back(wrap(sa.local_port, sa.remote, bytes));
                     }
                 }
                 self.drop_children(&mut sa);
@@ -499,7 +577,13 @@ impl Endpoint {
     /// Feeds one received UDP datagram. `local` is our address/port it arrived on; datagrams on
     /// any port other than 500 must start with the non-ESP marker. Rejected datagrams are
     /// counted and the reason returned; nothing panics on malformed input.
-    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Result<(), IkeError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), IkeError> {
         let r = self.dispatch(now, local, remote, bytes);
         if r.is_err() {
             self.dropped += 1;
@@ -513,7 +597,12 @@ impl Endpoint {
             .conns
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().and_then(|c| c.retry_at).filter(|t| *t <= now).map(|_| i))
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .and_then(|c| c.retry_at)
+                    .filter(|t| *t <= now)
+                    .map(|_| i)
+            })
             .collect();
         for id in retry {
             if let Some(c) = self.conns[id].as_mut() {
@@ -523,7 +612,9 @@ impl Endpoint {
         }
         let spis: Vec<u64> = self.sas.keys().copied().collect();
         for spi in spis {
-            let Some(mut sa) = self.sas.remove(&spi) else { continue };
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
             self.sa_timers(&mut sa, now);
             self.put_back(sa);
         }
@@ -645,7 +736,11 @@ impl Endpoint {
 
     fn drop_children(&mut self, sa: &mut IkeSa) {
         for c in sa.children.drain(..) {
-            self.events.push_back(Event::ChildSaDeleted { conn: sa.conn, spi_in: c.spi_in, spi_out: c.spi_out });
+            self.events.push_back(Event::ChildSaDeleted {
+                conn: sa.conn,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
         }
     }
 
@@ -662,14 +757,19 @@ impl Endpoint {
                 }
             }
         }
-        self.events.push_back(Event::ConnectionDown { conn: id, reason });
+        self.events
+            .push_back(Event::ConnectionDown { conn: id, reason });
     }
 
     /// Ends an SA with a reported reason.
     fn fail(&mut self, sa: &mut IkeSa, reason: DownReason, now: Instant) {
         sa.dead = true;
         self.drop_children(sa);
-        let current = self.conns.get(sa.conn).and_then(|c| c.as_ref()).is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
+        let current = self
+            .conns
+            .get(sa.conn)
+            .and_then(|c| c.as_ref())
+            .is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
         if !sa.quiet && current {
             self.conn_down(sa.conn, reason, Some(now));
         }
@@ -691,40 +791,79 @@ impl Endpoint {
         }
     }
 
-    fn encrypt(&mut self, sa: &mut IkeSa, exch: u8, response: bool, msg_id: u32, inner: &[Payload]) -> Result<Vec<u8>, CryptoError> {
+    fn encrypt(
+        &mut self,
+        sa: &mut IkeSa,
+        exch: u8,
+        response: bool,
+        msg_id: u32,
+        inner: &[Payload],
+    ) -> Result<Vec<u8>, CryptoError> {
         let iv = self.next_iv(sa)?;
         let mut fl = if sa.initiator { flags::INITIATOR } else { 0 };
         if response {
             fl |= flags::RESPONSE;
         }
-        let header = Header { spi_i: sa.spi_i, spi_r: sa.spi_r, next_payload: 0, version: 0x20, exchange: exch, flags: fl, message_id: msg_id, length: 0 };
+        let header = Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            next_payload: 0,
+            version: 0x20,
+            exchange: exch,
+            flags: fl,
+            message_id: msg_id,
+            length: 0,
+        };
         let keys = sa.keys.as_ref().ok_or(CryptoError::BadKeyLength)?;
         crypto::protect(&keys.direction(sa.initiator), &header, inner, &iv)
     }
 
-    fn respond(&mut self, sa: &mut IkeSa, exch: u8, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+    fn respond(
+        &mut self,
+        sa: &mut IkeSa,
+        exch: u8,
+        msg_id: u32,
+        inner: &[Payload],
+    ) -> Result<(), IkeError> {
         let bytes = self.encrypt(sa, exch, true, msg_id, inner)?;
         sa.peer_next_id = msg_id.wrapping_add(1);
         sa.cached_response = Some(bytes.clone());
-        self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes));
+        self.transmits
+            .push_back(wrap(sa.local_port, sa.remote, bytes));
         Ok(())
     }
 
     fn request_body(kind: &RequestKind) -> (u8, Vec<Payload>) {
         match kind {
-            RequestKind::DeleteIke => {
-                (exchange::INFORMATIONAL, vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::IKE, spi_size: 0, spis: vec![] }))])
-            }
+            RequestKind::DeleteIke => (
+                exchange::INFORMATIONAL,
+                vec![Payload::new(PayloadBody::Delete(DeletePayload {
+                    protocol: protocol::IKE,
+                    spi_size: 0,
+                    spis: vec![],
+                }))],
+            ),
             RequestKind::DeleteChild(spi) => (
                 exchange::INFORMATIONAL,
-                vec![Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::ESP, spi_size: 4, spis: vec![spi.to_be_bytes().to_vec()] }))],
+                vec![Payload::new(PayloadBody::Delete(DeletePayload {
+                    protocol: protocol::ESP,
+                    spi_size: 4,
+                    spis: vec![spi.to_be_bytes().to_vec()],
+                }))],
             ),
             _ => (exchange::INFORMATIONAL, vec![]),
         }
     }
 
     /// Sends an encrypted request, or queues it when one is outstanding (window size 1).
-    fn send_request(&mut self, sa: &mut IkeSa, now: Instant, kind: RequestKind, exch: u8, inner: &[Payload]) {
+    fn send_request(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        kind: RequestKind,
+        exch: u8,
+        inner: &[Payload],
+    ) {
         if sa.outstanding.is_some() {
             if !sa.queued.contains(&kind) {
                 sa.queued.push_back(kind);
@@ -735,10 +874,21 @@ impl Endpoint {
         match self.encrypt(sa, exch, false, msg_id, inner) {
             Ok(bytes) => {
                 sa.next_out_id += 1;
-                self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
-                sa.outstanding = Some(Outstanding { msg_id, bytes, tries: 1, next_at: now + RETRANSMIT_BASE, kind });
+                self.transmits
+                    .push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
+                sa.outstanding = Some(Outstanding {
+                    msg_id,
+                    bytes,
+                    tries: 1,
+                    next_at: now + RETRANSMIT_BASE,
+                    kind,
+                });
             }
-            Err(e) => self.fail(sa, DownReason::Other(format!("cannot build request: {e}")), now),
+            Err(e) => self.fail(
+                sa,
+                DownReason::Other(format!("cannot build request: {e}")),
+                now,
+            ),
         }
     }
 
@@ -774,7 +924,9 @@ impl Endpoint {
                     sa.outstanding = None;
                     match kind {
                         RequestKind::Dpd => self.fail(sa, DownReason::DpdTimeout, now),
-                        RequestKind::DeleteIke if sa.rekeyed_at.is_some() || sa.quiet => sa.dead = true,
+                        RequestKind::DeleteIke if sa.rekeyed_at.is_some() || sa.quiet => {
+                            sa.dead = true
+                        }
                         _ => self.fail(sa, DownReason::PeerUnreachable, now),
                     }
                     return;
@@ -810,7 +962,13 @@ impl Endpoint {
         }
     }
 
-    fn dispatch(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Result<(), IkeError> {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), IkeError> {
         let data = if local.port() == 500 {
             bytes
         } else {
@@ -824,12 +982,19 @@ impl Endpoint {
             return Err(crate::error::DecodeError::BadLength("IKE header length").into());
         }
         if header.from_initiator() && header.spi_r == 0 {
-            if header.exchange == exchange::IKE_SA_INIT && !header.is_response() && header.message_id == 0 {
+            if header.exchange == exchange::IKE_SA_INIT
+                && !header.is_response()
+                && header.message_id == 0
+            {
                 return self.responder_init(now, local, remote, data);
             }
             return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
         }
-        let our = if header.from_initiator() { header.spi_r } else { header.spi_i };
+        let our = if header.from_initiator() {
+            header.spi_r
+        } else {
+            header.spi_i
+        };
         let Some(mut sa) = self.sas.remove(&our) else {
             return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
         };
@@ -845,7 +1010,15 @@ impl Endpoint {
         res
     }
 
-    fn process(&mut self, sa: &mut IkeSa, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8], header: &Header) -> Result<(), IkeError> {
+    fn process(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        header: &Header,
+    ) -> Result<(), IkeError> {
         if header.is_response() {
             let Some(out) = sa.outstanding.as_ref() else {
                 return Err(IkeError::UnexpectedMessageId(header.message_id));
@@ -859,7 +1032,10 @@ impl Endpoint {
                 }
                 return self.initiator_init_response(sa, now, remote, data, header);
             }
-            let keys = sa.keys.as_ref().ok_or(IkeError::UnexpectedExchange(header.exchange))?;
+            let keys = sa
+                .keys
+                .as_ref()
+                .ok_or(IkeError::UnexpectedExchange(header.exchange))?;
             let (_, inner) = crypto::unprotect(&keys.direction(!sa.initiator), data)?;
             sa.last_recv = now;
             let kind = out.kind.clone();
@@ -875,7 +1051,11 @@ impl Endpoint {
                 RequestKind::DeleteChild(spi_in) => {
                     if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
                         let c = sa.children.remove(pos);
-                        self.events.push_back(Event::ChildSaDeleted { conn: sa.conn, spi_in: c.spi_in, spi_out: c.spi_out });
+                        self.events.push_back(Event::ChildSaDeleted {
+                            conn: sa.conn,
+                            spi_in: c.spi_in,
+                            spi_out: c.spi_out,
+                        });
                     }
                 }
                 RequestKind::Rekey => {
@@ -905,7 +1085,10 @@ impl Endpoint {
         if header.message_id != sa.peer_next_id {
             return Err(IkeError::UnexpectedMessageId(header.message_id));
         }
-        let keys = sa.keys.as_ref().ok_or(IkeError::UnexpectedExchange(header.exchange))?;
+        let keys = sa
+            .keys
+            .as_ref()
+            .ok_or(IkeError::UnexpectedExchange(header.exchange))?;
         let (_, inner) = crypto::unprotect(&keys.direction(!sa.initiator), data)?;
         sa.last_recv = now;
         sa.last_request = data.to_vec();
@@ -913,9 +1096,15 @@ impl Endpoint {
         sa.remote = remote;
         sa.local_port = local.port();
         match (header.exchange, &sa.phase) {
-            (exchange::IKE_AUTH, Phase::ResponderAuth) => self.responder_auth(sa, now, header.message_id, &inner),
-            (exchange::INFORMATIONAL, Phase::Established) => self.informational(sa, now, header.message_id, &inner),
-            (exchange::CREATE_CHILD_SA, Phase::Established) => self.create_child_sa(sa, now, header.message_id, &inner),
+            (exchange::IKE_AUTH, Phase::ResponderAuth) => {
+                self.responder_auth(sa, now, header.message_id, &inner)
+            }
+            (exchange::INFORMATIONAL, Phase::Established) => {
+                self.informational(sa, now, header.message_id, &inner)
+            }
+            (exchange::CREATE_CHILD_SA, Phase::Established) => {
+                self.create_child_sa(sa, now, header.message_id, &inner)
+            }
             _ => Err(IkeError::UnexpectedExchange(header.exchange)),
         }
     }
@@ -923,19 +1112,29 @@ impl Endpoint {
     // ------------------------------------------------------------------ IKE_SA_INIT
 
     fn start_initiator(&mut self, id: ConnectionId, now: Instant) {
-        let Some(cfg) = self.cfg(id).cloned() else { return };
+        let Some(cfg) = self.cfg(id).cloned() else {
+            return;
+        };
         let group = cfg.ike_proposals[0].dh[0];
         let setup = (|| -> Result<(u64, Vec<u8>, DhPrivate), CryptoError> {
             let mut spi = crypto::random_spi64()?;
             while self.sas.contains_key(&spi) {
                 spi = crypto::random_spi64()?;
             }
-            Ok((spi, crypto::random_bytes(NONCE_LEN)?, DhPrivate::generate(group)?))
+            Ok((
+                spi,
+                crypto::random_bytes(NONCE_LEN)?,
+                DhPrivate::generate(group)?,
+            ))
         })();
         let (spi_i, ni, dh) = match setup {
             Ok(v) => v,
             Err(e) => {
-                self.conn_down(id, DownReason::Other(format!("cannot start IKE_SA_INIT: {e}")), None);
+                self.conn_down(
+                    id,
+                    DownReason::Other(format!("cannot start IKE_SA_INIT: {e}")),
+                    None,
+                );
                 return;
             }
         };
@@ -959,7 +1158,11 @@ impl Endpoint {
             cached_response: None,
             last_request: vec![],
             children: vec![],
-            phase: Phase::InitiatorInit(InitiatorInit { dh, cookie: None, restarts: 0 }),
+            phase: Phase::InitiatorInit(InitiatorInit {
+                dh,
+                cookie: None,
+                restarts: 0,
+            }),
             created: now,
             last_recv: now,
             dead: false,
@@ -979,34 +1182,72 @@ impl Endpoint {
     }
 
     fn send_init_request(&mut self, sa: &mut IkeSa, now: Instant, cfg: &ConnectionConfig) {
-        let Phase::InitiatorInit(st) = &sa.phase else { return };
+        let Phase::InitiatorInit(st) = &sa.phase else {
+            return;
+        };
         let mut payloads = vec![];
         if let Some(c) = &st.cookie {
             payloads.push(notify_payload(notify::COOKIE, c.clone()));
         }
-        payloads.push(Payload::new(PayloadBody::Sa(proposal::ike_sa_payload(&cfg.ike_proposals))));
-        payloads.push(Payload::new(PayloadBody::Ke(KePayload { group: st.dh.group().iana_id(), data: st.dh.public().to_vec() })));
+        payloads.push(Payload::new(PayloadBody::Sa(proposal::ike_sa_payload(
+            &cfg.ike_proposals,
+        ))));
+        payloads.push(Payload::new(PayloadBody::Ke(KePayload {
+            group: st.dh.group().iana_id(),
+            data: st.dh.public().to_vec(),
+        })));
         payloads.push(Payload::new(PayloadBody::Nonce(sa.ni.clone())));
         // Deliberately wrong source hash: claims we are behind NAT, so the peer uses UDP
         // encapsulation for ESP (the gateway has no plain-ESP path), as kernel-libipsec does.
         let fake_src = crypto::random_bytes(20).unwrap_or_else(|_| vec![0xff; 20]);
         payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, fake_src));
-        payloads.push(notify_payload(notify::NAT_DETECTION_DESTINATION_IP, crypto::nat_hash(sa.spi_i, 0, sa.remote)));
+        payloads.push(notify_payload(
+            notify::NAT_DETECTION_DESTINATION_IP,
+            crypto::nat_hash(sa.spi_i, 0, sa.remote),
+        ));
         let msg = Message {
-            header: Header { spi_i: sa.spi_i, spi_r: 0, next_payload: 0, version: 0x20, exchange: exchange::IKE_SA_INIT, flags: flags::INITIATOR, message_id: 0, length: 0 },
+            header: Header {
+                spi_i: sa.spi_i,
+                spi_r: 0,
+                next_payload: 0,
+                version: 0x20,
+                exchange: exchange::IKE_SA_INIT,
+                flags: flags::INITIATOR,
+                message_id: 0,
+                length: 0,
+            },
             payloads,
         };
         let bytes = msg.encode();
         sa.init_request = bytes.clone();
         sa.next_out_id = 1;
-        self.transmits.push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
-        sa.outstanding = Some(Outstanding { msg_id: 0, bytes, tries: 1, next_at: now + RETRANSMIT_BASE, kind: RequestKind::IkeSaInit });
+        self.transmits
+            .push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
+        sa.outstanding = Some(Outstanding {
+            msg_id: 0,
+            bytes,
+            tries: 1,
+            next_at: now + RETRANSMIT_BASE,
+            kind: RequestKind::IkeSaInit,
+        });
     }
 
-    fn initiator_init_response(&mut self, sa: &mut IkeSa, now: Instant, remote: SocketAddr, data: &[u8], header: &Header) -> Result<(), IkeError> {
+    fn initiator_init_response(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        remote: SocketAddr,
+        data: &[u8],
+        header: &Header,
+    ) -> Result<(), IkeError> {
         let msg = Message::decode(data)?;
-        let cfg = self.cfg(sa.conn).cloned().ok_or(IkeError::UnknownConnection(sa.conn))?;
-        let Phase::InitiatorInit(st) = &mut sa.phase else { return Err(IkeError::UnexpectedExchange(header.exchange)) };
+        let cfg = self
+            .cfg(sa.conn)
+            .cloned()
+            .ok_or(IkeError::UnknownConnection(sa.conn))?;
+        let Phase::InitiatorInit(st) = &mut sa.phase else {
+            return Err(IkeError::UnexpectedExchange(header.exchange));
+        };
         if let Some(n) = msg.notify(notify::COOKIE) {
             if st.restarts >= 5 || n.data.is_empty() || n.data.len() > 64 {
                 return Err(IkeError::InvalidPayload("COOKIE"));
@@ -1018,8 +1259,13 @@ impl Endpoint {
             return Ok(());
         }
         if let Some(n) = msg.notify(notify::INVALID_KE_PAYLOAD) {
-            let want = <[u8; 2]>::try_from(n.data.as_slice()).ok().map(u16::from_be_bytes).and_then(DhGroup::from_iana);
-            let offered = want.filter(|g| cfg.ike_proposals.iter().any(|p| p.dh.contains(g)) && *g != st.dh.group());
+            let want = <[u8; 2]>::try_from(n.data.as_slice())
+                .ok()
+                .map(u16::from_be_bytes)
+                .and_then(DhGroup::from_iana);
+            let offered = want.filter(|g| {
+                cfg.ike_proposals.iter().any(|p| p.dh.contains(g)) && *g != st.dh.group()
+            });
             match offered {
                 Some(g) if st.restarts < 5 => match DhPrivate::generate(g) {
                     Ok(dh) => {
@@ -1028,22 +1274,48 @@ impl Endpoint {
                         sa.outstanding = None;
                         self.send_init_request(sa, now, &cfg);
                     }
-                    Err(e) => self.fail(sa, DownReason::Other(format!("key generation failed: {e}")), now),
+                    Err(e) => self.fail(
+                        sa,
+                        DownReason::Other(format!("key generation failed: {e}")),
+                        now,
+                    ),
                 },
                 _ => {
                     let g = n.data.clone();
-                    self.fail(sa, DownReason::Other(format!("INVALID_KE_PAYLOAD: peer requests DH group {} which we do not offer", hex::encode(g))), now)
+                    self.fail(
+                        sa,
+                        DownReason::Other(format!(
+                            "INVALID_KE_PAYLOAD: peer requests DH group {} which we do not offer",
+                            hex::encode(g)
+                        )),
+                        now,
+                    )
                 }
             }
             return Ok(());
         }
         if msg.notify(notify::NO_PROPOSAL_CHOSEN).is_some() {
-            let ours = cfg.ike_proposals.iter().map(|p| format!("IKE:{p}")).collect();
-            self.fail(sa, DownReason::NoProposalChosen { ours, theirs: vec![] }, now);
+            let ours = cfg
+                .ike_proposals
+                .iter()
+                .map(|p| format!("IKE:{p}"))
+                .collect();
+            self.fail(
+                sa,
+                DownReason::NoProposalChosen {
+                    ours,
+                    theirs: vec![],
+                },
+                now,
+            );
             return Ok(());
         }
         if let Some(k) = first_error_notify(&msg.payloads) {
-            self.fail(sa, DownReason::Other(format!("peer answered IKE_SA_INIT with {}", notify_name(k))), now);
+            self.fail(
+                sa,
+                DownReason::Other(format!("peer answered IKE_SA_INIT with {}", notify_name(k))),
+                now,
+            );
             return Ok(());
         }
         let mut sa_p = None;
@@ -1067,42 +1339,78 @@ impl Endpoint {
             return Err(IkeError::InvalidPayload("responder SPI is zero"));
         }
         let Some(suite) = proposal::accept_ike(&cfg.ike_proposals, sa_p) else {
-            self.fail(sa, DownReason::Other("responder selected an IKE proposal we did not offer".into()), now);
+            self.fail(
+                sa,
+                DownReason::Other("responder selected an IKE proposal we did not offer".into()),
+                now,
+            );
             return Ok(());
         };
         if suite.dh != st.dh.group() || ke.group != suite.dh.iana_id() {
-            self.fail(sa, DownReason::Other("responder's KE group does not match the selected proposal".into()), now);
+            self.fail(
+                sa,
+                DownReason::Other(
+                    "responder's KE group does not match the selected proposal".into(),
+                ),
+                now,
+            );
             return Ok(());
         }
         let shared = st.dh.agree(&ke.data)?;
         sa.spi_r = header.spi_r;
         sa.nr = nonce.clone();
         sa.init_response = data.to_vec();
-        sa.keys = Some(crypto::derive_ike_keys(suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r));
+        sa.keys = Some(crypto::derive_ike_keys(
+            suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
+        ));
         sa.outstanding = None;
         sa.last_recv = now;
         // Float to 4500 for IKE_AUTH (RFC 7296 §2.23); ESP always goes UDP-encapsulated.
         sa.local_port = 4500;
-        sa.remote = if remote.port() == 500 { SocketAddr::new(remote.ip(), 4500) } else { remote };
+        sa.remote = if remote.port() == 500 {
+            SocketAddr::new(remote.ip(), 4500)
+        } else {
+            remote
+        };
         let child_spi_in = crypto::random_spi32()?;
         sa.phase = Phase::InitiatorAuth(InitiatorAuth { child_spi_in });
         let keys = sa.keys.as_ref().expect("just set");
         let idi = id_payload(&cfg.local_id);
-        let auth = crypto::psk_auth(suite.prf, cfg.psk.bytes(), &sa.init_request, &sa.nr, &keys.sk_pi, &idi.rest_of_payload());
+        let auth = crypto::psk_auth(
+            suite.prf,
+            cfg.psk.bytes(),
+            &sa.init_request,
+            &sa.nr,
+            &keys.sk_pi,
+            &idi.rest_of_payload(),
+        );
         let mut inner = vec![Payload::new(PayloadBody::IdI(idi))];
         if let Some(r) = &cfg.remote_id {
             inner.push(Payload::new(PayloadBody::IdR(id_payload(r))));
         }
-        inner.push(Payload::new(PayloadBody::Auth(AuthPayload { method: AUTH_PSK, data: auth.to_vec() })));
+        inner.push(Payload::new(PayloadBody::Auth(AuthPayload {
+            method: AUTH_PSK,
+            data: auth.to_vec(),
+        })));
         inner.push(notify_payload(notify::INITIAL_CONTACT, vec![]));
-        inner.push(Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(&cfg.esp_proposals, child_spi_in, false))));
+        inner.push(Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(
+            &cfg.esp_proposals,
+            child_spi_in,
+            false,
+        ))));
         inner.push(Payload::new(PayloadBody::TsI(ts_payload(&cfg.local_ts))));
         inner.push(Payload::new(PayloadBody::TsR(ts_payload(&cfg.remote_ts))));
         self.send_request(sa, now, RequestKind::IkeAuth, exchange::IKE_AUTH, &inner);
         Ok(())
     }
 
-    fn responder_init(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) -> Result<(), IkeError> {
+    fn responder_init(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), IkeError> {
         let msg = Message::decode(data)?;
         let spi_i = msg.header.spi_i;
         if let Some(our) = self.half_open.get(&(remote, spi_i)).copied() {
@@ -1115,7 +1423,9 @@ impl Endpoint {
             }
             return Err(IkeError::UnexpectedMessageId(0));
         }
-        let conn = self.match_responder(local.ip(), remote.ip(), None).ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
+        let conn = self
+            .match_responder(local.ip(), remote.ip(), None)
+            .ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
         let cfg = self.cfg(conn).cloned().expect("matched");
         let mut sa_p = None;
         let mut ke = None;
@@ -1136,7 +1446,16 @@ impl Endpoint {
         }
         let plain_reply = |payloads: Vec<Payload>, spi_r: u64| {
             Message {
-                header: Header { spi_i, spi_r, next_payload: 0, version: 0x20, exchange: exchange::IKE_SA_INIT, flags: flags::RESPONSE, message_id: 0, length: 0 },
+                header: Header {
+                    spi_i,
+                    spi_r,
+                    next_payload: 0,
+                    version: 0x20,
+                    exchange: exchange::IKE_SA_INIT,
+                    flags: flags::RESPONSE,
+                    message_id: 0,
+                    length: 0,
+                },
                 payloads,
             }
             .encode()
@@ -1144,12 +1463,29 @@ impl Endpoint {
         let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
             let bytes = plain_reply(vec![notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])], 0);
             self.transmits.push_back(wrap(local.port(), remote, bytes));
-            let ours = cfg.ike_proposals.iter().map(|p| format!("IKE:{p}")).collect();
-            self.conn_down(conn, DownReason::NoProposalChosen { ours, theirs: proposal::describe(sa_p) }, None);
+            let ours = cfg
+                .ike_proposals
+                .iter()
+                .map(|p| format!("IKE:{p}"))
+                .collect();
+            self.conn_down(
+                conn,
+                DownReason::NoProposalChosen {
+                    ours,
+                    theirs: proposal::describe(sa_p),
+                },
+                None,
+            );
             return Ok(());
         };
         if ke.group != suite.dh.iana_id() {
-            let bytes = plain_reply(vec![notify_payload(notify::INVALID_KE_PAYLOAD, suite.dh.iana_id().to_be_bytes().to_vec())], 0);
+            let bytes = plain_reply(
+                vec![notify_payload(
+                    notify::INVALID_KE_PAYLOAD,
+                    suite.dh.iana_id().to_be_bytes().to_vec(),
+                )],
+                0,
+            );
             self.transmits.push_back(wrap(local.port(), remote, bytes));
             return Ok(());
         }
@@ -1163,10 +1499,16 @@ impl Endpoint {
         let fake_src = crypto::random_bytes(20)?;
         let payloads = vec![
             Payload::new(PayloadBody::Sa(proposal::ike_reply(number, &suite))),
-            Payload::new(PayloadBody::Ke(KePayload { group: suite.dh.iana_id(), data: dh.public().to_vec() })),
+            Payload::new(PayloadBody::Ke(KePayload {
+                group: suite.dh.iana_id(),
+                data: dh.public().to_vec(),
+            })),
             Payload::new(PayloadBody::Nonce(nr.clone())),
             notify_payload(notify::NAT_DETECTION_SOURCE_IP, fake_src),
-            notify_payload(notify::NAT_DETECTION_DESTINATION_IP, crypto::nat_hash(spi_i, spi_r, remote)),
+            notify_payload(
+                notify::NAT_DETECTION_DESTINATION_IP,
+                crypto::nat_hash(spi_i, spi_r, remote),
+            ),
         ];
         let bytes = plain_reply(payloads, spi_r);
         let keys = crypto::derive_ike_keys(suite, &shared, nonce, &nr, spi_i, spi_r);
@@ -1212,7 +1554,12 @@ impl Endpoint {
 
     /// Picks the responder connection for a peer: address match first, then wildcard peers;
     /// with `id`, only connections accepting that identity.
-    fn match_responder(&self, local: IpAddr, remote: IpAddr, id: Option<&Identity>) -> Option<ConnectionId> {
+    fn match_responder(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        id: Option<&Identity>,
+    ) -> Option<ConnectionId> {
         let mut wildcard = None;
         for (i, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
@@ -1237,7 +1584,13 @@ impl Endpoint {
 
     // ------------------------------------------------------------------ IKE_AUTH
 
-    fn responder_auth(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+    fn responder_auth(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        msg_id: u32,
+        inner: &[Payload],
+    ) -> Result<(), IkeError> {
         let mut idi = None;
         let mut auth = None;
         let mut esp = None;
@@ -1256,15 +1609,23 @@ impl Endpoint {
         let idi = idi.ok_or(IkeError::MissingPayload("IDi"))?;
         let auth = auth.ok_or(IkeError::MissingPayload("AUTH"))?;
         let peer_id = Identity::from_payload(idi.id_type, &idi.data);
-        let local_ip = self.cfg(sa.conn).map(|c| c.local_addr).unwrap_or(IpAddr::from([0u8; 4]));
+        let local_ip = self
+            .cfg(sa.conn)
+            .map(|c| c.local_addr)
+            .unwrap_or(IpAddr::from([0u8; 4]));
         // Prefer the connection chosen at IKE_SA_INIT if it accepts this identity.
         let chosen = match &peer_id {
             Some(id) => {
-                let keep = self.cfg(sa.conn).is_some_and(|c| c.remote_id.as_ref().is_none_or(|w| w == id));
+                let keep = self
+                    .cfg(sa.conn)
+                    .is_some_and(|c| c.remote_id.as_ref().is_none_or(|w| w == id));
                 if keep {
                     Some(sa.conn)
                 } else {
-                    self.match_responder(local_ip, sa.remote.ip(), Some(id)).or_else(|| self.match_responder(IpAddr::from([0u8; 4]), sa.remote.ip(), Some(id)))
+                    self.match_responder(local_ip, sa.remote.ip(), Some(id))
+                        .or_else(|| {
+                            self.match_responder(IpAddr::from([0u8; 4]), sa.remote.ip(), Some(id))
+                        })
                 }
             }
             None => None,
@@ -1272,11 +1633,24 @@ impl Endpoint {
         let keys = sa.keys.as_ref().expect("responder SA has keys");
         let prf = keys.suite.prf;
         let verified = chosen.and_then(|c| self.cfg(c)).is_some_and(|cfg| {
-            let expect = crypto::psk_auth(prf, cfg.psk.bytes(), &sa.init_request, &sa.nr, &keys.sk_pi, &idi.rest_of_payload());
-            auth.method == AUTH_PSK && constant_time::verify_slices_are_equal(&expect, &auth.data).is_ok()
+            let expect = crypto::psk_auth(
+                prf,
+                cfg.psk.bytes(),
+                &sa.init_request,
+                &sa.nr,
+                &keys.sk_pi,
+                &idi.rest_of_payload(),
+            );
+            auth.method == AUTH_PSK
+                && constant_time::verify_slices_are_equal(&expect, &auth.data).is_ok()
         });
         if !verified {
-            self.respond(sa, exchange::IKE_AUTH, msg_id, &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])])?;
+            self.respond(
+                sa,
+                exchange::IKE_AUTH,
+                msg_id,
+                &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])],
+            )?;
             if let Some(c) = chosen {
                 sa.conn = c;
             }
@@ -1289,9 +1663,22 @@ impl Endpoint {
         let keys = sa.keys.as_ref().expect("keys");
         let suite = keys.suite;
         let idr = id_payload(&cfg.local_id);
-        let our_auth = crypto::psk_auth(prf, cfg.psk.bytes(), &sa.init_response, &sa.ni, &keys.sk_pr, &idr.rest_of_payload());
-        let mut reply = vec![Payload::new(PayloadBody::IdR(idr)), Payload::new(PayloadBody::Auth(AuthPayload { method: AUTH_PSK, data: our_auth.to_vec() }))];
-        let mut child: Option<(ChildSuite, u32, u32, Vec<TrafficSelector>, Vec<TrafficSelector>)> = None;
+        let our_auth = crypto::psk_auth(
+            prf,
+            cfg.psk.bytes(),
+            &sa.init_response,
+            &sa.ni,
+            &keys.sk_pr,
+            &idr.rest_of_payload(),
+        );
+        let mut reply = vec![
+            Payload::new(PayloadBody::IdR(idr)),
+            Payload::new(PayloadBody::Auth(AuthPayload {
+                method: AUTH_PSK,
+                data: our_auth.to_vec(),
+            })),
+        ];
+        let mut child: Option<NegotiatedChild> = None;
         let mut child_fail = None;
         if let (Some(esp), Some(tsi), Some(tsr)) = (esp, tsi, tsr) {
             let peer_tsi = ts_list(tsi);
@@ -1301,19 +1688,32 @@ impl Endpoint {
             match proposal::select_esp(&cfg.esp_proposals, esp) {
                 None => {
                     reply.push(notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![]));
-                    let ours = cfg.esp_proposals.iter().map(|p| format!("ESP:{p}")).collect();
-                    child_fail = Some(DownReason::NoProposalChosen { ours, theirs: proposal::describe(esp) });
+                    let ours = cfg
+                        .esp_proposals
+                        .iter()
+                        .map(|p| format!("ESP:{p}"))
+                        .collect();
+                    child_fail = Some(DownReason::NoProposalChosen {
+                        ours,
+                        theirs: proposal::describe(esp),
+                    });
                 }
                 Some(_) if n_tsi.is_empty() || n_tsr.is_empty() => {
                     reply.push(notify_payload(notify::TS_UNACCEPTABLE, vec![]));
                     child_fail = Some(DownReason::TsUnacceptable {
-                        ours: format!("local {} remote {}", ts_text(&cfg.local_ts), ts_text(&cfg.remote_ts)),
+                        ours: format!(
+                            "local {} remote {}",
+                            ts_text(&cfg.local_ts),
+                            ts_text(&cfg.remote_ts)
+                        ),
                         theirs: format!("TSi {} TSr {}", ts_text(&peer_tsi), ts_text(&peer_tsr)),
                     });
                 }
                 Some((number, csuite, spi_out)) => {
                     let spi_in = crypto::random_spi32()?;
-                    reply.push(Payload::new(PayloadBody::Sa(proposal::esp_reply(number, &csuite, spi_in))));
+                    reply.push(Payload::new(PayloadBody::Sa(proposal::esp_reply(
+                        number, &csuite, spi_in,
+                    ))));
                     reply.push(Payload::new(PayloadBody::TsI(ts_payload(&n_tsi))));
                     reply.push(Payload::new(PayloadBody::TsR(ts_payload(&n_tsr))));
                     child = Some((csuite, spi_in, spi_out, n_tsr, n_tsi));
@@ -1330,7 +1730,9 @@ impl Endpoint {
         self.ike_established(sa, now, suite.name());
         if let Some((csuite, spi_in, spi_out, local_ts, remote_ts)) = child {
             let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-            self.install_child(sa, now, csuite, spi_in, spi_out, local_ts, remote_ts, None, &ni, &nr, false);
+            self.install_child(
+                sa, now, csuite, spi_in, spi_out, local_ts, remote_ts, None, &ni, &nr, false,
+            );
         } else if let Some(r) = child_fail {
             sa.quiet = true;
             self.conn_down(conn, r, None);
@@ -1340,7 +1742,12 @@ impl Endpoint {
 
     /// INITIAL_CONTACT: the peer has no other SAs with us, so older ones for it are stale.
     fn drop_stale_sas(&mut self, conn: ConnectionId, peer: IpAddr, keep: u64) {
-        let stale: Vec<u64> = self.sas.iter().filter(|(k, s)| **k != keep && s.conn == conn && s.remote.ip() == peer).map(|(k, _)| *k).collect();
+        let stale: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(k, s)| **k != keep && s.conn == conn && s.remote.ip() == peer)
+            .map(|(k, _)| *k)
+            .collect();
         for k in stale {
             if let Some(mut s) = self.sas.remove(&k) {
                 self.drop_children(&mut s);
@@ -1359,17 +1766,45 @@ impl Endpoint {
             c.last_error = None;
             c.retry_at = None;
         }
-        self.events.push_back(Event::IkeSaEstablished { conn: sa.conn, algorithms });
+        self.events.push_back(Event::IkeSaEstablished {
+            conn: sa.conn,
+            algorithms,
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
     /// Derives KEYMAT = prf+(SK_d, [g^ir] | Ni | Nr) and reports the Child SA. `ni`/`nr` and
     /// `we_initiated` refer to the exchange that created it (IKE_AUTH or CREATE_CHILD_SA).
     #[allow(clippy::too_many_arguments)]
-    fn install_child(&mut self, sa: &mut IkeSa, now: Instant, suite: ChildSuite, spi_in: u32, spi_out: u32, local_ts: Vec<TrafficSelector>, remote_ts: Vec<TrafficSelector>, shared: Option<&[u8]>, ni: &[u8], nr: &[u8], we_initiated: bool) {
+    fn install_child(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        suite: ChildSuite,
+        spi_in: u32,
+        spi_out: u32,
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+        shared: Option<&[u8]>,
+        ni: &[u8],
+        nr: &[u8],
+        we_initiated: bool,
+    ) {
         let keys = sa.keys.as_ref().expect("keys");
-        let [ei, ai, er, ar] = crypto::child_keymat(keys.suite.prf, &keys.sk_d, shared, ni, nr, suite.encryption, suite.integrity);
-        let (enc_out, integ_out, enc_in, integ_in) = if we_initiated { (ei, ai, er, ar) } else { (er, ar, ei, ai) };
+        let [ei, ai, er, ar] = crypto::child_keymat(
+            keys.suite.prf,
+            &keys.sk_d,
+            shared,
+            ni,
+            nr,
+            suite.encryption,
+            suite.integrity,
+        );
+        let (enc_out, integ_out, enc_in, integ_in) = if we_initiated {
+            (ei, ai, er, ar)
+        } else {
+            (er, ar, ei, ai)
+        };
         let child = ChildSaKeys {
             spi_in,
             spi_out,
@@ -1385,11 +1820,20 @@ impl Endpoint {
             dh_group: suite.dh,
         };
         let rekey_at = self.rekey_deadline(sa.conn, now, true);
-        sa.children.push(ChildSa { spi_in, spi_out, local_ts: child.local_ts.clone(), remote_ts: child.remote_ts.clone(), rekey_at });
+        sa.children.push(ChildSa {
+            spi_in,
+            spi_out,
+            local_ts: child.local_ts.clone(),
+            remote_ts: child.remote_ts.clone(),
+            rekey_at,
+        });
         if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
             c.esp_algorithms = Some(suite.name());
         }
-        self.events.push_back(Event::ChildSaInstalled { conn: sa.conn, child });
+        self.events.push_back(Event::ChildSaInstalled {
+            conn: sa.conn,
+            child,
+        });
     }
 
     fn initiator_auth_response(&mut self, sa: &mut IkeSa, now: Instant, inner: &[Payload]) {
@@ -1417,61 +1861,123 @@ impl Endpoint {
             }
         }
         let (Some(idr), Some(auth)) = (idr, auth) else {
-            let why = first_error_notify(inner).map_or("IKE_AUTH response without IDr/AUTH".to_string(), |k| format!("peer answered IKE_AUTH with {}", notify_name(k)));
+            let why = first_error_notify(inner)
+                .map_or("IKE_AUTH response without IDr/AUTH".to_string(), |k| {
+                    format!("peer answered IKE_AUTH with {}", notify_name(k))
+                });
             self.fail(sa, DownReason::Other(why), now);
             return;
         };
         let keys = sa.keys.as_ref().expect("keys");
         let suite = keys.suite;
-        let expect = crypto::psk_auth(suite.prf, cfg.psk.bytes(), &sa.init_response, &sa.ni, &keys.sk_pr, &idr.rest_of_payload());
-        let id_ok = cfg.remote_id.as_ref().is_none_or(|want| Identity::from_payload(idr.id_type, &idr.data).as_ref() == Some(want));
-        let auth_ok = auth.method == AUTH_PSK && constant_time::verify_slices_are_equal(&expect, &auth.data).is_ok();
+        let expect = crypto::psk_auth(
+            suite.prf,
+            cfg.psk.bytes(),
+            &sa.init_response,
+            &sa.ni,
+            &keys.sk_pr,
+            &idr.rest_of_payload(),
+        );
+        let id_ok = cfg.remote_id.as_ref().is_none_or(|want| {
+            Identity::from_payload(idr.id_type, &idr.data).as_ref() == Some(want)
+        });
+        let auth_ok = auth.method == AUTH_PSK
+            && constant_time::verify_slices_are_equal(&expect, &auth.data).is_ok();
         if !(id_ok && auth_ok) {
             // Tell the peer (RFC 7296 §2.21.2), then forget the SA.
             let id_out = sa.next_out_id;
             sa.next_out_id += 1;
-            if let Ok(b) = self.encrypt(sa, exchange::INFORMATIONAL, false, id_out, &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])]) {
+            if let Ok(b) = self.encrypt(
+                sa,
+                exchange::INFORMATIONAL,
+                false,
+                id_out,
+                &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])],
+            ) {
                 self.transmits.push_back(wrap(sa.local_port, sa.remote, b));
             }
             self.fail(sa, DownReason::AuthenticationFailed, now);
             return;
         }
-        let Phase::InitiatorAuth(st) = &sa.phase else { return };
+        let Phase::InitiatorAuth(st) = &sa.phase else {
+            return;
+        };
         let spi_in = st.child_spi_in;
         sa.phase = Phase::Established;
         self.ike_established(sa, now, suite.name());
-        let ours_ts = format!("local {} remote {}", ts_text(&cfg.local_ts), ts_text(&cfg.remote_ts));
+        let ours_ts = format!(
+            "local {} remote {}",
+            ts_text(&cfg.local_ts),
+            ts_text(&cfg.remote_ts)
+        );
         let failure = if find_notify(inner, notify::NO_PROPOSAL_CHOSEN).is_some() {
-            Some(DownReason::NoProposalChosen { ours: cfg.esp_proposals.iter().map(|p| format!("ESP:{p}")).collect(), theirs: vec![] })
+            Some(DownReason::NoProposalChosen {
+                ours: cfg
+                    .esp_proposals
+                    .iter()
+                    .map(|p| format!("ESP:{p}"))
+                    .collect(),
+                theirs: vec![],
+            })
         } else if find_notify(inner, notify::TS_UNACCEPTABLE).is_some() {
-            Some(DownReason::TsUnacceptable { ours: ours_ts.clone(), theirs: "not disclosed (the responder only answers TS_UNACCEPTABLE)".into() })
+            Some(DownReason::TsUnacceptable {
+                ours: ours_ts.clone(),
+                theirs: "not disclosed (the responder only answers TS_UNACCEPTABLE)".into(),
+            })
         } else if let Some(k) = first_error_notify(inner) {
-            Some(DownReason::Other(format!("peer refused the Child SA: {}", notify_name(k))))
+            Some(DownReason::Other(format!(
+                "peer refused the Child SA: {}",
+                notify_name(k)
+            )))
         } else {
             match (esp, tsi, tsr) {
-                (Some(esp), Some(tsi), Some(tsr)) => match proposal::accept_esp(&cfg.esp_proposals, esp) {
-                    None => Some(DownReason::Other("responder selected an ESP proposal we did not offer".into())),
-                    Some((csuite, spi_out)) => {
-                        let l = ts_list(tsi);
-                        let r = ts_list(tsr);
-                        let inside = |got: &[TrafficSelector], ours: &[TrafficSelector]| !got.is_empty() && got.iter().all(|g| ours.iter().any(|o| o.covers(g)));
-                        if inside(&l, &cfg.local_ts) && inside(&r, &cfg.remote_ts) {
-                            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-                            self.install_child(sa, now, csuite, spi_in, spi_out, l, r, None, &ni, &nr, true);
-                            None
-                        } else {
-                            Some(DownReason::TsUnacceptable { ours: ours_ts, theirs: format!("TSi {} TSr {} (wider than proposed)", ts_text(&l), ts_text(&r)) })
+                (Some(esp), Some(tsi), Some(tsr)) => {
+                    match proposal::accept_esp(&cfg.esp_proposals, esp) {
+                        None => Some(DownReason::Other(
+                            "responder selected an ESP proposal we did not offer".into(),
+                        )),
+                        Some((csuite, spi_out)) => {
+                            let l = ts_list(tsi);
+                            let r = ts_list(tsr);
+                            let inside = |got: &[TrafficSelector], ours: &[TrafficSelector]| {
+                                !got.is_empty()
+                                    && got.iter().all(|g| ours.iter().any(|o| o.covers(g)))
+                            };
+                            if inside(&l, &cfg.local_ts) && inside(&r, &cfg.remote_ts) {
+                                let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+                                self.install_child(
+                                    sa, now, csuite, spi_in, spi_out, l, r, None, &ni, &nr, true,
+                                );
+                                None
+                            } else {
+                                Some(DownReason::TsUnacceptable {
+                                    ours: ours_ts,
+                                    theirs: format!(
+                                        "TSi {} TSr {} (wider than proposed)",
+                                        ts_text(&l),
+                                        ts_text(&r)
+                                    ),
+                                })
+                            }
                         }
                     }
-                },
-                _ => Some(DownReason::Other("IKE_AUTH response lacks the Child SA payloads".into())),
+                }
+                _ => Some(DownReason::Other(
+                    "IKE_AUTH response lacks the Child SA payloads".into(),
+                )),
             }
         };
         if let Some(reason) = failure {
             // No usable Child SA: report and close the IKE SA.
             self.conn_down(sa.conn, reason, None);
             sa.quiet = true;
-            self.send_request(sa, now, RequestKind::DeleteIke, exchange::INFORMATIONAL, &Self::request_body(&RequestKind::DeleteIke).1);
+            self.send_request(
+                sa,
+                now,
+                RequestKind::DeleteIke,
+                exchange::INFORMATIONAL,
+                &Self::request_body(&RequestKind::DeleteIke).1,
+            );
         }
     }
 
@@ -1485,11 +1991,17 @@ impl Endpoint {
         if !cfg.initiate {
             return None;
         }
-        let life = if child { cfg.child_lifetime } else { cfg.ike_lifetime };
+        let life = if child {
+            cfg.child_lifetime
+        } else {
+            cfg.ike_lifetime
+        };
         if life.is_zero() {
             return None;
         }
-        let jitter = crypto::random_bytes(1).map(|b| u32::from(b[0]) % 11).unwrap_or(5);
+        let jitter = crypto::random_bytes(1)
+            .map(|b| u32::from(b[0]) % 11)
+            .unwrap_or(5);
         Some(now + life * (85 + jitter) / 100)
     }
 
@@ -1507,7 +2019,9 @@ impl Endpoint {
 
     /// Starts the earliest due rekey: the IKE SA first, otherwise the oldest Child SA.
     fn start_rekey(&mut self, sa: &mut IkeSa, now: Instant) {
-        let Some(cfg) = self.cfg(sa.conn).cloned() else { return };
+        let Some(cfg) = self.cfg(sa.conn).cloned() else {
+            return;
+        };
         let Some(keys) = sa.keys.as_ref() else { return };
         let ike_due = sa.ike_rekey_at.is_some_and(|t| t <= now);
         let built = (|| -> Result<(Vec<Payload>, PendingRekey), CryptoError> {
@@ -1525,11 +2039,19 @@ impl Endpoint {
                 let inner = vec![
                     Payload::new(PayloadBody::Sa(sa_p)),
                     Payload::new(PayloadBody::Nonce(ni.clone())),
-                    Payload::new(PayloadBody::Ke(KePayload { group: dh.group().iana_id(), data: dh.public().to_vec() })),
+                    Payload::new(PayloadBody::Ke(KePayload {
+                        group: dh.group().iana_id(),
+                        data: dh.public().to_vec(),
+                    })),
                 ];
                 return Ok((inner, PendingRekey::Ike { new_spi, ni, dh }));
             }
-            let child = sa.children.iter().filter(|c| c.rekey_at.is_some()).min_by_key(|c| c.rekey_at).ok_or(CryptoError::KeyGeneration)?;
+            let child = sa
+                .children
+                .iter()
+                .filter(|c| c.rekey_at.is_some())
+                .min_by_key(|c| c.rekey_at)
+                .ok_or(CryptoError::KeyGeneration)?;
             let new_spi_in = crypto::random_spi32()?;
             let pfs = cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied());
             let dh = match pfs {
@@ -1537,16 +2059,36 @@ impl Endpoint {
                 None => None,
             };
             let mut inner = vec![
-                Payload::new(PayloadBody::Notify(NotifyPayload { protocol: protocol::ESP, spi: child.spi_in.to_be_bytes().to_vec(), kind: notify::REKEY_SA, data: vec![] })),
-                Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(&cfg.esp_proposals, new_spi_in, dh.is_some()))),
+                Payload::new(PayloadBody::Notify(NotifyPayload {
+                    protocol: protocol::ESP,
+                    spi: child.spi_in.to_be_bytes().to_vec(),
+                    kind: notify::REKEY_SA,
+                    data: vec![],
+                })),
+                Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(
+                    &cfg.esp_proposals,
+                    new_spi_in,
+                    dh.is_some(),
+                ))),
                 Payload::new(PayloadBody::Nonce(ni.clone())),
             ];
             if let Some(d) = &dh {
-                inner.push(Payload::new(PayloadBody::Ke(KePayload { group: d.group().iana_id(), data: d.public().to_vec() })));
+                inner.push(Payload::new(PayloadBody::Ke(KePayload {
+                    group: d.group().iana_id(),
+                    data: d.public().to_vec(),
+                })));
             }
             inner.push(Payload::new(PayloadBody::TsI(ts_payload(&child.local_ts))));
             inner.push(Payload::new(PayloadBody::TsR(ts_payload(&child.remote_ts))));
-            Ok((inner, PendingRekey::Child { old_spi_in: child.spi_in, new_spi_in, ni, dh }))
+            Ok((
+                inner,
+                PendingRekey::Child {
+                    old_spi_in: child.spi_in,
+                    new_spi_in,
+                    ni,
+                    dh,
+                },
+            ))
         })();
         match built {
             Ok((inner, pending)) => {
@@ -1558,7 +2100,13 @@ impl Endpoint {
                     sa.ike_rekey_at = None;
                 }
                 sa.pending_rekey = Some(pending);
-                self.send_request(sa, now, RequestKind::Rekey, exchange::CREATE_CHILD_SA, &inner);
+                self.send_request(
+                    sa,
+                    now,
+                    RequestKind::Rekey,
+                    exchange::CREATE_CHILD_SA,
+                    &inner,
+                );
             }
             Err(_) => {
                 // Nothing to rekey (or no randomness): try again later.
@@ -1567,9 +2115,19 @@ impl Endpoint {
         }
     }
 
-    fn rekey_response(&mut self, sa: &mut IkeSa, now: Instant, inner: &[Payload]) -> Result<(), IkeError> {
-        let Some(pending) = sa.pending_rekey.take() else { return Ok(()) };
-        let cfg = self.cfg(sa.conn).cloned().ok_or(IkeError::UnknownConnection(sa.conn))?;
+    fn rekey_response(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        inner: &[Payload],
+    ) -> Result<(), IkeError> {
+        let Some(pending) = sa.pending_rekey.take() else {
+            return Ok(());
+        };
+        let cfg = self
+            .cfg(sa.conn)
+            .cloned()
+            .ok_or(IkeError::UnknownConnection(sa.conn))?;
         let (mut sa_p, mut nonce, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
         for p in inner {
             match &p.body {
@@ -1583,28 +2141,67 @@ impl Endpoint {
         }
         let retry = now + Duration::from_secs(30);
         match pending {
-            PendingRekey::Child { old_spi_in, new_spi_in, ni, dh } => {
+            PendingRekey::Child {
+                old_spi_in,
+                new_spi_in,
+                ni,
+                dh,
+            } => {
                 let ok = (|| {
                     let (sa_p, nr, tsi, tsr) = (sa_p?, nonce?, tsi?, tsr?);
                     let (suite, spi_out) = proposal::accept_esp(&cfg.esp_proposals, sa_p)?;
                     let shared = match &dh {
                         Some(d) => {
                             let k = ke?;
-                            let chosen = sa_p.proposals[0].transforms.iter().find(|t| t.kind == crate::codec::transform_type::DH).map(|t| t.id);
-                            if k.group != d.group().iana_id() || chosen != Some(d.group().iana_id()) {
+                            let chosen = sa_p.proposals[0]
+                                .transforms
+                                .iter()
+                                .find(|t| t.kind == crate::codec::transform_type::DH)
+                                .map(|t| t.id);
+                            if k.group != d.group().iana_id() || chosen != Some(d.group().iana_id())
+                            {
                                 return None;
                             }
                             Some(d.agree(&k.data).ok()?)
                         }
                         None => None,
                     };
-                    Some((ChildSuite { dh: dh.as_ref().map(|d| d.group()), ..suite }, spi_out, nr.clone(), shared, ts_list(tsi), ts_list(tsr)))
+                    Some((
+                        ChildSuite {
+                            dh: dh.as_ref().map(|d| d.group()),
+                            ..suite
+                        },
+                        spi_out,
+                        nr.clone(),
+                        shared,
+                        ts_list(tsi),
+                        ts_list(tsr),
+                    ))
                 })();
                 match ok {
                     Some((suite, spi_out, nr, shared, l, r)) => {
-                        self.install_child(sa, now, suite, new_spi_in, spi_out, l, r, shared.as_deref().map(|s| &s[..]), &ni, &nr, true);
-                        let (exch, body) = Self::request_body(&RequestKind::DeleteChild(old_spi_in));
-                        self.send_request(sa, now, RequestKind::DeleteChild(old_spi_in), exch, &body);
+                        self.install_child(
+                            sa,
+                            now,
+                            suite,
+                            new_spi_in,
+                            spi_out,
+                            l,
+                            r,
+                            shared.as_deref().map(|s| &s[..]),
+                            &ni,
+                            &nr,
+                            true,
+                        );
+                        let (exch, body) =
+                            Self::request_body(&RequestKind::DeleteChild(old_spi_in));
+                        self.send_request(
+                            sa,
+                            now,
+                            RequestKind::DeleteChild(old_spi_in),
+                            exch,
+                            &body,
+                        );
                     }
                     None => {
                         if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old_spi_in) {
@@ -1617,7 +2214,9 @@ impl Endpoint {
                 let ok = (|| {
                     let (sa_p, nr, k) = (sa_p?, nonce?, ke?);
                     let suite = proposal::accept_ike(&cfg.ike_proposals, sa_p)?;
-                    let peer_spi = u64::from_be_bytes(<[u8; 8]>::try_from(sa_p.proposals[0].spi.as_slice()).ok()?);
+                    let peer_spi = u64::from_be_bytes(
+                        <[u8; 8]>::try_from(sa_p.proposals[0].spi.as_slice()).ok()?,
+                    );
                     if suite.dh != dh.group() || k.group != suite.dh.iana_id() {
                         return None;
                     }
@@ -1629,7 +2228,16 @@ impl Endpoint {
                     return Ok(());
                 };
                 let old = sa.keys.as_ref().expect("established SA has keys");
-                let keys = crypto::derive_rekeyed_ike_keys(old.suite.prf, &old.sk_d, suite, &shared, &ni, &nr, new_spi, peer_spi);
+                let keys = crypto::derive_rekeyed_ike_keys(
+                    old.suite.prf,
+                    &old.sk_d,
+                    suite,
+                    &shared,
+                    &ni,
+                    &nr,
+                    new_spi,
+                    peer_spi,
+                );
                 let new = IkeSa {
                     conn: sa.conn,
                     initiator: true,
@@ -1677,8 +2285,17 @@ impl Endpoint {
 
     /// Peer-initiated CREATE_CHILD_SA: a new or rekeyed Child SA (with optional PFS), or an
     /// IKE SA rekey (RFC 7296 §1.3, §2.8, §2.17, §2.18).
-    fn create_child_sa(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
-        let cfg = self.cfg(sa.conn).cloned().ok_or(IkeError::UnknownConnection(sa.conn))?;
+    fn create_child_sa(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        msg_id: u32,
+        inner: &[Payload],
+    ) -> Result<(), IkeError> {
+        let cfg = self
+            .cfg(sa.conn)
+            .cloned()
+            .ok_or(IkeError::UnknownConnection(sa.conn))?;
         let (mut sa_p, mut nonce, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
         for p in inner {
             match &p.body {
@@ -1691,31 +2308,70 @@ impl Endpoint {
             }
         }
         let (Some(sa_p), Some(ni)) = (sa_p, nonce) else {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::INVALID_SYNTAX, vec![])],
+            );
         };
         if !(16..=256).contains(&ni.len()) {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::INVALID_SYNTAX, vec![])],
+            );
         }
-        if sa_p.proposals.first().is_some_and(|p| p.protocol == protocol::IKE) {
+        if sa_p
+            .proposals
+            .first()
+            .is_some_and(|p| p.protocol == protocol::IKE)
+        {
             return self.rekey_ike_responder(sa, now, msg_id, &cfg, sa_p, ni, ke);
         }
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::INVALID_SYNTAX, vec![])],
+            );
         };
-        let Some((number, suite, spi_out)) = proposal::select_esp_pfs(&cfg.esp_proposals, sa_p, ke.is_some()) else {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])]);
+        let Some((number, suite, spi_out)) =
+            proposal::select_esp_pfs(&cfg.esp_proposals, sa_p, ke.is_some())
+        else {
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])],
+            );
         };
         let dh = match (ke, suite.dh) {
             (Some(k), Some(g)) if k.group == g.iana_id() => Some((DhPrivate::generate(g)?, k)),
             (Some(_), Some(g)) => {
-                return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_KE_PAYLOAD, g.iana_id().to_be_bytes().to_vec())]);
+                return self.respond(
+                    sa,
+                    exchange::CREATE_CHILD_SA,
+                    msg_id,
+                    &[notify_payload(
+                        notify::INVALID_KE_PAYLOAD,
+                        g.iana_id().to_be_bytes().to_vec(),
+                    )],
+                );
             }
             _ => None,
         };
         let n_tsi = narrow(&ts_list(tsi), &cfg.remote_ts);
         let n_tsr = narrow(&ts_list(tsr), &cfg.local_ts);
         if n_tsi.is_empty() || n_tsr.is_empty() {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::TS_UNACCEPTABLE, vec![])]);
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::TS_UNACCEPTABLE, vec![])],
+            );
         }
         let shared = match &dh {
             Some((d, k)) => Some(d.agree(&k.data)?),
@@ -1723,31 +2379,81 @@ impl Endpoint {
         };
         let nr = crypto::random_bytes(NONCE_LEN)?;
         let spi_in = crypto::random_spi32()?;
-        let mut reply = vec![Payload::new(PayloadBody::Sa(proposal::esp_reply(number, &suite, spi_in))), Payload::new(PayloadBody::Nonce(nr.clone()))];
+        let mut reply = vec![
+            Payload::new(PayloadBody::Sa(proposal::esp_reply(number, &suite, spi_in))),
+            Payload::new(PayloadBody::Nonce(nr.clone())),
+        ];
         if let Some((d, _)) = &dh {
-            reply.push(Payload::new(PayloadBody::Ke(KePayload { group: d.group().iana_id(), data: d.public().to_vec() })));
+            reply.push(Payload::new(PayloadBody::Ke(KePayload {
+                group: d.group().iana_id(),
+                data: d.public().to_vec(),
+            })));
         }
         reply.push(Payload::new(PayloadBody::TsI(ts_payload(&n_tsi))));
         reply.push(Payload::new(PayloadBody::TsR(ts_payload(&n_tsr))));
         self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
         let ni = ni.clone();
-        self.install_child(sa, now, suite, spi_in, spi_out, n_tsr, n_tsi, shared.as_deref().map(|s| &s[..]), &ni, &nr, false);
+        self.install_child(
+            sa,
+            now,
+            suite,
+            spi_in,
+            spi_out,
+            n_tsr,
+            n_tsi,
+            shared.as_deref().map(|s| &s[..]),
+            &ni,
+            &nr,
+            false,
+        );
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn rekey_ike_responder(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, cfg: &ConnectionConfig, sa_p: &crate::codec::SaPayload, ni: &[u8], ke: Option<&KePayload>) -> Result<(), IkeError> {
+    fn rekey_ike_responder(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        msg_id: u32,
+        cfg: &ConnectionConfig,
+        sa_p: &crate::codec::SaPayload,
+        ni: &[u8],
+        ke: Option<&KePayload>,
+    ) -> Result<(), IkeError> {
         let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])]);
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])],
+            );
         };
-        let chosen = sa_p.proposals.iter().find(|p| p.number == number).expect("selected from these");
-        let Ok(peer_spi) = <[u8; 8]>::try_from(chosen.spi.as_slice()).map(u64::from_be_bytes) else {
-            return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_SYNTAX, vec![])]);
+        let chosen = sa_p
+            .proposals
+            .iter()
+            .find(|p| p.number == number)
+            .expect("selected from these");
+        let Ok(peer_spi) = <[u8; 8]>::try_from(chosen.spi.as_slice()).map(u64::from_be_bytes)
+        else {
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::INVALID_SYNTAX, vec![])],
+            );
         };
         let ke = match ke {
             Some(k) if k.group == suite.dh.iana_id() => k,
             _ => {
-                return self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &[notify_payload(notify::INVALID_KE_PAYLOAD, suite.dh.iana_id().to_be_bytes().to_vec())]);
+                return self.respond(
+                    sa,
+                    exchange::CREATE_CHILD_SA,
+                    msg_id,
+                    &[notify_payload(
+                        notify::INVALID_KE_PAYLOAD,
+                        suite.dh.iana_id().to_be_bytes().to_vec(),
+                    )],
+                );
             }
         };
         let dh = DhPrivate::generate(suite.dh)?;
@@ -1758,13 +2464,27 @@ impl Endpoint {
             our_spi = crypto::random_spi64()?;
         }
         let reply = vec![
-            Payload::new(PayloadBody::Sa(proposal::ike_rekey_reply(number, &suite, our_spi))),
+            Payload::new(PayloadBody::Sa(proposal::ike_rekey_reply(
+                number, &suite, our_spi,
+            ))),
             Payload::new(PayloadBody::Nonce(nr.clone())),
-            Payload::new(PayloadBody::Ke(KePayload { group: suite.dh.iana_id(), data: dh.public().to_vec() })),
+            Payload::new(PayloadBody::Ke(KePayload {
+                group: suite.dh.iana_id(),
+                data: dh.public().to_vec(),
+            })),
         ];
         self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
         let old = sa.keys.as_ref().expect("established SA has keys");
-        let keys = crypto::derive_rekeyed_ike_keys(old.suite.prf, &old.sk_d, suite, &shared, ni, &nr, peer_spi, our_spi);
+        let keys = crypto::derive_rekeyed_ike_keys(
+            old.suite.prf,
+            &old.sk_d,
+            suite,
+            &shared,
+            ni,
+            &nr,
+            peer_spi,
+            our_spi,
+        );
         // The requester is the original initiator of the new IKE SA; Child SAs move over.
         let new = IkeSa {
             conn: sa.conn,
@@ -1808,7 +2528,13 @@ impl Endpoint {
 
     // ------------------------------------------------------------------ INFORMATIONAL
 
-    fn informational(&mut self, sa: &mut IkeSa, now: Instant, msg_id: u32, inner: &[Payload]) -> Result<(), IkeError> {
+    fn informational(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        msg_id: u32,
+        inner: &[Payload],
+    ) -> Result<(), IkeError> {
         let mut reply = vec![];
         let mut delete_ike = false;
         let mut auth_failed = false;
@@ -1818,19 +2544,31 @@ impl Endpoint {
                 PayloadBody::Delete(d) if d.protocol == protocol::ESP => {
                     let mut ours = vec![];
                     for s in &d.spis {
-                        let Ok(b) = <[u8; 4]>::try_from(s.as_slice()) else { continue };
+                        let Ok(b) = <[u8; 4]>::try_from(s.as_slice()) else {
+                            continue;
+                        };
                         let spi = u32::from_be_bytes(b);
                         if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
                             let c = sa.children.remove(pos);
                             ours.push(c.spi_in.to_be_bytes().to_vec());
-                            self.events.push_back(Event::ChildSaDeleted { conn: sa.conn, spi_in: c.spi_in, spi_out: c.spi_out });
+                            self.events.push_back(Event::ChildSaDeleted {
+                                conn: sa.conn,
+                                spi_in: c.spi_in,
+                                spi_out: c.spi_out,
+                            });
                         }
                     }
                     if !ours.is_empty() {
-                        reply.push(Payload::new(PayloadBody::Delete(DeletePayload { protocol: protocol::ESP, spi_size: 4, spis: ours })));
+                        reply.push(Payload::new(PayloadBody::Delete(DeletePayload {
+                            protocol: protocol::ESP,
+                            spi_size: 4,
+                            spis: ours,
+                        })));
                     }
                 }
-                PayloadBody::Notify(n) if n.kind == notify::AUTHENTICATION_FAILED => auth_failed = true,
+                PayloadBody::Notify(n) if n.kind == notify::AUTHENTICATION_FAILED => {
+                    auth_failed = true
+                }
                 _ => {}
             }
         }
@@ -1849,5 +2587,9 @@ impl Endpoint {
 
 /// Identifies which payload types a message carries, for diagnostics and tests.
 pub fn payload_kinds(payloads: &[Payload]) -> Vec<u8> {
-    payloads.iter().map(|p| p.kind()).filter(|k| *k != payload_type::NONE).collect()
+    payloads
+        .iter()
+        .map(|p| p.kind())
+        .filter(|k| *k != payload_type::NONE)
+        .collect()
 }

@@ -8,6 +8,10 @@ pub mod endpoint;
 pub mod error;
 pub mod proposal;
 
-pub use config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, Prf, Proposal, Psk, TrafficSelector};
+pub use config::{
+    ConnectionConfig, DhGroup, Encryption, Identity, Integrity, Prf, Proposal, Psk, TrafficSelector,
+};
+pub use endpoint::{
+    ChildSaKeys, ConnectionId, ConnectionStatus, DownReason, Endpoint, Event, Transmit,
+};
 pub use error::{ConfigError, CryptoError, DecodeError, IkeError};
-pub use endpoint::{ChildSaKeys, ConnectionId, ConnectionStatus, DownReason, Endpoint, Event, Transmit};

@@ -1,7 +1,9 @@
 //! Proposal negotiation (RFC 7296 §2.7, §3.3): our configured proposals to SA payloads, the
 //! responder's selection, and the initiator's check that the choice is one we offered.
 
-use crate::codec::{protocol, transform_type, Attribute, ProposalSub, SaPayload, Transform, ATTR_KEY_LENGTH};
+use crate::codec::{
+    protocol, transform_type, Attribute, ProposalSub, SaPayload, Transform, ATTR_KEY_LENGTH,
+};
 use crate::config::{DhGroup, Encryption, Integrity, Prf, Proposal};
 use crate::crypto::IkeSuite;
 
@@ -31,11 +33,22 @@ impl ChildSuite {
 }
 
 fn encr_transform(e: Encryption) -> Transform {
-    Transform { kind: transform_type::ENCR, id: e.iana_id(), attributes: vec![Attribute::Tv { kind: ATTR_KEY_LENGTH, value: e.key_bits() }] }
+    Transform {
+        kind: transform_type::ENCR,
+        id: e.iana_id(),
+        attributes: vec![Attribute::Tv {
+            kind: ATTR_KEY_LENGTH,
+            value: e.key_bits(),
+        }],
+    }
 }
 
 fn simple(kind: u8, id: u16) -> Transform {
-    Transform { kind, id, attributes: vec![] }
+    Transform {
+        kind,
+        id,
+        attributes: vec![],
+    }
 }
 
 /// SA payload for IKE_SA_INIT offering all our IKE proposals.
@@ -45,12 +58,25 @@ pub fn ike_sa_payload(props: &[Proposal]) -> SaPayload {
         .enumerate()
         .map(|(i, p)| {
             let mut t: Vec<Transform> = p.encryption.iter().map(|e| encr_transform(*e)).collect();
-            t.extend(p.prf.iter().map(|x| simple(transform_type::PRF, x.iana_id())));
+            t.extend(
+                p.prf
+                    .iter()
+                    .map(|x| simple(transform_type::PRF, x.iana_id())),
+            );
             if p.encryption.iter().any(|e| !e.is_aead()) {
-                t.extend(p.integrity.iter().map(|x| simple(transform_type::INTEG, x.iana_id())));
+                t.extend(
+                    p.integrity
+                        .iter()
+                        .map(|x| simple(transform_type::INTEG, x.iana_id())),
+                );
             }
             t.extend(p.dh.iter().map(|x| simple(transform_type::DH, x.iana_id())));
-            ProposalSub { number: (i + 1) as u8, protocol: protocol::IKE, spi: vec![], transforms: t }
+            ProposalSub {
+                number: (i + 1) as u8,
+                protocol: protocol::IKE,
+                spi: vec![],
+                transforms: t,
+            }
         })
         .collect();
     SaPayload { proposals }
@@ -65,13 +91,22 @@ pub fn esp_sa_payload(props: &[Proposal], spi: u32, with_dh: bool) -> SaPayload 
         .map(|(i, p)| {
             let mut t: Vec<Transform> = p.encryption.iter().map(|e| encr_transform(*e)).collect();
             if p.encryption.iter().any(|e| !e.is_aead()) {
-                t.extend(p.integrity.iter().map(|x| simple(transform_type::INTEG, x.iana_id())));
+                t.extend(
+                    p.integrity
+                        .iter()
+                        .map(|x| simple(transform_type::INTEG, x.iana_id())),
+                );
             }
             if with_dh {
                 t.extend(p.dh.iter().map(|x| simple(transform_type::DH, x.iana_id())));
             }
             t.push(simple(transform_type::ESN, 0));
-            ProposalSub { number: (i + 1) as u8, protocol: protocol::ESP, spi: spi.to_be_bytes().to_vec(), transforms: t }
+            ProposalSub {
+                number: (i + 1) as u8,
+                protocol: protocol::ESP,
+                spi: spi.to_be_bytes().to_vec(),
+                transforms: t,
+            }
         })
         .collect();
     SaPayload { proposals }
@@ -103,10 +138,18 @@ struct Offered {
 
 fn offered(p: &ProposalSub) -> Offered {
     Offered {
-        enc: of_kind(p, transform_type::ENCR).filter_map(enc_of).collect(),
-        integ: of_kind(p, transform_type::INTEG).filter_map(|t| Integrity::from_iana(t.id)).collect(),
-        prf: of_kind(p, transform_type::PRF).filter_map(|t| Prf::from_iana(t.id)).collect(),
-        dh: of_kind(p, transform_type::DH).filter_map(|t| DhGroup::from_iana(t.id)).collect(),
+        enc: of_kind(p, transform_type::ENCR)
+            .filter_map(enc_of)
+            .collect(),
+        integ: of_kind(p, transform_type::INTEG)
+            .filter_map(|t| Integrity::from_iana(t.id))
+            .collect(),
+        prf: of_kind(p, transform_type::PRF)
+            .filter_map(|t| Prf::from_iana(t.id))
+            .collect(),
+        dh: of_kind(p, transform_type::DH)
+            .filter_map(|t| DhGroup::from_iana(t.id))
+            .collect(),
         esn: of_kind(p, transform_type::ESN).map(|t| t.id).collect(),
     }
 }
@@ -124,7 +167,12 @@ fn ike_match(ours: &Proposal, p: &ProposalSub) -> Option<IkeSuite> {
     };
     let prf = pick(&ours.prf, &o.prf, true)??;
     let dh = pick(&ours.dh, &o.dh, true)??;
-    Some(IkeSuite { encryption, integrity, prf, dh })
+    Some(IkeSuite {
+        encryption,
+        integrity,
+        prf,
+        dh,
+    })
 }
 
 /// Responder: chooses from the peer's IKE proposals, preferring our order.
@@ -160,8 +208,16 @@ fn esp_match_pfs(ours: &Proposal, p: &ProposalSub, pfs: bool) -> Option<ChildSui
     if !o.esn.is_empty() && !o.esn.contains(&0) {
         return None;
     }
-    let dh = if pfs { Some(pick(&ours.dh, &o.dh, true)??) } else { None };
-    Some(ChildSuite { encryption, integrity, dh })
+    let dh = if pfs {
+        Some(pick(&ours.dh, &o.dh, true)??)
+    } else {
+        None
+    };
+    Some(ChildSuite {
+        encryption,
+        integrity,
+        dh,
+    })
 }
 
 /// Responder: chooses from the peer's ESP proposals (DH transforms ignored, as in IKE_AUTH).
@@ -180,7 +236,11 @@ pub fn select_esp(ours: &[Proposal], theirs: &SaPayload) -> Option<(u8, ChildSui
 
 /// Responder of a CREATE_CHILD_SA: like [`select_esp`], and with `pfs` (the request carried
 /// KE) the DH group is negotiated too.
-pub fn select_esp_pfs(ours: &[Proposal], theirs: &SaPayload, pfs: bool) -> Option<(u8, ChildSuite, u32)> {
+pub fn select_esp_pfs(
+    ours: &[Proposal],
+    theirs: &SaPayload,
+    pfs: bool,
+) -> Option<(u8, ChildSuite, u32)> {
     for op in ours {
         for tp in &theirs.proposals {
             if let Some(s) = esp_match_pfs(op, tp, pfs) {
@@ -194,12 +254,22 @@ pub fn select_esp_pfs(ours: &[Proposal], theirs: &SaPayload, pfs: bool) -> Optio
 
 /// The single-proposal SA payload a responder returns for an IKE selection.
 pub fn ike_reply(number: u8, s: &IkeSuite) -> SaPayload {
-    let mut t = vec![encr_transform(s.encryption), simple(transform_type::PRF, s.prf.iana_id())];
+    let mut t = vec![
+        encr_transform(s.encryption),
+        simple(transform_type::PRF, s.prf.iana_id()),
+    ];
     if let Some(i) = s.integrity {
         t.push(simple(transform_type::INTEG, i.iana_id()));
     }
     t.push(simple(transform_type::DH, s.dh.iana_id()));
-    SaPayload { proposals: vec![ProposalSub { number, protocol: protocol::IKE, spi: vec![], transforms: t }] }
+    SaPayload {
+        proposals: vec![ProposalSub {
+            number,
+            protocol: protocol::IKE,
+            spi: vec![],
+            transforms: t,
+        }],
+    }
 }
 
 /// IKE SA rekey: the reply proposal carrying our new 8-octet SPI.
@@ -219,13 +289,22 @@ pub fn esp_reply(number: u8, s: &ChildSuite, spi: u32) -> SaPayload {
         t.push(simple(transform_type::DH, d.iana_id()));
     }
     t.push(simple(transform_type::ESN, 0));
-    SaPayload { proposals: vec![ProposalSub { number, protocol: protocol::ESP, spi: spi.to_be_bytes().to_vec(), transforms: t }] }
+    SaPayload {
+        proposals: vec![ProposalSub {
+            number,
+            protocol: protocol::ESP,
+            spi: spi.to_be_bytes().to_vec(),
+            transforms: t,
+        }],
+    }
 }
 
 /// Initiator: checks the responder chose exactly one proposal, one transform per type, all
 /// offered by us in that proposal.
 pub fn accept_ike(ours: &[Proposal], reply: &SaPayload) -> Option<IkeSuite> {
-    let [p] = reply.proposals.as_slice() else { return None };
+    let [p] = reply.proposals.as_slice() else {
+        return None;
+    };
     if p.protocol != protocol::IKE {
         return None;
     }
@@ -243,7 +322,9 @@ pub fn accept_ike(ours: &[Proposal], reply: &SaPayload) -> Option<IkeSuite> {
 
 /// Initiator: validates the responder's ESP choice; returns suite and the peer's inbound SPI.
 pub fn accept_esp(ours: &[Proposal], reply: &SaPayload) -> Option<(ChildSuite, u32)> {
-    let [p] = reply.proposals.as_slice() else { return None };
+    let [p] = reply.proposals.as_slice() else {
+        return None;
+    };
     let o = offered(p);
     if o.enc.len() != 1 || o.integ.len() > 1 {
         return None;
@@ -266,14 +347,26 @@ pub fn describe(sa: &SaPayload) -> Vec<String> {
                 protocol::AH => "AH",
                 _ => "?",
             };
-            let mut known = Proposal { encryption: vec![], integrity: vec![], prf: vec![], dh: vec![], esn: false };
+            let mut known = Proposal {
+                encryption: vec![],
+                integrity: vec![],
+                prf: vec![],
+                dh: vec![],
+                esn: false,
+            };
             let mut unknown: Vec<String> = vec![];
             for t in &p.transforms {
                 let ok = match t.kind {
                     transform_type::ENCR => enc_of(t).map(|e| known.encryption.push(e)).is_some(),
-                    transform_type::INTEG => Integrity::from_iana(t.id).map(|i| known.integrity.push(i)).is_some(),
-                    transform_type::PRF => Prf::from_iana(t.id).map(|x| known.prf.push(x)).is_some(),
-                    transform_type::DH => DhGroup::from_iana(t.id).map(|x| known.dh.push(x)).is_some(),
+                    transform_type::INTEG => Integrity::from_iana(t.id)
+                        .map(|i| known.integrity.push(i))
+                        .is_some(),
+                    transform_type::PRF => {
+                        Prf::from_iana(t.id).map(|x| known.prf.push(x)).is_some()
+                    }
+                    transform_type::DH => {
+                        DhGroup::from_iana(t.id).map(|x| known.dh.push(x)).is_some()
+                    }
                     transform_type::ESN => {
                         known.esn |= t.id == 1;
                         t.id <= 1

@@ -20,42 +20,96 @@ fn attribute() -> impl Strategy<Value = Attribute> {
 }
 
 fn transform() -> impl Strategy<Value = Transform> {
-    (1u8..6, any::<u16>(), proptest::collection::vec(attribute(), 0..3)).prop_map(|(kind, id, attributes)| Transform { kind, id, attributes })
+    (
+        1u8..6,
+        any::<u16>(),
+        proptest::collection::vec(attribute(), 0..3),
+    )
+        .prop_map(|(kind, id, attributes)| Transform {
+            kind,
+            id,
+            attributes,
+        })
 }
 
 fn proposal_sub() -> impl Strategy<Value = ProposalSub> {
-    (any::<u8>(), 1u8..4, prop_oneof![Just(0usize), Just(4), Just(8)], proptest::collection::vec(transform(), 0..6), any::<[u8; 8]>()).prop_map(|(number, protocol, spi_len, transforms, spi)| ProposalSub {
-        number,
-        protocol,
-        spi: spi[..spi_len].to_vec(),
-        transforms,
-    })
+    (
+        any::<u8>(),
+        1u8..4,
+        prop_oneof![Just(0usize), Just(4), Just(8)],
+        proptest::collection::vec(transform(), 0..6),
+        any::<[u8; 8]>(),
+    )
+        .prop_map(|(number, protocol, spi_len, transforms, spi)| ProposalSub {
+            number,
+            protocol,
+            spi: spi[..spi_len].to_vec(),
+            transforms,
+        })
 }
 
 fn ts_entry() -> impl Strategy<Value = TsEntry> {
-    (any::<bool>(), any::<u8>(), any::<u16>(), any::<u16>(), any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(v6, protocol, start_port, end_port, s, e)| {
-        let n = if v6 { 16 } else { 4 };
-        TsEntry { ts_type: if v6 { 8 } else { 7 }, protocol, start_port, end_port, start: s[..n].to_vec(), end: e[..n].to_vec() }
-    })
+    (
+        any::<bool>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<[u8; 16]>(),
+        any::<[u8; 16]>(),
+    )
+        .prop_map(|(v6, protocol, start_port, end_port, s, e)| {
+            let n = if v6 { 16 } else { 4 };
+            TsEntry {
+                ts_type: if v6 { 8 } else { 7 },
+                protocol,
+                start_port,
+                end_port,
+                start: s[..n].to_vec(),
+                end: e[..n].to_vec(),
+            }
+        })
 }
 
 fn body() -> impl Strategy<Value = PayloadBody> {
     prop_oneof![
-        proptest::collection::vec(proposal_sub(), 1..4).prop_map(|proposals| PayloadBody::Sa(SaPayload { proposals })),
-        (any::<u16>(), bytes(100)).prop_map(|(group, data)| PayloadBody::Ke(KePayload { group, data })),
-        (any::<u8>(), bytes(40)).prop_map(|(id_type, data)| PayloadBody::IdI(IdPayload { id_type, data })),
-        (any::<u8>(), bytes(40)).prop_map(|(id_type, data)| PayloadBody::IdR(IdPayload { id_type, data })),
-        (any::<u8>(), bytes(64)).prop_map(|(method, data)| PayloadBody::Auth(AuthPayload { method, data })),
+        proptest::collection::vec(proposal_sub(), 1..4)
+            .prop_map(|proposals| PayloadBody::Sa(SaPayload { proposals })),
+        (any::<u16>(), bytes(100))
+            .prop_map(|(group, data)| PayloadBody::Ke(KePayload { group, data })),
+        (any::<u8>(), bytes(40))
+            .prop_map(|(id_type, data)| PayloadBody::IdI(IdPayload { id_type, data })),
+        (any::<u8>(), bytes(40))
+            .prop_map(|(id_type, data)| PayloadBody::IdR(IdPayload { id_type, data })),
+        (any::<u8>(), bytes(64))
+            .prop_map(|(method, data)| PayloadBody::Auth(AuthPayload { method, data })),
         bytes(64).prop_map(PayloadBody::Nonce),
-        (any::<u8>(), bytes(8), any::<u16>(), bytes(40)).prop_map(|(protocol, spi, kind, data)| PayloadBody::Notify(NotifyPayload { protocol, spi, kind, data })),
-        (any::<u8>(), 0u8..9, 0usize..4, any::<[u8; 32]>()).prop_map(|(protocol, spi_size, n, raw)| {
-            let spis = (0..n).map(|i| raw[i * spi_size as usize % 24..][..spi_size as usize].to_vec()).collect();
-            PayloadBody::Delete(DeletePayload { protocol, spi_size, spis })
+        (any::<u8>(), bytes(8), any::<u16>(), bytes(40)).prop_map(|(protocol, spi, kind, data)| {
+            PayloadBody::Notify(NotifyPayload {
+                protocol,
+                spi,
+                kind,
+                data,
+            })
         }),
+        (any::<u8>(), 0u8..9, 0usize..4, any::<[u8; 32]>()).prop_map(
+            |(protocol, spi_size, n, raw)| {
+                let spis = (0..n)
+                    .map(|i| raw[i * spi_size as usize % 24..][..spi_size as usize].to_vec())
+                    .collect();
+                PayloadBody::Delete(DeletePayload {
+                    protocol,
+                    spi_size,
+                    spis,
+                })
+            }
+        ),
         bytes(40).prop_map(PayloadBody::VendorId),
-        proptest::collection::vec(ts_entry(), 0..4).prop_map(|selectors| PayloadBody::TsI(TsPayload { selectors })),
-        proptest::collection::vec(ts_entry(), 0..4).prop_map(|selectors| PayloadBody::TsR(TsPayload { selectors })),
-        (prop_oneof![1u8..33, 49u8..53, 54u8..=255], bytes(40)).prop_map(|(kind, data)| PayloadBody::Other { kind, data }),
+        proptest::collection::vec(ts_entry(), 0..4)
+            .prop_map(|selectors| PayloadBody::TsI(TsPayload { selectors })),
+        proptest::collection::vec(ts_entry(), 0..4)
+            .prop_map(|selectors| PayloadBody::TsR(TsPayload { selectors })),
+        (prop_oneof![1u8..33, 49u8..53, 54u8..=255], bytes(40))
+            .prop_map(|(kind, data)| PayloadBody::Other { kind, data }),
     ]
 }
 
@@ -67,23 +121,57 @@ fn payload() -> impl Strategy<Value = Payload> {
 }
 
 fn message() -> impl Strategy<Value = Message> {
-    (any::<u64>(), any::<u64>(), any::<u8>(), any::<u8>(), any::<u32>(), proptest::collection::vec(payload(), 0..6), proptest::option::of((33u8..46, bytes(64))))
-        .prop_map(|(spi_i, spi_r, exchange, fl, message_id, mut payloads, sk)| {
-            if let Some((first_inner, data)) = sk {
-                payloads.push(Payload::new(PayloadBody::Sk(SkPayload { first_inner, data })));
-            }
-            let mut m = Message { header: Header { spi_i, spi_r, next_payload: 0, version: 0x20, exchange, flags: fl, message_id, length: 0 }, payloads };
-            let enc = m.encode();
-            m.header.next_payload = enc[16];
-            m.header.length = enc.len() as u32;
-            m
-        })
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u8>(),
+        any::<u8>(),
+        any::<u32>(),
+        proptest::collection::vec(payload(), 0..6),
+        proptest::option::of((33u8..46, bytes(64))),
+    )
+        .prop_map(
+            |(spi_i, spi_r, exchange, fl, message_id, mut payloads, sk)| {
+                if let Some((first_inner, data)) = sk {
+                    payloads.push(Payload::new(PayloadBody::Sk(SkPayload {
+                        first_inner,
+                        data,
+                    })));
+                }
+                let mut m = Message {
+                    header: Header {
+                        spi_i,
+                        spi_r,
+                        next_payload: 0,
+                        version: 0x20,
+                        exchange,
+                        flags: fl,
+                        message_id,
+                        length: 0,
+                    },
+                    payloads,
+                };
+                let enc = m.encode();
+                m.header.next_payload = enc[16];
+                m.header.length = enc.len() as u32;
+                m
+            },
+        )
 }
 
 fn suite() -> impl Strategy<Value = IkeSuite> {
     (0usize..4, 0usize..3, 0usize..3).prop_map(|(e, i, p)| {
         let encryption = Encryption::ALL[e];
-        IkeSuite { encryption, integrity: if encryption.is_aead() { None } else { Some(Integrity::ALL[i]) }, prf: Prf::ALL[p], dh: DhGroup::Ecp256 }
+        IkeSuite {
+            encryption,
+            integrity: if encryption.is_aead() {
+                None
+            } else {
+                Some(Integrity::ALL[i])
+            },
+            prf: Prf::ALL[p],
+            dh: DhGroup::Ecp256,
+        }
     })
 }
 
@@ -162,7 +250,16 @@ proptest! {
 
 #[test]
 fn proposal_strings_from_the_brief() {
-    for s in ["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048", "aes128-sha1-modp1024", "aes256-sha384-ecp384", "aes128gcm16-prfsha256-curve25519", "aes256-sha256-modp2048s256", "aes256gcm16-ecp384", "aes256gcm16"] {
+    for s in [
+        "aes256gcm16-prfsha384-ecp384",
+        "aes256-sha256-modp2048",
+        "aes128-sha1-modp1024",
+        "aes256-sha384-ecp384",
+        "aes128gcm16-prfsha256-curve25519",
+        "aes256-sha256-modp2048s256",
+        "aes256gcm16-ecp384",
+        "aes256gcm16",
+    ] {
         let p: Proposal = s.parse().unwrap();
         assert_eq!(p.to_string(), s);
     }
@@ -171,22 +268,53 @@ fn proposal_strings_from_the_brief() {
     assert_eq!(p.encryption, vec![Encryption::AesCbc256]);
     let esp: Proposal = "aes256gcm16-ecp384".parse().unwrap();
     assert_eq!(esp.dh, vec![DhGroup::Ecp384]);
-    assert!("aes256gcm128".parse::<Proposal>().is_err(), "gcm128 is not an alias here");
+    assert!(
+        "aes256gcm128".parse::<Proposal>().is_err(),
+        "gcm128 is not an alias here"
+    );
     assert!("aes256gcm16-sha256".parse::<Proposal>().is_err());
     assert!("3des-md5".parse::<Proposal>().is_err());
-    assert!("aes256gcm16-ecp384".parse::<Proposal>().unwrap().validate_ike().is_err(), "IKE GCM needs a PRF");
+    assert!(
+        "aes256gcm16-ecp384"
+            .parse::<Proposal>()
+            .unwrap()
+            .validate_ike()
+            .is_err(),
+        "IKE GCM needs a PRF"
+    );
 }
 
 #[test]
 fn unknown_critical_payload_is_rejected_and_non_critical_skipped() {
     // Header + one unknown payload type 200 (next 0, flags, length 8, 4 octets body).
-    let mut m = Message { header: Header { spi_i: 1, spi_r: 2, next_payload: 0, version: 0x20, exchange: 37, flags: 8, message_id: 1, length: 0 }, payloads: vec![Payload::new(PayloadBody::Other { kind: 200, data: vec![1, 2, 3, 4] }), Payload::new(PayloadBody::Nonce(vec![9; 16]))] };
+    let mut m = Message {
+        header: Header {
+            spi_i: 1,
+            spi_r: 2,
+            next_payload: 0,
+            version: 0x20,
+            exchange: 37,
+            flags: 8,
+            message_id: 1,
+            length: 0,
+        },
+        payloads: vec![
+            Payload::new(PayloadBody::Other {
+                kind: 200,
+                data: vec![1, 2, 3, 4],
+            }),
+            Payload::new(PayloadBody::Nonce(vec![9; 16])),
+        ],
+    };
     let enc = m.encode();
     let d = Message::decode(&enc).unwrap();
     assert_eq!(d.payloads.len(), 2);
     let mut crit = enc.clone();
     crit[29] = 0x80;
-    assert_eq!(Message::decode(&crit).unwrap_err(), ike::DecodeError::UnsupportedCriticalPayload(200));
+    assert_eq!(
+        Message::decode(&crit).unwrap_err(),
+        ike::DecodeError::UnsupportedCriticalPayload(200)
+    );
     m.payloads.clear();
     assert_eq!(Message::decode(&m.encode()).unwrap().payloads.len(), 0);
 }

@@ -3,7 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ike::{ConnectionConfig, DownReason, Endpoint, Event, Identity, Proposal, Psk, TrafficSelector};
+use ike::{
+    ConnectionConfig, DownReason, Endpoint, Event, Identity, Proposal, Psk, TrafficSelector,
+};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
@@ -13,7 +15,17 @@ fn ts(s: &str) -> TrafficSelector {
     TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
 }
 
-fn cfg(local: IpAddr, remote: IpAddr, lts: &[&str], rts: &[&str], ike: &str, esp: &str, psk: &str, initiate: bool) -> ConnectionConfig {
+#[allow(clippy::too_many_arguments)]
+fn cfg(
+    local: IpAddr,
+    remote: IpAddr,
+    lts: &[&str],
+    rts: &[&str],
+    ike: &str,
+    esp: &str,
+    psk: &str,
+    initiate: bool,
+) -> ConnectionConfig {
     ConnectionConfig {
         name: format!("c-{local}"),
         local_addr: local,
@@ -26,8 +38,14 @@ fn cfg(local: IpAddr, remote: IpAddr, lts: &[&str], rts: &[&str], ike: &str, esp
         psk: Psk::new(psk.as_bytes().to_vec()),
         local_ts: lts.iter().map(|s| ts(s)).collect(),
         remote_ts: rts.iter().map(|s| ts(s)).collect(),
-        ike_proposals: ike.split(',').map(|p| p.parse::<Proposal>().unwrap()).collect(),
-        esp_proposals: esp.split(',').map(|p| p.parse::<Proposal>().unwrap()).collect(),
+        ike_proposals: ike
+            .split(',')
+            .map(|p| p.parse::<Proposal>().unwrap())
+            .collect(),
+        esp_proposals: esp
+            .split(',')
+            .map(|p| p.parse::<Proposal>().unwrap())
+            .collect(),
         ike_lifetime: Duration::from_secs(3600),
         child_lifetime: Duration::from_secs(1800),
         dpd_timeout: Duration::from_secs(45),
@@ -51,7 +69,16 @@ struct Net {
 
 impl Net {
     fn new() -> Self {
-        Net { a: Endpoint::new(), b: Endpoint::new(), now: Instant::now(), ev_a: vec![], ev_b: vec![], drop: vec![], sent: 0, wire: vec![] }
+        Net {
+            a: Endpoint::new(),
+            b: Endpoint::new(),
+            now: Instant::now(),
+            ev_a: vec![],
+            ev_b: vec![],
+            drop: vec![],
+            sent: 0,
+            wire: vec![],
+        }
     }
 
     /// Moves datagrams until both sides are idle; returns number delivered.
@@ -60,7 +87,11 @@ impl Net {
         loop {
             let mut moved = false;
             for from_a in [true, false] {
-                let (src, src_ip, dst_ip) = if from_a { (&mut self.a, A, B) } else { (&mut self.b, B, A) };
+                let (src, src_ip, dst_ip) = if from_a {
+                    (&mut self.a, A, B)
+                } else {
+                    (&mut self.b, B, A)
+                };
                 let mut out = vec![];
                 while let Some(t) = src.poll_transmit() {
                     assert_eq!(t.remote.ip(), dst_ip);
@@ -75,7 +106,12 @@ impl Net {
                         continue;
                     }
                     let dst = if from_a { &mut self.b } else { &mut self.a };
-                    let _ = dst.handle_datagram(self.now, t.remote, SocketAddr::new(src_ip, t.local_port), &t.payload);
+                    let _ = dst.handle_datagram(
+                        self.now,
+                        t.remote,
+                        SocketAddr::new(src_ip, t.local_port),
+                        &t.payload,
+                    );
                     delivered += 1;
                 }
             }
@@ -97,7 +133,10 @@ impl Net {
 
     /// Advances the clock to the next timer of either side and fires it.
     fn tick(&mut self) -> bool {
-        let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+        let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         let Some(t) = next else { return false };
         if t > self.now {
             self.now = t;
@@ -111,7 +150,11 @@ impl Net {
     fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         self.pump();
-        while let Some(t) = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min() {
+        while let Some(t) = [self.a.poll_timeout(), self.b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+        {
             if t > end {
                 break;
             }
@@ -142,8 +185,32 @@ fn downs(ev: &[Event]) -> Vec<DownReason> {
 
 fn establish(ike: &str, esp: &str) -> Net {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], ike, esp, "secret", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], ike, esp, "secret", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            ike,
+            esp,
+            "secret",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            ike,
+            esp,
+            "secret",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
     n
 }
@@ -187,7 +254,11 @@ fn assert_up(n: &Net, ike_alg: &str, esp_alg: &str) {
 #[test]
 fn gcm_ecp384_azure_stack_policy() {
     let n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
-    assert_up(&n, "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384", "AES_GCM_16_256");
+    assert_up(
+        &n,
+        "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384",
+        "AES_GCM_16_256",
+    );
     // IKE_SA_INIT on 500, IKE_AUTH floated to 4500 with the non-ESP marker.
     assert_eq!(n.wire[0].1, 500);
     assert_eq!(n.wire[2].1, 4500);
@@ -197,86 +268,238 @@ fn gcm_ecp384_azure_stack_policy() {
 #[test]
 fn cbc_modp2048_sha256() {
     let n = establish("aes256-sha256-modp2048", "aes256-sha256");
-    assert_up(&n, "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "AES_CBC_256/HMAC_SHA2_256_128");
+    assert_up(
+        &n,
+        "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+        "AES_CBC_256/HMAC_SHA2_256_128",
+    );
     assert_eq!(children(&n.ev_a)[0].integ_key_in.len(), 32);
 }
 
 #[test]
 fn cbc_modp1024_sha1() {
     let n = establish("aes128-sha1-modp1024", "aes128-sha1");
-    assert_up(&n, "AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "AES_CBC_128/HMAC_SHA1_96");
+    assert_up(
+        &n,
+        "AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "AES_CBC_128/HMAC_SHA1_96",
+    );
 }
 
 #[test]
 fn cbc_sha384_ecp384() {
     let n = establish("aes256-sha384-ecp384", "aes256-sha384");
-    assert_up(&n, "AES_CBC_256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384", "AES_CBC_256/HMAC_SHA2_384_192");
+    assert_up(
+        &n,
+        "AES_CBC_256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        "AES_CBC_256/HMAC_SHA2_384_192",
+    );
 }
 
 #[test]
 fn gcm128_curve25519() {
     let n = establish("aes128gcm16-prfsha256-curve25519", "aes128gcm16");
-    assert_up(&n, "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519", "AES_GCM_16_128");
+    assert_up(
+        &n,
+        "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519",
+        "AES_GCM_16_128",
+    );
 }
 
 #[test]
 fn cbc_modp2048s256_and_ecp256() {
     let n = establish("aes256-sha256-modp2048s256", "aes128-sha256");
-    assert_up(&n, "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048_256", "AES_CBC_128/HMAC_SHA2_256_128");
+    assert_up(
+        &n,
+        "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048_256",
+        "AES_CBC_128/HMAC_SHA2_256_128",
+    );
     let n = establish("aes128-sha256-ecp256", "aes256gcm16");
-    assert_up(&n, "AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256", "AES_GCM_16_256");
+    assert_up(
+        &n,
+        "AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256",
+        "AES_GCM_16_256",
+    );
 }
 
 #[test]
 fn invalid_ke_retry_uses_responder_group() {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "secret", false), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            false,
+        ),
+        n.now,
+    );
     // Initiator's first KE is curve25519 but it also offers ecp384.
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-curve25519-ecp384", "aes256gcm16", "secret", true), n.now);
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-curve25519-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
-    assert_up(&n, "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384", "AES_GCM_16_256");
+    assert_up(
+        &n,
+        "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384",
+        "AES_GCM_16_256",
+    );
 }
 
 #[test]
 fn wrong_psk_reports_authentication_failed_on_both_sides() {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "right", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "wrong", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "right",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "wrong",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::AuthenticationFailed]);
     assert_eq!(downs(&n.ev_b), vec![DownReason::AuthenticationFailed]);
     assert!(children(&n.ev_a).is_empty());
     let st = &n.a.status()[0];
     assert_eq!(st.state, "down");
-    assert!(st.last_error.as_ref().unwrap().starts_with("AUTHENTICATION_FAILED"));
+    assert!(st
+        .last_error
+        .as_ref()
+        .unwrap()
+        .starts_with("AUTHENTICATION_FAILED"));
     assert!(!st.last_error.as_ref().unwrap().contains("wrong"));
 }
 
 #[test]
 fn ike_proposal_mismatch_lists_both_sides_at_responder() {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes128-sha1-modp1024", "aes256gcm16", "s", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes128-sha1-modp1024",
+            "aes256gcm16",
+            "s",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
     let da = downs(&n.ev_a);
     let db = downs(&n.ev_b);
-    assert_eq!(da, vec![DownReason::NoProposalChosen { ours: vec!["IKE:aes128-sha1-modp1024".into()], theirs: vec![] }]);
-    assert_eq!(db, vec![DownReason::NoProposalChosen { ours: vec!["IKE:aes256gcm16-prfsha384-ecp384".into()], theirs: vec!["IKE:aes128-sha1-modp1024".into()] }]);
+    assert_eq!(
+        da,
+        vec![DownReason::NoProposalChosen {
+            ours: vec!["IKE:aes128-sha1-modp1024".into()],
+            theirs: vec![]
+        }]
+    );
+    assert_eq!(
+        db,
+        vec![DownReason::NoProposalChosen {
+            ours: vec!["IKE:aes256gcm16-prfsha384-ecp384".into()],
+            theirs: vec!["IKE:aes128-sha1-modp1024".into()]
+        }]
+    );
     let text = db[0].to_string();
-    assert!(text.contains("aes256gcm16-prfsha384-ecp384") && text.contains("aes128-sha1-modp1024"), "{text}");
+    assert!(
+        text.contains("aes256gcm16-prfsha384-ecp384") && text.contains("aes128-sha1-modp1024"),
+        "{text}"
+    );
     assert!(da[0].to_string().contains("not known"));
 }
 
 #[test]
 fn esp_proposal_mismatch() {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256-sha256-modp2048", "aes256gcm16", "s", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256-sha256-modp2048", "aes128-sha1", "s", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256-sha256-modp2048",
+            "aes256gcm16",
+            "s",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256-sha256-modp2048",
+            "aes128-sha1",
+            "s",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
     let da = downs(&n.ev_a);
     let db = downs(&n.ev_b);
-    assert!(matches!(&da[..], [DownReason::NoProposalChosen { .. }]), "{da:?}");
-    assert_eq!(db, vec![DownReason::NoProposalChosen { ours: vec!["ESP:aes256gcm16".into()], theirs: vec!["ESP:aes128-sha1".into()] }]);
+    assert!(
+        matches!(&da[..], [DownReason::NoProposalChosen { .. }]),
+        "{da:?}"
+    );
+    assert_eq!(
+        db,
+        vec![DownReason::NoProposalChosen {
+            ours: vec!["ESP:aes256gcm16".into()],
+            theirs: vec!["ESP:aes128-sha1".into()]
+        }]
+    );
     assert!(children(&n.ev_a).is_empty() && children(&n.ev_b).is_empty());
     // The initiator closes the useless IKE SA.
     assert!(n.b.status()[0].ike_spi_i == 0 || n.a.status()[0].ike_spi_i == 0);
@@ -285,8 +508,32 @@ fn esp_proposal_mismatch() {
 #[test]
 fn traffic_selectors_are_narrowed_by_responder() {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.1.0/24"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.0.0.0/8"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.1.0/24"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.0.0.0/8"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
     let ca = children(&n.ev_a);
     assert_eq!(ca.len(), 1, "{:?}", n.ev_a);
@@ -297,13 +544,45 @@ fn traffic_selectors_are_narrowed_by_responder() {
 #[test]
 fn disjoint_traffic_selectors_are_unacceptable() {
     let mut n = Net::new();
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.9.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.9.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            true,
+        ),
+        n.now,
+    );
     n.pump();
-    assert!(matches!(&downs(&n.ev_a)[..], [DownReason::TsUnacceptable { .. }]));
+    assert!(matches!(
+        &downs(&n.ev_a)[..],
+        [DownReason::TsUnacceptable { .. }]
+    ));
     let db = downs(&n.ev_b);
-    let DownReason::TsUnacceptable { ours, theirs } = &db[0] else { panic!("{db:?}") };
-    assert!(ours.contains("10.1.0.0/16") && theirs.contains("10.9.0.0/16"), "{ours} / {theirs}");
+    let DownReason::TsUnacceptable { ours, theirs } = &db[0] else {
+        panic!("{db:?}")
+    };
+    assert!(
+        ours.contains("10.1.0.0/16") && theirs.contains("10.9.0.0/16"),
+        "{ours} / {theirs}"
+    );
 }
 
 #[test]
@@ -311,10 +590,38 @@ fn retransmission_recovers_from_lost_datagrams() {
     let mut n = Net::new();
     // Lose the first IKE_SA_INIT request and the first IKE_AUTH response.
     n.drop = vec![0, 4];
-    n.b.add_connection(cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", false), n.now);
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            true,
+        ),
+        n.now,
+    );
     n.run_for(Duration::from_secs(5));
-    assert_up(&n, "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384", "AES_GCM_16_256");
+    assert_up(
+        &n,
+        "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384",
+        "AES_GCM_16_256",
+    );
 }
 
 #[test]
@@ -323,7 +630,13 @@ fn duplicate_request_gets_cached_response() {
     // Replay the IKE_AUTH request (third datagram) to the responder.
     let (_, port, req) = n.wire[2].clone();
     let before = n.sent;
-    n.b.handle_datagram(n.now, SocketAddr::new(B, 4500), SocketAddr::new(A, port), &req).unwrap();
+    n.b.handle_datagram(
+        n.now,
+        SocketAddr::new(B, 4500),
+        SocketAddr::new(A, port),
+        &req,
+    )
+    .unwrap();
     let t = n.b.poll_transmit().expect("cached response resent");
     assert_eq!(t.payload, n.wire[3].2);
     assert_eq!(before, n.sent);
@@ -333,7 +646,19 @@ fn duplicate_request_gets_cached_response() {
 #[test]
 fn unreachable_peer_gives_up_with_backoff() {
     let mut n = Net::new();
-    n.a.add_connection(cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s", true), n.now);
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            true,
+        ),
+        n.now,
+    );
     let start = n.now;
     let mut sends = vec![];
     loop {
@@ -363,9 +688,16 @@ fn delete_tears_down_both_sides() {
     let now = n.now;
     n.a.remove_connection(0, now);
     n.pump();
-    let del_a: Vec<_> = n.ev_a.iter().filter(|e| matches!(e, Event::ChildSaDeleted { .. })).collect();
+    let del_a: Vec<_> = n
+        .ev_a
+        .iter()
+        .filter(|e| matches!(e, Event::ChildSaDeleted { .. }))
+        .collect();
     assert_eq!(del_a.len(), 1);
-    assert!(n.ev_b.iter().any(|e| matches!(e, Event::ChildSaDeleted { .. })));
+    assert!(n
+        .ev_b
+        .iter()
+        .any(|e| matches!(e, Event::ChildSaDeleted { .. })));
     assert_eq!(downs(&n.ev_b), vec![DownReason::DeletedByPeer]);
     assert_eq!(n.b.status()[0].state, "down");
     assert!(n.a.status().is_empty());
@@ -381,7 +713,10 @@ fn liveness_check_answered_and_dead_peer_detected() {
     // Now B goes silent: everything from A is lost.
     n.drop = (n.sent..n.sent + 1000).collect();
     n.run_for(Duration::from_secs(80));
-    assert!(downs(&n.ev_a).contains(&DownReason::DpdTimeout) || downs(&n.ev_b).contains(&DownReason::DpdTimeout));
+    assert!(
+        downs(&n.ev_a).contains(&DownReason::DpdTimeout)
+            || downs(&n.ev_b).contains(&DownReason::DpdTimeout)
+    );
 }
 
 #[test]
@@ -389,12 +724,21 @@ fn garbage_is_dropped_and_counted() {
     let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
     let local = SocketAddr::new(B, 4500);
     let remote = SocketAddr::new(A, 4500);
-    assert!(n.b.handle_datagram(n.now, local, remote, &[1, 2, 3, 4, 5]).is_err());
-    assert!(n.b.handle_datagram(n.now, local, remote, &[0, 0, 0, 0, 1]).is_err());
+    assert!(n
+        .b
+        .handle_datagram(n.now, local, remote, &[1, 2, 3, 4, 5])
+        .is_err());
+    assert!(n
+        .b
+        .handle_datagram(n.now, local, remote, &[0, 0, 0, 0, 1])
+        .is_err());
     let mut tampered = n.wire[2].2.clone();
     let l = tampered.len();
     tampered[l - 1] ^= 1;
-    assert!(n.b.handle_datagram(n.now, local, remote, &tampered).is_err());
+    assert!(n
+        .b
+        .handle_datagram(n.now, local, remote, &tampered)
+        .is_err());
     assert!(n.b.dropped() >= 3);
     assert_eq!(n.b.status()[0].state, "established");
 }
@@ -408,20 +752,45 @@ fn responder_initiated_delete_and_liveness() {
     n.now = now + Duration::from_secs(16);
     let sent_before = n.sent;
     n.pump();
-    assert_eq!(n.sent, sent_before + 2, "responder's DPD request answered by the initiator");
+    assert_eq!(
+        n.sent,
+        sent_before + 2,
+        "responder's DPD request answered by the initiator"
+    );
     assert_eq!(n.a.dropped() + n.b.dropped(), 0);
     let now = n.now;
     n.b.remove_connection(0, now);
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
-    assert!(n.ev_a.iter().any(|e| matches!(e, Event::ChildSaDeleted { .. })));
+    assert!(n
+        .ev_a
+        .iter()
+        .any(|e| matches!(e, Event::ChildSaDeleted { .. })));
     assert_eq!(n.a.dropped(), 0);
 }
 
 fn establish_with_lifetimes(ike: &str, esp: &str, ike_life: u64, child_life: u64) -> Net {
     let mut n = Net::new();
-    let mut cb = cfg(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], ike, esp, "secret", false);
-    let mut ca = cfg(A, B, &["10.1.0.0/16"], &["10.2.0.0/16"], ike, esp, "secret", true);
+    let mut cb = cfg(
+        B,
+        A,
+        &["10.2.0.0/16"],
+        &["10.1.0.0/16"],
+        ike,
+        esp,
+        "secret",
+        false,
+    );
+    let mut ca = cfg(
+        A,
+        B,
+        &["10.1.0.0/16"],
+        &["10.2.0.0/16"],
+        ike,
+        esp,
+        "secret",
+        true,
+    );
     for c in [&mut ca, &mut cb] {
         c.ike_lifetime = Duration::from_secs(ike_life);
         c.child_lifetime = Duration::from_secs(child_life);
@@ -447,13 +816,28 @@ fn live(ev: &[Event]) -> Vec<ike::ChildSaKeys> {
 
 #[test]
 fn child_and_ike_rekeys_keep_the_tunnel_up() {
-    for (ike, esp, pfs) in [("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384", Some(ike::DhGroup::Ecp384)), ("aes128-sha256-modp2048", "aes128-sha1", None)] {
+    for (ike, esp, pfs) in [
+        (
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16-ecp384",
+            Some(ike::DhGroup::Ecp384),
+        ),
+        ("aes128-sha256-modp2048", "aes128-sha1", None),
+    ] {
         let mut n = establish_with_lifetimes(ike, esp, 50, 20);
         let spi0 = n.a.status()[0].ike_spi_i;
         n.run_for(Duration::from_secs(130));
-        assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(), "{:?} {:?}", n.ev_a, n.ev_b);
+        assert!(
+            downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(),
+            "{:?} {:?}",
+            n.ev_a,
+            n.ev_b
+        );
         let installs = children(&n.ev_a).len();
-        assert!(installs >= 6, "at least one Child rekey per ~17-19 s: {installs}");
+        assert!(
+            installs >= 6,
+            "at least one Child rekey per ~17-19 s: {installs}"
+        );
         assert_eq!(children(&n.ev_b).len(), installs);
         let la = live(&n.ev_a);
         let lb = live(&n.ev_b);

@@ -59,7 +59,10 @@ fn check(text: &str, ike_proposal: &str, esp: (Encryption, Option<Integrity>)) {
         })
         .unwrap();
     let suite: IkeSuite = proposal::accept_ike(&ours, &sa).expect("selected proposal is ours");
-    assert_eq!(*crypto::skeyseed(suite.prf, &ni, &nr, &v["shared"]), v["skeyseed"]);
+    assert_eq!(
+        *crypto::skeyseed(suite.prf, &ni, &nr, &v["shared"]),
+        v["skeyseed"]
+    );
     let k = crypto::derive_ike_keys(suite, &v["shared"], &ni, &nr, spi_i, spi_r);
     assert_eq!(*k.sk_d, v["sk_d"]);
     assert_eq!(*k.sk_ei, v["sk_ei"]);
@@ -75,9 +78,16 @@ fn check(text: &str, ike_proposal: &str, esp: (Encryption, Option<Integrity>)) {
     // AUTH: octets = message | peer nonce | prf(SK_p, IDx').
     let pl = prf_len_of(suite.prf);
     for (idx, (octets, auth, id)) in sets.iter().enumerate() {
-        let (msg, sk_p, peer_nonce) = if idx == 0 { (&m1_bytes, &k.sk_pi, &nr) } else { (&m2_bytes, &k.sk_pr, &ni) };
+        let (msg, sk_p, peer_nonce) = if idx == 0 {
+            (&m1_bytes, &k.sk_pi, &nr)
+        } else {
+            (&m2_bytes, &k.sk_pr, &ni)
+        };
         assert_eq!(&octets[msg.len()..octets.len() - pl], &peer_nonce[..]);
-        assert_eq!(&octets[octets.len() - pl..], &crypto::prf(suite.prf, sk_p, &[id])[..]);
+        assert_eq!(
+            &octets[octets.len() - pl..],
+            &crypto::prf(suite.prf, sk_p, &[id])[..]
+        );
         let ours = crypto::psk_auth(suite.prf, &v["psk"], msg, peer_nonce, sk_p, id);
         assert_eq!(*ours, *auth, "AUTH {idx}");
     }
@@ -92,10 +102,18 @@ fn check(text: &str, ike_proposal: &str, esp: (Encryption, Option<Integrity>)) {
 
 #[test]
 fn strongswan_gcm_ecp384_we_initiate() {
-    check(include_str!("vectors/strongswan-gcm-ecp384.txt"), "aes256gcm16-prfsha384-ecp384", (Encryption::AesGcm16_256, None));
+    check(
+        include_str!("vectors/strongswan-gcm-ecp384.txt"),
+        "aes256gcm16-prfsha384-ecp384",
+        (Encryption::AesGcm16_256, None),
+    );
 }
 
 #[test]
 fn strongswan_cbc_modp2048_strongswan_initiates() {
-    check(include_str!("vectors/strongswan-cbc-modp2048.txt"), "aes256-sha256-modp2048", (Encryption::AesCbc256, Some(Integrity::HmacSha256_128)));
+    check(
+        include_str!("vectors/strongswan-cbc-modp2048.txt"),
+        "aes256-sha256-modp2048",
+        (Encryption::AesCbc256, Some(Integrity::HmacSha256_128)),
+    );
 }
