@@ -127,7 +127,7 @@ fn modp_groups_agree_and_reject_degenerate_values() {
             a.agree(&[0xff; 256][..g.public_len()]).is_err(),
             ">= p rejected"
         );
-        assert!(a.agree(&vec![0x01; 10]).is_err(), "wrong length rejected");
+        assert!(a.agree(&[0x01; 10]).is_err(), "wrong length rejected");
     }
     // Group 2 with fixed exponents: 2^1 = 2, and (2^3)^5 = (2^5)^3 = 2^15.
     let x = DhPrivate::from_private(DhGroup::Modp1024, &[3]).unwrap();
