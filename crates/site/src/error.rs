@@ -88,6 +88,9 @@ pub enum SiteError {
     /// The site changed between plan and apply.
     #[error("the plan for deployment {deployment:?} is stale: the site changed since it was planned; plan again")]
     StalePlan { deployment: String },
+    /// The resource cannot be deleted while others refer to it (ARM's InUse errors).
+    #[error("{id} is in use by {users}; delete those first")]
+    InUse { id: String, users: String },
     /// No resource with that id exists in the site.
     #[error("no resource {0} in this site")]
     NoSuchResource(String),

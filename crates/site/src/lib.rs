@@ -475,6 +475,37 @@ impl Site {
         Ok(record)
     }
 
+    /// Deletes one resource (like ARM's DELETE), refusing while another resource refers to it
+    /// or to one of its subnets. Returns what was deleted, so the lab can tear it down.
+    pub fn delete_resource(&mut self, resource_id: &str) -> Result<Resource, SiteError> {
+        let store = self.store()?;
+        let (generation, resources) = store.snapshot()?;
+        let target = resources
+            .iter()
+            .find(|r| same_id(r.id(), resource_id))
+            .cloned()
+            .ok_or_else(|| SiteError::NoSuchResource(resource_id.to_string()))?;
+        let prefix = format!("{}/", target.id().to_ascii_lowercase());
+        let users: Vec<String> = resources
+            .iter()
+            .filter(|r| !same_id(r.id(), target.id()))
+            .filter(|r| {
+                r.references()
+                    .iter()
+                    .any(|(_, t)| same_id(t, target.id()) || t.to_ascii_lowercase().starts_with(&prefix))
+            })
+            .map(|r| format!("{} '{}'", r.resource_type(), r.name()))
+            .collect();
+        if !users.is_empty() {
+            return Err(SiteError::InUse {
+                id: target.id().to_string(),
+                users: users.join(", "),
+            });
+        }
+        store.delete(generation, target.id())?;
+        Ok(target)
+    }
+
     /// Sets a resource's realization state (the lab calls this as it realizes or fails).
     pub fn set_provisioning_state(&mut self, resource_id: &str, state: ProvisioningState) -> Result<(), SiteError> {
         self.store()?.set_state(resource_id, state)

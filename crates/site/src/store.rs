@@ -77,7 +77,10 @@ impl Store {
                 .write(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| SiteError::Io { path: path.display().to_string(), source: e })?;
+                .map_err(|e| SiteError::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                })?;
         }
         let started = Instant::now();
         let db = loop {
@@ -87,7 +90,10 @@ impl Store {
                 Err(e) => return Err(SiteError::store(path, e)),
             }
         };
-        let store = Store { path: path.to_path_buf(), db };
+        let store = Store {
+            path: path.to_path_buf(),
+            db,
+        };
         if create {
             let tx = store.db.begin_write().map_err(|e| store.err(e))?;
             for t in [META, RESOURCES, SECRETS, DEPLOYMENTS] {
@@ -220,6 +226,33 @@ impl Store {
             let bytes = self.encode(c.deployment)?;
             dep.insert(key(c.deployment_name).as_str(), bytes.as_slice())
                 .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Removes one resource if the configuration did not change since `base_generation`.
+    pub fn delete(&self, base_generation: u64, id: &str) -> Result<(), SiteError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            let current: u64 = match meta.get(GENERATION_KEY).map_err(|e| self.err(e))? {
+                Some(v) => self.decode("generation", v.value())?,
+                None => 0,
+            };
+            if current != base_generation {
+                return Err(SiteError::StalePlan {
+                    deployment: format!("delete {id}"),
+                });
+            }
+            let next = self.encode(&(current + 1))?;
+            meta.insert(GENERATION_KEY, next.as_slice()).map_err(|e| self.err(e))?;
+            let k = key(id);
+            let mut res = tx.open_table(RESOURCES).map_err(|e| self.err(e))?;
+            if res.remove(k.as_str()).map_err(|e| self.err(e))?.is_none() {
+                return Err(SiteError::NoSuchResource(id.to_string()));
+            }
+            let mut sec = tx.open_table(SECRETS).map_err(|e| self.err(e))?;
+            sec.remove(k.as_str()).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

@@ -17,7 +17,11 @@ fn base() -> Value {
         "properties": {"hardwareProfile": {"vmSize": "A1"}, "osProfile": {"adminPassword": "x"},
                        "networkProfile": {"networkInterfaces": [{"id": "[resourceId('Microsoft.Network/networkInterfaces', 'n1')]"}]}}});
     json!([
-        vnet("vnet1", &["10.1.0.0/16"], &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]),
+        vnet(
+            "vnet1",
+            &["10.1.0.0/16"],
+            &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]
+        ),
         pip("p1"),
         pip("p2"),
         nic("n1", "vnet1", "default", None),

@@ -468,5 +468,33 @@ fn database_file_is_private_and_reads_do_not_write() {
         t.site.resources().unwrap();
         t.site.deployments().unwrap();
     }
-    assert!(std::fs::read(&path).unwrap() == before, "reading a site must not modify its database");
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "reading a site must not modify its database"
+    );
+}
+
+#[test]
+fn delete_refuses_resources_in_use() {
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(network()), Default::default(), "net").unwrap();
+    let vnet = t.site.resource_id("Microsoft.Network/virtualNetworks", "vnet1");
+    let e = t.site.delete_resource(&vnet).unwrap_err().to_string();
+    assert!(e.contains("is in use by Microsoft.Network/networkInterfaces 'nic1'"), "{e}");
+    let vm = t.site.resource_id("Microsoft.Compute/virtualMachines", "vm1");
+    let nic1 = t.site.resource_id("Microsoft.Network/networkInterfaces", "nic1");
+    assert!(matches!(t.site.delete_resource(&nic1), Err(SiteError::InUse { .. })));
+    assert_eq!(t.site.delete_resource(&vm).unwrap().name(), "vm1");
+    t.site.delete_resource(&nic1).unwrap();
+    assert!(t.site.resource(&vm).unwrap().is_none());
+    assert!(matches!(t.site.delete_resource(&vm), Err(SiteError::NoSuchResource(_))));
+    // nic1's address is free again.
+    deploy(
+        &mut t.site,
+        &tpl(json!([nic("nic9", "vnet1", "default", None)])),
+        Default::default(),
+        "n9",
+    )
+    .unwrap();
+    assert_eq!(nic_ip(&t.site.resources().unwrap(), "nic9"), "10.1.1.4");
 }
