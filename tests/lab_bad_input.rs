@@ -67,27 +67,60 @@ fn bad_templates_are_rejected_precisely_and_change_nothing() {
         p.to_str().unwrap().to_string()
     };
     let good = write("vnet.json", VNET_TEMPLATE);
-    let malformed = write("malformed.json", &VNET_TEMPLATE.replace(r#""tier": {"#, r#""tier" {"#));
-    let unknown_fn = write("unknownfn.json", &VNET_TEMPLATE.replace("resourceGroup().location", "resourceGroups().location"));
-    let missing = write("missing.json", &VNET_TEMPLATE.replace(r#""type": "string", "defaultValue": "10.50.0.0/16""#, r#""type": "string""#));
+    let malformed = write(
+        "malformed.json",
+        &VNET_TEMPLATE.replace(r#""tier": {"#, r#""tier" {"#),
+    );
+    let unknown_fn = write(
+        "unknownfn.json",
+        &VNET_TEMPLATE.replace("resourceGroup().location", "resourceGroups().location"),
+    );
+    let missing = write(
+        "missing.json",
+        &VNET_TEMPLATE.replace(
+            r#""type": "string", "defaultValue": "10.50.0.0/16""#,
+            r#""type": "string""#,
+        ),
+    );
 
     // (arguments, substrings the one error line must contain)
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
-        (vec![malformed], vec!["malformed JSON", "line 10, column 12"]),
-        (vec![unknown_fn], vec!["resources[0].location", "unknown function 'resourceGroups'"]),
+        (
+            vec![malformed],
+            vec!["malformed JSON", "line 10, column 12"],
+        ),
+        (
+            vec![unknown_fn],
+            vec!["resources[0].location", "unknown function 'resourceGroups'"],
+        ),
         (vec![missing], vec!["parameters.space"]),
-        (vec![good.clone(), "--set".into(), "tier=bronze".into()], vec!["parameters.tier", "bronze", "gold, silver"]),
+        (
+            vec![good.clone(), "--set".into(), "tier=bronze".into()],
+            vec!["parameters.tier", "bronze", "gold, silver"],
+        ),
         (
             vec![good.clone(), "--set".into(), "second=10.50.1.128/25".into()],
-            vec!["properties.subnets[0].properties.addressPrefix", "overlaps", "10.50.1.128/25"],
+            vec![
+                "properties.subnets[0].properties.addressPrefix",
+                "overlaps",
+                "10.50.1.128/25",
+            ],
         ),
         (
             vec![good.clone(), "--set".into(), "second=10.60.1.0/24".into()],
-            vec!["properties.subnets[1].properties.addressPrefix", "outside", "10.50.0.0/16"],
+            vec![
+                "properties.subnets[1].properties.addressPrefix",
+                "outside",
+                "10.50.0.0/16",
+            ],
         ),
         (
             vec![good.clone(), "--set".into(), "gw=10.50.255.0/30".into()],
-            vec!["properties.subnets[2].properties.addressPrefix", "GatewaySubnet", "/30"],
+            vec![
+                "properties.subnets[2].properties.addressPrefix",
+                "GatewaySubnet",
+                "/30",
+            ],
         ),
     ];
     for (args, expect) in &cases {
@@ -99,18 +132,37 @@ fn bad_templates_are_rejected_precisely_and_change_nothing() {
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(errors.len(), 1, "one error for {args:?}:\n{}", show(&out));
         for e in expect {
-            assert!(errors[0].contains(e), "error for {args:?} lacks {e:?}: {}", errors[0]);
+            assert!(
+                errors[0].contains(e),
+                "error for {args:?} lacks {e:?}: {}",
+                errors[0]
+            );
         }
         // The cause is said once, not repeated by each layer.
         let first_expect = expect[0];
-        assert_eq!(errors[0].matches(first_expect).count(), 1, "repeated: {}", errors[0]);
+        assert_eq!(
+            errors[0].matches(first_expect).count(),
+            1,
+            "repeated: {}",
+            errors[0]
+        );
         assert_eq!(snapshot(&lab), before, "lab changed after {args:?}");
     }
 
     // The rejected deployment is visible as failed, with its error.
     let status = lab.status();
-    let azure = status["sites"].as_array().unwrap().iter().find(|s| s["name"] == "azure").unwrap();
-    let vnet_dep = azure["deployments"].as_array().unwrap().iter().find(|d| d["name"] == "vnet").unwrap();
+    let azure = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "azure")
+        .unwrap();
+    let vnet_dep = azure["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "vnet")
+        .unwrap();
     assert_eq!(vnet_dep["state"], "Failed");
 
     // And the same template, corrected, deploys and is realized.

@@ -5,7 +5,9 @@
 #[path = "support/lab.rs"]
 mod lab;
 
-use lab::{hybridnet, hybridnet_cmd, netns_with_prefix, registered_id, repo_root, scratch_dir, show};
+use lab::{
+    hybridnet, hybridnet_cmd, netns_with_prefix, registered_id, repo_root, scratch_dir, show,
+};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,9 @@ impl Drop for Cleanup {
         if let Some(id) = &self.1 {
             let _ = hybridnet(&self.0, &["lab", "down", "--id", id]);
             for ns in netns_with_prefix(&format!("hn-{id}-")) {
-                let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &ns])
+                    .status();
             }
         }
         let _ = std::fs::remove_dir_all(&self.0);
@@ -42,8 +46,14 @@ fn down_after_killed_up() {
                 break id;
             }
         }
-        assert!(Instant::now() < deadline, "lab up never created a namespace");
-        assert!(child.try_wait().unwrap().is_none(), "lab up finished before it could be killed");
+        assert!(
+            Instant::now() < deadline,
+            "lab up never created a namespace"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "lab up finished before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(1));
     };
     child.kill().unwrap();

@@ -16,19 +16,43 @@ fn down_leaves_nothing_behind() {
     let namespaces = lab.namespaces();
     // internet + 2 VNet routers + 6 VMs
     assert_eq!(namespaces.len(), 9, "{namespaces:?}");
-    assert!(namespaces.iter().all(|n| n.starts_with(&format!("hn-{}-", lab.id))));
+    assert!(namespaces
+        .iter()
+        .all(|n| n.starts_with(&format!("hn-{}-", lab.id))));
 
     // A process left running inside a VM (like a server a user started).
-    let mut sleeper = hybridnet_cmd(&lab.state, &["lab", "exec", "--id", &lab.id, "azure/vm1", "--", "sleep", "300"])
-        .spawn()
-        .unwrap();
+    let mut sleeper = hybridnet_cmd(
+        &lab.state,
+        &[
+            "lab",
+            "exec",
+            "--id",
+            &lab.id,
+            "azure/vm1",
+            "--",
+            "sleep",
+            "300",
+        ],
+    )
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(sleeper.try_wait().unwrap().is_none(), "sleep is running in the VM");
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "sleep is running in the VM"
+    );
 
     let out = lab.down();
     assert!(out.status.success(), "{}", show(&out));
-    assert!(lab.namespaces().is_empty(), "left behind: {:?}", lab.namespaces());
-    assert!(!lab.state.join("labs").join(&lab.id).exists(), "state directory removed");
+    assert!(
+        lab.namespaces().is_empty(),
+        "left behind: {:?}",
+        lab.namespaces()
+    );
+    assert!(
+        !lab.state.join("labs").join(&lab.id).exists(),
+        "state directory removed"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
@@ -41,7 +65,10 @@ fn down_leaves_nothing_behind() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.is_some_and(|s| !s.success()), "the VM's process was stopped by lab down");
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the VM's process was stopped by lab down"
+    );
 
     // The other lab is untouched and still works.
     assert_eq!(other.namespaces().len(), 9);
@@ -50,5 +77,9 @@ fn down_leaves_nothing_behind() {
     // Down again: a clear error, nothing else happens.
     let out = lab.down();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no lab with id"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no lab with id"),
+        "{}",
+        show(&out)
+    );
 }

@@ -21,7 +21,11 @@ fn up_twice_changes_nothing_and_template_changes_converge() {
     let again = lab.up_again();
     assert!(again.status.success(), "{}", show(&again));
     assert!(stdout(&again).contains("no changes"), "{}", show(&again));
-    assert_eq!(lab.status(), before, "status identical after a second lab up");
+    assert_eq!(
+        lab.status(),
+        before,
+        "status identical after a second lab up"
+    );
     assert_eq!(lab.namespaces(), ns_before);
 
     // Converge: stackhub's vm2 moves to another static address, and a vm3 appears.
@@ -31,16 +35,30 @@ fn up_twice_changes_nothing_and_template_changes_converge() {
     let resources = doc["resources"].as_array_mut().unwrap();
     for r in resources.iter_mut() {
         if r["name"] == "vm2-nic" {
-            r["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"] = "10.2.2.20".into();
+            r["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"] =
+                "10.2.2.20".into();
         }
     }
-    let mut nic3 = resources.iter().find(|r| r["name"] == "vm2-nic").unwrap().clone();
+    let mut nic3 = resources
+        .iter()
+        .find(|r| r["name"] == "vm2-nic")
+        .unwrap()
+        .clone();
     nic3["name"] = "vm3-nic".into();
-    nic3["properties"]["ipConfigurations"][0]["properties"]["privateIPAllocationMethod"] = "Dynamic".into();
-    nic3["properties"]["ipConfigurations"][0]["properties"].as_object_mut().unwrap().remove("privateIPAddress");
-    let mut vm3 = resources.iter().find(|r| r["name"] == "vm2").unwrap().clone();
+    nic3["properties"]["ipConfigurations"][0]["properties"]["privateIPAllocationMethod"] =
+        "Dynamic".into();
+    nic3["properties"]["ipConfigurations"][0]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("privateIPAddress");
+    let mut vm3 = resources
+        .iter()
+        .find(|r| r["name"] == "vm2")
+        .unwrap()
+        .clone();
     vm3["name"] = "vm3".into();
-    vm3["dependsOn"] = serde_json::json!(["[resourceId('Microsoft.Network/networkInterfaces', 'vm3-nic')]"]);
+    vm3["dependsOn"] =
+        serde_json::json!(["[resourceId('Microsoft.Network/networkInterfaces', 'vm3-nic')]"]);
     vm3["properties"]["osProfile"]["computerName"] = "vm3".into();
     vm3["properties"]["networkProfile"]["networkInterfaces"][0]["id"] =
         "[resourceId('Microsoft.Network/networkInterfaces', 'vm3-nic')]".into();
@@ -50,15 +68,25 @@ fn up_twice_changes_nothing_and_template_changes_converge() {
 
     let changed = lab.up_again();
     assert!(changed.status.success(), "{}", show(&changed));
-    assert!(!stdout(&changed).contains("no changes"), "{}", show(&changed));
+    assert!(
+        !stdout(&changed).contains("no changes"),
+        "{}",
+        show(&changed)
+    );
 
     let addr = |target: &str| {
         let out = lab.exec(target, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let vm2 = addr("stackhub/vm2");
-    assert!(vm2.contains("10.2.2.20/24") && !vm2.contains("10.2.2.10/"), "vm2 moved: {vm2}");
-    assert!(addr("stackhub/vm3").contains("10.2.2.4/24"), "vm3 got the first free address");
+    assert!(
+        vm2.contains("10.2.2.20/24") && !vm2.contains("10.2.2.10/"),
+        "vm2 moved: {vm2}"
+    );
+    assert!(
+        addr("stackhub/vm3").contains("10.2.2.4/24"),
+        "vm3 got the first free address"
+    );
     assert!(lab.ping("stackhub/vm3", "10.2.2.20"));
     assert!(lab.ping("stackhub/vm1", "10.2.2.4"));
     assert_eq!(lab.namespaces().len(), ns_before.len() + 1);

@@ -45,17 +45,39 @@ fn unrealizable_vm_is_failed_and_the_rest_keeps_working() {
     let template = lab.state.join("colliding.json");
     std::fs::write(&template, COLLIDING_VM).unwrap();
 
-    let out = lab.run(&["deploy", "--id", &lab.id, "--site", "azure", template.to_str().unwrap()]);
+    let out = lab.run(&[
+        "deploy",
+        "--id",
+        &lab.id,
+        "--site",
+        "azure",
+        template.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{}", show(&out));
-    assert!(stderr.contains("already used by virtualNetworks/azure-vnet"), "{}", show(&out));
+    assert!(
+        stderr.contains("already used by virtualNetworks/azure-vnet"),
+        "{}",
+        show(&out)
+    );
 
     let status = lab.status();
-    let azure = status["sites"].as_array().unwrap().iter().find(|s| s["name"] == "azure").unwrap();
+    let azure = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "azure")
+        .unwrap();
     let vms = azure["virtualMachines"].as_array().unwrap();
-    let failed = vms.iter().find(|v| v["name"] == "vnet-azure-vnet").expect("the VM is recorded");
+    let failed = vms
+        .iter()
+        .find(|v| v["name"] == "vnet-azure-vnet")
+        .expect("the VM is recorded");
     assert_eq!(failed["provisioningState"], "Failed", "{failed}");
-    assert!(failed["error"].as_str().unwrap().contains("already used"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("already used"),
+        "{failed}"
+    );
     for vm in vms.iter().filter(|v| v["name"] != "vnet-azure-vnet") {
         assert_eq!(vm["provisioningState"], "Succeeded", "{vm}");
     }
@@ -64,8 +86,16 @@ fn unrealizable_vm_is_failed_and_the_rest_keeps_working() {
 
     // The text status says it too, and a new `lab up` keeps reporting it (state is kept).
     let text = lab.run(&["lab", "status", "--id", &lab.id]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("vm vnet-azure-vnet [Failed]: "), "{}", show(&text));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("vm vnet-azure-vnet [Failed]: "),
+        "{}",
+        show(&text)
+    );
     let again = lab.up_again();
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("1 resource(s) failed"), "{}", show(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("1 resource(s) failed"),
+        "{}",
+        show(&again)
+    );
 }

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The repository root (for `examples/…`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The `hybridnet` binary: `$HYBRIDNET_BIN`, else `target/<profile>/hybridnet` next to the
@@ -21,16 +24,26 @@ pub fn hybridnet_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/test");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/test");
     let bin = profile_dir.join("hybridnet");
-    assert!(bin.exists(), "{} is missing: build it first (`cargo build -p hybridnet`)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p hybridnet`)",
+        bin.display()
+    );
     bin
 }
 
 /// A fresh, unique scratch directory (pid + counter + time) under the system temp dir.
 pub fn scratch_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let p = std::env::temp_dir().join(format!(
         "hn-{tag}-{}-{}-{nanos}",
         std::process::id(),
@@ -57,7 +70,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// Names of the network namespaces whose name starts with `prefix`.
 pub fn netns_with_prefix(prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -115,8 +132,17 @@ impl Lab {
     fn up_in(dir: PathBuf, state: PathBuf) -> Lab {
         let out = hybridnet(&state, &["lab", "up", dir.to_str().unwrap()]);
         let id = registered_id(&state);
-        let lab = Lab { dir, state, id: id.clone().unwrap_or_default(), up_output: out };
-        assert!(lab.up_output.status.success() && id.is_some(), "lab up failed:\n{}", show(&lab.up_output));
+        let lab = Lab {
+            dir,
+            state,
+            id: id.clone().unwrap_or_default(),
+            up_output: out,
+        };
+        assert!(
+            lab.up_output.status.success() && id.is_some(),
+            "lab up failed:\n{}",
+            show(&lab.up_output)
+        );
         lab
     }
 
@@ -148,7 +174,9 @@ impl Lab {
 
     /// One ping from a VM, true when answered.
     pub fn ping(&self, from: &str, to: &str) -> bool {
-        self.exec(from, &["ping", "-c", "1", "-W", "1", "-q", to]).status.success()
+        self.exec(from, &["ping", "-c", "1", "-W", "1", "-q", to])
+            .status
+            .success()
     }
 
     /// `lab status --json`.

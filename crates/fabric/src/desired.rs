@@ -51,7 +51,10 @@ pub enum LinkKind {
     /// A bridge created in this namespace.
     Bridge,
     /// A veth created from this namespace; its peer is placed into `peer_netns` as `peer_name`.
-    Veth { peer_netns: String, peer_name: String },
+    Veth {
+        peer_netns: String,
+        peer_name: String,
+    },
     /// The far end of a veth that another namespace's [`LinkKind::Veth`] creates.
     VethPeer,
 }
@@ -108,8 +111,15 @@ pub enum DesiredError {
     #[error("interface name {0:?} is longer than 15 bytes")]
     IfnameTooLong(String),
     /// A veth's peer namespace or peer link is not described.
-    #[error("veth {link} in {netns} points at {peer_netns}/{peer_name}, which is not a VethPeer there")]
-    DanglingVeth { netns: String, link: String, peer_netns: String, peer_name: String },
+    #[error(
+        "veth {link} in {netns} points at {peer_netns}/{peer_name}, which is not a VethPeer there"
+    )]
+    DanglingVeth {
+        netns: String,
+        link: String,
+        peer_netns: String,
+        peer_name: String,
+    },
 }
 
 impl DesiredState {
@@ -126,16 +136,25 @@ impl DesiredState {
                     return Err(DesiredError::IfnameTooLong(l.name.clone()));
                 }
                 if !links.insert(l.name.clone()) {
-                    return Err(DesiredError::DuplicateLink { netns: ns.name.clone(), link: l.name.clone() });
+                    return Err(DesiredError::DuplicateLink {
+                        netns: ns.name.clone(),
+                        link: l.name.clone(),
+                    });
                 }
             }
         }
         for ns in &self.netns {
             for l in &ns.links {
-                if let LinkKind::Veth { peer_netns, peer_name } = &l.kind {
+                if let LinkKind::Veth {
+                    peer_netns,
+                    peer_name,
+                } = &l.kind
+                {
                     let ok = self.netns.iter().any(|p| {
                         &p.name == peer_netns
-                            && p.links.iter().any(|pl| &pl.name == peer_name && pl.kind == LinkKind::VethPeer)
+                            && p.links
+                                .iter()
+                                .any(|pl| &pl.name == peer_name && pl.kind == LinkKind::VethPeer)
                     });
                     if !ok {
                         return Err(DesiredError::DanglingVeth {

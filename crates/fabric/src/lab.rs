@@ -8,7 +8,9 @@
 use crate::desired::DesiredState;
 use crate::names::LabId;
 use crate::reconcile::{reconcile, teardown};
-use crate::spec::{substitute, DeploymentSpec, LabSpec, Reference, SiteSpec, SpecError, SubstError};
+use crate::spec::{
+    substitute, DeploymentSpec, LabSpec, Reference, SiteSpec, SpecError, SubstError,
+};
 use crate::state::{self, LabDir, LabRecord, LabSelector, StateError};
 use crate::topology::{NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
 use serde_json::{Map, Value};
@@ -32,33 +34,66 @@ pub enum LabError {
     State(#[from] StateError),
     /// A site's control plane refused or failed (template errors name the template path).
     #[error("site {site}: {source}")]
-    Site { site: String, #[source] source: SiteError },
+    Site {
+        site: String,
+        #[source]
+        source: Box<SiteError>,
+    },
     /// A deployment was rejected; nothing of it was applied.
     #[error("deployment {deployment:?} to site {site} ({template}): {source}")]
-    Deployment { deployment: String, site: String, template: String, #[source] source: SiteError },
+    Deployment {
+        deployment: String,
+        site: String,
+        template: String,
+        #[source]
+        source: Box<SiteError>,
+    },
     /// A template or parameter file could not be read.
     #[error("cannot read {path}: {source}")]
-    ReadFile { path: PathBuf, #[source] source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A parameter file is not valid.
     #[error("{path}: {source}")]
-    ParameterFile { path: PathBuf, #[source] source: arm::ArmError },
+    ParameterFile {
+        path: PathBuf,
+        #[source]
+        source: arm::ArmError,
+    },
     /// A `${…}` substitution or `--set` value failed.
     #[error("deployment {deployment:?}, parameter {parameter}: {source}")]
-    Substitution { deployment: String, parameter: String, #[source] source: SubstError },
+    Substitution {
+        deployment: String,
+        parameter: String,
+        #[source]
+        source: SubstError,
+    },
     /// `--set` without `=`.
     #[error("--set {0:?}: expected NAME=VALUE")]
     BadSet(String),
     /// The lab has no such site.
     #[error("lab {lab} has no site {site:?} (sites: {known})")]
-    NoSuchSite { lab: String, site: String, known: String },
+    NoSuchSite {
+        lab: String,
+        site: String,
+        known: String,
+    },
     /// The lab has no such VM.
     #[error("site {site} has no VM {vm:?} (VMs: {known})")]
-    NoSuchVm { site: String, vm: String, known: String },
+    NoSuchVm {
+        site: String,
+        vm: String,
+        known: String,
+    },
     /// `SITE/VM` was malformed.
     #[error("{0:?}: expected SITE/VM, e.g. azure/vm1")]
     BadTarget(String),
     /// The VM exists in the site but its namespace is not there (failed or torn down).
-    #[error("VM {0} is not running (its namespace {1} does not exist; see `hybridnet lab status`)")]
+    #[error(
+        "VM {0} is not running (its namespace {1} does not exist; see `hybridnet lab status`)"
+    )]
     VmNotRunning(String, String),
     /// The sites' resources cannot be laid out as namespaces (e.g. colliding names).
     #[error("cannot lay out the lab: {0}")]
@@ -68,14 +103,25 @@ pub enum LabError {
     Realize(#[from] crate::reconcile::ReconcileError),
     /// The lab's state could not be locked.
     #[error("cannot lock {path}: {source}")]
-    Lock { path: PathBuf, #[source] source: std::io::Error },
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Tearing down failed; what is left is listed.
     #[error("tearing down lab {id}: {source}")]
-    Teardown { id: String, #[source] source: crate::netns::NetnsError },
+    Teardown {
+        id: String,
+        #[source]
+        source: crate::netns::NetnsError,
+    },
 }
 
 fn site_err(site: &str) -> impl FnOnce(SiteError) -> LabError + '_ {
-    move |source| LabError::Site { site: site.to_string(), source }
+    move |source| LabError::Site {
+        site: site.to_string(),
+        source: Box::new(source),
+    }
 }
 
 /// Progress reporting: one line per step with the time it took.
@@ -87,11 +133,18 @@ pub struct Progress<'a> {
 impl<'a> Progress<'a> {
     /// Reports through `sink` (e.g. printing to stderr).
     pub fn new(sink: &'a mut dyn FnMut(&str)) -> Progress<'a> {
-        Progress { start: Instant::now(), sink }
+        Progress {
+            start: Instant::now(),
+            sink,
+        }
     }
 
     /// Runs one step and reports `label: <detail>` with its duration.
-    pub fn step<T, E>(&mut self, label: &str, f: impl FnOnce() -> Result<(T, String), E>) -> Result<T, E> {
+    pub fn step<T, E>(
+        &mut self,
+        label: &str,
+        f: impl FnOnce() -> Result<(T, String), E>,
+    ) -> Result<T, E> {
         let t = Instant::now();
         let r = f();
         let ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -121,17 +174,26 @@ struct LabLock {
 }
 
 fn lock(dir: &LabDir) -> Result<LabLock, LabError> {
-    std::fs::create_dir_all(&dir.path).map_err(|source| LabError::Lock { path: dir.path.clone(), source })?;
+    std::fs::create_dir_all(&dir.path).map_err(|source| LabError::Lock {
+        path: dir.path.clone(),
+        source,
+    })?;
     let path = dir.path.join("lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| LabError::Lock { path: path.clone(), source })?;
+        .map_err(|source| LabError::Lock {
+            path: path.clone(),
+            source,
+        })?;
     // SAFETY: flock on a file descriptor we own; released when the file is closed (or we die).
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(LabError::Lock { path, source: std::io::Error::last_os_error() });
+        return Err(LabError::Lock {
+            path,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(LabLock { _file: f })
 }
@@ -184,7 +246,13 @@ impl Lab {
             return Err(LabError::NoSuchSite {
                 lab: self.record.id.to_string(),
                 site: name.to_string(),
-                known: self.record.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                known: self
+                    .record
+                    .sites
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         Site::open(&self.dir.sites_path(), name).map_err(site_err(name))
@@ -192,7 +260,9 @@ impl Lab {
 
     /// Namespace of `SITE/VM` (checked against the site's resources and the kernel).
     pub fn vm_netns(&self, target: &str) -> Result<String, LabError> {
-        let (site_name, vm) = target.split_once('/').ok_or_else(|| LabError::BadTarget(target.to_string()))?;
+        let (site_name, vm) = target
+            .split_once('/')
+            .ok_or_else(|| LabError::BadTarget(target.to_string()))?;
         if site_name.is_empty() || vm.is_empty() {
             return Err(LabError::BadTarget(target.to_string()));
         }
@@ -206,7 +276,11 @@ impl Lab {
             })
             .collect();
         let Some(name) = vms.iter().find(|n| n.eq_ignore_ascii_case(vm)) else {
-            return Err(LabError::NoSuchVm { site: site_name.to_string(), vm: vm.to_string(), known: vms.join(", ") });
+            return Err(LabError::NoSuchVm {
+                site: site_name.to_string(),
+                vm: vm.to_string(),
+                known: vms.join(", "),
+            });
         };
         let ns = self.record.id.vm_netns(site_name, name);
         if !crate::netns::netns_exists(&ns) {
@@ -217,27 +291,51 @@ impl Lab {
 
     /// Applies one deployment (template + parameters) to a site, then realizes the lab.
     /// A rejected deployment changes no resource and no namespace; it is recorded as failed.
-    pub fn deploy(&self, req: &DeployRequest, progress: &mut Progress) -> Result<ApplyReport, LabError> {
+    pub fn deploy(
+        &self,
+        req: &DeployRequest,
+        progress: &mut Progress,
+    ) -> Result<ApplyReport, LabError> {
         let _lock = lock(&self.dir)?;
-        let mut report = ApplyReport { lab_id: self.record.id.to_string(), ..Default::default() };
+        let mut report = ApplyReport {
+            lab_id: self.record.id.to_string(),
+            ..Default::default()
+        };
         report.resource_changes += self.apply_deployment(req, progress)?;
         self.realize(&mut report, progress)?;
         Ok(report)
     }
 
-    fn apply_deployment(&self, req: &DeployRequest, progress: &mut Progress) -> Result<usize, LabError> {
+    fn apply_deployment(
+        &self,
+        req: &DeployRequest,
+        progress: &mut Progress,
+    ) -> Result<usize, LabError> {
         let mut site = self.site(&req.site)?;
-        let template_text = std::fs::read_to_string(&req.template)
-            .map_err(|source| LabError::ReadFile { path: req.template.clone(), source })?;
+        let template_text =
+            std::fs::read_to_string(&req.template).map_err(|source| LabError::ReadFile {
+                path: req.template.clone(),
+                source,
+            })?;
         let mut params = Map::new();
         if let Some(pf) = &req.parameters_file {
-            let text = std::fs::read_to_string(pf).map_err(|source| LabError::ReadFile { path: pf.clone(), source })?;
-            params = arm::parse_parameters(&text)
-                .map_err(|source| LabError::ParameterFile { path: pf.clone(), source })?;
+            let text = std::fs::read_to_string(pf).map_err(|source| LabError::ReadFile {
+                path: pf.clone(),
+                source,
+            })?;
+            params = arm::parse_parameters(&text).map_err(|source| LabError::ParameterFile {
+                path: pf.clone(),
+                source,
+            })?;
         }
         for (k, v) in &req.set {
-            let resolved = substitute(v, &|r, text| self.resolve(r, text))
-                .map_err(|source| LabError::Substitution { deployment: req.name.clone(), parameter: k.clone(), source })?;
+            let resolved = substitute(v, &|r, text| self.resolve(r, text)).map_err(|source| {
+                LabError::Substitution {
+                    deployment: req.name.clone(),
+                    parameter: k.clone(),
+                    source,
+                }
+            })?;
             params.insert(k.clone(), resolved);
         }
         let label = format!("deploy {} -> {}", req.name, req.site);
@@ -246,33 +344,44 @@ impl Lab {
                 Ok(p) => p,
                 Err(source) => {
                     // Recorded so status shows the failed deployment; resources are untouched.
-                    let _ = site.record_failed_deployment(&template_text, &params, &req.name, &source);
+                    let _ =
+                        site.record_failed_deployment(&template_text, &params, &req.name, &source);
                     return Err(LabError::Deployment {
                         deployment: req.name.clone(),
                         site: req.site.clone(),
                         template: req.template.display().to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             };
             let count = |a: ChangeAction| plan.changes.iter().filter(|c| c.action == a).count();
-            let (created, updated, same, deleted) =
-                (count(ChangeAction::Create), count(ChangeAction::Update), count(ChangeAction::NoChange), count(ChangeAction::Delete));
+            let (created, updated, same, deleted) = (
+                count(ChangeAction::Create),
+                count(ChangeAction::Update),
+                count(ChangeAction::NoChange),
+                count(ChangeAction::Delete),
+            );
             site.apply(plan).map_err(site_err(&req.site))?;
             Ok((
                 created + updated + deleted,
-                format!("{created} created, {updated} updated, {deleted} deleted, {same} unchanged"),
+                format!(
+                    "{created} created, {updated} updated, {deleted} deleted, {same} unchanged"
+                ),
             ))
         })
     }
 
     /// Resolves `${…}` references against the lab's sites.
     fn resolve(&self, r: &Reference, text: &str) -> Result<Value, SubstError> {
-        let unresolved = |reason: String| SubstError::Unresolved { reference: text.to_string(), reason };
+        let unresolved = |reason: String| SubstError::Unresolved {
+            reference: text.to_string(),
+            reason,
+        };
         match r {
             Reference::Output { deployment, output } => {
                 for s in &self.record.sites {
-                    let site = Site::open(&self.dir.sites_path(), &s.name).map_err(|e| unresolved(e.to_string()))?;
+                    let site = Site::open(&self.dir.sites_path(), &s.name)
+                        .map_err(|e| unresolved(e.to_string()))?;
                     let deps = site.deployments().map_err(|e| unresolved(e.to_string()))?;
                     if let Some(d) = deps.iter().find(|d| &d.name == deployment) {
                         return d
@@ -288,7 +397,9 @@ impl Lab {
                             });
                     }
                 }
-                Err(unresolved(format!("no deployment named {deployment:?} has been applied (yet)")))
+                Err(unresolved(format!(
+                    "no deployment named {deployment:?} has been applied (yet)"
+                )))
             }
             Reference::PublicIp { site, name } => {
                 let s = self.site(site).map_err(|e| unresolved(e.to_string()))?;
@@ -301,7 +412,9 @@ impl Lab {
                         }
                         _ => None,
                     })
-                    .ok_or_else(|| unresolved(format!("site {site} has no public IP named {name:?}")))
+                    .ok_or_else(|| {
+                        unresolved(format!("site {site} has no public IP named {name:?}"))
+                    })
             }
             Reference::PublicPrefix { site } => self
                 .record
@@ -329,7 +442,10 @@ impl Lab {
                 // The layout as a whole cannot be realized (e.g. colliding names).
                 let msg = e.to_string();
                 for (site, resources) in sites.iter_mut() {
-                    for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
+                    for r in resources
+                        .iter()
+                        .filter(|r| REALIZED_TYPES.contains(&r.resource_type()))
+                    {
                         set_state(site, r, ProvisioningState::Failed { error: msg.clone() })?;
                     }
                 }
@@ -338,7 +454,9 @@ impl Lab {
         };
         let mut sink = Vec::new();
         let result = progress.step("realize namespaces", || {
-            let r = reconcile(&self.record.id.netns_prefix(), &desired, &mut |line| sink.push(line.to_string()));
+            let r = reconcile(&self.record.id.netns_prefix(), &desired, &mut |line| {
+                sink.push(line.to_string())
+            });
             match r {
                 Ok(rep) => {
                     let n = rep.changes.len();
@@ -369,8 +487,13 @@ impl Lab {
             if !built.owners.contains_key(ns) {
                 for (site, resources) in &sites {
                     let _ = site;
-                    for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
-                        failures.entry(r.id().to_lowercase()).or_insert_with(|| msg.clone());
+                    for r in resources
+                        .iter()
+                        .filter(|r| REALIZED_TYPES.contains(&r.resource_type()))
+                    {
+                        failures
+                            .entry(r.id().to_lowercase())
+                            .or_insert_with(|| msg.clone());
                     }
                 }
             }
@@ -378,7 +501,10 @@ impl Lab {
         progress.step("record provisioning states", || {
             let mut written = 0;
             for (site, resources) in sites.iter_mut() {
-                for r in resources.iter().filter(|r| REALIZED_TYPES.contains(&r.resource_type())) {
+                for r in resources
+                    .iter()
+                    .filter(|r| REALIZED_TYPES.contains(&r.resource_type()))
+                {
                     let state = match failures.get(&r.id().to_lowercase()) {
                         Some(err) => ProvisioningState::Failed { error: err.clone() },
                         None => ProvisioningState::Succeeded,
@@ -407,7 +533,8 @@ fn set_state(site: &mut Site, r: &Resource, state: ProvisioningState) -> Result<
         return Ok(false);
     }
     let name = site.info().name.clone();
-    site.set_provisioning_state(r.id(), state).map_err(site_err(&name))?;
+    site.set_provisioning_state(r.id(), state)
+        .map_err(site_err(&name))?;
     Ok(true)
 }
 
@@ -441,7 +568,9 @@ impl DeployRequest {
     /// Parses `--set NAME=VALUE`: VALUE is taken as JSON when it is a number, boolean, array,
     /// object or quoted string, and as a plain string otherwise.
     pub fn parse_set(arg: &str) -> Result<(String, Value), LabError> {
-        let (k, v) = arg.split_once('=').ok_or_else(|| LabError::BadSet(arg.to_string()))?;
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| LabError::BadSet(arg.to_string()))?;
         if k.is_empty() {
             return Err(LabError::BadSet(arg.to_string()));
         }
@@ -462,7 +591,10 @@ struct Built {
 }
 
 fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)]) -> Built {
-    let mut topology = Topology { lab_id: id.clone(), sites: Vec::new() };
+    let mut topology = Topology {
+        lab_id: id.clone(),
+        sites: Vec::new(),
+    };
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut failures = Vec::new();
     for (spec, (_, resources)) in specs.iter().zip(sites) {
@@ -479,12 +611,22 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
             if let Resource::VirtualNetwork(v) = r {
                 net.vnets.push(VnetNet {
                     name: v.meta.name.clone(),
-                    subnets: v.subnets.iter().map(|s| SubnetNet { name: s.name.clone(), prefix: s.address_prefix }).collect(),
+                    subnets: v
+                        .subnets
+                        .iter()
+                        .map(|s| SubnetNet {
+                            name: s.name.clone(),
+                            prefix: s.address_prefix,
+                        })
+                        .collect(),
                 });
                 for s in &v.subnets {
                     subnet_index.push((s.id.to_lowercase(), v.meta.name.clone(), s.name.clone()));
                 }
-                owners.entry(id.router_netns(&spec.name, &v.meta.name)).or_default().push(v.meta.id.clone());
+                owners
+                    .entry(id.router_netns(&spec.name, &v.meta.name))
+                    .or_default()
+                    .push(v.meta.id.clone());
             }
         }
         let edge = net.internet_address();
@@ -492,7 +634,10 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
             match r {
                 Resource::PublicIpAddress(p) if Some(p.ip_address) == edge => failures.push((
                     p.meta.id.to_lowercase(),
-                    format!("{} is the internet router's address on {}; choose another address", p.ip_address, spec.public_prefix),
+                    format!(
+                        "{} is the internet router's address on {}; choose another address",
+                        p.ip_address, spec.public_prefix
+                    ),
                 )),
                 Resource::VirtualMachine(vm) => {
                     let mut nics_sorted = vm.network_interfaces.clone();
@@ -502,7 +647,9 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                     let mut problem = None;
                     for vn in &nics_sorted {
                         let nic = resources.iter().find_map(|r| match r {
-                            Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &vn.id) => Some(n),
+                            Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &vn.id) => {
+                                Some(n)
+                            }
                             _ => None,
                         });
                         let Some(nic) = nic else {
@@ -511,16 +658,27 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                         };
                         owned.push(nic.meta.id.clone());
                         let Some(ipc) = nic.primary().or(nic.ip_configurations.first()) else {
-                            problem = Some(format!("network interface {} has no IP configuration", nic.meta.name));
+                            problem = Some(format!(
+                                "network interface {} has no IP configuration",
+                                nic.meta.name
+                            ));
                             break;
                         };
-                        let Some((_, vnet, subnet)) = subnet_index.iter().find(|(sid, _, _)| site::same_id(sid, &ipc.subnet)) else {
-                            problem = Some(format!("subnet {} of NIC {} does not exist", ipc.subnet, nic.meta.name));
+                        let Some((_, vnet, subnet)) = subnet_index
+                            .iter()
+                            .find(|(sid, _, _)| site::same_id(sid, &ipc.subnet))
+                        else {
+                            problem = Some(format!(
+                                "subnet {} of NIC {} does not exist",
+                                ipc.subnet, nic.meta.name
+                            ));
                             break;
                         };
                         let public_address = ipc.public_ip_address.as_ref().and_then(|pid| {
                             resources.iter().find_map(|r| match r {
-                                Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pid) => Some(p.ip_address),
+                                Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pid) => {
+                                    Some(p.ip_address)
+                                }
                                 _ => None,
                             })
                         });
@@ -540,34 +698,56 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                         Some(p) => failures.push((vm.meta.id.to_lowercase(), p)),
                         None => {
                             owners.insert(ns, owned);
-                            net.vms.push(VmNet { name: vm.meta.name.clone(), nics });
+                            net.vms.push(VmNet {
+                                name: vm.meta.name.clone(),
+                                nics,
+                            });
                         }
                     }
                 }
-                Resource::VirtualNetworkGateway(gw) => match gateway_net(gw, resources, &subnet_index, sites).and_then(|g| {
-                    match name_taken(&id.gateway_netns(&spec.name, &gw.meta.name), &owners, spec, id) {
-                        Some(p) => Err(p),
-                        None => Ok(g),
+                Resource::VirtualNetworkGateway(gw) => {
+                    match gateway_net(gw, resources, &subnet_index, sites).and_then(|g| {
+                        match name_taken(
+                            &id.gateway_netns(&spec.name, &gw.meta.name),
+                            &owners,
+                            spec,
+                            id,
+                        ) {
+                            Some(p) => Err(p),
+                            None => Ok(g),
+                        }
+                    }) {
+                        Ok(g) => {
+                            owners.insert(
+                                id.gateway_netns(&spec.name, &gw.meta.name),
+                                vec![gw.meta.id.clone()],
+                            );
+                            net.gateways.push(g);
+                        }
+                        Err(problem) => failures.push((gw.meta.id.to_lowercase(), problem)),
                     }
-                }) {
-                    Ok(g) => {
-                        owners.insert(id.gateway_netns(&spec.name, &gw.meta.name), vec![gw.meta.id.clone()]);
-                        net.gateways.push(g);
-                    }
-                    Err(problem) => failures.push((gw.meta.id.to_lowercase(), problem)),
-                },
+                }
                 _ => {}
             }
         }
         topology.sites.push(net);
     }
-    Built { topology, owners, failures }
+    Built {
+        topology,
+        owners,
+        failures,
+    }
 }
 
 /// Namespace names are `hn-<id>-<site>-<name>`, so two objects can map to one name (a VM
 /// called `vnet-x` and VNet `x`): the later one is refused with a plain reason instead of
 /// being merged into the other's namespace.
-fn name_taken(ns: &str, owners: &BTreeMap<String, Vec<String>>, spec: &SiteSpec, id: &LabId) -> Option<String> {
+fn name_taken(
+    ns: &str,
+    owners: &BTreeMap<String, Vec<String>>,
+    spec: &SiteSpec,
+    id: &LabId,
+) -> Option<String> {
     if let Some(owner) = owners.get(ns) {
         let what = owner
             .first()
@@ -577,10 +757,14 @@ fn name_taken(ns: &str, owners: &BTreeMap<String, Vec<String>>, spec: &SiteSpec,
                 parts.join("/")
             })
             .unwrap_or_default();
-        return Some(format!("its namespace name {ns} is already used by {what}; choose another name"));
+        return Some(format!(
+            "its namespace name {ns} is already used by {what}; choose another name"
+        ));
     }
     if spec.nat && ns == id.nat_netns(&spec.name) {
-        return Some(format!("its namespace name {ns} is the NAT device's; choose another name"));
+        return Some(format!(
+            "its namespace name {ns} is the NAT device's; choose another name"
+        ));
     }
     None
 }
@@ -594,7 +778,10 @@ fn gateway_net(
     subnet_index: &[(String, String, String)],
     sites: &[(Site, Vec<Resource>)],
 ) -> Result<crate::topology::GatewayNet, String> {
-    let ipc = gw.ip_configurations.first().ok_or("it has no ipConfigurations")?;
+    let ipc = gw
+        .ip_configurations
+        .first()
+        .ok_or("it has no ipConfigurations")?;
     let (_, vnet, _) = subnet_index
         .iter()
         .find(|(sid, _, _)| site::same_id(sid, &ipc.subnet))
@@ -602,7 +789,9 @@ fn gateway_net(
     let public_address = resources
         .iter()
         .find_map(|r| match r {
-            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => Some(p.ip_address),
+            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => {
+                Some(p.ip_address)
+            }
             _ => None,
         })
         .ok_or_else(|| format!("public IP {} does not exist", ipc.public_ip_address))?;
@@ -624,12 +813,20 @@ fn gateway_net(
         if let Some(peer_id) = &c.virtual_network_gateway2 {
             for (_, other) in sites {
                 let Some(peer) = other.iter().find_map(|r| match r {
-                    Resource::VirtualNetworkGateway(p) if site::same_id(&p.meta.id, peer_id) => Some(p),
+                    Resource::VirtualNetworkGateway(p) if site::same_id(&p.meta.id, peer_id) => {
+                        Some(p)
+                    }
                     _ => None,
                 }) else {
                     continue;
                 };
-                let Some(peer_subnet) = peer.ip_configurations.first().map(|c| c.subnet.to_lowercase()) else { continue };
+                let Some(peer_subnet) = peer
+                    .ip_configurations
+                    .first()
+                    .map(|c| c.subnet.to_lowercase())
+                else {
+                    continue;
+                };
                 for r in other {
                     if let Resource::VirtualNetwork(v) = r {
                         if v.subnets.iter().any(|s| s.id.to_lowercase() == peer_subnet) {
@@ -662,22 +859,53 @@ pub fn up(root: &Path, dir: &Path, progress: &mut Progress) -> Result<ApplyRepor
         }
         None => {
             let id = state::fresh_id(root);
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            (LabDir::new(root, &id), LabRecord { id, source_dir: canon.clone(), sites: spec.sites.clone(), created_unix: now })
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            (
+                LabDir::new(root, &id),
+                LabRecord {
+                    id,
+                    source_dir: canon.clone(),
+                    sites: spec.sites.clone(),
+                    created_unix: now,
+                },
+            )
         }
     };
     // lab.json exists before any namespace does, so a crash can always be cleaned up.
     lab_dir.write_record(&record)?;
-    let lab = Lab { dir: lab_dir, record };
+    let lab = Lab {
+        dir: lab_dir,
+        record,
+    };
     let _lock = lock(&lab.dir)?;
-    progress.note(&format!("lab {} from {} (state {})", lab.id(), canon.display(), lab.dir.path.display()));
+    progress.note(&format!(
+        "lab {} from {} (state {})",
+        lab.id(),
+        canon.display(),
+        lab.dir.path.display()
+    ));
     for s in &spec.sites {
         progress.step(&format!("site {}", s.name), || {
-            Site::create(&lab.dir.sites_path(), &s.name, &s.kind, s.public_prefix).map_err(site_err(&s.name))?;
-            Ok::<_, LabError>(((), format!("kind {}, public prefix {}{}", s.kind, s.public_prefix, if s.nat { ", behind NAT" } else { "" })))
+            Site::create(&lab.dir.sites_path(), &s.name, &s.kind, s.public_prefix)
+                .map_err(site_err(&s.name))?;
+            Ok::<_, LabError>((
+                (),
+                format!(
+                    "kind {}, public prefix {}{}",
+                    s.kind,
+                    s.public_prefix,
+                    if s.nat { ", behind NAT" } else { "" }
+                ),
+            ))
         })?;
     }
-    let mut report = ApplyReport { lab_id: lab.id().to_string(), ..Default::default() };
+    let mut report = ApplyReport {
+        lab_id: lab.id().to_string(),
+        ..Default::default()
+    };
     for d in &spec.deployments {
         let req = DeployRequest::from_spec(&canon, d);
         report.resource_changes += lab.apply_deployment(&req, progress)?;
@@ -706,12 +934,19 @@ pub fn down(root: &Path, sel: &LabSelector) -> Result<DownReport, LabError> {
     };
     let id = dir.id.clone();
     let had_state = dir.path.exists();
-    let namespaces = teardown(&id.netns_prefix()).map_err(|source| LabError::Teardown { id: id.to_string(), source })?;
+    let namespaces = teardown(&id.netns_prefix()).map_err(|source| LabError::Teardown {
+        id: id.to_string(),
+        source,
+    })?;
     if !had_state && namespaces.is_empty() {
         return Err(StateError::NoSuchLab(id.to_string()).into());
     }
     dir.remove()?;
-    Ok(DownReport { lab_id: id.to_string(), namespaces, state_removed: had_state })
+    Ok(DownReport {
+        lab_id: id.to_string(),
+        namespaces,
+        state_removed: had_state,
+    })
 }
 
 /// Realized view of a lab for `lab status`.
@@ -812,7 +1047,10 @@ fn state_parts(s: &ProvisioningState) -> (String, Option<String>) {
 
 fn ns_status(name: String) -> NetnsStatus {
     let exists = crate::netns::netns_exists(&name);
-    NetnsStatus { netns: name, exists }
+    NetnsStatus {
+        netns: name,
+        exists,
+    }
 }
 
 impl Lab {
@@ -824,8 +1062,18 @@ impl Lab {
         for spec in &self.record.sites {
             let site = self.site(&spec.name)?;
             let resources = site.resources().map_err(site_err(&spec.name))?;
-            let net = SiteNet { name: spec.name.clone(), public_prefix: spec.public_prefix, vnets: vec![], vms: vec![], nat: spec.nat, gateways: vec![] };
-            let topo = Topology { lab_id: id.clone(), sites: vec![] };
+            let net = SiteNet {
+                name: spec.name.clone(),
+                public_prefix: spec.public_prefix,
+                vnets: vec![],
+                vms: vec![],
+                nat: spec.nat,
+                gateways: vec![],
+            };
+            let topo = Topology {
+                lab_id: id.clone(),
+                sites: vec![],
+            };
             let mut st = SiteStatus {
                 name: spec.name.clone(),
                 kind: spec.kind.clone(),

@@ -17,4 +17,7 @@ pub mod topology;
 pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};
 pub use names::LabId;
 pub use reconcile::{reconcile, teardown, ReconcileError, ReconcileReport};
-pub use topology::{GatewayNet, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet, GATEWAY_LAN_IF, GATEWAY_WAN_IF};
+pub use topology::{
+    GatewayNet, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet, GATEWAY_LAN_IF,
+    GATEWAY_WAN_IF,
+};

@@ -17,7 +17,9 @@ pub const LAB_ID_LEN: usize = 5;
 pub const IFNAME_MAX: usize = 15;
 
 /// A lab's short unique id (5 chars of `[a-z0-9]`), the prefix of every object of the lab.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct LabId(String);
 
@@ -29,7 +31,10 @@ pub struct InvalidLabId(pub String);
 impl LabId {
     /// Checks the shape so that an id can never break the prefix scheme.
     pub fn parse(s: &str) -> Result<LabId, InvalidLabId> {
-        if s.len() == LAB_ID_LEN && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        if s.len() == LAB_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
             Ok(LabId(s.to_string()))
         } else {
             Err(InvalidLabId(s.to_string()))

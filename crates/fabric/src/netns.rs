@@ -19,13 +19,22 @@ pub enum NetnsError {
     Spawn(#[source] std::io::Error),
     /// An `ip` command exited non-zero; carries the namespace, commands and stderr.
     #[error("ip{} failed: {stderr}\n  commands:\n{commands}", netns.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default())]
-    Ip { netns: Option<String>, commands: String, stderr: String },
+    Ip {
+        netns: Option<String>,
+        commands: String,
+        stderr: String,
+    },
     /// `ip -j` printed something that is not the JSON it documents.
     #[error("cannot parse `ip -j` output for {netns}: {detail}")]
     Parse { netns: String, detail: String },
     /// A namespace could not be entered or a sysctl read or written.
     #[error("namespace {netns}: {what}: {source}")]
-    Sys { netns: String, what: String, #[source] source: std::io::Error },
+    Sys {
+        netns: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Creating namespaces needs CAP_SYS_ADMIN; say so plainly instead of a raw EPERM.
     #[error("creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): {0}")]
     NotPermitted(String),
@@ -77,7 +86,10 @@ pub fn ip_batch(netns: Option<&str>, force: bool, commands: &[String]) -> Result
     if force {
         cmd.arg("-force");
     }
-    cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(NetnsError::Spawn)?;
     let script = commands.join("\n") + "\n";
     if let Some(mut stdin) = child.stdin.take() {
@@ -94,7 +106,11 @@ pub fn ip_batch(netns: Option<&str>, force: bool, commands: &[String]) -> Result
     }
     Err(NetnsError::Ip {
         netns: netns.map(str::to_string),
-        commands: commands.iter().map(|c| format!("    {c}")).collect::<Vec<_>>().join("\n"),
+        commands: commands
+            .iter()
+            .map(|c| format!("    {c}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         stderr,
     })
 }
@@ -120,12 +136,21 @@ pub fn ip_json(netns: &str, commands: &[&str]) -> Result<Vec<serde_json::Value>,
         });
     }
     let values: Result<Vec<serde_json::Value>, _> =
-        serde_json::Deserializer::from_slice(&out.stdout).into_iter().collect();
-    let values = values.map_err(|e| NetnsError::Parse { netns: netns.to_string(), detail: e.to_string() })?;
+        serde_json::Deserializer::from_slice(&out.stdout)
+            .into_iter()
+            .collect();
+    let values = values.map_err(|e| NetnsError::Parse {
+        netns: netns.to_string(),
+        detail: e.to_string(),
+    })?;
     if values.len() != commands.len() {
         return Err(NetnsError::Parse {
             netns: netns.to_string(),
-            detail: format!("expected {} JSON documents, got {}", commands.len(), values.len()),
+            detail: format!(
+                "expected {} JSON documents, got {}",
+                commands.len(),
+                values.len()
+            ),
         });
     }
     Ok(values)
@@ -138,8 +163,13 @@ pub fn in_netns<T: Send>(
     netns: &str,
     f: impl FnOnce() -> std::io::Result<T> + Send,
 ) -> Result<T, NetnsError> {
-    let sys = |what: &str, source| NetnsError::Sys { netns: netns.to_string(), what: what.to_string(), source };
-    let file = std::fs::File::open(Path::new(NETNS_RUN_DIR).join(netns)).map_err(|e| sys("open", e))?;
+    let sys = |what: &str, source| NetnsError::Sys {
+        netns: netns.to_string(),
+        what: what.to_string(),
+        source,
+    };
+    let file =
+        std::fs::File::open(Path::new(NETNS_RUN_DIR).join(netns)).map_err(|e| sys("open", e))?;
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: setns on a valid namespace fd affects only this scratch thread, which
@@ -158,7 +188,9 @@ pub fn in_netns<T: Send>(
 /// Reads a `/proc/sys` value (e.g. `net/ipv4/ip_forward`) inside `netns`.
 pub fn sysctl_get(netns: &str, key: &str) -> Result<String, NetnsError> {
     let path = format!("/proc/sys/{key}");
-    in_netns(netns, move || std::fs::read_to_string(&path).map(|s| s.trim().to_string()))
+    in_netns(netns, move || {
+        std::fs::read_to_string(&path).map(|s| s.trim().to_string())
+    })
 }
 
 /// Writes `/proc/sys` values inside `netns`, all on one thread.
@@ -177,9 +209,15 @@ pub fn pids_in_netns(netns: &str) -> Vec<i32> {
         return Vec::new();
     };
     let mut pids = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return pids };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
     for entry in rd.filter_map(|e| e.ok()) {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
@@ -236,7 +274,9 @@ pub fn nft_ensure(netns: &str, table: &str, body: &str) -> Result<bool, NetnsErr
     );
     in_netns(netns, move || {
         // Children forked from this thread live in the namespace it entered.
-        let listed = Command::new("nft").args(["list", "table", "ip", table]).output()?;
+        let listed = Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .output()?;
         if listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains(&marker) {
             return Ok(false);
         }

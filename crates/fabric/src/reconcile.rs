@@ -45,18 +45,30 @@ struct ActualNetns {
 fn read_actual(ns: &str) -> Result<ActualNetns, NetnsError> {
     let proto = format!("route show proto {FABRIC_ROUTE_PROTO}");
     let docs = netns::ip_json(ns, &["addr show", &proto])?;
-    let parse_err = |d: &str| NetnsError::Parse { netns: ns.to_string(), detail: d.to_string() };
+    let parse_err = |d: &str| NetnsError::Parse {
+        netns: ns.to_string(),
+        detail: d.to_string(),
+    };
     let mut actual = ActualNetns::default();
-    for link in docs[0].as_array().ok_or_else(|| parse_err("addr show is not an array"))? {
-        let name = link["ifname"].as_str().ok_or_else(|| parse_err("link without ifname"))?.to_string();
-        let flags: Vec<&str> =
-            link["flags"].as_array().map(|a| a.iter().filter_map(|f| f.as_str()).collect()).unwrap_or_default();
+    for link in docs[0]
+        .as_array()
+        .ok_or_else(|| parse_err("addr show is not an array"))?
+    {
+        let name = link["ifname"]
+            .as_str()
+            .ok_or_else(|| parse_err("link without ifname"))?
+            .to_string();
+        let flags: Vec<&str> = link["flags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
+            .unwrap_or_default();
         let mut addrs = BTreeSet::new();
         for a in link["addr_info"].as_array().into_iter().flatten() {
             if a["family"] == "inet" {
                 if let (Some(local), Some(len)) = (a["local"].as_str(), a["prefixlen"].as_u64()) {
                     let ip: Ipv4Addr = local.parse().map_err(|_| parse_err("bad inet address"))?;
-                    let net = Ipv4Net::new(ip, len as u8).map_err(|_| parse_err("bad prefix length"))?;
+                    let net =
+                        Ipv4Net::new(ip, len as u8).map_err(|_| parse_err("bad prefix length"))?;
                     addrs.insert(net);
                 }
             }
@@ -71,11 +83,16 @@ fn read_actual(ns: &str) -> Result<ActualNetns, NetnsError> {
             },
         );
     }
-    for r in docs[1].as_array().ok_or_else(|| parse_err("route show is not an array"))? {
+    for r in docs[1]
+        .as_array()
+        .ok_or_else(|| parse_err("route show is not an array"))?
+    {
         let dst = match r["dst"].as_str() {
             Some("default") => Ipv4Net::default(),
             Some(d) if d.contains('/') => d.parse().map_err(|_| parse_err("bad route dst"))?,
-            Some(d) => Ipv4Net::new(d.parse().map_err(|_| parse_err("bad route dst"))?, 32).expect("/32"),
+            Some(d) => {
+                Ipv4Net::new(d.parse().map_err(|_| parse_err("bad route dst"))?, 32).expect("/32")
+            }
             None => continue,
         };
         let via = r["gateway"].as_str().and_then(|g| g.parse().ok());
@@ -90,7 +107,11 @@ fn route_key(r: &RouteSpec) -> (Ipv4Net, Option<Ipv4Addr>, String) {
 }
 
 fn route_words(dst: &Ipv4Net, via: &Option<Ipv4Addr>, dev: &str) -> String {
-    let dst = if dst.prefix_len() == 0 { "default".to_string() } else { dst.to_string() };
+    let dst = if dst.prefix_len() == 0 {
+        "default".to_string()
+    } else {
+        dst.to_string()
+    };
     match via {
         Some(v) => format!("{dst} via {v} dev {dev} proto {FABRIC_ROUTE_PROTO}"),
         None => format!("{dst} dev {dev} proto {FABRIC_ROUTE_PROTO}"),
@@ -124,7 +145,10 @@ fn configure(spec: &NetnsSpec, actual: &mut ActualNetns) -> Vec<String> {
     // Stale routes go first: removing an address would take its routes with it.
     let want: BTreeSet<_> = spec.routes.iter().map(route_key).collect();
     for stale in actual.routes.difference(&want) {
-        cmds.push(format!("route del {}", route_words(&stale.0, &stale.1, &stale.2)));
+        cmds.push(format!(
+            "route del {}",
+            route_words(&stale.0, &stale.1, &stale.2)
+        ));
     }
     if !actual.links.get("lo").map(|l| l.up).unwrap_or(false) {
         cmds.push("link set lo up".to_string());
@@ -133,17 +157,29 @@ fn configure(spec: &NetnsSpec, actual: &mut ActualNetns) -> Vec<String> {
         if !actual.links.contains_key(&l.name) {
             match &l.kind {
                 LinkKind::Bridge => cmds.push(format!("link add {} type bridge", l.name)),
-                LinkKind::Veth { peer_netns, peer_name } => {
-                    cmds.push(format!("link add {} type veth peer name {peer_name} netns {peer_netns}", l.name))
-                }
+                LinkKind::Veth {
+                    peer_netns,
+                    peer_name,
+                } => cmds.push(format!(
+                    "link add {} type veth peer name {peer_name} netns {peer_netns}",
+                    l.name
+                )),
                 // Created by its creator's batch, which ran before this one.
                 LinkKind::VethPeer => continue,
             }
-            actual.links.insert(l.name.clone(), ActualLink { kind: Some(l.kind.kernel_kind().into()), ..Default::default() });
+            actual.links.insert(
+                l.name.clone(),
+                ActualLink {
+                    kind: Some(l.kind.kernel_kind().into()),
+                    ..Default::default()
+                },
+            );
         }
     }
     for l in &spec.links {
-        let Some(a) = actual.links.get(&l.name).cloned() else { continue };
+        let Some(a) = actual.links.get(&l.name).cloned() else {
+            continue;
+        };
         if a.master != l.master {
             match &l.master {
                 Some(m) => cmds.push(format!("link set {} master {m}", l.name)),
@@ -164,7 +200,10 @@ fn configure(spec: &NetnsSpec, actual: &mut ActualNetns) -> Vec<String> {
         }
     }
     for missing in want.difference(&actual.routes) {
-        cmds.push(format!("route replace {}", route_words(&missing.0, &missing.1, &missing.2)));
+        cmds.push(format!(
+            "route replace {}",
+            route_words(&missing.0, &missing.1, &missing.2)
+        ));
     }
     cmds
 }
@@ -186,7 +225,11 @@ pub fn reconcile(
     let wanted: HashSet<&str> = desired.netns.iter().map(|n| n.name.as_str()).collect();
 
     let stale: Vec<String> = {
-        let mut v: Vec<String> = existing.iter().filter(|n| !wanted.contains(n.as_str())).cloned().collect();
+        let mut v: Vec<String> = existing
+            .iter()
+            .filter(|n| !wanted.contains(n.as_str()))
+            .cloned()
+            .collect();
         v.sort();
         v
     };
@@ -197,15 +240,30 @@ pub fn reconcile(
         }
     }
 
-    let created: Vec<&NetnsSpec> = desired.netns.iter().filter(|n| !existing.contains(&n.name)).collect();
+    let created: Vec<&NetnsSpec> = desired
+        .netns
+        .iter()
+        .filter(|n| !existing.contains(&n.name))
+        .collect();
     if !created.is_empty() {
-        let cmds: Vec<String> = created.iter().map(|n| format!("netns add {}", n.name)).collect();
+        let cmds: Vec<String> = created
+            .iter()
+            .map(|n| format!("netns add {}", n.name))
+            .collect();
         netns::ip_batch(None, false, &cmds).map_err(err(&created[0].name))?;
         for n in &created {
             // Our lab speaks IPv4; IPv6 link-local chatter would only add noise to captures.
-            netns::sysctl_set(&n.name, &[("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1")])
-                .map_err(err(&n.name))?;
-            report.changes.push(format!("{}: namespace created ({})", n.name, n.role));
+            netns::sysctl_set(
+                &n.name,
+                &[
+                    ("net/ipv6/conf/all/disable_ipv6", "1"),
+                    ("net/ipv6/conf/default/disable_ipv6", "1"),
+                ],
+            )
+            .map_err(err(&n.name))?;
+            report
+                .changes
+                .push(format!("{}: namespace created ({})", n.name, n.role));
         }
     }
     let is_new: HashSet<&str> = created.iter().map(|n| n.name.as_str()).collect();
@@ -235,7 +293,13 @@ pub fn reconcile(
     for spec in &desired.netns {
         let mut actual = if is_new.contains(spec.name.as_str()) && !deleted_any {
             let mut a = ActualNetns::default();
-            a.links.insert("lo".into(), ActualLink { kind: None, ..Default::default() });
+            a.links.insert(
+                "lo".into(),
+                ActualLink {
+                    kind: None,
+                    ..Default::default()
+                },
+            );
             a
         } else if deleted_any {
             read_actual(&spec.name).map_err(err(&spec.name))?
@@ -247,32 +311,57 @@ pub fn reconcile(
                 && fresh_peers.contains(&(spec.name.clone(), l.name.clone()))
                 && !actual.links.contains_key(&l.name)
             {
-                actual.links.insert(l.name.clone(), ActualLink { kind: Some("veth".into()), ..Default::default() });
+                actual.links.insert(
+                    l.name.clone(),
+                    ActualLink {
+                        kind: Some("veth".into()),
+                        ..Default::default()
+                    },
+                );
             }
         }
         let cmds = configure(spec, &mut actual);
         if !cmds.is_empty() {
-            progress(&format!("{} ({}): {} change(s)", spec.name, spec.role, cmds.len()));
+            progress(&format!(
+                "{} ({}): {} change(s)",
+                spec.name,
+                spec.role,
+                cmds.len()
+            ));
             netns::ip_batch(Some(&spec.name), false, &cmds).map_err(err(&spec.name))?;
             for c in &cmds {
                 report.changes.push(format!("{}: {c}", spec.name));
             }
         }
         for l in &spec.links {
-            if let LinkKind::Veth { peer_netns, peer_name } = &l.kind {
+            if let LinkKind::Veth {
+                peer_netns,
+                peer_name,
+            } = &l.kind
+            {
                 fresh_peers.insert((peer_netns.clone(), peer_name.clone()));
             }
         }
         if let Some(body) = &spec.nft {
-            if netns::nft_ensure(&spec.name, crate::desired::NFT_TABLE, body).map_err(err(&spec.name))? {
-                report.changes.push(format!("{}: nftables table {} loaded", spec.name, crate::desired::NFT_TABLE));
+            if netns::nft_ensure(&spec.name, crate::desired::NFT_TABLE, body)
+                .map_err(err(&spec.name))?
+            {
+                report.changes.push(format!(
+                    "{}: nftables table {} loaded",
+                    spec.name,
+                    crate::desired::NFT_TABLE
+                ));
             }
         }
         let want_fwd = if spec.forwarding { "1" } else { "0" };
-        let have_fwd = netns::sysctl_get(&spec.name, "net/ipv4/ip_forward").map_err(err(&spec.name))?;
+        let have_fwd =
+            netns::sysctl_get(&spec.name, "net/ipv4/ip_forward").map_err(err(&spec.name))?;
         if have_fwd != want_fwd {
-            netns::sysctl_set(&spec.name, &[("net/ipv4/ip_forward", want_fwd)]).map_err(err(&spec.name))?;
-            report.changes.push(format!("{}: net.ipv4.ip_forward={want_fwd}", spec.name));
+            netns::sysctl_set(&spec.name, &[("net/ipv4/ip_forward", want_fwd)])
+                .map_err(err(&spec.name))?;
+            report
+                .changes
+                .push(format!("{}: net.ipv4.ip_forward={want_fwd}", spec.name));
         }
     }
     Ok(report)

@@ -81,13 +81,21 @@ pub struct DeploymentSpec {
 pub enum SpecError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// YAML syntax or shape error (with line and column from the parser).
     #[error("{path}: {message}")]
     Yaml { path: PathBuf, message: String },
     /// A semantic problem, naming the offending entry.
     #[error("{path}: {place}: {message}")]
-    Invalid { path: PathBuf, place: String, message: String },
+    Invalid {
+        path: PathBuf,
+        place: String,
+        message: String,
+    },
 }
 
 /// A `${…}` reference that cannot be resolved or is malformed.
@@ -123,9 +131,17 @@ impl Reference {
     pub fn parse(text: &str) -> Result<Reference, SubstError> {
         let parts: Vec<&str> = text.trim().split('.').collect();
         match parts.as_slice() {
-            ["deployments", d, "outputs", o] => Ok(Reference::Output { deployment: d.to_string(), output: o.to_string() }),
-            ["sites", s, "publicIp", n] => Ok(Reference::PublicIp { site: s.to_string(), name: n.to_string() }),
-            ["sites", s, "publicPrefix"] => Ok(Reference::PublicPrefix { site: s.to_string() }),
+            ["deployments", d, "outputs", o] => Ok(Reference::Output {
+                deployment: d.to_string(),
+                output: o.to_string(),
+            }),
+            ["sites", s, "publicIp", n] => Ok(Reference::PublicIp {
+                site: s.to_string(),
+                name: n.to_string(),
+            }),
+            ["sites", s, "publicPrefix"] => Ok(Reference::PublicPrefix {
+                site: s.to_string(),
+            }),
             _ => Err(SubstError::Unknown(text.to_string())),
         }
     }
@@ -138,7 +154,11 @@ pub fn substitute(
 ) -> Result<Value, SubstError> {
     match value {
         Value::String(s) => substitute_str(s, resolve),
-        Value::Array(a) => Ok(Value::Array(a.iter().map(|v| substitute(v, resolve)).collect::<Result<_, _>>()?)),
+        Value::Array(a) => Ok(Value::Array(
+            a.iter()
+                .map(|v| substitute(v, resolve))
+                .collect::<Result<_, _>>()?,
+        )),
         Value::Object(o) => {
             let mut out = Map::new();
             for (k, v) in o {
@@ -150,7 +170,10 @@ pub fn substitute(
     }
 }
 
-fn substitute_str(s: &str, resolve: &dyn Fn(&Reference, &str) -> Result<Value, SubstError>) -> Result<Value, SubstError> {
+fn substitute_str(
+    s: &str,
+    resolve: &dyn Fn(&Reference, &str) -> Result<Value, SubstError>,
+) -> Result<Value, SubstError> {
     // Whole-value reference keeps the JSON type.
     if let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
         if !inner.contains("${") && !inner.contains('}') {
@@ -168,7 +191,9 @@ fn substitute_str(s: &str, resolve: &dyn Fn(&Reference, &str) -> Result<Value, S
         }
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 2..];
-        let end = after.find('}').ok_or_else(|| SubstError::Unterminated(s.to_string()))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| SubstError::Unterminated(s.to_string()))?;
         let inner = &after[..end];
         match resolve(&Reference::parse(inner)?, inner)? {
             Value::String(v) => out.push_str(&v),
@@ -183,59 +208,102 @@ fn substitute_str(s: &str, resolve: &dyn Fn(&Reference, &str) -> Result<Value, S
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 40 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !n.is_empty()
+        && n.len() <= 40
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl LabSpec {
     /// Reads and checks `DIR/lab.yaml`.
     pub fn load(dir: &Path) -> Result<LabSpec, SpecError> {
         let path = dir.join(LAB_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| SpecError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| SpecError::Read {
+            path: path.clone(),
+            source,
+        })?;
         LabSpec::parse(&text, &path)
     }
 
     /// Parses and checks lab.yaml text; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<LabSpec, SpecError> {
-        let spec: LabSpec =
-            serde_yaml::from_str(text).map_err(|e| SpecError::Yaml { path: path.to_path_buf(), message: e.to_string() })?;
-        let invalid = |place: String, message: String| SpecError::Invalid { path: path.to_path_buf(), place, message };
+        let spec: LabSpec = serde_yaml::from_str(text).map_err(|e| SpecError::Yaml {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let invalid = |place: String, message: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            place,
+            message,
+        };
         if spec.sites.is_empty() {
-            return Err(invalid("sites".into(), "a lab needs at least one site".into()));
+            return Err(invalid(
+                "sites".into(),
+                "a lab needs at least one site".into(),
+            ));
         }
         for (i, s) in spec.sites.iter().enumerate() {
             let place = format!("sites[{i}]");
             if !valid_name(&s.name) {
-                return Err(invalid(format!("{place}.name"), format!("{:?}: use 1-40 letters, digits, '-' or '_'", s.name)));
+                return Err(invalid(
+                    format!("{place}.name"),
+                    format!("{:?}: use 1-40 letters, digits, '-' or '_'", s.name),
+                ));
             }
             if spec.sites[..i].iter().any(|o| o.name == s.name) {
-                return Err(invalid(format!("{place}.name"), format!("site {:?} is defined twice", s.name)));
+                return Err(invalid(
+                    format!("{place}.name"),
+                    format!("site {:?} is defined twice", s.name),
+                ));
             }
             if s.public_prefix.prefix_len() > 29 {
-                return Err(invalid(format!("{place}.publicPrefix"), format!("{} is too small (at most /29)", s.public_prefix)));
+                return Err(invalid(
+                    format!("{place}.publicPrefix"),
+                    format!("{} is too small (at most /29)", s.public_prefix),
+                ));
             }
             if s.public_prefix.network() != s.public_prefix.addr() {
                 return Err(invalid(
                     format!("{place}.publicPrefix"),
-                    format!("{} has host bits set; did you mean {}?", s.public_prefix, s.public_prefix.trunc()),
+                    format!(
+                        "{} has host bits set; did you mean {}?",
+                        s.public_prefix,
+                        s.public_prefix.trunc()
+                    ),
                 ));
             }
-            if let Some(o) = spec.sites[..i].iter().find(|o| o.public_prefix.contains(&s.public_prefix.network()) || s.public_prefix.contains(&o.public_prefix.network())) {
+            if let Some(o) = spec.sites[..i].iter().find(|o| {
+                o.public_prefix.contains(&s.public_prefix.network())
+                    || s.public_prefix.contains(&o.public_prefix.network())
+            }) {
                 return Err(invalid(
                     format!("{place}.publicPrefix"),
-                    format!("{} overlaps site {:?}'s {}", s.public_prefix, o.name, o.public_prefix),
+                    format!(
+                        "{} overlaps site {:?}'s {}",
+                        s.public_prefix, o.name, o.public_prefix
+                    ),
                 ));
             }
         }
         for (i, d) in spec.deployments.iter().enumerate() {
             let place = format!("deployments[{i}]");
             if !valid_name(&d.name) {
-                return Err(invalid(format!("{place}.name"), format!("{:?}: use 1-40 letters, digits, '-' or '_'", d.name)));
+                return Err(invalid(
+                    format!("{place}.name"),
+                    format!("{:?}: use 1-40 letters, digits, '-' or '_'", d.name),
+                ));
             }
             if spec.deployments[..i].iter().any(|o| o.name == d.name) {
-                return Err(invalid(format!("{place}.name"), format!("deployment {:?} is defined twice", d.name)));
+                return Err(invalid(
+                    format!("{place}.name"),
+                    format!("deployment {:?} is defined twice", d.name),
+                ));
             }
             if !spec.sites.iter().any(|s| s.name == d.site) {
-                return Err(invalid(format!("{place}.site"), format!("no site named {:?}", d.site)));
+                return Err(invalid(
+                    format!("{place}.site"),
+                    format!("no site named {:?}", d.site),
+                ));
             }
         }
         Ok(spec)
@@ -254,22 +322,56 @@ mod tests {
 
     fn resolver(r: &Reference, text: &str) -> Result<Value, SubstError> {
         match r {
-            Reference::Output { deployment, output } if deployment == "net" && output == "vnetId" => Ok(json!("/subs/x/vnet1")),
-            Reference::Output { deployment, output } if deployment == "net" && output == "count" => Ok(json!(3)),
-            Reference::PublicIp { site, name } if site == "azure" && name == "gw-pip" => Ok(json!("203.0.113.4")),
-            _ => Err(SubstError::Unresolved { reference: text.to_string(), reason: "not deployed".into() }),
+            Reference::Output { deployment, output }
+                if deployment == "net" && output == "vnetId" =>
+            {
+                Ok(json!("/subs/x/vnet1"))
+            }
+            Reference::Output { deployment, output }
+                if deployment == "net" && output == "count" =>
+            {
+                Ok(json!(3))
+            }
+            Reference::PublicIp { site, name } if site == "azure" && name == "gw-pip" => {
+                Ok(json!("203.0.113.4"))
+            }
+            _ => Err(SubstError::Unresolved {
+                reference: text.to_string(),
+                reason: "not deployed".into(),
+            }),
         }
     }
 
     #[test]
     fn substitution() {
-        assert_eq!(substitute(&json!("${deployments.net.outputs.count}"), &resolver).unwrap(), json!(3));
-        assert_eq!(substitute(&json!("ip=${sites.azure.publicIp.gw-pip}/32"), &resolver).unwrap(), json!("ip=203.0.113.4/32"));
-        assert_eq!(substitute(&json!(["${deployments.net.outputs.vnetId}"]), &resolver).unwrap(), json!(["/subs/x/vnet1"]));
-        assert_eq!(substitute(&json!("cost $${x}"), &resolver).unwrap(), json!("cost ${x}"));
-        assert!(matches!(substitute(&json!("${nope}"), &resolver), Err(SubstError::Unknown(_))));
-        assert!(matches!(substitute(&json!("a ${deployments.net.outputs.vnetId"), &resolver), Err(SubstError::Unterminated(_))));
-        assert!(matches!(substitute(&json!("${deployments.other.outputs.x}"), &resolver), Err(SubstError::Unresolved { .. })));
+        assert_eq!(
+            substitute(&json!("${deployments.net.outputs.count}"), &resolver).unwrap(),
+            json!(3)
+        );
+        assert_eq!(
+            substitute(&json!("ip=${sites.azure.publicIp.gw-pip}/32"), &resolver).unwrap(),
+            json!("ip=203.0.113.4/32")
+        );
+        assert_eq!(
+            substitute(&json!(["${deployments.net.outputs.vnetId}"]), &resolver).unwrap(),
+            json!(["/subs/x/vnet1"])
+        );
+        assert_eq!(
+            substitute(&json!("cost $${x}"), &resolver).unwrap(),
+            json!("cost ${x}")
+        );
+        assert!(matches!(
+            substitute(&json!("${nope}"), &resolver),
+            Err(SubstError::Unknown(_))
+        ));
+        assert!(matches!(
+            substitute(&json!("a ${deployments.net.outputs.vnetId"), &resolver),
+            Err(SubstError::Unterminated(_))
+        ));
+        assert!(matches!(
+            substitute(&json!("${deployments.other.outputs.x}"), &resolver),
+            Err(SubstError::Unresolved { .. })
+        ));
     }
 
     #[test]
@@ -280,10 +382,19 @@ mod tests {
         assert_eq!(spec.deployments[0].set["a"], json!(1));
         let bad_site = ok.replace("site: azure", "site: nowhere");
         let e = LabSpec::parse(&bad_site, p).unwrap_err().to_string();
-        assert!(e.contains("deployments[0].site") && e.contains("nowhere"), "{e}");
+        assert!(
+            e.contains("deployments[0].site") && e.contains("nowhere"),
+            "{e}"
+        );
         let unknown = ok.replace("kind: azure", "kind: azure\n    color: red");
-        assert!(LabSpec::parse(&unknown, p).unwrap_err().to_string().contains("color"));
+        assert!(LabSpec::parse(&unknown, p)
+            .unwrap_err()
+            .to_string()
+            .contains("color"));
         let overlap = "sites:\n  - {name: a, kind: azure, publicPrefix: 203.0.113.0/24}\n  - {name: b, kind: azure, publicPrefix: 203.0.113.128/25}\n";
-        assert!(LabSpec::parse(overlap, p).unwrap_err().to_string().contains("overlaps"));
+        assert!(LabSpec::parse(overlap, p)
+            .unwrap_err()
+            .to_string()
+            .contains("overlaps"));
     }
 }

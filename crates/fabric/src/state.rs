@@ -19,7 +19,11 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/hybridnet";
 pub enum StateError {
     /// A file or directory of the registry could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A registry file is not the JSON we wrote.
     #[error("{path}: corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
@@ -35,12 +39,17 @@ pub enum StateError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io { path: path.to_path_buf(), source }
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The state root (`$HYBRIDNET_STATE_DIR` or `/var/lib/hybridnet`).
 pub fn state_root() -> PathBuf {
-    std::env::var_os(STATE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    std::env::var_os(STATE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
 }
 
 /// `lab.json`: who the lab is and what it was built from.
@@ -76,7 +85,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StateError> {
 impl LabDir {
     /// The directory of lab `id` under `root` (whether or not it exists).
     pub fn new(root: &Path, id: &LabId) -> LabDir {
-        LabDir { id: id.clone(), path: root.join("labs").join(id.as_str()) }
+        LabDir {
+            id: id.clone(),
+            path: root.join("labs").join(id.as_str()),
+        }
     }
 
     /// Path of lab.json.
@@ -98,7 +110,10 @@ impl LabDir {
     pub fn record(&self) -> Result<LabRecord, StateError> {
         let p = self.record_path();
         let text = std::fs::read_to_string(&p).map_err(io(&p))?;
-        serde_json::from_str(&text).map_err(|e| StateError::Corrupt { path: p, detail: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: p,
+            detail: e.to_string(),
+        })
     }
 
     /// Writes lab.json (creating the directory).
@@ -132,9 +147,13 @@ impl LabDir {
 /// All labs in the registry under `root`, with their records (or the error reading them).
 pub fn list_labs(root: &Path) -> Vec<(LabDir, Result<LabRecord, StateError>)> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(root.join("labs")) else { return out };
+    let Ok(rd) = std::fs::read_dir(root.join("labs")) else {
+        return out;
+    };
     for e in rd.filter_map(|e| e.ok()) {
-        let Some(id) = e.file_name().to_str().and_then(|s| LabId::parse(s).ok()) else { continue };
+        let Some(id) = e.file_name().to_str().and_then(|s| LabId::parse(s).ok()) else {
+            continue;
+        };
         let dir = LabDir::new(root, &id);
         let rec = dir.record();
         out.push((dir, rec));
@@ -205,10 +224,16 @@ pub fn select(root: &Path, sel: &LabSelector) -> Result<LabDir, StateError> {
             let labs = list_labs(root);
             match labs.len() {
                 1 => Ok(labs.into_iter().next().expect("one").0),
-                0 => Err(StateError::Ambiguous(format!("no lab is running (state in {})", root.display()))),
+                0 => Err(StateError::Ambiguous(format!(
+                    "no lab is running (state in {})",
+                    root.display()
+                ))),
                 n => Err(StateError::Ambiguous(format!(
                     "{n} labs are running ({}); choose one with --id or a lab directory",
-                    labs.iter().map(|(d, _)| d.id.to_string()).collect::<Vec<_>>().join(", ")
+                    labs.iter()
+                        .map(|(d, _)| d.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))),
             }
         }

@@ -119,16 +119,42 @@ pub struct NicNet {
 pub enum TopologyError {
     /// A NIC names a VNet or subnet the site does not have.
     #[error("site {site}: NIC {nic} of VM {vm} is in {vnet}/{subnet}, which does not exist")]
-    UnknownSubnet { site: String, vm: String, nic: String, vnet: String, subnet: String },
+    UnknownSubnet {
+        site: String,
+        vm: String,
+        nic: String,
+        vnet: String,
+        subnet: String,
+    },
     /// A NIC's address lies outside its subnet.
-    #[error("site {site}: NIC {nic} address {address} is outside subnet {vnet}/{subnet} ({prefix})")]
-    AddressOutsideSubnet { site: String, nic: String, address: Ipv4Addr, vnet: String, subnet: String, prefix: Ipv4Net },
+    #[error(
+        "site {site}: NIC {nic} address {address} is outside subnet {vnet}/{subnet} ({prefix})"
+    )]
+    AddressOutsideSubnet {
+        site: String,
+        nic: String,
+        address: Ipv4Addr,
+        vnet: String,
+        subnet: String,
+        prefix: Ipv4Net,
+    },
     /// A gateway is not in a subnet of its VNet, or its public IP is outside the site's prefix.
     #[error("site {site}: gateway {gateway}: {problem}")]
-    Gateway { site: String, gateway: String, problem: String },
+    Gateway {
+        site: String,
+        gateway: String,
+        problem: String,
+    },
     /// A NIC's public IP is not in the site's public prefix.
-    #[error("site {site}: NIC {nic}: public IP {address} is outside the site's public prefix {prefix}")]
-    PublicIpOutside { site: String, nic: String, address: Ipv4Addr, prefix: Ipv4Net },
+    #[error(
+        "site {site}: NIC {nic}: public IP {address} is outside the site's public prefix {prefix}"
+    )]
+    PublicIpOutside {
+        site: String,
+        nic: String,
+        address: Ipv4Addr,
+        prefix: Ipv4Net,
+    },
     /// A prefix too small to hold a router address.
     #[error("site {site}: prefix {prefix} has no room for a router address")]
     PrefixTooSmall { site: String, prefix: Ipv4Net },
@@ -148,12 +174,19 @@ pub fn first_host(prefix: &Ipv4Net) -> Option<Ipv4Addr> {
 /// Turns the per-gateway rule lines (`@post` marks postrouting rules) into the chains of the
 /// NAT device's table.
 fn nat_ruleset(lines: &str) -> String {
-    let (post, pre): (Vec<&str>, Vec<&str>) = lines.lines().filter(|l| !l.is_empty()).partition(|l| l.starts_with("@post "));
-    let mut out = String::from("chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n");
+    let (post, pre): (Vec<&str>, Vec<&str>) = lines
+        .lines()
+        .filter(|l| !l.is_empty())
+        .partition(|l| l.starts_with("@post "));
+    let mut out = String::from(
+        "chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n",
+    );
     for l in pre {
         out.push_str(&format!("  {l}\n"));
     }
-    out.push_str("}\nchain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n");
+    out.push_str(
+        "}\nchain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n",
+    );
     for l in post {
         out.push_str(&format!("  {}\n", l.trim_start_matches("@post ")));
     }
@@ -169,7 +202,9 @@ impl SiteNet {
         if self.public_prefix.prefix_len() >= 31 {
             return None;
         }
-        Some(Ipv4Addr::from(u32::from(self.public_prefix.broadcast()) - 1))
+        Some(Ipv4Addr::from(
+            u32::from(self.public_prefix.broadcast()) - 1,
+        ))
     }
 }
 
@@ -198,16 +233,23 @@ impl Topology {
             nft: None,
         };
         for site in &self.sites {
-            let edge = site.internet_address().ok_or_else(|| TopologyError::PrefixTooSmall {
-                site: site.name.clone(),
-                prefix: site.public_prefix,
-            })?;
+            let edge = site
+                .internet_address()
+                .ok_or_else(|| TopologyError::PrefixTooSmall {
+                    site: site.name.clone(),
+                    prefix: site.public_prefix,
+                })?;
             internet.links.push(LinkSpec {
                 name: self.internet_bridge(&site.name),
                 kind: LinkKind::Bridge,
                 master: None,
-                addrs: vec![Ipv4Net::new(edge, site.public_prefix.prefix_len()).expect("valid length")],
-                role: format!("public prefix of site {} ({})", site.name, site.public_prefix),
+                addrs: vec![
+                    Ipv4Net::new(edge, site.public_prefix.prefix_len()).expect("valid length")
+                ],
+                role: format!(
+                    "public prefix of site {} ({})",
+                    site.name, site.public_prefix
+                ),
             });
         }
         let mut internet_ports: Vec<LinkSpec> = Vec::new();
@@ -223,16 +265,23 @@ impl Topology {
                     nft: None,
                 };
                 for subnet in &vnet.subnets {
-                    let gw = first_host(&subnet.prefix).ok_or_else(|| TopologyError::PrefixTooSmall {
-                        site: site.name.clone(),
-                        prefix: subnet.prefix,
+                    let gw = first_host(&subnet.prefix).ok_or_else(|| {
+                        TopologyError::PrefixTooSmall {
+                            site: site.name.clone(),
+                            prefix: subnet.prefix,
+                        }
                     })?;
                     router.links.push(LinkSpec {
                         name: self.subnet_bridge(&site.name, &vnet.name, &subnet.name),
                         kind: LinkKind::Bridge,
                         master: None,
-                        addrs: vec![Ipv4Net::new(gw, subnet.prefix.prefix_len()).expect("valid length")],
-                        role: format!("subnet {}/{}/{} ({})", site.name, vnet.name, subnet.name, subnet.prefix),
+                        addrs: vec![
+                            Ipv4Net::new(gw, subnet.prefix.prefix_len()).expect("valid length")
+                        ],
+                        role: format!(
+                            "subnet {}/{}/{} ({})",
+                            site.name, vnet.name, subnet.name, subnet.prefix
+                        ),
                     });
                 }
                 routers.push(router);
@@ -259,7 +308,11 @@ impl Topology {
                         vnet: nic.vnet.clone(),
                         subnet: nic.subnet.clone(),
                     };
-                    let vnet_idx = site.vnets.iter().position(|v| v.name == nic.vnet).ok_or_else(unknown)?;
+                    let vnet_idx = site
+                        .vnets
+                        .iter()
+                        .position(|v| v.name == nic.vnet)
+                        .ok_or_else(unknown)?;
                     let subnet = site.vnets[vnet_idx]
                         .subnets
                         .iter()
@@ -291,7 +344,8 @@ impl Topology {
                         name: ifname.clone(),
                         kind: LinkKind::VethPeer,
                         master: None,
-                        addrs: vec![Ipv4Net::new(nic.address, subnet.prefix.prefix_len()).expect("valid length")],
+                        addrs: vec![Ipv4Net::new(nic.address, subnet.prefix.prefix_len())
+                            .expect("valid length")],
                         role: format!("NIC {} ({}/{})", nic.name, nic.vnet, nic.subnet),
                     });
                     if i == 0 {
@@ -302,8 +356,14 @@ impl Topology {
                         });
                     }
                     routers[vnet_idx].links.push(LinkSpec {
-                        name: id.ifname('v', &format!("{}/{}/{}/{ifname}", site.name, vm.name, nic.name)),
-                        kind: LinkKind::Veth { peer_netns: vm_ns.clone(), peer_name: ifname },
+                        name: id.ifname(
+                            'v',
+                            &format!("{}/{}/{}/{ifname}", site.name, vm.name, nic.name),
+                        ),
+                        kind: LinkKind::Veth {
+                            peer_netns: vm_ns.clone(),
+                            peer_name: ifname,
+                        },
                         master: Some(self.subnet_bridge(&site.name, &nic.vnet, &nic.subnet)),
                         addrs: Vec::new(),
                         role: format!("port of VM {}/{} NIC {}", site.name, vm.name, nic.name),
@@ -313,7 +373,11 @@ impl Topology {
             }
             let mut nat_box: Option<NetnsSpec> = None;
             for (gw_index, gw) in site.gateways.iter().enumerate() {
-                let bad = |problem: String| TopologyError::Gateway { site: site.name.clone(), gateway: gw.name.clone(), problem };
+                let bad = |problem: String| TopologyError::Gateway {
+                    site: site.name.clone(),
+                    gateway: gw.name.clone(),
+                    problem,
+                };
                 let vnet_idx = site
                     .vnets
                     .iter()
@@ -324,9 +388,17 @@ impl Topology {
                     .subnets
                     .iter()
                     .find(|s| s.prefix.contains(&gw.private_address))
-                    .ok_or_else(|| bad(format!("{} is in no subnet of VNet {}", gw.private_address, vnet.name)))?;
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{} is in no subnet of VNet {}",
+                            gw.private_address, vnet.name
+                        ))
+                    })?;
                 if !site.public_prefix.contains(&gw.public_address) {
-                    return Err(bad(format!("public IP {} is outside {}", gw.public_address, site.public_prefix)));
+                    return Err(bad(format!(
+                        "public IP {} is outside {}",
+                        gw.public_address, site.public_prefix
+                    )));
                 }
                 let edge = site.internet_address().expect("checked above");
                 let gw_ns = id.gateway_netns(&site.name, &gw.name);
@@ -336,34 +408,44 @@ impl Topology {
                     name: gw_ns.clone(),
                     role: format!("gateway {}/{}", site.name, gw.name),
                     forwarding: true,
-                    links: vec![
-                        LinkSpec {
-                            name: GATEWAY_LAN_IF.into(),
-                            kind: LinkKind::VethPeer,
-                            master: None,
-                            addrs: vec![Ipv4Net::new(gw.private_address, subnet.prefix.prefix_len()).expect("valid")],
-                            role: format!("GatewaySubnet side ({}/{})", vnet.name, subnet.name),
-                        },
-                    ],
+                    links: vec![LinkSpec {
+                        name: GATEWAY_LAN_IF.into(),
+                        kind: LinkKind::VethPeer,
+                        master: None,
+                        addrs: vec![Ipv4Net::new(gw.private_address, subnet.prefix.prefix_len())
+                            .expect("valid")],
+                        role: format!("GatewaySubnet side ({}/{})", vnet.name, subnet.name),
+                    }],
                     routes: Vec::new(),
                     nft: None,
                 };
                 // The gateway reaches the whole VNet through the router.
                 for s in &vnet.subnets {
                     if s.prefix != subnet.prefix {
-                        spec.routes.push(RouteSpec { dst: s.prefix, via: Some(subnet_router), dev: GATEWAY_LAN_IF.into() });
+                        spec.routes.push(RouteSpec {
+                            dst: s.prefix,
+                            via: Some(subnet_router),
+                            dev: GATEWAY_LAN_IF.into(),
+                        });
                     }
                 }
                 routers[vnet_idx].links.push(LinkSpec {
                     name: id.ifname('g', &key),
-                    kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_LAN_IF.into() },
+                    kind: LinkKind::Veth {
+                        peer_netns: gw_ns.clone(),
+                        peer_name: GATEWAY_LAN_IF.into(),
+                    },
                     master: Some(self.subnet_bridge(&site.name, &vnet.name, &subnet.name)),
                     addrs: Vec::new(),
                     role: format!("port of gateway {}/{}", site.name, gw.name),
                 });
                 let bridge = self.subnet_bridge(&site.name, &vnet.name, &subnet.name);
                 for p in &gw.remote_prefixes {
-                    routers[vnet_idx].routes.push(RouteSpec { dst: p.trunc(), via: Some(gw.private_address), dev: bridge.clone() });
+                    routers[vnet_idx].routes.push(RouteSpec {
+                        dst: p.trunc(),
+                        via: Some(gw.private_address),
+                        dev: bridge.clone(),
+                    });
                 }
                 if site.nat {
                     let (nat_inside, gw_inside) = behind_nat_addresses(gw_index);
@@ -372,9 +454,16 @@ impl Topology {
                         kind: LinkKind::VethPeer,
                         master: None,
                         addrs: vec![Ipv4Net::new(gw_inside, 24).expect("valid")],
-                        role: format!("behind NAT; public IP {} on the NAT device", gw.public_address),
+                        role: format!(
+                            "behind NAT; public IP {} on the NAT device",
+                            gw.public_address
+                        ),
                     });
-                    spec.routes.push(RouteSpec { dst: Ipv4Net::default(), via: Some(nat_inside), dev: GATEWAY_WAN_IF.into() });
+                    spec.routes.push(RouteSpec {
+                        dst: Ipv4Net::default(),
+                        via: Some(nat_inside),
+                        dev: GATEWAY_WAN_IF.into(),
+                    });
                     let nat = nat_box.get_or_insert_with(|| NetnsSpec {
                         name: id.nat_netns(&site.name),
                         role: format!("NAT device of site {}", site.name),
@@ -386,14 +475,24 @@ impl Topology {
                             addrs: Vec::new(),
                             role: format!("public side ({})", site.public_prefix),
                         }],
-                        routes: vec![RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() }],
+                        routes: vec![RouteSpec {
+                            dst: Ipv4Net::default(),
+                            via: Some(edge),
+                            dev: GATEWAY_WAN_IF.into(),
+                        }],
                         nft: Some(String::new()),
                     });
-                    nat.links[0].addrs.push(Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len()).expect("valid"));
+                    nat.links[0].addrs.push(
+                        Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len())
+                            .expect("valid"),
+                    );
                     let inside_if = id.ifname('g', &key);
                     nat.links.push(LinkSpec {
                         name: inside_if.clone(),
-                        kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                        kind: LinkKind::Veth {
+                            peer_netns: gw_ns.clone(),
+                            peer_name: GATEWAY_WAN_IF.into(),
+                        },
                         master: None,
                         addrs: vec![Ipv4Net::new(nat_inside, 24).expect("valid")],
                         role: format!("inside port to gateway {}/{}", site.name, gw.name),
@@ -410,13 +509,24 @@ impl Topology {
                         name: GATEWAY_WAN_IF.into(),
                         kind: LinkKind::VethPeer,
                         master: None,
-                        addrs: vec![Ipv4Net::new(gw.public_address, site.public_prefix.prefix_len()).expect("valid")],
+                        addrs: vec![Ipv4Net::new(
+                            gw.public_address,
+                            site.public_prefix.prefix_len(),
+                        )
+                        .expect("valid")],
                         role: format!("public IP {}", gw.public_address),
                     });
-                    spec.routes.push(RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() });
+                    spec.routes.push(RouteSpec {
+                        dst: Ipv4Net::default(),
+                        via: Some(edge),
+                        dev: GATEWAY_WAN_IF.into(),
+                    });
                     internet_ports.push(LinkSpec {
                         name: id.ifname('g', &key),
-                        kind: LinkKind::Veth { peer_netns: gw_ns.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                        kind: LinkKind::Veth {
+                            peer_netns: gw_ns.clone(),
+                            peer_name: GATEWAY_WAN_IF.into(),
+                        },
                         master: Some(self.internet_bridge(&site.name)),
                         addrs: Vec::new(),
                         role: format!("internet port of gateway {}/{}", site.name, gw.name),
@@ -437,24 +547,38 @@ impl Topology {
                     master: None,
                     addrs: pairs
                         .iter()
-                        .map(|(p, _)| Ipv4Net::new(*p, site.public_prefix.prefix_len()).expect("valid"))
+                        .map(|(p, _)| {
+                            Ipv4Net::new(*p, site.public_prefix.prefix_len()).expect("valid")
+                        })
                         .collect(),
                     role: format!("public IPs of VNet {}/{}", site.name, vnet.name),
                 });
-                router.routes.push(RouteSpec { dst: Ipv4Net::default(), via: Some(edge), dev: GATEWAY_WAN_IF.into() });
+                router.routes.push(RouteSpec {
+                    dst: Ipv4Net::default(),
+                    via: Some(edge),
+                    dev: GATEWAY_WAN_IF.into(),
+                });
                 let mut pre = String::new();
                 let mut post = String::new();
                 for (public, private) in pairs {
                     pre.push_str(&format!("ip daddr {public} dnat to {private}\n"));
-                    post.push_str(&format!("@post ip saddr {private} oifname \"{GATEWAY_WAN_IF}\" snat to {public}\n"));
+                    post.push_str(&format!(
+                        "@post ip saddr {private} oifname \"{GATEWAY_WAN_IF}\" snat to {public}\n"
+                    ));
                 }
                 router.nft = Some(nat_ruleset(&(pre + &post)));
                 internet_ports.push(LinkSpec {
                     name: id.ifname('u', &format!("{}/{}", site.name, vnet.name)),
-                    kind: LinkKind::Veth { peer_netns: router.name.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                    kind: LinkKind::Veth {
+                        peer_netns: router.name.clone(),
+                        peer_name: GATEWAY_WAN_IF.into(),
+                    },
                     master: Some(self.internet_bridge(&site.name)),
                     addrs: Vec::new(),
-                    role: format!("uplink of VNet {}/{} (public IPs of its VMs)", site.name, vnet.name),
+                    role: format!(
+                        "uplink of VNet {}/{} (public IPs of its VMs)",
+                        site.name, vnet.name
+                    ),
                 });
             }
             out.netns.extend(routers);
@@ -463,7 +587,10 @@ impl Topology {
             if let Some(mut nat) = nat_box {
                 internet_ports.push(LinkSpec {
                     name: id.ifname('n', &format!("{}/nat", site.name)),
-                    kind: LinkKind::Veth { peer_netns: nat.name.clone(), peer_name: GATEWAY_WAN_IF.into() },
+                    kind: LinkKind::Veth {
+                        peer_netns: nat.name.clone(),
+                        peer_name: GATEWAY_WAN_IF.into(),
+                    },
                     master: Some(self.internet_bridge(&site.name)),
                     addrs: Vec::new(),
                     role: format!("internet port of site {}'s NAT device", site.name),

@@ -1,7 +1,9 @@
 //! The realization layer against real namespaces: connectivity, isolation, idempotency,
 //! convergence and teardown. Needs root (CI runs as root); fails loudly otherwise.
 
-use fabric::{reconcile, teardown, GatewayNet, LabId, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
+use fabric::{
+    reconcile, teardown, GatewayNet, LabId, NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet,
+};
 use std::process::Command;
 
 /// Tears the lab down even if the test panics.
@@ -13,7 +15,13 @@ impl Drop for Guard {
 }
 
 fn nic(name: &str, vnet: &str, subnet: &str, ip: &str) -> NicNet {
-    NicNet { name: name.into(), vnet: vnet.into(), subnet: subnet.into(), address: ip.parse().unwrap(), public_address: None }
+    NicNet {
+        name: name.into(),
+        vnet: vnet.into(),
+        subnet: subnet.into(),
+        address: ip.parse().unwrap(),
+        public_address: None,
+    }
 }
 
 fn site(name: &str, octet: u8, public: &str, vms: Vec<VmNet>) -> SiteNet {
@@ -23,9 +31,18 @@ fn site(name: &str, octet: u8, public: &str, vms: Vec<VmNet>) -> SiteNet {
         vnets: vec![VnetNet {
             name: "vnet1".into(),
             subnets: vec![
-                SubnetNet { name: "default".into(), prefix: format!("10.{octet}.1.0/24").parse().unwrap() },
-                SubnetNet { name: "app".into(), prefix: format!("10.{octet}.2.0/24").parse().unwrap() },
-                SubnetNet { name: "GatewaySubnet".into(), prefix: format!("10.{octet}.255.0/27").parse().unwrap() },
+                SubnetNet {
+                    name: "default".into(),
+                    prefix: format!("10.{octet}.1.0/24").parse().unwrap(),
+                },
+                SubnetNet {
+                    name: "app".into(),
+                    prefix: format!("10.{octet}.2.0/24").parse().unwrap(),
+                },
+                SubnetNet {
+                    name: "GatewaySubnet".into(),
+                    prefix: format!("10.{octet}.255.0/27").parse().unwrap(),
+                },
             ],
         }],
         vms,
@@ -54,15 +71,24 @@ fn realize_converge_and_tear_down() {
                 1,
                 "203.0.113.0/24",
                 vec![
-                    VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", "10.1.1.4")] },
-                    VmNet { name: "vm2".into(), nics: vec![nic("vm2-nic", "vnet1", "app", "10.1.2.4")] },
+                    VmNet {
+                        name: "vm1".into(),
+                        nics: vec![nic("vm1-nic", "vnet1", "default", "10.1.1.4")],
+                    },
+                    VmNet {
+                        name: "vm2".into(),
+                        nics: vec![nic("vm2-nic", "vnet1", "app", "10.1.2.4")],
+                    },
                 ],
             ),
             site(
                 "stackhub",
                 2,
                 "198.51.100.0/24",
-                vec![VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", "10.2.1.4")] }],
+                vec![VmNet {
+                    name: "vm1".into(),
+                    nics: vec![nic("vm1-nic", "vnet1", "default", "10.2.1.4")],
+                }],
             ),
         ],
     };
@@ -75,18 +101,27 @@ fn realize_converge_and_tear_down() {
     assert!(!ping(&vm1, "10.2.1.4"), "other site unreachable");
 
     let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
-    assert!(again.changes.is_empty(), "second apply changed: {:?}", again.changes);
+    assert!(
+        again.changes.is_empty(),
+        "second apply changed: {:?}",
+        again.changes
+    );
 
     // Converge: vm2 moves to another address and subnet, vm3 appears, stackhub's vm1 goes.
     topo.sites[0].vms[1].nics[0] = nic("vm2-nic", "vnet1", "default", "10.1.1.5");
-    topo.sites[0].vms.push(VmNet { name: "vm3".into(), nics: vec![nic("vm3-nic", "vnet1", "app", "10.1.2.4")] });
+    topo.sites[0].vms.push(VmNet {
+        name: "vm3".into(),
+        nics: vec![nic("vm3-nic", "vnet1", "app", "10.1.2.4")],
+    });
     topo.sites[1].vms.clear();
     let desired = topo.desired_state().unwrap();
     let third = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
     assert!(!third.changes.is_empty());
     assert!(ping(&vm1, "10.1.1.5"));
     assert!(ping(&id.vm_netns("azure", "vm3"), "10.1.1.5"));
-    assert!(!fabric::netns::netns_exists(&id.vm_netns("stackhub", "vm1")));
+    assert!(!fabric::netns::netns_exists(
+        &id.vm_netns("stackhub", "vm1")
+    ));
     let fourth = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
     assert!(fourth.changes.is_empty(), "{:?}", fourth.changes);
 
@@ -109,12 +144,20 @@ fn gateway(octet: u8, public: &str, remote: &str) -> GatewayNet {
 fn gateways_are_wired_between_gateway_subnet_and_internet() {
     let id = LabId::random();
     let _guard = Guard(id.clone());
-    let vm = |ip: &str| vec![VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", ip)] }];
+    let vm = |ip: &str| {
+        vec![VmNet {
+            name: "vm1".into(),
+            nics: vec![nic("vm1-nic", "vnet1", "default", ip)],
+        }]
+    };
     let mut a = site("azure", 1, "203.0.113.0/24", vm("10.1.1.4"));
     a.gateways.push(gateway(1, "203.0.113.1", "10.2.0.0/16"));
     let mut b = site("stackhub", 2, "198.51.100.0/24", vm("10.2.1.4"));
     b.gateways.push(gateway(2, "198.51.100.1", "10.1.0.0/16"));
-    let topo = Topology { lab_id: id.clone(), sites: vec![a, b] };
+    let topo = Topology {
+        lab_id: id.clone(),
+        sites: vec![a, b],
+    };
     let desired = topo.desired_state().unwrap();
     reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
     let gw_a = id.gateway_netns("azure", "gw");
@@ -127,7 +170,13 @@ fn gateways_are_wired_between_gateway_subnet_and_internet() {
     // The VNet router sends the remote prefix to the gateway, but without a tunnel nothing
     // gets through: private addresses are not routed on the internet.
     let route = Command::new("ip")
-        .args(["-n", &id.router_netns("azure", "vnet1"), "route", "show", "10.2.0.0/16"])
+        .args([
+            "-n",
+            &id.router_netns("azure", "vnet1"),
+            "route",
+            "show",
+            "10.2.0.0/16",
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&route.stdout).contains("via 10.1.255.4"));
@@ -140,18 +189,29 @@ fn gateways_are_wired_between_gateway_subnet_and_internet() {
 fn a_site_behind_nat_shows_its_public_ip_and_translates() {
     let id = LabId::random();
     let _guard = Guard(id.clone());
-    let vm = |ip: &str| vec![VmNet { name: "vm1".into(), nics: vec![nic("vm1-nic", "vnet1", "default", ip)] }];
+    let vm = |ip: &str| {
+        vec![VmNet {
+            name: "vm1".into(),
+            nics: vec![nic("vm1-nic", "vnet1", "default", ip)],
+        }]
+    };
     let mut a = site("azure", 1, "203.0.113.0/24", vm("10.1.1.4"));
     a.gateways.push(gateway(1, "203.0.113.1", "10.2.0.0/16"));
     let mut b = site("onprem", 2, "198.51.100.0/24", vm("10.2.1.4"));
     b.nat = true;
     b.gateways.push(gateway(2, "198.51.100.1", "10.1.0.0/16"));
-    let topo = Topology { lab_id: id.clone(), sites: vec![a, b] };
+    let topo = Topology {
+        lab_id: id.clone(),
+        sites: vec![a, b],
+    };
     let desired = topo.desired_state().unwrap();
     reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
     let gw_b = id.gateway_netns("onprem", "gw");
     // The NATed gateway has a private address and still reaches the other side's public IP.
-    let addr = Command::new("ip").args(["-n", &gw_b, "-4", "-o", "addr", "show", "dev", "wan"]).output().unwrap();
+    let addr = Command::new("ip")
+        .args(["-n", &gw_b, "-4", "-o", "addr", "show", "dev", "wan"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&addr.stdout).contains("100.64.0.2/24"));
     assert!(ping(&gw_b, "203.0.113.1"));
     // Inbound UDP to the public IP on port 4500 reaches the gateway behind the NAT, and its
@@ -178,11 +238,18 @@ fn a_site_behind_nat_shows_its_public_ip_and_translates() {
         Ok((buf[..n].to_vec(), from))
     })
     .expect("reply through the NAT");
-    let (got, from) = receiver.join().unwrap().expect("datagram reached the gateway behind NAT");
+    let (got, from) = receiver
+        .join()
+        .unwrap()
+        .expect("datagram reached the gateway behind NAT");
     assert_eq!(got, b"ping");
     assert_eq!(from.to_string(), "203.0.113.1:4500");
     assert_eq!(reply.0, b"pong");
-    assert_eq!(reply.1.ip().to_string(), "198.51.100.1", "reply translated to the public IP");
+    assert_eq!(
+        reply.1.ip().to_string(),
+        "198.51.100.1",
+        "reply translated to the public IP"
+    );
     let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
 }

@@ -90,7 +90,11 @@ pub struct DeployArgs {
 }
 
 fn selector(id: &Option<String>, dir: &Option<PathBuf>) -> anyhow::Result<LabSelector> {
-    LabChoice { dir: dir.clone(), id: id.clone() }.selector()
+    LabChoice {
+        dir: dir.clone(),
+        id: id.clone(),
+    }
+    .selector()
 }
 
 fn eprint_line(line: &str) {
@@ -131,7 +135,11 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 "lab {} is down: {} namespace(s) removed{}",
                 report.lab_id,
                 report.namespaces.len(),
-                if report.state_removed { ", state removed" } else { "" }
+                if report.state_removed {
+                    ", state removed"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -150,7 +158,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 }
                 other => vec![flat(Lab::open(&root, &other))?],
             };
-            let statuses: Vec<LabStatus> = flat(labs.iter().map(|l| l.status()).collect::<Result<_, _>>())?;
+            let statuses: Vec<LabStatus> =
+                flat(labs.iter().map(|l| l.status()).collect::<Result<_, _>>())?;
             if json {
                 let v = if statuses.len() == 1 {
                     serde_json::to_value(&statuses[0])?
@@ -167,11 +176,19 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Exec { target, id, lab, command } => {
+        LabCommand::Exec {
+            target,
+            id,
+            lab,
+            command,
+        } => {
             let lab = flat(Lab::open(&root, &selector(&id, &lab)?))?;
             let ns = flat(lab.vm_netns(&target))?;
             // Replaces this process: the command's exit code is ours.
-            let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&command).exec();
+            let err = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns])
+                .args(&command)
+                .exec();
             Err(anyhow::anyhow!("cannot run `ip netns exec {ns} …`: {err}"))
         }
     }
@@ -194,7 +211,11 @@ fn report_failures(report: &lab::ApplyReport) -> ExitCode {
 fn print_status(s: &LabStatus) {
     let mark = |exists: bool| if exists { "" } else { " (missing)" };
     println!("lab {}  from {}", s.id, s.source_dir.display());
-    println!("  internet: {}{}", s.internet.netns, mark(s.internet.exists));
+    println!(
+        "  internet: {}{}",
+        s.internet.netns,
+        mark(s.internet.exists)
+    );
     for site in &s.sites {
         println!(
             "  site {} (kind {}, public {}{}, internet router {})",
@@ -210,7 +231,10 @@ fn print_status(s: &LabStatus) {
                 v.name,
                 v.address_space.join(","),
                 v.provisioning_state,
-                v.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(),
+                v.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
                 v.router.netns,
                 mark(v.router.exists)
             );
@@ -244,7 +268,10 @@ fn print_status(s: &LabStatus) {
                 "    vm {} [{}]{}  {}  netns {}{}",
                 vm.name,
                 vm.provisioning_state,
-                vm.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(),
+                vm.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
                 addrs.join(", "),
                 vm.netns.netns,
                 mark(vm.netns.exists)
@@ -264,7 +291,10 @@ fn print_status(s: &LabStatus) {
                 o["type"].as_str().unwrap_or(""),
                 o["name"].as_str().unwrap_or(""),
                 o["provisioningState"].as_str().unwrap_or(""),
-                o["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+                o["reason"]
+                    .as_str()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             );
         }
         for d in &site.deployments {
@@ -272,7 +302,10 @@ fn print_status(s: &LabStatus) {
                 "    deployment {} [{}]{}",
                 d["name"].as_str().unwrap_or(""),
                 d["state"].as_str().unwrap_or(""),
-                d["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+                d["error"]
+                    .as_str()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -294,9 +327,20 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             .file_stem()
             .and_then(|s| s.to_str())
             .map(str::to_string)
-            .ok_or_else(|| anyhow::anyhow!("{}: cannot derive a deployment name; use --name", args.template.display()))?,
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: cannot derive a deployment name; use --name",
+                    args.template.display()
+                )
+            })?,
     };
-    let req = DeployRequest { name, site: args.site.clone(), template: args.template.clone(), parameters_file: args.parameters.clone(), set };
+    let req = DeployRequest {
+        name,
+        site: args.site.clone(),
+        template: args.template.clone(),
+        parameters_file: args.parameters.clone(),
+        set,
+    };
     let mut sink = eprint_line;
     let mut progress = Progress::new(&mut sink);
     let report = flat(lab.deploy(&req, &mut progress))?;
