@@ -40,6 +40,12 @@ pub enum EspError {
     /// Every 32-bit sequence number has been used; the SA must be rekeyed (RFC 4303 §3.3.3).
     #[error("sequence numbers of this SA are exhausted; rekey required")]
     SequenceExhausted,
+    /// A `SeqBlock` reserved from one SA was handed to another SA's `SealContext`.
+    #[error("sequence block belongs to another SA")]
+    ForeignSeqBlock,
+    /// Every sequence number of the `SeqBlock` has been used; reserve another.
+    #[error("sequence block is used up")]
+    SeqBlockEmpty,
     /// The crypto library failed to encrypt (it never should with valid inputs).
     #[error("encryption failed in the crypto library")]
     SealFailed,
@@ -140,6 +146,8 @@ impl EspError {
             | EspError::BufferTooSmall { .. }
             | EspError::NotIpPacket
             | EspError::SequenceExhausted
+            | EspError::ForeignSeqBlock
+            | EspError::SeqBlockEmpty
             | EspError::SealFailed => return None,
         })
     }

@@ -21,7 +21,7 @@ pub use cipher::{Auth, Cipher};
 pub use error::{DropReason, EspError};
 pub use inner::{NEXT_HEADER_IPV4, NEXT_HEADER_IPV6, NEXT_HEADER_NONE};
 pub use replay::{ReplayCheck, ReplayWindow, REPLAY_WINDOW};
-pub use sa::{Counters, InboundSa, OutboundSa};
+pub use sa::{Counters, InboundSa, OpenContext, Opened, OutboundSa, SealContext, SeqBlock};
 
 /// UDP port of NAT traversal (RFC 3948): IKE with a non-ESP marker, ESP, and keepalives.
 pub const NAT_T_PORT: u16 = 4500;

@@ -9,10 +9,16 @@
 //! ```
 //!
 //! An SA is used from one thread at a time (`&mut self`); outbound and inbound SAs are separate
-//! objects so the gateway can run encryption and decryption on different cores.
+//! objects so the gateway can run encryption and decryption on different cores. To spread one
+//! SA's packets over several cores, the keyed half is shareable: [`SealContext`] encrypts with
+//! sequence numbers reserved in blocks ([`SeqBlock`]) from the [`OutboundSa`], and
+//! [`OpenContext`] verifies and decrypts while the [`InboundSa`] alone owns the replay window
+//! ([`InboundSa::commit`]).
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::cipher::{padded_len, Cipher, ESP_HEADER_LEN, GCM_ICV_LEN, GCM_IV_LEN};
 use crate::crypto::{CbcOpen, CbcSeal, Gcm};
@@ -95,183 +101,26 @@ enum SealKeys {
     Cbc(CbcSeal),
 }
 
-/// The sending half of a Child SA: assigns sequence numbers and encrypts inner packets.
-pub struct OutboundSa {
+/// Identifies an outbound SA so a [`SeqBlock`] cannot be spent on another SA.
+static NEXT_SA_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The immutable, keyed part of an outbound SA.
+struct SealShared {
+    id: u64,
     spi: u32,
     cipher: Cipher,
     keys: SealKeys,
-    /// Sequence number of the last packet sealed (0 = none yet).
-    seq: u32,
-    counters: Counters,
 }
 
-impl fmt::Debug for OutboundSa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutboundSa")
-            .field("spi", &format_args!("{:#010x}", self.spi))
-            .field("cipher", &self.cipher)
-            .field("keys", &"<redacted>")
-            .field("seq", &self.seq)
-            .field("counters", &self.counters)
-            .finish()
-    }
-}
-
-impl OutboundSa {
-    /// Keys the SA once. `enc_key` is the encryption KEYMAT (for GCM: key followed by the 4-byte
-    /// salt); `integ_key` the integrity KEYMAT (empty for GCM). The caller's key bytes are not
-    /// retained; the expanded keys are wiped when the SA is dropped.
-    pub fn new(
-        spi: u32,
-        cipher: Cipher,
-        enc_key: &[u8],
-        integ_key: &[u8],
-    ) -> Result<Self, EspError> {
-        check_key_lengths(cipher, enc_key, integ_key)?;
-        let keys = match cipher {
-            Cipher::AesGcm128 | Cipher::AesGcm256 => SealKeys::Gcm(Gcm::new(cipher, enc_key)?),
-            Cipher::AesCbc128(auth) | Cipher::AesCbc256(auth) => {
-                SealKeys::Cbc(CbcSeal::new(cipher, auth, enc_key, integ_key)?)
-            }
-        };
-        Ok(Self {
-            spi,
-            cipher,
-            keys,
-            seq: 0,
-            counters: Counters::default(),
-        })
-    }
-
-    /// The SPI the peer chose for this SA (written into every packet).
-    pub fn spi(&self) -> u32 {
-        self.spi
-    }
-
-    /// The SA's transform.
-    pub fn cipher(&self) -> Cipher {
-        self.cipher
-    }
-
-    /// Bytes before the inner packet (SPI, sequence number, IV): where [`Self::seal_in_place`]
-    /// expects the inner packet to start.
-    pub fn header_len(&self) -> usize {
-        self.cipher.header_len()
-    }
-
-    /// Largest number of bytes sealing adds to an inner packet, for the tunnel MTU.
-    pub fn overhead(&self) -> usize {
-        self.cipher.overhead()
-    }
-
-    /// Exact ESP packet length for an inner packet of `inner_len` bytes.
-    pub fn sealed_len(&self, inner_len: usize) -> usize {
-        self.cipher.sealed_len(inner_len)
-    }
-
-    /// Sequence number of the last packet sealed (0 before the first).
-    pub fn last_seq(&self) -> u32 {
-        self.seq
-    }
-
-    /// Packets that can still be sealed before the sequence number space runs out.
-    pub fn remaining_packets(&self) -> u32 {
-        u32::MAX - self.seq
-    }
-
-    /// Snapshot of the traffic counters.
-    pub fn counters(&self) -> Counters {
-        self.counters
-    }
-
-    /// Encapsulates one inner IPv4/IPv6 packet into an ESP packet (SPI through ICV, without the
-    /// UDP header) written to the start of `out`; returns its length.
-    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, EspError> {
-        let next_header = next_header_for(inner)?;
-        let needed = self.cipher.sealed_len(inner.len());
-        if out.len() < needed {
-            return Err(EspError::BufferTooSmall {
-                needed,
-                available: out.len(),
-            });
-        }
-        let hdr = self.cipher.header_len();
-        out[hdr..hdr + inner.len()].copy_from_slice(inner);
-        self.seal_prepared(out, inner.len(), next_header)
-    }
-
-    /// Like [`Self::seal`], but the inner packet already sits in `buf` at offset
-    /// [`Self::header_len`] with length `inner_len`, so nothing is copied: the gateway reads
-    /// from the TUN device straight into that offset. `buf` must have room for
-    /// [`Self::sealed_len`] bytes.
-    pub fn seal_in_place(&mut self, buf: &mut [u8], inner_len: usize) -> Result<usize, EspError> {
-        let hdr = self.cipher.header_len();
-        let needed = self.cipher.sealed_len(inner_len);
-        if buf.len() < needed {
-            return Err(EspError::BufferTooSmall {
-                needed,
-                available: buf.len(),
-            });
-        }
-        let next_header = next_header_for(&buf[hdr..hdr + inner_len])?;
-        self.seal_prepared(buf, inner_len, next_header)
-    }
-
-    /// Encrypts an arbitrary ESP payload (the bytes that end in pad length and next header),
-    /// zero-extended to the block size, so fuzzers and tests can produce authentic packets
-    /// whose decrypted contents are malformed.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub fn seal_raw_payload(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, EspError> {
-        let block = self.cipher.block_len();
-        let body = payload.len().max(1).div_ceil(block) * block;
-        let hdr = self.cipher.header_len();
-        let needed = hdr + body + self.cipher.icv_len();
-        if out.len() < needed {
-            return Err(EspError::BufferTooSmall {
-                needed,
-                available: out.len(),
-            });
-        }
-        out[hdr..hdr + payload.len()].copy_from_slice(payload);
-        out[hdr + payload.len()..hdr + body].fill(0);
-        let len = self.encrypt_body(out, body)?;
-        Ok(len)
-    }
-
-    /// Appends padding and trailer to the inner packet at `header_len()` and encrypts.
+impl SealShared {
+    /// Writes header and IV for `seq`, encrypts the `body` bytes after the header in place and
+    /// appends the ICV; returns the packet length.
     #[inline]
-    fn seal_prepared(
-        &mut self,
-        buf: &mut [u8],
-        inner_len: usize,
-        next_header: u8,
-    ) -> Result<usize, EspError> {
-        let hdr = self.cipher.header_len();
-        let body = padded_len(inner_len, self.cipher.block_len());
-        let pad = body - inner_len - 2;
-        let trailer = &mut buf[hdr + inner_len..hdr + body];
-        for (i, b) in trailer[..pad].iter_mut().enumerate() {
-            *b = (i + 1) as u8;
-        }
-        trailer[pad] = pad as u8;
-        trailer[pad + 1] = next_header;
-        let len = self.encrypt_body(buf, body)?;
-        self.counters.bytes += inner_len as u64;
-        Ok(len)
-    }
-
-    /// Takes the next sequence number, writes the header and IV, encrypts the `body` bytes
-    /// after the header in place and appends the ICV.
-    #[inline]
-    fn encrypt_body(&mut self, buf: &mut [u8], body: usize) -> Result<usize, EspError> {
-        if self.seq == u32::MAX {
-            return Err(EspError::SequenceExhausted);
-        }
-        let seq = self.seq + 1;
+    fn encrypt_body(&self, seq: u32, buf: &mut [u8], body: usize) -> Result<usize, EspError> {
         let hdr = self.cipher.header_len();
         buf[..4].copy_from_slice(&self.spi.to_be_bytes());
         buf[4..8].copy_from_slice(&seq.to_be_bytes());
-        let len = match &self.keys {
+        Ok(match &self.keys {
             SealKeys::Gcm(gcm) => {
                 // RFC 4106 §3.1: the IV only has to be unique per key; the sequence number is.
                 let iv = u64::from(seq).to_be_bytes();
@@ -290,10 +139,331 @@ impl OutboundSa {
                 cbc.integ.compute(data, &mut icv[..icv_len]);
                 hdr + body + icv_len
             }
+        })
+    }
+
+    /// Appends padding and trailer to the inner packet at `header_len()` and encrypts.
+    #[inline]
+    fn seal_prepared(
+        &self,
+        seq: u32,
+        buf: &mut [u8],
+        inner_len: usize,
+        next_header: u8,
+    ) -> Result<usize, EspError> {
+        let hdr = self.cipher.header_len();
+        let body = padded_len(inner_len, self.cipher.block_len());
+        let pad = body - inner_len - 2;
+        let trailer = &mut buf[hdr + inner_len..hdr + body];
+        for (i, b) in trailer[..pad].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
+        }
+        trailer[pad] = pad as u8;
+        trailer[pad + 1] = next_header;
+        self.encrypt_body(seq, buf, body)
+    }
+
+    /// Checks the inner packet and the buffer size; returns the next header.
+    #[inline]
+    fn check_in_place(&self, buf: &[u8], inner_len: usize) -> Result<u8, EspError> {
+        let hdr = self.cipher.header_len();
+        let needed = self.cipher.sealed_len(inner_len);
+        if buf.len() < needed {
+            return Err(EspError::BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        next_header_for(&buf[hdr..hdr + inner_len])
+    }
+
+    /// Checks the inner packet and the buffer size, then copies the inner packet into place.
+    #[inline]
+    fn place(&self, inner: &[u8], out: &mut [u8]) -> Result<u8, EspError> {
+        let next_header = next_header_for(inner)?;
+        let needed = self.cipher.sealed_len(inner.len());
+        if out.len() < needed {
+            return Err(EspError::BufferTooSmall {
+                needed,
+                available: out.len(),
+            });
+        }
+        let hdr = self.cipher.header_len();
+        out[hdr..hdr + inner.len()].copy_from_slice(inner);
+        Ok(next_header)
+    }
+}
+
+/// The sending half of a Child SA: assigns sequence numbers and encrypts inner packets.
+pub struct OutboundSa {
+    shared: Arc<SealShared>,
+    /// Sequence number of the last packet sealed or reserved (0 = none yet).
+    seq: u32,
+    counters: Counters,
+}
+
+impl fmt::Debug for OutboundSa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundSa")
+            .field("spi", &format_args!("{:#010x}", self.shared.spi))
+            .field("cipher", &self.shared.cipher)
+            .field("keys", &"<redacted>")
+            .field("seq", &self.seq)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl OutboundSa {
+    /// Keys the SA once. `enc_key` is the encryption KEYMAT (for GCM: key followed by the 4-byte
+    /// salt); `integ_key` the integrity KEYMAT (empty for GCM). The caller's key bytes are not
+    /// retained; the expanded keys are wiped when the SA (and every [`SealContext`]) is dropped.
+    pub fn new(
+        spi: u32,
+        cipher: Cipher,
+        enc_key: &[u8],
+        integ_key: &[u8],
+    ) -> Result<Self, EspError> {
+        check_key_lengths(cipher, enc_key, integ_key)?;
+        let keys = match cipher {
+            Cipher::AesGcm128 | Cipher::AesGcm256 => SealKeys::Gcm(Gcm::new(cipher, enc_key)?),
+            Cipher::AesCbc128(auth) | Cipher::AesCbc256(auth) => {
+                SealKeys::Cbc(CbcSeal::new(cipher, auth, enc_key, integ_key)?)
+            }
         };
-        self.seq = seq;
+        Ok(Self {
+            shared: Arc::new(SealShared {
+                id: NEXT_SA_ID.fetch_add(1, Ordering::Relaxed),
+                spi,
+                cipher,
+                keys,
+            }),
+            seq: 0,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The SPI the peer chose for this SA (written into every packet).
+    pub fn spi(&self) -> u32 {
+        self.shared.spi
+    }
+
+    /// The SA's transform.
+    pub fn cipher(&self) -> Cipher {
+        self.shared.cipher
+    }
+
+    /// Bytes before the inner packet (SPI, sequence number, IV): where [`Self::seal_in_place`]
+    /// expects the inner packet to start.
+    pub fn header_len(&self) -> usize {
+        self.shared.cipher.header_len()
+    }
+
+    /// Largest number of bytes sealing adds to an inner packet, for the tunnel MTU.
+    pub fn overhead(&self) -> usize {
+        self.shared.cipher.overhead()
+    }
+
+    /// Exact ESP packet length for an inner packet of `inner_len` bytes.
+    pub fn sealed_len(&self, inner_len: usize) -> usize {
+        self.shared.cipher.sealed_len(inner_len)
+    }
+
+    /// Sequence number of the last packet sealed or reserved (0 before the first).
+    pub fn last_seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Packets that can still be sealed before the sequence number space runs out.
+    pub fn remaining_packets(&self) -> u32 {
+        u32::MAX - self.seq
+    }
+
+    /// Snapshot of the traffic counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    #[inline]
+    fn next_seq(&mut self) -> Result<u32, EspError> {
+        if self.seq == u32::MAX {
+            return Err(EspError::SequenceExhausted);
+        }
+        self.seq += 1;
+        Ok(self.seq)
+    }
+
+    /// Encapsulates one inner IPv4/IPv6 packet into an ESP packet (SPI through ICV, without the
+    /// UDP header) written to the start of `out`; returns its length.
+    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, EspError> {
+        let next_header = self.shared.place(inner, out)?;
+        let seq = self.next_seq()?;
+        let len = self
+            .shared
+            .seal_prepared(seq, out, inner.len(), next_header)?;
         self.counters.packets += 1;
+        self.counters.bytes += inner.len() as u64;
         Ok(len)
+    }
+
+    /// Like [`Self::seal`], but the inner packet already sits in `buf` at offset
+    /// [`Self::header_len`] with length `inner_len`, so nothing is copied: the gateway reads
+    /// from the TUN device straight into that offset. `buf` must have room for
+    /// [`Self::sealed_len`] bytes.
+    pub fn seal_in_place(&mut self, buf: &mut [u8], inner_len: usize) -> Result<usize, EspError> {
+        let next_header = self.shared.check_in_place(buf, inner_len)?;
+        let seq = self.next_seq()?;
+        let len = self
+            .shared
+            .seal_prepared(seq, buf, inner_len, next_header)?;
+        self.counters.packets += 1;
+        self.counters.bytes += inner_len as u64;
+        Ok(len)
+    }
+
+    /// Reserves up to `n` consecutive sequence numbers for packets sealed through a
+    /// [`SealContext`] (e.g. on worker threads, in order per block). Fails only when none are
+    /// left; the block may be shorter than `n` near the end of the sequence space. Reserved
+    /// numbers that are never used are simply skipped by the peer's replay window.
+    pub fn reserve(&mut self, n: u32) -> Result<SeqBlock, EspError> {
+        let take = n.min(self.remaining_packets());
+        if take == 0 {
+            return Err(EspError::SequenceExhausted);
+        }
+        let next = self.seq + 1;
+        self.seq += take;
+        Ok(SeqBlock {
+            sa: self.shared.id,
+            next: u64::from(next),
+            end: u64::from(self.seq) + 1,
+        })
+    }
+
+    /// A shareable handle on this SA's keys for sealing on other threads with reserved
+    /// sequence numbers.
+    pub fn context(&self) -> SealContext {
+        SealContext {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Adds packets sealed through a [`SealContext`] to this SA's counters (contexts do not
+    /// count, so that workers share no mutable state).
+    pub fn record_sealed(&mut self, packets: u64, inner_bytes: u64) {
+        self.counters.packets += packets;
+        self.counters.bytes += inner_bytes;
+    }
+
+    /// Encrypts an arbitrary ESP payload (the bytes that end in pad length and next header),
+    /// zero-extended to the block size, so fuzzers and tests can produce authentic packets
+    /// whose decrypted contents are malformed.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn seal_raw_payload(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, EspError> {
+        let cipher = self.shared.cipher;
+        let block = cipher.block_len();
+        let body = payload.len().max(1).div_ceil(block) * block;
+        let hdr = cipher.header_len();
+        let needed = hdr + body + cipher.icv_len();
+        if out.len() < needed {
+            return Err(EspError::BufferTooSmall {
+                needed,
+                available: out.len(),
+            });
+        }
+        out[hdr..hdr + payload.len()].copy_from_slice(payload);
+        out[hdr + payload.len()..hdr + body].fill(0);
+        let seq = self.next_seq()?;
+        self.shared.encrypt_body(seq, out, body)
+    }
+}
+
+/// Sequence numbers reserved from one [`OutboundSa`], spent one per packet by
+/// [`SealContext::seal`]. Not `Clone` and bound to its SA, so no number can be used twice:
+/// with GCM a repeated sequence number would repeat the nonce.
+#[derive(Debug)]
+pub struct SeqBlock {
+    sa: u64,
+    next: u64,
+    end: u64,
+}
+
+impl SeqBlock {
+    /// Sequence numbers left in the block.
+    pub fn remaining(&self) -> u32 {
+        (self.end - self.next) as u32
+    }
+
+    /// Whether every number of the block has been used.
+    pub fn is_empty(&self) -> bool {
+        self.next == self.end
+    }
+
+    #[inline]
+    fn take(&mut self, sa: u64) -> Result<u32, EspError> {
+        if self.sa != sa {
+            return Err(EspError::ForeignSeqBlock);
+        }
+        if self.next == self.end {
+            return Err(EspError::SeqBlockEmpty);
+        }
+        let seq = self.next as u32;
+        self.next += 1;
+        Ok(seq)
+    }
+}
+
+/// The keyed half of an [`OutboundSa`], shareable across threads: seals with sequence numbers
+/// from a [`SeqBlock`] and keeps no other state.
+#[derive(Clone)]
+pub struct SealContext {
+    shared: Arc<SealShared>,
+}
+
+impl fmt::Debug for SealContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealContext")
+            .field("spi", &format_args!("{:#010x}", self.shared.spi))
+            .field("cipher", &self.shared.cipher)
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}
+
+impl SealContext {
+    /// As [`OutboundSa::seal`], with the next number of `block`. A packet that fails its
+    /// checks uses no number.
+    pub fn seal(
+        &self,
+        block: &mut SeqBlock,
+        inner: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, EspError> {
+        let next_header = self.shared.place(inner, out)?;
+        let seq = block.take(self.shared.id)?;
+        self.shared
+            .seal_prepared(seq, out, inner.len(), next_header)
+    }
+
+    /// As [`OutboundSa::seal_in_place`], with the next number of `block`.
+    pub fn seal_in_place(
+        &self,
+        block: &mut SeqBlock,
+        buf: &mut [u8],
+        inner_len: usize,
+    ) -> Result<usize, EspError> {
+        let next_header = self.shared.check_in_place(buf, inner_len)?;
+        let seq = block.take(self.shared.id)?;
+        self.shared.seal_prepared(seq, buf, inner_len, next_header)
+    }
+
+    /// Bytes before the inner packet, as [`OutboundSa::header_len`].
+    pub fn header_len(&self) -> usize {
+        self.shared.cipher.header_len()
+    }
+
+    /// Exact ESP packet length for an inner packet of `inner_len` bytes.
+    pub fn sealed_len(&self, inner_len: usize) -> usize {
+        self.shared.cipher.sealed_len(inner_len)
     }
 }
 
@@ -303,11 +473,106 @@ enum OpenKeys {
     Cbc(CbcOpen),
 }
 
-/// The receiving half of a Child SA: verifies, decrypts and replay-checks ESP packets.
-pub struct InboundSa {
+/// The immutable, keyed part of an inbound SA.
+struct OpenShared {
     spi: u32,
     cipher: Cipher,
     keys: OpenKeys,
+}
+
+impl OpenShared {
+    /// Length and SPI checks; returns the sequence number.
+    #[inline]
+    fn parse(&self, packet: &[u8]) -> Result<u32, EspError> {
+        let min = self.cipher.min_packet_len();
+        if packet.len() < min {
+            return Err(EspError::Truncated {
+                len: packet.len(),
+                min,
+            });
+        }
+        let spi = u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]);
+        if spi != self.spi {
+            return Err(EspError::SpiMismatch {
+                expected: self.spi,
+                got: spi,
+            });
+        }
+        Ok(u32::from_be_bytes([
+            packet[4], packet[5], packet[6], packet[7],
+        ]))
+    }
+
+    /// Verifies the ICV and decrypts in place (`packet` already parsed); returns where the
+    /// plaintext (inner packet, padding, pad length, next header) lies.
+    #[inline]
+    fn authenticate(&self, seq: u32, packet: &mut [u8]) -> Result<Range<usize>, EspError> {
+        let cipher = self.cipher;
+        let hdr = cipher.header_len();
+        let body_len = packet.len() - hdr - cipher.icv_len();
+        let block = cipher.block_len();
+        #[allow(clippy::manual_is_multiple_of)] // is_multiple_of is newer than the MSRV
+        if body_len % block != 0 {
+            return Err(EspError::Misaligned {
+                len: body_len,
+                block,
+            });
+        }
+        match &self.keys {
+            OpenKeys::Gcm(gcm) => {
+                let (head, rest) = packet.split_at_mut(hdr);
+                let mut iv = [0u8; GCM_IV_LEN];
+                iv.copy_from_slice(&head[ESP_HEADER_LEN..]);
+                gcm.open(&iv, &head[..ESP_HEADER_LEN], rest)
+                    .ok_or(EspError::AuthenticationFailed { seq })?;
+            }
+            OpenKeys::Cbc(cbc) => {
+                let (data, icv) = packet.split_at_mut(hdr + body_len);
+                if !cbc.integ.verify(data, icv) {
+                    return Err(EspError::AuthenticationFailed { seq });
+                }
+                let mut iv = [0u8; 16];
+                iv.copy_from_slice(&data[ESP_HEADER_LEN..hdr]);
+                if !cbc.decrypt(iv, &mut data[hdr..]) {
+                    return Err(EspError::Misaligned {
+                        len: body_len,
+                        block,
+                    });
+                }
+            }
+        }
+        Ok(hdr..hdr + body_len)
+    }
+
+    /// Checks padding, next header and the inner IP header of decrypted `packet[plain]`;
+    /// returns where the inner packet lies.
+    #[inline]
+    fn unpad(&self, packet: &[u8], plain: Range<usize>) -> Result<Range<usize>, EspError> {
+        let start = plain.start;
+        let plain = &packet[plain];
+        let n = plain.len();
+        let next_header = plain[n - 1];
+        let pad = usize::from(plain[n - 2]);
+        if pad + 2 > n {
+            return Err(EspError::BadPadding);
+        }
+        let payload_len = n - 2 - pad;
+        // Up to 255 pad bytes, so `i + 1` always fits a u8.
+        let padding_ok = plain[payload_len..payload_len + pad]
+            .iter()
+            .enumerate()
+            .fold(true, |ok, (i, &b)| ok & (b == (i + 1) as u8));
+        if !padding_ok {
+            return Err(EspError::BadPadding);
+        }
+        let len = inner_len(next_header, &plain[..payload_len])?;
+        Ok(start..start + len)
+    }
+}
+
+/// The receiving half of a Child SA: verifies, decrypts and replay-checks ESP packets.
+pub struct InboundSa {
+    shared: Arc<OpenShared>,
     window: ReplayWindow,
     counters: Counters,
 }
@@ -315,8 +580,8 @@ pub struct InboundSa {
 impl fmt::Debug for InboundSa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InboundSa")
-            .field("spi", &format_args!("{:#010x}", self.spi))
-            .field("cipher", &self.cipher)
+            .field("spi", &format_args!("{:#010x}", self.shared.spi))
+            .field("cipher", &self.shared.cipher)
             .field("keys", &"<redacted>")
             .field("highest_seq", &self.window.highest())
             .field("counters", &self.counters)
@@ -340,9 +605,7 @@ impl InboundSa {
             }
         };
         Ok(Self {
-            spi,
-            cipher,
-            keys,
+            shared: Arc::new(OpenShared { spi, cipher, keys }),
             window: ReplayWindow::new(),
             counters: Counters::default(),
         })
@@ -350,12 +613,12 @@ impl InboundSa {
 
     /// The SPI we chose for this SA (the one packets for it carry).
     pub fn spi(&self) -> u32 {
-        self.spi
+        self.shared.spi
     }
 
     /// The SA's transform.
     pub fn cipher(&self) -> Cipher {
-        self.cipher
+        self.shared.cipher
     }
 
     /// Highest sequence number accepted so far.
@@ -385,9 +648,7 @@ impl InboundSa {
                 Ok(range)
             }
             Err(e) => {
-                if let Some(reason) = e.drop_reason() {
-                    self.counters.count(reason);
-                }
+                self.record_drop(&e);
                 Err(e)
             }
         }
@@ -395,90 +656,127 @@ impl InboundSa {
 
     #[inline]
     fn decapsulate(&mut self, packet: &mut [u8]) -> Result<Range<usize>, EspError> {
-        let cipher = self.cipher;
-        let min = cipher.min_packet_len();
-        if packet.len() < min {
-            return Err(EspError::Truncated {
-                len: packet.len(),
-                min,
-            });
-        }
-        let spi = u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]);
-        if spi != self.spi {
-            return Err(EspError::SpiMismatch {
-                expected: self.spi,
-                got: spi,
-            });
-        }
-        let seq = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        let seq = self.shared.parse(packet)?;
         // Cheap rejection of replays before any cryptography (RFC 4303 §3.4.3).
-        match self.window.check(seq) {
-            ReplayCheck::Fresh => {}
-            ReplayCheck::Zero => return Err(EspError::ZeroSequence),
-            ReplayCheck::Duplicate => return Err(EspError::Replayed { seq }),
-            ReplayCheck::TooOld => {
-                return Err(EspError::TooOld {
-                    seq,
-                    highest: self.window.highest(),
-                })
-            }
-        }
-        let hdr = cipher.header_len();
-        let icv_len = cipher.icv_len();
-        let body_len = packet.len() - hdr - icv_len;
-        let block = cipher.block_len();
-        #[allow(clippy::manual_is_multiple_of)] // is_multiple_of is newer than the MSRV
-        if body_len % block != 0 {
-            return Err(EspError::Misaligned {
-                len: body_len,
-                block,
-            });
-        }
-        let plain: &mut [u8] = match &self.keys {
-            OpenKeys::Gcm(gcm) => {
-                let (head, rest) = packet.split_at_mut(hdr);
-                let mut iv = [0u8; GCM_IV_LEN];
-                iv.copy_from_slice(&head[ESP_HEADER_LEN..]);
-                gcm.open(&iv, &head[..ESP_HEADER_LEN], rest)
-                    .ok_or(EspError::AuthenticationFailed { seq })?
-            }
-            OpenKeys::Cbc(cbc) => {
-                let (data, icv) = packet.split_at_mut(hdr + body_len);
-                if !cbc.integ.verify(data, icv) {
-                    return Err(EspError::AuthenticationFailed { seq });
-                }
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&data[ESP_HEADER_LEN..hdr]);
-                let body = &mut data[hdr..];
-                if !cbc.decrypt(iv, body) {
-                    return Err(EspError::Misaligned {
-                        len: body_len,
-                        block,
-                    });
-                }
-                body
-            }
-        };
+        self.window_verdict(seq)?;
+        let plain = self.shared.authenticate(seq, packet)?;
         // Authentic: only now may the packet move the window (RFC 4303 §3.4.3).
         self.window.accept(seq);
+        self.shared.unpad(packet, plain)
+    }
 
-        let n = plain.len();
-        let next_header = plain[n - 1];
-        let pad = usize::from(plain[n - 2]);
-        if pad + 2 > n {
-            return Err(EspError::BadPadding);
+    #[inline]
+    fn window_verdict(&self, seq: u32) -> Result<(), EspError> {
+        match self.window.check(seq) {
+            ReplayCheck::Fresh => Ok(()),
+            ReplayCheck::Zero => Err(EspError::ZeroSequence),
+            ReplayCheck::Duplicate => Err(EspError::Replayed { seq }),
+            ReplayCheck::TooOld => Err(EspError::TooOld {
+                seq,
+                highest: self.window.highest(),
+            }),
         }
-        let payload_len = n - 2 - pad;
-        // Up to 255 pad bytes, so `i + 1` always fits a u8.
-        let padding_ok = plain[payload_len..payload_len + pad]
-            .iter()
-            .enumerate()
-            .fold(true, |ok, (i, &b)| ok & (b == (i + 1) as u8));
-        if !padding_ok {
-            return Err(EspError::BadPadding);
+    }
+
+    /// The cheap checks [`Self::open`] does before any cryptography (length, SPI, replay
+    /// window), for a dispatcher that hands packets to [`OpenContext`] workers. Counts nothing;
+    /// pass a failure to [`Self::record_drop`].
+    pub fn precheck(&self, packet: &[u8]) -> Result<u32, EspError> {
+        let seq = self.shared.parse(packet)?;
+        self.window_verdict(seq)?;
+        Ok(seq)
+    }
+
+    /// Accepts a packet an [`OpenContext`] verified: records its sequence number in the replay
+    /// window (rejecting it if another copy got there first) and counts it.
+    pub fn commit(&mut self, opened: Opened) -> Result<Range<usize>, EspError> {
+        let seq = opened.seq;
+        let verdict = match self.window.accept(seq) {
+            ReplayCheck::Fresh => Ok(opened.inner),
+            ReplayCheck::Zero => Err(EspError::ZeroSequence),
+            ReplayCheck::Duplicate => Err(EspError::Replayed { seq }),
+            ReplayCheck::TooOld => Err(EspError::TooOld {
+                seq,
+                highest: self.window.highest(),
+            }),
+        };
+        match verdict {
+            Ok(inner) => {
+                self.counters.packets += 1;
+                self.counters.bytes += inner.len() as u64;
+                Ok(inner)
+            }
+            Err(e) => {
+                self.record_drop(&e);
+                Err(e)
+            }
         }
-        let len = inner_len(next_header, &plain[..payload_len])?;
-        Ok(hdr..hdr + len)
+    }
+
+    /// Counts a drop that happened outside [`Self::open`] (in [`Self::precheck`] or an
+    /// [`OpenContext`]); setup and sealing errors are ignored.
+    pub fn record_drop(&mut self, error: &EspError) {
+        if let Some(reason) = error.drop_reason() {
+            self.counters.count(reason);
+        }
+    }
+
+    /// A shareable handle on this SA's keys, for verifying and decrypting on other threads.
+    pub fn context(&self) -> OpenContext {
+        OpenContext {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// A packet an [`OpenContext`] authenticated and decrypted, waiting for
+/// [`InboundSa::commit`] to check it against the replay window. Only the crate creates these.
+#[derive(Debug)]
+pub struct Opened {
+    seq: u32,
+    inner: Range<usize>,
+}
+
+impl Opened {
+    /// The packet's sequence number.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Where the inner IP packet lies in the buffer that was opened.
+    pub fn inner(&self) -> Range<usize> {
+        self.inner.clone()
+    }
+}
+
+/// The keyed half of an [`InboundSa`], shareable across threads: authenticates and decrypts
+/// but leaves the replay window to [`InboundSa::commit`].
+#[derive(Clone)]
+pub struct OpenContext {
+    shared: Arc<OpenShared>,
+}
+
+impl fmt::Debug for OpenContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenContext")
+            .field("spi", &format_args!("{:#010x}", self.shared.spi))
+            .field("cipher", &self.shared.cipher)
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}
+
+impl OpenContext {
+    /// Verifies, decrypts in place and checks the trailer and inner header; the result must
+    /// still pass [`InboundSa::commit`]. Nothing is counted here.
+    pub fn open(&self, packet: &mut [u8]) -> Result<Opened, EspError> {
+        let seq = self.shared.parse(packet)?;
+        if seq == 0 {
+            return Err(EspError::ZeroSequence);
+        }
+        let plain = self.shared.authenticate(seq, packet)?;
+        let inner = self.shared.unpad(packet, plain)?;
+        Ok(Opened { seq, inner })
     }
 }
 
