@@ -2,9 +2,11 @@
 //! bytes it did not authenticate, and must accept each authentic packet at most once.
 //!
 //! Input layout: byte 0 picks the transform, byte 1 the mode, the rest is mode-specific:
-//! - mode 0: the rest is a received packet (its SPI forced to the SA's so parsing goes deep);
+//! - mode 0: the rest is a received packet (its SPI forced to the SA's so parsing goes deep),
+//!   fed to `open` and to the worker path (`OpenContext::open`);
 //! - mode 1: the rest is an arbitrary *plaintext* ESP payload, sealed authentically first, so
-//!   the padding, next-header and inner-IP checks that run after the ICV see hostile bytes;
+//!   the padding, next-header and inner-IP checks that run after the ICV see hostile bytes
+//!   (and the worker path must reach the same verdict);
 //! - mode 2: the rest is a delivery schedule of 16 authentic packets (index, flipped byte),
 //!   checking the replay window and tamper detection together.
 #![no_main]
@@ -55,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
             if p.len() >= 4 {
                 p[..4].copy_from_slice(&SPI.to_be_bytes());
             }
-            // Unauthenticated bytes must never be accepted (a forgery would need the key).
+            // Unauthenticated bytes must never be accepted (a forgery would need the key),
+            // neither by the SA nor by a worker's shared context.
+            let mut copy = p.clone();
+            assert!(in_sa.context().open(&mut copy).is_err());
             assert!(in_sa.open(&mut p).is_err());
             assert_eq!(in_sa.counters().packets, 0);
             assert_eq!(in_sa.counters().dropped(), 1);
@@ -66,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
                 .seal_raw_payload(rest, &mut buf)
                 .expect("buffer is large enough");
             let header = cipher.header_len();
-            match in_sa.open_in_place(&mut buf[..n]) {
+            // The worker path (shared context, then commit) must agree with `open`.
+            let mut copy = buf[..n].to_vec();
+            let via_context = in_sa.context().open(&mut copy).map(|o| o.inner());
+            let direct = in_sa.open_in_place(&mut buf[..n]);
+            assert_eq!(via_context, direct);
+            match direct {
                 Ok(range) => {
                     assert_eq!(range.start, header);
                     assert!(range.end <= header + rest.len());
