@@ -29,6 +29,10 @@ pub const MAX_TRANSMISSIONS: u32 = 5;
 pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Delay before an initiating connection tries again after the peer was unreachable or dead.
 pub const REINITIATE_DELAY: Duration = Duration::from_secs(2);
+/// Half-open IKE SAs above which IKE_SA_INIT requests must echo a COOKIE (RFC 7296 §2.6).
+pub const DEFAULT_COOKIE_THRESHOLD: usize = 32;
+/// Half-open IKE SAs allowed per source address; further requests are dropped.
+pub const DEFAULT_HALF_OPEN_PER_SOURCE: usize = 16;
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, at least 16 octets).
 const NONCE_LEN: usize = 32;
 /// Auth method: shared key message integrity code.
@@ -484,6 +488,10 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     dropped: u64,
+    cookie_secret: [u8; 32],
+    cookie_threshold: usize,
+    half_open_per_source: usize,
+    cookies_sent: u64,
 }
 
 impl Default for Endpoint {
@@ -495,6 +503,10 @@ impl Default for Endpoint {
 impl Endpoint {
     /// An endpoint with no connections.
     pub fn new() -> Self {
+        let mut cookie_secret = [0u8; 32];
+        if let Ok(b) = crypto::random_bytes(32) {
+            cookie_secret.copy_from_slice(&b);
+        }
         Endpoint {
             conns: vec![],
             sas: HashMap::new(),
@@ -502,6 +514,10 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
+            cookie_secret,
+            cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
+            half_open_per_source: DEFAULT_HALF_OPEN_PER_SOURCE,
+            cookies_sent: 0,
         }
     }
 
@@ -692,6 +708,23 @@ impl Endpoint {
                 }
             })
             .collect()
+    }
+
+    /// Sets the denial-of-service limits: above `cookie_threshold` half-open IKE SAs new
+    /// initiators must echo a COOKIE; at most `per_source` half-open SAs per peer address.
+    pub fn set_half_open_limits(&mut self, cookie_threshold: usize, per_source: usize) {
+        self.cookie_threshold = cookie_threshold;
+        self.half_open_per_source = per_source;
+    }
+
+    /// Number of half-open (responder, not yet authenticated) IKE SAs.
+    pub fn half_open(&self) -> usize {
+        self.half_open.len()
+    }
+
+    /// COOKIE challenges sent so far.
+    pub fn cookies_sent(&self) -> u64 {
+        self.cookies_sent
     }
 
     /// Total IKE datagrams dropped, including those that matched no connection.
@@ -1426,6 +1459,53 @@ impl Endpoint {
         let conn = self
             .match_responder(local.ip(), remote.ip(), None)
             .ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
+        let per_source = self
+            .half_open
+            .keys()
+            .filter(|(a, _)| a.ip() == remote.ip())
+            .count();
+        if per_source >= self.half_open_per_source {
+            return Err(IkeError::TooManyHalfOpen(remote.ip()));
+        }
+        if self.half_open.len() >= self.cookie_threshold {
+            let ni = msg.payloads.iter().find_map(|p| match &p.body {
+                PayloadBody::Nonce(n) => Some(n.as_slice()),
+                _ => None,
+            });
+            let ip = match remote.ip() {
+                IpAddr::V4(a) => a.octets().to_vec(),
+                IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            let cookie = crypto::sha1(&[
+                &self.cookie_secret,
+                ni.unwrap_or_default(),
+                &ip,
+                &spi_i.to_be_bytes(),
+            ]);
+            let echoed = msg.payloads.first().and_then(|p| match &p.body {
+                PayloadBody::Notify(n) if n.kind == notify::COOKIE => Some(n.data.as_slice()),
+                _ => None,
+            });
+            if echoed.is_none_or(|c| constant_time::verify_slices_are_equal(c, &cookie).is_err()) {
+                let reply = Message {
+                    header: Header {
+                        spi_i,
+                        spi_r: 0,
+                        next_payload: 0,
+                        version: 0x20,
+                        exchange: exchange::IKE_SA_INIT,
+                        flags: flags::RESPONSE,
+                        message_id: 0,
+                        length: 0,
+                    },
+                    payloads: vec![notify_payload(notify::COOKIE, cookie)],
+                }
+                .encode();
+                self.transmits.push_back(wrap(local.port(), remote, reply));
+                self.cookies_sent += 1;
+                return Ok(());
+            }
+        }
         let cfg = self.cfg(conn).cloned().expect("matched");
         let mut sa_p = None;
         let mut ke = None;
@@ -1723,7 +1803,8 @@ impl Endpoint {
         let initial_contact = find_notify(inner, notify::INITIAL_CONTACT).is_some();
         self.respond(sa, exchange::IKE_AUTH, msg_id, &reply)?;
         sa.phase = Phase::Established;
-        self.half_open.remove(&(sa.remote, sa.spi_i));
+        let spi_r = sa.spi_r;
+        self.half_open.retain(|_, v| *v != spi_r);
         if initial_contact {
             self.drop_stale_sas(conn, sa.remote.ip(), sa.our_spi());
         }

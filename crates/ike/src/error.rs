@@ -110,6 +110,9 @@ pub enum IkeError {
     /// No configured connection accepts this peer.
     #[error("no connection configured for peer {0}")]
     NoMatchingConnection(std::net::IpAddr),
+    /// The peer address already has too many half-open IKE SAs.
+    #[error("too many half-open IKE SAs from {0}")]
+    TooManyHalfOpen(std::net::IpAddr),
     /// The message ID is outside the window.
     #[error("unexpected message ID {0}")]
     UnexpectedMessageId(u32),

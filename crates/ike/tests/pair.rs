@@ -863,3 +863,128 @@ fn child_and_ike_rekeys_keep_the_tunnel_up() {
         assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
     }
 }
+
+#[test]
+fn cookie_challenge_under_flood_and_legitimate_peer_still_connects() {
+    let mut n = Net::new();
+    n.b.set_half_open_limits(8, 1000);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            false,
+        ),
+        n.now,
+    );
+    // 20 spoofed IKE_SA_INITs from distinct ports that never complete.
+    let mut cookies = 0;
+    for port in 0..20u16 {
+        let mut spoof = Endpoint::new();
+        spoof.add_connection(
+            cfg(
+                A,
+                B,
+                &["10.1.0.0/16"],
+                &["10.2.0.0/16"],
+                "aes256gcm16-prfsha384-ecp384",
+                "aes256gcm16",
+                "x",
+                true,
+            ),
+            n.now,
+        );
+        let t = spoof.poll_transmit().unwrap();
+        n.b.handle_datagram(
+            n.now,
+            SocketAddr::new(B, 500),
+            SocketAddr::new(A, 10000 + port),
+            &t.payload,
+        )
+        .unwrap();
+        let reply = n.b.poll_transmit().unwrap();
+        let m = ike::codec::Message::decode(&reply.payload).unwrap();
+        if m.notify(ike::codec::notify::COOKIE).is_some() {
+            cookies += 1;
+        }
+    }
+    assert_eq!(n.b.half_open(), 8, "state only for the first 8");
+    assert_eq!(cookies, 12);
+    assert_eq!(n.b.cookies_sent(), 12);
+    // The real initiator gets a cookie, echoes it and connects.
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    n.pump();
+    assert_eq!(n.b.cookies_sent(), 13);
+    assert_eq!(children(&n.ev_a).len(), 1, "{:?}", n.ev_a);
+    assert_eq!(n.a.status()[0].state, "established");
+    // Half-open SAs expire.
+    n.run_for(Duration::from_secs(31));
+    assert_eq!(n.b.half_open(), 0);
+}
+
+#[test]
+fn half_open_limit_per_source() {
+    let mut n = Net::new();
+    n.b.set_half_open_limits(1000, 3);
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            false,
+        ),
+        n.now,
+    );
+    let mut ok = 0;
+    for port in 0..5u16 {
+        let mut spoof = Endpoint::new();
+        spoof.add_connection(
+            cfg(
+                A,
+                B,
+                &["10.1.0.0/16"],
+                &["10.2.0.0/16"],
+                "aes256gcm16-prfsha384-ecp384",
+                "aes256gcm16",
+                "x",
+                true,
+            ),
+            n.now,
+        );
+        let t = spoof.poll_transmit().unwrap();
+        if n.b
+            .handle_datagram(
+                n.now,
+                SocketAddr::new(B, 500),
+                SocketAddr::new(A, 20000 + port),
+                &t.payload,
+            )
+            .is_ok()
+        {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 3);
+    assert_eq!(n.b.half_open(), 3);
+    assert_eq!(n.b.dropped(), 2);
+}
