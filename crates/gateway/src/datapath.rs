@@ -272,6 +272,18 @@ pub struct DataPath {
     last: Option<(bool, u128, usize)>,
 }
 
+/// The outbound SA chosen for a packet (valid until the next install/remove).
+#[derive(Debug, Clone, Copy)]
+pub struct OutSa {
+    idx: usize,
+    /// The connection.
+    pub conn: usize,
+    /// ESP header + IV length: where the inner packet must start in the buffer.
+    pub header_len: usize,
+    /// Where the ESP packets go.
+    pub peer: SocketAddr,
+}
+
 /// What an inbound ESP packet turned into.
 pub struct Opened<'a> {
     /// The inner IP packet, to be written to the TUN device.
@@ -390,6 +402,13 @@ impl DataPath {
 
     /// Decrypts one ESP packet (SPI first, no UDP header) in place.
     pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<Opened<'a>, Drop> {
+        let (range, conn) = self.open_in_place(packet)?;
+        Ok(Opened { inner: &packet[range], conn })
+    }
+
+    /// Decrypts in place and returns where the inner packet lies (so the caller can put a
+    /// TUN header right in front of it) and its connection.
+    pub fn open_in_place(&mut self, packet: &mut [u8]) -> Result<(std::ops::Range<usize>, usize), Drop> {
         let Some(spi) = esp::spi_of(packet) else {
             self.global.count(Drop::Malformed);
             return Err(Drop::Malformed);
@@ -400,14 +419,15 @@ impl DataPath {
         };
         let slot = self.slots[idx].as_mut().expect("by_spi points at live slots");
         let conn = slot.conn;
-        let inner = match slot.inbound.open(packet) {
-            Ok(inner) => inner,
+        let range = match slot.inbound.open_in_place(packet) {
+            Ok(r) => r,
             Err(e) => {
                 let d = esp_drop(&e);
                 self.traffic[conn].drops.count(d);
                 return Err(d);
             }
         };
+        let inner = &packet[range.clone()];
         // RFC 4301 §5.2: the inner packet must match the SA's selectors.
         let ok = match inner_addrs(inner) {
             Some((v6, src, dst)) => slot.remote.iter().any(|r| r.contains(v6, src)) && slot.local.iter().any(|r| r.contains(v6, dst)),
@@ -422,12 +442,11 @@ impl DataPath {
         let t = &mut self.traffic[conn].inbound;
         t.packets += 1;
         t.bytes += inner.len() as u64;
-        Ok(Opened { inner, conn })
+        Ok((range, conn))
     }
 
-    /// Encrypts one inner packet from the TUN device into `out`; returns the ESP length and
-    /// where to send it.
-    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<(usize, SocketAddr), Drop> {
+    /// Picks the outbound Child SA for an inner packet by its destination (drops counted).
+    pub fn route(&mut self, inner: &[u8]) -> Result<OutSa, Drop> {
         let Some((v6, _src, dst)) = inner_addrs(inner) else {
             self.global.count(Drop::InvalidInner);
             return Err(Drop::InvalidInner);
@@ -455,29 +474,55 @@ impl DataPath {
             },
         };
         let idx = self.current[conn].expect("routes only list connections with a current SA");
-        let slot = self.slots[idx].as_mut().expect("current points at a live slot");
-        match slot.outbound.seal(inner, out) {
+        let slot = self.slots[idx].as_ref().expect("current points at a live slot");
+        Ok(OutSa { idx, conn, header_len: slot.outbound.header_len(), peer: slot.peer })
+    }
+
+    /// Exact ESP length of an inner packet of `inner_len` bytes on `sa`.
+    pub fn sealed_len(&self, sa: &OutSa, inner_len: usize) -> usize {
+        self.slots[sa.idx].as_ref().map(|s| s.outbound.sealed_len(inner_len)).unwrap_or(usize::MAX)
+    }
+
+    /// Seals the inner packet that sits at `buf[sa.header_len..][..inner_len]` in place;
+    /// returns the ESP length.
+    pub fn seal_in_place(&mut self, sa: &OutSa, buf: &mut [u8], inner_len: usize) -> Result<usize, Drop> {
+        let slot = self.slots[sa.idx].as_mut().expect("OutSa points at a live slot");
+        match slot.outbound.seal_in_place(buf, inner_len) {
             Ok(n) => {
                 slot.traffic_out.packets += 1;
-                slot.traffic_out.bytes += inner.len() as u64;
-                let t = &mut self.traffic[conn].outbound;
+                slot.traffic_out.bytes += inner_len as u64;
+                let t = &mut self.traffic[sa.conn].outbound;
                 t.packets += 1;
-                t.bytes += inner.len() as u64;
-                Ok((n, slot.peer))
+                t.bytes += inner_len as u64;
+                Ok(n)
             }
             Err(e) => {
                 let d = if matches!(e, EspError::NotIpPacket) { Drop::InvalidInner } else { Drop::SealFailed };
-                self.traffic[conn].drops.count(d);
+                self.traffic[sa.conn].drops.count(d);
                 Err(d)
             }
         }
     }
 
-    /// Books an I/O failure (socket send or TUN write) against a connection.
-    pub fn count_io_error(&mut self, conn: Option<usize>) {
+    /// Encrypts one inner packet into `out`; returns the ESP length and where to send it.
+    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<(usize, SocketAddr), Drop> {
+        let sa = self.route(inner)?;
+        let h = sa.header_len;
+        if out.len() < h + inner.len() {
+            self.traffic[sa.conn].drops.count(Drop::SealFailed);
+            return Err(Drop::SealFailed);
+        }
+        out[h..h + inner.len()].copy_from_slice(inner);
+        let n = self.seal_in_place(&sa, out, inner.len())?;
+        Ok((n, sa.peer))
+    }
+
+    /// Books a drop found outside the data path (I/O failure, truncation, bad offload
+    /// header) against a connection, or globally.
+    pub fn count(&mut self, conn: Option<usize>, d: Drop) {
         match conn {
-            Some(c) if c < self.traffic.len() => self.traffic[c].drops.count(Drop::IoError),
-            _ => self.global.count(Drop::IoError),
+            Some(c) if c < self.traffic.len() => self.traffic[c].drops.count(d),
+            _ => self.global.count(d),
         }
     }
 

@@ -6,9 +6,11 @@
 
 pub mod config;
 pub mod datapath;
+pub mod offload;
 pub mod runtime;
 pub mod status;
 pub mod tun;
+pub mod udp;
 
 pub use config::{ConfigError, ConnectionSpec, GatewayConfig};
 pub use runtime::{Gateway, GatewayError, RunOptions};

@@ -7,6 +7,8 @@
 
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::datapath::{DataPath, Drop};
+use crate::offload::{complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::udp::{self, RecvBatch, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use crate::status::{ConnectionReport, ControlServer, GatewayStatus};
 use crate::tun::{self, Tun};
 use ike::endpoint::{ConnectionId, Endpoint, Event};
@@ -23,6 +25,10 @@ const MAX_PACKET: usize = 65_535;
 const SEAL_SLACK: usize = 128;
 /// Packets taken from one source per loop turn, so no source starves the others.
 const BATCH: usize = 256;
+/// Datagrams per `recvmmsg` on port 4500.
+const RX_BATCH: usize = 64;
+/// Bytes per receive slot (a jumbo-frame ESP packet fits).
+const RX_SLOT: usize = 9216;
 /// Socket buffer size asked for (forced past rmem_max when running as root).
 const SOCKET_BUFFER: usize = 8 << 20;
 /// Most time spent flushing DELETEs on shutdown.
@@ -80,6 +86,9 @@ pub struct Gateway {
     routes: Vec<ipnet::IpNet>,
     rx: Vec<u8>,
     tx: Vec<u8>,
+    rx4500: Box<RecvBatch>,
+    /// Whether UDP GSO works on the path (cleared after the first refusal).
+    gso_ok: bool,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -129,7 +138,7 @@ impl Gateway {
         let local = cfg.local_address;
         let sock500 = bind_udp(SocketAddr::new(local, 500))?;
         let sock4500 = bind_udp(SocketAddr::new(local, 4500))?;
-        let tun = Tun::open(&cfg.tun.name).map_err(|cause| GatewayError::Tun { name: cfg.tun.name.clone(), cause })?;
+        let tun = Tun::open(&cfg.tun.name, true).map_err(|cause| GatewayError::Tun { name: cfg.tun.name.clone(), cause })?;
         let tun_mtu = match cfg.tun.mtu {
             Some(m) => m,
             None => {
@@ -154,6 +163,8 @@ impl Gateway {
             routes: Vec::new(),
             rx: vec![0; MAX_PACKET + SEAL_SLACK],
             tx: vec![0; MAX_PACKET + SEAL_SLACK],
+            rx4500: RecvBatch::new(RX_BATCH, RX_SLOT),
+            gso_ok: true,
             cfg,
         };
         for i in 0..gw.cfg.connections.len() {
@@ -173,6 +184,7 @@ impl Gateway {
             local = %local,
             tun = gw.tun.name(),
             mtu = tun_mtu,
+            tso = gw.tun.tso(),
             control = %gw.control.path().display(),
             connections = gw.cfg.connections.len(),
             "gateway started"
@@ -286,46 +298,67 @@ impl Gateway {
 
     fn drain_4500(&mut self) {
         let local = SocketAddr::new(self.cfg.local_address, 4500);
-        for _ in 0..BATCH {
-            let (n, from) = match self.sock4500.recv_from(&mut self.rx) {
-                Ok(r) => r,
+        let fd = self.sock4500.as_raw_fd();
+        let vnet = self.tun.vnet_hdr();
+        for _ in 0..BATCH / RX_BATCH {
+            let n = match self.rx4500.recv(fd) {
+                Ok(n) => n,
                 Err(e) if would_block(&e) => break,
                 Err(e) => {
                     warn!("recv on UDP 4500: {e}");
                     break;
                 }
             };
-            let pkt = &mut self.rx[..n];
-            if n == 1 && pkt[0] == 0xff {
-                continue; // NAT keepalive (RFC 3948 §2.3)
-            }
-            if n >= 4 && pkt[..4] == [0, 0, 0, 0] {
-                if let Err(e) = self.endpoint.handle_datagram(Instant::now(), local, from, pkt) {
-                    debug!(%from, "IKE datagram on 4500 dropped: {e}");
+            for i in 0..n {
+                let (buf, len, from, truncated) = self.rx4500.get(i);
+                let Some(from) = from else { continue };
+                if truncated {
+                    self.dp.count(None, Drop::Malformed);
+                    continue;
                 }
-                continue;
-            }
-            match self.dp.open(pkt) {
-                Ok(opened) => {
-                    if let Err(e) = self.tun.write(opened.inner) {
-                        if !would_block(&e) {
-                            debug!("TUN write: {e}");
+                let pkt = &mut buf[..len];
+                if len == 1 && pkt[0] == 0xff {
+                    continue; // NAT keepalive (RFC 3948 §2.3)
+                }
+                if len >= 4 && pkt[..4] == [0, 0, 0, 0] {
+                    if let Err(e) = self.endpoint.handle_datagram(Instant::now(), local, from, pkt) {
+                        debug!(%from, "IKE datagram on 4500 dropped: {e}");
+                    }
+                    continue;
+                }
+                match self.dp.open_in_place(pkt) {
+                    Ok((range, conn)) => {
+                        // the ESP header and IV (>= 16 bytes) precede the inner packet: room
+                        // for the TUN's virtio_net_hdr without a copy
+                        let start = if vnet { range.start - VNET_HDR_LEN } else { range.start };
+                        pkt[start..range.start].fill(0);
+                        if let Err(e) = self.tun.write(&pkt[start..range.end]) {
+                            if !would_block(&e) {
+                                debug!("TUN write: {e}");
+                            }
+                            self.dp.count(Some(conn), Drop::IoError);
                         }
-                        self.dp.count_io_error(Some(opened.conn));
+                    }
+                    Err(d) => {
+                        if d != Drop::Replayed {
+                            debug!(%from, reason = ?d, "ESP packet dropped");
+                        }
                     }
                 }
-                Err(d) => {
-                    if d != Drop::Replayed {
-                        debug!(%from, reason = ?d, "ESP packet dropped");
-                    }
-                }
+            }
+            if n < RX_BATCH {
+                break;
             }
         }
     }
 
     fn drain_tun(&mut self) {
+        let vnet = self.tun.vnet_hdr();
+        let off = if vnet { VNET_HDR_LEN } else { 0 };
+        let fd = self.sock4500.as_raw_fd();
+        let mut lens = [0usize; GSO_MAX_SEGMENTS];
         for _ in 0..BATCH {
-            let n = match self.tun.read(&mut self.rx[..MAX_PACKET]) {
+            let n = match self.tun.read(&mut self.rx[..off + MAX_PACKET]) {
                 Ok(n) => n,
                 Err(e) if would_block(&e) => break,
                 Err(e) => {
@@ -333,14 +366,54 @@ impl Gateway {
                     break;
                 }
             };
-            match self.dp.seal(&self.rx[..n], &mut self.tx) {
-                Ok((len, peer)) => {
-                    if let Err(e) = self.sock4500.send_to(&self.tx[..len], peer) {
-                        debug!(%peer, "ESP send: {e}");
-                        self.dp.count_io_error(None);
-                    }
+            if n <= off {
+                continue;
+            }
+            let hdr = if vnet { VnetHdr::parse(&self.rx[..off]).unwrap_or_default() } else { VnetHdr::default() };
+            let pkt = &mut self.rx[off..n];
+            let Ok(sa) = self.dp.route(pkt) else { continue };
+            if hdr.gso_type == GSO_NONE {
+                if hdr.needs_csum() && complete_checksum(pkt, hdr.csum_start as usize, hdr.csum_offset as usize).is_err() {
+                    self.dp.count(Some(sa.conn), Drop::InvalidInner);
+                    continue;
                 }
-                Err(_) => {}
+                let h = sa.header_len;
+                let len = pkt.len();
+                self.tx[h..h + len].copy_from_slice(pkt);
+                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx, len) {
+                    lens[0] = l;
+                    send_run(fd, &self.tx, &lens[..1], sa.peer, &mut self.gso_ok, &mut self.dp, sa.conn);
+                }
+                continue;
+            }
+            // a TCP super-packet: split into MSS-sized segments straight into the send
+            // buffer, seal each in place, and send runs of them with UDP GSO
+            let plan = match plan_tcp(pkt, &hdr) {
+                Ok(p) => p,
+                Err(e) => {
+                    debug!("TUN super-packet dropped: {e}");
+                    self.dp.count(Some(sa.conn), Drop::InvalidInner);
+                    continue;
+                }
+            };
+            let (mut used, mut count) = (0usize, 0usize);
+            for i in 0..plan.count {
+                let inner_len = plan.segment_len(i);
+                let need = self.dp.sealed_len(&sa, inner_len);
+                if count == GSO_MAX_SEGMENTS || used + need > GSO_MAX_BYTES {
+                    send_run(fd, &self.tx[..used], &lens[..count], sa.peer, &mut self.gso_ok, &mut self.dp, sa.conn);
+                    used = 0;
+                    count = 0;
+                }
+                plan.write_segment(pkt, i, &mut self.tx[used + sa.header_len..]);
+                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx[used..], inner_len) {
+                    lens[count] = l;
+                    count += 1;
+                    used += l;
+                }
+            }
+            if count > 0 {
+                send_run(fd, &self.tx[..used], &lens[..count], sa.peer, &mut self.gso_ok, &mut self.dp, sa.conn);
             }
         }
     }
@@ -487,5 +560,39 @@ impl Gateway {
         }
         self.remove_routes();
         info!("gateway stopped");
+    }
+}
+
+/// Sends consecutive ESP packets of `lens` from `buf` to `peer`: one UDP GSO call when they
+/// are equal-sized (the last may be shorter), otherwise one `sendto` each.
+fn send_run(fd: std::os::fd::RawFd, buf: &[u8], lens: &[usize], peer: SocketAddr, gso_ok: &mut bool, dp: &mut DataPath, conn: usize) {
+    let total: usize = lens.iter().sum();
+    if lens.len() > 1 && *gso_ok {
+        let seg = lens[0];
+        let uniform = lens[..lens.len() - 1].iter().all(|&l| l == seg) && lens[lens.len() - 1] <= seg;
+        if uniform {
+            match udp::send_gso(fd, &buf[..total], seg, peer) {
+                Ok(()) => return,
+                Err(e) if udp::gso_unsupported(&e) => {
+                    warn!("UDP GSO refused ({e}); sending packets one by one from now on");
+                    *gso_ok = false;
+                }
+                Err(e) => {
+                    debug!(%peer, "ESP GSO send: {e}");
+                    for _ in lens {
+                        dp.count(Some(conn), Drop::IoError);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+    let mut off = 0;
+    for &l in lens {
+        if let Err(e) = udp::send_to(fd, &buf[off..off + l], peer) {
+            debug!(%peer, "ESP send: {e}");
+            dp.count(Some(conn), Drop::IoError);
+        }
+        off += l;
     }
 }

@@ -11,6 +11,11 @@ use std::process::Command;
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
 
 /// `struct ifreq` with the union viewed as flags or an MTU (both at offset 16).
 #[repr(C)]
@@ -43,11 +48,16 @@ impl IfReq {
 pub struct Tun {
     fd: OwnedFd,
     name: String,
+    vnet: bool,
+    tso: bool,
 }
 
 impl Tun {
-    /// Creates (or attaches to) TUN interface `name` in non-blocking mode.
-    pub fn open(name: &str) -> io::Result<Tun> {
+    /// Creates (or attaches to) TUN interface `name` in non-blocking mode. With `offload`,
+    /// every packet carries a `virtio_net_hdr` and the kernel may hand over TCP super-packets
+    /// (TSO) with partial checksums; if the kernel refuses the offloads the header stays but
+    /// packets arrive whole ([`Tun::tso`] tells which).
+    pub fn open(name: &str, offload: bool) -> io::Result<Tun> {
         let path = CString::new("/dev/net/tun").expect("static path");
         // SAFETY: plain open(2) of a NUL-terminated path.
         let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
@@ -58,7 +68,7 @@ impl Tun {
         // SAFETY: fd was just returned by open and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut req = IfReq::new(name)?;
-        req.set_short(IFF_TUN | IFF_NO_PI);
+        req.set_short(IFF_TUN | IFF_NO_PI | if offload { IFF_VNET_HDR } else { 0 });
         // SAFETY: TUNSETIFF reads and writes a struct ifreq, which IfReq mirrors.
         if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
             let e = io::Error::last_os_error();
@@ -66,7 +76,23 @@ impl Tun {
         }
         let end = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
         let name = String::from_utf8_lossy(&req.name[..end]).into_owned();
-        Ok(Tun { fd, name })
+        let mut tso = false;
+        if offload {
+            let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+            // SAFETY: TUNSETOFFLOAD takes an unsigned int by value.
+            tso = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) } == 0;
+        }
+        Ok(Tun { fd, name, vnet: offload, tso })
+    }
+
+    /// Whether every packet read or written carries a `virtio_net_hdr`.
+    pub fn vnet_hdr(&self) -> bool {
+        self.vnet
+    }
+
+    /// Whether the kernel may hand over TCP super-packets.
+    pub fn tso(&self) -> bool {
+        self.tso
     }
 
     /// The kernel's name for the interface.

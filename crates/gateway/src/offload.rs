@@ -1,0 +1,325 @@
+//! TUN offloads: with `IFF_VNET_HDR` and TSO enabled the kernel hands the gateway TCP
+//! super-packets of up to 64 KiB (one read instead of ~45), each prefixed by a
+//! `virtio_net_hdr`. They are split into MSS-sized segments here, right before encryption,
+//! exactly as the NIC would have: per-segment IP length/ID/checksum, TCP sequence number,
+//! FIN/PSH only on the last segment, CWR only on the first, and a full TCP checksum.
+//! Non-GSO packets may carry a partial checksum (`NEEDS_CSUM`), which is completed in place.
+
+/// Size of `struct virtio_net_hdr` (without `num_buffers`).
+pub const VNET_HDR_LEN: usize = 10;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`.
+const F_NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_NONE`.
+pub const GSO_NONE: u8 = 0;
+/// `VIRTIO_NET_HDR_GSO_TCPV4`.
+pub const GSO_TCPV4: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_TCPV6`.
+pub const GSO_TCPV6: u8 = 4;
+/// `VIRTIO_NET_HDR_GSO_ECN` (a flag on top of the type).
+const GSO_ECN: u8 = 0x80;
+
+/// A parsed `virtio_net_hdr` (native endianness, as TUN uses by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VnetHdr {
+    /// `VIRTIO_NET_HDR_F_*`.
+    pub flags: u8,
+    /// GSO type without the ECN bit.
+    pub gso_type: u8,
+    /// Length of the headers (unreliable; recomputed from the packet).
+    pub hdr_len: u16,
+    /// MSS for GSO packets.
+    pub gso_size: u16,
+    /// Where checksumming starts (for `NEEDS_CSUM`).
+    pub csum_start: u16,
+    /// Where, after `csum_start`, the checksum is stored.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Reads the header from the first 10 bytes.
+    pub fn parse(b: &[u8]) -> Option<VnetHdr> {
+        if b.len() < VNET_HDR_LEN {
+            return None;
+        }
+        let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(VnetHdr { flags: b[0], gso_type: b[1] & !GSO_ECN, hdr_len: u(2), gso_size: u(4), csum_start: u(6), csum_offset: u(8) })
+    }
+
+    /// Whether the L4 checksum must still be completed.
+    pub fn needs_csum(&self) -> bool {
+        self.flags & F_NEEDS_CSUM != 0
+    }
+}
+
+/// Why a packet from the TUN device could not be prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OffloadError {
+    /// The header points outside the packet or the packet is not the TCP/IP it claims.
+    #[error("TUN packet with inconsistent offload header")]
+    Malformed,
+    /// A GSO type the gateway did not enable (e.g. UDP).
+    #[error("unsupported GSO type {0}")]
+    UnsupportedGso(u8),
+}
+
+/// Adds `data` to a ones'-complement running sum (big-endian 16-bit words).
+pub fn csum_add(mut sum: u64, data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        sum = sum.wrapping_add(w >> 32).wrapping_add(w & 0xffff_ffff);
+    }
+    let rest = chunks.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        sum += u16::from_be_bytes([rest[i], rest[i + 1]]) as u64;
+        i += 2;
+    }
+    if i < rest.len() {
+        sum += (rest[i] as u64) << 8;
+    }
+    sum
+}
+
+/// Folds a running sum into the 16-bit ones'-complement checksum.
+pub fn csum_fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Completes a partial checksum: the field at `start + offset` holds the pseudo-header sum;
+/// the sum over `start..` replaces it.
+pub fn complete_checksum(pkt: &mut [u8], start: usize, offset: usize) -> Result<(), OffloadError> {
+    let field = start + offset;
+    if field + 2 > pkt.len() || start > pkt.len() {
+        return Err(OffloadError::Malformed);
+    }
+    let c = csum_fold(csum_add(0, &pkt[start..]));
+    // a computed 0 stays 0 for TCP; for UDP 0 means "no checksum", so send 0xffff
+    let c = if c == 0 && pkt.get(if pkt[0] >> 4 == 4 { 9 } else { 6 }) == Some(&17) { 0xffff } else { c };
+    pkt[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// The geometry of a TCP super-packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Super {
+    v6: bool,
+    ip_len: usize,
+    /// IP + TCP header length.
+    pub hdr_len: usize,
+    /// Payload bytes per segment.
+    pub mss: usize,
+    /// Number of segments.
+    pub count: usize,
+    payload: usize,
+}
+
+/// Validates a TCP super-packet and returns how it splits.
+pub fn plan_tcp(pkt: &[u8], h: &VnetHdr) -> Result<Super, OffloadError> {
+    let v6 = match (h.gso_type, pkt.first().map(|b| b >> 4)) {
+        (GSO_TCPV4, Some(4)) => false,
+        (GSO_TCPV6, Some(6)) => true,
+        (GSO_TCPV4 | GSO_TCPV6, _) => return Err(OffloadError::Malformed),
+        (t, _) => return Err(OffloadError::UnsupportedGso(t)),
+    };
+    let ip_len = if v6 {
+        if pkt.len() < 40 || pkt[6] != 6 {
+            return Err(OffloadError::Malformed);
+        }
+        40
+    } else {
+        let ihl = (pkt[0] & 0x0f) as usize * 4;
+        if ihl < 20 || pkt.len() < ihl || pkt[9] != 6 {
+            return Err(OffloadError::Malformed);
+        }
+        ihl
+    };
+    if pkt.len() < ip_len + 20 {
+        return Err(OffloadError::Malformed);
+    }
+    let tcp_len = (pkt[ip_len + 12] >> 4) as usize * 4;
+    let hdr_len = ip_len + tcp_len;
+    let mss = h.gso_size as usize;
+    if tcp_len < 20 || pkt.len() < hdr_len || mss == 0 {
+        return Err(OffloadError::Malformed);
+    }
+    let payload = pkt.len() - hdr_len;
+    Ok(Super { v6, ip_len, hdr_len, mss, count: payload.div_ceil(mss).max(1), payload })
+}
+
+impl Super {
+    /// Length of segment `i`.
+    pub fn segment_len(&self, i: usize) -> usize {
+        self.hdr_len + self.mss.min(self.payload - i * self.mss)
+    }
+
+    /// Writes segment `i` of `pkt` into `out` (which must hold [`Self::segment_len`] bytes)
+    /// with every header field and checksum fixed; returns its length.
+    pub fn write_segment(&self, pkt: &[u8], i: usize, out: &mut [u8]) -> usize {
+        let start = self.hdr_len + i * self.mss;
+        let chunk = self.mss.min(self.payload - i * self.mss);
+        let len = self.hdr_len + chunk;
+        let out = &mut out[..len];
+        out[..self.hdr_len].copy_from_slice(&pkt[..self.hdr_len]);
+        out[self.hdr_len..].copy_from_slice(&pkt[start..start + chunk]);
+        let tcp_len = len - self.ip_len;
+        let mut pseudo: u64;
+        if self.v6 {
+            out[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            pseudo = csum_add(0, &out[8..40]);
+        } else {
+            out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            let id = u16::from_be_bytes([pkt[4], pkt[5]]).wrapping_add(i as u16);
+            out[4..6].copy_from_slice(&id.to_be_bytes());
+            out[10..12].copy_from_slice(&[0, 0]);
+            let c = csum_fold(csum_add(0, &out[..self.ip_len]));
+            out[10..12].copy_from_slice(&c.to_be_bytes());
+            pseudo = csum_add(0, &out[12..20]);
+        }
+        pseudo += 6 + tcp_len as u64;
+        let t = self.ip_len;
+        let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]]).wrapping_add((i * self.mss) as u32);
+        out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
+        let mut flags = out[t + 13];
+        if i + 1 < self.count {
+            flags &= !(0x01 | 0x08); // FIN, PSH only on the last segment
+        }
+        if i > 0 {
+            flags &= !0x80; // CWR only on the first
+        }
+        out[t + 13] = flags;
+        out[t + 16..t + 18].copy_from_slice(&[0, 0]);
+        let c = csum_fold(csum_add(pseudo, &out[t..]));
+        out[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+        len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify_ip4(p: &[u8]) -> bool {
+        csum_fold(csum_add(0, &p[..20])) == 0
+    }
+
+    fn verify_tcp(p: &[u8]) -> bool {
+        let (ip_len, mut sum) = if p[0] >> 4 == 4 { (20, csum_add(0, &p[12..20])) } else { (40, csum_add(0, &p[8..40])) };
+        sum += 6 + (p.len() - ip_len) as u64;
+        csum_fold(csum_add(sum, &p[ip_len..])) == 0
+    }
+
+    /// A TCP super-packet as the kernel hands it over: partial checksum (pseudo header only).
+    fn super_packet(v6: bool, payload: usize, flags: u8) -> Vec<u8> {
+        let ip_len = if v6 { 40 } else { 20 };
+        let mut p = vec![0u8; ip_len + 20 + payload];
+        if v6 {
+            p[0] = 0x60;
+            p[4..6].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+            p[6] = 6;
+            p[7] = 64;
+            p[8..24].copy_from_slice(&"fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+            p[24..40].copy_from_slice(&"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        } else {
+            p[0] = 0x45;
+            let total = (20 + 20 + payload).min(65535) as u16;
+            p[2..4].copy_from_slice(&total.to_be_bytes());
+            p[4..6].copy_from_slice(&0xfff0u16.to_be_bytes());
+            p[6] = 0x40;
+            p[8] = 64;
+            p[9] = 6;
+            p[12..16].copy_from_slice(&[10, 1, 1, 4]);
+            p[16..20].copy_from_slice(&[10, 2, 1, 4]);
+        }
+        let t = ip_len;
+        p[t..t + 2].copy_from_slice(&40000u16.to_be_bytes());
+        p[t + 2..t + 4].copy_from_slice(&5001u16.to_be_bytes());
+        p[t + 4..t + 8].copy_from_slice(&0xffff_f000u32.to_be_bytes()); // wraps during the split
+        p[t + 12] = 5 << 4;
+        p[t + 13] = flags;
+        for (i, b) in p[t + 20..].iter_mut().enumerate() {
+            *b = (i * 7 % 251) as u8;
+        }
+        p
+    }
+
+    #[test]
+    fn super_packets_split_like_a_nic() {
+        for v6 in [false, true] {
+            for (payload, mss) in [(64_000usize, 1386usize), (5000, 1000), (1000, 1386), (2772, 1386)] {
+                let pkt = super_packet(v6, payload, 0x80 | 0x10 | 0x08 | 0x01); // CWR ACK PSH FIN
+                let h = VnetHdr { gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 }, gso_size: mss as u16, ..Default::default() };
+                let s = plan_tcp(&pkt, &h).unwrap();
+                assert_eq!(s.count, payload.div_ceil(mss));
+                let mut joined = Vec::new();
+                let mut out = vec![0u8; 2000];
+                let ip_len = if v6 { 40 } else { 20 };
+                for i in 0..s.count {
+                    let n = s.write_segment(&pkt, i, &mut out);
+                    assert_eq!(n, s.segment_len(i));
+                    let seg = &out[..n];
+                    assert!(n <= ip_len + 20 + mss);
+                    if !v6 {
+                        assert!(verify_ip4(seg), "IPv4 header checksum, segment {i}");
+                        assert_eq!(u16::from_be_bytes([seg[2], seg[3]]) as usize, n);
+                        assert_eq!(u16::from_be_bytes([seg[4], seg[5]]), 0xfff0u16.wrapping_add(i as u16));
+                    } else {
+                        assert_eq!(u16::from_be_bytes([seg[4], seg[5]]) as usize, n - 40);
+                    }
+                    assert!(verify_tcp(seg), "TCP checksum, segment {i} (v6 {v6})");
+                    let seq = u32::from_be_bytes([seg[ip_len + 4], seg[ip_len + 5], seg[ip_len + 6], seg[ip_len + 7]]);
+                    assert_eq!(seq, 0xffff_f000u32.wrapping_add((i * mss) as u32));
+                    let flags = seg[ip_len + 13];
+                    let last = i + 1 == s.count;
+                    assert_eq!(flags & 0x09 != 0, last, "FIN/PSH only on the last segment");
+                    assert_eq!(flags & 0x80 != 0, i == 0, "CWR only on the first");
+                    assert!(flags & 0x10 != 0, "ACK on every segment");
+                    joined.extend_from_slice(&seg[ip_len + 20..]);
+                }
+                assert_eq!(joined, pkt[ip_len + 20..], "payload preserved in order");
+            }
+        }
+    }
+
+    #[test]
+    fn partial_checksum_is_completed() {
+        let mut pkt = super_packet(false, 300, 0x18);
+        // the kernel's partial form: pseudo-header sum (not inverted) in the checksum field
+        let mut sum = csum_add(0, &pkt[12..20]);
+        sum += 6 + 320;
+        let partial = !csum_fold(sum);
+        pkt[36..38].copy_from_slice(&partial.to_be_bytes());
+        complete_checksum(&mut pkt, 20, 16).unwrap();
+        assert!(verify_tcp(&pkt));
+        assert_eq!(complete_checksum(&mut pkt, 20, 400), Err(OffloadError::Malformed));
+    }
+
+    #[test]
+    fn bad_headers_are_rejected() {
+        let pkt = super_packet(false, 3000, 0x10);
+        let h = VnetHdr { gso_type: GSO_TCPV6, gso_size: 1000, ..Default::default() };
+        assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
+        let h = VnetHdr { gso_type: 3, gso_size: 1000, ..Default::default() };
+        assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::UnsupportedGso(3)));
+        let h = VnetHdr { gso_type: GSO_TCPV4, gso_size: 0, ..Default::default() };
+        assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
+        assert_eq!(plan_tcp(&pkt[..30], &VnetHdr { gso_type: GSO_TCPV4, gso_size: 100, ..Default::default() }), Err(OffloadError::Malformed));
+    }
+
+    #[test]
+    fn vnet_header_parse() {
+        let mut b = [0u8; 10];
+        b[0] = 1;
+        b[1] = GSO_TCPV4 | GSO_ECN;
+        b[4..6].copy_from_slice(&1386u16.to_ne_bytes());
+        b[6..8].copy_from_slice(&20u16.to_ne_bytes());
+        b[8..10].copy_from_slice(&16u16.to_ne_bytes());
+        let h = VnetHdr::parse(&b).unwrap();
+        assert!(h.needs_csum());
+        assert_eq!((h.gso_type, h.gso_size, h.csum_start, h.csum_offset), (GSO_TCPV4, 1386, 20, 16));
+        assert!(VnetHdr::parse(&b[..9]).is_none());
+    }
+}
