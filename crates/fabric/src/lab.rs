@@ -428,13 +428,27 @@ impl Lab {
 
     /// Builds the topology from every site's resources, reconciles the kernel with it, and
     /// records each realized resource's provisioning state.
-    fn realize(&self, report: &mut ApplyReport, progress: &mut Progress) -> Result<(), LabError> {
+    fn load_sites(&self) -> Result<Vec<(Site, Vec<Resource>)>, LabError> {
         let mut sites: Vec<(Site, Vec<Resource>)> = Vec::new();
         for s in &self.record.sites {
             let site = self.site(&s.name)?;
             let resources = site.resources().map_err(site_err(&s.name))?;
             sites.push((site, resources));
         }
+        Ok(sites)
+    }
+
+    /// The lab's network as realized from the sites' current resources: every VNet, VM and
+    /// gateway with its namespace, addresses and public IPs. Gateway runners use it to find
+    /// where to start (`LabId::gateway_netns`, interfaces `lan`/`wan`); resources that cannot be
+    /// realized are left out (they are Failed in their site).
+    pub fn topology(&self) -> Result<Topology, LabError> {
+        let sites = self.load_sites()?;
+        Ok(build_topology(&self.record.id, &self.record.sites, &sites).topology)
+    }
+
+    fn realize(&self, report: &mut ApplyReport, progress: &mut Progress) -> Result<(), LabError> {
+        let mut sites = self.load_sites()?;
         let built = build_topology(&self.record.id, &self.record.sites, &sites);
         let desired = match built.topology.desired_state() {
             Ok(d) => d,
@@ -989,6 +1003,9 @@ pub struct SiteStatus {
     pub nat: bool,
     /// The internet router's address on the site's public prefix.
     pub internet_address: Option<String>,
+    /// The NAT device's namespace, for a site behind NAT with gateways.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat_device: Option<NetnsStatus>,
     /// VNets.
     pub virtual_networks: Vec<VnetStatus>,
     /// VMs.
@@ -1080,6 +1097,7 @@ impl Lab {
                 public_prefix: spec.public_prefix.to_string(),
                 nat: spec.nat,
                 internet_address: net.internet_address().map(|a| a.to_string()),
+                nat_device: spec.nat.then(|| ns_status(id.nat_netns(&spec.name))),
                 virtual_networks: vec![],
                 virtual_machines: vec![],
                 public_ip_addresses: vec![],

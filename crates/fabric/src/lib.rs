@@ -1,9 +1,17 @@
-//! The lab fabric: realizes sites' virtual networks and VMs as Linux network namespaces.
+//! The lab fabric: realizes sites' virtual networks, VMs and gateways as Linux network
+//! namespaces.
 //!
-//! Layers, bottom up: [`netns`] (fast access to namespaces), [`desired`] + [`reconcile`]
-//! (a generic desired kernel state and the diff-and-apply that makes it so, idempotently),
-//! [`topology`] (VNets, subnets, VMs → desired state), and the lab itself ([`lab`]: lab.yaml,
-//! the state directory, deployments through the `site` crate, up/down/status).
+//! Layers, bottom up: [`netns`] (fast access to namespaces: `ip -batch` per namespace, sysctls
+//! and nftables through `setns` on a scratch thread), [`desired`] + [`reconcile`] (a generic
+//! desired kernel state and the diff-and-apply that makes it so, idempotently), [`topology`]
+//! (VNets, subnets, VMs, gateways → desired state), [`spec`] (lab.yaml), [`state`] (the lab
+//! registry on disk) and [`lab`] (deployments through the `site` crate, up/down/status).
+//!
+//! Every namespace is named `hn-<lab id>-…` ([`names`]); teardown finds everything by that
+//! prefix. The fabric owns only bridges and veths, routes tagged with [`FABRIC_ROUTE_PROTO`]
+//! and the nftables table `hybridnet`: a gateway process may add its TUN device and routes in
+//! its namespace without reconciliation touching them. `lab down` stops every process living
+//! in a lab namespace, so gateway processes started there need no bookkeeping of their own.
 
 pub mod desired;
 pub mod lab;

@@ -285,9 +285,16 @@ fn print_status(s: &LabStatus) {
                 p["provisioningState"].as_str().unwrap_or("")
             );
         }
+        if let Some(nat) = &site.nat_device {
+            println!("    NAT device {}{}", nat.netns, mark(nat.exists));
+        }
         for o in &site.other_resources {
+            let netns = match o["netns"]["netns"].as_str() {
+                Some(ns) => format!("  netns {ns}{}", mark(o["netns"]["exists"] == true)),
+                None => String::new(),
+            };
             println!(
-                "    {} {} [{}]{}",
+                "    {} {} [{}]{}{netns}",
                 o["type"].as_str().unwrap_or(""),
                 o["name"].as_str().unwrap_or(""),
                 o["provisioningState"].as_str().unwrap_or(""),
