@@ -43,6 +43,9 @@ pub enum EspError {
     /// A `SeqBlock` reserved from one SA was handed to another SA's `SealContext`.
     #[error("sequence block belongs to another SA")]
     ForeignSeqBlock,
+    /// A packet opened by one inbound SA's `OpenContext` was committed to another SA.
+    #[error("opened packet belongs to another SA")]
+    ForeignOpened,
     /// Every sequence number of the `SeqBlock` has been used; reserve another.
     #[error("sequence block is used up")]
     SeqBlockEmpty,
@@ -147,6 +150,7 @@ impl EspError {
             | EspError::NotIpPacket
             | EspError::SequenceExhausted
             | EspError::ForeignSeqBlock
+            | EspError::ForeignOpened
             | EspError::SeqBlockEmpty
             | EspError::SealFailed => return None,
         })

@@ -101,7 +101,7 @@ enum SealKeys {
     Cbc(CbcSeal),
 }
 
-/// Identifies an outbound SA so a [`SeqBlock`] cannot be spent on another SA.
+/// Identifies an SA so a [`SeqBlock`] or an [`Opened`] cannot be used with another SA.
 static NEXT_SA_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The immutable, keyed part of an outbound SA.
@@ -475,6 +475,7 @@ enum OpenKeys {
 
 /// The immutable, keyed part of an inbound SA.
 struct OpenShared {
+    id: u64,
     spi: u32,
     cipher: Cipher,
     keys: OpenKeys,
@@ -605,7 +606,12 @@ impl InboundSa {
             }
         };
         Ok(Self {
-            shared: Arc::new(OpenShared { spi, cipher, keys }),
+            shared: Arc::new(OpenShared {
+                id: NEXT_SA_ID.fetch_add(1, Ordering::Relaxed),
+                spi,
+                cipher,
+                keys,
+            }),
             window: ReplayWindow::new(),
             counters: Counters::default(),
         })
@@ -690,6 +696,9 @@ impl InboundSa {
     /// Accepts a packet an [`OpenContext`] verified: records its sequence number in the replay
     /// window (rejecting it if another copy got there first) and counts it.
     pub fn commit(&mut self, opened: Opened) -> Result<Range<usize>, EspError> {
+        if opened.sa != self.shared.id {
+            return Err(EspError::ForeignOpened);
+        }
         let seq = opened.seq;
         let verdict = match self.window.accept(seq) {
             ReplayCheck::Fresh => Ok(opened.inner),
@@ -733,6 +742,7 @@ impl InboundSa {
 /// [`InboundSa::commit`] to check it against the replay window. Only the crate creates these.
 #[derive(Debug)]
 pub struct Opened {
+    sa: u64,
     seq: u32,
     inner: Range<usize>,
 }
@@ -776,7 +786,11 @@ impl OpenContext {
         }
         let plain = self.shared.authenticate(seq, packet)?;
         let inner = self.shared.unpad(packet, plain)?;
-        Ok(Opened { seq, inner })
+        Ok(Opened {
+            sa: self.shared.id,
+            seq,
+            inner,
+        })
     }
 }
 

@@ -169,4 +169,10 @@ fn duplicate_decrypted_twice_is_committed_once() {
     in_sa.record_drop(&e);
     let c = in_sa.counters();
     assert_eq!((c.packets, c.replayed, c.auth_failed), (1, 1, 1));
+    // An opened packet cannot be committed to a different SA's window.
+    let (_, other) = sa_pair(Cipher::AesCbc256(esp::Auth::HmacSha256_128), 9);
+    let mut c3 = p.clone();
+    let o3 = other.context().open(&mut c3).unwrap();
+    assert_eq!(in_sa.commit(o3), Err(EspError::ForeignOpened));
+    assert_eq!(in_sa.counters(), c);
 }
