@@ -2,7 +2,7 @@
 //! far and the site's stored state, allocates addresses and checks the kind's rules. Nothing is
 //! written; the result is a [`Plan`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use arm::{EvaluatedResource, ReferenceResolver};
@@ -34,6 +34,10 @@ pub(crate) struct Planner<'a> {
     info: &'a SiteInfo,
     existing: Vec<Resource>,
     planned: Vec<Resource>,
+    /// Lowercase id → index, for `planned`, `existing` and `foreign` (ids compare case-insensitively).
+    planned_index: HashMap<String, usize>,
+    existing_index: HashMap<String, usize>,
+    foreign_index: HashMap<String, usize>,
     deployment_name: String,
     realized: &'a [String],
     notes: Vec<String>,
@@ -47,6 +51,10 @@ pub(crate) struct Planner<'a> {
     foreign: Vec<Resource>,
     /// Ids of template resources left to other sites by the location filter.
     elsewhere: Vec<String>,
+}
+
+fn index_of(rs: &[Resource]) -> HashMap<String, usize> {
+    rs.iter().enumerate().map(|(i, r)| (r.id().to_ascii_lowercase(), i)).collect()
 }
 
 /// Locations compare like Azure's: case- and space-insensitive ("North Europe" = "northeurope").
@@ -218,11 +226,16 @@ impl<'a> Planner<'a> {
         deployment_name: &str,
         realized: &'a [String],
     ) -> Planner<'a> {
+        let existing_index = index_of(&existing);
+        let foreign_index = index_of(&foreign);
         Planner {
             kind,
             info,
             existing,
             planned: Vec::new(),
+            planned_index: HashMap::new(),
+            existing_index,
+            foreign_index,
             deployment_name: deployment_name.to_string(),
             realized,
             notes: Vec::new(),
@@ -316,7 +329,7 @@ impl<'a> Planner<'a> {
             deletes = self
                 .existing
                 .iter()
-                .filter(|e| !self.planned.iter().any(|p| same_id(p.id(), e.id())))
+                .filter(|e| !self.planned_index.contains_key(&e.id().to_ascii_lowercase()))
                 .map(|e| e.id().to_string())
                 .collect();
             for kept in &self.planned {
@@ -341,7 +354,7 @@ impl<'a> Planner<'a> {
         let mut changes = Vec::new();
         let mut resources = Vec::new();
         for mut r in std::mem::take(&mut self.planned) {
-            let before = self.existing.iter().find(|e| same_id(e.id(), r.id()));
+            let before = self.existing_index.get(&r.id().to_ascii_lowercase()).map(|&i| &self.existing[i]);
             let action = match before {
                 None => ChangeAction::Create,
                 Some(b) if unchanged(b, &r) => {
@@ -400,11 +413,12 @@ impl<'a> Planner<'a> {
     // ---- the view: this deployment's planned resources over the stored ones ----
 
     fn find(&self, id: &str) -> Option<&Resource> {
-        self.planned
-            .iter()
-            .find(|r| same_id(r.id(), id))
-            .or_else(|| self.existing.iter().find(|r| same_id(r.id(), id)))
-            .or_else(|| self.foreign.iter().find(|r| same_id(r.id(), id)))
+        let k = id.to_ascii_lowercase();
+        self.planned_index
+            .get(&k)
+            .map(|&i| &self.planned[i])
+            .or_else(|| self.existing_index.get(&k).map(|&i| &self.existing[i]))
+            .or_else(|| self.foreign_index.get(&k).map(|&i| &self.foreign[i]))
     }
 
     /// Whether the template declares this resource for another site (location filter).
@@ -417,15 +431,19 @@ impl<'a> Planner<'a> {
         out.extend(
             self.existing
                 .iter()
-                .filter(|e| !self.planned.iter().any(|p| same_id(p.id(), e.id()))),
+                .filter(|e| !self.planned_index.contains_key(&e.id().to_ascii_lowercase())),
         );
         out
     }
 
     fn upsert(&mut self, r: Resource) {
-        match self.planned.iter_mut().find(|p| same_id(p.id(), r.id())) {
-            Some(slot) => *slot = r,
-            None => self.planned.push(r),
+        let k = r.id().to_ascii_lowercase();
+        match self.planned_index.get(&k) {
+            Some(&i) => self.planned[i] = r,
+            None => {
+                self.planned_index.insert(k, self.planned.len());
+                self.planned.push(r);
+            }
         }
     }
 
