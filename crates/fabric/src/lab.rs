@@ -147,13 +147,18 @@ impl<'a> Progress<'a> {
     ) -> Result<T, E> {
         let t = Instant::now();
         let r = f();
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let at = self.start.elapsed().as_secs_f64();
         match &r {
-            Ok((_, detail)) => (self.sink)(&format!("[{at:7.3}s] {label}: {detail} ({ms:.0} ms)")),
-            Err(_) => (self.sink)(&format!("[{at:7.3}s] {label}: FAILED ({ms:.0} ms)")),
+            Ok((_, detail)) => self.finish(label, t, detail),
+            Err(_) => self.finish(label, t, "FAILED"),
         }
         r.map(|(v, _)| v)
+    }
+
+    /// Reports the end of a step that started at `started`.
+    pub fn finish(&mut self, label: &str, started: Instant, detail: &str) {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let at = self.start.elapsed().as_secs_f64();
+        (self.sink)(&format!("[{at:7.3}s] {label}: {detail} ({ms:.0} ms)"));
     }
 
     /// Reports a line without a step.
@@ -196,6 +201,27 @@ fn lock(dir: &LabDir) -> Result<LabLock, LabError> {
         });
     }
     Ok(LabLock { _file: f })
+}
+
+/// Tries to lock the lab for up to `patience`; `None` if it stays locked (or cannot be locked).
+fn lock_within(dir: &LabDir, patience: std::time::Duration) -> Option<LabLock> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path.join("lock"))
+        .ok()?;
+    let deadline = Instant::now() + patience;
+    loop {
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Some(LabLock { _file: f });
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// A running lab, opened from the registry.
@@ -466,27 +492,22 @@ impl Lab {
                 return Err(LabError::Topology(e));
             }
         };
-        let mut sink = Vec::new();
-        let result = progress.step("realize namespaces", || {
-            let r = reconcile(&self.record.id.netns_prefix(), &desired, &mut |line| {
-                sink.push(line.to_string())
-            });
-            match r {
-                Ok(rep) => {
-                    let n = rep.changes.len();
-                    let detail = if n == 0 {
-                        format!("{} namespaces, no changes", desired.netns.len())
-                    } else {
-                        format!("{} namespaces, {n} change(s)", desired.netns.len())
-                    };
-                    Ok::<_, crate::reconcile::ReconcileError>((Ok(rep), detail))
-                }
-                Err(e) => Ok((Err(e), "failed".to_string())),
+        let started = Instant::now();
+        let result = reconcile(&self.record.id.netns_prefix(), &desired, &mut |line| {
+            progress.note(&format!("  {line}"))
+        });
+        let detail = match &result {
+            Ok(rep) if rep.changes.is_empty() => {
+                format!("{} namespaces, no changes", desired.netns.len())
             }
-        })?;
-        for line in sink {
-            progress.note(&format!("  {line}"));
-        }
+            Ok(rep) => format!(
+                "{} namespaces, {} change(s)",
+                desired.netns.len(),
+                rep.changes.len()
+            ),
+            Err(_) => "FAILED".to_string(),
+        };
+        progress.finish("realize namespaces", started, &detail);
         let _ = self.dir.write_realized(&desired);
         let failed_ns: Option<(String, String)> = match &result {
             Ok(_) => None,
@@ -948,6 +969,13 @@ pub fn down(root: &Path, sel: &LabSelector) -> Result<DownReport, LabError> {
     };
     let id = dir.id.clone();
     let had_state = dir.path.exists();
+    // Wait (a little) for a running `lab up` or `deploy` of this lab to finish, so it does not
+    // recreate what is being removed; a crashed one holds no lock.
+    let _lock = if had_state {
+        lock_within(&dir, std::time::Duration::from_secs(10))
+    } else {
+        None
+    };
     let namespaces = teardown(&id.netns_prefix()).map_err(|source| LabError::Teardown {
         id: id.to_string(),
         source,
