@@ -103,6 +103,39 @@ pub enum SiteError {
 }
 
 impl SiteError {
+    /// Masks secret values (secure parameters) wherever they could appear in a message: a
+    /// securestring used by mistake as, say, an address prefix must not be echoed back.
+    pub(crate) fn redact(self, mask: &dyn Fn(&str) -> String) -> SiteError {
+        match self {
+            SiteError::InvalidProperty { at, problem } => SiteError::InvalidProperty {
+                at,
+                problem: mask(&problem),
+            },
+            SiteError::UnsupportedByKind { at, problem } => SiteError::UnsupportedByKind {
+                at,
+                problem: mask(&problem),
+            },
+            SiteError::ApiVersion { at, problem } => SiteError::ApiVersion {
+                at,
+                problem: mask(&problem),
+            },
+            SiteError::MissingReference { at, target } => SiteError::MissingReference { at, target: mask(&target) },
+            SiteError::AddressConflict { at, problem } => SiteError::AddressConflict {
+                at,
+                problem: mask(&problem),
+            },
+            SiteError::PoolExhausted { at, problem } => SiteError::PoolExhausted {
+                at,
+                problem: mask(&problem),
+            },
+            SiteError::TunnelLimit { at, problem } => SiteError::TunnelLimit {
+                at,
+                problem: mask(&problem),
+            },
+            other => other,
+        }
+    }
+
     /// Wraps any redb error with the database path.
     pub(crate) fn store(path: &std::path::Path, e: impl fmt::Display) -> SiteError {
         SiteError::Store {

@@ -213,6 +213,23 @@ fn string_leaves(v: &Value) -> Vec<String> {
 /// key would otherwise mask every id that happens to contain that letter.
 const MIN_EMBEDDED_SECRET_LEN: usize = 6;
 
+/// A message with every secret of at least [`MIN_EMBEDDED_SECRET_LEN`] characters (or the whole
+/// message, if it is a shorter secret) replaced by `***`.
+fn mask_text(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for s in sorted {
+        if out == *s {
+            return "***".into();
+        }
+        if s.len() >= MIN_EMBEDDED_SECRET_LEN {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
 /// Replaces any output string that is, or embeds, a secure parameter's value with `***`: Azure
 /// returns such outputs, but hybridnet never shows a secret.
 fn mask_secrets(v: &mut Value, secrets: &[String]) {
@@ -382,17 +399,6 @@ impl Site {
         let store = self.store()?;
         let (base_generation, existing) = store.snapshot()?;
         drop(store);
-        let mut plan = plan::Planner::new(
-            self.kind,
-            &self.info,
-            existing,
-            options.foreign.clone(),
-            deployment_name,
-            &self.realized_types,
-        )
-        .run(&deployment, mode, options.locations.as_deref())?;
-        plan.template_hash = hex::encode(Sha256::digest(template_json.as_bytes()));
-        plan.parameters = deployment.parameters_redacted();
         let secrets: Vec<String> = template
             .parameters
             .iter()
@@ -401,6 +407,19 @@ impl Site {
             .flat_map(|v| string_leaves(&v))
             .filter(|s| !s.is_empty())
             .collect();
+        let mask = |text: &str| mask_text(text, &secrets);
+        let mut plan = plan::Planner::new(
+            self.kind,
+            &self.info,
+            existing,
+            options.foreign.clone(),
+            deployment_name,
+            &self.realized_types,
+        )
+        .run(&deployment, mode, options.locations.as_deref())
+        .map_err(|e| e.redact(&mask))?;
+        plan.template_hash = hex::encode(Sha256::digest(template_json.as_bytes()));
+        plan.parameters = deployment.parameters_redacted();
         for v in plan.outputs.values_mut() {
             mask_secrets(v, &secrets);
         }

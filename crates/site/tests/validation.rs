@@ -483,3 +483,45 @@ fn strongswan_site_takes_a_lan_but_no_gateway() {
         "resources[2] (Microsoft.Network/virtualNetworkGateways 'gw').type: a strongswan site (on-premises strongSwan VPN device with a LAN behind it) has no virtual network gateways"
     );
 }
+
+#[test]
+fn secure_values_never_echoed_in_errors() {
+    let t = site("azure", "203.0.113.0/24");
+    let template = json!({"$schema": "x", "contentVersion": "1.0.0.0",
+        "parameters": {"prefix": {"type": "securestring"}},
+        "resources": [{"type": "Microsoft.Network/virtualNetworks", "apiVersion": "2018-11-01", "name": "v", "location": "x",
+            "properties": {"addressSpace": {"addressPrefixes": ["[parameters('prefix')]"]}}}]});
+    let p = params(None, json!({"prefix": "TopSecretValue"}));
+    let e = t.site.plan(&template.to_string(), p, "d").unwrap_err().to_string();
+    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'v').properties.addressSpace.addressPrefixes[0]: \"***\" is not an IPv4 prefix (a.b.c.d/n)");
+}
+
+/// The engine's bad-input errors reach the caller unchanged and leave the site untouched.
+#[test]
+fn template_errors_leave_the_site_untouched() {
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(json!([pip("p")])), Default::default(), "ok").unwrap();
+    let before = (t.site.resources().unwrap(), t.site.deployments().unwrap());
+    let with_param = |extra: Value| {
+        json!({"$schema": "x", "contentVersion": "1.0.0.0",
+            "parameters": {"sku": {"type": "string", "allowedValues": ["Basic", "Standard"]}},
+            "resources": [extra]})
+        .to_string()
+    };
+    let cases = [
+        ("{ \"resources\": [ ".to_string(), Default::default()),
+        (
+            tpl(
+                json!([{"type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2018-11-01", "name": "[nosuchfunction()]", "location": "x"}]),
+            ),
+            Default::default(),
+        ),
+        (with_param(pip("q")), Default::default()),
+        (with_param(pip("q")), params(None, json!({"sku": "Premium"}))),
+    ];
+    for (template, p) in cases {
+        let e = t.site.plan(&template, p, "bad").unwrap_err();
+        assert!(matches!(e, SiteError::Template(_)), "{e}");
+    }
+    assert_eq!((t.site.resources().unwrap(), t.site.deployments().unwrap()), before);
+}
