@@ -1,0 +1,52 @@
+//! Why a device configuration could not be produced or written.
+
+use std::path::PathBuf;
+
+/// Errors of the device configuration export; none of them carries a shared key.
+#[derive(Debug, thiserror::Error)]
+pub enum DevConfigError {
+    /// The site's store could not be read.
+    #[error("site {site}: {source}")]
+    Site {
+        site: String,
+        #[source]
+        source: Box<site::SiteError>,
+    },
+    /// The site has no connection of that name.
+    #[error("site {site} has no connection {name:?} (connections: {known})")]
+    NoSuchConnection { site: String, name: String, known: String },
+    /// The connection has no on-premises device as its peer (Vnet2Vnet, ExpressRoute, …).
+    #[error("connection {name:?} is of type {connection_type}: only IPsec (site-to-site) connections have an on-premises VPN device to configure")]
+    NotSiteToSite { name: String, connection_type: String },
+    /// A resource the connection refers to is not in the site.
+    #[error("connection {connection:?}: {what} {id} does not exist in site {site}")]
+    MissingResource { site: String, connection: String, what: &'static str, id: String },
+    /// The local network gateway gives only an FQDN; hybridnet does not resolve names.
+    #[error("local network gateway {name:?} has no gatewayIpAddress (hybridnet does not resolve fqdn {fqdn:?}); the device's address is needed for its configuration")]
+    NoDeviceAddress { name: String, fqdn: String },
+    /// The local network gateway lists no prefixes, so the device has nothing to protect.
+    #[error("local network gateway {name:?} has no localNetworkAddressSpace.addressPrefixes: the device's traffic selectors would be empty")]
+    NoDevicePrefixes { name: String },
+    /// The VNet has no address space, so the device would have no remote traffic selector.
+    #[error("virtual network {name:?} has no address space")]
+    NoVnetPrefixes { name: String },
+    /// The VNet gateway has no public IP configuration.
+    #[error("virtual network gateway {name:?} has no IP configuration with a public IP address")]
+    NoGatewayAddress { name: String },
+    /// The connection has no shared key, so a PSK device cannot authenticate.
+    #[error("connection {name:?} has no sharedKey: a pre-shared-key device configuration needs one")]
+    NoSharedKey { name: String },
+    /// No renderer of that name.
+    #[error("unknown vendor {name:?} (vendors: {known})")]
+    UnknownVendor { name: String, known: String },
+    /// The vendor cannot express something this connection needs.
+    #[error("vendor {vendor}: {reason}")]
+    Unsupported { vendor: &'static str, reason: String },
+    /// Writing the output file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

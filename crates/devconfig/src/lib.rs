@@ -1,0 +1,25 @@
+//! Device configuration export, like Azure's "Download VPN device configuration": the
+//! on-premises peer of a site-to-site connection, described once ([`PeerDevice`], built from a
+//! site's resources) and rendered per vendor ([`Vendor`]; `strongswan` writes a swanctl.conf,
+//! `generic` a plain-text summary). Adding a vendor is adding a module with one `Vendor` impl
+//! and listing it in [`vendors`].
+//!
+//! Also the connection as `az network vpn-connection show` prints it ([`connection_view`]),
+//! with the live status a running gateway reports, because the same resolution of a
+//! connection's resources serves both.
+
+mod error;
+mod generic;
+mod output;
+mod peer;
+mod strongswan;
+mod vendor;
+mod view;
+
+pub use error::DevConfigError;
+pub use generic::Generic;
+pub use output::write_private;
+pub use peer::{IkeVersion, PeerDevice, PeerTunnel};
+pub use strongswan::StrongSwan;
+pub use vendor::{vendor, vendors, Vendor};
+pub use view::{connection_status, connection_view, find_connection, LiveConnection};
