@@ -1239,3 +1239,36 @@ impl Lab {
         self.dir.realized().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn set_values_are_json_when_they_look_like_json() {
+        let p = |s: &str| DeployRequest::parse_set(s).unwrap();
+        assert_eq!(p("count=3"), ("count".into(), json!(3)));
+        assert_eq!(p("on=true"), ("on".into(), json!(true)));
+        assert_eq!(p("list=[\"a\",1]"), ("list".into(), json!(["a", 1])));
+        assert_eq!(p("name=vm1"), ("name".into(), json!("vm1")));
+        assert_eq!(
+            p("prefix=10.1.0.0/16"),
+            ("prefix".into(), json!("10.1.0.0/16"))
+        );
+        assert_eq!(p("quoted=\"42\""), ("quoted".into(), json!("42")));
+        assert_eq!(p("empty="), ("empty".into(), json!("")));
+        assert_eq!(
+            p("ref=${sites.azure.publicPrefix}"),
+            ("ref".into(), json!("${sites.azure.publicPrefix}"))
+        );
+        assert!(matches!(
+            DeployRequest::parse_set("novalue"),
+            Err(LabError::BadSet(_))
+        ));
+        assert!(matches!(
+            DeployRequest::parse_set("=x"),
+            Err(LabError::BadSet(_))
+        ));
+    }
+}
