@@ -525,6 +525,15 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A virtual network gateway by id, or the error naming the referring property.
+    fn require_gateway(&self, id: &str, at: Location) -> Result<&VirtualNetworkGateway, SiteError> {
+        let vng_type = "Microsoft.Network/virtualNetworkGateways";
+        match self.require(id, vng_type, at.clone())? {
+            Resource::VirtualNetworkGateway(g) => Ok(g),
+            _ => Err(invalid(at, format!("{id} is not a {vng_type}"))),
+        }
+    }
+
     // ---- per resource ----
 
     fn plan_resource(&mut self, ev: &EvaluatedResource) -> Result<(), SiteError> {
@@ -1554,12 +1563,7 @@ impl<'a> Planner<'a> {
             .id_ref("properties.virtualNetworkGateway1")?
             .ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway1"), "is required"))?
             .to_string();
-        let Resource::VirtualNetworkGateway(g1) = self
-            .require(&gw1, "Microsoft.Network/virtualNetworkGateways", gw1_at.clone())?
-            .clone()
-        else {
-            unreachable!("require checked the type")
-        };
+        let g1 = self.require_gateway(&gw1, gw1_at.clone())?.clone();
         let sku = kind.gateway_sku(&g1.sku);
         let gw1_vnet: Vec<Ipv4Net> = g1
             .ip_configurations
@@ -1581,12 +1585,11 @@ impl<'a> Planner<'a> {
                 remote_prefixes = if self.find(l).is_none() && self.is_elsewhere(l) {
                     Vec::new()
                 } else {
-                    let Resource::LocalNetworkGateway(lng) =
-                        self.require(l, "Microsoft.Network/localNetworkGateways", remote_at.clone())?
-                    else {
-                        unreachable!("type checked")
-                    };
-                    lng.address_prefixes.clone()
+                    let lng_type = "Microsoft.Network/localNetworkGateways";
+                    match self.require(l, lng_type, remote_at.clone())? {
+                        Resource::LocalNetworkGateway(lng) => lng.address_prefixes.clone(),
+                        _ => return Err(invalid(remote_at, format!("{l} is not a {lng_type}"))),
+                    }
                 };
                 local_network_gateway2 = Some(l.to_string());
             }
@@ -1601,11 +1604,7 @@ impl<'a> Planner<'a> {
                 remote_prefixes = if self.find(g).is_none() && self.is_elsewhere(g) {
                     Vec::new()
                 } else {
-                    let Resource::VirtualNetworkGateway(g2) =
-                        self.require(g, "Microsoft.Network/virtualNetworkGateways", remote_at.clone())?
-                    else {
-                        unreachable!("type checked")
-                    };
+                    let g2 = self.require_gateway(g, remote_at.clone())?;
                     g2.ip_configurations
                         .first()
                         .and_then(|c| split_subnet_id(&c.subnet))
