@@ -2,6 +2,7 @@
 
 mod gateway_cmd;
 mod lab_cmd;
+mod vpn_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,9 @@ enum Command {
     Lab(lab_cmd::LabCommand),
     /// Deploy an ARM template to a site of a running lab.
     Deploy(lab_cmd::DeployArgs),
+    /// Show a VPN connection as Azure does, or export its on-premises device configuration.
+    #[command(subcommand)]
+    VpnConnection(vpn_cmd::VpnConnectionCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +35,7 @@ fn main() -> std::process::ExitCode {
         Command::Gateway(cmd) => gateway_cmd::run(cmd),
         Command::Lab(cmd) => lab_cmd::run(cmd),
         Command::Deploy(args) => lab_cmd::deploy(args),
+        Command::VpnConnection(cmd) => vpn_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,
