@@ -803,7 +803,7 @@ impl Endpoint {
             .get(sa.conn)
             .and_then(|c| c.as_ref())
             .is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
-        if !sa.quiet && current {
+        if !sa.quiet && sa.rekeyed_at.is_none() && current {
             self.conn_down(sa.conn, reason, Some(now));
         }
     }

@@ -1,0 +1,566 @@
+//! The endpoint against a real strongSwan (charon with kernel-libipsec) in network namespaces
+//! created here: both roles, several algorithm families, wrong PSK, proposal mismatch, and
+//! strongSwan-driven rekeys. Our side runs on a thread moved into its own namespace with
+//! setns(2). Every namespace and the charon process are removed by a Drop guard.
+
+use std::fs;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ike::{
+    ChildSaKeys, ConnectionConfig, DownReason, Endpoint, Event, Identity, Proposal, Psk,
+    TrafficSelector,
+};
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+const OURS: &str = "192.0.2.1";
+const THEIRS: &str = "192.0.2.2";
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run command");
+    assert!(st.success(), "command failed: {args:?}");
+}
+
+/// Two namespaces joined by a veth, charon running in the second. Removed on drop.
+struct Lab {
+    ns_a: String,
+    ns_b: String,
+    dir: PathBuf,
+    charon: Option<Child>,
+}
+
+struct Swan<'a> {
+    ike: &'a str,
+    esp: &'a str,
+    psk: &'a str,
+    initiate: bool,
+    rekey_ike: &'a str,
+    rekey_child: &'a str,
+}
+
+impl Lab {
+    fn new(sw: &Swan) -> Lab {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("ikt{}x{n}", std::process::id());
+        let mut lab = Lab {
+            ns_a: format!("{tag}a"),
+            ns_b: format!("{tag}b"),
+            dir: std::env::temp_dir().join(format!("{tag}-lab")),
+            charon: None,
+        };
+        sh(&["ip", "netns", "add", &lab.ns_a]);
+        sh(&["ip", "netns", "add", &lab.ns_b]);
+        let (va, vb) = (format!("{tag}0"), format!("{tag}1"));
+        sh(&[
+            "ip", "link", "add", &va, "netns", &lab.ns_a, "type", "veth", "peer", "name", &vb,
+            "netns", &lab.ns_b,
+        ]);
+        for (ns, dev, addr) in [(&lab.ns_a, &va, OURS), (&lab.ns_b, &vb, THEIRS)] {
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                dev,
+            ]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        // charon installs its route via an address inside its local_ts.
+        sh(&[
+            "ip", "-n", &lab.ns_b, "link", "add", "in0", "type", "veth", "peer", "name", "in1",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.ns_b,
+            "addr",
+            "add",
+            "10.2.1.1/24",
+            "dev",
+            "in0",
+        ]);
+        sh(&["ip", "-n", &lab.ns_b, "link", "set", "in0", "up"]);
+        sh(&["ip", "-n", &lab.ns_b, "link", "set", "in1", "up"]);
+        fs::create_dir_all(&lab.dir).unwrap();
+        let d = lab.dir.display();
+        fs::write(
+            lab.dir.join("strongswan.conf"),
+            format!(
+                "charon {{\n load = random nonce openssl sha2 hmac kdf gcm aes curve25519 kernel-libipsec kernel-netlink socket-default vici\n install_routes = yes\n routing_table = 220\n routing_table_prio = 220\n filelog {{\n  lab {{\n   path = {d}/charon.log\n   time_format = %H:%M:%S\n   flush_line = yes\n   default = 1\n  }}\n }}\n syslog {{\n  daemon {{\n   default = -1\n  }}\n }}\n plugins {{\n  vici {{\n   socket = unix://{d}/charon.vici\n  }}\n }}\n}}\nswanctl {{\n load = random openssl pem pkcs1 pkcs8 x509\n}}\n"
+            ),
+        )
+        .unwrap();
+        let start = if sw.initiate { "start" } else { "none" };
+        fs::write(
+            lab.dir.join("swanctl.conf"),
+            format!(
+                "connections {{\n site {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  proposals = {}\n  rekey_time = {}\n  over_time = 60s\n  rand_time = 0s\n  local {{\n   auth = psk\n   id = gw-b.lab.example\n  }}\n  remote {{\n   auth = psk\n   id = gw-a.lab.example\n  }}\n  children {{\n   net {{\n    local_ts = 10.2.0.0/16\n    remote_ts = 10.1.0.0/16\n    esp_proposals = {}\n    rekey_time = {}\n    life_time = 60s\n    rand_time = 0s\n    start_action = {start}\n   }}\n  }}\n }}\n}}\nsecrets {{\n ike-site {{\n  id-a = gw-a.lab.example\n  id-b = gw-b.lab.example\n  secret = {}\n }}\n}}\n",
+                sw.ike, sw.rekey_ike, sw.esp, sw.rekey_child, sw.psk
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns_b,
+                "env",
+                &format!("STRONGSWAN_CONF={d}/strongswan.conf"),
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+            ])
+            .arg(format!(
+                "mount -t tmpfs -o mode=0755 ikt-run /run && exec {CHARON}"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start charon");
+        lab.charon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !lab.swanctl(&["--stats"]).0 {
+            assert!(Instant::now() < deadline, "charon did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        lab
+    }
+
+    fn swanctl(&self, args: &[&str]) -> (bool, String) {
+        let d = self.dir.display();
+        let out = Command::new("swanctl")
+            .args(args)
+            .args(["--uri", &format!("unix://{d}/charon.vici")])
+            .env("STRONGSWAN_CONF", format!("{d}/strongswan.conf"))
+            .output()
+            .expect("swanctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn load(&self) {
+        let f = self.dir.join("swanctl.conf");
+        let (ok, out) = self.swanctl(&["--load-all", "--noprompt", "--file", f.to_str().unwrap()]);
+        assert!(ok, "swanctl --load-all: {out}");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.charon.take() {
+            // The exec chain keeps charon at this PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn cfg(initiate: bool, ike: &str, esp: &str, psk: &str) -> ConnectionConfig {
+    let ts = |s: &str| TrafficSelector::from_prefix(s.parse().unwrap(), 16);
+    ConnectionConfig {
+        name: "interop".into(),
+        local_addr: OURS.parse().unwrap(),
+        remote_addr: THEIRS.parse().unwrap(),
+        local_id: "gw-a.lab.example".parse().unwrap(),
+        remote_id: Some(Identity::Fqdn("gw-b.lab.example".into())),
+        psk: Psk::new(psk.as_bytes().to_vec()),
+        local_ts: vec![ts("10.1.0.0")],
+        remote_ts: vec![ts("10.2.0.0")],
+        ike_proposals: vec![ike.parse::<Proposal>().unwrap()],
+        esp_proposals: vec![esp.parse::<Proposal>().unwrap()],
+        ike_lifetime: Duration::from_secs(3600),
+        child_lifetime: Duration::from_secs(1800),
+        dpd_timeout: Duration::from_secs(30),
+        initiate,
+    }
+}
+
+struct Outcome {
+    events: Vec<Event>,
+    dropped: u64,
+    status: ike::ConnectionStatus,
+}
+
+/// Runs our endpoint inside `ns` for `secs` (or until `done` says so).
+fn run_ours(ns: &str, cfg: ConnectionConfig, secs: u64, done: fn(&[Event]) -> bool) -> Outcome {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        let f = fs::File::open(format!("/run/netns/{ns}")).expect("netns handle");
+        assert_eq!(
+            unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) },
+            0,
+            "setns"
+        );
+        let local: IpAddr = OURS.parse().unwrap();
+        let s500 = UdpSocket::bind(SocketAddr::new(local, 500)).unwrap();
+        let s4500 = UdpSocket::bind(SocketAddr::new(local, 4500)).unwrap();
+        s500.set_nonblocking(true).unwrap();
+        s4500.set_nonblocking(true).unwrap();
+        let mut ep = Endpoint::new();
+        let start = Instant::now();
+        ep.add_connection(cfg, start);
+        let mut events = vec![];
+        let mut buf = vec![0u8; 65536];
+        while start.elapsed() < Duration::from_secs(secs) && !done(&events) {
+            let now = Instant::now();
+            for (s, port) in [(&s500, 500u16), (&s4500, 4500u16)] {
+                while let Ok((n, from)) = s.recv_from(&mut buf) {
+                    if port == 4500 && buf[..4] != [0, 0, 0, 0] {
+                        continue; // ESP: not ours
+                    }
+                    let _ = ep.handle_datagram(now, SocketAddr::new(local, port), from, &buf[..n]);
+                }
+            }
+            if ep.poll_timeout().is_some_and(|t| t <= now) {
+                ep.handle_timeout(now);
+            }
+            while let Some(t) = ep.poll_transmit() {
+                let s = if t.local_port == 500 { &s500 } else { &s4500 };
+                s.send_to(&t.payload, t.remote).unwrap();
+            }
+            events.extend(std::iter::from_fn(|| ep.poll_event()));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Outcome {
+            events,
+            dropped: ep.dropped(),
+            status: ep.status().remove(0),
+        }
+    })
+    .join()
+    .expect("our endpoint thread")
+}
+
+fn installed(ev: &[Event]) -> Vec<ChildSaKeys> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ChildSaInstalled { child, .. } => Some(child.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn downs(ev: &[Event]) -> Vec<DownReason> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ConnectionDown { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn have_charon() -> bool {
+    let ok = std::path::Path::new(CHARON).exists() && unsafe { libc::geteuid() } == 0;
+    if !ok {
+        eprintln!("strongSwan interop needs root and {CHARON} (scripts/install-deps.sh); not run");
+    }
+    ok
+}
+
+/// Establishes with strongSwan in the given role and checks `swanctl --list-sas` agrees.
+fn establish(we_initiate: bool, ike: &str, esp: &str, swan_ike_alg: &str, swan_esp_alg: &str) {
+    let sw = Swan {
+        ike,
+        esp,
+        psk: "interop-secret",
+        initiate: !we_initiate,
+        rekey_ike: "4h",
+        rekey_child: "1h",
+    };
+    let lab = Lab::new(&sw);
+    if we_initiate {
+        lab.load();
+    }
+    let ns = lab.ns_a.clone();
+    let handle = {
+        let c = cfg(we_initiate, ike, esp, "interop-secret");
+        std::thread::spawn(move || run_ours(&ns, c, 4, |_| false))
+    };
+    if !we_initiate {
+        std::thread::sleep(Duration::from_millis(300));
+        lab.load();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, sas) = lab.swanctl(&["--list-sas"]);
+    let out = handle.join().unwrap();
+    let kids = installed(&out.events);
+    assert_eq!(kids.len(), 1, "events: {:?}\nswanctl: {sas}", out.events);
+    assert!(downs(&out.events).is_empty(), "{:?}", out.events);
+    assert_eq!(out.dropped, 0);
+    let k = &kids[0];
+    assert!(
+        sas.contains(&format!("{:016x}_i", out.status.ike_spi_i))
+            && sas.contains(&format!("{:016x}_r", out.status.ike_spi_r)),
+        "{sas}"
+    );
+    assert!(
+        sas.contains(&format!("in  {:08x}", k.spi_out))
+            && sas.contains(&format!("out {:08x}", k.spi_in)),
+        "{sas}"
+    );
+    assert!(sas.contains("INSTALLED, TUNNEL-in-UDP"), "{sas}");
+    assert!(
+        sas.contains(swan_ike_alg) && sas.contains(swan_esp_alg),
+        "{sas}"
+    );
+    assert_eq!(k.peer, SocketAddr::new(THEIRS.parse().unwrap(), 4500));
+}
+
+#[test]
+fn azure_stack_policy_we_initiate() {
+    if !have_charon() {
+        return;
+    }
+    establish(
+        true,
+        "aes256gcm16-prfsha384-ecp384",
+        "aes256gcm16-ecp384",
+        "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384",
+        "ESP:AES_GCM_16-256",
+    );
+}
+
+#[test]
+fn cbc_modp2048_strongswan_initiates() {
+    if !have_charon() {
+        return;
+    }
+    establish(
+        false,
+        "aes256-sha256-modp2048",
+        "aes256-sha256",
+        "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+        "ESP:AES_CBC-256/HMAC_SHA2_256_128",
+    );
+}
+
+#[test]
+fn curve25519_and_sha1_modp1024() {
+    if !have_charon() {
+        return;
+    }
+    establish(
+        true,
+        "aes128gcm16-prfsha256-curve25519",
+        "aes128gcm16",
+        "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
+        "ESP:AES_GCM_16-128",
+    );
+    establish(
+        false,
+        "aes128-sha1-modp1024",
+        "aes128-sha1",
+        "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "ESP:AES_CBC-128/HMAC_SHA1_96",
+    );
+}
+
+#[test]
+fn wrong_psk_is_authentication_failed() {
+    if !have_charon() {
+        return;
+    }
+    let sw = Swan {
+        ike: "aes256gcm16-prfsha384-ecp384",
+        esp: "aes256gcm16",
+        psk: "their-secret",
+        initiate: false,
+        rekey_ike: "4h",
+        rekey_child: "1h",
+    };
+    let lab = Lab::new(&sw);
+    lab.load();
+    let out = run_ours(
+        &lab.ns_a,
+        cfg(true, sw.ike, sw.esp, "our-secret"),
+        5,
+        |ev| !downs(ev).is_empty(),
+    );
+    assert_eq!(downs(&out.events), vec![DownReason::AuthenticationFailed]);
+    assert!(out
+        .status
+        .last_error
+        .unwrap()
+        .starts_with("AUTHENTICATION_FAILED"));
+}
+
+#[test]
+fn proposal_mismatch_lists_both_sides_when_we_respond() {
+    if !have_charon() {
+        return;
+    }
+    let sw = Swan {
+        ike: "aes128-sha1-modp1024",
+        esp: "aes128-sha1",
+        psk: "s",
+        initiate: true,
+        rekey_ike: "4h",
+        rekey_child: "1h",
+    };
+    let lab = Lab::new(&sw);
+    let ns = lab.ns_a.clone();
+    let h = std::thread::spawn(move || {
+        run_ours(
+            &ns,
+            cfg(false, "aes256gcm16-prfsha384-ecp384", "aes256gcm16", "s"),
+            4,
+            |ev| !downs(ev).is_empty(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    lab.load();
+    let out = h.join().unwrap();
+    let d = downs(&out.events);
+    assert_eq!(
+        d,
+        vec![DownReason::NoProposalChosen {
+            ours: vec!["IKE:aes256gcm16-prfsha384-ecp384".into()],
+            theirs: vec!["IKE:aes128-sha1-modp1024".into()]
+        }]
+    );
+    let text = out.status.last_error.unwrap();
+    assert!(
+        text.contains("aes256gcm16-prfsha384-ecp384") && text.contains("aes128-sha1-modp1024"),
+        "{text}"
+    );
+}
+
+#[test]
+fn strongswan_rekeys_child_with_pfs_and_ike_sa() {
+    if !have_charon() {
+        return;
+    }
+    let sw = Swan {
+        ike: "aes256gcm16-prfsha384-ecp384",
+        esp: "aes256gcm16-ecp384",
+        psk: "s",
+        initiate: true,
+        rekey_ike: "8s",
+        rekey_child: "3s",
+    };
+    let lab = Lab::new(&sw);
+    let ns = lab.ns_a.clone();
+    let h = std::thread::spawn(move || {
+        run_ours(
+            &ns,
+            cfg(
+                false,
+                "aes256gcm16-prfsha384-ecp384",
+                "aes256gcm16-ecp384",
+                "s",
+            ),
+            14,
+            |_| false,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    lab.load();
+    std::thread::sleep(Duration::from_secs(13));
+    let (_, sas) = lab.swanctl(&["--list-sas"]);
+    let out = h.join().unwrap();
+    let kids = installed(&out.events);
+    assert!(
+        kids.len() >= 3,
+        "{} Child SAs: {:?}",
+        kids.len(),
+        out.events
+    );
+    assert!(
+        kids[1..]
+            .iter()
+            .all(|k| k.dh_group == Some(ike::DhGroup::Ecp384)),
+        "rekeys use PFS"
+    );
+    assert!(downs(&out.events).is_empty(), "{:?}", out.events);
+    assert_eq!(out.dropped, 0);
+    assert!(
+        sas.contains(&format!("{:016x}_i", out.status.ike_spi_i)),
+        "IKE SA rekeyed in step: {sas}\nours {:x}",
+        out.status.ike_spi_i
+    );
+    let last = kids.last().unwrap();
+    assert!(sas.contains(&format!("in  {:08x}", last.spi_out)), "{sas}");
+}
+
+#[test]
+fn we_rekey_child_and_ike_sa_with_strongswan() {
+    if !have_charon() {
+        return;
+    }
+    let sw = Swan {
+        ike: "aes256-sha384-ecp384",
+        esp: "aes256-sha384-ecp384",
+        psk: "s",
+        initiate: false,
+        rekey_ike: "4h",
+        rekey_child: "1h",
+    };
+    let lab = Lab::new(&sw);
+    lab.load();
+    let mut c = cfg(true, sw.ike, sw.esp, "s");
+    c.child_lifetime = Duration::from_secs(4);
+    c.ike_lifetime = Duration::from_secs(9);
+    let ns = lab.ns_a.clone();
+    let h = std::thread::spawn(move || run_ours(&ns, c, 14, |_| false));
+    std::thread::sleep(Duration::from_secs(13));
+    let (_, sas) = lab.swanctl(&["--list-sas"]);
+    let out = h.join().unwrap();
+    let kids = installed(&out.events);
+    assert!(
+        kids.len() >= 3,
+        "{} Child SAs: {:?}",
+        kids.len(),
+        out.events
+    );
+    assert!(downs(&out.events).is_empty(), "{:?}", out.events);
+    assert_eq!(out.dropped, 0);
+    assert!(kids[1..]
+        .iter()
+        .all(|k| k.dh_group == Some(ike::DhGroup::Ecp384)
+            && k.integrity == Some(ike::Integrity::HmacSha384_192)));
+    assert!(
+        sas.contains(&format!("{:016x}_i", out.status.ike_spi_i)),
+        "{sas}"
+    );
+    assert!(
+        sas.matches("ESTABLISHED").count() == 1,
+        "old IKE SA deleted: {sas}"
+    );
+    let last = kids.last().unwrap();
+    assert!(
+        sas.contains(&format!("in  {:08x}", last.spi_out))
+            && sas.contains("ESP:AES_CBC-256/HMAC_SHA2_384_192/ECP_384"),
+        "{sas}"
+    );
+}
