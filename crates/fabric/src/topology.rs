@@ -605,3 +605,132 @@ impl Topology {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(nat: bool) -> Topology {
+        Topology {
+            lab_id: LabId::parse("t0001").unwrap(),
+            sites: vec![SiteNet {
+                name: "azure".into(),
+                public_prefix: "203.0.113.0/24".parse().unwrap(),
+                vnets: vec![VnetNet {
+                    name: "vnet1".into(),
+                    subnets: vec![
+                        SubnetNet {
+                            name: "default".into(),
+                            prefix: "10.1.1.0/24".parse().unwrap(),
+                        },
+                        SubnetNet {
+                            name: "GatewaySubnet".into(),
+                            prefix: "10.1.255.0/27".parse().unwrap(),
+                        },
+                    ],
+                }],
+                vms: vec![VmNet {
+                    name: "vm1".into(),
+                    nics: vec![NicNet {
+                        name: "vm1-nic".into(),
+                        vnet: "vnet1".into(),
+                        subnet: "default".into(),
+                        address: "10.1.1.4".parse().unwrap(),
+                        public_address: Some("203.0.113.2".parse().unwrap()),
+                    }],
+                }],
+                nat,
+                gateways: vec![GatewayNet {
+                    name: "gw".into(),
+                    vnet: "vnet1".into(),
+                    private_address: "10.1.255.4".parse().unwrap(),
+                    public_address: "203.0.113.1".parse().unwrap(),
+                    remote_prefixes: vec!["10.2.0.0/16".parse().unwrap()],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn layout_of_a_site() {
+        let d = topo(false).desired_state().unwrap();
+        let names: Vec<&str> = d.netns.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names[0], "hn-t0001-internet", "creators first");
+        assert!(names.contains(&"hn-t0001-azure-vnet-vnet1"));
+        assert!(names.contains(&"hn-t0001-azure-vm1"));
+        assert!(names.contains(&"hn-t0001-azure-gw-gw"));
+        let router = d.get("hn-t0001-azure-vnet-vnet1").unwrap();
+        assert!(router.forwarding);
+        let addrs: Vec<String> = router
+            .links
+            .iter()
+            .flat_map(|l| l.addrs.iter().map(|a| a.to_string()))
+            .collect();
+        assert!(
+            addrs.contains(&"10.1.1.1/24".to_string())
+                && addrs.contains(&"10.1.255.1/27".to_string())
+        );
+        assert!(
+            addrs.contains(&"203.0.113.2/24".to_string()),
+            "VM public IP on the router's wan"
+        );
+        assert!(router
+            .nft
+            .as_deref()
+            .unwrap()
+            .contains("ip daddr 203.0.113.2 dnat to 10.1.1.4"));
+        assert!(router
+            .routes
+            .iter()
+            .any(|r| r.dst.to_string() == "10.2.0.0/16"
+                && r.via == Some("10.1.255.4".parse().unwrap())));
+        let vm = d.get("hn-t0001-azure-vm1").unwrap();
+        assert_eq!(vm.routes[0].via, Some("10.1.1.1".parse().unwrap()));
+        let internet = d.get("hn-t0001-internet").unwrap();
+        assert!(internet.links[0].addrs[0].to_string() == "203.0.113.254/24");
+        assert!(d
+            .netns
+            .iter()
+            .all(|n| n.links.iter().all(|l| l.name.len() <= 15)));
+    }
+
+    #[test]
+    fn behind_nat_the_public_ip_moves_to_the_nat_device() {
+        let d = topo(true).desired_state().unwrap();
+        let nat = d.get("hn-t0001-azure-nat").unwrap();
+        assert!(nat.links[0]
+            .addrs
+            .iter()
+            .any(|a| a.to_string() == "203.0.113.1/24"));
+        let rules = nat.nft.as_deref().unwrap();
+        assert!(
+            rules.contains("dnat to 100.64.0.2") && rules.contains("snat to 203.0.113.1"),
+            "{rules}"
+        );
+        let gw = d.get("hn-t0001-azure-gw-gw").unwrap();
+        let wan = gw.links.iter().find(|l| l.name == GATEWAY_WAN_IF).unwrap();
+        assert_eq!(wan.addrs[0].to_string(), "100.64.0.2/24");
+        // The NAT device comes before the gateway it creates a veth into.
+        let pos = |n: &str| d.netns.iter().position(|x| x.name == n).unwrap();
+        assert!(pos("hn-t0001-azure-nat") < pos("hn-t0001-azure-gw-gw"));
+    }
+
+    #[test]
+    fn inconsistent_input_is_named() {
+        let mut t = topo(false);
+        t.sites[0].vms[0].nics[0].subnet = "nope".into();
+        let e = t.desired_state().unwrap_err().to_string();
+        assert!(e.contains("vm1-nic") && e.contains("vnet1/nope"), "{e}");
+        let mut t = topo(false);
+        t.sites[0].vms[0].nics[0].address = "10.1.9.4".parse().unwrap();
+        let e = t.desired_state().unwrap_err().to_string();
+        assert!(e.contains("outside subnet vnet1/default"), "{e}");
+        let mut t = topo(false);
+        t.sites[0].gateways[0].public_address = "198.51.100.1".parse().unwrap();
+        let e = t.desired_state().unwrap_err().to_string();
+        assert!(
+            e.contains("gateway gw") && e.contains("outside 203.0.113.0/24"),
+            "{e}"
+        );
+    }
+}
