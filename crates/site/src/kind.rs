@@ -75,6 +75,9 @@ pub struct Features {
     pub reserved_bgp_asn_ranges: Vec<[u32; 2]>,
     /// ASN a gateway gets when BGP is on and none is given.
     pub default_bgp_asn: u32,
+    /// Whether a gateway's `bgpSettings.bgpPeeringAddress` / `peerWeight` may be set.
+    #[serde(default = "yes")]
+    pub configurable_bgp_peering: bool,
     /// Gateway SKUs that accept a custom `ipsecPolicies` entry; empty means all.
     pub custom_ipsec_policy_skus: Vec<String>,
     /// Maximum number of `ipsecPolicies` entries per connection.
@@ -141,6 +144,10 @@ pub struct DefaultPolicy {
     pub child_lifetime_secs: u32,
     /// Child SA lifetime in kilobytes.
     pub child_lifetime_kilobytes: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn load_all() -> Result<Vec<KindProfile>, String> {

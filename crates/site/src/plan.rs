@@ -1216,10 +1216,11 @@ impl<'a> Planner<'a> {
         let asn_path = format!("{path}.asn");
         let asn = match b.integer(&asn_path)? {
             Some(a) => {
-                self.kind
-                    .check_bgp_asn(a.max(0) as u64)
-                    .map_err(|p| unsupported(b.at(&asn_path), p))?;
-                a as u32
+                let checked = u64::try_from(a)
+                    .map_err(|_| format!("ASN {a} is out of range: ASNs are positive"))
+                    .and_then(|u| self.kind.check_bgp_asn(u).map(|()| u));
+                let u = checked.map_err(|p| unsupported(b.at(&asn_path), p))?;
+                u as u32
             }
             None => self.kind.features.default_bgp_asn,
         };
@@ -1313,6 +1314,20 @@ impl<'a> Planner<'a> {
         }
         let enable_bgp = b.boolean("properties.enableBgp")?.unwrap_or(false);
         let mut bgp_settings = self.bgp_settings(b, "properties.bgpSettings")?;
+        if !kind.features.configurable_bgp_peering {
+            for field in ["bgpPeeringAddress", "peerWeight"] {
+                let path = format!("properties.bgpSettings.{field}");
+                if b.value(&path).is_some() {
+                    return Err(unsupported(
+                        b.at(&path),
+                        format!(
+                            "a configurable BGP peering address or weight is not supported on a {} site",
+                            kind.name
+                        ),
+                    ));
+                }
+            }
+        }
         if enable_bgp {
             if !kind.features.bgp || !sku.bgp {
                 return Err(unsupported(
@@ -1655,8 +1670,16 @@ impl<'a> Planner<'a> {
         }
         let routing_weight = b.integer("properties.routingWeight")?.unwrap_or(0);
         let cp_path = "properties.connectionProtocol";
+        let policy_based = g1.vpn_type == VpnType::PolicyBased;
         let connection_protocol = match b.string(cp_path)? {
+            None if policy_based => ConnectionProtocol::IKEv1,
             None => ConnectionProtocol::IKEv2,
+            Some(s) if policy_based && s.eq_ignore_ascii_case("IKEv2") => {
+                return Err(unsupported(
+                    b.at(cp_path),
+                    format!("gateway '{}' is policy-based, which speaks IKEv1 only", g1.meta.name),
+                ))
+            }
             Some(s) if s.eq_ignore_ascii_case("IKEv2") => ConnectionProtocol::IKEv2,
             Some(s) if s.eq_ignore_ascii_case("IKEv1") => ConnectionProtocol::IKEv1,
             Some(s) => return Err(invalid(b.at(cp_path), format!("{s:?} is not IKEv2 or IKEv1"))),
@@ -1734,6 +1757,15 @@ impl<'a> Planner<'a> {
         if matches!(connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet) {
             if let Some(sku) = sku {
                 let n = self.tunnels_of(&gw1, &meta.id) + 1;
+                if policy_based && n > 1 {
+                    return Err(SiteError::TunnelLimit {
+                        at: gw1_at,
+                        problem: format!(
+                            "gateway '{}' is policy-based, which allows one tunnel; this would be connection {n}",
+                            g1.meta.name
+                        ),
+                    });
+                }
                 if n > sku.s2s_tunnels as usize {
                     return Err(SiteError::TunnelLimit {
                         at: gw1_at,

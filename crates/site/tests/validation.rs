@@ -525,3 +525,64 @@ fn template_errors_leave_the_site_untouched() {
     }
     assert_eq!((t.site.resources().unwrap(), t.site.deployments().unwrap()), before);
 }
+
+#[test]
+fn bgp_peering_settings_not_configurable_on_ash() {
+    let mut g = gateway("gw", "vnet1", "pip1", "Standard");
+    g["properties"]["enableBgp"] = json!(true);
+    g["properties"]["bgpSettings"] = json!({"asn": 65010, "peerWeight": 5});
+    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g.clone()])).to_string();
+    assert!(
+        e.ends_with(
+            "properties.bgpSettings.peerWeight: a configurable BGP peering address or weight is not supported on a azure-stack-hub site"
+        ),
+        "{e}"
+    );
+    g["properties"]["bgpSettings"] = json!({"asn": -3});
+    let e = reject_on("azure", "203.0.113.0/24", Some(gw_setup()), json!([g])).to_string();
+    assert!(
+        e.ends_with("properties.bgpSettings.asn: ASN -3 is out of range: ASNs are positive"),
+        "{e}"
+    );
+}
+
+#[test]
+fn policy_based_gateway_rules_on_azure() {
+    let mut g = gateway("gw", "vnet1", "pip1", "Basic");
+    g["properties"]["vpnType"] = json!("PolicyBased");
+    let mut setup = gw_setup();
+    setup.as_array_mut().unwrap().push(g);
+    setup.as_array_mut().unwrap().push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
+    setup.as_array_mut().unwrap().push(lng("peer2", "198.51.100.2", &["10.3.0.0/16"]));
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
+    let mut ikev2 = connection("c1", "gw", "peer", "k");
+    ikev2["properties"]["connectionProtocol"] = json!("IKEv2");
+    let e = t.site.plan(&tpl(json!([ikev2])), Default::default(), "c").unwrap_err().to_string();
+    assert!(
+        e.ends_with("properties.connectionProtocol: gateway 'gw' is policy-based, which speaks IKEv1 only"),
+        "{e}"
+    );
+    deploy(
+        &mut t.site,
+        &tpl(json!([connection("c1", "gw", "peer", "k")])),
+        Default::default(),
+        "c",
+    )
+    .unwrap();
+    let Some(site::Resource::Connection(c)) = t.site.resource(&t.site.resource_id("Microsoft.Network/connections", "c1")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.connection_protocol, site::ConnectionProtocol::IKEv1);
+    let e = t
+        .site
+        .plan(&tpl(json!([connection("c2", "gw", "peer2", "k")])), Default::default(), "c2")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with(
+            "properties.virtualNetworkGateway1.id: gateway 'gw' is policy-based, which allows one tunnel; this would be connection 2"
+        ),
+        "{e}"
+    );
+}
