@@ -1044,6 +1044,9 @@ pub struct SiteStatus {
     pub other_resources: Vec<Value>,
     /// Deployments, oldest first.
     pub deployments: Vec<Value>,
+    /// Why the site's store could not be read (e.g. a `lab up` crashed before creating it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One VNet in `lab status`.
@@ -1105,8 +1108,11 @@ impl Lab {
         let realized = self.dir.realized().unwrap_or_default();
         let mut sites = Vec::new();
         for spec in &self.record.sites {
-            let site = self.site(&spec.name)?;
-            let resources = site.resources().map_err(site_err(&spec.name))?;
+            let opened = self.site(&spec.name).and_then(|site| {
+                site.resources()
+                    .map(|r| (site, r))
+                    .map_err(site_err(&spec.name))
+            });
             let net = SiteNet {
                 name: spec.name.clone(),
                 public_prefix: spec.public_prefix,
@@ -1131,6 +1137,15 @@ impl Lab {
                 public_ip_addresses: vec![],
                 other_resources: vec![],
                 deployments: vec![],
+                error: None,
+            };
+            let (site, resources) = match opened {
+                Ok(x) => x,
+                Err(e) => {
+                    st.error = Some(e.to_string());
+                    sites.push(st);
+                    continue;
+                }
             };
             for r in &resources {
                 let (ps, err) = state_parts(r.provisioning_state());

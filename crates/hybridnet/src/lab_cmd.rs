@@ -285,6 +285,9 @@ fn print_status(s: &LabStatus) {
                 p["provisioningState"].as_str().unwrap_or("")
             );
         }
+        if let Some(err) = &site.error {
+            println!("    error: {err}");
+        }
         if let Some(nat) = &site.nat_device {
             println!("    NAT device {}{}", nat.netns, mark(nat.exists));
         }
