@@ -65,7 +65,11 @@ struct Net {
     sent: usize,
     /// Bytes on the wire, for inspection.
     wire: Vec<(bool, u16, Vec<u8>)>,
+    /// A sits behind a NAT: B sees NAT_IP and port + 40000.
+    nat: bool,
 }
+
+const NAT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
 
 impl Net {
     fn new() -> Self {
@@ -78,6 +82,7 @@ impl Net {
             drop: vec![],
             sent: 0,
             wire: vec![],
+            nat: false,
         }
     }
 
@@ -93,7 +98,18 @@ impl Net {
                     (&mut self.b, B, A)
                 };
                 let mut out = vec![];
-                while let Some(t) = src.poll_transmit() {
+                let nat = self.nat;
+                while let Some(mut t) = src.poll_transmit() {
+                    if nat && !from_a {
+                        assert_eq!(
+                            t.remote.ip(),
+                            NAT_IP,
+                            "B answers the NAT public address (datagram #{}, {:02x?})",
+                            self.sent,
+                            &t.payload[..t.payload.len().min(24)]
+                        );
+                        t.remote = SocketAddr::new(A, t.remote.port() - 40000);
+                    }
                     assert_eq!(t.remote.ip(), dst_ip);
                     out.push(t);
                 }
@@ -106,12 +122,15 @@ impl Net {
                         continue;
                     }
                     let dst = if from_a { &mut self.b } else { &mut self.a };
-                    let _ = dst.handle_datagram(
-                        self.now,
-                        t.remote,
-                        SocketAddr::new(src_ip, t.local_port),
-                        &t.payload,
-                    );
+                    let (dst_local, src_seen) = if self.nat && from_a {
+                        (
+                            SocketAddr::new(B, t.remote.port()),
+                            SocketAddr::new(NAT_IP, t.local_port + 40000),
+                        )
+                    } else {
+                        (t.remote, SocketAddr::new(src_ip, t.local_port))
+                    };
+                    let _ = dst.handle_datagram(self.now, dst_local, src_seen, &t.payload);
                     delivered += 1;
                 }
             }
@@ -987,4 +1006,53 @@ fn half_open_limit_per_source() {
     assert_eq!(ok, 3);
     assert_eq!(n.b.half_open(), 3);
     assert_eq!(n.b.dropped(), 2);
+}
+
+#[test]
+fn responder_follows_initiator_behind_nat() {
+    let mut n = Net::new();
+    n.nat = true;
+    // The responder accepts any peer address (the initiator's is translated).
+    n.b.add_connection(
+        cfg(
+            B,
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    n.pump();
+    let cb = children(&n.ev_b);
+    assert_eq!(cb.len(), 1, "{:?}", n.ev_b);
+    assert_eq!(
+        cb[0].peer,
+        SocketAddr::new(NAT_IP, 44500),
+        "ESP goes to the NAT mapping of A's port 4500"
+    );
+    assert_eq!(children(&n.ev_a)[0].peer, SocketAddr::new(B, 4500));
+    // Liveness and DELETE still work through the mapping.
+    n.run_for(Duration::from_secs(20));
+    let now = n.now;
+    n.b.remove_connection(0, now);
+    n.pump();
+    assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
+    assert_eq!(n.a.dropped(), 0, "B forgot the SA after sending DELETE, so only B may drop A's answer");
 }
