@@ -708,3 +708,60 @@ impl ConnectionConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> TrafficSelector {
+        let (a, l) = s.split_once('/').unwrap();
+        TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    #[test]
+    fn prefixes_become_ranges() {
+        let t = ts("10.1.2.3/16");
+        assert_eq!(t.start, "10.1.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(t.end, "10.1.255.255".parse::<IpAddr>().unwrap());
+        assert!(t.contains("10.1.200.1".parse().unwrap()));
+        assert!(!t.contains("10.2.0.1".parse().unwrap()));
+        assert!(!t.contains("::1".parse().unwrap()));
+        assert_eq!(t.to_string(), "10.1.0.0/16");
+        let all6 = ts("::/0");
+        assert_eq!(all6.end, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse::<IpAddr>().unwrap());
+        assert_eq!(all6.to_string(), "::/0");
+        assert_eq!(ts("0.0.0.0/0").to_string(), "0.0.0.0/0");
+        assert_eq!(ts("192.0.2.7/32").to_string(), "192.0.2.7/32");
+        assert_eq!(ts("fd00::/48").to_string(), "fd00::/48");
+    }
+
+    #[test]
+    fn narrowing_intersects_ranges_protocols_and_ports() {
+        assert_eq!(ts("10.0.0.0/8").intersect(&ts("10.1.0.0/16")), Some(ts("10.1.0.0/16")));
+        assert_eq!(ts("10.1.0.0/16").intersect(&ts("10.2.0.0/16")), None);
+        assert_eq!(ts("10.1.0.0/16").intersect(&ts("fd00::/8")), None);
+        let mut tcp = ts("10.1.0.0/16");
+        tcp.protocol = 6;
+        tcp.start_port = 80;
+        tcp.end_port = 443;
+        let n = ts("10.0.0.0/8").intersect(&tcp).unwrap();
+        assert_eq!((n.protocol, n.start_port, n.end_port), (6, 80, 443));
+        let mut udp = tcp;
+        udp.protocol = 17;
+        assert_eq!(tcp.intersect(&udp), None);
+        assert!(ts("10.0.0.0/8").covers(&ts("10.3.0.0/16")));
+        assert!(!ts("10.3.0.0/16").covers(&ts("10.0.0.0/8")));
+        assert_eq!(tcp.to_string(), "10.1.0.0/16[6/80-443]");
+    }
+
+    #[test]
+    fn identities_and_psk_debug() {
+        assert_eq!("gw.example".parse::<Identity>().unwrap(), Identity::Fqdn("gw.example".into()));
+        assert_eq!("192.0.2.1".parse::<Identity>().unwrap().id_type(), 1);
+        assert_eq!("2001:db8::1".parse::<Identity>().unwrap().id_type(), 5);
+        let id = Identity::Ipv6("2001:db8::1".parse().unwrap());
+        assert_eq!(Identity::from_payload(id.id_type(), &id.data()), Some(id));
+        assert_eq!(format!("{:?}", Psk::new(b"hunter2".to_vec())), "Psk(<redacted>)");
+        assert!("".parse::<Identity>().is_err());
+    }
+}

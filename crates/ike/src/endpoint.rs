@@ -33,6 +33,8 @@ pub const REINITIATE_DELAY: Duration = Duration::from_secs(2);
 pub const DEFAULT_COOKIE_THRESHOLD: usize = 32;
 /// Half-open IKE SAs allowed per source address; further requests are dropped.
 pub const DEFAULT_HALF_OPEN_PER_SOURCE: usize = 16;
+/// Longest lifetime or timeout honoured (ten years); larger configured values are clamped.
+pub const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, at least 16 octets).
 const NONCE_LEN: usize = 32;
 /// Auth method: shared key message integrity code.
@@ -524,8 +526,12 @@ impl Endpoint {
     /// Adds a connection; an initiating one sends its IKE_SA_INIT right away.
     /// The configuration should have passed [`ConnectionConfig::validate`]; an invalid one is
     /// reported through a `ConnectionDown` event.
-    pub fn add_connection(&mut self, cfg: ConnectionConfig, now: Instant) -> ConnectionId {
+    pub fn add_connection(&mut self, mut cfg: ConnectionConfig, now: Instant) -> ConnectionId {
         let id = self.conns.len();
+        // Timer arithmetic on Instant must not overflow, whatever the configuration says.
+        for d in [&mut cfg.ike_lifetime, &mut cfg.child_lifetime, &mut cfg.dpd_timeout] {
+            *d = (*d).min(MAX_TIMER);
+        }
         let invalid = cfg.validate().err();
         let initiate = cfg.initiate;
         self.conns.push(Some(Connection {
@@ -572,7 +578,7 @@ impl Endpoint {
                         spis: vec![],
                     }))];
                     let id_out = sa.next_out_id;
-                    sa.next_out_id += 1;
+                    sa.next_out_id = sa.next_out_id.wrapping_add(1);
                     if let Ok(bytes) =
                         self.encrypt(&mut sa, exchange::INFORMATIONAL, false, id_out, &inner)
                     {
@@ -906,7 +912,7 @@ impl Endpoint {
         let msg_id = sa.next_out_id;
         match self.encrypt(sa, exch, false, msg_id, inner) {
             Ok(bytes) => {
-                sa.next_out_id += 1;
+                sa.next_out_id = sa.next_out_id.wrapping_add(1);
                 self.transmits
                     .push_back(wrap(sa.local_port, sa.remote, bytes.clone()));
                 sa.outstanding = Some(Outstanding {
@@ -1967,7 +1973,7 @@ impl Endpoint {
         if !(id_ok && auth_ok) {
             // Tell the peer (RFC 7296 §2.21.2), then forget the SA.
             let id_out = sa.next_out_id;
-            sa.next_out_id += 1;
+            sa.next_out_id = sa.next_out_id.wrapping_add(1);
             if let Ok(b) = self.encrypt(
                 sa,
                 exchange::INFORMATIONAL,
