@@ -322,12 +322,13 @@ impl OutboundSa {
     }
 
     /// Reserves up to `n` consecutive sequence numbers for packets sealed through a
-    /// [`SealContext`] (e.g. on worker threads, in order per block). Fails only when none are
-    /// left; the block may be shorter than `n` near the end of the sequence space. Reserved
-    /// numbers that are never used are simply skipped by the peer's replay window.
+    /// [`SealContext`] (e.g. on worker threads, in order per block). Fails only when numbers
+    /// are wanted and none are left; the block may be shorter than `n` near the end of the
+    /// sequence space. Reserved numbers that are never used are simply skipped by the peer's
+    /// replay window.
     pub fn reserve(&mut self, n: u32) -> Result<SeqBlock, EspError> {
         let take = n.min(self.remaining_packets());
-        if take == 0 {
+        if take == 0 && n > 0 {
             return Err(EspError::SequenceExhausted);
         }
         let next = self.seq + 1;

@@ -130,6 +130,8 @@ fn sequence_blocks_cannot_be_spent_twice_or_on_another_sa() {
 #[test]
 fn reservation_stops_at_the_end_of_the_sequence_space() {
     let (mut a, _) = sa_pair(Cipher::AesGcm128, 1);
+    assert!(a.reserve(0).unwrap().is_empty());
+    assert_eq!(a.last_seq(), 0);
     let mut big = a.reserve(u32::MAX - 10).unwrap();
     assert_eq!(big.remaining(), u32::MAX - 10);
     let tail = a.reserve(100).unwrap();
