@@ -331,11 +331,11 @@ impl OutboundSa {
         if take == 0 && n > 0 {
             return Err(EspError::SequenceExhausted);
         }
-        let next = self.seq + 1;
+        let next = u64::from(self.seq) + 1;
         self.seq += take;
         Ok(SeqBlock {
             sa: self.shared.id,
-            next: u64::from(next),
+            next,
             end: u64::from(self.seq) + 1,
         })
     }
