@@ -500,35 +500,51 @@ impl Lab {
             Ok(rep) if rep.changes.is_empty() => {
                 format!("{} namespaces, no changes", desired.netns.len())
             }
-            Ok(rep) => format!(
+            Ok(rep) if rep.failed.is_empty() => format!(
                 "{} namespaces, {} change(s)",
                 desired.netns.len(),
                 rep.changes.len()
+            ),
+            Ok(rep) => format!(
+                "{} namespaces, {} change(s), {} FAILED",
+                desired.netns.len(),
+                rep.changes.len(),
+                rep.failed.len()
             ),
             Err(_) => "FAILED".to_string(),
         };
         progress.finish("realize namespaces", started, &detail);
         let _ = self.dir.write_realized(&desired);
-        let failed_ns: Option<(String, String)> = match &result {
-            Ok(_) => None,
-            Err(e) => Some((e.netns.clone(), e.to_string())),
+        let failed_ns: Vec<(Option<String>, String)> = match &result {
+            Ok(rep) => rep
+                .failed
+                .iter()
+                .map(|e| (Some(e.netns.clone()), e.to_string()))
+                .collect(),
+            Err(e) => vec![(None, e.to_string())],
         };
         // Provisioning states: Failed for what failed (and what did not map), else Succeeded.
+        // A namespace owned by no resource (internet, NAT device) fails the public IPs; a
+        // failure to create or remove namespaces at all fails everything realized.
         let mut failures: BTreeMap<String, String> = built.failures.iter().cloned().collect();
-        if let Some((ns, msg)) = &failed_ns {
-            for id in built.owners.get(ns).into_iter().flatten() {
-                failures.insert(id.to_lowercase(), msg.clone());
-            }
-            if !built.owners.contains_key(ns) {
-                for (site, resources) in &sites {
-                    let _ = site;
-                    for r in resources
-                        .iter()
-                        .filter(|r| REALIZED_TYPES.contains(&r.resource_type()))
-                    {
-                        failures
-                            .entry(r.id().to_lowercase())
-                            .or_insert_with(|| msg.clone());
+        for (ns, msg) in &failed_ns {
+            match ns.as_ref().and_then(|ns| built.owners.get(ns)) {
+                Some(ids) => {
+                    for id in ids {
+                        failures.insert(id.to_lowercase(), msg.clone());
+                    }
+                }
+                None => {
+                    let everything = ns.is_none();
+                    for (_, resources) in &sites {
+                        for r in resources.iter().filter(|r| {
+                            REALIZED_TYPES.contains(&r.resource_type())
+                                && (everything || matches!(r, Resource::PublicIpAddress(_)))
+                        }) {
+                            failures
+                                .entry(r.id().to_lowercase())
+                                .or_insert_with(|| msg.clone());
+                        }
                     }
                 }
             }

@@ -35,6 +35,9 @@ pub enum NetnsError {
         #[source]
         source: std::io::Error,
     },
+    /// A veth end that another namespace should have created is not there.
+    #[error("link {link} is missing: the namespace creating it ({creator}) failed")]
+    MissingPeer { link: String, creator: String },
     /// Creating namespaces needs CAP_SYS_ADMIN; say so plainly instead of a raw EPERM.
     #[error("creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): {0}")]
     NotPermitted(String),

@@ -19,11 +19,14 @@ pub struct ReconcileError {
     pub source: NetnsError,
 }
 
-/// What reconciliation did, one line per change (empty when nothing had to change).
-#[derive(Clone, Debug, Default)]
+/// What reconciliation did, one line per change (empty when nothing had to change), and the
+/// namespaces it could not bring to the desired state.
+#[derive(Debug, Default)]
 pub struct ReconcileReport {
     /// Human-readable changes, e.g. `hn-ab12c-azure-vm1: addr add 10.1.1.4/24 dev eth0`.
     pub changes: Vec<String>,
+    /// Namespaces that failed (the others were reconciled).
+    pub failed: Vec<ReconcileError>,
 }
 
 /// One link as the kernel has it.
@@ -208,9 +211,104 @@ fn configure(spec: &NetnsSpec, actual: &mut ActualNetns) -> Vec<String> {
     cmds
 }
 
+/// Phase B for one namespace: create its links, configure addresses, routes, nftables and
+/// forwarding. Peers it creates are remembered in `fresh_peers` once they exist.
+#[allow(clippy::too_many_arguments)]
+fn configure_one(
+    spec: &NetnsSpec,
+    desired: &DesiredState,
+    fresh_empty: bool,
+    reread: bool,
+    actuals: &mut BTreeMap<String, ActualNetns>,
+    fresh_peers: &mut HashSet<(String, String)>,
+    report: &mut ReconcileReport,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), NetnsError> {
+    let mut actual = if fresh_empty {
+        let mut a = ActualNetns::default();
+        a.links.insert("lo".into(), ActualLink::default());
+        a
+    } else if reread {
+        read_actual(&spec.name)?
+    } else {
+        actuals.remove(&spec.name).unwrap_or_default()
+    };
+    for l in spec.links.iter().filter(|l| l.kind == LinkKind::VethPeer) {
+        if actual.links.contains_key(&l.name) {
+            continue;
+        }
+        if fresh_peers.contains(&(spec.name.clone(), l.name.clone())) {
+            actual.links.insert(
+                l.name.clone(),
+                ActualLink {
+                    kind: Some("veth".into()),
+                    ..Default::default()
+                },
+            );
+        } else {
+            let creator = desired
+                .netns
+                .iter()
+                .find(|c| {
+                    c.links.iter().any(|cl| {
+                        matches!(&cl.kind, LinkKind::Veth { peer_netns, peer_name }
+                            if *peer_netns == spec.name && *peer_name == l.name)
+                    })
+                })
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            return Err(NetnsError::MissingPeer {
+                link: l.name.clone(),
+                creator,
+            });
+        }
+    }
+    let cmds = configure(spec, &mut actual);
+    if !cmds.is_empty() {
+        progress(&format!(
+            "{} ({}): {} change(s)",
+            spec.name,
+            spec.role,
+            cmds.len()
+        ));
+        netns::ip_batch(Some(&spec.name), false, &cmds)?;
+        for c in &cmds {
+            report.changes.push(format!("{}: {c}", spec.name));
+        }
+    }
+    for l in &spec.links {
+        if let LinkKind::Veth {
+            peer_netns,
+            peer_name,
+        } = &l.kind
+        {
+            fresh_peers.insert((peer_netns.clone(), peer_name.clone()));
+        }
+    }
+    if let Some(body) = &spec.nft {
+        if netns::nft_ensure(&spec.name, crate::desired::NFT_TABLE, body)? {
+            report.changes.push(format!(
+                "{}: nftables table {} loaded",
+                spec.name,
+                crate::desired::NFT_TABLE
+            ));
+        }
+    }
+    let want_fwd = if spec.forwarding { "1" } else { "0" };
+    if netns::sysctl_get(&spec.name, "net/ipv4/ip_forward")? != want_fwd {
+        netns::sysctl_set(&spec.name, &[("net/ipv4/ip_forward", want_fwd)])?;
+        report
+            .changes
+            .push(format!("{}: net.ipv4.ip_forward={want_fwd}", spec.name));
+    }
+    Ok(())
+}
+
 /// Makes the kernel's namespaces with names starting with `prefix` match `desired` exactly:
 /// removes namespaces the lab no longer has, creates missing ones, fixes links, addresses,
-/// routes and forwarding. `progress` is told about each namespace that changes.
+/// routes and forwarding. `progress` is told about each namespace that changes. A namespace
+/// that fails is listed in [`ReconcileReport::failed`] and the others still converge; `Err`
+/// means the namespaces themselves could not be created or removed.
 pub fn reconcile(
     prefix: &str,
     desired: &DesiredState,
@@ -269,99 +367,56 @@ pub fn reconcile(
     let is_new: HashSet<&str> = created.iter().map(|n| n.name.as_str()).collect();
 
     // Phase A: remove unwanted links everywhere first, so that a veth moving between
-    // namespaces never meets its old self.
+    // namespaces never meets its old self. A namespace that fails is reported and skipped;
+    // the others go on.
     let mut actuals: BTreeMap<String, ActualNetns> = BTreeMap::new();
     let mut deleted_any = false;
+    let mut broken: HashSet<String> = HashSet::new();
     for spec in &desired.netns {
         if is_new.contains(spec.name.as_str()) {
             continue;
         }
-        let actual = read_actual(&spec.name).map_err(err(&spec.name))?;
-        let cmds = deletions(spec, &actual);
-        if !cmds.is_empty() {
-            netns::ip_batch(Some(&spec.name), true, &cmds).map_err(err(&spec.name))?;
-            for c in &cmds {
-                report.changes.push(format!("{}: {c}", spec.name));
+        let result = (|| {
+            let actual = read_actual(&spec.name)?;
+            let cmds = deletions(spec, &actual);
+            if !cmds.is_empty() {
+                netns::ip_batch(Some(&spec.name), true, &cmds)?;
             }
-            deleted_any = true;
+            Ok::<_, NetnsError>((actual, cmds))
+        })();
+        match result {
+            Ok((actual, cmds)) => {
+                deleted_any |= !cmds.is_empty();
+                for c in &cmds {
+                    report.changes.push(format!("{}: {c}", spec.name));
+                }
+                actuals.insert(spec.name.clone(), actual);
+            }
+            Err(e) => {
+                broken.insert(spec.name.clone());
+                report.failed.push(err(&spec.name)(e));
+            }
         }
-        actuals.insert(spec.name.clone(), actual);
     }
 
     // Phase B: create and configure, creators before the namespaces receiving their peers.
     let mut fresh_peers: HashSet<(String, String)> = HashSet::new();
     for spec in &desired.netns {
-        let mut actual = if is_new.contains(spec.name.as_str()) && !deleted_any {
-            let mut a = ActualNetns::default();
-            a.links.insert(
-                "lo".into(),
-                ActualLink {
-                    kind: None,
-                    ..Default::default()
-                },
-            );
-            a
-        } else if deleted_any {
-            read_actual(&spec.name).map_err(err(&spec.name))?
-        } else {
-            actuals.remove(&spec.name).unwrap_or_default()
-        };
-        for l in &spec.links {
-            if l.kind == LinkKind::VethPeer
-                && fresh_peers.contains(&(spec.name.clone(), l.name.clone()))
-                && !actual.links.contains_key(&l.name)
-            {
-                actual.links.insert(
-                    l.name.clone(),
-                    ActualLink {
-                        kind: Some("veth".into()),
-                        ..Default::default()
-                    },
-                );
-            }
+        if broken.contains(&spec.name) {
+            continue;
         }
-        let cmds = configure(spec, &mut actual);
-        if !cmds.is_empty() {
-            progress(&format!(
-                "{} ({}): {} change(s)",
-                spec.name,
-                spec.role,
-                cmds.len()
-            ));
-            netns::ip_batch(Some(&spec.name), false, &cmds).map_err(err(&spec.name))?;
-            for c in &cmds {
-                report.changes.push(format!("{}: {c}", spec.name));
-            }
-        }
-        for l in &spec.links {
-            if let LinkKind::Veth {
-                peer_netns,
-                peer_name,
-            } = &l.kind
-            {
-                fresh_peers.insert((peer_netns.clone(), peer_name.clone()));
-            }
-        }
-        if let Some(body) = &spec.nft {
-            if netns::nft_ensure(&spec.name, crate::desired::NFT_TABLE, body)
-                .map_err(err(&spec.name))?
-            {
-                report.changes.push(format!(
-                    "{}: nftables table {} loaded",
-                    spec.name,
-                    crate::desired::NFT_TABLE
-                ));
-            }
-        }
-        let want_fwd = if spec.forwarding { "1" } else { "0" };
-        let have_fwd =
-            netns::sysctl_get(&spec.name, "net/ipv4/ip_forward").map_err(err(&spec.name))?;
-        if have_fwd != want_fwd {
-            netns::sysctl_set(&spec.name, &[("net/ipv4/ip_forward", want_fwd)])
-                .map_err(err(&spec.name))?;
-            report
-                .changes
-                .push(format!("{}: net.ipv4.ip_forward={want_fwd}", spec.name));
+        let result = configure_one(
+            spec,
+            desired,
+            is_new.contains(spec.name.as_str()) && !deleted_any,
+            deleted_any,
+            &mut actuals,
+            &mut fresh_peers,
+            &mut report,
+            progress,
+        );
+        if let Err(e) = result {
+            report.failed.push(err(&spec.name)(e));
         }
     }
     Ok(report)

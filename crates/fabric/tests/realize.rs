@@ -94,6 +94,7 @@ fn realize_converge_and_tear_down() {
     };
     let desired = topo.desired_state().unwrap();
     let first = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
     assert!(!first.changes.is_empty());
     let vm1 = id.vm_netns("azure", "vm1");
     assert!(ping(&vm1, "10.1.1.1"), "router answers .1");
@@ -251,5 +252,47 @@ fn a_site_behind_nat_shows_its_public_ip_and_translates() {
         "reply translated to the public IP"
     );
     let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+}
+
+#[test]
+fn a_failing_namespace_does_not_stop_the_others() {
+    let id = LabId::random();
+    let _guard = Guard(id.clone());
+    let vm = |ip: &str| {
+        vec![VmNet {
+            name: "vm1".into(),
+            nics: vec![nic("vm1-nic", "vnet1", "default", ip)],
+        }]
+    };
+    let topo = Topology {
+        lab_id: id.clone(),
+        sites: vec![
+            site("azure", 1, "203.0.113.0/24", vm("10.1.1.4")),
+            site("stackhub", 2, "198.51.100.0/24", vm("10.2.1.4")),
+        ],
+    };
+    let mut desired = topo.desired_state().unwrap();
+    let broken = id.vm_netns("azure", "vm1");
+    // A next hop that is not on any link: the kernel refuses the route.
+    let spec = desired.netns.iter_mut().find(|n| n.name == broken).unwrap();
+    spec.routes.push(fabric::RouteSpec {
+        dst: "10.99.0.0/16".parse().unwrap(),
+        via: Some("192.0.2.1".parse().unwrap()),
+        dev: "eth0".into(),
+    });
+    let report =
+        reconcile(&id.netns_prefix(), &desired, &mut |_| {}).expect("namespaces need root");
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(report.failed[0].netns, broken);
+    assert!(
+        report.failed[0].to_string().contains("10.99.0.0/16"),
+        "{}",
+        report.failed[0]
+    );
+    // Everything else converged.
+    assert!(ping(&id.vm_netns("stackhub", "vm1"), "10.2.1.1"));
+    let again = reconcile(&id.netns_prefix(), &desired, &mut |_| {}).unwrap();
+    assert_eq!(again.failed.len(), 1, "still failing, still isolated");
     assert!(again.changes.is_empty(), "{:?}", again.changes);
 }
