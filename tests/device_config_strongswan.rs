@@ -43,11 +43,21 @@ struct SwanBox {
 /// strongswan.conf text, with this box's vici socket and log file added.
 fn strongswan_conf_from_export(export: &str, dir: &Path) -> Result<String> {
     let lines: Vec<&str> = export.lines().collect();
-    let start = lines.iter().position(|l| l.trim_end() == "#   charon {").context("no commented charon { block in the export")?;
-    let end = start + lines[start..].iter().position(|l| l.trim_end() == "#   }").context("charon block not closed")?;
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == "#   charon {")
+        .context("no commented charon { block in the export")?;
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.trim_end() == "#   }")
+            .context("charon block not closed")?;
     let mut out = String::new();
     for l in &lines[start..end] {
-        out.push_str(l.strip_prefix("#   ").context("commented block line without '#   '")?);
+        out.push_str(
+            l.strip_prefix("#   ")
+                .context("commented block line without '#   '")?,
+        );
         out.push('\n');
     }
     out.push_str(&format!(
@@ -66,9 +76,21 @@ impl SwanBox {
         // exec chain keeps the PID: ip netns exec → env → unshare (no fork) → sh → exec charon
         cmd.args(["netns", "exec", ns, "env"])
             .arg(format!("STRONGSWAN_CONF={}/strongswan.conf", dir.display()))
-            .args(["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o mode=0755 hn-devcfg-run /run && exec \"$0\"", "/usr/lib/ipsec/charon"]);
+            .args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o mode=0755 hn-devcfg-run /run && exec \"$0\"",
+                "/usr/lib/ipsec/charon",
+            ]);
         let daemon = Daemon::spawn("charon", cmd, &dir.join("charon.stdout"))?;
-        let mut b = SwanBox { dir: dir.to_path_buf(), daemon };
+        let mut b = SwanBox {
+            dir: dir.to_path_buf(),
+            daemon,
+        };
         let up = wait_for(Duration::from_secs(15), "charon's vici socket", || {
             if !b.daemon.alive() {
                 return Some(false);
@@ -76,7 +98,11 @@ impl SwanBox {
             b.swanctl(&["--stats"]).ok().map(|_| true)
         })?;
         if !up {
-            bail!("charon exited at start:\n{}\n{}", b.daemon.log_text(), b.log());
+            bail!(
+                "charon exited at start:\n{}\n{}",
+                b.daemon.log_text(),
+                b.log()
+            );
         }
         Ok(b)
     }
@@ -90,7 +116,11 @@ impl SwanBox {
             .arg(format!("unix://{}/charon.vici", self.dir.display()))
             .output()
             .context("cannot run swanctl")?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if !out.status.success() {
             bail!("swanctl {} failed: {text}", args.join(" "));
         }
@@ -98,7 +128,12 @@ impl SwanBox {
     }
 
     fn load_file(&self, file: &Path) -> Result<String> {
-        self.swanctl(&["--load-all", "--noprompt", "--file", &file.display().to_string()])
+        self.swanctl(&[
+            "--load-all",
+            "--noprompt",
+            "--file",
+            &file.display().to_string(),
+        ])
     }
 
     fn log(&self) -> String {
@@ -113,22 +148,52 @@ fn tail(s: &str, n: usize) -> String {
 
 /// `vpn-connection device-config --vendor strongswan` for `site`/`conn` of the lab, to a file.
 fn export(lab: &Lab, site: &str, conn: &str, out: &Path) -> String {
-    let o = lab.run(&[
-        "vpn-connection", "device-config", "--id", &lab.id, "--site", site, "--name", conn, "--vendor", "strongswan", "--output", out.to_str().unwrap(),
-    ]);
+    export_with(lab, site, conn, out, &[])
+}
+
+/// [`export`] with more `device-config` arguments.
+fn export_with(lab: &Lab, site: &str, conn: &str, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "vpn-connection",
+        "device-config",
+        "--id",
+        &lab.id,
+        "--site",
+        site,
+        "--name",
+        conn,
+        "--vendor",
+        "strongswan",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = lab.run(&args);
     assert!(o.status.success(), "device-config failed:\n{}", show(&o));
-    assert!(!String::from_utf8_lossy(&o.stderr).contains(SEED_KEY), "the key leaked to stderr");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains(SEED_KEY),
+        "the key leaked to stderr"
+    );
     let mode = std::fs::metadata(out).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the exported file holds the key: it must be 0600");
+    assert_eq!(
+        mode, 0o600,
+        "the exported file holds the key: it must be 0600"
+    );
     std::fs::read_to_string(out).unwrap()
 }
 
 #[test]
 fn list_vendors() {
-    let o = Command::new(hybridnet_bin()).args(["vpn-connection", "device-config", "--list-vendors"]).output().unwrap();
+    let o = Command::new(hybridnet_bin())
+        .args(["vpn-connection", "device-config", "--list-vendors"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", show(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(names, vec!["strongswan", "generic"], "{text}");
     assert!(text.contains("swanctl.conf"), "{text}");
 }
@@ -141,16 +206,40 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
     let conf = export(&lab, "azure", "azure-to-stackhub", &file);
 
     // The same text on stdout, and with the lab chosen by its directory instead of its id.
-    let o = lab.run(&["vpn-connection", "device-config", "--lab", lab.dir.to_str().unwrap(), "--site", "azure", "--name", "azure-to-stackhub", "--vendor", "strongswan"]);
+    let o = lab.run(&[
+        "vpn-connection",
+        "device-config",
+        "--lab",
+        lab.dir.to_str().unwrap(),
+        "--site",
+        "azure",
+        "--name",
+        "azure-to-stackhub",
+        "--vendor",
+        "strongswan",
+    ]);
     assert!(o.status.success(), "{}", show(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), conf);
 
     let ns = Netns::new(&format!("hn{}-dcfg", hybridnet_tests::netns::unique_id()))?;
-    let swan = SwanBox::start(ns.name(), &scratch.join("swan"), &strongswan_conf_from_export(&conf, &scratch.join("swan"))?)?;
+    let swan = SwanBox::start(
+        ns.name(),
+        &scratch.join("swan"),
+        &strongswan_conf_from_export(&conf, &scratch.join("swan"))?,
+    )?;
     let loaded = swan.load_file(&file)?;
-    assert!(loaded.contains("loaded ike secret 'ike-azure-to-stackhub'"), "{loaded}");
-    assert!(loaded.contains("loaded connection 'azure-to-stackhub'"), "{loaded}");
-    assert!(loaded.contains("successfully loaded 1 connections"), "{loaded}");
+    assert!(
+        loaded.contains("loaded ike secret 'ike-azure-to-stackhub'"),
+        "{loaded}"
+    );
+    assert!(
+        loaded.contains("loaded connection 'azure-to-stackhub'"),
+        "{loaded}"
+    );
+    assert!(
+        loaded.contains("successfully loaded 1 connections"),
+        "{loaded}"
+    );
     let conns = swan.swanctl(&["--list-conns"])?;
     for want in [
         "azure-to-stackhub: IKEv2, no reauthentication, rekeying every 25920s, dpd delay 15s",
@@ -162,23 +251,50 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
         "    local:  10.2.0.0/16",
         "    remote: 10.1.0.0/16",
     ] {
-        assert!(conns.contains(want), "--list-conns lacks {want:?}:\n{conns}");
+        assert!(
+            conns.contains(want),
+            "--list-conns lacks {want:?}:\n{conns}"
+        );
     }
     // --list-conns does not print proposals; charon parses them at load time: the same file
     // with one unknown algorithm is refused, so the exported ones were accepted as proposals.
-    assert!(conf.contains("proposals = aes256-sha384-ecp384\n") && conf.contains("esp_proposals = aes256gcm16-ecp384\n"), "{conf}");
+    assert!(
+        conf.contains("proposals = aes256-sha384-ecp384\n")
+            && conf.contains("esp_proposals = aes256gcm16-ecp384\n"),
+        "{conf}"
+    );
     let bad = scratch.join("bad.conf");
-    std::fs::write(&bad, conf.replace("esp_proposals = aes256gcm16-ecp384", "esp_proposals = aes256gcm16-ecp999"))?;
-    let e = swan.load_file(&bad).expect_err("charon must refuse an unknown ESP algorithm");
-    assert!(format!("{e:#}").contains("esp_proposals") || format!("{e:#}").contains("invalid"), "{e:#}");
+    std::fs::write(
+        &bad,
+        conf.replace(
+            "esp_proposals = aes256gcm16-ecp384",
+            "esp_proposals = aes256gcm16-ecp999",
+        ),
+    )?;
+    let e = swan
+        .load_file(&bad)
+        .expect_err("charon must refuse an unknown ESP algorithm");
+    assert!(
+        format!("{e:#}").contains("esp_proposals") || format!("{e:#}").contains("invalid"),
+        "{e:#}"
+    );
 
     // The ASH side's connection (kind default policy) loads too.
     let file2 = scratch.join("stackhub-to-azure.swanctl.conf");
     let conf2 = export(&lab, "stackhub", "stackhub-to-azure", &file2);
-    assert!(conf2.contains("proposals = aes256-sha384-ecp384\n") && conf2.contains("esp_proposals = aes256gcm16-ecp384\n"), "{conf2}");
+    assert!(
+        conf2.contains("proposals = aes256-sha384-ecp384\n")
+            && conf2.contains("esp_proposals = aes256gcm16-ecp384\n"),
+        "{conf2}"
+    );
     swan.load_file(&file2)?;
     let conns = swan.swanctl(&["--list-conns"])?;
-    assert!(conns.contains("stackhub-to-azure: IKEv2") && conns.contains("  local:  203.0.113.1") && conns.contains("    remote: 10.2.0.0/16"), "{conns}");
+    assert!(
+        conns.contains("stackhub-to-azure: IKEv2")
+            && conns.contains("  local:  203.0.113.1")
+            && conns.contains("    remote: 10.2.0.0/16"),
+        "{conns}"
+    );
     Ok(())
 }
 
@@ -205,7 +321,11 @@ fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> 
     let gw = rs
         .iter()
         .find_map(|r| match r {
-            Resource::VirtualNetworkGateway(g) if same_id(&g.meta.id, &conn.virtual_network_gateway1) => Some(g),
+            Resource::VirtualNetworkGateway(g)
+                if same_id(&g.meta.id, &conn.virtual_network_gateway1) =>
+            {
+                Some(g)
+            }
             _ => None,
         })
         .context("gateway")?;
@@ -213,11 +333,17 @@ fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> 
     let public = rs
         .iter()
         .find_map(|r| match r {
-            Resource::PublicIpAddress(p) if same_id(&p.meta.id, &cfg.public_ip_address) => Some(p.ip_address),
+            Resource::PublicIpAddress(p) if same_id(&p.meta.id, &cfg.public_ip_address) => {
+                Some(p.ip_address)
+            }
             _ => None,
         })
         .context("public ip")?;
-    let vnet_id = &cfg.subnet[..cfg.subnet.to_ascii_lowercase().rfind("/subnets/").context("subnet id")?];
+    let vnet_id = &cfg.subnet[..cfg
+        .subnet
+        .to_ascii_lowercase()
+        .rfind("/subnets/")
+        .context("subnet id")?];
     let vnet = rs
         .iter()
         .find_map(|r| match r {
@@ -228,14 +354,31 @@ fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> 
     let lng = rs
         .iter()
         .find_map(|r| match r {
-            Resource::LocalNetworkGateway(l) if same_id(&l.meta.id, conn.local_network_gateway2.as_deref().unwrap_or("")) => Some(l),
+            Resource::LocalNetworkGateway(l)
+                if same_id(
+                    &l.meta.id,
+                    conn.local_network_gateway2.as_deref().unwrap_or(""),
+                ) =>
+            {
+                Some(l)
+            }
             _ => None,
         })
         .context("local network gateway")?;
     let peer = lng.gateway_ip_address.context("lng address")?;
     let pol = conn.effective_policy(site.kind());
-    let q = |v: &[String]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
-    let nets = |v: &[ipnet::Ipv4Net]| v.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let q = |v: &[String]| {
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let nets = |v: &[ipnet::Ipv4Net]| {
+        v.iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let toml = format!(
         "local_address = \"{public}\"\n\n[[connection]]\nname = \"{conn_name}\"\nremote_address = \"{peer}\"\nlocal_id = \"{public}\"\nremote_id = \"{peer}\"\npsk_file = \"psk\"\nlocal_prefixes = [{}]\nremote_prefixes = [{}]\nike_proposals = [{}]\nesp_proposals = [{}]\nike_lifetime = \"{}s\"\nchild_lifetime = \"{}s\"\ndpd_timeout = \"{}s\"\ninitiate = false\n",
         nets(&vnet.address_space),
@@ -246,13 +389,33 @@ fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> 
         pol.child_lifetime_secs,
         conn.dpd_timeout_seconds
     );
-    let key = conn.shared_key.as_ref().context("shared key")?.expose().to_string();
-    Ok(CloudSide { gateway: gw.meta.name.clone(), toml, key })
+    let key = conn
+        .shared_key
+        .as_ref()
+        .context("shared key")?
+        .expose()
+        .to_string();
+    Ok(CloudSide {
+        gateway: gw.meta.name.clone(),
+        toml,
+        key,
+    })
 }
 
 /// `vpn-connection show --control` as JSON.
 fn show_live(lab: &Lab, site: &str, conn: &str, control: &Path) -> Value {
-    let o = lab.run(&["vpn-connection", "show", "--id", &lab.id, "--site", site, "--name", conn, "--control", control.to_str().unwrap()]);
+    let o = lab.run(&[
+        "vpn-connection",
+        "show",
+        "--id",
+        &lab.id,
+        "--site",
+        site,
+        "--name",
+        conn,
+        "--control",
+        control.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", show(&o));
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(!text.contains(SEED_KEY), "show printed the shared key");
@@ -260,14 +423,59 @@ fn show_live(lab: &Lab, site: &str, conn: &str, control: &Path) -> Value {
 }
 
 fn counters(v: &Value) -> (u64, u64) {
-    (v["properties"]["ingressBytesTransferred"].as_u64().unwrap(), v["properties"]["egressBytesTransferred"].as_u64().unwrap())
+    (
+        v["properties"]["ingressBytesTransferred"].as_u64().unwrap(),
+        v["properties"]["egressBytesTransferred"].as_u64().unwrap(),
+    )
 }
 
-/// The cloud site's connection `conn` served by `hybridnet gateway run` in its gateway
-/// namespace; the on-premises device is charon in `device_site`'s gateway namespace (which
-/// holds the local network gateway's address), configured only from the exported file.
-fn tunnel_from_export(cloud_site: &str, conn: &str, cloud_vm_ip: &str, device_site: &str, device_gateway: &str, device_vm_ip: &str, algorithms: &str) -> Result<()> {
-    let lab = Lab::up(SEED);
+/// One tunnel scenario: the cloud site's connection `conn` is served by `hybridnet gateway
+/// run` in its gateway namespace; the on-premises device is charon in `device_site`'s gateway
+/// namespace (which holds the local network gateway's address, or sits behind the NAT device
+/// that does), configured only from the exported file.
+struct Scenario {
+    example: &'static str,
+    cloud_site: &'static str,
+    conn: &'static str,
+    cloud_vm_ip: &'static str,
+    device_site: &'static str,
+    device_gateway: &'static str,
+    device_vm_ip: &'static str,
+    /// The device is behind NAT: export with `--device-address` = its inside address.
+    device_behind_nat: bool,
+    /// IKE algorithms `swanctl --list-sas` must show.
+    algorithms: &'static str,
+}
+
+/// The device namespace's address on `wan`.
+fn wan_address(ns: &str) -> Result<String> {
+    let o = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ip", "-4", "-o", "addr", "show", "dev", "wan",
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .with_context(|| format!("no address on wan in {ns}: {text}"))?;
+    Ok(cidr.split('/').next().unwrap_or(cidr).to_string())
+}
+
+fn tunnel_from_export(sc: Scenario) -> Result<()> {
+    let Scenario {
+        example,
+        cloud_site,
+        conn,
+        cloud_vm_ip,
+        device_site,
+        device_gateway,
+        device_vm_ip,
+        device_behind_nat,
+        algorithms,
+    } = sc;
+    let lab = Lab::up(example);
     let id = LabId::parse(&lab.id)?;
     let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
     let cloud = cloud_side(&lab, cloud_site, conn)?;
@@ -279,51 +487,115 @@ fn tunnel_from_export(cloud_site: &str, conn: &str, cloud_vm_ip: &str, device_si
     std::fs::write(scratch.join("cloud-gw.toml"), &cloud.toml)?;
     let control = scratch.join("cloud-gw.sock");
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &id.gateway_netns(cloud_site, &cloud.gateway)])
-        .arg(hybridnet_bin())
-        .args(["gateway", "run"])
-        .arg(scratch.join("cloud-gw.toml"))
-        .arg("--control")
-        .arg(&control)
-        .env("HYBRIDNET_LOG", "debug");
+    cmd.args([
+        "netns",
+        "exec",
+        &id.gateway_netns(cloud_site, &cloud.gateway),
+    ])
+    .arg(hybridnet_bin())
+    .args(["gateway", "run"])
+    .arg(scratch.join("cloud-gw.toml"))
+    .arg("--control")
+    .arg(&control)
+    .env("HYBRIDNET_LOG", "debug");
     let mut gw = Daemon::spawn("cloud gateway", cmd, &scratch.join("cloud-gw.log"))?;
-    wait_for(Duration::from_secs(10), "the cloud gateway's control socket", || {
-        if !gw.alive() {
-            return Some(Err(anyhow::anyhow!("gateway exited:\n{}", gw.log_text())));
-        }
-        gateway::status::query(&control).ok().map(|_| Ok(()))
-    })??;
+    wait_for(
+        Duration::from_secs(10),
+        "the cloud gateway's control socket",
+        || {
+            if !gw.alive() {
+                return Some(Err(anyhow::anyhow!("gateway exited:\n{}", gw.log_text())));
+            }
+            gateway::status::query(&control).ok().map(|_| Ok(()))
+        },
+    )??;
     let before_device = show_live(&lab, cloud_site, conn, &control);
-    assert_eq!(before_device["properties"]["connectionStatus"], "NotConnected", "{before_device:#}");
+    assert_eq!(
+        before_device["properties"]["connectionStatus"], "NotConnected",
+        "{before_device:#}"
+    );
     let cloud_vm = format!("{cloud_site}/vm1");
-    assert!(!lab.ping(&cloud_vm, device_vm_ip), "{device_vm_ip} answers without a tunnel: the test would prove nothing");
+    assert!(
+        !lab.ping(&cloud_vm, device_vm_ip),
+        "{device_vm_ip} answers without a tunnel: the test would prove nothing"
+    );
 
     // The device: strongswan.conf and swanctl.conf from the export, nothing else.
     let file = scratch.join("swanctl.conf");
-    let conf = export(&lab, cloud_site, conn, &file);
-    let swan_dir = scratch.join("device");
     let device_ns = id.gateway_netns(device_site, device_gateway);
-    let swan = SwanBox::start(&device_ns, &swan_dir, &strongswan_conf_from_export(&conf, &swan_dir)?)?;
+    let conf = if device_behind_nat {
+        let inside = wan_address(&device_ns)?;
+        let conf = export_with(
+            &lab,
+            cloud_site,
+            conn,
+            &file,
+            &["--device-address", &inside],
+        );
+        assert!(
+            conf.contains(&format!("local_addrs = {inside}\n")),
+            "{conf}"
+        );
+        conf
+    } else {
+        export(&lab, cloud_site, conn, &file)
+    };
+    let swan_dir = scratch.join("device");
+    let swan = SwanBox::start(
+        &device_ns,
+        &swan_dir,
+        &strongswan_conf_from_export(&conf, &swan_dir)?,
+    )?;
     let loaded_at = std::time::Instant::now();
     swan.load_file(&file)?;
-    let sas = wait_for(Duration::from_secs(20), "the device's CHILD_SA INSTALLED", || {
-        let s = swan.swanctl(&["--list-sas"]).unwrap_or_default();
-        (s.contains(&format!("{conn}: #")) && s.contains("INSTALLED")).then_some(s)
-    })
-    .with_context(|| format!("charon log:\n{}\ngateway log:\n{}", tail(&swan.log(), 40), tail(&gw.log_text(), 40)))?;
-    let setup = loaded_at.elapsed();
-    assert!(sas.contains(algorithms), "negotiated algorithms: want {algorithms}\n{sas}");
-    let up = wait_for(Duration::from_secs(10), "Connected in vpn-connection show", || {
-        let v = show_live(&lab, cloud_site, conn, &control);
-        (v["properties"]["connectionStatus"] == "Connected").then_some(v)
+    let sas = wait_for(
+        Duration::from_secs(20),
+        "the device's CHILD_SA INSTALLED",
+        || {
+            let s = swan.swanctl(&["--list-sas"]).unwrap_or_default();
+            (s.contains(&format!("{conn}: #")) && s.contains("INSTALLED")).then_some(s)
+        },
+    )
+    .with_context(|| {
+        format!(
+            "charon log:\n{}\ngateway log:\n{}",
+            tail(&swan.log(), 40),
+            tail(&gw.log_text(), 40)
+        )
     })?;
-    assert_eq!(up["properties"]["tunnelConnectionStatus"][0]["connectionStatus"], "Connected", "{up:#}");
+    let setup = loaded_at.elapsed();
+    assert!(
+        sas.contains(algorithms),
+        "negotiated algorithms: want {algorithms}\n{sas}"
+    );
+    let up = wait_for(
+        Duration::from_secs(10),
+        "Connected in vpn-connection show",
+        || {
+            let v = show_live(&lab, cloud_site, conn, &control);
+            (v["properties"]["connectionStatus"] == "Connected").then_some(v)
+        },
+    )?;
+    assert_eq!(
+        up["properties"]["tunnelConnectionStatus"][0]["connectionStatus"], "Connected",
+        "{up:#}"
+    );
 
     // Traffic both ways; the cloud gateway counts exactly the inner bytes (1028-byte packets).
     let (in0, out0) = counters(&up);
     let ping = |from: &str, to: &str| {
-        let o = lab.exec(from, &["ping", "-c", "10", "-i", "0.1", "-W", "2", "-s", "1000", "-q", to]);
-        assert!(o.status.success(), "ping {from} -> {to} through the tunnel:\n{}\ncharon:\n{}", show(&o), tail(&swan.log(), 20));
+        let o = lab.exec(
+            from,
+            &[
+                "ping", "-c", "10", "-i", "0.1", "-W", "2", "-s", "1000", "-q", to,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "ping {from} -> {to} through the tunnel:\n{}\ncharon:\n{}",
+            show(&o),
+            tail(&swan.log(), 20)
+        );
     };
     ping(&cloud_vm, device_vm_ip);
     ping(&format!("{device_site}/vm1"), cloud_vm_ip);
@@ -331,7 +603,10 @@ fn tunnel_from_export(cloud_site: &str, conn: &str, cloud_vm_ip: &str, device_si
     let (in1, out1) = counters(&after);
     let expect = 2 * 10 * 1028;
     for (what, grew) in [("ingress", in1 - in0), ("egress", out1 - out0)] {
-        assert!((expect..expect + 3 * 1028).contains(&grew), "{what} grew by {grew}, expected {expect} (+ at most a few packets)\n{after:#}");
+        assert!(
+            (expect..expect + 3 * 1028).contains(&grew),
+            "{what} grew by {grew}, expected {expect} (+ at most a few packets)\n{after:#}"
+        );
     }
     eprintln!("{conn}: swanctl --load-all to CHILD_SA INSTALLED in {setup:?}; cloud gateway counted +{} B in, +{} B out for {expect} B of pings each way", in1 - in0, out1 - out0);
     let log = gw.log_text();
@@ -345,12 +620,48 @@ fn tunnel_from_export(cloud_site: &str, conn: &str, cloud_vm_ip: &str, device_si
 
 #[test]
 fn strongswan_peer_from_export_connects_to_azure_gateway_with_custom_policy() -> Result<()> {
-    tunnel_from_export("azure", "azure-to-stackhub", "10.1.1.4", "stackhub", "stackhub-gw", "10.2.1.4", "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384")
+    tunnel_from_export(Scenario {
+        example: SEED,
+        cloud_site: "azure",
+        conn: "azure-to-stackhub",
+        cloud_vm_ip: "10.1.1.4",
+        device_site: "stackhub",
+        device_gateway: "stackhub-gw",
+        device_vm_ip: "10.2.1.4",
+        device_behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+    })
 }
 
 #[test]
-fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_policy() -> Result<()> {
-    tunnel_from_export("stackhub", "stackhub-to-azure", "10.2.1.4", "azure", "azure-gw", "10.1.1.4", "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384")
+fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_policy(
+) -> Result<()> {
+    tunnel_from_export(Scenario {
+        example: SEED,
+        cloud_site: "stackhub",
+        conn: "stackhub-to-azure",
+        cloud_vm_ip: "10.2.1.4",
+        device_site: "azure",
+        device_gateway: "azure-gw",
+        device_vm_ip: "10.1.1.4",
+        device_behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+    })
+}
+
+#[test]
+fn strongswan_peer_behind_nat_from_export_with_device_address() -> Result<()> {
+    tunnel_from_export(Scenario {
+        example: "examples/hybrid-connection-nat",
+        cloud_site: "azure",
+        conn: "azure-to-stackhub",
+        cloud_vm_ip: "10.1.1.4",
+        device_site: "stackhub",
+        device_gateway: "stackhub-gw",
+        device_vm_ip: "10.2.1.4",
+        device_behind_nat: true,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+    })
 }
 
 #[test]
@@ -366,20 +677,70 @@ fn device_config_errors_are_specific() {
         assert!(!err.contains(SEED_KEY), "{err}");
         err
     };
-    let e = run(&["device-config", "--site", "azure", "--name", "nope", "--vendor", "strongswan"]);
-    assert!(e.contains("site azure has no connection \"nope\" (connections: azure-to-stackhub)"), "{e}");
-    let e = run(&["device-config", "--site", "azure", "--name", "azure-to-stackhub", "--vendor", "cisco"]);
-    assert!(e.contains("unknown vendor \"cisco\" (vendors: strongswan, generic)"), "{e}");
-    let e = run(&["device-config", "--site", "mars", "--name", "x", "--vendor", "strongswan"]);
+    let e = run(&[
+        "device-config",
+        "--site",
+        "azure",
+        "--name",
+        "nope",
+        "--vendor",
+        "strongswan",
+    ]);
+    assert!(
+        e.contains("site azure has no connection \"nope\" (connections: azure-to-stackhub)"),
+        "{e}"
+    );
+    let e = run(&[
+        "device-config",
+        "--site",
+        "azure",
+        "--name",
+        "azure-to-stackhub",
+        "--vendor",
+        "cisco",
+    ]);
+    assert!(
+        e.contains("unknown vendor \"cisco\" (vendors: strongswan, generic)"),
+        "{e}"
+    );
+    let e = run(&[
+        "device-config",
+        "--site",
+        "mars",
+        "--name",
+        "x",
+        "--vendor",
+        "strongswan",
+    ]);
     assert!(e.contains("no site \"mars\""), "{e}");
-    let e = run(&["show", "--site", "azure", "--name", "azure-to-stackhub", "--control", "/nonexistent/hn.sock"]);
+    let e = run(&[
+        "show",
+        "--site",
+        "azure",
+        "--name",
+        "azure-to-stackhub",
+        "--control",
+        "/nonexistent/hn.sock",
+    ]);
     assert!(e.contains("/nonexistent/hn.sock"), "{e}");
     // Without a gateway to ask, the status is Unknown, as on Azure before a gateway reports.
-    let o = lab.run(&["vpn-connection", "show", "--id", &lab.id, "--site", "stackhub", "--name", "stackhub-to-azure"]);
+    let o = lab.run(&[
+        "vpn-connection",
+        "show",
+        "--id",
+        &lab.id,
+        "--site",
+        "stackhub",
+        "--name",
+        "stackhub-to-azure",
+    ]);
     assert!(o.status.success(), "{}", show(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["properties"]["connectionStatus"], "Unknown");
     assert_eq!(v["type"], "Microsoft.Network/connections");
     assert!(v["properties"].get("sharedKey").is_none());
-    assert!(v["properties"].get("ingressBytesTransferred").is_none(), "no counters without a gateway");
+    assert!(
+        v["properties"].get("ingressBytesTransferred").is_none(),
+        "no counters without a gateway"
+    );
 }

@@ -14,13 +14,25 @@ pub enum DevConfigError {
     },
     /// The site has no connection of that name.
     #[error("site {site} has no connection {name:?} (connections: {known})")]
-    NoSuchConnection { site: String, name: String, known: String },
+    NoSuchConnection {
+        site: String,
+        name: String,
+        known: String,
+    },
     /// The connection has no on-premises device as its peer (Vnet2Vnet, ExpressRoute, …).
     #[error("connection {name:?} is of type {connection_type}: only IPsec (site-to-site) connections have an on-premises VPN device to configure")]
-    NotSiteToSite { name: String, connection_type: String },
+    NotSiteToSite {
+        name: String,
+        connection_type: String,
+    },
     /// A resource the connection refers to is not in the site.
     #[error("connection {connection:?}: {what} {id} does not exist in site {site}")]
-    MissingResource { site: String, connection: String, what: &'static str, id: String },
+    MissingResource {
+        site: String,
+        connection: String,
+        what: &'static str,
+        id: String,
+    },
     /// The local network gateway gives only an FQDN; hybridnet does not resolve names.
     #[error("local network gateway {name:?} has no gatewayIpAddress (hybridnet does not resolve fqdn {fqdn:?}); the device's address is needed for its configuration")]
     NoDeviceAddress { name: String, fqdn: String },
@@ -34,14 +46,19 @@ pub enum DevConfigError {
     #[error("virtual network gateway {name:?} has no IP configuration with a public IP address")]
     NoGatewayAddress { name: String },
     /// The connection has no shared key, so a PSK device cannot authenticate.
-    #[error("connection {name:?} has no sharedKey: a pre-shared-key device configuration needs one")]
+    #[error(
+        "connection {name:?} has no sharedKey: a pre-shared-key device configuration needs one"
+    )]
     NoSharedKey { name: String },
     /// No renderer of that name.
     #[error("unknown vendor {name:?} (vendors: {known})")]
     UnknownVendor { name: String, known: String },
     /// The vendor cannot express something this connection needs.
     #[error("vendor {vendor}: {reason}")]
-    Unsupported { vendor: &'static str, reason: String },
+    Unsupported {
+        vendor: &'static str,
+        reason: String,
+    },
     /// Writing the output file failed.
     #[error("cannot write {path}: {source}")]
     Write {

@@ -4,7 +4,10 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use site::{same_id, Connection, ConnectionProtocol, ConnectionType, EffectivePolicy, KindProfile, Resource, SharedKey, Site};
+use site::{
+    same_id, Connection, ConnectionProtocol, ConnectionType, EffectivePolicy, KindProfile,
+    Resource, SharedKey, Site,
+};
 
 use crate::error::DevConfigError;
 
@@ -90,7 +93,12 @@ impl PeerDevice {
     }
 
     /// Resolves connection `name` (case-insensitive) among a site's resources.
-    pub fn from_resources(site: &str, kind: &KindProfile, resources: &[Resource], name: &str) -> Result<PeerDevice, DevConfigError> {
+    pub fn from_resources(
+        site: &str,
+        kind: &KindProfile,
+        resources: &[Resource],
+        name: &str,
+    ) -> Result<PeerDevice, DevConfigError> {
         let conn = crate::view::find_connection(site, resources, name)?;
         if conn.connection_type != ConnectionType::IPsec {
             return Err(DevConfigError::NotSiteToSite {
@@ -118,18 +126,31 @@ impl PeerDevice {
         let gw = resources
             .iter()
             .find_map(|r| match r {
-                Resource::VirtualNetworkGateway(g) if same_id(&g.meta.id, &conn.virtual_network_gateway1) => Some(g),
+                Resource::VirtualNetworkGateway(g)
+                    if same_id(&g.meta.id, &conn.virtual_network_gateway1) =>
+                {
+                    Some(g)
+                }
                 _ => None,
             })
             .ok_or_else(|| missing("virtual network gateway", &conn.virtual_network_gateway1))?;
-        let device_address = lng.gateway_ip_address.ok_or_else(|| DevConfigError::NoDeviceAddress {
-            name: lng.meta.name.clone(),
-            fqdn: lng.fqdn.clone().unwrap_or_default(),
-        })?;
+        let device_address =
+            lng.gateway_ip_address
+                .ok_or_else(|| DevConfigError::NoDeviceAddress {
+                    name: lng.meta.name.clone(),
+                    fqdn: lng.fqdn.clone().unwrap_or_default(),
+                })?;
         if lng.address_prefixes.is_empty() {
-            return Err(DevConfigError::NoDevicePrefixes { name: lng.meta.name.clone() });
+            return Err(DevConfigError::NoDevicePrefixes {
+                name: lng.meta.name.clone(),
+            });
         }
-        let first_cfg = gw.ip_configurations.first().ok_or_else(|| DevConfigError::NoGatewayAddress { name: gw.meta.name.clone() })?;
+        let first_cfg =
+            gw.ip_configurations
+                .first()
+                .ok_or_else(|| DevConfigError::NoGatewayAddress {
+                    name: gw.meta.name.clone(),
+                })?;
         let vnet_id = vnet_of_subnet(&first_cfg.subnet);
         let vnet = resources
             .iter()
@@ -139,14 +160,18 @@ impl PeerDevice {
             })
             .ok_or_else(|| missing("virtual network", vnet_id))?;
         if vnet.address_space.is_empty() {
-            return Err(DevConfigError::NoVnetPrefixes { name: vnet.meta.name.clone() });
+            return Err(DevConfigError::NoVnetPrefixes {
+                name: vnet.meta.name.clone(),
+            });
         }
         let mut tunnels = Vec::new();
         for cfg in &gw.ip_configurations {
             let pip = resources
                 .iter()
                 .find_map(|r| match r {
-                    Resource::PublicIpAddress(p) if same_id(&p.meta.id, &cfg.public_ip_address) => Some(p),
+                    Resource::PublicIpAddress(p) if same_id(&p.meta.id, &cfg.public_ip_address) => {
+                        Some(p)
+                    }
                     _ => None,
                 })
                 .ok_or_else(|| missing("public IP address", &cfg.public_ip_address))?;
@@ -155,7 +180,12 @@ impl PeerDevice {
                 public_ip_name: pip.meta.name.clone(),
             });
         }
-        let shared_key = conn.shared_key.clone().ok_or_else(|| DevConfigError::NoSharedKey { name: conn.meta.name.clone() })?;
+        let shared_key = conn
+            .shared_key
+            .clone()
+            .ok_or_else(|| DevConfigError::NoSharedKey {
+                name: conn.meta.name.clone(),
+            })?;
         Ok(PeerDevice {
             site: site.to_string(),
             site_kind: kind.name.clone(),
@@ -214,7 +244,12 @@ mod tests {
 
     #[test]
     fn vnet_id_from_subnet_id() {
-        assert_eq!(vnet_of_subnet("/s/x/providers/Microsoft.Network/virtualNetworks/v/Subnets/GatewaySubnet"), "/s/x/providers/Microsoft.Network/virtualNetworks/v");
+        assert_eq!(
+            vnet_of_subnet(
+                "/s/x/providers/Microsoft.Network/virtualNetworks/v/Subnets/GatewaySubnet"
+            ),
+            "/s/x/providers/Microsoft.Network/virtualNetworks/v"
+        );
     }
 
     #[test]
@@ -222,7 +257,11 @@ mod tests {
         // The device offers the initiator list; it must be acceptable to the cloud responder.
         for k in site::kinds().unwrap() {
             for p in &k.default_policy.esp_initiator_proposals {
-                assert!(k.default_policy.esp_responder_proposals.contains(p), "kind {}: {p}", k.name);
+                assert!(
+                    k.default_policy.esp_responder_proposals.contains(p),
+                    "kind {}: {p}",
+                    k.name
+                );
             }
         }
     }

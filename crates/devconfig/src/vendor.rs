@@ -26,10 +26,18 @@ pub fn vendors() -> &'static [&'static dyn Vendor] {
 
 /// The vendor of that name (case-insensitive).
 pub fn vendor(name: &str) -> Result<&'static dyn Vendor, DevConfigError> {
-    VENDORS.iter().copied().find(|v| v.name().eq_ignore_ascii_case(name)).ok_or_else(|| DevConfigError::UnknownVendor {
-        name: name.to_string(),
-        known: VENDORS.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
-    })
+    VENDORS
+        .iter()
+        .copied()
+        .find(|v| v.name().eq_ignore_ascii_case(name))
+        .ok_or_else(|| DevConfigError::UnknownVendor {
+            name: name.to_string(),
+            known: VENDORS
+                .iter()
+                .map(|v| v.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 impl std::fmt::Debug for dyn Vendor {

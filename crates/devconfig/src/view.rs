@@ -20,7 +20,11 @@ pub struct LiveConnection {
 }
 
 /// The connection named `name` (case-insensitive) among a site's resources.
-pub fn find_connection<'a>(site: &str, resources: &'a [Resource], name: &str) -> Result<&'a Connection, DevConfigError> {
+pub fn find_connection<'a>(
+    site: &str,
+    resources: &'a [Resource],
+    name: &str,
+) -> Result<&'a Connection, DevConfigError> {
     let conns: Vec<&Connection> = resources
         .iter()
         .filter_map(|r| match r {
@@ -28,11 +32,23 @@ pub fn find_connection<'a>(site: &str, resources: &'a [Resource], name: &str) ->
             _ => None,
         })
         .collect();
-    conns.iter().copied().find(|c| c.meta.name.eq_ignore_ascii_case(name)).ok_or_else(|| DevConfigError::NoSuchConnection {
-        site: site.to_string(),
-        name: name.to_string(),
-        known: if conns.is_empty() { "none".into() } else { conns.iter().map(|c| c.meta.name.as_str()).collect::<Vec<_>>().join(", ") },
-    })
+    conns
+        .iter()
+        .copied()
+        .find(|c| c.meta.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| DevConfigError::NoSuchConnection {
+            site: site.to_string(),
+            name: name.to_string(),
+            known: if conns.is_empty() {
+                "none".into()
+            } else {
+                conns
+                    .iter()
+                    .map(|c| c.meta.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
 }
 
 /// Azure's `connectionStatus` for a gateway's report: Connected only with an installed Child SA.
@@ -59,7 +75,12 @@ fn utc_timestamp(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The connection resource as Azure's GET shows it, with live status merged into `properties`.
@@ -76,15 +97,27 @@ pub fn connection_view(conn: &Connection, live: Option<&LiveConnection>) -> Valu
             props.insert("ingressBytesTransferred".into(), json!(r.inbound.bytes));
             props.insert("egressBytesTransferred".into(), json!(r.outbound.bytes));
             let mut tunnel = Map::new();
-            tunnel.insert("tunnel".into(), json!(format!("{}_{}", conn.meta.name, r.remote_address)));
+            tunnel.insert(
+                "tunnel".into(),
+                json!(format!("{}_{}", conn.meta.name, r.remote_address)),
+            );
             tunnel.insert("connectionStatus".into(), json!(status));
             tunnel.insert("ingressBytesTransferred".into(), json!(r.inbound.bytes));
             tunnel.insert("egressBytesTransferred".into(), json!(r.outbound.bytes));
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             if let Some(age) = r.established_secs {
-                tunnel.insert("lastConnectionEstablishedUtcTime".into(), json!(utc_timestamp(now.saturating_sub(age))));
+                tunnel.insert(
+                    "lastConnectionEstablishedUtcTime".into(),
+                    json!(utc_timestamp(now.saturating_sub(age))),
+                );
             }
-            props.insert("tunnelConnectionStatus".into(), Value::Array(vec![Value::Object(tunnel)]));
+            props.insert(
+                "tunnelConnectionStatus".into(),
+                Value::Array(vec![Value::Object(tunnel)]),
+            );
             extra.insert("statusSource".into(), json!(l.source));
             extra.insert("state".into(), json!(r.state));
             extra.insert("ikeAlgorithms".into(), json!(r.ike_algorithms));

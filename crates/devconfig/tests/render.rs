@@ -15,7 +15,8 @@ struct Fixture {
 
 fn deploy(kind: &str, extra: Value) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let mut site = Site::create(dir.path(), "cloud", kind, "203.0.113.0/24".parse().unwrap()).unwrap();
+    let mut site =
+        Site::create(dir.path(), "cloud", kind, "203.0.113.0/24".parse().unwrap()).unwrap();
     let mut params: Map<String, Value> = json!({
         "deviceIpAddress": "198.51.100.7",
         "devicePrefixes": ["10.2.0.0/16", "192.168.10.0/24"],
@@ -46,7 +47,12 @@ fn gateway_ip(site: &Site) -> String {
 /// Every value of `key = value` lines (trimmed), in order.
 fn values(conf: &str, key: &str) -> Vec<String> {
     conf.lines()
-        .filter_map(|l| l.trim().strip_prefix(key).and_then(|r| r.trim_start().strip_prefix('=')).map(|v| v.trim().to_string()))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix(key)
+                .and_then(|r| r.trim_start().strip_prefix('='))
+                .map(|v| v.trim().to_string())
+        })
         .collect()
 }
 
@@ -74,9 +80,18 @@ fn azure_default_policy() {
     assert_eq!(one(&c, "version"), "2");
     assert_eq!(one(&c, "local_addrs"), "198.51.100.7");
     assert_eq!(one(&c, "remote_addrs"), gw);
-    assert_eq!(values(&c, "id"), vec!["198.51.100.7".to_string(), gw.clone()]);
-    assert_eq!(one(&c, "proposals"), "aes256-sha1-modp1024,aes256-sha256-modp1024,aes128-sha1-modp1024,aes128-sha256-modp1024");
-    assert_eq!(one(&c, "esp_proposals"), "aes256gcm16,aes256-sha1,aes256-sha256,aes128-sha1");
+    assert_eq!(
+        values(&c, "id"),
+        vec!["198.51.100.7".to_string(), gw.clone()]
+    );
+    assert_eq!(
+        one(&c, "proposals"),
+        "aes256-sha1-modp1024,aes256-sha256-modp1024,aes128-sha1-modp1024,aes128-sha256-modp1024"
+    );
+    assert_eq!(
+        one(&c, "esp_proposals"),
+        "aes256gcm16,aes256-sha1,aes256-sha256,aes128-sha1"
+    );
     assert_eq!(one(&c, "local_ts"), "10.2.0.0/16,192.168.10.0/24");
     assert_eq!(one(&c, "remote_ts"), "10.1.0.0/16");
     assert_eq!(values(&c, "rekey_time"), vec!["25920s", "24300s"]);
@@ -85,7 +100,10 @@ fn azure_default_policy() {
     assert_eq!(one(&c, "life_bytes"), "104857600000");
     assert_eq!(one(&c, "rekey_bytes"), "94371840000");
     assert_eq!(one(&c, "dpd_delay"), "15s");
-    assert!(values(&c, "dpd_timeout").is_empty(), "dpd_timeout is IKEv1-only");
+    assert!(
+        values(&c, "dpd_timeout").is_empty(),
+        "dpd_timeout is IKEv1-only"
+    );
     assert_eq!(one(&c, "start_action"), "start");
     assert_eq!(one(&c, "dpd_action"), "restart");
     assert_eq!(one(&c, "mode"), "tunnel");
@@ -94,14 +112,20 @@ fn azure_default_policy() {
     assert_eq!(one(&c, "id-remote"), gw);
     let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
     assert_eq!(one(&c, "secret"), format!("0x{hex}"));
-    assert!(!c.contains(KEY), "the key only appears hex-encoded, on the secret line");
+    assert!(
+        !c.contains(KEY),
+        "the key only appears hex-encoded, on the secret line"
+    );
     assert!(c.contains("#       load = random nonce openssl pem pkcs1 sha1 sha2 hmac kdf gcm aes curve25519 kernel-libipsec kernel-netlink socket-default vici"), "{c}");
     assert!(c.contains("#       retransmit_timeout = 3.8"), "{c}");
 }
 
 #[test]
 fn azure_custom_policy_for_azure_stack_hub() {
-    let f = deploy("azure", json!({ "ipsecPolicies": ash_policy(), "dpdTimeoutSeconds": 30 }));
+    let f = deploy(
+        "azure",
+        json!({ "ipsecPolicies": ash_policy(), "dpdTimeoutSeconds": 30 }),
+    );
     let c = render(&f);
     assert_eq!(one(&c, "proposals"), "aes256-sha384-ecp384");
     assert_eq!(one(&c, "esp_proposals"), "aes256gcm16-ecp384");
@@ -156,15 +180,23 @@ fn azure_stack_hub_custom_policy() {
 fn policy_based_traffic_selectors_make_one_child_per_prefix_pair() {
     let f = deploy("azure", json!({ "usePolicyBasedTrafficSelectors": true }));
     let c = render(&f);
-    assert_eq!(values(&c, "local_ts"), vec!["10.2.0.0/16", "192.168.10.0/24"]);
+    assert_eq!(
+        values(&c, "local_ts"),
+        vec!["10.2.0.0/16", "192.168.10.0/24"]
+    );
     assert_eq!(values(&c, "remote_ts"), vec!["10.1.0.0/16", "10.1.0.0/16"]);
-    assert!(c.contains("to-onprem-1 {") && c.contains("to-onprem-2 {"), "{c}");
+    assert!(
+        c.contains("to-onprem-1 {") && c.contains("to-onprem-2 {"),
+        "{c}"
+    );
 }
 
 #[test]
 fn device_behind_nat_keeps_its_public_identity() {
     let f = deploy("azure", json!({}));
-    let peer = PeerDevice::from_site(&f.site, "TO-ONPREM").unwrap().with_local_address("100.64.0.2".parse().unwrap());
+    let peer = PeerDevice::from_site(&f.site, "TO-ONPREM")
+        .unwrap()
+        .with_local_address("100.64.0.2".parse().unwrap());
     let c = vendor("strongswan").unwrap().render(&peer).unwrap();
     assert_eq!(one(&c, "local_addrs"), "100.64.0.2");
     assert_eq!(values(&c, "id")[0], "198.51.100.7");
@@ -175,20 +207,35 @@ fn generic_summary_and_vendor_list() {
     let f = deploy("azure-stack-hub", json!({}));
     let peer = PeerDevice::from_site(&f.site, "to-onprem").unwrap();
     let g = vendor("GENERIC").unwrap().render(&peer).unwrap();
-    assert!(g.contains("IKE proposals:               aes256-sha384-ecp384"), "{g}");
-    assert!(g.contains(&format!("Pre-shared key:              {KEY}")), "{g}");
+    assert!(
+        g.contains("IKE proposals:               aes256-sha384-ecp384"),
+        "{g}"
+    );
+    assert!(
+        g.contains(&format!("Pre-shared key:              {KEY}")),
+        "{g}"
+    );
     let names: Vec<&str> = vendors().iter().map(|v| v.name()).collect();
     assert_eq!(names, vec!["strongswan", "generic"]);
     let e = vendor("cisco-asa").unwrap_err().to_string();
-    assert_eq!(e, "unknown vendor \"cisco-asa\" (vendors: strongswan, generic)");
+    assert_eq!(
+        e,
+        "unknown vendor \"cisco-asa\" (vendors: strongswan, generic)"
+    );
 }
 
 #[test]
 fn debug_and_errors_never_show_the_key() {
     let f = deploy("azure", json!({}));
     let peer = PeerDevice::from_site(&f.site, "to-onprem").unwrap();
-    assert!(!format!("{peer:?}").contains("Azure-Stack"), "Debug shows the key");
+    assert!(
+        !format!("{peer:?}").contains("Azure-Stack"),
+        "Debug shows the key"
+    );
     let e = PeerDevice::from_site(&f.site, "nope").unwrap_err();
     assert!(matches!(e, DevConfigError::NoSuchConnection { .. }));
-    assert_eq!(e.to_string(), "site cloud has no connection \"nope\" (connections: to-onprem)");
+    assert_eq!(
+        e.to_string(),
+        "site cloud has no connection \"nope\" (connections: to-onprem)"
+    );
 }

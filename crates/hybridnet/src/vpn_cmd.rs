@@ -2,7 +2,9 @@
 //! and "Download VPN device configuration" for the on-premises peer of a connection.
 
 use clap::{Args, Subcommand};
-use devconfig::{connection_view, find_connection, vendor, vendors, write_private, LiveConnection, PeerDevice};
+use devconfig::{
+    connection_view, find_connection, vendor, vendors, write_private, LiveConnection, PeerDevice,
+};
 use fabric::lab::Lab;
 use fabric::state::{self, LabSelector};
 use fabric::LabId;
@@ -119,9 +121,19 @@ fn live_status(control: &std::path::Path, name: &str) -> anyhow::Result<LiveConn
         .connections
         .into_iter()
         .find(|c| c.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| anyhow::anyhow!("the gateway at {} runs no connection {name:?} (it runs: {})", control.display(), known.join(", ")))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the gateway at {} runs no connection {name:?} (it runs: {})",
+                control.display(),
+                known.join(", ")
+            )
+        })?;
     Ok(LiveConnection {
-        source: format!("gateway control socket {} (pid {})", control.display(), status.pid),
+        source: format!(
+            "gateway control socket {} (pid {})",
+            control.display(),
+            status.pid
+        ),
         report,
     })
 }
@@ -135,7 +147,10 @@ fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(live_status(p, &conn.meta.name)?),
         None => None,
     };
-    println!("{}", serde_json::to_string_pretty(&connection_view(conn, live.as_ref()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&connection_view(conn, live.as_ref()))?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -182,7 +197,11 @@ fn device_config(a: DeviceConfigArgs) -> anyhow::Result<ExitCode> {
                 peer.connection_name,
                 peer.site,
                 path.display(),
-                if vendor.contains_secret() { " (mode 0600: it holds the shared key)" } else { "" }
+                if vendor.contains_secret() {
+                    " (mode 0600: it holds the shared key)"
+                } else {
+                    ""
+                }
             );
         }
         None => {
