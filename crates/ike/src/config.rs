@@ -728,7 +728,12 @@ mod tests {
         assert!(!t.contains("::1".parse().unwrap()));
         assert_eq!(t.to_string(), "10.1.0.0/16");
         let all6 = ts("::/0");
-        assert_eq!(all6.end, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            all6.end,
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse::<IpAddr>()
+                .unwrap()
+        );
         assert_eq!(all6.to_string(), "::/0");
         assert_eq!(ts("0.0.0.0/0").to_string(), "0.0.0.0/0");
         assert_eq!(ts("192.0.2.7/32").to_string(), "192.0.2.7/32");
@@ -737,7 +742,10 @@ mod tests {
 
     #[test]
     fn narrowing_intersects_ranges_protocols_and_ports() {
-        assert_eq!(ts("10.0.0.0/8").intersect(&ts("10.1.0.0/16")), Some(ts("10.1.0.0/16")));
+        assert_eq!(
+            ts("10.0.0.0/8").intersect(&ts("10.1.0.0/16")),
+            Some(ts("10.1.0.0/16"))
+        );
         assert_eq!(ts("10.1.0.0/16").intersect(&ts("10.2.0.0/16")), None);
         assert_eq!(ts("10.1.0.0/16").intersect(&ts("fd00::/8")), None);
         let mut tcp = ts("10.1.0.0/16");
@@ -756,12 +764,18 @@ mod tests {
 
     #[test]
     fn identities_and_psk_debug() {
-        assert_eq!("gw.example".parse::<Identity>().unwrap(), Identity::Fqdn("gw.example".into()));
+        assert_eq!(
+            "gw.example".parse::<Identity>().unwrap(),
+            Identity::Fqdn("gw.example".into())
+        );
         assert_eq!("192.0.2.1".parse::<Identity>().unwrap().id_type(), 1);
         assert_eq!("2001:db8::1".parse::<Identity>().unwrap().id_type(), 5);
         let id = Identity::Ipv6("2001:db8::1".parse().unwrap());
         assert_eq!(Identity::from_payload(id.id_type(), &id.data()), Some(id));
-        assert_eq!(format!("{:?}", Psk::new(b"hunter2".to_vec())), "Psk(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Psk::new(b"hunter2".to_vec())),
+            "Psk(<redacted>)"
+        );
         assert!("".parse::<Identity>().is_err());
     }
 }

@@ -529,7 +529,11 @@ impl Endpoint {
     pub fn add_connection(&mut self, mut cfg: ConnectionConfig, now: Instant) -> ConnectionId {
         let id = self.conns.len();
         // Timer arithmetic on Instant must not overflow, whatever the configuration says.
-        for d in [&mut cfg.ike_lifetime, &mut cfg.child_lifetime, &mut cfg.dpd_timeout] {
+        for d in [
+            &mut cfg.ike_lifetime,
+            &mut cfg.child_lifetime,
+            &mut cfg.dpd_timeout,
+        ] {
             *d = (*d).min(MAX_TIMER);
         }
         let invalid = cfg.validate().err();

@@ -271,7 +271,7 @@ fn assert_up(n: &Net, ike_alg: &str, esp_alg: &str) {
 }
 
 #[test]
-fn gcm_ecp384_azure_stack_policy() {
+fn gcm_ike_ecp384() {
     let n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
     assert_up(
         &n,
@@ -302,6 +302,30 @@ fn cbc_modp1024_sha1() {
         &n,
         "AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
         "AES_CBC_128/HMAC_SHA1_96",
+    );
+}
+
+#[test]
+fn azure_stack_hub_policy() {
+    let n = establish("aes256-sha384-ecp384", "aes256gcm16-ecp384");
+    assert_up(
+        &n,
+        "AES_CBC_256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        "AES_GCM_16_256",
+    );
+}
+
+#[test]
+fn azure_default_ike_offer_group2() {
+    // Azure's default phase 1 offers (DH group 2), minus 3DES which we do not implement.
+    let n = establish(
+        "aes256-sha1-modp1024,aes256-sha256-modp1024,aes128-sha1-modp1024,aes128-sha256-modp1024",
+        "aes256gcm16,aes256-sha1,aes256-sha256,aes128-sha1",
+    );
+    assert_up(
+        &n,
+        "AES_CBC_256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "AES_GCM_16_256",
     );
 }
 
@@ -1054,5 +1078,9 @@ fn responder_follows_initiator_behind_nat() {
     n.b.remove_connection(0, now);
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
-    assert_eq!(n.a.dropped(), 0, "B forgot the SA after sending DELETE, so only B may drop A's answer");
+    assert_eq!(
+        n.a.dropped(),
+        0,
+        "B forgot the SA after sending DELETE, so only B may drop A's answer"
+    );
 }

@@ -338,14 +338,37 @@ fn establish(we_initiate: bool, ike: &str, esp: &str, swan_ike_alg: &str, swan_e
 }
 
 #[test]
-fn azure_stack_policy_we_initiate() {
+fn azure_stack_hub_policy_both_roles() {
+    if !have_charon() {
+        return;
+    }
+    // Azure Stack Hub's fixed policy: IKE AES256/SHA384/ECP384, ESP GCMAES256 with PFS ECP384.
+    let ike_alg = "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384";
+    establish(
+        true,
+        "aes256-sha384-ecp384",
+        "aes256gcm16-ecp384",
+        ike_alg,
+        "ESP:AES_GCM_16-256",
+    );
+    establish(
+        false,
+        "aes256-sha384-ecp384",
+        "aes256gcm16-ecp384",
+        ike_alg,
+        "ESP:AES_GCM_16-256",
+    );
+}
+
+#[test]
+fn gcm_ike_ecp384_we_initiate() {
     if !have_charon() {
         return;
     }
     establish(
         true,
         "aes256gcm16-prfsha384-ecp384",
-        "aes256gcm16-ecp384",
+        "aes256gcm16",
         "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384",
         "ESP:AES_GCM_16-256",
     );
