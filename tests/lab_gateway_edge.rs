@@ -13,7 +13,12 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 fn site<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["sites"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
+    status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()
 }
 
 fn gateway<'a>(site: &'a Value) -> &'a Value {
@@ -39,8 +44,22 @@ fn gateways_hold_public_ips_and_nat_forwards_ike() {
     assert_eq!(gw_b["netns"]["exists"], true, "{gw_b}");
     let ns_a = gw_a["netns"]["netns"].as_str().unwrap().to_string();
     let ns_b = gw_b["netns"]["netns"].as_str().unwrap().to_string();
-    let pip = |s: &Value| s["publicIpAddresses"][0]["ipAddress"].as_str().unwrap().to_string();
+    let pip = |s: &Value| {
+        s["publicIpAddresses"][0]["ipAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let (pip_a, pip_b) = (pip(azure), pip(stackhub));
+
+    // `lab exec` enters a gateway's namespace too: its public IP is on `wan`.
+    let target = format!("azure/{}", gw_a["name"].as_str().unwrap());
+    let out = lab.exec(&target, &["ip", "-4", "-o", "addr", "show", "dev", "wan"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{pip_a}/")),
+        "{}",
+        lab::show(&out)
+    );
 
     // VMs reach their own gateway on the GatewaySubnet.
     let gw_a_private = gw_a["privateIpAddress"].as_str().unwrap();
@@ -69,7 +88,10 @@ fn gateways_hold_public_ips_and_nat_forwards_ike() {
         Ok((buf[..n].to_vec(), from.ip().to_string()))
     })
     .expect("reply through the NAT device");
-    let (got, from) = receiver.join().unwrap().expect("datagram reached the gateway behind NAT");
+    let (got, from) = receiver
+        .join()
+        .unwrap()
+        .expect("datagram reached the gateway behind NAT");
     assert_eq!(got, b"ping");
     assert_eq!(from, b_addr, "inbound keeps the sender's public address");
     assert_eq!(reply, b"pong");

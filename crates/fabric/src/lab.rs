@@ -284,7 +284,8 @@ impl Lab {
         Site::open(&self.dir.sites_path(), name).map_err(site_err(name))
     }
 
-    /// Namespace of `SITE/VM` (checked against the site's resources and the kernel).
+    /// Namespace of `SITE/VM` or `SITE/GATEWAY` (checked against the site's resources and the
+    /// kernel), for `lab exec`.
     pub fn vm_netns(&self, target: &str) -> Result<String, LabError> {
         let (site_name, vm) = target
             .split_once('/')
@@ -301,14 +302,28 @@ impl Lab {
                 _ => None,
             })
             .collect();
-        let Some(name) = vms.iter().find(|n| n.eq_ignore_ascii_case(vm)) else {
+        let gateways: Vec<&str> = resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::VirtualNetworkGateway(g) => Some(g.meta.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let ns = if let Some(name) = vms.iter().find(|n| n.eq_ignore_ascii_case(vm)) {
+            self.record.id.vm_netns(site_name, name)
+        } else if let Some(name) = gateways.iter().find(|n| n.eq_ignore_ascii_case(vm)) {
+            self.record.id.gateway_netns(site_name, name)
+        } else {
+            let mut known = vms.join(", ");
+            if !gateways.is_empty() {
+                known.push_str(&format!("; gateways: {}", gateways.join(", ")));
+            }
             return Err(LabError::NoSuchVm {
                 site: site_name.to_string(),
                 vm: vm.to_string(),
-                known: vms.join(", "),
+                known,
             });
         };
-        let ns = self.record.id.vm_netns(site_name, name);
         if !crate::netns::netns_exists(&ns) {
             return Err(LabError::VmNotRunning(target.to_string(), ns));
         }

@@ -48,9 +48,9 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a command inside a VM's namespace; its exit code is passed through.
+    /// Run a command inside a VM's (or a gateway's) namespace; its exit code is passed through.
     Exec {
-        /// SITE/VM, e.g. azure/vm1.
+        /// SITE/VM or SITE/GATEWAY, e.g. azure/vm1.
         target: String,
         /// Lab id (default: the lab of the current directory or the only running lab).
         #[arg(long)]
