@@ -137,7 +137,10 @@ fn reservation_stops_at_the_end_of_the_sequence_space() {
     let tail = a.reserve(100).unwrap();
     assert_eq!(tail.remaining(), 10, "short block near the end");
     assert_eq!(a.reserve(1).unwrap_err(), EspError::SequenceExhausted);
-    assert!(a.reserve(0).unwrap().is_empty(), "asking for nothing never fails");
+    assert!(
+        a.reserve(0).unwrap().is_empty(),
+        "asking for nothing never fails"
+    );
     let mut buf = [0u8; 200];
     assert_eq!(
         a.seal(&ipv4_packet(40, 0), &mut buf),
