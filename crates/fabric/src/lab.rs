@@ -1036,6 +1036,9 @@ pub struct LabStatus {
     pub internet: NetnsStatus,
     /// Per-site status.
     pub sites: Vec<SiteStatus>,
+    /// Every namespace last realized, with what it and each of its interfaces stand for
+    /// (interface names are compact, so this is the map from kernel objects to resources).
+    pub namespaces: Vec<Value>,
 }
 
 /// A namespace and whether it exists now.
@@ -1277,6 +1280,22 @@ impl Lab {
             state_dir: self.dir.path.clone(),
             internet: ns_status(id.internet_netns()),
             sites,
+            namespaces: realized
+                .netns
+                .iter()
+                .map(|n| {
+                    serde_json::json!({
+                        "netns": n.name,
+                        "role": n.role,
+                        "exists": crate::netns::netns_exists(&n.name),
+                        "interfaces": n.links.iter().map(|l| serde_json::json!({
+                            "name": l.name,
+                            "role": l.role,
+                            "addresses": l.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
         })
     }
 
