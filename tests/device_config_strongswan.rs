@@ -139,6 +139,15 @@ impl SwanBox {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("charon.log")).unwrap_or_default()
     }
+
+    /// Waits until `conn`'s CHILD_SA is INSTALLED; returns `--list-sas`.
+    fn wait_installed(&self, conn: &str, timeout: Duration) -> Result<String> {
+        wait_for(timeout, "the device's CHILD_SA INSTALLED", || {
+            let s = self.swanctl(&["--list-sas"]).unwrap_or_default();
+            (s.contains(&format!("{conn}: #")) && s.contains("INSTALLED")).then_some(s)
+        })
+        .with_context(|| format!("charon log:\n{}", tail(&self.log(), 40)))
+    }
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -242,7 +251,7 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
     );
     let conns = swan.swanctl(&["--list-conns"])?;
     for want in [
-        "azure-to-stackhub: IKEv2, no reauthentication, rekeying every 25920s, dpd delay 15s",
+        "azure-to-stackhub: IKEv2, no reauthentication, rekeying every 25920s, dpd delay 11s",
         "  local:  198.51.100.1",
         "  remote: 203.0.113.1",
         "    id: 198.51.100.1",
@@ -403,7 +412,7 @@ fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> 
 }
 
 /// `vpn-connection show --control` as JSON.
-fn show_live(lab: &Lab, site: &str, conn: &str, control: &Path) -> Value {
+fn show_live(lab: &Lab, site: &str, conn: &str, control: &Path, key: &str) -> Value {
     let o = lab.run(&[
         "vpn-connection",
         "show",
@@ -418,7 +427,7 @@ fn show_live(lab: &Lab, site: &str, conn: &str, control: &Path) -> Value {
     ]);
     assert!(o.status.success(), "{}", show(&o));
     let text = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(!text.contains(SEED_KEY), "show printed the shared key");
+    assert!(!text.contains(key), "show printed the shared key");
     serde_json::from_str(&text).expect("show prints JSON")
 }
 
@@ -433,6 +442,7 @@ fn counters(v: &Value) -> (u64, u64) {
 /// run` in its gateway namespace; the on-premises device is charon in `device_site`'s gateway
 /// namespace (which holds the local network gateway's address, or sits behind the NAT device
 /// that does), configured only from the exported file.
+#[derive(Clone, Copy)]
 struct Scenario {
     example: &'static str,
     cloud_site: &'static str,
@@ -445,6 +455,8 @@ struct Scenario {
     device_behind_nat: bool,
     /// IKE algorithms `swanctl --list-sas` must show.
     algorithms: &'static str,
+    /// The connection's shared key (must never show up in logs or output).
+    key: &'static str,
 }
 
 /// The device namespace's address on `wan`.
@@ -463,41 +475,17 @@ fn wan_address(ns: &str) -> Result<String> {
     Ok(cidr.split('/').next().unwrap_or(cidr).to_string())
 }
 
-fn tunnel_from_export(sc: Scenario) -> Result<()> {
-    let Scenario {
-        example,
-        cloud_site,
-        conn,
-        cloud_vm_ip,
-        device_site,
-        device_gateway,
-        device_vm_ip,
-        device_behind_nat,
-        algorithms,
-    } = sc;
-    let lab = Lab::up(example);
-    let id = LabId::parse(&lab.id)?;
-    let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
-    let cloud = cloud_side(&lab, cloud_site, conn)?;
-    assert_eq!(cloud.key, SEED_KEY);
-
-    // The cloud gateway, responder only.
-    std::fs::write(scratch.join("psk"), &cloud.key)?;
-    std::fs::set_permissions(scratch.join("psk"), std::fs::Permissions::from_mode(0o600))?;
-    std::fs::write(scratch.join("cloud-gw.toml"), &cloud.toml)?;
-    let control = scratch.join("cloud-gw.sock");
+/// `hybridnet gateway run` of the cloud side in namespace `ns` (config and key in `scratch`),
+/// once its control socket answers.
+fn start_cloud_gateway(ns: &str, scratch: &Scratch, control: &Path) -> Result<Daemon> {
     let mut cmd = Command::new("ip");
-    cmd.args([
-        "netns",
-        "exec",
-        &id.gateway_netns(cloud_site, &cloud.gateway),
-    ])
-    .arg(hybridnet_bin())
-    .args(["gateway", "run"])
-    .arg(scratch.join("cloud-gw.toml"))
-    .arg("--control")
-    .arg(&control)
-    .env("HYBRIDNET_LOG", "debug");
+    cmd.args(["netns", "exec", ns])
+        .arg(hybridnet_bin())
+        .args(["gateway", "run"])
+        .arg(scratch.join("cloud-gw.toml"))
+        .arg("--control")
+        .arg(control)
+        .env("HYBRIDNET_LOG", "debug");
     let mut gw = Daemon::spawn("cloud gateway", cmd, &scratch.join("cloud-gw.log"))?;
     wait_for(
         Duration::from_secs(10),
@@ -506,10 +494,51 @@ fn tunnel_from_export(sc: Scenario) -> Result<()> {
             if !gw.alive() {
                 return Some(Err(anyhow::anyhow!("gateway exited:\n{}", gw.log_text())));
             }
-            gateway::status::query(&control).ok().map(|_| Ok(()))
+            gateway::status::query(control).ok().map(|_| Ok(()))
         },
     )??;
-    let before_device = show_live(&lab, cloud_site, conn, &control);
+    Ok(gw)
+}
+
+/// A scenario with its tunnel up. Fields drop in order: the device, the gateway, the scratch
+/// directory, then the lab (whose `lab down` removes the namespaces).
+struct Running {
+    swan: SwanBox,
+    gw: Daemon,
+    control: PathBuf,
+    gateway_ns: String,
+    scratch: Scratch,
+    lab: Lab,
+}
+
+/// Starts both ends of `sc` in `lab` and checks the tunnel: Connected, VM-to-VM ping both
+/// ways, byte counters that match the pings, no key in any log.
+fn run_scenario(sc: &Scenario, lab: Lab) -> Result<Running> {
+    let Scenario {
+        cloud_site,
+        conn,
+        cloud_vm_ip,
+        device_site,
+        device_gateway,
+        device_vm_ip,
+        device_behind_nat,
+        algorithms,
+        key,
+        ..
+    } = *sc;
+    let id = LabId::parse(&lab.id)?;
+    let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
+    let cloud = cloud_side(&lab, cloud_site, conn)?;
+    assert_eq!(cloud.key, key);
+
+    // The cloud gateway, responder only.
+    std::fs::write(scratch.join("psk"), &cloud.key)?;
+    std::fs::set_permissions(scratch.join("psk"), std::fs::Permissions::from_mode(0o600))?;
+    std::fs::write(scratch.join("cloud-gw.toml"), &cloud.toml)?;
+    let control = scratch.join("cloud-gw.sock");
+    let gateway_ns = id.gateway_netns(cloud_site, &cloud.gateway);
+    let gw = start_cloud_gateway(&gateway_ns, &scratch, &control)?;
+    let before_device = show_live(&lab, cloud_site, conn, &control, key);
     assert_eq!(
         before_device["properties"]["connectionStatus"], "NotConnected",
         "{before_device:#}"
@@ -548,34 +577,15 @@ fn tunnel_from_export(sc: Scenario) -> Result<()> {
     )?;
     let loaded_at = std::time::Instant::now();
     swan.load_file(&file)?;
-    let sas = wait_for(
-        Duration::from_secs(20),
-        "the device's CHILD_SA INSTALLED",
-        || {
-            let s = swan.swanctl(&["--list-sas"]).unwrap_or_default();
-            (s.contains(&format!("{conn}: #")) && s.contains("INSTALLED")).then_some(s)
-        },
-    )
-    .with_context(|| {
-        format!(
-            "charon log:\n{}\ngateway log:\n{}",
-            tail(&swan.log(), 40),
-            tail(&gw.log_text(), 40)
-        )
-    })?;
+    let sas = swan
+        .wait_installed(conn, Duration::from_secs(20))
+        .with_context(|| format!("gateway log:\n{}", tail(&gw.log_text(), 40)))?;
     let setup = loaded_at.elapsed();
     assert!(
         sas.contains(algorithms),
         "negotiated algorithms: want {algorithms}\n{sas}"
     );
-    let up = wait_for(
-        Duration::from_secs(10),
-        "Connected in vpn-connection show",
-        || {
-            let v = show_live(&lab, cloud_site, conn, &control);
-            (v["properties"]["connectionStatus"] == "Connected").then_some(v)
-        },
-    )?;
+    let up = wait_connected(&lab, sc, &control)?;
     assert_eq!(
         up["properties"]["tunnelConnectionStatus"][0]["connectionStatus"], "Connected",
         "{up:#}"
@@ -583,23 +593,9 @@ fn tunnel_from_export(sc: Scenario) -> Result<()> {
 
     // Traffic both ways; the cloud gateway counts exactly the inner bytes (1028-byte packets).
     let (in0, out0) = counters(&up);
-    let ping = |from: &str, to: &str| {
-        let o = lab.exec(
-            from,
-            &[
-                "ping", "-c", "10", "-i", "0.1", "-W", "2", "-s", "1000", "-q", to,
-            ],
-        );
-        assert!(
-            o.status.success(),
-            "ping {from} -> {to} through the tunnel:\n{}\ncharon:\n{}",
-            show(&o),
-            tail(&swan.log(), 20)
-        );
-    };
-    ping(&cloud_vm, device_vm_ip);
-    ping(&format!("{device_site}/vm1"), cloud_vm_ip);
-    let after = show_live(&lab, cloud_site, conn, &control);
+    ping_through(&lab, &cloud_vm, device_vm_ip, &swan);
+    ping_through(&lab, &format!("{device_site}/vm1"), cloud_vm_ip, &swan);
+    let after = show_live(&lab, cloud_site, conn, &control, key);
     let (in1, out1) = counters(&after);
     let expect = 2 * 10 * 1028;
     for (what, grew) in [("ingress", in1 - in0), ("egress", out1 - out0)] {
@@ -608,13 +604,55 @@ fn tunnel_from_export(sc: Scenario) -> Result<()> {
             "{what} grew by {grew}, expected {expect} (+ at most a few packets)\n{after:#}"
         );
     }
-    eprintln!("{conn}: swanctl --load-all to CHILD_SA INSTALLED in {setup:?}; cloud gateway counted +{} B in, +{} B out for {expect} B of pings each way", in1 - in0, out1 - out0);
-    let log = gw.log_text();
-    assert!(!log.contains(SEED_KEY), "the gateway logged the key");
-    assert!(!swan.log().contains(SEED_KEY), "charon logged the key");
-    drop(swan);
-    gw.stop(Duration::from_secs(5));
-    drop(lab);
+    eprintln!(
+        "{conn}: swanctl --load-all to CHILD_SA INSTALLED in {setup:?}; cloud gateway counted +{} B in, +{} B out for {expect} B of pings each way",
+        in1 - in0,
+        out1 - out0
+    );
+    assert!(!gw.log_text().contains(key), "the gateway logged the key");
+    assert!(!swan.log().contains(key), "charon logged the key");
+    Ok(Running {
+        swan,
+        gw,
+        control,
+        gateway_ns,
+        scratch,
+        lab,
+    })
+}
+
+/// Waits for `connectionStatus: Connected` in `vpn-connection show --control`.
+fn wait_connected(lab: &Lab, sc: &Scenario, control: &Path) -> Result<Value> {
+    wait_for(
+        Duration::from_secs(10),
+        "Connected in vpn-connection show",
+        || {
+            let v = show_live(lab, sc.cloud_site, sc.conn, control, sc.key);
+            (v["properties"]["connectionStatus"] == "Connected").then_some(v)
+        },
+    )
+}
+
+/// Ten 1028-byte pings from VM `from` to `to`, all answered.
+fn ping_through(lab: &Lab, from: &str, to: &str, swan: &SwanBox) {
+    let o = lab.exec(
+        from,
+        &[
+            "ping", "-c", "10", "-i", "0.1", "-W", "2", "-s", "1000", "-q", to,
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "ping {from} -> {to} through the tunnel:\n{}\ncharon:\n{}",
+        show(&o),
+        tail(&swan.log(), 20)
+    );
+}
+
+fn tunnel_from_export(sc: Scenario) -> Result<()> {
+    let lab = Lab::up(sc.example);
+    let mut running = run_scenario(&sc, lab)?;
+    running.gw.stop(Duration::from_secs(5));
     Ok(())
 }
 
@@ -630,6 +668,7 @@ fn strongswan_peer_from_export_connects_to_azure_gateway_with_custom_policy() ->
         device_vm_ip: "10.2.1.4",
         device_behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        key: SEED_KEY,
     })
 }
 
@@ -646,6 +685,7 @@ fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_
         device_vm_ip: "10.1.1.4",
         device_behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        key: SEED_KEY,
     })
 }
 
@@ -661,6 +701,7 @@ fn strongswan_peer_behind_nat_from_export_with_device_address() -> Result<()> {
         device_vm_ip: "10.2.1.4",
         device_behind_nat: true,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        key: SEED_KEY,
     })
 }
 
@@ -743,4 +784,85 @@ fn device_config_errors_are_specific() {
         v["properties"].get("ingressBytesTransferred").is_none(),
         "no counters without a gateway"
     );
+}
+
+/// A key with quotes, `#`, a backslash and spaces: strongSwan gets it hex-encoded, the gateway
+/// byte for byte; they must agree. dpdTimeoutSeconds 9: the device declares the crashed
+/// gateway dead within 9 s of its last packet, keeps retrying, and is back up soon after the
+/// gateway restarts.
+#[test]
+fn device_detects_a_crashed_gateway_within_the_dpd_timeout_and_reconnects() -> Result<()> {
+    const KEY: &str = "p@ss \"w0rd\" #1 \\ ;";
+    let src = Scratch::new("devcfg-src", &hybridnet_tests::netns::unique_id())?;
+    lab::copy_tree(&lab::repo_root().join(SEED), &src.path);
+    let yaml = std::fs::read_to_string(src.join("lab.yaml"))?;
+    let from =
+        "      connectionName: azure-to-stackhub\n      sharedKey: hybridnet-lab-shared-key\n";
+    assert!(
+        yaml.contains(from),
+        "the seed's lab.yaml changed shape:\n{yaml}"
+    );
+    let yaml = yaml.replacen(
+        from,
+        &format!("      connectionName: azure-to-stackhub\n      sharedKey: '{KEY}'\n      dpdTimeoutSeconds: 9\n"),
+        1,
+    );
+    std::fs::write(src.join("lab.yaml"), yaml)?;
+    let sc = Scenario {
+        example: SEED,
+        cloud_site: "azure",
+        conn: "azure-to-stackhub",
+        cloud_vm_ip: "10.1.1.4",
+        device_site: "stackhub",
+        device_gateway: "stackhub-gw",
+        device_vm_ip: "10.2.1.4",
+        device_behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        key: KEY,
+    };
+    let mut r = run_scenario(&sc, Lab::up(&src.path))?;
+    let conf = std::fs::read_to_string(r.scratch.join("swanctl.conf"))?;
+    assert!(
+        conf.contains("dpd_delay = 2s\n") && conf.contains("#       retransmit_timeout = 0.4\n"),
+        "{conf}"
+    );
+
+    // Crash: SIGKILL, no DELETE is sent. The device must notice by DPD alone.
+    // SAFETY: kill(2) on the PID of the gateway this test spawned.
+    unsafe { libc::kill(r.gw.pid() as i32, libc::SIGKILL) };
+    let crashed = std::time::Instant::now();
+    r.gw.stop(Duration::from_secs(5));
+    wait_for(
+        Duration::from_secs(20),
+        "the device to declare the gateway dead",
+        || {
+            let s = r.swan.swanctl(&["--list-sas"]).unwrap_or_default();
+            (!s.contains("ESTABLISHED")).then_some(())
+        },
+    )
+    .with_context(|| format!("charon log:\n{}", tail(&r.swan.log(), 30)))?;
+    let detected = crashed.elapsed();
+    assert!(
+        detected <= Duration::from_millis(9_000 + 1_500),
+        "dead peer detected after {detected:?}, dpdTimeoutSeconds is 9\n{}",
+        tail(&r.swan.log(), 30)
+    );
+    assert!(
+        r.swan.log().contains("giving up after"),
+        "not detected by retransmission timeout:\n{}",
+        tail(&r.swan.log(), 30)
+    );
+
+    // Back: the device, still retrying, re-establishes without being touched.
+    std::thread::sleep(Duration::from_secs(2));
+    r.gw = start_cloud_gateway(&r.gateway_ns, &r.scratch, &r.control)?;
+    let restarted = std::time::Instant::now();
+    r.swan.wait_installed(sc.conn, Duration::from_secs(30))?;
+    let back = restarted.elapsed();
+    wait_connected(&r.lab, &sc, &r.control)?;
+    ping_through(&r.lab, "azure/vm1", "10.2.1.4", &r.swan);
+    eprintln!("crashed gateway detected by the device after {detected:?}; tunnel back {back:?} after the gateway restarted");
+    assert!(!r.gw.log_text().contains(KEY), "the gateway logged the key");
+    r.gw.stop(Duration::from_secs(5));
+    Ok(())
 }

@@ -46,13 +46,25 @@ pub(crate) fn comment_safe(s: &str) -> String {
         .collect()
 }
 
-/// The first retransmit timeout that makes IKEv2 give up after about `dpd_timeout` seconds:
-/// `t · (1 + b + b² + … + b^tries) = dpd_timeout`.
+/// How often the device checks an idle peer: a quarter of the DPD timeout, so that a check
+/// (which may come up to two delays after the last packet) plus its retransmissions fit in it.
+fn dpd_delay(dpd_timeout: u32) -> u32 {
+    (dpd_timeout / 4).max(1)
+}
+
+/// The first retransmit timeout that makes IKEv2 declare the peer dead within `dpd_timeout`
+/// seconds of its last packet: the worst case is two DPD delays until the probe is sent, then
+/// `t · (1 + b + b² + … + b^tries)` of retransmissions.
 fn retransmit_timeout(dpd_timeout: u32) -> f64 {
     let factor: f64 = (0..=RETRANSMIT_TRIES)
         .map(|i| RETRANSMIT_BASE.powi(i as i32))
         .sum();
-    (f64::from(dpd_timeout) / factor * 10.0).round().max(1.0) / 10.0
+    let budget = f64::from(
+        dpd_timeout
+            .saturating_sub(2 * dpd_delay(dpd_timeout))
+            .max(1),
+    );
+    (budget / factor * 10.0).round().max(1.0) / 10.0
 }
 
 /// 90 % of a lifetime: when the device rekeys, so it is always ahead of the cloud's hard limit.
@@ -116,11 +128,11 @@ impl StrongSwan {
         let _ = writeln!(o, "# kernel-netlink. Traps (start_action = trap) do not work with it, so the tunnel is started.");
         let _ = writeln!(
             o,
-            "# IKEv2 declares the peer dead when retransmissions run out; the retransmit_* values"
+            "# IKEv2 declares the peer dead when retransmissions run out; with dpd_delay the retransmit_*"
         );
         let _ = writeln!(
             o,
-            "# below make that happen after about {} s, the connection's dpdTimeoutSeconds.",
+            "# values below make that happen within {} s of its last packet (dpdTimeoutSeconds).",
             p.dpd_timeout_secs
         );
         let _ = writeln!(o, "#");
@@ -154,11 +166,7 @@ impl StrongSwan {
             let _ = writeln!(o, "        rekey_time = {}s", rekey_at(ike_life));
             let _ = writeln!(o, "        over_time = {}s", ike_life - rekey_at(ike_life));
         }
-        let _ = writeln!(
-            o,
-            "        dpd_delay = {}s",
-            (p.dpd_timeout_secs / 3).max(1)
-        );
+        let _ = writeln!(o, "        dpd_delay = {}s", dpd_delay(p.dpd_timeout_secs));
         if p.ike_version == IkeVersion::V1 {
             let _ = writeln!(o, "        dpd_timeout = {}s", p.dpd_timeout_secs);
         }
@@ -298,9 +306,12 @@ mod tests {
     #[test]
     fn retransmits_fit_the_dpd_timeout() {
         // 3.8 · (1 + 1.8 + 3.24 + 5.832) = 45.1 s
-        assert_eq!(retransmit_timeout(45), 3.8);
-        assert_eq!(retransmit_timeout(9), 0.8);
-        assert_eq!(retransmit_timeout(3600), 303.2);
+        // 45 s: delay 11 s, 23 s left = 1.9 · (1 + 1.8 + 3.24 + 5.832) = 22.6 s
+        assert_eq!((dpd_delay(45), retransmit_timeout(45)), (11, 1.9));
+        // 9 s: delay 2 s, 5 s left = 0.4 · 11.872 = 4.7 s
+        assert_eq!((dpd_delay(9), retransmit_timeout(9)), (2, 0.4));
+        assert_eq!((dpd_delay(3600), retransmit_timeout(3600)), (900, 151.6));
+        assert_eq!((dpd_delay(1), retransmit_timeout(1)), (1, 0.1));
     }
 
     #[test]

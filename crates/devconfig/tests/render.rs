@@ -99,7 +99,7 @@ fn azure_default_policy() {
     assert_eq!(one(&c, "life_time"), "27000s");
     assert_eq!(one(&c, "life_bytes"), "104857600000");
     assert_eq!(one(&c, "rekey_bytes"), "94371840000");
-    assert_eq!(one(&c, "dpd_delay"), "15s");
+    assert_eq!(one(&c, "dpd_delay"), "11s");
     assert!(
         values(&c, "dpd_timeout").is_empty(),
         "dpd_timeout is IKEv1-only"
@@ -117,7 +117,7 @@ fn azure_default_policy() {
         "the key only appears hex-encoded, on the secret line"
     );
     assert!(c.contains("#       load = random nonce openssl pem pkcs1 sha1 sha2 hmac kdf gcm aes curve25519 kernel-libipsec kernel-netlink socket-default vici"), "{c}");
-    assert!(c.contains("#       retransmit_timeout = 3.8"), "{c}");
+    assert!(c.contains("#       retransmit_timeout = 1.9"), "{c}");
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn azure_custom_policy_for_azure_stack_hub() {
     assert_eq!(values(&c, "rekey_time"), vec!["25920s", "24300s"]);
     assert_eq!(one(&c, "life_time"), "27000s");
     assert_eq!(one(&c, "life_bytes"), "104857600000");
-    assert_eq!(one(&c, "dpd_delay"), "10s");
+    assert_eq!(one(&c, "dpd_delay"), "7s");
     assert!(c.contains("custom ipsecPolicies"), "{c}");
 }
 
