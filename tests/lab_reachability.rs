@@ -81,6 +81,25 @@ fn vms_reach_each_other_inside_a_vnet_and_not_across_sites() {
     assert!(lab.ping("azure/vm1", "198.51.100.1"));
     assert!(lab.ping("stackhub/vm1", "203.0.113.1"));
 
+    // Without --id, `lab exec` and `lab status` use the only running lab of the state root.
+    let out = lab.run(&[
+        "lab",
+        "exec",
+        "azure/vm1",
+        "--",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.1.3.4",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = lab.run(&["lab", "status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("lab {}", lab.id)),
+        "{}",
+        show(&out)
+    );
+
     // `lab exec` passes the command's exit code through.
     let out = lab.exec("azure/vm1", &["sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{}", show(&out));
