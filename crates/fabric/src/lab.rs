@@ -656,6 +656,9 @@ struct Built {
     failures: Vec<(String, String)>,
 }
 
+/// Subnet id (lowercase) → (VNet name, subnet name), for resolving NIC and gateway subnets.
+type SubnetIndex = Vec<(String, String, String)>;
+
 fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)]) -> Built {
     let mut topology = Topology {
         lab_id: id.clone(),
@@ -663,6 +666,9 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
     };
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut failures = Vec::new();
+    // VNet routers first, in every site, so that a VM or gateway whose namespace name would
+    // collide with a router's is the one refused.
+    let mut nets: Vec<(SiteNet, SubnetIndex)> = Vec::new();
     for (spec, (_, resources)) in specs.iter().zip(sites) {
         let mut net = SiteNet {
             name: spec.name.clone(),
@@ -672,7 +678,8 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
             nat: spec.nat,
             gateways: Vec::new(),
         };
-        let mut subnet_index: Vec<(String, String, String)> = Vec::new(); // (subnet id, vnet, subnet)
+        // (subnet id, vnet, subnet)
+        let mut subnet_index: SubnetIndex = Vec::new();
         for r in resources {
             if let Resource::VirtualNetwork(v) = r {
                 net.vnets.push(VnetNet {
@@ -695,6 +702,9 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                     .push(v.meta.id.clone());
             }
         }
+        nets.push((net, subnet_index));
+    }
+    for ((spec, (_, resources)), (mut net, subnet_index)) in specs.iter().zip(sites).zip(nets) {
         let edge = net.internet_address();
         for r in resources {
             match r {
