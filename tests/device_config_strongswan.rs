@@ -431,6 +431,24 @@ fn show_live(lab: &Lab, site: &str, conn: &str, control: &Path, key: &str) -> Va
     serde_json::from_str(&text).expect("show prints JSON")
 }
 
+/// `vpn-connection show` without `--control`: the gateway process is found in the lab.
+fn show_discovered(lab: &Lab, site: &str, conn: &str, key: &str) -> Value {
+    let o = lab.run(&[
+        "vpn-connection",
+        "show",
+        "--id",
+        &lab.id,
+        "--site",
+        site,
+        "--name",
+        conn,
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(!text.contains(key), "show printed the shared key");
+    serde_json::from_str(&text).expect("show prints JSON")
+}
+
 fn counters(v: &Value) -> (u64, u64) {
     (
         v["properties"]["ingressBytesTransferred"].as_u64().unwrap(),

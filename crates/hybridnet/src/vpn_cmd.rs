@@ -56,8 +56,10 @@ pub struct ShowArgs {
     /// Connection name.
     #[arg(long)]
     pub name: String,
-    /// Control socket of the gateway running this connection, for live status
-    /// (`hybridnet gateway status --control`); without it the status is `Unknown`.
+    /// Control socket of the gateway running this connection, for live status (`hybridnet
+    /// gateway status --control`); without it, the `hybridnet gateway run` process in the lab's
+    /// namespace for the connection's VNet gateway is asked, and the status is `Unknown` when
+    /// there is none.
     #[arg(long)]
     pub control: Option<PathBuf>,
     #[command(flatten)]
@@ -138,19 +140,128 @@ fn live_status(control: &std::path::Path, name: &str) -> anyhow::Result<LiveConn
     })
 }
 
+/// Control sockets of the `hybridnet gateway run` processes living in network namespace `ns`,
+/// read from their command lines (`--control PATH`, else the config's `control_socket`, else
+/// the default derived from the config path), whoever started them.
+fn gateway_controls_in_netns(ns: &str) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(format!("/run/netns/{ns}")) else {
+        return Vec::new();
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let name = p.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let dir = p.path();
+        match std::fs::metadata(dir.join("ns/net")) {
+            Ok(m) if m.dev() == target.dev() && m.ino() == target.ino() => {}
+            _ => continue,
+        }
+        let Ok(raw) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let Some(run) = args
+            .windows(2)
+            .position(|w| w[0] == "gateway" && w[1] == "run")
+        else {
+            continue;
+        };
+        let cwd = std::fs::read_link(dir.join("cwd")).unwrap_or_default();
+        let mut control = None;
+        let mut config = None;
+        let mut rest = args[run + 2..].iter();
+        while let Some(a) = rest.next() {
+            if a == "--control" {
+                control = rest.next().map(PathBuf::from);
+            } else if let Some(v) = a.strip_prefix("--control=") {
+                control = Some(PathBuf::from(v));
+            } else if !a.starts_with('-') && config.is_none() {
+                config = Some(PathBuf::from(a));
+            }
+        }
+        let control = control.or_else(|| {
+            let config = cwd.join(config?);
+            let from_file = gateway::GatewayConfig::load(&config)
+                .ok()
+                .and_then(|c| c.control_socket);
+            Some(from_file.unwrap_or_else(|| gateway::default_control_path(&config)))
+        });
+        if let Some(c) = control {
+            out.push(cwd.join(c));
+        }
+    }
+    out
+}
+
+/// The live status of connection `conn` from whichever gateway process in the lab's namespace
+/// for its VNet gateway runs it; `Err` says in words why there is none.
+fn discover_live(lab: &Lab, site: &str, conn: &site::Connection) -> Result<LiveConnection, String> {
+    let gw_name = conn
+        .virtual_network_gateway1
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let ns = lab.id().gateway_netns(site, gw_name);
+    let controls = gateway_controls_in_netns(&ns);
+    if controls.is_empty() {
+        return Err(format!(
+            "no hybridnet gateway process runs in namespace {ns} (gateway {gw_name})"
+        ));
+    }
+    for c in &controls {
+        if let Ok(live) = live_status(c, &conn.meta.name) {
+            return Ok(live);
+        }
+    }
+    Err(format!(
+        "no gateway in namespace {ns} reports connection {} (asked {})",
+        conn.meta.name,
+        controls
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// The view of `conn`, with live status from `control` if given, else discovered in the lab.
+fn view(
+    lab: &Lab,
+    site: &str,
+    conn: &site::Connection,
+    control: Option<&std::path::Path>,
+) -> anyhow::Result<serde_json::Value> {
+    let live = match control {
+        Some(p) => Ok(live_status(p, &conn.meta.name)?),
+        None => discover_live(lab, site, conn),
+    };
+    let mut v = connection_view(conn, live.as_ref().ok());
+    if let (Err(why), Some(extra)) = (
+        &live,
+        v.get_mut("hybridnet").and_then(|x| x.as_object_mut()),
+    ) {
+        extra.insert("statusNote".into(), serde_json::json!(why));
+    }
+    Ok(v)
+}
+
 fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let lab = a.lab.open()?;
     let site = flat(lab.site(&a.site))?;
     let resources = flat(site.resources())?;
     let conn = flat(find_connection(&a.site, &resources, &a.name))?;
-    let live = match &a.control {
-        Some(p) => Some(live_status(p, &conn.meta.name)?),
-        None => None,
-    };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&connection_view(conn, live.as_ref()))?
-    );
+    let v = view(&lab, &a.site, conn, a.control.as_deref())?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -158,13 +269,12 @@ fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let lab = a.lab.open()?;
     let site = flat(lab.site(&a.site))?;
     let resources = flat(site.resources())?;
-    let views: Vec<serde_json::Value> = resources
-        .iter()
-        .filter_map(|r| match r {
-            site::Resource::Connection(c) => Some(connection_view(c, None)),
-            _ => None,
-        })
-        .collect();
+    let mut views = Vec::new();
+    for r in &resources {
+        if let site::Resource::Connection(c) = r {
+            views.push(view(&lab, &a.site, c, None)?);
+        }
+    }
     println!("{}", serde_json::to_string_pretty(&views)?);
     Ok(ExitCode::SUCCESS)
 }
