@@ -2358,13 +2358,21 @@ impl Endpoint {
                     pending_rekey: None,
                     ike_rekey_at: self.rekey_deadline(sa.conn, now, false),
                 };
+                let mut new = new;
+                let collided = sa.rekeyed_at.is_some();
                 sa.rekeyed_at = Some(now);
                 sa.queued.clear();
-                if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
-                    c.ike_sa = Some(new_spi);
-                    c.ike_algorithms = Some(suite.name());
+                if collided {
+                    // The peer rekeyed this IKE SA at the same time (RFC 7296 §2.8.2).
+                    self.resolve_ike_rekey_collision(new, now);
+                } else {
+                    if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                        c.ike_sa = Some(new_spi);
+                        c.ike_algorithms = Some(suite.name());
+                    }
+                    new.quiet = false;
+                    self.sas.insert(new_spi, new);
                 }
-                self.sas.insert(new_spi, new);
                 let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
                 self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
             }
@@ -2606,15 +2614,83 @@ impl Endpoint {
             pending_rekey: None,
             ike_rekey_at: None,
         };
+        let collided = sa.rekeyed_at.is_some();
         sa.rekeyed_at = Some(now);
-        sa.outstanding = None;
-        sa.queued.clear();
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
-            c.ike_sa = Some(our_spi);
-            c.ike_algorithms = Some(suite.name());
+        if collided {
+            self.resolve_ike_rekey_collision(new, now);
+        } else {
+            sa.queued.clear();
+            if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                c.ike_sa = Some(our_spi);
+                c.ike_algorithms = Some(suite.name());
+            }
+            self.sas.insert(our_spi, new);
         }
-        self.sas.insert(our_spi, new);
         Ok(())
+    }
+
+    /// Both sides rekeyed the same IKE SA: of the two new SAs, the one created by the exchange
+    /// holding the lowest of the four nonces is deleted by whoever initiated that exchange
+    /// (RFC 7296 §2.8.2). `late` is the new SA finished second; its sibling is the connection's
+    /// current IKE SA. Child SAs end up on the survivor.
+    fn resolve_ike_rekey_collision(&mut self, late: IkeSa, now: Instant) {
+        let Some(early_spi) = self
+            .conns
+            .get(late.conn)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.ike_sa)
+        else {
+            self.sas.insert(late.our_spi(), late);
+            return;
+        };
+        let Some(early) = self.sas.remove(&early_spi) else {
+            self.sas.insert(late.our_spi(), late);
+            return;
+        };
+        let lowest = [&late.ni, &late.nr, &early.ni, &early.nr]
+            .into_iter()
+            .min()
+            .expect("four nonces")
+            .clone();
+        let late_loses = lowest == late.ni || lowest == late.nr;
+        let (mut loser, mut winner) = if late_loses {
+            (late, early)
+        } else {
+            (early, late)
+        };
+        winner.children.append(&mut loser.children);
+        if let Some(Some(c)) = self.conns.get_mut(winner.conn) {
+            c.ike_sa = Some(winner.our_spi());
+            c.ike_algorithms = winner.keys.as_ref().map(|k| k.suite.name());
+        }
+        // Only the initiator of the losing exchange deletes it; otherwise the peer will.
+        loser.quiet = true;
+        if loser.initiator {
+            let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+            self.send_request(&mut loser, now, RequestKind::DeleteIke, exch, &body);
+        }
+        self.sas.insert(winner.our_spi(), winner);
+        self.sas.insert(loser.our_spi(), loser);
+    }
+
+    /// Starts a rekey of the connection's IKE SA (`ike`) or its oldest Child SA at the next
+    /// `handle_timeout`, regardless of lifetimes (operator command, tests).
+    pub fn rekey_now(&mut self, id: ConnectionId, ike: bool, now: Instant) {
+        let Some(spi) = self
+            .conns
+            .get(id)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.ike_sa)
+        else {
+            return;
+        };
+        if let Some(sa) = self.sas.get_mut(&spi) {
+            if ike {
+                sa.ike_rekey_at = Some(now);
+            } else if let Some(c) = sa.children.first_mut() {
+                c.rekey_at = Some(now);
+            }
+        }
     }
 
     // ------------------------------------------------------------------ INFORMATIONAL

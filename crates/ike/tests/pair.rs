@@ -1084,3 +1084,68 @@ fn responder_follows_initiator_behind_nat() {
         "B forgot the SA after sending DELETE, so only B may drop A's answer"
     );
 }
+
+#[test]
+fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_child() {
+    for round in 0..6 {
+        let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+        let spi0 = n.a.status()[0].ike_spi_i;
+        let now = n.now;
+        n.a.rekey_now(0, true, now);
+        n.b.rekey_now(0, true, now);
+        // Both requests leave before either side sees the other's.
+        n.a.handle_timeout(now);
+        n.b.handle_timeout(now);
+        n.pump();
+        n.run_for(Duration::from_secs(40));
+        assert!(
+            downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(),
+            "round {round}: {:?} / {:?}",
+            n.ev_a,
+            n.ev_b
+        );
+        let (sa, sb) = (&n.a.status()[0], &n.b.status()[0]);
+        assert_ne!(sa.ike_spi_i, spi0);
+        assert_eq!(
+            (sa.ike_spi_i, sa.ike_spi_r),
+            (sb.ike_spi_i, sb.ike_spi_r),
+            "round {round}"
+        );
+        assert_eq!(live(&n.ev_a).len(), 1);
+        assert_eq!(live(&n.ev_b).len(), 1);
+        // Both sides delete the old IKE SA at once; an answer to a DELETE for an SA the receiver
+        // already removed is dropped as unknown-SPI, never as a connection error.
+        assert!(n.a.dropped() + n.b.dropped() <= 2, "round {round}");
+        assert_eq!(sa.ike_dropped + sb.ike_dropped, 0, "round {round}");
+        // The surviving IKE SA carries the Child SA: deleting it reports the child on both sides.
+        let now = n.now;
+        n.a.remove_connection(0, now);
+        n.pump();
+        assert_eq!(
+            downs(&n.ev_b),
+            vec![DownReason::DeletedByPeer],
+            "round {round}"
+        );
+        assert!(live(&n.ev_b).is_empty(), "round {round}");
+    }
+}
+
+#[test]
+fn operator_child_rekey() {
+    let mut n = establish("aes128-sha256-modp2048", "aes128-sha256-modp2048");
+    let now = n.now;
+    n.a.rekey_now(0, false, now);
+    n.a.handle_timeout(now);
+    n.pump();
+    let la = live(&n.ev_a);
+    let lb = live(&n.ev_b);
+    assert_eq!(children(&n.ev_a).len(), 2);
+    assert_eq!((la.len(), lb.len()), (1, 1));
+    assert_eq!(la[0].enc_key_out, lb[0].enc_key_in);
+    assert_eq!(la[0].integ_key_in, lb[0].integ_key_out);
+    assert_eq!(
+        la[0].dh_group,
+        Some(ike::DhGroup::Modp2048),
+        "rekey with PFS group"
+    );
+}
