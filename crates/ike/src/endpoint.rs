@@ -216,6 +216,12 @@ pub struct ConnectionStatus {
     pub established_at: Option<Instant>,
     /// IKE datagrams for this connection that were dropped (malformed, failed integrity, ...).
     pub ike_dropped: u64,
+    /// NAT detection (RFC 7296 §2.23): our address as seen by the peer differs from ours.
+    pub nat_local: bool,
+    /// NAT detection: the peer's address differs from what it claims (a NAT in front of the
+    /// peer, or a peer that fakes NAT to force UDP encapsulation, like strongSwan's
+    /// kernel-libipsec and ourselves).
+    pub nat_remote: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +241,8 @@ struct Connection {
     esp_algorithms: Option<String>,
     retry_at: Option<Instant>,
     dropped: u64,
+    /// (we are behind NAT, the peer is behind NAT) from the last IKE_SA_INIT.
+    nat: (bool, bool),
 }
 
 struct ChildSa {
@@ -444,6 +452,33 @@ fn narrow(proposed: &[TrafficSelector], configured: &[TrafficSelector]) -> Vec<T
     out
 }
 
+/// (we are behind NAT, peer is behind NAT) from the NAT_DETECTION payloads of `payloads`;
+/// absent payloads mean no NAT.
+fn nat_detect(
+    payloads: &[Payload],
+    spi_i: u64,
+    spi_r: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> (bool, bool) {
+    let hashes = |kind: u16| -> Vec<&[u8]> {
+        payloads
+            .iter()
+            .filter_map(|p| match &p.body {
+                PayloadBody::Notify(n) if n.kind == kind => Some(n.data.as_slice()),
+                _ => None,
+            })
+            .collect()
+    };
+    let dst = hashes(notify::NAT_DETECTION_DESTINATION_IP);
+    let src = hashes(notify::NAT_DETECTION_SOURCE_IP);
+    let ours = crypto::nat_hash(spi_i, spi_r, local);
+    let theirs = crypto::nat_hash(spi_i, spi_r, remote);
+    let local_nat = !dst.is_empty() && !dst.iter().any(|h| *h == ours.as_slice());
+    let remote_nat = !src.is_empty() && !src.iter().any(|h| *h == theirs.as_slice());
+    (local_nat, remote_nat)
+}
+
 fn notify_name(kind: u16) -> String {
     match kind {
         notify::UNSUPPORTED_CRITICAL_PAYLOAD => "UNSUPPORTED_CRITICAL_PAYLOAD".into(),
@@ -552,6 +587,7 @@ impl Endpoint {
             esp_algorithms: None,
             retry_at: None,
             dropped: 0,
+            nat: (false, false),
         }));
         if let Some(e) = invalid {
             self.conn_down(
@@ -715,6 +751,8 @@ impl Endpoint {
                     last_error: c.last_error.clone(),
                     established_at: c.established_at,
                     ike_dropped: c.dropped,
+                    nat_local: c.nat.0,
+                    nat_remote: c.nat.1,
                 }
             })
             .collect()
@@ -1073,7 +1111,7 @@ impl Endpoint {
                 if header.exchange != exchange::IKE_SA_INIT {
                     return Err(IkeError::UnexpectedExchange(header.exchange));
                 }
-                return self.initiator_init_response(sa, now, remote, data, header);
+                return self.initiator_init_response(sa, now, local, remote, data, header);
             }
             let keys = sa
                 .keys
@@ -1279,11 +1317,13 @@ impl Endpoint {
         &mut self,
         sa: &mut IkeSa,
         now: Instant,
+        local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
         header: &Header,
     ) -> Result<(), IkeError> {
         let msg = Message::decode(data)?;
+        let nat = nat_detect(&msg.payloads, header.spi_i, header.spi_r, local, remote);
         let cfg = self
             .cfg(sa.conn)
             .cloned()
@@ -1403,6 +1443,9 @@ impl Endpoint {
         sa.spi_r = header.spi_r;
         sa.nr = nonce.clone();
         sa.init_response = data.to_vec();
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            c.nat = nat;
+        }
         sa.keys = Some(crypto::derive_ike_keys(
             suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
         ));
@@ -1633,6 +1676,10 @@ impl Endpoint {
         };
         self.transmits.push_back(wrap(local.port(), remote, bytes));
         self.half_open.insert((remote, spi_i), spi_r);
+        let nat = nat_detect(&msg.payloads, spi_i, 0, local, remote);
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            c.nat = nat;
+        }
         if let Some(Some(c)) = self.conns.get_mut(conn) {
             if c.state != ConnState::Established {
                 c.state = ConnState::Connecting;

@@ -1149,3 +1149,44 @@ fn operator_child_rekey() {
         "rekey with PFS group"
     );
 }
+
+#[test]
+fn nat_detection_flags() {
+    // Without NAT each side sees the other's deliberately faked source hash only.
+    let n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let (a, b) = (&n.a.status()[0], &n.b.status()[0]);
+    assert_eq!((a.nat_local, a.nat_remote), (false, true));
+    assert_eq!((b.nat_local, b.nat_remote), (false, true));
+    // Behind a NAT the initiator learns that its own address is translated.
+    let mut n = Net::new();
+    n.nat = true;
+    n.b.add_connection(
+        cfg(
+            B,
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    n.pump();
+    let a = &n.a.status()[0];
+    assert_eq!((a.nat_local, a.nat_remote), (true, true));
+}
