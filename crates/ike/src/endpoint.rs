@@ -474,8 +474,8 @@ fn nat_detect(
     let src = hashes(notify::NAT_DETECTION_SOURCE_IP);
     let ours = crypto::nat_hash(spi_i, spi_r, local);
     let theirs = crypto::nat_hash(spi_i, spi_r, remote);
-    let local_nat = !dst.is_empty() && !dst.iter().any(|h| *h == ours.as_slice());
-    let remote_nat = !src.is_empty() && !src.iter().any(|h| *h == theirs.as_slice());
+    let local_nat = !dst.is_empty() && !dst.contains(&ours.as_slice());
+    let remote_nat = !src.is_empty() && !src.contains(&theirs.as_slice());
     (local_nat, remote_nat)
 }
 
