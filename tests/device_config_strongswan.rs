@@ -316,9 +316,14 @@ struct CloudSide {
     key: String,
 }
 
-fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> {
+/// A site's store in a running lab, read only.
+fn open_site(lab: &Lab, name: &str) -> Result<site::Site> {
     let dir = LabDir::new(&lab.state, &LabId::parse(&lab.id)?);
-    let site = site::Site::open(&dir.sites_path(), site_name)?;
+    Ok(site::Site::open(&dir.sites_path(), name)?)
+}
+
+fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> {
+    let site = open_site(lab, site_name)?;
     let rs = site.resources()?;
     let conn = rs
         .iter()
@@ -475,6 +480,9 @@ struct Scenario {
     algorithms: &'static str,
     /// The connection's shared key (must never show up in logs or output).
     key: &'static str,
+    /// strongswan.conf from `devconfig::StrongSwan::strongswan_conf` (what a lab would use)
+    /// instead of the export's comments.
+    strongswan_conf_from_api: bool,
 }
 
 /// The device namespace's address on `wan`.
@@ -588,11 +596,17 @@ fn run_scenario(sc: &Scenario, lab: Lab) -> Result<Running> {
         export(&lab, cloud_site, conn, &file)
     };
     let swan_dir = scratch.join("device");
-    let swan = SwanBox::start(
-        &device_ns,
-        &swan_dir,
-        &strongswan_conf_from_export(&conf, &swan_dir)?,
-    )?;
+    let strongswan_conf = if sc.strongswan_conf_from_api {
+        let peer = devconfig::PeerDevice::from_site(&open_site(&lab, cloud_site)?, conn)?;
+        let runtime = devconfig::CharonRuntime {
+            vici_socket: swan_dir.join("charon.vici"),
+            log_file: Some(swan_dir.join("charon.log")),
+        };
+        devconfig::StrongSwan::strongswan_conf(&peer, &runtime)
+    } else {
+        strongswan_conf_from_export(&conf, &swan_dir)?
+    };
+    let swan = SwanBox::start(&device_ns, &swan_dir, &strongswan_conf)?;
     let loaded_at = std::time::Instant::now();
     swan.load_file(&file)?;
     let sas = swan
@@ -687,6 +701,7 @@ fn strongswan_peer_from_export_connects_to_azure_gateway_with_custom_policy() ->
         device_behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         key: SEED_KEY,
+        strongswan_conf_from_api: false,
     })
 }
 
@@ -704,6 +719,7 @@ fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_
         device_behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         key: SEED_KEY,
+        strongswan_conf_from_api: true,
     })
 }
 
@@ -720,6 +736,7 @@ fn strongswan_peer_behind_nat_from_export_with_device_address() -> Result<()> {
         device_behind_nat: true,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         key: SEED_KEY,
+        strongswan_conf_from_api: false,
     })
 }
 
@@ -837,6 +854,7 @@ fn device_detects_a_crashed_gateway_within_the_dpd_timeout_and_reconnects() -> R
         device_behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         key: KEY,
+        strongswan_conf_from_api: false,
     };
     let mut r = run_scenario(&sc, Lab::up(&src.path))?;
     let conf = std::fs::read_to_string(r.scratch.join("swanctl.conf"))?;

@@ -20,6 +20,6 @@ pub use error::DevConfigError;
 pub use generic::Generic;
 pub use output::write_private;
 pub use peer::{IkeVersion, PeerDevice, PeerTunnel};
-pub use strongswan::StrongSwan;
+pub use strongswan::{CharonRuntime, StrongSwan, CHARON_LOAD};
 pub use vendor::{vendor, vendors, Vendor};
 pub use view::{connection_status, connection_view, find_connection, LiveConnection};

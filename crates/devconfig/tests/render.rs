@@ -239,3 +239,31 @@ fn debug_and_errors_never_show_the_key() {
         "site cloud has no connection \"nope\" (connections: to-onprem)"
     );
 }
+
+#[test]
+fn strongswan_conf_matches_the_commented_block() {
+    let f = deploy("azure", json!({ "dpdTimeoutSeconds": 9 }));
+    let peer = PeerDevice::from_site(&f.site, "to-onprem").unwrap();
+    let swanctl = vendor("strongswan").unwrap().render(&peer).unwrap();
+    let conf = devconfig::StrongSwan::strongswan_conf(
+        &peer,
+        &devconfig::CharonRuntime {
+            vici_socket: "/run/hn-dev/charon.vici".into(),
+            log_file: Some("/var/log/hn-dev/charon.log".into()),
+        },
+    );
+    let commented: Vec<&str> = swanctl
+        .lines()
+        .filter_map(|l| l.strip_prefix("#       "))
+        .collect();
+    assert_eq!(commented.len(), 5, "{swanctl}");
+    for line in commented {
+        assert!(conf.contains(&format!("\n    {line}\n")), "{line:?} missing:\n{conf}");
+    }
+    assert!(conf.contains("retransmit_timeout = 0.4\n"), "{conf}");
+    assert!(conf.contains("socket = unix:///run/hn-dev/charon.vici\n"), "{conf}");
+    assert!(conf.contains("path = /var/log/hn-dev/charon.log\n"), "{conf}");
+    assert!(!conf.contains("Azure-Stack"), "no key in strongswan.conf");
+    let kl = conf.find("kernel-libipsec").unwrap();
+    assert!(kl < conf.find("kernel-netlink").unwrap(), "kernel-libipsec must precede kernel-netlink");
+}
