@@ -212,7 +212,12 @@ impl StrongSwan {
             p.policy.ike_proposals.join(",")
         );
         if ike_life > 0 {
-            let _ = writeln!(o, "        rekey_time = {}s", rekey_at(ike_life));
+            // IKEv1 cannot rekey an IKE SA; strongSwan reauthenticates it instead.
+            let key = match p.ike_version {
+                IkeVersion::V2 => "rekey_time",
+                IkeVersion::V1 => "reauth_time",
+            };
+            let _ = writeln!(o, "        {key} = {}s", rekey_at(ike_life));
             let _ = writeln!(o, "        over_time = {}s", ike_life - rekey_at(ike_life));
         }
         let _ = writeln!(o, "        dpd_delay = {}s", dpd_delay(p.dpd_timeout_secs));
@@ -220,7 +225,9 @@ impl StrongSwan {
             let _ = writeln!(o, "        dpd_timeout = {}s", p.dpd_timeout_secs);
         }
         let _ = writeln!(o, "        keyingtries = 0");
-        let _ = writeln!(o, "        mobike = no");
+        if p.ike_version == IkeVersion::V2 {
+            let _ = writeln!(o, "        mobike = no");
+        }
         let _ = writeln!(o, "        local {{");
         let _ = writeln!(o, "            auth = psk");
         let _ = writeln!(o, "            id = {}", p.local_id);

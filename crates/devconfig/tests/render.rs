@@ -258,12 +258,111 @@ fn strongswan_conf_matches_the_commented_block() {
         .collect();
     assert_eq!(commented.len(), 5, "{swanctl}");
     for line in commented {
-        assert!(conf.contains(&format!("\n    {line}\n")), "{line:?} missing:\n{conf}");
+        assert!(
+            conf.contains(&format!("\n    {line}\n")),
+            "{line:?} missing:\n{conf}"
+        );
     }
     assert!(conf.contains("retransmit_timeout = 0.4\n"), "{conf}");
-    assert!(conf.contains("socket = unix:///run/hn-dev/charon.vici\n"), "{conf}");
-    assert!(conf.contains("path = /var/log/hn-dev/charon.log\n"), "{conf}");
+    assert!(
+        conf.contains("socket = unix:///run/hn-dev/charon.vici\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("path = /var/log/hn-dev/charon.log\n"),
+        "{conf}"
+    );
     assert!(!conf.contains("Azure-Stack"), "no key in strongswan.conf");
     let kl = conf.find("kernel-libipsec").unwrap();
-    assert!(kl < conf.find("kernel-netlink").unwrap(), "kernel-libipsec must precede kernel-netlink");
+    assert!(
+        kl < conf.find("kernel-netlink").unwrap(),
+        "kernel-libipsec must precede kernel-netlink"
+    );
+}
+
+#[test]
+fn ikev1_connection_reauthenticates_and_sets_dpd_timeout() {
+    let f = deploy("azure", json!({ "connectionProtocol": "IKEv1" }));
+    let c = render(&f);
+    assert_eq!(one(&c, "version"), "1");
+    assert_eq!(one(&c, "reauth_time"), "25920s");
+    assert_eq!(
+        values(&c, "rekey_time"),
+        vec!["24300s"],
+        "only the Child SA rekeys"
+    );
+    assert_eq!(one(&c, "dpd_timeout"), "45s");
+    assert!(values(&c, "mobike").is_empty(), "MOBIKE is IKEv2-only");
+}
+
+#[test]
+fn active_active_gateway_gets_one_connection_per_instance() {
+    let f = deploy("azure", json!({}));
+    let mut peer = PeerDevice::from_site(&f.site, "to-onprem").unwrap();
+    peer.tunnels.push(devconfig::PeerTunnel {
+        remote_address: "203.0.113.99".parse().unwrap(),
+        public_ip_name: "gw1-pip2".into(),
+    });
+    let c = vendor("strongswan").unwrap().render(&peer).unwrap();
+    let first = peer.tunnels[0].remote_address.to_string();
+    assert_eq!(
+        values(&c, "remote_addrs"),
+        vec![first.clone(), "203.0.113.99".into()]
+    );
+    assert!(
+        c.contains("    to-onprem-tunnel1 {") && c.contains("    to-onprem-tunnel2 {"),
+        "{c}"
+    );
+    assert!(
+        c.contains("ike-to-onprem-tunnel1 {") && c.contains("ike-to-onprem-tunnel2 {"),
+        "{c}"
+    );
+    assert_eq!(values(&c, "id-remote"), vec![first, "203.0.113.99".into()]);
+}
+
+#[test]
+fn connections_without_an_on_premises_device_are_refused() {
+    let f = deploy("azure", json!({}));
+    let kind = f.site.kind();
+    let mut rs = f.site.resources().unwrap();
+    for r in &mut rs {
+        if let Resource::Connection(c) = r {
+            c.connection_type = site::ConnectionType::Vnet2Vnet;
+        }
+    }
+    let e = PeerDevice::from_resources("cloud", kind, &rs, "to-onprem")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "connection \"to-onprem\" is of type Vnet2Vnet: only IPsec (site-to-site) connections have an on-premises VPN device to configure");
+
+    let mut rs = f.site.resources().unwrap();
+    for r in &mut rs {
+        if let Resource::LocalNetworkGateway(l) = r {
+            l.gateway_ip_address = None;
+            l.fqdn = Some("vpn.example.net".into());
+        }
+    }
+    let e = PeerDevice::from_resources("cloud", kind, &rs, "to-onprem")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("has no gatewayIpAddress") && e.contains("vpn.example.net"),
+        "{e}"
+    );
+
+    let rs: Vec<Resource> = f
+        .site
+        .resources()
+        .unwrap()
+        .into_iter()
+        .filter(|r| !matches!(r, Resource::PublicIpAddress(_)))
+        .collect();
+    let e = PeerDevice::from_resources("cloud", kind, &rs, "to-onprem")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("connection \"to-onprem\": public IP address /subscriptions/")
+            && e.ends_with("does not exist in site cloud"),
+        "{e}"
+    );
 }
