@@ -132,3 +132,33 @@ fn accept_with_timeout(l: &TcpListener, timeout: Duration) -> Result<(TcpStream,
         }
     }
 }
+
+/// Opens a TCP connection from `client_ns` to `server_ip:port` in `server_ns` and returns the
+/// MSS the server's socket uses toward the client (`TCP_MAXSEG` right after accept, before
+/// any data): it reflects the MSS option of the client's SYN as it arrived.
+pub fn tcp_server_mss(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &Netns) -> Result<u32> {
+    use std::os::fd::AsRawFd;
+    let addr: SocketAddr = format!("{server_ip}:{port}").parse()?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = server_ns.run_in(move || -> Result<u32> {
+        let l = TcpListener::bind(addr)?;
+        ready_tx.send(()).ok();
+        let (s, _) = accept_with_timeout(&l, Duration::from_secs(15))?;
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a local c_int.
+        if unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_MAXSEG, (&mut v as *mut libc::c_int).cast(), &mut len) } != 0 {
+            bail!("getsockopt TCP_MAXSEG: {}", std::io::Error::last_os_error());
+        }
+        Ok(v as u32)
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).context("server did not start")?;
+    let client = client_ns.run_in(move || -> Result<()> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        std::thread::sleep(Duration::from_millis(300));
+        drop(s);
+        Ok(())
+    });
+    client.join().map_err(|_| anyhow::anyhow!("client panicked"))??.context("client")?;
+    server.join().map_err(|_| anyhow::anyhow!("server panicked"))??
+}

@@ -198,6 +198,53 @@ impl Super {
     }
 }
 
+/// Lowers the MSS option of a TCP SYN to at most the tunnel's MSS so that peers never send
+/// segments the tunnel would have to fragment (like `iptables … --clamp-mss-to-pmtu`).
+/// `fix_checksum` is false when the checksum is still partial (completed later). Returns
+/// whether the packet was changed.
+pub fn clamp_mss(pkt: &mut [u8], tun_mtu: u16, fix_checksum: bool) -> bool {
+    let (ip_len, v6) = match pkt.first().map(|b| b >> 4) {
+        Some(4) if pkt.len() >= 20 && pkt[9] == 6 && u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff == 0 => (((pkt[0] & 0x0f) as usize) * 4, false),
+        Some(6) if pkt.len() >= 40 && pkt[6] == 6 => (40, true),
+        _ => return false,
+    };
+    if pkt.len() < ip_len + 20 || pkt[ip_len + 13] & 0x02 == 0 {
+        return false; // not a SYN
+    }
+    let max = (tun_mtu as usize).saturating_sub(if v6 { 60 } else { 40 }) as u16;
+    let t = ip_len;
+    let opts_end = (t + ((pkt[t + 12] >> 4) as usize) * 4).min(pkt.len());
+    let mut i = t + 20;
+    while i < opts_end {
+        match pkt[i] {
+            0 => break,
+            1 => i += 1,
+            2 if i + 4 <= opts_end && pkt[i + 1] == 4 => {
+                let old = u16::from_be_bytes([pkt[i + 2], pkt[i + 3]]);
+                if old <= max {
+                    return false;
+                }
+                pkt[i + 2..i + 4].copy_from_slice(&max.to_be_bytes());
+                if fix_checksum {
+                    // RFC 1624: HC' = ~(~HC + ~m + m')
+                    let hc = u16::from_be_bytes([pkt[t + 16], pkt[t + 17]]);
+                    let sum = (!hc) as u64 + (!old) as u64 + max as u64;
+                    let c = csum_fold(sum);
+                    pkt[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+                }
+                return true;
+            }
+            _ => {
+                if i + 1 >= opts_end || pkt[i + 1] < 2 {
+                    break;
+                }
+                i += pkt[i + 1] as usize;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +354,37 @@ mod tests {
         let h = VnetHdr { gso_type: GSO_TCPV4, gso_size: 0, ..Default::default() };
         assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
         assert_eq!(plan_tcp(&pkt[..30], &VnetHdr { gso_type: GSO_TCPV4, gso_size: 100, ..Default::default() }), Err(OffloadError::Malformed));
+    }
+
+    #[test]
+    fn mss_of_syn_is_clamped_with_valid_checksum() {
+        for v6 in [false, true] {
+            let mut pkt = super_packet(v6, 0, 0x02); // SYN, no payload yet
+            let ip_len = if v6 { 40 } else { 20 };
+            // grow the TCP header by one MSS option (1460) + NOP NOP + SACK-permitted
+            let mut opts = vec![2u8, 4, 0x05, 0xb4, 1, 1, 4, 2];
+            pkt.append(&mut opts);
+            pkt[ip_len + 12] = 7 << 4;
+            if v6 {
+                pkt[4..6].copy_from_slice(&28u16.to_be_bytes());
+            } else {
+                let total = pkt.len() as u16;
+                pkt[2..4].copy_from_slice(&total.to_be_bytes());
+            }
+            let mut sum = if v6 { csum_add(0, &pkt[8..40]) } else { csum_add(0, &pkt[12..20]) };
+            sum += 6 + 28;
+            let c = csum_fold(csum_add(sum, &pkt[ip_len..]));
+            pkt[ip_len + 16..ip_len + 18].copy_from_slice(&c.to_be_bytes());
+            assert!(verify_tcp(&pkt));
+            assert!(clamp_mss(&mut pkt, 1438, true));
+            let mss = u16::from_be_bytes([pkt[ip_len + 22], pkt[ip_len + 23]]);
+            assert_eq!(mss, if v6 { 1378 } else { 1398 });
+            assert!(verify_tcp(&pkt), "checksum updated incrementally (v6 {v6})");
+            assert!(!clamp_mss(&mut pkt, 1438, true), "already small enough");
+            // a non-SYN is left alone
+            pkt[ip_len + 13] = 0x10;
+            assert!(!clamp_mss(&mut pkt, 1000, true));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::datapath::{DataPath, Drop};
-use crate::offload::{complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::offload::{clamp_mss, complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::udp::{self, RecvBatch, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use crate::status::{ConnectionReport, ControlServer, GatewayStatus};
 use crate::tun::{self, Tun};
@@ -330,6 +330,7 @@ impl Gateway {
                     Ok((range, conn)) => {
                         // the ESP header and IV (>= 16 bytes) precede the inner packet: room
                         // for the TUN's virtio_net_hdr without a copy
+                        clamp_mss(&mut pkt[range.clone()], self.tun_mtu, true);
                         let start = if vnet { range.start - VNET_HDR_LEN } else { range.start };
                         pkt[start..range.start].fill(0);
                         if let Err(e) = self.tun.write(&pkt[start..range.end]) {
@@ -373,6 +374,7 @@ impl Gateway {
             let pkt = &mut self.rx[off..n];
             let Ok(sa) = self.dp.route(pkt) else { continue };
             if hdr.gso_type == GSO_NONE {
+                clamp_mss(pkt, self.tun_mtu, !hdr.needs_csum());
                 if hdr.needs_csum() && complete_checksum(pkt, hdr.csum_start as usize, hdr.csum_offset as usize).is_err() {
                     self.dp.count(Some(sa.conn), Drop::InvalidInner);
                     continue;
