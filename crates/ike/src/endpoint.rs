@@ -15,7 +15,7 @@ use crate::codec::{
 };
 use crate::config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, TrafficSelector};
 use crate::crypto::{self, DhPrivate, IkeKeys};
-use crate::error::{CryptoError, IkeError};
+use crate::error::{CryptoError, DecodeError, IkeError};
 use crate::proposal::{self, ChildSuite};
 
 /// Handle for a configured connection, returned by [`Endpoint::add_connection`].
@@ -1060,7 +1060,7 @@ impl Endpoint {
         };
         let header = Header::decode(data)?;
         if header.length as usize != data.len() {
-            return Err(crate::error::DecodeError::BadLength("IKE header length").into());
+            return Err(DecodeError::BadLength("IKE header length").into());
         }
         if header.from_initiator() && header.spi_r == 0 {
             if header.exchange == exchange::IKE_SA_INIT
@@ -1170,7 +1170,17 @@ impl Endpoint {
             .keys
             .as_ref()
             .ok_or(IkeError::UnexpectedExchange(header.exchange))?;
-        let (_, inner) = crypto::unprotect(&keys.direction(!sa.initiator), data)?;
+        let inner = match crypto::unprotect(&keys.direction(!sa.initiator), data) {
+            Ok((_, inner)) => inner,
+            Err(IkeError::Decode(DecodeError::UnsupportedCriticalPayload(t))) => {
+                // Authentic but unacceptable: reject the whole message (RFC 7296 §2.5).
+                sa.last_request = data.to_vec();
+                let n = notify_payload(notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![t]);
+                self.respond(sa, header.exchange, header.message_id, &[n])?;
+                return Err(DecodeError::UnsupportedCriticalPayload(t).into());
+            }
+            Err(e) => return Err(e),
+        };
         sa.last_recv = now;
         sa.last_request = data.to_vec();
         // Authenticated: follow the peer's address (NAT mapping, float to 4500).
@@ -1497,7 +1507,32 @@ impl Endpoint {
         remote: SocketAddr,
         data: &[u8],
     ) -> Result<(), IkeError> {
-        let msg = Message::decode(data)?;
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(DecodeError::UnsupportedCriticalPayload(t)) => {
+                let h = Header::decode(data)?;
+                let reply = Message {
+                    header: Header {
+                        spi_i: h.spi_i,
+                        spi_r: 0,
+                        next_payload: 0,
+                        version: 0x20,
+                        exchange: exchange::IKE_SA_INIT,
+                        flags: flags::RESPONSE,
+                        message_id: 0,
+                        length: 0,
+                    },
+                    payloads: vec![notify_payload(
+                        notify::UNSUPPORTED_CRITICAL_PAYLOAD,
+                        vec![t],
+                    )],
+                };
+                self.transmits
+                    .push_back(wrap(local.port(), remote, reply.encode()));
+                return Err(DecodeError::UnsupportedCriticalPayload(t).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let spi_i = msg.header.spi_i;
         if let Some(our) = self.half_open.get(&(remote, spi_i)).copied() {
             if let Some(sa) = self.sas.get(&our) {

@@ -1190,3 +1190,61 @@ fn nat_detection_flags() {
     let a = &n.a.status()[0];
     assert_eq!((a.nat_local, a.nat_remote), (true, true));
 }
+
+#[test]
+fn unsupported_critical_payload_is_answered() {
+    let mut n = Net::new();
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "s",
+            false,
+        ),
+        n.now,
+    );
+    let mut m = ike::codec::Message {
+        header: ike::codec::Header {
+            spi_i: 42,
+            spi_r: 0,
+            next_payload: 0,
+            version: 0x20,
+            exchange: 34,
+            flags: 8,
+            message_id: 0,
+            length: 0,
+        },
+        payloads: vec![ike::codec::Payload {
+            critical: false,
+            body: ike::codec::PayloadBody::Other {
+                kind: 222,
+                data: vec![0; 4],
+            },
+        }],
+    };
+    let mut bytes = m.encode();
+    bytes[29] = 0x80; // critical bit of the first payload
+    assert!(n
+        .b
+        .handle_datagram(
+            n.now,
+            SocketAddr::new(B, 500),
+            SocketAddr::new(A, 500),
+            &bytes
+        )
+        .is_err());
+    let t = n.b.poll_transmit().expect("answered");
+    let r = ike::codec::Message::decode(&t.payload).unwrap();
+    assert_eq!(
+        r.notify(ike::codec::notify::UNSUPPORTED_CRITICAL_PAYLOAD)
+            .unwrap()
+            .data,
+        vec![222]
+    );
+    m.payloads.clear();
+    assert_eq!(n.b.half_open(), 0);
+}
