@@ -2833,12 +2833,3 @@ impl Endpoint {
         Ok(())
     }
 }
-
-/// Identifies which payload types a message carries, for diagnostics and tests.
-pub fn payload_kinds(payloads: &[Payload]) -> Vec<u8> {
-    payloads
-        .iter()
-        .map(|p| p.kind())
-        .filter(|k| *k != payload_type::NONE)
-        .collect()
-}
