@@ -192,6 +192,7 @@ impl StrongSwan {
             p.dpd_timeout_secs
         );
         let _ = writeln!(o, "#");
+        let _ = writeln!(o, "#   charon {{");
         for line in charon_settings(p.dpd_timeout_secs) {
             let _ = writeln!(o, "#       {line}");
         }

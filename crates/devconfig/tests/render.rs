@@ -257,6 +257,7 @@ fn strongswan_conf_matches_the_commented_block() {
         .filter_map(|l| l.strip_prefix("#       "))
         .collect();
     assert_eq!(commented.len(), 5, "{swanctl}");
+    assert!(swanctl.contains("\n#   charon {\n#       load = ") && swanctl.contains("\n#   }\n"), "{swanctl}");
     for line in commented {
         assert!(
             conf.contains(&format!("\n    {line}\n")),
