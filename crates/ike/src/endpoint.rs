@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::constant_time;
 
 use crate::codec::{
-    exchange, find_notify, flags, notify, payload_type, protocol, AuthPayload, DeletePayload,
-    Header, IdPayload, KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
+    exchange, find_notify, flags, notify, protocol, AuthPayload, DeletePayload, Header, IdPayload,
+    KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
 };
 use crate::config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, TrafficSelector};
 use crate::crypto::{self, DhPrivate, IkeKeys};
