@@ -113,11 +113,18 @@ impl Lab {
             ),
         )
         .unwrap();
+        lab.start_charon();
+        lab
+    }
+
+    /// Starts charon in the peer namespace with a private /run (its pid file is compiled in).
+    fn start_charon(&mut self) {
+        let d = self.dir.display();
         let child = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &lab.ns_b,
+                &self.ns_b,
                 "env",
                 &format!("STRONGSWAN_CONF={d}/strongswan.conf"),
                 "unshare",
@@ -134,13 +141,28 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .expect("start charon");
-        lab.charon = Some(child);
+        self.charon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !lab.swanctl(&["--stats"]).0 {
+        while !self.swanctl(&["--stats"]).0 {
             assert!(Instant::now() < deadline, "charon did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
-        lab
+    }
+
+    /// Stops charon (the exec chain keeps it at the spawned PID): `sig` first, then SIGKILL.
+    fn stop_charon(&mut self, sig: i32) {
+        if let Some(mut c) = self.charon.take() {
+            unsafe { libc::kill(c.id() as i32, sig) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     fn swanctl(&self, args: &[&str]) -> (bool, String) {
@@ -166,19 +188,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut c) = self.charon.take() {
-            // The exec chain keeps charon at this PID.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop_charon(libc::SIGTERM);
         for ns in [&self.ns_a, &self.ns_b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -586,4 +596,57 @@ fn we_rekey_child_and_ike_sa_with_strongswan() {
             && sas.contains("ESP:AES_CBC-256/HMAC_SHA2_384_192/ECP_384"),
         "{sas}"
     );
+}
+
+#[test]
+fn dead_peer_detected_and_restarted_peer_replaces_stale_sas() {
+    if !have_charon() {
+        return;
+    }
+    let sw = Swan {
+        ike: "aes128gcm16-prfsha256-curve25519",
+        esp: "aes128gcm16",
+        psk: "s",
+        initiate: true,
+        rekey_ike: "4h",
+        rekey_child: "1h",
+    };
+    let mut lab = Lab::new(&sw);
+    let ns = lab.ns_a.clone();
+    // We respond; strongSwan initiates, is restarted (INITIAL_CONTACT replaces our stale SAs),
+    // and is finally killed without a DELETE (dead-peer detection ends the connection).
+    let mut c = cfg(false, sw.ike, sw.esp, "s");
+    c.remote_addr = "0.0.0.0".parse().unwrap();
+    c.dpd_timeout = Duration::from_secs(6);
+    let h = std::thread::spawn(move || run_ours(&ns, c, 20, |ev| !downs(ev).is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    lab.load();
+    std::thread::sleep(Duration::from_secs(2));
+    lab.stop_charon(libc::SIGKILL);
+    lab.start_charon();
+    lab.load();
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, sas) = lab.swanctl(&["--list-sas"]);
+    lab.stop_charon(libc::SIGKILL);
+    let out = h.join().unwrap();
+    let kids = installed(&out.events);
+    assert_eq!(kids.len(), 2, "{:?}", out.events);
+    let deleted: Vec<u32> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDeleted { spi_in, .. } => Some(*spi_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        deleted[0], kids[0].spi_in,
+        "the stale Child SA goes first, on INITIAL_CONTACT"
+    );
+    assert!(
+        sas.contains(&format!("in  {:08x}", kids[1].spi_out)),
+        "{sas}"
+    );
+    assert_eq!(downs(&out.events), vec![DownReason::DpdTimeout]);
+    assert!(deleted.contains(&kids[1].spi_in));
 }
