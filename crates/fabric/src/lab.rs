@@ -6,6 +6,7 @@
 //! removes every namespace with the lab's prefix (and the processes in them) and the state.
 
 use crate::desired::DesiredState;
+use crate::gateways;
 use crate::names::LabId;
 use crate::reconcile::{reconcile, teardown};
 use crate::spec::{
@@ -20,8 +21,17 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Resource types the lab realizes now (the site reports the others as Pending).
-pub const REALIZED_TYPES: &[&str] = site::DEFAULT_REALIZED_TYPES;
+/// Resource types the lab realizes (the site reports the others as Pending): networks, VMs,
+/// and VPN gateways with their connections (gateway processes, see [`crate::gateways`]).
+pub const REALIZED_TYPES: &[&str] = &[
+    "Microsoft.Network/virtualNetworks",
+    "Microsoft.Network/virtualNetworks/subnets",
+    "Microsoft.Network/publicIPAddresses",
+    "Microsoft.Network/networkInterfaces",
+    "Microsoft.Compute/virtualMachines",
+    "Microsoft.Network/virtualNetworkGateways",
+    "Microsoft.Network/connections",
+];
 
 /// Why a lab operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +291,9 @@ impl Lab {
                     .join(", "),
             });
         }
-        Site::open(&self.dir.sites_path(), name).map_err(site_err(name))
+        let mut site = Site::open(&self.dir.sites_path(), name).map_err(site_err(name))?;
+        site.set_realized_types(REALIZED_TYPES);
+        Ok(site)
     }
 
     /// Namespace of `SITE/VM` or `SITE/GATEWAY` (checked against the site's resources and the
@@ -564,6 +576,66 @@ impl Lab {
                 }
             }
         }
+        // Gateway processes: one per VNet gateway whose namespace is up, serving its connections.
+        let mut pending: BTreeMap<String, String> = BTreeMap::new();
+        if self.record.external_gateways {
+            for (_, resources) in &sites {
+                for r in resources.iter().filter(|r| matches!(r, Resource::Connection(_))) {
+                    pending.insert(
+                        r.id().to_lowercase(),
+                        "the lab runs no gateway processes (lab up --no-gateways); the VPN device is yours to run".into(),
+                    );
+                }
+            }
+        } else {
+            let started = Instant::now();
+            let (mut runs, conn_failures) = gateways::plan(&self.dir.path, &built.topology, &sites);
+            for (id, msg) in conn_failures {
+                failures.entry(id).or_insert(msg);
+            }
+            // A gateway whose namespace failed runs nothing; its connections fail with it.
+            for run in runs.iter_mut() {
+                if let Some(err) = failures.get(&run.gateway_id.to_lowercase()).cloned() {
+                    run.config = None;
+                    for c in &run.connections {
+                        failures.entry(c.to_lowercase()).or_insert_with(|| format!("its gateway failed: {err}"));
+                    }
+                }
+            }
+            let results = gateways::converge(&self.dir.path, &runs);
+            let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+            for (run, result) in &results {
+                match result {
+                    Ok(a) => {
+                        *counts
+                            .entry(match a {
+                                gateways::GatewayAction::Started => "started",
+                                gateways::GatewayAction::Restarted => "restarted",
+                                gateways::GatewayAction::Unchanged => "unchanged",
+                                gateways::GatewayAction::Stopped => "stopped",
+                            })
+                            .or_default() += 1;
+                        if *a != gateways::GatewayAction::Unchanged {
+                            report.kernel_changes += 1;
+                        }
+                    }
+                    Err(e) => {
+                        *counts.entry("FAILED").or_default() += 1;
+                        let msg = e.to_string();
+                        failures.insert(run.gateway_id.to_lowercase(), msg.clone());
+                        for c in &run.connections {
+                            failures.entry(c.to_lowercase()).or_insert_with(|| format!("its gateway process failed: {msg}"));
+                        }
+                    }
+                }
+            }
+            let detail = if counts.is_empty() {
+                "none".to_string()
+            } else {
+                counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+            };
+            progress.finish("gateway processes", started, &detail);
+        }
         progress.step("record provisioning states", || {
             let mut written = 0;
             for (site, resources) in sites.iter_mut() {
@@ -571,9 +643,10 @@ impl Lab {
                     .iter()
                     .filter(|r| REALIZED_TYPES.contains(&r.resource_type()))
                 {
-                    let state = match failures.get(&r.id().to_lowercase()) {
-                        Some(err) => ProvisioningState::Failed { error: err.clone() },
-                        None => ProvisioningState::Succeeded,
+                    let state = match (failures.get(&r.id().to_lowercase()), pending.get(&r.id().to_lowercase())) {
+                        (Some(err), _) => ProvisioningState::Failed { error: err.clone() },
+                        (None, Some(reason)) => ProvisioningState::Pending { reason: reason.clone() },
+                        (None, None) => ProvisioningState::Succeeded,
                     };
                     if set_state(site, r, state)? {
                         written += 1;
@@ -926,11 +999,25 @@ fn gateway_net(
 
 /// `lab up DIR`: creates or reuses the lab of `dir`, applies its deployments, realizes it.
 pub fn up(root: &Path, dir: &Path, progress: &mut Progress) -> Result<ApplyReport, LabError> {
+    up_with(root, dir, &UpOptions::default(), progress)
+}
+
+/// How `lab up` realizes a lab.
+#[derive(Clone, Debug, Default)]
+pub struct UpOptions {
+    /// Lay the gateways' namespaces and wires but run no gateway process (remembered by the
+    /// lab, so later deployments do not start any either).
+    pub no_gateways: bool,
+}
+
+/// `lab up DIR` with options.
+pub fn up_with(root: &Path, dir: &Path, opts: &UpOptions, progress: &mut Progress) -> Result<ApplyReport, LabError> {
     let spec = LabSpec::load(dir)?;
     let canon = state::canonical_dir(dir)?;
     let (lab_dir, record) = match state::find_by_dir(root, &canon)? {
         Some((d, mut rec)) => {
             rec.sites = spec.sites.clone();
+            rec.external_gateways = opts.no_gateways;
             (d, rec)
         }
         None => {
@@ -946,6 +1033,7 @@ pub fn up(root: &Path, dir: &Path, progress: &mut Progress) -> Result<ApplyRepor
                     source_dir: canon.clone(),
                     sites: spec.sites.clone(),
                     created_unix: now,
+                    external_gateways: opts.no_gateways,
                 },
             )
         }
@@ -1084,8 +1172,10 @@ pub struct SiteStatus {
     pub virtual_machines: Vec<VmStatus>,
     /// Public IPs.
     pub public_ip_addresses: Vec<Value>,
-    /// Everything else (gateways, connections, …) with its provisioning state.
+    /// Everything else (gateways, local network gateways, …) with its provisioning state.
     pub other_resources: Vec<Value>,
+    /// Connections with their live status (`connectionStatus`, byte counters, why not up).
+    pub connections: Vec<ConnectionStatus>,
     /// Deployments, oldest first.
     pub deployments: Vec<Value>,
     /// Why the site's store could not be read (e.g. a `lab up` crashed before creating it).
@@ -1180,6 +1270,7 @@ impl Lab {
                 virtual_machines: vec![],
                 public_ip_addresses: vec![],
                 other_resources: vec![],
+                connections: vec![],
                 deployments: vec![],
                 error: None,
             };
@@ -1257,6 +1348,7 @@ impl Lab {
                         "error": err,
                     })),
                     Resource::NetworkInterface(_) => {}
+                    Resource::Connection(c) => st.connections.push(self.connection_status(&spec.name, c)),
                     Resource::VirtualNetworkGateway(gw) => st.other_resources.push(serde_json::json!({
                         "type": r.resource_type(),
                         "name": gw.meta.name,
@@ -1313,6 +1405,176 @@ impl Lab {
     pub fn realized(&self) -> DesiredState {
         self.dir.realized().unwrap_or_default()
     }
+}
+
+/// One connection's status as Azure reports it, and better (`lab status`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus {
+    /// Site holding the connection.
+    pub site: String,
+    /// Connection name.
+    pub name: String,
+    /// Its VNet gateway's name.
+    pub gateway: String,
+    /// provisioningState.
+    pub provisioning_state: String,
+    /// `connectionStatus`: Unknown, Connecting, Connected or NotConnected.
+    pub connection_status: String,
+    /// `ingressBytesTransferred` (decrypted bytes received), when a gateway reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress_bytes_transferred: Option<u64>,
+    /// `egressBytesTransferred` (bytes sent into the tunnel), when a gateway reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_bytes_transferred: Option<u64>,
+    /// Why it is not connected, in plain words (`None` when connected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The connection as `az network vpn-connection show` prints it (properties with
+    /// `connectionStatus`, byte counters, `tunnelConnectionStatus`; extras under `hybridnet`:
+    /// negotiated algorithms, last connected time, last error).
+    pub resource: Value,
+}
+
+impl Lab {
+    /// Every connection of every site with its live status from its gateway process.
+    pub fn connections(&self) -> Result<Vec<ConnectionStatus>, LabError> {
+        let mut out = Vec::new();
+        for spec in &self.record.sites {
+            let site = self.site(&spec.name)?;
+            let resources = site.resources().map_err(site_err(&spec.name))?;
+            for r in &resources {
+                let Resource::Connection(c) = r else { continue };
+                out.push(self.connection_status(&spec.name, c));
+            }
+        }
+        Ok(out)
+    }
+
+    fn connection_status(&self, site: &str, c: &site::Connection) -> ConnectionStatus {
+        let gw = c.virtual_network_gateway1.rsplit('/').next().unwrap_or_default().to_string();
+        let (ps, ps_err) = state_parts(&c.meta.provisioning_state);
+        let live: Result<devconfig::LiveConnection, String> = match gateways::record(&self.dir.path, site, &gw) {
+            None if self.record.external_gateways => Err("the lab runs no gateway processes (lab up --no-gateways)".into()),
+            None => Err(match &ps_err {
+                Some(e) => e.clone(),
+                None => format!("no gateway process runs for gateway {gw}"),
+            }),
+            Some(rec) if !gateways::alive(&rec) => Err(format!(
+                "the gateway process of {gw} (pid {}) is not running; `hybridnet lab up` restarts it (log: {})",
+                rec.pid,
+                rec.log.display()
+            )),
+            Some(rec) => match gateway::status::query(&rec.control) {
+                Err(e) => Err(format!("gateway {gw}: {e}")),
+                Ok(st) => {
+                    let pid = st.pid;
+                    match st.connections.into_iter().find(|x| x.name == c.meta.name) {
+                        Some(report) => Ok(devconfig::LiveConnection {
+                            source: format!("gateway control socket {} (pid {pid})", rec.control.display()),
+                            report,
+                        }),
+                        None => Err(match &ps_err {
+                            Some(e) => e.clone(),
+                            None => format!("gateway {gw} does not run this connection (yet); redeploy to apply"),
+                        }),
+                    }
+                }
+            },
+        };
+        let mut view = devconfig::connection_view(c, live.as_ref().ok());
+        let (status, reason, ingress, egress) = match &live {
+            Ok(l) => {
+                let st = crate::verify::connection_status(&l.report);
+                if let Some(props) = view.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                    props.insert("connectionStatus".into(), serde_json::json!(st));
+                    if let Some(Value::Array(tunnels)) = props.get_mut("tunnelConnectionStatus") {
+                        for t in tunnels.iter_mut() {
+                            t["connectionStatus"] = serde_json::json!(st);
+                        }
+                    }
+                }
+                (st.to_string(), crate::verify::explain(&l.report), Some(l.report.inbound.bytes), Some(l.report.outbound.bytes))
+            }
+            Err(why) => ("Unknown".to_string(), Some(why.clone()), None, None),
+        };
+        if let (Some(r), Some(extra)) = (&reason, view.get_mut("hybridnet").and_then(|x| x.as_object_mut())) {
+            extra.insert("reason".into(), serde_json::json!(r));
+        }
+        ConnectionStatus {
+            site: site.to_string(),
+            name: c.meta.name.clone(),
+            gateway: gw,
+            provisioning_state: ps,
+            connection_status: status,
+            ingress_bytes_transferred: ingress,
+            egress_bytes_transferred: egress,
+            reason,
+            resource: view,
+        }
+    }
+
+    /// Waits until every connection served by a gateway process is Connected. Returns early
+    /// (with the statuses) once the ones that are not have failed for a reason waiting will
+    /// not fix (PSK or policy or selector mismatch), or at `timeout`.
+    pub fn wait_connected(&self, timeout: std::time::Duration) -> Result<(bool, Vec<ConnectionStatus>), LabError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.connections()?;
+            let served: Vec<&ConnectionStatus> = all.iter().filter(|c| c.provisioning_state == "Succeeded").collect();
+            let up = served.iter().all(|c| c.connection_status == "Connected");
+            let hopeless = served.iter().filter(|c| c.connection_status != "Connected").all(|c| {
+                c.resource["hybridnet"]["lastError"]
+                    .as_str()
+                    .is_some_and(|e| ["AUTHENTICATION_FAILED", "NO_PROPOSAL_CHOSEN", "TS_UNACCEPTABLE"].iter().any(|k| e.starts_with(k)))
+            });
+            if up || (hopeless && !served.is_empty()) || Instant::now() >= deadline {
+                return Ok((up, all));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// VM pairs the lab's connected tunnels should carry traffic between: for each Connected
+    /// connection, the first VM of its gateway's VNet and the first VM (of any other site)
+    /// whose address lies in the connection's remote prefixes; each pair once.
+    pub fn tunnel_vm_pairs(&self, connected: &[ConnectionStatus]) -> Result<Vec<VmPair>, LabError> {
+        let topo = self.topology()?;
+        let mut pairs: Vec<VmPair> = Vec::new();
+        for c in connected.iter().filter(|c| c.connection_status == "Connected") {
+            let Some(net) = topo.sites.iter().find(|s| s.name == c.site) else { continue };
+            let Some(gw) = net.gateways.iter().find(|g| g.name == c.gateway) else { continue };
+            let Some((local_vm, local_addr)) = net.vms.iter().find_map(|v| v.nics.iter().find(|n| n.vnet == gw.vnet).map(|n| (v.name.clone(), n.address))) else {
+                continue;
+            };
+            let remote = topo.sites.iter().filter(|s| s.name != c.site).find_map(|s| {
+                s.vms.iter().find_map(|v| {
+                    v.nics
+                        .iter()
+                        .find(|n| gw.remote_prefixes.iter().any(|p| p.contains(&n.address)))
+                        .map(|n| (s.name.clone(), v.name.clone(), n.address))
+                })
+            });
+            let Some((rsite, rvm, raddr)) = remote else { continue };
+            let pair = VmPair {
+                a: (format!("{}/{}", c.site, local_vm), self.record.id.vm_netns(&c.site, &local_vm), local_addr),
+                b: (format!("{rsite}/{rvm}"), self.record.id.vm_netns(&rsite, &rvm), raddr),
+            };
+            if !pairs.iter().any(|p| (p.a.0 == pair.a.0 && p.b.0 == pair.b.0) || (p.a.0 == pair.b.0 && p.b.0 == pair.a.0)) {
+                pairs.push(pair);
+            }
+        }
+        Ok(pairs)
+    }
+}
+
+/// Two VMs on either side of a tunnel: (`SITE/VM`, namespace, address) each.
+#[derive(Debug, Clone)]
+pub struct VmPair {
+    /// One side.
+    pub a: (String, String, std::net::Ipv4Addr),
+    /// The other side.
+    pub b: (String, String, std::net::Ipv4Addr),
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! in a lab namespace, so gateway processes started there need no bookkeeping of their own.
 
 pub mod desired;
+pub mod gateways;
 pub mod lab;
 pub mod names;
 pub mod netns;
@@ -21,6 +22,7 @@ pub mod reconcile;
 pub mod spec;
 pub mod state;
 pub mod topology;
+pub mod verify;
 
 pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};
 pub use names::LabId;

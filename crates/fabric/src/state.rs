@@ -64,6 +64,11 @@ pub struct LabRecord {
     pub sites: Vec<SiteSpec>,
     /// Unix time the lab was created.
     pub created_unix: u64,
+    /// The lab lays the gateways' namespaces and wires but runs no gateway process in them
+    /// (`lab up --no-gateways`): the user brings their own VPN device (e.g. strongSwan from
+    /// `vpn-connection device-config`, or `hybridnet gateway run` by hand).
+    #[serde(default)]
+    pub external_gateways: bool,
 }
 
 /// A lab's directory in the registry.

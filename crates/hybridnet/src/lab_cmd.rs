@@ -37,6 +37,16 @@ pub enum LabCommand {
     Up {
         /// Lab directory (holding lab.yaml).
         dir: PathBuf,
+        /// Lay the gateways' namespaces and wires but run no gateway process (bring your own
+        /// VPN device); remembered for later deployments to this lab.
+        #[arg(long)]
+        no_gateways: bool,
+        /// Skip the end-to-end check (waiting for connections, ping and TCP across tunnels).
+        #[arg(long)]
+        no_verify: bool,
+        /// How long to wait for the connections to come up, in seconds.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
     },
     /// Remove every namespace, link and process of a lab, and its state.
     Down(LabChoice),
@@ -111,13 +121,40 @@ fn flat<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
 pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     let root = state::state_root();
     match cmd {
-        LabCommand::Up { dir } => {
-            let mut sink = eprint_line;
+        LabCommand::Up {
+            dir,
+            no_gateways,
+            no_verify,
+            wait,
+        } => {
+            let steps = std::cell::RefCell::new(Vec::<String>::new());
+            let mut sink = |line: &str| {
+                eprintln!("{line}");
+                steps.borrow_mut().push(line.to_string());
+            };
             let mut progress = Progress::new(&mut sink);
-            let report = flat(lab::up(&root, &dir, &mut progress))?;
-            let total = progress.elapsed().as_secs_f64();
+            let opts = lab::UpOptions { no_gateways };
+            let report = flat(lab::up_with(&root, &dir, &opts, &mut progress))?;
             if !report.failed.is_empty() {
                 return Ok(report_failures(&report));
+            }
+            let mut verified = true;
+            if !no_gateways && !no_verify {
+                let lab = flat(Lab::open(&root, &LabSelector::Id(LabId::parse(&report.lab_id)?)))?;
+                verified = verify_lab(&lab, std::time::Duration::from_secs(wait), &mut progress)?;
+            }
+            let total = progress.elapsed().as_secs_f64();
+            drop(progress);
+            println!("summary (time of each step):");
+            for line in steps.borrow().iter() {
+                println!("  {line}");
+            }
+            if !verified {
+                println!(
+                    "lab {} is up, but its tunnels do not work yet (see above and `hybridnet lab status`) ({total:.3}s)",
+                    report.lab_id
+                );
+                return Ok(ExitCode::FAILURE);
             }
             if report.unchanged() {
                 println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
@@ -192,6 +229,84 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             Err(anyhow::anyhow!("cannot run `ip netns exec {ns} …`: {err}"))
         }
     }
+}
+
+/// Waits for the lab's connections, then pings and runs a verified TCP transfer between VMs
+/// across each tunnel, both ways; every step is reported with its time. False when a
+/// connection did not come up or traffic failed (with the reason printed).
+fn verify_lab(lab: &Lab, wait: std::time::Duration, progress: &mut Progress) -> anyhow::Result<bool> {
+    let t = std::time::Instant::now();
+    let (up, conns) = flat(lab.wait_connected(wait))?;
+    if conns.is_empty() {
+        return Ok(true);
+    }
+    let line = conns
+        .iter()
+        .map(|c| format!("{}/{} {}", c.site, c.name, c.connection_status))
+        .collect::<Vec<_>>()
+        .join(", ");
+    progress.finish("connections", t, &line);
+    if !up {
+        for c in conns.iter().filter(|c| c.connection_status != "Connected") {
+            progress.note(&format!(
+                "  {}/{}: {}",
+                c.site,
+                c.name,
+                c.reason.as_deref().unwrap_or("not connected")
+            ));
+        }
+        return Ok(false);
+    }
+    let pairs = flat(lab.tunnel_vm_pairs(&conns))?;
+    let mut ok = true;
+    for (i, p) in pairs.iter().enumerate() {
+        for (from, to) in [(&p.a, &p.b), (&p.b, &p.a)] {
+            let t = std::time::Instant::now();
+            match fabric::verify::ping(&from.1, to.2, 3) {
+                Ok(_) => progress.finish(&format!("ping {} -> {} ({})", from.0, to.0, to.2), t, "3/3 replies"),
+                Err(e) => {
+                    progress.finish(&format!("ping {} -> {}", from.0, to.0), t, &format!("FAILED: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        for (k, (from, to)) in [(&p.a, &p.b), (&p.b, &p.a)].into_iter().enumerate() {
+            let t = std::time::Instant::now();
+            let port = 5201 + (2 * i + k) as u16;
+            let len = 4 << 20;
+            match fabric::verify::tcp_transfer(&to.1, to.2, port, &from.1, len) {
+                Ok(x) => progress.finish(
+                    &format!("TCP {} -> {}:{port}", from.0, to.0),
+                    t,
+                    &format!(
+                        "{} MiB verified, {:.0} Mbit/s",
+                        len >> 20,
+                        (x.bytes * 8) as f64 / (x.millis.max(1) as f64 * 1000.0)
+                    ),
+                ),
+                Err(e) => {
+                    progress.finish(&format!("TCP {} -> {}", from.0, to.0), t, &format!("FAILED: {e}"));
+                    ok = false;
+                }
+            }
+        }
+    }
+    let after = flat(lab.connections())?;
+    for c in &after {
+        progress.note(&format!(
+            "{}/{}: {} in {} B, out {} B{}",
+            c.site,
+            c.name,
+            c.connection_status,
+            c.ingress_bytes_transferred.unwrap_or(0),
+            c.egress_bytes_transferred.unwrap_or(0),
+            c.resource["hybridnet"]["espAlgorithms"]
+                .as_str()
+                .map(|a| format!(", ESP {a}"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(ok)
 }
 
 /// Resources that could not be realized: one line each (they are Failed in the site store,
@@ -306,6 +421,27 @@ fn print_status(s: &LabStatus) {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
+        }
+        for c in &site.connections {
+            println!(
+                "    connection {} [{}] {}{}",
+                c.name,
+                c.provisioning_state,
+                c.connection_status,
+                c.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+            let h = &c.resource["hybridnet"];
+            if c.connection_status == "Connected" {
+                println!(
+                    "      IKE {}  ESP {}  up {}s",
+                    h["ikeAlgorithms"].as_str().unwrap_or("-"),
+                    h["espAlgorithms"].as_str().unwrap_or("-"),
+                    h["establishedSecondsAgo"].as_u64().unwrap_or(0)
+                );
+            }
+            if let (Some(i), Some(e)) = (c.ingress_bytes_transferred, c.egress_bytes_transferred) {
+                println!("      ingressBytesTransferred {i}  egressBytesTransferred {e}");
+            }
         }
         for d in &site.deployments {
             println!(

@@ -1,0 +1,541 @@
+//! Virtual network gateways as `hybridnet gateway run` processes.
+//!
+//! Each route-based VPN gateway of a site becomes one gateway process in its namespace
+//! (`LabId::gateway_netns`), serving every connection whose `virtualNetworkGateway1` is that
+//! gateway. Its TOML configuration is generated from the site's resources — the local network
+//! gateway (IPsec) or the peer VNet gateway, possibly in another site (Vnet2Vnet), the shared
+//! key, the effective IPsec/IKE policy and the DPD timeout — and written with mode 0600 to the
+//! lab's state directory, since it holds the shared keys.
+//!
+//! The process is detached (its own session, output to a log file) so it outlives the CLI;
+//! its pid, control socket and a fingerprint of its configuration are recorded next to the
+//! configuration. The gateway runtime has no configuration reload, so a changed configuration
+//! restarts that gateway (and only it): its other tunnels flap for the time of a restart
+//! (well under a second in the lab); the peers' gateways are left alone.
+
+use crate::topology::{behind_nat_addresses, Topology};
+use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Interface name of the gateway's TUN device (inside its own namespace, so no collisions).
+pub const TUN_NAME: &str = "vpn0";
+/// How long a started gateway gets to open its control socket.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopped gateway gets to send its DELETEs and exit before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What the lab runs for one virtual network gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayRun {
+    /// Site name.
+    pub site: String,
+    /// Gateway resource name.
+    pub gateway: String,
+    /// Gateway resource id.
+    pub gateway_id: String,
+    /// Its namespace.
+    pub netns: String,
+    /// The generated configuration; `None` when no connection can run (no process then).
+    pub config: Option<String>,
+    /// Ids of the connections served (in the configuration).
+    pub connections: Vec<String>,
+}
+
+/// The record of a running gateway process, `<lab>/gateways/<site>--<gateway>.json`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRecord {
+    /// Site name.
+    pub site: String,
+    /// Gateway resource name.
+    pub gateway: String,
+    /// Its namespace.
+    pub netns: String,
+    /// Process id.
+    pub pid: i32,
+    /// Control (status) socket.
+    pub control: PathBuf,
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Log file (stderr of the process).
+    pub log: PathBuf,
+    /// Fingerprint of the configuration the process was started with.
+    pub config_fingerprint: String,
+    /// Connection names it serves.
+    pub connections: Vec<String>,
+}
+
+/// What happened to one gateway process during a realization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayAction {
+    /// Started (it was not running).
+    Started,
+    /// Restarted with a changed configuration.
+    Restarted,
+    /// Left running (configuration unchanged).
+    Unchanged,
+    /// Stopped (gateway deleted or no connection left).
+    Stopped,
+}
+
+/// Why a gateway process could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayRunError {
+    /// The state directory could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `hybridnet` binary could not be started in the namespace.
+    #[error("cannot start `{program} gateway run` in {netns}: {source}")]
+    Spawn {
+        program: String,
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process exited or never answered on its control socket.
+    #[error("gateway process in {netns} did not come up: {detail}")]
+    NotUp { netns: String, detail: String },
+}
+
+/// Where a lab keeps its gateways' configurations, logs, sockets and records.
+pub fn gateways_dir(lab_dir: &Path) -> PathBuf {
+    lab_dir.join("gateways")
+}
+
+fn file_stem(site: &str, gateway: &str) -> String {
+    format!("{site}--{gateway}")
+}
+
+/// The program started as `PROGRAM gateway run`: `$HYBRIDNET_BIN`, else the running
+/// executable (the `hybridnet` CLI itself).
+pub fn gateway_program() -> PathBuf {
+    std::env::var_os("HYBRIDNET_BIN")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("hybridnet"))
+}
+
+/// The gateway `id` names, looked up in every site.
+fn find_gateway<'a>(
+    sites: &'a [(Site, Vec<Resource>)],
+    id: &str,
+) -> Option<(&'a Site, &'a Vec<Resource>, &'a VirtualNetworkGateway)> {
+    sites.iter().find_map(|(s, rs)| {
+        rs.iter().find_map(|r| match r {
+            Resource::VirtualNetworkGateway(g) if site::same_id(&g.meta.id, id) => Some((s, rs, g)),
+            _ => None,
+        })
+    })
+}
+
+/// A gateway's VNet address space and public IP, from its site's resources.
+fn gateway_endpoints(
+    resources: &[Resource],
+    gw: &VirtualNetworkGateway,
+) -> Result<(Vec<ipnet::Ipv4Net>, std::net::Ipv4Addr), String> {
+    let ipc = gw
+        .ip_configurations
+        .first()
+        .ok_or_else(|| format!("gateway {} has no ipConfigurations", gw.meta.name))?;
+    let subnet = ipc.subnet.to_lowercase();
+    let space = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::VirtualNetwork(v) if v.subnets.iter().any(|s| s.id.to_lowercase() == subnet) => {
+                Some(v.address_space.clone())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| format!("the GatewaySubnet of gateway {} does not exist", gw.meta.name))?;
+    let public = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => Some(p.ip_address),
+            _ => None,
+        })
+        .ok_or_else(|| format!("public IP {} of gateway {} does not exist", ipc.public_ip_address, gw.meta.name))?;
+    Ok((space, public))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One `[[connection]]` table for connection `c` of gateway `gw`, or why it cannot run.
+fn connection_table(
+    site: &Site,
+    resources: &[Resource],
+    sites: &[(Site, Vec<Resource>)],
+    c: &site::Connection,
+    local_prefixes: &[ipnet::Ipv4Net],
+) -> Result<toml::Table, String> {
+    let (remote, remote_prefixes) = match c.connection_type {
+        ConnectionType::IPsec => {
+            let lng_id = c
+                .local_network_gateway2
+                .as_ref()
+                .ok_or("an IPsec connection needs localNetworkGateway2")?;
+            let lng = resources
+                .iter()
+                .find_map(|r| match r {
+                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => Some(l),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("local network gateway {lng_id} does not exist"))?;
+            let ip = lng.gateway_ip_address.ok_or_else(|| {
+                format!(
+                    "local network gateway {} has no gatewayIpAddress (an fqdn is not resolved in the lab)",
+                    lng.meta.name
+                )
+            })?;
+            if lng.address_prefixes.is_empty() {
+                return Err(format!("local network gateway {} has no address prefixes", lng.meta.name));
+            }
+            (ip, lng.address_prefixes.clone())
+        }
+        ConnectionType::Vnet2Vnet => {
+            let peer_id = c
+                .virtual_network_gateway2
+                .as_ref()
+                .ok_or("a Vnet2Vnet connection needs virtualNetworkGateway2")?;
+            let (_, peer_resources, peer) =
+                find_gateway(sites, peer_id).ok_or_else(|| format!("virtual network gateway {peer_id} exists in no site of the lab"))?;
+            let (space, public) = gateway_endpoints(peer_resources, peer)?;
+            (public, space)
+        }
+        other => return Err(format!("connectionType {other:?} is not realized in the lab")),
+    };
+    let key = c
+        .shared_key
+        .as_ref()
+        .ok_or("the connection has no sharedKey")?;
+    let policy = c.effective_policy(site.kind());
+    let mut esp = policy.esp_initiator_proposals.clone();
+    for p in &policy.esp_responder_proposals {
+        if !esp.contains(p) {
+            esp.push(p.clone());
+        }
+    }
+    let strings = |v: &[String]| toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect());
+    let prefixes = |v: &[ipnet::Ipv4Net]| toml::Value::Array(v.iter().map(|p| toml::Value::String(p.to_string())).collect());
+    let mut t = toml::Table::new();
+    t.insert("name".into(), toml::Value::String(c.meta.name.clone()));
+    t.insert("remote_address".into(), toml::Value::String(remote.to_string()));
+    // Azure's sharedKey is literal text; hex keeps it literal even when it starts with "0x".
+    t.insert("psk".into(), toml::Value::String(format!("0x{}", hex(key.expose().as_bytes()))));
+    t.insert("local_prefixes".into(), prefixes(local_prefixes));
+    t.insert("remote_prefixes".into(), prefixes(&remote_prefixes));
+    t.insert("ike_proposals".into(), strings(&policy.ike_proposals));
+    t.insert("esp_proposals".into(), strings(&esp));
+    t.insert("ike_lifetime".into(), toml::Value::Integer(policy.ike_lifetime_secs.into()));
+    t.insert("child_lifetime".into(), toml::Value::Integer(policy.child_lifetime_secs.into()));
+    t.insert("dpd_timeout".into(), toml::Value::Integer(c.dpd_timeout_seconds.max(1).into()));
+    // Azure gateways initiate and respond on every connection.
+    t.insert("initiate".into(), toml::Value::Boolean(true));
+    Ok(t)
+}
+
+fn top_table(local_address: std::net::Ipv4Addr, control: &Path) -> toml::Table {
+    let mut top = toml::Table::new();
+    top.insert("local_address".into(), toml::Value::String(local_address.to_string()));
+    top.insert("control_socket".into(), toml::Value::String(control.display().to_string()));
+    let mut tun = toml::Table::new();
+    tun.insert("name".into(), toml::Value::String(TUN_NAME.into()));
+    top.insert("tun".into(), toml::Value::Table(tun));
+    top
+}
+
+fn render(mut top: toml::Table, local_id: std::net::Ipv4Addr, conns: Vec<toml::Table>) -> String {
+    let conns = conns
+        .into_iter()
+        .map(|mut c| {
+            c.insert("local_id".into(), toml::Value::String(local_id.to_string()));
+            toml::Value::Table(c)
+        })
+        .collect();
+    top.insert("connection".into(), toml::Value::Array(conns));
+    toml::to_string(&top).expect("a TOML table serializes")
+}
+
+/// Plans every gateway process of the lab: the configuration of each VNet gateway (from the
+/// topology, which placed it) and the connections that cannot run, with why (to be Failed).
+pub fn plan(lab_dir: &Path, topology: &Topology, sites: &[(Site, Vec<Resource>)]) -> (Vec<GatewayRun>, Vec<(String, String)>) {
+    let id = &topology.lab_id;
+    let mut runs = Vec::new();
+    let mut failures = Vec::new();
+    for net in &topology.sites {
+        let Some((site, resources)) = sites.iter().find(|(s, _)| s.info().name == net.name) else {
+            continue;
+        };
+        for (index, g) in net.gateways.iter().enumerate() {
+            let Some(gw) = resources.iter().find_map(|r| match r {
+                Resource::VirtualNetworkGateway(x) if x.meta.name == g.name => Some(x),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let local_prefixes = match gateway_endpoints(resources, gw) {
+                Ok((space, _)) => space,
+                Err(e) => {
+                    failures.push((gw.meta.id.to_lowercase(), e));
+                    continue;
+                }
+            };
+            let control = gateways_dir(lab_dir).join(format!("{}.sock", file_stem(&net.name, &g.name)));
+            let local_address = if net.nat { behind_nat_addresses(index).1 } else { g.public_address };
+            let top = top_table(local_address, &control);
+            let mut tables = Vec::new();
+            let mut served = Vec::new();
+            for r in resources {
+                let Resource::Connection(c) = r else { continue };
+                if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
+                    continue;
+                }
+                let checked = connection_table(site, resources, sites, c, &local_prefixes).and_then(|t| {
+                    // The gateway's own parser is the judge of what it can run (algorithms,
+                    // lifetimes); its error names the key.
+                    let alone = render(top.clone(), g.public_address, vec![t.clone()]);
+                    gateway::GatewayConfig::parse(&alone, lab_dir)
+                        .map(|_| t)
+                        .map_err(|e| format!("the lab's gateway cannot run this connection: {e}"))
+                });
+                match checked {
+                    Ok(t) => {
+                        tables.push(t);
+                        served.push(c.meta.id.clone());
+                    }
+                    Err(e) => failures.push((c.meta.id.to_lowercase(), e)),
+                }
+            }
+            runs.push(GatewayRun {
+                site: net.name.clone(),
+                gateway: g.name.clone(),
+                gateway_id: gw.meta.id.clone(),
+                netns: id.gateway_netns(&net.name, &g.name),
+                config: (!tables.is_empty()).then(|| render(top, g.public_address, tables)),
+                connections: served,
+            });
+        }
+    }
+    (runs, failures)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GatewayRunError + '_ {
+    move |source| GatewayRunError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `data` with mode 0600 (it holds shared keys), atomically.
+fn write_private(path: &Path, data: &[u8]) -> Result<(), GatewayRunError> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(data).map_err(io_err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn fingerprint(text: &str) -> String {
+    format!("{:016x}", crate::names::fnv1a(text))
+}
+
+/// Whether `pid` is a live (not zombie) `gateway run` process of config `config`.
+fn is_our_gateway(pid: i32, config: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // state is the field after the parenthesized command name
+    if stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(true) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let want = config.as_os_str().as_encoded_bytes();
+    args.windows(3).any(|w| w[0] == b"gateway" && w[1] == b"run" && w[2] == want)
+}
+
+/// Reads the records of the lab's gateway processes.
+pub fn records(lab_dir: &Path) -> Vec<GatewayRecord> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(gateways_dir(lab_dir)) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        if let Some(r) = std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str::<GatewayRecord>(&t).ok()) {
+            out.push(r);
+        }
+    }
+    out.sort_by(|a, b| (&a.site, &a.gateway).cmp(&(&b.site, &b.gateway)));
+    out
+}
+
+/// The record of one gateway's process, if it ran.
+pub fn record(lab_dir: &Path, site: &str, gateway: &str) -> Option<GatewayRecord> {
+    let p = gateways_dir(lab_dir).join(format!("{}.json", file_stem(site, gateway)));
+    std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Whether the recorded process still runs.
+pub fn alive(rec: &GatewayRecord) -> bool {
+    is_our_gateway(rec.pid, &rec.config)
+}
+
+/// Stops a recorded gateway process (SIGTERM, so it sends DELETE to its peers; SIGKILL after
+/// a grace period) and removes its record and socket.
+pub fn stop(lab_dir: &Path, rec: &GatewayRecord) {
+    if is_our_gateway(rec.pid, &rec.config) {
+        // SAFETY: kill(2) on the pid of a gateway process this lab started (checked above by
+        // its command line, which names this lab's configuration file).
+        unsafe { libc::kill(rec.pid, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline && is_our_gateway(rec.pid, &rec.config) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if is_our_gateway(rec.pid, &rec.config) {
+            // SAFETY: as above; it ignored SIGTERM.
+            unsafe { libc::kill(rec.pid, libc::SIGKILL) };
+        }
+    }
+    let stem = file_stem(&rec.site, &rec.gateway);
+    let _ = std::fs::remove_file(gateways_dir(lab_dir).join(format!("{stem}.json")));
+    let _ = std::fs::remove_file(&rec.control);
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Starts `gateway run` detached in `run.netns` and waits until its control socket answers.
+fn start(lab_dir: &Path, run: &GatewayRun, config_text: &str) -> Result<GatewayRecord, GatewayRunError> {
+    use std::os::unix::process::CommandExt;
+    let dir = gateways_dir(lab_dir);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let stem = file_stem(&run.site, &run.gateway);
+    let config = dir.join(format!("{stem}.toml"));
+    let control = dir.join(format!("{stem}.sock"));
+    let log = dir.join(format!("{stem}.log"));
+    write_private(&config, config_text.as_bytes())?;
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .map_err(io_err(&log))?;
+    let logf2 = logf.try_clone().map_err(io_err(&log))?;
+    let ns_path = Path::new(crate::netns::NETNS_RUN_DIR).join(&run.netns);
+    let ns = std::fs::File::open(&ns_path).map_err(io_err(&ns_path))?;
+    let program = gateway_program();
+    let mut cmd = std::process::Command::new(&program);
+    cmd.arg("gateway")
+        .arg("run")
+        .arg(&config)
+        .arg("--control")
+        .arg(&control)
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(logf)
+        .stderr(logf2);
+    let ns_fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
+    // SAFETY: between fork and exec only async-signal-safe calls: setns(2) on a descriptor
+    // opened before the fork, and setsid(2) so the gateway outlives the CLI's session.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| GatewayRunError::Spawn {
+        program: program.display().to_string(),
+        netns: run.netns.clone(),
+        source,
+    })?;
+    let pid = child.id() as i32;
+    drop(child);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if gateway::status::query(&control).is_ok() {
+            break;
+        }
+        if !is_our_gateway(pid, &config) {
+            return Err(GatewayRunError::NotUp {
+                netns: run.netns.clone(),
+                detail: format!("it exited; its log ({}) ends with:\n{}", log.display(), tail(&log, 8)),
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(GatewayRunError::NotUp {
+                netns: run.netns.clone(),
+                detail: format!("no answer on {} within {START_TIMEOUT:?}", control.display()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rec = GatewayRecord {
+        site: run.site.clone(),
+        gateway: run.gateway.clone(),
+        netns: run.netns.clone(),
+        pid,
+        control,
+        config,
+        log,
+        config_fingerprint: fingerprint(config_text),
+        connections: run.connections.iter().map(|c| c.rsplit('/').next().unwrap_or(c).to_string()).collect(),
+    };
+    let data = serde_json::to_vec_pretty(&rec).expect("record serializes");
+    write_private(&dir.join(format!("{stem}.json")), &data)?;
+    Ok(rec)
+}
+
+/// Makes the running gateway processes match `runs`: starts what is missing, restarts what
+/// changed, stops what is no longer wanted. Returns per gateway (site, name) what it did, or
+/// the error for gateways that could not be run.
+pub fn converge(lab_dir: &Path, runs: &[GatewayRun]) -> Vec<(GatewayRun, Result<GatewayAction, GatewayRunError>)> {
+    let mut out = Vec::new();
+    let existing = records(lab_dir);
+    for rec in &existing {
+        let wanted = runs.iter().any(|r| r.site == rec.site && r.gateway == rec.gateway && r.config.is_some());
+        if !wanted {
+            stop(lab_dir, rec);
+            if let Some(r) = runs.iter().find(|r| r.site == rec.site && r.gateway == rec.gateway) {
+                out.push((r.clone(), Ok(GatewayAction::Stopped)));
+            }
+        }
+    }
+    for run in runs {
+        let Some(text) = &run.config else { continue };
+        let prev = existing.iter().find(|r| r.site == run.site && r.gateway == run.gateway);
+        let result = match prev {
+            Some(rec) if alive(rec) && rec.config_fingerprint == fingerprint(text) => Ok(GatewayAction::Unchanged),
+            Some(rec) => {
+                let was_alive = alive(rec);
+                stop(lab_dir, rec);
+                start(lab_dir, run, text).map(|_| if was_alive { GatewayAction::Restarted } else { GatewayAction::Started })
+            }
+            None => start(lab_dir, run, text).map(|_| GatewayAction::Started),
+        };
+        out.push((run.clone(), result));
+    }
+    out
+}
