@@ -245,6 +245,177 @@ pub fn clamp_mss(pkt: &mut [u8], tun_mtu: u16, fix_checksum: bool) -> bool {
     false
 }
 
+/// Receive-side coalescing (GRO in userspace): consecutive in-order segments of one TCP
+/// flow, decrypted from one batch of ESP packets, are joined into a single super-packet
+/// written to the TUN device with a GSO `virtio_net_hdr`, so the kernel forwards one 64 KiB
+/// packet instead of ~45. The merge rules are the kernel's (`tcp_gro_receive`): same
+/// addresses, ports, ACK number, flags (apart from PSH) and TCP options; sequence numbers
+/// contiguous; every segment but the last exactly MSS long.
+pub struct Coalescer {
+    buf: Vec<u8>,
+    len: usize,
+    segs: usize,
+    v6: bool,
+    ip_len: usize,
+    hdr_len: usize,
+    mss: usize,
+    next_seq: u32,
+    closed: bool,
+}
+
+/// What [`Coalescer::push`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// The packet is now part of the pending super-packet.
+    Merged,
+    /// It cannot join: flush the pending packet, then push again or write it as it is.
+    Rejected,
+}
+
+/// Geometry of a TCP packet that may take part in coalescing.
+struct TcpGeom {
+    v6: bool,
+    ip_len: usize,
+    hdr_len: usize,
+    seq: u32,
+    payload: usize,
+    psh: bool,
+}
+
+fn tcp_geom(p: &[u8]) -> Option<TcpGeom> {
+    let (v6, ip_len) = match p.first()? >> 4 {
+        4 if p.len() >= 40 && p[0] == 0x45 && p[9] == 6 && u16::from_be_bytes([p[6], p[7]]) & 0x3fff == 0 => {
+            if u16::from_be_bytes([p[2], p[3]]) as usize != p.len() {
+                return None;
+            }
+            (false, 20)
+        }
+        6 if p.len() >= 60 && p[6] == 6 => {
+            if u16::from_be_bytes([p[4], p[5]]) as usize + 40 != p.len() {
+                return None;
+            }
+            (true, 40)
+        }
+        _ => return None,
+    };
+    let doff = ((p[ip_len + 12] >> 4) as usize) * 4;
+    let hdr_len = ip_len + doff;
+    if doff < 20 || p.len() <= hdr_len {
+        return None; // no payload: pure ACKs are not merged
+    }
+    let flags = p[ip_len + 13];
+    // only ACK and PSH may be set
+    if flags & !0x18 != 0 || flags & 0x10 == 0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes([p[ip_len + 4], p[ip_len + 5], p[ip_len + 6], p[ip_len + 7]]);
+    Some(TcpGeom { v6, ip_len, hdr_len, seq, payload: p.len() - hdr_len, psh: flags & 0x08 != 0 })
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Coalescer {
+    /// An empty coalescer with a 64 KiB buffer (allocated once).
+    pub fn new() -> Self {
+        Coalescer { buf: vec![0; VNET_HDR_LEN + 65_535], len: 0, segs: 0, v6: false, ip_len: 0, hdr_len: 0, mss: 0, next_seq: 0, closed: false }
+    }
+
+    /// Whether a super-packet is pending.
+    pub fn pending(&self) -> bool {
+        self.segs > 0
+    }
+
+    /// Offers one decrypted packet.
+    pub fn push(&mut self, p: &[u8]) -> Push {
+        let Some(g) = tcp_geom(p) else { return Push::Rejected };
+        if self.segs == 0 {
+            self.buf[VNET_HDR_LEN..VNET_HDR_LEN + p.len()].copy_from_slice(p);
+            self.len = p.len();
+            self.segs = 1;
+            self.v6 = g.v6;
+            self.ip_len = g.ip_len;
+            self.hdr_len = g.hdr_len;
+            self.mss = g.payload;
+            self.next_seq = g.seq.wrapping_add(g.payload as u32);
+            self.closed = g.psh;
+            return Push::Merged;
+        }
+        if self.closed || g.v6 != self.v6 || g.hdr_len != self.hdr_len || g.seq != self.next_seq || g.payload > self.mss {
+            return Push::Rejected;
+        }
+        if self.len + g.payload > 65_535 - if self.v6 { 40 } else { 0 } || self.segs >= 64 {
+            return Push::Rejected;
+        }
+        let first = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hdr_len];
+        let ip = g.ip_len;
+        let same_ip = if g.v6 {
+            first[..4] == p[..4] && first[6..40] == p[6..40] // version/class/flow, next header, hop limit, addresses
+        } else {
+            first[1] == p[1] && first[6..10] == p[6..10] && first[12..20] == p[12..20] // TOS, DF, TTL, proto, addresses
+        };
+        let same_tcp = first[ip..ip + 4] == p[ip..ip + 4] // ports
+            && first[ip + 8..ip + 12] == p[ip + 8..ip + 12] // ACK number
+            && (first[ip + 13] & !0x08) == (p[ip + 13] & !0x08)
+            && first[ip + 20..g.hdr_len] == p[ip + 20..g.hdr_len]; // options, e.g. timestamps
+        if !same_ip || !same_tcp {
+            return Push::Rejected;
+        }
+        let at = VNET_HDR_LEN + self.len;
+        self.buf[at..at + g.payload].copy_from_slice(&p[g.hdr_len..]);
+        self.len += g.payload;
+        self.segs += 1;
+        self.next_seq = self.next_seq.wrapping_add(g.payload as u32);
+        if g.psh {
+            self.buf[VNET_HDR_LEN + ip + 13] |= 0x08;
+        }
+        // a short segment or PSH ends the run, as in the kernel
+        self.closed = g.psh || g.payload < self.mss;
+        Push::Merged
+    }
+
+    /// Finishes the pending packet and returns it with its `virtio_net_hdr` in front, ready
+    /// for one TUN write; the coalescer is empty afterwards.
+    pub fn flush(&mut self) -> Option<&[u8]> {
+        if self.segs == 0 {
+            return None;
+        }
+        let segs = std::mem::take(&mut self.segs);
+        let total = self.len;
+        let (h, pkt) = self.buf.split_at_mut(VNET_HDR_LEN);
+        let pkt = &mut pkt[..total];
+        h.fill(0);
+        if segs > 1 {
+            let ip = self.ip_len;
+            let tcp_len = total - ip;
+            let mut pseudo;
+            if self.v6 {
+                pkt[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+                pseudo = csum_add(0, &pkt[8..40]);
+            } else {
+                pkt[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                pkt[10..12].copy_from_slice(&[0, 0]);
+                let c = csum_fold(csum_add(0, &pkt[..20]));
+                pkt[10..12].copy_from_slice(&c.to_be_bytes());
+                pseudo = csum_add(0, &pkt[12..20]);
+            }
+            pseudo += 6 + tcp_len as u64;
+            // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, not inverted
+            pkt[ip + 16..ip + 18].copy_from_slice(&(!csum_fold(pseudo)).to_be_bytes());
+            h[0] = F_NEEDS_CSUM;
+            h[1] = if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 };
+            h[2..4].copy_from_slice(&(self.hdr_len as u16).to_ne_bytes());
+            h[4..6].copy_from_slice(&(self.mss as u16).to_ne_bytes());
+            h[6..8].copy_from_slice(&(ip as u16).to_ne_bytes());
+            h[8..10].copy_from_slice(&16u16.to_ne_bytes());
+        }
+        Some(&self.buf[..VNET_HDR_LEN + total])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +556,78 @@ mod tests {
             pkt[ip_len + 13] = 0x10;
             assert!(!clamp_mss(&mut pkt, 1000, true));
         }
+    }
+
+    #[test]
+    fn coalesced_segments_split_back_into_the_same_packets() {
+        for v6 in [false, true] {
+            // a super-packet split like a NIC would, then coalesced again: the result must
+            // describe exactly the original stream
+            let orig = super_packet(v6, 10 * 1386 + 100, 0x18);
+            let ip_len = if v6 { 40 } else { 20 };
+            let h = VnetHdr { gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 }, gso_size: 1386, ..Default::default() };
+            let plan = plan_tcp(&orig, &h).unwrap();
+            let mut c = Coalescer::new();
+            let mut seg = vec![0u8; 2000];
+            for i in 0..plan.count {
+                let n = plan.write_segment(&orig, i, &mut seg);
+                assert_eq!(c.push(&seg[..n]), Push::Merged, "segment {i}");
+            }
+            // after the short last segment nothing more joins
+            let n = plan.write_segment(&orig, 0, &mut seg);
+            assert_eq!(c.push(&seg[..n]), Push::Rejected);
+            let out = c.flush().unwrap().to_vec();
+            assert!(!c.pending());
+            let hdr = VnetHdr::parse(&out).unwrap();
+            assert!(hdr.needs_csum());
+            assert_eq!((hdr.gso_size, hdr.csum_start, hdr.csum_offset), (1386, ip_len as u16, 16));
+            let pkt = &out[VNET_HDR_LEN..];
+            assert_eq!(pkt.len(), orig.len());
+            assert_eq!(pkt[ip_len + 20..], orig[ip_len + 20..], "payload");
+            if !v6 {
+                assert!(verify_ip4(pkt));
+            }
+            // completing the partial checksum gives a valid TCP checksum over the whole packet
+            let mut full = pkt.to_vec();
+            complete_checksum(&mut full, ip_len, 16).unwrap();
+            assert!(verify_tcp(&full));
+            // and splitting it again yields segments identical to the first split
+            let again = plan_tcp(pkt, &hdr).unwrap();
+            assert_eq!(again.count, plan.count);
+            let mut a = vec![0u8; 2000];
+            for i in 0..plan.count {
+                let n1 = plan.write_segment(&orig, i, &mut seg);
+                let n2 = again.write_segment(pkt, i, &mut a);
+                assert_eq!(seg[..n1], a[..n2], "segment {i} (v6 {v6})");
+            }
+        }
+    }
+
+    #[test]
+    fn coalescer_refuses_what_the_kernel_would_not_merge() {
+        let orig = super_packet(false, 3 * 1000, 0x10);
+        let h = VnetHdr { gso_type: GSO_TCPV4, gso_size: 1000, ..Default::default() };
+        let plan = plan_tcp(&orig, &h).unwrap();
+        let mut s0 = vec![0u8; 1100];
+        let mut s2 = vec![0u8; 1100];
+        let n0 = plan.write_segment(&orig, 0, &mut s0);
+        let n2 = plan.write_segment(&orig, 2, &mut s2);
+        let mut c = Coalescer::new();
+        assert_eq!(c.push(&s0[..n0]), Push::Merged);
+        assert_eq!(c.push(&s2[..n2]), Push::Rejected, "gap in sequence numbers");
+        // a single pending segment is written unchanged, without GSO
+        let out = c.flush().unwrap();
+        assert_eq!(&out[..VNET_HDR_LEN], &[0u8; VNET_HDR_LEN]);
+        assert_eq!(&out[VNET_HDR_LEN..], &s0[..n0]);
+        // SYN, pure ACK and UDP never merge
+        let mut syn = s0[..n0].to_vec();
+        syn[33] = 0x12;
+        assert_eq!(c.push(&syn), Push::Rejected);
+        assert_eq!(c.push(&s0[..40]), Push::Rejected);
+        let mut udp = s0[..n0].to_vec();
+        udp[9] = 17;
+        assert_eq!(c.push(&udp), Push::Rejected);
+        assert!(c.flush().is_none());
     }
 
     #[test]

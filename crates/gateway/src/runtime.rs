@@ -7,7 +7,7 @@
 
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::datapath::{DataPath, Drop};
-use crate::offload::{clamp_mss, complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::offload::{clamp_mss, complete_checksum, plan_tcp, Coalescer, Push, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::udp::{self, RecvBatch, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use crate::status::{ConnectionReport, ControlServer, GatewayStatus};
 use crate::tun::{self, Tun};
@@ -89,6 +89,10 @@ pub struct Gateway {
     rx4500: Box<RecvBatch>,
     /// Whether UDP GSO works on the path (cleared after the first refusal).
     gso_ok: bool,
+    /// Joins decrypted TCP segments into super-packets for the TUN device.
+    gro: Coalescer,
+    /// Connection of the packets pending in `gro` (for drop accounting).
+    gro_conn: usize,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -165,6 +169,8 @@ impl Gateway {
             tx: vec![0; MAX_PACKET + SEAL_SLACK],
             rx4500: RecvBatch::new(RX_BATCH, RX_SLOT),
             gso_ok: true,
+            gro: Coalescer::new(),
+            gro_conn: 0,
             cfg,
         };
         for i in 0..gw.cfg.connections.len() {
@@ -328,9 +334,25 @@ impl Gateway {
                 }
                 match self.dp.open_in_place(pkt) {
                     Ok((range, conn)) => {
+                        clamp_mss(&mut pkt[range.clone()], self.tun_mtu, true);
+                        if vnet {
+                            match self.gro.push(&pkt[range.clone()]) {
+                                Push::Merged => {
+                                    self.gro_conn = conn;
+                                    continue;
+                                }
+                                Push::Rejected if self.gro.pending() => {
+                                    flush_gro(&self.tun, &mut self.gro, &mut self.dp, self.gro_conn);
+                                    if self.gro.push(&pkt[range.clone()]) == Push::Merged {
+                                        self.gro_conn = conn;
+                                        continue;
+                                    }
+                                }
+                                Push::Rejected => {}
+                            }
+                        }
                         // the ESP header and IV (>= 16 bytes) precede the inner packet: room
                         // for the TUN's virtio_net_hdr without a copy
-                        clamp_mss(&mut pkt[range.clone()], self.tun_mtu, true);
                         let start = if vnet { range.start - VNET_HDR_LEN } else { range.start };
                         pkt[start..range.start].fill(0);
                         if let Err(e) = self.tun.write(&pkt[start..range.end]) {
@@ -347,6 +369,7 @@ impl Gateway {
                     }
                 }
             }
+            flush_gro(&self.tun, &mut self.gro, &mut self.dp, self.gro_conn);
             if n < RX_BATCH {
                 break;
             }
@@ -596,5 +619,17 @@ fn send_run(fd: std::os::fd::RawFd, buf: &[u8], lens: &[usize], peer: SocketAddr
             dp.count(Some(conn), Drop::IoError);
         }
         off += l;
+    }
+}
+
+/// Writes the pending coalesced super-packet (if any) to the TUN device.
+fn flush_gro(tun: &Tun, gro: &mut Coalescer, dp: &mut DataPath, conn: usize) {
+    if let Some(p) = gro.flush() {
+        if let Err(e) = tun.write(p) {
+            if !would_block(&e) {
+                debug!("TUN write (coalesced): {e}");
+            }
+            dp.count(Some(conn), Drop::IoError);
+        }
     }
 }
