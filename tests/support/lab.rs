@@ -129,8 +129,20 @@ impl Lab {
         Lab::up_in(repo_root().join(dir), scratch_dir("state"))
     }
 
+    /// `lab up EXTRA… DIR` (e.g. `--no-gateways`); panics with the output if it fails.
+    pub fn up_with(dir: impl AsRef<Path>, extra: &[&str]) -> Lab {
+        Lab::up_in_with(repo_root().join(dir), scratch_dir("state"), extra)
+    }
+
     fn up_in(dir: PathBuf, state: PathBuf) -> Lab {
-        let out = hybridnet(&state, &["lab", "up", dir.to_str().unwrap()]);
+        Lab::up_in_with(dir, state, &[])
+    }
+
+    fn up_in_with(dir: PathBuf, state: PathBuf, extra: &[&str]) -> Lab {
+        let mut args = vec!["lab", "up"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        let out = hybridnet(&state, &args);
         let id = registered_id(&state);
         let lab = Lab {
             dir,
