@@ -50,3 +50,45 @@ fn hybridnet_to_hybridnet() {
     })
     .unwrap_or_else(|e| panic!("{e:#}\n{}", a.status_text()));
 }
+
+/// One gateway process, two connections: the working one carries traffic while the other
+/// (a peer that does not exist) keeps retrying; the responder accepts any peer (`%any`).
+#[test]
+fn many_connections_and_any_peer_responder() {
+    let net = TwoSites::new().expect("topology");
+    let scratch = Scratch::new("pair-any", &net.id).unwrap();
+    let psk = random_psk();
+    let ike = ["aes256gcm16-prfsha256-ecp256"];
+    let esp = ["aes128gcm16"];
+    let mut bcfg = hybridnet_b(&psk, false, &ike, &esp);
+    bcfg.remote_address = "%any".into();
+    bcfg.remote_id = "%any".into();
+    let b = GatewayProc::start(&net.gw_b, &scratch.path, "gw-b", &bcfg.to_toml()).expect("gw-b");
+    let acfg = hybridnet_a(&psk, true, &ike, &esp).to_toml()
+        + r#"
+[[connection]]
+name = "nowhere"
+remote_address = "198.51.100.99"
+psk = "another-secret-value"
+local_prefixes = ["10.1.0.0/16"]
+remote_prefixes = ["10.99.0.0/16"]
+initiate = true
+"#;
+    let a = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &acfg).expect("gw-a");
+    a.wait_established("site-b", Duration::from_secs(20)).unwrap();
+    b.wait_established("site-a", Duration::from_secs(10)).unwrap();
+    check_traffic(&net).expect("traffic");
+    let st = a.status().unwrap();
+    assert_eq!(st.connections.len(), 2);
+    let nowhere = st.connections.iter().find(|c| c.name == "nowhere").unwrap();
+    assert_ne!(nowhere.state, "established");
+    assert!(nowhere.child_sas.is_empty());
+    // traffic for the dead connection's prefix is dropped and counted, never sent in clear
+    let _ = net.vm_a.exec_unchecked("ping", &["-c", "2", "-W", "1", "10.99.0.1"]);
+    let nowhere = a.connection("nowhere").unwrap();
+    assert!(nowhere.drops.no_child_sa >= 2, "{:?}", nowhere.drops);
+    let sb = b.connection("site-a").unwrap();
+    assert_eq!(sb.remote_address, "%any");
+    assert!(sb.child_sas[0].peer.starts_with("198.51.100.1:"), "{:?}", sb.child_sas);
+    assert!(a.status_text().contains("nowhere"));
+}
