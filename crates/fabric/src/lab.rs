@@ -393,7 +393,8 @@ impl Lab {
         }
         let label = format!("deploy {} -> {}", req.name, req.site);
         progress.step(&label, || {
-            let plan = match site.plan(&template_text, params.clone(), &req.name) {
+            let options = self.plan_options(&req.site)?;
+            let plan = match site.plan_with(&template_text, params.clone(), &req.name, &options) {
                 Ok(p) => p,
                 Err(source) => {
                     // Recorded so status shows the failed deployment; resources are untouched.
@@ -421,6 +422,26 @@ impl Lab {
                     "{created} created, {updated} updated, {deleted} deleted, {same} unchanged"
                 ),
             ))
+        })
+    }
+
+    /// How deployments to `site` are planned: only its locations (when it declares some),
+    /// with the other sites' resources visible to references (e.g. a Vnet2Vnet peer gateway).
+    fn plan_options(&self, site: &str) -> Result<site::PlanOptions, LabError> {
+        let spec = self.record.sites.iter().find(|s| s.name == site);
+        let locations = spec.filter(|s| !s.locations.is_empty()).map(|s| s.locations.clone());
+        let mut foreign = Vec::new();
+        if locations.is_some() {
+            for other in self.record.sites.iter().filter(|s| s.name != site) {
+                if let Ok(o) = Site::open(&self.dir.sites_path(), &other.name) {
+                    foreign.extend(o.resources().map_err(site_err(&other.name))?);
+                }
+            }
+        }
+        Ok(site::PlanOptions {
+            mode: site::DeploymentMode::Incremental,
+            locations,
+            foreign,
         })
     }
 
@@ -1053,7 +1074,12 @@ pub fn up_with(root: &Path, dir: &Path, opts: &UpOptions, progress: &mut Progres
     ));
     for s in &spec.sites {
         progress.step(&format!("site {}", s.name), || {
-            Site::create(&lab.dir.sites_path(), &s.name, &s.kind, s.public_prefix)
+            let options = site::SiteOptions {
+                subscription_id: s.resource_group.as_ref().map(|rg| format!("hybridnet-{rg}")),
+                resource_group: s.resource_group.clone(),
+                location: s.locations.first().cloned(),
+            };
+            Site::create_with(&lab.dir.sites_path(), &s.name, &s.kind, s.public_prefix, &options)
                 .map_err(site_err(&s.name))?;
             Ok::<_, LabError>((
                 (),

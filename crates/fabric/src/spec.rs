@@ -9,6 +9,8 @@
 //!     kind: azure-stack-hub
 //!     publicPrefix: 198.51.100.0/24
 //!     nat: true                      # optional: the site sits behind NAT
+//!     locations: ["East US"]         # optional: the ARM locations this site serves
+//!     resourceGroup: hybrid          # optional: shared by sites deploying one template
 //! deployments:                       # applied in this order
 //!   - name: azure-network            # deployment name (unique in the lab)
 //!     site: azure
@@ -56,6 +58,16 @@ pub struct SiteSpec {
     /// Whether the site is behind NAT.
     #[serde(default)]
     pub nat: bool,
+    /// ARM locations this site serves (e.g. `["North Europe"]`): a template whose resources
+    /// span locations (vnet-to-vnet) is deployed to each site, which takes only its own
+    /// locations' resources. Empty: the site takes every resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
+    /// Resource group (and subscription) shared by sites that deploy one template together,
+    /// so that resource ids agree across them (like regions of one Azure resource group).
+    /// Default: the site name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
 }
 
 /// One deployment step.
