@@ -2,7 +2,9 @@
 //! names the offending key and connection, unknown keys are rejected (a typo must not silently
 //! fall back to a default), and the PSK never reaches a `Debug` or error string.
 
-use ike::config::{ConnectionConfig, Encryption, Identity, Integrity, Proposal, Psk, TrafficSelector};
+use ike::config::{
+    ConnectionConfig, Encryption, Identity, Integrity, Proposal, Psk, TrafficSelector,
+};
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
@@ -13,7 +15,8 @@ use zeroize::Zeroizing;
 /// Default TUN device name (fits IFNAMSIZ with room for a suffix).
 pub const DEFAULT_TUN_NAME: &str = "hn-gw0";
 /// Default IKE proposals: Azure's and Azure Stack Hub's common ground first.
-pub const DEFAULT_IKE_PROPOSALS: &[&str] = &["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"];
+pub const DEFAULT_IKE_PROPOSALS: &[&str] =
+    &["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"];
 /// Default ESP proposals (no PFS, like Azure's default policy).
 pub const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256gcm16", "aes256-sha256"];
 /// Azure's IKE SA lifetime (28800 s).
@@ -28,7 +31,10 @@ pub const DEFAULT_DPD_TIMEOUT: Duration = Duration::from_secs(45);
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {cause}")]
-    Read { path: PathBuf, cause: std::io::Error },
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// The file is not valid TOML.
     #[error("config is not valid TOML: {0}")]
     Syntax(String),
@@ -40,13 +46,26 @@ pub enum ConfigError {
     UnknownKey { place: Place, key: String },
     /// A key has the wrong TOML type.
     #[error("{place}: key `{key}` must be {expected}")]
-    WrongType { place: Place, key: String, expected: &'static str },
+    WrongType {
+        place: Place,
+        key: String,
+        expected: &'static str,
+    },
     /// A key has a value of the right type that is not acceptable.
     #[error("{place}: key `{key}`: invalid value {value:?}: {reason}")]
-    Invalid { place: Place, key: String, value: String, reason: String },
+    Invalid {
+        place: Place,
+        key: String,
+        value: String,
+        reason: String,
+    },
     /// The file named by `psk_file` could not be read.
     #[error("{place}: key `psk_file`: cannot read {path}: {cause}")]
-    PskFile { place: Place, path: PathBuf, cause: std::io::Error },
+    PskFile {
+        place: Place,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// Both or neither of `psk` and `psk_file` are given.
     #[error("{place}: exactly one of `psk` and `psk_file` is required")]
     PskChoice { place: Place },
@@ -74,7 +93,10 @@ impl fmt::Display for Place {
         match self {
             Place::Top => write!(f, "config"),
             Place::Tun => write!(f, "config [tun]"),
-            Place::Connection { index, name: Some(n) } => write!(f, "connection {n:?} ([[connection]] #{})", index + 1),
+            Place::Connection {
+                index,
+                name: Some(n),
+            } => write!(f, "connection {n:?} ([[connection]] #{})", index + 1),
             Place::Connection { index, name: None } => write!(f, "[[connection]] #{}", index + 1),
         }
     }
@@ -159,37 +181,62 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// Reads and validates a config file; relative `psk_file` paths resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read { path: path.to_path_buf(), cause })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &base)
     }
 
     /// Parses config text; `base_dir` resolves relative `psk_file` paths.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, ConfigError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
         let mut top = Fields::new(Place::Top, table);
-        let local_address = top.ip("local_address")?.ok_or(ConfigError::Missing { place: Place::Top, key: "local_address" })?;
+        let local_address = top.ip("local_address")?.ok_or(ConfigError::Missing {
+            place: Place::Top,
+            key: "local_address",
+        })?;
         let control_socket = top.string("control_socket")?.map(PathBuf::from);
         let path_mtu = top.mtu("path_mtu")?;
         let tun = match top.take("tun") {
-            None => TunConfig { name: DEFAULT_TUN_NAME.into(), mtu: None },
+            None => TunConfig {
+                name: DEFAULT_TUN_NAME.into(),
+                mtu: None,
+            },
             Some(toml::Value::Table(t)) => {
                 let mut f = Fields::new(Place::Tun, t);
                 let name = f.string("name")?.unwrap_or_else(|| DEFAULT_TUN_NAME.into());
                 if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
-                    return Err(f.invalid("name", &name, "an interface name of 1 to 15 characters without '/' or spaces"));
+                    return Err(f.invalid(
+                        "name",
+                        &name,
+                        "an interface name of 1 to 15 characters without '/' or spaces",
+                    ));
                 }
                 let mtu = f.mtu("mtu")?;
                 f.finish()?;
                 TunConfig { name, mtu }
             }
-            Some(_) => return Err(ConfigError::WrongType { place: Place::Top, key: "tun".into(), expected: "a table" }),
+            Some(_) => {
+                return Err(ConfigError::WrongType {
+                    place: Place::Top,
+                    key: "tun".into(),
+                    expected: "a table",
+                })
+            }
         };
         let raw_conns = match top.take("connection") {
             None => return Err(ConfigError::NoConnections),
             Some(toml::Value::Array(a)) => a,
             Some(_) => {
-                return Err(ConfigError::WrongType { place: Place::Top, key: "connection".into(), expected: "an array of tables ([[connection]])" })
+                return Err(ConfigError::WrongType {
+                    place: Place::Top,
+                    key: "connection".into(),
+                    expected: "an array of tables ([[connection]])",
+                })
             }
         };
         top.finish()?;
@@ -199,32 +246,71 @@ impl GatewayConfig {
         let mut connections: Vec<ConnectionSpec> = Vec::with_capacity(raw_conns.len());
         for (index, v) in raw_conns.into_iter().enumerate() {
             let toml::Value::Table(t) = v else {
-                return Err(ConfigError::WrongType { place: Place::Connection { index, name: None }, key: "connection".into(), expected: "a table" });
+                return Err(ConfigError::WrongType {
+                    place: Place::Connection { index, name: None },
+                    key: "connection".into(),
+                    expected: "a table",
+                });
             };
             let c = parse_connection(index, t, local_address, base_dir)?;
             if connections.iter().any(|o| o.name == c.name) {
-                return Err(ConfigError::DuplicateName { place: Place::Connection { index, name: Some(c.name) } });
+                return Err(ConfigError::DuplicateName {
+                    place: Place::Connection {
+                        index,
+                        name: Some(c.name),
+                    },
+                });
             }
             connections.push(c);
         }
-        Ok(GatewayConfig { local_address, control_socket, path_mtu, tun, connections })
+        Ok(GatewayConfig {
+            local_address,
+            control_socket,
+            path_mtu,
+            tun,
+            connections,
+        })
     }
 }
 
-fn parse_connection(index: usize, t: toml::Table, local_address: IpAddr, base_dir: &Path) -> Result<ConnectionSpec, ConfigError> {
+fn parse_connection(
+    index: usize,
+    t: toml::Table,
+    local_address: IpAddr,
+    base_dir: &Path,
+) -> Result<ConnectionSpec, ConfigError> {
     let mut f = Fields::new(Place::Connection { index, name: None }, t);
-    let name = f.string("name")?.ok_or(ConfigError::Missing { place: f.place.clone(), key: "name" })?;
+    let name = f.string("name")?.ok_or(ConfigError::Missing {
+        place: f.place.clone(),
+        key: "name",
+    })?;
     if name.is_empty() || name.chars().any(|c| c.is_control()) {
         return Err(f.invalid("name", &name, "must be non-empty printable text"));
     }
-    f.place = Place::Connection { index, name: Some(name.clone()) };
-    let remote_raw = f.string("remote_address")?.ok_or(ConfigError::Missing { place: f.place.clone(), key: "remote_address" })?;
+    f.place = Place::Connection {
+        index,
+        name: Some(name.clone()),
+    };
+    let remote_raw = f.string("remote_address")?.ok_or(ConfigError::Missing {
+        place: f.place.clone(),
+        key: "remote_address",
+    })?;
     let remote_address = if remote_raw == "%any" {
         None
     } else {
-        let a: IpAddr = remote_raw.parse().map_err(|_| f.invalid("remote_address", &remote_raw, "expected an IP address or \"%any\""))?;
+        let a: IpAddr = remote_raw.parse().map_err(|_| {
+            f.invalid(
+                "remote_address",
+                &remote_raw,
+                "expected an IP address or \"%any\"",
+            )
+        })?;
         if a.is_ipv4() != local_address.is_ipv4() {
-            return Err(f.invalid("remote_address", &remote_raw, "address family differs from local_address"));
+            return Err(f.invalid(
+                "remote_address",
+                &remote_raw,
+                "address family differs from local_address",
+            ));
         }
         Some(a)
     };
@@ -246,7 +332,12 @@ fn parse_connection(index: usize, t: toml::Table, local_address: IpAddr, base_di
         })?,
         (None, Some(file)) => {
             let path = base_dir.join(&file);
-            let bytes = Zeroizing::new(std::fs::read(&path).map_err(|cause| ConfigError::PskFile { place: f.place.clone(), path: path.clone(), cause })?);
+            let bytes =
+                Zeroizing::new(std::fs::read(&path).map_err(|cause| ConfigError::PskFile {
+                    place: f.place.clone(),
+                    path: path.clone(),
+                    cause,
+                })?);
             let mut end = bytes.len();
             while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
                 end -= 1;
@@ -258,18 +349,28 @@ fn parse_connection(index: usize, t: toml::Table, local_address: IpAddr, base_di
                 reason: r.into(),
             })?
         }
-        _ => return Err(ConfigError::PskChoice { place: f.place.clone() }),
+        _ => {
+            return Err(ConfigError::PskChoice {
+                place: f.place.clone(),
+            })
+        }
     };
     let local_prefixes = f.prefixes("local_prefixes")?;
     let remote_prefixes = f.prefixes("remote_prefixes")?;
     let ike_proposals = f.proposals("ike_proposals", DEFAULT_IKE_PROPOSALS, false)?;
     let esp_proposals = f.proposals("esp_proposals", DEFAULT_ESP_PROPOSALS, true)?;
     let ike_lifetime = f.duration("ike_lifetime")?.unwrap_or(DEFAULT_IKE_LIFETIME);
-    let child_lifetime = f.duration("child_lifetime")?.unwrap_or(DEFAULT_CHILD_LIFETIME);
+    let child_lifetime = f
+        .duration("child_lifetime")?
+        .unwrap_or(DEFAULT_CHILD_LIFETIME);
     let dpd_timeout = f.duration("dpd_timeout")?.unwrap_or(DEFAULT_DPD_TIMEOUT);
     let initiate = f.boolean("initiate")?.unwrap_or(remote_address.is_some());
     if initiate && remote_address.is_none() {
-        return Err(f.invalid("initiate", "true", "a connection with remote_address = \"%any\" can only respond"));
+        return Err(f.invalid(
+            "initiate",
+            "true",
+            "a connection with remote_address = \"%any\" can only respond",
+        ));
     }
     f.finish()?;
     Ok(ConnectionSpec {
@@ -296,7 +397,11 @@ impl ConnectionSpec {
             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        let ts = |p: &[IpNet]| p.iter().map(|n| TrafficSelector::from_prefix(n.network(), n.prefix_len())).collect();
+        let ts = |p: &[IpNet]| {
+            p.iter()
+                .map(|n| TrafficSelector::from_prefix(n.network(), n.prefix_len()))
+                .collect()
+        };
         ConnectionConfig {
             name: self.name.clone(),
             local_addr: local_address,
@@ -332,7 +437,10 @@ pub fn parse_identity(s: &str) -> Result<Identity, &'static str> {
     if fqdn.is_empty() || fqdn.len() > 253 {
         return Err("expected an IP address or an FQDN of 1 to 253 characters");
     }
-    if !fqdn.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+    if !fqdn
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
         return Err("an FQDN may only contain letters, digits, '.', '-' and '_'");
     }
     Ok(Identity::Fqdn(fqdn.to_string()))
@@ -369,9 +477,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
         Some('h') => (&s[..s.len() - 1], 3600),
         Some('d') => (&s[..s.len() - 1], 86_400),
         Some(c) if c.is_ascii_digit() => (s, 1),
-        _ => return Err("expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")"),
+        _ => {
+            return Err(
+                "expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")",
+            )
+        }
     };
-    let n: u64 = num.trim().parse().map_err(|_| "expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")")?;
+    let n: u64 = num.trim().parse().map_err(|_| {
+        "expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")"
+    })?;
     if n == 0 {
         return Err("must be greater than zero");
     }
@@ -392,10 +506,19 @@ impl Fields {
         self.table.remove(key)
     }
     fn invalid(&self, key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { place: self.place.clone(), key: key.into(), value: value.into(), reason: reason.into() }
+        ConfigError::Invalid {
+            place: self.place.clone(),
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
     }
     fn wrong(&self, key: &str, expected: &'static str) -> ConfigError {
-        ConfigError::WrongType { place: self.place.clone(), key: key.into(), expected }
+        ConfigError::WrongType {
+            place: self.place.clone(),
+            key: key.into(),
+            expected,
+        }
     }
     fn string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.take(key) {
@@ -414,14 +537,19 @@ impl Fields {
     fn ip(&mut self, key: &str) -> Result<Option<IpAddr>, ConfigError> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| self.invalid(key, &s, "expected an IPv4 or IPv6 address")),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| self.invalid(key, &s, "expected an IPv4 or IPv6 address")),
         }
     }
     fn mtu(&mut self, key: &str) -> Result<Option<u16>, ConfigError> {
         match self.take(key) {
             None => Ok(None),
             Some(toml::Value::Integer(n)) if (576..=65_535).contains(&n) => Ok(Some(n as u16)),
-            Some(toml::Value::Integer(n)) => Err(self.invalid(key, &n.to_string(), "an MTU must be between 576 and 65535")),
+            Some(toml::Value::Integer(n)) => {
+                Err(self.invalid(key, &n.to_string(), "an MTU must be between 576 and 65535"))
+            }
             Some(_) => Err(self.wrong(key, "an integer")),
         }
     }
@@ -429,8 +557,12 @@ impl Fields {
         match self.take(key) {
             None => Ok(None),
             Some(toml::Value::Integer(n)) if n > 0 => Ok(Some(Duration::from_secs(n as u64))),
-            Some(toml::Value::Integer(n)) => Err(self.invalid(key, &n.to_string(), "must be greater than zero")),
-            Some(toml::Value::String(s)) => parse_duration(&s).map(Some).map_err(|r| self.invalid(key, &s, r)),
+            Some(toml::Value::Integer(n)) => {
+                Err(self.invalid(key, &n.to_string(), "must be greater than zero"))
+            }
+            Some(toml::Value::String(s)) => parse_duration(&s)
+                .map(Some)
+                .map_err(|r| self.invalid(key, &s, r)),
             Some(_) => Err(self.wrong(key, "seconds (integer) or a string like \"45s\"")),
         }
     }
@@ -438,7 +570,12 @@ impl Fields {
         match self.take(key) {
             None => Ok(None),
             // strongSwan writes lists as one comma-separated string; accept that too
-            Some(toml::Value::String(s)) => Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
+            Some(toml::Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+            )),
             Some(toml::Value::Array(a)) => a
                 .into_iter()
                 .map(|v| match v {
@@ -451,21 +588,35 @@ impl Fields {
         }
     }
     fn prefixes(&mut self, key: &'static str) -> Result<Vec<IpNet>, ConfigError> {
-        let list = self.string_list(key)?.ok_or(ConfigError::Missing { place: self.place.clone(), key })?;
+        let list = self.string_list(key)?.ok_or(ConfigError::Missing {
+            place: self.place.clone(),
+            key,
+        })?;
         if list.is_empty() {
             return Err(self.invalid(key, "[]", "at least one prefix is required"));
         }
         list.iter()
             .map(|s| {
-                let net: IpNet = s.parse().map_err(|_| self.invalid(key, s, "expected a prefix like 10.1.0.0/16"))?;
+                let net: IpNet = s
+                    .parse()
+                    .map_err(|_| self.invalid(key, s, "expected a prefix like 10.1.0.0/16"))?;
                 if net.network() != net.addr() {
-                    return Err(self.invalid(key, s, format!("host bits are set; did you mean {}?", net.trunc())));
+                    return Err(self.invalid(
+                        key,
+                        s,
+                        format!("host bits are set; did you mean {}?", net.trunc()),
+                    ));
                 }
                 Ok(net)
             })
             .collect()
     }
-    fn proposals(&mut self, key: &str, default: &[&str], esp: bool) -> Result<Vec<Proposal>, ConfigError> {
+    fn proposals(
+        &mut self,
+        key: &str,
+        default: &[&str],
+        esp: bool,
+    ) -> Result<Vec<Proposal>, ConfigError> {
         let list = match self.string_list(key)? {
             Some(l) => l,
             None => default.iter().map(|s| s.to_string()).collect(),
@@ -475,8 +626,14 @@ impl Fields {
         }
         list.iter()
             .map(|s| {
-                let p: Proposal = s.parse().map_err(|e| self.invalid(key, s, format!("{e}")))?;
-                let complete = if esp { p.validate_esp() } else { p.validate_ike() };
+                let p: Proposal = s
+                    .parse()
+                    .map_err(|e| self.invalid(key, s, format!("{e}")))?;
+                let complete = if esp {
+                    p.validate_esp()
+                } else {
+                    p.validate_ike()
+                };
                 complete.map_err(|e| self.invalid(key, s, e.to_string()))?;
                 Ok(p)
             })
@@ -484,7 +641,10 @@ impl Fields {
     }
     fn finish(self) -> Result<(), ConfigError> {
         match self.table.keys().next() {
-            Some(k) => Err(ConfigError::UnknownKey { place: self.place, key: k.clone() }),
+            Some(k) => Err(ConfigError::UnknownKey {
+                place: self.place,
+                key: k.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -594,7 +754,9 @@ remote_prefixes = ["10.9.0.0/16"]
     }
 
     fn err(text: &str) -> String {
-        GatewayConfig::parse(text, Path::new("/")).unwrap_err().to_string()
+        GatewayConfig::parse(text, Path::new("/"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -602,9 +764,15 @@ remote_prefixes = ["10.9.0.0/16"]
         let e = err(&GOOD.replace("initiate = true", "initiat = true"));
         assert!(e.contains("\"to-b\"") && e.contains("`initiat`"), "{e}");
         let e = err(&GOOD.replace("\"10.2.0.0/16, 10.3.0.0/24\"", "\"10.2.0.1/16\""));
-        assert!(e.contains("remote_prefixes") && e.contains("10.2.0.0/16") && e.contains("to-b"), "{e}");
+        assert!(
+            e.contains("remote_prefixes") && e.contains("10.2.0.0/16") && e.contains("to-b"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("aes256gcm16-prfsha384-ecp384", "aes999-foo"));
-        assert!(e.contains("ike_proposals") && e.contains("aes999-foo"), "{e}");
+        assert!(
+            e.contains("ike_proposals") && e.contains("aes999-foo"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("dpd_timeout = \"45s\"", "dpd_timeout = \"45 parsecs\""));
         assert!(e.contains("dpd_timeout"), "{e}");
         let e = err(&GOOD.replace("psk = \"s3cret-psk-value\"", ""));
@@ -613,7 +781,10 @@ remote_prefixes = ["10.9.0.0/16"]
         assert!(e.contains("duplicate"), "{e}");
         let e = err(&GOOD.replace("local_address = \"198.51.100.1\"", ""));
         assert!(e.contains("local_address"), "{e}");
-        let e = err(&GOOD.replace("remote_address = \"%any\"", "remote_address = \"%any\"\ninitiate = true"));
+        let e = err(&GOOD.replace(
+            "remote_address = \"%any\"",
+            "remote_address = \"%any\"\ninitiate = true",
+        ));
         assert!(e.contains("initiate") && e.contains("\"any\""), "{e}");
         let e = err(&GOOD.replace("psk = \"0x00ff10\"", "psk = \"0xzz\""));
         assert!(e.contains("psk") && !e.contains("0xzz"), "{e}");
@@ -629,7 +800,9 @@ remote_prefixes = ["10.9.0.0/16"]
         let text = GOOD.replace("psk = \"s3cret-psk-value\"", "psk_file = \"psk\"");
         let c = GatewayConfig::parse(&text, &dir).unwrap();
         assert_eq!(c.connections[0].psk.expose(), b"from-file");
-        let e = GatewayConfig::parse(&text.replace("\"psk\"", "\"missing\""), &dir).unwrap_err().to_string();
+        let e = GatewayConfig::parse(&text.replace("\"psk\"", "\"missing\""), &dir)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("psk_file") && e.contains("missing"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -150,7 +150,9 @@ pub fn esp_cipher(enc: Encryption, integ: Option<Integrity>) -> Result<Cipher, S
         (Encryption::AesGcm16_256, None) => Ok(Cipher::AesGcm256),
         (Encryption::AesCbc128, Some(a)) => Ok(Cipher::AesCbc128(a)),
         (Encryption::AesCbc256, Some(a)) => Ok(Cipher::AesCbc256(a)),
-        (e, a) => Err(format!("unsupported ESP transform {e:?} with integrity {a:?}")),
+        (e, a) => Err(format!(
+            "unsupported ESP transform {e:?} with integrity {a:?}"
+        )),
     }
 }
 
@@ -310,15 +312,21 @@ impl DataPath {
     /// Records a connection's configured remote prefixes (for drop accounting only).
     pub fn set_configured_prefixes(&mut self, conn: usize, prefixes: &[ipnet::IpNet]) {
         self.configured.retain(|r| r.conn != conn);
-        self.configured.extend(prefixes.iter().map(|p| Route { range: Range::of_net(p), conn }));
+        self.configured.extend(prefixes.iter().map(|p| Route {
+            range: Range::of_net(p),
+            conn,
+        }));
         self.configured.sort_by_key(|r| r.range.size());
     }
 
     /// Installs a Child SA negotiated by IKE; it becomes the connection's outbound SA.
     pub fn install(&mut self, conn: usize, keys: &ChildSaKeys, now: Instant) -> Result<(), String> {
         let cipher = esp_cipher(keys.encryption, keys.integrity)?;
-        let inbound = InboundSa::new(keys.spi_in, cipher, &keys.enc_key_in, &keys.integ_key_in).map_err(|e| e.to_string())?;
-        let outbound = OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out).map_err(|e| e.to_string())?;
+        let inbound = InboundSa::new(keys.spi_in, cipher, &keys.enc_key_in, &keys.integ_key_in)
+            .map_err(|e| e.to_string())?;
+        let outbound =
+            OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out)
+                .map_err(|e| e.to_string())?;
         let mut algorithms = cipher.name();
         if let Some(g) = keys.dh_group {
             algorithms.push('/');
@@ -366,14 +374,22 @@ impl DataPath {
     /// Removes the Child SA with inbound SPI `spi_in`; outbound falls back to the connection's
     /// newest remaining Child SA. Returns whether one was removed.
     pub fn remove(&mut self, spi_in: u32) -> bool {
-        let Some(idx) = self.by_spi.remove(&spi_in) else { return false };
-        let Some(slot) = self.slots[idx].take() else { return false };
+        let Some(idx) = self.by_spi.remove(&spi_in) else {
+            return false;
+        };
+        let Some(slot) = self.slots[idx].take() else {
+            return false;
+        };
         if self.current[slot.conn] == Some(idx) {
             self.current[slot.conn] = self
                 .slots
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.as_ref().filter(|s| s.conn == slot.conn).map(|s| (i, s.installed)))
+                .filter_map(|(i, s)| {
+                    s.as_ref()
+                        .filter(|s| s.conn == slot.conn)
+                        .map(|s| (i, s.installed))
+                })
                 .max_by_key(|(_, t)| *t)
                 .map(|(i, _)| i);
         }
@@ -383,7 +399,13 @@ impl DataPath {
 
     /// Removes every Child SA of a connection.
     pub fn remove_connection(&mut self, conn: usize) {
-        let spis: Vec<u32> = self.slots.iter().flatten().filter(|s| s.conn == conn).map(|s| s.spi_in).collect();
+        let spis: Vec<u32> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| s.conn == conn)
+            .map(|s| s.spi_in)
+            .collect();
         for spi in spis {
             self.remove(spi);
         }
@@ -393,7 +415,8 @@ impl DataPath {
         self.routes.clear();
         for (conn, cur) in self.current.iter().enumerate() {
             if let Some(slot) = cur.and_then(|i| self.slots[i].as_ref()) {
-                self.routes.extend(slot.remote.iter().map(|r| Route { range: *r, conn }));
+                self.routes
+                    .extend(slot.remote.iter().map(|r| Route { range: *r, conn }));
             }
         }
         self.routes.sort_by_key(|r| r.range.size());
@@ -403,12 +426,18 @@ impl DataPath {
     /// Decrypts one ESP packet (SPI first, no UDP header) in place.
     pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<Opened<'a>, Drop> {
         let (range, conn) = self.open_in_place(packet)?;
-        Ok(Opened { inner: &packet[range], conn })
+        Ok(Opened {
+            inner: &packet[range],
+            conn,
+        })
     }
 
     /// Decrypts in place and returns where the inner packet lies (so the caller can put a
     /// TUN header right in front of it) and its connection.
-    pub fn open_in_place(&mut self, packet: &mut [u8]) -> Result<(std::ops::Range<usize>, usize), Drop> {
+    pub fn open_in_place(
+        &mut self,
+        packet: &mut [u8],
+    ) -> Result<(std::ops::Range<usize>, usize), Drop> {
         let Some(spi) = esp::spi_of(packet) else {
             self.global.count(Drop::Malformed);
             return Err(Drop::Malformed);
@@ -417,7 +446,9 @@ impl DataPath {
             self.global.count(Drop::UnknownSpi);
             return Err(Drop::UnknownSpi);
         };
-        let slot = self.slots[idx].as_mut().expect("by_spi points at live slots");
+        let slot = self.slots[idx]
+            .as_mut()
+            .expect("by_spi points at live slots");
         let conn = slot.conn;
         let range = match slot.inbound.open_in_place(packet) {
             Ok(r) => r,
@@ -430,7 +461,10 @@ impl DataPath {
         let inner = &packet[range.clone()];
         // RFC 4301 §5.2: the inner packet must match the SA's selectors.
         let ok = match inner_addrs(inner) {
-            Some((v6, src, dst)) => slot.remote.iter().any(|r| r.contains(v6, src)) && slot.local.iter().any(|r| r.contains(v6, dst)),
+            Some((v6, src, dst)) => {
+                slot.remote.iter().any(|r| r.contains(v6, src))
+                    && slot.local.iter().any(|r| r.contains(v6, dst))
+            }
             None => false,
         };
         if !ok {
@@ -474,19 +508,36 @@ impl DataPath {
             },
         };
         let idx = self.current[conn].expect("routes only list connections with a current SA");
-        let slot = self.slots[idx].as_ref().expect("current points at a live slot");
-        Ok(OutSa { idx, conn, header_len: slot.outbound.header_len(), peer: slot.peer })
+        let slot = self.slots[idx]
+            .as_ref()
+            .expect("current points at a live slot");
+        Ok(OutSa {
+            idx,
+            conn,
+            header_len: slot.outbound.header_len(),
+            peer: slot.peer,
+        })
     }
 
     /// Exact ESP length of an inner packet of `inner_len` bytes on `sa`.
     pub fn sealed_len(&self, sa: &OutSa, inner_len: usize) -> usize {
-        self.slots[sa.idx].as_ref().map(|s| s.outbound.sealed_len(inner_len)).unwrap_or(usize::MAX)
+        self.slots[sa.idx]
+            .as_ref()
+            .map(|s| s.outbound.sealed_len(inner_len))
+            .unwrap_or(usize::MAX)
     }
 
     /// Seals the inner packet that sits at `buf[sa.header_len..][..inner_len]` in place;
     /// returns the ESP length.
-    pub fn seal_in_place(&mut self, sa: &OutSa, buf: &mut [u8], inner_len: usize) -> Result<usize, Drop> {
-        let slot = self.slots[sa.idx].as_mut().expect("OutSa points at a live slot");
+    pub fn seal_in_place(
+        &mut self,
+        sa: &OutSa,
+        buf: &mut [u8],
+        inner_len: usize,
+    ) -> Result<usize, Drop> {
+        let slot = self.slots[sa.idx]
+            .as_mut()
+            .expect("OutSa points at a live slot");
         match slot.outbound.seal_in_place(buf, inner_len) {
             Ok(n) => {
                 slot.traffic_out.packets += 1;
@@ -497,7 +548,11 @@ impl DataPath {
                 Ok(n)
             }
             Err(e) => {
-                let d = if matches!(e, EspError::NotIpPacket) { Drop::InvalidInner } else { Drop::SealFailed };
+                let d = if matches!(e, EspError::NotIpPacket) {
+                    Drop::InvalidInner
+                } else {
+                    Drop::SealFailed
+                };
                 self.traffic[sa.conn].drops.count(d);
                 Err(d)
             }
@@ -528,7 +583,10 @@ impl DataPath {
 
     /// Connection-level counters: (inbound, outbound, drops).
     pub fn connection_counters(&self, conn: usize) -> (Traffic, Traffic, DropCounters) {
-        self.traffic.get(conn).map(|t| (t.inbound, t.outbound, t.drops)).unwrap_or_default()
+        self.traffic
+            .get(conn)
+            .map(|t| (t.inbound, t.outbound, t.drops))
+            .unwrap_or_default()
     }
 
     /// Drops not attributable to a connection.
@@ -572,7 +630,12 @@ impl DataPath {
 
     /// The largest ESP overhead of any installed outbound SA (for diagnostics).
     pub fn max_overhead(&self) -> usize {
-        self.slots.iter().flatten().map(|s| s.outbound.overhead()).max().unwrap_or(0)
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| s.outbound.overhead())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -587,7 +650,13 @@ mod tests {
     }
 
     /// Keys for one Child SA as seen from side A and from side B (mirror images).
-    fn keyed(spi_ab: u32, spi_ba: u32, enc: Encryption, integ: Option<Integrity>, salt: u8) -> (ChildSaKeys, ChildSaKeys) {
+    fn keyed(
+        spi_ab: u32,
+        spi_ba: u32,
+        enc: Encryption,
+        integ: Option<Integrity>,
+        salt: u8,
+    ) -> (ChildSaKeys, ChildSaKeys) {
         let klen = match enc {
             Encryption::AesGcm16_128 => 20,
             Encryption::AesGcm16_256 => 36,
@@ -601,7 +670,9 @@ mod tests {
             Some(Integrity::HmacSha384_192) => 48,
         };
         let k_ab: Vec<u8> = (0..klen).map(|i| i as u8 ^ salt).collect();
-        let k_ba: Vec<u8> = (0..klen).map(|i| (i as u8).wrapping_mul(7) ^ salt).collect();
+        let k_ba: Vec<u8> = (0..klen)
+            .map(|i| (i as u8).wrapping_mul(7) ^ salt)
+            .collect();
         let i_ab: Vec<u8> = (0..ilen).map(|i| i as u8 ^ 0x5a).collect();
         let i_ba: Vec<u8> = (0..ilen).map(|i| i as u8 ^ 0xa5).collect();
         let a = ChildSaKeys {
@@ -722,14 +793,24 @@ mod tests {
         assert_eq!(b.open(&mut flipped).err(), Some(Drop::AuthFailed));
         // truncated
         let (n, _) = a.seal(&pkt, &mut wire).unwrap();
-        assert_eq!(b.open(&mut wire[..n.min(20)].to_vec()).err(), Some(Drop::Malformed));
+        assert_eq!(
+            b.open(&mut wire[..n.min(20)].to_vec()).err(),
+            Some(Drop::Malformed)
+        );
         // unknown SPI
         let mut other = sealed.clone();
         other[..4].copy_from_slice(&0xdead_beefu32.to_be_bytes());
         assert_eq!(b.open(&mut other).err(), Some(Drop::UnknownSpi));
         // a destination inside the configured prefix of no connection / of one without SA
-        assert_eq!(a.seal(&ipv4(A, Ipv4Addr::new(192, 0, 2, 1), 10), &mut wire).err(), Some(Drop::NoRoute));
-        assert_eq!(a.seal(&[0x60, 0, 0], &mut wire).err(), Some(Drop::InvalidInner));
+        assert_eq!(
+            a.seal(&ipv4(A, Ipv4Addr::new(192, 0, 2, 1), 10), &mut wire)
+                .err(),
+            Some(Drop::NoRoute)
+        );
+        assert_eq!(
+            a.seal(&[0x60, 0, 0], &mut wire).err(),
+            Some(Drop::InvalidInner)
+        );
         let (_, _, d) = b.connection_counters(0);
         assert_eq!((d.replayed, d.auth_failed, d.malformed), (1, 1, 1));
         assert_eq!(b.global_drops().unknown_spi, 1);
@@ -745,9 +826,14 @@ mod tests {
         let (mut a, mut b) = pair(Encryption::AesGcm16_256, None);
         // a peer (here: a's outbound SA) that tunnels a packet from an address outside its
         // selectors must not get it delivered (RFC 4301 §5.2)
-        a.routes.push(Route { range: Range::of_net(&"192.0.2.0/24".parse().unwrap()), conn: 0 });
+        a.routes.push(Route {
+            range: Range::of_net(&"192.0.2.0/24".parse().unwrap()),
+            conn: 0,
+        });
         let mut wire = vec![0u8; 2048];
-        let (n, _) = a.seal(&ipv4(Ipv4Addr::new(10, 9, 9, 9), B, 10), &mut wire).unwrap();
+        let (n, _) = a
+            .seal(&ipv4(Ipv4Addr::new(10, 9, 9, 9), B, 10), &mut wire)
+            .unwrap();
         assert_eq!(b.open(&mut wire[..n]).err(), Some(Drop::TsMismatch));
         assert_eq!(b.connection_counters(0).2.ts_mismatch, 1);
     }
@@ -755,7 +841,13 @@ mod tests {
     #[test]
     fn rekey_switches_outbound_and_keeps_old_inbound_until_deleted() {
         let (ka1, kb1) = keyed(0x1000_0001, 0x2000_0002, Encryption::AesGcm16_256, None, 0);
-        let (ka2, kb2) = keyed(0x1000_0003, 0x2000_0004, Encryption::AesGcm16_256, None, 0x33);
+        let (ka2, kb2) = keyed(
+            0x1000_0003,
+            0x2000_0004,
+            Encryption::AesGcm16_256,
+            None,
+            0x33,
+        );
         let t0 = Instant::now();
         let mut a = DataPath::new(1);
         let mut b = DataPath::new(1);
@@ -769,7 +861,11 @@ mod tests {
         a.install(0, &ka2, t1).unwrap();
         b.install(0, &kb2, t1).unwrap();
         let (n, _) = a.seal(&pkt, &mut wire).unwrap();
-        assert_eq!(&wire[..4], &0x1000_0003u32.to_be_bytes(), "new SA used outbound");
+        assert_eq!(
+            &wire[..4],
+            &0x1000_0003u32.to_be_bytes(),
+            "new SA used outbound"
+        );
         b.open(&mut wire[..n]).unwrap();
         b.open(&mut in_flight_old.clone()).unwrap();
         let reports = b.child_reports(0, t1);

@@ -42,7 +42,14 @@ impl VnetHdr {
             return None;
         }
         let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
-        Some(VnetHdr { flags: b[0], gso_type: b[1] & !GSO_ECN, hdr_len: u(2), gso_size: u(4), csum_start: u(6), csum_offset: u(8) })
+        Some(VnetHdr {
+            flags: b[0],
+            gso_type: b[1] & !GSO_ECN,
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
     }
 
     /// Whether the L4 checksum must still be completed.
@@ -98,7 +105,11 @@ pub fn complete_checksum(pkt: &mut [u8], start: usize, offset: usize) -> Result<
     }
     let c = csum_fold(csum_add(0, &pkt[start..]));
     // a computed 0 stays 0 for TCP; for UDP 0 means "no checksum", so send 0xffff
-    let c = if c == 0 && pkt.get(if pkt[0] >> 4 == 4 { 9 } else { 6 }) == Some(&17) { 0xffff } else { c };
+    let c = if c == 0 && pkt.get(if pkt[0] >> 4 == 4 { 9 } else { 6 }) == Some(&17) {
+        0xffff
+    } else {
+        c
+    };
     pkt[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }
@@ -147,7 +158,14 @@ pub fn plan_tcp(pkt: &[u8], h: &VnetHdr) -> Result<Super, OffloadError> {
         return Err(OffloadError::Malformed);
     }
     let payload = pkt.len() - hdr_len;
-    Ok(Super { v6, ip_len, hdr_len, mss, count: payload.div_ceil(mss).max(1), payload })
+    Ok(Super {
+        v6,
+        ip_len,
+        hdr_len,
+        mss,
+        count: payload.div_ceil(mss).max(1),
+        payload,
+    })
 }
 
 impl Super {
@@ -181,7 +199,8 @@ impl Super {
         }
         pseudo += 6 + tcp_len as u64;
         let t = self.ip_len;
-        let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]]).wrapping_add((i * self.mss) as u32);
+        let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]])
+            .wrapping_add((i * self.mss) as u32);
         out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
         let mut flags = out[t + 13];
         if i + 1 < self.count {
@@ -204,7 +223,13 @@ impl Super {
 /// whether the packet was changed.
 pub fn clamp_mss(pkt: &mut [u8], tun_mtu: u16, fix_checksum: bool) -> bool {
     let (ip_len, v6) = match pkt.first().map(|b| b >> 4) {
-        Some(4) if pkt.len() >= 20 && pkt[9] == 6 && u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff == 0 => (((pkt[0] & 0x0f) as usize) * 4, false),
+        Some(4)
+            if pkt.len() >= 20
+                && pkt[9] == 6
+                && u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff == 0 =>
+        {
+            (((pkt[0] & 0x0f) as usize) * 4, false)
+        }
         Some(6) if pkt.len() >= 40 && pkt[6] == 6 => (40, true),
         _ => return false,
     };
@@ -284,7 +309,11 @@ struct TcpGeom {
 
 fn tcp_geom(p: &[u8]) -> Option<TcpGeom> {
     let (v6, ip_len) = match p.first()? >> 4 {
-        4 if p.len() >= 40 && p[0] == 0x45 && p[9] == 6 && u16::from_be_bytes([p[6], p[7]]) & 0x3fff == 0 => {
+        4 if p.len() >= 40
+            && p[0] == 0x45
+            && p[9] == 6
+            && u16::from_be_bytes([p[6], p[7]]) & 0x3fff == 0 =>
+        {
             if u16::from_be_bytes([p[2], p[3]]) as usize != p.len() {
                 return None;
             }
@@ -309,7 +338,14 @@ fn tcp_geom(p: &[u8]) -> Option<TcpGeom> {
         return None;
     }
     let seq = u32::from_be_bytes([p[ip_len + 4], p[ip_len + 5], p[ip_len + 6], p[ip_len + 7]]);
-    Some(TcpGeom { v6, ip_len, hdr_len, seq, payload: p.len() - hdr_len, psh: flags & 0x08 != 0 })
+    Some(TcpGeom {
+        v6,
+        ip_len,
+        hdr_len,
+        seq,
+        payload: p.len() - hdr_len,
+        psh: flags & 0x08 != 0,
+    })
 }
 
 impl Default for Coalescer {
@@ -321,7 +357,17 @@ impl Default for Coalescer {
 impl Coalescer {
     /// An empty coalescer with a 64 KiB buffer (allocated once).
     pub fn new() -> Self {
-        Coalescer { buf: vec![0; VNET_HDR_LEN + 65_535], len: 0, segs: 0, v6: false, ip_len: 0, hdr_len: 0, mss: 0, next_seq: 0, closed: false }
+        Coalescer {
+            buf: vec![0; VNET_HDR_LEN + 65_535],
+            len: 0,
+            segs: 0,
+            v6: false,
+            ip_len: 0,
+            hdr_len: 0,
+            mss: 0,
+            next_seq: 0,
+            closed: false,
+        }
     }
 
     /// Whether a super-packet is pending.
@@ -331,7 +377,9 @@ impl Coalescer {
 
     /// Offers one decrypted packet.
     pub fn push(&mut self, p: &[u8]) -> Push {
-        let Some(g) = tcp_geom(p) else { return Push::Rejected };
+        let Some(g) = tcp_geom(p) else {
+            return Push::Rejected;
+        };
         if self.segs == 0 {
             self.buf[VNET_HDR_LEN..VNET_HDR_LEN + p.len()].copy_from_slice(p);
             self.len = p.len();
@@ -344,7 +392,12 @@ impl Coalescer {
             self.closed = g.psh;
             return Push::Merged;
         }
-        if self.closed || g.v6 != self.v6 || g.hdr_len != self.hdr_len || g.seq != self.next_seq || g.payload > self.mss {
+        if self.closed
+            || g.v6 != self.v6
+            || g.hdr_len != self.hdr_len
+            || g.seq != self.next_seq
+            || g.payload > self.mss
+        {
             return Push::Rejected;
         }
         if self.len + g.payload > 65_535 - if self.v6 { 40 } else { 0 } || self.segs >= 64 {
@@ -355,7 +408,8 @@ impl Coalescer {
         let same_ip = if g.v6 {
             first[..4] == p[..4] && first[6..40] == p[6..40] // version/class/flow, next header, hop limit, addresses
         } else {
-            first[1] == p[1] && first[6..10] == p[6..10] && first[12..20] == p[12..20] // TOS, DF, TTL, proto, addresses
+            first[1] == p[1] && first[6..10] == p[6..10] && first[12..20] == p[12..20]
+            // TOS, DF, TTL, proto, addresses
         };
         let same_tcp = first[ip..ip + 4] == p[ip..ip + 4] // ports
             && first[ip + 8..ip + 12] == p[ip + 8..ip + 12] // ACK number
@@ -425,7 +479,11 @@ mod tests {
     }
 
     fn verify_tcp(p: &[u8]) -> bool {
-        let (ip_len, mut sum) = if p[0] >> 4 == 4 { (20, csum_add(0, &p[12..20])) } else { (40, csum_add(0, &p[8..40])) };
+        let (ip_len, mut sum) = if p[0] >> 4 == 4 {
+            (20, csum_add(0, &p[12..20]))
+        } else {
+            (40, csum_add(0, &p[8..40]))
+        };
         sum += 6 + (p.len() - ip_len) as u64;
         csum_fold(csum_add(sum, &p[ip_len..])) == 0
     }
@@ -467,9 +525,18 @@ mod tests {
     #[test]
     fn super_packets_split_like_a_nic() {
         for v6 in [false, true] {
-            for (payload, mss) in [(64_000usize, 1386usize), (5000, 1000), (1000, 1386), (2772, 1386)] {
+            for (payload, mss) in [
+                (64_000usize, 1386usize),
+                (5000, 1000),
+                (1000, 1386),
+                (2772, 1386),
+            ] {
                 let pkt = super_packet(v6, payload, 0x80 | 0x10 | 0x08 | 0x01); // CWR ACK PSH FIN
-                let h = VnetHdr { gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 }, gso_size: mss as u16, ..Default::default() };
+                let h = VnetHdr {
+                    gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                    gso_size: mss as u16,
+                    ..Default::default()
+                };
                 let s = plan_tcp(&pkt, &h).unwrap();
                 assert_eq!(s.count, payload.div_ceil(mss));
                 let mut joined = Vec::new();
@@ -483,12 +550,20 @@ mod tests {
                     if !v6 {
                         assert!(verify_ip4(seg), "IPv4 header checksum, segment {i}");
                         assert_eq!(u16::from_be_bytes([seg[2], seg[3]]) as usize, n);
-                        assert_eq!(u16::from_be_bytes([seg[4], seg[5]]), 0xfff0u16.wrapping_add(i as u16));
+                        assert_eq!(
+                            u16::from_be_bytes([seg[4], seg[5]]),
+                            0xfff0u16.wrapping_add(i as u16)
+                        );
                     } else {
                         assert_eq!(u16::from_be_bytes([seg[4], seg[5]]) as usize, n - 40);
                     }
                     assert!(verify_tcp(seg), "TCP checksum, segment {i} (v6 {v6})");
-                    let seq = u32::from_be_bytes([seg[ip_len + 4], seg[ip_len + 5], seg[ip_len + 6], seg[ip_len + 7]]);
+                    let seq = u32::from_be_bytes([
+                        seg[ip_len + 4],
+                        seg[ip_len + 5],
+                        seg[ip_len + 6],
+                        seg[ip_len + 7],
+                    ]);
                     assert_eq!(seq, 0xffff_f000u32.wrapping_add((i * mss) as u32));
                     let flags = seg[ip_len + 13];
                     let last = i + 1 == s.count;
@@ -512,19 +587,44 @@ mod tests {
         pkt[36..38].copy_from_slice(&partial.to_be_bytes());
         complete_checksum(&mut pkt, 20, 16).unwrap();
         assert!(verify_tcp(&pkt));
-        assert_eq!(complete_checksum(&mut pkt, 20, 400), Err(OffloadError::Malformed));
+        assert_eq!(
+            complete_checksum(&mut pkt, 20, 400),
+            Err(OffloadError::Malformed)
+        );
     }
 
     #[test]
     fn bad_headers_are_rejected() {
         let pkt = super_packet(false, 3000, 0x10);
-        let h = VnetHdr { gso_type: GSO_TCPV6, gso_size: 1000, ..Default::default() };
+        let h = VnetHdr {
+            gso_type: GSO_TCPV6,
+            gso_size: 1000,
+            ..Default::default()
+        };
         assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
-        let h = VnetHdr { gso_type: 3, gso_size: 1000, ..Default::default() };
+        let h = VnetHdr {
+            gso_type: 3,
+            gso_size: 1000,
+            ..Default::default()
+        };
         assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::UnsupportedGso(3)));
-        let h = VnetHdr { gso_type: GSO_TCPV4, gso_size: 0, ..Default::default() };
+        let h = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 0,
+            ..Default::default()
+        };
         assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
-        assert_eq!(plan_tcp(&pkt[..30], &VnetHdr { gso_type: GSO_TCPV4, gso_size: 100, ..Default::default() }), Err(OffloadError::Malformed));
+        assert_eq!(
+            plan_tcp(
+                &pkt[..30],
+                &VnetHdr {
+                    gso_type: GSO_TCPV4,
+                    gso_size: 100,
+                    ..Default::default()
+                }
+            ),
+            Err(OffloadError::Malformed)
+        );
     }
 
     #[test]
@@ -542,7 +642,11 @@ mod tests {
                 let total = pkt.len() as u16;
                 pkt[2..4].copy_from_slice(&total.to_be_bytes());
             }
-            let mut sum = if v6 { csum_add(0, &pkt[8..40]) } else { csum_add(0, &pkt[12..20]) };
+            let mut sum = if v6 {
+                csum_add(0, &pkt[8..40])
+            } else {
+                csum_add(0, &pkt[12..20])
+            };
             sum += 6 + 28;
             let c = csum_fold(csum_add(sum, &pkt[ip_len..]));
             pkt[ip_len + 16..ip_len + 18].copy_from_slice(&c.to_be_bytes());
@@ -565,7 +669,11 @@ mod tests {
             // describe exactly the original stream
             let orig = super_packet(v6, 10 * 1386 + 100, 0x18);
             let ip_len = if v6 { 40 } else { 20 };
-            let h = VnetHdr { gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 }, gso_size: 1386, ..Default::default() };
+            let h = VnetHdr {
+                gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                gso_size: 1386,
+                ..Default::default()
+            };
             let plan = plan_tcp(&orig, &h).unwrap();
             let mut c = Coalescer::new();
             let mut seg = vec![0u8; 2000];
@@ -580,7 +688,10 @@ mod tests {
             assert!(!c.pending());
             let hdr = VnetHdr::parse(&out).unwrap();
             assert!(hdr.needs_csum());
-            assert_eq!((hdr.gso_size, hdr.csum_start, hdr.csum_offset), (1386, ip_len as u16, 16));
+            assert_eq!(
+                (hdr.gso_size, hdr.csum_start, hdr.csum_offset),
+                (1386, ip_len as u16, 16)
+            );
             let pkt = &out[VNET_HDR_LEN..];
             assert_eq!(pkt.len(), orig.len());
             assert_eq!(pkt[ip_len + 20..], orig[ip_len + 20..], "payload");
@@ -606,7 +717,11 @@ mod tests {
     #[test]
     fn coalescer_refuses_what_the_kernel_would_not_merge() {
         let orig = super_packet(false, 3 * 1000, 0x10);
-        let h = VnetHdr { gso_type: GSO_TCPV4, gso_size: 1000, ..Default::default() };
+        let h = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1000,
+            ..Default::default()
+        };
         let plan = plan_tcp(&orig, &h).unwrap();
         let mut s0 = vec![0u8; 1100];
         let mut s2 = vec![0u8; 1100];
@@ -640,7 +755,10 @@ mod tests {
         b[8..10].copy_from_slice(&16u16.to_ne_bytes());
         let h = VnetHdr::parse(&b).unwrap();
         assert!(h.needs_csum());
-        assert_eq!((h.gso_type, h.gso_size, h.csum_start, h.csum_offset), (GSO_TCPV4, 1386, 20, 16));
+        assert_eq!(
+            (h.gso_type, h.gso_size, h.csum_start, h.csum_offset),
+            (GSO_TCPV4, 1386, 20, 16)
+        );
         assert!(VnetHdr::parse(&b[..9]).is_none());
     }
 }

@@ -7,10 +7,12 @@
 
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::datapath::{DataPath, Drop};
-use crate::offload::{clamp_mss, complete_checksum, plan_tcp, Coalescer, Push, VnetHdr, GSO_NONE, VNET_HDR_LEN};
-use crate::udp::{self, RecvBatch, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
+use crate::offload::{
+    clamp_mss, complete_checksum, plan_tcp, Coalescer, Push, VnetHdr, GSO_NONE, VNET_HDR_LEN,
+};
 use crate::status::{ConnectionReport, ControlServer, GatewayStatus};
 use crate::tun::{self, Tun};
+use crate::udp::{self, RecvBatch, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use ike::endpoint::{ConnectionId, Endpoint, Event};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,10 +27,10 @@ const MAX_PACKET: usize = 65_535;
 const SEAL_SLACK: usize = 128;
 /// Packets taken from one source per loop turn, so no source starves the others.
 const BATCH: usize = 256;
-/// Datagrams per `recvmmsg` on port 4500.
-const RX_BATCH: usize = 64;
-/// Bytes per receive slot (a jumbo-frame ESP packet fits).
-const RX_SLOT: usize = 9216;
+/// Messages per `recvmmsg` on port 4500.
+const RX_BATCH: usize = 32;
+/// Bytes per receive slot: a whole UDP GRO run of datagrams fits.
+const RX_SLOT: usize = 65_536;
 /// Socket buffer size asked for (forced past rmem_max when running as root).
 const SOCKET_BUFFER: usize = 8 << 20;
 /// Most time spent flushing DELETEs on shutdown.
@@ -45,7 +47,11 @@ pub enum GatewayError {
     Tun { name: String, cause: io::Error },
     /// A route into the TUN device could not be installed.
     #[error("route {prefix} via {dev}: {cause}")]
-    Route { prefix: String, dev: String, cause: io::Error },
+    Route {
+        prefix: String,
+        dev: String,
+        cause: io::Error,
+    },
     /// The control socket could not be created.
     #[error("control socket: {0}")]
     Control(io::Error),
@@ -97,15 +103,35 @@ pub struct Gateway {
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
     let s = UdpSocket::bind(addr).map_err(|cause| GatewayError::Bind { addr, cause })?;
-    s.set_nonblocking(true).map_err(|cause| GatewayError::Bind { addr, cause })?;
-    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+    s.set_nonblocking(true)
+        .map_err(|cause| GatewayError::Bind { addr, cause })?;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
         let v = SOCKET_BUFFER as libc::c_int;
         let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: setsockopt with a pointer to a c_int of the stated length.
-        let ok = unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, force, (&v as *const libc::c_int).cast(), len) } == 0;
+        let ok = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                force,
+                (&v as *const libc::c_int).cast(),
+                len,
+            )
+        } == 0;
         if !ok {
             // SAFETY: as above.
-            unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, plain, (&v as *const libc::c_int).cast(), len) };
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    plain,
+                    (&v as *const libc::c_int).cast(),
+                    len,
+                )
+            };
         }
     }
     Ok(s)
@@ -142,16 +168,30 @@ impl Gateway {
         let local = cfg.local_address;
         let sock500 = bind_udp(SocketAddr::new(local, 500))?;
         let sock4500 = bind_udp(SocketAddr::new(local, 4500))?;
-        let tun = Tun::open(&cfg.tun.name, true).map_err(|cause| GatewayError::Tun { name: cfg.tun.name.clone(), cause })?;
+        let udp_gro = udp::enable_gro(sock4500.as_raw_fd());
+        let tun = Tun::open(&cfg.tun.name, true).map_err(|cause| GatewayError::Tun {
+            name: cfg.tun.name.clone(),
+            cause,
+        })?;
         let tun_mtu = match cfg.tun.mtu {
             Some(m) => m,
             None => {
-                let path = cfg.path_mtu.or_else(|| tun::interface_mtu_for(local)).unwrap_or(1500);
-                let props: Vec<&ike::config::Proposal> = cfg.connections.iter().flat_map(|c| c.esp_proposals.iter()).collect();
+                let path = cfg
+                    .path_mtu
+                    .or_else(|| tun::interface_mtu_for(local))
+                    .unwrap_or(1500);
+                let props: Vec<&ike::config::Proposal> = cfg
+                    .connections
+                    .iter()
+                    .flat_map(|c| c.esp_proposals.iter())
+                    .collect();
                 tunnel_mtu(path, local.is_ipv6(), &props)
             }
         };
-        tun.configure(tun_mtu).map_err(|cause| GatewayError::Tun { name: tun.name().into(), cause })?;
+        tun.configure(tun_mtu).map_err(|cause| GatewayError::Tun {
+            name: tun.name().into(),
+            cause,
+        })?;
         let control = ControlServer::bind(&opts.control_path).map_err(GatewayError::Control)?;
         let mut gw = Gateway {
             endpoint: Endpoint::new(),
@@ -180,7 +220,11 @@ impl Gateway {
                 if !gw.routes.contains(&p) {
                     if let Err(cause) = tun::add_route(&p, gw.tun.name()) {
                         gw.remove_routes();
-                        return Err(GatewayError::Route { prefix: p.to_string(), dev: gw.tun.name().into(), cause });
+                        return Err(GatewayError::Route {
+                            prefix: p.to_string(),
+                            dev: gw.tun.name().into(),
+                            cause,
+                        });
                     }
                     gw.routes.push(p);
                 }
@@ -191,6 +235,7 @@ impl Gateway {
             tun = gw.tun.name(),
             mtu = tun_mtu,
             tso = gw.tun.tso(),
+            udp_gro,
             control = %gw.control.path().display(),
             connections = gw.cfg.connections.len(),
             "gateway started"
@@ -199,7 +244,11 @@ impl Gateway {
         for c in &gw.cfg.connections {
             let id = gw.endpoint.add_connection(c.to_ike(local), now);
             info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
-            gw.conns.push(Conn { id, ike_algorithms: None, last_error: None });
+            gw.conns.push(Conn {
+                id,
+                ike_algorithms: None,
+                last_error: None,
+            });
         }
         gw.flush_ike();
         Ok(gw)
@@ -218,11 +267,31 @@ impl Gateway {
     /// Runs the event loop until SIGTERM/SIGINT, then shuts down gracefully.
     pub fn run(mut self) -> Result<(), GatewayError> {
         let mut fds = [
-            libc::pollfd { fd: self.signals.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.sock500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.sock4500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.tun.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.control.fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: self.signals.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.sock500.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.sock4500.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.tun.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.control.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         loop {
             let timeout_ms = match self.endpoint.poll_timeout() {
@@ -276,7 +345,13 @@ impl Gateway {
     fn read_signal(&self) -> u32 {
         let mut info = [0u8; 128];
         // SAFETY: reading a signalfd_siginfo (128 bytes) into a 128-byte buffer.
-        let n = unsafe { libc::read(self.signals.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+        let n = unsafe {
+            libc::read(
+                self.signals.as_raw_fd(),
+                info.as_mut_ptr().cast(),
+                info.len(),
+            )
+        };
         if n >= 4 {
             u32::from_ne_bytes([info[0], info[1], info[2], info[3]])
         } else {
@@ -289,7 +364,10 @@ impl Gateway {
         for _ in 0..BATCH {
             match self.sock500.recv_from(&mut self.rx) {
                 Ok((n, from)) => {
-                    if let Err(e) = self.endpoint.handle_datagram(Instant::now(), local, from, &self.rx[..n]) {
+                    if let Err(e) =
+                        self.endpoint
+                            .handle_datagram(Instant::now(), local, from, &self.rx[..n])
+                    {
                         debug!(%from, "IKE datagram on 500 dropped: {e}");
                     }
                 }
@@ -316,55 +394,70 @@ impl Gateway {
                 }
             };
             for i in 0..n {
-                let (buf, len, from, truncated) = self.rx4500.get(i);
+                let (msg, len, from, truncated, seg) = self.rx4500.get(i);
                 let Some(from) = from else { continue };
                 if truncated {
                     self.dp.count(None, Drop::Malformed);
                     continue;
                 }
-                let pkt = &mut buf[..len];
-                if len == 1 && pkt[0] == 0xff {
-                    continue; // NAT keepalive (RFC 3948 §2.3)
-                }
-                if len >= 4 && pkt[..4] == [0, 0, 0, 0] {
-                    if let Err(e) = self.endpoint.handle_datagram(Instant::now(), local, from, pkt) {
-                        debug!(%from, "IKE datagram on 4500 dropped: {e}");
+                // one message may hold several datagrams of `seg` bytes joined by UDP GRO
+                for pkt in msg[..len].chunks_mut(seg) {
+                    let len = pkt.len();
+                    if len == 1 && pkt[0] == 0xff {
+                        continue; // NAT keepalive (RFC 3948 §2.3)
                     }
-                    continue;
-                }
-                match self.dp.open_in_place(pkt) {
-                    Ok((range, conn)) => {
-                        clamp_mss(&mut pkt[range.clone()], self.tun_mtu, true);
-                        if vnet {
-                            match self.gro.push(&pkt[range.clone()]) {
-                                Push::Merged => {
-                                    self.gro_conn = conn;
-                                    continue;
-                                }
-                                Push::Rejected if self.gro.pending() => {
-                                    flush_gro(&self.tun, &mut self.gro, &mut self.dp, self.gro_conn);
-                                    if self.gro.push(&pkt[range.clone()]) == Push::Merged {
+                    if len >= 4 && pkt[..4] == [0, 0, 0, 0] {
+                        if let Err(e) =
+                            self.endpoint
+                                .handle_datagram(Instant::now(), local, from, pkt)
+                        {
+                            debug!(%from, "IKE datagram on 4500 dropped: {e}");
+                        }
+                        continue;
+                    }
+                    match self.dp.open_in_place(pkt) {
+                        Ok((range, conn)) => {
+                            clamp_mss(&mut pkt[range.clone()], self.tun_mtu, true);
+                            if vnet {
+                                match self.gro.push(&pkt[range.clone()]) {
+                                    Push::Merged => {
                                         self.gro_conn = conn;
                                         continue;
                                     }
+                                    Push::Rejected if self.gro.pending() => {
+                                        flush_gro(
+                                            &self.tun,
+                                            &mut self.gro,
+                                            &mut self.dp,
+                                            self.gro_conn,
+                                        );
+                                        if self.gro.push(&pkt[range.clone()]) == Push::Merged {
+                                            self.gro_conn = conn;
+                                            continue;
+                                        }
+                                    }
+                                    Push::Rejected => {}
                                 }
-                                Push::Rejected => {}
+                            }
+                            // the ESP header and IV (>= 16 bytes) precede the inner packet: room
+                            // for the TUN's virtio_net_hdr without a copy
+                            let start = if vnet {
+                                range.start - VNET_HDR_LEN
+                            } else {
+                                range.start
+                            };
+                            pkt[start..range.start].fill(0);
+                            if let Err(e) = self.tun.write(&pkt[start..range.end]) {
+                                if !would_block(&e) {
+                                    debug!("TUN write: {e}");
+                                }
+                                self.dp.count(Some(conn), Drop::IoError);
                             }
                         }
-                        // the ESP header and IV (>= 16 bytes) precede the inner packet: room
-                        // for the TUN's virtio_net_hdr without a copy
-                        let start = if vnet { range.start - VNET_HDR_LEN } else { range.start };
-                        pkt[start..range.start].fill(0);
-                        if let Err(e) = self.tun.write(&pkt[start..range.end]) {
-                            if !would_block(&e) {
-                                debug!("TUN write: {e}");
+                        Err(d) => {
+                            if d != Drop::Replayed {
+                                debug!(%from, reason = ?d, "ESP packet dropped");
                             }
-                            self.dp.count(Some(conn), Drop::IoError);
-                        }
-                    }
-                    Err(d) => {
-                        if d != Drop::Replayed {
-                            debug!(%from, reason = ?d, "ESP packet dropped");
                         }
                     }
                 }
@@ -393,12 +486,19 @@ impl Gateway {
             if n <= off {
                 continue;
             }
-            let hdr = if vnet { VnetHdr::parse(&self.rx[..off]).unwrap_or_default() } else { VnetHdr::default() };
+            let hdr = if vnet {
+                VnetHdr::parse(&self.rx[..off]).unwrap_or_default()
+            } else {
+                VnetHdr::default()
+            };
             let pkt = &mut self.rx[off..n];
             let Ok(sa) = self.dp.route(pkt) else { continue };
             if hdr.gso_type == GSO_NONE {
                 clamp_mss(pkt, self.tun_mtu, !hdr.needs_csum());
-                if hdr.needs_csum() && complete_checksum(pkt, hdr.csum_start as usize, hdr.csum_offset as usize).is_err() {
+                if hdr.needs_csum()
+                    && complete_checksum(pkt, hdr.csum_start as usize, hdr.csum_offset as usize)
+                        .is_err()
+                {
                     self.dp.count(Some(sa.conn), Drop::InvalidInner);
                     continue;
                 }
@@ -407,7 +507,15 @@ impl Gateway {
                 self.tx[h..h + len].copy_from_slice(pkt);
                 if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx, len) {
                     lens[0] = l;
-                    send_run(fd, &self.tx, &lens[..1], sa.peer, &mut self.gso_ok, &mut self.dp, sa.conn);
+                    send_run(
+                        fd,
+                        &self.tx,
+                        &lens[..1],
+                        sa.peer,
+                        &mut self.gso_ok,
+                        &mut self.dp,
+                        sa.conn,
+                    );
                 }
                 continue;
             }
@@ -426,7 +534,15 @@ impl Gateway {
                 let inner_len = plan.segment_len(i);
                 let need = self.dp.sealed_len(&sa, inner_len);
                 if count == GSO_MAX_SEGMENTS || used + need > GSO_MAX_BYTES {
-                    send_run(fd, &self.tx[..used], &lens[..count], sa.peer, &mut self.gso_ok, &mut self.dp, sa.conn);
+                    send_run(
+                        fd,
+                        &self.tx[..used],
+                        &lens[..count],
+                        sa.peer,
+                        &mut self.gso_ok,
+                        &mut self.dp,
+                        sa.conn,
+                    );
                     used = 0;
                     count = 0;
                 }
@@ -438,7 +554,15 @@ impl Gateway {
                 }
             }
             if count > 0 {
-                send_run(fd, &self.tx[..used], &lens[..count], sa.peer, &mut self.gso_ok, &mut self.dp, sa.conn);
+                send_run(
+                    fd,
+                    &self.tx[..used],
+                    &lens[..count],
+                    sa.peer,
+                    &mut self.gso_ok,
+                    &mut self.dp,
+                    sa.conn,
+                );
             }
         }
     }
@@ -446,7 +570,11 @@ impl Gateway {
     /// Sends every datagram the IKE endpoint queued and applies its events.
     fn flush_ike(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
-            let sock = if t.local_port == 500 { &self.sock500 } else { &self.sock4500 };
+            let sock = if t.local_port == 500 {
+                &self.sock500
+            } else {
+                &self.sock4500
+            };
             if let Err(e) = sock.send_to(&t.payload, t.remote) {
                 warn!(remote = %t.remote, port = t.local_port, "IKE send failed: {e}");
             }
@@ -463,12 +591,16 @@ impl Gateway {
     fn apply_event(&mut self, ev: Event) {
         match ev {
             Event::IkeSaEstablished { conn, algorithms } => {
-                let Some(i) = self.conn_index(conn) else { return };
+                let Some(i) = self.conn_index(conn) else {
+                    return;
+                };
                 info!(conn = %self.cfg.connections[i].name, %algorithms, "IKE SA established");
                 self.conns[i].ike_algorithms = Some(algorithms);
             }
             Event::ChildSaInstalled { conn, child } => {
-                let Some(i) = self.conn_index(conn) else { return };
+                let Some(i) = self.conn_index(conn) else {
+                    return;
+                };
                 let name = &self.cfg.connections[i].name;
                 match self.dp.install(i, &child, Instant::now()) {
                     Ok(()) => info!(
@@ -484,14 +616,22 @@ impl Gateway {
                     }
                 }
             }
-            Event::ChildSaDeleted { conn, spi_in, spi_out } => {
-                let Some(i) = self.conn_index(conn) else { return };
+            Event::ChildSaDeleted {
+                conn,
+                spi_in,
+                spi_out,
+            } => {
+                let Some(i) = self.conn_index(conn) else {
+                    return;
+                };
                 if self.dp.remove(spi_in) {
                     info!(conn = %self.cfg.connections[i].name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"), "CHILD_SA removed");
                 }
             }
             Event::ConnectionDown { conn, reason } => {
-                let Some(i) = self.conn_index(conn) else { return };
+                let Some(i) = self.conn_index(conn) else {
+                    return;
+                };
                 let msg = reason.to_string();
                 warn!(conn = %self.cfg.connections[i].name, "connection down: {msg}");
                 self.dp.remove_connection(i);
@@ -520,18 +660,31 @@ impl Gateway {
                 let child_sas = self.dp.child_reports(i, now);
                 ConnectionReport {
                     name: spec.name.clone(),
-                    remote_address: spec.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()),
+                    remote_address: spec
+                        .remote_address
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "%any".into()),
                     state: st.map(|s| s.state.clone()).unwrap_or_else(|| "down".into()),
-                    ike_algorithms: st.and_then(|s| s.ike_algorithms.clone()).or_else(|| c.ike_algorithms.clone()),
-                    esp_algorithms: child_sas.iter().find(|c| c.active).map(|c| c.algorithms.clone()),
+                    ike_algorithms: st
+                        .and_then(|s| s.ike_algorithms.clone())
+                        .or_else(|| c.ike_algorithms.clone()),
+                    esp_algorithms: child_sas
+                        .iter()
+                        .find(|c| c.active)
+                        .map(|c| c.algorithms.clone()),
                     ike_spi_i: format!("{:016x}", st.map(|s| s.ike_spi_i).unwrap_or(0)),
                     ike_spi_r: format!("{:016x}", st.map(|s| s.ike_spi_r).unwrap_or(0)),
-                    established_secs: st.and_then(|s| s.established_at).map(|t| now.saturating_duration_since(t).as_secs()),
+                    established_secs: st
+                        .and_then(|s| s.established_at)
+                        .map(|t| now.saturating_duration_since(t).as_secs()),
                     child_sas,
                     inbound,
                     outbound,
                     drops,
-                    last_error: c.last_error.clone().or_else(|| st.and_then(|s| s.last_error.clone())),
+                    last_error: c
+                        .last_error
+                        .clone()
+                        .or_else(|| st.and_then(|s| s.last_error.clone())),
                 }
             })
             .collect();
@@ -566,8 +719,16 @@ impl Gateway {
         // give the DELETEs a moment to leave and be answered (answers are read, not awaited)
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut fds = [
-            libc::pollfd { fd: self.sock500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.sock4500.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: self.sock500.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.sock4500.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         while self.dp.child_count() > 0 || Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -575,7 +736,8 @@ impl Gateway {
                 break;
             }
             // SAFETY: valid pollfd array.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().max(1) as libc::c_int) };
+            let n =
+                unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().max(1) as libc::c_int) };
             if n <= 0 {
                 break;
             }
@@ -590,11 +752,20 @@ impl Gateway {
 
 /// Sends consecutive ESP packets of `lens` from `buf` to `peer`: one UDP GSO call when they
 /// are equal-sized (the last may be shorter), otherwise one `sendto` each.
-fn send_run(fd: std::os::fd::RawFd, buf: &[u8], lens: &[usize], peer: SocketAddr, gso_ok: &mut bool, dp: &mut DataPath, conn: usize) {
+fn send_run(
+    fd: std::os::fd::RawFd,
+    buf: &[u8],
+    lens: &[usize],
+    peer: SocketAddr,
+    gso_ok: &mut bool,
+    dp: &mut DataPath,
+    conn: usize,
+) {
     let total: usize = lens.iter().sum();
     if lens.len() > 1 && *gso_ok {
         let seg = lens[0];
-        let uniform = lens[..lens.len() - 1].iter().all(|&l| l == seg) && lens[lens.len() - 1] <= seg;
+        let uniform =
+            lens[..lens.len() - 1].iter().all(|&l| l == seg) && lens[lens.len() - 1] <= seg;
         if uniform {
             match udp::send_gso(fd, &buf[..total], seg, peer) {
                 Ok(()) => return,

@@ -72,20 +72,33 @@ pub enum StatusError {
     Io { path: PathBuf, cause: io::Error },
     /// The gateway answered something that is not a status document.
     #[error("control socket {path} answered with invalid JSON: {cause}")]
-    Json { path: PathBuf, cause: serde_json::Error },
+    Json {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
 }
 
 /// Asks a running gateway for its status.
 pub fn query(path: &Path) -> Result<GatewayStatus, StatusError> {
     let raw = query_raw(path)?;
-    serde_json::from_str(&raw).map_err(|cause| StatusError::Json { path: path.into(), cause })
+    serde_json::from_str(&raw).map_err(|cause| StatusError::Json {
+        path: path.into(),
+        cause,
+    })
 }
 
 /// Asks a running gateway for its status and returns the JSON text unparsed.
 pub fn query_raw(path: &Path) -> Result<String, StatusError> {
-    let io_err = |cause| StatusError::Io { path: path.into(), cause };
-    let mut s = UnixStream::connect(path).map_err(|cause| StatusError::Connect { path: path.into(), cause })?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(io_err)?;
+    let io_err = |cause| StatusError::Io {
+        path: path.into(),
+        cause,
+    };
+    let mut s = UnixStream::connect(path).map_err(|cause| StatusError::Connect {
+        path: path.into(),
+        cause,
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io_err)?;
     s.write_all(b"status\n").map_err(io_err)?;
     s.shutdown(std::net::Shutdown::Write).map_err(io_err)?;
     let mut out = String::new();
@@ -109,14 +122,25 @@ impl ControlServer {
             if UnixStream::connect(path).is_ok() {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    format!("another gateway is serving the control socket {}", path.display()),
+                    format!(
+                        "another gateway is serving the control socket {}",
+                        path.display()
+                    ),
                 ));
             }
             std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("bind control socket {}: {e}", path.display())))?;
+        let listener = UnixListener::bind(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("bind control socket {}: {e}", path.display()),
+            )
+        })?;
         listener.set_nonblocking(true)?;
-        Ok(ControlServer { listener, path: path.into() })
+        Ok(ControlServer {
+            listener,
+            path: path.into(),
+        })
     }
 
     /// The socket's path.
@@ -162,7 +186,13 @@ fn serve_one(stream: UnixStream, status: &impl Fn() -> GatewayStatus) -> io::Res
             doc.push(b'\n');
             w.write_all(&doc)
         }
-        other => w.write_all(format!("{{\"error\":\"unknown command {:?}\"}}\n", other.chars().take(32).collect::<String>()).as_bytes()),
+        other => w.write_all(
+            format!(
+                "{{\"error\":\"unknown command {:?}\"}}\n",
+                other.chars().take(32).collect::<String>()
+            )
+            .as_bytes(),
+        ),
     }
 }
 
@@ -182,24 +212,40 @@ pub fn default_control_path(config: &Path) -> PathBuf {
         h ^= *b as u64;
         h = h.wrapping_mul(0x100_0000_01b3);
     }
-    let stem = abs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gateway".into());
+    let stem = abs
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gateway".into());
     // SAFETY: geteuid never fails.
     let root = unsafe { libc::geteuid() } == 0;
     let base = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !root => PathBuf::from(d),
         _ => PathBuf::from("/run"),
     };
-    base.join("hybridnet").join(format!("{stem}-{:08x}.sock", h as u32))
+    base.join("hybridnet")
+        .join(format!("{stem}-{:08x}.sock", h as u32))
 }
 
 /// The human-readable table.
 pub fn render(s: &GatewayStatus) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "gateway pid {} on {} (tun {} mtu {}), up {}s", s.pid, s.local_address, s.tun, s.tun_mtu, s.uptime_secs);
+    let _ = writeln!(
+        o,
+        "gateway pid {} on {} (tun {} mtu {}), up {}s",
+        s.pid, s.local_address, s.tun, s.tun_mtu, s.uptime_secs
+    );
     for c in &s.connections {
         let _ = writeln!(o, "\n{}: {} peer {}", c.name, c.state, c.remote_address);
         if let Some(a) = &c.ike_algorithms {
-            let _ = writeln!(o, "  IKE  {a}  SPIs {}_i {}_r{}", c.ike_spi_i, c.ike_spi_r, c.established_secs.map(|e| format!("  established {e}s ago")).unwrap_or_default());
+            let _ = writeln!(
+                o,
+                "  IKE  {a}  SPIs {}_i {}_r{}",
+                c.ike_spi_i,
+                c.ike_spi_r,
+                c.established_secs
+                    .map(|e| format!("  established {e}s ago"))
+                    .unwrap_or_default()
+            );
         }
         for ch in &c.child_sas {
             let _ = writeln!(
@@ -215,7 +261,11 @@ pub fn render(s: &GatewayStatus) -> String {
             let _ = writeln!(
                 o,
                 "       in {} bytes / {} packets, out {} bytes / {} packets, {}s old",
-                ch.inbound.bytes, ch.inbound.packets, ch.outbound.bytes, ch.outbound.packets, ch.age_secs
+                ch.inbound.bytes,
+                ch.inbound.packets,
+                ch.outbound.bytes,
+                ch.outbound.packets,
+                ch.age_secs
             );
         }
         let _ = writeln!(
@@ -231,7 +281,12 @@ pub fn render(s: &GatewayStatus) -> String {
         }
     }
     if s.drops.total() > 0 || s.ike_dropped > 0 {
-        let _ = writeln!(o, "\nunattributed drops: {} ike_dropped={}", drops_line(&s.drops), s.ike_dropped);
+        let _ = writeln!(
+            o,
+            "\nunattributed drops: {} ike_dropped={}",
+            drops_line(&s.drops),
+            s.ike_dropped
+        );
     }
     o
 }
@@ -276,14 +331,29 @@ mod tests {
                     peer: "198.51.100.2:4500".into(),
                     local_ts: vec!["10.1.0.0/16".into()],
                     remote_ts: vec!["10.2.0.0/16".into()],
-                    inbound: Traffic { bytes: 840, packets: 10 },
-                    outbound: Traffic { bytes: 420, packets: 5 },
+                    inbound: Traffic {
+                        bytes: 840,
+                        packets: 10,
+                    },
+                    outbound: Traffic {
+                        bytes: 420,
+                        packets: 5,
+                    },
                     age_secs: 2,
                     active: true,
                 }],
-                inbound: Traffic { bytes: 840, packets: 10 },
-                outbound: Traffic { bytes: 420, packets: 5 },
-                drops: DropCounters { replayed: 3, ..Default::default() },
+                inbound: Traffic {
+                    bytes: 840,
+                    packets: 10,
+                },
+                outbound: Traffic {
+                    bytes: 420,
+                    packets: 5,
+                },
+                drops: DropCounters {
+                    replayed: 3,
+                    ..Default::default()
+                },
                 last_error: Some("AUTHENTICATION_FAILED: test".into()),
             }],
             drops: DropCounters::default(),
@@ -296,7 +366,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hn-gw-status-{}", std::process::id()));
         let path = dir.join("gw.sock");
         let server = ControlServer::bind(&path).unwrap();
-        assert!(ControlServer::bind(&path).is_err(), "a second gateway must not steal a live socket");
+        assert!(
+            ControlServer::bind(&path).is_err(),
+            "a second gateway must not steal a live socket"
+        );
         let want = sample();
         let w2 = want.clone();
         let t = std::thread::spawn(move || {
@@ -308,7 +381,12 @@ mod tests {
         let got = query(&path).unwrap();
         assert_eq!(got, want);
         let table = render(&got);
-        assert!(table.contains("site-b: established") && table.contains("c1a2b3c4_i c5d6e7f8_o") && table.contains("replayed=3"), "{table}");
+        assert!(
+            table.contains("site-b: established")
+                && table.contains("c1a2b3c4_i c5d6e7f8_o")
+                && table.contains("replayed=3"),
+            "{table}"
+        );
         assert!(table.contains("AUTHENTICATION_FAILED"));
         t.join().unwrap();
         assert!(!path.exists(), "socket removed when the server drops");

@@ -27,9 +27,15 @@ struct IfReq {
 impl IfReq {
     fn new(name: &str) -> io::Result<Self> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("interface name {name:?} must be 1 to 15 bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("interface name {name:?} must be 1 to 15 bytes"),
+            ));
         }
-        let mut r = IfReq { name: [0; libc::IFNAMSIZ], data: [0; 24] };
+        let mut r = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            data: [0; 24],
+        };
         r.name[..name.len()].copy_from_slice(name.as_bytes());
         Ok(r)
     }
@@ -60,7 +66,12 @@ impl Tun {
     pub fn open(name: &str, offload: bool) -> io::Result<Tun> {
         let path = CString::new("/dev/net/tun").expect("static path");
         // SAFETY: plain open(2) of a NUL-terminated path.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(e.kind(), format!("open /dev/net/tun: {e}")));
@@ -74,15 +85,26 @@ impl Tun {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")));
         }
-        let end = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+        let end = req
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(req.name.len());
         let name = String::from_utf8_lossy(&req.name[..end]).into_owned();
         let mut tso = false;
         if offload {
             let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
             // SAFETY: TUNSETOFFLOAD takes an unsigned int by value.
-            tso = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) } == 0;
+            tso =
+                unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) }
+                    == 0;
         }
-        Ok(Tun { fd, name, vnet: offload, tso })
+        Ok(Tun {
+            fd,
+            name,
+            vnet: offload,
+            tso,
+        })
     }
 
     /// Whether every packet read or written carries a `virtio_net_hdr`.
@@ -114,7 +136,10 @@ impl Tun {
         // SAFETY: SIOCSIFMTU takes a struct ifreq.
         if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFMTU as _, &mut req) } < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("set MTU {mtu} on {}: {e}", self.name)));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("set MTU {mtu} on {}: {e}", self.name),
+            ));
         }
         let mut req = IfReq::new(&self.name)?;
         // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS take a struct ifreq.
@@ -126,7 +151,10 @@ impl Tun {
         // SAFETY: as above.
         if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut req) } < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("bring {} up: {e}", self.name)));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("bring {} up: {e}", self.name),
+            ));
         }
         Ok(())
     }
@@ -161,11 +189,18 @@ impl AsRawFd for Tun {
 }
 
 fn run_ip(args: &[&str]) -> io::Result<()> {
-    let out = Command::new("ip").args(args).output().map_err(|e| io::Error::new(e.kind(), format!("cannot run `ip`: {e}")))?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run `ip`: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(io::Error::other(format!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+        Err(io::Error::other(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 
@@ -181,7 +216,12 @@ pub fn del_route(prefix: &ipnet::IpNet, dev: &str) -> io::Result<()> {
     let p = prefix.to_string();
     let fam = if prefix.addr().is_ipv6() { "-6" } else { "-4" };
     match run_ip(&[fam, "route", "del", &p, "dev", dev]) {
-        Err(e) if e.to_string().contains("No such process") || e.to_string().contains("Cannot find device") => Ok(()),
+        Err(e)
+            if e.to_string().contains("No such process")
+                || e.to_string().contains("Cannot find device") =>
+        {
+            Ok(())
+        }
         r => r,
     }
 }
@@ -205,7 +245,9 @@ pub fn interface_mtu_for(addr: IpAddr) -> Option<u16> {
                 libc::AF_INET => {
                     // SAFETY: family is AF_INET.
                     let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                    Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+                    Some(IpAddr::from(
+                        u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                    ))
                 }
                 libc::AF_INET6 => {
                     // SAFETY: family is AF_INET6.
@@ -216,7 +258,11 @@ pub fn interface_mtu_for(addr: IpAddr) -> Option<u16> {
             };
             if a == Some(addr) {
                 // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-                name = Some(unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned());
+                name = Some(
+                    unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                        .to_string_lossy()
+                        .into_owned(),
+                );
                 break;
             }
         }
@@ -225,5 +271,9 @@ pub fn interface_mtu_for(addr: IpAddr) -> Option<u16> {
     // SAFETY: ifap came from getifaddrs.
     unsafe { libc::freeifaddrs(ifap) };
     let name = name?;
-    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

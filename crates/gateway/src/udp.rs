@@ -8,6 +8,9 @@ use std::os::fd::RawFd;
 
 const SOL_UDP: libc::c_int = 17;
 const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+/// Control buffer per received message (room for one UDP_GRO cmsg).
+const CMSG_ROOM: usize = 64;
 /// Most segments the kernel accepts in one GSO send (UDP_MAX_SEGMENTS is 64 on older kernels).
 pub const GSO_MAX_SEGMENTS: usize = 64;
 /// Most bytes in one GSO send (the IP total-length limit, minus headers).
@@ -20,6 +23,7 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    ctrl: Vec<u64>,
 }
 
 // SAFETY: the raw pointers inside point only into the struct's own heap buffers.
@@ -36,21 +40,29 @@ impl RecvBatch {
             addrs: vec![zero_addr; count],
             iovs: Vec::with_capacity(count),
             hdrs: Vec::with_capacity(count),
+            ctrl: vec![0u64; count * CMSG_ROOM / 8],
         });
         let bufs = b.bufs.as_mut_ptr();
         for i in 0..count {
             // SAFETY: i * slot is within bufs.
-            b.iovs.push(libc::iovec { iov_base: unsafe { bufs.add(i * slot) }.cast(), iov_len: slot });
+            b.iovs.push(libc::iovec {
+                iov_base: unsafe { bufs.add(i * slot) }.cast(),
+                iov_len: slot,
+            });
         }
         let iovs = b.iovs.as_mut_ptr();
         let addrs = b.addrs.as_mut_ptr();
+        let ctrl = b.ctrl.as_mut_ptr();
         for i in 0..count {
             // SAFETY: zeroed msghdr is valid; pointers index our own vectors.
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
             h.msg_hdr.msg_name = unsafe { addrs.add(i) }.cast();
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = unsafe { ctrl.add(i * CMSG_ROOM / 8) }.cast();
+            h.msg_hdr.msg_controllen = CMSG_ROOM as _;
             b.hdrs.push(h);
         }
         b
@@ -59,12 +71,22 @@ impl RecvBatch {
     /// Receives up to the batch size without blocking; returns how many arrived.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for h in self.hdrs.iter_mut() {
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_flags = 0;
+            h.msg_hdr.msg_controllen = CMSG_ROOM as _;
             h.msg_len = 0;
         }
         // SAFETY: hdrs describes valid buffers owned by self.
-        let n = unsafe { libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), self.hdrs.len() as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                self.hdrs.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -72,14 +94,34 @@ impl RecvBatch {
         }
     }
 
-    /// Datagram `i` of the last `recv`: its buffer (whole slot), length, sender, and whether it
-    /// was truncated.
-    pub fn get(&mut self, i: usize) -> (&mut [u8], usize, Option<SocketAddr>, bool) {
-        let len = self.hdrs[i].msg_len as usize;
-        let trunc = self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+    /// Message `i` of the last `recv`: its buffer (whole slot), length, sender, whether it
+    /// was truncated, and the size of the datagrams UDP GRO joined in it (= length if none).
+    pub fn get(&mut self, i: usize) -> (&mut [u8], usize, Option<SocketAddr>, bool, usize) {
+        let len = (self.hdrs[i].msg_len as usize).min(self.slot);
+        let trunc = self.hdrs[i].msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
         let from = sockaddr_to(&self.addrs[i]);
+        let mut seg = len;
+        // SAFETY: walking the control buffer the kernel filled for this message.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&self.hdrs[i].msg_hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                    let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                    if v > 0 {
+                        seg = v as usize;
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&self.hdrs[i].msg_hdr, c);
+            }
+        }
         let slot = self.slot;
-        (&mut self.bufs[i * slot..(i + 1) * slot], len.min(slot), from, trunc)
+        (
+            &mut self.bufs[i * slot..(i + 1) * slot],
+            len,
+            from,
+            trunc,
+            seg.max(1),
+        )
     }
 }
 
@@ -88,12 +130,20 @@ fn sockaddr_to(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
         libc::AF_INET => {
             // SAFETY: family says sockaddr_in.
             let a = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: family says sockaddr_in6.
             let a = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
         }
         _ => None,
     }
@@ -127,7 +177,10 @@ fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// UDP GSO super-datagram.
 pub fn send_gso(fd: RawFd, buf: &[u8], seg: usize, to: SocketAddr) -> io::Result<()> {
     let (mut ss, sslen) = to_sockaddr(to);
-    let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     // room for one cmsg carrying a u16
     let mut cbuf = [0u64; 4];
     // SAFETY: msghdr/cmsg construction over local buffers that outlive the call.
@@ -151,11 +204,36 @@ pub fn send_gso(fd: RawFd, buf: &[u8], seg: usize, to: SocketAddr) -> io::Result
     Ok(())
 }
 
+/// Asks the kernel to hand over runs of same-flow datagrams joined (UDP GRO); returns
+/// whether it agreed (older kernels do not know the option).
+pub fn enable_gro(fd: RawFd) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt with a c_int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_UDP,
+            UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
 /// Sends one datagram.
 pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<()> {
     let (ss, sslen) = to_sockaddr(to);
     // SAFETY: buf and ss are valid for the call.
-    let n = unsafe { libc::sendto(fd, buf.as_ptr().cast(), buf.len(), 0, (&ss as *const libc::sockaddr_storage).cast(), sslen) };
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            sslen,
+        )
+    };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -165,7 +243,10 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<()> {
 
 /// Whether a GSO send error means "this path cannot do GSO" (so fall back for good).
 pub fn gso_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) | Some(libc::EOPNOTSUPP))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) | Some(libc::EOPNOTSUPP)
+    )
 }
 
 /// The unspecified address of `a`'s family.
@@ -213,8 +294,9 @@ mod tests {
                 Err(e) => panic!("{e}"),
             };
             for i in 0..n {
-                let (b, len, from, trunc) = batch.get(i);
+                let (b, len, from, trunc, seg) = batch.get(i);
                 assert!(!trunc);
+                assert_eq!(seg, len, "GRO not enabled on this socket");
                 assert_eq!(from, Some(tx.local_addr().unwrap()));
                 got.push(b[..len].to_vec());
             }
@@ -225,6 +307,51 @@ mod tests {
         assert_eq!(got.len(), 5);
         for (i, d) in got.iter().enumerate() {
             assert_eq!(d.len(), if i == 4 { 300 } else { 1000 });
+            assert!(d.iter().all(|&b| b == i as u8));
+        }
+    }
+
+    #[test]
+    fn gro_receive_reports_the_segment_size() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if !enable_gro(rx.as_raw_fd()) {
+            return; // kernel without UDP GRO: the plain path is covered above
+        }
+        let to = rx.local_addr().unwrap();
+        let mut buf = Vec::new();
+        for i in 0..4u8 {
+            buf.extend(std::iter::repeat(i).take(if i == 3 { 100 } else { 1200 }));
+        }
+        if send_gso(tx.as_raw_fd(), &buf, 1200, to).is_err() {
+            return;
+        }
+        let mut batch = RecvBatch::new(4, 65536);
+        let mut data = Vec::new();
+        for _ in 0..100 {
+            match batch.recv(rx.as_raw_fd()) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (b, len, _, trunc, seg) = batch.get(i);
+                        assert!(!trunc);
+                        for chunk in b[..len].chunks(seg) {
+                            data.push(chunk.to_vec());
+                        }
+                    }
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+            if data.len() >= 4 {
+                break;
+            }
+        }
+        assert_eq!(
+            data.len(),
+            4,
+            "the four datagrams, whether joined by GRO or not"
+        );
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(d.len(), if i == 3 { 100 } else { 1200 });
             assert!(d.iter().all(|&b| b == i as u8));
         }
     }
