@@ -3,12 +3,12 @@
 //! ("stopped answering") within the DPD timeout; `lab up` again restarts the dead gateway
 //! and both connections are Connected again, with traffic.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
 #[path = "support/e2e.rs"]
 #[allow(dead_code)]
 mod e2e;
+#[path = "support/lab.rs"]
+#[allow(dead_code)]
+mod lab;
 
 use e2e::{redeploy_connection, wait_both_connected, wait_for};
 use lab::{show, Lab};
@@ -24,30 +24,68 @@ fn a_killed_peer_gateway_is_noticed_within_the_dpd_timeout_and_recovers() {
     redeploy_connection(&lab, "stackhub", &[&dpd]);
     wait_both_connected(&lab, Duration::from_secs(15));
     let shown = e2e::conn(&lab.status(), "azure", "azure-to-stackhub");
-    assert_eq!(shown["resource"]["properties"]["dpdTimeoutSeconds"], DPD, "{shown:#}");
+    assert_eq!(
+        shown["resource"]["properties"]["dpdTimeoutSeconds"], DPD,
+        "{shown:#}"
+    );
     assert!(lab.ping("azure/vm1", "10.2.1.4"));
 
-    let record = lab.state.join("labs").join(&lab.id).join("gateways/stackhub--stackhub-gw.json");
-    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let record = lab
+        .state
+        .join("labs")
+        .join(&lab.id)
+        .join("gateways/stackhub--stackhub-gw.json");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     let pid = rec["pid"].as_i64().unwrap() as i32;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(String::from_utf8_lossy(&cmdline).contains(&lab.id), "pid {pid} is this lab's gateway");
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains(&lab.id),
+        "pid {pid} is this lab's gateway"
+    );
     // SAFETY: kill(2) on the gateway process this test's lab started (checked above).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let killed = Instant::now();
 
-    let (c, _) = wait_for(&lab, "azure", "azure-to-stackhub", Duration::from_secs(DPD + 6), "NotConnected", |c| c["connectionStatus"] == "NotConnected");
+    let (c, _) = wait_for(
+        &lab,
+        "azure",
+        "azure-to-stackhub",
+        Duration::from_secs(DPD + 6),
+        "NotConnected",
+        |c| c["connectionStatus"] == "NotConnected",
+    );
     let noticed = killed.elapsed();
-    eprintln!("azure noticed the dead peer after {noticed:?}: {}", c["reason"]);
-    assert!(noticed <= Duration::from_secs(DPD + 1), "NotConnected only after {noticed:?} (DPD timeout {DPD} s)");
+    eprintln!(
+        "azure noticed the dead peer after {noticed:?}: {}",
+        c["reason"]
+    );
+    assert!(
+        noticed <= Duration::from_secs(DPD + 1),
+        "NotConnected only after {noticed:?} (DPD timeout {DPD} s)"
+    );
     let reason = c["reason"].as_str().unwrap();
-    assert!(reason.contains("198.51.100.1") && (reason.contains("stopped answering") || reason.contains("unreachable")), "{reason}");
+    assert!(
+        reason.contains("198.51.100.1")
+            && (reason.contains("stopped answering") || reason.contains("unreachable")),
+        "{reason}"
+    );
     let st = e2e::conn(&lab.status(), "stackhub", "stackhub-to-azure");
-    assert_eq!(st["connectionStatus"], "Unknown", "no process, no status: {st:#}");
-    assert!(st["reason"].as_str().unwrap().contains("not running"), "{st:#}");
+    assert_eq!(
+        st["connectionStatus"], "Unknown",
+        "no process, no status: {st:#}"
+    );
+    assert!(
+        st["reason"].as_str().unwrap().contains("not running"),
+        "{st:#}"
+    );
 
     let again = lab.up_again();
-    assert!(again.status.success(), "lab up after the crash:\n{}", show(&again));
+    assert!(
+        again.status.success(),
+        "lab up after the crash:\n{}",
+        show(&again)
+    );
     let back = Instant::now();
     wait_both_connected(&lab, Duration::from_secs(15));
     eprintln!("Connected again {:?} after lab up returned", back.elapsed());

@@ -3,12 +3,12 @@
 //! accepts only ECP384). Status says "policy mismatch (NO_PROPOSAL_CHOSEN)" and shows both
 //! sides' proposal lists; redeploying with the policy brings the tunnel back.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
 #[path = "support/e2e.rs"]
 #[allow(dead_code)]
 mod e2e;
+#[path = "support/lab.rs"]
+#[allow(dead_code)]
+mod lab;
 
 use e2e::{redeploy_connection, wait_both_connected, wait_for};
 use lab::Lab;
@@ -19,18 +19,44 @@ fn azure_default_policy_against_azure_stack_hub_is_a_named_mismatch() {
     let lab = Lab::up_copy("examples/hybrid-connection");
     redeploy_connection(&lab, "azure", &["ipsecPolicies=[]"]);
     // Azure Stack Hub answers Azure's IKE_SA_INIT: it has both lists in hand.
-    let (c, took) = wait_for(&lab, "stackhub", "stackhub-to-azure", Duration::from_secs(15), "a policy mismatch with both lists", |c| {
-        c["connectionStatus"] == "NotConnected"
-            && c["reason"].as_str().is_some_and(|r| r.contains("policy mismatch (NO_PROPOSAL_CHOSEN)") && r.contains("peer's proposals ["))
-    });
+    let (c, took) = wait_for(
+        &lab,
+        "stackhub",
+        "stackhub-to-azure",
+        Duration::from_secs(15),
+        "a policy mismatch with both lists",
+        |c| {
+            c["connectionStatus"] == "NotConnected"
+                && c["reason"].as_str().is_some_and(|r| {
+                    r.contains("policy mismatch (NO_PROPOSAL_CHOSEN)")
+                        && r.contains("peer's proposals [")
+                })
+        },
+    );
     let reason = c["reason"].as_str().unwrap();
     eprintln!("stackhub after {took:?}: {reason}");
     // Ours: Azure Stack Hub's fixed policy; theirs: Azure's default with DH group 2 (MODP_1024).
-    assert!(reason.contains("ECP_384") || reason.contains("ecp384"), "{reason}");
-    assert!(reason.contains("MODP_1024") || reason.contains("modp1024"), "{reason}");
-    let (a, _) = wait_for(&lab, "azure", "azure-to-stackhub", Duration::from_secs(15), "a policy mismatch", |c| {
-        c["connectionStatus"] == "NotConnected" && c["reason"].as_str().is_some_and(|r| r.contains("NO_PROPOSAL_CHOSEN"))
-    });
+    assert!(
+        reason.contains("ECP_384") || reason.contains("ecp384"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("MODP_1024") || reason.contains("modp1024"),
+        "{reason}"
+    );
+    let (a, _) = wait_for(
+        &lab,
+        "azure",
+        "azure-to-stackhub",
+        Duration::from_secs(15),
+        "a policy mismatch",
+        |c| {
+            c["connectionStatus"] == "NotConnected"
+                && c["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("NO_PROPOSAL_CHOSEN"))
+        },
+    );
     eprintln!("azure: {}", a["reason"]);
     assert!(!lab.ping("azure/vm1", "10.2.1.4"));
 

@@ -16,15 +16,25 @@ fn conn<'a>(status: &'a Value, site: &str, name: &str) -> &'a Value {
         .unwrap()
         .iter()
         .find(|s| s["name"] == site)
-        .and_then(|s| s["connections"].as_array().unwrap().iter().find(|c| c["name"] == name))
+        .and_then(|s| {
+            s["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+        })
         .unwrap_or_else(|| panic!("no connection {site}/{name} in {status:#}"))
 }
 
 fn counters(status: &Value, site: &str, name: &str) -> (u64, u64) {
     let c = conn(status, site, name);
     (
-        c["ingressBytesTransferred"].as_u64().unwrap_or_else(|| panic!("no ingress counter: {c:#}")),
-        c["egressBytesTransferred"].as_u64().unwrap_or_else(|| panic!("no egress counter: {c:#}")),
+        c["ingressBytesTransferred"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no ingress counter: {c:#}")),
+        c["egressBytesTransferred"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no egress counter: {c:#}")),
     )
 }
 
@@ -51,7 +61,11 @@ fn the_seed_comes_up_and_carries_traffic_both_ways() {
         "TCP azure/vm1 -> stackhub/vm1",
         "TCP stackhub/vm1 -> azure/vm1",
     ] {
-        assert!(out.contains(step), "summary lacks {step:?}:\n{}", show(&lab.up_output));
+        assert!(
+            out.contains(step),
+            "summary lacks {step:?}:\n{}",
+            show(&lab.up_output)
+        );
     }
     eprintln!("lab up of the seed took {up_time:?}");
 
@@ -62,12 +76,24 @@ fn the_seed_comes_up_and_carries_traffic_both_ways() {
         assert_eq!(c["provisioningState"], "Succeeded", "{c:#}");
         let props = &c["resource"]["properties"];
         assert_eq!(props["connectionStatus"], "Connected");
-        assert_eq!(props["tunnelConnectionStatus"][0]["connectionStatus"], "Connected");
+        assert_eq!(
+            props["tunnelConnectionStatus"][0]["connectionStatus"],
+            "Connected"
+        );
         let extra = &c["resource"]["hybridnet"];
-        assert_eq!(extra["espAlgorithms"], "AES_GCM_16-256", "the custom policy's ESP: {extra:#}");
-        assert!(extra["ikeAlgorithms"].as_str().unwrap().contains("ECP_384"), "{extra:#}");
+        assert_eq!(
+            extra["espAlgorithms"], "AES_GCM_16-256",
+            "the custom policy's ESP: {extra:#}"
+        );
+        assert!(
+            extra["ikeAlgorithms"].as_str().unwrap().contains("ECP_384"),
+            "{extra:#}"
+        );
         assert!(props["tunnelConnectionStatus"][0]["lastConnectionEstablishedUtcTime"].is_string());
-        assert!(props.get("sharedKey").is_none(), "the shared key is never shown");
+        assert!(
+            props.get("sharedKey").is_none(),
+            "the shared key is never shown"
+        );
     }
     // The gateways' configurations hold the key: private to root.
     let gw_dir = lab.state.join("labs").join(&lab.id).join("gateways");
@@ -80,12 +106,19 @@ fn the_seed_comes_up_and_carries_traffic_both_ways() {
         }
         if p.extension().is_some_and(|e| e == "log") {
             let log = std::fs::read_to_string(&p).unwrap();
-            assert!(!log.contains("hybridnet-lab-shared-key"), "the key is in {}", p.display());
+            assert!(
+                !log.contains("hybridnet-lab-shared-key"),
+                "the key is in {}",
+                p.display()
+            );
         }
     }
     let text = lab.run(&["lab", "status", "--id", &lab.id]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("connection azure-to-stackhub [Succeeded] Connected"), "{text}");
+    assert!(
+        text.contains("connection azure-to-stackhub [Succeeded] Connected"),
+        "{text}"
+    );
     assert!(!text.contains("hybridnet-lab-shared-key"));
 
     // From outside, as a user would: lab exec.
@@ -98,24 +131,62 @@ fn the_seed_comes_up_and_carries_traffic_both_ways() {
     let before = lab.status();
     let (az_in0, az_out0) = counters(&before, AZ.0, AZ.1);
     let (sh_in0, sh_out0) = counters(&before, SH.0, SH.1);
-    assert!(az_in0 > 0 && az_out0 > 0, "lab up's own traffic was counted");
-    let t = fabric::verify::tcp_transfer(&ns("stackhub"), "10.2.1.4".parse().unwrap(), 7001, &ns("azure"), len).expect("TCP azure -> stackhub");
+    assert!(
+        az_in0 > 0 && az_out0 > 0,
+        "lab up's own traffic was counted"
+    );
+    let t = fabric::verify::tcp_transfer(
+        &ns("stackhub"),
+        "10.2.1.4".parse().unwrap(),
+        7001,
+        &ns("azure"),
+        len,
+    )
+    .expect("TCP azure -> stackhub");
     eprintln!("TCP azure -> stackhub: {len} bytes in {} ms", t.millis);
     settle();
     let mid = lab.status();
     let (az_in1, az_out1) = counters(&mid, AZ.0, AZ.1);
     let (sh_in1, sh_out1) = counters(&mid, SH.0, SH.1);
     let sent = az_out1 - az_out0;
-    assert!(sent >= len && sent < len + len / 10, "azure egress grew by {sent} for {len} bytes of TCP payload");
-    assert_eq!(sh_in1 - sh_in0, sent, "stackhub's ingress matches azure's egress");
-    assert_eq!(az_in1 - az_in0, sh_out1 - sh_out0, "the ACKs back agree too");
-    assert!(az_in1 - az_in0 < len / 10, "the return direction carried only ACKs");
-    fabric::verify::tcp_transfer(&ns("azure"), "10.1.1.4".parse().unwrap(), 7002, &ns("stackhub"), len).expect("TCP stackhub -> azure");
+    assert!(
+        sent >= len && sent < len + len / 10,
+        "azure egress grew by {sent} for {len} bytes of TCP payload"
+    );
+    assert_eq!(
+        sh_in1 - sh_in0,
+        sent,
+        "stackhub's ingress matches azure's egress"
+    );
+    assert_eq!(
+        az_in1 - az_in0,
+        sh_out1 - sh_out0,
+        "the ACKs back agree too"
+    );
+    assert!(
+        az_in1 - az_in0 < len / 10,
+        "the return direction carried only ACKs"
+    );
+    fabric::verify::tcp_transfer(
+        &ns("azure"),
+        "10.1.1.4".parse().unwrap(),
+        7002,
+        &ns("stackhub"),
+        len,
+    )
+    .expect("TCP stackhub -> azure");
     settle();
     let after = lab.status();
     let (az_in2, _) = counters(&after, AZ.0, AZ.1);
     let (_, sh_out2) = counters(&after, SH.0, SH.1);
     let back = sh_out2 - sh_out1;
-    assert!(back >= len && back < len + len / 10, "stackhub egress grew by {back}");
-    assert_eq!(az_in2 - az_in1, back, "azure's ingress matches stackhub's egress");
+    assert!(
+        back >= len && back < len + len / 10,
+        "stackhub egress grew by {back}"
+    );
+    assert_eq!(
+        az_in2 - az_in1,
+        back,
+        "azure's ingress matches stackhub's egress"
+    );
 }

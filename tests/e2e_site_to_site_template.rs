@@ -19,7 +19,11 @@ fn public_template_brings_both_connections_up_with_traffic() {
         "TCP west/vm1 -> east/vm1",
         "TCP east/vm1 -> west/vm1",
     ] {
-        assert!(out.contains(step), "summary lacks {step:?}:\n{}", show(&lab.up_output));
+        assert!(
+            out.contains(step),
+            "summary lacks {step:?}:\n{}",
+            show(&lab.up_output)
+        );
     }
     assert!(lab.ping("west/vm1", "10.4.1.4"));
     assert!(lab.ping("east/vm1", "10.3.1.4"));
@@ -29,8 +33,14 @@ fn public_template_brings_both_connections_up_with_traffic() {
         for c in s["connections"].as_array().unwrap() {
             assert_eq!(c["connectionStatus"], "Connected", "{c:#}");
             assert_eq!(c["provisioningState"], "Succeeded", "{c:#}");
-            assert!(c["ingressBytesTransferred"].as_u64().unwrap() > 4 << 20, "{c:#}");
-            assert!(c["egressBytesTransferred"].as_u64().unwrap() > 4 << 20, "{c:#}");
+            assert!(
+                c["ingressBytesTransferred"].as_u64().unwrap() > 4 << 20,
+                "{c:#}"
+            );
+            assert!(
+                c["egressBytesTransferred"].as_u64().unwrap() > 4 << 20,
+                "{c:#}"
+            );
             seen += 1;
         }
     }

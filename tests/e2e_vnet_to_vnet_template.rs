@@ -19,7 +19,11 @@ fn public_template_brings_both_connections_up_with_traffic() {
         "TCP one/vm1 -> two/vm1",
         "TCP two/vm1 -> one/vm1",
     ] {
-        assert!(out.contains(step), "summary lacks {step:?}:\n{}", show(&lab.up_output));
+        assert!(
+            out.contains(step),
+            "summary lacks {step:?}:\n{}",
+            show(&lab.up_output)
+        );
     }
     assert!(lab.ping("one/vm1", "192.168.101.4"));
     assert!(lab.ping("two/vm1", "192.168.100.4"));
@@ -29,8 +33,14 @@ fn public_template_brings_both_connections_up_with_traffic() {
         for c in s["connections"].as_array().unwrap() {
             assert_eq!(c["connectionStatus"], "Connected", "{c:#}");
             assert_eq!(c["provisioningState"], "Succeeded", "{c:#}");
-            assert!(c["ingressBytesTransferred"].as_u64().unwrap() > 4 << 20, "{c:#}");
-            assert!(c["egressBytesTransferred"].as_u64().unwrap() > 4 << 20, "{c:#}");
+            assert!(
+                c["ingressBytesTransferred"].as_u64().unwrap() > 4 << 20,
+                "{c:#}"
+            );
+            assert!(
+                c["egressBytesTransferred"].as_u64().unwrap() > 4 << 20,
+                "{c:#}"
+            );
             seen += 1;
         }
     }

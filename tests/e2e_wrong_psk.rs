@@ -2,12 +2,12 @@
 //! connections report NotConnected with the reason "pre-shared key mismatch
 //! (AUTHENTICATION_FAILED)"; redeploying the right key brings the tunnel back with traffic.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
 #[path = "support/e2e.rs"]
 #[allow(dead_code)]
 mod e2e;
+#[path = "support/lab.rs"]
+#[allow(dead_code)]
+mod lab;
 
 use e2e::{redeploy_connection, wait_both_connected, wait_for};
 use lab::Lab;
@@ -17,12 +17,29 @@ use std::time::Duration;
 fn different_shared_keys_are_reported_and_fixed_by_redeploying() {
     let lab = Lab::up_copy("examples/hybrid-connection");
     redeploy_connection(&lab, "stackhub", &["sharedKey=not-the-same-key"]);
-    for (site, name) in [("azure", "azure-to-stackhub"), ("stackhub", "stackhub-to-azure")] {
-        let (c, took) = wait_for(&lab, site, name, Duration::from_secs(15), "failed with AUTHENTICATION_FAILED", |c| {
-            c["connectionStatus"] == "NotConnected" && c["reason"].as_str().is_some_and(|r| r.starts_with("pre-shared key mismatch (AUTHENTICATION_FAILED)"))
-        });
+    for (site, name) in [
+        ("azure", "azure-to-stackhub"),
+        ("stackhub", "stackhub-to-azure"),
+    ] {
+        let (c, took) = wait_for(
+            &lab,
+            site,
+            name,
+            Duration::from_secs(15),
+            "failed with AUTHENTICATION_FAILED",
+            |c| {
+                c["connectionStatus"] == "NotConnected"
+                    && c["reason"].as_str().is_some_and(|r| {
+                        r.starts_with("pre-shared key mismatch (AUTHENTICATION_FAILED)")
+                    })
+            },
+        );
         eprintln!("{site}/{name}: {} after {took:?}", c["reason"]);
-        assert!(!c.to_string().contains("not-the-same-key") && !c.to_string().contains("hybridnet-lab-shared-key"), "a key is shown: {c:#}");
+        assert!(
+            !c.to_string().contains("not-the-same-key")
+                && !c.to_string().contains("hybridnet-lab-shared-key"),
+            "a key is shown: {c:#}"
+        );
     }
     assert!(!lab.ping("azure/vm1", "10.2.1.4"), "no tunnel, no traffic");
     let text = lab.run(&["lab", "status", "--id", &lab.id]);

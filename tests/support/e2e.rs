@@ -15,14 +15,27 @@ pub fn conn(status: &Value, site: &str, name: &str) -> Value {
         .unwrap()
         .iter()
         .find(|s| s["name"] == site)
-        .and_then(|s| s["connections"].as_array().unwrap().iter().find(|c| c["name"] == name))
+        .and_then(|s| {
+            s["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+        })
         .cloned()
         .unwrap_or_else(|| panic!("no connection {site}/{name} in {status:#}"))
 }
 
 /// Polls `lab status` until `pred` holds for connection `site/name`; returns it and the time
 /// it took, or panics with the last status after `timeout`.
-pub fn wait_for(lab: &Lab, site: &str, name: &str, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> (Value, Duration) {
+pub fn wait_for(
+    lab: &Lab,
+    site: &str,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
     let start = Instant::now();
     loop {
         let c = conn(&lab.status(), site, name);
@@ -38,8 +51,13 @@ pub fn wait_for(lab: &Lab, site: &str, name: &str, timeout: Duration, what: &str
 
 /// Both connections of the seed are Connected (within `timeout`).
 pub fn wait_both_connected(lab: &Lab, timeout: Duration) {
-    for (site, name) in [("azure", "azure-to-stackhub"), ("stackhub", "stackhub-to-azure")] {
-        wait_for(lab, site, name, timeout, "Connected", |c| c["connectionStatus"] == "Connected");
+    for (site, name) in [
+        ("azure", "azure-to-stackhub"),
+        ("stackhub", "stackhub-to-azure"),
+    ] {
+        wait_for(lab, site, name, timeout, "Connected", |c| {
+            c["connectionStatus"] == "Connected"
+        });
     }
 }
 
@@ -48,7 +66,14 @@ pub fn wait_both_connected(lab: &Lab, timeout: Duration) {
 /// seed's parameters for that side overridden by `extra` (`NAME=VALUE`).
 pub fn redeploy_connection(lab: &Lab, side: &str, extra: &[&str]) {
     let template = lab.dir.join("templates/connection.json");
-    let mut args: Vec<String> = vec!["deploy".into(), "--id".into(), lab.id.clone(), "--site".into(), side.into(), template.display().to_string()];
+    let mut args: Vec<String> = vec![
+        "deploy".into(),
+        "--id".into(),
+        lab.id.clone(),
+        "--site".into(),
+        side.into(),
+        template.display().to_string(),
+    ];
     let base: Vec<String> = match side {
         "azure" => vec![
             "gatewayName=azure-gw".into(),
@@ -82,7 +107,11 @@ pub fn redeploy_connection(lab: &Lab, side: &str, extra: &[&str]) {
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = lab.run(&refs);
-    assert!(out.status.success(), "hybridnet deploy failed:\n{}", show(&out));
+    assert!(
+        out.status.success(),
+        "hybridnet deploy failed:\n{}",
+        show(&out)
+    );
 }
 
 /// The custom policy the Azure side of the seed carries (Azure Stack Hub's fixed policy).

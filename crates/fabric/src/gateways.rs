@@ -148,19 +148,33 @@ fn gateway_endpoints(
     let space = resources
         .iter()
         .find_map(|r| match r {
-            Resource::VirtualNetwork(v) if v.subnets.iter().any(|s| s.id.to_lowercase() == subnet) => {
+            Resource::VirtualNetwork(v)
+                if v.subnets.iter().any(|s| s.id.to_lowercase() == subnet) =>
+            {
                 Some(v.address_space.clone())
             }
             _ => None,
         })
-        .ok_or_else(|| format!("the GatewaySubnet of gateway {} does not exist", gw.meta.name))?;
+        .ok_or_else(|| {
+            format!(
+                "the GatewaySubnet of gateway {} does not exist",
+                gw.meta.name
+            )
+        })?;
     let public = resources
         .iter()
         .find_map(|r| match r {
-            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => Some(p.ip_address),
+            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => {
+                Some(p.ip_address)
+            }
             _ => None,
         })
-        .ok_or_else(|| format!("public IP {} of gateway {} does not exist", ipc.public_ip_address, gw.meta.name))?;
+        .ok_or_else(|| {
+            format!(
+                "public IP {} of gateway {} does not exist",
+                ipc.public_ip_address, gw.meta.name
+            )
+        })?;
     Ok((space, public))
 }
 
@@ -185,7 +199,9 @@ fn connection_table(
             let lng = resources
                 .iter()
                 .find_map(|r| match r {
-                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => Some(l),
+                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
+                        Some(l)
+                    }
                     _ => None,
                 })
                 .ok_or_else(|| format!("local network gateway {lng_id} does not exist"))?;
@@ -196,7 +212,10 @@ fn connection_table(
                 )
             })?;
             if lng.address_prefixes.is_empty() {
-                return Err(format!("local network gateway {} has no address prefixes", lng.meta.name));
+                return Err(format!(
+                    "local network gateway {} has no address prefixes",
+                    lng.meta.name
+                ));
             }
             (ip, lng.address_prefixes.clone())
         }
@@ -205,12 +224,17 @@ fn connection_table(
                 .virtual_network_gateway2
                 .as_ref()
                 .ok_or("a Vnet2Vnet connection needs virtualNetworkGateway2")?;
-            let (_, peer_resources, peer) =
-                find_gateway(sites, peer_id).ok_or_else(|| format!("virtual network gateway {peer_id} exists in no site of the lab"))?;
+            let (_, peer_resources, peer) = find_gateway(sites, peer_id).ok_or_else(|| {
+                format!("virtual network gateway {peer_id} exists in no site of the lab")
+            })?;
             let (space, public) = gateway_endpoints(peer_resources, peer)?;
             (public, space)
         }
-        other => return Err(format!("connectionType {other:?} is not realized in the lab")),
+        other => {
+            return Err(format!(
+                "connectionType {other:?} is not realized in the lab"
+            ))
+        }
     };
     let key = c
         .shared_key
@@ -223,20 +247,43 @@ fn connection_table(
             esp.push(p.clone());
         }
     }
-    let strings = |v: &[String]| toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect());
-    let prefixes = |v: &[ipnet::Ipv4Net]| toml::Value::Array(v.iter().map(|p| toml::Value::String(p.to_string())).collect());
+    let strings = |v: &[String]| {
+        toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect())
+    };
+    let prefixes = |v: &[ipnet::Ipv4Net]| {
+        toml::Value::Array(
+            v.iter()
+                .map(|p| toml::Value::String(p.to_string()))
+                .collect(),
+        )
+    };
     let mut t = toml::Table::new();
     t.insert("name".into(), toml::Value::String(c.meta.name.clone()));
-    t.insert("remote_address".into(), toml::Value::String(remote.to_string()));
+    t.insert(
+        "remote_address".into(),
+        toml::Value::String(remote.to_string()),
+    );
     // Azure's sharedKey is literal text; hex keeps it literal even when it starts with "0x".
-    t.insert("psk".into(), toml::Value::String(format!("0x{}", hex(key.expose().as_bytes()))));
+    t.insert(
+        "psk".into(),
+        toml::Value::String(format!("0x{}", hex(key.expose().as_bytes()))),
+    );
     t.insert("local_prefixes".into(), prefixes(local_prefixes));
     t.insert("remote_prefixes".into(), prefixes(&remote_prefixes));
     t.insert("ike_proposals".into(), strings(&policy.ike_proposals));
     t.insert("esp_proposals".into(), strings(&esp));
-    t.insert("ike_lifetime".into(), toml::Value::Integer(policy.ike_lifetime_secs.into()));
-    t.insert("child_lifetime".into(), toml::Value::Integer(policy.child_lifetime_secs.into()));
-    t.insert("dpd_timeout".into(), toml::Value::Integer(c.dpd_timeout_seconds.max(1).into()));
+    t.insert(
+        "ike_lifetime".into(),
+        toml::Value::Integer(policy.ike_lifetime_secs.into()),
+    );
+    t.insert(
+        "child_lifetime".into(),
+        toml::Value::Integer(policy.child_lifetime_secs.into()),
+    );
+    t.insert(
+        "dpd_timeout".into(),
+        toml::Value::Integer(c.dpd_timeout_seconds.max(1).into()),
+    );
     // Azure gateways initiate and respond on every connection.
     t.insert("initiate".into(), toml::Value::Boolean(true));
     Ok(t)
@@ -244,8 +291,14 @@ fn connection_table(
 
 fn top_table(local_address: std::net::Ipv4Addr, control: &Path) -> toml::Table {
     let mut top = toml::Table::new();
-    top.insert("local_address".into(), toml::Value::String(local_address.to_string()));
-    top.insert("control_socket".into(), toml::Value::String(control.display().to_string()));
+    top.insert(
+        "local_address".into(),
+        toml::Value::String(local_address.to_string()),
+    );
+    top.insert(
+        "control_socket".into(),
+        toml::Value::String(control.display().to_string()),
+    );
     let mut tun = toml::Table::new();
     tun.insert("name".into(), toml::Value::String(TUN_NAME.into()));
     top.insert("tun".into(), toml::Value::Table(tun));
@@ -266,7 +319,11 @@ fn render(mut top: toml::Table, local_id: std::net::Ipv4Addr, conns: Vec<toml::T
 
 /// Plans every gateway process of the lab: the configuration of each VNet gateway (from the
 /// topology, which placed it) and the connections that cannot run, with why (to be Failed).
-pub fn plan(lab_dir: &Path, topology: &Topology, sites: &[(Site, Vec<Resource>)]) -> (Vec<GatewayRun>, Vec<(String, String)>) {
+pub fn plan(
+    lab_dir: &Path,
+    topology: &Topology,
+    sites: &[(Site, Vec<Resource>)],
+) -> (Vec<GatewayRun>, Vec<(String, String)>) {
     let id = &topology.lab_id;
     let mut runs = Vec::new();
     let mut failures = Vec::new();
@@ -288,8 +345,13 @@ pub fn plan(lab_dir: &Path, topology: &Topology, sites: &[(Site, Vec<Resource>)]
                     continue;
                 }
             };
-            let control = gateways_dir(lab_dir).join(format!("{}.sock", file_stem(&net.name, &g.name)));
-            let local_address = if net.nat { behind_nat_addresses(index).1 } else { g.public_address };
+            let control =
+                gateways_dir(lab_dir).join(format!("{}.sock", file_stem(&net.name, &g.name)));
+            let local_address = if net.nat {
+                behind_nat_addresses(index).1
+            } else {
+                g.public_address
+            };
             let top = top_table(local_address, &control);
             let mut tables = Vec::new();
             let mut served = Vec::new();
@@ -298,14 +360,17 @@ pub fn plan(lab_dir: &Path, topology: &Topology, sites: &[(Site, Vec<Resource>)]
                 if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
                     continue;
                 }
-                let checked = connection_table(site, resources, sites, c, &local_prefixes).and_then(|t| {
-                    // The gateway's own parser is the judge of what it can run (algorithms,
-                    // lifetimes); its error names the key.
-                    let alone = render(top.clone(), g.public_address, vec![t.clone()]);
-                    gateway::GatewayConfig::parse(&alone, lab_dir)
-                        .map(|_| t)
-                        .map_err(|e| format!("the lab's gateway cannot run this connection: {e}"))
-                });
+                let checked = connection_table(site, resources, sites, c, &local_prefixes)
+                    .and_then(|t| {
+                        // The gateway's own parser is the judge of what it can run (algorithms,
+                        // lifetimes); its error names the key.
+                        let alone = render(top.clone(), g.public_address, vec![t.clone()]);
+                        gateway::GatewayConfig::parse(&alone, lab_dir)
+                            .map(|_| t)
+                            .map_err(|e| {
+                                format!("the lab's gateway cannot run this connection: {e}")
+                            })
+                    });
                 match checked {
                     Ok(t) => {
                         tables.push(t);
@@ -328,7 +393,10 @@ pub fn plan(lab_dir: &Path, topology: &Topology, sites: &[(Site, Vec<Resource>)]
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GatewayRunError + '_ {
-    move |source| GatewayRunError::Io { path: path.to_path_buf(), source }
+    move |source| GatewayRunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `data` with mode 0600 (it holds shared keys), atomically.
@@ -356,7 +424,11 @@ fn is_our_gateway(pid: i32, config: &Path) -> bool {
         return false;
     };
     // state is the field after the parenthesized command name
-    if stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(true) {
+    if stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        .unwrap_or(true)
+    {
         return false;
     }
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -364,7 +436,8 @@ fn is_our_gateway(pid: i32, config: &Path) -> bool {
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let want = config.as_os_str().as_encoded_bytes();
-    args.windows(3).any(|w| w[0] == b"gateway" && w[1] == b"run" && w[2] == want)
+    args.windows(3)
+        .any(|w| w[0] == b"gateway" && w[1] == b"run" && w[2] == want)
 }
 
 /// Reads the records of the lab's gateway processes.
@@ -378,7 +451,10 @@ pub fn records(lab_dir: &Path) -> Vec<GatewayRecord> {
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
             continue;
         }
-        if let Some(r) = std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str::<GatewayRecord>(&t).ok()) {
+        if let Some(r) = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<GatewayRecord>(&t).ok())
+        {
             out.push(r);
         }
     }
@@ -389,7 +465,9 @@ pub fn records(lab_dir: &Path) -> Vec<GatewayRecord> {
 /// The record of one gateway's process, if it ran.
 pub fn record(lab_dir: &Path, site: &str, gateway: &str) -> Option<GatewayRecord> {
     let p = gateways_dir(lab_dir).join(format!("{}.json", file_stem(site, gateway)));
-    std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str(&t).ok())
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// Whether the recorded process still runs.
@@ -425,7 +503,11 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// Starts `gateway run` detached in `run.netns` and waits until its control socket answers.
-fn start(lab_dir: &Path, run: &GatewayRun, config_text: &str) -> Result<GatewayRecord, GatewayRunError> {
+fn start(
+    lab_dir: &Path,
+    run: &GatewayRun,
+    config_text: &str,
+) -> Result<GatewayRecord, GatewayRunError> {
     use std::os::unix::process::CommandExt;
     let dir = gateways_dir(lab_dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -481,13 +563,20 @@ fn start(lab_dir: &Path, run: &GatewayRun, config_text: &str) -> Result<GatewayR
         if !is_our_gateway(pid, &config) {
             return Err(GatewayRunError::NotUp {
                 netns: run.netns.clone(),
-                detail: format!("it exited; its log ({}) ends with:\n{}", log.display(), tail(&log, 8)),
+                detail: format!(
+                    "it exited; its log ({}) ends with:\n{}",
+                    log.display(),
+                    tail(&log, 8)
+                ),
             });
         }
         if Instant::now() > deadline {
             return Err(GatewayRunError::NotUp {
                 netns: run.netns.clone(),
-                detail: format!("no answer on {} within {START_TIMEOUT:?}", control.display()),
+                detail: format!(
+                    "no answer on {} within {START_TIMEOUT:?}",
+                    control.display()
+                ),
             });
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -501,7 +590,11 @@ fn start(lab_dir: &Path, run: &GatewayRun, config_text: &str) -> Result<GatewayR
         config,
         log,
         config_fingerprint: fingerprint(config_text),
-        connections: run.connections.iter().map(|c| c.rsplit('/').next().unwrap_or(c).to_string()).collect(),
+        connections: run
+            .connections
+            .iter()
+            .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+            .collect(),
     };
     let data = serde_json::to_vec_pretty(&rec).expect("record serializes");
     write_private(&dir.join(format!("{stem}.json")), &data)?;
@@ -511,27 +604,45 @@ fn start(lab_dir: &Path, run: &GatewayRun, config_text: &str) -> Result<GatewayR
 /// Makes the running gateway processes match `runs`: starts what is missing, restarts what
 /// changed, stops what is no longer wanted. Returns per gateway (site, name) what it did, or
 /// the error for gateways that could not be run.
-pub fn converge(lab_dir: &Path, runs: &[GatewayRun]) -> Vec<(GatewayRun, Result<GatewayAction, GatewayRunError>)> {
+pub fn converge(
+    lab_dir: &Path,
+    runs: &[GatewayRun],
+) -> Vec<(GatewayRun, Result<GatewayAction, GatewayRunError>)> {
     let mut out = Vec::new();
     let existing = records(lab_dir);
     for rec in &existing {
-        let wanted = runs.iter().any(|r| r.site == rec.site && r.gateway == rec.gateway && r.config.is_some());
+        let wanted = runs
+            .iter()
+            .any(|r| r.site == rec.site && r.gateway == rec.gateway && r.config.is_some());
         if !wanted {
             stop(lab_dir, rec);
-            if let Some(r) = runs.iter().find(|r| r.site == rec.site && r.gateway == rec.gateway) {
+            if let Some(r) = runs
+                .iter()
+                .find(|r| r.site == rec.site && r.gateway == rec.gateway)
+            {
                 out.push((r.clone(), Ok(GatewayAction::Stopped)));
             }
         }
     }
     for run in runs {
         let Some(text) = &run.config else { continue };
-        let prev = existing.iter().find(|r| r.site == run.site && r.gateway == run.gateway);
+        let prev = existing
+            .iter()
+            .find(|r| r.site == run.site && r.gateway == run.gateway);
         let result = match prev {
-            Some(rec) if alive(rec) && rec.config_fingerprint == fingerprint(text) => Ok(GatewayAction::Unchanged),
+            Some(rec) if alive(rec) && rec.config_fingerprint == fingerprint(text) => {
+                Ok(GatewayAction::Unchanged)
+            }
             Some(rec) => {
                 let was_alive = alive(rec);
                 stop(lab_dir, rec);
-                start(lab_dir, run, text).map(|_| if was_alive { GatewayAction::Restarted } else { GatewayAction::Started })
+                start(lab_dir, run, text).map(|_| {
+                    if was_alive {
+                        GatewayAction::Restarted
+                    } else {
+                        GatewayAction::Started
+                    }
+                })
             }
             None => start(lab_dir, run, text).map(|_| GatewayAction::Started),
         };

@@ -429,7 +429,9 @@ impl Lab {
     /// with the other sites' resources visible to references (e.g. a Vnet2Vnet peer gateway).
     fn plan_options(&self, site: &str) -> Result<site::PlanOptions, LabError> {
         let spec = self.record.sites.iter().find(|s| s.name == site);
-        let locations = spec.filter(|s| !s.locations.is_empty()).map(|s| s.locations.clone());
+        let locations = spec
+            .filter(|s| !s.locations.is_empty())
+            .map(|s| s.locations.clone());
         let mut foreign = Vec::new();
         if locations.is_some() {
             for other in self.record.sites.iter().filter(|s| s.name != site) {
@@ -601,7 +603,10 @@ impl Lab {
         let mut pending: BTreeMap<String, String> = BTreeMap::new();
         if self.record.external_gateways {
             for (_, resources) in &sites {
-                for r in resources.iter().filter(|r| matches!(r, Resource::Connection(_))) {
+                for r in resources
+                    .iter()
+                    .filter(|r| matches!(r, Resource::Connection(_)))
+                {
                     pending.insert(
                         r.id().to_lowercase(),
                         "the lab runs no gateway processes (lab up --no-gateways); the VPN device is yours to run".into(),
@@ -619,7 +624,9 @@ impl Lab {
                 if let Some(err) = failures.get(&run.gateway_id.to_lowercase()).cloned() {
                     run.config = None;
                     for c in &run.connections {
-                        failures.entry(c.to_lowercase()).or_insert_with(|| format!("its gateway failed: {err}"));
+                        failures
+                            .entry(c.to_lowercase())
+                            .or_insert_with(|| format!("its gateway failed: {err}"));
                     }
                 }
             }
@@ -645,7 +652,9 @@ impl Lab {
                         let msg = e.to_string();
                         failures.insert(run.gateway_id.to_lowercase(), msg.clone());
                         for c in &run.connections {
-                            failures.entry(c.to_lowercase()).or_insert_with(|| format!("its gateway process failed: {msg}"));
+                            failures
+                                .entry(c.to_lowercase())
+                                .or_insert_with(|| format!("its gateway process failed: {msg}"));
                         }
                     }
                 }
@@ -653,7 +662,11 @@ impl Lab {
             let detail = if counts.is_empty() {
                 "none".to_string()
             } else {
-                counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+                counts
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             progress.finish("gateway processes", started, &detail);
         }
@@ -664,9 +677,14 @@ impl Lab {
                     .iter()
                     .filter(|r| REALIZED_TYPES.contains(&r.resource_type()))
                 {
-                    let state = match (failures.get(&r.id().to_lowercase()), pending.get(&r.id().to_lowercase())) {
+                    let state = match (
+                        failures.get(&r.id().to_lowercase()),
+                        pending.get(&r.id().to_lowercase()),
+                    ) {
                         (Some(err), _) => ProvisioningState::Failed { error: err.clone() },
-                        (None, Some(reason)) => ProvisioningState::Pending { reason: reason.clone() },
+                        (None, Some(reason)) => ProvisioningState::Pending {
+                            reason: reason.clone(),
+                        },
                         (None, None) => ProvisioningState::Succeeded,
                     };
                     if set_state(site, r, state)? {
@@ -1032,7 +1050,12 @@ pub struct UpOptions {
 }
 
 /// `lab up DIR` with options.
-pub fn up_with(root: &Path, dir: &Path, opts: &UpOptions, progress: &mut Progress) -> Result<ApplyReport, LabError> {
+pub fn up_with(
+    root: &Path,
+    dir: &Path,
+    opts: &UpOptions,
+    progress: &mut Progress,
+) -> Result<ApplyReport, LabError> {
     let spec = LabSpec::load(dir)?;
     let canon = state::canonical_dir(dir)?;
     let (lab_dir, record) = match state::find_by_dir(root, &canon)? {
@@ -1075,12 +1098,21 @@ pub fn up_with(root: &Path, dir: &Path, opts: &UpOptions, progress: &mut Progres
     for s in &spec.sites {
         progress.step(&format!("site {}", s.name), || {
             let options = site::SiteOptions {
-                subscription_id: s.resource_group.as_ref().map(|rg| format!("hybridnet-{rg}")),
+                subscription_id: s
+                    .resource_group
+                    .as_ref()
+                    .map(|rg| format!("hybridnet-{rg}")),
                 resource_group: s.resource_group.clone(),
                 location: s.locations.first().cloned(),
             };
-            Site::create_with(&lab.dir.sites_path(), &s.name, &s.kind, s.public_prefix, &options)
-                .map_err(site_err(&s.name))?;
+            Site::create_with(
+                &lab.dir.sites_path(),
+                &s.name,
+                &s.kind,
+                s.public_prefix,
+                &options,
+            )
+            .map_err(site_err(&s.name))?;
             Ok::<_, LabError>((
                 (),
                 format!(
@@ -1478,7 +1510,12 @@ impl Lab {
     }
 
     fn connection_status(&self, site: &str, c: &site::Connection) -> ConnectionStatus {
-        let gw = c.virtual_network_gateway1.rsplit('/').next().unwrap_or_default().to_string();
+        let gw = c
+            .virtual_network_gateway1
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let (ps, ps_err) = state_parts(&c.meta.provisioning_state);
         let live: Result<devconfig::LiveConnection, String> = match gateways::record(&self.dir.path, site, &gw) {
             None if self.record.external_gateways => Err("the lab runs no gateway processes (lab up --no-gateways)".into()),
@@ -1520,11 +1557,19 @@ impl Lab {
                         }
                     }
                 }
-                (st.to_string(), crate::verify::explain(&l.report), Some(l.report.inbound.bytes), Some(l.report.outbound.bytes))
+                (
+                    st.to_string(),
+                    crate::verify::explain(&l.report),
+                    Some(l.report.inbound.bytes),
+                    Some(l.report.outbound.bytes),
+                )
             }
             Err(why) => ("Unknown".to_string(), Some(why.clone()), None, None),
         };
-        if let (Some(r), Some(extra)) = (&reason, view.get_mut("hybridnet").and_then(|x| x.as_object_mut())) {
+        if let (Some(r), Some(extra)) = (
+            &reason,
+            view.get_mut("hybridnet").and_then(|x| x.as_object_mut()),
+        ) {
             extra.insert("reason".into(), serde_json::json!(r));
         }
         ConnectionStatus {
@@ -1543,17 +1588,34 @@ impl Lab {
     /// Waits until every connection served by a gateway process is Connected. Returns early
     /// (with the statuses) once the ones that are not have failed for a reason waiting will
     /// not fix (PSK or policy or selector mismatch), or at `timeout`.
-    pub fn wait_connected(&self, timeout: std::time::Duration) -> Result<(bool, Vec<ConnectionStatus>), LabError> {
+    pub fn wait_connected(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(bool, Vec<ConnectionStatus>), LabError> {
         let deadline = Instant::now() + timeout;
         loop {
             let all = self.connections()?;
-            let served: Vec<&ConnectionStatus> = all.iter().filter(|c| c.provisioning_state == "Succeeded").collect();
+            let served: Vec<&ConnectionStatus> = all
+                .iter()
+                .filter(|c| c.provisioning_state == "Succeeded")
+                .collect();
             let up = served.iter().all(|c| c.connection_status == "Connected");
-            let hopeless = served.iter().filter(|c| c.connection_status != "Connected").all(|c| {
-                c.resource["hybridnet"]["lastError"]
-                    .as_str()
-                    .is_some_and(|e| ["AUTHENTICATION_FAILED", "NO_PROPOSAL_CHOSEN", "TS_UNACCEPTABLE"].iter().any(|k| e.starts_with(k)))
-            });
+            let hopeless = served
+                .iter()
+                .filter(|c| c.connection_status != "Connected")
+                .all(|c| {
+                    c.resource["hybridnet"]["lastError"]
+                        .as_str()
+                        .is_some_and(|e| {
+                            [
+                                "AUTHENTICATION_FAILED",
+                                "NO_PROPOSAL_CHOSEN",
+                                "TS_UNACCEPTABLE",
+                            ]
+                            .iter()
+                            .any(|k| e.starts_with(k))
+                        })
+                });
             if up || (hopeless && !served.is_empty()) || Instant::now() >= deadline {
                 return Ok((up, all));
             }
@@ -1567,26 +1629,54 @@ impl Lab {
     pub fn tunnel_vm_pairs(&self, connected: &[ConnectionStatus]) -> Result<Vec<VmPair>, LabError> {
         let topo = self.topology()?;
         let mut pairs: Vec<VmPair> = Vec::new();
-        for c in connected.iter().filter(|c| c.connection_status == "Connected") {
-            let Some(net) = topo.sites.iter().find(|s| s.name == c.site) else { continue };
-            let Some(gw) = net.gateways.iter().find(|g| g.name == c.gateway) else { continue };
-            let Some((local_vm, local_addr)) = net.vms.iter().find_map(|v| v.nics.iter().find(|n| n.vnet == gw.vnet).map(|n| (v.name.clone(), n.address))) else {
+        for c in connected
+            .iter()
+            .filter(|c| c.connection_status == "Connected")
+        {
+            let Some(net) = topo.sites.iter().find(|s| s.name == c.site) else {
                 continue;
             };
-            let remote = topo.sites.iter().filter(|s| s.name != c.site).find_map(|s| {
-                s.vms.iter().find_map(|v| {
-                    v.nics
-                        .iter()
-                        .find(|n| gw.remote_prefixes.iter().any(|p| p.contains(&n.address)))
-                        .map(|n| (s.name.clone(), v.name.clone(), n.address))
-                })
-            });
-            let Some((rsite, rvm, raddr)) = remote else { continue };
-            let pair = VmPair {
-                a: (format!("{}/{}", c.site, local_vm), self.record.id.vm_netns(&c.site, &local_vm), local_addr),
-                b: (format!("{rsite}/{rvm}"), self.record.id.vm_netns(&rsite, &rvm), raddr),
+            let Some(gw) = net.gateways.iter().find(|g| g.name == c.gateway) else {
+                continue;
             };
-            if !pairs.iter().any(|p| (p.a.0 == pair.a.0 && p.b.0 == pair.b.0) || (p.a.0 == pair.b.0 && p.b.0 == pair.a.0)) {
+            let Some((local_vm, local_addr)) = net.vms.iter().find_map(|v| {
+                v.nics
+                    .iter()
+                    .find(|n| n.vnet == gw.vnet)
+                    .map(|n| (v.name.clone(), n.address))
+            }) else {
+                continue;
+            };
+            let remote = topo
+                .sites
+                .iter()
+                .filter(|s| s.name != c.site)
+                .find_map(|s| {
+                    s.vms.iter().find_map(|v| {
+                        v.nics
+                            .iter()
+                            .find(|n| gw.remote_prefixes.iter().any(|p| p.contains(&n.address)))
+                            .map(|n| (s.name.clone(), v.name.clone(), n.address))
+                    })
+                });
+            let Some((rsite, rvm, raddr)) = remote else {
+                continue;
+            };
+            let pair = VmPair {
+                a: (
+                    format!("{}/{}", c.site, local_vm),
+                    self.record.id.vm_netns(&c.site, &local_vm),
+                    local_addr,
+                ),
+                b: (
+                    format!("{rsite}/{rvm}"),
+                    self.record.id.vm_netns(&rsite, &rvm),
+                    raddr,
+                ),
+            };
+            if !pairs.iter().any(|p| {
+                (p.a.0 == pair.a.0 && p.b.0 == pair.b.0) || (p.a.0 == pair.b.0 && p.b.0 == pair.a.0)
+            }) {
                 pairs.push(pair);
             }
         }

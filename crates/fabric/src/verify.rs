@@ -21,10 +21,19 @@ pub enum VerifyError {
     },
     /// `ping` did not get its replies.
     #[error("ping {dst} from {netns}: {detail}")]
-    Ping { netns: String, dst: Ipv4Addr, detail: String },
+    Ping {
+        netns: String,
+        dst: Ipv4Addr,
+        detail: String,
+    },
     /// The TCP transfer failed or delivered other bytes than were sent.
     #[error("TCP {from} -> {to}:{port}: {detail}")]
-    Tcp { from: String, to: Ipv4Addr, port: u16, detail: String },
+    Tcp {
+        from: String,
+        to: Ipv4Addr,
+        port: u16,
+        detail: String,
+    },
 }
 
 /// Azure's `connectionStatus` for a gateway's report of one connection: Connected with an
@@ -47,9 +56,15 @@ pub fn explain(r: &gateway::status::ConnectionReport) -> Option<String> {
     }
     let peer = &r.remote_address;
     let Some(err) = &r.last_error else {
-        return Some(format!("negotiating with the peer gateway {peer} (IKE in progress)"));
+        return Some(format!(
+            "negotiating with the peer gateway {peer} (IKE in progress)"
+        ));
     };
-    let retrying = if r.state == "connecting" { "; retrying" } else { "" };
+    let retrying = if r.state == "connecting" {
+        "; retrying"
+    } else {
+        ""
+    };
     Some(if err.starts_with("AUTHENTICATION_FAILED") {
         format!(
             "pre-shared key mismatch (AUTHENTICATION_FAILED): the sharedKey of this connection and the peer's ({peer}) differ, or the peer expects another identity. Gateway: {err}"
@@ -74,8 +89,12 @@ fn spawn_in<T: Send + 'static>(
     netns: &str,
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<std::thread::JoinHandle<Result<T, String>>, VerifyError> {
-    let file = std::fs::File::open(Path::new(crate::netns::NETNS_RUN_DIR).join(netns))
-        .map_err(|source| VerifyError::Netns { netns: netns.to_string(), source })?;
+    let file = std::fs::File::open(Path::new(crate::netns::NETNS_RUN_DIR).join(netns)).map_err(
+        |source| VerifyError::Netns {
+            netns: netns.to_string(),
+            source,
+        },
+    )?;
     Ok(std::thread::spawn(move || {
         // SAFETY: setns on a valid namespace fd affects only this thread, which ends after `f`.
         if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -90,16 +109,38 @@ fn spawn_in<T: Send + 'static>(
 pub fn ping(netns: &str, dst: Ipv4Addr, count: u32) -> Result<Duration, VerifyError> {
     let start = Instant::now();
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", netns, "ping", "-n", "-q", "-c", &count.to_string(), "-i", "0.2", "-W", "2"])
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+        ])
         .arg(dst.to_string())
         .output()
-        .map_err(|source| VerifyError::Netns { netns: netns.to_string(), source })?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        .map_err(|source| VerifyError::Netns {
+            netns: netns.to_string(),
+            source,
+        })?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || !text.contains(&format!(" {count} received")) {
         return Err(VerifyError::Ping {
             netns: netns.to_string(),
             dst,
-            detail: text.trim().lines().last().unwrap_or("no output").to_string(),
+            detail: text
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .to_string(),
         });
     }
     Ok(start.elapsed())
@@ -140,8 +181,19 @@ pub struct Transfer {
 /// Sends `len` pseudo-random bytes over TCP from `client_ns` to a listener on
 /// `server_addr:port` in `server_ns`; the receiver compares every byte with the expected
 /// stream and answers with the verified count, which the sender checks.
-pub fn tcp_transfer(server_ns: &str, server_addr: Ipv4Addr, port: u16, client_ns: &str, len: u64) -> Result<Transfer, VerifyError> {
-    let tcp_err = |detail: String| VerifyError::Tcp { from: client_ns.to_string(), to: server_addr, port, detail };
+pub fn tcp_transfer(
+    server_ns: &str,
+    server_addr: Ipv4Addr,
+    port: u16,
+    client_ns: &str,
+    len: u64,
+) -> Result<Transfer, VerifyError> {
+    let tcp_err = |detail: String| VerifyError::Tcp {
+        from: client_ns.to_string(),
+        to: server_addr,
+        port,
+        detail,
+    };
     let seed = 0x9e37_79b9_7f4a_7c15 ^ len ^ u64::from(port);
     let addr = SocketAddr::from((server_addr, port));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -153,30 +205,39 @@ pub fn tcp_transfer(server_ns: &str, server_addr: Ipv4Addr, port: u16, client_ns
         let mut s = loop {
             match l.accept() {
                 Ok((s, _)) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 Err(e) => return Err(format!("accept: {e}")),
             }
         };
         s.set_nonblocking(false).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
         let mut expect = pattern_byte_stream(seed);
         let mut buf = vec![0u8; 64 * 1024];
         let mut want = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         while total < len {
-            let n = s.read(&mut buf).map_err(|e| format!("read after {total} bytes: {e}"))?;
+            let n = s
+                .read(&mut buf)
+                .map_err(|e| format!("read after {total} bytes: {e}"))?;
             if n == 0 {
                 return Err(format!("connection closed after {total} of {len} bytes"));
             }
             expect(&mut want[..n]);
             if let Some(i) = (0..n).find(|&i| buf[i] != want[i]) {
-                return Err(format!("byte {} differs from what was sent", total + i as u64));
+                return Err(format!(
+                    "byte {} differs from what was sent",
+                    total + i as u64
+                ));
             }
             total += n as u64;
         }
-        s.write_all(&total.to_be_bytes()).map_err(|e| format!("confirm: {e}"))?;
+        s.write_all(&total.to_be_bytes())
+            .map_err(|e| format!("confirm: {e}"))?;
         Ok(total)
     })?;
     ready_rx
@@ -184,27 +245,40 @@ pub fn tcp_transfer(server_ns: &str, server_addr: Ipv4Addr, port: u16, client_ns
         .map_err(|_| tcp_err("the receiver did not start".into()))?;
     let start = Instant::now();
     let client = spawn_in(client_ns, move || {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
-        s.set_write_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect: {e}"))?;
+        s.set_write_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
         let mut gen = pattern_byte_stream(seed);
         let mut buf = vec![0u8; 64 * 1024];
         let mut sent = 0u64;
         while sent < len {
             let n = (len - sent).min(buf.len() as u64) as usize;
             gen(&mut buf[..n]);
-            s.write_all(&buf[..n]).map_err(|e| format!("send after {sent} bytes: {e}"))?;
+            s.write_all(&buf[..n])
+                .map_err(|e| format!("send after {sent} bytes: {e}"))?;
             sent += n as u64;
         }
         let mut confirm = [0u8; 8];
-        s.read_exact(&mut confirm).map_err(|e| format!("read confirmation: {e}"))?;
+        s.read_exact(&mut confirm)
+            .map_err(|e| format!("read confirmation: {e}"))?;
         Ok(u64::from_be_bytes(confirm))
     })?;
-    let confirmed = client.join().map_err(|_| tcp_err("sender panicked".into()))?.map_err(&tcp_err)?;
+    let confirmed = client
+        .join()
+        .map_err(|_| tcp_err("sender panicked".into()))?
+        .map_err(&tcp_err)?;
     let millis = start.elapsed().as_millis() as u64;
-    let received = server.join().map_err(|_| tcp_err("receiver panicked".into()))?.map_err(&tcp_err)?;
+    let received = server
+        .join()
+        .map_err(|_| tcp_err("receiver panicked".into()))?
+        .map_err(&tcp_err)?;
     if received != len || confirmed != len {
-        return Err(tcp_err(format!("sent {len} bytes, receiver verified {received}, confirmed {confirmed}")));
+        return Err(tcp_err(format!(
+            "sent {len} bytes, receiver verified {received}, confirmed {confirmed}"
+        )));
     }
     Ok(Transfer { bytes: len, millis })
 }
@@ -228,14 +302,34 @@ mod tests {
     #[test]
     fn status_and_reasons() {
         assert_eq!(connection_status(&report("connecting", None)), "Connecting");
-        assert_eq!(connection_status(&report("connecting", Some("dead peer detection timeout"))), "NotConnected");
-        assert_eq!(connection_status(&report("down", Some("AUTHENTICATION_FAILED: x"))), "NotConnected");
+        assert_eq!(
+            connection_status(&report("connecting", Some("dead peer detection timeout"))),
+            "NotConnected"
+        );
+        assert_eq!(
+            connection_status(&report("down", Some("AUTHENTICATION_FAILED: x"))),
+            "NotConnected"
+        );
         let why = explain(&report("down", Some("AUTHENTICATION_FAILED: x"))).unwrap();
         assert!(why.starts_with("pre-shared key mismatch"), "{why}");
-        let why = explain(&report("down", Some("NO_PROPOSAL_CHOSEN: our proposals [A]; peer's proposals [B]"))).unwrap();
-        assert!(why.contains("policy mismatch") && why.contains("[A]") && why.contains("[B]"), "{why}");
-        let why = explain(&report("connecting", Some("peer unreachable: no answer after 5 transmissions"))).unwrap();
-        assert!(why.contains("unreachable") && why.ends_with("retrying"), "{why}");
+        let why = explain(&report(
+            "down",
+            Some("NO_PROPOSAL_CHOSEN: our proposals [A]; peer's proposals [B]"),
+        ))
+        .unwrap();
+        assert!(
+            why.contains("policy mismatch") && why.contains("[A]") && why.contains("[B]"),
+            "{why}"
+        );
+        let why = explain(&report(
+            "connecting",
+            Some("peer unreachable: no answer after 5 transmissions"),
+        ))
+        .unwrap();
+        assert!(
+            why.contains("unreachable") && why.ends_with("retrying"),
+            "{why}"
+        );
     }
 
     #[test]

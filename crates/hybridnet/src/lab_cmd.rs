@@ -140,7 +140,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             let mut verified = true;
             if !no_gateways && !no_verify {
-                let lab = flat(Lab::open(&root, &LabSelector::Id(LabId::parse(&report.lab_id)?)))?;
+                let lab = flat(Lab::open(
+                    &root,
+                    &LabSelector::Id(LabId::parse(&report.lab_id)?),
+                ))?;
                 verified = verify_lab(&lab, std::time::Duration::from_secs(wait), &mut progress)?;
             }
             let total = progress.elapsed().as_secs_f64();
@@ -234,7 +237,11 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
 /// Waits for the lab's connections, then pings and runs a verified TCP transfer between VMs
 /// across each tunnel, both ways; every step is reported with its time. False when a
 /// connection did not come up or traffic failed (with the reason printed).
-fn verify_lab(lab: &Lab, wait: std::time::Duration, progress: &mut Progress) -> anyhow::Result<bool> {
+fn verify_lab(
+    lab: &Lab,
+    wait: std::time::Duration,
+    progress: &mut Progress,
+) -> anyhow::Result<bool> {
     let t = std::time::Instant::now();
     let (up, conns) = flat(lab.wait_connected(wait))?;
     if conns.is_empty() {
@@ -263,9 +270,17 @@ fn verify_lab(lab: &Lab, wait: std::time::Duration, progress: &mut Progress) -> 
         for (from, to) in [(&p.a, &p.b), (&p.b, &p.a)] {
             let t = std::time::Instant::now();
             match fabric::verify::ping(&from.1, to.2, 3) {
-                Ok(_) => progress.finish(&format!("ping {} -> {} ({})", from.0, to.0, to.2), t, "3/3 replies"),
+                Ok(_) => progress.finish(
+                    &format!("ping {} -> {} ({})", from.0, to.0, to.2),
+                    t,
+                    "3/3 replies",
+                ),
                 Err(e) => {
-                    progress.finish(&format!("ping {} -> {}", from.0, to.0), t, &format!("FAILED: {e}"));
+                    progress.finish(
+                        &format!("ping {} -> {}", from.0, to.0),
+                        t,
+                        &format!("FAILED: {e}"),
+                    );
                     ok = false;
                 }
             }
@@ -285,7 +300,11 @@ fn verify_lab(lab: &Lab, wait: std::time::Duration, progress: &mut Progress) -> 
                     ),
                 ),
                 Err(e) => {
-                    progress.finish(&format!("TCP {} -> {}", from.0, to.0), t, &format!("FAILED: {e}"));
+                    progress.finish(
+                        &format!("TCP {} -> {}", from.0, to.0),
+                        t,
+                        &format!("FAILED: {e}"),
+                    );
                     ok = false;
                 }
             }
@@ -428,7 +447,10 @@ fn print_status(s: &LabStatus) {
                 c.name,
                 c.provisioning_state,
                 c.connection_status,
-                c.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                c.reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             );
             let h = &c.resource["hybridnet"];
             if c.connection_status == "Connected" {
