@@ -5,12 +5,15 @@
 //!   traffic selectors and lifetimes as `swanctl --list-conns` shows them, and whose proposals
 //!   charon validates (a corrupted proposal in the same file is refused);
 //! * a strongSwan peer configured ONLY from that file (swanctl.conf, plus the strongswan.conf
-//!   lines printed in its comments) brings the tunnel up with the cloud side's gateway —
-//!   `hybridnet gateway run` in the lab's gateway namespace, configured from the site's
-//!   resources as Azure would (responder only, so the device must initiate) — for the seed's
-//!   Azure connection (custom policy) and its Azure Stack Hub connection (the kind's default);
-//!   VM-to-VM ping works both ways and `vpn-connection show --control` reports Connected with
-//!   byte counters that match the traffic.
+//!   lines printed in its comments) in a namespace of its own on the lab's internet, with its
+//!   own LAN, brings the tunnel up with the cloud site's gateway — the lab's own gateway
+//!   process when the lab runs one, else `hybridnet gateway run` configured from the site's
+//!   resources as the lab would (responder only, so the device must initiate) — for Azure with
+//!   the custom policy and with its default, for Azure Stack Hub's default, and behind NAT;
+//!   VM-to-VM ping works both ways and `vpn-connection show` reports Connected with byte
+//!   counters that match the traffic;
+//! * an unresponsive gateway is declared dead by the device within dpdTimeoutSeconds, and the
+//!   tunnel comes back by itself when the gateway answers again.
 
 #[allow(dead_code)]
 #[path = "support/lab.rs"]
@@ -311,7 +314,6 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
 /// its public IP, the VNet behind it, the local network gateway's address and prefixes, the
 /// connection's key and effective policy.
 struct CloudSide {
-    gateway: String,
     toml: String,
     key: String,
 }
@@ -409,11 +411,7 @@ fn cloud_side(lab: &Lab, site_name: &str, conn_name: &str) -> Result<CloudSide> 
         .context("shared key")?
         .expose()
         .to_string();
-    Ok(CloudSide {
-        gateway: gw.meta.name.clone(),
-        toml,
-        key,
-    })
+    Ok(CloudSide { toml, key })
 }
 
 /// `vpn-connection show --control` as JSON.
@@ -461,44 +459,182 @@ fn counters(v: &Value) -> (u64, u64) {
     )
 }
 
-/// One tunnel scenario: the cloud site's connection `conn` is served by `hybridnet gateway
-/// run` in its gateway namespace; the on-premises device is charon in `device_site`'s gateway
-/// namespace (which holds the local network gateway's address, or sits behind the NAT device
-/// that does), configured only from the exported file.
+/// The cloud site, its connection and the device's place: a lab with one site (`kind`) whose
+/// VNet 10.1.0.0/16 holds vm1 (10.1.1.4) and a VPN gateway with an IPsec connection
+/// `to-onprem` to a local network gateway at 192.0.2.1 with 10.2.0.0/16 behind it; the
+/// on-premises device is charon in a namespace this test creates and wires to the lab's
+/// internet (directly, or behind a NAT namespace of its own), with its own LAN and VM 10.2.1.4.
 #[derive(Clone, Copy)]
 struct Scenario {
-    example: &'static str,
-    cloud_site: &'static str,
-    conn: &'static str,
-    cloud_vm_ip: &'static str,
-    device_site: &'static str,
-    device_gateway: &'static str,
-    device_vm_ip: &'static str,
-    /// The device is behind NAT: export with `--device-address` = its inside address.
-    device_behind_nat: bool,
-    /// IKE algorithms `swanctl --list-sas` must show.
-    algorithms: &'static str,
+    /// Site kind of the cloud side.
+    kind: &'static str,
+    /// The connection's `ipsecPolicies` as YAML flow text (`[]`: the kind's default policy).
+    ipsec_policies: &'static str,
+    /// The connection's `dpdTimeoutSeconds`.
+    dpd_timeout_secs: u32,
     /// The connection's shared key (must never show up in logs or output).
     key: &'static str,
+    /// The device sits behind NAT: exported with `--device-address` = its inside address.
+    behind_nat: bool,
+    /// IKE algorithms `swanctl --list-sas` must show.
+    algorithms: &'static str,
     /// strongswan.conf from `devconfig::StrongSwan::strongswan_conf` (what a lab would use)
     /// instead of the export's comments.
     strongswan_conf_from_api: bool,
 }
 
-/// The device namespace's address on `wan`.
-fn wan_address(ns: &str) -> Result<String> {
-    let o = Command::new("ip")
-        .args([
-            "netns", "exec", ns, "ip", "-4", "-o", "addr", "show", "dev", "wan",
-        ])
-        .output()?;
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    let cidr = text
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .with_context(|| format!("no address on wan in {ns}: {text}"))?;
-    Ok(cidr.split('/').next().unwrap_or(cidr).to_string())
+const CLOUD: &str = "cloud";
+const CONN: &str = "to-onprem";
+const CLOUD_VM: &str = "cloud/vm1";
+const CLOUD_VM_IP: &str = "10.1.1.4";
+const DEVICE_PUBLIC: &str = "192.0.2.1";
+const DEVICE_VM_IP: &str = "10.2.1.4";
+/// The ASH-compatible custom policy Azure needs (AZURE-FACTS).
+const ASH_POLICY: &str = "[{saLifeTimeSeconds: 27000, saDataSizeKilobytes: 102400000, ipsecEncryption: GCMAES256, ipsecIntegrity: GCMAES256, ikeEncryption: AES256, ikeIntegrity: SHA384, dhGroup: ECP384, pfsGroup: ECP384}]";
+
+/// The scenario's lab directory (lab.yaml + the seed's templates) inside `scratch`.
+fn lab_dir(sc: &Scenario, scratch: &Scratch) -> Result<PathBuf> {
+    let dir = scratch.join("lab");
+    lab::copy_tree(
+        &lab::repo_root().join(SEED).join("templates"),
+        &dir.join("templates"),
+    );
+    let site_template = if sc.kind == "azure" {
+        "azure-site.json"
+    } else {
+        "stackhub-site.json"
+    };
+    let yaml = format!(
+        r#"sites:
+  - name: {CLOUD}
+    kind: {kind}
+    publicPrefix: 203.0.113.0/24
+deployments:
+  - name: site
+    site: {CLOUD}
+    template: templates/{site_template}
+    set:
+      gatewayName: cloud-gw
+      vnetAddressPrefix: 10.1.0.0/16
+      subnetPrefix: 10.1.1.0/24
+      gatewaySubnetPrefix: 10.1.255.0/27
+  - name: connection
+    site: {CLOUD}
+    template: templates/connection.json
+    set:
+      gatewayName: cloud-gw
+      localGatewayName: onprem
+      localGatewayIpAddress: {DEVICE_PUBLIC}
+      localAddressPrefixes: ["10.2.0.0/16"]
+      connectionName: {CONN}
+      sharedKey: '{key}'
+      dpdTimeoutSeconds: {dpd}
+      ipsecPolicies: {policies}
+"#,
+        kind = sc.kind,
+        key = sc.key.replace('\'', "''"),
+        dpd = sc.dpd_timeout_secs,
+        policies = sc.ipsec_policies,
+    );
+    std::fs::write(dir.join("lab.yaml"), yaml)?;
+    Ok(dir)
+}
+
+/// The on-premises side: the device namespace (charon), its LAN's VM, and maybe a NAT device.
+/// Dropping it kills what runs inside and removes the namespaces (and with them the link into
+/// the lab's internet).
+struct DeviceNet {
+    dev: Netns,
+    vm: Netns,
+    _nat: Option<Netns>,
+    /// The device's own address on its outside link.
+    outside: String,
+}
+
+fn device_net(lab: &Lab, scratch: &Scratch, behind_nat: bool) -> Result<DeviceNet> {
+    let id = hybridnet_tests::netns::unique_id();
+    let internet = LabId::parse(&lab.id)?.internet_netns();
+    let dev = Netns::new(&format!("hn{id}-dev"))?;
+    let vm = Netns::new(&format!("hn{id}-dvm"))?;
+    hybridnet_tests::netns::veth(&vm, "eth0", &dev, "lan")?;
+    vm.addr("eth0", &format!("{DEVICE_VM_IP}/24"))?;
+    dev.addr("lan", "10.2.1.1/24")?;
+    vm.exec("ip", &["route", "add", "default", "via", "10.2.1.1"])?;
+    dev.make_router()?;
+    let nat = if behind_nat {
+        let nat = Netns::new(&format!("hn{id}-nat"))?;
+        hybridnet_tests::netns::veth(&nat, "lan", &dev, "wan")?;
+        nat.addr("lan", "100.64.0.1/24")?;
+        dev.addr("wan", "100.64.0.2/24")?;
+        dev.exec("ip", &["route", "add", "default", "via", "100.64.0.1"])?;
+        nat.make_router()?;
+        let rules = scratch.join("nat.nft");
+        std::fs::write(
+            &rules,
+            "table ip nat {\n  chain prerouting {\n    type nat hook prerouting priority -100;\n    iifname \"wan\" udp dport { 500, 4500 } dnat to 100.64.0.2\n  }\n  chain postrouting {\n    type nat hook postrouting priority 100;\n    oifname \"wan\" masquerade\n  }\n}\n",
+        )?;
+        nat.exec("nft", &["-f", rules.to_str().unwrap()])?;
+        Some(nat)
+    } else {
+        None
+    };
+    let outer = nat.as_ref().unwrap_or(&dev);
+    let iname = format!("hnx{id}");
+    hybridnet_tests::netns::sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            "wan",
+            "netns",
+            outer.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &iname,
+            "netns",
+            &internet,
+        ],
+    )?;
+    outer.addr("wan", &format!("{DEVICE_PUBLIC}/24"))?;
+    hybridnet_tests::netns::sh(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &internet,
+            "ip",
+            "addr",
+            "add",
+            "192.0.2.254/24",
+            "dev",
+            &iname,
+        ],
+    )?;
+    hybridnet_tests::netns::sh(
+        "ip",
+        &[
+            "netns", "exec", &internet, "ip", "link", "set", &iname, "up",
+        ],
+    )?;
+    if nat.is_none() {
+        dev.exec("ip", &["route", "add", "default", "via", "192.0.2.254"])?;
+    } else {
+        outer.exec("ip", &["route", "add", "default", "via", "192.0.2.254"])?;
+    }
+    let outside = if behind_nat {
+        "100.64.0.2"
+    } else {
+        DEVICE_PUBLIC
+    }
+    .to_string();
+    Ok(DeviceNet {
+        dev,
+        vm,
+        _nat: nat,
+        outside,
+    })
 }
 
 /// `hybridnet gateway run` of the cloud side in namespace `ns` (config and key in `scratch`),
@@ -526,78 +662,255 @@ fn start_cloud_gateway(ns: &str, scratch: &Scratch, control: &Path) -> Result<Da
     Ok(gw)
 }
 
-/// A scenario with its tunnel up. Fields drop in order: the device, the gateway, the scratch
-/// directory, then the lab (whose `lab down` removes the namespaces).
-struct Running {
-    swan: SwanBox,
-    gw: Daemon,
-    control: PathBuf,
-    gateway_ns: String,
-    scratch: Scratch,
-    lab: Lab,
+/// A `lab up` running in the background; killed (by PID) if the test ends before it does.
+struct UpProcess {
+    child: Option<std::process::Child>,
+    output: Option<std::process::Output>,
 }
 
-/// Starts both ends of `sc` in `lab` and checks the tunnel: Connected, VM-to-VM ping both
-/// ways, byte counters that match the pings, no key in any log.
-fn run_scenario(sc: &Scenario, lab: Lab) -> Result<Running> {
-    let Scenario {
-        cloud_site,
-        conn,
-        cloud_vm_ip,
-        device_site,
-        device_gateway,
-        device_vm_ip,
-        device_behind_nat,
-        algorithms,
-        key,
-        ..
-    } = *sc;
-    let id = LabId::parse(&lab.id)?;
-    let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
-    let cloud = cloud_side(&lab, cloud_site, conn)?;
-    assert_eq!(cloud.key, key);
+impl UpProcess {
+    /// Whether it has exited (its output is then kept).
+    fn finished(&mut self) -> bool {
+        if self.output.is_some() {
+            return true;
+        }
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(_))) => {
+                let child = self.child.take().expect("child");
+                self.output = child.wait_with_output().ok();
+                true
+            }
+            _ => false,
+        }
+    }
 
-    // The cloud gateway, responder only.
-    std::fs::write(scratch.join("psk"), &cloud.key)?;
-    std::fs::set_permissions(scratch.join("psk"), std::fs::Permissions::from_mode(0o600))?;
-    std::fs::write(scratch.join("cloud-gw.toml"), &cloud.toml)?;
+    /// Waits for it to exit and returns its output.
+    fn output(&mut self) -> std::process::Output {
+        if let Some(child) = self.child.take() {
+            self.output = Some(child.wait_with_output().expect("wait for lab up"));
+        }
+        self.output.clone().expect("lab up output")
+    }
+}
+
+impl Drop for UpProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `lab up DIR` started in the background; returns the lab (torn down on drop) as soon as it
+/// is registered, with the still running `lab up`.
+fn lab_up_background(dir: PathBuf) -> Result<(Lab, UpProcess)> {
+    use std::os::unix::process::ExitStatusExt;
+    let state = lab::scratch_dir("state");
+    let child = lab::hybridnet_cmd(&state, &["lab", "up", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut up = UpProcess {
+        child: Some(child),
+        output: None,
+    };
+    let id = wait_for(Duration::from_secs(20), "the lab to be registered", || {
+        lab::registered_id(&state).or_else(|| up.finished().then(String::new))
+    })?;
+    if id.is_empty() {
+        bail!(
+            "lab up ended before registering a lab:\n{}",
+            show(&up.output())
+        );
+    }
+    let placeholder = std::process::Output {
+        status: std::process::ExitStatus::from_raw(0),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    Ok((
+        Lab {
+            dir,
+            state,
+            id,
+            up_output: placeholder,
+        },
+        up,
+    ))
+}
+
+/// PIDs of `hybridnet gateway run` processes in namespace `ns` (the lab's own gateways).
+fn lab_gateway_pids(ns: &str) -> Vec<i32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.windows(12).any(|w| w == b"gateway\0run\0"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A scenario with its tunnel up. Fields drop in order: the device, our cloud gateway (if the
+/// lab does not run one), the device's namespaces, the scratch directory, then the lab.
+struct Running {
+    swan: SwanBox,
+    /// Our own cloud gateway, when the lab does not run gateways itself.
+    gw: Option<Daemon>,
+    control: PathBuf,
+    gateway_ns: String,
+    net: DeviceNet,
+    scratch: Scratch,
+    _up: UpProcess,
+    lab: Lab,
+    sc: Scenario,
+}
+
+impl Running {
+    /// `vpn-connection show` for the connection: through our gateway's control socket, or
+    /// the lab's gateway found by `show` itself.
+    fn status(&self) -> Value {
+        if self.gw.is_some() {
+            show_live(&self.lab, CLOUD, CONN, &self.control, self.sc.key)
+        } else {
+            show_discovered(&self.lab, CLOUD, CONN, self.sc.key)
+        }
+    }
+
+    fn wait_connected(&self) -> Result<Value> {
+        wait_for(
+            Duration::from_secs(15),
+            "Connected in vpn-connection show",
+            || {
+                let v = self.status();
+                (v["properties"]["connectionStatus"] == "Connected").then_some(v)
+            },
+        )
+    }
+
+    /// Ten 1028-byte pings from the cloud VM to the device's VM and back, all answered.
+    fn ping_both_ways(&self) {
+        let o = self.lab.exec(
+            CLOUD_VM,
+            &[
+                "ping",
+                "-c",
+                "10",
+                "-i",
+                "0.1",
+                "-W",
+                "2",
+                "-s",
+                "1000",
+                "-q",
+                DEVICE_VM_IP,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "ping cloud -> device LAN:\n{}\ncharon:\n{}",
+            show(&o),
+            tail(&self.swan.log(), 20)
+        );
+        let o = self
+            .net
+            .vm
+            .exec_unchecked(
+                "ping",
+                &[
+                    "-c",
+                    "10",
+                    "-i",
+                    "0.1",
+                    "-W",
+                    "2",
+                    "-s",
+                    "1000",
+                    "-q",
+                    CLOUD_VM_IP,
+                ],
+            )
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ping device LAN -> cloud:\n{}\ncharon:\n{}",
+            show(&o),
+            tail(&self.swan.log(), 20)
+        );
+    }
+}
+
+/// Builds the scenario's lab and device, starts charon from the export, and checks the
+/// tunnel: Connected, VM-to-VM ping both ways, byte counters that match the pings, no key in
+/// any log or output.
+fn run_scenario(sc: Scenario) -> Result<Running> {
+    let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
+    let (lab, mut up) = lab_up_background(lab_dir(&sc, &scratch)?)?;
+    let id = LabId::parse(&lab.id)?;
+    let gateway_ns = id.gateway_netns(CLOUD, "cloud-gw");
     let control = scratch.join("cloud-gw.sock");
-    let gateway_ns = id.gateway_netns(cloud_site, &cloud.gateway);
-    let gw = start_cloud_gateway(&gateway_ns, &scratch, &control)?;
-    let before_device = show_live(&lab, cloud_site, conn, &control, key);
-    assert_eq!(
-        before_device["properties"]["connectionStatus"], "NotConnected",
-        "{before_device:#}"
-    );
-    let cloud_vm = format!("{cloud_site}/vm1");
+    // `lab up` waits for its tunnels; go on once it runs the cloud gateway, or has finished
+    // without one (a lab that does not run gateways yet).
+    wait_for(
+        Duration::from_secs(30),
+        "lab up to start the cloud gateway or finish",
+        || (up.finished() || !lab_gateway_pids(&gateway_ns).is_empty()).then_some(()),
+    )?;
+    if up.finished() {
+        let o = up.output();
+        assert!(o.status.success(), "lab up failed:\n{}", show(&o));
+    }
+    // The lab may run the cloud gateway itself; otherwise run it as the lab would, responder
+    // only, so the tunnel coming up proves the device initiates from its exported config.
+    let gw = if lab_gateway_pids(&gateway_ns).is_empty() {
+        let cloud = cloud_side(&lab, CLOUD, CONN)?;
+        assert_eq!(cloud.key, sc.key);
+        std::fs::write(scratch.join("psk"), &cloud.key)?;
+        std::fs::set_permissions(scratch.join("psk"), std::fs::Permissions::from_mode(0o600))?;
+        std::fs::write(scratch.join("cloud-gw.toml"), &cloud.toml)?;
+        Some(start_cloud_gateway(&gateway_ns, &scratch, &control)?)
+    } else {
+        eprintln!("the lab runs the cloud gateway itself");
+        None
+    };
+    let net = device_net(&lab, &scratch, sc.behind_nat)?;
     assert!(
-        !lab.ping(&cloud_vm, device_vm_ip),
-        "{device_vm_ip} answers without a tunnel: the test would prove nothing"
+        !lab.ping(CLOUD_VM, DEVICE_VM_IP),
+        "{DEVICE_VM_IP} answers without a tunnel: the test would prove nothing"
     );
 
     // The device: strongswan.conf and swanctl.conf from the export, nothing else.
     let file = scratch.join("swanctl.conf");
-    let device_ns = id.gateway_netns(device_site, device_gateway);
-    let conf = if device_behind_nat {
-        let inside = wan_address(&device_ns)?;
+    let conf = if sc.behind_nat {
         let conf = export_with(
             &lab,
-            cloud_site,
-            conn,
+            CLOUD,
+            CONN,
             &file,
-            &["--device-address", &inside],
+            &["--device-address", &net.outside],
         );
         assert!(
-            conf.contains(&format!("local_addrs = {inside}\n")),
+            conf.contains(&format!("local_addrs = {}\n", net.outside)),
             "{conf}"
         );
         conf
     } else {
-        export(&lab, cloud_site, conn, &file)
+        export(&lab, CLOUD, CONN, &file)
     };
+    assert!(
+        conf.contains(&format!("            id = {DEVICE_PUBLIC}\n")),
+        "{conf}"
+    );
     let swan_dir = scratch.join("device");
     let strongswan_conf = if sc.strongswan_conf_from_api {
-        let peer = devconfig::PeerDevice::from_site(&open_site(&lab, cloud_site)?, conn)?;
+        let peer = devconfig::PeerDevice::from_site(&open_site(&lab, CLOUD)?, CONN)?;
         let runtime = devconfig::CharonRuntime {
             vici_socket: swan_dir.join("charon.vici"),
             log_file: Some(swan_dir.join("charon.log")),
@@ -606,28 +919,60 @@ fn run_scenario(sc: &Scenario, lab: Lab) -> Result<Running> {
     } else {
         strongswan_conf_from_export(&conf, &swan_dir)?
     };
-    let swan = SwanBox::start(&device_ns, &swan_dir, &strongswan_conf)?;
+    let swan = SwanBox::start(net.dev.name(), &swan_dir, &strongswan_conf)?;
     let loaded_at = std::time::Instant::now();
     swan.load_file(&file)?;
+    let gw_log = |gw: &Option<Daemon>| {
+        gw.as_ref()
+            .map(|g| tail(&g.log_text(), 40))
+            .unwrap_or_default()
+    };
     let sas = swan
-        .wait_installed(conn, Duration::from_secs(20))
-        .with_context(|| format!("gateway log:\n{}", tail(&gw.log_text(), 40)))?;
+        .wait_installed(CONN, Duration::from_secs(20))
+        .with_context(|| format!("gateway log:\n{}", gw_log(&gw)))?;
     let setup = loaded_at.elapsed();
     assert!(
-        sas.contains(algorithms),
-        "negotiated algorithms: want {algorithms}\n{sas}"
+        sas.contains(&sc.algorithms),
+        "negotiated algorithms: want {}\n{sas}",
+        sc.algorithms
     );
-    let up = wait_connected(&lab, sc, &control)?;
+    if !up.finished() {
+        // The lab's own `lab up` must now see its connection come up, and say so.
+        let o = up.output();
+        assert!(
+            o.status.success(),
+            "lab up did not see the tunnel to the exported device come up:\n{}",
+            show(&o)
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Connected"), "{text}");
+    }
+    let r = Running {
+        swan,
+        gw,
+        control,
+        gateway_ns,
+        net,
+        scratch,
+        _up: up,
+        lab,
+        sc,
+    };
+    let up = r.wait_connected()?;
     assert_eq!(
         up["properties"]["tunnelConnectionStatus"][0]["connectionStatus"], "Connected",
         "{up:#}"
     );
+    let found = show_discovered(&r.lab, CLOUD, CONN, sc.key);
+    assert_eq!(
+        found["properties"]["connectionStatus"], "Connected",
+        "show finds the gateway by itself\n{found:#}"
+    );
 
     // Traffic both ways; the cloud gateway counts exactly the inner bytes (1028-byte packets).
     let (in0, out0) = counters(&up);
-    ping_through(&lab, &cloud_vm, device_vm_ip, &swan);
-    ping_through(&lab, &format!("{device_site}/vm1"), cloud_vm_ip, &swan);
-    let after = show_live(&lab, cloud_site, conn, &control, key);
+    r.ping_both_ways();
+    let after = r.status();
     let (in1, out1) = counters(&after);
     let expect = 2 * 10 * 1028;
     for (what, grew) in [("ingress", in1 - in0), ("egress", out1 - out0)] {
@@ -637,70 +982,50 @@ fn run_scenario(sc: &Scenario, lab: Lab) -> Result<Running> {
         );
     }
     eprintln!(
-        "{conn}: swanctl --load-all to CHILD_SA INSTALLED in {setup:?}; cloud gateway counted +{} B in, +{} B out for {expect} B of pings each way",
+        "{} ({}): swanctl --load-all to CHILD_SA INSTALLED in {setup:?}; cloud gateway counted +{} B in, +{} B out for {expect} B of pings each way",
+        sc.kind,
+        if sc.behind_nat { "device behind NAT" } else { "device on a public address" },
         in1 - in0,
         out1 - out0
     );
-    assert!(!gw.log_text().contains(key), "the gateway logged the key");
-    assert!(!swan.log().contains(key), "charon logged the key");
-    Ok(Running {
-        swan,
-        gw,
-        control,
-        gateway_ns,
-        scratch,
-        lab,
-    })
-}
-
-/// Waits for `connectionStatus: Connected` in `vpn-connection show --control`.
-fn wait_connected(lab: &Lab, sc: &Scenario, control: &Path) -> Result<Value> {
-    wait_for(
-        Duration::from_secs(10),
-        "Connected in vpn-connection show",
-        || {
-            let v = show_live(lab, sc.cloud_site, sc.conn, control, sc.key);
-            (v["properties"]["connectionStatus"] == "Connected").then_some(v)
-        },
-    )
-}
-
-/// Ten 1028-byte pings from VM `from` to `to`, all answered.
-fn ping_through(lab: &Lab, from: &str, to: &str, swan: &SwanBox) {
-    let o = lab.exec(
-        from,
-        &[
-            "ping", "-c", "10", "-i", "0.1", "-W", "2", "-s", "1000", "-q", to,
-        ],
-    );
-    assert!(
-        o.status.success(),
-        "ping {from} -> {to} through the tunnel:\n{}\ncharon:\n{}",
-        show(&o),
-        tail(&swan.log(), 20)
-    );
+    if let Some(g) = &r.gw {
+        assert!(!g.log_text().contains(sc.key), "the gateway logged the key");
+    }
+    assert!(!r.swan.log().contains(sc.key), "charon logged the key");
+    Ok(r)
 }
 
 fn tunnel_from_export(sc: Scenario) -> Result<()> {
-    let lab = Lab::up(sc.example);
-    let mut running = run_scenario(&sc, lab)?;
-    running.gw.stop(Duration::from_secs(5));
+    let mut r = run_scenario(sc)?;
+    if let Some(g) = r.gw.as_mut() {
+        g.stop(Duration::from_secs(5));
+    }
     Ok(())
 }
 
 #[test]
 fn strongswan_peer_from_export_connects_to_azure_gateway_with_custom_policy() -> Result<()> {
     tunnel_from_export(Scenario {
-        example: SEED,
-        cloud_site: "azure",
-        conn: "azure-to-stackhub",
-        cloud_vm_ip: "10.1.1.4",
-        device_site: "stackhub",
-        device_gateway: "stackhub-gw",
-        device_vm_ip: "10.2.1.4",
-        device_behind_nat: false,
-        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        kind: "azure",
+        ipsec_policies: ASH_POLICY,
+        dpd_timeout_secs: 45,
         key: SEED_KEY,
+        behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        strongswan_conf_from_api: false,
+    })
+}
+
+#[test]
+fn strongswan_peer_from_export_connects_to_azure_gateway_with_default_policy() -> Result<()> {
+    // Azure's default: DH group 2 (modp1024), AES256/SHA1 first.
+    tunnel_from_export(Scenario {
+        kind: "azure",
+        ipsec_policies: "[]",
+        dpd_timeout_secs: 45,
+        key: SEED_KEY,
+        behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
         strongswan_conf_from_api: false,
     })
 }
@@ -709,16 +1034,12 @@ fn strongswan_peer_from_export_connects_to_azure_gateway_with_custom_policy() ->
 fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_policy(
 ) -> Result<()> {
     tunnel_from_export(Scenario {
-        example: SEED,
-        cloud_site: "stackhub",
-        conn: "stackhub-to-azure",
-        cloud_vm_ip: "10.2.1.4",
-        device_site: "azure",
-        device_gateway: "azure-gw",
-        device_vm_ip: "10.1.1.4",
-        device_behind_nat: false,
-        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        kind: "azure-stack-hub",
+        ipsec_policies: "[]",
+        dpd_timeout_secs: 45,
         key: SEED_KEY,
+        behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: true,
     })
 }
@@ -726,16 +1047,12 @@ fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_
 #[test]
 fn strongswan_peer_behind_nat_from_export_with_device_address() -> Result<()> {
     tunnel_from_export(Scenario {
-        example: "examples/hybrid-connection-nat",
-        cloud_site: "azure",
-        conn: "azure-to-stackhub",
-        cloud_vm_ip: "10.1.1.4",
-        device_site: "stackhub",
-        device_gateway: "stackhub-gw",
-        device_vm_ip: "10.2.1.4",
-        device_behind_nat: true,
-        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+        kind: "azure",
+        ipsec_policies: ASH_POLICY,
+        dpd_timeout_secs: 45,
         key: SEED_KEY,
+        behind_nat: true,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: false,
     })
 }
@@ -799,7 +1116,8 @@ fn device_config_errors_are_specific() {
         "/nonexistent/hn.sock",
     ]);
     assert!(e.contains("/nonexistent/hn.sock"), "{e}");
-    // Without a gateway to ask, the status is Unknown, as on Azure before a gateway reports.
+    // Without a gateway to ask, the status is Unknown, as on Azure before a gateway reports;
+    // once the lab runs gateways, it is whatever the lab's gateway says.
     let o = lab.run(&[
         "vpn-connection",
         "show",
@@ -812,62 +1130,72 @@ fn device_config_errors_are_specific() {
     ]);
     assert!(o.status.success(), "{}", show(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["properties"]["connectionStatus"], "Unknown");
     assert_eq!(v["type"], "Microsoft.Network/connections");
     assert!(v["properties"].get("sharedKey").is_none());
-    assert!(
-        v["properties"].get("ingressBytesTransferred").is_none(),
-        "no counters without a gateway"
-    );
+    if v["hybridnet"]["statusSource"].is_null() {
+        assert_eq!(v["properties"]["connectionStatus"], "Unknown");
+        assert!(
+            v["properties"].get("ingressBytesTransferred").is_none(),
+            "no counters without a gateway"
+        );
+        let note = v["hybridnet"]["statusNote"].as_str().unwrap_or("");
+        assert!(
+            note.contains("no hybridnet gateway process runs in namespace")
+                && note.contains("stackhub-gw"),
+            "{v:#}"
+        );
+    } else {
+        let st = v["properties"]["connectionStatus"].as_str().unwrap_or("");
+        assert!(
+            ["Connecting", "Connected", "NotConnected"].contains(&st),
+            "{v:#}"
+        );
+    }
 }
 
 /// A key with quotes, `#`, a backslash and spaces: strongSwan gets it hex-encoded, the gateway
-/// byte for byte; they must agree. dpdTimeoutSeconds 9: the device declares the crashed
-/// gateway dead within 9 s of its last packet, keeps retrying, and is back up soon after the
-/// gateway restarts.
+/// byte for byte; they must agree. dpdTimeoutSeconds 9: when the cloud gateway stops
+/// answering (frozen with SIGSTOP: nothing is sent, as after a crash, and the lab's own
+/// reconciliation is not involved), the device declares it dead within 9 s of its last packet
+/// by DPD alone, keeps retrying, and the tunnel is back by itself soon after the gateway is.
 #[test]
-fn device_detects_a_crashed_gateway_within_the_dpd_timeout_and_reconnects() -> Result<()> {
+fn device_detects_an_unresponsive_gateway_within_the_dpd_timeout_and_reconnects() -> Result<()> {
     const KEY: &str = "p@ss \"w0rd\" #1 \\ ;";
-    let src = Scratch::new("devcfg-src", &hybridnet_tests::netns::unique_id())?;
-    lab::copy_tree(&lab::repo_root().join(SEED), &src.path);
-    let yaml = std::fs::read_to_string(src.join("lab.yaml"))?;
-    let from =
-        "      connectionName: azure-to-stackhub\n      sharedKey: hybridnet-lab-shared-key\n";
-    assert!(
-        yaml.contains(from),
-        "the seed's lab.yaml changed shape:\n{yaml}"
-    );
-    let yaml = yaml.replacen(
-        from,
-        &format!("      connectionName: azure-to-stackhub\n      sharedKey: '{KEY}'\n      dpdTimeoutSeconds: 9\n"),
-        1,
-    );
-    std::fs::write(src.join("lab.yaml"), yaml)?;
-    let sc = Scenario {
-        example: SEED,
-        cloud_site: "azure",
-        conn: "azure-to-stackhub",
-        cloud_vm_ip: "10.1.1.4",
-        device_site: "stackhub",
-        device_gateway: "stackhub-gw",
-        device_vm_ip: "10.2.1.4",
-        device_behind_nat: false,
-        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
+    let r = run_scenario(Scenario {
+        kind: "azure",
+        ipsec_policies: ASH_POLICY,
+        dpd_timeout_secs: 9,
         key: KEY,
+        behind_nat: false,
+        algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: false,
-    };
-    let mut r = run_scenario(&sc, Lab::up(&src.path))?;
+    })?;
     let conf = std::fs::read_to_string(r.scratch.join("swanctl.conf"))?;
     assert!(
         conf.contains("dpd_delay = 2s\n") && conf.contains("#       retransmit_timeout = 0.4\n"),
         "{conf}"
     );
-
-    // Crash: SIGKILL, no DELETE is sent. The device must notice by DPD alone.
-    // SAFETY: kill(2) on the PID of the gateway this test spawned.
-    unsafe { libc::kill(r.gw.pid() as i32, libc::SIGKILL) };
-    let crashed = std::time::Instant::now();
-    r.gw.stop(Duration::from_secs(5));
+    let pids: Vec<i32> = match &r.gw {
+        Some(g) => vec![g.pid() as i32],
+        None => lab_gateway_pids(&r.gateway_ns),
+    };
+    assert!(!pids.is_empty(), "no cloud gateway process");
+    /// Resumes the frozen gateway even if the test fails midway.
+    struct Thaw(Vec<i32>);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                // SAFETY: kill(2) on a gateway process of this test's own lab.
+                unsafe { libc::kill(*p, libc::SIGCONT) };
+            }
+        }
+    }
+    let frozen = std::time::Instant::now();
+    for p in &pids {
+        // SAFETY: kill(2) on a gateway process of this test's own lab.
+        unsafe { libc::kill(*p, libc::SIGSTOP) };
+    }
+    let thaw = Thaw(pids);
     wait_for(
         Duration::from_secs(20),
         "the device to declare the gateway dead",
@@ -877,7 +1205,7 @@ fn device_detects_a_crashed_gateway_within_the_dpd_timeout_and_reconnects() -> R
         },
     )
     .with_context(|| format!("charon log:\n{}", tail(&r.swan.log(), 30)))?;
-    let detected = crashed.elapsed();
+    let detected = frozen.elapsed();
     assert!(
         detected <= Duration::from_millis(9_000 + 1_500),
         "dead peer detected after {detected:?}, dpdTimeoutSeconds is 9\n{}",
@@ -891,14 +1219,15 @@ fn device_detects_a_crashed_gateway_within_the_dpd_timeout_and_reconnects() -> R
 
     // Back: the device, still retrying, re-establishes without being touched.
     std::thread::sleep(Duration::from_secs(2));
-    r.gw = start_cloud_gateway(&r.gateway_ns, &r.scratch, &r.control)?;
-    let restarted = std::time::Instant::now();
-    r.swan.wait_installed(sc.conn, Duration::from_secs(30))?;
-    let back = restarted.elapsed();
-    wait_connected(&r.lab, &sc, &r.control)?;
-    ping_through(&r.lab, "azure/vm1", "10.2.1.4", &r.swan);
-    eprintln!("crashed gateway detected by the device after {detected:?}; tunnel back {back:?} after the gateway restarted");
-    assert!(!r.gw.log_text().contains(KEY), "the gateway logged the key");
-    r.gw.stop(Duration::from_secs(5));
+    let resumed = std::time::Instant::now();
+    drop(thaw);
+    r.swan.wait_installed(CONN, Duration::from_secs(30))?;
+    let back = resumed.elapsed();
+    r.wait_connected()?;
+    r.ping_both_ways();
+    eprintln!("unresponsive gateway detected by the device after {detected:?}; tunnel back {back:?} after the gateway resumed");
+    if let Some(g) = &r.gw {
+        assert!(!g.log_text().contains(KEY), "the gateway logged the key");
+    }
     Ok(())
 }
