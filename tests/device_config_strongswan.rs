@@ -932,7 +932,7 @@ fn run_scenario(sc: Scenario) -> Result<Running> {
         .with_context(|| format!("gateway log:\n{}", gw_log(&gw)))?;
     let setup = loaded_at.elapsed();
     assert!(
-        sas.contains(&sc.algorithms),
+        sas.contains(sc.algorithms),
         "negotiated algorithms: want {}\n{sas}",
         sc.algorithms
     );
