@@ -294,7 +294,7 @@ mod tests {
             "ike_algorithms": null, "esp_algorithms": null,
             "ike_spi_i": "0", "ike_spi_r": "0", "established_secs": null, "child_sas": [],
             "inbound": {"bytes": 0, "packets": 0}, "outbound": {"bytes": 0, "packets": 0},
-            "drops": {}, "last_error": err,
+            "drops": gateway::datapath::DropCounters::default(), "last_error": err,
         }))
         .unwrap()
     }
