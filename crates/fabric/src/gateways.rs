@@ -650,3 +650,237 @@ pub fn converge(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::LabId;
+    use crate::topology::{GatewayNet, SiteNet};
+    use serde_json::{json, Map, Value};
+
+    const SEED: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/hybrid-connection/templates"
+    );
+
+    fn deploy(site: &mut Site, file: &str, params: Value) {
+        let text = std::fs::read_to_string(format!("{SEED}/{file}")).unwrap();
+        let params: Map<String, Value> = params.as_object().unwrap().clone();
+        let plan = site.plan(&text, params, file).unwrap();
+        site.apply(plan).unwrap();
+    }
+
+    fn connection(
+        gw: &str,
+        lgw: &str,
+        ip: &str,
+        prefix: &str,
+        name: &str,
+        policies: Value,
+    ) -> Value {
+        json!({
+            "gatewayName": gw, "localGatewayName": lgw, "localGatewayIpAddress": ip,
+            "localAddressPrefixes": [prefix], "connectionName": name,
+            "sharedKey": "0xnot-hex \"quoted\"", "ipsecPolicies": policies, "dpdTimeoutSeconds": 9,
+        })
+    }
+
+    /// The seed's two sites in a scratch store; `nat` puts stackhub behind NAT.
+    fn seed(
+        dir: &Path,
+        azure_policies: Value,
+        nat: bool,
+    ) -> (Topology, Vec<(Site, Vec<Resource>)>) {
+        let mut az =
+            Site::create(dir, "azure", "azure", "203.0.113.0/24".parse().unwrap()).unwrap();
+        let mut sh = Site::create(
+            dir,
+            "stackhub",
+            "azure-stack-hub",
+            "198.51.100.0/24".parse().unwrap(),
+        )
+        .unwrap();
+        deploy(&mut az, "azure-site.json", json!({}));
+        deploy(&mut sh, "stackhub-site.json", json!({}));
+        deploy(
+            &mut az,
+            "connection.json",
+            connection(
+                "azure-gw",
+                "stackhub-lgw",
+                "198.51.100.1",
+                "10.2.0.0/16",
+                "azure-to-stackhub",
+                azure_policies,
+            ),
+        );
+        deploy(
+            &mut sh,
+            "connection.json",
+            connection(
+                "stackhub-gw",
+                "azure-lgw",
+                "203.0.113.1",
+                "10.1.0.0/16",
+                "stackhub-to-azure",
+                json!([]),
+            ),
+        );
+        let net = |name: &str,
+                   prefix: &str,
+                   gw: &str,
+                   vnet: &str,
+                   private: &str,
+                   public: &str,
+                   remote: &str,
+                   nat: bool| SiteNet {
+            name: name.into(),
+            public_prefix: prefix.parse().unwrap(),
+            vnets: vec![],
+            vms: vec![],
+            nat,
+            gateways: vec![GatewayNet {
+                name: gw.into(),
+                vnet: vnet.into(),
+                private_address: private.parse().unwrap(),
+                public_address: public.parse().unwrap(),
+                remote_prefixes: vec![remote.parse().unwrap()],
+            }],
+        };
+        let topo = Topology {
+            lab_id: LabId::parse("unit1").unwrap(),
+            sites: vec![
+                net(
+                    "azure",
+                    "203.0.113.0/24",
+                    "azure-gw",
+                    "azure-vnet",
+                    "10.1.255.4",
+                    "203.0.113.1",
+                    "10.2.0.0/16",
+                    false,
+                ),
+                net(
+                    "stackhub",
+                    "198.51.100.0/24",
+                    "stackhub-gw",
+                    "stackhub-vnet",
+                    "10.2.255.4",
+                    "198.51.100.1",
+                    "10.1.0.0/16",
+                    nat,
+                ),
+            ],
+        };
+        let sites = vec![az, sh]
+            .into_iter()
+            .map(|s| {
+                let r = s.resources().unwrap();
+                (s, r)
+            })
+            .collect();
+        (topo, sites)
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hn-fabric-gw-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn parsed(runs: &[GatewayRun], site: &str) -> gateway::GatewayConfig {
+        let run = runs.iter().find(|r| r.site == site).unwrap();
+        gateway::GatewayConfig::parse(run.config.as_deref().unwrap(), Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn configs_follow_the_sites_resources_and_policies() {
+        let dir = scratch("seed");
+        let policy = json!([{ "saLifeTimeSeconds": 3600, "saDataSizeKilobytes": 102400000, "ipsecEncryption": "GCMAES256",
+            "ipsecIntegrity": "GCMAES256", "ikeEncryption": "AES256", "ikeIntegrity": "SHA384", "dhGroup": "ECP384", "pfsGroup": "ECP384" }]);
+        let (topo, sites) = seed(&dir, policy, true);
+        let (runs, failures) = plan(&dir, &topo, &sites);
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(runs.len(), 2);
+
+        let az = parsed(&runs, "azure");
+        assert_eq!(az.local_address.to_string(), "203.0.113.1");
+        assert_eq!(az.tun.name, TUN_NAME);
+        let c = &az.connections[0];
+        assert_eq!(c.name, "azure-to-stackhub");
+        assert_eq!(
+            c.remote_address.unwrap().to_string(),
+            "198.51.100.1",
+            "the local network gateway's address"
+        );
+        assert_eq!(c.remote_prefixes[0].to_string(), "10.2.0.0/16");
+        assert_eq!(
+            c.local_prefixes[0].to_string(),
+            "10.1.0.0/16",
+            "this VNet's address space"
+        );
+        assert_eq!(
+            c.psk.expose(),
+            b"0xnot-hex \"quoted\"",
+            "the shared key is taken literally"
+        );
+        // The custom policy, exactly and alone.
+        let ike: Vec<String> = c.ike_proposals.iter().map(|p| p.to_string()).collect();
+        let esp: Vec<String> = c.esp_proposals.iter().map(|p| p.to_string()).collect();
+        assert_eq!(ike.len(), 1, "{ike:?}");
+        assert_eq!(esp.len(), 1, "{esp:?}");
+        assert!(
+            ike[0].to_lowercase().contains("ecp") && esp[0].to_lowercase().contains("gcm"),
+            "{ike:?} {esp:?}"
+        );
+        assert_eq!(c.child_lifetime.as_secs(), 3600);
+        assert_eq!(c.dpd_timeout.as_secs(), 9);
+        assert!(c.initiate, "both sides initiate, as Azure does");
+
+        // Behind NAT: bound to the private side, identified by the public IP.
+        let sh = parsed(&runs, "stackhub");
+        assert_eq!(sh.local_address.to_string(), "100.64.0.2");
+        let c = &sh.connections[0];
+        assert!(
+            format!("{:?}", c.local_id).contains("198.51.100.1"),
+            "{:?}",
+            c.local_id
+        );
+        // Azure Stack Hub's default: one IKE and one ESP offer.
+        assert_eq!(c.ike_proposals.len(), 1);
+        assert_eq!(c.esp_proposals.len(), 1);
+        let text = runs[0].config.as_deref().unwrap();
+        assert!(
+            !text.contains("not-hex"),
+            "the key is hex-encoded in the file:\n{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn default_policy_offers_the_initiator_list_first_and_accepts_the_responder_list() {
+        let dir = scratch("default");
+        let (topo, sites) = seed(&dir, json!([]), false);
+        let (runs, _) = plan(&dir, &topo, &sites);
+        let az = parsed(&runs, "azure");
+        let kind = site::kind("azure").unwrap();
+        let esp: Vec<String> = az.connections[0]
+            .esp_proposals
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let want_first = &kind.default_policy.esp_initiator_proposals;
+        assert_eq!(
+            esp.len(),
+            kind.default_policy.esp_responder_proposals.len(),
+            "{esp:?}"
+        );
+        assert_eq!(
+            az.connections[0].ike_proposals.len(),
+            kind.default_policy.ike_proposals.len()
+        );
+        assert!(esp.len() > want_first.len());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
