@@ -58,6 +58,13 @@ fn azure_default_policy_against_azure_stack_hub_is_a_named_mismatch() {
         },
     );
     eprintln!("azure: {}", a["reason"]);
+    // The initiator only hears NO_PROPOSAL_CHOSEN; the lab adds the peer's list it knows.
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("modp1024")
+            && reason.contains("stackhub/stackhub-to-azure: IKE [aes256-sha384-ecp384]"),
+        "{reason}"
+    );
     assert!(!lab.ping("azure/vm1", "10.2.1.4"));
 
     redeploy_connection(&lab, "azure", &[]);

@@ -1557,9 +1557,19 @@ impl Lab {
                         }
                     }
                 }
+                let mut why = crate::verify::explain(&l.report);
+                // The initiator only hears NO_PROPOSAL_CHOSEN; the lab knows the peer's list.
+                if let Some(w) = why
+                    .as_mut()
+                    .filter(|w| w.contains("peer's proposals not known"))
+                {
+                    if let Some(peer) = self.peer_policy(&l.report.remote_address) {
+                        w.push_str(&format!("; the peer ({peer}) per its configuration"));
+                    }
+                }
                 (
                     st.to_string(),
-                    crate::verify::explain(&l.report),
+                    why,
                     Some(l.report.inbound.bytes),
                     Some(l.report.outbound.bytes),
                 )
@@ -1583,6 +1593,51 @@ impl Lab {
             reason,
             resource: view,
         }
+    }
+
+    /// The proposals of the lab's connection(s) on the gateway holding public IP `address`,
+    /// as text for a mismatch report: `site/connection: IKE [..], ESP [..]`.
+    fn peer_policy(&self, address: &str) -> Option<String> {
+        let address: std::net::Ipv4Addr = address.parse().ok()?;
+        let mut found = Vec::new();
+        for spec in &self.record.sites {
+            let Ok(site) = self.site(&spec.name) else {
+                continue;
+            };
+            let Ok(resources) = site.resources() else {
+                continue;
+            };
+            let gateway_ids: Vec<&str> = resources
+                .iter()
+                .filter_map(|r| match r {
+                    Resource::VirtualNetworkGateway(g) => {
+                        let pip = &g.ip_configurations.first()?.public_ip_address;
+                        resources
+                            .iter()
+                            .any(|p| matches!(p, Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pip) && p.ip_address == address))
+                            .then_some(g.meta.id.as_str())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for r in &resources {
+                let Resource::Connection(c) = r else { continue };
+                if gateway_ids
+                    .iter()
+                    .any(|g| site::same_id(g, &c.virtual_network_gateway1))
+                {
+                    let p = c.effective_policy(site.kind());
+                    found.push(format!(
+                        "{}/{}: IKE [{}], ESP [{}]",
+                        spec.name,
+                        c.meta.name,
+                        p.ike_proposals.join(", "),
+                        p.esp_responder_proposals.join(", ")
+                    ));
+                }
+            }
+        }
+        (!found.is_empty()).then(|| found.join("; "))
     }
 
     /// Waits until every connection served by a gateway process is Connected. Returns early
