@@ -481,6 +481,8 @@ struct Scenario {
     /// strongswan.conf from `devconfig::StrongSwan::strongswan_conf` (what a lab would use)
     /// instead of the export's comments.
     strongswan_conf_from_api: bool,
+    /// `lab up --no-gateways`: the test runs the cloud gateway itself, from the site store.
+    no_lab_gateways: bool,
 }
 
 const CLOUD: &str = "cloud";
@@ -704,10 +706,14 @@ impl Drop for UpProcess {
 
 /// `lab up DIR` started in the background; returns the lab (torn down on drop) as soon as it
 /// is registered, with the still running `lab up`.
-fn lab_up_background(dir: PathBuf) -> Result<(Lab, UpProcess)> {
+fn lab_up_background(dir: PathBuf, no_gateways: bool) -> Result<(Lab, UpProcess)> {
     use std::os::unix::process::ExitStatusExt;
     let state = lab::scratch_dir("state");
-    let child = lab::hybridnet_cmd(&state, &["lab", "up", dir.to_str().unwrap()])
+    let mut args = vec!["lab", "up", dir.to_str().unwrap()];
+    if no_gateways {
+        args.push("--no-gateways");
+    }
+    let child = lab::hybridnet_cmd(&state, &args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
@@ -852,7 +858,7 @@ impl Running {
 /// any log or output.
 fn run_scenario(sc: Scenario) -> Result<Running> {
     let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
-    let (lab, mut up) = lab_up_background(lab_dir(&sc, &scratch)?)?;
+    let (lab, mut up) = lab_up_background(lab_dir(&sc, &scratch)?, sc.no_lab_gateways)?;
     let id = LabId::parse(&lab.id)?;
     let gateway_ns = id.gateway_netns(CLOUD, "cloud-gw");
     let control = scratch.join("cloud-gw.sock");
@@ -880,6 +886,11 @@ fn run_scenario(sc: Scenario) -> Result<Running> {
         eprintln!("the lab runs the cloud gateway itself");
         None
     };
+    assert_eq!(
+        gw.is_some(),
+        sc.no_lab_gateways,
+        "the lab runs gateway processes unless told --no-gateways"
+    );
     let net = device_net(&lab, &scratch, sc.behind_nat)?;
     assert!(
         !lab.ping(CLOUD_VM, DEVICE_VM_IP),
@@ -1013,6 +1024,7 @@ fn strongswan_peer_from_export_connects_to_azure_gateway_with_custom_policy() ->
         behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: false,
+        no_lab_gateways: false,
     })
 }
 
@@ -1027,6 +1039,7 @@ fn strongswan_peer_from_export_connects_to_azure_gateway_with_default_policy() -
         behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
         strongswan_conf_from_api: false,
+        no_lab_gateways: true,
     })
 }
 
@@ -1041,6 +1054,7 @@ fn strongswan_peer_from_export_connects_to_azure_stack_hub_gateway_with_default_
         behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: true,
+        no_lab_gateways: false,
     })
 }
 
@@ -1054,6 +1068,7 @@ fn strongswan_peer_behind_nat_from_export_with_device_address() -> Result<()> {
         behind_nat: true,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: false,
+        no_lab_gateways: false,
     })
 }
 
@@ -1169,6 +1184,7 @@ fn device_detects_an_unresponsive_gateway_within_the_dpd_timeout_and_reconnects(
         behind_nat: false,
         algorithms: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_384",
         strongswan_conf_from_api: false,
+        no_lab_gateways: false,
     })?;
     let conf = std::fs::read_to_string(r.scratch.join("swanctl.conf"))?;
     assert!(

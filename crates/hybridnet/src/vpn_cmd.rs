@@ -234,25 +234,42 @@ fn discover_live(lab: &Lab, site: &str, conn: &site::Connection) -> Result<LiveC
     ))
 }
 
-/// The view of `conn`, with live status from `control` if given, else discovered in the lab.
+/// The view of `conn`: with live status from `control` if given; else the lab's own view
+/// (`Lab::connections`, the same `lab status` shows); if the lab knows no live status, a
+/// `hybridnet gateway run` process found in the gateway's namespace (e.g. one started by
+/// hand in a lab without gateway processes). `hybridnet.statusNote` says why a status is
+/// Unknown.
 fn view(
     lab: &Lab,
     site: &str,
     conn: &site::Connection,
     control: Option<&std::path::Path>,
 ) -> anyhow::Result<serde_json::Value> {
-    let live = match control {
-        Some(p) => Ok(live_status(p, &conn.meta.name)?),
-        None => discover_live(lab, site, conn),
+    let note = |mut v: serde_json::Value, why: &str| {
+        if let Some(extra) = v.get_mut("hybridnet").and_then(|x| x.as_object_mut()) {
+            extra.insert("statusNote".into(), serde_json::json!(why));
+        }
+        v
     };
-    let mut v = connection_view(conn, live.as_ref().ok());
-    if let (Err(why), Some(extra)) = (
-        &live,
-        v.get_mut("hybridnet").and_then(|x| x.as_object_mut()),
-    ) {
-        extra.insert("statusNote".into(), serde_json::json!(why));
+    if let Some(p) = control {
+        let live = live_status(p, &conn.meta.name)?;
+        return Ok(connection_view(conn, Some(&live)));
     }
-    Ok(v)
+    let from_lab = flat(lab.connections())?
+        .into_iter()
+        .find(|c| c.site == site && c.name == conn.meta.name);
+    match from_lab {
+        Some(c) if c.connection_status != "Unknown" => Ok(c.resource),
+        other => Ok(match discover_live(lab, site, conn) {
+            Ok(live) => connection_view(conn, Some(&live)),
+            Err(why) => note(
+                other
+                    .map(|c| c.resource)
+                    .unwrap_or_else(|| connection_view(conn, None)),
+                &why,
+            ),
+        }),
+    }
 }
 
 fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
