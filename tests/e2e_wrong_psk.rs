@@ -13,10 +13,38 @@ use e2e::{redeploy_connection, wait_both_connected, wait_for};
 use lab::Lab;
 use std::time::Duration;
 
+/// The pid recorded for a gateway process of the lab.
+fn gateway_pid(lab: &Lab, stem: &str) -> i64 {
+    let p = lab
+        .state
+        .join("labs")
+        .join(&lab.id)
+        .join("gateways")
+        .join(format!("{stem}.json"));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    rec["pid"].as_i64().unwrap()
+}
+
 #[test]
 fn different_shared_keys_are_reported_and_fixed_by_redeploying() {
     let lab = Lab::up_copy("examples/hybrid-connection");
+    let (azure_pid, stackhub_pid) = (
+        gateway_pid(&lab, "azure--azure-gw"),
+        gateway_pid(&lab, "stackhub--stackhub-gw"),
+    );
     redeploy_connection(&lab, "stackhub", &["sharedKey=not-the-same-key"]);
+    // Only the changed side's gateway is restarted (the runtime has no reload).
+    assert_eq!(
+        gateway_pid(&lab, "azure--azure-gw"),
+        azure_pid,
+        "the peer's gateway is left alone"
+    );
+    assert_ne!(
+        gateway_pid(&lab, "stackhub--stackhub-gw"),
+        stackhub_pid,
+        "the changed gateway runs the new key"
+    );
     for (site, name) in [
         ("azure", "azure-to-stackhub"),
         ("stackhub", "stackhub-to-azure"),
