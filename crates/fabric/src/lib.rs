@@ -10,8 +10,11 @@
 //! Every namespace is named `hn-<lab id>-…` ([`names`]); teardown finds everything by that
 //! prefix. The fabric owns only bridges and veths, routes tagged with [`FABRIC_ROUTE_PROTO`]
 //! and the nftables table `hybridnet`: a gateway process may add its TUN device and routes in
-//! its namespace without reconciliation touching them. `lab down` stops every process living
-//! in a lab namespace, so gateway processes started there need no bookkeeping of their own.
+//! its namespace without reconciliation touching them. [`gateways`] runs one detached
+//! `hybridnet gateway run` per VNet gateway, configured from the site's connections, and
+//! restarts it when its configuration changes; [`verify`] reads connection status from those
+//! processes and checks VM-to-VM traffic across the tunnels. `lab down` stops every process
+//! living in a lab namespace, gateway processes included.
 
 pub mod desired;
 pub mod gateways;
