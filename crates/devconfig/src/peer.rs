@@ -208,6 +208,45 @@ impl PeerDevice {
         })
     }
 
+    /// Every device configuration a site's connections ask of the device at `address` (the
+    /// local network gateways whose `gatewayIpAddress` it is), in resource order: what a lab
+    /// needs to configure an on-premises device site from the exports alone.
+    pub fn for_device_address(
+        site: &Site,
+        address: Ipv4Addr,
+    ) -> Result<Vec<PeerDevice>, DevConfigError> {
+        let site_name = site.info().name.clone();
+        let resources = site.resources().map_err(|e| DevConfigError::Site {
+            site: site_name.clone(),
+            source: Box::new(e),
+        })?;
+        let mut out = Vec::new();
+        for r in &resources {
+            let Resource::Connection(c) = r else { continue };
+            if c.connection_type != ConnectionType::IPsec {
+                continue;
+            }
+            let points_here = resources.iter().any(|l| match l {
+                Resource::LocalNetworkGateway(l) => {
+                    c.local_network_gateway2
+                        .as_deref()
+                        .is_some_and(|id| same_id(&l.meta.id, id))
+                        && l.gateway_ip_address == Some(address)
+                }
+                _ => false,
+            });
+            if points_here {
+                out.push(PeerDevice::from_resources(
+                    &site_name,
+                    site.kind(),
+                    &resources,
+                    &c.meta.name,
+                )?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The device behind NAT: it owns `inside` while its public identity stays
     /// `gatewayIpAddress` (the address Azure sees and expects as IKE identity).
     pub fn with_local_address(mut self, inside: Ipv4Addr) -> PeerDevice {

@@ -257,7 +257,10 @@ fn strongswan_conf_matches_the_commented_block() {
         .filter_map(|l| l.strip_prefix("#       "))
         .collect();
     assert_eq!(commented.len(), 5, "{swanctl}");
-    assert!(swanctl.contains("\n#   charon {\n#       load = ") && swanctl.contains("\n#   }\n"), "{swanctl}");
+    assert!(
+        swanctl.contains("\n#   charon {\n#       load = ") && swanctl.contains("\n#   }\n"),
+        "{swanctl}"
+    );
     for line in commented {
         assert!(
             conf.contains(&format!("\n    {line}\n")),
@@ -366,4 +369,15 @@ fn connections_without_an_on_premises_device_are_refused() {
             && e.ends_with("does not exist in site cloud"),
         "{e}"
     );
+}
+
+#[test]
+fn devices_are_found_by_their_address() {
+    let f = deploy("azure", json!({}));
+    let found = PeerDevice::for_device_address(&f.site, "198.51.100.7".parse().unwrap()).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].connection_name, "to-onprem");
+    assert_eq!(found[0].local_prefixes.len(), 2);
+    let none = PeerDevice::for_device_address(&f.site, "198.51.100.8".parse().unwrap()).unwrap();
+    assert!(none.is_empty());
 }
