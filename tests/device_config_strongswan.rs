@@ -229,6 +229,8 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
         "azure-to-stackhub",
         "--vendor",
         "strongswan",
+        "-o",
+        "-",
     ]);
     assert!(o.status.success(), "{}", show(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), conf);

@@ -91,7 +91,8 @@ pub struct DeviceConfigArgs {
     /// Device vendor (see --list-vendors).
     #[arg(long, required_unless_present = "list_vendors")]
     pub vendor: Option<String>,
-    /// Write to this file (mode 0600: it holds the shared key) instead of standard output.
+    /// Write to this file (mode 0600: it holds the shared key) instead of standard output
+    /// (`-` is standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// The device's own address when it sits behind NAT (its IKE identity stays the local
@@ -314,7 +315,7 @@ fn device_config(a: DeviceConfigArgs) -> anyhow::Result<ExitCode> {
         peer = peer.with_local_address(inside);
     }
     let text = flat(vendor.render(&peer))?;
-    match &a.output {
+    match a.output.as_ref().filter(|p| p.as_os_str() != "-") {
         Some(path) => {
             flat(write_private(path, &text))?;
             eprintln!(
