@@ -218,8 +218,7 @@ fn ts_string(ts: &TrafficSelector) -> String {
         let len = bits - span.trailing_zeros();
         format!("{}/{}", ts.start, len)
     } else if span == 0 && v6 {
-        format!("{}/0", ts.start)
-    } else if !v6 && s == 0 && e == u32::MAX as u128 {
+        // ::/0 spans 2^128 addresses, which wraps to 0
         format!("{}/0", ts.start)
     } else {
         format!("{}-{}", ts.start, ts.end)
@@ -619,7 +618,7 @@ impl DataPath {
                 )
             })
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|r| std::cmp::Reverse(r.0));
         v.into_iter().map(|(_, r)| r).collect()
     }
 

@@ -270,7 +270,7 @@ mod tests {
         let to = rx.local_addr().unwrap();
         let mut buf = Vec::new();
         for i in 0..5u8 {
-            buf.extend(std::iter::repeat(i).take(if i == 4 { 300 } else { 1000 }));
+            buf.extend(std::iter::repeat_n(i, if i == 4 { 300 } else { 1000 }));
         }
         match send_gso(tx.as_raw_fd(), &buf, 1000, to) {
             Ok(()) => {}
@@ -321,7 +321,7 @@ mod tests {
         let to = rx.local_addr().unwrap();
         let mut buf = Vec::new();
         for i in 0..4u8 {
-            buf.extend(std::iter::repeat(i).take(if i == 3 { 100 } else { 1200 }));
+            buf.extend(std::iter::repeat_n(i, if i == 3 { 100 } else { 1200 }));
         }
         if send_gso(tx.as_raw_fd(), &buf, 1200, to).is_err() {
             return;
