@@ -38,11 +38,12 @@ pub enum VerifyError {
 
 /// Azure's `connectionStatus` for a gateway's report of one connection: Connected with an
 /// active Child SA; NotConnected when down, or when retrying after a failure (Azure shows a
-/// dead peer as NotConnected, not as an endless Connecting); Connecting on a first attempt.
+/// dead peer as NotConnected, not as an endless Connecting), or when the IKE SA is up but its
+/// Child SA was refused (e.g. TS_UNACCEPTABLE); Connecting on a first attempt.
 pub fn connection_status(r: &gateway::status::ConnectionReport) -> &'static str {
     match r.state.as_str() {
         "established" if r.child_sas.iter().any(|c| c.active) => "Connected",
-        "established" => "Connecting",
+        "established" if r.last_error.is_none() => "Connecting",
         "connecting" if r.last_error.is_none() => "Connecting",
         _ => "NotConnected",
     }
