@@ -236,6 +236,12 @@ fn connection_table(
             ))
         }
     };
+    if c.connection_protocol == site::ConnectionProtocol::IKEv1 {
+        return Err("connectionProtocol IKEv1: the lab's gateway speaks IKEv2 only".into());
+    }
+    if c.use_policy_based_traffic_selectors {
+        return Err("usePolicyBasedTrafficSelectors: the lab's gateway negotiates one selector pair per connection (route-based), not one per prefix pair".into());
+    }
     let key = c
         .shared_key
         .as_ref()
@@ -338,6 +344,18 @@ pub fn plan(
             }) else {
                 continue;
             };
+            if gw.vpn_type != site::VpnType::RouteBased
+                || !gw.gateway_type.eq_ignore_ascii_case("Vpn")
+            {
+                failures.push((
+                    gw.meta.id.to_lowercase(),
+                    format!(
+                        "gatewayType {} / vpnType {:?}: the lab runs route-based VPN gateways only",
+                        gw.gateway_type, gw.vpn_type
+                    ),
+                ));
+                continue;
+            }
             let local_prefixes = match gateway_endpoints(resources, gw) {
                 Ok((space, _)) => space,
                 Err(e) => {

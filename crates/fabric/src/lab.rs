@@ -602,6 +602,8 @@ impl Lab {
         // Gateway processes: one per VNet gateway whose namespace is up, serving its connections.
         let mut pending: BTreeMap<String, String> = BTreeMap::new();
         if self.record.external_gateways {
+            // Processes the lab started before it was told to run none are stopped.
+            gateways::converge(&self.dir.path, &[]);
             for (_, resources) in &sites {
                 for r in resources
                     .iter()
