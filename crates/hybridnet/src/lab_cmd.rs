@@ -147,7 +147,6 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 verified = verify_lab(&lab, std::time::Duration::from_secs(wait), &mut progress)?;
             }
             let total = progress.elapsed().as_secs_f64();
-            drop(progress);
             println!("summary (time of each step):");
             for line in steps.borrow().iter() {
                 println!("  {line}");
