@@ -533,6 +533,24 @@ fn start(
     let config = dir.join(format!("{stem}.toml"));
     let control = dir.join(format!("{stem}.sock"));
     let log = dir.join(format!("{stem}.log"));
+    // A gateway of this configuration without a record (the CLI died between starting it
+    // and writing the record) would hold the ports: stop it first.
+    for pid in crate::netns::pids_in_netns(&run.netns) {
+        if is_our_gateway(pid, &config) {
+            let orphan = GatewayRecord {
+                site: run.site.clone(),
+                gateway: run.gateway.clone(),
+                netns: run.netns.clone(),
+                pid,
+                control: control.clone(),
+                config: config.clone(),
+                log: log.clone(),
+                config_fingerprint: String::new(),
+                connections: Vec::new(),
+            };
+            stop(lab_dir, &orphan);
+        }
+    }
     write_private(&config, config_text.as_bytes())?;
     let logf = std::fs::OpenOptions::new()
         .create(true)
