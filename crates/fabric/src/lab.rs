@@ -671,6 +671,22 @@ impl Lab {
                     .join(", ")
             };
             progress.finish("gateway processes", started, &detail);
+            // On-premises strongSwan devices, configured from the device config exports.
+            let started = Instant::now();
+            let outcomes = crate::strongswan_site::converge(
+                &self.dir.path,
+                &self.record.id,
+                &self.record.sites,
+                &built.topology,
+                &sites,
+            );
+            if !outcomes.is_empty() {
+                let detail = crate::strongswan_site::summary(&outcomes);
+                progress.finish("strongSwan devices", started, &detail);
+            }
+            for (id, msg) in crate::strongswan_site::failures(&outcomes) {
+                failures.entry(id).or_insert(msg);
+            }
         }
         progress.step("record provisioning states", || {
             let mut written = 0;
@@ -919,6 +935,17 @@ fn build_topology(id: &LabId, specs: &[SiteSpec], sites: &[(Site, Vec<Resource>)
                 }
                 _ => {}
             }
+        }
+        if crate::strongswan_site::is_strongswan(spec) {
+            crate::strongswan_site::place_device(
+                id,
+                spec,
+                resources,
+                sites,
+                &mut net,
+                &mut owners,
+                &mut failures,
+            );
         }
         topology.sites.push(net);
     }
@@ -1197,6 +1224,9 @@ pub struct LabStatus {
     /// Every namespace last realized, with what it and each of its interfaces stand for
     /// (interface names are compact, so this is the map from kernel objects to resources).
     pub namespaces: Vec<Value>,
+    /// On-premises strongSwan devices (sites of kind `strongswan`) with their SAs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strongswan_devices: Vec<crate::strongswan_site::DeviceStatus>,
 }
 
 /// A namespace and whether it exists now.
@@ -1458,6 +1488,10 @@ impl Lab {
                     })
                 })
                 .collect(),
+            strongswan_devices: self
+                .topology()
+                .map(|t| crate::strongswan_site::status(&self.dir.path, &t, &self.record.sites))
+                .unwrap_or_default(),
         })
     }
 

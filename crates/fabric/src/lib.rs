@@ -24,6 +24,7 @@ pub mod netns;
 pub mod reconcile;
 pub mod spec;
 pub mod state;
+pub mod strongswan_site;
 pub mod topology;
 pub mod verify;
 
