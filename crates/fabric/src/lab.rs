@@ -671,22 +671,6 @@ impl Lab {
                     .join(", ")
             };
             progress.finish("gateway processes", started, &detail);
-            // On-premises strongSwan devices, configured from the device config exports.
-            let started = Instant::now();
-            let outcomes = crate::strongswan_site::converge(
-                &self.dir.path,
-                &self.record.id,
-                &self.record.sites,
-                &built.topology,
-                &sites,
-            );
-            if !outcomes.is_empty() {
-                let detail = crate::strongswan_site::summary(&outcomes);
-                progress.finish("strongSwan devices", started, &detail);
-            }
-            for (id, msg) in crate::strongswan_site::failures(&outcomes) {
-                failures.entry(id).or_insert(msg);
-            }
         }
         progress.step("record provisioning states", || {
             let mut written = 0;
@@ -713,6 +697,31 @@ impl Lab {
             Ok::<_, LabError>(((), format!("{written} updated")))
         })?;
         report.failed = failures.into_iter().collect();
+        if !self.record.external_gateways {
+            // On-premises strongSwan devices, configured from the device config exports, which
+            // are made now that the cloud side's provisioning states are recorded.
+            let started = Instant::now();
+            let outcomes = crate::strongswan_site::converge(
+                &self.dir.path,
+                &self.record.id,
+                &self.record.sites,
+                &built.topology,
+                &sites,
+            );
+            if !outcomes.is_empty() {
+                let detail = crate::strongswan_site::summary(&outcomes);
+                progress.finish("strongSwan devices", started, &detail);
+            }
+            let failed = crate::strongswan_site::failures(&outcomes);
+            for (site, resources) in sites.iter_mut() {
+                for r in resources.iter() {
+                    if let Some(msg) = failed.get(&r.id().to_lowercase()) {
+                        set_state(site, r, ProvisioningState::Failed { error: msg.clone() })?;
+                        report.failed.push((r.id().to_lowercase(), msg.clone()));
+                    }
+                }
+            }
+        }
         match result {
             Ok(rep) => {
                 report.kernel_changes += rep.changes.len();

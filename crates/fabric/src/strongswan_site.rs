@@ -347,6 +347,14 @@ fn start(netns: &str, dir: &Path) -> Result<(), DeviceError> {
     if !Path::new(CHARON).exists() {
         return Err(DeviceError::NoCharon);
     }
+    // charon appends to its log; created here first so it is private too.
+    let log = dir.join("charon.log");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .map_err(io_err(&log))?;
     let stdout = dir.join("charon.stdout");
     let logf = std::fs::OpenOptions::new()
         .create(true)
@@ -714,6 +722,59 @@ pub struct DeviceStatus {
     /// Why the SAs could not be read, if charon runs but did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl DeviceStatus {
+    /// The device as `lab status` prints it, one line per device, IKE SA and CHILD_SA.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "strongSwan device {} (LAN {})  netns {}  charon {}{}",
+            self.public_address,
+            self.lan_address,
+            self.netns,
+            self.charon_pid
+                .map(|p| format!("pid {p}"))
+                .unwrap_or_else(|| "not running".into()),
+            if self.configured.is_empty() {
+                String::new()
+            } else {
+                format!("  connections {}", self.configured.join(","))
+            }
+        )];
+        if let Some(e) = &self.error {
+            out.push(format!("  error: {e}"));
+        }
+        if self.charon_pid.is_some() && self.sas.is_empty() && self.error.is_none() {
+            out.push("  no IKE SA".into());
+        }
+        for ike in &self.sas {
+            out.push(format!(
+                "  IKE SA {} {} {} {} <-> {}  {}",
+                ike.name,
+                ike.state,
+                ike.version,
+                ike.local,
+                ike.remote,
+                if ike.algorithms.is_empty() { "-" } else { &ike.algorithms }
+            ));
+            for c in &ike.children {
+                out.push(format!(
+                    "    CHILD_SA {} {} {} ESP {}  {} <-> {}  in {} B / {} pkts, out {} B / {} pkts",
+                    c.name,
+                    c.state,
+                    c.mode,
+                    c.algorithms,
+                    c.local_ts.join(","),
+                    c.remote_ts.join(","),
+                    c.bytes_in,
+                    c.packets_in,
+                    c.bytes_out,
+                    c.packets_out
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// The status of each strongSwan site's device of a lab.

@@ -424,6 +424,11 @@ fn print_status(s: &LabStatus) {
         if let Some(nat) = &site.nat_device {
             println!("    NAT device {}{}", nat.netns, mark(nat.exists));
         }
+        for d in s.strongswan_devices.iter().filter(|d| d.site == site.name) {
+            for line in d.lines() {
+                println!("    {line}");
+            }
+        }
         for o in &site.other_resources {
             let netns = match o["netns"]["netns"].as_str() {
                 Some(ns) => format!("  netns {ns}{}", mark(o["netns"]["exists"] == true)),
