@@ -71,10 +71,22 @@ pub struct RunOptions {
 }
 
 struct Conn {
-    id: ConnectionId,
+    /// `None` while the connection waits in the start queue.
+    id: Option<ConnectionId>,
     ike_algorithms: Option<String>,
     last_error: Option<String>,
+    /// When an initiating connection was handed to the IKE endpoint.
+    started: Option<Instant>,
+    /// Whether its first IKE SA came up or failed (it no longer holds a start slot).
+    settled: bool,
 }
+
+/// Initiators started at once; the rest wait, so that a peer's half-open limit (16 per
+/// source in our own responder) is never hit by a burst of IKE_SA_INIT at startup.
+const MAX_STARTING: usize = 8;
+/// A start slot is released after this long even if the IKE SA is not up yet (dead peers
+/// must not stall the queue); the connection keeps retrying in the IKE layer.
+const START_SLOT: Duration = Duration::from_secs(2);
 
 /// A running gateway: all state of the event loop.
 pub struct Gateway {
@@ -97,6 +109,8 @@ pub struct Gateway {
     gso_ok: bool,
     /// Joins decrypted TCP segments into super-packets for the TUN device.
     gro: Coalescer,
+    /// Initiating connections not yet handed to the IKE endpoint.
+    start_queue: std::collections::VecDeque<usize>,
     /// Connection of the packets pending in `gro` (for drop accounting).
     gro_conn: usize,
 }
@@ -210,6 +224,7 @@ impl Gateway {
             rx4500: RecvBatch::new(RX_BATCH, RX_SLOT),
             gso_ok: true,
             gro: Coalescer::new(),
+            start_queue: std::collections::VecDeque::new(),
             gro_conn: 0,
             cfg,
         };
@@ -241,17 +256,56 @@ impl Gateway {
             "gateway started"
         );
         let now = Instant::now();
-        for c in &gw.cfg.connections {
-            let id = gw.endpoint.add_connection(c.to_ike(local), now);
-            info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
-            gw.conns.push(Conn {
-                id,
-                ike_algorithms: None,
-                last_error: None,
-            });
+        for i in 0..gw.cfg.connections.len() {
+            gw.conns.push(Conn { id: None, ike_algorithms: None, last_error: None, started: None, settled: false });
+            if gw.cfg.connections[i].initiate {
+                gw.start_queue.push_back(i);
+            } else {
+                gw.add_to_endpoint(i, now);
+            }
         }
+        gw.start_pending(now);
         gw.flush_ike();
         Ok(gw)
+    }
+
+    fn add_to_endpoint(&mut self, i: usize, now: Instant) {
+        let c = &self.cfg.connections[i];
+        let id = self.endpoint.add_connection(c.to_ike(self.cfg.local_address), now);
+        info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
+        self.conns[i].id = Some(id);
+        self.conns[i].started = Some(now);
+    }
+
+    /// Hands queued initiators to the IKE endpoint while fewer than [`MAX_STARTING`] are
+    /// still negotiating their first IKE SA, at most one per peer address (a responder only
+    /// learns from IKE_AUTH which of several connections to the same address is meant);
+    /// returns whether any was started.
+    fn start_pending(&mut self, now: Instant) -> bool {
+        if self.start_queue.is_empty() {
+            return false;
+        }
+        let mut busy: Vec<Option<std::net::IpAddr>> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.settled && c.id.is_some() && c.started.is_some_and(|t| now.saturating_duration_since(t) < START_SLOT))
+            .map(|(i, _)| self.cfg.connections[i].remote_address)
+            .collect();
+        let mut any = false;
+        let mut waiting = std::collections::VecDeque::with_capacity(self.start_queue.len());
+        while let Some(i) = self.start_queue.pop_front() {
+            let remote = self.cfg.connections[i].remote_address;
+            if busy.len() < MAX_STARTING && !busy.contains(&remote) {
+                self.add_to_endpoint(i, now);
+                busy.push(remote);
+                any = true;
+            } else {
+                waiting.push_back(i);
+            }
+        }
+        self.start_queue = waiting;
+        any
     }
 
     /// The control socket path.
@@ -302,6 +356,8 @@ impl Gateway {
                     (d.as_micros().div_ceil(1000)).min(1000) as libc::c_int
                 }
             };
+            // queued initiators get a slot back by time, so wake up for that too
+            let timeout_ms = if self.start_queue.is_empty() { timeout_ms } else { timeout_ms.min(50) };
             for f in fds.iter_mut() {
                 f.revents = 0;
             }
@@ -337,6 +393,9 @@ impl Gateway {
                 self.endpoint.handle_timeout(now);
             }
             self.flush_ike();
+            if self.start_pending(now) {
+                self.flush_ike();
+            }
         }
         self.shutdown();
         Ok(())
@@ -585,7 +644,7 @@ impl Gateway {
     }
 
     fn conn_index(&self, id: ConnectionId) -> Option<usize> {
-        self.conns.iter().position(|c| c.id == id)
+        self.conns.iter().position(|c| c.id == Some(id))
     }
 
     fn apply_event(&mut self, ev: Event) {
@@ -596,6 +655,7 @@ impl Gateway {
                 };
                 info!(conn = %self.cfg.connections[i].name, %algorithms, "IKE SA established");
                 self.conns[i].ike_algorithms = Some(algorithms);
+                self.conns[i].settled = true;
             }
             Event::ChildSaInstalled { conn, child } => {
                 let Some(i) = self.conn_index(conn) else {
@@ -636,6 +696,7 @@ impl Gateway {
                 warn!(conn = %self.cfg.connections[i].name, "connection down: {msg}");
                 self.dp.remove_connection(i);
                 self.conns[i].last_error = Some(msg);
+                self.conns[i].settled = true;
             }
             #[allow(unreachable_patterns)]
             _ => {}
@@ -645,7 +706,8 @@ impl Gateway {
     /// The status document served on the control socket.
     pub fn status(&self) -> GatewayStatus {
         let now = Instant::now();
-        let ike = self.endpoint.status();
+        let ike: std::collections::HashMap<ConnectionId, ike::endpoint::ConnectionStatus> =
+            self.endpoint.status().into_iter().map(|s| (s.conn, s)).collect();
         let mut ike_dropped = 0;
         let connections = self
             .cfg
@@ -654,7 +716,7 @@ impl Gateway {
             .enumerate()
             .map(|(i, spec)| {
                 let c = &self.conns[i];
-                let st = ike.iter().find(|s| s.conn == c.id);
+                let st = c.id.and_then(|id| ike.get(&id));
                 ike_dropped += st.map(|s| s.ike_dropped).unwrap_or(0);
                 let (inbound, outbound, drops) = self.dp.connection_counters(i);
                 let child_sas = self.dp.child_reports(i, now);
@@ -664,7 +726,11 @@ impl Gateway {
                         .remote_address
                         .map(|a| a.to_string())
                         .unwrap_or_else(|| "%any".into()),
-                    state: st.map(|s| s.state.clone()).unwrap_or_else(|| "down".into()),
+                    state: match (st, c.id) {
+                        (Some(s), _) => s.state.clone(),
+                        (None, None) => "queued".into(),
+                        (None, Some(_)) => "down".into(),
+                    },
                     ike_algorithms: st
                         .and_then(|s| s.ike_algorithms.clone())
                         .or_else(|| c.ike_algorithms.clone()),
@@ -711,7 +777,7 @@ impl Gateway {
     /// Sends DELETE for every IKE SA, removes routes; the TUN device goes with the process.
     fn shutdown(&mut self) {
         let now = Instant::now();
-        let ids: Vec<ConnectionId> = self.conns.iter().map(|c| c.id).collect();
+        let ids: Vec<ConnectionId> = self.conns.iter().filter_map(|c| c.id).collect();
         for id in ids {
             self.endpoint.remove_connection(id, now);
         }
