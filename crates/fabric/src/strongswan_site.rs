@@ -141,10 +141,12 @@ pub fn device_net(
     }) else {
         return Ok(None);
     };
-    let subnet = vnet
-        .subnets
-        .first()
-        .ok_or_else(|| format!("the LAN {} has no subnet for the strongSwan device", vnet.meta.name))?;
+    let subnet = vnet.subnets.first().ok_or_else(|| {
+        format!(
+            "the LAN {} has no subnet for the strongSwan device",
+            vnet.meta.name
+        )
+    })?;
     let prefix = subnet.address_prefix;
     if prefix.prefix_len() > 29 {
         return Err(format!(
@@ -456,9 +458,15 @@ pub fn converge(
         let Some(net) = topology.sites.iter().find(|n| n.name == spec.name) else {
             continue;
         };
-        let Some(dev) = net.gateways.iter().find(|g| g.name == DEVICE) else {
+        let Some(index) = net.gateways.iter().position(|g| g.name == DEVICE) else {
             continue;
         };
+        let dev = &net.gateways[index];
+        // Behind the site's NAT device the device owns an inside address; its IKE identity
+        // stays the public IP (the export's `--device-address`).
+        let inside = net
+            .nat
+            .then(|| crate::topology::behind_nat_addresses(index).1);
         let Some((_, resources)) = sites.iter().find(|(s, _)| s.info().name == spec.name) else {
             continue;
         };
@@ -467,7 +475,7 @@ pub fn converge(
             .unwrap_or_default();
         let netns = id.gateway_netns(&spec.name, DEVICE);
         let dir = device_dir(lab_dir, &spec.name);
-        let result = converge_one(&spec.name, dev.public_address, &netns, &dir, sites);
+        let result = converge_one(&spec.name, dev.public_address, inside, &netns, &dir, sites);
         out.push(DeviceOutcome {
             site: spec.name.clone(),
             public_ip_id,
@@ -480,11 +488,18 @@ pub fn converge(
 fn converge_one(
     site: &str,
     address: Ipv4Addr,
+    inside: Option<Ipv4Addr>,
     netns: &str,
     dir: &Path,
     sites: &[(Site, Vec<Resource>)],
 ) -> Result<DeviceAction, DeviceError> {
-    let peers = peers_of(site, address, sites)?;
+    let peers: Vec<PeerDevice> = peers_of(site, address, sites)?
+        .into_iter()
+        .map(|p| match inside {
+            Some(a) => p.with_local_address(a),
+            None => p,
+        })
+        .collect();
     let running = !charon_pids(netns).is_empty();
     if peers.is_empty() {
         if running {
@@ -626,7 +641,9 @@ pub fn parse_list_sas(text: &str) -> Vec<SwanIkeSa> {
         let header = t.split_once(": #").map(|(name, rest)| {
             (
                 name.to_string(),
-                rest.split(',').map(|f| f.trim().to_string()).collect::<Vec<_>>(),
+                rest.split(',')
+                    .map(|f| f.trim().to_string())
+                    .collect::<Vec<_>>(),
             )
         });
         match (indent, header) {
@@ -672,8 +689,12 @@ pub fn parse_list_sas(text: &str) -> Vec<SwanIkeSa> {
                             child.bytes_out = number_before("bytes");
                             child.packets_out = number_before("packets");
                         }
-                        Some("local") => child.local_ts.extend(words[1..].iter().map(|s| s.to_string())),
-                        Some("remote") => child.remote_ts.extend(words[1..].iter().map(|s| s.to_string())),
+                        Some("local") => child
+                            .local_ts
+                            .extend(words[1..].iter().map(|s| s.to_string())),
+                        Some("remote") => child
+                            .remote_ts
+                            .extend(words[1..].iter().map(|s| s.to_string())),
                         _ => {}
                     }
                     continue;
@@ -755,7 +776,11 @@ impl DeviceStatus {
                 ike.version,
                 ike.local,
                 ike.remote,
-                if ike.algorithms.is_empty() { "-" } else { &ike.algorithms }
+                if ike.algorithms.is_empty() {
+                    "-"
+                } else {
+                    &ike.algorithms
+                }
             ));
             for c in &ike.children {
                 out.push(format!(
@@ -826,9 +851,10 @@ pub fn failures(outcomes: &[DeviceOutcome]) -> BTreeMap<String, String> {
     outcomes
         .iter()
         .filter_map(|o| match &o.result {
-            Err(e) if !o.public_ip_id.is_empty() => {
-                Some((o.public_ip_id.to_lowercase(), format!("strongSwan device: {e}")))
-            }
+            Err(e) if !o.public_ip_id.is_empty() => Some((
+                o.public_ip_id.to_lowercase(),
+                format!("strongSwan device: {e}"),
+            )),
             _ => None,
         })
         .collect()
@@ -838,7 +864,8 @@ pub fn failures(outcomes: &[DeviceOutcome]) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
-    const SAS: &str = "azure-to-onprem: #1, ESTABLISHED, IKEv2, 1b2c3d4e5f60718a_i* 9f8e7d6c5b4a3928_r
+    const SAS: &str =
+        "azure-to-onprem: #1, ESTABLISHED, IKEv2, 1b2c3d4e5f60718a_i* 9f8e7d6c5b4a3928_r
   local  '192.0.2.1' @ 192.0.2.1[4500]
   remote '203.0.113.1' @ 203.0.113.1[4500]
   AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024
@@ -865,7 +892,10 @@ other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
         );
         assert_eq!(a.local, "192.0.2.1[4500]");
         assert_eq!(a.remote, "203.0.113.1[4500]");
-        assert_eq!(a.algorithms, "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024");
+        assert_eq!(
+            a.algorithms,
+            "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024"
+        );
         assert_eq!(a.children.len(), 1);
         let c = &a.children[0];
         assert_eq!(c.state, "INSTALLED");
