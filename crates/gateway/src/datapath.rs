@@ -396,6 +396,39 @@ impl DataPath {
         true
     }
 
+    /// Points every Child SA of a connection at `peer` (the IKE SA followed a peer whose NAT
+    /// mapping or address changed); returns how many changed.
+    pub fn set_peer(&mut self, conn: usize, peer: SocketAddr) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter_mut().flatten() {
+            if s.conn == conn && s.peer != peer {
+                s.peer = peer;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Makes room for connection indices up to `connections - 1` (a reload added some).
+    pub fn ensure_connections(&mut self, connections: usize) {
+        if connections > self.current.len() {
+            self.current.resize(connections, None);
+        }
+        if connections > self.traffic.len() {
+            self.traffic.resize(connections, ConnTraffic::default());
+        }
+    }
+
+    /// Forgets a removed connection: its Child SAs, configured prefixes and counters.
+    pub fn forget_connection(&mut self, conn: usize) {
+        self.remove_connection(conn);
+        self.configured.retain(|r| r.conn != conn);
+        if let Some(t) = self.traffic.get_mut(conn) {
+            *t = ConnTraffic::default();
+        }
+        self.last = None;
+    }
+
     /// Removes every Child SA of a connection.
     pub fn remove_connection(&mut self, conn: usize) {
         let spis: Vec<u32> = self

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod datapath;
+pub mod lifecycle;
 pub mod offload;
 pub mod runtime;
 pub mod status;

@@ -7,10 +7,11 @@
 
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::datapath::{DataPath, Drop};
+use crate::lifecycle::{Keepalives, ReloadPlan, KEEPALIVE, UPKEEP_INTERVAL};
 use crate::offload::{
     clamp_mss, complete_checksum, plan_tcp, Coalescer, Push, VnetHdr, GSO_NONE, VNET_HDR_LEN,
 };
-use crate::status::{ConnectionReport, ControlServer, GatewayStatus};
+use crate::status::{ConnectionReport, ControlServer, GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, RecvBatch, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use ike::endpoint::{ConnectionId, Endpoint, Event};
@@ -68,6 +69,8 @@ pub enum GatewayError {
 pub struct RunOptions {
     /// Where the status socket lives.
     pub control_path: PathBuf,
+    /// The config file, re-read on `reload` (control socket) and SIGHUP; `None` refuses reloads.
+    pub config_path: Option<PathBuf>,
 }
 
 struct Conn {
@@ -113,6 +116,16 @@ pub struct Gateway {
     start_queue: std::collections::VecDeque<usize>,
     /// Connection of the packets pending in `gro` (for drop accounting).
     gro_conn: usize,
+    /// The config file reloads re-read.
+    config_path: Option<PathBuf>,
+    /// NAT keepalive schedule per connection.
+    keepalives: Keepalives,
+    /// When keepalives and peer moves are next looked at.
+    next_upkeep: Instant,
+    /// Connection indices removed by a reload (their slots stay so indices remain stable).
+    retired: std::collections::HashSet<usize>,
+    /// Reloads applied since start.
+    reloads: u64,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -151,7 +164,7 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
     Ok(s)
 }
 
-/// Blocks SIGTERM and SIGINT and returns a signalfd that reports them.
+/// Blocks SIGTERM, SIGINT and SIGHUP (reload) and returns a signalfd that reports them.
 fn signal_fd() -> io::Result<OwnedFd> {
     // SAFETY: sigset manipulation on a local, then signalfd/pthread_sigmask with it.
     unsafe {
@@ -159,6 +172,7 @@ fn signal_fd() -> io::Result<OwnedFd> {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -226,6 +240,11 @@ impl Gateway {
             gro: Coalescer::new(),
             start_queue: std::collections::VecDeque::new(),
             gro_conn: 0,
+            config_path: opts.config_path.clone(),
+            keepalives: Keepalives::default(),
+            next_upkeep: Instant::now(),
+            retired: std::collections::HashSet::new(),
+            reloads: 0,
             cfg,
         };
         for i in 0..gw.cfg.connections.len() {
@@ -372,8 +391,14 @@ impl Gateway {
             }
             if fds[0].revents != 0 {
                 let sig = self.read_signal();
-                info!(signal = sig, "shutting down");
-                break;
+                if sig == libc::SIGHUP as u32 {
+                    if let Err(e) = self.reload() {
+                        error!("reload on SIGHUP refused: {e}");
+                    }
+                } else {
+                    info!(signal = sig, "shutting down");
+                    break;
+                }
             }
             if fds[1].revents != 0 {
                 self.drain_ike_500();
@@ -386,7 +411,13 @@ impl Gateway {
             }
             if fds[4].revents != 0 {
                 let status = self.status();
-                self.control.serve_pending(|| status.clone());
+                for r in self.control.serve_pending(|| status.clone()) {
+                    let outcome = self.reload();
+                    if let Err(e) = &outcome {
+                        error!("reload refused: {e}");
+                    }
+                    r.answer(outcome);
+                }
             }
             let now = Instant::now();
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
@@ -395,6 +426,10 @@ impl Gateway {
             self.flush_ike();
             if self.start_pending(now) {
                 self.flush_ike();
+            }
+            if now >= self.next_upkeep {
+                self.next_upkeep = now + UPKEEP_INTERVAL;
+                self.upkeep(now);
             }
         }
         self.shutdown();
@@ -714,6 +749,7 @@ impl Gateway {
             .connections
             .iter()
             .enumerate()
+            .filter(|(i, _)| !self.retired.contains(i))
             .map(|(i, spec)| {
                 let c = &self.conns[i];
                 let st = c.id.and_then(|id| ike.get(&id));
@@ -751,6 +787,10 @@ impl Gateway {
                         .last_error
                         .clone()
                         .or_else(|| st.and_then(|s| s.last_error.clone())),
+                    nat_local: st.is_some_and(|s| s.nat_local),
+                    nat_remote: st.is_some_and(|s| s.nat_remote),
+                    peer: st.and_then(|s| s.remote).map(|a| a.to_string()),
+                    keepalives_sent: self.keepalives.sent(i),
                 }
             })
             .collect();
@@ -762,7 +802,144 @@ impl Gateway {
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
             connections,
             drops: self.dp.global_drops(),
-            ike_dropped,
+            ike_dropped: ike_dropped.max(self.endpoint.dropped()),
+            cookies_sent: self.endpoint.cookies_sent(),
+            half_open: self.endpoint.half_open() as u64,
+            reloads: self.reloads,
+        }
+    }
+
+    /// Once a second: NAT keepalives for connections behind NAT, and the ESP destination
+    /// moved to where the IKE SA now talks (a peer whose NAT mapping or address changed).
+    fn upkeep(&mut self, now: Instant) {
+        for st in self.endpoint.status() {
+            let Some(i) = self.conn_index(st.conn) else {
+                continue;
+            };
+            let Some(remote) = st.remote else { continue };
+            // Child SAs only exist after the float to 4500: ESP goes where IKE goes
+            if remote.port() != 500 {
+                let moved = self.dp.set_peer(i, remote);
+                if moved > 0 {
+                    info!(conn = %self.cfg.connections[i].name, peer = %remote, child_sas = moved, "peer moved: ESP follows");
+                }
+            }
+            if self.keepalives.due(i, st.nat_local, remote, now) {
+                if let Err(e) = self.sock4500.send_to(&KEEPALIVE, remote) {
+                    debug!(peer = %remote, "NAT keepalive: {e}");
+                }
+            }
+        }
+    }
+
+    /// Re-reads the config file and applies it per connection (by name): new ones are
+    /// added, missing ones deleted, changed ones torn down and set up anew; unchanged ones
+    /// and their SAs are not touched. An invalid file changes nothing.
+    fn reload(&mut self) -> Result<ReloadReport, String> {
+        let path = self
+            .config_path
+            .clone()
+            .ok_or("the gateway was started without a config file path")?;
+        let new = GatewayConfig::load(&path).map_err(|e| e.to_string())?;
+        if new.local_address != self.cfg.local_address || new.tun != self.cfg.tun {
+            return Err(format!(
+                "local_address or [tun] changed in {}: that needs a restart, not a reload",
+                path.display()
+            ));
+        }
+        let plan = ReloadPlan::new(
+            self.cfg
+                .connections
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.retired.contains(i)),
+            &new.connections,
+        );
+        let report = plan.report(&self.cfg.connections, &new.connections);
+        let now = Instant::now();
+        for &i in &plan.removed {
+            self.retire(i, now);
+        }
+        for &(i, j) in &plan.replaced {
+            self.retire(i, now);
+            self.retired.remove(&i);
+            self.cfg.connections[i] = new.connections[j].clone();
+            self.conns[i] = Conn { id: None, ike_algorithms: None, last_error: None, started: None, settled: false };
+            self.begin(i, now);
+        }
+        for &j in &plan.added {
+            self.cfg.connections.push(new.connections[j].clone());
+            self.conns.push(Conn { id: None, ike_algorithms: None, last_error: None, started: None, settled: false });
+            let i = self.cfg.connections.len() - 1;
+            self.dp.ensure_connections(i + 1);
+            self.begin(i, now);
+        }
+        self.sync_routes();
+        self.start_pending(now);
+        self.flush_ike();
+        self.reloads += 1;
+        info!(
+            added = ?report.added,
+            removed = ?report.removed,
+            replaced = ?report.replaced,
+            unchanged = report.unchanged.len(),
+            "config reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Deletes a connection's SAs (DELETE to the peer) and marks its slot unused.
+    fn retire(&mut self, i: usize, now: Instant) {
+        self.start_queue.retain(|&q| q != i);
+        if let Some(id) = self.conns[i].id.take() {
+            self.endpoint.remove_connection(id, now);
+            self.flush_ike();
+        }
+        self.dp.forget_connection(i);
+        self.keepalives.forget(i);
+        self.retired.insert(i);
+        info!(conn = %self.cfg.connections[i].name, "connection removed");
+    }
+
+    /// Sets up connection `i` from its spec: prefixes for drop accounting, then the IKE
+    /// endpoint (initiators through the start queue).
+    fn begin(&mut self, i: usize, now: Instant) {
+        let prefixes = self.cfg.connections[i].remote_prefixes.clone();
+        self.dp.set_configured_prefixes(i, &prefixes);
+        if self.cfg.connections[i].initiate {
+            self.start_queue.push_back(i);
+        } else {
+            self.add_to_endpoint(i, now);
+        }
+    }
+
+    /// Makes the TUN routes match the live connections' remote prefixes.
+    fn sync_routes(&mut self) {
+        let want: Vec<ipnet::IpNet> = self
+            .cfg
+            .connections
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.retired.contains(i))
+            .flat_map(|(_, c)| c.remote_prefixes.iter().copied())
+            .collect();
+        let dev = self.tun.name().to_string();
+        self.routes.retain(|p| {
+            if want.contains(p) {
+                return true;
+            }
+            if let Err(e) = tun::del_route(p, &dev) {
+                warn!("removing route {p}: {e}");
+            }
+            false
+        });
+        for p in want {
+            if !self.routes.contains(&p) {
+                match tun::add_route(&p, &dev) {
+                    Ok(()) => self.routes.push(p),
+                    Err(e) => warn!("route {p} via {dev}: {e}"),
+                }
+            }
         }
     }
 

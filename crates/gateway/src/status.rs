@@ -26,8 +26,18 @@ pub struct GatewayStatus {
     pub connections: Vec<ConnectionReport>,
     /// Drops that belong to no connection (unknown SPI, no route, malformed).
     pub drops: DropCounters,
-    /// IKE datagrams the IKE layer dropped (malformed, unknown SPI, …).
+    /// IKE datagrams the IKE layer dropped (malformed, unknown SPI, over the half-open
+    /// limit, …), including those that matched no connection.
     pub ike_dropped: u64,
+    /// COOKIE challenges sent (RFC 7296 §2.6): non-zero means someone flooded IKE_SA_INIT.
+    #[serde(default)]
+    pub cookies_sent: u64,
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet seen) right now.
+    #[serde(default)]
+    pub half_open: u64,
+    /// Times the configuration was reloaded since start.
+    #[serde(default)]
+    pub reloads: u64,
 }
 
 /// One connection's state and counters.
@@ -59,6 +69,19 @@ pub struct ConnectionReport {
     pub drops: DropCounters,
     /// The last failure (e.g. `AUTHENTICATION_FAILED: …`, `NO_PROPOSAL_CHOSEN: …`).
     pub last_error: Option<String>,
+    /// NAT detected in front of us (RFC 7296 §2.23): we send NAT keepalives.
+    #[serde(default)]
+    pub nat_local: bool,
+    /// NAT detected in front of the peer (or a peer that fakes it to force UDP encapsulation).
+    #[serde(default)]
+    pub nat_remote: bool,
+    /// Where IKE and ESP currently go (`address:port`; follows a peer whose NAT mapping or
+    /// address changed); `None` without an IKE SA.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// NAT keepalives (RFC 3948 §2.3) sent to the peer.
+    #[serde(default)]
+    pub keepalives_sent: u64,
 }
 
 /// Why the status could not be fetched.
@@ -76,6 +99,47 @@ pub enum StatusError {
         path: PathBuf,
         cause: serde_json::Error,
     },
+    /// The gateway refused the reload (its new config is invalid; nothing was changed).
+    #[error("gateway at {path} did not reload: {reason}")]
+    Refused { path: PathBuf, reason: String },
+}
+
+/// What a reload changed, by connection name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// New connections, now being set up.
+    pub added: Vec<String>,
+    /// Connections gone from the config: their SAs were deleted.
+    pub removed: Vec<String>,
+    /// Changed connections: old SAs deleted, set up anew with the new settings.
+    pub replaced: Vec<String>,
+    /// Connections left alone, SAs included.
+    pub unchanged: Vec<String>,
+}
+
+/// The control socket's answer to `reload`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ReloadAnswer {
+    Reloaded(ReloadReport),
+    Error(String),
+}
+
+/// Asks a running gateway to re-read its config file and apply the per-connection changes.
+pub fn reload(path: &Path) -> Result<ReloadReport, StatusError> {
+    let raw = request(path, "reload", Duration::from_secs(20))?;
+    let answer: ReloadAnswer =
+        serde_json::from_str(&raw).map_err(|cause| StatusError::Json {
+            path: path.into(),
+            cause,
+        })?;
+    match answer {
+        ReloadAnswer::Reloaded(r) => Ok(r),
+        ReloadAnswer::Error(reason) => Err(StatusError::Refused {
+            path: path.into(),
+            reason,
+        }),
+    }
 }
 
 /// Asks a running gateway for its status.
@@ -89,6 +153,10 @@ pub fn query(path: &Path) -> Result<GatewayStatus, StatusError> {
 
 /// Asks a running gateway for its status and returns the JSON text unparsed.
 pub fn query_raw(path: &Path) -> Result<String, StatusError> {
+    request(path, "status", Duration::from_secs(5))
+}
+
+fn request(path: &Path, command: &str, timeout: Duration) -> Result<String, StatusError> {
     let io_err = |cause| StatusError::Io {
         path: path.into(),
         cause,
@@ -97,9 +165,9 @@ pub fn query_raw(path: &Path) -> Result<String, StatusError> {
         path: path.into(),
         cause,
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(timeout)).map_err(io_err)?;
+    s.write_all(format!("{command}\n").as_bytes())
         .map_err(io_err)?;
-    s.write_all(b"status\n").map_err(io_err)?;
     s.shutdown(std::net::Shutdown::Write).map_err(io_err)?;
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(io_err)?;
@@ -155,25 +223,54 @@ impl ControlServer {
     }
 
     /// Serves every pending client with `status` (short timeouts, so a stuck client cannot
-    /// stall the data path for long).
-    pub fn serve_pending(&self, status: impl Fn() -> GatewayStatus) {
+    /// stall the data path for long); `reload` requests are handed back for the event loop
+    /// to carry out and answer.
+    pub fn serve_pending(&self, status: impl Fn() -> GatewayStatus) -> Vec<PendingReload> {
+        let mut reloads = Vec::new();
         loop {
             let (stream, _) = match self.listener.accept() {
                 Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return reloads,
                 Err(e) => {
                     tracing::warn!("control socket accept failed: {e}");
-                    return;
+                    return reloads;
                 }
             };
-            if let Err(e) = serve_one(stream, &status) {
-                tracing::debug!("control client: {e}");
+            match serve_one(stream, &status) {
+                Ok(Some(r)) => reloads.push(r),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("control client: {e}"),
             }
         }
     }
 }
 
-fn serve_one(stream: UnixStream, status: &impl Fn() -> GatewayStatus) -> io::Result<()> {
+/// A `reload` request waiting for the event loop's answer.
+pub struct PendingReload {
+    stream: UnixStream,
+}
+
+impl PendingReload {
+    /// Sends the outcome to the client that asked.
+    pub fn answer(self, outcome: Result<ReloadReport, String>) {
+        let answer = match outcome {
+            Ok(r) => ReloadAnswer::Reloaded(r),
+            Err(e) => ReloadAnswer::Error(e),
+        };
+        let mut w = &self.stream;
+        if let Ok(mut doc) = serde_json::to_vec(&answer) {
+            doc.push(b'\n');
+            if let Err(e) = w.write_all(&doc) {
+                tracing::debug!("control client (reload): {e}");
+            }
+        }
+    }
+}
+
+fn serve_one(
+    stream: UnixStream,
+    status: &impl Fn() -> GatewayStatus,
+) -> io::Result<Option<PendingReload>> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
     stream.set_write_timeout(Some(Duration::from_millis(500)))?;
@@ -184,15 +281,17 @@ fn serve_one(stream: UnixStream, status: &impl Fn() -> GatewayStatus) -> io::Res
         "status" | "" => {
             let mut doc = serde_json::to_vec_pretty(&status()).map_err(io::Error::other)?;
             doc.push(b'\n');
-            w.write_all(&doc)
+            w.write_all(&doc).map(|_| None)
         }
+        "reload" => Ok(Some(PendingReload { stream })),
         other => w.write_all(
             format!(
                 "{{\"error\":\"unknown command {:?}\"}}\n",
                 other.chars().take(32).collect::<String>()
             )
             .as_bytes(),
-        ),
+        )
+        .map(|_| None),
     }
 }
 
@@ -236,6 +335,23 @@ pub fn render(s: &GatewayStatus) -> String {
     );
     for c in &s.connections {
         let _ = writeln!(o, "\n{}: {} peer {}", c.name, c.state, c.remote_address);
+        if c.peer.is_some() || c.nat_local || c.nat_remote {
+            let _ = writeln!(
+                o,
+                "  NAT  local {} remote {}{}{}",
+                if c.nat_local { "yes" } else { "no" },
+                if c.nat_remote { "yes" } else { "no" },
+                c.peer
+                    .as_ref()
+                    .map(|p| format!("  peer at {p}"))
+                    .unwrap_or_default(),
+                if c.keepalives_sent > 0 {
+                    format!("  keepalives sent {}", c.keepalives_sent)
+                } else {
+                    String::new()
+                }
+            );
+        }
         if let Some(a) = &c.ike_algorithms {
             let _ = writeln!(
                 o,
@@ -288,6 +404,18 @@ pub fn render(s: &GatewayStatus) -> String {
             s.ike_dropped
         );
     }
+    let _ = writeln!(
+        o,
+        "\nIKE: half-open {} cookies sent {} datagrams dropped {}{}",
+        s.half_open,
+        s.cookies_sent,
+        s.ike_dropped,
+        if s.reloads > 0 {
+            format!("  config reloaded {} time(s)", s.reloads)
+        } else {
+            String::new()
+        }
+    );
     o
 }
 
@@ -355,9 +483,16 @@ mod tests {
                     ..Default::default()
                 },
                 last_error: Some("AUTHENTICATION_FAILED: test".into()),
+                nat_local: true,
+                nat_remote: false,
+                peer: Some("198.51.100.2:4500".into()),
+                keepalives_sent: 7,
             }],
             drops: DropCounters::default(),
             ike_dropped: 0,
+            cookies_sent: 5,
+            half_open: 2,
+            reloads: 1,
         }
     }
 
@@ -388,9 +523,50 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("AUTHENTICATION_FAILED"));
+        assert!(
+            table.contains("NAT  local yes remote no  peer at 198.51.100.2:4500  keepalives sent 7")
+                && table.contains("half-open 2 cookies sent 5"),
+            "{table}"
+        );
         t.join().unwrap();
         assert!(!path.exists(), "socket removed when the server drops");
         assert!(matches!(query(&path), Err(StatusError::Connect { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reload_requests_go_to_the_loop_and_refusals_come_back_as_errors() {
+        let dir = std::env::temp_dir().join(format!("hn-gw-reload-{}", std::process::id()));
+        let path = dir.join("gw.sock");
+        let server = ControlServer::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let mut answered = 0;
+            for _ in 0..400 {
+                for r in server.serve_pending(sample) {
+                    answered += 1;
+                    r.answer(if answered == 1 {
+                        Ok(ReloadReport {
+                            replaced: vec!["site-b".into()],
+                            ..Default::default()
+                        })
+                    } else {
+                        Err("config line 3: bad address".into())
+                    });
+                }
+                if answered == 2 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let r = reload(&path).unwrap();
+        assert_eq!(r.replaced, vec!["site-b".to_string()]);
+        let e = reload(&path).unwrap_err();
+        assert!(
+            matches!(&e, StatusError::Refused { reason, .. } if reason.contains("bad address")),
+            "{e}"
+        );
+        t.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -13,6 +13,9 @@ pub enum GatewayCommand {
     Status(StatusArgs),
     /// Parse and validate a config file without starting anything.
     Check(CheckArgs),
+    /// Make a running gateway re-read its config file (like SIGHUP): connections are added,
+    /// removed or replaced by name; unchanged ones keep their SAs.
+    Reload(StatusArgs),
 }
 
 #[derive(Args)]
@@ -53,7 +56,7 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
             init_logging();
             let cfg = GatewayConfig::load(&a.config)?;
             let control_path = a.control.or_else(|| cfg.control_socket.clone()).unwrap_or_else(|| default_control_path(&a.config));
-            let gw = Gateway::start(cfg, RunOptions { control_path })?;
+            let gw = Gateway::start(cfg, RunOptions { control_path, config_path: Some(a.config.clone()) })?;
             gw.run()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -67,6 +70,22 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
                 print!("{}", gateway::status::query_raw(&path)?);
             } else {
                 print!("{}", gateway::status::render(&gateway::status::query(&path)?));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Reload(a) => {
+            let path = match (a.control, a.config) {
+                (Some(p), _) => p,
+                (None, Some(cfg)) => GatewayConfig::load(&cfg)?.control_socket.unwrap_or_else(|| default_control_path(&cfg)),
+                (None, None) => anyhow::bail!("name the gateway: `hybridnet gateway reload CONFIG` or `--control PATH`"),
+            };
+            let r = gateway::status::reload(&path)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for (what, names) in [("added", &r.added), ("removed", &r.removed), ("replaced", &r.replaced), ("unchanged", &r.unchanged)] {
+                    println!("{what}: {}", if names.is_empty() { "-".to_string() } else { names.join(", ") });
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -222,6 +222,9 @@ pub struct ConnectionStatus {
     /// peer, or a peer that fakes NAT to force UDP encapsulation, like strongSwan's
     /// kernel-libipsec and ourselves).
     pub nat_remote: bool,
+    /// Where the current IKE SA sends (follows a NAT-mapped peer); `None` without an IKE SA.
+    /// The ESP path must send to the same place.
+    pub remote: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -753,6 +756,7 @@ impl Endpoint {
                     ike_dropped: c.dropped,
                     nat_local: c.nat.0,
                     nat_remote: c.nat.1,
+                    remote: sa.map(|s| s.remote),
                 }
             })
             .collect()
