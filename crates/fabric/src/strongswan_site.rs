@@ -911,8 +911,88 @@ other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
     }
 
     #[test]
-    fn garbage_parses_to_nothing() {
-        assert!(parse_list_sas("no IKE_SAs\n   in 5 bytes\n: #").len() <= 1);
+    fn lines_before_any_ike_sa_are_ignored() {
         assert!(parse_list_sas("").is_empty());
+        assert!(parse_list_sas("no IKE_SAs\n   in  c1 (-|0x1), 5 bytes, 1 packets\n").is_empty());
+        // A child line without its IKE SA is dropped, not attached somewhere.
+        assert!(
+            parse_list_sas("  net: #1, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16-256\n")
+                .is_empty()
+        );
+    }
+
+    const EXAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/azure-to-strongswan/templates"
+    );
+
+    fn deploy(site: &mut Site, file: &str, params: serde_json::Value) {
+        let text = std::fs::read_to_string(format!("{EXAMPLE}/{file}")).unwrap();
+        let params = params.as_object().unwrap().clone();
+        let plan = site.plan(&text, params, file).unwrap();
+        site.apply(plan).unwrap();
+    }
+
+    /// The example's two sites in a scratch store; `lgw_ip` is where Azure's local network
+    /// gateway points.
+    fn example(
+        tag: &str,
+        lgw_ip: &str,
+        onprem_params: serde_json::Value,
+    ) -> Vec<(Site, Vec<Resource>)> {
+        let dir = std::env::temp_dir().join(format!("hn-fabric-sw-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut az =
+            Site::create(&dir, "azure", "azure", "203.0.113.0/24".parse().unwrap()).unwrap();
+        let mut on = Site::create(&dir, "onprem", KIND, "192.0.2.0/24".parse().unwrap()).unwrap();
+        deploy(&mut az, "azure-site.json", serde_json::json!({}));
+        deploy(&mut on, "onprem-site.json", onprem_params);
+        deploy(
+            &mut az,
+            "connection.json",
+            serde_json::json!({
+                "gatewayName": "azure-gw", "localGatewayName": "onprem-lgw",
+                "localGatewayIpAddress": lgw_ip, "localAddressPrefixes": ["10.2.0.0/16"],
+                "connectionName": "azure-to-onprem", "sharedKey": "k",
+            }),
+        );
+        vec![az, on]
+            .into_iter()
+            .map(|s| {
+                let r = s.resources().unwrap();
+                (s, r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn device_takes_the_unattached_public_ip_and_routes_the_connections_prefixes() {
+        let sites = example("place", "192.0.2.1", serde_json::json!({}));
+        let dev = device_net("onprem", &sites[1].1, &sites).unwrap().unwrap();
+        assert_eq!(dev.name, DEVICE);
+        assert_eq!(dev.public_address, "192.0.2.1".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            dev.private_address,
+            "10.2.1.254".parse::<Ipv4Addr>().unwrap()
+        );
+        assert_eq!(dev.vnet, "onprem-lan");
+        assert_eq!(
+            dev.remote_prefixes,
+            vec!["10.1.0.0/16".parse::<Ipv4Net>().unwrap()]
+        );
+        let peers = peers_of("onprem", dev.public_address, &sites).unwrap();
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].connection_name, "azure-to-onprem");
+    }
+
+    #[test]
+    fn device_nobody_points_at_has_no_remote_prefixes() {
+        let sites = example("nobody", "192.0.2.77", serde_json::json!({}));
+        let dev = device_net("onprem", &sites[1].1, &sites).unwrap().unwrap();
+        assert!(dev.remote_prefixes.is_empty());
+        assert!(peers_of("onprem", dev.public_address, &sites)
+            .unwrap()
+            .is_empty());
     }
 }
