@@ -697,7 +697,10 @@ impl Lab {
             Ok::<_, LabError>(((), format!("{written} updated")))
         })?;
         report.failed = failures.into_iter().collect();
-        if !self.record.external_gateways {
+        if self.record.external_gateways {
+            // `--no-gateways`: the lab runs no VPN device either; one it started earlier stops.
+            crate::strongswan_site::stop_all(&self.record.id, &self.record.sites);
+        } else {
             // On-premises strongSwan devices, configured from the device config exports, which
             // are made now that the cloud side's provisioning states are recorded.
             let started = Instant::now();

@@ -324,6 +324,14 @@ fn stop(netns: &str) {
     }
 }
 
+/// Stops the charon of every strongSwan site of the lab (`lab up --no-gateways`: the lab runs
+/// no VPN device).
+pub fn stop_all(id: &LabId, specs: &[SiteSpec]) {
+    for spec in specs.iter().filter(|s| is_strongswan(s)) {
+        stop(&id.gateway_netns(&spec.name, DEVICE));
+    }
+}
+
 /// `swanctl ARGS --uri <vici>` for the device in `dir`; output text and success.
 pub fn swanctl(dir: &Path, args: &[&str]) -> std::io::Result<(bool, String)> {
     let out = std::process::Command::new("swanctl")
