@@ -1,0 +1,219 @@
+//! Support for the gateway-lifecycle scenarios (issue 4): a two-site topology with gw-a behind
+//! a port-changing NAT, a long-running TCP stream whose every byte is checked, and a tiny UDP
+//! sender for floods and replayed ESP.
+
+use crate::netns::{addrs, unique_id, veth, Netns};
+use crate::traffic::pattern;
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// gw-a's address inside the NAT.
+pub const GW_A_INSIDE: &str = "192.168.50.2";
+/// The NAT's inside address (gw-a's default route).
+pub const NAT_INSIDE: &str = "192.168.50.1";
+
+/// The two sites with gw-a behind NAT:
+///
+/// ```text
+///  vm-a 10.1.1.4 ── gw-a 192.168.50.2 ── 192.168.50.1 nat 198.51.100.1 ── 198.51.100.2 gw-b ── vm-b 10.2.1.4
+/// ```
+/// The NAT masquerades with random source ports (`masquerade random`), so gw-a's 500 and
+/// 4500 appear on other ports; the NAT's public address is the one gw-b's config names for
+/// gw-a (198.51.100.1), so peer configs of the plain topology work unchanged.
+pub struct NatSites {
+    /// Unique id (part of every namespace name).
+    pub id: String,
+    /// Host behind gw-a.
+    pub vm_a: Netns,
+    /// Host behind gw-b.
+    pub vm_b: Netns,
+    /// Gateway A (behind NAT).
+    pub gw_a: Netns,
+    /// Gateway B (public).
+    pub gw_b: Netns,
+    /// The NAT router: the "internet" namespace with nftables masquerade.
+    pub nat: Netns,
+}
+
+impl NatSites {
+    /// Builds the topology with fresh, unique namespace names.
+    pub fn new() -> Result<NatSites> {
+        let id = unique_id();
+        let gw_a = Netns::new(&format!("hn{id}-gwa"))?;
+        let gw_b = Netns::new(&format!("hn{id}-gwb"))?;
+        let vm_a = Netns::new(&format!("hn{id}-vma"))?;
+        let vm_b = Netns::new(&format!("hn{id}-vmb"))?;
+        let nat = Netns::new(&format!("hn{id}-nat"))?;
+        veth(&vm_a, "vm0", &gw_a, "in0")?;
+        veth(&vm_b, "vm0", &gw_b, "in0")?;
+        veth(&gw_a, "wan0", &nat, "lan0")?;
+        veth(&nat, "wan0", &gw_b, "wan0")?;
+        vm_a.addr("vm0", &format!("{}/24", addrs::VM_A))?;
+        gw_a.addr("in0", &format!("{}/24", addrs::GW_A_IN))?;
+        gw_a.addr("wan0", &format!("{GW_A_INSIDE}/24"))?;
+        nat.addr("lan0", &format!("{NAT_INSIDE}/24"))?;
+        nat.addr("wan0", &format!("{}/24", addrs::GW_A_WAN))?;
+        gw_b.addr("wan0", &format!("{}/24", addrs::GW_B_WAN))?;
+        gw_b.addr("in0", &format!("{}/24", addrs::GW_B_IN))?;
+        vm_b.addr("vm0", &format!("{}/24", addrs::VM_B))?;
+        vm_a.exec("ip", &["route", "add", "default", "via", addrs::GW_A_IN])?;
+        vm_b.exec("ip", &["route", "add", "default", "via", addrs::GW_B_IN])?;
+        gw_a.exec("ip", &["route", "add", "default", "via", NAT_INSIDE])?;
+        gw_a.make_router()?;
+        gw_b.make_router()?;
+        nat.make_router()?;
+        let rules = "table ip hnnat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"wan0\" ip saddr 192.168.50.0/24 counter masquerade random\n }\n}\n";
+        let mut c = nat.command("nft");
+        c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().context("nft")?;
+        child.stdin.take().context("nft stdin")?.write_all(rules.as_bytes())?;
+        if !child.wait()?.success() {
+            bail!("nft rejected the masquerade rules");
+        }
+        gw_a.exec("ping", &["-c1", "-W2", "-q", addrs::GW_B_WAN]).context("the NAT path does not work")?;
+        Ok(NatSites { id, vm_a, vm_b, gw_a, gw_b, nat })
+    }
+
+    /// The NAT's UDP mappings for gw-a (from `/proc/net/nf_conntrack` when present, else
+    /// `nft list ruleset` counters): used only for diagnostics in failure messages.
+    pub fn nat_counters(&self) -> String {
+        self.nat.exec_unchecked("nft", &["list", "ruleset"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+}
+
+/// A TCP stream from one namespace to another that keeps sending a deterministic pattern at a
+/// steady rate until stopped; the receiver compares every byte with the pattern.
+pub struct Stream {
+    stop: Arc<AtomicBool>,
+    /// Bytes the receiver has verified so far.
+    pub verified: Arc<AtomicU64>,
+    client: Option<JoinHandle<Result<Result<u64>>>>,
+    server: Option<JoinHandle<Result<Result<u64>>>>,
+}
+
+/// Seed of the stream's pattern.
+const STREAM_SEED: u64 = 0x5eed_0f1f_e0c4_c1e5;
+/// Bytes per write; the pattern repeats with this period.
+const CHUNK: usize = 16 * 1024;
+
+impl Stream {
+    /// Starts a stream from `client_ns` to `server_ip:port` in `server_ns` at about
+    /// `bytes_per_sec`.
+    pub fn start(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &Netns, bytes_per_sec: u64) -> Result<Stream> {
+        let addr: SocketAddr = format!("{server_ip}:{port}").parse()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let verified = Arc::new(AtomicU64::new(0));
+        let chunk = pattern(CHUNK, STREAM_SEED);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let want = chunk.clone();
+        let v = verified.clone();
+        let server = server_ns.run_in(move || -> Result<u64> {
+            let l = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+            ready_tx.send(()).ok();
+            let (mut s, _) = l.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total: u64 = 0;
+            loop {
+                let n = s.read(&mut buf).with_context(|| format!("stream read after {total} bytes"))?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                for (k, b) in buf[..n].iter().enumerate() {
+                    let pos = total + k as u64;
+                    if *b != want[(pos % CHUNK as u64) as usize] {
+                        bail!("stream content differs at byte {pos}");
+                    }
+                }
+                total += n as u64;
+                v.store(total, Ordering::Relaxed);
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(10)).context("stream server did not start")?;
+        let st = stop.clone();
+        let client = client_ns.run_in(move || -> Result<u64> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).with_context(|| format!("connect {addr}"))?;
+            s.set_write_timeout(Some(Duration::from_secs(20)))?;
+            let start = Instant::now();
+            let mut sent: u64 = 0;
+            while !st.load(Ordering::Relaxed) {
+                s.write_all(&chunk).with_context(|| format!("stream write after {sent} bytes"))?;
+                sent += CHUNK as u64;
+                let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            s.shutdown(std::net::Shutdown::Write)?;
+            Ok(sent)
+        });
+        Ok(Stream { stop, verified, client: Some(client), server: Some(server) })
+    }
+
+    /// Stops sending and returns (bytes sent, bytes received and verified); fails if either
+    /// end failed or the receiver did not get every byte.
+    pub fn finish(mut self) -> Result<(u64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.client.take().context("client")?.join().map_err(|_| anyhow::anyhow!("client panicked"))??.context("stream sender")?;
+        let got = self.server.take().context("server")?.join().map_err(|_| anyhow::anyhow!("server panicked"))??.context("stream receiver")?;
+        if got != sent {
+            bail!("stream: sent {sent} bytes, received {got}");
+        }
+        Ok((sent, got))
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends raw UDP datagrams from inside `ns` with python3, spoofing the source address and
+/// port when `from` is not local to `ns` (IP_TRANSPARENT-free: a raw IPv4 socket with
+/// IP_HDRINCL builds the header). Each datagram is given as hex.
+pub fn send_udp_raw(ns: &Netns, from: SocketAddr, to: SocketAddr, datagrams: &[Vec<u8>]) -> Result<()> {
+    let hex: Vec<String> = datagrams.iter().map(|d| d.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let script = r#"
+import socket, struct, sys
+src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+for line in sys.stdin:
+    line = line.strip()
+    if not line:
+        continue
+    payload = bytes.fromhex(line)
+    udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0x4242, 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    s.sendto(ip + udp, (dst, 0))
+"#;
+    let mut c = ns.command("python3");
+    c.args(["-c", script, &from.ip().to_string(), &from.port().to_string(), &to.ip().to_string(), &to.port().to_string()]);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().context("python3")?;
+    child.stdin.take().context("stdin")?.write_all((hex.join("\n") + "\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("raw UDP sender failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Replaces `dpd_timeout = "45s"` (the support configs' value) and appends lifetimes.
+pub fn with_timers(toml: &str, dpd: &str, ike_lifetime: Option<&str>, child_lifetime: Option<&str>) -> String {
+    let mut extra = format!("dpd_timeout = \"{dpd}\"");
+    if let Some(l) = ike_lifetime {
+        extra += &format!("\nike_lifetime = \"{l}\"");
+    }
+    if let Some(l) = child_lifetime {
+        extra += &format!("\nchild_lifetime = \"{l}\"");
+    }
+    toml.replace("dpd_timeout = \"45s\"", &extra)
+}
