@@ -1922,7 +1922,14 @@ impl Endpoint {
         let stale: Vec<u64> = self
             .sas
             .iter()
-            .filter(|(k, s)| **k != keep && s.conn == conn && s.remote.ip() == peer)
+            .filter(|(k, s)| {
+                // Only established SAs are stale: half-open ones may belong to other
+                // connections to the same peer that are being set up at this moment.
+                **k != keep
+                    && s.conn == conn
+                    && s.remote.ip() == peer
+                    && matches!(s.phase, Phase::Established)
+            })
             .map(|(k, _)| *k)
             .collect();
         for k in stale {

@@ -1248,3 +1248,57 @@ fn unsupported_critical_payload_is_answered() {
     m.payloads.clear();
     assert_eq!(n.b.half_open(), 0);
 }
+
+/// Two connections between the same two gateways, told apart by their identities, started at
+/// the same instant: the first IKE_AUTH's INITIAL_CONTACT must not tear down the other
+/// connection's half-open IKE SA (which the responder provisionally filed under the first
+/// connection matching the peer's address).
+#[test]
+fn initial_contact_spares_half_open_sas_of_sibling_connections() {
+    let mut n = Net::new();
+    for (id, ours, theirs) in [
+        ("one.example", "10.1.0.0/16", "10.2.0.0/16"),
+        ("two.example", "10.11.0.0/16", "10.12.0.0/16"),
+    ] {
+        let mut b = cfg(
+            B,
+            A,
+            &[theirs],
+            &[ours],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            false,
+        );
+        b.name = format!("b-{id}");
+        b.remote_id = Some(Identity::Fqdn(id.into()));
+        n.b.add_connection(b, n.now);
+    }
+    for (id, ours, theirs) in [
+        ("one.example", "10.1.0.0/16", "10.2.0.0/16"),
+        ("two.example", "10.11.0.0/16", "10.12.0.0/16"),
+    ] {
+        let mut a = cfg(
+            A,
+            B,
+            &[ours],
+            &[theirs],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        );
+        a.name = format!("a-{id}");
+        a.local_id = Identity::Fqdn(id.into());
+        n.a.add_connection(a, n.now);
+    }
+    n.pump();
+    n.collect();
+    assert_eq!(children(&n.ev_a).len(), 2, "initiator events: {:?}", n.ev_a);
+    assert_eq!(children(&n.ev_b).len(), 2, "responder events: {:?}", n.ev_b);
+    assert!(
+        n.b.status().iter().all(|s| s.state == "established"),
+        "{:?}",
+        n.b.status().iter().map(|s| &s.state).collect::<Vec<_>>()
+    );
+}
