@@ -278,6 +278,63 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     let dev_out = dev2["bytesOut"].as_u64().unwrap() - dev1["bytesOut"].as_u64().unwrap();
     assert_eq!(dev_out, back, "Azure received what the device sent");
 
+    // A changed connection (new shared key) is exported and loaded again into the running
+    // charon; the tunnel comes back with the new key on both ends.
+    let tpl = lab.dir.join("templates/connection.json");
+    let redeploy = lab.run(&[
+        "deploy",
+        "--id",
+        &lab.id,
+        "--site",
+        "azure",
+        tpl.to_str().unwrap(),
+        "--name",
+        "azure-connection",
+        "--set",
+        "gatewayName=azure-gw",
+        "--set",
+        "localGatewayName=onprem-lgw",
+        "--set",
+        "localGatewayIpAddress=${deployments.onprem-site.outputs.devicePublicIp}",
+        "--set",
+        "localAddressPrefixes=[\"10.2.0.0/16\"]",
+        "--set",
+        "connectionName=azure-to-onprem",
+        "--set",
+        "sharedKey=a-rotated-shared-key",
+    ]);
+    // Progress goes to stderr for `deploy`.
+    let redeploy_text = show(&redeploy);
+    assert!(redeploy.status.success(), "{}", show(&redeploy));
+    assert!(
+        redeploy_text.contains("strongSwan devices: 1 reloaded"),
+        "{}",
+        show(&redeploy)
+    );
+    let export = std::fs::read_to_string(dir.join("azure--azure-to-onprem.swanctl.conf")).unwrap();
+    let rotated: String = b"a-rotated-shared-key"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        export.contains(&format!("secret = 0x{rotated}")),
+        "the export carries the new key"
+    );
+    assert_eq!(
+        charons_in(&dev_ns),
+        charon,
+        "a new key needs no charon restart"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !lab.ping("onprem/vm1", "10.1.1.4") {
+        assert!(
+            Instant::now() < deadline,
+            "no tunnel with the rotated key:\n{:#}",
+            lab.status()
+        );
+    }
+    assert_eq!(azure_conn(&lab.status())["connectionStatus"], "Connected");
+
     // lab up again: charon keeps running (the export's header may name the gateway's new
     // provisioningState once, which is loaded again); a third changes nothing at all.
     for _ in 0..2 {

@@ -601,6 +601,7 @@ impl Lab {
         }
         // Gateway processes: one per VNet gateway whose namespace is up, serving its connections.
         let mut pending: BTreeMap<String, String> = BTreeMap::new();
+        let mut devices_before = Vec::new();
         if self.record.external_gateways {
             // Processes the lab started before it was told to run none are stopped.
             gateways::converge(&self.dir.path, &[]);
@@ -632,6 +633,16 @@ impl Lab {
                     }
                 }
             }
+            // A running strongSwan device takes its changed export before the gateways restart,
+            // so both ends of a tunnel change keys and policies together.
+            devices_before = crate::strongswan_site::converge(
+                &self.dir.path,
+                &self.record.id,
+                &self.record.sites,
+                &built.topology,
+                &sites,
+                true,
+            );
             let results = gateways::converge(&self.dir.path, &runs);
             let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
             for (run, result) in &results {
@@ -704,12 +715,16 @@ impl Lab {
             // On-premises strongSwan devices, configured from the device config exports, which
             // are made now that the cloud side's provisioning states are recorded.
             let started = Instant::now();
-            let outcomes = crate::strongswan_site::converge(
-                &self.dir.path,
-                &self.record.id,
-                &self.record.sites,
-                &built.topology,
-                &sites,
+            let outcomes = crate::strongswan_site::merge(
+                devices_before,
+                crate::strongswan_site::converge(
+                    &self.dir.path,
+                    &self.record.id,
+                    &self.record.sites,
+                    &built.topology,
+                    &sites,
+                    false,
+                ),
             );
             if !outcomes.is_empty() {
                 let detail = crate::strongswan_site::summary(&outcomes);

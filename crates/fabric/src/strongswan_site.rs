@@ -453,13 +453,15 @@ fn start(netns: &str, dir: &Path) -> Result<(), DeviceError> {
 
 /// Makes each strongSwan site's charon run the exported configuration of the connections that
 /// point at its device: starts it, reloads a changed swanctl.conf, or stops it when nothing
-/// points at the device any more.
+/// points at the device any more. With `running_only`, only devices whose charon already runs
+/// are touched (the pass before the cloud gateways restart).
 pub fn converge(
     lab_dir: &Path,
     id: &LabId,
     specs: &[SiteSpec],
     topology: &Topology,
     sites: &[(Site, Vec<Resource>)],
+    running_only: bool,
 ) -> Vec<DeviceOutcome> {
     let mut out = Vec::new();
     for spec in specs.iter().filter(|s| is_strongswan(s)) {
@@ -482,6 +484,9 @@ pub fn converge(
             .map(|p| p.meta.id.clone())
             .unwrap_or_default();
         let netns = id.gateway_netns(&spec.name, DEVICE);
+        if running_only && charon_pids(&netns).is_empty() {
+            continue;
+        }
         let dir = device_dir(lab_dir, &spec.name);
         let result = converge_one(&spec.name, dev.public_address, inside, &netns, &dir, sites);
         out.push(DeviceOutcome {
@@ -508,9 +513,11 @@ fn converge_one(
             None => p,
         })
         .collect();
-    let running = !charon_pids(netns).is_empty();
+    let running = charon_pids(netns).first().copied();
     if peers.is_empty() {
-        if running {
+        remove_exports(dir, &[]);
+        let _ = std::fs::remove_file(dir.join(LOADED));
+        if running.is_some() {
             stop(netns);
             return Ok(DeviceAction::Stopped);
         }
@@ -521,7 +528,6 @@ fn converge_one(
     let mut main = String::from(
         "# The device configuration exports (hybridnet vpn-connection device-config --vendor strongswan)\n# of every connection whose local network gateway points at this device.\n",
     );
-    let mut changed = false;
     let mut files = Vec::new();
     for p in &peers {
         let text = StrongSwan.render(p).map_err(|source| DeviceError::Export {
@@ -533,12 +539,14 @@ fn converge_one(
             p.site,
             p.connection_name.replace(['/', ' '], "_")
         ));
-        changed |= write_private(&file, &text)?;
+        write_private(&file, &text)?;
+        main.push_str(&format!("# {}\n", fingerprint(&text)));
         main.push_str(&format!("include {}\n", file.display()));
         files.push(file);
     }
+    remove_exports(dir, &files);
     let swanctl_conf = dir.join("swanctl.conf");
-    changed |= write_private(&swanctl_conf, &main)?;
+    write_private(&swanctl_conf, &main)?;
     // The strongswan.conf the export documents, for the tightest DPD timeout among them.
     let tightest = peers
         .iter()
@@ -549,15 +557,23 @@ fn converge_one(
         log_file: Some(dir.join("charon.log")),
     };
     let conf = StrongSwan::strongswan_conf(tightest, &runtime);
-    let conf_changed = write_private(&dir.join("strongswan.conf"), &conf)?;
-    let action = if !running || conf_changed {
-        if running {
+    write_private(&dir.join("strongswan.conf"), &conf)?;
+    // What the running charon was started with and last loaded (written after a load
+    // succeeded, so a CLI that died half-way loads again next time).
+    let loaded = std::fs::read_to_string(dir.join(LOADED)).unwrap_or_default();
+    let mut loaded = loaded.split_whitespace();
+    let (was_pid, was_conf, was_swanctl) = (loaded.next(), loaded.next(), loaded.next());
+    let conf_fp = fingerprint(&conf);
+    let swanctl_fp = fingerprint(&main);
+    let same_charon = running.is_some_and(|pid| was_pid == Some(pid.to_string().as_str()));
+    let action = if !same_charon || was_conf != Some(conf_fp.as_str()) {
+        if running.is_some() {
             stop(netns);
         }
         let _ = std::fs::remove_file(vici_socket(dir));
         start(netns, dir)?;
         DeviceAction::Started
-    } else if changed {
+    } else if was_swanctl != Some(swanctl_fp.as_str()) {
         DeviceAction::Reloaded
     } else {
         DeviceAction::Unchanged
@@ -572,8 +588,37 @@ fn converge_one(
                 output: output.trim().to_string(),
             });
         }
+        let pid = charon_pids(netns).first().copied().unwrap_or_default();
+        write_private(
+            &dir.join(LOADED),
+            &format!("{pid} {conf_fp} {swanctl_fp}\n"),
+        )?;
     }
     Ok(action)
+}
+
+/// The record of what the running charon was started with and loaded: `pid conf swanctl`.
+const LOADED: &str = "loaded";
+
+fn fingerprint(text: &str) -> String {
+    format!("{:016x}", crate::names::fnv1a(text))
+}
+
+/// Removes exported configurations (they hold shared keys) of connections no longer served.
+fn remove_exports(dir: &Path, keep: &[PathBuf]) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let export = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".swanctl.conf"));
+        if export && !keep.contains(&p) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 /// One CHILD_SA as `swanctl --list-sas` shows it.
@@ -854,6 +899,24 @@ pub fn status(lab_dir: &Path, topology: &Topology, specs: &[SiteSpec]) -> Vec<De
     out
 }
 
+/// Combines the pass before the gateways with the one after, per site: the later result,
+/// unless the earlier pass did something and the later one found nothing more to do.
+pub fn merge(before: Vec<DeviceOutcome>, after: Vec<DeviceOutcome>) -> Vec<DeviceOutcome> {
+    let mut out = before;
+    for a in after {
+        match out.iter_mut().find(|o| o.site == a.site) {
+            Some(o) => {
+                let did_something = matches!(o.result, Ok(ref x) if *x != DeviceAction::Unchanged);
+                if !(did_something && a.result.is_ok()) {
+                    *o = a;
+                }
+            }
+            None => out.push(a),
+        }
+    }
+    out
+}
+
 /// Index of failures to record: public IP id (lowercase) → message.
 pub fn failures(outcomes: &[DeviceOutcome]) -> BTreeMap<String, String> {
     outcomes
@@ -916,6 +979,42 @@ other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
         assert_eq!(sas[1].state, "CONNECTING");
         assert!(sas[1].children.is_empty());
         assert!(sas[1].algorithms.is_empty());
+    }
+
+    #[test]
+    fn merged_outcomes_keep_what_was_done_and_the_last_failure() {
+        let o = |site: &str, r: Result<DeviceAction, DeviceError>| DeviceOutcome {
+            site: site.into(),
+            public_ip_id: String::new(),
+            result: r,
+        };
+        let err = || Err(DeviceError::NoCharon);
+        let merged = merge(
+            vec![
+                o("a", Ok(DeviceAction::Reloaded)),
+                o("b", err()),
+                o("c", Ok(DeviceAction::Reloaded)),
+            ],
+            vec![
+                o("a", Ok(DeviceAction::Unchanged)),
+                o("b", Ok(DeviceAction::Started)),
+                o("c", err()),
+                o("d", Ok(DeviceAction::Started)),
+            ],
+        );
+        let got: Vec<String> = merged
+            .iter()
+            .map(|m| format!("{} {:?}", m.site, m.result.as_ref().ok()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "a Some(Reloaded)",
+                "b Some(Started)",
+                "c None",
+                "d Some(Started)"
+            ]
+        );
     }
 
     #[test]
