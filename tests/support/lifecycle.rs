@@ -217,3 +217,29 @@ pub fn with_timers(toml: &str, dpd: &str, ike_lifetime: Option<&str>, child_life
     }
     toml.replace("dpd_timeout = \"45s\"", &extra)
 }
+
+/// Polls a gateway's connection for `duration` and returns the distinct IKE SA SPI pairs and
+/// active Child SA inbound SPIs seen, in order; fails if the connection is ever not
+/// established with an active Child SA.
+pub fn watch_rekeys(g: &crate::gw::GatewayProc, conn: &str, duration: Duration) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut ike, mut child): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let end = Instant::now() + duration;
+    while Instant::now() < end {
+        let c = g.connection(conn)?;
+        let Some(active) = c.child_sas.iter().find(|s| s.active) else {
+            bail!("{conn} has no active Child SA:\n{}", g.status_text());
+        };
+        if c.state != "established" {
+            bail!("{conn} is {}:\n{}", c.state, g.status_text());
+        }
+        let spi = format!("{}_{}", c.ike_spi_i, c.ike_spi_r);
+        if ike.last() != Some(&spi) {
+            ike.push(spi);
+        }
+        if child.last() != Some(&active.spi_in) {
+            child.push(active.spi_in.clone());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok((ike, child))
+}
