@@ -1042,12 +1042,16 @@ other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
 
     /// The example's two sites in a scratch store; `lgw_ip` is where Azure's local network
     /// gateway points.
+    fn scratch(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("hn-fabric-sw-{tag}-{}", std::process::id()))
+    }
+
     fn example(
         tag: &str,
         lgw_ip: &str,
         onprem_params: serde_json::Value,
     ) -> Vec<(Site, Vec<Resource>)> {
-        let dir = std::env::temp_dir().join(format!("hn-fabric-sw-{tag}-{}", std::process::id()));
+        let dir = scratch(tag);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut az =
@@ -1091,6 +1095,7 @@ other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
         let peers = peers_of("onprem", dev.public_address, &sites).unwrap();
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].connection_name, "azure-to-onprem");
+        let _ = std::fs::remove_dir_all(scratch("place"));
     }
 
     #[test]
@@ -1101,5 +1106,6 @@ other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
         assert!(peers_of("onprem", dev.public_address, &sites)
             .unwrap()
             .is_empty());
+        let _ = std::fs::remove_dir_all(scratch("nobody"));
     }
 }
