@@ -1,0 +1,87 @@
+//! Issue 4, NAT with strongSwan: hybridnet gw-a behind a port-changing NAT (nftables
+//! `masquerade random`) initiates to strongSwan on gw-b. We detect the NAT in front of us and
+//! send keepalives; strongSwan sees us on the NAT's address and a mapped port; ESP flows in
+//! UDP to 4500 and traffic passes both ways.
+use hybridnet_tests::gw::GatewayProc;
+use hybridnet_tests::lifecycle::{NatSites, GW_A_INSIDE};
+use hybridnet_tests::netns::addrs;
+use hybridnet_tests::process::{wait_for, Scratch};
+use hybridnet_tests::swan::{Charon, SwanChildSa};
+use hybridnet_tests::traffic::{ping, ping_until_reply, tcp_transfer};
+use hybridnet_tests::{assert_spis_match, hybridnet_a, random_psk, swan_b};
+use std::time::Duration;
+
+#[test]
+fn hybridnet_behind_nat_to_strongswan() {
+    let net = NatSites::new().expect("topology");
+    let scratch = Scratch::new("nat-hs", &net.id).unwrap();
+    let psk = random_psk();
+    let charon = Charon::start(&net.gw_b, &scratch.join("swan-b")).expect("charon");
+    charon
+        .load(&swan_b(
+            &psk,
+            false,
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+        ))
+        .expect("swanctl load");
+    let mut acfg = hybridnet_a(
+        &psk,
+        true,
+        &["aes256gcm16-prfsha384-ecp384"],
+        &["aes256gcm16"],
+    );
+    acfg.local_address = GW_A_INSIDE.into();
+    let a = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &acfg.to_toml()).expect("gw-a");
+    let ours = a
+        .wait_established("site-b", Duration::from_secs(20))
+        .unwrap();
+    let theirs = charon
+        .wait_child_installed(Duration::from_secs(10))
+        .unwrap();
+    assert_spis_match(&ours, &theirs).unwrap();
+    assert!(
+        ours.nat_local,
+        "we must detect the NAT in front of us:\n{}",
+        a.status_text()
+    );
+    assert_eq!(
+        ours.peer.as_deref(),
+        Some("198.51.100.2:4500"),
+        "IKE and ESP go to strongSwan's 4500"
+    );
+    assert_eq!(ours.child_sas[0].peer, "198.51.100.2:4500");
+    // strongSwan sees us at the NAT's public address on a port the NAT chose
+    let sas = charon.list_sas();
+    let mapped = sas
+        .split("198.51.100.1[")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no remote endpoint in:\n{sas}"));
+    assert!(
+        mapped != 500,
+        "strongSwan must talk to the NAT-mapped 4500, not {mapped}:\n{sas}"
+    );
+    assert!(sas.contains("TUNNEL-in-UDP"), "ESP in UDP:\n{sas}");
+
+    ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
+    ping(&net.vm_b, addrs::VM_A, 3).unwrap();
+    tcp_transfer(&net.vm_b, addrs::VM_B, 5501, &net.vm_a, 2 << 20).expect("TCP a->b through NAT");
+    tcp_transfer(&net.vm_a, addrs::VM_A, 5502, &net.vm_b, 2 << 20).expect("TCP b->a through NAT");
+    let after = SwanChildSa::parse(&charon.list_sas()).expect("strongSwan child");
+    assert!(
+        after.bytes_in >= 2 << 20 && after.bytes_out >= 2 << 20,
+        "{}",
+        after.text
+    );
+    let sent = wait_for(Duration::from_secs(5), "a NAT keepalive", || {
+        a.connection("site-b")
+            .ok()
+            .map(|c| c.keepalives_sent)
+            .filter(|n| *n >= 1)
+    })
+    .unwrap();
+    assert!(sent >= 1);
+    assert_eq!(a.connection("site-b").unwrap().drops.total(), 0);
+}
