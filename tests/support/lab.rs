@@ -221,3 +221,44 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
+
+/// The checks every two-site VPN example shares: `lab up`'s summary shows the connections
+/// Connected (`connected` as the summary prints them) and ping and verified TCP both ways
+/// between `a` and `b` (`(SITE/VM, address)`); ping works again from a new process; and status
+/// reports exactly two connections, Connected, each having counted more than the 4 MiB sent.
+pub fn assert_tunnel_example(lab: &Lab, connected: &str, a: (&str, &str), b: (&str, &str)) {
+    let out = String::from_utf8_lossy(&lab.up_output.stdout).into_owned();
+    for step in [
+        connected.to_string(),
+        format!("ping {} -> {} ({}): 3/3 replies", a.0, b.0, b.1),
+        format!("ping {} -> {} ({}): 3/3 replies", b.0, a.0, a.1),
+        format!("TCP {} -> {}", a.0, b.0),
+        format!("TCP {} -> {}", b.0, a.0),
+    ] {
+        assert!(
+            out.contains(&step),
+            "summary lacks {step:?}:\n{}",
+            show(&lab.up_output)
+        );
+    }
+    assert!(lab.ping(a.0, b.1));
+    assert!(lab.ping(b.0, a.1));
+    let status = lab.status();
+    let mut seen = 0;
+    for s in status["sites"].as_array().unwrap() {
+        for c in s["connections"].as_array().unwrap() {
+            assert_eq!(c["connectionStatus"], "Connected", "{c:#}");
+            assert_eq!(c["provisioningState"], "Succeeded", "{c:#}");
+            assert!(
+                c["ingressBytesTransferred"].as_u64().unwrap() > 4 << 20,
+                "{c:#}"
+            );
+            assert!(
+                c["egressBytesTransferred"].as_u64().unwrap() > 4 << 20,
+                "{c:#}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2, "{status:#}");
+}

@@ -29,7 +29,11 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} '{}')", self.resource_path, self.resource_type, self.name)?;
+        write!(
+            f,
+            "{} ({} '{}')",
+            self.resource_path, self.resource_type, self.name
+        )?;
         if !self.property.is_empty() {
             write!(f, ".{}", self.property)?;
         }
@@ -51,7 +55,11 @@ pub enum SiteError {
     InvalidSiteName(String),
     /// `Site::create` on an existing site with a different kind or public prefix.
     #[error("site {name:?} already exists as {existing}, not {requested}")]
-    SiteMismatch { name: String, existing: String, requested: String },
+    SiteMismatch {
+        name: String,
+        existing: String,
+        requested: String,
+    },
     /// `Site::open` on a site that was never created.
     #[error("site {name:?} does not exist in {dir}")]
     NoSuchSite { name: String, dir: String },
@@ -66,7 +74,11 @@ pub enum SiteError {
     UnsupportedByKind { at: Location, problem: String },
     /// The template's `apiProfile` is not one the site's kind accepts.
     #[error("apiProfile: {profile} is not supported on a {kind} site (supported: {supported})")]
-    ApiProfile { profile: String, kind: String, supported: String },
+    ApiProfile {
+        profile: String,
+        kind: String,
+        supported: String,
+    },
     /// The API version is not served by the site's kind.
     #[error("{at}: {problem}")]
     ApiVersion { at: Location, problem: String },
@@ -84,7 +96,11 @@ pub enum SiteError {
     TunnelLimit { at: Location, problem: String },
     /// The same resource is declared twice in one template.
     #[error("{at}: resource {id} is also declared at {other}")]
-    DuplicateResource { at: Location, id: String, other: String },
+    DuplicateResource {
+        at: Location,
+        id: String,
+        other: String,
+    },
     /// The site changed between plan and apply.
     #[error("the plan for deployment {deployment:?} is stale: the site changed since it was planned; plan again")]
     StalePlan { deployment: String },
@@ -99,7 +115,10 @@ pub enum SiteError {
     Store { path: String, message: String },
     /// A file-system operation on the state directory failed.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl SiteError {
@@ -119,7 +138,10 @@ impl SiteError {
                 at,
                 problem: mask(&problem),
             },
-            SiteError::MissingReference { at, target } => SiteError::MissingReference { at, target: mask(&target) },
+            SiteError::MissingReference { at, target } => SiteError::MissingReference {
+                at,
+                target: mask(&target),
+            },
             SiteError::AddressConflict { at, problem } => SiteError::AddressConflict {
                 at,
                 problem: mask(&problem),

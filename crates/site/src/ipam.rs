@@ -27,7 +27,11 @@ pub enum AddressProblem {
 }
 
 /// Checks a static address against a subnet's reserved and used addresses.
-pub fn check_static(subnet: Ipv4Net, addr: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Result<(), AddressProblem> {
+pub fn check_static(
+    subnet: Ipv4Net,
+    addr: Ipv4Addr,
+    used: &BTreeSet<Ipv4Addr>,
+) -> Result<(), AddressProblem> {
     if !subnet.contains(&addr) {
         return Err(AddressProblem::OutsideSubnet);
     }
@@ -45,7 +49,9 @@ pub fn check_static(subnet: Ipv4Net, addr: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) 
 pub fn first_free_in_subnet(subnet: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     let first = u32::from(subnet.network()).checked_add(RESERVED_AT_START)?;
     let last = u32::from(subnet.broadcast()).checked_sub(1)?;
-    (first..=last).map(Ipv4Addr::from).find(|a| !used.contains(a))
+    (first..=last)
+        .map(Ipv4Addr::from)
+        .find(|a| !used.contains(a))
 }
 
 /// Number of addresses a subnet offers to NICs and gateways (size minus the five reserved).
@@ -58,14 +64,20 @@ pub fn first_free_public(prefix: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Option<I
     let (first, last) = if prefix.prefix_len() >= 31 {
         (u32::from(prefix.network()), u32::from(prefix.broadcast()))
     } else {
-        (u32::from(prefix.network()) + 1, u32::from(prefix.broadcast()) - 1)
+        (
+            u32::from(prefix.network()) + 1,
+            u32::from(prefix.broadcast()) - 1,
+        )
     };
-    (first..=last).map(Ipv4Addr::from).find(|a| !used.contains(a))
+    (first..=last)
+        .map(Ipv4Addr::from)
+        .find(|a| !used.contains(a))
 }
 
 /// Whether an address is usable in a public prefix (not its network or broadcast address).
 pub fn public_usable(prefix: Ipv4Net, addr: Ipv4Addr) -> bool {
-    prefix.contains(&addr) && (prefix.prefix_len() >= 31 || (addr != prefix.network() && addr != prefix.broadcast()))
+    prefix.contains(&addr)
+        && (prefix.prefix_len() >= 31 || (addr != prefix.network() && addr != prefix.broadcast()))
 }
 
 #[cfg(test)]
@@ -81,16 +93,26 @@ mod tests {
 
     #[test]
     fn dynamic_starts_at_dot_four() {
-        assert_eq!(first_free_in_subnet(net("10.1.1.0/24"), &BTreeSet::new()), Some(ip("10.1.1.4")));
+        assert_eq!(
+            first_free_in_subnet(net("10.1.1.0/24"), &BTreeSet::new()),
+            Some(ip("10.1.1.4"))
+        );
         let used = [ip("10.1.1.4"), ip("10.1.1.6")].into_iter().collect();
-        assert_eq!(first_free_in_subnet(net("10.1.1.0/24"), &used), Some(ip("10.1.1.5")));
+        assert_eq!(
+            first_free_in_subnet(net("10.1.1.0/24"), &used),
+            Some(ip("10.1.1.5"))
+        );
     }
 
     #[test]
     fn reserved_addresses_rejected() {
         let s = net("10.1.1.0/24");
         for a in ["10.1.1.0", "10.1.1.1", "10.1.1.2", "10.1.1.3", "10.1.1.255"] {
-            assert_eq!(check_static(s, ip(a), &BTreeSet::new()), Err(AddressProblem::Reserved), "{a}");
+            assert_eq!(
+                check_static(s, ip(a), &BTreeSet::new()),
+                Err(AddressProblem::Reserved),
+                "{a}"
+            );
         }
         assert_eq!(check_static(s, ip("10.1.1.4"), &BTreeSet::new()), Ok(()));
         assert_eq!(
@@ -98,7 +120,10 @@ mod tests {
             Err(AddressProblem::OutsideSubnet)
         );
         let used = [ip("10.1.1.10")].into_iter().collect();
-        assert_eq!(check_static(s, ip("10.1.1.10"), &used), Err(AddressProblem::Taken));
+        assert_eq!(
+            check_static(s, ip("10.1.1.10"), &used),
+            Err(AddressProblem::Taken)
+        );
     }
 
     #[test]
@@ -125,7 +150,11 @@ mod tests {
         for a in 2..=6 {
             used.insert(ip(&format!("203.0.113.{a}")));
         }
-        assert_eq!(first_free_public(p, &used), None, "broadcast .7 is never handed out");
+        assert_eq!(
+            first_free_public(p, &used),
+            None,
+            "broadcast .7 is never handed out"
+        );
         assert!(!public_usable(p, ip("203.0.113.0")));
         assert!(public_usable(net("198.51.100.7/32"), ip("198.51.100.7")));
         assert_eq!(

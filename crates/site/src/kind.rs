@@ -157,7 +157,9 @@ fn load_all() -> Result<Vec<KindProfile>, String> {
         for (ns, r) in &k.api_versions {
             for v in [&r.min, &r.max] {
                 if parse_api_date(v).is_none() {
-                    return Err(format!("kinds/{file}: api_versions.{ns}: {v:?} is not a YYYY-MM-DD version"));
+                    return Err(format!(
+                        "kinds/{file}: api_versions.{ns}: {v:?} is not a YYYY-MM-DD version"
+                    ));
                 }
             }
         }
@@ -202,7 +204,11 @@ pub(crate) fn parse_api_date(v: &str) -> Option<(u16, u8, u8)> {
     let y = it.next()?.parse().ok()?;
     let m: u8 = it.next()?.parse().ok()?;
     let d: u8 = it.next()?.parse().ok()?;
-    if date.as_bytes()[4] != b'-' || date.as_bytes()[7] != b'-' || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if date.as_bytes()[4] != b'-'
+        || date.as_bytes()[7] != b'-'
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+    {
         return None;
     }
     Some((y, m, d))
@@ -211,18 +217,25 @@ pub(crate) fn parse_api_date(v: &str) -> Option<(u16, u8, u8)> {
 impl KindProfile {
     /// The SKU of that name (case-insensitive), if this kind offers it.
     pub fn gateway_sku(&self, name: &str) -> Option<&GatewaySku> {
-        self.gateway_skus.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+        self.gateway_skus
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
     /// Whether templates may use this `apiProfile` on this kind.
     pub fn supports_api_profile(&self, profile: &str) -> bool {
-        self.api_profiles.iter().any(|p| p.eq_ignore_ascii_case(profile))
+        self.api_profiles
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(profile))
     }
 
     /// The allowed version range for a resource type's namespace, if restricted.
     pub fn api_version_range(&self, resource_type: &str) -> Option<&ApiVersionRange> {
         let ns = resource_type.split('/').next()?;
-        self.api_versions.iter().find(|(n, _)| n.eq_ignore_ascii_case(ns)).map(|(_, r)| r)
+        self.api_versions
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(ns))
+            .map(|(_, r)| r)
     }
 
     /// Checks an API version against this kind; `Err` carries the human reason.
@@ -258,8 +271,15 @@ impl KindProfile {
             ));
         }
         let a = asn as u32;
-        if f.reserved_bgp_asns.contains(&a) || f.reserved_bgp_asn_ranges.iter().any(|[lo, hi]| (*lo..=*hi).contains(&a)) {
-            return Err(format!("ASN {asn} is reserved and cannot be used on a {} site", self.name));
+        if f.reserved_bgp_asns.contains(&a)
+            || f.reserved_bgp_asn_ranges
+                .iter()
+                .any(|[lo, hi]| (*lo..=*hi).contains(&a))
+        {
+            return Err(format!(
+                "ASN {asn} is reserved and cannot be used on a {} site",
+                self.name
+            ));
         }
         Ok(())
     }
@@ -286,15 +306,27 @@ mod tests {
     #[test]
     fn ash_api_versions() {
         let k = kind("azure-stack-hub").unwrap();
-        assert!(k.check_api_version("Microsoft.Network/virtualNetworks", "2017-10-01").is_ok());
-        assert!(k.check_api_version("Microsoft.Network/virtualNetworks", "2018-11-01").is_ok());
-        let e = k.check_api_version("Microsoft.Network/virtualNetworks", "2020-05-01").unwrap_err();
+        assert!(k
+            .check_api_version("Microsoft.Network/virtualNetworks", "2017-10-01")
+            .is_ok());
+        assert!(k
+            .check_api_version("Microsoft.Network/virtualNetworks", "2018-11-01")
+            .is_ok());
+        let e = k
+            .check_api_version("Microsoft.Network/virtualNetworks", "2020-05-01")
+            .unwrap_err();
         assert!(e.contains("2018-11-01") && e.contains("2020-05-01"), "{e}");
-        assert!(k.check_api_version("Microsoft.Storage/storageAccounts", "2023-01-01").is_ok());
-        assert!(k.check_api_version("Microsoft.Network/virtualNetworks", "yesterday").is_err());
+        assert!(k
+            .check_api_version("Microsoft.Storage/storageAccounts", "2023-01-01")
+            .is_ok());
+        assert!(k
+            .check_api_version("Microsoft.Network/virtualNetworks", "yesterday")
+            .is_err());
         assert!(k.supports_api_profile("2019-03-01-HYBRID"));
         let azure = kind("azure").unwrap();
-        assert!(azure.check_api_version("Microsoft.Network/virtualNetworks", "2023-09-01").is_ok());
+        assert!(azure
+            .check_api_version("Microsoft.Network/virtualNetworks", "2023-09-01")
+            .is_ok());
     }
 
     #[test]
@@ -302,12 +334,26 @@ mod tests {
         let ash = kind("azure-stack-hub").unwrap();
         assert_eq!(ash.gateway_sku("highperformance").unwrap().s2s_tunnels, 5);
         assert!(ash.gateway_sku("VpnGw4").is_none());
-        assert_eq!(ash.default_policy.ike_proposals, vec!["aes256-sha384-ecp384"]);
-        assert_eq!(ash.default_policy.esp_initiator_proposals, vec!["aes256gcm16-ecp384"]);
+        assert_eq!(
+            ash.default_policy.ike_proposals,
+            vec!["aes256-sha384-ecp384"]
+        );
+        assert_eq!(
+            ash.default_policy.esp_initiator_proposals,
+            vec!["aes256gcm16-ecp384"]
+        );
         let azure = kind("azure").unwrap();
         assert_eq!(azure.gateway_sku("VpnGw4").unwrap().s2s_tunnels, 100);
-        assert!(azure.default_policy.ike_proposals.iter().all(|p| p.ends_with("modp1024")));
-        assert!(!azure.default_policy.ike_proposals.iter().any(|p| p.contains("3des")));
+        assert!(azure
+            .default_policy
+            .ike_proposals
+            .iter()
+            .all(|p| p.ends_with("modp1024")));
+        assert!(!azure
+            .default_policy
+            .ike_proposals
+            .iter()
+            .any(|p| p.contains("3des")));
         assert!(azure.check_bgp_asn(65515).is_err());
         assert!(azure.check_bgp_asn(4_200_000_000).is_ok());
         assert!(ash.check_bgp_asn(65_600).is_err());

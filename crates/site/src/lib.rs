@@ -28,12 +28,17 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub use error::{Location, SiteError};
-pub use kind::{kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Features, GatewaySku, GatewaySubnetRules, KindProfile};
+pub use kind::{
+    kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Features, GatewaySku,
+    GatewaySubnetRules, KindProfile,
+};
 pub use model::{
-    same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType, DhGroup, EffectivePolicy,
-    GatewayIpConfiguration, IkeEncryption, IkeIntegrity, IpsecEncryption, IpsecIntegrity, IpsecPolicy, LocalNetworkGateway,
-    NetworkInterface, NicIpConfiguration, OtherResource, PfsGroup, ProvisioningState, PublicIpAddress, PublicIpSku, Resource, ResourceMeta,
-    SharedKey, Subnet, VirtualMachine, VirtualNetwork, VirtualNetworkGateway, VmNic, VpnType,
+    same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType,
+    DhGroup, EffectivePolicy, GatewayIpConfiguration, IkeEncryption, IkeIntegrity, IpsecEncryption,
+    IpsecIntegrity, IpsecPolicy, LocalNetworkGateway, NetworkInterface, NicIpConfiguration,
+    OtherResource, PfsGroup, ProvisioningState, PublicIpAddress, PublicIpSku, Resource,
+    ResourceMeta, SharedKey, Subnet, VirtualMachine, VirtualNetwork, VirtualNetworkGateway, VmNic,
+    VpnType,
 };
 pub use store::SiteInfo;
 
@@ -186,7 +191,11 @@ pub struct Site {
 }
 
 fn valid_site_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn db_path(state_dir: &Path, name: &str) -> PathBuf {
@@ -196,7 +205,14 @@ fn db_path(state_dir: &Path, name: &str) -> PathBuf {
 /// A stable subscription id derived from the site name, so resource ids are reproducible.
 fn subscription_for(name: &str) -> String {
     let h = hex::encode(Sha256::digest(format!("hybridnet-site:{name}").as_bytes()));
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Every string inside a value (the parts of a secure parameter that must not be shown).
@@ -235,9 +251,9 @@ fn mask_text(text: &str, secrets: &[String]) -> String {
 fn mask_secrets(v: &mut Value, secrets: &[String]) {
     match v {
         Value::String(s)
-            if secrets
-                .iter()
-                .any(|x| s == x || (x.len() >= MIN_EMBEDDED_SECRET_LEN && s.contains(x.as_str()))) =>
+            if secrets.iter().any(|x| {
+                s == x || (x.len() >= MIN_EMBEDDED_SECRET_LEN && s.contains(x.as_str()))
+            }) =>
         {
             *s = "***".into()
         }
@@ -248,18 +264,38 @@ fn mask_secrets(v: &mut Value, secrets: &[String]) {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Site {
     /// Creates the site's database in `state_dir` (`<name>.redb`); calling it again with the
     /// same kind and prefix just opens the site.
-    pub fn create(state_dir: &Path, name: &str, kind: &str, public_prefix: Ipv4Net) -> Result<Site, SiteError> {
-        Site::create_with(state_dir, name, kind, public_prefix, &SiteOptions::default())
+    pub fn create(
+        state_dir: &Path,
+        name: &str,
+        kind: &str,
+        public_prefix: Ipv4Net,
+    ) -> Result<Site, SiteError> {
+        Site::create_with(
+            state_dir,
+            name,
+            kind,
+            public_prefix,
+            &SiteOptions::default(),
+        )
     }
 
     /// Like [`Site::create`], choosing the subscription, resource group and location.
-    pub fn create_with(state_dir: &Path, name: &str, kind: &str, public_prefix: Ipv4Net, options: &SiteOptions) -> Result<Site, SiteError> {
+    pub fn create_with(
+        state_dir: &Path,
+        name: &str,
+        kind: &str,
+        public_prefix: Ipv4Net,
+        options: &SiteOptions,
+    ) -> Result<Site, SiteError> {
         if !valid_site_name(name) {
             return Err(SiteError::InvalidSiteName(name.to_string()));
         }
@@ -274,8 +310,14 @@ impl Site {
             name: name.to_string(),
             kind: profile.name.clone(),
             public_prefix: public_prefix.trunc(),
-            subscription_id: options.subscription_id.clone().unwrap_or_else(|| subscription_for(name)),
-            resource_group: options.resource_group.clone().unwrap_or_else(|| name.to_string()),
+            subscription_id: options
+                .subscription_id
+                .clone()
+                .unwrap_or_else(|| subscription_for(name)),
+            resource_group: options
+                .resource_group
+                .clone()
+                .unwrap_or_else(|| name.to_string()),
             location: options.location.clone().unwrap_or_else(|| name.to_string()),
         };
         match store.info()? {
@@ -285,11 +327,19 @@ impl Site {
                     name: name.to_string(),
                     existing: format!(
                         "kind {} with public prefix {} in {}/{} at {}",
-                        existing.kind, existing.public_prefix, existing.subscription_id, existing.resource_group, existing.location
+                        existing.kind,
+                        existing.public_prefix,
+                        existing.subscription_id,
+                        existing.resource_group,
+                        existing.location
                     ),
                     requested: format!(
                         "kind {} with public prefix {} in {}/{} at {}",
-                        wanted.kind, wanted.public_prefix, wanted.subscription_id, wanted.resource_group, wanted.location
+                        wanted.kind,
+                        wanted.public_prefix,
+                        wanted.subscription_id,
+                        wanted.resource_group,
+                        wanted.location
                     ),
                 })
             }
@@ -299,7 +349,10 @@ impl Site {
             db_path: path,
             info: wanted,
             kind: profile,
-            realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect(),
+            realized_types: DEFAULT_REALIZED_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 
@@ -319,7 +372,10 @@ impl Site {
             db_path: path,
             info,
             kind: profile,
-            realized_types: DEFAULT_REALIZED_TYPES.iter().map(|s| s.to_string()).collect(),
+            realized_types: DEFAULT_REALIZED_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 
@@ -360,8 +416,18 @@ impl Site {
 
     /// Evaluates and validates a deployment (incremental mode) against the current state;
     /// changes nothing.
-    pub fn plan(&self, template_json: &str, parameters: Map<String, Value>, deployment_name: &str) -> Result<Plan, SiteError> {
-        self.plan_with_mode(template_json, parameters, deployment_name, DeploymentMode::Incremental)
+    pub fn plan(
+        &self,
+        template_json: &str,
+        parameters: Map<String, Value>,
+        deployment_name: &str,
+    ) -> Result<Plan, SiteError> {
+        self.plan_with_mode(
+            template_json,
+            parameters,
+            deployment_name,
+            DeploymentMode::Incremental,
+        )
     }
 
     /// Like [`Site::plan`] with an explicit mode; complete mode also plans deleting every
@@ -431,7 +497,12 @@ impl Site {
     /// if another deployment was applied since the plan was made.
     pub fn apply(&mut self, plan: Plan) -> Result<DeploymentRecord, SiteError> {
         let store = self.store()?;
-        let sequence = store.deployments()?.iter().map(|d| d.sequence).max().map_or(1, |s| s + 1);
+        let sequence = store
+            .deployments()?
+            .iter()
+            .map(|d| d.sequence)
+            .max()
+            .map_or(1, |s| s + 1);
         let writes: Vec<Resource> = plan
             .resources
             .iter()
@@ -472,10 +543,17 @@ impl Site {
         error: &SiteError,
     ) -> Result<DeploymentRecord, SiteError> {
         let store = self.store()?;
-        let sequence = store.deployments()?.iter().map(|d| d.sequence).max().map_or(1, |s| s + 1);
+        let sequence = store
+            .deployments()?
+            .iter()
+            .map(|d| d.sequence)
+            .max()
+            .map_or(1, |s| s + 1);
         let recorded_params = arm::parse_template(template_json)
             .ok()
-            .and_then(|t| arm::Deployment::new(&t, parameters, &self.deployment_context(deployment_name)).ok())
+            .and_then(|t| {
+                arm::Deployment::new(&t, parameters, &self.deployment_context(deployment_name)).ok()
+            })
             .map(|d| d.parameters_redacted())
             .unwrap_or_default();
         let record = DeploymentRecord {
@@ -486,7 +564,9 @@ impl Site {
             parameters: recorded_params,
             outputs: Map::new(),
             mode: DeploymentMode::Incremental,
-            state: DeploymentState::Failed { error: error.to_string() },
+            state: DeploymentState::Failed {
+                error: error.to_string(),
+            },
             resources: Vec::new(),
             notes: Vec::new(),
         };
@@ -509,9 +589,9 @@ impl Site {
             .iter()
             .filter(|r| !same_id(r.id(), target.id()))
             .filter(|r| {
-                r.references()
-                    .iter()
-                    .any(|(_, t)| same_id(t, target.id()) || t.to_ascii_lowercase().starts_with(&prefix))
+                r.references().iter().any(|(_, t)| {
+                    same_id(t, target.id()) || t.to_ascii_lowercase().starts_with(&prefix)
+                })
             })
             .map(|r| format!("{} '{}'", r.resource_type(), r.name()))
             .collect();
@@ -526,7 +606,11 @@ impl Site {
     }
 
     /// Sets a resource's realization state (the lab calls this as it realizes or fails).
-    pub fn set_provisioning_state(&mut self, resource_id: &str, state: ProvisioningState) -> Result<(), SiteError> {
+    pub fn set_provisioning_state(
+        &mut self,
+        resource_id: &str,
+        state: ProvisioningState,
+    ) -> Result<(), SiteError> {
         self.store()?.set_state(resource_id, state)
     }
 
@@ -537,7 +621,10 @@ impl Site {
 
     /// One resource by id (case-insensitive).
     pub fn resource(&self, resource_id: &str) -> Result<Option<Resource>, SiteError> {
-        Ok(self.resources()?.into_iter().find(|r| same_id(r.id(), resource_id)))
+        Ok(self
+            .resources()?
+            .into_iter()
+            .find(|r| same_id(r.id(), resource_id)))
     }
 
     /// Every deployment recorded, oldest first.
@@ -581,7 +668,10 @@ mod tests {
     fn resource_ids_follow_arm_layout() {
         let dir = tempfile::tempdir().unwrap();
         let s = Site::create(dir.path(), "a", "azure", "203.0.113.0/24".parse().unwrap()).unwrap();
-        let id = s.resource_id("Microsoft.Network/virtualNetworks/subnets", "v/GatewaySubnet");
+        let id = s.resource_id(
+            "Microsoft.Network/virtualNetworks/subnets",
+            "v/GatewaySubnet",
+        );
         assert!(id.starts_with("/subscriptions/"), "{id}");
         assert!(
             id.ends_with("/resourceGroups/a/providers/Microsoft.Network/virtualNetworks/v/subnets/GatewaySubnet"),

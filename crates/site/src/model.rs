@@ -136,7 +136,9 @@ pub struct VirtualNetwork {
 impl VirtualNetwork {
     /// The subnet with that name (case-insensitive).
     pub fn subnet(&self, name: &str) -> Option<&Subnet> {
-        self.subnets.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+        self.subnets
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
     /// The GatewaySubnet, if the VNet has one.
@@ -202,7 +204,10 @@ pub struct NetworkInterface {
 impl NetworkInterface {
     /// The primary IP configuration.
     pub fn primary(&self) -> Option<&NicIpConfiguration> {
-        self.ip_configurations.iter().find(|c| c.primary).or(self.ip_configurations.first())
+        self.ip_configurations
+            .iter()
+            .find(|c| c.primary)
+            .or(self.ip_configurations.first())
     }
 }
 
@@ -563,7 +568,9 @@ impl IpsecPolicy {
             IpsecIntegrity::Md5 => Some("md5"),
             IpsecIntegrity::Sha1 => Some("sha1"),
             IpsecIntegrity::Sha256 => Some("sha256"),
-            IpsecIntegrity::GcmAes128 | IpsecIntegrity::GcmAes192 | IpsecIntegrity::GcmAes256 => None,
+            IpsecIntegrity::GcmAes128 | IpsecIntegrity::GcmAes192 | IpsecIntegrity::GcmAes256 => {
+                None
+            }
         };
         let pfs = match self.pfs_group {
             PfsGroup::None => None,
@@ -685,18 +692,32 @@ impl Resource {
             Resource::VirtualNetwork(v) => {
                 for (i, s) in v.subnets.iter().enumerate() {
                     if let Some(n) = &s.network_security_group {
-                        out.push((format!("properties.subnets[{i}].properties.networkSecurityGroup.id"), n.clone()));
+                        out.push((
+                            format!("properties.subnets[{i}].properties.networkSecurityGroup.id"),
+                            n.clone(),
+                        ));
                     }
                     if let Some(n) = &s.route_table {
-                        out.push((format!("properties.subnets[{i}].properties.routeTable.id"), n.clone()));
+                        out.push((
+                            format!("properties.subnets[{i}].properties.routeTable.id"),
+                            n.clone(),
+                        ));
                     }
                 }
             }
             Resource::NetworkInterface(n) => {
                 for (i, c) in n.ip_configurations.iter().enumerate() {
-                    out.push((format!("properties.ipConfigurations[{i}].properties.subnet.id"), c.subnet.clone()));
+                    out.push((
+                        format!("properties.ipConfigurations[{i}].properties.subnet.id"),
+                        c.subnet.clone(),
+                    ));
                     if let Some(p) = &c.public_ip_address {
-                        out.push((format!("properties.ipConfigurations[{i}].properties.publicIPAddress.id"), p.clone()));
+                        out.push((
+                            format!(
+                                "properties.ipConfigurations[{i}].properties.publicIPAddress.id"
+                            ),
+                            p.clone(),
+                        ));
                     }
                 }
                 if let Some(n) = &n.network_security_group {
@@ -705,12 +726,18 @@ impl Resource {
             }
             Resource::VirtualMachine(v) => {
                 for (i, n) in v.network_interfaces.iter().enumerate() {
-                    out.push((format!("properties.networkProfile.networkInterfaces[{i}].id"), n.id.clone()));
+                    out.push((
+                        format!("properties.networkProfile.networkInterfaces[{i}].id"),
+                        n.id.clone(),
+                    ));
                 }
             }
             Resource::VirtualNetworkGateway(g) => {
                 for (i, c) in g.ip_configurations.iter().enumerate() {
-                    out.push((format!("properties.ipConfigurations[{i}].properties.subnet.id"), c.subnet.clone()));
+                    out.push((
+                        format!("properties.ipConfigurations[{i}].properties.subnet.id"),
+                        c.subnet.clone(),
+                    ));
                     out.push((
                         format!("properties.ipConfigurations[{i}].properties.publicIPAddress.id"),
                         c.public_ip_address.clone(),
@@ -718,7 +745,10 @@ impl Resource {
                 }
             }
             Resource::Connection(c) => {
-                out.push(("properties.virtualNetworkGateway1.id".into(), c.virtual_network_gateway1.clone()));
+                out.push((
+                    "properties.virtualNetworkGateway1.id".into(),
+                    c.virtual_network_gateway1.clone(),
+                ));
                 if let Some(g) = &c.virtual_network_gateway2 {
                     out.push(("properties.virtualNetworkGateway2.id".into(), g.clone()));
                 }
@@ -726,7 +756,9 @@ impl Resource {
                     out.push(("properties.localNetworkGateway2.id".into(), l.clone()));
                 }
             }
-            Resource::PublicIpAddress(_) | Resource::LocalNetworkGateway(_) | Resource::Other(_) => {}
+            Resource::PublicIpAddress(_)
+            | Resource::LocalNetworkGateway(_)
+            | Resource::Other(_) => {}
         }
         out
     }
@@ -736,7 +768,10 @@ impl Resource {
     pub fn arm_json(&self) -> Value {
         let meta = self.meta();
         let mut props = Map::new();
-        props.insert("provisioningState".into(), json!(meta.provisioning_state.arm_name()));
+        props.insert(
+            "provisioningState".into(),
+            json!(meta.provisioning_state.arm_name()),
+        );
         match &meta.provisioning_state {
             ProvisioningState::Failed { error } => {
                 props.insert("provisioningError".into(), json!(error));
@@ -764,8 +799,13 @@ impl Resource {
                 props.insert("subnets".into(), Value::Array(subnets));
             }
             Resource::PublicIpAddress(p) => {
-                sku = Some(json!({ "name": match p.sku { PublicIpSku::Basic => "Basic", PublicIpSku::Standard => "Standard" } }));
-                props.insert("publicIPAllocationMethod".into(), json!(p.allocation_method.as_str()));
+                sku = Some(
+                    json!({ "name": match p.sku { PublicIpSku::Basic => "Basic", PublicIpSku::Standard => "Standard" } }),
+                );
+                props.insert(
+                    "publicIPAllocationMethod".into(),
+                    json!(p.allocation_method.as_str()),
+                );
                 props.insert("publicIPAddressVersion".into(), json!("IPv4"));
                 props.insert("ipAddress".into(), json!(p.ip_address.to_string()));
                 if let Some(l) = &p.domain_name_label {
@@ -804,7 +844,10 @@ impl Resource {
                     .iter()
                     .map(|n| json!({ "id": n.id, "properties": { "primary": n.primary } }))
                     .collect();
-                props.insert("networkProfile".into(), json!({ "networkInterfaces": nics }));
+                props.insert(
+                    "networkProfile".into(),
+                    json!({ "networkInterfaces": nics }),
+                );
             }
             Resource::VirtualNetworkGateway(g) => {
                 props.insert("gatewayType".into(), json!(g.gateway_type));
@@ -858,8 +901,14 @@ impl Resource {
                 }
             }
             Resource::Connection(c) => {
-                props.insert("connectionType".into(), json!(format!("{:?}", c.connection_type)));
-                props.insert("virtualNetworkGateway1".into(), id_obj(&c.virtual_network_gateway1));
+                props.insert(
+                    "connectionType".into(),
+                    json!(format!("{:?}", c.connection_type)),
+                );
+                props.insert(
+                    "virtualNetworkGateway1".into(),
+                    id_obj(&c.virtual_network_gateway1),
+                );
                 if let Some(g) = &c.virtual_network_gateway2 {
                     props.insert("virtualNetworkGateway2".into(), id_obj(g));
                 }
@@ -867,13 +916,19 @@ impl Resource {
                     props.insert("localNetworkGateway2".into(), id_obj(l));
                 }
                 props.insert("routingWeight".into(), json!(c.routing_weight));
-                props.insert("connectionProtocol".into(), json!(format!("{:?}", c.connection_protocol)));
+                props.insert(
+                    "connectionProtocol".into(),
+                    json!(format!("{:?}", c.connection_protocol)),
+                );
                 props.insert("dpdTimeoutSeconds".into(), json!(c.dpd_timeout_seconds));
                 props.insert(
                     "ipsecPolicies".into(),
                     Value::Array(c.ipsec_policies.iter().map(IpsecPolicy::to_json).collect()),
                 );
-                props.insert("usePolicyBasedTrafficSelectors".into(), json!(c.use_policy_based_traffic_selectors));
+                props.insert(
+                    "usePolicyBasedTrafficSelectors".into(),
+                    json!(c.use_policy_based_traffic_selectors),
+                );
                 props.insert("enableBgp".into(), json!(c.enable_bgp));
             }
             Resource::Other(o) => {
@@ -939,7 +994,10 @@ mod tests {
         let p = policy();
         let ash = crate::kind("azure-stack-hub").unwrap();
         assert_eq!(p.ike_proposal(), ash.default_policy.ike_proposals[0]);
-        assert_eq!(p.esp_proposal(), ash.default_policy.esp_initiator_proposals[0]);
+        assert_eq!(
+            p.esp_proposal(),
+            ash.default_policy.esp_initiator_proposals[0]
+        );
     }
 
     #[test]

@@ -54,12 +54,20 @@ pub(crate) struct Planner<'a> {
 }
 
 fn index_of(rs: &[Resource]) -> HashMap<String, usize> {
-    rs.iter().enumerate().map(|(i, r)| (r.id().to_ascii_lowercase(), i)).collect()
+    rs.iter()
+        .enumerate()
+        .map(|(i, r)| (r.id().to_ascii_lowercase(), i))
+        .collect()
 }
 
 /// Locations compare like Azure's: case- and space-insensitive ("North Europe" = "northeurope").
 fn same_location(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
     norm(a) == norm(b)
 }
 
@@ -112,12 +120,16 @@ impl<'b> Body<'b> {
         match self.value(path) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err(invalid(self.at(path), format!("expected a string, got {}", type_name(other)))),
+            Some(other) => Err(invalid(
+                self.at(path),
+                format!("expected a string, got {}", type_name(other)),
+            )),
         }
     }
 
     fn required_string(&self, path: &str) -> Result<&'b str, SiteError> {
-        self.string(path)?.ok_or_else(|| invalid(self.at(path), "is required"))
+        self.string(path)?
+            .ok_or_else(|| invalid(self.at(path), "is required"))
     }
 
     fn boolean(&self, path: &str) -> Result<Option<bool>, SiteError> {
@@ -126,7 +138,10 @@ impl<'b> Body<'b> {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(other) => Err(invalid(self.at(path), format!("expected a bool, got {other}"))),
+            Some(other) => Err(invalid(
+                self.at(path),
+                format!("expected a bool, got {other}"),
+            )),
         }
     }
 
@@ -135,7 +150,10 @@ impl<'b> Body<'b> {
             None => Ok(None),
             Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
             Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => Ok(s.trim().parse().ok()),
-            Some(other) => Err(invalid(self.at(path), format!("expected an integer, got {other}"))),
+            Some(other) => Err(invalid(
+                self.at(path),
+                format!("expected an integer, got {other}"),
+            )),
         }
     }
 
@@ -143,7 +161,10 @@ impl<'b> Body<'b> {
         match self.value(path) {
             None => Ok(&[]),
             Some(Value::Array(a)) => Ok(a.as_slice()),
-            Some(other) => Err(invalid(self.at(path), format!("expected an array, got {}", type_name(other)))),
+            Some(other) => Err(invalid(
+                self.at(path),
+                format!("expected an array, got {}", type_name(other)),
+            )),
         }
     }
 
@@ -151,9 +172,10 @@ impl<'b> Body<'b> {
     fn id_ref(&self, path: &str) -> Result<Option<&'b str>, SiteError> {
         match self.value(path) {
             None => Ok(None),
-            Some(Value::Object(_)) => self
-                .string(&format!("{path}.id"))
-                .and_then(|id| id.map(Some).ok_or_else(|| invalid(self.at(&format!("{path}.id")), "is required"))),
+            Some(Value::Object(_)) => self.string(&format!("{path}.id")).and_then(|id| {
+                id.map(Some)
+                    .ok_or_else(|| invalid(self.at(&format!("{path}.id")), "is required"))
+            }),
             Some(other) => Err(invalid(
                 self.at(path),
                 format!("expected an object with an id, got {}", type_name(other)),
@@ -181,21 +203,34 @@ fn parse_prefix(s: &str, at: Location) -> Result<Ipv4Net, SiteError> {
             problem: format!("{s} is an IPv6 prefix; hybridnet sites carry IPv4 only"),
         });
     }
-    let net: Ipv4Net = s
-        .parse()
-        .map_err(|_| invalid(at.clone(), format!("{s:?} is not an IPv4 prefix (a.b.c.d/n)")))?;
+    let net: Ipv4Net = s.parse().map_err(|_| {
+        invalid(
+            at.clone(),
+            format!("{s:?} is not an IPv4 prefix (a.b.c.d/n)"),
+        )
+    })?;
     if net.trunc() != net {
-        return Err(invalid(at, format!("{s} has host bits set; did you mean {}?", net.trunc())));
+        return Err(invalid(
+            at,
+            format!("{s} has host bits set; did you mean {}?", net.trunc()),
+        ));
     }
     Ok(net)
 }
 
 fn parse_addr(s: &str, at: Location) -> Result<Ipv4Addr, SiteError> {
-    s.parse().map_err(|_| invalid(at, format!("{s:?} is not an IPv4 address")))
+    s.parse()
+        .map_err(|_| invalid(at, format!("{s:?} is not an IPv4 address")))
 }
 
 fn show_prefixes(p: &[Ipv4Net]) -> String {
-    format!("[{}]", p.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        p.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
@@ -255,7 +290,9 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|r| r.resource_type.eq_ignore_ascii_case(T_NIC))
         {
-            let Ok(ev) = d.evaluate_resource(pending, &*self) else { continue };
+            let Ok(ev) = d.evaluate_resource(pending, &*self) else {
+                continue;
+            };
             let cfgs = get_path(&ev.body, &["properties", "ipConfigurations"])
                 .and_then(Value::as_array)
                 .cloned()
@@ -268,15 +305,22 @@ impl<'a> Planner<'a> {
                 let addr = get_path(c, &["properties", "privateIPAddress"])
                     .and_then(Value::as_str)
                     .and_then(|a| a.parse::<Ipv4Addr>().ok());
-                if let (true, Some(subnet), Some(addr)) = (method.eq_ignore_ascii_case("Static"), subnet, addr) {
-                    self.static_requests.push((ev.id.clone(), subnet.to_string(), addr));
+                if let (true, Some(subnet), Some(addr)) =
+                    (method.eq_ignore_ascii_case("Static"), subnet, addr)
+                {
+                    self.static_requests
+                        .push((ev.id.clone(), subnet.to_string(), addr));
                 }
             }
         }
     }
 
     /// Static addresses other NICs of this deployment asked for in a subnet.
-    fn requested_by_others(&self, subnet_id: &str, me: &str) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    fn requested_by_others(
+        &self,
+        subnet_id: &str,
+        me: &str,
+    ) -> impl Iterator<Item = Ipv4Addr> + '_ {
         let (subnet_id, me) = (subnet_id.to_string(), me.to_string());
         self.static_requests
             .iter()
@@ -285,7 +329,12 @@ impl<'a> Planner<'a> {
     }
 
     /// Plans every resource of the deployment in order, then the outputs.
-    pub fn run(mut self, d: &arm::Deployment, mode: DeploymentMode, locations: Option<&[String]>) -> Result<Plan, SiteError> {
+    pub fn run(
+        mut self,
+        d: &arm::Deployment,
+        mode: DeploymentMode,
+        locations: Option<&[String]>,
+    ) -> Result<Plan, SiteError> {
         self.child_subnets = d
             .resources_in_order()
             .iter()
@@ -329,12 +378,17 @@ impl<'a> Planner<'a> {
             deletes = self
                 .existing
                 .iter()
-                .filter(|e| !self.planned_index.contains_key(&e.id().to_ascii_lowercase()))
+                .filter(|e| {
+                    !self
+                        .planned_index
+                        .contains_key(&e.id().to_ascii_lowercase())
+                })
                 .map(|e| e.id().to_string())
                 .collect();
             for kept in &self.planned {
                 for (prop, target) in kept.references() {
-                    let target_res = split_subnet_id(&target).map_or(target.as_str(), |(vnet, _)| vnet);
+                    let target_res =
+                        split_subnet_id(&target).map_or(target.as_str(), |(vnet, _)| vnet);
                     if deletes.iter().any(|d| same_id(d, target_res)) {
                         let loc = Location {
                             resource_path: String::new(),
@@ -354,7 +408,10 @@ impl<'a> Planner<'a> {
         let mut changes = Vec::new();
         let mut resources = Vec::new();
         for mut r in std::mem::take(&mut self.planned) {
-            let before = self.existing_index.get(&r.id().to_ascii_lowercase()).map(|&i| &self.existing[i]);
+            let before = self
+                .existing_index
+                .get(&r.id().to_ascii_lowercase())
+                .map(|&i| &self.existing[i]);
             let action = match before {
                 None => ChangeAction::Create,
                 Some(b) if unchanged(b, &r) => {
@@ -399,13 +456,19 @@ impl<'a> Planner<'a> {
     }
 
     fn initial_state(&self, resource_type: &str) -> ProvisioningState {
-        if self.realized.iter().any(|t| t.eq_ignore_ascii_case(resource_type)) {
+        if self
+            .realized
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(resource_type))
+        {
             ProvisioningState::Updating
         } else if resource_type.eq_ignore_ascii_case(T_LNG) {
             ProvisioningState::Succeeded
         } else {
             ProvisioningState::Pending {
-                reason: format!("hybridnet records {resource_type} but the lab does not realize it yet"),
+                reason: format!(
+                    "hybridnet records {resource_type} but the lab does not realize it yet"
+                ),
             }
         }
     }
@@ -428,11 +491,11 @@ impl<'a> Planner<'a> {
 
     fn view(&self) -> Vec<&Resource> {
         let mut out: Vec<&Resource> = self.planned.iter().collect();
-        out.extend(
-            self.existing
-                .iter()
-                .filter(|e| !self.planned_index.contains_key(&e.id().to_ascii_lowercase())),
-        );
+        out.extend(self.existing.iter().filter(|e| {
+            !self
+                .planned_index
+                .contains_key(&e.id().to_ascii_lowercase())
+        }));
         out
     }
 
@@ -491,8 +554,14 @@ impl<'a> Planner<'a> {
         self.view()
             .into_iter()
             .filter(|r| match r {
-                Resource::NetworkInterface(n) => n.ip_configurations.iter().any(|c| same_id(&c.subnet, subnet_id)),
-                Resource::VirtualNetworkGateway(g) => g.ip_configurations.iter().any(|c| same_id(&c.subnet, subnet_id)),
+                Resource::NetworkInterface(n) => n
+                    .ip_configurations
+                    .iter()
+                    .any(|c| same_id(&c.subnet, subnet_id)),
+                Resource::VirtualNetworkGateway(g) => g
+                    .ip_configurations
+                    .iter()
+                    .any(|c| same_id(&c.subnet, subnet_id)),
                 _ => false,
             })
             .map(|r| format!("{} '{}'", short_type(r.resource_type()), r.name()))
@@ -501,23 +570,36 @@ impl<'a> Planner<'a> {
 
     /// Who holds a public IP other than `exclude`.
     fn public_ip_holder(&self, pip_id: &str, exclude: &str) -> Option<String> {
-        self.view().into_iter().filter(|r| !same_id(r.id(), exclude)).find_map(|r| {
-            let holds = match r {
-                Resource::NetworkInterface(n) => n
-                    .ip_configurations
-                    .iter()
-                    .any(|c| c.public_ip_address.as_deref().is_some_and(|p| same_id(p, pip_id))),
-                Resource::VirtualNetworkGateway(g) => g.ip_configurations.iter().any(|c| same_id(&c.public_ip_address, pip_id)),
-                _ => false,
-            };
-            holds.then(|| format!("{} '{}'", short_type(r.resource_type()), r.name()))
-        })
+        self.view()
+            .into_iter()
+            .filter(|r| !same_id(r.id(), exclude))
+            .find_map(|r| {
+                let holds = match r {
+                    Resource::NetworkInterface(n) => n.ip_configurations.iter().any(|c| {
+                        c.public_ip_address
+                            .as_deref()
+                            .is_some_and(|p| same_id(p, pip_id))
+                    }),
+                    Resource::VirtualNetworkGateway(g) => g
+                        .ip_configurations
+                        .iter()
+                        .any(|c| same_id(&c.public_ip_address, pip_id)),
+                    _ => false,
+                };
+                holds.then(|| format!("{} '{}'", short_type(r.resource_type()), r.name()))
+            })
     }
 
     fn require(&self, id: &str, expected_type: &str, at: Location) -> Result<&Resource, SiteError> {
         match self.find(id) {
             Some(r) if r.resource_type().eq_ignore_ascii_case(expected_type) => Ok(r),
-            Some(r) => Err(invalid(at, format!("{id} is a {}, expected a {expected_type}", r.resource_type()))),
+            Some(r) => Err(invalid(
+                at,
+                format!(
+                    "{id} is a {}, expected a {expected_type}",
+                    r.resource_type()
+                ),
+            )),
             None => Err(SiteError::MissingReference {
                 at,
                 target: id.to_string(),
@@ -548,7 +630,12 @@ impl<'a> Planner<'a> {
         let tags = match get_ci(&redacted, "tags") {
             None => Map::new(),
             Some(Value::Object(m)) => m.clone(),
-            Some(other) => return Err(invalid(loc.at("tags"), format!("expected an object, got {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    loc.at("tags"),
+                    format!("expected an object, got {}", type_name(other)),
+                ))
+            }
         };
         let meta = ResourceMeta {
             id: ev.id.clone(),
@@ -597,7 +684,8 @@ impl<'a> Planner<'a> {
         let Some(version) = &ev.api_version else {
             return Err(SiteError::ApiVersion {
                 at: loc.at("apiVersion"),
-                problem: "is required (the template has no apiProfile that covers this type)".into(),
+                problem: "is required (the template has no apiProfile that covers this type)"
+                    .into(),
             });
         };
         self.kind
@@ -615,10 +703,12 @@ impl<'a> Planner<'a> {
             Some(p) => parse_prefix(p, b.at(prefix_path))?,
             None => {
                 let list = b.array("properties.addressPrefixes")?;
-                let first = list.first().ok_or_else(|| invalid(b.at(prefix_path), "is required"))?;
-                let s = first
-                    .as_str()
-                    .ok_or_else(|| invalid(b.at("properties.addressPrefixes[0]"), "expected a string"))?;
+                let first = list
+                    .first()
+                    .ok_or_else(|| invalid(b.at(prefix_path), "is required"))?;
+                let s = first.as_str().ok_or_else(|| {
+                    invalid(b.at("properties.addressPrefixes[0]"), "expected a string")
+                })?;
                 if list.len() > 1 {
                     return Err(unsupported(
                         b.at("properties.addressPrefixes"),
@@ -632,7 +722,9 @@ impl<'a> Planner<'a> {
             id: format!("{vnet_id}/subnets/{name}"),
             name: name.to_string(),
             address_prefix: prefix,
-            network_security_group: b.id_ref("properties.networkSecurityGroup")?.map(str::to_string),
+            network_security_group: b
+                .id_ref("properties.networkSecurityGroup")?
+                .map(str::to_string),
             route_table: b.id_ref("properties.routeTable")?.map(str::to_string),
         })
     }
@@ -648,14 +740,23 @@ impl<'a> Planner<'a> {
         }
         for (i, v) in list.iter().enumerate() {
             let path = format!("properties.addressSpace.addressPrefixes[{i}]");
-            let s = v
-                .as_str()
-                .ok_or_else(|| invalid(b.at(&path), format!("expected a string, got {}", type_name(v))))?;
+            let s = v.as_str().ok_or_else(|| {
+                invalid(
+                    b.at(&path),
+                    format!("expected a string, got {}", type_name(v)),
+                )
+            })?;
             let net = parse_prefix(s, b.at(&path))?;
-            if let Some((j, other)) = space.iter().enumerate().find(|(_, o): &(usize, &Ipv4Net)| overlaps(**o, net)) {
+            if let Some((j, other)) = space
+                .iter()
+                .enumerate()
+                .find(|(_, o): &(usize, &Ipv4Net)| overlaps(**o, net))
+            {
                 return Err(SiteError::AddressConflict {
                     at: b.at(&path),
-                    problem: format!("{net} overlaps {other} (addressPrefixes[{j}]) in the same address space"),
+                    problem: format!(
+                        "{net} overlaps {other} (addressPrefixes[{j}]) in the same address space"
+                    ),
                 });
             }
             space.push(net);
@@ -671,11 +772,18 @@ impl<'a> Planner<'a> {
         let dns = b
             .array("properties.dhcpOptions.dnsServers")?
             .iter()
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect();
         if let Some(Resource::VirtualNetwork(old)) = self.find(&meta.id) {
             for s in &old.subnets {
-                if subnets.iter().any(|n: &Subnet| n.name.eq_ignore_ascii_case(&s.name)) {
+                if subnets
+                    .iter()
+                    .any(|n: &Subnet| n.name.eq_ignore_ascii_case(&s.name))
+                {
                     continue;
                 }
                 if self.child_subnets.iter().any(|c| same_id(c, &s.id)) {
@@ -703,7 +811,12 @@ impl<'a> Planner<'a> {
             dns_servers: dns,
         };
         for (s, l) in vnet.subnets.iter().zip(&locs) {
-            if l.is_none() && !vnet.address_space.iter().any(|a| a.contains(&s.address_prefix)) {
+            if l.is_none()
+                && !vnet
+                    .address_space
+                    .iter()
+                    .any(|a| a.contains(&s.address_prefix))
+            {
                 return Err(SiteError::AddressConflict {
                     at: b.at("properties.addressSpace.addressPrefixes"),
                     problem: format!(
@@ -720,7 +833,8 @@ impl<'a> Planner<'a> {
     }
 
     fn child_subnet(&mut self, ev: &EvaluatedResource, b: &Body) -> Result<Resource, SiteError> {
-        let (vnet_id, name) = split_subnet_id(&ev.id).ok_or_else(|| invalid(b.at("name"), format!("{} is not a subnet id", ev.id)))?;
+        let (vnet_id, name) = split_subnet_id(&ev.id)
+            .ok_or_else(|| invalid(b.at("name"), format!("{} is not a subnet id", ev.id)))?;
         let Some(vnet) = self.vnet(vnet_id).cloned() else {
             return Err(SiteError::MissingReference {
                 at: b.at("name"),
@@ -731,13 +845,20 @@ impl<'a> Planner<'a> {
         let mut vnet = vnet;
         vnet.meta.deployment = self.deployment_name.clone();
         let mut locs: Vec<Option<Location>> = vec![None; vnet.subnets.len()];
-        match vnet.subnets.iter().position(|s| s.name.eq_ignore_ascii_case(name)) {
+        match vnet
+            .subnets
+            .iter()
+            .position(|s| s.name.eq_ignore_ascii_case(name))
+        {
             Some(i) => {
                 let users = self.subnet_users(&subnet.id);
                 if vnet.subnets[i].address_prefix != subnet.address_prefix && !users.is_empty() {
                     return Err(invalid(
                         b.at("properties.addressPrefix"),
-                        format!("subnet '{name}' is in use by {} and its prefix cannot change", users.join(", ")),
+                        format!(
+                            "subnet '{name}' is in use by {} and its prefix cannot change",
+                            users.join(", ")
+                        ),
                     ));
                 }
                 vnet.subnets[i] = subnet;
@@ -760,7 +881,11 @@ impl<'a> Planner<'a> {
 
     /// Checks subnets against the address space, each other, size limits and GatewaySubnet rules.
     /// `locs[i]` is where subnet i came from in this resource (None: stored, unchanged).
-    fn validate_vnet(&mut self, vnet: &mut VirtualNetwork, locs: &[Option<Location>]) -> Result<(), SiteError> {
+    fn validate_vnet(
+        &mut self,
+        vnet: &mut VirtualNetwork,
+        locs: &[Option<Location>],
+    ) -> Result<(), SiteError> {
         let gw_rules = &self.kind.gateway_subnet;
         for (i, s) in vnet.subnets.iter().enumerate() {
             let Some(loc) = &locs[i] else { continue };
@@ -792,13 +917,23 @@ impl<'a> Planner<'a> {
             } else {
                 sub_at("name")
             };
-            if let Some(other) = vnet.subnets[..i].iter().find(|o| o.name.eq_ignore_ascii_case(&s.name)) {
+            if let Some(other) = vnet.subnets[..i]
+                .iter()
+                .find(|o| o.name.eq_ignore_ascii_case(&s.name))
+            {
                 return Err(invalid(
                     name_at,
-                    format!("subnet name '{}' is used twice in virtual network '{}'", other.name, vnet.meta.name),
+                    format!(
+                        "subnet name '{}' is used twice in virtual network '{}'",
+                        other.name, vnet.meta.name
+                    ),
                 ));
             }
-            if !vnet.address_space.iter().any(|a| a.contains(&s.address_prefix)) {
+            if !vnet
+                .address_space
+                .iter()
+                .any(|a| a.contains(&s.address_prefix))
+            {
                 return Err(SiteError::AddressConflict {
                     at: prefix_at,
                     problem: format!(
@@ -838,7 +973,10 @@ impl<'a> Planner<'a> {
                 if s.address_prefix.prefix_len() > gw_rules.recommended_prefix_len {
                     let note = format!(
                         "{}: GatewaySubnet {} is smaller than the recommended /{} on a {} site",
-                        vnet.meta.name, s.address_prefix, gw_rules.recommended_prefix_len, self.kind.name
+                        vnet.meta.name,
+                        s.address_prefix,
+                        gw_rules.recommended_prefix_len,
+                        self.kind.name
                     );
                     vnet.meta.notes.push(note.clone());
                     self.notes.push(note);
@@ -861,7 +999,10 @@ impl<'a> Planner<'a> {
             {
                 return Err(SiteError::AddressConflict {
                     at: prefix_at,
-                    problem: format!("{} overlaps subnet '{}' ({})", s.address_prefix, other.name, other.address_prefix),
+                    problem: format!(
+                        "{} overlaps subnet '{}' ({})",
+                        s.address_prefix, other.name, other.address_prefix
+                    ),
                 });
             }
             let used = self.used_in_subnet(&s.id, "");
@@ -893,14 +1034,21 @@ impl<'a> Planner<'a> {
         };
         let body = match nsg {
             Resource::Other(o) => &o.body,
-            _ => return Err(invalid(at, format!("{nsg_id} is not a network security group"))),
+            _ => {
+                return Err(invalid(
+                    at,
+                    format!("{nsg_id} is not a network security group"),
+                ))
+            }
         };
         let rules = get_path(body, &["properties", "securityRules"])
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         for r in &rules {
-            let access = get_path(r, &["properties", "access"]).and_then(Value::as_str).unwrap_or("");
+            let access = get_path(r, &["properties", "access"])
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if access.eq_ignore_ascii_case("Deny") {
                 let name = get_ci(r, "name").and_then(Value::as_str).unwrap_or("?");
                 return Err(invalid(
@@ -917,7 +1065,12 @@ impl<'a> Planner<'a> {
             None => PublicIpSku::Basic,
             Some(s) if s.eq_ignore_ascii_case("Basic") => PublicIpSku::Basic,
             Some(s) if s.eq_ignore_ascii_case("Standard") => PublicIpSku::Standard,
-            Some(s) => return Err(invalid(b.at("sku.name"), format!("{s:?} is not a public IP SKU (Basic, Standard)"))),
+            Some(s) => {
+                return Err(invalid(
+                    b.at("sku.name"),
+                    format!("{s:?} is not a public IP SKU (Basic, Standard)"),
+                ))
+            }
         };
         if sku == PublicIpSku::Standard && !self.kind.features.standard_public_ip {
             return Err(unsupported(
@@ -946,7 +1099,10 @@ impl<'a> Planner<'a> {
                 } else {
                     format!("IPv6 is not supported on a {} site", self.kind.name)
                 };
-                return Err(unsupported(b.at("properties.publicIPAddressVersion"), problem));
+                return Err(unsupported(
+                    b.at("properties.publicIPAddressVersion"),
+                    problem,
+                ));
             }
         }
         let used: BTreeSet<Ipv4Addr> = self
@@ -960,17 +1116,25 @@ impl<'a> Planner<'a> {
             .collect();
         let prefix = self.info.public_prefix;
         let kept = match self.find(&meta.id) {
-            Some(Resource::PublicIpAddress(old)) if ipam::public_usable(prefix, old.ip_address) && !used.contains(&old.ip_address) => {
+            Some(Resource::PublicIpAddress(old))
+                if ipam::public_usable(prefix, old.ip_address)
+                    && !used.contains(&old.ip_address) =>
+            {
                 Some(old.ip_address)
             }
             _ => None,
         };
         let ip_address = match kept {
             Some(a) => a,
-            None => ipam::first_free_public(prefix, &used).ok_or_else(|| SiteError::PoolExhausted {
-                at: b.at("properties.publicIPAllocationMethod"),
-                problem: format!("no free address left in the site's public prefix {prefix} ({} in use)", used.len()),
-            })?,
+            None => {
+                ipam::first_free_public(prefix, &used).ok_or_else(|| SiteError::PoolExhausted {
+                    at: b.at("properties.publicIPAllocationMethod"),
+                    problem: format!(
+                        "no free address left in the site's public prefix {prefix} ({} in use)",
+                        used.len()
+                    ),
+                })?
+            }
         };
         let domain_name_label = b
             .string("properties.dnsSettings.domainNameLabel")?
@@ -1032,7 +1196,11 @@ impl<'a> Planner<'a> {
             let prefix = subnet.address_prefix;
             let subnet_name = subnet.name.clone();
             let mut used = self.used_in_subnet(&subnet_id, &meta.id);
-            used.extend(out.iter().filter(|c| same_id(&c.subnet, &subnet_id)).map(|c| c.private_ip_address));
+            used.extend(
+                out.iter()
+                    .filter(|c| same_id(&c.subnet, &subnet_id))
+                    .map(|c| c.private_ip_address),
+            );
             let method = match cb.string("properties.privateIPAllocationMethod")? {
                 None => AllocationMethod::Dynamic,
                 Some(s) if s.eq_ignore_ascii_case("Dynamic") => AllocationMethod::Dynamic,
@@ -1047,9 +1215,12 @@ impl<'a> Planner<'a> {
             let addr_path = "properties.privateIPAddress";
             let address = match method {
                 AllocationMethod::Static => {
-                    let s = cb
-                        .string(addr_path)?
-                        .ok_or_else(|| invalid(cb.at(addr_path), "is required when privateIPAllocationMethod is Static"))?;
+                    let s = cb.string(addr_path)?.ok_or_else(|| {
+                        invalid(
+                            cb.at(addr_path),
+                            "is required when privateIPAllocationMethod is Static",
+                        )
+                    })?;
                     let a = parse_addr(s, cb.at(addr_path))?;
                     match ipam::check_static(prefix, a, &used) {
                         Ok(()) => a,
@@ -1073,9 +1244,9 @@ impl<'a> Planner<'a> {
                     let previous = old
                         .as_ref()
                         .and_then(|o| {
-                            o.ip_configurations
-                                .iter()
-                                .find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id))
+                            o.ip_configurations.iter().find(|c| {
+                                c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)
+                            })
                         })
                         .map(|c| c.private_ip_address)
                         .filter(|a| ipam::check_static(prefix, *a, &used).is_ok());
@@ -1098,7 +1269,10 @@ impl<'a> Planner<'a> {
                     let at = cb.at("properties.publicIPAddress.id");
                     self.require(pip, "Microsoft.Network/publicIPAddresses", at.clone())?;
                     if let Some(holder) = self.public_ip_holder(pip, &meta.id) {
-                        return Err(invalid(at, format!("public IP {pip} is already attached to {holder}")));
+                        return Err(invalid(
+                            at,
+                            format!("public IP {pip} is already attached to {holder}"),
+                        ));
                     }
                     Some(pip.to_string())
                 }
@@ -1120,7 +1294,9 @@ impl<'a> Planner<'a> {
                 "only one ipConfiguration can be primary",
             ));
         }
-        let network_security_group = b.id_ref("properties.networkSecurityGroup")?.map(str::to_string);
+        let network_security_group = b
+            .id_ref("properties.networkSecurityGroup")?
+            .map(str::to_string);
         let enable_ip_forwarding = b.boolean("properties.enableIPForwarding")?.unwrap_or(false);
         Ok(Resource::NetworkInterface(NetworkInterface {
             meta,
@@ -1131,23 +1307,31 @@ impl<'a> Planner<'a> {
     }
 
     fn address_holder(&self, subnet_id: &str, a: Ipv4Addr, exclude: &str) -> Option<String> {
-        self.view().into_iter().filter(|r| !same_id(r.id(), exclude)).find_map(|r| {
-            let hit = match r {
-                Resource::NetworkInterface(n) => n
-                    .ip_configurations
-                    .iter()
-                    .any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
-                Resource::VirtualNetworkGateway(g) => g
-                    .ip_configurations
-                    .iter()
-                    .any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
-                _ => false,
-            };
-            hit.then(|| format!("{} '{}'", short_type(r.resource_type()), r.name()))
-        })
+        self.view()
+            .into_iter()
+            .filter(|r| !same_id(r.id(), exclude))
+            .find_map(|r| {
+                let hit = match r {
+                    Resource::NetworkInterface(n) => n
+                        .ip_configurations
+                        .iter()
+                        .any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
+                    Resource::VirtualNetworkGateway(g) => g
+                        .ip_configurations
+                        .iter()
+                        .any(|c| same_id(&c.subnet, subnet_id) && c.private_ip_address == a),
+                    _ => false,
+                };
+                hit.then(|| format!("{} '{}'", short_type(r.resource_type()), r.name()))
+            })
     }
 
-    fn vm(&mut self, meta: ResourceMeta, b: &Body, ev: &EvaluatedResource) -> Result<Resource, SiteError> {
+    fn vm(
+        &mut self,
+        meta: ResourceMeta,
+        b: &Body,
+        ev: &EvaluatedResource,
+    ) -> Result<Resource, SiteError> {
         let nics = b.array("properties.networkProfile.networkInterfaces")?;
         if nics.is_empty() {
             return Err(invalid(
@@ -1157,13 +1341,17 @@ impl<'a> Planner<'a> {
         }
         let mut out: Vec<VmNic> = Vec::new();
         for (i, v) in nics.iter().enumerate() {
-            let nb = b.sub(v, &format!("properties.networkProfile.networkInterfaces[{i}]"));
+            let nb = b.sub(
+                v,
+                &format!("properties.networkProfile.networkInterfaces[{i}]"),
+            );
             let id = nb.required_string("id")?;
             let at = nb.at("id");
             self.require(id, "Microsoft.Network/networkInterfaces", at.clone())?;
             let other_vm = self.view().into_iter().find_map(|r| match r {
                 Resource::VirtualMachine(vm)
-                    if !same_id(&vm.meta.id, &meta.id) && vm.network_interfaces.iter().any(|n| same_id(&n.id, id)) =>
+                    if !same_id(&vm.meta.id, &meta.id)
+                        && vm.network_interfaces.iter().any(|n| same_id(&n.id, id)) =>
                 {
                     Some(vm.meta.name.clone())
                 }
@@ -1172,11 +1360,16 @@ impl<'a> Planner<'a> {
             if let Some(other) = other_vm {
                 return Err(invalid(
                     at,
-                    format!("network interface {id} is already attached to virtual machine '{other}'"),
+                    format!(
+                        "network interface {id} is already attached to virtual machine '{other}'"
+                    ),
                 ));
             }
             if out.iter().any(|n| same_id(&n.id, id)) {
-                return Err(invalid(at, format!("network interface {id} is listed twice")));
+                return Err(invalid(
+                    at,
+                    format!("network interface {id} is listed twice"),
+                ));
             }
             let primary = nb.boolean("properties.primary")?.unwrap_or(i == 0);
             out.push(VmNic {
@@ -1185,11 +1378,17 @@ impl<'a> Planner<'a> {
             });
         }
         let redacted = ev.redacted_body();
-        let section = |name: &str| get_path(&redacted, &["properties", name]).cloned().unwrap_or(Value::Null);
+        let section = |name: &str| {
+            get_path(&redacted, &["properties", name])
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         let mut os_profile = section("osProfile");
         if let Value::Object(m) = &mut os_profile {
             for (k, v) in m.iter_mut() {
-                if ["adminpassword", "customdata"].contains(&k.to_ascii_lowercase().as_str()) && !v.is_null() {
+                if ["adminpassword", "customdata"].contains(&k.to_ascii_lowercase().as_str())
+                    && !v.is_null()
+                {
                     *v = Value::String("***".into());
                 }
             }
@@ -1226,14 +1425,19 @@ impl<'a> Planner<'a> {
         };
         Ok(Some(BgpSettings {
             asn,
-            bgp_peering_address: b.string(&format!("{path}.bgpPeeringAddress"))?.map(str::to_string),
+            bgp_peering_address: b
+                .string(&format!("{path}.bgpPeeringAddress"))?
+                .map(str::to_string),
             peer_weight: b.integer(&format!("{path}.peerWeight"))?,
         }))
     }
 
     fn vnet_gateway(&mut self, meta: ResourceMeta, b: &Body) -> Result<Resource, SiteError> {
         let kind = self.kind;
-        let gateway_type = b.string("properties.gatewayType")?.unwrap_or("Vpn").to_string();
+        let gateway_type = b
+            .string("properties.gatewayType")?
+            .unwrap_or("Vpn")
+            .to_string();
         if !["Vpn", "ExpressRoute", "LocalGateway"]
             .iter()
             .any(|t| t.eq_ignore_ascii_case(&gateway_type))
@@ -1257,7 +1461,10 @@ impl<'a> Planner<'a> {
         if kind.gateway_skus.is_empty() {
             return Err(unsupported(
                 b.at("type"),
-                format!("a {} site ({}) has no virtual network gateways", kind.name, kind.description),
+                format!(
+                    "a {} site ({}) has no virtual network gateways",
+                    kind.name, kind.description
+                ),
             ));
         }
         let mut meta = meta;
@@ -1276,7 +1483,11 @@ impl<'a> Planner<'a> {
                 format!(
                     "gateway SKU {sku_name:?} does not exist on a {} site (available: {})",
                     kind.name,
-                    kind.gateway_skus.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    kind.gateway_skus
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?;
@@ -1293,7 +1504,10 @@ impl<'a> Planner<'a> {
             if !sku.policy_based {
                 return Err(unsupported(
                     b.at("properties.vpnType"),
-                    format!("policy-based VPN gateways need the Basic SKU, not {}", sku.name),
+                    format!(
+                        "policy-based VPN gateways need the Basic SKU, not {}",
+                        sku.name
+                    ),
                 ));
             }
         }
@@ -1302,7 +1516,10 @@ impl<'a> Planner<'a> {
             if !kind.features.active_active {
                 return Err(unsupported(
                     b.at("properties.activeActive"),
-                    format!("active-active gateways are not supported on a {} site", kind.name),
+                    format!(
+                        "active-active gateways are not supported on a {} site",
+                        kind.name
+                    ),
                 ));
             }
             if !sku.active_active {
@@ -1332,7 +1549,10 @@ impl<'a> Planner<'a> {
             if !kind.features.bgp || !sku.bgp {
                 return Err(unsupported(
                     b.at("properties.enableBgp"),
-                    format!("BGP is not available with the {} SKU on a {} site", sku.name, kind.name),
+                    format!(
+                        "BGP is not available with the {} SKU on a {} site",
+                        sku.name, kind.name
+                    ),
                 ));
             }
             if vpn_type == VpnType::PolicyBased {
@@ -1354,7 +1574,11 @@ impl<'a> Planner<'a> {
                 b.at("properties.ipConfigurations"),
                 format!(
                     "{} gateway needs exactly {want} ipConfiguration{}, got {}",
-                    if active_active { "an active-active" } else { "a" },
+                    if active_active {
+                        "an active-active"
+                    } else {
+                        "a"
+                    },
                     if want == 1 { "" } else { "s" },
                     cfgs.len()
                 ),
@@ -1402,9 +1626,9 @@ impl<'a> Planner<'a> {
                 Resource::VirtualNetworkGateway(g)
                     if !same_id(&g.meta.id, &meta.id)
                         && g.gateway_type.eq_ignore_ascii_case(&gateway_type)
-                        && g.ip_configurations
-                            .iter()
-                            .any(|c| split_subnet_id(&c.subnet).is_some_and(|(v, _)| same_id(v, &vnet_id))) =>
+                        && g.ip_configurations.iter().any(|c| {
+                            split_subnet_id(&c.subnet).is_some_and(|(v, _)| same_id(v, &vnet_id))
+                        }) =>
                 {
                     Some(g.meta.name.clone())
                 }
@@ -1417,20 +1641,34 @@ impl<'a> Planner<'a> {
                 ));
             }
             let pip_at = cb.at("properties.publicIPAddress.id");
-            let pip = cb
-                .id_ref("properties.publicIPAddress")?
-                .ok_or_else(|| invalid(cb.at("properties.publicIPAddress"), "is required: a VPN gateway needs a public IP"))?;
+            let pip = cb.id_ref("properties.publicIPAddress")?.ok_or_else(|| {
+                invalid(
+                    cb.at("properties.publicIPAddress"),
+                    "is required: a VPN gateway needs a public IP",
+                )
+            })?;
             match self.require(pip, "Microsoft.Network/publicIPAddresses", pip_at.clone())? {
-                Resource::PublicIpAddress(p) if p.sku == PublicIpSku::Standard && sku.name.eq_ignore_ascii_case("Basic") => {
-                    return Err(unsupported(pip_at, "the Basic gateway SKU needs a Basic public IP address"));
+                Resource::PublicIpAddress(p)
+                    if p.sku == PublicIpSku::Standard && sku.name.eq_ignore_ascii_case("Basic") =>
+                {
+                    return Err(unsupported(
+                        pip_at,
+                        "the Basic gateway SKU needs a Basic public IP address",
+                    ));
                 }
                 _ => {}
             }
             if let Some(holder) = self.public_ip_holder(pip, &meta.id) {
-                return Err(invalid(pip_at, format!("public IP {pip} is already attached to {holder}")));
+                return Err(invalid(
+                    pip_at,
+                    format!("public IP {pip} is already attached to {holder}"),
+                ));
             }
             if out.iter().any(|c| same_id(&c.public_ip_address, pip)) {
-                return Err(invalid(pip_at, "each gateway instance needs its own public IP"));
+                return Err(invalid(
+                    pip_at,
+                    "each gateway instance needs its own public IP",
+                ));
             }
             let mut used = self.used_in_subnet(&subnet_id, &meta.id);
             used.extend(out.iter().map(|c| c.private_ip_address));
@@ -1438,19 +1676,20 @@ impl<'a> Planner<'a> {
             let previous = old
                 .as_ref()
                 .and_then(|o| {
-                    o.ip_configurations
-                        .iter()
-                        .find(|c| c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id))
+                    o.ip_configurations.iter().find(|c| {
+                        c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)
+                    })
                 })
                 .map(|c| c.private_ip_address)
                 .filter(|a| ipam::check_static(prefix, *a, &used).is_ok());
-            let private_ip_address =
-                previous
-                    .or_else(|| ipam::first_free_in_subnet(prefix, &used))
-                    .ok_or_else(|| SiteError::PoolExhausted {
-                        at: at_subnet.clone(),
-                        problem: format!("GatewaySubnet {prefix} has no free address left for the gateway instance"),
-                    })?;
+            let private_ip_address = previous
+                .or_else(|| ipam::first_free_in_subnet(prefix, &used))
+                .ok_or_else(|| SiteError::PoolExhausted {
+                    at: at_subnet.clone(),
+                    problem: format!(
+                        "GatewaySubnet {prefix} has no free address left for the gateway instance"
+                    ),
+                })?;
             out.push(GatewayIpConfiguration {
                 name,
                 subnet: subnet_id,
@@ -1468,9 +1707,14 @@ impl<'a> Planner<'a> {
                 ),
             });
         }
-        let vpn_gateway_generation = b.string("properties.vpnGatewayGeneration")?.map(str::to_string);
+        let vpn_gateway_generation = b
+            .string("properties.vpnGatewayGeneration")?
+            .map(str::to_string);
         if !gateway_type.eq_ignore_ascii_case("Vpn") {
-            let note = format!("{}: {gateway_type} gateways are recorded, not realized", meta.name);
+            let note = format!(
+                "{}: {gateway_type} gateways are recorded, not realized",
+                meta.name
+            );
             meta.notes.push(note.clone());
             self.notes.push(note);
         }
@@ -1494,8 +1738,10 @@ impl<'a> Planner<'a> {
             .filter(|r| !same_id(r.id(), exclude))
             .filter(|r| match r {
                 Resource::Connection(c) => {
-                    matches!(c.connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet)
-                        && same_id(&c.virtual_network_gateway1, gateway_id)
+                    matches!(
+                        c.connection_type,
+                        ConnectionType::IPsec | ConnectionType::Vnet2Vnet
+                    ) && same_id(&c.virtual_network_gateway1, gateway_id)
                 }
                 _ => false,
             })
@@ -1513,16 +1759,29 @@ impl<'a> Planner<'a> {
             Some(s) => Some(parse_addr(s, b.at("properties.gatewayIpAddress"))?),
             None => None,
         };
-        let fqdn = b.string("properties.fqdn")?.filter(|s| !s.is_empty()).map(str::to_string);
+        let fqdn = b
+            .string("properties.fqdn")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         if gateway_ip_address.is_none() && fqdn.is_none() {
-            return Err(invalid(b.at("properties.gatewayIpAddress"), "is required (or fqdn)"));
+            return Err(invalid(
+                b.at("properties.gatewayIpAddress"),
+                "is required (or fqdn)",
+            ));
         }
         let mut prefixes: Vec<Ipv4Net> = Vec::new();
-        for (i, v) in b.array("properties.localNetworkAddressSpace.addressPrefixes")?.iter().enumerate() {
+        for (i, v) in b
+            .array("properties.localNetworkAddressSpace.addressPrefixes")?
+            .iter()
+            .enumerate()
+        {
             let path = format!("properties.localNetworkAddressSpace.addressPrefixes[{i}]");
-            let s = v
-                .as_str()
-                .ok_or_else(|| invalid(b.at(&path), format!("expected a string, got {}", type_name(v))))?;
+            let s = v.as_str().ok_or_else(|| {
+                invalid(
+                    b.at(&path),
+                    format!("expected a string, got {}", type_name(v)),
+                )
+            })?;
             let net = parse_prefix(s, b.at(&path))?;
             if let Some(o) = prefixes.iter().find(|o| overlaps(**o, net)) {
                 return Err(SiteError::AddressConflict {
@@ -1557,12 +1816,12 @@ impl<'a> Planner<'a> {
             "vnet2vnet" => ConnectionType::Vnet2Vnet,
             "expressroute" => ConnectionType::ExpressRoute,
             "vpnclient" => ConnectionType::VPNClient,
-            _ => {
-                return Err(invalid(
-                    b.at(ct_path),
-                    format!("{ct:?} is not a connection type (IPsec, Vnet2Vnet, ExpressRoute, VPNClient)"),
-                ))
-            }
+            _ => return Err(invalid(
+                b.at(ct_path),
+                format!(
+                    "{ct:?} is not a connection type (IPsec, Vnet2Vnet, ExpressRoute, VPNClient)"
+                ),
+            )),
         };
         if connection_type == ConnectionType::Vnet2Vnet && !kind.features.vnet2vnet {
             return Err(unsupported(
@@ -1596,7 +1855,12 @@ impl<'a> Planner<'a> {
                 remote_at = b.at("properties.localNetworkGateway2.id");
                 let l = b
                     .id_ref("properties.localNetworkGateway2")?
-                    .ok_or_else(|| invalid(b.at("properties.localNetworkGateway2"), "is required for an IPsec connection"))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            b.at("properties.localNetworkGateway2"),
+                            "is required for an IPsec connection",
+                        )
+                    })?;
                 remote_prefixes = if self.find(l).is_none() && self.is_elsewhere(l) {
                     Vec::new()
                 } else {
@@ -1612,9 +1876,17 @@ impl<'a> Planner<'a> {
                 remote_at = b.at("properties.virtualNetworkGateway2.id");
                 let g = b
                     .id_ref("properties.virtualNetworkGateway2")?
-                    .ok_or_else(|| invalid(b.at("properties.virtualNetworkGateway2"), "is required for a Vnet2Vnet connection"))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            b.at("properties.virtualNetworkGateway2"),
+                            "is required for a Vnet2Vnet connection",
+                        )
+                    })?;
                 if same_id(g, &gw1) {
-                    return Err(invalid(remote_at, "a connection cannot connect a gateway to itself"));
+                    return Err(invalid(
+                        remote_at,
+                        "a connection cannot connect a gateway to itself",
+                    ));
                 }
                 remote_prefixes = if self.find(g).is_none() && self.is_elsewhere(g) {
                     Vec::new()
@@ -1647,7 +1919,10 @@ impl<'a> Planner<'a> {
         let shared_key = match b.value("properties.sharedKey") {
             None => None,
             Some(Value::String(s)) => {
-                if s.is_empty() || s.len() > 128 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                if s.is_empty()
+                    || s.len() > 128
+                    || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+                {
                     return Err(invalid(
                         b.at("properties.sharedKey"),
                         "must be 1–128 printable ASCII characters (value not shown)",
@@ -1658,11 +1933,19 @@ impl<'a> Planner<'a> {
             Some(other) => {
                 return Err(invalid(
                     b.at("properties.sharedKey"),
-                    format!("expected a string, got {} (value not shown)", type_name(other)),
+                    format!(
+                        "expected a string, got {} (value not shown)",
+                        type_name(other)
+                    ),
                 ))
             }
         };
-        if shared_key.is_none() && matches!(connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet) {
+        if shared_key.is_none()
+            && matches!(
+                connection_type,
+                ConnectionType::IPsec | ConnectionType::Vnet2Vnet
+            )
+        {
             return Err(invalid(
                 b.at("properties.sharedKey"),
                 "is required: hybridnet does not generate keys",
@@ -1677,15 +1960,27 @@ impl<'a> Planner<'a> {
             Some(s) if policy_based && s.eq_ignore_ascii_case("IKEv2") => {
                 return Err(unsupported(
                     b.at(cp_path),
-                    format!("gateway '{}' is policy-based, which speaks IKEv1 only", g1.meta.name),
+                    format!(
+                        "gateway '{}' is policy-based, which speaks IKEv1 only",
+                        g1.meta.name
+                    ),
                 ))
             }
             Some(s) if s.eq_ignore_ascii_case("IKEv2") => ConnectionProtocol::IKEv2,
             Some(s) if s.eq_ignore_ascii_case("IKEv1") => ConnectionProtocol::IKEv1,
-            Some(s) => return Err(invalid(b.at(cp_path), format!("{s:?} is not IKEv2 or IKEv1"))),
+            Some(s) => {
+                return Err(invalid(
+                    b.at(cp_path),
+                    format!("{s:?} is not IKEv2 or IKEv1"),
+                ))
+            }
         };
         let cp_name = format!("{connection_protocol:?}");
-        if !kind.connection_protocols.iter().any(|p| p.eq_ignore_ascii_case(&cp_name)) {
+        if !kind
+            .connection_protocols
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&cp_name))
+        {
             return Err(unsupported(
                 b.at(cp_path),
                 format!(
@@ -1698,7 +1993,12 @@ impl<'a> Planner<'a> {
         let dpd_path = "properties.dpdTimeoutSeconds";
         let dpd_timeout_seconds = match b.integer(dpd_path)? {
             None | Some(0) => kind.dpd.default_timeout_secs,
-            Some(v) if v >= i64::from(kind.dpd.min_timeout_secs) && v <= i64::from(kind.dpd.max_timeout_secs) => v as u32,
+            Some(v)
+                if v >= i64::from(kind.dpd.min_timeout_secs)
+                    && v <= i64::from(kind.dpd.max_timeout_secs) =>
+            {
+                v as u32
+            }
             Some(v) => {
                 return Err(invalid(
                     b.at(dpd_path),
@@ -1737,14 +2037,19 @@ impl<'a> Planner<'a> {
             }
         }
         for (i, v) in policies.iter().enumerate() {
-            ipsec_policies.push(parse_ipsec_policy(&b.sub(v, &format!("properties.ipsecPolicies[{i}]")))?);
+            ipsec_policies.push(parse_ipsec_policy(
+                &b.sub(v, &format!("properties.ipsecPolicies[{i}]")),
+            )?);
         }
         let pbts_path = "properties.usePolicyBasedTrafficSelectors";
         let use_policy_based_traffic_selectors = b.boolean(pbts_path)?.unwrap_or(false);
         if use_policy_based_traffic_selectors && !kind.features.policy_based_traffic_selectors {
             return Err(unsupported(
                 b.at(pbts_path),
-                format!("usePolicyBasedTrafficSelectors is not supported on a {} site", kind.name),
+                format!(
+                    "usePolicyBasedTrafficSelectors is not supported on a {} site",
+                    kind.name
+                ),
             ));
         }
         let enable_bgp = b.boolean("properties.enableBgp")?.unwrap_or(false);
@@ -1754,7 +2059,10 @@ impl<'a> Planner<'a> {
                 format!("gateway '{}' does not have BGP enabled", g1.meta.name),
             ));
         }
-        if matches!(connection_type, ConnectionType::IPsec | ConnectionType::Vnet2Vnet) {
+        if matches!(
+            connection_type,
+            ConnectionType::IPsec | ConnectionType::Vnet2Vnet
+        ) {
             if let Some(sku) = sku {
                 let n = self.tunnels_of(&gw1, &meta.id) + 1;
                 if policy_based && n > 1 {
@@ -1795,9 +2103,19 @@ impl<'a> Planner<'a> {
 }
 
 fn parse_ipsec_policy(b: &Body) -> Result<IpsecPolicy, SiteError> {
-    fn field<T>(b: &Body, name: &str, parse: fn(&str) -> Option<T>, all: &[&str]) -> Result<T, SiteError> {
+    fn field<T>(
+        b: &Body,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        all: &[&str],
+    ) -> Result<T, SiteError> {
         let s = b.required_string(name)?;
-        parse(s).ok_or_else(|| invalid(b.at(name), format!("{s:?} is not one of {}", all.join(", "))))
+        parse(s).ok_or_else(|| {
+            invalid(
+                b.at(name),
+                format!("{s:?} is not one of {}", all.join(", ")),
+            )
+        })
     }
     let life = b
         .integer("saLifeTimeSeconds")?
@@ -1823,12 +2141,28 @@ fn parse_ipsec_policy(b: &Body) -> Result<IpsecPolicy, SiteError> {
         ike_encryption: field(b, "ikeEncryption", IkeEncryption::parse, IkeEncryption::ALL)?,
         ike_integrity: field(b, "ikeIntegrity", IkeIntegrity::parse, IkeIntegrity::ALL)?,
         dh_group: field(b, "dhGroup", DhGroup::parse, DhGroup::ALL)?,
-        ipsec_encryption: field(b, "ipsecEncryption", IpsecEncryption::parse, IpsecEncryption::ALL)?,
-        ipsec_integrity: field(b, "ipsecIntegrity", IpsecIntegrity::parse, IpsecIntegrity::ALL)?,
+        ipsec_encryption: field(
+            b,
+            "ipsecEncryption",
+            IpsecEncryption::parse,
+            IpsecEncryption::ALL,
+        )?,
+        ipsec_integrity: field(
+            b,
+            "ipsecIntegrity",
+            IpsecIntegrity::parse,
+            IpsecIntegrity::ALL,
+        )?,
         pfs_group: field(b, "pfsGroup", PfsGroup::parse, PfsGroup::ALL)?,
     };
-    let ike_gcm = matches!(p.ike_encryption, IkeEncryption::GcmAes128 | IkeEncryption::GcmAes256);
-    let ike_integ_gcm = matches!(p.ike_integrity, IkeIntegrity::GcmAes128 | IkeIntegrity::GcmAes256);
+    let ike_gcm = matches!(
+        p.ike_encryption,
+        IkeEncryption::GcmAes128 | IkeEncryption::GcmAes256
+    );
+    let ike_integ_gcm = matches!(
+        p.ike_integrity,
+        IkeIntegrity::GcmAes128 | IkeIntegrity::GcmAes256
+    );
     if (ike_gcm || ike_integ_gcm) && p.ike_encryption.as_str() != p.ike_integrity.as_str() {
         return Err(invalid(
             b.at("ikeIntegrity"),
@@ -1858,7 +2192,10 @@ fn parse_ipsec_policy(b: &Body) -> Result<IpsecPolicy, SiteError> {
         ));
     }
     if p.dh_group == DhGroup::None {
-        return Err(invalid(b.at("dhGroup"), "None: an IKEv2 SA needs a Diffie-Hellman group"));
+        return Err(invalid(
+            b.at("dhGroup"),
+            "None: an IKEv2 SA needs a Diffie-Hellman group",
+        ));
     }
     Ok(p)
 }

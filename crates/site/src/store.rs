@@ -65,8 +65,14 @@ impl Store {
     pub fn open(path: &Path, create: bool) -> Result<Store, SiteError> {
         if !create && !path.exists() {
             return Err(SiteError::NoSuchSite {
-                name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-                dir: path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+                name: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                dir: path
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
             });
         }
         if create && !path.exists() {
@@ -86,7 +92,9 @@ impl Store {
         let db = loop {
             match Database::create(path) {
                 Ok(db) => break db,
-                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => thread::sleep(Duration::from_millis(50)),
+                Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
+                    thread::sleep(Duration::from_millis(50))
+                }
                 Err(e) => return Err(SiteError::store(path, e)),
             }
         };
@@ -108,7 +116,11 @@ impl Store {
         SiteError::store(&self.path, e)
     }
 
-    fn decode<T: for<'de> Deserialize<'de>>(&self, what: &str, bytes: &[u8]) -> Result<T, SiteError> {
+    fn decode<T: for<'de> Deserialize<'de>>(
+        &self,
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<T, SiteError> {
         serde_json::from_slice(bytes).map_err(|e| self.err(format!("corrupt {what} record: {e}")))
     }
 
@@ -132,7 +144,8 @@ impl Store {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = tx.open_table(META).map_err(|e| self.err(e))?;
-            t.insert(INFO_KEY, bytes.as_slice()).map_err(|e| self.err(e))?;
+            t.insert(INFO_KEY, bytes.as_slice())
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -154,7 +167,8 @@ impl Store {
             let mut r: Resource = self.decode("resource", v.value())?;
             if let Resource::Connection(c) = &mut r {
                 if let Some(s) = secrets.get(k.value()).map_err(|e| self.err(e))? {
-                    let key = String::from_utf8(s.value().to_vec()).map_err(|_| self.err("corrupt secret record"))?;
+                    let key = String::from_utf8(s.value().to_vec())
+                        .map_err(|_| self.err("corrupt secret record"))?;
                     c.shared_key = Some(SharedKey::new(key));
                 }
             }
@@ -196,17 +210,20 @@ impl Store {
                 });
             }
             let next = self.encode(&(current + 1))?;
-            meta.insert(GENERATION_KEY, next.as_slice()).map_err(|e| self.err(e))?;
+            meta.insert(GENERATION_KEY, next.as_slice())
+                .map_err(|e| self.err(e))?;
             let mut res = tx.open_table(RESOURCES).map_err(|e| self.err(e))?;
             let mut sec = tx.open_table(SECRETS).map_err(|e| self.err(e))?;
             for r in c.writes {
                 let k = key(r.id());
                 let bytes = self.encode(r)?;
-                res.insert(k.as_str(), bytes.as_slice()).map_err(|e| self.err(e))?;
+                res.insert(k.as_str(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
                 match r {
                     Resource::Connection(conn) => match &conn.shared_key {
                         Some(s) => {
-                            sec.insert(k.as_str(), s.expose().as_bytes()).map_err(|e| self.err(e))?;
+                            sec.insert(k.as_str(), s.expose().as_bytes())
+                                .map_err(|e| self.err(e))?;
                         }
                         None => {
                             sec.remove(k.as_str()).map_err(|e| self.err(e))?;
@@ -245,7 +262,8 @@ impl Store {
                 });
             }
             let next = self.encode(&(current + 1))?;
-            meta.insert(GENERATION_KEY, next.as_slice()).map_err(|e| self.err(e))?;
+            meta.insert(GENERATION_KEY, next.as_slice())
+                .map_err(|e| self.err(e))?;
             let k = key(id);
             let mut res = tx.open_table(RESOURCES).map_err(|e| self.err(e))?;
             if res.remove(k.as_str()).map_err(|e| self.err(e))?.is_none() {
@@ -263,7 +281,8 @@ impl Store {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut dep = tx.open_table(DEPLOYMENTS).map_err(|e| self.err(e))?;
-            dep.insert(key(&d.name).as_str(), bytes.as_slice()).map_err(|e| self.err(e))?;
+            dep.insert(key(&d.name).as_str(), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -280,7 +299,8 @@ impl Store {
             };
             r.meta_mut().provisioning_state = state;
             let bytes = self.encode(&r)?;
-            res.insert(k.as_str(), bytes.as_slice()).map_err(|e| self.err(e))?;
+            res.insert(k.as_str(), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

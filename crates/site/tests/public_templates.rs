@@ -18,7 +18,10 @@ fn site_to_site_vpn_create_on_azure() {
     let rec = deploy(
         &mut t.site,
         &read("site-to-site-vpn-create/azuredeploy.json"),
-        params(Some("site-to-site-vpn-create/azuredeploy.parameters.json"), json!({})),
+        params(
+            Some("site-to-site-vpn-create/azuredeploy.parameters.json"),
+            json!({}),
+        ),
         "s2s",
     )
     .unwrap();
@@ -34,7 +37,10 @@ fn site_to_site_vpn_create_on_azure() {
     };
     assert_eq!(v.address_space, vec!["10.3.0.0/16".parse().unwrap()]);
     assert_eq!(v.subnets.len(), 2);
-    assert_eq!(v.gateway_subnet().unwrap().address_prefix.to_string(), "10.3.200.0/29");
+    assert_eq!(
+        v.gateway_subnet().unwrap().address_prefix.to_string(),
+        "10.3.200.0/29"
+    );
     assert_eq!(v.meta.provisioning_state, ProvisioningState::Updating);
     let Resource::PublicIpAddress(p) = find(&rs, "azureGatewayIP") else {
         panic!()
@@ -44,25 +50,39 @@ fn site_to_site_vpn_create_on_azure() {
         panic!()
     };
     assert!(pending(find(&rs, "azureGateway")));
-    assert_eq!(g.ip_configurations[0].private_ip_address.to_string(), "10.3.200.4");
+    assert_eq!(
+        g.ip_configurations[0].private_ip_address.to_string(),
+        "10.3.200.4"
+    );
     assert_eq!(g.sku, "Basic");
     let Resource::LocalNetworkGateway(l) = find(&rs, "localGateway") else {
         panic!()
     };
     assert_eq!(l.address_prefixes.len(), 2);
-    assert_eq!(*find(&rs, "localGateway").provisioning_state(), ProvisioningState::Succeeded);
+    assert_eq!(
+        *find(&rs, "localGateway").provisioning_state(),
+        ProvisioningState::Succeeded
+    );
     let c = find(&rs, "Azure2Other");
     assert!(pending(c));
-    let Resource::Connection(conn) = c else { panic!() };
+    let Resource::Connection(conn) = c else {
+        panic!()
+    };
     assert_eq!(conn.shared_key.as_ref().unwrap().expose(), "GEN-UNIQUE");
     assert_eq!(conn.dpd_timeout_seconds, 45);
     let policy = conn.effective_policy(t.site.kind());
     assert!(!policy.custom);
     assert_eq!(policy.ike_proposals[0], "aes256-sha1-modp1024");
     let shown = c.arm_json().to_string();
-    assert!(!shown.contains("GEN-UNIQUE"), "sharedKey must not be in arm_json: {shown}");
+    assert!(
+        !shown.contains("GEN-UNIQUE"),
+        "sharedKey must not be in arm_json: {shown}"
+    );
     assert!(!format!("{c:?}").contains("GEN-UNIQUE"));
-    assert_eq!(c.arm_json()["properties"]["provisioningState"], json!("Pending"));
+    assert_eq!(
+        c.arm_json()["properties"]["provisioningState"],
+        json!("Pending")
+    );
 }
 
 #[test]
@@ -72,7 +92,11 @@ fn vnet_to_vnet_on_azure() {
     // The published parameter file names both public IPs GEN-UNIQUE: one resource declared twice.
     let e = t
         .site
-        .plan(&tpl, params(Some("vnet-to-vnet/azuredeploy.parameters.json"), json!({})), "v2v")
+        .plan(
+            &tpl,
+            params(Some("vnet-to-vnet/azuredeploy.parameters.json"), json!({})),
+            "v2v",
+        )
         .unwrap_err();
     assert!(matches!(e, SiteError::Template(_)), "{e}");
     assert!(e.to_string().contains("defined multiple times"), "{e}");
@@ -96,11 +120,20 @@ fn vnet_to_vnet_on_azure() {
     let Resource::VirtualNetworkGateway(g1) = find(&rs, "Vnet1Gw") else {
         panic!()
     };
-    assert_eq!(g1.ip_configurations[0].private_ip_address.to_string(), "192.168.100.20");
-    assert!(g1.meta.notes.iter().any(|n| n.contains("Basic assumed")), "{:?}", g1.meta.notes);
+    assert_eq!(
+        g1.ip_configurations[0].private_ip_address.to_string(),
+        "192.168.100.20"
+    );
+    assert!(
+        g1.meta.notes.iter().any(|n| n.contains("Basic assumed")),
+        "{:?}",
+        g1.meta.notes
+    );
     for c in ["Vnet1Connection", "Vnet2Connection"] {
         assert!(pending(find(&rs, c)), "{c}");
-        let Resource::Connection(conn) = find(&rs, c) else { panic!() };
+        let Resource::Connection(conn) = find(&rs, c) else {
+            panic!()
+        };
         assert_eq!(conn.connection_type, site::ConnectionType::Vnet2Vnet);
         assert_eq!(conn.routing_weight, 3);
     }
@@ -127,10 +160,15 @@ fn azs_templates_on_azure() {
         .unwrap();
     assert!(matches!(nsg, Resource::Other(_)));
     assert!(pending(nsg));
-    assert!(first.notes.iter().any(|n| n.contains("not modelled")), "{:?}", first.notes);
-    let gw_subnet = t
-        .site
-        .resource_id("Microsoft.Network/virtualNetworks/subnets", "AzureVirtualNetwork/GatewaySubnet");
+    assert!(
+        first.notes.iter().any(|n| n.contains("not modelled")),
+        "{:?}",
+        first.notes
+    );
+    let gw_subnet = t.site.resource_id(
+        "Microsoft.Network/virtualNetworks/subnets",
+        "AzureVirtualNetwork/GatewaySubnet",
+    );
     let second = deploy(
         &mut t.site,
         &read("azs-sqlhadr-s2s-nested/Site2SiteVpnHa.json"),
@@ -179,14 +217,19 @@ fn azs_templates_in_sequence_on_azure_stack_hub() {
         v.meta.api_version, "2017-10-01",
         "apiProfile 2018-03-01-hybrid maps Microsoft.Network to 2017-10-01"
     );
-    assert!(v.meta.notes.iter().any(|n| n.contains("recommended /28")), "{:?}", v.meta.notes);
+    assert!(
+        v.meta.notes.iter().any(|n| n.contains("recommended /28")),
+        "{:?}",
+        v.meta.notes
+    );
 
     // The second template uses the first's outputs and its existing VNet.
     let o = &first.outputs;
     let vnet = o["virtualnetworkname"].as_str().unwrap();
-    let gw_subnet = t
-        .site
-        .resource_id("Microsoft.Network/virtualNetworks/subnets", &format!("{vnet}/GatewaySubnet"));
+    let gw_subnet = t.site.resource_id(
+        "Microsoft.Network/virtualNetworks/subnets",
+        &format!("{vnet}/GatewaySubnet"),
+    );
     let second = deploy(
         &mut t.site,
         &read("azs-sqlhadr-s2s-nested/Site2SiteVpnHa.json"),
@@ -206,7 +249,10 @@ fn azs_templates_in_sequence_on_azure_stack_hub() {
     let Resource::VirtualNetworkGateway(g) = find(&rs, "azureGateway") else {
         panic!()
     };
-    assert_eq!(g.sku, "Standard", "the second deployment updated the gateway");
+    assert_eq!(
+        g.sku, "Standard",
+        "the second deployment updated the gateway"
+    );
     assert_eq!(g.meta.api_version, "2015-06-15");
     assert_eq!(
         g.ip_configurations[0].private_ip_address.to_string(),
@@ -217,7 +263,9 @@ fn azs_templates_in_sequence_on_azure_stack_hub() {
         panic!()
     };
     assert_eq!(p.ip_address.to_string(), "192.0.2.1");
-    let Resource::Connection(c) = find(&rs, "DR-to-HA") else { panic!() };
+    let Resource::Connection(c) = find(&rs, "DR-to-HA") else {
+        panic!()
+    };
     let policy = c.effective_policy(t.site.kind());
     assert_eq!(policy.ike_proposals, vec!["aes256-sha384-ecp384"]);
     assert_eq!(policy.esp_initiator_proposals, vec!["aes256gcm16-ecp384"]);
@@ -239,7 +287,10 @@ fn azs_templates_in_sequence_on_azure_stack_hub() {
         )
         .unwrap();
     assert!(
-        again.changes.iter().all(|c| c.action == ChangeAction::NoChange),
+        again
+            .changes
+            .iter()
+            .all(|c| c.action == ChangeAction::NoChange),
         "{:?}",
         again.changes
     );
@@ -252,7 +303,10 @@ fn api_version_2020_rejected_on_azure_stack_hub() {
         .site
         .plan(
             &read("site-to-site-vpn-create/azuredeploy.json"),
-            params(Some("site-to-site-vpn-create/azuredeploy.parameters.json"), json!({})),
+            params(
+                Some("site-to-site-vpn-create/azuredeploy.parameters.json"),
+                json!({}),
+            ),
             "s2s",
         )
         .unwrap_err();
@@ -284,7 +338,14 @@ fn vnet_to_vnet_across_two_sites_by_location() {
         &opts("North Europe"),
     )
     .unwrap();
-    let mut b = site::Site::create_with(dir.path(), "east", "azure", "198.51.100.0/28".parse().unwrap(), &opts("East US")).unwrap();
+    let mut b = site::Site::create_with(
+        dir.path(),
+        "east",
+        "azure",
+        "198.51.100.0/28".parse().unwrap(),
+        &opts("East US"),
+    )
+    .unwrap();
     let tpl = read("vnet-to-vnet/azuredeploy.json");
     let p = params(
         Some("vnet-to-vnet/azuredeploy.parameters.json"),
@@ -295,9 +356,15 @@ fn vnet_to_vnet_across_two_sites_by_location() {
         ..Default::default()
     };
 
-    let plan_a = a.plan_with(&tpl, p.clone(), "v2v", &only("northeurope")).unwrap();
+    let plan_a = a
+        .plan_with(&tpl, p.clone(), "v2v", &only("northeurope"))
+        .unwrap();
     assert_eq!(
-        plan_a.resources.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        plan_a
+            .resources
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>(),
         ["Vnet1", "gw1-pip", "Vnet1Gw", "Vnet1Connection"]
     );
     assert!(
@@ -334,7 +401,11 @@ fn vnet_to_vnet_across_two_sites_by_location() {
     let Resource::PublicIpAddress(p2) = find(&rs_b, "gw2-pip") else {
         panic!()
     };
-    assert_eq!(p2.ip_address.to_string(), "198.51.100.1", "allocated from the east site's prefix");
+    assert_eq!(
+        p2.ip_address.to_string(),
+        "198.51.100.1",
+        "allocated from the east site's prefix"
+    );
 
     // Re-deploying on the first site, now seeing the second, changes nothing.
     let again = a
@@ -349,7 +420,10 @@ fn vnet_to_vnet_across_two_sites_by_location() {
         )
         .unwrap();
     assert!(
-        again.changes.iter().all(|c| c.action == ChangeAction::NoChange),
+        again
+            .changes
+            .iter()
+            .all(|c| c.action == ChangeAction::NoChange),
         "{:?}",
         again.changes
     );

@@ -20,7 +20,10 @@ fn base() -> Value {
         vnet(
             "vnet1",
             &["10.1.0.0/16"],
-            &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]
+            &[
+                ("default", "10.1.1.0/24"),
+                ("GatewaySubnet", "10.1.255.0/27")
+            ]
         ),
         pip("p1"),
         pip("p2"),
@@ -36,8 +39,13 @@ fn base() -> Value {
 /// Paths (as JSON pointers) of every leaf below each resource's properties / sku.
 fn leaves(v: &Value, at: String, out: &mut Vec<String>) {
     match v {
-        Value::Object(m) => m.iter().for_each(|(k, x)| leaves(x, format!("{at}/{k}"), out)),
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{at}/{i}"), out)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| leaves(x, format!("{at}/{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| leaves(x, format!("{at}/{i}"), out)),
         _ => out.push(at),
     }
 }

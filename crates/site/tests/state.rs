@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use site::{ChangeAction, DeploymentMode, DeploymentState, ProvisioningState, Resource, Site, SiteError};
+use site::{
+    ChangeAction, DeploymentMode, DeploymentState, ProvisioningState, Resource, Site, SiteError,
+};
 
 fn network() -> Value {
     json!([
@@ -55,23 +57,40 @@ fn nic_ip(rs: &[Resource], name: &str) -> String {
 #[test]
 fn addresses_outputs_and_idempotent_reapply() {
     let mut t = site("azure", "203.0.113.0/24");
-    let rec = deploy(&mut t.site, &with_outputs(network()), Default::default(), "net").unwrap();
+    let rec = deploy(
+        &mut t.site,
+        &with_outputs(network()),
+        Default::default(),
+        "net",
+    )
+    .unwrap();
     assert_eq!(rec.outputs["publicIp"], json!("203.0.113.1"));
     assert_eq!(rec.outputs["nic2Ip"], json!("10.1.1.5"));
     let rs = t.site.resources().unwrap();
     assert_eq!(nic_ip(&rs, "nic1"), "10.1.1.4");
     assert_eq!(nic_ip(&rs, "nic2"), "10.1.1.5");
     assert_eq!(nic_ip(&rs, "nic3"), "10.1.2.50");
-    let Resource::VirtualMachine(vm) = find(&rs, "vm1") else { panic!() };
+    let Resource::VirtualMachine(vm) = find(&rs, "vm1") else {
+        panic!()
+    };
     assert_eq!(vm.os_profile["adminPassword"], json!("***"));
     assert_eq!(vm.hardware_profile["vmSize"], json!("Standard_B1s"));
 
     // Same deployment again: every resource NoChange, nothing rewritten, states kept.
-    let id = t.site.resource_id("Microsoft.Network/virtualNetworks", "vnet1");
-    t.site.set_provisioning_state(&id, ProvisioningState::Succeeded).unwrap();
-    let plan = t.site.plan(&with_outputs(network()), Default::default(), "net").unwrap();
+    let id = t
+        .site
+        .resource_id("Microsoft.Network/virtualNetworks", "vnet1");
+    t.site
+        .set_provisioning_state(&id, ProvisioningState::Succeeded)
+        .unwrap();
+    let plan = t
+        .site
+        .plan(&with_outputs(network()), Default::default(), "net")
+        .unwrap();
     assert!(
-        plan.changes.iter().all(|c| c.action == ChangeAction::NoChange),
+        plan.changes
+            .iter()
+            .all(|c| c.action == ChangeAction::NoChange),
         "{:?}",
         plan.changes
     );
@@ -94,8 +113,12 @@ fn addresses_outputs_and_idempotent_reapply() {
 fn changed_template_converges_and_keeps_nic_addresses() {
     let mut t = site("azure", "203.0.113.0/24");
     deploy(&mut t.site, &tpl(network()), Default::default(), "net").unwrap();
-    let id = t.site.resource_id("Microsoft.Network/networkInterfaces", "nic2");
-    t.site.set_provisioning_state(&id, ProvisioningState::Succeeded).unwrap();
+    let id = t
+        .site
+        .resource_id("Microsoft.Network/networkInterfaces", "nic2");
+    t.site
+        .set_provisioning_state(&id, ProvisioningState::Succeeded)
+        .unwrap();
 
     // New order: nic2 now comes first and a new nic4 is added; nic2 keeps 10.1.1.5, nic4 gets
     // the first free address; the VNet gets a fourth subnet.
@@ -114,7 +137,10 @@ fn changed_template_converges_and_keeps_nic_addresses() {
     let nic2 = arr.remove(3);
     arr.insert(1, nic2);
     arr.push(nic("nic4", "vnet1", "default", None));
-    let plan = t.site.plan(&tpl(changed), Default::default(), "net").unwrap();
+    let plan = t
+        .site
+        .plan(&tpl(changed), Default::default(), "net")
+        .unwrap();
     let action = |n: &str| plan.changes.iter().find(|c| c.name == n).unwrap().action;
     assert_eq!(action("vnet1"), ChangeAction::Update);
     assert_eq!(action("nic2"), ChangeAction::NoChange);
@@ -137,7 +163,11 @@ fn changed_template_converges_and_keeps_nic_addresses() {
     // Moving nic2 to another subnet gives it that subnet's first free address.
     let plan = t
         .site
-        .plan(&tpl(json!([nic("nic2", "vnet1", "extra", None)])), Default::default(), "move")
+        .plan(
+            &tpl(json!([nic("nic2", "vnet1", "extra", None)])),
+            Default::default(),
+            "move",
+        )
         .unwrap();
     t.site.apply(plan).unwrap();
     assert_eq!(nic_ip(&t.site.resources().unwrap(), "nic2"), "10.1.3.4");
@@ -153,7 +183,10 @@ fn subnet_in_use_cannot_be_removed_or_shrunk() {
             &tpl(json!([vnet(
                 "vnet1",
                 &["10.1.0.0/16"],
-                &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]
+                &[
+                    ("default", "10.1.1.0/24"),
+                    ("GatewaySubnet", "10.1.255.0/27")
+                ]
             )])),
             Default::default(),
             "x",
@@ -206,17 +239,28 @@ fn child_subnet_resources_merge_into_their_vnet() {
         panic!()
     };
     assert_eq!(
-        v.subnets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        v.subnets
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
         ["a", "GatewaySubnet"]
     );
     let e = t
         .site
-        .plan(&tpl(json!([sub("b", "10.2.0.0/24")])), Default::default(), "bad")
+        .plan(
+            &tpl(json!([sub("b", "10.2.0.0/24")])),
+            Default::default(),
+            "bad",
+        )
         .unwrap_err();
     assert_eq!(e.to_string(), "resources[0] (Microsoft.Network/virtualNetworks/subnets 'vnet1/b').properties.addressPrefix: 10.2.0.0/24 is outside the address space [10.1.0.0/16]");
     let e = t
         .site
-        .plan(&tpl(json!([sub("c", "10.1.1.128/25")])), Default::default(), "bad")
+        .plan(
+            &tpl(json!([sub("c", "10.1.1.128/25")])),
+            Default::default(),
+            "bad",
+        )
         .unwrap_err();
     assert_eq!(e.to_string(), "resources[0] (Microsoft.Network/virtualNetworks/subnets 'vnet1/c').properties.addressPrefix: 10.1.1.128/25 overlaps subnet 'a' (10.1.1.0/24)");
     // Re-deploying the same template (VNet without inline subnets + child subnets) keeps them.
@@ -233,7 +277,9 @@ fn child_subnet_resources_merge_into_their_vnet() {
         )
         .unwrap();
     assert!(
-        plan.changes.iter().all(|c| c.action == ChangeAction::NoChange),
+        plan.changes
+            .iter()
+            .all(|c| c.action == ChangeAction::NoChange),
         "{:?}",
         plan.changes
     );
@@ -266,11 +312,26 @@ fn incremental_keeps_and_complete_deletes() {
         "d",
     )
     .unwrap();
-    deploy(&mut t.site, &tpl(json!([pip("p1")])), Default::default(), "d").unwrap();
-    assert_eq!(t.site.resources().unwrap().len(), 3, "incremental mode deletes nothing");
+    deploy(
+        &mut t.site,
+        &tpl(json!([pip("p1")])),
+        Default::default(),
+        "d",
+    )
+    .unwrap();
+    assert_eq!(
+        t.site.resources().unwrap().len(),
+        3,
+        "incremental mode deletes nothing"
+    );
     let plan = t
         .site
-        .plan_with_mode(&tpl(json!([pip("p1")])), Default::default(), "d", DeploymentMode::Complete)
+        .plan_with_mode(
+            &tpl(json!([pip("p1")])),
+            Default::default(),
+            "d",
+            DeploymentMode::Complete,
+        )
         .unwrap();
     let deleted: Vec<&str> = plan
         .changes
@@ -314,8 +375,14 @@ fn incremental_keeps_and_complete_deletes() {
 #[test]
 fn stale_plan_is_refused() {
     let mut t = site("azure", "203.0.113.0/24");
-    let p1 = t.site.plan(&tpl(json!([pip("a")])), Default::default(), "one").unwrap();
-    let p2 = t.site.plan(&tpl(json!([pip("b")])), Default::default(), "two").unwrap();
+    let p1 = t
+        .site
+        .plan(&tpl(json!([pip("a")])), Default::default(), "one")
+        .unwrap();
+    let p2 = t
+        .site
+        .plan(&tpl(json!([pip("b")])), Default::default(), "two")
+        .unwrap();
     t.site.apply(p1).unwrap();
     let e = t.site.apply(p2).unwrap_err();
     assert!(matches!(e, SiteError::StalePlan { .. }), "{e}");
@@ -331,7 +398,9 @@ fn state_survives_a_new_process_view() {
         json!({"sharedKey": "psk-never-shown-1234"}),
     );
     deploy(&mut t.site, &tmpl, p.clone(), "s2s").unwrap();
-    let vnet_id = t.site.resource_id("Microsoft.Network/virtualNetworks", "azureVnet");
+    let vnet_id = t
+        .site
+        .resource_id("Microsoft.Network/virtualNetworks", "azureVnet");
     t.site
         .set_provisioning_state(
             &vnet_id,
@@ -358,8 +427,14 @@ fn state_survives_a_new_process_view() {
     let rs = reopened.resources().unwrap();
     assert_eq!(rs.len(), 5);
     let v = find(&rs, "azureVnet");
-    assert_eq!(v.arm_json()["properties"]["provisioningState"], json!("Failed"));
-    assert_eq!(v.arm_json()["properties"]["provisioningError"], json!("bridge br-x: exists"));
+    assert_eq!(
+        v.arm_json()["properties"]["provisioningState"],
+        json!("Failed")
+    );
+    assert_eq!(
+        v.arm_json()["properties"]["provisioningError"],
+        json!("bridge br-x: exists")
+    );
     let Resource::Connection(c) = find(&rs, "Azure2Other") else {
         panic!()
     };
@@ -371,23 +446,49 @@ fn state_survives_a_new_process_view() {
     let deps = reopened.deployments().unwrap();
     assert_eq!(deps.len(), 2);
     assert_eq!(deps[0].state, DeploymentState::Succeeded);
-    assert!(matches!(&deps[1].state, DeploymentState::Failed { error } if error.contains("11.0.0.0/24 is outside the address space")));
+    assert!(
+        matches!(&deps[1].state, DeploymentState::Failed { error } if error.contains("11.0.0.0/24 is outside the address space"))
+    );
 
     // The key appears nowhere a user can see it, nor in the resources table of the database.
-    let shown = format!("{rs:?}{}{deps:?}", rs.iter().map(|r| r.arm_json().to_string()).collect::<String>());
+    let shown = format!(
+        "{rs:?}{}{deps:?}",
+        rs.iter()
+            .map(|r| r.arm_json().to_string())
+            .collect::<String>()
+    );
     assert!(!shown.contains("psk-never-shown-1234"), "{shown}");
-    assert!(!serde_json::to_string(&rs).unwrap().contains("psk-never-shown-1234"));
+    assert!(!serde_json::to_string(&rs)
+        .unwrap()
+        .contains("psk-never-shown-1234"));
 
     assert!(matches!(
-        Site::create(t.dir.path(), "s1", "azure-stack-hub", "203.0.113.0/24".parse().unwrap()),
+        Site::create(
+            t.dir.path(),
+            "s1",
+            "azure-stack-hub",
+            "203.0.113.0/24".parse().unwrap()
+        ),
         Err(SiteError::SiteMismatch { .. })
     ));
     assert!(
-        Site::create(t.dir.path(), "s1", "azure", "203.0.113.0/24".parse().unwrap()).is_ok(),
+        Site::create(
+            t.dir.path(),
+            "s1",
+            "azure",
+            "203.0.113.0/24".parse().unwrap()
+        )
+        .is_ok(),
         "create is idempotent"
     );
-    assert!(matches!(Site::open(t.dir.path(), "nope"), Err(SiteError::NoSuchSite { .. })));
-    assert!(matches!(Site::open(t.dir.path(), "../etc"), Err(SiteError::InvalidSiteName(_))));
+    assert!(matches!(
+        Site::open(t.dir.path(), "nope"),
+        Err(SiteError::NoSuchSite { .. })
+    ));
+    assert!(matches!(
+        Site::open(t.dir.path(), "../etc"),
+        Err(SiteError::InvalidSiteName(_))
+    ));
     assert!(matches!(reopened.resource("/x"), Ok(None)));
 }
 
@@ -397,14 +498,21 @@ fn unknown_types_are_recorded_with_a_note() {
     let sa = json!({"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2023-01-01", "name": "stor1", "location": "here",
         "sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "properties": {"supportsHttpsTrafficOnly": true}});
     let rec = deploy(&mut t.site, &tpl(json!([sa])), Default::default(), "sa").unwrap();
-    assert!(rec.notes[0].contains("not modelled by hybridnet"), "{:?}", rec.notes);
+    assert!(
+        rec.notes[0].contains("not modelled by hybridnet"),
+        "{:?}",
+        rec.notes
+    );
     let rs = t.site.resources().unwrap();
     let r = find(&rs, "stor1");
     assert!(
         matches!(r.provisioning_state(), ProvisioningState::Pending { reason } if reason.contains("Microsoft.Storage/storageAccounts"))
     );
     assert_eq!(r.arm_json()["sku"]["name"], json!("Standard_LRS"));
-    assert_eq!(r.arm_json()["properties"]["supportsHttpsTrafficOnly"], json!(true));
+    assert_eq!(
+        r.arm_json()["properties"]["supportsHttpsTrafficOnly"],
+        json!(true)
+    );
 }
 
 #[test]
@@ -414,7 +522,11 @@ fn realized_types_drive_initial_states() {
     types.push("Microsoft.Network/virtualNetworkGateways");
     t.site.set_realized_types(&types);
     let r = json!([
-        vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]),
+        vnet(
+            "vnet1",
+            &["10.1.0.0/16"],
+            &[("GatewaySubnet", "10.1.255.0/27")]
+        ),
         pip("p"),
         gateway("gw", "vnet1", "p", "VpnGw1")
     ]);
@@ -452,7 +564,11 @@ fn address_space_change_checks_subnets_kept_from_child_resources() {
     .unwrap();
     let e = t
         .site
-        .plan(&tpl(json!([vnet("vnet1", &["10.2.0.0/16"], &[]), sub])), Default::default(), "d")
+        .plan(
+            &tpl(json!([vnet("vnet1", &["10.2.0.0/16"], &[]), sub])),
+            Default::default(),
+            "d",
+        )
         .unwrap_err();
     assert_eq!(e.to_string(), "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.addressSpace.addressPrefixes: subnet 'a' (10.1.1.0/24) would be outside the address space [10.2.0.0/16]");
 }
@@ -462,7 +578,10 @@ fn database_file_is_private_and_reads_do_not_write() {
     use std::os::unix::fs::PermissionsExt;
     let t = site("azure", "203.0.113.0/24");
     let path = t.site.db_path().to_path_buf();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let before = std::fs::read(&path).unwrap();
     for _ in 0..3 {
         t.site.resources().unwrap();
@@ -478,16 +597,31 @@ fn database_file_is_private_and_reads_do_not_write() {
 fn delete_refuses_resources_in_use() {
     let mut t = site("azure", "203.0.113.0/24");
     deploy(&mut t.site, &tpl(network()), Default::default(), "net").unwrap();
-    let vnet = t.site.resource_id("Microsoft.Network/virtualNetworks", "vnet1");
+    let vnet = t
+        .site
+        .resource_id("Microsoft.Network/virtualNetworks", "vnet1");
     let e = t.site.delete_resource(&vnet).unwrap_err().to_string();
-    assert!(e.contains("is in use by Microsoft.Network/networkInterfaces 'nic1'"), "{e}");
-    let vm = t.site.resource_id("Microsoft.Compute/virtualMachines", "vm1");
-    let nic1 = t.site.resource_id("Microsoft.Network/networkInterfaces", "nic1");
-    assert!(matches!(t.site.delete_resource(&nic1), Err(SiteError::InUse { .. })));
+    assert!(
+        e.contains("is in use by Microsoft.Network/networkInterfaces 'nic1'"),
+        "{e}"
+    );
+    let vm = t
+        .site
+        .resource_id("Microsoft.Compute/virtualMachines", "vm1");
+    let nic1 = t
+        .site
+        .resource_id("Microsoft.Network/networkInterfaces", "nic1");
+    assert!(matches!(
+        t.site.delete_resource(&nic1),
+        Err(SiteError::InUse { .. })
+    ));
     assert_eq!(t.site.delete_resource(&vm).unwrap().name(), "vm1");
     t.site.delete_resource(&nic1).unwrap();
     assert!(t.site.resource(&vm).unwrap().is_none());
-    assert!(matches!(t.site.delete_resource(&vm), Err(SiteError::NoSuchResource(_))));
+    assert!(matches!(
+        t.site.delete_resource(&vm),
+        Err(SiteError::NoSuchResource(_))
+    ));
     // nic1's address is free again.
     deploy(
         &mut t.site,

@@ -14,8 +14,15 @@ fn reject_on(kind: &str, prefix: &str, setup: Option<Value>, resources: Value) -
         deploy(&mut t.site, &tpl(s), Default::default(), "setup").unwrap();
     }
     let before = t.site.resources().unwrap();
-    let e = t.site.plan(&tpl(resources), Default::default(), "bad").unwrap_err();
-    assert_eq!(t.site.resources().unwrap(), before, "a rejected plan changes nothing");
+    let e = t
+        .site
+        .plan(&tpl(resources), Default::default(), "bad")
+        .unwrap_err();
+    assert_eq!(
+        t.site.resources().unwrap(),
+        before,
+        "a rejected plan changes nothing"
+    );
     e
 }
 
@@ -35,7 +42,11 @@ fn subnet_outside_address_space() {
 
 #[test]
 fn overlapping_address_spaces() {
-    let e = reject(json!([vnet("vnet1", &["10.1.0.0/16", "10.1.128.0/24"], &[])]));
+    let e = reject(json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16", "10.1.128.0/24"],
+        &[]
+    )]));
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.addressSpace.addressPrefixes[1]: 10.1.128.0/24 overlaps 10.1.0.0/16 (addressPrefixes[0]) in the same address space");
 }
 
@@ -51,7 +62,11 @@ fn overlapping_subnets() {
 
 #[test]
 fn host_bits_and_garbage_prefixes() {
-    let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("a", "10.1.1.5/24")])]));
+    let e = reject(json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("a", "10.1.1.5/24")]
+    )]));
     assert!(
         e.ends_with("properties.subnets[0].properties.addressPrefix: 10.1.1.5/24 has host bits set; did you mean 10.1.1.0/24?"),
         "{e}"
@@ -65,13 +80,21 @@ fn host_bits_and_garbage_prefixes() {
 
 #[test]
 fn gateway_subnet_slash30() {
-    let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/30")])]));
+    let e = reject(json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("GatewaySubnet", "10.1.255.0/30")]
+    )]));
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.addressPrefix: GatewaySubnet 10.1.255.0/30 is too small: the minimum on a azure site is /29 (/27 recommended)");
     let e = reject_on(
         "azure-stack-hub",
         "192.0.2.0/24",
         None,
-        json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/30")])]),
+        json!([vnet(
+            "vnet1",
+            &["10.1.0.0/16"],
+            &[("GatewaySubnet", "10.1.255.0/30")]
+        )]),
     )
     .to_string();
     assert!(
@@ -82,7 +105,11 @@ fn gateway_subnet_slash30() {
 
 #[test]
 fn ordinary_subnet_too_small() {
-    let e = reject(json!([vnet("vnet1", &["10.1.0.0/16"], &[("a", "10.1.1.0/30")])]));
+    let e = reject(json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("a", "10.1.1.0/30")]
+    )]));
     assert!(
         e.ends_with("properties.subnets[0].properties.addressPrefix: subnet 10.1.1.0/30 is too small: the smallest subnet is /29"),
         "{e}"
@@ -91,9 +118,12 @@ fn ordinary_subnet_too_small() {
 
 #[test]
 fn gateway_subnet_with_route_table() {
-    let mut v = vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]);
-    v["properties"]["subnets"][0]["properties"]["routeTable"] =
-        json!({"id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/routeTables/rt"});
+    let mut v = vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("GatewaySubnet", "10.1.255.0/27")],
+    );
+    v["properties"]["subnets"][0]["properties"]["routeTable"] = json!({"id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/routeTables/rt"});
     let e = reject(json!([v]));
     assert!(e.starts_with("resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.routeTable.id: GatewaySubnet must not have a route table"), "{e}");
 }
@@ -103,7 +133,11 @@ fn gateway_subnet_with_denying_nsg() {
     let nsg = json!({"type": "Microsoft.Network/networkSecurityGroups", "apiVersion": "2018-11-01", "name": "nsg", "location": "here",
         "properties": {"securityRules": [{"name": "block-ike", "properties": {"access": "Deny", "direction": "Inbound", "protocol": "Udp",
             "sourcePortRange": "*", "destinationPortRange": "500", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "priority": 100}}]}});
-    let mut v = vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]);
+    let mut v = vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("GatewaySubnet", "10.1.255.0/27")],
+    );
     v["properties"]["subnets"][0]["properties"]["networkSecurityGroup"] =
         json!({"id": "[resourceId('Microsoft.Network/networkSecurityGroups', 'nsg')]"});
     v["dependsOn"] = json!(["nsg"]);
@@ -132,7 +166,10 @@ fn gw_setup() -> Value {
         vnet(
             "vnet1",
             &["10.1.0.0/16"],
-            &[("default", "10.1.1.0/24"), ("GatewaySubnet", "10.1.255.0/27")]
+            &[
+                ("default", "10.1.1.0/24"),
+                ("GatewaySubnet", "10.1.255.0/27")
+            ]
         ),
         pip("pip1"),
         pip("pip2")
@@ -143,15 +180,29 @@ fn gw_setup() -> Value {
 fn active_active_on_azure_stack_hub() {
     let mut g = gateway("gw", "vnet1", "pip1", "Standard");
     g["properties"]["activeActive"] = json!(true);
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g])).to_string();
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(gw_setup()),
+        json!([g]),
+    )
+    .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworkGateways 'gw').properties.activeActive: active-active gateways are not supported on a azure-stack-hub site");
 }
 
 #[test]
 fn vnet2vnet_on_azure_stack_hub() {
     let setup = json!([
-        vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")]),
-        vnet("vnet2", &["10.2.0.0/16"], &[("GatewaySubnet", "10.2.255.0/27")]),
+        vnet(
+            "vnet1",
+            &["10.1.0.0/16"],
+            &[("GatewaySubnet", "10.1.255.0/27")]
+        ),
+        vnet(
+            "vnet2",
+            &["10.2.0.0/16"],
+            &[("GatewaySubnet", "10.2.255.0/27")]
+        ),
         pip("pip1"),
         pip("pip2"),
         gateway("gw1", "vnet1", "pip1", "Standard"),
@@ -161,7 +212,13 @@ fn vnet2vnet_on_azure_stack_hub() {
         "properties": {"connectionType": "Vnet2Vnet", "sharedKey": "k",
             "virtualNetworkGateway1": {"id": "[resourceId('Microsoft.Network/virtualNetworkGateways', 'gw1')]"},
             "virtualNetworkGateway2": {"id": "[resourceId('Microsoft.Network/virtualNetworkGateways', 'gw2')]"}}});
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup.clone()), json!([c.clone()])).to_string();
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(setup.clone()),
+        json!([c.clone()]),
+    )
+    .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/connections 'c1').properties.connectionType: VNet-to-VNet connections are not supported on a azure-stack-hub site; use IPsec with a local network gateway");
     // The same is fine on azure.
     let mut t = site("azure", "203.0.113.0/24");
@@ -185,7 +242,13 @@ fn unknown_sku_for_kind() {
 fn policy_based_on_azure_stack_hub() {
     let mut g = gateway("gw", "vnet1", "pip1", "Basic");
     g["properties"]["vpnType"] = json!("PolicyBased");
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g])).to_string();
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(gw_setup()),
+        json!([g]),
+    )
+    .to_string();
     assert!(
         e.ends_with(".properties.vpnType: policy-based VPN gateways are not supported on a azure-stack-hub site; use RouteBased"),
         "{e}"
@@ -220,14 +283,31 @@ fn tunnel_limit_per_sku() {
         ));
         five.push(connection(&format!("c{i}"), "gw", &format!("l{i}"), "key"));
     }
-    deploy(&mut t.site, &tpl(Value::Array(five)), Default::default(), "five").unwrap();
-    let sixth = json!([lng("l5", "198.51.100.9", &["10.30.0.0/16"]), connection("c5", "gw", "l5", "key")]);
-    let e = t.site.plan(&tpl(sixth), Default::default(), "sixth").unwrap_err().to_string();
+    deploy(
+        &mut t.site,
+        &tpl(Value::Array(five)),
+        Default::default(),
+        "five",
+    )
+    .unwrap();
+    let sixth = json!([
+        lng("l5", "198.51.100.9", &["10.30.0.0/16"]),
+        connection("c5", "gw", "l5", "key")
+    ]);
+    let e = t
+        .site
+        .plan(&tpl(sixth), Default::default(), "sixth")
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "resources[1] (Microsoft.Network/connections 'c5').properties.virtualNetworkGateway1.id: gateway 'gw' (HighPerformance SKU) allows 5 site-to-site tunnels on a azure-stack-hub site; this would be connection 6");
     // Downgrading the gateway below its connection count is refused too.
     let e = t
         .site
-        .plan(&tpl(json!([gateway("gw", "vnet1", "pip1", "VpnGw1")])), Default::default(), "down")
+        .plan(
+            &tpl(json!([gateway("gw", "vnet1", "pip1", "VpnGw1")])),
+            Default::default(),
+            "down",
+        )
         .unwrap_err()
         .to_string();
     assert!(e.ends_with("properties.sku.name: the VpnGw1 SKU allows 3 site-to-site tunnels on a azure-stack-hub site, but 5 connections use this gateway"), "{e}");
@@ -251,7 +331,11 @@ fn subnet_pool_exhausted() {
     .unwrap();
     let e = t
         .site
-        .plan(&tpl(json!([nic("n4", "vnet1", "tiny", None)])), Default::default(), "fourth")
+        .plan(
+            &tpl(json!([nic("n4", "vnet1", "tiny", None)])),
+            Default::default(),
+            "fourth",
+        )
         .unwrap_err()
         .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/networkInterfaces 'n4').properties.ipConfigurations[0].properties.privateIPAllocationMethod: subnet 'tiny' (10.1.1.0/29) has no free address left: 3 usable, all in use");
@@ -259,7 +343,13 @@ fn subnet_pool_exhausted() {
 
 #[test]
 fn public_prefix_exhausted() {
-    let e = reject_on("azure", "203.0.113.8/30", None, json!([pip("a"), pip("b"), pip("c")])).to_string();
+    let e = reject_on(
+        "azure",
+        "203.0.113.8/30",
+        None,
+        json!([pip("a"), pip("b"), pip("c")]),
+    )
+    .to_string();
     assert_eq!(e, "resources[2] (Microsoft.Network/publicIPAddresses 'c').properties.publicIPAllocationMethod: no free address left in the site's public prefix 203.0.113.8/30 (2 in use)");
 }
 
@@ -315,7 +405,11 @@ fn missing_reference_names_resource_and_property() {
 
 #[test]
 fn nic_in_gateway_subnet_rejected() {
-    let setup = json!([vnet("vnet1", &["10.1.0.0/16"], &[("GatewaySubnet", "10.1.255.0/27")])]);
+    let setup = json!([vnet(
+        "vnet1",
+        &["10.1.0.0/16"],
+        &[("GatewaySubnet", "10.1.255.0/27")]
+    )]);
     let e = reject_on(
         "azure",
         "203.0.113.0/24",
@@ -340,8 +434,12 @@ fn policy(over: Value) -> Value {
 
 fn conn_setup() -> Value {
     let mut s = gw_setup();
-    s.as_array_mut().unwrap().push(gateway("gw", "vnet1", "pip1", "VpnGw1"));
-    s.as_array_mut().unwrap().push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
+    s.as_array_mut()
+        .unwrap()
+        .push(gateway("gw", "vnet1", "pip1", "VpnGw1"));
+    s.as_array_mut()
+        .unwrap()
+        .push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
     s
 }
 
@@ -354,7 +452,9 @@ fn ipsec_policy_validation() {
     };
     let e = with(policy(json!({"ipsecIntegrity": "SHA256"})));
     assert_eq!(e, "resources[0] (Microsoft.Network/connections 'c1').properties.ipsecPolicies[0].ipsecIntegrity: SHA256 with ipsecEncryption GCMAES256: GCMAES encryption requires the same GCMAES integrity value");
-    let e = with(policy(json!({"ikeEncryption": "GCMAES128", "ikeIntegrity": "GCMAES256"})));
+    let e = with(policy(
+        json!({"ikeEncryption": "GCMAES128", "ikeIntegrity": "GCMAES256"}),
+    ));
     assert!(e.ends_with("ipsecPolicies[0].ikeIntegrity: GCMAES256 with ikeEncryption GCMAES128: GCMAES encryption requires the same GCMAES integrity value"), "{e}");
     let e = with(policy(json!({"dhGroup": "DHGroup99"})));
     assert!(e.ends_with("ipsecPolicies[0].dhGroup: \"DHGroup99\" is not one of None, DHGroup1, DHGroup2, DHGroup14, DHGroup2048, ECP256, ECP384, DHGroup24"), "{e}");
@@ -373,8 +473,14 @@ fn ipsec_policy_validation() {
 #[test]
 fn custom_policy_needs_standard_or_high_performance_on_ash() {
     let mut setup = gw_setup();
-    setup.as_array_mut().unwrap().push(gateway("gw", "vnet1", "pip1", "Basic"));
-    setup.as_array_mut().unwrap().push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(gateway("gw", "vnet1", "pip1", "Basic"));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"]["ipsecPolicies"] = json!([policy(json!({}))]);
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup), json!([c])).to_string();
@@ -387,16 +493,30 @@ fn connection_property_checks() {
     c["properties"]["dpdTimeoutSeconds"] = json!(5);
     let e = reject_on("azure", "203.0.113.0/24", Some(conn_setup()), json!([c])).to_string();
     assert!(
-        e.ends_with("properties.dpdTimeoutSeconds: 5 is out of range: dpdTimeoutSeconds must be 9 … 3600"),
+        e.ends_with(
+            "properties.dpdTimeoutSeconds: 5 is out of range: dpdTimeoutSeconds must be 9 … 3600"
+        ),
         "{e}"
     );
 
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"]["connectionProtocol"] = json!("IKEv1");
     let mut setup = gw_setup();
-    setup.as_array_mut().unwrap().push(gateway("gw", "vnet1", "pip1", "Standard"));
-    setup.as_array_mut().unwrap().push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup.clone()), json!([c])).to_string();
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(gateway("gw", "vnet1", "pip1", "Standard"));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(setup.clone()),
+        json!([c]),
+    )
+    .to_string();
     assert!(
         e.ends_with("properties.connectionProtocol: IKEv1 is not supported on a azure-stack-hub site (supported: IKEv2)"),
         "{e}"
@@ -431,7 +551,13 @@ fn bgp_asn_limits() {
     let mut g = gateway("gw", "vnet1", "pip1", "Standard");
     g["properties"]["enableBgp"] = json!(true);
     g["properties"]["bgpSettings"] = json!({"asn": 4200000000u64});
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g.clone()])).to_string();
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(gw_setup()),
+        json!([g.clone()]),
+    )
+    .to_string();
     assert!(
         e.ends_with("properties.bgpSettings.asn: ASN 4200000000 is out of range: a azure-stack-hub site accepts 1 … 65535"),
         "{e}"
@@ -439,7 +565,9 @@ fn bgp_asn_limits() {
     g["properties"]["bgpSettings"] = json!({"asn": 65515});
     let e = reject_on("azure", "203.0.113.0/24", Some(gw_setup()), json!([g])).to_string();
     assert!(
-        e.ends_with("properties.bgpSettings.asn: ASN 65515 is reserved and cannot be used on a azure site"),
+        e.ends_with(
+            "properties.bgpSettings.asn: ASN 65515 is reserved and cannot be used on a azure site"
+        ),
         "{e}"
     );
 }
@@ -449,7 +577,10 @@ fn apiprofile_maps_to_allowed_versions() {
     let t = json!({"$schema": "x", "contentVersion": "1.0.0.0", "apiProfile": "2018-03-01-hybrid",
         "resources": [{"type": "Microsoft.Network/publicIPAddresses", "name": "p", "location": "x", "properties": {}}]});
     let s = site("azure-stack-hub", "192.0.2.0/24");
-    let p = s.site.plan(&t.to_string(), Default::default(), "ok").unwrap();
+    let p = s
+        .site
+        .plan(&t.to_string(), Default::default(), "ok")
+        .unwrap();
     assert_eq!(p.resources[0].meta().api_version, "2017-10-01");
 }
 
@@ -465,12 +596,19 @@ fn strongswan_site_takes_a_lan_but_no_gateway() {
     let site::Resource::NetworkInterface(n) = find(&rs, "vm1-nic") else {
         panic!()
     };
-    assert_eq!(n.ip_configurations[0].private_ip_address.to_string(), "10.2.1.4");
+    assert_eq!(
+        n.ip_configurations[0].private_ip_address.to_string(),
+        "10.2.1.4"
+    );
     let e = t
         .site
         .plan(
             &tpl(json!([
-                vnet("lan2", &["10.3.0.0/16"], &[("GatewaySubnet", "10.3.255.0/27")]),
+                vnet(
+                    "lan2",
+                    &["10.3.0.0/16"],
+                    &[("GatewaySubnet", "10.3.255.0/27")]
+                ),
                 pip("p"),
                 gateway("gw", "lan2", "p", "Basic")
             ])),
@@ -492,7 +630,11 @@ fn secure_values_never_echoed_in_errors() {
         "resources": [{"type": "Microsoft.Network/virtualNetworks", "apiVersion": "2018-11-01", "name": "v", "location": "x",
             "properties": {"addressSpace": {"addressPrefixes": ["[parameters('prefix')]"]}}}]});
     let p = params(None, json!({"prefix": "TopSecretValue"}));
-    let e = t.site.plan(&template.to_string(), p, "d").unwrap_err().to_string();
+    let e = t
+        .site
+        .plan(&template.to_string(), p, "d")
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'v').properties.addressSpace.addressPrefixes[0]: \"***\" is not an IPv4 prefix (a.b.c.d/n)");
 }
 
@@ -500,7 +642,13 @@ fn secure_values_never_echoed_in_errors() {
 #[test]
 fn template_errors_leave_the_site_untouched() {
     let mut t = site("azure", "203.0.113.0/24");
-    deploy(&mut t.site, &tpl(json!([pip("p")])), Default::default(), "ok").unwrap();
+    deploy(
+        &mut t.site,
+        &tpl(json!([pip("p")])),
+        Default::default(),
+        "ok",
+    )
+    .unwrap();
     let before = (t.site.resources().unwrap(), t.site.deployments().unwrap());
     let with_param = |extra: Value| {
         json!({"$schema": "x", "contentVersion": "1.0.0.0",
@@ -517,13 +665,19 @@ fn template_errors_leave_the_site_untouched() {
             Default::default(),
         ),
         (with_param(pip("q")), Default::default()),
-        (with_param(pip("q")), params(None, json!({"sku": "Premium"}))),
+        (
+            with_param(pip("q")),
+            params(None, json!({"sku": "Premium"})),
+        ),
     ];
     for (template, p) in cases {
         let e = t.site.plan(&template, p, "bad").unwrap_err();
         assert!(matches!(e, SiteError::Template(_)), "{e}");
     }
-    assert_eq!((t.site.resources().unwrap(), t.site.deployments().unwrap()), before);
+    assert_eq!(
+        (t.site.resources().unwrap(), t.site.deployments().unwrap()),
+        before
+    );
 }
 
 #[test]
@@ -531,7 +685,13 @@ fn bgp_peering_settings_not_configurable_on_ash() {
     let mut g = gateway("gw", "vnet1", "pip1", "Standard");
     g["properties"]["enableBgp"] = json!(true);
     g["properties"]["bgpSettings"] = json!({"asn": 65010, "peerWeight": 5});
-    let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(gw_setup()), json!([g.clone()])).to_string();
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        Some(gw_setup()),
+        json!([g.clone()]),
+    )
+    .to_string();
     assert!(
         e.ends_with(
             "properties.bgpSettings.peerWeight: a configurable BGP peering address or weight is not supported on a azure-stack-hub site"
@@ -552,15 +712,27 @@ fn policy_based_gateway_rules_on_azure() {
     g["properties"]["vpnType"] = json!("PolicyBased");
     let mut setup = gw_setup();
     setup.as_array_mut().unwrap().push(g);
-    setup.as_array_mut().unwrap().push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
-    setup.as_array_mut().unwrap().push(lng("peer2", "198.51.100.2", &["10.3.0.0/16"]));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(lng("peer2", "198.51.100.2", &["10.3.0.0/16"]));
     let mut t = site("azure", "203.0.113.0/24");
     deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
     let mut ikev2 = connection("c1", "gw", "peer", "k");
     ikev2["properties"]["connectionProtocol"] = json!("IKEv2");
-    let e = t.site.plan(&tpl(json!([ikev2])), Default::default(), "c").unwrap_err().to_string();
+    let e = t
+        .site
+        .plan(&tpl(json!([ikev2])), Default::default(), "c")
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.ends_with("properties.connectionProtocol: gateway 'gw' is policy-based, which speaks IKEv1 only"),
+        e.ends_with(
+            "properties.connectionProtocol: gateway 'gw' is policy-based, which speaks IKEv1 only"
+        ),
         "{e}"
     );
     deploy(
@@ -570,13 +742,21 @@ fn policy_based_gateway_rules_on_azure() {
         "c",
     )
     .unwrap();
-    let Some(site::Resource::Connection(c)) = t.site.resource(&t.site.resource_id("Microsoft.Network/connections", "c1")).unwrap() else {
+    let Some(site::Resource::Connection(c)) = t
+        .site
+        .resource(&t.site.resource_id("Microsoft.Network/connections", "c1"))
+        .unwrap()
+    else {
         panic!()
     };
     assert_eq!(c.connection_protocol, site::ConnectionProtocol::IKEv1);
     let e = t
         .site
-        .plan(&tpl(json!([connection("c2", "gw", "peer2", "k")])), Default::default(), "c2")
+        .plan(
+            &tpl(json!([connection("c2", "gw", "peer2", "k")])),
+            Default::default(),
+            "c2",
+        )
         .unwrap_err()
         .to_string();
     assert!(

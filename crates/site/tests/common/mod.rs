@@ -41,7 +41,12 @@ pub fn params(file: Option<&str>, overrides: Value) -> Map<String, Value> {
 }
 
 #[allow(clippy::result_large_err)]
-pub fn deploy(s: &mut Site, template: &str, p: Map<String, Value>, name: &str) -> Result<DeploymentRecord, SiteError> {
+pub fn deploy(
+    s: &mut Site,
+    template: &str,
+    p: Map<String, Value>,
+    name: &str,
+) -> Result<DeploymentRecord, SiteError> {
     let plan = s.plan(template, p, name)?;
     s.apply(plan)
 }
