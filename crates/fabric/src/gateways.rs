@@ -9,9 +9,10 @@
 //!
 //! The process is detached (its own session, output to a log file) so it outlives the CLI;
 //! its pid, control socket and a fingerprint of its configuration are recorded next to the
-//! configuration. The gateway runtime has no configuration reload, so a changed configuration
-//! restarts that gateway (and only it): its other tunnels flap for the time of a restart
-//! (well under a second in the lab); the peers' gateways are left alone.
+//! configuration. When only connections changed, the running gateway re-reads its file
+//! (`gateway reload` over its control socket): changed or deleted connections are re-keyed or
+//! torn down, the others keep their SAs. Any other change (address, TUN, MTU) restarts that
+//! gateway (and only it); the peers' gateways are left alone.
 
 use crate::topology::{behind_nat_addresses, Topology};
 use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
@@ -75,6 +76,8 @@ pub enum GatewayAction {
     Started,
     /// Restarted with a changed configuration.
     Restarted,
+    /// Told to reload its changed connections; its process and other tunnels kept running.
+    Reloaded,
     /// Left running (configuration unchanged).
     Unchanged,
     /// Stopped (gateway deleted or no connection left).
@@ -637,6 +640,45 @@ fn start(
     Ok(rec)
 }
 
+/// Applies a new configuration to a running gateway in place when only its connections
+/// changed: writes the file, asks the process to reload, updates the record. Returns false
+/// (nothing done, the caller restarts) for any other change or if the reload failed.
+fn reload(lab_dir: &Path, rec: &GatewayRecord, run: &GatewayRun, text: &str) -> bool {
+    let base = rec.config.parent().unwrap_or(Path::new("/"));
+    let Ok(old) = std::fs::read_to_string(&rec.config) else {
+        return false;
+    };
+    let (Ok(old), Ok(new)) = (
+        gateway::GatewayConfig::parse(&old, base),
+        gateway::GatewayConfig::parse(text, base),
+    ) else {
+        return false;
+    };
+    let same_process = old.local_address == new.local_address
+        && old.control_socket == new.control_socket
+        && old.path_mtu == new.path_mtu
+        && old.tun == new.tun;
+    if !same_process || write_private(&rec.config, text.as_bytes()).is_err() {
+        return false;
+    }
+    // a refused or failed reload falls back to a restart, which the caller reports
+    if gateway::status::reload(&rec.control).is_err() {
+        return false;
+    }
+    let updated = GatewayRecord {
+        config_fingerprint: fingerprint(text),
+        connections: run
+            .connections
+            .iter()
+            .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+            .collect(),
+        ..rec.clone()
+    };
+    let stem = file_stem(&rec.site, &rec.gateway);
+    let data = serde_json::to_vec_pretty(&updated).expect("record serializes");
+    write_private(&gateways_dir(lab_dir).join(format!("{stem}.json")), &data).is_ok()
+}
+
 /// Makes the running gateway processes match `runs`: starts what is missing, restarts what
 /// changed, stops what is no longer wanted. Returns per gateway (site, name) what it did, or
 /// the error for gateways that could not be run.
@@ -668,6 +710,9 @@ pub fn converge(
         let result = match prev {
             Some(rec) if alive(rec) && rec.config_fingerprint == fingerprint(text) => {
                 Ok(GatewayAction::Unchanged)
+            }
+            Some(rec) if alive(rec) && reload(lab_dir, rec, run, text) => {
+                Ok(GatewayAction::Reloaded)
             }
             Some(rec) => {
                 let was_alive = alive(rec);

@@ -652,6 +652,7 @@ impl Lab {
                             .entry(match a {
                                 gateways::GatewayAction::Started => "started",
                                 gateways::GatewayAction::Restarted => "restarted",
+                                gateways::GatewayAction::Reloaded => "reloaded",
                                 gateways::GatewayAction::Unchanged => "unchanged",
                                 gateways::GatewayAction::Stopped => "stopped",
                             })
