@@ -71,18 +71,33 @@ impl NatSites {
         let mut c = nat.command("nft");
         c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
         let mut child = c.spawn().context("nft")?;
-        child.stdin.take().context("nft stdin")?.write_all(rules.as_bytes())?;
+        child
+            .stdin
+            .take()
+            .context("nft stdin")?
+            .write_all(rules.as_bytes())?;
         if !child.wait()?.success() {
             bail!("nft rejected the masquerade rules");
         }
-        gw_a.exec("ping", &["-c1", "-W2", "-q", addrs::GW_B_WAN]).context("the NAT path does not work")?;
-        Ok(NatSites { id, vm_a, vm_b, gw_a, gw_b, nat })
+        gw_a.exec("ping", &["-c1", "-W2", "-q", addrs::GW_B_WAN])
+            .context("the NAT path does not work")?;
+        Ok(NatSites {
+            id,
+            vm_a,
+            vm_b,
+            gw_a,
+            gw_b,
+            nat,
+        })
     }
 
     /// The NAT's UDP mappings for gw-a (from `/proc/net/nf_conntrack` when present, else
     /// `nft list ruleset` counters): used only for diagnostics in failure messages.
     pub fn nat_counters(&self) -> String {
-        self.nat.exec_unchecked("nft", &["list", "ruleset"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+        self.nat
+            .exec_unchecked("nft", &["list", "ruleset"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -104,7 +119,13 @@ const CHUNK: usize = 16 * 1024;
 impl Stream {
     /// Starts a stream from `client_ns` to `server_ip:port` in `server_ns` at about
     /// `bytes_per_sec`.
-    pub fn start(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &Netns, bytes_per_sec: u64) -> Result<Stream> {
+    pub fn start(
+        server_ns: &Netns,
+        server_ip: &str,
+        port: u16,
+        client_ns: &Netns,
+        bytes_per_sec: u64,
+    ) -> Result<Stream> {
         let addr: SocketAddr = format!("{server_ip}:{port}").parse()?;
         let stop = Arc::new(AtomicBool::new(false));
         let verified = Arc::new(AtomicU64::new(0));
@@ -120,7 +141,9 @@ impl Stream {
             let mut buf = vec![0u8; 64 * 1024];
             let mut total: u64 = 0;
             loop {
-                let n = s.read(&mut buf).with_context(|| format!("stream read after {total} bytes"))?;
+                let n = s
+                    .read(&mut buf)
+                    .with_context(|| format!("stream read after {total} bytes"))?;
                 if n == 0 {
                     return Ok(total);
                 }
@@ -134,15 +157,19 @@ impl Stream {
                 v.store(total, Ordering::Relaxed);
             }
         });
-        ready_rx.recv_timeout(Duration::from_secs(10)).context("stream server did not start")?;
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("stream server did not start")?;
         let st = stop.clone();
         let client = client_ns.run_in(move || -> Result<u64> {
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).with_context(|| format!("connect {addr}"))?;
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                .with_context(|| format!("connect {addr}"))?;
             s.set_write_timeout(Some(Duration::from_secs(20)))?;
             let start = Instant::now();
             let mut sent: u64 = 0;
             while !st.load(Ordering::Relaxed) {
-                s.write_all(&chunk).with_context(|| format!("stream write after {sent} bytes"))?;
+                s.write_all(&chunk)
+                    .with_context(|| format!("stream write after {sent} bytes"))?;
                 sent += CHUNK as u64;
                 let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec as f64);
                 if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -152,15 +179,32 @@ impl Stream {
             s.shutdown(std::net::Shutdown::Write)?;
             Ok(sent)
         });
-        Ok(Stream { stop, verified, client: Some(client), server: Some(server) })
+        Ok(Stream {
+            stop,
+            verified,
+            client: Some(client),
+            server: Some(server),
+        })
     }
 
     /// Stops sending and returns (bytes sent, bytes received and verified); fails if either
     /// end failed or the receiver did not get every byte.
     pub fn finish(mut self) -> Result<(u64, u64)> {
         self.stop.store(true, Ordering::Relaxed);
-        let sent = self.client.take().context("client")?.join().map_err(|_| anyhow::anyhow!("client panicked"))??.context("stream sender")?;
-        let got = self.server.take().context("server")?.join().map_err(|_| anyhow::anyhow!("server panicked"))??.context("stream receiver")?;
+        let sent = self
+            .client
+            .take()
+            .context("client")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("client panicked"))??
+            .context("stream sender")?;
+        let got = self
+            .server
+            .take()
+            .context("server")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("server panicked"))??
+            .context("stream receiver")?;
         if got != sent {
             bail!("stream: sent {sent} bytes, received {got}");
         }
@@ -177,8 +221,16 @@ impl Drop for Stream {
 /// Sends raw UDP datagrams from inside `ns` with python3, spoofing the source address and
 /// port when `from` is not local to `ns` (IP_TRANSPARENT-free: a raw IPv4 socket with
 /// IP_HDRINCL builds the header). Each datagram is given as hex.
-pub fn send_udp_raw(ns: &Netns, from: SocketAddr, to: SocketAddr, datagrams: &[Vec<u8>]) -> Result<()> {
-    let hex: Vec<String> = datagrams.iter().map(|d| d.iter().map(|b| format!("{b:02x}")).collect()).collect();
+pub fn send_udp_raw(
+    ns: &Netns,
+    from: SocketAddr,
+    to: SocketAddr,
+    datagrams: &[Vec<u8>],
+) -> Result<()> {
+    let hex: Vec<String> = datagrams
+        .iter()
+        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
     let script = r#"
 import socket, struct, sys
 src, sport, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -195,19 +247,40 @@ for line in sys.stdin:
     s.sendto(ip + udp, (dst, 0))
 "#;
     let mut c = ns.command("python3");
-    c.args(["-c", script, &from.ip().to_string(), &from.port().to_string(), &to.ip().to_string(), &to.port().to_string()]);
-    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    c.args([
+        "-c",
+        script,
+        &from.ip().to_string(),
+        &from.port().to_string(),
+        &to.ip().to_string(),
+        &to.port().to_string(),
+    ]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().context("python3")?;
-    child.stdin.take().context("stdin")?.write_all((hex.join("\n") + "\n").as_bytes())?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all((hex.join("\n") + "\n").as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("raw UDP sender failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "raw UDP sender failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
 
 /// Replaces `dpd_timeout = "45s"` (the support configs' value) and appends lifetimes.
-pub fn with_timers(toml: &str, dpd: &str, ike_lifetime: Option<&str>, child_lifetime: Option<&str>) -> String {
+pub fn with_timers(
+    toml: &str,
+    dpd: &str,
+    ike_lifetime: Option<&str>,
+    child_lifetime: Option<&str>,
+) -> String {
     let mut extra = format!("dpd_timeout = \"{dpd}\"");
     if let Some(l) = ike_lifetime {
         extra += &format!("\nike_lifetime = \"{l}\"");
@@ -221,7 +294,11 @@ pub fn with_timers(toml: &str, dpd: &str, ike_lifetime: Option<&str>, child_life
 /// Polls a gateway's connection for `duration` and returns the distinct IKE SA SPI pairs and
 /// active Child SA inbound SPIs seen, in order; fails if the connection is ever not
 /// established with an active Child SA.
-pub fn watch_rekeys(g: &crate::gw::GatewayProc, conn: &str, duration: Duration) -> Result<(Vec<String>, Vec<String>)> {
+pub fn watch_rekeys(
+    g: &crate::gw::GatewayProc,
+    conn: &str,
+    duration: Duration,
+) -> Result<(Vec<String>, Vec<String>)> {
     let (mut ike, mut child): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let end = Instant::now() + duration;
     while Instant::now() < end {
@@ -242,4 +319,26 @@ pub fn watch_rekeys(g: &crate::gw::GatewayProc, conn: &str, duration: Duration) 
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok((ike, child))
+}
+
+/// Real IKE_SA_INIT requests (fresh SPI, nonce and key share each) from `ips`, `per_ip` each,
+/// to `remote`:500, built by our own IKE initiator with `ike_proposal`: what a flood of
+/// would-be initiators sends, address by address. Returns (source address:port, datagram).
+pub fn ike_sa_init_flood(ips: &[&str], per_ip: u16, remote: &str, ike_proposal: &str) -> Result<Vec<(SocketAddr, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let now = Instant::now();
+    for ip in ips {
+        for port in 0..per_ip {
+            let toml = format!(
+                "local_address = \"{ip}\"\n[[connection]]\nname = \"flood\"\nremote_address = \"{remote}\"\npsk = \"flood-{}\"\nlocal_prefixes = [\"10.66.0.0/16\"]\nremote_prefixes = [\"10.67.0.0/16\"]\nike_proposals = [\"{ike_proposal}\"]\ninitiate = true\n",
+                unique_id()
+            );
+            let cfg = gateway::GatewayConfig::parse(&toml, std::path::Path::new("/"))?;
+            let mut ep = ike::endpoint::Endpoint::new();
+            ep.add_connection(cfg.connections[0].to_ike(cfg.local_address), now);
+            let t = ep.poll_transmit().context("the initiator sent no IKE_SA_INIT")?;
+            out.push((SocketAddr::new(ip.parse()?, 40000 + port), t.payload));
+        }
+    }
+    Ok(out)
 }
