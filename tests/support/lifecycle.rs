@@ -342,3 +342,52 @@ pub fn ike_sa_init_flood(ips: &[&str], per_ip: u16, remote: &str, ike_proposal: 
     }
     Ok(out)
 }
+
+/// Captures up to `count` UDP payloads sent from `src` to `dst` (port `dport`) as seen on
+/// `dev` in `ns` with `tcpdump -w`, keeping those no longer than `max_len` (single ESP
+/// packets, not GSO super-packets); runs `during` while capturing.
+pub fn capture_udp(ns: &Netns, dev: &str, src: &str, dst: &str, dport: u16, count: usize, max_len: usize, file: &std::path::Path, during: impl FnOnce()) -> Result<Vec<Vec<u8>>> {
+    let filter = format!("udp and src host {src} and dst host {dst} and dst port {dport} and less {}", max_len + 42);
+    let mut c = ns.command("timeout");
+    c.args(["15", "tcpdump", "-Z", "root", "-U", "-n", "-i", dev, "-c", &count.to_string(), "-w"]).arg(file).arg(&filter);
+    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().context("tcpdump")?;
+    std::thread::sleep(Duration::from_millis(700));
+    during();
+    let out = child.wait_with_output()?;
+    let pcap = std::fs::read(file).with_context(|| format!("tcpdump wrote nothing: {}", String::from_utf8_lossy(&out.stderr)))?;
+    parse_pcap_udp(&pcap)
+}
+
+/// UDP payloads of an Ethernet pcap file (IPv4 only).
+pub fn parse_pcap_udp(pcap: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if pcap.len() < 24 || pcap[..4] != [0xd4, 0xc3, 0xb2, 0xa1] {
+        bail!("not a little-endian pcap file ({} bytes)", pcap.len());
+    }
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if le32(&pcap[20..24]) != 1 {
+        bail!("pcap link type {} is not Ethernet", le32(&pcap[20..24]));
+    }
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= pcap.len() {
+        let incl = le32(&pcap[off + 8..off + 12]);
+        let frame = pcap.get(off + 16..off + 16 + incl).context("truncated pcap record")?;
+        off += 16 + incl;
+        if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip = &frame[14..];
+        let ihl = ((ip[0] & 0x0f) as usize) * 4;
+        if ip[9] != 17 || ip.len() < ihl + 8 {
+            continue;
+        }
+        let udp = &ip[ihl..];
+        let ulen = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+        if ulen < 8 || ulen > udp.len() {
+            continue;
+        }
+        out.push(udp[8..ulen].to_vec());
+    }
+    Ok(out)
+}
