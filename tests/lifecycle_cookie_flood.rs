@@ -13,7 +13,14 @@ use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-const FLOOD_IPS: [&str; 6] = ["198.51.100.50", "198.51.100.51", "198.51.100.52", "198.51.100.53", "198.51.100.54", "198.51.100.55"];
+const FLOOD_IPS: [&str; 6] = [
+    "198.51.100.50",
+    "198.51.100.51",
+    "198.51.100.52",
+    "198.51.100.53",
+    "198.51.100.54",
+    "198.51.100.55",
+];
 
 #[test]
 fn ike_sa_init_flood_triggers_cookies_and_the_peer_still_connects() {
@@ -31,11 +38,25 @@ local_prefixes = ["10.2.0.0/16"]
 remote_prefixes = ["10.77.0.0/16"]
 ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
 "#;
-    let b = GatewayProc::start(&net.gw_b, &scratch.path, "gw-b", &(hybridnet_b(&psk, false, &ike, &esp).to_toml() + any)).expect("gw-b");
+    let b = GatewayProc::start(
+        &net.gw_b,
+        &scratch.path,
+        "gw-b",
+        &(hybridnet_b(&psk, false, &ike, &esp).to_toml() + any),
+    )
+    .expect("gw-b");
     for ip in FLOOD_IPS {
-        net.gw_a.exec("ip", &["addr", "add", &format!("{ip}/32"), "dev", "wan0"]).unwrap();
+        net.gw_a
+            .exec("ip", &["addr", "add", &format!("{ip}/32"), "dev", "wan0"])
+            .unwrap();
     }
-    let flood = ike_sa_init_flood(&FLOOD_IPS, 40, addrs::GW_B_WAN, "aes128gcm16-prfsha256-ecp256").expect("flood datagrams");
+    let flood = ike_sa_init_flood(
+        &FLOOD_IPS,
+        40,
+        addrs::GW_B_WAN,
+        "aes128gcm16-prfsha256-ecp256",
+    )
+    .expect("flood datagrams");
     assert_eq!(flood.len(), 240);
     let target: SocketAddr = format!("{}:500", addrs::GW_B_WAN).parse().unwrap();
     // the flood runs over ~3 s from gw-a's namespace, address by address (the first two hit
@@ -56,25 +77,57 @@ ike_proposals = ["aes128gcm16-prfsha256-ecp256"]
         Ok(sent)
     });
     std::thread::sleep(Duration::from_millis(1000));
-    let a = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &hybridnet_a(&psk, true, &ike, &esp).to_toml()).expect("gw-a");
+    let a = GatewayProc::start(
+        &net.gw_a,
+        &scratch.path,
+        "gw-a",
+        &hybridnet_a(&psk, true, &ike, &esp).to_toml(),
+    )
+    .expect("gw-a");
     let up = Instant::now();
-    a.wait_established("site-b", Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e:#}\n{}", b.status_text()));
+    a.wait_established("site-b", Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", b.status_text()));
     let took = up.elapsed();
     let sent = sender.join().unwrap().unwrap().unwrap();
     assert_eq!(sent, 240);
-    b.wait_established("site-a", Duration::from_secs(5)).unwrap();
+    b.wait_established("site-a", Duration::from_secs(5))
+        .unwrap();
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
 
     let st = b.status().unwrap();
-    assert!(st.cookies_sent > 0, "the flood must trigger COOKIE challenges: {st:?}");
+    assert!(
+        st.cookies_sent > 0,
+        "the flood must trigger COOKIE challenges: {st:?}"
+    );
     // 4 challenged flood addresses × 40, plus the legitimate peer, which had to echo one
-    assert!(st.cookies_sent > 160, "the legitimate peer was challenged too: {}", st.cookies_sent);
-    assert_eq!(st.ike_dropped, 2 * 24, "the first two addresses' requests beyond 16 half-open each");
-    assert!(st.half_open >= 32 && st.half_open <= 6 * 16, "half-open {} (threshold 32, 16 per source)", st.half_open);
-    assert!(st.ike_dropped > 0, "requests over the per-source limit are dropped and counted");
+    assert!(
+        st.cookies_sent > 160,
+        "the legitimate peer was challenged too: {}",
+        st.cookies_sent
+    );
+    assert_eq!(
+        st.ike_dropped,
+        2 * 24,
+        "the first two addresses' requests beyond 16 half-open each"
+    );
+    assert!(
+        st.half_open >= 32 && st.half_open <= 6 * 16,
+        "half-open {} (threshold 32, 16 per source)",
+        st.half_open
+    );
+    assert!(
+        st.ike_dropped > 0,
+        "requests over the per-source limit are dropped and counted"
+    );
     let table = b.status_text();
-    assert!(table.contains(&format!("cookies sent {}", st.cookies_sent)), "{table}");
+    assert!(
+        table.contains(&format!("cookies sent {}", st.cookies_sent)),
+        "{table}"
+    );
     let anyone = st.connections.iter().find(|c| c.name == "anyone").unwrap();
-    assert!(anyone.child_sas.is_empty(), "no flood request may get past IKE_SA_INIT");
+    assert!(
+        anyone.child_sas.is_empty(),
+        "no flood request may get past IKE_SA_INIT"
+    );
     eprintln!("legitimate peer up {took:?} after start during the flood; cookies sent {}, half-open {}, IKE datagrams dropped {}", st.cookies_sent, st.half_open, st.ike_dropped);
 }

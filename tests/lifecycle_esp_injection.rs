@@ -3,14 +3,14 @@
 //! (sequence number and ciphertext) and with an unknown SPI — while a TCP stream runs through
 //! the tunnel. gw-b drops every one, counts it under its reason in `gateway status`, and the
 //! stream's every byte arrives intact.
+use gateway::datapath::DropCounters;
+use gateway::GatewayStatus;
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{capture_udp, send_udp_raw, Stream};
 use hybridnet_tests::netns::{addrs, TwoSites};
 use hybridnet_tests::process::Scratch;
 use hybridnet_tests::traffic::{ping, ping_until_reply};
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
-use gateway::datapath::DropCounters;
-use gateway::GatewayStatus;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -33,20 +33,47 @@ fn replayed_truncated_bitflipped_and_unknown_spi_esp_is_dropped_and_counted() {
     let psk = random_psk();
     let ike = ["aes256gcm16-prfsha384-ecp384"];
     let esp = ["aes256gcm16"];
-    let b = GatewayProc::start(&net.gw_b, &scratch.path, "gw-b", &hybridnet_b(&psk, false, &ike, &esp).to_toml()).expect("gw-b");
-    let a = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &hybridnet_a(&psk, true, &ike, &esp).to_toml()).expect("gw-a");
-    a.wait_established("site-b", Duration::from_secs(20)).unwrap();
-    b.wait_established("site-a", Duration::from_secs(10)).unwrap();
+    let b = GatewayProc::start(
+        &net.gw_b,
+        &scratch.path,
+        "gw-b",
+        &hybridnet_b(&psk, false, &ike, &esp).to_toml(),
+    )
+    .expect("gw-b");
+    let a = GatewayProc::start(
+        &net.gw_a,
+        &scratch.path,
+        "gw-a",
+        &hybridnet_a(&psk, true, &ike, &esp).to_toml(),
+    )
+    .expect("gw-a");
+    a.wait_established("site-b", Duration::from_secs(20))
+        .unwrap();
+    b.wait_established("site-a", Duration::from_secs(10))
+        .unwrap();
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     let stream = Stream::start(&net.vm_b, addrs::VM_B, 5701, &net.vm_a, 2 << 20).expect("stream");
 
     // real ESP from gw-a to gw-b: the pings' packets (small, one datagram each)
     let vm_a = &net.vm_a;
-    let captured = capture_udp(&net.gw_b, "wan0", addrs::GW_A_WAN, addrs::GW_B_WAN, 4500, 10, 200, &scratch.join("esp.pcap"), || {
-        ping(vm_a, addrs::VM_B, 12).unwrap();
-    })
+    let captured = capture_udp(
+        &net.gw_b,
+        "wan0",
+        addrs::GW_A_WAN,
+        addrs::GW_B_WAN,
+        4500,
+        10,
+        200,
+        &scratch.join("esp.pcap"),
+        || {
+            ping(vm_a, addrs::VM_B, 12).unwrap();
+        },
+    )
     .expect("capture");
-    let esp: Vec<Vec<u8>> = captured.into_iter().filter(|p| p.len() > 8 && p[..4] != [0, 0, 0, 0]).collect();
+    let esp: Vec<Vec<u8>> = captured
+        .into_iter()
+        .filter(|p| p.len() > 8 && p[..4] != [0, 0, 0, 0])
+        .collect();
     assert!(esp.len() >= 8, "captured only {} ESP packets", esp.len());
     let before = drops(&b.status().unwrap());
 
@@ -72,27 +99,52 @@ fn replayed_truncated_bitflipped_and_unknown_spi_esp_is_dropped_and_counted() {
         .collect();
     send_udp_raw(&net.gw_a, from, to, &flipped).unwrap();
     // an SPI nobody installed
-    let unknown: Vec<Vec<u8>> = esp.iter().take(5).map(|p| {
-        let mut q = p.clone();
-        q[..4].copy_from_slice(&[0x0b, 0xad, 0x5e, 0x1f]);
-        q
-    }).collect();
+    let unknown: Vec<Vec<u8>> = esp
+        .iter()
+        .take(5)
+        .map(|p| {
+            let mut q = p.clone();
+            q[..4].copy_from_slice(&[0x0b, 0xad, 0x5e, 0x1f]);
+            q
+        })
+        .collect();
     send_udp_raw(&net.gw_a, from, to, &unknown).unwrap();
     std::thread::sleep(Duration::from_millis(500));
 
     let st = b.status().unwrap();
     let after = drops(&st);
     let table = b.status_text();
-    assert_eq!(after.replayed - before.replayed, n, "replays counted as replayed:\n{table}");
-    assert_eq!(after.malformed - before.malformed, n, "truncated counted as malformed:\n{table}");
-    assert_eq!(after.auth_failed - before.auth_failed, n, "bit flips counted as auth_failed:\n{table}");
-    assert_eq!(after.unknown_spi - before.unknown_spi, 5, "unknown SPI counted:\n{table}");
-    assert!(table.contains("replayed=") && table.contains("auth_failed="), "{table}");
+    assert_eq!(
+        after.replayed - before.replayed,
+        n,
+        "replays counted as replayed:\n{table}"
+    );
+    assert_eq!(
+        after.malformed - before.malformed,
+        n,
+        "truncated counted as malformed:\n{table}"
+    );
+    assert_eq!(
+        after.auth_failed - before.auth_failed,
+        n,
+        "bit flips counted as auth_failed:\n{table}"
+    );
+    assert_eq!(
+        after.unknown_spi - before.unknown_spi,
+        5,
+        "unknown SPI counted:\n{table}"
+    );
+    assert!(
+        table.contains("replayed=") && table.contains("auth_failed="),
+        "{table}"
+    );
 
     // the tunnel and the stream are unharmed
     std::thread::sleep(Duration::from_secs(1));
     ping(&net.vm_a, addrs::VM_B, 3).unwrap();
-    let (sent, got) = stream.finish().expect("the stream survived the injection, every byte verified");
+    let (sent, got) = stream
+        .finish()
+        .expect("the stream survived the injection, every byte verified");
     assert!(got > 2 << 20, "stream carried only {got} of {sent}");
     assert_eq!(a.connection("site-b").unwrap().state, "established");
     eprintln!("injected {n} replayed, {n} truncated, {n} bit-flipped, 5 unknown-SPI ESP packets; counted {:?}", after);

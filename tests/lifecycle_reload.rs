@@ -2,16 +2,24 @@
 //! connection (its PSK) and reloading replaces only that tunnel, removing it tears down only
 //! it, SIGHUP brings it back — while the other connection keeps its IKE and Child SA SPIs and a
 //! TCP stream through it runs on with every byte verified. A broken config is refused whole.
+use gateway::status::ConnectionReport;
 use hybridnet_tests::gw::{hybridnet, GatewayProc};
 use hybridnet_tests::lifecycle::Stream;
 use hybridnet_tests::netns::{addrs, TwoSites};
 use hybridnet_tests::process::{wait_for, Scratch};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
-use gateway::status::ConnectionReport;
 use std::time::Duration;
 
-fn second(name_local: &str, name_remote: &str, remote: &str, psk: &str, local: &str, remote_net: &str, initiate: bool) -> String {
+fn second(
+    name_local: &str,
+    name_remote: &str,
+    remote: &str,
+    psk: &str,
+    local: &str,
+    remote_net: &str,
+    initiate: bool,
+) -> String {
     format!(
         r#"
 [[connection]]
@@ -32,11 +40,22 @@ initiate = {initiate}
 /// (IKE SPIs, active Child SA SPIs) of a connection.
 fn spis(c: &ConnectionReport) -> (String, String, String, String) {
     let ch = c.child_sas.iter().find(|s| s.active).expect("active child");
-    (c.ike_spi_i.clone(), c.ike_spi_r.clone(), ch.spi_in.clone(), ch.spi_out.clone())
+    (
+        c.ike_spi_i.clone(),
+        c.ike_spi_r.clone(),
+        ch.spi_in.clone(),
+        ch.spi_out.clone(),
+    )
 }
 
 fn reload(g: &GatewayProc) -> (bool, String) {
-    hybridnet(&["gateway", "reload", "--control", &g.control.display().to_string()]).unwrap()
+    hybridnet(&[
+        "gateway",
+        "reload",
+        "--control",
+        &g.control.display().to_string(),
+    ])
+    .unwrap()
 }
 
 #[test]
@@ -48,13 +67,39 @@ fn reload_replaces_and_removes_only_the_changed_connection() {
     let esp = ["aes256gcm16"];
     let a1 = hybridnet_a(&psk, true, &ike, &esp).to_toml();
     let b1 = hybridnet_b(&psk, false, &ike, &esp).to_toml();
-    let a2 = |psk2: &str| second("gw-a2.lab.example", "gw-b2.lab.example", addrs::GW_B_WAN, psk2, "10.11.0.0/16", "10.12.0.0/16", true);
-    let b2 = |psk2: &str| second("gw-b2.lab.example", "gw-a2.lab.example", addrs::GW_A_WAN, psk2, "10.12.0.0/16", "10.11.0.0/16", false);
+    let a2 = |psk2: &str| {
+        second(
+            "gw-a2.lab.example",
+            "gw-b2.lab.example",
+            addrs::GW_B_WAN,
+            psk2,
+            "10.11.0.0/16",
+            "10.12.0.0/16",
+            true,
+        )
+    };
+    let b2 = |psk2: &str| {
+        second(
+            "gw-b2.lab.example",
+            "gw-a2.lab.example",
+            addrs::GW_A_WAN,
+            psk2,
+            "10.12.0.0/16",
+            "10.11.0.0/16",
+            false,
+        )
+    };
     let (p2, p2new) = (random_psk(), random_psk());
-    let b = GatewayProc::start(&net.gw_b, &scratch.path, "gw-b", &(b1.clone() + &b2(&p2))).expect("gw-b");
-    let a = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &(a1.clone() + &a2(&p2))).expect("gw-a");
-    let ca = a.wait_established("site-b", Duration::from_secs(20)).unwrap();
-    let cb = b.wait_established("site-a", Duration::from_secs(10)).unwrap();
+    let b = GatewayProc::start(&net.gw_b, &scratch.path, "gw-b", &(b1.clone() + &b2(&p2)))
+        .expect("gw-b");
+    let a = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &(a1.clone() + &a2(&p2)))
+        .expect("gw-a");
+    let ca = a
+        .wait_established("site-b", Duration::from_secs(20))
+        .unwrap();
+    let cb = b
+        .wait_established("site-a", Duration::from_secs(10))
+        .unwrap();
     let l2a = a.wait_established("lab2", Duration::from_secs(20)).unwrap();
     b.wait_established("lab2", Duration::from_secs(10)).unwrap();
     let (keep_a, keep_b, old_lab2) = (spis(&ca), spis(&cb), spis(&l2a));
@@ -65,21 +110,47 @@ fn reload_replaces_and_removes_only_the_changed_connection() {
     std::fs::write(&b.config, b1.clone() + &b2(&p2new)).unwrap();
     std::fs::write(&a.config, a1.clone() + &a2(&p2new)).unwrap();
     let (ok, out) = reload(&b);
-    assert!(ok && out.contains("replaced: lab2") && out.contains("unchanged: site-a"), "{out}");
+    assert!(
+        ok && out.contains("replaced: lab2") && out.contains("unchanged: site-a"),
+        "{out}"
+    );
     let (ok, out) = reload(&a);
-    assert!(ok && out.contains("replaced: lab2") && out.contains("unchanged: site-b"), "{out}");
-    let l2a = wait_for(Duration::from_secs(20), "lab2 re-established with new SAs", || {
-        a.connection("lab2").ok().filter(|c| c.state == "established" && c.child_sas.iter().any(|s| s.active) && spis(c) != old_lab2)
-    })
+    assert!(
+        ok && out.contains("replaced: lab2") && out.contains("unchanged: site-b"),
+        "{out}"
+    );
+    let l2a = wait_for(
+        Duration::from_secs(20),
+        "lab2 re-established with new SAs",
+        || {
+            a.connection("lab2").ok().filter(|c| {
+                c.state == "established"
+                    && c.child_sas.iter().any(|s| s.active)
+                    && spis(c) != old_lab2
+            })
+        },
+    )
     .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.status_text(), b.status_text()));
     b.wait_established("lab2", Duration::from_secs(10)).unwrap();
     assert_ne!(spis(&l2a).0, old_lab2.0, "lab2 has a new IKE SA");
-    assert_eq!(spis(&a.connection("site-b").unwrap()), keep_a, "site-b's SAs untouched on gw-a");
-    assert_eq!(spis(&b.connection("site-a").unwrap()), keep_b, "site-a's SAs untouched on gw-b");
+    assert_eq!(
+        spis(&a.connection("site-b").unwrap()),
+        keep_a,
+        "site-b's SAs untouched on gw-a"
+    );
+    assert_eq!(
+        spis(&b.connection("site-a").unwrap()),
+        keep_b,
+        "site-a's SAs untouched on gw-b"
+    );
     assert_eq!(a.status().unwrap().reloads, 1);
 
     // a config that does not parse changes nothing
-    std::fs::write(&a.config, a1.clone() + "[[connection]]\nname = \"broken\"\n").unwrap();
+    std::fs::write(
+        &a.config,
+        a1.clone() + "[[connection]]\nname = \"broken\"\n",
+    )
+    .unwrap();
     let (ok, out) = reload(&a);
     assert!(!ok && out.contains("did not reload"), "{out}");
     assert_eq!(a.status().unwrap().connections.len(), 2);
@@ -87,11 +158,22 @@ fn reload_replaces_and_removes_only_the_changed_connection() {
     // remove lab2 on gw-a: its tunnel is deleted (gw-b sees the DELETE), site-b stays
     std::fs::write(&a.config, a1.clone()).unwrap();
     let (ok, out) = reload(&a);
-    assert!(ok && out.contains("removed: lab2") && out.contains("unchanged: site-b"), "{out}");
+    assert!(
+        ok && out.contains("removed: lab2") && out.contains("unchanged: site-b"),
+        "{out}"
+    );
     let st = a.status().unwrap();
-    assert_eq!(st.connections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["site-b"]);
-    wait_for(Duration::from_secs(5), "gw-b to drop lab2", || b.connection("lab2").ok().filter(|c| c.child_sas.is_empty()))
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", b.status_text()));
+    assert_eq!(
+        st.connections
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["site-b"]
+    );
+    wait_for(Duration::from_secs(5), "gw-b to drop lab2", || {
+        b.connection("lab2").ok().filter(|c| c.child_sas.is_empty())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", b.status_text()));
     assert_eq!(spis(&a.connection("site-b").unwrap()), keep_a);
 
     // back with SIGHUP
@@ -99,13 +181,23 @@ fn reload_replaces_and_removes_only_the_changed_connection() {
     // SAFETY: signalling our own child process by its pid.
     assert_eq!(unsafe { libc::kill(a.pid() as i32, libc::SIGHUP) }, 0);
     a.wait_established("lab2", Duration::from_secs(20)).unwrap();
-    assert_eq!(spis(&a.connection("site-b").unwrap()), keep_a, "site-b's SAs untouched after SIGHUP");
+    assert_eq!(
+        spis(&a.connection("site-b").unwrap()),
+        keep_a,
+        "site-b's SAs untouched after SIGHUP"
+    );
     assert_eq!(spis(&b.connection("site-a").unwrap()), keep_b);
 
     std::thread::sleep(Duration::from_secs(2));
-    let (sent, got) = stream.finish().expect("the stream through site-b ran on, every byte verified");
+    let (sent, got) = stream
+        .finish()
+        .expect("the stream through site-b ran on, every byte verified");
     assert!(got >= 3 << 20, "stream carried only {got} of {sent} bytes");
     let ca = a.connection("site-b").unwrap();
     assert_eq!(ca.drops.total(), 0, "{:?}", ca.drops);
-    assert!(a.status_text().contains("config reloaded 3 time(s)"), "{}", a.status_text());
+    assert!(
+        a.status_text().contains("config reloaded 3 time(s)"),
+        "{}",
+        a.status_text()
+    );
 }

@@ -324,7 +324,12 @@ pub fn watch_rekeys(
 /// Real IKE_SA_INIT requests (fresh SPI, nonce and key share each) from `ips`, `per_ip` each,
 /// to `remote`:500, built by our own IKE initiator with `ike_proposal`: what a flood of
 /// would-be initiators sends, address by address. Returns (source address:port, datagram).
-pub fn ike_sa_init_flood(ips: &[&str], per_ip: u16, remote: &str, ike_proposal: &str) -> Result<Vec<(SocketAddr, Vec<u8>)>> {
+pub fn ike_sa_init_flood(
+    ips: &[&str],
+    per_ip: u16,
+    remote: &str,
+    ike_proposal: &str,
+) -> Result<Vec<(SocketAddr, Vec<u8>)>> {
     let mut out = Vec::new();
     let now = Instant::now();
     for ip in ips {
@@ -336,7 +341,9 @@ pub fn ike_sa_init_flood(ips: &[&str], per_ip: u16, remote: &str, ike_proposal: 
             let cfg = gateway::GatewayConfig::parse(&toml, std::path::Path::new("/"))?;
             let mut ep = ike::endpoint::Endpoint::new();
             ep.add_connection(cfg.connections[0].to_ike(cfg.local_address), now);
-            let t = ep.poll_transmit().context("the initiator sent no IKE_SA_INIT")?;
+            let t = ep
+                .poll_transmit()
+                .context("the initiator sent no IKE_SA_INIT")?;
             out.push((SocketAddr::new(ip.parse()?, 40000 + port), t.payload));
         }
     }
@@ -346,16 +353,49 @@ pub fn ike_sa_init_flood(ips: &[&str], per_ip: u16, remote: &str, ike_proposal: 
 /// Captures up to `count` UDP payloads sent from `src` to `dst` (port `dport`) as seen on
 /// `dev` in `ns` with `tcpdump -w`, keeping those no longer than `max_len` (single ESP
 /// packets, not GSO super-packets); runs `during` while capturing.
-pub fn capture_udp(ns: &Netns, dev: &str, src: &str, dst: &str, dport: u16, count: usize, max_len: usize, file: &std::path::Path, during: impl FnOnce()) -> Result<Vec<Vec<u8>>> {
-    let filter = format!("udp and src host {src} and dst host {dst} and dst port {dport} and less {}", max_len + 42);
+pub fn capture_udp(
+    ns: &Netns,
+    dev: &str,
+    src: &str,
+    dst: &str,
+    dport: u16,
+    count: usize,
+    max_len: usize,
+    file: &std::path::Path,
+    during: impl FnOnce(),
+) -> Result<Vec<Vec<u8>>> {
+    let filter = format!(
+        "udp and src host {src} and dst host {dst} and dst port {dport} and less {}",
+        max_len + 42
+    );
     let mut c = ns.command("timeout");
-    c.args(["15", "tcpdump", "-Z", "root", "-U", "-n", "-i", dev, "-c", &count.to_string(), "-w"]).arg(file).arg(&filter);
-    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    c.args([
+        "15",
+        "tcpdump",
+        "-Z",
+        "root",
+        "-U",
+        "-n",
+        "-i",
+        dev,
+        "-c",
+        &count.to_string(),
+        "-w",
+    ])
+    .arg(file)
+    .arg(&filter);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
     let child = c.spawn().context("tcpdump")?;
     std::thread::sleep(Duration::from_millis(700));
     during();
     let out = child.wait_with_output()?;
-    let pcap = std::fs::read(file).with_context(|| format!("tcpdump wrote nothing: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let pcap = std::fs::read(file).with_context(|| {
+        format!(
+            "tcpdump wrote nothing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
     parse_pcap_udp(&pcap)
 }
 
@@ -372,7 +412,9 @@ pub fn parse_pcap_udp(pcap: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut off = 24;
     while off + 16 <= pcap.len() {
         let incl = le32(&pcap[off + 8..off + 12]);
-        let frame = pcap.get(off + 16..off + 16 + incl).context("truncated pcap record")?;
+        let frame = pcap
+            .get(off + 16..off + 16 + incl)
+            .context("truncated pcap record")?;
         off += 16 + incl;
         if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
             continue;

@@ -111,7 +111,11 @@ impl ReloadPlan {
                 .iter()
                 .map(|&(i, _)| old[i].name.clone())
                 .collect(),
-            unchanged: self.unchanged.iter().map(|&i| old[i].name.clone()).collect(),
+            unchanged: self
+                .unchanged
+                .iter()
+                .map(|&i| old[i].name.clone())
+                .collect(),
         }
     }
 }
@@ -123,9 +127,7 @@ mod tests {
     use std::path::Path;
 
     fn parse(conns: &str) -> Vec<ConnectionSpec> {
-        let text = format!(
-            "local_address = \"198.51.100.1\"\n[tun]\nname = \"hn-t\"\n{conns}"
-        );
+        let text = format!("local_address = \"198.51.100.1\"\n[tun]\nname = \"hn-t\"\n{conns}");
         GatewayConfig::parse(&text, Path::new("/"))
             .unwrap()
             .connections
@@ -139,12 +141,16 @@ mod tests {
 
     #[test]
     fn reload_plan_matches_by_name_and_compares_every_setting() {
-        let old = parse(&(conn("a", "secret-one-long", "10.2.0.0/16")
-            + &conn("b", "secret-two-long", "10.3.0.0/16")
-            + &conn("c", "secret-three-long", "10.4.0.0/16")));
-        let new = parse(&(conn("d", "secret-four-long", "10.5.0.0/16")
-            + &conn("b", "secret-two-changed", "10.3.0.0/16")
-            + &conn("a", "secret-one-long", "10.2.0.0/16")));
+        let old = parse(
+            &(conn("a", "secret-one-long", "10.2.0.0/16")
+                + &conn("b", "secret-two-long", "10.3.0.0/16")
+                + &conn("c", "secret-three-long", "10.4.0.0/16")),
+        );
+        let new = parse(
+            &(conn("d", "secret-four-long", "10.5.0.0/16")
+                + &conn("b", "secret-two-changed", "10.3.0.0/16")
+                + &conn("a", "secret-one-long", "10.2.0.0/16")),
+        );
         let plan = ReloadPlan::new(old.iter().enumerate(), &new);
         assert_eq!(plan.unchanged, vec![0]);
         assert_eq!(plan.replaced, vec![(1, 1)], "a PSK change is a change");
@@ -171,11 +177,17 @@ mod tests {
         let t0 = Instant::now();
         let p1: SocketAddr = "198.51.100.2:4500".parse().unwrap();
         let p2: SocketAddr = "198.51.100.2:61000".parse().unwrap();
-        assert!(!k.due(0, false, p1, t0), "no NAT in front of us: no keepalives");
+        assert!(
+            !k.due(0, false, p1, t0),
+            "no NAT in front of us: no keepalives"
+        );
         assert!(k.due(0, true, p1, t0));
         assert!(!k.due(0, true, p1, t0 + Duration::from_secs(19)));
         assert!(k.due(0, true, p1, t0 + KEEPALIVE_INTERVAL));
-        assert!(k.due(0, true, p2, t0 + Duration::from_secs(21)), "peer moved");
+        assert!(
+            k.due(0, true, p2, t0 + Duration::from_secs(21)),
+            "peer moved"
+        );
         assert_eq!(k.sent(0), 3);
         assert_eq!(k.sent(1), 0);
         k.forget(0);
