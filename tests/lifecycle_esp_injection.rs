@@ -6,7 +6,7 @@
 use gateway::datapath::DropCounters;
 use gateway::GatewayStatus;
 use hybridnet_tests::gw::GatewayProc;
-use hybridnet_tests::lifecycle::{capture_udp, send_udp_raw, Stream};
+use hybridnet_tests::lifecycle::{capture_udp, send_udp_raw, Stream, UdpFlow};
 use hybridnet_tests::netns::{addrs, TwoSites};
 use hybridnet_tests::process::Scratch;
 use hybridnet_tests::traffic::{ping, ping_until_reply};
@@ -59,11 +59,13 @@ fn replayed_truncated_bitflipped_and_unknown_spi_esp_is_dropped_and_counted() {
     let captured = capture_udp(
         &net.gw_b,
         "wan0",
-        addrs::GW_A_WAN,
-        addrs::GW_B_WAN,
-        4500,
+        &UdpFlow {
+            src: addrs::GW_A_WAN,
+            dst: addrs::GW_B_WAN,
+            dport: 4500,
+            max_len: 200,
+        },
         10,
-        200,
         &scratch.join("esp.pcap"),
         || {
             ping(vm_a, addrs::VM_B, 12).unwrap();

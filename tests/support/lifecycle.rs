@@ -350,23 +350,35 @@ pub fn ike_sa_init_flood(
     Ok(out)
 }
 
-/// Captures up to `count` UDP payloads sent from `src` to `dst` (port `dport`) as seen on
-/// `dev` in `ns` with `tcpdump -w`, keeping those no longer than `max_len` (single ESP
-/// packets, not GSO super-packets); runs `during` while capturing.
+/// What [`capture_udp`] captures: UDP from `src` to `dst`:`dport`, at most `max_len` bytes of
+/// payload (single ESP packets, not GSO super-packets).
+pub struct UdpFlow<'a> {
+    /// Source address.
+    pub src: &'a str,
+    /// Destination address.
+    pub dst: &'a str,
+    /// Destination port.
+    pub dport: u16,
+    /// Largest payload kept.
+    pub max_len: usize,
+}
+
+/// Captures up to `count` UDP payloads of `flow` as seen on `dev` in `ns` with
+/// `tcpdump -w file`; runs `during` while capturing.
 pub fn capture_udp(
     ns: &Netns,
     dev: &str,
-    src: &str,
-    dst: &str,
-    dport: u16,
+    flow: &UdpFlow,
     count: usize,
-    max_len: usize,
     file: &std::path::Path,
     during: impl FnOnce(),
 ) -> Result<Vec<Vec<u8>>> {
     let filter = format!(
-        "udp and src host {src} and dst host {dst} and dst port {dport} and less {}",
-        max_len + 42
+        "udp and src host {} and dst host {} and dst port {} and less {}",
+        flow.src,
+        flow.dst,
+        flow.dport,
+        flow.max_len + 42
     );
     let mut c = ns.command("timeout");
     c.args([
