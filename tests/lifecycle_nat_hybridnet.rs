@@ -107,6 +107,12 @@ fn hybridnet_behind_nat_to_hybridnet() {
     })
     .unwrap();
     assert!(sent >= 1);
+    let on_wire = net.keepalives_forwarded().unwrap();
+    assert!(
+        on_wire >= 1,
+        "no keepalive crossed the NAT:\n{}",
+        net.nat_counters()
+    );
     assert_eq!(
         b.connection("site-a").unwrap().keepalives_sent,
         0,

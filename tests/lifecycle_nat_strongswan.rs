@@ -83,5 +83,10 @@ fn hybridnet_behind_nat_to_strongswan() {
     })
     .unwrap();
     assert!(sent >= 1);
+    assert!(
+        net.keepalives_forwarded().unwrap() >= 1,
+        "no keepalive crossed the NAT:\n{}",
+        net.nat_counters()
+    );
     assert_eq!(a.connection("site-b").unwrap().drops.total(), 0);
 }

@@ -67,7 +67,7 @@ impl NatSites {
         gw_a.make_router()?;
         gw_b.make_router()?;
         nat.make_router()?;
-        let rules = "table ip hnnat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"wan0\" ip saddr 192.168.50.0/24 counter masquerade random\n }\n}\n";
+        let rules = "table ip hnnat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"wan0\" ip saddr 192.168.50.0/24 counter masquerade random\n }\n chain keep {\n  type filter hook forward priority filter; policy accept;\n  iifname \"lan0\" udp dport 4500 udp length 9 @th,64,8 0xff counter comment \"keepalive\"\n }\n}\n";
         let mut c = nat.command("nft");
         c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
         let mut child = c.spawn().context("nft")?;
@@ -91,8 +91,25 @@ impl NatSites {
         })
     }
 
-    /// The NAT's UDP mappings for gw-a (from `/proc/net/nf_conntrack` when present, else
-    /// `nft list ruleset` counters): used only for diagnostics in failure messages.
+    /// NAT keepalives (one-byte 0xFF UDP datagrams to port 4500) the NAT forwarded from
+    /// gw-a, counted by an nftables rule on the wire.
+    pub fn keepalives_forwarded(&self) -> Result<u64> {
+        let out = self
+            .nat
+            .exec("nft", &["list", "chain", "ip", "hnnat", "keep"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains("keepalive"))
+            .context("no keepalive rule")?;
+        line.split("packets ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("no packet count in {line:?}"))
+    }
+
+    /// The NAT's rules with their counters, for failure messages.
     pub fn nat_counters(&self) -> String {
         self.nat
             .exec_unchecked("nft", &["list", "ruleset"])
