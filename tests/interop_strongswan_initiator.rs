@@ -18,20 +18,49 @@ fn hybridnet_initiator_with_strongswan_responder() {
     let summary = lab.check_tunnel().expect("tunnel checks");
     eprintln!("{summary}");
     let sas = lab.charon.list_sas();
-    assert!(sas.contains("AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384"), "strongSwan IKE SA algorithms:\n{sas}");
-    assert!(sas.contains("ESP:AES_GCM_16-256"), "strongSwan CHILD_SA algorithms:\n{sas}");
+    assert!(
+        sas.contains("AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384"),
+        "strongSwan IKE SA algorithms:\n{sas}"
+    );
+    assert!(
+        sas.contains("ESP:AES_GCM_16-256"),
+        "strongSwan CHILD_SA algorithms:\n{sas}"
+    );
     let conn = lab.ours.connection("site-b").unwrap();
     assert_eq!(conn.state, "established");
-    assert!(conn.esp_algorithms.as_deref().unwrap_or("").contains("AES_GCM_16-256"), "{conn:?}");
-    assert!(lab.charon.log().contains("IKE_SA site[1] established"), "strongSwan did not log the IKE SA");
+    assert!(
+        conn.esp_algorithms
+            .as_deref()
+            .unwrap_or("")
+            .contains("AES_GCM_16-256"),
+        "{conn:?}"
+    );
+    assert!(
+        lab.charon.log().contains("IKE_SA site[1] established"),
+        "strongSwan did not log the IKE SA"
+    );
 
     // SIGTERM: we send DELETE, strongSwan drops the SAs, we exit 0 and leave no route behind
-    assert_eq!(lab.ours.stop(), Some(0), "gateway exit status; log:\n{}", lab.ours.log());
-    wait_for(Duration::from_secs(5), "strongSwan to delete the SAs after our DELETE", || {
-        (!lab.charon.list_sas().contains("site:")).then_some(())
-    })
+    assert_eq!(
+        lab.ours.stop(),
+        Some(0),
+        "gateway exit status; log:\n{}",
+        lab.ours.log()
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "strongSwan to delete the SAs after our DELETE",
+        || (!lab.charon.list_sas().contains("site:")).then_some(()),
+    )
     .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.charon.list_sas()));
-    assert!(lab.charon.log().contains("received DELETE for IKE_SA site"), "strongSwan log lacks our DELETE");
-    let routes = String::from_utf8_lossy(&lab.net.gw_a.exec("ip", &["route"]).unwrap().stdout).into_owned();
-    assert!(!routes.contains("10.2.0.0/16"), "route left behind: {routes}");
+    assert!(
+        lab.charon.log().contains("received DELETE for IKE_SA site"),
+        "strongSwan log lacks our DELETE"
+    );
+    let routes =
+        String::from_utf8_lossy(&lab.net.gw_a.exec("ip", &["route"]).unwrap().stdout).into_owned();
+    assert!(
+        !routes.contains("10.2.0.0/16"),
+        "route left behind: {routes}"
+    );
 }

@@ -20,15 +20,34 @@ pub fn hybridnet_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let exe = std::env::current_exe().expect("current_exe");
-        let mut dir = exe.parent().expect("test exe has a directory").to_path_buf();
+        let mut dir = exe
+            .parent()
+            .expect("test exe has a directory")
+            .to_path_buf();
         if dir.ends_with("deps") {
             dir.pop();
         }
-        let profile = dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug").to_string();
-        let target = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
+        let profile = dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("debug")
+            .to_string();
+        let target = dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.clone());
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "hybridnet", "--bin", "hybridnet", "--target-dir"]).arg(&target);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "hybridnet",
+            "--bin",
+            "hybridnet",
+            "--target-dir",
+        ])
+        .arg(&target);
         match profile.as_str() {
             "debug" => {}
             "release" => {
@@ -43,7 +62,10 @@ pub fn hybridnet_bin() -> PathBuf {
         let bin = dir.join("hybridnet");
         if !built {
             // e.g. a half-edited crate of a colleague: use the last good binary, loudly
-            eprintln!("warning: `cargo build -p hybridnet` failed; testing the existing {}", bin.display());
+            eprintln!(
+                "warning: `cargo build -p hybridnet` failed; testing the existing {}",
+                bin.display()
+            );
         }
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
@@ -53,8 +75,18 @@ pub fn hybridnet_bin() -> PathBuf {
 
 /// Runs `hybridnet` with `args` (outside any namespace) and returns (success, stdout+stderr).
 pub fn hybridnet(args: &[&str]) -> Result<(bool, String)> {
-    let out = Command::new(hybridnet_bin()).args(args).output().context("run hybridnet")?;
-    Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    let out = Command::new(hybridnet_bin())
+        .args(args)
+        .output()
+        .context("run hybridnet")?;
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
 }
 
 /// A `hybridnet gateway run` process in a namespace; SIGTERM on drop.
@@ -74,15 +106,31 @@ impl GatewayProc {
         let control = dir.join(format!("{name}.sock"));
         std::fs::write(&config, config_toml)?;
         let mut cmd = ns.command(&hybridnet_bin().display().to_string());
-        cmd.args(["gateway", "run"]).arg(&config).arg("--control").arg(&control).env("HYBRIDNET_LOG", "debug");
-        let daemon = Daemon::spawn(&format!("gateway {name}"), cmd, &dir.join(format!("{name}.log")))?;
-        let mut g = GatewayProc { config, control, daemon };
-        let up = wait_for(Duration::from_secs(10), "the gateway's control socket", || {
-            if !g.daemon.alive() {
-                return Some(false);
-            }
-            g.status().ok().map(|_| true)
-        })?;
+        cmd.args(["gateway", "run"])
+            .arg(&config)
+            .arg("--control")
+            .arg(&control)
+            .env("HYBRIDNET_LOG", "debug");
+        let daemon = Daemon::spawn(
+            &format!("gateway {name}"),
+            cmd,
+            &dir.join(format!("{name}.log")),
+        )?;
+        let mut g = GatewayProc {
+            config,
+            control,
+            daemon,
+        };
+        let up = wait_for(
+            Duration::from_secs(10),
+            "the gateway's control socket",
+            || {
+                if !g.daemon.alive() {
+                    return Some(false);
+                }
+                g.status().ok().map(|_| true)
+            },
+        )?;
         if !up {
             bail!("gateway {name} exited at start:\n{}", g.log());
         }
@@ -91,7 +139,13 @@ impl GatewayProc {
 
     /// `hybridnet gateway status --json --control …`, parsed.
     pub fn status(&self) -> Result<GatewayStatus> {
-        let (ok, out) = hybridnet(&["gateway", "status", "--json", "--control", &self.control.display().to_string()])?;
+        let (ok, out) = hybridnet(&[
+            "gateway",
+            "status",
+            "--json",
+            "--control",
+            &self.control.display().to_string(),
+        ])?;
         if !ok {
             bail!("gateway status failed: {out}");
         }
@@ -100,27 +154,51 @@ impl GatewayProc {
 
     /// The human status table.
     pub fn status_text(&self) -> String {
-        hybridnet(&["gateway", "status", "--control", &self.control.display().to_string()]).map(|(_, o)| o).unwrap_or_default()
+        hybridnet(&[
+            "gateway",
+            "status",
+            "--control",
+            &self.control.display().to_string(),
+        ])
+        .map(|(_, o)| o)
+        .unwrap_or_default()
     }
 
     /// The connection `name` in the current status.
     pub fn connection(&self, name: &str) -> Result<ConnectionReport> {
         let st = self.status()?;
-        st.connections.into_iter().find(|c| c.name == name).with_context(|| format!("no connection {name} in status"))
+        st.connections
+            .into_iter()
+            .find(|c| c.name == name)
+            .with_context(|| format!("no connection {name} in status"))
     }
 
     /// Waits until connection `name` has an active Child SA.
     pub fn wait_established(&self, name: &str, timeout: Duration) -> Result<ConnectionReport> {
-        wait_for(timeout, &format!("connection {name} established with a CHILD_SA"), || {
-            self.connection(name).ok().filter(|c| c.state == "established" && c.child_sas.iter().any(|s| s.active))
+        wait_for(
+            timeout,
+            &format!("connection {name} established with a CHILD_SA"),
+            || {
+                self.connection(name)
+                    .ok()
+                    .filter(|c| c.state == "established" && c.child_sas.iter().any(|s| s.active))
+            },
+        )
+        .with_context(|| {
+            format!(
+                "gateway status:\n{}\ngateway log tail:\n{}",
+                self.status_text(),
+                crate::swan::tail(&self.log(), 40)
+            )
         })
-        .with_context(|| format!("gateway status:\n{}\ngateway log tail:\n{}", self.status_text(), crate::swan::tail(&self.log(), 40)))
     }
 
     /// Waits until connection `name` reports a last error.
     pub fn wait_error(&self, name: &str, timeout: Duration) -> Result<String> {
-        wait_for(timeout, &format!("an error on connection {name}"), || self.connection(name).ok().and_then(|c| c.last_error))
-            .with_context(|| format!("gateway log tail:\n{}", crate::swan::tail(&self.log(), 40)))
+        wait_for(timeout, &format!("an error on connection {name}"), || {
+            self.connection(name).ok().and_then(|c| c.last_error)
+        })
+        .with_context(|| format!("gateway log tail:\n{}", crate::swan::tail(&self.log(), 40)))
     }
 
     /// Everything the gateway wrote to stderr so far.
@@ -169,7 +247,12 @@ pub struct GwConfig {
 impl GwConfig {
     /// The TOML text.
     pub fn to_toml(&self) -> String {
-        let list = |v: &[String]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         format!(
             r#"local_address = "{}"
 

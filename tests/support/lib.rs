@@ -17,8 +17,8 @@ use gateway::status::ConnectionReport;
 use gw::{GatewayProc, GwConfig};
 use netns::{addrs, TwoSites};
 use process::Scratch;
-use swan::{Charon, SwanChildSa, SwanConn};
 use std::time::Duration;
+use swan::{Charon, SwanChildSa, SwanConn};
 
 /// A fresh random PSK in strongSwan's hex syntax.
 pub fn random_psk() -> String {
@@ -93,20 +93,39 @@ pub struct Interop {
 impl Interop {
     /// Builds the topology and starts both gateways. `ours_initiates` picks the initiator;
     /// strongSwan is told to initiate (`swanctl --initiate`) by the caller when it should.
-    pub fn start(tag: &str, ours_initiates: bool, ours: (&[&str], &[&str]), theirs: (&str, &str), their_psk: Option<&str>) -> Result<Interop> {
+    pub fn start(
+        tag: &str,
+        ours_initiates: bool,
+        ours: (&[&str], &[&str]),
+        theirs: (&str, &str),
+        their_psk: Option<&str>,
+    ) -> Result<Interop> {
         let net = TwoSites::new()?;
         let scratch = Scratch::new(tag, &net.id)?;
         let psk = random_psk();
         let charon = Charon::start(&net.gw_b, &scratch.join("swan-b"))?;
-        charon.load(&swan_b(their_psk.unwrap_or(&psk), false, theirs.0, theirs.1))?;
+        charon.load(&swan_b(
+            their_psk.unwrap_or(&psk),
+            false,
+            theirs.0,
+            theirs.1,
+        ))?;
         let cfg = hybridnet_a(&psk, ours_initiates, ours.0, ours.1);
         let ours = GatewayProc::start(&net.gw_a, &scratch.path, "gw-a", &cfg.to_toml())?;
-        Ok(Interop { charon, ours, scratch, net, psk })
+        Ok(Interop {
+            charon,
+            ours,
+            scratch,
+            net,
+            psk,
+        })
     }
 
     /// Waits for the tunnel on both sides and returns (our connection, strongSwan's child).
     pub fn wait_up(&self) -> Result<(ConnectionReport, SwanChildSa)> {
-        let ours = self.ours.wait_established("site-b", Duration::from_secs(20))?;
+        let ours = self
+            .ours
+            .wait_established("site-b", Duration::from_secs(20))?;
         let theirs = self.charon.wait_child_installed(Duration::from_secs(10))?;
         Ok((ours, theirs))
     }
@@ -119,14 +138,24 @@ impl Interop {
         check_traffic(&self.net)?;
         let after = self.ours.connection("site-b")?;
         assert_counters_grew(&before, &after, 2 * 4 * 1024 * 1024)?;
-        let theirs_after = SwanChildSa::parse(&self.charon.list_sas()).context("strongSwan child vanished")?;
+        let theirs_after =
+            SwanChildSa::parse(&self.charon.list_sas()).context("strongSwan child vanished")?;
         assert_spis_match(&after, &theirs_after)?;
         if theirs_after.bytes_in < 4 * 1024 * 1024 || theirs_after.bytes_out < 4 * 1024 * 1024 {
-            bail!("strongSwan counted too little traffic: in {} out {}\n{}", theirs_after.bytes_in, theirs_after.bytes_out, theirs_after.text);
+            bail!(
+                "strongSwan counted too little traffic: in {} out {}\n{}",
+                theirs_after.bytes_in,
+                theirs_after.bytes_out,
+                theirs_after.text
+            );
         }
         assert_no_secret(&self.ours.log(), &self.psk, "gateway log")?;
         assert_no_secret(&self.ours.status_text(), &self.psk, "gateway status")?;
-        assert_no_secret(&serde_json::to_string(&self.ours.status()?)?, &self.psk, "gateway status JSON")?;
+        assert_no_secret(
+            &serde_json::to_string(&self.ours.status()?)?,
+            &self.psk,
+            "gateway status JSON",
+        )?;
         Ok(format!(
             "ours: {} ESP {}; strongSwan: {} ESP {}",
             after.ike_algorithms.unwrap_or_default(),
@@ -142,15 +171,21 @@ pub fn check_traffic(net: &TwoSites) -> Result<()> {
     traffic::ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(10))?;
     traffic::ping(&net.vm_a, addrs::VM_B, 3)?;
     traffic::ping(&net.vm_b, addrs::VM_A, 3)?;
-    let t1 = traffic::tcp_transfer(&net.vm_b, addrs::VM_B, 5001, &net.vm_a, 4 * 1024 * 1024).context("TCP vm-a → vm-b")?;
-    let t2 = traffic::tcp_transfer(&net.vm_a, addrs::VM_A, 5002, &net.vm_b, 4 * 1024 * 1024).context("TCP vm-b → vm-a")?;
+    let t1 = traffic::tcp_transfer(&net.vm_b, addrs::VM_B, 5001, &net.vm_a, 4 * 1024 * 1024)
+        .context("TCP vm-a → vm-b")?;
+    let t2 = traffic::tcp_transfer(&net.vm_a, addrs::VM_A, 5002, &net.vm_b, 4 * 1024 * 1024)
+        .context("TCP vm-b → vm-a")?;
     eprintln!("TCP 4 MiB a→b in {:?}, b→a in {:?}", t1.elapsed, t2.elapsed);
     Ok(())
 }
 
 /// Our inbound SPI must be their outbound and vice versa.
 pub fn assert_spis_match(ours: &ConnectionReport, theirs: &SwanChildSa) -> Result<()> {
-    let active = ours.child_sas.iter().find(|c| c.active).context("no active CHILD_SA in our status")?;
+    let active = ours
+        .child_sas
+        .iter()
+        .find(|c| c.active)
+        .context("no active CHILD_SA in our status")?;
     if active.spi_in != theirs.spi_out || active.spi_out != theirs.spi_in {
         bail!(
             "SPIs differ: ours in {} out {}, strongSwan in {} out {}\n{}",
@@ -165,13 +200,30 @@ pub fn assert_spis_match(ours: &ConnectionReport, theirs: &SwanChildSa) -> Resul
 }
 
 /// Both directions' counters grew by at least `min_bytes` (sum of both) and some packets.
-pub fn assert_counters_grew(before: &ConnectionReport, after: &ConnectionReport, min_bytes: u64) -> Result<()> {
+pub fn assert_counters_grew(
+    before: &ConnectionReport,
+    after: &ConnectionReport,
+    min_bytes: u64,
+) -> Result<()> {
     let grew_in = after.inbound.bytes - before.inbound.bytes;
     let grew_out = after.outbound.bytes - before.outbound.bytes;
-    if after.inbound.packets <= before.inbound.packets || after.outbound.packets <= before.outbound.packets || grew_in + grew_out < min_bytes {
-        bail!("counters did not grow with the traffic: before {:?}/{:?}, after {:?}/{:?}", before.inbound, before.outbound, after.inbound, after.outbound);
+    if after.inbound.packets <= before.inbound.packets
+        || after.outbound.packets <= before.outbound.packets
+        || grew_in + grew_out < min_bytes
+    {
+        bail!(
+            "counters did not grow with the traffic: before {:?}/{:?}, after {:?}/{:?}",
+            before.inbound,
+            before.outbound,
+            after.inbound,
+            after.outbound
+        );
     }
-    let active = after.child_sas.iter().find(|c| c.active).context("no active child")?;
+    let active = after
+        .child_sas
+        .iter()
+        .find(|c| c.active)
+        .context("no active child")?;
     if active.inbound.packets == 0 || active.outbound.packets == 0 {
         bail!("the active CHILD_SA carried nothing: {active:?}");
     }
@@ -181,7 +233,8 @@ pub fn assert_counters_grew(before: &ConnectionReport, after: &ConnectionReport,
 /// Fails if the PSK (as configured, or its hex body) appears in `text`.
 pub fn assert_no_secret(text: &str, psk: &str, what: &str) -> Result<()> {
     let body = psk.strip_prefix("0x").unwrap_or(psk);
-    if text.contains(psk) || (body.len() >= 8 && text.to_lowercase().contains(&body.to_lowercase())) {
+    if text.contains(psk) || (body.len() >= 8 && text.to_lowercase().contains(&body.to_lowercase()))
+    {
         bail!("the PSK appears in the {what}");
     }
     Ok(())

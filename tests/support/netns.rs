@@ -13,14 +13,26 @@ pub fn unique_id() -> String {
         use std::io::Read;
         let _ = f.read_exact(&mut b);
     }
-    format!("{:04x}{:08x}", std::process::id() & 0xffff, u32::from_ne_bytes(b))
+    format!(
+        "{:04x}{:08x}",
+        std::process::id() & 0xffff,
+        u32::from_ne_bytes(b)
+    )
 }
 
 /// Runs a command, failing with its stderr when it exits non-zero.
 pub fn sh(prog: &str, args: &[&str]) -> Result<Output> {
-    let out = Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {prog}"))?;
     if !out.status.success() {
-        bail!("`{prog} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`{prog} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out)
 }
@@ -37,9 +49,18 @@ impl Netns {
         sh("ip", &["netns", "add", name]).context(
             "cannot create a network namespace: these tests need root (CAP_SYS_ADMIN/CAP_NET_ADMIN) and iproute2",
         )?;
-        let ns = Netns { name: name.to_string() };
+        let ns = Netns {
+            name: name.to_string(),
+        };
         ns.exec("ip", &["link", "set", "lo", "up"])?;
-        ns.exec("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])?;
+        ns.exec(
+            "sysctl",
+            &[
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        )?;
         Ok(ns)
     }
 
@@ -57,7 +78,11 @@ impl Netns {
 
     /// Runs a command inside the namespace and returns its output whatever the exit status.
     pub fn exec_unchecked(&self, prog: &str, args: &[&str]) -> Result<Output> {
-        Command::new("ip").args(["netns", "exec", &self.name, prog]).args(args).output().context("cannot run ip netns exec")
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, prog])
+            .args(args)
+            .output()
+            .context("cannot run ip netns exec")
     }
 
     /// A `Command` that runs `prog` inside the namespace.
@@ -82,12 +107,21 @@ impl Netns {
     /// Makes the namespace a router that accepts packets re-injected from a TUN device.
     pub fn make_router(&self) -> Result<()> {
         self.sysctl("net.ipv4.ip_forward=1")?;
-        self.exec("sh", &["-c", "for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 >\"$f\"; done"])?;
+        self.exec(
+            "sh",
+            &[
+                "-c",
+                "for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 >\"$f\"; done",
+            ],
+        )?;
         Ok(())
     }
 
     /// Runs `f` on a fresh thread that has entered this namespace: sockets it opens live here.
-    pub fn run_in<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<Result<T>> {
+    pub fn run_in<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T>> {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || {
             let file = File::open(&path).with_context(|| format!("open {path}"))?;
@@ -104,7 +138,12 @@ impl Netns {
         Command::new("ip")
             .args(["netns", "pids", &self.name])
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -130,7 +169,24 @@ impl Drop for Netns {
 
 /// A veth pair whose ends are created directly inside two namespaces.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
-    sh("ip", &["link", "add", a_if, "netns", a.name(), "type", "veth", "peer", "name", b_if, "netns", b.name()]).map(|_| ())
+    sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            a_if,
+            "netns",
+            a.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            b.name(),
+        ],
+    )
+    .map(|_| ())
 }
 
 /// The two-site topology:
@@ -198,7 +254,14 @@ impl TwoSites {
         vm_b.exec("ip", &["route", "add", "default", "via", addrs::GW_B_IN])?;
         gw_a.make_router()?;
         gw_b.make_router()?;
-        gw_a.exec("ping", &["-c1", "-W2", "-q", addrs::GW_B_WAN]).context("the internet link does not work")?;
-        Ok(TwoSites { id, vm_a, vm_b, gw_a, gw_b })
+        gw_a.exec("ping", &["-c1", "-W2", "-q", addrs::GW_B_WAN])
+            .context("the internet link does not work")?;
+        Ok(TwoSites {
+            id,
+            vm_a,
+            vm_b,
+            gw_a,
+            gw_b,
+        })
     }
 }

@@ -17,10 +17,23 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns `cmd` with stdout and stderr appended to `log`.
     pub fn spawn(label: &str, mut cmd: Command, log: &Path) -> Result<Daemon> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("open {}", log.display()))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().with_context(|| format!("spawn {label}"))?;
-        Ok(Daemon { label: label.into(), child: Some(child), log: log.into() })
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("spawn {label}"))?;
+        Ok(Daemon {
+            label: label.into(),
+            child: Some(child),
+            log: log.into(),
+        })
     }
 
     /// The process id.
@@ -53,7 +66,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("{} (pid {}) ignored SIGTERM; killing", self.label, child.id());
+        eprintln!(
+            "{} (pid {}) ignored SIGTERM; killing",
+            self.label,
+            child.id()
+        );
         let _ = child.kill();
         child.wait().ok().and_then(|s| s.code())
     }
@@ -88,7 +105,10 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("test failed: configs and logs kept in {}", self.path.display());
+            eprintln!(
+                "test failed: configs and logs kept in {}",
+                self.path.display()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.path);
         }

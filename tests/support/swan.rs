@@ -94,18 +94,22 @@ swanctl {{
             ),
         )?;
         let mut cmd = ns.command("env");
-        cmd.arg(format!("STRONGSWAN_CONF={}/strongswan.conf", dir.display())).args([
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o mode=0755 hn-swan-run /run && exec \"$0\"",
-            charon,
-        ]);
+        cmd.arg(format!("STRONGSWAN_CONF={}/strongswan.conf", dir.display()))
+            .args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o mode=0755 hn-swan-run /run && exec \"$0\"",
+                charon,
+            ]);
         let daemon = Daemon::spawn("charon", cmd, &dir.join("charon.stdout"))?;
-        let mut c = Charon { dir: dir.to_path_buf(), daemon };
+        let mut c = Charon {
+            dir: dir.to_path_buf(),
+            daemon,
+        };
         let ok = wait_for(Duration::from_secs(15), "charon's vici socket", || {
             if !c.daemon.alive() {
                 return Some(false);
@@ -113,7 +117,11 @@ swanctl {{
             c.swanctl(&["--stats"]).ok().map(|_| true)
         })?;
         if !ok {
-            bail!("charon exited at start: {}\n{}", c.daemon.log_text(), c.log());
+            bail!(
+                "charon exited at start: {}\n{}",
+                c.daemon.log_text(),
+                c.log()
+            );
         }
         Ok(c)
     }
@@ -127,7 +135,11 @@ swanctl {{
             .arg(format!("unix://{}/charon.vici", self.dir.display()))
             .output()
             .context("cannot run swanctl")?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if !out.status.success() {
             bail!("swanctl {} failed: {text}", args.join(" "));
         }
@@ -189,24 +201,46 @@ secrets {{
                 psk = conn.psk,
             ),
         )?;
-        self.swanctl(&["--load-all", "--noprompt", "--file", &path.display().to_string()])?;
+        self.swanctl(&[
+            "--load-all",
+            "--noprompt",
+            "--file",
+            &path.display().to_string(),
+        ])?;
         Ok(())
     }
 
     /// Initiates `site`/`net` and waits up to `timeout_s` for the result.
     pub fn initiate(&self, timeout_s: u32) -> Result<String> {
-        self.swanctl(&["--initiate", "--ike", "site", "--child", "net", "--timeout", &timeout_s.to_string()])
+        self.swanctl(&[
+            "--initiate",
+            "--ike",
+            "site",
+            "--child",
+            "net",
+            "--timeout",
+            &timeout_s.to_string(),
+        ])
     }
 
     /// `swanctl --list-sas` output.
     pub fn list_sas(&self) -> String {
-        self.swanctl(&["--list-sas"]).unwrap_or_else(|e| format!("{e:#}"))
+        self.swanctl(&["--list-sas"])
+            .unwrap_or_else(|e| format!("{e:#}"))
     }
 
     /// Parsed Child SA of `--list-sas` once it is INSTALLED (waits up to `timeout`).
     pub fn wait_child_installed(&self, timeout: Duration) -> Result<SwanChildSa> {
-        wait_for(timeout, "strongSwan CHILD_SA net INSTALLED", || SwanChildSa::parse(&self.list_sas()))
-            .with_context(|| format!("strongSwan SAs:\n{}\ncharon log tail:\n{}", self.list_sas(), tail(&self.log(), 40)))
+        wait_for(timeout, "strongSwan CHILD_SA net INSTALLED", || {
+            SwanChildSa::parse(&self.list_sas())
+        })
+        .with_context(|| {
+            format!(
+                "strongSwan SAs:\n{}\ncharon log tail:\n{}",
+                self.list_sas(),
+                tail(&self.log(), 40)
+            )
+        })
     }
 
     /// charon's log file.
@@ -257,7 +291,9 @@ impl SwanChildSa {
     /// ```
     pub fn parse(text: &str) -> Option<SwanChildSa> {
         let lines: Vec<&str> = text.lines().collect();
-        let ci = lines.iter().position(|l| l.trim_start().starts_with("net:") && l.contains("INSTALLED"))?;
+        let ci = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("net:") && l.contains("INSTALLED"))?;
         let esp_algorithms = lines[ci].split("ESP:").nth(1)?.trim().to_string();
         let ike_algorithms = lines[..ci]
             .iter()
@@ -272,17 +308,35 @@ impl SwanChildSa {
         for l in &lines[ci + 1..] {
             let t = l.trim();
             let words: Vec<&str> = t.split_whitespace().collect();
-            let bytes = words.iter().position(|w| w.starts_with("bytes")).and_then(|i| words[i - 1].trim_end_matches(',').parse().ok()).unwrap_or(0);
+            let bytes = words
+                .iter()
+                .position(|w| w.starts_with("bytes"))
+                .and_then(|i| words[i - 1].trim_end_matches(',').parse().ok())
+                .unwrap_or(0);
             if t.starts_with("in ") && spi_in.is_none() {
                 spi_in = words.get(1).map(|s| s.trim_end_matches(',').to_string());
                 bytes_in = bytes;
             } else if t.starts_with("out ") && spi_out.is_none() {
                 spi_out = words.get(1).map(|s| s.trim_end_matches(',').to_string());
                 bytes_out = bytes;
-            } else if !t.starts_with("local") && !t.starts_with("remote") && !t.starts_with("in") && !t.starts_with("out") && !t.contains("rekeying") && !t.contains("installed") {
+            } else if !t.starts_with("local")
+                && !t.starts_with("remote")
+                && !t.starts_with("in")
+                && !t.starts_with("out")
+                && !t.contains("rekeying")
+                && !t.contains("installed")
+            {
                 break;
             }
         }
-        Some(SwanChildSa { text: text.into(), ike_algorithms, esp_algorithms, spi_in: spi_in?, spi_out: spi_out?, bytes_in, bytes_out })
+        Some(SwanChildSa {
+            text: text.into(),
+            ike_algorithms,
+            esp_algorithms,
+            spi_in: spi_in?,
+            spi_out: spi_out?,
+            bytes_in,
+            bytes_out,
+        })
     }
 }

@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 
 /// Pings `dst` from `ns` `count` times; fails with ping's output if any reply is missing.
 pub fn ping(ns: &Netns, dst: &str, count: u32) -> Result<String> {
-    let out = ns.exec_unchecked("ping", &["-c", &count.to_string(), "-i", "0.2", "-W", "2", dst])?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = ns.exec_unchecked(
+        "ping",
+        &["-c", &count.to_string(), "-i", "0.2", "-W", "2", dst],
+    )?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || !text.contains(&format!("{count} received")) {
         bail!("ping {dst} from {} failed:\n{text}", ns.name());
     }
@@ -28,7 +32,10 @@ pub fn ping_until_reply(ns: &Netns, dst: &str, timeout: Duration) -> Result<()> 
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("no ping reply from {dst} in {} within {timeout:?}", ns.name());
+            bail!(
+                "no ping reply from {dst} in {} within {timeout:?}",
+                ns.name()
+            );
         }
     }
 }
@@ -59,7 +66,13 @@ pub struct Transfer {
 /// Sends `len` pseudo-random bytes over TCP from `client_ns` to a listener on
 /// `server_ip:port` in `server_ns`; the receiver checks length and SHA-256 and echoes the
 /// digest back, which the sender checks too.
-pub fn tcp_transfer(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &Netns, len: usize) -> Result<Transfer> {
+pub fn tcp_transfer(
+    server_ns: &Netns,
+    server_ip: &str,
+    port: u16,
+    client_ns: &Netns,
+    len: usize,
+) -> Result<Transfer> {
     let seed = 0x9e37_79b9_7f4a_7c15 ^ len as u64 ^ port as u64;
     let data = pattern(len, seed);
     let digest: [u8; 32] = Sha256::digest(&data).into();
@@ -78,7 +91,9 @@ pub fn tcp_transfer(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &N
         s.read_exact(&mut len_buf).context("read length")?;
         let want = u64::from_be_bytes(len_buf) as usize;
         while total < want {
-            let n = s.read(&mut buf[..(want - total).min(256 * 1024)]).context("read data")?;
+            let n = s
+                .read(&mut buf[..(want - total).min(256 * 1024)])
+                .context("read data")?;
             if n == 0 {
                 break;
             }
@@ -89,10 +104,13 @@ pub fn tcp_transfer(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &N
         s.write_all(&got).context("echo digest")?;
         Ok((total, got))
     });
-    ready_rx.recv_timeout(Duration::from_secs(10)).context("TCP server did not start")?;
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("TCP server did not start")?;
     let start = Instant::now();
     let client = client_ns.run_in(move || -> Result<[u8; 32]> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).with_context(|| format!("connect {addr}"))?;
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .with_context(|| format!("connect {addr}"))?;
         s.set_write_timeout(Some(Duration::from_secs(30)))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         s.write_all(&(data.len() as u64).to_be_bytes())?;
@@ -101,16 +119,25 @@ pub fn tcp_transfer(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &N
         s.read_exact(&mut echo).context("read digest echo")?;
         Ok(echo)
     });
-    let echo = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??.context("TCP client")?;
+    let echo = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))??
+        .context("TCP client")?;
     let elapsed = start.elapsed();
-    let (total, got) = server.join().map_err(|_| anyhow::anyhow!("server thread panicked"))??.context("TCP server")?;
+    let (total, got) = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))??
+        .context("TCP server")?;
     if total != len {
         bail!("receiver got {total} bytes, expected {len}");
     }
     if got != digest || echo != digest {
         bail!("content mismatch: SHA-256 of received data differs from what was sent");
     }
-    Ok(Transfer { bytes: total, elapsed })
+    Ok(Transfer {
+        bytes: total,
+        elapsed,
+    })
 }
 
 fn accept_with_timeout(l: &TcpListener, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
@@ -136,7 +163,12 @@ fn accept_with_timeout(l: &TcpListener, timeout: Duration) -> Result<(TcpStream,
 /// Opens a TCP connection from `client_ns` to `server_ip:port` in `server_ns` and returns the
 /// MSS the server's socket uses toward the client (`TCP_MAXSEG` right after accept, before
 /// any data): it reflects the MSS option of the client's SYN as it arrived.
-pub fn tcp_server_mss(server_ns: &Netns, server_ip: &str, port: u16, client_ns: &Netns) -> Result<u32> {
+pub fn tcp_server_mss(
+    server_ns: &Netns,
+    server_ip: &str,
+    port: u16,
+    client_ns: &Netns,
+) -> Result<u32> {
     use std::os::fd::AsRawFd;
     let addr: SocketAddr = format!("{server_ip}:{port}").parse()?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -147,18 +179,34 @@ pub fn tcp_server_mss(server_ns: &Netns, server_ip: &str, port: u16, client_ns: 
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: getsockopt into a local c_int.
-        if unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_MAXSEG, (&mut v as *mut libc::c_int).cast(), &mut len) } != 0 {
+        if unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_MAXSEG,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        } != 0
+        {
             bail!("getsockopt TCP_MAXSEG: {}", std::io::Error::last_os_error());
         }
         Ok(v as u32)
     });
-    ready_rx.recv_timeout(Duration::from_secs(10)).context("server did not start")?;
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("server did not start")?;
     let client = client_ns.run_in(move || -> Result<()> {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
         std::thread::sleep(Duration::from_millis(300));
         drop(s);
         Ok(())
     });
-    client.join().map_err(|_| anyhow::anyhow!("client panicked"))??.context("client")?;
-    server.join().map_err(|_| anyhow::anyhow!("server panicked"))??
+    client
+        .join()
+        .map_err(|_| anyhow::anyhow!("client panicked"))??
+        .context("client")?;
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))??
 }
