@@ -126,6 +126,9 @@ pub struct Gateway {
     retired: std::collections::HashSet<usize>,
     /// Reloads applied since start.
     reloads: u64,
+    /// Per initiating connection: IKE_SA_INIT sent -> first Child SA installed, for the setup
+    /// since it was last handed to the IKE endpoint (start or reload); shown by status.
+    setup_time: std::collections::HashMap<usize, Duration>,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -245,6 +248,7 @@ impl Gateway {
             next_upkeep: Instant::now(),
             retired: std::collections::HashSet::new(),
             reloads: 0,
+            setup_time: std::collections::HashMap::new(),
             cfg,
         };
         for i in 0..gw.cfg.connections.len() {
@@ -294,6 +298,7 @@ impl Gateway {
         info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
         self.conns[i].id = Some(id);
         self.conns[i].started = Some(now);
+        self.setup_time.remove(&i);
     }
 
     /// Hands queued initiators to the IKE endpoint while fewer than [`MAX_STARTING`] are
@@ -697,7 +702,13 @@ impl Gateway {
                     return;
                 };
                 let name = &self.cfg.connections[i].name;
-                match self.dp.install(i, &child, Instant::now()) {
+                let now = Instant::now();
+                if let (true, Some(t0)) = (self.cfg.connections[i].initiate, self.conns[i].started) {
+                    self.setup_time
+                        .entry(i)
+                        .or_insert_with(|| now.saturating_duration_since(t0));
+                }
+                match self.dp.install(i, &child, now) {
                     Ok(()) => info!(
                         conn = %name,
                         spi_in = format_args!("{:08x}", child.spi_in),
@@ -791,6 +802,8 @@ impl Gateway {
                     nat_remote: st.is_some_and(|s| s.nat_remote),
                     peer: st.and_then(|s| s.remote).map(|a| a.to_string()),
                     keepalives_sent: self.keepalives.sent(i),
+                    setup_ms: self.setup_time.get(&i).map(|d| d.as_millis() as u64),
+                    setup_us: self.setup_time.get(&i).map(|d| d.as_micros() as u64),
                 }
             })
             .collect();
