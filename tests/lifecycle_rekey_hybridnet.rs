@@ -1,5 +1,5 @@
 //! Issue 4, rekeying between two hybridnet gateways: IKE SA lifetime 20 s and Child SA
-//! lifetime 10 s (PFS on the Child SAs); a TCP stream with every byte verified runs for 48 s
+//! lifetime 10 s (PFS on the Child SAs); a TCP stream with every byte verified runs for 44 s
 //! across several Child SA and IKE SA rekeys, with no drop on either side and the tunnel
 //! established throughout.
 use hybridnet_tests::gw::GatewayProc;
@@ -38,19 +38,19 @@ fn hybridnet_pair_rekeys_under_a_verified_stream() {
         .unwrap();
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     let stream = Stream::start(&net.vm_b, addrs::VM_B, 5401, &net.vm_a, 1 << 20).expect("stream");
-    let (ike_seen, child_seen) = watch_rekeys(&a, "site-b", Duration::from_secs(48))
+    let (ike_seen, child_seen) = watch_rekeys(&a, "site-b", Duration::from_secs(44))
         .unwrap_or_else(|e| panic!("{e:#}\n{}", a.log()));
     let (sent, got) = stream
         .finish()
         .unwrap_or_else(|e| panic!("stream across rekeys: {e:#}\n{}", a.status_text()));
-    assert!(got >= 40 << 20, "stream carried only {got} of {sent} bytes");
+    assert!(got >= 36 << 20, "stream carried only {got} of {sent} bytes");
     assert!(
         ike_seen.len() >= 3,
-        "at least 2 IKE SA rekeys in 48 s with a 20 s lifetime: {ike_seen:?}"
+        "at least 2 IKE SA rekeys in 44 s with a 20 s lifetime: {ike_seen:?}"
     );
     assert!(
         child_seen.len() >= 5,
-        "at least 4 Child SA rekeys in 48 s with a 10 s lifetime: {child_seen:?}"
+        "at least 4 Child SA rekeys in 44 s with a 10 s lifetime: {child_seen:?}"
     );
     let (ca, cb) = (
         a.connection("site-b").unwrap(),

@@ -1,5 +1,5 @@
 //! Issue 4, rekeying with strongSwan: hybridnet initiates with an IKE SA lifetime of 20 s and
-//! a Child SA lifetime of 10 s (PFS); a TCP stream with every byte verified runs for 48 s across
+//! a Child SA lifetime of 10 s (PFS); a TCP stream with every byte verified runs for 44 s across
 //! several CHILD_SA and IKE SA rekeys with strongSwan as responder; SPIs match strongSwan's
 //! at the end and nothing was dropped.
 use hybridnet_tests::gw::GatewayProc;
@@ -45,7 +45,7 @@ fn strongswan_rekeys_under_a_verified_stream() {
         .unwrap();
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     let stream = Stream::start(&net.vm_b, addrs::VM_B, 5601, &net.vm_a, 1 << 20).expect("stream");
-    let (ike_seen, child_seen) = watch_rekeys(&a, "site-b", Duration::from_secs(48))
+    let (ike_seen, child_seen) = watch_rekeys(&a, "site-b", Duration::from_secs(44))
         .unwrap_or_else(|e| panic!("{e:#}\n{}", charon.log()));
     let (sent, got) = stream.finish().unwrap_or_else(|e| {
         panic!(
@@ -54,7 +54,7 @@ fn strongswan_rekeys_under_a_verified_stream() {
             charon.list_sas()
         )
     });
-    assert!(got >= 40 << 20, "stream carried only {got} of {sent} bytes");
+    assert!(got >= 36 << 20, "stream carried only {got} of {sent} bytes");
     assert!(
         ike_seen.len() >= 3,
         "at least 2 IKE SA rekeys: {ike_seen:?}"
