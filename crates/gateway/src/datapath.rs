@@ -871,6 +871,28 @@ mod tests {
     }
 
     #[test]
+    fn peer_moves_and_connections_come_and_go() {
+        let (mut a, mut b) = pair(Encryption::AesGcm16_256, None);
+        let mut wire = vec![0u8; 2048];
+        let pkt = ipv4(A, B, 10);
+        let moved: SocketAddr = "198.51.100.2:61000".parse().unwrap();
+        assert_eq!(a.set_peer(0, moved), 1);
+        assert_eq!(a.set_peer(0, moved), 0, "already there");
+        let (n, peer) = a.seal(&pkt, &mut wire).unwrap();
+        assert_eq!(peer, moved, "ESP follows the peer");
+        b.open(&mut wire[..n]).unwrap();
+        assert_eq!(a.child_reports(0, Instant::now())[0].peer, moved.to_string());
+        // a connection added by a reload gets counters; a removed one is forgotten whole
+        a.ensure_connections(3);
+        a.count(Some(2), Drop::NoChildSa);
+        assert_eq!(a.connection_counters(2).2.no_child_sa, 1);
+        a.forget_connection(0);
+        assert_eq!(a.child_count(), 0);
+        assert_eq!(a.connection_counters(0), Default::default());
+        assert_eq!(a.route(&pkt).unwrap_err(), Drop::NoRoute, "its prefixes are gone too");
+    }
+
+    #[test]
     fn rekey_switches_outbound_and_keeps_old_inbound_until_deleted() {
         let (ka1, kb1) = keyed(0x1000_0001, 0x2000_0002, Encryption::AesGcm16_256, None, 0);
         let (ka2, kb2) = keyed(
