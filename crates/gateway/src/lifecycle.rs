@@ -40,10 +40,14 @@ impl Keepalives {
             Some((p, t)) if *p == peer && *t > now => false,
             _ => {
                 self.next.insert(conn, (peer, now + KEEPALIVE_INTERVAL));
-                *self.sent.entry(conn).or_default() += 1;
                 true
             }
         }
+    }
+
+    /// Books one keepalive that left the socket.
+    pub fn record_sent(&mut self, conn: usize) {
+        *self.sent.entry(conn).or_default() += 1;
     }
 
     /// Keepalives sent by a connection so far.
@@ -188,6 +192,10 @@ mod tests {
             k.due(0, true, p2, t0 + Duration::from_secs(21)),
             "peer moved"
         );
+        assert_eq!(k.sent(0), 0, "only sends that succeeded count");
+        for _ in 0..3 {
+            k.record_sent(0);
+        }
         assert_eq!(k.sent(0), 3);
         assert_eq!(k.sent(1), 0);
         k.forget(0);

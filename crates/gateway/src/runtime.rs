@@ -280,7 +280,13 @@ impl Gateway {
         );
         let now = Instant::now();
         for i in 0..gw.cfg.connections.len() {
-            gw.conns.push(Conn { id: None, ike_algorithms: None, last_error: None, started: None, settled: false });
+            gw.conns.push(Conn {
+                id: None,
+                ike_algorithms: None,
+                last_error: None,
+                started: None,
+                settled: false,
+            });
             if gw.cfg.connections[i].initiate {
                 gw.start_queue.push_back(i);
             } else {
@@ -294,7 +300,9 @@ impl Gateway {
 
     fn add_to_endpoint(&mut self, i: usize, now: Instant) {
         let c = &self.cfg.connections[i];
-        let id = self.endpoint.add_connection(c.to_ike(self.cfg.local_address), now);
+        let id = self
+            .endpoint
+            .add_connection(c.to_ike(self.cfg.local_address), now);
         info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
         self.conns[i].id = Some(id);
         self.conns[i].started = Some(now);
@@ -313,7 +321,12 @@ impl Gateway {
             .conns
             .iter()
             .enumerate()
-            .filter(|(_, c)| !c.settled && c.id.is_some() && c.started.is_some_and(|t| now.saturating_duration_since(t) < START_SLOT))
+            .filter(|(_, c)| {
+                !c.settled
+                    && c.id.is_some()
+                    && c.started
+                        .is_some_and(|t| now.saturating_duration_since(t) < START_SLOT)
+            })
             .map(|(i, _)| self.cfg.connections[i].remote_address)
             .collect();
         let mut any = false;
@@ -381,7 +394,11 @@ impl Gateway {
                 }
             };
             // queued initiators get a slot back by time, so wake up for that too
-            let timeout_ms = if self.start_queue.is_empty() { timeout_ms } else { timeout_ms.min(50) };
+            let timeout_ms = if self.start_queue.is_empty() {
+                timeout_ms
+            } else {
+                timeout_ms.min(50)
+            };
             for f in fds.iter_mut() {
                 f.revents = 0;
             }
@@ -752,8 +769,12 @@ impl Gateway {
     /// The status document served on the control socket.
     pub fn status(&self) -> GatewayStatus {
         let now = Instant::now();
-        let ike: std::collections::HashMap<ConnectionId, ike::endpoint::ConnectionStatus> =
-            self.endpoint.status().into_iter().map(|s| (s.conn, s)).collect();
+        let ike: std::collections::HashMap<ConnectionId, ike::endpoint::ConnectionStatus> = self
+            .endpoint
+            .status()
+            .into_iter()
+            .map(|s| (s.conn, s))
+            .collect();
         let mut ike_dropped = 0;
         let connections = self
             .cfg
@@ -838,8 +859,9 @@ impl Gateway {
                 }
             }
             if self.keepalives.due(i, st.nat_local, remote, now) {
-                if let Err(e) = self.sock4500.send_to(&KEEPALIVE, remote) {
-                    debug!(peer = %remote, "NAT keepalive: {e}");
+                match self.sock4500.send_to(&KEEPALIVE, remote) {
+                    Ok(_) => self.keepalives.record_sent(i),
+                    Err(e) => debug!(peer = %remote, "NAT keepalive: {e}"),
                 }
             }
         }
@@ -877,12 +899,24 @@ impl Gateway {
             self.retire(i, now);
             self.retired.remove(&i);
             self.cfg.connections[i] = new.connections[j].clone();
-            self.conns[i] = Conn { id: None, ike_algorithms: None, last_error: None, started: None, settled: false };
+            self.conns[i] = Conn {
+                id: None,
+                ike_algorithms: None,
+                last_error: None,
+                started: None,
+                settled: false,
+            };
             self.begin(i, now);
         }
         for &j in &plan.added {
             self.cfg.connections.push(new.connections[j].clone());
-            self.conns.push(Conn { id: None, ike_algorithms: None, last_error: None, started: None, settled: false });
+            self.conns.push(Conn {
+                id: None,
+                ike_algorithms: None,
+                last_error: None,
+                started: None,
+                settled: false,
+            });
             let i = self.cfg.connections.len() - 1;
             self.dp.ensure_connections(i + 1);
             self.begin(i, now);
