@@ -1548,9 +1548,25 @@ impl Endpoint {
             }
             return Err(IkeError::UnexpectedMessageId(0));
         }
-        let conn = self
-            .match_responder(local.ip(), remote.ip(), None)
+        let candidates = self.responder_candidates(local.ip(), remote.ip(), None);
+        let first = *candidates
+            .first()
             .ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
+        // The identity that picks the final connection only arrives in IKE_AUTH; until then
+        // the first connection to this peer whose IKE proposals fit the offer answers.
+        let offer = msg.payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Sa(s) => Some(s),
+            _ => None,
+        });
+        let conn = offer
+            .and_then(|offer| {
+                candidates.iter().copied().find(|&c| {
+                    self.cfg(c).is_some_and(|cfg| {
+                        proposal::select_ike(&cfg.ike_proposals, offer).is_some()
+                    })
+                })
+            })
+            .unwrap_or(first);
         let per_source = self
             .half_open
             .keys()
@@ -1635,19 +1651,30 @@ impl Endpoint {
         let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
             let bytes = plain_reply(vec![notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])], 0);
             self.transmits.push_back(wrap(local.port(), remote, bytes));
-            let ours = cfg
-                .ike_proposals
-                .iter()
-                .map(|p| format!("IKE:{p}"))
-                .collect();
-            self.conn_down(
-                conn,
-                DownReason::NoProposalChosen {
-                    ours,
-                    theirs: proposal::describe(sa_p),
-                },
-                None,
-            );
+            // Report it on a connection that is not up: a failed attempt must not mark a
+            // working tunnel down.
+            let report = candidates.iter().copied().find(|&c| {
+                matches!(self.conns.get(c), Some(Some(c)) if c.state != ConnState::Established)
+            });
+            if let Some(report) = report {
+                let ours = self
+                    .cfg(report)
+                    .map(|cfg| {
+                        cfg.ike_proposals
+                            .iter()
+                            .map(|p| format!("IKE:{p}"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.conn_down(
+                    report,
+                    DownReason::NoProposalChosen {
+                        ours,
+                        theirs: proposal::describe(sa_p),
+                    },
+                    None,
+                );
+            }
             return Ok(());
         };
         if ke.group != suite.dh.iana_id() {
@@ -1736,7 +1763,21 @@ impl Endpoint {
         remote: IpAddr,
         id: Option<&Identity>,
     ) -> Option<ConnectionId> {
-        let mut wildcard = None;
+        self.responder_candidates(local, remote, id)
+            .into_iter()
+            .next()
+    }
+
+    /// Every connection that may answer this peer, best first: those naming its address, in
+    /// configuration order, then those accepting any peer.
+    fn responder_candidates(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        id: Option<&Identity>,
+    ) -> Vec<ConnectionId> {
+        let mut exact = Vec::new();
+        let mut wildcard = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
             let cfg = &c.cfg;
@@ -1749,13 +1790,13 @@ impl Endpoint {
                 }
             }
             if cfg.remote_addr == remote {
-                return Some(i);
-            }
-            if cfg.remote_addr.is_unspecified() && wildcard.is_none() {
-                wildcard = Some(i);
+                exact.push(i);
+            } else if cfg.remote_addr.is_unspecified() {
+                wildcard.push(i);
             }
         }
-        wildcard
+        exact.extend(wildcard);
+        exact
     }
 
     // ------------------------------------------------------------------ IKE_AUTH

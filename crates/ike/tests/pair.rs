@@ -1302,3 +1302,69 @@ fn initial_contact_spares_half_open_sas_of_sibling_connections() {
         n.b.status().iter().map(|s| &s.state).collect::<Vec<_>>()
     );
 }
+
+/// Two connections to one peer with different IKE proposals: the responder answers each
+/// IKE_SA_INIT with the connection whose proposals fit (the identity that finally picks the
+/// connection only comes with IKE_AUTH), and the first tunnel stays up while the second is set up.
+#[test]
+fn responder_picks_the_sibling_connection_whose_proposals_fit() {
+    let mut n = Net::new();
+    let setups = [
+        (
+            "one.example",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            "aes256gcm16-prfsha384-ecp384",
+        ),
+        (
+            "two.example",
+            "10.11.0.0/16",
+            "10.12.0.0/16",
+            "aes128-sha256-modp2048",
+        ),
+    ];
+    for (id, ours, theirs, ike) in setups {
+        let mut b = cfg(
+            B,
+            A,
+            &[theirs],
+            &[ours],
+            ike,
+            "aes256gcm16",
+            "secret",
+            false,
+        );
+        b.name = format!("b-{id}");
+        b.remote_id = Some(Identity::Fqdn(id.into()));
+        n.b.add_connection(b, n.now);
+    }
+    for (i, (id, ours, theirs, ike)) in setups.into_iter().enumerate() {
+        let mut a = cfg(A, B, &[ours], &[theirs], ike, "aes256gcm16", "secret", true);
+        a.name = format!("a-{id}");
+        a.local_id = Identity::Fqdn(id.into());
+        n.a.add_connection(a, n.now);
+        n.pump();
+        n.collect();
+        assert_eq!(
+            children(&n.ev_a).len(),
+            i + 1,
+            "initiator events: {:?}",
+            n.ev_a
+        );
+        assert_eq!(
+            children(&n.ev_b).len(),
+            i + 1,
+            "responder events: {:?}",
+            n.ev_b
+        );
+    }
+    assert!(
+        downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(),
+        "{:?} {:?}",
+        n.ev_a,
+        n.ev_b
+    );
+    for s in n.b.status() {
+        assert_eq!(s.state, "established", "{}", s.name);
+    }
+}
