@@ -135,11 +135,10 @@ enum ReloadAnswer {
 /// Asks a running gateway to re-read its config file and apply the per-connection changes.
 pub fn reload(path: &Path) -> Result<ReloadReport, StatusError> {
     let raw = request(path, "reload", Duration::from_secs(20))?;
-    let answer: ReloadAnswer =
-        serde_json::from_str(&raw).map_err(|cause| StatusError::Json {
-            path: path.into(),
-            cause,
-        })?;
+    let answer: ReloadAnswer = serde_json::from_str(&raw).map_err(|cause| StatusError::Json {
+        path: path.into(),
+        cause,
+    })?;
     match answer {
         ReloadAnswer::Reloaded(r) => Ok(r),
         ReloadAnswer::Error(reason) => Err(StatusError::Refused {
@@ -291,14 +290,15 @@ fn serve_one(
             w.write_all(&doc).map(|_| None)
         }
         "reload" => Ok(Some(PendingReload { stream })),
-        other => w.write_all(
-            format!(
-                "{{\"error\":\"unknown command {:?}\"}}\n",
-                other.chars().take(32).collect::<String>()
+        other => w
+            .write_all(
+                format!(
+                    "{{\"error\":\"unknown command {:?}\"}}\n",
+                    other.chars().take(32).collect::<String>()
+                )
+                .as_bytes(),
             )
-            .as_bytes(),
-        )
-        .map(|_| None),
+            .map(|_| None),
     }
 }
 
@@ -533,7 +533,8 @@ mod tests {
         );
         assert!(table.contains("AUTHENTICATION_FAILED"));
         assert!(
-            table.contains("NAT  local yes remote no  peer at 198.51.100.2:4500  keepalives sent 7")
+            table
+                .contains("NAT  local yes remote no  peer at 198.51.100.2:4500  keepalives sent 7")
                 && table.contains("half-open 2 cookies sent 5"),
             "{table}"
         );

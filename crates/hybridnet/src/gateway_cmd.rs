@@ -46,8 +46,12 @@ pub struct CheckArgs {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HYBRIDNET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HYBRIDNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
@@ -55,43 +59,80 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
         GatewayCommand::Run(a) => {
             init_logging();
             let cfg = GatewayConfig::load(&a.config)?;
-            let control_path = a.control.or_else(|| cfg.control_socket.clone()).unwrap_or_else(|| default_control_path(&a.config));
-            let gw = Gateway::start(cfg, RunOptions { control_path, config_path: Some(a.config.clone()) })?;
+            let control_path = a
+                .control
+                .or_else(|| cfg.control_socket.clone())
+                .unwrap_or_else(|| default_control_path(&a.config));
+            let gw = Gateway::start(
+                cfg,
+                RunOptions {
+                    control_path,
+                    config_path: Some(a.config.clone()),
+                },
+            )?;
             gw.run()?;
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Status(a) => {
             let path = match (a.control, a.config) {
                 (Some(p), _) => p,
-                (None, Some(cfg)) => GatewayConfig::load(&cfg)?.control_socket.unwrap_or_else(|| default_control_path(&cfg)),
-                (None, None) => anyhow::bail!("name the gateway: `hybridnet gateway status CONFIG` or `--control PATH`"),
+                (None, Some(cfg)) => GatewayConfig::load(&cfg)?
+                    .control_socket
+                    .unwrap_or_else(|| default_control_path(&cfg)),
+                (None, None) => anyhow::bail!(
+                    "name the gateway: `hybridnet gateway status CONFIG` or `--control PATH`"
+                ),
             };
             if a.json {
                 print!("{}", gateway::status::query_raw(&path)?);
             } else {
-                print!("{}", gateway::status::render(&gateway::status::query(&path)?));
+                print!(
+                    "{}",
+                    gateway::status::render(&gateway::status::query(&path)?)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Reload(a) => {
             let path = match (a.control, a.config) {
                 (Some(p), _) => p,
-                (None, Some(cfg)) => GatewayConfig::load(&cfg)?.control_socket.unwrap_or_else(|| default_control_path(&cfg)),
-                (None, None) => anyhow::bail!("name the gateway: `hybridnet gateway reload CONFIG` or `--control PATH`"),
+                (None, Some(cfg)) => GatewayConfig::load(&cfg)?
+                    .control_socket
+                    .unwrap_or_else(|| default_control_path(&cfg)),
+                (None, None) => anyhow::bail!(
+                    "name the gateway: `hybridnet gateway reload CONFIG` or `--control PATH`"
+                ),
             };
             let r = gateway::status::reload(&path)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                for (what, names) in [("added", &r.added), ("removed", &r.removed), ("replaced", &r.replaced), ("unchanged", &r.unchanged)] {
-                    println!("{what}: {}", if names.is_empty() { "-".to_string() } else { names.join(", ") });
+                for (what, names) in [
+                    ("added", &r.added),
+                    ("removed", &r.removed),
+                    ("replaced", &r.replaced),
+                    ("unchanged", &r.unchanged),
+                ] {
+                    println!(
+                        "{what}: {}",
+                        if names.is_empty() {
+                            "-".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Check(a) => {
             let cfg = GatewayConfig::load(&a.config)?;
-            println!("{}: {} connection(s), local address {}", a.config.display(), cfg.connections.len(), cfg.local_address);
+            println!(
+                "{}: {} connection(s), local address {}",
+                a.config.display(),
+                cfg.connections.len(),
+                cfg.local_address
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
