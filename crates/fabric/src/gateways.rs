@@ -289,6 +289,13 @@ fn connection_table(
         "child_lifetime".into(),
         toml::Value::Integer(policy.child_lifetime_secs.into()),
     );
+    // saDataSizeKilobytes: the byte half of the Child SA lifetime.
+    t.insert(
+        "child_lifetime_bytes".into(),
+        toml::Value::Integer(
+            i64::try_from(policy.child_lifetime_kilobytes.saturating_mul(1024)).unwrap_or(i64::MAX),
+        ),
+    );
     t.insert(
         "dpd_timeout".into(),
         toml::Value::Integer(c.dpd_timeout_seconds.max(1).into()),

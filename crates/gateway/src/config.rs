@@ -157,6 +157,8 @@ pub struct ConnectionSpec {
     pub ike_lifetime: Duration,
     /// Child SA lifetime.
     pub child_lifetime: Duration,
+    /// Child SA byte lifetime (inner bytes both ways); `None` = time only.
+    pub child_lifetime_bytes: Option<u64>,
     /// Dead-peer-detection timeout.
     pub dpd_timeout: Duration,
     /// Whether we start the IKE SA (otherwise we only respond).
@@ -363,6 +365,7 @@ fn parse_connection(
     let child_lifetime = f
         .duration("child_lifetime")?
         .unwrap_or(DEFAULT_CHILD_LIFETIME);
+    let child_lifetime_bytes = f.byte_count("child_lifetime_bytes")?;
     let dpd_timeout = f.duration("dpd_timeout")?.unwrap_or(DEFAULT_DPD_TIMEOUT);
     let initiate = f.boolean("initiate")?.unwrap_or(remote_address.is_some());
     if initiate && remote_address.is_none() {
@@ -385,6 +388,7 @@ fn parse_connection(
         esp_proposals,
         ike_lifetime,
         child_lifetime,
+        child_lifetime_bytes,
         dpd_timeout,
         initiate,
     })
@@ -551,6 +555,16 @@ impl Fields {
                 Err(self.invalid(key, &n.to_string(), "an MTU must be between 576 and 65535"))
             }
             Some(_) => Err(self.wrong(key, "an integer")),
+        }
+    }
+    fn byte_count(&mut self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if n >= 1024 => Ok(Some(n as u64)),
+            Some(toml::Value::Integer(n)) => {
+                Err(self.invalid(key, &n.to_string(), "at least 1024 bytes"))
+            }
+            Some(_) => Err(self.wrong(key, "a number of bytes (integer)")),
         }
     }
     fn duration(&mut self, key: &str) -> Result<Option<Duration>, ConfigError> {

@@ -881,7 +881,10 @@ mod tests {
         let (n, peer) = a.seal(&pkt, &mut wire).unwrap();
         assert_eq!(peer, moved, "ESP follows the peer");
         b.open(&mut wire[..n]).unwrap();
-        assert_eq!(a.child_reports(0, Instant::now())[0].peer, moved.to_string());
+        assert_eq!(
+            a.child_reports(0, Instant::now())[0].peer,
+            moved.to_string()
+        );
         // a connection added by a reload gets counters; a removed one is forgotten whole
         a.ensure_connections(3);
         a.count(Some(2), Drop::NoChildSa);
@@ -889,7 +892,11 @@ mod tests {
         a.forget_connection(0);
         assert_eq!(a.child_count(), 0);
         assert_eq!(a.connection_counters(0), Default::default());
-        assert_eq!(a.route(&pkt).unwrap_err(), Drop::NoRoute, "its prefixes are gone too");
+        assert_eq!(
+            a.route(&pkt).unwrap_err(),
+            Drop::NoRoute,
+            "its prefixes are gone too"
+        );
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub struct Gateway {
     /// Per initiating connection: IKE_SA_INIT sent -> first Child SA installed, for the setup
     /// since it was last handed to the IKE endpoint (start or reload); shown by status.
     setup_time: std::collections::HashMap<usize, Duration>,
+    /// Inbound SPIs of Child SAs whose byte-lifetime rekey was already requested.
+    byte_rekeys: std::collections::HashSet<String>,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -247,6 +249,7 @@ impl Gateway {
             keepalives: Keepalives::default(),
             next_upkeep: Instant::now(),
             retired: std::collections::HashSet::new(),
+            byte_rekeys: std::collections::HashSet::new(),
             reloads: 0,
             setup_time: std::collections::HashMap::new(),
             cfg,
@@ -720,7 +723,8 @@ impl Gateway {
                 };
                 let name = &self.cfg.connections[i].name;
                 let now = Instant::now();
-                if let (true, Some(t0)) = (self.cfg.connections[i].initiate, self.conns[i].started) {
+                if let (true, Some(t0)) = (self.cfg.connections[i].initiate, self.conns[i].started)
+                {
                     self.setup_time
                         .entry(i)
                         .or_insert_with(|| now.saturating_duration_since(t0));
@@ -858,11 +862,34 @@ impl Gateway {
                     info!(conn = %self.cfg.connections[i].name, peer = %remote, child_sas = moved, "peer moved: ESP follows");
                 }
             }
+            self.rekey_on_bytes(i, st.conn, now);
             if self.keepalives.due(i, st.nat_local, remote, now) {
                 match self.sock4500.send_to(&KEEPALIVE, remote) {
                     Ok(_) => self.keepalives.record_sent(i),
                     Err(e) => debug!(peer = %remote, "NAT keepalive: {e}"),
                 }
+            }
+        }
+    }
+
+    /// The byte half of the Child SA lifetime (Azure's saDataSizeKilobytes): the initiating
+    /// side rekeys the active Child SA once it carried 85-95 % of `child_lifetime_bytes`
+    /// (jittered per SA so that many tunnels do not rekey at once). Time lifetimes are the
+    /// IKE layer's; bytes are only known here, in the data path.
+    fn rekey_on_bytes(&mut self, i: usize, conn: ike::ConnectionId, now: Instant) {
+        let spec = &self.cfg.connections[i];
+        let (Some(limit), true) = (spec.child_lifetime_bytes, spec.initiate) else {
+            return;
+        };
+        for c in self.dp.child_reports(i, now) {
+            let spi = u32::from_str_radix(&c.spi_in, 16).unwrap_or(0);
+            let soft = limit / 100 * (85 + u64::from(spi % 11));
+            if c.active
+                && c.inbound.bytes + c.outbound.bytes >= soft
+                && self.byte_rekeys.insert(c.spi_in.clone())
+            {
+                info!(conn = %spec.name, spi_in = %c.spi_in, "Child SA byte lifetime reached: rekeying");
+                self.endpoint.rekey_now(conn, false, now);
             }
         }
     }
