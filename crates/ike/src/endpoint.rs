@@ -342,6 +342,49 @@ struct IkeSa {
 }
 
 impl IkeSa {
+    /// The IKE SA that replaces `old` after an IKE SA rekey (RFC 7296 §1.3.2): fresh SPIs,
+    /// nonces and keys, message IDs from zero, and `old`'s Child SAs moved over.
+    #[allow(clippy::too_many_arguments)]
+    fn successor(
+        old: &mut IkeSa,
+        initiator: bool,
+        (spi_i, spi_r): (u64, u64),
+        (ni, nr): (Vec<u8>, Vec<u8>),
+        keys: IkeKeys,
+        now: Instant,
+        ike_rekey_at: Option<Instant>,
+    ) -> IkeSa {
+        IkeSa {
+            conn: old.conn,
+            initiator,
+            spi_i,
+            spi_r,
+            local_port: old.local_port,
+            remote: old.remote,
+            ni,
+            nr,
+            init_request: vec![],
+            init_response: vec![],
+            keys: Some(keys),
+            gcm_iv: 0,
+            next_out_id: 0,
+            outstanding: None,
+            queued: VecDeque::new(),
+            peer_next_id: 0,
+            cached_response: None,
+            last_request: vec![],
+            children: std::mem::take(&mut old.children),
+            phase: Phase::Established,
+            created: now,
+            last_recv: now,
+            dead: false,
+            quiet: false,
+            rekeyed_at: None,
+            pending_rekey: None,
+            ike_rekey_at,
+        }
+    }
+
     fn our_spi(&self) -> u64 {
         if self.initiator {
             self.spi_i
@@ -2463,35 +2506,15 @@ impl Endpoint {
                     new_spi,
                     peer_spi,
                 );
-                let new = IkeSa {
-                    conn: sa.conn,
-                    initiator: true,
-                    spi_i: new_spi,
-                    spi_r: peer_spi,
-                    local_port: sa.local_port,
-                    remote: sa.remote,
-                    ni,
-                    nr,
-                    init_request: vec![],
-                    init_response: vec![],
-                    keys: Some(keys),
-                    gcm_iv: 0,
-                    next_out_id: 0,
-                    outstanding: None,
-                    queued: VecDeque::new(),
-                    peer_next_id: 0,
-                    cached_response: None,
-                    last_request: vec![],
-                    children: std::mem::take(&mut sa.children),
-                    phase: Phase::Established,
-                    created: now,
-                    last_recv: now,
-                    dead: false,
-                    quiet: false,
-                    rekeyed_at: None,
-                    pending_rekey: None,
-                    ike_rekey_at: self.rekey_deadline(sa.conn, now, false),
-                };
+                let new = IkeSa::successor(
+                    sa,
+                    true,
+                    (new_spi, peer_spi),
+                    (ni, nr),
+                    keys,
+                    now,
+                    self.rekey_deadline(sa.conn, now, false),
+                );
                 let mut new = new;
                 let collided = sa.rekeyed_at.is_some();
                 sa.rekeyed_at = Some(now);
@@ -2719,35 +2742,15 @@ impl Endpoint {
             our_spi,
         );
         // The requester is the original initiator of the new IKE SA; Child SAs move over.
-        let new = IkeSa {
-            conn: sa.conn,
-            initiator: false,
-            spi_i: peer_spi,
-            spi_r: our_spi,
-            local_port: sa.local_port,
-            remote: sa.remote,
-            ni: ni.to_vec(),
-            nr,
-            init_request: vec![],
-            init_response: vec![],
-            keys: Some(keys),
-            gcm_iv: 0,
-            next_out_id: 0,
-            outstanding: None,
-            queued: VecDeque::new(),
-            peer_next_id: 0,
-            cached_response: None,
-            last_request: vec![],
-            children: std::mem::take(&mut sa.children),
-            phase: Phase::Established,
-            created: now,
-            last_recv: now,
-            dead: false,
-            quiet: false,
-            rekeyed_at: None,
-            pending_rekey: None,
-            ike_rekey_at: None,
-        };
+        let new = IkeSa::successor(
+            sa,
+            false,
+            (peer_spi, our_spi),
+            (ni.to_vec(), nr),
+            keys,
+            now,
+            None,
+        );
         let collided = sa.rekeyed_at.is_some();
         sa.rekeyed_at = Some(now);
         if collided {
