@@ -1458,23 +1458,7 @@ impl Endpoint {
             );
             return Ok(());
         }
-        let mut sa_p = None;
-        let mut ke = None;
-        let mut nonce = None;
-        for p in &msg.payloads {
-            match &p.body {
-                PayloadBody::Sa(s) => sa_p = Some(s),
-                PayloadBody::Ke(k) => ke = Some(k),
-                PayloadBody::Nonce(n) => nonce = Some(n),
-                _ => {}
-            }
-        }
-        let sa_p = sa_p.ok_or(IkeError::MissingPayload("SA"))?;
-        let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
-        let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
-        if !(16..=256).contains(&nonce.len()) {
-            return Err(IkeError::InvalidPayload("nonce length"));
-        }
+        let (sa_p, ke, nonce) = init_payloads(&msg.payloads)?;
         if header.spi_r == 0 {
             return Err(IkeError::InvalidPayload("responder SPI is zero"));
         }
@@ -1658,23 +1642,7 @@ impl Endpoint {
             }
         }
         let cfg = self.cfg(conn).cloned().expect("matched");
-        let mut sa_p = None;
-        let mut ke = None;
-        let mut nonce = None;
-        for p in &msg.payloads {
-            match &p.body {
-                PayloadBody::Sa(s) => sa_p = Some(s),
-                PayloadBody::Ke(k) => ke = Some(k),
-                PayloadBody::Nonce(n) => nonce = Some(n),
-                _ => {}
-            }
-        }
-        let sa_p = sa_p.ok_or(IkeError::MissingPayload("SA"))?;
-        let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
-        let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
-        if !(16..=256).contains(&nonce.len()) {
-            return Err(IkeError::InvalidPayload("nonce length"));
-        }
+        let (sa_p, ke, nonce) = init_payloads(&msg.payloads)?;
         let plain_reply = |payloads: Vec<Payload>, spi_r: u64| {
             Message {
                 header: Header {
@@ -2887,4 +2855,26 @@ impl Endpoint {
         }
         Ok(())
     }
+}
+
+/// The SA, KE and Nonce payloads every IKE_SA_INIT message carries, in either direction.
+fn init_payloads(
+    payloads: &[Payload],
+) -> Result<(&crate::codec::SaPayload, &KePayload, &Vec<u8>), IkeError> {
+    let (mut sa, mut ke, mut nonce) = (None, None, None);
+    for p in payloads {
+        match &p.body {
+            PayloadBody::Sa(s) => sa = Some(s),
+            PayloadBody::Ke(k) => ke = Some(k),
+            PayloadBody::Nonce(n) => nonce = Some(n),
+            _ => {}
+        }
+    }
+    let sa = sa.ok_or(IkeError::MissingPayload("SA"))?;
+    let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
+    let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
+    if !(16..=256).contains(&nonce.len()) {
+        return Err(IkeError::InvalidPayload("nonce length"));
+    }
+    Ok((sa, ke, nonce))
 }
