@@ -313,38 +313,31 @@ impl Gateway {
     }
 
     /// Hands queued initiators to the IKE endpoint while fewer than [`MAX_STARTING`] are
-    /// still negotiating their first IKE SA, at most one per peer address (a responder only
-    /// learns from IKE_AUTH which of several connections to the same address is meant);
-    /// returns whether any was started.
+    /// still negotiating their first IKE SA (so a thousand connections do not all send
+    /// IKE_SA_INIT in the same instant); returns whether any was started.
     fn start_pending(&mut self, now: Instant) -> bool {
         if self.start_queue.is_empty() {
             return false;
         }
-        let mut busy: Vec<Option<std::net::IpAddr>> = self
+        let mut busy = self
             .conns
             .iter()
-            .enumerate()
-            .filter(|(_, c)| {
+            .filter(|c| {
                 !c.settled
                     && c.id.is_some()
                     && c.started
                         .is_some_and(|t| now.saturating_duration_since(t) < START_SLOT)
             })
-            .map(|(i, _)| self.cfg.connections[i].remote_address)
-            .collect();
+            .count();
         let mut any = false;
-        let mut waiting = std::collections::VecDeque::with_capacity(self.start_queue.len());
-        while let Some(i) = self.start_queue.pop_front() {
-            let remote = self.cfg.connections[i].remote_address;
-            if busy.len() < MAX_STARTING && !busy.contains(&remote) {
-                self.add_to_endpoint(i, now);
-                busy.push(remote);
-                any = true;
-            } else {
-                waiting.push_back(i);
-            }
+        while busy < MAX_STARTING {
+            let Some(i) = self.start_queue.pop_front() else {
+                break;
+            };
+            self.add_to_endpoint(i, now);
+            busy += 1;
+            any = true;
         }
-        self.start_queue = waiting;
         any
     }
 
