@@ -1662,11 +1662,15 @@ impl Endpoint {
         let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
             let bytes = plain_reply(vec![notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![])], 0);
             self.transmits.push_back(wrap(local.port(), remote, bytes));
-            // Report it on a connection that is not up: a failed attempt must not mark a
-            // working tunnel down.
-            let report = candidates.iter().copied().find(|&c| {
-                matches!(self.conns.get(c), Some(Some(c)) if c.state != ConnState::Established)
-            });
+            // Report it on a connection that is not up if there is one, so that a sibling's
+            // failed attempt does not mark a working tunnel down.
+            let report = candidates
+                .iter()
+                .copied()
+                .find(|&c| {
+                    matches!(self.conns.get(c), Some(Some(c)) if c.state != ConnState::Established)
+                })
+                .or(Some(first));
             if let Some(report) = report {
                 let ours = self
                     .cfg(report)
