@@ -176,6 +176,10 @@ pub struct GatewayConfig {
     pub path_mtu: Option<u16>,
     /// TUN settings.
     pub tun: TunConfig,
+    /// Threads of the data path: 1 runs both directions in the main loop; 2 moves the
+    /// receive direction (UDP → decrypt → TUN) to its own thread. `None` = 2 on hosts with
+    /// 4 or more cores, else 1.
+    pub datapath_threads: Option<u8>,
     /// The connections, in file order.
     pub connections: Vec<ConnectionSpec>,
 }
@@ -203,6 +207,7 @@ impl GatewayConfig {
         })?;
         let control_socket = top.string("control_socket")?.map(PathBuf::from);
         let path_mtu = top.mtu("path_mtu")?;
+        let datapath_threads = top.threads("datapath_threads")?;
         let tun = match top.take("tun") {
             None => TunConfig {
                 name: DEFAULT_TUN_NAME.into(),
@@ -270,6 +275,7 @@ impl GatewayConfig {
             control_socket,
             path_mtu,
             tun,
+            datapath_threads,
             connections,
         })
     }
@@ -554,6 +560,18 @@ impl Fields {
             Some(toml::Value::Integer(n)) => {
                 Err(self.invalid(key, &n.to_string(), "an MTU must be between 576 and 65535"))
             }
+            Some(_) => Err(self.wrong(key, "an integer")),
+        }
+    }
+    fn threads(&mut self, key: &str) -> Result<Option<u8>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (1..=2).contains(&n) => Ok(Some(n as u8)),
+            Some(toml::Value::Integer(n)) => Err(self.invalid(
+                key,
+                &n.to_string(),
+                "1 (one loop for both directions) or 2 (a receive thread besides it)",
+            )),
             Some(_) => Err(self.wrong(key, "an integer")),
         }
     }

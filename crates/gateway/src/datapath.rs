@@ -4,6 +4,12 @@
 //! Nothing here allocates per packet: lookups are a hash probe (inbound) or a scan of a small
 //! pre-built route vector (outbound), and ESP is sealed into / opened in caller-owned buffers.
 //! SA installation and removal (rare, driven by IKE) may allocate.
+//!
+//! The two directions are separate halves so that they can run on two threads: [`DataPath`]
+//! (outbound SAs, routing, SA bookkeeping) belongs to the thread that reads the TUN device and
+//! runs IKE; [`Inbound`] (inbound SAs with their replay windows and receive counters) sits behind
+//! a mutex that the receiving thread takes once per batch of datagrams, never per packet. Each
+//! direction of every SA is handled by exactly one thread, so every flow stays in order.
 
 use esp::{Auth, Cipher, EspError, InboundSa, OutboundSa};
 use ike::config::{Encryption, Integrity, TrafficSelector};
@@ -11,6 +17,7 @@ use ike::endpoint::ChildSaKeys;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// Why a packet was not forwarded; each reason has its own counter.
@@ -79,6 +86,19 @@ impl DropCounters {
             Drop::IoError => &mut self.io_error,
         };
         *c += 1;
+    }
+    /// Adds another set of counters (the two halves of the data path count separately).
+    pub fn add(&mut self, o: &DropCounters) {
+        self.unknown_spi += o.unknown_spi;
+        self.replayed += o.replayed;
+        self.auth_failed += o.auth_failed;
+        self.malformed += o.malformed;
+        self.ts_mismatch += o.ts_mismatch;
+        self.no_child_sa += o.no_child_sa;
+        self.no_route += o.no_route;
+        self.invalid_inner += o.invalid_inner;
+        self.seal_failed += o.seal_failed;
+        self.io_error += o.io_error;
     }
     /// Sum of all reasons.
     pub fn total(&self) -> u64 {
@@ -225,28 +245,106 @@ fn ts_string(ts: &TrafficSelector) -> String {
     }
 }
 
+/// The outbound half of a Child SA plus what status shows about it.
 struct ChildSlot {
     conn: usize,
     spi_in: u32,
     spi_out: u32,
-    inbound: InboundSa,
     outbound: OutboundSa,
     peer: SocketAddr,
-    local: Vec<Range>,
     remote: Vec<Range>,
     local_ts: Vec<String>,
     remote_ts: Vec<String>,
     algorithms: String,
     installed: Instant,
-    traffic_in: Traffic,
     traffic_out: Traffic,
 }
 
+/// The inbound half of a Child SA.
+struct InSlot {
+    conn: usize,
+    sa: InboundSa,
+    local: Vec<Range>,
+    remote: Vec<Range>,
+    traffic: Traffic,
+}
+
+/// One connection's counters in one half of the data path.
 #[derive(Default, Clone)]
 struct ConnTraffic {
-    inbound: Traffic,
-    outbound: Traffic,
+    traffic: Traffic,
     drops: DropCounters,
+}
+
+/// The receive half: inbound Child SAs by SPI, their replay windows and the receive counters.
+/// Shared with the receiving thread (see the module doc); lock it once per batch.
+#[derive(Default)]
+pub struct Inbound {
+    by_spi: HashMap<u32, InSlot>,
+    traffic: Vec<ConnTraffic>,
+    /// Drops not attributable to a connection (unknown SPI, malformed, …).
+    global: DropCounters,
+}
+
+impl Inbound {
+    /// Decrypts in place and returns where the inner packet lies (so the caller can put a
+    /// TUN header right in front of it) and its connection.
+    pub fn open_in_place(
+        &mut self,
+        packet: &mut [u8],
+    ) -> Result<(std::ops::Range<usize>, usize), Drop> {
+        let Some(spi) = esp::spi_of(packet) else {
+            self.global.count(Drop::Malformed);
+            return Err(Drop::Malformed);
+        };
+        let Some(slot) = self.by_spi.get_mut(&spi) else {
+            self.global.count(Drop::UnknownSpi);
+            return Err(Drop::UnknownSpi);
+        };
+        let conn = slot.conn;
+        let range = match slot.sa.open_in_place(packet) {
+            Ok(r) => r,
+            Err(e) => {
+                let d = esp_drop(&e);
+                self.traffic[conn].drops.count(d);
+                return Err(d);
+            }
+        };
+        let inner = &packet[range.clone()];
+        // RFC 4301 §5.2: the inner packet must match the SA's selectors.
+        let ok = match inner_addrs(inner) {
+            Some((v6, src, dst)) => {
+                slot.remote.iter().any(|r| r.contains(v6, src))
+                    && slot.local.iter().any(|r| r.contains(v6, dst))
+            }
+            None => false,
+        };
+        if !ok {
+            self.traffic[conn].drops.count(Drop::TsMismatch);
+            return Err(Drop::TsMismatch);
+        }
+        slot.traffic.packets += 1;
+        slot.traffic.bytes += inner.len() as u64;
+        let t = &mut self.traffic[conn].traffic;
+        t.packets += 1;
+        t.bytes += inner.len() as u64;
+        Ok((range, conn))
+    }
+
+    /// Books a drop on the receive side (truncated datagram, TUN write failure) against a
+    /// connection, or globally.
+    pub fn count(&mut self, conn: Option<usize>, d: Drop) {
+        match conn {
+            Some(c) if c < self.traffic.len() => self.traffic[c].drops.count(d),
+            _ => self.global.count(d),
+        }
+    }
+
+    fn ensure_connections(&mut self, connections: usize) {
+        if connections > self.traffic.len() {
+            self.traffic.resize(connections, ConnTraffic::default());
+        }
+    }
 }
 
 /// The outbound routing entry: a remote range and the connection it leads to.
@@ -256,9 +354,11 @@ struct Route {
     conn: usize,
 }
 
-/// All Child SAs of all connections, plus the counters.
+/// All Child SAs of all connections, plus the counters; owns the send half and shares the
+/// receive half ([`Inbound`]).
 pub struct DataPath {
     slots: Vec<Option<ChildSlot>>,
+    inbound: Arc<Mutex<Inbound>>,
     by_spi: HashMap<u32, usize>,
     /// Per connection: the slot outbound traffic uses (the newest Child SA).
     current: Vec<Option<usize>>,
@@ -267,7 +367,7 @@ pub struct DataPath {
     /// Configured remote prefixes, to tell "SA not up" from "no route".
     configured: Vec<Route>,
     traffic: Vec<ConnTraffic>,
-    /// Drops not attributable to a connection (unknown SPI, no route, …).
+    /// Send-side drops not attributable to a connection (no route, …).
     global: DropCounters,
     /// One-entry cache of the last outbound destination's connection.
     last: Option<(bool, u128, usize)>,
@@ -296,8 +396,11 @@ pub struct Opened<'a> {
 impl DataPath {
     /// An empty data path for `connections` connections.
     pub fn new(connections: usize) -> Self {
+        let mut inbound = Inbound::default();
+        inbound.ensure_connections(connections);
         DataPath {
             slots: Vec::new(),
+            inbound: Arc::new(Mutex::new(inbound)),
             by_spi: HashMap::new(),
             current: vec![None; connections],
             routes: Vec::new(),
@@ -306,6 +409,16 @@ impl DataPath {
             global: DropCounters::default(),
             last: None,
         }
+    }
+
+    /// The receive half, for the thread that decrypts.
+    pub fn inbound(&self) -> Arc<Mutex<Inbound>> {
+        Arc::clone(&self.inbound)
+    }
+
+    fn lock_inbound(&self) -> MutexGuard<'_, Inbound> {
+        // a panic elsewhere while holding the lock leaves consistent counters behind
+        self.inbound.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a connection's configured remote prefixes (for drop accounting only).
@@ -331,22 +444,34 @@ impl DataPath {
             algorithms.push('/');
             algorithms.push_str(g.name());
         }
+        let remote: Vec<Range> = keys.remote_ts.iter().map(Range::of_ts).collect();
         let slot = ChildSlot {
             conn,
             spi_in: keys.spi_in,
             spi_out: keys.spi_out,
-            inbound,
             outbound,
             peer: keys.peer,
-            local: keys.local_ts.iter().map(Range::of_ts).collect(),
-            remote: keys.remote_ts.iter().map(Range::of_ts).collect(),
+            remote: remote.clone(),
             local_ts: keys.local_ts.iter().map(ts_string).collect(),
             remote_ts: keys.remote_ts.iter().map(ts_string).collect(),
             algorithms,
             installed: now,
-            traffic_in: Traffic::default(),
             traffic_out: Traffic::default(),
         };
+        {
+            let mut inb = self.lock_inbound();
+            inb.ensure_connections(conn + 1);
+            inb.by_spi.insert(
+                keys.spi_in,
+                InSlot {
+                    conn,
+                    sa: inbound,
+                    local: keys.local_ts.iter().map(Range::of_ts).collect(),
+                    remote,
+                    traffic: Traffic::default(),
+                },
+            );
+        }
         if let Some(old) = self.by_spi.get(&keys.spi_in).copied() {
             self.slots[old] = None;
         }
@@ -373,6 +498,7 @@ impl DataPath {
     /// Removes the Child SA with inbound SPI `spi_in`; outbound falls back to the connection's
     /// newest remaining Child SA. Returns whether one was removed.
     pub fn remove(&mut self, spi_in: u32) -> bool {
+        self.lock_inbound().by_spi.remove(&spi_in);
         let Some(idx) = self.by_spi.remove(&spi_in) else {
             return false;
         };
@@ -417,6 +543,7 @@ impl DataPath {
         if connections > self.traffic.len() {
             self.traffic.resize(connections, ConnTraffic::default());
         }
+        self.lock_inbound().ensure_connections(connections);
     }
 
     /// Forgets a removed connection: its Child SAs, configured prefixes and counters.
@@ -424,6 +551,9 @@ impl DataPath {
         self.remove_connection(conn);
         self.configured.retain(|r| r.conn != conn);
         if let Some(t) = self.traffic.get_mut(conn) {
+            *t = ConnTraffic::default();
+        }
+        if let Some(t) = self.lock_inbound().traffic.get_mut(conn) {
             *t = ConnTraffic::default();
         }
         self.last = None;
@@ -455,60 +585,14 @@ impl DataPath {
         self.last = None;
     }
 
-    /// Decrypts one ESP packet (SPI first, no UDP header) in place.
+    /// Decrypts one ESP packet (SPI first, no UDP header) in place (locks the receive half;
+    /// the receiving loop locks [`Inbound`] once per batch instead).
     pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<Opened<'a>, Drop> {
-        let (range, conn) = self.open_in_place(packet)?;
+        let (range, conn) = self.lock_inbound().open_in_place(packet)?;
         Ok(Opened {
             inner: &packet[range],
             conn,
         })
-    }
-
-    /// Decrypts in place and returns where the inner packet lies (so the caller can put a
-    /// TUN header right in front of it) and its connection.
-    pub fn open_in_place(
-        &mut self,
-        packet: &mut [u8],
-    ) -> Result<(std::ops::Range<usize>, usize), Drop> {
-        let Some(spi) = esp::spi_of(packet) else {
-            self.global.count(Drop::Malformed);
-            return Err(Drop::Malformed);
-        };
-        let Some(&idx) = self.by_spi.get(&spi) else {
-            self.global.count(Drop::UnknownSpi);
-            return Err(Drop::UnknownSpi);
-        };
-        let slot = self.slots[idx]
-            .as_mut()
-            .expect("by_spi points at live slots");
-        let conn = slot.conn;
-        let range = match slot.inbound.open_in_place(packet) {
-            Ok(r) => r,
-            Err(e) => {
-                let d = esp_drop(&e);
-                self.traffic[conn].drops.count(d);
-                return Err(d);
-            }
-        };
-        let inner = &packet[range.clone()];
-        // RFC 4301 §5.2: the inner packet must match the SA's selectors.
-        let ok = match inner_addrs(inner) {
-            Some((v6, src, dst)) => {
-                slot.remote.iter().any(|r| r.contains(v6, src))
-                    && slot.local.iter().any(|r| r.contains(v6, dst))
-            }
-            None => false,
-        };
-        if !ok {
-            self.traffic[conn].drops.count(Drop::TsMismatch);
-            return Err(Drop::TsMismatch);
-        }
-        slot.traffic_in.packets += 1;
-        slot.traffic_in.bytes += inner.len() as u64;
-        let t = &mut self.traffic[conn].inbound;
-        t.packets += 1;
-        t.bytes += inner.len() as u64;
-        Ok((range, conn))
     }
 
     /// Picks the outbound Child SA for an inner packet by its destination (drops counted).
@@ -574,7 +658,7 @@ impl DataPath {
             Ok(n) => {
                 slot.traffic_out.packets += 1;
                 slot.traffic_out.bytes += inner_len as u64;
-                let t = &mut self.traffic[sa.conn].outbound;
+                let t = &mut self.traffic[sa.conn].traffic;
                 t.packets += 1;
                 t.bytes += inner_len as u64;
                 Ok(n)
@@ -604,7 +688,7 @@ impl DataPath {
         Ok((n, sa.peer))
     }
 
-    /// Books a drop found outside the data path (I/O failure, truncation, bad offload
+    /// Books a send-side drop found outside the data path (I/O failure, bad offload
     /// header) against a connection, or globally.
     pub fn count(&mut self, conn: Option<usize>, d: Drop) {
         match conn {
@@ -615,19 +699,31 @@ impl DataPath {
 
     /// Connection-level counters: (inbound, outbound, drops).
     pub fn connection_counters(&self, conn: usize) -> (Traffic, Traffic, DropCounters) {
-        self.traffic
+        let (out, mut drops) = self
+            .traffic
             .get(conn)
-            .map(|t| (t.inbound, t.outbound, t.drops))
-            .unwrap_or_default()
+            .map(|t| (t.traffic, t.drops))
+            .unwrap_or_default();
+        let inb = self.lock_inbound();
+        let (inbound, in_drops) = inb
+            .traffic
+            .get(conn)
+            .map(|t| (t.traffic, t.drops))
+            .unwrap_or_default();
+        drops.add(&in_drops);
+        (inbound, out, drops)
     }
 
     /// Drops not attributable to a connection.
     pub fn global_drops(&self) -> DropCounters {
-        self.global
+        let mut d = self.global;
+        d.add(&self.lock_inbound().global);
+        d
     }
 
     /// Status rows for a connection's installed Child SAs, newest first.
     pub fn child_reports(&self, conn: usize, now: Instant) -> Vec<ChildSaReport> {
+        let inb = self.lock_inbound();
         let mut v: Vec<(Instant, ChildSaReport)> = self
             .slots
             .iter()
@@ -643,7 +739,11 @@ impl DataPath {
                         peer: s.peer.to_string(),
                         local_ts: s.local_ts.clone(),
                         remote_ts: s.remote_ts.clone(),
-                        inbound: s.traffic_in,
+                        inbound: inb
+                            .by_spi
+                            .get(&s.spi_in)
+                            .map(|i| i.traffic)
+                            .unwrap_or_default(),
                         outbound: s.traffic_out,
                         age_secs: now.saturating_duration_since(s.installed).as_secs(),
                         active: self.current.get(conn).copied().flatten() == Some(i),

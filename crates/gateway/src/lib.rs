@@ -8,6 +8,7 @@ pub mod config;
 pub mod datapath;
 pub mod lifecycle;
 pub mod offload;
+pub mod receiver;
 pub mod runtime;
 pub mod status;
 pub mod tun;

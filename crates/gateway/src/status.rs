@@ -38,6 +38,9 @@ pub struct GatewayStatus {
     /// Times the configuration was reloaded since start.
     #[serde(default)]
     pub reloads: u64,
+    /// Data-path threads: 1 (both directions in the main loop) or 2 (a receive thread).
+    #[serde(default)]
+    pub datapath_threads: u8,
 }
 
 /// One connection's state and counters.
@@ -502,6 +505,7 @@ mod tests {
             cookies_sent: 5,
             half_open: 2,
             reloads: 1,
+            datapath_threads: 2,
         }
     }
 
