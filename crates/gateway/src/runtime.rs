@@ -575,11 +575,15 @@ impl Gateway {
         }
     }
 
+    /// Reads what the TUN device holds (up to [`BATCH`] reads), seals it and sends it: sealed
+    /// packets are laid out back to back in the send buffer and leave in runs, one UDP GSO
+    /// call per run, whether they came from TCP super-packets (split into MSS-sized segments
+    /// only here) or are single small packets read one by one.
     fn drain_tun(&mut self) {
         let vnet = self.tun.vnet_hdr();
         let off = if vnet { VNET_HDR_LEN } else { 0 };
         let fd = self.sock4500.as_raw_fd();
-        let mut lens = [0usize; GSO_MAX_SEGMENTS];
+        let mut run = SendRun::default();
         for _ in 0..BATCH {
             let n = match self.tun.read(&mut self.rx[..off + MAX_PACKET]) {
                 Ok(n) => n,
@@ -608,25 +612,19 @@ impl Gateway {
                     self.dp.count(Some(sa.conn), Drop::InvalidInner);
                     continue;
                 }
-                let h = sa.header_len;
                 let len = pkt.len();
-                self.tx[h..h + len].copy_from_slice(pkt);
-                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx, len) {
-                    lens[0] = l;
-                    send_run(
-                        fd,
-                        &self.tx,
-                        &lens[..1],
-                        sa.peer,
-                        &mut self.gso_ok,
-                        &mut self.dp,
-                        sa.conn,
-                    );
+                if !run.fits(sa.peer, sa.conn, self.dp.sealed_len(&sa, len)) {
+                    run.flush(fd, &self.tx, &mut self.gso_ok, &mut self.dp);
+                }
+                let at = run.used;
+                self.tx[at + sa.header_len..][..len].copy_from_slice(pkt);
+                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx[at..], len) {
+                    run.push(sa.peer, sa.conn, l);
                 }
                 continue;
             }
             // a TCP super-packet: split into MSS-sized segments straight into the send
-            // buffer, seal each in place, and send runs of them with UDP GSO
+            // buffer and seal each in place
             let plan = match plan_tcp(pkt, &hdr) {
                 Ok(p) => p,
                 Err(e) => {
@@ -635,42 +633,19 @@ impl Gateway {
                     continue;
                 }
             };
-            let (mut used, mut count) = (0usize, 0usize);
             for i in 0..plan.count {
                 let inner_len = plan.segment_len(i);
-                let need = self.dp.sealed_len(&sa, inner_len);
-                if count == GSO_MAX_SEGMENTS || used + need > GSO_MAX_BYTES {
-                    send_run(
-                        fd,
-                        &self.tx[..used],
-                        &lens[..count],
-                        sa.peer,
-                        &mut self.gso_ok,
-                        &mut self.dp,
-                        sa.conn,
-                    );
-                    used = 0;
-                    count = 0;
+                if !run.fits(sa.peer, sa.conn, self.dp.sealed_len(&sa, inner_len)) {
+                    run.flush(fd, &self.tx, &mut self.gso_ok, &mut self.dp);
                 }
-                plan.write_segment(pkt, i, &mut self.tx[used + sa.header_len..]);
-                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx[used..], inner_len) {
-                    lens[count] = l;
-                    count += 1;
-                    used += l;
+                let at = run.used;
+                plan.write_segment(pkt, i, &mut self.tx[at + sa.header_len..]);
+                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx[at..], inner_len) {
+                    run.push(sa.peer, sa.conn, l);
                 }
-            }
-            if count > 0 {
-                send_run(
-                    fd,
-                    &self.tx[..used],
-                    &lens[..count],
-                    sa.peer,
-                    &mut self.gso_ok,
-                    &mut self.dp,
-                    sa.conn,
-                );
             }
         }
+        run.flush(fd, &self.tx, &mut self.gso_ok, &mut self.dp);
     }
 
     /// Sends every datagram the IKE endpoint queued and applies its events.
@@ -1067,6 +1042,71 @@ impl Gateway {
     }
 }
 
+/// Sealed ESP packets at the start of the send buffer, back to back, that can leave in one
+/// UDP GSO call: one connection and peer, equal sizes except a shorter last one, within the
+/// kernel's GSO limits.
+struct SendRun {
+    peer: Option<SocketAddr>,
+    conn: usize,
+    used: usize,
+    count: usize,
+    lens: [usize; GSO_MAX_SEGMENTS],
+}
+
+impl Default for SendRun {
+    fn default() -> Self {
+        SendRun {
+            peer: None,
+            conn: 0,
+            used: 0,
+            count: 0,
+            lens: [0; GSO_MAX_SEGMENTS],
+        }
+    }
+}
+
+impl SendRun {
+    /// Whether a packet of `need` sealed bytes for `peer` on connection `conn` can join.
+    fn fits(&self, peer: SocketAddr, conn: usize, need: usize) -> bool {
+        if self.count == 0 {
+            return true;
+        }
+        let seg = self.lens[0];
+        self.peer == Some(peer)
+            && self.conn == conn
+            && self.count < GSO_MAX_SEGMENTS
+            && self.used + need <= GSO_MAX_BYTES
+            && need <= seg
+            && self.lens[self.count - 1] == seg
+    }
+
+    /// Adds the packet just sealed at `used`.
+    fn push(&mut self, peer: SocketAddr, conn: usize, len: usize) {
+        self.peer = Some(peer);
+        self.conn = conn;
+        self.lens[self.count] = len;
+        self.count += 1;
+        self.used += len;
+    }
+
+    /// Sends the run (if any) and starts an empty one.
+    fn flush(&mut self, fd: std::os::fd::RawFd, buf: &[u8], gso_ok: &mut bool, dp: &mut DataPath) {
+        if let (Some(peer), true) = (self.peer, self.count > 0) {
+            send_run(
+                fd,
+                &buf[..self.used],
+                &self.lens[..self.count],
+                peer,
+                gso_ok,
+                dp,
+                self.conn,
+            );
+        }
+        self.used = 0;
+        self.count = 0;
+    }
+}
+
 /// Sends consecutive ESP packets of `lens` from `buf` to `peer`: one UDP GSO call when they
 /// are equal-sized (the last may be shorter), otherwise one `sendto` each.
 fn send_run(
@@ -1107,5 +1147,39 @@ fn send_run(
             dp.count(Some(conn), Drop::IoError);
         }
         off += l;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs stay within what one UDP GSO send can carry: one peer and connection, equal
+    /// segment sizes with only the last one shorter, at most 64 segments and 65,000 bytes.
+    #[test]
+    fn send_runs_only_join_what_one_gso_call_can_carry() {
+        let p: SocketAddr = "192.0.2.1:4500".parse().unwrap();
+        let q: SocketAddr = "192.0.2.2:4500".parse().unwrap();
+        let mut run = SendRun::default();
+        assert!(run.fits(q, 7, 65_000), "anything starts an empty run");
+        run.push(p, 0, 1400);
+        assert!(run.fits(p, 0, 1400));
+        assert!(!run.fits(q, 0, 1400), "another peer");
+        assert!(!run.fits(p, 1, 1400), "another connection");
+        assert!(!run.fits(p, 0, 1401), "larger than the segment size");
+        assert!(run.fits(p, 0, 90), "a shorter packet may end the run");
+        run.push(p, 0, 90);
+        assert!(!run.fits(p, 0, 90), "nothing after a shorter packet");
+        let mut run = SendRun::default();
+        for _ in 0..46 {
+            assert!(run.fits(p, 0, 1400));
+            run.push(p, 0, 1400);
+        }
+        assert!(!run.fits(p, 0, 1400), "65,000-byte limit: {}", run.used);
+        let mut run = SendRun::default();
+        for _ in 0..GSO_MAX_SEGMENTS {
+            run.push(p, 0, 100);
+        }
+        assert!(!run.fits(p, 0, 100), "segment limit");
     }
 }
