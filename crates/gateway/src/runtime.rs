@@ -198,6 +198,19 @@ enum ReceivePath {
     },
 }
 
+impl std::ops::Drop for ReceivePath {
+    /// A gateway that fails to start, or is dropped without `run`, must not leave its receive
+    /// thread behind.
+    fn drop(&mut self) {
+        if let ReceivePath::Thread { handle, stop } = self {
+            stop.signal();
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
 /// The data-path thread count when the config does not say. A receive thread pays off when
 /// the gateway has cores to itself; on a small host it shares with the peer gateway and the
 /// VMs (the lab), where measured on 2 cores it carried the same TCP throughput as one loop
