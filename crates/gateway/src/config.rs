@@ -14,6 +14,8 @@ use zeroize::Zeroizing;
 
 /// Default TUN device name (fits IFNAMSIZ with room for a suffix).
 pub const DEFAULT_TUN_NAME: &str = "hn-gw0";
+/// Busy poll after work: about one request/response turn-around through the peer on a VM.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
 /// Default IKE proposals: Azure's and Azure Stack Hub's common ground first.
 pub const DEFAULT_IKE_PROPOSALS: &[&str] =
     &["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"];
@@ -180,6 +182,9 @@ pub struct GatewayConfig {
     /// receive direction (UDP → decrypt → TUN) to its own thread. `None` = 2 on hosts with
     /// 4 or more cores, else 1.
     pub datapath_threads: Option<u8>,
+    /// How long a data-path thread keeps polling without sleeping after it handled something
+    /// (see `wait.rs`); zero turns busy polling off.
+    pub busy_poll: Duration,
     /// The connections, in file order.
     pub connections: Vec<ConnectionSpec>,
 }
@@ -208,6 +213,7 @@ impl GatewayConfig {
         let control_socket = top.string("control_socket")?.map(PathBuf::from);
         let path_mtu = top.mtu("path_mtu")?;
         let datapath_threads = top.threads("datapath_threads")?;
+        let busy_poll = top.busy_poll("busy_poll_us")?.unwrap_or(DEFAULT_BUSY_POLL);
         let tun = match top.take("tun") {
             None => TunConfig {
                 name: DEFAULT_TUN_NAME.into(),
@@ -276,6 +282,7 @@ impl GatewayConfig {
             path_mtu,
             tun,
             datapath_threads,
+            busy_poll,
             connections,
         })
     }
@@ -563,6 +570,18 @@ impl Fields {
             Some(_) => Err(self.wrong(key, "an integer")),
         }
     }
+    fn busy_poll(&mut self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (0..=10_000).contains(&n) => {
+                Ok(Some(Duration::from_micros(n as u64)))
+            }
+            Some(toml::Value::Integer(n)) => {
+                Err(self.invalid(key, &n.to_string(), "microseconds from 0 (off) to 10000"))
+            }
+            Some(_) => Err(self.wrong(key, "an integer (microseconds)")),
+        }
+    }
     fn threads(&mut self, key: &str) -> Result<Option<u8>, ConfigError> {
         match self.take(key) {
             None => Ok(None),
@@ -837,6 +856,31 @@ remote_prefixes = ["10.9.0.0/16"]
             .to_string();
         assert!(e.contains("psk_file") && e.contains("missing"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn data_path_threads_and_busy_poll() {
+        let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();
+        assert_eq!((c.datapath_threads, c.busy_poll), (None, DEFAULT_BUSY_POLL));
+        let top = |extra: &str| GOOD.replacen("[tun]", &format!("{extra}\n[tun]"), 1);
+        let c = GatewayConfig::parse(
+            &top("datapath_threads = 2\nbusy_poll_us = 0"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!((c.datapath_threads, c.busy_poll), (Some(2), Duration::ZERO));
+        let e = err(&top("datapath_threads = 3"));
+        assert!(
+            e.contains("`datapath_threads`") && e.contains("1 (one loop"),
+            "{e}"
+        );
+        let e = err(&top("busy_poll_us = 20000"));
+        assert!(e.contains("`busy_poll_us`") && e.contains("10000"), "{e}");
+        let e = err(&top("busy_poll_us = \"fast\""));
+        assert!(
+            e.contains("`busy_poll_us`") && e.contains("microseconds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod status;
 pub mod tun;
 pub mod udp;
+pub mod wait;
 
 pub use config::{ConfigError, ConnectionSpec, GatewayConfig};
 pub use runtime::{Gateway, GatewayError, RunOptions};

@@ -13,6 +13,7 @@ use crate::datapath::{Drop, Inbound};
 use crate::offload::{clamp_mss, Coalescer, Push, VNET_HDR_LEN};
 use crate::tun::Tun;
 use crate::udp::RecvBatch;
+use crate::wait::Waiter;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -125,6 +126,8 @@ pub struct Receiver {
     gro: Coalescer,
     /// Connection of the packets pending in `gro` (for drop accounting).
     gro_conn: usize,
+    /// Busy poll after work when on a thread of its own (see `wait.rs`).
+    busy_poll: std::time::Duration,
 }
 
 impl Receiver {
@@ -135,6 +138,7 @@ impl Receiver {
         tun_mtu: u16,
         inbound: Arc<Mutex<Inbound>>,
         ike: Arc<IkeInbox>,
+        busy_poll: std::time::Duration,
     ) -> Receiver {
         Receiver {
             sock,
@@ -145,6 +149,7 @@ impl Receiver {
             batch: RecvBatch::new(RX_BATCH, RX_SLOT),
             gro: Coalescer::new(),
             gro_conn: 0,
+            busy_poll,
         }
     }
 
@@ -249,18 +254,15 @@ impl Receiver {
                 revents: 0,
             },
         ];
+        let mut waiter = Waiter::new(self.busy_poll);
         loop {
-            fds[0].revents = 0;
-            fds[1].revents = 0;
-            // SAFETY: fds is a valid array of pollfd for its length.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            match waiter.wait(&mut fds, -1) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::error!("receiver poll: {e}");
+                    return;
                 }
-                tracing::error!("receiver poll: {e}");
-                return;
             }
             if fds[1].revents != 0 {
                 return;

@@ -12,6 +12,7 @@ use crate::receiver::{EventFd, IkeInbox, Receiver};
 use crate::status::{ConnectionReport, ControlServer, GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
+use crate::wait::Waiter;
 use ike::endpoint::{ConnectionId, Endpoint, Event};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -269,6 +270,7 @@ impl Gateway {
             tun_mtu,
             dp.inbound(),
             Arc::clone(&ike_inbox),
+            cfg.busy_poll,
         );
         let threads = cfg.datapath_threads.unwrap_or_else(default_threads);
         let receive = if threads > 1 {
@@ -336,6 +338,7 @@ impl Gateway {
             tso = gw.tun.tso(),
             udp_gro,
             datapath_threads = threads,
+            busy_poll_us = gw.cfg.busy_poll.as_micros() as u64,
             control = %gw.control.path().display(),
             connections = gw.cfg.connections.len(),
             "gateway started"
@@ -439,6 +442,7 @@ impl Gateway {
                 revents: 0,
             },
         ];
+        let mut waiter = Waiter::new(self.cfg.busy_poll);
         loop {
             let timeout_ms = match self.endpoint.poll_timeout() {
                 None => 1000,
@@ -454,17 +458,10 @@ impl Gateway {
             } else {
                 timeout_ms.min(50)
             };
-            for f in fds.iter_mut() {
-                f.revents = 0;
-            }
-            // SAFETY: fds is a valid array of pollfd for its length.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(GatewayError::Poll(e));
+            match waiter.wait(&mut fds, timeout_ms) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(GatewayError::Poll(e)),
             }
             if fds[0].revents != 0 {
                 let sig = self.read_signal();
@@ -823,6 +820,7 @@ impl Gateway {
                 ReceivePath::Inline(_) => 1,
                 ReceivePath::Thread { .. } => 2,
             },
+            busy_poll_us: self.cfg.busy_poll.as_micros() as u64,
         }
     }
 
@@ -885,9 +883,10 @@ impl Gateway {
         if new.local_address != self.cfg.local_address
             || new.tun != self.cfg.tun
             || new.datapath_threads != self.cfg.datapath_threads
+            || new.busy_poll != self.cfg.busy_poll
         {
             return Err(format!(
-                "local_address, datapath_threads or [tun] changed in {}: that needs a restart, not a reload",
+                "local_address, datapath_threads, busy_poll_us or [tun] changed in {}: that needs a restart, not a reload",
                 path.display()
             ));
         }

@@ -41,6 +41,9 @@ pub struct GatewayStatus {
     /// Data-path threads: 1 (both directions in the main loop) or 2 (a receive thread).
     #[serde(default)]
     pub datapath_threads: u8,
+    /// Busy poll after work, in microseconds (0 = off).
+    #[serde(default)]
+    pub busy_poll_us: u64,
 }
 
 /// One connection's state and counters.
@@ -506,6 +509,7 @@ mod tests {
             half_open: 2,
             reloads: 1,
             datapath_threads: 2,
+            busy_poll_us: 100,
         }
     }
 
