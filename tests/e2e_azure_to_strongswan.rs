@@ -54,6 +54,24 @@ fn device(status: &Value) -> Value {
         .unwrap_or_else(|| panic!("no strongSwan device in {status:#}"))
 }
 
+/// Datagrams the kernel dropped in `netns` because a UDP socket's receive buffer was full
+/// (`Udp: RcvbufErrors` in /proc/net/snmp).
+fn udp_rcvbuf_errors(netns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("read /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Udp RcvbufErrors in {netns}: {text}"))
+}
+
 /// Live (not zombie) processes named charon whose network namespace is `netns`.
 fn charons_in(netns: &str) -> Vec<i32> {
     let out = Command::new("ip")
@@ -231,6 +249,7 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     let ns = |site: &str| format!("hn-{}-{site}-vm1", lab.id);
     let len: u64 = 3 << 20;
     let (in0, out0) = counters(&lab.status());
+    let rcvbuf0 = udp_rcvbuf_errors(&dev_ns);
     let dev0 = device(&lab.status())["sas"][0]["children"][0].clone();
     fabric::verify::tcp_transfer(
         &ns("onprem"),
@@ -250,9 +269,13 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     );
     let dev1 = device(&mid)["sas"][0]["children"][0].clone();
     let dev_in = dev1["bytesIn"].as_u64().unwrap() - dev0["bytesIn"].as_u64().unwrap();
-    assert_eq!(
-        dev_in, sent,
-        "the device received what Azure sent\n{dev0:#}\n{dev1:#}"
+    // strongSwan's userspace ESP drops datagrams when its UDP receive buffer overflows (the
+    // kernel counts them); every other byte Azure sent must show up on the device.
+    let overflowed = udp_rcvbuf_errors(&dev_ns) - rcvbuf0;
+    assert!(
+        dev_in <= sent && sent - dev_in <= overflowed * 1500,
+        "the device received what Azure sent ({dev_in} of {sent} B; {overflowed} datagrams \
+         overflowed its receive buffer)\n{dev0:#}\n{dev1:#}"
     );
     assert!(
         in1 - in0 < len / 10,

@@ -462,3 +462,52 @@ pub fn parse_pcap_udp(pcap: &[u8]) -> Result<Vec<Vec<u8>>> {
     }
     Ok(out)
 }
+
+/// What [`rekeying_pair`] saw; the gateways are still running.
+pub struct RekeyingPair {
+    /// gw-a, the initiator.
+    pub a: crate::gw::GatewayProc,
+    /// gw-b, the responder.
+    pub b: crate::gw::GatewayProc,
+    /// Distinct IKE SA SPI pairs gw-a showed, in order.
+    pub ike_seen: Vec<String>,
+    /// Distinct active Child SA inbound SPIs gw-a showed, in order.
+    pub child_seen: Vec<String>,
+    /// Bytes the stream carried, every one verified.
+    pub bytes: u64,
+}
+
+/// Two hybridnet gateways on `net` (gw-a from `toml_a` initiates, gw-b from `toml_b`
+/// responds), established and passing a ping; then a verified TCP stream vm-a → vm-b at
+/// `rate` bytes/s on `port` for `watch`, while gw-a's rekeys are watched (the connection must
+/// stay established with an active Child SA throughout). Panics with the gateways' log or
+/// status on any failure.
+pub fn rekeying_pair(
+    net: &crate::netns::TwoSites,
+    dir: &std::path::Path,
+    (toml_a, toml_b): (&str, &str),
+    (port, rate): (u16, u64),
+    watch: Duration,
+) -> RekeyingPair {
+    use crate::gw::GatewayProc;
+    let b = GatewayProc::start(&net.gw_b, dir, "gw-b", toml_b).expect("gw-b");
+    let a = GatewayProc::start(&net.gw_a, dir, "gw-a", toml_a).expect("gw-a");
+    a.wait_established("site-b", Duration::from_secs(20))
+        .unwrap();
+    b.wait_established("site-a", Duration::from_secs(10))
+        .unwrap();
+    crate::traffic::ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
+    let stream = Stream::start(&net.vm_b, addrs::VM_B, port, &net.vm_a, rate).expect("stream");
+    let (ike_seen, child_seen) =
+        watch_rekeys(&a, "site-b", watch).unwrap_or_else(|e| panic!("{e:#}\n{}", a.log()));
+    let (_, bytes) = stream
+        .finish()
+        .unwrap_or_else(|e| panic!("stream across rekeys: {e:#}\n{}", a.status_text()));
+    RekeyingPair {
+        a,
+        b,
+        ike_seen,
+        child_seen,
+        bytes,
+    }
+}

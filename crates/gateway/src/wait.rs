@@ -9,7 +9,7 @@
 //! answer without being woken. The spin yields the CPU on every turn, so any runnable task
 //! (the VMs, the peer gateway, the kernel's softirq threads) goes first; it costs CPU only
 //! while nothing else wants it, and at most `busy_poll` per burst of work — the same trade
-//! as Linux's `SO_BUSY_POLL`.
+//! as Linux's `SO_BUSY_POLL`. Off unless `busy_poll_us` is set (see `DEFAULT_BUSY_POLL`).
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -331,6 +331,8 @@ struct IkeSa {
     children: Vec<ChildSa>,
     phase: Phase,
     created: Instant,
+    /// When IKE_AUTH (or the rekey that made it) completed.
+    established_at: Option<Instant>,
     last_recv: Instant,
     dead: bool,
     quiet: bool,
@@ -376,6 +378,7 @@ impl IkeSa {
             children: std::mem::take(&mut old.children),
             phase: Phase::Established,
             created: now,
+            established_at: Some(now),
             last_recv: now,
             dead: false,
             quiet: false,
@@ -657,21 +660,7 @@ impl Endpoint {
             .collect();
         for spi in spis {
             if let Some(mut sa) = self.sas.remove(&spi) {
-                if sa.keys.is_some() && matches!(sa.phase, Phase::Established) {
-                    let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload {
-                        protocol: protocol::IKE,
-                        spi_size: 0,
-                        spis: vec![],
-                    }))];
-                    let id_out = sa.next_out_id;
-                    sa.next_out_id = sa.next_out_id.wrapping_add(1);
-                    if let Ok(bytes) =
-                        self.encrypt(&mut sa, exchange::INFORMATIONAL, false, id_out, &inner)
-                    {
-                        self.transmits
-                            .push_back(wrap(sa.local_port, sa.remote, bytes));
-                    }
-                }
+                self.send_ike_delete(&mut sa);
                 self.drop_children(&mut sa);
                 self.forget(&sa);
             }
@@ -893,12 +882,14 @@ impl Endpoint {
     fn fail(&mut self, sa: &mut IkeSa, reason: DownReason, now: Instant) {
         sa.dead = true;
         self.drop_children(sa);
-        let current = self
-            .conns
-            .get(sa.conn)
-            .and_then(|c| c.as_ref())
-            .is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
-        if !sa.quiet && sa.rekeyed_at.is_none() && current {
+        let conn = self.conns.get(sa.conn).and_then(|c| c.as_ref());
+        let current = conn.is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
+        // The connection was already declared down while this IKE SA was still its current
+        // one (the peer's next IKE_SA_INIT failed before its DELETE of this SA arrived): that
+        // later, more telling reason stays.
+        let already_down =
+            conn.is_some_and(|c| c.state == ConnState::Down && c.ike_sa == Some(sa.our_spi()));
+        if !sa.quiet && sa.rekeyed_at.is_none() && current && !already_down {
             self.conn_down(sa.conn, reason, Some(now));
         }
     }
@@ -1302,6 +1293,7 @@ impl Endpoint {
                 restarts: 0,
             }),
             created: now,
+            established_at: None,
             last_recv: now,
             dead: false,
             quiet: false,
@@ -1519,7 +1511,19 @@ impl Endpoint {
             method: AUTH_PSK,
             data: auth.to_vec(),
         })));
-        inner.push(notify_payload(notify::INITIAL_CONTACT, vec![]));
+        // RFC 7296 §2.4: only when this is our only IKE SA with the peer for this connection
+        // (a restart, a first contact); not while another one is up, e.g. the peer's own
+        // simultaneous attempt, which the peer would otherwise tear down.
+        let our_spi = sa.our_spi();
+        let alone = !self.sas.iter().any(|(k, o)| {
+            *k != our_spi
+                && o.conn == sa.conn
+                && o.remote.ip() == sa.remote.ip()
+                && matches!(o.phase, Phase::Established)
+        });
+        if alone {
+            inner.push(notify_payload(notify::INITIAL_CONTACT, vec![]));
+        }
         inner.push(Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(
             &cfg.esp_proposals,
             child_spi_in,
@@ -1748,6 +1752,7 @@ impl Endpoint {
             children: vec![],
             phase: Phase::ResponderAuth,
             created: now,
+            established_at: None,
             last_recv: now,
             dead: false,
             quiet: false,
@@ -1958,7 +1963,7 @@ impl Endpoint {
         let spi_r = sa.spi_r;
         self.half_open.retain(|_, v| *v != spi_r);
         if initial_contact {
-            self.drop_stale_sas(conn, sa.remote.ip(), sa.our_spi());
+            self.drop_stale_sas(conn, sa.remote.ip(), sa.our_spi(), sa.created);
         }
         self.ike_established(sa, now, suite.name());
         if let Some((csuite, spi_in, spi_out, local_ts, remote_ts)) = child {
@@ -1973,8 +1978,11 @@ impl Endpoint {
         Ok(())
     }
 
-    /// INITIAL_CONTACT: the peer has no other SAs with us, so older ones for it are stale.
-    fn drop_stale_sas(&mut self, conn: ConnectionId, peer: IpAddr, keep: u64) {
+    /// INITIAL_CONTACT: the peer has no other SAs with us, so the ones that were up before
+    /// this SA's IKE_SA_INIT arrived (`since`) are stale. SAs that came up while this one was
+    /// negotiated are not: they are the peer's own simultaneous attempts (strongSwan restarting
+    /// a connection sends INITIAL_CONTACT on each), which it still holds and uses.
+    fn drop_stale_sas(&mut self, conn: ConnectionId, peer: IpAddr, keep: u64, since: Instant) {
         let stale: Vec<u64> = self
             .sas
             .iter()
@@ -1985,6 +1993,7 @@ impl Endpoint {
                     && s.conn == conn
                     && s.remote.ip() == peer
                     && matches!(s.phase, Phase::Established)
+                    && s.established_at.unwrap_or(s.created) < since
             })
             .map(|(k, _)| *k)
             .collect();
@@ -1996,8 +2005,28 @@ impl Endpoint {
         }
     }
 
+    /// Queues an INFORMATIONAL DELETE of an established IKE SA (fire and forget: the SA is
+    /// gone on our side either way).
+    fn send_ike_delete(&mut self, sa: &mut IkeSa) {
+        if sa.keys.is_none() || !matches!(sa.phase, Phase::Established) {
+            return;
+        }
+        let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload {
+            protocol: protocol::IKE,
+            spi_size: 0,
+            spis: vec![],
+        }))];
+        let id_out = sa.next_out_id;
+        sa.next_out_id = sa.next_out_id.wrapping_add(1);
+        if let Ok(bytes) = self.encrypt(sa, exchange::INFORMATIONAL, false, id_out, &inner) {
+            self.transmits
+                .push_back(wrap(sa.local_port, sa.remote, bytes));
+        }
+    }
+
     fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {
         sa.ike_rekey_at = self.rekey_deadline(sa.conn, now, false);
+        sa.established_at = Some(now);
         if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
             c.state = ConnState::Established;
             c.ike_sa = Some(sa.our_spi());

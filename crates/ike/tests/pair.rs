@@ -500,6 +500,56 @@ fn ike_proposal_mismatch_lists_both_sides_at_responder() {
     assert!(da[0].to_string().contains("not known"));
 }
 
+/// The peer replaces its connection with one whose proposals we refuse: its DELETE of the old
+/// IKE SA and its new IKE_SA_INIT (different ports) can arrive in either order. When the
+/// IKE_SA_INIT comes first, the late DELETE of the stale IKE SA must not replace the
+/// NO_PROPOSAL_CHOSEN diagnosis with "deleted by peer".
+#[test]
+fn late_delete_of_the_old_ike_sa_keeps_the_proposal_mismatch() {
+    let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    n.collect();
+    let now = n.now;
+    n.a.remove_connection(0, now);
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes128-sha1-modp1024",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        now,
+    );
+    let mut out = vec![];
+    while let Some(t) = n.a.poll_transmit() {
+        out.push(t);
+    }
+    assert_eq!(out.len(), 2, "a DELETE and an IKE_SA_INIT");
+    for t in out.into_iter().rev() {
+        let _ =
+            n.b.handle_datagram(now, t.remote, SocketAddr::new(A, t.local_port), &t.payload);
+    }
+    n.pump();
+    let st = &n.b.status()[0];
+    assert_eq!(st.state, "down");
+    let err = st.last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("NO_PROPOSAL_CHOSEN") && err.contains("aes128-sha1-modp1024"),
+        "{err}"
+    );
+    assert!(
+        matches!(
+            downs(&n.ev_b).last(),
+            Some(DownReason::NoProposalChosen { .. })
+        ),
+        "{:?}",
+        downs(&n.ev_b)
+    );
+}
+
 #[test]
 fn esp_proposal_mismatch() {
     let mut n = Net::new();
@@ -1301,6 +1351,56 @@ fn initial_contact_spares_half_open_sas_of_sibling_connections() {
         "{:?}",
         n.b.status().iter().map(|s| &s.state).collect::<Vec<_>>()
     );
+}
+
+/// Both sides initiate the same connection at the same moment (strongSwan with
+/// start_action=start restarting while we re-initiate): two IKE SAs come up, each with a Child
+/// SA, and INITIAL_CONTACT must not make one side drop an SA the other still holds. Both
+/// sides end with the same live Child SAs.
+#[test]
+fn simultaneous_initiation_leaves_both_sides_with_the_same_child_sas() {
+    let mut n = Net::new();
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.0.0/16"],
+            &["10.1.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    n.pump();
+    let (la, lb) = (live(&n.ev_a), live(&n.ev_b));
+    assert!(!la.is_empty(), "{:?}", n.ev_a);
+    let mut a_in: Vec<u32> = la.iter().map(|c| c.spi_in).collect();
+    let mut b_out: Vec<u32> = lb.iter().map(|c| c.spi_out).collect();
+    a_in.sort_unstable();
+    b_out.sort_unstable();
+    assert_eq!(a_in, b_out, "A's inbound SAs are B's outbound SAs");
+    let mut a_out: Vec<u32> = la.iter().map(|c| c.spi_out).collect();
+    let mut b_in: Vec<u32> = lb.iter().map(|c| c.spi_in).collect();
+    a_out.sort_unstable();
+    b_in.sort_unstable();
+    assert_eq!(a_out, b_in, "B's inbound SAs are A's outbound SAs");
+    assert_eq!(n.a.status()[0].state, "established");
+    assert_eq!(n.b.status()[0].state, "established");
 }
 
 /// Two connections to one peer with different IKE proposals: the responder answers each
