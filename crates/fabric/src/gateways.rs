@@ -536,7 +536,6 @@ fn start(
     run: &GatewayRun,
     config_text: &str,
 ) -> Result<GatewayRecord, GatewayRunError> {
-    use std::os::unix::process::CommandExt;
     let dir = gateways_dir(lab_dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let stem = file_stem(&run.site, &run.gateway);
@@ -582,18 +581,7 @@ fn start(
         .stdin(std::process::Stdio::null())
         .stdout(logf)
         .stderr(logf2);
-    let ns_fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
-    // SAFETY: between fork and exec only async-signal-safe calls: setns(2) on a descriptor
-    // opened before the fork, and setsid(2) so the gateway outlives the CLI's session.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::netns::enter_detached(&mut cmd, &ns);
     let child = cmd.spawn().map_err(|source| GatewayRunError::Spawn {
         program: program.display().to_string(),
         netns: run.netns.clone(),

@@ -77,6 +77,25 @@ fn ip_command() -> Command {
     cmd
 }
 
+/// Makes `cmd` start inside the namespace `ns` (an open `/run/netns` file that must stay open
+/// until the spawn) in a session of its own: the daemons the CLI starts (gateways, charon)
+/// live in the lab's namespace and outlive the CLI's session.
+pub fn enter_detached(cmd: &mut Command, ns: &std::fs::File) {
+    use std::os::unix::process::CommandExt;
+    let ns_fd = std::os::fd::AsRawFd::as_raw_fd(ns);
+    // SAFETY: between fork and exec only async-signal-safe calls: setns(2) on a descriptor
+    // opened before the fork, and setsid(2).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
 /// Runs `ip [-n NETNS] [-force] -batch -` with the given commands (one per line).
 pub fn ip_batch(netns: Option<&str>, force: bool, commands: &[String]) -> Result<(), NetnsError> {
     if commands.is_empty() {

@@ -353,7 +353,6 @@ pub fn swanctl(dir: &Path, args: &[&str]) -> std::io::Result<(bool, String)> {
 
 /// Starts charon detached in `netns` with the strongswan.conf in `dir`; waits for vici.
 fn start(netns: &str, dir: &Path) -> Result<(), DeviceError> {
-    use std::os::unix::process::CommandExt;
     if !Path::new(CHARON).exists() {
         return Err(DeviceError::NoCharon);
     }
@@ -393,18 +392,7 @@ fn start(netns: &str, dir: &Path) -> Result<(), DeviceError> {
     .stdin(std::process::Stdio::null())
     .stdout(logf)
     .stderr(logf2);
-    let ns_fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
-    // SAFETY: between fork and exec only async-signal-safe calls: setns(2) on a descriptor
-    // opened before the fork, and setsid(2) so charon outlives the CLI's session.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::netns::enter_detached(&mut cmd, &ns);
     let child = cmd.spawn().map_err(|source| DeviceError::Spawn {
         netns: netns.to_string(),
         source,

@@ -158,8 +158,10 @@ impl Receiver {
         self.sock.as_raw_fd()
     }
 
-    /// Receives and handles what is queued on port 4500 (up to a bounded amount).
-    pub fn drain(&mut self) {
+    /// Receives and handles what is queued on port 4500 (up to a bounded amount); returns
+    /// whether IKE messages went to the inbox, so an inline caller looks there only then.
+    pub fn drain(&mut self) -> bool {
+        let mut ike = false;
         let fd = self.sock.as_raw_fd();
         let vnet = self.tun.vnet_hdr();
         for _ in 0..DRAIN_ROUNDS {
@@ -188,6 +190,7 @@ impl Receiver {
                     }
                     if len >= 4 && pkt[..4] == [0, 0, 0, 0] {
                         self.ike.push(from, pkt);
+                        ike = true;
                         continue;
                     }
                     let (range, conn) = match inb.open_in_place(pkt) {
@@ -237,6 +240,7 @@ impl Receiver {
                 break;
             }
         }
+        ike
     }
 
     /// The receiving thread's loop: waits for datagrams and drains them until `stop` is

@@ -534,7 +534,10 @@ impl Gateway {
     /// IKE messages that came in on 4500 to the endpoint.
     fn on_receive_ready(&mut self) {
         if let ReceivePath::Inline(r) = &mut self.receive {
-            r.drain();
+            // the inbox's lock and eventfd only when the batch held IKE at all
+            if !r.drain() {
+                return;
+            }
         }
         let local = SocketAddr::new(self.cfg.local_address, 4500);
         for (from, msg) in self.ike_inbox.take() {

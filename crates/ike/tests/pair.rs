@@ -203,6 +203,11 @@ fn downs(ev: &[Event]) -> Vec<DownReason> {
 }
 
 fn establish(ike: &str, esp: &str) -> Net {
+    connect(ike, esp, false)
+}
+
+/// A initiates; B too when `b_initiates` (both at the same moment).
+fn connect(ike: &str, esp: &str, b_initiates: bool) -> Net {
     let mut n = Net::new();
     n.b.add_connection(
         cfg(
@@ -213,7 +218,7 @@ fn establish(ike: &str, esp: &str) -> Net {
             ike,
             esp,
             "secret",
-            false,
+            b_initiates,
         ),
         n.now,
     );
@@ -1359,34 +1364,7 @@ fn initial_contact_spares_half_open_sas_of_sibling_connections() {
 /// sides end with the same live Child SAs.
 #[test]
 fn simultaneous_initiation_leaves_both_sides_with_the_same_child_sas() {
-    let mut n = Net::new();
-    n.b.add_connection(
-        cfg(
-            B,
-            A,
-            &["10.2.0.0/16"],
-            &["10.1.0.0/16"],
-            "aes256gcm16-prfsha384-ecp384",
-            "aes256gcm16",
-            "secret",
-            true,
-        ),
-        n.now,
-    );
-    n.a.add_connection(
-        cfg(
-            A,
-            B,
-            &["10.1.0.0/16"],
-            &["10.2.0.0/16"],
-            "aes256gcm16-prfsha384-ecp384",
-            "aes256gcm16",
-            "secret",
-            true,
-        ),
-        n.now,
-    );
-    n.pump();
+    let n = connect("aes256gcm16-prfsha384-ecp384", "aes256gcm16", true);
     let (la, lb) = (live(&n.ev_a), live(&n.ev_b));
     assert!(!la.is_empty(), "{:?}", n.ev_a);
     let mut a_in: Vec<u32> = la.iter().map(|c| c.spi_in).collect();
