@@ -759,16 +759,6 @@ impl DataPath {
     pub fn child_count(&self) -> usize {
         self.by_spi.len()
     }
-
-    /// The largest ESP overhead of any installed outbound SA (for diagnostics).
-    pub fn max_overhead(&self) -> usize {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|s| s.outbound.overhead())
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 #[cfg(test)]
