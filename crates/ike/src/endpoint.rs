@@ -14,6 +14,7 @@ use crate::codec::{
     KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
 };
 use crate::config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, TrafficSelector};
+use crate::cookie::CookieJar;
 use crate::crypto::{self, DhPrivate, IkeKeys};
 use crate::error::{CryptoError, DecodeError, IkeError};
 use crate::proposal::{self, ChildSuite};
@@ -31,8 +32,18 @@ pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const REINITIATE_DELAY: Duration = Duration::from_secs(2);
 /// Half-open IKE SAs above which IKE_SA_INIT requests must echo a COOKIE (RFC 7296 §2.6).
 pub const DEFAULT_COOKIE_THRESHOLD: usize = 32;
-/// Half-open IKE SAs allowed per source address; further requests are dropped.
+/// Half-open IKE SAs per source address above which that source must echo a COOKIE.
 pub const DEFAULT_HALF_OPEN_PER_SOURCE: usize = 16;
+/// Hard cap on half-open IKE SAs, whatever their sources: even a flood that echoes valid
+/// cookies (it receives at the addresses it uses) cannot grow state past it; the oldest
+/// half-open SA makes room.
+pub const MAX_HALF_OPEN: usize = 4096;
+/// How long an initiator keeps waiting for a genuine IKE_SA_INIT response after an
+/// unauthenticated error notification arrived (RFC 7296 §2.21.1: anyone can forge those).
+pub const UNAUTHENTICATED_ERROR_GRACE: Duration = Duration::from_secs(1);
+/// A peer's failed negotiation attempt explains a DELETE of the established IKE SA that
+/// arrives within this time (the peer was reconfigured and tried again).
+pub const ATTEMPT_EXPLAINS_DELETE: Duration = Duration::from_secs(10);
 /// Longest lifetime or timeout honoured (ten years); larger configured values are clamped.
 pub const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, at least 16 octets).
@@ -191,6 +202,14 @@ pub enum Event {
         /// Why.
         reason: DownReason,
     },
+    /// A negotiation failed before authentication (possibly forged by a stranger): nothing
+    /// changed, but an operator wants to hear about it (rate-limited).
+    AttemptFailed {
+        /// Connection the attempt was meant for.
+        conn: ConnectionId,
+        /// Why it failed.
+        reason: DownReason,
+    },
 }
 
 /// A snapshot of one connection for `gateway status`; holds no secrets.
@@ -225,6 +244,12 @@ pub struct ConnectionStatus {
     /// Where the current IKE SA sends (follows a NAT-mapped peer); `None` without an IKE SA.
     /// The ESP path must send to the same place.
     pub remote: Option<SocketAddr>,
+    /// Negotiations that failed before anything was authenticated (a refused IKE_SA_INIT,
+    /// an error answer to ours): anyone on the path can cause these, so they never change
+    /// an established connection; they are counted and the last one is kept.
+    pub failed_attempts: u64,
+    /// The last such failure, human readable.
+    pub last_failed_attempt: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,8 +269,13 @@ struct Connection {
     esp_algorithms: Option<String>,
     retry_at: Option<Instant>,
     dropped: u64,
-    /// (we are behind NAT, the peer is behind NAT) from the last IKE_SA_INIT.
+    /// (we are behind NAT, the peer is behind NAT) from the IKE_SA_INIT of the current
+    /// authenticated IKE SA.
     nat: (bool, bool),
+    /// Unauthenticated negotiation failures (see [`ConnectionStatus::failed_attempts`]).
+    failed_attempts: u64,
+    /// When and why the last one failed.
+    last_attempt: Option<(Instant, DownReason)>,
 }
 
 struct ChildSa {
@@ -295,6 +325,9 @@ struct InitiatorInit {
     dh: DhPrivate,
     cookie: Option<Vec<u8>>,
     restarts: u32,
+    /// An error notification answered our request; it is unauthenticated, so it only
+    /// ends the attempt if no genuine response arrives within the grace time.
+    refused: Option<DownReason>,
 }
 
 /// Initiator waiting for the IKE_AUTH response.
@@ -334,6 +367,9 @@ struct IkeSa {
     /// When IKE_AUTH (or the rekey that made it) completed.
     established_at: Option<Instant>,
     last_recv: Instant,
+    /// (we are behind NAT, the peer is behind NAT) as IKE_SA_INIT showed; the connection
+    /// takes it over only once this SA is authenticated.
+    nat: (bool, bool),
     dead: bool,
     quiet: bool,
     /// Set when this SA was replaced by a rekey; it only waits for the peer's DELETE.
@@ -380,6 +416,7 @@ impl IkeSa {
             created: now,
             established_at: Some(now),
             last_recv: now,
+            nat: old.nat,
             dead: false,
             quiet: false,
             rekeyed_at: None,
@@ -574,7 +611,9 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     dropped: u64,
-    cookie_secret: [u8; 32],
+    /// Dropped datagrams by cause ([`IkeError::cause_name`]); a fixed set of keys.
+    drops_by_cause: std::collections::BTreeMap<&'static str, u64>,
+    cookies: CookieJar,
     cookie_threshold: usize,
     half_open_per_source: usize,
     cookies_sent: u64,
@@ -589,10 +628,6 @@ impl Default for Endpoint {
 impl Endpoint {
     /// An endpoint with no connections.
     pub fn new() -> Self {
-        let mut cookie_secret = [0u8; 32];
-        if let Ok(b) = crypto::random_bytes(32) {
-            cookie_secret.copy_from_slice(&b);
-        }
         Endpoint {
             conns: vec![],
             sas: HashMap::new(),
@@ -600,7 +635,8 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
-            cookie_secret,
+            drops_by_cause: std::collections::BTreeMap::new(),
+            cookies: CookieJar::default(),
             cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
             half_open_per_source: DEFAULT_HALF_OPEN_PER_SOURCE,
             cookies_sent: 0,
@@ -637,6 +673,8 @@ impl Endpoint {
             retry_at: None,
             dropped: 0,
             nat: (false, false),
+            failed_attempts: 0,
+            last_attempt: None,
         }));
         if let Some(e) = invalid {
             self.conn_down(
@@ -681,9 +719,11 @@ impl Endpoint {
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), IkeError> {
+        self.cookies.tick(now);
         let r = self.dispatch(now, local, remote, bytes);
-        if r.is_err() {
+        if let Err(e) = &r {
             self.dropped += 1;
+            *self.drops_by_cause.entry(e.cause_name()).or_default() += 1;
         }
         r
     }
@@ -789,6 +829,8 @@ impl Endpoint {
                     nat_local: c.nat.0,
                     nat_remote: c.nat.1,
                     remote: sa.map(|s| s.remote),
+                    failed_attempts: c.failed_attempts,
+                    last_failed_attempt: c.last_attempt.as_ref().map(|(_, r)| r.to_string()),
                 }
             })
             .collect()
@@ -814,6 +856,11 @@ impl Endpoint {
     /// Total IKE datagrams dropped, including those that matched no connection.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Dropped IKE datagrams by cause ([`IkeError::cause_name`]).
+    pub fn drops_by_cause(&self) -> &std::collections::BTreeMap<&'static str, u64> {
+        &self.drops_by_cause
     }
 
     // ------------------------------------------------------------------ plumbing
@@ -861,8 +908,17 @@ impl Endpoint {
         }
     }
 
-    fn conn_down(&mut self, id: ConnectionId, reason: DownReason, now: Option<Instant>) {
+    fn conn_down(&mut self, id: ConnectionId, mut reason: DownReason, now: Option<Instant>) {
         if let Some(Some(c)) = self.conns.get_mut(id) {
+            // The peer deleted the SA right after one of its attempts failed: it was
+            // reconfigured, and the failure says why better than the DELETE does.
+            if let (DownReason::DeletedByPeer, Some(n), Some((t, why))) =
+                (&reason, now, &c.last_attempt)
+            {
+                if n.saturating_duration_since(*t) <= ATTEMPT_EXPLAINS_DELETE {
+                    reason = why.clone();
+                }
+            }
             c.state = ConnState::Down;
             c.last_error = Some(reason.to_string());
             c.established_at = None;
@@ -884,14 +940,25 @@ impl Endpoint {
         self.drop_children(sa);
         let conn = self.conns.get(sa.conn).and_then(|c| c.as_ref());
         let current = conn.is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
-        // The connection was already declared down while this IKE SA was still its current
-        // one (the peer's next IKE_SA_INIT failed before its DELETE of this SA arrived): that
-        // later, more telling reason stays.
-        let already_down =
-            conn.is_some_and(|c| c.state == ConnState::Down && c.ike_sa == Some(sa.our_spi()));
-        if !sa.quiet && sa.rekeyed_at.is_none() && current && !already_down {
+        if !sa.quiet && sa.rekeyed_at.is_none() && current {
             self.conn_down(sa.conn, reason, Some(now));
         }
+    }
+
+    /// A negotiation failed before anything was authenticated. Anyone who can send from the
+    /// peer's address can cause this, so an established connection keeps its state, SAs,
+    /// NAT flags, peer and last error: the failure is only counted and remembered (and
+    /// becomes the diagnosis of a connection that is not up anyway).
+    fn attempt_failed(&mut self, id: ConnectionId, reason: DownReason, now: Instant) {
+        if let Some(Some(c)) = self.conns.get_mut(id) {
+            c.failed_attempts += 1;
+            if c.state != ConnState::Established {
+                c.last_error = Some(reason.to_string());
+            }
+            c.last_attempt = Some((now, reason.clone()));
+        }
+        self.events
+            .push_back(Event::AttemptFailed { conn: id, reason });
     }
 
     fn count_drop(&mut self, conn: ConnectionId) {
@@ -1032,6 +1099,24 @@ impl Endpoint {
             }
         }
         let dpd_timeout = self.cfg(sa.conn).map(|c| c.dpd_timeout).unwrap_or_default();
+        if sa.outstanding.as_ref().is_some_and(|o| o.next_at <= now) {
+            if let Phase::InitiatorInit(InitiatorInit {
+                refused: Some(_), ..
+            }) = &sa.phase
+            {
+                let Phase::InitiatorInit(st) = &mut sa.phase else {
+                    unreachable!("matched above")
+                };
+                let reason = st.refused.take().expect("matched above");
+                sa.outstanding = None;
+                if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                    c.failed_attempts += 1;
+                    c.last_attempt = Some((now, reason.clone()));
+                }
+                self.fail(sa, reason, now);
+                return;
+            }
+        }
         if let Some(out) = sa.outstanding.as_mut() {
             if out.next_at <= now {
                 let give_up = match out.kind {
@@ -1291,10 +1376,12 @@ impl Endpoint {
                 dh,
                 cookie: None,
                 restarts: 0,
+                refused: None,
             }),
             created: now,
             established_at: None,
             last_recv: now,
+            nat: (false, false),
             dead: false,
             quiet: false,
             rekeyed_at: None,
@@ -1362,6 +1449,17 @@ impl Endpoint {
         });
     }
 
+    /// An unauthenticated error answered our IKE_SA_INIT: remember it and keep waiting a
+    /// little for a genuine response (RFC 7296 §2.21.1); the timer ends the attempt.
+    fn init_refused(sa: &mut IkeSa, reason: DownReason, now: Instant) {
+        if let Phase::InitiatorInit(st) = &mut sa.phase {
+            st.refused = Some(reason);
+        }
+        if let Some(out) = sa.outstanding.as_mut() {
+            out.next_at = out.next_at.min(now + UNAUTHENTICATED_ERROR_GRACE);
+        }
+    }
+
     fn initiator_init_response(
         &mut self,
         sa: &mut IkeSa,
@@ -1414,7 +1512,7 @@ impl Endpoint {
                 },
                 _ => {
                     let g = n.data.clone();
-                    self.fail(
+                    Self::init_refused(
                         sa,
                         DownReason::Other(format!(
                             "INVALID_KE_PAYLOAD: peer requests DH group {} which we do not offer",
@@ -1432,7 +1530,7 @@ impl Endpoint {
                 .iter()
                 .map(|p| format!("IKE:{p}"))
                 .collect();
-            self.fail(
+            Self::init_refused(
                 sa,
                 DownReason::NoProposalChosen {
                     ours,
@@ -1443,7 +1541,7 @@ impl Endpoint {
             return Ok(());
         }
         if let Some(k) = first_error_notify(&msg.payloads) {
-            self.fail(
+            Self::init_refused(
                 sa,
                 DownReason::Other(format!("peer answered IKE_SA_INIT with {}", notify_name(k))),
                 now,
@@ -1455,7 +1553,7 @@ impl Endpoint {
             return Err(IkeError::InvalidPayload("responder SPI is zero"));
         }
         let Some(suite) = proposal::accept_ike(&cfg.ike_proposals, sa_p) else {
-            self.fail(
+            Self::init_refused(
                 sa,
                 DownReason::Other("responder selected an IKE proposal we did not offer".into()),
                 now,
@@ -1463,7 +1561,7 @@ impl Endpoint {
             return Ok(());
         };
         if suite.dh != st.dh.group() || ke.group != suite.dh.iana_id() {
-            self.fail(
+            Self::init_refused(
                 sa,
                 DownReason::Other(
                     "responder's KE group does not match the selected proposal".into(),
@@ -1472,13 +1570,12 @@ impl Endpoint {
             );
             return Ok(());
         }
+        check_nonce(suite.prf, nonce)?;
         let shared = st.dh.agree(&ke.data)?;
         sa.spi_r = header.spi_r;
         sa.nr = nonce.clone();
         sa.init_response = data.to_vec();
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
-            c.nat = nat;
-        }
+        sa.nat = nat;
         sa.keys = Some(crypto::derive_ike_keys(
             suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
         ));
@@ -1598,52 +1695,8 @@ impl Endpoint {
                 })
             })
             .unwrap_or(first);
-        let per_source = self
-            .half_open
-            .keys()
-            .filter(|(a, _)| a.ip() == remote.ip())
-            .count();
-        if per_source >= self.half_open_per_source {
-            return Err(IkeError::TooManyHalfOpen(remote.ip()));
-        }
-        if self.half_open.len() >= self.cookie_threshold {
-            let ni = msg.payloads.iter().find_map(|p| match &p.body {
-                PayloadBody::Nonce(n) => Some(n.as_slice()),
-                _ => None,
-            });
-            let ip = match remote.ip() {
-                IpAddr::V4(a) => a.octets().to_vec(),
-                IpAddr::V6(a) => a.octets().to_vec(),
-            };
-            let cookie = crypto::sha1(&[
-                &self.cookie_secret,
-                ni.unwrap_or_default(),
-                &ip,
-                &spi_i.to_be_bytes(),
-            ]);
-            let echoed = msg.payloads.first().and_then(|p| match &p.body {
-                PayloadBody::Notify(n) if n.kind == notify::COOKIE => Some(n.data.as_slice()),
-                _ => None,
-            });
-            if echoed.is_none_or(|c| constant_time::verify_slices_are_equal(c, &cookie).is_err()) {
-                let reply = Message {
-                    header: Header {
-                        spi_i,
-                        spi_r: 0,
-                        next_payload: 0,
-                        version: 0x20,
-                        exchange: exchange::IKE_SA_INIT,
-                        flags: flags::RESPONSE,
-                        message_id: 0,
-                        length: 0,
-                    },
-                    payloads: vec![notify_payload(notify::COOKIE, cookie)],
-                }
-                .encode();
-                self.transmits.push_back(wrap(local.port(), remote, reply));
-                self.cookies_sent += 1;
-                return Ok(());
-            }
+        if !self.admit_half_open(local, remote, spi_i, &msg)? {
+            return Ok(());
         }
         let cfg = self.cfg(conn).cloned().expect("matched");
         let (sa_p, ke, nonce) = init_payloads(&msg.payloads)?;
@@ -1685,13 +1738,13 @@ impl Endpoint {
                             .collect()
                     })
                     .unwrap_or_default();
-                self.conn_down(
+                self.attempt_failed(
                     report,
                     DownReason::NoProposalChosen {
                         ours,
                         theirs: proposal::describe(sa_p),
                     },
-                    None,
+                    now,
                 );
             }
             return Ok(());
@@ -1707,6 +1760,7 @@ impl Endpoint {
             self.transmits.push_back(wrap(local.port(), remote, bytes));
             return Ok(());
         }
+        check_nonce(suite.prf, nonce)?;
         let dh = DhPrivate::generate(suite.dh)?;
         let shared = dh.agree(&ke.data)?;
         let mut spi_r = crypto::random_spi64()?;
@@ -1754,6 +1808,7 @@ impl Endpoint {
             created: now,
             established_at: None,
             last_recv: now,
+            nat: (false, false),
             dead: false,
             quiet: false,
             rekeyed_at: None,
@@ -1762,10 +1817,8 @@ impl Endpoint {
         };
         self.transmits.push_back(wrap(local.port(), remote, bytes));
         self.half_open.insert((remote, spi_i), spi_r);
-        let nat = nat_detect(&msg.payloads, spi_i, 0, local, remote);
-        if let Some(Some(c)) = self.conns.get_mut(conn) {
-            c.nat = nat;
-        }
+        let mut sa = sa;
+        sa.nat = nat_detect(&msg.payloads, spi_i, 0, local, remote);
         if let Some(Some(c)) = self.conns.get_mut(conn) {
             if c.state != ConnState::Established {
                 c.state = ConnState::Connecting;
@@ -1773,6 +1826,95 @@ impl Endpoint {
         }
         self.sas.insert(spi_r, sa);
         Ok(())
+    }
+
+    /// Denial-of-service defence for a new IKE_SA_INIT (RFC 7296 §2.6). Under load — many
+    /// half-open SAs overall, or many from this source address — the request must echo a
+    /// valid COOKIE; otherwise a COOKIE is sent back (no state kept) and `false` returned.
+    /// A sender that echoes a valid cookie receives at its address, so it is admitted even
+    /// when spoofers fill that address's share: the oldest half-open SA of the source (or
+    /// overall, at [`MAX_HALF_OPEN`]) makes room. A spoofer therefore cannot lock out the
+    /// peer whose address it uses, and state stays bounded.
+    fn admit_half_open(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi_i: u64,
+        msg: &Message,
+    ) -> Result<bool, IkeError> {
+        let per_source = self
+            .half_open
+            .keys()
+            .filter(|(a, _)| a.ip() == remote.ip())
+            .count();
+        let loaded = per_source >= self.half_open_per_source
+            || self.half_open.len() >= self.cookie_threshold.min(MAX_HALF_OPEN);
+        if !loaded {
+            return Ok(true);
+        }
+        let ni = msg
+            .payloads
+            .iter()
+            .find_map(|p| match &p.body {
+                PayloadBody::Nonce(n) => Some(n.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let echoed = msg.payloads.first().and_then(|p| match &p.body {
+            PayloadBody::Notify(n) if n.kind == notify::COOKIE => Some(n.data.as_slice()),
+            _ => None,
+        });
+        let valid = echoed.is_some_and(|c| self.cookies.verify(c, ni, remote.ip(), spi_i));
+        if !valid {
+            let Some(cookie) = self.cookies.make(ni, remote.ip(), spi_i) else {
+                // no secret (no randomness): refusing is all that is left
+                return Err(IkeError::TooManyHalfOpen(remote.ip()));
+            };
+            let reply = Message {
+                header: Header {
+                    spi_i,
+                    spi_r: 0,
+                    next_payload: 0,
+                    version: 0x20,
+                    exchange: exchange::IKE_SA_INIT,
+                    flags: flags::RESPONSE,
+                    message_id: 0,
+                    length: 0,
+                },
+                payloads: vec![notify_payload(notify::COOKIE, cookie)],
+            }
+            .encode();
+            self.transmits.push_back(wrap(local.port(), remote, reply));
+            self.cookies_sent += 1;
+            return Ok(false);
+        }
+        if per_source >= self.half_open_per_source {
+            self.evict_oldest_half_open(Some(remote.ip()));
+        }
+        while self.half_open.len() >= MAX_HALF_OPEN {
+            if !self.evict_oldest_half_open(None) {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drops the oldest half-open SA (of `source`, if given); whether there was one.
+    fn evict_oldest_half_open(&mut self, source: Option<IpAddr>) -> bool {
+        let oldest = self
+            .half_open
+            .iter()
+            .filter(|((a, _), _)| source.is_none_or(|s| a.ip() == s))
+            .filter_map(|(_, spi)| self.sas.get(spi).map(|sa| (sa.created, *spi)))
+            .min();
+        let Some((_, spi)) = oldest else {
+            return false;
+        };
+        if let Some(sa) = self.sas.remove(&spi) {
+            self.forget(&sa);
+        }
+        self.half_open.retain(|_, v| *v != spi);
+        true
     }
 
     /// Picks the responder connection for a peer: address match first, then wildcard peers;
@@ -2030,6 +2172,7 @@ impl Endpoint {
         if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
             c.state = ConnState::Established;
             c.ike_sa = Some(sa.our_spi());
+            c.nat = sa.nat;
             c.established_at = Some(now);
             c.ike_algorithms = Some(algorithms.clone());
             c.last_error = None;
@@ -2409,6 +2552,11 @@ impl Endpoint {
             }
         }
         let retry = now + Duration::from_secs(30);
+        let prf = sa.keys.as_ref().map(|k| k.suite.prf);
+        let nonce_fits = |n: &[u8]| -> Option<()> {
+            ((16..=256).contains(&n.len()) && prf.is_none_or(|p| check_nonce(p, n).is_ok()))
+                .then_some(())
+        };
         match pending {
             PendingRekey::Child {
                 old_spi_in,
@@ -2418,6 +2566,7 @@ impl Endpoint {
             } => {
                 let ok = (|| {
                     let (sa_p, nr, tsi, tsr) = (sa_p?, nonce?, tsi?, tsr?);
+                    nonce_fits(nr)?;
                     let (suite, spi_out) = proposal::accept_esp(&cfg.esp_proposals, sa_p)?;
                     let shared = match &dh {
                         Some(d) => {
@@ -2482,6 +2631,7 @@ impl Endpoint {
             PendingRekey::Ike { new_spi, ni, dh } => {
                 let ok = (|| {
                     let (sa_p, nr, k) = (sa_p?, nonce?, ke?);
+                    nonce_fits(nr)?;
                     let suite = proposal::accept_ike(&cfg.ike_proposals, sa_p)?;
                     let peer_spi = u64::from_be_bytes(
                         <[u8; 8]>::try_from(sa_p.proposals[0].spi.as_slice()).ok()?,
@@ -2572,7 +2722,8 @@ impl Endpoint {
                 &[notify_payload(notify::INVALID_SYNTAX, vec![])],
             );
         };
-        if !(16..=256).contains(&ni.len()) {
+        let prf = sa.keys.as_ref().map(|k| k.suite.prf);
+        if !(16..=256).contains(&ni.len()) || prf.is_some_and(|p| check_nonce(p, ni).is_err()) {
             return self.respond(
                 sa,
                 exchange::CREATE_CHILD_SA,
@@ -2888,6 +3039,17 @@ impl Endpoint {
         }
         Ok(())
     }
+}
+
+/// RFC 7296 §2.10: a nonce is at least half the PRF's key size (and at least 16 octets,
+/// which [`init_payloads`] checks along with the upper bound).
+fn check_nonce(prf: crate::config::Prf, nonce: &[u8]) -> Result<(), IkeError> {
+    if nonce.len() < prf.output_len() / 2 {
+        return Err(IkeError::InvalidPayload(
+            "nonce shorter than half the PRF key size (RFC 7296 §2.10)",
+        ));
+    }
+    Ok(())
 }
 
 /// The SA, KE and Nonce payloads every IKE_SA_INIT message carries, in either direction.

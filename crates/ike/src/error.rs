@@ -129,3 +129,23 @@ pub enum IkeError {
     #[error("unknown connection {0}")]
     UnknownConnection(usize),
 }
+
+impl IkeError {
+    /// A short, stable name of the cause, for drop counters and rate-limited logs.
+    pub fn cause_name(&self) -> &'static str {
+        match self {
+            IkeError::Decode(_) => "malformed",
+            IkeError::Crypto(CryptoError::IntegrityCheckFailed) => "integrity",
+            IkeError::Crypto(CryptoError::InvalidPeerPublicKey) => "invalid_ke",
+            IkeError::Crypto(_) => "crypto",
+            IkeError::MissingNonEspMarker => "non_esp_marker",
+            IkeError::UnknownSpi(..) => "unknown_spi",
+            IkeError::NoMatchingConnection(_) => "no_connection",
+            IkeError::TooManyHalfOpen(_) => "half_open_limit",
+            IkeError::UnexpectedMessageId(_) => "message_id",
+            IkeError::UnexpectedExchange(_) => "unexpected_exchange",
+            IkeError::MissingPayload(_) | IkeError::InvalidPayload(_) => "invalid_payload",
+            IkeError::UnknownConnection(_) => "unknown_connection",
+        }
+    }
+}

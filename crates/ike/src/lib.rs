@@ -25,6 +25,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod cookie;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;

@@ -1,243 +1,12 @@
 //! Two endpoints talking over an in-memory network with a virtual clock.
 
+mod common;
+
+use common::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ike::{
-    ConnectionConfig, DownReason, Endpoint, Event, Identity, Proposal, Psk, TrafficSelector,
-};
-
-const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
-
-fn ts(s: &str) -> TrafficSelector {
-    let (a, l) = s.split_once('/').unwrap();
-    TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn cfg(
-    local: IpAddr,
-    remote: IpAddr,
-    lts: &[&str],
-    rts: &[&str],
-    ike: &str,
-    esp: &str,
-    psk: &str,
-    initiate: bool,
-) -> ConnectionConfig {
-    ConnectionConfig {
-        name: format!("c-{local}"),
-        local_addr: local,
-        remote_addr: remote,
-        local_id: Identity::Ipv4(match local {
-            IpAddr::V4(a) => a,
-            _ => unreachable!(),
-        }),
-        remote_id: None,
-        psk: Psk::new(psk.as_bytes().to_vec()),
-        local_ts: lts.iter().map(|s| ts(s)).collect(),
-        remote_ts: rts.iter().map(|s| ts(s)).collect(),
-        ike_proposals: ike
-            .split(',')
-            .map(|p| p.parse::<Proposal>().unwrap())
-            .collect(),
-        esp_proposals: esp
-            .split(',')
-            .map(|p| p.parse::<Proposal>().unwrap())
-            .collect(),
-        ike_lifetime: Duration::from_secs(3600),
-        child_lifetime: Duration::from_secs(1800),
-        dpd_timeout: Duration::from_secs(45),
-        initiate,
-    }
-}
-
-/// A (initiator side unless swapped) and B plus a virtual clock and in-flight datagrams.
-struct Net {
-    a: Endpoint,
-    b: Endpoint,
-    now: Instant,
-    ev_a: Vec<Event>,
-    ev_b: Vec<Event>,
-    /// Drop the n-th datagram sent (0-based, counted across both directions).
-    drop: Vec<usize>,
-    sent: usize,
-    /// Bytes on the wire, for inspection.
-    wire: Vec<(bool, u16, Vec<u8>)>,
-    /// A sits behind a NAT: B sees NAT_IP and port + 40000.
-    nat: bool,
-}
-
-const NAT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
-
-impl Net {
-    fn new() -> Self {
-        Net {
-            a: Endpoint::new(),
-            b: Endpoint::new(),
-            now: Instant::now(),
-            ev_a: vec![],
-            ev_b: vec![],
-            drop: vec![],
-            sent: 0,
-            wire: vec![],
-            nat: false,
-        }
-    }
-
-    /// Moves datagrams until both sides are idle; returns number delivered.
-    fn pump(&mut self) -> usize {
-        let mut delivered = 0;
-        loop {
-            let mut moved = false;
-            for from_a in [true, false] {
-                let (src, src_ip, dst_ip) = if from_a {
-                    (&mut self.a, A, B)
-                } else {
-                    (&mut self.b, B, A)
-                };
-                let mut out = vec![];
-                let nat = self.nat;
-                while let Some(mut t) = src.poll_transmit() {
-                    if nat && !from_a {
-                        assert_eq!(
-                            t.remote.ip(),
-                            NAT_IP,
-                            "B answers the NAT public address (datagram #{}, {:02x?})",
-                            self.sent,
-                            &t.payload[..t.payload.len().min(24)]
-                        );
-                        t.remote = SocketAddr::new(A, t.remote.port() - 40000);
-                    }
-                    assert_eq!(t.remote.ip(), dst_ip);
-                    out.push(t);
-                }
-                for t in out {
-                    moved = true;
-                    let idx = self.sent;
-                    self.sent += 1;
-                    self.wire.push((from_a, t.local_port, t.payload.clone()));
-                    if self.drop.contains(&idx) {
-                        continue;
-                    }
-                    let dst = if from_a { &mut self.b } else { &mut self.a };
-                    let (dst_local, src_seen) = if self.nat && from_a {
-                        (
-                            SocketAddr::new(B, t.remote.port()),
-                            SocketAddr::new(NAT_IP, t.local_port + 40000),
-                        )
-                    } else {
-                        (t.remote, SocketAddr::new(src_ip, t.local_port))
-                    };
-                    let _ = dst.handle_datagram(self.now, dst_local, src_seen, &t.payload);
-                    delivered += 1;
-                }
-            }
-            self.collect();
-            if !moved {
-                return delivered;
-            }
-        }
-    }
-
-    fn collect(&mut self) {
-        while let Some(e) = self.a.poll_event() {
-            self.ev_a.push(e);
-        }
-        while let Some(e) = self.b.poll_event() {
-            self.ev_b.push(e);
-        }
-    }
-
-    /// Advances the clock to the next timer of either side and fires it.
-    fn tick(&mut self) -> bool {
-        let next = [self.a.poll_timeout(), self.b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        let Some(t) = next else { return false };
-        if t > self.now {
-            self.now = t;
-        }
-        self.a.handle_timeout(self.now);
-        self.b.handle_timeout(self.now);
-        self.collect();
-        true
-    }
-
-    fn run_for(&mut self, d: Duration) {
-        let end = self.now + d;
-        self.pump();
-        while let Some(t) = [self.a.poll_timeout(), self.b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-        {
-            if t > end {
-                break;
-            }
-            self.tick();
-            self.pump();
-        }
-        self.now = end;
-    }
-}
-
-fn children(ev: &[Event]) -> Vec<ike::ChildSaKeys> {
-    ev.iter()
-        .filter_map(|e| match e {
-            Event::ChildSaInstalled { child, .. } => Some(child.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn downs(ev: &[Event]) -> Vec<DownReason> {
-    ev.iter()
-        .filter_map(|e| match e {
-            Event::ConnectionDown { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn establish(ike: &str, esp: &str) -> Net {
-    connect(ike, esp, false)
-}
-
-/// A initiates; B too when `b_initiates` (both at the same moment).
-fn connect(ike: &str, esp: &str, b_initiates: bool) -> Net {
-    let mut n = Net::new();
-    n.b.add_connection(
-        cfg(
-            B,
-            A,
-            &["10.2.0.0/16"],
-            &["10.1.0.0/16"],
-            ike,
-            esp,
-            "secret",
-            b_initiates,
-        ),
-        n.now,
-    );
-    n.a.add_connection(
-        cfg(
-            A,
-            B,
-            &["10.1.0.0/16"],
-            &["10.2.0.0/16"],
-            ike,
-            esp,
-            "secret",
-            true,
-        ),
-        n.now,
-    );
-    n.pump();
-    n
-}
+use ike::{DownReason, Endpoint, Event, Identity};
 
 fn assert_up(n: &Net, ike_alg: &str, esp_alg: &str) {
     let ca = children(&n.ev_a);
@@ -480,9 +249,12 @@ fn ike_proposal_mismatch_lists_both_sides_at_responder() {
         ),
         n.now,
     );
-    n.pump();
+    // the initiator waits a moment for a genuine answer after the unauthenticated refusal
+    n.run_for(Duration::from_secs(1));
     let da = downs(&n.ev_a);
-    let db = downs(&n.ev_b);
+    // the responder only counts a failed attempt: nothing was authenticated
+    assert!(downs(&n.ev_b).is_empty(), "{:?}", n.ev_b);
+    let db = attempts(&n.ev_b);
     assert_eq!(
         da,
         vec![DownReason::NoProposalChosen {
@@ -503,6 +275,9 @@ fn ike_proposal_mismatch_lists_both_sides_at_responder() {
         "{text}"
     );
     assert!(da[0].to_string().contains("not known"));
+    let st = &n.b.status()[0];
+    assert_eq!(st.failed_attempts, 1);
+    assert_eq!(st.last_error.as_deref(), Some(text.as_str()));
 }
 
 /// The peer replaces its connection with one whose proposals we refuse: its DELETE of the old
@@ -867,51 +642,6 @@ fn responder_initiated_delete_and_liveness() {
     assert_eq!(n.a.dropped(), 0);
 }
 
-fn establish_with_lifetimes(ike: &str, esp: &str, ike_life: u64, child_life: u64) -> Net {
-    let mut n = Net::new();
-    let mut cb = cfg(
-        B,
-        A,
-        &["10.2.0.0/16"],
-        &["10.1.0.0/16"],
-        ike,
-        esp,
-        "secret",
-        false,
-    );
-    let mut ca = cfg(
-        A,
-        B,
-        &["10.1.0.0/16"],
-        &["10.2.0.0/16"],
-        ike,
-        esp,
-        "secret",
-        true,
-    );
-    for c in [&mut ca, &mut cb] {
-        c.ike_lifetime = Duration::from_secs(ike_life);
-        c.child_lifetime = Duration::from_secs(child_life);
-    }
-    n.b.add_connection(cb, n.now);
-    n.a.add_connection(ca, n.now);
-    n.pump();
-    n
-}
-
-/// The Child SAs currently installed (installed and not yet deleted), by inbound SPI.
-fn live(ev: &[Event]) -> Vec<ike::ChildSaKeys> {
-    let mut v: Vec<ike::ChildSaKeys> = vec![];
-    for e in ev {
-        match e {
-            Event::ChildSaInstalled { child, .. } => v.push(child.clone()),
-            Event::ChildSaDeleted { spi_in, .. } => v.retain(|c| c.spi_in != *spi_in),
-            _ => {}
-        }
-    }
-    v
-}
-
 #[test]
 fn child_and_ike_rekeys_keep_the_tunnel_up() {
     for (ike, esp, pfs) in [
@@ -1036,8 +766,12 @@ fn cookie_challenge_under_flood_and_legitimate_peer_still_connects() {
     assert_eq!(n.b.half_open(), 0);
 }
 
+/// A spoofer floods IKE_SA_INITs from the peer's own address: past the per-source limit the
+/// responder answers with COOKIEs instead of dropping (RFC 7296 §2.6), so the genuine peer,
+/// which receives at that address, echoes the cookie, gets a half-open slot (the oldest
+/// spoofed one makes room) and connects while the flood goes on.
 #[test]
-fn half_open_limit_per_source() {
+fn spoofed_flood_from_the_peers_address_cannot_lock_the_peer_out() {
     let mut n = Net::new();
     n.b.set_half_open_limits(1000, 3);
     n.b.add_connection(
@@ -1053,38 +787,85 @@ fn half_open_limit_per_source() {
         ),
         n.now,
     );
-    let mut ok = 0;
-    for port in 0..5u16 {
-        let mut spoof = Endpoint::new();
-        spoof.add_connection(
-            cfg(
-                A,
-                B,
-                &["10.1.0.0/16"],
-                &["10.2.0.0/16"],
-                "aes256gcm16-prfsha384-ecp384",
-                "aes256gcm16",
-                "x",
-                true,
-            ),
-            n.now,
-        );
-        let t = spoof.poll_transmit().unwrap();
-        if n.b
-            .handle_datagram(
+    let spoofed = |n: &mut Net, count: u16| {
+        let mut cookies = 0;
+        for port in 0..count {
+            let mut spoof = Endpoint::new();
+            spoof.add_connection(
+                cfg(
+                    A,
+                    B,
+                    &["10.1.0.0/16"],
+                    &["10.2.0.0/16"],
+                    "aes256gcm16-prfsha384-ecp384",
+                    "aes256gcm16",
+                    "x",
+                    true,
+                ),
+                n.now,
+            );
+            let t = spoof.poll_transmit().unwrap();
+            n.b.handle_datagram(
                 n.now,
                 SocketAddr::new(B, 500),
-                SocketAddr::new(A, 20000 + port),
+                SocketAddr::new(A, 500 + port % 2),
                 &t.payload,
             )
-            .is_ok()
-        {
-            ok += 1;
+            .expect("answered, never dropped");
+            let reply = n.b.poll_transmit().unwrap();
+            let m = ike::codec::Message::decode(&reply.payload).unwrap();
+            if m.notify(ike::codec::notify::COOKIE).is_some() {
+                cookies += 1;
+            }
         }
-    }
-    assert_eq!(ok, 3);
+        cookies
+    };
+    assert_eq!(
+        spoofed(&mut n, 5),
+        2,
+        "cookies once the source has 3 half-open SAs"
+    );
     assert_eq!(n.b.half_open(), 3);
-    assert_eq!(n.b.dropped(), 2);
+    assert_eq!(n.b.dropped(), 0);
+    // the genuine peer starts while the source's share is full, and the flood goes on
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            "aes256gcm16-prfsha384-ecp384",
+            "aes256gcm16",
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    let t = n.a.poll_transmit().unwrap();
+    n.b.handle_datagram(
+        n.now,
+        SocketAddr::new(B, 500),
+        SocketAddr::new(A, 500),
+        &t.payload,
+    )
+    .unwrap();
+    let cookie = n.b.poll_transmit().unwrap();
+    assert_eq!(spoofed(&mut n, 50), 50);
+    n.a.handle_datagram(
+        n.now,
+        SocketAddr::new(A, 500),
+        SocketAddr::new(B, 500),
+        &cookie.payload,
+    )
+    .unwrap();
+    n.pump();
+    assert_eq!(n.a.status()[0].state, "established", "{:?}", n.ev_a);
+    assert_eq!(children(&n.ev_a).len(), 1);
+    assert!(
+        n.b.half_open() <= 3,
+        "state stays bounded: {}",
+        n.b.half_open()
+    );
 }
 
 #[test]
