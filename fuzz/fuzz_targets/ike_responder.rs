@@ -42,6 +42,7 @@ fn responder(now: Instant) -> Endpoint {
             child_lifetime: Duration::from_secs(1800),
             dpd_timeout: Duration::from_secs(30),
             initiate: false,
+            recovery: ike::Recovery::default(),
         },
         now,
     );

@@ -682,6 +682,46 @@ pub struct ConnectionConfig {
     pub dpd_timeout: Duration,
     /// Whether we start the connection (otherwise we wait as responder).
     pub initiate: bool,
+    /// How an initiating connection comes back after it went down.
+    pub recovery: Recovery,
+}
+
+/// What to do when a connection that is meant to be up goes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownAction {
+    /// Negotiate again, with back-off (strongSwan's `start` / `restart`).
+    Restart,
+    /// Leave it down until the peer or an operator acts (strongSwan's `none` / `clear`).
+    Clear,
+}
+
+/// How an initiating connection recovers: a tunnel must come back by itself after the peer
+/// deleted it, stopped answering or refused us for a while (someone may fix the peer), the
+/// way strongSwan's `close_action`, `dpd_action` and `keyingtries` let an operator choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// After the peer deleted the IKE SA (strongSwan `close_action`).
+    pub close_action: DownAction,
+    /// After dead-peer detection found no answer (strongSwan `dpd_action`).
+    pub dpd_action: DownAction,
+    /// Consecutive failed attempts after which the connection stays down; 0 = forever
+    /// (strongSwan `keyingtries = 0`, its `%forever`). Any other failure (authentication,
+    /// proposals, selectors, unreachable peer) retries while attempts remain.
+    pub keyingtries: u32,
+    /// The longest wait between attempts: the wait starts at one second and doubles (with
+    /// ±20 % jitter, so many tunnels do not retry in step) up to this.
+    pub retry_max: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            close_action: DownAction::Restart,
+            dpd_action: DownAction::Restart,
+            keyingtries: 0,
+            retry_max: Duration::from_secs(30),
+        }
+    }
 }
 
 impl ConnectionConfig {

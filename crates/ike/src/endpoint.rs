@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::constant_time;
@@ -13,7 +14,9 @@ use crate::codec::{
     exchange, find_notify, flags, notify, protocol, AuthPayload, DeletePayload, Header, IdPayload,
     KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
 };
-use crate::config::{ConnectionConfig, DhGroup, Encryption, Identity, Integrity, TrafficSelector};
+use crate::config::{
+    ConnectionConfig, DhGroup, DownAction, Encryption, Identity, Integrity, TrafficSelector,
+};
 use crate::cookie::CookieJar;
 use crate::crypto::{self, DhPrivate, IkeKeys};
 use crate::error::{CryptoError, DecodeError, IkeError};
@@ -28,8 +31,9 @@ pub const RETRANSMIT_BASE: Duration = Duration::from_millis(500);
 pub const MAX_TRANSMISSIONS: u32 = 5;
 /// A responder IKE SA that is not authenticated within this time is discarded.
 pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Delay before an initiating connection tries again after the peer was unreachable or dead.
-pub const REINITIATE_DELAY: Duration = Duration::from_secs(2);
+/// First wait before an initiating connection that went down tries again; it doubles with
+/// every consecutive failure up to the connection's `recovery.retry_max`.
+pub const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Half-open IKE SAs above which IKE_SA_INIT requests must echo a COOKIE (RFC 7296 §2.6).
 pub const DEFAULT_COOKIE_THRESHOLD: usize = 32;
 /// Half-open IKE SAs per source address above which that source must echo a COOKIE.
@@ -231,6 +235,10 @@ pub struct ConnectionStatus {
     pub ike_spi_r: u64,
     /// Last failure, human readable.
     pub last_error: Option<String>,
+    /// When a connection that is down tries again (it backs off after each failure).
+    pub next_attempt: Option<Instant>,
+    /// Consecutive failed attempts since the connection was last up.
+    pub consecutive_failures: u32,
     /// When the current IKE SA was established.
     pub established_at: Option<Instant>,
     /// IKE datagrams for this connection that were dropped (malformed, failed integrity, ...).
@@ -274,6 +282,8 @@ struct Connection {
     nat: (bool, bool),
     /// Unauthenticated negotiation failures (see [`ConnectionStatus::failed_attempts`]).
     failed_attempts: u64,
+    /// Times the connection went down since it was last up (drives the back-off).
+    failures: u32,
     /// When and why the last one failed.
     last_attempt: Option<(Instant, DownReason)>,
 }
@@ -617,6 +627,9 @@ pub struct Endpoint {
     cookie_threshold: usize,
     half_open_per_source: usize,
     cookies_sent: u64,
+    /// The connection whose next IKE message panics (tests of fault isolation only).
+    #[cfg(feature = "fault-injection")]
+    fault: Option<ConnectionId>,
 }
 
 impl Default for Endpoint {
@@ -640,6 +653,8 @@ impl Endpoint {
             cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
             half_open_per_source: DEFAULT_HALF_OPEN_PER_SOURCE,
             cookies_sent: 0,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         }
     }
 
@@ -674,6 +689,7 @@ impl Endpoint {
             dropped: 0,
             nat: (false, false),
             failed_attempts: 0,
+            failures: 0,
             last_attempt: None,
         }));
         if let Some(e) = invalid {
@@ -752,7 +768,10 @@ impl Endpoint {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
             };
-            self.sa_timers(&mut sa, now);
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| self.sa_timers(&mut sa, now)));
+            if ran.is_err() {
+                self.internal_fault(&mut sa, now);
+            }
             self.put_back(sa);
         }
     }
@@ -824,6 +843,8 @@ impl Endpoint {
                     ike_spi_i: sa.map_or(0, |s| s.spi_i),
                     ike_spi_r: sa.map_or(0, |s| s.spi_r),
                     last_error: c.last_error.clone(),
+                    next_attempt: c.retry_at,
+                    consecutive_failures: c.failures,
                     established_at: c.established_at,
                     ike_dropped: c.dropped,
                     nat_local: c.nat.0,
@@ -841,6 +862,13 @@ impl Endpoint {
     pub fn set_half_open_limits(&mut self, cookie_threshold: usize, per_source: usize) {
         self.cookie_threshold = cookie_threshold;
         self.half_open_per_source = per_source;
+    }
+
+    /// Makes the handling of the next IKE message of connection `conn` panic, to show that a
+    /// fault stays with its connection (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&mut self, conn: ConnectionId) {
+        self.fault = Some(conn);
     }
 
     /// Number of half-open (responder, not yet authenticated) IKE SAs.
@@ -922,12 +950,21 @@ impl Endpoint {
             c.state = ConnState::Down;
             c.last_error = Some(reason.to_string());
             c.established_at = None;
-            let retryable = matches!(reason, DownReason::PeerUnreachable | DownReason::DpdTimeout);
-            if c.cfg.initiate && retryable {
-                if let Some(n) = now {
-                    c.retry_at = Some(n + REINITIATE_DELAY);
-                    c.state = ConnState::Connecting;
-                }
+            c.failures = c.failures.saturating_add(1);
+            let rec = c.cfg.recovery;
+            let action = match reason {
+                DownReason::DeletedByPeer => rec.close_action,
+                DownReason::DpdTimeout => rec.dpd_action,
+                _ => DownAction::Restart,
+            };
+            let tries_left = rec.keyingtries == 0 || c.failures < rec.keyingtries;
+            if let (true, DownAction::Restart, true, Some(n)) =
+                (c.cfg.initiate, action, tries_left, now)
+            {
+                c.retry_at = Some(n + retry_delay(c.failures, rec.retry_max));
+                c.state = ConnState::Connecting;
+            } else {
+                c.retry_at = None;
             }
         }
         self.events
@@ -1190,7 +1227,10 @@ impl Endpoint {
                 && !header.is_response()
                 && header.message_id == 0
             {
-                return self.responder_init(now, local, remote, data);
+                return std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.responder_init(now, local, remote, data)
+                }))
+                .unwrap_or(Err(IkeError::Internal));
             }
             return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
         }
@@ -1206,12 +1246,34 @@ impl Endpoint {
             self.sas.insert(our, sa);
             return Err(IkeError::UnknownSpi(header.spi_i, header.spi_r));
         }
-        let res = self.process(&mut sa, now, local, remote, data, &header);
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.process(&mut sa, now, local, remote, data, &header)
+        }));
+        let res = match res {
+            Ok(r) => r,
+            Err(_) => {
+                self.internal_fault(&mut sa, now);
+                Err(IkeError::Internal)
+            }
+        };
         if res.is_err() {
             self.count_drop(sa.conn);
         }
         self.put_back(sa);
         res
+    }
+
+    /// A bug surfaced (a panic) while one IKE SA was being handled: that SA alone is lost —
+    /// its Child SAs are reported deleted and its connection goes down and re-initiates —
+    /// while every other connection of the endpoint carries on.
+    fn internal_fault(&mut self, sa: &mut IkeSa, now: Instant) {
+        self.fail(
+            sa,
+            DownReason::Other("internal error while handling the IKE SA; it was dropped".into()),
+            now,
+        );
+        sa.dead = true;
+        self.drop_children(sa);
     }
 
     fn process(
@@ -1223,6 +1285,11 @@ impl Endpoint {
         data: &[u8],
         header: &Header,
     ) -> Result<(), IkeError> {
+        #[cfg(feature = "fault-injection")]
+        if self.fault == Some(sa.conn) {
+            self.fault = None;
+            panic!("fault injected while handling connection {}", sa.conn);
+        }
         if header.is_response() {
             let Some(out) = sa.outstanding.as_ref() else {
                 return Err(IkeError::UnexpectedMessageId(header.message_id));
@@ -1347,7 +1414,7 @@ impl Endpoint {
                 self.conn_down(
                     id,
                     DownReason::Other(format!("cannot start IKE_SA_INIT: {e}")),
-                    None,
+                    Some(now),
                 );
                 return;
             }
@@ -2115,7 +2182,7 @@ impl Endpoint {
             );
         } else if let Some(r) = child_fail {
             sa.quiet = true;
-            self.conn_down(conn, r, None);
+            self.conn_down(conn, r, Some(now));
         }
         Ok(())
     }
@@ -2177,6 +2244,7 @@ impl Endpoint {
             c.ike_algorithms = Some(algorithms.clone());
             c.last_error = None;
             c.retry_at = None;
+            c.failures = 0;
         }
         self.events.push_back(Event::IkeSaEstablished {
             conn: sa.conn,
@@ -2381,7 +2449,7 @@ impl Endpoint {
         };
         if let Some(reason) = failure {
             // No usable Child SA: report and close the IKE SA.
-            self.conn_down(sa.conn, reason, None);
+            self.conn_down(sa.conn, reason, Some(now));
             sa.quiet = true;
             self.send_request(
                 sa,
@@ -3039,6 +3107,16 @@ impl Endpoint {
         }
         Ok(())
     }
+}
+
+/// The wait before attempt `failures + 1`: [`RETRY_BASE`] doubled per earlier failure, at
+/// most `max`, with ±20 % jitter.
+fn retry_delay(failures: u32, max: Duration) -> Duration {
+    let base = RETRY_BASE
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(max.max(RETRY_BASE));
+    let jitter = crypto::random_bytes(1).map_or(20, |b| u32::from(b[0]) % 41);
+    base * (80 + jitter) / 100
 }
 
 /// RFC 7296 §2.10: a nonce is at least half the PRF's key size (and at least 16 octets,

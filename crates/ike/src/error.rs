@@ -128,6 +128,9 @@ pub enum IkeError {
     /// Unknown connection ID passed by the caller.
     #[error("unknown connection {0}")]
     UnknownConnection(usize),
+    /// Handling the datagram hit a bug (a panic); only the IKE SA concerned was dropped.
+    #[error("internal error while handling the datagram; only its IKE SA was dropped")]
+    Internal,
 }
 
 impl IkeError {
@@ -146,6 +149,7 @@ impl IkeError {
             IkeError::UnexpectedExchange(_) => "unexpected_exchange",
             IkeError::MissingPayload(_) | IkeError::InvalidPayload(_) => "invalid_payload",
             IkeError::UnknownConnection(_) => "unknown_connection",
+            IkeError::Internal => "internal_error",
         }
     }
 }

@@ -32,7 +32,8 @@ pub mod error;
 pub mod proposal;
 
 pub use config::{
-    ConnectionConfig, DhGroup, Encryption, Identity, Integrity, Prf, Proposal, Psk, TrafficSelector,
+    ConnectionConfig, DhGroup, DownAction, Encryption, Identity, Integrity, Prf, Proposal, Psk,
+    Recovery, TrafficSelector,
 };
 pub use endpoint::{
     ChildSaKeys, ConnectionId, ConnectionStatus, DownReason, Endpoint, Event, Transmit,

@@ -211,13 +211,20 @@ fn wrong_psk_reports_authentication_failed_on_both_sides() {
     assert_eq!(downs(&n.ev_b), vec![DownReason::AuthenticationFailed]);
     assert!(children(&n.ev_a).is_empty());
     let st = &n.a.status()[0];
-    assert_eq!(st.state, "down");
+    // the initiator tries again later (someone may fix the key), saying why and when
+    assert_eq!(st.state, "connecting");
+    assert!(st.next_attempt.is_some_and(|t| t > n.now));
+    assert_eq!(st.consecutive_failures, 1);
     assert!(st
         .last_error
         .as_ref()
         .unwrap()
         .starts_with("AUTHENTICATION_FAILED"));
     assert!(!st.last_error.as_ref().unwrap().contains("wrong"));
+    // the responder only answers; it does not retry
+    let sb = &n.b.status()[0];
+    assert_eq!(sb.state, "down");
+    assert_eq!(sb.next_attempt, None);
 }
 
 #[test]

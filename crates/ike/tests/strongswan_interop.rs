@@ -213,6 +213,7 @@ fn cfg(initiate: bool, ike: &str, esp: &str, psk: &str) -> ConnectionConfig {
         child_lifetime: Duration::from_secs(1800),
         dpd_timeout: Duration::from_secs(30),
         initiate,
+        recovery: ike::Recovery::default(),
     }
 }
 

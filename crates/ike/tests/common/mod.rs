@@ -53,6 +53,7 @@ pub fn cfg(
         child_lifetime: Duration::from_secs(1800),
         dpd_timeout: Duration::from_secs(45),
         initiate,
+        recovery: ike::Recovery::default(),
     }
 }
 
@@ -68,6 +69,8 @@ pub struct Net {
     pub sent: usize,
     /// Bytes on the wire, for inspection.
     pub wire: Vec<(bool, u16, Vec<u8>)>,
+    /// When each datagram of `wire` was sent (virtual time).
+    pub wire_at: Vec<Instant>,
     /// A sits behind a NAT: B sees NAT_IP and port + 40000.
     pub nat: bool,
 }
@@ -85,6 +88,7 @@ impl Net {
             drop: vec![],
             sent: 0,
             wire: vec![],
+            wire_at: vec![],
             nat: false,
         }
     }
@@ -121,6 +125,7 @@ impl Net {
                     let idx = self.sent;
                     self.sent += 1;
                     self.wire.push((from_a, t.local_port, t.payload.clone()));
+                    self.wire_at.push(self.now);
                     if self.drop.contains(&idx) {
                         continue;
                     }

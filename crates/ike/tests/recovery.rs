@@ -1,0 +1,238 @@
+//! A tunnel comes back by itself: after the peer deletes it, after it was refused for a while,
+//! after an internal fault — with back-off, and as the connection's recovery settings say.
+
+mod common;
+
+use common::*;
+use ike::codec::{exchange, flags, Header};
+use ike::{DownAction, DownReason, Event, Identity, Recovery};
+use std::time::{Duration, Instant};
+
+const IKE: &str = "aes256gcm16-prfsha384-ecp384";
+const ESP: &str = "aes256gcm16";
+
+/// When A sent each IKE_SA_INIT request.
+fn init_requests_from_a(n: &Net) -> Vec<Instant> {
+    n.wire
+        .iter()
+        .zip(&n.wire_at)
+        .filter(|((from_a, port, p), _)| {
+            *from_a
+                && *port == 500
+                && Header::decode(p).is_ok_and(|h| {
+                    h.exchange == exchange::IKE_SA_INIT && h.flags & flags::RESPONSE == 0
+                })
+        })
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+fn responder(psk: &str) -> ike::ConnectionConfig {
+    cfg(
+        B,
+        A,
+        &["10.2.0.0/16"],
+        &["10.1.0.0/16"],
+        IKE,
+        ESP,
+        psk,
+        false,
+    )
+}
+
+fn initiator(recovery: Recovery) -> ike::ConnectionConfig {
+    let mut c = cfg(
+        A,
+        B,
+        &["10.1.0.0/16"],
+        &["10.2.0.0/16"],
+        IKE,
+        ESP,
+        "secret",
+        true,
+    );
+    c.recovery = recovery;
+    c
+}
+
+/// The peer deletes the IKE SA (a graceful restart) and comes back a moment later: the
+/// initiator tries again about a second after the DELETE and is up without anyone acting.
+#[test]
+fn a_peer_delete_is_followed_by_a_new_attempt() {
+    let mut n = Net::new();
+    n.b.add_connection(responder("secret"), n.now);
+    n.a.add_connection(initiator(Recovery::default()), n.now);
+    n.pump();
+    assert_eq!(children(&n.ev_a).len(), 1);
+    let deleted = n.now;
+    n.b.remove_connection(0, n.now);
+    n.pump();
+    assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
+    let st = &n.a.status()[0];
+    assert_eq!(st.state, "connecting", "{st:?}");
+    let next = st.next_attempt.expect("a next attempt is scheduled");
+    let wait = next - deleted;
+    assert!(
+        wait >= Duration::from_millis(800) && wait <= Duration::from_millis(1200),
+        "{wait:?}"
+    );
+    // the peer is back (its new process) before our attempt
+    n.run_for(Duration::from_millis(300));
+    n.b.add_connection(responder("secret"), n.now);
+    n.run_for(Duration::from_secs(2));
+    assert_eq!(n.a.status()[0].state, "established");
+    assert_eq!(live(&n.ev_a).len(), 1);
+    assert_eq!(n.a.status()[0].consecutive_failures, 0, "reset once up");
+}
+
+/// A wrong key on the peer for a while: attempts back off (1 s, 2 s, 4 s … capped by
+/// `retry_max`, with jitter), the reason stays visible, and once the peer is fixed the
+/// tunnel is up within the cap.
+#[test]
+fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() {
+    let mut n = Net::new();
+    n.b.add_connection(responder("wrong"), n.now);
+    let rec = Recovery {
+        retry_max: Duration::from_secs(5),
+        ..Recovery::default()
+    };
+    n.a.add_connection(initiator(rec), n.now);
+    n.run_for(Duration::from_secs(40));
+    let starts = init_requests_from_a(&n);
+    assert!(starts.len() >= 8, "{} attempts in 40 s", starts.len());
+    let gaps: Vec<f64> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    for (i, want) in [1.0, 2.0, 4.0, 5.0, 5.0].into_iter().enumerate() {
+        assert!(
+            gaps[i] >= want * 0.8 - 0.01 && gaps[i] <= want * 1.2 + 0.01,
+            "gap {i}: {:?} (all: {gaps:?})",
+            gaps[i]
+        );
+    }
+    assert!(gaps.iter().all(|g| *g <= 6.01), "capped: {gaps:?}");
+    let st = &n.a.status()[0];
+    assert!(st
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("AUTHENTICATION_FAILED")));
+    assert!(st.consecutive_failures >= 8);
+    // the peer's operator fixes the key
+    n.b.remove_connection(0, n.now);
+    n.b.add_connection(responder("secret"), n.now);
+    let fixed = n.now;
+    n.run_for(Duration::from_secs(7));
+    let st = &n.a.status()[0];
+    assert_eq!(st.state, "established", "{st:?}");
+    let up = n
+        .ev_a
+        .iter()
+        .rposition(|e| matches!(e, Event::IkeSaEstablished { .. }))
+        .is_some();
+    assert!(up);
+    assert!(n.now - fixed <= Duration::from_secs(7));
+}
+
+/// `close_action = clear`: a DELETE from the peer leaves the connection down.
+#[test]
+fn close_action_clear_leaves_the_connection_down() {
+    let mut n = Net::new();
+    n.b.add_connection(responder("secret"), n.now);
+    n.a.add_connection(
+        initiator(Recovery {
+            close_action: DownAction::Clear,
+            ..Recovery::default()
+        }),
+        n.now,
+    );
+    n.pump();
+    n.b.remove_connection(0, n.now);
+    n.b.add_connection(responder("secret"), n.now);
+    n.run_for(Duration::from_secs(30));
+    let st = &n.a.status()[0];
+    assert_eq!(st.state, "down");
+    assert_eq!(st.next_attempt, None);
+    assert_eq!(init_requests_from_a(&n).len(), 1);
+}
+
+/// `keyingtries = 3`: three failed attempts, then the connection stays down.
+#[test]
+fn keyingtries_bounds_the_attempts() {
+    let mut n = Net::new();
+    n.b.add_connection(responder("wrong"), n.now);
+    n.a.add_connection(
+        initiator(Recovery {
+            keyingtries: 3,
+            ..Recovery::default()
+        }),
+        n.now,
+    );
+    n.run_for(Duration::from_secs(60));
+    assert_eq!(init_requests_from_a(&n).len(), 3);
+    let st = &n.a.status()[0];
+    assert_eq!(st.state, "down");
+    assert_eq!(st.next_attempt, None);
+}
+
+/// A panic while one connection's IKE message is handled drops that IKE SA only: the sibling
+/// connection keeps its SAs untouched, and the faulty one re-initiates and comes back.
+#[test]
+fn an_internal_fault_stays_with_its_connection() {
+    let mut n = Net::new();
+    let setups = [
+        (
+            "one.example",
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            "aes256gcm16-prfsha384-ecp384",
+        ),
+        (
+            "two.example",
+            "10.11.0.0/16",
+            "10.12.0.0/16",
+            "aes128-sha256-modp2048",
+        ),
+    ];
+    for (id, ours, theirs, ike) in setups {
+        let mut b = cfg(B, A, &[theirs], &[ours], ike, ESP, "secret", false);
+        b.remote_id = Some(Identity::Fqdn(id.into()));
+        n.b.add_connection(b, n.now);
+        let mut a = cfg(A, B, &[ours], &[theirs], ike, ESP, "secret", true);
+        a.local_id = Identity::Fqdn(id.into());
+        n.a.add_connection(a, n.now);
+        n.pump();
+    }
+    assert_eq!(live(&n.ev_a).len(), 2);
+    let before: Vec<u32> = live(&n.ev_a).iter().map(|c| c.spi_in).collect();
+    let mark = n.ev_a.len();
+    // the next message for A's second connection panics inside the endpoint
+    n.a.inject_fault(1);
+    let now = n.now;
+    n.b.rekey_now(1, false, now);
+    n.b.handle_timeout(now);
+    n.pump();
+    let after: Vec<&Event> = n.ev_a[mark..].iter().collect();
+    assert!(
+        after.iter().any(|e| matches!(e, Event::ConnectionDown { conn: 1, reason: DownReason::Other(r) } if r.contains("internal error"))),
+        "{after:?}"
+    );
+    assert!(
+        after.iter().all(|e| match e {
+            Event::ConnectionDown { conn, .. } | Event::ChildSaDeleted { conn, .. } => *conn == 1,
+            _ => true,
+        }),
+        "the sibling connection is untouched: {after:?}"
+    );
+    assert!(live(&n.ev_a).iter().any(|c| c.spi_in == before[0]));
+    assert_eq!(n.a.status()[0].state, "established");
+    // the faulty connection comes back by itself
+    n.run_for(Duration::from_secs(3));
+    assert_eq!(
+        n.a.status()[1].state,
+        "established",
+        "{:?}",
+        n.a.status()[1]
+    );
+    assert_eq!(live(&n.ev_a).len(), 2);
+}
