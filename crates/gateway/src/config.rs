@@ -3,7 +3,8 @@
 //! fall back to a default), and the PSK never reaches a `Debug` or error string.
 
 use ike::config::{
-    ConnectionConfig, Encryption, Identity, Integrity, Proposal, Psk, TrafficSelector,
+    ConnectionConfig, DownAction, Encryption, Identity, Integrity, Proposal, Psk, Recovery,
+    TrafficSelector,
 };
 use ipnet::IpNet;
 use std::fmt;
@@ -168,6 +169,9 @@ pub struct ConnectionSpec {
     pub dpd_timeout: Duration,
     /// Whether we start the IKE SA (otherwise we only respond).
     pub initiate: bool,
+    /// How an initiating connection comes back after going down (`close_action`,
+    /// `dpd_action`, `keyingtries`, `retry_max`).
+    pub recovery: Recovery,
 }
 
 /// The whole gateway configuration.
@@ -177,6 +181,9 @@ pub struct GatewayConfig {
     pub local_address: IpAddr,
     /// Explicit status socket path (overrides the derived default).
     pub control_socket: Option<PathBuf>,
+    /// A group whose members may use the control socket (besides root and the gateway's
+    /// user); the socket is 0660 and owned by it. `None`: 0600.
+    pub control_group: Option<String>,
     /// Path MTU toward peers; `None` = the MTU of the interface holding `local_address`.
     pub path_mtu: Option<u16>,
     /// TUN settings.
@@ -190,15 +197,22 @@ pub struct GatewayConfig {
     pub busy_poll: Duration,
     /// The connections, in file order.
     pub connections: Vec<ConnectionSpec>,
+    /// Things that work but an operator should fix (a key file others can read), for the
+    /// log at start and `gateway check`.
+    pub warnings: Vec<String>,
 }
 
 impl GatewayConfig {
     /// Reads and validates a config file; relative `psk_file` paths resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
+        // the text may hold pre-shared keys: wiped when dropped
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    cause,
+                })?,
+            );
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &base)
     }
@@ -214,6 +228,7 @@ impl GatewayConfig {
             key: "local_address",
         })?;
         let control_socket = top.string("control_socket")?.map(PathBuf::from);
+        let control_group = top.string("control_group")?;
         let path_mtu = top.mtu("path_mtu")?;
         let datapath_threads = top.threads("datapath_threads")?;
         let busy_poll = top.busy_poll("busy_poll_us")?.unwrap_or(DEFAULT_BUSY_POLL);
@@ -260,6 +275,7 @@ impl GatewayConfig {
             return Err(ConfigError::NoConnections);
         }
         let mut connections: Vec<ConnectionSpec> = Vec::with_capacity(raw_conns.len());
+        let mut warnings = Vec::new();
         for (index, v) in raw_conns.into_iter().enumerate() {
             let toml::Value::Table(t) = v else {
                 return Err(ConfigError::WrongType {
@@ -268,7 +284,7 @@ impl GatewayConfig {
                     expected: "a table",
                 });
             };
-            let c = parse_connection(index, t, local_address, base_dir)?;
+            let c = parse_connection(index, t, local_address, base_dir, &mut warnings)?;
             if connections.iter().any(|o| o.name == c.name) {
                 return Err(ConfigError::DuplicateName {
                     place: Place::Connection {
@@ -282,11 +298,13 @@ impl GatewayConfig {
         Ok(GatewayConfig {
             local_address,
             control_socket,
+            control_group,
             path_mtu,
             tun,
             datapath_threads,
             busy_poll,
             connections,
+            warnings,
         })
     }
 }
@@ -296,6 +314,7 @@ fn parse_connection(
     t: toml::Table,
     local_address: IpAddr,
     base_dir: &Path,
+    warnings: &mut Vec<String>,
 ) -> Result<ConnectionSpec, ConfigError> {
     let mut f = Fields::new(Place::Connection { index, name: None }, t);
     let name = f.string("name")?.ok_or(ConfigError::Missing {
@@ -341,7 +360,7 @@ fn parse_connection(
         Some(s) => Some(parse_identity(&s).map_err(|r| f.invalid("remote_id", &s, r))?),
         None => remote_address.map(ip_identity),
     };
-    let psk = match (f.string("psk")?, f.string("psk_file")?) {
+    let psk = match (f.string("psk")?.map(Zeroizing::new), f.string("psk_file")?) {
         (Some(p), None) => decode_psk(p.as_bytes()).map_err(|r| ConfigError::Invalid {
             place: f.place.clone(),
             key: "psk".into(),
@@ -350,6 +369,9 @@ fn parse_connection(
         })?,
         (None, Some(file)) => {
             let path = base_dir.join(&file);
+            if let Some(w) = key_file_exposed(&path) {
+                warnings.push(format!("{}: key `psk_file`: {w}", f.place));
+            }
             let bytes =
                 Zeroizing::new(std::fs::read(&path).map_err(|cause| ConfigError::PskFile {
                     place: f.place.clone(),
@@ -391,6 +413,13 @@ fn parse_connection(
             "a connection with remote_address = \"%any\" can only respond",
         ));
     }
+    let defaults = Recovery::default();
+    let recovery = Recovery {
+        close_action: f.action("close_action")?.unwrap_or(defaults.close_action),
+        dpd_action: f.action("dpd_action")?.unwrap_or(defaults.dpd_action),
+        keyingtries: f.count("keyingtries")?.unwrap_or(defaults.keyingtries),
+        retry_max: f.duration("retry_max")?.unwrap_or(defaults.retry_max),
+    };
     f.finish()?;
     Ok(ConnectionSpec {
         name,
@@ -407,6 +436,20 @@ fn parse_connection(
         child_lifetime_bytes,
         dpd_timeout,
         initiate,
+        recovery,
+    })
+}
+
+/// Why a key file is too open (readable or writable by group or others), as ssh says of
+/// private keys; `None` when only its owner can read it.
+fn key_file_exposed(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(path).ok()?.mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is accessible by others (mode {mode:04o}); the pre-shared key should be readable by its owner only (chmod 600)",
+            path.display()
+        )
     })
 }
 
@@ -437,6 +480,7 @@ impl ConnectionSpec {
             child_lifetime: self.child_lifetime,
             dpd_timeout: self.dpd_timeout,
             initiate: self.initiate,
+            recovery: self.recovery,
         }
     }
 }
@@ -594,6 +638,32 @@ impl Fields {
                 &n.to_string(),
                 "1 (one loop for both directions) or 2 (a receive thread besides it)",
             )),
+            Some(_) => Err(self.wrong(key, "an integer")),
+        }
+    }
+    fn action(&mut self, key: &str) -> Result<Option<DownAction>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(s) => match s.as_str() {
+                "restart" | "start" => Ok(Some(DownAction::Restart)),
+                "clear" | "none" => Ok(Some(DownAction::Clear)),
+                _ => Err(self.invalid(
+                    key,
+                    &s,
+                    "\"restart\" (negotiate again, with back-off) or \"clear\" (stay down)",
+                )),
+            },
+        }
+    }
+    fn count(&mut self, key: &str) -> Result<Option<u32>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (0..=i64::from(u32::MAX)).contains(&n) => {
+                Ok(Some(n as u32))
+            }
+            Some(toml::Value::Integer(n)) => {
+                Err(self.invalid(key, &n.to_string(), "0 (forever) or a positive count"))
+            }
             Some(_) => Err(self.wrong(key, "an integer")),
         }
     }

@@ -5,9 +5,11 @@
 //! timers, and a unix control socket that serves the status as JSON.
 
 pub mod config;
+pub mod control;
 pub mod datapath;
 pub mod lifecycle;
 pub mod offload;
+pub mod ratelimit;
 pub mod receiver;
 pub mod runtime;
 pub mod status;

@@ -5,11 +5,13 @@
 //! [`crate::receiver`], inline or on its own thread (`datapath_threads`).
 
 use crate::config::{tunnel_mtu, GatewayConfig};
+use crate::control::{Access, ControlError, ControlRequest, ControlServer};
 use crate::datapath::{DataPath, Drop};
 use crate::lifecycle::{Keepalives, ReloadPlan, KEEPALIVE, UPKEEP_INTERVAL};
 use crate::offload::{clamp_mss, complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::ratelimit::{LogLimiter, Verdict};
 use crate::receiver::{EventFd, IkeInbox, Receiver};
-use crate::status::{ConnectionReport, ControlServer, GatewayStatus, ReloadReport};
+use crate::status::{ConnectionReport, GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use crate::wait::Waiter;
@@ -50,8 +52,8 @@ pub enum GatewayError {
         cause: io::Error,
     },
     /// The control socket could not be created.
-    #[error("control socket: {0}")]
-    Control(io::Error),
+    #[error("{0}")]
+    Control(#[from] ControlError),
     /// Signal handling could not be set up.
     #[error("signal handling: {0}")]
     Signal(io::Error),
@@ -129,6 +131,8 @@ pub struct Gateway {
     setup_time: std::collections::HashMap<usize, Duration>,
     /// Inbound SPIs of Child SAs whose byte-lifetime rekey was already requested.
     byte_rekeys: std::collections::HashSet<String>,
+    /// Log budget per cause, so hostile input cannot flood the log.
+    logs: LogLimiter,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -260,7 +264,8 @@ impl Gateway {
             name: tun.name().into(),
             cause,
         })?;
-        let control = ControlServer::bind(&opts.control_path).map_err(GatewayError::Control)?;
+        let access = Access::with_group(cfg.control_group.as_deref())?;
+        let control = ControlServer::bind(&opts.control_path, access)?;
         let tun = Arc::new(tun);
         let dp = DataPath::new(cfg.connections.len());
         let ike_inbox = Arc::new(IkeInbox::new().map_err(GatewayError::Receiver)?);
@@ -310,6 +315,7 @@ impl Gateway {
             next_upkeep: Instant::now(),
             retired: std::collections::HashSet::new(),
             byte_rekeys: std::collections::HashSet::new(),
+            logs: LogLimiter::default(),
             reloads: 0,
             setup_time: std::collections::HashMap::new(),
             cfg,
@@ -343,6 +349,9 @@ impl Gateway {
             connections = gw.cfg.connections.len(),
             "gateway started"
         );
+        for w in &gw.cfg.warnings {
+            warn!("{w}");
+        }
         let now = Instant::now();
         for i in 0..gw.cfg.connections.len() {
             gw.conns.push(Conn {
@@ -484,13 +493,19 @@ impl Gateway {
                 self.drain_tun();
             }
             if fds[4].revents != 0 {
-                let status = self.status();
-                for r in self.control.serve_pending(|| status.clone()) {
-                    let outcome = self.reload();
-                    if let Err(e) = &outcome {
-                        error!("reload refused: {e}");
+                for req in self.control.pending() {
+                    match req {
+                        ControlRequest::Status(reply) => {
+                            let _ = reply.try_send(self.status());
+                        }
+                        ControlRequest::Reload(reply) => {
+                            let outcome = self.reload();
+                            if let Err(e) = &outcome {
+                                error!("reload refused: {e}");
+                            }
+                            let _ = reply.try_send(outcome);
+                        }
                     }
-                    r.answer(outcome);
                 }
             }
             let now = Instant::now();
@@ -541,11 +556,21 @@ impl Gateway {
         }
         let local = SocketAddr::new(self.cfg.local_address, 4500);
         for (from, msg) in self.ike_inbox.take() {
-            if let Err(e) = self
-                .endpoint
-                .handle_datagram(Instant::now(), local, from, &msg)
-            {
-                debug!(%from, "IKE datagram on 4500 dropped: {e}");
+            let now = Instant::now();
+            if let Err(e) = self.endpoint.handle_datagram(now, local, from, &msg) {
+                self.log_drop(now, from, 4500, &e);
+            }
+        }
+    }
+
+    /// One line per rejected IKE datagram, within the per-cause log budget (the count of
+    /// every drop is in status either way).
+    fn log_drop(&mut self, now: Instant, from: SocketAddr, port: u16, e: &ike::IkeError) {
+        if let Verdict::Log { suppressed } = self.logs.check(e.cause_name(), now) {
+            if suppressed > 0 {
+                debug!(%from, port, suppressed, "IKE datagram dropped: {e} ({suppressed} more of this kind left out of the log)");
+            } else {
+                debug!(%from, port, "IKE datagram dropped: {e}");
             }
         }
     }
@@ -572,11 +597,12 @@ impl Gateway {
         for _ in 0..BATCH {
             match self.sock500.recv_from(&mut self.rx) {
                 Ok((n, from)) => {
-                    if let Err(e) =
-                        self.endpoint
-                            .handle_datagram(Instant::now(), local, from, &self.rx[..n])
+                    let now = Instant::now();
+                    if let Err(e) = self
+                        .endpoint
+                        .handle_datagram(now, local, from, &self.rx[..n])
                     {
-                        debug!(%from, "IKE datagram on 500 dropped: {e}");
+                        self.log_drop(now, from, 500, &e);
                     }
                 }
                 Err(e) if would_block(&e) => break,
@@ -690,6 +716,7 @@ impl Gateway {
                 };
                 info!(conn = %self.cfg.connections[i].name, %algorithms, "IKE SA established");
                 self.conns[i].ike_algorithms = Some(algorithms);
+                self.conns[i].last_error = None;
                 self.conns[i].settled = true;
             }
             Event::ChildSaInstalled { conn, child } => {
@@ -734,11 +761,23 @@ impl Gateway {
                 let Some(i) = self.conn_index(conn) else {
                     return;
                 };
-                let msg = reason.to_string();
-                warn!(conn = %self.cfg.connections[i].name, "connection down: {msg}");
+                warn!(conn = %self.cfg.connections[i].name, "connection down: {reason}");
                 self.dp.remove_connection(i);
-                self.conns[i].last_error = Some(msg);
                 self.conns[i].settled = true;
+            }
+            Event::AttemptFailed { conn, reason } => {
+                let Some(i) = self.conn_index(conn) else {
+                    return;
+                };
+                if let Verdict::Log { suppressed } =
+                    self.logs.check("attempt_failed", Instant::now())
+                {
+                    warn!(
+                        conn = %self.cfg.connections[i].name,
+                        suppressed,
+                        "unauthenticated negotiation attempt failed (nothing changed): {reason}"
+                    );
+                }
             }
             #[allow(unreachable_patterns)]
             _ => {}
@@ -794,16 +833,21 @@ impl Gateway {
                     inbound,
                     outbound,
                     drops,
-                    last_error: c
-                        .last_error
-                        .clone()
-                        .or_else(|| st.and_then(|s| s.last_error.clone())),
+                    last_error: st
+                        .and_then(|s| s.last_error.clone())
+                        .or_else(|| c.last_error.clone()),
                     nat_local: st.is_some_and(|s| s.nat_local),
                     nat_remote: st.is_some_and(|s| s.nat_remote),
                     peer: st.and_then(|s| s.remote).map(|a| a.to_string()),
                     keepalives_sent: self.keepalives.sent(i),
                     setup_ms: self.setup_time.get(&i).map(|d| d.as_millis() as u64),
                     setup_us: self.setup_time.get(&i).map(|d| d.as_micros() as u64),
+                    failed_attempts: st.map_or(0, |s| s.failed_attempts),
+                    last_failed_attempt: st.and_then(|s| s.last_failed_attempt.clone()),
+                    retry_in_ms: st
+                        .and_then(|s| s.next_attempt)
+                        .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+                    consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
                 }
             })
             .collect();
@@ -824,6 +868,15 @@ impl Gateway {
                 ReceivePath::Thread { .. } => 2,
             },
             busy_poll_us: self.cfg.busy_poll.as_micros() as u64,
+            ike_drops: self
+                .endpoint
+                .drops_by_cause()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            log_suppressed: self.logs.suppressed(),
+            control_refused: self.control.counters().0,
+            control_busy: self.control.counters().1,
         }
     }
 

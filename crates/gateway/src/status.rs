@@ -4,8 +4,8 @@
 use crate::datapath::{ChildSaReport, DropCounters, Traffic};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +44,18 @@ pub struct GatewayStatus {
     /// Busy poll after work, in microseconds (0 = off).
     #[serde(default)]
     pub busy_poll_us: u64,
+    /// IKE datagrams dropped, by cause (`unknown_spi`, `integrity`, `malformed`, …).
+    #[serde(default)]
+    pub ike_drops: std::collections::BTreeMap<String, u64>,
+    /// Log lines left out by the per-cause log budget, by cause.
+    #[serde(default)]
+    pub log_suppressed: std::collections::BTreeMap<String, u64>,
+    /// Control clients refused by their credentials.
+    #[serde(default)]
+    pub control_refused: u64,
+    /// Control clients turned away because too many were being served.
+    #[serde(default)]
+    pub control_busy: u64,
 }
 
 /// One connection's state and counters.
@@ -95,6 +107,19 @@ pub struct ConnectionReport {
     /// The same in microseconds: a release build on one host sets up in well under 1 ms.
     #[serde(default)]
     pub setup_us: Option<u64>,
+    /// Negotiations that failed before anything was authenticated (a refused IKE_SA_INIT,
+    /// an error answer to ours): anyone on the path can cause them, so they are only counted.
+    #[serde(default)]
+    pub failed_attempts: u64,
+    /// The last such failure.
+    #[serde(default)]
+    pub last_failed_attempt: Option<String>,
+    /// Milliseconds until a connection that is down tries again.
+    #[serde(default)]
+    pub retry_in_ms: Option<u64>,
+    /// Times it went down in a row since it was last up (the back-off grows with them).
+    #[serde(default)]
+    pub consecutive_failures: u32,
 }
 
 /// Why the status could not be fetched.
@@ -133,7 +158,7 @@ pub struct ReloadReport {
 /// The control socket's answer to `reload`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum ReloadAnswer {
+pub(crate) enum ReloadAnswer {
     Reloaded(ReloadReport),
     Error(String),
 }
@@ -184,134 +209,6 @@ fn request(path: &Path, command: &str, timeout: Duration) -> Result<String, Stat
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(io_err)?;
     Ok(out)
-}
-
-/// The listening side, owned by the gateway's event loop.
-pub struct ControlServer {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl ControlServer {
-    /// Binds the socket (replacing a stale one; refusing if a live gateway answers there).
-    pub fn bind(path: &Path) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!(
-                        "another gateway is serving the control socket {}",
-                        path.display()
-                    ),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        let listener = UnixListener::bind(path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("bind control socket {}: {e}", path.display()),
-            )
-        })?;
-        listener.set_nonblocking(true)?;
-        Ok(ControlServer {
-            listener,
-            path: path.into(),
-        })
-    }
-
-    /// The socket's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The listening descriptor, for poll.
-    pub fn fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.listener.as_raw_fd()
-    }
-
-    /// Serves every pending client with `status` (short timeouts, so a stuck client cannot
-    /// stall the data path for long); `reload` requests are handed back for the event loop
-    /// to carry out and answer.
-    pub fn serve_pending(&self, status: impl Fn() -> GatewayStatus) -> Vec<PendingReload> {
-        let mut reloads = Vec::new();
-        loop {
-            let (stream, _) = match self.listener.accept() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return reloads,
-                Err(e) => {
-                    tracing::warn!("control socket accept failed: {e}");
-                    return reloads;
-                }
-            };
-            match serve_one(stream, &status) {
-                Ok(Some(r)) => reloads.push(r),
-                Ok(None) => {}
-                Err(e) => tracing::debug!("control client: {e}"),
-            }
-        }
-    }
-}
-
-/// A `reload` request waiting for the event loop's answer.
-pub struct PendingReload {
-    stream: UnixStream,
-}
-
-impl PendingReload {
-    /// Sends the outcome to the client that asked.
-    pub fn answer(self, outcome: Result<ReloadReport, String>) {
-        let answer = match outcome {
-            Ok(r) => ReloadAnswer::Reloaded(r),
-            Err(e) => ReloadAnswer::Error(e),
-        };
-        let mut w = &self.stream;
-        if let Ok(mut doc) = serde_json::to_vec(&answer) {
-            doc.push(b'\n');
-            if let Err(e) = w.write_all(&doc) {
-                tracing::debug!("control client (reload): {e}");
-            }
-        }
-    }
-}
-
-fn serve_one(
-    stream: UnixStream,
-    status: &impl Fn() -> GatewayStatus,
-) -> io::Result<Option<PendingReload>> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-    stream.set_write_timeout(Some(Duration::from_millis(500)))?;
-    let mut line = String::new();
-    BufReader::new(&stream).take(256).read_line(&mut line)?;
-    let mut w = &stream;
-    match line.trim() {
-        "status" | "" => {
-            let mut doc = serde_json::to_vec_pretty(&status()).map_err(io::Error::other)?;
-            doc.push(b'\n');
-            w.write_all(&doc).map(|_| None)
-        }
-        "reload" => Ok(Some(PendingReload { stream })),
-        other => w
-            .write_all(
-                format!(
-                    "{{\"error\":\"unknown command {:?}\"}}\n",
-                    other.chars().take(32).collect::<String>()
-                )
-                .as_bytes(),
-            )
-            .map(|_| None),
-    }
-}
-
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 /// The default control socket for a config file: `/run/hybridnet/<stem>-<hash>.sock`
@@ -408,6 +305,25 @@ pub fn render(s: &GatewayStatus) -> String {
         if let Some(e) = &c.last_error {
             let _ = writeln!(o, "  last error: {e}");
         }
+        if let Some(ms) = c.retry_in_ms {
+            let _ = writeln!(
+                o,
+                "  next attempt in {:.1}s (failed {} time(s) in a row)",
+                ms as f64 / 1000.0,
+                c.consecutive_failures
+            );
+        }
+        if c.failed_attempts > 0 {
+            let _ = writeln!(
+                o,
+                "  unauthenticated failed attempts {}{}",
+                c.failed_attempts,
+                c.last_failed_attempt
+                    .as_ref()
+                    .map(|e| format!(", last: {e}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     if s.drops.total() > 0 || s.ike_dropped > 0 {
         let _ = writeln!(
@@ -429,6 +345,22 @@ pub fn render(s: &GatewayStatus) -> String {
             String::new()
         }
     );
+    if !s.ike_drops.is_empty() {
+        let by: Vec<String> = s
+            .ike_drops
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(o, "IKE drops by cause: {}", by.join(" "));
+    }
+    if !s.log_suppressed.is_empty() {
+        let by: Vec<String> = s
+            .log_suppressed
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(o, "log lines left out (rate limit): {}", by.join(" "));
+    }
     o
 }
 
@@ -502,6 +434,10 @@ mod tests {
                 keepalives_sent: 7,
                 setup_ms: Some(3),
                 setup_us: Some(3_250),
+                failed_attempts: 2,
+                last_failed_attempt: Some("NO_PROPOSAL_CHOSEN: test".into()),
+                retry_in_ms: None,
+                consecutive_failures: 0,
             }],
             drops: DropCounters::default(),
             ike_dropped: 0,
@@ -510,26 +446,47 @@ mod tests {
             reloads: 1,
             datapath_threads: 2,
             busy_poll_us: 100,
+            ike_drops: [("unknown_spi".to_string(), 4)].into_iter().collect(),
+            log_suppressed: Default::default(),
+            control_refused: 0,
+            control_busy: 0,
+        }
+    }
+
+    /// A stand-in for the event loop: answers what the control thread queues.
+    fn serve(
+        server: crate::control::ControlServer,
+        rounds: usize,
+        reloads: Vec<Result<ReloadReport, String>>,
+    ) {
+        let mut reloads = reloads.into_iter();
+        for _ in 0..rounds {
+            for req in server.pending() {
+                match req {
+                    crate::control::ControlRequest::Status(tx) => {
+                        let _ = tx.try_send(sample());
+                    }
+                    crate::control::ControlRequest::Reload(tx) => {
+                        let _ = tx.try_send(reloads.next().unwrap_or(Err("no more".into())));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     #[test]
     fn control_socket_serves_json_and_table() {
+        use crate::control::{Access, ControlServer};
         let dir = std::env::temp_dir().join(format!("hn-gw-status-{}", std::process::id()));
         let path = dir.join("gw.sock");
-        let server = ControlServer::bind(&path).unwrap();
+        let server = ControlServer::bind(&path, Access::default()).unwrap();
         assert!(
-            ControlServer::bind(&path).is_err(),
+            ControlServer::bind(&path, Access::default()).is_err(),
             "a second gateway must not steal a live socket"
         );
+        let t = std::thread::spawn(move || serve(server, 200, vec![]));
         let want = sample();
-        let w2 = want.clone();
-        let t = std::thread::spawn(move || {
-            for _ in 0..200 {
-                server.serve_pending(|| w2.clone());
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
         let got = query(&path).unwrap();
         assert_eq!(got, want);
         let table = render(&got);
@@ -554,29 +511,18 @@ mod tests {
 
     #[test]
     fn reload_requests_go_to_the_loop_and_refusals_come_back_as_errors() {
+        use crate::control::{Access, ControlServer};
         let dir = std::env::temp_dir().join(format!("hn-gw-reload-{}", std::process::id()));
         let path = dir.join("gw.sock");
-        let server = ControlServer::bind(&path).unwrap();
-        let t = std::thread::spawn(move || {
-            let mut answered = 0;
-            for _ in 0..400 {
-                for r in server.serve_pending(sample) {
-                    answered += 1;
-                    r.answer(if answered == 1 {
-                        Ok(ReloadReport {
-                            replaced: vec!["site-b".into()],
-                            ..Default::default()
-                        })
-                    } else {
-                        Err("config line 3: bad address".into())
-                    });
-                }
-                if answered == 2 {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
+        let server = ControlServer::bind(&path, Access::default()).unwrap();
+        let answers = vec![
+            Ok(ReloadReport {
+                replaced: vec!["site-b".into()],
+                ..Default::default()
+            }),
+            Err("config line 3: bad address".into()),
+        ];
+        let t = std::thread::spawn(move || serve(server, 200, answers));
         let r = reload(&path).unwrap();
         assert_eq!(r.replaced, vec!["site-b".to_string()]);
         let e = reload(&path).unwrap_err();
@@ -584,6 +530,120 @@ mod tests {
             matches!(&e, StatusError::Refused { reason, .. } if reason.contains("bad address")),
             "{e}"
         );
+        t.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Sends `status` on a fresh connection and returns what came back (or the error text).
+    fn raw_status(path: &Path) -> String {
+        let mut s = match UnixStream::connect(path) {
+            Ok(s) => s,
+            Err(e) => return e.to_string(),
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"status\n");
+        let mut out = String::new();
+        match s.read_to_string(&mut out) {
+            Ok(_) => out,
+            Err(e) => format!("{out}{e}"),
+        }
+    }
+
+    /// Idle clients that never send a command do not hold up the others: each is served on a
+    /// thread of its own (the event loop never waits on one), and past the limit new clients
+    /// are told "busy" at once instead of queueing behind them.
+    #[test]
+    fn idle_control_clients_do_not_block_status() {
+        use crate::control::{Access, ControlServer, MAX_CLIENTS};
+        let dir = std::env::temp_dir().join(format!("hn-gw-idle-{}", std::process::id()));
+        let path = dir.join("gw.sock");
+        let server = ControlServer::bind(&path, Access::default()).unwrap();
+        let t = std::thread::spawn(move || serve(server, 200, vec![]));
+        let mut idle: Vec<_> = (0..10)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let t0 = std::time::Instant::now();
+        assert_eq!(query(&path).unwrap(), sample());
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        idle.extend((0..MAX_CLIENTS).map(|_| UnixStream::connect(&path).unwrap()));
+        std::thread::sleep(Duration::from_millis(50));
+        let t0 = std::time::Instant::now();
+        let answer = raw_status(&path);
+        assert!(answer.contains("busy"), "{answer}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        drop(idle);
+        t.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Runs `f` on a thread that has dropped to user and group `nobody` (credentials are
+    /// per thread in the kernel; the raw system calls change only this thread's).
+    fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::spawn(move || {
+            // SAFETY: raw setgroups/setresgid/setresuid system calls on this thread only.
+            unsafe {
+                assert_eq!(
+                    libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
+                    0
+                );
+                assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
+                assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
+            }
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The socket is 0600 whatever the umask, and a client of another user is refused even
+    /// if someone opened the socket's mode.
+    #[test]
+    fn control_socket_is_private_and_checks_the_client() {
+        use crate::control::{Access, ControlServer};
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: geteuid never fails.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test runs as root (as CI does)"
+        );
+        let dir = std::env::temp_dir().join(format!("hn-gw-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join("gw.sock");
+        // SAFETY: umask only changes this process's file-creation mask.
+        let old = unsafe { libc::umask(0) };
+        let server = ControlServer::bind(&path, Access::default());
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        let server = server.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "socket mode {mode:o} under umask 000");
+        let p = path.clone();
+        let denied = as_nobody(move || raw_status(&p));
+        assert!(
+            denied.contains("Permission denied"),
+            "the mode keeps others out: {denied}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let t = std::thread::spawn(move || serve(server, 200, vec![]));
+        let p = path.clone();
+        let refused = as_nobody(move || raw_status(&p));
+        assert!(
+            refused.contains("permission denied"),
+            "credentials checked: {refused}"
+        );
+        assert!(!refused.contains("site-b"));
+        assert_eq!(query(&path).unwrap(), sample(), "root is served");
         t.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

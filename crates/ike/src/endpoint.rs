@@ -3050,6 +3050,29 @@ impl Endpoint {
         }
     }
 
+    /// Starts a rekey of one Child SA (by our inbound SPI) at the next `handle_timeout`,
+    /// whichever side we are: the data path asks for it when the SA's sequence numbers or
+    /// bytes run low, which only it can see. Returns whether the Child SA exists.
+    pub fn rekey_child(&mut self, id: ConnectionId, spi_in: u32, now: Instant) -> bool {
+        let Some(spi) = self
+            .conns
+            .get(id)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.ike_sa)
+        else {
+            return false;
+        };
+        let Some(child) = self
+            .sas
+            .get_mut(&spi)
+            .and_then(|sa| sa.children.iter_mut().find(|c| c.spi_in == spi_in))
+        else {
+            return false;
+        };
+        child.rekey_at = Some(now);
+        true
+    }
+
     // ------------------------------------------------------------------ INFORMATIONAL
 
     fn informational(

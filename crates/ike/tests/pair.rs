@@ -993,6 +993,25 @@ fn operator_child_rekey() {
     );
 }
 
+/// The responder (no time-based rekeys of its own) rekeys a given Child SA when its data
+/// path asks (its outbound sequence numbers run low); the initiator answers.
+#[test]
+fn responder_rekeys_a_child_sa_on_request() {
+    let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let old = live(&n.ev_b)[0].spi_in;
+    let now = n.now;
+    assert!(n.b.rekey_child(0, old, now));
+    assert!(!n.b.rekey_child(0, old ^ 1, now), "unknown SPI");
+    n.b.handle_timeout(now);
+    n.pump();
+    let (la, lb) = (live(&n.ev_a), live(&n.ev_b));
+    assert_eq!((la.len(), lb.len()), (1, 1), "{:?} {:?}", n.ev_a, n.ev_b);
+    assert_ne!(lb[0].spi_in, old);
+    assert_eq!(la[0].spi_out, lb[0].spi_in);
+    assert_eq!(la[0].enc_key_out, lb[0].enc_key_in);
+    assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
+}
+
 #[test]
 fn nat_detection_flags() {
     // Without NAT each side sees the other's deliberately faked source hash only.
