@@ -18,7 +18,26 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A Child SA we installed in answer to the peer's rekey carries outbound traffic after this
+/// long even if neither the peer's DELETE of the old SA nor traffic on the new one showed
+/// that the peer has it (then the old SA is gone or useless anyway).
+pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Outbound sequence numbers after which a Child SA is replaced: the 32-bit counter must
+/// never wrap (RFC 4303 §3.3.3); this leaves 2^29 packets (minutes at line rate) for the
+/// rekey to finish.
+pub const SEQ_SOFT_LIMIT: u32 = 0xE000_0000;
+
+/// Why the data path wants a Child SA replaced before its time lifetime runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyCause {
+    /// Its outbound sequence numbers passed [`SEQ_SOFT_LIMIT`].
+    Sequence,
+    /// It carried its share of the byte lifetime.
+    Bytes,
+}
 
 /// Why a packet was not forwarded; each reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +58,9 @@ pub enum Drop {
     NoRoute,
     /// A packet from the TUN device that is not a well-formed IPv4/IPv6 packet.
     InvalidInner,
+    /// A packet for a configured remote prefix that no Child SA covers although the
+    /// connection is up: the peer narrowed the traffic selectors.
+    Uncovered,
     /// Sealing failed (sequence numbers exhausted, buffer too small).
     SealFailed,
     /// The socket or TUN device refused the packet.
@@ -62,6 +84,9 @@ pub struct DropCounters {
     pub no_child_sa: u64,
     /// See [`Drop::NoRoute`].
     pub no_route: u64,
+    /// See [`Drop::Uncovered`].
+    #[serde(default)]
+    pub uncovered: u64,
     /// See [`Drop::InvalidInner`].
     pub invalid_inner: u64,
     /// See [`Drop::SealFailed`].
@@ -81,6 +106,7 @@ impl DropCounters {
             Drop::TsMismatch => &mut self.ts_mismatch,
             Drop::NoChildSa => &mut self.no_child_sa,
             Drop::NoRoute => &mut self.no_route,
+            Drop::Uncovered => &mut self.uncovered,
             Drop::InvalidInner => &mut self.invalid_inner,
             Drop::SealFailed => &mut self.seal_failed,
             Drop::IoError => &mut self.io_error,
@@ -96,6 +122,7 @@ impl DropCounters {
         self.ts_mismatch += o.ts_mismatch;
         self.no_child_sa += o.no_child_sa;
         self.no_route += o.no_route;
+        self.uncovered += o.uncovered;
         self.invalid_inner += o.invalid_inner;
         self.seal_failed += o.seal_failed;
         self.io_error += o.io_error;
@@ -109,6 +136,7 @@ impl DropCounters {
             + self.ts_mismatch
             + self.no_child_sa
             + self.no_route
+            + self.uncovered
             + self.invalid_inner
             + self.seal_failed
             + self.io_error
@@ -154,8 +182,13 @@ pub struct ChildSaReport {
     pub outbound: Traffic,
     /// Seconds since installation.
     pub age_secs: u64,
-    /// Whether outbound traffic currently uses this SA (the newest of its connection).
+    /// Whether outbound traffic currently uses this SA (the newest ready one of its
+    /// selectors).
     pub active: bool,
+    /// Installed in answer to the peer's rekey and not yet known to be in use by the peer:
+    /// outbound stays on the SA it replaces meanwhile.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// The esp crate's transform for a negotiated IKE algorithm pair.
@@ -253,11 +286,14 @@ struct ChildSlot {
     outbound: OutboundSa,
     peer: SocketAddr,
     remote: Vec<Range>,
+    local: Vec<Range>,
     local_ts: Vec<String>,
     remote_ts: Vec<String>,
     algorithms: String,
     installed: Instant,
     traffic_out: Traffic,
+    /// Whether it may carry outbound traffic (see [`ChildSaKeys::outbound_now`]).
+    ready: bool,
 }
 
 /// The inbound half of a Child SA.
@@ -347,9 +383,19 @@ impl Inbound {
     }
 }
 
-/// The outbound routing entry: a remote range and the connection it leads to.
-#[derive(Clone, Copy)]
+/// The outbound routing entry: a remote range, the local ranges a packet must come from,
+/// and the Child SA (slot) and connection it leads to.
+#[derive(Clone)]
 struct Route {
+    range: Range,
+    local: Vec<Range>,
+    slot: usize,
+    conn: usize,
+}
+
+/// A configured remote prefix of a connection (to tell "SA not up" from "no route").
+#[derive(Clone, Copy)]
+struct Configured {
     range: Range,
     conn: usize,
 }
@@ -360,17 +406,21 @@ pub struct DataPath {
     slots: Vec<Option<ChildSlot>>,
     inbound: Arc<Mutex<Inbound>>,
     by_spi: HashMap<u32, usize>,
-    /// Per connection: the slot outbound traffic uses (the newest Child SA).
-    current: Vec<Option<usize>>,
-    /// Negotiated remote selectors of current Child SAs, most specific first.
+    /// Slots outbound traffic uses: per connection and selector pair, the newest ready SA.
+    active: Vec<bool>,
+    /// Per connection: whether any of its Child SAs is active.
+    up: Vec<bool>,
+    /// Whether some Child SA waits for the peer (kept with the routes).
+    pending: bool,
+    /// Negotiated remote selectors of active Child SAs, most specific first.
     routes: Vec<Route>,
     /// Configured remote prefixes, to tell "SA not up" from "no route".
-    configured: Vec<Route>,
+    configured: Vec<Configured>,
     traffic: Vec<ConnTraffic>,
     /// Send-side drops not attributable to a connection (no route, …).
     global: DropCounters,
-    /// One-entry cache of the last outbound destination's connection.
-    last: Option<(bool, u128, usize)>,
+    /// One-entry cache: the last (family, source, destination) and its route.
+    last: Option<(bool, u128, u128, usize)>,
 }
 
 /// The outbound SA chosen for a packet (valid until the next install/remove).
@@ -402,7 +452,9 @@ impl DataPath {
             slots: Vec::new(),
             inbound: Arc::new(Mutex::new(inbound)),
             by_spi: HashMap::new(),
-            current: vec![None; connections],
+            active: Vec::new(),
+            up: vec![false; connections],
+            pending: false,
             routes: Vec::new(),
             configured: Vec::new(),
             traffic: vec![ConnTraffic::default(); connections],
@@ -424,14 +476,15 @@ impl DataPath {
     /// Records a connection's configured remote prefixes (for drop accounting only).
     pub fn set_configured_prefixes(&mut self, conn: usize, prefixes: &[ipnet::IpNet]) {
         self.configured.retain(|r| r.conn != conn);
-        self.configured.extend(prefixes.iter().map(|p| Route {
+        self.configured.extend(prefixes.iter().map(|p| Configured {
             range: Range::of_net(p),
             conn,
         }));
         self.configured.sort_by_key(|r| r.range.size());
     }
 
-    /// Installs a Child SA negotiated by IKE; it becomes the connection's outbound SA.
+    /// Installs a Child SA negotiated by IKE. It carries outbound traffic for its selectors
+    /// at once, or — when we answered the peer's rekey — once the peer shows it has it.
     pub fn install(&mut self, conn: usize, keys: &ChildSaKeys, now: Instant) -> Result<(), String> {
         let cipher = esp_cipher(keys.encryption, keys.integrity)?;
         let inbound = InboundSa::new(keys.spi_in, cipher, &keys.enc_key_in, &keys.integ_key_in)
@@ -445,6 +498,7 @@ impl DataPath {
             algorithms.push_str(g.name());
         }
         let remote: Vec<Range> = keys.remote_ts.iter().map(Range::of_ts).collect();
+        let local: Vec<Range> = keys.local_ts.iter().map(Range::of_ts).collect();
         let slot = ChildSlot {
             conn,
             spi_in: keys.spi_in,
@@ -452,11 +506,13 @@ impl DataPath {
             outbound,
             peer: keys.peer,
             remote: remote.clone(),
+            local: local.clone(),
             local_ts: keys.local_ts.iter().map(ts_string).collect(),
             remote_ts: keys.remote_ts.iter().map(ts_string).collect(),
             algorithms,
             installed: now,
             traffic_out: Traffic::default(),
+            ready: keys.outbound_now,
         };
         {
             let mut inb = self.lock_inbound();
@@ -466,7 +522,7 @@ impl DataPath {
                 InSlot {
                     conn,
                     sa: inbound,
-                    local: keys.local_ts.iter().map(Range::of_ts).collect(),
+                    local,
                     remote,
                     traffic: Traffic::default(),
                 },
@@ -486,40 +542,87 @@ impl DataPath {
             }
         };
         self.by_spi.insert(keys.spi_in, idx);
-        if conn >= self.current.len() {
-            self.current.resize(conn + 1, None);
+        if conn >= self.up.len() {
+            self.up.resize(conn + 1, false);
             self.traffic.resize(conn + 1, ConnTraffic::default());
         }
-        self.current[conn] = Some(idx);
         self.rebuild_routes();
         Ok(())
     }
 
-    /// Removes the Child SA with inbound SPI `spi_in`; outbound falls back to the connection's
-    /// newest remaining Child SA. Returns whether one was removed.
+    /// Removes the Child SA with inbound SPI `spi_in`; outbound for its selectors falls back
+    /// to the newest remaining Child SA with the same selectors (a rekeyed one waiting to be
+    /// used is ready now: the peer deleted the SA it replaced). Returns whether one was
+    /// removed.
     pub fn remove(&mut self, spi_in: u32) -> bool {
         self.lock_inbound().by_spi.remove(&spi_in);
         let Some(idx) = self.by_spi.remove(&spi_in) else {
             return false;
         };
-        let Some(slot) = self.slots[idx].take() else {
+        let Some(gone) = self.slots[idx].take() else {
             return false;
         };
-        if self.current[slot.conn] == Some(idx) {
-            self.current[slot.conn] = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    s.as_ref()
-                        .filter(|s| s.conn == slot.conn)
-                        .map(|s| (i, s.installed))
-                })
-                .max_by_key(|(_, t)| *t)
-                .map(|(i, _)| i);
+        for s in self.slots.iter_mut().flatten() {
+            if s.conn == gone.conn && s.local_ts == gone.local_ts && s.remote_ts == gone.remote_ts {
+                s.ready = true;
+            }
         }
         self.rebuild_routes();
         true
+    }
+
+    /// Whether Child SAs wait for the peer before carrying outbound traffic (then call
+    /// [`Self::activate_pending`] soon).
+    pub fn has_pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Lets waiting Child SAs carry outbound traffic once the peer used them (traffic
+    /// arrived on them) or [`ACTIVATION_TIMEOUT`] passed; returns how many moved.
+    pub fn activate_pending(&mut self, now: Instant) -> usize {
+        if !self.has_pending() {
+            return 0;
+        }
+        let inb = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut moved = 0;
+        for s in self.slots.iter_mut().flatten().filter(|s| !s.ready) {
+            let used = inb
+                .by_spi
+                .get(&s.spi_in)
+                .is_some_and(|i| i.traffic.packets > 0);
+            if used || now.saturating_duration_since(s.installed) >= ACTIVATION_TIMEOUT {
+                s.ready = true;
+                moved += 1;
+            }
+        }
+        drop(inb);
+        if moved > 0 {
+            self.rebuild_routes();
+        }
+        moved
+    }
+
+    /// The active Child SAs of a connection that must be replaced before their time
+    /// lifetime: sequence numbers running out (either side rekeys for that), or, when
+    /// `byte_limit` is given, 85-95 % of it carried (jittered by SPI so that many tunnels do
+    /// not rekey at once). By inbound SPI.
+    pub fn rekey_due(&self, conn: usize, byte_limit: Option<u64>) -> Vec<(u32, RekeyCause)> {
+        let inb = self.lock_inbound();
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.active.get(*i).copied().unwrap_or(false))
+            .filter_map(|(_, s)| s.as_ref().filter(|s| s.conn == conn))
+            .filter_map(|s| {
+                if s.outbound.last_seq() >= SEQ_SOFT_LIMIT {
+                    return Some((s.spi_in, RekeyCause::Sequence));
+                }
+                let limit = byte_limit?;
+                let soft = limit / 100 * (85 + u64::from(s.spi_in % 11));
+                let inbound = inb.by_spi.get(&s.spi_in).map_or(0, |i| i.traffic.bytes);
+                (inbound + s.traffic_out.bytes >= soft).then_some((s.spi_in, RekeyCause::Bytes))
+            })
+            .collect()
     }
 
     /// Points every Child SA of a connection at `peer` (the IKE SA followed a peer whose NAT
@@ -537,8 +640,8 @@ impl DataPath {
 
     /// Makes room for connection indices up to `connections - 1` (a reload added some).
     pub fn ensure_connections(&mut self, connections: usize) {
-        if connections > self.current.len() {
-            self.current.resize(connections, None);
+        if connections > self.up.len() {
+            self.up.resize(connections, false);
         }
         if connections > self.traffic.len() {
             self.traffic.resize(connections, ConnTraffic::default());
@@ -573,14 +676,42 @@ impl DataPath {
         }
     }
 
+    /// Recomputes which SAs carry outbound traffic — per connection and selector pair, the
+    /// newest ready one (the newest of all if none is ready) — and their routes.
     fn rebuild_routes(&mut self) {
-        self.routes.clear();
-        for (conn, cur) in self.current.iter().enumerate() {
-            if let Some(slot) = cur.and_then(|i| self.slots[i].as_ref()) {
-                self.routes
-                    .extend(slot.remote.iter().map(|r| Route { range: *r, conn }));
+        let mut best: HashMap<(usize, &[String], &[String]), (bool, Instant, usize)> =
+            HashMap::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let key = (s.conn, s.local_ts.as_slice(), s.remote_ts.as_slice());
+            let rank = (s.ready, s.installed, i);
+            let e = best.entry(key).or_insert(rank);
+            if rank > *e {
+                *e = rank;
             }
         }
+        let mut active = vec![false; self.slots.len()];
+        for (_, _, i) in best.into_values() {
+            active[i] = true;
+        }
+        self.routes.clear();
+        self.up.iter_mut().for_each(|u| *u = false);
+        for (i, s) in self.slots.iter().enumerate() {
+            let Some(s) = s.as_ref().filter(|_| active[i]) else {
+                continue;
+            };
+            if let Some(u) = self.up.get_mut(s.conn) {
+                *u = true;
+            }
+            self.routes.extend(s.remote.iter().map(|r| Route {
+                range: *r,
+                local: s.local.clone(),
+                slot: i,
+                conn: s.conn,
+            }));
+        }
+        self.active = active;
+        self.pending = self.slots.iter().flatten().any(|s| !s.ready);
         self.routes.sort_by_key(|r| r.range.size());
         self.last = None;
     }
@@ -595,24 +726,33 @@ impl DataPath {
         })
     }
 
-    /// Picks the outbound Child SA for an inner packet by its destination (drops counted).
+    /// Picks the outbound Child SA for an inner packet: the most specific active SA whose
+    /// remote selectors hold the destination and whose local selectors hold the source
+    /// (drops counted).
     pub fn route(&mut self, inner: &[u8]) -> Result<OutSa, Drop> {
-        let Some((v6, _src, dst)) = inner_addrs(inner) else {
+        let Some((v6, src, dst)) = inner_addrs(inner) else {
             self.global.count(Drop::InvalidInner);
             return Err(Drop::InvalidInner);
         };
-        let conn = match self.last {
-            Some((lv6, ld, c)) if lv6 == v6 && ld == dst => c,
-            _ => match self.routes.iter().find(|r| r.range.contains(v6, dst)) {
+        let r = match self.last {
+            Some((lv6, ls, ld, r)) if lv6 == v6 && ls == src && ld == dst => r,
+            _ => match self.routes.iter().position(|r| {
+                r.range.contains(v6, dst) && r.local.iter().any(|l| l.contains(v6, src))
+            }) {
                 Some(r) => {
-                    self.last = Some((v6, dst, r.conn));
-                    r.conn
+                    self.last = Some((v6, src, dst, r));
+                    r
                 }
                 None => {
                     let d = match self.configured.iter().find(|r| r.range.contains(v6, dst)) {
                         Some(r) => {
-                            self.traffic[r.conn].drops.count(Drop::NoChildSa);
-                            Drop::NoChildSa
+                            let d = if self.up.get(r.conn).copied().unwrap_or(false) {
+                                Drop::Uncovered
+                            } else {
+                                Drop::NoChildSa
+                            };
+                            self.traffic[r.conn].drops.count(d);
+                            d
                         }
                         None => {
                             self.global.count(Drop::NoRoute);
@@ -623,10 +763,10 @@ impl DataPath {
                 }
             },
         };
-        let idx = self.current[conn].expect("routes only list connections with a current SA");
+        let (idx, conn) = (self.routes[r].slot, self.routes[r].conn);
         let slot = self.slots[idx]
             .as_ref()
-            .expect("current points at a live slot");
+            .expect("routes point at live slots");
         Ok(OutSa {
             idx,
             conn,
@@ -746,7 +886,8 @@ impl DataPath {
                             .unwrap_or_default(),
                         outbound: s.traffic_out,
                         age_secs: now.saturating_duration_since(s.installed).as_secs(),
-                        active: self.current.get(conn).copied().flatten() == Some(i),
+                        active: self.active.get(i).copied().unwrap_or(false),
+                        pending: !s.ready,
                     },
                 )
             })
@@ -810,6 +951,7 @@ mod tests {
             remote_ts: vec![ts("10.2.0.0/16")],
             peer: "198.51.100.2:4500".parse().unwrap(),
             dh_group: None,
+            outbound_now: true,
         };
         let b = ChildSaKeys {
             spi_in: spi_ab,
@@ -824,6 +966,7 @@ mod tests {
             remote_ts: vec![ts("10.1.0.0/16")],
             peer: "198.51.100.1:4500".parse().unwrap(),
             dh_group: None,
+            outbound_now: true,
         };
         (a, b)
     }
@@ -948,8 +1091,11 @@ mod tests {
         let (mut a, mut b) = pair(Encryption::AesGcm16_256, None);
         // a peer (here: a's outbound SA) that tunnels a packet from an address outside its
         // selectors must not get it delivered (RFC 4301 §5.2)
+        let slot = a.routes[0].slot;
         a.routes.push(Route {
-            range: Range::of_net(&"192.0.2.0/24".parse().unwrap()),
+            range: Range::of_net(&"10.2.0.0/16".parse().unwrap()),
+            local: vec![Range::of_net(&"10.9.0.0/16".parse().unwrap())],
+            slot,
             conn: 0,
         });
         let mut wire = vec![0u8; 2048];
@@ -1028,6 +1174,123 @@ mod tests {
         let (_, _) = a.seal(&pkt, &mut wire).unwrap();
         assert_eq!(&wire[..4], &0x1000_0001u32.to_be_bytes());
         assert!(!a.remove(0x2000_0004));
+    }
+
+    /// Make-before-break: a Child SA installed in answer to the peer's rekey waits; outbound
+    /// stays on the old SA until the peer deletes the old one, uses the new one, or the
+    /// activation timeout passes.
+    #[test]
+    fn an_answered_rekey_waits_until_the_peer_shows_it_has_the_new_sa() {
+        let pkt = ipv4(B, A, 10);
+        let mut wire = vec![0u8; 2048];
+        for trigger in ["delete", "traffic", "timeout"] {
+            let (ka1, kb1) = keyed(0x1000_0001, 0x2000_0002, Encryption::AesGcm16_256, None, 0);
+            let (mut ka2, mut kb2) = keyed(
+                0x1000_0003,
+                0x2000_0004,
+                Encryption::AesGcm16_256,
+                None,
+                0x33,
+            );
+            kb2.outbound_now = false;
+            ka2.outbound_now = true;
+            let t0 = Instant::now();
+            let (mut a, mut b) = (DataPath::new(1), DataPath::new(1));
+            a.install(0, &ka1, t0).unwrap();
+            b.install(0, &kb1, t0).unwrap();
+            b.install(0, &kb2, t0).unwrap();
+            assert!(b.has_pending());
+            let (_, _) = b.seal(&pkt, &mut wire).unwrap();
+            assert_eq!(
+                &wire[..4],
+                &0x2000_0002u32.to_be_bytes(),
+                "still the old SA"
+            );
+            assert_eq!(b.activate_pending(t0 + Duration::from_secs(1)), 0);
+            match trigger {
+                "delete" => assert!(b.remove(0x1000_0001)),
+                "traffic" => {
+                    a.install(0, &ka2, t0).unwrap();
+                    let (n, _) = a.seal(&ipv4(A, B, 10), &mut wire).unwrap();
+                    b.open(&mut wire[..n]).unwrap();
+                    assert_eq!(b.activate_pending(t0 + Duration::from_secs(1)), 1);
+                }
+                _ => assert_eq!(b.activate_pending(t0 + ACTIVATION_TIMEOUT), 1),
+            }
+            assert!(!b.has_pending(), "{trigger}");
+            let (_, _) = b.seal(&pkt, &mut wire).unwrap();
+            assert_eq!(
+                &wire[..4],
+                &0x2000_0004u32.to_be_bytes(),
+                "{trigger}: new SA"
+            );
+        }
+    }
+
+    /// Sequence numbers running out make either side ask for a rekey; bytes only when a byte
+    /// lifetime applies.
+    #[test]
+    fn rekey_is_due_before_sequence_numbers_or_bytes_run_out() {
+        let (mut a, _) = pair(Encryption::AesGcm16_256, None);
+        assert!(a.rekey_due(0, None).is_empty());
+        assert!(a.rekey_due(0, Some(1 << 20)).is_empty());
+        let idx = a.routes[0].slot;
+        let slot = a.slots[idx].as_mut().unwrap();
+        slot.outbound.reserve(SEQ_SOFT_LIMIT - 1).unwrap();
+        assert!(a.rekey_due(0, None).is_empty(), "one short of the limit");
+        let mut wire = vec![0u8; 2048];
+        a.seal(&ipv4(A, B, 1000), &mut wire).unwrap();
+        assert_eq!(
+            a.rekey_due(0, None),
+            vec![(0x2000_0002, RekeyCause::Sequence)]
+        );
+        let (mut c, _) = pair(Encryption::AesGcm16_256, None);
+        for _ in 0..2 {
+            c.seal(&ipv4(A, B, 1000), &mut wire).unwrap();
+        }
+        assert_eq!(
+            c.rekey_due(0, Some(2048)),
+            vec![(0x2000_0002, RekeyCause::Bytes)]
+        );
+        assert!(c.rekey_due(0, Some(1 << 30)).is_empty());
+    }
+
+    /// A peer that narrowed the selectors: each Child SA carries its own part, by source and
+    /// destination; what none covers is dropped as `uncovered` (the connection is up), not
+    /// sent into an SA the peer would drop.
+    #[test]
+    fn narrowed_child_sas_each_carry_their_part() {
+        let (mut k1, _) = keyed(0x1000_0001, 0x2000_0002, Encryption::AesGcm16_256, None, 0);
+        k1.remote_ts = vec![ts("10.2.1.0/24")];
+        let (mut k2, _) = keyed(0x1000_0003, 0x2000_0004, Encryption::AesGcm16_256, None, 1);
+        k2.remote_ts = vec![ts("10.2.9.0/24")];
+        let mut a = DataPath::new(1);
+        a.set_configured_prefixes(0, &["10.2.0.0/16".parse().unwrap()]);
+        let mut wire = vec![0u8; 2048];
+        assert_eq!(
+            a.seal(&ipv4(A, B, 1), &mut wire).err(),
+            Some(Drop::NoChildSa)
+        );
+        a.install(0, &k1, Instant::now()).unwrap();
+        a.install(0, &k2, Instant::now()).unwrap();
+        a.seal(&ipv4(A, B, 1), &mut wire).unwrap();
+        assert_eq!(&wire[..4], &0x1000_0001u32.to_be_bytes());
+        a.seal(&ipv4(A, Ipv4Addr::new(10, 2, 9, 9), 1), &mut wire)
+            .unwrap();
+        assert_eq!(&wire[..4], &0x1000_0003u32.to_be_bytes());
+        assert_eq!(
+            a.seal(&ipv4(A, Ipv4Addr::new(10, 2, 5, 5), 1), &mut wire)
+                .err(),
+            Some(Drop::Uncovered)
+        );
+        assert_eq!(
+            a.seal(&ipv4(Ipv4Addr::new(10, 7, 0, 1), B, 1), &mut wire)
+                .err(),
+            Some(Drop::Uncovered),
+            "a source outside the local selectors"
+        );
+        assert_eq!(a.connection_counters(0).2.uncovered, 2);
+        assert!(a.child_reports(0, Instant::now()).iter().all(|r| r.active));
     }
 
     #[test]

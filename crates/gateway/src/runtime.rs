@@ -129,8 +129,8 @@ pub struct Gateway {
     /// Per initiating connection: IKE_SA_INIT sent -> first Child SA installed, for the setup
     /// since it was last handed to the IKE endpoint (start or reload); shown by status.
     setup_time: std::collections::HashMap<usize, Duration>,
-    /// Inbound SPIs of Child SAs whose byte-lifetime rekey was already requested.
-    byte_rekeys: std::collections::HashSet<String>,
+    /// Inbound SPIs of Child SAs whose early rekey (sequence numbers, bytes) was requested.
+    rekeys_requested: std::collections::HashSet<u32>,
     /// Log budget per cause, so hostile input cannot flood the log.
     logs: LogLimiter,
 }
@@ -314,7 +314,7 @@ impl Gateway {
             keepalives: Keepalives::default(),
             next_upkeep: Instant::now(),
             retired: std::collections::HashSet::new(),
-            byte_rekeys: std::collections::HashSet::new(),
+            rekeys_requested: std::collections::HashSet::new(),
             logs: LogLimiter::default(),
             reloads: 0,
             setup_time: std::collections::HashMap::new(),
@@ -461,8 +461,9 @@ impl Gateway {
                     (d.as_micros().div_ceil(1000)).min(1000) as libc::c_int
                 }
             };
-            // queued initiators get a slot back by time, so wake up for that too
-            let timeout_ms = if self.start_queue.is_empty() {
+            // queued initiators get a slot back by time, and Child SAs waiting for the peer
+            // are looked at often, so wake up for those too
+            let timeout_ms = if self.start_queue.is_empty() && !self.dp.has_pending() {
                 timeout_ms
             } else {
                 timeout_ms.min(50)
@@ -488,6 +489,15 @@ impl Gateway {
             }
             if fds[2].revents != 0 {
                 self.on_receive_ready();
+            }
+            if self.dp.has_pending() {
+                let moved = self.dp.activate_pending(Instant::now());
+                if moved > 0 {
+                    debug!(
+                        child_sas = moved,
+                        "outbound moved to Child SAs the peer now uses"
+                    );
+                }
             }
             if fds[3].revents != 0 {
                 self.drain_tun();
@@ -753,6 +763,7 @@ impl Gateway {
                 let Some(i) = self.conn_index(conn) else {
                     return;
                 };
+                self.rekeys_requested.remove(&spi_in);
                 if self.dp.remove(spi_in) {
                     info!(conn = %self.cfg.connections[i].name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"), "CHILD_SA removed");
                 }
@@ -895,7 +906,7 @@ impl Gateway {
                     info!(conn = %self.cfg.connections[i].name, peer = %remote, child_sas = moved, "peer moved: ESP follows");
                 }
             }
-            self.rekey_on_bytes(i, st.conn, now);
+            self.rekey_when_due(i, st.conn, now);
             if self.keepalives.due(i, st.nat_local, remote, now) {
                 match self.sock4500.send_to(&KEEPALIVE, remote) {
                     Ok(_) => self.keepalives.record_sent(i),
@@ -905,24 +916,17 @@ impl Gateway {
         }
     }
 
-    /// The byte half of the Child SA lifetime (Azure's saDataSizeKilobytes): the initiating
-    /// side rekeys the active Child SA once it carried 85-95 % of `child_lifetime_bytes`
-    /// (jittered per SA so that many tunnels do not rekey at once). Time lifetimes are the
-    /// IKE layer's; bytes are only known here, in the data path.
-    fn rekey_on_bytes(&mut self, i: usize, conn: ike::ConnectionId, now: Instant) {
+    /// Child SAs the data path wants replaced early: sequence numbers running out (either
+    /// side rekeys its own outbound SA), or the byte half of the lifetime (Azure's
+    /// saDataSizeKilobytes; the initiating side rekeys, like time lifetimes). Time lifetimes
+    /// are the IKE layer's; these are only known here, in the data path.
+    fn rekey_when_due(&mut self, i: usize, conn: ike::ConnectionId, now: Instant) {
         let spec = &self.cfg.connections[i];
-        let (Some(limit), true) = (spec.child_lifetime_bytes, spec.initiate) else {
-            return;
-        };
-        for c in self.dp.child_reports(i, now) {
-            let spi = u32::from_str_radix(&c.spi_in, 16).unwrap_or(0);
-            let soft = limit / 100 * (85 + u64::from(spi % 11));
-            if c.active
-                && c.inbound.bytes + c.outbound.bytes >= soft
-                && self.byte_rekeys.insert(c.spi_in.clone())
-            {
-                info!(conn = %spec.name, spi_in = %c.spi_in, "Child SA byte lifetime reached: rekeying");
-                self.endpoint.rekey_now(conn, false, now);
+        let byte_limit = spec.child_lifetime_bytes.filter(|_| spec.initiate);
+        for (spi, cause) in self.dp.rekey_due(i, byte_limit) {
+            if self.rekeys_requested.insert(spi) {
+                info!(conn = %spec.name, spi_in = format_args!("{spi:08x}"), ?cause, "Child SA rekeyed early");
+                self.endpoint.rekey_child(conn, spi, now);
             }
         }
     }

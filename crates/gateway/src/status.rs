@@ -414,6 +414,7 @@ mod tests {
                     },
                     age_secs: 2,
                     active: true,
+                    pending: false,
                 }],
                 inbound: Traffic {
                     bytes: 840,

@@ -93,6 +93,11 @@ pub struct ChildSaKeys {
     pub peer: SocketAddr,
     /// PFS group if one was used.
     pub dh_group: Option<DhGroup>,
+    /// Whether outbound traffic may move to this SA at once. False when we answered the
+    /// peer's rekey: if our answer was lost the peer does not have the SA yet, so traffic
+    /// stays on the SA it replaces until the peer deletes that one or uses this one
+    /// (make-before-break, RFC 7296 §2.8).
+    pub outbound_now: bool,
 }
 
 impl Drop for ChildSaKeys {
@@ -117,6 +122,7 @@ impl fmt::Debug for ChildSaKeys {
             .field("remote_ts", &self.remote_ts)
             .field("peer", &self.peer)
             .field("dh_group", &self.dh_group)
+            .field("outbound_now", &self.outbound_now)
             .finish()
     }
 }
@@ -2178,7 +2184,7 @@ impl Endpoint {
         if let Some((csuite, spi_in, spi_out, local_ts, remote_ts)) = child {
             let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
             self.install_child(
-                sa, now, csuite, spi_in, spi_out, local_ts, remote_ts, None, &ni, &nr, false,
+                sa, now, csuite, spi_in, spi_out, local_ts, remote_ts, None, &ni, &nr, false, true,
             );
         } else if let Some(r) = child_fail {
             sa.quiet = true;
@@ -2269,6 +2275,7 @@ impl Endpoint {
         ni: &[u8],
         nr: &[u8],
         we_initiated: bool,
+        outbound_now: bool,
     ) {
         let keys = sa.keys.as_ref().expect("keys");
         let [ei, ai, er, ar] = crypto::child_keymat(
@@ -2298,6 +2305,7 @@ impl Endpoint {
             remote_ts,
             peer: sa.remote,
             dh_group: suite.dh,
+            outbound_now,
         };
         let rekey_at = self.rekey_deadline(sa.conn, now, true);
         sa.children.push(ChildSa {
@@ -2427,6 +2435,7 @@ impl Endpoint {
                                 let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
                                 self.install_child(
                                     sa, now, csuite, spi_in, spi_out, l, r, None, &ni, &nr, true,
+                                    true,
                                 );
                                 None
                             } else {
@@ -2678,6 +2687,7 @@ impl Endpoint {
                             &ni,
                             &nr,
                             true,
+                            true,
                         );
                         let (exch, body) =
                             Self::request_body(&RequestKind::DeleteChild(old_spi_in));
@@ -2869,6 +2879,12 @@ impl Endpoint {
         reply.push(Payload::new(PayloadBody::TsR(ts_payload(&n_tsr))));
         self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
         let ni = ni.clone();
+        // a rekey we answered: the peer may not have the new SA until our answer arrives
+        let rekeys_one_of_ours = inner.iter().any(|p| {
+            matches!(&p.body, PayloadBody::Notify(n) if n.kind == notify::REKEY_SA
+                && <[u8; 4]>::try_from(n.spi.as_slice())
+                    .is_ok_and(|b| sa.children.iter().any(|c| c.spi_out == u32::from_be_bytes(b))))
+        });
         self.install_child(
             sa,
             now,
@@ -2881,6 +2897,7 @@ impl Endpoint {
             &ni,
             &nr,
             false,
+            !rekeys_one_of_ours,
         );
         Ok(())
     }

@@ -991,6 +991,14 @@ fn operator_child_rekey() {
         Some(ike::DhGroup::Modp2048),
         "rekey with PFS group"
     );
+    // make-before-break: the initiator of the rekey sends on the new SA at once; the
+    // responder only once the peer shows it has it (the data path decides)
+    assert!(la[0].outbound_now);
+    assert!(!lb[0].outbound_now);
+    assert!(
+        children(&n.ev_b)[0].outbound_now,
+        "the first Child SA is used at once"
+    );
 }
 
 /// The responder (no time-based rekeys of its own) rekeys a given Child SA when its data
