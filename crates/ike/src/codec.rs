@@ -81,6 +81,10 @@ pub mod notify {
     pub const FAILED_CP_REQUIRED: u16 = 37;
     /// TS_UNACCEPTABLE.
     pub const TS_UNACCEPTABLE: u16 = 38;
+    /// TEMPORARY_FAILURE (RFC 7296 §2.25: try again later).
+    pub const TEMPORARY_FAILURE: u16 = 43;
+    /// CHILD_SA_NOT_FOUND (RFC 7296 §2.25: a rekey of a Child SA that does not exist).
+    pub const CHILD_SA_NOT_FOUND: u16 = 44;
     /// INITIAL_CONTACT.
     pub const INITIAL_CONTACT: u16 = 16384;
     /// NAT_DETECTION_SOURCE_IP.

@@ -212,6 +212,51 @@ impl TrafficSelector {
     pub fn covers(&self, other: &TrafficSelector) -> bool {
         self.intersect(other).as_ref() == Some(other)
     }
+
+    /// Whether it selects every protocol and port (only such selectors cover an address
+    /// range whole).
+    pub fn is_any_port(&self) -> bool {
+        self.protocol == 0 && self.start_port == 0 && self.end_port == 65535
+    }
+
+    /// The parts of `configured` that no selector of `covered` takes whole (by addresses;
+    /// selectors restricted to a protocol or ports do not count as covering): what a peer
+    /// that narrowed the selectors left out.
+    pub fn uncovered(
+        configured: &[TrafficSelector],
+        covered: &[TrafficSelector],
+    ) -> Vec<TrafficSelector> {
+        let mut left: Vec<(bool, u128, u128)> = configured
+            .iter()
+            .map(|t| (t.is_v6(), ip_to_u128(t.start), ip_to_u128(t.end)))
+            .collect();
+        for c in covered.iter().filter(|c| c.is_any_port()) {
+            let (v6, cs, ce) = (c.is_v6(), ip_to_u128(c.start), ip_to_u128(c.end));
+            let mut next = Vec::with_capacity(left.len() + 1);
+            for (lv6, s, e) in left {
+                if lv6 != v6 || ce < s || cs > e {
+                    next.push((lv6, s, e));
+                    continue;
+                }
+                if cs > s {
+                    next.push((lv6, s, cs - 1));
+                }
+                if ce < e {
+                    next.push((lv6, ce + 1, e));
+                }
+            }
+            left = next;
+        }
+        left.into_iter()
+            .map(|(v6, s, e)| TrafficSelector {
+                start: u128_to_ip(s, v6),
+                end: u128_to_ip(e, v6),
+                protocol: 0,
+                start_port: 0,
+                end_port: 65535,
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for TrafficSelector {
@@ -817,5 +862,40 @@ mod tests {
             "Psk(<redacted>)"
         );
         assert!("".parse::<Identity>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::TrafficSelector;
+
+    fn ts(s: &str) -> TrafficSelector {
+        let (a, l) = s.split_once('/').unwrap();
+        TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    #[test]
+    fn uncovered_is_what_narrowing_left_out() {
+        let left = TrafficSelector::uncovered(&[ts("10.2.0.0/16")], &[ts("10.2.1.0/24")]);
+        let text: Vec<String> = left.iter().map(|t| t.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert_eq!(left[0].start.to_string(), "10.2.0.0");
+        assert_eq!(left[0].end.to_string(), "10.2.0.255");
+        assert_eq!(left[1].start.to_string(), "10.2.2.0");
+        assert_eq!(left[1].end.to_string(), "10.2.255.255");
+        assert!(TrafficSelector::uncovered(&[ts("10.2.0.0/16")], &[ts("10.0.0.0/8")]).is_empty());
+        let both = [ts("10.2.0.0/24"), ts("10.2.1.0/24")];
+        assert!(TrafficSelector::uncovered(&[ts("10.2.0.0/23")], &both).is_empty());
+        let mut tcp = ts("10.2.0.0/16");
+        tcp.protocol = 6;
+        assert_eq!(
+            TrafficSelector::uncovered(&[ts("10.2.0.0/16")], &[tcp]).len(),
+            1
+        );
+        assert_eq!(
+            TrafficSelector::uncovered(&[ts("fd00::/64")], &[ts("10.0.0.0/8")]).len(),
+            1
+        );
+        assert!(TrafficSelector::uncovered(&[ts("0.0.0.0/0")], &[ts("0.0.0.0/0")]).is_empty());
     }
 }

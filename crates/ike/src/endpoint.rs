@@ -54,6 +54,8 @@ pub const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const NONCE_LEN: usize = 32;
 /// Auth method: shared key message integrity code.
 const AUTH_PSK: u8 = 2;
+/// Additional Child SAs asked for per IKE SA when the peer narrowed the selectors.
+const MAX_EXTRA_CHILDREN: u32 = 16;
 
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,11 +129,23 @@ impl fmt::Debug for ChildSaKeys {
     }
 }
 
+/// Which side found the authentication wrong: each points at a different fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The peer answered our AUTH with AUTHENTICATION_FAILED: its pre-shared key differs
+    /// from ours, or it expects another identity from us.
+    RejectedByPeer,
+    /// The peer's AUTH payload did not verify with our pre-shared key: its key differs.
+    PeerAuthInvalid,
+    /// The peer authenticated as an identity this connection does not accept.
+    WrongIdentity,
+}
+
 /// Why a connection went down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DownReason {
-    /// PSK/identity mismatch: the peer rejected us, or its AUTH did not verify.
-    AuthenticationFailed,
+    /// PSK/identity mismatch, and which side found it.
+    AuthenticationFailed(AuthFailure),
     /// No common proposal. `theirs` is empty when the peer (as responder) did not disclose it.
     NoProposalChosen {
         /// Our proposals.
@@ -159,9 +173,15 @@ pub enum DownReason {
 impl fmt::Display for DownReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DownReason::AuthenticationFailed => {
-                f.write_str("AUTHENTICATION_FAILED: pre-shared key or identity mismatch (the peer rejected our AUTH, or its AUTH did not verify)")
-            }
+            DownReason::AuthenticationFailed(AuthFailure::RejectedByPeer) => f.write_str(
+                "AUTHENTICATION_FAILED: the peer rejected our AUTH (its pre-shared key differs from ours, or it expects another identity from us)",
+            ),
+            DownReason::AuthenticationFailed(AuthFailure::PeerAuthInvalid) => f.write_str(
+                "AUTHENTICATION_FAILED: the peer's AUTH did not verify with our pre-shared key (its key differs from ours)",
+            ),
+            DownReason::AuthenticationFailed(AuthFailure::WrongIdentity) => f.write_str(
+                "AUTHENTICATION_FAILED: the peer authenticated with an identity this connection does not accept",
+            ),
             DownReason::NoProposalChosen { ours, theirs } => {
                 write!(f, "NO_PROPOSAL_CHOSEN: our proposals [{}]; ", ours.join(", "))?;
                 if theirs.is_empty() {
@@ -264,6 +284,9 @@ pub struct ConnectionStatus {
     pub failed_attempts: u64,
     /// The last such failure, human readable.
     pub last_failed_attempt: Option<String>,
+    /// Set when the peer narrowed the traffic selectors so that part of the configured ones
+    /// is not tunneled: both selector sets, what is left out and why.
+    pub selector_warning: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,6 +315,9 @@ struct Connection {
     failures: u32,
     /// When and why the last one failed.
     last_attempt: Option<(Instant, DownReason)>,
+    /// The peer narrowed the traffic selectors and part of the configured ones has no
+    /// Child SA: both selector sets and what is left out.
+    selector_warning: Option<String>,
 }
 
 struct ChildSa {
@@ -301,15 +327,30 @@ struct ChildSa {
     remote_ts: Vec<TrafficSelector>,
     /// When we (as the rekeying side) replace it; `None` while a rekey runs or after it.
     rekey_at: Option<Instant>,
+    /// A rekey of it completed (ours or the peer's): it only waits for its DELETE.
+    replaced: bool,
+}
+
+/// Our side of a simultaneous rekey of one Child SA (RFC 7296 §2.8.1): the peer's exchange,
+/// which we answered while ours was outstanding.
+struct Collision {
+    /// The peer's nonce and ours in its exchange.
+    nonces: (Vec<u8>, Vec<u8>),
 }
 
 /// A CREATE_CHILD_SA we started and whose response we await.
 enum PendingRekey {
     Child {
-        old_spi_in: u32,
+        /// The Child SA it replaces (our inbound SPI); `None` asks for an additional Child
+        /// SA: the peer narrowed the selectors and this one is for what was left out.
+        old_spi_in: Option<u32>,
         new_spi_in: u32,
         ni: Vec<u8>,
         dh: Option<DhPrivate>,
+        /// The selectors asked for (for an additional Child SA's refusal message).
+        ts: (Vec<TrafficSelector>, Vec<TrafficSelector>),
+        /// The peer rekeyed the same Child SA at the same time.
+        collision: Option<Collision>,
     },
     Ike {
         new_spi: u64,
@@ -393,6 +434,15 @@ struct IkeSa {
     pending_rekey: Option<PendingRekey>,
     /// When we rekey this IKE SA (initiating side only).
     ike_rekey_at: Option<Instant>,
+    /// An additional Child SA to ask for (local, remote selectors): the peer narrowed the
+    /// selectors and left part of the configured ones out.
+    wanted_extra: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+    /// Additional Child SAs asked for so far on this IKE SA.
+    extra_asked: u32,
+    /// Selector pairs the peer refused an additional Child SA for.
+    refused_extra: Vec<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+    /// Why the peer refused the last additional Child SA.
+    extra_refusal: Option<String>,
 }
 
 impl IkeSa {
@@ -438,6 +488,10 @@ impl IkeSa {
             rekeyed_at: None,
             pending_rekey: None,
             ike_rekey_at,
+            wanted_extra: None,
+            extra_asked: 0,
+            refused_extra: std::mem::take(&mut old.refused_extra),
+            extra_refusal: old.extra_refusal.take(),
         }
     }
 
@@ -597,8 +651,8 @@ fn notify_name(kind: u16) -> String {
         notify::INTERNAL_ADDRESS_FAILURE => "INTERNAL_ADDRESS_FAILURE".into(),
         notify::FAILED_CP_REQUIRED => "FAILED_CP_REQUIRED".into(),
         notify::TS_UNACCEPTABLE => "TS_UNACCEPTABLE".into(),
-        43 => "TEMPORARY_FAILURE".into(),
-        44 => "CHILD_SA_NOT_FOUND".into(),
+        notify::TEMPORARY_FAILURE => "TEMPORARY_FAILURE".into(),
+        notify::CHILD_SA_NOT_FOUND => "CHILD_SA_NOT_FOUND".into(),
         k => format!("notify type {k}"),
     }
 }
@@ -697,6 +751,7 @@ impl Endpoint {
             failed_attempts: 0,
             failures: 0,
             last_attempt: None,
+            selector_warning: None,
         }));
         if let Some(e) = invalid {
             self.conn_down(
@@ -804,6 +859,9 @@ impl Endpoint {
                 consider(t + HALF_OPEN_TIMEOUT);
                 continue;
             }
+            if Self::extra_child_ready(sa) {
+                consider(sa.last_recv.min(sa.created));
+            }
             match sa.phase {
                 Phase::ResponderAuth => consider(sa.created + HALF_OPEN_TIMEOUT),
                 Phase::Established => {
@@ -858,6 +916,7 @@ impl Endpoint {
                     remote: sa.map(|s| s.remote),
                     failed_attempts: c.failed_attempts,
                     last_failed_attempt: c.last_attempt.as_ref().map(|(_, r)| r.to_string()),
+                    selector_warning: c.selector_warning.clone(),
                 }
             })
             .collect()
@@ -1126,8 +1185,20 @@ impl Endpoint {
             if let Some(k) = sa.queued.pop_front() {
                 let (exch, inner) = Self::request_body(&k);
                 self.send_request(sa, now, k, exch, &inner);
+            } else if Self::extra_child_ready(sa) {
+                self.start_extra_child(sa, now);
             }
         }
+    }
+
+    /// Whether an additional Child SA can be asked for now (nothing else in flight).
+    fn extra_child_ready(sa: &IkeSa) -> bool {
+        sa.wanted_extra.is_some()
+            && sa.outstanding.is_none()
+            && sa.queued.is_empty()
+            && sa.pending_rekey.is_none()
+            && sa.rekeyed_at.is_none()
+            && matches!(sa.phase, Phase::Established)
     }
 
     fn sa_timers(&mut self, sa: &mut IkeSa, now: Instant) {
@@ -1190,6 +1261,10 @@ impl Endpoint {
             return;
         }
         if sa.rekeyed_at.is_some() {
+            return;
+        }
+        if Self::extra_child_ready(sa) {
+            self.start_extra_child(sa, now);
             return;
         }
         if matches!(sa.phase, Phase::Established) && sa.queued.is_empty() {
@@ -1460,6 +1535,10 @@ impl Endpoint {
             rekeyed_at: None,
             pending_rekey: None,
             ike_rekey_at: None,
+            wanted_extra: None,
+            extra_asked: 0,
+            refused_extra: vec![],
+            extra_refusal: None,
         };
         self.send_init_request(&mut sa, now, &cfg);
         if let Some(Some(c)) = self.conns.get_mut(id) {
@@ -1887,6 +1966,10 @@ impl Endpoint {
             rekeyed_at: None,
             pending_rekey: None,
             ike_rekey_at: None,
+            wanted_extra: None,
+            extra_asked: 0,
+            refused_extra: vec![],
+            extra_refusal: None,
         };
         self.transmits.push_back(wrap(local.port(), remote, bytes));
         self.half_open.insert((remote, spi_i), spi_r);
@@ -2103,10 +2186,14 @@ impl Endpoint {
                 msg_id,
                 &[notify_payload(notify::AUTHENTICATION_FAILED, vec![])],
             )?;
-            if let Some(c) = chosen {
-                sa.conn = c;
-            }
-            self.fail(sa, DownReason::AuthenticationFailed, now);
+            let why = match chosen {
+                Some(c) => {
+                    sa.conn = c;
+                    AuthFailure::PeerAuthInvalid
+                }
+                None => AuthFailure::WrongIdentity,
+            };
+            self.fail(sa, DownReason::AuthenticationFailed(why), now);
             return Ok(());
         }
         let conn = chosen.expect("verified implies chosen");
@@ -2186,6 +2273,7 @@ impl Endpoint {
             self.install_child(
                 sa, now, csuite, spi_in, spi_out, local_ts, remote_ts, None, &ni, &nr, false, true,
             );
+            self.check_coverage(sa);
         } else if let Some(r) = child_fail {
             sa.quiet = true;
             self.conn_down(conn, r, Some(now));
@@ -2239,6 +2327,111 @@ impl Endpoint {
         }
     }
 
+    /// After the Child SAs changed: whether part of the configured selectors has no Child SA
+    /// (the peer narrowed them). Sets the connection's warning and, for a connection that
+    /// initiates, asks for an additional Child SA for what is left (once per remainder the
+    /// peer refused, at most [`MAX_EXTRA_CHILDREN`] per IKE SA).
+    fn check_coverage(&mut self, sa: &mut IkeSa) {
+        let Some(cfg) = self.cfg(sa.conn).cloned() else {
+            return;
+        };
+        let live = sa.children.iter().filter(|c| !c.replaced);
+        let cov_l: Vec<TrafficSelector> = live.clone().flat_map(|c| c.local_ts.clone()).collect();
+        let cov_r: Vec<TrafficSelector> = live.flat_map(|c| c.remote_ts.clone()).collect();
+        let rem_l = TrafficSelector::uncovered(&cfg.local_ts, &cov_l);
+        let rem_r = TrafficSelector::uncovered(&cfg.remote_ts, &cov_r);
+        let warning = (!rem_l.is_empty() || !rem_r.is_empty()).then(|| {
+            let left: Vec<String> = [("local", &rem_l), ("remote", &rem_r)]
+                .into_iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(side, r)| format!("{side} {}", ts_text(r)))
+                .collect();
+            format!(
+                "the peer narrowed the traffic selectors: ours local {} remote {}; its Child SAs cover local {} remote {}; not tunneled: {}{}",
+                ts_text(&cfg.local_ts),
+                ts_text(&cfg.remote_ts),
+                ts_text(&cov_l),
+                ts_text(&cov_r),
+                left.join(", "),
+                sa.extra_refusal
+                    .as_ref()
+                    .map(|r| format!(" (an additional Child SA for it was refused: {r})"))
+                    .unwrap_or_default()
+            )
+        });
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            c.selector_warning = warning;
+        }
+        if !cfg.initiate || sa.extra_asked >= MAX_EXTRA_CHILDREN {
+            return;
+        }
+        let want = if !rem_r.is_empty() {
+            (cfg.local_ts.clone(), rem_r)
+        } else if !rem_l.is_empty() {
+            (rem_l, cfg.remote_ts.clone())
+        } else {
+            return;
+        };
+        if !sa.refused_extra.contains(&want) {
+            sa.wanted_extra = Some(want);
+        }
+    }
+
+    /// Asks the peer for the additional Child SA [`Self::check_coverage`] queued.
+    fn start_extra_child(&mut self, sa: &mut IkeSa, now: Instant) {
+        let Some((local, remote)) = sa.wanted_extra.take() else {
+            return;
+        };
+        let Some(cfg) = self.cfg(sa.conn).cloned() else {
+            return;
+        };
+        type Built = (Vec<Payload>, u32, Vec<u8>, Option<DhPrivate>);
+        let built = (|| -> Result<Built, CryptoError> {
+            let ni = crypto::random_bytes(NONCE_LEN)?;
+            let new_spi_in = crypto::random_spi32()?;
+            let dh = match cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied()) {
+                Some(g) => Some(DhPrivate::generate(g)?),
+                None => None,
+            };
+            let mut inner = vec![
+                Payload::new(PayloadBody::Sa(proposal::esp_sa_payload(
+                    &cfg.esp_proposals,
+                    new_spi_in,
+                    dh.is_some(),
+                ))),
+                Payload::new(PayloadBody::Nonce(ni.clone())),
+            ];
+            if let Some(d) = &dh {
+                inner.push(Payload::new(PayloadBody::Ke(KePayload {
+                    group: d.group().iana_id(),
+                    data: d.public().to_vec(),
+                })));
+            }
+            inner.push(Payload::new(PayloadBody::TsI(ts_payload(&local))));
+            inner.push(Payload::new(PayloadBody::TsR(ts_payload(&remote))));
+            Ok((inner, new_spi_in, ni, dh))
+        })();
+        let Ok((inner, new_spi_in, ni, dh)) = built else {
+            return;
+        };
+        sa.extra_asked += 1;
+        sa.pending_rekey = Some(PendingRekey::Child {
+            old_spi_in: None,
+            new_spi_in,
+            ni,
+            dh,
+            ts: (local, remote),
+            collision: None,
+        });
+        self.send_request(
+            sa,
+            now,
+            RequestKind::Rekey,
+            exchange::CREATE_CHILD_SA,
+            &inner,
+        );
+    }
+
     fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {
         sa.ike_rekey_at = self.rekey_deadline(sa.conn, now, false);
         sa.established_at = Some(now);
@@ -2251,6 +2444,7 @@ impl Endpoint {
             c.last_error = None;
             c.retry_at = None;
             c.failures = 0;
+            c.selector_warning = None;
         }
         self.events.push_back(Event::IkeSaEstablished {
             conn: sa.conn,
@@ -2314,6 +2508,7 @@ impl Endpoint {
             local_ts: child.local_ts.clone(),
             remote_ts: child.remote_ts.clone(),
             rekey_at,
+            replaced: false,
         });
         if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
             c.esp_algorithms = Some(suite.name());
@@ -2330,7 +2525,11 @@ impl Endpoint {
             return;
         };
         if find_notify(inner, notify::AUTHENTICATION_FAILED).is_some() {
-            self.fail(sa, DownReason::AuthenticationFailed, now);
+            self.fail(
+                sa,
+                DownReason::AuthenticationFailed(AuthFailure::RejectedByPeer),
+                now,
+            );
             return;
         }
         let mut idr = None;
@@ -2384,7 +2583,12 @@ impl Endpoint {
             ) {
                 self.transmits.push_back(wrap(sa.local_port, sa.remote, b));
             }
-            self.fail(sa, DownReason::AuthenticationFailed, now);
+            let why = if id_ok {
+                AuthFailure::PeerAuthInvalid
+            } else {
+                AuthFailure::WrongIdentity
+            };
+            self.fail(sa, DownReason::AuthenticationFailed(why), now);
             return;
         }
         let Phase::InitiatorAuth(st) = &sa.phase else {
@@ -2437,6 +2641,7 @@ impl Endpoint {
                                     sa, now, csuite, spi_in, spi_out, l, r, None, &ni, &nr, true,
                                     true,
                                 );
+                                self.check_coverage(sa);
                                 None
                             } else {
                                 Some(DownReason::TsUnacceptable {
@@ -2538,7 +2743,7 @@ impl Endpoint {
             let child = sa
                 .children
                 .iter()
-                .filter(|c| c.rekey_at.is_some())
+                .filter(|c| c.rekey_at.is_some() && !c.replaced)
                 .min_by_key(|c| c.rekey_at)
                 .ok_or(CryptoError::KeyGeneration)?;
             let new_spi_in = crypto::random_spi32()?;
@@ -2572,17 +2777,23 @@ impl Endpoint {
             Ok((
                 inner,
                 PendingRekey::Child {
-                    old_spi_in: child.spi_in,
+                    old_spi_in: Some(child.spi_in),
                     new_spi_in,
                     ni,
                     dh,
+                    ts: (child.local_ts.clone(), child.remote_ts.clone()),
+                    collision: None,
                 },
             ))
         })();
         match built {
             Ok((inner, pending)) => {
                 if let PendingRekey::Child { old_spi_in, .. } = &pending {
-                    if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == *old_spi_in) {
+                    if let Some(c) = sa
+                        .children
+                        .iter_mut()
+                        .find(|c| Some(c.spi_in) == *old_spi_in)
+                    {
                         c.rekey_at = None;
                     }
                 } else {
@@ -2640,6 +2851,8 @@ impl Endpoint {
                 new_spi_in,
                 ni,
                 dh,
+                ts,
+                collision,
             } => {
                 let ok = (|| {
                     let (sa_p, nr, tsi, tsr) = (sa_p?, nonce?, tsi?, tsr?);
@@ -2673,8 +2886,8 @@ impl Endpoint {
                         ts_list(tsr),
                     ))
                 })();
-                match ok {
-                    Some((suite, spi_out, nr, shared, l, r)) => {
+                match (ok, old_spi_in) {
+                    (Some((suite, spi_out, nr, shared, l, r)), old) => {
                         self.install_child(
                             sa,
                             now,
@@ -2689,20 +2902,49 @@ impl Endpoint {
                             true,
                             true,
                         );
-                        let (exch, body) =
-                            Self::request_body(&RequestKind::DeleteChild(old_spi_in));
-                        self.send_request(
-                            sa,
-                            now,
-                            RequestKind::DeleteChild(old_spi_in),
-                            exch,
-                            &body,
-                        );
-                    }
-                    None => {
-                        if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old_spi_in) {
-                            c.rekey_at = Some(retry);
+                        let Some(old) = old else {
+                            self.check_coverage(sa);
+                            return Ok(());
+                        };
+                        if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old) {
+                            c.replaced = true;
+                            c.rekey_at = None;
                         }
+                        // RFC 7296 §2.8.1: of two simultaneous rekeys, the exchange holding
+                        // the lowest of the four nonces made the redundant SA; whoever
+                        // started that exchange deletes what it made, and the other side
+                        // deletes the old SA.
+                        let doomed = match collision {
+                            Some(c) => {
+                                let ours = ni.as_slice().min(nr.as_slice());
+                                let theirs = c.nonces.0.as_slice().min(c.nonces.1.as_slice());
+                                if ours < theirs {
+                                    new_spi_in
+                                } else {
+                                    old
+                                }
+                            }
+                            None => old,
+                        };
+                        let (exch, body) = Self::request_body(&RequestKind::DeleteChild(doomed));
+                        self.send_request(sa, now, RequestKind::DeleteChild(doomed), exch, &body);
+                    }
+                    (None, Some(old)) => {
+                        if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old) {
+                            if collision.is_some() {
+                                // the peer's simultaneous rekey of it went through instead
+                                c.replaced = true;
+                            } else if !c.replaced {
+                                c.rekey_at = Some(retry);
+                            }
+                        }
+                    }
+                    (None, None) => {
+                        let why = first_error_notify(inner)
+                            .map_or("the answer was not acceptable".to_string(), notify_name);
+                        sa.refused_extra.push(ts);
+                        sa.extra_refusal = Some(why);
+                        self.check_coverage(sa);
                     }
                 }
             }
@@ -2824,6 +3066,39 @@ impl Endpoint {
                 &[notify_payload(notify::INVALID_SYNTAX, vec![])],
             );
         };
+        // A rekey names the Child SA by the SPI we send on (RFC 7296 §1.3.3).
+        let rekey_of = inner.iter().find_map(|p| match &p.body {
+            PayloadBody::Notify(n) if n.kind == notify::REKEY_SA => Some(
+                <[u8; 4]>::try_from(n.spi.as_slice())
+                    .ok()
+                    .map(u32::from_be_bytes),
+            ),
+            _ => None,
+        });
+        let old_in = match rekey_of {
+            None => None,
+            Some(spi) => match sa.children.iter().find(|c| Some(c.spi_out) == spi) {
+                // RFC 7296 §2.25: a Child SA we do not have (any more)
+                None => {
+                    return self.respond(
+                        sa,
+                        exchange::CREATE_CHILD_SA,
+                        msg_id,
+                        &[notify_payload(notify::CHILD_SA_NOT_FOUND, vec![])],
+                    )
+                }
+                // already replaced by a rekey (it only waits for its DELETE)
+                Some(c) if c.replaced => {
+                    return self.respond(
+                        sa,
+                        exchange::CREATE_CHILD_SA,
+                        msg_id,
+                        &[notify_payload(notify::TEMPORARY_FAILURE, vec![])],
+                    )
+                }
+                Some(c) => Some(c.spi_in),
+            },
+        };
         let Some((number, suite, spi_out)) =
             proposal::select_esp_pfs(&cfg.esp_proposals, sa_p, ke.is_some())
         else {
@@ -2880,11 +3155,28 @@ impl Endpoint {
         self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
         let ni = ni.clone();
         // a rekey we answered: the peer may not have the new SA until our answer arrives
-        let rekeys_one_of_ours = inner.iter().any(|p| {
-            matches!(&p.body, PayloadBody::Notify(n) if n.kind == notify::REKEY_SA
-                && <[u8; 4]>::try_from(n.spi.as_slice())
-                    .is_ok_and(|b| sa.children.iter().any(|c| c.spi_out == u32::from_be_bytes(b))))
-        });
+        let rekeys_one_of_ours = old_in.is_some();
+        if let Some(old) = old_in {
+            match &mut sa.pending_rekey {
+                // we are rekeying the same Child SA right now (RFC 7296 §2.8.1): both
+                // exchanges complete; our answer's arrival settles which SA stays
+                Some(PendingRekey::Child {
+                    old_spi_in: Some(o),
+                    collision,
+                    ..
+                }) if *o == old => {
+                    *collision = Some(Collision {
+                        nonces: (ni.clone(), nr.clone()),
+                    });
+                }
+                _ => {
+                    if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old) {
+                        c.replaced = true;
+                        c.rekey_at = None;
+                    }
+                }
+            }
+        }
         self.install_child(
             sa,
             now,
@@ -3061,7 +3353,7 @@ impl Endpoint {
         if let Some(sa) = self.sas.get_mut(&spi) {
             if ike {
                 sa.ike_rekey_at = Some(now);
-            } else if let Some(c) = sa.children.first_mut() {
+            } else if let Some(c) = sa.children.iter_mut().find(|c| !c.replaced) {
                 c.rekey_at = Some(now);
             }
         }
@@ -3079,11 +3371,11 @@ impl Endpoint {
         else {
             return false;
         };
-        let Some(child) = self
-            .sas
-            .get_mut(&spi)
-            .and_then(|sa| sa.children.iter_mut().find(|c| c.spi_in == spi_in))
-        else {
+        let Some(child) = self.sas.get_mut(&spi).and_then(|sa| {
+            sa.children
+                .iter_mut()
+                .find(|c| c.spi_in == spi_in && !c.replaced)
+        }) else {
             return false;
         };
         child.rekey_at = Some(now);
@@ -3141,7 +3433,11 @@ impl Endpoint {
         }
         self.respond(sa, exchange::INFORMATIONAL, msg_id, &reply)?;
         if auth_failed {
-            self.fail(sa, DownReason::AuthenticationFailed, now);
+            self.fail(
+                sa,
+                DownReason::AuthenticationFailed(AuthFailure::RejectedByPeer),
+                now,
+            );
         } else if delete_ike {
             self.fail(sa, DownReason::DeletedByPeer, now);
         }

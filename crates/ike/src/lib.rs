@@ -36,6 +36,6 @@ pub use config::{
     Recovery, TrafficSelector,
 };
 pub use endpoint::{
-    ChildSaKeys, ConnectionId, ConnectionStatus, DownReason, Endpoint, Event, Transmit,
+    AuthFailure, ChildSaKeys, ConnectionId, ConnectionStatus, DownReason, Endpoint, Event, Transmit,
 };
 pub use error::{ConfigError, CryptoError, DecodeError, IkeError};

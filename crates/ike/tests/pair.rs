@@ -6,7 +6,7 @@ use common::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use ike::{DownReason, Endpoint, Event, Identity};
+use ike::{AuthFailure, DownReason, Endpoint, Event, Identity};
 
 fn assert_up(n: &Net, ike_alg: &str, esp_alg: &str) {
     let ca = children(&n.ev_a);
@@ -207,8 +207,22 @@ fn wrong_psk_reports_authentication_failed_on_both_sides() {
         n.now,
     );
     n.pump();
-    assert_eq!(downs(&n.ev_a), vec![DownReason::AuthenticationFailed]);
-    assert_eq!(downs(&n.ev_b), vec![DownReason::AuthenticationFailed]);
+    // each side says which side found the key wrong
+    assert_eq!(
+        downs(&n.ev_a),
+        vec![DownReason::AuthenticationFailed(
+            AuthFailure::RejectedByPeer
+        )]
+    );
+    assert_eq!(
+        downs(&n.ev_b),
+        vec![DownReason::AuthenticationFailed(
+            AuthFailure::PeerAuthInvalid
+        )]
+    );
+    assert!(downs(&n.ev_b)[0]
+        .to_string()
+        .contains("the peer's AUTH did not verify with our pre-shared key"));
     assert!(children(&n.ev_a).is_empty());
     let st = &n.a.status()[0];
     // the initiator tries again later (someone may fix the key), saying why and when

@@ -236,3 +236,147 @@ fn an_internal_fault_stays_with_its_connection() {
     );
     assert_eq!(live(&n.ev_a).len(), 2);
 }
+
+/// The answer to a rekey is lost (Child SA, then IKE SA): the initiator retransmits, the
+/// responder answers again from its cache, and both end with the same SAs — nothing goes
+/// down, no Child SA is lost, and traffic keys stay mirrored.
+#[test]
+fn a_lost_rekey_answer_is_recovered_by_retransmission() {
+    for ike_rekey in [false, true] {
+        let mut n = establish(IKE, "aes256gcm16-ecp384");
+        let now = n.now;
+        n.a.rekey_now(0, ike_rekey, now);
+        n.a.handle_timeout(now);
+        // A's request is the next datagram; B's answer the one after: lose the answer
+        n.drop.push(n.sent + 1);
+        n.pump();
+        // meanwhile B wants a Child SA rekey of its own
+        let b_child = live(&n.ev_b)[0].spi_in;
+        let now = n.now;
+        n.b.rekey_child(0, b_child, now);
+        n.run_for(Duration::from_secs(20));
+        assert!(
+            downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(),
+            "{:?} {:?}",
+            n.ev_a,
+            n.ev_b
+        );
+        let (la, lb) = (live(&n.ev_a), live(&n.ev_b));
+        assert_eq!(
+            (la.len(), lb.len()),
+            (1, 1),
+            "ike_rekey={ike_rekey}: {la:?} {lb:?}"
+        );
+        assert_eq!(la[0].spi_out, lb[0].spi_in);
+        assert_eq!(la[0].enc_key_out, lb[0].enc_key_in);
+        assert_eq!(la[0].enc_key_in, lb[0].enc_key_out);
+        let (sa, sb) = (&n.a.status()[0], &n.b.status()[0]);
+        assert_eq!((sa.ike_spi_i, sa.ike_spi_r), (sb.ike_spi_i, sb.ike_spi_r));
+        assert_eq!(sa.state, "established");
+        // and the IKE SA still works afterwards
+        n.run_for(Duration::from_secs(60));
+        assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
+    }
+}
+
+/// Both ends rekey the same Child SA at the same moment (RFC 7296 §2.8.1): both exchanges
+/// complete, the redundant SA is deleted by the side that created it, the old one by the
+/// other, and each side ends with the same single Child SA.
+#[test]
+fn simultaneous_child_rekeys_leave_one_child_sa() {
+    for _ in 0..8 {
+        let mut n = establish(IKE, "aes256gcm16-ecp384");
+        let (xa, xb) = (live(&n.ev_a)[0].spi_in, live(&n.ev_b)[0].spi_in);
+        let now = n.now;
+        assert!(n.a.rekey_child(0, xa, now));
+        assert!(n.b.rekey_child(0, xb, now));
+        n.a.handle_timeout(now);
+        n.b.handle_timeout(now);
+        n.run_for(Duration::from_secs(5));
+        assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
+        let (la, lb) = (live(&n.ev_a), live(&n.ev_b));
+        assert_eq!((la.len(), lb.len()), (1, 1), "{la:?} {lb:?}");
+        assert_ne!(la[0].spi_in, xa);
+        assert_eq!(la[0].spi_out, lb[0].spi_in);
+        assert_eq!(la[0].enc_key_out, lb[0].enc_key_in);
+        assert_eq!(la[0].enc_key_in, lb[0].enc_key_out);
+    }
+}
+
+/// The peer narrows the selectors and refuses a Child SA for the rest: the initiator asks
+/// once, then reports the narrowing with both selector sets and what is left out.
+#[test]
+fn narrowed_selectors_are_asked_for_once_and_reported() {
+    let mut n = Net::new();
+    n.b.add_connection(
+        cfg(
+            B,
+            A,
+            &["10.2.1.0/24", "10.2.9.0/24"],
+            &["10.1.0.0/16"],
+            IKE,
+            ESP,
+            "secret",
+            false,
+        ),
+        n.now,
+    );
+    n.a.add_connection(
+        cfg(
+            A,
+            B,
+            &["10.1.0.0/16"],
+            &["10.2.0.0/16"],
+            IKE,
+            ESP,
+            "secret",
+            true,
+        ),
+        n.now,
+    );
+    n.run_for(Duration::from_secs(5));
+    assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
+    let la = live(&n.ev_a);
+    assert_eq!(la.len(), 1, "{la:?}");
+    assert_eq!(la[0].remote_ts.len(), 2, "both /24s in one SA");
+    let st = &n.a.status()[0];
+    assert_eq!(st.state, "established");
+    let w = st.selector_warning.as_deref().expect("a warning");
+    assert!(
+        w.contains("ours local [10.1.0.0/16] remote [10.2.0.0/16]"),
+        "{w}"
+    );
+    assert!(
+        w.contains("10.2.1.0/24") && w.contains("10.2.9.0/24"),
+        "{w}"
+    );
+    assert!(
+        w.contains(
+            "not tunneled: remote [10.2.0.0/24, 10.2.2.0..10.2.8.255, 10.2.10.0..10.2.255.255]"
+        ),
+        "what is left out: {w}"
+    );
+    assert!(w.contains("TS_UNACCEPTABLE"), "why: {w}");
+    let creates = n
+        .wire
+        .iter()
+        .filter(|(from_a, _, p)| {
+            let p = if p.starts_with(&[0, 0, 0, 0]) {
+                &p[4..]
+            } else {
+                &p[..]
+            };
+            *from_a
+                && Header::decode(p).is_ok_and(|h| {
+                    h.exchange == exchange::CREATE_CHILD_SA && h.flags & flags::RESPONSE == 0
+                })
+        })
+        .count();
+    assert_eq!(creates, 1, "one request for the rest, not a loop");
+    // a later rekey keeps the narrowed SA and does not ask again
+    let now = n.now;
+    n.a.rekey_now(0, false, now);
+    n.run_for(Duration::from_secs(5));
+    assert_eq!(live(&n.ev_a).len(), 1);
+    assert!(n.a.status()[0].selector_warning.is_some());
+}

@@ -451,7 +451,12 @@ fn wrong_psk_is_authentication_failed() {
         5,
         |ev| !downs(ev).is_empty(),
     );
-    assert_eq!(downs(&out.events), vec![DownReason::AuthenticationFailed]);
+    assert_eq!(
+        downs(&out.events),
+        vec![DownReason::AuthenticationFailed(
+            ike::AuthFailure::RejectedByPeer
+        )]
+    );
     assert!(out
         .status
         .last_error
