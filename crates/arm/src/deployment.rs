@@ -3,7 +3,8 @@
 //! `dependsOn` demands. Resource bodies and outputs are evaluated on demand, because
 //! `reference()` needs the runtime state of resources deployed before them.
 
-use crate::eval::{Env, KnownResource, Place, Scope};
+use crate::budget::Budget;
+use crate::eval::{limit, Env, KnownResource, Place, Scope};
 use crate::expr::{classify, parse, Expr, StringForm};
 use crate::json::{get_ci, type_name};
 use crate::profiles::{api_profile_version, known_api_profiles};
@@ -94,7 +95,8 @@ pub struct PendingResource {
     pub depends_on: Vec<String>,
     /// Set when the resource comes from a `copy` loop.
     pub copy: Option<CopyInstance>,
-    raw: Value,
+    /// The declaration as written, shared by every instance of its copy loop.
+    raw: Arc<Value>,
     copy_stack: Vec<(String, i64)>,
 }
 
@@ -199,8 +201,10 @@ impl Deployment {
 
     fn build(scope: &mut Scope) -> Result<(Vec<PendingResource>, Vec<PendingResource>), ArmError> {
         let resources = scope.template.resources.clone();
+        let budget = Budget::new();
         let mut ex = Expander {
             scope,
+            budget: &budget,
             out: Vec::new(),
             loops: Vec::new(),
         };
@@ -248,6 +252,7 @@ impl Deployment {
 
         // resolve dependsOn (explicit, parent of nested child, reference() to template resources)
         let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); all.len()];
+        let mut reference_args = HashMap::new();
         for i in 0..all.len() {
             if let Some(p) = all[i].parent {
                 deps[i].insert(p);
@@ -269,7 +274,7 @@ impl Deployment {
                 }
                 deps[i].extend(matched.into_iter().filter(|&j| j != i));
             }
-            for id in implicit_references(scope, &all[i].pending) {
+            for id in implicit_references(scope, &all[i].pending, &budget, &mut reference_args)? {
                 if let Some(j) = all
                     .iter()
                     .position(|e| e.pending.id.eq_ignore_ascii_case(&id))
@@ -362,13 +367,15 @@ impl Deployment {
         r: &PendingResource,
         resolver: &dyn ReferenceResolver,
     ) -> Result<EvaluatedResource, ArmError> {
+        let budget = Budget::new();
         let env = Env {
             place: Place::ResourceBody,
             copy: r.copy_stack.clone(),
             resolver: Some(resolver),
             fn_args: None,
+            budget: &budget,
         };
-        let Value::Object(m) = &r.raw else {
+        let Value::Object(m) = &*r.raw else {
             return Err(ArmError::Structure {
                 path: r.path.clone(),
                 message: "a resource must be an object".into(),
@@ -443,11 +450,13 @@ impl Deployment {
         &self,
         resolver: &dyn ReferenceResolver,
     ) -> Result<Map<String, Value>, ArmError> {
+        let budget = Budget::new();
         let env = Env {
             place: Place::Output,
             copy: Vec::new(),
             resolver: Some(resolver),
             fn_args: None,
+            budget: &budget,
         };
         let mut out = Map::new();
         for (name, o) in &self.scope.template.outputs {
@@ -471,17 +480,7 @@ impl Deployment {
                         path: cpath.clone(),
                         message: "an output copy needs an 'input'".into(),
                     })?;
-                    let mut items = Vec::new();
-                    for i in 0..count {
-                        let mut inner = env.clone();
-                        inner.copy.push((String::new(), i));
-                        items.push(self.scope.eval_value(
-                            input,
-                            &format!("{cpath}.input"),
-                            &inner,
-                        )?);
-                    }
-                    Value::Array(items)
+                    self.scope.copy_items("", count, input, &cpath, &env)?.0
                 }
                 _ => {
                     return Err(ArmError::Structure {
@@ -547,9 +546,16 @@ fn header_string(
     }
 }
 
+/// How many resources expansion builds before it gives up. Azure allows 800 (checked once
+/// expansion is done, so the error can say how many the template asks for); expanding further is
+/// only work, and nested copy loops (800 parents × 800 children) would ask for 640,000.
+const EXPANSION_CAP: usize = 8 * limits::RESOURCES;
+
 /// Expands resource declarations into the flat list of resources to deploy.
 struct Expander<'s> {
     scope: &'s Scope,
+    /// The work and recursion budget of the whole expansion.
+    budget: &'s Budget,
     out: Vec<Expanded>,
     /// Names of all resource copy loops, including loops with zero iterations.
     loops: Vec<String>,
@@ -577,7 +583,11 @@ impl Expander<'_> {
             copy: outer_copy.to_vec(),
             resolver: None,
             fn_args: None,
+            budget: self.budget,
         };
+        let mut stripped = m.clone();
+        stripped.retain(|k, _| !k.eq_ignore_ascii_case("resources"));
+        let raw_shared = Arc::new(Value::Object(stripped));
         let mut serial_batch: Option<usize> = None;
         let mut instance_slots: Vec<usize> = Vec::new();
         let instances: Vec<Option<CopyInstance>> = match get_ci(m, "copy") {
@@ -614,11 +624,22 @@ impl Expander<'_> {
             if let Some(ci) = &inst {
                 copy_stack.push((ci.name.clone(), ci.index));
             }
+            if self.out.len() >= EXPANSION_CAP {
+                return Err(ArmError::Structure {
+                    path: "resources".into(),
+                    message: format!(
+                        "more than {EXPANSION_CAP} resources after expanding copy loops (expansion stopped at {path}); Azure allows at most {}",
+                        limits::RESOURCES
+                    ),
+                });
+            }
+            self.budget.step().map_err(|e| limit(path, e))?;
             let env = Env {
                 place: Place::ResourceHeader,
                 copy: copy_stack.clone(),
                 resolver: None,
                 fn_args: None,
+                budget: self.budget,
             };
             let active = parent_active
                 && match get_ci(m, "condition") {
@@ -680,8 +701,6 @@ impl Expander<'_> {
                     }
                 }
             }
-            let mut stripped = m.clone();
-            stripped.retain(|k, _| !k.eq_ignore_ascii_case("resources"));
             let order = self.out.len();
             self.out.push(Expanded {
                 pending: PendingResource {
@@ -692,7 +711,7 @@ impl Expander<'_> {
                     path: path.to_string(),
                     depends_on: Vec::new(),
                     copy: inst.clone(),
-                    raw: Value::Object(stripped),
+                    raw: Arc::clone(&raw_shared),
                     copy_stack: copy_stack.clone(),
                 },
                 active,
@@ -835,27 +854,44 @@ fn match_target(scope: &Scope, all: &[Expanded], target: &str) -> Result<Vec<usi
 }
 
 /// Ids of template resources a resource's body refers to with `reference()`: Azure deploys those
-/// first even without `dependsOn`. Targets that cannot be computed before deployment are skipped.
-fn implicit_references(scope: &Scope, r: &PendingResource) -> Vec<String> {
-    let mut exprs = Vec::new();
-    collect_exprs(&r.raw, &mut exprs);
+/// first even without `dependsOn`. Targets that cannot be computed before deployment are skipped;
+/// running out of the evaluation budget is an error. The arguments of the `reference()` calls are
+/// collected once per declaration (`cache`, keyed by the declaration all instances share).
+fn implicit_references(
+    scope: &Scope,
+    r: &PendingResource,
+    budget: &Budget,
+    cache: &mut HashMap<*const Value, Vec<Expr>>,
+) -> Result<Vec<String>, ArmError> {
+    let args = cache.entry(Arc::as_ptr(&r.raw)).or_insert_with(|| {
+        let mut exprs = Vec::new();
+        collect_exprs(&r.raw, &mut exprs);
+        let mut args = Vec::new();
+        for e in &exprs {
+            visit_reference_calls(e, &mut |arg| args.push(arg.clone()));
+        }
+        args
+    });
     let env = Env {
         place: Place::ResourceHeader,
         copy: r.copy_stack.clone(),
         resolver: None,
         fn_args: None,
+        budget,
     };
     let mut ids = Vec::new();
-    for e in &exprs {
-        visit_reference_calls(e, &mut |arg| {
-            if let Ok(Value::String(target)) = scope.eval_expr(arg, "", &env) {
+    for arg in args.iter() {
+        match scope.eval_expr(arg, &r.path, &env) {
+            Ok(Value::String(target)) => {
                 if let Ok(id) = scope.target_to_id(&target) {
                     ids.push(id);
                 }
             }
-        });
+            Err(e @ ArmError::Limit { .. }) => return Err(e),
+            _ => {}
+        }
     }
-    ids
+    Ok(ids)
 }
 
 fn collect_exprs(v: &Value, out: &mut Vec<Expr>) {

@@ -119,6 +119,31 @@ pub enum ArmError {
         function: String,
         place: &'static str,
     },
+
+    /// Evaluation would exceed a bound on value size, value nesting, recursion or total work.
+    #[error("{path}: {message}{}", in_expression(.expression))]
+    Limit {
+        path: String,
+        expression: String,
+        message: String,
+    },
+}
+
+/// How much of the expression a [`ArmError::Limit`] quotes: enough to recognise it.
+const QUOTED_CHARS: usize = 200;
+
+/// ` in '[expression]'` for the error text, cut to [`QUOTED_CHARS`]; nothing when there is no
+/// expression (a copy loop, a whole resource).
+fn in_expression(expression: &str) -> String {
+    if expression.is_empty() {
+        return String::new();
+    }
+    if expression.chars().count() > QUOTED_CHARS {
+        let cut: String = expression.chars().take(QUOTED_CHARS - 3).collect();
+        format!(" (in '{cut}...')")
+    } else {
+        format!(" (in '{expression}')")
+    }
 }
 
 impl ArmError {
@@ -142,7 +167,8 @@ impl ArmError {
             | ArmError::AmbiguousDependency { path, .. }
             | ArmError::DuplicateResource { path, .. }
             | ArmError::ReferenceUnavailable { path, .. }
-            | ArmError::NotAllowedHere { path, .. } => path,
+            | ArmError::NotAllowedHere { path, .. }
+            | ArmError::Limit { path, .. } => path,
         }
     }
 
@@ -265,6 +291,15 @@ impl ArmError {
                 path: r(path),
                 function,
                 place,
+            },
+            ArmError::Limit {
+                path,
+                expression,
+                message,
+            } => ArmError::Limit {
+                path: r(path),
+                expression: r(expression),
+                message: r(message),
             },
         }
     }

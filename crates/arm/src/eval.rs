@@ -2,9 +2,10 @@
 //! and variables lazily (so declaration order does not matter, and cycles are reported), and
 //! implements the functions that need the deployment's context.
 
+use crate::budget::{json_str_len, measure, Budget, DepthGuard, Exceeded, Size, MAX_VALUE_BYTES};
 use crate::deployment::{DeploymentContext, ReferenceResolver};
 use crate::expr::{classify, parse, Expr, StringForm};
-use crate::functions;
+use crate::functions::{self, Failure};
 use crate::json::{get_ci, show, type_name};
 use crate::template::{ParameterDef, ParameterType, Template};
 use crate::ArmError;
@@ -45,7 +46,8 @@ impl Place {
     }
 }
 
-/// The per-evaluation environment: place, enclosing copy loops (innermost last), resolver.
+/// The per-evaluation environment: place, enclosing copy loops (innermost last), resolver, and
+/// the budget the evaluation spends.
 #[derive(Clone)]
 pub(crate) struct Env<'a> {
     pub place: Place,
@@ -53,22 +55,35 @@ pub(crate) struct Env<'a> {
     pub resolver: Option<&'a dyn ReferenceResolver>,
     /// Arguments of the user-defined function being evaluated (what `parameters()` means there).
     pub fn_args: Option<&'a Map<String, Value>>,
+    /// Work and recursion counters of the evaluation this environment belongs to.
+    pub budget: &'a Budget,
 }
 
 impl<'a> Env<'a> {
-    pub fn new(place: Place) -> Env<'a> {
+    pub fn new(place: Place, budget: &'a Budget) -> Env<'a> {
         Env {
             place,
             copy: Vec::new(),
             resolver: None,
             fn_args: None,
+            budget,
         }
+    }
+}
+
+/// The error for a bound of [`crate::budget`] hit at `path`; [`Scope::eval_string`] adds the
+/// expression being evaluated.
+pub(crate) fn limit(path: &str, e: Exceeded) -> ArmError {
+    ArmError::Limit {
+        path: path.to_string(),
+        expression: String::new(),
+        message: e.message(),
     }
 }
 
 enum Slot {
     InProgress,
-    Done(Value),
+    Done(Value, Size),
 }
 
 enum VarDef {
@@ -180,9 +195,10 @@ impl Scope {
             .iter()
             .map(|p| p.name.clone())
             .collect();
+        let budget = Budget::new();
         for name in &names {
             scope
-                .param(name, &format!("parameters.{name}"))
+                .param_sized(name, &format!("parameters.{name}"), &budget)
                 .map_err(|e| e.redact(&scope.current_secrets()))?;
         }
         let mut scope = scope;
@@ -207,7 +223,7 @@ impl Scope {
             .collect();
         for name in &var_names {
             scope
-                .variable(name, &format!("variables.{name}"))
+                .variable(name, &format!("variables.{name}"), &budget)
                 .map_err(|e| e.redact(&scope.secrets))?;
         }
         Ok(scope)
@@ -230,7 +246,7 @@ impl Scope {
             {
                 crate::secret::collect_secrets(v, &mut out);
             }
-            if let Some(Slot::Done(v)) = lock(&self.params).get(&lc(&p.name)) {
+            if let Some(Slot::Done(v, _)) = lock(&self.params).get(&lc(&p.name)) {
                 crate::secret::collect_secrets(v, &mut out);
             }
         }
@@ -239,11 +255,36 @@ impl Scope {
         out
     }
 
-    /// The resolved value of a parameter (by case-insensitive name).
+    /// The resolved value of a parameter (by case-insensitive name), once the deployment is bound.
     pub fn param(&self, name: &str, path: &str) -> Result<Value, ArmError> {
+        self.param_sized(name, path, &Budget::new()).map(|(v, _)| v)
+    }
+
+    /// The resolved value of a parameter and its size; resolving it (or copying the resolved
+    /// value) is charged to `budget`.
+    fn param_sized(
+        &self,
+        name: &str,
+        path: &str,
+        budget: &Budget,
+    ) -> Result<(Value, Size), ArmError> {
+        let def = self.param_def(name, path)?;
         let key = lc(name);
-        let def = self
-            .template
+        match lookup(&self.params, &key, path, budget)? {
+            Lookup::Found(v, size) => return Ok((v, size)),
+            Lookup::Busy => return Err(circular_parameter(def)),
+            Lookup::Absent => {}
+        }
+        let link = budget.enter_link().map_err(|e| limit(path, e));
+        let result = link.and_then(|_link| self.resolve_param(def, budget));
+        store(&self.params, key, &result);
+        result
+    }
+
+    /// The declaration of parameter `name`.
+    #[inline(never)]
+    fn param_def(&self, name: &str, path: &str) -> Result<&ParameterDef, ArmError> {
+        self.template
             .parameters
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
@@ -251,35 +292,14 @@ impl Scope {
                 path: path.to_string(),
                 kind: "parameter",
                 name: name.to_string(),
-            })?;
-        match lock(&self.params).get(&key) {
-            Some(Slot::Done(v)) => return Ok(v.clone()),
-            Some(Slot::InProgress) => {
-                return Err(ArmError::CircularReference {
-                    path: format!("parameters.{}.defaultValue", def.name),
-                    chain: format!(
-                        "parameter '{}' depends on itself through its default value",
-                        def.name
-                    ),
-                })
-            }
-            None => {}
-        }
-        lock(&self.params).insert(key.clone(), Slot::InProgress);
-        let result = self.resolve_param(def);
-        match result {
-            Ok(v) => {
-                lock(&self.params).insert(key, Slot::Done(v.clone()));
-                Ok(v)
-            }
-            Err(e) => {
-                lock(&self.params).remove(&key);
-                Err(e)
-            }
-        }
+            })
     }
 
-    fn resolve_param(&self, def: &ParameterDef) -> Result<Value, ArmError> {
+    fn resolve_param(
+        &self,
+        def: &ParameterDef,
+        budget: &Budget,
+    ) -> Result<(Value, Size), ArmError> {
         let path = format!("parameters.{}", def.name);
         let supplied = self
             .supplied
@@ -289,66 +309,78 @@ impl Scope {
             .filter(|v| !v.is_null());
         let raw = match (supplied, &def.default_value) {
             (Some(v), _) => v.clone(),
-            (None, Some(d)) => self.eval_value(
-                d,
-                &format!("{path}.defaultValue"),
-                &Env::new(Place::ParameterDefault),
-            )?,
+            (None, Some(d)) => {
+                self.eval_value_sized(
+                    d,
+                    &format!("{path}.defaultValue"),
+                    &Env::new(Place::ParameterDefault, budget),
+                )?
+                .0
+            }
             (None, None) => return Err(ArmError::MissingParameter { path }),
         };
         let value = coerce_parameter(def, raw, &path)?;
         check_parameter_constraints(def, &value, &path)?;
-        Ok(value)
+        let size = measure(&value)
+            .check(|| "the value".to_string())
+            .map_err(|e| limit(&path, e))?;
+        Ok((value, size))
     }
 
-    /// The evaluated value of a variable (by case-insensitive name).
-    pub fn variable(&self, name: &str, path: &str) -> Result<Value, ArmError> {
+    /// The evaluated value of a variable (by case-insensitive name) and its size; evaluating it
+    /// (or copying the evaluated value) is charged to `budget`.
+    fn variable(&self, name: &str, path: &str, budget: &Budget) -> Result<(Value, Size), ArmError> {
         let key = lc(name);
-        let (decl, def) = self
-            .var_defs
-            .get(&key)
+        let (decl, def) = self.var_def(&key, name, path)?;
+        match lookup(&self.vars, &key, path, budget)? {
+            Lookup::Found(v, size) => return Ok((v, size)),
+            Lookup::Busy => return Err(circular_variable(decl)),
+            Lookup::Absent => {}
+        }
+        let link = budget.enter_link().map_err(|e| limit(path, e));
+        let result = link.and_then(|_link| self.eval_var_def(decl, def, budget));
+        store(&self.vars, key, &result);
+        result
+    }
+
+    /// The declaration of variable `name` (`key` is its lower-case form).
+    #[inline(never)]
+    fn var_def(&self, key: &str, name: &str, path: &str) -> Result<(&str, &VarDef), ArmError> {
+        self.var_defs
+            .get(key)
+            .map(|(decl, def)| (decl.as_str(), def))
             .ok_or_else(|| ArmError::UndefinedName {
                 path: path.to_string(),
                 kind: "variable",
                 name: name.to_string(),
-            })?;
-        match lock(&self.vars).get(&key) {
-            Some(Slot::Done(v)) => return Ok(v.clone()),
-            Some(Slot::InProgress) => {
-                return Err(ArmError::CircularReference {
-                    path: format!("variables.{decl}"),
-                    chain: format!("variable '{decl}' depends on itself"),
-                })
-            }
-            None => {}
-        }
-        lock(&self.vars).insert(key.clone(), Slot::InProgress);
-        let env = Env::new(Place::Variable);
-        let result = match def {
-            VarDef::Plain(v) => self.eval_value(v, &format!("variables.{decl}"), &env),
+            })
+    }
+
+    /// Evaluates a variable's declaration.
+    #[inline(never)]
+    fn eval_var_def(
+        &self,
+        decl: &str,
+        def: &VarDef,
+        budget: &Budget,
+    ) -> Result<(Value, Size), ArmError> {
+        let env = Env::new(Place::Variable, budget);
+        match def {
+            VarDef::Plain(v) => self.eval_value_sized(v, &format!("variables.{decl}"), &env),
             VarDef::Copy(c, i) => self
                 .eval_copy_entry(c, &format!("variables.copy[{i}]"), &env)
-                .map(|(_, v)| v),
-        };
-        match result {
-            Ok(v) => {
-                lock(&self.vars).insert(key, Slot::Done(v.clone()));
-                Ok(v)
-            }
-            Err(e) => {
-                lock(&self.vars).remove(&key);
-                Err(e)
-            }
+                .map(|(_, v, size)| (v, size)),
         }
     }
 
-    /// Evaluates a `{name, count, input}` copy loop (variables or properties) into (name, array).
+    /// Evaluates a `{name, count, input}` copy loop (variables or properties) into (name, array,
+    /// size of the array).
     fn eval_copy_entry(
         &self,
         entry: &Value,
         path: &str,
         env: &Env,
-    ) -> Result<(String, Value), ArmError> {
+    ) -> Result<(String, Value, Size), ArmError> {
         let Value::Object(m) = entry else {
             return Err(ArmError::Structure {
                 path: path.to_string(),
@@ -372,13 +404,42 @@ impl Scope {
             path: path.to_string(),
             message: "a copy loop needs an 'input'".into(),
         })?;
-        let mut items = Vec::with_capacity(count as usize);
+        let (items, size) = self.copy_items(&name, count, input, path, env)?;
+        Ok((name, items, size))
+    }
+
+    /// The array a copy loop named `name` (empty for an output copy) builds: `input` evaluated
+    /// `count` times. The array's size is checked after each element, so nested loops stop as
+    /// soon as their result is too large, and each iteration is charged as work.
+    pub fn copy_items(
+        &self,
+        name: &str,
+        count: i64,
+        input: &Value,
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let input_path = format!("{path}.input");
+        let mut inner = env.clone();
+        inner.copy.push((name.to_string(), 0));
+        let mut items = Vec::with_capacity(count.max(0) as usize);
+        // '[' now, then per element its bytes and a ',' (the last one stands for the ']')
+        let what = copy_loop_name(name);
+        let mut size = Size {
+            bytes: 1,
+            depth: 0,
+            nodes: 1,
+        };
         for i in 0..count {
-            let mut inner = env.clone();
-            inner.copy.push((name.clone(), i));
-            items.push(self.eval_value(input, &format!("{path}.input"), &inner)?);
+            env.budget.step().map_err(|e| limit(path, e))?;
+            if let Some(slot) = inner.copy.last_mut() {
+                slot.1 = i;
+            }
+            let (item, item_size) = self.eval_value_sized(input, &input_path, &inner)?;
+            items.push(item);
+            grow(&mut size, item_size, 1, path, &what)?;
         }
-        Ok((name, Value::Array(items)))
+        Ok((Value::Array(items), finish(size, path, &what)?))
     }
 
     /// Evaluates and checks a copy loop's `count` (0..=800 as in Azure).
@@ -417,61 +478,131 @@ impl Scope {
     /// Evaluates a JSON value: every string that is an expression is evaluated; object keys may be
     /// expressions too; `"copy": [...]` members of objects expand into arrays (property copy).
     pub fn eval_value(&self, v: &Value, path: &str, env: &Env) -> Result<Value, ArmError> {
+        self.eval_value_sized(v, path, env).map(|(v, _)| v)
+    }
+
+    /// [`Scope::eval_value`], also returning the value's size. Objects and arrays are checked as
+    /// their members arrive, every node is charged as work, and every level is a level of
+    /// recursion (kept to a small stack frame, as in [`Scope::eval_expr_sized`]).
+    pub fn eval_value_sized(
+        &self,
+        v: &Value,
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let _level = self.level(path, env)?;
         match v {
-            Value::String(s) => self.eval_string(s, path, env),
-            Value::Array(a) => {
-                let mut out = Vec::with_capacity(a.len());
-                for (i, x) in a.iter().enumerate() {
-                    out.push(self.eval_value(x, &format!("{path}[{i}]"), env)?);
-                }
-                Ok(Value::Array(out))
-            }
-            Value::Object(m) => {
-                let mut out = Map::new();
-                for (k, x) in m {
-                    if k.eq_ignore_ascii_case("copy")
-                        && x.is_array()
-                        && env.place != Place::ResourceHeader
-                    {
-                        for (i, entry) in x.as_array().into_iter().flatten().enumerate() {
-                            let (name, arr) =
-                                self.eval_copy_entry(entry, &format!("{path}.copy[{i}]"), env)?;
-                            out.insert(name, arr);
-                        }
-                        continue;
-                    }
-                    let key = match classify(k) {
-                        StringForm::Literal(l) => l.into_owned(),
-                        StringForm::Expression(_) => {
-                            match self.eval_string(k, &format!("{path}.{k}"), env)? {
-                                Value::String(s) => s,
-                                other => {
-                                    return Err(ArmError::Type {
-                                        path: format!("{path}.{k}"),
-                                        expected: "string (a property name)".into(),
-                                        actual: type_name(&other).into(),
-                                    })
-                                }
-                            }
-                        }
-                    };
-                    let child = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
-                    out.insert(key, self.eval_value(x, &child, env)?);
-                }
-                Ok(Value::Object(out))
-            }
-            other => Ok(other.clone()),
+            Value::String(s) => self.eval_string_sized(s, path, env),
+            Value::Array(a) => self.eval_array(a, path, env),
+            Value::Object(m) => self.eval_object(m, path, env),
+            other => Ok(scalar(other)),
         }
+    }
+
+    /// Enters one level of recursion and spends a step: the guard of every recursive evaluation.
+    fn level<'b>(&self, path: &str, env: &Env<'b>) -> Result<DepthGuard<'b>, ArmError> {
+        let guard = env.budget.enter().map_err(|e| limit(path, e))?;
+        env.budget.step().map_err(|e| limit(path, e))?;
+        Ok(guard)
+    }
+
+    /// The elements of an array, evaluated.
+    #[inline(never)]
+    fn eval_array(&self, a: &[Value], path: &str, env: &Env) -> Result<(Value, Size), ArmError> {
+        let mut out = Vec::with_capacity(a.len());
+        let mut size = Size {
+            bytes: 1,
+            depth: 0,
+            nodes: 1,
+        };
+        for (i, x) in a.iter().enumerate() {
+            let (item, item_size) = self.eval_value_sized(x, &format!("{path}[{i}]"), env)?;
+            out.push(item);
+            grow(&mut size, item_size, 1, path, "the array")?;
+        }
+        Ok((Value::Array(out), finish(size, path, "the array")?))
+    }
+
+    /// The members of an object, evaluated: names may be expressions, `copy` arrays expand.
+    #[inline(never)]
+    fn eval_object(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let mut out = Map::new();
+        let mut size = Size {
+            bytes: 1,
+            depth: 0,
+            nodes: 1,
+        };
+        for (k, x) in m {
+            if k.eq_ignore_ascii_case("copy") && x.is_array() && env.place != Place::ResourceHeader
+            {
+                for (i, entry) in x.as_array().into_iter().flatten().enumerate() {
+                    let (name, arr, arr_size) =
+                        self.eval_copy_entry(entry, &format!("{path}.copy[{i}]"), env)?;
+                    grow(
+                        &mut size,
+                        member_entry(arr_size),
+                        json_str_len(&name) + 2,
+                        path,
+                        "the object",
+                    )?;
+                    out.insert(name, arr);
+                }
+                continue;
+            }
+            let key = match classify(k) {
+                StringForm::Literal(l) => l.into_owned(),
+                StringForm::Expression(_) => {
+                    match self.eval_string(k, &format!("{path}.{k}"), env)? {
+                        Value::String(s) => s,
+                        other => {
+                            return Err(ArmError::Type {
+                                path: format!("{path}.{k}"),
+                                expected: "string (a property name)".into(),
+                                actual: type_name(&other).into(),
+                            })
+                        }
+                    }
+                }
+            };
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let (item, item_size) = self.eval_value_sized(x, &child, env)?;
+            grow(
+                &mut size,
+                member_entry(item_size),
+                json_str_len(&key) + 2,
+                path,
+                "the object",
+            )?;
+            out.insert(key, item);
+        }
+        Ok((Value::Object(out), finish(size, path, "the object")?))
     }
 
     /// Evaluates one template string (literal, `[[` escape or `[expression]`).
     pub fn eval_string(&self, s: &str, path: &str, env: &Env) -> Result<Value, ArmError> {
+        self.eval_string_sized(s, path, env).map(|(v, _)| v)
+    }
+
+    /// [`Scope::eval_string`], also returning the value's size. Parsing is charged as work, four
+    /// units per character (the parser holds the expression as `char`s); a bound hit while
+    /// evaluating the expression names it in the error.
+    fn eval_string_sized(&self, s: &str, path: &str, env: &Env) -> Result<(Value, Size), ArmError> {
         match classify(s) {
-            StringForm::Literal(l) => Ok(Value::String(l.into_owned())),
+            StringForm::Literal(l) => {
+                let v = Value::String(l.into_owned());
+                let size = measure(&v);
+                env.budget.charge(size.cost()).map_err(|e| limit(path, e))?;
+                Ok((v, size))
+            }
             StringForm::Expression(inner) => {
                 let chars = s.chars().count();
                 if chars > crate::template::limits::EXPRESSION_CHARS {
@@ -483,83 +614,96 @@ impl Scope {
                         ),
                     });
                 }
+                env.budget.charge(4 * chars).map_err(|e| limit(path, e))?;
                 let e = parse(inner).map_err(|e| ArmError::Syntax {
                     path: path.to_string(),
                     expression: s.to_string(),
                     position: e.position,
                     message: e.message,
                 })?;
-                self.eval_expr(&e, path, env)
+                self.eval_expr_sized(&e, path, env)
+                    .map_err(|err| match err {
+                        ArmError::Limit {
+                            path,
+                            expression,
+                            message,
+                        } if expression.is_empty() => ArmError::Limit {
+                            path,
+                            expression: s.to_string(),
+                            message,
+                        },
+                        other => other,
+                    })
             }
         }
     }
 
     pub(crate) fn eval_expr(&self, e: &Expr, path: &str, env: &Env) -> Result<Value, ArmError> {
+        self.eval_expr_sized(e, path, env).map(|(v, _)| v)
+    }
+
+    /// Evaluates an expression node, returning the value and its size. Each node is a level of
+    /// recursion and a step of work. This and the functions it recurses through keep their stack
+    /// frames small (the work of each case lives in a function of its own), because the depth
+    /// bound is only as good as the stack each level takes.
+    fn eval_expr_sized(&self, e: &Expr, path: &str, env: &Env) -> Result<(Value, Size), ArmError> {
+        let _level = self.level(path, env)?;
         match e {
-            Expr::Str(s) => Ok(Value::String(s.clone())),
-            Expr::Int(i) => Ok(Value::from(*i)),
-            Expr::Prop { base, name, .. } => {
-                let b = self.eval_expr(base, path, env)?;
-                match &b {
-                    Value::Object(m) => get_ci(m, name).cloned().ok_or_else(|| {
-                        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
-                        ArmError::Access {
-                            path: path.to_string(),
-                            message: format!(
-                                "the object has no property '{name}' (properties: {})",
-                                if keys.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    keys.join(", ")
-                                }
-                            ),
-                        }
-                    }),
-                    other => Err(ArmError::Access {
-                        path: path.to_string(),
-                        message: format!(
-                            "cannot read property '{name}' of a value of type {}",
-                            type_name(other)
-                        ),
-                    }),
-                }
-            }
-            Expr::Index { base, index, .. } => {
-                let b = self.eval_expr(base, path, env)?;
-                let i = self.eval_expr(index, path, env)?;
-                match (&b, &i) {
-                    (Value::Array(a), Value::Number(n)) if n.is_i64() => {
-                        let k = n.as_i64().unwrap_or(-1);
-                        if k < 0 || k as usize >= a.len() {
-                            Err(ArmError::Access {
-                                path: path.to_string(),
-                                message: format!(
-                                    "index {k} is out of range for an array of length {}",
-                                    a.len()
-                                ),
-                            })
-                        } else {
-                            Ok(a[k as usize].clone())
-                        }
-                    }
-                    (Value::Object(m), Value::String(k)) => {
-                        get_ci(m, k).cloned().ok_or_else(|| ArmError::Access {
-                            path: path.to_string(),
-                            message: format!("the object has no property '{k}'"),
-                        })
-                    }
-                    (b, i) => Err(ArmError::Access {
-                        path: path.to_string(),
-                        message: format!(
-                            "cannot index a value of type {} with a {}",
-                            type_name(b),
-                            type_name(i)
-                        ),
-                    }),
-                }
-            }
             Expr::Call { name, args, .. } => self.call(name, args, path, env),
+            Expr::Prop { base, name, .. } => self.eval_member(base, name, path, env),
+            Expr::Index { base, index, .. } => self.eval_element(base, index, path, env),
+            Expr::Str(s) => self.string_literal(s, path, env),
+            Expr::Int(i) => self.int_literal(*i, path, env),
         }
+    }
+
+    /// A `'quoted'` literal of an expression.
+    #[inline(never)]
+    fn string_literal(&self, s: &str, path: &str, env: &Env) -> Result<(Value, Size), ArmError> {
+        self.charged(Value::String(s.to_string()), path, env)
+    }
+
+    /// An integer literal of an expression.
+    #[inline(never)]
+    fn int_literal(&self, i: i64, path: &str, env: &Env) -> Result<(Value, Size), ArmError> {
+        self.charged(Value::from(i), path, env)
+    }
+
+    /// `base.name`.
+    #[inline(never)]
+    fn eval_member(
+        &self,
+        base: &Expr,
+        name: &str,
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let (b, _) = self.eval_expr_sized(base, path, env)?;
+        let v = member(b, name, path)?;
+        self.charged(v, path, env)
+    }
+
+    /// `base[index]`.
+    #[inline(never)]
+    fn eval_element(
+        &self,
+        base: &Expr,
+        index: &Expr,
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let (b, _) = self.eval_expr_sized(base, path, env)?;
+        let (i, _) = self.eval_expr_sized(index, path, env)?;
+        let v = element(b, &i, path)?;
+        self.charged(v, path, env)
+    }
+
+    /// Measures a value taken out of a checked value (or a literal of a checked expression) and
+    /// charges it as the copy it is.
+    fn charged(&self, v: Value, path: &str, env: &Env) -> Result<(Value, Size), ArmError> {
+        let size = measure(&v);
+        env.budget.charge(size.cost()).map_err(|e| limit(path, e))?;
+        Ok((v, size))
     }
 
     fn fn_err(path: &str, name: &str, message: impl Into<String>) -> ArmError {
@@ -570,58 +714,160 @@ impl Scope {
         }
     }
 
-    fn call(&self, name: &str, args: &[Expr], path: &str, env: &Env) -> Result<Value, ArmError> {
-        let lname = lc(name);
-        if lname == "if" {
-            if args.len() != 3 {
-                return Err(Self::fn_err(
-                    path,
-                    name,
-                    format!("expects 3 arguments, got {}", args.len()),
-                ));
-            }
-            let cond = match self.eval_expr(&args[0], path, env)? {
-                Value::Bool(b) => b,
-                Value::String(s) if s.eq_ignore_ascii_case("true") => true,
-                Value::String(s) if s.eq_ignore_ascii_case("false") => false,
-                other => {
-                    return Err(Self::fn_err(
-                        path,
-                        name,
-                        format!("the condition must be a bool, got {}", type_name(&other)),
-                    ))
-                }
-            };
-            return self.eval_expr(if cond { &args[1] } else { &args[2] }, path, env);
+    /// Calls a function. Its result is measured: checked against the bounds on values and
+    /// charged as work. `if()` evaluates only the branch it takes; `variables()`, `parameters()`
+    /// and user functions recurse into evaluation; every other function is [`Scope::apply`].
+    fn call(
+        &self,
+        name: &str,
+        args: &[Expr],
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        if name.eq_ignore_ascii_case("if") {
+            let branch = self.if_branch(name, args, path, env)?;
+            return self.eval_expr_sized(branch, path, env);
         }
+        let (vals, sizes) = self.eval_args(args, path, env)?;
+        self.call_with(name, vals, sizes, path, env)
+    }
+
+    /// The values of a call's arguments, and their sizes.
+    #[inline(never)]
+    fn eval_args(
+        &self,
+        args: &[Expr],
+        path: &str,
+        env: &Env,
+    ) -> Result<(Vec<Value>, Vec<Size>), ArmError> {
         let mut vals = Vec::with_capacity(args.len());
+        let mut sizes = Vec::with_capacity(args.len());
         for a in args {
-            vals.push(self.eval_expr(a, path, env)?);
+            let (v, size) = self.eval_expr_sized(a, path, env)?;
+            vals.push(v);
+            sizes.push(size);
         }
+        Ok((vals, sizes))
+    }
+
+    /// Calls function `name` on evaluated arguments.
+    #[inline(never)]
+    fn call_with(
+        &self,
+        name: &str,
+        vals: Vec<Value>,
+        sizes: Vec<Size>,
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        if name.eq_ignore_ascii_case("variables") {
+            let n = self.variables_arg(name, &vals, path, env)?;
+            self.variable(n, path, env.budget)
+        } else if name.eq_ignore_ascii_case("parameters") {
+            self.call_parameters(name, &vals, path, env)
+        } else {
+            self.call_other(name, vals, &sizes, path, env)
+        }
+    }
+
+    /// `parameters(name)`: a parameter of the template, or inside a user-defined function one of
+    /// its arguments.
+    #[inline(never)]
+    fn call_parameters(
+        &self,
+        name: &str,
+        vals: &[Value],
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let n = one_string(vals).map_err(|m| Self::fn_err(path, name, m))?;
+        match env.fn_args {
+            Some(args) => {
+                let v = function_argument(args, n, path)?;
+                self.charged(v, path, env)
+            }
+            None => self.param_sized(n, path, env.budget),
+        }
+    }
+
+    /// Any function but `if()`, `variables()` and `parameters()`; its result is measured.
+    #[inline(never)]
+    fn call_other(
+        &self,
+        name: &str,
+        vals: Vec<Value>,
+        sizes: &[Size],
+        path: &str,
+        env: &Env,
+    ) -> Result<(Value, Size), ArmError> {
+        let value = if name.contains('.') {
+            self.call_user_function(name, vals, path, env)?
+        } else {
+            self.apply(name, vals, sizes, path, env)?
+        };
+        let size = measure(&value)
+            .check(|| format!("the result of {name}()"))
+            .map_err(|e| limit(path, e))?;
+        env.budget.charge(size.cost()).map_err(|e| limit(path, e))?;
+        Ok((value, size))
+    }
+
+    /// The branch `if(condition, then, else)` takes.
+    #[inline(never)]
+    fn if_branch<'e>(
+        &self,
+        name: &str,
+        args: &'e [Expr],
+        path: &str,
+        env: &Env,
+    ) -> Result<&'e Expr, ArmError> {
+        let [cond, then, otherwise] = args else {
+            return Err(Self::fn_err(
+                path,
+                name,
+                format!("expects 3 arguments, got {}", args.len()),
+            ));
+        };
+        let (v, _) = self.eval_expr_sized(cond, path, env)?;
+        Ok(if condition(v, name, path)? {
+            then
+        } else {
+            otherwise
+        })
+    }
+
+    /// The name `variables(name)` asks for, where variables may be used.
+    #[inline(never)]
+    fn variables_arg<'v>(
+        &self,
+        name: &str,
+        vals: &'v [Value],
+        path: &str,
+        env: &Env,
+    ) -> Result<&'v str, ArmError> {
+        if matches!(env.place, Place::ParameterDefault | Place::UserFunction) {
+            return Err(ArmError::NotAllowedHere {
+                path: path.to_string(),
+                function: name.to_string(),
+                place: env.place.describe(),
+            });
+        }
+        one_string(vals).map_err(|m| Self::fn_err(path, name, m))
+    }
+
+    /// Every function that does not recurse into evaluation: the functions of the deployment's
+    /// context and the pure functions.
+    #[inline(never)]
+    fn apply(
+        &self,
+        name: &str,
+        vals: Vec<Value>,
+        sizes: &[Size],
+        path: &str,
+        env: &Env,
+    ) -> Result<Value, ArmError> {
+        let lname = lc(name);
         match lname.as_str() {
-            "parameters" => {
-                let n = one_string(&vals).map_err(|m| Self::fn_err(path, name, m))?;
-                match env.fn_args {
-                    Some(args) => get_ci(args, n).cloned().ok_or_else(|| ArmError::UndefinedName {
-                        path: path.to_string(),
-                        kind: "function parameter",
-                        name: n.to_string(),
-                    }),
-                    None => self.param(n, path),
-                }
-            }
-            n if n.contains('.') => self.call_user_function(name, vals, path, env),
-            "variables" => {
-                if matches!(env.place, Place::ParameterDefault | Place::UserFunction) {
-                    return Err(ArmError::NotAllowedHere {
-                        path: path.to_string(),
-                        function: name.to_string(),
-                        place: env.place.describe(),
-                    });
-                }
-                let n = one_string(&vals).map_err(|m| Self::fn_err(path, name, m))?;
-                self.variable(n, path)
-            }
             "copyindex" => self.copy_index(&vals, path, name, env),
             "resourceid" => self.resource_id_fn(&vals, 2).map_err(|m| Self::fn_err(path, name, m)),
             "subscriptionresourceid" => self.resource_id_fn(&vals, 1).map_err(|m| Self::fn_err(path, name, m)),
@@ -663,10 +909,15 @@ impl Scope {
                 name,
                 "list*() functions (secrets of deployed resources) are not supported by this engine",
             )),
-            _ => match functions::call_pure(&lname, vals) {
+            _ => match functions::call_pure(&lname, vals, sizes, env.budget) {
                 None => Err(ArmError::UnknownFunction { path: path.to_string(), name: name.to_string() }),
                 Some(Ok(v)) => Ok(v),
-                Some(Err(m)) => Err(Self::fn_err(path, name, m)),
+                Some(Err(Failure::Invalid(m))) => Err(Self::fn_err(path, name, m)),
+                Some(Err(Failure::TooLarge(bytes))) => Err(limit(
+                    path,
+                    Exceeded::Size { what: format!("the result of {name}()"), bytes },
+                )),
+                Some(Err(Failure::Exhausted(e))) => Err(limit(path, e)),
             },
         }
     }
@@ -729,6 +980,7 @@ impl Scope {
             copy: Vec::new(),
             resolver: None,
             fn_args: Some(&args),
+            budget: env.budget,
         };
         let out = self.eval_value(&f.output, &format!("{}.output.value", f.path), &inner)?;
         if !f.output_type.matches(&out) {
@@ -951,6 +1203,225 @@ impl Scope {
             path: path.to_string(),
             resource_id: id,
         })
+    }
+}
+
+/// What a memo table holds for a parameter or variable.
+enum Lookup {
+    /// Resolved: a copy of the value and its size.
+    Found(Value, Size),
+    /// Being resolved: asking again is a circular reference.
+    Busy,
+    /// Not resolved yet; now marked as being resolved.
+    Absent,
+}
+
+/// Looks `key` up in a memo table, charging a copy of a resolved value to `budget`.
+#[inline(never)]
+fn lookup(
+    table: &Mutex<HashMap<String, Slot>>,
+    key: &str,
+    path: &str,
+    budget: &Budget,
+) -> Result<Lookup, ArmError> {
+    let mut t = lock(table);
+    match t.get(key) {
+        Some(Slot::Done(v, size)) => {
+            budget.charge(size.cost()).map_err(|e| limit(path, e))?;
+            Ok(Lookup::Found(v.clone(), *size))
+        }
+        Some(Slot::InProgress) => Ok(Lookup::Busy),
+        None => {
+            t.insert(key.to_string(), Slot::InProgress);
+            Ok(Lookup::Absent)
+        }
+    }
+}
+
+/// Records the outcome of resolving `key`: the value, or (after an error) nothing.
+#[inline(never)]
+fn store(
+    table: &Mutex<HashMap<String, Slot>>,
+    key: String,
+    result: &Result<(Value, Size), ArmError>,
+) {
+    match result {
+        Ok((v, size)) => {
+            lock(table).insert(key, Slot::Done(v.clone(), *size));
+        }
+        Err(_) => {
+            lock(table).remove(&key);
+        }
+    }
+}
+
+#[cold]
+fn circular_parameter(def: &ParameterDef) -> ArmError {
+    ArmError::CircularReference {
+        path: format!("parameters.{}.defaultValue", def.name),
+        chain: format!(
+            "parameter '{}' depends on itself through its default value",
+            def.name
+        ),
+    }
+}
+
+#[cold]
+fn circular_variable(decl: &str) -> ArmError {
+    ArmError::CircularReference {
+        path: format!("variables.{decl}"),
+        chain: format!("variable '{decl}' depends on itself"),
+    }
+}
+
+/// A scalar of the template as written, and its size.
+#[inline(never)]
+fn scalar(v: &Value) -> (Value, Size) {
+    (v.clone(), measure(v))
+}
+
+/// The truth of an `if()` condition: a bool, or the strings "true" and "false".
+#[inline(never)]
+fn condition(v: Value, name: &str, path: &str) -> Result<bool, ArmError> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(Scope::fn_err(
+            path,
+            name,
+            format!("the condition must be a bool, got {}", type_name(&other)),
+        )),
+    }
+}
+
+/// `parameters(name)` inside a user-defined function: one of its arguments.
+fn function_argument(args: &Map<String, Value>, name: &str, path: &str) -> Result<Value, ArmError> {
+    get_ci(args, name)
+        .cloned()
+        .ok_or_else(|| ArmError::UndefinedName {
+            path: path.to_string(),
+            kind: "function parameter",
+            name: name.to_string(),
+        })
+}
+
+/// `value.name`: the member of an object (by case-insensitive name).
+#[inline(never)]
+fn member(value: Value, name: &str, path: &str) -> Result<Value, ArmError> {
+    match value {
+        Value::Object(mut m) => {
+            let key = if m.contains_key(name) {
+                Some(name.to_string())
+            } else {
+                m.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+            };
+            match key.and_then(|k| m.swap_remove(&k)) {
+                Some(v) => Ok(v),
+                None => {
+                    let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+                    Err(ArmError::Access {
+                        path: path.to_string(),
+                        message: format!(
+                            "the object has no property '{name}' (properties: {})",
+                            if keys.is_empty() {
+                                "none".to_string()
+                            } else {
+                                keys.join(", ")
+                            }
+                        ),
+                    })
+                }
+            }
+        }
+        other => Err(ArmError::Access {
+            path: path.to_string(),
+            message: format!(
+                "cannot read property '{name}' of a value of type {}",
+                type_name(&other)
+            ),
+        }),
+    }
+}
+
+/// `value[index]`: an element of an array or a member of an object.
+#[inline(never)]
+fn element(value: Value, index: &Value, path: &str) -> Result<Value, ArmError> {
+    match (value, index) {
+        (Value::Array(mut a), Value::Number(n)) if n.is_i64() => {
+            let k = n.as_i64().unwrap_or(-1);
+            if k < 0 || k as usize >= a.len() {
+                return Err(ArmError::Access {
+                    path: path.to_string(),
+                    message: format!(
+                        "index {k} is out of range for an array of length {}",
+                        a.len()
+                    ),
+                });
+            }
+            Ok(a.swap_remove(k as usize))
+        }
+        (Value::Object(m), Value::String(k)) => {
+            member(Value::Object(m), k, path).map_err(|_| ArmError::Access {
+                path: path.to_string(),
+                message: format!("the object has no property '{k}'"),
+            })
+        }
+        (b, i) => Err(ArmError::Access {
+            path: path.to_string(),
+            message: format!(
+                "cannot index a value of type {} with a {}",
+                type_name(&b),
+                type_name(i)
+            ),
+        }),
+    }
+}
+
+/// Adds a member and `extra` bytes (its separator, an object member's name) to a growing array or
+/// object, failing as soon as the whole is too large.
+fn grow(
+    size: &mut Size,
+    member: Size,
+    extra: usize,
+    path: &str,
+    what: &str,
+) -> Result<(), ArmError> {
+    size.add(member, extra);
+    if size.bytes > MAX_VALUE_BYTES {
+        return Err(limit(
+            path,
+            Exceeded::Size {
+                what: what.to_string(),
+                bytes: size.bytes,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// An object member: its value and one node more for its entry in the map (as [`measure`] counts).
+fn member_entry(value: Size) -> Size {
+    Size {
+        nodes: value.nodes + 1,
+        ..value
+    }
+}
+
+/// The size of an array or object whose members were added with [`grow`]: the closing bracket
+/// (already counted for non-empty ones, as the last separator) and one level more.
+fn finish(mut size: Size, path: &str, what: &str) -> Result<Size, ArmError> {
+    size.bytes = size.bytes.max(2);
+    size.depth += 1;
+    size.check(|| what.to_string()).map_err(|e| limit(path, e))
+}
+
+/// How errors name a copy loop (output copies have no name).
+fn copy_loop_name(name: &str) -> String {
+    if name.is_empty() {
+        "the copy loop".to_string()
+    } else {
+        format!("the copy loop '{name}'")
     }
 }
 

@@ -80,6 +80,8 @@ pub(crate) fn parse(inner: &str) -> Result<Expr, SyntaxError> {
 }
 
 /// How deeply calls and index expressions may nest; deeper input is refused, not overflowed.
+/// Azure documents no limit (only 24,576 characters per expression); real expressions nest fewer
+/// than ten levels, and evaluation has its own recursion bound (`budget::MAX_EVAL_DEPTH`).
 const MAX_DEPTH: usize = 64;
 
 struct Parser {

@@ -1,6 +1,7 @@
 //! One or more tests for every template function, including edge cases and errors. Expressions
 //! are evaluated the way an output value is, against a small template and a fake resolver.
 
+use crate::budget::Budget;
 use crate::deployment::{DeploymentContext, ReferenceResolver};
 use crate::eval::{Env, Place, Scope};
 use crate::template::parse_template;
@@ -57,11 +58,13 @@ fn scope() -> Scope {
 
 fn ev(expr: &str) -> Result<Value, ArmError> {
     let s = scope();
+    let budget = Budget::new();
     let env = Env {
         place: Place::Output,
         copy: vec![("loop".into(), 2)],
         resolver: Some(&Fake),
         fn_args: None,
+        budget: &budget,
     };
     s.eval_string(expr, "outputs.test.value", &env)
 }
@@ -259,11 +262,13 @@ fn reference_via_resolver() {
 #[test]
 fn reference_is_refused_in_variables() {
     let s = scope();
+    let budget = Budget::new();
     let env = Env {
         place: Place::Variable,
         copy: vec![],
         resolver: Some(&Fake),
         fn_args: None,
+        budget: &budget,
     };
     let e = s
         .eval_string("[reference('vnet1')]", "variables.x", &env)
@@ -282,11 +287,13 @@ fn copy_index() {
     assert_eq!(ok("[copyIndex('loop', 10)]"), json!(12));
     assert!(err("[copyIndex('other')]").contains("no enclosing copy loop is named 'other'"));
     let s = scope();
+    let budget = Budget::new();
     let env = Env {
         place: Place::Output,
         copy: vec![],
         resolver: None,
         fn_args: None,
+        budget: &budget,
     };
     let e = s
         .eval_string("[copyIndex()]", "outputs.x.value", &env)

@@ -2,21 +2,83 @@
 //! numeric, comparison, conversion, encoding and hashing functions). Functions that need the
 //! deployment (parameters, variables, resourceId, reference, copyIndex, ...) live in `eval`.
 
+use crate::budget::{json_str_len, Budget, Exceeded, Size, MAX_VALUE_BYTES, NODE_BYTES};
 use crate::hash;
 use crate::json::type_name;
 use base64::Engine as _;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
-type R = Result<Value, String>;
+/// The most integers `range()` makes: Azure documents `count` as "non-negative integer up to
+/// 10000" (and `startIndex + count` at most 2147483647), "Array functions for ARM templates".
+const RANGE_COUNT: i64 = 10_000;
 
-/// Calls the pure function `name` (lower case). `None` if no such pure function exists.
-pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
+/// The longest string `padLeft()` pads to. Azure documents no bound; 16384 characters is far
+/// longer than any name or property a template pads, and keeps one call's result small.
+const PAD_LEFT_LENGTH: i64 = 16_384;
+
+/// The widest alignment (`{0,width}`) `format()` pads to. .NET accepts up to a million; no real
+/// template aligns wider than a line, and each format item stays small.
+const FORMAT_ALIGNMENT: u64 = 10_000;
+
+/// The most digits a `format()` precision (`{0:D5}`, `{0:N2}`) asks for. .NET accepts far more;
+/// an int has at most 19, so anything beyond padding a table column is a mistake.
+const FORMAT_DIGITS: usize = 1000;
+
+/// Why a pure function returned no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The arguments do not fit the function; the text says why.
+    Invalid(String),
+    /// The result would be at least this many bytes of JSON, more than [`MAX_VALUE_BYTES`]; the
+    /// function stopped before allocating it.
+    TooLarge(usize),
+    /// The evaluation's work budget ran out inside the function.
+    Exhausted(Exceeded),
+}
+
+impl From<Exceeded> for Failure {
+    fn from(e: Exceeded) -> Failure {
+        Failure::Exhausted(e)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Failure {
+        Failure::Invalid(m)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(m: &str) -> Failure {
+        Failure::Invalid(m.to_string())
+    }
+}
+
+type R = Result<Value, Failure>;
+
+/// Fails with [`Failure::TooLarge`] when a result of `bytes` bytes of JSON would be too large.
+fn room(bytes: usize) -> Result<(), Failure> {
+    if bytes > MAX_VALUE_BYTES {
+        Err(Failure::TooLarge(bytes))
+    } else {
+        Ok(())
+    }
+}
+
+/// Calls the pure function `name` (lower case) on arguments `a`, whose sizes are `sizes`. `None`
+/// if no such pure function exists. Functions whose result can be much larger than their
+/// arguments check its size before they build it; work that is not proportional to the size of
+/// the arguments and the result is charged to `budget`.
+pub(crate) fn call_pure(name: &str, a: Vec<Value>, sizes: &[Size], budget: &Budget) -> Option<R> {
+    debug_assert_eq!(a.len(), sizes.len());
     Some(match name {
-        "concat" => concat(a),
+        "concat" => concat(a, sizes),
         "format" => format_fn(a),
         "tolower" => arity(&a, 1, 1).and_then(|_| Ok(Value::String(s(&a, 0)?.to_lowercase()))),
         "toupper" => arity(&a, 1, 1).and_then(|_| Ok(Value::String(s(&a, 0)?.to_uppercase()))),
-        "split" => split(a),
+        "split" => split(a, budget),
         "first" => first_last(a, true),
         "last" => first_last(a, false),
         "equals" => arity(&a, 2, 2).map(|_| Value::Bool(a[0] == a[1])),
@@ -26,7 +88,7 @@ pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
         "true" => arity(&a, 0, 0).map(|_| Value::Bool(true)),
         "false" => arity(&a, 0, 0).map(|_| Value::Bool(false)),
         "null" => arity(&a, 0, 0).map(|_| Value::Null),
-        "json" => json_fn(a),
+        "json" => json_fn(a, budget),
         "uniquestring" => joined_strings(&a).map(|j| Value::String(hash::unique_string(&j))),
         "guid" => joined_strings(&a).map(|j| Value::String(hash::guid(&j))),
         "length" => length(a),
@@ -34,7 +96,10 @@ pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
         "contains" => contains(a),
         "union" => union(a),
         "intersection" => intersection(a),
-        "createarray" => Ok(Value::Array(a)),
+        "createarray" => {
+            room(2 + a.len().saturating_sub(1) + sizes.iter().map(|z| z.bytes).sum::<usize>())
+                .map(|_| Value::Array(a))
+        }
         "array" => arity(&a, 1, 1).map(|_| match a.into_iter().next() {
             Some(Value::Array(x)) => Value::Array(x),
             Some(other) => Value::Array(vec![other]),
@@ -103,22 +168,26 @@ pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
         "range" => range(a),
         "padleft" => pad_left(a),
         "base64" => arity(&a, 1, 1).and_then(|_| {
+            let text = s(&a, 0)?;
+            room(text.len().div_ceil(3) * 4 + 2)?;
             Ok(Value::String(
-                base64::engine::general_purpose::STANDARD.encode(s(&a, 0)?.as_bytes()),
+                base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
             ))
         }),
         "base64tostring" => base64_to_string(a),
         "uri" => uri(a),
-        "uricomponent" => arity(&a, 1, 1).and_then(|_| Ok(Value::String(uri_escape(s(&a, 0)?)))),
+        "uricomponent" => arity(&a, 1, 1).and_then(|_| Ok(Value::String(uri_escape(s(&a, 0)?)?))),
         "uricomponenttostring" => {
-            arity(&a, 1, 1).and_then(|_| uri_unescape(s(&a, 0)?).map(Value::String))
+            arity(&a, 1, 1).and_then(|_| Ok(Value::String(uri_unescape(s(&a, 0)?)?)))
         }
-        "datauri" => arity(&a, 1, 1).map(|_| {
+        "datauri" => arity(&a, 1, 1).and_then(|_| {
+            const PREFIX: &str = "data:text/plain;charset=utf8;base64,";
             let text = to_string(&a[0]);
-            Value::String(format!(
-                "data:text/plain;charset=utf8;base64,{}",
+            room(PREFIX.len() + text.len().div_ceil(3) * 4 + 2)?;
+            Ok(Value::String(format!(
+                "{PREFIX}{}",
                 base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
-            ))
+            )))
         }),
         "datauritostring" => data_uri_to_string(a),
         "join" => join(a),
@@ -127,23 +196,21 @@ pub(crate) fn call_pure(name: &str, a: Vec<Value>) -> Option<R> {
             Value::Object(m) => Ok(Value::Array(
                 m.keys().map(|k| Value::String(k.clone())).collect(),
             )),
-            other => Err(format!(
-                "argument 1 must be an object, got {}",
-                type_name(other)
-            )),
+            other => Err(format!("argument 1 must be an object, got {}", type_name(other)).into()),
         }),
         "tryget" => try_get(a),
         "extensionresourceid" => extension_resource_id(a),
-        "parsecidr" => arity(&a, 1, 1).and_then(|_| crate::cidr::parse_cidr(s(&a, 0)?)),
-        "cidrsubnet" => {
-            arity(&a, 3, 3).and_then(|_| crate::cidr::cidr_subnet(s(&a, 0)?, n(&a, 1)?, n(&a, 2)?))
+        "parsecidr" => arity(&a, 1, 1).and_then(|_| Ok(crate::cidr::parse_cidr(s(&a, 0)?)?)),
+        "cidrsubnet" => arity(&a, 3, 3)
+            .and_then(|_| Ok(crate::cidr::cidr_subnet(s(&a, 0)?, n(&a, 1)?, n(&a, 2)?)?)),
+        "cidrhost" => {
+            arity(&a, 2, 2).and_then(|_| Ok(crate::cidr::cidr_host(s(&a, 0)?, n(&a, 1)?)?))
         }
-        "cidrhost" => arity(&a, 2, 2).and_then(|_| crate::cidr::cidr_host(s(&a, 0)?, n(&a, 1)?)),
         _ => return None,
     })
 }
 
-fn arity(a: &[Value], min: usize, max: usize) -> Result<(), String> {
+fn arity(a: &[Value], min: usize, max: usize) -> Result<(), Failure> {
     if a.len() < min || a.len() > max {
         let want = if min == max {
             format!("{min}")
@@ -157,41 +224,44 @@ fn arity(a: &[Value], min: usize, max: usize) -> Result<(), String> {
         } else {
             "arguments"
         };
-        return Err(format!("expects {want} {plural}, got {}", a.len()));
+        return Err(format!("expects {want} {plural}, got {}", a.len()).into());
     }
     Ok(())
 }
 
-fn s(a: &[Value], i: usize) -> Result<&str, String> {
+fn s(a: &[Value], i: usize) -> Result<&str, Failure> {
     match &a[i] {
         Value::String(x) => Ok(x),
         other => Err(format!(
             "argument {} must be a string, got {}",
             i + 1,
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
-fn n(a: &[Value], i: usize) -> Result<i64, String> {
+fn n(a: &[Value], i: usize) -> Result<i64, Failure> {
     match &a[i] {
         Value::Number(x) if x.is_i64() => Ok(x.as_i64().unwrap_or_default()),
         other => Err(format!(
             "argument {} must be an int, got {}",
             i + 1,
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
-fn b(a: &[Value], i: usize) -> Result<bool, String> {
+fn b(a: &[Value], i: usize) -> Result<bool, Failure> {
     match &a[i] {
         Value::Bool(x) => Ok(*x),
         other => Err(format!(
             "argument {} must be a bool, got {}",
             i + 1,
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -208,41 +278,61 @@ pub(crate) fn to_string(v: &Value) -> String {
     }
 }
 
-fn concat(a: Vec<Value>) -> R {
+/// `concat()` of strings or of arrays. The result's size follows from the arguments' sizes, so it
+/// is checked before anything is copied.
+fn concat(a: Vec<Value>, sizes: &[Size]) -> R {
     if a.is_empty() {
         return Ok(Value::String(String::new()));
     }
     if a[0].is_array() {
-        let mut out = Vec::new();
-        for (i, v) in a.into_iter().enumerate() {
+        let mut elements = 0usize;
+        let mut bytes = 0usize;
+        for (i, (v, z)) in a.iter().zip(sizes).enumerate() {
             match v {
-                Value::Array(x) => out.extend(x),
+                Value::Array(x) => {
+                    elements += x.len();
+                    bytes += z.bytes.saturating_sub(2 + x.len().saturating_sub(1));
+                }
                 Value::Null => {}
                 other => {
                     return Err(format!(
                         "argument {} must be an array like the first one, got {}",
                         i + 1,
-                        type_name(&other)
-                    ))
+                        type_name(other)
+                    )
+                    .into())
                 }
+            }
+        }
+        room(2 + bytes + elements.saturating_sub(1))?;
+        let mut out = Vec::with_capacity(elements);
+        for v in a {
+            if let Value::Array(x) = v {
+                out.extend(x);
             }
         }
         return Ok(Value::Array(out));
     }
-    let mut out = String::new();
-    for (i, v) in a.iter().enumerate() {
-        match v {
-            Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => {
-                out.push_str(&to_string(v))
-            }
+    let mut bytes = 2usize;
+    for (i, (v, z)) in a.iter().zip(sizes).enumerate() {
+        bytes += match v {
+            Value::String(_) => z.bytes.saturating_sub(2),
+            Value::Number(_) | Value::Bool(_) => z.bytes,
+            Value::Null => 0,
             other => {
                 return Err(format!(
                     "argument {} must be a string (or int) like the first one, got {}",
                     i + 1,
                     type_name(other)
-                ))
+                )
+                .into())
             }
-        }
+        };
+    }
+    room(bytes)?;
+    let mut out = String::new();
+    for v in &a {
+        out.push_str(&to_string(v));
     }
     Ok(Value::String(out))
 }
@@ -270,7 +360,8 @@ fn format_fn(a: Vec<Value>) -> R {
                 return Err(format!(
                     "the format string has an unmatched '}}' at character {}",
                     i + 1
-                ))
+                )
+                .into())
             }
             '{' => {
                 let close = chars[i..].iter().position(|&c| c == '}').ok_or(format!(
@@ -301,9 +392,9 @@ fn format_fn(a: Vec<Value>) -> R {
                         .trim()
                         .parse()
                         .ok()
-                        .filter(|w: &i64| w.unsigned_abs() <= 10_000)
+                        .filter(|w: &i64| w.unsigned_abs() <= FORMAT_ALIGNMENT)
                         .ok_or(format!(
-                            "'{al}' is not a valid alignment (at most 10000 either way)"
+                            "'{al}' is not a valid alignment (at most {FORMAT_ALIGNMENT} either way)"
                         ))?;
                     let len = text.chars().count() as i64;
                     if w.abs() > len {
@@ -312,6 +403,7 @@ fn format_fn(a: Vec<Value>) -> R {
                     }
                 }
                 out.push_str(&text);
+                room(out.len() + 2)?;
                 i += close + 1;
             }
             c => {
@@ -336,9 +428,9 @@ fn format_one(v: &Value, spec: Option<&str>) -> Result<String, String> {
     let kind = spec.chars().next().unwrap_or('D');
     let digits: Option<usize> = spec[kind.len_utf8()..].parse().ok();
     let prec = if spec.len() > 1 { digits } else { None };
-    if prec.is_some_and(|p| p > 1000) {
+    if prec.is_some_and(|p| p > FORMAT_DIGITS) {
         return Err(format!(
-            "format spec '{spec}' asks for more than 1000 digits"
+            "format spec '{spec}' asks for more than {FORMAT_DIGITS} digits"
         ));
     }
     match kind {
@@ -384,7 +476,9 @@ fn format_one(v: &Value, spec: Option<&str>) -> Result<String, String> {
     }
 }
 
-fn split(a: Vec<Value>) -> R {
+/// `split()`. The parts are counted as they are cut, so a string of delimiters cannot become
+/// millions of strings; with several delimiters each comparison is work charged to `budget`.
+fn split(a: Vec<Value>, budget: &Budget) -> R {
     arity(&a, 2, 2)?;
     let input = s(&a, 0)?;
     let delims: Vec<String> = match &a[1] {
@@ -401,26 +495,61 @@ fn split(a: Vec<Value>) -> R {
             return Err(format!(
                 "argument 2 must be a string or an array of strings, got {}",
                 type_name(other)
-            ))
+            )
+            .into())
         }
     };
-    let delims: Vec<&String> = delims.iter().filter(|d| !d.is_empty()).collect();
+    let delims: Vec<&str> = delims
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(String::as_str)
+        .collect();
+    // the result: '[', then per part its JSON string and a ',' (one too many, for the ']')
+    let mut bytes = 1usize;
     let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut rest = input;
-    'outer: while !rest.is_empty() {
-        for d in &delims {
-            if let Some(after) = rest.strip_prefix(d.as_str()) {
-                parts.push(Value::String(std::mem::take(&mut cur)));
-                rest = after;
-                continue 'outer;
-            }
+    let mut push = |part: &str, parts: &mut Vec<Value>| -> Result<(), Failure> {
+        bytes += json_str_len(part) + 1;
+        room(bytes)?;
+        parts.push(Value::String(part.to_string()));
+        Ok(())
+    };
+    if let [only] = delims.as_slice() {
+        let parts_count = input.matches(only).count() + 1;
+        room(1 + parts_count * 3 + input.len() - parts_count.saturating_sub(1) * only.len())?;
+        budget.charge(
+            parts_count
+                .saturating_mul(NODE_BYTES)
+                .saturating_add(input.len()),
+        )?;
+        for part in input.split(only) {
+            push(part, &mut parts)?;
         }
-        let c = rest.chars().next().unwrap_or_default();
-        cur.push(c);
-        rest = &rest[c.len_utf8()..];
+        return Ok(Value::Array(parts));
     }
-    parts.push(Value::String(cur));
+    // several delimiters: at each position the first one (in argument order) that matches wins;
+    // only those starting with the byte at hand are tried
+    let mut by_first: HashMap<u8, Vec<&str>> = HashMap::new();
+    for d in &delims {
+        by_first.entry(d.as_bytes()[0]).or_default().push(d);
+    }
+    let mut start = 0;
+    let mut i = 0;
+    let bytes_in = input.as_bytes();
+    while i < input.len() {
+        let candidates = by_first.get(&bytes_in[i]).map_or(&[][..], Vec::as_slice);
+        budget.charge(1 + candidates.iter().map(|d| d.len()).sum::<usize>())?;
+        match candidates.iter().find(|d| input[i..].starts_with(**d)) {
+            Some(d) => {
+                budget.charge(NODE_BYTES + i - start)?;
+                push(&input[start..i], &mut parts)?;
+                i += d.len();
+                start = i;
+            }
+            None => i += 1,
+        }
+    }
+    budget.charge(NODE_BYTES + input.len() - start)?;
+    push(&input[start..], &mut parts)?;
     Ok(Value::Array(parts))
 }
 
@@ -442,7 +571,8 @@ fn first_last(a: Vec<Value>, first: bool) -> R {
         other => Err(format!(
             "argument 1 must be an array or a string, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -456,13 +586,22 @@ fn logic(a: Vec<Value>, all: bool) -> R {
     Ok(Value::Bool(acc))
 }
 
-fn json_fn(a: Vec<Value>) -> R {
+/// `json()`. Parsing can make a short text into many values (`[0,0,0,...]` holds one per two
+/// bytes), so their memory is charged to `budget` before parsing: at most one value per
+/// separator or opening bracket, plus the text.
+fn json_fn(a: Vec<Value>, budget: &Budget) -> R {
     arity(&a, 1, 1)?;
     let text = s(&a, 0)?;
-    serde_json::from_str::<Value>(text).map_err(|e| format!("argument 1 is not valid JSON: {e}"))
+    let nodes = 1 + text
+        .bytes()
+        .filter(|b| matches!(b, b',' | b'[' | b'{'))
+        .count();
+    budget.charge(nodes.saturating_mul(NODE_BYTES).saturating_add(text.len()))?;
+    serde_json::from_str::<Value>(text)
+        .map_err(|e| format!("argument 1 is not valid JSON: {e}").into())
 }
 
-fn joined_strings(a: &[Value]) -> Result<String, String> {
+fn joined_strings(a: &[Value]) -> Result<String, Failure> {
     arity(a, 1, usize::MAX)?;
     let mut parts = Vec::new();
     for i in 0..a.len() {
@@ -480,7 +619,8 @@ fn length(a: Vec<Value>) -> R {
         other => Err(format!(
             "argument 1 must be a string, array or object, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -494,7 +634,8 @@ fn empty(a: Vec<Value>) -> R {
         other => Err(format!(
             "argument 1 must be a string, array, object or null, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -508,7 +649,8 @@ fn contains(a: Vec<Value>) -> R {
             other => Err(format!(
                 "argument 2 must be a string when searching a string, got {}",
                 type_name(other)
-            )),
+            )
+            .into()),
         },
         Value::Array(x) => Ok(Value::Bool(x.contains(&a[1]))),
         Value::Object(m) => match &a[1] {
@@ -516,18 +658,29 @@ fn contains(a: Vec<Value>) -> R {
             other => Err(format!(
                 "argument 2 must be a string (a property name), got {}",
                 type_name(other)
-            )),
+            )
+            .into()),
         },
         other => Err(format!(
             "argument 1 must be a string, array or object, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
+/// Merges `from` into `into` as `union()` does for objects: names match ignoring case, nested
+/// objects merge, anything else is replaced. An index of lower-cased names keeps this linear.
 fn deep_merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    let mut names: HashMap<String, String> = HashMap::with_capacity(into.len());
+    for k in into.keys() {
+        names
+            .entry(k.to_ascii_lowercase())
+            .or_insert_with(|| k.clone());
+    }
     for (k, v) in from {
-        let existing = into.keys().find(|x| x.eq_ignore_ascii_case(k)).cloned();
+        let lower = k.to_ascii_lowercase();
+        let existing = names.get(&lower).cloned();
         match (existing.as_ref().and_then(|e| into.get_mut(e)), v) {
             (Some(Value::Object(dst)), Value::Object(src)) => deep_merge(dst, src),
             _ => {
@@ -535,8 +688,74 @@ fn deep_merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
                     into.remove(&e);
                 }
                 into.insert(k.clone(), v.clone());
+                names.insert(lower, k.clone());
             }
         }
+    }
+}
+
+/// Feeds `v` to `h` so that equal values (`==`, object members in any order) hash alike.
+fn hash_value(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => {
+            2u8.hash(h);
+            if let Some(u) = n.as_u64() {
+                (0u8, u).hash(h);
+            } else if let Some(i) = n.as_i64() {
+                (1u8, i).hash(h);
+            } else {
+                let f = n.as_f64().unwrap_or_default();
+                (2u8, if f == 0.0 { 0 } else { f.to_bits() }).hash(h);
+            }
+        }
+        Value::String(x) => (3u8, x).hash(h),
+        Value::Array(a) => {
+            (4u8, a.len()).hash(h);
+            a.iter().for_each(|x| hash_value(x, h));
+        }
+        Value::Object(m) => {
+            (5u8, m.len()).hash(h);
+            let mut members = 0u64;
+            for (k, x) in m {
+                let mut eh = std::collections::hash_map::DefaultHasher::new();
+                k.hash(&mut eh);
+                hash_value(x, &mut eh);
+                members = members.wrapping_add(eh.finish());
+            }
+            members.hash(h);
+        }
+    }
+}
+
+/// A set of values with linear-time membership, for `union()` and `intersection()` of arrays.
+#[derive(Default)]
+struct ValueSet<'a> {
+    buckets: HashMap<u64, Vec<&'a Value>>,
+}
+
+impl<'a> ValueSet<'a> {
+    fn key(v: &Value) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        hash_value(v, &mut h);
+        h.finish()
+    }
+
+    fn contains(&self, v: &Value) -> bool {
+        self.buckets
+            .get(&Self::key(v))
+            .is_some_and(|b| b.contains(&v))
+    }
+
+    /// Adds `v`; false if an equal value was there already.
+    fn insert(&mut self, v: &'a Value) -> bool {
+        let bucket = self.buckets.entry(Self::key(v)).or_default();
+        if bucket.contains(&v) {
+            return false;
+        }
+        bucket.push(v);
+        true
     }
 }
 
@@ -554,7 +773,8 @@ fn union(a: Vec<Value>) -> R {
                             "argument {} must be an object like the first one, got {}",
                             i + 1,
                             type_name(other)
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
@@ -562,11 +782,12 @@ fn union(a: Vec<Value>) -> R {
         }
         Value::Array(_) => {
             let mut out: Vec<Value> = Vec::new();
+            let mut seen = ValueSet::default();
             for (i, v) in a.iter().enumerate() {
                 match v {
                     Value::Array(x) => {
                         for item in x {
-                            if !out.contains(item) {
+                            if seen.insert(item) {
                                 out.push(item.clone());
                             }
                         }
@@ -577,7 +798,8 @@ fn union(a: Vec<Value>) -> R {
                             "argument {} must be an array like the first one, got {}",
                             i + 1,
                             type_name(other)
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
@@ -586,7 +808,8 @@ fn union(a: Vec<Value>) -> R {
         other => Err(format!(
             "argument 1 must be an array or an object, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -603,7 +826,8 @@ fn intersection(a: Vec<Value>) -> R {
                             "argument {} must be an object like the first one, got {}",
                             i + 1,
                             type_name(other)
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
@@ -625,13 +849,25 @@ fn intersection(a: Vec<Value>) -> R {
                             "argument {} must be an array like the first one, got {}",
                             i + 1,
                             type_name(other)
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
+            let sets: Vec<ValueSet> = others
+                .iter()
+                .map(|o| {
+                    let mut set = ValueSet::default();
+                    o.iter().for_each(|x| {
+                        set.insert(x);
+                    });
+                    set
+                })
+                .collect();
             let mut out: Vec<Value> = Vec::new();
+            let mut seen = ValueSet::default();
             for item in first {
-                if others.iter().all(|o| o.contains(item)) && !out.contains(item) {
+                if sets.iter().all(|set| set.contains(item)) && seen.insert(item) {
                     out.push(item.clone());
                 }
             }
@@ -640,7 +876,8 @@ fn intersection(a: Vec<Value>) -> R {
         other => Err(format!(
             "argument 1 must be an array or an object, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -649,7 +886,8 @@ fn create_object(a: Vec<Value>) -> R {
         return Err(format!(
             "expects key/value pairs (an even number of arguments), got {}",
             a.len()
-        ));
+        )
+        .into());
     }
     let mut out = Map::new();
     for pair in a.chunks(2) {
@@ -657,7 +895,7 @@ fn create_object(a: Vec<Value>) -> R {
             Value::String(k) => {
                 out.insert(k.clone(), pair[1].clone());
             }
-            other => return Err(format!("keys must be strings, got {}", type_name(other))),
+            other => return Err(format!("keys must be strings, got {}", type_name(other)).into()),
         }
     }
     Ok(Value::Object(out))
@@ -666,10 +904,7 @@ fn create_object(a: Vec<Value>) -> R {
 fn items(a: Vec<Value>) -> R {
     arity(&a, 1, 1)?;
     let Value::Object(m) = &a[0] else {
-        return Err(format!(
-            "argument 1 must be an object, got {}",
-            type_name(&a[0])
-        ));
+        return Err(format!("argument 1 must be an object, got {}", type_name(&a[0])).into());
     };
     let mut keys: Vec<&String> = m.keys().collect();
     keys.sort_by_key(|k| k.to_ascii_lowercase());
@@ -687,16 +922,17 @@ fn int_fn(a: Vec<Value>) -> R {
         Value::Number(x) => x
             .as_f64()
             .map(|f| Value::from(f.trunc() as i64))
-            .ok_or("not a number".into()),
+            .ok_or_else(|| "not a number".into()),
         Value::String(x) => x
             .trim()
             .parse::<i64>()
             .map(Value::from)
-            .map_err(|_| format!("'{x}' cannot be converted to an int")),
+            .map_err(|_| format!("'{x}' cannot be converted to an int").into()),
         other => Err(format!(
             "argument 1 must be a string or an int, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -706,20 +942,21 @@ fn bool_fn(a: Vec<Value>) -> R {
         Value::Bool(_) => Ok(a[0].clone()),
         Value::String(x) if x.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
         Value::String(x) if x.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
-        Value::String(x) => Err(format!(
-            "'{x}' cannot be converted to a bool (expected 'true' or 'false')"
-        )),
+        Value::String(x) => {
+            Err(format!("'{x}' cannot be converted to a bool (expected 'true' or 'false')").into())
+        }
         Value::Number(x) if x.is_i64() => Ok(Value::Bool(x.as_i64() != Some(0))),
         other => Err(format!(
             "argument 1 must be a string, int or bool, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
 fn arith(a: Vec<Value>, f: impl Fn(i64, i64) -> Result<i64, String>) -> R {
     arity(&a, 2, 2)?;
-    f(n(&a, 0)?, n(&a, 1)?).map(Value::from)
+    Ok(Value::from(f(n(&a, 0)?, n(&a, 1)?)?))
 }
 
 fn min_max(a: Vec<Value>, min: bool) -> R {
@@ -752,7 +989,8 @@ fn compare(a: Vec<Value>, f: impl Fn(std::cmp::Ordering) -> bool) -> R {
             "both arguments must be ints or both strings, got {} and {}",
             type_name(x),
             type_name(y)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -769,13 +1007,15 @@ fn substring(a: Vec<Value>) -> R {
         return Err(format!(
             "start index {start} is outside the string (length {})",
             chars.len()
-        ));
+        )
+        .into());
     }
     if len < 0 || start + len > chars.len() as i64 {
         return Err(format!(
             "length {len} from index {start} goes past the end of the string (length {})",
             chars.len()
-        ));
+        )
+        .into());
     }
     Ok(Value::String(
         chars[start as usize..(start + len) as usize]
@@ -789,6 +1029,10 @@ fn replace(a: Vec<Value>) -> R {
     let (x, old, new) = (s(&a, 0)?, s(&a, 1)?, s(&a, 2)?);
     if old.is_empty() {
         return Err("the string to replace (argument 2) must not be empty".into());
+    }
+    if new.len() > old.len() {
+        let grown = x.matches(old).count().saturating_mul(new.len() - old.len());
+        room(x.len().saturating_add(grown).saturating_add(2))?;
     }
     Ok(Value::String(x.replace(old, new)))
 }
@@ -821,7 +1065,8 @@ fn index_of(a: Vec<Value>, last: bool) -> R {
         other => Err(format!(
             "argument 1 must be a string or an array, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
@@ -849,15 +1094,16 @@ fn take_skip(a: Vec<Value>, take: bool) -> R {
         other => Err(format!(
             "argument 1 must be an array or a string, got {}",
             type_name(other)
-        )),
+        )
+        .into()),
     }
 }
 
 fn range(a: Vec<Value>) -> R {
     arity(&a, 2, 2)?;
     let (start, count) = (n(&a, 0)?, n(&a, 1)?);
-    if !(0..=10_000).contains(&count) {
-        return Err(format!("count {count} must be between 0 and 10000"));
+    if !(0..=RANGE_COUNT).contains(&count) {
+        return Err(format!("count {count} must be between 0 and {RANGE_COUNT}").into());
     }
     if start
         .checked_add(count)
@@ -879,12 +1125,13 @@ fn pad_left(a: Vec<Value>) -> R {
             return Err(format!(
                 "argument 1 must be a string or an int, got {}",
                 type_name(other)
-            ))
+            )
+            .into())
         }
     };
     let total = n(&a, 1)?;
-    if !(0..=16_384).contains(&total) {
-        return Err(format!("total length {total} must be between 0 and 16384"));
+    if !(0..=PAD_LEFT_LENGTH).contains(&total) {
+        return Err(format!("total length {total} must be between 0 and {PAD_LEFT_LENGTH}").into());
     }
     let pad = if a.len() == 3 {
         let p = s(&a, 2)?;
@@ -894,7 +1141,8 @@ fn pad_left(a: Vec<Value>) -> R {
             _ => {
                 return Err(format!(
                     "the padding character must be exactly one character, got '{p}'"
-                ))
+                )
+                .into())
             }
         }
     } else {
@@ -950,16 +1198,21 @@ fn uri(a: Vec<Value>) -> R {
     Ok(Value::String(out))
 }
 
-fn uri_escape(x: &str) -> String {
-    let mut out = String::new();
+/// Percent-encodes everything but unreserved characters; each other byte becomes three, so the
+/// size is checked first.
+fn uri_escape(x: &str) -> Result<String, Failure> {
+    let kept = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~');
+    let escaped = x.bytes().filter(|&b| !kept(b)).count();
+    room(x.len() + 2 * escaped + 2)?;
+    let mut out = String::with_capacity(x.len() + 2 * escaped);
     for byte in x.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+        if kept(byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
         }
     }
-    out
+    Ok(out)
 }
 
 fn uri_unescape(x: &str) -> Result<String, String> {
@@ -1001,32 +1254,48 @@ fn data_uri_to_string(a: Vec<Value>) -> R {
             .map(Value::String)
             .map_err(|_| "the decoded bytes are not UTF-8 text".into())
     } else {
-        uri_unescape(data).map(Value::String)
+        Ok(Value::String(uri_unescape(data)?))
     }
 }
 
 fn join(a: Vec<Value>) -> R {
     arity(&a, 2, 2)?;
     let Value::Array(items) = &a[0] else {
-        return Err(format!(
-            "argument 1 must be an array, got {}",
-            type_name(&a[0])
-        ));
+        return Err(format!("argument 1 must be an array, got {}", type_name(&a[0])).into());
     };
     let delim = s(&a, 1)?;
     let mut parts = Vec::with_capacity(items.len());
+    let mut len = delim.len().saturating_mul(items.len().saturating_sub(1));
     for (i, v) in items.iter().enumerate() {
         match v {
-            Value::String(_) | Value::Number(_) | Value::Bool(_) => parts.push(to_string(v)),
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                len = len.saturating_add(match v {
+                    Value::String(x) => x.len(),
+                    _ => to_string(v).len(),
+                });
+                parts.push(v);
+            }
             other => {
                 return Err(format!(
                     "element {i} of the array must be a string, int or bool, got {}",
                     type_name(other)
-                ))
+                )
+                .into())
             }
         }
     }
-    Ok(Value::String(parts.join(delim)))
+    room(len.saturating_add(2))?;
+    let mut out = String::with_capacity(len);
+    for (i, v) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(delim);
+        }
+        match v {
+            Value::String(x) => out.push_str(x),
+            other => out.push_str(&to_string(other)),
+        }
+    }
+    Ok(Value::String(out))
 }
 
 fn flatten(a: Vec<Value>) -> R {
@@ -1035,17 +1304,17 @@ fn flatten(a: Vec<Value>) -> R {
         return Err(format!(
             "argument 1 must be an array of arrays, got {}",
             type_name(&a[0])
-        ));
+        )
+        .into());
     };
     let mut out = Vec::new();
     for (i, v) in items.iter().enumerate() {
         match v {
             Value::Array(inner) => out.extend(inner.iter().cloned()),
             other => {
-                return Err(format!(
-                    "element {i} must be an array, got {}",
-                    type_name(other)
-                ))
+                return Err(
+                    format!("element {i} must be an array, got {}", type_name(other)).into(),
+                )
             }
         }
     }
@@ -1065,7 +1334,8 @@ fn try_get(a: Vec<Value>) -> R {
                     "argument {} must be a string or an int, got {}",
                     i + 1,
                     type_name(other)
-                ))
+                )
+                .into())
             }
         };
         match next {
@@ -1084,9 +1354,7 @@ fn extension_resource_id(a: Vec<Value>) -> R {
     }
     let base = strs[0].trim_end_matches('/');
     if !base.starts_with('/') {
-        return Err(format!(
-            "'{base}' is not a resource id (it must start with '/')"
-        ));
+        return Err(format!("'{base}' is not a resource id (it must start with '/')").into());
     }
     let ty = strs[1].trim_matches('/');
     let segs: Vec<&str> = ty.split('/').collect();
@@ -1096,7 +1364,8 @@ fn extension_resource_id(a: Vec<Value>) -> R {
             "resource type '{ty}' needs {} name segment(s), got {}",
             segs.len().saturating_sub(1),
             names.len()
-        ));
+        )
+        .into());
     }
     let mut out = format!("{base}/providers/{}", segs[0]);
     for (t, n) in segs[1..].iter().zip(&names) {

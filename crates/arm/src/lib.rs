@@ -8,6 +8,12 @@
 //! (`resources[3].properties.subnets[1].properties.addressPrefix: ...`), and securestring /
 //! secureObject values never appear in errors or `Debug` output.
 //!
+//! Evaluation is bounded, so a small template cannot exhaust memory, CPU or the stack: no value
+//! may exceed Azure's 4 MB (as JSON) or nest deeper than 128 levels, and each evaluation has a
+//! budget of work and of recursion depth. Functions whose result can outgrow their arguments
+//! check its size before they build it. Hitting a bound is [`ArmError::Limit`], naming the path
+//! and the expression.
+//!
 //! ```
 //! use arm::{parse_template, Deployment, DeploymentContext, Map, ReferenceResolver, Value};
 //!
@@ -46,6 +52,7 @@
 //! assert_eq!(deployment.outputs(&Deployed).unwrap()["ip"], "203.0.113.9");
 //! ```
 
+mod budget;
 mod cidr;
 mod deployment;
 mod error;
