@@ -61,25 +61,29 @@ pub fn explain(r: &gateway::status::ConnectionReport) -> Option<String> {
             "negotiating with the peer gateway {peer} (IKE in progress)"
         ));
     };
-    let retrying = if r.state == "connecting" {
-        "; retrying"
-    } else {
-        ""
+    let retrying = match (r.state.as_str(), r.retry_in_ms) {
+        ("connecting", Some(ms)) => format!(
+            "; next attempt in {:.1}s (failed {} time(s) in a row)",
+            ms as f64 / 1000.0,
+            r.consecutive_failures
+        ),
+        ("connecting", None) => "; retrying".to_string(),
+        _ => String::new(),
     };
     Some(if err.starts_with("AUTHENTICATION_FAILED") {
         format!(
-            "pre-shared key mismatch (AUTHENTICATION_FAILED): the sharedKey of this connection and the peer's ({peer}) differ, or the peer expects another identity. Gateway: {err}"
+            "pre-shared key mismatch (AUTHENTICATION_FAILED): the sharedKey of this connection and the peer's ({peer}) differ, or the peer expects another identity. Gateway: {err}{retrying}"
         )
     } else if err.starts_with("NO_PROPOSAL_CHOSEN") {
-        format!("IPsec/IKE policy mismatch (NO_PROPOSAL_CHOSEN) with {peer}: no proposal is acceptable to both sides; check ipsecPolicies on both connections. {err}")
+        format!("IPsec/IKE policy mismatch (NO_PROPOSAL_CHOSEN) with {peer}: no proposal is acceptable to both sides; check ipsecPolicies on both connections. {err}{retrying}")
     } else if err.starts_with("TS_UNACCEPTABLE") {
-        format!("traffic-selector mismatch (TS_UNACCEPTABLE) with {peer}: the address spaces the two sides configured for each other differ. {err}")
+        format!("traffic-selector mismatch (TS_UNACCEPTABLE) with {peer}: the address spaces the two sides configured for each other differ. {err}{retrying}")
     } else if err.starts_with("peer unreachable") {
         format!("peer gateway {peer} unreachable: no answer to IKE (is its gateway running, and UDP 500/4500 reachable?){retrying}")
     } else if err.starts_with("dead peer detection") {
         format!("peer gateway {peer} stopped answering: dead peer detection timed out{retrying}")
     } else if err.contains("deleted by peer") {
-        format!("the peer gateway {peer} closed the tunnel (IKE SA deleted by peer, e.g. it was stopped or reconfigured)")
+        format!("the peer gateway {peer} closed the tunnel (IKE SA deleted by peer, e.g. it was stopped or reconfigured){retrying}")
     } else {
         format!("{err}{retrying}")
     })

@@ -859,6 +859,7 @@ impl Gateway {
                         .and_then(|s| s.next_attempt)
                         .map(|t| t.saturating_duration_since(now).as_millis() as u64),
                     consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
+                    selector_warning: st.and_then(|s| s.selector_warning.clone()),
                 }
             })
             .collect();

@@ -120,6 +120,10 @@ pub struct ConnectionReport {
     /// Times it went down in a row since it was last up (the back-off grows with them).
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// The peer narrowed the traffic selectors and part of ours is not tunneled: both
+    /// selector sets and what is left out (traffic there is dropped as `uncovered`).
+    #[serde(default)]
+    pub selector_warning: Option<String>,
 }
 
 /// Why the status could not be fetched.
@@ -305,6 +309,9 @@ pub fn render(s: &GatewayStatus) -> String {
         if let Some(e) = &c.last_error {
             let _ = writeln!(o, "  last error: {e}");
         }
+        if let Some(w) = &c.selector_warning {
+            let _ = writeln!(o, "  warning: {w} ({} packets dropped)", c.drops.uncovered);
+        }
         if let Some(ms) = c.retry_in_ms {
             let _ = writeln!(
                 o,
@@ -439,6 +446,7 @@ mod tests {
                 last_failed_attempt: Some("NO_PROPOSAL_CHOSEN: test".into()),
                 retry_in_ms: None,
                 consecutive_failures: 0,
+                selector_warning: None,
             }],
             drops: DropCounters::default(),
             ike_dropped: 0,
