@@ -6,6 +6,7 @@
 //! skip) when a namespace cannot be created.
 
 pub mod gw;
+pub mod hostile;
 pub mod lifecycle;
 pub mod netns;
 pub mod process;

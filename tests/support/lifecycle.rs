@@ -244,6 +244,16 @@ pub fn send_udp_raw(
     to: SocketAddr,
     datagrams: &[Vec<u8>],
 ) -> Result<()> {
+    send_udp_raw_in(ns.name(), from, to, datagrams)
+}
+
+/// [`send_udp_raw`] inside the namespace named `netns` (e.g. a lab's internet).
+pub fn send_udp_raw_in(
+    netns: &str,
+    from: SocketAddr,
+    to: SocketAddr,
+    datagrams: &[Vec<u8>],
+) -> Result<()> {
     let hex: Vec<String> = datagrams
         .iter()
         .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
@@ -263,7 +273,8 @@ for line in sys.stdin:
                      socket.inet_aton(src), socket.inet_aton(dst))
     s.sendto(ip + udp, (dst, 0))
 "#;
-    let mut c = ns.command("python3");
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", netns, "python3"]);
     c.args([
         "-c",
         script,

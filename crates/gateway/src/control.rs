@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Clients served at the same time; more are answered "busy" and closed at once.
-pub const MAX_CLIENTS: usize = 16;
+pub const MAX_CLIENTS: usize = 64;
 /// How long a client may take to send its command.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a client may take to read the answer.
