@@ -38,6 +38,7 @@ fn strongswan_behind_nat_to_hybridnet_responder() {
             esp_proposals: esp.into(),
             psk: psk.clone(),
             start_action: "none".into(),
+            ..SwanConn::default()
         })
         .expect("swanctl load");
     charon

@@ -73,6 +73,7 @@ pub fn swan_b(psk: &str, start: bool, ike: &str, esp: &str) -> SwanConn {
         esp_proposals: esp.into(),
         psk: psk.into(),
         start_action: if start { "start" } else { "none" }.into(),
+        ..SwanConn::default()
     }
 }
 

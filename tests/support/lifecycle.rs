@@ -522,3 +522,158 @@ pub fn rekeying_pair(
         bytes,
     }
 }
+
+/// An nftables rule in `ns` that drops our IKE CREATE_CHILD_SA *responses* on UDP 4500 (the
+/// non-ESP marker, exchange type 36, the response flag): the lost answer to a peer's rekey.
+/// [`DropOnce::wait_dropped`] removes it as soon as it dropped one, so the peer's
+/// retransmission gets through.
+pub struct DropOnce<'a> {
+    ns: &'a Netns,
+    table: String,
+}
+
+impl<'a> DropOnce<'a> {
+    /// Installs the rule.
+    pub fn create_child_sa_response(ns: &'a Netns) -> Result<DropOnce<'a>> {
+        let table = format!("hn_drop_{}", unique_id());
+        let rules = format!(
+            "table inet {table} {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n  udp sport 4500 @th,64,32 0 @th,240,8 36 @th,248,8 & 0x20 == 0x20 counter drop\n }}\n}}\n"
+        );
+        let mut c = ns.command("nft");
+        c.args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().context("nft")?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(rules.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("nft: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(DropOnce { ns, table })
+    }
+
+    /// Packets the rule dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.ns
+            .exec_unchecked("nft", &["list", "table", "inet", &self.table])
+            .ok()
+            .and_then(|o| {
+                let t = String::from_utf8_lossy(&o.stdout).into_owned();
+                t.split("counter packets ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits up to `timeout` for the rule to drop a packet, then removes it at once; returns
+    /// when it dropped (or `None`).
+    pub fn wait_dropped(&self, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.dropped() > 0 {
+                let at = Instant::now();
+                self.remove();
+                return Some(at);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn remove(&self) {
+        let _ = self
+            .ns
+            .exec_unchecked("nft", &["delete", "table", "inet", &self.table]);
+    }
+}
+
+impl Drop for DropOnce<'_> {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// What [`rekey_with_lost_answer`] saw.
+pub struct LostAnswer {
+    /// vm-a → vm-b (our outbound) probe.
+    pub a_to_b: crate::traffic::GapReport,
+    /// vm-b → vm-a (our inbound) probe.
+    pub b_to_a: crate::traffic::GapReport,
+    /// Bytes the verified TCP stream carried.
+    pub stream_bytes: u64,
+    /// Our connection before and after.
+    pub ours: (gateway::status::ConnectionReport, gateway::status::ConnectionReport),
+    /// strongSwan's `--list-sas` at the end.
+    pub swan_sas: String,
+    /// Our gateway's status table at the end.
+    pub ours_text: String,
+}
+
+/// hybridnet on gw-a (initiates, long lifetimes) and strongSwan on gw-b, which rekeys per
+/// `timers`; under a verified TCP stream and UDP probes both ways (every 20 ms), our answer to
+/// strongSwan's first CREATE_CHILD_SA is dropped once (nftables), so only its retransmission
+/// gets through. Watches for `watch` after the drop.
+pub fn rekey_with_lost_answer(
+    tag: &str,
+    timers: crate::swan::SwanTimers,
+    watch: Duration,
+) -> LostAnswer {
+    use crate::gw::GatewayProc;
+    use crate::swan::Charon;
+    use crate::traffic::GapProbe;
+    let net = crate::netns::TwoSites::new().expect("topology");
+    let scratch = crate::process::Scratch::new(tag, &net.id).unwrap();
+    let psk = crate::random_psk();
+    let (ike, esp) = ("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
+    let charon = Charon::start(&net.gw_b, &scratch.join("swan-b")).expect("charon");
+    let mut conn = crate::swan_b(&psk, false, ike, esp);
+    conn.timers = timers;
+    charon.load(&conn).expect("swanctl load");
+    let a = GatewayProc::start(
+        &net.gw_a,
+        &scratch.path,
+        "gw-a",
+        &crate::hybridnet_a(&psk, true, &[ike], &[esp]).to_toml(),
+    )
+    .expect("gw-a");
+    let before = a
+        .wait_established("site-b", Duration::from_secs(20))
+        .unwrap();
+    charon
+        .wait_child_installed(Duration::from_secs(10))
+        .unwrap();
+    crate::traffic::ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
+    let drop = DropOnce::create_child_sa_response(&net.gw_a).expect("nft rule");
+    let stream = Stream::start(&net.vm_b, addrs::VM_B, 5701, &net.vm_a, 1 << 20).expect("stream");
+    let ab = GapProbe::start(&net.vm_a, &net.vm_b, addrs::VM_B, 5702, Duration::from_millis(20))
+        .expect("probe a→b");
+    let ba = GapProbe::start(&net.vm_b, &net.vm_a, addrs::VM_A, 5703, Duration::from_millis(20))
+        .expect("probe b→a");
+    drop.wait_dropped(Duration::from_secs(40))
+        .unwrap_or_else(|| panic!("strongSwan never rekeyed:\n{}", charon.log()));
+    std::thread::sleep(watch);
+    let a_to_b = ab.finish().unwrap();
+    let b_to_a = ba.finish().unwrap();
+    let (_, stream_bytes) = stream.finish().unwrap_or_else(|e| {
+        panic!(
+            "stream across the rekey: {e:#}\n{}\n{}",
+            a.status_text(),
+            charon.list_sas()
+        )
+    });
+    let after = a.connection("site-b").unwrap();
+    LostAnswer {
+        a_to_b,
+        b_to_a,
+        stream_bytes,
+        ours: (before, after),
+        swan_sas: charon.list_sas(),
+        ours_text: a.status_text(),
+    }
+}

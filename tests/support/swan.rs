@@ -14,8 +14,8 @@ use std::time::Duration;
 pub const CHARON_LOAD: &str =
     "random nonce openssl sha1 sha2 hmac kdf gcm aes curve25519 kernel-libipsec kernel-netlink socket-default vici";
 
-/// One strongSwan connection named `site` with one child `net`.
-#[derive(Debug, Clone)]
+/// One strongSwan connection named `site` with one child `net` (and optionally more).
+#[derive(Debug, Clone, Default)]
 pub struct SwanConn {
     /// charon's own public address.
     pub local_addr: String,
@@ -37,6 +37,30 @@ pub struct SwanConn {
     pub psk: String,
     /// `none`, `start` or `trap`.
     pub start_action: String,
+    /// Timing overrides (strongSwan defaults of the lab when `None`).
+    pub timers: SwanTimers,
+    /// More children `(name, local_ts)` besides `net`, same remote selectors: a peer with one
+    /// child per subnet (what narrowing looks like from the other side).
+    pub more_children: Vec<(String, String)>,
+}
+
+/// strongSwan timers of [`SwanConn`], in its syntax (`"10s"`).
+#[derive(Debug, Clone, Default)]
+pub struct SwanTimers {
+    /// IKE SA `rekey_time` (default 4h).
+    pub ike_rekey: Option<String>,
+    /// Child SA `rekey_time` (default 1h).
+    pub child_rekey: Option<String>,
+    /// Child SA hard `life_time` (strongSwan: rekey_time + 10 % by default); setting it also
+    /// sets `rand_time = 0s`, so the rekey happens exactly at `child_rekey`.
+    pub child_life: Option<String>,
+    /// IKE SA hard lifetime after its rekey time, `over_time`; setting it also sets the IKE
+    /// SA's `rand_time = 0s`.
+    pub ike_over: Option<String>,
+    /// `dpd_delay` (default 30s).
+    pub dpd_delay: Option<String>,
+    /// Child `close_action` (strongSwan's default when `None`).
+    pub close_action: Option<String>,
 }
 
 /// A running charon in a namespace; stopped on drop.
@@ -149,6 +173,7 @@ swanctl {{
     /// Writes swanctl.conf for `conn` and loads it.
     pub fn load(&self, conn: &SwanConn) -> Result<()> {
         let path = self.dir.join("swanctl.conf");
+        let t = &conn.timers;
         std::fs::write(
             &path,
             format!(
@@ -158,8 +183,8 @@ swanctl {{
         local_addrs = {la}
         remote_addrs = {ra}
         proposals = {ike}
-        dpd_delay = 30s
-        rekey_time = 4h
+        dpd_delay = {dpd}
+        rekey_time = {ike_rekey}{ike_over}
         local {{
             auth = psk
             id = {lid}
@@ -176,8 +201,8 @@ swanctl {{
                 esp_proposals = {esp}
                 start_action = {sa}
                 dpd_action = clear
-                rekey_time = 1h
-            }}
+                rekey_time = {child_rekey}{child_life}{close}
+            }}{more}
         }}
     }}
 }}
@@ -199,6 +224,33 @@ secrets {{
                 esp = conn.esp_proposals,
                 sa = conn.start_action,
                 psk = conn.psk,
+                dpd = t.dpd_delay.as_deref().unwrap_or("30s"),
+                ike_rekey = t.ike_rekey.as_deref().unwrap_or("4h"),
+                ike_over = t
+                    .ike_over
+                    .as_ref()
+                    .map(|v| format!("\n        over_time = {v}\n        rand_time = 0s"))
+                    .unwrap_or_default(),
+                child_rekey = t.child_rekey.as_deref().unwrap_or("1h"),
+                child_life = t
+                    .child_life
+                    .as_ref()
+                    .map(|v| format!("\n                life_time = {v}\n                rand_time = 0s"))
+                    .unwrap_or_default(),
+                close = t
+                    .close_action
+                    .as_ref()
+                    .map(|v| format!("\n                close_action = {v}"))
+                    .unwrap_or_default(),
+                more = conn
+                    .more_children
+                    .iter()
+                    .map(|(name, lts)| format!(
+                        "\n            {name} {{\n                local_ts = {lts}\n                remote_ts = {rts}\n                mode = tunnel\n                esp_proposals = {esp}\n                start_action = none\n            }}",
+                        rts = conn.remote_ts,
+                        esp = conn.esp_proposals
+                    ))
+                    .collect::<String>(),
             ),
         )?;
         self.swanctl(&[

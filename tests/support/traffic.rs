@@ -210,3 +210,121 @@ pub fn tcp_server_mss(
         .join()
         .map_err(|_| anyhow::anyhow!("server panicked"))??
 }
+
+/// UDP probes sent from one namespace to another at a fixed interval; the receiver notes
+/// when each arrives, so an outage of one direction shows as the longest silence.
+pub struct GapProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sender: Option<std::thread::JoinHandle<Result<Result<u64>>>>,
+    receiver: Option<std::thread::JoinHandle<Result<Result<Vec<Instant>>>>>,
+    started: Instant,
+}
+
+/// What a [`GapProbe`] saw.
+#[derive(Debug, Clone)]
+pub struct GapReport {
+    /// Probes sent.
+    pub sent: u64,
+    /// Probes received.
+    pub received: u64,
+    /// The longest time without a probe arriving (from the first arrival on).
+    pub longest_gap: Duration,
+    /// How long after the start the longest gap began.
+    pub gap_at: Duration,
+}
+
+impl GapProbe {
+    /// Starts probing `to_ip:port` in `to` from `from`, one datagram every `interval`.
+    pub fn start(
+        from: &Netns,
+        to: &Netns,
+        to_ip: &str,
+        port: u16,
+        interval: Duration,
+    ) -> Result<GapProbe> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let addr: SocketAddr = format!("{to_ip}:{port}").parse()?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let st = stop.clone();
+        let receiver = to.run_in(move || -> Result<Vec<Instant>> {
+            let s = std::net::UdpSocket::bind(addr).with_context(|| format!("bind {addr}"))?;
+            s.set_read_timeout(Some(Duration::from_millis(50)))?;
+            ready_tx.send(()).ok();
+            let mut arrivals = Vec::new();
+            let mut buf = [0u8; 64];
+            while !st.load(Ordering::Relaxed) {
+                if s.recv(&mut buf).is_ok() {
+                    arrivals.push(Instant::now());
+                }
+            }
+            Ok(arrivals)
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("probe receiver did not start")?;
+        let st = stop.clone();
+        let sender = from.run_in(move || -> Result<u64> {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            let mut n = 0u64;
+            let start = Instant::now();
+            while !st.load(Ordering::Relaxed) {
+                let _ = s.send_to(&n.to_be_bytes(), addr);
+                n += 1;
+                let due = interval * n as u32;
+                if let Some(w) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(w);
+                }
+            }
+            Ok(n)
+        });
+        Ok(GapProbe {
+            stop,
+            sender: Some(sender),
+            receiver: Some(receiver),
+            started: Instant::now(),
+        })
+    }
+
+    /// Stops probing and reports.
+    pub fn finish(mut self) -> Result<GapReport> {
+        self.stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = self
+            .sender
+            .take()
+            .context("sender")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe sender panicked"))??
+            .context("probe sender")?;
+        let arrivals = self
+            .receiver
+            .take()
+            .context("receiver")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe receiver panicked"))??
+            .context("probe receiver")?;
+        let mut longest = Duration::ZERO;
+        let mut at = Duration::ZERO;
+        for w in arrivals.windows(2) {
+            let g = w[1] - w[0];
+            if g > longest {
+                longest = g;
+                at = w[0] - self.started;
+            }
+        }
+        Ok(GapReport {
+            sent,
+            received: arrivals.len() as u64,
+            longest_gap: longest,
+            gap_at: at,
+        })
+    }
+}
+
+impl Drop for GapProbe {
+    fn drop(&mut self) {
+        self.stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
