@@ -66,7 +66,10 @@ fn idle_control_clients_do_not_slow_the_tunnel() {
     stop.store(true, Ordering::Relaxed);
     let opened = idlers.join().unwrap();
     eprintln!("max RTT {quiet} ms quiet, {busy} ms with {opened} idle control clients; lab status in {status_took:?}");
-    assert!(busy < 100.0, "max RTT {busy} ms with idle control clients (quiet: {quiet} ms)");
+    assert!(
+        busy < 100.0,
+        "max RTT {busy} ms with idle control clients (quiet: {quiet} ms)"
+    );
     assert!(status_took < Duration::from_secs(3), "{status_took:?}");
     for s in status["sites"].as_array().unwrap() {
         for c in s["connections"].as_array().unwrap() {

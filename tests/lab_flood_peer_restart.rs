@@ -57,7 +57,10 @@ fn the_peer_reconnects_through_a_spoofed_half_open_flood() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let during = azure.status().unwrap();
-    assert!(during.half_open >= 16, "the flood filled the peer's share: {during:?}");
+    assert!(
+        during.half_open >= 16,
+        "the flood filled the peer's share: {during:?}"
+    );
     // the peer's gateway dies without a word and is started again by `lab up`
     // SAFETY: SIGKILL to the lab's gateway process, found by its record.
     assert_eq!(unsafe { libc::kill(stackhub.record.pid, libc::SIGKILL) }, 0);
@@ -88,6 +91,10 @@ fn the_peer_reconnects_through_a_spoofed_half_open_flood() {
     );
     assert!(up < Duration::from_secs(15), "back within seconds: {up:?}");
     assert!(after.cookies_sent > 0, "{after:?}");
-    assert!(after.half_open <= 64, "state stays bounded: {}", after.half_open);
+    assert!(
+        after.half_open <= 64,
+        "state stays bounded: {}",
+        after.half_open
+    );
     assert!(lab.ping("stackhub/vm1", "10.1.1.4"));
 }

@@ -71,7 +71,10 @@ fn twenty_thousand_hostile_datagrams_leave_log_memory_and_tunnel_bounded() {
         }
         total += batch.len();
         spoof_many(&lab.id, &batch).unwrap();
-        assert!(lab.ping("azure/vm1", "10.2.1.4"), "tunnel during round {round}");
+        assert!(
+            lab.ping("azure/vm1", "10.2.1.4"),
+            "tunnel during round {round}"
+        );
     }
     assert_eq!(total, 20_000);
     std::thread::sleep(Duration::from_secs(1));
@@ -93,7 +96,10 @@ fn twenty_thousand_hostile_datagrams_leave_log_memory_and_tunnel_bounded() {
         c.drops.total(),
         c.failed_attempts
     );
-    assert!(c.failed_attempts >= 4 * 20, "the peer's forged requests: {c:?}");
+    assert!(
+        c.failed_attempts >= 4 * 20,
+        "the peer's forged requests: {c:?}"
+    );
     assert_eq!(c.state, "established");
     assert!(lab.ping("stackhub/vm1", "10.1.1.4"));
     let status = lab.status();

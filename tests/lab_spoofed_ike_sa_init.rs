@@ -24,7 +24,8 @@ fn spoofed_unacceptable_ike_sa_init_leaves_the_tunnel_up() {
         for port in [500u16, 4500] {
             let mut dgrams = vec![];
             for k in 0..5u64 {
-                let m = unacceptable_ike_sa_init(0x0bad_0000_0000_0000 | (u64::from(port) << 8) | k);
+                let m =
+                    unacceptable_ike_sa_init(0x0bad_0000_0000_0000 | (u64::from(port) << 8) | k);
                 dgrams.push(if port == 500 {
                     m
                 } else {
@@ -47,7 +48,11 @@ fn spoofed_unacceptable_ike_sa_init_leaves_the_tunnel_up() {
         let st = g.status().unwrap();
         let (b, c) = (&before.connections[0], &st.connections[0]);
         assert_eq!(c.state, "established", "{c:?}");
-        assert_eq!((&c.ike_spi_i, &c.ike_spi_r), (&b.ike_spi_i, &b.ike_spi_r), "same IKE SA");
+        assert_eq!(
+            (&c.ike_spi_i, &c.ike_spi_r),
+            (&b.ike_spi_i, &b.ike_spi_r),
+            "same IKE SA"
+        );
         let spis = |r: &gateway::status::ConnectionReport| -> Vec<String> {
             r.child_sas.iter().map(|c| c.spi_in.clone()).collect()
         };

@@ -3,9 +3,9 @@
 //! traffic to the new SA as soon as we answered, although strongSwan did not have it: ~4 s of
 //! one-way blackhole. Now outbound stays on the old SA until strongSwan deletes it (after it
 //! got the retransmitted answer): no gap in either direction, and the stream is intact.
+use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
 use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
-use hybridnet_tests::assert_spis_match;
 use std::time::Duration;
 
 #[test]
@@ -41,7 +41,10 @@ fn a_lost_child_rekey_answer_leaves_no_gap() {
     }
     let (before, after) = &r.ours;
     let spi = |c: &gateway::status::ConnectionReport| {
-        c.child_sas.iter().find(|c| c.active).map(|c| c.spi_in.clone())
+        c.child_sas
+            .iter()
+            .find(|c| c.active)
+            .map(|c| c.spi_in.clone())
     };
     assert_ne!(spi(before), spi(after), "the Child SA was rekeyed");
     let theirs = SwanChildSa::parse(&r.swan_sas).expect("strongSwan child");

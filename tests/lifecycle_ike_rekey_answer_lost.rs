@@ -2,9 +2,9 @@
 //! drops exactly that datagram). Its retransmission about 4 s later is answered again from the
 //! old IKE SA; both sides end on the same new IKE SA, the Child SA carries on, and no
 //! direction of traffic has a gap.
+use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
 use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
-use hybridnet_tests::assert_spis_match;
 use std::time::Duration;
 
 #[test]

@@ -3,9 +3,9 @@
 //! the old SA expired on its side. Traffic may pause, but never longer than the
 //! retransmission interval in either direction, and the tunnel recovers by itself with the
 //! stream intact.
+use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
 use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
-use hybridnet_tests::assert_spis_match;
 use std::time::Duration;
 
 /// strongSwan's first retransmission timeout (`retransmit_timeout` 4 s).

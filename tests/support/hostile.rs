@@ -4,8 +4,8 @@
 use crate::lifecycle::send_udp_raw_in;
 use anyhow::{Context, Result};
 use ike::codec::{
-    exchange, flags, transform_type, Header, KePayload, Message, Payload, PayloadBody,
-    ProposalSub, SaPayload, Transform,
+    exchange, flags, transform_type, Header, KePayload, Message, Payload, PayloadBody, ProposalSub,
+    SaPayload, Transform,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -140,7 +140,14 @@ for line in sys.stdin:
     s.sendto(ip + udp, (dst, 0))
 "#;
     let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &format!("hn-{id}-internet"), "python3", "-c", script])
+        .args([
+            "netns",
+            "exec",
+            &format!("hn-{id}-internet"),
+            "python3",
+            "-c",
+            script,
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -10,6 +10,7 @@ pub mod hostile;
 pub mod lifecycle;
 pub mod netns;
 pub mod process;
+pub mod restart;
 pub mod swan;
 pub mod traffic;
 

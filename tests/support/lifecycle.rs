@@ -608,7 +608,10 @@ pub struct LostAnswer {
     /// Bytes the verified TCP stream carried.
     pub stream_bytes: u64,
     /// Our connection before and after.
-    pub ours: (gateway::status::ConnectionReport, gateway::status::ConnectionReport),
+    pub ours: (
+        gateway::status::ConnectionReport,
+        gateway::status::ConnectionReport,
+    ),
     /// strongSwan's `--list-sas` at the end.
     pub swan_sas: String,
     /// Our gateway's status table at the end.
@@ -651,10 +654,22 @@ pub fn rekey_with_lost_answer(
     crate::traffic::ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     let drop = DropOnce::create_child_sa_response(&net.gw_a).expect("nft rule");
     let stream = Stream::start(&net.vm_b, addrs::VM_B, 5701, &net.vm_a, 1 << 20).expect("stream");
-    let ab = GapProbe::start(&net.vm_a, &net.vm_b, addrs::VM_B, 5702, Duration::from_millis(20))
-        .expect("probe a→b");
-    let ba = GapProbe::start(&net.vm_b, &net.vm_a, addrs::VM_A, 5703, Duration::from_millis(20))
-        .expect("probe b→a");
+    let ab = GapProbe::start(
+        &net.vm_a,
+        &net.vm_b,
+        addrs::VM_B,
+        5702,
+        Duration::from_millis(20),
+    )
+    .expect("probe a→b");
+    let ba = GapProbe::start(
+        &net.vm_b,
+        &net.vm_a,
+        addrs::VM_A,
+        5703,
+        Duration::from_millis(20),
+    )
+    .expect("probe b→a");
     drop.wait_dropped(Duration::from_secs(40))
         .unwrap_or_else(|| panic!("strongSwan never rekeyed:\n{}", charon.log()));
     std::thread::sleep(watch);

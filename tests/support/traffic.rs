@@ -288,8 +288,7 @@ impl GapProbe {
 
     /// Stops probing and reports.
     pub fn finish(mut self) -> Result<GapReport> {
-        self.stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let sent = self
             .sender
             .take()
@@ -324,7 +323,6 @@ impl GapProbe {
 
 impl Drop for GapProbe {
     fn drop(&mut self) {
-        self.stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -896,6 +896,26 @@ impl DataPath {
         v.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// The remote address ranges the active Child SAs of a connection cover.
+    pub fn covered_remote(&self, conn: usize) -> Vec<(IpAddr, IpAddr)> {
+        let ip = |v6: bool, a: u128| {
+            if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::from(a))
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::from(a as u32))
+            }
+        };
+        let mut out: Vec<(IpAddr, IpAddr)> = self
+            .routes
+            .iter()
+            .filter(|r| r.conn == conn)
+            .map(|r| (ip(r.range.v6, r.range.start), ip(r.range.v6, r.range.end)))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Number of installed Child SAs.
     pub fn child_count(&self) -> usize {
         self.by_spi.len()

@@ -109,7 +109,7 @@ pub struct Gateway {
     control: ControlServer,
     signals: OwnedFd,
     started: Instant,
-    routes: Vec<ipnet::IpNet>,
+    routes: Vec<tun::GwRoute>,
     rx: Vec<u8>,
     tx: Vec<u8>,
     /// Whether UDP GSO works on the path (cleared after the first refusal).
@@ -324,8 +324,9 @@ impl Gateway {
             let prefixes = gw.cfg.connections[i].remote_prefixes.clone();
             gw.dp.set_configured_prefixes(i, &prefixes);
             for p in prefixes {
-                if !gw.routes.contains(&p) {
-                    if let Err(cause) = tun::add_route(&p, gw.tun.name()) {
+                let r = tun::GwRoute::Tun(p);
+                if !gw.routes.contains(&r) {
+                    if let Err(cause) = r.add(gw.tun.name()) {
                         gw.remove_routes();
                         return Err(GatewayError::Route {
                             prefix: p.to_string(),
@@ -333,7 +334,7 @@ impl Gateway {
                             cause,
                         });
                     }
-                    gw.routes.push(p);
+                    gw.routes.push(r);
                 }
             }
         }
@@ -895,6 +896,7 @@ impl Gateway {
     /// Once a second: NAT keepalives for connections behind NAT, and the ESP destination
     /// moved to where the IKE SA now talks (a peer whose NAT mapping or address changed).
     fn upkeep(&mut self, now: Instant) {
+        self.sync_routes();
         for st in self.endpoint.status() {
             let Some(i) = self.conn_index(st.conn) else {
                 continue;
@@ -1029,40 +1031,78 @@ impl Gateway {
         }
     }
 
-    /// Makes the TUN routes match the live connections' remote prefixes.
-    fn sync_routes(&mut self) {
-        let want: Vec<ipnet::IpNet> = self
-            .cfg
-            .connections
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.retired.contains(i))
-            .flat_map(|(_, c)| c.remote_prefixes.iter().copied())
+    /// The routes the live connections want: their remote prefixes into the TUN device;
+    /// for a connection whose peer narrowed the selectors (and refused more Child SAs), only
+    /// what its Child SAs cover goes into the tunnel and the rest of its prefixes is
+    /// refused with ICMP (a prohibit route), never dropped silently.
+    fn wanted_routes(&self) -> Vec<tun::GwRoute> {
+        let narrowed: std::collections::HashSet<ConnectionId> = self
+            .endpoint
+            .status()
+            .into_iter()
+            .filter(|s| s.selector_warning.is_some())
+            .map(|s| s.conn)
             .collect();
-        let dev = self.tun.name().to_string();
-        self.routes.retain(|p| {
-            if want.contains(p) {
-                return true;
+        let mut want = Vec::new();
+        for (i, c) in self.cfg.connections.iter().enumerate() {
+            if self.retired.contains(&i) {
+                continue;
             }
-            if let Err(e) = tun::del_route(p, &dev) {
-                warn!("removing route {p}: {e}");
+            let is_narrowed = self.conns[i].id.is_some_and(|id| narrowed.contains(&id));
+            if !is_narrowed {
+                want.extend(c.remote_prefixes.iter().map(|p| tun::GwRoute::Tun(*p)));
+                continue;
+            }
+            want.extend(c.remote_prefixes.iter().map(|p| tun::GwRoute::Prohibit(*p)));
+            for (start, end) in self.dp.covered_remote(i) {
+                want.extend(
+                    tun::range_prefixes(start, end)
+                        .into_iter()
+                        .filter(|p| !c.remote_prefixes.contains(p))
+                        .map(tun::GwRoute::Tun),
+                );
+            }
+        }
+        want.dedup();
+        want
+    }
+
+    /// Makes the gateway's routes match [`Self::wanted_routes`].
+    fn sync_routes(&mut self) {
+        let want = self.wanted_routes();
+        if want == self.routes {
+            return;
+        }
+        let dev = self.tun.name().to_string();
+        self.routes.retain(|r| {
+            // a prefix whose kind changes is replaced in place by the add below
+            if want.contains(r) || want.iter().any(|w| w.prefix() == r.prefix()) {
+                return want.contains(r);
+            }
+            if let Err(e) = r.del(&dev) {
+                warn!("removing route {r:?}: {e}");
             }
             false
         });
-        for p in want {
-            if !self.routes.contains(&p) {
-                match tun::add_route(&p, &dev) {
-                    Ok(()) => self.routes.push(p),
-                    Err(e) => warn!("route {p} via {dev}: {e}"),
+        for r in want {
+            if !self.routes.contains(&r) {
+                match r.add(&dev) {
+                    Ok(()) => {
+                        if let tun::GwRoute::Prohibit(p) = r {
+                            warn!(prefix = %p, "no Child SA covers it (the peer narrowed the selectors): refused with ICMP");
+                        }
+                        self.routes.push(r)
+                    }
+                    Err(e) => warn!("route {r:?} via {dev}: {e}"),
                 }
             }
         }
     }
 
     fn remove_routes(&mut self) {
-        for p in std::mem::take(&mut self.routes) {
-            if let Err(e) = tun::del_route(&p, self.tun.name()) {
-                warn!("removing route {p}: {e}");
+        for r in std::mem::take(&mut self.routes) {
+            if let Err(e) = r.del(self.tun.name()) {
+                warn!("removing route {r:?}: {e}");
             }
         }
     }

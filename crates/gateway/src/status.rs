@@ -310,7 +310,14 @@ pub fn render(s: &GatewayStatus) -> String {
             let _ = writeln!(o, "  last error: {e}");
         }
         if let Some(w) = &c.selector_warning {
-            let _ = writeln!(o, "  warning: {w} ({} packets dropped)", c.drops.uncovered);
+            let dropped = match c.drops.uncovered {
+                0 => String::new(),
+                n => format!("; {n} packet(s) for it dropped"),
+            };
+            let _ = writeln!(
+                o,
+                "  warning: {w}; traffic for what is not tunneled is refused (ICMP prohibited){dropped}"
+            );
         }
         if let Some(ms) = c.retry_in_ms {
             let _ = writeln!(

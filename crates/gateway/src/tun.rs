@@ -204,6 +204,104 @@ fn run_ip(args: &[&str]) -> io::Result<()> {
     }
 }
 
+/// A route the gateway keeps in its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GwRoute {
+    /// Into the tunnel (the TUN device).
+    Tun(ipnet::IpNet),
+    /// Refused with ICMP "administratively prohibited": configured remote prefixes that the
+    /// peer left out of every Child SA, so senders hear at once instead of a silent drop.
+    Prohibit(ipnet::IpNet),
+}
+
+impl GwRoute {
+    /// The destination prefix.
+    pub fn prefix(&self) -> ipnet::IpNet {
+        match self {
+            GwRoute::Tun(p) | GwRoute::Prohibit(p) => *p,
+        }
+    }
+
+    /// Installs it (replacing a route for the same prefix).
+    pub fn add(&self, dev: &str) -> io::Result<()> {
+        match self {
+            GwRoute::Tun(p) => add_route(p, dev),
+            GwRoute::Prohibit(p) => {
+                let fam = if p.addr().is_ipv6() { "-6" } else { "-4" };
+                run_ip(&[fam, "route", "replace", "prohibit", &p.to_string()])
+            }
+        }
+    }
+
+    /// Removes it (absent routes are not an error).
+    pub fn del(&self, dev: &str) -> io::Result<()> {
+        match self {
+            GwRoute::Tun(p) => del_route(p, dev),
+            GwRoute::Prohibit(p) => {
+                let fam = if p.addr().is_ipv6() { "-6" } else { "-4" };
+                match run_ip(&[fam, "route", "del", "prohibit", &p.to_string()]) {
+                    Err(e) if e.to_string().contains("No such process") => Ok(()),
+                    r => r,
+                }
+            }
+        }
+    }
+}
+
+/// The fewest prefixes that cover exactly `start..=end` (one address family).
+pub fn range_prefixes(start: std::net::IpAddr, end: std::net::IpAddr) -> Vec<ipnet::IpNet> {
+    let (v6, bits, s, e) = match (start, end) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => (
+            false,
+            32u32,
+            u128::from(u32::from(a)),
+            u128::from(u32::from(b)),
+        ),
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+            (true, 128, u128::from(a), u128::from(b))
+        }
+        _ => return vec![],
+    };
+    let mut out = Vec::new();
+    let mut cur = s;
+    while cur <= e {
+        // the largest aligned block starting at `cur` that stays within `e`
+        let mut size_bits = if cur == 0 {
+            bits
+        } else {
+            cur.trailing_zeros().min(bits)
+        };
+        while size_bits > 0 {
+            let last = 1u128
+                .checked_shl(size_bits)
+                .map_or(Some(u128::MAX), |b| cur.checked_add(b - 1));
+            match last {
+                Some(l) if l <= e => break,
+                _ => size_bits -= 1,
+            }
+        }
+        let len = (bits - size_bits) as u8;
+        let net = if v6 {
+            ipnet::IpNet::V6(
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(cur), len).expect("length"),
+            )
+        } else {
+            ipnet::IpNet::V4(
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(cur as u32), len).expect("length"),
+            )
+        };
+        out.push(net);
+        match 1u128
+            .checked_shl(size_bits)
+            .and_then(|step| cur.checked_add(step))
+        {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    out
+}
+
 /// Points `prefix` at the TUN device (replacing any existing route for it).
 pub fn add_route(prefix: &ipnet::IpNet, dev: &str) -> io::Result<()> {
     let p = prefix.to_string();
@@ -276,4 +374,33 @@ pub fn interface_mtu_for(addr: IpAddr) -> Option<u16> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::range_prefixes;
+
+    fn text(a: &str, b: &str) -> Vec<String> {
+        range_prefixes(a.parse().unwrap(), b.parse().unwrap())
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn ranges_become_the_fewest_prefixes() {
+        assert_eq!(text("10.2.1.0", "10.2.1.255"), ["10.2.1.0/24"]);
+        assert_eq!(
+            text("10.2.2.0", "10.2.8.255"),
+            ["10.2.2.0/23", "10.2.4.0/22", "10.2.8.0/24"]
+        );
+        assert_eq!(text("10.2.0.0", "10.2.0.0"), ["10.2.0.0/32"]);
+        assert_eq!(text("0.0.0.0", "255.255.255.255"), ["0.0.0.0/0"]);
+        assert_eq!(text("fd00::", "fd00::ffff"), ["fd00::/112"]);
+        assert_eq!(
+            text("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            ["::/0"]
+        );
+        assert!(text("10.0.0.1", "fd00::1").is_empty());
+    }
 }

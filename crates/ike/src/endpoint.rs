@@ -2336,8 +2336,17 @@ impl Endpoint {
             return;
         };
         let live = sa.children.iter().filter(|c| !c.replaced);
-        let cov_l: Vec<TrafficSelector> = live.clone().flat_map(|c| c.local_ts.clone()).collect();
-        let cov_r: Vec<TrafficSelector> = live.flat_map(|c| c.remote_ts.clone()).collect();
+        let distinct = |v: Vec<TrafficSelector>| -> Vec<TrafficSelector> {
+            let mut out: Vec<TrafficSelector> = Vec::with_capacity(v.len());
+            for t in v {
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            out
+        };
+        let cov_l = distinct(live.clone().flat_map(|c| c.local_ts.clone()).collect());
+        let cov_r = distinct(live.flat_map(|c| c.remote_ts.clone()).collect());
         let rem_l = TrafficSelector::uncovered(&cfg.local_ts, &cov_l);
         let rem_r = TrafficSelector::uncovered(&cfg.remote_ts, &cov_r);
         let warning = (!rem_l.is_empty() || !rem_r.is_empty()).then(|| {

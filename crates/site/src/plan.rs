@@ -1816,12 +1816,14 @@ impl<'a> Planner<'a> {
             "vnet2vnet" => ConnectionType::Vnet2Vnet,
             "expressroute" => ConnectionType::ExpressRoute,
             "vpnclient" => ConnectionType::VPNClient,
-            _ => return Err(invalid(
-                b.at(ct_path),
-                format!(
+            _ => {
+                return Err(invalid(
+                    b.at(ct_path),
+                    format!(
                     "{ct:?} is not a connection type (IPsec, Vnet2Vnet, ExpressRoute, VPNClient)"
                 ),
-            )),
+                ))
+            }
         };
         if connection_type == ConnectionType::Vnet2Vnet && !kind.features.vnet2vnet {
             return Err(unsupported(
