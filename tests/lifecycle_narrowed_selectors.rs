@@ -72,6 +72,7 @@ fn narrowed_selectors_get_a_child_sa_each_or_a_warning() {
         t.contains("prohibit 10.2.0.0/16").then_some(t)
     })
     .unwrap();
+    // the covered prefixes were routed into the tunnel before the rest was refused
     assert!(
         routes.contains("10.2.1.0/24 dev hn-gw0") && routes.contains("10.2.9.0/24 dev hn-gw0"),
         "{routes}"

@@ -931,6 +931,56 @@ remote_prefixes = ["10.9.0.0/16"]
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A key file others can read works but is warned about (as ssh does for keys); the
+    /// warning names the file and never the key.
+    #[test]
+    fn a_psk_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hn-gw-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("psk");
+        std::fs::write(&key, "the-secret-key\n").unwrap();
+        let text = GOOD.replace("psk = \"s3cret-psk-value\"", "psk_file = \"psk\"");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = GatewayConfig::parse(&text, &dir).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = &c.warnings[0];
+        assert!(
+            w.contains("psk_file") && w.contains("0644") && w.contains("chmod 600"),
+            "{w}"
+        );
+        assert!(!w.contains("the-secret-key"));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(GatewayConfig::parse(&text, &dir)
+            .unwrap()
+            .warnings
+            .is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_keys() {
+        let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();
+        assert_eq!(c.connections[0].recovery, Recovery::default());
+        let extra = "close_action = \"clear\"\ndpd_action = \"none\"\nkeyingtries = 3\nretry_max = \"5s\"\n";
+        let text = GOOD.replacen("[[connection]]", &format!("[[connection]]\n{extra}"), 1);
+        let r = GatewayConfig::parse(&text, Path::new("/"))
+            .unwrap()
+            .connections[0]
+            .recovery;
+        assert_eq!(r.close_action, DownAction::Clear);
+        assert_eq!(r.dpd_action, DownAction::Clear);
+        assert_eq!((r.keyingtries, r.retry_max), (3, Duration::from_secs(5)));
+        let e = err(&GOOD.replacen(
+            "[[connection]]",
+            "[[connection]]\nclose_action = \"sometimes\"",
+            1,
+        ));
+        assert!(e.contains("close_action") && e.contains("restart"), "{e}");
+        let e = err(&GOOD.replacen("[[connection]]", "[[connection]]\nkeyingtries = -1", 1));
+        assert!(e.contains("keyingtries"), "{e}");
+    }
+
     #[test]
     fn data_path_threads_and_busy_poll() {
         let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();

@@ -928,7 +928,13 @@ impl Gateway {
         let byte_limit = spec.child_lifetime_bytes.filter(|_| spec.initiate);
         for (spi, cause) in self.dp.rekey_due(i, byte_limit) {
             if self.rekeys_requested.insert(spi) {
-                info!(conn = %spec.name, spi_in = format_args!("{spi:08x}"), ?cause, "Child SA rekeyed early");
+                let why = match cause {
+                    crate::datapath::RekeyCause::Bytes => "Child SA byte lifetime reached",
+                    crate::datapath::RekeyCause::Sequence => {
+                        "Child SA outbound sequence numbers near their end"
+                    }
+                };
+                info!(conn = %spec.name, spi_in = format_args!("{spi:08x}"), "{why}: rekeying");
                 self.endpoint.rekey_child(conn, spi, now);
             }
         }
@@ -1084,7 +1090,11 @@ impl Gateway {
             }
             false
         });
-        for r in want {
+        // into the tunnel first, so covered traffic is never refused in between
+        let (tun_first, prohibit): (Vec<tun::GwRoute>, Vec<tun::GwRoute>) = want
+            .into_iter()
+            .partition(|r| matches!(r, tun::GwRoute::Tun(_)));
+        for r in tun_first.into_iter().chain(prohibit) {
             if !self.routes.contains(&r) {
                 match r.add(&dev) {
                     Ok(()) => {

@@ -92,6 +92,64 @@ proptest! {
     }
 }
 
+/// RFC 7296 §2.10: a nonce shorter than half the negotiated PRF's key size is refused (16
+/// octets pass for PRF_HMAC_SHA2_256, not for PRF_HMAC_SHA2_384, which needs 24).
+#[test]
+fn a_nonce_shorter_than_half_the_prf_key_is_refused() {
+    use ike::codec::{Message, PayloadBody};
+    for (ike_proposal, accepted) in [
+        ("aes256gcm16-prfsha384-ecp384", false),
+        ("aes256gcm16-prfsha256-ecp384", true),
+    ] {
+        let mut a = ike::Endpoint::new();
+        let mut b = ike::Endpoint::new();
+        let now = std::time::Instant::now();
+        b.add_connection(
+            common::cfg(
+                B,
+                A,
+                &["10.2.0.0/16"],
+                &["10.1.0.0/16"],
+                ike_proposal,
+                "aes256gcm16",
+                "k",
+                false,
+            ),
+            now,
+        );
+        a.add_connection(
+            common::cfg(
+                A,
+                B,
+                &["10.1.0.0/16"],
+                &["10.2.0.0/16"],
+                ike_proposal,
+                "aes256gcm16",
+                "k",
+                true,
+            ),
+            now,
+        );
+        let mut m = Message::decode(&a.poll_transmit().unwrap().payload).unwrap();
+        for p in &mut m.payloads {
+            if let PayloadBody::Nonce(n) = &mut p.body {
+                n.truncate(16);
+            }
+        }
+        let r = b.handle_datagram(
+            now,
+            SocketAddr::new(B, 500),
+            SocketAddr::new(A, 500),
+            &m.encode(),
+        );
+        assert_eq!(r.is_ok(), accepted, "{ike_proposal}: {r:?}");
+        assert_eq!(b.half_open(), usize::from(accepted), "{ike_proposal}");
+        if !accepted {
+            assert!(format!("{:?}", r.unwrap_err()).contains("half the PRF key size"));
+        }
+    }
+}
+
 /// The harness itself notices a broken tunnel (the oracle can fail): an authenticated DELETE
 /// from the real peer is reported.
 #[test]
