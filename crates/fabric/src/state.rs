@@ -185,7 +185,7 @@ pub fn fresh_id(root: &Path) -> LabId {
     loop {
         let id = LabId::random();
         let taken = LabDir::new(root, &id).path.exists()
-            || !crate::netns::list_netns(&id.netns_prefix()).is_empty();
+            || !crate::netns::netns_entries(&id.netns_prefix()).is_empty();
         if !taken {
             return id;
         }
