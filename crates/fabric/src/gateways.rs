@@ -16,7 +16,6 @@
 
 use crate::topology::{behind_nat_addresses, Topology};
 use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -427,19 +426,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GatewayRunError + '_ {
     }
 }
 
-/// Writes `data` with mode 0600 (it holds shared keys), atomically.
+/// Writes `data` with mode 0600 (it holds shared keys), atomically and durably.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), GatewayRunError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(data).map_err(io_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    crate::state::write_durable(path, data, 0o600).map_err(io_err(path))
 }
 
 fn fingerprint(text: &str) -> String {
