@@ -39,9 +39,17 @@ pub enum StateError {
     /// No lab for that directory.
     #[error("no lab is running for {0}")]
     NoLabForDir(PathBuf),
-    /// The lab could not be chosen implicitly.
-    #[error("{0}")]
-    Ambiguous(String),
+    /// No lab was named and none is registered.
+    #[error("no lab is running (state in {0})")]
+    NoLab(PathBuf),
+    /// No lab was named and several are registered: the user must say which.
+    #[error(
+        "{} labs are running and none was named:\n{}\nsay which one with --id ID (e.g. --id {}) or by its directory (`lab status DIR`, `lab down DIR`; `--lab DIR` for `lab exec`, `deploy` and `vpn-connection`), or run the command inside the lab's directory",
+        .0.len(),
+        .0.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
+        .0.first().map(|l| l.id.to_string()).unwrap_or_default()
+    )]
+    SeveralLabs(Vec<LabListing>),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -353,6 +361,24 @@ pub fn fresh_id(root: &Path) -> LabId {
     }
 }
 
+/// One registered lab as a refusal to guess lists it: its id and where it was built from.
+#[derive(Clone, Debug)]
+pub struct LabListing {
+    /// The lab id.
+    pub id: LabId,
+    /// Its lab directory, or why lab.json could not be read.
+    pub source: Result<PathBuf, String>,
+}
+
+impl std::fmt::Display for LabListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Ok(dir) => write!(f, "{}  {}", self.id, dir.display()),
+            Err(e) => write!(f, "{}  (lab.json unreadable: {e})", self.id),
+        }
+    }
+}
+
 /// Which lab a command means, as the user said it.
 #[derive(Clone, Debug)]
 pub enum LabSelector {
@@ -360,7 +386,8 @@ pub enum LabSelector {
     Id(LabId),
     /// A lab directory.
     Dir(PathBuf),
-    /// Nothing said: the lab of the current directory, else the only lab.
+    /// Nothing said: the lab of the current directory (one holding lab.yaml), else the only
+    /// registered lab; with several, the command is refused ([`StateError::SeveralLabs`]).
     Implicit,
 }
 
@@ -387,20 +414,18 @@ pub fn select(root: &Path, sel: &LabSelector) -> Result<LabDir, StateError> {
                     }
                 }
             }
-            let labs = list_labs(root);
+            let mut labs = list_labs(root);
             match labs.len() {
-                1 => Ok(labs.into_iter().next().expect("one").0),
-                0 => Err(StateError::Ambiguous(format!(
-                    "no lab is running (state in {})",
-                    root.display()
-                ))),
-                n => Err(StateError::Ambiguous(format!(
-                    "{n} labs are running ({}); choose one with --id or a lab directory",
-                    labs.iter()
-                        .map(|(d, _)| d.id.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
+                0 => Err(StateError::NoLab(root.to_path_buf())),
+                1 => Ok(labs.remove(0).0),
+                _ => Err(StateError::SeveralLabs(
+                    labs.into_iter()
+                        .map(|(d, r)| LabListing {
+                            id: d.id,
+                            source: r.map(|r| r.source_dir).map_err(|e| e.to_string()),
+                        })
+                        .collect(),
+                )),
             }
         }
     }
