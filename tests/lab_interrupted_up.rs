@@ -2,8 +2,8 @@
 //! seed is killed (SIGKILL, by PID) at random moments, twice in a row, then run to the end:
 //! it converges and works (both connections Connected, ping and verified TCP across the
 //! tunnel), with one lab, its 7 namespaces, no placeholder in /run/netns and exactly one
-//! gateway per VNet gateway; `lab down` then leaves nothing. Four rounds, each from scratch;
-//! the kill moments are printed so that a failure can be replayed.
+//! supervisor and one gateway process per VNet gateway; `lab down` then leaves nothing. Four
+//! rounds, each from scratch; the kill moments are printed so that a failure can be replayed.
 
 #[allow(dead_code)]
 #[path = "support/lab.rs"]
@@ -230,9 +230,10 @@ fn lab_up_killed_at_random_moments_converges_and_works() {
                 1,
                 "round {round}: one gateway process in {ns}"
             );
-            assert!(
-                count(&procs, b"gateway\0supervise\0") <= 1,
-                "round {round}: at most one supervisor in {ns}"
+            assert_eq!(
+                count(&procs, b"gateway\0supervise\0"),
+                1,
+                "round {round}: one supervisor in {ns}"
             );
         }
         for (from, to) in [("azure/vm1", "10.2.1.4"), ("stackhub/vm1", "10.1.1.4")] {

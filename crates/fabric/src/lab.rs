@@ -1437,6 +1437,7 @@ impl Lab {
                         "reason": err,
                         "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
                         "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
+                        "gatewayProcess": self.gateway_process(&spec.name, &gw.meta.name),
                     })),
                     other => st.other_resources.push(serde_json::json!({
                         "type": other.resource_type(),
@@ -1486,10 +1487,61 @@ impl Lab {
         })
     }
 
+    /// The process the lab runs for gateway `gateway` of `site`, as `lab status` shows it
+    /// (`None` when the lab runs none for it).
+    pub fn gateway_process(&self, site: &str, gateway: &str) -> Option<GatewayProcessStatus> {
+        let rec = gateways::record(&self.dir.path, site, gateway)?;
+        let alive = gateways::alive(&rec);
+        let sup = gateways::supervision(&rec).filter(|_| alive);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Some(GatewayProcessStatus {
+            running: alive
+                && (!rec.supervised || sup.as_ref().is_some_and(|s| s.child_pid.is_some())),
+            supervisor_pid: rec.supervised.then_some(rec.pid),
+            pid: if rec.supervised {
+                sup.as_ref().and_then(|s| s.child_pid)
+            } else {
+                alive.then_some(rec.pid)
+            },
+            restarts: sup.as_ref().map(|s| s.restarts).unwrap_or(0),
+            last_exit: sup.as_ref().and_then(|s| s.last_exit.clone()),
+            next_restart_in_ms: sup
+                .as_ref()
+                .and_then(|s| s.next_start_unix_ms)
+                .map(|t| t.saturating_sub(now_ms)),
+            log: rec.log,
+        })
+    }
+
     /// What was realized last (namespaces, interfaces and what each stands for).
     pub fn realized(&self) -> DesiredState {
         self.dir.realized().unwrap_or_default()
     }
+}
+
+/// A VNet gateway's process in `lab status`: the supervisor, the gateway process it runs,
+/// and how often (and why) it had to be restarted.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayProcessStatus {
+    /// Whether the gateway process runs now.
+    pub running: bool,
+    /// The supervisor's pid.
+    pub supervisor_pid: Option<i32>,
+    /// The gateway process's pid, while it runs.
+    pub pid: Option<i32>,
+    /// How many times it died and was started again by its supervisor.
+    pub restarts: u32,
+    /// Why and when it last died.
+    pub last_exit: Option<crate::supervisor::ChildExit>,
+    /// When it dies, how long until the supervisor starts it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_restart_in_ms: Option<u64>,
+    /// Its log (supervisor and gateway).
+    pub log: PathBuf,
 }
 
 /// One connection's status as Azure reports it, and better (`lab status`).
@@ -1556,7 +1608,15 @@ impl Lab {
                 rec.log.display()
             )),
             Some(rec) => match gateway::status::query(&rec.control) {
-                Err(e) => Err(format!("gateway {gw}: {e}")),
+                Err(e) => Err(match gateways::supervision(&rec) {
+                    Some(st) if st.child_pid.is_none() => format!(
+                        "the gateway process of {gw} is being restarted by its supervisor (restart {}{}; log: {})",
+                        st.restarts,
+                        st.last_exit.map(|x| format!(", last: {}", x.reason)).unwrap_or_default(),
+                        rec.log.display()
+                    ),
+                    _ => format!("gateway {gw}: {e}"),
+                }),
                 Ok(st) => {
                     let pid = st.pid;
                     match st.connections.into_iter().find(|x| x.name == c.meta.name) {

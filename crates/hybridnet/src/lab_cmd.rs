@@ -446,6 +446,9 @@ fn print_status(s: &LabStatus) {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
+            if let Some(line) = gateway_process_line(&o["gatewayProcess"]) {
+                println!("      {line}");
+            }
         }
         for c in &site.connections {
             println!(
@@ -483,6 +486,46 @@ fn print_status(s: &LabStatus) {
             );
         }
     }
+}
+
+/// One line for a gateway's process: its pid and supervisor, and the restarts with the last
+/// reason, e.g. `process 4242 (supervisor 4240), 1 restart, last: killed by signal 9 (SIGKILL)
+/// 12 s ago`.
+fn gateway_process_line(p: &serde_json::Value) -> Option<String> {
+    if !p.is_object() {
+        return None;
+    }
+    let who = match (p["pid"].as_i64(), p["supervisorPid"].as_i64()) {
+        (Some(pid), Some(sup)) if p["running"] == true => {
+            format!("process {pid} (supervisor {sup})")
+        }
+        (Some(pid), None) if p["running"] == true => format!("process {pid} (unsupervised)"),
+        (_, Some(sup)) if p["nextRestartInMs"].is_u64() => format!(
+            "process not running, supervisor {sup} restarts it in {:.1} s",
+            p["nextRestartInMs"].as_u64().unwrap_or(0) as f64 / 1000.0
+        ),
+        _ => format!(
+            "process not running (`hybridnet lab up` restarts it; log {})",
+            p["log"].as_str().unwrap_or("-")
+        ),
+    };
+    let restarts = p["restarts"].as_u64().unwrap_or(0);
+    let last = &p["lastExit"];
+    let why = match last["reason"].as_str() {
+        Some(reason) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let ago = now.saturating_sub(last["atUnix"].as_u64().unwrap_or(now));
+            format!(", last: {reason} {ago} s ago")
+        }
+        None => String::new(),
+    };
+    Some(format!(
+        "{who}, {restarts} restart{}{why}",
+        if restarts == 1 { "" } else { "s" }
+    ))
 }
 
 /// Runs `hybridnet deploy`.
