@@ -13,8 +13,27 @@ use std::path::Path;
 use std::process::Command;
 
 /// Replaces namespace `ns` by what an interrupted `ip netns add` leaves: an empty file, mode
-/// 0000, with nothing mounted on it.
+/// 0000, with nothing mounted on it; and, as that namespace never existed, no veth to it
+/// anywhere: its veths go first, both ends at once (deleting the namespace would leave the
+/// other ends until the kernel's deferred cleanup of the namespace).
 fn leave_placeholder(ns: &str) {
+    let veths = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", "type", "veth"])
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&veths.stdout).lines() {
+        let name = line.split(':').nth(1).unwrap().trim();
+        let name = name.split('@').next().unwrap();
+        let del = Command::new("ip")
+            .args(["-n", ns, "link", "del", name])
+            .output()
+            .unwrap();
+        assert!(
+            del.status.success(),
+            "ip -n {ns} link del {name}: {}",
+            show(&del)
+        );
+    }
     let del = Command::new("ip")
         .args(["netns", "del", ns])
         .output()

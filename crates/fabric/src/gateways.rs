@@ -11,10 +11,11 @@
 //! that restarts it with back-off when it dies and records the restarts; the supervisor is
 //! detached (its own session, output to a log file) so it outlives the CLI. Its pid, the
 //! control socket, the supervisor's state file and a fingerprint of the configuration are
-//! recorded next to the configuration. When only connections changed, the running gateway re-reads its file
-//! (`gateway reload` over its control socket): changed or deleted connections are re-keyed or
-//! torn down, the others keep their SAs. Any other change (address, TUN, MTU) restarts that
-//! gateway (and only it); the peers' gateways are left alone.
+//! recorded next to the configuration. When only connections changed, the running gateway
+//! re-reads its file (`gateway reload` over its control socket): changed or deleted
+//! connections are re-keyed or torn down, the others keep their SAs. Any other change
+//! (address, TUN, MTU), or a gateway that does not answer, restarts that gateway (and only
+//! it); the peers' gateways are left alone.
 
 use crate::topology::{behind_nat_addresses, Topology};
 use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
@@ -693,6 +694,8 @@ fn start(
         }
         if Instant::now() > deadline {
             stop(lab_dir, &rec);
+            // SAFETY: waitpid(2) on our own child's pid, non-blocking, to reap it.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
             return Err(GatewayRunError::NotUp {
                 netns: run.netns.clone(),
                 detail: format!(
@@ -775,13 +778,12 @@ pub fn converge(
         let prev = existing
             .iter()
             .find(|r| r.site == run.site && r.gateway == run.gateway);
+        let answers = prev.is_some_and(healthy);
         let result = match prev {
-            Some(rec) if healthy(rec) && rec.config_fingerprint == fingerprint(text) => {
+            Some(rec) if answers && rec.config_fingerprint == fingerprint(text) => {
                 Ok(GatewayAction::Unchanged)
             }
-            Some(rec) if healthy(rec) && reload(lab_dir, rec, run, text) => {
-                Ok(GatewayAction::Reloaded)
-            }
+            Some(rec) if answers && reload(lab_dir, rec, run, text) => Ok(GatewayAction::Reloaded),
             Some(rec) => {
                 let was_alive = alive(rec);
                 stop(lab_dir, rec);

@@ -340,6 +340,21 @@ pub fn kill_netns_processes(netns: &str, grace: std::time::Duration) -> usize {
     pids.len()
 }
 
+/// Deletes every veth in namespace `netns`: both ends go at once (synchronously), whereas
+/// deleting the namespace leaves the peers in other namespaces until the kernel's deferred
+/// cleanup of the namespace runs.
+pub fn delete_veths(netns: &str) -> Result<(), NetnsError> {
+    let listed = ip_json(netns, &["link show type veth"])?;
+    let cmds: Vec<String> = listed[0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .map(|name| format!("link del {name}"))
+        .collect();
+    ip_batch(Some(netns), true, &cmds)
+}
+
 /// Deletes the named namespaces (killing their processes first) in one `ip -force -batch`.
 pub fn delete_netns(names: &[String]) -> Result<(), NetnsError> {
     for ns in names {

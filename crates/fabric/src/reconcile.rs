@@ -355,6 +355,12 @@ pub fn reconcile(
         v
     };
     if !stale.is_empty() {
+        // A namespace's veths would vanish from the other ends' namespaces only when the
+        // kernel gets round to destroying it, after this run read them; deleted first, they
+        // go with both ends at once.
+        for ns in &stale {
+            netns::delete_veths(ns).map_err(err(ns))?;
+        }
         netns::delete_netns(&stale).map_err(err(&stale[0]))?;
         for n in &stale {
             report.changes.push(format!("{n}: namespace removed"));
