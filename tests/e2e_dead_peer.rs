@@ -1,4 +1,5 @@
-//! Broken on purpose: the Azure Stack Hub gateway process is killed (SIGKILL: no DELETE).
+//! Broken on purpose: the Azure Stack Hub gateway is killed — its supervisor with SIGKILL,
+//! which takes the gateway process with it (SIGKILL too: no DELETE, no restart).
 //! With `dpdTimeoutSeconds` 9 on both connections, Azure's connection reports NotConnected
 //! ("stopped answering") within the DPD timeout; `lab up` again restarts the dead gateway
 //! and both connections are Connected again, with traffic.
@@ -43,7 +44,7 @@ fn a_killed_peer_gateway_is_noticed_within_the_dpd_timeout_and_recovers() {
         String::from_utf8_lossy(&cmdline).contains(&lab.id),
         "pid {pid} is this lab's gateway"
     );
-    // SAFETY: kill(2) on the gateway process this test's lab started (checked above).
+    // SAFETY: kill(2) on the gateway supervisor this test's lab started (checked above).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let killed = Instant::now();
 

@@ -1,6 +1,6 @@
 //! `lab down` of the running seed leaves nothing behind: no namespace with the lab's prefix,
-//! no gateway process (the detached `hybridnet gateway run` processes are stopped), no
-//! control socket, no state directory.
+//! no gateway process (the detached supervisors and their `hybridnet gateway run` children are
+//! stopped), no control socket, no state directory.
 
 #[path = "support/lab.rs"]
 #[allow(dead_code)]

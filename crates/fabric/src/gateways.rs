@@ -7,16 +7,18 @@
 //! key, the effective IPsec/IKE policy and the DPD timeout — and written with mode 0600 to the
 //! lab's state directory, since it holds the shared keys.
 //!
-//! The process is detached (its own session, output to a log file) so it outlives the CLI;
-//! its pid, control socket and a fingerprint of its configuration are recorded next to the
-//! configuration. When only connections changed, the running gateway re-reads its file
-//! (`gateway reload` over its control socket): changed or deleted connections are re-keyed or
-//! torn down, the others keep their SAs. Any other change (address, TUN, MTU) restarts that
-//! gateway (and only it); the peers' gateways are left alone.
+//! The process runs under a supervisor (`hybridnet gateway supervise`, [`crate::supervisor`])
+//! that restarts it with back-off when it dies and records the restarts; the supervisor is
+//! detached (its own session, output to a log file) so it outlives the CLI. Its pid, the
+//! control socket, the supervisor's state file and a fingerprint of the configuration are
+//! recorded next to the configuration. When only connections changed, the running gateway
+//! re-reads its file (`gateway reload` over its control socket): changed or deleted
+//! connections are re-keyed or torn down, the others keep their SAs. Any other change
+//! (address, TUN, MTU), or a gateway that does not answer, restarts that gateway (and only
+//! it); the peers' gateways are left alone.
 
 use crate::topology::{behind_nat_addresses, Topology};
 use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +29,9 @@ pub const TUN_NAME: &str = "vpn0";
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopped gateway gets to send its DELETEs and exit before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// File name suffix of a supervisor's state file, `<site>--<gateway>.supervisor.json`.
+const SUPERVISOR_SUFFIX: &str = ".supervisor.json";
 
 /// What the lab runs for one virtual network gateway.
 #[derive(Clone, Debug)]
@@ -55,8 +60,15 @@ pub struct GatewayRecord {
     pub gateway: String,
     /// Its namespace.
     pub netns: String,
-    /// Process id.
+    /// Process id of the supervisor (of the gateway process itself when not `supervised`).
     pub pid: i32,
+    /// Whether `pid` is a supervisor (`gateway supervise`); false in records written before
+    /// gateways were supervised, whose bare `gateway run` the next `lab up` replaces.
+    #[serde(default)]
+    pub supervised: bool,
+    /// The supervisor's state file: the running child, restarts, last exit.
+    #[serde(default)]
+    pub supervisor_state: Option<PathBuf>,
     /// Control (status) socket.
     pub control: PathBuf,
     /// Configuration file.
@@ -427,45 +439,67 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GatewayRunError + '_ {
     }
 }
 
-/// Writes `data` with mode 0600 (it holds shared keys), atomically.
+/// Writes `data` with mode 0600 (it holds shared keys), atomically and durably.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), GatewayRunError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(data).map_err(io_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    crate::state::write_durable(path, data, 0o600).map_err(io_err(path))
 }
 
 fn fingerprint(text: &str) -> String {
     format!("{:016x}", crate::names::fnv1a(text))
 }
 
-/// Whether `pid` is a live (not zombie) `gateway run` process of config `config`.
-fn is_our_gateway(pid: i32, config: &Path) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
+/// What a lab process serving a gateway configuration is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// `hybridnet gateway supervise CONFIG …`
+    Supervisor,
+    /// `hybridnet gateway run CONFIG …`
+    Gateway,
+}
+
+/// Whether `pid` is a live (not zombie) supervisor or gateway process of config `config`,
+/// and which (known by its command line, which names this lab's configuration file).
+fn role_of(pid: i32, config: &Path) -> Option<Role> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // state is the field after the parenthesized command name
     if stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         .unwrap_or(true)
     {
-        return false;
+        return None;
     }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let want = config.as_os_str().as_encoded_bytes();
-    args.windows(3)
-        .any(|w| w[0] == b"gateway" && w[1] == b"run" && w[2] == want)
+    args.windows(3).find_map(|w| match (w[0], w[1]) {
+        (b"gateway", b"supervise") if w[2] == want => Some(Role::Supervisor),
+        (b"gateway", b"run") if w[2] == want => Some(Role::Gateway),
+        _ => None,
+    })
+}
+
+/// Sends `sig` to `pid` if it is still `role` for `config`, waits up to `grace` for it to go,
+/// and SIGKILLs it if it did not.
+fn end_process(pid: i32, config: &Path, role: Role, sig: libc::c_int, grace: Duration) {
+    if role_of(pid, config) != Some(role) {
+        return;
+    }
+    // SAFETY: kill(2) on a process of this lab's gateway (checked above by its command line,
+    // which names this lab's configuration file).
+    unsafe { libc::kill(pid, sig) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && role_of(pid, config) == Some(role) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if role_of(pid, config) == Some(role) {
+        // SAFETY: as above; it ignored the signal.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && role_of(pid, config) == Some(role) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 /// Reads the records of the lab's gateway processes.
@@ -476,7 +510,8 @@ pub fn records(lab_dir: &Path) -> Vec<GatewayRecord> {
     };
     for e in rd.flatten() {
         let p = e.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+        let name = p.file_name().and_then(|x| x.to_str()).unwrap_or_default();
+        if !name.ends_with(".json") || name.ends_with(SUPERVISOR_SUFFIX) || name.starts_with('.') {
             continue;
         }
         if let Some(r) = std::fs::read_to_string(&p)
@@ -498,30 +533,61 @@ pub fn record(lab_dir: &Path, site: &str, gateway: &str) -> Option<GatewayRecord
         .and_then(|t| serde_json::from_str(&t).ok())
 }
 
-/// Whether the recorded process still runs.
+/// Whether the recorded process (the supervisor, for a supervised gateway) still runs.
 pub fn alive(rec: &GatewayRecord) -> bool {
-    is_our_gateway(rec.pid, &rec.config)
+    let want = if rec.supervised {
+        Role::Supervisor
+    } else {
+        Role::Gateway
+    };
+    role_of(rec.pid, &rec.config) == Some(want)
 }
 
-/// Stops a recorded gateway process (SIGTERM, so it sends DELETE to its peers; SIGKILL after
-/// a grace period) and removes its record and socket.
+/// Whether the gateway runs supervised and answers on its control socket: what `lab up`
+/// leaves alone. A gateway between two restarts, or one that keeps dying, is started afresh.
+fn healthy(rec: &GatewayRecord) -> bool {
+    rec.supervised && alive(rec) && gateway::status::query(&rec.control).is_ok()
+}
+
+/// What the supervisor of a recorded gateway says: its child, restarts and last exit.
+pub fn supervision(rec: &GatewayRecord) -> Option<crate::supervisor::SupervisorState> {
+    rec.supervisor_state
+        .as_deref()
+        .and_then(crate::supervisor::read_state)
+}
+
+/// Stops a recorded gateway (SIGTERM to the supervisor, which forwards it, so the gateway
+/// sends DELETE to its peers; SIGKILL after a grace period) and removes its record, socket
+/// and supervisor state.
 pub fn stop(lab_dir: &Path, rec: &GatewayRecord) {
-    if is_our_gateway(rec.pid, &rec.config) {
-        // SAFETY: kill(2) on the pid of a gateway process this lab started (checked above by
-        // its command line, which names this lab's configuration file).
-        unsafe { libc::kill(rec.pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline && is_our_gateway(rec.pid, &rec.config) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if is_our_gateway(rec.pid, &rec.config) {
-            // SAFETY: as above; it ignored SIGTERM.
-            unsafe { libc::kill(rec.pid, libc::SIGKILL) };
-        }
+    let child = supervision(rec).and_then(|st| st.child_pid);
+    if rec.supervised {
+        end_process(
+            rec.pid,
+            &rec.config,
+            Role::Supervisor,
+            libc::SIGTERM,
+            STOP_GRACE,
+        );
+    } else {
+        end_process(
+            rec.pid,
+            &rec.config,
+            Role::Gateway,
+            libc::SIGTERM,
+            STOP_GRACE,
+        );
+    }
+    // The child dies with its supervisor (PR_SET_PDEATHSIG); make sure of it.
+    if let Some(pid) = child {
+        end_process(pid, &rec.config, Role::Gateway, libc::SIGKILL, STOP_GRACE);
     }
     let stem = file_stem(&rec.site, &rec.gateway);
     let _ = std::fs::remove_file(gateways_dir(lab_dir).join(format!("{stem}.json")));
     let _ = std::fs::remove_file(&rec.control);
+    if let Some(p) = &rec.supervisor_state {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -530,7 +596,8 @@ fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Starts `gateway run` detached in `run.netns` and waits until its control socket answers.
+/// Starts the supervisor of `gateway run` detached in `run.netns` and waits until the gateway
+/// answers on its control socket.
 fn start(
     lab_dir: &Path,
     run: &GatewayRun,
@@ -542,24 +609,17 @@ fn start(
     let config = dir.join(format!("{stem}.toml"));
     let control = dir.join(format!("{stem}.sock"));
     let log = dir.join(format!("{stem}.log"));
-    // A gateway of this configuration without a record (the CLI died between starting it
-    // and writing the record) would hold the ports: stop it first.
-    for pid in crate::netns::pids_in_netns(&run.netns) {
-        if is_our_gateway(pid, &config) {
-            let orphan = GatewayRecord {
-                site: run.site.clone(),
-                gateway: run.gateway.clone(),
-                netns: run.netns.clone(),
-                pid,
-                control: control.clone(),
-                config: config.clone(),
-                log: log.clone(),
-                config_fingerprint: String::new(),
-                connections: Vec::new(),
-            };
-            stop(lab_dir, &orphan);
+    let state = dir.join(format!("{stem}{SUPERVISOR_SUFFIX}"));
+    // Processes of this configuration without a record (the CLI died between starting them
+    // and writing the record) would hold the ports: supervisors first, so that none restarts
+    // a gateway stopped here, then any gateway left.
+    let pids = crate::netns::pids_in_netns(&run.netns);
+    for role in [Role::Supervisor, Role::Gateway] {
+        for &pid in &pids {
+            end_process(pid, &config, role, libc::SIGTERM, STOP_GRACE);
         }
     }
+    let _ = std::fs::remove_file(&state);
     write_private(&config, config_text.as_bytes())?;
     let logf = std::fs::OpenOptions::new()
         .create(true)
@@ -573,10 +633,12 @@ fn start(
     let program = gateway_program();
     let mut cmd = std::process::Command::new(&program);
     cmd.arg("gateway")
-        .arg("run")
+        .arg("supervise")
         .arg(&config)
         .arg("--control")
         .arg(&control)
+        .arg("--state")
+        .arg(&state)
         .current_dir(&dir)
         .stdin(std::process::Stdio::null())
         .stdout(logf)
@@ -589,37 +651,13 @@ fn start(
     })?;
     let pid = child.id() as i32;
     drop(child);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if gateway::status::query(&control).is_ok() {
-            break;
-        }
-        if !is_our_gateway(pid, &config) {
-            return Err(GatewayRunError::NotUp {
-                netns: run.netns.clone(),
-                detail: format!(
-                    "it exited; its log ({}) ends with:\n{}",
-                    log.display(),
-                    tail(&log, 8)
-                ),
-            });
-        }
-        if Instant::now() > deadline {
-            return Err(GatewayRunError::NotUp {
-                netns: run.netns.clone(),
-                detail: format!(
-                    "no answer on {} within {START_TIMEOUT:?}",
-                    control.display()
-                ),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let rec = GatewayRecord {
         site: run.site.clone(),
         gateway: run.gateway.clone(),
         netns: run.netns.clone(),
         pid,
+        supervised: true,
+        supervisor_state: Some(state),
         control,
         config,
         log,
@@ -630,6 +668,44 @@ fn start(
             .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
             .collect(),
     };
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if gateway::status::query(&rec.control).is_ok() {
+            break;
+        }
+        // The gateway died before it answered (its supervisor would retry it forever): a
+        // configuration that cannot run is an error now, with the reason from the log.
+        let exited = supervision(&rec).and_then(|st| st.last_exit);
+        if !alive(&rec) || exited.is_some() {
+            stop(lab_dir, &rec);
+            // SAFETY: waitpid(2) on our own child's pid, non-blocking, to reap it.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            let how = exited
+                .map(|e| format!("it {}", e.reason))
+                .unwrap_or_else(|| "it exited".to_string());
+            return Err(GatewayRunError::NotUp {
+                netns: run.netns.clone(),
+                detail: format!(
+                    "{how}; its log ({}) ends with:\n{}",
+                    rec.log.display(),
+                    tail(&rec.log, 8)
+                ),
+            });
+        }
+        if Instant::now() > deadline {
+            stop(lab_dir, &rec);
+            // SAFETY: waitpid(2) on our own child's pid, non-blocking, to reap it.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            return Err(GatewayRunError::NotUp {
+                netns: run.netns.clone(),
+                detail: format!(
+                    "no answer on {} within {START_TIMEOUT:?}",
+                    rec.control.display()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let data = serde_json::to_vec_pretty(&rec).expect("record serializes");
     write_private(&dir.join(format!("{stem}.json")), &data)?;
     Ok(rec)
@@ -702,13 +778,12 @@ pub fn converge(
         let prev = existing
             .iter()
             .find(|r| r.site == run.site && r.gateway == run.gateway);
+        let answers = prev.is_some_and(healthy);
         let result = match prev {
-            Some(rec) if alive(rec) && rec.config_fingerprint == fingerprint(text) => {
+            Some(rec) if answers && rec.config_fingerprint == fingerprint(text) => {
                 Ok(GatewayAction::Unchanged)
             }
-            Some(rec) if alive(rec) && reload(lab_dir, rec, run, text) => {
-                Ok(GatewayAction::Reloaded)
-            }
+            Some(rec) if answers && reload(lab_dir, rec, run, text) => Ok(GatewayAction::Reloaded),
             Some(rec) => {
                 let was_alive = alive(rec);
                 stop(lab_dir, rec);

@@ -17,7 +17,6 @@ use crate::topology::{NicNet, SiteNet, SubnetNet, Topology, VmNet, VnetNet};
 use serde_json::{Map, Value};
 use site::{ChangeAction, ProvisioningState, Resource, Site, SiteError};
 use std::collections::BTreeMap;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -111,13 +110,6 @@ pub enum LabError {
     /// Realizing resources in namespaces failed; the failed resources are marked Failed.
     #[error("realizing the lab failed: {0}")]
     Realize(#[from] crate::reconcile::ReconcileError),
-    /// The lab's state could not be locked.
-    #[error("cannot lock {path}: {source}")]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     /// Tearing down failed; what is left is listed.
     #[error("tearing down lab {id}: {source}")]
     Teardown {
@@ -180,57 +172,6 @@ impl<'a> Progress<'a> {
     /// Time since the first step.
     pub fn elapsed(&self) -> std::time::Duration {
         self.start.elapsed()
-    }
-}
-
-/// An exclusive lock on a lab's state directory, held while it is changed.
-struct LabLock {
-    _file: std::fs::File,
-}
-
-fn lock(dir: &LabDir) -> Result<LabLock, LabError> {
-    std::fs::create_dir_all(&dir.path).map_err(|source| LabError::Lock {
-        path: dir.path.clone(),
-        source,
-    })?;
-    let path = dir.path.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| LabError::Lock {
-            path: path.clone(),
-            source,
-        })?;
-    // SAFETY: flock on a file descriptor we own; released when the file is closed (or we die).
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(LabError::Lock {
-            path,
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(LabLock { _file: f })
-}
-
-/// Tries to lock the lab for up to `patience`; `None` if it stays locked (or cannot be locked).
-fn lock_within(dir: &LabDir, patience: std::time::Duration) -> Option<LabLock> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.path.join("lock"))
-        .ok()?;
-    let deadline = Instant::now() + patience;
-    loop {
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Some(LabLock { _file: f });
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -349,13 +290,18 @@ impl Lab {
         req: &DeployRequest,
         progress: &mut Progress,
     ) -> Result<ApplyReport, LabError> {
-        let _lock = lock(&self.dir)?;
+        let _lock = self.dir.lock()?;
+        // What `lab up` last recorded, read under the lock (it may have changed since open).
+        let lab = Lab {
+            dir: self.dir.clone(),
+            record: self.dir.record()?,
+        };
         let mut report = ApplyReport {
-            lab_id: self.record.id.to_string(),
+            lab_id: lab.record.id.to_string(),
             ..Default::default()
         };
-        report.resource_changes += self.apply_deployment(req, progress)?;
-        self.realize(&mut report, progress)?;
+        report.resource_changes += lab.apply_deployment(req, progress)?;
+        lab.realize(&mut report, progress)?;
         Ok(report)
     }
 
@@ -1115,37 +1061,7 @@ pub fn up_with(
 ) -> Result<ApplyReport, LabError> {
     let spec = LabSpec::load(dir)?;
     let canon = state::canonical_dir(dir)?;
-    let (lab_dir, record) = match state::find_by_dir(root, &canon)? {
-        Some((d, mut rec)) => {
-            rec.sites = spec.sites.clone();
-            rec.external_gateways = opts.no_gateways;
-            (d, rec)
-        }
-        None => {
-            let id = state::fresh_id(root);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            (
-                LabDir::new(root, &id),
-                LabRecord {
-                    id,
-                    source_dir: canon.clone(),
-                    sites: spec.sites.clone(),
-                    created_unix: now,
-                    external_gateways: opts.no_gateways,
-                },
-            )
-        }
-    };
-    // lab.json exists before any namespace does, so a crash can always be cleaned up.
-    lab_dir.write_record(&record)?;
-    let lab = Lab {
-        dir: lab_dir,
-        record,
-    };
-    let _lock = lock(&lab.dir)?;
+    let (lab, _lock) = open_or_register(root, &canon, &spec, opts)?;
     progress.note(&format!(
         "lab {} from {} (state {})",
         lab.id(),
@@ -1193,6 +1109,53 @@ pub fn up_with(
     Ok(report)
 }
 
+/// The lab of `canon` with its lock held and lab.json updated from `spec`, or a new lab
+/// registered for it. The registry lock makes the lookup and the registration one step, so
+/// two `lab up` of one directory build one lab; nothing of a lab is written before its lock
+/// is held.
+fn open_or_register(
+    root: &Path,
+    canon: &Path,
+    spec: &LabSpec,
+    opts: &UpOptions,
+) -> Result<(Lab, state::FileLock), LabError> {
+    // A `lab down` may remove the lab while we wait for its lock: then look again.
+    for _ in 0..5 {
+        let registry = state::lock_registry(root)?;
+        if let Some((dir, _)) = state::find_by_dir(root, canon)? {
+            drop(registry);
+            let lock = match dir.lock() {
+                Ok(l) => l,
+                Err(StateError::NoSuchLab(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut record = dir.record()?;
+            if record.source_dir != canon {
+                continue;
+            }
+            record.sites = spec.sites.clone();
+            record.external_gateways = opts.no_gateways;
+            dir.write_record(&lock, &record)?;
+            return Ok((Lab { dir, record }, lock));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let record = LabRecord {
+            id: state::fresh_id(root),
+            source_dir: canon.to_path_buf(),
+            sites: spec.sites.clone(),
+            created_unix: now,
+            external_gateways: opts.no_gateways,
+        };
+        // lab.json exists before any namespace does, so a crash can always be cleaned up.
+        let (dir, lock) = LabDir::create(root, &registry, &record)?;
+        return Ok((Lab { dir, record }, lock));
+    }
+    Err(StateError::NoLabForDir(canon.to_path_buf()).into())
+}
+
 /// What `down` removed.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DownReport {
@@ -1216,7 +1179,7 @@ pub fn down(root: &Path, sel: &LabSelector) -> Result<DownReport, LabError> {
     // Wait (a little) for a running `lab up` or `deploy` of this lab to finish, so it does not
     // recreate what is being removed; a crashed one holds no lock.
     let _lock = if had_state {
-        lock_within(&dir, std::time::Duration::from_secs(10))
+        dir.lock_within(std::time::Duration::from_secs(10))
     } else {
         None
     };
@@ -1474,6 +1437,7 @@ impl Lab {
                         "reason": err,
                         "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
                         "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
+                        "gatewayProcess": self.gateway_process(&spec.name, &gw.meta.name),
                     })),
                     other => st.other_resources.push(serde_json::json!({
                         "type": other.resource_type(),
@@ -1523,10 +1487,61 @@ impl Lab {
         })
     }
 
+    /// The process the lab runs for gateway `gateway` of `site`, as `lab status` shows it
+    /// (`None` when the lab runs none for it).
+    pub fn gateway_process(&self, site: &str, gateway: &str) -> Option<GatewayProcessStatus> {
+        let rec = gateways::record(&self.dir.path, site, gateway)?;
+        let alive = gateways::alive(&rec);
+        let sup = gateways::supervision(&rec).filter(|_| alive);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Some(GatewayProcessStatus {
+            running: alive
+                && (!rec.supervised || sup.as_ref().is_some_and(|s| s.child_pid.is_some())),
+            supervisor_pid: rec.supervised.then_some(rec.pid),
+            pid: if rec.supervised {
+                sup.as_ref().and_then(|s| s.child_pid)
+            } else {
+                alive.then_some(rec.pid)
+            },
+            restarts: sup.as_ref().map(|s| s.restarts).unwrap_or(0),
+            last_exit: sup.as_ref().and_then(|s| s.last_exit.clone()),
+            next_restart_in_ms: sup
+                .as_ref()
+                .and_then(|s| s.next_start_unix_ms)
+                .map(|t| t.saturating_sub(now_ms)),
+            log: rec.log,
+        })
+    }
+
     /// What was realized last (namespaces, interfaces and what each stands for).
     pub fn realized(&self) -> DesiredState {
         self.dir.realized().unwrap_or_default()
     }
+}
+
+/// A VNet gateway's process in `lab status`: the supervisor, the gateway process it runs,
+/// and how often (and why) it had to be restarted.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayProcessStatus {
+    /// Whether the gateway process runs now.
+    pub running: bool,
+    /// The supervisor's pid.
+    pub supervisor_pid: Option<i32>,
+    /// The gateway process's pid, while it runs.
+    pub pid: Option<i32>,
+    /// How many times it died and was started again by its supervisor.
+    pub restarts: u32,
+    /// Why and when it last died.
+    pub last_exit: Option<crate::supervisor::ChildExit>,
+    /// When it dies, how long until the supervisor starts it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_restart_in_ms: Option<u64>,
+    /// Its log (supervisor and gateway).
+    pub log: PathBuf,
 }
 
 /// One connection's status as Azure reports it, and better (`lab status`).
@@ -1593,7 +1608,15 @@ impl Lab {
                 rec.log.display()
             )),
             Some(rec) => match gateway::status::query(&rec.control) {
-                Err(e) => Err(format!("gateway {gw}: {e}")),
+                Err(e) => Err(match gateways::supervision(&rec) {
+                    Some(st) if st.child_pid.is_none() => format!(
+                        "the gateway process of {gw} is being restarted by its supervisor (restart {}{}; log: {})",
+                        st.restarts,
+                        st.last_exit.map(|x| format!(", last: {}", x.reason)).unwrap_or_default(),
+                        rec.log.display()
+                    ),
+                    _ => format!("gateway {gw}: {e}"),
+                }),
                 Ok(st) => {
                     let pid = st.pid;
                     match st.connections.into_iter().find(|x| x.name == c.meta.name) {

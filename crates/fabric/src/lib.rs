@@ -11,8 +11,9 @@
 //! prefix. The fabric owns only bridges and veths, routes tagged with [`FABRIC_ROUTE_PROTO`]
 //! and the nftables table `hybridnet`: a gateway process may add its TUN device and routes in
 //! its namespace without reconciliation touching them. [`gateways`] runs one detached
-//! `hybridnet gateway run` per VNet gateway, configured from the site's connections, and
-//! restarts it when its configuration changes; [`verify`] reads connection status from those
+//! `hybridnet gateway run` per VNet gateway under a [`supervisor`] (restarted with back-off
+//! when it dies), configured from the site's connections, and restarts it when its
+//! configuration changes; [`verify`] reads connection status from those
 //! processes and checks VM-to-VM traffic across the tunnels. `lab down` stops every process
 //! living in a lab namespace, gateway processes included.
 
@@ -25,6 +26,7 @@ pub mod reconcile;
 pub mod spec;
 pub mod state;
 pub mod strongswan_site;
+pub mod supervisor;
 pub mod topology;
 pub mod verify;
 

@@ -43,8 +43,12 @@ pub enum NetnsError {
     NotPermitted(String),
 }
 
-/// Names of all named namespaces that start with `prefix`, sorted.
-pub fn list_netns(prefix: &str) -> Vec<String> {
+/// `statfs(2)` magic of nsfs, the filesystem namespace files live on (`NSFS_MAGIC` in
+/// linux/magic.h): a name in `/run/netns` is a namespace only while one is mounted on it.
+const NSFS_MAGIC: u64 = 0x6e73_6673;
+
+/// Every name in `/run/netns` starting with `prefix`, namespace or not, sorted.
+pub fn netns_entries(prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -57,9 +61,58 @@ pub fn list_netns(prefix: &str) -> Vec<String> {
     out
 }
 
-/// Whether a named namespace exists.
+/// Whether `path` has a namespace mounted on it (nsfs), rather than being a plain file.
+fn is_namespace_file(path: &Path) -> bool {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs(2) with a NUL-terminated path and a zeroed struct it fills in.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    st.f_type as u64 == NSFS_MAGIC
+}
+
+/// Names of all named namespaces that start with `prefix`, sorted. A name whose file is not
+/// a mounted namespace (what an interrupted `ip netns add` leaves) is not one.
+pub fn list_netns(prefix: &str) -> Vec<String> {
+    netns_entries(prefix)
+        .into_iter()
+        .filter(|n| is_namespace_file(&Path::new(NETNS_RUN_DIR).join(n)))
+        .collect()
+}
+
+/// Whether a named namespace exists: its file is there and a namespace is mounted on it.
 pub fn netns_exists(name: &str) -> bool {
-    Path::new(NETNS_RUN_DIR).join(name).exists()
+    is_namespace_file(&Path::new(NETNS_RUN_DIR).join(name))
+}
+
+/// Removes the files starting with `prefix` in `/run/netns` that are not namespaces: the
+/// placeholder (mode 0000, nothing mounted) that `ip netns add` leaves when it is killed
+/// between creating the file and mounting the namespace on it. Every later `ip -n NAME`
+/// fails on such a file with "Invalid argument" and `ip netns add NAME` with "File exists",
+/// so it must go before the namespace can be created. Returns the names removed.
+pub fn remove_placeholders(prefix: &str) -> Result<Vec<String>, NetnsError> {
+    let mut removed = Vec::new();
+    for name in netns_entries(prefix) {
+        let path = Path::new(NETNS_RUN_DIR).join(&name);
+        if is_namespace_file(&path) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(NetnsError::Sys {
+                    netns: name,
+                    what: "remove the placeholder of an interrupted `ip netns add`".into(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// An `ip` command that dies with us: if the CLI is killed mid-way, no orphaned `ip` goes on
@@ -225,6 +278,22 @@ pub fn sysctl_set(netns: &str, pairs: &[(&str, &str)]) -> Result<(), NetnsError>
     })
 }
 
+/// Makes `/proc/sys` values inside `netns` what `pairs` say, all on one thread: reads each
+/// and writes only those that differ. Returns the keys it changed.
+pub fn sysctl_ensure(netns: &str, pairs: &[(&str, &str)]) -> Result<Vec<String>, NetnsError> {
+    in_netns(netns, move || {
+        let mut changed = Vec::new();
+        for (key, value) in pairs {
+            let path = format!("/proc/sys/{key}");
+            if std::fs::read_to_string(&path)?.trim() != *value {
+                std::fs::write(&path, value)?;
+                changed.push(key.to_string());
+            }
+        }
+        Ok(changed)
+    })
+}
+
 /// PIDs of all processes whose network namespace is the named one (like `ip netns pids`).
 pub fn pids_in_netns(netns: &str) -> Vec<i32> {
     let Ok(target) = std::fs::metadata(Path::new(NETNS_RUN_DIR).join(netns)) else {
@@ -269,6 +338,21 @@ pub fn kill_netns_processes(netns: &str, grace: std::time::Duration) -> usize {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     pids.len()
+}
+
+/// Deletes every veth in namespace `netns`: both ends go at once (synchronously), whereas
+/// deleting the namespace leaves the peers in other namespaces until the kernel's deferred
+/// cleanup of the namespace runs.
+pub fn delete_veths(netns: &str) -> Result<(), NetnsError> {
+    let listed = ip_json(netns, &["link show type veth"])?;
+    let cmds: Vec<String> = listed[0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .map(|name| format!("link del {name}"))
+        .collect();
+    ip_batch(Some(netns), true, &cmds)
 }
 
 /// Deletes the named namespaces (killing their processes first) in one `ip -force -batch`.

@@ -105,6 +105,12 @@ fn read_actual(ns: &str) -> Result<ActualNetns, NetnsError> {
     Ok(actual)
 }
 
+/// Our lab speaks IPv4; IPv6 link-local chatter would only add noise to captures.
+const IPV6_OFF: &[(&str, &str)] = &[
+    ("net/ipv6/conf/all/disable_ipv6", "1"),
+    ("net/ipv6/conf/default/disable_ipv6", "1"),
+];
+
 fn route_key(r: &RouteSpec) -> (Ipv4Net, Option<Ipv4Addr>, String) {
     (r.dst.trunc(), r.via, r.dev.clone())
 }
@@ -295,11 +301,21 @@ fn configure_one(
         }
     }
     let want_fwd = if spec.forwarding { "1" } else { "0" };
-    if netns::sysctl_get(&spec.name, "net/ipv4/ip_forward")? != want_fwd {
-        netns::sysctl_set(&spec.name, &[("net/ipv4/ip_forward", want_fwd)])?;
+    // IPv6 is switched off when a namespace is created; checked again on every run, because
+    // a `lab up` killed right after `ip netns add` left a namespace with it still on.
+    let wanted = [("net/ipv4/ip_forward", want_fwd)]
+        .into_iter()
+        .chain(IPV6_OFF.iter().copied())
+        .collect::<Vec<_>>();
+    for key in netns::sysctl_ensure(&spec.name, &wanted)? {
+        let value = wanted
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or_default();
         report
             .changes
-            .push(format!("{}: net.ipv4.ip_forward={want_fwd}", spec.name));
+            .push(format!("{}: {}={value}", spec.name, key.replace('/', ".")));
     }
     Ok(())
 }
@@ -319,6 +335,13 @@ pub fn reconcile(
         let ns = ns.to_string();
         move |source| ReconcileError { netns: ns, source }
     };
+    // A `lab up` killed inside `ip netns add` leaves a file that is no namespace; it would
+    // fail every later run, so it goes and the namespace is created afresh.
+    for name in netns::remove_placeholders(prefix).map_err(err(prefix))? {
+        let line = format!("{name}: removed the placeholder of an interrupted `ip netns add`");
+        progress(&line);
+        report.changes.push(line);
+    }
     let existing: HashSet<String> = netns::list_netns(prefix).into_iter().collect();
     let wanted: HashSet<&str> = desired.netns.iter().map(|n| n.name.as_str()).collect();
 
@@ -332,6 +355,12 @@ pub fn reconcile(
         v
     };
     if !stale.is_empty() {
+        // A namespace's veths would vanish from the other ends' namespaces only when the
+        // kernel gets round to destroying it, after this run read them; deleted first, they
+        // go with both ends at once.
+        for ns in &stale {
+            netns::delete_veths(ns).map_err(err(ns))?;
+        }
         netns::delete_netns(&stale).map_err(err(&stale[0]))?;
         for n in &stale {
             report.changes.push(format!("{n}: namespace removed"));
@@ -350,15 +379,7 @@ pub fn reconcile(
             .collect();
         netns::ip_batch(None, false, &cmds).map_err(err(&created[0].name))?;
         for n in &created {
-            // Our lab speaks IPv4; IPv6 link-local chatter would only add noise to captures.
-            netns::sysctl_set(
-                &n.name,
-                &[
-                    ("net/ipv6/conf/all/disable_ipv6", "1"),
-                    ("net/ipv6/conf/default/disable_ipv6", "1"),
-                ],
-            )
-            .map_err(err(&n.name))?;
+            netns::sysctl_set(&n.name, IPV6_OFF).map_err(err(&n.name))?;
             report
                 .changes
                 .push(format!("{}: namespace created ({})", n.name, n.role));
@@ -429,6 +450,7 @@ pub fn teardown(prefix: &str) -> Result<Vec<String>, NetnsError> {
     // A killed `lab up` may have left an `ip` finishing its batch: look again until a pass
     // finds nothing (bounded).
     for _ in 0..5 {
+        removed.extend(netns::remove_placeholders(prefix)?);
         let names = netns::list_netns(prefix);
         if names.is_empty() {
             break;

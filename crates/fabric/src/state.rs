@@ -2,12 +2,18 @@
 //! `fabric.json`, the realized namespaces and interfaces with what each stands for).
 //!
 //! `<root>` is `$HYBRIDNET_STATE_DIR` or `/var/lib/hybridnet`. `lab.json` is written before
-//! any namespace exists, so a crashed `lab up` can always be found and torn down.
+//! any namespace exists, so a crashed `lab up` can always be found and torn down; it is
+//! written only under the lab's lock (and a new lab is registered under the registry's lock),
+//! and every file is replaced durably ([`write_durable`]).
 
 use crate::desired::DesiredState;
 use crate::names::LabId;
 use crate::spec::SiteSpec;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// Name prefix of a lab directory being created (renamed to the lab id when complete).
+const NEW_LAB_PREFIX: &str = ".new-";
 
 /// Environment variable overriding the state root.
 pub const STATE_DIR_ENV: &str = "HYBRIDNET_STATE_DIR";
@@ -33,9 +39,17 @@ pub enum StateError {
     /// No lab for that directory.
     #[error("no lab is running for {0}")]
     NoLabForDir(PathBuf),
-    /// The lab could not be chosen implicitly.
-    #[error("{0}")]
-    Ambiguous(String),
+    /// No lab was named and none is registered.
+    #[error("no lab is running (state in {0})")]
+    NoLab(PathBuf),
+    /// No lab was named and several are registered: the user must say which.
+    #[error(
+        "{} labs are running and none was named:\n{}\nsay which one with --id ID (e.g. --id {}) or by its directory (`lab status DIR`, `lab down DIR`; `--lab DIR` for `lab exec`, `deploy` and `vpn-connection`), or run the command inside the lab's directory",
+        .0.len(),
+        .0.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
+        .0.first().map(|l| l.id.to_string()).unwrap_or_default()
+    )]
+    SeveralLabs(Vec<LabListing>),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -80,11 +94,113 @@ pub struct LabDir {
     pub path: PathBuf,
 }
 
-/// Writes `data` to `path` atomically (temp file + rename) so a crash never leaves half a file.
+/// Writes `data` to `path` so that a crash or a power loss leaves either the old content or
+/// the new one, never a mix or an empty file: a temp file in the same directory (mode
+/// `mode`, exactly), written and fsync'd, renamed over `path`, then the directory fsync'd so
+/// that the rename itself is on disk.
+pub fn write_durable(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may only take bits away; the file gets exactly `mode`.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// fsyncs a directory, making the creations, renames and removals in it durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes a registry file durably ([`write_durable`], mode 0644).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StateError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    write_durable(path, data, 0o644).map_err(io(path))
+}
+
+/// An exclusive `flock(2)` on a lock file, released when dropped (or when the process dies,
+/// so a crashed holder never blocks anyone).
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Opens (creating) `path` and waits for the exclusive lock on it.
+    fn acquire(path: &Path) -> std::io::Result<FileLock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        loop {
+            // SAFETY: flock(2) on a descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(FileLock { _file: f });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Like [`FileLock::acquire`], giving up after `patience`.
+    fn acquire_within(path: &Path, patience: std::time::Duration) -> Option<FileLock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ok()?;
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            // SAFETY: flock(2) on a descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Some(FileLock { _file: f });
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// The registry's own lock (`<root>/labs/.lock`): held while a lab directory is looked up by
+/// its source directory and, if there is none, created, so that two `lab up` of one
+/// directory never register two labs for it.
+pub fn lock_registry(root: &Path) -> Result<FileLock, StateError> {
+    let labs = root.join("labs");
+    std::fs::create_dir_all(&labs).map_err(io(&labs))?;
+    let path = labs.join(".lock");
+    FileLock::acquire(&path).map_err(io(&path))
 }
 
 impl LabDir {
@@ -121,11 +237,64 @@ impl LabDir {
         })
     }
 
-    /// Writes lab.json (creating the directory).
-    pub fn write_record(&self, rec: &LabRecord) -> Result<(), StateError> {
+    /// Writes lab.json; the caller holds the lab's lock ([`LabDir::lock`]).
+    pub fn write_record(&self, _lock: &FileLock, rec: &LabRecord) -> Result<(), StateError> {
         std::fs::create_dir_all(self.sites_path()).map_err(io(&self.path))?;
         let data = serde_json::to_vec_pretty(rec).expect("record serializes");
         write_atomic(&self.record_path(), &data)
+    }
+
+    /// Registers a new lab: its directory appears complete (lock file held by us, `sites/`,
+    /// lab.json) or not at all, because it is built under a temporary name and renamed into
+    /// place. The caller holds the registry lock, so any temporary directory left there is
+    /// a crashed creator's and is removed first.
+    pub fn create(
+        root: &Path,
+        _registry: &FileLock,
+        rec: &LabRecord,
+    ) -> Result<(LabDir, FileLock), StateError> {
+        let labs = root.join("labs");
+        if let Ok(rd) = std::fs::read_dir(&labs) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(NEW_LAB_PREFIX) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let tmp = labs.join(format!("{NEW_LAB_PREFIX}{}-{}", rec.id, std::process::id()));
+        std::fs::create_dir_all(tmp.join("sites")).map_err(io(&tmp))?;
+        let lock_path = tmp.join("lock");
+        let lock = FileLock::acquire(&lock_path).map_err(io(&lock_path))?;
+        let data = serde_json::to_vec_pretty(rec).expect("record serializes");
+        write_atomic(&tmp.join("lab.json"), &data)?;
+        let dir = LabDir::new(root, &rec.id);
+        std::fs::rename(&tmp, &dir.path).map_err(io(&dir.path))?;
+        sync_dir(&labs).map_err(io(&labs))?;
+        Ok((dir, lock))
+    }
+
+    /// Waits for the lab's lock, held by whoever changes the lab (`lab up`, `deploy`,
+    /// `lab down`). Fails with [`StateError::NoSuchLab`] when the lab is gone, also when a
+    /// `lab down` removed it while we waited.
+    pub fn lock(&self) -> Result<FileLock, StateError> {
+        if !self.path.is_dir() {
+            return Err(StateError::NoSuchLab(self.id.to_string()));
+        }
+        let path = self.path.join("lock");
+        let lock = FileLock::acquire(&path).map_err(io(&path))?;
+        if !self.record_path().exists() {
+            return Err(StateError::NoSuchLab(self.id.to_string()));
+        }
+        Ok(lock)
+    }
+
+    /// The lab's lock if it can be had within `patience` (`lab down` goes on without it
+    /// after a crash left the lab half-made).
+    pub fn lock_within(&self, patience: std::time::Duration) -> Option<FileLock> {
+        if !self.path.is_dir() {
+            return None;
+        }
+        FileLock::acquire_within(&self.path.join("lock"), patience)
     }
 
     /// Reads fabric.json, if the lab was realized at least once.
@@ -185,9 +354,27 @@ pub fn fresh_id(root: &Path) -> LabId {
     loop {
         let id = LabId::random();
         let taken = LabDir::new(root, &id).path.exists()
-            || !crate::netns::list_netns(&id.netns_prefix()).is_empty();
+            || !crate::netns::netns_entries(&id.netns_prefix()).is_empty();
         if !taken {
             return id;
+        }
+    }
+}
+
+/// One registered lab as a refusal to guess lists it: its id and where it was built from.
+#[derive(Clone, Debug)]
+pub struct LabListing {
+    /// The lab id.
+    pub id: LabId,
+    /// Its lab directory, or why lab.json could not be read.
+    pub source: Result<PathBuf, String>,
+}
+
+impl std::fmt::Display for LabListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Ok(dir) => write!(f, "{}  {}", self.id, dir.display()),
+            Err(e) => write!(f, "{}  (lab.json unreadable: {e})", self.id),
         }
     }
 }
@@ -199,7 +386,8 @@ pub enum LabSelector {
     Id(LabId),
     /// A lab directory.
     Dir(PathBuf),
-    /// Nothing said: the lab of the current directory, else the only lab.
+    /// Nothing said: the lab of the current directory (one holding lab.yaml), else the only
+    /// registered lab; with several, the command is refused ([`StateError::SeveralLabs`]).
     Implicit,
 }
 
@@ -226,21 +414,46 @@ pub fn select(root: &Path, sel: &LabSelector) -> Result<LabDir, StateError> {
                     }
                 }
             }
-            let labs = list_labs(root);
+            let mut labs = list_labs(root);
             match labs.len() {
-                1 => Ok(labs.into_iter().next().expect("one").0),
-                0 => Err(StateError::Ambiguous(format!(
-                    "no lab is running (state in {})",
-                    root.display()
-                ))),
-                n => Err(StateError::Ambiguous(format!(
-                    "{n} labs are running ({}); choose one with --id or a lab directory",
-                    labs.iter()
-                        .map(|(d, _)| d.id.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
+                0 => Err(StateError::NoLab(root.to_path_buf())),
+                1 => Ok(labs.remove(0).0),
+                _ => Err(StateError::SeveralLabs(
+                    labs.into_iter()
+                        .map(|(d, r)| LabListing {
+                            id: d.id,
+                            source: r.map(|r| r.source_dir).map_err(|e| e.to_string()),
+                        })
+                        .collect(),
+                )),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn durable_writes_replace_whole_files_with_the_mode_asked_and_leave_no_temp_file() {
+        let dir = std::env::temp_dir().join(format!("hn-state-durable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("gw.toml");
+        std::fs::write(&p, "old, world-readable").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_durable(&p, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["gw.toml".to_string()]);
+        assert!(write_durable(&dir.join("missing/x"), b"x", 0o600).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

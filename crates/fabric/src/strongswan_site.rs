@@ -17,7 +17,6 @@
 //! stops it with every other process of the lab's namespaces.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -272,22 +271,12 @@ pub struct DeviceOutcome {
     pub result: Result<DeviceAction, DeviceError>,
 }
 
-/// Writes `data` with mode 0600, atomically; returns whether the content changed.
+/// Writes `data` with mode 0600, atomically and durably; returns whether the content changed.
 fn write_private(path: &Path, data: &str) -> Result<bool, DeviceError> {
     if std::fs::read_to_string(path).ok().as_deref() == Some(data) {
         return Ok(false);
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(data.as_bytes()).map_err(io_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    crate::state::write_durable(path, data.as_bytes(), 0o600).map_err(io_err(path))?;
     Ok(true)
 }
 

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 pub enum GatewayCommand {
     /// Run the gateway in the foreground until SIGTERM/SIGINT (then DELETEs are sent and routes removed).
     Run(RunArgs),
+    /// Run `gateway run CONFIG` as a supervised child: restarted with back-off when it dies
+    /// abnormally, restarts recorded in the state file; SIGTERM/SIGINT/SIGHUP are forwarded.
+    /// This is how the lab runs its gateways.
+    Supervise(SuperviseArgs),
     /// Show each connection's state, algorithms, SPIs, traffic and drop counters.
     Status(StatusArgs),
     /// Parse and validate a config file without starting anything.
@@ -25,6 +29,18 @@ pub struct RunArgs {
     /// Control socket path (default: derived from the config path under /run/hybridnet/).
     #[arg(long)]
     pub control: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SuperviseArgs {
+    /// The gateway's TOML config file.
+    pub config: PathBuf,
+    /// The gateway's control socket.
+    #[arg(long)]
+    pub control: PathBuf,
+    /// Where the supervisor records its child and the restarts (JSON, replaced atomically).
+    #[arg(long)]
+    pub state: PathBuf,
 }
 
 #[derive(Args)]
@@ -71,6 +87,14 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
                 },
             )?;
             gw.run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Supervise(a) => {
+            fabric::supervisor::run(&fabric::supervisor::SuperviseOptions {
+                config: a.config,
+                control: a.control,
+                state: a.state,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Status(a) => {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Which lab a command acts on: `--id ID`, a lab directory, or (neither) the lab of the
-/// current directory or the only running lab.
+/// current directory or the only running lab; with several labs and none named, the command
+/// is refused with the list of labs.
 #[derive(Args, Clone, Debug)]
 pub struct LabChoice {
     /// Lab directory (holding lab.yaml).
@@ -62,7 +63,8 @@ pub enum LabCommand {
     Exec {
         /// SITE/VM or SITE/GATEWAY, e.g. azure/vm1.
         target: String,
-        /// Lab id (default: the lab of the current directory or the only running lab).
+        /// Lab id (default: the lab of the current directory or the only running lab; with
+        /// several labs one must be named).
         #[arg(long)]
         id: Option<String>,
         /// Lab directory.
@@ -183,35 +185,24 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status { choice, json } => {
-            let sel = choice.selector()?;
-            let labs: Vec<Lab> = match sel {
-                LabSelector::Implicit if choice.dir.is_none() => {
-                    match Lab::open(&root, &sel) {
-                        Ok(l) => vec![l],
-                        // Several labs and no choice: show them all.
-                        Err(_) => state::list_labs(&root)
-                            .into_iter()
-                            .filter_map(|(d, r)| r.ok().map(|record| Lab { dir: d, record }))
-                            .collect(),
+            let lab = match Lab::open(&root, &choice.selector()?) {
+                Ok(lab) => lab,
+                // Nothing to show is an answer, not a failure.
+                Err(lab::LabError::State(state::StateError::NoLab(_))) => {
+                    if json {
+                        println!("[]");
+                    } else {
+                        println!("no lab is running (state in {})", root.display());
                     }
+                    return Ok(ExitCode::SUCCESS);
                 }
-                other => vec![flat(Lab::open(&root, &other))?],
+                Err(e) => return flat(Err(e)),
             };
-            let statuses: Vec<LabStatus> =
-                flat(labs.iter().map(|l| l.status()).collect::<Result<_, _>>())?;
+            let status = flat(lab.status())?;
             if json {
-                let v = if statuses.len() == 1 {
-                    serde_json::to_value(&statuses[0])?
-                } else {
-                    serde_json::to_value(&statuses)?
-                };
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else if statuses.is_empty() {
-                println!("no lab is running (state in {})", root.display());
+                println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                for s in &statuses {
-                    print_status(s);
-                }
+                print_status(&status);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -455,6 +446,9 @@ fn print_status(s: &LabStatus) {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
+            if let Some(line) = gateway_process_line(&o["gatewayProcess"]) {
+                println!("      {line}");
+            }
         }
         for c in &site.connections {
             println!(
@@ -492,6 +486,46 @@ fn print_status(s: &LabStatus) {
             );
         }
     }
+}
+
+/// One line for a gateway's process: its pid and supervisor, and the restarts with the last
+/// reason, e.g. `process 4242 (supervisor 4240), 1 restart, last: killed by signal 9 (SIGKILL)
+/// 12 s ago`.
+fn gateway_process_line(p: &serde_json::Value) -> Option<String> {
+    if !p.is_object() {
+        return None;
+    }
+    let who = match (p["pid"].as_i64(), p["supervisorPid"].as_i64()) {
+        (Some(pid), Some(sup)) if p["running"] == true => {
+            format!("process {pid} (supervisor {sup})")
+        }
+        (Some(pid), None) if p["running"] == true => format!("process {pid} (unsupervised)"),
+        (_, Some(sup)) if p["nextRestartInMs"].is_u64() => format!(
+            "process not running, supervisor {sup} restarts it in {:.1} s",
+            p["nextRestartInMs"].as_u64().unwrap_or(0) as f64 / 1000.0
+        ),
+        _ => format!(
+            "process not running (`hybridnet lab up` restarts it; log {})",
+            p["log"].as_str().unwrap_or("-")
+        ),
+    };
+    let restarts = p["restarts"].as_u64().unwrap_or(0);
+    let last = &p["lastExit"];
+    let why = match last["reason"].as_str() {
+        Some(reason) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let ago = now.saturating_sub(last["atUnix"].as_u64().unwrap_or(now));
+            format!(", last: {reason} {ago} s ago")
+        }
+        None => String::new(),
+    };
+    Some(format!(
+        "{who}, {restarts} restart{}{why}",
+        if restarts == 1 { "" } else { "s" }
+    ))
 }
 
 /// Runs `hybridnet deploy`.
