@@ -25,9 +25,10 @@ impl LabGateway {
         gateway::status::query(&self.record.control).context("gateway status")
     }
 
-    /// Resident memory of the process in KiB (VmRSS).
+    /// Resident memory of the gateway process (not its supervisor) in KiB (VmRSS).
     pub fn rss_kib(&self) -> Result<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.record.pid))?;
+        let pid = self.status()?.pid;
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         s.lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
