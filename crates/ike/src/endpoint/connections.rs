@@ -1,0 +1,228 @@
+//! The connection table: which configured connection an IKE SA belongs to, how a connection goes down and comes back (back-off), and the bookkeeping when IKE SAs come and go.
+
+use super::*;
+
+impl Endpoint {
+    pub(super) fn cfg(&self, id: ConnectionId) -> Option<&ConnectionConfig> {
+        self.conns.get(id)?.as_ref().map(|c| &c.cfg)
+    }
+
+    pub(super) fn dpd_delay(&self, sa: &IkeSa) -> Option<Duration> {
+        let t = self.cfg(sa.conn)?.dpd_timeout;
+        if t.is_zero() {
+            None
+        } else {
+            Some((t / 3).max(Duration::from_secs(1)))
+        }
+    }
+
+    pub(super) fn put_back(&mut self, sa: IkeSa) {
+        if sa.dead {
+            self.forget(&sa);
+        } else {
+            self.sas.insert(sa.our_spi(), sa);
+        }
+    }
+
+    pub(super) fn forget(&mut self, sa: &IkeSa) {
+        if !sa.initiator {
+            self.half_open.remove(&(sa.remote, sa.spi_i));
+            self.half_open.retain(|_, v| *v != sa.spi_r);
+        }
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            if c.ike_sa == Some(sa.our_spi()) {
+                c.ike_sa = None;
+            }
+        }
+    }
+
+    pub(super) fn drop_children(&mut self, sa: &mut IkeSa) {
+        for c in sa.children.drain(..) {
+            self.events.push_back(Event::ChildSaDeleted {
+                conn: sa.conn,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
+        }
+    }
+
+    pub(super) fn conn_down(
+        &mut self,
+        id: ConnectionId,
+        mut reason: DownReason,
+        now: Option<Instant>,
+    ) {
+        if let Some(Some(c)) = self.conns.get_mut(id) {
+            // The peer deleted the SA right after one of its attempts failed: it was
+            // reconfigured, and the failure says why better than the DELETE does.
+            if let (DownReason::DeletedByPeer, Some(n), Some((t, why))) =
+                (&reason, now, &c.last_attempt)
+            {
+                if n.saturating_duration_since(*t) <= ATTEMPT_EXPLAINS_DELETE {
+                    reason = why.clone();
+                }
+            }
+            c.state = ConnState::Down;
+            c.last_error = Some(reason.to_string());
+            c.established_at = None;
+            c.failures = c.failures.saturating_add(1);
+            let rec = c.cfg.recovery;
+            let action = match reason {
+                DownReason::DeletedByPeer => rec.close_action,
+                DownReason::DpdTimeout => rec.dpd_action,
+                _ => DownAction::Restart,
+            };
+            let tries_left = rec.keyingtries == 0 || c.failures < rec.keyingtries;
+            if let (true, DownAction::Restart, true, Some(n)) =
+                (c.cfg.initiate, action, tries_left, now)
+            {
+                c.retry_at = Some(n + retry_delay(c.failures, rec.retry_max));
+                c.state = ConnState::Connecting;
+            } else {
+                c.retry_at = None;
+            }
+        }
+        self.events
+            .push_back(Event::ConnectionDown { conn: id, reason });
+    }
+
+    /// Ends an SA with a reported reason.
+    pub(super) fn fail(&mut self, sa: &mut IkeSa, reason: DownReason, now: Instant) {
+        sa.dead = true;
+        self.drop_children(sa);
+        let conn = self.conns.get(sa.conn).and_then(|c| c.as_ref());
+        let current = conn.is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
+        if !sa.quiet && sa.rekeyed_at.is_none() && current {
+            self.conn_down(sa.conn, reason, Some(now));
+        }
+    }
+
+    /// A negotiation failed before anything was authenticated. Anyone who can send from the
+    /// peer's address can cause this, so an established connection keeps its state, SAs,
+    /// NAT flags, peer and last error: the failure is only counted and remembered (and
+    /// becomes the diagnosis of a connection that is not up anyway).
+    pub(super) fn attempt_failed(&mut self, id: ConnectionId, reason: DownReason, now: Instant) {
+        if let Some(Some(c)) = self.conns.get_mut(id) {
+            c.failed_attempts += 1;
+            if c.state != ConnState::Established {
+                c.last_error = Some(reason.to_string());
+            }
+            c.last_attempt = Some((now, reason.clone()));
+        }
+        self.events
+            .push_back(Event::AttemptFailed { conn: id, reason });
+    }
+
+    pub(super) fn count_drop(&mut self, conn: ConnectionId) {
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            c.dropped += 1;
+        }
+    }
+
+    /// Picks the responder connection for a peer: address match first, then wildcard peers;
+    /// with `id`, only connections accepting that identity.
+    pub(super) fn match_responder(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        id: Option<&Identity>,
+    ) -> Option<ConnectionId> {
+        self.responder_candidates(local, remote, id)
+            .into_iter()
+            .next()
+    }
+
+    /// Every connection that may answer this peer, best first: those naming its address, in
+    /// configuration order, then those accepting any peer.
+    pub(super) fn responder_candidates(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        id: Option<&Identity>,
+    ) -> Vec<ConnectionId> {
+        let mut exact = Vec::new();
+        let mut wildcard = Vec::new();
+        for (i, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let cfg = &c.cfg;
+            if !(cfg.local_addr.is_unspecified() || cfg.local_addr == local) {
+                continue;
+            }
+            if let (Some(want), Some(got)) = (&cfg.remote_id, id) {
+                if want != got {
+                    continue;
+                }
+            }
+            if cfg.remote_addr == remote {
+                exact.push(i);
+            } else if cfg.remote_addr.is_unspecified() {
+                wildcard.push(i);
+            }
+        }
+        exact.extend(wildcard);
+        exact
+    }
+
+    pub(super) fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {
+        sa.ike_rekey_at = self.rekey_deadline(sa.conn, now, false);
+        sa.established_at = Some(now);
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            c.state = ConnState::Established;
+            c.ike_sa = Some(sa.our_spi());
+            c.nat = sa.nat;
+            c.established_at = Some(now);
+            c.ike_algorithms = Some(algorithms.clone());
+            c.last_error = None;
+            c.retry_at = None;
+            c.failures = 0;
+            c.selector_warning = None;
+        }
+        self.events.push_back(Event::IkeSaEstablished {
+            conn: sa.conn,
+            algorithms,
+        });
+    }
+
+    /// INITIAL_CONTACT: the peer has no other SAs with us, so the ones that were up before
+    /// this SA's IKE_SA_INIT arrived (`since`) are stale. SAs that came up while this one was
+    /// negotiated are not: they are the peer's own simultaneous attempts (strongSwan restarting
+    /// a connection sends INITIAL_CONTACT on each), which it still holds and uses.
+    pub(super) fn drop_stale_sas(
+        &mut self,
+        conn: ConnectionId,
+        peer: IpAddr,
+        keep: u64,
+        since: Instant,
+    ) {
+        let stale: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(k, s)| {
+                // Only established SAs are stale: half-open ones may belong to other
+                // connections to the same peer that are being set up at this moment.
+                **k != keep
+                    && s.conn == conn
+                    && s.remote.ip() == peer
+                    && matches!(s.phase, Phase::Established)
+                    && s.established_at.unwrap_or(s.created) < since
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            if let Some(mut s) = self.sas.remove(&k) {
+                self.drop_children(&mut s);
+                self.forget(&s);
+            }
+        }
+    }
+}
+
+/// The wait before attempt `failures + 1`: [`RETRY_BASE`] doubled per earlier failure, at
+/// most `max`, with ±20 % jitter.
+pub(super) fn retry_delay(failures: u32, max: Duration) -> Duration {
+    let base = RETRY_BASE
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(max.max(RETRY_BASE));
+    let jitter = crypto::random_bytes(1).map_or(20, |b| u32::from(b[0]) % 41);
+    base * (80 + jitter) / 100
+}

@@ -1,0 +1,402 @@
+//! The IKEv2 endpoint: owns every IKE SA of every configured connection, dispatches incoming
+//! datagrams by SPI, runs the IKE_SA_INIT / IKE_AUTH / INFORMATIONAL exchanges as initiator and
+//! responder, and reports results as events. Sans-IO: the caller moves datagrams and time.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::constant_time;
+
+use crate::codec::{
+    exchange, find_notify, flags, notify, protocol, AuthPayload, DeletePayload, Header, IdPayload,
+    KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
+};
+use crate::config::{
+    ConnectionConfig, DhGroup, DownAction, Encryption, Identity, Integrity, TrafficSelector,
+};
+use crate::cookie::CookieJar;
+use crate::crypto::{self, DhPrivate, IkeKeys};
+use crate::error::{CryptoError, DecodeError, IkeError};
+use crate::proposal::{self, ChildSuite};
+
+mod auth;
+mod child;
+mod connections;
+mod dispatch;
+mod dos;
+mod events;
+mod ike_rekey;
+mod informational;
+mod init;
+mod state;
+mod transport;
+mod wire;
+
+pub use events::{AuthFailure, ChildSaKeys, ConnectionStatus, DownReason, Event, Transmit};
+use state::*;
+use wire::*;
+
+/// Handle for a configured connection, returned by [`Endpoint::add_connection`].
+pub type ConnectionId = usize;
+
+/// First retransmission interval; doubled on every retry (0.5 s, 1 s, 2 s, 4 s, 8 s).
+pub const RETRANSMIT_BASE: Duration = Duration::from_millis(500);
+/// Number of transmissions of one request before the peer is declared unreachable.
+pub const MAX_TRANSMISSIONS: u32 = 5;
+/// A responder IKE SA that is not authenticated within this time is discarded.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// First wait before an initiating connection that went down tries again; it doubles with
+/// every consecutive failure up to the connection's `recovery.retry_max`.
+pub const RETRY_BASE: Duration = Duration::from_secs(1);
+/// Half-open IKE SAs above which IKE_SA_INIT requests must echo a COOKIE (RFC 7296 §2.6).
+pub const DEFAULT_COOKIE_THRESHOLD: usize = 32;
+/// Half-open IKE SAs per source address above which that source must echo a COOKIE.
+pub const DEFAULT_HALF_OPEN_PER_SOURCE: usize = 16;
+/// Hard cap on half-open IKE SAs, whatever their sources: even a flood that echoes valid
+/// cookies (it receives at the addresses it uses) cannot grow state past it; the oldest
+/// half-open SA makes room.
+pub const MAX_HALF_OPEN: usize = 4096;
+/// How long an initiator keeps waiting for a genuine IKE_SA_INIT response after an
+/// unauthenticated error notification arrived (RFC 7296 §2.21.1: anyone can forge those).
+pub const UNAUTHENTICATED_ERROR_GRACE: Duration = Duration::from_secs(1);
+/// A peer's failed negotiation attempt explains a DELETE of the established IKE SA that
+/// arrives within this time (the peer was reconfigured and tried again).
+pub const ATTEMPT_EXPLAINS_DELETE: Duration = Duration::from_secs(10);
+/// Longest lifetime or timeout honoured (ten years); larger configured values are clamped.
+pub const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, at least 16 octets).
+const NONCE_LEN: usize = 32;
+/// Auth method: shared key message integrity code.
+const AUTH_PSK: u8 = 2;
+/// Additional Child SAs asked for per IKE SA when the peer narrowed the selectors.
+const MAX_EXTRA_CHILDREN: u32 = 16;
+
+/// Owns all IKE SAs; see the module documentation.
+pub struct Endpoint {
+    conns: Vec<Option<Connection>>,
+    sas: HashMap<u64, IkeSa>,
+    half_open: HashMap<(SocketAddr, u64), u64>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    dropped: u64,
+    /// Dropped datagrams by cause ([`IkeError::cause_name`]); a fixed set of keys.
+    drops_by_cause: std::collections::BTreeMap<&'static str, u64>,
+    cookies: CookieJar,
+    cookie_threshold: usize,
+    half_open_per_source: usize,
+    cookies_sent: u64,
+    /// The connection whose next IKE message panics (tests of fault isolation only).
+    #[cfg(feature = "fault-injection")]
+    fault: Option<ConnectionId>,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with no connections.
+    pub fn new() -> Self {
+        Endpoint {
+            conns: vec![],
+            sas: HashMap::new(),
+            half_open: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped: 0,
+            drops_by_cause: std::collections::BTreeMap::new(),
+            cookies: CookieJar::default(),
+            cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
+            half_open_per_source: DEFAULT_HALF_OPEN_PER_SOURCE,
+            cookies_sent: 0,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    /// Adds a connection; an initiating one sends its IKE_SA_INIT right away.
+    /// The configuration should have passed [`ConnectionConfig::validate`]; an invalid one is
+    /// reported through a `ConnectionDown` event.
+    pub fn add_connection(&mut self, mut cfg: ConnectionConfig, now: Instant) -> ConnectionId {
+        let id = self.conns.len();
+        // Timer arithmetic on Instant must not overflow, whatever the configuration says.
+        for d in [
+            &mut cfg.ike_lifetime,
+            &mut cfg.child_lifetime,
+            &mut cfg.dpd_timeout,
+        ] {
+            *d = (*d).min(MAX_TIMER);
+        }
+        let invalid = cfg.validate().err();
+        let initiate = cfg.initiate;
+        self.conns.push(Some(Connection {
+            cfg,
+            state: if initiate {
+                ConnState::Connecting
+            } else {
+                ConnState::Down
+            },
+            last_error: None,
+            ike_sa: None,
+            established_at: None,
+            ike_algorithms: None,
+            esp_algorithms: None,
+            retry_at: None,
+            dropped: 0,
+            nat: (false, false),
+            failed_attempts: 0,
+            failures: 0,
+            last_attempt: None,
+            selector_warning: None,
+        }));
+        if let Some(e) = invalid {
+            self.conn_down(
+                id,
+                DownReason::Other(format!("invalid configuration: {e}")),
+                None,
+            );
+        } else if initiate {
+            self.start_initiator(id, now);
+        }
+        id
+    }
+
+    /// Removes a connection: sends a DELETE for its IKE SAs and reports their Child SAs deleted.
+    pub fn remove_connection(&mut self, id: ConnectionId, now: Instant) {
+        let spis: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.conn == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for spi in spis {
+            if let Some(mut sa) = self.sas.remove(&spi) {
+                self.send_ike_delete(&mut sa);
+                self.drop_children(&mut sa);
+                self.forget(&sa);
+            }
+        }
+        let _ = now;
+        if let Some(slot) = self.conns.get_mut(id) {
+            *slot = None;
+        }
+    }
+
+    /// Feeds one received UDP datagram. `local` is our address/port it arrived on; datagrams on
+    /// any port other than 500 must start with the non-ESP marker. Rejected datagrams are
+    /// counted and the reason returned; nothing panics on malformed input.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), IkeError> {
+        self.cookies.tick(now);
+        let r = self.dispatch(now, local, remote, bytes);
+        if let Err(e) = &r {
+            self.dropped += 1;
+            *self.drops_by_cause.entry(e.cause_name()).or_default() += 1;
+        }
+        r
+    }
+
+    /// Runs timers: retransmissions, dead-peer detection, half-open expiry, re-initiation.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let retry: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .and_then(|c| c.retry_at)
+                    .filter(|t| *t <= now)
+                    .map(|_| i)
+            })
+            .collect();
+        for id in retry {
+            if let Some(c) = self.conns[id].as_mut() {
+                c.retry_at = None;
+            }
+            self.start_initiator(id, now);
+        }
+        let spis: Vec<u64> = self.sas.keys().copied().collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| self.sa_timers(&mut sa, now)));
+            if ran.is_err() {
+                self.internal_fault(&mut sa, now);
+            }
+            self.put_back(sa);
+        }
+    }
+
+    /// Next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
+        for c in self.conns.iter().flatten() {
+            if let Some(t) = c.retry_at {
+                consider(t);
+            }
+        }
+        for sa in self.sas.values() {
+            if let Some(o) = &sa.outstanding {
+                consider(o.next_at);
+            }
+            if let Some(t) = sa.rekeyed_at {
+                consider(t + HALF_OPEN_TIMEOUT);
+                continue;
+            }
+            if Self::extra_child_ready(sa) {
+                consider(sa.last_recv.min(sa.created));
+            }
+            match sa.phase {
+                Phase::ResponderAuth => consider(sa.created + HALF_OPEN_TIMEOUT),
+                Phase::Established => {
+                    if let (None, Some(t)) = (&sa.outstanding, self.next_rekey(sa)) {
+                        consider(t);
+                    }
+                    if let Some(d) = self.dpd_delay(sa) {
+                        if sa.outstanding.is_none() {
+                            consider(sa.last_recv + d);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        best
+    }
+
+    /// Next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Per-connection status.
+    pub fn status(&self) -> Vec<ConnectionStatus> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .map(|(i, c)| {
+                let sa = c.ike_sa.and_then(|s| self.sas.get(&s));
+                ConnectionStatus {
+                    conn: i,
+                    name: c.cfg.name.clone(),
+                    state: match c.state {
+                        ConnState::Connecting => "connecting",
+                        ConnState::Established => "established",
+                        ConnState::Down => "down",
+                    }
+                    .to_string(),
+                    ike_algorithms: c.ike_algorithms.clone(),
+                    esp_algorithms: c.esp_algorithms.clone(),
+                    ike_spi_i: sa.map_or(0, |s| s.spi_i),
+                    ike_spi_r: sa.map_or(0, |s| s.spi_r),
+                    last_error: c.last_error.clone(),
+                    next_attempt: c.retry_at,
+                    consecutive_failures: c.failures,
+                    established_at: c.established_at,
+                    ike_dropped: c.dropped,
+                    nat_local: c.nat.0,
+                    nat_remote: c.nat.1,
+                    remote: sa.map(|s| s.remote),
+                    failed_attempts: c.failed_attempts,
+                    last_failed_attempt: c.last_attempt.as_ref().map(|(_, r)| r.to_string()),
+                    selector_warning: c.selector_warning.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Sets the denial-of-service limits: above `cookie_threshold` half-open IKE SAs new
+    /// initiators must echo a COOKIE; at most `per_source` half-open SAs per peer address.
+    pub fn set_half_open_limits(&mut self, cookie_threshold: usize, per_source: usize) {
+        self.cookie_threshold = cookie_threshold;
+        self.half_open_per_source = per_source;
+    }
+
+    /// Makes the handling of the next IKE message of connection `conn` panic, to show that a
+    /// fault stays with its connection (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&mut self, conn: ConnectionId) {
+        self.fault = Some(conn);
+    }
+
+    /// Number of half-open (responder, not yet authenticated) IKE SAs.
+    pub fn half_open(&self) -> usize {
+        self.half_open.len()
+    }
+
+    /// COOKIE challenges sent so far.
+    pub fn cookies_sent(&self) -> u64 {
+        self.cookies_sent
+    }
+
+    /// Total IKE datagrams dropped, including those that matched no connection.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Dropped IKE datagrams by cause ([`IkeError::cause_name`]).
+    pub fn drops_by_cause(&self) -> &std::collections::BTreeMap<&'static str, u64> {
+        &self.drops_by_cause
+    }
+
+    /// Starts a rekey of the connection's IKE SA (`ike`) or its oldest Child SA at the next
+    /// `handle_timeout`, regardless of lifetimes (operator command, tests).
+    pub fn rekey_now(&mut self, id: ConnectionId, ike: bool, now: Instant) {
+        let Some(spi) = self
+            .conns
+            .get(id)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.ike_sa)
+        else {
+            return;
+        };
+        if let Some(sa) = self.sas.get_mut(&spi) {
+            if ike {
+                sa.ike_rekey_at = Some(now);
+            } else if let Some(c) = sa.children.iter_mut().find(|c| !c.replaced) {
+                c.rekey_at = Some(now);
+            }
+        }
+    }
+
+    /// Starts a rekey of one Child SA (by our inbound SPI) at the next `handle_timeout`,
+    /// whichever side we are: the data path asks for it when the SA's sequence numbers or
+    /// bytes run low, which only it can see. Returns whether the Child SA exists.
+    pub fn rekey_child(&mut self, id: ConnectionId, spi_in: u32, now: Instant) -> bool {
+        let Some(spi) = self
+            .conns
+            .get(id)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.ike_sa)
+        else {
+            return false;
+        };
+        let Some(child) = self.sas.get_mut(&spi).and_then(|sa| {
+            sa.children
+                .iter_mut()
+                .find(|c| c.spi_in == spi_in && !c.replaced)
+        }) else {
+            return false;
+        };
+        child.rekey_at = Some(now);
+        true
+    }
+}

@@ -1,0 +1,207 @@
+//! Building and reading payloads: notifications, identities, traffic selectors (with
+//! RFC 7296 §2.9 narrowing), NAT detection hashes, nonce checks.
+
+use super::*;
+
+pub(super) fn wrap(local_port: u16, remote: SocketAddr, msg: Vec<u8>) -> Transmit {
+    let payload = if local_port == 500 {
+        msg
+    } else {
+        let mut v = Vec::with_capacity(msg.len() + 4);
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v.extend_from_slice(&msg);
+        v
+    };
+    Transmit {
+        local_port,
+        remote,
+        payload,
+    }
+}
+
+pub(super) fn notify_payload(kind: u16, data: Vec<u8>) -> Payload {
+    Payload::new(PayloadBody::Notify(NotifyPayload {
+        protocol: 0,
+        spi: vec![],
+        kind,
+        data,
+    }))
+}
+
+pub(super) fn id_payload(id: &Identity) -> IdPayload {
+    IdPayload {
+        id_type: id.id_type(),
+        data: id.data(),
+    }
+}
+
+pub(super) fn ts_to_entry(ts: &TrafficSelector) -> TsEntry {
+    let oct = |a: IpAddr| match a {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    };
+    TsEntry {
+        ts_type: if ts.is_v6() { 8 } else { 7 },
+        protocol: ts.protocol,
+        start_port: ts.start_port,
+        end_port: ts.end_port,
+        start: oct(ts.start),
+        end: oct(ts.end),
+    }
+}
+
+pub(super) fn entry_to_ts(e: &TsEntry) -> Option<TrafficSelector> {
+    let addr = |b: &[u8]| -> Option<IpAddr> {
+        match b.len() {
+            4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+            16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+            _ => None,
+        }
+    };
+    match e.ts_type {
+        7 if e.start.len() == 4 => {}
+        8 if e.start.len() == 16 => {}
+        _ => return None,
+    }
+    Some(TrafficSelector {
+        start: addr(&e.start)?,
+        end: addr(&e.end)?,
+        protocol: e.protocol,
+        start_port: e.start_port,
+        end_port: e.end_port,
+    })
+}
+
+pub(super) fn ts_payload(list: &[TrafficSelector]) -> TsPayload {
+    TsPayload {
+        selectors: list.iter().map(ts_to_entry).collect(),
+    }
+}
+
+pub(super) fn ts_list(p: &TsPayload) -> Vec<TrafficSelector> {
+    p.selectors.iter().filter_map(entry_to_ts).collect()
+}
+
+pub(super) fn ts_text(list: &[TrafficSelector]) -> String {
+    format!(
+        "[{}]",
+        list.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// RFC 7296 §2.9 narrowing: every intersection of a proposed selector with a configured one.
+pub(super) fn narrow(
+    proposed: &[TrafficSelector],
+    configured: &[TrafficSelector],
+) -> Vec<TrafficSelector> {
+    let mut out: Vec<TrafficSelector> = vec![];
+    for p in proposed {
+        for c in configured {
+            if let Some(i) = p.intersect(c) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// (we are behind NAT, peer is behind NAT) from the NAT_DETECTION payloads of `payloads`;
+/// absent payloads mean no NAT.
+pub(super) fn nat_detect(
+    payloads: &[Payload],
+    spi_i: u64,
+    spi_r: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> (bool, bool) {
+    let hashes = |kind: u16| -> Vec<&[u8]> {
+        payloads
+            .iter()
+            .filter_map(|p| match &p.body {
+                PayloadBody::Notify(n) if n.kind == kind => Some(n.data.as_slice()),
+                _ => None,
+            })
+            .collect()
+    };
+    let dst = hashes(notify::NAT_DETECTION_DESTINATION_IP);
+    let src = hashes(notify::NAT_DETECTION_SOURCE_IP);
+    let ours = crypto::nat_hash(spi_i, spi_r, local);
+    let theirs = crypto::nat_hash(spi_i, spi_r, remote);
+    let local_nat = !dst.is_empty() && !dst.contains(&ours.as_slice());
+    let remote_nat = !src.is_empty() && !src.contains(&theirs.as_slice());
+    (local_nat, remote_nat)
+}
+
+pub(super) fn notify_name(kind: u16) -> String {
+    match kind {
+        notify::UNSUPPORTED_CRITICAL_PAYLOAD => "UNSUPPORTED_CRITICAL_PAYLOAD".into(),
+        4 => "INVALID_IKE_SPI".into(),
+        5 => "INVALID_MAJOR_VERSION".into(),
+        notify::INVALID_SYNTAX => "INVALID_SYNTAX".into(),
+        9 => "INVALID_MESSAGE_ID".into(),
+        11 => "INVALID_SPI".into(),
+        notify::NO_PROPOSAL_CHOSEN => "NO_PROPOSAL_CHOSEN".into(),
+        notify::INVALID_KE_PAYLOAD => "INVALID_KE_PAYLOAD".into(),
+        notify::AUTHENTICATION_FAILED => "AUTHENTICATION_FAILED".into(),
+        notify::SINGLE_PAIR_REQUIRED => "SINGLE_PAIR_REQUIRED".into(),
+        notify::NO_ADDITIONAL_SAS => "NO_ADDITIONAL_SAS".into(),
+        notify::INTERNAL_ADDRESS_FAILURE => "INTERNAL_ADDRESS_FAILURE".into(),
+        notify::FAILED_CP_REQUIRED => "FAILED_CP_REQUIRED".into(),
+        notify::TS_UNACCEPTABLE => "TS_UNACCEPTABLE".into(),
+        notify::TEMPORARY_FAILURE => "TEMPORARY_FAILURE".into(),
+        notify::CHILD_SA_NOT_FOUND => "CHILD_SA_NOT_FOUND".into(),
+        k => format!("notify type {k}"),
+    }
+}
+
+pub(super) fn first_error_notify(payloads: &[Payload]) -> Option<u16> {
+    payloads.iter().find_map(|p| match &p.body {
+        PayloadBody::Notify(n) if n.kind < 16384 => Some(n.kind),
+        _ => None,
+    })
+}
+
+/// A Child SA agreed in IKE_AUTH: suite, inbound SPI, outbound SPI, local and remote selectors.
+pub(super) type NegotiatedChild = (
+    ChildSuite,
+    u32,
+    u32,
+    Vec<TrafficSelector>,
+    Vec<TrafficSelector>,
+);
+/// RFC 7296 §2.10: a nonce is at least half the PRF's key size (and at least 16 octets,
+/// which [`init_payloads`] checks along with the upper bound).
+pub(super) fn check_nonce(prf: crate::config::Prf, nonce: &[u8]) -> Result<(), IkeError> {
+    if nonce.len() < prf.output_len() / 2 {
+        return Err(IkeError::InvalidPayload(
+            "nonce shorter than half the PRF key size (RFC 7296 §2.10)",
+        ));
+    }
+    Ok(())
+}
+/// The SA, KE and Nonce payloads every IKE_SA_INIT message carries, in either direction.
+pub(super) fn init_payloads(
+    payloads: &[Payload],
+) -> Result<(&crate::codec::SaPayload, &KePayload, &Vec<u8>), IkeError> {
+    let (mut sa, mut ke, mut nonce) = (None, None, None);
+    for p in payloads {
+        match &p.body {
+            PayloadBody::Sa(s) => sa = Some(s),
+            PayloadBody::Ke(k) => ke = Some(k),
+            PayloadBody::Nonce(n) => nonce = Some(n),
+            _ => {}
+        }
+    }
+    let sa = sa.ok_or(IkeError::MissingPayload("SA"))?;
+    let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
+    let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
+    if !(16..=256).contains(&nonce.len()) {
+        return Err(IkeError::InvalidPayload("nonce length"));
+    }
+    Ok((sa, ke, nonce))
+}
