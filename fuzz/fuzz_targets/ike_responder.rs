@@ -98,7 +98,7 @@ fn sa_init(ep: &mut Endpoint, now: Instant, cbc: bool) -> Option<Session> {
     Some(Session { keys, spi_i, spi_r: r.header.spi_r, init_request, ni, nr, iv: 0 })
 }
 
-fn seal(s: &mut Session, exch: u8, msg_id: u32, inner: &[Payload]) -> Option<Vec<u8>> {
+fn seal(s: &mut Session, exch: ExchangeType, msg_id: u32, inner: &[Payload]) -> Option<Vec<u8>> {
     s.iv += 1;
     let iv = if s.keys.suite.encryption == Encryption::AesCbc128 { [s.iv.to_be_bytes(), s.iv.to_be_bytes()].concat() } else { s.iv.to_be_bytes().to_vec() };
     let header = Header { spi_i: s.spi_i, spi_r: s.spi_r, next_payload: 0, version: 0x20, exchange: exch, flags: flags::INITIATOR, message_id: msg_id, length: 0 };
@@ -182,7 +182,7 @@ fuzz_target!(|data: &[u8]| {
             let mut msg_id: u32 = 2;
             let mut r = rest.get(1..).unwrap_or_default();
             while r.len() >= 3 {
-                let exch = 33 + r[0] % 6;
+                let exch = ExchangeType::from(33 + r[0] % 6);
                 msg_id = msg_id.wrapping_add(u32::from(r[1] % 4)).wrapping_sub(1);
                 let len = r[2] as usize;
                 let body = &r[3..(3 + len).min(r.len())];

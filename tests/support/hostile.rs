@@ -5,7 +5,7 @@ use crate::lifecycle::send_udp_raw_in;
 use anyhow::{Context, Result};
 use ike::codec::{
     exchange, flags, transform_type, Header, KePayload, Message, Payload, PayloadBody, ProposalSub,
-    SaPayload, Transform,
+    ProtocolId, SaPayload, Transform, TransformType,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -72,7 +72,7 @@ pub fn lab_gateway(state: &Path, id: &str, site: &str) -> Result<LabGateway> {
         .with_context(|| format!("no gateway process for site {site}"))
 }
 
-fn transform(kind: u8, id: u16) -> Transform {
+fn transform(kind: TransformType, id: u16) -> Transform {
     Transform {
         kind,
         id,
@@ -97,7 +97,7 @@ pub fn unacceptable_ike_sa_init(spi_i: u64) -> Vec<u8> {
             Payload::new(PayloadBody::Sa(SaPayload {
                 proposals: vec![ProposalSub {
                     number: 1,
-                    protocol: 1,
+                    protocol: ProtocolId::Ike,
                     spi: vec![],
                     transforms: vec![
                         transform(transform_type::ENCR, 3),

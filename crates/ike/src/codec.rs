@@ -3,16 +3,177 @@
 
 use crate::error::DecodeError;
 
-/// Exchange types (RFC 7296 §3.1).
+/// Defines an open enum for a wire code point: the values this implementation names, plus
+/// `Unknown` carrying any other value, so every message still decodes and re-encodes to the
+/// same octets and a refusal can name what it refused.
+macro_rules! code_points {
+    ($(#[$m:meta])* $name:ident : $repr:ty { $($(#[$vm:meta])* $variant:ident = $value:literal => $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant,)*
+            /// A value not named here (kept as is).
+            Unknown($repr),
+        }
+
+        impl From<$repr> for $name {
+            fn from(v: $repr) -> Self {
+                match v {
+                    $($value => $name::$variant,)*
+                    other => $name::Unknown(other),
+                }
+            }
+        }
+
+        impl From<$name> for $repr {
+            fn from(v: $name) -> $repr {
+                match v {
+                    $($name::$variant => $value,)*
+                    $name::Unknown(other) => other,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            /// The RFC's name, or the number for a value not named here.
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $($name::$variant => f.write_str($text),)*
+                    $name::Unknown(v) => write!(f, "{} {v}", stringify!($name)),
+                }
+            }
+        }
+    };
+}
+
+code_points! {
+    /// Exchange types (RFC 7296 §3.1).
+    ExchangeType: u8 {
+        /// IKE_SA_INIT.
+        IkeSaInit = 34 => "IKE_SA_INIT",
+        /// IKE_AUTH.
+        IkeAuth = 35 => "IKE_AUTH",
+        /// CREATE_CHILD_SA.
+        CreateChildSa = 36 => "CREATE_CHILD_SA",
+        /// INFORMATIONAL.
+        Informational = 37 => "INFORMATIONAL",
+    }
+}
+
+code_points! {
+    /// Notify message types (RFC 7296 §3.10.1 and IANA's registry); below 16384 they
+    /// report errors, from 16384 on they carry status.
+    NotifyType: u16 {
+        /// UNSUPPORTED_CRITICAL_PAYLOAD.
+        UnsupportedCriticalPayload = 1 => "UNSUPPORTED_CRITICAL_PAYLOAD",
+        /// INVALID_IKE_SPI.
+        InvalidIkeSpi = 4 => "INVALID_IKE_SPI",
+        /// INVALID_MAJOR_VERSION.
+        InvalidMajorVersion = 5 => "INVALID_MAJOR_VERSION",
+        /// INVALID_SYNTAX.
+        InvalidSyntax = 7 => "INVALID_SYNTAX",
+        /// INVALID_MESSAGE_ID.
+        InvalidMessageId = 9 => "INVALID_MESSAGE_ID",
+        /// INVALID_SPI.
+        InvalidSpi = 11 => "INVALID_SPI",
+        /// NO_PROPOSAL_CHOSEN.
+        NoProposalChosen = 14 => "NO_PROPOSAL_CHOSEN",
+        /// INVALID_KE_PAYLOAD.
+        InvalidKePayload = 17 => "INVALID_KE_PAYLOAD",
+        /// AUTHENTICATION_FAILED.
+        AuthenticationFailed = 24 => "AUTHENTICATION_FAILED",
+        /// SINGLE_PAIR_REQUIRED.
+        SinglePairRequired = 34 => "SINGLE_PAIR_REQUIRED",
+        /// NO_ADDITIONAL_SAS.
+        NoAdditionalSas = 35 => "NO_ADDITIONAL_SAS",
+        /// INTERNAL_ADDRESS_FAILURE.
+        InternalAddressFailure = 36 => "INTERNAL_ADDRESS_FAILURE",
+        /// FAILED_CP_REQUIRED.
+        FailedCpRequired = 37 => "FAILED_CP_REQUIRED",
+        /// TS_UNACCEPTABLE.
+        TsUnacceptable = 38 => "TS_UNACCEPTABLE",
+        /// INVALID_SELECTORS.
+        InvalidSelectors = 39 => "INVALID_SELECTORS",
+        /// TEMPORARY_FAILURE (RFC 7296 §2.25: try again later).
+        TemporaryFailure = 43 => "TEMPORARY_FAILURE",
+        /// CHILD_SA_NOT_FOUND (RFC 7296 §2.25: a rekey of a Child SA that does not exist).
+        ChildSaNotFound = 44 => "CHILD_SA_NOT_FOUND",
+        /// INITIAL_CONTACT.
+        InitialContact = 16384 => "INITIAL_CONTACT",
+        /// SET_WINDOW_SIZE.
+        SetWindowSize = 16385 => "SET_WINDOW_SIZE",
+        /// ADDITIONAL_TS_POSSIBLE.
+        AdditionalTsPossible = 16386 => "ADDITIONAL_TS_POSSIBLE",
+        /// IPCOMP_SUPPORTED.
+        IpcompSupported = 16387 => "IPCOMP_SUPPORTED",
+        /// NAT_DETECTION_SOURCE_IP.
+        NatDetectionSourceIp = 16388 => "NAT_DETECTION_SOURCE_IP",
+        /// NAT_DETECTION_DESTINATION_IP.
+        NatDetectionDestinationIp = 16389 => "NAT_DETECTION_DESTINATION_IP",
+        /// COOKIE.
+        Cookie = 16390 => "COOKIE",
+        /// USE_TRANSPORT_MODE.
+        UseTransportMode = 16391 => "USE_TRANSPORT_MODE",
+        /// HTTP_CERT_LOOKUP_SUPPORTED.
+        HttpCertLookupSupported = 16392 => "HTTP_CERT_LOOKUP_SUPPORTED",
+        /// REKEY_SA.
+        RekeySa = 16393 => "REKEY_SA",
+        /// ESP_TFC_PADDING_NOT_SUPPORTED.
+        EspTfcPaddingNotSupported = 16394 => "ESP_TFC_PADDING_NOT_SUPPORTED",
+        /// NON_FIRST_FRAGMENTS_ALSO.
+        NonFirstFragmentsAlso = 16395 => "NON_FIRST_FRAGMENTS_ALSO",
+    }
+}
+
+impl NotifyType {
+    /// Whether it reports an error (types below 16384): a response carrying one means the
+    /// request failed (RFC 7296 §3.10.1).
+    pub fn is_error(self) -> bool {
+        u16::from(self) < 16384
+    }
+}
+
+code_points! {
+    /// Protocol IDs in proposals, notify and delete payloads (RFC 7296 §3.3.1).
+    ProtocolId: u8 {
+        /// None: a notification about no SA in particular (its SPI is empty).
+        Unspecified = 0 => "NONE",
+        /// IKE.
+        Ike = 1 => "IKE",
+        /// AH.
+        Ah = 2 => "AH",
+        /// ESP.
+        Esp = 3 => "ESP",
+    }
+}
+
+code_points! {
+    /// Transform types (RFC 7296 §3.3.2).
+    TransformType: u8 {
+        /// Encryption algorithm.
+        Encr = 1 => "ENCR",
+        /// Pseudo-random function.
+        Prf = 2 => "PRF",
+        /// Integrity algorithm.
+        Integ = 3 => "INTEG",
+        /// Diffie-Hellman group.
+        Dh = 4 => "D-H",
+        /// Extended sequence numbers.
+        Esn = 5 => "ESN",
+    }
+}
+
+/// Exchange types by their RFC names.
 pub mod exchange {
+    use super::ExchangeType;
     /// IKE_SA_INIT.
-    pub const IKE_SA_INIT: u8 = 34;
+    pub const IKE_SA_INIT: ExchangeType = ExchangeType::IkeSaInit;
     /// IKE_AUTH.
-    pub const IKE_AUTH: u8 = 35;
+    pub const IKE_AUTH: ExchangeType = ExchangeType::IkeAuth;
     /// CREATE_CHILD_SA.
-    pub const CREATE_CHILD_SA: u8 = 36;
+    pub const CREATE_CHILD_SA: ExchangeType = ExchangeType::CreateChildSa;
     /// INFORMATIONAL.
-    pub const INFORMATIONAL: u8 = 37;
+    pub const INFORMATIONAL: ExchangeType = ExchangeType::Informational;
 }
 
 /// Header flag bits.
@@ -59,68 +220,71 @@ pub mod payload_type {
     pub const SK: u8 = 46;
 }
 
-/// Notify message types used here (RFC 7296 §3.10.1).
+/// Notify message types by their RFC names.
 pub mod notify {
+    use super::NotifyType;
     /// UNSUPPORTED_CRITICAL_PAYLOAD.
-    pub const UNSUPPORTED_CRITICAL_PAYLOAD: u16 = 1;
+    pub const UNSUPPORTED_CRITICAL_PAYLOAD: NotifyType = NotifyType::UnsupportedCriticalPayload;
     /// INVALID_SYNTAX.
-    pub const INVALID_SYNTAX: u16 = 7;
+    pub const INVALID_SYNTAX: NotifyType = NotifyType::InvalidSyntax;
     /// NO_PROPOSAL_CHOSEN.
-    pub const NO_PROPOSAL_CHOSEN: u16 = 14;
+    pub const NO_PROPOSAL_CHOSEN: NotifyType = NotifyType::NoProposalChosen;
     /// INVALID_KE_PAYLOAD.
-    pub const INVALID_KE_PAYLOAD: u16 = 17;
+    pub const INVALID_KE_PAYLOAD: NotifyType = NotifyType::InvalidKePayload;
     /// AUTHENTICATION_FAILED.
-    pub const AUTHENTICATION_FAILED: u16 = 24;
+    pub const AUTHENTICATION_FAILED: NotifyType = NotifyType::AuthenticationFailed;
     /// SINGLE_PAIR_REQUIRED.
-    pub const SINGLE_PAIR_REQUIRED: u16 = 34;
+    pub const SINGLE_PAIR_REQUIRED: NotifyType = NotifyType::SinglePairRequired;
     /// NO_ADDITIONAL_SAS.
-    pub const NO_ADDITIONAL_SAS: u16 = 35;
+    pub const NO_ADDITIONAL_SAS: NotifyType = NotifyType::NoAdditionalSas;
     /// INTERNAL_ADDRESS_FAILURE.
-    pub const INTERNAL_ADDRESS_FAILURE: u16 = 36;
+    pub const INTERNAL_ADDRESS_FAILURE: NotifyType = NotifyType::InternalAddressFailure;
     /// FAILED_CP_REQUIRED.
-    pub const FAILED_CP_REQUIRED: u16 = 37;
+    pub const FAILED_CP_REQUIRED: NotifyType = NotifyType::FailedCpRequired;
     /// TS_UNACCEPTABLE.
-    pub const TS_UNACCEPTABLE: u16 = 38;
-    /// TEMPORARY_FAILURE (RFC 7296 §2.25: try again later).
-    pub const TEMPORARY_FAILURE: u16 = 43;
-    /// CHILD_SA_NOT_FOUND (RFC 7296 §2.25: a rekey of a Child SA that does not exist).
-    pub const CHILD_SA_NOT_FOUND: u16 = 44;
+    pub const TS_UNACCEPTABLE: NotifyType = NotifyType::TsUnacceptable;
+    /// TEMPORARY_FAILURE.
+    pub const TEMPORARY_FAILURE: NotifyType = NotifyType::TemporaryFailure;
+    /// CHILD_SA_NOT_FOUND.
+    pub const CHILD_SA_NOT_FOUND: NotifyType = NotifyType::ChildSaNotFound;
     /// INITIAL_CONTACT.
-    pub const INITIAL_CONTACT: u16 = 16384;
+    pub const INITIAL_CONTACT: NotifyType = NotifyType::InitialContact;
     /// NAT_DETECTION_SOURCE_IP.
-    pub const NAT_DETECTION_SOURCE_IP: u16 = 16388;
+    pub const NAT_DETECTION_SOURCE_IP: NotifyType = NotifyType::NatDetectionSourceIp;
     /// NAT_DETECTION_DESTINATION_IP.
-    pub const NAT_DETECTION_DESTINATION_IP: u16 = 16389;
+    pub const NAT_DETECTION_DESTINATION_IP: NotifyType = NotifyType::NatDetectionDestinationIp;
     /// COOKIE.
-    pub const COOKIE: u16 = 16390;
+    pub const COOKIE: NotifyType = NotifyType::Cookie;
     /// USE_TRANSPORT_MODE.
-    pub const USE_TRANSPORT_MODE: u16 = 16391;
+    pub const USE_TRANSPORT_MODE: NotifyType = NotifyType::UseTransportMode;
     /// REKEY_SA.
-    pub const REKEY_SA: u16 = 16393;
+    pub const REKEY_SA: NotifyType = NotifyType::RekeySa;
 }
 
-/// Protocol IDs in proposals, notify and delete payloads.
+/// Protocol IDs by their RFC names.
 pub mod protocol {
+    use super::ProtocolId;
     /// IKE.
-    pub const IKE: u8 = 1;
+    pub const IKE: ProtocolId = ProtocolId::Ike;
     /// AH.
-    pub const AH: u8 = 2;
+    pub const AH: ProtocolId = ProtocolId::Ah;
     /// ESP.
-    pub const ESP: u8 = 3;
+    pub const ESP: ProtocolId = ProtocolId::Esp;
 }
 
-/// Transform type numbers (RFC 7296 §3.3.2).
+/// Transform types by their RFC names.
 pub mod transform_type {
+    use super::TransformType;
     /// Encryption algorithm.
-    pub const ENCR: u8 = 1;
+    pub const ENCR: TransformType = TransformType::Encr;
     /// Pseudo-random function.
-    pub const PRF: u8 = 2;
+    pub const PRF: TransformType = TransformType::Prf;
     /// Integrity algorithm.
-    pub const INTEG: u8 = 3;
+    pub const INTEG: TransformType = TransformType::Integ;
     /// Diffie-Hellman group.
-    pub const DH: u8 = 4;
+    pub const DH: TransformType = TransformType::Dh;
     /// Extended sequence numbers.
-    pub const ESN: u8 = 5;
+    pub const ESN: TransformType = TransformType::Esn;
 }
 
 /// Transform attribute type: Key Length (in bits), TV format.
@@ -141,7 +305,7 @@ pub struct Header {
     /// Major/minor version octet (0x20).
     pub version: u8,
     /// Exchange type.
-    pub exchange: u8,
+    pub exchange: ExchangeType,
     /// Flags (I, V, R).
     pub flags: u8,
     /// Message ID.
@@ -161,7 +325,7 @@ impl Header {
             spi_r: u64::from_be_bytes(b[8..16].try_into().expect("8 octets")),
             next_payload: b[16],
             version: b[17],
-            exchange: b[18],
+            exchange: ExchangeType::from(b[18]),
             flags: b[19],
             message_id: u32::from_be_bytes(b[20..24].try_into().expect("4 octets")),
             length: u32::from_be_bytes(b[24..28].try_into().expect("4 octets")),
@@ -178,7 +342,7 @@ impl Header {
         out.extend_from_slice(&self.spi_r.to_be_bytes());
         out.push(self.next_payload);
         out.push(self.version);
-        out.push(self.exchange);
+        out.push(self.exchange.into());
         out.push(self.flags);
         out.extend_from_slice(&self.message_id.to_be_bytes());
         out.extend_from_slice(&self.length.to_be_bytes());
@@ -218,7 +382,7 @@ pub enum Attribute {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transform {
     /// Transform type (ENCR, PRF, INTEG, DH, ESN).
-    pub kind: u8,
+    pub kind: TransformType,
     /// Transform ID.
     pub id: u16,
     /// Attributes (Key Length for AES).
@@ -241,7 +405,7 @@ pub struct ProposalSub {
     /// Proposal number (1-based).
     pub number: u8,
     /// Protocol ID (IKE or ESP).
-    pub protocol: u8,
+    pub protocol: ProtocolId,
     /// SPI (empty in IKE_SA_INIT, 4 octets for ESP).
     pub spi: Vec<u8>,
     /// Transforms.
@@ -294,12 +458,12 @@ pub struct AuthPayload {
 /// Notify payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotifyPayload {
-    /// Protocol ID (0 when not SA-specific).
-    pub protocol: u8,
+    /// Protocol ID (NONE when not SA-specific).
+    pub protocol: ProtocolId,
     /// SPI (often empty).
     pub spi: Vec<u8>,
     /// Notify message type.
-    pub kind: u16,
+    pub kind: NotifyType,
     /// Notification data.
     pub data: Vec<u8>,
 }
@@ -308,7 +472,7 @@ pub struct NotifyPayload {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeletePayload {
     /// Protocol ID (IKE or ESP).
-    pub protocol: u8,
+    pub protocol: ProtocolId,
     /// SPI size (0 for IKE, 4 for ESP).
     pub spi_size: u8,
     /// SPIs.
@@ -495,7 +659,7 @@ fn decode_transform(b: &[u8]) -> Result<Transform, DecodeError> {
         }
     }
     Ok(Transform {
-        kind,
+        kind: TransformType::from(kind),
         id,
         attributes,
     })
@@ -538,7 +702,7 @@ fn decode_sa(b: &[u8]) -> Result<SaPayload, DecodeError> {
         }
         proposals.push(ProposalSub {
             number,
-            protocol,
+            protocol: ProtocolId::from(protocol),
             spi,
             transforms,
         });
@@ -561,7 +725,7 @@ fn encode_sa(sa: &SaPayload, out: &mut Vec<u8>) {
         out.push(0);
         out.extend_from_slice(&[0, 0]);
         out.push(p.number);
-        out.push(p.protocol);
+        out.push(p.protocol.into());
         out.push(p.spi.len() as u8);
         out.push(p.transforms.len() as u8);
         out.extend_from_slice(&p.spi);
@@ -570,7 +734,7 @@ fn encode_sa(sa: &SaPayload, out: &mut Vec<u8>) {
             out.push(if ti + 1 == p.transforms.len() { 0 } else { 3 });
             out.push(0);
             out.extend_from_slice(&[0, 0]);
-            out.push(t.kind);
+            out.push(t.kind.into());
             out.push(0);
             out.extend_from_slice(&t.id.to_be_bytes());
             for a in &t.attributes {
@@ -688,9 +852,9 @@ fn decode_body(kind: u8, next: u8, b: &[u8]) -> Result<PayloadBody, DecodeError>
             let kind = r.u16("Notify payload")?;
             let spi = r.take(spi_size, "Notify SPI")?.to_vec();
             PayloadBody::Notify(NotifyPayload {
-                protocol,
+                protocol: ProtocolId::from(protocol),
                 spi,
-                kind,
+                kind: NotifyType::from(kind),
                 data: r.rest().to_vec(),
             })
         }
@@ -706,7 +870,7 @@ fn decode_body(kind: u8, next: u8, b: &[u8]) -> Result<PayloadBody, DecodeError>
                 return Err(DecodeError::BadLength("Delete payload"));
             }
             PayloadBody::Delete(DeletePayload {
-                protocol,
+                protocol: ProtocolId::from(protocol),
                 spi_size,
                 spis,
             })
@@ -740,14 +904,14 @@ fn encode_body(body: &PayloadBody, out: &mut Vec<u8>) {
         }
         PayloadBody::Nonce(n) | PayloadBody::VendorId(n) => out.extend_from_slice(n),
         PayloadBody::Notify(n) => {
-            out.push(n.protocol);
+            out.push(n.protocol.into());
             out.push(n.spi.len() as u8);
-            out.extend_from_slice(&n.kind.to_be_bytes());
+            out.extend_from_slice(&u16::from(n.kind).to_be_bytes());
             out.extend_from_slice(&n.spi);
             out.extend_from_slice(&n.data);
         }
         PayloadBody::Delete(d) => {
-            out.push(d.protocol);
+            out.push(d.protocol.into());
             out.push(d.spi_size);
             out.extend_from_slice(&(d.spis.len() as u16).to_be_bytes());
             for s in &d.spis {
@@ -844,13 +1008,13 @@ impl Message {
     }
 
     /// First notify of the given type.
-    pub fn notify(&self, kind: u16) -> Option<&NotifyPayload> {
+    pub fn notify(&self, kind: NotifyType) -> Option<&NotifyPayload> {
         find_notify(&self.payloads, kind)
     }
 }
 
 /// First notify of the given type in a payload list.
-pub fn find_notify(payloads: &[Payload], kind: u16) -> Option<&NotifyPayload> {
+pub fn find_notify(payloads: &[Payload], kind: NotifyType) -> Option<&NotifyPayload> {
     payloads.iter().find_map(|p| match &p.body {
         PayloadBody::Notify(n) if n.kind == kind => Some(n),
         _ => None,

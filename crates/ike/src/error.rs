@@ -117,8 +117,8 @@ pub enum IkeError {
     #[error("unexpected message ID {0}")]
     UnexpectedMessageId(u32),
     /// Exchange type not valid in the SA's current state.
-    #[error("unexpected exchange type {0} in current state")]
-    UnexpectedExchange(u8),
+    #[error("unexpected exchange {0} in current state")]
+    UnexpectedExchange(crate::codec::ExchangeType),
     /// A required payload is missing.
     #[error("missing {0} payload")]
     MissingPayload(&'static str),

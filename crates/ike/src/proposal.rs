@@ -2,7 +2,8 @@
 //! responder's selection, and the initiator's check that the choice is one we offered.
 
 use crate::codec::{
-    protocol, transform_type, Attribute, ProposalSub, SaPayload, Transform, ATTR_KEY_LENGTH,
+    protocol, transform_type, Attribute, ProposalSub, SaPayload, Transform, TransformType,
+    ATTR_KEY_LENGTH,
 };
 use crate::config::{DhGroup, Encryption, Integrity, Prf, Proposal};
 use crate::crypto::IkeSuite;
@@ -43,7 +44,7 @@ fn encr_transform(e: Encryption) -> Transform {
     }
 }
 
-fn simple(kind: u8, id: u16) -> Transform {
+fn simple(kind: TransformType, id: u16) -> Transform {
     Transform {
         kind,
         id,
@@ -116,7 +117,7 @@ fn enc_of(t: &Transform) -> Option<Encryption> {
     Encryption::from_iana(t.id, t.key_length())
 }
 
-fn of_kind(p: &ProposalSub, kind: u8) -> impl Iterator<Item = &Transform> {
+fn of_kind(p: &ProposalSub, kind: TransformType) -> impl Iterator<Item = &Transform> {
     p.transforms.iter().filter(move |t| t.kind == kind)
 }
 

@@ -26,7 +26,7 @@ fn transform() -> impl Strategy<Value = Transform> {
         proptest::collection::vec(attribute(), 0..3),
     )
         .prop_map(|(kind, id, attributes)| Transform {
-            kind,
+            kind: kind.into(),
             id,
             attributes,
         })
@@ -42,7 +42,7 @@ fn proposal_sub() -> impl Strategy<Value = ProposalSub> {
     )
         .prop_map(|(number, protocol, spi_len, transforms, spi)| ProposalSub {
             number,
-            protocol,
+            protocol: protocol.into(),
             spi: spi[..spi_len].to_vec(),
             transforms,
         })
@@ -85,9 +85,9 @@ fn body() -> impl Strategy<Value = PayloadBody> {
         bytes(64).prop_map(PayloadBody::Nonce),
         (any::<u8>(), bytes(8), any::<u16>(), bytes(40)).prop_map(|(protocol, spi, kind, data)| {
             PayloadBody::Notify(NotifyPayload {
-                protocol,
+                protocol: protocol.into(),
                 spi,
-                kind,
+                kind: kind.into(),
                 data,
             })
         }),
@@ -97,7 +97,7 @@ fn body() -> impl Strategy<Value = PayloadBody> {
                     .map(|i| raw[i * spi_size as usize % 24..][..spi_size as usize].to_vec())
                     .collect();
                 PayloadBody::Delete(DeletePayload {
-                    protocol,
+                    protocol: protocol.into(),
                     spi_size,
                     spis,
                 })
@@ -144,7 +144,7 @@ fn message() -> impl Strategy<Value = Message> {
                         spi_r,
                         next_payload: 0,
                         version: 0x20,
-                        exchange,
+                        exchange: exchange.into(),
                         flags: fl,
                         message_id,
                         length: 0,
@@ -293,7 +293,7 @@ fn unknown_critical_payload_is_rejected_and_non_critical_skipped() {
             spi_r: 2,
             next_payload: 0,
             version: 0x20,
-            exchange: 37,
+            exchange: ike::codec::ExchangeType::Informational,
             flags: 8,
             message_id: 1,
             length: 0,

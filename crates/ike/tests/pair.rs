@@ -1097,7 +1097,7 @@ fn unsupported_critical_payload_is_answered() {
             spi_r: 0,
             next_payload: 0,
             version: 0x20,
-            exchange: 34,
+            exchange: ike::codec::ExchangeType::IkeSaInit,
             flags: 8,
             message_id: 0,
             length: 0,

@@ -201,7 +201,7 @@ impl Endpoint {
         let (Some(idr), Some(auth)) = (idr, auth) else {
             let why = first_error_notify(inner)
                 .map_or("IKE_AUTH response without IDr/AUTH".to_string(), |k| {
-                    format!("peer answered IKE_AUTH with {}", notify_name(k))
+                    format!("peer answered IKE_AUTH with {k}")
                 });
             self.fail(sa, DownReason::Other(why), now);
             return;
@@ -270,7 +270,7 @@ impl Endpoint {
         } else if let Some(k) = first_error_notify(inner) {
             Some(DownReason::Other(format!(
                 "peer refused the Child SA: {}",
-                notify_name(k)
+                k.to_string()
             )))
         } else {
             match (esp, tsi, tsr) {

@@ -453,7 +453,9 @@ impl Endpoint {
                     }
                     (None, None) => {
                         let why = first_error_notify(inner)
-                            .map_or("the answer was not acceptable".to_string(), notify_name);
+                            .map_or("the answer was not acceptable".to_string(), |k| {
+                                k.to_string()
+                            });
                         sa.refused_extra.push(ts);
                         sa.extra_refusal = Some(why);
                         self.check_coverage(sa);

@@ -230,7 +230,7 @@ impl Endpoint {
         if let Some(k) = first_error_notify(&msg.payloads) {
             Self::init_refused(
                 sa,
-                DownReason::Other(format!("peer answered IKE_SA_INIT with {}", notify_name(k))),
+                DownReason::Other(format!("peer answered IKE_SA_INIT with {k}")),
                 now,
             );
             return Ok(());

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::constant_time;
 
 use crate::codec::{
-    exchange, find_notify, flags, notify, protocol, AuthPayload, DeletePayload, Header, IdPayload,
-    KePayload, Message, NotifyPayload, Payload, PayloadBody, TsEntry, TsPayload,
+    exchange, find_notify, flags, notify, protocol, AuthPayload, DeletePayload, ExchangeType,
+    Header, IdPayload, KePayload, Message, NotifyPayload, NotifyType, Payload, PayloadBody,
+    ProtocolId, TsEntry, TsPayload,
 };
 use crate::config::{
     ConnectionConfig, DhGroup, DownAction, Encryption, Identity, Integrity, TrafficSelector,

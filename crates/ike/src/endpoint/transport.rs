@@ -16,7 +16,7 @@ impl Endpoint {
     pub(super) fn encrypt(
         &mut self,
         sa: &mut IkeSa,
-        exch: u8,
+        exch: ExchangeType,
         response: bool,
         msg_id: u32,
         inner: &[Payload],
@@ -43,7 +43,7 @@ impl Endpoint {
     pub(super) fn respond(
         &mut self,
         sa: &mut IkeSa,
-        exch: u8,
+        exch: ExchangeType,
         msg_id: u32,
         inner: &[Payload],
     ) -> Result<(), IkeError> {
@@ -55,7 +55,7 @@ impl Endpoint {
         Ok(())
     }
 
-    pub(super) fn request_body(kind: &RequestKind) -> (u8, Vec<Payload>) {
+    pub(super) fn request_body(kind: &RequestKind) -> (ExchangeType, Vec<Payload>) {
         match kind {
             RequestKind::DeleteIke => (
                 exchange::INFORMATIONAL,
@@ -83,7 +83,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         now: Instant,
         kind: RequestKind,
-        exch: u8,
+        exch: ExchangeType,
         inner: &[Payload],
     ) {
         if sa.outstanding.is_some() {

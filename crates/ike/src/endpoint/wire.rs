@@ -19,9 +19,9 @@ pub(super) fn wrap(local_port: u16, remote: SocketAddr, msg: Vec<u8>) -> Transmi
     }
 }
 
-pub(super) fn notify_payload(kind: u16, data: Vec<u8>) -> Payload {
+pub(super) fn notify_payload(kind: NotifyType, data: Vec<u8>) -> Payload {
     Payload::new(PayloadBody::Notify(NotifyPayload {
-        protocol: 0,
+        protocol: ProtocolId::Unspecified,
         spi: vec![],
         kind,
         data,
@@ -119,7 +119,7 @@ pub(super) fn nat_detect(
     local: SocketAddr,
     remote: SocketAddr,
 ) -> (bool, bool) {
-    let hashes = |kind: u16| -> Vec<&[u8]> {
+    let hashes = |kind: NotifyType| -> Vec<&[u8]> {
         payloads
             .iter()
             .filter_map(|p| match &p.body {
@@ -137,31 +137,9 @@ pub(super) fn nat_detect(
     (local_nat, remote_nat)
 }
 
-pub(super) fn notify_name(kind: u16) -> String {
-    match kind {
-        notify::UNSUPPORTED_CRITICAL_PAYLOAD => "UNSUPPORTED_CRITICAL_PAYLOAD".into(),
-        4 => "INVALID_IKE_SPI".into(),
-        5 => "INVALID_MAJOR_VERSION".into(),
-        notify::INVALID_SYNTAX => "INVALID_SYNTAX".into(),
-        9 => "INVALID_MESSAGE_ID".into(),
-        11 => "INVALID_SPI".into(),
-        notify::NO_PROPOSAL_CHOSEN => "NO_PROPOSAL_CHOSEN".into(),
-        notify::INVALID_KE_PAYLOAD => "INVALID_KE_PAYLOAD".into(),
-        notify::AUTHENTICATION_FAILED => "AUTHENTICATION_FAILED".into(),
-        notify::SINGLE_PAIR_REQUIRED => "SINGLE_PAIR_REQUIRED".into(),
-        notify::NO_ADDITIONAL_SAS => "NO_ADDITIONAL_SAS".into(),
-        notify::INTERNAL_ADDRESS_FAILURE => "INTERNAL_ADDRESS_FAILURE".into(),
-        notify::FAILED_CP_REQUIRED => "FAILED_CP_REQUIRED".into(),
-        notify::TS_UNACCEPTABLE => "TS_UNACCEPTABLE".into(),
-        notify::TEMPORARY_FAILURE => "TEMPORARY_FAILURE".into(),
-        notify::CHILD_SA_NOT_FOUND => "CHILD_SA_NOT_FOUND".into(),
-        k => format!("notify type {k}"),
-    }
-}
-
-pub(super) fn first_error_notify(payloads: &[Payload]) -> Option<u16> {
+pub(super) fn first_error_notify(payloads: &[Payload]) -> Option<NotifyType> {
     payloads.iter().find_map(|p| match &p.body {
-        PayloadBody::Notify(n) if n.kind < 16384 => Some(n.kind),
+        PayloadBody::Notify(n) if n.kind.is_error() => Some(n.kind),
         _ => None,
     })
 }

@@ -10,8 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ike::codec::{
-    exchange, flags, notify, transform_type, Header, KePayload, Message, NotifyPayload, Payload,
-    PayloadBody, ProposalSub, SaPayload, Transform,
+    exchange, flags, notify, transform_type, ExchangeType, Header, KePayload, Message,
+    NotifyPayload, NotifyType, Payload, PayloadBody, ProposalSub, ProtocolId, SaPayload, Transform,
+    TransformType,
 };
 use ike::{ChildSaKeys, Endpoint, Event};
 
@@ -110,7 +111,7 @@ fn with_marker(port: u16, msg: Vec<u8>) -> Vec<u8> {
     }
 }
 
-fn transform(kind: u8, id: u16) -> Transform {
+fn transform(kind: TransformType, id: u16) -> Transform {
     Transform {
         kind,
         id,
@@ -118,9 +119,9 @@ fn transform(kind: u8, id: u16) -> Transform {
     }
 }
 
-fn notify_payload(kind: u16, data: Vec<u8>) -> Payload {
+fn notify_payload(kind: NotifyType, data: Vec<u8>) -> Payload {
     Payload::new(PayloadBody::Notify(NotifyPayload {
-        protocol: 0,
+        protocol: ProtocolId::Unspecified,
         spi: vec![],
         kind,
         data,
@@ -154,7 +155,7 @@ fn forged_init(kind: u8, spi_i: u64, script: &mut Script) -> Vec<u8> {
             SaPayload {
                 proposals: vec![ProposalSub {
                     number: 1,
-                    protocol: 1,
+                    protocol: ProtocolId::Ike,
                     spi: vec![],
                     transforms: vec![
                         transform(transform_type::ENCR, 3),
@@ -219,7 +220,7 @@ fn forged_init_response(spi_i: u64, spi_r: u64, script: &mut Script) -> Vec<u8> 
     let kind = kinds
         .get(usize::from(k) % (kinds.len() + 1))
         .copied()
-        .unwrap_or_else(|| script.u16());
+        .unwrap_or_else(|| NotifyType::from(script.u16()));
     let data = script.bytes(16);
     Message {
         header: Header {
@@ -240,7 +241,7 @@ fn forged_init_response(spi_i: u64, spi_r: u64, script: &mut Script) -> Vec<u8> 
 /// A message with the live SPIs, an exchange and message ID of the attacker's choice and
 /// an SK payload it cannot have encrypted.
 fn forged_encrypted(spis: (u64, u64), from_initiator: bool, script: &mut Script) -> Vec<u8> {
-    let exch = exchange::IKE_SA_INIT + script.u8() % 4;
+    let exch = ExchangeType::from(u8::from(exchange::IKE_SA_INIT) + script.u8() % 4);
     let response = script.u8() % 2 == 1;
     let message_id = u32::from(script.u8() % 8);
     let body = script.bytes(120);
