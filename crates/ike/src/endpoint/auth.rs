@@ -268,10 +268,7 @@ impl Endpoint {
                 theirs: "not disclosed (the responder only answers TS_UNACCEPTABLE)".into(),
             })
         } else if let Some(k) = first_error_notify(inner) {
-            Some(DownReason::Other(format!(
-                "peer refused the Child SA: {}",
-                k.to_string()
-            )))
+            Some(DownReason::Other(format!("peer refused the Child SA: {k}")))
         } else {
             match (esp, tsi, tsr) {
                 (Some(esp), Some(tsi), Some(tsr)) => {
