@@ -90,6 +90,9 @@ pub enum CryptoError {
     /// Key material of the wrong length was supplied.
     #[error("wrong key length")]
     BadKeyLength,
+    /// Protection was asked of an IKE SA whose key exchange has not happened yet.
+    #[error("the IKE SA has no keys yet")]
+    NotKeyed,
 }
 
 /// Why a datagram was not accepted by the endpoint; the datagram is dropped and counted.

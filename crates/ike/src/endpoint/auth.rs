@@ -49,7 +49,7 @@ impl Endpoint {
             }
             None => None,
         };
-        let keys = sa.keys.as_ref().expect("responder SA has keys");
+        let keys = sa.phase.keys().expect("a responder SA is keyed");
         let prf = keys.suite.prf;
         let verified = chosen.and_then(|c| self.cfg(c)).is_some_and(|cfg| {
             let expect = crypto::psk_auth(
@@ -83,7 +83,7 @@ impl Endpoint {
         let conn = chosen.expect("verified implies chosen");
         sa.conn = conn;
         let cfg = self.cfg(conn).cloned().expect("exists");
-        let keys = sa.keys.as_ref().expect("keys");
+        let keys = sa.phase.keys().expect("keyed");
         let suite = keys.suite;
         let idr = id_payload(&cfg.local_id);
         let our_auth = crypto::psk_auth(
@@ -145,7 +145,7 @@ impl Endpoint {
         }
         let initial_contact = find_notify(inner, notify::INITIAL_CONTACT).is_some();
         self.respond(sa, exchange::IKE_AUTH, msg_id, &reply)?;
-        sa.phase = Phase::Established;
+        sa.phase.establish();
         let spi_r = sa.spi_r;
         self.half_open.retain(|_, v| *v != spi_r);
         if initial_contact {
@@ -206,7 +206,7 @@ impl Endpoint {
             self.fail(sa, DownReason::Other(why), now);
             return;
         };
-        let keys = sa.keys.as_ref().expect("keys");
+        let keys = sa.phase.keys().expect("keyed");
         let suite = keys.suite;
         let expect = crypto::psk_auth(
             suite.prf,
@@ -242,11 +242,11 @@ impl Endpoint {
             self.fail(sa, DownReason::AuthenticationFailed(why), now);
             return;
         }
-        let Phase::InitiatorAuth(st) = &sa.phase else {
+        let Some(Step::InitiatorAuth { child_spi_in }) = sa.phase.step() else {
             return;
         };
-        let spi_in = st.child_spi_in;
-        sa.phase = Phase::Established;
+        let spi_in = child_spi_in;
+        sa.phase.establish();
         self.ike_established(sa, now, suite.name());
         let ours_ts = format!(
             "local {} remote {}",

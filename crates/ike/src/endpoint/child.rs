@@ -22,7 +22,10 @@ impl Endpoint {
         we_initiated: bool,
         outbound_now: bool,
     ) {
-        let keys = sa.keys.as_ref().expect("keys");
+        let keys = sa
+            .phase
+            .keys()
+            .expect("a Child SA comes from a keyed IKE SA");
         let [ei, ai, er, ar] = crypto::child_keymat(
             keys.suite.prf,
             &keys.sk_d,
@@ -228,7 +231,7 @@ impl Endpoint {
         let Some(cfg) = self.cfg(sa.conn).cloned() else {
             return;
         };
-        let Some(keys) = sa.keys.as_ref() else { return };
+        let Some(keys) = sa.phase.keys() else { return };
         let ike_due = sa.ike_rekey_at.is_some_and(|t| t <= now);
         let built = (|| -> Result<(Vec<Payload>, PendingRekey), CryptoError> {
             let ni = crypto::random_bytes(NONCE_LEN)?;
@@ -352,7 +355,7 @@ impl Endpoint {
             }
         }
         let retry = now + Duration::from_secs(30);
-        let prf = sa.keys.as_ref().map(|k| k.suite.prf);
+        let prf = sa.phase.keys().map(|k| k.suite.prf);
         let nonce_fits = |n: &[u8]| -> Option<()> {
             ((16..=256).contains(&n.len()) && prf.is_none_or(|p| check_nonce(p, n).is_ok()))
                 .then_some(())
@@ -480,7 +483,7 @@ impl Endpoint {
                     sa.ike_rekey_at = Some(retry);
                     return Ok(());
                 };
-                let old = sa.keys.as_ref().expect("established SA has keys");
+                let old = sa.phase.keys().expect("an established SA is keyed");
                 let keys = crypto::derive_rekeyed_ike_keys(
                     old.suite.prf,
                     &old.sk_d,
@@ -554,7 +557,7 @@ impl Endpoint {
                 &[notify_payload(notify::INVALID_SYNTAX, vec![])],
             );
         };
-        let prf = sa.keys.as_ref().map(|k| k.suite.prf);
+        let prf = sa.phase.keys().map(|k| k.suite.prf);
         if !(16..=256).contains(&ni.len()) || prf.is_some_and(|p| check_nonce(p, ni).is_err()) {
             return self.respond(
                 sa,

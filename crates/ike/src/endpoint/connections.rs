@@ -203,7 +203,7 @@ impl Endpoint {
                 **k != keep
                     && s.conn == conn
                     && s.remote.ip() == peer
-                    && matches!(s.phase, Phase::Established)
+                    && s.phase.is_established()
                     && s.established_at.unwrap_or(s.created) < since
             })
             .map(|(k, _)| *k)

@@ -104,8 +104,8 @@ impl Endpoint {
                 return self.initiator_init_response(sa, now, local, remote, data, header);
             }
             let keys = sa
-                .keys
-                .as_ref()
+                .phase
+                .keys()
                 .ok_or(IkeError::UnexpectedExchange(header.exchange))?;
             let (_, inner) = crypto::unprotect(&keys.direction(!sa.initiator), data)?;
             sa.last_recv = now;
@@ -157,8 +157,8 @@ impl Endpoint {
             return Err(IkeError::UnexpectedMessageId(header.message_id));
         }
         let keys = sa
-            .keys
-            .as_ref()
+            .phase
+            .keys()
             .ok_or(IkeError::UnexpectedExchange(header.exchange))?;
         let inner = match crypto::unprotect(&keys.direction(!sa.initiator), data) {
             Ok((_, inner)) => inner,
@@ -176,14 +176,14 @@ impl Endpoint {
         // Authenticated: follow the peer's address (NAT mapping, float to 4500).
         sa.remote = remote;
         sa.local_port = local.port();
-        match (header.exchange, &sa.phase) {
-            (exchange::IKE_AUTH, Phase::ResponderAuth) => {
+        match (header.exchange, sa.phase.step()) {
+            (exchange::IKE_AUTH, Some(Step::ResponderAuth)) => {
                 self.responder_auth(sa, now, header.message_id, &inner)
             }
-            (exchange::INFORMATIONAL, Phase::Established) => {
+            (exchange::INFORMATIONAL, Some(Step::Established)) => {
                 self.informational(sa, now, header.message_id, &inner)
             }
-            (exchange::CREATE_CHILD_SA, Phase::Established) => {
+            (exchange::CREATE_CHILD_SA, Some(Step::Established)) => {
                 self.create_child_sa(sa, now, header.message_id, &inner)
             }
             _ => Err(IkeError::UnexpectedExchange(header.exchange)),

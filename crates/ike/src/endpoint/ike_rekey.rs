@@ -68,7 +68,7 @@ impl Endpoint {
             })),
         ];
         self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
-        let old = sa.keys.as_ref().expect("established SA has keys");
+        let old = sa.phase.keys().expect("an established SA is keyed");
         let keys = crypto::derive_rekeyed_ike_keys(
             old.suite.prf,
             &old.sk_d,
@@ -136,7 +136,7 @@ impl Endpoint {
         winner.children.append(&mut loser.children);
         if let Some(Some(c)) = self.conns.get_mut(winner.conn) {
             c.ike_sa = Some(winner.our_spi());
-            c.ike_algorithms = winner.keys.as_ref().map(|k| k.suite.name());
+            c.ike_algorithms = winner.phase.keys().map(|k| k.suite.name());
         }
         // Only the initiator of the losing exchange deletes it; otherwise the peer will.
         loser.quiet = true;

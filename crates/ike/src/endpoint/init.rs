@@ -41,7 +41,6 @@ impl Endpoint {
             nr: vec![],
             init_request: vec![],
             init_response: vec![],
-            keys: None,
             gcm_iv: 0,
             next_out_id: 0,
             outstanding: None,
@@ -263,9 +262,7 @@ impl Endpoint {
         sa.nr = nonce.clone();
         sa.init_response = data.to_vec();
         sa.nat = nat;
-        sa.keys = Some(crypto::derive_ike_keys(
-            suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
-        ));
+        let keys = crypto::derive_ike_keys(suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r);
         sa.outstanding = None;
         sa.last_recv = now;
         // Float to 4500 for IKE_AUTH (RFC 7296 §2.23); ESP always goes UDP-encapsulated.
@@ -276,8 +273,11 @@ impl Endpoint {
             remote
         };
         let child_spi_in = crypto::random_spi32()?;
-        sa.phase = Phase::InitiatorAuth(InitiatorAuth { child_spi_in });
-        let keys = sa.keys.as_ref().expect("just set");
+        sa.phase = Phase::Keyed {
+            keys,
+            step: Step::InitiatorAuth { child_spi_in },
+        };
+        let keys = sa.phase.keys().expect("just keyed");
         let idi = id_payload(&cfg.local_id);
         let auth = crypto::psk_auth(
             suite.prf,
@@ -303,7 +303,7 @@ impl Endpoint {
             *k != our_spi
                 && o.conn == sa.conn
                 && o.remote.ip() == sa.remote.ip()
-                && matches!(o.phase, Phase::Established)
+                && o.phase.is_established()
         });
         if alone {
             inner.push(notify_payload(notify::INITIAL_CONTACT, vec![]));
@@ -482,7 +482,6 @@ impl Endpoint {
             nr,
             init_request: data.to_vec(),
             init_response: bytes.clone(),
-            keys: Some(keys),
             gcm_iv: 0,
             next_out_id: 0,
             outstanding: None,
@@ -491,7 +490,10 @@ impl Endpoint {
             cached_response: None,
             last_request: vec![],
             children: vec![],
-            phase: Phase::ResponderAuth,
+            phase: Phase::Keyed {
+                keys,
+                step: Step::ResponderAuth,
+            },
             created: now,
             established_at: None,
             last_recv: now,

@@ -264,9 +264,9 @@ impl Endpoint {
             if Self::extra_child_ready(sa) {
                 consider(sa.last_recv.min(sa.created));
             }
-            match sa.phase {
-                Phase::ResponderAuth => consider(sa.created + HALF_OPEN_TIMEOUT),
-                Phase::Established => {
+            match sa.phase.step() {
+                Some(Step::ResponderAuth) => consider(sa.created + HALF_OPEN_TIMEOUT),
+                Some(Step::Established) => {
                     if let (None, Some(t)) = (&sa.outstanding, self.next_rekey(sa)) {
                         consider(t);
                     }

@@ -101,16 +101,54 @@ pub(super) struct InitiatorInit {
     pub(super) refused: Option<DownReason>,
 }
 
-/// Initiator waiting for the IKE_AUTH response.
-pub(super) struct InitiatorAuth {
-    pub(super) child_spi_in: u32,
+/// Where an IKE SA stands; each phase holds what is valid in it: no keys before the key
+/// exchange, so nothing can be protected with keys that do not exist.
+pub(super) enum Phase {
+    /// We sent IKE_SA_INIT and wait for the answer.
+    InitiatorInit(InitiatorInit),
+    /// The key exchange is done.
+    Keyed { keys: IkeKeys, step: Step },
 }
 
-pub(super) enum Phase {
-    InitiatorInit(InitiatorInit),
-    InitiatorAuth(InitiatorAuth),
+/// The steps of a keyed IKE SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Our IKE_AUTH (offering the first Child SA with this inbound SPI) is out.
+    InitiatorAuth { child_spi_in: u32 },
+    /// We answered IKE_SA_INIT and wait for the initiator's IKE_AUTH.
     ResponderAuth,
+    /// Authenticated: the IKE SA carries exchanges and Child SAs.
     Established,
+}
+
+impl Phase {
+    /// The IKE SA's keys, once the key exchange is done.
+    pub(super) fn keys(&self) -> Option<&IkeKeys> {
+        match self {
+            Phase::InitiatorInit(_) => None,
+            Phase::Keyed { keys, .. } => Some(keys),
+        }
+    }
+
+    /// The step of a keyed IKE SA.
+    pub(super) fn step(&self) -> Option<Step> {
+        match self {
+            Phase::InitiatorInit(_) => None,
+            Phase::Keyed { step, .. } => Some(*step),
+        }
+    }
+
+    /// Whether the IKE SA is authenticated.
+    pub(super) fn is_established(&self) -> bool {
+        self.step() == Some(Step::Established)
+    }
+
+    /// Authentication succeeded.
+    pub(super) fn establish(&mut self) {
+        if let Phase::Keyed { step, .. } = self {
+            *step = Step::Established;
+        }
+    }
 }
 
 pub(super) struct IkeSa {
@@ -124,7 +162,6 @@ pub(super) struct IkeSa {
     pub(super) nr: Vec<u8>,
     pub(super) init_request: Vec<u8>,
     pub(super) init_response: Vec<u8>,
-    pub(super) keys: Option<IkeKeys>,
     pub(super) gcm_iv: u64,
     pub(super) next_out_id: u32,
     pub(super) outstanding: Option<Outstanding>,
@@ -183,7 +220,6 @@ impl IkeSa {
             nr,
             init_request: vec![],
             init_response: vec![],
-            keys: Some(keys),
             gcm_iv: 0,
             next_out_id: 0,
             outstanding: None,
@@ -192,7 +228,10 @@ impl IkeSa {
             cached_response: None,
             last_request: vec![],
             children: std::mem::take(&mut old.children),
-            phase: Phase::Established,
+            phase: Phase::Keyed {
+                keys,
+                step: Step::Established,
+            },
             created: now,
             established_at: Some(now),
             last_recv: now,

@@ -4,7 +4,7 @@ use super::*;
 
 impl Endpoint {
     pub(super) fn next_iv(&mut self, sa: &mut IkeSa) -> Result<Vec<u8>, CryptoError> {
-        let keys = sa.keys.as_ref().ok_or(CryptoError::BadKeyLength)?;
+        let keys = sa.phase.keys().ok_or(CryptoError::NotKeyed)?;
         if keys.suite.encryption.is_aead() {
             sa.gcm_iv += 1;
             Ok(sa.gcm_iv.to_be_bytes().to_vec())
@@ -36,7 +36,7 @@ impl Endpoint {
             message_id: msg_id,
             length: 0,
         };
-        let keys = sa.keys.as_ref().ok_or(CryptoError::BadKeyLength)?;
+        let keys = sa.phase.keys().ok_or(CryptoError::NotKeyed)?;
         crypto::protect(&keys.direction(sa.initiator), &header, inner, &iv)
     }
 
@@ -132,11 +132,11 @@ impl Endpoint {
             && sa.queued.is_empty()
             && sa.pending_rekey.is_none()
             && sa.rekeyed_at.is_none()
-            && matches!(sa.phase, Phase::Established)
+            && sa.phase.is_established()
     }
 
     pub(super) fn sa_timers(&mut self, sa: &mut IkeSa, now: Instant) {
-        if matches!(sa.phase, Phase::ResponderAuth) && now >= sa.created + HALF_OPEN_TIMEOUT {
+        if sa.phase.step() == Some(Step::ResponderAuth) && now >= sa.created + HALF_OPEN_TIMEOUT {
             sa.dead = true;
             return;
         }
@@ -201,7 +201,7 @@ impl Endpoint {
             self.start_extra_child(sa, now);
             return;
         }
-        if matches!(sa.phase, Phase::Established) && sa.queued.is_empty() {
+        if sa.phase.is_established() && sa.queued.is_empty() {
             if let Some(t) = self.next_rekey(sa) {
                 if t <= now {
                     self.start_rekey(sa, now);
@@ -209,7 +209,7 @@ impl Endpoint {
                 }
             }
         }
-        if matches!(sa.phase, Phase::Established) {
+        if sa.phase.is_established() {
             if let Some(d) = self.dpd_delay(sa) {
                 if now >= sa.last_recv + d && sa.queued.is_empty() {
                     self.send_request(sa, now, RequestKind::Dpd, exchange::INFORMATIONAL, &[]);
@@ -221,7 +221,7 @@ impl Endpoint {
     /// Queues an INFORMATIONAL DELETE of an established IKE SA (fire and forget: the SA is
     /// gone on our side either way).
     pub(super) fn send_ike_delete(&mut self, sa: &mut IkeSa) {
-        if sa.keys.is_none() || !matches!(sa.phase, Phase::Established) {
+        if !sa.phase.is_established() {
             return;
         }
         let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload {
