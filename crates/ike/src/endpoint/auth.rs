@@ -10,23 +10,10 @@ impl Endpoint {
         msg_id: u32,
         inner: &[Payload],
     ) -> Result<(), IkeError> {
-        let mut idi = None;
-        let mut auth = None;
-        let mut esp = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::IdI(x) => idi = Some(x),
-                PayloadBody::Auth(x) => auth = Some(x),
-                PayloadBody::Sa(x) => esp = Some(x),
-                PayloadBody::TsI(x) => tsi = Some(x),
-                PayloadBody::TsR(x) => tsr = Some(x),
-                _ => {}
-            }
-        }
-        let idi = idi.ok_or(IkeError::MissingPayload("IDi"))?;
-        let auth = auth.ok_or(IkeError::MissingPayload("AUTH"))?;
+        let view = MessageView::of(inner);
+        let (esp, tsi, tsr) = (view.sa, view.tsi, view.tsr);
+        let idi = view.idi.ok_or(IkeError::MissingPayload("IDi"))?;
+        let auth = view.auth.ok_or(IkeError::MissingPayload("AUTH"))?;
         let peer_id = Identity::from_payload(idi.id_type, &idi.data);
         let local_ip = self
             .cfg(sa.conn)
@@ -143,7 +130,7 @@ impl Endpoint {
                 }
             }
         }
-        let initial_contact = find_notify(inner, notify::INITIAL_CONTACT).is_some();
+        let initial_contact = view.notify(notify::INITIAL_CONTACT).is_some();
         self.respond(sa, exchange::IKE_AUTH, msg_id, &reply)?;
         sa.phase.establish();
         let spi_r = sa.spi_r;
@@ -175,7 +162,8 @@ impl Endpoint {
             sa.dead = true;
             return;
         };
-        if find_notify(inner, notify::AUTHENTICATION_FAILED).is_some() {
+        let view = MessageView::of(inner);
+        if view.notify(notify::AUTHENTICATION_FAILED).is_some() {
             self.fail(
                 sa,
                 DownReason::AuthenticationFailed(AuthFailure::RejectedByPeer),
@@ -183,23 +171,10 @@ impl Endpoint {
             );
             return;
         }
-        let mut idr = None;
-        let mut auth = None;
-        let mut esp = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::IdR(x) => idr = Some(x),
-                PayloadBody::Auth(x) => auth = Some(x),
-                PayloadBody::Sa(x) => esp = Some(x),
-                PayloadBody::TsI(x) => tsi = Some(x),
-                PayloadBody::TsR(x) => tsr = Some(x),
-                _ => {}
-            }
-        }
-        let (Some(idr), Some(auth)) = (idr, auth) else {
-            let why = first_error_notify(inner)
+        let (esp, tsi, tsr) = (view.sa, view.tsi, view.tsr);
+        let (Some(idr), Some(auth)) = (view.idr, view.auth) else {
+            let why = view
+                .error()
                 .map_or("IKE_AUTH response without IDr/AUTH".to_string(), |k| {
                     format!("peer answered IKE_AUTH with {k}")
                 });
@@ -253,7 +228,7 @@ impl Endpoint {
             ts_text(&cfg.local_ts),
             ts_text(&cfg.remote_ts)
         );
-        let failure = if find_notify(inner, notify::NO_PROPOSAL_CHOSEN).is_some() {
+        let failure = if view.notify(notify::NO_PROPOSAL_CHOSEN).is_some() {
             Some(DownReason::NoProposalChosen {
                 ours: cfg
                     .esp_proposals
@@ -262,12 +237,12 @@ impl Endpoint {
                     .collect(),
                 theirs: vec![],
             })
-        } else if find_notify(inner, notify::TS_UNACCEPTABLE).is_some() {
+        } else if view.notify(notify::TS_UNACCEPTABLE).is_some() {
             Some(DownReason::TsUnacceptable {
                 ours: ours_ts.clone(),
                 theirs: "not disclosed (the responder only answers TS_UNACCEPTABLE)".into(),
             })
-        } else if let Some(k) = first_error_notify(inner) {
+        } else if let Some(k) = view.error() {
             Some(DownReason::Other(format!("peer refused the Child SA: {k}")))
         } else {
             match (esp, tsi, tsr) {

@@ -343,17 +343,8 @@ impl Endpoint {
             .cfg(sa.conn)
             .cloned()
             .ok_or(IkeError::UnknownConnection(sa.conn))?;
-        let (mut sa_p, mut nonce, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
-        for p in inner {
-            match &p.body {
-                PayloadBody::Sa(x) => sa_p = Some(x),
-                PayloadBody::Nonce(x) => nonce = Some(x),
-                PayloadBody::Ke(x) => ke = Some(x),
-                PayloadBody::TsI(x) => tsi = Some(x),
-                PayloadBody::TsR(x) => tsr = Some(x),
-                _ => {}
-            }
-        }
+        let view = MessageView::of(inner);
+        let (sa_p, nonce, ke, tsi, tsr) = (view.sa, view.nonce, view.ke, view.tsi, view.tsr);
         let retry = now + Duration::from_secs(30);
         let prf = sa.phase.keys().map(|k| k.suite.prf);
         let nonce_fits = |n: &[u8]| -> Option<()> {
@@ -395,7 +386,7 @@ impl Endpoint {
                             ..suite
                         },
                         spi_out,
-                        nr.clone(),
+                        nr.to_vec(),
                         shared,
                         ts_list(tsi),
                         ts_list(tsr),
@@ -455,7 +446,8 @@ impl Endpoint {
                         }
                     }
                     (None, None) => {
-                        let why = first_error_notify(inner)
+                        let why = view
+                            .error()
                             .map_or("the answer was not acceptable".to_string(), |k| {
                                 k.to_string()
                             });
@@ -477,7 +469,7 @@ impl Endpoint {
                         return None;
                     }
                     let shared = dh.agree(&k.data).ok()?;
-                    Some((suite, peer_spi, nr.clone(), shared))
+                    Some((suite, peer_spi, nr.to_vec(), shared))
                 })();
                 let Some((suite, peer_spi, nr, shared)) = ok else {
                     sa.ike_rekey_at = Some(retry);
@@ -538,17 +530,8 @@ impl Endpoint {
             .cfg(sa.conn)
             .cloned()
             .ok_or(IkeError::UnknownConnection(sa.conn))?;
-        let (mut sa_p, mut nonce, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
-        for p in inner {
-            match &p.body {
-                PayloadBody::Sa(x) => sa_p = Some(x),
-                PayloadBody::Nonce(x) => nonce = Some(x),
-                PayloadBody::Ke(x) => ke = Some(x),
-                PayloadBody::TsI(x) => tsi = Some(x),
-                PayloadBody::TsR(x) => tsr = Some(x),
-                _ => {}
-            }
-        }
+        let view = MessageView::of(inner);
+        let (sa_p, nonce, ke, tsi, tsr) = (view.sa, view.nonce, view.ke, view.tsi, view.tsr);
         let (Some(sa_p), Some(ni)) = (sa_p, nonce) else {
             return self.respond(
                 sa,
@@ -582,13 +565,10 @@ impl Endpoint {
             );
         };
         // A rekey names the Child SA by the SPI we send on (RFC 7296 §1.3.3).
-        let rekey_of = inner.iter().find_map(|p| match &p.body {
-            PayloadBody::Notify(n) if n.kind == notify::REKEY_SA => Some(
-                <[u8; 4]>::try_from(n.spi.as_slice())
-                    .ok()
-                    .map(u32::from_be_bytes),
-            ),
-            _ => None,
+        let rekey_of = view.notify(notify::REKEY_SA).map(|n| {
+            <[u8; 4]>::try_from(n.spi.as_slice())
+                .ok()
+                .map(u32::from_be_bytes)
         });
         let old_in = match rekey_of {
             None => None,
@@ -668,7 +648,7 @@ impl Endpoint {
         reply.push(Payload::new(PayloadBody::TsI(ts_payload(&n_tsi))));
         reply.push(Payload::new(PayloadBody::TsR(ts_payload(&n_tsr))));
         self.respond(sa, exchange::CREATE_CHILD_SA, msg_id, &reply)?;
-        let ni = ni.clone();
+        let ni = ni.to_vec();
         // a rekey we answered: the peer may not have the new SA until our answer arrives
         let rekeys_one_of_ours = old_in.is_some();
         if let Some(old) = old_in {
@@ -681,7 +661,7 @@ impl Endpoint {
                     ..
                 }) if *o == old => {
                     *collision = Some(Collision {
-                        nonces: (ni.clone(), nr.clone()),
+                        nonces: (ni.to_vec(), nr.clone()),
                     });
                 }
                 _ => {

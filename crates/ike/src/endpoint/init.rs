@@ -156,7 +156,8 @@ impl Endpoint {
         header: &Header,
     ) -> Result<(), IkeError> {
         let msg = Message::decode(data)?;
-        let nat = nat_detect(&msg.payloads, header.spi_i, header.spi_r, local, remote);
+        let view = MessageView::of(&msg.payloads);
+        let nat = nat_detect(&view, header.spi_i, header.spi_r, local, remote);
         let cfg = self
             .cfg(sa.conn)
             .cloned()
@@ -164,7 +165,7 @@ impl Endpoint {
         let Phase::InitiatorInit(st) = &mut sa.phase else {
             return Err(IkeError::UnexpectedExchange(header.exchange));
         };
-        if let Some(n) = msg.notify(notify::COOKIE) {
+        if let Some(n) = view.notify(notify::COOKIE) {
             if st.restarts >= 5 || n.data.is_empty() || n.data.len() > 64 {
                 return Err(IkeError::InvalidPayload("COOKIE"));
             }
@@ -174,7 +175,7 @@ impl Endpoint {
             self.send_init_request(sa, now, &cfg);
             return Ok(());
         }
-        if let Some(n) = msg.notify(notify::INVALID_KE_PAYLOAD) {
+        if let Some(n) = view.notify(notify::INVALID_KE_PAYLOAD) {
             let want = <[u8; 2]>::try_from(n.data.as_slice())
                 .ok()
                 .map(u16::from_be_bytes)
@@ -210,7 +211,7 @@ impl Endpoint {
             }
             return Ok(());
         }
-        if msg.notify(notify::NO_PROPOSAL_CHOSEN).is_some() {
+        if view.notify(notify::NO_PROPOSAL_CHOSEN).is_some() {
             let ours = cfg
                 .ike_proposals
                 .iter()
@@ -226,7 +227,7 @@ impl Endpoint {
             );
             return Ok(());
         }
-        if let Some(k) = first_error_notify(&msg.payloads) {
+        if let Some(k) = view.error() {
             Self::init_refused(
                 sa,
                 DownReason::Other(format!("peer answered IKE_SA_INIT with {k}")),
@@ -234,7 +235,7 @@ impl Endpoint {
             );
             return Ok(());
         }
-        let (sa_p, ke, nonce) = init_payloads(&msg.payloads)?;
+        let (sa_p, ke, nonce) = view.ike_sa_init()?;
         if header.spi_r == 0 {
             return Err(IkeError::InvalidPayload("responder SPI is zero"));
         }
@@ -259,7 +260,7 @@ impl Endpoint {
         check_nonce(suite.prf, nonce)?;
         let shared = st.dh.agree(&ke.data)?;
         sa.spi_r = header.spi_r;
-        sa.nr = nonce.clone();
+        sa.nr = nonce.to_vec();
         sa.init_response = data.to_vec();
         sa.nat = nat;
         let keys = crypto::derive_ike_keys(suite, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r);
@@ -369,10 +370,8 @@ impl Endpoint {
             .ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
         // The identity that picks the final connection only arrives in IKE_AUTH; until then
         // the first connection to this peer whose IKE proposals fit the offer answers.
-        let offer = msg.payloads.iter().find_map(|p| match &p.body {
-            PayloadBody::Sa(s) => Some(s),
-            _ => None,
-        });
+        let view = MessageView::of(&msg.payloads);
+        let offer = view.sa;
         let conn = offer
             .and_then(|offer| {
                 candidates.iter().copied().find(|&c| {
@@ -386,7 +385,7 @@ impl Endpoint {
             return Ok(());
         }
         let cfg = self.cfg(conn).cloned().expect("matched");
-        let (sa_p, ke, nonce) = init_payloads(&msg.payloads)?;
+        let (sa_p, ke, nonce) = view.ike_sa_init()?;
         let plain_reply = |payloads: Vec<Payload>, spi_r: u64| {
             Message {
                 header: Header {
@@ -478,7 +477,7 @@ impl Endpoint {
             spi_r,
             local_port: local.port(),
             remote,
-            ni: nonce.clone(),
+            ni: nonce.to_vec(),
             nr,
             init_request: data.to_vec(),
             init_response: bytes.clone(),
@@ -511,7 +510,7 @@ impl Endpoint {
         self.transmits.push_back(wrap(local.port(), remote, bytes));
         self.half_open.insert((remote, spi_i), spi_r);
         let mut sa = sa;
-        sa.nat = nat_detect(&msg.payloads, spi_i, 0, local, remote);
+        sa.nat = nat_detect(&view, spi_i, 0, local, remote);
         if let Some(Some(c)) = self.conns.get_mut(conn) {
             if c.state != ConnState::Established {
                 c.state = ConnState::Connecting;

@@ -34,10 +34,12 @@ mod informational;
 mod init;
 mod state;
 mod transport;
+mod view;
 mod wire;
 
 pub use events::{AuthFailure, ChildSaKeys, ConnectionStatus, DownReason, Event, Transmit};
 use state::*;
+use view::MessageView;
 use wire::*;
 
 /// Handle for a configured connection, returned by [`Endpoint::add_connection`].

@@ -113,23 +113,14 @@ pub(super) fn narrow(
 /// (we are behind NAT, peer is behind NAT) from the NAT_DETECTION payloads of `payloads`;
 /// absent payloads mean no NAT.
 pub(super) fn nat_detect(
-    payloads: &[Payload],
+    view: &MessageView,
     spi_i: u64,
     spi_r: u64,
     local: SocketAddr,
     remote: SocketAddr,
 ) -> (bool, bool) {
-    let hashes = |kind: NotifyType| -> Vec<&[u8]> {
-        payloads
-            .iter()
-            .filter_map(|p| match &p.body {
-                PayloadBody::Notify(n) if n.kind == kind => Some(n.data.as_slice()),
-                _ => None,
-            })
-            .collect()
-    };
-    let dst = hashes(notify::NAT_DETECTION_DESTINATION_IP);
-    let src = hashes(notify::NAT_DETECTION_SOURCE_IP);
+    let dst = view.notify_data(notify::NAT_DETECTION_DESTINATION_IP);
+    let src = view.notify_data(notify::NAT_DETECTION_SOURCE_IP);
     let ours = crypto::nat_hash(spi_i, spi_r, local);
     let theirs = crypto::nat_hash(spi_i, spi_r, remote);
     let local_nat = !dst.is_empty() && !dst.contains(&ours.as_slice());
@@ -153,7 +144,7 @@ pub(super) type NegotiatedChild = (
     Vec<TrafficSelector>,
 );
 /// RFC 7296 §2.10: a nonce is at least half the PRF's key size (and at least 16 octets,
-/// which [`init_payloads`] checks along with the upper bound).
+/// which [`MessageView::ike_sa_init`] checks along with the upper bound).
 pub(super) fn check_nonce(prf: crate::config::Prf, nonce: &[u8]) -> Result<(), IkeError> {
     if nonce.len() < prf.output_len() / 2 {
         return Err(IkeError::InvalidPayload(
@@ -161,25 +152,4 @@ pub(super) fn check_nonce(prf: crate::config::Prf, nonce: &[u8]) -> Result<(), I
         ));
     }
     Ok(())
-}
-/// The SA, KE and Nonce payloads every IKE_SA_INIT message carries, in either direction.
-pub(super) fn init_payloads(
-    payloads: &[Payload],
-) -> Result<(&crate::codec::SaPayload, &KePayload, &Vec<u8>), IkeError> {
-    let (mut sa, mut ke, mut nonce) = (None, None, None);
-    for p in payloads {
-        match &p.body {
-            PayloadBody::Sa(s) => sa = Some(s),
-            PayloadBody::Ke(k) => ke = Some(k),
-            PayloadBody::Nonce(n) => nonce = Some(n),
-            _ => {}
-        }
-    }
-    let sa = sa.ok_or(IkeError::MissingPayload("SA"))?;
-    let ke = ke.ok_or(IkeError::MissingPayload("KE"))?;
-    let nonce = nonce.ok_or(IkeError::MissingPayload("Nonce"))?;
-    if !(16..=256).contains(&nonce.len()) {
-        return Err(IkeError::InvalidPayload("nonce length"));
-    }
-    Ok((sa, ke, nonce))
 }
