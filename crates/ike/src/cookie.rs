@@ -7,7 +7,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::{constant_time, hmac, rand};
+use aws_lc_rs::{constant_time, hmac};
+
+use crate::rng::Rng;
 
 /// How long a cookie secret is used before the next one takes over; cookies made with the
 /// previous secret stay valid for one more period, so an initiator that is mid-retry is not
@@ -23,9 +25,9 @@ struct Secret {
 }
 
 impl Secret {
-    fn generate(version: u8) -> Option<Secret> {
+    fn generate(version: u8, rng: &mut Rng) -> Option<Secret> {
         let mut k = zeroize::Zeroizing::new([0u8; 32]);
-        rand::fill(&mut k[..]).ok()?;
+        rng.fill(&mut k[..]).ok()?;
         Some(Secret {
             version,
             key: hmac::Key::new(hmac::HMAC_SHA256, &k[..]),
@@ -50,25 +52,24 @@ impl Secret {
 }
 
 /// The responder's cookie secrets: the current one and the one before it.
-pub struct CookieJar {
+pub(crate) struct CookieJar {
     current: Option<Secret>,
     previous: Option<Secret>,
     rotate_at: Option<Instant>,
 }
 
-impl Default for CookieJar {
-    fn default() -> Self {
+impl CookieJar {
+    /// A jar with a fresh secret from `rng`.
+    pub(crate) fn new(rng: &mut Rng) -> Self {
         CookieJar {
-            current: Secret::generate(0),
+            current: Secret::generate(0, rng),
             previous: None,
             rotate_at: None,
         }
     }
-}
 
-impl CookieJar {
     /// Rotates the secret once its lifetime has passed (the first call only starts the clock).
-    pub fn tick(&mut self, now: Instant) {
+    pub(crate) fn tick(&mut self, now: Instant, rng: &mut Rng) {
         match self.rotate_at {
             None => self.rotate_at = Some(now + SECRET_LIFETIME),
             Some(t) if now >= t => {
@@ -76,7 +77,7 @@ impl CookieJar {
                     .current
                     .as_ref()
                     .map_or(0, |s| s.version.wrapping_add(1));
-                if let Some(next) = Secret::generate(version) {
+                if let Some(next) = Secret::generate(version, rng) {
                     self.previous = self.current.replace(next);
                 }
                 self.rotate_at = Some(now + SECRET_LIFETIME);
@@ -87,12 +88,12 @@ impl CookieJar {
 
     /// The cookie for this request, or `None` when no secret could be made (no randomness):
     /// then the responder cannot challenge and must refuse instead.
-    pub fn make(&self, ni: &[u8], ip: IpAddr, spi_i: u64) -> Option<Vec<u8>> {
+    pub(crate) fn make(&self, ni: &[u8], ip: IpAddr, spi_i: u64) -> Option<Vec<u8>> {
         self.current.as_ref().map(|s| s.cookie(ni, ip, spi_i))
     }
 
     /// Whether `cookie` was made by the current or the previous secret for this request.
-    pub fn verify(&self, cookie: &[u8], ni: &[u8], ip: IpAddr, spi_i: u64) -> bool {
+    pub(crate) fn verify(&self, cookie: &[u8], ni: &[u8], ip: IpAddr, spi_i: u64) -> bool {
         let Some(&version) = cookie.first() else {
             return false;
         };
@@ -114,9 +115,10 @@ mod tests {
 
     #[test]
     fn cookies_bind_nonce_address_and_spi_and_survive_one_rotation() {
-        let mut jar = CookieJar::default();
+        let mut rng = Rng::new(Box::new(crate::rng::SystemRandom));
+        let mut jar = CookieJar::new(&mut rng);
         let t0 = Instant::now();
-        jar.tick(t0);
+        jar.tick(t0, &mut rng);
         let c = jar.make(b"nonce-0123456789", IP, 7).unwrap();
         assert!(jar.verify(&c, b"nonce-0123456789", IP, 7));
         assert!(!jar.verify(&c, b"nonce-0123456780", IP, 7));
@@ -127,7 +129,7 @@ mod tests {
         forged[5] ^= 1;
         assert!(!jar.verify(&forged, b"nonce-0123456789", IP, 7));
         assert!(!jar.verify(&[], b"nonce-0123456789", IP, 7));
-        jar.tick(t0 + SECRET_LIFETIME);
+        jar.tick(t0 + SECRET_LIFETIME, &mut rng);
         assert!(
             jar.verify(&c, b"nonce-0123456789", IP, 7),
             "previous secret still accepted"
@@ -137,7 +139,7 @@ mod tests {
             c,
             "a new secret"
         );
-        jar.tick(t0 + SECRET_LIFETIME * 2);
+        jar.tick(t0 + SECRET_LIFETIME * 2, &mut rng);
         assert!(
             !jar.verify(&c, b"nonce-0123456789", IP, 7),
             "two rotations later it is refused"

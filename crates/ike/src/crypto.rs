@@ -221,6 +221,15 @@ impl DhPrivate {
         Self::from_modp_exponent(group, &raw)
     }
 
+    /// Octets of the private value [`Self::from_private`] takes for `group`.
+    pub fn private_len(group: DhGroup) -> usize {
+        match group {
+            DhGroup::Ecp256 | DhGroup::Curve25519 => 32,
+            DhGroup::Ecp384 => 48,
+            DhGroup::Modp1024 | DhGroup::Modp2048 | DhGroup::Modp2048s256 => 64,
+        }
+    }
+
     /// Builds a key pair from a fixed private value (test vectors): a big-endian scalar for
     /// ECP, the raw 32 octets for Curve25519, a big-endian exponent of at most 64 octets for MODP.
     pub fn from_private(group: DhGroup, private: &[u8]) -> Result<DhPrivate, CryptoError> {

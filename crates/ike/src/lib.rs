@@ -30,6 +30,7 @@ pub mod crypto;
 pub mod endpoint;
 pub mod error;
 pub mod proposal;
+pub mod rng;
 
 pub use config::{
     ConnectionConfig, DhGroup, DownAction, Encryption, Identity, Integrity, Prf, Proposal, Psk,

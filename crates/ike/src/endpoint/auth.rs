@@ -120,7 +120,7 @@ impl Endpoint {
                     });
                 }
                 Some((number, csuite, spi_out)) => {
-                    let spi_in = crypto::random_spi32()?;
+                    let spi_in = self.rng.spi32()?;
                     reply.push(Payload::new(PayloadBody::Sa(proposal::esp_reply(
                         number, &csuite, spi_in,
                     ))));

@@ -142,10 +142,10 @@ impl Endpoint {
         };
         type Built = (Vec<Payload>, u32, Vec<u8>, Option<DhPrivate>);
         let built = (|| -> Result<Built, CryptoError> {
-            let ni = crypto::random_bytes(NONCE_LEN)?;
-            let new_spi_in = crypto::random_spi32()?;
+            let ni = self.rng.bytes(NONCE_LEN)?;
+            let new_spi_in = self.rng.spi32()?;
             let dh = match cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied()) {
-                Some(g) => Some(DhPrivate::generate(g)?),
+                Some(g) => Some(self.rng.dh(g)?),
                 None => None,
             };
             let mut inner = vec![
@@ -191,7 +191,7 @@ impl Endpoint {
     /// many-tunnel gateway rekeying in lock step). Only the initiating side rekeys by time, so two
     /// hybridnet peers never collide (RFC 7296 §2.8.1); a responder answers the peer's rekeys.
     pub(super) fn rekey_deadline(
-        &self,
+        &mut self,
         conn: ConnectionId,
         now: Instant,
         child: bool,
@@ -208,9 +208,7 @@ impl Endpoint {
         if life.is_zero() {
             return None;
         }
-        let jitter = crypto::random_bytes(1)
-            .map(|b| u32::from(b[0]) % 11)
-            .unwrap_or(5);
+        let jitter = self.rng.below(11);
         Some(now + life * (85 + jitter) / 100)
     }
 
@@ -234,13 +232,13 @@ impl Endpoint {
         let Some(keys) = sa.phase.keys() else { return };
         let ike_due = sa.ike_rekey_at.is_some_and(|t| t <= now);
         let built = (|| -> Result<(Vec<Payload>, PendingRekey), CryptoError> {
-            let ni = crypto::random_bytes(NONCE_LEN)?;
+            let ni = self.rng.bytes(NONCE_LEN)?;
             if ike_due {
-                let mut new_spi = crypto::random_spi64()?;
+                let mut new_spi = self.rng.spi64()?;
                 while self.sas.contains_key(&new_spi) {
-                    new_spi = crypto::random_spi64()?;
+                    new_spi = self.rng.spi64()?;
                 }
-                let dh = DhPrivate::generate(keys.suite.dh)?;
+                let dh = self.rng.dh(keys.suite.dh)?;
                 let mut sa_p = proposal::ike_sa_payload(&cfg.ike_proposals);
                 for p in &mut sa_p.proposals {
                     p.spi = new_spi.to_be_bytes().to_vec();
@@ -261,10 +259,10 @@ impl Endpoint {
                 .filter(|c| c.rekey_at.is_some() && !c.replaced)
                 .min_by_key(|c| c.rekey_at)
                 .ok_or(CryptoError::KeyGeneration)?;
-            let new_spi_in = crypto::random_spi32()?;
+            let new_spi_in = self.rng.spi32()?;
             let pfs = cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied());
             let dh = match pfs {
-                Some(g) => Some(DhPrivate::generate(g)?),
+                Some(g) => Some(self.rng.dh(g)?),
                 None => None,
             };
             let mut inner = vec![
@@ -605,7 +603,7 @@ impl Endpoint {
             );
         };
         let dh = match (ke, suite.dh) {
-            (Some(k), Some(g)) if k.group == g.iana_id() => Some((DhPrivate::generate(g)?, k)),
+            (Some(k), Some(g)) if k.group == g.iana_id() => Some((self.rng.dh(g)?, k)),
             (Some(_), Some(g)) => {
                 return self.respond(
                     sa,
@@ -633,8 +631,8 @@ impl Endpoint {
             Some((d, k)) => Some(d.agree(&k.data)?),
             None => None,
         };
-        let nr = crypto::random_bytes(NONCE_LEN)?;
-        let spi_in = crypto::random_spi32()?;
+        let nr = self.rng.bytes(NONCE_LEN)?;
+        let spi_in = self.rng.spi32()?;
         let mut reply = vec![
             Payload::new(PayloadBody::Sa(proposal::esp_reply(number, &suite, spi_in))),
             Payload::new(PayloadBody::Nonce(nr.clone())),

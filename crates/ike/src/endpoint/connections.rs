@@ -52,6 +52,7 @@ impl Endpoint {
         mut reason: DownReason,
         now: Option<Instant>,
     ) {
+        let jitter = self.rng.below(41);
         if let Some(Some(c)) = self.conns.get_mut(id) {
             // The peer deleted the SA right after one of its attempts failed: it was
             // reconfigured, and the failure says why better than the DELETE does.
@@ -76,7 +77,7 @@ impl Endpoint {
             if let (true, DownAction::Restart, true, Some(n)) =
                 (c.cfg.initiate, action, tries_left, now)
             {
-                c.retry_at = Some(n + retry_delay(c.failures, rec.retry_max));
+                c.retry_at = Some(n + retry_delay(c.failures, rec.retry_max, jitter));
                 c.state = ConnState::Connecting;
             } else {
                 c.retry_at = None;
@@ -218,11 +219,10 @@ impl Endpoint {
 }
 
 /// The wait before attempt `failures + 1`: [`RETRY_BASE`] doubled per earlier failure, at
-/// most `max`, with ±20 % jitter.
-pub(super) fn retry_delay(failures: u32, max: Duration) -> Duration {
+/// most `max`, with `jitter` (0..=40) giving ±20 %.
+pub(super) fn retry_delay(failures: u32, max: Duration, jitter: u32) -> Duration {
     let base = RETRY_BASE
         .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
         .min(max.max(RETRY_BASE));
-    let jitter = crypto::random_bytes(1).map_or(20, |b| u32::from(b[0]) % 41);
-    base * (80 + jitter) / 100
+    base * (80 + jitter.min(40)) / 100
 }

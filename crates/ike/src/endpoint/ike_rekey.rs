@@ -50,12 +50,12 @@ impl Endpoint {
                 );
             }
         };
-        let dh = DhPrivate::generate(suite.dh)?;
+        let dh = self.rng.dh(suite.dh)?;
         let shared = dh.agree(&ke.data)?;
-        let nr = crypto::random_bytes(NONCE_LEN)?;
-        let mut our_spi = crypto::random_spi64()?;
+        let nr = self.rng.bytes(NONCE_LEN)?;
+        let mut our_spi = self.rng.spi64()?;
         while self.sas.contains_key(&our_spi) || our_spi == sa.our_spi() {
-            our_spi = crypto::random_spi64()?;
+            our_spi = self.rng.spi64()?;
         }
         let reply = vec![
             Payload::new(PayloadBody::Sa(proposal::ike_rekey_reply(

@@ -9,15 +9,11 @@ impl Endpoint {
         };
         let group = cfg.ike_proposals[0].dh[0];
         let setup = (|| -> Result<(u64, Vec<u8>, DhPrivate), CryptoError> {
-            let mut spi = crypto::random_spi64()?;
+            let mut spi = self.rng.spi64()?;
             while self.sas.contains_key(&spi) {
-                spi = crypto::random_spi64()?;
+                spi = self.rng.spi64()?;
             }
-            Ok((
-                spi,
-                crypto::random_bytes(NONCE_LEN)?,
-                DhPrivate::generate(group)?,
-            ))
+            Ok((spi, self.rng.bytes(NONCE_LEN)?, self.rng.dh(group)?))
         })();
         let (spi_i, ni, dh) = match setup {
             Ok(v) => v,
@@ -102,7 +98,7 @@ impl Endpoint {
         payloads.push(Payload::new(PayloadBody::Nonce(sa.ni.clone())));
         // Deliberately wrong source hash: claims we are behind NAT, so the peer uses UDP
         // encapsulation for ESP (the gateway has no plain-ESP path), as kernel-libipsec does.
-        let fake_src = crypto::random_bytes(20).unwrap_or_else(|_| vec![0xff; 20]);
+        let fake_src = self.rng.bytes(20).unwrap_or_else(|_| vec![0xff; 20]);
         payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, fake_src));
         payloads.push(notify_payload(
             notify::NAT_DETECTION_DESTINATION_IP,
@@ -184,7 +180,7 @@ impl Endpoint {
                 cfg.ike_proposals.iter().any(|p| p.dh.contains(g)) && *g != st.dh.group()
             });
             match offered {
-                Some(g) if st.restarts < 5 => match DhPrivate::generate(g) {
+                Some(g) if st.restarts < 5 => match self.rng.dh(g) {
                     Ok(dh) => {
                         st.dh = dh;
                         st.restarts += 1;
@@ -273,7 +269,7 @@ impl Endpoint {
         } else {
             remote
         };
-        let child_spi_in = crypto::random_spi32()?;
+        let child_spi_in = self.rng.spi32()?;
         sa.phase = Phase::Keyed {
             keys,
             step: Step::InitiatorAuth { child_spi_in },
@@ -447,14 +443,14 @@ impl Endpoint {
             return Ok(());
         }
         check_nonce(suite.prf, nonce)?;
-        let dh = DhPrivate::generate(suite.dh)?;
+        let dh = self.rng.dh(suite.dh)?;
         let shared = dh.agree(&ke.data)?;
-        let mut spi_r = crypto::random_spi64()?;
+        let mut spi_r = self.rng.spi64()?;
         while self.sas.contains_key(&spi_r) {
-            spi_r = crypto::random_spi64()?;
+            spi_r = self.rng.spi64()?;
         }
-        let nr = crypto::random_bytes(NONCE_LEN)?;
-        let fake_src = crypto::random_bytes(20)?;
+        let nr = self.rng.bytes(NONCE_LEN)?;
+        let fake_src = self.rng.bytes(20)?;
         let payloads = vec![
             Payload::new(PayloadBody::Sa(proposal::ike_reply(number, &suite))),
             Payload::new(PayloadBody::Ke(KePayload {

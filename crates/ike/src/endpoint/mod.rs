@@ -22,6 +22,7 @@ use crate::cookie::CookieJar;
 use crate::crypto::{self, DhPrivate, IkeKeys};
 use crate::error::{CryptoError, DecodeError, IkeError};
 use crate::proposal::{self, ChildSuite};
+use crate::rng::{Random, Rng, SystemRandom};
 
 mod auth;
 mod child;
@@ -88,6 +89,8 @@ pub struct Endpoint {
     /// Dropped datagrams by cause ([`IkeError::cause_name`]); a fixed set of keys.
     drops_by_cause: std::collections::BTreeMap<&'static str, u64>,
     cookies: CookieJar,
+    /// Every random value the endpoint uses comes from here.
+    rng: Rng,
     cookie_threshold: usize,
     half_open_per_source: usize,
     cookies_sent: u64,
@@ -103,8 +106,15 @@ impl Default for Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint with no connections.
+    /// An endpoint with no connections, drawing randomness from the system's generator.
     pub fn new() -> Self {
+        Self::with_random(Box::new(SystemRandom))
+    }
+
+    /// An endpoint whose randomness (SPIs, nonces, key-exchange secrets, IVs, cookie secrets,
+    /// jitter) comes from `source`: a seeded source makes a recorded exchange replayable.
+    pub fn with_random(source: Box<dyn Random>) -> Self {
+        let mut rng = Rng::new(source);
         Endpoint {
             conns: vec![],
             sas: HashMap::new(),
@@ -113,7 +123,8 @@ impl Endpoint {
             events: VecDeque::new(),
             dropped: 0,
             drops_by_cause: std::collections::BTreeMap::new(),
-            cookies: CookieJar::default(),
+            cookies: CookieJar::new(&mut rng),
+            rng,
             cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
             half_open_per_source: DEFAULT_HALF_OPEN_PER_SOURCE,
             cookies_sent: 0,
@@ -200,7 +211,7 @@ impl Endpoint {
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), IkeError> {
-        self.cookies.tick(now);
+        self.cookies.tick(now, &mut self.rng);
         let r = self.dispatch(now, local, remote, bytes);
         if let Err(e) = &r {
             self.dropped += 1;
