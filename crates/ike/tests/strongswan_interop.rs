@@ -16,6 +16,9 @@ use ike::{
     TrafficSelector,
 };
 
+mod common;
+use common::capture;
+
 const CHARON: &str = "/usr/lib/ipsec/charon";
 const OURS: &str = "192.0.2.1";
 const THEIRS: &str = "192.0.2.2";
@@ -225,6 +228,18 @@ struct Outcome {
 
 /// Runs our endpoint inside `ns` for `secs` (or until `done` says so).
 fn run_ours(ns: &str, cfg: ConnectionConfig, secs: u64, done: fn(&[Event]) -> bool) -> Outcome {
+    run_ours_with(ns, cfg, secs, done, None).0
+}
+
+/// [`run_ours`] with randomness from `seed` (when given), recording every datagram our
+/// endpoint received or sent.
+fn run_ours_with(
+    ns: &str,
+    cfg: ConnectionConfig,
+    secs: u64,
+    done: fn(&[Event]) -> bool,
+    seed: Option<&'static [u8]>,
+) -> (Outcome, Vec<capture::Record>) {
     let ns = ns.to_string();
     std::thread::spawn(move || {
         let f = fs::File::open(format!("/run/netns/{ns}")).expect("netns handle");
@@ -238,36 +253,62 @@ fn run_ours(ns: &str, cfg: ConnectionConfig, secs: u64, done: fn(&[Event]) -> bo
         let s4500 = UdpSocket::bind(SocketAddr::new(local, 4500)).unwrap();
         s500.set_nonblocking(true).unwrap();
         s4500.set_nonblocking(true).unwrap();
-        let mut ep = Endpoint::new();
+        let mut ep = match seed {
+            Some(seed) => Endpoint::with_random(Box::new(ike::rng::SeededRandom::new(seed))),
+            None => Endpoint::new(),
+        };
         let start = Instant::now();
+        let ms = |t: Instant| t.saturating_duration_since(start).as_millis() as u64;
+        let mut records = vec![];
         ep.add_connection(cfg, start);
         let mut events = vec![];
         let mut buf = vec![0u8; 65536];
-        while start.elapsed() < Duration::from_secs(secs) && !done(&events) {
-            let now = Instant::now();
+        let mut now = start;
+        loop {
+            while let Some(t) = ep.poll_transmit() {
+                let s = if t.local_port == 500 { &s500 } else { &s4500 };
+                s.send_to(&t.payload, t.remote).unwrap();
+                records.push(capture::Record {
+                    out: true,
+                    at_ms: ms(now),
+                    local_port: t.local_port,
+                    peer: t.remote,
+                    bytes: t.payload,
+                });
+            }
+            events.extend(std::iter::from_fn(|| ep.poll_event()));
+            if start.elapsed() >= Duration::from_secs(secs) || done(&events) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            now = Instant::now();
             for (s, port) in [(&s500, 500u16), (&s4500, 4500u16)] {
                 while let Ok((n, from)) = s.recv_from(&mut buf) {
                     if port == 4500 && buf[..4] != [0, 0, 0, 0] {
                         continue; // ESP: not ours
                     }
+                    records.push(capture::Record {
+                        out: false,
+                        at_ms: ms(now),
+                        local_port: port,
+                        peer: from,
+                        bytes: buf[..n].to_vec(),
+                    });
                     let _ = ep.handle_datagram(now, SocketAddr::new(local, port), from, &buf[..n]);
                 }
             }
             if ep.poll_timeout().is_some_and(|t| t <= now) {
                 ep.handle_timeout(now);
             }
-            while let Some(t) = ep.poll_transmit() {
-                let s = if t.local_port == 500 { &s500 } else { &s4500 };
-                s.send_to(&t.payload, t.remote).unwrap();
-            }
-            events.extend(std::iter::from_fn(|| ep.poll_event()));
-            std::thread::sleep(Duration::from_millis(5));
         }
-        Outcome {
-            events,
-            dropped: ep.dropped(),
-            status: ep.status().remove(0),
-        }
+        (
+            Outcome {
+                events,
+                dropped: ep.dropped(),
+                status: ep.status().remove(0),
+            },
+            records,
+        )
     })
     .join()
     .expect("our endpoint thread")
@@ -668,4 +709,73 @@ fn dead_peer_detected_and_restarted_peer_replaces_stale_sas() {
     );
     assert_eq!(downs(&out.events), vec![DownReason::DpdTimeout]);
     assert!(deleted.contains(&kids[1].spi_in));
+}
+
+/// Records the captures `replay_strongswan.rs` replays: our endpoint (randomness from
+/// `capture::SEED`) against strongSwan, once in each role, up to the first Child SA. Rerun
+/// after a deliberate change of what we send: `cargo test -p ike --test strongswan_interop
+/// record_captures_for_replay -- --ignored`.
+#[test]
+#[ignore = "records tests/captures/*.txt for replay_strongswan.rs (needs root and charon)"]
+fn record_captures_for_replay() {
+    assert!(have_charon(), "recording needs root and charon");
+    for we_initiate in [false, true] {
+        let sw = Swan {
+            ike: capture::IKE,
+            esp: capture::ESP,
+            psk: capture::PSK,
+            initiate: !we_initiate,
+            rekey_ike: "4h",
+            rekey_child: "1h",
+        };
+        let lab = Lab::new(&sw);
+        if we_initiate {
+            lab.load();
+        }
+        let ns = lab.ns_a.clone();
+        let h = std::thread::spawn(move || {
+            run_ours_with(
+                &ns,
+                capture::config(we_initiate),
+                15,
+                |ev| !installed(ev).is_empty(),
+                Some(capture::SEED),
+            )
+        });
+        if !we_initiate {
+            std::thread::sleep(Duration::from_millis(300));
+            lab.load();
+        }
+        let (out, records) = h.join().unwrap();
+        let children: Vec<String> = installed(&out.events)
+            .iter()
+            .map(capture::child_fingerprint)
+            .collect();
+        assert_eq!(children.len(), 1, "{:?}", out.events);
+        let role = if we_initiate {
+            "we-initiate"
+        } else {
+            "strongswan-initiates"
+        };
+        let about = format!(
+            "strongSwan {} ({}) and hybridnet's IKE endpoint, {role}: IKE {}, ESP {}.\nOur randomness came from capture::SEED; replayed by replay_strongswan.rs.",
+            charon_version(),
+            CHARON,
+            capture::IKE,
+            capture::ESP
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/captures/{role}.txt"));
+        fs::write(&path, capture::write(&records, &children, &about)).unwrap();
+        eprintln!("wrote {} ({} datagrams)", path.display(), records.len());
+    }
+}
+
+/// The installed strongSwan's version, for the capture header.
+fn charon_version() -> String {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "strongswan-charon"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }

@@ -302,3 +302,4 @@ pub fn live(ev: &[Event]) -> Vec<ike::ChildSaKeys> {
 }
 
 pub mod attack;
+pub mod capture;
