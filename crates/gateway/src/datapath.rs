@@ -41,7 +41,7 @@ pub enum RekeyCause {
 
 /// Why a packet was not forwarded; each reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum PacketDrop {
     /// ESP with an SPI that belongs to no installed Child SA.
     UnknownSpi,
     /// Duplicate or too-old sequence number (anti-replay).
@@ -70,46 +70,46 @@ pub enum Drop {
 /// Per-reason drop counters (shown in status).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropCounters {
-    /// See [`Drop::UnknownSpi`].
+    /// See [`PacketDrop::UnknownSpi`].
     pub unknown_spi: u64,
-    /// See [`Drop::Replayed`].
+    /// See [`PacketDrop::Replayed`].
     pub replayed: u64,
-    /// See [`Drop::AuthFailed`].
+    /// See [`PacketDrop::AuthFailed`].
     pub auth_failed: u64,
-    /// See [`Drop::Malformed`].
+    /// See [`PacketDrop::Malformed`].
     pub malformed: u64,
-    /// See [`Drop::TsMismatch`].
+    /// See [`PacketDrop::TsMismatch`].
     pub ts_mismatch: u64,
-    /// See [`Drop::NoChildSa`].
+    /// See [`PacketDrop::NoChildSa`].
     pub no_child_sa: u64,
-    /// See [`Drop::NoRoute`].
+    /// See [`PacketDrop::NoRoute`].
     pub no_route: u64,
-    /// See [`Drop::Uncovered`].
+    /// See [`PacketDrop::Uncovered`].
     #[serde(default)]
     pub uncovered: u64,
-    /// See [`Drop::InvalidInner`].
+    /// See [`PacketDrop::InvalidInner`].
     pub invalid_inner: u64,
-    /// See [`Drop::SealFailed`].
+    /// See [`PacketDrop::SealFailed`].
     pub seal_failed: u64,
-    /// See [`Drop::IoError`].
+    /// See [`PacketDrop::IoError`].
     pub io_error: u64,
 }
 
 impl DropCounters {
     /// Books one dropped packet.
-    pub fn count(&mut self, d: Drop) {
+    pub fn count(&mut self, d: PacketDrop) {
         let c = match d {
-            Drop::UnknownSpi => &mut self.unknown_spi,
-            Drop::Replayed => &mut self.replayed,
-            Drop::AuthFailed => &mut self.auth_failed,
-            Drop::Malformed => &mut self.malformed,
-            Drop::TsMismatch => &mut self.ts_mismatch,
-            Drop::NoChildSa => &mut self.no_child_sa,
-            Drop::NoRoute => &mut self.no_route,
-            Drop::Uncovered => &mut self.uncovered,
-            Drop::InvalidInner => &mut self.invalid_inner,
-            Drop::SealFailed => &mut self.seal_failed,
-            Drop::IoError => &mut self.io_error,
+            PacketDrop::UnknownSpi => &mut self.unknown_spi,
+            PacketDrop::Replayed => &mut self.replayed,
+            PacketDrop::AuthFailed => &mut self.auth_failed,
+            PacketDrop::Malformed => &mut self.malformed,
+            PacketDrop::TsMismatch => &mut self.ts_mismatch,
+            PacketDrop::NoChildSa => &mut self.no_child_sa,
+            PacketDrop::NoRoute => &mut self.no_route,
+            PacketDrop::Uncovered => &mut self.uncovered,
+            PacketDrop::InvalidInner => &mut self.invalid_inner,
+            PacketDrop::SealFailed => &mut self.seal_failed,
+            PacketDrop::IoError => &mut self.io_error,
         };
         *c += 1;
     }
@@ -143,12 +143,12 @@ impl DropCounters {
     }
 }
 
-fn esp_drop(e: &EspError) -> Drop {
+fn esp_drop(e: &EspError) -> PacketDrop {
     match e.drop_reason() {
-        Some(esp::DropReason::Replayed) => Drop::Replayed,
-        Some(esp::DropReason::AuthFailed) => Drop::AuthFailed,
-        Some(_) => Drop::Malformed,
-        None => Drop::Malformed,
+        Some(esp::DropReason::Replayed) => PacketDrop::Replayed,
+        Some(esp::DropReason::AuthFailed) => PacketDrop::AuthFailed,
+        Some(_) => PacketDrop::Malformed,
+        None => PacketDrop::Malformed,
     }
 }
 
@@ -328,14 +328,14 @@ impl Inbound {
     pub fn open_in_place(
         &mut self,
         packet: &mut [u8],
-    ) -> Result<(std::ops::Range<usize>, usize), Drop> {
+    ) -> Result<(std::ops::Range<usize>, usize), PacketDrop> {
         let Some(spi) = esp::spi_of(packet) else {
-            self.global.count(Drop::Malformed);
-            return Err(Drop::Malformed);
+            self.global.count(PacketDrop::Malformed);
+            return Err(PacketDrop::Malformed);
         };
         let Some(slot) = self.by_spi.get_mut(&spi) else {
-            self.global.count(Drop::UnknownSpi);
-            return Err(Drop::UnknownSpi);
+            self.global.count(PacketDrop::UnknownSpi);
+            return Err(PacketDrop::UnknownSpi);
         };
         let conn = slot.conn;
         let range = match slot.sa.open_in_place(packet) {
@@ -356,8 +356,8 @@ impl Inbound {
             None => false,
         };
         if !ok {
-            self.traffic[conn].drops.count(Drop::TsMismatch);
-            return Err(Drop::TsMismatch);
+            self.traffic[conn].drops.count(PacketDrop::TsMismatch);
+            return Err(PacketDrop::TsMismatch);
         }
         slot.traffic.packets += 1;
         slot.traffic.bytes += inner.len() as u64;
@@ -369,7 +369,7 @@ impl Inbound {
 
     /// Books a drop on the receive side (truncated datagram, TUN write failure) against a
     /// connection, or globally.
-    pub fn count(&mut self, conn: Option<usize>, d: Drop) {
+    pub fn count(&mut self, conn: Option<usize>, d: PacketDrop) {
         match conn {
             Some(c) if c < self.traffic.len() => self.traffic[c].drops.count(d),
             _ => self.global.count(d),
@@ -679,8 +679,9 @@ impl DataPath {
     /// Recomputes which SAs carry outbound traffic — per connection and selector pair, the
     /// newest ready one (the newest of all if none is ready) — and their routes.
     fn rebuild_routes(&mut self) {
-        let mut best: HashMap<(usize, &[String], &[String]), (bool, Instant, usize)> =
-            HashMap::new();
+        // per (connection, local selectors, remote selectors): the best (ready, installed, slot)
+        type Group<'a> = (usize, &'a [String], &'a [String]);
+        let mut best: HashMap<Group, (bool, Instant, usize)> = HashMap::new();
         for (i, s) in self.slots.iter().enumerate() {
             let Some(s) = s else { continue };
             let key = (s.conn, s.local_ts.as_slice(), s.remote_ts.as_slice());
@@ -718,7 +719,7 @@ impl DataPath {
 
     /// Decrypts one ESP packet (SPI first, no UDP header) in place (locks the receive half;
     /// the receiving loop locks [`Inbound`] once per batch instead).
-    pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<Opened<'a>, Drop> {
+    pub fn open<'a>(&mut self, packet: &'a mut [u8]) -> Result<Opened<'a>, PacketDrop> {
         let (range, conn) = self.lock_inbound().open_in_place(packet)?;
         Ok(Opened {
             inner: &packet[range],
@@ -729,10 +730,10 @@ impl DataPath {
     /// Picks the outbound Child SA for an inner packet: the most specific active SA whose
     /// remote selectors hold the destination and whose local selectors hold the source
     /// (drops counted).
-    pub fn route(&mut self, inner: &[u8]) -> Result<OutSa, Drop> {
+    pub fn route(&mut self, inner: &[u8]) -> Result<OutSa, PacketDrop> {
         let Some((v6, src, dst)) = inner_addrs(inner) else {
-            self.global.count(Drop::InvalidInner);
-            return Err(Drop::InvalidInner);
+            self.global.count(PacketDrop::InvalidInner);
+            return Err(PacketDrop::InvalidInner);
         };
         let r = match self.last {
             Some((lv6, ls, ld, r)) if lv6 == v6 && ls == src && ld == dst => r,
@@ -747,16 +748,16 @@ impl DataPath {
                     let d = match self.configured.iter().find(|r| r.range.contains(v6, dst)) {
                         Some(r) => {
                             let d = if self.up.get(r.conn).copied().unwrap_or(false) {
-                                Drop::Uncovered
+                                PacketDrop::Uncovered
                             } else {
-                                Drop::NoChildSa
+                                PacketDrop::NoChildSa
                             };
                             self.traffic[r.conn].drops.count(d);
                             d
                         }
                         None => {
-                            self.global.count(Drop::NoRoute);
-                            Drop::NoRoute
+                            self.global.count(PacketDrop::NoRoute);
+                            PacketDrop::NoRoute
                         }
                     };
                     return Err(d);
@@ -790,7 +791,7 @@ impl DataPath {
         sa: &OutSa,
         buf: &mut [u8],
         inner_len: usize,
-    ) -> Result<usize, Drop> {
+    ) -> Result<usize, PacketDrop> {
         let slot = self.slots[sa.idx]
             .as_mut()
             .expect("OutSa points at a live slot");
@@ -805,9 +806,9 @@ impl DataPath {
             }
             Err(e) => {
                 let d = if matches!(e, EspError::NotIpPacket) {
-                    Drop::InvalidInner
+                    PacketDrop::InvalidInner
                 } else {
-                    Drop::SealFailed
+                    PacketDrop::SealFailed
                 };
                 self.traffic[sa.conn].drops.count(d);
                 Err(d)
@@ -816,12 +817,16 @@ impl DataPath {
     }
 
     /// Encrypts one inner packet into `out`; returns the ESP length and where to send it.
-    pub fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<(usize, SocketAddr), Drop> {
+    pub fn seal(
+        &mut self,
+        inner: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, SocketAddr), PacketDrop> {
         let sa = self.route(inner)?;
         let h = sa.header_len;
         if out.len() < h + inner.len() {
-            self.traffic[sa.conn].drops.count(Drop::SealFailed);
-            return Err(Drop::SealFailed);
+            self.traffic[sa.conn].drops.count(PacketDrop::SealFailed);
+            return Err(PacketDrop::SealFailed);
         }
         out[h..h + inner.len()].copy_from_slice(inner);
         let n = self.seal_in_place(&sa, out, inner.len())?;
@@ -830,7 +835,7 @@ impl DataPath {
 
     /// Books a send-side drop found outside the data path (I/O failure, bad offload
     /// header) against a connection, or globally.
-    pub fn count(&mut self, conn: Option<usize>, d: Drop) {
+    pub fn count(&mut self, conn: Option<usize>, d: PacketDrop) {
         match conn {
             Some(c) if c < self.traffic.len() => self.traffic[c].drops.count(d),
             _ => self.global.count(d),
@@ -1070,31 +1075,34 @@ mod tests {
         let sealed = wire[..n].to_vec();
         // replay
         b.open(&mut sealed.clone()).unwrap();
-        assert_eq!(b.open(&mut sealed.clone()).err(), Some(Drop::Replayed));
+        assert_eq!(
+            b.open(&mut sealed.clone()).err(),
+            Some(PacketDrop::Replayed)
+        );
         // bit flip in the ciphertext
         let (n, _) = a.seal(&pkt, &mut wire).unwrap();
         let mut flipped = wire[..n].to_vec();
         flipped[30] ^= 0x01;
-        assert_eq!(b.open(&mut flipped).err(), Some(Drop::AuthFailed));
+        assert_eq!(b.open(&mut flipped).err(), Some(PacketDrop::AuthFailed));
         // truncated
         let (n, _) = a.seal(&pkt, &mut wire).unwrap();
         assert_eq!(
             b.open(&mut wire[..n.min(20)].to_vec()).err(),
-            Some(Drop::Malformed)
+            Some(PacketDrop::Malformed)
         );
         // unknown SPI
         let mut other = sealed.clone();
         other[..4].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-        assert_eq!(b.open(&mut other).err(), Some(Drop::UnknownSpi));
+        assert_eq!(b.open(&mut other).err(), Some(PacketDrop::UnknownSpi));
         // a destination inside the configured prefix of no connection / of one without SA
         assert_eq!(
             a.seal(&ipv4(A, Ipv4Addr::new(192, 0, 2, 1), 10), &mut wire)
                 .err(),
-            Some(Drop::NoRoute)
+            Some(PacketDrop::NoRoute)
         );
         assert_eq!(
             a.seal(&[0x60, 0, 0], &mut wire).err(),
-            Some(Drop::InvalidInner)
+            Some(PacketDrop::InvalidInner)
         );
         let (_, _, d) = b.connection_counters(0);
         assert_eq!((d.replayed, d.auth_failed, d.malformed), (1, 1, 1));
@@ -1102,7 +1110,7 @@ mod tests {
         assert_eq!(a.global_drops().no_route, 1);
         assert_eq!(a.global_drops().invalid_inner, 1);
         a.remove_connection(0);
-        assert_eq!(a.seal(&pkt, &mut wire).err(), Some(Drop::NoChildSa));
+        assert_eq!(a.seal(&pkt, &mut wire).err(), Some(PacketDrop::NoChildSa));
         assert_eq!(a.connection_counters(0).2.no_child_sa, 1);
     }
 
@@ -1122,7 +1130,7 @@ mod tests {
         let (n, _) = a
             .seal(&ipv4(Ipv4Addr::new(10, 9, 9, 9), B, 10), &mut wire)
             .unwrap();
-        assert_eq!(b.open(&mut wire[..n]).err(), Some(Drop::TsMismatch));
+        assert_eq!(b.open(&mut wire[..n]).err(), Some(PacketDrop::TsMismatch));
         assert_eq!(b.connection_counters(0).2.ts_mismatch, 1);
     }
 
@@ -1143,14 +1151,14 @@ mod tests {
         );
         // a connection added by a reload gets counters; a removed one is forgotten whole
         a.ensure_connections(3);
-        a.count(Some(2), Drop::NoChildSa);
+        a.count(Some(2), PacketDrop::NoChildSa);
         assert_eq!(a.connection_counters(2).2.no_child_sa, 1);
         a.forget_connection(0);
         assert_eq!(a.child_count(), 0);
         assert_eq!(a.connection_counters(0), Default::default());
         assert_eq!(
             a.route(&pkt).unwrap_err(),
-            Drop::NoRoute,
+            PacketDrop::NoRoute,
             "its prefixes are gone too"
         );
     }
@@ -1289,7 +1297,7 @@ mod tests {
         let mut wire = vec![0u8; 2048];
         assert_eq!(
             a.seal(&ipv4(A, B, 1), &mut wire).err(),
-            Some(Drop::NoChildSa)
+            Some(PacketDrop::NoChildSa)
         );
         a.install(0, &k1, Instant::now()).unwrap();
         a.install(0, &k2, Instant::now()).unwrap();
@@ -1301,12 +1309,12 @@ mod tests {
         assert_eq!(
             a.seal(&ipv4(A, Ipv4Addr::new(10, 2, 5, 5), 1), &mut wire)
                 .err(),
-            Some(Drop::Uncovered)
+            Some(PacketDrop::Uncovered)
         );
         assert_eq!(
             a.seal(&ipv4(Ipv4Addr::new(10, 7, 0, 1), B, 1), &mut wire)
                 .err(),
-            Some(Drop::Uncovered),
+            Some(PacketDrop::Uncovered),
             "a source outside the local selectors"
         );
         assert_eq!(a.connection_counters(0).2.uncovered, 2);

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod control;
+pub mod core;
 pub mod datapath;
 pub mod lifecycle;
 pub mod offload;

@@ -9,7 +9,7 @@
 //! once per `recvmmsg` batch, decrypted packets are joined into TCP super-packets and written
 //! to the TUN device here, so one thread handles every SA's inbound packets in arrival order.
 
-use crate::datapath::{Drop, Inbound};
+use crate::datapath::{Inbound, PacketDrop};
 use crate::offload::{clamp_mss, Coalescer, Push, VNET_HDR_LEN};
 use crate::tun::Tun;
 use crate::udp::RecvBatch;
@@ -179,7 +179,7 @@ impl Receiver {
                 let (msg, len, from, truncated, seg) = self.batch.get(i);
                 let Some(from) = from else { continue };
                 if truncated {
-                    inb.count(None, Drop::Malformed);
+                    inb.count(None, PacketDrop::Malformed);
                     continue;
                 }
                 // one message may hold several datagrams of `seg` bytes joined by UDP GRO
@@ -196,7 +196,7 @@ impl Receiver {
                     let (range, conn) = match inb.open_in_place(pkt) {
                         Ok(r) => r,
                         Err(d) => {
-                            if d != Drop::Replayed {
+                            if d != PacketDrop::Replayed {
                                 debug!(%from, reason = ?d, "ESP packet dropped");
                             }
                             continue;
@@ -231,7 +231,7 @@ impl Receiver {
                         if e.kind() != io::ErrorKind::WouldBlock {
                             debug!("TUN write: {e}");
                         }
-                        inb.count(Some(conn), Drop::IoError);
+                        inb.count(Some(conn), PacketDrop::IoError);
                     }
                 }
             }
@@ -285,7 +285,7 @@ fn flush_gro(tun: &Tun, gro: &mut Coalescer, inb: &mut Inbound, conn: usize) {
             if e.kind() != io::ErrorKind::WouldBlock {
                 debug!("TUN write (coalesced): {e}");
             }
-            inb.count(Some(conn), Drop::IoError);
+            inb.count(Some(conn), PacketDrop::IoError);
         }
     }
 }

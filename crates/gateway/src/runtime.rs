@@ -6,16 +6,16 @@
 
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::control::{Access, ControlError, ControlRequest, ControlServer};
-use crate::datapath::{DataPath, Drop};
-use crate::lifecycle::{Keepalives, ReloadPlan, KEEPALIVE, UPKEEP_INTERVAL};
+use crate::core::{GatewayCore, ProcessFacts, ReloadError};
+use crate::datapath::{DataPath, PacketDrop};
+use crate::lifecycle::{KEEPALIVE, UPKEEP_INTERVAL};
 use crate::offload::{clamp_mss, complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
-use crate::ratelimit::{LogLimiter, Verdict};
 use crate::receiver::{EventFd, IkeInbox, Receiver};
-use crate::status::{ConnectionReport, GatewayStatus, ReloadReport};
+use crate::status::{GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use crate::wait::Waiter;
-use ike::endpoint::{ConnectionId, Endpoint, Event};
+use ike::endpoint::Endpoint;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -74,29 +74,10 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
 }
 
-struct Conn {
-    /// `None` while the connection waits in the start queue.
-    id: Option<ConnectionId>,
-    ike_algorithms: Option<String>,
-    last_error: Option<String>,
-    /// When an initiating connection was handed to the IKE endpoint.
-    started: Option<Instant>,
-    /// Whether its first IKE SA came up or failed (it no longer holds a start slot).
-    settled: bool,
-}
-
-/// Initiators started at once; the rest wait, so that a peer's half-open limit (16 per
-/// source in our own responder) is never hit by a burst of IKE_SA_INIT at startup.
-const MAX_STARTING: usize = 8;
-/// A start slot is released after this long even if the IKE SA is not up yet (dead peers
-/// must not stall the queue); the connection keeps retrying in the IKE layer.
-const START_SLOT: Duration = Duration::from_secs(2);
-
 /// A running gateway: all state of the event loop.
 pub struct Gateway {
-    cfg: GatewayConfig,
-    endpoint: Endpoint,
-    conns: Vec<Conn>,
+    /// The rules: IKE, connections, data path, status.
+    core: GatewayCore,
     sock500: UdpSocket,
     sock4500: UdpSocket,
     tun: Arc<Tun>,
@@ -105,34 +86,15 @@ pub struct Gateway {
     ike_inbox: Arc<IkeInbox>,
     /// Where the receive direction runs.
     receive: ReceivePath,
-    dp: DataPath,
     control: ControlServer,
     signals: OwnedFd,
-    started: Instant,
     routes: Vec<tun::GwRoute>,
     rx: Vec<u8>,
     tx: Vec<u8>,
     /// Whether UDP GSO works on the path (cleared after the first refusal).
     gso_ok: bool,
-    /// Initiating connections not yet handed to the IKE endpoint.
-    start_queue: std::collections::VecDeque<usize>,
     /// The config file reloads re-read.
     config_path: Option<PathBuf>,
-    /// NAT keepalive schedule per connection.
-    keepalives: Keepalives,
-    /// When keepalives and peer moves are next looked at.
-    next_upkeep: Instant,
-    /// Connection indices removed by a reload (their slots stay so indices remain stable).
-    retired: std::collections::HashSet<usize>,
-    /// Reloads applied since start.
-    reloads: u64,
-    /// Per initiating connection: IKE_SA_INIT sent -> first Child SA installed, for the setup
-    /// since it was last handed to the IKE endpoint (start or reload); shown by status.
-    setup_time: std::collections::HashMap<usize, Duration>,
-    /// Inbound SPIs of Child SAs whose early rekey (sequence numbers, bytes) was requested.
-    rekeys_requested: std::collections::HashSet<u32>,
-    /// Log budget per cause, so hostile input cannot flood the log.
-    logs: LogLimiter,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -267,17 +229,20 @@ impl Gateway {
         let access = Access::with_group(cfg.control_group.as_deref())?;
         let control = ControlServer::bind(&opts.control_path, access)?;
         let tun = Arc::new(tun);
-        let dp = DataPath::new(cfg.connections.len());
+        let core = GatewayCore::new(cfg, Endpoint::new(), Instant::now());
         let ike_inbox = Arc::new(IkeInbox::new().map_err(GatewayError::Receiver)?);
         let receiver = Receiver::new(
             sock4500.try_clone().map_err(GatewayError::Receiver)?,
             Arc::clone(&tun),
             tun_mtu,
-            dp.inbound(),
+            core.datapath_ref().inbound(),
             Arc::clone(&ike_inbox),
-            cfg.busy_poll,
+            core.config().busy_poll,
         );
-        let threads = cfg.datapath_threads.unwrap_or_else(default_threads);
+        let threads = core
+            .config()
+            .datapath_threads
+            .unwrap_or_else(default_threads);
         let receive = if threads > 1 {
             let stop = Arc::new(EventFd::new().map_err(GatewayError::Receiver)?);
             let s = Arc::clone(&stop);
@@ -293,49 +258,40 @@ impl Gateway {
             ReceivePath::Inline(Box::new(receiver))
         };
         let mut gw = Gateway {
-            endpoint: Endpoint::new(),
-            conns: Vec::with_capacity(cfg.connections.len()),
+            core,
             sock500,
             sock4500,
             tun,
             tun_mtu,
             ike_inbox,
             receive,
-            dp,
             control,
             signals,
-            started: Instant::now(),
             routes: Vec::new(),
             rx: vec![0; MAX_PACKET + SEAL_SLACK],
             tx: vec![0; MAX_PACKET + SEAL_SLACK],
             gso_ok: true,
-            start_queue: std::collections::VecDeque::new(),
             config_path: opts.config_path.clone(),
-            keepalives: Keepalives::default(),
-            next_upkeep: Instant::now(),
-            retired: std::collections::HashSet::new(),
-            rekeys_requested: std::collections::HashSet::new(),
-            logs: LogLimiter::default(),
-            reloads: 0,
-            setup_time: std::collections::HashMap::new(),
-            cfg,
         };
-        for i in 0..gw.cfg.connections.len() {
-            let prefixes = gw.cfg.connections[i].remote_prefixes.clone();
-            gw.dp.set_configured_prefixes(i, &prefixes);
-            for p in prefixes {
-                let r = tun::GwRoute::Tun(p);
-                if !gw.routes.contains(&r) {
-                    if let Err(cause) = r.add(gw.tun.name()) {
-                        gw.remove_routes();
-                        return Err(GatewayError::Route {
-                            prefix: p.to_string(),
-                            dev: gw.tun.name().into(),
-                            cause,
-                        });
-                    }
-                    gw.routes.push(r);
+        let prefixes: Vec<ipnet::IpNet> = gw
+            .core
+            .config()
+            .connections
+            .iter()
+            .flat_map(|c| c.remote_prefixes.iter().copied())
+            .collect();
+        for p in prefixes {
+            let r = tun::GwRoute::Tun(p);
+            if !gw.routes.contains(&r) {
+                if let Err(cause) = r.add(gw.tun.name()) {
+                    gw.remove_routes();
+                    return Err(GatewayError::Route {
+                        prefix: p.to_string(),
+                        dev: gw.tun.name().into(),
+                        cause,
+                    });
                 }
+                gw.routes.push(r);
             }
         }
         info!(
@@ -345,72 +301,16 @@ impl Gateway {
             tso = gw.tun.tso(),
             udp_gro,
             datapath_threads = threads,
-            busy_poll_us = gw.cfg.busy_poll.as_micros() as u64,
+            busy_poll_us = gw.core.config().busy_poll.as_micros() as u64,
             control = %gw.control.path().display(),
-            connections = gw.cfg.connections.len(),
+            connections = gw.core.config().connections.len(),
             "gateway started"
         );
-        for w in &gw.cfg.warnings {
+        for w in &gw.core.config().warnings {
             warn!("{w}");
         }
-        let now = Instant::now();
-        for i in 0..gw.cfg.connections.len() {
-            gw.conns.push(Conn {
-                id: None,
-                ike_algorithms: None,
-                last_error: None,
-                started: None,
-                settled: false,
-            });
-            if gw.cfg.connections[i].initiate {
-                gw.start_queue.push_back(i);
-            } else {
-                gw.add_to_endpoint(i, now);
-            }
-        }
-        gw.start_pending(now);
-        gw.flush_ike();
+        gw.flush();
         Ok(gw)
-    }
-
-    fn add_to_endpoint(&mut self, i: usize, now: Instant) {
-        let c = &self.cfg.connections[i];
-        let id = self
-            .endpoint
-            .add_connection(c.to_ike(self.cfg.local_address), now);
-        info!(conn = %c.name, remote = %c.remote_address.map(|a| a.to_string()).unwrap_or_else(|| "%any".into()), initiate = c.initiate, "connection added");
-        self.conns[i].id = Some(id);
-        self.conns[i].started = Some(now);
-        self.setup_time.remove(&i);
-    }
-
-    /// Hands queued initiators to the IKE endpoint while fewer than [`MAX_STARTING`] are
-    /// still negotiating their first IKE SA (so a thousand connections do not all send
-    /// IKE_SA_INIT in the same instant); returns whether any was started.
-    fn start_pending(&mut self, now: Instant) -> bool {
-        if self.start_queue.is_empty() {
-            return false;
-        }
-        let mut busy = self
-            .conns
-            .iter()
-            .filter(|c| {
-                !c.settled
-                    && c.id.is_some()
-                    && c.started
-                        .is_some_and(|t| now.saturating_duration_since(t) < START_SLOT)
-            })
-            .count();
-        let mut any = false;
-        while busy < MAX_STARTING {
-            let Some(i) = self.start_queue.pop_front() else {
-                break;
-            };
-            self.add_to_endpoint(i, now);
-            busy += 1;
-            any = true;
-        }
-        any
     }
 
     /// The control socket path.
@@ -452,23 +352,15 @@ impl Gateway {
                 revents: 0,
             },
         ];
-        let mut waiter = Waiter::new(self.cfg.busy_poll);
+        let mut waiter = Waiter::new(self.core.config().busy_poll);
+        let mut next_housekeeping = Instant::now();
         loop {
-            let timeout_ms = match self.endpoint.poll_timeout() {
-                None => 1000,
-                Some(t) => {
-                    let d = t.saturating_duration_since(Instant::now());
-                    // round up so we never wake just before the deadline and spin
-                    (d.as_micros().div_ceil(1000)).min(1000) as libc::c_int
-                }
-            };
-            // queued initiators get a slot back by time, and Child SAs waiting for the peer
-            // are looked at often, so wake up for those too
-            let timeout_ms = if self.start_queue.is_empty() && !self.dp.has_pending() {
-                timeout_ms
-            } else {
-                timeout_ms.min(50)
-            };
+            let d = self
+                .core
+                .poll_timeout()
+                .saturating_duration_since(Instant::now());
+            // round up so we never wake just before the deadline and spin
+            let timeout_ms = d.as_micros().div_ceil(1000).min(1000) as libc::c_int;
             match waiter.wait(&mut fds, timeout_ms) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -491,15 +383,6 @@ impl Gateway {
             if fds[2].revents != 0 {
                 self.on_receive_ready();
             }
-            if self.dp.has_pending() {
-                let moved = self.dp.activate_pending(Instant::now());
-                if moved > 0 {
-                    debug!(
-                        child_sas = moved,
-                        "outbound moved to Child SAs the peer now uses"
-                    );
-                }
-            }
             if fds[3].revents != 0 {
                 self.drain_tun();
             }
@@ -514,22 +397,17 @@ impl Gateway {
                             if let Err(e) = &outcome {
                                 error!("reload refused: {e}");
                             }
-                            let _ = reply.try_send(outcome);
+                            let _ = reply.try_send(outcome.map_err(|e| e.to_string()));
                         }
                     }
                 }
             }
             let now = Instant::now();
-            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                self.endpoint.handle_timeout(now);
-            }
-            self.flush_ike();
-            if self.start_pending(now) {
-                self.flush_ike();
-            }
-            if now >= self.next_upkeep {
-                self.next_upkeep = now + UPKEEP_INTERVAL;
-                self.upkeep(now);
+            self.core.handle_timeout(now);
+            self.flush();
+            if now >= next_housekeeping {
+                next_housekeeping = now + UPKEEP_INTERVAL;
+                self.sync_routes();
                 if let ReceivePath::Thread {
                     handle: Some(h), ..
                 } = &self.receive
@@ -565,24 +443,9 @@ impl Gateway {
                 return;
             }
         }
-        let local = SocketAddr::new(self.cfg.local_address, 4500);
+        let local = SocketAddr::new(self.core.config().local_address, 4500);
         for (from, msg) in self.ike_inbox.take() {
-            let now = Instant::now();
-            if let Err(e) = self.endpoint.handle_datagram(now, local, from, &msg) {
-                self.log_drop(now, from, 4500, &e);
-            }
-        }
-    }
-
-    /// One line per rejected IKE datagram, within the per-cause log budget (the count of
-    /// every drop is in status either way).
-    fn log_drop(&mut self, now: Instant, from: SocketAddr, port: u16, e: &ike::IkeError) {
-        if let Verdict::Log { suppressed } = self.logs.check(e.cause_name(), now) {
-            if suppressed > 0 {
-                debug!(%from, port, suppressed, "IKE datagram dropped: {e} ({suppressed} more of this kind left out of the log)");
-            } else {
-                debug!(%from, port, "IKE datagram dropped: {e}");
-            }
+            self.core.handle_datagram(Instant::now(), local, from, &msg);
         }
     }
 
@@ -604,17 +467,12 @@ impl Gateway {
     }
 
     fn drain_ike_500(&mut self) {
-        let local = SocketAddr::new(self.cfg.local_address, 500);
+        let local = SocketAddr::new(self.core.config().local_address, 500);
         for _ in 0..BATCH {
             match self.sock500.recv_from(&mut self.rx) {
                 Ok((n, from)) => {
-                    let now = Instant::now();
-                    if let Err(e) = self
-                        .endpoint
-                        .handle_datagram(now, local, from, &self.rx[..n])
-                    {
-                        self.log_drop(now, from, 500, &e);
-                    }
+                    self.core
+                        .handle_datagram(Instant::now(), local, from, &self.rx[..n]);
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) => {
@@ -634,6 +492,7 @@ impl Gateway {
         let off = if vnet { VNET_HDR_LEN } else { 0 };
         let fd = self.sock4500.as_raw_fd();
         let mut run = SendRun::default();
+        let dp = self.core.datapath();
         for _ in 0..BATCH {
             let n = match self.tun.read(&mut self.rx[..off + MAX_PACKET]) {
                 Ok(n) => n,
@@ -652,23 +511,23 @@ impl Gateway {
                 VnetHdr::default()
             };
             let pkt = &mut self.rx[off..n];
-            let Ok(sa) = self.dp.route(pkt) else { continue };
+            let Ok(sa) = dp.route(pkt) else { continue };
             if hdr.gso_type == GSO_NONE {
                 clamp_mss(pkt, self.tun_mtu, !hdr.needs_csum());
                 if hdr.needs_csum()
                     && complete_checksum(pkt, hdr.csum_start as usize, hdr.csum_offset as usize)
                         .is_err()
                 {
-                    self.dp.count(Some(sa.conn), Drop::InvalidInner);
+                    dp.count(Some(sa.conn), PacketDrop::InvalidInner);
                     continue;
                 }
                 let len = pkt.len();
-                if !run.fits(sa.peer, sa.conn, self.dp.sealed_len(&sa, len)) {
-                    run.flush(fd, &self.tx, &mut self.gso_ok, &mut self.dp);
+                if !run.fits(sa.peer, sa.conn, dp.sealed_len(&sa, len)) {
+                    run.flush(fd, &self.tx, &mut self.gso_ok, dp);
                 }
                 let at = run.used;
                 self.tx[at + sa.header_len..][..len].copy_from_slice(pkt);
-                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx[at..], len) {
+                if let Ok(l) = dp.seal_in_place(&sa, &mut self.tx[at..], len) {
                     run.push(sa.peer, sa.conn, l);
                 }
                 continue;
@@ -679,28 +538,28 @@ impl Gateway {
                 Ok(p) => p,
                 Err(e) => {
                     debug!("TUN super-packet dropped: {e}");
-                    self.dp.count(Some(sa.conn), Drop::InvalidInner);
+                    dp.count(Some(sa.conn), PacketDrop::InvalidInner);
                     continue;
                 }
             };
             for i in 0..plan.count {
                 let inner_len = plan.segment_len(i);
-                if !run.fits(sa.peer, sa.conn, self.dp.sealed_len(&sa, inner_len)) {
-                    run.flush(fd, &self.tx, &mut self.gso_ok, &mut self.dp);
+                if !run.fits(sa.peer, sa.conn, dp.sealed_len(&sa, inner_len)) {
+                    run.flush(fd, &self.tx, &mut self.gso_ok, dp);
                 }
                 let at = run.used;
                 plan.write_segment(pkt, i, &mut self.tx[at + sa.header_len..]);
-                if let Ok(l) = self.dp.seal_in_place(&sa, &mut self.tx[at..], inner_len) {
+                if let Ok(l) = dp.seal_in_place(&sa, &mut self.tx[at..], inner_len) {
                     run.push(sa.peer, sa.conn, l);
                 }
             }
         }
-        run.flush(fd, &self.tx, &mut self.gso_ok, &mut self.dp);
+        run.flush(fd, &self.tx, &mut self.gso_ok, dp);
     }
 
-    /// Sends every datagram the IKE endpoint queued and applies its events.
-    fn flush_ike(&mut self) {
-        while let Some(t) = self.endpoint.poll_transmit() {
+    /// Sends what the core queued: IKE datagrams, then NAT keepalives.
+    fn flush(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
             let sock = if t.local_port == 500 {
                 &self.sock500
             } else {
@@ -710,372 +569,45 @@ impl Gateway {
                 warn!(remote = %t.remote, port = t.local_port, "IKE send failed: {e}");
             }
         }
-        while let Some(ev) = self.endpoint.poll_event() {
-            self.apply_event(ev);
-        }
-    }
-
-    fn conn_index(&self, id: ConnectionId) -> Option<usize> {
-        self.conns.iter().position(|c| c.id == Some(id))
-    }
-
-    fn apply_event(&mut self, ev: Event) {
-        match ev {
-            Event::IkeSaEstablished { conn, algorithms } => {
-                let Some(i) = self.conn_index(conn) else {
-                    return;
-                };
-                info!(conn = %self.cfg.connections[i].name, %algorithms, "IKE SA established");
-                self.conns[i].ike_algorithms = Some(algorithms);
-                self.conns[i].last_error = None;
-                self.conns[i].settled = true;
+        while let Some((conn, peer)) = self.core.poll_keepalive() {
+            match self.sock4500.send_to(&KEEPALIVE, peer) {
+                Ok(_) => self.core.keepalive_sent(conn),
+                Err(e) => debug!(%peer, "NAT keepalive: {e}"),
             }
-            Event::ChildSaInstalled { conn, child } => {
-                let Some(i) = self.conn_index(conn) else {
-                    return;
-                };
-                let name = &self.cfg.connections[i].name;
-                let now = Instant::now();
-                if let (true, Some(t0)) = (self.cfg.connections[i].initiate, self.conns[i].started)
-                {
-                    self.setup_time
-                        .entry(i)
-                        .or_insert_with(|| now.saturating_duration_since(t0));
-                }
-                match self.dp.install(i, &child, now) {
-                    Ok(()) => info!(
-                        conn = %name,
-                        spi_in = format_args!("{:08x}", child.spi_in),
-                        spi_out = format_args!("{:08x}", child.spi_out),
-                        peer = %child.peer,
-                        "CHILD_SA installed"
-                    ),
-                    Err(e) => {
-                        error!(conn = %name, "cannot install CHILD_SA: {e}");
-                        self.conns[i].last_error = Some(format!("cannot install CHILD_SA: {e}"));
-                    }
-                }
-            }
-            Event::ChildSaDeleted {
-                conn,
-                spi_in,
-                spi_out,
-            } => {
-                let Some(i) = self.conn_index(conn) else {
-                    return;
-                };
-                self.rekeys_requested.remove(&spi_in);
-                if self.dp.remove(spi_in) {
-                    info!(conn = %self.cfg.connections[i].name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"), "CHILD_SA removed");
-                }
-            }
-            Event::ConnectionDown { conn, reason } => {
-                let Some(i) = self.conn_index(conn) else {
-                    return;
-                };
-                warn!(conn = %self.cfg.connections[i].name, "connection down: {reason}");
-                self.dp.remove_connection(i);
-                self.conns[i].settled = true;
-            }
-            Event::AttemptFailed { conn, reason } => {
-                let Some(i) = self.conn_index(conn) else {
-                    return;
-                };
-                if let Verdict::Log { suppressed } =
-                    self.logs.check("attempt_failed", Instant::now())
-                {
-                    warn!(
-                        conn = %self.cfg.connections[i].name,
-                        suppressed,
-                        "unauthenticated negotiation attempt failed (nothing changed): {reason}"
-                    );
-                }
-            }
-            #[allow(unreachable_patterns)]
-            _ => {}
         }
     }
 
     /// The status document served on the control socket.
     pub fn status(&self) -> GatewayStatus {
-        let now = Instant::now();
-        let ike: std::collections::HashMap<ConnectionId, ike::endpoint::ConnectionStatus> = self
-            .endpoint
-            .status()
-            .into_iter()
-            .map(|s| (s.conn, s))
-            .collect();
-        let mut ike_dropped = 0;
-        let connections = self
-            .cfg
-            .connections
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.retired.contains(i))
-            .map(|(i, spec)| {
-                let c = &self.conns[i];
-                let st = c.id.and_then(|id| ike.get(&id));
-                ike_dropped += st.map(|s| s.ike_dropped).unwrap_or(0);
-                let (inbound, outbound, drops) = self.dp.connection_counters(i);
-                let child_sas = self.dp.child_reports(i, now);
-                ConnectionReport {
-                    name: spec.name.clone(),
-                    remote_address: spec
-                        .remote_address
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| "%any".into()),
-                    state: match (st, c.id) {
-                        (Some(s), _) => s.state.clone(),
-                        (None, None) => "queued".into(),
-                        (None, Some(_)) => "down".into(),
-                    },
-                    ike_algorithms: st
-                        .and_then(|s| s.ike_algorithms.clone())
-                        .or_else(|| c.ike_algorithms.clone()),
-                    esp_algorithms: child_sas
-                        .iter()
-                        .find(|c| c.active)
-                        .map(|c| c.algorithms.clone()),
-                    ike_spi_i: format!("{:016x}", st.map(|s| s.ike_spi_i).unwrap_or(0)),
-                    ike_spi_r: format!("{:016x}", st.map(|s| s.ike_spi_r).unwrap_or(0)),
-                    established_secs: st
-                        .and_then(|s| s.established_at)
-                        .map(|t| now.saturating_duration_since(t).as_secs()),
-                    child_sas,
-                    inbound,
-                    outbound,
-                    drops,
-                    last_error: st
-                        .and_then(|s| s.last_error.clone())
-                        .or_else(|| c.last_error.clone()),
-                    nat_local: st.is_some_and(|s| s.nat_local),
-                    nat_remote: st.is_some_and(|s| s.nat_remote),
-                    peer: st.and_then(|s| s.remote).map(|a| a.to_string()),
-                    keepalives_sent: self.keepalives.sent(i),
-                    setup_ms: self.setup_time.get(&i).map(|d| d.as_millis() as u64),
-                    setup_us: self.setup_time.get(&i).map(|d| d.as_micros() as u64),
-                    failed_attempts: st.map_or(0, |s| s.failed_attempts),
-                    last_failed_attempt: st.and_then(|s| s.last_failed_attempt.clone()),
-                    retry_in_ms: st
-                        .and_then(|s| s.next_attempt)
-                        .map(|t| t.saturating_duration_since(now).as_millis() as u64),
-                    consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
-                    selector_warning: st.and_then(|s| s.selector_warning.clone()),
-                }
-            })
-            .collect();
-        GatewayStatus {
-            pid: std::process::id(),
-            local_address: self.cfg.local_address.to_string(),
+        let facts = ProcessFacts {
             tun: self.tun.name().to_string(),
             tun_mtu: self.tun_mtu,
-            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
-            connections,
-            drops: self.dp.global_drops(),
-            ike_dropped: ike_dropped.max(self.endpoint.dropped()) + self.ike_inbox.dropped(),
-            cookies_sent: self.endpoint.cookies_sent(),
-            half_open: self.endpoint.half_open() as u64,
-            reloads: self.reloads,
             datapath_threads: match self.receive {
                 ReceivePath::Inline(_) => 1,
                 ReceivePath::Thread { .. } => 2,
             },
-            busy_poll_us: self.cfg.busy_poll.as_micros() as u64,
-            ike_drops: self
-                .endpoint
-                .drops_by_cause()
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            log_suppressed: self.logs.suppressed(),
-            control_refused: self.control.counters().0,
-            control_busy: self.control.counters().1,
-        }
+            inbox_dropped: self.ike_inbox.dropped(),
+            control: self.control.counters(),
+        };
+        self.core.status(Instant::now(), &facts)
     }
 
-    /// Once a second: NAT keepalives for connections behind NAT, and the ESP destination
-    /// moved to where the IKE SA now talks (a peer whose NAT mapping or address changed).
-    fn upkeep(&mut self, now: Instant) {
+    /// Re-reads the config file and applies it per connection (see [`GatewayCore::reload`]);
+    /// an invalid file changes nothing.
+    fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+        let path = self.config_path.clone().ok_or(ReloadError::NoConfigPath)?;
+        let new = GatewayConfig::load(&path)?;
+        let report = self
+            .core
+            .reload(new, &path.display().to_string(), Instant::now())?;
         self.sync_routes();
-        for st in self.endpoint.status() {
-            let Some(i) = self.conn_index(st.conn) else {
-                continue;
-            };
-            let Some(remote) = st.remote else { continue };
-            // Child SAs only exist after the float to 4500: ESP goes where IKE goes
-            if remote.port() != 500 {
-                let moved = self.dp.set_peer(i, remote);
-                if moved > 0 {
-                    info!(conn = %self.cfg.connections[i].name, peer = %remote, child_sas = moved, "peer moved: ESP follows");
-                }
-            }
-            self.rekey_when_due(i, st.conn, now);
-            if self.keepalives.due(i, st.nat_local, remote, now) {
-                match self.sock4500.send_to(&KEEPALIVE, remote) {
-                    Ok(_) => self.keepalives.record_sent(i),
-                    Err(e) => debug!(peer = %remote, "NAT keepalive: {e}"),
-                }
-            }
-        }
-    }
-
-    /// Child SAs the data path wants replaced early: sequence numbers running out (either
-    /// side rekeys its own outbound SA), or the byte half of the lifetime (Azure's
-    /// saDataSizeKilobytes; the initiating side rekeys, like time lifetimes). Time lifetimes
-    /// are the IKE layer's; these are only known here, in the data path.
-    fn rekey_when_due(&mut self, i: usize, conn: ike::ConnectionId, now: Instant) {
-        let spec = &self.cfg.connections[i];
-        let byte_limit = spec.child_lifetime_bytes.filter(|_| spec.initiate);
-        for (spi, cause) in self.dp.rekey_due(i, byte_limit) {
-            if self.rekeys_requested.insert(spi) {
-                let why = match cause {
-                    crate::datapath::RekeyCause::Bytes => "Child SA byte lifetime reached",
-                    crate::datapath::RekeyCause::Sequence => {
-                        "Child SA outbound sequence numbers near their end"
-                    }
-                };
-                info!(conn = %spec.name, spi_in = format_args!("{spi:08x}"), "{why}: rekeying");
-                self.endpoint.rekey_child(conn, spi, now);
-            }
-        }
-    }
-
-    /// Re-reads the config file and applies it per connection (by name): new ones are
-    /// added, missing ones deleted, changed ones torn down and set up anew; unchanged ones
-    /// and their SAs are not touched. An invalid file changes nothing.
-    fn reload(&mut self) -> Result<ReloadReport, String> {
-        let path = self
-            .config_path
-            .clone()
-            .ok_or("the gateway was started without a config file path")?;
-        let new = GatewayConfig::load(&path).map_err(|e| e.to_string())?;
-        if new.local_address != self.cfg.local_address
-            || new.tun != self.cfg.tun
-            || new.datapath_threads != self.cfg.datapath_threads
-            || new.busy_poll != self.cfg.busy_poll
-        {
-            return Err(format!(
-                "local_address, datapath_threads, busy_poll_us or [tun] changed in {}: that needs a restart, not a reload",
-                path.display()
-            ));
-        }
-        let plan = ReloadPlan::new(
-            self.cfg
-                .connections
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.retired.contains(i)),
-            &new.connections,
-        );
-        let report = plan.report(&self.cfg.connections, &new.connections);
-        let now = Instant::now();
-        for &i in &plan.removed {
-            self.retire(i, now);
-        }
-        for &(i, j) in &plan.replaced {
-            self.retire(i, now);
-            self.retired.remove(&i);
-            self.cfg.connections[i] = new.connections[j].clone();
-            self.conns[i] = Conn {
-                id: None,
-                ike_algorithms: None,
-                last_error: None,
-                started: None,
-                settled: false,
-            };
-            self.begin(i, now);
-        }
-        for &j in &plan.added {
-            self.cfg.connections.push(new.connections[j].clone());
-            self.conns.push(Conn {
-                id: None,
-                ike_algorithms: None,
-                last_error: None,
-                started: None,
-                settled: false,
-            });
-            let i = self.cfg.connections.len() - 1;
-            self.dp.ensure_connections(i + 1);
-            self.begin(i, now);
-        }
-        self.sync_routes();
-        self.start_pending(now);
-        self.flush_ike();
-        self.reloads += 1;
-        info!(
-            added = ?report.added,
-            removed = ?report.removed,
-            replaced = ?report.replaced,
-            unchanged = report.unchanged.len(),
-            "config reloaded"
-        );
+        self.flush();
         Ok(report)
     }
 
-    /// Deletes a connection's SAs (DELETE to the peer) and marks its slot unused.
-    fn retire(&mut self, i: usize, now: Instant) {
-        self.start_queue.retain(|&q| q != i);
-        if let Some(id) = self.conns[i].id.take() {
-            self.endpoint.remove_connection(id, now);
-            self.flush_ike();
-        }
-        self.dp.forget_connection(i);
-        self.keepalives.forget(i);
-        self.retired.insert(i);
-        info!(conn = %self.cfg.connections[i].name, "connection removed");
-    }
-
-    /// Sets up connection `i` from its spec: prefixes for drop accounting, then the IKE
-    /// endpoint (initiators through the start queue).
-    fn begin(&mut self, i: usize, now: Instant) {
-        let prefixes = self.cfg.connections[i].remote_prefixes.clone();
-        self.dp.set_configured_prefixes(i, &prefixes);
-        if self.cfg.connections[i].initiate {
-            self.start_queue.push_back(i);
-        } else {
-            self.add_to_endpoint(i, now);
-        }
-    }
-
-    /// The routes the live connections want: their remote prefixes into the TUN device;
-    /// for a connection whose peer narrowed the selectors (and refused more Child SAs), only
-    /// what its Child SAs cover goes into the tunnel and the rest of its prefixes is
-    /// refused with ICMP (a prohibit route), never dropped silently.
-    fn wanted_routes(&self) -> Vec<tun::GwRoute> {
-        let narrowed: std::collections::HashSet<ConnectionId> = self
-            .endpoint
-            .status()
-            .into_iter()
-            .filter(|s| s.selector_warning.is_some())
-            .map(|s| s.conn)
-            .collect();
-        let mut want = Vec::new();
-        for (i, c) in self.cfg.connections.iter().enumerate() {
-            if self.retired.contains(&i) {
-                continue;
-            }
-            let is_narrowed = self.conns[i].id.is_some_and(|id| narrowed.contains(&id));
-            if !is_narrowed {
-                want.extend(c.remote_prefixes.iter().map(|p| tun::GwRoute::Tun(*p)));
-                continue;
-            }
-            want.extend(c.remote_prefixes.iter().map(|p| tun::GwRoute::Prohibit(*p)));
-            for (start, end) in self.dp.covered_remote(i) {
-                want.extend(
-                    tun::range_prefixes(start, end)
-                        .into_iter()
-                        .filter(|p| !c.remote_prefixes.contains(p))
-                        .map(tun::GwRoute::Tun),
-                );
-            }
-        }
-        want.dedup();
-        want
-    }
-
-    /// Makes the gateway's routes match [`Self::wanted_routes`].
+    /// Makes the gateway's routes match what the core wants.
     fn sync_routes(&mut self) {
-        let want = self.wanted_routes();
+        let want = self.core.wanted_routes();
         if want == self.routes {
             return;
         }
@@ -1119,12 +651,8 @@ impl Gateway {
 
     /// Sends DELETE for every IKE SA, removes routes; the TUN device goes with the process.
     fn shutdown(&mut self) {
-        let now = Instant::now();
-        let ids: Vec<ConnectionId> = self.conns.iter().filter_map(|c| c.id).collect();
-        for id in ids {
-            self.endpoint.remove_connection(id, now);
-        }
-        self.flush_ike();
+        self.core.shutdown(Instant::now());
+        self.flush();
         // give the DELETEs a moment to leave and be answered (answers are read, not awaited)
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut fds = [
@@ -1139,7 +667,7 @@ impl Gateway {
                 revents: 0,
             },
         ];
-        while self.dp.child_count() > 0 || Instant::now() < deadline {
+        while self.core.datapath_ref().child_count() > 0 || Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -1152,7 +680,7 @@ impl Gateway {
             }
             self.drain_ike_500();
             self.on_receive_ready();
-            self.flush_ike();
+            self.flush();
         }
         if let ReceivePath::Thread { handle, stop } = &mut self.receive {
             stop.signal();
@@ -1256,7 +784,7 @@ fn send_run(
                 Err(e) => {
                     debug!(%peer, "ESP GSO send: {e}");
                     for _ in lens {
-                        dp.count(Some(conn), Drop::IoError);
+                        dp.count(Some(conn), PacketDrop::IoError);
                     }
                     return;
                 }
@@ -1267,7 +795,7 @@ fn send_run(
     for &l in lens {
         if let Err(e) = udp::send_to(fd, &buf[off..off + l], peer) {
             debug!(%peer, "ESP send: {e}");
-            dp.count(Some(conn), Drop::IoError);
+            dp.count(Some(conn), PacketDrop::IoError);
         }
         off += l;
     }
