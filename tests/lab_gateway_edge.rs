@@ -21,7 +21,7 @@ fn site<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap()
 }
 
-fn gateway<'a>(site: &'a Value) -> &'a Value {
+fn gateway(site: &Value) -> &Value {
     site["otherResources"]
         .as_array()
         .unwrap()

@@ -9,122 +9,200 @@ pub enum ArmError {
     /// The document is not well-formed JSON (position is 1-based line:column).
     #[error("{what}: malformed JSON at line {line}, column {column}: {message}")]
     Json {
+        /// What was being handled.
         what: &'static str,
+        /// The line.
         line: usize,
+        /// The column.
         column: usize,
+        /// What is wrong, in words.
         message: String,
     },
 
     /// A section of the document has the wrong JSON shape (e.g. `resources` is not an array).
     #[error("{path}: {message}")]
-    Structure { path: String, message: String },
+    Structure {
+        /// Where it is.
+        path: String,
+        /// What is wrong, in words.
+        message: String,
+    },
 
     /// A `[...]` expression string is not valid expression syntax.
     #[error("{path}: invalid expression '{expression}' at character {position}: {message}")]
     Syntax {
+        /// Where it is.
         path: String,
+        /// The expression as written.
         expression: String,
+        /// Where in the text.
         position: usize,
+        /// What is wrong, in words.
         message: String,
     },
 
     /// An expression calls a function the engine does not know.
     #[error("{path}: unknown function '{name}'")]
-    UnknownFunction { path: String, name: String },
+    UnknownFunction {
+        /// Where it is.
+        path: String,
+        /// The name concerned.
+        name: String,
+    },
 
     /// A function was called with the wrong number or types of arguments, or failed on its input.
     #[error("{path}: {function}(): {message}")]
     Function {
+        /// Where it is.
         path: String,
+        /// The template function.
         function: String,
+        /// What is wrong, in words.
         message: String,
     },
 
     /// `parameters('x')` or `variables('x')` names something the template does not declare.
     #[error("{path}: the template has no {kind} named '{name}'")]
     UndefinedName {
+        /// Where it is.
         path: String,
+        /// Which kind.
         kind: &'static str,
+        /// The name concerned.
         name: String,
     },
 
     /// Property access (`.x`) or index access (`[i]`) does not fit the value it is applied to.
     #[error("{path}: {message}")]
-    Access { path: String, message: String },
+    Access {
+        /// Where it is.
+        path: String,
+        /// What is wrong, in words.
+        message: String,
+    },
 
     /// A parameter without `defaultValue` was given no value.
     #[error("{path}: required parameter has no value")]
-    MissingParameter { path: String },
+    MissingParameter {
+        /// Where it is.
+        path: String,
+    },
 
     /// A value was supplied for a parameter the template does not declare.
     #[error("{path}: the template declares no such parameter (declared: {declared})")]
-    UnknownParameter { path: String, declared: String },
+    UnknownParameter {
+        /// Where it is.
+        path: String,
+        /// What the template declares.
+        declared: String,
+    },
 
     /// A parameter (or output) value is not of the declared type.
     #[error("{path}: expected a value of type {expected}, got {actual}")]
     Type {
+        /// Where it is.
         path: String,
+        /// What was expected.
         expected: String,
+        /// What was given.
         actual: String,
     },
 
     /// A parameter value is not one of its `allowedValues`.
     #[error("{path}: value {value} is not one of the allowed values [{allowed}]")]
     NotAllowed {
+        /// Where it is.
         path: String,
+        /// The value given.
         value: String,
+        /// What is allowed.
         allowed: String,
     },
 
     /// A parameter value violates `minValue`, `maxValue`, `minLength` or `maxLength`.
     #[error("{path}: {message}")]
-    OutOfRange { path: String, message: String },
+    OutOfRange {
+        /// Where it is.
+        path: String,
+        /// What is wrong, in words.
+        message: String,
+    },
 
     /// Variables or parameter defaults refer to each other in a circle.
     #[error("{path}: circular reference: {chain}")]
-    CircularReference { path: String, chain: String },
+    CircularReference {
+        /// Where it is.
+        path: String,
+        /// The chain of references.
+        chain: String,
+    },
 
     /// A `dependsOn` entry names no resource defined in the template.
     #[error("{path}: dependsOn '{target}' does not name a resource defined in the template")]
-    UnresolvedDependency { path: String, target: String },
+    UnresolvedDependency {
+        /// Where it is.
+        path: String,
+        /// What it refers to.
+        target: String,
+    },
 
     /// A `dependsOn` entry matches more than one resource, so the intent is unclear.
     #[error("{path}: dependsOn '{target}' is ambiguous: it matches {matches}")]
     AmbiguousDependency {
+        /// Where it is.
         path: String,
+        /// What it refers to.
         target: String,
+        /// What matched.
         matches: String,
     },
 
     /// The `dependsOn` graph has a cycle, so no deployment order exists.
     #[error("circular dependency between resources: {cycle}")]
-    DependencyCycle { cycle: String },
+    DependencyCycle {
+        /// The resources in the cycle.
+        cycle: String,
+    },
 
     /// Two resources of the template resolve to the same resource id.
     #[error("{path}: resource '{id}' is defined multiple times in the template (also at {other})")]
     DuplicateResource {
+        /// Where it is.
         path: String,
+        /// The identifier concerned.
         id: String,
+        /// The other one.
         other: String,
     },
 
     /// `reference()` names a resource the resolver knows nothing about (not deployed yet or absent).
     #[error("{path}: reference(): resource '{resource_id}' is not available (not deployed yet?)")]
-    ReferenceUnavailable { path: String, resource_id: String },
+    ReferenceUnavailable {
+        /// Where it is.
+        path: String,
+        /// The resource id referred to.
+        resource_id: String,
+    },
 
     /// A function was used where Azure does not allow it (e.g. `reference()` in variables).
     #[error("{path}: the function '{function}' is not allowed in {place}")]
     NotAllowedHere {
+        /// Where it is.
         path: String,
+        /// The template function.
         function: String,
+        /// Where in the config file.
         place: &'static str,
     },
 
     /// Evaluation would exceed a bound on value size, value nesting, recursion or total work.
     #[error("{path}: {message}{}", in_expression(.expression))]
     Limit {
+        /// Where it is.
         path: String,
+        /// The expression as written.
         expression: String,
+        /// What is wrong, in words.
         message: String,
     },
 }

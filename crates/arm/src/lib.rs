@@ -52,6 +52,8 @@
 //! assert_eq!(deployment.outputs(&Deployed).unwrap()["ip"], "203.0.113.9");
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod budget;
 mod cidr;
 mod deployment;

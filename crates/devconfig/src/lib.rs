@@ -8,6 +8,8 @@
 //! with the live status a running gateway reports, because the same resolution of a
 //! connection's resources serves both.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod generic;
 mod output;

@@ -8,7 +8,7 @@
 //! HMAC-SHA1-96, HMAC-SHA2-256-128 or HMAC-SHA2-384-192 (RFC 2404, RFC 4868). Sequence numbers
 //! are 32-bit (no ESN) and never wrap. Inbound SAs keep a 4032-packet anti-replay window.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod cipher;
 mod crypto;

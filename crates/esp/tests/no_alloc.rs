@@ -24,16 +24,20 @@ fn note_allocation() {
     }
 }
 
+// SAFETY: every call is passed on to the system allocator unchanged; only counted.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_allocation();
+        // SAFETY: the caller's layout contract is passed on.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr came from this allocator (the system's) with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note_allocation();
+        // SAFETY: as for alloc and dealloc.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

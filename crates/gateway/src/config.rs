@@ -38,7 +38,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {cause}")]
     Read {
+        /// Where it is.
         path: PathBuf,
+        /// The underlying error.
         cause: std::io::Error,
     },
     /// The file is not valid TOML.
@@ -46,38 +48,64 @@ pub enum ConfigError {
     Syntax(String),
     /// A required key is absent.
     #[error("{place}: missing required key `{key}`")]
-    Missing { place: Place, key: &'static str },
+    Missing {
+        /// Where in the config file.
+        place: Place,
+        /// The key concerned.
+        key: &'static str,
+    },
     /// A key that the gateway does not know (probably a typo).
     #[error("{place}: unknown key `{key}`")]
-    UnknownKey { place: Place, key: String },
+    UnknownKey {
+        /// Where in the config file.
+        place: Place,
+        /// The key concerned.
+        key: String,
+    },
     /// A key has the wrong TOML type.
     #[error("{place}: key `{key}` must be {expected}")]
     WrongType {
+        /// Where in the config file.
         place: Place,
+        /// The key concerned.
         key: String,
+        /// What was expected.
         expected: &'static str,
     },
     /// A key has a value of the right type that is not acceptable.
     #[error("{place}: key `{key}`: invalid value {value:?}: {reason}")]
     Invalid {
+        /// Where in the config file.
         place: Place,
+        /// The key concerned.
         key: String,
+        /// The value given.
         value: String,
+        /// Why.
         reason: String,
     },
     /// The file named by `psk_file` could not be read.
     #[error("{place}: key `psk_file`: cannot read {path}: {cause}")]
     PskFile {
+        /// Where in the config file.
         place: Place,
+        /// Where it is.
         path: PathBuf,
+        /// The underlying error.
         cause: std::io::Error,
     },
     /// Both or neither of `psk` and `psk_file` are given.
     #[error("{place}: exactly one of `psk` and `psk_file` is required")]
-    PskChoice { place: Place },
+    PskChoice {
+        /// Where in the config file.
+        place: Place,
+    },
     /// Two connections share a name.
     #[error("{place}: duplicate connection name")]
-    DuplicateName { place: Place },
+    DuplicateName {
+        /// Where in the config file.
+        place: Place,
+    },
     /// No `[[connection]]` entry.
     #[error("config has no [[connection]] entry")]
     NoConnections,
@@ -91,7 +119,12 @@ pub enum Place {
     /// The `[tun]` table.
     Tun,
     /// The n-th `[[connection]]` (0-based) and its name if known.
-    Connection { index: usize, name: Option<String> },
+    Connection {
+        /// Its position (0-based).
+        index: usize,
+        /// The name concerned.
+        name: Option<String>,
+    },
 }
 
 impl fmt::Display for Place {

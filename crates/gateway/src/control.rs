@@ -38,7 +38,12 @@ pub enum ControlError {
     InUse(PathBuf),
     /// Creating, binding or moving the socket failed.
     #[error("control socket {path}: {cause}")]
-    Io { path: PathBuf, cause: io::Error },
+    Io {
+        /// Where it is.
+        path: PathBuf,
+        /// The underlying error.
+        cause: io::Error,
+    },
     /// The configured control group does not exist.
     #[error("control group {0:?} does not exist")]
     NoSuchGroup(String),

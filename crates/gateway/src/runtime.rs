@@ -40,15 +40,28 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 pub enum GatewayError {
     /// A UDP socket could not be opened or bound.
     #[error("cannot bind UDP {addr}: {cause}")]
-    Bind { addr: SocketAddr, cause: io::Error },
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        cause: io::Error,
+    },
     /// The TUN device could not be created or configured.
     #[error("TUN device {name}: {cause}")]
-    Tun { name: String, cause: io::Error },
+    Tun {
+        /// The name concerned.
+        name: String,
+        /// The underlying error.
+        cause: io::Error,
+    },
     /// A route into the TUN device could not be installed.
     #[error("route {prefix} via {dev}: {cause}")]
     Route {
+        /// The prefix.
         prefix: String,
+        /// The device.
         dev: String,
+        /// The underlying error.
         cause: io::Error,
     },
     /// The control socket could not be created.

@@ -131,19 +131,36 @@ pub struct ConnectionReport {
 pub enum StatusError {
     /// Nothing listens on the socket (gateway not running, or another path).
     #[error("cannot connect to the gateway's control socket {path}: {cause} (is `hybridnet gateway run` running?)")]
-    Connect { path: PathBuf, cause: io::Error },
+    Connect {
+        /// Where it is.
+        path: PathBuf,
+        /// The underlying error.
+        cause: io::Error,
+    },
     /// The exchange failed midway.
     #[error("control socket {path}: {cause}")]
-    Io { path: PathBuf, cause: io::Error },
+    Io {
+        /// Where it is.
+        path: PathBuf,
+        /// The underlying error.
+        cause: io::Error,
+    },
     /// The gateway answered something that is not a status document.
     #[error("control socket {path} answered with invalid JSON: {cause}")]
     Json {
+        /// Where it is.
         path: PathBuf,
+        /// The underlying error.
         cause: serde_json::Error,
     },
     /// The gateway refused the reload (its new config is invalid; nothing was changed).
     #[error("gateway at {path} did not reload: {reason}")]
-    Refused { path: PathBuf, reason: String },
+    Refused {
+        /// Where it is.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What a reload changed, by connection name.
@@ -626,8 +643,8 @@ mod tests {
     fn control_socket_is_private_and_checks_the_client() {
         use crate::control::{Access, ControlServer};
         use std::os::unix::fs::PermissionsExt;
-        // SAFETY: geteuid never fails.
         assert_eq!(
+            // SAFETY: geteuid never fails.
             unsafe { libc::geteuid() },
             0,
             "this test runs as root (as CI does)"

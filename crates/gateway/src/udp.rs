@@ -44,8 +44,8 @@ impl RecvBatch {
         });
         let bufs = b.bufs.as_mut_ptr();
         for i in 0..count {
-            // SAFETY: i * slot is within bufs.
             b.iovs.push(libc::iovec {
+                // SAFETY: i * slot is within bufs (count slots of `slot` bytes).
                 iov_base: unsafe { bufs.add(i * slot) }.cast(),
                 iov_len: slot,
             });
@@ -54,13 +54,16 @@ impl RecvBatch {
         let addrs = b.addrs.as_mut_ptr();
         let ctrl = b.ctrl.as_mut_ptr();
         for i in 0..count {
-            // SAFETY: zeroed msghdr is valid; pointers index our own vectors.
+            // SAFETY: an all-zero mmsghdr is a valid value (null pointers, zero lengths).
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            // SAFETY: i < count, the length of `addrs`.
             h.msg_hdr.msg_name = unsafe { addrs.add(i) }.cast();
             h.msg_hdr.msg_namelen =
                 std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: i < count, the length of `iovs`.
             h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
             h.msg_hdr.msg_iovlen = 1;
+            // SAFETY: `ctrl` holds count * CMSG_ROOM bytes as u64 words.
             h.msg_hdr.msg_control = unsafe { ctrl.add(i * CMSG_ROOM / 8) }.cast();
             h.msg_hdr.msg_controllen = CMSG_ROOM as _;
             b.hdrs.push(h);
@@ -154,6 +157,7 @@ fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match a {
         SocketAddr::V4(v) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
             let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = v.port().to_be();
@@ -161,6 +165,7 @@ fn to_sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             std::mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(v) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
             let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = v.port().to_be();

@@ -21,7 +21,7 @@
 //! have two. Only the side whose connection has `initiate = true` rekeys on lifetimes; the
 //! other side answers the peer's rekeys (so two hybridnet peers never collide).
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod config;

@@ -155,6 +155,7 @@ impl Lab {
     /// Stops charon (the exec chain keeps it at the spawned PID): `sig` first, then SIGKILL.
     fn stop_charon(&mut self, sig: i32) {
         if let Some(mut c) = self.charon.take() {
+            // SAFETY: a signal to the charon process this test started.
             unsafe { libc::kill(c.id() as i32, sig) };
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
@@ -244,6 +245,7 @@ fn run_ours_with(
     std::thread::spawn(move || {
         let f = fs::File::open(format!("/run/netns/{ns}")).expect("netns handle");
         assert_eq!(
+            // SAFETY: setns on a namespace fd, on this thread of our own only.
             unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) },
             0,
             "setns"
@@ -343,6 +345,7 @@ fn attempts(ev: &[Event]) -> Vec<DownReason> {
 }
 
 fn have_charon() -> bool {
+    // SAFETY: geteuid never fails.
     let ok = std::path::Path::new(CHARON).exists() && unsafe { libc::geteuid() } == 0;
     if !ok {
         eprintln!("strongSwan interop needs root and {CHARON} (scripts/install-deps.sh); not run");
