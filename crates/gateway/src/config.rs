@@ -565,28 +565,22 @@ fn decode_psk(raw: &[u8]) -> Result<SecretBytes, &'static str> {
     Ok(SecretBytes::new(raw.to_vec()))
 }
 
-/// Parses a strongSwan-style duration: plain seconds (integer or string) or with unit s/m/h/d.
+/// Parses a duration: plain seconds ("27000", as strongSwan and Azure write lifetimes) or
+/// humantime's syntax ("45s", "8h", "1h 30m", "2days"); zero is refused (a lifetime or
+/// timeout of nothing would spin).
 pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
+    const EXPECTED: &str =
+        "expected seconds or a duration with units (e.g. \"45s\", \"8h\", \"1h 30m\")";
     let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('s') => (&s[..s.len() - 1], 1),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('h') => (&s[..s.len() - 1], 3600),
-        Some('d') => (&s[..s.len() - 1], 86_400),
-        Some(c) if c.is_ascii_digit() => (s, 1),
-        _ => {
-            return Err(
-                "expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")",
-            )
-        }
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(s.parse().map_err(|_| EXPECTED)?)
+    } else {
+        humantime::parse_duration(s).map_err(|_| EXPECTED)?
     };
-    let n: u64 = num.trim().parse().map_err(|_| {
-        "expected seconds or a number with unit s, m, h or d (e.g. \"45s\", \"8h\")"
-    })?;
-    if n == 0 {
+    if d.is_zero() {
         return Err("must be greater than zero");
     }
-    Ok(Duration::from_secs(n * mult))
+    Ok(d)
 }
 
 /// A table being consumed key by key, so leftovers can be reported as unknown keys.
@@ -1045,7 +1039,9 @@ remote_prefixes = ["10.9.0.0/16"]
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("0").is_err());
-        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
     }
 
     #[test]
