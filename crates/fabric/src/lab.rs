@@ -8,6 +8,7 @@
 use crate::desired::DesiredState;
 use crate::gateways;
 use crate::names::LabId;
+use crate::progress::Progress;
 use crate::reconcile::{reconcile, teardown};
 use crate::spec::{
     substitute, DeploymentSpec, LabSpec, Reference, SiteSpec, SpecError, SubstError,
@@ -123,55 +124,6 @@ fn site_err(site: &str) -> impl FnOnce(SiteError) -> LabError + '_ {
     move |source| LabError::Site {
         site: site.to_string(),
         source: Box::new(source),
-    }
-}
-
-/// Progress reporting: one line per step with the time it took.
-pub struct Progress<'a> {
-    start: Instant,
-    sink: &'a mut dyn FnMut(&str),
-}
-
-impl<'a> Progress<'a> {
-    /// Reports through `sink` (e.g. printing to stderr).
-    pub fn new(sink: &'a mut dyn FnMut(&str)) -> Progress<'a> {
-        Progress {
-            start: Instant::now(),
-            sink,
-        }
-    }
-
-    /// Runs one step and reports `label: <detail>` with its duration.
-    pub fn step<T, E>(
-        &mut self,
-        label: &str,
-        f: impl FnOnce() -> Result<(T, String), E>,
-    ) -> Result<T, E> {
-        let t = Instant::now();
-        let r = f();
-        match &r {
-            Ok((_, detail)) => self.finish(label, t, detail),
-            Err(_) => self.finish(label, t, "FAILED"),
-        }
-        r.map(|(v, _)| v)
-    }
-
-    /// Reports the end of a step that started at `started`.
-    pub fn finish(&mut self, label: &str, started: Instant, detail: &str) {
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let at = self.start.elapsed().as_secs_f64();
-        (self.sink)(&format!("[{at:7.3}s] {label}: {detail} ({ms:.0} ms)"));
-    }
-
-    /// Reports a line without a step.
-    pub fn note(&mut self, line: &str) {
-        let at = self.start.elapsed().as_secs_f64();
-        (self.sink)(&format!("[{at:7.3}s] {line}"));
-    }
-
-    /// Time since the first step.
-    pub fn elapsed(&self) -> std::time::Duration {
-        self.start.elapsed()
     }
 }
 

@@ -22,6 +22,7 @@ pub mod gateways;
 pub mod lab;
 pub mod names;
 pub mod netns;
+pub mod progress;
 pub mod reconcile;
 pub mod spec;
 pub mod state;

@@ -2,7 +2,8 @@
 //! [`fabric::lab`].
 
 use clap::{Args, Subcommand};
-use fabric::lab::{self, DeployRequest, Lab, LabStatus, Progress};
+use fabric::lab::{self, DeployRequest, Lab, LabStatus};
+use fabric::progress::Progress;
 use fabric::state::{self, LabSelector};
 use fabric::LabId;
 use std::os::unix::process::CommandExt;
