@@ -24,6 +24,7 @@ pub mod names;
 pub mod netns;
 pub mod progress;
 pub mod reconcile;
+mod site_topology;
 pub mod spec;
 pub mod state;
 pub mod strongswan_site;
