@@ -472,7 +472,11 @@ impl Lab {
         // Provisioning states: Failed for what failed (and what did not map), else Succeeded.
         // A namespace owned by no resource (internet, NAT device) fails the public IPs; a
         // failure to create or remove namespaces at all fails everything realized.
-        let mut failures: BTreeMap<String, String> = built.failures.iter().cloned().collect();
+        let mut failures: BTreeMap<String, String> = built
+            .failures
+            .iter()
+            .map(|(id, e)| (id.clone(), e.to_string()))
+            .collect();
         for (ns, msg) in &failed_ns {
             match ns.as_ref().and_then(|ns| built.owners.get(ns)) {
                 Some(ids) => {

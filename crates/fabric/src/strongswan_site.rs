@@ -51,11 +51,8 @@ pub enum DeviceError {
         source: std::io::Error,
     },
     /// The device configuration export failed for a connection pointing at the device.
-    #[error("device configuration export for {site}: {source}")]
-    Export {
-        site: String,
-        source: devconfig::DevConfigError,
-    },
+    #[error(transparent)]
+    Export(#[from] ExportError),
     /// strongSwan is not installed where the lab expects it.
     #[error("strongSwan's charon is not installed at {CHARON} (install strongswan-charon and strongswan-swanctl, or run scripts/install-deps.sh)")]
     NoCharon,
@@ -71,6 +68,47 @@ pub enum DeviceError {
     /// swanctl refused the exported configuration.
     #[error("swanctl --load-all of {file} failed: {output}")]
     Load { file: PathBuf, output: String },
+}
+
+/// The device configuration export of the connections in one site failed.
+#[derive(Debug, thiserror::Error)]
+#[error("device configuration export for {site}: {source}")]
+pub struct ExportError {
+    /// The site holding the connections.
+    pub site: String,
+    /// What the export refused.
+    #[source]
+    pub source: devconfig::DevConfigError,
+}
+
+/// Why a strongSwan site's device cannot be placed in its LAN.
+#[derive(Debug, thiserror::Error)]
+pub enum DevicePlacementError {
+    /// The LAN has no subnet to put the device in.
+    #[error("the LAN {0} has no subnet for the strongSwan device")]
+    NoSubnet(String),
+    /// The LAN's first subnet has no room for the device's address.
+    #[error(
+        "subnet {vnet}/{subnet} ({prefix}) is too small for the strongSwan device's LAN address"
+    )]
+    SubnetTooSmall {
+        vnet: String,
+        subnet: String,
+        prefix: Ipv4Net,
+    },
+    /// A NIC already holds the device's LAN address.
+    #[error("{address} (the strongSwan device's LAN address in {vnet}/{subnet}) is used by a NIC")]
+    AddressTaken {
+        address: Ipv4Addr,
+        vnet: String,
+        subnet: String,
+    },
+    /// The connections pointing at the device could not be exported.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// Another resource already maps to the device's namespace name.
+    #[error("the strongSwan device's namespace name {0} is already used; rename the resource that takes it")]
+    NameTaken(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DeviceError + '_ {
@@ -109,7 +147,7 @@ fn peers_of(
     own_site: &str,
     address: Ipv4Addr,
     sites: &[(Site, Vec<Resource>)],
-) -> Result<Vec<PeerDevice>, DeviceError> {
+) -> Result<Vec<PeerDevice>, ExportError> {
     let mut out = Vec::new();
     for (s, _) in sites {
         let name = s.info().name.clone();
@@ -118,7 +156,7 @@ fn peers_of(
         }
         out.extend(
             PeerDevice::for_device_address(s, address)
-                .map_err(|source| DeviceError::Export { site: name, source })?,
+                .map_err(|source| ExportError { site: name, source })?,
         );
     }
     Ok(out)
@@ -130,7 +168,7 @@ pub fn device_net(
     site_name: &str,
     resources: &[Resource],
     sites: &[(Site, Vec<Resource>)],
-) -> Result<Option<GatewayNet>, String> {
+) -> Result<Option<GatewayNet>, DevicePlacementError> {
     let Some(pip) = device_public_ip(resources) else {
         return Ok(None);
     };
@@ -140,18 +178,17 @@ pub fn device_net(
     }) else {
         return Ok(None);
     };
-    let subnet = vnet.subnets.first().ok_or_else(|| {
-        format!(
-            "the LAN {} has no subnet for the strongSwan device",
-            vnet.meta.name
-        )
-    })?;
+    let subnet = vnet
+        .subnets
+        .first()
+        .ok_or_else(|| DevicePlacementError::NoSubnet(vnet.meta.name.clone()))?;
     let prefix = subnet.address_prefix;
     if prefix.prefix_len() > 29 {
-        return Err(format!(
-            "subnet {}/{} ({prefix}) is too small for the strongSwan device's LAN address",
-            vnet.meta.name, subnet.name
-        ));
+        return Err(DevicePlacementError::SubnetTooSmall {
+            vnet: vnet.meta.name.clone(),
+            subnet: subnet.name.clone(),
+            prefix,
+        });
     }
     // The last usable address: IPAM hands out NIC addresses from .4 up.
     let private_address = Ipv4Addr::from(u32::from(prefix.broadcast()) - 1);
@@ -163,13 +200,13 @@ pub fn device_net(
         _ => false,
     });
     if taken {
-        return Err(format!(
-            "{private_address} (the strongSwan device's LAN address in {}/{}) is used by a NIC",
-            vnet.meta.name, subnet.name
-        ));
+        return Err(DevicePlacementError::AddressTaken {
+            address: private_address,
+            vnet: vnet.meta.name.clone(),
+            subnet: subnet.name.clone(),
+        });
     }
-    let mut remote_prefixes: Vec<Ipv4Net> = peers_of(site_name, pip.ip_address, sites)
-        .map_err(|e| e.to_string())?
+    let mut remote_prefixes: Vec<Ipv4Net> = peers_of(site_name, pip.ip_address, sites)?
         .into_iter()
         .flat_map(|p| p.remote_prefixes)
         .map(|p| p.trunc())
@@ -183,37 +220,6 @@ pub fn device_net(
         public_address: pip.ip_address,
         remote_prefixes,
     }))
-}
-
-/// Adds a strongSwan site's device to its site's topology (as a gateway-like namespace owned
-/// by the device's public IP), or records why it cannot be placed.
-pub(crate) fn place_device(
-    id: &LabId,
-    spec: &SiteSpec,
-    resources: &[Resource],
-    sites: &[(Site, Vec<Resource>)],
-    net: &mut crate::topology::SiteNet,
-    owners: &mut BTreeMap<String, Vec<String>>,
-    failures: &mut Vec<(String, String)>,
-) {
-    let Some(pip) = device_public_ip(resources) else {
-        return;
-    };
-    let ns = id.gateway_netns(&spec.name, DEVICE);
-    let placed = device_net(&spec.name, resources, sites).and_then(|d| match owners.get(&ns) {
-        Some(_) => Err(format!(
-            "the strongSwan device's namespace name {ns} is already used; rename the resource that takes it"
-        )),
-        None => Ok(d),
-    });
-    match placed {
-        Ok(Some(dev)) => {
-            owners.insert(ns, vec![pip.meta.id.clone()]);
-            net.gateways.push(dev);
-        }
-        Ok(None) => {}
-        Err(problem) => failures.push((pip.meta.id.to_lowercase(), problem)),
-    }
 }
 
 /// One line for `lab up`'s progress: how many devices were started, reloaded, ….
@@ -507,7 +513,7 @@ fn converge_one(
     );
     let mut files = Vec::new();
     for p in &peers {
-        let text = StrongSwan.render(p).map_err(|source| DeviceError::Export {
+        let text = StrongSwan.render(p).map_err(|source| ExportError {
             site: p.site.clone(),
             source,
         })?;
