@@ -17,16 +17,20 @@
 //! processes and checks VM-to-VM traffic across the tunnels. `lab down` stops every process
 //! living in a lab namespace, gateway processes included.
 
+pub mod connections;
+pub mod deploy;
 pub mod desired;
 pub mod gateways;
 pub mod lab;
 pub mod names;
 pub mod netns;
 pub mod progress;
+mod realize;
 pub mod reconcile;
 mod site_topology;
 pub mod spec;
 pub mod state;
+pub mod status;
 pub mod strongswan_site;
 pub mod supervisor;
 pub mod topology;
