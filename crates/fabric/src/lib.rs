@@ -35,6 +35,7 @@ pub mod strongswan_site;
 pub mod supervisor;
 pub mod topology;
 pub mod verify;
+mod wiring;
 
 pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};
 pub use names::LabId;
