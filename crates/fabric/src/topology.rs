@@ -133,12 +133,28 @@ pub enum TopologyError {
         subnet: String,
         prefix: Ipv4Net,
     },
-    /// A gateway is not in a subnet of its VNet, or its public IP is outside the site's prefix.
-    #[error("site {site}: gateway {gateway}: {problem}")]
-    Gateway {
+    /// A gateway names a VNet the site does not have.
+    #[error("site {site}: gateway {gateway}: VNet {vnet} does not exist")]
+    GatewayVnet {
         site: String,
         gateway: String,
-        problem: String,
+        vnet: String,
+    },
+    /// A gateway's private address lies in no subnet of its VNet.
+    #[error("site {site}: gateway {gateway}: {address} is in no subnet of VNet {vnet}")]
+    GatewayOutsideVnet {
+        site: String,
+        gateway: String,
+        address: Ipv4Addr,
+        vnet: String,
+    },
+    /// A gateway's public IP is not in the site's public prefix.
+    #[error("site {site}: gateway {gateway}: public IP {address} is outside {prefix}")]
+    GatewayPublicIpOutside {
+        site: String,
+        gateway: String,
+        address: Ipv4Addr,
+        prefix: Ipv4Net,
     },
     /// A NIC's public IP is not in the site's public prefix.
     #[error(

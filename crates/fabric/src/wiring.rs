@@ -233,32 +233,33 @@ impl<'a> SiteWiring<'a> {
     /// the internet or behind the site's NAT device.
     fn gateway(&mut self, index: usize, gw: &GatewayNet) -> Result<(), TopologyError> {
         let (topo, site) = (self.topo, self.site);
-        let bad = |problem: String| TopologyError::Gateway {
-            site: site.name.clone(),
-            gateway: gw.name.clone(),
-            problem,
-        };
         let vnet_idx = site
             .vnets
             .iter()
             .position(|v| v.name == gw.vnet)
-            .ok_or_else(|| bad(format!("VNet {} does not exist", gw.vnet)))?;
+            .ok_or_else(|| TopologyError::GatewayVnet {
+                site: site.name.clone(),
+                gateway: gw.name.clone(),
+                vnet: gw.vnet.clone(),
+            })?;
         let vnet = &site.vnets[vnet_idx];
         let subnet = vnet
             .subnets
             .iter()
             .find(|s| s.prefix.contains(&gw.private_address))
-            .ok_or_else(|| {
-                bad(format!(
-                    "{} is in no subnet of VNet {}",
-                    gw.private_address, vnet.name
-                ))
+            .ok_or_else(|| TopologyError::GatewayOutsideVnet {
+                site: site.name.clone(),
+                gateway: gw.name.clone(),
+                address: gw.private_address,
+                vnet: vnet.name.clone(),
             })?;
         if !site.public_prefix.contains(&gw.public_address) {
-            return Err(bad(format!(
-                "public IP {} is outside {}",
-                gw.public_address, site.public_prefix
-            )));
+            return Err(TopologyError::GatewayPublicIpOutside {
+                site: site.name.clone(),
+                gateway: gw.name.clone(),
+                address: gw.public_address,
+                prefix: site.public_prefix,
+            });
         }
         let gw_ns = self.id().gateway_netns(&site.name, &gw.name);
         let key = format!("{}/gateway/{}", site.name, gw.name);
