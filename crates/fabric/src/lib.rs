@@ -20,6 +20,7 @@
 pub mod connections;
 pub mod deploy;
 pub mod desired;
+pub mod gateway_config;
 pub mod gateways;
 pub mod lab;
 pub mod names;

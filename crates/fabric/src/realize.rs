@@ -117,7 +117,8 @@ impl Lab {
             }
         } else {
             let started = Instant::now();
-            let (mut runs, conn_failures) = gateways::plan(&self.dir.path, &built.topology, &sites);
+            let (mut runs, conn_failures) =
+                crate::gateway_config::plan(&self.dir.path, &built.topology, &sites);
             for (id, msg) in conn_failures {
                 failures.entry(id).or_insert(msg);
             }
