@@ -15,6 +15,62 @@ use std::path::Path;
 /// Interface name of the gateway's TUN device (inside its own namespace, so no collisions).
 pub const TUN_NAME: &str = "vpn0";
 
+/// Why a VNet gateway, or one of its connections, cannot be configured; the resource's
+/// provisioning state becomes Failed with this text.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayConfigError {
+    /// The lab runs route-based VPN gateways only.
+    #[error("gatewayType {gateway_type} / vpnType {vpn_type:?}: the lab runs route-based VPN gateways only")]
+    UnsupportedGateway {
+        gateway_type: String,
+        vpn_type: site::VpnType,
+    },
+    /// A gateway without an IP configuration has no addresses to run on.
+    #[error("gateway {0} has no ipConfigurations")]
+    NoIpConfiguration(String),
+    /// The VNet holding a gateway's GatewaySubnet does not exist.
+    #[error("the GatewaySubnet of gateway {0} does not exist")]
+    NoGatewaySubnet(String),
+    /// A gateway's public IP does not exist.
+    #[error("public IP {public_ip} of gateway {gateway} does not exist")]
+    NoPublicIp { public_ip: String, gateway: String },
+    /// An IPsec connection names no local network gateway.
+    #[error("an IPsec connection needs localNetworkGateway2")]
+    NoLocalNetworkGateway,
+    /// An IPsec connection names a local network gateway that does not exist.
+    #[error("local network gateway {0} does not exist")]
+    NoSuchLocalNetworkGateway(String),
+    /// A local network gateway has an fqdn instead of an address, which the lab does not resolve.
+    #[error(
+        "local network gateway {0} has no gatewayIpAddress (an fqdn is not resolved in the lab)"
+    )]
+    NoGatewayIpAddress(String),
+    /// A local network gateway has no prefixes to route into the tunnel.
+    #[error("local network gateway {0} has no address prefixes")]
+    NoAddressPrefixes(String),
+    /// A Vnet2Vnet connection names no peer gateway.
+    #[error("a Vnet2Vnet connection needs virtualNetworkGateway2")]
+    NoPeerGateway,
+    /// A Vnet2Vnet connection names a peer gateway in no site of the lab.
+    #[error("virtual network gateway {0} exists in no site of the lab")]
+    NoSuchPeerGateway(String),
+    /// The connection type is not IPsec or Vnet2Vnet.
+    #[error("connectionType {0:?} is not realized in the lab")]
+    UnsupportedConnectionType(ConnectionType),
+    /// The lab's gateway speaks IKEv2 only.
+    #[error("connectionProtocol IKEv1: the lab's gateway speaks IKEv2 only")]
+    Ikev1,
+    /// The lab's gateway negotiates one selector pair per connection.
+    #[error("usePolicyBasedTrafficSelectors: the lab's gateway negotiates one selector pair per connection (route-based), not one per prefix pair")]
+    PolicyBasedSelectors,
+    /// The connection has no shared key to authenticate with.
+    #[error("the connection has no sharedKey")]
+    NoSharedKey,
+    /// The gateway's own configuration parser refused the connection (e.g. an algorithm).
+    #[error("the lab's gateway cannot run this connection: {0}")]
+    Refused(#[source] gateway::ConfigError),
+}
+
 /// What the lab runs for one virtual network gateway.
 #[derive(Clone, Debug)]
 pub struct GatewayRun {
@@ -49,11 +105,11 @@ fn find_gateway<'a>(
 fn gateway_endpoints(
     resources: &[Resource],
     gw: &VirtualNetworkGateway,
-) -> Result<(Vec<ipnet::Ipv4Net>, std::net::Ipv4Addr), String> {
+) -> Result<(Vec<ipnet::Ipv4Net>, std::net::Ipv4Addr), GatewayConfigError> {
     let ipc = gw
         .ip_configurations
         .first()
-        .ok_or_else(|| format!("gateway {} has no ipConfigurations", gw.meta.name))?;
+        .ok_or_else(|| GatewayConfigError::NoIpConfiguration(gw.meta.name.clone()))?;
     let subnet = ipc.subnet.to_lowercase();
     let space = resources
         .iter()
@@ -65,12 +121,7 @@ fn gateway_endpoints(
             }
             _ => None,
         })
-        .ok_or_else(|| {
-            format!(
-                "the GatewaySubnet of gateway {} does not exist",
-                gw.meta.name
-            )
-        })?;
+        .ok_or_else(|| GatewayConfigError::NoGatewaySubnet(gw.meta.name.clone()))?;
     let public = resources
         .iter()
         .find_map(|r| match r {
@@ -79,11 +130,9 @@ fn gateway_endpoints(
             }
             _ => None,
         })
-        .ok_or_else(|| {
-            format!(
-                "public IP {} of gateway {} does not exist",
-                ipc.public_ip_address, gw.meta.name
-            )
+        .ok_or_else(|| GatewayConfigError::NoPublicIp {
+            public_ip: ipc.public_ip_address.clone(),
+            gateway: gw.meta.name.clone(),
         })?;
     Ok((space, public))
 }
@@ -99,13 +148,13 @@ fn connection_table(
     sites: &[(Site, Vec<Resource>)],
     c: &site::Connection,
     local_prefixes: &[ipnet::Ipv4Net],
-) -> Result<toml::Table, String> {
+) -> Result<toml::Table, GatewayConfigError> {
     let (remote, remote_prefixes) = match c.connection_type {
         ConnectionType::IPsec => {
             let lng_id = c
                 .local_network_gateway2
                 .as_ref()
-                .ok_or("an IPsec connection needs localNetworkGateway2")?;
+                .ok_or(GatewayConfigError::NoLocalNetworkGateway)?;
             let lng = resources
                 .iter()
                 .find_map(|r| match r {
@@ -114,18 +163,12 @@ fn connection_table(
                     }
                     _ => None,
                 })
-                .ok_or_else(|| format!("local network gateway {lng_id} does not exist"))?;
-            let ip = lng.gateway_ip_address.ok_or_else(|| {
-                format!(
-                    "local network gateway {} has no gatewayIpAddress (an fqdn is not resolved in the lab)",
-                    lng.meta.name
-                )
-            })?;
+                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))?;
+            let ip = lng
+                .gateway_ip_address
+                .ok_or_else(|| GatewayConfigError::NoGatewayIpAddress(lng.meta.name.clone()))?;
             if lng.address_prefixes.is_empty() {
-                return Err(format!(
-                    "local network gateway {} has no address prefixes",
-                    lng.meta.name
-                ));
+                return Err(GatewayConfigError::NoAddressPrefixes(lng.meta.name.clone()));
             }
             (ip, lng.address_prefixes.clone())
         }
@@ -133,29 +176,24 @@ fn connection_table(
             let peer_id = c
                 .virtual_network_gateway2
                 .as_ref()
-                .ok_or("a Vnet2Vnet connection needs virtualNetworkGateway2")?;
-            let (_, peer_resources, peer) = find_gateway(sites, peer_id).ok_or_else(|| {
-                format!("virtual network gateway {peer_id} exists in no site of the lab")
-            })?;
+                .ok_or(GatewayConfigError::NoPeerGateway)?;
+            let (_, peer_resources, peer) = find_gateway(sites, peer_id)
+                .ok_or_else(|| GatewayConfigError::NoSuchPeerGateway(peer_id.clone()))?;
             let (space, public) = gateway_endpoints(peer_resources, peer)?;
             (public, space)
         }
-        other => {
-            return Err(format!(
-                "connectionType {other:?} is not realized in the lab"
-            ))
-        }
+        other => return Err(GatewayConfigError::UnsupportedConnectionType(other)),
     };
     if c.connection_protocol == site::ConnectionProtocol::IKEv1 {
-        return Err("connectionProtocol IKEv1: the lab's gateway speaks IKEv2 only".into());
+        return Err(GatewayConfigError::Ikev1);
     }
     if c.use_policy_based_traffic_selectors {
-        return Err("usePolicyBasedTrafficSelectors: the lab's gateway negotiates one selector pair per connection (route-based), not one per prefix pair".into());
+        return Err(GatewayConfigError::PolicyBasedSelectors);
     }
     let key = c
         .shared_key
         .as_ref()
-        .ok_or("the connection has no sharedKey")?;
+        .ok_or(GatewayConfigError::NoSharedKey)?;
     let policy = c.effective_policy(site.kind());
     let mut esp = policy.esp_initiator_proposals.clone();
     for p in &policy.esp_responder_proposals {
@@ -246,7 +284,7 @@ pub fn plan(
     lab_dir: &Path,
     topology: &Topology,
     sites: &[(Site, Vec<Resource>)],
-) -> (Vec<GatewayRun>, Vec<(String, String)>) {
+) -> (Vec<GatewayRun>, Vec<(String, GatewayConfigError)>) {
     let id = &topology.lab_id;
     let mut runs = Vec::new();
     let mut failures = Vec::new();
@@ -266,10 +304,10 @@ pub fn plan(
             {
                 failures.push((
                     gw.meta.id.to_lowercase(),
-                    format!(
-                        "gatewayType {} / vpnType {:?}: the lab runs route-based VPN gateways only",
-                        gw.gateway_type, gw.vpn_type
-                    ),
+                    GatewayConfigError::UnsupportedGateway {
+                        gateway_type: gw.gateway_type.clone(),
+                        vpn_type: gw.vpn_type,
+                    },
                 ));
                 continue;
             }
@@ -301,9 +339,7 @@ pub fn plan(
                         let alone = render(top.clone(), g.public_address, vec![t.clone()]);
                         gateway::GatewayConfig::parse(&alone, lab_dir)
                             .map(|_| t)
-                            .map_err(|e| {
-                                format!("the lab's gateway cannot run this connection: {e}")
-                            })
+                            .map_err(GatewayConfigError::Refused)
                     });
                 match checked {
                     Ok(t) => {

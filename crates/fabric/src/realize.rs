@@ -119,8 +119,8 @@ impl Lab {
             let started = Instant::now();
             let (mut runs, conn_failures) =
                 crate::gateway_config::plan(&self.dir.path, &built.topology, &sites);
-            for (id, msg) in conn_failures {
-                failures.entry(id).or_insert(msg);
+            for (id, e) in conn_failures {
+                failures.entry(id).or_insert(e.to_string());
             }
             // A gateway whose namespace failed runs nothing; its connections fail with it.
             for run in runs.iter_mut() {
