@@ -13,10 +13,10 @@
 //! (address, TUN, MTU), or a gateway that does not answer, restarts that gateway (and only
 //! it); the peers' gateways are left alone.
 
+use crate::daemon::{self, Daemon, DaemonAction, DaemonError};
 use crate::gateway_config::GatewayRun;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a started gateway gets to open its control socket.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,44 +57,6 @@ pub struct GatewayRecord {
     pub connections: Vec<String>,
 }
 
-/// What happened to one gateway process during a realization.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GatewayAction {
-    /// Started (it was not running).
-    Started,
-    /// Restarted with a changed configuration.
-    Restarted,
-    /// Told to reload its changed connections; its process and other tunnels kept running.
-    Reloaded,
-    /// Left running (configuration unchanged).
-    Unchanged,
-    /// Stopped (gateway deleted or no connection left).
-    Stopped,
-}
-
-/// Why a gateway process could not be run.
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayRunError {
-    /// The state directory could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The `hybridnet` binary could not be started in the namespace.
-    #[error("cannot start `{program} gateway run` in {netns}: {source}")]
-    Spawn {
-        program: String,
-        netns: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The process exited or never answered on its control socket.
-    #[error("gateway process in {netns} did not come up: {detail}")]
-    NotUp { netns: String, detail: String },
-}
-
 /// Where a lab keeps its gateways' configurations, logs, sockets and records.
 pub fn gateways_dir(lab_dir: &Path) -> PathBuf {
     lab_dir.join("gateways")
@@ -109,6 +71,10 @@ pub fn control_socket(lab_dir: &Path, site: &str, gateway: &str) -> PathBuf {
     gateways_dir(lab_dir).join(format!("{}.sock", file_stem(site, gateway)))
 }
 
+fn record_path(lab_dir: &Path, site: &str, gateway: &str) -> PathBuf {
+    gateways_dir(lab_dir).join(format!("{}.json", file_stem(site, gateway)))
+}
+
 /// The program started as `PROGRAM gateway run`: `$HYBRIDNET_BIN`, else the running
 /// executable (the `hybridnet` CLI itself).
 pub fn gateway_program() -> PathBuf {
@@ -116,22 +82,6 @@ pub fn gateway_program() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::current_exe().ok())
         .unwrap_or_else(|| PathBuf::from("hybridnet"))
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GatewayRunError + '_ {
-    move |source| GatewayRunError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writes `data` with mode 0600 (it holds shared keys), atomically and durably.
-fn write_private(path: &Path, data: &[u8]) -> Result<(), GatewayRunError> {
-    crate::state::write_durable(path, data, 0o600).map_err(io_err(path))
-}
-
-fn fingerprint(text: &str) -> String {
-    format!("{:016x}", crate::names::fnv1a(text))
 }
 
 /// What a lab process serving a gateway configuration is.
@@ -146,13 +96,7 @@ enum Role {
 /// Whether `pid` is a live (not zombie) supervisor or gateway process of config `config`,
 /// and which (known by its command line, which names this lab's configuration file).
 fn role_of(pid: i32, config: &Path) -> Option<Role> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // state is the field after the parenthesized command name
-    if stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        .unwrap_or(true)
-    {
+    if !daemon::is_live(pid) {
         return None;
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -165,27 +109,16 @@ fn role_of(pid: i32, config: &Path) -> Option<Role> {
     })
 }
 
-/// Sends `sig` to `pid` if it is still `role` for `config`, waits up to `grace` for it to go,
-/// and SIGKILLs it if it did not.
-fn end_process(pid: i32, config: &Path, role: Role, sig: libc::c_int, grace: Duration) {
-    if role_of(pid, config) != Some(role) {
-        return;
-    }
-    // SAFETY: kill(2) on a process of this lab's gateway (checked above by its command line,
-    // which names this lab's configuration file).
-    unsafe { libc::kill(pid, sig) };
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && role_of(pid, config) == Some(role) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if role_of(pid, config) == Some(role) {
-        // SAFETY: as above; it ignored the signal.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline && role_of(pid, config) == Some(role) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+/// Ends those of `pids` that are `role` for `config` (checked by their command line, which
+/// names this lab's configuration file): `sig`, then SIGKILL after the grace period.
+fn end_processes(pids: &[i32], config: &Path, role: Role, sig: libc::c_int) {
+    let still = || {
+        pids.iter()
+            .copied()
+            .filter(|&pid| role_of(pid, config) == Some(role))
+            .collect()
+    };
+    daemon::terminate(still, sig, STOP_GRACE);
 }
 
 /// Reads the records of the lab's gateway processes.
@@ -213,10 +146,15 @@ pub fn records(lab_dir: &Path) -> Vec<GatewayRecord> {
 
 /// The record of one gateway's process, if it ran.
 pub fn record(lab_dir: &Path, site: &str, gateway: &str) -> Option<GatewayRecord> {
-    let p = gateways_dir(lab_dir).join(format!("{}.json", file_stem(site, gateway)));
-    std::fs::read_to_string(p)
+    std::fs::read_to_string(record_path(lab_dir, site, gateway))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn write_record(lab_dir: &Path, rec: &GatewayRecord) -> Result<(), DaemonError> {
+    let data = serde_json::to_vec_pretty(rec).expect("record serializes");
+    daemon::write_private(&record_path(lab_dir, &rec.site, &rec.gateway), &data)?;
+    Ok(())
 }
 
 /// Whether the recorded process (the supervisor, for a supervised gateway) still runs.
@@ -247,39 +185,29 @@ pub fn supervision(rec: &GatewayRecord) -> Option<crate::supervisor::SupervisorS
 /// and supervisor state.
 pub fn stop(lab_dir: &Path, rec: &GatewayRecord) {
     let child = supervision(rec).and_then(|st| st.child_pid);
-    if rec.supervised {
-        end_process(
-            rec.pid,
-            &rec.config,
-            Role::Supervisor,
-            libc::SIGTERM,
-            STOP_GRACE,
-        );
+    let role = if rec.supervised {
+        Role::Supervisor
     } else {
-        end_process(
-            rec.pid,
-            &rec.config,
-            Role::Gateway,
-            libc::SIGTERM,
-            STOP_GRACE,
-        );
-    }
+        Role::Gateway
+    };
+    end_processes(&[rec.pid], &rec.config, role, libc::SIGTERM);
     // The child dies with its supervisor (PR_SET_PDEATHSIG); make sure of it.
     if let Some(pid) = child {
-        end_process(pid, &rec.config, Role::Gateway, libc::SIGKILL, STOP_GRACE);
+        end_processes(&[pid], &rec.config, Role::Gateway, libc::SIGKILL);
     }
-    let stem = file_stem(&rec.site, &rec.gateway);
-    let _ = std::fs::remove_file(gateways_dir(lab_dir).join(format!("{stem}.json")));
+    let _ = std::fs::remove_file(record_path(lab_dir, &rec.site, &rec.gateway));
     let _ = std::fs::remove_file(&rec.control);
     if let Some(p) = &rec.supervisor_state {
         let _ = std::fs::remove_file(p);
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let v: Vec<&str> = text.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+/// Connection names (the last segment of each id) a run serves, as its record keeps them.
+fn connection_names(run: &GatewayRun) -> Vec<String> {
+    run.connections
+        .iter()
+        .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+        .collect()
 }
 
 /// Starts the supervisor of `gateway run` detached in `run.netns` and waits until the gateway
@@ -288,9 +216,9 @@ fn start(
     lab_dir: &Path,
     run: &GatewayRun,
     config_text: &str,
-) -> Result<GatewayRecord, GatewayRunError> {
+) -> Result<GatewayRecord, DaemonError> {
     let dir = gateways_dir(lab_dir);
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    std::fs::create_dir_all(&dir).map_err(daemon::io_err(&dir))?;
     let stem = file_stem(&run.site, &run.gateway);
     let config = dir.join(format!("{stem}.toml"));
     let control = dir.join(format!("{stem}.sock"));
@@ -301,21 +229,10 @@ fn start(
     // a gateway stopped here, then any gateway left.
     let pids = crate::netns::pids_in_netns(&run.netns);
     for role in [Role::Supervisor, Role::Gateway] {
-        for &pid in &pids {
-            end_process(pid, &config, role, libc::SIGTERM, STOP_GRACE);
-        }
+        end_processes(&pids, &config, role, libc::SIGTERM);
     }
     let _ = std::fs::remove_file(&state);
-    write_private(&config, config_text.as_bytes())?;
-    let logf = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log)
-        .map_err(io_err(&log))?;
-    let logf2 = logf.try_clone().map_err(io_err(&log))?;
-    let ns_path = Path::new(crate::netns::NETNS_RUN_DIR).join(&run.netns);
-    let ns = std::fs::File::open(&ns_path).map_err(io_err(&ns_path))?;
+    daemon::write_private(&config, config_text.as_bytes())?;
     let program = gateway_program();
     let mut cmd = std::process::Command::new(&program);
     cmd.arg("gateway")
@@ -325,18 +242,9 @@ fn start(
         .arg(&control)
         .arg("--state")
         .arg(&state)
-        .current_dir(&dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(logf)
-        .stderr(logf2);
-    crate::netns::enter_detached(&mut cmd, &ns);
-    let child = cmd.spawn().map_err(|source| GatewayRunError::Spawn {
-        program: program.display().to_string(),
-        netns: run.netns.clone(),
-        source,
-    })?;
-    let pid = child.id() as i32;
-    drop(child);
+        .current_dir(&dir);
+    let what = format!("`{} gateway run`", program.display());
+    let pid = daemon::spawn_detached(cmd, &run.netns, &log, &what)?;
     let rec = GatewayRecord {
         site: run.site.clone(),
         gateway: run.gateway.clone(),
@@ -347,53 +255,37 @@ fn start(
         control,
         config,
         log,
-        config_fingerprint: fingerprint(config_text),
-        connections: run
-            .connections
-            .iter()
-            .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
-            .collect(),
+        config_fingerprint: daemon::fingerprint(config_text),
+        connections: connection_names(run),
     };
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if gateway::status::query(&rec.control).is_ok() {
-            break;
-        }
-        // The gateway died before it answered (its supervisor would retry it forever): a
-        // configuration that cannot run is an error now, with the reason from the log.
-        let exited = supervision(&rec).and_then(|st| st.last_exit);
-        if !alive(&rec) || exited.is_some() {
-            stop(lab_dir, &rec);
-            // SAFETY: waitpid(2) on our own child's pid, non-blocking, to reap it.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            let how = exited
-                .map(|e| format!("it {}", e.reason))
-                .unwrap_or_else(|| "it exited".to_string());
-            return Err(GatewayRunError::NotUp {
-                netns: run.netns.clone(),
-                detail: format!(
+    // The gateway dying before it answers (its supervisor would retry it forever) is an
+    // error now, with the reason from the log.
+    let up = daemon::wait_until_up(
+        "gateway process",
+        &run.netns,
+        &rec.control,
+        START_TIMEOUT,
+        || gateway::status::query(&rec.control).is_ok(),
+        || {
+            let exited = supervision(&rec).and_then(|st| st.last_exit);
+            (!alive(&rec) || exited.is_some()).then(|| {
+                let how = exited
+                    .map(|e| format!("it {}", e.reason))
+                    .unwrap_or_else(|| "it exited".to_string());
+                format!(
                     "{how}; its log ({}) ends with:\n{}",
                     rec.log.display(),
-                    tail(&rec.log, 8)
-                ),
-            });
-        }
-        if Instant::now() > deadline {
-            stop(lab_dir, &rec);
-            // SAFETY: waitpid(2) on our own child's pid, non-blocking, to reap it.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            return Err(GatewayRunError::NotUp {
-                netns: run.netns.clone(),
-                detail: format!(
-                    "no answer on {} within {START_TIMEOUT:?}",
-                    rec.control.display()
-                ),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
+                    daemon::tail(&rec.log, 8)
+                )
+            })
+        },
+    );
+    if let Err(e) = up {
+        stop(lab_dir, &rec);
+        daemon::reap(pid);
+        return Err(e);
     }
-    let data = serde_json::to_vec_pretty(&rec).expect("record serializes");
-    write_private(&dir.join(format!("{stem}.json")), &data)?;
+    write_record(lab_dir, &rec)?;
     Ok(rec)
 }
 
@@ -415,7 +307,7 @@ fn reload(lab_dir: &Path, rec: &GatewayRecord, run: &GatewayRun, text: &str) -> 
         && old.control_socket == new.control_socket
         && old.path_mtu == new.path_mtu
         && old.tun == new.tun;
-    if !same_process || write_private(&rec.config, text.as_bytes()).is_err() {
+    if !same_process || daemon::write_private(&rec.config, text.as_bytes()).is_err() {
         return false;
     }
     // a refused or failed reload falls back to a restart, which the caller reports
@@ -423,66 +315,98 @@ fn reload(lab_dir: &Path, rec: &GatewayRecord, run: &GatewayRun, text: &str) -> 
         return false;
     }
     let updated = GatewayRecord {
-        config_fingerprint: fingerprint(text),
-        connections: run
-            .connections
-            .iter()
-            .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
-            .collect(),
+        config_fingerprint: daemon::fingerprint(text),
+        connections: connection_names(run),
         ..rec.clone()
     };
-    let stem = file_stem(&rec.site, &rec.gateway);
-    let data = serde_json::to_vec_pretty(&updated).expect("record serializes");
-    write_private(&gateways_dir(lab_dir).join(format!("{stem}.json")), &data).is_ok()
+    write_record(lab_dir, &updated).is_ok()
 }
 
-/// Makes the running gateway processes match `runs`: starts what is missing, restarts what
-/// changed, stops what is no longer wanted. Returns per gateway (site, name) what it did, or
-/// the error for gateways that could not be run.
+/// One VNet gateway's process as a [`Daemon`]: its run (the wanted configuration) and its
+/// record, if it was started.
+struct GatewayProcess<'a> {
+    lab_dir: &'a Path,
+    run: &'a GatewayRun,
+    record: Option<GatewayRecord>,
+}
+
+impl Daemon for GatewayProcess<'_> {
+    type Config = String;
+    type Error = DaemonError;
+
+    fn fingerprint(config: &String) -> String {
+        daemon::fingerprint(config)
+    }
+
+    fn running(&self) -> Option<String> {
+        self.record
+            .as_ref()
+            .filter(|rec| healthy(rec))
+            .map(|rec| rec.config_fingerprint.clone())
+    }
+
+    fn alive(&self) -> bool {
+        self.record.as_ref().is_some_and(alive)
+    }
+
+    fn present(&self) -> bool {
+        self.record.is_some()
+    }
+
+    fn reload(&mut self, config: &String) -> Result<bool, DaemonError> {
+        Ok(self
+            .record
+            .as_ref()
+            .is_some_and(|rec| reload(self.lab_dir, rec, self.run, config)))
+    }
+
+    fn start(&mut self, config: &String) -> Result<(), DaemonError> {
+        self.record = Some(start(self.lab_dir, self.run, config)?);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some(rec) = self.record.take() {
+            stop(self.lab_dir, &rec);
+        }
+    }
+}
+
+/// Makes the running gateway processes match `runs`: starts what is missing, reloads or
+/// restarts what changed, stops what is no longer wanted. Returns per gateway run what it
+/// did, or why its process could not be run.
 pub fn converge(
     lab_dir: &Path,
     runs: &[GatewayRun],
-) -> Vec<(GatewayRun, Result<GatewayAction, GatewayRunError>)> {
-    let mut out = Vec::new();
+) -> Vec<(GatewayRun, Result<DaemonAction, DaemonError>)> {
     let existing = records(lab_dir);
-    for rec in &existing {
-        let wanted = runs
-            .iter()
-            .any(|r| r.site == rec.site && r.gateway == rec.gateway && r.config.is_some());
-        if !wanted {
-            stop(lab_dir, rec);
-            if let Some(r) = runs
-                .iter()
-                .find(|r| r.site == rec.site && r.gateway == rec.gateway)
-            {
-                out.push((r.clone(), Ok(GatewayAction::Stopped)));
-            }
-        }
+    let run_of = |rec: &GatewayRecord| {
+        runs.iter()
+            .find(|r| r.site == rec.site && r.gateway == rec.gateway)
+    };
+    // Gateways gone from every site: their processes stop, with nothing to report.
+    for rec in existing.iter().filter(|rec| run_of(rec).is_none()) {
+        stop(lab_dir, rec);
     }
-    for run in runs {
-        let Some(text) = &run.config else { continue };
-        let prev = existing
+    // Gateways with nothing left to serve stop before any starts, so that nothing they
+    // held is in the way.
+    let (idle, serving): (Vec<&GatewayRun>, Vec<&GatewayRun>) =
+        runs.iter().partition(|r| r.config.is_none());
+    let mut out = Vec::new();
+    for run in idle.into_iter().chain(serving) {
+        let record = existing
             .iter()
-            .find(|r| r.site == run.site && r.gateway == run.gateway);
-        let answers = prev.is_some_and(healthy);
-        let result = match prev {
-            Some(rec) if answers && rec.config_fingerprint == fingerprint(text) => {
-                Ok(GatewayAction::Unchanged)
-            }
-            Some(rec) if answers && reload(lab_dir, rec, run, text) => Ok(GatewayAction::Reloaded),
-            Some(rec) => {
-                let was_alive = alive(rec);
-                stop(lab_dir, rec);
-                start(lab_dir, run, text).map(|_| {
-                    if was_alive {
-                        GatewayAction::Restarted
-                    } else {
-                        GatewayAction::Started
-                    }
-                })
-            }
-            None => start(lab_dir, run, text).map(|_| GatewayAction::Started),
+            .find(|rec| rec.site == run.site && rec.gateway == run.gateway)
+            .cloned();
+        if run.config.is_none() && record.is_none() {
+            continue;
+        }
+        let mut process = GatewayProcess {
+            lab_dir,
+            run,
+            record,
         };
+        let result = daemon::converge(&mut process, run.config.as_ref());
         out.push((run.clone(), result));
     }
     out

@@ -18,6 +18,7 @@
 //! living in a lab namespace, gateway processes included.
 
 pub mod connections;
+pub mod daemon;
 pub mod deploy;
 pub mod desired;
 pub mod gateway_config;

@@ -2,6 +2,7 @@
 //! kernel, one gateway process per VNet gateway, a charon per strongSwan site, and each
 //! realized resource's provisioning state recorded.
 
+use crate::daemon::{self, DaemonAction};
 use crate::gateways;
 use crate::lab::{site_err, ApplyReport, Lab, LabError, REALIZED_TYPES};
 use crate::progress::Progress;
@@ -144,25 +145,14 @@ impl Lab {
                 true,
             );
             let results = gateways::converge(&self.dir.path, &runs);
-            let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
             for (run, result) in &results {
                 match result {
                     Ok(a) => {
-                        *counts
-                            .entry(match a {
-                                gateways::GatewayAction::Started => "started",
-                                gateways::GatewayAction::Restarted => "restarted",
-                                gateways::GatewayAction::Reloaded => "reloaded",
-                                gateways::GatewayAction::Unchanged => "unchanged",
-                                gateways::GatewayAction::Stopped => "stopped",
-                            })
-                            .or_default() += 1;
-                        if *a != gateways::GatewayAction::Unchanged {
+                        if *a != DaemonAction::Unchanged {
                             report.kernel_changes += 1;
                         }
                     }
                     Err(e) => {
-                        *counts.entry("FAILED").or_default() += 1;
                         let msg = e.to_string();
                         failures.insert(run.gateway_id.to_lowercase(), msg.clone());
                         for c in &run.connections {
@@ -173,14 +163,9 @@ impl Lab {
                     }
                 }
             }
-            let detail = if counts.is_empty() {
-                "none".to_string()
-            } else {
-                counts
-                    .iter()
-                    .map(|(k, n)| format!("{n} {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            let detail = match daemon::summary(results.iter().map(|(_, r)| r)) {
+                d if d.is_empty() => "none".to_string(),
+                d => d,
             };
             progress.finish("gateway processes", started, &detail);
         }
