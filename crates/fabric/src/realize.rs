@@ -136,7 +136,7 @@ impl Lab {
             }
             // A running strongSwan device takes its changed export before the gateways restart,
             // so both ends of a tunnel change keys and policies together.
-            devices_before = crate::strongswan_site::converge(
+            devices_before = crate::strongswan_device::converge(
                 &self.dir.path,
                 &self.record.id,
                 &self.record.sites,
@@ -196,14 +196,14 @@ impl Lab {
         report.failed = failures.into_iter().collect();
         if self.record.external_gateways {
             // `--no-gateways`: the lab runs no VPN device either; one it started earlier stops.
-            crate::strongswan_site::stop_all(&self.record.id, &self.record.sites);
+            crate::strongswan_device::stop_all(&self.record.id, &self.record.sites);
         } else {
             // On-premises strongSwan devices, configured from the device config exports, which
             // are made now that the cloud side's provisioning states are recorded.
             let started = Instant::now();
-            let outcomes = crate::strongswan_site::merge(
+            let outcomes = crate::strongswan_device::merge(
                 devices_before,
-                crate::strongswan_site::converge(
+                crate::strongswan_device::converge(
                     &self.dir.path,
                     &self.record.id,
                     &self.record.sites,
@@ -213,10 +213,10 @@ impl Lab {
                 ),
             );
             if !outcomes.is_empty() {
-                let detail = crate::strongswan_site::summary(&outcomes);
+                let detail = crate::strongswan_device::summary(&outcomes);
                 progress.finish("strongSwan devices", started, &detail);
             }
-            let failed = crate::strongswan_site::failures(&outcomes);
+            let failed = crate::strongswan_device::failures(&outcomes);
             for (site, resources) in sites.iter_mut() {
                 for r in resources.iter() {
                     if let Some(msg) = failed.get(&r.id().to_lowercase()) {

@@ -29,7 +29,7 @@ pub struct LabStatus {
     pub namespaces: Vec<Value>,
     /// On-premises strongSwan devices (sites of kind `strongswan`) with their SAs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub strongswan_devices: Vec<crate::strongswan_site::DeviceStatus>,
+    pub strongswan_devices: Vec<crate::strongswan_status::DeviceStatus>,
 }
 
 /// A namespace and whether it exists now.
@@ -296,7 +296,7 @@ impl Lab {
                 .collect(),
             strongswan_devices: self
                 .topology()
-                .map(|t| crate::strongswan_site::status(&self.dir.path, &t, &self.record.sites))
+                .map(|t| crate::strongswan_status::status(&self.dir.path, &t, &self.record.sites))
                 .unwrap_or_default(),
         })
     }
