@@ -67,10 +67,7 @@ impl Lab {
             dir: self.dir.clone(),
             record: self.dir.record()?,
         };
-        let mut report = ApplyReport {
-            lab_id: lab.record.id.to_string(),
-            ..Default::default()
-        };
+        let mut report = ApplyReport::new(lab.id());
         report.resource_changes += lab.apply_deployment(req, progress)?;
         lab.realize(&mut report, progress)?;
         Ok(report)

@@ -10,7 +10,7 @@ use crate::deploy::DeployRequest;
 use crate::names::LabId;
 use crate::progress::Progress;
 use crate::reconcile::teardown;
-use crate::spec::{LabSpec, SpecError, SubstError};
+use crate::spec::{LabSpec, SiteSpec, SpecError, SubstError};
 use crate::state::{self, LabDir, LabRecord, LabSelector, StateError};
 use crate::topology::Topology;
 use site::{Resource, Site, SiteError};
@@ -145,6 +145,14 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// An empty report for lab `id`, to which each step adds its changes.
+    pub fn new(id: &LabId) -> ApplyReport {
+        ApplyReport {
+            lab_id: id.to_string(),
+            ..Default::default()
+        }
+    }
+
     /// True when re-applying changed nothing at all.
     pub fn unchanged(&self) -> bool {
         self.resource_changes == 0 && self.kernel_changes == 0
@@ -281,6 +289,20 @@ pub fn up_with(
         lab.dir.path.display()
     ));
     for s in &spec.sites {
+        lab.create_site(s, progress)?;
+    }
+    let mut report = ApplyReport::new(lab.id());
+    for d in &spec.deployments {
+        let req = DeployRequest::from_spec(&canon, d);
+        report.resource_changes += lab.apply_deployment(&req, progress)?;
+    }
+    lab.realize(&mut report, progress)?;
+    Ok(report)
+}
+
+impl Lab {
+    /// Creates a lab.yaml site's control plane, or opens the one a previous `up` created.
+    fn create_site(&self, s: &SiteSpec, progress: &mut Progress) -> Result<(), LabError> {
         progress.step(&format!("site {}", s.name), || {
             let options = site::SiteOptions {
                 subscription_id: s
@@ -291,34 +313,18 @@ pub fn up_with(
                 location: s.locations.first().cloned(),
             };
             Site::create_with(
-                &lab.dir.sites_path(),
+                &self.dir.sites_path(),
                 &s.name,
                 &s.kind,
                 s.public_prefix,
                 &options,
             )
             .map_err(site_err(&s.name))?;
-            Ok::<_, LabError>((
-                (),
-                format!(
-                    "kind {}, public prefix {}{}",
-                    s.kind,
-                    s.public_prefix,
-                    if s.nat { ", behind NAT" } else { "" }
-                ),
-            ))
-        })?;
+            let nat = if s.nat { ", behind NAT" } else { "" };
+            let detail = format!("kind {}, public prefix {}{nat}", s.kind, s.public_prefix);
+            Ok::<_, LabError>(((), detail))
+        })
     }
-    let mut report = ApplyReport {
-        lab_id: lab.id().to_string(),
-        ..Default::default()
-    };
-    for d in &spec.deployments {
-        let req = DeployRequest::from_spec(&canon, d);
-        report.resource_changes += lab.apply_deployment(&req, progress)?;
-    }
-    lab.realize(&mut report, progress)?;
-    Ok(report)
 }
 
 /// The lab of `canon` with its lock held and lab.json updated from `spec`, or a new lab
