@@ -2,9 +2,10 @@
 //! connections and deployments, read from the site stores and the kernel.
 
 use crate::connections::ConnectionStatus;
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, NetnsSpec};
 use crate::gateways;
 use crate::lab::{site_err, Lab, LabError};
+use crate::spec::SiteSpec;
 use crate::topology::{SiteNet, Topology};
 use serde_json::Value;
 use site::{ProvisioningState, Resource};
@@ -130,6 +131,20 @@ fn ns_status(name: String) -> NetnsStatus {
     }
 }
 
+/// A realized namespace with what it and each of its interfaces stand for.
+fn namespace_view(n: &NetnsSpec) -> Value {
+    serde_json::json!({
+        "netns": n.name,
+        "role": n.role,
+        "exists": crate::netns::netns_exists(&n.name),
+        "interfaces": n.links.iter().map(|l| serde_json::json!({
+            "name": l.name,
+            "role": l.role,
+            "addresses": l.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 impl Lab {
     /// Everything `lab status` shows, read from the site stores and the kernel.
     pub fn status(&self) -> Result<LabStatus, LabError> {
@@ -137,140 +152,7 @@ impl Lab {
         let realized = self.dir.realized().unwrap_or_default();
         let mut sites = Vec::new();
         for spec in &self.record.sites {
-            let opened = self.site(&spec.name).and_then(|site| {
-                site.resources()
-                    .map(|r| (site, r))
-                    .map_err(site_err(&spec.name))
-            });
-            let net = SiteNet {
-                name: spec.name.clone(),
-                public_prefix: spec.public_prefix,
-                vnets: vec![],
-                vms: vec![],
-                nat: spec.nat,
-                gateways: vec![],
-            };
-            let topo = Topology {
-                lab_id: id.clone(),
-                sites: vec![],
-            };
-            let mut st = SiteStatus {
-                name: spec.name.clone(),
-                kind: spec.kind.clone(),
-                public_prefix: spec.public_prefix.to_string(),
-                nat: spec.nat,
-                internet_address: net.internet_address().map(|a| a.to_string()),
-                nat_device: spec.nat.then(|| ns_status(id.nat_netns(&spec.name))),
-                virtual_networks: vec![],
-                virtual_machines: vec![],
-                public_ip_addresses: vec![],
-                other_resources: vec![],
-                connections: vec![],
-                deployments: vec![],
-                error: None,
-            };
-            let (site, resources) = match opened {
-                Ok(x) => x,
-                Err(e) => {
-                    st.error = Some(e.to_string());
-                    sites.push(st);
-                    continue;
-                }
-            };
-            for r in &resources {
-                let (ps, err) = state_parts(r.provisioning_state());
-                match r {
-                    Resource::VirtualNetwork(v) => st.virtual_networks.push(VnetStatus {
-                        name: v.meta.name.clone(),
-                        address_space: v.address_space.iter().map(|p| p.to_string()).collect(),
-                        provisioning_state: ps,
-                        error: err,
-                        router: ns_status(id.router_netns(&spec.name, &v.meta.name)),
-                        subnets: v
-                            .subnets
-                            .iter()
-                            .map(|s| {
-                                serde_json::json!({
-                                    "name": s.name,
-                                    "addressPrefix": s.address_prefix.to_string(),
-                                    "routerAddress": crate::topology::first_host(&s.address_prefix).map(|a| a.to_string()),
-                                    "bridge": topo.subnet_bridge(&spec.name, &v.meta.name, &s.name),
-                                })
-                            })
-                            .collect(),
-                    }),
-                    Resource::VirtualMachine(vm) => {
-                        let vm_ns = id.vm_netns(&spec.name, &vm.meta.name);
-                        let realized_links = realized.get(&vm_ns).map(|n| n.links.clone()).unwrap_or_default();
-                        let mut nics = Vec::new();
-                        let mut sorted = vm.network_interfaces.clone();
-                        sorted.sort_by_key(|n| !n.primary);
-                        for (i, vn) in sorted.iter().enumerate() {
-                            let nic = resources.iter().find_map(|r| match r {
-                                Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &vn.id) => Some(n),
-                                _ => None,
-                            });
-                            if let Some(n) = nic {
-                                let ipc = n.primary().or(n.ip_configurations.first());
-                                let public = ipc.and_then(|c| c.public_ip_address.as_ref()).and_then(|pid| {
-                                    resources.iter().find_map(|r| match r {
-                                        Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pid) => Some(p.ip_address.to_string()),
-                                        _ => None,
-                                    })
-                                });
-                                let ifname = format!("eth{i}");
-                                nics.push(serde_json::json!({
-                                    "name": n.meta.name,
-                                    "subnet": ipc.map(|c| c.subnet.rsplit('/').next().unwrap_or("").to_string()),
-                                    "privateIpAddress": ipc.map(|c| c.private_ip_address.to_string()),
-                                    "publicIpAddress": public,
-                                    "interface": realized_links.iter().any(|l| l.name == ifname).then_some(ifname),
-                                }));
-                            }
-                        }
-                        st.virtual_machines.push(VmStatus {
-                            name: vm.meta.name.clone(),
-                            provisioning_state: ps,
-                            error: err,
-                            netns: ns_status(vm_ns),
-                            nics,
-                        });
-                    }
-                    Resource::PublicIpAddress(p) => st.public_ip_addresses.push(serde_json::json!({
-                        "name": p.meta.name,
-                        "ipAddress": p.ip_address.to_string(),
-                        "provisioningState": ps,
-                        "error": err,
-                    })),
-                    Resource::NetworkInterface(_) => {}
-                    Resource::Connection(c) => st.connections.push(self.connection_status(&spec.name, c)),
-                    Resource::VirtualNetworkGateway(gw) => st.other_resources.push(serde_json::json!({
-                        "type": r.resource_type(),
-                        "name": gw.meta.name,
-                        "provisioningState": ps,
-                        "reason": err,
-                        "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
-                        "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
-                        "gatewayProcess": self.gateway_process(&spec.name, &gw.meta.name),
-                    })),
-                    other => st.other_resources.push(serde_json::json!({
-                        "type": other.resource_type(),
-                        "name": other.name(),
-                        "provisioningState": ps,
-                        "reason": err,
-                    })),
-                }
-            }
-            for d in site.deployments().map_err(site_err(&spec.name))? {
-                let (state, error) = match &d.state {
-                    site::DeploymentState::Succeeded => ("Succeeded", None),
-                    site::DeploymentState::Failed { error } => ("Failed", Some(error.clone())),
-                };
-                st.deployments.push(serde_json::json!({
-                    "name": d.name, "state": state, "error": error, "outputs": d.outputs,
-                }));
-            }
-            sites.push(st);
+            sites.push(self.site_status(spec, &realized)?);
         }
         Ok(LabStatus {
             id: id.to_string(),
@@ -278,27 +160,192 @@ impl Lab {
             state_dir: self.dir.path.clone(),
             internet: ns_status(id.internet_netns()),
             sites,
-            namespaces: realized
-                .netns
-                .iter()
-                .map(|n| {
-                    serde_json::json!({
-                        "netns": n.name,
-                        "role": n.role,
-                        "exists": crate::netns::netns_exists(&n.name),
-                        "interfaces": n.links.iter().map(|l| serde_json::json!({
-                            "name": l.name,
-                            "role": l.role,
-                            "addresses": l.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect(),
+            namespaces: realized.netns.iter().map(namespace_view).collect(),
             strongswan_devices: self
                 .topology()
                 .map(|t| crate::strongswan_status::status(&self.dir.path, &t, &self.record.sites))
                 .unwrap_or_default(),
         })
+    }
+
+    /// One site: its resources by kind, with their namespaces and live state, and its
+    /// deployments; a site whose store cannot be read shows why.
+    fn site_status(
+        &self,
+        spec: &SiteSpec,
+        realized: &DesiredState,
+    ) -> Result<SiteStatus, LabError> {
+        let id = self.id();
+        let net = SiteNet {
+            name: spec.name.clone(),
+            public_prefix: spec.public_prefix,
+            vnets: vec![],
+            vms: vec![],
+            nat: spec.nat,
+            gateways: vec![],
+        };
+        let mut st = SiteStatus {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            public_prefix: spec.public_prefix.to_string(),
+            nat: spec.nat,
+            internet_address: net.internet_address().map(|a| a.to_string()),
+            nat_device: spec.nat.then(|| ns_status(id.nat_netns(&spec.name))),
+            virtual_networks: vec![],
+            virtual_machines: vec![],
+            public_ip_addresses: vec![],
+            other_resources: vec![],
+            connections: vec![],
+            deployments: vec![],
+            error: None,
+        };
+        let opened = self.site(&spec.name).and_then(|site| {
+            site.resources()
+                .map(|r| (site, r))
+                .map_err(site_err(&spec.name))
+        });
+        let (site, resources) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                st.error = Some(e.to_string());
+                return Ok(st);
+            }
+        };
+        for r in &resources {
+            let (ps, err) = state_parts(r.provisioning_state());
+            match r {
+                Resource::VirtualNetwork(v) => {
+                    st.virtual_networks.push(self.vnet_status(&spec.name, v, ps, err))
+                }
+                Resource::VirtualMachine(vm) => st.virtual_machines.push(self.vm_status(
+                    &spec.name, vm, &resources, realized, ps, err,
+                )),
+                Resource::PublicIpAddress(p) => st.public_ip_addresses.push(serde_json::json!({
+                    "name": p.meta.name,
+                    "ipAddress": p.ip_address.to_string(),
+                    "provisioningState": ps,
+                    "error": err,
+                })),
+                Resource::NetworkInterface(_) => {}
+                Resource::Connection(c) => {
+                    st.connections.push(self.connection_status(&spec.name, c))
+                }
+                Resource::VirtualNetworkGateway(gw) => st.other_resources.push(serde_json::json!({
+                    "type": r.resource_type(),
+                    "name": gw.meta.name,
+                    "provisioningState": ps,
+                    "reason": err,
+                    "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
+                    "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
+                    "gatewayProcess": self.gateway_process(&spec.name, &gw.meta.name),
+                })),
+                other => st.other_resources.push(serde_json::json!({
+                    "type": other.resource_type(),
+                    "name": other.name(),
+                    "provisioningState": ps,
+                    "reason": err,
+                })),
+            }
+        }
+        for d in site.deployments().map_err(site_err(&spec.name))? {
+            let (state, error) = match &d.state {
+                site::DeploymentState::Succeeded => ("Succeeded", None),
+                site::DeploymentState::Failed { error } => ("Failed", Some(error.clone())),
+            };
+            st.deployments.push(serde_json::json!({
+                "name": d.name, "state": state, "error": error, "outputs": d.outputs,
+            }));
+        }
+        Ok(st)
+    }
+
+    /// A VNet with its router namespace and, per subnet, the router's address and bridge.
+    fn vnet_status(
+        &self,
+        site: &str,
+        v: &site::VirtualNetwork,
+        provisioning_state: String,
+        error: Option<String>,
+    ) -> VnetStatus {
+        let id = self.id();
+        let topo = Topology {
+            lab_id: id.clone(),
+            sites: vec![],
+        };
+        VnetStatus {
+            name: v.meta.name.clone(),
+            address_space: v.address_space.iter().map(|p| p.to_string()).collect(),
+            provisioning_state,
+            error,
+            router: ns_status(id.router_netns(site, &v.meta.name)),
+            subnets: v
+                .subnets
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "addressPrefix": s.address_prefix.to_string(),
+                        "routerAddress": crate::topology::first_host(&s.address_prefix).map(|a| a.to_string()),
+                        "bridge": topo.subnet_bridge(site, &v.meta.name, &s.name),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A VM with its namespace and NICs (primary first): subnet, addresses, and the
+    /// interface inside the VM when it was realized.
+    fn vm_status(
+        &self,
+        site: &str,
+        vm: &site::VirtualMachine,
+        resources: &[Resource],
+        realized: &DesiredState,
+        provisioning_state: String,
+        error: Option<String>,
+    ) -> VmStatus {
+        let vm_ns = self.id().vm_netns(site, &vm.meta.name);
+        let realized_links = realized
+            .get(&vm_ns)
+            .map(|n| n.links.clone())
+            .unwrap_or_default();
+        let mut nics = Vec::new();
+        let mut sorted = vm.network_interfaces.clone();
+        sorted.sort_by_key(|n| !n.primary);
+        for (i, vn) in sorted.iter().enumerate() {
+            let Some(n) = resources.iter().find_map(|r| match r {
+                Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &vn.id) => Some(n),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let ipc = n.primary().or(n.ip_configurations.first());
+            let public = ipc
+                .and_then(|c| c.public_ip_address.as_ref())
+                .and_then(|pid| {
+                    resources.iter().find_map(|r| match r {
+                        Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, pid) => {
+                            Some(p.ip_address.to_string())
+                        }
+                        _ => None,
+                    })
+                });
+            let ifname = format!("eth{i}");
+            nics.push(serde_json::json!({
+                "name": n.meta.name,
+                "subnet": ipc.map(|c| c.subnet.rsplit('/').next().unwrap_or("").to_string()),
+                "privateIpAddress": ipc.map(|c| c.private_ip_address.to_string()),
+                "publicIpAddress": public,
+                "interface": realized_links.iter().any(|l| l.name == ifname).then_some(ifname),
+            }));
+        }
+        VmStatus {
+            name: vm.meta.name.clone(),
+            provisioning_state,
+            error,
+            netns: ns_status(vm_ns),
+            nics,
+        }
     }
 
     /// The process the lab runs for gateway `gateway` of `site`, as `lab status` shows it
