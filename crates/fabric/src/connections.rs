@@ -7,7 +7,57 @@ use crate::lab::{site_err, Lab, LabError};
 use crate::status::state_parts;
 use serde_json::Value;
 use site::Resource;
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// Why a connection's live state cannot be read from its gateway process; `lab status`
+/// shows it as the reason, with `connectionStatus` Unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum NotLive {
+    /// `lab up --no-gateways`: the VPN device is the user's to run.
+    #[error("the lab runs no gateway processes (lab up --no-gateways)")]
+    NoGatewayProcesses,
+    /// The connection is not provisioned: the error (Failed) or reason (Pending) its site
+    /// recorded.
+    #[error("{0}")]
+    NotProvisioned(String),
+    /// No process was started for its gateway.
+    #[error("no gateway process runs for gateway {0}")]
+    NoProcess(String),
+    /// The recorded process of its gateway is gone.
+    #[error("the gateway process of {gateway} (pid {pid}) is not running; `hybridnet lab up` restarts it (log: {})", .log.display())]
+    NotRunning {
+        gateway: String,
+        pid: i32,
+        log: PathBuf,
+    },
+    /// Its gateway's process died and waits out the supervisor's back-off.
+    #[error("the gateway process of {gateway} is being restarted by its supervisor (restart {restarts}{}; log: {})", last_reason(.last_exit), .log.display())]
+    Restarting {
+        gateway: String,
+        restarts: u32,
+        last_exit: Option<String>,
+        log: PathBuf,
+    },
+    /// Its gateway's control socket did not answer.
+    #[error("gateway {gateway}: {source}")]
+    Query {
+        gateway: String,
+        #[source]
+        source: gateway::status::StatusError,
+    },
+    /// Its gateway runs without it (e.g. the deployment that added it is not applied yet).
+    #[error("gateway {0} does not run this connection (yet); redeploy to apply")]
+    NotServed(String),
+}
+
+/// `, last: REASON` when a previous run's end is known.
+fn last_reason(last_exit: &Option<String>) -> String {
+    last_exit
+        .as_ref()
+        .map(|r| format!(", last: {r}"))
+        .unwrap_or_default()
+}
 
 /// One connection's status as Azure reports it, and better (`lab status`).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -62,42 +112,7 @@ impl Lab {
             .unwrap_or_default()
             .to_string();
         let (ps, ps_err) = state_parts(&c.meta.provisioning_state);
-        let live: Result<devconfig::LiveConnection, String> = match gateways::record(&self.dir.path, site, &gw) {
-            None if self.record.external_gateways => Err("the lab runs no gateway processes (lab up --no-gateways)".into()),
-            None => Err(match &ps_err {
-                Some(e) => e.clone(),
-                None => format!("no gateway process runs for gateway {gw}"),
-            }),
-            Some(rec) if !gateways::alive(&rec) => Err(format!(
-                "the gateway process of {gw} (pid {}) is not running; `hybridnet lab up` restarts it (log: {})",
-                rec.pid,
-                rec.log.display()
-            )),
-            Some(rec) => match gateway::status::query(&rec.control) {
-                Err(e) => Err(match gateways::supervision(&rec) {
-                    Some(st) if st.child_pid.is_none() => format!(
-                        "the gateway process of {gw} is being restarted by its supervisor (restart {}{}; log: {})",
-                        st.restarts,
-                        st.last_exit.map(|x| format!(", last: {}", x.reason)).unwrap_or_default(),
-                        rec.log.display()
-                    ),
-                    _ => format!("gateway {gw}: {e}"),
-                }),
-                Ok(st) => {
-                    let pid = st.pid;
-                    match st.connections.into_iter().find(|x| x.name == c.meta.name) {
-                        Some(report) => Ok(devconfig::LiveConnection {
-                            source: format!("gateway control socket {} (pid {pid})", rec.control.display()),
-                            report,
-                        }),
-                        None => Err(match &ps_err {
-                            Some(e) => e.clone(),
-                            None => format!("gateway {gw} does not run this connection (yet); redeploy to apply"),
-                        }),
-                    }
-                }
-            },
-        };
+        let live = self.live_connection(site, c, &gw, ps_err.as_deref());
         let mut view = devconfig::connection_view(c, live.as_ref().ok());
         let (status, reason, ingress, egress) = match &live {
             Ok(l) => {
@@ -127,7 +142,7 @@ impl Lab {
                     Some(l.report.outbound.bytes),
                 )
             }
-            Err(why) => ("Unknown".to_string(), Some(why.clone()), None, None),
+            Err(why) => ("Unknown".to_string(), Some(why.to_string()), None, None),
         };
         if let (Some(r), Some(extra)) = (
             &reason,
@@ -146,6 +161,62 @@ impl Lab {
             reason,
             resource: view,
         }
+    }
+
+    /// Connection `c`'s report from the process of its gateway `gw`, or why there is none
+    /// (`not_provisioned`: the connection's provisioning error or pending reason, if any).
+    fn live_connection(
+        &self,
+        site: &str,
+        c: &site::Connection,
+        gw: &str,
+        not_provisioned: Option<&str>,
+    ) -> Result<devconfig::LiveConnection, NotLive> {
+        let provisioned_or = |otherwise: NotLive| match not_provisioned {
+            Some(e) => NotLive::NotProvisioned(e.to_string()),
+            None => otherwise,
+        };
+        let Some(rec) = gateways::record(&self.dir.path, site, gw) else {
+            if self.record.external_gateways {
+                return Err(NotLive::NoGatewayProcesses);
+            }
+            return Err(provisioned_or(NotLive::NoProcess(gw.to_string())));
+        };
+        if !gateways::alive(&rec) {
+            return Err(NotLive::NotRunning {
+                gateway: gw.to_string(),
+                pid: rec.pid,
+                log: rec.log,
+            });
+        }
+        let st =
+            gateway::status::query(&rec.control).map_err(|source| {
+                match gateways::supervision(&rec) {
+                    Some(st) if st.child_pid.is_none() => NotLive::Restarting {
+                        gateway: gw.to_string(),
+                        restarts: st.restarts,
+                        last_exit: st.last_exit.map(|x| x.reason),
+                        log: rec.log.clone(),
+                    },
+                    _ => NotLive::Query {
+                        gateway: gw.to_string(),
+                        source,
+                    },
+                }
+            })?;
+        let pid = st.pid;
+        let report = st
+            .connections
+            .into_iter()
+            .find(|x| x.name == c.meta.name)
+            .ok_or_else(|| provisioned_or(NotLive::NotServed(gw.to_string())))?;
+        Ok(devconfig::LiveConnection {
+            source: format!(
+                "gateway control socket {} (pid {pid})",
+                rec.control.display()
+            ),
+            report,
+        })
     }
 
     /// The proposals of the lab's connection(s) on the gateway holding public IP `address`,
