@@ -149,47 +149,8 @@ fn connection_table(
     c: &site::Connection,
     local_prefixes: &[ipnet::Ipv4Net],
 ) -> Result<toml::Table, GatewayConfigError> {
-    let (remote, remote_prefixes) = match c.connection_type {
-        ConnectionType::IPsec => {
-            let lng_id = c
-                .local_network_gateway2
-                .as_ref()
-                .ok_or(GatewayConfigError::NoLocalNetworkGateway)?;
-            let lng = resources
-                .iter()
-                .find_map(|r| match r {
-                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
-                        Some(l)
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))?;
-            let ip = lng
-                .gateway_ip_address
-                .ok_or_else(|| GatewayConfigError::NoGatewayIpAddress(lng.meta.name.clone()))?;
-            if lng.address_prefixes.is_empty() {
-                return Err(GatewayConfigError::NoAddressPrefixes(lng.meta.name.clone()));
-            }
-            (ip, lng.address_prefixes.clone())
-        }
-        ConnectionType::Vnet2Vnet => {
-            let peer_id = c
-                .virtual_network_gateway2
-                .as_ref()
-                .ok_or(GatewayConfigError::NoPeerGateway)?;
-            let (_, peer_resources, peer) = find_gateway(sites, peer_id)
-                .ok_or_else(|| GatewayConfigError::NoSuchPeerGateway(peer_id.clone()))?;
-            let (space, public) = gateway_endpoints(peer_resources, peer)?;
-            (public, space)
-        }
-        other => return Err(GatewayConfigError::UnsupportedConnectionType(other)),
-    };
-    if c.connection_protocol == site::ConnectionProtocol::IKEv1 {
-        return Err(GatewayConfigError::Ikev1);
-    }
-    if c.use_policy_based_traffic_selectors {
-        return Err(GatewayConfigError::PolicyBasedSelectors);
-    }
+    let (remote, remote_prefixes) = remote_end(resources, sites, c)?;
+    check_supported(c)?;
     let key = c
         .shared_key
         .as_ref()
@@ -250,6 +211,62 @@ fn connection_table(
     Ok(t)
 }
 
+/// The far end of a connection: its address and the prefixes behind it, from the local
+/// network gateway (IPsec) or the peer VNet gateway in any site of the lab (Vnet2Vnet).
+fn remote_end(
+    resources: &[Resource],
+    sites: &[(Site, Vec<Resource>)],
+    c: &site::Connection,
+) -> Result<(std::net::Ipv4Addr, Vec<ipnet::Ipv4Net>), GatewayConfigError> {
+    match c.connection_type {
+        ConnectionType::IPsec => {
+            let lng_id = c
+                .local_network_gateway2
+                .as_ref()
+                .ok_or(GatewayConfigError::NoLocalNetworkGateway)?;
+            let lng = resources
+                .iter()
+                .find_map(|r| match r {
+                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
+                        Some(l)
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))?;
+            let ip = lng
+                .gateway_ip_address
+                .ok_or_else(|| GatewayConfigError::NoGatewayIpAddress(lng.meta.name.clone()))?;
+            if lng.address_prefixes.is_empty() {
+                return Err(GatewayConfigError::NoAddressPrefixes(lng.meta.name.clone()));
+            }
+            Ok((ip, lng.address_prefixes.clone()))
+        }
+        ConnectionType::Vnet2Vnet => {
+            let peer_id = c
+                .virtual_network_gateway2
+                .as_ref()
+                .ok_or(GatewayConfigError::NoPeerGateway)?;
+            let (_, peer_resources, peer) = find_gateway(sites, peer_id)
+                .ok_or_else(|| GatewayConfigError::NoSuchPeerGateway(peer_id.clone()))?;
+            let (space, public) = gateway_endpoints(peer_resources, peer)?;
+            Ok((public, space))
+        }
+        other => Err(GatewayConfigError::UnsupportedConnectionType(other)),
+    }
+}
+
+/// Refuses what the lab's gateway does not speak: IKEv1, and one selector pair per prefix
+/// pair.
+fn check_supported(c: &site::Connection) -> Result<(), GatewayConfigError> {
+    if c.connection_protocol == site::ConnectionProtocol::IKEv1 {
+        return Err(GatewayConfigError::Ikev1);
+    }
+    if c.use_policy_based_traffic_selectors {
+        return Err(GatewayConfigError::PolicyBasedSelectors);
+    }
+    Ok(())
+}
+
 fn top_table(local_address: std::net::Ipv4Addr, control: &Path) -> toml::Table {
     let mut top = toml::Table::new();
     top.insert(
@@ -285,7 +302,6 @@ pub fn plan(
     topology: &Topology,
     sites: &[(Site, Vec<Resource>)],
 ) -> (Vec<GatewayRun>, Vec<(String, GatewayConfigError)>) {
-    let id = &topology.lab_id;
     let mut runs = Vec::new();
     let mut failures = Vec::new();
     for net in &topology.sites {
@@ -299,67 +315,96 @@ pub fn plan(
             }) else {
                 continue;
             };
-            if gw.vpn_type != site::VpnType::RouteBased
-                || !gw.gateway_type.eq_ignore_ascii_case("Vpn")
-            {
-                failures.push((
-                    gw.meta.id.to_lowercase(),
-                    GatewayConfigError::UnsupportedGateway {
-                        gateway_type: gw.gateway_type.clone(),
-                        vpn_type: gw.vpn_type,
-                    },
-                ));
-                continue;
-            }
-            let local_prefixes = match gateway_endpoints(resources, gw) {
-                Ok((space, _)) => space,
-                Err(e) => {
-                    failures.push((gw.meta.id.to_lowercase(), e));
-                    continue;
-                }
-            };
-            let control = control_socket(lab_dir, &net.name, &g.name);
             let local_address = if net.nat {
                 behind_nat_addresses(index).1
             } else {
                 g.public_address
             };
-            let top = top_table(local_address, &control);
-            let mut tables = Vec::new();
-            let mut served = Vec::new();
-            for r in resources {
-                let Resource::Connection(c) = r else { continue };
-                if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
-                    continue;
-                }
-                let checked = connection_table(site, resources, sites, c, &local_prefixes)
-                    .and_then(|t| {
-                        // The gateway's own parser is the judge of what it can run (algorithms,
-                        // lifetimes); its error names the key.
-                        let alone = render(top.clone(), g.public_address, vec![t.clone()]);
-                        gateway::GatewayConfig::parse(&alone, lab_dir)
-                            .map(|_| t)
-                            .map_err(GatewayConfigError::Refused)
-                    });
-                match checked {
-                    Ok(t) => {
-                        tables.push(t);
-                        served.push(c.meta.id.clone());
-                    }
-                    Err(e) => failures.push((c.meta.id.to_lowercase(), e)),
-                }
+            let placed = Placed {
+                lab_dir,
+                site,
+                resources,
+                sites,
+                gw,
+                local_address,
+                public_address: g.public_address,
+                netns: topology.lab_id.gateway_netns(&net.name, &g.name),
+            };
+            match placed.run(&mut failures) {
+                Ok(run) => runs.push(run),
+                Err(e) => failures.push((gw.meta.id.to_lowercase(), e)),
             }
-            runs.push(GatewayRun {
-                site: net.name.clone(),
-                gateway: g.name.clone(),
-                gateway_id: gw.meta.id.clone(),
-                netns: id.gateway_netns(&net.name, &g.name),
-                config: (!tables.is_empty()).then(|| render(top, g.public_address, tables)),
-                connections: served,
-            });
         }
     }
     (runs, failures)
+}
+
+/// A VNet gateway the topology placed, with what its configuration is made from.
+struct Placed<'a> {
+    lab_dir: &'a Path,
+    site: &'a Site,
+    resources: &'a [Resource],
+    sites: &'a [(Site, Vec<Resource>)],
+    gw: &'a VirtualNetworkGateway,
+    /// The address its process binds (inside its NAT device, when the site has one).
+    local_address: std::net::Ipv4Addr,
+    /// Its public IP, its IKE identity.
+    public_address: std::net::Ipv4Addr,
+    netns: String,
+}
+
+impl Placed<'_> {
+    /// The gateway's run, serving every connection of it that can run; those that cannot
+    /// are added to `failures`. Fails for a gateway the lab cannot run at all.
+    fn run(
+        &self,
+        failures: &mut Vec<(String, GatewayConfigError)>,
+    ) -> Result<GatewayRun, GatewayConfigError> {
+        let (gw, resources) = (self.gw, self.resources);
+        if gw.vpn_type != site::VpnType::RouteBased || !gw.gateway_type.eq_ignore_ascii_case("Vpn")
+        {
+            return Err(GatewayConfigError::UnsupportedGateway {
+                gateway_type: gw.gateway_type.clone(),
+                vpn_type: gw.vpn_type,
+            });
+        }
+        let (local_prefixes, _) = gateway_endpoints(resources, gw)?;
+        let site_name = &self.site.info().name;
+        let control = control_socket(self.lab_dir, site_name, &gw.meta.name);
+        let top = top_table(self.local_address, &control);
+        let mut tables = Vec::new();
+        let mut served = Vec::new();
+        for r in resources {
+            let Resource::Connection(c) = r else { continue };
+            if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
+                continue;
+            }
+            let checked = connection_table(self.site, resources, self.sites, c, &local_prefixes)
+                .and_then(|t| {
+                    // The gateway's own parser is the judge of what it can run (algorithms,
+                    // lifetimes); its error names the key.
+                    let alone = render(top.clone(), self.public_address, vec![t.clone()]);
+                    gateway::GatewayConfig::parse(&alone, self.lab_dir)
+                        .map(|_| t)
+                        .map_err(GatewayConfigError::Refused)
+                });
+            match checked {
+                Ok(t) => {
+                    tables.push(t);
+                    served.push(c.meta.id.clone());
+                }
+                Err(e) => failures.push((c.meta.id.to_lowercase(), e)),
+            }
+        }
+        Ok(GatewayRun {
+            site: site_name.clone(),
+            gateway: gw.meta.name.clone(),
+            gateway_id: gw.meta.id.clone(),
+            netns: self.netns.clone(),
+            config: (!tables.is_empty()).then(|| render(top, self.public_address, tables)),
+            connections: served,
+        })
+    }
 }
 
 #[cfg(test)]
