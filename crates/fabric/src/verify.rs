@@ -27,12 +27,76 @@ pub enum VerifyError {
         detail: String,
     },
     /// The TCP transfer failed or delivered other bytes than were sent.
-    #[error("TCP {from} -> {to}:{port}: {detail}")]
+    #[error("TCP {from} -> {to}:{port}: {cause}")]
     Tcp {
         from: String,
         to: Ipv4Addr,
         port: u16,
-        detail: String,
+        #[source]
+        cause: TransferError,
+    },
+}
+
+/// Why a verified TCP transfer failed, on either end.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// A thread could not enter its end's namespace.
+    #[error("setns: {0}")]
+    Setns(#[source] std::io::Error),
+    /// The receiver could not listen on its address.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket option could not be set.
+    #[error("{0}")]
+    Socket(#[source] std::io::Error),
+    /// The receiver got no connection.
+    #[error("accept: {0}")]
+    Accept(#[source] std::io::Error),
+    /// The receiver's read failed.
+    #[error("read after {total} bytes: {source}")]
+    Read {
+        total: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sender closed the connection early.
+    #[error("connection closed after {total} of {len} bytes")]
+    Closed { total: u64, len: u64 },
+    /// A byte arrived other than the one sent.
+    #[error("byte {0} differs from what was sent")]
+    Differs(u64),
+    /// The receiver could not confirm what it verified.
+    #[error("confirm: {0}")]
+    Confirm(#[source] std::io::Error),
+    /// The sender could not connect.
+    #[error("connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The sender's write failed.
+    #[error("send after {sent} bytes: {source}")]
+    Send {
+        sent: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sender got no confirmation.
+    #[error("read confirmation: {0}")]
+    ReadConfirmation(#[source] std::io::Error),
+    /// The receiver did not get to listen in time.
+    #[error("the receiver did not start")]
+    ReceiverNotStarted,
+    /// One end's thread panicked.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
+    /// The counts of the two ends do not match what was meant to be sent.
+    #[error("sent {len} bytes, receiver verified {received}, confirmed {confirmed}")]
+    Short {
+        len: u64,
+        received: u64,
+        confirmed: u64,
     },
 }
 
@@ -92,8 +156,8 @@ pub fn explain(r: &gateway::status::ConnectionReport) -> Option<String> {
 /// Runs `f` on a thread inside network namespace `netns`.
 fn spawn_in<T: Send + 'static>(
     netns: &str,
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<std::thread::JoinHandle<Result<T, String>>, VerifyError> {
+    f: impl FnOnce() -> Result<T, TransferError> + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T, TransferError>>, VerifyError> {
     let file = std::fs::File::open(Path::new(crate::netns::NETNS_RUN_DIR).join(netns)).map_err(
         |source| VerifyError::Netns {
             netns: netns.to_string(),
@@ -103,7 +167,7 @@ fn spawn_in<T: Send + 'static>(
     Ok(std::thread::spawn(move || {
         // SAFETY: setns on a valid namespace fd affects only this thread, which ends after `f`.
         if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(format!("setns: {}", std::io::Error::last_os_error()));
+            return Err(TransferError::Setns(std::io::Error::last_os_error()));
         }
         f()
     }))
@@ -193,19 +257,19 @@ pub fn tcp_transfer(
     client_ns: &str,
     len: u64,
 ) -> Result<Transfer, VerifyError> {
-    let tcp_err = |detail: String| VerifyError::Tcp {
+    let tcp_err = |cause: TransferError| VerifyError::Tcp {
         from: client_ns.to_string(),
         to: server_addr,
         port,
-        detail,
+        cause,
     };
     let seed = 0x9e37_79b9_7f4a_7c15 ^ len ^ u64::from(port);
     let addr = SocketAddr::from((server_addr, port));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = spawn_in(server_ns, move || {
-        let l = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        let l = TcpListener::bind(addr).map_err(|source| TransferError::Bind { addr, source })?;
         ready_tx.send(()).ok();
-        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        l.set_nonblocking(true).map_err(TransferError::Socket)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut s = loop {
             match l.accept() {
@@ -215,12 +279,12 @@ pub fn tcp_transfer(
                 {
                     std::thread::sleep(Duration::from_millis(5))
                 }
-                Err(e) => return Err(format!("accept: {e}")),
+                Err(e) => return Err(TransferError::Accept(e)),
             }
         };
-        s.set_nonblocking(false).map_err(|e| e.to_string())?;
+        s.set_nonblocking(false).map_err(TransferError::Socket)?;
         s.set_read_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
+            .map_err(TransferError::Socket)?;
         let mut expect = pattern_byte_stream(seed);
         let mut buf = vec![0u8; 64 * 1024];
         let mut want = vec![0u8; 64 * 1024];
@@ -228,34 +292,31 @@ pub fn tcp_transfer(
         while total < len {
             let n = s
                 .read(&mut buf)
-                .map_err(|e| format!("read after {total} bytes: {e}"))?;
+                .map_err(|source| TransferError::Read { total, source })?;
             if n == 0 {
-                return Err(format!("connection closed after {total} of {len} bytes"));
+                return Err(TransferError::Closed { total, len });
             }
             expect(&mut want[..n]);
             if let Some(i) = (0..n).find(|&i| buf[i] != want[i]) {
-                return Err(format!(
-                    "byte {} differs from what was sent",
-                    total + i as u64
-                ));
+                return Err(TransferError::Differs(total + i as u64));
             }
             total += n as u64;
         }
         s.write_all(&total.to_be_bytes())
-            .map_err(|e| format!("confirm: {e}"))?;
+            .map_err(TransferError::Confirm)?;
         Ok(total)
     })?;
     ready_rx
         .recv_timeout(Duration::from_secs(5))
-        .map_err(|_| tcp_err("the receiver did not start".into()))?;
+        .map_err(|_| tcp_err(TransferError::ReceiverNotStarted))?;
     let start = Instant::now();
     let client = spawn_in(client_ns, move || {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(TransferError::Connect)?;
         s.set_write_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
+            .map_err(TransferError::Socket)?;
         s.set_read_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
+            .map_err(TransferError::Socket)?;
         let mut gen = pattern_byte_stream(seed);
         let mut buf = vec![0u8; 64 * 1024];
         let mut sent = 0u64;
@@ -263,27 +324,29 @@ pub fn tcp_transfer(
             let n = (len - sent).min(buf.len() as u64) as usize;
             gen(&mut buf[..n]);
             s.write_all(&buf[..n])
-                .map_err(|e| format!("send after {sent} bytes: {e}"))?;
+                .map_err(|source| TransferError::Send { sent, source })?;
             sent += n as u64;
         }
         let mut confirm = [0u8; 8];
         s.read_exact(&mut confirm)
-            .map_err(|e| format!("read confirmation: {e}"))?;
+            .map_err(TransferError::ReadConfirmation)?;
         Ok(u64::from_be_bytes(confirm))
     })?;
     let confirmed = client
         .join()
-        .map_err(|_| tcp_err("sender panicked".into()))?
+        .map_err(|_| tcp_err(TransferError::Panicked("sender")))?
         .map_err(&tcp_err)?;
     let millis = start.elapsed().as_millis() as u64;
     let received = server
         .join()
-        .map_err(|_| tcp_err("receiver panicked".into()))?
+        .map_err(|_| tcp_err(TransferError::Panicked("receiver")))?
         .map_err(&tcp_err)?;
     if received != len || confirmed != len {
-        return Err(tcp_err(format!(
-            "sent {len} bytes, receiver verified {received}, confirmed {confirmed}"
-        )));
+        return Err(tcp_err(TransferError::Short {
+            len,
+            received,
+            confirmed,
+        }));
     }
     Ok(Transfer { bytes: len, millis })
 }

@@ -2,8 +2,11 @@
 //! [`fabric::lab`].
 
 use clap::{Args, Subcommand};
-use fabric::lab::{self, DeployRequest, Lab, LabStatus, Progress};
+use fabric::deploy::DeployRequest;
+use fabric::lab::{self, Lab};
+use fabric::progress::Progress;
 use fabric::state::{self, LabSelector};
+use fabric::status::LabStatus;
 use fabric::LabId;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

@@ -1,0 +1,168 @@
+//! A gateway's TOML configuration: the top table (addresses, control socket, TUN) and one
+//! `[[connection]]` table per connection, from the connection, its far end and its policy.
+
+use super::{find_gateway, gateway_endpoints, GatewayConfigError, TUN_NAME};
+use site::{ConnectionType, Resource, Site};
+use std::path::Path;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One `[[connection]]` table for connection `c` of gateway `gw`, or why it cannot run.
+pub(super) fn connection_table(
+    site: &Site,
+    resources: &[Resource],
+    sites: &[(Site, Vec<Resource>)],
+    c: &site::Connection,
+    local_prefixes: &[ipnet::Ipv4Net],
+) -> Result<toml::Table, GatewayConfigError> {
+    let (remote, remote_prefixes) = remote_end(resources, sites, c)?;
+    check_supported(c)?;
+    let key = c
+        .shared_key
+        .as_ref()
+        .ok_or(GatewayConfigError::NoSharedKey)?;
+    let policy = c.effective_policy(site.kind());
+    let mut esp = policy.esp_initiator_proposals.clone();
+    for p in &policy.esp_responder_proposals {
+        if !esp.contains(p) {
+            esp.push(p.clone());
+        }
+    }
+    let strings = |v: &[String]| {
+        toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect())
+    };
+    let prefixes = |v: &[ipnet::Ipv4Net]| {
+        toml::Value::Array(
+            v.iter()
+                .map(|p| toml::Value::String(p.to_string()))
+                .collect(),
+        )
+    };
+    let mut t = toml::Table::new();
+    t.insert("name".into(), toml::Value::String(c.meta.name.clone()));
+    t.insert(
+        "remote_address".into(),
+        toml::Value::String(remote.to_string()),
+    );
+    // Azure's sharedKey is literal text; hex keeps it literal even when it starts with "0x".
+    t.insert(
+        "psk".into(),
+        toml::Value::String(format!("0x{}", hex(key.expose().as_bytes()))),
+    );
+    t.insert("local_prefixes".into(), prefixes(local_prefixes));
+    t.insert("remote_prefixes".into(), prefixes(&remote_prefixes));
+    t.insert("ike_proposals".into(), strings(&policy.ike_proposals));
+    t.insert("esp_proposals".into(), strings(&esp));
+    t.insert(
+        "ike_lifetime".into(),
+        toml::Value::Integer(policy.ike_lifetime_secs.into()),
+    );
+    t.insert(
+        "child_lifetime".into(),
+        toml::Value::Integer(policy.child_lifetime_secs.into()),
+    );
+    // saDataSizeKilobytes: the byte half of the Child SA lifetime.
+    t.insert(
+        "child_lifetime_bytes".into(),
+        toml::Value::Integer(
+            i64::try_from(policy.child_lifetime_kilobytes.saturating_mul(1024)).unwrap_or(i64::MAX),
+        ),
+    );
+    t.insert(
+        "dpd_timeout".into(),
+        toml::Value::Integer(c.dpd_timeout_seconds.max(1).into()),
+    );
+    // Azure gateways initiate and respond on every connection.
+    t.insert("initiate".into(), toml::Value::Boolean(true));
+    Ok(t)
+}
+
+/// The far end of a connection: its address and the prefixes behind it, from the local
+/// network gateway (IPsec) or the peer VNet gateway in any site of the lab (Vnet2Vnet).
+fn remote_end(
+    resources: &[Resource],
+    sites: &[(Site, Vec<Resource>)],
+    c: &site::Connection,
+) -> Result<(std::net::Ipv4Addr, Vec<ipnet::Ipv4Net>), GatewayConfigError> {
+    match c.connection_type {
+        ConnectionType::IPsec => {
+            let lng_id = c
+                .local_network_gateway2
+                .as_ref()
+                .ok_or(GatewayConfigError::NoLocalNetworkGateway)?;
+            let lng = resources
+                .iter()
+                .find_map(|r| match r {
+                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
+                        Some(l)
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))?;
+            let ip = lng
+                .gateway_ip_address
+                .ok_or_else(|| GatewayConfigError::NoGatewayIpAddress(lng.meta.name.clone()))?;
+            if lng.address_prefixes.is_empty() {
+                return Err(GatewayConfigError::NoAddressPrefixes(lng.meta.name.clone()));
+            }
+            Ok((ip, lng.address_prefixes.clone()))
+        }
+        ConnectionType::Vnet2Vnet => {
+            let peer_id = c
+                .virtual_network_gateway2
+                .as_ref()
+                .ok_or(GatewayConfigError::NoPeerGateway)?;
+            let (_, peer_resources, peer) = find_gateway(sites, peer_id)
+                .ok_or_else(|| GatewayConfigError::NoSuchPeerGateway(peer_id.clone()))?;
+            let (space, public) = gateway_endpoints(peer_resources, peer)?;
+            Ok((public, space))
+        }
+        other => Err(GatewayConfigError::UnsupportedConnectionType(other)),
+    }
+}
+
+/// Refuses what the lab's gateway does not speak: IKEv1, and one selector pair per prefix
+/// pair.
+fn check_supported(c: &site::Connection) -> Result<(), GatewayConfigError> {
+    if c.connection_protocol == site::ConnectionProtocol::IKEv1 {
+        return Err(GatewayConfigError::Ikev1);
+    }
+    if c.use_policy_based_traffic_selectors {
+        return Err(GatewayConfigError::PolicyBasedSelectors);
+    }
+    Ok(())
+}
+
+pub(super) fn top_table(local_address: std::net::Ipv4Addr, control: &Path) -> toml::Table {
+    let mut top = toml::Table::new();
+    top.insert(
+        "local_address".into(),
+        toml::Value::String(local_address.to_string()),
+    );
+    top.insert(
+        "control_socket".into(),
+        toml::Value::String(control.display().to_string()),
+    );
+    let mut tun = toml::Table::new();
+    tun.insert("name".into(), toml::Value::String(TUN_NAME.into()));
+    top.insert("tun".into(), toml::Value::Table(tun));
+    top
+}
+
+pub(super) fn render(
+    mut top: toml::Table,
+    local_id: std::net::Ipv4Addr,
+    conns: Vec<toml::Table>,
+) -> String {
+    let conns = conns
+        .into_iter()
+        .map(|mut c| {
+            c.insert("local_id".into(), toml::Value::String(local_id.to_string()));
+            toml::Value::Table(c)
+        })
+        .collect();
+    top.insert("connection".into(), toml::Value::Array(conns));
+    toml::to_string(&top).expect("a TOML table serializes")
+}
