@@ -27,23 +27,32 @@ pub enum NotLive {
     /// The recorded process of its gateway is gone.
     #[error("the gateway process of {gateway} (pid {pid}) is not running; `hybridnet lab up` restarts it (log: {})", .log.display())]
     NotRunning {
+        /// The VPN gateway concerned.
         gateway: String,
+        /// The process id.
         pid: i32,
+        /// Its log file.
         log: PathBuf,
     },
     /// Its gateway's process died and waits out the supervisor's back-off.
     #[error("the gateway process of {gateway} is being restarted by its supervisor (restart {restarts}{}; log: {})", last_reason(.last_exit), .log.display())]
     Restarting {
+        /// The VPN gateway concerned.
         gateway: String,
+        /// How many restarts.
         restarts: u32,
+        /// The last exit.
         last_exit: Option<String>,
+        /// Its log file.
         log: PathBuf,
     },
     /// Its gateway's control socket did not answer.
     #[error("gateway {gateway}: {source}")]
     Query {
+        /// The VPN gateway concerned.
         gateway: String,
         #[source]
+        /// The underlying error.
         source: gateway::status::StatusError,
     },
     /// Its gateway runs without it (e.g. the deployment that added it is not applied yet).

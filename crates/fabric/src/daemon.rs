@@ -138,23 +138,31 @@ pub enum DaemonError {
     /// One of its files could not be written or opened.
     #[error("{path}: {source}")]
     Io {
+        /// Where it is.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// Its program could not be started in the namespace.
     #[error("cannot start {program} in {netns}: {source}")]
     Spawn {
+        /// The program concerned.
         program: String,
+        /// The network namespace concerned.
         netns: String,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// It exited, or did not answer in time.
     #[error("{daemon} in {netns} did not come up: {detail}")]
     NotUp {
+        /// The daemon.
         daemon: &'static str,
+        /// The network namespace concerned.
         netns: String,
+        /// What happened, in words.
         detail: String,
     },
 }

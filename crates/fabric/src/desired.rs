@@ -52,7 +52,9 @@ pub enum LinkKind {
     Bridge,
     /// A veth created from this namespace; its peer is placed into `peer_netns` as `peer_name`.
     Veth {
+        /// The namespace at the other end.
         peer_netns: String,
+        /// The name at the other end.
         peer_name: String,
     },
     /// The far end of a veth that another namespace's [`LinkKind::Veth`] creates.
@@ -106,7 +108,12 @@ pub enum DesiredError {
     DuplicateNetns(String),
     /// Two links in one namespace have the same name.
     #[error("two links named {link} in namespace {netns}")]
-    DuplicateLink { netns: String, link: String },
+    DuplicateLink {
+        /// The network namespace concerned.
+        netns: String,
+        /// The link concerned.
+        link: String,
+    },
     /// A name is too long for the kernel.
     #[error("interface name {0:?} is longer than 15 bytes")]
     IfnameTooLong(String),
@@ -115,9 +122,13 @@ pub enum DesiredError {
         "veth {link} in {netns} points at {peer_netns}/{peer_name}, which is not a VethPeer there"
     )]
     DanglingVeth {
+        /// The network namespace concerned.
         netns: String,
+        /// The link concerned.
         link: String,
+        /// The namespace at the other end.
         peer_netns: String,
+        /// The name at the other end.
         peer_name: String,
     },
 }

@@ -40,39 +40,52 @@ pub enum LabError {
     /// A site's control plane refused or failed (template errors name the template path).
     #[error("site {site}: {source}")]
     Site {
+        /// The site concerned.
         site: String,
         #[source]
+        /// The underlying error.
         source: Box<SiteError>,
     },
     /// A deployment was rejected; nothing of it was applied.
     #[error("deployment {deployment:?} to site {site} ({template}): {source}")]
     Deployment {
+        /// The deployment concerned.
         deployment: String,
+        /// The site concerned.
         site: String,
+        /// The template concerned.
         template: String,
         #[source]
+        /// The underlying error.
         source: Box<SiteError>,
     },
     /// A template or parameter file could not be read.
     #[error("cannot read {path}: {source}")]
     ReadFile {
+        /// Where it is.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// A parameter file is not valid.
     #[error("{path}: {source}")]
     ParameterFile {
+        /// Where it is.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: arm::ArmError,
     },
     /// A `${…}` substitution or `--set` value failed.
     #[error("deployment {deployment:?}, parameter {parameter}: {source}")]
     Substitution {
+        /// The deployment concerned.
         deployment: String,
+        /// The parameter.
         parameter: String,
         #[source]
+        /// The underlying error.
         source: SubstError,
     },
     /// `--set` without `=`.
@@ -81,15 +94,21 @@ pub enum LabError {
     /// The lab has no such site.
     #[error("lab {lab} has no site {site:?} (sites: {known})")]
     NoSuchSite {
+        /// The lab.
         lab: String,
+        /// The site concerned.
         site: String,
+        /// What is known (for the message).
         known: String,
     },
     /// The lab has no such VM.
     #[error("site {site} has no VM {vm:?} (VMs: {known})")]
     NoSuchVm {
+        /// The site concerned.
         site: String,
+        /// The virtual machine concerned.
         vm: String,
+        /// What is known (for the message).
         known: String,
     },
     /// `SITE/VM` was malformed.
@@ -109,8 +128,10 @@ pub enum LabError {
     /// Tearing down failed; what is left is listed.
     #[error("tearing down lab {id}: {source}")]
     Teardown {
+        /// The identifier concerned.
         id: String,
         #[source]
+        /// The underlying error.
         source: crate::netns::NetnsError,
     },
 }

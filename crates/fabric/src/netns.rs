@@ -20,24 +20,40 @@ pub enum NetnsError {
     /// An `ip` command exited non-zero; carries the namespace, commands and stderr.
     #[error("ip{} failed: {stderr}\n  commands:\n{commands}", netns.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default())]
     Ip {
+        /// The network namespace concerned.
         netns: Option<String>,
+        /// The commands.
         commands: String,
+        /// What the command printed on stderr.
         stderr: String,
     },
     /// `ip -j` printed something that is not the JSON it documents.
     #[error("cannot parse `ip -j` output for {netns}: {detail}")]
-    Parse { netns: String, detail: String },
+    Parse {
+        /// The network namespace concerned.
+        netns: String,
+        /// What happened, in words.
+        detail: String,
+    },
     /// A namespace could not be entered or a sysctl read or written.
     #[error("namespace {netns}: {what}: {source}")]
     Sys {
+        /// The network namespace concerned.
         netns: String,
+        /// What was being handled.
         what: String,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// A veth end that another namespace should have created is not there.
     #[error("link {link} is missing: the namespace creating it ({creator}) failed")]
-    MissingPeer { link: String, creator: String },
+    MissingPeer {
+        /// The link concerned.
+        link: String,
+        /// What created it.
+        creator: String,
+    },
     /// Creating namespaces needs CAP_SYS_ADMIN; say so plainly instead of a raw EPERM.
     #[error("creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): {0}")]
     NotPermitted(String),
@@ -66,8 +82,9 @@ fn is_namespace_file(path: &Path) -> bool {
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
     };
-    // SAFETY: statfs(2) with a NUL-terminated path and a zeroed struct it fills in.
+    // SAFETY: an all-zero statfs is a valid value for statfs(2) to fill in.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs(2) with a NUL-terminated path and a struct of the right type.
     if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
         return false;
     }

@@ -94,18 +94,28 @@ pub enum SpecError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// Where it is.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// YAML syntax or shape error (with line and column from the parser).
     #[error("{path}: {message}")]
-    Yaml { path: PathBuf, message: String },
+    Yaml {
+        /// Where it is.
+        path: PathBuf,
+        /// What is wrong, in words.
+        message: String,
+    },
     /// A semantic problem, naming the offending entry.
     #[error("{path}: {place}: {message}")]
     Invalid {
+        /// Where it is.
         path: PathBuf,
+        /// The place.
         place: String,
+        /// What is wrong, in words.
         message: String,
     },
 }
@@ -121,7 +131,12 @@ pub enum SubstError {
     Unknown(String),
     /// A reference to something that does not exist (yet).
     #[error("${{{reference}}}: {reason}")]
-    Unresolved { reference: String, reason: String },
+    Unresolved {
+        /// The reference as written.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
     /// A non-string value spliced into a longer string.
     #[error("${{{0}}} is not a string or number and cannot be part of a longer string")]
     NotScalar(String),
@@ -131,11 +146,24 @@ pub enum SubstError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
     /// `deployments.<name>.outputs.<output>`
-    Output { deployment: String, output: String },
+    Output {
+        /// The deployment concerned.
+        deployment: String,
+        /// The output concerned.
+        output: String,
+    },
     /// `sites.<site>.publicIp.<name>`
-    PublicIp { site: String, name: String },
+    PublicIp {
+        /// The site concerned.
+        site: String,
+        /// The name concerned.
+        name: String,
+    },
     /// `sites.<site>.publicPrefix`
-    PublicPrefix { site: String },
+    PublicPrefix {
+        /// The site concerned.
+        site: String,
+    },
 }
 
 impl Reference {

@@ -26,13 +26,20 @@ pub enum StateError {
     /// A file or directory of the registry could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// Where it is.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// A registry file is not the JSON we wrote.
     #[error("{path}: corrupt: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// Where it is.
+        path: PathBuf,
+        /// What happened, in words.
+        detail: String,
+    },
     /// No lab with that id.
     #[error("no lab with id {0} (see `hybridnet lab status`)")]
     NoSuchLab(String),

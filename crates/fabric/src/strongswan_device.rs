@@ -45,7 +45,12 @@ pub enum DeviceError {
     NoCharon,
     /// swanctl refused the exported configuration.
     #[error("swanctl --load-all of {file} failed: {output}")]
-    Load { file: PathBuf, output: String },
+    Load {
+        /// The file concerned.
+        file: PathBuf,
+        /// The output concerned.
+        output: String,
+    },
 }
 
 /// The outcome for one strongSwan site.

@@ -45,15 +45,21 @@ pub enum DevicePlacementError {
         "subnet {vnet}/{subnet} ({prefix}) is too small for the strongSwan device's LAN address"
     )]
     SubnetTooSmall {
+        /// The virtual network concerned.
         vnet: String,
+        /// The subnet concerned.
         subnet: String,
+        /// The prefix concerned.
         prefix: Ipv4Net,
     },
     /// A NIC already holds the device's LAN address.
     #[error("{address} (the strongSwan device's LAN address in {vnet}/{subnet}) is used by a NIC")]
     AddressTaken {
+        /// The address concerned.
         address: Ipv4Addr,
+        /// The virtual network concerned.
         vnet: String,
+        /// The subnet concerned.
         subnet: String,
     },
     /// The connections pointing at the device could not be exported.

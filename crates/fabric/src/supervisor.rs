@@ -96,8 +96,10 @@ pub enum SuperviseError {
     /// The state file could not be written.
     #[error("{path}: {source}")]
     State {
+        /// Where it is.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: io::Error,
     },
 }

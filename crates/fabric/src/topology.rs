@@ -115,10 +115,15 @@ pub enum TopologyError {
     /// A NIC names a VNet or subnet the site does not have.
     #[error("site {site}: NIC {nic} of VM {vm} is in {vnet}/{subnet}, which does not exist")]
     UnknownSubnet {
+        /// The site concerned.
         site: String,
+        /// The virtual machine concerned.
         vm: String,
+        /// The network interface concerned.
         nic: String,
+        /// The virtual network concerned.
         vnet: String,
+        /// The subnet concerned.
         subnet: String,
     },
     /// A NIC's address lies outside its subnet.
@@ -126,34 +131,51 @@ pub enum TopologyError {
         "site {site}: NIC {nic} address {address} is outside subnet {vnet}/{subnet} ({prefix})"
     )]
     AddressOutsideSubnet {
+        /// The site concerned.
         site: String,
+        /// The network interface concerned.
         nic: String,
+        /// The address concerned.
         address: Ipv4Addr,
+        /// The virtual network concerned.
         vnet: String,
+        /// The subnet concerned.
         subnet: String,
+        /// The prefix concerned.
         prefix: Ipv4Net,
     },
     /// A gateway names a VNet the site does not have.
     #[error("site {site}: gateway {gateway}: VNet {vnet} does not exist")]
     GatewayVnet {
+        /// The site concerned.
         site: String,
+        /// The VPN gateway concerned.
         gateway: String,
+        /// The virtual network concerned.
         vnet: String,
     },
     /// A gateway's private address lies in no subnet of its VNet.
     #[error("site {site}: gateway {gateway}: {address} is in no subnet of VNet {vnet}")]
     GatewayOutsideVnet {
+        /// The site concerned.
         site: String,
+        /// The VPN gateway concerned.
         gateway: String,
+        /// The address concerned.
         address: Ipv4Addr,
+        /// The virtual network concerned.
         vnet: String,
     },
     /// A gateway's public IP is not in the site's public prefix.
     #[error("site {site}: gateway {gateway}: public IP {address} is outside {prefix}")]
     GatewayPublicIpOutside {
+        /// The site concerned.
         site: String,
+        /// The VPN gateway concerned.
         gateway: String,
+        /// The address concerned.
         address: Ipv4Addr,
+        /// The prefix concerned.
         prefix: Ipv4Net,
     },
     /// A NIC's public IP is not in the site's public prefix.
@@ -161,14 +183,23 @@ pub enum TopologyError {
         "site {site}: NIC {nic}: public IP {address} is outside the site's public prefix {prefix}"
     )]
     PublicIpOutside {
+        /// The site concerned.
         site: String,
+        /// The network interface concerned.
         nic: String,
+        /// The address concerned.
         address: Ipv4Addr,
+        /// The prefix concerned.
         prefix: Ipv4Net,
     },
     /// A prefix too small to hold a router address.
     #[error("site {site}: prefix {prefix} has no room for a router address")]
-    PrefixTooSmall { site: String, prefix: Ipv4Net },
+    PrefixTooSmall {
+        /// The site concerned.
+        site: String,
+        /// The prefix concerned.
+        prefix: Ipv4Net,
+    },
     /// Names collide or the generated state is inconsistent.
     #[error(transparent)]
     Desired(#[from] crate::desired::DesiredError),

@@ -15,24 +15,33 @@ pub enum VerifyError {
     /// A namespace could not be entered.
     #[error("namespace {netns}: {source}")]
     Netns {
+        /// The network namespace concerned.
         netns: String,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// `ping` did not get its replies.
     #[error("ping {dst} from {netns}: {detail}")]
     Ping {
+        /// The network namespace concerned.
         netns: String,
+        /// The dst.
         dst: Ipv4Addr,
+        /// What happened, in words.
         detail: String,
     },
     /// The TCP transfer failed or delivered other bytes than were sent.
     #[error("TCP {from} -> {to}:{port}: {cause}")]
     Tcp {
+        /// Where it comes from.
         from: String,
+        /// Where it goes.
         to: Ipv4Addr,
+        /// The port concerned.
         port: u16,
         #[source]
+        /// The underlying error.
         cause: TransferError,
     },
 }
@@ -46,8 +55,10 @@ pub enum TransferError {
     /// The receiver could not listen on its address.
     #[error("bind {addr}: {source}")]
     Bind {
+        /// The addr.
         addr: SocketAddr,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// A socket option could not be set.
@@ -59,13 +70,20 @@ pub enum TransferError {
     /// The receiver's read failed.
     #[error("read after {total} bytes: {source}")]
     Read {
+        /// How many in all.
         total: u64,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// The sender closed the connection early.
     #[error("connection closed after {total} of {len} bytes")]
-    Closed { total: u64, len: u64 },
+    Closed {
+        /// How many in all.
+        total: u64,
+        /// The len.
+        len: u64,
+    },
     /// A byte arrived other than the one sent.
     #[error("byte {0} differs from what was sent")]
     Differs(u64),
@@ -78,8 +96,10 @@ pub enum TransferError {
     /// The sender's write failed.
     #[error("send after {sent} bytes: {source}")]
     Send {
+        /// How much was sent.
         sent: u64,
         #[source]
+        /// The underlying error.
         source: std::io::Error,
     },
     /// The sender got no confirmation.
@@ -94,8 +114,11 @@ pub enum TransferError {
     /// The counts of the two ends do not match what was meant to be sent.
     #[error("sent {len} bytes, receiver verified {received}, confirmed {confirmed}")]
     Short {
+        /// The len.
         len: u64,
+        /// How much was received.
         received: u64,
+        /// The confirmed.
         confirmed: u64,
     },
 }

@@ -25,7 +25,9 @@ pub enum GatewayConfigError {
     /// The lab runs route-based VPN gateways only.
     #[error("gatewayType {gateway_type} / vpnType {vpn_type:?}: the lab runs route-based VPN gateways only")]
     UnsupportedGateway {
+        /// The gateway type.
         gateway_type: String,
+        /// The VPN type.
         vpn_type: site::VpnType,
     },
     /// A gateway without an IP configuration has no addresses to run on.
@@ -36,7 +38,12 @@ pub enum GatewayConfigError {
     NoGatewaySubnet(String),
     /// A gateway's public IP does not exist.
     #[error("public IP {public_ip} of gateway {gateway} does not exist")]
-    NoPublicIp { public_ip: String, gateway: String },
+    NoPublicIp {
+        /// The public IP address resource.
+        public_ip: String,
+        /// The VPN gateway concerned.
+        gateway: String,
+    },
     /// An IPsec connection names no local network gateway.
     #[error("an IPsec connection needs localNetworkGateway2")]
     NoLocalNetworkGateway,
