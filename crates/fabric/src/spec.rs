@@ -267,7 +267,7 @@ impl LabSpec {
 
     /// Parses and checks lab.yaml text; `path` is for messages.
     pub fn parse(text: &str, path: &Path) -> Result<LabSpec, SpecError> {
-        let spec: LabSpec = serde_yaml::from_str(text).map_err(|e| SpecError::Yaml {
+        let spec: LabSpec = serde_yaml_ng::from_str(text).map_err(|e| SpecError::Yaml {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
