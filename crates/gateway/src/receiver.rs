@@ -12,7 +12,8 @@
 use crate::datapath::{Inbound, PacketDrop};
 use crate::offload::{clamp_mss, Coalescer, Push, VNET_HDR_LEN};
 use crate::tun::Tun;
-use crate::udp::RecvBatch;
+use crate::udp::{RecvBatch, RECV_BATCH};
+use quinn_udp::UdpSocketState;
 use crate::wait::Waiter;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -20,8 +21,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use tracing::debug;
 
-/// Messages per `recvmmsg` on port 4500.
-const RX_BATCH: usize = 32;
 /// Bytes per receive slot: a whole UDP GRO run of datagrams fits.
 const RX_SLOT: usize = 65_536;
 /// `recvmmsg` calls per [`Receiver::drain`], so the main loop (when inline) is not starved.
@@ -117,11 +116,13 @@ impl IkeInbox {
 /// Everything the receive direction owns.
 pub struct Receiver {
     sock: UdpSocket,
+    /// What quinn-udp keeps about the port-4500 socket (shared with the sending side).
+    udp: Arc<UdpSocketState>,
     tun: Arc<Tun>,
     tun_mtu: u16,
     inbound: Arc<Mutex<Inbound>>,
     ike: Arc<IkeInbox>,
-    batch: Box<RecvBatch>,
+    batch: RecvBatch,
     /// Joins decrypted TCP segments into super-packets for the TUN device.
     gro: Coalescer,
     /// Connection of the packets pending in `gro` (for drop accounting).
@@ -134,6 +135,7 @@ impl Receiver {
     /// A receiver on (a duplicate of) the port-4500 socket.
     pub fn new(
         sock: UdpSocket,
+        udp: Arc<UdpSocketState>,
         tun: Arc<Tun>,
         tun_mtu: u16,
         inbound: Arc<Mutex<Inbound>>,
@@ -142,11 +144,12 @@ impl Receiver {
     ) -> Receiver {
         Receiver {
             sock,
+            udp,
             tun,
             tun_mtu,
             inbound,
             ike,
-            batch: RecvBatch::new(RX_BATCH, RX_SLOT),
+            batch: RecvBatch::new(RX_SLOT),
             gro: Coalescer::new(),
             gro_conn: 0,
             busy_poll,
@@ -162,10 +165,9 @@ impl Receiver {
     /// whether IKE messages went to the inbox, so an inline caller looks there only then.
     pub fn drain(&mut self) -> bool {
         let mut ike = false;
-        let fd = self.sock.as_raw_fd();
         let vnet = self.tun.vnet_hdr();
         for _ in 0..DRAIN_ROUNDS {
-            let n = match self.batch.recv(fd) {
+            let n = match self.batch.recv(&self.udp, &self.sock) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -176,14 +178,9 @@ impl Receiver {
             };
             let mut inb = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
             for i in 0..n {
-                let (msg, len, from, truncated, seg) = self.batch.get(i);
-                let Some(from) = from else { continue };
-                if truncated {
-                    inb.count(None, PacketDrop::Malformed);
-                    continue;
-                }
+                let (msg, from, seg) = self.batch.get(i);
                 // one message may hold several datagrams of `seg` bytes joined by UDP GRO
-                for pkt in msg[..len].chunks_mut(seg) {
+                for pkt in msg.chunks_mut(seg) {
                     let len = pkt.len();
                     if len == 1 && pkt[0] == 0xff {
                         continue; // NAT keepalive (RFC 3948 §2.3)
@@ -236,7 +233,7 @@ impl Receiver {
                 }
             }
             flush_gro(&self.tun, &mut self.gro, &mut inb, self.gro_conn);
-            if n < RX_BATCH {
+            if n < RECV_BATCH {
                 break;
             }
         }

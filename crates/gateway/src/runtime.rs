@@ -14,6 +14,7 @@ use crate::receiver::{EventFd, IkeInbox, Receiver};
 use crate::status::{GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
+use quinn_udp::UdpSocketState;
 use crate::wait::Waiter;
 use ike::endpoint::Endpoint;
 use std::io;
@@ -93,6 +94,9 @@ pub struct Gateway {
     core: GatewayCore,
     sock500: UdpSocket,
     sock4500: UdpSocket,
+    /// What quinn-udp keeps about `sock4500` (whether GSO still works), shared with the
+    /// receive direction.
+    udp4500: Arc<UdpSocketState>,
     tun: Arc<Tun>,
     tun_mtu: u16,
     /// IKE messages that arrived on port 4500.
@@ -104,8 +108,6 @@ pub struct Gateway {
     routes: Vec<tun::GwRoute>,
     rx: Vec<u8>,
     tx: Vec<u8>,
-    /// Whether UDP GSO works on the path (cleared after the first refusal).
-    gso_ok: bool,
     /// The config file reloads re-read.
     config_path: Option<PathBuf>,
 }
@@ -215,7 +217,11 @@ impl Gateway {
         let local = cfg.local_address;
         let sock500 = bind_udp(SocketAddr::new(local, 500))?;
         let sock4500 = bind_udp(SocketAddr::new(local, 4500))?;
-        let udp_gro = udp::enable_gro(sock4500.as_raw_fd());
+        let udp4500 = Arc::new(udp::prepare(&sock4500).map_err(|cause| GatewayError::Bind {
+            addr: SocketAddr::new(local, 4500),
+            cause,
+        })?);
+        let udp_gro = udp4500.gro_segments() > 1;
         let tun = Tun::open(&cfg.tun.name, true).map_err(|cause| GatewayError::Tun {
             name: cfg.tun.name.clone(),
             cause,
@@ -246,6 +252,7 @@ impl Gateway {
         let ike_inbox = Arc::new(IkeInbox::new().map_err(GatewayError::Receiver)?);
         let receiver = Receiver::new(
             sock4500.try_clone().map_err(GatewayError::Receiver)?,
+            Arc::clone(&udp4500),
             Arc::clone(&tun),
             tun_mtu,
             core.datapath_ref().inbound(),
@@ -274,6 +281,7 @@ impl Gateway {
             core,
             sock500,
             sock4500,
+            udp4500,
             tun,
             tun_mtu,
             ike_inbox,
@@ -283,7 +291,6 @@ impl Gateway {
             routes: Vec::new(),
             rx: vec![0; MAX_PACKET + SEAL_SLACK],
             tx: vec![0; MAX_PACKET + SEAL_SLACK],
-            gso_ok: true,
             config_path: opts.config_path.clone(),
         };
         let prefixes: Vec<ipnet::IpNet> = gw
@@ -503,7 +510,10 @@ impl Gateway {
     fn drain_tun(&mut self) {
         let vnet = self.tun.vnet_hdr();
         let off = if vnet { VNET_HDR_LEN } else { 0 };
-        let fd = self.sock4500.as_raw_fd();
+        let out = EspOut {
+            sock: &self.sock4500,
+            state: &self.udp4500,
+        };
         let mut run = SendRun::default();
         let dp = self.core.datapath();
         for _ in 0..BATCH {
@@ -536,7 +546,7 @@ impl Gateway {
                 }
                 let len = pkt.len();
                 if !run.fits(sa.peer, sa.conn, dp.sealed_len(&sa, len)) {
-                    run.flush(fd, &self.tx, &mut self.gso_ok, dp);
+                    run.flush(&out, &self.tx, dp);
                 }
                 let at = run.used;
                 self.tx[at + sa.header_len..][..len].copy_from_slice(pkt);
@@ -558,7 +568,7 @@ impl Gateway {
             for i in 0..plan.count {
                 let inner_len = plan.segment_len(i);
                 if !run.fits(sa.peer, sa.conn, dp.sealed_len(&sa, inner_len)) {
-                    run.flush(fd, &self.tx, &mut self.gso_ok, dp);
+                    run.flush(&out, &self.tx, dp);
                 }
                 let at = run.used;
                 plan.write_segment(pkt, i, &mut self.tx[at + sa.header_len..]);
@@ -567,7 +577,7 @@ impl Gateway {
                 }
             }
         }
-        run.flush(fd, &self.tx, &mut self.gso_ok, dp);
+        run.flush(&out, &self.tx, dp);
     }
 
     /// Sends what the core queued: IKE datagrams, then NAT keepalives.
@@ -754,14 +764,13 @@ impl SendRun {
     }
 
     /// Sends the run (if any) and starts an empty one.
-    fn flush(&mut self, fd: std::os::fd::RawFd, buf: &[u8], gso_ok: &mut bool, dp: &mut DataPath) {
+    fn flush(&mut self, out: &EspOut<'_>, buf: &[u8], dp: &mut DataPath) {
         if let (Some(peer), true) = (self.peer, self.count > 0) {
             send_run(
-                fd,
+                out,
                 &buf[..self.used],
                 &self.lens[..self.count],
                 peer,
-                gso_ok,
                 dp,
                 self.conn,
             );
@@ -771,28 +780,33 @@ impl SendRun {
     }
 }
 
+/// Where sealed ESP packets leave: the port-4500 socket and quinn-udp's state for it.
+struct EspOut<'a> {
+    sock: &'a UdpSocket,
+    state: &'a UdpSocketState,
+}
+
 /// Sends consecutive ESP packets of `lens` from `buf` to `peer`: one UDP GSO call when they
-/// are equal-sized (the last may be shorter), otherwise one `sendto` each.
+/// are equal-sized (the last may be shorter) and the socket still segments, otherwise one
+/// datagram each.
 fn send_run(
-    fd: std::os::fd::RawFd,
+    out: &EspOut<'_>,
     buf: &[u8],
     lens: &[usize],
     peer: SocketAddr,
-    gso_ok: &mut bool,
     dp: &mut DataPath,
     conn: usize,
 ) {
     let total: usize = lens.iter().sum();
-    if lens.len() > 1 && *gso_ok {
+    if lens.len() > 1 && lens.len() <= out.state.max_gso_segments() {
         let seg = lens[0];
         let uniform =
             lens[..lens.len() - 1].iter().all(|&l| l == seg) && lens[lens.len() - 1] <= seg;
         if uniform {
-            match udp::send_gso(fd, &buf[..total], seg, peer) {
+            match udp::send(out.state, out.sock, &buf[..total], Some(seg), peer) {
                 Ok(()) => return,
-                Err(e) if udp::gso_unsupported(&e) => {
+                Err(e) if out.state.max_gso_segments() <= 1 => {
                     warn!("UDP GSO refused ({e}); sending packets one by one from now on");
-                    *gso_ok = false;
                 }
                 Err(e) => {
                     debug!(%peer, "ESP GSO send: {e}");
@@ -806,7 +820,7 @@ fn send_run(
     }
     let mut off = 0;
     for &l in lens {
-        if let Err(e) = udp::send_to(fd, &buf[off..off + l], peer) {
+        if let Err(e) = udp::send(out.state, out.sock, &buf[off..off + l], None, peer) {
             debug!(%peer, "ESP send: {e}");
             dp.count(Some(conn), PacketDrop::IoError);
         }
