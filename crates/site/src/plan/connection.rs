@@ -25,14 +25,8 @@ impl Planner<'_> {
                 ))
             }
         };
-        if connection_type == ConnectionType::Vnet2Vnet && !kind.features.vnet2vnet {
-            return Err(unsupported(
-                b.at(ct_path),
-                format!(
-                    "VNet-to-VNet connections are not supported on a {} site; use IPsec with a local network gateway",
-                    kind.name
-                ),
-            ));
+        if connection_type == ConnectionType::Vnet2Vnet {
+            self.require_feature(Feature::Vnet2Vnet, None, b.at(ct_path))?;
         }
         let gw1_at = b.at("properties.virtualNetworkGateway1.id");
         let gw1 = b
@@ -178,65 +172,25 @@ impl Planner<'_> {
             }
         };
         let cp_name = format!("{connection_protocol:?}");
-        if !kind
-            .connection_protocols
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(&cp_name))
-        {
-            return Err(unsupported(
-                b.at(cp_path),
-                format!(
-                    "{cp_name} is not supported on a {} site (supported: {})",
-                    kind.name,
-                    kind.connection_protocols.join(", ")
-                ),
-            ));
-        }
+        kind.check_connection_protocol(&cp_name)
+            .map_err(|problem| unsupported(b.at(cp_path), problem))?;
         let dpd_path = "properties.dpdTimeoutSeconds";
-        let dpd_timeout_seconds = match b.integer(dpd_path)? {
-            None | Some(0) => kind.dpd.default_timeout_secs,
-            Some(v)
-                if v >= i64::from(kind.dpd.min_timeout_secs)
-                    && v <= i64::from(kind.dpd.max_timeout_secs) =>
-            {
-                v as u32
-            }
-            Some(v) => {
-                return Err(invalid(
-                    b.at(dpd_path),
-                    format!(
-                        "{v} is out of range: dpdTimeoutSeconds must be {} … {}",
-                        kind.dpd.min_timeout_secs, kind.dpd.max_timeout_secs
-                    ),
-                ));
-            }
-        };
+        let dpd_timeout_seconds = kind
+            .dpd_timeout(b.integer(dpd_path)?)
+            .map_err(|problem| invalid(b.at(dpd_path), problem))?;
         let mut ipsec_policies = Vec::new();
         let policies = b.array("properties.ipsecPolicies")?;
-        if policies.len() > kind.features.max_ipsec_policies {
-            return Err(unsupported(
-                b.at("properties.ipsecPolicies"),
-                format!(
-                    "at most {} policy per connection (got {})",
-                    kind.features.max_ipsec_policies,
-                    policies.len()
-                ),
-            ));
-        }
+        let policies_at = b.at("properties.ipsecPolicies");
+        kind.check_ipsec_policy_count(policies.len())
+            .map_err(|problem| unsupported(policies_at.clone(), problem))?;
         if !policies.is_empty() {
-            let allowed = &kind.features.custom_ipsec_policy_skus;
-            if !allowed.is_empty() && !allowed.iter().any(|s| s.eq_ignore_ascii_case(&g1.sku)) {
-                return Err(unsupported(
-                    b.at("properties.ipsecPolicies"),
-                    format!(
-                        "custom IPsec/IKE policies need gateway SKU {} on a {} site; gateway '{}' is {}",
-                        allowed.join(" or "),
-                        kind.name,
-                        g1.meta.name,
-                        g1.sku
-                    ),
-                ));
-            }
+            kind.check_custom_policy_sku(&g1.sku).map_err(|problem| {
+                let gw = &g1.meta.name;
+                unsupported(
+                    policies_at,
+                    format!("{problem}; gateway '{gw}' is {}", g1.sku),
+                )
+            })?;
         }
         for (i, v) in policies.iter().enumerate() {
             ipsec_policies.push(parse_ipsec_policy(
@@ -245,14 +199,8 @@ impl Planner<'_> {
         }
         let pbts_path = "properties.usePolicyBasedTrafficSelectors";
         let use_policy_based_traffic_selectors = b.boolean(pbts_path)?.unwrap_or(false);
-        if use_policy_based_traffic_selectors && !kind.features.policy_based_traffic_selectors {
-            return Err(unsupported(
-                b.at(pbts_path),
-                format!(
-                    "usePolicyBasedTrafficSelectors is not supported on a {} site",
-                    kind.name
-                ),
-            ));
+        if use_policy_based_traffic_selectors {
+            self.require_feature(Feature::PolicyBasedTrafficSelectors, None, b.at(pbts_path))?;
         }
         let enable_bgp = b.boolean("properties.enableBgp")?.unwrap_or(false);
         if enable_bgp && !g1.enable_bgp {

@@ -61,15 +61,7 @@ impl Planner<'_> {
                 ))
             }
         };
-        if kind.gateway_skus.is_empty() {
-            return Err(unsupported(
-                b.at("type"),
-                format!(
-                    "a {} site ({}) has no virtual network gateways",
-                    kind.name, kind.description
-                ),
-            ));
-        }
+        self.require_feature(Feature::VnetGateways, None, b.at("type"))?;
         let mut meta = meta;
         let sku_name = match b.string("properties.sku.name")? {
             Some(s) => s.to_string(),
@@ -80,84 +72,29 @@ impl Planner<'_> {
                 "Basic".to_string()
             }
         };
-        let sku = kind.gateway_sku(&sku_name).ok_or_else(|| {
-            unsupported(
-                b.at("properties.sku.name"),
-                format!(
-                    "gateway SKU {sku_name:?} does not exist on a {} site (available: {})",
-                    kind.name,
-                    kind.gateway_skus
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
+        let sku = kind
+            .require_gateway_sku(&sku_name)
+            .map_err(|problem| unsupported(b.at("properties.sku.name"), problem))?;
         if vpn_type == VpnType::PolicyBased {
-            if !kind.features.policy_based {
-                return Err(unsupported(
-                    b.at("properties.vpnType"),
-                    format!(
-                        "policy-based VPN gateways are not supported on a {} site; use RouteBased",
-                        kind.name
-                    ),
-                ));
-            }
-            if !sku.policy_based {
-                return Err(unsupported(
-                    b.at("properties.vpnType"),
-                    format!(
-                        "policy-based VPN gateways need the Basic SKU, not {}",
-                        sku.name
-                    ),
-                ));
-            }
+            let at = b.at("properties.vpnType");
+            self.require_feature(Feature::PolicyBasedGateway, Some(sku), at)?;
         }
         let active_active = b.boolean("properties.activeActive")?.unwrap_or(false);
         if active_active {
-            if !kind.features.active_active {
-                return Err(unsupported(
-                    b.at("properties.activeActive"),
-                    format!(
-                        "active-active gateways are not supported on a {} site",
-                        kind.name
-                    ),
-                ));
-            }
-            if !sku.active_active {
-                return Err(unsupported(
-                    b.at("properties.activeActive"),
-                    format!("the {} SKU does not support active-active", sku.name),
-                ));
-            }
+            let at = b.at("properties.activeActive");
+            self.require_feature(Feature::ActiveActive, Some(sku), at)?;
         }
         let enable_bgp = b.boolean("properties.enableBgp")?.unwrap_or(false);
         let mut bgp_settings = self.bgp_settings(b, "properties.bgpSettings")?;
-        if !kind.features.configurable_bgp_peering {
-            for field in ["bgpPeeringAddress", "peerWeight"] {
-                let path = format!("properties.bgpSettings.{field}");
-                if b.value(&path).is_some() {
-                    return Err(unsupported(
-                        b.at(&path),
-                        format!(
-                            "a configurable BGP peering address or weight is not supported on a {} site",
-                            kind.name
-                        ),
-                    ));
-                }
+        for field in ["bgpPeeringAddress", "peerWeight"] {
+            let path = format!("properties.bgpSettings.{field}");
+            if b.value(&path).is_some() {
+                self.require_feature(Feature::ConfigurableBgpPeering, None, b.at(&path))?;
             }
         }
         if enable_bgp {
-            if !kind.features.bgp || !sku.bgp {
-                return Err(unsupported(
-                    b.at("properties.enableBgp"),
-                    format!(
-                        "BGP is not available with the {} SKU on a {} site",
-                        sku.name, kind.name
-                    ),
-                ));
-            }
+            let at = b.at("properties.enableBgp");
+            self.require_feature(Feature::Bgp, Some(sku), at)?;
             if vpn_type == VpnType::PolicyBased {
                 return Err(unsupported(
                     b.at("properties.enableBgp"),

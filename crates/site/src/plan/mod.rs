@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::error::{Location, SiteError};
 use crate::ipam::{self, AddressProblem};
 use crate::json::{get_ci, get_path};
-use crate::kind::KindProfile;
+use crate::kind::{Feature, GatewaySku, KindProfile};
 use crate::model::*;
 use crate::store::SiteInfo;
 use crate::{ChangeAction, DeploymentMode, Plan, PlannedChange};
@@ -265,6 +265,18 @@ impl<'a> Planner<'a> {
             deletes,
             base_generation: 0,
         })
+    }
+
+    /// Refuses what the site's kind (or the gateway SKU) does not offer, at `at`.
+    fn require_feature(
+        &self,
+        feature: Feature,
+        sku: Option<&GatewaySku>,
+        at: Location,
+    ) -> Result<(), SiteError> {
+        self.kind
+            .check_feature(feature, sku)
+            .map_err(|problem| unsupported(at, problem))
     }
 
     fn initial_state(&self, resource_type: &str) -> ProvisioningState {

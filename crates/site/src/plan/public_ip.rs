@@ -19,14 +19,8 @@ impl Planner<'_> {
                 ))
             }
         };
-        if sku == PublicIpSku::Standard && !self.kind.features.standard_public_ip {
-            return Err(unsupported(
-                b.at("sku.name"),
-                format!(
-                    "Standard public IP addresses are not supported on a {} site; use Basic",
-                    self.kind.name
-                ),
-            ));
+        if sku == PublicIpSku::Standard {
+            self.require_feature(Feature::StandardPublicIp, None, b.at("sku.name"))?;
         }
         let allocation_method = match b.string("properties.publicIPAllocationMethod")? {
             None => AllocationMethod::Dynamic,
@@ -41,14 +35,11 @@ impl Planner<'_> {
         };
         if let Some(v) = b.string("properties.publicIPAddressVersion")? {
             if v.eq_ignore_ascii_case("IPv6") {
-                let problem = if self.kind.features.ipv6 {
-                    "IPv6 public addresses are not implemented by hybridnet".to_string()
-                } else {
-                    format!("IPv6 is not supported on a {} site", self.kind.name)
-                };
+                let at = b.at("properties.publicIPAddressVersion");
+                self.require_feature(Feature::Ipv6, None, at.clone())?;
                 return Err(unsupported(
-                    b.at("properties.publicIPAddressVersion"),
-                    problem,
+                    at,
+                    "IPv6 public addresses are not implemented by hybridnet",
                 ));
             }
         }

@@ -219,7 +219,6 @@ impl Planner<'_> {
         vnet: &mut VirtualNetwork,
         locs: &[Option<Location>],
     ) -> Result<(), SiteError> {
-        let gw_rules = &self.kind.gateway_subnet;
         for (i, s) in vnet.subnets.iter().enumerate() {
             let Some(loc) = &locs[i] else { continue };
             let sub_at = |p: &str| {
@@ -277,15 +276,10 @@ impl Planner<'_> {
                 });
             }
             if s.is_gateway_subnet() {
-                if s.address_prefix.prefix_len() > gw_rules.min_prefix_len {
-                    return Err(invalid(
-                        prefix_at,
-                        format!(
-                            "GatewaySubnet {} is too small: the minimum on a {} site is /{} (/{} recommended)",
-                            s.address_prefix, self.kind.name, gw_rules.min_prefix_len, gw_rules.recommended_prefix_len
-                        ),
-                    ));
-                }
+                let size_note = self
+                    .kind
+                    .check_gateway_subnet(s.address_prefix)
+                    .map_err(|problem| invalid(prefix_at.clone(), problem))?;
                 if let Some(rt) = &s.route_table {
                     return Err(invalid(
                         rt_at,
@@ -303,14 +297,8 @@ impl Planner<'_> {
                     vnet.meta.notes.push(note.clone());
                     self.notes.push(note);
                 }
-                if s.address_prefix.prefix_len() > gw_rules.recommended_prefix_len {
-                    let note = format!(
-                        "{}: GatewaySubnet {} is smaller than the recommended /{} on a {} site",
-                        vnet.meta.name,
-                        s.address_prefix,
-                        gw_rules.recommended_prefix_len,
-                        self.kind.name
-                    );
+                if let Some(size_note) = size_note {
+                    let note = format!("{}: {size_note}", vnet.meta.name);
                     vnet.meta.notes.push(note.clone());
                     self.notes.push(note);
                 }
