@@ -18,6 +18,7 @@ mod json;
 mod kind;
 mod model;
 mod plan;
+mod props;
 mod secrets;
 mod site;
 mod store;

@@ -1,59 +1,64 @@
-//! Local network gateways.
+//! Local network gateways: the peer's address (or FQDN) and its prefixes or BGP settings.
 
-use super::*;
+use ipnet::Ipv4Net;
+use serde_json::Value;
+
+use super::vnet::overlaps;
+use super::{invalid, ipv4, unsupported, Planner};
+use crate::error::{Location, SiteError};
+use crate::model::{LocalNetworkGateway, Resource, ResourceMeta};
+use crate::props::{self, local_gateway::LocalNetworkGatewayResource};
 
 impl Planner<'_> {
+    /// A local network gateway resource.
     pub(super) fn local_gateway(
         &mut self,
         meta: ResourceMeta,
-        b: &Body,
+        loc: &Location,
+        body: &Value,
     ) -> Result<Resource, SiteError> {
-        let gateway_ip_address = match b.string("properties.gatewayIpAddress")? {
+        let p = props::parse::<LocalNetworkGatewayResource>(body, loc)?.properties;
+        let ip_at = loc.at("properties.gatewayIpAddress");
+        let gateway_ip_address = match &p.gateway_ip_address {
             Some(s) if s.contains(':') => {
                 return Err(unsupported(
-                    b.at("properties.gatewayIpAddress"),
+                    ip_at,
                     format!("{s} is IPv6; hybridnet gateways use IPv4"),
                 ));
             }
-            Some(s) => Some(parse_addr(s, b.at("properties.gatewayIpAddress"))?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| invalid(ip_at.clone(), format!("{s:?} is not an IPv4 address")))?,
+            ),
             None => None,
         };
-        let fqdn = b
-            .string("properties.fqdn")?
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
+        let fqdn = p.fqdn.filter(|s| !s.is_empty());
         if gateway_ip_address.is_none() && fqdn.is_none() {
-            return Err(invalid(
-                b.at("properties.gatewayIpAddress"),
-                "is required (or fqdn)",
-            ));
+            return Err(invalid(ip_at, "is required (or fqdn)"));
         }
+        let space_path = "properties.localNetworkAddressSpace.addressPrefixes";
         let mut prefixes: Vec<Ipv4Net> = Vec::new();
-        for (i, v) in b
-            .array("properties.localNetworkAddressSpace.addressPrefixes")?
+        for (i, prefix) in p
+            .local_network_address_space
+            .address_prefixes
             .iter()
             .enumerate()
         {
-            let path = format!("properties.localNetworkAddressSpace.addressPrefixes[{i}]");
-            let s = v.as_str().ok_or_else(|| {
-                invalid(
-                    b.at(&path),
-                    format!("expected a string, got {}", type_name(v)),
-                )
-            })?;
-            let net = parse_prefix(s, b.at(&path))?;
+            let at = loc.at(format!("{space_path}[{i}]"));
+            let net = ipv4(prefix, at.clone())?;
             if let Some(o) = prefixes.iter().find(|o| overlaps(**o, net)) {
                 return Err(SiteError::AddressConflict {
-                    at: b.at(&path),
+                    at,
                     problem: format!("{net} overlaps {o} in the same address space"),
                 });
             }
             prefixes.push(net);
         }
-        let bgp_settings = self.bgp_settings(b, "properties.bgpSettings")?;
+        let bgp_settings =
+            self.bgp_settings(p.bgp_settings.as_ref(), loc, "properties.bgpSettings")?;
         if prefixes.is_empty() && bgp_settings.is_none() {
             return Err(invalid(
-                b.at("properties.localNetworkAddressSpace.addressPrefixes"),
+                loc.at(space_path),
                 "needs at least one prefix (or bgpSettings)",
             ));
         }

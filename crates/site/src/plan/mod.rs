@@ -3,7 +3,6 @@
 //! written; the result is a [`Plan`].
 
 mod addresses;
-mod body;
 mod connection;
 mod gateway;
 mod local_gateway;
@@ -13,7 +12,7 @@ mod refs;
 mod vm;
 mod vnet;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use arm::{EvaluatedResource, ReferenceResolver};
@@ -21,10 +20,10 @@ use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 
 use crate::error::{Location, SiteError};
-use crate::ipam::{self, AddressProblem};
-use crate::json::{get_ci, get_path};
+use crate::json::get_ci;
 use crate::kind::{Feature, GatewaySku, KindProfile};
 use crate::model::*;
+use crate::props::{self, Prefix};
 use crate::store::SiteInfo;
 use crate::{ChangeAction, DeploymentMode, Plan, PlannedChange};
 
@@ -36,9 +35,6 @@ const T_VM: &str = "microsoft.compute/virtualmachines";
 const T_VNG: &str = "microsoft.network/virtualnetworkgateways";
 const T_LNG: &str = "microsoft.network/localnetworkgateways";
 const T_CONN: &str = "microsoft.network/connections";
-
-/// Smallest subnet Azure accepts anywhere.
-const MIN_SUBNET_PREFIX_LEN: u8 = 29;
 
 pub(crate) struct Planner<'a> {
     kind: &'static KindProfile,
@@ -82,17 +78,7 @@ fn same_location(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
+/// A missing, mistyped or malformed value at `at`.
 fn invalid(at: Location, problem: impl Into<String>) -> SiteError {
     SiteError::InvalidProperty {
         at,
@@ -100,6 +86,18 @@ fn invalid(at: Location, problem: impl Into<String>) -> SiteError {
     }
 }
 
+/// An IPv4 prefix as written, or the refusal of an IPv6 one at `at`.
+fn ipv4(prefix: &Prefix, at: Location) -> Result<Ipv4Net, SiteError> {
+    match prefix {
+        Prefix::V4(net) => Ok(*net),
+        Prefix::V6(s) => Err(unsupported(
+            at,
+            format!("{s} is an IPv6 prefix; hybridnet sites carry IPv4 only"),
+        )),
+    }
+}
+
+/// Something the site's kind, or hybridnet, does not support, at `at`.
 fn unsupported(at: Location, problem: impl Into<String>) -> SiteError {
     SiteError::UnsupportedByKind {
         at,
@@ -107,9 +105,7 @@ fn unsupported(at: Location, problem: impl Into<String>) -> SiteError {
     }
 }
 
-use body::{parse_addr, parse_prefix, Body};
 use refs::split_subnet_id;
-use vnet::overlaps;
 
 impl<'a> Planner<'a> {
     pub fn new(
@@ -314,7 +310,7 @@ impl<'a> Planner<'a> {
             Some(other) => {
                 return Err(invalid(
                     loc.at("tags"),
-                    format!("expected an object, got {}", type_name(other)),
+                    format!("expected an object, got {}", props::type_name(other)),
                 ))
             }
         };
@@ -329,20 +325,17 @@ impl<'a> Planner<'a> {
             provisioning_state: ProvisioningState::Updating,
             notes: Vec::new(),
         };
-        let b = Body {
-            body: &ev.body,
-            loc: loc.clone(),
-        };
         let t = ev.resource_type.to_ascii_lowercase();
+        let body = &ev.body;
         let r = match t.as_str() {
-            T_VNET => self.virtual_network(meta, &b)?,
-            T_SUBNET => self.child_subnet(ev, &b)?,
-            T_PIP => self.public_ip(meta, &b)?,
-            T_NIC => self.nic(meta, &b)?,
-            T_VM => self.vm(meta, &b, ev)?,
-            T_VNG => self.vnet_gateway(meta, &b)?,
-            T_LNG => self.local_gateway(meta, &b)?,
-            T_CONN => self.connection(meta, &b)?,
+            T_VNET => self.virtual_network(meta, &loc, body)?,
+            T_SUBNET => self.child_subnet(&ev.id, &loc, body)?,
+            T_PIP => self.public_ip(meta, &loc, body)?,
+            T_NIC => self.nic(meta, &loc, body)?,
+            T_VM => self.vm(meta, &loc, ev)?,
+            T_VNG => self.vnet_gateway(meta, &loc, body)?,
+            T_LNG => self.local_gateway(meta, &loc, body)?,
+            T_CONN => self.connection(meta, &loc, body)?,
             _ => {
                 let mut meta = meta;
                 let note = format!(

@@ -1,162 +1,159 @@
-//! Network interfaces.
+//! Network interfaces: each ipConfiguration in an ordinary subnet of one VNet, with a static
+//! or allocated private address and at most one holder per public IP.
 
-use super::*;
+use serde_json::Value;
+
+use super::addresses::dynamic_address;
+use super::{invalid, Planner};
+use crate::error::{Location, SiteError};
+use crate::ipam;
+use crate::model::{
+    same_id, AllocationMethod, NetworkInterface, NicIpConfiguration, Resource, ResourceMeta,
+};
+use crate::props::nic::{self as nic_props, NetworkInterfaceResource};
+use crate::props::{self};
 
 impl Planner<'_> {
-    pub(super) fn nic(&mut self, meta: ResourceMeta, b: &Body) -> Result<Resource, SiteError> {
-        let cfgs = b.array("properties.ipConfigurations")?;
-        if cfgs.is_empty() {
+    /// A network interface resource.
+    pub(super) fn nic(
+        &mut self,
+        meta: ResourceMeta,
+        loc: &Location,
+        body: &Value,
+    ) -> Result<Resource, SiteError> {
+        let p = props::parse::<NetworkInterfaceResource>(body, loc)?.properties;
+        if p.ip_configurations.is_empty() {
             return Err(invalid(
-                b.at("properties.ipConfigurations"),
+                loc.at("properties.ipConfigurations"),
                 "a network interface needs at least one ipConfiguration",
             ));
         }
-        let old: Option<NetworkInterface> = match self.find(&meta.id) {
-            Some(Resource::NetworkInterface(n)) => Some(n.clone()),
-            _ => None,
-        };
         let mut out: Vec<NicIpConfiguration> = Vec::new();
         let mut vnet_of_nic: Option<String> = None;
-        for (i, v) in cfgs.iter().enumerate() {
-            let cb = b.sub(v, &format!("properties.ipConfigurations[{i}]"));
-            let name = cb.required_string("name")?.to_string();
-            let subnet_path = "properties.subnet";
-            let subnet_id = cb
-                .id_ref(subnet_path)?
-                .ok_or_else(|| invalid(cb.at(subnet_path), "is required"))?
-                .to_string();
-            let at_subnet = cb.at("properties.subnet.id");
-            let Some((vnet, subnet)) = self.subnet(&subnet_id) else {
-                return Err(SiteError::MissingReference {
-                    at: at_subnet,
-                    target: subnet_id,
-                });
-            };
-            if subnet.is_gateway_subnet() {
-                return Err(invalid(
-                    at_subnet,
-                    "network interfaces cannot be placed in GatewaySubnet; it is reserved for VPN gateways",
-                ));
-            }
-            match &vnet_of_nic {
-                Some(v) if !same_id(v, &vnet.meta.id) => {
-                    return Err(invalid(
-                        at_subnet,
-                        "all ipConfigurations of a network interface must be in the same virtual network",
-                    ))
-                }
-                _ => vnet_of_nic = Some(vnet.meta.id.clone()),
-            }
-            let prefix = subnet.address_prefix;
-            let subnet_name = subnet.name.clone();
-            let mut used = self.used_in_subnet(&subnet_id, &meta.id);
-            used.extend(
-                out.iter()
-                    .filter(|c| same_id(&c.subnet, &subnet_id))
-                    .map(|c| c.private_ip_address),
-            );
-            let method = match cb.string("properties.privateIPAllocationMethod")? {
-                None => AllocationMethod::Dynamic,
-                Some(s) if s.eq_ignore_ascii_case("Dynamic") => AllocationMethod::Dynamic,
-                Some(s) if s.eq_ignore_ascii_case("Static") => AllocationMethod::Static,
-                Some(s) => {
-                    return Err(invalid(
-                        cb.at("properties.privateIPAllocationMethod"),
-                        format!("{s:?} is not Dynamic or Static"),
-                    ))
-                }
-            };
-            let addr_path = "properties.privateIPAddress";
-            let address = match method {
-                AllocationMethod::Static => {
-                    let s = cb.string(addr_path)?.ok_or_else(|| {
-                        invalid(
-                            cb.at(addr_path),
-                            "is required when privateIPAllocationMethod is Static",
-                        )
-                    })?;
-                    let a = parse_addr(s, cb.at(addr_path))?;
-                    match ipam::check_static(prefix, a, &used) {
-                        Ok(()) => a,
-                        Err(AddressProblem::OutsideSubnet) => {
-                            return Err(SiteError::AddressConflict { at: cb.at(addr_path), problem: format!("{a} is outside subnet '{subnet_name}' ({prefix})") })
-                        }
-                        Err(AddressProblem::Reserved) => {
-                            return Err(SiteError::AddressConflict {
-                                at: cb.at(addr_path),
-                                problem: format!("{a} is reserved in subnet {prefix}: the network address, .1 (router), .2, .3 (DNS) and the broadcast address are not assignable; the first usable address is {}", ipam::nth(prefix, 4)),
-                            })
-                        }
-                        Err(AddressProblem::Taken) => {
-                            let holder = self.address_holder(&subnet_id, a, &meta.id).unwrap_or_else(|| "another ipConfiguration of this interface".into());
-                            return Err(SiteError::AddressConflict { at: cb.at(addr_path), problem: format!("{a} is already in use by {holder}") });
-                        }
-                    }
-                }
-                AllocationMethod::Dynamic => {
-                    used.extend(self.requested_by_others(&subnet_id, &meta.id));
-                    let previous = old
-                        .as_ref()
-                        .and_then(|o| {
-                            o.ip_configurations.iter().find(|c| {
-                                c.name.eq_ignore_ascii_case(&name) && same_id(&c.subnet, &subnet_id)
-                            })
-                        })
-                        .map(|c| c.private_ip_address)
-                        .filter(|a| ipam::check_static(prefix, *a, &used).is_ok());
-                    match previous.or_else(|| ipam::first_free_in_subnet(prefix, &used)) {
-                        Some(a) => a,
-                        None => {
-                            return Err(SiteError::PoolExhausted {
-                                at: cb.at("properties.privateIPAllocationMethod"),
-                                problem: format!(
-                                    "subnet '{subnet_name}' ({prefix}) has no free address left: {} usable, all in use",
-                                    ipam::usable_in_subnet(prefix)
-                                ),
-                            })
-                        }
-                    }
-                }
-            };
-            let public_ip_address = match cb.id_ref("properties.publicIPAddress")? {
-                Some(pip) => {
-                    let at = cb.at("properties.publicIPAddress.id");
-                    self.require(pip, "Microsoft.Network/publicIPAddresses", at.clone())?;
-                    if let Some(holder) = self.public_ip_holder(pip, &meta.id) {
-                        return Err(invalid(
-                            at,
-                            format!("public IP {pip} is already attached to {holder}"),
-                        ));
-                    }
-                    Some(pip.to_string())
-                }
-                None => None,
-            };
-            let primary = cb.boolean("properties.primary")?.unwrap_or(i == 0);
-            out.push(NicIpConfiguration {
-                name,
-                subnet: subnet_id,
-                private_ip_address: address,
-                allocation_method: method,
-                public_ip_address,
-                primary,
-            });
+        for (i, c) in p.ip_configurations.iter().enumerate() {
+            let at =
+                |property: &str| loc.at(format!("properties.ipConfigurations[{i}].{property}"));
+            let cfg = self.nic_ip_configuration(&meta.id, c, i, &out, &mut vnet_of_nic, &at)?;
+            out.push(cfg);
         }
         if out.iter().filter(|c| c.primary).count() > 1 {
             return Err(invalid(
-                b.at("properties.ipConfigurations"),
+                loc.at("properties.ipConfigurations"),
                 "only one ipConfiguration can be primary",
             ));
         }
-        let network_security_group = b
-            .id_ref("properties.networkSecurityGroup")?
-            .map(str::to_string);
-        let enable_ip_forwarding = b.boolean("properties.enableIPForwarding")?.unwrap_or(false);
         Ok(Resource::NetworkInterface(NetworkInterface {
             meta,
             ip_configurations: out,
-            network_security_group,
-            enable_ip_forwarding,
+            network_security_group: p.network_security_group.map(|r| r.id),
+            enable_ip_forwarding: p.enable_ip_forwarding.unwrap_or(false),
         }))
+    }
+
+    /// One ipConfiguration: its subnet (not GatewaySubnet, the same VNet as the others), its
+    /// private address, its public IP. `earlier` are the configurations before it.
+    fn nic_ip_configuration(
+        &self,
+        nic_id: &str,
+        c: &nic_props::NicIpConfiguration,
+        index: usize,
+        earlier: &[NicIpConfiguration],
+        vnet_of_nic: &mut Option<String>,
+        at: &dyn Fn(&str) -> Location,
+    ) -> Result<NicIpConfiguration, SiteError> {
+        let p = &c.properties;
+        let subnet_id = p.subnet.id.clone();
+        let at_subnet = at("properties.subnet.id");
+        let Some((vnet, subnet)) = self.subnet(&subnet_id) else {
+            return Err(SiteError::MissingReference {
+                at: at_subnet,
+                target: subnet_id,
+            });
+        };
+        if subnet.is_gateway_subnet() {
+            return Err(invalid(
+                at_subnet,
+                "network interfaces cannot be placed in GatewaySubnet; it is reserved for VPN gateways",
+            ));
+        }
+        match vnet_of_nic {
+            Some(v) if !same_id(v, &vnet.meta.id) => return Err(invalid(
+                at_subnet,
+                "all ipConfigurations of a network interface must be in the same virtual network",
+            )),
+            _ => *vnet_of_nic = Some(vnet.meta.id.clone()),
+        }
+        let prefix = subnet.address_prefix;
+        let subnet_name = subnet.name.clone();
+        let mut used = self.used_in_subnet(&subnet_id, nic_id);
+        used.extend(
+            earlier
+                .iter()
+                .filter(|e| same_id(&e.subnet, &subnet_id))
+                .map(|e| e.private_ip_address),
+        );
+        let method = p.allocation_method.unwrap_or(AllocationMethod::Dynamic);
+        let private_ip_address = match method {
+            AllocationMethod::Static => {
+                let addr_at = at("properties.privateIPAddress");
+                let s = p.private_ip_address.as_deref().ok_or_else(|| {
+                    invalid(
+                        addr_at.clone(),
+                        "is required when privateIPAllocationMethod is Static",
+                    )
+                })?;
+                let a = s.parse().map_err(|_| {
+                    invalid(addr_at.clone(), format!("{s:?} is not an IPv4 address"))
+                })?;
+                let subnet = (subnet_id.as_str(), subnet_name.as_str(), prefix);
+                self.static_address(a, subnet, nic_id, &used, addr_at)?
+            }
+            AllocationMethod::Dynamic => {
+                used.extend(self.requested_by_others(&subnet_id, nic_id));
+                let previous = match self.find(nic_id) {
+                    Some(Resource::NetworkInterface(old)) => old
+                        .ip_configurations
+                        .iter()
+                        .find(|o| {
+                            o.name.eq_ignore_ascii_case(&c.name) && same_id(&o.subnet, &subnet_id)
+                        })
+                        .map(|o| o.private_ip_address),
+                    _ => None,
+                };
+                dynamic_address(prefix, previous, &used).ok_or_else(|| SiteError::PoolExhausted {
+                    at: at("properties.privateIPAllocationMethod"),
+                    problem: format!(
+                        "subnet '{subnet_name}' ({prefix}) has no free address left: {} usable, all in use",
+                        ipam::usable_in_subnet(prefix)
+                    ),
+                })?
+            }
+        };
+        let public_ip_address = match &p.public_ip_address {
+            Some(pip) => {
+                let pip_at = at("properties.publicIPAddress.id");
+                self.require(
+                    &pip.id,
+                    "Microsoft.Network/publicIPAddresses",
+                    pip_at.clone(),
+                )?;
+                if let Some(holder) = self.public_ip_holder(&pip.id, nic_id) {
+                    return Err(invalid(
+                        pip_at,
+                        format!("public IP {} is already attached to {holder}", pip.id),
+                    ));
+                }
+                Some(pip.id.clone())
+            }
+            None => None,
+        };
+        Ok(NicIpConfiguration {
+            name: c.name.clone(),
+            subnet: subnet_id,
+            private_ip_address,
+            allocation_method: method,
+            public_ip_address,
+            primary: p.primary.unwrap_or(index == 0),
+        })
     }
 }

@@ -1,7 +1,12 @@
 //! The view a plan validates against: this deployment's planned resources over the stored ones
 //! (and other sites'), and the references between them.
 
-use super::*;
+use super::{invalid, Planner};
+use crate::error::{Location, SiteError};
+use crate::model::{
+    same_id, ConnectionType, Resource, Subnet, VirtualNetwork, VirtualNetworkGateway,
+};
+use std::net::Ipv4Addr;
 
 pub(super) fn short_type(t: &str) -> &str {
     t.rsplit('/').next().unwrap_or(t)

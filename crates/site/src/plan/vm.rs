@@ -1,29 +1,37 @@
-//! Virtual machines (networking realized, the rest recorded).
+//! Virtual machines: their network interfaces are realized (each NIC on one VM); hardware, OS
+//! and storage profiles are recorded, secrets masked.
 
-use super::*;
+use arm::EvaluatedResource;
+use serde_json::Value;
+
+use super::{invalid, Planner};
+use crate::error::{Location, SiteError};
+use crate::json::get_path;
+use crate::model::{same_id, Resource, ResourceMeta, VirtualMachine, VmNic};
+use crate::props::{self, vm::VirtualMachineResource};
 
 impl Planner<'_> {
+    /// A virtual machine resource.
     pub(super) fn vm(
         &mut self,
-        meta: ResourceMeta,
-        b: &Body,
+        mut meta: ResourceMeta,
+        loc: &Location,
         ev: &EvaluatedResource,
     ) -> Result<Resource, SiteError> {
-        let nics = b.array("properties.networkProfile.networkInterfaces")?;
+        let p = props::parse::<VirtualMachineResource>(&ev.body, loc)?.properties;
+        let nics = &p.network_profile.network_interfaces;
         if nics.is_empty() {
             return Err(invalid(
-                b.at("properties.networkProfile.networkInterfaces"),
+                loc.at("properties.networkProfile.networkInterfaces"),
                 "a virtual machine needs at least one network interface",
             ));
         }
         let mut out: Vec<VmNic> = Vec::new();
-        for (i, v) in nics.iter().enumerate() {
-            let nb = b.sub(
-                v,
-                &format!("properties.networkProfile.networkInterfaces[{i}]"),
-            );
-            let id = nb.required_string("id")?;
-            let at = nb.at("id");
+        for (i, nic) in nics.iter().enumerate() {
+            let id = nic.id.as_str();
+            let at = loc.at(format!(
+                "properties.networkProfile.networkInterfaces[{i}].id"
+            ));
             self.require(id, "Microsoft.Network/networkInterfaces", at.clone())?;
             let other_vm = self.view().into_iter().find_map(|r| match r {
                 Resource::VirtualMachine(vm)
@@ -48,10 +56,9 @@ impl Planner<'_> {
                     format!("network interface {id} is listed twice"),
                 ));
             }
-            let primary = nb.boolean("properties.primary")?.unwrap_or(i == 0);
             out.push(VmNic {
                 id: id.to_string(),
-                primary,
+                primary: nic.properties.primary.unwrap_or(i == 0),
             });
         }
         let redacted = ev.redacted_body();
@@ -70,12 +77,10 @@ impl Planner<'_> {
                 }
             }
         }
-        let note = format!(
+        meta.notes.push(format!(
             "{}: osProfile and storageProfile are recorded, not realized (the VM is a network namespace)",
             meta.name
-        );
-        let mut meta = meta;
-        meta.notes.push(note);
+        ));
         Ok(Resource::VirtualMachine(VirtualMachine {
             meta,
             network_interfaces: out,

@@ -1,7 +1,23 @@
-//! Virtual networks and subnets (inline and child resources).
+//! Virtual networks and subnets (inline and child resources): the address space, each subnet
+//! against it and the others, GatewaySubnet rules, and subnets in use.
 
-use super::*;
+use std::collections::BTreeSet;
 
+use ipnet::Ipv4Net;
+use serde_json::Value;
+
+use super::{invalid, ipv4, unsupported, Planner};
+use crate::error::{Location, SiteError};
+use crate::ipam;
+use crate::json::{get_ci, get_path};
+use crate::model::{same_id, Resource, ResourceMeta, Subnet, VirtualNetwork};
+use crate::props::vnet::{SubnetProperties, SubnetResource, VirtualNetworkResource};
+use crate::props::{self, IdRef};
+
+/// Smallest subnet Azure accepts anywhere.
+const MIN_SUBNET_PREFIX_LEN: u8 = 29;
+
+/// `[a, b]`, as address spaces are shown in messages.
 pub(super) fn show_prefixes(p: &[Ipv4Net]) -> String {
     format!(
         "[{}]",
@@ -12,77 +28,100 @@ pub(super) fn show_prefixes(p: &[Ipv4Net]) -> String {
     )
 }
 
+/// Whether two prefixes share an address.
 pub(super) fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-impl Planner<'_> {
-    pub(super) fn parse_subnet(
-        &self,
-        vnet_id: &str,
-        name: &str,
-        b: &Body,
-    ) -> Result<Subnet, SiteError> {
-        let prefix_path = "properties.addressPrefix";
-        let prefix = match b.string(prefix_path)? {
-            Some(p) => parse_prefix(p, b.at(prefix_path))?,
-            None => {
-                let list = b.array("properties.addressPrefixes")?;
-                let first = list
-                    .first()
-                    .ok_or_else(|| invalid(b.at(prefix_path), "is required"))?;
-                let s = first.as_str().ok_or_else(|| {
-                    invalid(b.at("properties.addressPrefixes[0]"), "expected a string")
-                })?;
-                if list.len() > 1 {
-                    return Err(unsupported(
-                        b.at("properties.addressPrefixes"),
-                        "hybridnet subnets have one prefix; give addressPrefix",
-                    ));
-                }
-                parse_prefix(s, b.at("properties.addressPrefixes[0]"))?
-            }
-        };
-        Ok(Subnet {
-            id: format!("{vnet_id}/subnets/{name}"),
-            name: name.to_string(),
-            address_prefix: prefix,
-            network_security_group: b
-                .id_ref("properties.networkSecurityGroup")?
-                .map(str::to_string),
-            route_table: b.id_ref("properties.routeTable")?.map(str::to_string),
-        })
+/// Where a subnet of the planned VNet was declared: an entry of the VNet's `subnets`, or a child
+/// subnet resource. Subnets kept from the store unchanged have none.
+struct SubnetOrigin {
+    loc: Location,
+    /// Path of the subnet object inside the resource (`properties.subnets[1].`, or empty).
+    prefix: String,
+}
+
+impl SubnetOrigin {
+    fn inline(loc: &Location, index: usize) -> SubnetOrigin {
+        SubnetOrigin {
+            loc: loc.clone(),
+            prefix: format!("properties.subnets[{index}]."),
+        }
     }
 
+    fn child(loc: &Location) -> SubnetOrigin {
+        SubnetOrigin {
+            loc: loc.clone(),
+            prefix: String::new(),
+        }
+    }
+
+    /// The location of one of the subnet's properties (`name`, `properties.addressPrefix`, …).
+    fn at(&self, property: &str) -> Location {
+        self.loc.at(format!("{}{property}", self.prefix))
+    }
+}
+
+/// A subnet from its properties: one IPv4 prefix, and the NSG and route table it names.
+fn subnet(
+    vnet_id: &str,
+    name: &str,
+    p: &SubnetProperties,
+    origin: &SubnetOrigin,
+) -> Result<Subnet, SiteError> {
+    let address_prefix = match (&p.address_prefix, p.address_prefixes.as_slice()) {
+        (Some(prefix), _) => ipv4(prefix, origin.at("properties.addressPrefix"))?,
+        (None, []) => {
+            return Err(invalid(
+                origin.at("properties.addressPrefix"),
+                "is required",
+            ))
+        }
+        (None, [first, rest @ ..]) => {
+            let net = ipv4(first, origin.at("properties.addressPrefixes[0]"))?;
+            if !rest.is_empty() {
+                return Err(unsupported(
+                    origin.at("properties.addressPrefixes"),
+                    "hybridnet subnets have one prefix; give addressPrefix",
+                ));
+            }
+            net
+        }
+    };
+    let id = |r: &Option<IdRef>| r.as_ref().map(|r| r.id.clone());
+    Ok(Subnet {
+        id: format!("{vnet_id}/subnets/{name}"),
+        name: name.to_string(),
+        address_prefix,
+        network_security_group: id(&p.network_security_group),
+        route_table: id(&p.route_table),
+    })
+}
+
+impl Planner<'_> {
+    /// A virtual network resource: its address space, inline subnets, and the stored subnets
+    /// it keeps (declared as child resources) or may drop (unused).
     pub(super) fn virtual_network(
         &mut self,
         meta: ResourceMeta,
-        b: &Body,
+        loc: &Location,
+        body: &Value,
     ) -> Result<Resource, SiteError> {
-        let mut space = Vec::new();
-        let list = b.array("properties.addressSpace.addressPrefixes")?;
-        if list.is_empty() {
+        let p = props::parse::<VirtualNetworkResource>(body, loc)?.properties;
+        let space_path = "properties.addressSpace.addressPrefixes";
+        if p.address_space.address_prefixes.is_empty() {
             return Err(invalid(
-                b.at("properties.addressSpace.addressPrefixes"),
+                loc.at(space_path),
                 "a virtual network needs at least one address prefix",
             ));
         }
-        for (i, v) in list.iter().enumerate() {
-            let path = format!("properties.addressSpace.addressPrefixes[{i}]");
-            let s = v.as_str().ok_or_else(|| {
-                invalid(
-                    b.at(&path),
-                    format!("expected a string, got {}", type_name(v)),
-                )
-            })?;
-            let net = parse_prefix(s, b.at(&path))?;
-            if let Some((j, other)) = space
-                .iter()
-                .enumerate()
-                .find(|(_, o): &(usize, &Ipv4Net)| overlaps(**o, net))
-            {
+        let mut space: Vec<Ipv4Net> = Vec::new();
+        for (i, prefix) in p.address_space.address_prefixes.iter().enumerate() {
+            let at = loc.at(format!("{space_path}[{i}]"));
+            let net = ipv4(prefix, at.clone())?;
+            if let Some((j, other)) = space.iter().enumerate().find(|(_, o)| overlaps(**o, net)) {
                 return Err(SiteError::AddressConflict {
-                    at: b.at(&path),
+                    at,
                     problem: format!(
                         "{net} overlaps {other} (addressPrefixes[{j}]) in the same address space"
                     ),
@@ -91,15 +130,15 @@ impl Planner<'_> {
             space.push(net);
         }
         let mut subnets = Vec::new();
-        let mut locs = Vec::new();
-        for (i, v) in b.array("properties.subnets")?.iter().enumerate() {
-            let sb = b.sub(v, &format!("properties.subnets[{i}]"));
-            let name = sb.required_string("name")?;
-            subnets.push(self.parse_subnet(&meta.id, name, &sb)?);
-            locs.push(Some(sb.loc.clone()));
+        let mut origins = Vec::new();
+        for (i, s) in p.subnets.iter().enumerate() {
+            let origin = SubnetOrigin::inline(loc, i);
+            subnets.push(subnet(&meta.id, &s.name, &s.properties, &origin)?);
+            origins.push(Some(origin));
         }
-        let dns = b
-            .array("properties.dhcpOptions.dnsServers")?
+        let dns_servers = p
+            .dhcp_options
+            .dns_servers
             .iter()
             .map(|v| {
                 v.as_str()
@@ -107,47 +146,25 @@ impl Planner<'_> {
                     .unwrap_or_else(|| v.to_string())
             })
             .collect();
-        if let Some(Resource::VirtualNetwork(old)) = self.find(&meta.id) {
-            for s in &old.subnets {
-                if subnets
-                    .iter()
-                    .any(|n: &Subnet| n.name.eq_ignore_ascii_case(&s.name))
-                {
-                    continue;
-                }
-                if self.child_subnets.iter().any(|c| same_id(c, &s.id)) {
-                    subnets.push(s.clone());
-                    locs.push(None);
-                    continue;
-                }
-                let users = self.subnet_users(&s.id);
-                if !users.is_empty() {
-                    return Err(invalid(
-                        b.at("properties.subnets"),
-                        format!(
-                            "subnet '{}' is missing from the template but in use by {}; it cannot be removed (InUseSubnetCannotBeDeleted)",
-                            s.name,
-                            users.join(", ")
-                        ),
-                    ));
-                }
-            }
+        for kept in self.stored_subnets_kept(&meta.id, &subnets, &loc.at("properties.subnets"))? {
+            subnets.push(kept);
+            origins.push(None);
         }
         let mut vnet = VirtualNetwork {
             meta,
             address_space: space,
             subnets,
-            dns_servers: dns,
+            dns_servers,
         };
-        for (s, l) in vnet.subnets.iter().zip(&locs) {
-            if l.is_none()
+        for (s, origin) in vnet.subnets.iter().zip(&origins) {
+            if origin.is_none()
                 && !vnet
                     .address_space
                     .iter()
                     .any(|a| a.contains(&s.address_prefix))
             {
                 return Err(SiteError::AddressConflict {
-                    at: b.at("properties.addressSpace.addressPrefixes"),
+                    at: loc.at(space_path),
                     problem: format!(
                         "subnet '{}' ({}) would be outside the address space {}",
                         s.name,
@@ -157,27 +174,68 @@ impl Planner<'_> {
                 });
             }
         }
-        self.validate_vnet(&mut vnet, &locs)?;
+        self.validate_subnets(&mut vnet, &origins)?;
         Ok(Resource::VirtualNetwork(vnet))
     }
 
+    /// The stored subnets of a re-deployed VNet that its template leaves out: kept when a child
+    /// subnet resource of this deployment declares them, refused when something uses them.
+    fn stored_subnets_kept(
+        &self,
+        vnet_id: &str,
+        declared: &[Subnet],
+        at: &Location,
+    ) -> Result<Vec<Subnet>, SiteError> {
+        let Some(Resource::VirtualNetwork(old)) = self.find(vnet_id) else {
+            return Ok(Vec::new());
+        };
+        let mut kept = Vec::new();
+        for s in &old.subnets {
+            if declared
+                .iter()
+                .any(|n| n.name.eq_ignore_ascii_case(&s.name))
+            {
+                continue;
+            }
+            if self.child_subnets.iter().any(|c| same_id(c, &s.id)) {
+                kept.push(s.clone());
+                continue;
+            }
+            let users = self.subnet_users(&s.id);
+            if !users.is_empty() {
+                return Err(invalid(
+                    at.clone(),
+                    format!(
+                        "subnet '{}' is missing from the template but in use by {}; it cannot be removed (InUseSubnetCannotBeDeleted)",
+                        s.name,
+                        users.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(kept)
+    }
+
+    /// A child subnet resource: merged into its (planned or stored) VNet, which is re-validated.
     pub(super) fn child_subnet(
         &mut self,
-        ev: &EvaluatedResource,
-        b: &Body,
+        id: &str,
+        loc: &Location,
+        body: &Value,
     ) -> Result<Resource, SiteError> {
-        let (vnet_id, name) = split_subnet_id(&ev.id)
-            .ok_or_else(|| invalid(b.at("name"), format!("{} is not a subnet id", ev.id)))?;
-        let Some(vnet) = self.vnet(vnet_id).cloned() else {
+        let p = props::parse::<SubnetResource>(body, loc)?.properties;
+        let (vnet_id, name) = super::split_subnet_id(id)
+            .ok_or_else(|| invalid(loc.at("name"), format!("{id} is not a subnet id")))?;
+        let Some(mut vnet) = self.vnet(vnet_id).cloned() else {
             return Err(SiteError::MissingReference {
-                at: b.at("name"),
+                at: loc.at("name"),
                 target: vnet_id.to_string(),
             });
         };
-        let subnet = self.parse_subnet(vnet_id, name, b)?;
-        let mut vnet = vnet;
+        let origin = SubnetOrigin::child(loc);
+        let subnet = subnet(vnet_id, name, &p, &origin)?;
         vnet.meta.deployment = self.deployment_name.clone();
-        let mut locs: Vec<Option<Location>> = vec![None; vnet.subnets.len()];
+        let mut origins: Vec<Option<SubnetOrigin>> = vnet.subnets.iter().map(|_| None).collect();
         match vnet
             .subnets
             .iter()
@@ -187,7 +245,7 @@ impl Planner<'_> {
                 let users = self.subnet_users(&subnet.id);
                 if vnet.subnets[i].address_prefix != subnet.address_prefix && !users.is_empty() {
                     return Err(invalid(
-                        b.at("properties.addressPrefix"),
+                        loc.at("properties.addressPrefix"),
                         format!(
                             "subnet '{name}' is in use by {} and its prefix cannot change",
                             users.join(", ")
@@ -195,66 +253,33 @@ impl Planner<'_> {
                     ));
                 }
                 vnet.subnets[i] = subnet;
-                locs[i] = Some(Location {
-                    property: "properties".into(),
-                    ..b.loc.clone()
-                });
+                origins[i] = Some(origin);
             }
             None => {
                 vnet.subnets.push(subnet);
-                locs.push(Some(Location {
-                    property: "properties".into(),
-                    ..b.loc.clone()
-                }));
+                origins.push(Some(origin));
             }
         }
-        self.validate_vnet(&mut vnet, &locs)?;
+        self.validate_subnets(&mut vnet, &origins)?;
         Ok(Resource::VirtualNetwork(vnet))
     }
 
-    /// Checks subnets against the address space, each other, size limits and GatewaySubnet rules.
-    /// `locs[i]` is where subnet i came from in this resource (None: stored, unchanged).
-    pub(super) fn validate_vnet(
+    /// Checks each subnet declared in this resource (`origins[i]` is `Some`) against the address
+    /// space, the other subnets, size limits, GatewaySubnet rules and the addresses in use.
+    fn validate_subnets(
         &mut self,
         vnet: &mut VirtualNetwork,
-        locs: &[Option<Location>],
+        origins: &[Option<SubnetOrigin>],
     ) -> Result<(), SiteError> {
         for (i, s) in vnet.subnets.iter().enumerate() {
-            let Some(loc) = &locs[i] else { continue };
-            let sub_at = |p: &str| {
-                let property = if loc.property.is_empty() {
-                    p.to_string()
-                } else {
-                    format!("{}.{p}", loc.property)
-                };
-                loc.at(property)
-            };
-            let prefix_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
-                loc.at("properties.addressPrefix")
-            } else {
-                sub_at("properties.addressPrefix")
-            };
-            let nsg_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
-                loc.at("properties.networkSecurityGroup.id")
-            } else {
-                sub_at("properties.networkSecurityGroup.id")
-            };
-            let rt_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
-                loc.at("properties.routeTable.id")
-            } else {
-                sub_at("properties.routeTable.id")
-            };
-            let name_at = if loc.resource_type.eq_ignore_ascii_case(T_SUBNET) {
-                loc.at("name")
-            } else {
-                sub_at("name")
-            };
+            let Some(origin) = &origins[i] else { continue };
+            let prefix_at = origin.at("properties.addressPrefix");
             if let Some(other) = vnet.subnets[..i]
                 .iter()
                 .find(|o| o.name.eq_ignore_ascii_case(&s.name))
             {
                 return Err(invalid(
-                    name_at,
+                    origin.at("name"),
                     format!(
                         "subnet name '{}' is used twice in virtual network '{}'",
                         other.name, vnet.meta.name
@@ -276,29 +301,8 @@ impl Planner<'_> {
                 });
             }
             if s.is_gateway_subnet() {
-                let size_note = self
-                    .kind
-                    .check_gateway_subnet(s.address_prefix)
-                    .map_err(|problem| invalid(prefix_at.clone(), problem))?;
-                if let Some(rt) = &s.route_table {
-                    return Err(invalid(
-                        rt_at,
-                        format!(
-                            "GatewaySubnet must not have a route table ({rt}); user-defined routes on the gateway subnet are not supported"
-                        ),
-                    ));
-                }
-                if let Some(nsg) = &s.network_security_group {
-                    self.check_gateway_subnet_nsg(nsg, nsg_at)?;
-                    let note = format!(
-                        "{}: a network security group on GatewaySubnet is unsupported by Azure; accepted because it denies nothing",
-                        vnet.meta.name
-                    );
-                    vnet.meta.notes.push(note.clone());
-                    self.notes.push(note);
-                }
-                if let Some(size_note) = size_note {
-                    let note = format!("{}: {size_note}", vnet.meta.name);
+                for note in self.gateway_subnet_rules(s, origin)? {
+                    let note = format!("{}: {note}", vnet.meta.name);
                     vnet.meta.notes.push(note.clone());
                     self.notes.push(note);
                 }
@@ -342,6 +346,34 @@ impl Planner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// GatewaySubnet rules: the kind's size limits, no route table, an NSG only if it denies
+    /// nothing. Returns notes (an accepted NSG, a size below the recommendation).
+    fn gateway_subnet_rules(
+        &self,
+        s: &Subnet,
+        origin: &SubnetOrigin,
+    ) -> Result<Vec<String>, SiteError> {
+        let size_note = self
+            .kind
+            .check_gateway_subnet(s.address_prefix)
+            .map_err(|problem| invalid(origin.at("properties.addressPrefix"), problem))?;
+        if let Some(rt) = &s.route_table {
+            return Err(invalid(
+                origin.at("properties.routeTable.id"),
+                format!(
+                    "GatewaySubnet must not have a route table ({rt}); user-defined routes on the gateway subnet are not supported"
+                ),
+            ));
+        }
+        let mut notes = Vec::new();
+        if let Some(nsg) = &s.network_security_group {
+            self.check_gateway_subnet_nsg(nsg, origin.at("properties.networkSecurityGroup.id"))?;
+            notes.push("a network security group on GatewaySubnet is unsupported by Azure; accepted because it denies nothing".to_string());
+        }
+        notes.extend(size_note);
+        Ok(notes)
     }
 
     /// An NSG on GatewaySubnet is tolerated only when it denies nothing (what Microsoft's own
