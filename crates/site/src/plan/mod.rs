@@ -136,31 +136,64 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Plans every resource of the deployment in order, then the outputs.
+    /// Plans every resource of the deployment in order, then the outputs, then (complete
+    /// mode) what is deleted, and what each resource's change is.
     pub fn run(
         mut self,
         d: &arm::Deployment,
         mode: DeploymentMode,
         locations: Option<&[String]>,
     ) -> Result<Plan, SiteError> {
+        self.check_api_profile(d)?;
         self.child_subnets = d
             .resources_in_order()
             .iter()
             .filter(|r| r.resource_type.eq_ignore_ascii_case(T_SUBNET))
             .map(|r| r.id.clone())
             .collect();
-        if let Some(p) = d.api_profile() {
-            if !self.kind.supports_api_profile(p) {
-                return Err(SiteError::ApiProfile {
-                    profile: p.to_string(),
-                    kind: self.kind.name.clone(),
-                    supported: self.kind.api_profiles.join(", "),
-                });
-            }
-        }
         self.collect_static_requests(d);
+        self.plan_resources(d, locations)?;
+        let outputs = d.outputs(&self)?;
+        let deletes = match mode {
+            DeploymentMode::Complete => self.complete_mode_deletes()?,
+            DeploymentMode::Incremental => Vec::new(),
+        };
+        let (changes, resources) = self.changes(&deletes);
+        Ok(Plan {
+            deployment_name: self.deployment_name.clone(),
+            mode,
+            template_hash: String::new(),
+            parameters: Map::new(),
+            changes,
+            resources,
+            outputs,
+            notes: self.notes,
+            deletes,
+            base_generation: 0,
+        })
+    }
+
+    /// Refuses an `apiProfile` the kind does not serve.
+    fn check_api_profile(&self, d: &arm::Deployment) -> Result<(), SiteError> {
+        match d.api_profile() {
+            Some(p) if !self.kind.supports_api_profile(p) => Err(SiteError::ApiProfile {
+                profile: p.to_string(),
+                kind: self.kind.name.clone(),
+                supported: self.kind.api_profiles.join(", "),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Plans each resource in deployment order, leaving those in other locations to other sites
+    /// and noting those whose condition is false.
+    fn plan_resources(
+        &mut self,
+        d: &arm::Deployment,
+        locations: Option<&[String]>,
+    ) -> Result<(), SiteError> {
         for pending in d.resources_in_order() {
-            let ev = d.evaluate_resource(pending, &self)?;
+            let ev = d.evaluate_resource(pending, &*self)?;
             if let (Some(filter), Some(loc)) = (locations, &ev.location) {
                 if !filter.iter().any(|f| same_location(f, loc)) {
                     self.notes.push(format!(
@@ -179,40 +212,45 @@ impl<'a> Planner<'a> {
                 r.path, r.resource_type, r.name
             ));
         }
-        let outputs = d.outputs(&self)?;
+        Ok(())
+    }
 
-        let mut deletes = Vec::new();
-        if mode == DeploymentMode::Complete {
-            deletes = self
-                .existing
-                .iter()
-                .filter(|e| {
-                    !self
-                        .planned_index
-                        .contains_key(&e.id().to_ascii_lowercase())
-                })
-                .map(|e| e.id().to_string())
-                .collect();
-            for kept in &self.planned {
-                for (prop, target) in kept.references() {
-                    let target_res =
-                        split_subnet_id(&target).map_or(target.as_str(), |(vnet, _)| vnet);
-                    if deletes.iter().any(|d| same_id(d, target_res)) {
-                        let loc = Location {
-                            resource_path: String::new(),
-                            resource_type: kept.resource_type().to_string(),
-                            name: kept.name().to_string(),
-                            property: prop,
-                        };
-                        return Err(invalid(
-                            loc,
-                            format!("refers to {target}, which complete mode would delete because the template does not declare it"),
-                        ));
-                    }
+    /// Complete mode: every stored resource the template does not declare, refused while a
+    /// planned resource still refers to it.
+    fn complete_mode_deletes(&self) -> Result<Vec<String>, SiteError> {
+        let deletes: Vec<String> = self
+            .existing
+            .iter()
+            .filter(|e| {
+                !self
+                    .planned_index
+                    .contains_key(&e.id().to_ascii_lowercase())
+            })
+            .map(|e| e.id().to_string())
+            .collect();
+        for kept in &self.planned {
+            for (prop, target) in kept.references() {
+                let target_res = split_subnet_id(&target).map_or(target.as_str(), |(vnet, _)| vnet);
+                if deletes.iter().any(|d| same_id(d, target_res)) {
+                    let loc = Location {
+                        resource_path: String::new(),
+                        resource_type: kept.resource_type().to_string(),
+                        name: kept.name().to_string(),
+                        property: prop,
+                    };
+                    return Err(invalid(
+                        loc,
+                        format!("refers to {target}, which complete mode would delete because the template does not declare it"),
+                    ));
                 }
             }
         }
+        Ok(deletes)
+    }
 
+    /// Each planned resource's change against the stored one (an unchanged resource keeps its
+    /// stored state), then the deletions.
+    fn changes(&mut self, deletes: &[String]) -> (Vec<PlannedChange>, Vec<Resource>) {
         let mut changes = Vec::new();
         let mut resources = Vec::new();
         for mut r in std::mem::take(&mut self.planned) {
@@ -239,7 +277,7 @@ impl<'a> Planner<'a> {
             });
             resources.push(r);
         }
-        for id in &deletes {
+        for id in deletes {
             if let Some(e) = self.existing.iter().find(|e| same_id(e.id(), id)) {
                 changes.push(PlannedChange {
                     id: id.clone(),
@@ -249,18 +287,7 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        Ok(Plan {
-            deployment_name: self.deployment_name.clone(),
-            mode,
-            template_hash: String::new(),
-            parameters: Map::new(),
-            changes,
-            resources,
-            outputs,
-            notes: self.notes,
-            deletes,
-            base_generation: 0,
-        })
+        (changes, resources)
     }
 
     /// Refuses what the site's kind (or the gateway SKU) does not offer, at `at`.

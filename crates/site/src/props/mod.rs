@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(o.properties.enabled, Some(true));
         assert_eq!(o.properties.count, Some(7));
         assert!(o.properties.items[0].subnet.is_none());
-        assert!(matches!(o.properties.items[0].address_prefix, Prefix::V4(_)));
+        assert!(matches!(
+            o.properties.items[0].address_prefix,
+            Prefix::V4(_)
+        ));
     }
 
     #[test]
