@@ -6,6 +6,11 @@
 //! resource against the current state and allocates addresses — changing nothing; [`Site::apply`]
 //! records the plan in one database transaction. The lab (`fabric`) realizes resources and
 //! reports back with [`Site::set_provisioning_state`].
+//!
+//! Inside a plan, `props` reads each resource's ARM properties into typed structs (errors name
+//! the property path), `plan` validates them per resource type against the references and
+//! addresses of the site (`plan::refs`, `plan::addresses`, `ipam`) and the kind's rules
+//! (`kind::rules`, one feature table), and `model` is what the site keeps.
 
 // Errors carry the full location (resource path, type, name, property) by value so callers can
 // match on them; they are built once per failed plan, so their size does not matter.
@@ -31,7 +36,7 @@ pub use deployment::{
 };
 pub use error::{Location, SiteError};
 pub use kind::{
-    kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Features, GatewaySku,
+    kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features, GatewaySku,
     GatewaySubnetRules, KindProfile,
 };
 pub use model::{
