@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SiteError;
 
+mod rules;
+
+pub use rules::Feature;
+
 include!(concat!(env!("OUT_DIR"), "/kind_files.rs"));
 
 /// Everything a site kind allows, limits and defaults to; loaded from `kinds/<name>.toml`.
@@ -236,52 +240,6 @@ impl KindProfile {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(ns))
             .map(|(_, r)| r)
-    }
-
-    /// Checks an API version against this kind; `Err` carries the human reason.
-    pub fn check_api_version(&self, resource_type: &str, version: &str) -> Result<(), String> {
-        let Some(date) = parse_api_date(version) else {
-            return Err(format!(
-                "{version:?} is not an API version (expected YYYY-MM-DD or YYYY-MM-DD-preview)"
-            ));
-        };
-        if let Some(r) = self.api_version_range(resource_type) {
-            let (min, max) = (parse_api_date(&r.min), parse_api_date(&r.max));
-            if min.is_some_and(|m| date < m) || max.is_some_and(|m| date > m) {
-                let ns = resource_type.split('/').next().unwrap_or(resource_type);
-                return Err(format!(
-                    "API version {version} is not supported on a {} site: {ns} accepts {} … {} (use apiProfile {} or an apiVersion in that range)",
-                    self.name,
-                    r.min,
-                    r.max,
-                    self.api_profiles.join(" / ")
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a BGP ASN is usable on this kind; `Err` carries the reason.
-    pub fn check_bgp_asn(&self, asn: u64) -> Result<(), String> {
-        let f = &self.features;
-        if asn == 0 || asn > u64::from(f.max_bgp_asn) {
-            return Err(format!(
-                "ASN {asn} is out of range: a {} site accepts 1 … {}",
-                self.name, f.max_bgp_asn
-            ));
-        }
-        let a = asn as u32;
-        if f.reserved_bgp_asns.contains(&a)
-            || f.reserved_bgp_asn_ranges
-                .iter()
-                .any(|[lo, hi]| (*lo..=*hi).contains(&a))
-        {
-            return Err(format!(
-                "ASN {asn} is reserved and cannot be used on a {} site",
-                self.name
-            ));
-        }
-        Ok(())
     }
 }
 
