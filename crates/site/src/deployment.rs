@@ -90,7 +90,10 @@ pub enum DeploymentState {
     /// All resources were recorded (their realization is tracked per resource).
     Succeeded,
     /// The deployment was rejected; nothing was changed.
-    Failed { error: String },
+    Failed {
+        /// Why, as the error message.
+        error: String,
+    },
 }
 
 /// A deployment as the site remembers it (like `az deployment group show`).

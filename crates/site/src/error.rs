@@ -49,74 +49,143 @@ pub enum SiteError {
     KindData(String),
     /// No kind of that name exists.
     #[error("unknown site kind {name:?} (known: {})", known.join(", "))]
-    UnknownKind { name: String, known: Vec<String> },
+    UnknownKind {
+        /// The name asked for.
+        name: String,
+        /// Every kind this build knows.
+        known: Vec<String>,
+    },
     /// A site name that cannot be a file name.
     #[error("invalid site name {0:?}: use letters, digits, '-' and '_'")]
     InvalidSiteName(String),
     /// `Site::create` on an existing site with a different kind or public prefix.
     #[error("site {name:?} already exists as {existing}, not {requested}")]
     SiteMismatch {
+        /// The site.
         name: String,
+        /// Kind and prefix it was created with.
         existing: String,
+        /// Kind and prefix asked for now.
         requested: String,
     },
     /// `Site::open` on a site that was never created.
     #[error("site {name:?} does not exist in {dir}")]
-    NoSuchSite { name: String, dir: String },
+    NoSuchSite {
+        /// The site.
+        name: String,
+        /// The state directory looked in.
+        dir: String,
+    },
     /// The template engine rejected the template, its parameters or an expression.
     #[error("{0}")]
     Template(#[from] arm::ArmError),
     /// A property has a missing, mistyped or malformed value.
     #[error("{at}: {problem}")]
-    InvalidProperty { at: Location, problem: String },
+    InvalidProperty {
+        /// The resource and property.
+        at: Location,
+        /// What is wrong, in plain words.
+        problem: String,
+    },
     /// The site's kind does not support what the resource asks for.
     #[error("{at}: {problem}")]
-    UnsupportedByKind { at: Location, problem: String },
+    UnsupportedByKind {
+        /// The resource and property.
+        at: Location,
+        /// What is wrong, in plain words.
+        problem: String,
+    },
     /// The template's `apiProfile` is not one the site's kind accepts.
     #[error("apiProfile: {profile} is not supported on a {kind} site (supported: {supported})")]
     ApiProfile {
+        /// The template's profile.
         profile: String,
+        /// The site's kind.
         kind: String,
+        /// Profiles the kind accepts, comma-separated.
         supported: String,
     },
     /// The API version is not served by the site's kind.
     #[error("{at}: {problem}")]
-    ApiVersion { at: Location, problem: String },
+    ApiVersion {
+        /// The resource and property.
+        at: Location,
+        /// What is wrong, in plain words.
+        problem: String,
+    },
     /// A reference (resource id) points at nothing in the deployment or the site.
     #[error("{at}: {target} does not exist in this deployment or site")]
-    MissingReference { at: Location, target: String },
+    MissingReference {
+        /// Where the reference is written.
+        at: Location,
+        /// The resource id it names.
+        target: String,
+    },
     /// Prefixes overlap, or an address lies outside its range.
     #[error("{at}: {problem}")]
-    AddressConflict { at: Location, problem: String },
+    AddressConflict {
+        /// The resource and property.
+        at: Location,
+        /// What is wrong, in plain words.
+        problem: String,
+    },
     /// No free address is left in a subnet or in the site's public prefix.
     #[error("{at}: {problem}")]
-    PoolExhausted { at: Location, problem: String },
+    PoolExhausted {
+        /// The resource and property.
+        at: Location,
+        /// What is wrong, in plain words.
+        problem: String,
+    },
     /// A gateway SKU's tunnel limit would be exceeded.
     #[error("{at}: {problem}")]
-    TunnelLimit { at: Location, problem: String },
+    TunnelLimit {
+        /// The resource and property.
+        at: Location,
+        /// What is wrong, in plain words.
+        problem: String,
+    },
     /// The same resource is declared twice in one template.
     #[error("{at}: resource {id} is also declared at {other}")]
     DuplicateResource {
+        /// The second declaration.
         at: Location,
+        /// The resource id declared twice.
         id: String,
+        /// The first declaration.
         other: String,
     },
     /// The site changed between plan and apply.
     #[error("the plan for deployment {deployment:?} is stale: the site changed since it was planned; plan again")]
-    StalePlan { deployment: String },
+    StalePlan {
+        /// The deployment's name.
+        deployment: String,
+    },
     /// The resource cannot be deleted while others refer to it (ARM's InUse errors).
     #[error("{id} is in use by {users}; delete those first")]
-    InUse { id: String, users: String },
+    InUse {
+        /// The resource asked to be deleted.
+        id: String,
+        /// The resources that refer to it.
+        users: String,
+    },
     /// No resource with that id exists in the site.
     #[error("no resource {0} in this site")]
     NoSuchResource(String),
     /// The embedded database failed.
     #[error("site store {path}: {message}")]
-    Store { path: String, message: String },
+    Store {
+        /// The database file.
+        path: String,
+        /// What the database reported.
+        message: String,
+    },
     /// A file-system operation on the state directory failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: String,
+        /// What the operating system reported.
         source: std::io::Error,
     },
 }

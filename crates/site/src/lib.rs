@@ -15,6 +15,7 @@
 // Errors carry the full location (resource path, type, name, property) by value so callers can
 // match on them; they are built once per failed plan, so their size does not matter.
 #![allow(clippy::result_large_err)]
+#![forbid(unsafe_code)]
 
 mod deployment;
 mod error;

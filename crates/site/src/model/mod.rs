@@ -39,9 +39,15 @@ pub enum ProvisioningState {
     /// Recorded by a deployment; realization has not finished yet.
     Updating,
     /// Realization failed; `error` says why in plain words.
-    Failed { error: String },
+    Failed {
+        /// Why, in plain words.
+        error: String,
+    },
     /// Accepted and recorded, but nothing realizes this resource (yet); `reason` says what is missing.
-    Pending { reason: String },
+    Pending {
+        /// What is missing.
+        reason: String,
+    },
 }
 
 impl ProvisioningState {
