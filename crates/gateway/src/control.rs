@@ -7,8 +7,12 @@
 
 use crate::receiver::EventFd;
 use crate::status::{GatewayStatus, ReloadAnswer, ReloadReport};
+use crate::wait::ready;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials, UnixCredentials};
+use nix::unistd::{geteuid, Group};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -73,55 +77,34 @@ impl Access {
         let Some(name) = name else {
             return Ok(Access::default());
         };
-        let c = std::ffi::CString::new(name).map_err(|_| ControlError::NoSuchGroup(name.into()))?;
-        // SAFETY: getgrnam with a valid C string; the result is read at once, before any
-        // other call that could overwrite its static storage.
-        let gid = unsafe {
-            let g = libc::getgrnam(c.as_ptr());
-            if g.is_null() {
-                return Err(ControlError::NoSuchGroup(name.into()));
-            }
-            (*g).gr_gid
-        };
-        Ok(Access { group: Some(gid) })
+        // getgrnam_r; a name with a NUL byte is no group either
+        match Group::from_name(name) {
+            Ok(Some(g)) => Ok(Access {
+                group: Some(g.gid.as_raw()),
+            }),
+            _ => Err(ControlError::NoSuchGroup(name.into())),
+        }
     }
 
     /// Whether the process at the other end of `stream` may use the socket.
     fn allows(&self, stream: &UnixStream) -> bool {
-        let Some(cred) = peer_credentials(stream.as_raw_fd()) else {
+        let Some(cred) = peer_credentials(stream.as_fd()) else {
             return false;
         };
-        // SAFETY: geteuid never fails.
-        let me = unsafe { libc::geteuid() };
-        if cred.uid == 0 || cred.uid == me {
+        let me = geteuid().as_raw();
+        if cred.uid() == 0 || cred.uid() == me {
             return true;
         }
         match self.group {
-            Some(g) => cred.gid == g || supplementary_groups(cred.pid).contains(&g),
+            Some(g) => cred.gid() == g || supplementary_groups(cred.pid()).contains(&g),
             None => false,
         }
     }
 }
 
 /// The peer's pid, uid and gid (SO_PEERCRED: what it was when it connected, not what it says).
-fn peer_credentials(fd: RawFd) -> Option<libc::ucred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: u32::MAX,
-        gid: u32::MAX,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into the local `cred`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(cred)
+fn peer_credentials(fd: BorrowedFd<'_>) -> Option<UnixCredentials> {
+    getsockopt(&fd, PeerCredentials).ok()
 }
 
 /// The supplementary groups of a process, from /proc.
@@ -202,8 +185,8 @@ impl ControlServer {
     }
 
     /// Readable when commands wait for the event loop.
-    pub fn fd(&self) -> RawFd {
-        self.wake.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
     }
 
     /// Commands waiting for the event loop (the eventfd is reset first, so none is missed).
@@ -287,29 +270,19 @@ struct Acceptor {
 
 impl Acceptor {
     fn run(self) {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         loop {
-            // SAFETY: poll on a valid array of two pollfds.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if n < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            let mut fds = [
+                PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.stop.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Err(e) = nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                if e == nix::errno::Errno::EINTR {
                     continue;
                 }
-                tracing::error!("control socket poll: {}", io::Error::last_os_error());
+                tracing::error!("control socket poll: {}", io::Error::from(e));
                 return;
             }
-            if fds[1].revents != 0 {
+            if ready(&fds[1]) {
                 return;
             }
             loop {

@@ -13,11 +13,13 @@ use crate::datapath::{Inbound, PacketDrop};
 use crate::offload::{clamp_mss, Coalescer, Push, VNET_HDR_LEN};
 use crate::tun::Tun;
 use crate::udp::{RecvBatch, RECV_BATCH};
+use crate::wait::{ready, Waiter};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::EfdFlags;
 use quinn_udp::UdpSocketState;
-use crate::wait::Waiter;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
 use tracing::debug;
 
@@ -31,38 +33,31 @@ const INBOX_LIMIT: usize = 1024;
 
 /// An eventfd: how one thread wakes another that sleeps in `poll(2)`.
 #[derive(Debug)]
-pub struct EventFd(OwnedFd);
+pub struct EventFd(nix::sys::eventfd::EventFd);
 
 impl EventFd {
     /// A non-blocking eventfd.
     pub fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd with valid flags; the fd is owned from here on.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by eventfd and is not owned elsewhere.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+        Ok(EventFd(nix::sys::eventfd::EventFd::from_flags(flags)?))
     }
 
     /// Makes the fd readable.
     pub fn signal(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a local buffer; a full counter only means "already set".
-        unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
+        // a full counter (EAGAIN) only means "already set"
+        let _ = self.0.write(1);
     }
 
     /// Resets the fd to not readable.
     pub fn clear(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading 8 bytes into a local buffer; EAGAIN when already clear.
-        unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        // EAGAIN when already clear
+        let _ = self.0.read();
     }
 }
 
-impl AsRawFd for EventFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
@@ -103,8 +98,8 @@ impl IkeInbox {
     }
 
     /// Readable when messages wait.
-    pub fn fd(&self) -> RawFd {
-        self.wake.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
     }
 
     /// Messages dropped because the inbox was full.
@@ -157,8 +152,8 @@ impl Receiver {
     }
 
     /// The socket to wait on.
-    pub fn fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 
     /// Receives and handles what is queued on port 4500 (up to a bounded amount); returns
@@ -243,21 +238,14 @@ impl Receiver {
     /// The receiving thread's loop: waits for datagrams and drains them until `stop` is
     /// signalled.
     pub fn run(mut self, stop: Arc<EventFd>) {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         let mut waiter = Waiter::new(self.busy_poll);
         loop {
-            match waiter.wait(&mut fds, -1) {
+            // built each turn: the socket's borrow must end before `drain` takes `self`
+            let mut fds = [
+                PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+            ];
+            match waiter.wait(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -265,10 +253,10 @@ impl Receiver {
                     return;
                 }
             }
-            if fds[1].revents != 0 {
+            if ready(&fds[1]) {
                 return;
             }
-            if fds[0].revents != 0 {
+            if ready(&fds[0]) {
                 self.drain();
             }
         }

@@ -14,12 +14,16 @@ use crate::receiver::{EventFd, IkeInbox, Receiver};
 use crate::status::{GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
-use quinn_udp::UdpSocketState;
-use crate::wait::Waiter;
+use crate::wait::{ready, Waiter};
 use ike::endpoint::Endpoint;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{setsockopt, sockopt};
+use quinn_udp::UdpSocketState;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,7 +108,7 @@ pub struct Gateway {
     /// Where the receive direction runs.
     receive: ReceivePath,
     control: ControlServer,
-    signals: OwnedFd,
+    signals: SignalFd,
     routes: Vec<tun::GwRoute>,
     rx: Vec<u8>,
     tx: Vec<u8>,
@@ -116,56 +120,31 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
     let s = UdpSocket::bind(addr).map_err(|cause| GatewayError::Bind { addr, cause })?;
     s.set_nonblocking(true)
         .map_err(|cause| GatewayError::Bind { addr, cause })?;
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
-        let v = SOCKET_BUFFER as libc::c_int;
-        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: setsockopt with a pointer to a c_int of the stated length.
-        let ok = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                force,
-                (&v as *const libc::c_int).cast(),
-                len,
-            )
-        } == 0;
-        if !ok {
-            // SAFETY: as above.
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    plain,
-                    (&v as *const libc::c_int).cast(),
-                    len,
-                )
-            };
-        }
+    // the *FORCE options pass rmem_max/wmem_max but need CAP_NET_ADMIN; else the plain ones
+    if setsockopt(&s, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(&s, sockopt::RcvBuf, &SOCKET_BUFFER);
+    }
+    if setsockopt(&s, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(&s, sockopt::SndBuf, &SOCKET_BUFFER);
     }
     Ok(s)
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP (reload) and returns a signalfd that reports them.
-fn signal_fd() -> io::Result<OwnedFd> {
-    // SAFETY: sigset manipulation on a local, then signalfd/pthread_sigmask with it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+fn signal_fd() -> io::Result<SignalFd> {
+    let set = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]);
+    set.thread_block()?;
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?)
+}
+
+/// The TUN device's descriptor, for `poll(2)`.
+fn tun_fd(tun: &Tun) -> BorrowedFd<'_> {
+    // SAFETY: `tun` owns the descriptor, open for as long as the returned borrow of it lives.
+    // Kept because `Tun` has no `AsFd` yet: tun.rs is left to the TUN crate evaluation.
+    unsafe { BorrowedFd::borrow_raw(tun.as_raw_fd()) }
 }
 
 /// Where the receive direction (UDP 4500 → decrypt → TUN) runs.
@@ -345,33 +324,6 @@ impl Gateway {
 
     /// Runs the event loop until SIGTERM/SIGINT, then shuts down gracefully.
     pub fn run(mut self) -> Result<(), GatewayError> {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.signals.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.sock500.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.receive_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.tun.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.control.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         let mut waiter = Waiter::new(self.core.config().busy_poll);
         let mut next_housekeeping = Instant::now();
         loop {
@@ -380,13 +332,22 @@ impl Gateway {
                 .poll_timeout()
                 .saturating_duration_since(Instant::now());
             // round up so we never wake just before the deadline and spin
-            let timeout_ms = d.as_micros().div_ceil(1000).min(1000) as libc::c_int;
-            match waiter.wait(&mut fds, timeout_ms) {
+            let timeout_ms = d.as_micros().div_ceil(1000).min(1000) as u16;
+            // built each turn: the borrows of `self` must end before the handlers take it
+            let mut fds = [
+                PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.sock500.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.receive_fd(), PollFlags::POLLIN),
+                PollFd::new(tun_fd(&self.tun), PollFlags::POLLIN),
+                PollFd::new(self.control.fd(), PollFlags::POLLIN),
+            ];
+            match waiter.wait(&mut fds, PollTimeout::from(timeout_ms)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(GatewayError::Poll(e)),
             }
-            if fds[0].revents != 0 {
+            let hit = fds.map(|f| ready(&f));
+            if hit[0] {
                 let sig = self.read_signal();
                 if sig == libc::SIGHUP as u32 {
                     if let Err(e) = self.reload() {
@@ -397,16 +358,16 @@ impl Gateway {
                     break;
                 }
             }
-            if fds[1].revents != 0 {
+            if hit[1] {
                 self.drain_ike_500();
             }
-            if fds[2].revents != 0 {
+            if hit[2] {
                 self.on_receive_ready();
             }
-            if fds[3].revents != 0 {
+            if hit[3] {
                 self.drain_tun();
             }
-            if fds[4].revents != 0 {
+            if hit[4] {
                 for req in self.control.pending() {
                     match req {
                         ControlRequest::Status(reply) => {
@@ -447,7 +408,7 @@ impl Gateway {
     }
 
     /// What the loop waits on for the receive direction.
-    fn receive_fd(&self) -> std::os::fd::RawFd {
+    fn receive_fd(&self) -> BorrowedFd<'_> {
         match &self.receive {
             ReceivePath::Inline(r) => r.fd(),
             ReceivePath::Thread { .. } => self.ike_inbox.fd(),
@@ -469,20 +430,11 @@ impl Gateway {
         }
     }
 
+    /// The number of the next pending signal; 0 if none (or the read failed).
     fn read_signal(&self) -> u32 {
-        let mut info = [0u8; 128];
-        // SAFETY: reading a signalfd_siginfo (128 bytes) into a 128-byte buffer.
-        let n = unsafe {
-            libc::read(
-                self.signals.as_raw_fd(),
-                info.as_mut_ptr().cast(),
-                info.len(),
-            )
-        };
-        if n >= 4 {
-            u32::from_ne_bytes([info[0], info[1], info[2], info[3]])
-        } else {
-            0
+        match self.signals.read_signal() {
+            Ok(Some(info)) => info.ssi_signo,
+            _ => 0,
         }
     }
 
@@ -678,27 +630,17 @@ impl Gateway {
         self.flush();
         // give the DELETEs a moment to leave and be answered (answers are read, not awaited)
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        let mut fds = [
-            libc::pollfd {
-                fd: self.sock500.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.receive_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         while self.core.datapath_ref().child_count() > 0 || Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            // SAFETY: valid pollfd array.
-            let n =
-                unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().max(1) as libc::c_int) };
-            if n <= 0 {
+            let left_ms = left.as_millis().clamp(1, u16::MAX.into()) as u16;
+            let mut fds = [
+                PollFd::new(self.sock500.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.receive_fd(), PollFlags::POLLIN),
+            ];
+            if !matches!(nix::poll::poll(&mut fds, left_ms), Ok(n) if n > 0) {
                 break;
             }
             self.drain_ike_500();

@@ -11,6 +11,7 @@
 //! while nothing else wants it, and at most `busy_poll` per burst of work — the same trade
 //! as Linux's `SO_BUSY_POLL`. Off unless `busy_poll_us` is set (see `DEFAULT_BUSY_POLL`).
 
+use nix::poll::{PollFd, PollTimeout};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -31,64 +32,54 @@ impl Waiter {
         }
     }
 
-    /// Waits until a descriptor in `fds` is ready or `timeout_ms` passes (−1: no limit); returns
-    /// how many are ready (0 on timeout). `EINTR` is returned as an error for the caller to retry.
-    pub fn wait(&mut self, fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
-        for f in fds.iter_mut() {
-            f.revents = 0;
-        }
+    /// Waits until a descriptor in `fds` is ready or `timeout` passes; returns how many are
+    /// ready (0 on timeout). `EINTR` is returned as an error for the caller to retry; the
+    /// `revents` of `fds` are then stale, so callers build their `PollFd`s afresh each turn.
+    pub fn wait(&mut self, fds: &mut [PollFd<'_>], timeout: PollTimeout) -> io::Result<usize> {
         if self.warm && !self.busy_poll.is_zero() {
             let start = Instant::now();
             loop {
-                let n = poll(fds, 0)?;
+                let n = poll(fds, PollTimeout::ZERO)?;
                 if n > 0 {
                     return Ok(n);
                 }
                 if start.elapsed() >= self.busy_poll {
                     break;
                 }
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
+                std::thread::yield_now(); // sched_yield(2)
             }
         }
-        let n = poll(fds, timeout_ms)?;
+        let n = poll(fds, timeout)?;
         self.warm = n > 0;
         Ok(n)
     }
 }
 
-fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
-    // SAFETY: fds is a valid, exclusively borrowed array of pollfd for its length.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+/// Whether `poll(2)` reported anything for `fd` (readable, error, hang-up: any `revents`).
+pub fn ready(fd: &PollFd<'_>) -> bool {
+    // `None`: bits nix does not name, which are still something to look at
+    fd.any().unwrap_or(true)
+}
+
+fn poll(fds: &mut [PollFd<'_>], timeout: PollTimeout) -> io::Result<usize> {
+    Ok(nix::poll::poll(fds, timeout)? as usize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
-
-    fn pollfd(fd: i32) -> libc::pollfd {
-        libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }
-    }
+    use nix::poll::PollFlags;
+    use std::os::fd::AsFd;
 
     #[test]
     fn spins_only_after_work_and_only_for_its_budget() {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = sock.local_addr().unwrap();
-        let mut fds = [pollfd(sock.as_raw_fd())];
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
         let mut w = Waiter::new(Duration::from_millis(200));
         // cold: a plain blocking poll that times out
         let t = Instant::now();
-        assert_eq!(w.wait(&mut fds, 5).unwrap(), 0);
+        assert_eq!(w.wait(&mut fds, PollTimeout::from(5u16)).unwrap(), 0);
         assert!(!w.warm);
         assert!(
             t.elapsed() < Duration::from_millis(150),
@@ -97,14 +88,15 @@ mod tests {
         );
         // work arrives: ready at once, and the waiter is warm
         sock.send_to(b"x", addr).unwrap();
-        assert_eq!(w.wait(&mut fds, 1000).unwrap(), 1);
-        assert!(fds[0].revents & libc::POLLIN != 0);
+        assert_eq!(w.wait(&mut fds, PollTimeout::from(1000u16)).unwrap(), 1);
+        assert!(fds[0].revents().unwrap().contains(PollFlags::POLLIN));
+        assert!(ready(&fds[0]));
         assert!(w.warm);
         let mut buf = [0u8; 4];
         sock.recv_from(&mut buf).unwrap();
         // warm with nothing to do: spins for the budget, then the blocking poll times out
         let t = Instant::now();
-        assert_eq!(w.wait(&mut fds, 5).unwrap(), 0);
+        assert_eq!(w.wait(&mut fds, PollTimeout::from(5u16)).unwrap(), 0);
         assert!(
             t.elapsed() >= Duration::from_millis(200),
             "{:?}",
@@ -115,7 +107,7 @@ mod tests {
         let mut z = Waiter::new(Duration::ZERO);
         z.warm = true;
         let t = Instant::now();
-        assert_eq!(z.wait(&mut fds, 1).unwrap(), 0);
+        assert_eq!(z.wait(&mut fds, PollTimeout::from(1u16)).unwrap(), 0);
         assert!(
             t.elapsed() < Duration::from_millis(150),
             "{:?}",
