@@ -246,8 +246,7 @@ pub fn default_control_path(config: &Path) -> PathBuf {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "gateway".into());
-    // SAFETY: geteuid never fails.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let base = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !root => PathBuf::from(d),
         _ => PathBuf::from("/run"),
@@ -623,6 +622,8 @@ mod tests {
     fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(move || {
             // SAFETY: raw setgroups/setresgid/setresuid system calls on this thread only.
+            // Kept: nix's setresuid/setresgid/setgroups go through libc, which changes every
+            // thread of the process (POSIX), and the test harness's other threads must stay root.
             unsafe {
                 assert_eq!(
                     libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
@@ -642,22 +643,19 @@ mod tests {
     #[test]
     fn control_socket_is_private_and_checks_the_client() {
         use crate::control::{Access, ControlServer};
+        use nix::sys::stat::{umask, Mode};
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            // SAFETY: geteuid never fails.
-            unsafe { libc::geteuid() },
-            0,
+        assert!(
+            nix::unistd::geteuid().is_root(),
             "this test runs as root (as CI does)"
         );
         let dir = std::env::temp_dir().join(format!("hn-gw-perm-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.join("gw.sock");
-        // SAFETY: umask only changes this process's file-creation mask.
-        let old = unsafe { libc::umask(0) };
+        let old = umask(Mode::empty());
         let server = ControlServer::bind(&path, Access::default());
-        // SAFETY: as above.
-        unsafe { libc::umask(old) };
+        umask(old);
         let server = server.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "socket mode {mode:o} under umask 000");
