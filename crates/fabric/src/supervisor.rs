@@ -16,8 +16,12 @@
 //! child is started with `PR_SET_PDEATHSIG` = SIGKILL, so whatever ends the supervisor ends
 //! the child too: it is never left as an orphan holding the gateway's ports.
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{getppid, Pid};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -128,27 +132,12 @@ pub fn describe(status: &ExitStatus) -> String {
 }
 
 fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGSYS => "SIGSYS",
-        _ => "signal",
-    }
+    Signal::try_from(sig).map_or("signal", Signal::as_str)
+}
+
+/// A child's pid, for kill(2).
+fn child_pid(c: &Child) -> Pid {
+    Pid::from_raw(c.id() as i32)
 }
 
 /// The delay before restart number `failures` (1-based) of a child that keeps dying:
@@ -193,38 +182,33 @@ impl Jitter {
 }
 
 /// Blocks the signals the supervisor handles and returns a signalfd reporting them.
-fn signal_fd() -> io::Result<OwnedFd> {
-    // SAFETY: sigset manipulation on a local, then pthread_sigmask/signalfd with it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD] {
-            libc::sigaddset(&mut set, sig);
-        }
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+fn signal_fd() -> io::Result<SignalFd> {
+    let set = SigSet::from_iter([
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ]);
+    set.thread_block()?;
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?)
 }
 
 /// The next pending signal, if any.
-fn read_signal(fd: &OwnedFd) -> Option<i32> {
-    let mut info = [0u8; 128];
-    // SAFETY: reading one signalfd_siginfo (128 bytes) into a 128-byte buffer.
-    let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
-    (n == 128).then(|| i32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
+fn read_signal(fd: &SignalFd) -> Option<i32> {
+    match fd.read_signal() {
+        Ok(Some(info)) => Some(info.ssi_signo as i32),
+        _ => None,
+    }
 }
 
 /// Starts `hybridnet gateway run CONFIG --control SOCK`: this very executable (through
 /// /proc/self/exe, so a rebuilt binary on disk does not change what is restarted), with our
 /// stdout and stderr (the gateway's log), dying with us.
 fn spawn_child(opts: &SuperviseOptions) -> io::Result<Child> {
-    let supervisor = std::process::id() as libc::pid_t;
+    let supervisor = Pid::this();
     let argv0 = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "hybridnet".into());
@@ -236,23 +220,20 @@ fn spawn_child(opts: &SuperviseOptions) -> io::Result<Child> {
         .arg("--control")
         .arg(&opts.control)
         .stdin(Stdio::null());
+    let chld = SigSet::from_iter([Signal::SIGCHLD]);
     // SAFETY: between fork and exec only async-signal-safe calls: prctl(2), getppid(2),
-    // sigprocmask on a local set.
+    // sigprocmask on a local set (nix's wrappers of them allocate nothing).
+    // Kept: `pre_exec` itself is unsafe in std; no crate makes a fork-time hook safe.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // The supervisor died before the death signal was armed: do not run orphaned.
-            if libc::getppid() != supervisor {
+            if getppid() != supervisor {
                 return Err(io::Error::other("the supervisor is gone"));
             }
             // TERM, INT and HUP stay blocked: the gateway takes them from its signalfd, so one
             // that arrives while it starts is handled, not fatal.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&chld), None);
             Ok(())
         });
     }
@@ -324,25 +305,21 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
         }
         let now = Instant::now();
         let wake = [next_start, stop_deadline].into_iter().flatten().min();
-        let timeout_ms = match wake {
-            None => -1,
-            Some(t) => t.saturating_duration_since(now).as_millis().min(60_000) as libc::c_int + 1,
+        let timeout = match wake {
+            None => PollTimeout::NONE,
+            Some(t) => PollTimeout::from(
+                t.saturating_duration_since(now).as_millis().min(60_000) as u16 + 1,
+            ),
         };
-        let mut pfd = libc::pollfd {
-            fd: signals.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll(2) on one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, timeout_ms) } < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(SuperviseError::Poll(e));
+        let mut pfd = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Err(e) = nix::poll::poll(&mut pfd, timeout) {
+            if e != nix::errno::Errno::EINTR {
+                return Err(SuperviseError::Poll(e.into()));
             }
         }
         while let Some(sig) = read_signal(&signals) {
-            match sig {
-                libc::SIGTERM | libc::SIGINT if stop_deadline.is_none() => {
+            match Signal::try_from(sig) {
+                Ok(stop @ (Signal::SIGTERM | Signal::SIGINT)) if stop_deadline.is_none() => {
                     stop_deadline = Some(Instant::now() + CHILD_STOP_GRACE);
                     next_start = None;
                     if let Some((c, _)) = &child {
@@ -350,14 +327,14 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
                             "signal {sig}: stopping gateway process {}",
                             c.id()
                         ));
-                        // SAFETY: kill(2) on our own child, not yet reaped.
-                        unsafe { libc::kill(c.id() as i32, sig) };
+                        // our own child, not yet reaped
+                        let _ = kill(child_pid(c), stop);
                     }
                 }
-                libc::SIGHUP => {
+                Ok(Signal::SIGHUP) => {
                     if let Some((c, _)) = &child {
-                        // SAFETY: kill(2) on our own child, not yet reaped.
-                        unsafe { libc::kill(c.id() as i32, libc::SIGHUP) };
+                        // our own child, not yet reaped
+                        let _ = kill(child_pid(c), Signal::SIGHUP);
                     }
                 }
                 _ => {}
