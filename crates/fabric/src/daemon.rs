@@ -10,6 +10,9 @@
 //! it answers, and a stop that is a SIGTERM first (so the daemon sends its DELETEs) and a
 //! SIGKILL after a grace period.
 
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -271,21 +274,20 @@ pub fn is_live(pid: i32) -> bool {
 
 /// Reaps `pid` if it is a child of ours that exited, so it leaves no zombie.
 pub fn reap(pid: i32) {
-    // SAFETY: waitpid(2), non-blocking, on a pid this process started.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
 }
 
 /// Sends `sig` to the processes `pids` finds, waits up to `grace` for them to go, then
 /// SIGKILLs those left and waits (a second at most) until they are gone. `pids` must only
 /// find processes of this lab.
-pub fn terminate(mut pids: impl FnMut() -> Vec<i32>, sig: libc::c_int, grace: Duration) {
+pub fn terminate(mut pids: impl FnMut() -> Vec<i32>, sig: Signal, grace: Duration) {
     let first = pids();
     if first.is_empty() {
         return;
     }
     for pid in first {
-        // SAFETY: kill(2) on a process of this lab, as `pids` vouches.
-        unsafe { libc::kill(pid, sig) };
+        // a process of this lab, as `pids` vouches
+        let _ = kill(Pid::from_raw(pid), sig);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && !pids().is_empty() {
@@ -296,8 +298,8 @@ pub fn terminate(mut pids: impl FnMut() -> Vec<i32>, sig: libc::c_int, grace: Du
         return;
     }
     for pid in left {
-        // SAFETY: as above; it ignored the signal.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // as above; it ignored the signal
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline && !pids().is_empty() {

@@ -15,6 +15,7 @@
 
 use crate::daemon::{self, Daemon, DaemonAction, DaemonError};
 use crate::gateway_config::GatewayRun;
+use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -111,7 +112,7 @@ fn role_of(pid: i32, config: &Path) -> Option<Role> {
 
 /// Ends those of `pids` that are `role` for `config` (checked by their command line, which
 /// names this lab's configuration file): `sig`, then SIGKILL after the grace period.
-fn end_processes(pids: &[i32], config: &Path, role: Role, sig: libc::c_int) {
+fn end_processes(pids: &[i32], config: &Path, role: Role, sig: Signal) {
     let still = || {
         pids.iter()
             .copied()
@@ -190,10 +191,10 @@ pub fn stop(lab_dir: &Path, rec: &GatewayRecord) {
     } else {
         Role::Gateway
     };
-    end_processes(&[rec.pid], &rec.config, role, libc::SIGTERM);
+    end_processes(&[rec.pid], &rec.config, role, Signal::SIGTERM);
     // The child dies with its supervisor (PR_SET_PDEATHSIG); make sure of it.
     if let Some(pid) = child {
-        end_processes(&[pid], &rec.config, Role::Gateway, libc::SIGKILL);
+        end_processes(&[pid], &rec.config, Role::Gateway, Signal::SIGKILL);
     }
     let _ = std::fs::remove_file(record_path(lab_dir, &rec.site, &rec.gateway));
     let _ = std::fs::remove_file(&rec.control);
@@ -229,7 +230,7 @@ fn start(
     // a gateway stopped here, then any gateway left.
     let pids = crate::netns::pids_in_netns(&run.netns);
     for role in [Role::Supervisor, Role::Gateway] {
-        end_processes(&pids, &config, role, libc::SIGTERM);
+        end_processes(&pids, &config, role, Signal::SIGTERM);
     }
     let _ = std::fs::remove_file(&state);
     daemon::write_private(&config, config_text.as_bytes())?;

@@ -2,9 +2,13 @@
 //! namespace), `ip -j` for reading, and `setns(2)` on a scratch thread for sysctls and process
 //! discovery so that those cost no process at all.
 
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::statfs::NSFS_MAGIC;
+use nix::unistd::Pid;
 use std::io::Write;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -59,10 +63,6 @@ pub enum NetnsError {
     NotPermitted(String),
 }
 
-/// `statfs(2)` magic of nsfs, the filesystem namespace files live on (`NSFS_MAGIC` in
-/// linux/magic.h): a name in `/run/netns` is a namespace only while one is mounted on it.
-const NSFS_MAGIC: u64 = 0x6e73_6673;
-
 /// Every name in `/run/netns` starting with `prefix`, namespace or not, sorted.
 pub fn netns_entries(prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
@@ -77,18 +77,11 @@ pub fn netns_entries(prefix: &str) -> Vec<String> {
     out
 }
 
-/// Whether `path` has a namespace mounted on it (nsfs), rather than being a plain file.
+/// Whether `path` has a namespace mounted on it (nsfs, whose `statfs(2)` magic is
+/// `NSFS_MAGIC`), rather than being a plain file: a name in `/run/netns` is a namespace only
+/// while one is mounted on it.
 fn is_namespace_file(path: &Path) -> bool {
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: an all-zero statfs is a valid value for statfs(2) to fill in.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: statfs(2) with a NUL-terminated path and a struct of the right type.
-    if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    st.f_type as u64 == NSFS_MAGIC
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type() == NSFS_MAGIC)
 }
 
 /// Names of all named namespaces that start with `prefix`, sorted. A name whose file is not
@@ -138,9 +131,10 @@ fn ip_command() -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new("ip");
     // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    // Kept: `pre_exec` itself is unsafe in std; no crate makes a fork-time hook safe.
     unsafe {
         cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             Ok(())
         });
     }
@@ -154,13 +148,14 @@ pub fn enter_detached(cmd: &mut Command, ns: &std::fs::File) {
     use std::os::unix::process::CommandExt;
     let ns_fd = std::os::fd::AsRawFd::as_raw_fd(ns);
     // SAFETY: between fork and exec only async-signal-safe calls: setns(2) on a descriptor
-    // opened before the fork, and setsid(2).
+    // opened before the fork (the caller keeps `ns` open until the spawn, so borrowing it in
+    // the child is sound), and setsid(2).
+    // Kept: `pre_exec` itself is unsafe in std, and its closure must be 'static, so it can
+    // hold the descriptor only as a number.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setsid();
+            setns(BorrowedFd::borrow_raw(ns_fd), CloneFlags::CLONE_NEWNET)?;
+            let _ = nix::unistd::setsid();
             Ok(())
         });
     }
@@ -264,11 +259,9 @@ pub fn in_netns<T: Send>(
         std::fs::File::open(Path::new(NETNS_RUN_DIR).join(netns)).map_err(|e| sys("open", e))?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: setns on a valid namespace fd affects only this scratch thread, which
-            // ends right after `f`.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                return Err(sys("setns", std::io::Error::last_os_error()));
+            // affects only this scratch thread, which ends right after `f`
+            if let Err(e) = setns(&file, CloneFlags::CLONE_NEWNET) {
+                return Err(sys("setns", e.into()));
             }
             f().map_err(|e| sys("in namespace", e))
         })
@@ -343,16 +336,16 @@ pub fn pids_in_netns(netns: &str) -> Vec<i32> {
 pub fn kill_netns_processes(netns: &str, grace: std::time::Duration) -> usize {
     let pids = pids_in_netns(netns);
     for pid in &pids {
-        // SAFETY: plain kill(2) on a pid that lives in one of our lab's namespaces.
-        unsafe { libc::kill(*pid, libc::SIGTERM) };
+        // a pid that lives in one of our lab's namespaces
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
     }
     let deadline = std::time::Instant::now() + grace;
     while std::time::Instant::now() < deadline && !pids_in_netns(netns).is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     for pid in pids_in_netns(netns) {
-        // SAFETY: as above; the process ignored SIGTERM.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // as above; the process ignored SIGTERM
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     pids.len()
 }

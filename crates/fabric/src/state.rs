@@ -9,7 +9,8 @@
 use crate::desired::DesiredState;
 use crate::names::LabId;
 use crate::spec::SiteSpec;
-use std::os::unix::io::AsRawFd;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use std::path::{Path, PathBuf};
 
 /// Name prefix of a lab directory being created (renamed to the lab id when complete).
@@ -144,32 +145,29 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StateError> {
 /// An exclusive `flock(2)` on a lock file, released when dropped (or when the process dies,
 /// so a crashed holder never blocks anyone).
 pub struct FileLock {
-    _file: std::fs::File,
+    _lock: Flock<std::fs::File>,
 }
 
 impl FileLock {
     /// Opens (creating) `path` and waits for the exclusive lock on it.
     fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        let f = std::fs::OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)?;
         loop {
-            // SAFETY: flock(2) on a descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock { _file: f });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
+            match Flock::lock(f, FlockArg::LockExclusive) {
+                Ok(lock) => return Ok(FileLock { _lock: lock }),
+                Err((back, Errno::EINTR)) => f = back,
+                Err((_, e)) => return Err(e.into()),
             }
         }
     }
 
     /// Like [`FileLock::acquire`], giving up after `patience`.
     fn acquire_within(path: &Path, patience: std::time::Duration) -> Option<FileLock> {
-        let f = std::fs::OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -177,9 +175,9 @@ impl FileLock {
             .ok()?;
         let deadline = std::time::Instant::now() + patience;
         loop {
-            // SAFETY: flock(2) on a descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Some(FileLock { _file: f });
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Some(FileLock { _lock: lock }),
+                Err((back, _)) => f = back,
             }
             if std::time::Instant::now() >= deadline {
                 return None;

@@ -16,6 +16,7 @@ use crate::spec::SiteSpec;
 use crate::strongswan_site::{device_public_ip, is_strongswan, peers_of, ExportError, DEVICE};
 use crate::topology::Topology;
 use devconfig::{CharonRuntime, PeerDevice, StrongSwan, Vendor};
+use nix::sys::signal::Signal;
 use site::{Resource, Site};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -87,7 +88,7 @@ pub fn charon_pids(netns: &str) -> Vec<i32> {
 
 /// Stops the charon processes of a device namespace (SIGTERM, SIGKILL after a grace period).
 fn stop(netns: &str) {
-    daemon::terminate(|| charon_pids(netns), libc::SIGTERM, STOP_GRACE);
+    daemon::terminate(|| charon_pids(netns), Signal::SIGTERM, STOP_GRACE);
 }
 
 /// Stops the charon of every strongSwan site of the lab (`lab up --no-gateways`: the lab runs

@@ -3,9 +3,9 @@
 //! across the tunnels — ping, and a TCP transfer whose content the receiver verifies byte by
 //! byte — run from threads inside the VMs' namespaces.
 
+use nix::sched::{setns, CloneFlags};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -188,9 +188,9 @@ fn spawn_in<T: Send + 'static>(
         },
     )?;
     Ok(std::thread::spawn(move || {
-        // SAFETY: setns on a valid namespace fd affects only this thread, which ends after `f`.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(TransferError::Setns(std::io::Error::last_os_error()));
+        // affects only this thread, which ends after `f`
+        if let Err(e) = setns(&file, CloneFlags::CLONE_NEWNET) {
+            return Err(TransferError::Setns(e.into()));
         }
         f()
     }))
