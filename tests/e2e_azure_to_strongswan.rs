@@ -5,15 +5,12 @@
 //! --list-sas` inside its namespace and in `lab status`), the Azure connection Connected with
 //! byte counters that grow by what was sent, and `lab down` leaving no namespace or charon.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use lab::{show, Lab};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use testkit::lab;
+use testkit::lab::{show, Lab};
 
 const KEY: &str = "hybridnet-lab-shared-key";
 

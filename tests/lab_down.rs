@@ -1,12 +1,8 @@
 //! `lab down` removes every namespace of the lab, the processes running in them, and the
 //! lab's state directory; another lab running at the same time is untouched.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{hybridnet_cmd, show, Lab};
 use std::time::{Duration, Instant};
+use testkit::lab::{hybridnet_cmd, show, Lab};
 
 #[test]
 fn down_leaves_nothing_behind() {

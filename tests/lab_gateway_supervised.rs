@@ -5,17 +5,10 @@
 //! tunnel works, without anyone running `lab up`. A `lab up` afterwards leaves the healthy
 //! gateway alone, and `lab down` leaves no supervisor and no gateway process.
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::wait_both_connected;
-use lab::{show, Lab};
+use hybridnet_tests::e2e::wait_both_connected;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use testkit::lab::{show, Lab};
 
 /// The gateway `stackhub-gw`'s entry in `lab status --json`.
 fn gateway_status(lab: &Lab) -> Value {

@@ -5,17 +5,10 @@
 //! without a restart; SIGKILL to the other supervisor takes its gateway process with it (no
 //! orphan holding the ports).
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::{conn, wait_for};
-use lab::Lab;
+use hybridnet_tests::e2e::{conn, wait_conn};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use testkit::lab::Lab;
 
 /// The `gatewayProcess` of gateway `name` in site `site`, from `lab status --json`.
 fn process(lab: &Lab, site: &str, name: &str) -> Value {
@@ -102,7 +95,7 @@ fn hup_reloads_term_stops_with_delete_kill_leaves_no_orphan() {
 
     // SIGTERM: forwarded; the gateway sends DELETE and exits, and so does its supervisor.
     signal(az_sup, libc::SIGTERM);
-    let (c, took) = wait_for(
+    let (c, took) = wait_conn(
         &lab,
         "stackhub",
         "stackhub-to-azure",

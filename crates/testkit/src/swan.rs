@@ -2,13 +2,19 @@
 //! over its own TUN device, always UDP-encapsulated), one private /run per daemon (via
 //! `unshare -m` + tmpfs, so two charons' pid files cannot clash), driven through its vici
 //! socket with `swanctl`.
+//!
+//! The one charon launcher of the tests: the gateway suites, the IKE crate's interop tests and
+//! the device-configuration tests (with a strongswan.conf of their own) all start charon here.
 
 use crate::netns::Netns;
-use crate::process::{wait_for, Daemon};
+use crate::process::{tail, wait_for, Daemon};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+/// Where Debian's strongswan-charon installs the daemon.
+pub const CHARON: &str = "/usr/lib/ipsec/charon";
 
 /// charon's plugins. ORDER MATTERS: kernel-libipsec must precede kernel-netlink.
 pub const CHARON_LOAD: &str =
@@ -70,53 +76,22 @@ pub struct Charon {
 }
 
 impl Charon {
-    /// Writes strongswan.conf into `dir`, starts charon in `ns` and waits for its vici socket.
+    /// Writes the lab's strongswan.conf ([`strongswan_conf`]) into `dir`, starts charon in `ns`
+    /// and waits for its vici socket.
     pub fn start(ns: &Netns, dir: &Path) -> Result<Charon> {
+        Charon::start_with_conf(ns, dir, &strongswan_conf(dir))
+    }
+
+    /// Starts charon in `ns` with `strongswan_conf` (written to `dir/strongswan.conf`; its vici
+    /// socket must be `unix://DIR/charon.vici`) and waits for the socket. The exec chain (`ip
+    /// netns exec` → env → unshare → sh → exec charon) keeps charon at the spawned PID; its
+    /// private /run keeps two charons' pid files apart.
+    pub fn start_with_conf(ns: &Netns, dir: &Path, strongswan_conf: &str) -> Result<Charon> {
         std::fs::create_dir_all(dir)?;
-        let charon = "/usr/lib/ipsec/charon";
-        if !Path::new(charon).exists() {
-            bail!("{charon} missing: run scripts/install-deps.sh (strongswan-charon, libcharon-extra-plugins)");
+        if !Path::new(CHARON).exists() {
+            bail!("{CHARON} missing: run scripts/install-deps.sh (strongswan-charon, libcharon-extra-plugins)");
         }
-        std::fs::write(
-            dir.join("strongswan.conf"),
-            format!(
-                r#"charon {{
-    load = {CHARON_LOAD}
-    install_routes = yes
-    routing_table = 220
-    routing_table_prio = 220
-    filelog {{
-        lab {{
-            path = {dir}/charon.log
-            time_format = %H:%M:%S
-            time_add_ms = yes
-            ike_name = yes
-            append = no
-            flush_line = yes
-            default = 1
-        }}
-    }}
-    syslog {{
-        daemon {{
-            default = -1
-        }}
-    }}
-    plugins {{
-        vici {{
-            socket = unix://{dir}/charon.vici
-        }}
-        kernel-libipsec {{
-            allow_peer_ts = no
-        }}
-    }}
-}}
-swanctl {{
-    load = random openssl pem pkcs1 pkcs8 x509
-}}
-"#,
-                dir = dir.display()
-            ),
-        )?;
+        std::fs::write(dir.join("strongswan.conf"), strongswan_conf)?;
         let mut cmd = ns.command("env");
         cmd.arg(format!("STRONGSWAN_CONF={}/strongswan.conf", dir.display()))
             .args([
@@ -127,7 +102,7 @@ swanctl {{
                 "sh",
                 "-c",
                 "mount -t tmpfs -o mode=0755 hn-swan-run /run && exec \"$0\"",
-                charon,
+                CHARON,
             ]);
         let daemon = Daemon::spawn("charon", cmd, &dir.join("charon.stdout"))?;
         let mut c = Charon {
@@ -253,13 +228,18 @@ secrets {{
                     .collect::<String>(),
             ),
         )?;
+        self.load_file(&path)?;
+        Ok(())
+    }
+
+    /// `swanctl --load-all` of a swanctl.conf; returns what swanctl said.
+    pub fn load_file(&self, file: &Path) -> Result<String> {
         self.swanctl(&[
             "--load-all",
             "--noprompt",
             "--file",
-            &path.display().to_string(),
-        ])?;
-        Ok(())
+            &file.display().to_string(),
+        ])
     }
 
     /// Initiates `site`/`net` and waits up to `timeout_s` for the result.
@@ -304,12 +284,59 @@ secrets {{
     pub fn pid(&self) -> u32 {
         self.daemon.pid()
     }
+
+    /// The directory holding its strongswan.conf, vici socket and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops charon with `signal` (SIGTERM: it deletes its SAs on the way out; SIGKILL: it
+    /// says nothing), SIGKILL after 5 s. Dropping it later does nothing more.
+    pub fn stop(&mut self, signal: i32) {
+        self.daemon.stop_with(signal, Duration::from_secs(5));
+    }
 }
 
-/// The last `n` lines of `s`.
-pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+/// The lab's strongswan.conf for a charon whose files live in `dir`: [`CHARON_LOAD`], routes
+/// in table 220, a log at `dir/charon.log`, the vici socket at `dir/charon.vici`.
+pub fn strongswan_conf(dir: &Path) -> String {
+    format!(
+        r#"charon {{
+    load = {CHARON_LOAD}
+    install_routes = yes
+    routing_table = 220
+    routing_table_prio = 220
+    filelog {{
+        lab {{
+            path = {dir}/charon.log
+            time_format = %H:%M:%S
+            time_add_ms = yes
+            ike_name = yes
+            append = no
+            flush_line = yes
+            default = 1
+        }}
+    }}
+    syslog {{
+        daemon {{
+            default = -1
+        }}
+    }}
+    plugins {{
+        vici {{
+            socket = unix://{dir}/charon.vici
+        }}
+        kernel-libipsec {{
+            allow_peer_ts = no
+        }}
+    }}
+}}
+swanctl {{
+    load = random openssl pem pkcs1 pkcs8 x509
+}}
+"#,
+        dir = dir.display()
+    )
 }
 
 /// The facts `swanctl --list-sas` shows about the child `net`.
