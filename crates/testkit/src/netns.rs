@@ -122,13 +122,9 @@ impl Netns {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<Result<T>> {
-        let path = format!("/run/netns/{}", self.name);
+        let name = self.name.clone();
         std::thread::spawn(move || {
-            let file = File::open(&path).with_context(|| format!("open {path}"))?;
-            // SAFETY: setns on a valid namespace fd; affects only this (fresh) thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!("setns {path}: {}", std::io::Error::last_os_error());
-            }
+            enter(&name)?;
             Ok(f())
         })
     }
@@ -165,6 +161,18 @@ impl Drop for Netns {
             eprintln!("warning: could not delete netns {}: {e:#}", self.name);
         }
     }
+}
+
+/// Moves the calling thread (only it) into namespace `name`: sockets it opens afterwards live
+/// there. Meant for a thread of its own, as [`Netns::run_in`] makes.
+pub fn enter(name: &str) -> Result<()> {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).with_context(|| format!("open {path}"))?;
+    // SAFETY: setns on a valid namespace fd; affects only the calling thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns {path}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A veth pair whose ends are created directly inside two namespaces.
