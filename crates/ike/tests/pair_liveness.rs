@@ -132,3 +132,26 @@ fn responder_initiated_delete_and_liveness() {
         .any(|e| matches!(e, Event::ChildSaDeleted { .. })));
     assert_eq!(n.a.dropped(), 0);
 }
+
+/// Over a link with 50 ms each way the handshake takes two round trips: B has its Child SA
+/// when the IKE_AUTH request reaches it (150 ms), A when the answer does (200 ms), and nothing
+/// is sent twice.
+#[test]
+fn a_handshake_over_a_slow_link_takes_two_round_trips() {
+    let mut n = Net::new()
+        .latency(Duration::from_millis(50))
+        .establish(IKE, ESP);
+    assert_eq!(n.in_flight(), 1, "the IKE_SA_INIT request is on its way");
+    n.run_for(Duration::from_millis(149));
+    assert!(children(&n.ev_b).is_empty());
+    n.run_for(Duration::from_millis(1));
+    assert_eq!(children(&n.ev_b).len(), 1, "{:?}", n.ev_b);
+    assert!(children(&n.ev_a).is_empty());
+    n.run_for(Duration::from_millis(50));
+    assert_up(
+        &n,
+        "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384",
+        "AES_GCM_16_256",
+    );
+    assert_eq!(n.sent, 4, "no retransmission:\n{}", n.trace());
+}

@@ -8,16 +8,13 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ike::{
-    ChildSaKeys, ConnectionConfig, DownReason, Endpoint, Event, Identity, Proposal, Psk,
-    TrafficSelector,
-};
+use ike::{ChildSaKeys, ConnectionConfig, DownReason, Endpoint, Event, Identity};
 use testkit::netns::{unique_id, veth, Netns};
 use testkit::process::Scratch;
 use testkit::swan::{Charon, SwanConn, SwanTimers, CHARON};
 
 mod common;
-use common::capture;
+use common::{capture, Conn};
 
 const OURS: &str = "192.0.2.1";
 const THEIRS: &str = "192.0.2.2";
@@ -114,25 +111,18 @@ impl Lab {
     }
 }
 
+/// Our side: gw-a.lab.example at OURS with 10.1.0.0/16 behind it, expecting gw-b.lab.example.
 fn cfg(initiate: bool, ike: &str, esp: &str, psk: &str) -> ConnectionConfig {
-    let ts = |s: &str| TrafficSelector::from_prefix(s.parse().unwrap(), 16);
-    ConnectionConfig {
-        name: "interop".into(),
-        local_addr: OURS.parse().unwrap(),
-        remote_addr: THEIRS.parse().unwrap(),
-        local_id: "gw-a.lab.example".parse().unwrap(),
-        remote_id: Some(Identity::Fqdn("gw-b.lab.example".into())),
-        psk: Psk::new(psk.as_bytes().to_vec()),
-        local_ts: vec![ts("10.1.0.0")],
-        remote_ts: vec![ts("10.2.0.0")],
-        ike_proposals: vec![ike.parse::<Proposal>().unwrap()],
-        esp_proposals: vec![esp.parse::<Proposal>().unwrap()],
-        ike_lifetime: Duration::from_secs(3600),
-        child_lifetime: Duration::from_secs(1800),
-        dpd_timeout: Duration::from_secs(30),
-        initiate,
-        recovery: ike::Recovery::default(),
-    }
+    Conn::new(OURS.parse().unwrap(), THEIRS.parse().unwrap())
+        .name("interop")
+        .local_id("gw-a.lab.example".parse().unwrap())
+        .remote_id(Identity::Fqdn("gw-b.lab.example".into()))
+        .psk(psk)
+        .ike(ike)
+        .esp(esp)
+        .dpd(Duration::from_secs(30))
+        .initiate(initiate)
+        .build()
 }
 
 struct Outcome {

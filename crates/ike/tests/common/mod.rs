@@ -15,7 +15,7 @@ pub mod conn;
 pub mod net;
 
 #[allow(unused_imports)]
-pub use conn::{ts, Conn, A, B};
+pub use conn::{ts, Conn, A, B, ESP, IKE};
 #[allow(unused_imports)]
 pub use net::{Net, NAT_IP};
 

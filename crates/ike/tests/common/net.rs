@@ -1,6 +1,6 @@
 //! Two endpoints on an in-memory network with a virtual clock: datagrams are moved by hand,
-//! lost on purpose (by index), delayed (a fixed latency per direction) and reordered (some held
-//! back a random extra delay), and the wire is recorded for inspection and for attackers to
+//! lost on purpose (by index), delayed (a fixed latency per direction) and reordered (held back
+//! by index, or at random), and the wire is recorded for inspection and for attackers to
 //! replay. Every random choice — the endpoints' SPIs, nonces, keys and timer jitter, and the
 //! network's reordering — comes from one seed, so a failing scenario replays the same way.
 #![allow(dead_code)]
@@ -28,6 +28,9 @@ pub struct Net {
     pub ev_b: Vec<Event>,
     /// Drop the n-th datagram sent (0-based, counted across both directions).
     pub drop: Vec<usize>,
+    /// Hold the n-th datagram sent back by this much on top of the latency (so datagrams sent
+    /// after it may arrive first).
+    pub hold: Vec<(usize, Duration)>,
     /// Datagrams sent so far (both directions, dropped ones included).
     pub sent: usize,
     /// Bytes on the wire, for inspection: (sent by A, source port, payload).
@@ -36,6 +39,8 @@ pub struct Net {
     pub wire_at: Vec<Instant>,
     /// A sits behind a NAT: B sees NAT_IP and port + 40000.
     pub nat: bool,
+    /// When each datagram of `wire` arrived, in order of arrival: (index in `wire`, time).
+    pub arrived: Vec<(usize, Instant)>,
     /// Where every random choice comes from.
     pub seed: u64,
     /// One-way delay (A to B, B to A).
@@ -90,10 +95,12 @@ impl Net {
             ev_a: vec![],
             ev_b: vec![],
             drop: vec![],
+            hold: vec![],
             sent: 0,
             wire: vec![],
             wire_at: vec![],
             nat: false,
+            arrived: vec![],
             seed,
             latency: (Duration::ZERO, Duration::ZERO),
             reorder: None,
@@ -217,7 +224,8 @@ impl Net {
             } else {
                 (t.remote, SocketAddr::new(src_ip, t.local_port))
             };
-            let at = self.now + self.delay(from_a);
+            let held = self.hold.iter().find(|(i, _)| *i == idx).map(|(_, d)| *d);
+            let at = self.now + self.delay(from_a) + held.unwrap_or_default();
             out.push(InFlight {
                 at,
                 idx,
@@ -262,6 +270,7 @@ impl Net {
             self.reordered += 1;
         }
         *last = Some(last.map_or(d.idx, |l| l.max(d.idx)));
+        self.arrived.push((d.idx, self.now));
         let dst = if d.to_b { &mut self.b } else { &mut self.a };
         let _ = dst.handle_datagram(self.now, d.local, d.from, &d.payload);
     }
@@ -317,6 +326,49 @@ impl Net {
     }
 }
 
+impl Net {
+    /// The wire as a table: when each datagram was sent, which way, what it is (exchange,
+    /// request or response, message ID, initiator SPI) and when it arrived (or that it was
+    /// dropped or is still in flight). Printed when a test fails and `IKE_PAIR_TRACE` is set.
+    pub fn trace(&self) -> String {
+        let t0 = self.wire_at.first().copied().unwrap_or(self.now);
+        let ms = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+        let mut out = String::new();
+        for (i, ((from_a, port, bytes), at)) in self.wire.iter().zip(&self.wire_at).enumerate() {
+            let ike = if *port == 4500 && bytes.starts_with(&[0, 0, 0, 0]) {
+                &bytes[4..]
+            } else {
+                &bytes[..]
+            };
+            let what = match ike::codec::Header::decode(ike) {
+                Ok(h) => format!(
+                    "{:?} {} #{} spi_i {:016x}",
+                    h.exchange,
+                    if h.flags & ike::codec::flags::RESPONSE != 0 {
+                        "response"
+                    } else {
+                        "request"
+                    },
+                    h.message_id,
+                    h.spi_i
+                ),
+                Err(_) => format!("{} octets, not IKE", bytes.len()),
+            };
+            let fate = match self.arrived.iter().find(|(idx, _)| *idx == i) {
+                Some((_, t)) => format!("arrived {:9.3} ms", ms(*t)),
+                None if self.drop.contains(&i) => "dropped".into(),
+                None => "in flight".into(),
+            };
+            out.push_str(&format!(
+                "{i:4} {:9.3} ms {} {what}: {fate}\n",
+                ms(*at),
+                if *from_a { "A->B" } else { "B->A" },
+            ));
+        }
+        out
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -324,6 +376,9 @@ impl Drop for Net {
                 "pair harness seed {} (Net::seeded({0}), or IKE_PAIR_SEED={0} for Net::new)",
                 self.seed
             );
+            if std::env::var_os("IKE_PAIR_TRACE").is_some() {
+                eprintln!("{}", self.trace());
+            }
         }
     }
 }
