@@ -151,3 +151,71 @@ pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_for_returns_the_first_value() {
+        let mut calls = 0;
+        let v = wait_for(Duration::from_secs(5), "the third call", || {
+            calls += 1;
+            (calls == 3).then_some(calls * 10)
+        })
+        .unwrap();
+        assert_eq!(v, 30);
+    }
+
+    #[test]
+    fn wait_for_times_out_naming_what_it_waited_for() {
+        let e = wait_for_every(
+            Duration::from_millis(1),
+            Duration::from_millis(20),
+            "Godot",
+            || None::<()>,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("waiting for Godot"), "{e}");
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+
+    #[test]
+    fn scratch_is_removed_on_success_and_kept_on_failure() {
+        let ok = Scratch::new("testkit-ok", &std::process::id().to_string()).unwrap();
+        let ok_path = ok.path.clone();
+        drop(ok);
+        assert!(!ok_path.exists());
+        let kept = std::thread::spawn(|| {
+            let s = Scratch::new("testkit-kept", &std::process::id().to_string()).unwrap();
+            let p = s.path.clone();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _s = s;
+                panic!("a failing test");
+            }));
+            assert!(r.is_err());
+            p
+        })
+        .join()
+        .unwrap();
+        assert!(kept.exists(), "kept for the post-mortem");
+        std::fs::remove_dir_all(kept).unwrap();
+    }
+
+    #[test]
+    fn a_daemon_is_stopped_on_drop() {
+        let dir = Scratch::new("testkit-daemon", &std::process::id().to_string()).unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let mut d = Daemon::spawn("sleep", cmd, &dir.join("log")).unwrap();
+        assert!(d.alive());
+        let pid = d.pid();
+        drop(d);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
