@@ -1,9 +1,9 @@
 //! hybridnet initiates to strongSwan (kernel-libipsec): the tunnel comes up with the expected
 //! algorithms, carries ping and a verified TCP transfer both ways, SPIs match on both sides,
 //! our counters grow, and the PSK never shows in our log or status.
-use hybridnet_tests::process::wait_for;
 use hybridnet_tests::Interop;
 use std::time::Duration;
+use testkit::process::wait_for;
 
 #[test]
 fn hybridnet_initiator_with_strongswan_responder() {

@@ -5,8 +5,8 @@
 //! got the retransmitted answer): no gap in either direction, and the stream is intact.
 use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
-use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
 use std::time::Duration;
+use testkit::swan::{SwanChildSa, SwanTimers};
 
 #[test]
 fn a_lost_child_rekey_answer_leaves_no_gap() {

@@ -4,8 +4,8 @@
 //! direction of traffic has a gap.
 use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
-use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
 use std::time::Duration;
+use testkit::swan::{SwanChildSa, SwanTimers};
 
 #[test]
 fn a_lost_ike_rekey_answer_leaves_no_gap() {

@@ -6,12 +6,12 @@
 //! the tunnel (a prohibit route: senders get ICMP at once) and status warns with both
 //! selector sets.
 use hybridnet_tests::gw::GatewayProc;
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::{wait_for, Scratch};
-use hybridnet_tests::swan::Charon;
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::{ping, ping_until_reply};
 use hybridnet_tests::{hybridnet_a, random_psk, swan_b};
 use std::time::Duration;
+use testkit::process::{wait_for, Scratch};
+use testkit::swan::Charon;
 
 #[test]
 fn narrowed_selectors_get_a_child_sa_each_or_a_warning() {

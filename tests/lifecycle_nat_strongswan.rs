@@ -4,12 +4,12 @@
 //! UDP to 4500 and traffic passes both ways.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{NatSites, GW_A_INSIDE};
-use hybridnet_tests::netns::addrs;
-use hybridnet_tests::process::{wait_for, Scratch};
-use hybridnet_tests::swan::{Charon, SwanChildSa};
+use hybridnet_tests::sites::addrs;
 use hybridnet_tests::traffic::{ping, ping_until_reply, tcp_transfer};
 use hybridnet_tests::{assert_spis_match, hybridnet_a, random_psk, swan_b};
 use std::time::Duration;
+use testkit::process::{wait_for, Scratch};
+use testkit::swan::{Charon, SwanChildSa};
 
 #[test]
 fn hybridnet_behind_nat_to_strongswan() {

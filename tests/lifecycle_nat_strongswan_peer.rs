@@ -4,12 +4,12 @@
 //! traffic passes both ways.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{NatSites, GW_A_INSIDE};
-use hybridnet_tests::netns::addrs;
-use hybridnet_tests::process::Scratch;
-use hybridnet_tests::swan::{Charon, SwanChildSa, SwanConn};
+use hybridnet_tests::sites::addrs;
 use hybridnet_tests::traffic::{ping, ping_until_reply, tcp_transfer};
 use hybridnet_tests::{assert_spis_match, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanChildSa, SwanConn};
 
 #[test]
 fn strongswan_behind_nat_to_hybridnet_responder() {

@@ -5,8 +5,8 @@
 //! stream intact.
 use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
-use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
 use std::time::Duration;
+use testkit::swan::{SwanChildSa, SwanTimers};
 
 /// strongSwan's first retransmission timeout (`retransmit_timeout` 4 s).
 const RETRANSMIT: Duration = Duration::from_secs(4);

@@ -4,12 +4,12 @@
 //! at the end and nothing was dropped.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{watch_rekeys, with_timers, Stream};
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::Scratch;
-use hybridnet_tests::swan::{Charon, SwanChildSa};
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{assert_spis_match, hybridnet_a, random_psk, swan_b};
 use std::time::Duration;
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanChildSa};
 
 #[test]
 fn strongswan_rekeys_under_a_verified_stream() {

@@ -1,30 +1,32 @@
-//! Test support: namespaces with cleanup, strongSwan and hybridnet gateway runners, traffic
-//! checks, and the interop scenario the gateway tests share.
+//! Test support of the gateway and lab suites: the hybridnet gateway runner, the two-site
+//! topology, traffic checks, hostile peers, lifecycle and restart scenarios, the seed's
+//! end-to-end helpers, and the interop scenario the gateway tests share. Namespaces,
+//! processes, strongSwan and labs come from the test kit (`testkit`).
 //!
 //! Everything a test creates (namespaces, processes, scratch files) is owned by a guard that
 //! removes it on drop, also when the test panics. These tests need root; they fail (never
 //! skip) when a namespace cannot be created.
 
+pub mod e2e;
 pub mod gw;
 pub mod hostile;
 pub mod lifecycle;
-pub mod netns;
-pub mod process;
 pub mod restart;
-pub mod swan;
+pub mod sites;
 pub mod traffic;
 
 use anyhow::{bail, Context, Result};
 use gateway::status::ConnectionReport;
 use gw::{GatewayProc, GwConfig};
-use netns::{addrs, TwoSites};
-use process::Scratch;
+use sites::{addrs, TwoSites};
 use std::time::Duration;
-use swan::{Charon, SwanChildSa, SwanConn};
+use testkit::netns::unique_id;
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanChildSa, SwanConn};
 
 /// A fresh random PSK in strongSwan's hex syntax.
 pub fn random_psk() -> String {
-    format!("0x{}{}", netns::unique_id(), netns::unique_id())
+    format!("0x{}{}", unique_id(), unique_id())
 }
 
 /// gw-a (hybridnet) config for the two-site topology.

@@ -28,31 +28,16 @@ fn init_requests_from_a(n: &Net) -> Vec<Instant> {
 }
 
 fn responder(psk: &str) -> ike::ConnectionConfig {
-    cfg(
-        B,
-        A,
-        &["10.2.0.0/16"],
-        &["10.1.0.0/16"],
-        IKE,
-        ESP,
-        psk,
-        false,
-    )
+    Conn::new(B, A).ike(IKE).esp(ESP).psk(psk).build()
 }
 
 fn initiator(recovery: Recovery) -> ike::ConnectionConfig {
-    let mut c = cfg(
-        A,
-        B,
-        &["10.1.0.0/16"],
-        &["10.2.0.0/16"],
-        IKE,
-        ESP,
-        "secret",
-        true,
-    );
-    c.recovery = recovery;
-    c
+    Conn::new(A, B)
+        .ike(IKE)
+        .esp(ESP)
+        .initiate(true)
+        .recovery(recovery)
+        .build()
 }
 
 /// The peer deletes the IKE SA (a graceful restart) and comes back a moment later: the
@@ -195,12 +180,23 @@ fn an_internal_fault_stays_with_its_connection() {
         ),
     ];
     for (id, ours, theirs, ike) in setups {
-        let mut b = cfg(B, A, &[theirs], &[ours], ike, ESP, "secret", false);
-        b.remote_id = Some(Identity::Fqdn(id.into()));
-        n.b.add_connection(b, n.now);
-        let mut a = cfg(A, B, &[ours], &[theirs], ike, ESP, "secret", true);
-        a.local_id = Identity::Fqdn(id.into());
-        n.a.add_connection(a, n.now);
+        n.add_b(
+            Conn::new(B, A)
+                .local_ts(&[theirs])
+                .remote_ts(&[ours])
+                .ike(ike)
+                .esp(ESP)
+                .remote_id(Identity::Fqdn(id.into())),
+        );
+        n.add_a(
+            Conn::new(A, B)
+                .local_ts(&[ours])
+                .remote_ts(&[theirs])
+                .ike(ike)
+                .esp(ESP)
+                .local_id(Identity::Fqdn(id.into()))
+                .initiate(true),
+        );
         n.pump();
     }
     assert_eq!(live(&n.ev_a).len(), 2);
@@ -284,8 +280,8 @@ fn a_lost_rekey_answer_is_recovered_by_retransmission() {
 /// other, and each side ends with the same single Child SA.
 #[test]
 fn simultaneous_child_rekeys_leave_one_child_sa() {
-    for _ in 0..8 {
-        let mut n = establish(IKE, "aes256gcm16-ecp384");
+    for round in 0..8 {
+        let mut n = Net::seeded(round).establish(IKE, "aes256gcm16-ecp384");
         let (xa, xb) = (live(&n.ev_a)[0].spi_in, live(&n.ev_b)[0].spi_in);
         let now = n.now;
         assert!(n.a.rekey_child(0, xa, now));
@@ -308,32 +304,13 @@ fn simultaneous_child_rekeys_leave_one_child_sa() {
 #[test]
 fn narrowed_selectors_are_asked_for_once_and_reported() {
     let mut n = Net::new();
-    n.b.add_connection(
-        cfg(
-            B,
-            A,
-            &["10.2.1.0/24", "10.2.9.0/24"],
-            &["10.1.0.0/16"],
-            IKE,
-            ESP,
-            "secret",
-            false,
-        ),
-        n.now,
+    n.add_b(
+        Conn::new(B, A)
+            .local_ts(&["10.2.1.0/24", "10.2.9.0/24"])
+            .ike(IKE)
+            .esp(ESP),
     );
-    n.a.add_connection(
-        cfg(
-            A,
-            B,
-            &["10.1.0.0/16"],
-            &["10.2.0.0/16"],
-            IKE,
-            ESP,
-            "secret",
-            true,
-        ),
-        n.now,
-    );
+    n.add_a(Conn::new(A, B).ike(IKE).esp(ESP).initiate(true));
     n.run_for(Duration::from_secs(5));
     assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
     let la = live(&n.ev_a);

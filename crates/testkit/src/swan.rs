@@ -2,13 +2,19 @@
 //! over its own TUN device, always UDP-encapsulated), one private /run per daemon (via
 //! `unshare -m` + tmpfs, so two charons' pid files cannot clash), driven through its vici
 //! socket with `swanctl`.
+//!
+//! The one charon launcher of the tests: the gateway suites, the IKE crate's interop tests and
+//! the device-configuration tests (with a strongswan.conf of their own) all start charon here.
 
 use crate::netns::Netns;
-use crate::process::{wait_for, Daemon};
+use crate::process::{tail, wait_for, Daemon};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+/// Where Debian's strongswan-charon installs the daemon.
+pub const CHARON: &str = "/usr/lib/ipsec/charon";
 
 /// charon's plugins. ORDER MATTERS: kernel-libipsec must precede kernel-netlink.
 pub const CHARON_LOAD: &str =
@@ -63,6 +69,93 @@ pub struct SwanTimers {
     pub close_action: Option<String>,
 }
 
+impl SwanConn {
+    /// The swanctl.conf text: connection `site` with child `net` (and [`more_children`]), and
+    /// the PSK for the two identities.
+    ///
+    /// [`more_children`]: SwanConn::more_children
+    pub fn swanctl_conf(&self) -> String {
+        let conn = self;
+        let t = &conn.timers;
+        format!(
+            r#"connections {{
+    site {{
+        version = 2
+        local_addrs = {la}
+        remote_addrs = {ra}
+        proposals = {ike}
+        dpd_delay = {dpd}
+        rekey_time = {ike_rekey}{ike_over}
+        local {{
+            auth = psk
+            id = {lid}
+        }}
+        remote {{
+            auth = psk
+            id = {rid}
+        }}
+        children {{
+            net {{
+                local_ts = {lts}
+                remote_ts = {rts}
+                mode = tunnel
+                esp_proposals = {esp}
+                start_action = {sa}
+                dpd_action = clear
+                rekey_time = {child_rekey}{child_life}{close}
+            }}{more}
+        }}
+    }}
+}}
+secrets {{
+    ike-site {{
+        id-a = {lid}
+        id-b = {rid}
+        secret = {psk}
+    }}
+}}
+"#,
+            la = conn.local_addr,
+            ra = conn.remote_addr,
+            ike = conn.ike_proposals,
+            lid = conn.local_id,
+            rid = conn.remote_id,
+            lts = conn.local_ts,
+            rts = conn.remote_ts,
+            esp = conn.esp_proposals,
+            sa = conn.start_action,
+            psk = conn.psk,
+            dpd = t.dpd_delay.as_deref().unwrap_or("30s"),
+            ike_rekey = t.ike_rekey.as_deref().unwrap_or("4h"),
+            ike_over = t
+                .ike_over
+                .as_ref()
+                .map(|v| format!("\n        over_time = {v}\n        rand_time = 0s"))
+                .unwrap_or_default(),
+            child_rekey = t.child_rekey.as_deref().unwrap_or("1h"),
+            child_life = t
+                .child_life
+                .as_ref()
+                .map(|v| format!("\n                life_time = {v}\n                rand_time = 0s"))
+                .unwrap_or_default(),
+            close = t
+                .close_action
+                .as_ref()
+                .map(|v| format!("\n                close_action = {v}"))
+                .unwrap_or_default(),
+            more = conn
+                .more_children
+                .iter()
+                .map(|(name, lts)| format!(
+                    "\n            {name} {{\n                local_ts = {lts}\n                remote_ts = {rts}\n                mode = tunnel\n                esp_proposals = {esp}\n                start_action = none\n            }}",
+                    rts = conn.remote_ts,
+                    esp = conn.esp_proposals
+                ))
+                .collect::<String>(),
+        )
+    }
+}
+
 /// A running charon in a namespace; stopped on drop.
 pub struct Charon {
     dir: PathBuf,
@@ -70,53 +163,22 @@ pub struct Charon {
 }
 
 impl Charon {
-    /// Writes strongswan.conf into `dir`, starts charon in `ns` and waits for its vici socket.
+    /// Writes the lab's strongswan.conf ([`strongswan_conf`]) into `dir`, starts charon in `ns`
+    /// and waits for its vici socket.
     pub fn start(ns: &Netns, dir: &Path) -> Result<Charon> {
+        Charon::start_with_conf(ns, dir, &strongswan_conf(dir))
+    }
+
+    /// Starts charon in `ns` with `strongswan_conf` (written to `dir/strongswan.conf`; its vici
+    /// socket must be `unix://DIR/charon.vici`) and waits for the socket. The exec chain (`ip
+    /// netns exec` → env → unshare → sh → exec charon) keeps charon at the spawned PID; its
+    /// private /run keeps two charons' pid files apart.
+    pub fn start_with_conf(ns: &Netns, dir: &Path, strongswan_conf: &str) -> Result<Charon> {
         std::fs::create_dir_all(dir)?;
-        let charon = "/usr/lib/ipsec/charon";
-        if !Path::new(charon).exists() {
-            bail!("{charon} missing: run scripts/install-deps.sh (strongswan-charon, libcharon-extra-plugins)");
+        if !Path::new(CHARON).exists() {
+            bail!("{CHARON} missing: run scripts/install-deps.sh (strongswan-charon, libcharon-extra-plugins)");
         }
-        std::fs::write(
-            dir.join("strongswan.conf"),
-            format!(
-                r#"charon {{
-    load = {CHARON_LOAD}
-    install_routes = yes
-    routing_table = 220
-    routing_table_prio = 220
-    filelog {{
-        lab {{
-            path = {dir}/charon.log
-            time_format = %H:%M:%S
-            time_add_ms = yes
-            ike_name = yes
-            append = no
-            flush_line = yes
-            default = 1
-        }}
-    }}
-    syslog {{
-        daemon {{
-            default = -1
-        }}
-    }}
-    plugins {{
-        vici {{
-            socket = unix://{dir}/charon.vici
-        }}
-        kernel-libipsec {{
-            allow_peer_ts = no
-        }}
-    }}
-}}
-swanctl {{
-    load = random openssl pem pkcs1 pkcs8 x509
-}}
-"#,
-                dir = dir.display()
-            ),
-        )?;
+        std::fs::write(dir.join("strongswan.conf"), strongswan_conf)?;
         let mut cmd = ns.command("env");
         cmd.arg(format!("STRONGSWAN_CONF={}/strongswan.conf", dir.display()))
             .args([
@@ -127,7 +189,7 @@ swanctl {{
                 "sh",
                 "-c",
                 "mount -t tmpfs -o mode=0755 hn-swan-run /run && exec \"$0\"",
-                charon,
+                CHARON,
             ]);
         let daemon = Daemon::spawn("charon", cmd, &dir.join("charon.stdout"))?;
         let mut c = Charon {
@@ -170,96 +232,22 @@ swanctl {{
         Ok(text)
     }
 
-    /// Writes swanctl.conf for `conn` and loads it.
+    /// Writes swanctl.conf for `conn` ([`SwanConn::swanctl_conf`]) and loads it.
     pub fn load(&self, conn: &SwanConn) -> Result<()> {
         let path = self.dir.join("swanctl.conf");
-        let t = &conn.timers;
-        std::fs::write(
-            &path,
-            format!(
-                r#"connections {{
-    site {{
-        version = 2
-        local_addrs = {la}
-        remote_addrs = {ra}
-        proposals = {ike}
-        dpd_delay = {dpd}
-        rekey_time = {ike_rekey}{ike_over}
-        local {{
-            auth = psk
-            id = {lid}
-        }}
-        remote {{
-            auth = psk
-            id = {rid}
-        }}
-        children {{
-            net {{
-                local_ts = {lts}
-                remote_ts = {rts}
-                mode = tunnel
-                esp_proposals = {esp}
-                start_action = {sa}
-                dpd_action = clear
-                rekey_time = {child_rekey}{child_life}{close}
-            }}{more}
-        }}
-    }}
-}}
-secrets {{
-    ike-site {{
-        id-a = {lid}
-        id-b = {rid}
-        secret = {psk}
-    }}
-}}
-"#,
-                la = conn.local_addr,
-                ra = conn.remote_addr,
-                ike = conn.ike_proposals,
-                lid = conn.local_id,
-                rid = conn.remote_id,
-                lts = conn.local_ts,
-                rts = conn.remote_ts,
-                esp = conn.esp_proposals,
-                sa = conn.start_action,
-                psk = conn.psk,
-                dpd = t.dpd_delay.as_deref().unwrap_or("30s"),
-                ike_rekey = t.ike_rekey.as_deref().unwrap_or("4h"),
-                ike_over = t
-                    .ike_over
-                    .as_ref()
-                    .map(|v| format!("\n        over_time = {v}\n        rand_time = 0s"))
-                    .unwrap_or_default(),
-                child_rekey = t.child_rekey.as_deref().unwrap_or("1h"),
-                child_life = t
-                    .child_life
-                    .as_ref()
-                    .map(|v| format!("\n                life_time = {v}\n                rand_time = 0s"))
-                    .unwrap_or_default(),
-                close = t
-                    .close_action
-                    .as_ref()
-                    .map(|v| format!("\n                close_action = {v}"))
-                    .unwrap_or_default(),
-                more = conn
-                    .more_children
-                    .iter()
-                    .map(|(name, lts)| format!(
-                        "\n            {name} {{\n                local_ts = {lts}\n                remote_ts = {rts}\n                mode = tunnel\n                esp_proposals = {esp}\n                start_action = none\n            }}",
-                        rts = conn.remote_ts,
-                        esp = conn.esp_proposals
-                    ))
-                    .collect::<String>(),
-            ),
-        )?;
+        std::fs::write(&path, conn.swanctl_conf())?;
+        self.load_file(&path)?;
+        Ok(())
+    }
+
+    /// `swanctl --load-all` of a swanctl.conf; returns what swanctl said.
+    pub fn load_file(&self, file: &Path) -> Result<String> {
         self.swanctl(&[
             "--load-all",
             "--noprompt",
             "--file",
-            &path.display().to_string(),
-        ])?;
-        Ok(())
+            &file.display().to_string(),
+        ])
     }
 
     /// Initiates `site`/`net` and waits up to `timeout_s` for the result.
@@ -304,12 +292,59 @@ secrets {{
     pub fn pid(&self) -> u32 {
         self.daemon.pid()
     }
+
+    /// The directory holding its strongswan.conf, vici socket and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops charon with `signal` (SIGTERM: it deletes its SAs on the way out; SIGKILL: it
+    /// says nothing), SIGKILL after 5 s. Dropping it later does nothing more.
+    pub fn stop(&mut self, signal: i32) {
+        self.daemon.stop_with(signal, Duration::from_secs(5));
+    }
 }
 
-/// The last `n` lines of `s`.
-pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+/// The lab's strongswan.conf for a charon whose files live in `dir`: [`CHARON_LOAD`], routes
+/// in table 220, a log at `dir/charon.log`, the vici socket at `dir/charon.vici`.
+pub fn strongswan_conf(dir: &Path) -> String {
+    format!(
+        r#"charon {{
+    load = {CHARON_LOAD}
+    install_routes = yes
+    routing_table = 220
+    routing_table_prio = 220
+    filelog {{
+        lab {{
+            path = {dir}/charon.log
+            time_format = %H:%M:%S
+            time_add_ms = yes
+            ike_name = yes
+            append = no
+            flush_line = yes
+            default = 1
+        }}
+    }}
+    syslog {{
+        daemon {{
+            default = -1
+        }}
+    }}
+    plugins {{
+        vici {{
+            socket = unix://{dir}/charon.vici
+        }}
+        kernel-libipsec {{
+            allow_peer_ts = no
+        }}
+    }}
+}}
+swanctl {{
+    load = random openssl pem pkcs1 pkcs8 x509
+}}
+"#,
+        dir = dir.display()
+    )
 }
 
 /// The facts `swanctl --list-sas` shows about the child `net`.
@@ -390,5 +425,51 @@ impl SwanChildSa {
             bytes_in,
             bytes_out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_sas_is_parsed() {
+        let text = "site: #1, ESTABLISHED, IKEv2, 1b2c3d4e5f607182_i* 9f8e7d6c5b4a3928_r\n  AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384\n  net: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/ECP_384\n    in  c1a2b3c4 (-|0x00000001),    840 bytes,    10 packets,     0s ago\n    out c5d6e7f8 (-|0x00000002),    420 bytes,     5 packets,     0s ago\n    local  10.2.0.0/16\n    remote 10.1.0.0/16\n";
+        let c = SwanChildSa::parse(text).expect("INSTALLED");
+        assert_eq!(c.ike_algorithms, "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384");
+        assert_eq!(c.esp_algorithms, "AES_GCM_16-256/ECP_384");
+        assert_eq!(
+            (c.spi_in.as_str(), c.spi_out.as_str()),
+            ("c1a2b3c4", "c5d6e7f8")
+        );
+        assert_eq!((c.bytes_in, c.bytes_out), (840, 420));
+        assert!(SwanChildSa::parse(&text.replace("INSTALLED", "INSTALLING")).is_none());
+    }
+
+    #[test]
+    fn timers_render_as_swanctl_options() {
+        let conn = SwanConn {
+            ike_proposals: "aes256gcm16-prfsha384-ecp384".into(),
+            timers: SwanTimers {
+                ike_rekey: Some("8s".into()),
+                ike_over: Some("60s".into()),
+                child_life: Some("60s".into()),
+                dpd_delay: Some("0s".into()),
+                ..SwanTimers::default()
+            },
+            more_children: vec![("lan2".into(), "10.2.9.0/24".into())],
+            ..SwanConn::default()
+        };
+        let text = conn.swanctl_conf();
+        for want in [
+            "proposals = aes256gcm16-prfsha384-ecp384",
+            "dpd_delay = 0s",
+            "rekey_time = 8s\n        over_time = 60s\n        rand_time = 0s",
+            "rekey_time = 1h\n                life_time = 60s\n                rand_time = 0s",
+            "lan2 {\n                local_ts = 10.2.9.0/24",
+        ] {
+            assert!(text.contains(want), "{want:?} missing:\n{text}");
+        }
+        assert!(!text.contains("close_action"), "{text}");
     }
 }
