@@ -471,6 +471,7 @@ impl Endpoint {
                 })();
                 let Some((suite, peer_spi, nr, shared)) = ok else {
                     sa.ike_rekey_at = Some(retry);
+                    sa.dead |= sa.peer_deleted;
                     return Ok(());
                 };
                 let old = sa.phase.keys().expect("an established SA is keyed");
@@ -508,8 +509,12 @@ impl Endpoint {
                     new.quiet = false;
                     self.sas.insert(new_spi, new);
                 }
-                let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
-                self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+                if sa.peer_deleted {
+                    sa.dead = true;
+                } else {
+                    let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+                    self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+                }
             }
         }
         Ok(())
