@@ -4,7 +4,7 @@
 //!   unique names;
 //! * [`process`]: background processes ended on drop, scratch directories kept when a test
 //!   fails, and the one [`wait_for`](process::wait_for) every suite polls with;
-//! * [`swan`]: a strongSwan charon in a namespace, its connection config and `--list-sas`;
+//! * [`swan`]: a strongSwan charon in a namespace, its connection config and its SAs (VICI);
 //! * [`lab`]: a hybridnet lab in one line (`Lab::up("examples/two-sites")`), torn down on drop.
 //!
 //! Everything a test creates is owned by a guard that removes it on drop, also when the test

@@ -1,7 +1,8 @@
 //! A strongSwan peer as the reference lab runs it: charon with kernel-libipsec (userspace ESP
 //! over its own TUN device, always UDP-encapsulated), one private /run per daemon (via
 //! `unshare -m` + tmpfs, so two charons' pid files cannot clash), driven through its vici
-//! socket with `swanctl`.
+//! socket: `swanctl --load-all` and `--initiate` (what a person types), and VICI queries
+//! ([`Charon::sas`], [`Charon::conns`]) for what the tests check.
 //!
 //! The one charon launcher of the tests: the gateway suites, the IKE crate's interop tests and
 //! the device-configuration tests (with a strongswan.conf of their own) all start charon here.
@@ -12,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+pub use vici::{Auth, ChildSa, Conn, ConnChild, IkeSa};
 
 /// Where Debian's strongswan-charon installs the daemon.
 pub const CHARON: &str = "/usr/lib/ipsec/charon";
@@ -200,7 +202,7 @@ impl Charon {
             if !c.daemon.alive() {
                 return Some(false);
             }
-            c.swanctl(&["--stats"]).ok().map(|_| true)
+            c.conns().ok().map(|_| true)
         })?;
         if !ok {
             bail!(
@@ -263,21 +265,37 @@ impl Charon {
         ])
     }
 
-    /// `swanctl --list-sas` output.
-    pub fn list_sas(&self) -> String {
+    /// charon's VICI socket, `DIR/charon.vici`.
+    pub fn vici_socket(&self) -> PathBuf {
+        self.dir.join("charon.vici")
+    }
+
+    /// Its IKE SAs and their Child SAs, queried over VICI (`list-sas`).
+    pub fn sas(&self) -> Result<Vec<IkeSa>> {
+        Ok(vici::list_sas(&self.vici_socket())?)
+    }
+
+    /// The connections loaded into it, queried over VICI (`list-conns`).
+    pub fn conns(&self) -> Result<Vec<Conn>> {
+        Ok(vici::list_conns(&self.vici_socket())?)
+    }
+
+    /// `swanctl --list-sas` text, for failure messages only (people read it; nothing parses
+    /// it): assert on [`Charon::sas`].
+    pub fn sas_text(&self) -> String {
         self.swanctl(&["--list-sas"])
             .unwrap_or_else(|e| format!("{e:#}"))
     }
 
-    /// Parsed Child SA of `--list-sas` once it is INSTALLED (waits up to `timeout`).
+    /// The Child SA `net` once it is INSTALLED (waits up to `timeout`).
     pub fn wait_child_installed(&self, timeout: Duration) -> Result<SwanChildSa> {
         wait_for(timeout, "strongSwan CHILD_SA net INSTALLED", || {
-            SwanChildSa::parse(&self.list_sas())
+            SwanChildSa::find(&self.sas().ok()?)
         })
         .with_context(|| {
             format!(
                 "strongSwan SAs:\n{}\ncharon log tail:\n{}",
-                self.list_sas(),
+                self.sas_text(),
                 tail(&self.log(), 40)
             )
         })
@@ -347,14 +365,16 @@ swanctl {{
     )
 }
 
-/// The facts `swanctl --list-sas` shows about the child `net`.
+/// The Child SA `net` as charon lists it over VICI, with the facts the tests compare.
 #[derive(Debug, Clone)]
 pub struct SwanChildSa {
-    /// The whole `--list-sas` text it came from.
-    pub text: String,
-    /// The IKE SA line with algorithms, e.g. `AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384`.
+    /// The IKE SA it belongs to, with all its Child SAs (for messages and further checks).
+    pub ike: IkeSa,
+    /// The IKE SA's algorithms as swanctl prints them, e.g.
+    /// `AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384`.
     pub ike_algorithms: String,
-    /// The child's algorithm text, e.g. `AES_GCM_16-256` or `AES_CBC-128/HMAC_SHA1_96/MODP_2048`.
+    /// The child's algorithms as swanctl prints them after `ESP:`, e.g. `AES_GCM_16-256` or
+    /// `AES_CBC-128/HMAC_SHA1_96/MODP_2048`.
     pub esp_algorithms: String,
     /// strongSwan's inbound SPI (ours outbound), 8 hex digits.
     pub spi_in: String,
@@ -367,63 +387,19 @@ pub struct SwanChildSa {
 }
 
 impl SwanChildSa {
-    /// Parses `swanctl --list-sas`; `None` until `net` is INSTALLED.
-    ///
-    /// ```text
-    /// site: #1, ESTABLISHED, IKEv2, 1b2c…_i* 9f8e…_r
-    ///   AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384
-    ///   net: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/ECP_384
-    ///     in  c1a2b3c4 (-|0x…),    840 bytes,    10 packets,     0s ago
-    ///     out c5d6e7f8 (-|0x…),    840 bytes,    10 packets,     0s ago
-    /// ```
-    pub fn parse(text: &str) -> Option<SwanChildSa> {
-        let lines: Vec<&str> = text.lines().collect();
-        let ci = lines
-            .iter()
-            .position(|l| l.trim_start().starts_with("net:") && l.contains("INSTALLED"))?;
-        let esp_algorithms = lines[ci].split("ESP:").nth(1)?.trim().to_string();
-        let ike_algorithms = lines[..ci]
-            .iter()
-            .rev()
-            .map(|l| l.trim())
-            .find(|l| l.contains('/') && !l.contains(' ') && !l.contains(':'))
-            .unwrap_or("")
-            .to_string();
-        let mut spi_in = None;
-        let mut spi_out = None;
-        let (mut bytes_in, mut bytes_out) = (0, 0);
-        for l in &lines[ci + 1..] {
-            let t = l.trim();
-            let words: Vec<&str> = t.split_whitespace().collect();
-            let bytes = words
-                .iter()
-                .position(|w| w.starts_with("bytes"))
-                .and_then(|i| words[i - 1].trim_end_matches(',').parse().ok())
-                .unwrap_or(0);
-            if t.starts_with("in ") && spi_in.is_none() {
-                spi_in = words.get(1).map(|s| s.trim_end_matches(',').to_string());
-                bytes_in = bytes;
-            } else if t.starts_with("out ") && spi_out.is_none() {
-                spi_out = words.get(1).map(|s| s.trim_end_matches(',').to_string());
-                bytes_out = bytes;
-            } else if !t.starts_with("local")
-                && !t.starts_with("remote")
-                && !t.starts_with("in")
-                && !t.starts_with("out")
-                && !t.contains("rekeying")
-                && !t.contains("installed")
-            {
-                break;
-            }
-        }
-        Some(SwanChildSa {
-            text: text.into(),
-            ike_algorithms,
-            esp_algorithms,
-            spi_in: spi_in?,
-            spi_out: spi_out?,
-            bytes_in,
-            bytes_out,
+    /// The first INSTALLED Child SA `net` of `sas` (charon's order); `None` until there is one.
+    pub fn find(sas: &[IkeSa]) -> Option<SwanChildSa> {
+        sas.iter().find_map(|ike| {
+            let c = ike.installed_child("net")?;
+            Some(SwanChildSa {
+                ike: ike.clone(),
+                ike_algorithms: ike.algorithms(),
+                esp_algorithms: c.algorithms(),
+                spi_in: c.spi_in.clone(),
+                spi_out: c.spi_out.clone(),
+                bytes_in: c.bytes_in,
+                bytes_out: c.bytes_out,
+            })
         })
     }
 }
@@ -431,20 +407,6 @@ impl SwanChildSa {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn list_sas_is_parsed() {
-        let text = "site: #1, ESTABLISHED, IKEv2, 1b2c3d4e5f607182_i* 9f8e7d6c5b4a3928_r\n  AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384\n  net: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/ECP_384\n    in  c1a2b3c4 (-|0x00000001),    840 bytes,    10 packets,     0s ago\n    out c5d6e7f8 (-|0x00000002),    420 bytes,     5 packets,     0s ago\n    local  10.2.0.0/16\n    remote 10.1.0.0/16\n";
-        let c = SwanChildSa::parse(text).expect("INSTALLED");
-        assert_eq!(c.ike_algorithms, "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384");
-        assert_eq!(c.esp_algorithms, "AES_GCM_16-256/ECP_384");
-        assert_eq!(
-            (c.spi_in.as_str(), c.spi_out.as_str()),
-            ("c1a2b3c4", "c5d6e7f8")
-        );
-        assert_eq!((c.bytes_in, c.bytes_out), (840, 420));
-        assert!(SwanChildSa::parse(&text.replace("INSTALLED", "INSTALLING")).is_none());
-    }
 
     #[test]
     fn timers_render_as_swanctl_options() {
