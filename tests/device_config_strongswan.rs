@@ -2,7 +2,7 @@
 //!
 //! * `hybridnet vpn-connection device-config --vendor strongswan` writes a swanctl.conf (0600)
 //!   that a real charon accepts (`swanctl --load-all`), with the connection's addresses, IDs,
-//!   traffic selectors and lifetimes as `swanctl --list-conns` shows them, and whose proposals
+//!   traffic selectors and lifetimes as charon lists them (VICI `list-conns`), and whose proposals
 //!   charon validates (a corrupted proposal in the same file is refused);
 //! * a strongSwan peer configured ONLY from that file (swanctl.conf, plus the strongswan.conf
 //!   lines printed in its comments) in a namespace of its own on the lab's internet, with its
@@ -28,7 +28,7 @@ use testkit::lab;
 use testkit::lab::{hybridnet_bin, show, Lab};
 use testkit::netns::Netns;
 use testkit::process::{tail, wait_for, Daemon, Scratch};
-use testkit::swan::Charon;
+use testkit::swan::{Charon, IkeSa};
 
 const SEED: &str = "examples/hybrid-connection";
 /// The seed's shared key (examples/hybrid-connection/lab.yaml).
@@ -62,11 +62,13 @@ fn strongswan_conf_from_export(export: &str, dir: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// Waits until `conn`'s CHILD_SA is INSTALLED in the device's charon; returns `--list-sas`.
-fn wait_installed(swan: &Charon, conn: &str, timeout: Duration) -> Result<String> {
+/// Waits until a CHILD_SA of `conn` is INSTALLED in the device's charon; returns its IKE SA.
+fn wait_installed(swan: &Charon, conn: &str, timeout: Duration) -> Result<IkeSa> {
     wait_for(timeout, "the device's CHILD_SA INSTALLED", || {
-        let s = swan.swanctl(&["--list-sas"]).unwrap_or_default();
-        (s.contains(&format!("{conn}: #")) && s.contains("INSTALLED")).then_some(s)
+        swan.sas()
+            .ok()?
+            .into_iter()
+            .find(|s| s.name == conn && s.children.iter().any(|c| c.state == "INSTALLED"))
     })
     .with_context(|| format!("charon log:\n{}", tail(&swan.log(), 40)))
 }
@@ -167,23 +169,38 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
         loaded.contains("successfully loaded 1 connections"),
         "{loaded}"
     );
-    let conns = swan.swanctl(&["--list-conns"])?;
-    for want in [
-        "azure-to-stackhub: IKEv2, no reauthentication, rekeying every 25920s, dpd delay 11s",
-        "  local:  198.51.100.1",
-        "  remote: 203.0.113.1",
-        "    id: 198.51.100.1",
-        "    id: 203.0.113.1",
-        "  azure-to-stackhub: TUNNEL, rekeying every 24300s or 94371840000 bytes",
-        "    local:  10.2.0.0/16",
-        "    remote: 10.1.0.0/16",
-    ] {
-        assert!(
-            conns.contains(want),
-            "--list-conns lacks {want:?}:\n{conns}"
-        );
-    }
-    // --list-conns does not print proposals; charon parses them at load time: the same file
+    let conns = swan.conns()?;
+    let c = conns
+        .iter()
+        .find(|c| c.name == "azure-to-stackhub")
+        .with_context(|| format!("not loaded: {conns:#?}"))?;
+    // IKEv2, no reauthentication, rekeying every 25920s, dpd delay 11s
+    assert_eq!(
+        (c.version.as_str(), c.reauth_time, c.rekey_time, c.dpd_delay),
+        ("IKEv2", 0, 25920, Some(11)),
+        "{c:#?}"
+    );
+    assert_eq!(c.local_addrs, ["198.51.100.1"], "{c:#?}");
+    assert_eq!(c.remote_addrs, ["203.0.113.1"], "{c:#?}");
+    let id = |a: &Option<testkit::swan::Auth>| a.as_ref().and_then(|a| a.id.clone());
+    assert_eq!(id(&c.local).as_deref(), Some("198.51.100.1"), "{c:#?}");
+    assert_eq!(id(&c.remote).as_deref(), Some("203.0.113.1"), "{c:#?}");
+    assert_eq!(c.children.len(), 1, "{c:#?}");
+    let ch = &c.children[0];
+    // TUNNEL, rekeying every 24300s or 94371840000 bytes
+    assert_eq!(
+        (
+            ch.name.as_str(),
+            ch.mode.as_str(),
+            ch.rekey_time,
+            ch.rekey_bytes
+        ),
+        ("azure-to-stackhub", "TUNNEL", 24300, 94371840000),
+        "{c:#?}"
+    );
+    assert_eq!(ch.local_ts, ["10.2.0.0/16"], "{c:#?}");
+    assert_eq!(ch.remote_ts, ["10.1.0.0/16"], "{c:#?}");
+    // list-conns does not report proposals; charon parses them at load time: the same file
     // with one unknown algorithm is refused, so the exported ones were accepted as proposals.
     assert!(
         conf.contains("proposals = aes256-sha384-ecp384\n")
@@ -215,12 +232,20 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
         "{conf2}"
     );
     swan.load_file(&file2)?;
-    let conns = swan.swanctl(&["--list-conns"])?;
-    assert!(
-        conns.contains("stackhub-to-azure: IKEv2")
-            && conns.contains("  local:  203.0.113.1")
-            && conns.contains("    remote: 10.2.0.0/16"),
-        "{conns}"
+    let conns = swan.conns()?;
+    let c = conns
+        .iter()
+        .find(|c| c.name == "stackhub-to-azure")
+        .with_context(|| format!("not loaded: {conns:#?}"))?;
+    assert_eq!(c.version, "IKEv2", "{c:#?}");
+    assert_eq!(c.local_addrs, ["203.0.113.1"], "{c:#?}");
+    assert_eq!(
+        c.children
+            .iter()
+            .map(|ch| ch.remote_ts.clone())
+            .collect::<Vec<_>>(),
+        [["10.2.0.0/16"]],
+        "{c:#?}"
     );
     Ok(())
 }
@@ -391,7 +416,7 @@ struct Scenario {
     key: &'static str,
     /// The device sits behind NAT: exported with `--device-address` = its inside address.
     behind_nat: bool,
-    /// IKE algorithms `swanctl --list-sas` must show.
+    /// IKE algorithms charon's IKE SA must show (as `swanctl --list-sas` prints them).
     algorithms: &'static str,
     /// strongswan.conf from `devconfig::StrongSwan::strongswan_conf` (what a lab would use)
     /// instead of the export's comments.
@@ -853,13 +878,13 @@ fn run_scenario(sc: Scenario) -> Result<Running> {
             .map(|g| tail(&g.log_text(), 40))
             .unwrap_or_default()
     };
-    let sas = wait_installed(&swan, CONN, Duration::from_secs(20))
+    let ike = wait_installed(&swan, CONN, Duration::from_secs(20))
         .with_context(|| format!("gateway log:\n{}", gw_log(&gw)))?;
     let setup = loaded_at.elapsed();
-    assert!(
-        sas.contains(sc.algorithms),
-        "negotiated algorithms: want {}\n{sas}",
-        sc.algorithms
+    assert_eq!(
+        ike.algorithms(),
+        sc.algorithms,
+        "negotiated algorithms:\n{ike:#?}"
     );
     if !up.finished() {
         // The lab's own `lab up` must now see its connection come up, and say so.
@@ -1130,8 +1155,8 @@ fn device_detects_an_unresponsive_gateway_within_the_dpd_timeout_and_reconnects(
         Duration::from_secs(20),
         "the device to declare the gateway dead",
         || {
-            let s = r.swan.swanctl(&["--list-sas"]).unwrap_or_default();
-            (!s.contains("ESTABLISHED")).then_some(())
+            let sas = r.swan.sas().ok()?;
+            sas.iter().all(|s| s.state != "ESTABLISHED").then_some(())
         },
     )
     .with_context(|| format!("charon log:\n{}", tail(&r.swan.log(), 30)))?;

@@ -36,7 +36,7 @@ fn a_lost_child_rekey_answer_leaves_no_gap() {
             g.longest_gap < Duration::from_secs(1),
             "{dir}: {g:?}\n{}\n{}",
             r.ours_text,
-            r.swan_sas
+            r.swan_text
         );
     }
     let (before, after) = &r.ours;
@@ -47,7 +47,7 @@ fn a_lost_child_rekey_answer_leaves_no_gap() {
             .map(|c| c.spi_in.clone())
     };
     assert_ne!(spi(before), spi(after), "the Child SA was rekeyed");
-    let theirs = SwanChildSa::parse(&r.swan_sas).expect("strongSwan child");
+    let theirs = SwanChildSa::find(&r.swan_sas).expect("strongSwan child");
     assert_spis_match(after, &theirs).unwrap();
     assert_eq!(after.state, "established");
 }

@@ -39,11 +39,11 @@ fn a_lost_rekey_answer_near_the_hard_lifetime_recovers_within_the_retransmission
             g.longest_gap < RETRANSMIT,
             "{dir}: {g:?}\n{}\n{}",
             r.ours_text,
-            r.swan_sas
+            r.swan_text
         );
     }
     let (_, after) = &r.ours;
     assert_eq!(after.state, "established");
-    let theirs = SwanChildSa::parse(&r.swan_sas).expect("strongSwan child");
+    let theirs = SwanChildSa::find(&r.swan_sas).expect("strongSwan child");
     assert_spis_match(after, &theirs).unwrap();
 }

@@ -144,14 +144,14 @@ impl Interop {
         let after = self.ours.connection("site-b")?;
         assert_counters_grew(&before, &after, 2 * 4 * 1024 * 1024)?;
         let theirs_after =
-            SwanChildSa::parse(&self.charon.list_sas()).context("strongSwan child vanished")?;
+            SwanChildSa::find(&self.charon.sas()?).context("strongSwan child vanished")?;
         assert_spis_match(&after, &theirs_after)?;
         if theirs_after.bytes_in < 4 * 1024 * 1024 || theirs_after.bytes_out < 4 * 1024 * 1024 {
             bail!(
-                "strongSwan counted too little traffic: in {} out {}\n{}",
+                "strongSwan counted too little traffic: in {} out {}\n{:#?}",
                 theirs_after.bytes_in,
                 theirs_after.bytes_out,
-                theirs_after.text
+                theirs_after.ike
             );
         }
         assert_no_secret(&self.ours.log(), &self.psk, "gateway log")?;
@@ -193,12 +193,12 @@ pub fn assert_spis_match(ours: &ConnectionReport, theirs: &SwanChildSa) -> Resul
         .context("no active CHILD_SA in our status")?;
     if active.spi_in != theirs.spi_out || active.spi_out != theirs.spi_in {
         bail!(
-            "SPIs differ: ours in {} out {}, strongSwan in {} out {}\n{}",
+            "SPIs differ: ours in {} out {}, strongSwan in {} out {}\n{:#?}",
             active.spi_in,
             active.spi_out,
             theirs.spi_in,
             theirs.spi_out,
-            theirs.text
+            theirs.ike
         );
     }
     Ok(())

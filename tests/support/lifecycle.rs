@@ -613,8 +613,10 @@ pub struct LostAnswer {
         gateway::status::ConnectionReport,
         gateway::status::ConnectionReport,
     ),
-    /// strongSwan's `--list-sas` at the end.
-    pub swan_sas: String,
+    /// strongSwan's IKE SAs at the end (VICI `list-sas`).
+    pub swan_sas: Vec<testkit::swan::IkeSa>,
+    /// The same as `swanctl --list-sas` prints it, for messages.
+    pub swan_text: String,
     /// Our gateway's status table at the end.
     pub ours_text: String,
 }
@@ -680,7 +682,7 @@ pub fn rekey_with_lost_answer(
         panic!(
             "stream across the rekey: {e:#}\n{}\n{}",
             a.status_text(),
-            charon.list_sas()
+            charon.sas_text()
         )
     });
     let after = a.connection("site-b").unwrap();
@@ -689,7 +691,8 @@ pub fn rekey_with_lost_answer(
         b_to_a,
         stream_bytes,
         ours: (before, after),
-        swan_sas: charon.list_sas(),
+        swan_sas: charon.sas().expect("strongSwan's SAs over VICI"),
+        swan_text: charon.sas_text(),
         ours_text: a.status_text(),
     }
 }

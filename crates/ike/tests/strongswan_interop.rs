@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ike::{ChildSaKeys, ConnectionConfig, DownReason, Endpoint, Event, Identity};
 use testkit::netns::{unique_id, veth, Netns};
 use testkit::process::Scratch;
-use testkit::swan::{Charon, SwanConn, SwanTimers, CHARON};
+use testkit::swan::{Charon, ChildSa, IkeSa, SwanConn, SwanTimers, CHARON};
 
 mod common;
 use common::{capture, Conn};
@@ -251,7 +251,29 @@ fn have_charon() -> bool {
     ok
 }
 
-/// Establishes with strongSwan in the given role and checks `swanctl --list-sas` agrees.
+/// charon's IKE SAs over VICI, and the same as `swanctl --list-sas` prints them (for messages).
+fn swan_sas(charon: &Charon) -> (Vec<IkeSa>, String) {
+    (
+        charon.sas().expect("strongSwan's SAs over VICI"),
+        charon.sas_text(),
+    )
+}
+
+/// strongSwan's IKE SA whose initiator SPI is `spi_i`.
+fn swan_ike(sas: &[IkeSa], spi_i: u64) -> Option<&IkeSa> {
+    let spi_i = format!("{spi_i:016x}");
+    sas.iter().find(|s| s.initiator_spi == spi_i)
+}
+
+/// strongSwan's Child SA (in any IKE SA) whose inbound SPI is our outbound `spi_out`.
+fn swan_child(sas: &[IkeSa], spi_out: u32) -> Option<&ChildSa> {
+    let spi = format!("{spi_out:08x}");
+    sas.iter()
+        .flat_map(|s| &s.children)
+        .find(|c| c.spi_in == spi)
+}
+
+/// Establishes with strongSwan in the given role and checks charon's SAs (VICI) agree.
 fn establish(we_initiate: bool, ike: &str, esp: &str, swan_ike_alg: &str, swan_esp_alg: &str) {
     let sw = Swan {
         ike,
@@ -275,28 +297,29 @@ fn establish(we_initiate: bool, ike: &str, esp: &str, swan_ike_alg: &str, swan_e
         lab.load();
     }
     std::thread::sleep(Duration::from_secs(3));
-    let sas = lab.charon.list_sas();
+    let (sas, text) = swan_sas(&lab.charon);
     let out = handle.join().unwrap();
     let kids = installed(&out.events);
-    assert_eq!(kids.len(), 1, "events: {:?}\nswanctl: {sas}", out.events);
+    assert_eq!(kids.len(), 1, "events: {:?}\nswanctl: {text}", out.events);
     assert!(downs(&out.events).is_empty(), "{:?}", out.events);
     assert_eq!(out.dropped, 0);
     let k = &kids[0];
-    assert!(
-        sas.contains(&format!("{:016x}_i", out.status.ike_spi_i))
-            && sas.contains(&format!("{:016x}_r", out.status.ike_spi_r)),
-        "{sas}"
+    let ike = swan_ike(&sas, out.status.ike_spi_i)
+        .unwrap_or_else(|| panic!("no IKE SA {:016x}_i:\n{text}", out.status.ike_spi_i));
+    assert_eq!(
+        ike.responder_spi,
+        format!("{:016x}", out.status.ike_spi_r),
+        "{text}"
     );
-    assert!(
-        sas.contains(&format!("in  {:08x}", k.spi_out))
-            && sas.contains(&format!("out {:08x}", k.spi_in)),
-        "{sas}"
+    let child = swan_child(&sas, k.spi_out).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(child.spi_out, format!("{:08x}", k.spi_in), "{text}");
+    assert_eq!(
+        (child.state.as_str(), child.mode_text().as_str()),
+        ("INSTALLED", "TUNNEL-in-UDP"),
+        "{text}"
     );
-    assert!(sas.contains("INSTALLED, TUNNEL-in-UDP"), "{sas}");
-    assert!(
-        sas.contains(swan_ike_alg) && sas.contains(swan_esp_alg),
-        "{sas}"
-    );
+    assert_eq!(ike.algorithms(), swan_ike_alg, "{text}");
+    assert_eq!(child.algorithms(), swan_esp_alg, "{text}");
     assert_eq!(k.peer, SocketAddr::new(THEIRS.parse().unwrap(), 4500));
 }
 
@@ -312,14 +335,14 @@ fn azure_stack_hub_policy_both_roles() {
         "aes256-sha384-ecp384",
         "aes256gcm16-ecp384",
         ike_alg,
-        "ESP:AES_GCM_16-256",
+        "AES_GCM_16-256",
     );
     establish(
         false,
         "aes256-sha384-ecp384",
         "aes256gcm16-ecp384",
         ike_alg,
-        "ESP:AES_GCM_16-256",
+        "AES_GCM_16-256",
     );
 }
 
@@ -333,7 +356,7 @@ fn gcm_ike_ecp384_we_initiate() {
         "aes256gcm16-prfsha384-ecp384",
         "aes256gcm16",
         "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384",
-        "ESP:AES_GCM_16-256",
+        "AES_GCM_16-256",
     );
 }
 
@@ -347,7 +370,7 @@ fn cbc_modp2048_strongswan_initiates() {
         "aes256-sha256-modp2048",
         "aes256-sha256",
         "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
-        "ESP:AES_CBC-256/HMAC_SHA2_256_128",
+        "AES_CBC-256/HMAC_SHA2_256_128",
     );
 }
 
@@ -361,14 +384,14 @@ fn curve25519_and_sha1_modp1024() {
         "aes128gcm16-prfsha256-curve25519",
         "aes128gcm16",
         "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
-        "ESP:AES_GCM_16-128",
+        "AES_GCM_16-128",
     );
     establish(
         false,
         "aes128-sha1-modp1024",
         "aes128-sha1",
         "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
-        "ESP:AES_CBC-128/HMAC_SHA1_96",
+        "AES_CBC-128/HMAC_SHA1_96",
     );
 }
 
@@ -481,7 +504,7 @@ fn strongswan_rekeys_child_with_pfs_and_ike_sa() {
     std::thread::sleep(Duration::from_millis(300));
     lab.load();
     std::thread::sleep(Duration::from_secs(13));
-    let sas = lab.charon.list_sas();
+    let (sas, text) = swan_sas(&lab.charon);
     let out = h.join().unwrap();
     let kids = installed(&out.events);
     assert!(
@@ -499,12 +522,12 @@ fn strongswan_rekeys_child_with_pfs_and_ike_sa() {
     assert!(downs(&out.events).is_empty(), "{:?}", out.events);
     assert_eq!(out.dropped, 0);
     assert!(
-        sas.contains(&format!("{:016x}_i", out.status.ike_spi_i)),
-        "IKE SA rekeyed in step: {sas}\nours {:x}",
+        swan_ike(&sas, out.status.ike_spi_i).is_some(),
+        "IKE SA rekeyed in step: {text}\nours {:x}",
         out.status.ike_spi_i
     );
     let last = kids.last().unwrap();
-    assert!(sas.contains(&format!("in  {:08x}", last.spi_out)), "{sas}");
+    assert!(swan_child(&sas, last.spi_out).is_some(), "{text}");
 }
 
 #[test]
@@ -528,7 +551,7 @@ fn we_rekey_child_and_ike_sa_with_strongswan() {
     let ns = lab.ours();
     let h = std::thread::spawn(move || run_ours(&ns, c, 14, |_| false));
     std::thread::sleep(Duration::from_secs(13));
-    let sas = lab.charon.list_sas();
+    let (sas, text) = swan_sas(&lab.charon);
     let out = h.join().unwrap();
     let kids = installed(&out.events);
     assert!(
@@ -543,19 +566,18 @@ fn we_rekey_child_and_ike_sa_with_strongswan() {
         .iter()
         .all(|k| k.dh_group == Some(ike::DhGroup::Ecp384)
             && k.integrity == Some(ike::Integrity::HmacSha384_192)));
+    assert!(swan_ike(&sas, out.status.ike_spi_i).is_some(), "{text}");
     assert!(
-        sas.contains(&format!("{:016x}_i", out.status.ike_spi_i)),
-        "{sas}"
-    );
-    assert!(
-        sas.matches("ESTABLISHED").count() == 1,
-        "old IKE SA deleted: {sas}"
+        sas.iter().filter(|s| s.state == "ESTABLISHED").count() == 1,
+        "old IKE SA deleted: {text}"
     );
     let last = kids.last().unwrap();
-    assert!(
-        sas.contains(&format!("in  {:08x}", last.spi_out))
-            && sas.contains("ESP:AES_CBC-256/HMAC_SHA2_384_192/ECP_384"),
-        "{sas}"
+    assert_eq!(
+        swan_child(&sas, last.spi_out)
+            .map(|c| c.algorithms())
+            .as_deref(),
+        Some("AES_CBC-256/HMAC_SHA2_384_192/ECP_384"),
+        "{text}"
     );
 }
 
@@ -586,7 +608,7 @@ fn dead_peer_detected_and_restarted_peer_replaces_stale_sas() {
     lab.restart_charon();
     lab.load();
     std::thread::sleep(Duration::from_secs(2));
-    let sas = lab.charon.list_sas();
+    let (sas, text) = swan_sas(&lab.charon);
     lab.charon.stop(libc::SIGKILL);
     let out = h.join().unwrap();
     let kids = installed(&out.events);
@@ -603,10 +625,7 @@ fn dead_peer_detected_and_restarted_peer_replaces_stale_sas() {
         deleted[0], kids[0].spi_in,
         "the stale Child SA goes first, on INITIAL_CONTACT"
     );
-    assert!(
-        sas.contains(&format!("in  {:08x}", kids[1].spi_out)),
-        "{sas}"
-    );
+    assert!(swan_child(&sas, kids[1].spi_out).is_some(), "{text}");
     assert_eq!(downs(&out.events), vec![DownReason::DpdTimeout]);
     assert!(deleted.contains(&kids[1].spi_in));
 }
