@@ -192,8 +192,8 @@ pub fn status(lab_dir: &Path, topology: &Topology, specs: &[SiteSpec]) -> Vec<De
             error: None,
         };
         if charon_pid.is_some() {
-            // VICI, not `swanctl --list-sas` text: ~25x faster per query (no process) and
-            // the fields come named; numbers in the vici crate's docs.
+            // VICI, not `swanctl --list-sas` text: ~10x faster (1.3 ms vs 13.5 ms for both
+            // queries, no process) and structured; measurement in the vici crate's docs.
             let socket = vici_socket(&dir);
             match vici::list_sas(&socket) {
                 Ok(sas) => st.sas = sas.iter().map(SwanIkeSa::from).collect(),

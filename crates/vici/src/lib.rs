@@ -3,9 +3,10 @@
 //! into plain structs, for sync callers: `lab status` (fabric) and the tests (testkit).
 //!
 //! VICI rather than running `swanctl --list-sas` and parsing its text: no process per query
-//! (measured: 50 queries against a running charon take ~0.2 ms each over VICI, ~5 ms each
-//! through `swanctl`), and the fields arrive named (SPIs, byte counters, algorithms) instead
-//! of being picked out of a format meant for people.
+//! (measured against a running charon with one IKE SA, 50 queries each, alternated, on 2 busy
+//! cores: list-sas median 0.65-0.77 ms over VICI vs 6.6-7.0 ms through swanctl + parse; lab
+//! status's sas + conns 1.3 ms vs 13.2-13.8 ms), and the fields arrive named (SPIs, counters,
+//! algorithms) instead of being picked out of a format meant for people.
 //!
 //! The client is [rsvici](https://docs.rs/rsvici) (MIT), which is async on tokio: each query
 //! runs on its own current-thread runtime inside [`list_sas`] / [`list_conns`], so callers stay
