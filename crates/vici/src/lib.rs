@@ -107,11 +107,11 @@ pub struct IkeSa {
     /// IKE Diffie-Hellman group (`ECP_384`, `CURVE_25519`).
     pub dh_group: Option<String>,
     /// Seconds since it was established.
-    pub established: Option<u64>,
-    /// Seconds until it is rekeyed.
-    pub rekey_time: Option<u64>,
-    /// Seconds until it is reauthenticated.
-    pub reauth_time: Option<u64>,
+    pub established: Option<i64>,
+    /// Seconds until it is rekeyed (negative once overdue).
+    pub rekey_time: Option<i64>,
+    /// Seconds until it is reauthenticated (negative once overdue).
+    pub reauth_time: Option<i64>,
     /// Its Child SAs, in the order charon created them.
     #[serde(rename = "child-sas", deserialize_with = "child_sas")]
     pub children: Vec<ChildSa>,
@@ -177,7 +177,8 @@ pub struct ChildSa {
     pub prf_alg: Option<String>,
     /// PFS group of the CREATE_CHILD_SA that made it, if any.
     pub dh_group: Option<String>,
-    /// Extended sequence numbers in use.
+    /// Extended sequence numbers in use (charon sends `esn = 1`, not yes/no).
+    #[serde(deserialize_with = "present")]
     pub esn: bool,
     /// Bytes received.
     pub bytes_in: u64,
@@ -188,15 +189,16 @@ pub struct ChildSa {
     /// Packets sent.
     pub packets_out: u64,
     /// Seconds since the last inbound packet, if any came.
-    pub use_in: Option<u64>,
+    pub use_in: Option<i64>,
     /// Seconds since the last outbound packet, if any went.
-    pub use_out: Option<u64>,
-    /// Seconds until it is rekeyed.
-    pub rekey_time: Option<u64>,
+    pub use_out: Option<i64>,
+    /// Seconds until it is rekeyed (negative once overdue: a Child SA being rekeyed or
+    /// deleted).
+    pub rekey_time: Option<i64>,
     /// Seconds until it expires.
-    pub life_time: Option<u64>,
+    pub life_time: Option<i64>,
     /// Seconds since it was installed.
-    pub install_time: Option<u64>,
+    pub install_time: Option<i64>,
     /// Local traffic selectors (`10.2.0.0/16`).
     pub local_ts: Vec<String>,
     /// Remote traffic selectors.
@@ -342,6 +344,11 @@ fn named<'de, D: Deserializer<'de>, T: Deserialize<'de> + Named>(d: D) -> Result
         .collect())
 }
 
+/// A flag that is set by being there (`esn = 1`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    String::deserialize(d).map(|v| v != "0" && v != "no")
+}
+
 fn keyed(alg: &str, keysize: Option<u32>) -> String {
     match keysize {
         Some(k) if k > 0 => format!("{alg}-{k}"),
@@ -434,6 +441,112 @@ mod tests {
         };
         assert_eq!(child.algorithms(), "AES_GCM_16-256/ECP_384");
         assert_eq!(child.mode_text(), "TUNNEL-in-UDP");
+    }
+
+    /// A VICI message as charon encodes it: `(key, value)` pairs, `{`/`}` for sections,
+    /// `[`…`]` for lists (the list's items follow its key until `]`).
+    fn encode(items: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut in_list = false;
+        for (k, v) in items {
+            let name = |out: &mut Vec<u8>, k: &str| {
+                out.push(k.len() as u8);
+                out.extend_from_slice(k.as_bytes());
+            };
+            let value = |out: &mut Vec<u8>, v: &str| {
+                out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+                out.extend_from_slice(v.as_bytes());
+            };
+            match *v {
+                "{" => {
+                    out.push(1);
+                    name(&mut out, k);
+                }
+                "}" => out.push(2),
+                "[" => {
+                    out.push(4);
+                    name(&mut out, k);
+                    in_list = true;
+                }
+                "]" => {
+                    out.push(6);
+                    in_list = false;
+                }
+                _ if in_list => {
+                    out.push(5);
+                    value(&mut out, v);
+                }
+                _ => {
+                    out.push(3);
+                    name(&mut out, k);
+                    value(&mut out, v);
+                }
+            }
+        }
+        out
+    }
+
+    /// What charon 5.9.8 sent while rekeying (negative rekey-time on the old Child SAs), with
+    /// ESN, fields this crate does not name, and unique ids that sort wrongly as text.
+    #[test]
+    fn a_rekeying_ike_sa_decodes() {
+        let child = |id: &'static str, state: &'static str, rekey: &'static str| {
+            vec![
+                ("name", "net"),
+                ("uniqueid", id),
+                ("state", state),
+                ("mode", "TUNNEL"),
+                ("encap", "yes"),
+                ("spi-in", "8c916bb6"),
+                ("encr-alg", "AES_GCM_16"),
+                ("encr-keysize", "256"),
+                ("dh-group", "ECP_384"),
+                ("esn", "1"),
+                ("bytes-in", "840"),
+                ("rekey-time", rekey),
+                ("local-ts", "["),
+                ("", "10.2.0.0/16"),
+                ("", "]"),
+            ]
+        };
+        let mut m = vec![
+            ("site", "{"),
+            ("uniqueid", "2"),
+            ("version", "2"),
+            ("state", "ESTABLISHED"),
+            ("local-port", "4500"),
+            ("initiator", "yes"),
+            ("nat-any", "yes"),
+            ("established", "5"),
+            ("rekey-time", "-3"),
+            ("tasks-queued", "["),
+            ("", "IKE_REKEY"),
+            ("", "]"),
+            ("child-sas", "{"),
+            ("net-10", "{"),
+        ];
+        m.extend(child("10", "INSTALLED", "2"));
+        m.push(("", "}"));
+        m.push(("net-9", "{"));
+        m.extend(child("9", "DELETED", "-4"));
+        m.extend([("", "}"), ("", "}"), ("", "}")]);
+        let sas: BTreeMap<String, IkeSa> = serde_vici::from_slice(&encode(&m)).unwrap();
+        let ike = &sas["site"];
+        assert_eq!((ike.unique_id, ike.version, ike.local_port), (2, 2, 4500));
+        assert!(ike.initiator && !ike.nat_local);
+        assert_eq!((ike.established, ike.rekey_time), (Some(5), Some(-3)));
+        let ids: Vec<_> = ike.children.iter().map(|c| c.unique_id).collect();
+        assert_eq!(ids, [9, 10]);
+        let (old, new) = (&ike.children[0], &ike.children[1]);
+        assert_eq!((old.state.as_str(), old.rekey_time), ("DELETED", Some(-4)));
+        assert_eq!(new.rekey_time, Some(2));
+        assert!(new.esn && new.encap);
+        assert_eq!(new.algorithms(), "AES_GCM_16-256/ECP_384/ESN");
+        assert_eq!(
+            (new.bytes_in, new.local_ts.clone()),
+            (840, vec!["10.2.0.0/16".to_string()])
+        );
+        assert_eq!(ike.installed_child("net"), Some(new));
     }
 
     #[test]
