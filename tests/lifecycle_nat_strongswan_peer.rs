@@ -76,7 +76,7 @@ fn strongswan_behind_nat_to_hybridnet_responder() {
     );
     let ike = &theirs.ike;
     assert_eq!(
-        (ike.local_host.as_str(), ike.local_port),
+        (ike.remote_host.as_str(), ike.remote_port),
         ("198.51.100.2", 4500),
         "{ike:#?}"
     );
