@@ -180,6 +180,8 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     assert!(!log.contains(KEY), "charon logged the key");
 
     // swanctl --list-sas inside the device namespace: the Azure default policy's algorithms.
+    // Text on purpose: this is the command the example's README gives a person (lab status,
+    // checked below, reads the same SAs over VICI).
     let sas = Command::new("ip")
         .args(["netns", "exec", &dev_ns, "swanctl", "--list-sas", "--uri"])
         .arg(format!("unix://{}", dir.join("charon.vici").display()))

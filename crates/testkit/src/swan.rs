@@ -270,7 +270,8 @@ impl Charon {
         self.dir.join("charon.vici")
     }
 
-    /// Its IKE SAs and their Child SAs, queried over VICI (`list-sas`).
+    /// Its IKE SAs and their Child SAs, queried over VICI (`list-sas`): ~10x faster than
+    /// `swanctl --list-sas` and structured (measured in the vici crate's docs).
     pub fn sas(&self) -> Result<Vec<IkeSa>> {
         Ok(vici::list_sas(&self.vici_socket())?)
     }
