@@ -122,8 +122,10 @@ fn main() {
             return plan.count;
         }
         input.copy_from_slice(&super_pkt);
-        let n = tun_rs::gso_split(&mut input, theirs_hdr, &mut bufs, &mut sizes, ESP_HEAD, false)
-            .expect("a valid super-packet");
+        let n = tun_rs::gso_split(
+            &mut input, theirs_hdr, &mut bufs, &mut sizes, ESP_HEAD, false,
+        )
+        .expect("a valid super-packet");
         if copy {
             let mut at = 0;
             for i in 0..n {
@@ -206,7 +208,9 @@ fn main() {
         }
     }
     let m = |v: &Vec<f64>| median(v.clone()) / 1e6;
-    println!("| work (million segments/s, median of {ROUNDS}) | gateway | tun-rs | tun-rs / gateway |");
+    println!(
+        "| work (million segments/s, median of {ROUNDS}) | gateway | tun-rs | tun-rs / gateway |"
+    );
     println!("|---|---|---|---|");
     println!(
         "| split a 64 KiB TSO packet | {:.2} | {:.2} | {:.2} |",

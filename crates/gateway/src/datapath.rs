@@ -520,11 +520,12 @@ impl DataPath {
                 source,
             })?;
         let outbound =
-            OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out)
-                .map_err(|source| InstallError::Keys {
+            OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out).map_err(
+                |source| InstallError::Keys {
                     direction: "outbound",
                     source,
-                })?;
+                },
+            )?;
         let mut algorithms = cipher.name();
         if let Some(g) = keys.dh_group {
             algorithms.push('/');

@@ -27,8 +27,16 @@ pub fn prepare(sock: &UdpSocket) -> io::Result<UdpSocketState> {
     let state = UdpSocketState::new(UdpSockRef::from(sock))?;
     let v6 = sock.local_addr()?.is_ipv6();
     let want = [
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_WANT),
-        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_WANT),
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_WANT,
+        ),
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_WANT,
+        ),
         (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0),
     ];
     for (level, name, value) in want.into_iter().take(if v6 { 3 } else { 1 }) {
@@ -79,7 +87,11 @@ impl RecvBatch {
     /// be shorter).
     pub fn get(&mut self, i: usize) -> (&mut [u8], SocketAddr, usize) {
         let m = &self.meta[i];
-        let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
+        let stride = if m.stride == 0 {
+            m.len.max(1)
+        } else {
+            m.stride
+        };
         (&mut self.bufs[i][..m.len], m.addr, stride)
     }
 }

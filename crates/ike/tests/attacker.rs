@@ -131,7 +131,7 @@ fn a_nonce_shorter_than_half_the_prf_key_is_refused() {
 fn the_oracle_notices_a_tunnel_that_went_down() {
     let (mut n, base) = established();
     let now = n.now;
-    n.a.remove_connection(0, now);
+    n.a.remove_connection(n.conns_a[0], now);
     n.pump();
     assert!(assert_survived(&mut n, &base).is_err());
     let _ = (A, B, SocketAddr::new(A, 500));

@@ -95,7 +95,7 @@ fn late_delete_of_the_old_ike_sa_keeps_the_proposal_mismatch() {
     let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
     n.collect();
     let now = n.now;
-    n.a.remove_connection(0, now);
+    n.a.remove_connection(n.conns_a[0], now);
     n.add_a(Conn::new(A, B).ike("aes128-sha1-modp1024").initiate(true));
     let mut out = vec![];
     while let Some(t) = n.a.poll_transmit() {

@@ -74,7 +74,7 @@ fn unreachable_peer_gives_up_with_backoff() {
 fn delete_tears_down_both_sides() {
     let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
     let now = n.now;
-    n.a.remove_connection(0, now);
+    n.a.remove_connection(n.conns_a[0], now);
     n.pump();
     let del_a: Vec<_> = n
         .ev_a
@@ -123,7 +123,7 @@ fn responder_initiated_delete_and_liveness() {
     );
     assert_eq!(n.a.dropped() + n.b.dropped(), 0);
     let now = n.now;
-    n.b.remove_connection(0, now);
+    n.b.remove_connection(n.conns_b[0], now);
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
     assert!(n

@@ -28,7 +28,7 @@ fn responder_follows_initiator_behind_nat() {
     // Liveness and DELETE still work through the mapping.
     n.run_for(Duration::from_secs(20));
     let now = n.now;
-    n.b.remove_connection(0, now);
+    n.b.remove_connection(n.conns_b[0], now);
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
     assert_eq!(

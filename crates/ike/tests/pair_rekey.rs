@@ -66,8 +66,8 @@ fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_child() {
         let mut n = Net::seeded(round).establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
         let spi0 = n.a.status()[0].ike_spi_i;
         let now = n.now;
-        n.a.rekey_now(0, true, now);
-        n.b.rekey_now(0, true, now);
+        n.a.rekey_now(n.conns_a[0], true, now);
+        n.b.rekey_now(n.conns_b[0], true, now);
         // Both requests leave before either side sees the other's.
         n.a.handle_timeout(now);
         n.b.handle_timeout(now);
@@ -94,7 +94,7 @@ fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_child() {
         assert_eq!(sa.ike_dropped + sb.ike_dropped, 0, "round {round}");
         // The surviving IKE SA carries the Child SA: deleting it reports the child on both sides.
         let now = n.now;
-        n.a.remove_connection(0, now);
+        n.a.remove_connection(n.conns_a[0], now);
         n.pump();
         assert_eq!(
             downs(&n.ev_b),
@@ -109,7 +109,7 @@ fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_child() {
 fn operator_child_rekey() {
     let mut n = establish("aes128-sha256-modp2048", "aes128-sha256-modp2048");
     let now = n.now;
-    n.a.rekey_now(0, false, now);
+    n.a.rekey_now(n.conns_a[0], false, now);
     n.a.handle_timeout(now);
     n.pump();
     let la = live(&n.ev_a);
@@ -140,8 +140,8 @@ fn responder_rekeys_a_child_sa_on_request() {
     let mut n = establish("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
     let old = live(&n.ev_b)[0].spi_in;
     let now = n.now;
-    assert!(n.b.rekey_child(0, old, now));
-    assert!(!n.b.rekey_child(0, old ^ 1, now), "unknown SPI");
+    assert!(n.b.rekey_child(n.conns_b[0], old, now));
+    assert!(!n.b.rekey_child(n.conns_b[0], old ^ 1, now), "unknown SPI");
     n.b.handle_timeout(now);
     n.pump();
     let (la, lb) = (live(&n.ev_a), live(&n.ev_b));
@@ -171,8 +171,8 @@ fn ike_rekey_collision_over_a_slow_reordering_network_leaves_one_ike_sa() {
         assert_eq!(n.b.status()[0].ike_spi_i, spi0, "seed {seed}: up first");
         let before = n.reordered();
         let now = n.now;
-        n.a.rekey_now(0, true, now);
-        n.b.rekey_now(0, true, now);
+        n.a.rekey_now(n.conns_a[0], true, now);
+        n.b.rekey_now(n.conns_b[0], true, now);
         n.run_for(Duration::from_secs(40));
         reordered += n.reordered() - before;
         assert_one_ike_sa_with_mirrored_child(&n, spi0, now, &format!("seed {seed}"));
@@ -199,8 +199,8 @@ fn ike_rekey_request_arriving_after_our_rekey_finished_is_refused() {
     // A's request is the next datagram, B's the one after: it arrives 60 ms late.
     n.hold.push((n.sent + 1, Duration::from_millis(60)));
     let now = n.now;
-    n.a.rekey_now(0, true, now);
-    n.b.rekey_now(0, true, now);
+    n.a.rekey_now(n.conns_a[0], true, now);
+    n.b.rekey_now(n.conns_b[0], true, now);
     n.run_for(Duration::from_secs(40));
     assert_one_ike_sa_with_mirrored_child(&n, spi0, now, "B's request late");
 }
@@ -220,8 +220,8 @@ fn ike_rekey_collision_survives_a_delete_overtaking_the_rekey_answer() {
     // B's answer back 60 ms, past B's DELETEs.
     n.hold.push((n.sent + 3, Duration::from_millis(60)));
     let now = n.now;
-    n.a.rekey_now(0, true, now);
-    n.b.rekey_now(0, true, now);
+    n.a.rekey_now(n.conns_a[0], true, now);
+    n.b.rekey_now(n.conns_b[0], true, now);
     n.run_for(Duration::from_secs(40));
     assert_one_ike_sa_with_mirrored_child(&n, spi0, now, "B's answer late");
 }

@@ -45,12 +45,12 @@ fn initiator(recovery: Recovery) -> ike::ConnectionConfig {
 #[test]
 fn a_peer_delete_is_followed_by_a_new_attempt() {
     let mut n = Net::new();
-    n.b.add_connection(responder("secret"), n.now);
-    n.a.add_connection(initiator(Recovery::default()), n.now);
+    n.add_b(responder("secret"));
+    n.add_a(initiator(Recovery::default()));
     n.pump();
     assert_eq!(children(&n.ev_a).len(), 1);
     let deleted = n.now;
-    n.b.remove_connection(0, n.now);
+    n.b.remove_connection(n.conns_b[0], n.now);
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
     let st = &n.a.status()[0];
@@ -63,7 +63,7 @@ fn a_peer_delete_is_followed_by_a_new_attempt() {
     );
     // the peer is back (its new process) before our attempt
     n.run_for(Duration::from_millis(300));
-    n.b.add_connection(responder("secret"), n.now);
+    n.add_b(responder("secret"));
     n.run_for(Duration::from_secs(2));
     assert_eq!(n.a.status()[0].state, "established");
     assert_eq!(live(&n.ev_a).len(), 1);
@@ -76,12 +76,12 @@ fn a_peer_delete_is_followed_by_a_new_attempt() {
 #[test]
 fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() {
     let mut n = Net::new();
-    n.b.add_connection(responder("wrong"), n.now);
+    n.add_b(responder("wrong"));
     let rec = Recovery {
         retry_max: Duration::from_secs(5),
         ..Recovery::default()
     };
-    n.a.add_connection(initiator(rec), n.now);
+    n.add_a(initiator(rec));
     n.run_for(Duration::from_secs(40));
     let starts = init_requests_from_a(&n);
     assert!(starts.len() >= 8, "{} attempts in 40 s", starts.len());
@@ -104,8 +104,8 @@ fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() 
         .is_some_and(|e| e.starts_with("AUTHENTICATION_FAILED")));
     assert!(st.consecutive_failures >= 8);
     // the peer's operator fixes the key
-    n.b.remove_connection(0, n.now);
-    n.b.add_connection(responder("secret"), n.now);
+    n.b.remove_connection(n.conns_b[0], n.now);
+    n.add_b(responder("secret"));
     let fixed = n.now;
     n.run_for(Duration::from_secs(7));
     let st = &n.a.status()[0];
@@ -123,17 +123,14 @@ fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() 
 #[test]
 fn close_action_clear_leaves_the_connection_down() {
     let mut n = Net::new();
-    n.b.add_connection(responder("secret"), n.now);
-    n.a.add_connection(
-        initiator(Recovery {
-            close_action: DownAction::Clear,
-            ..Recovery::default()
-        }),
-        n.now,
-    );
+    n.add_b(responder("secret"));
+    n.add_a(initiator(Recovery {
+        close_action: DownAction::Clear,
+        ..Recovery::default()
+    }));
     n.pump();
-    n.b.remove_connection(0, n.now);
-    n.b.add_connection(responder("secret"), n.now);
+    n.b.remove_connection(n.conns_b[0], n.now);
+    n.add_b(responder("secret"));
     n.run_for(Duration::from_secs(30));
     let st = &n.a.status()[0];
     assert_eq!(st.state, "down");
@@ -145,14 +142,11 @@ fn close_action_clear_leaves_the_connection_down() {
 #[test]
 fn keyingtries_bounds_the_attempts() {
     let mut n = Net::new();
-    n.b.add_connection(responder("wrong"), n.now);
-    n.a.add_connection(
-        initiator(Recovery {
-            keyingtries: 3,
-            ..Recovery::default()
-        }),
-        n.now,
-    );
+    n.add_b(responder("wrong"));
+    n.add_a(initiator(Recovery {
+        keyingtries: 3,
+        ..Recovery::default()
+    }));
     n.run_for(Duration::from_secs(60));
     assert_eq!(init_requests_from_a(&n).len(), 3);
     let st = &n.a.status()[0];
@@ -203,19 +197,21 @@ fn an_internal_fault_stays_with_its_connection() {
     let before: Vec<u32> = live(&n.ev_a).iter().map(|c| c.spi_in).collect();
     let mark = n.ev_a.len();
     // the next message for A's second connection panics inside the endpoint
-    n.a.inject_fault(1);
+    let (faulty_a, faulty_b) = (n.conns_a[1], n.conns_b[1]);
+    n.a.inject_fault(faulty_a);
     let now = n.now;
-    n.b.rekey_now(1, false, now);
+    n.b.rekey_now(faulty_b, false, now);
     n.b.handle_timeout(now);
     n.pump();
     let after: Vec<&Event> = n.ev_a[mark..].iter().collect();
     assert!(
-        after.iter().any(|e| matches!(e, Event::ConnectionDown { conn: 1, reason: DownReason::Other(r) } if r.contains("internal error"))),
+        after.iter().any(|e| matches!(e, Event::ConnectionDown { conn, reason: DownReason::Other(r) } if *conn == faulty_a && r.contains("internal error"))),
         "{after:?}"
     );
     assert!(
         after.iter().all(|e| match e {
-            Event::ConnectionDown { conn, .. } | Event::ChildSaDeleted { conn, .. } => *conn == 1,
+            Event::ConnectionDown { conn, .. } | Event::ChildSaDeleted { conn, .. } =>
+                *conn == faulty_a,
             _ => true,
         }),
         "the sibling connection is untouched: {after:?}"
@@ -241,7 +237,7 @@ fn a_lost_rekey_answer_is_recovered_by_retransmission() {
     for ike_rekey in [false, true] {
         let mut n = establish(IKE, "aes256gcm16-ecp384");
         let now = n.now;
-        n.a.rekey_now(0, ike_rekey, now);
+        n.a.rekey_now(n.conns_a[0], ike_rekey, now);
         n.a.handle_timeout(now);
         // A's request is the next datagram; B's answer the one after: lose the answer
         n.drop.push(n.sent + 1);
@@ -249,7 +245,7 @@ fn a_lost_rekey_answer_is_recovered_by_retransmission() {
         // meanwhile B wants a Child SA rekey of its own
         let b_child = live(&n.ev_b)[0].spi_in;
         let now = n.now;
-        n.b.rekey_child(0, b_child, now);
+        n.b.rekey_child(n.conns_b[0], b_child, now);
         n.run_for(Duration::from_secs(20));
         assert!(
             downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(),
@@ -284,8 +280,8 @@ fn simultaneous_child_rekeys_leave_one_child_sa() {
         let mut n = Net::seeded(round).establish(IKE, "aes256gcm16-ecp384");
         let (xa, xb) = (live(&n.ev_a)[0].spi_in, live(&n.ev_b)[0].spi_in);
         let now = n.now;
-        assert!(n.a.rekey_child(0, xa, now));
-        assert!(n.b.rekey_child(0, xb, now));
+        assert!(n.a.rekey_child(n.conns_a[0], xa, now));
+        assert!(n.b.rekey_child(n.conns_b[0], xb, now));
         n.a.handle_timeout(now);
         n.b.handle_timeout(now);
         n.run_for(Duration::from_secs(5));
@@ -352,7 +348,7 @@ fn narrowed_selectors_are_asked_for_once_and_reported() {
     assert_eq!(creates, 1, "one request for the rest, not a loop");
     // a later rekey keeps the narrowed SA and does not ask again
     let now = n.now;
-    n.a.rekey_now(0, false, now);
+    n.a.rekey_now(n.conns_a[0], false, now);
     n.run_for(Duration::from_secs(5));
     assert_eq!(live(&n.ev_a).len(), 1);
     assert!(n.a.status()[0].selector_warning.is_some());

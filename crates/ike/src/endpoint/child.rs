@@ -64,7 +64,7 @@ impl Endpoint {
             rekey_at,
             replaced: false,
         });
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             c.esp_algorithms = Some(suite.name());
         }
         self.events.push_back(Event::ChildSaInstalled {
@@ -114,7 +114,7 @@ impl Endpoint {
                     .unwrap_or_default()
             )
         });
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             c.selector_warning = warning;
         }
         if !cfg.initiate || sa.extra_asked >= MAX_EXTRA_CHILDREN {
@@ -502,7 +502,7 @@ impl Endpoint {
                     // The peer rekeyed this IKE SA at the same time (RFC 7296 §2.8.2).
                     self.resolve_ike_rekey_collision(new, now);
                 } else {
-                    if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                    if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
                         c.ike_sa = Some(new_spi);
                         c.ike_algorithms = Some(suite.name());
                     }

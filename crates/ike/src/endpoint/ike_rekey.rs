@@ -105,7 +105,7 @@ impl Endpoint {
             self.resolve_ike_rekey_collision(new, now);
         } else {
             sa.queued.clear();
-            if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
                 c.ike_sa = Some(our_spi);
                 c.ike_algorithms = Some(suite.name());
             }
@@ -129,7 +129,7 @@ impl Endpoint {
     pub(super) fn resolve_ike_rekey_collision(&mut self, late: IkeSa, now: Instant) {
         let early = self
             .conns
-            .get(late.conn)
+            .get(late.conn.index())
             .and_then(|c| c.as_ref())
             .and_then(|c| c.ike_sa)
             .and_then(|spi| self.sas.remove(&spi));
@@ -164,7 +164,7 @@ impl Endpoint {
 
     /// Makes `sa` the IKE SA its connection runs on.
     fn make_current(&mut self, sa: &IkeSa) {
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             c.ike_sa = Some(sa.our_spi());
             c.ike_algorithms = sa.phase.keys().map(|k| k.suite.name());
         }

@@ -83,7 +83,7 @@ impl Endpoint {
     fn hand_back_collision_loser(&mut self, sa: &mut IkeSa) -> bool {
         let current = self
             .conns
-            .get(sa.conn)
+            .get(sa.conn.index())
             .and_then(|c| c.as_ref())
             .is_some_and(|c| c.ike_sa == Some(sa.our_spi()));
         if !current || sa.initiator || sa.rekeyed_at.is_some() {

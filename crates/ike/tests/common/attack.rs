@@ -474,7 +474,7 @@ pub fn assert_survived(n: &mut Net, base: &Baseline) -> Result<(), String> {
     }
     // the IKE SA still works: a Child SA rekey runs through and both sides agree
     let now = n.now;
-    n.a.rekey_now(0, false, now);
+    n.a.rekey_now(n.conns_a[0], false, now);
     n.run_for(Duration::from_secs(3));
     let (la, lb) = (super::live(&n.ev_a), super::live(&n.ev_b));
     if la.len() != 1 || lb.len() != 1 || la[0].spi_in == ca.spi_in {

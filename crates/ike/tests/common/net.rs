@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ike::rng::SeededRandom;
+use ike::ConnectionId;
 use ike::{ConnectionConfig, Endpoint, Event};
 
 use super::conn::{A, B};
@@ -26,6 +27,10 @@ pub struct Net {
     pub now: Instant,
     pub ev_a: Vec<Event>,
     pub ev_b: Vec<Event>,
+    /// Handles of the connections added to A, in the order they were added.
+    pub conns_a: Vec<ConnectionId>,
+    /// Handles of the connections added to B, in the order they were added.
+    pub conns_b: Vec<ConnectionId>,
     /// Drop the n-th datagram sent (0-based, counted across both directions).
     pub drop: Vec<usize>,
     /// Hold the n-th datagram sent back by this much on top of the latency (so datagrams sent
@@ -94,6 +99,8 @@ impl Net {
             now: Instant::now(),
             ev_a: vec![],
             ev_b: vec![],
+            conns_a: vec![],
+            conns_b: vec![],
             drop: vec![],
             hold: vec![],
             sent: 0,
@@ -133,13 +140,15 @@ impl Net {
     /// Adds a connection to A (at the current time).
     pub fn add_a(&mut self, c: impl Into<ConnectionConfig>) {
         let now = self.now;
-        self.a.add_connection(c.into(), now);
+        let id = self.a.add_connection(c.into(), now);
+        self.conns_a.push(id);
     }
 
     /// Adds a connection to B (at the current time).
     pub fn add_b(&mut self, c: impl Into<ConnectionConfig>) {
         let now = self.now;
-        self.b.add_connection(c.into(), now);
+        let id = self.b.add_connection(c.into(), now);
+        self.conns_b.push(id);
     }
 
     /// Another endpoint (a spoofer, an attacker) with randomness of its own from the seed.
