@@ -4,10 +4,10 @@
 //! reaches the IKE thread through the receive thread, and inbound SAs are installed into and
 //! removed from the receive half while it decrypts. No drop on either side.
 use hybridnet_tests::lifecycle::{rekeying_pair, with_timers};
-use hybridnet_tests::netns::TwoSites;
-use hybridnet_tests::process::Scratch;
+use hybridnet_tests::sites::TwoSites;
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::Scratch;
 
 #[test]
 fn receive_thread_keeps_a_verified_stream_across_rekeys() {

@@ -2,7 +2,7 @@
 //!
 //! * `hybridnet vpn-connection device-config --vendor strongswan` writes a swanctl.conf (0600)
 //!   that a real charon accepts (`swanctl --load-all`), with the connection's addresses, IDs,
-//!   traffic selectors and lifetimes as `swanctl --list-conns` shows them, and whose proposals
+//!   traffic selectors and lifetimes as charon lists them (VICI `list-conns`), and whose proposals
 //!   charon validates (a corrupted proposal in the same file is refused);
 //! * a strongSwan peer configured ONLY from that file (swanctl.conf, plus the strongswan.conf
 //!   lines printed in its comments) in a namespace of its own on the lab's internet, with its
@@ -15,32 +15,24 @@
 //! * an unresponsive gateway is declared dead by the device within dpdTimeoutSeconds, and the
 //!   tunnel comes back by itself when the gateway answers again.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
 use anyhow::{bail, Context, Result};
 use fabric::state::LabDir;
 use fabric::LabId;
-use hybridnet_tests::netns::Netns;
-use hybridnet_tests::process::{wait_for, Daemon, Scratch};
-use lab::{hybridnet_bin, show, Lab};
 use serde_json::Value;
 use site::{same_id, Resource};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use testkit::lab;
+use testkit::lab::{hybridnet_bin, show, Lab};
+use testkit::netns::Netns;
+use testkit::process::{tail, wait_for, Daemon, Scratch};
+use testkit::swan::{Charon, IkeSa};
 
 const SEED: &str = "examples/hybrid-connection";
 /// The seed's shared key (examples/hybrid-connection/lab.yaml).
 const SEED_KEY: &str = "hybridnet-lab-shared-key";
-
-/// A charon with kernel-libipsec in a namespace, with a private /run, driven by swanctl.
-struct SwanBox {
-    dir: PathBuf,
-    daemon: Daemon,
-}
 
 /// The `charon { … }` block printed as comments at the top of an exported swanctl.conf, as
 /// strongswan.conf text, with this box's vici socket and log file added.
@@ -70,92 +62,15 @@ fn strongswan_conf_from_export(export: &str, dir: &Path) -> Result<String> {
     Ok(out)
 }
 
-impl SwanBox {
-    /// Starts charon in namespace `ns` with `strongswan_conf`; waits for its vici socket.
-    fn start(ns: &str, dir: &Path, strongswan_conf: &str) -> Result<SwanBox> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("strongswan.conf"), strongswan_conf)?;
-        let mut cmd = Command::new("ip");
-        // exec chain keeps the PID: ip netns exec → env → unshare (no fork) → sh → exec charon
-        cmd.args(["netns", "exec", ns, "env"])
-            .arg(format!("STRONGSWAN_CONF={}/strongswan.conf", dir.display()))
-            .args([
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                "mount -t tmpfs -o mode=0755 hn-devcfg-run /run && exec \"$0\"",
-                "/usr/lib/ipsec/charon",
-            ]);
-        let daemon = Daemon::spawn("charon", cmd, &dir.join("charon.stdout"))?;
-        let mut b = SwanBox {
-            dir: dir.to_path_buf(),
-            daemon,
-        };
-        let up = wait_for(Duration::from_secs(15), "charon's vici socket", || {
-            if !b.daemon.alive() {
-                return Some(false);
-            }
-            b.swanctl(&["--stats"]).ok().map(|_| true)
-        })?;
-        if !up {
-            bail!(
-                "charon exited at start:\n{}\n{}",
-                b.daemon.log_text(),
-                b.log()
-            );
-        }
-        Ok(b)
-    }
-
-    /// `swanctl ARGS --uri …`; fails with its output on a non-zero exit.
-    fn swanctl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("swanctl")
-            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
-            .args(args)
-            .arg("--uri")
-            .arg(format!("unix://{}/charon.vici", self.dir.display()))
-            .output()
-            .context("cannot run swanctl")?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if !out.status.success() {
-            bail!("swanctl {} failed: {text}", args.join(" "));
-        }
-        Ok(text)
-    }
-
-    fn load_file(&self, file: &Path) -> Result<String> {
-        self.swanctl(&[
-            "--load-all",
-            "--noprompt",
-            "--file",
-            &file.display().to_string(),
-        ])
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("charon.log")).unwrap_or_default()
-    }
-
-    /// Waits until `conn`'s CHILD_SA is INSTALLED; returns `--list-sas`.
-    fn wait_installed(&self, conn: &str, timeout: Duration) -> Result<String> {
-        wait_for(timeout, "the device's CHILD_SA INSTALLED", || {
-            let s = self.swanctl(&["--list-sas"]).unwrap_or_default();
-            (s.contains(&format!("{conn}: #")) && s.contains("INSTALLED")).then_some(s)
-        })
-        .with_context(|| format!("charon log:\n{}", tail(&self.log(), 40)))
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let l: Vec<&str> = s.lines().collect();
-    l[l.len().saturating_sub(n)..].join("\n")
+/// Waits until a CHILD_SA of `conn` is INSTALLED in the device's charon; returns its IKE SA.
+fn wait_installed(swan: &Charon, conn: &str, timeout: Duration) -> Result<IkeSa> {
+    wait_for(timeout, "the device's CHILD_SA INSTALLED", || {
+        swan.sas()
+            .ok()?
+            .into_iter()
+            .find(|s| s.name == conn && s.children.iter().any(|c| c.state == "INSTALLED"))
+    })
+    .with_context(|| format!("charon log:\n{}", tail(&swan.log(), 40)))
 }
 
 /// `vpn-connection device-config --vendor strongswan` for `site`/`conn` of the lab, to a file.
@@ -213,7 +128,7 @@ fn list_vendors() {
 #[test]
 fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
     let lab = Lab::up(SEED);
-    let scratch = Scratch::new("devcfg-load", &hybridnet_tests::netns::unique_id())?;
+    let scratch = Scratch::new("devcfg-load", &testkit::netns::unique_id())?;
     let file = scratch.join("azure-to-stackhub.swanctl.conf");
     let conf = export(&lab, "azure", "azure-to-stackhub", &file);
 
@@ -235,9 +150,9 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
     assert!(o.status.success(), "{}", show(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), conf);
 
-    let ns = Netns::new(&format!("hn{}-dcfg", hybridnet_tests::netns::unique_id()))?;
-    let swan = SwanBox::start(
-        ns.name(),
+    let ns = Netns::new(&format!("hn{}-dcfg", testkit::netns::unique_id()))?;
+    let swan = Charon::start_with_conf(
+        &ns,
         &scratch.join("swan"),
         &strongswan_conf_from_export(&conf, &scratch.join("swan"))?,
     )?;
@@ -254,23 +169,38 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
         loaded.contains("successfully loaded 1 connections"),
         "{loaded}"
     );
-    let conns = swan.swanctl(&["--list-conns"])?;
-    for want in [
-        "azure-to-stackhub: IKEv2, no reauthentication, rekeying every 25920s, dpd delay 11s",
-        "  local:  198.51.100.1",
-        "  remote: 203.0.113.1",
-        "    id: 198.51.100.1",
-        "    id: 203.0.113.1",
-        "  azure-to-stackhub: TUNNEL, rekeying every 24300s or 94371840000 bytes",
-        "    local:  10.2.0.0/16",
-        "    remote: 10.1.0.0/16",
-    ] {
-        assert!(
-            conns.contains(want),
-            "--list-conns lacks {want:?}:\n{conns}"
-        );
-    }
-    // --list-conns does not print proposals; charon parses them at load time: the same file
+    let conns = swan.conns()?;
+    let c = conns
+        .iter()
+        .find(|c| c.name == "azure-to-stackhub")
+        .with_context(|| format!("not loaded: {conns:#?}"))?;
+    // IKEv2, no reauthentication, rekeying every 25920s, dpd delay 11s
+    assert_eq!(
+        (c.version.as_str(), c.reauth_time, c.rekey_time, c.dpd_delay),
+        ("IKEv2", 0, 25920, Some(11)),
+        "{c:#?}"
+    );
+    assert_eq!(c.local_addrs, ["198.51.100.1"], "{c:#?}");
+    assert_eq!(c.remote_addrs, ["203.0.113.1"], "{c:#?}");
+    let id = |a: &Option<testkit::swan::Auth>| a.as_ref().and_then(|a| a.id.clone());
+    assert_eq!(id(&c.local).as_deref(), Some("198.51.100.1"), "{c:#?}");
+    assert_eq!(id(&c.remote).as_deref(), Some("203.0.113.1"), "{c:#?}");
+    assert_eq!(c.children.len(), 1, "{c:#?}");
+    let ch = &c.children[0];
+    // TUNNEL, rekeying every 24300s or 94371840000 bytes
+    assert_eq!(
+        (
+            ch.name.as_str(),
+            ch.mode.as_str(),
+            ch.rekey_time,
+            ch.rekey_bytes
+        ),
+        ("azure-to-stackhub", "TUNNEL", 24300, 94371840000),
+        "{c:#?}"
+    );
+    assert_eq!(ch.local_ts, ["10.2.0.0/16"], "{c:#?}");
+    assert_eq!(ch.remote_ts, ["10.1.0.0/16"], "{c:#?}");
+    // list-conns does not report proposals; charon parses them at load time: the same file
     // with one unknown algorithm is refused, so the exported ones were accepted as proposals.
     assert!(
         conf.contains("proposals = aes256-sha384-ecp384\n")
@@ -302,12 +232,20 @@ fn exported_swanctl_conf_is_accepted_by_charon() -> Result<()> {
         "{conf2}"
     );
     swan.load_file(&file2)?;
-    let conns = swan.swanctl(&["--list-conns"])?;
-    assert!(
-        conns.contains("stackhub-to-azure: IKEv2")
-            && conns.contains("  local:  203.0.113.1")
-            && conns.contains("    remote: 10.2.0.0/16"),
-        "{conns}"
+    let conns = swan.conns()?;
+    let c = conns
+        .iter()
+        .find(|c| c.name == "stackhub-to-azure")
+        .with_context(|| format!("not loaded: {conns:#?}"))?;
+    assert_eq!(c.version, "IKEv2", "{c:#?}");
+    assert_eq!(c.local_addrs, ["203.0.113.1"], "{c:#?}");
+    assert_eq!(
+        c.children
+            .iter()
+            .map(|ch| ch.remote_ts.clone())
+            .collect::<Vec<_>>(),
+        [["10.2.0.0/16"]],
+        "{c:#?}"
     );
     Ok(())
 }
@@ -478,7 +416,7 @@ struct Scenario {
     key: &'static str,
     /// The device sits behind NAT: exported with `--device-address` = its inside address.
     behind_nat: bool,
-    /// IKE algorithms `swanctl --list-sas` must show.
+    /// IKE algorithms charon's IKE SA must show (as `swanctl --list-sas` prints them).
     algorithms: &'static str,
     /// strongswan.conf from `devconfig::StrongSwan::strongswan_conf` (what a lab would use)
     /// instead of the export's comments.
@@ -556,18 +494,18 @@ struct DeviceNet {
 }
 
 fn device_net(lab: &Lab, scratch: &Scratch, behind_nat: bool) -> Result<DeviceNet> {
-    let id = hybridnet_tests::netns::unique_id();
+    let id = testkit::netns::unique_id();
     let internet = LabId::parse(&lab.id)?.internet_netns();
     let dev = Netns::new(&format!("hn{id}-dev"))?;
     let vm = Netns::new(&format!("hn{id}-dvm"))?;
-    hybridnet_tests::netns::veth(&vm, "eth0", &dev, "lan")?;
+    testkit::netns::veth(&vm, "eth0", &dev, "lan")?;
     vm.addr("eth0", &format!("{DEVICE_VM_IP}/24"))?;
     dev.addr("lan", "10.2.1.1/24")?;
     vm.exec("ip", &["route", "add", "default", "via", "10.2.1.1"])?;
     dev.make_router()?;
     let nat = if behind_nat {
         let nat = Netns::new(&format!("hn{id}-nat"))?;
-        hybridnet_tests::netns::veth(&nat, "lan", &dev, "wan")?;
+        testkit::netns::veth(&nat, "lan", &dev, "wan")?;
         nat.addr("lan", "100.64.0.1/24")?;
         dev.addr("wan", "100.64.0.2/24")?;
         dev.exec("ip", &["route", "add", "default", "via", "100.64.0.1"])?;
@@ -584,7 +522,7 @@ fn device_net(lab: &Lab, scratch: &Scratch, behind_nat: bool) -> Result<DeviceNe
     };
     let outer = nat.as_ref().unwrap_or(&dev);
     let iname = format!("hnx{id}");
-    hybridnet_tests::netns::sh(
+    testkit::netns::sh(
         "ip",
         &[
             "link",
@@ -602,7 +540,7 @@ fn device_net(lab: &Lab, scratch: &Scratch, behind_nat: bool) -> Result<DeviceNe
         ],
     )?;
     outer.addr("wan", &format!("{DEVICE_PUBLIC}/24"))?;
-    hybridnet_tests::netns::sh(
+    testkit::netns::sh(
         "ip",
         &[
             "netns",
@@ -616,7 +554,7 @@ fn device_net(lab: &Lab, scratch: &Scratch, behind_nat: bool) -> Result<DeviceNe
             &iname,
         ],
     )?;
-    hybridnet_tests::netns::sh(
+    testkit::netns::sh(
         "ip",
         &[
             "netns", "exec", &internet, "ip", "link", "set", &iname, "up",
@@ -769,7 +707,7 @@ fn lab_gateway_pids(ns: &str) -> Vec<i32> {
 /// A scenario with its tunnel up. Fields drop in order: the device, our cloud gateway (if the
 /// lab does not run one), the device's namespaces, the scratch directory, then the lab.
 struct Running {
-    swan: SwanBox,
+    swan: Charon,
     /// Our own cloud gateway, when the lab does not run gateways itself.
     gw: Option<Daemon>,
     control: PathBuf,
@@ -859,7 +797,7 @@ impl Running {
 /// tunnel: Connected, VM-to-VM ping both ways, byte counters that match the pings, no key in
 /// any log or output.
 fn run_scenario(sc: Scenario) -> Result<Running> {
-    let scratch = Scratch::new("devcfg-tunnel", &hybridnet_tests::netns::unique_id())?;
+    let scratch = Scratch::new("devcfg-tunnel", &testkit::netns::unique_id())?;
     let (lab, mut up) = lab_up_background(lab_dir(&sc, &scratch)?, sc.no_lab_gateways)?;
     let id = LabId::parse(&lab.id)?;
     let gateway_ns = id.gateway_netns(CLOUD, "cloud-gw");
@@ -932,7 +870,7 @@ fn run_scenario(sc: Scenario) -> Result<Running> {
     } else {
         strongswan_conf_from_export(&conf, &swan_dir)?
     };
-    let swan = SwanBox::start(net.dev.name(), &swan_dir, &strongswan_conf)?;
+    let swan = Charon::start_with_conf(&net.dev, &swan_dir, &strongswan_conf)?;
     let loaded_at = std::time::Instant::now();
     swan.load_file(&file)?;
     let gw_log = |gw: &Option<Daemon>| {
@@ -940,14 +878,13 @@ fn run_scenario(sc: Scenario) -> Result<Running> {
             .map(|g| tail(&g.log_text(), 40))
             .unwrap_or_default()
     };
-    let sas = swan
-        .wait_installed(CONN, Duration::from_secs(20))
+    let ike = wait_installed(&swan, CONN, Duration::from_secs(20))
         .with_context(|| format!("gateway log:\n{}", gw_log(&gw)))?;
     let setup = loaded_at.elapsed();
-    assert!(
-        sas.contains(sc.algorithms),
-        "negotiated algorithms: want {}\n{sas}",
-        sc.algorithms
+    assert_eq!(
+        ike.algorithms(),
+        sc.algorithms,
+        "negotiated algorithms:\n{ike:#?}"
     );
     if !up.finished() {
         // The lab's own `lab up` must now see its connection come up, and say so.
@@ -1218,8 +1155,8 @@ fn device_detects_an_unresponsive_gateway_within_the_dpd_timeout_and_reconnects(
         Duration::from_secs(20),
         "the device to declare the gateway dead",
         || {
-            let s = r.swan.swanctl(&["--list-sas"]).unwrap_or_default();
-            (!s.contains("ESTABLISHED")).then_some(())
+            let sas = r.swan.sas().ok()?;
+            sas.iter().all(|s| s.state != "ESTABLISHED").then_some(())
         },
     )
     .with_context(|| format!("charon log:\n{}", tail(&r.swan.log(), 30)))?;
@@ -1239,7 +1176,7 @@ fn device_detects_an_unresponsive_gateway_within_the_dpd_timeout_and_reconnects(
     std::thread::sleep(Duration::from_secs(2));
     let resumed = std::time::Instant::now();
     drop(thaw);
-    r.swan.wait_installed(CONN, Duration::from_secs(30))?;
+    wait_installed(&r.swan, CONN, Duration::from_secs(30))?;
     let back = resumed.elapsed();
     r.wait_connected()?;
     r.ping_both_ways();

@@ -5,15 +5,13 @@
 //! --list-sas` inside its namespace and in `lab status`), the Azure connection Connected with
 //! byte counters that grow by what was sent, and `lab down` leaving no namespace or charon.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use lab::{show, Lab};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use testkit::lab;
+use testkit::lab::{show, Lab};
+use testkit::process::{wait_for, wait_for_every};
 
 const KEY: &str = "hybridnet-lab-shared-key";
 
@@ -95,6 +93,14 @@ fn live_charon(pid: i32) -> bool {
     comm.trim() == "charon" && !zombie
 }
 
+/// Whether charon `pid` is gone (or a zombie) within 3 s.
+fn ends_within_3s(pid: i32) -> bool {
+    wait_for(Duration::from_secs(3), "charon to end", || {
+        (!live_charon(pid)).then_some(())
+    })
+    .is_ok()
+}
+
 fn settle() {
     std::thread::sleep(Duration::from_millis(300));
 }
@@ -174,6 +180,8 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     assert!(!log.contains(KEY), "charon logged the key");
 
     // swanctl --list-sas inside the device namespace: the Azure default policy's algorithms.
+    // Text on purpose: this is the command the example's README gives a person (lab status,
+    // checked below, reads the same SAs over VICI).
     let sas = Command::new("ip")
         .args(["netns", "exec", &dev_ns, "swanctl", "--list-sas", "--uri"])
         .arg(format!("unix://{}", dir.join("charon.vici").display()))
@@ -348,14 +356,14 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
         charon,
         "a new key needs no charon restart"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !lab.ping("onprem/vm1", "10.1.1.4") {
-        assert!(
-            Instant::now() < deadline,
-            "no tunnel with the rotated key:\n{:#}",
-            lab.status()
-        );
-    }
+    // no pause between tries: each ping waits up to a second for its reply
+    wait_for_every(
+        Duration::ZERO,
+        Duration::from_secs(15),
+        "a tunnel with the rotated key",
+        || lab.ping("onprem/vm1", "10.1.1.4").then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{:#}", lab.status()));
     assert_eq!(azure_conn(&lab.status())["connectionStatus"], "Connected");
 
     // lab up again: charon keeps running (the export's header may name the gateway's new
@@ -376,12 +384,8 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     let down = lab.down();
     assert!(down.status.success(), "{}", show(&down));
     assert!(lab.namespaces().is_empty(), "{:?}", lab.namespaces());
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while live_charon(charon[0]) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
-        !live_charon(charon[0]),
+        ends_within_3s(charon[0]),
         "charon {} survived lab down",
         charon[0]
     );
@@ -429,11 +433,7 @@ fn strongswan_site_behind_nat_comes_up_from_the_export() {
     let charon = d["charonPid"].as_i64().unwrap() as i32;
     let down = lab.down();
     assert!(down.status.success(), "{}", show(&down));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while live_charon(charon) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!live_charon(charon), "charon {charon} survived lab down");
+    assert!(ends_within_3s(charon), "charon {charon} survived lab down");
     drop(lab);
     let _ = std::fs::remove_dir_all(&src);
 }

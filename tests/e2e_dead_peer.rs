@@ -4,16 +4,10 @@
 //! ("stopped answering") within the DPD timeout; `lab up` again restarts the dead gateway
 //! and both connections are Connected again, with traffic.
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::{redeploy_connection, wait_both_connected, wait_for};
-use lab::{show, Lab};
+use hybridnet_tests::e2e;
+use hybridnet_tests::e2e::{redeploy_connection, wait_both_connected, wait_conn};
 use std::time::{Duration, Instant};
+use testkit::lab::{show, Lab};
 
 const DPD: u64 = 9;
 
@@ -48,7 +42,7 @@ fn a_killed_peer_gateway_is_noticed_within_the_dpd_timeout_and_recovers() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let killed = Instant::now();
 
-    let (c, _) = wait_for(
+    let (c, _) = wait_conn(
         &lab,
         "azure",
         "azure-to-stackhub",

@@ -2,11 +2,7 @@
 //! no gateway process (the detached supervisors and their `hybridnet gateway run` children are
 //! stopped), no control socket, no state directory.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use lab::{show, Lab};
+use testkit::lab::{show, Lab};
 
 #[test]
 fn lab_down_removes_gateways_namespaces_and_state() {

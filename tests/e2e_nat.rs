@@ -2,11 +2,7 @@
 //! stackhub gateway runs on a private address behind the NAT device, is known to Azure by its
 //! public IP (its IKE identity), and both connections come up with traffic both ways.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use lab::{show, Lab};
+use testkit::lab::{show, Lab};
 
 #[test]
 fn the_seed_behind_nat_comes_up_and_carries_traffic() {

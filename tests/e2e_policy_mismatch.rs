@@ -3,23 +3,16 @@
 //! accepts only ECP384). Status says "policy mismatch (NO_PROPOSAL_CHOSEN)" and shows both
 //! sides' proposal lists; redeploying with the policy brings the tunnel back.
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::{redeploy_connection, wait_both_connected, wait_for};
-use lab::Lab;
+use hybridnet_tests::e2e::{redeploy_connection, wait_both_connected, wait_conn};
 use std::time::Duration;
+use testkit::lab::Lab;
 
 #[test]
 fn azure_default_policy_against_azure_stack_hub_is_a_named_mismatch() {
     let lab = Lab::up_copy("examples/hybrid-connection");
     redeploy_connection(&lab, "azure", &["ipsecPolicies=[]"]);
     // Azure Stack Hub answers Azure's IKE_SA_INIT: it has both lists in hand.
-    let (c, took) = wait_for(
+    let (c, took) = wait_conn(
         &lab,
         "stackhub",
         "stackhub-to-azure",
@@ -44,7 +37,7 @@ fn azure_default_policy_against_azure_stack_hub_is_a_named_mismatch() {
         reason.contains("MODP_1024") || reason.contains("modp1024"),
         "{reason}"
     );
-    let (a, _) = wait_for(
+    let (a, _) = wait_conn(
         &lab,
         "azure",
         "azure-to-stackhub",

@@ -3,12 +3,8 @@
 //! says so); then, from outside: ping and verified TCP both ways between the VMs, statuses
 //! Connected, and byte counters that grow by what was sent and agree between the two sides.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use lab::{show, Lab};
 use serde_json::Value;
+use testkit::lab::{show, Lab};
 
 fn conn<'a>(status: &'a Value, site: &str, name: &str) -> &'a Value {
     status["sites"]

@@ -3,16 +3,9 @@
 //! no Child SA is agreed: status says "traffic-selector mismatch (TS_UNACCEPTABLE)" with both
 //! sides' selectors; redeploying the right prefix brings the tunnel back.
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::{redeploy_connection, wait_both_connected, wait_for};
-use lab::Lab;
+use hybridnet_tests::e2e::{redeploy_connection, wait_both_connected, wait_conn};
 use std::time::Duration;
+use testkit::lab::Lab;
 
 #[test]
 fn wrong_address_space_is_a_named_selector_mismatch() {
@@ -27,7 +20,7 @@ fn wrong_address_space_is_a_named_selector_mismatch() {
         ("azure", "azure-to-stackhub"),
         ("stackhub", "stackhub-to-azure"),
     ] {
-        let (c, took) = wait_for(
+        let (c, took) = wait_conn(
             &lab,
             site,
             name,

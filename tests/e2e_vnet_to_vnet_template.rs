@@ -2,11 +2,7 @@
 //! ../shared/arm-templates) comes up on two `azure` sites: both connections Connected, and
 //! the VMs of the two VNets reach each other across the tunnel (ping and verified TCP).
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use lab::{assert_tunnel_example, Lab};
+use testkit::lab::{assert_tunnel_example, Lab};
 
 #[test]
 fn public_template_brings_both_connections_up_with_traffic() {

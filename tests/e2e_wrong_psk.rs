@@ -2,16 +2,9 @@
 //! connections report NotConnected with the reason "pre-shared key mismatch
 //! (AUTHENTICATION_FAILED)"; redeploying the right key brings the tunnel back with traffic.
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::{redeploy_connection, wait_both_connected, wait_for};
-use lab::Lab;
+use hybridnet_tests::e2e::{redeploy_connection, wait_both_connected, wait_conn};
 use std::time::Duration;
+use testkit::lab::Lab;
 
 /// The pid recorded for a gateway process of the lab.
 fn gateway_pid(lab: &Lab, stem: &str) -> i64 {
@@ -49,7 +42,7 @@ fn different_shared_keys_are_reported_and_fixed_by_redeploying() {
         ("azure", "azure-to-stackhub"),
         ("stackhub", "stackhub-to-azure"),
     ] {
-        let (c, took) = wait_for(
+        let (c, took) = wait_conn(
             &lab,
             site,
             name,

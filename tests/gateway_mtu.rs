@@ -3,10 +3,10 @@
 //! big for the tunnel gets ICMP "fragmentation needed" with that MTU back, the largest DF
 //! packet that fits goes through, and the MSS of TCP SYNs is clamped in both directions.
 use hybridnet_tests::gw::GatewayProc;
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::Scratch;
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk, traffic};
 use std::time::Duration;
+use testkit::process::Scratch;
 
 #[test]
 fn tunnel_mtu_icmp_too_big_and_mss_clamping() {

@@ -2,9 +2,9 @@
 //! address (distinct identities, PSKs and prefixes): all come up quickly, status lists every
 //! one with its Child SA, and a sample of them carries traffic between addresses behind them.
 use hybridnet_tests::gw::GatewayProc;
-use hybridnet_tests::netns::{unique_id, veth, Netns};
-use hybridnet_tests::process::{wait_for, Scratch};
 use std::time::{Duration, Instant};
+use testkit::netns::{unique_id, veth, Netns};
+use testkit::process::{wait_for, Scratch};
 
 const N: usize = 100;
 

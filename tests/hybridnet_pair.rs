@@ -2,10 +2,10 @@
 //! SPIs of one side mirror the other's, counters grow with the traffic, and a graceful
 //! SIGTERM deletes the SAs on the peer.
 use hybridnet_tests::gw::GatewayProc;
-use hybridnet_tests::netns::TwoSites;
-use hybridnet_tests::process::{wait_for, Scratch};
+use hybridnet_tests::sites::TwoSites;
 use hybridnet_tests::{assert_no_secret, check_traffic, hybridnet_a, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::{wait_for, Scratch};
 
 #[test]
 fn hybridnet_to_hybridnet() {

@@ -24,10 +24,11 @@ fn hybridnet_responder_with_strongswan_initiator() {
     assert!(out.contains("completed successfully"), "{out}");
     let summary = lab.check_tunnel().expect("tunnel checks");
     eprintln!("{summary}");
-    let sas = lab.charon.list_sas();
-    assert!(
-        sas.contains("AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384"),
-        "{sas}"
+    let theirs = lab.wait_up().expect("tunnel").1;
+    assert_eq!(
+        theirs.ike_algorithms, "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384",
+        "{:#?}",
+        theirs.ike
     );
-    assert!(sas.contains("ESP:AES_GCM_16-256"), "{sas}");
+    assert_eq!(theirs.esp_algorithms, "AES_GCM_16-256", "{:#?}", theirs.ike);
 }

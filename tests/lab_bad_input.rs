@@ -2,12 +2,8 @@
 //! naming the place (template path or line:column), exits non-zero, and leaves the lab's
 //! resources, addresses and namespaces exactly as they were.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{show, Lab};
 use serde_json::Value;
+use testkit::lab::{show, Lab};
 
 const VNET_TEMPLATE: &str = r#"{
   "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",

@@ -4,13 +4,10 @@
 //! lab for the directory with a consistent lab.json and no temporary files, and one
 //! `lab down` removes every namespace and the state.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{hybridnet, netns_with_prefix, repo_root, scratch_dir, show};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use testkit::lab;
+use testkit::lab::{hybridnet, netns_with_prefix, repo_root, scratch_dir, show};
 
 /// Removes every lab registered under the state root (and its namespaces), even on panic.
 struct Cleanup(PathBuf);

@@ -3,17 +3,13 @@
 //! the data path: with 25 idle clients (re)connecting all the time, ping across the tunnel
 //! stays fast and `lab status` still answers; the socket is 0600.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
 use hybridnet_tests::hostile::lab_gateway;
-use lab::{show, Lab};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::lab::{show, Lab};
 
 /// The largest round-trip time of `count` pings, in ms.
 fn max_rtt(lab: &Lab, count: &str) -> f64 {

@@ -1,15 +1,11 @@
 //! `lab down` cleans up after a `lab up` that was killed (-9) half-way: everything is found by
 //! the lab-id prefix and the state directory, and nothing is left behind.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{
-    hybridnet, hybridnet_cmd, netns_with_prefix, registered_id, repo_root, scratch_dir, show,
-};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use testkit::lab::{
+    hybridnet, hybridnet_cmd, netns_with_prefix, registered_id, repo_root, scratch_dir, show,
+};
 
 struct Cleanup(std::path::PathBuf, Option<String>);
 impl Drop for Cleanup {

@@ -1,12 +1,9 @@
 //! `lab down` removes every namespace of the lab, the processes running in them, and the
 //! lab's state directory; another lab running at the same time is untouched.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{hybridnet_cmd, show, Lab};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use testkit::lab::{hybridnet_cmd, show, Lab};
+use testkit::process::wait_for_every;
 
 #[test]
 fn down_leaves_nothing_behind() {
@@ -54,17 +51,16 @@ fn down_leaves_nothing_behind() {
         "state directory removed"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(s) = sleeper.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = sleeper.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_every(
+        Duration::from_millis(20),
+        Duration::from_secs(5),
+        "the VM's process to end",
+        || sleeper.try_wait().unwrap(),
+    )
+    .ok();
+    if status.is_none() {
+        let _ = sleeper.kill();
+    }
     assert!(
         status.is_some_and(|s| !s.success()),
         "the VM's process was stopped by lab down"

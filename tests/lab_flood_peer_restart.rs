@@ -4,17 +4,13 @@
 //! the gateway answers with COOKIEs (RFC 7296 §2.6), the restarted peer echoes one and is
 //! connected again within seconds — while the flood still runs.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
 use hybridnet_tests::hostile::{lab_gateway, spoof};
 use hybridnet_tests::lifecycle::ike_sa_init_flood;
-use lab::{show, Lab};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::lab::{show, Lab};
 
 #[test]
 fn the_peer_reconnects_through_a_spoofed_half_open_flood() {

@@ -5,14 +5,10 @@
 //! grows by a bounded number of lines, memory stays flat, every drop is counted by cause in
 //! status, and the tunnel carries traffic throughout.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
 use hybridnet_tests::hostile::{lab_gateway, spoof_many, unacceptable_ike_sa_init};
-use lab::Lab;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
+use testkit::lab::Lab;
 
 /// A small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);

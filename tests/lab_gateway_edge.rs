@@ -3,14 +3,11 @@
 //! `nat: true` has its gateway's public IP on a NAT device that forwards IKE/NAT-T to the
 //! gateway and translates its replies. Without tunnels, VMs still cannot reach the other site.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::Lab;
 use serde_json::Value;
 use std::net::UdpSocket;
 use std::time::Duration;
+use testkit::lab;
+use testkit::lab::Lab;
 
 fn site<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["sites"]

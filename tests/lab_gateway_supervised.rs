@@ -5,17 +5,11 @@
 //! tunnel works, without anyone running `lab up`. A `lab up` afterwards leaves the healthy
 //! gateway alone, and `lab down` leaves no supervisor and no gateway process.
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::wait_both_connected;
-use lab::{show, Lab};
+use hybridnet_tests::e2e::wait_both_connected;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use testkit::lab::{show, Lab};
+use testkit::process::{wait_for, wait_for_every};
 
 /// The gateway `stackhub-gw`'s entry in `lab status --json`.
 fn gateway_status(lab: &Lab) -> Value {
@@ -102,18 +96,14 @@ fn a_killed_gateway_process_is_restarted_by_its_supervisor() {
     assert_eq!(unsafe { libc::kill(child as i32, libc::SIGKILL) }, 0);
     let killed = Instant::now();
 
-    let restarted = loop {
-        let gw = gateway_status(&lab);
-        let p = &gw["gatewayProcess"];
-        if p["running"] == true && p["pid"].as_i64().is_some_and(|n| n != child) {
-            break gw;
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(5),
-            "no new gateway process 5 s after the kill:\n{gw:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut last = Value::Null;
+    let restarted = wait_for(Duration::from_secs(5), "a new gateway process", || {
+        last = gateway_status(&lab);
+        let p = &last["gatewayProcess"];
+        (p["running"] == true && p["pid"].as_i64().is_some_and(|n| n != child))
+            .then(|| last.clone())
+    })
+    .unwrap_or_else(|_| panic!("no new gateway process 5 s after the kill:\n{last:#}"));
     eprintln!("restarted after {:?}", killed.elapsed());
     let p = &restarted["gatewayProcess"];
     let new_child = p["pid"].as_i64().unwrap();
@@ -133,13 +123,17 @@ fn a_killed_gateway_process_is_restarted_by_its_supervisor() {
 
     wait_both_connected(&lab, Duration::from_secs(20));
     eprintln!("Connected again {:?} after the kill", killed.elapsed());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(lab.ping("azure/vm1", "10.2.1.4") && lab.ping("stackhub/vm1", "10.1.1.4")) {
-        assert!(
-            Instant::now() < deadline,
-            "no ping across the tunnel after the restart"
-        );
-    }
+    // no pause between tries: each ping waits up to a second for its reply
+    wait_for_every(
+        Duration::ZERO,
+        Duration::from_secs(10),
+        "a ping across the tunnel after the restart",
+        || {
+            (lab.ping("azure/vm1", "10.2.1.4") && lab.ping("stackhub/vm1", "10.1.1.4"))
+                .then_some(())
+        },
+    )
+    .unwrap();
     let text = lab.run(&["lab", "status", "--id", &lab.id]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(

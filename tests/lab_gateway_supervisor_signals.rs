@@ -5,17 +5,11 @@
 //! without a restart; SIGKILL to the other supervisor takes its gateway process with it (no
 //! orphan holding the ports).
 
-#[path = "support/e2e.rs"]
-#[allow(dead_code)]
-mod e2e;
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
-use e2e::{conn, wait_for};
-use lab::Lab;
+use hybridnet_tests::e2e::{conn, wait_conn};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use testkit::lab::Lab;
+use testkit::process::{wait_for, wait_for_every};
 
 /// The `gatewayProcess` of gateway `name` in site `site`, from `lab status --json`.
 fn process(lab: &Lab, site: &str, name: &str) -> Value {
@@ -49,14 +43,13 @@ fn running(pid: i64) -> bool {
 
 /// Waits up to `timeout` for `pid` to be gone.
 fn gone_within(pid: i64, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while running(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    wait_for_every(
+        Duration::from_millis(20),
+        timeout,
+        "the process to end",
+        || (!running(pid)).then_some(()),
+    )
+    .is_ok()
 }
 
 /// Sends `sig` to a supervisor of this test's lab (its pid comes from `lab status`).
@@ -89,11 +82,12 @@ fn hup_reloads_term_stops_with_delete_kill_leaves_no_orphan() {
 
     // SIGHUP: forwarded; the same gateway process re-reads its configuration.
     signal(sh_sup, libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while reloads(&std::fs::read_to_string(&log).unwrap()) == before {
-        assert!(Instant::now() < deadline, "no reload logged after SIGHUP");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        Duration::from_secs(5),
+        "a reload logged after SIGHUP",
+        || (reloads(&std::fs::read_to_string(&log).unwrap()) != before).then_some(()),
+    )
+    .unwrap();
     let sh = process(&lab, "stackhub", "stackhub-gw");
     assert_eq!(sh["pid"].as_i64(), Some(sh_child), "{sh:#}");
     assert_eq!(sh["restarts"], 0, "{sh:#}");
@@ -102,7 +96,7 @@ fn hup_reloads_term_stops_with_delete_kill_leaves_no_orphan() {
 
     // SIGTERM: forwarded; the gateway sends DELETE and exits, and so does its supervisor.
     signal(az_sup, libc::SIGTERM);
-    let (c, took) = wait_for(
+    let (c, took) = wait_conn(
         &lab,
         "stackhub",
         "stackhub-to-azure",

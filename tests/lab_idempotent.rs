@@ -2,11 +2,7 @@
 //! changing a template converges: a new VM appears, a changed static address is applied,
 //! and the rest is left as it was.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{show, Lab};
+use testkit::lab::{show, Lab};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

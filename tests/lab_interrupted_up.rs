@@ -5,16 +5,12 @@
 //! supervisor and one gateway process per VNet gateway; `lab down` then leaves nothing. Four
 //! rounds, each from scratch; the kill moments are printed so that a failure can be replayed.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{
-    hybridnet, hybridnet_cmd, netns_with_prefix, registered_id, repo_root, scratch_dir, show,
-};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::lab::{
+    hybridnet, hybridnet_cmd, netns_with_prefix, registered_id, repo_root, scratch_dir, show,
+};
 
 /// Removes whatever a round left (by the lab id), also when the test panics.
 struct Cleanup {

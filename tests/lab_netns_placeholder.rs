@@ -3,14 +3,10 @@
 //! `lab up` removes it and creates the namespace afresh (before, every later run failed with
 //! "Invalid argument"), the VMs behind it work again, and `lab down` leaves no file behind.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{netns_with_prefix, show, Lab};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use testkit::lab::{netns_with_prefix, show, Lab};
 
 /// Replaces namespace `ns` by what an interrupted `ip netns add` leaves: an empty file, mode
 /// 0000, with nothing mounted on it; and, as that namespace never existed, no veth to it

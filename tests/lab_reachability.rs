@@ -3,12 +3,8 @@
 //! reach the other site's private addresses (no VPN yet); only public IPs are reachable across
 //! the simulated internet.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{show, Lab};
 use serde_json::Value;
+use testkit::lab::{show, Lab};
 
 fn vm_address(status: &Value, site: &str, vm: &str) -> String {
     let site = status["sites"]

@@ -1,11 +1,7 @@
 //! A resource that cannot be realized is marked Failed with the error in the site store,
 //! `lab status` shows it, the command fails, and everything else keeps working.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{show, Lab};
+use testkit::lab::{show, Lab};
 
 /// A VM named `vnet-azure-vnet` maps to the namespace of VNet `azure-vnet`'s router.
 const COLLIDING_VM: &str = r#"{

@@ -4,13 +4,11 @@
 //! and directory) and says how to choose, and changes nothing. Naming the lab (`--id`, the
 //! directory, or a shell inside the lab's directory) works.
 
-#[allow(dead_code)]
-#[path = "support/lab.rs"]
-mod lab;
-
-use lab::{copy_tree, hybridnet, hybridnet_cmd, netns_with_prefix, repo_root, scratch_dir, show};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use testkit::lab::{
+    copy_tree, hybridnet, hybridnet_cmd, netns_with_prefix, repo_root, scratch_dir, show,
+};
 
 /// Takes down every lab registered under the state root, even when the test panics.
 struct Cleanup(PathBuf);

@@ -4,14 +4,10 @@
 //! removed its ESP SAs; now it is refused, counted as a failed attempt, and the tunnel —
 //! SPIs, state, last error — is untouched: ping keeps working, both stay Connected.
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
-
 use hybridnet_tests::hostile::{lab_gateway, spoof, unacceptable_ike_sa_init};
-use lab::{show, Lab};
 use std::net::SocketAddr;
 use std::time::Duration;
+use testkit::lab::{show, Lab};
 
 #[test]
 fn spoofed_unacceptable_ike_sa_init_leaves_the_tunnel_up() {

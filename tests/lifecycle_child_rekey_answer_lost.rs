@@ -5,8 +5,8 @@
 //! got the retransmitted answer): no gap in either direction, and the stream is intact.
 use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
-use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
 use std::time::Duration;
+use testkit::swan::{SwanChildSa, SwanTimers};
 
 #[test]
 fn a_lost_child_rekey_answer_leaves_no_gap() {
@@ -36,7 +36,7 @@ fn a_lost_child_rekey_answer_leaves_no_gap() {
             g.longest_gap < Duration::from_secs(1),
             "{dir}: {g:?}\n{}\n{}",
             r.ours_text,
-            r.swan_sas
+            r.swan_text
         );
     }
     let (before, after) = &r.ours;
@@ -47,7 +47,7 @@ fn a_lost_child_rekey_answer_leaves_no_gap() {
             .map(|c| c.spi_in.clone())
     };
     assert_ne!(spi(before), spi(after), "the Child SA was rekeyed");
-    let theirs = SwanChildSa::parse(&r.swan_sas).expect("strongSwan child");
+    let theirs = SwanChildSa::find(&r.swan_sas).expect("strongSwan child");
     assert_spis_match(after, &theirs).unwrap();
     assert_eq!(after.state, "established");
 }

@@ -6,12 +6,12 @@
 //! challenged too — echoes the cookie and connects during the flood, with traffic.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::ike_sa_init_flood;
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::Scratch;
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+use testkit::process::Scratch;
 
 const FLOOD_IPS: [&str; 6] = [
     "198.51.100.50",

@@ -5,11 +5,11 @@
 //! tunnel is up immediately, with traffic.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::with_timers;
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::{wait_for, Scratch};
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::{ping, ping_until_reply};
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::time::{Duration, Instant};
+use testkit::process::{wait_for, Scratch};
 
 fn kill9(g: &GatewayProc) {
     // SAFETY: SIGKILL to the gateway process this test started.

@@ -7,12 +7,12 @@ use gateway::datapath::DropCounters;
 use gateway::GatewayStatus;
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{capture_udp, send_udp_raw, Stream, UdpFlow};
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::Scratch;
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::{ping, ping_until_reply};
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::net::SocketAddr;
 use std::time::Duration;
+use testkit::process::Scratch;
 
 /// Connection and unattributed drops together.
 fn drops(st: &GatewayStatus) -> DropCounters {

@@ -4,8 +4,8 @@
 //! direction of traffic has a gap.
 use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
-use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
 use std::time::Duration;
+use testkit::swan::{SwanChildSa, SwanTimers};
 
 #[test]
 fn a_lost_ike_rekey_answer_leaves_no_gap() {
@@ -33,7 +33,7 @@ fn a_lost_ike_rekey_answer_leaves_no_gap() {
             g.longest_gap < Duration::from_secs(1),
             "{dir}: {g:?}\n{}\n{}",
             r.ours_text,
-            r.swan_sas
+            r.swan_text
         );
     }
     let (before, after) = &r.ours;
@@ -42,20 +42,25 @@ fn a_lost_ike_rekey_answer_leaves_no_gap() {
         (&after.ike_spi_i, &after.ike_spi_r),
         "the IKE SA was rekeyed"
     );
-    // strongSwan holds the same IKE SA: its SPIs appear in its listing
+    // strongSwan holds the same IKE SA, and only that one
     assert!(
-        r.swan_sas.contains(&after.ike_spi_i) && r.swan_sas.contains(&after.ike_spi_r),
+        r.swan_sas
+            .iter()
+            .any(|s| s.initiator_spi == after.ike_spi_i && s.responder_spi == after.ike_spi_r),
         "{}\n{}",
         r.ours_text,
-        r.swan_sas
+        r.swan_text
     );
     assert_eq!(
-        r.swan_sas.matches("ESTABLISHED").count(),
+        r.swan_sas
+            .iter()
+            .filter(|s| s.state == "ESTABLISHED")
+            .count(),
         1,
         "one IKE SA on strongSwan's side:\n{}",
-        r.swan_sas
+        r.swan_text
     );
-    let theirs = SwanChildSa::parse(&r.swan_sas).expect("strongSwan child");
+    let theirs = SwanChildSa::find(&r.swan_sas).expect("strongSwan child");
     assert_spis_match(after, &theirs).unwrap();
     assert_eq!(after.state, "established");
 }

@@ -4,11 +4,11 @@
 //! when the NAT mapping changes the responder follows it (IKE and ESP) and traffic resumes.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{with_timers, NatSites, GW_A_INSIDE};
-use hybridnet_tests::netns::addrs;
-use hybridnet_tests::process::{wait_for, Scratch};
+use hybridnet_tests::sites::addrs;
 use hybridnet_tests::traffic::{ping, ping_until_reply, tcp_transfer};
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::{wait_for, Scratch};
 
 #[test]
 fn hybridnet_behind_nat_to_hybridnet() {

@@ -4,12 +4,12 @@
 //! UDP to 4500 and traffic passes both ways.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{NatSites, GW_A_INSIDE};
-use hybridnet_tests::netns::addrs;
-use hybridnet_tests::process::{wait_for, Scratch};
-use hybridnet_tests::swan::{Charon, SwanChildSa};
+use hybridnet_tests::sites::addrs;
 use hybridnet_tests::traffic::{ping, ping_until_reply, tcp_transfer};
 use hybridnet_tests::{assert_spis_match, hybridnet_a, random_psk, swan_b};
 use std::time::Duration;
+use testkit::process::{wait_for, Scratch};
+use testkit::swan::{Charon, SwanChildSa};
 
 #[test]
 fn hybridnet_behind_nat_to_strongswan() {
@@ -52,28 +52,28 @@ fn hybridnet_behind_nat_to_strongswan() {
     );
     assert_eq!(ours.child_sas[0].peer, "198.51.100.2:4500");
     // strongSwan sees us at the NAT's public address on a port the NAT chose
-    let sas = charon.list_sas();
-    let mapped = sas
-        .split("198.51.100.1[")
-        .nth(1)
-        .and_then(|r| r.split(']').next())
-        .and_then(|p| p.parse::<u16>().ok())
-        .unwrap_or_else(|| panic!("no remote endpoint in:\n{sas}"));
+    let ike = &theirs.ike;
+    assert_eq!(ike.remote_host, "198.51.100.1", "{ike:#?}");
     assert!(
-        mapped != 500,
-        "strongSwan must talk to the NAT-mapped 4500, not {mapped}:\n{sas}"
+        ike.remote_port != 500,
+        "strongSwan must talk to the NAT-mapped 4500, not {}:\n{ike:#?}",
+        ike.remote_port
     );
-    assert!(sas.contains("TUNNEL-in-UDP"), "ESP in UDP:\n{sas}");
+    assert_eq!(
+        ike.installed_child("net").map(|c| c.mode_text()).as_deref(),
+        Some("TUNNEL-in-UDP"),
+        "ESP in UDP:\n{ike:#?}"
+    );
 
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     ping(&net.vm_b, addrs::VM_A, 3).unwrap();
     tcp_transfer(&net.vm_b, addrs::VM_B, 5501, &net.vm_a, 2 << 20).expect("TCP a->b through NAT");
     tcp_transfer(&net.vm_a, addrs::VM_A, 5502, &net.vm_b, 2 << 20).expect("TCP b->a through NAT");
-    let after = SwanChildSa::parse(&charon.list_sas()).expect("strongSwan child");
+    let after = SwanChildSa::find(&charon.sas().unwrap()).expect("strongSwan child");
     assert!(
         after.bytes_in >= 2 << 20 && after.bytes_out >= 2 << 20,
-        "{}",
-        after.text
+        "{:#?}",
+        after.ike
     );
     let sent = wait_for(Duration::from_secs(5), "a NAT keepalive", || {
         a.connection("site-b")

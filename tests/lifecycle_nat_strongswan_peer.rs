@@ -4,12 +4,12 @@
 //! traffic passes both ways.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{NatSites, GW_A_INSIDE};
-use hybridnet_tests::netns::addrs;
-use hybridnet_tests::process::Scratch;
-use hybridnet_tests::swan::{Charon, SwanChildSa, SwanConn};
+use hybridnet_tests::sites::addrs;
 use hybridnet_tests::traffic::{ping, ping_until_reply, tcp_transfer};
 use hybridnet_tests::{assert_spis_match, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanChildSa, SwanConn};
 
 #[test]
 fn strongswan_behind_nat_to_hybridnet_responder() {
@@ -74,21 +74,27 @@ fn strongswan_behind_nat_to_hybridnet_responder() {
         peer.to_string(),
         "ESP goes to the mapped port too"
     );
-    let sas = charon.list_sas();
-    assert!(
-        sas.contains("198.51.100.2[4500]") && sas.contains("TUNNEL-in-UDP"),
-        "{sas}"
+    let ike = &theirs.ike;
+    assert_eq!(
+        (ike.remote_host.as_str(), ike.remote_port),
+        ("198.51.100.2", 4500),
+        "{ike:#?}"
+    );
+    assert_eq!(
+        ike.installed_child("net").map(|c| c.mode_text()).as_deref(),
+        Some("TUNNEL-in-UDP"),
+        "{ike:#?}"
     );
 
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     ping(&net.vm_b, addrs::VM_A, 3).unwrap();
     tcp_transfer(&net.vm_b, addrs::VM_B, 5801, &net.vm_a, 2 << 20).expect("TCP a->b");
     tcp_transfer(&net.vm_a, addrs::VM_A, 5802, &net.vm_b, 2 << 20).expect("TCP b->a");
-    let after = SwanChildSa::parse(&charon.list_sas()).expect("strongSwan child");
+    let after = SwanChildSa::find(&charon.sas().unwrap()).expect("strongSwan child");
     assert!(
         after.bytes_in >= 2 << 20 && after.bytes_out >= 2 << 20,
-        "{}",
-        after.text
+        "{:#?}",
+        after.ike
     );
     let ours = b.connection("site-a").unwrap();
     assert!(ours.outbound.bytes >= 2 << 20 && ours.inbound.bytes >= 2 << 20);

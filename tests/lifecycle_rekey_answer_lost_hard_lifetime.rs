@@ -5,8 +5,8 @@
 //! stream intact.
 use hybridnet_tests::assert_spis_match;
 use hybridnet_tests::lifecycle::rekey_with_lost_answer;
-use hybridnet_tests::swan::{SwanChildSa, SwanTimers};
 use std::time::Duration;
+use testkit::swan::{SwanChildSa, SwanTimers};
 
 /// strongSwan's first retransmission timeout (`retransmit_timeout` 4 s).
 const RETRANSMIT: Duration = Duration::from_secs(4);
@@ -39,11 +39,11 @@ fn a_lost_rekey_answer_near_the_hard_lifetime_recovers_within_the_retransmission
             g.longest_gap < RETRANSMIT,
             "{dir}: {g:?}\n{}\n{}",
             r.ours_text,
-            r.swan_sas
+            r.swan_text
         );
     }
     let (_, after) = &r.ours;
     assert_eq!(after.state, "established");
-    let theirs = SwanChildSa::parse(&r.swan_sas).expect("strongSwan child");
+    let theirs = SwanChildSa::find(&r.swan_sas).expect("strongSwan child");
     assert_spis_match(after, &theirs).unwrap();
 }

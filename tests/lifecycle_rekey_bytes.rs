@@ -4,11 +4,11 @@
 //! drop and no IKE SA rekey.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{watch_rekeys, Stream};
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::Scratch;
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::Scratch;
 
 const LIMIT: u64 = 4 << 20;
 

@@ -3,10 +3,10 @@
 //! across several Child SA and IKE SA rekeys, with no drop on either side and the tunnel
 //! established throughout.
 use hybridnet_tests::lifecycle::{rekeying_pair, with_timers};
-use hybridnet_tests::netns::TwoSites;
-use hybridnet_tests::process::Scratch;
+use hybridnet_tests::sites::TwoSites;
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::Scratch;
 
 #[test]
 fn hybridnet_pair_rekeys_under_a_verified_stream() {

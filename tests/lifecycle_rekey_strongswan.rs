@@ -4,12 +4,12 @@
 //! at the end and nothing was dropped.
 use hybridnet_tests::gw::GatewayProc;
 use hybridnet_tests::lifecycle::{watch_rekeys, with_timers, Stream};
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::Scratch;
-use hybridnet_tests::swan::{Charon, SwanChildSa};
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{assert_spis_match, hybridnet_a, random_psk, swan_b};
 use std::time::Duration;
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanChildSa};
 
 #[test]
 fn strongswan_rekeys_under_a_verified_stream() {
@@ -51,7 +51,7 @@ fn strongswan_rekeys_under_a_verified_stream() {
         panic!(
             "stream across rekeys: {e:#}\n{}\n{}",
             a.status_text(),
-            charon.list_sas()
+            charon.sas_text()
         )
     });
     assert!(got >= 36 << 20, "stream carried only {got} of {sent} bytes");
@@ -64,7 +64,7 @@ fn strongswan_rekeys_under_a_verified_stream() {
         "at least 4 Child SA rekeys: {child_seen:?}"
     );
     let ours = a.connection("site-b").unwrap();
-    let theirs = SwanChildSa::parse(&charon.list_sas()).expect("strongSwan child");
+    let theirs = SwanChildSa::find(&charon.sas().unwrap()).expect("strongSwan child");
     assert_spis_match(&ours, &theirs).unwrap();
     assert_eq!(ours.drops.total(), 0, "drops: {:?}", ours.drops);
     let swan_log = charon.log();

@@ -5,11 +5,11 @@
 use gateway::status::ConnectionReport;
 use hybridnet_tests::gw::{hybridnet, GatewayProc};
 use hybridnet_tests::lifecycle::Stream;
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::{wait_for, Scratch};
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::time::Duration;
+use testkit::process::{wait_for, Scratch};
 
 fn second(
     name_local: &str,

@@ -3,12 +3,12 @@
 //! fixes the key (`swanctl --load-all`), the tunnel is up within the back-off cap — nobody
 //! touches hybridnet.
 use hybridnet_tests::gw::GatewayProc;
-use hybridnet_tests::netns::{addrs, TwoSites};
-use hybridnet_tests::process::{wait_for, Scratch};
-use hybridnet_tests::swan::Charon;
+use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::ping_until_reply;
 use hybridnet_tests::{hybridnet_a, random_psk, swan_b};
 use std::time::{Duration, Instant};
+use testkit::process::{wait_for, Scratch};
+use testkit::swan::Charon;
 
 #[test]
 fn a_peer_fixed_after_a_key_mismatch_is_reconnected_within_the_backoff_cap() {

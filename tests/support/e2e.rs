@@ -1,12 +1,11 @@
 //! Helpers for the end-to-end scenarios on the seed: connection statuses from `lab status
 //! --json`, waiting for a status, and redeploying one side's connection with changed
 //! parameters, as a user would with `hybridnet deploy`.
-//!
-//! Included next to `support/lab.rs` with `#[path = "support/e2e.rs"] mod e2e;`.
 
-use crate::lab::{show, Lab};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use testkit::lab::{show, Lab};
+use testkit::process::wait_for_every;
 
 /// The connection `site/name` in a `lab status --json` document.
 pub fn conn(status: &Value, site: &str, name: &str) -> Value {
@@ -26,9 +25,9 @@ pub fn conn(status: &Value, site: &str, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no connection {site}/{name} in {status:#}"))
 }
 
-/// Polls `lab status` until `pred` holds for connection `site/name`; returns it and the time
-/// it took, or panics with the last status after `timeout`.
-pub fn wait_for(
+/// Polls `lab status` (every 100 ms) until `pred` holds for connection `site/name`; returns
+/// it and the time it took, or panics with the last status after `timeout`.
+pub fn wait_conn(
     lab: &Lab,
     site: &str,
     name: &str,
@@ -37,15 +36,14 @@ pub fn wait_for(
     pred: impl Fn(&Value) -> bool,
 ) -> (Value, Duration) {
     let start = Instant::now();
-    loop {
-        let c = conn(&lab.status(), site, name);
-        if pred(&c) {
-            return (c, start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            panic!("{site}/{name}: not {what} within {timeout:?}; last status:\n{c:#}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let mut last = Value::Null;
+    let found = wait_for_every(Duration::from_millis(100), timeout, what, || {
+        last = conn(&lab.status(), site, name);
+        pred(&last).then(|| last.clone())
+    });
+    match found {
+        Ok(c) => (c, start.elapsed()),
+        Err(_) => panic!("{site}/{name}: not {what} within {timeout:?}; last status:\n{last:#}"),
     }
 }
 
@@ -55,7 +53,7 @@ pub fn wait_both_connected(lab: &Lab, timeout: Duration) {
         ("azure", "azure-to-stackhub"),
         ("stackhub", "stackhub-to-azure"),
     ] {
-        wait_for(lab, site, name, timeout, "Connected", |c| {
+        wait_conn(lab, site, name, timeout, "Connected", |c| {
             c["connectionStatus"] == "Connected"
         });
     }

@@ -1,14 +1,14 @@
 //! Running `hybridnet gateway run` inside a namespace and reading its status through
 //! `hybridnet gateway status --json`, exactly as a user would.
 
-use crate::netns::Netns;
-use crate::process::{wait_for, Daemon};
 use anyhow::{bail, Context, Result};
 use gateway::status::{ConnectionReport, GatewayStatus};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
+use testkit::netns::Netns;
+use testkit::process::{tail, wait_for, Daemon};
 
 /// The `hybridnet` binary: `$HYBRIDNET_BIN`, else `target/<profile>/hybridnet` next to this
 /// test executable's `deps/` directory, (re)built once per test process with the same
@@ -188,7 +188,7 @@ impl GatewayProc {
             format!(
                 "gateway status:\n{}\ngateway log tail:\n{}",
                 self.status_text(),
-                crate::swan::tail(&self.log(), 40)
+                tail(&self.log(), 40)
             )
         })
     }
@@ -198,7 +198,7 @@ impl GatewayProc {
         wait_for(timeout, &format!("an error on connection {name}"), || {
             self.connection(name).ok().and_then(|c| c.last_error)
         })
-        .with_context(|| format!("gateway log tail:\n{}", crate::swan::tail(&self.log(), 40)))
+        .with_context(|| format!("gateway log tail:\n{}", tail(&self.log(), 40)))
     }
 
     /// Everything the gateway wrote to stderr so far.

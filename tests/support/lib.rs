@@ -1,30 +1,32 @@
-//! Test support: namespaces with cleanup, strongSwan and hybridnet gateway runners, traffic
-//! checks, and the interop scenario the gateway tests share.
+//! Test support of the gateway and lab suites: the hybridnet gateway runner, the two-site
+//! topology, traffic checks, hostile peers, lifecycle and restart scenarios, the seed's
+//! end-to-end helpers, and the interop scenario the gateway tests share. Namespaces,
+//! processes, strongSwan and labs come from the test kit (`testkit`).
 //!
 //! Everything a test creates (namespaces, processes, scratch files) is owned by a guard that
 //! removes it on drop, also when the test panics. These tests need root; they fail (never
 //! skip) when a namespace cannot be created.
 
+pub mod e2e;
 pub mod gw;
 pub mod hostile;
 pub mod lifecycle;
-pub mod netns;
-pub mod process;
 pub mod restart;
-pub mod swan;
+pub mod sites;
 pub mod traffic;
 
 use anyhow::{bail, Context, Result};
 use gateway::status::ConnectionReport;
 use gw::{GatewayProc, GwConfig};
-use netns::{addrs, TwoSites};
-use process::Scratch;
+use sites::{addrs, TwoSites};
 use std::time::Duration;
-use swan::{Charon, SwanChildSa, SwanConn};
+use testkit::netns::unique_id;
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanChildSa, SwanConn};
 
 /// A fresh random PSK in strongSwan's hex syntax.
 pub fn random_psk() -> String {
-    format!("0x{}{}", netns::unique_id(), netns::unique_id())
+    format!("0x{}{}", unique_id(), unique_id())
 }
 
 /// gw-a (hybridnet) config for the two-site topology.
@@ -142,14 +144,14 @@ impl Interop {
         let after = self.ours.connection("site-b")?;
         assert_counters_grew(&before, &after, 2 * 4 * 1024 * 1024)?;
         let theirs_after =
-            SwanChildSa::parse(&self.charon.list_sas()).context("strongSwan child vanished")?;
+            SwanChildSa::find(&self.charon.sas()?).context("strongSwan child vanished")?;
         assert_spis_match(&after, &theirs_after)?;
         if theirs_after.bytes_in < 4 * 1024 * 1024 || theirs_after.bytes_out < 4 * 1024 * 1024 {
             bail!(
-                "strongSwan counted too little traffic: in {} out {}\n{}",
+                "strongSwan counted too little traffic: in {} out {}\n{:#?}",
                 theirs_after.bytes_in,
                 theirs_after.bytes_out,
-                theirs_after.text
+                theirs_after.ike
             );
         }
         assert_no_secret(&self.ours.log(), &self.psk, "gateway log")?;
@@ -191,12 +193,12 @@ pub fn assert_spis_match(ours: &ConnectionReport, theirs: &SwanChildSa) -> Resul
         .context("no active CHILD_SA in our status")?;
     if active.spi_in != theirs.spi_out || active.spi_out != theirs.spi_in {
         bail!(
-            "SPIs differ: ours in {} out {}, strongSwan in {} out {}\n{}",
+            "SPIs differ: ours in {} out {}, strongSwan in {} out {}\n{:#?}",
             active.spi_in,
             active.spi_out,
             theirs.spi_in,
             theirs.spi_out,
-            theirs.text
+            theirs.ike
         );
     }
     Ok(())

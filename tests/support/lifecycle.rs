@@ -2,7 +2,7 @@
 //! a port-changing NAT, a long-running TCP stream whose every byte is checked, and a tiny UDP
 //! sender for floods and replayed ESP.
 
-use crate::netns::{addrs, unique_id, veth, Netns};
+use crate::sites::addrs;
 use crate::traffic::pattern;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use testkit::netns::{unique_id, veth, Netns};
+use testkit::process::wait_for_every;
 
 /// gw-a's address inside the NAT.
 pub const GW_A_INSIDE: &str = "192.168.50.2";
@@ -494,7 +496,7 @@ pub struct RekeyingPair {
 /// stay established with an active Child SA throughout). Panics with the gateways' log or
 /// status on any failure.
 pub fn rekeying_pair(
-    net: &crate::netns::TwoSites,
+    net: &crate::sites::TwoSites,
     dir: &std::path::Path,
     (toml_a, toml_b): (&str, &str),
     (port, rate): (u16, u64),
@@ -574,16 +576,15 @@ impl<'a> DropOnce<'a> {
     /// Waits up to `timeout` for the rule to drop a packet, then removes it at once; returns
     /// when it dropped (or `None`).
     pub fn wait_dropped(&self, timeout: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.dropped() > 0 {
-                let at = Instant::now();
-                self.remove();
-                return Some(at);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        let at = wait_for_every(
+            Duration::from_millis(10),
+            timeout,
+            "a dropped packet",
+            || (self.dropped() > 0).then(Instant::now),
+        )
+        .ok()?;
+        self.remove();
+        Some(at)
     }
 
     fn remove(&self) {
@@ -612,8 +613,10 @@ pub struct LostAnswer {
         gateway::status::ConnectionReport,
         gateway::status::ConnectionReport,
     ),
-    /// strongSwan's `--list-sas` at the end.
-    pub swan_sas: String,
+    /// strongSwan's IKE SAs at the end (VICI `list-sas`).
+    pub swan_sas: Vec<testkit::swan::IkeSa>,
+    /// The same as `swanctl --list-sas` prints it, for messages.
+    pub swan_text: String,
     /// Our gateway's status table at the end.
     pub ours_text: String,
 }
@@ -624,14 +627,14 @@ pub struct LostAnswer {
 /// gets through. Watches for `watch` after the drop.
 pub fn rekey_with_lost_answer(
     tag: &str,
-    timers: crate::swan::SwanTimers,
+    timers: testkit::swan::SwanTimers,
     watch: Duration,
 ) -> LostAnswer {
     use crate::gw::GatewayProc;
-    use crate::swan::Charon;
     use crate::traffic::GapProbe;
-    let net = crate::netns::TwoSites::new().expect("topology");
-    let scratch = crate::process::Scratch::new(tag, &net.id).unwrap();
+    use testkit::swan::Charon;
+    let net = crate::sites::TwoSites::new().expect("topology");
+    let scratch = testkit::process::Scratch::new(tag, &net.id).unwrap();
     let psk = crate::random_psk();
     let (ike, esp) = ("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384");
     let charon = Charon::start(&net.gw_b, &scratch.join("swan-b")).expect("charon");
@@ -679,7 +682,7 @@ pub fn rekey_with_lost_answer(
         panic!(
             "stream across the rekey: {e:#}\n{}\n{}",
             a.status_text(),
-            charon.list_sas()
+            charon.sas_text()
         )
     });
     let after = a.connection("site-b").unwrap();
@@ -688,7 +691,8 @@ pub fn rekey_with_lost_answer(
         b_to_a,
         stream_bytes,
         ours: (before, after),
-        swan_sas: charon.list_sas(),
+        swan_sas: charon.sas().expect("strongSwan's SAs over VICI"),
+        swan_text: charon.sas_text(),
         ours_text: a.status_text(),
     }
 }

@@ -4,11 +4,11 @@
 
 use crate::gw::GatewayProc;
 use crate::lifecycle::with_timers;
-use crate::netns::{addrs, TwoSites};
-use crate::process::Scratch;
-use crate::swan::{Charon, SwanConn};
+use crate::sites::{addrs, TwoSites};
 use crate::traffic::ping_until_reply;
 use std::time::{Duration, Instant};
+use testkit::process::Scratch;
+use testkit::swan::{Charon, SwanConn};
 
 /// How the peer goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,17 +58,7 @@ pub fn restart_peer(tag: &str, ours_initiate: bool, stops: &[Stop]) -> Vec<Durat
             Stop::Abrupt => libc::SIGKILL,
         };
         let t0 = Instant::now();
-        // SAFETY: a signal to the charon process this test started.
-        assert_eq!(unsafe { libc::kill(charon.pid() as i32, signal) }, 0);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline
-            && std::path::Path::new(&format!("/proc/{}", charon.pid())).exists()
-            && !std::fs::read_to_string(format!("/proc/{}/stat", charon.pid()))
-                .unwrap_or_default()
-                .contains(") Z")
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        charon.stop(signal);
         drop(charon);
         charon = start_charon(n + 1);
         ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(30)).unwrap_or_else(|e| {

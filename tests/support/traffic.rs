@@ -2,12 +2,13 @@
 //! SHA-256 on both ends. The TCP ends are plain Rust sockets opened on threads that entered
 //! the namespaces (no nc/socat).
 
-use crate::netns::Netns;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+use testkit::netns::Netns;
+use testkit::process::wait_for_every;
 
 /// Pings `dst` from `ns` `count` times; fails with ping's output if any reply is missing.
 pub fn ping(ns: &Netns, dst: &str, count: u32) -> Result<String> {
@@ -25,19 +26,17 @@ pub fn ping(ns: &Netns, dst: &str, count: u32) -> Result<String> {
 
 /// Pings until one reply arrives (the first packets may trigger or wait for a Child SA).
 pub fn ping_until_reply(ns: &Netns, dst: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = ns.exec_unchecked("ping", &["-c", "1", "-W", "1", dst])?;
-        if out.status.success() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "no ping reply from {dst} in {} within {timeout:?}",
-                ns.name()
-            );
-        }
-    }
+    // no pause between tries: each ping waits up to a second for its reply
+    wait_for_every(
+        Duration::ZERO,
+        timeout,
+        &format!("a ping reply from {dst} in {}", ns.name()),
+        || {
+            ns.exec_unchecked("ping", &["-c", "1", "-W", "1", dst])
+                .is_ok_and(|o| o.status.success())
+                .then_some(())
+        },
+    )
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so both ends can agree without sharing.

@@ -71,7 +71,7 @@ pub fn device_dir(lab_dir: &Path, site: &str) -> PathBuf {
 }
 
 /// The vici socket of a site's charon.
-fn vici_socket(dir: &Path) -> PathBuf {
+pub(crate) fn vici_socket(dir: &Path) -> PathBuf {
     dir.join("charon.vici")
 }
 
@@ -147,7 +147,7 @@ fn start(netns: &str, dir: &Path) -> Result<(), DeviceError> {
         netns,
         &vici_socket(dir),
         START_TIMEOUT,
-        || matches!(swanctl(dir, &["--stats"]), Ok((true, _))),
+        || vici::list_conns(&vici_socket(dir)).is_ok(),
         || {
             if daemon::is_live(pid) {
                 return None;

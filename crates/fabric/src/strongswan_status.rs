@@ -1,14 +1,15 @@
 //! What a strongSwan site's device shows in `lab status`: its charon, the connections loaded
-//! from the exports, and its IKE and CHILD SAs as `swanctl --list-sas` reports them.
+//! from the exports, and its IKE and CHILD SAs, queried over charon's VICI socket
+//! (`list-conns`, `list-sas`; see the [`vici`] crate for why not `swanctl` text).
 
 use crate::spec::SiteSpec;
-use crate::strongswan_device::{charon_pids, device_dir, swanctl};
+use crate::strongswan_device::{charon_pids, device_dir, vici_socket};
 use crate::strongswan_site::{is_strongswan, DEVICE};
 use crate::topology::Topology;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-/// One CHILD_SA as `swanctl --list-sas` shows it.
+/// One CHILD_SA, with its fields as `swanctl --list-sas` shows them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwanChildSa {
@@ -34,7 +35,7 @@ pub struct SwanChildSa {
     pub remote_ts: Vec<String>,
 }
 
-/// One IKE SA as `swanctl --list-sas` shows it.
+/// One IKE SA, with its fields as `swanctl --list-sas` shows them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwanIkeSa {
@@ -54,112 +55,35 @@ pub struct SwanIkeSa {
     pub children: Vec<SwanChildSa>,
 }
 
-/// Parses `swanctl --list-sas`. Lines it does not know are skipped, so a strongSwan version
-/// that prints more still parses.
-///
-/// ```text
-/// azure-to-onprem: #1, ESTABLISHED, IKEv2, 1b2c…_i* 9f8e…_r
-///   local  '192.0.2.1' @ 192.0.2.1[4500]
-///   remote '203.0.113.1' @ 203.0.113.1[4500]
-///   AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024
-///   established 3s ago, rekeying in 12960s
-///   azure-to-onprem: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
-///     installed 3s ago, rekeying in 2940s, expires in 3600s
-///     in  c1a2b3c4 (-|0x…),    840 bytes,    10 packets,     0s ago
-///     out c5d6e7f8 (-|0x…),    840 bytes,    10 packets,     0s ago
-///     local  10.2.0.0/16
-///     remote 10.1.0.0/16
-/// ```
-pub fn parse_list_sas(text: &str) -> Vec<SwanIkeSa> {
-    let mut out: Vec<SwanIkeSa> = Vec::new();
-    for line in text.lines() {
-        let indent = line.len() - line.trim_start().len();
-        let t = line.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let header = t.split_once(": #").map(|(name, rest)| {
-            (
-                name.to_string(),
-                rest.split(',')
-                    .map(|f| f.trim().to_string())
-                    .collect::<Vec<_>>(),
-            )
-        });
-        match (indent, header) {
-            (0, Some((name, fields))) => out.push(SwanIkeSa {
-                name,
-                state: fields.get(1).cloned().unwrap_or_default(),
-                version: fields.get(2).cloned().unwrap_or_default(),
-                ..Default::default()
-            }),
-            (_, Some((name, fields))) if indent > 0 => {
-                let Some(ike) = out.last_mut() else { continue };
-                let esp = fields
-                    .iter()
-                    .find_map(|f| f.strip_prefix("ESP:").or_else(|| f.strip_prefix("AH:")))
-                    .unwrap_or_default()
-                    .to_string();
-                ike.children.push(SwanChildSa {
-                    name,
-                    state: fields.get(2).cloned().unwrap_or_default(),
-                    mode: fields.get(3).cloned().unwrap_or_default(),
-                    algorithms: esp,
-                    ..Default::default()
-                });
-            }
-            _ => {
-                let Some(ike) = out.last_mut() else { continue };
-                let words: Vec<&str> = t.split_whitespace().collect();
-                let number_before = |unit: &str| -> u64 {
-                    words
-                        .iter()
-                        .position(|w| w.trim_end_matches(',') == unit)
-                        .and_then(|i| i.checked_sub(1))
-                        .and_then(|i| words[i].trim_end_matches(',').parse().ok())
-                        .unwrap_or(0)
-                };
-                if let Some(child) = ike.children.last_mut() {
-                    match words.first().copied() {
-                        Some("in") => {
-                            child.bytes_in = number_before("bytes");
-                            child.packets_in = number_before("packets");
-                        }
-                        Some("out") => {
-                            child.bytes_out = number_before("bytes");
-                            child.packets_out = number_before("packets");
-                        }
-                        Some("local") => child
-                            .local_ts
-                            .extend(words[1..].iter().map(|s| s.to_string())),
-                        Some("remote") => child
-                            .remote_ts
-                            .extend(words[1..].iter().map(|s| s.to_string())),
-                        _ => {}
-                    }
-                    continue;
-                }
-                match words.first().copied() {
-                    Some("local") | Some("remote") => {
-                        let endpoint = t
-                            .rsplit_once(" @ ")
-                            .map(|(_, e)| e.trim().to_string())
-                            .unwrap_or_default();
-                        if words[0] == "local" {
-                            ike.local = endpoint;
-                        } else {
-                            ike.remote = endpoint;
-                        }
-                    }
-                    Some(w) if words.len() == 1 && w.contains('/') && ike.algorithms.is_empty() => {
-                        ike.algorithms = w.to_string();
-                    }
-                    _ => {}
-                }
-            }
+impl From<&vici::ChildSa> for SwanChildSa {
+    fn from(c: &vici::ChildSa) -> Self {
+        SwanChildSa {
+            name: c.name.clone(),
+            state: c.state.clone(),
+            mode: c.mode_text(),
+            algorithms: c.algorithms(),
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            packets_in: c.packets_in,
+            packets_out: c.packets_out,
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
         }
     }
-    out
+}
+
+impl From<&vici::IkeSa> for SwanIkeSa {
+    fn from(ike: &vici::IkeSa) -> Self {
+        SwanIkeSa {
+            name: ike.name.clone(),
+            state: ike.state.clone(),
+            version: format!("IKEv{}", ike.version),
+            local: format!("{}[{}]", ike.local_host, ike.local_port),
+            remote: format!("{}[{}]", ike.remote_host, ike.remote_port),
+            algorithms: ike.algorithms(),
+            children: ike.children.iter().map(SwanChildSa::from).collect(),
+        }
+    }
 }
 
 /// A strongSwan site's device in `lab status`.
@@ -176,9 +100,9 @@ pub struct DeviceStatus {
     pub lan_address: Ipv4Addr,
     /// charon's pid, if it runs.
     pub charon_pid: Option<i32>,
-    /// Connections loaded from the exports (`swanctl --list-conns` names).
+    /// Connections loaded from the exports (their names, VICI `list-conns`).
     pub configured: Vec<String>,
-    /// IKE SAs (`swanctl --list-sas`, parsed).
+    /// IKE SAs (VICI `list-sas`).
     pub sas: Vec<SwanIkeSa>,
     /// Why the SAs could not be read, if charon runs but did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,17 +192,15 @@ pub fn status(lab_dir: &Path, topology: &Topology, specs: &[SiteSpec]) -> Vec<De
             error: None,
         };
         if charon_pid.is_some() {
-            match swanctl(&dir, &["--list-sas"]) {
-                Ok((true, text)) => st.sas = parse_list_sas(&text),
-                Ok((false, text)) => st.error = Some(text.trim().to_string()),
-                Err(e) => st.error = Some(format!("cannot run swanctl: {e}")),
+            // VICI, not `swanctl --list-sas` text: ~10x faster (1.3 ms vs 13.5 ms for both
+            // queries, no process) and structured; measurement in the vici crate's docs.
+            let socket = vici_socket(&dir);
+            match vici::list_sas(&socket) {
+                Ok(sas) => st.sas = sas.iter().map(SwanIkeSa::from).collect(),
+                Err(e) => st.error = Some(e.to_string()),
             }
-            if let Ok((true, text)) = swanctl(&dir, &["--list-conns"]) {
-                st.configured = text
-                    .lines()
-                    .filter(|l| !l.starts_with(' ') && l.contains(": IKEv"))
-                    .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_string()))
-                    .collect();
+            if let Ok(conns) = vici::list_conns(&socket) {
+                st.configured = conns.into_iter().map(|c| c.name).collect();
             }
         }
         out.push(st);
@@ -290,60 +212,73 @@ pub fn status(lab_dir: &Path, topology: &Topology, specs: &[SiteSpec]) -> Vec<De
 mod tests {
     use super::*;
 
-    const SAS: &str =
-        "azure-to-onprem: #1, ESTABLISHED, IKEv2, 1b2c3d4e5f60718a_i* 9f8e7d6c5b4a3928_r
-  local  '192.0.2.1' @ 192.0.2.1[4500]
-  remote '203.0.113.1' @ 203.0.113.1[4500]
-  AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024
-  established 3s ago, rekeying in 12960s
-  azure-to-onprem: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
-    installed 3s ago, rekeying in 2940s, expires in 3600s
-    in  c1a2b3c4 (-|0x00000001),  10280 bytes,    10 packets,     0s ago
-    out c5d6e7f8 (-|0x00000001),   8400 bytes,     9 packets,     0s ago
-    local  10.2.0.0/16
-    remote 10.1.0.0/16
-other: #2, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
-  local  '192.0.2.1' @ 192.0.2.1[500]
-  remote '198.51.100.1' @ 198.51.100.1[500]
-";
-
     #[test]
-    fn list_sas_is_parsed() {
-        let sas = parse_list_sas(SAS);
-        assert_eq!(sas.len(), 2);
-        let a = &sas[0];
+    fn vici_sas_map_to_what_status_shows() {
+        let ike = vici::IkeSa {
+            name: "azure-to-onprem".into(),
+            state: "ESTABLISHED".into(),
+            version: 2,
+            local_host: "192.0.2.1".into(),
+            local_port: 4500,
+            remote_host: "203.0.113.1".into(),
+            remote_port: 4500,
+            encr_alg: Some("AES_CBC".into()),
+            encr_keysize: Some(256),
+            integ_alg: Some("HMAC_SHA1_96".into()),
+            prf_alg: Some("PRF_HMAC_SHA1".into()),
+            dh_group: Some("MODP_1024".into()),
+            children: vec![vici::ChildSa {
+                name: "azure-to-onprem".into(),
+                state: "INSTALLED".into(),
+                mode: "TUNNEL".into(),
+                encap: true,
+                encr_alg: Some("AES_GCM_16".into()),
+                encr_keysize: Some(256),
+                bytes_in: 10280,
+                packets_in: 10,
+                bytes_out: 8400,
+                packets_out: 9,
+                local_ts: vec!["10.2.0.0/16".into()],
+                remote_ts: vec!["10.1.0.0/16".into()],
+                ..vici::ChildSa::default()
+            }],
+            ..vici::IkeSa::default()
+        };
+        let a = SwanIkeSa::from(&ike);
         assert_eq!(
             (a.name.as_str(), a.state.as_str(), a.version.as_str()),
             ("azure-to-onprem", "ESTABLISHED", "IKEv2")
         );
-        assert_eq!(a.local, "192.0.2.1[4500]");
-        assert_eq!(a.remote, "203.0.113.1[4500]");
+        assert_eq!(
+            (a.local.as_str(), a.remote.as_str()),
+            ("192.0.2.1[4500]", "203.0.113.1[4500]")
+        );
         assert_eq!(
             a.algorithms,
-            "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024"
+            "AES_CBC-256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"
         );
-        assert_eq!(a.children.len(), 1);
         let c = &a.children[0];
-        assert_eq!(c.state, "INSTALLED");
-        assert_eq!(c.mode, "TUNNEL-in-UDP");
-        assert_eq!(c.algorithms, "AES_GCM_16-256");
-        assert_eq!((c.bytes_in, c.packets_in), (10280, 10));
-        assert_eq!((c.bytes_out, c.packets_out), (8400, 9));
-        assert_eq!(c.local_ts, vec!["10.2.0.0/16"]);
-        assert_eq!(c.remote_ts, vec!["10.1.0.0/16"]);
-        assert_eq!(sas[1].state, "CONNECTING");
-        assert!(sas[1].children.is_empty());
-        assert!(sas[1].algorithms.is_empty());
-    }
-
-    #[test]
-    fn lines_before_any_ike_sa_are_ignored() {
-        assert!(parse_list_sas("").is_empty());
-        assert!(parse_list_sas("no IKE_SAs\n   in  c1 (-|0x1), 5 bytes, 1 packets\n").is_empty());
-        // A child line without its IKE SA is dropped, not attached somewhere.
-        assert!(
-            parse_list_sas("  net: #1, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16-256\n")
-                .is_empty()
+        assert_eq!(
+            (c.state.as_str(), c.mode.as_str(), c.algorithms.as_str()),
+            ("INSTALLED", "TUNNEL-in-UDP", "AES_GCM_16-256")
         );
+        assert_eq!(
+            (c.bytes_in, c.packets_in, c.bytes_out, c.packets_out),
+            (10280, 10, 8400, 9)
+        );
+        assert_eq!(
+            (c.local_ts.clone(), c.remote_ts.clone()),
+            (
+                vec!["10.2.0.0/16".to_string()],
+                vec!["10.1.0.0/16".to_string()]
+            )
+        );
+        // Before negotiation: no algorithms yet, shown as "-" by `lab status`.
+        let connecting = SwanIkeSa::from(&vici::IkeSa {
+            state: "CONNECTING".into(),
+            version: 2,
+            ..vici::IkeSa::default()
+        });
+        assert!(connecting.algorithms.is_empty() && connecting.children.is_empty());
     }
 }

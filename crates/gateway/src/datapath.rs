@@ -191,8 +191,29 @@ pub struct ChildSaReport {
     pub pending: bool,
 }
 
+/// Why a Child SA negotiated by IKE could not be put into the data path.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// IKE agreed on a transform the esp crate does not implement.
+    #[error("unsupported ESP transform {encryption:?} with integrity {integrity:?}")]
+    UnsupportedTransform {
+        /// The negotiated encryption.
+        encryption: Encryption,
+        /// The negotiated integrity algorithm, if any.
+        integrity: Option<Integrity>,
+    },
+    /// The esp crate refused the keys (their lengths do not fit the transform).
+    #[error("{direction} SA: {source}")]
+    Keys {
+        /// "inbound" or "outbound".
+        direction: &'static str,
+        /// What the esp crate said.
+        source: esp::EspError,
+    },
+}
+
 /// The esp crate's transform for a negotiated IKE algorithm pair.
-pub fn esp_cipher(enc: Encryption, integ: Option<Integrity>) -> Result<Cipher, String> {
+pub fn esp_cipher(enc: Encryption, integ: Option<Integrity>) -> Result<Cipher, InstallError> {
     let auth = integ.map(|i| match i {
         Integrity::HmacSha1_96 => Auth::HmacSha1_96,
         Integrity::HmacSha256_128 => Auth::HmacSha256_128,
@@ -203,9 +224,10 @@ pub fn esp_cipher(enc: Encryption, integ: Option<Integrity>) -> Result<Cipher, S
         (Encryption::AesGcm16_256, None) => Ok(Cipher::AesGcm256),
         (Encryption::AesCbc128, Some(a)) => Ok(Cipher::AesCbc128(a)),
         (Encryption::AesCbc256, Some(a)) => Ok(Cipher::AesCbc256(a)),
-        (e, a) => Err(format!(
-            "unsupported ESP transform {e:?} with integrity {a:?}"
-        )),
+        _ => Err(InstallError::UnsupportedTransform {
+            encryption: enc,
+            integrity: integ,
+        }),
     }
 }
 
@@ -485,13 +507,25 @@ impl DataPath {
 
     /// Installs a Child SA negotiated by IKE. It carries outbound traffic for its selectors
     /// at once, or — when we answered the peer's rekey — once the peer shows it has it.
-    pub fn install(&mut self, conn: usize, keys: &ChildSaKeys, now: Instant) -> Result<(), String> {
+    pub fn install(
+        &mut self,
+        conn: usize,
+        keys: &ChildSaKeys,
+        now: Instant,
+    ) -> Result<(), InstallError> {
         let cipher = esp_cipher(keys.encryption, keys.integrity)?;
         let inbound = InboundSa::new(keys.spi_in, cipher, &keys.enc_key_in, &keys.integ_key_in)
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| InstallError::Keys {
+                direction: "inbound",
+                source,
+            })?;
         let outbound =
-            OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out)
-                .map_err(|e| e.to_string())?;
+            OutboundSa::new(keys.spi_out, cipher, &keys.enc_key_out, &keys.integ_key_out).map_err(
+                |source| InstallError::Keys {
+                    direction: "outbound",
+                    source,
+                },
+            )?;
         let mut algorithms = cipher.name();
         if let Some(g) = keys.dh_group {
             algorithms.push('/');

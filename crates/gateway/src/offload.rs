@@ -69,23 +69,11 @@ pub enum OffloadError {
     UnsupportedGso(u8),
 }
 
-/// Adds `data` to a ones'-complement running sum (big-endian 16-bit words).
-pub fn csum_add(mut sum: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        sum = sum.wrapping_add(w >> 32).wrapping_add(w & 0xffff_ffff);
-    }
-    let rest = chunks.remainder();
-    let mut i = 0;
-    while i + 1 < rest.len() {
-        sum += u16::from_be_bytes([rest[i], rest[i + 1]]) as u64;
-        i += 2;
-    }
-    if i < rest.len() {
-        sum += (rest[i] as u64) << 8;
-    }
-    sum
+/// Adds `data` to a ones'-complement running sum (big-endian 16-bit words). tun-rs's
+/// SIMD sum (AVX2/SSE4.1, chosen at run time) made splitting a TSO packet 1.24-1.43 times
+/// as fast as the gateway's own scalar loop (`bench/tun-offload.sh`).
+pub fn csum_add(sum: u64, data: &[u8]) -> u64 {
+    tun_rs::checksum_no_fold(data, sum)
 }
 
 /// Folds a running sum into the 16-bit ones'-complement checksum.

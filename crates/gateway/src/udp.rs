@@ -82,7 +82,11 @@ impl RecvBatch {
     /// be shorter).
     pub fn get(&mut self, i: usize) -> (&mut [u8], SocketAddr, usize) {
         let m = &self.meta[i];
-        let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
+        let stride = if m.stride == 0 {
+            m.len.max(1)
+        } else {
+            m.stride
+        };
         (&mut self.bufs[i][..m.len], m.addr, stride)
     }
 }

@@ -130,7 +130,7 @@ pub enum IkeError {
     InvalidPayload(&'static str),
     /// Unknown connection ID passed by the caller.
     #[error("unknown connection {0}")]
-    UnknownConnection(usize),
+    UnknownConnection(crate::endpoint::ConnectionId),
     /// Handling the datagram hit a bug (a panic); only the IKE SA concerned was dropped.
     #[error("internal error while handling the datagram; only its IKE SA was dropped")]
     Internal,

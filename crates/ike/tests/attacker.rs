@@ -5,7 +5,7 @@
 mod common;
 
 use common::attack::{assert_survived, attack, established};
-use common::{A, B};
+use common::{Conn, Net, A, B};
 use proptest::prelude::*;
 use std::net::SocketAddr;
 
@@ -101,35 +101,10 @@ fn a_nonce_shorter_than_half_the_prf_key_is_refused() {
         ("aes256gcm16-prfsha384-ecp384", false),
         ("aes256gcm16-prfsha256-ecp384", true),
     ] {
-        let mut a = ike::Endpoint::new();
-        let mut b = ike::Endpoint::new();
-        let now = std::time::Instant::now();
-        b.add_connection(
-            common::cfg(
-                B,
-                A,
-                &["10.2.0.0/16"],
-                &["10.1.0.0/16"],
-                ike_proposal,
-                "aes256gcm16",
-                "k",
-                false,
-            ),
-            now,
-        );
-        a.add_connection(
-            common::cfg(
-                A,
-                B,
-                &["10.1.0.0/16"],
-                &["10.2.0.0/16"],
-                ike_proposal,
-                "aes256gcm16",
-                "k",
-                true,
-            ),
-            now,
-        );
+        let mut n = Net::new();
+        n.add_b(Conn::new(B, A).ike(ike_proposal).psk("k"));
+        n.add_a(Conn::new(A, B).ike(ike_proposal).psk("k").initiate(true));
+        let (a, b, now) = (&mut n.a, &mut n.b, n.now);
         let mut m = Message::decode(&a.poll_transmit().unwrap().payload).unwrap();
         for p in &mut m.payloads {
             if let PayloadBody::Nonce(n) = &mut p.body {
@@ -156,7 +131,7 @@ fn a_nonce_shorter_than_half_the_prf_key_is_refused() {
 fn the_oracle_notices_a_tunnel_that_went_down() {
     let (mut n, base) = established();
     let now = n.now;
-    n.a.remove_connection(0, now);
+    n.a.remove_connection(n.conns_a[0], now);
     n.pump();
     assert!(assert_survived(&mut n, &base).is_err());
     let _ = (A, B, SocketAddr::new(A, 500));

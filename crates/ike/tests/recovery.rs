@@ -28,31 +28,16 @@ fn init_requests_from_a(n: &Net) -> Vec<Instant> {
 }
 
 fn responder(psk: &str) -> ike::ConnectionConfig {
-    cfg(
-        B,
-        A,
-        &["10.2.0.0/16"],
-        &["10.1.0.0/16"],
-        IKE,
-        ESP,
-        psk,
-        false,
-    )
+    Conn::new(B, A).ike(IKE).esp(ESP).psk(psk).build()
 }
 
 fn initiator(recovery: Recovery) -> ike::ConnectionConfig {
-    let mut c = cfg(
-        A,
-        B,
-        &["10.1.0.0/16"],
-        &["10.2.0.0/16"],
-        IKE,
-        ESP,
-        "secret",
-        true,
-    );
-    c.recovery = recovery;
-    c
+    Conn::new(A, B)
+        .ike(IKE)
+        .esp(ESP)
+        .initiate(true)
+        .recovery(recovery)
+        .build()
 }
 
 /// The peer deletes the IKE SA (a graceful restart) and comes back a moment later: the
@@ -60,12 +45,12 @@ fn initiator(recovery: Recovery) -> ike::ConnectionConfig {
 #[test]
 fn a_peer_delete_is_followed_by_a_new_attempt() {
     let mut n = Net::new();
-    n.b.add_connection(responder("secret"), n.now);
-    n.a.add_connection(initiator(Recovery::default()), n.now);
+    n.add_b(responder("secret"));
+    n.add_a(initiator(Recovery::default()));
     n.pump();
     assert_eq!(children(&n.ev_a).len(), 1);
     let deleted = n.now;
-    n.b.remove_connection(0, n.now);
+    n.b.remove_connection(n.conns_b[0], n.now);
     n.pump();
     assert_eq!(downs(&n.ev_a), vec![DownReason::DeletedByPeer]);
     let st = &n.a.status()[0];
@@ -78,7 +63,7 @@ fn a_peer_delete_is_followed_by_a_new_attempt() {
     );
     // the peer is back (its new process) before our attempt
     n.run_for(Duration::from_millis(300));
-    n.b.add_connection(responder("secret"), n.now);
+    n.add_b(responder("secret"));
     n.run_for(Duration::from_secs(2));
     assert_eq!(n.a.status()[0].state, "established");
     assert_eq!(live(&n.ev_a).len(), 1);
@@ -91,12 +76,12 @@ fn a_peer_delete_is_followed_by_a_new_attempt() {
 #[test]
 fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() {
     let mut n = Net::new();
-    n.b.add_connection(responder("wrong"), n.now);
+    n.add_b(responder("wrong"));
     let rec = Recovery {
         retry_max: Duration::from_secs(5),
         ..Recovery::default()
     };
-    n.a.add_connection(initiator(rec), n.now);
+    n.add_a(initiator(rec));
     n.run_for(Duration::from_secs(40));
     let starts = init_requests_from_a(&n);
     assert!(starts.len() >= 8, "{} attempts in 40 s", starts.len());
@@ -119,8 +104,8 @@ fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() 
         .is_some_and(|e| e.starts_with("AUTHENTICATION_FAILED")));
     assert!(st.consecutive_failures >= 8);
     // the peer's operator fixes the key
-    n.b.remove_connection(0, n.now);
-    n.b.add_connection(responder("secret"), n.now);
+    n.b.remove_connection(n.conns_b[0], n.now);
+    n.add_b(responder("secret"));
     let fixed = n.now;
     n.run_for(Duration::from_secs(7));
     let st = &n.a.status()[0];
@@ -138,17 +123,14 @@ fn refused_attempts_back_off_up_to_the_cap_and_recover_when_the_peer_is_fixed() 
 #[test]
 fn close_action_clear_leaves_the_connection_down() {
     let mut n = Net::new();
-    n.b.add_connection(responder("secret"), n.now);
-    n.a.add_connection(
-        initiator(Recovery {
-            close_action: DownAction::Clear,
-            ..Recovery::default()
-        }),
-        n.now,
-    );
+    n.add_b(responder("secret"));
+    n.add_a(initiator(Recovery {
+        close_action: DownAction::Clear,
+        ..Recovery::default()
+    }));
     n.pump();
-    n.b.remove_connection(0, n.now);
-    n.b.add_connection(responder("secret"), n.now);
+    n.b.remove_connection(n.conns_b[0], n.now);
+    n.add_b(responder("secret"));
     n.run_for(Duration::from_secs(30));
     let st = &n.a.status()[0];
     assert_eq!(st.state, "down");
@@ -160,14 +142,11 @@ fn close_action_clear_leaves_the_connection_down() {
 #[test]
 fn keyingtries_bounds_the_attempts() {
     let mut n = Net::new();
-    n.b.add_connection(responder("wrong"), n.now);
-    n.a.add_connection(
-        initiator(Recovery {
-            keyingtries: 3,
-            ..Recovery::default()
-        }),
-        n.now,
-    );
+    n.add_b(responder("wrong"));
+    n.add_a(initiator(Recovery {
+        keyingtries: 3,
+        ..Recovery::default()
+    }));
     n.run_for(Duration::from_secs(60));
     assert_eq!(init_requests_from_a(&n).len(), 3);
     let st = &n.a.status()[0];
@@ -195,31 +174,44 @@ fn an_internal_fault_stays_with_its_connection() {
         ),
     ];
     for (id, ours, theirs, ike) in setups {
-        let mut b = cfg(B, A, &[theirs], &[ours], ike, ESP, "secret", false);
-        b.remote_id = Some(Identity::Fqdn(id.into()));
-        n.b.add_connection(b, n.now);
-        let mut a = cfg(A, B, &[ours], &[theirs], ike, ESP, "secret", true);
-        a.local_id = Identity::Fqdn(id.into());
-        n.a.add_connection(a, n.now);
+        n.add_b(
+            Conn::new(B, A)
+                .local_ts(&[theirs])
+                .remote_ts(&[ours])
+                .ike(ike)
+                .esp(ESP)
+                .remote_id(Identity::Fqdn(id.into())),
+        );
+        n.add_a(
+            Conn::new(A, B)
+                .local_ts(&[ours])
+                .remote_ts(&[theirs])
+                .ike(ike)
+                .esp(ESP)
+                .local_id(Identity::Fqdn(id.into()))
+                .initiate(true),
+        );
         n.pump();
     }
     assert_eq!(live(&n.ev_a).len(), 2);
     let before: Vec<u32> = live(&n.ev_a).iter().map(|c| c.spi_in).collect();
     let mark = n.ev_a.len();
     // the next message for A's second connection panics inside the endpoint
-    n.a.inject_fault(1);
+    let (faulty_a, faulty_b) = (n.conns_a[1], n.conns_b[1]);
+    n.a.inject_fault(faulty_a);
     let now = n.now;
-    n.b.rekey_now(1, false, now);
+    n.b.rekey_now(faulty_b, false, now);
     n.b.handle_timeout(now);
     n.pump();
     let after: Vec<&Event> = n.ev_a[mark..].iter().collect();
     assert!(
-        after.iter().any(|e| matches!(e, Event::ConnectionDown { conn: 1, reason: DownReason::Other(r) } if r.contains("internal error"))),
+        after.iter().any(|e| matches!(e, Event::ConnectionDown { conn, reason: DownReason::Other(r) } if *conn == faulty_a && r.contains("internal error"))),
         "{after:?}"
     );
     assert!(
         after.iter().all(|e| match e {
-            Event::ConnectionDown { conn, .. } | Event::ChildSaDeleted { conn, .. } => *conn == 1,
+            Event::ConnectionDown { conn, .. } | Event::ChildSaDeleted { conn, .. } =>
+                *conn == faulty_a,
             _ => true,
         }),
         "the sibling connection is untouched: {after:?}"
@@ -245,7 +237,7 @@ fn a_lost_rekey_answer_is_recovered_by_retransmission() {
     for ike_rekey in [false, true] {
         let mut n = establish(IKE, "aes256gcm16-ecp384");
         let now = n.now;
-        n.a.rekey_now(0, ike_rekey, now);
+        n.a.rekey_now(n.conns_a[0], ike_rekey, now);
         n.a.handle_timeout(now);
         // A's request is the next datagram; B's answer the one after: lose the answer
         n.drop.push(n.sent + 1);
@@ -253,7 +245,7 @@ fn a_lost_rekey_answer_is_recovered_by_retransmission() {
         // meanwhile B wants a Child SA rekey of its own
         let b_child = live(&n.ev_b)[0].spi_in;
         let now = n.now;
-        n.b.rekey_child(0, b_child, now);
+        n.b.rekey_child(n.conns_b[0], b_child, now);
         n.run_for(Duration::from_secs(20));
         assert!(
             downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty(),
@@ -284,12 +276,12 @@ fn a_lost_rekey_answer_is_recovered_by_retransmission() {
 /// other, and each side ends with the same single Child SA.
 #[test]
 fn simultaneous_child_rekeys_leave_one_child_sa() {
-    for _ in 0..8 {
-        let mut n = establish(IKE, "aes256gcm16-ecp384");
+    for round in 0..8 {
+        let mut n = Net::seeded(round).establish(IKE, "aes256gcm16-ecp384");
         let (xa, xb) = (live(&n.ev_a)[0].spi_in, live(&n.ev_b)[0].spi_in);
         let now = n.now;
-        assert!(n.a.rekey_child(0, xa, now));
-        assert!(n.b.rekey_child(0, xb, now));
+        assert!(n.a.rekey_child(n.conns_a[0], xa, now));
+        assert!(n.b.rekey_child(n.conns_b[0], xb, now));
         n.a.handle_timeout(now);
         n.b.handle_timeout(now);
         n.run_for(Duration::from_secs(5));
@@ -308,32 +300,13 @@ fn simultaneous_child_rekeys_leave_one_child_sa() {
 #[test]
 fn narrowed_selectors_are_asked_for_once_and_reported() {
     let mut n = Net::new();
-    n.b.add_connection(
-        cfg(
-            B,
-            A,
-            &["10.2.1.0/24", "10.2.9.0/24"],
-            &["10.1.0.0/16"],
-            IKE,
-            ESP,
-            "secret",
-            false,
-        ),
-        n.now,
+    n.add_b(
+        Conn::new(B, A)
+            .local_ts(&["10.2.1.0/24", "10.2.9.0/24"])
+            .ike(IKE)
+            .esp(ESP),
     );
-    n.a.add_connection(
-        cfg(
-            A,
-            B,
-            &["10.1.0.0/16"],
-            &["10.2.0.0/16"],
-            IKE,
-            ESP,
-            "secret",
-            true,
-        ),
-        n.now,
-    );
+    n.add_a(Conn::new(A, B).ike(IKE).esp(ESP).initiate(true));
     n.run_for(Duration::from_secs(5));
     assert!(downs(&n.ev_a).is_empty() && downs(&n.ev_b).is_empty());
     let la = live(&n.ev_a);
@@ -375,7 +348,7 @@ fn narrowed_selectors_are_asked_for_once_and_reported() {
     assert_eq!(creates, 1, "one request for the rest, not a loop");
     // a later rekey keeps the narrowed SA and does not ask again
     let now = n.now;
-    n.a.rekey_now(0, false, now);
+    n.a.rekey_now(n.conns_a[0], false, now);
     n.run_for(Duration::from_secs(5));
     assert_eq!(live(&n.ev_a).len(), 1);
     assert!(n.a.status()[0].selector_warning.is_some());

@@ -64,7 +64,7 @@ impl Endpoint {
             rekey_at,
             replaced: false,
         });
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             c.esp_algorithms = Some(suite.name());
         }
         self.events.push_back(Event::ChildSaInstalled {
@@ -114,7 +114,7 @@ impl Endpoint {
                     .unwrap_or_default()
             )
         });
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             c.selector_warning = warning;
         }
         if !cfg.initiate || sa.extra_asked >= MAX_EXTRA_CHILDREN {
@@ -471,6 +471,7 @@ impl Endpoint {
                 })();
                 let Some((suite, peer_spi, nr, shared)) = ok else {
                     sa.ike_rekey_at = Some(retry);
+                    sa.dead |= sa.peer_deleted;
                     return Ok(());
                 };
                 let old = sa.phase.keys().expect("an established SA is keyed");
@@ -501,15 +502,19 @@ impl Endpoint {
                     // The peer rekeyed this IKE SA at the same time (RFC 7296 §2.8.2).
                     self.resolve_ike_rekey_collision(new, now);
                 } else {
-                    if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                    if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
                         c.ike_sa = Some(new_spi);
                         c.ike_algorithms = Some(suite.name());
                     }
                     new.quiet = false;
                     self.sas.insert(new_spi, new);
                 }
-                let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
-                self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+                if sa.peer_deleted {
+                    sa.dead = true;
+                } else {
+                    let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+                    self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+                }
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ use super::*;
 
 impl Endpoint {
     pub(super) fn cfg(&self, id: ConnectionId) -> Option<&ConnectionConfig> {
-        self.conns.get(id)?.as_ref().map(|c| &c.cfg)
+        self.conns.get(id.index())?.as_ref().map(|c| &c.cfg)
     }
 
     pub(super) fn dpd_delay(&self, sa: &IkeSa) -> Option<Duration> {
@@ -29,7 +29,7 @@ impl Endpoint {
             self.half_open.remove(&(sa.remote, sa.spi_i));
             self.half_open.retain(|_, v| *v != sa.spi_r);
         }
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             if c.ike_sa == Some(sa.our_spi()) {
                 c.ike_sa = None;
             }
@@ -53,7 +53,7 @@ impl Endpoint {
         now: Option<Instant>,
     ) {
         let jitter = self.rng.below(41);
-        if let Some(Some(c)) = self.conns.get_mut(id) {
+        if let Some(Some(c)) = self.conns.get_mut(id.index()) {
             // The peer deleted the SA right after one of its attempts failed: it was
             // reconfigured, and the failure says why better than the DELETE does.
             if let (DownReason::DeletedByPeer, Some(n), Some((t, why))) =
@@ -91,7 +91,7 @@ impl Endpoint {
     pub(super) fn fail(&mut self, sa: &mut IkeSa, reason: DownReason, now: Instant) {
         sa.dead = true;
         self.drop_children(sa);
-        let conn = self.conns.get(sa.conn).and_then(|c| c.as_ref());
+        let conn = self.conns.get(sa.conn.index()).and_then(|c| c.as_ref());
         let current = conn.is_some_and(|c| c.ike_sa.is_none() || c.ike_sa == Some(sa.our_spi()));
         if !sa.quiet && sa.rekeyed_at.is_none() && current {
             self.conn_down(sa.conn, reason, Some(now));
@@ -103,7 +103,7 @@ impl Endpoint {
     /// NAT flags, peer and last error: the failure is only counted and remembered (and
     /// becomes the diagnosis of a connection that is not up anyway).
     pub(super) fn attempt_failed(&mut self, id: ConnectionId, reason: DownReason, now: Instant) {
-        if let Some(Some(c)) = self.conns.get_mut(id) {
+        if let Some(Some(c)) = self.conns.get_mut(id.index()) {
             c.failed_attempts += 1;
             if c.state != ConnState::Established {
                 c.last_error = Some(reason.to_string());
@@ -115,7 +115,7 @@ impl Endpoint {
     }
 
     pub(super) fn count_drop(&mut self, conn: ConnectionId) {
-        if let Some(Some(c)) = self.conns.get_mut(conn) {
+        if let Some(Some(c)) = self.conns.get_mut(conn.index()) {
             c.dropped += 1;
         }
     }
@@ -145,6 +145,7 @@ impl Endpoint {
         let mut wildcard = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
+            let i = ConnectionId::from_index(i);
             let cfg = &c.cfg;
             if !(cfg.local_addr.is_unspecified() || cfg.local_addr == local) {
                 continue;
@@ -167,7 +168,7 @@ impl Endpoint {
     pub(super) fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {
         sa.ike_rekey_at = self.rekey_deadline(sa.conn, now, false);
         sa.established_at = Some(now);
-        if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             c.state = ConnState::Established;
             c.ike_sa = Some(sa.our_spi());
             c.nat = sa.nat;

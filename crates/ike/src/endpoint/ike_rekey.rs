@@ -14,6 +14,16 @@ impl Endpoint {
         ni: &[u8],
         ke: Option<&KePayload>,
     ) -> Result<(), IkeError> {
+        if Self::closing(sa) {
+            // RFC 7296 §2.25.2: a rekey of an IKE SA being deleted is refused; the peer's own
+            // rekey has already replaced it (or the connection is going away).
+            return self.respond(
+                sa,
+                exchange::CREATE_CHILD_SA,
+                msg_id,
+                &[notify_payload(notify::TEMPORARY_FAILURE, vec![])],
+            );
+        }
         let Some((number, suite)) = proposal::select_ike(&cfg.ike_proposals, sa_p) else {
             return self.respond(
                 sa,
@@ -95,7 +105,7 @@ impl Endpoint {
             self.resolve_ike_rekey_collision(new, now);
         } else {
             sa.queued.clear();
-            if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+            if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
                 c.ike_sa = Some(our_spi);
                 c.ike_algorithms = Some(suite.name());
             }
@@ -104,21 +114,28 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Whether a DELETE of this IKE SA is in flight or queued.
+    fn closing(sa: &IkeSa) -> bool {
+        sa.outstanding
+            .as_ref()
+            .is_some_and(|o| o.kind == RequestKind::DeleteIke)
+            || sa.queued.contains(&RequestKind::DeleteIke)
+    }
+
     /// Both sides rekeyed the same IKE SA: of the two new SAs, the one created by the exchange
     /// holding the lowest of the four nonces is deleted by whoever initiated that exchange
     /// (RFC 7296 §2.8.2). `late` is the new SA finished second; its sibling is the connection's
     /// current IKE SA. Child SAs end up on the survivor.
     pub(super) fn resolve_ike_rekey_collision(&mut self, late: IkeSa, now: Instant) {
-        let Some(early_spi) = self
+        let early = self
             .conns
-            .get(late.conn)
+            .get(late.conn.index())
             .and_then(|c| c.as_ref())
             .and_then(|c| c.ike_sa)
-        else {
-            self.sas.insert(late.our_spi(), late);
-            return;
-        };
-        let Some(early) = self.sas.remove(&early_spi) else {
+            .and_then(|spi| self.sas.remove(&spi));
+        let Some(early) = early else {
+            // the peer already deleted the sibling (it lost): this one is the connection's
+            self.make_current(&late);
             self.sas.insert(late.our_spi(), late);
             return;
         };
@@ -134,10 +151,7 @@ impl Endpoint {
             (early, late)
         };
         winner.children.append(&mut loser.children);
-        if let Some(Some(c)) = self.conns.get_mut(winner.conn) {
-            c.ike_sa = Some(winner.our_spi());
-            c.ike_algorithms = winner.phase.keys().map(|k| k.suite.name());
-        }
+        self.make_current(&winner);
         // Only the initiator of the losing exchange deletes it; otherwise the peer will.
         loser.quiet = true;
         if loser.initiator {
@@ -146,5 +160,13 @@ impl Endpoint {
         }
         self.sas.insert(winner.our_spi(), winner);
         self.sas.insert(loser.our_spi(), loser);
+    }
+
+    /// Makes `sa` the IKE SA its connection runs on.
+    fn make_current(&mut self, sa: &IkeSa) {
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
+            c.ike_sa = Some(sa.our_spi());
+            c.ike_algorithms = sa.phase.keys().map(|k| k.suite.name());
+        }
     }
 }

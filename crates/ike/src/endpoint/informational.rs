@@ -50,6 +50,19 @@ impl Endpoint {
         if delete_ike {
             reply.clear();
         }
+        let rekey_in_flight = matches!(sa.pending_rekey, Some(PendingRekey::Ike { .. }));
+        if delete_ike && sa.rekeyed_at.is_some() && rekey_in_flight {
+            // RFC 7296 §2.8.2: the peer resolved a rekey collision before our answer arrived;
+            // that answer decides which new IKE SA survives, so wait for it.
+            self.respond(sa, exchange::INFORMATIONAL, msg_id, &reply)?;
+            sa.peer_deleted = true;
+            sa.queued.clear();
+            return Ok(());
+        }
+        if delete_ike && self.hand_back_collision_loser(sa) {
+            self.respond(sa, exchange::INFORMATIONAL, msg_id, &reply)?;
+            return Ok(());
+        }
         self.respond(sa, exchange::INFORMATIONAL, msg_id, &reply)?;
         if auth_failed {
             self.fail(
@@ -61,5 +74,32 @@ impl Endpoint {
             self.fail(sa, DownReason::DeletedByPeer, now);
         }
         Ok(())
+    }
+
+    /// The peer deleted `sa`, the IKE SA its rekey made, as the loser of a collision it
+    /// resolved before our own rekey's answer reached us (RFC 7296 §2.8.2). The Child SAs go
+    /// back to the old IKE SA, which is still waiting for that answer and hands them to the
+    /// surviving SA it makes; the connection stays up. False when this is not that case.
+    fn hand_back_collision_loser(&mut self, sa: &mut IkeSa) -> bool {
+        let current = self
+            .conns
+            .get(sa.conn.index())
+            .and_then(|c| c.as_ref())
+            .is_some_and(|c| c.ike_sa == Some(sa.our_spi()));
+        if !current || sa.initiator || sa.rekeyed_at.is_some() {
+            return false;
+        }
+        let Some(old) = self.sas.values_mut().find(|o| {
+            o.conn == sa.conn
+                && o.rekeyed_at.is_some()
+                && !o.dead
+                && matches!(o.pending_rekey, Some(PendingRekey::Ike { .. }))
+        }) else {
+            return false;
+        };
+        old.children.append(&mut sa.children);
+        sa.quiet = true;
+        sa.dead = true;
+        true
     }
 }

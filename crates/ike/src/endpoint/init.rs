@@ -58,6 +58,7 @@ impl Endpoint {
             dead: false,
             quiet: false,
             rekeyed_at: None,
+            peer_deleted: false,
             pending_rekey: None,
             ike_rekey_at: None,
             wanted_extra: None,
@@ -66,7 +67,7 @@ impl Endpoint {
             extra_refusal: None,
         };
         self.send_init_request(&mut sa, now, &cfg);
-        if let Some(Some(c)) = self.conns.get_mut(id) {
+        if let Some(Some(c)) = self.conns.get_mut(id.index()) {
             c.state = ConnState::Connecting;
             c.ike_sa = Some(spi_i);
             c.ike_algorithms = None;
@@ -407,7 +408,7 @@ impl Endpoint {
                 .iter()
                 .copied()
                 .find(|&c| {
-                    matches!(self.conns.get(c), Some(Some(c)) if c.state != ConnState::Established)
+                    matches!(self.conns.get(c.index()), Some(Some(c)) if c.state != ConnState::Established)
                 })
                 .or(Some(first));
             if let Some(report) = report {
@@ -496,6 +497,7 @@ impl Endpoint {
             dead: false,
             quiet: false,
             rekeyed_at: None,
+            peer_deleted: false,
             pending_rekey: None,
             ike_rekey_at: None,
             wanted_extra: None,
@@ -507,7 +509,7 @@ impl Endpoint {
         self.half_open.insert((remote, spi_i), spi_r);
         let mut sa = sa;
         sa.nat = nat_detect(&view, spi_i, 0, local, remote);
-        if let Some(Some(c)) = self.conns.get_mut(conn) {
+        if let Some(Some(c)) = self.conns.get_mut(conn.index()) {
             if c.state != ConnState::Established {
                 c.state = ConnState::Connecting;
             }

@@ -43,8 +43,36 @@ use state::*;
 use view::MessageView;
 use wire::*;
 
-/// Handle for a configured connection, returned by [`Endpoint::add_connection`].
-pub type ConnectionId = usize;
+/// Handle for a configured connection, returned by [`Endpoint::add_connection`] and carried by
+/// every [`Event`] and [`ConnectionStatus`] about it.
+///
+/// A type of its own rather than a bare `usize`, so that an IKE endpoint's handle cannot be
+/// confused with an index the caller keeps for itself (the gateway's position of a connection
+/// in its configuration): the compiler rejects one where the other is meant. Only
+/// [`Endpoint::add_connection`] makes one, and an endpoint never hands out the same one twice
+/// (not even after [`Endpoint::remove_connection`]); `Display` shows the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(u32);
+
+impl ConnectionId {
+    /// The handle of the connection stored at `index` in the endpoint's table.
+    fn from_index(index: usize) -> Self {
+        // Every connection takes hundreds of bytes of configuration and state: 2^32 of them
+        // would need terabytes, so the table runs out of memory before it outgrows a u32.
+        ConnectionId(u32::try_from(index).expect("fewer than 2^32 connections"))
+    }
+
+    /// Position of the connection in the endpoint's table.
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// First retransmission interval; doubled on every retry (0.5 s, 1 s, 2 s, 4 s, 8 s).
 pub const RETRANSMIT_BASE: Duration = Duration::from_millis(500);
@@ -137,7 +165,7 @@ impl Endpoint {
     /// The configuration should have passed [`ConnectionConfig::validate`]; an invalid one is
     /// reported through a `ConnectionDown` event.
     pub fn add_connection(&mut self, mut cfg: ConnectionConfig, now: Instant) -> ConnectionId {
-        let id = self.conns.len();
+        let id = ConnectionId::from_index(self.conns.len());
         // Timer arithmetic on Instant must not overflow, whatever the configuration says.
         for d in [
             &mut cfg.ike_lifetime,
@@ -196,7 +224,7 @@ impl Endpoint {
             }
         }
         let _ = now;
-        if let Some(slot) = self.conns.get_mut(id) {
+        if let Some(slot) = self.conns.get_mut(id.index()) {
             *slot = None;
         }
     }
@@ -230,11 +258,11 @@ impl Endpoint {
                 c.as_ref()
                     .and_then(|c| c.retry_at)
                     .filter(|t| *t <= now)
-                    .map(|_| i)
+                    .map(|_| ConnectionId::from_index(i))
             })
             .collect();
         for id in retry {
-            if let Some(c) = self.conns[id].as_mut() {
+            if let Some(c) = self.conns[id.index()].as_mut() {
                 c.retry_at = None;
             }
             self.start_initiator(id, now);
@@ -309,7 +337,7 @@ impl Endpoint {
             .map(|(i, c)| {
                 let sa = c.ike_sa.and_then(|s| self.sas.get(&s));
                 ConnectionStatus {
-                    conn: i,
+                    conn: ConnectionId::from_index(i),
                     name: c.cfg.name.clone(),
                     state: match c.state {
                         ConnState::Connecting => "connecting",
@@ -376,7 +404,7 @@ impl Endpoint {
     pub fn rekey_now(&mut self, id: ConnectionId, ike: bool, now: Instant) {
         let Some(spi) = self
             .conns
-            .get(id)
+            .get(id.index())
             .and_then(|c| c.as_ref())
             .and_then(|c| c.ike_sa)
         else {
@@ -397,7 +425,7 @@ impl Endpoint {
     pub fn rekey_child(&mut self, id: ConnectionId, spi_in: u32, now: Instant) -> bool {
         let Some(spi) = self
             .conns
-            .get(id)
+            .get(id.index())
             .and_then(|c| c.as_ref())
             .and_then(|c| c.ike_sa)
         else {

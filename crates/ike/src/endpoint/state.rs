@@ -182,6 +182,10 @@ pub(super) struct IkeSa {
     pub(super) quiet: bool,
     /// Set when this SA was replaced by a rekey; it only waits for the peer's DELETE.
     pub(super) rekeyed_at: Option<Instant>,
+    /// The peer deleted this IKE SA, already replaced by its rekey, while our own rekey of it
+    /// was in flight: the answer may still come (its SA may be the survivor of the collision),
+    /// and then the SA goes without a DELETE of ours.
+    pub(super) peer_deleted: bool,
     pub(super) pending_rekey: Option<PendingRekey>,
     /// When we rekey this IKE SA (initiating side only).
     pub(super) ike_rekey_at: Option<Instant>,
@@ -239,6 +243,7 @@ impl IkeSa {
             dead: false,
             quiet: false,
             rekeyed_at: None,
+            peer_deleted: false,
             pending_rekey: None,
             ike_rekey_at,
             wanted_extra: None,

@@ -157,7 +157,7 @@ impl Endpoint {
                 };
                 let reason = st.refused.take().expect("matched above");
                 sa.outstanding = None;
-                if let Some(Some(c)) = self.conns.get_mut(sa.conn) {
+                if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
                     c.failed_attempts += 1;
                     c.last_attempt = Some((now, reason.clone()));
                 }

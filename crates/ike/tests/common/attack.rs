@@ -14,9 +14,9 @@ use ike::codec::{
     NotifyPayload, NotifyType, Payload, PayloadBody, ProposalSub, ProtocolId, SaPayload, Transform,
     TransformType,
 };
-use ike::{ChildSaKeys, Endpoint, Event};
+use ike::{ChildSaKeys, Event};
 
-use super::{cfg, Net, A, B};
+use super::{Conn, Net, A, B};
 
 /// IKE and ESP proposals of the established pair.
 pub const IKE: &str = "aes256gcm16-prfsha384-ecp384";
@@ -131,21 +131,17 @@ fn notify_payload(kind: NotifyType, data: Vec<u8>) -> Payload {
 /// An IKE_SA_INIT request that nobody will finish: 3DES/MD5/MODP768 (refused), the pair's
 /// own proposal with a real KE (accepted: a half-open SA), the right proposal with the
 /// wrong KE group, or a KE that is not a curve point.
-fn forged_init(kind: u8, spi_i: u64, script: &mut Script) -> Vec<u8> {
+fn forged_init(n: &mut Net, kind: u8, spi_i: u64, script: &mut Script) -> Vec<u8> {
     if kind % 4 == 1 {
-        let mut e = Endpoint::new();
-        let now = std::time::Instant::now();
+        let mut e = n.endpoint();
+        let now = n.now;
         e.add_connection(
-            cfg(
-                A,
-                B,
-                &["10.1.0.0/16"],
-                &["10.2.0.0/16"],
-                IKE,
-                ESP,
-                "x",
-                true,
-            ),
+            Conn::new(A, B)
+                .ike(IKE)
+                .esp(ESP)
+                .psk("x")
+                .initiate(true)
+                .build(),
             now,
         );
         return e.poll_transmit().expect("IKE_SA_INIT").payload;
@@ -271,11 +267,14 @@ fn forged_encrypted(spis: (u64, u64), from_initiator: bool, script: &mut Script)
 /// the path receives the responses): IKE_SA_INIT and an IKE_AUTH with INITIAL_CONTACT.
 fn wrong_key_handshake(n: &mut Net, to_a: bool) {
     let (local, remote) = if to_a { (B, A) } else { (A, B) };
-    let lts = if to_a { "10.2.0.0/16" } else { "10.1.0.0/16" };
-    let rts = if to_a { "10.1.0.0/16" } else { "10.2.0.0/16" };
-    let mut mallory = Endpoint::new();
+    let mut mallory = n.endpoint();
     mallory.add_connection(
-        cfg(local, remote, &[lts], &[rts], IKE, ESP, "guess", true),
+        Conn::new(local, remote)
+            .ike(IKE)
+            .esp(ESP)
+            .psk("guess")
+            .initiate(true)
+            .build(),
         n.now,
     );
     for _ in 0..4 {
@@ -335,7 +334,7 @@ pub fn attack(n: &mut Net, base: &Baseline, script: &[u8]) {
             0 => {
                 let kind = s.u8();
                 let spi = s.u64() | 1;
-                let m = forged_init(kind, spi, &mut s);
+                let m = forged_init(n, kind, spi, &mut s);
                 inject(n, to_a, port, &with_marker(port, m));
             }
             1 => {
@@ -396,7 +395,7 @@ pub fn attack(n: &mut Net, base: &Baseline, script: &[u8]) {
                 let count = 1 + s.u8() % 48;
                 for _ in 0..count {
                     let spi = s.u64() | 1;
-                    let m = forged_init(1, spi, &mut s);
+                    let m = forged_init(n, 1, spi, &mut s);
                     inject(n, to_a, port, &with_marker(port, m));
                 }
             }
@@ -475,7 +474,7 @@ pub fn assert_survived(n: &mut Net, base: &Baseline) -> Result<(), String> {
     }
     // the IKE SA still works: a Child SA rekey runs through and both sides agree
     let now = n.now;
-    n.a.rekey_now(0, false, now);
+    n.a.rekey_now(n.conns_a[0], false, now);
     n.run_for(Duration::from_secs(3));
     let (la, lb) = (super::live(&n.ev_a), super::live(&n.ev_b));
     if la.len() != 1 || lb.len() != 1 || la[0].spi_in == ca.spi_in {

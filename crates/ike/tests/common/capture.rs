@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ike::{ChildSaKeys, ConnectionConfig, Identity, Proposal, Psk, TrafficSelector};
+use ike::{ChildSaKeys, ConnectionConfig, Identity};
+
+use super::Conn;
 
 /// The seed our side's randomness came from.
 pub const SEED: &[u8] = b"hybridnet capture seed 1";
@@ -26,24 +28,16 @@ pub const PSK: &str = "capture-psk-not-a-secret";
 
 /// Our connection in the recording; `initiate` picks the role.
 pub fn config(initiate: bool) -> ConnectionConfig {
-    let ts = |s: &str| TrafficSelector::from_prefix(s.parse().unwrap(), 16);
-    ConnectionConfig {
-        name: "capture".into(),
-        local_addr: OURS.parse().unwrap(),
-        remote_addr: THEIRS.parse().unwrap(),
-        local_id: "gw-a.lab.example".parse().unwrap(),
-        remote_id: Some(Identity::Fqdn("gw-b.lab.example".into())),
-        psk: Psk::new(PSK.as_bytes().to_vec()),
-        local_ts: vec![ts("10.1.0.0")],
-        remote_ts: vec![ts("10.2.0.0")],
-        ike_proposals: vec![IKE.parse::<Proposal>().unwrap()],
-        esp_proposals: vec![ESP.parse::<Proposal>().unwrap()],
-        ike_lifetime: Duration::from_secs(3600),
-        child_lifetime: Duration::from_secs(1800),
-        dpd_timeout: Duration::from_secs(30),
-        initiate,
-        recovery: ike::Recovery::default(),
-    }
+    Conn::new(OURS.parse().unwrap(), THEIRS.parse().unwrap())
+        .name("capture")
+        .local_id("gw-a.lab.example".parse().unwrap())
+        .remote_id(Identity::Fqdn("gw-b.lab.example".into()))
+        .psk(PSK)
+        .ike(IKE)
+        .esp(ESP)
+        .dpd(Duration::from_secs(30))
+        .initiate(initiate)
+        .build()
 }
 
 /// One datagram our endpoint received or sent.

@@ -1,5 +1,5 @@
-//! Network namespaces with Drop cleanup, veth pairs, addresses and routes, and the standard
-//! two-site topology the gateway tests use.
+//! Network namespaces deleted on drop (with every process still in them), commands run inside
+//! them, veth pairs between them, and names unique across concurrent test runs.
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
@@ -122,13 +122,9 @@ impl Netns {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<Result<T>> {
-        let path = format!("/run/netns/{}", self.name);
+        let name = self.name.clone();
         std::thread::spawn(move || {
-            let file = File::open(&path).with_context(|| format!("open {path}"))?;
-            // SAFETY: setns on a valid namespace fd; affects only this (fresh) thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!("setns {path}: {}", std::io::Error::last_os_error());
-            }
+            enter(&name)?;
             Ok(f())
         })
     }
@@ -167,6 +163,18 @@ impl Drop for Netns {
     }
 }
 
+/// Moves the calling thread (only it) into namespace `name`: sockets it opens afterwards live
+/// there. Meant for a thread of its own, as [`Netns::run_in`] makes.
+pub fn enter(name: &str) -> Result<()> {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).with_context(|| format!("open {path}"))?;
+    // SAFETY: setns on a valid namespace fd; affects only the calling thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns {path}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A veth pair whose ends are created directly inside two namespaces.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
     sh(
@@ -187,81 +195,4 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
         ],
     )
     .map(|_| ())
-}
-
-/// The two-site topology:
-///
-/// ```text
-///  vm-a 10.1.1.4 ── 10.1.1.1 gw-a 198.51.100.1 ── "internet" ── 198.51.100.2 gw-b 10.2.1.1 ── 10.2.1.4 vm-b
-/// ```
-/// Site A owns 10.1.0.0/16, site B 10.2.0.0/16. Dropping it removes all four namespaces
-/// (vm namespaces first, so processes in gateways are killed last by their own guards).
-pub struct TwoSites {
-    /// Unique id of this topology (part of every namespace name).
-    pub id: String,
-    /// Host behind gateway A.
-    pub vm_a: Netns,
-    /// Host behind gateway B.
-    pub vm_b: Netns,
-    /// Gateway A.
-    pub gw_a: Netns,
-    /// Gateway B.
-    pub gw_b: Netns,
-}
-
-/// Addresses of [`TwoSites`].
-pub mod addrs {
-    /// vm-a.
-    pub const VM_A: &str = "10.1.1.4";
-    /// vm-b.
-    pub const VM_B: &str = "10.2.1.4";
-    /// gw-a's inside address.
-    pub const GW_A_IN: &str = "10.1.1.1";
-    /// gw-b's inside address.
-    pub const GW_B_IN: &str = "10.2.1.1";
-    /// gw-a's public address.
-    pub const GW_A_WAN: &str = "198.51.100.1";
-    /// gw-b's public address.
-    pub const GW_B_WAN: &str = "198.51.100.2";
-    /// Site A's prefix.
-    pub const NET_A: &str = "10.1.0.0/16";
-    /// Site B's prefix.
-    pub const NET_B: &str = "10.2.0.0/16";
-    /// gw-a's IKE identity in tests that use FQDNs.
-    pub const ID_A: &str = "gw-a.lab.example";
-    /// gw-b's IKE identity.
-    pub const ID_B: &str = "gw-b.lab.example";
-}
-
-impl TwoSites {
-    /// Builds the topology with fresh, unique namespace names.
-    pub fn new() -> Result<TwoSites> {
-        let id = unique_id();
-        let gw_a = Netns::new(&format!("hn{id}-gwa"))?;
-        let gw_b = Netns::new(&format!("hn{id}-gwb"))?;
-        let vm_a = Netns::new(&format!("hn{id}-vma"))?;
-        let vm_b = Netns::new(&format!("hn{id}-vmb"))?;
-        veth(&vm_a, "vm0", &gw_a, "in0")?;
-        veth(&vm_b, "vm0", &gw_b, "in0")?;
-        veth(&gw_a, "wan0", &gw_b, "wan0")?;
-        vm_a.addr("vm0", &format!("{}/24", addrs::VM_A))?;
-        gw_a.addr("in0", &format!("{}/24", addrs::GW_A_IN))?;
-        gw_a.addr("wan0", &format!("{}/24", addrs::GW_A_WAN))?;
-        gw_b.addr("wan0", &format!("{}/24", addrs::GW_B_WAN))?;
-        gw_b.addr("in0", &format!("{}/24", addrs::GW_B_IN))?;
-        vm_b.addr("vm0", &format!("{}/24", addrs::VM_B))?;
-        vm_a.exec("ip", &["route", "add", "default", "via", addrs::GW_A_IN])?;
-        vm_b.exec("ip", &["route", "add", "default", "via", addrs::GW_B_IN])?;
-        gw_a.make_router()?;
-        gw_b.make_router()?;
-        gw_a.exec("ping", &["-c1", "-W2", "-q", addrs::GW_B_WAN])
-            .context("the internet link does not work")?;
-        Ok(TwoSites {
-            id,
-            vm_a,
-            vm_b,
-            gw_a,
-            gw_b,
-        })
-    }
 }

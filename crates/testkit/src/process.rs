@@ -1,5 +1,6 @@
-//! Background processes that are always ended (by PID) when their guard drops, and a scratch
-//! directory that is kept, and named on stderr, when the test fails.
+//! Background processes that are always ended (by PID) when their guard drops, a scratch
+//! directory that is kept, and named on stderr, when the test fails, and the one polling loop
+//! every suite waits with ([`wait_for`]).
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -53,12 +54,18 @@ impl Daemon {
 
     /// Sends SIGTERM and waits up to `grace` for exit; SIGKILL after that. Returns the exit code.
     pub fn stop(&mut self, grace: Duration) -> Option<i32> {
+        self.stop_with(libc::SIGTERM, grace)
+    }
+
+    /// Sends `signal` and waits up to `grace` for exit; SIGKILL after that. Returns the exit
+    /// code (`None` when killed by a signal, or already stopped).
+    pub fn stop_with(&mut self, signal: i32, grace: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
         if let Ok(Some(st)) = child.try_wait() {
             return st.code();
         }
         // SAFETY: kill(2) on the PID of a child we spawned and have not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = child.try_wait() {
@@ -67,7 +74,7 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         eprintln!(
-            "{} (pid {}) ignored SIGTERM; killing",
+            "{} (pid {}) ignored signal {signal}; killing",
             self.label,
             child.id()
         );
@@ -116,7 +123,17 @@ impl Drop for Scratch {
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or fails after `timeout` with `what`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn wait_for<T>(timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> Result<T> {
+    wait_for_every(Duration::from_millis(50), timeout, what, f)
+}
+
+/// [`wait_for`] polling every `interval` (for checks that are costly, e.g. running a command).
+pub fn wait_for_every<T>(
+    interval: Duration,
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -125,6 +142,80 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if Instant::now() > deadline {
             anyhow::bail!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(interval);
+    }
+}
+
+/// The last `n` lines of `s` (a log tail for an error message).
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_for_returns_the_first_value() {
+        let mut calls = 0;
+        let v = wait_for(Duration::from_secs(5), "the third call", || {
+            calls += 1;
+            (calls == 3).then_some(calls * 10)
+        })
+        .unwrap();
+        assert_eq!(v, 30);
+    }
+
+    #[test]
+    fn wait_for_times_out_naming_what_it_waited_for() {
+        let e = wait_for_every(
+            Duration::from_millis(1),
+            Duration::from_millis(20),
+            "Godot",
+            || None::<()>,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("waiting for Godot"), "{e}");
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+
+    #[test]
+    fn scratch_is_removed_on_success_and_kept_on_failure() {
+        let ok = Scratch::new("testkit-ok", &std::process::id().to_string()).unwrap();
+        let ok_path = ok.path.clone();
+        drop(ok);
+        assert!(!ok_path.exists());
+        let kept = std::thread::spawn(|| {
+            let s = Scratch::new("testkit-kept", &std::process::id().to_string()).unwrap();
+            let p = s.path.clone();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _s = s;
+                panic!("a failing test");
+            }));
+            assert!(r.is_err());
+            p
+        })
+        .join()
+        .unwrap();
+        assert!(kept.exists(), "kept for the post-mortem");
+        std::fs::remove_dir_all(kept).unwrap();
+    }
+
+    #[test]
+    fn a_daemon_is_stopped_on_drop() {
+        let dir = Scratch::new("testkit-daemon", &std::process::id().to_string()).unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let mut d = Daemon::spawn("sleep", cmd, &dir.join("log")).unwrap();
+        assert!(d.alive());
+        let pid = d.pid();
+        drop(d);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     }
 }

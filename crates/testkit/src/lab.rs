@@ -1,9 +1,6 @@
 //! Labs in one line: `let lab = Lab::up("examples/two-sites");` builds a lab with its own
 //! state directory (so runs never collide), and dropping it runs `lab down` (even on panic)
 //! and removes whatever is left by the lab-id prefix.
-//!
-//! Test files include it with `#[path = "support/lab.rs"] mod lab;` so it does not depend on
-//! the rest of the support library.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,8 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The repository root (for `examples/…`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("crates/testkit lies two levels below the repository root")
         .to_path_buf()
 }
 
