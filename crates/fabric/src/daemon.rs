@@ -262,14 +262,9 @@ pub fn wait_until_up(
 
 /// Whether `pid` is a live process (not a zombie).
 pub fn is_live(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // the state is the field after the parenthesized command name
-            stat.rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|stat| stat.state != 'Z')
 }
 
 /// Reaps `pid` if it is a child of ours that exited, so it leaves no zombie.

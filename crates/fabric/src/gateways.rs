@@ -100,14 +100,14 @@ fn role_of(pid: i32, config: &Path) -> Option<Role> {
     if !daemon::is_live(pid) {
         return None;
     }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let want = config.as_os_str().as_encoded_bytes();
-    args.windows(3).find_map(|w| match (w[0], w[1]) {
-        (b"gateway", b"supervise") if w[2] == want => Some(Role::Supervisor),
-        (b"gateway", b"run") if w[2] == want => Some(Role::Gateway),
-        _ => None,
-    })
+    let args = procfs::process::Process::new(pid).ok()?.cmdline().ok()?;
+    let want = config.to_str()?;
+    args.windows(3)
+        .find_map(|w| match (w[0].as_str(), w[1].as_str()) {
+            ("gateway", "supervise") if w[2] == want => Some(Role::Supervisor),
+            ("gateway", "run") if w[2] == want => Some(Role::Gateway),
+            _ => None,
+        })
 }
 
 /// Ends those of `pids` that are `role` for `config` (checked by their command line, which

@@ -305,6 +305,10 @@ pub fn sysctl_ensure(netns: &str, pairs: &[(&str, &str)]) -> Result<Vec<String>,
 }
 
 /// PIDs of all processes whose network namespace is the named one (like `ip netns pids`).
+///
+/// Walks /proc by hand rather than through procfs: its `Process::namespaces()` stats every
+/// namespace of every process, 2.5–2.9 ms for 68 processes against 0.18–0.29 ms for one stat
+/// of `ns/net` each (measured side by side, 50 walks × 3).
 pub fn pids_in_netns(netns: &str) -> Vec<i32> {
     let Ok(target) = std::fs::metadata(Path::new(NETNS_RUN_DIR).join(netns)) else {
         return Vec::new();

@@ -80,8 +80,9 @@ pub fn charon_pids(netns: &str) -> Vec<i32> {
     crate::netns::pids_in_netns(netns)
         .into_iter()
         .filter(|&pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm.trim() == "charon" && daemon::is_live(pid)
+            procfs::process::Process::new(pid)
+                .and_then(|p| p.stat())
+                .is_ok_and(|stat| stat.comm == "charon" && stat.state != 'Z')
         })
         .collect()
 }

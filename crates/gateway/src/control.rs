@@ -5,6 +5,7 @@
 //! latency to tunnels. The socket is created with mode 0600 (0660 with a control group)
 //! whatever the umask, and a client must be root, the gateway's own user or in that group.
 
+use crate::core::ReloadError;
 use crate::receiver::EventFd;
 use crate::status::{GatewayStatus, ReloadAnswer, ReloadReport};
 use crate::wait::ready;
@@ -61,7 +62,7 @@ pub enum ControlRequest {
     /// `status`: a snapshot of the gateway.
     Status(SyncSender<GatewayStatus>),
     /// `reload`: re-read the config file and apply it.
-    Reload(SyncSender<Result<ReloadReport, String>>),
+    Reload(SyncSender<Result<ReloadReport, ReloadError>>),
 }
 
 /// Who may use the socket besides root and the gateway's own user.
@@ -109,17 +110,9 @@ fn peer_credentials(fd: BorrowedFd<'_>) -> Option<UnixCredentials> {
 
 /// The supplementary groups of a process, from /proc.
 fn supplementary_groups(pid: libc::pid_t) -> Vec<libc::gid_t> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Groups:").map(str::to_string))
-        })
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.status())
+        .map(|status| status.groups)
         .unwrap_or_default()
 }
 
@@ -365,7 +358,7 @@ impl Client {
                     .map_err(|_| io::Error::other("the event loop did not answer"))?;
                 let answer = match outcome {
                     Ok(r) => ReloadAnswer::Reloaded(r),
-                    Err(e) => ReloadAnswer::Error(e),
+                    Err(e) => ReloadAnswer::Error(e.to_string()),
                 };
                 serde_json::to_vec(&answer).map_err(io::Error::other)?
             }

@@ -378,7 +378,7 @@ impl Gateway {
                             if let Err(e) = &outcome {
                                 error!("reload refused: {e}");
                             }
-                            let _ = reply.try_send(outcome.map_err(|e| e.to_string()));
+                            let _ = reply.try_send(outcome);
                         }
                     }
                 }

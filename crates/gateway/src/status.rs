@@ -489,7 +489,7 @@ mod tests {
     fn serve(
         server: crate::control::ControlServer,
         rounds: usize,
-        reloads: Vec<Result<ReloadReport, String>>,
+        reloads: Vec<Result<ReloadReport, crate::core::ReloadError>>,
     ) {
         let mut reloads = reloads.into_iter();
         for _ in 0..rounds {
@@ -499,7 +499,11 @@ mod tests {
                         let _ = tx.try_send(sample());
                     }
                     crate::control::ControlRequest::Reload(tx) => {
-                        let _ = tx.try_send(reloads.next().unwrap_or(Err("no more".into())));
+                        let _ = tx.try_send(
+                            reloads
+                                .next()
+                                .unwrap_or(Err(crate::core::ReloadError::NoConfigPath)),
+                        );
                     }
                 }
             }
@@ -552,14 +556,17 @@ mod tests {
                 replaced: vec!["site-b".into()],
                 ..Default::default()
             }),
-            Err("config line 3: bad address".into()),
+            Err(crate::core::ReloadError::NeedsRestart {
+                what: "tun_name".into(),
+                path: "gw.toml".into(),
+            }),
         ];
         let t = std::thread::spawn(move || serve(server, 200, answers));
         let r = reload(&path).unwrap();
         assert_eq!(r.replaced, vec!["site-b".to_string()]);
         let e = reload(&path).unwrap_err();
         assert!(
-            matches!(&e, StatusError::Refused { reason, .. } if reason.contains("bad address")),
+            matches!(&e, StatusError::Refused { reason, .. } if reason.contains("tun_name changed in gw.toml")),
             "{e}"
         );
         t.join().unwrap();

@@ -145,39 +145,21 @@ fn live_status(control: &std::path::Path, name: &str) -> anyhow::Result<LiveConn
 /// read from their command lines (`--control PATH`, else the config's `control_socket`, else
 /// the default derived from the config path), whoever started them.
 fn gateway_controls_in_netns(ns: &str) -> Vec<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(target) = std::fs::metadata(format!("/run/netns/{ns}")) else {
-        return Vec::new();
-    };
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for p in procs.flatten() {
-        let name = p.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let dir = p.path();
-        match std::fs::metadata(dir.join("ns/net")) {
-            Ok(m) if m.dev() == target.dev() && m.ino() == target.ino() => {}
-            _ => continue,
-        }
-        let Ok(raw) = std::fs::read(dir.join("cmdline")) else {
+    for pid in fabric::netns::pids_in_netns(ns) {
+        let Ok(p) = procfs::process::Process::new(pid) else {
             continue;
         };
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
+        let Ok(args) = p.cmdline() else {
+            continue;
+        };
         let Some(run) = args
             .windows(2)
             .position(|w| w[0] == "gateway" && w[1] == "run")
         else {
             continue;
         };
-        let cwd = std::fs::read_link(dir.join("cwd")).unwrap_or_default();
+        let cwd = p.cwd().unwrap_or_default();
         let mut control = None;
         let mut config = None;
         let mut rest = args[run + 2..].iter();
