@@ -160,6 +160,7 @@ impl Lab {
             mode: site::DeploymentMode::Incremental,
             locations,
             foreign,
+            resource_group: None,
         })
     }
 

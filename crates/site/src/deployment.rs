@@ -31,6 +31,9 @@ pub struct PlanOptions {
     /// Resources of other sites that references (e.g. a Vnet2Vnet peer gateway) and
     /// `reference()` may resolve to; read only.
     pub foreign: Vec<Resource>,
+    /// The resource group the deployment targets (`resourceGroup()`, and the group of the ids
+    /// it creates); `None`: the site's own.
+    pub resource_group: Option<String>,
 }
 
 /// What a plan will do to one resource.

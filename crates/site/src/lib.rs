@@ -37,7 +37,7 @@ pub use deployment::{
 };
 pub use error::{Location, SiteError};
 pub use kind::{
-    kind, kinds, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features, GatewaySku,
+    kind, kinds, parse_api_date, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features, GatewaySku,
     GatewaySubnetRules, KindProfile,
 };
 pub use model::{

@@ -262,7 +262,10 @@ impl Site {
     ) -> Result<Plan, SiteError> {
         let mode = options.mode;
         let template = arm::parse_template(template_json)?;
-        let ctx = self.deployment_context(deployment_name);
+        let mut ctx = self.deployment_context(deployment_name);
+        if let Some(rg) = &options.resource_group {
+            ctx.resource_group.clone_from(rg);
+        }
         let deployment = arm::Deployment::new(&template, &parameters, &ctx)?;
         let store = self.store()?;
         let (base_generation, existing) = store.snapshot()?;

@@ -198,7 +198,7 @@ pub fn kinds() -> Result<&'static [KindProfile], SiteError> {
 }
 
 /// Parses the date part of an API version (`2018-11-01`, `2017-10-01-preview`) for comparison.
-pub(crate) fn parse_api_date(v: &str) -> Option<(u16, u8, u8)> {
+pub fn parse_api_date(v: &str) -> Option<(u16, u8, u8)> {
     let date = v.get(..10)?;
     let rest = &v[10..];
     if !(rest.is_empty() || rest.starts_with('-')) {

@@ -1,0 +1,128 @@
+//! Actions on resources that the lab realizes: a connection's shared key (GET, PUT, reset)
+//! and a gateway's reset.
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::{from_site, ApiError};
+use crate::paths::ResourcePath;
+use crate::resources::{accepted, definition, redefine};
+use crate::server::Ctx;
+
+fn not_supported(r: &ResourcePath, method: &Method) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "InvalidResourceType",
+        format!(
+            "{method} {} is not an operation of {}.",
+            r.action.join("/"),
+            r.full_type()
+        ),
+    )
+}
+
+/// The key of connection `r`.
+fn shared_key(ctx: &Ctx, r: &ResourcePath) -> Result<Option<String>, ApiError> {
+    let site = ctx.backend.site()?;
+    let res = site
+        .resources()
+        .map_err(|e| from_site(&e, false))?
+        .into_iter()
+        .find(|x| site::same_id(x.id(), &r.id()))
+        .ok_or_else(|| ApiError::not_found(&r.full_type(), &r.template_name(), &r.group))?;
+    match res {
+        site::Resource::Connection(c) => Ok(c.shared_key.map(|k| k.expose().to_string())),
+        _ => Err(ApiError::not_found(&r.full_type(), &r.template_name(), &r.group)),
+    }
+}
+
+/// A random key of `len` characters from letters and digits (Azure's reset makes one).
+fn random_key(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in uuid::Uuid::new_v4().as_bytes() {
+            if out.len() < len && (*b as usize) < ALPHABET.len() * 4 {
+                out.push(ALPHABET[*b as usize % ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+async fn set_key(
+    ctx: &Ctx,
+    r: &ResourcePath,
+    key: &str,
+) -> Result<String, ApiError> {
+    let (mut def, api) = definition(ctx, r)?;
+    def["properties"]["sharedKey"] = Value::String(key.to_string());
+    redefine(ctx, r, &api, &def).await
+}
+
+/// Dispatches an action path.
+pub(crate) async fn handle(
+    ctx: &Ctx,
+    method: &Method,
+    r: &ResourcePath,
+    _api_version: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let is_connection = r.full_type().eq_ignore_ascii_case("Microsoft.Network/connections");
+    let is_gateway =
+        r.full_type().eq_ignore_ascii_case("Microsoft.Network/virtualNetworkGateways");
+    let action: Vec<&str> = r.action.iter().map(String::as_str).collect();
+    match (action.as_slice(), method.clone()) {
+        (["sharedkey"], Method::GET) if is_connection => {
+            let key = shared_key(ctx, r)?.unwrap_or_default();
+            Ok(Json(json!({ "id": format!("{}/sharedkey", r.id()), "value": key })).into_response())
+        }
+        (["sharedkey"], Method::PUT) if is_connection => {
+            let _w = ctx.write.lock().await;
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(key) = v.get("value").and_then(Value::as_str) else {
+                return Err(ApiError::bad_request(
+                    "InvalidRequestFormat",
+                    "The shared key must be given as {\"value\": \"…\"}.",
+                ));
+            };
+            if key.is_empty() || key.len() > 128 {
+                return Err(ApiError::bad_request(
+                    "InvalidSharedKeyLength",
+                    "The shared key must be 1 to 128 characters long.",
+                ));
+            }
+            let op = set_key(ctx, r, key).await?;
+            let mut resp = Json(json!({ "id": format!("{}/sharedkey", r.id()), "value": key })).into_response();
+            resp.headers_mut().extend(accepted(ctx, &op, &r.namespace).headers().clone());
+            Ok(resp)
+        }
+        (["sharedkey", "reset"], Method::POST) if is_connection => {
+            let _w = ctx.write.lock().await;
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let len = v.get("keyLength").and_then(Value::as_u64).unwrap_or(32);
+            if !(1..=128).contains(&len) {
+                return Err(ApiError::bad_request(
+                    "InvalidSharedKeyLength",
+                    format!("keyLength {len} is out of range: 1 to 128."),
+                ));
+            }
+            let key = random_key(len as usize);
+            let op = set_key(ctx, r, &key).await?;
+            Ok(accepted(ctx, &op, &r.namespace))
+        }
+        (["reset"], Method::POST) if is_gateway => {
+            let backend = ctx.backend.clone();
+            let id = r.id();
+            tokio::task::spawn_blocking(move || backend.reset_gateway(&id))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            let op = ctx.realizer.submit();
+            Ok(accepted(ctx, &op, &r.namespace))
+        }
+        _ => Err(not_supported(r, method)),
+    }
+}

@@ -1,0 +1,268 @@
+//! `Microsoft.Resources/deployments` of a resource group: templates through the lab's ARM
+//! engine, with validate and what-if, recorded as the site's deployments.
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::backend::{is_api_deployment, DeployInput};
+use crate::error::{from_site, ApiError};
+use crate::server::Ctx;
+
+fn deployment_id(ctx: &Ctx, group: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.Resources/deployments/{name}",
+        ctx.cfg.subscription_id
+    )
+}
+
+fn timestamp(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// Wraps bare output values as `{type, value}` (ARM's shape).
+fn outputs_json(outputs: &Map<String, Value>) -> Value {
+    Value::Object(
+        outputs
+            .iter()
+            .map(|(k, v)| {
+                let wrapped = if v.get("value").is_some() && v.get("type").is_some() {
+                    v.clone()
+                } else {
+                    let t = match v {
+                        Value::String(_) => "String",
+                        Value::Bool(_) => "Bool",
+                        Value::Number(_) => "Int",
+                        Value::Array(_) => "Array",
+                        _ => "Object",
+                    };
+                    json!({ "type": t, "value": v })
+                };
+                (k.clone(), wrapped)
+            })
+            .collect(),
+    )
+}
+
+fn record_json(ctx: &Ctx, group: &str, d: &site::DeploymentRecord, state: &str) -> Value {
+    json!({
+        "id": deployment_id(ctx, group, &d.name),
+        "name": d.name,
+        "type": "Microsoft.Resources/deployments",
+        "properties": {
+            "provisioningState": state,
+            "timestamp": timestamp(d.timestamp),
+            "mode": format!("{:?}", d.mode),
+            "templateHash": d.template_hash,
+            "parameters": Value::Object(d.parameters.iter().map(|(k, v)| {
+                let v = if v.get("value").is_some() { v.clone() } else { json!({ "value": v }) };
+                (k.clone(), v)
+            }).collect()),
+            "outputs": outputs_json(&d.outputs),
+            "outputResources": d.resources.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+            "correlationId": uuid::Uuid::new_v4().to_string(),
+        },
+    })
+}
+
+fn input(group: &str, name: &str, body: &Bytes) -> Result<DeployInput, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "InvalidRequestContent",
+            format!("The request content was invalid and could not be deserialized: {e}"),
+        )
+    })?;
+    let props = v.get("properties").cloned().unwrap_or(Value::Null);
+    if props.get("templateLink").is_some() {
+        return Err(ApiError::bad_request(
+            "InvalidTemplateDeployment",
+            "templateLink is not supported by this lab (it reaches no network but its own): send the template inline (az deployment group create --template-file).",
+        ));
+    }
+    let template = props.get("template").ok_or_else(|| {
+        ApiError::bad_request(
+            "InvalidRequestContent",
+            "The deployment has no template: properties.template is required.",
+        )
+    })?;
+    let parameters = match props.get("parameters") {
+        Some(p @ Value::Object(_)) => {
+            let doc = json!({ "parameters": p }).to_string();
+            arm::parse_parameters(&doc).map_err(|e| {
+                ApiError::bad_request("InvalidDeploymentParameterValue", e.to_string())
+            })?
+        }
+        _ => Map::new(),
+    };
+    let mode = match props.get("mode").and_then(Value::as_str) {
+        Some(m) if m.eq_ignore_ascii_case("complete") => site::DeploymentMode::Complete,
+        _ => site::DeploymentMode::Incremental,
+    };
+    Ok(DeployInput {
+        resource_group: group.to_string(),
+        name: name.to_string(),
+        template: template.to_string(),
+        parameters,
+        mode,
+    })
+}
+
+/// Dispatches `…/deployments[/{name}[/{action}]]`.
+pub(crate) async fn handle(
+    ctx: &Ctx,
+    method: &Method,
+    group: &str,
+    name: Option<&str>,
+    action: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let group = crate::subs::find_group(ctx, group)?.name;
+    let site = ctx.backend.site()?;
+    let records: Vec<site::DeploymentRecord> = site
+        .deployments()
+        .map_err(|e| from_site(&e, true))?
+        .into_iter()
+        .filter(|d| !is_api_deployment(&d.name))
+        .collect();
+    let Some(name) = name else {
+        let v: Vec<Value> = records
+            .iter()
+            .map(|d| record_json(ctx, &group, d, state_of(d)))
+            .collect();
+        return Ok(Json(json!({ "value": v })).into_response());
+    };
+    let found = records.iter().rev().find(|d| d.name.eq_ignore_ascii_case(name));
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "DeploymentNotFound",
+            format!("Deployment '{name}' could not be found."),
+        )
+    };
+    match (action.map(str::to_ascii_lowercase).as_deref(), method.clone()) {
+        (None, Method::GET) => {
+            let d = found.ok_or_else(not_found)?;
+            Ok(Json(record_json(ctx, &group, d, state_of(d))).into_response())
+        }
+        (None, Method::HEAD) => Ok(if found.is_some() {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::NOT_FOUND
+        }
+        .into_response()),
+        (None, Method::PUT) => {
+            let input = input(&group, name, body)?;
+            let _w = ctx.write.lock().await;
+            let backend = ctx.backend.clone();
+            let record = tokio::task::spawn_blocking(move || backend.apply(&input))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            let op = ctx.realizer.submit();
+            let mut resp = (
+                StatusCode::CREATED,
+                Json(record_json(ctx, &group, &record, "Running")),
+            )
+                .into_response();
+            let poll = format!(
+                "{}/subscriptions/{}/providers/Microsoft.Resources/locations/{}/operations/{op}?api-version=2020-06-01",
+                ctx.base, ctx.cfg.subscription_id, ctx.cfg.location
+            );
+            if let Ok(h) = axum::http::HeaderValue::from_str(&poll) {
+                resp.headers_mut().insert("Azure-AsyncOperation", h);
+            }
+            Ok(resp)
+        }
+        (None, Method::DELETE) => Ok(StatusCode::NO_CONTENT.into_response()),
+        (Some("validate"), Method::POST) => {
+            let input = input(&group, name, body)?;
+            let backend = ctx.backend.clone();
+            let plan = tokio::task::spawn_blocking(move || backend.plan(&input))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            Ok(Json(json!({
+                "id": deployment_id(ctx, &group, name),
+                "name": name,
+                "type": "Microsoft.Resources/deployments",
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "mode": format!("{:?}", plan.mode),
+                    "templateHash": plan.template_hash,
+                    "validatedResources": plan.changes.iter().map(|c| json!({ "id": c.id })).collect::<Vec<_>>(),
+                },
+            }))
+            .into_response())
+        }
+        (Some("whatif"), Method::POST) => {
+            let input = input(&group, name, body)?;
+            let backend = ctx.backend.clone();
+            let plan = tokio::task::spawn_blocking(move || backend.plan(&input))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            let changes: Vec<Value> = plan
+                .changes
+                .iter()
+                .map(|c| {
+                    let t = match c.action {
+                        site::ChangeAction::Create => "Create",
+                        site::ChangeAction::Update => "Modify",
+                        site::ChangeAction::NoChange => "NoChange",
+                        site::ChangeAction::Delete => "Delete",
+                    };
+                    json!({ "resourceId": c.id, "changeType": t })
+                })
+                .collect();
+            Ok(Json(json!({ "status": "Succeeded", "properties": { "changes": changes } }))
+                .into_response())
+        }
+        (Some("operations"), Method::GET) => {
+            let d = found.ok_or_else(not_found)?;
+            let v: Vec<Value> = d
+                .resources
+                .iter()
+                .map(|id| {
+                    json!({
+                        "id": format!("{}/operations/{}", deployment_id(ctx, &group, name), &hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(id.as_bytes())))[..16]),
+                        "operationId": id,
+                        "properties": {
+                            "provisioningOperation": "Create",
+                            "provisioningState": state_of(d),
+                            "targetResource": { "id": id },
+                        },
+                    })
+                })
+                .collect();
+            Ok(Json(json!({ "value": v })).into_response())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            format!("{method} {} is not an operation of a deployment.", action.unwrap_or("")),
+        )),
+    }
+}
+
+fn state_of(d: &site::DeploymentRecord) -> &'static str {
+    match d.state {
+        site::DeploymentState::Succeeded => "Succeeded",
+        _ => "Failed",
+    }
+}

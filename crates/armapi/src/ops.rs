@@ -1,0 +1,120 @@
+//! Long-running operations: a PUT or DELETE is accepted once the store has it, and its
+//! operation is done when a realization that started after it finished, as Azure's operation
+//! status resources report a gateway Succeeded only once it runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::backend::Backend;
+
+/// An operation's state as ARM's operation status resource shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpStatus {
+    /// Realization has not finished yet.
+    InProgress,
+    /// Realized.
+    Succeeded,
+    /// Realization failed; why.
+    Failed(String),
+}
+
+impl OpStatus {
+    /// ARM's `status` string.
+    pub fn arm_name(&self) -> &'static str {
+        match self {
+            OpStatus::InProgress => "InProgress",
+            OpStatus::Succeeded => "Succeeded",
+            OpStatus::Failed(_) => "Failed",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    /// Realizations asked for so far (a counter).
+    requested: u64,
+    /// The last request a finished realization covered.
+    done: u64,
+    /// Operation id → the request it waits for, and its outcome once known.
+    ops: HashMap<String, (u64, OpStatus)>,
+}
+
+/// Realizations run one at a time on a thread of their own; each one covers every request
+/// made before it started, so a burst of PUTs costs one or two realizations, not one each.
+#[derive(Clone)]
+pub struct Realizer {
+    book: Arc<(Mutex<Book>, Condvar)>,
+}
+
+impl Realizer {
+    /// Starts the realization thread for `backend`.
+    pub fn start(backend: Arc<dyn Backend>) -> Realizer {
+        let book = Arc::new((Mutex::new(Book::default()), Condvar::new()));
+        let shared = book.clone();
+        std::thread::Builder::new()
+            .name("realize".into())
+            .spawn(move || loop {
+                let target = {
+                    let (m, cv) = &*shared;
+                    let mut b = m.lock().unwrap_or_else(|e| e.into_inner());
+                    while b.done >= b.requested {
+                        b = cv.wait(b).unwrap_or_else(|e| e.into_inner());
+                    }
+                    b.requested
+                };
+                let outcome = backend.realize();
+                let (m, cv) = &*shared;
+                let mut b = m.lock().unwrap_or_else(|e| e.into_inner());
+                b.done = target;
+                for (want, status) in b.ops.values_mut() {
+                    if *want <= target && *status == OpStatus::InProgress {
+                        *status = match &outcome {
+                            Ok(()) => OpStatus::Succeeded,
+                            Err(e) => OpStatus::Failed(e.clone()),
+                        };
+                    }
+                }
+                cv.notify_all();
+            })
+            .expect("spawning the realization thread");
+        Realizer { book }
+    }
+
+    /// Registers an operation whose change is in the store and asks for a realization; returns
+    /// the operation id.
+    pub fn submit(&self) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (m, cv) = &*self.book;
+        let mut b = m.lock().unwrap_or_else(|e| e.into_inner());
+        b.requested += 1;
+        let want = b.requested;
+        b.ops.insert(id.clone(), (want, OpStatus::InProgress));
+        cv.notify_all();
+        id
+    }
+
+    /// The operation's state, `None` for an id this endpoint never gave out.
+    pub fn status(&self, id: &str) -> Option<OpStatus> {
+        let (m, _) = &*self.book;
+        let b = m.lock().unwrap_or_else(|e| e.into_inner());
+        b.ops.get(id).map(|(_, s)| s.clone())
+    }
+
+    /// Waits up to `timeout` for an operation to end (for callers that answer synchronously).
+    pub fn wait(&self, id: &str, timeout: std::time::Duration) -> Option<OpStatus> {
+        let (m, cv) = &*self.book;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut b = m.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let s = b.ops.get(id).map(|(_, s)| s.clone())?;
+            let now = std::time::Instant::now();
+            if s != OpStatus::InProgress || now >= deadline {
+                return Some(s);
+            }
+            b = cv
+                .wait_timeout(b, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
