@@ -42,6 +42,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Deletes resources by id, in the order given; refused (nothing deleted) when another
     /// resource still uses one of them.
     fn delete(&self, ids: &[String]) -> Result<(), ApiError>;
+    /// The resource as GET shows it with its runtime state (a connection's `connectionStatus`
+    /// and byte counters from its gateway), when the lab has one for it.
+    fn live_view(&self, id: &str) -> Option<serde_json::Value>;
     /// Restarts the gateway process of a virtual network gateway (`az network vnet-gateway
     /// reset`): its tunnels go down and come back.
     fn reset_gateway(&self, id: &str) -> Result<(), ApiError>;

@@ -1,7 +1,7 @@
 //! Errors as Resource Manager returns them: an HTTP status and `{"error":{"code","message"}}`
 //! with Azure's codes, so az and the SDKs show what they show against Azure.
 
-use axum::http::StatusCode;
+pub use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 

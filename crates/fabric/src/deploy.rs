@@ -143,7 +143,7 @@ impl Lab {
 
     /// How deployments to `site` are planned: only its locations (when it declares some),
     /// with the other sites' resources visible to references (e.g. a Vnet2Vnet peer gateway).
-    fn plan_options(&self, site: &str) -> Result<site::PlanOptions, LabError> {
+    pub(crate) fn plan_options(&self, site: &str) -> Result<site::PlanOptions, LabError> {
         let spec = self.record.sites.iter().find(|s| s.name == site);
         let locations = spec
             .filter(|s| !s.locations.is_empty())

@@ -412,3 +412,23 @@ pub fn converge(
     }
     out
 }
+
+/// Restarts a supervised gateway (`az network vnet-gateway reset`): its running child is
+/// killed and the supervisor starts it again after its back-off, so the tunnels go down and
+/// are negotiated anew.
+pub fn restart(rec: &GatewayRecord) -> Result<(), DaemonError> {
+    let state = rec
+        .supervisor_state
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<crate::supervisor::SupervisorState>(&b).ok());
+    let Some(child) = state.and_then(|s| s.child_pid).filter(|p| daemon::is_live(*p)) else {
+        return Err(DaemonError::NotUp {
+            daemon: "gateway",
+            netns: rec.netns.clone(),
+            detail: "no running gateway process to reset".into(),
+        });
+    };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL);
+    Ok(())
+}

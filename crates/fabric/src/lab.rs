@@ -31,6 +31,9 @@ pub const REALIZED_TYPES: &[&str] = &[
 /// Why a lab operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// The lab controller (the Resource Manager endpoints) did not start.
+    #[error("{0}")]
+    Controller(String),
     /// lab.yaml is unreadable or inconsistent.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -163,6 +166,9 @@ pub struct ApplyReport {
     pub kernel_changes: usize,
     /// Resources whose realization failed, with the error.
     pub failed: Vec<(String, String)>,
+    /// The lab controller and its endpoints, when `up` started or found one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<crate::controller::ControllerRecord>,
 }
 
 impl ApplyReport {
@@ -291,6 +297,8 @@ pub struct UpOptions {
     /// Lay the gateways' namespaces and wires but run no gateway process (remembered by the
     /// lab, so later deployments do not start any either).
     pub no_gateways: bool,
+    /// Start no lab controller (no Resource Manager endpoints).
+    pub no_controller: bool,
 }
 
 /// `lab up DIR` with options.
@@ -318,6 +326,22 @@ pub fn up_with(
         report.resource_changes += lab.apply_deployment(&req, progress)?;
     }
     lab.realize(&mut report, progress)?;
+    if !opts.no_controller {
+        progress.step("lab controller", || {
+            let rec = crate::controller::ensure(&lab).map_err(|e| LabError::Controller(e.to_string()))?;
+            let detail = match &rec {
+                Some(r) => r
+                    .endpoints
+                    .iter()
+                    .map(|e| format!("{} {}", e.site, e.url))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "no Azure-kind site: no Resource Manager endpoint".to_string(),
+            };
+            report.controller = rec;
+            Ok::<_, LabError>(((), detail))
+        })?;
+    }
     Ok(report)
 }
 
@@ -422,6 +446,7 @@ pub fn down(root: &Path, sel: &LabSelector) -> Result<DownReport, LabError> {
     } else {
         None
     };
+    crate::controller::stop(&dir);
     let namespaces = teardown(&id.netns_prefix()).map_err(|source| LabError::Teardown {
         id: id.to_string(),
         source,

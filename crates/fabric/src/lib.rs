@@ -25,6 +25,7 @@
 //! included.
 
 pub mod connections;
+pub mod controller;
 pub mod daemon;
 pub mod deploy;
 pub mod desired;

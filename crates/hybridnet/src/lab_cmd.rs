@@ -51,6 +51,16 @@ pub enum LabCommand {
         /// How long to wait for the connections to come up, in seconds.
         #[arg(long, default_value_t = 30)]
         wait: u64,
+        /// Start no lab controller: the sites get no Resource Manager endpoint.
+        #[arg(long)]
+        no_api: bool,
+    },
+    /// The lab controller process `lab up` starts: serves each Azure-kind site's Resource
+    /// Manager endpoint until SIGTERM (`lab down` ends it).
+    Controller {
+        /// Lab id.
+        #[arg(long)]
+        lab: String,
     },
     /// Remove every namespace, link and process of a lab, and its state.
     Down(LabChoice),
@@ -131,6 +141,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             no_gateways,
             no_verify,
             wait,
+            no_api,
         } => {
             let steps = std::cell::RefCell::new(Vec::<String>::new());
             let mut sink = |line: &str| {
@@ -138,7 +149,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 steps.borrow_mut().push(line.to_string());
             };
             let mut progress = Progress::new(&mut sink);
-            let opts = lab::UpOptions { no_gateways };
+            let opts = lab::UpOptions {
+                no_gateways,
+                no_controller: no_api,
+            };
             let report = flat(lab::up_with(&root, &dir, &opts, &mut progress))?;
             if !report.failed.is_empty() {
                 return Ok(report_failures(&report));
@@ -163,6 +177,9 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
+            if let Some(c) = &report.controller {
+                print_endpoints(c);
+            }
             if report.unchanged() {
                 println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
             } else {
@@ -171,6 +188,11 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                     report.lab_id, report.resource_changes, report.kernel_changes
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Controller { lab } => {
+            let id = LabId::parse(&lab)?;
+            flat(fabric::controller::run(&root, &id))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Down(choice) => {
@@ -202,10 +224,18 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => return flat(Err(e)),
             };
             let status = flat(lab.status())?;
+            let api = fabric::controller::running(&lab.dir);
             if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                let mut v = serde_json::to_value(&status)?;
+                if let (Some(c), serde_json::Value::Object(m)) = (&api, &mut v) {
+                    m.insert("api".into(), serde_json::to_value(c)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_status(&status);
+                if let Some(c) = &api {
+                    print_endpoints(c);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -572,4 +602,33 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         req.name, req.site, report.resource_changes, report.kernel_changes
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sites' Resource Manager endpoints and how to point az at them (the secret stays in its
+/// file: it is read by the shell, never printed).
+fn print_endpoints(c: &fabric::controller::ControllerRecord) {
+    println!("Resource Manager endpoints (lab controller pid {}; CA {}):", c.pid, c.ca_file.display());
+    for e in &c.endpoints {
+        println!(
+            "  {:<16} {}  tenant {}  service principal {}  secret in {}",
+            e.site,
+            e.url,
+            e.tenant_id,
+            e.client_id,
+            e.secret_file.display()
+        );
+    }
+    if let Some(e) = c.endpoints.first() {
+        println!("  use with az:  export REQUESTS_CA_BUNDLE={}", c.ca_file.display());
+        println!(
+            "                az cloud register -n hn-{0} --endpoint-resource-manager {1} && az cloud set -n hn-{0}",
+            e.site, e.url
+        );
+        println!(
+            "                az login --service-principal -u {} -p \"$(cat {})\" --tenant {}",
+            e.client_id,
+            e.secret_file.display(),
+            e.tenant_id
+        );
+    }
 }
