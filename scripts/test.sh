@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+# the real Azure clients the API tests drive (azure-cli and the Python SDK, in a virtualenv)
+bash scripts/install-az.sh
 
 if ! cargo nextest --version >/dev/null 2>&1; then
 	echo "installing cargo-nextest" >&2

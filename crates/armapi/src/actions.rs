@@ -35,7 +35,11 @@ fn shared_key(ctx: &Ctx, r: &ResourcePath) -> Result<Option<String>, ApiError> {
         .ok_or_else(|| ApiError::not_found(&r.full_type(), &r.template_name(), &r.group))?;
     match res {
         site::Resource::Connection(c) => Ok(c.shared_key.map(|k| k.expose().to_string())),
-        _ => Err(ApiError::not_found(&r.full_type(), &r.template_name(), &r.group)),
+        _ => Err(ApiError::not_found(
+            &r.full_type(),
+            &r.template_name(),
+            &r.group,
+        )),
     }
 }
 
@@ -53,11 +57,7 @@ fn random_key(len: usize) -> String {
     out
 }
 
-async fn set_key(
-    ctx: &Ctx,
-    r: &ResourcePath,
-    key: &str,
-) -> Result<String, ApiError> {
+async fn set_key(ctx: &Ctx, r: &ResourcePath, key: &str) -> Result<String, ApiError> {
     let (mut def, api) = definition(ctx, r)?;
     def["properties"]["sharedKey"] = Value::String(key.to_string());
     redefine(ctx, r, &api, &def).await
@@ -71,14 +71,20 @@ pub(crate) async fn handle(
     _api_version: &str,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let is_connection = r.full_type().eq_ignore_ascii_case("Microsoft.Network/connections");
-    let is_gateway =
-        r.full_type().eq_ignore_ascii_case("Microsoft.Network/virtualNetworkGateways");
+    let is_connection = r
+        .full_type()
+        .eq_ignore_ascii_case("Microsoft.Network/connections");
+    let is_gateway = r
+        .full_type()
+        .eq_ignore_ascii_case("Microsoft.Network/virtualNetworkGateways");
     let action: Vec<&str> = r.action.iter().map(String::as_str).collect();
     match (action.as_slice(), method.clone()) {
         (["sharedkey"], Method::GET) if is_connection => {
             let key = shared_key(ctx, r)?.unwrap_or_default();
-            Ok(Json(json!({ "id": format!("{}/sharedkey", r.id()), "value": key })).into_response())
+            Ok(
+                Json(json!({ "id": format!("{}/sharedkey", r.id()), "value": key }))
+                    .into_response(),
+            )
         }
         (["sharedkey"], Method::PUT) if is_connection => {
             let _w = ctx.write.lock().await;
@@ -96,8 +102,10 @@ pub(crate) async fn handle(
                 ));
             }
             let op = set_key(ctx, r, key).await?;
-            let mut resp = Json(json!({ "id": format!("{}/sharedkey", r.id()), "value": key })).into_response();
-            resp.headers_mut().extend(accepted(ctx, &op, &r.namespace).headers().clone());
+            let mut resp = Json(json!({ "id": format!("{}/sharedkey", r.id()), "value": key }))
+                .into_response();
+            resp.headers_mut()
+                .extend(accepted(ctx, &op, &r.namespace).headers().clone());
             Ok(resp)
         }
         (["sharedkey", "reset"], Method::POST) if is_connection => {

@@ -120,7 +120,7 @@ impl TokenKey {
         let key = EncodingKey::from_secret(&self.key)
             .map_err(|e| ApiError::internal(format!("token key: {e}")))?;
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
-        .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
     }
 
     /// The claims of a bearer token, or 401 with Azure's code: `ExpiredAuthenticationToken`,
@@ -132,17 +132,15 @@ impl TokenKey {
         v.set_required_spec_claims(&["exp", "aud"]);
         let key = DecodingKey::from_secret(&self.key)
             .map_err(|e| ApiError::internal(format!("token key: {e}")))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &v)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::unauthorized(
-                    "ExpiredAuthenticationToken",
-                    "The access token expiry UTC time is earlier than current UTC time.",
-                ),
-                _ => ApiError::unauthorized(
-                    "InvalidAuthenticationToken",
-                    "The access token is invalid.",
-                ),
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::unauthorized(
+                "ExpiredAuthenticationToken",
+                "The access token expiry UTC time is earlier than current UTC time.",
+            ),
+            _ => {
+                ApiError::unauthorized("InvalidAuthenticationToken", "The access token is invalid.")
+            }
+        })?;
         let aud = data.claims.aud.trim_end_matches('/');
         if !audiences.iter().any(|a| a.trim_end_matches('/') == aud) {
             return Err(ApiError::unauthorized(

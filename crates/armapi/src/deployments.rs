@@ -150,7 +150,10 @@ pub(crate) async fn handle(
             .collect();
         return Ok(Json(json!({ "value": v })).into_response());
     };
-    let found = records.iter().rev().find(|d| d.name.eq_ignore_ascii_case(name));
+    let found = records
+        .iter()
+        .rev()
+        .find(|d| d.name.eq_ignore_ascii_case(name));
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -158,7 +161,10 @@ pub(crate) async fn handle(
             format!("Deployment '{name}' could not be found."),
         )
     };
-    match (action.map(str::to_ascii_lowercase).as_deref(), method.clone()) {
+    match (
+        action.map(str::to_ascii_lowercase).as_deref(),
+        method.clone(),
+    ) {
         (None, Method::GET) => {
             let d = found.ok_or_else(not_found)?;
             Ok(Json(record_json(ctx, &group, d, state_of(d))).into_response())
@@ -230,8 +236,10 @@ pub(crate) async fn handle(
                     json!({ "resourceId": c.id, "changeType": t })
                 })
                 .collect();
-            Ok(Json(json!({ "status": "Succeeded", "properties": { "changes": changes } }))
-                .into_response())
+            Ok(
+                Json(json!({ "status": "Succeeded", "properties": { "changes": changes } }))
+                    .into_response(),
+            )
         }
         (Some("operations"), Method::GET) => {
             let d = found.ok_or_else(not_found)?;
@@ -255,7 +263,10 @@ pub(crate) async fn handle(
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
-            format!("{method} {} is not an operation of a deployment.", action.unwrap_or("")),
+            format!(
+                "{method} {} is not an operation of a deployment.",
+                action.unwrap_or("")
+            ),
         )),
     }
 }

@@ -57,7 +57,11 @@ impl ApiError {
 
     /// 500 for a failure of the lab itself (its store, its processes).
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", message)
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            message,
+        )
     }
 
     /// The error body ARM sends.

@@ -67,11 +67,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// `POST /adfs/oauth2/token`: the client-credentials grant for the site's principal.
 pub(crate) fn token(ctx: &Ctx, body: &Bytes) -> Result<Response, ApiError> {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("grant_type") != Some("client_credentials") {
         return Ok(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -94,7 +90,19 @@ pub(crate) fn token(ctx: &Ctx, body: &Bytes) -> Result<Response, ApiError> {
             "MSIS9623: The OAuth client is not authorized to access the resource: unknown client or wrong client secret.",
         ));
     }
-    let token = ctx.cfg.key.issue(p, &format!("{}/", ctx.base), &ctx.authority())?;
+    // The audience the client asks for (`scope=<resource>/.default`, or AD FS's `resource`),
+    // as an authority issues tokens for any resource; each endpoint then decides what the
+    // principal may do there.
+    let audience = get("resource")
+        .map(str::to_string)
+        .or_else(|| {
+            get("scope")?
+                .split_whitespace()
+                .find_map(|s| s.strip_suffix(".default"))
+                .map(|s| s.trim_end_matches('/').to_string() + "/")
+        })
+        .unwrap_or_else(|| format!("{}/", ctx.base));
+    let token = ctx.cfg.key.issue(p, &audience, &ctx.authority())?;
     Ok(Json(json!({
         "token_type": "Bearer",
         "expires_in": TOKEN_LIFETIME_SECS,

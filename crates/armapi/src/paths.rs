@@ -169,7 +169,9 @@ pub fn parse(path: &str) -> Target {
         [s, id, g, rg] if eq(s, "subscriptions") && eq(g, "resourcegroups") => {
             Target::Group(id.to_string(), rg.to_string())
         }
-        [s, id, g, rg, r] if eq(s, "subscriptions") && eq(g, "resourcegroups") && eq(r, "resources") => {
+        [s, id, g, rg, r]
+            if eq(s, "subscriptions") && eq(g, "resourcegroups") && eq(r, "resources") =>
+        {
             Target::GroupResources(id.to_string(), rg.to_string())
         }
         [s, id, g, rg, p, ns, d, rest @ ..]
@@ -252,7 +254,10 @@ mod tests {
                 action: Some("validate".into())
             }
         );
-        assert_eq!(parse("/adfs/.well-known/openid-configuration"), Target::OpenIdConfiguration);
+        assert_eq!(
+            parse("/adfs/.well-known/openid-configuration"),
+            Target::OpenIdConfiguration
+        );
         assert_eq!(parse("/nowhere"), Target::Unknown);
     }
 }

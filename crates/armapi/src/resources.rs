@@ -81,7 +81,10 @@ fn current(ctx: &Ctx, r: &ResourcePath) -> Result<Option<Value>, ApiError> {
             names: vec![r.names[0].clone()],
             ..r.clone()
         };
-        let Some(vnet) = resources.iter().find(|x| site::same_id(x.id(), &parent.id())) else {
+        let Some(vnet) = resources
+            .iter()
+            .find(|x| site::same_id(x.id(), &parent.id()))
+        else {
             return Ok(None);
         };
         let v = vnet.arm_json();
@@ -159,7 +162,10 @@ fn add_op_headers(ctx: &Ctx, r: &mut Response, op: &str, namespace: &str) {
     );
     let api = "api-version=2020-06-01";
     for (h, v) in [
-        ("Azure-AsyncOperation", format!("{base}/operations/{op}?{api}")),
+        (
+            "Azure-AsyncOperation",
+            format!("{base}/operations/{op}?{api}"),
+        ),
         ("Location", format!("{base}/operationResults/{op}?{api}")),
         ("Retry-After", "1".to_string()),
     ] {
@@ -187,7 +193,9 @@ pub(crate) fn operation(ctx: &Ctx, id: &str, result: bool) -> Result<Response, A
                 r
             }
             OpStatus::Succeeded => StatusCode::NO_CONTENT.into_response(),
-            OpStatus::Failed(e) => ApiError::new(StatusCode::BAD_REQUEST, "ProvisioningFailed", e).into_response(),
+            OpStatus::Failed(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "ProvisioningFailed", e).into_response()
+            }
         });
     }
     let mut body = json!({ "id": id, "name": id, "status": status.arm_name() });
@@ -197,7 +205,8 @@ pub(crate) fn operation(ctx: &Ctx, id: &str, result: bool) -> Result<Response, A
     let mut resp = Json(body).into_response();
     if status == OpStatus::InProgress {
         // Without it clients wait 30 s between polls; the lab realizes in well under one.
-        resp.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
     }
     Ok(resp)
 }
@@ -259,12 +268,7 @@ fn template_for(r: &ResourcePath, api_version: &str, body: &Value) -> Result<Str
 }
 
 /// Applies `body` as the new definition of the resource at `r`.
-async fn put(
-    ctx: &Ctx,
-    r: &ResourcePath,
-    api_version: &str,
-    body: &Value,
-) -> Result<(), ApiError> {
+async fn put(ctx: &Ctx, r: &ResourcePath, api_version: &str, body: &Value) -> Result<(), ApiError> {
     let template = template_for(r, api_version, body)?;
     let input = DeployInput {
         resource_group: crate::subs::find_group(ctx, &r.group)?.name,
@@ -297,7 +301,9 @@ fn check_match(headers: &HeaderMap, current: Option<&Value>) -> Result<(), ApiEr
             )));
         }
         if want == "*" && have.is_none() {
-            return Err(failed("The condition If-Match: * was not met: the resource does not exist."));
+            return Err(failed(
+                "The condition If-Match: * was not met: the resource does not exist.",
+            ));
         }
     }
     if headers
@@ -306,7 +312,9 @@ fn check_match(headers: &HeaderMap, current: Option<&Value>) -> Result<(), ApiEr
         .is_some_and(|v| v == "*")
         && current.is_some()
     {
-        return Err(failed("The condition If-None-Match: * was not met: the resource exists."));
+        return Err(failed(
+            "The condition If-None-Match: * was not met: the resource exists.",
+        ));
     }
     Ok(())
 }
@@ -329,12 +337,30 @@ pub(crate) async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    if !r.is_item() && r.types.len() == 2 {
+        // the subnets of a network live inside it
+        let parent = ResourcePath {
+            types: vec![r.types[0].clone()],
+            names: vec![r.names[0].clone()],
+            ..r.clone()
+        };
+        let vnet = current(ctx, &parent)?.ok_or_else(|| {
+            ApiError::not_found(&parent.full_type(), &parent.template_name(), &r.group)
+        })?;
+        let subnets: Vec<Value> = vnet
+            .pointer("/properties/subnets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(with_etag)
+            .collect();
+        return Ok(Json(json!({ "value": subnets })).into_response());
+    }
     if !r.is_item() {
         return list_type(ctx, Some(&r.group), &r.full_type());
     }
-    let not_found = || {
-        ApiError::not_found(&r.full_type(), &r.template_name(), &r.group)
-    };
+    let not_found = || ApiError::not_found(&r.full_type(), &r.template_name(), &r.group);
     if !r.action.is_empty() {
         return crate::actions::handle(ctx, method, r, api_version, body).await;
     }
@@ -365,7 +391,11 @@ pub(crate) async fn handle(
             put(ctx, r, api_version, &definition).await?;
             let op = ctx.realizer.submit();
             let after = current(ctx, r)?.ok_or_else(not_found)?;
-            let status = if before.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+            let status = if before.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             let mut resp = (status, Json(after)).into_response();
             add_op_headers(ctx, &mut resp, &op, &r.namespace);
             resp.headers_mut().remove("Location");
@@ -400,9 +430,11 @@ async fn delete(ctx: &Ctx, r: &ResourcePath) -> Result<(), ApiError> {
         let users: Vec<String> = resources
             .iter()
             .filter(|x| {
-                x.references()
-                    .iter()
-                    .any(|(_, t)| site::same_id(t, &subnet_id) || t.to_ascii_lowercase().starts_with(&format!("{}/", subnet_id.to_ascii_lowercase())))
+                x.references().iter().any(|(_, t)| {
+                    site::same_id(t, &subnet_id)
+                        || t.to_ascii_lowercase()
+                            .starts_with(&format!("{}/", subnet_id.to_ascii_lowercase()))
+                })
             })
             .map(|x| x.id().to_string())
             .collect();
@@ -421,8 +453,9 @@ async fn delete(ctx: &Ctx, r: &ResourcePath) -> Result<(), ApiError> {
             names: vec![r.names[0].clone()],
             ..r.clone()
         };
-        let mut vnet = current(ctx, &parent)?
-            .ok_or_else(|| ApiError::not_found(&parent.full_type(), &parent.template_name(), &r.group))?;
+        let mut vnet = current(ctx, &parent)?.ok_or_else(|| {
+            ApiError::not_found(&parent.full_type(), &parent.template_name(), &r.group)
+        })?;
         if let Some(Value::Array(subnets)) = vnet.pointer_mut("/properties/subnets") {
             subnets.retain(|s| {
                 !s.get("name")
@@ -473,7 +506,10 @@ pub(crate) async fn delete_group_resources(ctx: &Ctx, group: &str) -> Result<(),
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "ResourceGroupDeletionBlocked",
-                format!("Deletion of resource group '{group}' failed: {} are still in use.", left.join(", ")),
+                format!(
+                    "Deletion of resource group '{group}' failed: {} are still in use.",
+                    left.join(", ")
+                ),
             ));
         }
         ids = left;

@@ -108,13 +108,7 @@ pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(uri: &Uri) -> Query {
-        Query(
-            uri.query()
-                .map(|q| {
-                    url_pairs(q)
-                })
-                .unwrap_or_default(),
-        )
+        Query(uri.query().map(url_pairs).unwrap_or_default())
     }
 
     /// A parameter, by case-insensitive name.
@@ -249,8 +243,15 @@ async fn route(
         } => {
             sub_ok(sub)?;
             check_version(ctx, "Microsoft.Resources/deployments", v)?;
-            crate::deployments::handle(ctx, method, group, name.as_deref(), action.as_deref(), &body)
-                .await
+            crate::deployments::handle(
+                ctx,
+                method,
+                group,
+                name.as_deref(),
+                action.as_deref(),
+                &body,
+            )
+            .await
         }
         Target::Resource(r) => {
             sub_ok(&r.sub)?;

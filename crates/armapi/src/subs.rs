@@ -94,7 +94,13 @@ fn provider(ctx: &Ctx, ns: &str) -> Value {
         .kind
         .api_version_range(&format!("{canonical}/x"))
         .map(|r| vec![r.max.clone(), r.min.clone()])
-        .unwrap_or_else(|| vec!["2024-05-01".into(), "2023-09-01".into(), "2022-07-01".into()]);
+        .unwrap_or_else(|| {
+            vec![
+                "2024-05-01".into(),
+                "2023-09-01".into(),
+                "2022-07-01".into(),
+            ]
+        });
     json!({
         "id": format!("/subscriptions/{}/providers/{canonical}", ctx.cfg.subscription_id),
         "namespace": canonical,
@@ -112,10 +118,14 @@ pub(crate) fn providers(ctx: &Ctx, ns: Option<&str>) -> Response {
     match ns {
         Some(ns) => Json(provider(ctx, ns)).into_response(),
         None => {
-            let all: Vec<Value> = ["Microsoft.Network", "Microsoft.Compute", "Microsoft.Resources"]
-                .iter()
-                .map(|n| provider(ctx, n))
-                .collect();
+            let all: Vec<Value> = [
+                "Microsoft.Network",
+                "Microsoft.Compute",
+                "Microsoft.Resources",
+            ]
+            .iter()
+            .map(|n| provider(ctx, n))
+            .collect();
             Json(json!({ "value": all })).into_response()
         }
     }
@@ -146,7 +156,10 @@ pub(crate) fn all_groups(ctx: &Ctx) -> Vec<Group> {
         let has_resources = ctx
             .backend
             .site()
-            .and_then(|s| s.resources().map_err(|e| crate::error::from_site(&e, false)))
+            .and_then(|s| {
+                s.resources()
+                    .map_err(|e| crate::error::from_site(&e, false))
+            })
             .is_ok_and(|r| !r.is_empty());
         if has_resources {
             out.push(Group {
@@ -188,7 +201,10 @@ pub(crate) async fn group(
         }),
         Method::PUT | Method::PATCH => {
             let v: Value = serde_json::from_slice(body).map_err(|e| {
-                ApiError::bad_request("InvalidRequestContent", format!("The request content was invalid and could not be deserialized: {e}"))
+                ApiError::bad_request(
+                    "InvalidRequestContent",
+                    format!("The request content was invalid and could not be deserialized: {e}"),
+                )
             })?;
             let existing = find_group(ctx, name).ok();
             let location = v
@@ -197,7 +213,10 @@ pub(crate) async fn group(
                 .map(str::to_string)
                 .or_else(|| existing.as_ref().map(|g| g.location.clone()))
                 .ok_or_else(|| {
-                    ApiError::bad_request("LocationRequired", "The location property is required for this definition.")
+                    ApiError::bad_request(
+                        "LocationRequired",
+                        "The location property is required for this definition.",
+                    )
                 })?;
             if !location.eq_ignore_ascii_case(&ctx.cfg.location) {
                 return Err(ApiError::bad_request(
@@ -222,7 +241,11 @@ pub(crate) async fn group(
                 .unwrap_or_else(|e| e.into_inner())
                 .put(g.clone())
                 .map_err(|e| ApiError::internal(format!("recording the resource group: {e}")))?;
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok((status, Json(group_json(ctx, &g))).into_response())
         }
         Method::DELETE => {

@@ -96,7 +96,8 @@ fn record_path(dir: &LabDir) -> PathBuf {
 
 /// The running controller of a lab, if any (its pid alive and running `lab controller`).
 pub fn running(dir: &LabDir) -> Option<ControllerRecord> {
-    let rec: ControllerRecord = serde_json::from_slice(&std::fs::read(record_path(dir)).ok()?).ok()?;
+    let rec: ControllerRecord =
+        serde_json::from_slice(&std::fs::read(record_path(dir)).ok()?).ok()?;
     is_controller(rec.pid, &dir.id).then_some(rec)
 }
 
@@ -127,7 +128,8 @@ pub fn ensure(lab: &Lab) -> Result<Option<ControllerRecord>, ControllerError> {
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let _ = std::fs::remove_file(record_path(&lab.dir));
     let log = dir.join("controller.log");
-    let out = crate::daemon::open_log(&log).map_err(|e| ControllerError::NotUp(Duration::ZERO, e.to_string()))?;
+    let out = crate::daemon::open_log(&log)
+        .map_err(|e| ControllerError::NotUp(Duration::ZERO, e.to_string()))?;
     let err = out.try_clone().map_err(io(&log))?;
     let mut cmd = std::process::Command::new(crate::gateways::gateway_program());
     cmd.arg("lab")
@@ -157,7 +159,10 @@ pub fn ensure(lab: &Lab) -> Result<Option<ControllerRecord>, ControllerError> {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(ControllerError::NotUp(patience, crate::daemon::tail(&log, 5)));
+            return Err(ControllerError::NotUp(
+                patience,
+                crate::daemon::tail(&log, 5),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -202,7 +207,14 @@ fn secret(path: &Path, len: usize) -> Result<String, ControllerError> {
 /// A stable UUID-shaped id from a seed (tenant and client ids that survive restarts).
 fn stable_id(seed: &str) -> String {
     let h = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes()));
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// The lab side of one site's endpoint.
@@ -245,22 +257,36 @@ impl Backend for LabBackend {
         let lab = self.lab()?;
         let site = lab.site(&self.site).map_err(lab_err)?;
         let options = self.options(&lab, input)?;
-        site.plan_with(&input.template, input.parameters.clone(), &input.name, &options)
-            .map_err(|e| armapi::error::from_site(&e, !armapi::backend::is_api_deployment(&input.name)))
+        site.plan_with(
+            &input.template,
+            input.parameters.clone(),
+            &input.name,
+            &options,
+        )
+        .map_err(|e| armapi::error::from_site(&e, !armapi::backend::is_api_deployment(&input.name)))
     }
 
     fn apply(&self, input: &DeployInput) -> Result<site::DeploymentRecord, ApiError> {
         let lab = self.lab()?;
-        let _lock = lab.dir.lock().map_err(|e| ApiError::internal(e.to_string()))?;
+        let _lock = lab
+            .dir
+            .lock()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let mut site = lab.site(&self.site).map_err(lab_err)?;
         let options = self.options(&lab, input)?;
         let deployment = !armapi::backend::is_api_deployment(&input.name);
-        let plan = match site.plan_with(&input.template, input.parameters.clone(), &input.name, &options) {
+        let plan = match site.plan_with(
+            &input.template,
+            input.parameters.clone(),
+            &input.name,
+            &options,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 if deployment {
                     let params = input.parameters.clone();
-                    let _ = site.record_failed_deployment(&input.template, &params, &input.name, &e);
+                    let _ =
+                        site.record_failed_deployment(&input.template, &params, &input.name, &e);
                 }
                 return Err(armapi::error::from_site(&e, deployment));
             }
@@ -271,7 +297,10 @@ impl Backend for LabBackend {
 
     fn delete(&self, ids: &[String]) -> Result<(), ApiError> {
         let lab = self.lab()?;
-        let _lock = lab.dir.lock().map_err(|e| ApiError::internal(e.to_string()))?;
+        let _lock = lab
+            .dir
+            .lock()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let mut site = lab.site(&self.site).map_err(lab_err)?;
         for id in ids {
             site.delete_resource(id)
@@ -286,7 +315,11 @@ impl Backend for LabBackend {
             .ok()?
             .into_iter()
             .map(|c| c.resource)
-            .find(|v| v.get("id").and_then(serde_json::Value::as_str).is_some_and(|i| site::same_id(i, id)))
+            .find(|v| {
+                v.get("id")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|i| site::same_id(i, id))
+            })
     }
 
     fn reset_gateway(&self, id: &str) -> Result<(), ApiError> {
@@ -299,7 +332,9 @@ impl Backend for LabBackend {
                 ApiError::new(
                     armapi::error::StatusCode::CONFLICT,
                     "GatewayNotRunning",
-                    format!("The virtual network gateway '{name}' has no running gateway to reset."),
+                    format!(
+                        "The virtual network gateway '{name}' has no running gateway to reset."
+                    ),
                 )
             })?;
         crate::gateways::restart(&rec).map_err(|e| ApiError::internal(e.to_string()))
@@ -400,7 +435,11 @@ pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
     let path = record_path(&lab.dir);
     let text = serde_json::to_vec_pretty(&rec).expect("record serializes");
     crate::state::write_durable(&path, &text, 0o644).map_err(io(&path))?;
-    eprintln!("lab controller {} serving {} endpoint(s)", id, rec.endpoints.len());
+    eprintln!(
+        "lab controller {} serving {} endpoint(s)",
+        id,
+        rec.endpoints.len()
+    );
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(ControllerError::Spawn)?;

@@ -422,7 +422,10 @@ pub fn restart(rec: &GatewayRecord) -> Result<(), DaemonError> {
         .as_ref()
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice::<crate::supervisor::SupervisorState>(&b).ok());
-    let Some(child) = state.and_then(|s| s.child_pid).filter(|p| daemon::is_live(*p)) else {
+    let Some(child) = state
+        .and_then(|s| s.child_pid)
+        .filter(|p| daemon::is_live(*p))
+    else {
         return Err(DaemonError::NotUp {
             daemon: "gateway",
             netns: rec.netns.clone(),

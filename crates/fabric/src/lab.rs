@@ -328,7 +328,8 @@ pub fn up_with(
     lab.realize(&mut report, progress)?;
     if !opts.no_controller {
         progress.step("lab controller", || {
-            let rec = crate::controller::ensure(&lab).map_err(|e| LabError::Controller(e.to_string()))?;
+            let rec =
+                crate::controller::ensure(&lab).map_err(|e| LabError::Controller(e.to_string()))?;
             let detail = match &rec {
                 Some(r) => r
                     .endpoints

@@ -607,7 +607,11 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
 /// The sites' Resource Manager endpoints and how to point az at them (the secret stays in its
 /// file: it is read by the shell, never printed).
 fn print_endpoints(c: &fabric::controller::ControllerRecord) {
-    println!("Resource Manager endpoints (lab controller pid {}; CA {}):", c.pid, c.ca_file.display());
+    println!(
+        "Resource Manager endpoints (lab controller pid {}; CA {}):",
+        c.pid,
+        c.ca_file.display()
+    );
     for e in &c.endpoints {
         println!(
             "  {:<16} {}  tenant {}  service principal {}  secret in {}",
@@ -619,7 +623,10 @@ fn print_endpoints(c: &fabric::controller::ControllerRecord) {
         );
     }
     if let Some(e) = c.endpoints.first() {
-        println!("  use with az:  export REQUESTS_CA_BUNDLE={}", c.ca_file.display());
+        println!(
+            "  use with az:  export REQUESTS_CA_BUNDLE={}",
+            c.ca_file.display()
+        );
         println!(
             "                az cloud register -n hn-{0} --endpoint-resource-manager {1} && az cloud set -n hn-{0}",
             e.site, e.url

@@ -37,8 +37,8 @@ pub use deployment::{
 };
 pub use error::{Location, SiteError};
 pub use kind::{
-    kind, kinds, parse_api_date, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features, GatewaySku,
-    GatewaySubnetRules, KindProfile,
+    kind, kinds, parse_api_date, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features,
+    GatewaySku, GatewaySubnetRules, KindProfile,
 };
 pub use model::{
     same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType,

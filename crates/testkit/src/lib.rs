@@ -10,6 +10,7 @@
 //! Everything a test creates is owned by a guard that removes it on drop, also when the test
 //! panics. Namespace tests need root; they fail (never skip) when a namespace cannot be made.
 
+pub mod az;
 pub mod lab;
 pub mod netns;
 pub mod process;

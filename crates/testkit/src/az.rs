@@ -1,0 +1,109 @@
+//! The real Azure CLI against a lab's Resource Manager endpoints: a private config directory
+//! per test, the lab CA as the trust bundle, `az cloud register` + `az login` in one call.
+//! scripts/install-az.sh installs az in a virtualenv (HYBRIDNET_AZ_VENV, default
+//! /opt/hybridnet-az).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::lab::{scratch_dir, show};
+
+/// The az executable the project's install script puts in place.
+pub fn az_bin() -> PathBuf {
+    let venv = std::env::var_os("HYBRIDNET_AZ_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/hybridnet-az"));
+    let bin = venv.join("bin/az");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/install-az.sh (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// One az configuration (its own `AZURE_CONFIG_DIR`), logged in to one site.
+pub struct Az {
+    config: PathBuf,
+    ca: PathBuf,
+}
+
+impl Az {
+    /// Registers the endpoint (an entry of `lab status --json`'s `api.endpoints`) as a cloud
+    /// and logs in with the site's service principal.
+    pub fn login(endpoint: &Value, ca: &Path) -> Az {
+        let az = Az {
+            config: scratch_dir("az"),
+            ca: ca.to_path_buf(),
+        };
+        let site = endpoint["site"].as_str().unwrap();
+        let cloud = format!("hn-{site}");
+        let secret = std::fs::read_to_string(endpoint["secretFile"].as_str().unwrap()).unwrap();
+        az.ok(&[
+            "cloud",
+            "register",
+            "-n",
+            &cloud,
+            "--endpoint-resource-manager",
+            endpoint["url"].as_str().unwrap(),
+        ]);
+        az.ok(&["cloud", "set", "-n", &cloud]);
+        az.ok(&[
+            "login",
+            "--service-principal",
+            "-u",
+            endpoint["clientId"].as_str().unwrap(),
+            "-p",
+            secret.trim(),
+            "--tenant",
+            endpoint["tenantId"].as_str().unwrap(),
+        ]);
+        az
+    }
+
+    /// `az ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(az_bin())
+            .args(args)
+            .env("AZURE_CONFIG_DIR", &self.config)
+            .env("REQUESTS_CA_BUNDLE", &self.ca)
+            .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+            .env("AZURE_CORE_NO_COLOR", "true")
+            .output()
+            .expect("run az")
+    }
+
+    /// `az ARGS… -o json`, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["-o", "json"]);
+        let out = self.run(&a);
+        assert!(
+            out.status.success(),
+            "az {}:\n{}",
+            args.join(" "),
+            show(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// `az ARGS…`, which must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "az {} succeeded:\n{}",
+            args.join(" "),
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+impl Drop for Az {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.config);
+    }
+}
