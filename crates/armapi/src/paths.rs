@@ -29,6 +29,14 @@ pub enum Target {
         /// Whether it is the `operationResults` (Location header) form.
         result: bool,
     },
+    /// `/subscriptions/{id}/providers/Microsoft.Compute/locations/{loc}/publishers/…`: the
+    /// VM image catalogue (`az vm create --image` resolves its image there).
+    VmImages {
+        /// Subscription.
+        sub: String,
+        /// The segments after `publishers` (publisher, `artifacttypes`, `vmimage`, `offers`, …).
+        rest: Vec<String>,
+    },
     /// `/subscriptions/{id}/resourcegroups`.
     Groups(String),
     /// `/subscriptions/{id}/resourcegroups/{rg}`.
@@ -140,7 +148,10 @@ pub fn parse(path: &str) -> Target {
         [s, id, p] if eq(s, "subscriptions") && eq(p, "providers") => {
             Target::Providers(id.to_string(), None)
         }
-        [s, id, p, ns] | [s, id, p, ns, _] if eq(s, "subscriptions") && eq(p, "providers") => {
+        [s, id, p, ns] if eq(s, "subscriptions") && eq(p, "providers") => {
+            Target::Providers(id.to_string(), Some(ns.to_string()))
+        }
+        [s, id, p, ns, r] if eq(s, "subscriptions") && eq(p, "providers") && eq(r, "register") => {
             Target::Providers(id.to_string(), Some(ns.to_string()))
         }
         [s, id, p, _, l, _, o, op]
@@ -157,7 +168,19 @@ pub fn parse(path: &str) -> Target {
                 result: eq(o, "operationResults"),
             }
         }
-        [s, id, p, ns, t] if eq(s, "subscriptions") && eq(p, "providers") => {
+        [s, id, p, ns, l, _, pubs, rest @ ..]
+            if eq(s, "subscriptions")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.Compute")
+                && eq(l, "locations")
+                && eq(pubs, "publishers") =>
+        {
+            Target::VmImages {
+                sub: id.to_string(),
+                rest: rest.iter().map(|s| s.to_string()).collect(),
+            }
+        }
+        [s, id, p, ns, t] if eq(s, "subscriptions") && eq(p, "providers") && !eq(t, "register") => {
             Target::SubscriptionType {
                 sub: id.to_string(),
                 full_type: format!("{ns}/{t}"),

@@ -334,6 +334,7 @@ pub(crate) async fn handle(
     method: &Method,
     r: &ResourcePath,
     api_version: &str,
+    expand: Option<&str>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
@@ -367,7 +368,12 @@ pub(crate) async fn handle(
     match *method {
         Method::GET => {
             crate::subs::find_group(ctx, &r.group)?;
-            let v = current(ctx, r)?.ok_or_else(not_found)?;
+            let mut v = current(ctx, r)?.ok_or_else(not_found)?;
+            if expand.is_some_and(|e| e.eq_ignore_ascii_case("instanceView"))
+                && r.full_type().eq_ignore_ascii_case("Microsoft.Compute/virtualMachines")
+            {
+                v["properties"]["instanceView"] = instance_view(&v);
+            }
             let tag = v["etag"].as_str().unwrap_or_default().to_string();
             let mut resp = Json(v).into_response();
             if let Ok(h) = HeaderValue::from_str(&tag) {
@@ -539,4 +545,28 @@ pub(crate) async fn redefine(
 ) -> Result<String, ApiError> {
     put(ctx, r, api_version, body).await?;
     Ok(ctx.realizer.submit())
+}
+
+/// A VM's instance view: a lab VM runs (its namespace exists) once it is provisioned.
+fn instance_view(vm: &Value) -> Value {
+    let state = vm
+        .pointer("/properties/provisioningState")
+        .and_then(Value::as_str)
+        .unwrap_or("Updating");
+    let power = if state == "Succeeded" {
+        json!({ "code": "PowerState/running", "level": "Info", "displayStatus": "VM running" })
+    } else {
+        json!({ "code": "PowerState/starting", "level": "Info", "displayStatus": "VM starting" })
+    };
+    json!({
+        "computerName": vm.pointer("/properties/osProfile/computerName"),
+        "statuses": [
+            {
+                "code": format!("ProvisioningState/{}", state.to_ascii_lowercase()),
+                "level": "Info",
+                "displayStatus": format!("Provisioning {}", state.to_ascii_lowercase()),
+            },
+            power,
+        ],
+    })
 }

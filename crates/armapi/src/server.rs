@@ -221,6 +221,10 @@ async fn route(
             sub_ok(sub)?;
             crate::resources::operation(ctx, id, *result)
         }
+        Target::VmImages { sub, rest } => {
+            sub_ok(sub)?;
+            crate::subs::vm_images(ctx, rest)
+        }
         Target::Groups(s) => {
             sub_ok(s)?;
             check_version(ctx, "Microsoft.Resources/resourceGroups", v)?;
@@ -256,7 +260,8 @@ async fn route(
         Target::Resource(r) => {
             sub_ok(&r.sub)?;
             check_version(ctx, &r.full_type(), v)?;
-            crate::resources::handle(ctx, method, r, v, headers, &body).await
+            let expand = query.get("$expand").map(str::to_string);
+            crate::resources::handle(ctx, method, r, v, expand.as_deref(), headers, &body).await
         }
         Target::SubscriptionType { sub, full_type } => {
             sub_ok(sub)?;

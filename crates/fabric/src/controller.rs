@@ -126,7 +126,8 @@ pub fn ensure(lab: &Lab) -> Result<Option<ControllerRecord>, ControllerError> {
     }
     let dir = api_dir(&lab.dir);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let _ = std::fs::remove_file(record_path(&lab.dir));
+    // A record left by a controller that died keeps its ports: the new one takes them again,
+    // so clients' cloud registrations stay valid.
     let log = dir.join("controller.log");
     let out = crate::daemon::open_log(&log)
         .map_err(|e| ControllerError::NotUp(Duration::ZERO, e.to_string()))?;
@@ -451,6 +452,6 @@ pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
         }
         Ok::<_, ControllerError>(())
     })?;
-    let _ = std::fs::remove_file(&path);
+    // The record stays: a controller started later takes the same ports again.
     Ok(())
 }
