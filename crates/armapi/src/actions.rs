@@ -68,7 +68,7 @@ pub(crate) async fn handle(
     ctx: &Ctx,
     method: &Method,
     r: &ResourcePath,
-    _api_version: &str,
+    api_version: &str,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let is_connection = r
@@ -129,7 +129,13 @@ pub(crate) async fn handle(
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))??;
             let op = ctx.realizer.submit();
-            Ok(accepted(ctx, &op, &r.namespace))
+            // The operation's result is the gateway itself (what `reset` returns on Azure).
+            let mut resp = accepted(ctx, &op, &r.namespace);
+            let location = format!("{}{}?api-version={api_version}", ctx.base, r.id());
+            if let Ok(h) = axum::http::HeaderValue::from_str(&location) {
+                resp.headers_mut().insert("Location", h);
+            }
+            Ok(resp)
         }
         _ => Err(not_supported(r, method)),
     }

@@ -269,7 +269,9 @@ fn template_for(r: &ResourcePath, api_version: &str, body: &Value) -> Result<Str
 
 /// Applies `body` as the new definition of the resource at `r`.
 async fn put(ctx: &Ctx, r: &ResourcePath, api_version: &str, body: &Value) -> Result<(), ApiError> {
-    let template = template_for(r, api_version, body)?;
+    let mut body = body.clone();
+    keep_shared_key(ctx, r, &mut body)?;
+    let template = template_for(r, api_version, &body)?;
     let input = DeployInput {
         resource_group: crate::subs::find_group(ctx, &r.group)?.name,
         name: format!("{API_DEPLOYMENT_PREFIX}{}", r.template_name()),
@@ -370,7 +372,8 @@ pub(crate) async fn handle(
             crate::subs::find_group(ctx, &r.group)?;
             let mut v = current(ctx, r)?.ok_or_else(not_found)?;
             if expand.is_some_and(|e| e.eq_ignore_ascii_case("instanceView"))
-                && r.full_type().eq_ignore_ascii_case("Microsoft.Compute/virtualMachines")
+                && r.full_type()
+                    .eq_ignore_ascii_case("Microsoft.Compute/virtualMachines")
             {
                 v["properties"]["instanceView"] = instance_view(&v);
             }
@@ -569,4 +572,31 @@ fn instance_view(vm: &Value) -> Value {
             power,
         ],
     })
+}
+
+/// A connection PUT without `sharedKey` keeps the key it has (GET never shows the key, so a
+/// client's read-modify-write, such as `az network vpn-connection ipsec-policy add`, omits
+/// it), as Azure keeps it.
+fn keep_shared_key(ctx: &Ctx, r: &ResourcePath, body: &mut Value) -> Result<(), ApiError> {
+    if !r
+        .full_type()
+        .eq_ignore_ascii_case("Microsoft.Network/connections")
+        || body.pointer("/properties/sharedKey").is_some()
+    {
+        return Ok(());
+    }
+    let site = ctx.backend.site()?;
+    let key = site
+        .resources()
+        .map_err(|e| from_site(&e, false))?
+        .into_iter()
+        .find(|x| site::same_id(x.id(), &r.id()))
+        .and_then(|x| match x {
+            site::Resource::Connection(c) => c.shared_key.map(|k| k.expose().to_string()),
+            _ => None,
+        });
+    if let (Some(key), Some(Value::Object(props))) = (key, body.get_mut("properties")) {
+        props.insert("sharedKey".into(), Value::String(key));
+    }
+    Ok(())
 }

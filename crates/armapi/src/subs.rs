@@ -278,16 +278,23 @@ pub(crate) fn vm_images(ctx: &Ctx, rest: &[String]) -> Result<Response, ApiError
         ctx.cfg.subscription_id, ctx.cfg.location
     );
     let l = |s: &String| s.to_ascii_lowercase();
-    let item = |id: String, name: &str| json!({ "location": ctx.cfg.location, "name": name, "id": id });
+    let item =
+        |id: String, name: &str| json!({ "location": ctx.cfg.location, "name": name, "id": id });
     let segs: Vec<String> = rest.iter().map(l).collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [_, "artifacttypes", "vmimage", "offers", _, "skus", _, "versions"] => {
-            let id = format!("{base}/{}/ArtifactTypes/VMImage/Offers/{}/Skus/{}/Versions/1.0.0", rest[0], rest[4], rest[6]);
+            let id = format!(
+                "{base}/{}/ArtifactTypes/VMImage/Offers/{}/Skus/{}/Versions/1.0.0",
+                rest[0], rest[4], rest[6]
+            );
             Ok(Json(json!([item(id, "1.0.0")])).into_response())
         }
         [_, "artifacttypes", "vmimage", "offers", _, "skus", _, "versions", _] => {
-            let id = format!("{base}/{}/ArtifactTypes/VMImage/Offers/{}/Skus/{}/Versions/{}", rest[0], rest[4], rest[6], rest[8]);
+            let id = format!(
+                "{base}/{}/ArtifactTypes/VMImage/Offers/{}/Skus/{}/Versions/{}",
+                rest[0], rest[4], rest[6], rest[8]
+            );
             let mut v = item(id, &rest[8]);
             v["properties"] = json!({
                 "osDiskImage": { "operatingSystem": "Linux", "sizeInGb": 30 },
@@ -300,7 +307,10 @@ pub(crate) fn vm_images(ctx: &Ctx, rest: &[String]) -> Result<Response, ApiError
             Ok(Json(v).into_response())
         }
         [_, "artifacttypes", "vmimage", "offers", _, "skus"] => {
-            let id = format!("{base}/{}/ArtifactTypes/VMImage/Offers/{}/Skus/server", rest[0], rest[4]);
+            let id = format!(
+                "{base}/{}/ArtifactTypes/VMImage/Offers/{}/Skus/server",
+                rest[0], rest[4]
+            );
             Ok(Json(json!([item(id, "server")])).into_response())
         }
         _ => Err(ApiError::new(
