@@ -84,13 +84,29 @@ fn record_json(ctx: &Ctx, group: &str, d: &site::DeploymentRecord, state: &str) 
     })
 }
 
-fn input(group: &str, name: &str, body: &Bytes) -> Result<DeployInput, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
+/// A deployment request body. Resource Manager reads it as leniently as templates (az
+/// splices the template in unquoted: `…, template:{…}}}`, with the file's comments), so JSON5
+/// is accepted where strict JSON is not.
+fn request_json(body: &Bytes) -> Result<Value, ApiError> {
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(
+            "InvalidRequestContent",
+            format!("The request content is not UTF-8: {e}"),
+        )
+    })?;
+    json5::from_str(text).map_err(|e| {
         ApiError::bad_request(
             "InvalidRequestContent",
             format!("The request content was invalid and could not be deserialized: {e}"),
         )
-    })?;
+    })
+}
+
+fn input(group: &str, name: &str, body: &Bytes) -> Result<DeployInput, ApiError> {
+    let v = request_json(body)?;
     let props = v.get("properties").cloned().unwrap_or(Value::Null);
     if props.get("templateLink").is_some() {
         return Err(ApiError::bad_request(
@@ -105,12 +121,8 @@ fn input(group: &str, name: &str, body: &Bytes) -> Result<DeployInput, ApiError>
         )
     })?;
     let parameters = match props.get("parameters") {
-        Some(p @ Value::Object(_)) => {
-            let doc = json!({ "parameters": p }).to_string();
-            arm::parse_parameters(&doc).map_err(|e| {
-                ApiError::bad_request("InvalidDeploymentParameterValue", e.to_string())
-            })?
-        }
+        Some(p @ Value::Object(_)) => arm::parse_parameters(&p.to_string())
+            .map_err(|e| ApiError::bad_request("InvalidDeploymentParameterValue", e.to_string()))?,
         _ => Map::new(),
     };
     let mode = match props.get("mode").and_then(Value::as_str) {

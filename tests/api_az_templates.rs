@@ -1,0 +1,218 @@
+//! `az deployment group create` with examples/hybrid-connection's templates on two empty
+//! sites (what lab.yaml does, through the API instead): both sites deployed, what-if and
+//! validate before the connections, the connections deployed with the other side's outputs,
+//! both Connected and the VMs pinging each other; a template that does not validate is
+//! refused with Azure's code and changes nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::az::Az;
+use testkit::lab::{repo_root, Lab};
+
+fn template(name: &str) -> String {
+    repo_root()
+        .join("examples/hybrid-connection/templates")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn output(d: &Value, name: &str) -> Value {
+    d["properties"]["outputs"][name]["value"].clone()
+}
+
+#[test]
+fn az_deploys_the_seed_templates() {
+    let lab = Lab::up("examples/empty-sites");
+    let status = lab.status();
+    let api = &status["api"];
+    let ca = std::path::PathBuf::from(api["caFile"].as_str().unwrap());
+    let ep = |site: &str| {
+        api["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["site"] == site)
+            .unwrap()
+            .clone()
+    };
+    let hub_ep = ep("stackhub");
+    let azure = Az::login(&ep("azure"), &ca);
+    let hub = Az::login(&hub_ep, &ca);
+
+    azure.ok(&["group", "create", "-n", "azure", "-l", "azure"]);
+    hub.ok(&["group", "create", "-n", "stackhub", "-l", "stackhub"]);
+    let a = azure.ok(&[
+        "deployment",
+        "group",
+        "create",
+        "-g",
+        "azure",
+        "-n",
+        "azure-site",
+        "--template-file",
+        &template("azure-site.json"),
+    ]);
+    assert_eq!(a["properties"]["provisioningState"], "Succeeded", "{a:#}");
+    let h = hub.ok(&[
+        "deployment",
+        "group",
+        "create",
+        "-g",
+        "stackhub",
+        "-n",
+        "stackhub-site",
+        "--template-file",
+        &template("stackhub-site.json"),
+    ]);
+    assert_eq!(h["properties"]["provisioningState"], "Succeeded", "{h:#}");
+
+    let azure_ip = output(&a, "gatewayPublicIp");
+    let hub_ip = output(&h, "gatewayPublicIp");
+    assert!(azure_ip.is_string() && hub_ip.is_string(), "{a:#} {h:#}");
+    let policy = r#"[{"saLifeTimeSeconds":27000,"saDataSizeKilobytes":102400000,"ipsecEncryption":"GCMAES256","ipsecIntegrity":"GCMAES256","ikeEncryption":"AES256","ikeIntegrity":"SHA384","dhGroup":"ECP384","pfsGroup":"ECP384"}]"#;
+    let params = |gw: &str, lgw: &str, ip: &Value, prefix: &Value, name: &str| {
+        vec![
+            format!("gatewayName={gw}"),
+            format!("localGatewayName={lgw}"),
+            format!("localGatewayIpAddress={}", ip.as_str().unwrap()),
+            format!("localAddressPrefixes=[\"{}\"]", prefix.as_str().unwrap()),
+            format!("connectionName={name}"),
+            "sharedKey=deployed-with-az".to_string(),
+        ]
+    };
+    let mut azure_params = params(
+        "azure-gw",
+        "stackhub-lgw",
+        &hub_ip,
+        &output(&h, "vnetAddressPrefix"),
+        "azure-to-stackhub",
+    );
+    azure_params.push(format!("ipsecPolicies={policy}"));
+    let hub_params = params(
+        "stackhub-gw",
+        "azure-lgw",
+        &azure_ip,
+        &output(&a, "vnetAddressPrefix"),
+        "stackhub-to-azure",
+    );
+    let with = |base: &[&str], ps: &[String]| {
+        let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        v.push("--parameters".into());
+        v.extend(ps.iter().cloned());
+        v
+    };
+    let conn = template("connection.json");
+
+    // what-if names what would be created, and creates nothing
+    let base = [
+        "deployment",
+        "group",
+        "what-if",
+        "-g",
+        "azure",
+        "-n",
+        "azure-connection",
+        "--template-file",
+        &conn,
+        "--no-pretty-print",
+    ];
+    let args = with(&base, &azure_params);
+    let whatif = azure.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let changes = whatif["changes"].as_array().expect("what-if lists changes");
+    assert!(
+        changes.iter().any(|c| c["changeType"] == "Create"
+            && c["resourceId"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("connections/azure-to-stackhub")),
+        "{whatif:#}"
+    );
+    let none = azure.ok(&["network", "vpn-connection", "list", "-g", "azure"]);
+    assert_eq!(
+        none.as_array().unwrap().len(),
+        0,
+        "what-if created something: {none:#}"
+    );
+
+    // a template that does not validate: the local network overlaps our own VNet
+    let mut bad = azure_params.clone();
+    bad[3] = "localAddressPrefixes=[\"10.1.0.0/16\"]".into();
+    let base = [
+        "deployment",
+        "group",
+        "validate",
+        "-g",
+        "azure",
+        "-n",
+        "bad",
+        "--template-file",
+        &conn,
+    ];
+    let args = with(&base, &bad);
+    let err = azure.fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("InvalidTemplateDeployment") || err.contains("overlap"),
+        "{err}"
+    );
+
+    for (az, group, name, ps) in [
+        (&azure, "azure", "azure-connection", &azure_params),
+        (&hub, "stackhub", "stackhub-connection", &hub_params),
+    ] {
+        let base = [
+            "deployment",
+            "group",
+            "create",
+            "-g",
+            group,
+            "-n",
+            name,
+            "--template-file",
+            &conn,
+        ];
+        let args = with(&base, ps);
+        let d = az.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d:#}");
+    }
+    let listed = azure.ok(&["deployment", "group", "list", "-g", "azure"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"azure-site") && names.contains(&"azure-connection"),
+        "{names:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let c = azure.ok(&[
+            "network",
+            "vpn-connection",
+            "show",
+            "-g",
+            "azure",
+            "-n",
+            "azure-to-stackhub",
+        ]);
+        if c["connectionStatus"] == "Connected" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not connected: {c:#}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let hub_vm = output(&h, "vmPrivateIp");
+    let azure_vm = output(&a, "vmPrivateIp");
+    assert!(
+        lab.ping("azure/vm1", hub_vm.as_str().unwrap()),
+        "azure/vm1 -> {hub_vm}"
+    );
+    assert!(
+        lab.ping("stackhub/vm1", azure_vm.as_str().unwrap()),
+        "stackhub/vm1 -> {azure_vm}"
+    );
+}
