@@ -122,7 +122,14 @@ pub fn ensure(lab: &Lab) -> Result<Option<ControllerRecord>, ControllerError> {
         return Ok(None);
     }
     if let Some(rec) = running(&lab.dir) {
-        return Ok(Some(rec));
+        // A controller of another build (hybridnet was upgraded or rebuilt) is replaced, so
+        // the API always speaks for the binary that runs `lab up`.
+        let theirs = std::fs::read_link(format!("/proc/{}/exe", rec.pid)).ok();
+        let ours = std::fs::read_link("/proc/self/exe").ok();
+        if theirs.is_some() && theirs == ours {
+            return Ok(Some(rec));
+        }
+        stop(&lab.dir);
     }
     let dir = api_dir(&lab.dir);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -169,7 +176,8 @@ pub fn ensure(lab: &Lab) -> Result<Option<ControllerRecord>, ControllerError> {
     }
 }
 
-/// Ends the lab's controller (SIGTERM, then SIGKILL), if one runs.
+/// Ends the lab's controller (SIGTERM, then SIGKILL), if one runs; its record stays, so a
+/// controller started later listens on the same ports.
 pub fn stop(dir: &LabDir) {
     let Some(rec) = running(dir) else {
         return;
@@ -186,7 +194,6 @@ pub fn stop(dir: &LabDir) {
         Signal::SIGTERM,
         Duration::from_secs(5),
     );
-    let _ = std::fs::remove_file(record_path(dir));
 }
 
 /// Reads a secret file, or makes one of `len` random bytes (hex) with mode 0600.

@@ -81,7 +81,17 @@ fn record_path(lab_dir: &Path, site: &str, gateway: &str) -> PathBuf {
 pub fn gateway_program() -> PathBuf {
     std::env::var_os("HYBRIDNET_BIN")
         .map(PathBuf::from)
-        .or_else(|| std::env::current_exe().ok())
+        .or_else(|| {
+            // A long-lived process (the lab controller) whose file was replaced by a rebuild
+            // still has its own image: run that, not a path that no longer exists.
+            std::env::current_exe().ok().map(|p| {
+                if p.to_string_lossy().ends_with(" (deleted)") {
+                    PathBuf::from("/proc/self/exe")
+                } else {
+                    p
+                }
+            })
+        })
         .unwrap_or_else(|| PathBuf::from("hybridnet"))
 }
 

@@ -24,6 +24,11 @@ pub fn az_bin() -> PathBuf {
     bin
 }
 
+/// The virtualenv's Python, which has the Azure SDK (azure-identity, azure-mgmt-*).
+pub fn sdk_python() -> PathBuf {
+    az_bin().with_file_name("python")
+}
+
 /// One az configuration (its own `AZURE_CONFIG_DIR`), logged in to one site.
 pub struct Az {
     config: PathBuf,
