@@ -155,3 +155,66 @@ impl TokenKey {
         Ok(data.claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey::new(b"0123456789abcdef0123456789abcdef")
+    }
+
+    fn principal() -> Principal {
+        Principal::new("app", "tenant", "s3cret")
+    }
+
+    #[test]
+    fn a_token_for_the_endpoint_is_accepted_with_or_without_the_slash() {
+        let t = key().issue(&principal(), "https://127.0.0.1:1/", "iss").unwrap();
+        let aud = vec!["https://127.0.0.1:1/".to_string()];
+        let c = key().check(&t, &aud).unwrap();
+        assert_eq!((c.appid.as_str(), c.tid.as_str()), ("app", "tenant"));
+        let t = key().issue(&principal(), "https://127.0.0.1:1", "iss").unwrap();
+        assert!(key().check(&t, &aud).is_ok());
+    }
+
+    #[test]
+    fn expired_forged_and_misdirected_tokens_get_azures_codes() {
+        let aud = vec!["https://127.0.0.1:1/".to_string()];
+        let old = Claims {
+            aud: aud[0].clone(),
+            iss: "iss".into(),
+            iat: 1,
+            nbf: 1,
+            exp: 100,
+            appid: "app".into(),
+            tid: "tenant".into(),
+            oid: "app".into(),
+            sub: "app".into(),
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &old,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(key().check(&expired, &aud).unwrap_err().code, "ExpiredAuthenticationToken");
+        let other = TokenKey::new(b"another key of thirty-two bytes!");
+        let forged = other.issue(&principal(), &aud[0], "iss").unwrap();
+        assert_eq!(key().check(&forged, &aud).unwrap_err().code, "InvalidAuthenticationToken");
+        assert_eq!(key().check("not a token", &aud).unwrap_err().code, "InvalidAuthenticationToken");
+        let elsewhere = key().issue(&principal(), "https://127.0.0.1:2/", "iss").unwrap();
+        let e = key().check(&elsewhere, &aud).unwrap_err();
+        assert_eq!(e.code, "InvalidAuthenticationTokenAudience");
+        assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn secrets_are_compared_and_never_shown() {
+        let p = principal();
+        assert!(p.secret_matches("s3cret"));
+        assert!(!p.secret_matches("s3cret "));
+        assert!(!format!("{p:?}").contains("s3cret"));
+        assert!(!format!("{:?}", key()).contains("0123"));
+    }
+}

@@ -118,3 +118,70 @@ impl Realizer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::DeployInput;
+    use crate::error::ApiError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Counts realizations; fails them while `fail` is set.
+    struct Counting {
+        runs: AtomicUsize,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Backend for Counting {
+        fn site(&self) -> Result<site::Site, ApiError> {
+            Err(ApiError::internal("no site"))
+        }
+        fn plan(&self, _: &DeployInput) -> Result<site::Plan, ApiError> {
+            Err(ApiError::internal("no plan"))
+        }
+        fn apply(&self, _: &DeployInput) -> Result<site::DeploymentRecord, ApiError> {
+            Err(ApiError::internal("no apply"))
+        }
+        fn delete(&self, _: &[String]) -> Result<(), ApiError> {
+            Ok(())
+        }
+        fn live_view(&self, _: &str) -> Option<serde_json::Value> {
+            None
+        }
+        fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
+            Ok(())
+        }
+        fn realize(&self) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(30));
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                Err("gateway gw failed to start".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn an_operation_ends_with_the_realization_that_covers_it() {
+        let b = Arc::new(Counting {
+            runs: AtomicUsize::new(0),
+            fail: false.into(),
+        });
+        let r = Realizer::start(b.clone());
+        let ops: Vec<String> = (0..5).map(|_| r.submit()).collect();
+        for op in &ops {
+            assert_eq!(r.wait(op, Duration::from_secs(5)), Some(OpStatus::Succeeded));
+        }
+        // a burst shares realizations: fewer runs than operations
+        assert!(b.runs.load(Ordering::SeqCst) < 5, "{}", b.runs.load(Ordering::SeqCst));
+        b.fail.store(true, Ordering::SeqCst);
+        let op = r.submit();
+        assert_eq!(
+            r.wait(&op, Duration::from_secs(5)),
+            Some(OpStatus::Failed("gateway gw failed to start".into()))
+        );
+        assert_eq!(r.status("never-given"), None);
+    }
+}

@@ -283,4 +283,41 @@ mod tests {
         );
         assert_eq!(parse("/nowhere"), Target::Unknown);
     }
+
+    proptest::proptest! {
+        /// Any path parses without panicking, and a resource's id parses back to itself.
+        #[test]
+        fn any_path_parses_and_resource_ids_round_trip(
+            segs in proptest::collection::vec("[A-Za-z0-9._%-]{0,12}", 0..12),
+        ) {
+            let path = format!("/{}", segs.join("/"));
+            if let Target::Resource(r) = parse(&path) {
+                if r.is_item() && r.action.is_empty() {
+                    proptest::prop_assert_eq!(parse(&r.id()), Target::Resource(r.clone()));
+                }
+            }
+        }
+    
+        /// Resource paths as clients build them parse into their parts, whatever the case.
+        #[test]
+        fn resource_paths_parse_into_their_parts(
+            sub in "[a-f0-9-]{1,36}", group in "[A-Za-z0-9._()-]{1,20}",
+            name in "[A-Za-z0-9._-]{1,20}", child in proptest::option::of("[A-Za-z0-9._-]{1,20}"),
+            upper in proptest::bool::ANY,
+        ) {
+            let mut path = format!("/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/{name}");
+            if let Some(c) = &child {
+                path.push_str(&format!("/subnets/{c}"));
+            }
+            if upper {
+                path = path.replace("resourceGroups", "RESOURCEGROUPS").replace("subnets", "Subnets");
+            }
+            let Target::Resource(r) = parse(&path) else {
+                return Err(proptest::test_runner::TestCaseError::fail(format!("not a resource: {path}")));
+            };
+            proptest::prop_assert_eq!(&r.group, &group);
+            proptest::prop_assert!(r.is_item());
+            proptest::prop_assert_eq!(r.names.last().unwrap(), child.as_ref().unwrap_or(&name));
+        }
+    }
 }
