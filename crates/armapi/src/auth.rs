@@ -170,11 +170,15 @@ mod tests {
 
     #[test]
     fn a_token_for_the_endpoint_is_accepted_with_or_without_the_slash() {
-        let t = key().issue(&principal(), "https://127.0.0.1:1/", "iss").unwrap();
+        let t = key()
+            .issue(&principal(), "https://127.0.0.1:1/", "iss")
+            .unwrap();
         let aud = vec!["https://127.0.0.1:1/".to_string()];
         let c = key().check(&t, &aud).unwrap();
         assert_eq!((c.appid.as_str(), c.tid.as_str()), ("app", "tenant"));
-        let t = key().issue(&principal(), "https://127.0.0.1:1", "iss").unwrap();
+        let t = key()
+            .issue(&principal(), "https://127.0.0.1:1", "iss")
+            .unwrap();
         assert!(key().check(&t, &aud).is_ok());
     }
 
@@ -198,12 +202,23 @@ mod tests {
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap(),
         )
         .unwrap();
-        assert_eq!(key().check(&expired, &aud).unwrap_err().code, "ExpiredAuthenticationToken");
+        assert_eq!(
+            key().check(&expired, &aud).unwrap_err().code,
+            "ExpiredAuthenticationToken"
+        );
         let other = TokenKey::new(b"another key of thirty-two bytes!");
         let forged = other.issue(&principal(), &aud[0], "iss").unwrap();
-        assert_eq!(key().check(&forged, &aud).unwrap_err().code, "InvalidAuthenticationToken");
-        assert_eq!(key().check("not a token", &aud).unwrap_err().code, "InvalidAuthenticationToken");
-        let elsewhere = key().issue(&principal(), "https://127.0.0.1:2/", "iss").unwrap();
+        assert_eq!(
+            key().check(&forged, &aud).unwrap_err().code,
+            "InvalidAuthenticationToken"
+        );
+        assert_eq!(
+            key().check("not a token", &aud).unwrap_err().code,
+            "InvalidAuthenticationToken"
+        );
+        let elsewhere = key()
+            .issue(&principal(), "https://127.0.0.1:2/", "iss")
+            .unwrap();
         let e = key().check(&elsewhere, &aud).unwrap_err();
         assert_eq!(e.code, "InvalidAuthenticationTokenAudience");
         assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);

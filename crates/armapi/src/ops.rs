@@ -172,10 +172,17 @@ mod tests {
         let r = Realizer::start(b.clone());
         let ops: Vec<String> = (0..5).map(|_| r.submit()).collect();
         for op in &ops {
-            assert_eq!(r.wait(op, Duration::from_secs(5)), Some(OpStatus::Succeeded));
+            assert_eq!(
+                r.wait(op, Duration::from_secs(5)),
+                Some(OpStatus::Succeeded)
+            );
         }
         // a burst shares realizations: fewer runs than operations
-        assert!(b.runs.load(Ordering::SeqCst) < 5, "{}", b.runs.load(Ordering::SeqCst));
+        assert!(
+            b.runs.load(Ordering::SeqCst) < 5,
+            "{}",
+            b.runs.load(Ordering::SeqCst)
+        );
         b.fail.store(true, Ordering::SeqCst);
         let op = r.submit();
         assert_eq!(

@@ -297,7 +297,7 @@ mod tests {
                 }
             }
         }
-    
+
         /// Resource paths as clients build them parse into their parts, whatever the case.
         #[test]
         fn resource_paths_parse_into_their_parts(

@@ -45,8 +45,11 @@ pub struct SiteEndpoint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ControllerRecord {
-    /// The controller's pid.
+    /// The pid of the process serving the endpoints.
     pub pid: i32,
+    /// The pid of its supervisor, which restarts it when it dies.
+    #[serde(default)]
+    pub supervisor_pid: Option<i32>,
     /// The lab CA clients trust.
     pub ca_file: PathBuf,
     /// One endpoint per Azure-kind site.
@@ -76,6 +79,9 @@ pub enum ControllerError {
     /// The lab itself.
     #[error(transparent)]
     Lab(#[from] Box<LabError>),
+    /// Supervising the serving process failed.
+    #[error("supervising the lab controller: {0}")]
+    Supervise(#[from] crate::supervisor::SuperviseError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ControllerError + '_ {
@@ -179,21 +185,26 @@ pub fn ensure(lab: &Lab) -> Result<Option<ControllerRecord>, ControllerError> {
 /// Ends the lab's controller (SIGTERM, then SIGKILL), if one runs; its record stays, so a
 /// controller started later listens on the same ports.
 pub fn stop(dir: &LabDir) {
-    let Some(rec) = running(dir) else {
-        return;
-    };
     let id = dir.id.clone();
-    crate::daemon::terminate(
-        || {
-            if is_controller(rec.pid, &id) {
-                vec![rec.pid]
-            } else {
-                Vec::new()
-            }
-        },
-        Signal::SIGTERM,
-        Duration::from_secs(5),
-    );
+    // Found by command line, not only through the record, so a controller whose record was
+    // lost (a crash while starting) is ended too; supervisors first, so none restarts its
+    // child while it is being stopped.
+    let find = || {
+        let mut pids: Vec<(bool, i32)> = procfs::process::all_processes()
+            .map(|all| {
+                all.filter_map(Result::ok)
+                    .filter(|p| is_controller(p.pid(), &id))
+                    .map(|p| {
+                        let serving = p.cmdline().is_ok_and(|a| a.iter().any(|x| x == "--serve"));
+                        (serving, p.pid())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        pids.sort();
+        pids.into_iter().map(|(_, p)| p).collect::<Vec<i32>>()
+    };
+    crate::daemon::terminate(find, Signal::SIGTERM, Duration::from_secs(6));
 }
 
 /// Reads a secret file, or makes one of `len` random bytes (hex) with mode 0600.
@@ -368,7 +379,26 @@ impl Backend for LabBackend {
     }
 }
 
-/// `hybridnet lab controller --lab ID`: serves the lab's endpoints until SIGTERM.
+/// `hybridnet lab controller --lab ID`: runs `lab controller --lab ID --serve` under the
+/// supervisor gateways have (restarted with back-off when it dies; SIGTERM stops both).
+pub fn supervise(root: &Path, id: &LabId) -> Result<(), ControllerError> {
+    let lab = Lab::open(root, &LabSelector::Id(id.clone())).map_err(Box::new)?;
+    let dir = api_dir(&lab.dir);
+    crate::supervisor::run(&crate::supervisor::SuperviseOptions {
+        child_args: vec![
+            "lab".into(),
+            "controller".into(),
+            "--lab".into(),
+            id.to_string().into(),
+            "--serve".into(),
+        ],
+        state: dir.join("controller.supervisor.json"),
+        name: "lab controller".into(),
+    })?;
+    Ok(())
+}
+
+/// `hybridnet lab controller --lab ID --serve`: serves the lab's endpoints until SIGTERM.
 pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
     let lab = Lab::open(root, &LabSelector::Id(id.clone())).map_err(Box::new)?;
     let dir = api_dir(&lab.dir);
@@ -435,8 +465,10 @@ pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
             location: info.location.clone(),
         });
     }
+    let parent = nix::unistd::getppid().as_raw();
     let rec = ControllerRecord {
         pid: std::process::id() as i32,
+        supervisor_pid: is_controller(parent, id).then_some(parent),
         ca_file: tls.ca_pem_path.clone(),
         endpoints,
     };

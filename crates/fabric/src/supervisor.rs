@@ -1,5 +1,6 @@
-//! Supervision of a lab's gateway process: `hybridnet gateway supervise CONFIG --control SOCK
-//! --state FILE`.
+//! Supervision of a lab's long-lived processes: each gateway (`hybridnet gateway supervise
+//! CONFIG --control SOCK --state FILE`) and the lab controller (`hybridnet lab controller
+//! --lab ID`, which supervises its own `--serve` child).
 //!
 //! One gateway process serves every tunnel of its VNet gateway, so its death (a panic, a
 //! signal) ends all of them. The lab therefore starts a supervisor in the gateway's namespace,
@@ -77,12 +78,30 @@ pub struct ChildExit {
 /// What to supervise.
 #[derive(Clone, Debug)]
 pub struct SuperviseOptions {
-    /// The gateway's configuration file.
-    pub config: PathBuf,
-    /// The gateway's control socket.
-    pub control: PathBuf,
+    /// The child's arguments after the executable: `gateway run CONFIG --control SOCK` for a
+    /// gateway, `lab controller --lab ID --serve` for a lab controller.
+    pub child_args: Vec<std::ffi::OsString>,
     /// Where the supervisor keeps its [`SupervisorState`].
     pub state: PathBuf,
+    /// What the child is, in log lines (`gateway process`, `lab controller`).
+    pub name: String,
+}
+
+impl SuperviseOptions {
+    /// The supervision of `hybridnet gateway run CONFIG --control SOCK`.
+    pub fn gateway(config: &Path, control: &Path, state: &Path) -> SuperviseOptions {
+        SuperviseOptions {
+            child_args: vec![
+                "gateway".into(),
+                "run".into(),
+                config.into(),
+                "--control".into(),
+                control.into(),
+            ],
+            state: state.to_path_buf(),
+            name: "gateway process".into(),
+        }
+    }
 }
 
 /// Why the supervisor could not do its job.
@@ -213,13 +232,7 @@ fn spawn_child(opts: &SuperviseOptions) -> io::Result<Child> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "hybridnet".into());
     let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg0(argv0)
-        .arg("gateway")
-        .arg("run")
-        .arg(&opts.config)
-        .arg("--control")
-        .arg(&opts.control)
-        .stdin(Stdio::null());
+    cmd.arg0(argv0).args(&opts.child_args).stdin(Stdio::null());
     let chld = SigSet::from_iter([Signal::SIGCHLD]);
     // SAFETY: between fork and exec only async-signal-safe calls: prctl(2), getppid(2),
     // sigprocmask on a local set (nix's wrappers of them allocate nothing).
@@ -246,6 +259,7 @@ fn log(line: &str) {
 
 /// Runs the supervisor until it is told to stop (SIGTERM/SIGINT) or its child stops cleanly.
 pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
+    let name = &opts.name;
     let signals = signal_fd().map_err(SuperviseError::Signals)?;
     let save = |st: &SupervisorState| {
         let data = serde_json::to_vec_pretty(st).expect("state serializes");
@@ -274,7 +288,7 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
             st.next_start_unix_ms = None;
             match spawn_child(opts) {
                 Ok(c) => {
-                    log(&format!("started gateway process {}", c.id()));
+                    log(&format!("started {name} {}", c.id()));
                     st.child_pid = Some(c.id() as i32);
                     st.child_started_unix = Some(unix_now().as_secs());
                     child = Some((c, Instant::now()));
@@ -293,7 +307,7 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
                     });
                     st.next_start_unix_ms = Some((unix_now() + delay).as_millis() as u64);
                     log(&format!(
-                        "cannot start the gateway process: {e}; again in {delay:.1?}"
+                        "cannot start the {name}: {e}; again in {delay:.1?}"
                     ));
                     next_start = Some(Instant::now() + delay);
                 }
@@ -323,10 +337,7 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
                     stop_deadline = Some(Instant::now() + CHILD_STOP_GRACE);
                     next_start = None;
                     if let Some((c, _)) = &child {
-                        log(&format!(
-                            "signal {sig}: stopping gateway process {}",
-                            c.id()
-                        ));
+                        log(&format!("signal {sig}: stopping {name} {}", c.id()));
                         // our own child, not yet reaped
                         let _ = kill(child_pid(c), stop);
                     }
@@ -343,7 +354,7 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
         if let (Some(deadline), Some((c, _))) = (stop_deadline, &mut child) {
             if Instant::now() >= deadline {
                 log(&format!(
-                    "gateway process {} did not stop within {CHILD_STOP_GRACE:?}; killing it",
+                    "{name} {} did not stop within {CHILD_STOP_GRACE:?}; killing it",
                     c.id()
                 ));
                 let _ = c.kill();
@@ -361,7 +372,7 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
         st.child_started_unix = None;
         let reason = describe(&status);
         if stop_deadline.is_some() || status.success() {
-            log(&format!("gateway process {pid} {reason}; stopping"));
+            log(&format!("{name} {pid} {reason}; stopping"));
             save(&st)?;
             return Ok(());
         }
@@ -381,7 +392,7 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
         });
         st.next_start_unix_ms = Some((unix_now() + delay).as_millis() as u64);
         log(&format!(
-            "gateway process {pid} {reason} after {ran:.1?}; restart {} in {delay:.1?}",
+            "{name} {pid} {reason} after {ran:.1?}; restart {} in {delay:.1?}",
             st.restarts
         ));
         next_start = Some(Instant::now() + delay);

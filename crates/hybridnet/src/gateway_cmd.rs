@@ -90,11 +90,9 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Supervise(a) => {
-            fabric::supervisor::run(&fabric::supervisor::SuperviseOptions {
-                config: a.config,
-                control: a.control,
-                state: a.state,
-            })?;
+            fabric::supervisor::run(&fabric::supervisor::SuperviseOptions::gateway(
+                &a.config, &a.control, &a.state,
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Status(a) => {

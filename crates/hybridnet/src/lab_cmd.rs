@@ -61,6 +61,10 @@ pub enum LabCommand {
         /// Lab id.
         #[arg(long)]
         lab: String,
+        /// Serve the endpoints in this process (what the supervising `lab controller` runs as
+        /// its child, restarted when it dies).
+        #[arg(long)]
+        serve: bool,
     },
     /// Remove every namespace, link and process of a lab, and its state.
     Down(LabChoice),
@@ -190,9 +194,13 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Controller { lab } => {
+        LabCommand::Controller { lab, serve } => {
             let id = LabId::parse(&lab)?;
-            flat(fabric::controller::run(&root, &id))?;
+            if serve {
+                flat(fabric::controller::run(&root, &id))?;
+            } else {
+                flat(fabric::controller::supervise(&root, &id))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Down(choice) => {
