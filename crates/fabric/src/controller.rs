@@ -400,6 +400,17 @@ pub fn supervise(root: &Path, id: &LabId) -> Result<(), ControllerError> {
 
 /// `hybridnet lab controller --lab ID --serve`: serves the lab's endpoints until SIGTERM.
 pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
+    // The supervisor starts its child with TERM, INT and HUP blocked (a gateway reads them from
+    // a signalfd); this process takes them through tokio's handlers instead.
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&nix::sys::signal::SigSet::from_iter([
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ])),
+        None,
+    );
     let lab = Lab::open(root, &LabSelector::Id(id.clone())).map_err(Box::new)?;
     let dir = api_dir(&lab.dir);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
