@@ -190,7 +190,11 @@ fn the_seed_built_with_az_alone() {
         .to_string();
 
     // Azure Stack Hub: the same resources through az rest
-    hub_az.ok(&["group", "create", "-n", "rg-hub", "-l", "stackhub"]);
+    hub_az.rest(
+        "put",
+        &format!("{}resourcegroups/rg-hub?api-version=2019-10-01", hub.base),
+        Some(&json!({ "location": "stackhub" })),
+    );
     hub.put(
         "Microsoft.Network/virtualNetworks/vnet-hub",
         HUB_NET,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use testkit::az::Az;
 use testkit::lab::{repo_root, Lab};
 
@@ -42,7 +42,30 @@ fn az_deploys_the_seed_templates() {
     let hub = Az::login(&hub_ep, &ca);
 
     azure.ok(&["group", "create", "-n", "azure", "-l", "azure"]);
-    hub.ok(&["group", "create", "-n", "stackhub", "-l", "stackhub"]);
+    // Azure Stack Hub serves Resource Manager up to 2019-10-01: az rest with that version
+    let hub_rm = format!(
+        "{}subscriptions/{}/resourcegroups/stackhub",
+        hub_ep["url"].as_str().unwrap(),
+        hub_ep["subscriptionId"].as_str().unwrap()
+    );
+    hub.rest(
+        "put",
+        &format!("{hub_rm}?api-version=2019-10-01"),
+        Some(&json!({ "location": "stackhub" })),
+    );
+    let hub_deploy = |name: &str, file: &str, parameters: Value| {
+        let url = format!(
+            "{hub_rm}/providers/Microsoft.Resources/deployments/{name}?api-version=2019-10-01"
+        );
+        let text = std::fs::read_to_string(template(file)).unwrap();
+        let body = json!({ "properties": {
+            "mode": "Incremental",
+            "template": serde_json::from_str::<Value>(&text).unwrap(),
+            "parameters": parameters,
+        }});
+        hub.rest("put", &url, Some(&body));
+        hub.rest("get", &url, None)
+    };
     let a = azure.ok(&[
         "deployment",
         "group",
@@ -55,17 +78,7 @@ fn az_deploys_the_seed_templates() {
         &template("azure-site.json"),
     ]);
     assert_eq!(a["properties"]["provisioningState"], "Succeeded", "{a:#}");
-    let h = hub.ok(&[
-        "deployment",
-        "group",
-        "create",
-        "-g",
-        "stackhub",
-        "-n",
-        "stackhub-site",
-        "--template-file",
-        &template("stackhub-site.json"),
-    ]);
+    let h = hub_deploy("stackhub-site", "stackhub-site.json", json!({}));
     assert_eq!(h["properties"]["provisioningState"], "Succeeded", "{h:#}");
 
     let azure_ip = output(&a, "gatewayPublicIp");
@@ -157,25 +170,35 @@ fn az_deploys_the_seed_templates() {
         "{err}"
     );
 
-    for (az, group, name, ps) in [
-        (&azure, "azure", "azure-connection", &azure_params),
-        (&hub, "stackhub", "stackhub-connection", &hub_params),
-    ] {
-        let base = [
-            "deployment",
-            "group",
-            "create",
-            "-g",
-            group,
-            "-n",
-            name,
-            "--template-file",
-            &conn,
-        ];
-        let args = with(&base, ps);
-        let d = az.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d:#}");
-    }
+    let base = [
+        "deployment",
+        "group",
+        "create",
+        "-g",
+        "azure",
+        "-n",
+        "azure-connection",
+        "--template-file",
+        &conn,
+    ];
+    let args = with(&base, &azure_params);
+    let d = azure.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d:#}");
+    // the same parameters as az's NAME=VALUE, as a deployment body carries them
+    let hub_values: serde_json::Map<String, Value> = hub_params
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+            (k.to_string(), json!({ "value": v }))
+        })
+        .collect();
+    let d = hub_deploy(
+        "stackhub-connection",
+        "connection.json",
+        Value::Object(hub_values),
+    );
+    assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d:#}");
     let listed = azure.ok(&["deployment", "group", "list", "-g", "azure"]);
     let names: Vec<&str> = listed
         .as_array()

@@ -51,7 +51,9 @@ def build_site(site):
     p = SITES[site]["prefix"]
     rg = f"sdk-{site}"
     loc = ep["location"]
-    rm.resource_groups.create_or_update(rg, {"location": loc})
+    # Resource Manager's own API: Azure Stack Hub serves it up to 2019-10-01
+    rv = {"api_version": "2019-10-01"} if SITES[site]["network"] else {}
+    rm.resource_groups.create_or_update(rg, {"location": loc}, **rv)
     # bodies in the wire shape (the generated clients pass dicts through as JSON)
     vnet = net.virtual_networks.begin_create_or_update(rg, "vnet", {
         "location": loc, "properties": {

@@ -282,6 +282,13 @@ async fn route(
 /// version it does not serve.
 fn check_version(ctx: &Ctx, resource_type: &str, v: &str) -> Result<(), ApiError> {
     ctx.cfg.kind.check_api_version(resource_type, v).map_err(|why| {
+        if resource_type.to_ascii_lowercase().starts_with("microsoft.resources/") {
+            // Resource Manager's own types answer as ARM does, not as a provider
+            return ApiError::bad_request(
+                "InvalidApiVersionParameter",
+                format!("The api-version '{v}' is invalid. {why}"),
+            );
+        }
         let short = resource_type.split_once('/').map_or(resource_type, |(_, t)| t);
         ApiError::bad_request(
             "NoRegisteredProviderFound",

@@ -94,6 +94,16 @@ impl Az {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
+    /// `az rest --method METHOD --url URL [--body BODY]`, which must succeed.
+    pub fn rest(&self, method: &str, url: &str, body: Option<&Value>) -> Value {
+        let body = body.map(Value::to_string);
+        let mut args = vec!["rest", "--method", method, "--url", url];
+        if let Some(b) = &body {
+            args.extend_from_slice(&["--body", b]);
+        }
+        self.ok(&args)
+    }
+
     /// `az ARGS…`, which must fail; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
