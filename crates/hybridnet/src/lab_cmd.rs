@@ -197,6 +197,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Controller { lab, serve } => {
             let id = LabId::parse(&lab)?;
             if serve {
+                // one line per API request (method, path, status, time) in the controller's log
+                crate::gateway_cmd::init_logging();
                 flat(fabric::controller::run(&root, &id))?;
             } else {
                 flat(fabric::controller::supervise(&root, &id))?;
