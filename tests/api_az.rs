@@ -155,6 +155,49 @@ fn az_drives_both_sites_of_the_seed() {
         "the VNet has its router namespace: {:?}",
         lab.namespaces()
     );
+    // optimistic concurrency: a PUT with a stale ETag is refused, with the current one accepted
+    let vnet_url = format!(
+        "{}subscriptions/{}/resourceGroups/api-rg/providers/Microsoft.Network/virtualNetworks/api-vnet?api-version=2024-05-01",
+        azure_ep["url"].as_str().unwrap(),
+        azure_ep["subscriptionId"].as_str().unwrap()
+    );
+    let current = azure.rest("get", &vnet_url, None);
+    let etag = current["etag"].as_str().expect("an ETag").to_string();
+    let mut tagged = current.clone();
+    tagged["tags"] = serde_json::json!({ "owner": "api-test" });
+    let body = tagged.to_string();
+    let stale = "If-Match=W/\"00000000-0000-0000-0000-000000000000\"";
+    let err = azure.fails(&[
+        "rest",
+        "--method",
+        "put",
+        "--url",
+        &vnet_url,
+        "--body",
+        &body,
+        "--headers",
+        stale,
+    ]);
+    assert!(err.contains("PreconditionFailed"), "{err}");
+    let fresh = format!("If-Match={etag}");
+    let updated = azure.ok(&[
+        "rest",
+        "--method",
+        "put",
+        "--url",
+        &vnet_url,
+        "--body",
+        &body,
+        "--headers",
+        &fresh,
+    ]);
+    assert_eq!(updated["tags"]["owner"], "api-test", "{updated:#}");
+    assert_ne!(
+        updated["etag"].as_str(),
+        Some(etag.as_str()),
+        "a change gives a new ETag"
+    );
+
     // overlapping the VNet's own subnet is refused and changes nothing
     let err = azure.fails(&[
         "network",
