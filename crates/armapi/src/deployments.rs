@@ -260,7 +260,7 @@ pub(crate) async fn handle(
                 .iter()
                 .map(|id| {
                     json!({
-                        "id": format!("{}/operations/{}", deployment_id(ctx, &group, name), &hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(id.as_bytes())))[..16]),
+                        "id": format!("{}/operations/{}", deployment_id(ctx, &group, name), operation_id(id)),
                         "operationId": id,
                         "properties": {
                             "provisioningOperation": "Create",
@@ -281,6 +281,12 @@ pub(crate) async fn handle(
             ),
         )),
     }
+}
+
+/// A deployment operation's id: stable per target resource, as ARM's are per deployment.
+fn operation_id(resource_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(resource_id.as_bytes()))[..16].to_uppercase()
 }
 
 fn state_of(d: &site::DeploymentRecord) -> &'static str {

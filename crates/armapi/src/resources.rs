@@ -23,7 +23,6 @@ const COMPUTED: &[&str] = &[
     "ingressBytesTransferred",
     "egressBytesTransferred",
     "tunnelConnectionStatus",
-    "ipConfigurations@computed",
 ];
 
 fn in_group(id: &str, group: &str) -> bool {
