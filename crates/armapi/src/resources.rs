@@ -278,10 +278,22 @@ async fn put(ctx: &Ctx, r: &ResourcePath, api_version: &str, body: &Value) -> Re
         parameters: Map::new(),
         mode: site::DeploymentMode::Incremental,
     };
+    // A refusal never quotes the key back, whatever the planner found wrong around it.
+    let key = body
+        .pointer("/properties/sharedKey")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
     let backend = ctx.backend.clone();
     tokio::task::spawn_blocking(move || backend.apply(&input))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|mut e| {
+            if let Some(k) = &key {
+                e.message = e.message.replace(k.as_str(), "***");
+            }
+            e
+        })?;
     Ok(())
 }
 
@@ -598,4 +610,88 @@ fn keep_shared_key(ctx: &Ctx, r: &ResourcePath, body: &mut Value) -> Result<(), 
         props.insert("sharedKey".into(), Value::String(key));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, DeployInput};
+    use crate::groups::{Group, Groups};
+    use crate::ops::Realizer;
+    use std::sync::{Arc, Mutex};
+
+    /// A planner that refuses every deployment by quoting its template back.
+    struct Quoting;
+
+    impl Backend for Quoting {
+        fn site(&self) -> Result<site::Site, ApiError> {
+            Err(ApiError::internal("no store"))
+        }
+        fn plan(&self, _: &DeployInput) -> Result<site::Plan, ApiError> {
+            Err(ApiError::internal("no plan"))
+        }
+        fn apply(&self, input: &DeployInput) -> Result<site::DeploymentRecord, ApiError> {
+            Err(ApiError::bad_request(
+                "InvalidRequestFormat",
+                format!("cannot use {}", input.template),
+            ))
+        }
+        fn delete(&self, _: &[String]) -> Result<(), ApiError> {
+            Ok(())
+        }
+        fn live_view(&self, _: &str) -> Option<Value> {
+            None
+        }
+        fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
+            Ok(())
+        }
+        fn realize(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_put_never_quotes_the_shared_key() {
+        let dir = std::env::temp_dir().join(format!("armapi-mask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut groups = Groups::load(dir.join("groups.json"));
+        groups
+            .put(Group {
+                name: "rg".into(),
+                location: "azure".into(),
+                tags: Default::default(),
+            })
+            .unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(Quoting);
+        let ctx = Ctx {
+            cfg: crate::server::EndpointConfig {
+                site: "azure".into(),
+                kind: site::kind("azure").unwrap(),
+                subscription_id: "sub".into(),
+                default_group: "azure".into(),
+                location: "azure".into(),
+                principal: crate::auth::Principal::new("app", "tenant", "secret"),
+                key: crate::auth::TokenKey::new(&[7; 32]),
+                groups_file: dir.join("groups.json"),
+                port: 0,
+            },
+            base: "https://127.0.0.1:1".into(),
+            realizer: Realizer::start(backend.clone()),
+            backend,
+            groups: Mutex::new(groups),
+            write: tokio::sync::Mutex::new(()),
+        };
+        let r = match crate::paths::parse(
+            "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Network/connections/c",
+        ) {
+            crate::paths::Target::Resource(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let body =
+            json!({ "location": "azure", "properties": { "sharedKey": "hunter2-very-secret" } });
+        let e = put(&ctx, &r, "2024-05-01", &body).await.unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.message.contains("***"), "{}", e.message);
+        assert!(!e.message.contains("hunter2-very-secret"), "{}", e.message);
+    }
 }
