@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::az::Az;
+use testkit::az::{Api, Az};
 use testkit::lab::Lab;
 
 fn connection(az: &Az, group: &str) -> Value {
@@ -40,22 +40,12 @@ fn wait_status(az: &Az, group: &str, want: &str, within: Duration) -> Value {
 fn az_drives_both_sites_of_the_seed() {
     let lab = Lab::up("examples/hybrid-connection");
     let status = lab.status();
-    let api = &status["api"];
-    let ca = std::path::PathBuf::from(api["caFile"].as_str().expect("lab status shows the CA"));
-    let endpoint = |site: &str| {
-        api["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["site"] == site)
-            .unwrap_or_else(|| panic!("no endpoint for {site}: {api:#}"))
-            .clone()
-    };
-    let (azure_ep, hub_ep) = (endpoint("azure"), endpoint("stackhub"));
-    let azure = Az::login(&azure_ep, &ca);
+    let api = Api::of(&lab);
+    let (azure_ep, hub_ep) = (api.endpoint("azure"), api.endpoint("stackhub"));
+    let azure = api.login("azure");
     // az 2.91 has no hybrid API profiles any more: on the Azure Stack Hub site the network
     // calls go through `az rest` with a version that site serves.
-    let hub = Az::login(&hub_ep, &ca);
+    let hub = api.login("stackhub");
     let hub_sub = hub_ep["subscriptionId"].as_str().unwrap().to_string();
     let hub_conn_url = |suffix: &str| {
         format!(
@@ -359,28 +349,50 @@ fn az_drives_both_sites_of_the_seed() {
     ]);
     let up = wait_status(&azure, "azure", "Connected", Duration::from_secs(60));
     assert_eq!(up["connectionStatus"], "Connected", "{up:#}");
-    let vms: Vec<String> = ["azure", "stackhub"]
-        .iter()
-        .map(|s| format!("{s}/vm1"))
-        .collect();
-    let target = status["sites"]
+    let hub_vm_ip = status["sites"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["name"] == "stackhub")
-        .and_then(|s| s["vms"][0]["privateIp"].as_str().map(str::to_string));
-    if let Some(ip) = target {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !lab.ping(&vms[0], &ip) {
-            assert!(
-                Instant::now() < deadline,
-                "VM traffic did not come back after the key change"
-            );
-        }
+        .and_then(|s| s["virtualMachines"][0]["nics"][0]["privateIpAddress"].as_str())
+        .unwrap_or_else(|| panic!("no stackhub VM address in lab status: {status:#}"))
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lab.ping("azure/vm1", &hub_vm_ip) {
+        assert!(
+            Instant::now() < deadline,
+            "VM traffic did not come back after the key change"
+        );
     }
 
+    // reset makes a new key of the length asked for
+    azure.ok(&[
+        "network",
+        "vpn-connection",
+        "shared-key",
+        "reset",
+        "-g",
+        "azure",
+        "--connection-name",
+        &azure_conn,
+        "--key-length",
+        "40",
+    ]);
+    let reset = azure.ok(&[
+        "network",
+        "vpn-connection",
+        "shared-key",
+        "show",
+        "-g",
+        "azure",
+        "--connection-name",
+        &azure_conn,
+    ]);
+    let key = reset["value"].as_str().unwrap_or_default();
+    assert!(key.len() == 40 && key != "rotated-by-az-1", "{reset:#}");
+
     // lab down ends the controller and its port
-    let pid = api["pid"].as_i64().unwrap();
+    let pid = api.doc["pid"].as_i64().unwrap();
     let port = azure_ep["url"]
         .as_str()
         .unwrap()

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::az::Az;
+use testkit::az::{Api, Az};
 use testkit::lab::Lab;
 
 const HUB_NET: &str = "2018-11-01";
@@ -88,24 +88,26 @@ fn wait_connected(get: impl Fn() -> Value) -> Value {
     }
 }
 
+/// `az network vpn-connection show` of the Azure side's connection.
+fn show_az_to_hub(azure: &Az) -> Value {
+    azure.ok(&[
+        "network",
+        "vpn-connection",
+        "show",
+        "-g",
+        "rg-az",
+        "-n",
+        "az-to-hub",
+    ])
+}
+
 #[test]
 fn the_seed_built_with_az_alone() {
     let lab = Lab::up("examples/empty-sites");
-    let status = lab.status();
-    let api = &status["api"];
-    let ca = std::path::PathBuf::from(api["caFile"].as_str().unwrap());
-    let ep = |site: &str| {
-        api["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["site"] == site)
-            .unwrap()
-            .clone()
-    };
-    let (azure_ep, hub_ep) = (ep("azure"), ep("stackhub"));
-    let azure = Az::login(&azure_ep, &ca);
-    let hub_az = Az::login(&hub_ep, &ca);
+    let api = Api::of(&lab);
+    let hub_ep = api.endpoint("stackhub");
+    let azure = api.login("azure");
+    let hub_az = api.login("stackhub");
     let hub = Hub {
         az: &hub_az,
         base: format!(
@@ -362,17 +364,7 @@ fn the_seed_built_with_az_alone() {
         .to_string();
 
     // both connections come up and carry the VMs' traffic
-    let c = wait_connected(|| {
-        azure.ok(&[
-            "network",
-            "vpn-connection",
-            "show",
-            "-g",
-            "rg-az",
-            "-n",
-            "az-to-hub",
-        ])
-    });
+    let c = wait_connected(|| show_az_to_hub(&azure));
     assert_eq!(c["connectionStatus"], "Connected", "{c:#}");
     let h = wait_connected(|| hub.get("Microsoft.Network/connections/hub-to-az", HUB_NET));
     assert_eq!(h["properties"]["connectionStatus"], "Connected", "{h:#}");
@@ -384,15 +376,7 @@ fn the_seed_built_with_az_alone() {
         lab.ping("stackhub/vm-hub", &az_vm_ip),
         "stackhub/vm-hub -> {az_vm_ip}"
     );
-    let c = azure.ok(&[
-        "network",
-        "vpn-connection",
-        "show",
-        "-g",
-        "rg-az",
-        "-n",
-        "az-to-hub",
-    ]);
+    let c = show_az_to_hub(&azure);
     assert!(
         c["egressBytesTransferred"].as_u64().unwrap_or(0) > 0,
         "{c:#}"
@@ -445,17 +429,7 @@ fn the_seed_built_with_az_alone() {
             "no new gateway process with traffic after the reset"
         );
     }
-    let c = wait_connected(|| {
-        azure.ok(&[
-            "network",
-            "vpn-connection",
-            "show",
-            "-g",
-            "rg-az",
-            "-n",
-            "az-to-hub",
-        ])
-    });
+    let c = wait_connected(|| show_az_to_hub(&azure));
     assert_eq!(c["connectionStatus"], "Connected", "{c:#}");
 
     // deleting the connection takes the tunnel down for good

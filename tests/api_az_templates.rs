@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::az::Az;
+use testkit::az::Api;
 use testkit::lab::{repo_root, Lab};
 
 fn template(name: &str) -> String {
@@ -25,21 +25,10 @@ fn output(d: &Value, name: &str) -> Value {
 #[test]
 fn az_deploys_the_seed_templates() {
     let lab = Lab::up("examples/empty-sites");
-    let status = lab.status();
-    let api = &status["api"];
-    let ca = std::path::PathBuf::from(api["caFile"].as_str().unwrap());
-    let ep = |site: &str| {
-        api["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["site"] == site)
-            .unwrap()
-            .clone()
-    };
-    let hub_ep = ep("stackhub");
-    let azure = Az::login(&ep("azure"), &ca);
-    let hub = Az::login(&hub_ep, &ca);
+    let api = Api::of(&lab);
+    let hub_ep = api.endpoint("stackhub");
+    let azure = api.login("azure");
+    let hub = api.login("stackhub");
 
     azure.ok(&["group", "create", "-n", "azure", "-l", "azure"]);
     // Azure Stack Hub serves Resource Manager up to 2019-10-01: az rest with that version
@@ -237,5 +226,39 @@ fn az_deploys_the_seed_templates() {
     assert!(
         lab.ping("stackhub/vm1", azure_vm.as_str().unwrap()),
         "stackhub/vm1 -> {azure_vm}"
+    );
+
+    // deleting a deployment forgets its record and keeps what it made (as on Azure)
+    azure.ok(&[
+        "deployment",
+        "group",
+        "delete",
+        "-g",
+        "azure",
+        "-n",
+        "azure-site",
+    ]);
+    let listed = azure.ok(&["deployment", "group", "list", "-g", "azure"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["name"] != "azure-site"),
+        "{listed:#}"
+    );
+    let err = azure.fails(&[
+        "deployment",
+        "group",
+        "show",
+        "-g",
+        "azure",
+        "-n",
+        "azure-site",
+    ]);
+    assert!(err.contains("DeploymentNotFound"), "{err}");
+    assert!(
+        lab.ping("azure/vm1", hub_vm.as_str().unwrap()),
+        "the deployment's resources stay"
     );
 }

@@ -4,16 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::az::Az;
+use testkit::az::Api;
 use testkit::lab::Lab;
 
 #[test]
 fn a_killed_controller_comes_back_on_the_same_ports() {
     let lab = Lab::up("examples/empty-sites");
-    let api = lab.status()["api"].clone();
-    let ca = std::path::PathBuf::from(api["caFile"].as_str().unwrap());
-    let endpoint = api["endpoints"][0].clone();
-    let az = Az::login(&endpoint, &ca);
+    let api = Api::of(&lab);
+    let endpoint = api.endpoint("azure");
+    let az = api.login("azure");
+    let api = api.doc;
     az.ok(&[
         "group",
         "create",

@@ -119,8 +119,10 @@ pub(crate) async fn handle(
                 ));
             }
             let key = random_key(len as usize);
-            let op = set_key(ctx, r, &key).await?;
-            Ok(accepted(ctx, &op, &r.namespace))
+            set_key(ctx, r, &key).await?;
+            // The result is the key length (never the key); the tunnels follow as the lab
+            // realizes the change, which a GET of the connection shows.
+            Ok(Json(json!({ "keyLength": len })).into_response())
         }
         (["reset"], Method::POST) if is_gateway => {
             let backend = ctx.backend.clone();

@@ -45,6 +45,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The resource as GET shows it with its runtime state (a connection's `connectionStatus`
     /// and byte counters from its gateway), when the lab has one for it.
     fn live_view(&self, id: &str) -> Option<serde_json::Value>;
+    /// Forgets a deployment's record (its resources stay); `false` if there was none.
+    fn delete_deployment(&self, name: &str) -> Result<bool, ApiError>;
     /// Restarts the gateway process of a virtual network gateway (`az network vnet-gateway
     /// reset`): its tunnels go down and come back.
     fn reset_gateway(&self, id: &str) -> Result<(), ApiError>;

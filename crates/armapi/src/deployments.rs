@@ -19,24 +19,8 @@ fn deployment_id(ctx: &Ctx, group: &str, name: &str) -> String {
 }
 
 fn timestamp(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    // civil-from-days (Howard Hinnant's algorithm)
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Wraps bare output values as `{type, value}` (ARM's shape).
@@ -209,7 +193,16 @@ pub(crate) async fn handle(
             }
             Ok(resp)
         }
-        (None, Method::DELETE) => Ok(StatusCode::NO_CONTENT.into_response()),
+        (None, Method::DELETE) => {
+            let Some(d) = found else {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            };
+            let (backend, recorded) = (ctx.backend.clone(), d.name.clone());
+            tokio::task::spawn_blocking(move || backend.delete_deployment(&recorded))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         (Some("validate"), Method::POST) => {
             let input = input(&group, name, body)?;
             let backend = ctx.backend.clone();

@@ -29,6 +29,9 @@ impl OpStatus {
     }
 }
 
+/// Operations remembered before finished ones are forgotten.
+const MAX_OPS: usize = 4096;
+
 #[derive(Default)]
 struct Book {
     /// Realizations asked for so far (a counter).
@@ -88,6 +91,11 @@ impl Realizer {
         let mut b = m.lock().unwrap_or_else(|e| e.into_inner());
         b.requested += 1;
         let want = b.requested;
+        // Clients poll an operation within seconds of starting it: past this many, the
+        // finished ones are forgotten so the book stays bounded.
+        if b.ops.len() >= MAX_OPS {
+            b.ops.retain(|_, (_, s)| *s == OpStatus::InProgress);
+        }
         b.ops.insert(id.clone(), (want, OpStatus::InProgress));
         cv.notify_all();
         id
@@ -149,6 +157,9 @@ mod tests {
         fn live_view(&self, _: &str) -> Option<serde_json::Value> {
             None
         }
+        fn delete_deployment(&self, _: &str) -> Result<bool, ApiError> {
+            Ok(false)
+        }
         fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
             Ok(())
         }
@@ -190,5 +201,27 @@ mod tests {
             Some(OpStatus::Failed("gateway gw failed to start".into()))
         );
         assert_eq!(r.status("never-given"), None);
+    }
+
+    #[test]
+    fn finished_operations_are_forgotten_past_the_bound() {
+        let b = Arc::new(Counting {
+            runs: AtomicUsize::new(0),
+            fail: false.into(),
+        });
+        let r = Realizer::start(b);
+        let first = r.submit();
+        let ops: Vec<String> = (1..MAX_OPS).map(|_| r.submit()).collect();
+        assert_eq!(
+            r.wait(ops.last().unwrap(), Duration::from_secs(10)),
+            Some(OpStatus::Succeeded)
+        );
+        assert_eq!(r.status(&first), Some(OpStatus::Succeeded));
+        let next = r.submit();
+        assert_eq!(r.status(&first), None, "the book stays bounded");
+        assert_eq!(
+            r.wait(&next, Duration::from_secs(10)),
+            Some(OpStatus::Succeeded)
+        );
     }
 }

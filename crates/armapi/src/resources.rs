@@ -642,6 +642,9 @@ mod tests {
         fn live_view(&self, _: &str) -> Option<Value> {
             None
         }
+        fn delete_deployment(&self, _: &str) -> Result<bool, ApiError> {
+            Ok(false)
+        }
         fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
             Ok(())
         }

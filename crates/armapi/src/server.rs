@@ -90,6 +90,17 @@ pub async fn serve(
         write: tokio::sync::Mutex::new(()),
         cfg,
     });
+    // A controller that died between recording a change and realizing it left resources
+    // Updating: its successor realizes them before anyone has to ask.
+    let unrealized = ctx.backend.site().is_ok_and(|s| {
+        s.resources().is_ok_and(|r| {
+            r.iter()
+                .any(|x| *x.provisioning_state() == site::ProvisioningState::Updating)
+        })
+    });
+    if unrealized {
+        ctx.realizer.submit();
+    }
     let app = axum::Router::new().fallback(handle).with_state(ctx);
     let server = axum_server::from_tcp_rustls(
         listener,

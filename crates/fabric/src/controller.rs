@@ -341,6 +341,17 @@ impl Backend for LabBackend {
             })
     }
 
+    fn delete_deployment(&self, name: &str) -> Result<bool, ApiError> {
+        let lab = self.lab()?;
+        let _lock = lab
+            .dir
+            .lock()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut site = lab.site(&self.site).map_err(lab_err)?;
+        site.delete_deployment(name)
+            .map_err(|e| armapi::error::from_site(&e, true))
+    }
+
     fn reset_gateway(&self, id: &str) -> Result<(), ApiError> {
         let lab = self.lab()?;
         let name = id.rsplit('/').next().unwrap_or(id);

@@ -432,6 +432,12 @@ impl Site {
             .find(|r| same_id(r.id(), resource_id)))
     }
 
+    /// Forgets a deployment's record, keeping its resources (ARM's deployment delete);
+    /// `false` if there was none.
+    pub fn delete_deployment(&mut self, name: &str) -> Result<bool, SiteError> {
+        self.store()?.delete_deployment(name)
+    }
+
     /// Every deployment recorded, oldest first.
     pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, SiteError> {
         self.store()?.deployments()

@@ -287,6 +287,19 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// Forgets a deployment's record (its resources stay, as ARM's deployment delete leaves
+    /// them); `false` if there was none.
+    pub fn delete_deployment(&self, name: &str) -> Result<bool, SiteError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let removed = {
+            let mut dep = tx.open_table(DEPLOYMENTS).map_err(|e| self.err(e))?;
+            let r = dep.remove(key(name).as_str()).map_err(|e| self.err(e))?;
+            r.is_some()
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
+    }
+
     /// Sets one resource's realization state (does not bump the configuration generation).
     pub fn set_state(&self, id: &str, state: ProvisioningState) -> Result<(), SiteError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;

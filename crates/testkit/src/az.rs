@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::lab::{scratch_dir, show};
+use crate::lab::{scratch_dir, show, Lab};
 
 /// The az executable the project's install script puts in place.
 pub fn az_bin() -> PathBuf {
@@ -22,6 +22,41 @@ pub fn az_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A lab's Resource Manager endpoints, as `lab status --json` shows them under `api`.
+pub struct Api {
+    /// The `api` object (controller pids, CA, endpoints).
+    pub doc: Value,
+    /// The lab CA clients trust.
+    pub ca: PathBuf,
+}
+
+impl Api {
+    /// The endpoints of a running lab; panics if it has none.
+    pub fn of(lab: &Lab) -> Api {
+        let doc = lab.status()["api"].clone();
+        let ca = PathBuf::from(
+            doc["caFile"]
+                .as_str()
+                .unwrap_or_else(|| panic!("lab status shows no API: {doc:#}")),
+        );
+        Api { doc, ca }
+    }
+
+    /// One site's endpoint entry (url, tenant, principal, secret file, subscription).
+    pub fn endpoint(&self, site: &str) -> Value {
+        self.doc["endpoints"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["site"] == site))
+            .cloned()
+            .unwrap_or_else(|| panic!("no endpoint for {site}: {:#}", self.doc))
+    }
+
+    /// az logged in to `site`.
+    pub fn login(&self, site: &str) -> Az {
+        Az::login(&self.endpoint(site), &self.ca)
+    }
 }
 
 /// The virtualenv's Python, which has the Azure SDK (azure-identity, azure-mgmt-*).
