@@ -69,7 +69,7 @@ fn last_reason(last_exit: &Option<String>) -> String {
 }
 
 /// One connection's status as Azure reports it, and better (`lab status`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStatus {
     /// Site holding the connection.
@@ -83,13 +83,13 @@ pub struct ConnectionStatus {
     /// `connectionStatus`: Unknown, Connecting, Connected or NotConnected.
     pub connection_status: String,
     /// `ingressBytesTransferred` (decrypted bytes received), when a gateway reports.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_bytes_transferred: Option<u64>,
     /// `egressBytesTransferred` (bytes sent into the tunnel), when a gateway reports.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_bytes_transferred: Option<u64>,
     /// Why it is not connected, in plain words (`None` when connected).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The connection as `az network vpn-connection show` prints it (properties with
     /// `connectionStatus`, byte counters, `tunnelConnectionStatus`; extras under `hybridnet`:

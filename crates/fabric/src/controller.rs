@@ -487,6 +487,8 @@ pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
             location: info.location.clone(),
         });
     }
+    // The CLI's channel listens before the record says this controller is up.
+    crate::local_api::serve(root, id, realizing.clone()).map_err(Box::new)?;
     let parent = nix::unistd::getppid().as_raw();
     let rec = ControllerRecord {
         pid: std::process::id() as i32,

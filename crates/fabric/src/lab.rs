@@ -31,9 +31,16 @@ pub const REALIZED_TYPES: &[&str] = &[
 /// Why a lab operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    /// The lab controller (the Resource Manager endpoints) did not start.
+    /// The lab controller (the Resource Manager endpoints) did not start, or failed a request
+    /// the CLI passed to it.
     #[error("{0}")]
     Controller(String),
+    /// A connection's live status could not be read from its gateway.
+    #[error("{0}")]
+    LiveStatus(String),
+    /// A connection or its peer device cannot be shown or configured.
+    #[error(transparent)]
+    DevConfig(#[from] devconfig::DevConfigError),
     /// lab.yaml is unreadable or inconsistent.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -155,7 +162,7 @@ pub struct Lab {
 }
 
 /// What `up` or `deploy` did.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
     /// The lab id.
@@ -167,7 +174,7 @@ pub struct ApplyReport {
     /// Resources whose realization failed, with the error.
     pub failed: Vec<(String, String)>,
     /// The lab controller and its endpoints, when `up` started or found one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<crate::controller::ControllerRecord>,
 }
 

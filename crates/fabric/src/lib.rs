@@ -24,6 +24,7 @@
 //! tunnels. `lab down` stops every process living in a lab namespace, gateway processes
 //! included.
 
+pub mod connection_view;
 pub mod connections;
 pub mod controller;
 pub mod daemon;
@@ -32,6 +33,7 @@ pub mod desired;
 pub mod gateway_config;
 pub mod gateways;
 pub mod lab;
+pub mod local_api;
 pub mod names;
 pub mod netns;
 pub mod progress;

@@ -12,7 +12,7 @@ use site::{ProvisioningState, Resource};
 use std::path::PathBuf;
 
 /// Realized view of a lab for `lab status`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabStatus {
     /// Lab id.
@@ -29,12 +29,12 @@ pub struct LabStatus {
     /// (interface names are compact, so this is the map from kernel objects to resources).
     pub namespaces: Vec<Value>,
     /// On-premises strongSwan devices (sites of kind `strongswan`) with their SAs.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strongswan_devices: Vec<crate::strongswan_status::DeviceStatus>,
 }
 
 /// A namespace and whether it exists now.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetnsStatus {
     /// Namespace name.
@@ -44,7 +44,7 @@ pub struct NetnsStatus {
 }
 
 /// One site in `lab status`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SiteStatus {
     /// Site name.
@@ -58,7 +58,7 @@ pub struct SiteStatus {
     /// The internet router's address on the site's public prefix.
     pub internet_address: Option<String>,
     /// The NAT device's namespace, for a site behind NAT with gateways.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nat_device: Option<NetnsStatus>,
     /// VNets.
     pub virtual_networks: Vec<VnetStatus>,
@@ -73,12 +73,12 @@ pub struct SiteStatus {
     /// Deployments, oldest first.
     pub deployments: Vec<Value>,
     /// Why the site's store could not be read (e.g. a `lab up` crashed before creating it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// One VNet in `lab status`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VnetStatus {
     /// Name.
@@ -88,7 +88,7 @@ pub struct VnetStatus {
     /// provisioningState (`Succeeded`, `Failed`, …).
     pub provisioning_state: String,
     /// The error when Failed, the reason when Pending.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Router namespace.
     pub router: NetnsStatus,
@@ -97,7 +97,7 @@ pub struct VnetStatus {
 }
 
 /// One VM in `lab status`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VmStatus {
     /// Name.
@@ -105,7 +105,7 @@ pub struct VmStatus {
     /// provisioningState.
     pub provisioning_state: String,
     /// The error when Failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The VM's namespace.
     pub netns: NetnsStatus,
@@ -385,7 +385,7 @@ impl Lab {
 
 /// A VNet gateway's process in `lab status`: the supervisor, the gateway process it runs,
 /// and how often (and why) it had to be restarted.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayProcessStatus {
     /// Whether the gateway process runs now.
@@ -399,7 +399,7 @@ pub struct GatewayProcessStatus {
     /// Why and when it last died.
     pub last_exit: Option<crate::supervisor::ChildExit>,
     /// When it dies, how long until the supervisor starts it again.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_restart_in_ms: Option<u64>,
     /// Its log (supervisor and gateway).
     pub log: PathBuf,

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 /// One CHILD_SA, with its fields as `swanctl --list-sas` shows them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwanChildSa {
     /// Child name (the connection's name in the export).
@@ -36,7 +36,7 @@ pub struct SwanChildSa {
 }
 
 /// One IKE SA, with its fields as `swanctl --list-sas` shows them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwanIkeSa {
     /// Connection name.
@@ -87,7 +87,7 @@ impl From<&vici::IkeSa> for SwanIkeSa {
 }
 
 /// A strongSwan site's device in `lab status`.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceStatus {
     /// Site name.
@@ -105,7 +105,7 @@ pub struct DeviceStatus {
     /// IKE SAs (VICI `list-sas`).
     pub sas: Vec<SwanIkeSa>,
     /// Why the SAs could not be read, if charon runs but did not answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use fabric::deploy::DeployRequest;
 use fabric::lab::{self, Lab};
+use fabric::local_api::{LocalClient, LocalRequest};
 use fabric::progress::Progress;
 use fabric::state::{self, LabSelector};
 use fabric::status::LabStatus;
@@ -233,7 +234,13 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => return flat(Err(e)),
             };
-            let status = flat(lab.status())?;
+            // The controller's view when one runs (it owns the lab), else read here.
+            let status: LabStatus = match LocalClient::connect(&lab.dir) {
+                Some(c) => {
+                    serde_json::from_value(flat(c.call(&LocalRequest::Status, &mut |_| {}))?)?
+                }
+                None => flat(lab.status())?,
+            };
             let api = fabric::controller::running(&lab.dir);
             if json {
                 let mut v = serde_json::to_value(&status)?;
@@ -602,13 +609,24 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         set,
     };
     let mut sink = eprint_line;
-    let mut progress = Progress::new(&mut sink);
-    let report = flat(lab.deploy(&req, &mut progress))?;
+    // Carried out by the lab's controller when one runs, so the deployment takes its place
+    // in the one queue the Resource Manager endpoints use too.
+    let (report, by) = match LocalClient::connect(&lab.dir) {
+        Some(c) => {
+            let by = format!(" by the lab controller (pid {})", c.pid());
+            let v = flat(c.call(&LocalRequest::deploy(&req), &mut sink))?;
+            (serde_json::from_value::<lab::ApplyReport>(v)?, by)
+        }
+        None => {
+            let mut progress = Progress::new(&mut sink);
+            (flat(lab.deploy(&req, &mut progress))?, String::new())
+        }
+    };
     if !report.failed.is_empty() {
         return Ok(report_failures(&report));
     }
     println!(
-        "deployed {} to {}: {} resource change(s), {} kernel change(s)",
+        "deployed {} to {}{by}: {} resource change(s), {} kernel change(s)",
         req.name, req.site, report.resource_changes, report.kernel_changes
     );
     Ok(ExitCode::SUCCESS)

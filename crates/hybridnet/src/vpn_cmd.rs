@@ -2,10 +2,9 @@
 //! and "Download VPN device configuration" for the on-premises peer of a connection.
 
 use clap::{Args, Subcommand};
-use devconfig::{
-    connection_view, find_connection, vendor, vendors, write_private, LiveConnection, PeerDevice,
-};
+use devconfig::{vendor, vendors, write_private};
 use fabric::lab::Lab;
+use fabric::local_api::{LocalClient, LocalRequest};
 use fabric::state::{self, LabSelector};
 use fabric::LabId;
 use std::io::Write;
@@ -116,165 +115,45 @@ fn flat<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The gateway's report for connection `name`, read from its control socket.
-fn live_status(control: &std::path::Path, name: &str) -> anyhow::Result<LiveConnection> {
-    let status = flat(gateway::status::query(control))?;
-    let known: Vec<String> = status.connections.iter().map(|c| c.name.clone()).collect();
-    let report = status
-        .connections
-        .into_iter()
-        .find(|c| c.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the gateway at {} runs no connection {name:?} (it runs: {})",
-                control.display(),
-                known.join(", ")
-            )
-        })?;
-    Ok(LiveConnection {
-        source: format!(
-            "gateway control socket {} (pid {})",
-            control.display(),
-            status.pid
-        ),
-        report,
-    })
-}
-
-/// Control sockets of the `hybridnet gateway run` processes living in network namespace `ns`,
-/// read from their command lines (`--control PATH`, else the config's `control_socket`, else
-/// the default derived from the config path), whoever started them.
-fn gateway_controls_in_netns(ns: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for pid in fabric::netns::pids_in_netns(ns) {
-        let Ok(p) = procfs::process::Process::new(pid) else {
-            continue;
-        };
-        let Ok(args) = p.cmdline() else {
-            continue;
-        };
-        let Some(run) = args
-            .windows(2)
-            .position(|w| w[0] == "gateway" && w[1] == "run")
-        else {
-            continue;
-        };
-        let cwd = p.cwd().unwrap_or_default();
-        let mut control = None;
-        let mut config = None;
-        let mut rest = args[run + 2..].iter();
-        while let Some(a) = rest.next() {
-            if a == "--control" {
-                control = rest.next().map(PathBuf::from);
-            } else if let Some(v) = a.strip_prefix("--control=") {
-                control = Some(PathBuf::from(v));
-            } else if !a.starts_with('-') && config.is_none() {
-                config = Some(PathBuf::from(a));
-            }
-        }
-        let control = control.or_else(|| {
-            let config = cwd.join(config?);
-            let from_file = gateway::GatewayConfig::load(&config)
-                .ok()
-                .and_then(|c| c.control_socket);
-            Some(from_file.unwrap_or_else(|| gateway::default_control_path(&config)))
-        });
-        if let Some(c) = control {
-            out.push(cwd.join(c));
-        }
-    }
-    out
-}
-
-/// The live status of connection `conn` from whichever gateway process in the lab's namespace
-/// for its VNet gateway runs it; `Err` says in words why there is none.
-fn discover_live(lab: &Lab, site: &str, conn: &site::Connection) -> Result<LiveConnection, String> {
-    let gw_name = conn
-        .virtual_network_gateway1
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    let ns = lab.id().gateway_netns(site, gw_name);
-    let controls = gateway_controls_in_netns(&ns);
-    if controls.is_empty() {
-        return Err(format!(
-            "no hybridnet gateway process runs in namespace {ns} (gateway {gw_name})"
-        ));
-    }
-    for c in &controls {
-        if let Ok(live) = live_status(c, &conn.meta.name) {
-            return Ok(live);
-        }
-    }
-    Err(format!(
-        "no gateway in namespace {ns} reports connection {} (asked {})",
-        conn.meta.name,
-        controls
-            .iter()
-            .map(|c| c.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-}
-
-/// The view of `conn`: with live status from `control` if given; else the lab's own view
-/// (`Lab::connections`, the same `lab status` shows); if the lab knows no live status, a
-/// `hybridnet gateway run` process found in the gateway's namespace (e.g. one started by
-/// hand in a lab without gateway processes). `hybridnet.statusNote` says why a status is
-/// Unknown.
-fn view(
+/// Asks the lab's controller when one runs (it owns the lab), else reads the lab here.
+fn ask(
     lab: &Lab,
-    site: &str,
-    conn: &site::Connection,
-    control: Option<&std::path::Path>,
+    req: LocalRequest,
+    here: impl FnOnce() -> Result<serde_json::Value, fabric::lab::LabError>,
 ) -> anyhow::Result<serde_json::Value> {
-    let note = |mut v: serde_json::Value, why: &str| {
-        if let Some(extra) = v.get_mut("hybridnet").and_then(|x| x.as_object_mut()) {
-            extra.insert("statusNote".into(), serde_json::json!(why));
-        }
-        v
-    };
-    if let Some(p) = control {
-        let live = live_status(p, &conn.meta.name)?;
-        return Ok(connection_view(conn, Some(&live)));
-    }
-    let from_lab = flat(lab.connections())?
-        .into_iter()
-        .find(|c| c.site == site && c.name == conn.meta.name);
-    match from_lab {
-        Some(c) if c.connection_status != "Unknown" => Ok(c.resource),
-        other => Ok(match discover_live(lab, site, conn) {
-            Ok(live) => connection_view(conn, Some(&live)),
-            Err(why) => note(
-                other
-                    .map(|c| c.resource)
-                    .unwrap_or_else(|| connection_view(conn, None)),
-                &why,
-            ),
-        }),
+    match LocalClient::connect(&lab.dir) {
+        Some(c) => flat(c.call(&req, &mut |_| {})),
+        None => flat(here()),
     }
 }
 
 fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let lab = a.lab.open()?;
-    let site = flat(lab.site(&a.site))?;
-    let resources = flat(site.resources())?;
-    let conn = flat(find_connection(&a.site, &resources, &a.name))?;
-    let v = view(&lab, &a.site, conn, a.control.as_deref())?;
+    let v = match &a.control {
+        // An explicit gateway socket is read here: it may be a gateway outside the lab.
+        Some(control) => flat(lab.connection_view(&a.site, &a.name, Some(control)))?,
+        None => ask(
+            &lab,
+            LocalRequest::Connection {
+                site: a.site.clone(),
+                name: a.name.clone(),
+            },
+            || lab.connection_view(&a.site, &a.name, None),
+        )?,
+    };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(ExitCode::SUCCESS)
 }
 
 fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let lab = a.lab.open()?;
-    let site = flat(lab.site(&a.site))?;
-    let resources = flat(site.resources())?;
-    let mut views = Vec::new();
-    for r in &resources {
-        if let site::Resource::Connection(c) = r {
-            views.push(view(&lab, &a.site, c, None)?);
-        }
-    }
+    let views = ask(
+        &lab,
+        LocalRequest::Connections {
+            site: a.site.clone(),
+        },
+        || Ok(serde_json::to_value(lab.connection_views(&a.site)?).unwrap_or_default()),
+    )?;
     println!("{}", serde_json::to_string_pretty(&views)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -291,21 +170,29 @@ fn device_config(a: DeviceConfigArgs) -> anyhow::Result<ExitCode> {
     };
     let vendor = flat(vendor(vendor_name))?;
     let lab = a.lab.open()?;
-    let site = flat(lab.site(site_name))?;
-    let mut peer = flat(PeerDevice::from_site(&site, name))?;
-    if let Some(inside) = a.device_address {
-        peer = peer.with_local_address(inside);
-    }
-    let text = flat(vendor.render(&peer))?;
+    let text = ask(
+        &lab,
+        LocalRequest::DeviceConfig {
+            site: site_name.clone(),
+            name: name.clone(),
+            vendor: vendor_name.clone(),
+            device_address: a.device_address,
+        },
+        || {
+            lab.device_config(site_name, name, vendor_name, a.device_address)
+                .map(serde_json::Value::String)
+        },
+    )?;
+    let text = text.as_str().unwrap_or_default();
     match a.output.as_ref().filter(|p| p.as_os_str() != "-") {
         Some(path) => {
-            flat(write_private(path, &text))?;
+            flat(write_private(path, text))?;
             eprintln!(
                 "wrote the {} configuration ({}) for the peer of connection {} (site {}) to {}{}",
                 vendor.name(),
                 vendor.file_name(),
-                peer.connection_name,
-                peer.site,
+                name,
+                site_name,
                 path.display(),
                 if vendor.contains_secret() {
                     " (mode 0600: it holds the shared key)"
