@@ -1,7 +1,8 @@
 //! The real Azure CLI against a lab's Resource Manager endpoints: a private config directory
 //! per test, the lab CA as the trust bundle, `az cloud register` + `az login` in one call.
 //! scripts/install-az.sh installs az in a virtualenv (HYBRIDNET_AZ_VENV, default
-//! /opt/hybridnet-az).
+//! /opt/hybridnet-az), and az 2.66 LTS, which has the hybrid API profiles, in another
+//! (HYBRIDNET_AZ_LTS_VENV, default /opt/hybridnet-az-lts).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,9 +13,19 @@ use crate::lab::{scratch_dir, show, Lab};
 
 /// The az executable the project's install script puts in place.
 pub fn az_bin() -> PathBuf {
-    let venv = std::env::var_os("HYBRIDNET_AZ_VENV")
+    venv_az("HYBRIDNET_AZ_VENV", "/opt/hybridnet-az")
+}
+
+/// az 2.66 LTS (the release Microsoft names for Azure Stack Hub), which still has the hybrid
+/// API profiles.
+pub fn az_lts_bin() -> PathBuf {
+    venv_az("HYBRIDNET_AZ_LTS_VENV", "/opt/hybridnet-az-lts")
+}
+
+fn venv_az(var: &str, default: &str) -> PathBuf {
+    let venv = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/hybridnet-az"));
+        .unwrap_or_else(|| PathBuf::from(default));
     let bin = venv.join("bin/az");
     assert!(
         bin.exists(),
@@ -57,6 +68,12 @@ impl Api {
     pub fn login(&self, site: &str) -> Az {
         Az::login(&self.endpoint(site), &self.ca)
     }
+
+    /// az 2.66 LTS logged in to `site`, its cloud registered with API profile `profile`
+    /// (e.g. `2019-03-01-hybrid`), as Azure Stack Hub users set it up.
+    pub fn login_with_profile(&self, site: &str, profile: &str) -> Az {
+        Az::login_as(az_lts_bin(), &self.endpoint(site), &self.ca, Some(profile))
+    }
 }
 
 /// The virtualenv's Python, which has the Azure SDK (azure-identity, azure-mgmt-*).
@@ -66,6 +83,7 @@ pub fn sdk_python() -> PathBuf {
 
 /// One az configuration (its own `AZURE_CONFIG_DIR`), logged in to one site.
 pub struct Az {
+    bin: PathBuf,
     config: PathBuf,
     ca: PathBuf,
 }
@@ -74,21 +92,32 @@ impl Az {
     /// Registers the endpoint (an entry of `lab status --json`'s `api.endpoints`) as a cloud
     /// and logs in with the site's service principal.
     pub fn login(endpoint: &Value, ca: &Path) -> Az {
+        Az::login_as(az_bin(), endpoint, ca, None)
+    }
+
+    /// Like [`Az::login`] with the az executable `bin` and, if given, an API profile for the
+    /// registered cloud.
+    pub fn login_as(bin: PathBuf, endpoint: &Value, ca: &Path, profile: Option<&str>) -> Az {
         let az = Az {
+            bin,
             config: scratch_dir("az"),
             ca: ca.to_path_buf(),
         };
         let site = endpoint["site"].as_str().unwrap();
         let cloud = format!("hn-{site}");
         let secret = std::fs::read_to_string(endpoint["secretFile"].as_str().unwrap()).unwrap();
-        az.ok(&[
+        let mut register = vec![
             "cloud",
             "register",
             "-n",
             &cloud,
             "--endpoint-resource-manager",
             endpoint["url"].as_str().unwrap(),
-        ]);
+        ];
+        if let Some(p) = profile {
+            register.extend_from_slice(&["--profile", p]);
+        }
+        az.ok(&register);
         az.ok(&["cloud", "set", "-n", &cloud]);
         az.ok(&[
             "login",
@@ -105,7 +134,7 @@ impl Az {
 
     /// `az ARGS…`.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(az_bin())
+        Command::new(&self.bin)
             .args(args)
             .env("AZURE_CONFIG_DIR", &self.config)
             .env("REQUESTS_CA_BUNDLE", &self.ca)
