@@ -2,7 +2,7 @@
 //! registration and service-principal login per site, resource groups and networks created
 //! through the API and realized, the VPN connections shown Connected with bytes, a shared
 //! key changed through the API that really changes the tunnel, Azure's errors (api-version the
-//! Azure Stack Hub site does not serve, no token, the other site's token, a subnet in use),
+//! Azure Stack Hub site does not serve, no token or an expired one, the other site's token, a subnet in use),
 //! and `lab down` leaving no controller behind.
 
 use std::time::{Duration, Instant};
@@ -34,6 +34,41 @@ fn wait_status(az: &Az, group: &str, want: &str, within: Duration) -> Value {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// `az`'s token for `resource`, with the same claims but expired an hour ago, signed with
+/// the lab's token key (what a client that kept an old token sends).
+fn expired_copy(az: &Az, resource: &str, key_file: &std::path::Path) -> String {
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+    let token = az.ok(&["account", "get-access-token", "--resource", resource])["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = std::fs::read_to_string(key_file).unwrap();
+    let mut v = Validation::new(Algorithm::HS256);
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    let mut claims = jsonwebtoken::decode::<Value>(
+        &token,
+        &DecodingKey::from_secret(key.trim().as_bytes()).unwrap(),
+        &v,
+    )
+    .expect("the lab's token verifies with the lab's key")
+    .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    claims["iat"] = (now - 7200).into();
+    claims["nbf"] = (now - 7200).into();
+    claims["exp"] = (now - 3600).into();
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(key.trim().as_bytes()).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -277,6 +312,26 @@ fn az_drives_both_sites_of_the_seed() {
     ]);
     assert!(
         err.contains("AuthenticationFailed") && err.contains("Unauthorized"),
+        "{err}"
+    );
+    // the site's own token, expired (re-signed with the lab's key an hour in the past): 401
+    let expired = expired_copy(
+        &hub,
+        hub_ep["url"].as_str().unwrap(),
+        &api.ca.with_file_name("token.key"),
+    );
+    let err = hub.fails(&[
+        "rest",
+        "--method",
+        "get",
+        "--url",
+        &ok_url,
+        "--skip-authorization-header",
+        "--headers",
+        &format!("Authorization=Bearer {expired}"),
+    ]);
+    assert!(
+        err.contains("ExpiredAuthenticationToken") && err.contains("Unauthorized"),
         "{err}"
     );
     let token = azure.ok(&[
