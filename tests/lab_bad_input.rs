@@ -78,6 +78,17 @@ fn bad_templates_are_rejected_precisely_and_change_nothing() {
             r#""type": "string""#,
         ),
     );
+    let unknown_type = write(
+        "unknowntype.json",
+        &VNET_TEMPLATE.replace("Microsoft.Network/virtualNetworks", "Microsoft.Foo/bars"),
+    );
+    let unknown_network_type = write(
+        "unknownnettype.json",
+        &VNET_TEMPLATE.replace(
+            "Microsoft.Network/virtualNetworks",
+            "Microsoft.Network/virtualWidgets",
+        ),
+    );
 
     // (arguments, substrings the one error line must contain)
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
@@ -90,6 +101,22 @@ fn bad_templates_are_rejected_precisely_and_change_nothing() {
             vec!["resources[0].location", "unknown function 'resourceGroups'"],
         ),
         (vec![missing], vec!["parameters.space"]),
+        (
+            vec![unknown_type],
+            vec![
+                "resources[0] (Microsoft.Foo/bars 'extra-vnet').type",
+                "no resource provider \"Microsoft.Foo\" is registered on an azure site",
+                "Microsoft.Network",
+            ],
+        ),
+        (
+            vec![unknown_network_type],
+            vec![
+                "resources[0] (Microsoft.Network/virtualWidgets 'extra-vnet').type",
+                "\"virtualWidgets\" could not be found in the namespace \"Microsoft.Network\"",
+                "virtualNetworkGateways",
+            ],
+        ),
         (
             vec![good.clone(), "--set".into(), "tier=bronze".into()],
             vec!["parameters.tier", "bronze", "gold, silver"],

@@ -96,6 +96,11 @@ pub fn from_site(e: &site::SiteError, during_deployment: bool) -> ApiError {
         E::PoolExhausted { .. } => "SubnetIsFull",
         E::MissingReference { .. } => "InvalidResourceReference",
         E::ApiVersion { .. } | E::ApiProfile { .. } => "NoRegisteredProviderFound",
+        E::ResourceType {
+            refusal: site::TypeRefusal::NoProvider(_),
+            ..
+        } => "NoRegisteredProviderFound",
+        E::ResourceType { .. } => "InvalidResourceType",
         E::UnsupportedByKind { .. } => "UnsupportedFeature",
         E::StalePlan { .. } => "Conflict",
         E::Template(_) if during_deployment => "InvalidTemplate",

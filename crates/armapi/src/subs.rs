@@ -62,36 +62,30 @@ pub(crate) fn locations(ctx: &Ctx) -> Response {
     .into_response()
 }
 
-/// The resource types each provider serves on this site, with the API versions its kind
-/// accepts, newest first as ARM lists them.
+/// The resource types each provider serves on this site (its kind's catalogue, plus the
+/// operation endpoints), with the API versions its kind accepts, newest first as ARM lists them.
 fn provider(ctx: &Ctx, ns: &str) -> Value {
-    let types: &[&str] = match ns.to_ascii_lowercase().as_str() {
-        "microsoft.network" => &[
-            "virtualNetworks",
-            "virtualNetworks/subnets",
-            "publicIPAddresses",
-            "networkInterfaces",
-            "networkSecurityGroups",
-            "virtualNetworkGateways",
-            "localNetworkGateways",
-            "connections",
-            "locations",
-            "locations/operations",
-            "locations/operationResults",
-        ],
-        "microsoft.compute" => &["virtualMachines", "locations", "locations/operations"],
-        "microsoft.resources" => &["resourceGroups", "deployments", "subscriptions"],
-        _ => &[],
-    };
-    let canonical = match ns.to_ascii_lowercase().as_str() {
-        "microsoft.network" => "Microsoft.Network",
-        "microsoft.compute" => "Microsoft.Compute",
-        "microsoft.resources" => "Microsoft.Resources",
-        _ => ns,
-    };
-    let versions: Vec<String> = ctx
-        .cfg
-        .kind
+    let kind = &ctx.cfg.kind;
+    let found = kind
+        .providers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(ns));
+    let canonical = found.map_or(ns, |(n, _)| n.as_str());
+    let mut types: Vec<String> = found.map(|(_, t)| t.clone()).unwrap_or_default();
+    if matches!(canonical, "Microsoft.Network" | "Microsoft.Compute") {
+        types.extend(
+            [
+                "locations",
+                "locations/operations",
+                "locations/operationResults",
+            ]
+            .map(String::from),
+        );
+    }
+    if canonical == "Microsoft.Resources" {
+        types.push("subscriptions".into());
+    }
+    let versions: Vec<String> = kind
         .api_version_range(&format!("{canonical}/x"))
         .map(|r| vec![r.max.clone(), r.min.clone()])
         .unwrap_or_else(|| {
@@ -118,14 +112,13 @@ pub(crate) fn providers(ctx: &Ctx, ns: Option<&str>) -> Response {
     match ns {
         Some(ns) => Json(provider(ctx, ns)).into_response(),
         None => {
-            let all: Vec<Value> = [
-                "Microsoft.Network",
-                "Microsoft.Compute",
-                "Microsoft.Resources",
-            ]
-            .iter()
-            .map(|n| provider(ctx, n))
-            .collect();
+            let all: Vec<Value> = ctx
+                .cfg
+                .kind
+                .providers
+                .keys()
+                .map(|n| provider(ctx, n))
+                .collect();
             Json(json!({ "value": all })).into_response()
         }
     }

@@ -95,12 +95,20 @@ pub enum SiteError {
         /// What is wrong, in plain words.
         problem: String,
     },
+    /// A resource type the site's Resource Manager does not serve.
+    #[error("{at}: {refusal}")]
+    ResourceType {
+        /// The resource.
+        at: Location,
+        /// Which of Azure's refusals, in plain words.
+        refusal: crate::kind::TypeRefusal,
+    },
     /// The template's `apiProfile` is not one the site's kind accepts.
-    #[error("apiProfile: {profile} is not supported on a {kind} site (supported: {supported})")]
+    #[error("apiProfile: {profile} is not supported on {kind} site (supported: {supported})")]
     ApiProfile {
         /// The template's profile.
         profile: String,
-        /// The site's kind.
+        /// The site's kind, with its article ("an azure site").
         kind: String,
         /// Profiles the kind accepts, comma-separated.
         supported: String,

@@ -38,7 +38,7 @@ pub use deployment::{
 pub use error::{Location, SiteError};
 pub use kind::{
     kind, kinds, parse_api_date, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features,
-    GatewaySku, GatewaySubnetRules, KindProfile,
+    GatewaySku, GatewaySubnetRules, KindProfile, TypeRefusal,
 };
 pub use model::{
     same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType,

@@ -314,7 +314,7 @@ fn api_version_2020_rejected_on_azure_stack_hub() {
     assert!(matches!(e, SiteError::ApiVersion { .. }), "{msg}");
     assert_eq!(
         msg,
-        "resources[0] (Microsoft.Network/localNetworkGateways 'localGateway').apiVersion: API version 2020-08-01 is not supported on a azure-stack-hub site: Microsoft.Network accepts 2015-06-15 … 2018-11-01 (use apiProfile 2018-03-01-hybrid / 2019-03-01-hybrid / 2020-09-01-hybrid or an apiVersion in that range)"
+        "resources[0] (Microsoft.Network/localNetworkGateways 'localGateway').apiVersion: API version 2020-08-01 is not supported on an azure-stack-hub site: Microsoft.Network accepts 2015-06-15 … 2018-11-01 (use apiProfile 2018-03-01-hybrid / 2019-03-01-hybrid / 2020-09-01-hybrid or an apiVersion in that range)"
     );
     assert!(t.site.resources().unwrap().is_empty());
     let _ = &mut t;

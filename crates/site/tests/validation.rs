@@ -85,7 +85,7 @@ fn gateway_subnet_slash30() {
         &["10.1.0.0/16"],
         &[("GatewaySubnet", "10.1.255.0/30")]
     )]));
-    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.addressPrefix: GatewaySubnet 10.1.255.0/30 is too small: the minimum on a azure site is /29 (/27 recommended)");
+    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').properties.subnets[0].properties.addressPrefix: GatewaySubnet 10.1.255.0/30 is too small: the minimum on an azure site is /29 (/27 recommended)");
     let e = reject_on(
         "azure-stack-hub",
         "192.0.2.0/24",
@@ -98,7 +98,7 @@ fn gateway_subnet_slash30() {
     )
     .to_string();
     assert!(
-        e.ends_with("GatewaySubnet 10.1.255.0/30 is too small: the minimum on a azure-stack-hub site is /29 (/28 recommended)"),
+        e.ends_with("GatewaySubnet 10.1.255.0/30 is too small: the minimum on an azure-stack-hub site is /29 (/28 recommended)"),
         "{e}"
     );
 }
@@ -150,7 +150,7 @@ fn unsupported_api_version() {
     let mut v = vnet("vnet1", &["10.1.0.0/16"], &[]);
     v["apiVersion"] = json!("2020-05-01");
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", None, json!([v])).to_string();
-    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').apiVersion: API version 2020-05-01 is not supported on a azure-stack-hub site: Microsoft.Network accepts 2015-06-15 … 2018-11-01 (use apiProfile 2018-03-01-hybrid / 2019-03-01-hybrid / 2020-09-01-hybrid or an apiVersion in that range)");
+    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworks 'vnet1').apiVersion: API version 2020-05-01 is not supported on an azure-stack-hub site: Microsoft.Network accepts 2015-06-15 … 2018-11-01 (use apiProfile 2018-03-01-hybrid / 2019-03-01-hybrid / 2020-09-01-hybrid or an apiVersion in that range)");
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn standard_public_ip_on_azure_stack_hub() {
     let mut p = pip("pip1");
     p["sku"] = json!({"name": "Standard"});
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", None, json!([p])).to_string();
-    assert_eq!(e, "resources[0] (Microsoft.Network/publicIPAddresses 'pip1').sku.name: Standard public IP addresses are not supported on a azure-stack-hub site; use Basic");
+    assert_eq!(e, "resources[0] (Microsoft.Network/publicIPAddresses 'pip1').sku.name: Standard public IP addresses are not supported on an azure-stack-hub site; use Basic");
 }
 
 fn gw_setup() -> Value {
@@ -187,7 +187,7 @@ fn active_active_on_azure_stack_hub() {
         json!([g]),
     )
     .to_string();
-    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworkGateways 'gw').properties.activeActive: active-active gateways are not supported on a azure-stack-hub site");
+    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworkGateways 'gw').properties.activeActive: active-active gateways are not supported on an azure-stack-hub site");
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn vnet2vnet_on_azure_stack_hub() {
         json!([c.clone()]),
     )
     .to_string();
-    assert_eq!(e, "resources[0] (Microsoft.Network/connections 'c1').properties.connectionType: VNet-to-VNet connections are not supported on a azure-stack-hub site; use IPsec with a local network gateway");
+    assert_eq!(e, "resources[0] (Microsoft.Network/connections 'c1').properties.connectionType: VNet-to-VNet connections are not supported on an azure-stack-hub site; use IPsec with a local network gateway");
     // The same is fine on azure.
     let mut t = site("azure", "203.0.113.0/24");
     deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
@@ -235,7 +235,7 @@ fn unknown_sku_for_kind() {
         json!([gateway("gw", "vnet1", "pip1", "VpnGw5")]),
     )
     .to_string();
-    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworkGateways 'gw').properties.sku.name: gateway SKU \"VpnGw5\" does not exist on a azure-stack-hub site (available: Basic, Standard, HighPerformance, VpnGw1, VpnGw2, VpnGw3)");
+    assert_eq!(e, "resources[0] (Microsoft.Network/virtualNetworkGateways 'gw').properties.sku.name: gateway SKU \"VpnGw5\" does not exist on an azure-stack-hub site (available: Basic, Standard, HighPerformance, VpnGw1, VpnGw2, VpnGw3)");
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn policy_based_on_azure_stack_hub() {
     )
     .to_string();
     assert!(
-        e.ends_with(".properties.vpnType: policy-based VPN gateways are not supported on a azure-stack-hub site; use RouteBased"),
+        e.ends_with(".properties.vpnType: policy-based VPN gateways are not supported on an azure-stack-hub site; use RouteBased"),
         "{e}"
     );
 }
@@ -299,7 +299,7 @@ fn tunnel_limit_per_sku() {
         .plan(&tpl(sixth), Default::default(), "sixth")
         .unwrap_err()
         .to_string();
-    assert_eq!(e, "resources[1] (Microsoft.Network/connections 'c5').properties.virtualNetworkGateway1.id: gateway 'gw' (HighPerformance SKU) allows 5 site-to-site tunnels on a azure-stack-hub site; this would be connection 6");
+    assert_eq!(e, "resources[1] (Microsoft.Network/connections 'c5').properties.virtualNetworkGateway1.id: gateway 'gw' (HighPerformance SKU) allows 5 site-to-site tunnels on an azure-stack-hub site; this would be connection 6");
     // Downgrading the gateway below its connection count is refused too.
     let e = t
         .site
@@ -310,7 +310,7 @@ fn tunnel_limit_per_sku() {
         )
         .unwrap_err()
         .to_string();
-    assert!(e.ends_with("properties.sku.name: the VpnGw1 SKU allows 3 site-to-site tunnels on a azure-stack-hub site, but 5 connections use this gateway"), "{e}");
+    assert!(e.ends_with("properties.sku.name: the VpnGw1 SKU allows 3 site-to-site tunnels on an azure-stack-hub site, but 5 connections use this gateway"), "{e}");
 }
 
 #[test]
@@ -484,7 +484,7 @@ fn custom_policy_needs_standard_or_high_performance_on_ash() {
     let mut c = connection("c1", "gw", "peer", "k");
     c["properties"]["ipsecPolicies"] = json!([policy(json!({}))]);
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup), json!([c])).to_string();
-    assert!(e.ends_with("properties.ipsecPolicies: custom IPsec/IKE policies need gateway SKU Standard or HighPerformance on a azure-stack-hub site; gateway 'gw' is Basic"), "{e}");
+    assert!(e.ends_with("properties.ipsecPolicies: custom IPsec/IKE policies need gateway SKU Standard or HighPerformance on an azure-stack-hub site; gateway 'gw' is Basic"), "{e}");
 }
 
 #[test]
@@ -518,7 +518,7 @@ fn connection_property_checks() {
     )
     .to_string();
     assert!(
-        e.ends_with("properties.connectionProtocol: IKEv1 is not supported on a azure-stack-hub site (supported: IKEv2)"),
+        e.ends_with("properties.connectionProtocol: IKEv1 is not supported on an azure-stack-hub site (supported: IKEv2)"),
         "{e}"
     );
 
@@ -526,7 +526,7 @@ fn connection_property_checks() {
     c["properties"]["usePolicyBasedTrafficSelectors"] = json!(true);
     let e = reject_on("azure-stack-hub", "192.0.2.0/24", Some(setup), json!([c])).to_string();
     assert!(
-        e.ends_with("properties.usePolicyBasedTrafficSelectors: usePolicyBasedTrafficSelectors is not supported on a azure-stack-hub site"),
+        e.ends_with("properties.usePolicyBasedTrafficSelectors: usePolicyBasedTrafficSelectors is not supported on an azure-stack-hub site"),
         "{e}"
     );
 
@@ -559,14 +559,36 @@ fn bgp_asn_limits() {
     )
     .to_string();
     assert!(
-        e.ends_with("properties.bgpSettings.asn: ASN 4200000000 is out of range: a azure-stack-hub site accepts 1 … 65535"),
+        e.ends_with("properties.bgpSettings.asn: ASN 4200000000 is out of range: an azure-stack-hub site accepts 1 … 65535"),
         "{e}"
     );
-    g["properties"]["bgpSettings"] = json!({"asn": 65515});
-    let e = reject_on("azure", "203.0.113.0/24", Some(gw_setup()), json!([g])).to_string();
+    // Azure's other reserved ASNs are refused for a gateway too
+    g["properties"]["bgpSettings"] = json!({"asn": 65517});
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(gw_setup()),
+        json!([g.clone()]),
+    )
+    .to_string();
     assert!(
         e.ends_with(
-            "properties.bgpSettings.asn: ASN 65515 is reserved and cannot be used on a azure site"
+            "properties.bgpSettings.asn: ASN 65517 is reserved and cannot be used by a virtual network gateway on an azure site"
+        ),
+        "{e}"
+    );
+    // 65515 is Azure's own default: explicit on a gateway, as templates write it, it is fine
+    g["properties"]["bgpSettings"] = json!({"asn": 65515});
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(gw_setup()), Default::default(), "setup").unwrap();
+    deploy(&mut t.site, &tpl(json!([g])), Default::default(), "gw").unwrap();
+    // but not for an on-premises peer
+    let mut peer = lng("peer", "198.51.100.1", &["10.2.0.0/16"]);
+    peer["properties"]["bgpSettings"] = json!({"asn": 65515, "bgpPeeringAddress": "10.2.0.1"});
+    let e = reject(json!([peer])).to_string();
+    assert!(
+        e.ends_with(
+            "properties.bgpSettings.asn: ASN 65515 is reserved and cannot be used by an on-premises peer on an azure site"
         ),
         "{e}"
     );
@@ -694,7 +716,7 @@ fn bgp_peering_settings_not_configurable_on_ash() {
     .to_string();
     assert!(
         e.ends_with(
-            "properties.bgpSettings.peerWeight: a configurable BGP peering address or weight is not supported on a azure-stack-hub site"
+            "properties.bgpSettings.peerWeight: a configurable BGP peering address or weight is not supported on an azure-stack-hub site"
         ),
         "{e}"
     );
@@ -764,5 +786,59 @@ fn policy_based_gateway_rules_on_azure() {
             "properties.virtualNetworkGateway1.id: gateway 'gw' is policy-based, which allows one tunnel; this would be connection 2"
         ),
         "{e}"
+    );
+}
+
+#[test]
+fn resource_types_the_site_does_not_serve() {
+    let res = |t: &str| json!([{"type": t, "apiVersion": "2018-11-01", "name": "x", "location": "[resourceGroup().location]", "properties": {}}]);
+    let e = reject_on("azure", "203.0.113.0/24", None, res("Microsoft.Foo/bars"));
+    assert!(
+        matches!(
+            &e,
+            SiteError::ResourceType {
+                refusal: site::TypeRefusal::NoProvider(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().starts_with("resources[0] (Microsoft.Foo/bars 'x').type: no resource provider \"Microsoft.Foo\" is registered on an azure site (providers: "),
+        "{e}"
+    );
+    // Azure has NAT gateways, Azure Stack Hub does not
+    let e = reject_on(
+        "azure-stack-hub",
+        "192.0.2.0/24",
+        None,
+        res("Microsoft.Network/natGateways"),
+    );
+    assert!(
+        matches!(
+            &e,
+            SiteError::ResourceType {
+                refusal: site::TypeRefusal::UnknownType(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("the resource type \"natGateways\" could not be found in the namespace \"Microsoft.Network\" on an azure-stack-hub site (its types: virtualNetworks, "),
+        "{e}"
+    );
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(
+        &mut t.site,
+        &tpl(res("Microsoft.Network/natGateways")),
+        Default::default(),
+        "nat",
+    )
+    .unwrap();
+    let rs = t.site.resources().unwrap();
+    assert!(
+        matches!(find(&rs, "x"), site::Resource::Other(_)),
+        "known type, recorded"
     );
 }

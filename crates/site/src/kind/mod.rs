@@ -10,7 +10,7 @@ use crate::error::SiteError;
 
 mod rules;
 
-pub use rules::Feature;
+pub use rules::{Feature, TypeRefusal};
 
 include!(concat!(env!("OUT_DIR"), "/kind_files.rs"));
 
@@ -41,6 +41,10 @@ pub struct KindProfile {
     pub gateway_skus: Vec<GatewaySku>,
     /// The IPsec/IKE policy a connection without `ipsecPolicies` uses.
     pub default_policy: DefaultPolicy,
+    /// Resource types per provider namespace that the kind's Resource Manager serves; other
+    /// types are refused as Azure refuses them.
+    #[serde(default)]
+    pub providers: BTreeMap<String, Vec<String>>,
 }
 
 /// Inclusive range of API versions (`YYYY-MM-DD`, compared as dates) a namespace accepts.
@@ -312,8 +316,13 @@ mod tests {
             .ike_proposals
             .iter()
             .any(|p| p.contains("3des")));
-        assert!(azure.check_bgp_asn(65515).is_err());
-        assert!(azure.check_bgp_asn(4_200_000_000).is_ok());
-        assert!(ash.check_bgp_asn(65_600).is_err());
+        assert!(azure.check_bgp_asn(65515, false).is_err());
+        assert!(
+            azure.check_bgp_asn(65515, true).is_ok(),
+            "Azure's own default"
+        );
+        assert!(azure.check_bgp_asn(65517, true).is_err());
+        assert!(azure.check_bgp_asn(4_200_000_000, false).is_ok());
+        assert!(ash.check_bgp_asn(65_600, false).is_err());
     }
 }

@@ -31,6 +31,23 @@ pub enum Feature {
     PolicyBasedTrafficSelectors,
 }
 
+/// Why a resource type is refused: Resource Manager's two cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeRefusal {
+    /// The namespace has no provider on the site (Azure: NoRegisteredProviderFound).
+    NoProvider(String),
+    /// The namespace exists but not the type (Azure: InvalidResourceType).
+    UnknownType(String),
+}
+
+impl std::fmt::Display for TypeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeRefusal::NoProvider(m) | TypeRefusal::UnknownType(m) => f.write_str(m),
+        }
+    }
+}
+
 /// One row of the feature table. Refusals may name `{kind}`, `{description}`, `{sku}` (the SKU
 /// asked for) and `{skus_with}` (the kind's SKUs that offer the feature).
 struct Rule {
@@ -51,55 +68,55 @@ impl Feature {
             Feature::StandardPublicIp => Rule {
                 kind: |k| k.features.standard_public_ip,
                 sku: None,
-                kind_refusal: "Standard public IP addresses are not supported on a {kind} site; use Basic",
+                kind_refusal: "Standard public IP addresses are not supported on {a_kind} site; use Basic",
                 sku_refusal: "",
             },
             Feature::Ipv6 => Rule {
                 kind: |k| k.features.ipv6,
                 sku: None,
-                kind_refusal: "IPv6 is not supported on a {kind} site",
+                kind_refusal: "IPv6 is not supported on {a_kind} site",
                 sku_refusal: "",
             },
             Feature::VnetGateways => Rule {
                 kind: |k| !k.gateway_skus.is_empty(),
                 sku: None,
-                kind_refusal: "a {kind} site ({description}) has no virtual network gateways",
+                kind_refusal: "{a_kind} site ({description}) has no virtual network gateways",
                 sku_refusal: "",
             },
             Feature::PolicyBasedGateway => Rule {
                 kind: |k| k.features.policy_based,
                 sku: Some(|s| s.policy_based),
-                kind_refusal: "policy-based VPN gateways are not supported on a {kind} site; use RouteBased",
+                kind_refusal: "policy-based VPN gateways are not supported on {a_kind} site; use RouteBased",
                 sku_refusal: "policy-based VPN gateways need the {skus_with} SKU, not {sku}",
             },
             Feature::ActiveActive => Rule {
                 kind: |k| k.features.active_active,
                 sku: Some(|s| s.active_active),
-                kind_refusal: "active-active gateways are not supported on a {kind} site",
+                kind_refusal: "active-active gateways are not supported on {a_kind} site",
                 sku_refusal: "the {sku} SKU does not support active-active",
             },
             Feature::Bgp => Rule {
                 kind: |k| k.features.bgp,
                 sku: Some(|s| s.bgp),
-                kind_refusal: "BGP is not available with the {sku} SKU on a {kind} site",
-                sku_refusal: "BGP is not available with the {sku} SKU on a {kind} site",
+                kind_refusal: "BGP is not available with the {sku} SKU on {a_kind} site",
+                sku_refusal: "BGP is not available with the {sku} SKU on {a_kind} site",
             },
             Feature::ConfigurableBgpPeering => Rule {
                 kind: |k| k.features.configurable_bgp_peering,
                 sku: None,
-                kind_refusal: "a configurable BGP peering address or weight is not supported on a {kind} site",
+                kind_refusal: "a configurable BGP peering address or weight is not supported on {a_kind} site",
                 sku_refusal: "",
             },
             Feature::Vnet2Vnet => Rule {
                 kind: |k| k.features.vnet2vnet,
                 sku: None,
-                kind_refusal: "VNet-to-VNet connections are not supported on a {kind} site; use IPsec with a local network gateway",
+                kind_refusal: "VNet-to-VNet connections are not supported on {a_kind} site; use IPsec with a local network gateway",
                 sku_refusal: "",
             },
             Feature::PolicyBasedTrafficSelectors => Rule {
                 kind: |k| k.features.policy_based_traffic_selectors,
                 sku: None,
-                kind_refusal: "usePolicyBasedTrafficSelectors is not supported on a {kind} site",
+                kind_refusal: "usePolicyBasedTrafficSelectors is not supported on {a_kind} site",
                 sku_refusal: "",
             },
         }
@@ -129,6 +146,7 @@ impl KindProfile {
             None => Vec::new(),
         };
         Err(refusal
+            .replace("{a_kind}", &self.a_kind())
             .replace("{kind}", &self.name)
             .replace("{description}", &self.description)
             .replace("{sku}", sku.map_or("", |s| s.name.as_str()))
@@ -139,8 +157,8 @@ impl KindProfile {
     pub fn require_gateway_sku(&self, name: &str) -> Result<&GatewaySku, String> {
         self.gateway_sku(name).ok_or_else(|| {
             format!(
-                "gateway SKU {name:?} does not exist on a {} site (available: {})",
-                self.name,
+                "gateway SKU {name:?} does not exist on {} site (available: {})",
+                self.a_kind(),
                 self.gateway_skus
                     .iter()
                     .map(|s| s.name.as_str())
@@ -160,8 +178,8 @@ impl KindProfile {
             return Ok(());
         }
         Err(format!(
-            "{protocol} is not supported on a {} site (supported: {})",
-            self.name,
+            "{protocol} is not supported on {} site (supported: {})",
+            self.a_kind(),
             self.connection_protocols.join(", ")
         ))
     }
@@ -200,9 +218,9 @@ impl KindProfile {
             return Ok(());
         }
         Err(format!(
-            "custom IPsec/IKE policies need gateway SKU {} on a {} site",
+            "custom IPsec/IKE policies need gateway SKU {} on {} site",
             allowed.join(" or "),
-            self.name
+            self.a_kind()
         ))
     }
 
@@ -212,14 +230,15 @@ impl KindProfile {
         let rules = &self.gateway_subnet;
         if prefix.prefix_len() > rules.min_prefix_len {
             return Err(format!(
-                "GatewaySubnet {prefix} is too small: the minimum on a {} site is /{} (/{} recommended)",
-                self.name, rules.min_prefix_len, rules.recommended_prefix_len
+                "GatewaySubnet {prefix} is too small: the minimum on {} site is /{} (/{} recommended)",
+                self.a_kind(), rules.min_prefix_len, rules.recommended_prefix_len
             ));
         }
         if prefix.prefix_len() > rules.recommended_prefix_len {
             return Ok(Some(format!(
-                "GatewaySubnet {prefix} is smaller than the recommended /{} on a {} site",
-                rules.recommended_prefix_len, self.name
+                "GatewaySubnet {prefix} is smaller than the recommended /{} on {} site",
+                rules.recommended_prefix_len,
+                self.a_kind()
             )));
         }
         Ok(None)
@@ -237,8 +256,8 @@ impl KindProfile {
             if min.is_some_and(|m| date < m) || max.is_some_and(|m| date > m) {
                 let ns = resource_type.split('/').next().unwrap_or(resource_type);
                 return Err(format!(
-                    "API version {version} is not supported on a {} site: {ns} accepts {} … {} (use apiProfile {} or an apiVersion in that range)",
-                    self.name,
+                    "API version {version} is not supported on {} site: {ns} accepts {} … {} (use apiProfile {} or an apiVersion in that range)",
+                    self.a_kind(),
                     r.min,
                     r.max,
                     self.api_profiles.join(" / ")
@@ -248,24 +267,70 @@ impl KindProfile {
         Ok(())
     }
 
-    /// Whether a BGP ASN is usable on this kind; `Err` carries the reason.
-    pub fn check_bgp_asn(&self, asn: u64) -> Result<(), String> {
+    /// Whether the kind's Resource Manager serves `resource_type` (`Namespace/type[/child]`);
+    /// the refusal says which of Azure's two errors applies and names what is served.
+    pub fn check_resource_type(&self, resource_type: &str) -> Result<(), TypeRefusal> {
+        let (ns, ty) = resource_type.split_once('/').unwrap_or((resource_type, ""));
+        let Some((ns, types)) = self
+            .providers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(ns))
+        else {
+            return Err(TypeRefusal::NoProvider(format!(
+                "no resource provider {ns:?} is registered on {} site (providers: {})",
+                self.a_kind(),
+                self.providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if types.iter().any(|t| t.eq_ignore_ascii_case(ty)) {
+            return Ok(());
+        }
+        Err(TypeRefusal::UnknownType(format!(
+            "the resource type {ty:?} could not be found in the namespace {ns:?} on {} site (its types: {})",
+            self.a_kind(),
+            types.join(", ")
+        )))
+    }
+
+    /// The kind's name with its article, for messages ("an azure-stack-hub site").
+    pub fn a_kind(&self) -> String {
+        let vowel = self.name.starts_with(|c: char| "aeiouAEIOU".contains(c));
+        format!("{} {}", if vowel { "an" } else { "a" }, self.name)
+    }
+
+    /// Whether a BGP ASN is usable on this kind; `Err` carries the reason. `own_gateway`: the
+    /// ASN of one of the site's own VNet gateways, which may be the kind's default (Azure's
+    /// 65515) that is reserved for peers.
+    pub fn check_bgp_asn(&self, asn: u64, own_gateway: bool) -> Result<(), String> {
         let f = &self.features;
         if asn == 0 || asn > u64::from(f.max_bgp_asn) {
             return Err(format!(
-                "ASN {asn} is out of range: a {} site accepts 1 … {}",
-                self.name, f.max_bgp_asn
+                "ASN {asn} is out of range: {} site accepts 1 … {}",
+                self.a_kind(),
+                f.max_bgp_asn
             ));
         }
         let a = asn as u32;
+        if own_gateway && a == f.default_bgp_asn {
+            return Ok(());
+        }
         if f.reserved_bgp_asns.contains(&a)
             || f.reserved_bgp_asn_ranges
                 .iter()
                 .any(|[lo, hi]| (*lo..=*hi).contains(&a))
         {
             return Err(format!(
-                "ASN {asn} is reserved and cannot be used on a {} site",
-                self.name
+                "ASN {asn} is reserved and cannot be used {} on {} site",
+                if own_gateway {
+                    "by a virtual network gateway"
+                } else {
+                    "by an on-premises peer"
+                },
+                self.a_kind()
             ));
         }
         Ok(())
@@ -287,7 +352,7 @@ mod tests {
         let vpngw1 = azure.gateway_sku("VpnGw1").unwrap();
         assert_eq!(
             ash.check_feature(Feature::ActiveActive, None).unwrap_err(),
-            "active-active gateways are not supported on a azure-stack-hub site"
+            "active-active gateways are not supported on an azure-stack-hub site"
         );
         assert_eq!(
             azure
@@ -306,7 +371,7 @@ mod tests {
         );
         assert_eq!(
             azure.check_feature(Feature::Bgp, Some(basic)).unwrap_err(),
-            "BGP is not available with the Basic SKU on a azure site"
+            "BGP is not available with the Basic SKU on an azure site"
         );
         assert!(strongswan
             .check_feature(Feature::VnetGateways, None)

@@ -181,7 +181,7 @@ fn gateway_properties(g: &VirtualNetworkGateway, props: &mut Map<String, Value>)
     props.insert("activeActive".into(), json!(g.active_active));
     props.insert("enableBgp".into(), json!(g.enable_bgp));
     if let Some(b) = &g.bgp_settings {
-        props.insert("bgpSettings".into(), b.to_json());
+        props.insert("bgpSettings".into(), gateway_bgp_json(g, b));
     }
     if let Some(gen) = &g.vpn_gateway_generation {
         props.insert("vpnGatewayGeneration".into(), json!(gen));
@@ -203,6 +203,48 @@ fn gateway_properties(g: &VirtualNetworkGateway, props: &mut Map<String, Value>)
         })
         .collect();
     props.insert("ipConfigurations".into(), Value::Array(cfgs));
+}
+
+/// A VNet gateway's `bgpSettings` as Azure shows it: besides what was configured, each
+/// instance's BGP address (its address in the GatewaySubnet, where the gateway peers from),
+/// in `bgpPeeringAddress` (comma-separated for active-active) and per IP configuration in
+/// `bgpPeeringAddresses`, so templates can `reference()` them.
+fn gateway_bgp_json(g: &VirtualNetworkGateway, b: &BgpSettings) -> Value {
+    let mut v = b.to_json();
+    let defaults: Vec<String> = g
+        .ip_configurations
+        .iter()
+        .map(|c| c.private_ip_address.to_string())
+        .collect();
+    let custom: Vec<&str> = b
+        .bgp_peering_address
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if let Value::Object(m) = &mut v {
+        if b.bgp_peering_address.is_none() {
+            m.insert("bgpPeeringAddress".into(), json!(defaults.join(",")));
+        }
+        m.entry("peerWeight").or_insert(json!(0));
+        let per_instance: Vec<Value> = g
+            .ip_configurations
+            .iter()
+            .map(|c| {
+                json!({
+                    "ipconfigurationId": format!("{}/ipConfigurations/{}", g.meta.id, c.name),
+                    "defaultBgpIpAddresses": [c.private_ip_address.to_string()],
+                    "customBgpIpAddresses": custom
+                        .iter()
+                        .filter(|a| a.starts_with("169.254."))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        m.insert("bgpPeeringAddresses".into(), Value::Array(per_instance));
+    }
+    v
 }
 
 fn local_gateway_properties(l: &LocalNetworkGateway, props: &mut Map<String, Value>) {

@@ -251,8 +251,8 @@ impl Planner<'_> {
             )
         } else if n > sku.s2s_tunnels as usize {
             format!(
-                "gateway '{}' ({} SKU) allows {} site-to-site tunnels on a {} site; this would be connection {n}",
-                g1.meta.name, sku.name, sku.s2s_tunnels, self.kind.name
+                "gateway '{}' ({} SKU) allows {} site-to-site tunnels on {} site; this would be connection {n}",
+                g1.meta.name, sku.name, sku.s2s_tunnels, self.kind.a_kind()
             )
         } else {
             return Ok(());

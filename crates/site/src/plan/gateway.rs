@@ -16,13 +16,14 @@ use crate::props::gateway::{self as gateway_props, VirtualNetworkGatewayResource
 use crate::props::{self};
 
 impl Planner<'_> {
-    /// `bgpSettings` of a virtual or local network gateway at `path`: the ASN checked against
-    /// the kind (its default when absent).
+    /// `bgpSettings` of a virtual (`own_gateway`) or local network gateway at `path`: the ASN
+    /// checked against the kind (its default when absent).
     pub(super) fn bgp_settings(
         &self,
         settings: Option<&gateway_props::BgpSettings>,
         loc: &Location,
         path: &str,
+        own_gateway: bool,
     ) -> Result<Option<BgpSettings>, SiteError> {
         let Some(s) = settings else {
             return Ok(None);
@@ -31,7 +32,7 @@ impl Planner<'_> {
             Some(a) => {
                 let checked = u64::try_from(a)
                     .map_err(|_| format!("ASN {a} is out of range: ASNs are positive"))
-                    .and_then(|u| self.kind.check_bgp_asn(u).map(|()| u));
+                    .and_then(|u| self.kind.check_bgp_asn(u, own_gateway).map(|()| u));
                 let u = checked.map_err(|p| unsupported(loc.at(format!("{path}.asn")), p))?;
                 u as u32
             }
@@ -108,8 +109,8 @@ impl Planner<'_> {
             return Err(SiteError::TunnelLimit {
                 at: loc.at("properties.sku.name"),
                 problem: format!(
-                    "the {} SKU allows {} site-to-site tunnels on a {} site, but {tunnels} connections use this gateway",
-                    sku.name, sku.s2s_tunnels, kind.name
+                    "the {} SKU allows {} site-to-site tunnels on {} site, but {tunnels} connections use this gateway",
+                    sku.name, sku.s2s_tunnels, kind.a_kind()
                 ),
             });
         }
@@ -152,7 +153,7 @@ impl Planner<'_> {
             self.require_feature(Feature::ActiveActive, Some(sku), at)?;
         }
         let settings = p.bgp_settings.as_ref();
-        let mut bgp_settings = self.bgp_settings(settings, loc, "properties.bgpSettings")?;
+        let mut bgp_settings = self.bgp_settings(settings, loc, "properties.bgpSettings", true)?;
         if let Some(s) = settings {
             let configured = [
                 ("bgpPeeringAddress", s.bgp_peering_address.is_some()),

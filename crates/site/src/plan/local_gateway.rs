@@ -54,8 +54,12 @@ impl Planner<'_> {
             }
             prefixes.push(net);
         }
-        let bgp_settings =
-            self.bgp_settings(p.bgp_settings.as_ref(), loc, "properties.bgpSettings")?;
+        let bgp_settings = self.bgp_settings(
+            p.bgp_settings.as_ref(),
+            loc,
+            "properties.bgpSettings",
+            false,
+        )?;
         if prefixes.is_empty() && bgp_settings.is_none() {
             return Err(invalid(
                 loc.at(space_path),

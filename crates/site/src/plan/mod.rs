@@ -178,7 +178,7 @@ impl<'a> Planner<'a> {
         match d.api_profile() {
             Some(p) if !self.kind.supports_api_profile(p) => Err(SiteError::ApiProfile {
                 profile: p.to_string(),
-                kind: self.kind.name.clone(),
+                kind: self.kind.a_kind(),
                 supported: self.kind.api_profiles.join(", "),
             }),
             _ => Ok(()),
@@ -364,6 +364,12 @@ impl<'a> Planner<'a> {
             T_LNG => self.local_gateway(meta, &loc, body)?,
             T_CONN => self.connection(meta, &loc, body)?,
             _ => {
+                self.kind
+                    .check_resource_type(&ev.resource_type)
+                    .map_err(|refusal| SiteError::ResourceType {
+                        at: loc.at("type"),
+                        refusal,
+                    })?;
                 let mut meta = meta;
                 let note = format!(
                     "{} ({} '{}'): type not modelled by hybridnet; recorded as given, not realized",
