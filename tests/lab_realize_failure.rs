@@ -1,5 +1,6 @@
 //! A resource that cannot be realized is marked Failed with the error in the site store,
-//! `lab status` shows it, the command fails, and everything else keeps working.
+//! `lab status` shows it (and its deployment as Failed, as Azure does), the command fails, and
+//! everything else keeps working.
 
 use testkit::lab::{show, Lab};
 
@@ -73,6 +74,21 @@ fn unrealizable_vm_is_failed_and_the_rest_keeps_working() {
     assert!(
         failed["error"].as_str().unwrap().contains("already used"),
         "{failed}"
+    );
+    // its deployment is Failed too, naming the resource, as Azure reports it
+    let deployment = azure["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "colliding")
+        .expect("the deployment is recorded");
+    assert_eq!(deployment["state"], "Failed", "{deployment}");
+    assert!(
+        deployment["error"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft.Compute/virtualMachines 'vnet-azure-vnet' failed to provision"),
+        "{deployment}"
     );
     for vm in vms.iter().filter(|v| v["name"] != "vnet-azure-vnet") {
         assert_eq!(vm["provisioningState"], "Succeeded", "{vm}");

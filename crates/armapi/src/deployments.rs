@@ -47,8 +47,25 @@ fn outputs_json(outputs: &Map<String, Value>) -> Value {
     )
 }
 
-fn record_json(ctx: &Ctx, group: &str, d: &site::DeploymentRecord, state: &str) -> Value {
-    json!({
+/// A deployment's provisioningState and, when Failed, why (Azure's outcome: Failed also when
+/// one of its resources failed to provision).
+fn outcome_of(
+    d: &site::DeploymentRecord,
+    resources: &[site::Resource],
+) -> (&'static str, Option<String>) {
+    match d.outcome(resources) {
+        site::DeploymentState::Succeeded => ("Succeeded", None),
+        site::DeploymentState::Failed { error } => ("Failed", Some(error)),
+    }
+}
+
+fn record_json(
+    ctx: &Ctx,
+    group: &str,
+    d: &site::DeploymentRecord,
+    (state, error): (&str, Option<String>),
+) -> Value {
+    let mut v = json!({
         "id": deployment_id(ctx, group, &d.name),
         "name": d.name,
         "type": "Microsoft.Resources/deployments",
@@ -65,7 +82,15 @@ fn record_json(ctx: &Ctx, group: &str, d: &site::DeploymentRecord, state: &str) 
             "outputResources": d.resources.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
             "correlationId": uuid::Uuid::new_v4().to_string(),
         },
-    })
+    });
+    if let Some(message) = error {
+        v["properties"]["error"] = json!({
+            "code": "DeploymentFailed",
+            "message": "At least one resource deployment operation failed.",
+            "details": [{ "code": "ResourceDeploymentFailure", "message": message }],
+        });
+    }
+    v
 }
 
 /// A deployment request body. Resource Manager reads it as leniently as templates (az
@@ -133,6 +158,7 @@ pub(crate) async fn handle(
 ) -> Result<Response, ApiError> {
     let group = crate::subs::find_group(ctx, group)?.name;
     let site = ctx.backend.site()?;
+    let resources = site.resources().map_err(|e| from_site(&e, true))?;
     let records: Vec<site::DeploymentRecord> = site
         .deployments()
         .map_err(|e| from_site(&e, true))?
@@ -142,7 +168,7 @@ pub(crate) async fn handle(
     let Some(name) = name else {
         let v: Vec<Value> = records
             .iter()
-            .map(|d| record_json(ctx, &group, d, state_of(d)))
+            .map(|d| record_json(ctx, &group, d, outcome_of(d, &resources)))
             .collect();
         return Ok(Json(json!({ "value": v })).into_response());
     };
@@ -163,7 +189,7 @@ pub(crate) async fn handle(
     ) {
         (None, Method::GET) => {
             let d = found.ok_or_else(not_found)?;
-            Ok(Json(record_json(ctx, &group, d, state_of(d))).into_response())
+            Ok(Json(record_json(ctx, &group, d, outcome_of(d, &resources))).into_response())
         }
         (None, Method::HEAD) => Ok(if found.is_some() {
             StatusCode::NO_CONTENT
@@ -181,7 +207,7 @@ pub(crate) async fn handle(
             let op = ctx.realizer.submit();
             let mut resp = (
                 StatusCode::CREATED,
-                Json(record_json(ctx, &group, &record, "Running")),
+                Json(record_json(ctx, &group, &record, ("Running", None))),
             )
                 .into_response();
             let poll = format!(
@@ -257,7 +283,7 @@ pub(crate) async fn handle(
                         "operationId": id,
                         "properties": {
                             "provisioningOperation": "Create",
-                            "provisioningState": state_of(d),
+                            "provisioningState": operation_state(d, id, &resources),
                             "targetResource": { "id": id },
                         },
                     })
@@ -282,9 +308,23 @@ fn operation_id(resource_id: &str) -> String {
     hex::encode(sha2::Sha256::digest(resource_id.as_bytes()))[..16].to_uppercase()
 }
 
-fn state_of(d: &site::DeploymentRecord) -> &'static str {
-    match d.state {
-        site::DeploymentState::Succeeded => "Succeeded",
-        _ => "Failed",
+/// A deployment operation's state: its resource's provisioning state (Failed when the lab
+/// could not realize it), or the deployment's own when it was refused.
+fn operation_state(
+    d: &site::DeploymentRecord,
+    id: &str,
+    resources: &[site::Resource],
+) -> &'static str {
+    if let site::DeploymentState::Failed { .. } = d.state {
+        return "Failed";
+    }
+    match resources
+        .iter()
+        .find(|r| site::same_id(r.id(), id))
+        .map(|r| r.provisioning_state())
+    {
+        Some(site::ProvisioningState::Failed { .. }) => "Failed",
+        Some(site::ProvisioningState::Updating) => "Running",
+        _ => "Succeeded",
     }
 }

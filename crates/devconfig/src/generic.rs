@@ -96,6 +96,14 @@ impl Vendor for Generic {
             "IKE proposals:               {}",
             list(&pol.ike_proposals)
         );
+        let weak = pol.weak_algorithms();
+        if !weak.is_empty() {
+            let _ = writeln!(
+                o,
+                "WARNING, weak algorithms:    {} (keep them only for a device that offers nothing better)",
+                weak.join(", ")
+            );
+        }
         let _ = writeln!(
             o,
             "IKE SA lifetime:             {} s",

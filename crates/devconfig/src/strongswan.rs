@@ -172,6 +172,20 @@ impl StrongSwan {
             },
             p.dpd_timeout_secs
         );
+        let weak = p.policy.weak_algorithms();
+        if !weak.is_empty() {
+            let _ = writeln!(o, "#");
+            let _ = writeln!(
+                o,
+                "# WARNING: this policy uses weak algorithms: {}.",
+                weak.join(", ")
+            );
+            let _ = writeln!(
+                o,
+                "# Keep them only for a device that offers nothing better; an attacker on the path may"
+            );
+            let _ = writeln!(o, "# read or forge the traffic.");
+        }
         let _ = writeln!(o, "#");
         let _ = writeln!(
             o,

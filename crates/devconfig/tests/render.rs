@@ -152,6 +152,23 @@ fn azure_custom_gcm_ike_policy() {
 }
 
 #[test]
+fn weak_legacy_policy_is_exported_with_a_warning() {
+    let p = json!([{ "saLifeTimeSeconds": 3600, "saDataSizeKilobytes": 102400, "ipsecEncryption": "DES3", "ipsecIntegrity": "MD5",
+                     "ikeEncryption": "DES", "ikeIntegrity": "SHA1", "dhGroup": "DHGroup1", "pfsGroup": "None" }]);
+    let f = deploy("azure", json!({ "ipsecPolicies": p }));
+    let c = render(&f);
+    assert_eq!(one(&c, "proposals"), "des-sha1-modp768");
+    assert_eq!(one(&c, "esp_proposals"), "3des-md5");
+    assert!(
+        c.contains("# WARNING: this policy uses weak algorithms: DES (56-bit key, broken), DH group 1 (768-bit MODP, broken), 3DES (64-bit blocks, weak), HMAC-MD5."),
+        "{c}"
+    );
+    // a sound policy carries no warning
+    let sound = render(&deploy("azure", json!({})));
+    assert!(!sound.contains("WARNING"), "{sound}");
+}
+
+#[test]
 fn azure_stack_hub_default_policy() {
     let f = deploy("azure-stack-hub", json!({}));
     let c = render(&f);

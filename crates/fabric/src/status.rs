@@ -248,7 +248,7 @@ impl Lab {
             }
         }
         for d in site.deployments().map_err(site_err(&spec.name))? {
-            let (state, error) = match &d.state {
+            let (state, error) = match &d.outcome(&resources) {
                 site::DeploymentState::Succeeded => ("Succeeded", None),
                 site::DeploymentState::Failed { error } => ("Failed", Some(error.clone())),
             };

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::Resource;
+use crate::model::{same_id, ProvisioningState, Resource};
 
 /// ARM deployment modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -97,6 +97,33 @@ pub enum DeploymentState {
         /// Why, as the error message.
         error: String,
     },
+}
+
+impl DeploymentRecord {
+    /// The outcome as Azure reports it: a deployment whose resource failed to provision is
+    /// Failed too (naming the first such resource), though its record was accepted.
+    pub fn outcome(&self, resources: &[Resource]) -> DeploymentState {
+        if let DeploymentState::Failed { .. } = self.state {
+            return self.state.clone();
+        }
+        let failed = self.resources.iter().find_map(|id| {
+            let r = resources.iter().find(|r| same_id(r.id(), id))?;
+            match r.provisioning_state() {
+                ProvisioningState::Failed { error } => Some((r, error.clone())),
+                _ => None,
+            }
+        });
+        match failed {
+            Some((r, error)) => DeploymentState::Failed {
+                error: format!(
+                    "{} '{}' failed to provision: {error}",
+                    r.resource_type(),
+                    r.name()
+                ),
+            },
+            None => DeploymentState::Succeeded,
+        }
+    }
 }
 
 /// A deployment as the site remembers it (like `az deployment group show`).

@@ -175,6 +175,41 @@ pub struct EffectivePolicy {
     pub child_lifetime_kilobytes: u64,
 }
 
+/// Proposal keywords of algorithms that are broken or weak, with what they are: Azure still
+/// offers them in `ipsecPolicies` (old devices need them), and exports warn about them.
+/// (DH group 2 is in Azure's own default IKE offer and so is not flagged.)
+const WEAK_KEYWORDS: &[(&str, &str)] = &[
+    ("des", "DES (56-bit key, broken)"),
+    ("3des", "3DES (64-bit blocks, weak)"),
+    ("null", "no ESP encryption (NULL)"),
+    ("md5", "HMAC-MD5"),
+    ("prfmd5", "PRF HMAC-MD5"),
+    ("modp768", "DH group 1 (768-bit MODP, broken)"),
+];
+
+impl EffectivePolicy {
+    /// The weak algorithms the policy offers, in words, each once (empty for a sound policy).
+    pub fn weak_algorithms(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let proposals = self
+            .ike_proposals
+            .iter()
+            .chain(&self.esp_initiator_proposals)
+            .chain(&self.esp_responder_proposals);
+        for token in proposals.flat_map(|p| p.split('-')) {
+            if let Some((_, what)) = WEAK_KEYWORDS
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(token))
+            {
+                if !out.contains(what) {
+                    out.push(*what);
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Connection {
     /// The policy this connection negotiates with: its custom policy, or the site kind's default.
     /// A custom policy is offered and accepted alone, as on Azure.
