@@ -223,6 +223,9 @@ impl Lab {
         }
         let mut site = Site::open(&self.dir.sites_path(), name).map_err(site_err(name))?;
         site.set_realized_types(REALIZED_TYPES);
+        // hybridnet's gateway speaks IKEv2: IKEv1 connections and policy-based gateways are
+        // refused up front instead of being stored and left unrun.
+        site.set_gateway_protocols(&[site::ConnectionProtocol::IKEv2]);
         Ok(site)
     }
 

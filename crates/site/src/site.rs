@@ -13,7 +13,7 @@ use crate::deployment::{
 };
 use crate::error::SiteError;
 use crate::kind::{self, KindProfile};
-use crate::model::{same_id, ProvisioningState, Resource};
+use crate::model::{same_id, ConnectionProtocol, ProvisioningState, Resource};
 use crate::secrets::{mask_secrets, mask_text, string_leaves};
 use crate::store::{self, SiteInfo};
 use crate::{plan, DEFAULT_REALIZED_TYPES};
@@ -38,6 +38,7 @@ pub struct Site {
     info: SiteInfo,
     kind: &'static KindProfile,
     realized_types: Vec<String>,
+    gateway_protocols: Vec<ConnectionProtocol>,
 }
 
 fn valid_site_name(name: &str) -> bool {
@@ -155,6 +156,7 @@ impl Site {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            gateway_protocols: vec![ConnectionProtocol::IKEv2, ConnectionProtocol::IKEv1],
         })
     }
 
@@ -178,6 +180,7 @@ impl Site {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            gateway_protocols: vec![ConnectionProtocol::IKEv2, ConnectionProtocol::IKEv1],
         })
     }
 
@@ -199,6 +202,13 @@ impl Site {
     /// Declares which resource types the lab realizes (see [`DEFAULT_REALIZED_TYPES`]).
     pub fn set_realized_types<S: AsRef<str>>(&mut self, types: &[S]) {
         self.realized_types = types.iter().map(|s| s.as_ref().to_string()).collect();
+    }
+
+    /// Declares which IKE versions the VPN gateways realizing this site speak (default: both,
+    /// as Azure's do); connections and gateways needing another are refused before anything
+    /// changes, rather than stored and left unrun.
+    pub fn set_gateway_protocols(&mut self, protocols: &[ConnectionProtocol]) {
+        self.gateway_protocols = protocols.to_vec();
     }
 
     /// The context templates are evaluated in for this site (subscription, resource group,
@@ -286,6 +296,7 @@ impl Site {
             options.foreign.clone(),
             deployment_name,
             &self.realized_types,
+            &self.gateway_protocols,
         )
         .run(&deployment, mode, options.locations.as_deref())
         .map_err(|e| e.redact(&mask))?;

@@ -842,3 +842,69 @@ fn resource_types_the_site_does_not_serve() {
         "known type, recorded"
     );
 }
+
+#[test]
+fn ike_versions_the_realizing_gateway_lacks_are_refused_up_front() {
+    let mut t = site("azure", "203.0.113.0/24");
+    t.site
+        .set_gateway_protocols(&[site::ConnectionProtocol::IKEv2]);
+    let mut setup = gw_setup();
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(gateway("gw", "vnet1", "pip1", "VpnGw1"));
+    setup
+        .as_array_mut()
+        .unwrap()
+        .push(lng("peer", "198.51.100.1", &["10.2.0.0/16"]));
+    deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
+    let before = t.site.resources().unwrap();
+    let mut c = connection("c1", "gw", "peer", "k");
+    c["properties"]["connectionProtocol"] = json!("IKEv1");
+    let e = t
+        .site
+        .plan(&tpl(json!([c])), Default::default(), "c")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("properties.connectionProtocol: IKEv1 is accepted on an azure site, but the lab's VPN gateway speaks IKEv2 only"),
+        "{e}"
+    );
+    let mut pb = gateway("gw2", "vnet1", "pip2", "Basic");
+    pb["properties"]["vpnType"] = json!("PolicyBased");
+    let e = t
+        .site
+        .plan(&tpl(json!([pb])), Default::default(), "pb")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("properties.vpnType: a PolicyBased gateway speaks IKEv1 only, which the lab's VPN gateway does not: use RouteBased"),
+        "{e}"
+    );
+    // a gateway's VPN type cannot change in place
+    let mut flip = gateway("gw", "vnet1", "pip1", "VpnGw1");
+    flip["properties"]["vpnType"] = json!("PolicyBased");
+    let mut u = site("azure", "203.0.113.0/24");
+    deploy(&mut u.site, &tpl(gw_setup()), Default::default(), "setup").unwrap();
+    deploy(
+        &mut u.site,
+        &tpl(json!([gateway("gw", "vnet1", "pip1", "VpnGw1")])),
+        Default::default(),
+        "gw",
+    )
+    .unwrap();
+    let e = u
+        .site
+        .plan(&tpl(json!([flip])), Default::default(), "flip")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("properties.vpnType: the VPN type of gateway 'gw' is RouteBased and cannot be changed to PolicyBased: delete the gateway and create it again, as on Azure"),
+        "{e}"
+    );
+    assert_eq!(
+        t.site.resources().unwrap(),
+        before,
+        "refusals change nothing"
+    );
+}

@@ -82,7 +82,21 @@ impl Planner<'_> {
             Some(cp) => cp,
         };
         kind.check_connection_protocol(&format!("{connection_protocol:?}"))
-            .map_err(|problem| unsupported(cp_at, problem))?;
+            .map_err(|problem| unsupported(cp_at.clone(), problem))?;
+        if !self.gateway_protocols.contains(&connection_protocol) {
+            return Err(unsupported(
+                cp_at,
+                format!(
+                    "{connection_protocol:?} is accepted on {} site, but the lab's VPN gateway speaks {} only",
+                    kind.a_kind(),
+                    self.gateway_protocols
+                        .iter()
+                        .map(|p| format!("{p:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         let dpd_at = loc.at("properties.dpdTimeoutSeconds");
         let dpd_timeout_seconds = kind
             .dpd_timeout(p.dpd_timeout_seconds)

@@ -9,8 +9,8 @@ use super::{invalid, split_subnet_id, unsupported, Planner};
 use crate::error::{Location, SiteError};
 use crate::kind::{Feature, GatewaySku};
 use crate::model::{
-    same_id, BgpSettings, GatewayIpConfiguration, PublicIpSku, Resource, ResourceMeta,
-    VirtualNetworkGateway, VpnType,
+    same_id, BgpSettings, ConnectionProtocol, GatewayIpConfiguration, PublicIpSku, Resource,
+    ResourceMeta, VirtualNetworkGateway, VpnType,
 };
 use crate::props::gateway::{self as gateway_props, VirtualNetworkGatewayResource};
 use crate::props::{self};
@@ -65,6 +65,17 @@ impl Planner<'_> {
             ));
         }
         let vpn_type = p.vpn_type.unwrap_or(VpnType::RouteBased);
+        if let Some(Resource::VirtualNetworkGateway(old)) = self.existing(&meta.id) {
+            if old.vpn_type != vpn_type {
+                return Err(invalid(
+                    loc.at("properties.vpnType"),
+                    format!(
+                        "the VPN type of gateway '{}' is {:?} and cannot be changed to {vpn_type:?}: delete the gateway and create it again, as on Azure",
+                        old.meta.name, old.vpn_type
+                    ),
+                ));
+            }
+        }
         self.require_feature(Feature::VnetGateways, None, loc.at("type"))?;
         let sku_name = match &p.sku.name {
             Some(s) => s.clone(),
@@ -146,7 +157,13 @@ impl Planner<'_> {
     ) -> Result<Option<BgpSettings>, SiteError> {
         if vpn_type == VpnType::PolicyBased {
             let at = loc.at("properties.vpnType");
-            self.require_feature(Feature::PolicyBasedGateway, Some(sku), at)?;
+            self.require_feature(Feature::PolicyBasedGateway, Some(sku), at.clone())?;
+            if !self.gateway_protocols.contains(&ConnectionProtocol::IKEv1) {
+                return Err(unsupported(
+                    at,
+                    "a PolicyBased gateway speaks IKEv1 only, which the lab's VPN gateway does not: use RouteBased (usePolicyBasedTrafficSelectors on a connection serves policy-based peers)",
+                ));
+            }
         }
         if p.active_active == Some(true) {
             let at = loc.at("properties.activeActive");

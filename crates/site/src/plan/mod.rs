@@ -47,6 +47,8 @@ pub(crate) struct Planner<'a> {
     foreign_index: HashMap<String, usize>,
     deployment_name: String,
     realized: &'a [String],
+    /// IKE versions the realizing gateways speak.
+    gateway_protocols: &'a [ConnectionProtocol],
     notes: Vec<String>,
     /// Child subnet resource ids declared in this deployment (a VNet re-put keeps them).
     child_subnets: Vec<String>,
@@ -115,6 +117,7 @@ impl<'a> Planner<'a> {
         foreign: Vec<Resource>,
         deployment_name: &str,
         realized: &'a [String],
+        gateway_protocols: &'a [ConnectionProtocol],
     ) -> Planner<'a> {
         let existing_index = index_of(&existing);
         let foreign_index = index_of(&foreign);
@@ -128,6 +131,7 @@ impl<'a> Planner<'a> {
             foreign_index,
             deployment_name: deployment_name.to_string(),
             realized,
+            gateway_protocols,
             notes: Vec::new(),
             child_subnets: Vec::new(),
             static_requests: Vec::new(),

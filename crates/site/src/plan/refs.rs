@@ -33,6 +33,13 @@ impl Planner<'_> {
             .or_else(|| self.foreign_index.get(&k).map(|&i| &self.foreign[i]))
     }
 
+    /// The stored resource of that id, as it was before this deployment.
+    pub(super) fn existing(&self, id: &str) -> Option<&Resource> {
+        self.existing_index
+            .get(&id.to_ascii_lowercase())
+            .map(|&i| &self.existing[i])
+    }
+
     /// Whether the template declares this resource for another site (location filter).
     pub(super) fn is_elsewhere(&self, id: &str) -> bool {
         self.elsewhere.iter().any(|e| same_id(e, id))
