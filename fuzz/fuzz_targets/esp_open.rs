@@ -15,15 +15,20 @@ use esp::{Auth, Cipher, InboundSa, OutboundSa};
 use libfuzzer_sys::fuzz_target;
 
 const SPI: u32 = 0xc0ff_ee01;
-const CIPHERS: [Cipher; 8] = [
+const CIPHERS: [Cipher; 13] = [
     Cipher::AesGcm128,
+    Cipher::AesGcm192,
     Cipher::AesGcm256,
     Cipher::AesCbc128(Auth::HmacSha1_96),
     Cipher::AesCbc128(Auth::HmacSha256_128),
     Cipher::AesCbc128(Auth::HmacSha384_192),
+    Cipher::AesCbc192(Auth::HmacMd5_96),
     Cipher::AesCbc256(Auth::HmacSha1_96),
     Cipher::AesCbc256(Auth::HmacSha256_128),
     Cipher::AesCbc256(Auth::HmacSha384_192),
+    Cipher::TripleDesCbc(Auth::HmacSha1_96),
+    Cipher::DesCbc(Auth::HmacMd5_96),
+    Cipher::Null(Auth::HmacSha256_128),
 ];
 
 fn sas(cipher: Cipher) -> (OutboundSa, InboundSa) {

@@ -9,10 +9,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_192_GCM, AES_256_GCM};
 use aws_lc_rs::cipher::{
     DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128,
-    AES_256,
+    AES_192, AES_256,
 };
 use aws_lc_rs::{constant_time, hmac};
 use esp::{Auth, Cipher, InboundSa, OutboundSa};
@@ -71,21 +71,27 @@ enum Raw {
 }
 
 impl Raw {
-    fn new(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Self {
-        match cipher {
+    /// `None` for transforms aws-lc-rs has no primitive for (DES, 3DES, NULL, HMAC-MD5): there
+    /// is no bare baseline to compare with.
+    fn new(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Option<Self> {
+        Some(match cipher {
             Cipher::AesGcm128 => Raw::Gcm(LessSafeKey::new(
                 UnboundKey::new(&AES_128_GCM, &enc_key[..16]).unwrap(),
+            )),
+            Cipher::AesGcm192 => Raw::Gcm(LessSafeKey::new(
+                UnboundKey::new(&AES_192_GCM, &enc_key[..24]).unwrap(),
             )),
             Cipher::AesGcm256 => Raw::Gcm(LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, &enc_key[..32]).unwrap(),
             )),
-            Cipher::AesCbc128(a) | Cipher::AesCbc256(a) => {
-                let alg = if cipher.aes_key_len() == 16 {
-                    &AES_128
-                } else {
-                    &AES_256
+            Cipher::AesCbc128(a) | Cipher::AesCbc192(a) | Cipher::AesCbc256(a) => {
+                let alg = match cipher.key_len() {
+                    16 => &AES_128,
+                    24 => &AES_192,
+                    _ => &AES_256,
                 };
                 let mac_alg = match a {
+                    Auth::HmacMd5_96 => return None,
                     Auth::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
                     Auth::HmacSha256_128 => hmac::HMAC_SHA256,
                     Auth::HmacSha384_192 => hmac::HMAC_SHA384,
@@ -97,7 +103,8 @@ impl Raw {
                     icv: a.icv_len(),
                 }
             }
-        }
+            Cipher::TripleDesCbc(_) | Cipher::DesCbc(_) | Cipher::Null(_) => return None,
+        })
     }
 
     /// Encrypts `buf[hdr..hdr+body]` and writes the tag after it; `buf[..hdr]` is the AAD/header.
@@ -183,7 +190,10 @@ fn main() {
         let integ_key: Vec<u8> = (0..cipher.integ_key_len() as u8)
             .map(|b| b ^ 0x5c)
             .collect();
-        let raw = Raw::new(cipher, &enc_key, &integ_key);
+        let Some(raw) = Raw::new(cipher, &enc_key, &integ_key) else {
+            eprintln!("{cipher}: no aws-lc-rs baseline, skipped");
+            continue;
+        };
         let hdr = cipher.header_len();
         let sealed_len = cipher.sealed_len(inner_len);
         let body = sealed_len - hdr - cipher.icv_len();

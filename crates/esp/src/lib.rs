@@ -4,9 +4,11 @@
 //! crate turns inner IPv4/IPv6 packets into ESP packets starting at the SPI and back, in buffers
 //! the caller owns, with no allocation per packet and keys expanded once per SA.
 //!
-//! Transforms: AES-GCM-16 with 128/256-bit keys (RFC 4106) and AES-CBC-128/256 (RFC 3602) with
-//! HMAC-SHA1-96, HMAC-SHA2-256-128 or HMAC-SHA2-384-192 (RFC 2404, RFC 4868). Sequence numbers
-//! are 32-bit (no ESN) and never wrap. Inbound SAs keep a 4032-packet anti-replay window.
+//! Transforms: AES-GCM-16 with 128/192/256-bit keys (RFC 4106), and AES-CBC-128/192/256
+//! (RFC 3602), 3DES-CBC (RFC 2451), DES-CBC (RFC 2405) or NULL (RFC 2410) with HMAC-MD5-96,
+//! HMAC-SHA1-96, HMAC-SHA2-256-128 or HMAC-SHA2-384-192 (RFC 2403, RFC 2404, RFC 4868); the
+//! legacy ones because Azure's IPsec policies can still select them. Sequence numbers are 32-bit
+//! (no ESN) and never wrap. Inbound SAs keep a 4032-packet anti-replay window.
 
 #![forbid(unsafe_code)]
 
@@ -21,7 +23,9 @@ pub use cipher::{Auth, Cipher};
 pub use error::{DropReason, EspError};
 pub use inner::{NEXT_HEADER_IPV4, NEXT_HEADER_IPV6, NEXT_HEADER_NONE};
 pub use replay::{ReplayCheck, ReplayWindow, REPLAY_WINDOW};
-pub use sa::{Counters, InboundSa, OpenContext, Opened, OutboundSa, SealContext, SeqBlock};
+pub use sa::{
+    Counters, InboundSa, OpenContext, Opened, OutboundSa, SealContext, SeqBlock, OPEN_HEADROOM,
+};
 
 /// UDP port of NAT traversal (RFC 3948): IKE with a non-ESP marker, ESP, and keepalives.
 pub const NAT_T_PORT: u16 = 4500;

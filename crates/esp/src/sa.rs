@@ -4,9 +4,12 @@
 //! RFC 3948 datagram:
 //!
 //! ```text
-//! SPI (4) | sequence number (4) | IV (8 GCM / 16 CBC) | encrypted: inner packet, padding 1,2,3…,
-//! pad length (1), next header (1) | ICV (16 GCM / 12, 16 or 24 HMAC)
+//! SPI (4) | sequence number (4) | IV (8 GCM, 16 AES-CBC, 8 DES/3DES-CBC, none NULL) |
+//! encrypted: inner packet, padding 1,2,3…, pad length (1), next header (1) |
+//! ICV (16 GCM / 12, 16 or 24 HMAC)
 //! ```
+//!
+//! With ENCR_NULL (RFC 2410) the "encrypted" part travels in clear, aligned to 4 bytes.
 //!
 //! An SA is used from one thread at a time (`&mut self`); outbound and inbound SAs are separate
 //! objects so the gateway can run encryption and decryption on different cores. To spread one
@@ -21,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::cipher::{padded_len, Cipher, ESP_HEADER_LEN, GCM_ICV_LEN, GCM_IV_LEN};
-use crate::crypto::{CbcOpen, CbcSeal, Gcm};
+use crate::crypto::{Gcm, HmacOpen, HmacSeal};
 use crate::error::{DropReason, EspError};
 use crate::inner::{inner_len, next_header_for};
 use crate::replay::{ReplayCheck, ReplayWindow};
@@ -93,13 +96,21 @@ fn check_key_lengths(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Result
     Ok(())
 }
 
-// The CBC variant carries expanded AES key schedules inline; an SA is built once and keeping
-// them next to the rest of the SA saves a pointer chase per packet.
+// The HMAC variant carries expanded AES or DES key schedules inline; an SA is built once and
+// keeping them next to the rest of the SA saves a pointer chase per packet.
 #[allow(clippy::large_enum_variant)]
 enum SealKeys {
     Gcm(Gcm),
-    Cbc(CbcSeal),
+    /// A CBC cipher or NULL, with an HMAC.
+    Hmac(HmacSeal),
 }
+
+/// Bytes an opened inner packet always has before it in the caller's buffer
+/// ([`InboundSa::open_in_place`], [`Opened::inner`]), so a TUN header such as the 10- or 12-byte
+/// `virtio_net_hdr` can be written in front of it without a copy. Every transform's header is
+/// this long or longer except NULL's 8 bytes; for NULL the inner packet is moved back over its
+/// trailer and ICV instead.
+pub const OPEN_HEADROOM: usize = 16;
 
 /// Identifies an SA so a [`SeqBlock`] or an [`Opened`] cannot be used with another SA.
 static NEXT_SA_ID: AtomicU64 = AtomicU64::new(1);
@@ -130,13 +141,12 @@ impl SealShared {
                 rest[body..body + GCM_ICV_LEN].copy_from_slice(tag.as_ref());
                 hdr + body + GCM_ICV_LEN
             }
-            SealKeys::Cbc(cbc) => {
-                let iv = cbc.iv(seq)?;
-                buf[ESP_HEADER_LEN..hdr].copy_from_slice(&iv);
-                cbc.encrypt(iv, &mut buf[hdr..hdr + body])?;
+            SealKeys::Hmac(keys) => {
+                let (head, rest) = buf.split_at_mut(hdr);
+                keys.encrypt(seq, &mut head[ESP_HEADER_LEN..], &mut rest[..body])?;
                 let icv_len = self.cipher.icv_len();
                 let (data, icv) = buf.split_at_mut(hdr + body);
-                cbc.integ.compute(data, &mut icv[..icv_len]);
+                keys.integ.compute(data, &mut icv[..icv_len]);
                 hdr + body + icv_len
             }
         })
@@ -216,8 +226,10 @@ impl fmt::Debug for OutboundSa {
 
 impl OutboundSa {
     /// Keys the SA once. `enc_key` is the encryption KEYMAT (for GCM: key followed by the 4-byte
-    /// salt); `integ_key` the integrity KEYMAT (empty for GCM). The caller's key bytes are not
-    /// retained; the expanded keys are wiped when the SA (and every [`SealContext`]) is dropped.
+    /// salt; empty for NULL); `integ_key` the integrity KEYMAT (empty for GCM). The caller's key
+    /// bytes are not retained; the expanded keys are wiped when the SA (and every
+    /// [`SealContext`]) is dropped (the keyed HMAC-MD5 state, which RustCrypto cannot zeroize,
+    /// is overwritten instead).
     pub fn new(
         spi: u32,
         cipher: Cipher,
@@ -225,11 +237,9 @@ impl OutboundSa {
         integ_key: &[u8],
     ) -> Result<Self, EspError> {
         check_key_lengths(cipher, enc_key, integ_key)?;
-        let keys = match cipher {
-            Cipher::AesGcm128 | Cipher::AesGcm256 => SealKeys::Gcm(Gcm::new(cipher, enc_key)?),
-            Cipher::AesCbc128(auth) | Cipher::AesCbc256(auth) => {
-                SealKeys::Cbc(CbcSeal::new(cipher, auth, enc_key, integ_key)?)
-            }
+        let keys = match cipher.auth() {
+            None => SealKeys::Gcm(Gcm::new(cipher, enc_key)?),
+            Some(auth) => SealKeys::Hmac(HmacSeal::new(cipher, auth, enc_key, integ_key)?),
         };
         Ok(Self {
             shared: Arc::new(SealShared {
@@ -471,7 +481,8 @@ impl SealContext {
 #[allow(clippy::large_enum_variant)]
 enum OpenKeys {
     Gcm(Gcm),
-    Cbc(CbcOpen),
+    /// A CBC cipher or NULL, with an HMAC.
+    Hmac(HmacOpen),
 }
 
 /// The immutable, keyed part of an inbound SA.
@@ -528,14 +539,13 @@ impl OpenShared {
                 gcm.open(&iv, &head[..ESP_HEADER_LEN], rest)
                     .ok_or(EspError::AuthenticationFailed { seq })?;
             }
-            OpenKeys::Cbc(cbc) => {
+            OpenKeys::Hmac(keys) => {
                 let (data, icv) = packet.split_at_mut(hdr + body_len);
-                if !cbc.integ.verify(data, icv) {
+                if !keys.integ.verify(data, icv) {
                     return Err(EspError::AuthenticationFailed { seq });
                 }
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&data[ESP_HEADER_LEN..hdr]);
-                if !cbc.decrypt(iv, &mut data[hdr..]) {
+                let (head, body) = data.split_at_mut(hdr);
+                if !keys.decrypt(&head[ESP_HEADER_LEN..], body) {
                     return Err(EspError::Misaligned {
                         len: body_len,
                         block,
@@ -547,9 +557,9 @@ impl OpenShared {
     }
 
     /// Checks padding, next header and the inner IP header of decrypted `packet[plain]`;
-    /// returns where the inner packet lies.
+    /// returns where the inner packet lies, at least [`OPEN_HEADROOM`] bytes into `packet`.
     #[inline]
-    fn unpad(&self, packet: &[u8], plain: Range<usize>) -> Result<Range<usize>, EspError> {
+    fn unpad(&self, packet: &mut [u8], plain: Range<usize>) -> Result<Range<usize>, EspError> {
         let start = plain.start;
         let plain = &packet[plain];
         let n = plain.len();
@@ -568,7 +578,13 @@ impl OpenShared {
             return Err(EspError::BadPadding);
         }
         let len = inner_len(next_header, &plain[..payload_len])?;
-        Ok(start..start + len)
+        if start >= OPEN_HEADROOM {
+            return Ok(start..start + len);
+        }
+        // NULL: only SPI and sequence number precede the inner packet, but the trailer and the
+        // ICV after it (at least 2 + 12 bytes) leave room to move it back to the headroom.
+        packet.copy_within(start..start + len, OPEN_HEADROOM);
+        Ok(OPEN_HEADROOM..OPEN_HEADROOM + len)
     }
 }
 
@@ -600,11 +616,9 @@ impl InboundSa {
         integ_key: &[u8],
     ) -> Result<Self, EspError> {
         check_key_lengths(cipher, enc_key, integ_key)?;
-        let keys = match cipher {
-            Cipher::AesGcm128 | Cipher::AesGcm256 => OpenKeys::Gcm(Gcm::new(cipher, enc_key)?),
-            Cipher::AesCbc128(auth) | Cipher::AesCbc256(auth) => {
-                OpenKeys::Cbc(CbcOpen::new(cipher, auth, enc_key, integ_key)?)
-            }
+        let keys = match cipher.auth() {
+            None => OpenKeys::Gcm(Gcm::new(cipher, enc_key)?),
+            Some(auth) => OpenKeys::Hmac(HmacOpen::new(cipher, auth, enc_key, integ_key)?),
         };
         Ok(Self {
             shared: Arc::new(OpenShared {
@@ -646,7 +660,8 @@ impl InboundSa {
     }
 
     /// Like [`Self::open`], but returns where the inner packet lies in `packet`, leaving the
-    /// caller free to keep using the buffer mutably (e.g. to prepend a TUN header in place).
+    /// caller free to keep using the buffer mutably (e.g. to prepend a TUN header in place):
+    /// the range starts at least [`OPEN_HEADROOM`] bytes into `packet`.
     pub fn open_in_place(&mut self, packet: &mut [u8]) -> Result<Range<usize>, EspError> {
         match self.decapsulate(packet) {
             Ok(range) => {
@@ -800,11 +815,16 @@ mod tests {
     use super::*;
     use crate::cipher::Auth;
 
-    const CIPHERS: [Cipher; 4] = [
+    const CIPHERS: [Cipher; 9] = [
         Cipher::AesGcm128,
+        Cipher::AesGcm192,
         Cipher::AesGcm256,
         Cipher::AesCbc128(Auth::HmacSha1_96),
+        Cipher::AesCbc192(Auth::HmacMd5_96),
         Cipher::AesCbc256(Auth::HmacSha384_192),
+        Cipher::TripleDesCbc(Auth::HmacMd5_96),
+        Cipher::DesCbc(Auth::HmacSha256_128),
+        Cipher::Null(Auth::HmacSha1_96),
     ];
 
     fn pair(cipher: Cipher) -> (OutboundSa, InboundSa) {

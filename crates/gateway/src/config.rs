@@ -3,8 +3,7 @@
 //! fall back to a default), and the PSK never reaches a `Debug` or error string.
 
 use ike::config::{
-    ConnectionConfig, DownAction, Encryption, Identity, Integrity, Proposal, Psk, Recovery,
-    TrafficSelector,
+    ConnectionConfig, DownAction, Identity, Proposal, Psk, Recovery, TrafficSelector,
 };
 use ipnet::IpNet;
 use std::fmt;
@@ -806,21 +805,12 @@ impl Fields {
 pub fn esp_overhead(p: &Proposal) -> (usize, usize) {
     let mut worst = (0usize, 4usize);
     for e in &p.encryption {
-        let (iv, block) = match e {
-            Encryption::AesGcm16_128 | Encryption::AesGcm16_256 => (8, 4),
-            Encryption::AesCbc128 | Encryption::AesCbc256 => (16, 16),
-        };
-        let icvs: Vec<usize> = match e {
-            Encryption::AesGcm16_128 | Encryption::AesGcm16_256 => vec![16],
-            _ => p
-                .integrity
-                .iter()
-                .map(|i| match i {
-                    Integrity::HmacSha1_96 => 12,
-                    Integrity::HmacSha256_128 => 16,
-                    Integrity::HmacSha384_192 => 24,
-                })
-                .collect(),
+        // ESP aligns the encrypted part to 4 bytes at least (RFC 4303 §2.4)
+        let (iv, block) = (e.iv_len(), e.block_len().max(4));
+        let icvs: Vec<usize> = if e.is_aead() {
+            vec![16]
+        } else {
+            p.integrity.iter().map(|i| i.icv_len()).collect()
         };
         for icv in icvs {
             let fixed = 8 + 8 + iv + 2 + icv;

@@ -215,15 +215,21 @@ pub enum InstallError {
 /// The esp crate's transform for a negotiated IKE algorithm pair.
 pub fn esp_cipher(enc: Encryption, integ: Option<Integrity>) -> Result<Cipher, InstallError> {
     let auth = integ.map(|i| match i {
+        Integrity::HmacMd5_96 => Auth::HmacMd5_96,
         Integrity::HmacSha1_96 => Auth::HmacSha1_96,
         Integrity::HmacSha256_128 => Auth::HmacSha256_128,
         Integrity::HmacSha384_192 => Auth::HmacSha384_192,
     });
     match (enc, auth) {
         (Encryption::AesGcm16_128, None) => Ok(Cipher::AesGcm128),
+        (Encryption::AesGcm16_192, None) => Ok(Cipher::AesGcm192),
         (Encryption::AesGcm16_256, None) => Ok(Cipher::AesGcm256),
         (Encryption::AesCbc128, Some(a)) => Ok(Cipher::AesCbc128(a)),
+        (Encryption::AesCbc192, Some(a)) => Ok(Cipher::AesCbc192(a)),
         (Encryption::AesCbc256, Some(a)) => Ok(Cipher::AesCbc256(a)),
+        (Encryption::TripleDes, Some(a)) => Ok(Cipher::TripleDesCbc(a)),
+        (Encryption::Des, Some(a)) => Ok(Cipher::DesCbc(a)),
+        (Encryption::Null, Some(a)) => Ok(Cipher::Null(a)),
         _ => Err(InstallError::UnsupportedTransform {
             encryption: enc,
             integrity: integ,
@@ -979,18 +985,8 @@ mod tests {
         integ: Option<Integrity>,
         salt: u8,
     ) -> (ChildSaKeys, ChildSaKeys) {
-        let klen = match enc {
-            Encryption::AesGcm16_128 => 20,
-            Encryption::AesGcm16_256 => 36,
-            Encryption::AesCbc128 => 16,
-            Encryption::AesCbc256 => 32,
-        };
-        let ilen = match integ {
-            None => 0,
-            Some(Integrity::HmacSha1_96) => 20,
-            Some(Integrity::HmacSha256_128) => 32,
-            Some(Integrity::HmacSha384_192) => 48,
-        };
+        let klen = enc.keymat_len();
+        let ilen = integ.map_or(0, Integrity::key_len);
         let k_ab: Vec<u8> = (0..klen).map(|i| i as u8 ^ salt).collect();
         let k_ba: Vec<u8> = (0..klen)
             .map(|i| (i as u8).wrapping_mul(7) ^ salt)
@@ -1079,6 +1075,11 @@ mod tests {
             (Encryption::AesCbc128, Some(Integrity::HmacSha1_96)),
             (Encryption::AesCbc256, Some(Integrity::HmacSha256_128)),
             (Encryption::AesCbc256, Some(Integrity::HmacSha384_192)),
+            (Encryption::AesGcm16_192, None),
+            (Encryption::AesCbc192, Some(Integrity::HmacMd5_96)),
+            (Encryption::TripleDes, Some(Integrity::HmacSha1_96)),
+            (Encryption::Des, Some(Integrity::HmacMd5_96)),
+            (Encryption::Null, Some(Integrity::HmacSha256_128)),
         ];
         for (enc, integ) in combos {
             let (mut a, mut b) = pair(enc, integ);

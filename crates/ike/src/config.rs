@@ -289,71 +289,144 @@ impl fmt::Display for TrafficSelector {
     }
 }
 
-/// Encryption transforms (transform type 1).
+/// Encryption transforms (transform type 1). The legacy ones (DES, 3DES, NULL) are here
+/// because Azure's IPsec/IKE policies still offer them and real on-premises devices use them.
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encryption {
+    /// ENCR_DES (2), 64-bit key (RFC 2405); broken, for old devices only.
+    Des,
+    /// ENCR_3DES (3), 192-bit key (RFC 2451); weak, for old devices only.
+    TripleDes,
+    /// ENCR_NULL (11): no encryption (RFC 2410); ESP only, integrity alone.
+    Null,
     /// ENCR_AES_CBC (12), 128-bit key.
     AesCbc128,
+    /// ENCR_AES_CBC (12), 192-bit key.
+    AesCbc192,
     /// ENCR_AES_CBC (12), 256-bit key.
     AesCbc256,
     /// ENCR_AES_GCM_16 (20), 128-bit key.
     AesGcm16_128,
+    /// ENCR_AES_GCM_16 (20), 192-bit key.
+    AesGcm16_192,
     /// ENCR_AES_GCM_16 (20), 256-bit key.
     AesGcm16_256,
 }
 
 impl Encryption {
     /// All supported encryption transforms.
-    pub const ALL: [Encryption; 4] = [
+    pub const ALL: [Encryption; 9] = [
+        Encryption::Des,
+        Encryption::TripleDes,
+        Encryption::Null,
         Encryption::AesCbc128,
+        Encryption::AesCbc192,
         Encryption::AesCbc256,
         Encryption::AesGcm16_128,
+        Encryption::AesGcm16_192,
         Encryption::AesGcm16_256,
     ];
     /// IANA transform ID.
     pub fn iana_id(self) -> u16 {
-        if self.is_aead() {
-            20
-        } else {
-            12
+        match self {
+            Encryption::Des => 2,
+            Encryption::TripleDes => 3,
+            Encryption::Null => 11,
+            Encryption::AesCbc128 | Encryption::AesCbc192 | Encryption::AesCbc256 => 12,
+            Encryption::AesGcm16_128 | Encryption::AesGcm16_192 | Encryption::AesGcm16_256 => 20,
         }
     }
-    /// Key length in bits (the Key Length attribute).
+    /// Key length in bits (of the cipher key, without a GCM salt).
     pub fn key_bits(self) -> u16 {
         match self {
+            Encryption::Null => 0,
+            Encryption::Des => 64,
             Encryption::AesCbc128 | Encryption::AesGcm16_128 => 128,
+            Encryption::TripleDes | Encryption::AesCbc192 | Encryption::AesGcm16_192 => 192,
             Encryption::AesCbc256 | Encryption::AesGcm16_256 => 256,
+        }
+    }
+    /// The Key Length attribute a proposal carries: AES's variable key length; none for the
+    /// fixed-key ciphers (RFC 7296 §3.3.5).
+    pub fn key_length_attribute(self) -> Option<u16> {
+        match self {
+            Encryption::Des | Encryption::TripleDes | Encryption::Null => None,
+            other => Some(other.key_bits()),
         }
     }
     /// AEAD ciphers need no separate integrity transform.
     pub fn is_aead(self) -> bool {
-        matches!(self, Encryption::AesGcm16_128 | Encryption::AesGcm16_256)
+        matches!(
+            self,
+            Encryption::AesGcm16_128 | Encryption::AesGcm16_192 | Encryption::AesGcm16_256
+        )
     }
-    /// Looks up an IANA ID plus key length.
+    /// Looks up an IANA ID plus key length (absent for the fixed-key ciphers; some peers send
+    /// it anyway, with the fixed value).
     pub fn from_iana(id: u16, key_bits: Option<u16>) -> Option<Self> {
-        Encryption::ALL
-            .into_iter()
-            .find(|e| e.iana_id() == id && Some(e.key_bits()) == key_bits)
+        Encryption::ALL.into_iter().find(|e| {
+            e.iana_id() == id
+                && match e.key_length_attribute() {
+                    Some(bits) => key_bits == Some(bits),
+                    None => key_bits.is_none() || key_bits == Some(e.key_bits()),
+                }
+        })
     }
     /// Keying material length (for GCM including the 4-octet salt).
     pub fn keymat_len(self) -> usize {
         self.key_bits() as usize / 8 + if self.is_aead() { 4 } else { 0 }
     }
+    /// The cipher's block size, to which CBC plaintext is padded (IKE's SK payload, ESP).
+    pub fn block_len(self) -> usize {
+        match self {
+            Encryption::Des | Encryption::TripleDes => 8,
+            Encryption::Null => 1,
+            Encryption::AesCbc128 | Encryption::AesCbc192 | Encryption::AesCbc256 => 16,
+            Encryption::AesGcm16_128 | Encryption::AesGcm16_192 | Encryption::AesGcm16_256 => 1,
+        }
+    }
+    /// Length of the IV carried in each message (GCM: the explicit 8 octets).
+    pub fn iv_len(self) -> usize {
+        match self {
+            Encryption::Null => 0,
+            Encryption::Des | Encryption::TripleDes => 8,
+            Encryption::AesCbc128 | Encryption::AesCbc192 | Encryption::AesCbc256 => 16,
+            Encryption::AesGcm16_128 | Encryption::AesGcm16_192 | Encryption::AesGcm16_256 => 8,
+        }
+    }
+    /// Whether the transform is too weak to offer by default (the device configuration export
+    /// warns about it).
+    pub fn is_weak(self) -> bool {
+        matches!(
+            self,
+            Encryption::Des | Encryption::TripleDes | Encryption::Null
+        )
+    }
     fn token(self) -> &'static str {
         match self {
+            Encryption::Des => "des",
+            Encryption::TripleDes => "3des",
+            Encryption::Null => "null",
             Encryption::AesCbc128 => "aes128",
+            Encryption::AesCbc192 => "aes192",
             Encryption::AesCbc256 => "aes256",
             Encryption::AesGcm16_128 => "aes128gcm16",
+            Encryption::AesGcm16_192 => "aes192gcm16",
             Encryption::AesGcm16_256 => "aes256gcm16",
         }
     }
     /// strongSwan's upper-case name, as shown in status.
     pub fn name(self) -> &'static str {
         match self {
+            Encryption::Des => "DES_CBC",
+            Encryption::TripleDes => "3DES_CBC",
+            Encryption::Null => "NULL",
             Encryption::AesCbc128 => "AES_CBC_128",
+            Encryption::AesCbc192 => "AES_CBC_192",
             Encryption::AesCbc256 => "AES_CBC_256",
             Encryption::AesGcm16_128 => "AES_GCM_16_128",
+            Encryption::AesGcm16_192 => "AES_GCM_16_192",
             Encryption::AesGcm16_256 => "AES_GCM_16_256",
         }
     }
@@ -363,6 +436,8 @@ impl Encryption {
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Integrity {
+    /// AUTH_HMAC_MD5_96 (1, RFC 2403); weak, for old devices only.
+    HmacMd5_96,
     /// AUTH_HMAC_SHA1_96 (2).
     HmacSha1_96,
     /// AUTH_HMAC_SHA2_256_128 (12).
@@ -373,7 +448,8 @@ pub enum Integrity {
 
 impl Integrity {
     /// All supported integrity transforms.
-    pub const ALL: [Integrity; 3] = [
+    pub const ALL: [Integrity; 4] = [
+        Integrity::HmacMd5_96,
         Integrity::HmacSha1_96,
         Integrity::HmacSha256_128,
         Integrity::HmacSha384_192,
@@ -381,6 +457,7 @@ impl Integrity {
     /// IANA transform ID.
     pub fn iana_id(self) -> u16 {
         match self {
+            Integrity::HmacMd5_96 => 1,
             Integrity::HmacSha1_96 => 2,
             Integrity::HmacSha256_128 => 12,
             Integrity::HmacSha384_192 => 13,
@@ -393,6 +470,7 @@ impl Integrity {
     /// HMAC key length in octets (RFC 4868 / RFC 2404).
     pub fn key_len(self) -> usize {
         match self {
+            Integrity::HmacMd5_96 => 16,
             Integrity::HmacSha1_96 => 20,
             Integrity::HmacSha256_128 => 32,
             Integrity::HmacSha384_192 => 48,
@@ -401,13 +479,14 @@ impl Integrity {
     /// Truncated ICV length in octets.
     pub fn icv_len(self) -> usize {
         match self {
-            Integrity::HmacSha1_96 => 12,
+            Integrity::HmacMd5_96 | Integrity::HmacSha1_96 => 12,
             Integrity::HmacSha256_128 => 16,
             Integrity::HmacSha384_192 => 24,
         }
     }
     fn token(self) -> &'static str {
         match self {
+            Integrity::HmacMd5_96 => "md5",
             Integrity::HmacSha1_96 => "sha1",
             Integrity::HmacSha256_128 => "sha256",
             Integrity::HmacSha384_192 => "sha384",
@@ -416,6 +495,7 @@ impl Integrity {
     /// strongSwan's upper-case name.
     pub fn name(self) -> &'static str {
         match self {
+            Integrity::HmacMd5_96 => "HMAC_MD5_96",
             Integrity::HmacSha1_96 => "HMAC_SHA1_96",
             Integrity::HmacSha256_128 => "HMAC_SHA2_256_128",
             Integrity::HmacSha384_192 => "HMAC_SHA2_384_192",
@@ -424,6 +504,7 @@ impl Integrity {
     /// The PRF strongSwan implies when a proposal string names only this integrity algorithm.
     pub fn implied_prf(self) -> Prf {
         match self {
+            Integrity::HmacMd5_96 => Prf::HmacMd5,
             Integrity::HmacSha1_96 => Prf::HmacSha1,
             Integrity::HmacSha256_128 => Prf::HmacSha256,
             Integrity::HmacSha384_192 => Prf::HmacSha384,
@@ -434,6 +515,8 @@ impl Integrity {
 /// Pseudo-random functions (transform type 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Prf {
+    /// PRF_HMAC_MD5 (1); weak, for old devices only.
+    HmacMd5,
     /// PRF_HMAC_SHA1 (2).
     HmacSha1,
     /// PRF_HMAC_SHA2_256 (5).
@@ -444,10 +527,16 @@ pub enum Prf {
 
 impl Prf {
     /// All supported PRFs.
-    pub const ALL: [Prf; 3] = [Prf::HmacSha1, Prf::HmacSha256, Prf::HmacSha384];
+    pub const ALL: [Prf; 4] = [
+        Prf::HmacMd5,
+        Prf::HmacSha1,
+        Prf::HmacSha256,
+        Prf::HmacSha384,
+    ];
     /// IANA transform ID.
     pub fn iana_id(self) -> u16 {
         match self {
+            Prf::HmacMd5 => 1,
             Prf::HmacSha1 => 2,
             Prf::HmacSha256 => 5,
             Prf::HmacSha384 => 6,
@@ -460,6 +549,7 @@ impl Prf {
     /// Output (and preferred key) length in octets.
     pub fn output_len(self) -> usize {
         match self {
+            Prf::HmacMd5 => 16,
             Prf::HmacSha1 => 20,
             Prf::HmacSha256 => 32,
             Prf::HmacSha384 => 48,
@@ -467,6 +557,7 @@ impl Prf {
     }
     fn token(self) -> &'static str {
         match self {
+            Prf::HmacMd5 => "prfmd5",
             Prf::HmacSha1 => "prfsha1",
             Prf::HmacSha256 => "prfsha256",
             Prf::HmacSha384 => "prfsha384",
@@ -475,6 +566,7 @@ impl Prf {
     /// strongSwan's upper-case name.
     pub fn name(self) -> &'static str {
         match self {
+            Prf::HmacMd5 => "PRF_HMAC_MD5",
             Prf::HmacSha1 => "PRF_HMAC_SHA1",
             Prf::HmacSha256 => "PRF_HMAC_SHA2_256",
             Prf::HmacSha384 => "PRF_HMAC_SHA2_384",
@@ -485,6 +577,8 @@ impl Prf {
 /// Diffie-Hellman groups (transform type 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DhGroup {
+    /// 768-bit MODP (1, RFC 2409); broken, for old devices only.
+    Modp768,
     /// 1024-bit MODP (2).
     Modp1024,
     /// 2048-bit MODP (14).
@@ -501,7 +595,8 @@ pub enum DhGroup {
 
 impl DhGroup {
     /// All supported groups.
-    pub const ALL: [DhGroup; 6] = [
+    pub const ALL: [DhGroup; 7] = [
+        DhGroup::Modp768,
         DhGroup::Modp1024,
         DhGroup::Modp2048,
         DhGroup::Modp2048s256,
@@ -512,6 +607,7 @@ impl DhGroup {
     /// IANA group number.
     pub fn iana_id(self) -> u16 {
         match self {
+            DhGroup::Modp768 => 1,
             DhGroup::Modp1024 => 2,
             DhGroup::Modp2048 => 14,
             DhGroup::Modp2048s256 => 24,
@@ -527,6 +623,7 @@ impl DhGroup {
     /// Length of the KE payload's key exchange data for this group.
     pub fn public_len(self) -> usize {
         match self {
+            DhGroup::Modp768 => 96,
             DhGroup::Modp1024 => 128,
             DhGroup::Modp2048 | DhGroup::Modp2048s256 => 256,
             DhGroup::Ecp256 => 64,
@@ -536,6 +633,7 @@ impl DhGroup {
     }
     fn token(self) -> &'static str {
         match self {
+            DhGroup::Modp768 => "modp768",
             DhGroup::Modp1024 => "modp1024",
             DhGroup::Modp2048 => "modp2048",
             DhGroup::Modp2048s256 => "modp2048s256",
@@ -547,6 +645,7 @@ impl DhGroup {
     /// strongSwan's upper-case name.
     pub fn name(self) -> &'static str {
         match self {
+            DhGroup::Modp768 => "MODP_768",
             DhGroup::Modp1024 => "MODP_1024",
             DhGroup::Modp2048 => "MODP_2048",
             DhGroup::Modp2048s256 => "MODP_2048_256",
@@ -596,13 +695,23 @@ impl FromStr for Proposal {
                 }
             }
             match t {
+                "des" => push(&mut p.encryption, Encryption::Des),
+                "3des" => push(&mut p.encryption, Encryption::TripleDes),
+                "null" => push(&mut p.encryption, Encryption::Null),
                 "aes128" | "aes128cbc" => push(&mut p.encryption, Encryption::AesCbc128),
+                "aes192" | "aes192cbc" => push(&mut p.encryption, Encryption::AesCbc192),
+                "aes192gcm16" | "aes192gcm" => push(&mut p.encryption, Encryption::AesGcm16_192),
                 "aes256" | "aes256cbc" => push(&mut p.encryption, Encryption::AesCbc256),
                 "aes128gcm16" | "aes128gcm" => push(&mut p.encryption, Encryption::AesGcm16_128),
                 "aes256gcm16" | "aes256gcm" => push(&mut p.encryption, Encryption::AesGcm16_256),
+                "md5" => push(&mut p.integrity, Integrity::HmacMd5_96),
                 "sha1" | "sha" => push(&mut p.integrity, Integrity::HmacSha1_96),
                 "sha256" | "sha2_256" => push(&mut p.integrity, Integrity::HmacSha256_128),
                 "sha384" | "sha2_384" => push(&mut p.integrity, Integrity::HmacSha384_192),
+                "prfmd5" => {
+                    explicit_prf = true;
+                    push(&mut p.prf, Prf::HmacMd5)
+                }
                 "prfsha1" => {
                     explicit_prf = true;
                     push(&mut p.prf, Prf::HmacSha1)
@@ -615,6 +724,7 @@ impl FromStr for Proposal {
                     explicit_prf = true;
                     push(&mut p.prf, Prf::HmacSha384)
                 }
+                "modp768" => push(&mut p.dh, DhGroup::Modp768),
                 "modp1024" => push(&mut p.dh, DhGroup::Modp1024),
                 "modp2048" => push(&mut p.dh, DhGroup::Modp2048),
                 "modp2048s256" => push(&mut p.dh, DhGroup::Modp2048s256),
@@ -652,6 +762,9 @@ impl FromStr for Proposal {
 impl Proposal {
     /// Checks that the proposal is complete for IKE (encryption, PRF, integrity unless AEAD, DH).
     pub fn validate_ike(&self) -> Result<(), ConfigError> {
+        if self.encryption.contains(&Encryption::Null) {
+            return Err(ConfigError::NullForIke(self.to_string()));
+        }
         if self.prf.is_empty() {
             return Err(ConfigError::MissingPrf(self.to_string()));
         }

@@ -1,12 +1,13 @@
 //! IKEv2 cryptography on top of aws-lc-rs (HMAC, AES-GCM, ECDH, randomness), RustCrypto
-//! (AES-CBC without padding) and crypto-bigint (constant-time MODP exponentiation).
+//! (AES-, DES- and 3DES-CBC without padding, HMAC-MD5 for the legacy policies Azure offers)
+//! and crypto-bigint (constant-time MODP exponentiation).
 //! Implements the IKE constructions only: prf+, SKEYSEED/SK_* derivation, SK payload
 //! protection (RFC 7296 §3.14, RFC 5282), PSK AUTH and Child SA KEYMAT.
 
 use aws_lc_rs::{aead, agreement, constant_time, digest, hmac, rand};
 use cbc::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use crypto_bigint::modular::{MontyForm, MontyParams};
-use crypto_bigint::{Odd, Uint, Word, U1024, U2048, U256, U512};
+use crypto_bigint::{Odd, Uint, Word, U1024, U2048, U256, U512, U768};
 use zeroize::Zeroizing;
 
 use crate::codec::{self, Header, Payload, HEADER_LEN};
@@ -54,30 +55,57 @@ pub fn sha1(parts: &[&[u8]]) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
-fn hmac_alg_prf(p: Prf) -> hmac::Algorithm {
+/// The hash under an HMAC: aws-lc-rs's, or RustCrypto's MD5 (which aws-lc-rs lacks).
+#[derive(Clone, Copy)]
+enum HmacHash {
+    Md5,
+    AwsLc(hmac::Algorithm),
+}
+
+fn prf_hash(p: Prf) -> HmacHash {
     match p {
-        Prf::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        Prf::HmacSha256 => hmac::HMAC_SHA256,
-        Prf::HmacSha384 => hmac::HMAC_SHA384,
+        Prf::HmacMd5 => HmacHash::Md5,
+        Prf::HmacSha1 => HmacHash::AwsLc(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        Prf::HmacSha256 => HmacHash::AwsLc(hmac::HMAC_SHA256),
+        Prf::HmacSha384 => HmacHash::AwsLc(hmac::HMAC_SHA384),
     }
 }
 
-fn hmac_alg_integ(i: Integrity) -> hmac::Algorithm {
+fn integ_hash(i: Integrity) -> HmacHash {
     match i {
-        Integrity::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        Integrity::HmacSha256_128 => hmac::HMAC_SHA256,
-        Integrity::HmacSha384_192 => hmac::HMAC_SHA384,
+        Integrity::HmacMd5_96 => HmacHash::Md5,
+        Integrity::HmacSha1_96 => HmacHash::AwsLc(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        Integrity::HmacSha256_128 => HmacHash::AwsLc(hmac::HMAC_SHA256),
+        Integrity::HmacSha384_192 => HmacHash::AwsLc(hmac::HMAC_SHA384),
+    }
+}
+
+/// HMAC(key, data parts concatenated), untruncated.
+fn hmac_of(hash: HmacHash, key: &[u8], data: &[&[u8]]) -> Secret {
+    match hash {
+        HmacHash::Md5 => {
+            use ::hmac::Mac;
+            let mut mac = <::hmac::Hmac<md5::Md5> as Mac>::new_from_slice(key)
+                .expect("HMAC takes keys of any length");
+            for d in data {
+                mac.update(d);
+            }
+            Zeroizing::new(mac.finalize().into_bytes().to_vec())
+        }
+        HmacHash::AwsLc(alg) => {
+            let k = hmac::Key::new(alg, key);
+            let mut ctx = hmac::Context::with_key(&k);
+            for d in data {
+                ctx.update(d);
+            }
+            Zeroizing::new(ctx.sign().as_ref().to_vec())
+        }
     }
 }
 
 /// prf(key, data) over the concatenation of `data` parts.
 pub fn prf(alg: Prf, key: &[u8], data: &[&[u8]]) -> Secret {
-    let k = hmac::Key::new(hmac_alg_prf(alg), key);
-    let mut ctx = hmac::Context::with_key(&k);
-    for d in data {
-        ctx.update(d);
-    }
-    Zeroizing::new(ctx.sign().as_ref().to_vec())
+    hmac_of(prf_hash(alg), key, data)
 }
 
 /// prf+ (RFC 7296 §2.13): T1 | T2 | ... truncated to `len` octets.
@@ -94,18 +122,14 @@ pub fn prf_plus(alg: Prf, key: &[u8], seed: &[u8], len: usize) -> Secret {
     out
 }
 
-/// The truncated HMAC ICV (RFC 2404 / RFC 4868) over `data` parts.
+/// The truncated HMAC ICV (RFC 2403 / RFC 2404 / RFC 4868) over `data` parts.
 pub fn integrity_icv(alg: Integrity, key: &[u8], data: &[&[u8]]) -> Vec<u8> {
-    let k = hmac::Key::new(hmac_alg_integ(alg), key);
-    let mut ctx = hmac::Context::with_key(&k);
-    for d in data {
-        ctx.update(d);
-    }
-    ctx.sign().as_ref()[..alg.icv_len()].to_vec()
+    hmac_of(integ_hash(alg), key, data)[..alg.icv_len()].to_vec()
 }
 
 // ---------------------------------------------------------------- Diffie-Hellman
 
+const MODP768_P: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A3620FFFFFFFFFFFFFFFF";
 const MODP1024_P: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF";
 const MODP2048_P: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF";
 const MODP2048S256_P: &str = "87A8E61DB4B6663CFFBBD19C651959998CEEF608660DD0F25D2CEED4435E3B00E00DF8F1D61957D4FAF7DF4561B2AA3016C3D91134096FAA3BF4296D830E9A7C209E0C6497517ABD5A8A9D306BCF67ED91F9E6725B4758C022E0B1EF4275BF7B6C5BFC11D45F9088B941F54EB1E59BB8BC39A0BF12307F5C4FDB70C581B23F76B63ACAE1CAA6B7902D52526735488A0EF13C6D9A51BFA4AB3AD8347796524D8EF6A167B5A41825D967E144E5140564251CCACB83E6B486F6B3CA3F7971506026C0B857F689962856DED4010ABD0BE621C3A3960A54E710C375F26375D7014103A4B54330C198AF126116D2276E11715F693877FAD7EF09CADB094AE91E1A1597";
@@ -153,6 +177,7 @@ fn modp_params(g: DhGroup) -> Option<(&'static str, Vec<u8>, Option<&'static str
         v
     };
     match g {
+        DhGroup::Modp768 => Some((MODP768_P, two, None)),
         DhGroup::Modp1024 => Some((MODP1024_P, two, None)),
         DhGroup::Modp2048 => Some((MODP2048_P, two, None)),
         DhGroup::Modp2048s256 => Some((
@@ -166,10 +191,10 @@ fn modp_params(g: DhGroup) -> Option<(&'static str, Vec<u8>, Option<&'static str
 
 fn modp_exec(g: DhGroup, base: &[u8], exp: &U512) -> Vec<u8> {
     let (p, _, _) = modp_params(g).expect("MODP group");
-    if g == DhGroup::Modp1024 {
-        modp_pow::<{ U1024::LIMBS }>(p, base, exp)
-    } else {
-        modp_pow::<{ U2048::LIMBS }>(p, base, exp)
+    match g {
+        DhGroup::Modp768 => modp_pow::<{ U768::LIMBS }>(p, base, exp),
+        DhGroup::Modp1024 => modp_pow::<{ U1024::LIMBS }>(p, base, exp),
+        _ => modp_pow::<{ U2048::LIMBS }>(p, base, exp),
     }
 }
 
@@ -226,7 +251,7 @@ impl DhPrivate {
         match group {
             DhGroup::Ecp256 | DhGroup::Curve25519 => 32,
             DhGroup::Ecp384 => 48,
-            DhGroup::Modp1024 | DhGroup::Modp2048 | DhGroup::Modp2048s256 => 64,
+            DhGroup::Modp768 | DhGroup::Modp1024 | DhGroup::Modp2048 | DhGroup::Modp2048s256 => 64,
         }
     }
 
@@ -312,10 +337,10 @@ impl DhPrivate {
             }
             DhSecret::Modp(x) => {
                 let (p, _, q) = modp_params(self.group).expect("MODP group");
-                let ok = if self.group == DhGroup::Modp1024 {
-                    modp_check::<{ U1024::LIMBS }>(p, peer, q)
-                } else {
-                    modp_check::<{ U2048::LIMBS }>(p, peer, q)
+                let ok = match self.group {
+                    DhGroup::Modp768 => modp_check::<{ U768::LIMBS }>(p, peer, q),
+                    DhGroup::Modp1024 => modp_check::<{ U1024::LIMBS }>(p, peer, q),
+                    _ => modp_check::<{ U2048::LIMBS }>(p, peer, q),
                 };
                 if !ok {
                     return Err(CryptoError::InvalidPeerPublicKey);
@@ -508,35 +533,42 @@ pub fn child_keymat(
 
 // ---------------------------------------------------------------- SK payload
 
-fn cbc_encrypt(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError> {
-    let n = buf.len();
-    match key.len() {
-        16 => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
-            .map_err(|_| CryptoError::BadKeyLength)?
-            .encrypt_padded_mut::<NoPadding>(buf, n)
-            .map(|_| ())
-            .map_err(|_| CryptoError::BadCiphertextLength),
-        32 => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
-            .map_err(|_| CryptoError::BadKeyLength)?
-            .encrypt_padded_mut::<NoPadding>(buf, n)
-            .map(|_| ())
-            .map_err(|_| CryptoError::BadCiphertextLength),
-        _ => Err(CryptoError::BadKeyLength),
+/// CBC without padding (the SK payload pads itself) with `enc`'s block cipher.
+fn cbc_crypt(
+    enc: Encryption,
+    key: &[u8],
+    iv: &[u8],
+    buf: &mut [u8],
+    encrypt: bool,
+) -> Result<(), CryptoError> {
+    fn run<C>(key: &[u8], iv: &[u8], buf: &mut [u8], encrypt: bool) -> Result<(), CryptoError>
+    where
+        C: cbc::cipher::BlockCipher
+            + cbc::cipher::BlockEncrypt
+            + cbc::cipher::BlockDecrypt
+            + cbc::cipher::KeyInit,
+    {
+        let n = buf.len();
+        if encrypt {
+            cbc::Encryptor::<C>::new_from_slices(key, iv)
+                .map_err(|_| CryptoError::BadKeyLength)?
+                .encrypt_padded_mut::<NoPadding>(buf, n)
+                .map(|_| ())
+                .map_err(|_| CryptoError::BadCiphertextLength)
+        } else {
+            cbc::Decryptor::<C>::new_from_slices(key, iv)
+                .map_err(|_| CryptoError::BadKeyLength)?
+                .decrypt_padded_mut::<NoPadding>(buf)
+                .map(|_| ())
+                .map_err(|_| CryptoError::BadCiphertextLength)
+        }
     }
-}
-
-fn cbc_decrypt(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError> {
-    match key.len() {
-        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
-            .map_err(|_| CryptoError::BadKeyLength)?
-            .decrypt_padded_mut::<NoPadding>(buf)
-            .map(|_| ())
-            .map_err(|_| CryptoError::BadCiphertextLength),
-        32 => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
-            .map_err(|_| CryptoError::BadKeyLength)?
-            .decrypt_padded_mut::<NoPadding>(buf)
-            .map(|_| ())
-            .map_err(|_| CryptoError::BadCiphertextLength),
+    match enc {
+        Encryption::AesCbc128 => run::<aes::Aes128>(key, iv, buf, encrypt),
+        Encryption::AesCbc192 => run::<aes::Aes192>(key, iv, buf, encrypt),
+        Encryption::AesCbc256 => run::<aes::Aes256>(key, iv, buf, encrypt),
+        Encryption::TripleDes => run::<des::TdesEde3>(key, iv, buf, encrypt),
+        Encryption::Des => run::<des::Des>(key, iv, buf, encrypt),
         _ => Err(CryptoError::BadKeyLength),
     }
 }
@@ -547,6 +579,7 @@ fn gcm_key(
 ) -> Result<(aead::LessSafeKey, [u8; 4]), CryptoError> {
     let alg = match enc {
         Encryption::AesGcm16_128 => &aead::AES_128_GCM,
+        Encryption::AesGcm16_192 => &aead::AES_192_GCM,
         Encryption::AesGcm16_256 => &aead::AES_256_GCM,
         _ => return Err(CryptoError::BadKeyLength),
     };
@@ -636,7 +669,7 @@ impl IkeKeys {
 }
 
 /// Builds an encrypted message: header, then SK{inner}. `iv` must be unique per key
-/// (16 octets for CBC, 8 for GCM); the header's length and next_payload are filled in.
+/// ([`Encryption::iv_len`] octets: the cipher's block for CBC, 8 for GCM); the header's length and next_payload are filled in.
 pub fn protect(
     keys: &SkDirection<'_>,
     header: &Header,
@@ -645,16 +678,18 @@ pub fn protect(
 ) -> Result<Vec<u8>, CryptoError> {
     let mut plain = Zeroizing::new(Vec::with_capacity(256));
     let first = codec::encode_chain(inner, &mut plain);
-    let (iv_len, icv_len) = if keys.encryption.is_aead() {
-        (8, 16)
+    let iv_len = keys.encryption.iv_len();
+    let icv_len = if keys.encryption.is_aead() {
+        16
     } else {
-        (16, keys.integrity.map_or(0, |i| i.icv_len()))
+        keys.integrity.map_or(0, |i| i.icv_len())
     };
-    if iv.len() != iv_len {
+    if iv.len() != iv_len || keys.encryption == Encryption::Null {
         return Err(CryptoError::BadKeyLength);
     }
     if !keys.encryption.is_aead() {
-        let pad = (16 - (plain.len() + 1) % 16) % 16;
+        let block = keys.encryption.block_len();
+        let pad = (block - (plain.len() + 1) % block) % block;
         plain.extend(std::iter::repeat_n(0u8, pad));
         plain.push(pad as u8);
     } else {
@@ -680,7 +715,7 @@ pub fn protect(
     } else {
         let integ = keys.integrity.ok_or(CryptoError::BadKeyLength)?;
         let mut buf = plain.to_vec();
-        cbc_encrypt(keys.enc_key, iv, &mut buf)?;
+        cbc_crypt(keys.encryption, keys.enc_key, iv, &mut buf, true)?;
         out.extend_from_slice(&buf);
         let icv = integrity_icv(integ, keys.integ_key, &[&out]);
         out.extend_from_slice(&icv);
@@ -700,10 +735,11 @@ pub fn unprotect(keys: &SkDirection<'_>, msg: &[u8]) -> Result<(Header, Vec<Payl
     if off + sk_len != msg.len() {
         return Err(DecodeError::SkNotLast.into());
     }
-    let (iv_len, icv_len) = if keys.encryption.is_aead() {
-        (8, 16)
+    let iv_len = keys.encryption.iv_len();
+    let icv_len = if keys.encryption.is_aead() {
+        16
     } else {
-        (16, keys.integrity.map_or(0, |i| i.icv_len()))
+        keys.integrity.map_or(0, |i| i.icv_len())
     };
     let body = &msg[off + 4..];
     if body.len() < iv_len + icv_len + 1 {
@@ -723,11 +759,11 @@ pub fn unprotect(keys: &SkDirection<'_>, msg: &[u8]) -> Result<(Header, Vec<Payl
         constant_time::verify_slices_are_equal(&icv, &msg[icv_start..])
             .map_err(|_| CryptoError::IntegrityCheckFailed)?;
         let ct = &body[iv_len..body.len() - icv_len];
-        if ct.is_empty() || !ct.len().is_multiple_of(16) {
+        if ct.is_empty() || !ct.len().is_multiple_of(keys.encryption.block_len()) {
             return Err(CryptoError::BadCiphertextLength.into());
         }
         let mut buf = Zeroizing::new(ct.to_vec());
-        cbc_decrypt(keys.enc_key, iv, &mut buf)?;
+        cbc_crypt(keys.encryption, keys.enc_key, iv, &mut buf, false)?;
         plain = buf;
     }
     let pad = *plain.last().ok_or(CryptoError::BadPadding)? as usize;

@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// An IKE proposal had no DH group.
     #[error("IKE proposal '{0}' names no DH group")]
     MissingDhGroup(String),
+    /// An IKE proposal offered no encryption (NULL is for ESP only).
+    #[error("IKE proposal '{0}' uses NULL encryption, which only ESP allows")]
+    NullForIke(String),
     /// A non-AEAD proposal had no integrity algorithm.
     #[error("proposal '{0}' uses a non-AEAD cipher but names no integrity algorithm")]
     MissingIntegrity(String),

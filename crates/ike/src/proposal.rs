@@ -37,10 +37,14 @@ fn encr_transform(e: Encryption) -> Transform {
     Transform {
         kind: transform_type::ENCR,
         id: e.iana_id(),
-        attributes: vec![Attribute::Tv {
-            kind: ATTR_KEY_LENGTH,
-            value: e.key_bits(),
-        }],
+        attributes: e
+            .key_length_attribute()
+            .map(|bits| Attribute::Tv {
+                kind: ATTR_KEY_LENGTH,
+                value: bits,
+            })
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -160,19 +160,29 @@ fn message() -> impl Strategy<Value = Message> {
 }
 
 fn suite() -> impl Strategy<Value = IkeSuite> {
-    (0usize..4, 0usize..3, 0usize..3).prop_map(|(e, i, p)| {
-        let encryption = Encryption::ALL[e];
-        IkeSuite {
-            encryption,
-            integrity: if encryption.is_aead() {
-                None
-            } else {
-                Some(Integrity::ALL[i])
-            },
-            prf: Prf::ALL[p],
-            dh: DhGroup::Ecp256,
-        }
-    })
+    // every IKE cipher (NULL is ESP only), integrity and PRF, the legacy ones included
+    let ike_ciphers: Vec<Encryption> = Encryption::ALL
+        .into_iter()
+        .filter(|e| *e != Encryption::Null)
+        .collect();
+    (
+        0..ike_ciphers.len(),
+        0..Integrity::ALL.len(),
+        0..Prf::ALL.len(),
+    )
+        .prop_map(move |(e, i, p)| {
+            let encryption = ike_ciphers[e];
+            IkeSuite {
+                encryption,
+                integrity: if encryption.is_aead() {
+                    None
+                } else {
+                    Some(Integrity::ALL[i])
+                },
+                prf: Prf::ALL[p],
+                dh: DhGroup::Ecp256,
+            }
+        })
 }
 
 proptest! {
@@ -209,7 +219,7 @@ proptest! {
     fn sk_protect_round_trip_and_tamper(s in suite(), inner in proptest::collection::vec(payload(), 0..4), flip in any::<usize>(), key_seed in any::<u8>()) {
         let keys = crypto::derive_ike_keys(s, &[key_seed; 32], &[1; 32], &[2; 32], 7, 9);
         let dir = keys.direction(true);
-        let iv = if s.encryption.is_aead() { vec![3u8; 8] } else { vec![4u8; 16] };
+        let iv = vec![4u8; s.encryption.iv_len()];
         let header = Header { spi_i: 7, spi_r: 9, next_payload: 0, version: 0x20, exchange: exchange::INFORMATIONAL, flags: flags::INITIATOR, message_id: 5, length: 0 };
         let msg = crypto::protect(&dir, &header, &inner, &iv).unwrap();
         let (h, got) = crypto::unprotect(&dir, &msg).unwrap();
@@ -224,8 +234,14 @@ proptest! {
     }
 
     #[test]
-    fn proposal_strings_round_trip(e in proptest::collection::btree_set(0usize..2, 1..3), gcm in any::<bool>(), i in proptest::collection::btree_set(0usize..3, 0..3), p in proptest::collection::btree_set(0usize..3, 0..3), d in proptest::collection::btree_set(0usize..6, 0..3), esn in any::<bool>()) {
-        let encs: Vec<Encryption> = e.iter().map(|x| Encryption::ALL[x + if gcm { 2 } else { 0 }]).collect();
+    fn proposal_strings_round_trip(e in proptest::collection::btree_set(0usize..6, 1..3), gcm in any::<bool>(), i in proptest::collection::btree_set(0usize..4, 0..3), p in proptest::collection::btree_set(0usize..4, 0..3), d in proptest::collection::btree_set(0usize..7, 0..3), esn in any::<bool>()) {
+        let family: Vec<Encryption> = Encryption::ALL.into_iter().filter(|c| c.is_aead() == gcm).collect();
+        let mut encs: Vec<Encryption> = Vec::new();
+        for c in e.iter().map(|x| family[x % family.len()]) {
+            if !encs.contains(&c) {
+                encs.push(c);
+            }
+        }
         let prop = Proposal {
             encryption: encs,
             integrity: if gcm { vec![] } else { i.iter().map(|x| Integrity::ALL[*x]).collect() },
@@ -273,7 +289,34 @@ fn proposal_strings_from_the_brief() {
         "gcm128 is not an alias here"
     );
     assert!("aes256gcm16-sha256".parse::<Proposal>().is_err());
-    assert!("3des-md5".parse::<Proposal>().is_err());
+    // Azure's legacy policy values parse (and print back) as strongSwan spells them
+    for s in [
+        "3des-md5-modp768",
+        "des-sha1-modp1024",
+        "aes192-sha256-modp2048",
+        "aes192gcm16",
+        "null-md5",
+    ] {
+        let p: Proposal = s.parse().unwrap();
+        assert_eq!(p.to_string(), s);
+    }
+    assert!("3des-md5-modp768"
+        .parse::<Proposal>()
+        .unwrap()
+        .validate_ike()
+        .is_ok());
+    let null_ike = "null-sha1-modp2048"
+        .parse::<Proposal>()
+        .unwrap()
+        .validate_ike();
+    assert!(
+        null_ike
+            .unwrap_err()
+            .to_string()
+            .contains("NULL encryption"),
+        "NULL is ESP only"
+    );
+    assert!("3des-md4".parse::<Proposal>().is_err());
     assert!(
         "aes256gcm16-ecp384"
             .parse::<Proposal>()

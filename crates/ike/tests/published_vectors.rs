@@ -175,3 +175,45 @@ fn prf_plus_is_iterated_prf() {
     assert_eq!(&out[..32], &t1[..]);
     assert_eq!(&out[32..], &t2[..8]);
 }
+
+/// RFC 2202 §2 test cases 1 and 2: HMAC-MD5 as PRF_HMAC_MD5 and, truncated to 96 bits
+/// (RFC 2403), as AUTH_HMAC_MD5_96.
+#[test]
+fn hmac_md5_rfc2202() {
+    assert_eq!(
+        hex::encode(&*crypto::prf(Prf::HmacMd5, &[0x0b; 16], &[b"Hi There"])),
+        "9294727a3638bb1c13f48ef8158bfc9d"
+    );
+    assert_eq!(
+        hex::encode(&*crypto::prf(
+            Prf::HmacMd5,
+            b"Jefe",
+            &[b"what do ya want ", b"for nothing?"]
+        )),
+        "750c783e6ab0b503eaa86e310a5db738"
+    );
+    assert_eq!(
+        hex::encode(crypto::integrity_icv(
+            Integrity::HmacMd5_96,
+            &[0x0b; 16],
+            &[b"Hi There"]
+        )),
+        "9294727a3638bb1c13f48ef8"
+    );
+}
+
+/// MODP group 1 (768 bits, RFC 2409 §6.1): both sides compute the same shared secret, of
+/// the modulus length, and degenerate peer values are refused.
+#[test]
+fn modp768_agreement() {
+    let a = crypto::DhPrivate::generate(DhGroup::Modp768).unwrap();
+    let b = crypto::DhPrivate::generate(DhGroup::Modp768).unwrap();
+    assert_eq!(a.public().len(), 96);
+    let (sa, sb) = (a.agree(b.public()).unwrap(), b.agree(a.public()).unwrap());
+    assert_eq!(*sa, *sb);
+    assert_eq!(sa.len(), 96);
+    let mut one = vec![0u8; 96];
+    one[95] = 1;
+    assert!(a.agree(&one).is_err());
+    assert!(a.agree(&[0xff; 96]).is_err());
+}

@@ -3,17 +3,24 @@
 
 use esp::{Auth, Cipher, InboundSa, OutboundSa};
 
+/// Every integrity algorithm the crate supports.
+pub const ALL_AUTHS: [Auth; 4] = [
+    Auth::HmacMd5_96,
+    Auth::HmacSha1_96,
+    Auth::HmacSha256_128,
+    Auth::HmacSha384_192,
+];
+
 /// Every transform the crate supports.
 pub fn all_ciphers() -> Vec<Cipher> {
-    let auths = [
-        Auth::HmacSha1_96,
-        Auth::HmacSha256_128,
-        Auth::HmacSha384_192,
-    ];
-    let mut v = vec![Cipher::AesGcm128, Cipher::AesGcm256];
-    for a in auths {
+    let mut v = vec![Cipher::AesGcm128, Cipher::AesGcm192, Cipher::AesGcm256];
+    for a in ALL_AUTHS {
         v.push(Cipher::AesCbc128(a));
+        v.push(Cipher::AesCbc192(a));
         v.push(Cipher::AesCbc256(a));
+        v.push(Cipher::TripleDesCbc(a));
+        v.push(Cipher::DesCbc(a));
+        v.push(Cipher::Null(a));
     }
     v
 }

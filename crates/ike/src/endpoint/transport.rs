@@ -9,7 +9,7 @@ impl Endpoint {
             sa.gcm_iv += 1;
             Ok(sa.gcm_iv.to_be_bytes().to_vec())
         } else {
-            self.rng.bytes(16)
+            self.rng.bytes(keys.suite.encryption.iv_len())
         }
     }
 
