@@ -43,6 +43,7 @@ fn responder(now: Instant) -> Endpoint {
             dpd_timeout: Duration::from_secs(30),
             initiate: false,
             recovery: ike::Recovery::default(),
+            selector_pairs: false,
         },
         now,
     );

@@ -842,7 +842,19 @@ pub struct ConnectionConfig {
     pub initiate: bool,
     /// How an initiating connection comes back after it went down.
     pub recovery: Recovery,
+    /// One Child SA per (local selector, remote selector) pair, each holding exactly that
+    /// pair, instead of one Child SA for all of them: Azure's `usePolicyBasedTrafficSelectors`.
+    /// On-premises policy-based devices keep one SA per prefix pair and refuse (or narrow) a
+    /// proposal that holds several prefixes, so each pair is negotiated on its own: the first
+    /// in IKE_AUTH, the others with CREATE_CHILD_SA; as responder, a proposal is narrowed to
+    /// one pair. At most [`MAX_SELECTOR_PAIRS`] pairs.
+    pub selector_pairs: bool,
 }
+
+/// Most selector pairs a connection with [`ConnectionConfig::selector_pairs`] may have: each
+/// is a Child SA of its own (an exchange to set up, keys, a rekey), so a typo in a prefix list
+/// must not turn into thousands of them.
+pub const MAX_SELECTOR_PAIRS: usize = 256;
 
 /// What to do when a connection that is meant to be up goes down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -903,7 +915,36 @@ impl ConnectionConfig {
         if self.initiate && self.remote_addr.is_unspecified() {
             return Err(ConfigError::InitiatorWithoutPeer);
         }
+        let pairs = self.local_ts.len().saturating_mul(self.remote_ts.len());
+        if self.selector_pairs && pairs > MAX_SELECTOR_PAIRS {
+            return Err(ConfigError::TooManySelectorPairs {
+                pairs,
+                max: MAX_SELECTOR_PAIRS,
+            });
+        }
         Ok(())
+    }
+
+    /// Every (local, remote) selector pair, local-major in configuration order: the Child
+    /// SAs a connection with [`Self::selector_pairs`] negotiates, one each.
+    pub fn ts_pairs(&self) -> Vec<(TrafficSelector, TrafficSelector)> {
+        self.local_ts
+            .iter()
+            .flat_map(|l| self.remote_ts.iter().map(move |r| (*l, *r)))
+            .collect()
+    }
+
+    /// The selectors the Child SA of IKE_AUTH proposes (local, remote): all of them, or with
+    /// [`Self::selector_pairs`] the first pair only (the others follow one by one).
+    pub fn first_child_ts(&self) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+        match (
+            self.selector_pairs,
+            self.local_ts.first(),
+            self.remote_ts.first(),
+        ) {
+            (true, Some(l), Some(r)) => (vec![*l], vec![*r]),
+            _ => (self.local_ts.clone(), self.remote_ts.clone()),
+        }
     }
 }
 

@@ -44,6 +44,14 @@ pub enum ConfigError {
     /// An initiating connection needs a concrete peer address.
     #[error("a connection that initiates needs a specific remote address")]
     InitiatorWithoutPeer,
+    /// One Child SA per selector pair was asked for with more pairs than allowed.
+    #[error("{pairs} selector pairs (local prefixes x remote prefixes) with one Child SA per pair; at most {max}")]
+    TooManySelectorPairs {
+        /// Local selectors times remote selectors.
+        pairs: usize,
+        /// [`crate::config::MAX_SELECTOR_PAIRS`].
+        max: usize,
+    },
     /// Identity string empty.
     #[error("empty identity")]
     EmptyIdentity,

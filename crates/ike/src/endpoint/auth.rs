@@ -93,8 +93,8 @@ impl Endpoint {
         if let (Some(esp), Some(tsi), Some(tsr)) = (esp, tsi, tsr) {
             let peer_tsi = ts_list(tsi);
             let peer_tsr = ts_list(tsr);
-            let n_tsi = narrow(&peer_tsi, &cfg.remote_ts);
-            let n_tsr = narrow(&peer_tsr, &cfg.local_ts);
+            let (n_tsi, n_tsr) =
+                Self::narrow_proposal(&cfg, &sa.children, None, &peer_tsi, &peer_tsr);
             match proposal::select_esp(&cfg.esp_proposals, esp) {
                 None => {
                     reply.push(notify_payload(notify::NO_PROPOSAL_CHOSEN, vec![]));
@@ -139,6 +139,10 @@ impl Endpoint {
             self.drop_stale_sas(conn, sa.remote.ip(), sa.our_spi(), sa.created);
         }
         self.ike_established(sa, now, suite.name());
+        self.abandon_own_attempts(conn);
+        if cfg.selector_pairs {
+            sa.extras_not_before = Some(now + PEER_PAIRS_GRACE);
+        }
         if let Some((csuite, spi_in, spi_out, local_ts, remote_ts)) = child {
             let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
             self.install_child(

@@ -76,11 +76,17 @@ impl Endpoint {
     /// After the Child SAs changed: whether part of the configured selectors has no Child SA
     /// (the peer narrowed them). Sets the connection's warning and, for a connection that
     /// initiates, asks for an additional Child SA for what is left (once per remainder the
-    /// peer refused, at most [`MAX_EXTRA_CHILDREN`] per IKE SA).
+    /// peer refused, at most [`MAX_EXTRA_CHILDREN`] per IKE SA). With one Child SA per
+    /// selector pair, see [`Self::check_pair_coverage`].
     pub(super) fn check_coverage(&mut self, sa: &mut IkeSa) {
         let Some(cfg) = self.cfg(sa.conn).cloned() else {
             return;
         };
+        sa.wanted_extra = None;
+        if cfg.selector_pairs {
+            self.check_pair_coverage(sa, &cfg);
+            return;
+        }
         let live = sa.children.iter().filter(|c| !c.replaced);
         let distinct = |v: Vec<TrafficSelector>| -> Vec<TrafficSelector> {
             let mut out: Vec<TrafficSelector> = Vec::with_capacity(v.len());
@@ -132,8 +138,123 @@ impl Endpoint {
         }
     }
 
-    /// Asks the peer for the additional Child SA [`Self::check_coverage`] queued.
+    /// The coverage check of a connection with one Child SA per selector pair: a pair is
+    /// covered when one Child SA holds all of it. For a connection that initiates, the next
+    /// pair no Child SA touches (the peer neither narrowed nor refused it) is asked for, one
+    /// at a time, each at most once per IKE SA unless its Child SA is deleted (at most one
+    /// per pair plus [`MAX_EXTRA_CHILDREN`] per IKE SA). The warning names the pairs left
+    /// without a Child SA that nobody is going to ask for: refused, narrowed, or — when we do
+    /// not initiate — not (yet) set up by the peer.
+    fn check_pair_coverage(&mut self, sa: &mut IkeSa, cfg: &ConnectionConfig) {
+        let live: Vec<&ChildSa> = sa.children.iter().filter(|c| !c.replaced).collect();
+        let pairs = cfg.ts_pairs();
+        let missing: Vec<(TrafficSelector, TrafficSelector)> = pairs
+            .iter()
+            .filter(|(l, r)| !live.iter().any(|c| c.covers_pair(l, r)))
+            .copied()
+            .collect();
+        let cap = u32::try_from(pairs.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(1)
+            .saturating_add(MAX_EXTRA_CHILDREN);
+        let in_flight = match &sa.pending_rekey {
+            Some(PendingRekey::Child {
+                old_spi_in: None,
+                ts,
+                ..
+            }) => Some(ts.clone()),
+            _ => None,
+        };
+        let askable = |(l, r): &(TrafficSelector, TrafficSelector)| {
+            let ts = (vec![*l], vec![*r]);
+            !live.iter().any(|c| c.touches_pair(l, r)) && !sa.refused_extra.contains(&ts)
+        };
+        let may_ask = cfg.initiate && sa.extra_asked < cap;
+        let next = missing
+            .iter()
+            .filter(|p| askable(p))
+            .find(|(l, r)| in_flight.as_ref() != Some(&(vec![*l], vec![*r])))
+            .copied();
+        let left_out: Vec<String> = missing
+            .iter()
+            .filter(|p| {
+                let asking = in_flight.as_ref() == Some(&(vec![p.0], vec![p.1]));
+                !(asking || may_ask && askable(p))
+            })
+            .map(|(l, r)| format!("local {l} remote {r}"))
+            .collect();
+        let warning = (!left_out.is_empty()).then(|| {
+            let have: Vec<String> = live
+                .iter()
+                .map(|c| {
+                    format!(
+                        "local {} remote {}",
+                        ts_text(&c.local_ts),
+                        ts_text(&c.remote_ts)
+                    )
+                })
+                .collect();
+            format!(
+                "one Child SA per selector pair; not tunneled: {}; the Child SAs cover: {}{}",
+                left_out.join(", "),
+                if have.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    have.join(", ")
+                },
+                sa.extra_refusal
+                    .as_ref()
+                    .map(|r| format!(" (an additional Child SA was refused: {r})"))
+                    .unwrap_or_default()
+            )
+        });
+        if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
+            c.selector_warning = warning;
+        }
+        if may_ask {
+            sa.wanted_extra = next.map(|(l, r)| (vec![l], vec![r]));
+        }
+    }
+
+    /// The selectors to answer a peer's Child SA proposal with, (TSi, TSr) as the peer
+    /// proposed them: RFC 7296 §2.9 narrowing to ours. With one Child SA per selector pair,
+    /// narrowed further to one pair: the first configured pair the proposal overlaps that no
+    /// Child SA (besides `rekeyed`, our inbound SPI of the one it replaces) touches yet, else
+    /// the first it overlaps. Empty when nothing is acceptable.
+    pub(super) fn narrow_proposal(
+        cfg: &ConnectionConfig,
+        children: &[ChildSa],
+        rekeyed: Option<u32>,
+        tsi: &[TrafficSelector],
+        tsr: &[TrafficSelector],
+    ) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+        if !cfg.selector_pairs {
+            return (narrow(tsi, &cfg.remote_ts), narrow(tsr, &cfg.local_ts));
+        }
+        let candidates: Vec<(Vec<TrafficSelector>, Vec<TrafficSelector>, bool)> = cfg
+            .ts_pairs()
+            .into_iter()
+            .filter_map(|(l, r)| {
+                let (n_tsi, n_tsr) = (narrow(tsi, &[r]), narrow(tsr, &[l]));
+                let taken = children
+                    .iter()
+                    .filter(|c| !c.replaced && Some(c.spi_in) != rekeyed)
+                    .any(|c| c.touches_pair(&l, &r));
+                (!n_tsi.is_empty() && !n_tsr.is_empty()).then_some((n_tsi, n_tsr, taken))
+            })
+            .collect();
+        let pick = candidates
+            .iter()
+            .find(|c| !c.2)
+            .or(candidates.first())
+            .cloned();
+        pick.map_or((vec![], vec![]), |(i, r, _)| (i, r))
+    }
+
+    /// Asks the peer for the additional Child SA [`Self::check_coverage`] queued, if it is
+    /// still wanted (Child SAs may have come or gone since it was queued).
     pub(super) fn start_extra_child(&mut self, sa: &mut IkeSa, now: Instant) {
+        self.check_coverage(sa);
         let Some((local, remote)) = sa.wanted_extra.take() else {
             return;
         };
@@ -622,8 +743,8 @@ impl Endpoint {
             }
             _ => None,
         };
-        let n_tsi = narrow(&ts_list(tsi), &cfg.remote_ts);
-        let n_tsr = narrow(&ts_list(tsr), &cfg.local_ts);
+        let (n_tsi, n_tsr) =
+            Self::narrow_proposal(&cfg, &sa.children, old_in, &ts_list(tsi), &ts_list(tsr));
         if n_tsi.is_empty() || n_tsr.is_empty() {
             return self.respond(
                 sa,
@@ -689,6 +810,7 @@ impl Endpoint {
             false,
             !rekeys_one_of_ours,
         );
+        self.check_coverage(sa);
         Ok(())
     }
 }

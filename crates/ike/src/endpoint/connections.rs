@@ -185,6 +185,39 @@ impl Endpoint {
         });
     }
 
+    /// The peer brought connection `conn` up with an IKE SA it started: our own attempt
+    /// still in IKE_SA_INIT is abandoned, so that the two gateways do not end up with two IKE
+    /// SAs, each with Child SAs of its own, for one connection (both sides initiate, as
+    /// Azure's gateways and strongSwan's `start_action = start` do). An attempt already in
+    /// IKE_AUTH is kept: the peer may be establishing it at this moment.
+    pub(super) fn abandon_own_attempts(&mut self, conn: ConnectionId) {
+        let doomed: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| {
+                s.conn == conn && s.initiator && matches!(s.phase, Phase::InitiatorInit(_))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in doomed {
+            if let Some(s) = self.sas.remove(&k) {
+                self.forget(&s);
+            }
+        }
+    }
+
+    /// Whether the peer already brought connection `conn` up with an IKE SA it started (see
+    /// [`Self::abandon_own_attempts`]).
+    pub(super) fn peer_brought_up(&self, conn: ConnectionId) -> bool {
+        self.sas.values().any(|s| {
+            s.conn == conn
+                && !s.initiator
+                && s.phase.is_established()
+                && s.rekeyed_at.is_none()
+                && !s.dead
+        })
+    }
+
     /// INITIAL_CONTACT: the peer has no other SAs with us, so the ones that were up before
     /// this SA's IKE_SA_INIT arrived (`since`) are stale. SAs that came up while this one was
     /// negotiated are not: they are the peer's own simultaneous attempts (strongSwan restarting

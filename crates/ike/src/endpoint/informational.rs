@@ -13,6 +13,8 @@ impl Endpoint {
         let mut reply = vec![];
         let mut delete_ike = false;
         let mut auth_failed = false;
+        // a Child SA deleted without a replacement: its selectors may be left without one
+        let mut lost_child = false;
         for p in inner {
             match &p.body {
                 PayloadBody::Delete(d) if d.protocol == protocol::IKE => delete_ike = true,
@@ -25,6 +27,7 @@ impl Endpoint {
                         let spi = u32::from_be_bytes(b);
                         if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
                             let c = sa.children.remove(pos);
+                            lost_child |= !c.replaced;
                             ours.push(c.spi_in.to_be_bytes().to_vec());
                             self.events.push_back(Event::ChildSaDeleted {
                                 conn: sa.conn,
@@ -72,6 +75,8 @@ impl Endpoint {
             );
         } else if delete_ike {
             self.fail(sa, DownReason::DeletedByPeer, now);
+        } else if lost_child && sa.phase.is_established() {
+            self.check_coverage(sa);
         }
         Ok(())
     }

@@ -63,6 +63,7 @@ impl Endpoint {
             ike_rekey_at: None,
             wanted_extra: None,
             extra_asked: 0,
+            extras_not_before: None,
             refused_extra: vec![],
             extra_refusal: None,
         };
@@ -162,6 +163,11 @@ impl Endpoint {
         let Phase::InitiatorInit(st) = &mut sa.phase else {
             return Err(IkeError::UnexpectedExchange(header.exchange));
         };
+        if self.peer_brought_up(sa.conn) {
+            // the peer's own IKE SA came up meanwhile: ours would be a second one
+            sa.dead = true;
+            return Ok(());
+        }
         if let Some(n) = view.notify(notify::COOKIE) {
             if st.restarts >= 5 || n.data.is_empty() || n.data.len() > 64 {
                 return Err(IkeError::InvalidPayload("COOKIE"));
@@ -311,8 +317,9 @@ impl Endpoint {
             child_spi_in,
             false,
         ))));
-        inner.push(Payload::new(PayloadBody::TsI(ts_payload(&cfg.local_ts))));
-        inner.push(Payload::new(PayloadBody::TsR(ts_payload(&cfg.remote_ts))));
+        let (tsi, tsr) = cfg.first_child_ts();
+        inner.push(Payload::new(PayloadBody::TsI(ts_payload(&tsi))));
+        inner.push(Payload::new(PayloadBody::TsR(ts_payload(&tsr))));
         self.send_request(sa, now, RequestKind::IkeAuth, exchange::IKE_AUTH, &inner);
         Ok(())
     }
@@ -502,6 +509,7 @@ impl Endpoint {
             ike_rekey_at: None,
             wanted_extra: None,
             extra_asked: 0,
+            extras_not_before: None,
             refused_extra: vec![],
             extra_refusal: None,
         };

@@ -103,8 +103,15 @@ pub const MAX_TIMER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const NONCE_LEN: usize = 32;
 /// Auth method: shared key message integrity code.
 const AUTH_PSK: u8 = 2;
-/// Additional Child SAs asked for per IKE SA when the peer narrowed the selectors.
+/// Additional Child SAs asked for per IKE SA when the peer narrowed the selectors (with one
+/// Child SA per selector pair: on top of one for each pair, for pairs whose Child SA the peer
+/// deleted).
 const MAX_EXTRA_CHILDREN: u32 = 16;
+/// With one Child SA per selector pair, on an IKE SA the peer started: how long the peer gets
+/// to set up the remaining pairs itself before we ask for those it left out. A policy-based
+/// peer asks for its pairs right after IKE_AUTH; asking for the same pair at the same moment
+/// would give it two Child SAs.
+pub const PEER_PAIRS_GRACE: Duration = Duration::from_secs(2);
 
 /// Owns all IKE SAs; see the module documentation.
 pub struct Endpoint {
@@ -302,8 +309,8 @@ impl Endpoint {
                 consider(t + HALF_OPEN_TIMEOUT);
                 continue;
             }
-            if Self::extra_child_ready(sa) {
-                consider(sa.last_recv.min(sa.created));
+            if let Some(t) = Self::extra_child_due(sa) {
+                consider(t);
             }
             match sa.phase.step() {
                 Some(Step::ResponderAuth) => consider(sa.created + HALF_OPEN_TIMEOUT),

@@ -45,6 +45,20 @@ pub(super) struct ChildSa {
     pub(super) replaced: bool,
 }
 
+impl ChildSa {
+    /// Whether it holds all of the selector pair (`local`, `remote`).
+    pub(super) fn covers_pair(&self, local: &TrafficSelector, remote: &TrafficSelector) -> bool {
+        TrafficSelector::uncovered(&[*local], &self.local_ts).is_empty()
+            && TrafficSelector::uncovered(&[*remote], &self.remote_ts).is_empty()
+    }
+
+    /// Whether it holds part of the selector pair (`local`, `remote`) on both sides.
+    pub(super) fn touches_pair(&self, local: &TrafficSelector, remote: &TrafficSelector) -> bool {
+        self.local_ts.iter().any(|t| t.intersect(local).is_some())
+            && self.remote_ts.iter().any(|t| t.intersect(remote).is_some())
+    }
+}
+
 /// Our side of a simultaneous rekey of one Child SA (RFC 7296 §2.8.1): the peer's exchange,
 /// which we answered while ours was outstanding.
 pub(super) struct Collision {
@@ -194,6 +208,10 @@ pub(super) struct IkeSa {
     pub(super) wanted_extra: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
     /// Additional Child SAs asked for so far on this IKE SA.
     pub(super) extra_asked: u32,
+    /// No additional Child SA is asked for before this: on an IKE SA the peer started with
+    /// one Child SA per selector pair, the peer sets up its own pairs first (asking for the
+    /// same pair at the same moment would make two Child SAs of it).
+    pub(super) extras_not_before: Option<Instant>,
     /// Selector pairs the peer refused an additional Child SA for.
     pub(super) refused_extra: Vec<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
     /// Why the peer refused the last additional Child SA.
@@ -248,6 +266,7 @@ impl IkeSa {
             ike_rekey_at,
             wanted_extra: None,
             extra_asked: 0,
+            extras_not_before: None,
             refused_extra: std::mem::take(&mut old.refused_extra),
             extra_refusal: old.extra_refusal.take(),
         }

@@ -119,20 +119,26 @@ impl Endpoint {
             if let Some(k) = sa.queued.pop_front() {
                 let (exch, inner) = Self::request_body(&k);
                 self.send_request(sa, now, k, exch, &inner);
-            } else if Self::extra_child_ready(sa) {
+            } else if Self::extra_child_due(sa).is_some_and(|t| t <= now) {
                 self.start_extra_child(sa, now);
             }
         }
     }
 
-    /// Whether an additional Child SA can be asked for now (nothing else in flight).
-    pub(super) fn extra_child_ready(sa: &IkeSa) -> bool {
-        sa.wanted_extra.is_some()
+    /// When an additional Child SA can be asked for: nothing else in flight, and not before
+    /// [`IkeSa::extras_not_before`]; `None` while there is nothing to ask for or something
+    /// else is in flight.
+    pub(super) fn extra_child_due(sa: &IkeSa) -> Option<Instant> {
+        let ready = sa.wanted_extra.is_some()
             && sa.outstanding.is_none()
             && sa.queued.is_empty()
             && sa.pending_rekey.is_none()
             && sa.rekeyed_at.is_none()
-            && sa.phase.is_established()
+            && sa.phase.is_established();
+        ready.then(|| {
+            let now_ish = sa.last_recv.min(sa.created);
+            sa.extras_not_before.map_or(now_ish, |t| t.max(now_ish))
+        })
     }
 
     pub(super) fn sa_timers(&mut self, sa: &mut IkeSa, now: Instant) {
@@ -197,7 +203,7 @@ impl Endpoint {
         if sa.rekeyed_at.is_some() {
             return;
         }
-        if Self::extra_child_ready(sa) {
+        if Self::extra_child_due(sa).is_some_and(|t| t <= now) {
             self.start_extra_child(sa, now);
             return;
         }

@@ -57,6 +57,7 @@ impl Conn {
             dpd_timeout: Duration::from_secs(45),
             initiate: false,
             recovery: Recovery::default(),
+            selector_pairs: false,
         })
     }
 
@@ -124,6 +125,12 @@ impl Conn {
     /// Idle time before a liveness check (zero: no dead-peer detection).
     pub fn dpd(mut self, timeout: Duration) -> Conn {
         self.0.dpd_timeout = timeout;
+        self
+    }
+
+    /// One Child SA per (local, remote) selector pair.
+    pub fn selector_pairs(mut self, yes: bool) -> Conn {
+        self.0.selector_pairs = yes;
         self
     }
 
