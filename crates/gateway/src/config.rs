@@ -4,6 +4,7 @@
 
 use ike::config::{
     ConnectionConfig, DownAction, Identity, Proposal, Psk, Recovery, TrafficSelector,
+    MAX_SELECTOR_PAIRS,
 };
 use ipnet::IpNet;
 use std::fmt;
@@ -204,6 +205,10 @@ pub struct ConnectionSpec {
     /// How an initiating connection comes back after going down (`close_action`,
     /// `dpd_action`, `keyingtries`, `retry_max`).
     pub recovery: Recovery,
+    /// `selector_pairs`: one Child SA per (local prefix, remote prefix) pair instead of one
+    /// for all prefixes, for peers with policy-based devices (Azure's
+    /// `usePolicyBasedTrafficSelectors`); see [`ConnectionConfig::selector_pairs`].
+    pub selector_pairs: bool,
 }
 
 /// The whole gateway configuration.
@@ -445,6 +450,19 @@ fn parse_connection(
             "a connection with remote_address = \"%any\" can only respond",
         ));
     }
+    let selector_pairs = f.boolean("selector_pairs")?.unwrap_or(false);
+    let pairs = local_prefixes.len().saturating_mul(remote_prefixes.len());
+    if selector_pairs && pairs > MAX_SELECTOR_PAIRS {
+        return Err(f.invalid(
+            "selector_pairs",
+            "true",
+            format!(
+                "{pairs} prefix pairs ({} local x {} remote), each a Child SA of its own; at most {MAX_SELECTOR_PAIRS}",
+                local_prefixes.len(),
+                remote_prefixes.len()
+            ),
+        ));
+    }
     let defaults = Recovery::default();
     let recovery = Recovery {
         close_action: f.action("close_action")?.unwrap_or(defaults.close_action),
@@ -469,6 +487,7 @@ fn parse_connection(
         dpd_timeout,
         initiate,
         recovery,
+        selector_pairs,
     })
 }
 
@@ -513,6 +532,7 @@ impl ConnectionSpec {
             dpd_timeout: self.dpd_timeout,
             initiate: self.initiate,
             recovery: self.recovery,
+            selector_pairs: self.selector_pairs,
         }
     }
 }
@@ -996,6 +1016,50 @@ remote_prefixes = ["10.9.0.0/16"]
         assert!(e.contains("close_action") && e.contains("restart"), "{e}");
         let e = err(&GOOD.replacen("[[connection]]", "[[connection]]\nkeyingtries = -1", 1));
         assert!(e.contains("keyingtries"), "{e}");
+    }
+
+    /// `selector_pairs` (Azure's usePolicyBasedTrafficSelectors) reaches the IKE layer; off
+    /// by default; a value that is not a boolean, or more pairs than allowed, is refused.
+    #[test]
+    fn selector_pairs_key() {
+        let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();
+        assert!(!c.connections[0].selector_pairs);
+        assert!(!c.connections[0].to_ike(c.local_address).selector_pairs);
+        let text = GOOD.replacen("[[connection]]", "[[connection]]\nselector_pairs = true", 1);
+        let c = GatewayConfig::parse(&text, Path::new("/")).unwrap();
+        assert!(c.connections[0].selector_pairs && !c.connections[1].selector_pairs);
+        let ike = c.connections[0].to_ike(c.local_address);
+        assert!(ike.selector_pairs);
+        assert_eq!(
+            ike.ts_pairs().len(),
+            2,
+            "10.1.0.0/16 x (10.2.0.0/16, 10.3.0.0/24)"
+        );
+        let e = err(&GOOD.replacen(
+            "[[connection]]",
+            "[[connection]]\nselector_pairs = \"yes\"",
+            1,
+        ));
+        assert!(
+            e.contains("`selector_pairs`") && e.contains("true or false") && e.contains("to-b"),
+            "{e}"
+        );
+        let many: Vec<String> = (0..17).map(|k| format!("\"10.{k}.0.0/16\"")).collect();
+        let wide = GOOD.replace(
+            "local_prefixes = [\"10.1.0.0/16\"]\nremote_prefixes = \"10.2.0.0/16, 10.3.0.0/24\"",
+            &format!(
+                "local_prefixes = [{0}]\nremote_prefixes = [{0}]\nselector_pairs = true",
+                many.join(", ")
+            ),
+        );
+        assert_ne!(wide, GOOD);
+        let e = err(&wide);
+        assert!(
+            e.contains("`selector_pairs`")
+                && e.contains("289 prefix pairs")
+                && e.contains("at most 256"),
+            "{e}"
+        );
     }
 
     #[test]

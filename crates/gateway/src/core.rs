@@ -12,6 +12,7 @@ use crate::lifecycle::{Keepalives, ReloadPlan, UPKEEP_INTERVAL};
 use crate::ratelimit::{LogLimiter, Verdict};
 use crate::status::{ConnectionReport, GatewayStatus, ReloadReport};
 use crate::tun::{range_prefixes, GwRoute};
+use ike::config::TrafficSelector;
 use ike::endpoint::{ConnectionId, Endpoint, Event, Transmit};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -307,7 +308,9 @@ impl GatewayCore {
     /// The routes the live connections want: their remote prefixes into the TUN device;
     /// for a connection whose peer narrowed the selectors (and refused more Child SAs), only
     /// what its Child SAs cover goes into the tunnel and the rest of its prefixes is
-    /// refused with ICMP (a prohibit route), never dropped silently.
+    /// refused with ICMP (a prohibit route), never dropped silently. A prefix its Child SAs
+    /// cover whole stays in the tunnel (with one Child SA per selector pair, another pair
+    /// toward it may be what is missing).
     pub fn wanted_routes(&self) -> Vec<GwRoute> {
         let narrowed: HashSet<ConnectionId> = self
             .endpoint
@@ -326,8 +329,26 @@ impl GatewayCore {
                 want.extend(c.remote_prefixes.iter().map(|p| GwRoute::Tun(*p)));
                 continue;
             }
-            want.extend(c.remote_prefixes.iter().map(|p| GwRoute::Prohibit(*p)));
-            for (start, end) in self.dp.covered_remote(i) {
+            let covered = self.dp.covered_remote(i);
+            let as_ts: Vec<TrafficSelector> = covered
+                .iter()
+                .map(|(start, end)| TrafficSelector {
+                    start: *start,
+                    end: *end,
+                    protocol: 0,
+                    start_port: 0,
+                    end_port: u16::MAX,
+                })
+                .collect();
+            want.extend(c.remote_prefixes.iter().map(|p| {
+                let whole = TrafficSelector::from_prefix(p.network(), p.prefix_len());
+                if TrafficSelector::uncovered(&[whole], &as_ts).is_empty() {
+                    GwRoute::Tun(*p)
+                } else {
+                    GwRoute::Prohibit(*p)
+                }
+            }));
+            for (start, end) in covered {
                 want.extend(
                     range_prefixes(start, end)
                         .into_iter()

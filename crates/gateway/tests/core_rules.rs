@@ -382,3 +382,158 @@ fn byte_lifetime_rekeys_the_child_sa() {
         "both sides agree"
     );
 }
+
+/// A 100-byte IPv4/UDP packet `src` → `dst`.
+fn packet_between(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut pkt = vec![0u8; 100];
+    pkt[0] = 0x45;
+    pkt[2..4].copy_from_slice(&100u16.to_be_bytes());
+    pkt[8] = 64;
+    pkt[9] = 17;
+    pkt[12..16].copy_from_slice(&src);
+    pkt[16..20].copy_from_slice(&dst);
+    pkt
+}
+
+/// One connection from `local` to `remote` between A and B with several prefixes a side,
+/// one Child SA per prefix pair when `pairs`.
+fn pairs_config(
+    local: &str,
+    remote: &str,
+    lp: &[&str],
+    rp: &[&str],
+    initiate: bool,
+    pairs: bool,
+) -> GatewayConfig {
+    let list = |v: &[&str]| {
+        v.iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let t = format!(
+        "local_address = \"{local}\"\n[[connection]]\nname = \"pairs\"\nremote_address = \"{remote}\"\npsk = \"secret-pairs\"\nlocal_prefixes = [{}]\nremote_prefixes = [{}]\ninitiate = {initiate}\nselector_pairs = {pairs}\n",
+        list(lp),
+        list(rp)
+    );
+    GatewayConfig::parse(&t, Path::new("/")).unwrap()
+}
+
+/// `selector_pairs`: 2 x 2 prefixes make four Child SAs of one pair each on both gateways,
+/// and each pair's traffic, both ways, travels in its own Child SA (the data path picks the
+/// SA by source and destination; the receiving side checks the pair); every remote prefix
+/// is routed into the tunnel and nothing is warned about.
+#[test]
+fn each_prefix_pair_carries_its_traffic_in_its_own_child_sa() {
+    let a_nets = ["10.1.0.0/16", "10.11.0.0/16"];
+    let b_nets = ["10.2.0.0/16", "10.12.0.0/16"];
+    let mut p = Pair::new(
+        pairs_config(A, B, &a_nets, &b_nets, true, true),
+        pairs_config(B, A, &b_nets, &a_nets, false, true),
+    );
+    p.run_for(Duration::from_secs(3));
+    let (sa, sb) = (
+        p.a.status(p.now, &Pair::facts()),
+        p.b.status(p.now, &Pair::facts()),
+    );
+    for st in [&sa, &sb] {
+        let c = &st.connections[0];
+        assert_eq!(c.state, "established");
+        assert_eq!(c.selector_warning, None);
+        assert_eq!(c.child_sas.len(), 4, "{:?}", c.child_sas);
+        assert!(c
+            .child_sas
+            .iter()
+            .all(|s| s.local_ts.len() == 1 && s.remote_ts.len() == 1 && s.active));
+    }
+    let routes = p.a.wanted_routes();
+    assert_eq!(
+        routes,
+        b_nets
+            .iter()
+            .map(|n| gateway::tun::GwRoute::Tun(n.parse().unwrap()))
+            .collect::<Vec<_>>()
+    );
+    // A's outbound SPI for each pair
+    let spi_out = |st: &gateway::GatewayStatus, l: &str, r: &str| -> u32 {
+        let s = st.connections[0]
+            .child_sas
+            .iter()
+            .find(|s| s.local_ts == [l] && s.remote_ts == [r])
+            .unwrap_or_else(|| panic!("no Child SA for {l} -> {r}"));
+        u32::from_str_radix(&s.spi_out, 16).unwrap()
+    };
+    let hosts = |n: &str| -> [u8; 4] {
+        let net: ipnet::Ipv4Net = n.parse().unwrap();
+        let mut o = net.network().octets();
+        o[2] = 1;
+        o[3] = 4;
+        o
+    };
+    let mut wire = vec![0u8; 2048];
+    let mut used = std::collections::HashSet::new();
+    for l in a_nets {
+        for r in b_nets {
+            // A -> B on the pair's SA, opened by B
+            let (n, _) =
+                p.a.datapath()
+                    .seal(&packet_between(hosts(l), hosts(r)), &mut wire)
+                    .unwrap();
+            let spi = u32::from_be_bytes(wire[..4].try_into().unwrap());
+            assert_eq!(spi, spi_out(&sa, l, r), "{l} -> {r}");
+            assert!(used.insert(spi), "a Child SA of its own");
+            let opened = p.b.datapath().open(&mut wire[..n]).unwrap();
+            assert_eq!(&opened.inner[12..20], &[hosts(l), hosts(r)].concat()[..]);
+            // and back, B -> A on the mirror SA
+            let (n, _) =
+                p.b.datapath()
+                    .seal(&packet_between(hosts(r), hosts(l)), &mut wire)
+                    .unwrap();
+            let spi = u32::from_be_bytes(wire[..4].try_into().unwrap());
+            assert_eq!(spi, spi_out(&sb, r, l), "{r} -> {l}");
+            p.a.datapath().open(&mut wire[..n]).unwrap();
+        }
+    }
+    let sb = p.b.status(p.now, &Pair::facts());
+    let c = &sb.connections[0];
+    assert_eq!(c.drops.total(), 0, "{:?}", c.drops);
+    for s in &c.child_sas {
+        assert!(
+            s.inbound.packets >= 1,
+            "every pair's SA carried traffic: {s:?}"
+        );
+        assert!(s.outbound.packets >= 1, "{s:?}");
+    }
+}
+
+/// A pair the peer refuses leaves the others up; a remote prefix another pair's Child SA
+/// covers whole stays in the tunnel, one no Child SA covers is refused with ICMP.
+#[test]
+fn a_refused_pair_keeps_the_routes_of_what_is_covered() {
+    // B has 10.2.0.0/16 toward 10.1.0.0/16 only: (10.11, 10.2) and (*, 10.3) are refused
+    let a = pairs_config(
+        A,
+        B,
+        &["10.1.0.0/16", "10.11.0.0/16"],
+        &["10.2.0.0/16", "10.3.0.0/16"],
+        true,
+        true,
+    );
+    let b = pairs_config(B, A, &["10.2.0.0/16"], &["10.1.0.0/16"], false, false);
+    let mut p = Pair::new(a, b);
+    p.run_for(Duration::from_secs(5));
+    let st = p.a.status(p.now, &Pair::facts());
+    let c = &st.connections[0];
+    assert_eq!(c.state, "established");
+    assert_eq!(c.child_sas.len(), 1, "{:?}", c.child_sas);
+    let w = c.selector_warning.clone().expect("a warning");
+    assert!(w.contains("local 10.11.0.0/16 remote 10.2.0.0/16"), "{w}");
+    assert!(w.contains("local 10.1.0.0/16 remote 10.3.0.0/16"), "{w}");
+    assert_eq!(
+        p.a.wanted_routes(),
+        vec![
+            gateway::tun::GwRoute::Tun("10.2.0.0/16".parse().unwrap()),
+            gateway::tun::GwRoute::Prohibit("10.3.0.0/16".parse().unwrap()),
+        ]
+    );
+}
