@@ -1,5 +1,5 @@
-//! Actions on resources that the lab realizes: a connection's shared key (GET, PUT, reset)
-//! and a gateway's reset.
+//! Actions on resources that the lab realizes: a connection's shared key (GET, PUT, reset),
+//! a gateway's reset, and a NIC's effective network security rules.
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
@@ -139,6 +139,99 @@ pub(crate) async fn handle(
             }
             Ok(resp)
         }
+        (["effectivenetworksecuritygroups"], Method::POST)
+            if r.full_type()
+                .eq_ignore_ascii_case("Microsoft.Network/networkInterfaces") =>
+        {
+            Ok(Json(effective_nsgs(ctx, r)?).into_response())
+        }
         _ => Err(not_supported(r, method)),
     }
+}
+
+/// `az network nic list-effective-nsg`: the NSGs in effect on NIC `r` (its subnet's and its
+/// own) with every rule, the defaults included, and service tags expanded, as the lab
+/// enforces them.
+fn effective_nsgs(ctx: &Ctx, r: &ResourcePath) -> Result<Value, ApiError> {
+    let site = ctx.backend.site()?;
+    let resources = site.resources().map_err(|e| from_site(&e, false))?;
+    let nic = resources
+        .iter()
+        .find_map(|x| match x {
+            site::Resource::NetworkInterface(n) if site::same_id(&n.meta.id, &r.id()) => Some(n),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::not_found(&r.full_type(), &r.template_name(), &r.group))?;
+    let text = |v: &[String]| {
+        if v.len() == 1 {
+            v[0].clone()
+        } else {
+            String::new()
+        }
+    };
+    let value: Vec<Value> = site::nsg::effective_nsgs(&resources, nic)
+        .iter()
+        .map(|layer| {
+            let association = match &layer.association {
+                site::nsg::Association::Subnet(id) => json!({ "subnet": { "id": id } }),
+                site::nsg::Association::NetworkInterface(id) => {
+                    json!({ "networkInterface": { "id": id } })
+                }
+            };
+            let rules: Vec<Value> = layer
+                .rules
+                .iter()
+                .map(|e| {
+                    let ports = |p: &[site::PortRange]| -> Vec<String> {
+                        if p.is_empty() {
+                            vec!["0-65535".into()]
+                        } else {
+                            p.iter()
+                                .map(|r| format!("{}-{}", r.first, r.last))
+                                .collect()
+                        }
+                    };
+                    let addrs = |a: &[site::AddressMatch]| -> Vec<String> {
+                        a.iter()
+                            .map(|x| match x {
+                                site::AddressMatch::Any => "0.0.0.0/0".into(),
+                                other => other.to_string(),
+                            })
+                            .collect()
+                    };
+                    let nets = |n: &[site::Ipv4Net]| -> Vec<String> {
+                        n.iter().map(|p| p.to_string()).collect()
+                    };
+                    let (sp, dp) = (
+                        ports(&e.rule.source_ports),
+                        ports(&e.rule.destination_ports),
+                    );
+                    let (sa, da) = (addrs(&e.rule.source), addrs(&e.rule.destination));
+                    json!({
+                        "name": e.name,
+                        "protocol": e.rule.protocol.to_string(),
+                        "sourcePortRange": text(&sp),
+                        "sourcePortRanges": sp,
+                        "destinationPortRange": text(&dp),
+                        "destinationPortRanges": dp,
+                        "sourceAddressPrefix": text(&sa),
+                        "sourceAddressPrefixes": sa,
+                        "expandedSourceAddressPrefix": nets(&e.source),
+                        "destinationAddressPrefix": text(&da),
+                        "destinationAddressPrefixes": da,
+                        "expandedDestinationAddressPrefix": nets(&e.destination),
+                        "access": format!("{:?}", e.rule.access),
+                        "priority": e.rule.priority,
+                        "direction": format!("{:?}", e.rule.direction),
+                    })
+                })
+                .collect();
+            json!({
+                "networkSecurityGroup": { "id": layer.nsg_id },
+                "association": association,
+                "effectiveSecurityRules": rules,
+            })
+        })
+        .collect();
+    Ok(json!({ "value": value }))
 }

@@ -85,7 +85,7 @@ pub struct ResourcePath {
 }
 
 /// Child types the lab knows; anything after a resource name that is not one is an action.
-const CHILD_TYPES: &[&str] = &["subnets"];
+const CHILD_TYPES: &[&str] = &["subnets", "securityRules"];
 
 impl ResourcePath {
     /// The full type: `Microsoft.Network/virtualNetworks/subnets`.

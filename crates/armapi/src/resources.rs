@@ -70,11 +70,23 @@ fn view(ctx: &Ctx, r: &site::Resource) -> Value {
     stored
 }
 
-/// The current JSON of the resource at `r` (a subnet is cut out of its network), if any.
+/// Where a child resource lives in its parent's JSON: a network's `subnets`, a network
+/// security group's `securityRules`.
+fn child_pointer(r: &ResourcePath) -> String {
+    let child = if r.types[1].eq_ignore_ascii_case("securityRules") {
+        "securityRules"
+    } else {
+        "subnets"
+    };
+    format!("/properties/{child}")
+}
+
+/// The current JSON of the resource at `r` (a subnet is cut out of its network, a security
+/// rule out of its NSG), if any.
 fn current(ctx: &Ctx, r: &ResourcePath) -> Result<Option<Value>, ApiError> {
     let site = ctx.backend.site()?;
     let resources = site.resources().map_err(|e| from_site(&e, false))?;
-    if r.types.len() == 2 && r.types[1].eq_ignore_ascii_case("subnets") {
+    if r.types.len() == 2 {
         let parent = ResourcePath {
             types: vec![r.types[0].clone()],
             names: vec![r.names[0].clone()],
@@ -88,7 +100,7 @@ fn current(ctx: &Ctx, r: &ResourcePath) -> Result<Option<Value>, ApiError> {
         };
         let v = vnet.arm_json();
         let subnet = v
-            .pointer("/properties/subnets")
+            .pointer(&child_pointer(r))
             .and_then(Value::as_array)
             .and_then(|s| {
                 s.iter().find(|s| {
@@ -352,7 +364,7 @@ pub(crate) async fn handle(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     if !r.is_item() && r.types.len() == 2 {
-        // the subnets of a network live inside it
+        // the subnets of a network (the rules of an NSG) live inside it
         let parent = ResourcePath {
             types: vec![r.types[0].clone()],
             names: vec![r.names[0].clone()],
@@ -362,7 +374,7 @@ pub(crate) async fn handle(
             ApiError::not_found(&parent.full_type(), &parent.template_name(), &r.group)
         })?;
         let subnets: Vec<Value> = vnet
-            .pointer("/properties/subnets")
+            .pointer(&child_pointer(r))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -440,8 +452,9 @@ pub(crate) async fn handle(
     }
 }
 
-/// Deletes the resource at `r`; a subnet is removed by redefining its network without it
-/// (refused while something uses it, as Azure refuses with InUseSubnetCannotBeDeleted).
+/// Deletes the resource at `r`; a subnet (a security rule) is removed by redefining its
+/// network (NSG) without it (a subnet is refused while something uses it, as Azure refuses
+/// with InUseSubnetCannotBeDeleted).
 async fn delete(ctx: &Ctx, r: &ResourcePath) -> Result<(), ApiError> {
     if r.types.len() == 2 {
         let site = ctx.backend.site()?;
@@ -476,7 +489,7 @@ async fn delete(ctx: &Ctx, r: &ResourcePath) -> Result<(), ApiError> {
         let mut vnet = current(ctx, &parent)?.ok_or_else(|| {
             ApiError::not_found(&parent.full_type(), &parent.template_name(), &r.group)
         })?;
-        if let Some(Value::Array(subnets)) = vnet.pointer_mut("/properties/subnets") {
+        if let Some(Value::Array(subnets)) = vnet.pointer_mut(&child_pointer(r)) {
             subnets.retain(|s| {
                 !s.get("name")
                     .and_then(Value::as_str)

@@ -26,6 +26,7 @@ pub const REALIZED_TYPES: &[&str] = &[
     "Microsoft.Compute/virtualMachines",
     "Microsoft.Network/virtualNetworkGateways",
     "Microsoft.Network/connections",
+    "Microsoft.Network/networkSecurityGroups",
 ];
 
 /// Why a lab operation failed.

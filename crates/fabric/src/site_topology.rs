@@ -287,6 +287,7 @@ fn vm_net(scope: &SiteScope, vm: &VirtualMachine) -> Result<(VmNet, Vec<String>)
             subnet: subnet.clone(),
             address: ipc.private_ip_address,
             public_address,
+            security: site::nsg::effective_nsgs(resources, nic),
         });
     }
     let v = VmNet {

@@ -331,8 +331,13 @@ impl Lab {
                     })
                 });
             let ifname = format!("eth{i}");
+            let nsgs: Vec<String> = site::nsg::effective_nsgs(resources, n)
+                .iter()
+                .map(|l| l.nsg_id.rsplit('/').next().unwrap_or("").to_string())
+                .collect();
             nics.push(serde_json::json!({
                 "name": n.meta.name,
+                "networkSecurityGroups": nsgs,
                 "subnet": ipc.map(|c| c.subnet.rsplit('/').next().unwrap_or("").to_string()),
                 "privateIpAddress": ipc.map(|c| c.private_ip_address.to_string()),
                 "publicIpAddress": public,

@@ -107,6 +107,10 @@ pub struct NicNet {
     /// internet namespace and translates 1:1 to the private address (as Azure does).
     #[serde(default)]
     pub public_address: Option<Ipv4Addr>,
+    /// The network security groups in effect on the NIC (its subnet's, then its own), which
+    /// the VM's namespace enforces; empty = no NSG, all traffic passes (as on Azure).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<site::nsg::EffectiveNsg>,
 }
 
 /// The topology cannot be realized as described.

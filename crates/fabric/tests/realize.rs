@@ -21,6 +21,7 @@ fn nic(name: &str, vnet: &str, subnet: &str, ip: &str) -> NicNet {
         subnet: subnet.into(),
         address: ip.parse().unwrap(),
         public_address: None,
+        security: Vec::new(),
     }
 }
 

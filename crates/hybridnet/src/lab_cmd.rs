@@ -446,6 +446,13 @@ fn print_status(s: &LabStatus) {
                     if let Some(p) = n["publicIpAddress"].as_str() {
                         a.push_str(&format!(" public {p}"));
                     }
+                    let nsgs: Vec<&str> = n["networkSecurityGroups"]
+                        .as_array()
+                        .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+                        .unwrap_or_default();
+                    if !nsgs.is_empty() {
+                        a.push_str(&format!(" nsg {}", nsgs.join(",")));
+                    }
                     a
                 })
                 .collect();

@@ -40,6 +40,10 @@ pub use kind::{
     kind, kinds, parse_api_date, ApiVersionRange, DefaultPolicy, DpdRules, Feature, Features,
     GatewaySku, GatewaySubnetRules, KindProfile, TypeRefusal,
 };
+pub use model::nsg::{
+    self, Access, AddressMatch, Direction, NetworkSecurityGroup, NsgProtocol, PortRange,
+    SecurityRule, ServiceTag,
+};
 pub use model::{
     same_id, AllocationMethod, BgpSettings, Connection, ConnectionProtocol, ConnectionType,
     DhGroup, EffectivePolicy, GatewayIpConfiguration, IkeEncryption, IkeIntegrity, IpsecEncryption,

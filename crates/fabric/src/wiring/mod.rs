@@ -16,6 +16,7 @@ use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
 mod gateway;
+mod nsg;
 
 impl Topology {
     /// Translates the lab into namespaces, links, addresses and routes.
@@ -223,6 +224,13 @@ impl<'a> SiteWiring<'a> {
                 role: format!("port of VM {}/{} NIC {}", site.name, vm.name, nic.name),
             });
         }
+        let security: Vec<(String, &[site::nsg::EffectiveNsg])> = vm
+            .nics
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("eth{i}"), n.security.as_slice()))
+            .collect();
+        spec.nft = nsg::vm_ruleset(&security);
         self.vms.push(spec);
         Ok(())
     }
@@ -361,6 +369,7 @@ mod tests {
                         subnet: "default".into(),
                         address: "10.1.1.4".parse().unwrap(),
                         public_address: Some("203.0.113.2".parse().unwrap()),
+                        security: Vec::new(),
                     }],
                 }],
                 nat,

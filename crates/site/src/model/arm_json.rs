@@ -52,6 +52,7 @@ impl Resource {
             Resource::VirtualNetworkGateway(g) => gateway_properties(g, &mut props),
             Resource::LocalNetworkGateway(l) => local_gateway_properties(l, &mut props),
             Resource::Connection(c) => connection_properties(c, &mut props),
+            Resource::NetworkSecurityGroup(n) => nsg_properties(n, &mut props),
             Resource::Other(o) => {
                 if let Some(Value::Object(p)) = crate::json::get_ci(&o.body, "properties") {
                     for (k, v) in p {
@@ -293,6 +294,85 @@ fn connection_properties(c: &Connection, props: &mut Map<String, Value>) {
         json!(c.use_policy_based_traffic_selectors),
     );
     props.insert("enableBgp".into(), json!(c.enable_bgp));
+}
+
+/// One security rule as ARM shows it (`securityRules[]`, `defaultSecurityRules[]`).
+pub(crate) fn security_rule_json(parent_id: &str, kind: &str, r: &SecurityRule) -> Value {
+    let ports = |v: &[PortRange]| -> (Value, Value) {
+        match v {
+            [] => (json!("*"), json!([])),
+            [one] => (json!(one.to_string()), json!([])),
+            many => (
+                json!(""),
+                json!(many.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+            ),
+        }
+    };
+    let addrs = |v: &[AddressMatch]| -> (Value, Value) {
+        match v {
+            [one] => (json!(one.to_string()), json!([])),
+            many => (
+                json!(""),
+                json!(many.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+            ),
+        }
+    };
+    let (sp, sps) = ports(&r.source_ports);
+    let (dp, dps) = ports(&r.destination_ports);
+    let (sa, sas) = addrs(&r.source);
+    let (da, das) = addrs(&r.destination);
+    let mut props = json!({
+        "protocol": match r.protocol { NsgProtocol::Any => "*".to_string(), p => p.to_string() },
+        "sourcePortRange": sp, "sourcePortRanges": sps,
+        "destinationPortRange": dp, "destinationPortRanges": dps,
+        "sourceAddressPrefix": sa, "sourceAddressPrefixes": sas,
+        "destinationAddressPrefix": da, "destinationAddressPrefixes": das,
+        "access": format!("{:?}", r.access),
+        "priority": r.priority,
+        "direction": format!("{:?}", r.direction),
+        "provisioningState": "Succeeded",
+    });
+    for (k, v) in [
+        ("sourcePortRange", &sp),
+        ("destinationPortRange", &dp),
+        ("sourceAddressPrefix", &sa),
+        ("destinationAddressPrefix", &da),
+    ] {
+        if v == "" {
+            props.as_object_mut().expect("object").remove(k);
+        }
+    }
+    if let Some(d) = &r.description {
+        props["description"] = json!(d);
+    }
+    json!({
+        "id": format!("{parent_id}/{kind}/{}", r.name),
+        "name": r.name,
+        "type": format!("Microsoft.Network/networkSecurityGroups/{kind}"),
+        "properties": props,
+    })
+}
+
+fn nsg_properties(n: &NetworkSecurityGroup, props: &mut Map<String, Value>) {
+    let id = &n.meta.id;
+    props.insert(
+        "securityRules".into(),
+        Value::Array(
+            n.security_rules
+                .iter()
+                .map(|r| security_rule_json(id, "securityRules", r))
+                .collect(),
+        ),
+    );
+    props.insert(
+        "defaultSecurityRules".into(),
+        Value::Array(
+            super::nsg::default_rules()
+                .iter()
+                .map(|r| security_rule_json(id, "defaultSecurityRules", r))
+                .collect(),
+        ),
+    );
 }
 
 /// A subnet's `properties` object as ARM shows it.

@@ -4,6 +4,7 @@
 
 mod arm_json;
 mod network;
+pub mod nsg;
 mod policy;
 mod vpn;
 
@@ -17,6 +18,7 @@ pub use network::{
     NetworkInterface, NicIpConfiguration, PublicIpAddress, PublicIpSku, Subnet, VirtualMachine,
     VirtualNetwork, VmNic,
 };
+pub use nsg::{AddressMatch, NetworkSecurityGroup, NsgProtocol, PortRange, SecurityRule};
 pub use policy::{
     DhGroup, IkeEncryption, IkeIntegrity, IpsecEncryption, IpsecIntegrity, IpsecPolicy, PfsGroup,
 };
@@ -139,6 +141,8 @@ pub enum Resource {
     LocalNetworkGateway(LocalNetworkGateway),
     /// `Microsoft.Network/connections`.
     Connection(Connection),
+    /// `Microsoft.Network/networkSecurityGroups` (child `securityRules` merged in).
+    NetworkSecurityGroup(NetworkSecurityGroup),
     /// Any other type, recorded as-is.
     Other(OtherResource),
 }
@@ -154,6 +158,7 @@ impl Resource {
             Resource::VirtualNetworkGateway(r) => &r.meta,
             Resource::LocalNetworkGateway(r) => &r.meta,
             Resource::Connection(r) => &r.meta,
+            Resource::NetworkSecurityGroup(r) => &r.meta,
             Resource::Other(r) => &r.meta,
         }
     }
@@ -168,6 +173,7 @@ impl Resource {
             Resource::VirtualNetworkGateway(r) => &mut r.meta,
             Resource::LocalNetworkGateway(r) => &mut r.meta,
             Resource::Connection(r) => &mut r.meta,
+            Resource::NetworkSecurityGroup(r) => &mut r.meta,
             Resource::Other(r) => &mut r.meta,
         }
     }
@@ -265,6 +271,7 @@ impl Resource {
             }
             Resource::PublicIpAddress(_)
             | Resource::LocalNetworkGateway(_)
+            | Resource::NetworkSecurityGroup(_)
             | Resource::Other(_) => {}
         }
         out

@@ -7,6 +7,7 @@ mod connection;
 mod gateway;
 mod local_gateway;
 mod nic;
+mod nsg;
 mod public_ip;
 mod refs;
 mod vm;
@@ -35,6 +36,8 @@ const T_VM: &str = "microsoft.compute/virtualmachines";
 const T_VNG: &str = "microsoft.network/virtualnetworkgateways";
 const T_LNG: &str = "microsoft.network/localnetworkgateways";
 const T_CONN: &str = "microsoft.network/connections";
+const T_NSG: &str = "microsoft.network/networksecuritygroups";
+const T_NSG_RULE: &str = "microsoft.network/networksecuritygroups/securityrules";
 
 pub(crate) struct Planner<'a> {
     kind: &'static KindProfile,
@@ -367,6 +370,8 @@ impl<'a> Planner<'a> {
             T_VNG => self.vnet_gateway(meta, &loc, body)?,
             T_LNG => self.local_gateway(meta, &loc, body)?,
             T_CONN => self.connection(meta, &loc, body)?,
+            T_NSG => self.nsg(meta, &loc, body)?,
+            T_NSG_RULE => self.nsg_child_rule(&ev.id, &loc, body)?,
             _ => {
                 self.kind
                     .check_resource_type(&ev.resource_type)

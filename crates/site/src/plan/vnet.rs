@@ -9,7 +9,6 @@ use serde_json::Value;
 use super::{invalid, ipv4, unsupported, Planner};
 use crate::error::{Location, SiteError};
 use crate::ipam;
-use crate::json::{get_ci, get_path};
 use crate::model::{same_id, Resource, ResourceMeta, Subnet, VirtualNetwork};
 use crate::props::vnet::{SubnetProperties, SubnetResource, VirtualNetworkResource};
 use crate::props::{self, IdRef};
@@ -389,30 +388,21 @@ impl Planner<'_> {
                 target: nsg_id.to_string(),
             });
         };
-        let body = match nsg {
-            Resource::Other(o) => &o.body,
-            _ => {
-                return Err(invalid(
-                    at,
-                    format!("{nsg_id} is not a network security group"),
-                ))
-            }
+        let Resource::NetworkSecurityGroup(nsg) = nsg else {
+            return Err(invalid(
+                at,
+                format!("{nsg_id} is not a network security group"),
+            ));
         };
-        let rules = get_path(body, &["properties", "securityRules"])
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for r in &rules {
-            let access = get_path(r, &["properties", "access"])
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if access.eq_ignore_ascii_case("Deny") {
-                let name = get_ci(r, "name").and_then(Value::as_str).unwrap_or("?");
-                return Err(invalid(
-                    at,
-                    format!("GatewaySubnet must not have a network security group that denies traffic (rule '{name}' of {nsg_id}); NSGs on the gateway subnet are not supported"),
-                ));
-            }
+        if let Some(r) = nsg
+            .security_rules
+            .iter()
+            .find(|r| r.access == crate::model::nsg::Access::Deny)
+        {
+            return Err(invalid(
+                at,
+                format!("GatewaySubnet must not have a network security group that denies traffic (rule '{}' of {nsg_id}); NSGs on the gateway subnet are not supported", r.name),
+            ));
         }
         Ok(())
     }

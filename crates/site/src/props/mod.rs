@@ -9,6 +9,7 @@ mod de;
 pub(crate) mod gateway;
 pub(crate) mod local_gateway;
 pub(crate) mod nic;
+pub(crate) mod nsg;
 pub(crate) mod public_ip;
 pub(crate) mod vm;
 pub(crate) mod vnet;
