@@ -70,9 +70,6 @@ pub enum GatewayConfigError {
     /// The lab's gateway speaks IKEv2 only.
     #[error("connectionProtocol IKEv1: the lab's gateway speaks IKEv2 only")]
     Ikev1,
-    /// The lab's gateway negotiates one selector pair per connection.
-    #[error("usePolicyBasedTrafficSelectors: the lab's gateway negotiates one selector pair per connection (route-based), not one per prefix pair")]
-    PolicyBasedSelectors,
     /// The connection has no shared key to authenticate with.
     #[error("the connection has no sharedKey")]
     NoSharedKey,
@@ -463,6 +460,48 @@ mod tests {
         assert!(
             !text.contains("not-hex"),
             "the key is hex-encoded in the file:\n{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// usePolicyBasedTrafficSelectors becomes the gateway's `selector_pairs` (one Child SA per
+    /// prefix pair) on that connection only; IKEv1 is still refused, alone.
+    #[test]
+    fn policy_based_traffic_selectors_run_one_child_sa_per_prefix_pair() {
+        let dir = scratch("pairs");
+        let policy = json!([{ "saLifeTimeSeconds": 3600, "saDataSizeKilobytes": 102400000, "ipsecEncryption": "GCMAES256",
+            "ipsecIntegrity": "GCMAES256", "ikeEncryption": "AES256", "ikeIntegrity": "SHA384", "dhGroup": "ECP384", "pfsGroup": "ECP384" }]);
+        let (topo, mut sites) = seed(&dir, policy, false);
+        fn conn(sites: &mut [(Site, Vec<Resource>)], site: usize) -> &mut site::Connection {
+            sites[site]
+                .1
+                .iter_mut()
+                .find_map(|r| match r {
+                    Resource::Connection(c) => Some(c),
+                    _ => None,
+                })
+                .unwrap()
+        }
+        conn(&mut sites, 0).use_policy_based_traffic_selectors = true;
+        let (runs, failures) = plan(&dir, &topo, &sites);
+        assert!(failures.is_empty(), "{failures:?}");
+        let az = parsed(&runs, "azure");
+        assert!(az.connections[0].selector_pairs);
+        let text = runs[0].config.as_deref().unwrap();
+        assert!(text.contains("selector_pairs = true"), "{text}");
+        assert!(!parsed(&runs, "stackhub").connections[0].selector_pairs);
+
+        conn(&mut sites, 0).connection_protocol = site::ConnectionProtocol::IKEv1;
+        let (runs, failures) = plan(&dir, &topo, &sites);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(matches!(failures[0].1, GatewayConfigError::Ikev1));
+        assert!(
+            runs.iter()
+                .find(|r| r.site == "azure")
+                .unwrap()
+                .config
+                .is_none(),
+            "the azure gateway has nothing else to run"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

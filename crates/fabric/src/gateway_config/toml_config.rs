@@ -76,6 +76,11 @@ pub(super) fn connection_table(
     );
     // Azure gateways initiate and respond on every connection.
     t.insert("initiate".into(), toml::Value::Boolean(true));
+    // usePolicyBasedTrafficSelectors: one Child SA per (VNet prefix, remote prefix) pair,
+    // as Azure negotiates for on-premises policy-based devices.
+    if c.use_policy_based_traffic_selectors {
+        t.insert("selector_pairs".into(), toml::Value::Boolean(true));
+    }
     Ok(t)
 }
 
@@ -123,14 +128,10 @@ fn remote_end(
     }
 }
 
-/// Refuses what the lab's gateway does not speak: IKEv1, and one selector pair per prefix
-/// pair.
+/// Refuses what the lab's gateway does not speak: IKEv1.
 fn check_supported(c: &site::Connection) -> Result<(), GatewayConfigError> {
     if c.connection_protocol == site::ConnectionProtocol::IKEv1 {
         return Err(GatewayConfigError::Ikev1);
-    }
-    if c.use_policy_based_traffic_selectors {
-        return Err(GatewayConfigError::PolicyBasedSelectors);
     }
     Ok(())
 }
