@@ -33,6 +33,7 @@ pub mod desired;
 pub mod gateway_config;
 pub mod gateways;
 pub mod lab;
+pub mod lab_dns;
 pub mod local_api;
 pub mod names;
 pub mod netns;

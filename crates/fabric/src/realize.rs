@@ -33,6 +33,7 @@ impl Lab {
             r.run_gateways(report, progress)
         };
         r.record_states(progress)?;
+        r.serve_dns(progress);
         report.failed = r.failures.clone().into_iter().collect();
         if self.record.external_gateways {
             // `--no-gateways`: the lab runs no VPN device either; one it started earlier stops.
@@ -239,6 +240,24 @@ impl<'a> Realization<'a> {
             &self.sites,
             running_only,
         )
+    }
+
+    /// The lab internet's DNS zone (public IPs' FQDNs), served in the internet namespace. A
+    /// server that cannot start is reported on the progress line: names still resolve for the
+    /// gateways, which take them from the zone itself.
+    fn serve_dns(&self, progress: &mut Progress) {
+        let started = Instant::now();
+        let zone = crate::lab_dns::zone(&self.sites);
+        let outcome =
+            crate::lab_dns::converge(&self.lab.dir.path, &self.lab.id().internet_netns(), &zone);
+        let detail = match outcome {
+            Ok(crate::lab_dns::DnsOutcome::Empty) => return,
+            Ok(crate::lab_dns::DnsOutcome::Unchanged(_)) => return,
+            Ok(crate::lab_dns::DnsOutcome::Started(n)) => format!("dnsmasq started, {n} name(s)"),
+            Ok(crate::lab_dns::DnsOutcome::Reloaded(n)) => format!("zone reloaded, {n} name(s)"),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        progress.finish("DNS zone", started, &detail);
     }
 
     /// Provisioning states: Failed for what failed, Pending for what waits, else Succeeded.

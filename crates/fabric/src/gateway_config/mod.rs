@@ -50,11 +50,18 @@ pub enum GatewayConfigError {
     /// An IPsec connection names a local network gateway that does not exist.
     #[error("local network gateway {0} does not exist")]
     NoSuchLocalNetworkGateway(String),
-    /// A local network gateway has an fqdn instead of an address, which the lab does not resolve.
+    /// A local network gateway's fqdn names no public IP of the lab (yet).
     #[error(
-        "local network gateway {0} has no gatewayIpAddress (an fqdn is not resolved in the lab)"
+        "local network gateway {lng}: fqdn {fqdn} is not a name in the lab's DNS zone ({zone})"
     )]
-    NoGatewayIpAddress(String),
+    UnresolvedFqdn {
+        /// The local network gateway.
+        lng: String,
+        /// Its fqdn.
+        fqdn: String,
+        /// The names the zone holds, for the message.
+        zone: String,
+    },
     /// A local network gateway has no prefixes to route into the tunnel.
     #[error("local network gateway {0} has no address prefixes")]
     NoAddressPrefixes(String),

@@ -84,6 +84,16 @@ pub(super) fn connection_table(
     Ok(t)
 }
 
+/// The address `fqdn` has in the lab's zone (names compare case-insensitively, a trailing dot
+/// is ignored). Resolved at every realization, so a peer whose public IP changes is followed.
+fn resolve(sites: &[(Site, Vec<Resource>)], fqdn: &str) -> Option<std::net::Ipv4Addr> {
+    let want = fqdn.trim_end_matches('.');
+    crate::lab_dns::zone(sites)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(want))
+        .map(|(_, a)| a)
+}
+
 /// The far end of a connection: its address and the prefixes behind it, from the local
 /// network gateway (IPsec) or the peer VNet gateway in any site of the lab (Vnet2Vnet).
 fn remote_end(
@@ -106,9 +116,27 @@ fn remote_end(
                     _ => None,
                 })
                 .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))?;
-            let ip = lng
-                .gateway_ip_address
-                .ok_or_else(|| GatewayConfigError::NoGatewayIpAddress(lng.meta.name.clone()))?;
+            let ip = match (lng.gateway_ip_address, &lng.fqdn) {
+                (Some(ip), _) => ip,
+                (None, Some(fqdn)) => {
+                    resolve(sites, fqdn).ok_or_else(|| GatewayConfigError::UnresolvedFqdn {
+                        lng: lng.meta.name.clone(),
+                        fqdn: fqdn.clone(),
+                        zone: crate::lab_dns::zone(sites)
+                            .into_iter()
+                            .map(|(n, _)| n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?
+                }
+                (None, None) => {
+                    return Err(GatewayConfigError::UnresolvedFqdn {
+                        lng: lng.meta.name.clone(),
+                        fqdn: "(none: neither gatewayIpAddress nor fqdn is set)".into(),
+                        zone: String::new(),
+                    })
+                }
+            };
             if lng.address_prefixes.is_empty() {
                 return Err(GatewayConfigError::NoAddressPrefixes(lng.meta.name.clone()));
             }

@@ -123,7 +123,11 @@ fn public_ip_properties(p: &PublicIpAddress, props: &mut Map<String, Value>) -> 
     props.insert("publicIPAddressVersion".into(), json!("IPv4"));
     props.insert("ipAddress".into(), json!(p.ip_address.to_string()));
     if let Some(l) = &p.domain_name_label {
-        props.insert("dnsSettings".into(), json!({ "domainNameLabel": l }));
+        let mut dns = json!({ "domainNameLabel": l });
+        if let Some(f) = &p.fqdn {
+            dns["fqdn"] = json!(f);
+        }
+        props.insert("dnsSettings".into(), dns);
     }
     let sku = match p.sku {
         PublicIpSku::Basic => "Basic",

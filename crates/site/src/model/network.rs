@@ -83,8 +83,12 @@ pub struct PublicIpAddress {
     pub allocation_method: AllocationMethod,
     /// The address allocated from the site's public prefix.
     pub ip_address: Ipv4Addr,
-    /// `dnsSettings.domainNameLabel`, recorded.
+    /// `dnsSettings.domainNameLabel`.
     pub domain_name_label: Option<String>,
+    /// `dnsSettings.fqdn`: `<label>.<location>.cloudapp.azure.com`, the name the lab's DNS
+    /// zone holds for this address (local network gateways may name a peer by it).
+    #[serde(default)]
+    pub fqdn: Option<String>,
 }
 
 /// One IP configuration of a NIC.

@@ -1,12 +1,14 @@
 //! Public IP addresses: SKU and IP version against the kind, an address from the site's
-//! public prefix.
+//! public prefix, and its DNS name (`dnsSettings`) in the lab's zone.
 
 use serde_json::Value;
 
-use super::{unsupported, Planner};
+use super::{invalid, unsupported, Planner};
 use crate::error::{Location, SiteError};
 use crate::kind::Feature;
-use crate::model::{AllocationMethod, PublicIpAddress, PublicIpSku, Resource, ResourceMeta};
+use crate::model::{
+    same_id, AllocationMethod, PublicIpAddress, PublicIpSku, Resource, ResourceMeta,
+};
 use crate::props::{self, public_ip::PublicIpResource};
 
 impl Planner<'_> {
@@ -34,6 +36,15 @@ impl Planner<'_> {
                 "IPv6 public addresses are not implemented by hybridnet",
             ));
         }
+        let label = p.dns_settings.domain_name_label.filter(|s| !s.is_empty());
+        let fqdn = match &label {
+            Some(l) => Some(self.dns_name(
+                &meta.id,
+                l,
+                &loc.at("properties.dnsSettings.domainNameLabel"),
+            )?),
+            None => None,
+        };
         let ip_address =
             self.public_address(&meta.id, loc.at("properties.publicIPAllocationMethod"))?;
         Ok(Resource::PublicIpAddress(PublicIpAddress {
@@ -41,7 +52,47 @@ impl Planner<'_> {
             sku,
             allocation_method: p.allocation_method.unwrap_or(AllocationMethod::Dynamic),
             ip_address,
-            domain_name_label: p.dns_settings.domain_name_label.filter(|s| !s.is_empty()),
+            domain_name_label: label,
+            fqdn,
         }))
+    }
+
+    /// The FQDN of a public IP's DNS label, `<label>.<location>.cloudapp.azure.com`, after
+    /// Azure's checks: the label's form, and no other public IP of the location using it.
+    fn dns_name(&self, id: &str, label: &str, at: &Location) -> Result<String, SiteError> {
+        let ok = label.len() >= 3
+            && label.len() <= 63
+            && label.starts_with(|c: char| c.is_ascii_lowercase())
+            && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(invalid(
+                at.clone(),
+                format!("{label:?} is not a valid DNS name label: 3 to 63 lowercase letters, digits and hyphens, starting with a letter and ending with a letter or digit"),
+            ));
+        }
+        let taken = self.view().into_iter().find_map(|r| match r {
+            Resource::PublicIpAddress(p)
+                if !same_id(&p.meta.id, id)
+                    && p.domain_name_label
+                        .as_deref()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(label)) =>
+            {
+                Some(p.meta.name.clone())
+            }
+            _ => None,
+        });
+        if let Some(other) = taken {
+            return Err(invalid(
+                at.clone(),
+                format!("DNS name label {label:?} is already used by public IP '{other}' in this location"),
+            ));
+        }
+        Ok(format!(
+            "{label}.{}.cloudapp.azure.com",
+            self.info.location.to_ascii_lowercase()
+        ))
     }
 }
