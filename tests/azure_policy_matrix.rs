@@ -32,32 +32,29 @@ fn policy(over: &Value) -> Value {
 
 /// `hybridnet deploy` of the example's connection template with `policy`.
 fn deploy(lab: &Lab, policy: &Value) -> std::process::Output {
-    let template = lab.dir.join("templates/connection.json");
+    let template = std::fs::read_to_string(lab.dir.join("templates/connection.json")).unwrap();
     let policies = format!("ipsecPolicies={}", json!([policy]));
-    lab.run(&[
-        "deploy",
-        "--id",
-        &lab.id,
-        "--site",
+    lab.deploy_text(
         "azure",
-        "--name",
         "azure-connection",
-        template.to_str().unwrap(),
-        "--set",
-        "gatewayName=azure-gw",
-        "--set",
-        "localGatewayName=onprem-lgw",
-        "--set",
-        "localGatewayIpAddress=${deployments.onprem-site.outputs.devicePublicIp}",
-        "--set",
-        r#"localAddressPrefixes=["${deployments.onprem-site.outputs.lanAddressPrefix}"]"#,
-        "--set",
-        "connectionName=azure-to-onprem",
-        "--set",
-        "sharedKey=hybridnet-lab-shared-key",
-        "--set",
-        &policies,
-    ])
+        &template,
+        &[
+            "--set",
+            "gatewayName=azure-gw",
+            "--set",
+            "localGatewayName=onprem-lgw",
+            "--set",
+            "localGatewayIpAddress=${deployments.onprem-site.outputs.devicePublicIp}",
+            "--set",
+            r#"localAddressPrefixes=["${deployments.onprem-site.outputs.lanAddressPrefix}"]"#,
+            "--set",
+            "connectionName=azure-to-onprem",
+            "--set",
+            "sharedKey=hybridnet-lab-shared-key",
+            "--set",
+            &policies,
+        ],
+    )
 }
 
 /// The on-premises device's established IKE SA: (IKE algorithms, Child SA algorithms).
@@ -116,13 +113,7 @@ fn rekey_child(lab: &Lab) -> Result<(), String> {
 /// processes, the device's SAs, and the stored connection with its policy.
 fn snapshot(lab: &Lab) -> Value {
     let s = lab.status();
-    let azure = s["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "azure")
-        .unwrap()
-        .clone();
+    let azure = lab.site_status("azure");
     let gateway_pid = azure["otherResources"]
         .as_array()
         .unwrap()

@@ -111,14 +111,7 @@ fn cli_and_api_act_through_one_controller() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = lab.status();
-        let azure = status["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "azure")
-            .unwrap()
-            .clone();
+        let azure = lab.site_status("azure");
         let realized = |name: &str| {
             azure["virtualNetworks"]
                 .as_array()

@@ -46,31 +46,9 @@ fn hub_gateway(pip: &str) -> Value {
 }
 
 fn deploy(lab: &Lab, site: &str, name: &str, text: &str) -> Value {
-    let path = lab.state.join(format!("{name}.json"));
-    std::fs::write(&path, text).unwrap();
-    let out = lab.run(&[
-        "deploy",
-        "--id",
-        &lab.id,
-        "--site",
-        site,
-        "--name",
-        name,
-        path.to_str().unwrap(),
-    ]);
+    let out = lab.deploy_text(site, name, text, &[]);
     assert!(out.status.success(), "{}", show(&out));
-    lab.status()["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == site)
-        .unwrap()["deployments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == name)
-        .unwrap()["outputs"]
-        .clone()
+    lab.outputs(site, name)
 }
 
 /// The remote address in the Azure gateway's configuration for its connection.
@@ -92,12 +70,7 @@ fn azure_remote(lab: &Lab) -> String {
 fn dig(lab: &Lab, name: &str) -> String {
     let status = lab.status();
     let ns = status["internet"]["netns"].as_str().unwrap();
-    let server = status["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "azure")
-        .unwrap()["internetAddress"]
+    let server = lab.site_status("azure")["internetAddress"]
         .as_str()
         .unwrap()
         .to_string();
@@ -141,7 +114,11 @@ fn a_peer_named_by_fqdn_is_followed_when_its_address_changes() {
     assert_eq!(out["fqdn"], FQDN);
     let first_ip = out["ip"].as_str().unwrap().to_string();
     assert_eq!(dig(&lab, FQDN), first_ip, "the lab's DNS serves the name");
-    assert_eq!(dig(&lab, "nobody.stackhub.cloudapp.azure.com"), "", "and no other");
+    assert_eq!(
+        dig(&lab, "nobody.stackhub.cloudapp.azure.com"),
+        "",
+        "and no other"
+    );
 
     // Azure's local network gateway names the peer by FQDN only
     let lng = json!({ "type": "Microsoft.Network/localNetworkGateways", "apiVersion": "2023-09-01",

@@ -66,34 +66,9 @@ fn rule(
 }
 
 fn deploy(lab: &Lab, rules: &Value) -> (String, String) {
-    let path = lab.state.join("vm2.json");
-    std::fs::write(&path, template(rules)).unwrap();
-    let out = lab.run(&[
-        "deploy",
-        "--id",
-        &lab.id,
-        "--site",
-        "azure",
-        "--name",
-        "vm2",
-        path.to_str().unwrap(),
-    ]);
+    let out = lab.deploy_text("azure", "vm2", &template(rules), &[]);
     assert!(out.status.success(), "{}", show(&out));
-    let status = lab.status();
-    let azure = status["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "azure")
-        .unwrap()
-        .clone();
-    let outputs = azure["deployments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "vm2")
-        .unwrap()["outputs"]
-        .clone();
+    let outputs = lab.outputs("azure", "vm2");
     (
         outputs["publicIp"].as_str().unwrap().to_string(),
         outputs["privateIp"].as_str().unwrap().to_string(),
@@ -272,12 +247,7 @@ fn nsg_rules_are_enforced_stateful_and_follow_changes() {
 /// The internet router's address on the azure site's public prefix (something outside the
 /// VNet that answers).
 fn lab_router_internet_address(lab: &Lab) -> String {
-    lab.status()["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "azure")
-        .unwrap()["internetAddress"]
+    lab.site_status("azure")["internetAddress"]
         .as_str()
         .unwrap()
         .to_string()

@@ -195,7 +195,13 @@ fn azure_stack_hub_custom_policy() {
 
 #[test]
 fn policy_based_traffic_selectors_make_one_child_per_prefix_pair() {
-    let f = deploy("azure", json!({ "usePolicyBasedTrafficSelectors": true }));
+    // Azure asks for a custom policy with policy-based traffic selectors
+    let p = json!([{ "saLifeTimeSeconds": 27000, "saDataSizeKilobytes": 102400000, "ipsecEncryption": "AES256", "ipsecIntegrity": "SHA256",
+                     "ikeEncryption": "AES256", "ikeIntegrity": "SHA256", "dhGroup": "DHGroup14", "pfsGroup": "None" }]);
+    let f = deploy(
+        "azure",
+        json!({ "usePolicyBasedTrafficSelectors": true, "ipsecPolicies": p }),
+    );
     let c = render(&f);
     assert_eq!(
         values(&c, "local_ts"),

@@ -908,3 +908,24 @@ fn ike_versions_the_realizing_gateway_lacks_are_refused_up_front() {
         "refusals change nothing"
     );
 }
+
+#[test]
+fn policy_based_traffic_selectors_need_a_custom_policy() {
+    let mut c = connection("c1", "gw", "peer", "k");
+    c["properties"]["usePolicyBasedTrafficSelectors"] = json!(true);
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(conn_setup()),
+        json!([c.clone()]),
+    )
+    .to_string();
+    assert!(
+        e.ends_with("properties.usePolicyBasedTrafficSelectors: true needs a custom IPsec/IKE policy (ipsecPolicies), as on Azure"),
+        "{e}"
+    );
+    c["properties"]["ipsecPolicies"] = json!([policy(json!({}))]);
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(conn_setup()), Default::default(), "setup").unwrap();
+    deploy(&mut t.site, &tpl(json!([c])), Default::default(), "c").unwrap();
+}

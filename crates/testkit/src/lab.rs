@@ -196,6 +196,40 @@ impl Lab {
         serde_json::from_slice(&out.stdout).expect("status is JSON")
     }
 
+    /// One site of `lab status --json`; panics naming the sites there are.
+    pub fn site_status(&self, site: &str) -> serde_json::Value {
+        let status = self.status();
+        status["sites"]
+            .as_array()
+            .and_then(|sites| sites.iter().find(|s| s["name"] == site))
+            .cloned()
+            .unwrap_or_else(|| panic!("no site {site} in {:#}", status["sites"]))
+    }
+
+    /// `hybridnet deploy --id … --site SITE --name NAME` of `template` (text written to the
+    /// lab's scratch directory as NAME.json) with `extra` arguments (e.g. `--set`s); the
+    /// output, for the caller to check.
+    pub fn deploy_text(&self, site: &str, name: &str, template: &str, extra: &[&str]) -> Output {
+        let path = self.state.join(format!("{name}.json"));
+        std::fs::write(&path, template).expect("write the template");
+        let path = path.to_str().expect("UTF-8 path").to_string();
+        let mut args = vec![
+            "deploy", "--id", &self.id, "--site", site, "--name", name, &path,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// The outputs of deployment `name` on `site`, as `lab status` shows them.
+    pub fn outputs(&self, site: &str, name: &str) -> serde_json::Value {
+        let s = self.site_status(site);
+        s["deployments"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == name))
+            .map(|d| d["outputs"].clone())
+            .unwrap_or_else(|| panic!("no deployment {name} on {site}: {:#}", s["deployments"]))
+    }
+
     /// The lab's namespaces as the kernel has them.
     pub fn namespaces(&self) -> Vec<String> {
         netns_with_prefix(&format!("hn-{}-", self.id))

@@ -106,7 +106,13 @@ impl Planner<'_> {
             p.use_policy_based_traffic_selectors.unwrap_or(false);
         if use_policy_based_traffic_selectors {
             let at = loc.at("properties.usePolicyBasedTrafficSelectors");
-            self.require_feature(Feature::PolicyBasedTrafficSelectors, None, at)?;
+            self.require_feature(Feature::PolicyBasedTrafficSelectors, None, at.clone())?;
+            if ipsec_policies.is_empty() {
+                return Err(invalid(
+                    at,
+                    "true needs a custom IPsec/IKE policy (ipsecPolicies), as on Azure",
+                ));
+            }
         }
         let enable_bgp = p.enable_bgp.unwrap_or(false);
         if enable_bgp && !g1.enable_bgp {
