@@ -242,6 +242,69 @@ fn nsg_rules_are_enforced_stateful_and_follow_changes() {
         expanded.contains(&"10.1.0.0/16") && expanded.contains(&"10.2.0.0/16"),
         "VirtualNetwork = the VNet and the on-premises prefixes: {expanded:?}"
     );
+
+    // a rule added with az takes effect in the lab, and deleting it with az undoes it
+    az.ok(&[
+        "network",
+        "nsg",
+        "rule",
+        "create",
+        "-g",
+        "azure",
+        "--nsg-name",
+        "vm2-nsg",
+        "-n",
+        "DenySSH",
+        "--priority",
+        "400",
+        "--access",
+        "Deny",
+        "--protocol",
+        "Tcp",
+        "--direction",
+        "Inbound",
+        "--destination-port-ranges",
+        "22",
+        "--source-address-prefixes",
+        "Internet",
+    ]);
+    assert!(!connects(&internet, &public, 22), "the az rule is enforced");
+    let dup = az.fails(&[
+        "network",
+        "nsg",
+        "rule",
+        "create",
+        "-g",
+        "azure",
+        "--nsg-name",
+        "vm2-nsg",
+        "-n",
+        "Other",
+        "--priority",
+        "400",
+        "--access",
+        "Allow",
+        "--protocol",
+        "Udp",
+        "--direction",
+        "Inbound",
+        "--destination-port-ranges",
+        "53",
+    ]);
+    assert!(dup.contains("same priority 400"), "{dup}");
+    az.ok(&[
+        "network",
+        "nsg",
+        "rule",
+        "delete",
+        "-g",
+        "azure",
+        "--nsg-name",
+        "vm2-nsg",
+        "-n",
+        "DenySSH",
+    ]);
+    assert!(connects(&internet, &public, 22), "and its deletion too");
 }
 
 /// The internet router's address on the azure site's public prefix (something outside the
