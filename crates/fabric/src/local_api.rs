@@ -131,9 +131,11 @@ pub fn socket_path(dir: &LabDir) -> PathBuf {
 pub fn serve(root: &Path, id: &LabId, realizing: Arc<Mutex<()>>) -> Result<PathBuf, LabError> {
     let lab = Lab::open(root, &LabSelector::Id(id.clone()))?;
     let path = socket_path(&lab.dir);
-    let io = |source| LabError::ReadFile {
-        path: path.clone(),
-        source,
+    let io = |e: std::io::Error| {
+        LabError::Controller(format!(
+            "cannot serve the CLI's channel on {}: {e}",
+            path.display()
+        ))
     };
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(io)?;
