@@ -163,4 +163,23 @@ fn a_peer_named_by_fqdn_is_followed_when_its_address_changes() {
     );
     assert_eq!(dig(&lab, FQDN), second_ip, "the DNS zone was reloaded");
     wait_connected_and_pinging(&lab);
+
+    // `lab down` ends the DNS server with the rest
+    let zone = lab
+        .state
+        .join("labs")
+        .join(&lab.id)
+        .join("dns")
+        .join("zone.hosts");
+    let serving = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains(&*zone.to_string_lossy()))
+    };
+    assert!(serving(), "dnsmasq serves the zone while the lab runs");
+    let out = lab.down();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!serving(), "no dnsmasq left after lab down");
 }
