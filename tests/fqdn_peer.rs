@@ -98,6 +98,26 @@ fn wait_connected_and_pinging(lab: &Lab) {
 fn a_peer_named_by_fqdn_is_followed_when_its_address_changes() {
     let lab = Lab::up("examples/hybrid-connection");
 
+    // A name the zone does not hold yet: the deployment goes through and the connection
+    // waits (Pending, with the reason), as on Azure a connection to an unresolved name does.
+    let early = json!({ "type": "Microsoft.Network/localNetworkGateways", "apiVersion": "2023-09-01",
+        "name": "stackhub-lgw", "location": "[resourceGroup().location]",
+        "properties": { "fqdn": FQDN, "localNetworkAddressSpace": { "addressPrefixes": ["10.2.0.0/16"] } } });
+    deploy(
+        &lab,
+        "azure",
+        "lng-early",
+        &template(json!([early]), json!({})),
+    );
+    let conn = lab.site_status("azure")["connections"][0].clone();
+    assert_eq!(conn["provisioningState"], "Pending", "{conn:#}");
+    assert!(
+        conn["reason"].as_str().is_some_and(|r| r.contains(&format!(
+            "fqdn {FQDN} is not a name in the lab's DNS zone (it holds no name yet)"
+        ))),
+        "{conn:#}"
+    );
+
     // the hub gateway's public IP gets a DNS label; reference() returns the FQDN
     let out = deploy(
         &lab,

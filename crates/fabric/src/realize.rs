@@ -188,7 +188,11 @@ impl<'a> Realization<'a> {
         let (mut runs, conn_failures) =
             crate::gateway_config::plan(&lab.dir.path, &self.layout.topology, &self.sites);
         for (id, e) in conn_failures {
-            self.failures.entry(id).or_insert(e.to_string());
+            if e.waits() {
+                self.pending.entry(id).or_insert(e.to_string());
+            } else {
+                self.failures.entry(id).or_insert(e.to_string());
+            }
         }
         // A gateway whose namespace failed runs nothing; its connections fail with it.
         for run in runs.iter_mut() {

@@ -62,6 +62,9 @@ pub enum GatewayConfigError {
         /// The names the zone holds, for the message.
         zone: String,
     },
+    /// A local network gateway has neither gatewayIpAddress nor fqdn.
+    #[error("local network gateway {0} has neither gatewayIpAddress nor fqdn")]
+    NoPeerAddress(String),
     /// A local network gateway has no prefixes to route into the tunnel.
     #[error("local network gateway {0} has no address prefixes")]
     NoAddressPrefixes(String),
@@ -149,6 +152,15 @@ fn gateway_endpoints(
             gateway: gw.meta.name.clone(),
         })?;
     Ok((space, public))
+}
+
+impl GatewayConfigError {
+    /// Whether the connection waits for something that may come (a peer name not yet in the
+    /// lab's zone), rather than being unable to run: it is then Pending, not Failed, as an
+    /// Azure connection to a name that does not resolve yet deploys and stays unconnected.
+    pub fn waits(&self) -> bool {
+        matches!(self, GatewayConfigError::UnresolvedFqdn { .. })
+    }
 }
 
 /// Plans every gateway process of the lab: the configuration of each VNet gateway (from the

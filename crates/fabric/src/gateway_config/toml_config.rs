@@ -122,19 +122,21 @@ fn remote_end(
                     resolve(sites, fqdn).ok_or_else(|| GatewayConfigError::UnresolvedFqdn {
                         lng: lng.meta.name.clone(),
                         fqdn: fqdn.clone(),
-                        zone: crate::lab_dns::zone(sites)
-                            .into_iter()
-                            .map(|(n, _)| n)
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        zone: {
+                            let names: Vec<String> = crate::lab_dns::zone(sites)
+                                .into_iter()
+                                .map(|(n, _)| n)
+                                .collect();
+                            if names.is_empty() {
+                                "it holds no name yet".to_string()
+                            } else {
+                                format!("it holds {}", names.join(", "))
+                            }
+                        },
                     })?
                 }
                 (None, None) => {
-                    return Err(GatewayConfigError::UnresolvedFqdn {
-                        lng: lng.meta.name.clone(),
-                        fqdn: "(none: neither gatewayIpAddress nor fqdn is set)".into(),
-                        zone: String::new(),
-                    })
+                    return Err(GatewayConfigError::NoPeerAddress(lng.meta.name.clone()))
                 }
             };
             if lng.address_prefixes.is_empty() {
