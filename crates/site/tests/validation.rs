@@ -929,3 +929,41 @@ fn policy_based_traffic_selectors_need_a_custom_policy() {
     deploy(&mut t.site, &tpl(conn_setup()), Default::default(), "setup").unwrap();
     deploy(&mut t.site, &tpl(json!([c])), Default::default(), "c").unwrap();
 }
+
+#[test]
+fn public_ip_dns_labels_follow_azure() {
+    let mut p = pip("pip1");
+    p["properties"]["dnsSettings"] =
+        json!({ "domainNameLabel": "myvm", "fqdn": "myvm.somewhere.cloudapp.azure.com" });
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(json!([p])), Default::default(), "p").unwrap();
+    let rs = t.site.resources().unwrap();
+    let site::Resource::PublicIpAddress(ip) = find(&rs, "pip1") else {
+        panic!()
+    };
+    assert_eq!(
+        ip.fqdn.as_deref(),
+        Some(format!("myvm.{}.cloudapp.azure.com", t.site.info().location).as_str()),
+        "derived from the label and the location, whatever the template wrote"
+    );
+    let mut bad = pip("pip2");
+    bad["properties"]["dnsSettings"] = json!({ "domainNameLabel": "MyVM" });
+    let e = reject(json!([bad])).to_string();
+    assert!(
+        e.contains(
+            "properties.dnsSettings.domainNameLabel: \"MyVM\" is not a valid DNS name label"
+        ),
+        "{e}"
+    );
+    let mut taken = pip("pip3");
+    taken["properties"]["dnsSettings"] = json!({ "domainNameLabel": "myvm" });
+    let e = t
+        .site
+        .plan(&tpl(json!([taken])), Default::default(), "t")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("DNS name label \"myvm\" is already used by public IP 'pip1' in this location"),
+        "{e}"
+    );
+}
