@@ -205,6 +205,8 @@ impl Net {
 
     /// Advances virtual time by `d`, running every timer on the way.
     pub fn advance(&mut self, d: Duration) {
+        // Events pending now are handled now, as a runtime does.
+        self.drive();
         let end = self.now + d;
         loop {
             let next = self
