@@ -129,6 +129,24 @@ impl Rib {
         out
     }
 
+    /// The peer asked for our routes again (ROUTE-REFRESH): its whole Adj-RIB-Out, resent.
+    pub fn refresh(&self, peer: Ipv4Addr) -> Vec<(Ipv4Addr, Update)> {
+        let Some(p) = self.peers.get(&peer) else {
+            return vec![];
+        };
+        let mut announce: Vec<(PathAttributes, Vec<Ipv4Net>)> = Vec::new();
+        for (prefix, attrs) in &p.adj_out {
+            match announce.iter_mut().find(|(a, _)| a == attrs) {
+                Some((_, list)) => list.push(*prefix),
+                None => announce.push((attrs.clone(), vec![*prefix])),
+            }
+        }
+        build_updates(vec![], announce)
+            .into_iter()
+            .map(|u| (peer, u))
+            .collect()
+    }
+
     /// A session went down: its routes are withdrawn, other peers are told what changed.
     pub fn peer_down(&mut self, address: Ipv4Addr) -> Vec<(Ipv4Addr, Update)> {
         let Some(peer) = self.peers.remove(&address) else {

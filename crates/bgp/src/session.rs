@@ -90,7 +90,8 @@ pub enum Event {
     /// Open a TCP connection to the peer (port 179) and report it with `tcp_connected` or
     /// `tcp_failed`.
     Connect,
-    /// Close the TCP connection once the pending transmits are written.
+    /// Close the TCP connection once the pending transmits are written, or give up the
+    /// connection attempt in progress.
     Disconnect,
     /// The session is up: routes can be exchanged.
     Established {
@@ -115,7 +116,9 @@ pub enum Event {
     },
     /// The peer asked for our routes again (ROUTE-REFRESH for IPv4 unicast).
     RouteRefreshRequested,
-    /// The session left OpenSent, OpenConfirm or Established; the peer's routes are gone.
+    /// The session ended: an error or the peer's NOTIFICATION after OPEN was sent, a lost
+    /// connection in OpenConfirm or Established, or [`Session::stop`]. The peer's routes are
+    /// gone.
     Down {
         /// Why, in words with [`fmt::Display`].
         reason: DownReason,

@@ -438,3 +438,39 @@ fn host_bits_of_a_prefix_are_cleared() {
     };
     assert_eq!(u.nlri, vec!["10.254.0.0/15".parse().unwrap()]);
 }
+
+/// An EVPN withdrawal (MP_UNREACH_NLRI, RFC 4760, with an extended length) from
+/// zebra-rs/bgp-packet's tests/parser.rs: this crate does not interpret it, so it is an
+/// optional non-transitive attribute kept as received, and the UPDATE re-encodes exactly.
+#[test]
+fn published_update_with_mp_unreach_nlri() {
+    let bytes = hex("ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff
+         00 41 02 00 00 00 2a 90 0f 00 26 00 19 46 02 21
+         00 01 01 02 03 04 00 02 00 00 00 00 00 00 00 00
+         00 00 00 00 00 00 30 5e e9 1e 08 4d 68 00 00 00
+         00");
+    let Message::Update(u) = Message::decode(&bytes).unwrap() else {
+        panic!("not an UPDATE")
+    };
+    assert!(u.withdrawn.is_empty() && u.nlri.is_empty());
+    assert_eq!(u.attributes.other.len(), 1);
+    let mp = &u.attributes.other[0];
+    assert_eq!((mp.flags, mp.type_code, mp.value.len()), (0x90, 15, 0x26));
+    assert_eq!(Message::Update(u).encode().unwrap(), bytes);
+}
+
+/// An OPEN body from the unit tests of beka (a Python BGP speaker): AS 65033, hold time 180,
+/// identifier 192.168.0.15, multiprotocol IPv4 unicast only.
+#[test]
+fn published_open_without_four_octet_as() {
+    let bytes = with_header(37, 1, "04fe0900b4c0a8000f080206010400010001");
+    round_trip(
+        &bytes,
+        Message::Open(Open {
+            my_as: 65033,
+            hold_time: 180,
+            bgp_id: Ipv4Addr::new(192, 168, 0, 15),
+            capabilities: vec![Capability::Multiprotocol { afi: 1, safi: 1 }],
+        }),
+    );
+}

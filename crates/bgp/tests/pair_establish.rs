@@ -103,3 +103,22 @@ fn a_stopped_session_tells_the_peer() {
     n.advance(Duration::from_secs(60));
     assert_eq!(n.state(0, 1), State::Idle, "a stopped session stays down");
 }
+
+#[test]
+fn route_refresh_resends_the_table() {
+    let mut n = pair(Delivery::Whole);
+    n.originate(0, "10.1.0.0/16");
+    n.originate(0, "10.5.0.0/16");
+    let before = n.link(1, 0).events.len();
+    assert!(n.link_mut(1, 0).session.request_route_refresh());
+    n.drive();
+    let resent: Vec<_> = n.link(1, 0).events[before..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::RoutesReceived { prefixes, .. } => Some(prefixes.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resent, vec![vec![net("10.1.0.0/16"), net("10.5.0.0/16")]]);
+    assert_eq!(n.path(1, "10.5.0.0/16"), Some(vec![65001]));
+}

@@ -326,7 +326,7 @@ impl Net {
                 attributes,
             } => self.nodes[n].rib.receive(peer, &prefixes, &attributes),
             Event::RoutesWithdrawn { prefixes } => self.nodes[n].rib.withdraw(peer, &prefixes),
-            Event::RouteRefreshRequested => vec![],
+            Event::RouteRefreshRequested => self.nodes[n].rib.refresh(peer),
             Event::Down { .. } => self.nodes[n].rib.peer_down(peer),
         };
         self.dispatch(n, updates);
