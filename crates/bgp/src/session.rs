@@ -161,28 +161,55 @@ impl fmt::Display for DownReason {
 /// The BGP session with one peer; see the module documentation.
 pub struct Session {
     config: SessionConfig,
-    state: State,
+    phase: Phase,
     /// `start` was called and `stop` was not: errors lead to a new attempt.
     started: bool,
     /// Received octets not yet framed into a whole message.
     rx: Vec<u8>,
     tx: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
-    timers: Timers,
-    /// Negotiated hold time (zero: no hold timer, no keepalives).
-    hold_time: Duration,
-    /// The peer's OPEN, from OpenConfirm on.
-    peer_open: Option<Open>,
 }
 
-/// Deadlines; `None` when not running.
-#[derive(Default)]
-struct Timers {
-    connect_retry: Option<Instant>,
+/// The state with what is valid in it (RFC 4271 §8.2.2).
+enum Phase {
+    /// Not trying; an automatic start after an error is due at `restart` (§8.1.1).
+    Idle { restart: Option<Instant> },
+    /// A connection was asked for; the next attempt is due at `retry`.
+    Connect { retry: Instant },
+    /// Waiting for the peer; our next attempt is due at `retry` (none when passive).
+    Active { retry: Option<Instant> },
+    /// OPEN sent; the peer's must arrive before `hold`.
+    OpenSent { hold: Instant },
+    /// The peer's OPEN accepted, its KEEPALIVE awaited.
+    OpenConfirm(Negotiated),
+    /// Routes flow.
+    Established(Negotiated),
+}
+
+/// What the OPEN exchange settled, and the timers that run on it.
+struct Negotiated {
+    /// The peer's OPEN.
+    open: Open,
+    /// Smaller of both proposals; zero means no hold timer and no keepalives.
+    hold_time: Duration,
+    /// When the hold timer expires (none with a zero hold time).
     hold: Option<Instant>,
+    /// When the next KEEPALIVE is due (none with a zero hold time).
     keepalive: Option<Instant>,
-    /// Automatic start after an error (RFC 4271 §8.1.1, IdleHoldTimer).
-    restart: Option<Instant>,
+}
+
+impl Negotiated {
+    /// Restarts the hold timer: a message arrived.
+    fn heard(&mut self, now: Instant) {
+        self.hold = (!self.hold_time.is_zero()).then(|| now + self.hold_time);
+    }
+
+    /// Restarts the keepalive timer: a KEEPALIVE or UPDATE went out.
+    fn spoke(&mut self, now: Instant) {
+        // RFC 4271 §10: a third of the hold time; at least a second.
+        let interval = (self.hold_time / 3).max(Duration::from_secs(1));
+        self.keepalive = (!self.hold_time.is_zero()).then(|| now + interval);
+    }
 }
 
 impl Session {
@@ -190,14 +217,11 @@ impl Session {
     pub fn new(config: SessionConfig) -> Self {
         Session {
             config,
-            state: State::Idle,
+            phase: Phase::Idle { restart: None },
             started: false,
             rx: Vec::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
-            timers: Timers::default(),
-            hold_time: Duration::ZERO,
-            peer_open: None,
         }
     }
 
@@ -208,33 +232,46 @@ impl Session {
 
     /// Current state.
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::Idle { .. } => State::Idle,
+            Phase::Connect { .. } => State::Connect,
+            Phase::Active { .. } => State::Active,
+            Phase::OpenSent { .. } => State::OpenSent,
+            Phase::OpenConfirm(_) => State::OpenConfirm,
+            Phase::Established(_) => State::Established,
+        }
+    }
+
+    /// What the OPEN exchange settled, from OpenConfirm on.
+    fn negotiated(&self) -> Option<&Negotiated> {
+        match &self.phase {
+            Phase::OpenConfirm(n) | Phase::Established(n) => Some(n),
+            _ => None,
+        }
     }
 
     /// The peer's OPEN, once received and accepted.
     pub fn peer_open(&self) -> Option<&Open> {
-        self.peer_open.as_ref()
+        self.negotiated().map(|n| &n.open)
     }
 
     /// Negotiated hold time (zero before OpenConfirm or when either side proposed none).
     pub fn hold_time(&self) -> Duration {
-        self.hold_time
+        self.negotiated().map_or(Duration::ZERO, |n| n.hold_time)
     }
 
     /// ManualStart (RFC 4271 §8.1.2): leave Idle, to Connect (or Active when passive).
     pub fn start(&mut self, now: Instant) {
         self.started = true;
-        if self.state != State::Idle {
+        if !matches!(self.phase, Phase::Idle { .. }) {
             return;
         }
-        self.timers = Timers {
-            connect_retry: Some(now + self.config.connect_retry),
-            ..Timers::default()
-        };
         if self.config.passive {
-            self.state = State::Active;
+            self.phase = Phase::Active { retry: None };
         } else {
-            self.state = State::Connect;
+            self.phase = Phase::Connect {
+                retry: now + self.config.connect_retry,
+            };
             self.events.push_back(Event::Connect);
         }
     }
@@ -243,14 +280,13 @@ impl Session {
     /// Idle for good.
     pub fn stop(&mut self, now: Instant) {
         self.started = false;
-        match self.state {
-            State::Idle => self.timers = Timers::default(),
-            State::Connect | State::Active => {
+        match self.phase {
+            Phase::Idle { .. } => self.phase = Phase::Idle { restart: None },
+            Phase::Connect { .. } | Phase::Active { .. } => {
                 self.events.push_back(Event::Disconnect);
-                self.state = State::Idle;
-                self.timers = Timers::default();
+                self.phase = Phase::Idle { restart: None };
             }
-            State::OpenSent | State::OpenConfirm | State::Established => {
+            Phase::OpenSent { .. } | Phase::OpenConfirm(_) | Phase::Established(_) => {
                 self.send(&Message::Notification(Notification::new(
                     ErrorCode::Cease,
                     subcode::ADMINISTRATIVE_SHUTDOWN,
@@ -263,7 +299,7 @@ impl Session {
 
     /// The TCP connection to the peer is up (ours, or one we accepted): send OPEN.
     pub fn tcp_connected(&mut self, now: Instant) {
-        if !matches!(self.state, State::Connect | State::Active) {
+        if !matches!(self.phase, Phase::Connect { .. } | Phase::Active { .. }) {
             return;
         }
         self.rx.clear();
@@ -272,28 +308,24 @@ impl Session {
             self.config.hold_time,
             self.config.bgp_id,
         )));
-        self.timers = Timers {
-            hold: Some(now + OPEN_HOLD_TIME),
-            ..Timers::default()
+        self.phase = Phase::OpenSent {
+            hold: now + OPEN_HOLD_TIME,
         };
-        self.state = State::OpenSent;
     }
 
     /// The TCP connection failed or was closed by the peer.
     pub fn tcp_failed(&mut self, now: Instant) {
-        match self.state {
-            State::Idle => {}
-            State::Connect | State::Active | State::OpenSent => {
+        match self.phase {
+            Phase::Idle { .. } => {}
+            Phase::Connect { .. } | Phase::Active { .. } | Phase::OpenSent { .. } => {
                 // RFC 4271 §8.2.2: wait for the peer or the next attempt in Active.
                 self.rx.clear();
                 self.tx.clear();
-                self.timers = Timers {
-                    connect_retry: Some(now + self.config.connect_retry),
-                    ..Timers::default()
+                self.phase = Phase::Active {
+                    retry: self.next_attempt(now),
                 };
-                self.state = State::Active;
             }
-            State::OpenConfirm | State::Established => {
+            Phase::OpenConfirm(_) | Phase::Established(_) => {
                 self.tx.clear();
                 self.go_idle(DownReason::ConnectionLost, now);
             }
@@ -302,15 +334,12 @@ impl Session {
 
     /// Octets read from the TCP connection, in any split: messages are framed across calls.
     pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
-        if !matches!(
-            self.state,
-            State::OpenSent | State::OpenConfirm | State::Established
-        ) {
+        if !self.connected() {
             return;
         }
         self.rx.extend_from_slice(bytes);
         let mut used = 0;
-        while self.state != State::Idle {
+        while self.connected() {
             let rest = &self.rx[used..];
             let decoded = match frame(rest) {
                 Ok(None) => break,
@@ -328,75 +357,65 @@ impl Session {
                 }
             }
         }
-        if self.state == State::Idle {
-            self.rx.clear();
-        } else {
+        if self.connected() {
             self.rx.drain(..used);
+        } else {
+            self.rx.clear();
         }
     }
 
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        if due(self.timers.restart) {
-            self.timers.restart = None;
-            self.start(now);
-        }
-        if due(self.timers.connect_retry) {
-            self.timers.connect_retry = Some(now + self.config.connect_retry);
-            match self.state {
-                State::Connect => {
-                    self.events.push_back(Event::Disconnect);
-                    self.events.push_back(Event::Connect);
-                }
-                State::Active if !self.config.passive => {
-                    self.state = State::Connect;
-                    self.events.push_back(Event::Connect);
-                }
-                _ => {}
+        let due = |t: Instant| t <= now;
+        match &mut self.phase {
+            Phase::Idle { restart: Some(t) } if due(*t) => {
+                self.phase = Phase::Idle { restart: None };
+                self.start(now);
             }
-        }
-        if due(self.timers.hold) {
-            let waited = if self.state == State::OpenSent {
-                OPEN_HOLD_TIME
-            } else {
-                self.hold_time
-            };
-            let detail = format!(
-                "no message from the peer within the hold time of {} s",
-                waited.as_secs()
-            );
-            let n = Notification::new(ErrorCode::HoldTimerExpired, subcode::UNSPECIFIC, vec![]);
-            self.fail(n, detail, now);
-        }
-        if due(self.timers.keepalive) {
-            self.send(&Message::Keepalive);
-            self.timers.keepalive = Some(now + self.keepalive_interval());
+            Phase::Connect { retry } if due(*retry) => {
+                *retry = now + self.config.connect_retry;
+                self.events.push_back(Event::Disconnect);
+                self.events.push_back(Event::Connect);
+            }
+            Phase::Active { retry: Some(t) } if due(*t) => {
+                self.phase = Phase::Connect {
+                    retry: now + self.config.connect_retry,
+                };
+                self.events.push_back(Event::Connect);
+            }
+            Phase::OpenSent { hold } if due(*hold) => self.hold_timer_expired(OPEN_HOLD_TIME, now),
+            Phase::OpenConfirm(n) | Phase::Established(n) => {
+                if n.hold.is_some_and(due) {
+                    let hold_time = n.hold_time;
+                    self.hold_timer_expired(hold_time, now);
+                } else if n.keepalive.is_some_and(due) {
+                    n.spoke(now);
+                    self.send(&Message::Keepalive);
+                }
+            }
+            _ => {}
         }
     }
 
     /// Queues an UPDATE for the peer; only sent in Established (the RIB gives a new peer its
     /// whole table when it comes up), and it counts as a keepalive.
     pub fn send_update(&mut self, update: &Update, now: Instant) -> Result<(), EncodeError> {
-        if self.state != State::Established {
+        let Phase::Established(n) = &mut self.phase else {
             return Ok(());
-        }
+        };
         let bytes = Message::Update(update.clone()).encode()?;
+        n.spoke(now);
         self.tx.push_back(bytes);
-        if self.timers.keepalive.is_some() {
-            self.timers.keepalive = Some(now + self.keepalive_interval());
-        }
         Ok(())
     }
 
     /// Asks the peer to send its routes again (RFC 2918), if it advertised route refresh.
     /// Returns whether a request was queued.
     pub fn request_route_refresh(&mut self) -> bool {
-        let supported = self
-            .peer_open
-            .as_ref()
-            .is_some_and(|o| o.has(&Capability::RouteRefresh));
-        if self.state != State::Established || !supported {
+        let Phase::Established(n) = &self.phase else {
+            return false;
+        };
+        if !n.open.has(&Capability::RouteRefresh) {
             return false;
         }
         self.send(&Message::RouteRefresh(RouteRefresh {
@@ -418,11 +437,28 @@ impl Session {
 
     /// When [`Session::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = &self.timers;
-        [t.connect_retry, t.hold, t.keepalive, t.restart]
-            .into_iter()
-            .flatten()
-            .min()
+        match &self.phase {
+            Phase::Idle { restart } => *restart,
+            Phase::Connect { retry } => Some(*retry),
+            Phase::Active { retry } => *retry,
+            Phase::OpenSent { hold } => Some(*hold),
+            Phase::OpenConfirm(n) | Phase::Established(n) => {
+                [n.hold, n.keepalive].into_iter().flatten().min()
+            }
+        }
+    }
+
+    /// Whether a TCP connection is up (OpenSent, OpenConfirm, Established).
+    fn connected(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::OpenSent { .. } | Phase::OpenConfirm(_) | Phase::Established(_)
+        )
+    }
+
+    /// When Active tries to connect again: after the connect-retry time, never when passive.
+    fn next_attempt(&self, now: Instant) -> Option<Instant> {
+        (!self.config.passive).then(|| now + self.config.connect_retry)
     }
 
     /// One whole message in OpenSent, OpenConfirm or Established.
@@ -431,50 +467,80 @@ impl Session {
             self.go_idle(DownReason::NotificationReceived(n), now);
             return;
         }
-        match (self.state, message) {
-            (State::OpenSent, Message::Open(open)) => self.handle_open(open, now),
-            (State::OpenConfirm, Message::Keepalive) => {
-                self.restart_hold_timer(now);
-                self.state = State::Established;
-                let open = self.peer_open.as_ref().expect("OPEN accepted in OpenSent");
+        if let Phase::OpenConfirm(n) | Phase::Established(n) = &mut self.phase {
+            n.heard(now);
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle { restart: None });
+        match (phase, message) {
+            (Phase::OpenSent { .. }, Message::Open(open)) => self.handle_open(open, now),
+            (Phase::OpenConfirm(n), Message::Keepalive) => {
                 self.events.push_back(Event::Established {
-                    peer_as: open.asn(),
-                    peer_id: open.bgp_id,
-                    hold_time: self.hold_time,
+                    peer_as: n.open.asn(),
+                    peer_id: n.open.bgp_id,
+                    hold_time: n.hold_time,
                 });
+                self.phase = Phase::Established(n);
             }
-            (State::Established, Message::Keepalive) => self.restart_hold_timer(now),
-            (State::Established, Message::Update(update)) => {
-                self.restart_hold_timer(now);
-                if !update.withdrawn.is_empty() {
-                    self.events.push_back(Event::RoutesWithdrawn {
-                        prefixes: update.withdrawn,
-                    });
-                }
-                if !update.nlri.is_empty() {
-                    self.events.push_back(Event::RoutesReceived {
-                        prefixes: update.nlri,
-                        attributes: update.attributes,
-                    });
-                }
+            (Phase::Established(n), Message::Keepalive) => self.phase = Phase::Established(n),
+            (Phase::Established(n), Message::Update(update)) => {
+                let peer_as = n.open.asn();
+                self.phase = Phase::Established(n);
+                self.handle_update(update, peer_as, now);
             }
-            (State::Established, Message::RouteRefresh(rr)) => {
-                self.restart_hold_timer(now);
+            (Phase::Established(n), Message::RouteRefresh(rr)) => {
+                self.phase = Phase::Established(n);
                 if rr.afi == AFI_IPV4 && rr.safi == SAFI_UNICAST {
                     self.events.push_back(Event::RouteRefreshRequested);
                 }
             }
-            (state, message) => {
+            (phase, message) => {
                 // RFC 6608: which state the unexpected message arrived in.
-                let sub = match state {
-                    State::OpenSent => subcode::UNEXPECTED_IN_OPEN_SENT,
-                    State::OpenConfirm => subcode::UNEXPECTED_IN_OPEN_CONFIRM,
-                    _ => subcode::UNEXPECTED_IN_ESTABLISHED,
+                let (sub, state) = match phase {
+                    Phase::OpenSent { .. } => (subcode::UNEXPECTED_IN_OPEN_SENT, "OpenSent"),
+                    Phase::OpenConfirm(_) => (subcode::UNEXPECTED_IN_OPEN_CONFIRM, "OpenConfirm"),
+                    _ => (subcode::UNEXPECTED_IN_ESTABLISHED, "Established"),
                 };
-                let detail = format!("unexpected {} in {state:?}", message.name());
+                self.phase = phase;
+                let detail = format!("unexpected {} in {state}", message.name());
                 let n = Notification::new(ErrorCode::FiniteStateMachineError, sub, vec![]);
                 self.fail(n, detail, now);
             }
+        }
+    }
+
+    /// An UPDATE in Established: reported as withdrawn and received routes. From an external
+    /// peer the AS_PATH must start with the peer's AS (RFC 4271 §6.3).
+    fn handle_update(&mut self, update: Update, peer_as: u32, now: Instant) {
+        let first = update
+            .attributes
+            .as_path
+            .as_ref()
+            .and_then(|p| p.first_as());
+        if self.config.is_external() && !update.nlri.is_empty() && first != Some(peer_as) {
+            let detail = match first {
+                Some(asn) => {
+                    format!("AS_PATH from the peer starts with AS {asn}, not its AS {peer_as}")
+                }
+                None => format!("AS_PATH from the peer does not start with its AS {peer_as}"),
+            };
+            let n = Notification::new(
+                ErrorCode::UpdateMessageError,
+                subcode::MALFORMED_AS_PATH,
+                vec![],
+            );
+            self.fail(n, detail, now);
+            return;
+        }
+        if !update.withdrawn.is_empty() {
+            self.events.push_back(Event::RoutesWithdrawn {
+                prefixes: update.withdrawn,
+            });
+        }
+        if !update.nlri.is_empty() {
+            self.events.push_back(Event::RoutesReceived {
+                prefixes: update.nlri,
+                attributes: update.attributes,
+            });
         }
     }
 
@@ -486,15 +552,16 @@ impl Session {
             return;
         }
         let hold = self.config.hold_time.min(open.hold_time);
-        self.hold_time = Duration::from_secs(u64::from(hold));
-        self.peer_open = Some(open);
+        let mut negotiated = Negotiated {
+            open,
+            hold_time: Duration::from_secs(u64::from(hold)),
+            hold: None,
+            keepalive: None,
+        };
+        negotiated.heard(now);
+        negotiated.spoke(now);
         self.send(&Message::Keepalive);
-        self.timers = Timers::default();
-        self.restart_hold_timer(now);
-        if hold > 0 {
-            self.timers.keepalive = Some(now + self.keepalive_interval());
-        }
-        self.state = State::OpenConfirm;
+        self.phase = Phase::OpenConfirm(negotiated);
     }
 
     /// The OPEN checks that need our configuration: subcode, data and words on failure.
@@ -528,6 +595,16 @@ impl Session {
         Ok(())
     }
 
+    /// The hold timer ran out after `waited`: NOTIFICATION Hold Timer Expired, down.
+    fn hold_timer_expired(&mut self, waited: Duration, now: Instant) {
+        let detail = format!(
+            "no message from the peer within the hold time of {} s",
+            waited.as_secs()
+        );
+        let n = Notification::new(ErrorCode::HoldTimerExpired, subcode::UNSPECIFIC, vec![]);
+        self.fail(n, detail, now);
+    }
+
     /// Queues a NOTIFICATION and goes down with the reason.
     fn fail(&mut self, notification: Notification, detail: String, now: Instant) {
         self.send(&Message::Notification(notification.clone()));
@@ -542,26 +619,12 @@ impl Session {
 
     /// To Idle: close the connection, report why, start again later unless stopped.
     fn go_idle(&mut self, reason: DownReason, now: Instant) {
-        self.state = State::Idle;
-        self.rx.clear();
-        self.peer_open = None;
-        self.hold_time = Duration::ZERO;
-        self.timers = Timers {
+        self.phase = Phase::Idle {
             restart: self.started.then(|| now + self.config.connect_retry),
-            ..Timers::default()
         };
+        self.rx.clear();
         self.events.push_back(Event::Disconnect);
         self.events.push_back(Event::Down { reason });
-    }
-
-    /// Restarts the hold timer with the negotiated hold time (none when it is zero).
-    fn restart_hold_timer(&mut self, now: Instant) {
-        self.timers.hold = (!self.hold_time.is_zero()).then(|| now + self.hold_time);
-    }
-
-    /// A third of the hold time (RFC 4271 §10), at least one second.
-    fn keepalive_interval(&self) -> Duration {
-        (self.hold_time / 3).max(Duration::from_secs(1))
     }
 
     /// Queues a message this crate built; those always fit.

@@ -183,3 +183,26 @@ proptest! {
         s.handle_timeout(now + Duration::from_secs(1000));
     }
 }
+
+#[test]
+fn external_as_path_must_start_with_the_peer_as() {
+    let (mut s, now) = established();
+    let update = Update {
+        withdrawn: vec![],
+        attributes: bgp::PathAttributes {
+            origin: Some(bgp::Origin::Igp),
+            as_path: Some(bgp::AsPath::sequence(vec![65099, 65002])),
+            next_hop: Some(PEER_ID),
+            ..Default::default()
+        },
+        nlri: vec!["10.2.0.0/16".parse().unwrap()],
+    };
+    feed(&mut s, &Message::Update(update), now);
+    let (n, reason) = failure(&mut s);
+    assert_eq!(n.code, ErrorCode::UpdateMessageError);
+    assert_eq!(n.subcode, subcode::MALFORMED_AS_PATH);
+    assert!(
+        reason.starts_with("AS_PATH from the peer starts with AS 65099, not its AS 65002"),
+        "{reason}"
+    );
+}
