@@ -11,152 +11,20 @@
 //! [`Session::stop`]. The peer must support 4-octet AS numbers (RFC 6793), since UPDATEs are
 //! decoded with 4-octet AS_PATHs only.
 
+mod config;
+mod events;
+
+pub use config::{SessionConfig, DEFAULT_CONNECT_RETRY, DEFAULT_HOLD_TIME, OPEN_HOLD_TIME};
+pub use events::{DownReason, Event, State};
+
 use std::collections::VecDeque;
-use std::fmt;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
-
 use crate::codec::{
-    frame, subcode, Capability, ErrorCode, Message, Notification, Open, PathAttributes,
-    RouteRefresh, Update, AFI_IPV4, SAFI_UNICAST,
+    frame, subcode, Capability, ErrorCode, Message, Notification, Open, RouteRefresh, Update,
+    AFI_IPV4, SAFI_UNICAST,
 };
 use crate::error::EncodeError;
-
-/// Hold time proposed when the configuration does not say (RFC 4271 §10).
-pub const DEFAULT_HOLD_TIME: u16 = 90;
-/// Wait between connection attempts (RFC 4271 §10 suggests 120 s).
-pub const DEFAULT_CONNECT_RETRY: Duration = Duration::from_secs(120);
-/// Hold timer while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
-pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
-
-/// What a session needs to know about itself and its peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// Our AS number.
-    pub local_as: u32,
-    /// The AS the peer must announce in its OPEN.
-    pub peer_as: u32,
-    /// Our BGP identifier.
-    pub bgp_id: Ipv4Addr,
-    /// Hold time we propose in seconds: 0 (no keepalives) or at least 3.
-    pub hold_time: u16,
-    /// Wait between connection attempts, and before starting again after an error.
-    pub connect_retry: Duration,
-    /// Only accept connections (start in Active), never ask for one.
-    pub passive: bool,
-}
-
-impl SessionConfig {
-    /// A session between `local_as` and `peer_as` with the RFC's suggested timers.
-    pub fn new(local_as: u32, peer_as: u32, bgp_id: Ipv4Addr) -> Self {
-        SessionConfig {
-            local_as,
-            peer_as,
-            bgp_id,
-            hold_time: DEFAULT_HOLD_TIME,
-            connect_retry: DEFAULT_CONNECT_RETRY,
-            passive: false,
-        }
-    }
-
-    /// Whether the peer is in another AS (eBGP).
-    pub fn is_external(&self) -> bool {
-        self.local_as != self.peer_as
-    }
-}
-
-/// The states of RFC 4271 §8.2.2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Not trying to connect.
-    Idle,
-    /// Waiting for the TCP connection we asked for.
-    Connect,
-    /// Waiting for the peer to connect, or for the connect-retry timer.
-    Active,
-    /// OPEN sent, waiting for the peer's.
-    OpenSent,
-    /// OPENs exchanged, waiting for the peer's KEEPALIVE.
-    OpenConfirm,
-    /// Exchanging routes.
-    Established,
-}
-
-/// What the session asks of the caller or tells it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Open a TCP connection to the peer (port 179) and report it with `tcp_connected` or
-    /// `tcp_failed`.
-    Connect,
-    /// Close the TCP connection once the pending transmits are written, or give up the
-    /// connection attempt in progress.
-    Disconnect,
-    /// The session is up: routes can be exchanged.
-    Established {
-        /// The peer's AS.
-        peer_as: u32,
-        /// The peer's BGP identifier.
-        peer_id: Ipv4Addr,
-        /// Negotiated hold time (zero: none).
-        hold_time: Duration,
-    },
-    /// The peer announced these prefixes with these attributes.
-    RoutesReceived {
-        /// Prefixes announced.
-        prefixes: Vec<Ipv4Net>,
-        /// Their path attributes.
-        attributes: PathAttributes,
-    },
-    /// The peer withdrew these prefixes.
-    RoutesWithdrawn {
-        /// Prefixes withdrawn.
-        prefixes: Vec<Ipv4Net>,
-    },
-    /// The peer asked for our routes again (ROUTE-REFRESH for IPv4 unicast).
-    RouteRefreshRequested,
-    /// The session ended: an error or the peer's NOTIFICATION after OPEN was sent, a lost
-    /// connection in OpenConfirm or Established, or [`Session::stop`]. The peer's routes are
-    /// gone.
-    Down {
-        /// Why, in words with [`fmt::Display`].
-        reason: DownReason,
-    },
-}
-
-/// Why a session went down.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DownReason {
-    /// [`Session::stop`] was called.
-    Stopped,
-    /// The TCP connection closed or failed.
-    ConnectionLost,
-    /// We found an error and sent this NOTIFICATION.
-    ErrorSent {
-        /// The NOTIFICATION sent.
-        notification: Notification,
-        /// What was wrong, in words.
-        detail: String,
-    },
-    /// The peer sent this NOTIFICATION.
-    NotificationReceived(Notification),
-}
-
-impl fmt::Display for DownReason {
-    /// A sentence for status output: what happened and the NOTIFICATION's name.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DownReason::Stopped => f.write_str("stopped"),
-            DownReason::ConnectionLost => f.write_str("TCP connection lost"),
-            DownReason::ErrorSent {
-                notification,
-                detail,
-            } => write!(f, "{detail} (sent NOTIFICATION {notification})"),
-            DownReason::NotificationReceived(n) => write!(f, "peer sent NOTIFICATION {n}"),
-        }
-    }
-}
 
 /// The BGP session with one peer; see the module documentation.
 pub struct Session {
