@@ -130,3 +130,45 @@ fn child_rules_merge_and_the_effective_rules_of_a_nic_follow_azure() {
     assert!(internet_has("203.0.113.7") && internet_has("8.8.8.8"));
     assert!(!internet_has("10.1.1.4") && !internet_has("10.3.9.9"));
 }
+
+#[test]
+fn virtual_network_covers_only_what_the_nics_own_vnet_connects_to() {
+    let mut t = site("azure", "203.0.113.0/24");
+    let setup = json!([
+        nsg(json!([])),
+        vnet("vnet1", &["10.1.0.0/16"], &[("default", "10.1.1.0/24")]),
+        vnet(
+            "vnet10",
+            &["10.10.0.0/16"],
+            &[
+                ("default", "10.10.1.0/24"),
+                ("GatewaySubnet", "10.10.255.0/27")
+            ]
+        ),
+        pip("pip1"),
+        gateway("gw", "vnet10", "pip1", "VpnGw1"),
+        lng("peer", "198.51.100.1", &["10.2.0.0/16"]),
+        connection("c1", "gw", "peer", "k"),
+    ]);
+    deploy(&mut t.site, &tpl(setup), Default::default(), "setup").unwrap();
+    let mut n = nic("nic1", "vnet1", "default", None);
+    n["properties"]["networkSecurityGroup"] =
+        json!({ "id": "[resourceId('Microsoft.Network/networkSecurityGroups', 'nsg1')]" });
+    deploy(&mut t.site, &tpl(json!([n])), Default::default(), "nic").unwrap();
+    let rs = t.site.resources().unwrap();
+    let Resource::NetworkInterface(nic1) = find(&rs, "nic1") else {
+        panic!()
+    };
+    let layers = effective_nsgs(&rs, nic1);
+    let vnet_in = layers[0]
+        .rules
+        .iter()
+        .find(|r| r.name == "defaultSecurityRules/AllowVnetInBound")
+        .unwrap();
+    let got: Vec<String> = vnet_in.source.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        ["10.1.0.0/16"],
+        "vnet10's gateway does not connect vnet1"
+    );
+}

@@ -230,7 +230,11 @@ pub struct EffectiveNsg {
 /// `resources` are the site's; `VirtualNetwork` covers the NIC's VNet and what is connected
 /// to it through its VPN gateway.
 pub fn effective_nsgs(resources: &[Resource], nic: &NetworkInterface) -> Vec<EffectiveNsg> {
-    let Some(subnet_id) = nic.ip_configurations.first().map(|c| c.subnet.clone()) else {
+    let Some(subnet_id) = nic
+        .primary()
+        .or(nic.ip_configurations.first())
+        .map(|c| c.subnet.clone())
+    else {
         return Vec::new();
     };
     let vnet = resources.iter().find_map(|r| match r {
@@ -287,14 +291,16 @@ pub fn effective_nsgs(resources: &[Resource], nic: &NetworkInterface) -> Vec<Eff
 /// network gateways its gateways connect to, and the VNets of its VNet-to-VNet peers.
 fn vnet_space(resources: &[Resource], vnet: &VirtualNetwork) -> Vec<Ipv4Net> {
     let mut out = vnet.address_space.clone();
+    // a subnet id of a VNet is the VNet's id and "/subnets/…" (vnet1 is no prefix of vnet10)
+    let of_vnet = |subnet: &str, v: &VirtualNetwork| {
+        subnet
+            .to_ascii_lowercase()
+            .starts_with(&format!("{}/", v.meta.id.to_ascii_lowercase()))
+    };
     let in_vnet = |gateway_id: &str| {
         resources.iter().any(|r| match r {
             Resource::VirtualNetworkGateway(g) if same_id(&g.meta.id, gateway_id) => {
-                g.ip_configurations.iter().any(|c| {
-                    c.subnet
-                        .to_ascii_lowercase()
-                        .starts_with(&vnet.meta.id.to_ascii_lowercase())
-                })
+                g.ip_configurations.iter().any(|c| of_vnet(&c.subnet, vnet))
             }
             _ => false,
         })
@@ -319,11 +325,10 @@ fn vnet_space(resources: &[Resource], vnet: &VirtualNetwork) -> Vec<Ipv4Net> {
                 Resource::VirtualNetworkGateway(g) if same_id(&g.meta.id, peer) => {
                     for v in resources {
                         if let Resource::VirtualNetwork(other) = v {
-                            let owns = g.ip_configurations.iter().any(|c| {
-                                c.subnet
-                                    .to_ascii_lowercase()
-                                    .starts_with(&other.meta.id.to_ascii_lowercase())
-                            });
+                            let owns = g
+                                .ip_configurations
+                                .iter()
+                                .any(|c| of_vnet(&c.subnet, other));
                             if owns {
                                 out.extend(other.address_space.iter().copied());
                             }
