@@ -9,6 +9,8 @@
 //!   negotiation and checks, hold and keepalive timers, connect-retry, framing of the stream.
 //! * [`rib`]: [`Rib`], per-peer Adj-RIB-In, the Loc-RIB with best-path selection
 //!   (RFC 4271 §9.1) and per-peer Adj-RIB-Out producing the UPDATEs for each peer.
+//! * [`speaker`]: [`Speaker`], what a VPN gateway runs: a session per configured peer over
+//!   one RIB, collision resolution, peers tried only while their tunnel is up.
 //!
 //! Driving a [`Session`]: call `start`, open a TCP connection when `poll_event` says
 //! [`Event::Connect`] (or accept one) and report it with `tcp_connected`; feed every byte read
@@ -22,6 +24,7 @@ pub mod codec;
 pub mod error;
 pub mod rib;
 pub mod session;
+pub mod speaker;
 
 pub use codec::{
     AsPath, AsSegment, Capability, ErrorCode, Message, Notification, Open, Origin, PathAttributes,
@@ -30,3 +33,4 @@ pub use codec::{
 pub use error::{DecodeError, EncodeError};
 pub use rib::{PeerInfo, Rib, Route, RouteSource};
 pub use session::{DownReason, Event, Session, SessionConfig, State};
+pub use speaker::{ConnId, KnownRoute, Output, PeerConfig, PeerStatus, Speaker, SpeakerConfig};

@@ -36,6 +36,9 @@ pub struct Session {
     rx: Vec<u8>,
     tx: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
+    /// Whole messages received and queued for sending, for status (Azure's
+    /// messagesReceived / messagesSent).
+    counters: (u64, u64),
 }
 
 /// The state with what is valid in it (RFC 4271 §8.2.2).
@@ -90,7 +93,13 @@ impl Session {
             rx: Vec::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
+            counters: (0, 0),
         }
+    }
+
+    /// Messages received and messages sent over the session's life (all connections).
+    pub fn message_counts(&self) -> (u64, u64) {
+        self.counters
     }
 
     /// The configuration the session was made with.
@@ -213,6 +222,7 @@ impl Session {
                 Ok(None) => break,
                 Ok(Some(len)) => {
                     used += len;
+                    self.counters.0 += 1;
                     Message::decode(&rest[..len])
                 }
                 Err(e) => Err(e),
@@ -273,6 +283,7 @@ impl Session {
         };
         let bytes = Message::Update(update.clone()).encode()?;
         n.spoke(now);
+        self.counters.1 += 1;
         self.tx.push_back(bytes);
         Ok(())
     }
@@ -296,6 +307,11 @@ impl Session {
     /// Next octets to write to the TCP connection, one message at a time.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.tx.pop_front()
+    }
+
+    /// Whether transmits or events wait to be polled.
+    pub fn has_pending(&self) -> bool {
+        !self.tx.is_empty() || !self.events.is_empty()
     }
 
     /// Next event for the caller.
@@ -500,6 +516,7 @@ impl Session {
         let bytes = message.encode().expect(
             "OPEN, KEEPALIVE, NOTIFICATION and ROUTE-REFRESH built here fit in 4096 octets",
         );
+        self.counters.1 += 1;
         self.tx.push_back(bytes);
     }
 }
