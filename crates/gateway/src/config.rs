@@ -118,6 +118,8 @@ pub enum Place {
     Top,
     /// The `[tun]` table.
     Tun,
+    /// The `[bgp]` table.
+    Bgp,
     /// The n-th `[[connection]]` (0-based) and its name if known.
     Connection {
         /// Its position (0-based).
@@ -132,6 +134,7 @@ impl fmt::Display for Place {
         match self {
             Place::Top => write!(f, "config"),
             Place::Tun => write!(f, "config [tun]"),
+            Place::Bgp => write!(f, "config [bgp]"),
             Place::Connection {
                 index,
                 name: Some(n),
@@ -209,7 +212,50 @@ pub struct ConnectionSpec {
     /// for all prefixes, for peers with policy-based devices (Azure's
     /// `usePolicyBasedTrafficSelectors`); see [`ConnectionConfig::selector_pairs`].
     pub selector_pairs: bool,
+    /// The BGP peer behind this tunnel (`bgp_peer_address`, `bgp_peer_asn`): the
+    /// connection then negotiates any-to-any selectors, as Azure's route-based gateways do,
+    /// and its routes (what enters it) are `remote_prefixes`, the peer's /32 and what the
+    /// peer announces.
+    pub bgp_peer: Option<BgpPeer>,
 }
+
+/// A connection's BGP neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BgpPeer {
+    /// Its BGP address, reached through the tunnel.
+    pub address: std::net::Ipv4Addr,
+    /// The AS it must announce.
+    pub asn: u32,
+}
+
+/// `[bgp]`: the gateway's own BGP speaker, serving every connection with a `bgp_peer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpConfig {
+    /// Our AS (Azure's default is 65515).
+    pub asn: u32,
+    /// Our BGP address and identifier: the TCP sessions are bound to it (an address of the
+    /// GatewaySubnet side; a custom 169.254.21.x/169.254.22.x one is added to the loopback).
+    pub address: std::net::Ipv4Addr,
+    /// Prefixes announced as ours (the VNet's address space); learned routes inside them are
+    /// never installed.
+    pub originate: Vec<ipnet::Ipv4Net>,
+    /// Hold time proposed, in seconds (0, or 3 and more).
+    pub hold_time: u16,
+    /// Where learned routes are also installed, pointing at us: the router of our VNet.
+    pub vnet_router: Option<VnetRouter>,
+}
+
+/// `[bgp.vnet_router]`: the VNet's router, which sends learned prefixes to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VnetRouter {
+    /// Its network namespace (by name, as `ip netns` knows it).
+    pub netns: String,
+    /// The next hop it uses for them: our address on the GatewaySubnet.
+    pub next_hop: std::net::Ipv4Addr,
+}
+
+/// Hold time of Azure VPN gateways' BGP sessions (keepalives every 60 s).
+pub const DEFAULT_BGP_HOLD_TIME: u16 = 180;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone)]
@@ -232,6 +278,8 @@ pub struct GatewayConfig {
     /// How long a data-path thread keeps polling without sleeping after it handled something
     /// (see `wait.rs`); zero (the default) turns busy polling off.
     pub busy_poll: Duration,
+    /// The BGP speaker, when any connection has a BGP peer.
+    pub bgp: Option<BgpConfig>,
     /// The connections, in file order.
     pub connections: Vec<ConnectionSpec>,
     /// Things that work but an operator should fix (a key file others can read), for the
@@ -296,6 +344,17 @@ impl GatewayConfig {
                 })
             }
         };
+        let bgp = match top.take("bgp") {
+            None => None,
+            Some(toml::Value::Table(t)) => Some(parse_bgp(t)?),
+            Some(_) => {
+                return Err(ConfigError::WrongType {
+                    place: Place::Top,
+                    key: "bgp".into(),
+                    expected: "a table",
+                })
+            }
+        };
         let raw_conns = match top.take("connection") {
             None => return Err(ConfigError::NoConnections),
             Some(toml::Value::Array(a)) => a,
@@ -321,7 +380,14 @@ impl GatewayConfig {
                     expected: "a table",
                 });
             };
-            let c = parse_connection(index, t, local_address, base_dir, &mut warnings)?;
+            let c = parse_connection(
+                index,
+                t,
+                local_address,
+                base_dir,
+                bgp.is_some(),
+                &mut warnings,
+            )?;
             if connections.iter().any(|o| o.name == c.name) {
                 return Err(ConfigError::DuplicateName {
                     place: Place::Connection {
@@ -340,10 +406,85 @@ impl GatewayConfig {
             tun,
             datapath_threads,
             busy_poll,
+            bgp,
             connections,
             warnings,
         })
     }
+}
+
+/// The `[bgp]` table.
+fn parse_bgp(t: toml::Table) -> Result<BgpConfig, ConfigError> {
+    let mut f = Fields::new(Place::Bgp, t);
+    let asn = f.count("asn")?.ok_or(ConfigError::Missing {
+        place: Place::Bgp,
+        key: "asn",
+    })?;
+    if asn == 0 {
+        return Err(f.invalid("asn", "0", "AS 0 is reserved (RFC 7607)"));
+    }
+    let address = match f.ip("address")? {
+        Some(IpAddr::V4(a)) => a,
+        Some(IpAddr::V6(a)) => {
+            return Err(f.invalid("address", &a.to_string(), "BGP runs over IPv4 here"))
+        }
+        None => {
+            return Err(ConfigError::Missing {
+                place: Place::Bgp,
+                key: "address",
+            })
+        }
+    };
+    let originate = f
+        .prefixes_or_none("originate")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| match p {
+            IpNet::V4(v) => Ok(v),
+            IpNet::V6(v) => Err(f.invalid("originate", &v.to_string(), "IPv4 prefixes only")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let hold_time = match f.count("hold_time")? {
+        None => DEFAULT_BGP_HOLD_TIME,
+        Some(h) if h == 0 || (3..=u32::from(u16::MAX)).contains(&h) => h as u16,
+        Some(h) => {
+            return Err(f.invalid(
+                "hold_time",
+                &h.to_string(),
+                "0 (no keepalives) or 3 to 65535 seconds (RFC 4271 §4.2)",
+            ))
+        }
+    };
+    let vnet_router = match f.take("vnet_router") {
+        None => None,
+        Some(toml::Value::Table(t)) => {
+            let mut r = Fields::new(Place::Bgp, t);
+            let netns = r.string("netns")?.ok_or(ConfigError::Missing {
+                place: Place::Bgp,
+                key: "vnet_router.netns",
+            })?;
+            let next_hop = match r.ip("next_hop")? {
+                Some(IpAddr::V4(a)) => a,
+                _ => {
+                    return Err(ConfigError::Missing {
+                        place: Place::Bgp,
+                        key: "vnet_router.next_hop",
+                    })
+                }
+            };
+            r.finish()?;
+            Some(VnetRouter { netns, next_hop })
+        }
+        Some(_) => return Err(f.wrong("vnet_router", "a table")),
+    };
+    f.finish()?;
+    Ok(BgpConfig {
+        asn,
+        address,
+        originate,
+        hold_time,
+        vnet_router,
+    })
 }
 
 fn parse_connection(
@@ -351,6 +492,7 @@ fn parse_connection(
     t: toml::Table,
     local_address: IpAddr,
     base_dir: &Path,
+    bgp: bool,
     warnings: &mut Vec<String>,
 ) -> Result<ConnectionSpec, ConfigError> {
     let mut f = Fields::new(Place::Connection { index, name: None }, t);
@@ -432,8 +574,48 @@ fn parse_connection(
             })
         }
     };
+    let bgp_peer = match (f.ip("bgp_peer_address")?, f.count("bgp_peer_asn")?) {
+        (None, None) => None,
+        (Some(IpAddr::V4(address)), Some(asn)) if asn != 0 => {
+            if !bgp {
+                return Err(f.invalid(
+                    "bgp_peer_address",
+                    &address.to_string(),
+                    "a BGP peer needs the gateway's [bgp] table (asn, address)",
+                ));
+            }
+            Some(BgpPeer { address, asn })
+        }
+        (Some(IpAddr::V4(_)), Some(_)) => {
+            return Err(f.invalid("bgp_peer_asn", "0", "AS 0 is reserved (RFC 7607)"))
+        }
+        (Some(IpAddr::V6(a)), _) => {
+            return Err(f.invalid(
+                "bgp_peer_address",
+                &a.to_string(),
+                "BGP runs over IPv4 here",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                place: f.place.clone(),
+                key: "bgp_peer_asn",
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                place: f.place.clone(),
+                key: "bgp_peer_address",
+            })
+        }
+    };
     let local_prefixes = f.prefixes("local_prefixes")?;
-    let remote_prefixes = f.prefixes("remote_prefixes")?;
+    // with BGP the peer's prefixes may all come from the peer
+    let remote_prefixes = if bgp_peer.is_some() {
+        f.prefixes_or_none("remote_prefixes")?.unwrap_or_default()
+    } else {
+        f.prefixes("remote_prefixes")?
+    };
     let ike_proposals = f.proposals("ike_proposals", DEFAULT_IKE_PROPOSALS, false)?;
     let esp_proposals = f.proposals("esp_proposals", DEFAULT_ESP_PROPOSALS, true)?;
     let ike_lifetime = f.duration("ike_lifetime")?.unwrap_or(DEFAULT_IKE_LIFETIME);
@@ -488,6 +670,7 @@ fn parse_connection(
         initiate,
         recovery,
         selector_pairs,
+        bgp_peer,
     })
 }
 
@@ -511,11 +694,6 @@ impl ConnectionSpec {
             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        let ts = |p: &[IpNet]| {
-            p.iter()
-                .map(|n| TrafficSelector::from_prefix(n.network(), n.prefix_len()))
-                .collect()
-        };
         ConnectionConfig {
             name: self.name.clone(),
             local_addr: local_address,
@@ -523,8 +701,8 @@ impl ConnectionSpec {
             local_id: self.local_id.clone(),
             remote_id: self.remote_id.clone(),
             psk: Psk::new(self.psk.expose().to_vec()),
-            local_ts: ts(&self.local_prefixes),
-            remote_ts: ts(&self.remote_prefixes),
+            local_ts: self.selectors(&self.local_prefixes, unspecified),
+            remote_ts: self.selectors(&self.remote_prefixes, unspecified),
             ike_proposals: self.ike_proposals.clone(),
             esp_proposals: self.esp_proposals.clone(),
             ike_lifetime: self.ike_lifetime,
@@ -534,6 +712,20 @@ impl ConnectionSpec {
             recovery: self.recovery,
             selector_pairs: self.selector_pairs,
         }
+    }
+}
+
+impl ConnectionSpec {
+    /// Traffic selectors for `prefixes`: any-to-any on a BGP connection (what is routed into
+    /// it decides), else the prefixes themselves.
+    fn selectors(&self, prefixes: &[IpNet], unspecified: IpAddr) -> Vec<TrafficSelector> {
+        if self.bgp_peer.is_some() {
+            return vec![TrafficSelector::from_prefix(unspecified, 0)];
+        }
+        prefixes
+            .iter()
+            .map(|n| TrafficSelector::from_prefix(n.network(), n.prefix_len()))
+            .collect()
     }
 }
 
@@ -758,13 +950,19 @@ impl Fields {
         }
     }
     fn prefixes(&mut self, key: &'static str) -> Result<Vec<IpNet>, ConfigError> {
-        let list = self.string_list(key)?.ok_or(ConfigError::Missing {
+        let list = self.prefixes_or_none(key)?.ok_or(ConfigError::Missing {
             place: self.place.clone(),
             key,
         })?;
         if list.is_empty() {
             return Err(self.invalid(key, "[]", "at least one prefix is required"));
         }
+        Ok(list)
+    }
+    fn prefixes_or_none(&mut self, key: &'static str) -> Result<Option<Vec<IpNet>>, ConfigError> {
+        let Some(list) = self.string_list(key)? else {
+            return Ok(None);
+        };
         list.iter()
             .map(|s| {
                 let net: IpNet = s
@@ -779,7 +977,8 @@ impl Fields {
                 }
                 Ok(net)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
     fn proposals(
         &mut self,

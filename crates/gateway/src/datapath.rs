@@ -269,6 +269,9 @@ impl Range {
     fn size(&self) -> u128 {
         self.end - self.start
     }
+    fn covers(&self, o: &Range) -> bool {
+        self.v6 == o.v6 && self.start <= o.start && o.end <= self.end
+    }
 }
 
 /// Source and destination of an IPv4/IPv6 packet, or `None` if it is not one.
@@ -444,6 +447,9 @@ pub struct DataPath {
     routes: Vec<Route>,
     /// Configured remote prefixes, to tell "SA not up" from "no route".
     configured: Vec<Configured>,
+    /// Per connection with routes of its own (BGP): the prefixes outbound traffic takes it
+    /// for, within its Child SAs' selectors (any-to-any selectors do not route).
+    routed: Vec<Option<Vec<Range>>>,
     traffic: Vec<ConnTraffic>,
     /// Send-side drops not attributable to a connection (no route, …).
     global: DropCounters,
@@ -485,6 +491,7 @@ impl DataPath {
             pending: false,
             routes: Vec::new(),
             configured: Vec::new(),
+            routed: Vec::new(),
             traffic: vec![ConnTraffic::default(); connections],
             global: DropCounters::default(),
             last: None,
@@ -509,6 +516,25 @@ impl DataPath {
             conn,
         }));
         self.configured.sort_by_key(|r| r.range.size());
+    }
+
+    /// Routes connection `conn` by `prefixes` rather than by its selectors (`None`: by its
+    /// selectors again): a BGP connection's any-to-any Child SA carries only what is routed
+    /// to its peer. Also what "no Child SA" is counted against.
+    pub fn set_routed_prefixes(&mut self, conn: usize, prefixes: Option<&[ipnet::IpNet]>) {
+        if self.routed.len() <= conn {
+            self.routed.resize(conn + 1, None);
+        }
+        self.routed[conn] = prefixes.map(|p| p.iter().map(Range::of_net).collect());
+        if let Some(p) = prefixes {
+            self.set_configured_prefixes(conn, p);
+        }
+        self.rebuild_routes();
+    }
+
+    /// Whether a Child SA of `conn` carries traffic.
+    pub fn is_up(&self, conn: usize) -> bool {
+        self.up.get(conn).copied().unwrap_or(false)
     }
 
     /// Installs a Child SA negotiated by IKE. It carries outbound traffic for its selectors
@@ -693,6 +719,9 @@ impl DataPath {
     pub fn forget_connection(&mut self, conn: usize) {
         self.remove_connection(conn);
         self.configured.retain(|r| r.conn != conn);
+        if let Some(r) = self.routed.get_mut(conn) {
+            *r = None;
+        }
         if let Some(t) = self.traffic.get_mut(conn) {
             *t = ConnTraffic::default();
         }
@@ -744,12 +773,25 @@ impl DataPath {
             if let Some(u) = self.up.get_mut(s.conn) {
                 *u = true;
             }
-            self.routes.extend(s.remote.iter().map(|r| Route {
-                range: *r,
-                local: s.local.clone(),
-                slot: i,
-                conn: s.conn,
-            }));
+            match self.routed.get(s.conn).and_then(Option::as_ref) {
+                Some(routed) => self.routes.extend(
+                    routed
+                        .iter()
+                        .filter(|r| s.remote.iter().any(|sel| sel.covers(r)))
+                        .map(|r| Route {
+                            range: *r,
+                            local: s.local.clone(),
+                            slot: i,
+                            conn: s.conn,
+                        }),
+                ),
+                None => self.routes.extend(s.remote.iter().map(|r| Route {
+                    range: *r,
+                    local: s.local.clone(),
+                    slot: i,
+                    conn: s.conn,
+                })),
+            }
         }
         self.active = active;
         self.pending = self.slots.iter().flatten().any(|s| !s.ready);

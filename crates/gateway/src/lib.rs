@@ -4,6 +4,9 @@
 //! the local address, a TUN device that the remote prefixes are routed into, the IKE endpoint's
 //! timers, and a unix control socket that serves the status as JSON.
 
+pub mod bgp_io;
+pub mod bgp_report;
+pub mod bgp_side;
 pub mod config;
 pub mod control;
 pub mod core;
@@ -16,6 +19,7 @@ pub mod runtime;
 pub mod status;
 pub mod tun;
 pub mod udp;
+pub mod vnet_routes;
 pub mod wait;
 
 pub use config::{ConfigError, ConnectionSpec, GatewayConfig};

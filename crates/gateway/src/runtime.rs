@@ -4,6 +4,7 @@
 //! runs IKE and the send direction (TUN → seal → UDP); the receive direction is
 //! [`crate::receiver`], inline or on its own thread (`datapath_threads`).
 
+use crate::bgp_side::BgpSide;
 use crate::config::{tunnel_mtu, GatewayConfig};
 use crate::control::{Access, ControlError, ControlRequest, ControlServer};
 use crate::core::{GatewayCore, ProcessFacts, ReloadError};
@@ -81,6 +82,9 @@ pub enum GatewayError {
     /// The receive thread could not be started or stopped unexpectedly.
     #[error("receive thread: {0}")]
     Receiver(io::Error),
+    /// The BGP speaker could not be started (its thread, or the VNet router's routes).
+    #[error("BGP: {0}")]
+    Bgp(io::Error),
 }
 
 /// How the process was started (things not in the config file).
@@ -114,6 +118,8 @@ pub struct Gateway {
     tx: Vec<u8>,
     /// The config file reloads re-read.
     config_path: Option<PathBuf>,
+    /// The BGP speaker, for a gateway with `[bgp]`.
+    bgp: Option<BgpSide>,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -271,6 +277,7 @@ impl Gateway {
             rx: vec![0; MAX_PACKET + SEAL_SLACK],
             tx: vec![0; MAX_PACKET + SEAL_SLACK],
             config_path: opts.config_path.clone(),
+            bgp: None,
         };
         let prefixes: Vec<ipnet::IpNet> = gw
             .core
@@ -293,6 +300,15 @@ impl Gateway {
                 gw.routes.push(r);
             }
         }
+        // a BGP peer's /32 into its tunnel, before the speaker tries it
+        gw.sync_routes();
+        gw.bgp = match BgpSide::start(&gw.core) {
+            Ok(b) => b,
+            Err(cause) => {
+                gw.remove_routes();
+                return Err(GatewayError::Bgp(cause));
+            }
+        };
         info!(
             local = %local,
             tun = gw.tun.name(),
@@ -340,6 +356,11 @@ impl Gateway {
                 PollFd::new(self.receive_fd(), PollFlags::POLLIN),
                 PollFd::new(tun_fd(&self.tun), PollFlags::POLLIN),
                 PollFd::new(self.control.fd(), PollFlags::POLLIN),
+                // without BGP the signalfd stands in (its readiness is handled above)
+                PollFd::new(
+                    self.bgp.as_ref().map_or(self.signals.as_fd(), BgpSide::fd),
+                    PollFlags::POLLIN,
+                ),
             ];
             match waiter.wait(&mut fds, PollTimeout::from(timeout_ms)) {
                 Ok(_) => {}
@@ -383,9 +404,15 @@ impl Gateway {
                     }
                 }
             }
+            if hit[5] && self.bgp.is_some() {
+                self.take_bgp_routes();
+            }
             let now = Instant::now();
             self.core.handle_timeout(now);
             self.flush();
+            if let Some(b) = &mut self.bgp {
+                b.tick(&self.core);
+            }
             if now >= next_housekeeping {
                 next_housekeeping = now + UPKEEP_INTERVAL;
                 self.sync_routes();
@@ -405,6 +432,15 @@ impl Gateway {
         }
         self.shutdown();
         Ok(())
+    }
+
+    /// The speaker's forwarding table changed: into the core, the routes and the VNet.
+    fn take_bgp_routes(&mut self) {
+        if let Some(b) = &mut self.bgp {
+            if b.take_routes(&mut self.core) {
+                self.sync_routes();
+            }
+        }
     }
 
     /// What the loop waits on for the receive direction.
@@ -564,7 +600,9 @@ impl Gateway {
             inbox_dropped: self.ike_inbox.dropped(),
             control: self.control.counters(),
         };
-        self.core.status(Instant::now(), &facts)
+        let mut status = self.core.status(Instant::now(), &facts);
+        status.bgp = self.bgp.as_ref().map(|b| b.report(&self.core));
+        status
     }
 
     /// Re-reads the config file and applies it per connection (see [`GatewayCore::reload`]);
@@ -575,6 +613,9 @@ impl Gateway {
         let report = self
             .core
             .reload(new, &path.display().to_string(), Instant::now())?;
+        if let Some(b) = &mut self.bgp {
+            b.reconfigured(&self.core);
+        }
         self.sync_routes();
         self.flush();
         Ok(report)
@@ -626,6 +667,9 @@ impl Gateway {
 
     /// Sends DELETE for every IKE SA, removes routes; the TUN device goes with the process.
     fn shutdown(&mut self) {
+        if let Some(b) = &mut self.bgp {
+            b.stop();
+        }
         self.core.shutdown(Instant::now());
         self.flush();
         // give the DELETEs a moment to leave and be answered (answers are read, not awaited)

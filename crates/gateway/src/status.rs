@@ -56,6 +56,9 @@ pub struct GatewayStatus {
     /// Control clients turned away because too many were being served.
     #[serde(default)]
     pub control_busy: u64,
+    /// The BGP speaker, when the gateway runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<crate::bgp_report::BgpReport>,
 }
 
 /// One connection's state and counters.

@@ -188,7 +188,7 @@ impl AsRawFd for Tun {
     }
 }
 
-fn run_ip(args: &[&str]) -> io::Result<()> {
+pub(crate) fn run_ip(args: &[&str]) -> io::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()

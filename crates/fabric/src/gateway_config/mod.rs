@@ -13,7 +13,7 @@ use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
 use std::path::Path;
 
 mod toml_config;
-use toml_config::{connection_table, render, top_table};
+use toml_config::{bgp_table, connection_table, render, top_table};
 
 /// Interface name of the gateway's TUN device (inside its own namespace, so no collisions).
 pub const TUN_NAME: &str = "vpn0";
@@ -83,6 +83,17 @@ pub enum GatewayConfigError {
     /// The connection has no shared key to authenticate with.
     #[error("the connection has no sharedKey")]
     NoSharedKey,
+    /// A connection with enableBgp on a gateway without it.
+    #[error("enableBgp is set on the connection but not on its virtual network gateway")]
+    BgpOffOnGateway,
+    /// The far end of a BGP connection has no BGP settings.
+    #[error(
+        "enableBgp is set but {0} has no bgpSettings (asn and bgpPeeringAddress) to peer with"
+    )]
+    NoPeerBgpSettings(String),
+    /// Both ends of a BGP connection use the same AS (Azure peers over eBGP only).
+    #[error("both ends of the BGP connection use AS {0}; Azure's gateways peer over eBGP, so the ASNs must differ")]
+    SameAsn(u32),
     /// The gateway's own configuration parser refused the connection (e.g. an algorithm).
     #[error("the lab's gateway cannot run this connection: {0}")]
     Refused(#[source] gateway::ConfigError),
@@ -116,6 +127,21 @@ fn find_gateway<'a>(
             _ => None,
         })
     })
+}
+
+/// A VNet gateway's BGP address: a custom APIPA address (169.254.21.x/169.254.22.x) when
+/// one is configured, else its first instance's address in the GatewaySubnet, as Azure
+/// peers from.
+pub fn gateway_bgp_address(gw: &VirtualNetworkGateway) -> Option<std::net::Ipv4Addr> {
+    let custom = gw
+        .bgp_settings
+        .as_ref()
+        .and_then(|b| b.bgp_peering_address.as_deref())
+        .into_iter()
+        .flat_map(|a| a.split(','))
+        .filter_map(|a| a.trim().parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| a.octets()[..2] == [169, 254]);
+    custom.or_else(|| gw.ip_configurations.first().map(|c| c.private_ip_address))
 }
 
 /// A gateway's VNet address space and public IP, from its site's resources.
@@ -197,6 +223,8 @@ pub fn plan(
                 local_address,
                 public_address: g.public_address,
                 netns: topology.lab_id.gateway_netns(&net.name, &g.name),
+                router_netns: topology.lab_id.router_netns(&net.name, &g.vnet),
+                private_address: g.private_address,
             };
             match placed.run(&mut failures) {
                 Ok(run) => runs.push(run),
@@ -219,6 +247,10 @@ struct Placed<'a> {
     /// Its public IP, its IKE identity.
     public_address: std::net::Ipv4Addr,
     netns: String,
+    /// Its VNet router's namespace, where learned routes go.
+    router_netns: String,
+    /// Its address in the GatewaySubnet.
+    private_address: std::net::Ipv4Addr,
 }
 
 impl Placed<'_> {
@@ -239,7 +271,19 @@ impl Placed<'_> {
         let (local_prefixes, _) = gateway_endpoints(resources, gw)?;
         let site_name = &self.site.info().name;
         let control = control_socket(self.lab_dir, site_name, &gw.meta.name);
-        let top = top_table(self.local_address, &control);
+        let mut top = top_table(self.local_address, &control);
+        let bgp = bgp_table(
+            gw,
+            &local_prefixes,
+            &self.router_netns,
+            self.private_address,
+        );
+        let local_asn = bgp
+            .as_ref()
+            .and_then(|_| gw.bgp_settings.as_ref().map(|b| b.asn));
+        if let Some(b) = bgp {
+            top.insert("bgp".into(), toml::Value::Table(b));
+        }
         let mut tables = Vec::new();
         let mut served = Vec::new();
         for r in resources {
@@ -247,15 +291,22 @@ impl Placed<'_> {
             if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
                 continue;
             }
-            let checked = connection_table(self.site, resources, self.sites, c, &local_prefixes)
-                .and_then(|t| {
-                    // The gateway's own parser is the judge of what it can run (algorithms,
-                    // lifetimes); its error names the key.
-                    let alone = render(top.clone(), self.public_address, vec![t.clone()]);
-                    gateway::GatewayConfig::parse(&alone, self.lab_dir)
-                        .map(|_| t)
-                        .map_err(GatewayConfigError::Refused)
-                });
+            let checked = connection_table(
+                self.site,
+                resources,
+                self.sites,
+                c,
+                &local_prefixes,
+                local_asn,
+            )
+            .and_then(|t| {
+                // The gateway's own parser is the judge of what it can run (algorithms,
+                // lifetimes); its error names the key.
+                let alone = render(top.clone(), self.public_address, vec![t.clone()]);
+                gateway::GatewayConfig::parse(&alone, self.lab_dir)
+                    .map(|_| t)
+                    .map_err(GatewayConfigError::Refused)
+            });
             match checked {
                 Ok(t) => {
                     tables.push(t);

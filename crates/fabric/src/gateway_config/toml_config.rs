@@ -1,7 +1,7 @@
 //! A gateway's TOML configuration: the top table (addresses, control socket, TUN) and one
 //! `[[connection]]` table per connection, from the connection, its far end and its policy.
 
-use super::{find_gateway, gateway_endpoints, GatewayConfigError, TUN_NAME};
+use super::{find_gateway, gateway_bgp_address, gateway_endpoints, GatewayConfigError, TUN_NAME};
 use site::{ConnectionType, Resource, Site};
 use std::path::Path;
 
@@ -16,9 +16,25 @@ pub(super) fn connection_table(
     sites: &[(Site, Vec<Resource>)],
     c: &site::Connection,
     local_prefixes: &[ipnet::Ipv4Net],
+    local_asn: Option<u32>,
 ) -> Result<toml::Table, GatewayConfigError> {
     let (remote, remote_prefixes) = remote_end(resources, sites, c)?;
     check_supported(c)?;
+    let bgp_peer = if c.enable_bgp {
+        let asn = local_asn.ok_or(GatewayConfigError::BgpOffOnGateway)?;
+        let (address, peer_asn) = bgp_peer(resources, sites, c)?;
+        if peer_asn == asn {
+            return Err(GatewayConfigError::SameAsn(asn));
+        }
+        Some((address, peer_asn))
+    } else {
+        None
+    };
+    if remote_prefixes.is_empty() && bgp_peer.is_none() {
+        return Err(GatewayConfigError::NoAddressPrefixes(
+            c.local_network_gateway2.clone().unwrap_or_default(),
+        ));
+    }
     let key = c
         .shared_key
         .as_ref()
@@ -81,7 +97,87 @@ pub(super) fn connection_table(
     if c.use_policy_based_traffic_selectors {
         t.insert("selector_pairs".into(), toml::Value::Boolean(true));
     }
+    if let Some((address, asn)) = bgp_peer {
+        t.insert(
+            "bgp_peer_address".into(),
+            toml::Value::String(address.to_string()),
+        );
+        t.insert("bgp_peer_asn".into(), toml::Value::Integer(asn.into()));
+    }
     Ok(t)
+}
+
+/// The BGP neighbour of a connection with `enableBgp`: the local network gateway's
+/// `bgpSettings` (IPsec) or the peer VNet gateway's (Vnet2Vnet).
+fn bgp_peer(
+    resources: &[Resource],
+    sites: &[(Site, Vec<Resource>)],
+    c: &site::Connection,
+) -> Result<(std::net::Ipv4Addr, u32), GatewayConfigError> {
+    match c.connection_type {
+        ConnectionType::IPsec => {
+            let lng_id = c.local_network_gateway2.as_deref().unwrap_or_default();
+            let lng = resources
+                .iter()
+                .find_map(|r| match r {
+                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
+                        Some(l)
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.into()))?;
+            let b = lng
+                .bgp_settings
+                .as_ref()
+                .ok_or_else(|| GatewayConfigError::NoPeerBgpSettings(lng.meta.name.clone()))?;
+            let address = b
+                .bgp_peering_address
+                .as_deref()
+                .and_then(|a| a.trim().parse().ok())
+                .ok_or_else(|| GatewayConfigError::NoPeerBgpSettings(lng.meta.name.clone()))?;
+            Ok((address, b.asn))
+        }
+        _ => {
+            let peer_id = c.virtual_network_gateway2.as_deref().unwrap_or_default();
+            let (_, _, peer) = find_gateway(sites, peer_id)
+                .ok_or_else(|| GatewayConfigError::NoSuchPeerGateway(peer_id.into()))?;
+            match (&peer.bgp_settings, gateway_bgp_address(peer)) {
+                (Some(b), Some(address)) if peer.enable_bgp => Ok((address, b.asn)),
+                _ => Err(GatewayConfigError::NoPeerBgpSettings(
+                    peer.meta.name.clone(),
+                )),
+            }
+        }
+    }
+}
+
+/// The `[bgp]` table of a gateway with `enableBgp`: its ASN and BGP address, its VNet's
+/// address space to announce, and its VNet router to hand learned routes to.
+pub(super) fn bgp_table(
+    gw: &site::VirtualNetworkGateway,
+    originate: &[ipnet::Ipv4Net],
+    router_netns: &str,
+    next_hop: std::net::Ipv4Addr,
+) -> Option<toml::Table> {
+    let b = gw.bgp_settings.as_ref().filter(|_| gw.enable_bgp)?;
+    let address = gateway_bgp_address(gw)?;
+    let mut t = toml::Table::new();
+    t.insert("asn".into(), toml::Value::Integer(b.asn.into()));
+    t.insert("address".into(), toml::Value::String(address.to_string()));
+    t.insert(
+        "originate".into(),
+        toml::Value::Array(
+            originate
+                .iter()
+                .map(|p| toml::Value::String(p.trunc().to_string()))
+                .collect(),
+        ),
+    );
+    let mut r = toml::Table::new();
+    r.insert("netns".into(), toml::Value::String(router_netns.into()));
+    r.insert("next_hop".into(), toml::Value::String(next_hop.to_string()));
+    t.insert("vnet_router".into(), toml::Value::Table(r));
+    Some(t)
 }
 
 /// The address `fqdn` has in the lab's zone (names compare case-insensitively, a trailing dot
@@ -139,9 +235,6 @@ fn remote_end(
                     return Err(GatewayConfigError::NoPeerAddress(lng.meta.name.clone()))
                 }
             };
-            if lng.address_prefixes.is_empty() {
-                return Err(GatewayConfigError::NoAddressPrefixes(lng.meta.name.clone()));
-            }
             Ok((ip, lng.address_prefixes.clone()))
         }
         ConnectionType::Vnet2Vnet => {

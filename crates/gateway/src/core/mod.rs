@@ -6,6 +6,9 @@
 //! out (`poll_*`), and uses the data path for packets. Time is always passed in, so these
 //! rules are tested in virtual time.
 
+mod bgp;
+pub use bgp::Installed;
+
 use crate::config::{ConnectionSpec, GatewayConfig};
 use crate::datapath::{DataPath, RekeyCause};
 use crate::lifecycle::{Keepalives, ReloadPlan, UPKEEP_INTERVAL};
@@ -97,6 +100,10 @@ pub struct GatewayCore {
     setup_time: HashMap<usize, Duration>,
     /// Inbound SPIs of Child SAs whose early rekey (sequence numbers, bytes) was requested.
     rekeys_requested: HashSet<u32>,
+    /// Learned routes forwarded (see `bgp.rs`).
+    bgp_installed: Vec<Installed>,
+    /// Learned routes refused, and why.
+    bgp_refused: Vec<(ipnet::Ipv4Net, String)>,
     /// Log budget per cause, so hostile input cannot flood the log.
     logs: LogLimiter,
     started: Instant,
@@ -123,6 +130,8 @@ impl GatewayCore {
             reloads: 0,
             setup_time: HashMap::new(),
             rekeys_requested: HashSet::new(),
+            bgp_installed: Vec::new(),
+            bgp_refused: Vec::new(),
             logs: LogLimiter::default(),
             started: now,
             now,
@@ -251,6 +260,9 @@ impl GatewayCore {
         if new.control_group != self.cfg.control_group {
             changed.push("control_group");
         }
+        if new.bgp != self.cfg.bgp {
+            changed.push("[bgp]");
+        }
         if !changed.is_empty() {
             return Err(ReloadError::NeedsRestart {
                 what: changed.join(", "),
@@ -320,13 +332,14 @@ impl GatewayCore {
             .map(|s| s.conn)
             .collect();
         let mut want = Vec::new();
-        for (i, c) in self.cfg.connections.iter().enumerate() {
+        for i in 0..self.cfg.connections.len() {
             if self.retired.contains(&i) {
                 continue;
             }
             let is_narrowed = self.conns[i].id.is_some_and(|id| narrowed.contains(&id));
+            let routed = self.routed_prefixes(i);
             if !is_narrowed {
-                want.extend(c.remote_prefixes.iter().map(|p| GwRoute::Tun(*p)));
+                want.extend(routed.iter().map(|p| GwRoute::Tun(*p)));
                 continue;
             }
             let covered = self.dp.covered_remote(i);
@@ -340,7 +353,7 @@ impl GatewayCore {
                     end_port: u16::MAX,
                 })
                 .collect();
-            want.extend(c.remote_prefixes.iter().map(|p| {
+            want.extend(routed.iter().map(|p| {
                 let whole = TrafficSelector::from_prefix(p.network(), p.prefix_len());
                 if TrafficSelector::uncovered(&[whole], &as_ts).is_empty() {
                     GwRoute::Tun(*p)
@@ -352,7 +365,7 @@ impl GatewayCore {
                 want.extend(
                     range_prefixes(start, end)
                         .into_iter()
-                        .filter(|p| !c.remote_prefixes.contains(p))
+                        .filter(|p| !routed.contains(p))
                         .map(GwRoute::Tun),
                 );
             }
@@ -406,6 +419,7 @@ impl GatewayCore {
             log_suppressed: self.logs.suppressed(),
             control_refused: facts.control.0,
             control_busy: facts.control.1,
+            bgp: None,
         }
     }
 
@@ -468,8 +482,13 @@ impl GatewayCore {
     /// Sets up connection `i` from its spec: prefixes for drop accounting, then the IKE
     /// endpoint (initiators through the start queue).
     fn begin(&mut self, i: usize, now: Instant) {
-        let prefixes = self.cfg.connections[i].remote_prefixes.clone();
-        self.dp.set_configured_prefixes(i, &prefixes);
+        if self.cfg.connections[i].bgp_peer.is_some() {
+            self.apply_routed(i);
+        } else {
+            let prefixes = self.cfg.connections[i].remote_prefixes.clone();
+            self.dp.set_routed_prefixes(i, None);
+            self.dp.set_configured_prefixes(i, &prefixes);
+        }
         if self.cfg.connections[i].initiate {
             self.start_queue.push_back(i);
         } else {
