@@ -1,5 +1,6 @@
 //! Actions on resources that the lab realizes: a connection's shared key (GET, PUT, reset),
-//! a gateway's reset, and a NIC's effective network security rules.
+//! a gateway's reset and its BGP lists (peer status, learned and advertised routes), and a
+//! NIC's effective network security rules.
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
@@ -69,6 +70,7 @@ pub(crate) async fn handle(
     method: &Method,
     r: &ResourcePath,
     api_version: &str,
+    peer: Option<&str>,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let is_connection = r
@@ -138,6 +140,21 @@ pub(crate) async fn handle(
                 resp.headers_mut().insert("Location", h);
             }
             Ok(resp)
+        }
+        (
+            [list @ ("getbgppeerstatus" | "getlearnedroutes" | "getadvertisedroutes")],
+            Method::POST,
+        ) if is_gateway => {
+            // Azure answers these as long-running operations; a 200 with the result is a
+            // finished one for every client
+            let backend = ctx.backend.clone();
+            let (id, list, peer) = (r.id(), list.to_string(), peer.map(str::to_string));
+            let v = tokio::task::spawn_blocking(move || {
+                backend.gateway_bgp(&id, &list, peer.as_deref())
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+            Ok(Json(v).into_response())
         }
         (["effectivenetworksecuritygroups"], Method::POST)
             if r.full_type()

@@ -50,6 +50,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Restarts the gateway process of a virtual network gateway (`az network vnet-gateway
     /// reset`): its tunnels go down and come back.
     fn reset_gateway(&self, id: &str) -> Result<(), ApiError>;
+    /// A VNet gateway's BGP list (`getBgpPeerStatus`, `getLearnedRoutes`,
+    /// `getAdvertisedRoutes`) as `{"value": [...]}`: `list` is the action's name in lower
+    /// case, `peer` its query parameter.
+    fn gateway_bgp(
+        &self,
+        id: &str,
+        list: &str,
+        peer: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError>;
     /// Makes the lab's namespaces and processes match the stores (idempotent).
     fn realize(&self) -> Result<(), String>;
 }

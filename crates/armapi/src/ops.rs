@@ -160,6 +160,14 @@ mod tests {
         fn delete_deployment(&self, _: &str) -> Result<bool, ApiError> {
             Ok(false)
         }
+        fn gateway_bgp(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<serde_json::Value, ApiError> {
+            Ok(serde_json::json!({ "value": [] }))
+        }
         fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
             Ok(())
         }

@@ -353,13 +353,22 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
+/// Query parameters a resource request may carry besides `api-version`.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Query<'a> {
+    /// `$expand` (`instanceView` of a VM).
+    pub expand: Option<&'a str>,
+    /// `peer` of a gateway's BGP actions.
+    pub peer: Option<&'a str>,
+}
+
 /// Dispatches a request on a resource or a collection of one type.
 pub(crate) async fn handle(
     ctx: &Ctx,
     method: &Method,
     r: &ResourcePath,
     api_version: &str,
-    expand: Option<&str>,
+    query: Query<'_>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
@@ -388,13 +397,15 @@ pub(crate) async fn handle(
     }
     let not_found = || ApiError::not_found(&r.full_type(), &r.template_name(), &r.group);
     if !r.action.is_empty() {
-        return crate::actions::handle(ctx, method, r, api_version, body).await;
+        return crate::actions::handle(ctx, method, r, api_version, query.peer, body).await;
     }
     match *method {
         Method::GET => {
             crate::subs::find_group(ctx, &r.group)?;
             let mut v = current(ctx, r)?.ok_or_else(not_found)?;
-            if expand.is_some_and(|e| e.eq_ignore_ascii_case("instanceView"))
+            if query
+                .expand
+                .is_some_and(|e| e.eq_ignore_ascii_case("instanceView"))
                 && r.full_type()
                     .eq_ignore_ascii_case("Microsoft.Compute/virtualMachines")
             {

@@ -272,7 +272,12 @@ async fn route(
             sub_ok(&r.sub)?;
             check_version(ctx, &r.full_type(), v)?;
             let expand = query.get("$expand").map(str::to_string);
-            crate::resources::handle(ctx, method, r, v, expand.as_deref(), headers, &body).await
+            let peer = query.get("peer").map(str::to_string);
+            let extra = crate::resources::Query {
+                expand: expand.as_deref(),
+                peer: peer.as_deref(),
+            };
+            crate::resources::handle(ctx, method, r, v, extra, headers, &body).await
         }
         Target::SubscriptionType { sub, full_type } => {
             sub_ok(sub)?;

@@ -370,6 +370,38 @@ impl Backend for LabBackend {
         crate::gateways::restart(&rec).map_err(|e| ApiError::internal(e.to_string()))
     }
 
+    fn gateway_bgp(
+        &self,
+        id: &str,
+        list: &str,
+        peer: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError> {
+        use crate::bgp_view::{bgp_list, gateway_bgp, BgpList, BgpViewError};
+        let lab = self.lab()?;
+        let name = id.rsplit('/').next().unwrap_or(id);
+        let list = match list {
+            "getbgppeerstatus" => BgpList::PeerStatus,
+            "getlearnedroutes" => BgpList::LearnedRoutes,
+            _ => BgpList::AdvertisedRoutes,
+        };
+        let conflict = |code: &str, e: BgpViewError| {
+            ApiError::new(armapi::error::StatusCode::CONFLICT, code, e.to_string())
+        };
+        let report = gateway_bgp(&lab.dir.path, &self.site, name).map_err(|e| match e {
+            BgpViewError::NoBgp { .. } => conflict("BgpNotEnabled", e),
+            e => conflict("GatewayNotRunning", e),
+        })?;
+        bgp_list(&report, list, peer).map_err(|e| {
+            ApiError::bad_request(
+                match e {
+                    BgpViewError::PeerRequired => "MissingRequiredParameter",
+                    _ => "InvalidBgpPeer",
+                },
+                e.to_string(),
+            )
+        })
+    }
+
     fn realize(&self) -> Result<(), String> {
         let _one = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let lab = self.lab().map_err(|e| e.message)?;

@@ -42,6 +42,9 @@ pub enum LabError {
     /// A connection or its peer device cannot be shown or configured.
     #[error(transparent)]
     DevConfig(#[from] devconfig::DevConfigError),
+    /// A gateway's BGP lists cannot be given.
+    #[error(transparent)]
+    Bgp(#[from] crate::bgp_view::BgpViewError),
     /// lab.yaml is unreadable or inconsistent.
     #[error(transparent)]
     Spec(#[from] SpecError),

@@ -24,6 +24,7 @@
 //! tunnels. `lab down` stops every process living in a lab namespace, gateway processes
 //! included.
 
+pub mod bgp_view;
 pub mod connection_view;
 pub mod connections;
 pub mod controller;

@@ -74,6 +74,17 @@ pub enum LocalRequest {
         /// The device's own address behind NAT.
         device_address: Option<Ipv4Addr>,
     },
+    /// `vnet-gateway list-bgp-peer-status|list-learned-routes|list-advertised-routes`.
+    GatewayBgp {
+        /// Site holding the gateway.
+        site: String,
+        /// Gateway name.
+        name: String,
+        /// Which list.
+        list: crate::bgp_view::BgpList,
+        /// The peer (advertised routes, one peer's status).
+        peer: Option<String>,
+    },
 }
 
 impl LocalRequest {
@@ -100,6 +111,9 @@ impl LocalRequest {
             LocalRequest::Status => "status".into(),
             LocalRequest::Connection { site, name } => format!("vpn-connection show {site}/{name}"),
             LocalRequest::Connections { site } => format!("vpn-connection list {site}"),
+            LocalRequest::GatewayBgp {
+                site, name, list, ..
+            } => format!("vnet-gateway {list:?} {site}/{name}"),
             LocalRequest::DeviceConfig {
                 site, name, vendor, ..
             } => {
@@ -259,6 +273,12 @@ fn execute(
         LocalRequest::Connections { site } => {
             json(serde_json::to_value(lab.connection_views(&site)?))
         }
+        LocalRequest::GatewayBgp {
+            site,
+            name,
+            list,
+            peer,
+        } => lab.gateway_bgp_list(&site, &name, list, peer.as_deref()),
         LocalRequest::DeviceConfig {
             site,
             name,

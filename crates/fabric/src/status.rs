@@ -238,6 +238,13 @@ impl Lab {
                     "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
                     "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
                     "gatewayProcess": self.gateway_process(&spec.name, &gw.meta.name),
+                    "bgp": gw.enable_bgp.then(|| {
+                        crate::bgp_view::gateway_bgp(&self.dir.path, &spec.name, &gw.meta.name)
+                            .map_or_else(
+                                |e| serde_json::json!({ "error": e.to_string() }),
+                                |r| serde_json::to_value(r).expect("reports serialize"),
+                            )
+                    }),
                 })),
                 other => st.other_resources.push(serde_json::json!({
                     "type": other.resource_type(),

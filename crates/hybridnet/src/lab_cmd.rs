@@ -506,6 +506,9 @@ fn print_status(s: &LabStatus) {
             if let Some(line) = gateway_process_line(&o["gatewayProcess"]) {
                 println!("      {line}");
             }
+            for line in bgp_lines(&o["bgp"]) {
+                println!("      {line}");
+            }
         }
         for c in &site.connections {
             println!(
@@ -548,6 +551,58 @@ fn print_status(s: &LabStatus) {
 /// One line for a gateway's process: its pid and supervisor, and the restarts with the last
 /// reason, e.g. `process 4242 (supervisor 4240), 1 restart, last: killed by signal 9 (SIGKILL)
 /// 12 s ago`.
+/// A VNet gateway's BGP in a few lines: its AS and address, each peer's state (with why
+/// when not Connected), and the learned routes with their AS paths.
+fn bgp_lines(b: &serde_json::Value) -> Vec<String> {
+    if !b.is_object() {
+        return vec![];
+    }
+    if let Some(e) = b["error"].as_str() {
+        return vec![format!("BGP: {e}")];
+    }
+    let mut out = vec![format!(
+        "BGP AS {} at {}",
+        b["asn"],
+        b["localAddress"].as_str().unwrap_or("-")
+    )];
+    for p in b["peers"].as_array().into_iter().flatten() {
+        let why = match p["lastError"].as_str() {
+            Some(e) if p["state"] != "Connected" => format!(": {e}"),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "  peer {} AS {} {} {}{why}",
+            p["neighbor"].as_str().unwrap_or("-"),
+            p["asn"],
+            p["state"].as_str().unwrap_or("-"),
+            p["connectedDuration"].as_str().unwrap_or(""),
+        ));
+    }
+    for r in b["learnedRoutes"].as_array().into_iter().flatten() {
+        if r["origin"] == "Network" {
+            continue;
+        }
+        out.push(format!(
+            "  learned {} via {} AS path {}{}",
+            r["network"].as_str().unwrap_or("-"),
+            r["nextHop"].as_str().unwrap_or("-"),
+            r["asPath"].as_str().unwrap_or("-"),
+            if r["best"] == true { "" } else { " (not best)" }
+        ));
+    }
+    for r in b["refusedRoutes"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "  refused {}: {}",
+            r["network"].as_str().unwrap_or("-"),
+            r["reason"].as_str().unwrap_or("-")
+        ));
+    }
+    if let Some(r) = b["lastRefusal"].as_str() {
+        out.push(format!("  {r}"));
+    }
+    out
+}
+
 fn gateway_process_line(p: &serde_json::Value) -> Option<String> {
     if !p.is_object() {
         return None;

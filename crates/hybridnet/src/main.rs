@@ -2,6 +2,7 @@
 
 mod gateway_cmd;
 mod lab_cmd;
+mod vnet_gateway_cmd;
 mod vpn_cmd;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     /// Show a VPN connection as Azure does, or export its on-premises device configuration.
     #[command(subcommand)]
     VpnConnection(vpn_cmd::VpnConnectionCommand),
+    /// A VNet gateway's BGP peers and routes, as Azure lists them.
+    #[command(subcommand)]
+    VnetGateway(vnet_gateway_cmd::VnetGatewayCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Lab(cmd) => lab_cmd::run(cmd),
         Command::Deploy(args) => lab_cmd::deploy(args),
         Command::VpnConnection(cmd) => vpn_cmd::run(cmd),
+        Command::VnetGateway(cmd) => vnet_gateway_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -36,7 +36,7 @@ pub struct LabArgs {
 }
 
 impl LabArgs {
-    fn open(&self) -> anyhow::Result<Lab> {
+    pub(crate) fn open(&self) -> anyhow::Result<Lab> {
         let sel = match (&self.id, &self.lab) {
             (Some(id), _) => LabSelector::Id(LabId::parse(id)?),
             (None, Some(dir)) => LabSelector::Dir(dir.clone()),
@@ -116,7 +116,7 @@ fn flat<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
 }
 
 /// Asks the lab's controller when one runs (it owns the lab), else reads the lab here.
-fn ask(
+pub(crate) fn ask(
     lab: &Lab,
     req: LocalRequest,
     here: impl FnOnce() -> Result<serde_json::Value, fabric::lab::LabError>,
