@@ -45,9 +45,11 @@ fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn vnet1_reaches_vnet3_through_vnet2_and_follows_the_tunnels() {
     let lab = Lab::up("examples/vnet-chain-bgp");
-    wait_for("vm1 -> vm3 across two tunnels", Duration::from_secs(20), || {
-        lab.ping("azure/vm1", VNET3_VM)
-    });
+    wait_for(
+        "vm1 -> vm3 across two tunnels",
+        Duration::from_secs(20),
+        || lab.ping("azure/vm1", VNET3_VM),
+    );
 
     // our CLI: the route, its AS path and next hop (VNet2's gateway)
     let out = lab.run(&[
@@ -60,7 +62,11 @@ fn vnet1_reaches_vnet3_through_vnet2_and_follows_the_tunnels() {
         "--name",
         "Vnet1Gw",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = learned(&cli).unwrap_or_else(|| panic!("no {VNET3} in {cli:#}"));
     assert_eq!(r["asPath"], "65012-65013", "{r:#}");
@@ -74,8 +80,18 @@ fn vnet1_reaches_vnet3_through_vnet2_and_follows_the_tunnels() {
     let group = groups[0]["name"].as_str().unwrap().to_string();
     let from_az = az_learned(&az, &group);
     let a = learned(&from_az).unwrap_or_else(|| panic!("az: no {VNET3} in {from_az:#}"));
-    for field in ["asPath", "nextHop", "sourcePeer", "origin", "localAddress", "weight"] {
-        assert_eq!(a[field], r[field], "az and the CLI agree on {field}: {a:#} {r:#}");
+    for field in [
+        "asPath",
+        "nextHop",
+        "sourcePeer",
+        "origin",
+        "localAddress",
+        "weight",
+    ] {
+        assert_eq!(
+            a[field], r[field],
+            "az and the CLI agree on {field}: {a:#} {r:#}"
+        );
     }
     let peers = az.ok(&[
         "network",
@@ -107,7 +123,12 @@ fn vnet1_reaches_vnet3_through_vnet2_and_follows_the_tunnels() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["network"].as_str().unwrap(), r["asPath"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["network"].as_str().unwrap(),
+                r["asPath"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert!(
         to_vnet1.contains(&(VNET3, "65012-65013")) && to_vnet1.contains(&("10.12.0.0/16", "65012")),
