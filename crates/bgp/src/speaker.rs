@@ -231,6 +231,7 @@ impl Speaker {
         }
         p.reachable = reachable;
         if reachable {
+            p.last_error = None;
             p.session.start(now);
             self.drain(peer, now);
         } else {
@@ -475,6 +476,13 @@ impl Speaker {
                         });
                     }
                     Event::Disconnect => {
+                        if p.connecting && p.reachable {
+                            // the connect-retry timer gave up on an attempt
+                            p.last_error = Some(format!(
+                                "no answer from {address} port 179 within {} s: is {address} the peer's BGP address, and does it run BGP?",
+                                self.config.connect_retry.as_secs()
+                            ));
+                        }
                         if let Some(old) = p.conn.take() {
                             self.by_conn.remove(&old);
                             self.out.push_back(Output::Close { conn: old });

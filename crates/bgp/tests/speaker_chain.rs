@@ -276,3 +276,27 @@ fn a_wrong_asn_is_reported_with_both_numbers() {
     let theirs = n.nodes[1].peer_status(n.now)[0].last_error.clone().unwrap();
     assert!(theirs.contains("Bad Peer AS"), "{theirs}");
 }
+
+#[test]
+fn a_peer_that_never_answers_is_reported_with_its_address() {
+    let mut n = Net::new(&[65001, 65002]);
+    // A expects its peer at 10.0.0.9, where nothing listens: the SYN is never answered
+    let now = n.now;
+    n.nodes[0].set_peers(
+        &[PeerConfig {
+            address: Ipv4Addr::new(10, 0, 0, 9),
+            asn: 65002,
+        }],
+        now,
+    );
+    n.nodes[0].set_reachable(Ipv4Addr::new(10, 0, 0, 9), true, now);
+    // outputs are drained but the Connect goes nowhere
+    while n.nodes[0].poll_output().is_some() {}
+    n.now += Duration::from_secs(6);
+    let now = n.now;
+    n.nodes[0].handle_timeout(now);
+    let st = &n.nodes[0].peer_status(n.now)[0];
+    assert_eq!(st.state, State::Connect);
+    let why = st.last_error.clone().unwrap();
+    assert!(why.contains("no answer from 10.0.0.9 port 179"), "{why}");
+}

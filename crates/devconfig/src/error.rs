@@ -5,6 +5,34 @@ use std::path::PathBuf;
 /// Errors of the device configuration export; none of them carries a shared key.
 #[derive(Debug, thiserror::Error)]
 pub enum DevConfigError {
+    /// A BGP connection's local network gateway has no usable bgpSettings.
+    #[error("local network gateway {name} has no bgpSettings with asn and bgpPeeringAddress: the device cannot peer over BGP")]
+    NoDeviceBgpSettings {
+        /// The local network gateway.
+        name: String,
+    },
+    /// A BGP connection's VNet gateway does not run BGP.
+    #[error("virtual network gateway {name} does not have enableBgp and bgpSettings")]
+    NoGatewayBgp {
+        /// The gateway.
+        name: String,
+    },
+    /// Connections to one device disagree on the device's AS or BGP address.
+    #[error("one device has one AS and one BGP address, but its local network gateways say {first} and {other}")]
+    DeviceBgpMismatch {
+        /// What the first connection says.
+        first: String,
+        /// What another says.
+        other: String,
+    },
+    /// A routing-daemon configuration was asked for a connection without BGP.
+    #[error("connection {name} does not have enableBgp: there is no BGP session to configure ({vendor} configures only that)")]
+    NoBgp {
+        /// The connection.
+        name: String,
+        /// The vendor asked for.
+        vendor: &'static str,
+    },
     /// The site's store could not be read.
     #[error("site {site}: {source}")]
     Site {

@@ -79,6 +79,24 @@ pub struct PeerDevice {
     pub policy_based_traffic_selectors: bool,
     /// The connection's `sharedKey`.
     pub shared_key: SharedKey,
+    /// BGP over the tunnel, when the connection has `enableBgp`.
+    pub bgp: Option<PeerBgp>,
+}
+
+/// The BGP session a device runs with the Azure gateway through the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerBgp {
+    /// The device's AS (the local network gateway's `bgpSettings.asn`).
+    pub local_asn: u32,
+    /// The device's BGP address (`bgpSettings.bgpPeeringAddress`): the device must hold it.
+    pub local_address: Ipv4Addr,
+    /// The gateway's AS.
+    pub remote_asn: u32,
+    /// The gateway's BGP address, reached through the tunnel.
+    pub remote_address: Ipv4Addr,
+    /// What the device announces: its networks (default: the local network gateway's
+    /// prefixes other than its own BGP address).
+    pub announce: Vec<Ipv4Net>,
 }
 
 impl PeerDevice {
@@ -140,7 +158,41 @@ impl PeerDevice {
                     name: lng.meta.name.clone(),
                     fqdn: lng.fqdn.clone().unwrap_or_default(),
                 })?;
-        if lng.address_prefixes.is_empty() {
+        let bgp = if conn.enable_bgp {
+            let (local_address, local_asn) =
+                lng.bgp_peer()
+                    .ok_or_else(|| DevConfigError::NoDeviceBgpSettings {
+                        name: lng.meta.name.clone(),
+                    })?;
+            let remote_asn = gw
+                .bgp_settings
+                .as_ref()
+                .filter(|_| gw.enable_bgp)
+                .map(|b| b.asn)
+                .ok_or_else(|| DevConfigError::NoGatewayBgp {
+                    name: gw.meta.name.clone(),
+                })?;
+            let remote_address =
+                gw.bgp_peering_address()
+                    .ok_or_else(|| DevConfigError::NoGatewayAddress {
+                        name: gw.meta.name.clone(),
+                    })?;
+            Some(PeerBgp {
+                local_asn,
+                local_address,
+                remote_asn,
+                remote_address,
+                announce: lng
+                    .address_prefixes
+                    .iter()
+                    .filter(|p| !(p.prefix_len() == 32 && p.addr() == local_address))
+                    .copied()
+                    .collect(),
+            })
+        } else {
+            None
+        };
+        if lng.address_prefixes.is_empty() && bgp.is_none() {
             return Err(DevConfigError::NoDevicePrefixes {
                 name: lng.meta.name.clone(),
             });
@@ -205,6 +257,7 @@ impl PeerDevice {
             dpd_timeout_secs: conn.dpd_timeout_seconds,
             policy_based_traffic_selectors: conn.use_policy_based_traffic_selectors,
             shared_key,
+            bgp,
         })
     }
 
@@ -251,6 +304,15 @@ impl PeerDevice {
     /// `gatewayIpAddress` (the address Azure sees and expects as IKE identity).
     pub fn with_local_address(mut self, inside: Ipv4Addr) -> PeerDevice {
         self.local_address = inside;
+        self
+    }
+
+    /// The same device announcing `prefixes` over BGP (its networks, which the local network
+    /// gateway need not list); no change for a connection without BGP.
+    pub fn with_announce(mut self, prefixes: &[Ipv4Net]) -> PeerDevice {
+        if let Some(b) = &mut self.bgp {
+            b.announce = prefixes.to_vec();
+        }
         self
     }
 

@@ -17,7 +17,12 @@ pub trait Vendor: Sync {
     fn render(&self, peer: &PeerDevice) -> Result<String, DevConfigError>;
 }
 
-static VENDORS: &[&dyn Vendor] = &[&crate::strongswan::StrongSwan, &crate::generic::Generic];
+static VENDORS: &[&dyn Vendor] = &[
+    &crate::strongswan::StrongSwan,
+    &crate::bird::Bird,
+    &crate::frr::Frr,
+    &crate::generic::Generic,
+];
 
 /// Every vendor, in the order `--list-vendors` prints them.
 pub fn vendors() -> &'static [&'static dyn Vendor] {

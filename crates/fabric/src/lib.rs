@@ -38,6 +38,7 @@ pub mod lab_dns;
 pub mod local_api;
 pub mod names;
 pub mod netns;
+pub mod onprem_router;
 pub mod progress;
 mod realize;
 pub mod reconcile;

@@ -68,6 +68,10 @@ pub struct SiteSpec {
     /// Default: the site name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_group: Option<String>,
+    /// The BGP router a strongSwan site's device runs beside charon (`bird` or `frr`),
+    /// for connections with enableBgp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<crate::onprem_router::RouterKind>,
 }
 
 /// One deployment step.

@@ -12,6 +12,7 @@
 
 use crate::daemon::{self, Daemon, DaemonAction, DaemonError};
 use crate::names::LabId;
+use crate::onprem_router::{Router, RouterConfig, RouterKind};
 use crate::spec::SiteSpec;
 use crate::strongswan_site::{device_public_ip, is_strongswan, peers_of, ExportError, DEVICE};
 use crate::topology::Topology;
@@ -41,6 +42,15 @@ pub enum DeviceError {
     /// The device configuration export failed for a connection pointing at the device.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The BGP router beside charon could not run.
+    #[error("BGP router: {0}")]
+    Router(#[from] crate::onprem_router::RouterError),
+    /// A connection with enableBgp points at a device that runs no BGP router.
+    #[error("connection {connection} has enableBgp, but the strongSwan site runs no BGP router: add `router: bird` or `router: frr` to the site in lab.yaml")]
+    BgpWithoutRouter {
+        /// The connection.
+        connection: String,
+    },
     /// strongSwan is not installed where the lab expects it.
     #[error("strongSwan's charon is not installed at {CHARON} (install strongswan-charon and strongswan-swanctl, or run scripts/install-deps.sh)")]
     NoCharon,
@@ -383,7 +393,24 @@ pub fn converge(
             continue;
         }
         let dir = device_dir(lab_dir, &spec.name);
-        let result = converge_one(&spec.name, dev.public_address, inside, &netns, &dir, sites);
+        let lan: Vec<ipnet::Ipv4Net> = resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::VirtualNetwork(v) => Some(v.address_space.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let device = Device {
+            site: &spec.name,
+            address: dev.public_address,
+            inside,
+            netns: &netns,
+            dir: &dir,
+            router: spec.router,
+            lan: &lan,
+        };
+        let result = device.converge(sites);
         out.push(DeviceOutcome {
             site: spec.name.clone(),
             public_ip_id,
@@ -393,32 +420,75 @@ pub fn converge(
     out
 }
 
-/// One site's device: the exports of the connections pointing at `address`, run by charon.
-fn converge_one(
-    site: &str,
+/// One strongSwan site's device, as the topology placed it.
+struct Device<'a> {
+    site: &'a str,
+    /// Its public IP, where the connections' local network gateways point.
     address: Ipv4Addr,
+    /// Its own address behind the site's NAT device.
     inside: Option<Ipv4Addr>,
-    netns: &str,
-    dir: &Path,
-    sites: &[(Site, Vec<Resource>)],
-) -> Result<DaemonAction, DeviceError> {
-    let peers: Vec<PeerDevice> = peers_of(site, address, sites)?
-        .into_iter()
-        .map(|p| match inside {
-            Some(a) => p.with_local_address(a),
-            None => p,
+    netns: &'a str,
+    dir: &'a Path,
+    /// The BGP router beside charon.
+    router: Option<RouterKind>,
+    /// The site's LAN (what the router announces).
+    lan: &'a [ipnet::Ipv4Net],
+}
+
+impl Device<'_> {
+    /// The exports of the connections pointing at the device, run by charon, and by the BGP
+    /// router when the site has one.
+    fn converge(&self, sites: &[(Site, Vec<Resource>)]) -> Result<DaemonAction, DeviceError> {
+        let peers: Vec<PeerDevice> = peers_of(self.site, self.address, sites)?
+            .into_iter()
+            .map(|p| match self.inside {
+                Some(a) => p.with_local_address(a),
+                None => p,
+            })
+            .collect();
+        if self.router.is_none() {
+            if let Some(p) = peers.iter().find(|p| p.bgp.is_some()) {
+                return Err(DeviceError::BgpWithoutRouter {
+                    connection: p.connection_name.clone(),
+                });
+            }
+        }
+        let routing = match (self.router, peers.is_empty()) {
+            (Some(kind), false) => Some(RouterConfig::render(kind, &peers, self.lan)?),
+            _ => None,
+        };
+        let wanted = match peers.is_empty() {
+            true => None,
+            false => Some(render(&peers, self.dir)?),
+        };
+        let mut charon = Charon {
+            netns: self.netns,
+            dir: self.dir,
+            pid: charon_pids(self.netns).first().copied(),
+        };
+        let charon_action = daemon::converge(&mut charon, wanted.as_ref())?;
+        let Some(kind) = self.router else {
+            return Ok(charon_action);
+        };
+        let mut router = Router {
+            netns: self.netns,
+            dir: self.dir,
+            kind,
+        };
+        // the router routes into charon's TUN device: a restarted charon made a new one
+        if matches!(
+            charon_action,
+            DaemonAction::Started | DaemonAction::Restarted
+        ) {
+            router.stop();
+        }
+        let router_action = daemon::converge(&mut router, routing.as_ref())?;
+        Ok(if charon_action == DaemonAction::Unchanged {
+            router_action
+        } else {
+            charon_action
         })
-        .collect();
-    let wanted = match peers.is_empty() {
-        true => None,
-        false => Some(render(&peers, dir)?),
-    };
-    let mut charon = Charon {
-        netns,
-        dir,
-        pid: charon_pids(netns).first().copied(),
-    };
-    daemon::converge(&mut charon, wanted.as_ref())
+    }
 }
 
 /// One line for `lab up`'s progress: how many devices were started, reloaded, ….

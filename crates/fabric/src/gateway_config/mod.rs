@@ -129,19 +129,9 @@ fn find_gateway<'a>(
     })
 }
 
-/// A VNet gateway's BGP address: a custom APIPA address (169.254.21.x/169.254.22.x) when
-/// one is configured, else its first instance's address in the GatewaySubnet, as Azure
-/// peers from.
+/// A VNet gateway's BGP address (see [`VirtualNetworkGateway::bgp_peering_address`]).
 pub fn gateway_bgp_address(gw: &VirtualNetworkGateway) -> Option<std::net::Ipv4Addr> {
-    let custom = gw
-        .bgp_settings
-        .as_ref()
-        .and_then(|b| b.bgp_peering_address.as_deref())
-        .into_iter()
-        .flat_map(|a| a.split(','))
-        .filter_map(|a| a.trim().parse::<std::net::Ipv4Addr>().ok())
-        .find(|a| a.octets()[..2] == [169, 254]);
-    custom.or_else(|| gw.ip_configurations.first().map(|c| c.private_ip_address))
+    gw.bgp_peering_address()
 }
 
 /// A gateway's VNet address space and public IP, from its site's resources.

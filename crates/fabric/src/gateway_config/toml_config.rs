@@ -126,16 +126,8 @@ fn bgp_peer(
                     _ => None,
                 })
                 .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.into()))?;
-            let b = lng
-                .bgp_settings
-                .as_ref()
-                .ok_or_else(|| GatewayConfigError::NoPeerBgpSettings(lng.meta.name.clone()))?;
-            let address = b
-                .bgp_peering_address
-                .as_deref()
-                .and_then(|a| a.trim().parse().ok())
-                .ok_or_else(|| GatewayConfigError::NoPeerBgpSettings(lng.meta.name.clone()))?;
-            Ok((address, b.asn))
+            lng.bgp_peer()
+                .ok_or_else(|| GatewayConfigError::NoPeerBgpSettings(lng.meta.name.clone()))
         }
         _ => {
             let peer_id = c.virtual_network_gateway2.as_deref().unwrap_or_default();

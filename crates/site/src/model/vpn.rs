@@ -66,6 +66,32 @@ pub struct VirtualNetworkGateway {
     pub vpn_gateway_generation: Option<String>,
 }
 
+impl VirtualNetworkGateway {
+    /// Where the gateway speaks BGP from: a custom APIPA address (169.254.21.x/169.254.22.x)
+    /// when one is configured, else its first instance's address in the GatewaySubnet, as
+    /// Azure peers from.
+    pub fn bgp_peering_address(&self) -> Option<Ipv4Addr> {
+        let custom = self
+            .bgp_settings
+            .as_ref()
+            .and_then(|b| b.bgp_peering_address.as_deref())
+            .into_iter()
+            .flat_map(|a| a.split(','))
+            .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+            .find(|a| a.octets()[..2] == [169, 254]);
+        custom.or_else(|| self.ip_configurations.first().map(|c| c.private_ip_address))
+    }
+}
+
+impl LocalNetworkGateway {
+    /// The on-premises device's BGP address and AS, when `bgpSettings` gives both.
+    pub fn bgp_peer(&self) -> Option<(Ipv4Addr, u32)> {
+        let b = self.bgp_settings.as_ref()?;
+        let a = b.bgp_peering_address.as_deref()?.trim().parse().ok()?;
+        Some((a, b.asn))
+    }
+}
+
 /// `Microsoft.Network/localNetworkGateways`: the peer's address and prefixes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalNetworkGateway {
