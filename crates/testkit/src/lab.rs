@@ -165,6 +165,24 @@ impl Lab {
         Lab::up_in(copy, state)
     }
 
+    /// Like [`Lab::up_copy`], with `file` of the copy changed by `edit` first (a variant of
+    /// an example, e.g. another router).
+    pub fn up_copy_edited(
+        dir: impl AsRef<Path>,
+        file: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Lab {
+        let state = scratch_dir("state");
+        let copy = state.join("src");
+        copy_tree(&repo_root().join(dir), &copy);
+        let path = copy.join(file);
+        let text = std::fs::read_to_string(&path).expect("the file to edit");
+        let edited = edit(text.clone());
+        assert_ne!(edited, text, "the edit of {file} changed nothing");
+        std::fs::write(&path, edited).unwrap();
+        Lab::up_in(copy, state)
+    }
+
     /// `hybridnet ARGS…` against this lab's state root.
     pub fn run(&self, args: &[&str]) -> Output {
         hybridnet(&self.state, args)
