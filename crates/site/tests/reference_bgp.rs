@@ -89,3 +89,56 @@ fn bgp_gateway_reference_shows_its_peering_addresses() {
     );
     assert_eq!(list[0]["customBgpIpAddresses"], json!(["169.254.21.1"]));
 }
+
+/// Custom APIPA addresses (`bgpPeeringAddresses[].customBgpIpAddresses`) are kept per
+/// instance and shown back; one outside 169.254.21.0 - 169.254.22.255, or for an
+/// ipConfiguration the gateway does not have, is refused with its path.
+#[test]
+fn custom_apipa_addresses_are_kept_or_refused_with_the_path() {
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(setup()), Default::default(), "setup").unwrap();
+    let custom = |id: &str, addr: &str| {
+        let mut gw = gateway("gw", "vnet1", "pip1", "VpnGw1");
+        gw["properties"]["enableBgp"] = json!(true);
+        gw["properties"]["bgpSettings"] = json!({
+            "asn": 65010,
+            "bgpPeeringAddresses": [{ "ipconfigurationId": id, "customBgpIpAddresses": [addr] }]
+        });
+        with_outputs(gw)
+    };
+    let rec = deploy(
+        &mut t.site,
+        &custom("gw/ipConfigurations/cfg", "169.254.21.1"),
+        Default::default(),
+        "gw",
+    )
+    .unwrap();
+    assert_eq!(
+        rec.outputs["addresses"][0]["customBgpIpAddresses"],
+        json!(["169.254.21.1"]),
+        "{:#?}",
+        rec.outputs
+    );
+    let e = deploy(
+        &mut t.site,
+        &custom("gw/ipConfigurations/cfg", "169.254.30.1"),
+        Default::default(),
+        "bad",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("bgpPeeringAddresses[0].customBgpIpAddresses[0]")
+            && e.contains("169.254.21.0 - 169.254.22.255"),
+        "{e}"
+    );
+    let e = deploy(
+        &mut t.site,
+        &custom("gw/ipConfigurations/other", "169.254.21.2"),
+        Default::default(),
+        "bad2",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("ipconfigurationId") && e.contains("cfg"), "{e}");
+}

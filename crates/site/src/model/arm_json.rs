@@ -221,13 +221,7 @@ fn gateway_bgp_json(g: &VirtualNetworkGateway, b: &BgpSettings) -> Value {
         .iter()
         .map(|c| c.private_ip_address.to_string())
         .collect();
-    let custom: Vec<&str> = b
-        .bgp_peering_address
-        .iter()
-        .flat_map(|a| a.split(','))
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .collect();
+
     if let Value::Object(m) = &mut v {
         if b.bgp_peering_address.is_none() {
             m.insert("bgpPeeringAddress".into(), json!(defaults.join(",")));
@@ -240,9 +234,11 @@ fn gateway_bgp_json(g: &VirtualNetworkGateway, b: &BgpSettings) -> Value {
                 json!({
                     "ipconfigurationId": format!("{}/ipConfigurations/{}", g.meta.id, c.name),
                     "defaultBgpIpAddresses": [c.private_ip_address.to_string()],
-                    "customBgpIpAddresses": custom
+                    "customBgpIpAddresses": b
+                        .custom_bgp_addresses
                         .iter()
-                        .filter(|a| a.starts_with("169.254."))
+                        .filter(|(cfg, _)| cfg.eq_ignore_ascii_case(&c.name))
+                        .flat_map(|(_, a)| a.iter().map(|x| x.to_string()))
                         .collect::<Vec<_>>(),
                 })
             })

@@ -25,6 +25,7 @@ pub use policy::{
 pub use vpn::{
     BgpSettings, Connection, ConnectionProtocol, ConnectionType, EffectivePolicy,
     GatewayIpConfiguration, LocalNetworkGateway, SharedKey, VirtualNetworkGateway, VpnType,
+    APIPA_BGP_RANGE,
 };
 
 /// Resource ids compare case-insensitively, as in ARM.

@@ -28,7 +28,17 @@ pub struct BgpSettings {
     pub bgp_peering_address: Option<String>,
     /// `peerWeight`, recorded.
     pub peer_weight: Option<i64>,
+    /// `bgpPeeringAddresses[].customBgpIpAddresses`: per ipConfiguration (by name), the
+    /// custom APIPA addresses the instance peers from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_bgp_addresses: Vec<(String, Vec<Ipv4Addr>)>,
 }
+
+/// Azure's APIPA range for a VPN gateway's custom BGP addresses.
+pub const APIPA_BGP_RANGE: (Ipv4Addr, Ipv4Addr) = (
+    Ipv4Addr::new(169, 254, 21, 0),
+    Ipv4Addr::new(169, 254, 22, 255),
+);
 
 /// One IP configuration of a VPN gateway (two for active-active).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,19 +77,17 @@ pub struct VirtualNetworkGateway {
 }
 
 impl VirtualNetworkGateway {
-    /// Where the gateway speaks BGP from: a custom APIPA address (169.254.21.x/169.254.22.x)
-    /// when one is configured, else its first instance's address in the GatewaySubnet, as
-    /// Azure peers from.
+    /// Where the gateway speaks BGP from: its first instance's custom APIPA address when one
+    /// is configured, else that instance's address in the GatewaySubnet, as Azure peers from.
     pub fn bgp_peering_address(&self) -> Option<Ipv4Addr> {
-        let custom = self
-            .bgp_settings
-            .as_ref()
-            .and_then(|b| b.bgp_peering_address.as_deref())
-            .into_iter()
-            .flat_map(|a| a.split(','))
-            .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
-            .find(|a| a.octets()[..2] == [169, 254]);
-        custom.or_else(|| self.ip_configurations.first().map(|c| c.private_ip_address))
+        let first = self.ip_configurations.first()?;
+        let custom = self.bgp_settings.as_ref().and_then(|b| {
+            b.custom_bgp_addresses
+                .iter()
+                .find(|(cfg, _)| cfg.eq_ignore_ascii_case(&first.name))
+                .and_then(|(_, a)| a.first().copied())
+        });
+        Some(custom.unwrap_or(first.private_ip_address))
     }
 }
 

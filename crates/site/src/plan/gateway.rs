@@ -3,6 +3,7 @@
 //! SKU's tunnel limit against the connections already using the gateway.
 
 use serde_json::Value;
+use std::net::Ipv4Addr;
 
 use super::addresses::dynamic_address;
 use super::{invalid, split_subnet_id, unsupported, Planner};
@@ -42,6 +43,7 @@ impl Planner<'_> {
             asn,
             bgp_peering_address: s.bgp_peering_address.clone(),
             peer_weight: s.peer_weight,
+            custom_bgp_addresses: Vec::new(),
         }))
     }
 
@@ -91,7 +93,7 @@ impl Planner<'_> {
             .map_err(|problem| unsupported(loc.at("properties.sku.name"), problem))?;
         let active_active = p.active_active.unwrap_or(false);
         let enable_bgp = p.enable_bgp.unwrap_or(false);
-        let bgp_settings = self.gateway_features(&p, sku, vpn_type, loc)?;
+        let mut bgp_settings = self.gateway_features(&p, sku, vpn_type, loc)?;
         let want = if active_active { 2 } else { 1 };
         if p.ip_configurations.len() != want {
             return Err(invalid(
@@ -125,6 +127,19 @@ impl Planner<'_> {
                 ),
             });
         }
+        let custom = p
+            .bgp_settings
+            .as_ref()
+            .and_then(|b| b.bgp_peering_addresses.as_deref());
+        if let (Some(b), Some(list)) = (bgp_settings.as_mut(), custom) {
+            b.custom_bgp_addresses = self.custom_bgp_addresses(list, &out, loc)?;
+        }
+        if let Some(b) = bgp_settings.as_mut() {
+            if b.custom_bgp_addresses.is_empty() {
+                // the older form: APIPA addresses in bgpPeeringAddress, one per instance
+                b.custom_bgp_addresses = legacy_apipa(b.bgp_peering_address.as_deref(), &out);
+            }
+        }
         if active_active {
             let note = format!(
                 "{}: active-active: the lab runs the first instance ({}) only; the second keeps its addresses but carries no tunnel",
@@ -153,6 +168,64 @@ impl Planner<'_> {
             ip_configurations: out,
             vpn_gateway_generation: p.vpn_gateway_generation,
         }))
+    }
+
+    /// `bgpSettings.bgpPeeringAddresses`: per instance (named by its ipConfiguration), the
+    /// custom APIPA addresses it peers from, each in Azure's range, on a kind that allows
+    /// configurable peering addresses.
+    fn custom_bgp_addresses(
+        &self,
+        list: &[gateway_props::BgpPeeringAddress],
+        instances: &[crate::model::GatewayIpConfiguration],
+        loc: &Location,
+    ) -> Result<Vec<(String, Vec<Ipv4Addr>)>, SiteError> {
+        let (low, high) = crate::model::APIPA_BGP_RANGE;
+        let mut out = Vec::new();
+        for (i, entry) in list.iter().enumerate() {
+            let path = format!("properties.bgpSettings.bgpPeeringAddresses[{i}]");
+            let addresses = entry.custom_bgp_ip_addresses.as_deref().unwrap_or_default();
+            if addresses.is_empty() {
+                continue;
+            }
+            self.require_feature(
+                Feature::ConfigurableBgpPeering,
+                None,
+                loc.at(format!("{path}.customBgpIpAddresses")),
+            )?;
+            let id = entry.ipconfiguration_id.as_deref().unwrap_or_default();
+            let name = id.rsplit('/').next().unwrap_or_default();
+            let Some(instance) = instances.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+            else {
+                return Err(invalid(
+                    loc.at(format!("{path}.ipconfigurationId")),
+                    format!(
+                        "{id:?} names none of the gateway's ipConfigurations ({})",
+                        instances
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            let mut parsed = Vec::new();
+            for (j, a) in addresses.iter().enumerate() {
+                let at = loc.at(format!("{path}.customBgpIpAddresses[{j}]"));
+                let ip: Ipv4Addr = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(at.clone(), format!("{a:?} is not an IPv4 address")))?;
+                if ip < low || ip > high {
+                    return Err(invalid(
+                        at,
+                        format!("{ip} is outside the APIPA range Azure allows for VPN gateways ({low} - {high})"),
+                    ));
+                }
+                parsed.push(ip);
+            }
+            out.push((instance.name.clone(), parsed));
+        }
+        Ok(out)
     }
 
     /// What the gateway asks of the kind and SKU (policy-based, active-active, BGP); returns
@@ -200,6 +273,7 @@ impl Planner<'_> {
                 asn: self.kind.features.default_bgp_asn,
                 bgp_peering_address: None,
                 peer_weight: None,
+                custom_bgp_addresses: Vec::new(),
             });
         }
         Ok(bgp_settings)
@@ -324,4 +398,20 @@ impl Planner<'_> {
             private_ip_address,
         })
     }
+}
+
+/// APIPA addresses written in `bgpSettings.bgpPeeringAddress` (comma-separated, one per
+/// instance in order), as older templates give them.
+fn legacy_apipa(
+    text: Option<&str>,
+    instances: &[crate::model::GatewayIpConfiguration],
+) -> Vec<(String, Vec<Ipv4Addr>)> {
+    let (low, high) = crate::model::APIPA_BGP_RANGE;
+    text.into_iter()
+        .flat_map(|t| t.split(','))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .filter(|a| *a >= low && *a <= high)
+        .zip(instances)
+        .map(|(a, c)| (c.name.clone(), vec![a]))
+        .collect()
 }

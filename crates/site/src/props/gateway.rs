@@ -54,6 +54,18 @@ pub(crate) struct BgpSettings {
     pub bgp_peering_address: Option<String>,
     /// `peerWeight`.
     pub peer_weight: Option<i64>,
+    /// `bgpPeeringAddresses`: per instance, custom APIPA addresses.
+    pub bgp_peering_addresses: Option<Vec<BgpPeeringAddress>>,
+}
+
+/// One entry of a gateway's `bgpSettings.bgpPeeringAddresses`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BgpPeeringAddress {
+    /// `ipconfigurationId`: the instance's ipConfiguration.
+    pub ipconfiguration_id: Option<String>,
+    /// `customBgpIpAddresses`.
+    pub custom_bgp_ip_addresses: Option<Vec<String>>,
 }
 
 /// One entry of a gateway's `ipConfigurations`.
