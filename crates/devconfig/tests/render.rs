@@ -239,11 +239,11 @@ fn generic_summary_and_vendor_list() {
         "{g}"
     );
     let names: Vec<&str> = vendors().iter().map(|v| v.name()).collect();
-    assert_eq!(names, vec!["strongswan", "generic"]);
+    assert_eq!(names, vec!["strongswan", "bird", "frr", "generic"]);
     let e = vendor("cisco-asa").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown vendor \"cisco-asa\" (vendors: strongswan, generic)"
+        "unknown vendor \"cisco-asa\" (vendors: strongswan, bird, frr, generic)"
     );
 }
 
@@ -403,4 +403,96 @@ fn devices_are_found_by_their_address() {
     assert_eq!(found[0].local_prefixes.len(), 2);
     let none = PeerDevice::for_device_address(&f.site, "198.51.100.8".parse().unwrap()).unwrap();
     assert!(none.is_empty());
+}
+
+/// The fixture with BGP: the gateway (AS 65515), the device's bgpSettings, the connection's
+/// enableBgp. The strongSwan export goes any-to-any and leaves routing to the router; BIRD
+/// and FRR peer from the device's BGP address with the gateway, multihop, announcing the
+/// local network gateway's prefixes but the device's own /32 (or what is asked instead); a
+/// connection without BGP has no router configuration.
+#[test]
+fn bgp_connection_exports_strongswan_bird_and_frr() {
+    let text = TEMPLATE
+        .replace(
+            r#""gatewayType": "Vpn", "vpnType": "RouteBased","#,
+            r#""gatewayType": "Vpn", "vpnType": "RouteBased", "enableBgp": true,"#,
+        )
+        .replace(
+            r#""gatewayIpAddress": "[parameters('deviceIpAddress')]","#,
+            r#""gatewayIpAddress": "[parameters('deviceIpAddress')]", "bgpSettings": { "asn": 65050, "bgpPeeringAddress": "10.2.255.254" },"#,
+        )
+        .replace(
+            r#""connectionType": "IPsec","#,
+            r#""connectionType": "IPsec", "enableBgp": true,"#,
+        );
+    assert_ne!(text, TEMPLATE);
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = Site::create(
+        dir.path(),
+        "cloud",
+        "azure",
+        "203.0.113.0/24".parse().unwrap(),
+    )
+    .unwrap();
+    let params: Map<String, Value> = json!({
+        "deviceIpAddress": "198.51.100.7",
+        "devicePrefixes": ["10.2.255.254/32", "10.3.0.0/16"],
+        "sharedKey": KEY,
+    })
+    .as_object()
+    .unwrap()
+    .clone();
+    let plan = site.plan(&text, params, "s2s").unwrap();
+    site.apply(plan).unwrap();
+    let peer = PeerDevice::from_site(&site, "to-onprem").unwrap();
+    let gw = peer.bgp.as_ref().unwrap().remote_address.to_string();
+    assert!(gw.starts_with("10.1.255."), "{gw}");
+
+    let swan = vendor("strongswan").unwrap().render(&peer).unwrap();
+    assert_eq!(one(&swan, "local_ts"), "0.0.0.0/0");
+    assert_eq!(one(&swan, "remote_ts"), "0.0.0.0/0");
+    assert!(swan.contains("install_routes = no"), "{swan}");
+
+    let bird = vendor("bird").unwrap().render(&peer).unwrap();
+    for want in [
+        "router id 10.2.255.254;".to_string(),
+        "local 10.2.255.254 as 65050;".into(),
+        format!("neighbor {gw} as 65515;"),
+        "multihop;".into(),
+        format!("route {gw}/32 via \"ipsec0\";"),
+        "route 10.3.0.0/16 unreachable;".into(),
+    ] {
+        assert!(bird.contains(&want), "{want} in\n{bird}");
+    }
+    assert!(
+        !bird.contains("route 10.2.255.254/32"),
+        "the device's own address is not announced:\n{bird}"
+    );
+
+    let frr = vendor("frr")
+        .unwrap()
+        .render(
+            &peer
+                .clone()
+                .with_announce(&["10.9.0.0/16".parse().unwrap()]),
+        )
+        .unwrap();
+    for want in [
+        "router bgp 65050".to_string(),
+        format!("neighbor {gw} remote-as 65515"),
+        format!("neighbor {gw} ebgp-multihop 255"),
+        format!("neighbor {gw} update-source 10.2.255.254"),
+        format!("ip route {gw}/32 ipsec0"),
+        "network 10.9.0.0/16".into(),
+    ] {
+        assert!(frr.contains(&want), "{want} in\n{frr}");
+    }
+
+    let plain = deploy("azure", json!({}));
+    let peer = PeerDevice::from_site(&plain.site, "to-onprem").unwrap();
+    let e = vendor("bird").unwrap().render(&peer).unwrap_err();
+    assert!(
+        matches!(e, DevConfigError::NoBgp { .. }) && e.to_string().contains("enableBgp"),
+        "{e}"
+    );
 }

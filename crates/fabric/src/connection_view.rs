@@ -178,18 +178,23 @@ impl Lab {
 
 impl Lab {
     /// `vpn-connection device-config`: the configuration of the on-premises device that is
-    /// the peer of connection `name`, for `vendor`.
+    /// the peer of connection `name`, for `vendor` (announcing `announce` over BGP, when
+    /// given).
     pub fn device_config(
         &self,
         site: &str,
         name: &str,
         vendor: &str,
         device_address: Option<std::net::Ipv4Addr>,
+        announce: &[ipnet::Ipv4Net],
     ) -> Result<String, LabError> {
         let vendor = devconfig::vendor(vendor)?;
         let mut peer = devconfig::PeerDevice::from_site(&self.site(site)?, name)?;
         if let Some(inside) = device_address {
             peer = peer.with_local_address(inside);
+        }
+        if !announce.is_empty() {
+            peer = peer.with_announce(announce);
         }
         Ok(vendor.render(&peer)?)
     }

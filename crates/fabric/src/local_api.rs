@@ -73,6 +73,9 @@ pub enum LocalRequest {
         vendor: String,
         /// The device's own address behind NAT.
         device_address: Option<Ipv4Addr>,
+        /// With BGP: the networks the device announces (empty: the default).
+        #[serde(default)]
+        announce: Vec<ipnet::Ipv4Net>,
     },
     /// `vnet-gateway list-bgp-peer-status|list-learned-routes|list-advertised-routes`.
     GatewayBgp {
@@ -284,11 +287,13 @@ fn execute(
             name,
             vendor,
             device_address,
+            announce,
         } => Ok(Value::String(lab.device_config(
             &site,
             &name,
             &vendor,
             device_address,
+            &announce,
         )?)),
     }
 }

@@ -98,6 +98,10 @@ pub struct DeviceConfigArgs {
     /// network gateway's gatewayIpAddress).
     #[arg(long)]
     pub device_address: Option<Ipv4Addr>,
+    /// With BGP: a network the device announces (repeatable); default: the local network
+    /// gateway's prefixes other than the device's BGP address.
+    #[arg(long = "announce", value_name = "PREFIX")]
+    pub announce: Vec<ipnet::Ipv4Net>,
     #[command(flatten)]
     pub lab: LabArgs,
 }
@@ -177,9 +181,10 @@ fn device_config(a: DeviceConfigArgs) -> anyhow::Result<ExitCode> {
             name: name.clone(),
             vendor: vendor_name.clone(),
             device_address: a.device_address,
+            announce: a.announce.clone(),
         },
         || {
-            lab.device_config(site_name, name, vendor_name, a.device_address)
+            lab.device_config(site_name, name, vendor_name, a.device_address, &a.announce)
                 .map(serde_json::Value::String)
         },
     )?;
