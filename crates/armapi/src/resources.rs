@@ -672,6 +672,14 @@ mod tests {
         fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
             Ok(())
         }
+        fn gateway_bgp(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<serde_json::Value, ApiError> {
+            Ok(serde_json::json!({ "value": [] }))
+        }
         fn realize(&self) -> Result<(), String> {
             Ok(())
         }

@@ -485,6 +485,7 @@ mod tests {
             log_suppressed: Default::default(),
             control_refused: 0,
             control_busy: 0,
+            bgp: None,
         }
     }
 

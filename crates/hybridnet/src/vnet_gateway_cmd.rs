@@ -11,11 +11,14 @@ use std::process::ExitCode;
 #[derive(Subcommand)]
 pub enum VnetGatewayCommand {
     /// The gateway's BGP peers: state, uptime, routes and messages, the reason when down.
-    ListBgpPeerStatus(BgpArgs),
+    #[command(name = "list-bgp-peer-status")]
+    BgpPeerStatus(BgpArgs),
     /// Every route the gateway knows: its VNet's own and what each peer announced, with the AS path.
-    ListLearnedRoutes(BgpArgs),
+    #[command(name = "list-learned-routes")]
+    LearnedRoutes(BgpArgs),
     /// What the gateway announces to one peer (--peer).
-    ListAdvertisedRoutes(BgpArgs),
+    #[command(name = "list-advertised-routes")]
+    AdvertisedRoutes(BgpArgs),
 }
 
 /// Which gateway, and for some lists which peer.
@@ -37,9 +40,9 @@ pub struct BgpArgs {
 /// Runs a `vnet-gateway` subcommand.
 pub fn run(cmd: VnetGatewayCommand) -> anyhow::Result<ExitCode> {
     let (list, a) = match cmd {
-        VnetGatewayCommand::ListBgpPeerStatus(a) => (BgpList::PeerStatus, a),
-        VnetGatewayCommand::ListLearnedRoutes(a) => (BgpList::LearnedRoutes, a),
-        VnetGatewayCommand::ListAdvertisedRoutes(a) => (BgpList::AdvertisedRoutes, a),
+        VnetGatewayCommand::BgpPeerStatus(a) => (BgpList::PeerStatus, a),
+        VnetGatewayCommand::LearnedRoutes(a) => (BgpList::LearnedRoutes, a),
+        VnetGatewayCommand::AdvertisedRoutes(a) => (BgpList::AdvertisedRoutes, a),
     };
     let lab = a.lab.open()?;
     let v = ask(
