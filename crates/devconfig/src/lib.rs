@@ -30,4 +30,6 @@ pub use peer::{IkeVersion, PeerBgp, PeerDevice, PeerTunnel};
 pub use routing::LIBIPSEC_TUN;
 pub use strongswan::{CharonRuntime, StrongSwan, CHARON_LOAD};
 pub use vendor::{vendor, vendors, Vendor};
-pub use view::{connection_status, connection_view, find_connection, LiveConnection};
+pub use view::{
+    connection_status, connection_view, connection_view_tunnels, find_connection, LiveConnection,
+};

@@ -15,6 +15,8 @@ use crate::error::DevConfigError;
 pub struct LiveConnection {
     /// Where the status was read (e.g. the gateway's control socket), for the reader.
     pub source: String,
+    /// The gateway (instance) address the tunnel runs from.
+    pub local_address: String,
     /// The gateway's report for this connection.
     pub report: ConnectionReport,
 }
@@ -67,6 +69,39 @@ fn utc_timestamp(unix: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// The view of a connection with several tunnels (an active-active gateway's instances, or
+/// an active-active peer's): the first Connected one (else the first) speaks for it, it is
+/// Connected when any tunnel is, its byte counters are the tunnels' sums, and
+/// `tunnelConnectionStatus` lists every tunnel with its own state.
+pub fn connection_view_tunnels(conn: &Connection, tunnels: &[LiveConnection]) -> Value {
+    let primary = tunnels
+        .iter()
+        .find(|t| connection_status(Some(&t.report)) == "Connected")
+        .or(tunnels.first());
+    let mut v = connection_view(conn, primary);
+    if tunnels.len() < 2 {
+        return v;
+    }
+    let each: Vec<Value> = tunnels
+        .iter()
+        .map(|t| connection_view(conn, Some(t))["properties"]["tunnelConnectionStatus"][0].clone())
+        .collect();
+    if let Some(Value::Object(props)) = v.get_mut("properties") {
+        let sum =
+            |f: fn(&ConnectionReport) -> u64| tunnels.iter().map(|t| f(&t.report)).sum::<u64>();
+        props.insert(
+            "ingressBytesTransferred".into(),
+            json!(sum(|r| r.inbound.bytes)),
+        );
+        props.insert(
+            "egressBytesTransferred".into(),
+            json!(sum(|r| r.outbound.bytes)),
+        );
+        props.insert("tunnelConnectionStatus".into(), Value::Array(each));
+    }
+    v
+}
+
 /// The connection resource as Azure's GET shows it, with live status merged into `properties`.
 /// Without `live`, `connectionStatus` is `Unknown` and the counters are absent, as on Azure
 /// before a gateway reports. Fields Azure does not have go under a top-level `hybridnet` object.
@@ -83,7 +118,10 @@ pub fn connection_view(conn: &Connection, live: Option<&LiveConnection>) -> Valu
             let mut tunnel = Map::new();
             tunnel.insert(
                 "tunnel".into(),
-                json!(format!("{}_{}", conn.meta.name, r.remote_address)),
+                json!(format!(
+                    "{}_{}_{}",
+                    conn.meta.name, l.local_address, r.remote_address
+                )),
             );
             tunnel.insert("connectionStatus".into(), json!(status));
             tunnel.insert("ingressBytesTransferred".into(), json!(r.inbound.bytes));

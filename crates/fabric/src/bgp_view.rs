@@ -58,28 +58,48 @@ pub enum BgpViewError {
     },
 }
 
-/// The BGP report of the gateway process of `gateway` in `site` in the lab at `lab_dir`.
+/// The BGP report of the gateway processes of `gateway` in `site` in the lab at `lab_dir`:
+/// an active-active gateway's instances each run a speaker, and Azure lists them together
+/// (each peer and route with its instance's `localAddress`).
 pub fn gateway_bgp(
     lab_dir: &std::path::Path,
     site: &str,
     gateway: &str,
 ) -> Result<gateway::bgp_report::BgpReport, BgpViewError> {
-    let rec = crate::gateways::records(lab_dir)
+    let recs: Vec<_> = crate::gateways::records(lab_dir)
         .into_iter()
-        .find(|g| g.site == site && g.gateway.eq_ignore_ascii_case(gateway))
-        .ok_or_else(|| BgpViewError::NotRunning {
+        .filter(|g| g.site == site && g.gateway.eq_ignore_ascii_case(gateway))
+        .collect();
+    if recs.is_empty() {
+        return Err(BgpViewError::NotRunning {
+            site: site.into(),
+            gateway: gateway.into(),
+        });
+    }
+    let mut merged: Option<gateway::bgp_report::BgpReport> = None;
+    for rec in recs {
+        let status = gateway::status::query(&rec.control).map_err(|e| BgpViewError::Status {
+            site: site.into(),
+            gateway: rec.instance_name(),
+            cause: e.to_string(),
+        })?;
+        let report = status.bgp.ok_or_else(|| BgpViewError::NoBgp {
             site: site.into(),
             gateway: gateway.into(),
         })?;
-    let status = gateway::status::query(&rec.control).map_err(|e| BgpViewError::Status {
-        site: site.into(),
-        gateway: gateway.into(),
-        cause: e.to_string(),
-    })?;
-    status.bgp.ok_or_else(|| BgpViewError::NoBgp {
-        site: site.into(),
-        gateway: gateway.into(),
-    })
+        match &mut merged {
+            None => merged = Some(report),
+            Some(m) => {
+                m.peers.extend(report.peers);
+                m.learned_routes.extend(report.learned_routes);
+                m.advertised_routes.extend(report.advertised_routes);
+                m.refused_routes.extend(report.refused_routes);
+                m.last_refusal = m.last_refusal.take().or(report.last_refusal);
+                m.error = m.error.take().or(report.error);
+            }
+        }
+    }
+    Ok(merged.expect("at least one record"))
 }
 
 /// One of Azure's lists from a report, as `{"value": [...]}`.

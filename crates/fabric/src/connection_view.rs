@@ -30,6 +30,7 @@ pub fn live_status(control: &Path, name: &str) -> Result<LiveConnection, LabErro
             control.display(),
             status.pid
         ),
+        local_address: status.local_address.clone(),
         report,
     })
 }

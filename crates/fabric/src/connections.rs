@@ -121,16 +121,27 @@ impl Lab {
             .unwrap_or_default()
             .to_string();
         let (ps, ps_err) = state_parts(&c.meta.provisioning_state);
-        let live = self.live_connection(site, c, &gw, ps_err.as_deref());
-        let mut view = devconfig::connection_view(c, live.as_ref().ok());
+        let tunnels = self.live_tunnels(site, c, &gw, ps_err.as_deref());
+        let live = tunnels.as_ref().map(|ts| {
+            ts.iter()
+                .find(|t| crate::verify::connection_status(&t.report) == "Connected")
+                .unwrap_or(&ts[0])
+        });
+        let mut view = match &tunnels {
+            Ok(ts) => devconfig::connection_view_tunnels(c, ts),
+            Err(_) => devconfig::connection_view(c, None),
+        };
         let (status, reason, ingress, egress) = match &live {
             Ok(l) => {
                 let st = crate::verify::connection_status(&l.report);
                 if let Some(props) = view.get_mut("properties").and_then(|p| p.as_object_mut()) {
                     props.insert("connectionStatus".into(), serde_json::json!(st));
-                    if let Some(Value::Array(tunnels)) = props.get_mut("tunnelConnectionStatus") {
-                        for t in tunnels.iter_mut() {
-                            t["connectionStatus"] = serde_json::json!(st);
+                    if let (Some(Value::Array(each)), Ok(ts)) =
+                        (props.get_mut("tunnelConnectionStatus"), &tunnels)
+                    {
+                        for (t, live) in each.iter_mut().zip(ts.iter()) {
+                            t["connectionStatus"] =
+                                serde_json::json!(crate::verify::connection_status(&live.report));
                         }
                     }
                 }
@@ -144,11 +155,12 @@ impl Lab {
                         w.push_str(&format!("; the peer ({peer}) per its configuration"));
                     }
                 }
+                let ts = tunnels.as_ref().expect("live came from them");
                 (
                     st.to_string(),
                     why,
-                    Some(l.report.inbound.bytes),
-                    Some(l.report.outbound.bytes),
+                    Some(ts.iter().map(|t| t.report.inbound.bytes).sum()),
+                    Some(ts.iter().map(|t| t.report.outbound.bytes).sum()),
                 )
             }
             Err(why) => ("Unknown".to_string(), Some(why.to_string()), None, None),
@@ -172,60 +184,98 @@ impl Lab {
         }
     }
 
-    /// Connection `c`'s report from the process of its gateway `gw`, or why there is none
-    /// (`not_provisioned`: the connection's provisioning error or pending reason, if any).
-    fn live_connection(
+    /// Connection `c`'s tunnels as the processes of its gateway `gw` report them (one per
+    /// instance of an active-active gateway, and per instance of an active-active peer), or
+    /// why there is none (`not_provisioned`: the connection's provisioning error or pending
+    /// reason, if any). A gateway instance that cannot answer fails the whole only when no
+    /// other instance reports a tunnel.
+    fn live_tunnels(
         &self,
         site: &str,
         c: &site::Connection,
         gw: &str,
         not_provisioned: Option<&str>,
-    ) -> Result<devconfig::LiveConnection, NotLive> {
+    ) -> Result<Vec<devconfig::LiveConnection>, NotLive> {
         let provisioned_or = |otherwise: NotLive| match not_provisioned {
             Some(e) => NotLive::NotProvisioned(e.to_string()),
             None => otherwise,
         };
-        let Some(rec) = gateways::record(&self.dir.path, site, gw) else {
+        let recs: Vec<gateways::GatewayRecord> = gateways::records(&self.dir.path)
+            .into_iter()
+            .filter(|r| r.site == site && r.gateway == gw)
+            .collect();
+        if recs.is_empty() {
             if self.record.external_gateways {
                 return Err(NotLive::NoGatewayProcesses);
             }
             return Err(provisioned_or(NotLive::NoProcess(gw.to_string())));
-        };
-        if !gateways::alive(&rec) {
+        }
+        let mut tunnels = Vec::new();
+        let mut first_err = None;
+        for rec in recs {
+            match self.instance_tunnels(&rec, c, &provisioned_or) {
+                Ok(ts) => tunnels.extend(ts),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if tunnels.is_empty() {
+            return Err(first_err.unwrap_or_else(|| NotLive::NotServed(gw.to_string())));
+        }
+        Ok(tunnels)
+    }
+
+    /// The tunnels of connection `c` one gateway instance reports: the connection itself
+    /// and, toward an active-active peer, `<connection>#2`.
+    fn instance_tunnels(
+        &self,
+        rec: &gateways::GatewayRecord,
+        c: &site::Connection,
+        provisioned_or: &dyn Fn(NotLive) -> NotLive,
+    ) -> Result<Vec<devconfig::LiveConnection>, NotLive> {
+        let gw = rec.instance_name();
+        if !gateways::alive(rec) {
             return Err(NotLive::NotRunning {
-                gateway: gw.to_string(),
+                gateway: gw,
                 pid: rec.pid,
-                log: rec.log,
+                log: rec.log.clone(),
             });
         }
         let st =
             gateway::status::query(&rec.control).map_err(|source| {
-                match gateways::supervision(&rec) {
+                match gateways::supervision(rec) {
                     Some(st) if st.child_pid.is_none() => NotLive::Restarting {
-                        gateway: gw.to_string(),
+                        gateway: gw.clone(),
                         restarts: st.restarts,
                         last_exit: st.last_exit.map(|x| x.reason),
                         log: rec.log.clone(),
                     },
                     _ => NotLive::Query {
-                        gateway: gw.to_string(),
+                        gateway: gw.clone(),
                         source,
                     },
                 }
             })?;
-        let pid = st.pid;
-        let report = st
+        let (pid, local) = (st.pid, st.local_address.clone());
+        let second = format!("{}#", c.meta.name);
+        let tunnels: Vec<devconfig::LiveConnection> = st
             .connections
             .into_iter()
-            .find(|x| x.name == c.meta.name)
-            .ok_or_else(|| provisioned_or(NotLive::NotServed(gw.to_string())))?;
-        Ok(devconfig::LiveConnection {
-            source: format!(
-                "gateway control socket {} (pid {pid})",
-                rec.control.display()
-            ),
-            report,
-        })
+            .filter(|x| x.name == c.meta.name || x.name.starts_with(&second))
+            .map(|report| devconfig::LiveConnection {
+                source: format!(
+                    "gateway control socket {} (pid {pid})",
+                    rec.control.display()
+                ),
+                local_address: local.clone(),
+                report,
+            })
+            .collect();
+        if tunnels.is_empty() {
+            return Err(provisioned_or(NotLive::NotServed(gw)));
+        }
+        Ok(tunnels)
     }
 
     /// The proposals of the lab's connection(s) on the gateway holding public IP `address`,

@@ -355,19 +355,22 @@ impl Backend for LabBackend {
     fn reset_gateway(&self, id: &str) -> Result<(), ApiError> {
         let lab = self.lab()?;
         let name = id.rsplit('/').next().unwrap_or(id);
-        let rec = crate::gateways::records(&lab.dir.path)
+        let recs: Vec<_> = crate::gateways::records(&lab.dir.path)
             .into_iter()
-            .find(|g| g.site == self.site && g.gateway.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                ApiError::new(
-                    armapi::error::StatusCode::CONFLICT,
-                    "GatewayNotRunning",
-                    format!(
-                        "The virtual network gateway '{name}' has no running gateway to reset."
-                    ),
-                )
-            })?;
-        crate::gateways::restart(&rec).map_err(|e| ApiError::internal(e.to_string()))
+            .filter(|g| g.site == self.site && g.gateway.eq_ignore_ascii_case(name))
+            .collect();
+        if recs.is_empty() {
+            return Err(ApiError::new(
+                armapi::error::StatusCode::CONFLICT,
+                "GatewayNotRunning",
+                format!("The virtual network gateway '{name}' has no running gateway to reset."),
+            ));
+        }
+        // every instance of an active-active gateway
+        for rec in &recs {
+            crate::gateways::restart(rec).map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn gateway_bgp(
@@ -437,6 +440,7 @@ pub fn supervise(root: &Path, id: &LabId) -> Result<(), ControllerError> {
         ],
         state: dir.join("controller.supervisor.json"),
         name: "lab controller".into(),
+        vnet_router: None,
     })?;
     Ok(())
 }

@@ -24,7 +24,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopped gateway gets to send its DELETEs and exit before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// File name suffix of a supervisor's state file, `<site>--<gateway>.supervisor.json`.
+/// File name suffix of a supervisor's state file, `<site>--<gateway>.supervisor.json`
+/// (`<site>--<gateway>#2…` for an active-active gateway's second instance).
 const SUPERVISOR_SUFFIX: &str = ".supervisor.json";
 
 /// The record of a running gateway process, `<lab>/gateways/<site>--<gateway>.json`.
@@ -35,6 +36,9 @@ pub struct GatewayRecord {
     pub site: String,
     /// Gateway resource name.
     pub gateway: String,
+    /// Which instance of the gateway (1: an active-active gateway's second).
+    #[serde(default)]
+    pub instance: u8,
     /// Its namespace.
     pub netns: String,
     /// Process id of the supervisor (of the gateway process itself when not `supervised`).
@@ -56,6 +60,13 @@ pub struct GatewayRecord {
     pub config_fingerprint: String,
     /// Connection names it serves.
     pub connections: Vec<String>,
+}
+
+impl GatewayRecord {
+    /// The instance's name in file names and messages (`<gateway>#2` for a second instance).
+    pub fn instance_name(&self) -> String {
+        crate::topology::instance_name(&self.gateway, self.instance)
+    }
 }
 
 /// Where a lab keeps its gateways' configurations, logs, sockets and records.
@@ -151,7 +162,7 @@ pub fn records(lab_dir: &Path) -> Vec<GatewayRecord> {
             out.push(r);
         }
     }
-    out.sort_by(|a, b| (&a.site, &a.gateway).cmp(&(&b.site, &b.gateway)));
+    out.sort_by(|a, b| (&a.site, &a.gateway, a.instance).cmp(&(&b.site, &b.gateway, b.instance)));
     out
 }
 
@@ -164,7 +175,10 @@ pub fn record(lab_dir: &Path, site: &str, gateway: &str) -> Option<GatewayRecord
 
 fn write_record(lab_dir: &Path, rec: &GatewayRecord) -> Result<(), DaemonError> {
     let data = serde_json::to_vec_pretty(rec).expect("record serializes");
-    daemon::write_private(&record_path(lab_dir, &rec.site, &rec.gateway), &data)?;
+    daemon::write_private(
+        &record_path(lab_dir, &rec.site, &rec.instance_name()),
+        &data,
+    )?;
     Ok(())
 }
 
@@ -206,7 +220,7 @@ pub fn stop(lab_dir: &Path, rec: &GatewayRecord) {
     if let Some(pid) = child {
         end_processes(&[pid], &rec.config, Role::Gateway, Signal::SIGKILL);
     }
-    let _ = std::fs::remove_file(record_path(lab_dir, &rec.site, &rec.gateway));
+    let _ = std::fs::remove_file(record_path(lab_dir, &rec.site, &rec.instance_name()));
     let _ = std::fs::remove_file(&rec.control);
     if let Some(p) = &rec.supervisor_state {
         let _ = std::fs::remove_file(p);
@@ -230,7 +244,10 @@ fn start(
 ) -> Result<GatewayRecord, DaemonError> {
     let dir = gateways_dir(lab_dir);
     std::fs::create_dir_all(&dir).map_err(daemon::io_err(&dir))?;
-    let stem = file_stem(&run.site, &run.gateway);
+    let stem = file_stem(
+        &run.site,
+        &crate::topology::instance_name(&run.gateway, run.instance),
+    );
     let config = dir.join(format!("{stem}.toml"));
     let control = dir.join(format!("{stem}.sock"));
     let log = dir.join(format!("{stem}.log"));
@@ -259,6 +276,7 @@ fn start(
     let rec = GatewayRecord {
         site: run.site.clone(),
         gateway: run.gateway.clone(),
+        instance: run.instance,
         netns: run.netns.clone(),
         pid,
         supervised: true,
@@ -393,7 +411,7 @@ pub fn converge(
     let existing = records(lab_dir);
     let run_of = |rec: &GatewayRecord| {
         runs.iter()
-            .find(|r| r.site == rec.site && r.gateway == rec.gateway)
+            .find(|r| r.site == rec.site && r.gateway == rec.gateway && r.instance == rec.instance)
     };
     // Gateways gone from every site: their processes stop, with nothing to report.
     for rec in existing.iter().filter(|rec| run_of(rec).is_none()) {
@@ -407,7 +425,9 @@ pub fn converge(
     for run in idle.into_iter().chain(serving) {
         let record = existing
             .iter()
-            .find(|rec| rec.site == run.site && rec.gateway == run.gateway)
+            .find(|rec| {
+                rec.site == run.site && rec.gateway == run.gateway && rec.instance == run.instance
+            })
             .cloned();
         if run.config.is_none() && record.is_none() {
             continue;

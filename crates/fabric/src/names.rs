@@ -104,6 +104,22 @@ impl LabId {
         format!("{}{}-gw-{}", self.netns_prefix(), site, gateway)
     }
 
+    /// Namespace of instance `instance` of a virtual network gateway: the gateway's for the
+    /// first, `hn-<id>-<site>-gw<n>-<gateway>` for the n-th (active-active).
+    pub fn gateway_instance_netns(&self, site: &str, gateway: &str, instance: u8) -> String {
+        if instance == 0 {
+            self.gateway_netns(site, gateway)
+        } else {
+            format!(
+                "{}{}-gw{}-{}",
+                self.netns_prefix(),
+                site,
+                instance + 1,
+                gateway
+            )
+        }
+    }
+
     /// A compact interface name `<role>-<id>-<hash6>` (14 bytes) for the object named by `key`.
     ///
     /// `role` is one letter (`b` bridge, `v` VM port, `u` uplink, `g` gateway port); `key` is

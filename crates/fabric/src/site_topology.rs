@@ -179,13 +179,19 @@ impl SiteTopology {
                     }
                 }
                 Resource::VirtualNetworkGateway(gw) => {
-                    let ns = id.gateway_netns(&spec.name, &gw.meta.name);
-                    let placed =
-                        gateway_net(scope, gw).and_then(|g| self.name_free(&ns, scope).map(|()| g));
+                    let placed = gateway_nets(scope, gw).and_then(|gs| {
+                        for g in &gs {
+                            self.name_free(&g.netns(id, &spec.name), scope)?;
+                        }
+                        Ok(gs)
+                    });
                     match placed {
-                        Ok(g) => {
-                            self.owners.insert(ns, vec![gw.meta.id.clone()]);
-                            net.gateways.push(g);
+                        Ok(gs) => {
+                            for g in gs {
+                                self.owners
+                                    .insert(g.netns(id, &spec.name), vec![gw.meta.id.clone()]);
+                                net.gateways.push(g);
+                            }
                         }
                         Err(e) => self.fail(&gw.meta.id, e),
                     }
@@ -305,31 +311,46 @@ fn public_ip(resources: &[Resource], id: &str) -> Option<Ipv4Addr> {
     })
 }
 
-/// Where a virtual network gateway sits: its GatewaySubnet address, public IP, and the remote
-/// prefixes its connections reach (local network gateways' prefixes, or the peer VNet's
-/// address space for Vnet2Vnet, looked up in every site).
-fn gateway_net(
+/// Where a virtual network gateway's instances sit (two for an active-active gateway): each
+/// its GatewaySubnet address and public IP, with the remote prefixes its connections reach
+/// (local network gateways' prefixes, or the peer VNet's address space for Vnet2Vnet, looked
+/// up in every site).
+fn gateway_nets(
     scope: &SiteScope,
     gw: &VirtualNetworkGateway,
-) -> Result<GatewayNet, PlacementError> {
-    let ipc = gw
-        .ip_configurations
-        .first()
-        .ok_or(PlacementError::GatewayWithoutIpConfiguration)?;
-    let (_, vnet, _) = scope
-        .subnets
+) -> Result<Vec<GatewayNet>, PlacementError> {
+    if gw.ip_configurations.is_empty() {
+        return Err(PlacementError::GatewayWithoutIpConfiguration);
+    }
+    let instances = if gw.active_active {
+        gw.ip_configurations.len()
+    } else {
+        1
+    };
+    let remote = remote_prefixes(scope, gw);
+    gw.ip_configurations
         .iter()
-        .find(|(sid, _, _)| site::same_id(sid, &ipc.subnet))
-        .ok_or_else(|| PlacementError::NoSuchGatewaySubnet(ipc.subnet.clone()))?;
-    let public_address = public_ip(scope.resources, &ipc.public_ip_address)
-        .ok_or_else(|| PlacementError::NoSuchPublicIp(ipc.public_ip_address.clone()))?;
-    Ok(GatewayNet {
-        name: gw.meta.name.clone(),
-        vnet: vnet.clone(),
-        private_address: ipc.private_ip_address,
-        public_address,
-        remote_prefixes: remote_prefixes(scope, gw),
-    })
+        .take(instances)
+        .enumerate()
+        .map(|(i, ipc)| {
+            let (_, vnet, _) = scope
+                .subnets
+                .iter()
+                .find(|(sid, _, _)| site::same_id(sid, &ipc.subnet))
+                .ok_or_else(|| PlacementError::NoSuchGatewaySubnet(ipc.subnet.clone()))?;
+            let public_address = public_ip(scope.resources, &ipc.public_ip_address)
+                .ok_or_else(|| PlacementError::NoSuchPublicIp(ipc.public_ip_address.clone()))?;
+            Ok(GatewayNet {
+                name: gw.meta.name.clone(),
+                vnet: vnet.clone(),
+                private_address: ipc.private_ip_address,
+                public_address,
+                remote_prefixes: remote.clone(),
+                instance: i as u8,
+                instances: instances as u8,
+            })
+        })
+        .collect()
 }
 
 /// The prefixes a gateway's connections reach: each local network gateway's, and for a

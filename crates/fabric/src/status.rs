@@ -238,6 +238,19 @@ impl Lab {
                     "privateIpAddress": gw.ip_configurations.first().map(|c| c.private_ip_address.to_string()),
                     "netns": ns_status(id.gateway_netns(&spec.name, &gw.meta.name)),
                     "gatewayProcess": self.gateway_process(&spec.name, &gw.meta.name),
+                    "instances": (gw.instance_count() > 1).then(|| {
+                        gw.ip_configurations
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| serde_json::json!({
+                                "instance": i + 1,
+                                "ipConfiguration": c.name,
+                                "privateIpAddress": c.private_ip_address.to_string(),
+                                "netns": ns_status(id.gateway_instance_netns(&spec.name, &gw.meta.name, i as u8)),
+                                "gatewayProcess": self.instance_process(&spec.name, &gw.meta.name, i as u8),
+                            }))
+                            .collect::<Vec<_>>()
+                    }),
                     "bgp": gw.enable_bgp.then(|| {
                         crate::bgp_view::gateway_bgp(&self.dir.path, &spec.name, &gw.meta.name)
                             .map_or_else(
@@ -363,7 +376,19 @@ impl Lab {
     /// The process the lab runs for gateway `gateway` of `site`, as `lab status` shows it
     /// (`None` when the lab runs none for it).
     pub fn gateway_process(&self, site: &str, gateway: &str) -> Option<GatewayProcessStatus> {
-        let rec = gateways::record(&self.dir.path, site, gateway)?;
+        self.instance_process(site, gateway, 0)
+    }
+
+    /// The process of instance `instance` of gateway `gateway` (1: an active-active
+    /// gateway's second).
+    pub fn instance_process(
+        &self,
+        site: &str,
+        gateway: &str,
+        instance: u8,
+    ) -> Option<GatewayProcessStatus> {
+        let name = crate::topology::instance_name(gateway, instance);
+        let rec = gateways::record(&self.dir.path, site, &name)?;
         let alive = gateways::alive(&rec);
         let sup = gateways::supervision(&rec).filter(|_| alive);
         let now_ms = std::time::SystemTime::now()

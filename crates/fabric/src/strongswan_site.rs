@@ -171,6 +171,8 @@ pub fn device_net(
         private_address,
         public_address: pip.ip_address,
         remote_prefixes,
+        instance: 0,
+        instances: 1,
     }))
 }
 

@@ -85,6 +85,10 @@ pub struct SuperviseOptions {
     pub state: PathBuf,
     /// What the child is, in log lines (`gateway process`, `lab controller`).
     pub name: String,
+    /// A gateway's VNet router, whose routes through the gateway are taken back when the
+    /// gateway dies (so the VNet sends to the other instance of an active-active gateway
+    /// while this one restarts).
+    pub vnet_router: Option<gateway::config::VnetRouter>,
 }
 
 impl SuperviseOptions {
@@ -100,6 +104,9 @@ impl SuperviseOptions {
             ],
             state: state.to_path_buf(),
             name: "gateway process".into(),
+            vnet_router: gateway::GatewayConfig::load(config)
+                .ok()
+                .and_then(|c| c.vnet_router),
         }
     }
 }
@@ -375,6 +382,18 @@ pub fn run(opts: &SuperviseOptions) -> Result<(), SuperviseError> {
             log(&format!("{name} {pid} {reason}; stopping"));
             save(&st)?;
             return Ok(());
+        }
+        if let Some(r) = &opts.vnet_router {
+            match gateway::vnet_routes::flush(r) {
+                Ok(()) => log(&format!(
+                    "{name} {pid} died: its routes in {} removed",
+                    r.netns
+                )),
+                Err(e) => log(&format!(
+                    "{name} {pid} died: removing its routes in {}: {e}",
+                    r.netns
+                )),
+            }
         }
         if ran >= STABLE_AFTER {
             failures = 0;

@@ -51,6 +51,39 @@ pub struct GatewayNet {
     pub public_address: Ipv4Addr,
     /// Remote prefixes (local network gateways / the peer VNet) the VNet router sends to it.
     pub remote_prefixes: Vec<Ipv4Net>,
+    /// Which instance of the gateway this is (0: the first, or the only one).
+    #[serde(default)]
+    pub instance: u8,
+    /// How many instances the gateway has (2: active-active, whose instances tell the VNet
+    /// router themselves what to send them, so that it follows the tunnels that are up).
+    #[serde(default = "one_instance")]
+    pub instances: u8,
+}
+
+fn one_instance() -> u8 {
+    1
+}
+
+impl GatewayNet {
+    /// The instance's namespace.
+    pub fn netns(&self, id: &crate::LabId, site: &str) -> String {
+        id.gateway_instance_netns(site, &self.name, self.instance)
+    }
+
+    /// The instance's name for files and interface names: the gateway's, with `#2` for a
+    /// second instance.
+    pub fn instance_name(&self) -> String {
+        instance_name(&self.name, self.instance)
+    }
+}
+
+/// A gateway instance's name: the gateway's for the first, `<gateway>#<n>` for the n-th.
+pub fn instance_name(gateway: &str, instance: u8) -> String {
+    if instance == 0 {
+        gateway.to_string()
+    } else {
+        format!("{gateway}#{}", instance + 1)
+    }
 }
 
 /// Interface name of a gateway's GatewaySubnet side inside its namespace.

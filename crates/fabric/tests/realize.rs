@@ -139,6 +139,8 @@ fn gateway(octet: u8, public: &str, remote: &str) -> GatewayNet {
         private_address: format!("10.{octet}.255.4").parse().unwrap(),
         public_address: public.parse().unwrap(),
         remote_prefixes: vec![remote.parse().unwrap()],
+        instance: 0,
+        instances: 1,
     }
 }
 

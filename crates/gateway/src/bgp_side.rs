@@ -1,27 +1,22 @@
 //! The main loop's side of BGP: starts the speaker thread ([`crate::bgp_io`]) for a gateway
 //! with `[bgp]`, tells it which tunnels are up, takes its forwarding table into the core (and
-//! so into the data path and the gateway's routes), hands learned routes on to the VNet
-//! router, and builds the status report.
+//! so into the data path, the gateway's routes and the VNet router's), and builds the status
+//! report.
 
 use crate::bgp_io::BgpThread;
 use crate::bgp_report::{peer_report, route_report, BgpAdvertised, BgpRefused, BgpReport};
 use crate::core::GatewayCore;
-use crate::vnet_routes::VnetRoutes;
 use bgp::SpeakerConfig;
-use std::collections::BTreeSet;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
-use tracing::{info, warn};
+use tracing::info;
 
 /// The speaker of a gateway and what the main loop keeps about it.
 pub struct BgpSide {
     thread: BgpThread,
-    vnet: Option<VnetRoutes>,
     /// Reachability last told to the thread.
     reach: Vec<(Ipv4Addr, bool)>,
-    /// Why the VNet router could not take the routes, if it could not.
-    vnet_error: Option<String>,
 }
 
 impl BgpSide {
@@ -29,10 +24,6 @@ impl BgpSide {
     pub fn start(core: &GatewayCore) -> io::Result<Option<BgpSide>> {
         let Some(cfg) = &core.config().bgp else {
             return Ok(None);
-        };
-        let vnet = match &cfg.vnet_router {
-            Some(r) => Some(VnetRoutes::new(&r.netns, r.next_hop)?),
-            None => None,
         };
         let thread = BgpThread::start(
             SpeakerConfig {
@@ -47,9 +38,7 @@ impl BgpSide {
         info!(asn = cfg.asn, address = %cfg.address, peers = core.bgp_peers().len(), "BGP on");
         Ok(Some(BgpSide {
             thread,
-            vnet,
             reach: Vec::new(),
-            vnet_error: None,
         }))
     }
 
@@ -84,18 +73,7 @@ impl BgpSide {
     /// routes must be brought in line.
     pub fn take_routes(&mut self, core: &mut GatewayCore) -> bool {
         let view = self.thread.view();
-        let changed = core.set_bgp_routes(&view.forwarding);
-        if let Some(v) = &mut self.vnet {
-            let want: BTreeSet<ipnet::Ipv4Net> =
-                core.bgp_installed().iter().map(|r| r.prefix).collect();
-            if &want != v.installed() || self.vnet_error.is_some() {
-                self.vnet_error = v.sync(&want).err().map(|e| {
-                    warn!("VNet router routes: {e}");
-                    e.to_string()
-                });
-            }
-        }
-        changed
+        core.set_bgp_routes(&view.forwarding)
     }
 
     /// The status report; connection names from the core.
@@ -114,10 +92,7 @@ impl BgpSide {
                 .find(|c| c.bgp_peer.is_some_and(|p| p.address == peer))
                 .map_or(String::new(), |c| c.name.clone())
         };
-        let mut error = view.error.clone();
-        if let Some(e) = &self.vnet_error {
-            error.get_or_insert_with(|| format!("learned routes not given to the VNet: {e}"));
-        }
+        let error = view.error.clone();
         BgpReport {
             asn: cfg.asn,
             local_address: local.to_string(),
@@ -148,13 +123,8 @@ impl BgpSide {
         }
     }
 
-    /// Stops the speaker (Cease to the peers) and takes the routes back from the VNet router.
+    /// Stops the speaker (Cease to the peers).
     pub fn stop(&mut self) {
         self.thread.stop();
-        if let Some(v) = &mut self.vnet {
-            if let Err(e) = v.sync(&BTreeSet::new()) {
-                warn!("removing VNet router routes: {e}");
-            }
-        }
     }
 }

@@ -120,6 +120,8 @@ pub enum Place {
     Tun,
     /// The `[bgp]` table.
     Bgp,
+    /// The `[vnet_router]` table.
+    VnetRouter,
     /// The n-th `[[connection]]` (0-based) and its name if known.
     Connection {
         /// Its position (0-based).
@@ -135,6 +137,7 @@ impl fmt::Display for Place {
             Place::Top => write!(f, "config"),
             Place::Tun => write!(f, "config [tun]"),
             Place::Bgp => write!(f, "config [bgp]"),
+            Place::VnetRouter => write!(f, "config [vnet_router]"),
             Place::Connection {
                 index,
                 name: Some(n),
@@ -241,18 +244,26 @@ pub struct BgpConfig {
     pub originate: Vec<ipnet::Ipv4Net>,
     /// Hold time proposed, in seconds (0, or 3 and more).
     pub hold_time: u16,
-    /// Where learned routes are also installed, pointing at us: the router of our VNet.
-    pub vnet_router: Option<VnetRouter>,
 }
 
-/// `[bgp.vnet_router]`: the VNet's router, which sends learned prefixes to the gateway.
+/// `[vnet_router]`: the router of the gateway's VNet, which the gateway tells what to send it:
+/// the prefixes it learned over BGP, and with `static_routes` the static prefixes of every
+/// connection whose tunnel is up (an active-active instance: the router then prefers the
+/// instance whose tunnels are up, by `metric`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VnetRouter {
     /// Its network namespace (by name, as `ip netns` knows it).
     pub netns: String,
     /// The next hop it uses for them: our address on the GatewaySubnet.
     pub next_hop: std::net::Ipv4Addr,
+    /// Route metric (lower wins; the lab's own static routes have 0).
+    pub metric: u32,
+    /// Also the static prefixes of the connections that are up.
+    pub static_routes: bool,
 }
+
+/// Metric of the routes a gateway installs in its VNet router unless told otherwise.
+pub const DEFAULT_VNET_ROUTE_METRIC: u32 = 20;
 
 /// Hold time of Azure VPN gateways' BGP sessions (keepalives every 60 s).
 pub const DEFAULT_BGP_HOLD_TIME: u16 = 180;
@@ -280,6 +291,8 @@ pub struct GatewayConfig {
     pub busy_poll: Duration,
     /// The BGP speaker, when any connection has a BGP peer.
     pub bgp: Option<BgpConfig>,
+    /// The VNet's router, to be told the gateway's routes.
+    pub vnet_router: Option<VnetRouter>,
     /// The connections, in file order.
     pub connections: Vec<ConnectionSpec>,
     /// Things that work but an operator should fix (a key file others can read), for the
@@ -355,6 +368,17 @@ impl GatewayConfig {
                 })
             }
         };
+        let vnet_router = match top.take("vnet_router") {
+            None => None,
+            Some(toml::Value::Table(t)) => Some(parse_vnet_router(t)?),
+            Some(_) => {
+                return Err(ConfigError::WrongType {
+                    place: Place::Top,
+                    key: "vnet_router".into(),
+                    expected: "a table",
+                })
+            }
+        };
         let raw_conns = match top.take("connection") {
             None => return Err(ConfigError::NoConnections),
             Some(toml::Value::Array(a)) => a,
@@ -407,6 +431,7 @@ impl GatewayConfig {
             datapath_threads,
             busy_poll,
             bgp,
+            vnet_router,
             connections,
             warnings,
         })
@@ -455,35 +480,42 @@ fn parse_bgp(t: toml::Table) -> Result<BgpConfig, ConfigError> {
             ))
         }
     };
-    let vnet_router = match f.take("vnet_router") {
-        None => None,
-        Some(toml::Value::Table(t)) => {
-            let mut r = Fields::new(Place::Bgp, t);
-            let netns = r.string("netns")?.ok_or(ConfigError::Missing {
-                place: Place::Bgp,
-                key: "vnet_router.netns",
-            })?;
-            let next_hop = match r.ip("next_hop")? {
-                Some(IpAddr::V4(a)) => a,
-                _ => {
-                    return Err(ConfigError::Missing {
-                        place: Place::Bgp,
-                        key: "vnet_router.next_hop",
-                    })
-                }
-            };
-            r.finish()?;
-            Some(VnetRouter { netns, next_hop })
-        }
-        Some(_) => return Err(f.wrong("vnet_router", "a table")),
-    };
     f.finish()?;
     Ok(BgpConfig {
         asn,
         address,
         originate,
         hold_time,
-        vnet_router,
+    })
+}
+
+/// The `[vnet_router]` table.
+fn parse_vnet_router(t: toml::Table) -> Result<VnetRouter, ConfigError> {
+    let mut r = Fields::new(Place::VnetRouter, t);
+    let netns = r.string("netns")?.ok_or(ConfigError::Missing {
+        place: Place::VnetRouter,
+        key: "netns",
+    })?;
+    let next_hop = match r.ip("next_hop")? {
+        Some(IpAddr::V4(a)) => a,
+        Some(IpAddr::V6(a)) => {
+            return Err(r.invalid("next_hop", &a.to_string(), "an IPv4 address"))
+        }
+        None => {
+            return Err(ConfigError::Missing {
+                place: Place::VnetRouter,
+                key: "next_hop",
+            })
+        }
+    };
+    let metric = r.count("metric")?.unwrap_or(DEFAULT_VNET_ROUTE_METRIC);
+    let static_routes = r.boolean("static_routes")?.unwrap_or(false);
+    r.finish()?;
+    Ok(VnetRouter {
+        netns,
+        next_hop,
+        metric,
+        static_routes,
     })
 }
 

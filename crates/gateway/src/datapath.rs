@@ -455,6 +455,8 @@ pub struct DataPath {
     global: DropCounters,
     /// One-entry cache: the last (family, source, destination) and its route.
     last: Option<(bool, u128, u128, usize)>,
+    /// Bumped whenever the routes are rebuilt (a Child SA came or went).
+    generation: u64,
 }
 
 /// The outbound SA chosen for a packet (valid until the next install/remove).
@@ -495,7 +497,14 @@ impl DataPath {
             traffic: vec![ConnTraffic::default(); connections],
             global: DropCounters::default(),
             last: None,
+            generation: 0,
         }
+    }
+
+    /// Changes whenever the outbound routes were rebuilt: a caller that saw the same value
+    /// knows no connection went up or down since.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The receive half, for the thread that decrypts.
@@ -797,6 +806,7 @@ impl DataPath {
         self.pending = self.slots.iter().flatten().any(|s| !s.ready);
         self.routes.sort_by_key(|r| r.range.size());
         self.last = None;
+        self.generation += 1;
     }
 
     /// Decrypts one ESP packet (SPI first, no UDP header) in place (locks the receive half;

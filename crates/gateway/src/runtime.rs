@@ -15,6 +15,7 @@ use crate::receiver::{EventFd, IkeInbox, Receiver};
 use crate::status::{GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
+use crate::vnet_routes::VnetRoutes;
 use crate::wait::{ready, Waiter};
 use ike::endpoint::Endpoint;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -82,9 +83,12 @@ pub enum GatewayError {
     /// The receive thread could not be started or stopped unexpectedly.
     #[error("receive thread: {0}")]
     Receiver(io::Error),
-    /// The BGP speaker could not be started (its thread, or the VNet router's routes).
+    /// The BGP speaker's thread could not be started.
     #[error("BGP: {0}")]
     Bgp(io::Error),
+    /// The routes an earlier run left in the VNet router could not be removed.
+    #[error("VNet router: {0}")]
+    VnetRouter(io::Error),
 }
 
 /// How the process was started (things not in the config file).
@@ -120,6 +124,12 @@ pub struct Gateway {
     config_path: Option<PathBuf>,
     /// The BGP speaker, for a gateway with `[bgp]`.
     bgp: Option<BgpSide>,
+    /// Our routes in the VNet's router, for a gateway with `[vnet_router]`.
+    vnet: Option<VnetRoutes>,
+    /// Why the VNet router did not take them, if it did not.
+    vnet_error: Option<String>,
+    /// The data path's route generation the VNet routes were last brought in line with.
+    vnet_seen: u64,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -278,6 +288,9 @@ impl Gateway {
             tx: vec![0; MAX_PACKET + SEAL_SLACK],
             config_path: opts.config_path.clone(),
             bgp: None,
+            vnet: None,
+            vnet_error: None,
+            vnet_seen: u64::MAX,
         };
         let prefixes: Vec<ipnet::IpNet> = gw
             .core
@@ -302,6 +315,15 @@ impl Gateway {
         }
         // a BGP peer's /32 into its tunnel, before the speaker tries it
         gw.sync_routes();
+        if let Some(r) = gw.core.config().vnet_router.clone() {
+            match VnetRoutes::new(&r) {
+                Ok(v) => gw.vnet = Some(v),
+                Err(cause) => {
+                    gw.remove_routes();
+                    return Err(GatewayError::VnetRouter(cause));
+                }
+            }
+        }
         gw.bgp = match BgpSide::start(&gw.core) {
             Ok(b) => b,
             Err(cause) => {
@@ -413,9 +435,14 @@ impl Gateway {
             if let Some(b) = &mut self.bgp {
                 b.tick(&self.core);
             }
+            // a tunnel came up or went down: the VNet follows at once
+            if self.vnet.is_some() && self.core.datapath_ref().generation() != self.vnet_seen {
+                self.sync_vnet_routes();
+            }
             if now >= next_housekeeping {
                 next_housekeeping = now + UPKEEP_INTERVAL;
                 self.sync_routes();
+                self.sync_vnet_routes();
                 if let ReceivePath::Thread {
                     handle: Some(h), ..
                 } = &self.receive
@@ -439,8 +466,23 @@ impl Gateway {
         if let Some(b) = &mut self.bgp {
             if b.take_routes(&mut self.core) {
                 self.sync_routes();
+                self.sync_vnet_routes();
             }
         }
+    }
+
+    /// Brings the VNet router's routes through us in line with what the core wants.
+    fn sync_vnet_routes(&mut self) {
+        let Some(v) = &mut self.vnet else { return };
+        self.vnet_seen = self.core.datapath_ref().generation();
+        let want = self.core.vnet_routes();
+        if &want == v.installed() && self.vnet_error.is_none() {
+            return;
+        }
+        self.vnet_error = v.sync(&want).err().map(|e| {
+            warn!("VNet router routes: {e}");
+            e.to_string()
+        });
     }
 
     /// What the loop waits on for the receive direction.
@@ -602,6 +644,10 @@ impl Gateway {
         };
         let mut status = self.core.status(Instant::now(), &facts);
         status.bgp = self.bgp.as_ref().map(|b| b.report(&self.core));
+        status.vnet_routes = self.vnet.as_ref().map(|v| crate::status::VnetRoutesReport {
+            routes: v.installed().keys().map(|p| p.to_string()).collect(),
+            error: self.vnet_error.clone(),
+        });
         status
     }
 
@@ -669,6 +715,12 @@ impl Gateway {
     fn shutdown(&mut self) {
         if let Some(b) = &mut self.bgp {
             b.stop();
+        }
+        // the VNet sends to the other instance (if any) before our tunnels go
+        if let Some(v) = &mut self.vnet {
+            if let Err(e) = v.sync(&Default::default()) {
+                warn!("removing VNet router routes: {e}");
+            }
         }
         self.core.shutdown(Instant::now());
         self.flush();

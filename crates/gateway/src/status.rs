@@ -59,6 +59,18 @@ pub struct GatewayStatus {
     /// The BGP speaker, when the gateway runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<crate::bgp_report::BgpReport>,
+    /// The routes the gateway keeps in its VNet's router, when it keeps any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnet_routes: Option<VnetRoutesReport>,
+}
+
+/// The prefixes the VNet router sends to this gateway because the gateway said so.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VnetRoutesReport {
+    /// The prefixes.
+    pub routes: Vec<String>,
+    /// Why the router did not take them, if it did not.
+    pub error: Option<String>,
 }
 
 /// One connection's state and counters.
@@ -486,6 +498,7 @@ mod tests {
             control_refused: 0,
             control_busy: 0,
             bgp: None,
+            vnet_routes: None,
         }
     }
 

@@ -1,54 +1,75 @@
-//! Learned routes handed on to the VNet's router, pointing at the gateway: how a prefix a
-//! BGP peer announces reaches the VMs' routing (Azure propagates gateway routes into the
-//! VNet's effective routes).
+//! The gateway's routes in its VNet's router, pointing at the gateway: how a prefix a BGP peer
+//! announces reaches the VMs (Azure propagates gateway routes into the VNet's effective
+//! routes), and for an active-active instance the static prefixes of its tunnels that are up,
+//! so the VNet sends to the instance whose tunnels carry traffic.
 //!
-//! The routes carry protocol `bgp` and metric [`METRIC`], so they never replace a static
-//! route the lab keeps for the same prefix (a local network gateway's address space) and a
-//! restarted gateway finds and removes what its predecessor left.
+//! Learned routes carry protocol `bgp`, static ones `static`, with the configured metric, so
+//! they never replace a route the lab keeps for the same prefix (metric 0) nor another
+//! instance's (its own metric); [`flush`] removes what a gateway left (its supervisor calls
+//! it when the gateway dies, a restarted gateway first thing).
 
+use crate::config::VnetRouter;
 use crate::tun::run_ip;
 use ipnet::Ipv4Net;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io;
-use std::net::Ipv4Addr;
 
-/// Metric of the routes: static routes (metric 0) for the same prefix win.
-pub const METRIC: &str = "20";
+/// The protocol word of a route: `bgp` for a learned one, else `static`.
+fn proto(learned: bool) -> &'static str {
+    if learned {
+        "bgp"
+    } else {
+        "static"
+    }
+}
+
+/// Removes every route through `r.next_hop` the gateway installed in the router.
+pub fn flush(r: &VnetRouter) -> io::Result<()> {
+    let hop = r.next_hop.to_string();
+    for p in ["bgp", "static"] {
+        run_ip(&[
+            "-n", &r.netns, "-4", "route", "flush", "proto", p, "via", &hop,
+        ])?;
+    }
+    Ok(())
+}
 
 /// The routes this gateway keeps in its VNet router's namespace.
 #[derive(Debug)]
 pub struct VnetRoutes {
-    netns: String,
-    next_hop: Ipv4Addr,
-    installed: BTreeSet<Ipv4Net>,
+    router: VnetRouter,
+    installed: BTreeMap<Ipv4Net, bool>,
 }
 
 impl VnetRoutes {
-    /// Takes over the router's routes through `next_hop`: what an earlier run of the
+    /// Takes over the router's routes through our next hop: what an earlier run of the
     /// gateway left there is removed.
-    pub fn new(netns: &str, next_hop: Ipv4Addr) -> io::Result<VnetRoutes> {
-        let hop = next_hop.to_string();
-        run_ip(&[
-            "-n", netns, "-4", "route", "flush", "proto", "bgp", "via", &hop,
-        ])?;
+    pub fn new(router: &VnetRouter) -> io::Result<VnetRoutes> {
+        flush(router)?;
         Ok(VnetRoutes {
-            netns: netns.to_string(),
-            next_hop,
-            installed: BTreeSet::new(),
+            router: router.clone(),
+            installed: BTreeMap::new(),
         })
     }
 
-    /// Makes the router's routes through us exactly `want`; returns the first error (the
-    /// rest is still attempted).
-    pub fn sync(&mut self, want: &BTreeSet<Ipv4Net>) -> io::Result<()> {
-        let hop = self.next_hop.to_string();
+    /// Makes the router's routes through us exactly `want` (prefix → learned); returns the
+    /// first error (the rest is still attempted).
+    pub fn sync(&mut self, want: &BTreeMap<Ipv4Net, bool>) -> io::Result<()> {
+        let hop = self.router.next_hop.to_string();
+        let metric = self.router.metric.to_string();
+        let netns = self.router.netns.clone();
         let mut first_err = None;
-        let stale: Vec<Ipv4Net> = self.installed.difference(want).copied().collect();
-        for p in stale {
+        let stale: Vec<(Ipv4Net, bool)> = self
+            .installed
+            .iter()
+            .filter(|(p, l)| want.get(p) != Some(l))
+            .map(|(p, l)| (*p, *l))
+            .collect();
+        for (p, learned) in stale {
             let dst = p.to_string();
             match run_ip(&[
                 "-n",
-                &self.netns,
+                &netns,
                 "-4",
                 "route",
                 "del",
@@ -56,9 +77,9 @@ impl VnetRoutes {
                 "via",
                 &hop,
                 "proto",
-                "bgp",
+                proto(learned),
                 "metric",
-                METRIC,
+                &metric,
             ]) {
                 Err(e) if !e.to_string().contains("No such process") => {
                     first_err.get_or_insert(e);
@@ -68,12 +89,14 @@ impl VnetRoutes {
                 }
             }
         }
-        let missing: Vec<Ipv4Net> = want.difference(&self.installed).copied().collect();
-        for p in missing {
+        for (p, learned) in want {
+            if self.installed.get(p) == Some(learned) {
+                continue;
+            }
             let dst = p.to_string();
             match run_ip(&[
                 "-n",
-                &self.netns,
+                &netns,
                 "-4",
                 "route",
                 "replace",
@@ -81,12 +104,12 @@ impl VnetRoutes {
                 "via",
                 &hop,
                 "proto",
-                "bgp",
+                proto(*learned),
                 "metric",
-                METRIC,
+                &metric,
             ]) {
                 Ok(()) => {
-                    self.installed.insert(p);
+                    self.installed.insert(*p, *learned);
                 }
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -97,7 +120,7 @@ impl VnetRoutes {
     }
 
     /// What is installed now.
-    pub fn installed(&self) -> &BTreeSet<Ipv4Net> {
+    pub fn installed(&self) -> &BTreeMap<Ipv4Net, bool> {
         &self.installed
     }
 }

@@ -503,8 +503,24 @@ fn print_status(s: &LabStatus) {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
-            if let Some(line) = gateway_process_line(&o["gatewayProcess"]) {
-                println!("      {line}");
+            match o["instances"].as_array() {
+                Some(instances) => {
+                    for i in instances {
+                        println!(
+                            "      instance {} ({}, {}): {}",
+                            i["instance"],
+                            i["ipConfiguration"].as_str().unwrap_or("-"),
+                            i["privateIpAddress"].as_str().unwrap_or("-"),
+                            gateway_process_line(&i["gatewayProcess"])
+                                .unwrap_or_else(|| "no process".into())
+                        );
+                    }
+                }
+                None => {
+                    if let Some(line) = gateway_process_line(&o["gatewayProcess"]) {
+                        println!("      {line}");
+                    }
+                }
             }
             for line in bgp_lines(&o["bgp"]) {
                 println!("      {line}");

@@ -13,10 +13,13 @@ use site::{ConnectionType, Resource, Site, VirtualNetworkGateway};
 use std::path::Path;
 
 mod toml_config;
-use toml_config::{bgp_table, connection_table, render, top_table};
+use toml_config::{bgp_table, connection_tables, render, top_table, vnet_router_table};
 
 /// Interface name of the gateway's TUN device (inside its own namespace, so no collisions).
 pub const TUN_NAME: &str = "vpn0";
+/// Metric of the routes a gateway's first instance installs in its VNet router (the second
+/// instance's are one higher, so the router prefers the first while its tunnels are up).
+pub const VNET_ROUTE_METRIC: u32 = 20;
 
 /// Why a VNet gateway, or one of its connections, cannot be configured; the resource's
 /// provisioning state becomes Failed with this text.
@@ -106,6 +109,9 @@ pub struct GatewayRun {
     pub site: String,
     /// Gateway resource name.
     pub gateway: String,
+    /// Which instance of the gateway (0: the first or only one; 1: an active-active
+    /// gateway's second).
+    pub instance: u8,
     /// Gateway resource id.
     pub gateway_id: String,
     /// Its namespace.
@@ -129,16 +135,11 @@ fn find_gateway<'a>(
     })
 }
 
-/// A VNet gateway's BGP address (see [`VirtualNetworkGateway::bgp_peering_address`]).
-pub fn gateway_bgp_address(gw: &VirtualNetworkGateway) -> Option<std::net::Ipv4Addr> {
-    gw.bgp_peering_address()
-}
-
-/// A gateway's VNet address space and public IP, from its site's resources.
+/// A gateway's VNet address space and its instances' public IPs, from its site's resources.
 fn gateway_endpoints(
     resources: &[Resource],
     gw: &VirtualNetworkGateway,
-) -> Result<(Vec<ipnet::Ipv4Net>, std::net::Ipv4Addr), GatewayConfigError> {
+) -> Result<(Vec<ipnet::Ipv4Net>, Vec<std::net::Ipv4Addr>), GatewayConfigError> {
     let ipc = gw
         .ip_configurations
         .first()
@@ -155,18 +156,27 @@ fn gateway_endpoints(
             _ => None,
         })
         .ok_or_else(|| GatewayConfigError::NoGatewaySubnet(gw.meta.name.clone()))?;
-    let public = resources
+    let public = gw
+        .ip_configurations
         .iter()
-        .find_map(|r| match r {
-            Resource::PublicIpAddress(p) if site::same_id(&p.meta.id, &ipc.public_ip_address) => {
-                Some(p.ip_address)
-            }
-            _ => None,
+        .take(gw.instance_count())
+        .map(|ipc| {
+            resources
+                .iter()
+                .find_map(|r| match r {
+                    Resource::PublicIpAddress(p)
+                        if site::same_id(&p.meta.id, &ipc.public_ip_address) =>
+                    {
+                        Some(p.ip_address)
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| GatewayConfigError::NoPublicIp {
+                    public_ip: ipc.public_ip_address.clone(),
+                    gateway: gw.meta.name.clone(),
+                })
         })
-        .ok_or_else(|| GatewayConfigError::NoPublicIp {
-            public_ip: ipc.public_ip_address.clone(),
-            gateway: gw.meta.name.clone(),
-        })?;
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((space, public))
 }
 
@@ -212,9 +222,11 @@ pub fn plan(
                 gw,
                 local_address,
                 public_address: g.public_address,
-                netns: topology.lab_id.gateway_netns(&net.name, &g.name),
+                netns: g.netns(&topology.lab_id, &net.name),
                 router_netns: topology.lab_id.router_netns(&net.name, &g.vnet),
                 private_address: g.private_address,
+                instance: g.instance,
+                instances: g.instances,
             };
             match placed.run(&mut failures) {
                 Ok(run) => runs.push(run),
@@ -241,6 +253,10 @@ struct Placed<'a> {
     router_netns: String,
     /// Its address in the GatewaySubnet.
     private_address: std::net::Ipv4Addr,
+    /// Which instance of the gateway it is.
+    instance: u8,
+    /// How many the gateway has.
+    instances: u8,
 }
 
 impl Placed<'_> {
@@ -260,14 +276,21 @@ impl Placed<'_> {
         }
         let (local_prefixes, _) = gateway_endpoints(resources, gw)?;
         let site_name = &self.site.info().name;
-        let control = control_socket(self.lab_dir, site_name, &gw.meta.name);
+        let instance_name = crate::topology::instance_name(&gw.meta.name, self.instance);
+        let control = control_socket(self.lab_dir, site_name, &instance_name);
         let mut top = top_table(self.local_address, &control);
-        let bgp = bgp_table(
-            gw,
-            &local_prefixes,
-            &self.router_netns,
-            self.private_address,
-        );
+        let bgp = bgp_table(gw, usize::from(self.instance), &local_prefixes);
+        if bgp.is_some() || self.instances > 1 {
+            top.insert(
+                "vnet_router".into(),
+                toml::Value::Table(vnet_router_table(
+                    &self.router_netns,
+                    self.private_address,
+                    VNET_ROUTE_METRIC + u32::from(self.instance),
+                    self.instances > 1,
+                )),
+            );
+        }
         let local_asn = bgp
             .as_ref()
             .and_then(|_| gw.bgp_settings.as_ref().map(|b| b.asn));
@@ -281,7 +304,7 @@ impl Placed<'_> {
             if !site::same_id(&c.virtual_network_gateway1, &gw.meta.id) {
                 continue;
             }
-            let checked = connection_table(
+            let checked = connection_tables(
                 self.site,
                 resources,
                 self.sites,
@@ -289,17 +312,17 @@ impl Placed<'_> {
                 &local_prefixes,
                 local_asn,
             )
-            .and_then(|t| {
+            .and_then(|ts| {
                 // The gateway's own parser is the judge of what it can run (algorithms,
                 // lifetimes); its error names the key.
-                let alone = render(top.clone(), self.public_address, vec![t.clone()]);
+                let alone = render(top.clone(), self.public_address, ts.clone());
                 gateway::GatewayConfig::parse(&alone, self.lab_dir)
-                    .map(|_| t)
+                    .map(|_| ts)
                     .map_err(GatewayConfigError::Refused)
             });
             match checked {
-                Ok(t) => {
-                    tables.push(t);
+                Ok(ts) => {
+                    tables.extend(ts);
                     served.push(c.meta.id.clone());
                 }
                 Err(e) => failures.push((c.meta.id.to_lowercase(), e)),
@@ -308,6 +331,7 @@ impl Placed<'_> {
         Ok(GatewayRun {
             site: site_name.clone(),
             gateway: gw.meta.name.clone(),
+            instance: self.instance,
             gateway_id: gw.meta.id.clone(),
             netns: self.netns.clone(),
             config: (!tables.is_empty()).then(|| render(top, self.public_address, tables)),
@@ -410,6 +434,8 @@ mod tests {
                 vnet: vnet.into(),
                 private_address: private.parse().unwrap(),
                 public_address: public.parse().unwrap(),
+                instance: 0,
+                instances: 1,
                 remote_prefixes: vec![remote.parse().unwrap()],
             }],
         };
@@ -589,6 +615,56 @@ mod tests {
             kind.default_policy.ike_proposals.len()
         );
         assert!(esp.len() > want_first.len());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An active-active gateway runs one process per instance: each binds its own public IP,
+    /// serves every connection, and tells the VNet router its routes with its own metric
+    /// (static prefixes included, for the tunnels that are up).
+    #[test]
+    fn active_active_instances_get_a_configuration_each() {
+        let dir = scratch("aa");
+        let (mut topo, mut sites) = seed(&dir, json!([]), false);
+        for r in sites[0].1.iter_mut() {
+            if let Resource::VirtualNetworkGateway(g) = r {
+                g.active_active = true;
+                let mut second = g.ip_configurations[0].clone();
+                second.name = "cfg2".into();
+                second.private_ip_address = "10.1.255.5".parse().unwrap();
+                g.ip_configurations.push(second);
+            }
+        }
+        let mut instance = topo.sites[0].gateways[0].clone();
+        instance.instance = 1;
+        instance.instances = 2;
+        instance.private_address = "10.1.255.5".parse().unwrap();
+        instance.public_address = "203.0.113.2".parse().unwrap();
+        topo.sites[0].gateways[0].instances = 2;
+        topo.sites[0].gateways.push(instance);
+        let (runs, failures) = plan(&dir, &topo, &sites);
+        assert!(failures.is_empty(), "{failures:?}");
+        let azure: Vec<&GatewayRun> = runs.iter().filter(|r| r.site == "azure").collect();
+        assert_eq!(azure.len(), 2);
+        for (i, run) in azure.iter().enumerate() {
+            assert_eq!(run.instance as usize, i);
+            let c = gateway::GatewayConfig::parse(run.config.as_deref().unwrap(), Path::new("/"))
+                .unwrap();
+            assert_eq!(
+                c.local_address.to_string(),
+                ["203.0.113.1", "203.0.113.2"][i]
+            );
+            let r = c.vnet_router.expect("instances tell the router");
+            assert_eq!(r.metric, VNET_ROUTE_METRIC + i as u32);
+            assert!(r.static_routes);
+            assert_eq!(r.next_hop.to_string(), ["10.1.255.4", "10.1.255.5"][i]);
+            assert_eq!(c.connections[0].name, "azure-to-stackhub");
+            assert!(
+                format!("{:?}", c.connections[0].local_id)
+                    .contains(["203.0.113.1", "203.0.113.2"][i]),
+                "each instance is known by its own public IP"
+            );
+        }
+        assert_ne!(azure[0].netns, azure[1].netns);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

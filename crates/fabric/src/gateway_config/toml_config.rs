@@ -1,7 +1,7 @@
 //! A gateway's TOML configuration: the top table (addresses, control socket, TUN) and one
 //! `[[connection]]` table per connection, from the connection, its far end and its policy.
 
-use super::{find_gateway, gateway_bgp_address, gateway_endpoints, GatewayConfigError, TUN_NAME};
+use super::{find_gateway, gateway_endpoints, GatewayConfigError, TUN_NAME};
 use site::{ConnectionType, Resource, Site};
 use std::path::Path;
 
@@ -9,27 +9,52 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One `[[connection]]` table for connection `c` of gateway `gw`, or why it cannot run.
-pub(super) fn connection_table(
+/// The `[[connection]]` tables for connection `c` of gateway `gw`, or why it cannot run: one
+/// per instance of the far end (a peer VNet gateway that is active-active has two: the
+/// second table is named `<connection>#2`).
+pub(super) fn connection_tables(
     site: &Site,
     resources: &[Resource],
     sites: &[(Site, Vec<Resource>)],
     c: &site::Connection,
     local_prefixes: &[ipnet::Ipv4Net],
     local_asn: Option<u32>,
-) -> Result<toml::Table, GatewayConfigError> {
-    let (remote, remote_prefixes) = remote_end(resources, sites, c)?;
+) -> Result<Vec<toml::Table>, GatewayConfigError> {
+    let (remotes, remote_prefixes) = remote_end(resources, sites, c)?;
     check_supported(c)?;
-    let bgp_peer = if c.enable_bgp {
-        let asn = local_asn.ok_or(GatewayConfigError::BgpOffOnGateway)?;
-        let (address, peer_asn) = bgp_peer(resources, sites, c)?;
-        if peer_asn == asn {
-            return Err(GatewayConfigError::SameAsn(asn));
+    let mut out = Vec::new();
+    for (i, remote) in remotes.iter().enumerate() {
+        let bgp_peer = if c.enable_bgp {
+            let asn = local_asn.ok_or(GatewayConfigError::BgpOffOnGateway)?;
+            let (address, peer_asn) = bgp_peer(resources, sites, c, i)?;
+            if peer_asn == asn {
+                return Err(GatewayConfigError::SameAsn(asn));
+            }
+            Some((address, peer_asn))
+        } else {
+            None
+        };
+        let mut t = connection_table(site, c, *remote, &remote_prefixes, local_prefixes, bgp_peer)?;
+        if i > 0 {
+            t.insert(
+                "name".into(),
+                toml::Value::String(crate::topology::instance_name(&c.meta.name, i as u8)),
+            );
         }
-        Some((address, peer_asn))
-    } else {
-        None
-    };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// One `[[connection]]` table: connection `c` to the far end at `remote`.
+fn connection_table(
+    site: &Site,
+    c: &site::Connection,
+    remote: std::net::Ipv4Addr,
+    remote_prefixes: &[ipnet::Ipv4Net],
+    local_prefixes: &[ipnet::Ipv4Net],
+    bgp_peer: Option<(std::net::Ipv4Addr, u32)>,
+) -> Result<toml::Table, GatewayConfigError> {
     if remote_prefixes.is_empty() && bgp_peer.is_none() {
         return Err(GatewayConfigError::NoAddressPrefixes(
             c.local_network_gateway2.clone().unwrap_or_default(),
@@ -68,7 +93,7 @@ pub(super) fn connection_table(
         toml::Value::String(format!("0x{}", hex(key.expose().as_bytes()))),
     );
     t.insert("local_prefixes".into(), prefixes(local_prefixes));
-    t.insert("remote_prefixes".into(), prefixes(&remote_prefixes));
+    t.insert("remote_prefixes".into(), prefixes(remote_prefixes));
     t.insert("ike_proposals".into(), strings(&policy.ike_proposals));
     t.insert("esp_proposals".into(), strings(&esp));
     t.insert(
@@ -113,6 +138,7 @@ fn bgp_peer(
     resources: &[Resource],
     sites: &[(Site, Vec<Resource>)],
     c: &site::Connection,
+    peer_instance: usize,
 ) -> Result<(std::net::Ipv4Addr, u32), GatewayConfigError> {
     match c.connection_type {
         ConnectionType::IPsec => {
@@ -133,7 +159,10 @@ fn bgp_peer(
             let peer_id = c.virtual_network_gateway2.as_deref().unwrap_or_default();
             let (_, _, peer) = find_gateway(sites, peer_id)
                 .ok_or_else(|| GatewayConfigError::NoSuchPeerGateway(peer_id.into()))?;
-            match (&peer.bgp_settings, gateway_bgp_address(peer)) {
+            match (
+                &peer.bgp_settings,
+                peer.bgp_peering_address_of(peer_instance),
+            ) {
                 (Some(b), Some(address)) if peer.enable_bgp => Ok((address, b.asn)),
                 _ => Err(GatewayConfigError::NoPeerBgpSettings(
                     peer.meta.name.clone(),
@@ -143,16 +172,15 @@ fn bgp_peer(
     }
 }
 
-/// The `[bgp]` table of a gateway with `enableBgp`: its ASN and BGP address, its VNet's
-/// address space to announce, and its VNet router to hand learned routes to.
+/// The `[bgp]` table of instance `instance` of a gateway with `enableBgp`: its ASN and that
+/// instance's BGP address, and its VNet's address space to announce.
 pub(super) fn bgp_table(
     gw: &site::VirtualNetworkGateway,
+    instance: usize,
     originate: &[ipnet::Ipv4Net],
-    router_netns: &str,
-    next_hop: std::net::Ipv4Addr,
 ) -> Option<toml::Table> {
     let b = gw.bgp_settings.as_ref().filter(|_| gw.enable_bgp)?;
-    let address = gateway_bgp_address(gw)?;
+    let address = gw.bgp_peering_address_of(instance)?;
     let mut t = toml::Table::new();
     t.insert("asn".into(), toml::Value::Integer(b.asn.into()));
     t.insert("address".into(), toml::Value::String(address.to_string()));
@@ -165,11 +193,24 @@ pub(super) fn bgp_table(
                 .collect(),
         ),
     );
+    Some(t)
+}
+
+/// The `[vnet_router]` table: the gateway instance tells its VNet's router what to send it
+/// (learned routes; for an active-active instance also the static prefixes of its tunnels
+/// that are up, preferred by `metric`).
+pub(super) fn vnet_router_table(
+    router_netns: &str,
+    next_hop: std::net::Ipv4Addr,
+    metric: u32,
+    static_routes: bool,
+) -> toml::Table {
     let mut r = toml::Table::new();
     r.insert("netns".into(), toml::Value::String(router_netns.into()));
     r.insert("next_hop".into(), toml::Value::String(next_hop.to_string()));
-    t.insert("vnet_router".into(), toml::Value::Table(r));
-    Some(t)
+    r.insert("metric".into(), toml::Value::Integer(metric.into()));
+    r.insert("static_routes".into(), toml::Value::Boolean(static_routes));
+    r
 }
 
 /// The address `fqdn` has in the lab's zone (names compare case-insensitively, a trailing dot
@@ -182,13 +223,14 @@ fn resolve(sites: &[(Site, Vec<Resource>)], fqdn: &str) -> Option<std::net::Ipv4
         .map(|(_, a)| a)
 }
 
-/// The far end of a connection: its address and the prefixes behind it, from the local
-/// network gateway (IPsec) or the peer VNet gateway in any site of the lab (Vnet2Vnet).
+/// The far end of a connection: its addresses (one per instance of an active-active peer
+/// gateway) and the prefixes behind it, from the local network gateway (IPsec) or the peer
+/// VNet gateway in any site of the lab (Vnet2Vnet).
 fn remote_end(
     resources: &[Resource],
     sites: &[(Site, Vec<Resource>)],
     c: &site::Connection,
-) -> Result<(std::net::Ipv4Addr, Vec<ipnet::Ipv4Net>), GatewayConfigError> {
+) -> Result<(Vec<std::net::Ipv4Addr>, Vec<ipnet::Ipv4Net>), GatewayConfigError> {
     match c.connection_type {
         ConnectionType::IPsec => {
             let lng_id = c
@@ -227,7 +269,7 @@ fn remote_end(
                     return Err(GatewayConfigError::NoPeerAddress(lng.meta.name.clone()))
                 }
             };
-            Ok((ip, lng.address_prefixes.clone()))
+            Ok((vec![ip], lng.address_prefixes.clone()))
         }
         ConnectionType::Vnet2Vnet => {
             let peer_id = c

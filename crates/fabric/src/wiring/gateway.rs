@@ -43,8 +43,8 @@ impl SiteWiring<'_> {
                 prefix: site.public_prefix,
             });
         }
-        let gw_ns = self.id().gateway_netns(&site.name, &gw.name);
-        let key = format!("{}/gateway/{}", site.name, gw.name);
+        let gw_ns = gw.netns(self.id(), &site.name);
+        let key = format!("{}/gateway/{}", site.name, gw.instance_name());
         let subnet_router = first_host(&subnet.prefix).expect("checked by the router");
         let mut spec = NetnsSpec {
             name: gw_ns.clone(),
@@ -82,14 +82,18 @@ impl SiteWiring<'_> {
             },
             master: Some(bridge.clone()),
             addrs: Vec::new(),
-            role: format!("port of gateway {}/{}", site.name, gw.name),
+            role: format!("port of gateway {}/{}", site.name, gw.instance_name()),
         });
-        for p in &gw.remote_prefixes {
-            router.routes.push(RouteSpec {
-                dst: p.trunc(),
-                via: Some(gw.private_address),
-                dev: bridge.clone(),
-            });
+        // an active-active gateway's instances tell the router themselves, so that it follows
+        // the instance whose tunnels are up
+        if gw.instances <= 1 {
+            for p in &gw.remote_prefixes {
+                router.routes.push(RouteSpec {
+                    dst: p.trunc(),
+                    via: Some(gw.private_address),
+                    dev: bridge.clone(),
+                });
+            }
         }
         if site.nat {
             self.wan_behind_nat(index, gw, &mut spec);
@@ -119,9 +123,10 @@ impl SiteWiring<'_> {
             dev: GATEWAY_WAN_IF.into(),
         });
         self.internet_ports.push(LinkSpec {
-            name: self
-                .id()
-                .ifname('g', &format!("{}/gateway/{}", site.name, gw.name)),
+            name: self.id().ifname(
+                'g',
+                &format!("{}/gateway/{}", site.name, gw.instance_name()),
+            ),
             kind: LinkKind::Veth {
                 peer_netns: spec.name.clone(),
                 peer_name: GATEWAY_WAN_IF.into(),
@@ -153,9 +158,10 @@ impl SiteWiring<'_> {
             via: Some(nat_inside),
             dev: GATEWAY_WAN_IF.into(),
         });
-        let inside_if = self
-            .id()
-            .ifname('g', &format!("{}/gateway/{}", site.name, gw.name));
+        let inside_if = self.id().ifname(
+            'g',
+            &format!("{}/gateway/{}", site.name, gw.instance_name()),
+        );
         let nat = self.nat_device.get_or_insert_with(|| NetnsSpec {
             name: self.topo.lab_id.nat_netns(&site.name),
             role: format!("NAT device of site {}", site.name),

@@ -378,6 +378,8 @@ mod tests {
                     vnet: "vnet1".into(),
                     private_address: "10.1.255.4".parse().unwrap(),
                     public_address: "203.0.113.1".parse().unwrap(),
+                    instance: 0,
+                    instances: 1,
                     remote_prefixes: vec!["10.2.0.0/16".parse().unwrap()],
                 }],
             }],

@@ -80,6 +80,32 @@ impl GatewayCore {
         true
     }
 
+    /// What the VNet router should send to this gateway (with `[vnet_router]`): every learned
+    /// route it forwards, and with `static_routes` the static prefixes of each connection
+    /// whose Child SAs carry traffic; `true` marks a learned route.
+    pub fn vnet_routes(&self) -> std::collections::BTreeMap<Ipv4Net, bool> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(r) = &self.cfg.vnet_router else {
+            return out;
+        };
+        if r.static_routes {
+            for (i, c) in self.live_connections() {
+                if !self.dp.is_up(i) {
+                    continue;
+                }
+                for p in &c.remote_prefixes {
+                    if let IpNet::V4(v) = p {
+                        out.insert(v.trunc(), false);
+                    }
+                }
+            }
+        }
+        for r in &self.bgp_installed {
+            out.entry(r.prefix).or_insert(true);
+        }
+        out
+    }
+
     /// Learned routes the gateway forwards.
     pub fn bgp_installed(&self) -> &[Installed] {
         &self.bgp_installed

@@ -263,6 +263,9 @@ impl GatewayCore {
         if new.bgp != self.cfg.bgp {
             changed.push("[bgp]");
         }
+        if new.vnet_router != self.cfg.vnet_router {
+            changed.push("[vnet_router]");
+        }
         if !changed.is_empty() {
             return Err(ReloadError::NeedsRestart {
                 what: changed.join(", "),
@@ -420,6 +423,7 @@ impl GatewayCore {
             control_refused: facts.control.0,
             control_busy: facts.control.1,
             bgp: None,
+            vnet_routes: None,
         }
     }
 

@@ -80,14 +80,28 @@ impl VirtualNetworkGateway {
     /// Where the gateway speaks BGP from: its first instance's custom APIPA address when one
     /// is configured, else that instance's address in the GatewaySubnet, as Azure peers from.
     pub fn bgp_peering_address(&self) -> Option<Ipv4Addr> {
-        let first = self.ip_configurations.first()?;
+        self.bgp_peering_address_of(0)
+    }
+
+    /// Where instance `instance` (0-based; two for active-active) speaks BGP from.
+    pub fn bgp_peering_address_of(&self, instance: usize) -> Option<Ipv4Addr> {
+        let cfg = self.ip_configurations.get(instance)?;
         let custom = self.bgp_settings.as_ref().and_then(|b| {
             b.custom_bgp_addresses
                 .iter()
-                .find(|(cfg, _)| cfg.eq_ignore_ascii_case(&first.name))
+                .find(|(name, _)| name.eq_ignore_ascii_case(&cfg.name))
                 .and_then(|(_, a)| a.first().copied())
         });
-        Some(custom.unwrap_or(first.private_ip_address))
+        Some(custom.unwrap_or(cfg.private_ip_address))
+    }
+
+    /// How many instances carry tunnels: two for an active-active gateway, else one.
+    pub fn instance_count(&self) -> usize {
+        if self.active_active {
+            self.ip_configurations.len().max(1)
+        } else {
+            1
+        }
     }
 }
 

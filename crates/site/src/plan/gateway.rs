@@ -140,15 +140,6 @@ impl Planner<'_> {
                 b.custom_bgp_addresses = legacy_apipa(b.bgp_peering_address.as_deref(), &out);
             }
         }
-        if active_active {
-            let note = format!(
-                "{}: active-active: the lab runs the first instance ({}) only; the second keeps its addresses but carries no tunnel",
-                meta.name,
-                out.first().map(|c| c.name.as_str()).unwrap_or("")
-            );
-            meta.notes.push(note.clone());
-            self.notes.push(note);
-        }
         if !gateway_type.eq_ignore_ascii_case("Vpn") {
             let note = format!(
                 "{}: {gateway_type} gateways are recorded, not realized",
