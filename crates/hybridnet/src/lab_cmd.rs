@@ -586,8 +586,13 @@ fn bgp_lines(b: &serde_json::Value) -> Vec<String> {
             Some(e) if p["state"] != "Connected" => format!(": {e}"),
             _ => String::new(),
         };
+        // an active-active gateway's instances each peer from their own address
+        let from = match p["localAddress"].as_str() {
+            Some(a) if Some(a) != b["localAddress"].as_str() => format!(" (from {a})"),
+            _ => String::new(),
+        };
         out.push(format!(
-            "  peer {} AS {} {} {}{why}",
+            "  peer {} AS {} {} {}{from}{why}",
             p["neighbor"].as_str().unwrap_or("-"),
             p["asn"],
             p["state"].as_str().unwrap_or("-"),
