@@ -16,32 +16,11 @@ const HUB_VM: &str = "10.2.1.4";
 const HUB: &str = "10.2.0.0/16";
 
 fn azure_connection(lab: &Lab) -> Value {
-    let out = lab.run(&[
-        "vpn-connection",
-        "show",
-        "--id",
-        &lab.id,
-        "--site",
-        "azure",
-        "--name",
-        "azure-to-stackhub",
-    ]);
-    assert!(out.status.success(), "{}", show(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    lab.connection("azure", "azure-to-stackhub")
 }
 
 fn tunnels(lab: &Lab) -> Vec<(String, String)> {
-    azure_connection(lab)["properties"]["tunnelConnectionStatus"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["tunnel"].as_str().unwrap().to_string(),
-                t["connectionStatus"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    lab.tunnels("azure", "azure-to-stackhub")
 }
 
 /// The first instance's supervisor state (its pid and its child's).

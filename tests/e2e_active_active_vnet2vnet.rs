@@ -8,27 +8,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use testkit::bgp::wait_until;
-use testkit::lab::{show, Lab};
+use testkit::lab::Lab;
 
+/// The Connected tunnels of Vnet1's connection.
 fn tunnels(lab: &Lab) -> Vec<String> {
-    let out = lab.run(&[
-        "vpn-connection",
-        "show",
-        "--id",
-        &lab.id,
-        "--site",
-        "azure",
-        "--name",
-        "Vnet1-to-Vnet2",
-    ]);
-    assert!(out.status.success(), "{}", show(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["properties"]["tunnelConnectionStatus"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["connectionStatus"] == "Connected")
-        .map(|t| t["tunnel"].as_str().unwrap().to_string())
+    lab.tunnels("azure", "Vnet1-to-Vnet2")
+        .into_iter()
+        .filter(|(_, s)| s == "Connected")
+        .map(|(t, _)| t)
         .collect()
 }
 

@@ -163,6 +163,18 @@ struct Conn {
     closing: bool,
 }
 
+impl Conn {
+    fn new(stream: TcpStream, peer: Ipv4Addr, connecting: bool) -> Conn {
+        Conn {
+            stream,
+            peer,
+            connecting,
+            out: Vec::new(),
+            closing: false,
+        }
+    }
+}
+
 /// The thread's state.
 struct Runner {
     speaker: Speaker,
@@ -297,16 +309,7 @@ impl Runner {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    self.conns.insert(
-                        id,
-                        Conn {
-                            stream,
-                            peer,
-                            connecting: false,
-                            out: Vec::new(),
-                            closing: false,
-                        },
-                    );
+                    self.conns.insert(id, Conn::new(stream, peer, false));
                 }
                 // dropping the stream closes it
                 None => drop(stream),
@@ -410,16 +413,7 @@ impl Runner {
                 Output::Connect { conn, peer } => match connect(self.speaker.config().bgp_id, peer)
                 {
                     Ok(stream) => {
-                        self.conns.insert(
-                            conn,
-                            Conn {
-                                stream,
-                                peer,
-                                connecting: true,
-                                out: Vec::new(),
-                                closing: false,
-                            },
-                        );
+                        self.conns.insert(conn, Conn::new(stream, peer, true));
                     }
                     Err(e) => {
                         let why = format!("TCP connection to {peer}:{BGP_PORT} failed: {e}");

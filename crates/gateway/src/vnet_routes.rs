@@ -55,9 +55,6 @@ impl VnetRoutes {
     /// Makes the router's routes through us exactly `want` (prefix → learned); returns the
     /// first error (the rest is still attempted).
     pub fn sync(&mut self, want: &BTreeMap<Ipv4Net, bool>) -> io::Result<()> {
-        let hop = self.router.next_hop.to_string();
-        let metric = self.router.metric.to_string();
-        let netns = self.router.netns.clone();
         let mut first_err = None;
         let stale: Vec<(Ipv4Net, bool)> = self
             .installed
@@ -66,21 +63,7 @@ impl VnetRoutes {
             .map(|(p, l)| (*p, *l))
             .collect();
         for (p, learned) in stale {
-            let dst = p.to_string();
-            match run_ip(&[
-                "-n",
-                &netns,
-                "-4",
-                "route",
-                "del",
-                &dst,
-                "via",
-                &hop,
-                "proto",
-                proto(learned),
-                "metric",
-                &metric,
-            ]) {
+            match self.route("del", p, learned) {
                 Err(e) if !e.to_string().contains("No such process") => {
                     first_err.get_or_insert(e);
                 }
@@ -93,21 +76,7 @@ impl VnetRoutes {
             if self.installed.get(p) == Some(learned) {
                 continue;
             }
-            let dst = p.to_string();
-            match run_ip(&[
-                "-n",
-                &netns,
-                "-4",
-                "route",
-                "replace",
-                &dst,
-                "via",
-                &hop,
-                "proto",
-                proto(*learned),
-                "metric",
-                &metric,
-            ]) {
+            match self.route("replace", *p, *learned) {
                 Ok(()) => {
                     self.installed.insert(*p, *learned);
                 }
@@ -117,6 +86,25 @@ impl VnetRoutes {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// `ip route ACTION` of our route to `prefix` in the router.
+    fn route(&self, action: &str, prefix: Ipv4Net, learned: bool) -> io::Result<()> {
+        let r = &self.router;
+        run_ip(&[
+            "-n",
+            &r.netns,
+            "-4",
+            "route",
+            action,
+            &prefix.to_string(),
+            "via",
+            &r.next_hop.to_string(),
+            "proto",
+            proto(learned),
+            "metric",
+            &r.metric.to_string(),
+        ])
     }
 
     /// What is installed now.

@@ -36,6 +36,41 @@ impl Lab {
             .map(|r| r["asPath"].as_str().unwrap_or_default().to_string())
     }
 
+    /// `vpn-connection show --site SITE --name NAME`: the connection as Azure shows it.
+    pub fn connection(&self, site: &str, name: &str) -> Value {
+        let out = self.run(&[
+            "vpn-connection",
+            "show",
+            "--id",
+            &self.id,
+            "--site",
+            site,
+            "--name",
+            name,
+        ]);
+        assert!(out.status.success(), "vpn-connection show:\n{}", show(&out));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
+    /// A connection's tunnels (`tunnelConnectionStatus`): name and state of each.
+    pub fn tunnels(&self, site: &str, name: &str) -> Vec<(String, String)> {
+        self.connection(site, name)["properties"]["tunnelConnectionStatus"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                (
+                    t["tunnel"].as_str().unwrap_or_default().to_string(),
+                    t["connectionStatus"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// The namespace whose name ends with `suffix` (e.g. `-onprem-gw-strongswan`).
     pub fn netns_ending(&self, suffix: &str) -> String {
         let all = self.namespaces();
@@ -67,7 +102,7 @@ pub fn routes(netns: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// PIDs of the processes named `comm` in namespace `netns`.
+/// PIDs of the live (not zombie) processes named `comm` in namespace `netns`.
 pub fn pids_named(netns: &str, comm: &str) -> Vec<i32> {
     let out = Command::new("ip")
         .args(["netns", "pids", netns])
@@ -77,7 +112,13 @@ pub fn pids_named(netns: &str, comm: &str) -> Vec<i32> {
         .split_whitespace()
         .filter_map(|p| p.parse::<i32>().ok())
         .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+            let named =
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm);
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_none_or(|(_, r)| r.trim_start().starts_with('Z'));
+            named && !zombie
         })
         .collect()
 }

@@ -142,16 +142,7 @@ fn bgp_peer(
 ) -> Result<(std::net::Ipv4Addr, u32), GatewayConfigError> {
     match c.connection_type {
         ConnectionType::IPsec => {
-            let lng_id = c.local_network_gateway2.as_deref().unwrap_or_default();
-            let lng = resources
-                .iter()
-                .find_map(|r| match r {
-                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
-                        Some(l)
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.into()))?;
+            let lng = local_network_gateway(resources, c)?;
             lng.bgp_peer()
                 .ok_or_else(|| GatewayConfigError::NoPeerBgpSettings(lng.meta.name.clone()))
         }
@@ -223,6 +214,24 @@ fn resolve(sites: &[(Site, Vec<Resource>)], fqdn: &str) -> Option<std::net::Ipv4
         .map(|(_, a)| a)
 }
 
+/// The local network gateway an IPsec connection names.
+fn local_network_gateway<'a>(
+    resources: &'a [Resource],
+    c: &site::Connection,
+) -> Result<&'a site::LocalNetworkGateway, GatewayConfigError> {
+    let lng_id = c
+        .local_network_gateway2
+        .as_ref()
+        .ok_or(GatewayConfigError::NoLocalNetworkGateway)?;
+    resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => Some(l),
+            _ => None,
+        })
+        .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))
+}
+
 /// The far end of a connection: its addresses (one per instance of an active-active peer
 /// gateway) and the prefixes behind it, from the local network gateway (IPsec) or the peer
 /// VNet gateway in any site of the lab (Vnet2Vnet).
@@ -233,19 +242,7 @@ fn remote_end(
 ) -> Result<(Vec<std::net::Ipv4Addr>, Vec<ipnet::Ipv4Net>), GatewayConfigError> {
     match c.connection_type {
         ConnectionType::IPsec => {
-            let lng_id = c
-                .local_network_gateway2
-                .as_ref()
-                .ok_or(GatewayConfigError::NoLocalNetworkGateway)?;
-            let lng = resources
-                .iter()
-                .find_map(|r| match r {
-                    Resource::LocalNetworkGateway(l) if site::same_id(&l.meta.id, lng_id) => {
-                        Some(l)
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| GatewayConfigError::NoSuchLocalNetworkGateway(lng_id.clone()))?;
+            let lng = local_network_gateway(resources, c)?;
             let ip = match (lng.gateway_ip_address, &lng.fqdn) {
                 (Some(ip), _) => ip,
                 (None, Some(fqdn)) => {
