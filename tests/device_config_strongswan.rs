@@ -121,7 +121,7 @@ fn list_vendors() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(names, vec!["strongswan", "generic"], "{text}");
+    assert_eq!(names, vec!["strongswan", "bird", "frr", "generic"], "{text}");
     assert!(text.contains("swanctl.conf"), "{text}");
 }
 
@@ -1047,7 +1047,7 @@ fn device_config_errors_are_specific() {
         "cisco",
     ]);
     assert!(
-        e.contains("unknown vendor \"cisco\" (vendors: strongswan, generic)"),
+        e.contains("unknown vendor \"cisco\" (vendors: strongswan, bird, frr, generic)"),
         "{e}"
     );
     let e = run(&[
