@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(iproute2 nftables iperf3 jq tcpdump iputils-ping procps psmisc
       strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
       libstrongswan-extra-plugins python3 python3-matplotlib
-      dnsmasq-base bind9-dnsutils bird2 frr)
+      dnsmasq-base bind9-dnsutils bird2 frr tshark)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -121,7 +121,11 @@ fn list_vendors() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(names, vec!["strongswan", "bird", "frr", "generic"], "{text}");
+    assert_eq!(
+        names,
+        vec!["strongswan", "bird", "frr", "generic"],
+        "{text}"
+    );
     assert!(text.contains("swanctl.conf"), "{text}");
 }
 

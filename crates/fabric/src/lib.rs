@@ -25,6 +25,7 @@
 //! included.
 
 pub mod bgp_view;
+pub mod capture;
 pub mod connection_view;
 pub mod connections;
 pub mod controller;

@@ -7,6 +7,7 @@
 
 use crate::core::ReloadError;
 use crate::receiver::EventFd;
+use crate::status::CaptureAnswer;
 use crate::status::{GatewayStatus, ReloadAnswer, ReloadReport};
 use crate::wait::ready;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -63,6 +64,15 @@ pub enum ControlRequest {
     Status(SyncSender<GatewayStatus>),
     /// `reload`: re-read the config file and apply it.
     Reload(SyncSender<Result<ReloadReport, ReloadError>>),
+    /// `capture-start {json}`: start a packet capture.
+    CaptureStart(
+        Box<crate::capture::CaptureRequest>,
+        SyncSender<Result<(), String>>,
+    ),
+    /// `capture-stop`: stop it; what it wrote.
+    CaptureStop(SyncSender<Option<crate::capture::CaptureReport>>),
+    /// `esp-sa`: the Child SAs with their keys, as Wireshark's `esp_sa` lines.
+    EspSa(SyncSender<Vec<String>>),
 }
 
 /// Who may use the socket besides root and the gateway's own user.
@@ -339,7 +349,9 @@ impl Client {
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let mut line = String::new();
-        BufReader::new(stream).take(256).read_line(&mut line)?;
+        BufReader::new(stream)
+            .take(16 * 1024)
+            .read_line(&mut line)?;
         let mut w = stream;
         let doc = match line.trim() {
             "status" | "" => {
@@ -359,6 +371,41 @@ impl Client {
                 let answer = match outcome {
                     Ok(r) => ReloadAnswer::Reloaded(r),
                     Err(e) => ReloadAnswer::Error(e.to_string()),
+                };
+                serde_json::to_vec(&answer).map_err(io::Error::other)?
+            }
+            "capture-stop" => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                self.ask(ControlRequest::CaptureStop(tx))?;
+                let r = rx
+                    .recv_timeout(STATUS_WAIT)
+                    .map_err(|_| io::Error::other("the event loop did not answer"))?;
+                serde_json::to_vec(&CaptureAnswer::Report(r)).map_err(io::Error::other)?
+            }
+            "esp-sa" => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                self.ask(ControlRequest::EspSa(tx))?;
+                let lines = rx
+                    .recv_timeout(STATUS_WAIT)
+                    .map_err(|_| io::Error::other("the event loop did not answer"))?;
+                serde_json::to_vec(&lines).map_err(io::Error::other)?
+            }
+            cmd if cmd.starts_with("capture-start ") => {
+                let answer = match serde_json::from_str::<crate::capture::CaptureRequest>(
+                    &cmd["capture-start ".len()..],
+                ) {
+                    Err(e) => CaptureAnswer::Error(format!("capture request: {e}")),
+                    Ok(req) => {
+                        let (tx, rx) = mpsc::sync_channel(1);
+                        self.ask(ControlRequest::CaptureStart(Box::new(req), tx))?;
+                        match rx
+                            .recv_timeout(STATUS_WAIT)
+                            .map_err(|_| io::Error::other("the event loop did not answer"))?
+                        {
+                            Ok(()) => CaptureAnswer::Report(None),
+                            Err(e) => CaptureAnswer::Error(e),
+                        }
+                    }
                 };
                 serde_json::to_vec(&answer).map_err(io::Error::other)?
             }

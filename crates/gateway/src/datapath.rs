@@ -325,6 +325,48 @@ struct ChildSlot {
     traffic_out: Traffic,
     /// Whether it may carry outbound traffic (see [`ChildSaKeys::outbound_now`]).
     ready: bool,
+    /// The keys, kept only for an explicit esp_sa export (Wireshark decryption).
+    keys: SaKeys,
+}
+
+/// A Child SA's keys as Wireshark's `esp_sa` table wants them; wiped when dropped.
+struct SaKeys {
+    encryption: Encryption,
+    integrity: Option<Integrity>,
+    enc_in: zeroize::Zeroizing<Vec<u8>>,
+    enc_out: zeroize::Zeroizing<Vec<u8>>,
+    integ_in: zeroize::Zeroizing<Vec<u8>>,
+    integ_out: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Wireshark's name of an ESP cipher (its `esp_sa` table).
+fn wireshark_encryption(e: Encryption) -> &'static str {
+    match e {
+        Encryption::Des => "DES-CBC [RFC2405]",
+        Encryption::TripleDes => "TripleDES-CBC [RFC2451]",
+        Encryption::Null => "NULL",
+        Encryption::AesCbc128 | Encryption::AesCbc192 | Encryption::AesCbc256 => {
+            "AES-CBC [RFC3602]"
+        }
+        Encryption::AesGcm16_128 | Encryption::AesGcm16_192 | Encryption::AesGcm16_256 => {
+            "AES-GCM with 16 octet ICV [RFC4106]"
+        }
+    }
+}
+
+/// Wireshark's name of an ESP integrity algorithm.
+fn wireshark_integrity(i: Option<Integrity>) -> &'static str {
+    match i {
+        None => "NULL",
+        Some(Integrity::HmacMd5_96) => "HMAC-MD5-96 [RFC2403]",
+        Some(Integrity::HmacSha1_96) => "HMAC-SHA-1-96 [RFC2404]",
+        Some(Integrity::HmacSha256_128) => "HMAC-SHA-256-128 [RFC4868]",
+        Some(Integrity::HmacSha384_192) => "HMAC-SHA-384-192 [RFC4868]",
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The inbound half of a Child SA.
@@ -588,6 +630,14 @@ impl DataPath {
             installed: now,
             traffic_out: Traffic::default(),
             ready: keys.outbound_now,
+            keys: SaKeys {
+                encryption: keys.encryption,
+                integrity: keys.integrity,
+                enc_in: zeroize::Zeroizing::new(keys.enc_key_in.clone()),
+                enc_out: zeroize::Zeroizing::new(keys.enc_key_out.clone()),
+                integ_in: zeroize::Zeroizing::new(keys.integ_key_in.clone()),
+                integ_out: zeroize::Zeroizing::new(keys.integ_key_out.clone()),
+            },
         };
         {
             let mut inb = self.lock_inbound();
@@ -866,6 +916,31 @@ impl DataPath {
             header_len: slot.outbound.header_len(),
             peer: slot.peer,
         })
+    }
+
+    /// Every installed Child SA as lines of Wireshark's `esp_sa` table (both directions,
+    /// with their keys), for decrypting an outer capture taken at `local`: only for an
+    /// explicit request, since it hands out the keys.
+    pub fn esp_sa_export(&self, local: IpAddr) -> Vec<String> {
+        let fam = if local.is_ipv4() { "IPv4" } else { "IPv6" };
+        let mut out = Vec::new();
+        for s in self.slots.iter().flatten() {
+            let k = &s.keys;
+            let (enc, auth) = (
+                wireshark_encryption(k.encryption),
+                wireshark_integrity(k.integrity),
+            );
+            let row = |src: IpAddr, dst: IpAddr, spi: u32, key: &[u8], ikey: &[u8]| {
+                format!(
+                    "\"{fam}\",\"{src}\",\"{dst}\",\"0x{spi:08x}\",\"{enc}\",\"0x{}\",\"{auth}\",\"{}\"",
+                    hex(key),
+                    if ikey.is_empty() { String::new() } else { format!("0x{}", hex(ikey)) }
+                )
+            };
+            out.push(row(local, s.peer.ip(), s.spi_out, &k.enc_out, &k.integ_out));
+            out.push(row(s.peer.ip(), local, s.spi_in, &k.enc_in, &k.integ_in));
+        }
+        out
     }
 
     /// Exact ESP length of an inner packet of `inner_len` bytes on `sa`.

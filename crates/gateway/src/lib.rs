@@ -7,6 +7,7 @@
 pub mod bgp_io;
 pub mod bgp_report;
 pub mod bgp_side;
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod core;

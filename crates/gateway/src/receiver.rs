@@ -124,6 +124,10 @@ pub struct Receiver {
     gro_conn: usize,
     /// Busy poll after work when on a thread of its own (see `wait.rs`).
     busy_poll: std::time::Duration,
+    /// The packet capture (checked once per batch).
+    capture: Arc<crate::capture::Capture>,
+    /// Our port-4500 address, for the outer packets a capture records.
+    local: SocketAddr,
 }
 
 impl Receiver {
@@ -136,8 +140,14 @@ impl Receiver {
         inbound: Arc<Mutex<Inbound>>,
         ike: Arc<IkeInbox>,
         busy_poll: std::time::Duration,
+        capture: Arc<crate::capture::Capture>,
     ) -> Receiver {
+        let local = sock
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 4500)));
         Receiver {
+            capture,
+            local,
             sock,
             udp,
             tun,
@@ -172,6 +182,7 @@ impl Receiver {
                 }
             };
             let mut inb = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+            let capturing = self.capture.on();
             for i in 0..n {
                 let (msg, from, seg) = self.batch.get(i);
                 // one message may hold several datagrams of `seg` bytes joined by UDP GRO
@@ -181,10 +192,15 @@ impl Receiver {
                         continue; // NAT keepalive (RFC 3948 §2.3)
                     }
                     if len >= 4 && pkt[..4] == [0, 0, 0, 0] {
+                        if capturing {
+                            self.capture.outer(pkt, from, self.local, None, true);
+                        }
                         self.ike.push(from, pkt);
                         ike = true;
                         continue;
                     }
+                    // opening decrypts in place: a capture keeps the ciphertext first
+                    let outer = capturing.then(|| pkt.to_vec());
                     let (range, conn) = match inb.open_in_place(pkt) {
                         Ok(r) => r,
                         Err(d) => {
@@ -194,6 +210,10 @@ impl Receiver {
                             continue;
                         }
                     };
+                    if let Some(o) = outer {
+                        self.capture.outer(&o, from, self.local, Some(conn), false);
+                        self.capture.inner(&pkt[range.clone()], conn);
+                    }
                     clamp_mss(&mut pkt[range.clone()], self.tun_mtu, true);
                     if vnet {
                         match self.gro.push(&pkt[range.clone()]) {

@@ -130,6 +130,8 @@ pub struct Gateway {
     vnet_error: Option<String>,
     /// The data path's route generation the VNet routes were last brought in line with.
     vnet_seen: u64,
+    /// The packet capture, shared with the receive direction.
+    capture: Arc<crate::capture::Capture>,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -245,6 +247,7 @@ impl Gateway {
         let tun = Arc::new(tun);
         let core = GatewayCore::new(cfg, Endpoint::new(), Instant::now());
         let ike_inbox = Arc::new(IkeInbox::new().map_err(GatewayError::Receiver)?);
+        let capture = Arc::new(crate::capture::Capture::default());
         let receiver = Receiver::new(
             sock4500.try_clone().map_err(GatewayError::Receiver)?,
             Arc::clone(&udp4500),
@@ -253,6 +256,7 @@ impl Gateway {
             core.datapath_ref().inbound(),
             Arc::clone(&ike_inbox),
             core.config().busy_poll,
+            Arc::clone(&capture),
         );
         let threads = core
             .config()
@@ -291,6 +295,7 @@ impl Gateway {
             vnet: None,
             vnet_error: None,
             vnet_seen: u64::MAX,
+            capture,
         };
         let prefixes: Vec<ipnet::IpNet> = gw
             .core
@@ -416,6 +421,21 @@ impl Gateway {
                         ControlRequest::Status(reply) => {
                             let _ = reply.try_send(self.status());
                         }
+                        ControlRequest::CaptureStart(req, reply) => {
+                            let _ = reply.try_send(self.start_capture(*req));
+                        }
+                        ControlRequest::CaptureStop(reply) => {
+                            let r = self.capture.stop();
+                            if let Some(r) = &r {
+                                info!(file = %r.path.display(), packets = r.packets, "packet capture stopped");
+                            }
+                            let _ = reply.try_send(r);
+                        }
+                        ControlRequest::EspSa(reply) => {
+                            warn!("ESP SA keys exported for packet decryption (esp_sa)");
+                            let local = self.core.config().local_address;
+                            let _ = reply.try_send(self.core.datapath_ref().esp_sa_export(local));
+                        }
                         ControlRequest::Reload(reply) => {
                             let outcome = self.reload();
                             if let Err(e) = &outcome {
@@ -458,6 +478,27 @@ impl Gateway {
             }
         }
         self.shutdown();
+        Ok(())
+    }
+
+    /// Starts a capture, limited to the connection the request names.
+    fn start_capture(&mut self, req: crate::capture::CaptureRequest) -> Result<(), String> {
+        let conn = match &req.connection {
+            None => None,
+            Some(name) => Some(
+                self.core
+                    .config()
+                    .connections
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .ok_or_else(|| {
+                        crate::capture::CaptureError::NoConnection(name.clone()).to_string()
+                    })?,
+            ),
+        };
+        let path = req.path.clone();
+        self.capture.start(req, conn).map_err(|e| e.to_string())?;
+        info!(file = %path.display(), "packet capture started");
         Ok(())
     }
 
@@ -521,6 +562,9 @@ impl Gateway {
         for _ in 0..BATCH {
             match self.sock500.recv_from(&mut self.rx) {
                 Ok((n, from)) => {
+                    if self.capture.on() {
+                        self.capture.outer(&self.rx[..n], from, local, None, true);
+                    }
                     self.core
                         .handle_datagram(Instant::now(), local, from, &self.rx[..n]);
                 }
@@ -545,6 +589,8 @@ impl Gateway {
             state: &self.udp4500,
         };
         let mut run = SendRun::default();
+        let capturing = self.capture.on();
+        let local4500 = SocketAddr::new(self.core.config().local_address, 4500);
         let dp = self.core.datapath();
         for _ in 0..BATCH {
             let n = match self.tun.read(&mut self.rx[..off + MAX_PACKET]) {
@@ -565,6 +611,9 @@ impl Gateway {
             };
             let pkt = &mut self.rx[off..n];
             let Ok(sa) = dp.route(pkt) else { continue };
+            if capturing {
+                self.capture.inner(pkt, sa.conn);
+            }
             if hdr.gso_type == GSO_NONE {
                 clamp_mss(pkt, self.tun_mtu, !hdr.needs_csum());
                 if hdr.needs_csum()
@@ -581,6 +630,15 @@ impl Gateway {
                 let at = run.used;
                 self.tx[at + sa.header_len..][..len].copy_from_slice(pkt);
                 if let Ok(l) = dp.seal_in_place(&sa, &mut self.tx[at..], len) {
+                    if capturing {
+                        self.capture.outer(
+                            &self.tx[at..at + l],
+                            local4500,
+                            sa.peer,
+                            Some(sa.conn),
+                            false,
+                        );
+                    }
                     run.push(sa.peer, sa.conn, l);
                 }
                 continue;
@@ -603,6 +661,15 @@ impl Gateway {
                 let at = run.used;
                 plan.write_segment(pkt, i, &mut self.tx[at + sa.header_len..]);
                 if let Ok(l) = dp.seal_in_place(&sa, &mut self.tx[at..], inner_len) {
+                    if capturing {
+                        self.capture.outer(
+                            &self.tx[at..at + l],
+                            local4500,
+                            sa.peer,
+                            Some(sa.conn),
+                            false,
+                        );
+                    }
                     run.push(sa.peer, sa.conn, l);
                 }
             }
@@ -618,6 +685,10 @@ impl Gateway {
             } else {
                 &self.sock4500
             };
+            if self.capture.on() {
+                let local = SocketAddr::new(self.core.config().local_address, t.local_port);
+                self.capture.outer(&t.payload, local, t.remote, None, true);
+            }
             if let Err(e) = sock.send_to(&t.payload, t.remote) {
                 warn!(remote = %t.remote, port = t.local_port, "IKE send failed: {e}");
             }
@@ -644,6 +715,7 @@ impl Gateway {
         };
         let mut status = self.core.status(Instant::now(), &facts);
         status.bgp = self.bgp.as_ref().map(|b| b.report(&self.core));
+        status.capture = self.capture.report();
         status.vnet_routes = self.vnet.as_ref().map(|v| crate::status::VnetRoutesReport {
             routes: v.installed().keys().map(|p| p.to_string()).collect(),
             error: self.vnet_error.clone(),

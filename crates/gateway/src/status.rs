@@ -62,6 +62,9 @@ pub struct GatewayStatus {
     /// The routes the gateway keeps in its VNet's router, when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vnet_routes: Option<VnetRoutesReport>,
+    /// The packet capture running now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::CaptureReport>,
 }
 
 /// The prefixes the VNet router sends to this gateway because the gateway said so.
@@ -213,6 +216,59 @@ pub fn reload(path: &Path) -> Result<ReloadReport, StatusError> {
             reason,
         }),
     }
+}
+
+/// The control socket's answer to a capture command: its report, or why it was refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum CaptureAnswer {
+    Report(Option<crate::capture::CaptureReport>),
+    Error(String),
+}
+
+fn capture_answer(
+    path: &Path,
+    raw: &str,
+) -> Result<Option<crate::capture::CaptureReport>, StatusError> {
+    match serde_json::from_str(raw).map_err(|cause| StatusError::Json {
+        path: path.into(),
+        cause,
+    })? {
+        CaptureAnswer::Report(r) => Ok(r),
+        CaptureAnswer::Error(reason) => Err(StatusError::Refused {
+            path: path.into(),
+            reason,
+        }),
+    }
+}
+
+/// Starts a packet capture in a running gateway.
+pub fn capture_start(
+    path: &Path,
+    request_: &crate::capture::CaptureRequest,
+) -> Result<(), StatusError> {
+    let json = serde_json::to_string(request_).expect("requests serialize");
+    let raw = request(
+        path,
+        &format!("capture-start {json}"),
+        Duration::from_secs(5),
+    )?;
+    capture_answer(path, &raw).map(|_| ())
+}
+
+/// Stops a running gateway's packet capture; what it wrote (`None`: none ran).
+pub fn capture_stop(path: &Path) -> Result<Option<crate::capture::CaptureReport>, StatusError> {
+    let raw = request(path, "capture-stop", Duration::from_secs(5))?;
+    capture_answer(path, &raw)
+}
+
+/// The gateway's Child SAs as Wireshark `esp_sa` lines, keys included.
+pub fn esp_sa(path: &Path) -> Result<Vec<String>, StatusError> {
+    let raw = request(path, "esp-sa", Duration::from_secs(5))?;
+    serde_json::from_str(&raw).map_err(|cause| StatusError::Json {
+        path: path.into(),
+        cause,
+    })
 }
 
 /// Asks a running gateway for its status.
@@ -499,6 +555,7 @@ mod tests {
             control_busy: 0,
             bgp: None,
             vnet_routes: None,
+            capture: None,
         }
     }
 

@@ -77,6 +77,9 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Packet capture on a VPN gateway or connection (pcapng), and the ESP SA export.
+    #[command(subcommand)]
+    Capture(crate::capture_cmd::CaptureCommand),
     /// Run a command inside a VM's (or a gateway's) namespace; its exit code is passed through.
     Exec {
         /// SITE/VM or SITE/GATEWAY, e.g. azure/vm1.
@@ -256,6 +259,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        LabCommand::Capture(cmd) => crate::capture_cmd::run(cmd),
         LabCommand::Exec {
             target,
             id,

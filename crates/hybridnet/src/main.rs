@@ -1,5 +1,6 @@
 //! `hybridnet`: one binary for the lab, deployments and the VPN gateway.
 
+mod capture_cmd;
 mod gateway_cmd;
 mod lab_cmd;
 mod vnet_gateway_cmd;

@@ -424,6 +424,7 @@ impl GatewayCore {
             control_busy: facts.control.1,
             bgp: None,
             vnet_routes: None,
+            capture: None,
         }
     }
 
