@@ -140,13 +140,12 @@ impl Receiver {
         inbound: Arc<Mutex<Inbound>>,
         ike: Arc<IkeInbox>,
         busy_poll: std::time::Duration,
-        capture: Arc<crate::capture::Capture>,
     ) -> Receiver {
         let local = sock
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 4500)));
         Receiver {
-            capture,
+            capture: Arc::default(),
             local,
             sock,
             udp,
@@ -159,6 +158,12 @@ impl Receiver {
             gro_conn: 0,
             busy_poll,
         }
+    }
+
+    /// Records into `capture` (the gateway's, shared with the send direction).
+    pub fn with_capture(mut self, capture: Arc<crate::capture::Capture>) -> Receiver {
+        self.capture = capture;
+        self
     }
 
     /// The socket to wait on.

@@ -256,8 +256,8 @@ impl Gateway {
             core.datapath_ref().inbound(),
             Arc::clone(&ike_inbox),
             core.config().busy_poll,
-            Arc::clone(&capture),
-        );
+        )
+        .with_capture(Arc::clone(&capture));
         let threads = core
             .config()
             .datapath_threads
