@@ -579,6 +579,15 @@ mod tests {
                                 .unwrap_or(Err(crate::core::ReloadError::NoConfigPath)),
                         );
                     }
+                    crate::control::ControlRequest::CaptureStart(_, tx) => {
+                        let _ = tx.try_send(Err("no capture in this stand-in".into()));
+                    }
+                    crate::control::ControlRequest::CaptureStop(tx) => {
+                        let _ = tx.try_send(None);
+                    }
+                    crate::control::ControlRequest::EspSa(tx) => {
+                        let _ = tx.try_send(vec![]);
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(5));
