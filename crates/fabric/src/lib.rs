@@ -38,6 +38,7 @@ pub mod local_api;
 pub mod names;
 pub mod netns;
 pub mod progress;
+pub mod prometheus;
 mod realize;
 pub mod reconcile;
 mod site_topology;
@@ -50,6 +51,7 @@ pub mod strongswan_status;
 pub mod supervisor;
 pub mod topology;
 pub mod verify;
+pub mod view;
 mod wiring;
 
 pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};

@@ -1,0 +1,486 @@
+//! `/metrics`: the lab's gateways and connections in the OpenMetrics text format
+//! (prometheus-client), built on each scrape from the latest snapshot of the gateways'
+//! status. Names follow Prometheus' conventions; where Azure has a metric for the same thing
+//! (TunnelIngressBytes, TunnelEgressPacketDropCount, …) its help text names it, so a
+//! dashboard built for Azure Monitor maps one to one. Labels: `site`, `gateway`,
+//! `connection`; never a key.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::live::Snapshot;
+
+/// Label pairs of one series.
+type Labels = Vec<(String, String)>;
+
+/// A family of counters whose values the gateways count (set by `inc_by` on a fresh registry).
+type Counters = Family<Labels, Counter>;
+/// A family of gauges.
+type Gauges = Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>;
+/// Setup times, observed by the controller as each new setup is reported.
+type Setups = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Drop reasons of packets that came in from the peer (Azure: TunnelIngressPacketDropCount).
+const INGRESS_DROPS: [&str; 5] = [
+    "unknown_spi",
+    "replayed",
+    "auth_failed",
+    "malformed",
+    "ts_mismatch",
+];
+
+/// Whether a drop reason concerns packets from the peer (else: packets into the tunnel).
+pub(crate) fn is_ingress_drop(reason: &str) -> bool {
+    INGRESS_DROPS.contains(&reason)
+}
+
+/// What persists between scrapes: the setup-time histogram and what it already counted.
+pub(crate) struct Metrics {
+    setups: Setups,
+    seen: Mutex<std::collections::HashMap<String, (u32, u64)>>,
+    /// Server-sent-event clients of the web view now.
+    pub(crate) sse_clients: Arc<std::sync::atomic::AtomicI64>,
+    /// Pages served by the web view.
+    pub(crate) pages: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn setup_histogram() -> Histogram {
+    // 100 µs … ~52 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+impl Metrics {
+    /// Empty: nothing observed yet.
+    pub(crate) fn new() -> Metrics {
+        Metrics {
+            setups: Family::new_with_constructor(setup_histogram as fn() -> Histogram),
+            seen: Mutex::new(Default::default()),
+            sse_clients: Arc::default(),
+            pages: Arc::default(),
+        }
+    }
+
+    /// Books every setup a gateway reports for the first time (a gateway reports the last
+    /// one per connection; a new IKE SA, or a restarted process, is a new setup).
+    pub(crate) fn observe(&self, snap: &Snapshot) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for g in &snap.gateways {
+            let Ok(st) = &g.status else { continue };
+            for c in &st.connections {
+                let Some(us) = c.setup_us.or(c.setup_ms.map(|ms| ms * 1000)) else {
+                    continue;
+                };
+                let key = format!("{}/{}/{}", g.site, g.gateway, c.name);
+                let mark = (st.pid, us);
+                if seen.get(&key) == Some(&mark) {
+                    continue;
+                }
+                seen.insert(key, mark);
+                self.setups
+                    .get_or_create(&labels(&g.site, &g.gateway, Some(&c.name)))
+                    .observe(us as f64 / 1e6);
+            }
+        }
+    }
+
+    /// The OpenMetrics text of a snapshot.
+    pub(crate) fn render(&self, snap: &Snapshot) -> String {
+        let mut reg = Registry::default();
+        let f = Families::register(&mut reg, self);
+        f.fill(snap);
+        let mut out = String::new();
+        encode(&mut out, &reg).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+fn labels(site: &str, gateway: &str, connection: Option<&str>) -> Labels {
+    let mut l = vec![
+        ("site".to_string(), site.to_string()),
+        ("gateway".to_string(), gateway.to_string()),
+    ];
+    if let Some(c) = connection {
+        l.push(("connection".to_string(), c.to_string()));
+    }
+    l
+}
+
+fn with(mut l: Labels, k: &str, v: &str) -> Labels {
+    l.push((k.to_string(), v.to_string()));
+    l
+}
+
+/// The families of one scrape.
+struct Families {
+    up: Gauges,
+    state: Gauges,
+    in_bytes: Counters,
+    out_bytes: Counters,
+    in_packets: Counters,
+    out_packets: Counters,
+    drops: Counters,
+    failed_attempts: Counters,
+    failures: Gauges,
+    last_error: Gauges,
+    child_sas: Gauges,
+    ike_age: Gauges,
+    setup_last: Gauges,
+    keepalives: Counters,
+    gw_up: Gauges,
+    gw_restarts: Counters,
+    gw_uptime: Gauges,
+    gw_ike_drops: Counters,
+    gw_drops: Counters,
+    gw_cookies: Counters,
+    gw_half_open: Gauges,
+    gw_reloads: Counters,
+    gw_mtu: Gauges,
+    sse: Gauges,
+    pages: Counters,
+    refreshed: Gauges,
+    view_metrics: (
+        Arc<std::sync::atomic::AtomicI64>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ),
+}
+
+impl Families {
+    fn register(reg: &mut Registry, m: &Metrics) -> Families {
+        let mut counter = |name: &str, help: &str| {
+            let f = Counters::default();
+            reg.register(name, help, f.clone());
+            f
+        };
+        let in_bytes = counter(
+            "hybridnet_tunnel_ingress_bytes",
+            "Inner (decrypted) bytes received over the tunnel (Azure: TunnelIngressBytes)",
+        );
+        let out_bytes = counter(
+            "hybridnet_tunnel_egress_bytes",
+            "Inner bytes sent into the tunnel, before encryption (Azure: TunnelEgressBytes)",
+        );
+        let in_packets = counter(
+            "hybridnet_tunnel_ingress_packets",
+            "Packets received over the tunnel (Azure: TunnelIngressPackets)",
+        );
+        let out_packets = counter(
+            "hybridnet_tunnel_egress_packets",
+            "Packets sent into the tunnel (Azure: TunnelEgressPackets)",
+        );
+        let drops = counter(
+            "hybridnet_tunnel_packet_drops",
+            "Packets dropped, by direction and reason (Azure: TunnelIngressPacketDropCount for direction=ingress, TunnelEgressPacketDropCount for direction=egress)",
+        );
+        let failed_attempts = counter(
+            "hybridnet_ike_failed_attempts",
+            "IKE negotiations that failed before authentication (refused IKE_SA_INIT, error answers)",
+        );
+        let keepalives = counter(
+            "hybridnet_nat_keepalives_sent",
+            "NAT keepalives (RFC 3948) sent to the peer",
+        );
+        let gw_restarts = counter(
+            "hybridnet_gateway_restarts",
+            "Times the gateway process died and its supervisor started it again",
+        );
+        let gw_ike_drops = counter(
+            "hybridnet_gateway_ike_drops",
+            "IKE datagrams the gateway dropped, by cause",
+        );
+        let gw_drops = counter(
+            "hybridnet_gateway_packet_drops",
+            "Packets dropped that belong to no connection, by reason",
+        );
+        let gw_cookies = counter(
+            "hybridnet_gateway_cookies_sent",
+            "COOKIE challenges sent (RFC 7296 2.6): someone flooded IKE_SA_INIT",
+        );
+        let gw_reloads = counter(
+            "hybridnet_gateway_reloads",
+            "Configuration reloads since the gateway process started",
+        );
+        let pages = counter(
+            "hybridnet_view_pages",
+            "Pages the lab controller's web view served",
+        );
+        let mut gauge = |name: &str, help: &str| {
+            let f = Gauges::default();
+            reg.register(name, help, f.clone());
+            f
+        };
+        let up = gauge(
+            "hybridnet_connection_up",
+            "1 when the connection is Connected (an active Child SA), else 0 (Azure: the tunnel's connectionStatus)",
+        );
+        let state = gauge(
+            "hybridnet_connection_status",
+            "1 for the connection's current connectionStatus (Connected, Connecting, NotConnected, Unknown)",
+        );
+        let failures = gauge(
+            "hybridnet_connection_consecutive_failures",
+            "Times the connection went down in a row since it was last up",
+        );
+        let last_error = gauge(
+            "hybridnet_connection_last_error",
+            "1 for the cause of the connection's last failure (AUTHENTICATION_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, peer unreachable, dead peer detection, …)",
+        );
+        let child_sas = gauge(
+            "hybridnet_connection_child_sas",
+            "Child SAs installed for the connection",
+        );
+        let ike_age = gauge(
+            "hybridnet_connection_ike_sa_age_seconds",
+            "Seconds since the connection's IKE SA was established",
+        );
+        let setup_last = gauge(
+            "hybridnet_connection_last_setup_seconds",
+            "The last setup time: IKE_SA_INIT sent to first Child SA installed",
+        );
+        let gw_up = gauge(
+            "hybridnet_gateway_up",
+            "1 when the gateway process runs and answers on its control socket",
+        );
+        let gw_uptime = gauge(
+            "hybridnet_gateway_uptime_seconds",
+            "Seconds since the gateway process started",
+        );
+        let gw_half_open = gauge(
+            "hybridnet_gateway_half_open_ike_sas",
+            "Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet seen)",
+        );
+        let gw_mtu = gauge(
+            "hybridnet_gateway_tun_mtu_bytes",
+            "MTU of the gateway's TUN device (path MTU minus ESP overhead)",
+        );
+        let sse = gauge(
+            "hybridnet_view_live_clients",
+            "Browsers following the web view's live updates now",
+        );
+        let refreshed = gauge(
+            "hybridnet_controller_snapshot_timestamp_seconds",
+            "Unix time of the gateway status these metrics were built from",
+        );
+        reg.register(
+            "hybridnet_connection_setup_seconds",
+            "Setup times seen: IKE_SA_INIT sent to first Child SA installed, per connection",
+            m.setups.clone(),
+        );
+        Families {
+            up,
+            state,
+            in_bytes,
+            out_bytes,
+            in_packets,
+            out_packets,
+            drops,
+            failed_attempts,
+            failures,
+            last_error,
+            child_sas,
+            ike_age,
+            setup_last,
+            keepalives,
+            gw_up,
+            gw_restarts,
+            gw_uptime,
+            gw_ike_drops,
+            gw_drops,
+            gw_cookies,
+            gw_half_open,
+            gw_reloads,
+            gw_mtu,
+            sse,
+            pages,
+            refreshed,
+            view_metrics: (m.sse_clients.clone(), m.pages.clone()),
+        }
+    }
+
+    fn fill(&self, snap: &Snapshot) {
+        let set = |f: &Gauges, l: &Labels, v: f64| {
+            f.get_or_create(l).set(v);
+        };
+        let add = |f: &Counters, l: &Labels, v: u64| {
+            f.get_or_create(l).inc_by(v);
+        };
+        for c in &snap.model.connections {
+            let l = labels(&c.site, &c.gateway, Some(&c.name));
+            let live = snap.conn_live(c);
+            set(
+                &self.up,
+                &l,
+                f64::from(u8::from(live.status == "Connected")),
+            );
+            set(&self.state, &with(l.clone(), "status", &live.status), 1.0);
+            let Some(r) = live.report else { continue };
+            add(&self.in_bytes, &l, r.inbound.bytes);
+            add(&self.out_bytes, &l, r.outbound.bytes);
+            add(&self.in_packets, &l, r.inbound.packets);
+            add(&self.out_packets, &l, r.outbound.packets);
+            for (reason, n) in drop_reasons(&r.drops) {
+                let dir = if is_ingress_drop(&reason) {
+                    "ingress"
+                } else {
+                    "egress"
+                };
+                let dl = with(with(l.clone(), "direction", dir), "reason", &reason);
+                add(&self.drops, &dl, n);
+            }
+            add(&self.failed_attempts, &l, r.failed_attempts);
+            set(&self.failures, &l, f64::from(r.consecutive_failures));
+            if let Some(e) = &r.last_error {
+                set(&self.last_error, &with(l.clone(), "cause", &cause(e)), 1.0);
+            }
+            set(&self.child_sas, &l, r.child_sas.len() as f64);
+            if let Some(s) = r.established_secs {
+                set(&self.ike_age, &l, s as f64);
+            }
+            if let Some(us) = r.setup_us.or(r.setup_ms.map(|ms| ms * 1000)) {
+                set(&self.setup_last, &l, us as f64 / 1e6);
+            }
+            add(&self.keepalives, &l, r.keepalives_sent);
+        }
+        for g in &snap.gateways {
+            let l = labels(&g.site, &g.gateway, None);
+            set(&self.gw_up, &l, f64::from(u8::from(g.status.is_ok())));
+            add(&self.gw_restarts, &l, u64::from(g.restarts));
+            let Ok(st) = &g.status else { continue };
+            set(&self.gw_uptime, &l, st.uptime_secs as f64);
+            for (cause, n) in &st.ike_drops {
+                add(&self.gw_ike_drops, &with(l.clone(), "cause", cause), *n);
+            }
+            for (reason, n) in drop_reasons(&st.drops) {
+                add(&self.gw_drops, &with(l.clone(), "reason", &reason), n);
+            }
+            add(&self.gw_cookies, &l, st.cookies_sent);
+            set(&self.gw_half_open, &l, st.half_open as f64);
+            add(&self.gw_reloads, &l, st.reloads);
+            set(&self.gw_mtu, &l, f64::from(st.tun_mtu));
+        }
+        let lab = vec![("lab".to_string(), snap.lab_id.clone())];
+        let (sse, pages) = &self.view_metrics;
+        set(
+            &self.sse,
+            &lab,
+            sse.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+        add(
+            &self.pages,
+            &lab,
+            pages.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        set(&self.refreshed, &lab, snap.at_ms as f64 / 1000.0);
+    }
+}
+
+/// Every drop counter by its reason name (as `gateway status --json` names them).
+pub(crate) fn drop_reasons(d: &gateway::datapath::DropCounters) -> Vec<(String, u64)> {
+    match serde_json::to_value(d) {
+        Ok(serde_json::Value::Object(m)) => m
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_u64()?)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The cause of a gateway's last error: its notify name (`AUTHENTICATION_FAILED: …`) or the
+/// words before the first colon (`peer unreachable: …`).
+pub(crate) fn cause(e: &str) -> String {
+    e.split(':').next().unwrap_or(e).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::live::{ConnInfo, GatewayLive, Model};
+
+    fn report(name: &str) -> gateway::status::ConnectionReport {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "remote_address": "198.51.100.4", "state": "down",
+            "ike_algorithms": null, "esp_algorithms": null,
+            "ike_spi_i": "0", "ike_spi_r": "0", "established_secs": null, "child_sas": [],
+            "inbound": {"bytes": 1234, "packets": 5}, "outbound": {"bytes": 99, "packets": 2},
+            "drops": {"unknown_spi": 0, "replayed": 3, "auth_failed": 0, "malformed": 0,
+                      "ts_mismatch": 0, "no_child_sa": 4, "no_route": 0, "invalid_inner": 0,
+                      "seal_failed": 0, "io_error": 0},
+            "last_error": "AUTHENTICATION_FAILED: the peer refused our key",
+            "setup_us": 1500
+        }))
+        .unwrap()
+    }
+
+    fn snapshot() -> Snapshot {
+        let status: gateway::status::GatewayStatus = serde_json::from_value(serde_json::json!({
+            "pid": 7, "local_address": "203.0.113.4", "tun": "t", "tun_mtu": 1400,
+            "uptime_secs": 10, "connections": [report("a-to-b")],
+            "drops": {"unknown_spi": 1, "replayed": 0, "auth_failed": 0, "malformed": 0,
+                      "ts_mismatch": 0, "no_child_sa": 0, "no_route": 0, "invalid_inner": 0,
+                      "seal_failed": 0, "io_error": 0},
+            "ike_dropped": 0
+        }))
+        .unwrap();
+        Snapshot {
+            lab_id: "abcde".into(),
+            model: Arc::new(Model {
+                connections: vec![ConnInfo {
+                    site: "azure".into(),
+                    name: "a-to-b".into(),
+                    gateway: "gw".into(),
+                    local_network_gateway: None,
+                    peer: None,
+                    peer_prefixes: vec![],
+                    provisioning_state: "Succeeded".into(),
+                }],
+                ..Model::default()
+            }),
+            gateways: vec![GatewayLive {
+                site: "azure".into(),
+                gateway: "gw".into(),
+                running: true,
+                pid: Some(7),
+                restarts: 2,
+                last_exit: None,
+                status: Ok(status),
+            }],
+            at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn counters_carry_the_gateways_values_and_azures_names() {
+        let m = Metrics::new();
+        let snap = snapshot();
+        m.observe(&snap);
+        m.observe(&snap);
+        let text = m.render(&snap);
+        let l = r#"site="azure",gateway="gw",connection="a-to-b""#;
+        for line in [
+            format!("hybridnet_tunnel_ingress_bytes_total{{{l}}} 1234"),
+            format!("hybridnet_tunnel_egress_packets_total{{{l}}} 2"),
+            format!(
+                "hybridnet_tunnel_packet_drops_total{{{l},direction=\"ingress\",reason=\"replayed\"}} 3"
+            ),
+            format!(
+                "hybridnet_tunnel_packet_drops_total{{{l},direction=\"egress\",reason=\"no_child_sa\"}} 4"
+            ),
+            format!("hybridnet_connection_up{{{l}}} 0.0"),
+            format!("hybridnet_connection_status{{{l},status=\"NotConnected\"}} 1.0"),
+            format!("hybridnet_connection_last_error{{{l},cause=\"AUTHENTICATION_FAILED\"}} 1.0"),
+            format!("hybridnet_connection_setup_seconds_count{{{l}}} 1"),
+            r#"hybridnet_gateway_restarts_total{site="azure",gateway="gw"} 2"#.to_string(),
+            r#"hybridnet_gateway_packet_drops_total{site="azure",gateway="gw",reason="unknown_spi"} 1"#.to_string(),
+        ] {
+            assert!(text.contains(&line), "no {line:?} in\n{text}");
+        }
+        assert!(text.contains("Azure: TunnelIngressBytes"));
+        assert!(text.contains("TunnelEgressPacketDropCount"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
