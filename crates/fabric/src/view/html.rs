@@ -170,7 +170,7 @@ pub(crate) fn overview(snap: &Snapshot) -> String {
             peer = c.peer.map(|p| p.to_string()).unwrap_or("-".into()),
             badge = badge(&format!("{k}:status"), &live.status),
             k = esc(&k),
-            why = esc(live.reason.as_deref().unwrap_or("")),
+            why = esc(live.reason.as_deref().unwrap_or("-")),
         );
     }
     b.push_str("</tbody></table></section>\n");
@@ -381,7 +381,10 @@ fn conn_values(live: &ConnLive<'_>) -> Map<String, Value> {
         m.insert(k.to_string(), v);
     };
     put("status", json!(live.status));
-    put("reason", json!(live.reason.clone().unwrap_or_default()));
+    put(
+        "reason",
+        json!(live.reason.clone().unwrap_or_else(|| "-".into())),
+    );
     let Some(r) = live.report else {
         put("inBytes", json!(""));
         put("outBytes", json!(""));
@@ -527,6 +530,7 @@ pub(crate) fn live_json(snap: &Snapshot) -> String {
     let mut values = Map::new();
     let mut states = Map::new();
     let mut rows = Map::new();
+    let mut gateways = Map::new();
     for c in &snap.model.connections {
         let live = snap.conn_live(c);
         let k = format!("conn:{}", c.key());
@@ -544,8 +548,9 @@ pub(crate) fn live_json(snap: &Snapshot) -> String {
             .gateways
             .iter()
             .find(|l| l.site == g.site && l.gateway == g.name);
-        let k = format!("gw:{}/{}:process", g.site, g.name);
-        values.insert(k, json!(process_text(live)));
+        let k = format!("{}/{}", g.site, g.name);
+        values.insert(format!("gw:{k}:process"), json!(process_text(live)));
+        gateways.insert(k, json!(live.is_some_and(|l| l.running)));
     }
     let mut tunnels = Map::new();
     for t in &snap.model.tunnels {
@@ -563,6 +568,7 @@ pub(crate) fn live_json(snap: &Snapshot) -> String {
         "states": states,
         "rows": rows,
         "tunnels": tunnels,
+        "gateways": gateways,
     })
     .to_string()
 }

@@ -1,5 +1,5 @@
 //! The topology picture: one SVG of the lab, drawn on the server from a snapshot. Sites are
-//! columns under the internet; each holds its VPN gateways (public and private address, the
+//! columns under the internet, named at their bottom; each holds its VPN gateways (public and private address, the
 //! NAT device in front when there is one) and its VNets with their subnets and VMs. Tunnels
 //! arc from gateway to gateway across the internet, colored *and* dashed by state (so the
 //! state does not depend on seeing colors), and carry `data-tunnel`/`data-state` for the
@@ -12,12 +12,12 @@ use super::live::{End, Snapshot};
 use crate::status::SiteStatus;
 
 const MARGIN: f64 = 20.0;
-const COL_W: f64 = 380.0;
+const COL_W: f64 = 430.0;
 const GAP: f64 = 70.0;
-const INTERNET_Y: f64 = 80.0;
+const INTERNET_Y: f64 = 100.0;
 const INTERNET_H: f64 = 36.0;
-const NAT_Y: f64 = 132.0;
-const SITE_Y: f64 = 172.0;
+const NAT_Y: f64 = 152.0;
+const SITE_Y: f64 = 192.0;
 const GW_H: f64 = 58.0;
 const LINE: f64 = 20.0;
 
@@ -84,7 +84,7 @@ fn site_column(
         .iter()
         .filter(|g| g.site == site.name)
         .collect();
-    let mut y = SITE_Y + 34.0;
+    let mut y = SITE_Y + 12.0;
     let mut inner = String::new();
     for g in &gws {
         let key = format!("{}/{}", g.site, g.name);
@@ -144,7 +144,9 @@ fn site_column(
         );
         y += 26.0;
     }
-    let bottom = y + 6.0;
+    // the site's name at the bottom, where no link or tunnel crosses it
+    let title_y = y + 14.0;
+    let bottom = title_y + 12.0;
     let _ = write!(
         out,
         r#"<g class="site" data-site="{name}"><rect class="site-box" x="{x}" y="{SITE_Y}" width="{COL_W}" height="{h}" rx="10"/><text class="site-title" x="{tx}" y="{ty}">Site {name} ({kind}) · {prefix}</text>"#,
@@ -153,7 +155,7 @@ fn site_column(
         prefix = esc(&site.public_prefix),
         h = bottom - SITE_Y,
         tx = x + 14.0,
-        ty = SITE_Y + 22.0,
+        ty = title_y,
     );
     if site.nat {
         let _ = write!(
@@ -264,9 +266,9 @@ fn tunnels(out: &mut String, snap: &Snapshot, anchors: &[Anchor], width: f64) {
             y1 = p.1,
             x2 = q.0,
             y2 = q.1,
-            c = lift - 40.0,
+            c = lift - 10.0,
             mx = (p.0 + q.0) / 2.0,
-            ty = lift + 12.0,
+            ty = lift + 6.0,
             label = esc(&label),
         );
     }

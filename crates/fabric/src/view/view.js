@@ -92,6 +92,9 @@
         if (title && label) title.textContent = label;
       });
     }
+    for (const [k, running] of Object.entries(doc.gateways)) {
+      document.querySelectorAll('[data-gateway="' + CSS.escape(k) + '"]').forEach(el => { el.dataset.running = String(running); });
+    }
     for (const [k, rows] of Object.entries(doc.rows)) setRows(k, rows);
     document.querySelectorAll("[data-graph]").forEach(function (fig) {
       const key = fig.dataset.graph;
