@@ -40,10 +40,28 @@ pub(crate) fn is_ingress_drop(reason: &str) -> bool {
     INGRESS_DROPS.contains(&reason)
 }
 
-/// What persists between scrapes: the setup-time histogram and what it already counted.
+/// What the controller saw of one connection at the previous refresh.
+#[derive(Default)]
+struct Seen {
+    pid: u32,
+    setup_us: Option<u64>,
+    ike_spis: (String, String),
+    child_spis: std::collections::BTreeSet<String>,
+    status: String,
+    last_error: Option<String>,
+}
+
+/// What persists between scrapes: what the controller observes by comparing one refresh of a
+/// gateway's status with the next (every 250 ms): setup times, rekeys (a new Child SA SPI
+/// beside the ones in use; new IKE SPIs on an established connection), dead-peer-detection
+/// timeouts, ups and downs by cause. A gateway process that restarted starts over.
 pub(crate) struct Metrics {
     setups: Setups,
-    seen: Mutex<std::collections::HashMap<String, (u32, u64)>>,
+    rekeys: Counters,
+    dpd: Counters,
+    ups: Counters,
+    downs: Counters,
+    seen: Mutex<std::collections::HashMap<String, Seen>>,
     /// Server-sent-event clients of the web view now.
     pub(crate) sse_clients: Arc<std::sync::atomic::AtomicI64>,
     /// Pages served by the web view.
@@ -60,32 +78,85 @@ impl Metrics {
     pub(crate) fn new() -> Metrics {
         Metrics {
             setups: Family::new_with_constructor(setup_histogram as fn() -> Histogram),
+            rekeys: Counters::default(),
+            dpd: Counters::default(),
+            ups: Counters::default(),
+            downs: Counters::default(),
             seen: Mutex::new(Default::default()),
             sse_clients: Arc::default(),
             pages: Arc::default(),
         }
     }
 
-    /// Books every setup a gateway reports for the first time (a gateway reports the last
-    /// one per connection; a new IKE SA, or a restarted process, is a new setup).
+    /// Books what changed since the previous refresh of each gateway's status.
     pub(crate) fn observe(&self, snap: &Snapshot) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         for g in &snap.gateways {
             let Ok(st) = &g.status else { continue };
             for c in &st.connections {
-                let Some(us) = c.setup_us.or(c.setup_ms.map(|ms| ms * 1000)) else {
-                    continue;
-                };
                 let key = format!("{}/{}/{}", g.site, g.gateway, c.name);
-                let mark = (st.pid, us);
-                if seen.get(&key) == Some(&mark) {
-                    continue;
+                let l = labels(&g.site, &g.gateway, Some(&c.name));
+                let now = Seen {
+                    pid: st.pid,
+                    setup_us: c.setup_us.or(c.setup_ms.map(|ms| ms * 1000)),
+                    ike_spis: (c.ike_spi_i.clone(), c.ike_spi_r.clone()),
+                    child_spis: c.child_sas.iter().map(|s| s.spi_in.clone()).collect(),
+                    status: crate::verify::connection_status(c).to_string(),
+                    last_error: c.last_error.clone(),
+                };
+                match seen.get(&key).filter(|before| before.pid == now.pid) {
+                    Some(before) => self.changes(&l, before, &now),
+                    // first sight (or a new process): only its setup counts
+                    None => {
+                        if let Some(us) = now.setup_us {
+                            self.setups.get_or_create(&l).observe(us as f64 / 1e6);
+                        }
+                    }
                 }
-                seen.insert(key, mark);
-                self.setups
-                    .get_or_create(&labels(&g.site, &g.gateway, Some(&c.name)))
-                    .observe(us as f64 / 1e6);
+                seen.insert(key, now);
             }
+        }
+    }
+
+    /// Counts the events between two refreshes of one connection.
+    fn changes(&self, l: &Labels, before: &Seen, now: &Seen) {
+        if let Some(us) = now.setup_us.filter(|_| now.setup_us != before.setup_us) {
+            self.setups.get_or_create(l).observe(us as f64 / 1e6);
+        }
+        let connected = |s: &Seen| s.status == "Connected";
+        if connected(before) && connected(now) {
+            let new_children = now.child_spis.difference(&before.child_spis).count() as u64;
+            if new_children > 0 {
+                self.rekeys
+                    .get_or_create(&with(l.clone(), "sa", "child"))
+                    .inc_by(new_children);
+            }
+            if now.ike_spis != before.ike_spis {
+                self.rekeys
+                    .get_or_create(&with(l.clone(), "sa", "ike"))
+                    .inc();
+            }
+        }
+        if !connected(before) && connected(now) {
+            self.ups.get_or_create(l).inc();
+        }
+        if connected(before) && !connected(now) {
+            let why = now.last_error.as_deref().map(cause);
+            self.downs
+                .get_or_create(&with(
+                    l.clone(),
+                    "cause",
+                    why.as_deref().unwrap_or("unknown"),
+                ))
+                .inc();
+        }
+        let dpd = |s: &Seen| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("dead peer detection"))
+        };
+        if dpd(now) && now.last_error != before.last_error {
+            self.dpd.get_or_create(l).inc();
         }
     }
 
@@ -267,6 +338,26 @@ impl Families {
             "Unix time of the gateway status these metrics were built from",
         );
         reg.register(
+            "hybridnet_connection_rekeys",
+            "Rekeys the lab controller saw (sa=child: a new Child SA beside the one in use; sa=ike: new IKE SA SPIs without going down)",
+            m.rekeys.clone(),
+        );
+        reg.register(
+            "hybridnet_connection_dpd_timeouts",
+            "Dead peer detection timeouts the lab controller saw (the peer stopped answering)",
+            m.dpd.clone(),
+        );
+        reg.register(
+            "hybridnet_connection_ups",
+            "Times the lab controller saw the connection become Connected",
+            m.ups.clone(),
+        );
+        reg.register(
+            "hybridnet_connection_downs",
+            "Times the lab controller saw the connection leave Connected, by the cause of its last error",
+            m.downs.clone(),
+        );
+        reg.register(
             "hybridnet_connection_setup_seconds",
             "Setup times seen: IKE_SA_INIT sent to first Child SA installed, per connection",
             m.setups.clone(),
@@ -417,9 +508,41 @@ mod tests {
     }
 
     fn snapshot() -> Snapshot {
+        snapshot_of(report("a-to-b"))
+    }
+
+    /// The report of an established connection with IKE SPIs `ike` and Child SAs `children`
+    /// (inbound SPIs), or of one that went down with `error`.
+    fn phase(ike: &str, children: &[&str], error: Option<&str>) -> Snapshot {
+        let mut r = report("a-to-b");
+        r.state = if error.is_some() {
+            "connecting"
+        } else {
+            "established"
+        }
+        .into();
+        r.last_error = error.map(str::to_string);
+        r.ike_spi_i = ike.into();
+        r.ike_spi_r = ike.into();
+        r.child_sas = children
+            .iter()
+            .map(|spi| {
+                serde_json::from_value(serde_json::json!({
+                    "spi_in": spi, "spi_out": spi, "algorithms": "AES_GCM_16-256",
+                    "peer": "198.51.100.4:4500", "local_ts": [], "remote_ts": [],
+                    "inbound": {"bytes": 0, "packets": 0}, "outbound": {"bytes": 0, "packets": 0},
+                    "age_secs": 0, "active": true
+                }))
+                .unwrap()
+            })
+            .collect();
+        snapshot_of(r)
+    }
+
+    fn snapshot_of(report: gateway::status::ConnectionReport) -> Snapshot {
         let status: gateway::status::GatewayStatus = serde_json::from_value(serde_json::json!({
             "pid": 7, "local_address": "203.0.113.4", "tun": "t", "tun_mtu": 1400,
-            "uptime_secs": 10, "connections": [report("a-to-b")],
+            "uptime_secs": 10, "connections": [report],
             "drops": {"unknown_spi": 1, "replayed": 0, "auth_failed": 0, "malformed": 0,
                       "ts_mismatch": 0, "no_child_sa": 0, "no_route": 0, "invalid_inner": 0,
                       "seal_failed": 0, "io_error": 0},
@@ -482,5 +605,44 @@ mod tests {
         assert!(text.contains("Azure: TunnelIngressBytes"));
         assert!(text.contains("TunnelEgressPacketDropCount"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn rekeys_dead_peers_ups_and_downs_are_seen_between_refreshes() {
+        let m = Metrics::new();
+        for snap in [
+            phase("aa", &["01"], None),
+            phase("aa", &["01"], None),
+            // make-before-break: the new Child SA beside the old one, then alone
+            phase("aa", &["01", "02"], None),
+            phase("aa", &["02"], None),
+            // the IKE SA rekeyed: new SPIs, still connected
+            phase("bb", &["02"], None),
+            phase(
+                "bb",
+                &[],
+                Some("dead peer detection: no answer to 3 DPD requests"),
+            ),
+            phase(
+                "bb",
+                &[],
+                Some("dead peer detection: no answer to 3 DPD requests"),
+            ),
+            phase("cc", &["03"], None),
+        ] {
+            m.observe(&snap);
+        }
+        let text = m.render(&phase("cc", &["03"], None));
+        let l = r#"site="azure",gateway="gw",connection="a-to-b""#;
+        for line in [
+            format!("hybridnet_connection_rekeys_total{{{l},sa=\"child\"}} 1"),
+            format!("hybridnet_connection_rekeys_total{{{l},sa=\"ike\"}} 1"),
+            format!("hybridnet_connection_dpd_timeouts_total{{{l}}} 1"),
+            format!("hybridnet_connection_downs_total{{{l},cause=\"dead peer detection\"}} 1"),
+            format!("hybridnet_connection_ups_total{{{l}}} 1"),
+            format!("hybridnet_connection_up{{{l}}} 1.0"),
+        ] {
+            assert!(text.contains(&line), "no {line:?} in\n{text}");
+        }
     }
 }
