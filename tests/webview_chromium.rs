@@ -9,6 +9,7 @@
 //! `HYBRIDNET_UPDATE_DOCS=1` the Connected one is also copied to docs/webview.png.
 
 use hybridnet_tests::browser::{artifact_dir, Chromium};
+use hybridnet_tests::http::get_as;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use testkit::lab::{repo_root, show, Lab};
@@ -53,6 +54,16 @@ fn the_web_view_shows_the_seed_and_a_tunnel_going_down_live() {
     assert!(
         String::from_utf8_lossy(&text.stdout).contains(&format!("Web view: {url}")),
         "lab status shows the URL"
+    );
+
+    // Only to its own address: not to a page whose DNS name was rebound to 127.0.0.1.
+    let (code, _) = get_as(&url, Some("rebound.example:80")).unwrap();
+    assert_eq!(code, 421, "a foreign Host is refused");
+    let (code, body) = get_as(&format!("{url}metrics"), None).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("hybridnet_tunnel_egress_bytes_total"),
+        "{body}"
     );
 
     let artifacts = artifact_dir("webview_chromium");

@@ -7,6 +7,12 @@ use std::time::Duration;
 
 /// `GET url` (`http://HOST:PORT/path?query`): the status code and the body.
 pub fn get(url: &str) -> Result<(u16, String)> {
+    get_as(url, None)
+}
+
+/// `GET url` with another `Host` header than the URL's (what a page reached through a
+/// rebound DNS name sends).
+pub fn get_as(url: &str, host_header: Option<&str>) -> Result<(u16, String)> {
     let rest = url
         .strip_prefix("http://")
         .with_context(|| format!("not an http:// URL: {url}"))?;
@@ -19,7 +25,8 @@ pub fn get(url: &str) -> Result<(u16, String)> {
     // HTTP/1.1: Chromium's DevTools endpoint does not answer HTTP/1.0
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        host_header.unwrap_or(host)
     )?;
     // Read until the body is complete by its Content-Length or final chunk: Chromium's
     // DevTools server keeps the connection open despite `Connection: close`.

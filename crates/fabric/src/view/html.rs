@@ -99,7 +99,7 @@ fn page(title: &str, lab: &str, fingerprint: &str, body: &str) -> String {
 <header>
 <p class="brand"><a href="/">hybridnet</a> · lab <strong>{lab}</strong></p>
 <nav aria-label="Sections"><ul><li><a href="/#topology-h">Topology</a></li><li><a href="/#connections-h">Connections</a></li><li><a href="/#gateways-h">Gateways</a></li><li><a href="/#deployments-h">Deployments</a></li><li><a href="/metrics">Metrics</a></li></ul></nav>
-<p class="live-status" role="status"><span data-live="meta:connection">connecting to live updates…</span> · <span data-live="meta:updated"></span></p>
+<p class="live-status"><span role="status" data-live="meta:connection">connecting to live updates…</span> · <span data-live="meta:updated"></span></p>
 </header>
 <main id="main">
 {body}

@@ -67,7 +67,10 @@ pub async fn serve(root: PathBuf, id: LabId, port: u16) -> std::io::Result<ViewE
         .route("/static/view.css", get(css))
         .route("/static/view.js", get(js))
         .fallback(not_found)
-        .with_state(ctx);
+        .with_state(ctx)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            same_host(addr.port(), req, next)
+        }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("web view on {addr}: {e}");
@@ -82,6 +85,36 @@ pub async fn serve(root: PathBuf, id: LabId, port: u16) -> std::io::Result<ViewE
 }
 
 type Shared = State<Arc<Ctx>>;
+
+/// Answers only requests addressed to this loopback listener by address or `localhost`, so a
+/// web page elsewhere cannot read the view through a DNS name rebound to 127.0.0.1.
+async fn same_host(
+    port: u16,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let ok = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ]
+    .iter()
+    .any(|h| h == host);
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server answers only to 127.0.0.1\n",
+        )
+            .into_response()
+    }
+}
 
 impl Ctx {
     fn now(&self) -> Arc<live::Snapshot> {
