@@ -19,9 +19,14 @@ use crate::state::LabSelector;
 use crate::status::{state_parts, LabStatus};
 use crate::LabId;
 
-/// How often the gateways are asked for their status.
+/// How often the gateways are asked for their status while someone looks (a page open,
+/// Prometheus scraping).
 pub(crate) const FAST: Duration = Duration::from_millis(250);
-/// How often the lab's resources, deployments and status are read again.
+/// How often while nobody looks: an idle lab costs its gateways and the controller nothing
+/// to speak of.
+pub(crate) const IDLE: Duration = Duration::from_secs(2);
+/// How often the lab's resources, deployments and status are read again (10 times as
+/// seldom while nobody looks).
 pub(crate) const SLOW: Duration = Duration::from_secs(2);
 
 /// One VNet gateway of the lab: where it sits and its addresses.
@@ -127,6 +132,8 @@ pub(crate) struct Snapshot {
     pub(crate) gateways: Vec<GatewayLive>,
     /// Unix time in milliseconds of the gateways' answers.
     pub(crate) at_ms: u64,
+    /// How long asking every gateway (and re-reading the lab, when due) took.
+    pub(crate) took: Duration,
 }
 
 /// A connection's state as the view shows it.
@@ -491,14 +498,16 @@ fn read_gateway(rec: &GatewayRecord) -> GatewayLive {
     }
 }
 
-/// Runs the refresher on its own thread until the process ends: every [`FAST`] a new
-/// snapshot goes to `publish` (also handed to `observe`, which keeps what must be counted
-/// across snapshots, e.g. setup times for a histogram).
+/// Runs the refresher on its own thread until the process ends: every [`FAST`] while
+/// `watched` says someone looks, else every [`IDLE`], a new snapshot goes to `publish` (also
+/// handed to `observe`, which keeps what must be counted across snapshots, e.g. setup times
+/// for a histogram).
 pub(crate) fn spawn(
     root: PathBuf,
     id: LabId,
     publish: tokio::sync::watch::Sender<Arc<Snapshot>>,
     mut observe: impl FnMut(&Snapshot) + Send + 'static,
+    watched: impl Fn() -> bool + Send + 'static,
 ) {
     std::thread::Builder::new()
         .name("view-refresh".into())
@@ -511,7 +520,8 @@ pub(crate) fn spawn(
                 let started = Instant::now();
                 let records = gateways::records(&lab_dir);
                 let paths: Vec<PathBuf> = records.iter().map(|r| r.control.clone()).collect();
-                if model_at.elapsed() >= SLOW || paths != known {
+                let due = if watched() { SLOW } else { SLOW * 10 };
+                if model_at.elapsed() >= due || paths != known {
                     model = Arc::new(read_model(&root, &id));
                     model_at = Instant::now();
                     known = paths;
@@ -522,10 +532,19 @@ pub(crate) fn spawn(
                     model: model.clone(),
                     gateways,
                     at_ms: now_ms(),
+                    took: started.elapsed(),
                 };
                 observe(&snap);
                 publish.send_replace(Arc::new(snap));
-                std::thread::sleep(FAST.saturating_sub(started.elapsed()));
+                let period = if watched() { FAST } else { IDLE };
+                // woken early when someone starts looking, so a page's first update is quick
+                let until = started + period;
+                while Instant::now() < until {
+                    std::thread::sleep(FAST.min(until.saturating_duration_since(Instant::now())));
+                    if period == IDLE && watched() {
+                        break;
+                    }
+                }
             }
         })
         .expect("spawn the view's refresher thread");
@@ -538,5 +557,6 @@ pub(crate) fn empty(id: &LabId) -> Snapshot {
         model: Arc::new(Model::default()),
         gateways: Vec::new(),
         at_ms: now_ms(),
+        took: Duration::ZERO,
     }
 }

@@ -215,6 +215,7 @@ struct Families {
     sse: Gauges,
     pages: Counters,
     refreshed: Gauges,
+    refresh_took: Gauges,
     view_metrics: (
         Arc<std::sync::atomic::AtomicI64>,
         Arc<std::sync::atomic::AtomicU64>,
@@ -337,6 +338,12 @@ impl Families {
             "hybridnet_controller_snapshot_timestamp_seconds",
             "Unix time of the gateway status these metrics were built from",
         );
+        let refresh_took = Gauges::default();
+        reg.register(
+            "hybridnet_controller_refresh_seconds",
+            "How long the controller's last refresh took: every gateway's status over its control socket, and the lab's resources when due",
+            refresh_took.clone(),
+        );
         reg.register(
             "hybridnet_connection_rekeys",
             "Rekeys the lab controller saw (sa=child: a new Child SA beside the one in use; sa=ike: new IKE SA SPIs without going down)",
@@ -389,6 +396,7 @@ impl Families {
             sse,
             pages,
             refreshed,
+            refresh_took,
             view_metrics: (m.sse_clients.clone(), m.pages.clone()),
         }
     }
@@ -467,6 +475,7 @@ impl Families {
             pages.load(std::sync::atomic::Ordering::Relaxed),
         );
         set(&self.refreshed, &lab, snap.at_ms as f64 / 1000.0);
+        set(&self.refresh_took, &lab, snap.took.as_secs_f64());
     }
 }
 
@@ -573,6 +582,7 @@ mod tests {
                 status: Ok(status),
             }],
             at_ms: 1,
+            took: std::time::Duration::from_millis(3),
         }
     }
 
@@ -598,6 +608,7 @@ mod tests {
             format!("hybridnet_connection_last_error{{{l},cause=\"AUTHENTICATION_FAILED\"}} 1.0"),
             format!("hybridnet_connection_setup_seconds_count{{{l}}} 1"),
             r#"hybridnet_gateway_restarts_total{site="azure",gateway="gw"} 2"#.to_string(),
+            r#"hybridnet_controller_refresh_seconds{lab="abcde"} 0.003"#.to_string(),
             r#"hybridnet_gateway_packet_drops_total{site="azure",gateway="gw",reason="unknown_spi"} 1"#.to_string(),
         ] {
             assert!(text.contains(&line), "no {line:?} in\n{text}");

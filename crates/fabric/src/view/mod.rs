@@ -43,6 +43,8 @@ pub struct ViewEndpoint {
 struct Ctx {
     snap: watch::Receiver<Arc<live::Snapshot>>,
     metrics: metrics::Metrics,
+    /// Unix time in milliseconds of the last request that read a snapshot.
+    last_request: std::sync::atomic::AtomicU64,
 }
 
 /// Binds the web view of lab `id` on 127.0.0.1:`port` (0: any free port), starts its
@@ -54,9 +56,17 @@ pub async fn serve(root: PathBuf, id: LabId, port: u16) -> std::io::Result<ViewE
     let ctx = Arc::new(Ctx {
         snap: rx,
         metrics: metrics::Metrics::new(),
+        last_request: std::sync::atomic::AtomicU64::new(0),
     });
     let observer = ctx.clone();
-    live::spawn(root, id, tx, move |s| observer.metrics.observe(s));
+    let watcher = ctx.clone();
+    live::spawn(
+        root,
+        id,
+        tx,
+        move |s| observer.metrics.observe(s),
+        move || watcher.watched(),
+    );
     let app = axum::Router::new()
         .route("/", get(overview))
         .route("/connections/{site}/{name}", get(connection))
@@ -117,8 +127,16 @@ async fn same_host(
 }
 
 impl Ctx {
+    /// The latest snapshot; a request for it counts as someone looking.
     fn now(&self) -> Arc<live::Snapshot> {
+        self.last_request.store(live::now_ms(), Ordering::Relaxed);
         self.snap.borrow().clone()
+    }
+
+    /// Whether a page follows the live updates or anything was asked for in the last 10 s.
+    fn watched(&self) -> bool {
+        self.metrics.sse_clients.load(Ordering::Relaxed) > 0
+            || live::now_ms().saturating_sub(self.last_request.load(Ordering::Relaxed)) < 10_000
     }
 }
 
