@@ -508,14 +508,17 @@ pub(crate) fn spawn(
     publish: tokio::sync::watch::Sender<Arc<Snapshot>>,
     mut observe: impl FnMut(&Snapshot) + Send + 'static,
     watched: impl Fn() -> bool + Send + 'static,
-) {
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("view-refresh".into())
         .spawn(move || {
             let lab_dir = crate::state::LabDir::new(&root, &id).path;
             let mut model = Arc::new(read_model(&root, &id));
             let mut model_at = Instant::now();
-            let mut known: Vec<PathBuf> = Vec::new();
+            let mut known: Vec<PathBuf> = gateways::records(&lab_dir)
+                .into_iter()
+                .map(|r| r.control)
+                .collect();
             loop {
                 let started = Instant::now();
                 let records = gateways::records(&lab_dir);
@@ -546,8 +549,8 @@ pub(crate) fn spawn(
                     }
                 }
             }
-        })
-        .expect("spawn the view's refresher thread");
+        })?;
+    Ok(())
 }
 
 /// An empty snapshot for the time before the first refresh.

@@ -66,7 +66,7 @@ pub async fn serve(root: PathBuf, id: LabId, port: u16) -> std::io::Result<ViewE
         tx,
         move |s| observer.metrics.observe(s),
         move || watcher.watched(),
-    );
+    )?;
     let app = axum::Router::new()
         .route("/", get(overview))
         .route("/connections/{site}/{name}", get(connection))
