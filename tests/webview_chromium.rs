@@ -4,7 +4,8 @@
 //! connection's page shows the negotiated algorithms and SPIs. Then the Azure Stack Hub side's
 //! gateway is killed for good — SIGKILL to its supervisor, whose child (the gateway process)
 //! gets SIGKILL from the kernel by PR_SET_PDEATHSIG, so no DELETE is sent and nothing restarts
-//! it — and, without a reload, the tunnel on the open page turns down within 2 s.
+//! it — and, without a reload, the tunnel on the open page turns down within 2 s. Before that,
+//! the connection's throughput graph follows a 32 MiB TCP transfer through the tunnel.
 //! Screenshots are left in `target/test-artifacts/webview_chromium/` (printed); with
 //! `HYBRIDNET_UPDATE_DOCS=1` the Connected one is also copied to docs/webview.png.
 
@@ -30,6 +31,18 @@ fn stackhub_gateway(lab: &Lab) -> Value {
         .and_then(|r| r.iter().find(|r| r["name"] == "stackhub-gw"))
         .map(|r| r["gatewayProcess"].clone())
         .unwrap_or_else(|| panic!("no stackhub-gw in {site:#}"))
+}
+
+/// Mbit/s from the page's rate text (`12.34 Mbit/s`, `1.20 Gbit/s`, `800 bit/s`).
+fn mbit(text: &str) -> f64 {
+    let (n, unit) = text.split_once(' ').unwrap_or((text, ""));
+    let n: f64 = n.parse().unwrap_or(0.0);
+    match unit {
+        "Gbit/s" => n * 1000.0,
+        "Mbit/s" => n,
+        "kbit/s" => n / 1000.0,
+        _ => n / 1e6,
+    }
 }
 
 const TUNNEL_STATE: &str =
@@ -171,8 +184,61 @@ fn the_web_view_shows_the_seed_and_a_tunnel_going_down_live() {
         !page_html.contains("hybridnet-lab-shared-key"),
         "the shared key is never shown"
     );
+
+    // The live throughput graph follows a transfer through the tunnel.
+    let ns = |site: &str| format!("hn-{}-{site}-vm1", lab.id);
+    let (server, client) = (ns("stackhub"), ns("azure"));
+    let transfer = std::thread::spawn(move || {
+        fabric::verify::tcp_transfer(
+            &server,
+            "10.2.1.4".parse().unwrap(),
+            7101,
+            &client,
+            32 << 20,
+        )
+    });
+    // The page's egress rate, read until the transfer is over and one more update has come.
+    let mut peak = 0.0f64;
+    let mut over: Option<Instant> = None;
+    while over.is_none_or(|t| t.elapsed() < Duration::from_millis(600)) {
+        let t = page
+            .eval("document.querySelector('[data-live=\"conn:azure/azure-to-stackhub:rateOut\"]').textContent")
+            .unwrap();
+        peak = peak.max(mbit(t.as_str().unwrap_or("")));
+        if over.is_none() && transfer.is_finished() {
+            over = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = transfer.join().unwrap().expect("TCP azure -> stackhub");
+    let graphed = peak;
+    eprintln!(
+        "egress rate on the page peaked at {graphed:.1} Mbit/s during 32 MiB in {} ms",
+        t.millis
+    );
+    // the page's rate is taken over 250 ms windows: its peak is of the order of the average
+    let avg = (32u64 << 20) as f64 * 8.0 / 1e6 / (t.millis.max(1) as f64 / 1000.0);
+    assert!(
+        graphed > avg / 3.0 && graphed < avg * 3.0,
+        "the page peaked at {graphed:.1} Mbit/s, the transfer averaged {avg:.1} Mbit/s"
+    );
+    let points = page
+        .eval("document.querySelector('[data-series=\"out\"]').getAttribute('points').split(' ').length")
+        .unwrap();
+    assert!(
+        points.as_u64().unwrap() >= 3,
+        "{points} points in the graph"
+    );
+    std::thread::sleep(Duration::from_millis(600));
     page.screenshot(&artifacts.join("connection-azure-to-stackhub.png"))
         .unwrap();
+    if std::env::var_os("HYBRIDNET_UPDATE_DOCS").is_some() {
+        std::fs::copy(
+            artifacts.join("connection-azure-to-stackhub.png"),
+            repo_root().join("docs").join("webview-connection.png"),
+        )
+        .unwrap();
+    }
 
     // Back to the overview; a marker on the window tells a reload apart.
     page.goto(&url).unwrap();
