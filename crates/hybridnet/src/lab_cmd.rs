@@ -183,6 +183,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 println!("  {line}");
             }
             if !verified {
+                // where to look at what went wrong
+                if let Some(url) = report.controller.as_ref().and_then(|c| c.view_url.as_ref()) {
+                    println!("Web view: {url}");
+                }
                 println!(
                     "lab {} is up, but its tunnels do not work yet (see above and `hybridnet lab status`) ({total:.3}s)",
                     report.lab_id

@@ -563,3 +563,61 @@ pub(crate) fn empty(id: &LabId) -> Snapshot {
         took: Duration::ZERO,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(site: &str, name: &str, public: &str) -> GatewayInfo {
+        GatewayInfo {
+            site: site.into(),
+            name: name.into(),
+            vnet: "v".into(),
+            public_ip: Some(public.parse().unwrap()),
+            private_ip: None,
+        }
+    }
+
+    fn conn(site: &str, name: &str, gateway: &str, peer: &str) -> ConnInfo {
+        ConnInfo {
+            site: site.into(),
+            name: name.into(),
+            gateway: gateway.into(),
+            local_network_gateway: None,
+            peer: Some(peer.parse().unwrap()),
+            peer_prefixes: vec![],
+            provisioning_state: "Succeeded".into(),
+        }
+    }
+
+    #[test]
+    fn both_sides_of_a_pair_of_gateways_are_one_tunnel_also_behind_nat() {
+        let gateways = [gw("a", "a-gw", "203.0.113.1"), gw("b", "b-gw", "198.51.100.1")];
+        let prefixes = [
+            ("a".to_string(), "203.0.113.0/24".parse().unwrap()),
+            ("b".to_string(), "198.51.100.0/24".parse().unwrap()),
+            ("dev".to_string(), "192.0.2.0/24".parse().unwrap()),
+        ];
+        let t = tunnels(
+            &gateways,
+            &[
+                conn("a", "a-to-b", "a-gw", "198.51.100.1"),
+                // b sits behind NAT: a knows it by the NAT device's address in b's prefix
+                conn("b", "b-to-a", "b-gw", "203.0.113.1"),
+                conn("a", "a-to-nat", "a-gw", "198.51.100.77"),
+                // a strongSwan device: a site without a gateway of ours
+                conn("a", "a-to-dev", "a-gw", "192.0.2.9"),
+                conn("a", "a-to-far", "a-gw", "100.64.0.1"),
+            ],
+            &prefixes,
+        );
+        assert_eq!(t.len(), 3, "{t:#?}");
+        assert_eq!(t[0].connections, ["a/a-to-b", "b/b-to-a", "a/a-to-nat"]);
+        assert_eq!(
+            t[1].b,
+            End::Site("dev".into()),
+            "a device site is an end: {t:#?}"
+        );
+        assert_eq!(t[2].b, End::External("100.64.0.1".parse().unwrap()));
+    }
+}
