@@ -592,7 +592,10 @@ mod tests {
 
     #[test]
     fn both_sides_of_a_pair_of_gateways_are_one_tunnel_also_behind_nat() {
-        let gateways = [gw("a", "a-gw", "203.0.113.1"), gw("b", "b-gw", "198.51.100.1")];
+        let gateways = [
+            gw("a", "a-gw", "203.0.113.1"),
+            gw("b", "b-gw", "198.51.100.1"),
+        ];
         let prefixes = [
             ("a".to_string(), "203.0.113.0/24".parse().unwrap()),
             ("b".to_string(), "198.51.100.0/24".parse().unwrap()),

@@ -86,44 +86,68 @@ fn site_column(
         .collect();
     let mut y = SITE_Y + 12.0;
     let mut inner = String::new();
+    let x_box = x + 20.0;
     for g in &gws {
         let key = format!("{}/{}", g.site, g.name);
         let live = snap
             .gateways
             .iter()
             .find(|l| l.site == g.site && l.gateway == g.name);
-        let running = live.is_some_and(|l| l.running);
-        let gx = x + 20.0;
-        let gw_w = COL_W - 40.0;
-        let cx = gx + gw_w / 2.0;
-        // its link up to the internet (through the NAT device when there is one)
-        let _ = write!(
-            inner,
-            r#"<line class="uplink" x1="{cx}" y1="{y}" x2="{cx}" y2="{top}"/>"#,
-            top = INTERNET_Y + INTERNET_H
+        let attrs = format!(
+            r#"data-gateway="{}" data-running="{}""#,
+            esc(&key),
+            live.is_some_and(|l| l.running)
         );
-        let _ = write!(
-            inner,
-            r#"<g class="gateway" data-gateway="{k}" data-running="{running}"><rect x="{gx}" y="{y}" width="{gw_w}" height="{GW_H}" rx="6"/><text x="{tx}" y="{t1}" class="name">VPN gateway {name}</text><text x="{tx}" y="{t2}">public {public} · private {private}</text><text x="{tx}" y="{t3}" data-live="gw:{k}:process">{process}</text></g>"#,
-            k = esc(&key),
-            tx = gx + 10.0,
-            t1 = y + 18.0,
-            t2 = y + 35.0,
-            t3 = y + 51.0,
-            name = esc(&g.name),
-            public = g.public_ip.map(|a| a.to_string()).unwrap_or("-".into()),
-            private = g.private_ip.map(|a| a.to_string()).unwrap_or("-".into()),
-            process = esc(&super::html::process_text(live)),
+        let addresses = format!(
+            "public {} · private {}",
+            g.public_ip.map(|a| a.to_string()).unwrap_or("-".into()),
+            g.private_ip.map(|a| a.to_string()).unwrap_or("-".into()),
         );
+        let process = super::html::process_text(live);
+        let live_key = format!("gw:{key}:process");
+        let title = format!("VPN gateway {}", g.name);
+        let lines = [title.as_str(), addresses.as_str(), process.as_str()];
+        let (ax, ay) = vpn_box(&mut inner, x_box, y, &attrs, lines, Some(&live_key));
         anchors.push(Anchor {
             site: site.name.clone(),
             gateway: Some(g.name.clone()),
-            x: cx,
-            y,
+            x: ax,
+            y: ay,
         });
         y += GW_H + 14.0;
     }
-    if gws.is_empty() {
+    // an on-premises strongSwan device stands where a VNet gateway would
+    let device = snap
+        .model
+        .status
+        .as_ref()
+        .and_then(|s| s.strongswan_devices.iter().find(|d| d.site == site.name));
+    if let (true, Some(d)) = (gws.is_empty(), device) {
+        let attrs = format!(
+            r#"data-device="{}" data-running="{}""#,
+            esc(&site.name),
+            d.charon_pid.is_some()
+        );
+        let addresses = format!("public {} · LAN {}", d.public_address, d.lan_address);
+        let process = match (d.charon_pid, &d.error) {
+            (Some(pid), _) => format!("charon {pid} running"),
+            (None, Some(e)) => format!("charon not running: {e}"),
+            (None, None) => "charon not running".to_string(),
+        };
+        let lines = [
+            "strongSwan VPN device",
+            addresses.as_str(),
+            process.as_str(),
+        ];
+        let (ax, ay) = vpn_box(&mut inner, x_box, y, &attrs, lines, None);
+        anchors.push(Anchor {
+            site: site.name.clone(),
+            gateway: None,
+            x: ax,
+            y: ay,
+        });
+        y += GW_H + 14.0;
+    } else if gws.is_empty() {
         anchors.push(Anchor {
             site: site.name.clone(),
             gateway: None,
@@ -134,7 +158,7 @@ fn site_column(
     for v in &site.virtual_networks {
         y = vnet_box(&mut inner, site, v, x + 12.0, y);
     }
-    if site.virtual_networks.is_empty() && gws.is_empty() {
+    if site.virtual_networks.is_empty() && gws.is_empty() && device.is_none() {
         let _ = write!(
             inner,
             r#"<text x="{tx}" y="{ty}">{what}</text>"#,
@@ -169,6 +193,42 @@ fn site_column(
     out.push_str(&inner);
     out.push_str("</g>\n");
     bottom
+}
+
+/// A VPN box (a VNet gateway or an on-premises device) with its link up to the internet:
+/// three lines of text, the last one live under `live_key`; returns where tunnels attach
+/// (the middle of its top).
+fn vpn_box(
+    out: &mut String,
+    x: f64,
+    y: f64,
+    attrs: &str,
+    lines: [&str; 3],
+    live_key: Option<&str>,
+) -> (f64, f64) {
+    let w = COL_W - 40.0;
+    let cx = x + w / 2.0;
+    // its link up to the internet (through the NAT device when there is one)
+    let _ = write!(
+        out,
+        r#"<line class="uplink" x1="{cx}" y1="{y}" x2="{cx}" y2="{top}"/>"#,
+        top = INTERNET_Y + INTERNET_H
+    );
+    let live = live_key
+        .map(|k| format!(r#" data-live="{}""#, esc(k)))
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        r#"<g class="gateway" {attrs}><rect x="{x}" y="{y}" width="{w}" height="{GW_H}" rx="6"/><text x="{tx}" y="{t1}" class="name">{l1}</text><text x="{tx}" y="{t2}">{l2}</text><text x="{tx}" y="{t3}"{live}>{l3}</text></g>"#,
+        tx = x + 10.0,
+        t1 = y + 18.0,
+        t2 = y + 35.0,
+        t3 = y + 51.0,
+        l1 = esc(lines[0]),
+        l2 = esc(lines[1]),
+        l3 = esc(lines[2]),
+    );
+    (cx, y)
 }
 
 /// One VNet with its subnets and the VMs in each; returns the y below it.
