@@ -216,10 +216,13 @@ fn the_web_view_shows_the_seed_and_a_tunnel_going_down_live() {
         "egress rate on the page peaked at {graphed:.1} Mbit/s during 32 MiB in {} ms",
         t.millis
     );
-    // the page's rate is taken over 250 ms windows: its peak is of the order of the average
-    let avg = (32u64 << 20) as f64 * 8.0 / 1e6 / (t.millis.max(1) as f64 / 1000.0);
+    // The page's rates are taken over the refresher's 250 ms windows: their peak is at least
+    // the transfer's average (whose time includes the connection's setup and teardown, so
+    // some slack), and no window can hold more than the whole transfer.
+    let bits = (32u64 << 20) as f64 * 8.0 / 1e6;
+    let avg = bits / (t.millis.max(1) as f64 / 1000.0);
     assert!(
-        graphed > avg / 3.0 && graphed < avg * 3.0,
+        graphed > avg * 0.7 && graphed < bits / 0.2,
         "the page peaked at {graphed:.1} Mbit/s, the transfer averaged {avg:.1} Mbit/s"
     );
     let points = page
