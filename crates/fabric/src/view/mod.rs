@@ -267,7 +267,11 @@ async fn events(State(ctx): Shared) -> Sse<impl Stream<Item = Result<Event, Infa
     let stream = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
         rx.changed().await.ok()?;
         let snap = rx.borrow_and_update().clone();
-        let ev = Event::default().event("state").data(html::live_json(&snap));
+        // a browser that loses the stream (the controller restarted) tries again after 500 ms
+        let ev = Event::default()
+            .event("state")
+            .retry(Duration::from_millis(500))
+            .data(html::live_json(&snap));
         Some((Ok(ev), (rx, guard)))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
