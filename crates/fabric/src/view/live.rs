@@ -509,16 +509,25 @@ pub(crate) fn spawn(
     mut observe: impl FnMut(&Snapshot) + Send + 'static,
     watched: impl Fn() -> bool + Send + 'static,
 ) -> std::io::Result<()> {
+    // The first snapshot before anyone can ask: a page loaded right after `lab up` is whole.
+    let started = Instant::now();
+    let lab_dir = crate::state::LabDir::new(&root, &id).path;
+    let mut model = Arc::new(read_model(&root, &id));
+    let mut model_at = Instant::now();
+    let records = gateways::records(&lab_dir);
+    let mut known: Vec<PathBuf> = records.iter().map(|r| r.control.clone()).collect();
+    let first = Snapshot {
+        lab_id: id.to_string(),
+        model: model.clone(),
+        gateways: records.iter().map(read_gateway).collect(),
+        at_ms: now_ms(),
+        took: started.elapsed(),
+    };
+    observe(&first);
+    publish.send_replace(Arc::new(first));
     std::thread::Builder::new()
         .name("view-refresh".into())
         .spawn(move || {
-            let lab_dir = crate::state::LabDir::new(&root, &id).path;
-            let mut model = Arc::new(read_model(&root, &id));
-            let mut model_at = Instant::now();
-            let mut known: Vec<PathBuf> = gateways::records(&lab_dir)
-                .into_iter()
-                .map(|r| r.control)
-                .collect();
             loop {
                 let started = Instant::now();
                 let records = gateways::records(&lab_dir);
