@@ -297,6 +297,13 @@ fn the_web_view_shows_the_seed_and_a_tunnel_going_down_live() {
         proc_text.as_str().unwrap().contains("not running"),
         "{proc_text}"
     );
+    let described = page
+        .eval("document.getElementById('topo-desc').textContent")
+        .unwrap();
+    assert!(
+        described.as_str().unwrap().contains("IPsec tunnel: Down"),
+        "the picture's description for screen readers follows: {described}"
+    );
     let running = page
         .eval("document.querySelector('svg.topology [data-gateway=\"stackhub/stackhub-gw\"]').dataset.running")
         .unwrap();

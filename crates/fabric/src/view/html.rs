@@ -561,6 +561,10 @@ pub(crate) fn live_json(snap: &Snapshot) -> String {
             json!(super::topology::tunnel_label(t, state)),
         );
     }
+    values.insert(
+        "topology:desc".into(),
+        json!(super::topology::summary(snap)),
+    );
     json!({
         "at": snap.at_ms,
         "fingerprint": snap.model.fingerprint,

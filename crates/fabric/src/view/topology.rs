@@ -53,7 +53,7 @@ pub(crate) fn svg(snap: &Snapshot) -> String {
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-labelledby="topo-title topo-desc" class="topology" data-fingerprint="{fp}">
 <title id="topo-title">Topology of lab {id}</title>
-<desc id="topo-desc">{desc}</desc>
+<desc id="topo-desc" data-live="topology:desc">{desc}</desc>
 <rect class="internet" x="{MARGIN}" y="{INTERNET_Y}" width="{iw}" height="{INTERNET_H}" rx="18"/>
 <text class="internet-label" x="{cx}" y="{ty}" text-anchor="middle">Internet</text>
 "#,
@@ -353,8 +353,8 @@ pub(crate) fn tunnel_label(t: &super::live::Tunnel, state: &str) -> String {
     format!("IPsec tunnel{peer}: {word} ({})", names.join(" ⇄ "))
 }
 
-/// The picture in words, for screen readers.
-fn summary(snap: &Snapshot) -> String {
+/// The picture in words, for screen readers (kept current by the page's script).
+pub(crate) fn summary(snap: &Snapshot) -> String {
     let sites: Vec<String> = snap
         .model
         .status
