@@ -510,11 +510,17 @@ pub(crate) fn spawn(
     watched: impl Fn() -> bool + Send + 'static,
 ) -> std::io::Result<()> {
     // The first snapshot before anyone can ask: a page loaded right after `lab up` is whole.
+    // Taken on a thread of its own: this runs on the controller's async runtime, and reading
+    // a strongSwan device's status starts a runtime of its own, which may not nest.
     let started = Instant::now();
     let lab_dir = crate::state::LabDir::new(&root, &id).path;
-    let mut model = Arc::new(read_model(&root, &id));
+    let (first_model, records) = std::thread::scope(|s| {
+        s.spawn(|| (read_model(&root, &id), gateways::records(&lab_dir)))
+            .join()
+    })
+    .map_err(|_| std::io::Error::other("reading the lab for the web view panicked"))?;
+    let mut model = Arc::new(first_model);
     let mut model_at = Instant::now();
-    let records = gateways::records(&lab_dir);
     let mut known: Vec<PathBuf> = records.iter().map(|r| r.control.clone()).collect();
     let first = Snapshot {
         lab_id: id.to_string(),
