@@ -141,6 +141,35 @@ fn the_web_view_shows_the_seed_and_a_tunnel_going_down_live() {
         label.as_str().unwrap().contains("Connected"),
         "tunnel label: {label}"
     );
+    // Deployments with their operations: the first one opened, as in the README's picture.
+    let ops = page
+        .eval("(() => { const d = document.querySelector('details'); d.open = true; return {summary: d.querySelector('summary').textContent, rows: Array.from(d.querySelectorAll('tbody tr')).map(r => r.textContent)}; })()")
+        .unwrap();
+    assert!(
+        ops["summary"]
+            .as_str()
+            .unwrap()
+            .contains("azure / azure-site")
+            && ops["summary"].as_str().unwrap().contains("Succeeded"),
+        "{ops:#}"
+    );
+    let rows: Vec<&str> = ops["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for kind in [
+        "Microsoft.Network/virtualNetworks",
+        "Microsoft.Network/virtualNetworkGateways",
+        "Microsoft.Compute/virtualMachines",
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.contains(kind) && r.contains("Succeeded")),
+            "no {kind} operation Succeeded in {rows:#?}"
+        );
+    }
     page.screenshot(&artifacts.join("overview-connected.png"))
         .unwrap();
     if std::env::var_os("HYBRIDNET_UPDATE_DOCS").is_some() {
