@@ -300,6 +300,9 @@ pub(crate) fn connection(snap: &Snapshot, c: &ConnInfo) -> String {
 <dt>NAT</dt>{nat}
 <dt>Data in</dt>{data_in}
 <dt>Data out</dt>{data_out}
+<dt>Failures in a row</dt>{retry}
+<dt>Unauthenticated attempts that failed</dt>{attempts}
+<dt>Traffic selectors</dt>{selectors}
 </dl></section>
 <section aria-labelledby="error-h"><h2 id="error-h">Last error</h2>
 <p data-live="{k}:lastError">{last_error}</p>
@@ -338,6 +341,9 @@ pub(crate) fn connection(snap: &Snapshot, c: &ConnInfo) -> String {
         nat = field("nat"),
         data_in = field("dataIn"),
         data_out = field("dataOut"),
+        retry = field("retry"),
+        attempts = field("attempts"),
+        selectors = field("selectors"),
         last_error = esc(v["lastError"].as_str().unwrap_or("")),
         explanation = esc(v["explanation"].as_str().unwrap_or("")),
         sa_rows = rows(&v["childSas"]),
@@ -409,6 +415,9 @@ fn conn_values(live: &ConnLive<'_>) -> Map<String, Value> {
             "nat",
             "dataIn",
             "dataOut",
+            "retry",
+            "attempts",
+            "selectors",
         ] {
             put(f, json!("-"));
         }
@@ -416,6 +425,31 @@ fn conn_values(live: &ConnLive<'_>) -> Map<String, Value> {
     };
     put("inBytes", json!(num(r.inbound.bytes)));
     put("outBytes", json!(num(r.outbound.bytes)));
+    put(
+        "retry",
+        json!(match r.retry_in_ms {
+            Some(ms) => format!(
+                "{}; next attempt in {:.1} s",
+                r.consecutive_failures,
+                ms as f64 / 1000.0
+            ),
+            None => r.consecutive_failures.to_string(),
+        }),
+    );
+    put(
+        "attempts",
+        json!(match &r.last_failed_attempt {
+            Some(last) => format!("{}; last: {last}", r.failed_attempts),
+            None => r.failed_attempts.to_string(),
+        }),
+    );
+    put(
+        "selectors",
+        json!(r
+            .selector_warning
+            .clone()
+            .unwrap_or_else(|| "as configured".into())),
+    );
     put("peer", json!(r.peer.clone().unwrap_or("-".into())));
     put("ike", json!(r.ike_algorithms.clone().unwrap_or("-".into())));
     put("esp", json!(r.esp_algorithms.clone().unwrap_or("-".into())));
