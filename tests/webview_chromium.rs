@@ -141,6 +141,30 @@ fn the_web_view_shows_the_seed_and_a_tunnel_going_down_live() {
         label.as_str().unwrap().contains("Connected"),
         "tunnel label: {label}"
     );
+    // What assistive technology gets (Chromium's accessibility tree): the picture is an image
+    // named and described in words, tunnel state included; every link has a name.
+    page.call("Accessibility.enable", serde_json::json!({}))
+        .unwrap();
+    let tree = page
+        .call("Accessibility.getFullAXTree", serde_json::json!({}))
+        .unwrap();
+    let nodes = tree["nodes"].as_array().unwrap();
+    let text = |n: &Value, k: &str| n[k]["value"].as_str().unwrap_or("").to_string();
+    let picture = nodes
+        .iter()
+        .find(|n| text(n, "name").starts_with("Topology of lab"))
+        .unwrap_or_else(|| panic!("no named topology image in the accessibility tree"));
+    assert_eq!(text(picture, "role"), "image", "{picture:#}");
+    assert!(
+        text(picture, "description").contains("IPsec tunnel: Connected"),
+        "{picture:#}"
+    );
+    let unnamed: Vec<&Value> = nodes
+        .iter()
+        .filter(|n| text(n, "role") == "link" && text(n, "name").trim().is_empty())
+        .collect();
+    assert!(unnamed.is_empty(), "links without a name: {unnamed:#?}");
+
     // Deployments with their operations: the first one opened, as in the README's picture.
     let ops = page
         .eval("(() => { const d = document.querySelector('details'); d.open = true; return {summary: d.querySelector('summary').textContent, rows: Array.from(d.querySelectorAll('tbody tr')).map(r => r.textContent)}; })()")

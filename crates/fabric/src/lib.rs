@@ -23,6 +23,10 @@
 //! connection status from the gateway processes and checks VM-to-VM traffic across the
 //! tunnels. `lab down` stops every process living in a lab namespace, gateway processes
 //! included.
+//!
+//! The lab [`controller`] also serves the lab's [`view`]: a web view (topology, connections,
+//! deployments, live over server-sent events) and Prometheus metrics built from the gateways'
+//! status; `lab up --metrics` runs a real [`prometheus`] scraping them.
 
 pub mod connection_view;
 pub mod connections;
