@@ -97,7 +97,8 @@ pub async fn serve(root: PathBuf, id: LabId, port: u16) -> std::io::Result<ViewE
 type Shared = State<Arc<Ctx>>;
 
 /// Answers only requests addressed to this loopback listener by address or `localhost`, so a
-/// web page elsewhere cannot read the view through a DNS name rebound to 127.0.0.1.
+/// web page elsewhere cannot read the view through a DNS name rebound to 127.0.0.1; answers
+/// are never sniffed into another type and send no referrer.
 async fn same_host(
     port: u16,
     req: axum::extract::Request,
@@ -116,7 +117,17 @@ async fn same_host(
     .iter()
     .any(|h| h == host);
     if ok {
-        next.run(req).await
+        let mut res = next.run(req).await;
+        let h = res.headers_mut();
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        res
     } else {
         (
             StatusCode::MISDIRECTED_REQUEST,
