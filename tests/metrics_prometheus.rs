@@ -3,10 +3,10 @@
 //! state); its query API returns the tunnel byte counters of both connections, and under an
 //! iperf3 run from azure/vm1 to stackhub/vm1 they grow by what iperf3 reports it sent:
 //!
-//! - the counters are the gateway's *inner* bytes (the plaintext IP packets that enter and
-//!   leave the tunnel, as Azure's TunnelEgressBytes/TunnelIngressBytes count traffic), so the
-//!   outer ESP header, IV, padding, ICV and the UDP/IP encapsulation (~60 bytes per packet)
-//!   are not in them;
+//! - the counters (exported as TunnelEgressBytes/TunnelIngressBytes) are the gateway's
+//!   *inner* bytes, the plaintext IP packets that enter and leave the tunnel, so the outer
+//!   ESP header, IV, padding, ICV and the UDP/IP encapsulation (~60 bytes per packet) are
+//!   not in them;
 //! - what is in them beyond iperf3's payload: each segment's IPv4 + TCP headers (20 + 32
 //!   bytes with timestamps, per segment of at most the clamped MSS ≈ 1.3–1.4 kB: under 4 %),
 //!   the TCP handshakes and iperf3's control connection (a few kB of JSON); and iperf3's two
