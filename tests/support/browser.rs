@@ -95,7 +95,15 @@ impl Chromium {
 impl Drop for Chromium {
     fn drop(&mut self) {
         self.daemon.stop(Duration::from_secs(5));
-        let _ = std::fs::remove_dir_all(&self.profile);
+        // Chromium's helper processes may still write a file or two into the profile as the
+        // browser ends: remove it until it stays gone (2 s at most).
+        for _ in 0..20 {
+            let _ = std::fs::remove_dir_all(&self.profile);
+            std::thread::sleep(Duration::from_millis(100));
+            if !self.profile.exists() {
+                break;
+            }
+        }
         let _ = std::fs::remove_file(self.profile.with_extension("log"));
     }
 }
