@@ -7,9 +7,11 @@
 //! removes it on drop, also when the test panics. These tests need root; they fail (never
 //! skip) when a namespace cannot be created.
 
+pub mod browser;
 pub mod e2e;
 pub mod gw;
 pub mod hostile;
+pub mod http;
 pub mod lifecycle;
 pub mod restart;
 pub mod sites;

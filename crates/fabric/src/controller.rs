@@ -6,7 +6,8 @@
 //! What it writes beside the lab's state, in `api/`: the lab CA (`ca.pem`, for clients'
 //! trust), each site's service principal secret (`<site>.secret`, mode 0600, never printed),
 //! the token key, resource groups made through the API, and `controller.json` (pid and
-//! endpoints) once every endpoint listens.
+//! endpoints) once every endpoint listens. It also serves the lab's web view and metrics
+//! ([`crate::view`]) on a loopback port of its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,6 +55,12 @@ pub struct ControllerRecord {
     pub ca_file: PathBuf,
     /// One endpoint per Azure-kind site.
     pub endpoints: Vec<SiteEndpoint>,
+    /// The lab's web view (`http://127.0.0.1:PORT/`): topology, connections, deployments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_url: Option<String>,
+    /// Its Prometheus metrics (`http://127.0.0.1:PORT/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 }
 
 /// Why the controller could not start.
@@ -523,6 +530,19 @@ pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
             location: info.location.clone(),
         });
     }
+    // The web view keeps its port across restarts too, so an open browser reconnects.
+    let view_port = previous
+        .as_ref()
+        .and_then(|p| p.view_url.as_deref())
+        .and_then(|u| u.rsplit(':').next()?.trim_end_matches('/').parse().ok())
+        .unwrap_or(0);
+    let view = rt.block_on(async {
+        match crate::view::serve(root.to_path_buf(), id.clone(), view_port).await {
+            Err(_) if view_port != 0 => crate::view::serve(root.to_path_buf(), id.clone(), 0).await,
+            other => other,
+        }
+    });
+    let view = view.map_err(io(&dir))?;
     // The CLI's channel listens before the record says this controller is up.
     crate::local_api::serve(root, id, realizing.clone()).map_err(Box::new)?;
     let parent = nix::unistd::getppid().as_raw();
@@ -531,6 +551,8 @@ pub fn run(root: &Path, id: &LabId) -> Result<(), ControllerError> {
         supervisor_pid: is_controller(parent, id).then_some(parent),
         ca_file: tls.ca_pem_path.clone(),
         endpoints,
+        view_url: Some(view.url),
+        metrics_url: Some(view.metrics_url),
     };
     let path = record_path(&lab.dir);
     let text = serde_json::to_vec_pretty(&rec).expect("record serializes");

@@ -36,6 +36,9 @@ pub enum LabError {
     /// the CLI passed to it.
     #[error("{0}")]
     Controller(String),
+    /// `lab up --metrics` could not start the lab's Prometheus.
+    #[error(transparent)]
+    Prometheus(#[from] crate::prometheus::PrometheusError),
     /// A connection's live status could not be read from its gateway.
     #[error("{0}")]
     LiveStatus(String),
@@ -180,6 +183,9 @@ pub struct ApplyReport {
     /// The lab controller and its endpoints, when `up` started or found one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<crate::controller::ControllerRecord>,
+    /// The lab's Prometheus, when `up --metrics` started or found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<crate::prometheus::PrometheusRecord>,
 }
 
 impl ApplyReport {
@@ -313,6 +319,8 @@ pub struct UpOptions {
     pub no_gateways: bool,
     /// Start no lab controller (no Resource Manager endpoints).
     pub no_controller: bool,
+    /// Start a Prometheus scraping the controller's metrics (`lab up --metrics`).
+    pub metrics: bool,
 }
 
 /// `lab up DIR` with options.
@@ -354,6 +362,19 @@ pub fn up_with(
                 None => "no Azure-kind site: no Resource Manager endpoint".to_string(),
             };
             report.controller = rec;
+            Ok::<_, LabError>(((), detail))
+        })?;
+    }
+    if opts.metrics {
+        progress.step("prometheus", || {
+            let target = report
+                .controller
+                .as_ref()
+                .and_then(|c| c.metrics_url.clone())
+                .ok_or(crate::prometheus::PrometheusError::NoController)?;
+            let rec = crate::prometheus::ensure(&lab.dir, &target)?;
+            let detail = format!("{} scraping {}", rec.url, rec.target);
+            report.prometheus = Some(rec);
             Ok::<_, LabError>(((), detail))
         })?;
     }
@@ -462,6 +483,7 @@ pub fn down(root: &Path, sel: &LabSelector) -> Result<DownReport, LabError> {
         None
     };
     crate::controller::stop(&dir);
+    crate::prometheus::stop(&dir);
     let namespaces = teardown(&id.netns_prefix()).map_err(|source| LabError::Teardown {
         id: id.to_string(),
         source,

@@ -23,6 +23,10 @@
 //! connection status from the gateway processes and checks VM-to-VM traffic across the
 //! tunnels. `lab down` stops every process living in a lab namespace, gateway processes
 //! included.
+//!
+//! The lab [`controller`] also serves the lab's [`view`]: a web view (topology, connections,
+//! deployments, live over server-sent events) and Prometheus metrics built from the gateways'
+//! status; `lab up --metrics` runs a real [`prometheus`] scraping them.
 
 pub mod bgp_view;
 pub mod capture;
@@ -41,6 +45,7 @@ pub mod names;
 pub mod netns;
 pub mod onprem_router;
 pub mod progress;
+pub mod prometheus;
 mod realize;
 pub mod reconcile;
 mod site_topology;
@@ -53,6 +58,7 @@ pub mod strongswan_status;
 pub mod supervisor;
 pub mod topology;
 pub mod verify;
+pub mod view;
 mod wiring;
 
 pub use desired::{DesiredState, LinkKind, LinkSpec, NetnsSpec, RouteSpec, FABRIC_ROUTE_PROTO};

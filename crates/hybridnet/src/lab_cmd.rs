@@ -52,9 +52,14 @@ pub enum LabCommand {
         /// How long to wait for the connections to come up, in seconds.
         #[arg(long, default_value_t = 30)]
         wait: u64,
-        /// Start no lab controller: the sites get no Resource Manager endpoint.
+        /// Start no lab controller: the sites get no Resource Manager endpoint (and the lab
+        /// no web view or metrics).
         #[arg(long)]
         no_api: bool,
+        /// Also run a Prometheus (Debian's `prometheus`) scraping the lab's metrics, as the
+        /// lab's own process on a loopback port; `lab down` ends it.
+        #[arg(long)]
+        metrics: bool,
     },
     /// The lab controller process `lab up` starts: serves each Azure-kind site's Resource
     /// Manager endpoint until SIGTERM (`lab down` ends it).
@@ -150,6 +155,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             no_verify,
             wait,
             no_api,
+            metrics,
         } => {
             let steps = std::cell::RefCell::new(Vec::<String>::new());
             let mut sink = |line: &str| {
@@ -160,6 +166,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             let opts = lab::UpOptions {
                 no_gateways,
                 no_controller: no_api,
+                metrics,
             };
             let report = flat(lab::up_with(&root, &dir, &opts, &mut progress))?;
             if !report.failed.is_empty() {
@@ -179,6 +186,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 println!("  {line}");
             }
             if !verified {
+                // where to look at what went wrong
+                if let Some(url) = report.controller.as_ref().and_then(|c| c.view_url.as_ref()) {
+                    println!("Web view: {url}");
+                }
                 println!(
                     "lab {} is up, but its tunnels do not work yet (see above and `hybridnet lab status`) ({total:.3}s)",
                     report.lab_id
@@ -187,6 +198,9 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             if let Some(c) = &report.controller {
                 print_endpoints(c);
+            }
+            if let Some(p) = &report.prometheus {
+                print_prometheus(p);
             }
             if report.unchanged() {
                 println!("lab {} is up: no changes ({total:.3}s)", report.lab_id);
@@ -245,16 +259,23 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 None => flat(lab.status())?,
             };
             let api = fabric::controller::running(&lab.dir);
+            let prometheus = fabric::prometheus::running(&lab.dir);
             if json {
                 let mut v = serde_json::to_value(&status)?;
                 if let (Some(c), serde_json::Value::Object(m)) = (&api, &mut v) {
                     m.insert("api".into(), serde_json::to_value(c)?);
+                }
+                if let (Some(p), serde_json::Value::Object(m)) = (&prometheus, &mut v) {
+                    m.insert("prometheus".into(), serde_json::to_value(p)?);
                 }
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_status(&status);
                 if let Some(c) = &api {
                     print_endpoints(c);
+                }
+                if let Some(p) = &prometheus {
+                    print_prometheus(p);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -719,9 +740,26 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The lab's Prometheus: where to query it.
+fn print_prometheus(p: &fabric::prometheus::PrometheusRecord) {
+    println!(
+        "Prometheus: {} (pid {}, scraping {} every second; data in {})",
+        p.url,
+        p.pid,
+        p.target,
+        p.data_dir.display()
+    );
+}
+
 /// The sites' Resource Manager endpoints and how to point az at them (the secret stays in its
 /// file: it is read by the shell, never printed).
 fn print_endpoints(c: &fabric::controller::ControllerRecord) {
+    if let Some(url) = &c.view_url {
+        println!("Web view: {url}");
+    }
+    if let Some(url) = &c.metrics_url {
+        println!("Metrics:  {url}");
+    }
     println!(
         "Resource Manager endpoints (lab controller pid {}; CA {}):",
         c.pid,
