@@ -1,7 +1,7 @@
 //! examples/hybrid-connection-bgp: the seed with BGP on both sides (Azure AS 65001, Azure Stack
 //! Hub AS 65010). Each local network gateway lists only the other gateway's BGP address, so the
 //! VNets reach each other by BGP alone: both learn the other's address space with the other's
-//! AS as the path, and the VMs talk both ways.
+//! AS as the path, and the VMs talk both ways; the metrics have the peer up and its route.
 
 use std::time::Duration;
 
@@ -50,4 +50,30 @@ fn both_sides_learn_the_other_vnet_and_traffic_follows() {
     );
     assert!(lab.ping("azure/vm1", "10.2.1.4"));
     assert!(lab.ping("stackhub/vm1", "10.1.1.4"));
+
+    // the controller's metrics carry Azure's BGP metrics
+    let url = lab.status()["api"]["metricsUrl"]
+        .as_str()
+        .expect("a metrics URL")
+        .to_string();
+    let one = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(1.0);
+    wait_until("BGP in the metrics", Duration::from_secs(10), || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.contains("Azure: BgpPeerStatus")
+            && text.lines().any(|l| {
+                l.starts_with("hybridnet_bgp_peer_up{")
+                    && l.contains("gateway=\"azure-gw\"")
+                    && l.contains("peer=\"10.2.255.4\"")
+                    && one(l)
+            })
+            && text.lines().any(|l| {
+                l.starts_with("hybridnet_bgp_routes_learned{")
+                    && l.contains("gateway=\"azure-gw\"")
+                    && one(l)
+            })
+    });
 }

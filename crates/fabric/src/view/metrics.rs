@@ -212,6 +212,11 @@ struct Families {
     gw_half_open: Gauges,
     gw_reloads: Counters,
     gw_mtu: Gauges,
+    bgp_up: Gauges,
+    bgp_learned: Gauges,
+    bgp_advertised: Gauges,
+    bgp_sent: Counters,
+    bgp_received: Counters,
     sse: Gauges,
     pages: Counters,
     refreshed: Gauges,
@@ -281,6 +286,14 @@ impl Families {
             "hybridnet_view_pages",
             "Pages the lab controller's web view served",
         );
+        let bgp_sent = counter(
+            "hybridnet_bgp_messages_sent",
+            "BGP messages sent to the peer (Azure: BgpMessagesSent)",
+        );
+        let bgp_received = counter(
+            "hybridnet_bgp_messages_received",
+            "BGP messages received from the peer (Azure: BgpMessagesReceived)",
+        );
         let mut gauge = |name: &str, help: &str| {
             let f = Gauges::default();
             reg.register(name, help, f.clone());
@@ -329,6 +342,18 @@ impl Families {
         let gw_mtu = gauge(
             "hybridnet_gateway_tun_mtu_bytes",
             "MTU of the gateway's TUN device (path MTU minus ESP overhead)",
+        );
+        let bgp_up = gauge(
+            "hybridnet_bgp_peer_up",
+            "1 while the BGP session with the peer is Established (Azure: BgpPeerStatus)",
+        );
+        let bgp_learned = gauge(
+            "hybridnet_bgp_routes_learned",
+            "Prefixes the peer announced that the gateway holds (Azure: BgpRoutesLearned)",
+        );
+        let bgp_advertised = gauge(
+            "hybridnet_bgp_routes_advertised",
+            "Prefixes the gateway announces to the peer (Azure: BgpRoutesAdvertised)",
         );
         let sse = gauge(
             "hybridnet_view_live_clients",
@@ -393,6 +418,11 @@ impl Families {
             gw_half_open,
             gw_reloads,
             gw_mtu,
+            bgp_up,
+            bgp_learned,
+            bgp_advertised,
+            bgp_sent,
+            bgp_received,
             sse,
             pages,
             refreshed,
@@ -461,6 +491,22 @@ impl Families {
             set(&self.gw_half_open, &l, st.half_open as f64);
             add(&self.gw_reloads, &l, st.reloads);
             set(&self.gw_mtu, &l, f64::from(st.tun_mtu));
+            for p in st.bgp.iter().flat_map(|b| &b.peers) {
+                let pl = with(
+                    with(l.clone(), "peer", &p.neighbor),
+                    "local",
+                    &p.local_address,
+                );
+                set(
+                    &self.bgp_up,
+                    &pl,
+                    f64::from(u8::from(p.state == "Connected")),
+                );
+                set(&self.bgp_learned, &pl, p.routes_received as f64);
+                set(&self.bgp_advertised, &pl, p.routes_advertised as f64);
+                add(&self.bgp_sent, &pl, p.messages_sent);
+                add(&self.bgp_received, &pl, p.messages_received);
+            }
         }
         let lab = vec![("lab".to_string(), snap.lab_id.clone())];
         let (sse, pages) = &self.view_metrics;
