@@ -1,6 +1,6 @@
 //! Actions on resources that the lab realizes: a connection's shared key (GET, PUT, reset),
-//! a gateway's reset and its BGP lists (peer status, learned and advertised routes), and a
-//! NIC's effective network security rules.
+//! a gateway's reset and its BGP lists (peer status, learned and advertised routes), packet
+//! capture on a gateway or connection, and a NIC's effective network security rules.
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
@@ -155,6 +155,36 @@ pub(crate) async fn handle(
             .await
             .map_err(|e| ApiError::internal(e.to_string()))??;
             Ok(Json(v).into_response())
+        }
+        (["startpacketcapture"], Method::POST) if is_gateway || is_connection => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let filter = v
+                .get("filterData")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let backend = ctx.backend.clone();
+            let id = r.id();
+            let out = tokio::task::spawn_blocking(move || {
+                backend.start_packet_capture(&id, filter.as_deref())
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+            Ok(Json(Value::String(out)).into_response())
+        }
+        (["stoppacketcapture"], Method::POST) if is_gateway || is_connection => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(sas) = v.get("sasUrl").and_then(Value::as_str).map(str::to_string) else {
+                return Err(ApiError::bad_request(
+                    "MissingRequiredParameter",
+                    "stopPacketCapture needs sasUrl: where to write the capture (in the lab, a file:///path).",
+                ));
+            };
+            let backend = ctx.backend.clone();
+            let id = r.id();
+            let out = tokio::task::spawn_blocking(move || backend.stop_packet_capture(&id, &sas))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            Ok(Json(Value::String(out)).into_response())
         }
         (["effectivenetworksecuritygroups"], Method::POST)
             if r.full_type()

@@ -59,6 +59,12 @@ pub trait Backend: Send + Sync + 'static {
         list: &str,
         peer: Option<&str>,
     ) -> Result<serde_json::Value, ApiError>;
+    /// Starts (`filter`: Azure's filterData text, or `None` for the defaults) a packet
+    /// capture on the VNet gateway or connection `id`.
+    fn start_packet_capture(&self, id: &str, filter: Option<&str>) -> Result<String, ApiError>;
+    /// Stops the packet capture on `id` and writes it where `sas_url` says (a `file:` URL
+    /// or an absolute path: the lab has no storage account); returns where it went.
+    fn stop_packet_capture(&self, id: &str, sas_url: &str) -> Result<String, ApiError>;
     /// Makes the lab's namespaces and processes match the stores (idempotent).
     fn realize(&self) -> Result<(), String>;
 }

@@ -168,6 +168,12 @@ mod tests {
         ) -> Result<serde_json::Value, ApiError> {
             Ok(serde_json::json!({ "value": [] }))
         }
+        fn start_packet_capture(&self, _: &str, _: Option<&str>) -> Result<String, ApiError> {
+            Ok(String::new())
+        }
+        fn stop_packet_capture(&self, _: &str, _: &str) -> Result<String, ApiError> {
+            Ok(String::new())
+        }
         fn reset_gateway(&self, _: &str) -> Result<(), ApiError> {
             Ok(())
         }
