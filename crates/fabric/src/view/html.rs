@@ -198,6 +198,20 @@ pub(crate) fn overview(snap: &Snapshot) -> String {
         );
     }
     b.push_str("</tbody></table></section>\n");
+    let (peers, routes) = bgp_rows(snap);
+    if peers.as_array().is_some_and(|p| !p.is_empty()) {
+        let _ = write!(
+            b,
+            r#"<section aria-labelledby="bgp-h"><h2 id="bgp-h">BGP</h2>
+<table><caption>Peers</caption><thead><tr><th scope="col">Gateway</th><th scope="col">From</th><th scope="col">Neighbor</th><th scope="col">AS</th><th scope="col">State</th><th scope="col">Up for</th><th scope="col">Routes received</th><th scope="col">Why not connected</th></tr></thead>
+<tbody data-live-rows="bgp:peers">{}</tbody></table>
+<table><caption>Learned routes</caption><thead><tr><th scope="col">Gateway</th><th scope="col">Network</th><th scope="col">Next hop</th><th scope="col">AS path</th><th scope="col">Origin</th><th scope="col">In use</th></tr></thead>
+<tbody data-live-rows="bgp:routes">{}</tbody></table></section>
+"#,
+            rows(&peers),
+            rows(&routes)
+        );
+    }
     b.push_str(
         r#"<section aria-labelledby="deployments-h"><h2 id="deployments-h">Deployments</h2>
 "#,
@@ -378,6 +392,45 @@ fn rows(v: &Value) -> String {
         o.push_str("</tr>");
     }
     o
+}
+
+/// The BGP peers and learned routes of every gateway that runs BGP, as table rows.
+fn bgp_rows(snap: &Snapshot) -> (Value, Value) {
+    let mut peers = Vec::new();
+    let mut routes = Vec::new();
+    for g in &snap.gateways {
+        let Some(b) = g.status.as_ref().ok().and_then(|st| st.bgp.as_ref()) else {
+            continue;
+        };
+        let name = format!("{}/{}", g.site, g.gateway);
+        for p in &b.peers {
+            peers.push(json!([
+                name,
+                p.local_address,
+                p.neighbor,
+                p.asn.to_string(),
+                p.state,
+                p.connected_duration.clone().unwrap_or_default(),
+                p.routes_received.to_string(),
+                if p.state == "Connected" {
+                    String::new()
+                } else {
+                    p.last_error.clone().unwrap_or_default()
+                },
+            ]));
+        }
+        for r in b.learned_routes.iter().filter(|r| r.origin != "Network") {
+            routes.push(json!([
+                name,
+                r.network,
+                r.next_hop.clone().unwrap_or_default(),
+                r.as_path,
+                r.origin,
+                if r.best { "yes" } else { "no" },
+            ]));
+        }
+    }
+    (Value::Array(peers), Value::Array(routes))
 }
 
 /// What the page shows of one connection, by field, as text (tables as rows of cells).
@@ -586,6 +639,9 @@ pub(crate) fn live_json(snap: &Snapshot) -> String {
         values.insert(format!("gw:{k}:process"), json!(process_text(live)));
         gateways.insert(k, json!(live.is_some_and(|l| l.running)));
     }
+    let (peers, routes) = bgp_rows(snap);
+    rows.insert("bgp:peers".into(), peers);
+    rows.insert("bgp:routes".into(), routes);
     let mut tunnels = Map::new();
     for t in &snap.model.tunnels {
         let state = snap.tunnel_state(t);
