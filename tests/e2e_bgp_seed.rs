@@ -1,7 +1,8 @@
 //! examples/hybrid-connection-bgp: the seed with BGP on both sides (Azure AS 65001, Azure Stack
 //! Hub AS 65010). Each local network gateway lists only the other gateway's BGP address, so the
 //! VNets reach each other by BGP alone: both learn the other's address space with the other's
-//! AS as the path, and the VMs talk both ways; the metrics have the peer up and its route.
+//! AS as the path, and the VMs talk both ways; the metrics have the peer up and its route, the
+//! IKE SAs set up and the data path's batches.
 
 use std::time::Duration;
 
@@ -69,6 +70,16 @@ fn both_sides_learn_the_other_vnet_and_traffic_follows() {
                     && l.contains("gateway=\"azure-gw\"")
                     && l.contains("peer=\"10.2.255.4\"")
                     && one(l)
+            })
+            && text.lines().any(|l| {
+                l.starts_with("hybridnet_ike_outcomes_total{")
+                    && l.contains("outcome=\"ike_sa_established\"")
+                    && !l.ends_with(" 0")
+            })
+            && text.lines().any(|l| {
+                l.starts_with("hybridnet_datapath_batches_total{")
+                    && l.contains("path=\"tun_read\"")
+                    && !l.ends_with(" 0")
             })
             && text.lines().any(|l| {
                 l.starts_with("hybridnet_bgp_routes_learned{")

@@ -126,6 +126,8 @@ pub struct Receiver {
     busy_poll: std::time::Duration,
     /// The packet capture (checked once per batch).
     capture: Arc<crate::capture::Capture>,
+    /// Datagrams per receive call, for status.
+    batches: Arc<BatchSizes>,
     /// Our port-4500 address, for the outer packets a capture records.
     local: SocketAddr,
 }
@@ -146,6 +148,7 @@ impl Receiver {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 4500)));
         Receiver {
             capture: Arc::default(),
+            batches: Arc::default(),
             local,
             sock,
             udp,
@@ -160,9 +163,15 @@ impl Receiver {
         }
     }
 
-    /// Records into `capture` (the gateway's, shared with the send direction).
-    pub fn with_capture(mut self, capture: Arc<crate::capture::Capture>) -> Receiver {
+    /// Records into `capture` (the gateway's, shared with the send direction) and counts its
+    /// batches into `batches`.
+    pub fn with_capture(
+        mut self,
+        capture: Arc<crate::capture::Capture>,
+        batches: Arc<BatchSizes>,
+    ) -> Receiver {
         self.capture = capture;
+        self.batches = batches;
         self
     }
 
@@ -186,6 +195,9 @@ impl Receiver {
                     break;
                 }
             };
+            if n > 0 {
+                self.batches.udp_recv(n);
+            }
             let mut inb = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
             let capturing = self.capture.on();
             for i in 0..n {
@@ -296,6 +308,54 @@ fn flush_gro(tun: &Tun, gro: &mut Coalescer, inb: &mut Inbound, conn: usize) {
                 debug!("TUN write (coalesced): {e}");
             }
             inb.count(Some(conn), PacketDrop::IoError);
+        }
+    }
+}
+
+/// How many packets the data path took per system call, in buckets: how well batching works
+/// (a loop that wakes for one packet at a time pays a syscall and a wake-up per packet).
+#[derive(Debug, Default)]
+pub struct BatchSizes {
+    tun_read: [std::sync::atomic::AtomicU64; 5],
+    udp_recv: [std::sync::atomic::AtomicU64; 5],
+}
+
+/// The buckets' names, in order.
+pub const BATCH_BUCKETS: [&str; 5] = ["1", "2-4", "5-16", "17-64", "65+"];
+
+fn bucket(n: usize) -> usize {
+    match n {
+        0 | 1 => 0,
+        2..=4 => 1,
+        5..=16 => 2,
+        17..=64 => 3,
+        _ => 4,
+    }
+}
+
+impl BatchSizes {
+    /// One pass over the TUN device that read `n` packets (`n > 0`).
+    pub fn tun_read(&self, n: usize) {
+        self.tun_read[bucket(n)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One receive call on port 4500 that returned `n` datagrams (`n > 0`).
+    pub fn udp_recv(&self, n: usize) {
+        self.udp_recv[bucket(n)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts per bucket: (TUN reads, UDP receives), by name.
+    pub fn report(&self) -> crate::status::BatchReport {
+        let read = |a: &[std::sync::atomic::AtomicU64; 5]| {
+            BATCH_BUCKETS
+                .iter()
+                .zip(a)
+                .map(|(b, c)| (b.to_string(), c.load(std::sync::atomic::Ordering::Relaxed)))
+                .collect()
+        };
+        crate::status::BatchReport {
+            tun_read: read(&self.tun_read),
+            udp_recv: read(&self.udp_recv),
         }
     }
 }

@@ -132,6 +132,8 @@ pub struct Gateway {
     vnet_seen: u64,
     /// The packet capture, shared with the receive direction.
     capture: Arc<crate::capture::Capture>,
+    /// Packets per system call on both directions.
+    batches: Arc<crate::receiver::BatchSizes>,
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, GatewayError> {
@@ -248,6 +250,7 @@ impl Gateway {
         let core = GatewayCore::new(cfg, Endpoint::new(), Instant::now());
         let ike_inbox = Arc::new(IkeInbox::new().map_err(GatewayError::Receiver)?);
         let capture = Arc::new(crate::capture::Capture::default());
+        let batches = Arc::new(crate::receiver::BatchSizes::default());
         let receiver = Receiver::new(
             sock4500.try_clone().map_err(GatewayError::Receiver)?,
             Arc::clone(&udp4500),
@@ -257,7 +260,7 @@ impl Gateway {
             Arc::clone(&ike_inbox),
             core.config().busy_poll,
         )
-        .with_capture(Arc::clone(&capture));
+        .with_capture(Arc::clone(&capture), Arc::clone(&batches));
         let threads = core
             .config()
             .datapath_threads
@@ -296,6 +299,7 @@ impl Gateway {
             vnet_error: None,
             vnet_seen: u64::MAX,
             capture,
+            batches,
         };
         let prefixes: Vec<ipnet::IpNet> = gw
             .core
@@ -592,9 +596,13 @@ impl Gateway {
         let capturing = self.capture.on();
         let local4500 = SocketAddr::new(self.core.config().local_address, 4500);
         let dp = self.core.datapath();
+        let mut read = 0;
         for _ in 0..BATCH {
             let n = match self.tun.read(&mut self.rx[..off + MAX_PACKET]) {
-                Ok(n) => n,
+                Ok(n) => {
+                    read += 1;
+                    n
+                }
                 Err(e) if would_block(&e) => break,
                 Err(e) => {
                     warn!("TUN read: {e}");
@@ -675,6 +683,9 @@ impl Gateway {
             }
         }
         run.flush(&out, &self.tx, dp);
+        if read > 0 {
+            self.batches.tun_read(read);
+        }
     }
 
     /// Sends what the core queued: IKE datagrams, then NAT keepalives.
@@ -716,6 +727,7 @@ impl Gateway {
         let mut status = self.core.status(Instant::now(), &facts);
         status.bgp = self.bgp.as_ref().map(|b| b.report(&self.core));
         status.capture = self.capture.report();
+        status.batches = self.batches.report();
         status.vnet_routes = self.vnet.as_ref().map(|v| crate::status::VnetRoutesReport {
             routes: v.installed().keys().map(|p| p.to_string()).collect(),
             error: self.vnet_error.clone(),

@@ -65,6 +65,18 @@ pub struct GatewayStatus {
     /// The packet capture running now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<crate::capture::CaptureReport>,
+    /// Packets per system call on the data path, by bucket.
+    #[serde(default)]
+    pub batches: BatchReport,
+}
+
+/// How many TUN reads and UDP receives took how many packets (`1`, `2-4`, …, `65+`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BatchReport {
+    /// Passes over the TUN device (send direction), by packets read.
+    pub tun_read: Vec<(String, u64)>,
+    /// Receive calls on port 4500, by datagrams returned.
+    pub udp_recv: Vec<(String, u64)>,
 }
 
 /// The prefixes the VNet router sends to this gateway because the gateway said so.
@@ -142,6 +154,10 @@ pub struct ConnectionReport {
     /// selector sets and what is left out (traffic there is dropped as `uncovered`).
     #[serde(default)]
     pub selector_warning: Option<String>,
+    /// IKE work done on it by kind (`ike_sa_established`, `child_sa_installed`,
+    /// `child_sa_deleted`) and failures by cause (`down: …`, `failed attempt: …`).
+    #[serde(default)]
+    pub outcomes: std::collections::BTreeMap<String, u64>,
 }
 
 /// Why the status could not be fetched.
@@ -541,6 +557,7 @@ mod tests {
                 retry_in_ms: None,
                 consecutive_failures: 0,
                 selector_warning: None,
+                outcomes: Default::default(),
             }],
             drops: DropCounters::default(),
             ike_dropped: 0,
@@ -556,6 +573,7 @@ mod tests {
             bgp: None,
             vnet_routes: None,
             capture: None,
+            batches: BatchReport::default(),
         }
     }
 

@@ -217,6 +217,8 @@ struct Families {
     bgp_advertised: Gauges,
     bgp_sent: Counters,
     bgp_received: Counters,
+    ike_outcomes: Counters,
+    batches: Counters,
     sse: Gauges,
     pages: Counters,
     refreshed: Gauges,
@@ -293,6 +295,14 @@ impl Families {
         let bgp_received = counter(
             "hybridnet_bgp_messages_received",
             "BGP messages received from the peer (Azure: BgpMessagesReceived)",
+        );
+        let ike_outcomes = counter(
+            "hybridnet_ike_outcomes",
+            "IKE work on a connection by outcome: ike_sa_established, child_sa_installed, child_sa_deleted, and failures as 'down: CAUSE' or 'failed attempt: CAUSE'",
+        );
+        let batches = counter(
+            "hybridnet_datapath_batches",
+            "Data-path system calls by how many packets each took (path tun_read: the send direction's TUN reads; udp_recv: port 4500 receives)",
         );
         let mut gauge = |name: &str, help: &str| {
             let f = Gauges::default();
@@ -423,6 +433,8 @@ impl Families {
             bgp_advertised,
             bgp_sent,
             bgp_received,
+            ike_outcomes,
+            batches,
             sse,
             pages,
             refreshed,
@@ -474,6 +486,9 @@ impl Families {
                 set(&self.setup_last, &l, us as f64 / 1e6);
             }
             add(&self.keepalives, &l, r.keepalives_sent);
+            for (outcome, n) in &r.outcomes {
+                add(&self.ike_outcomes, &with(l.clone(), "outcome", outcome), *n);
+            }
         }
         for g in &snap.gateways {
             let l = labels(&g.site, &g.gateway, None);
@@ -491,6 +506,15 @@ impl Families {
             set(&self.gw_half_open, &l, st.half_open as f64);
             add(&self.gw_reloads, &l, st.reloads);
             set(&self.gw_mtu, &l, f64::from(st.tun_mtu));
+            for (path, buckets) in [
+                ("tun_read", &st.batches.tun_read),
+                ("udp_recv", &st.batches.udp_recv),
+            ] {
+                for (size, n) in buckets {
+                    let bl = with(with(l.clone(), "path", path), "size", size);
+                    add(&self.batches, &bl, *n);
+                }
+            }
             for p in st.bgp.iter().flat_map(|b| &b.peers) {
                 let pl = with(
                     with(l.clone(), "peer", &p.neighbor),

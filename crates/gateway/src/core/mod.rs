@@ -75,6 +75,19 @@ struct Conn {
     started: Option<Instant>,
     /// Whether its first IKE SA came up or failed (it no longer holds a start slot).
     settled: bool,
+    /// Completed IKE work by kind (IKE SAs set up, Child SAs installed and deleted), and
+    /// failures by cause (the NOTIFY or event name before the detail).
+    outcomes: std::collections::BTreeMap<String, u64>,
+}
+
+/// The cause of a failure report: its first word (`AUTHENTICATION_FAILED`, `dead peer`, …).
+fn cause_of(reason: &str) -> String {
+    reason
+        .split([':', '(', ';'])
+        .next()
+        .unwrap_or(reason)
+        .trim()
+        .to_string()
 }
 
 /// All rules of one gateway process; see the module documentation.
@@ -425,6 +438,7 @@ impl GatewayCore {
             bgp: None,
             vnet_routes: None,
             capture: None,
+            batches: Default::default(),
         }
     }
 
@@ -481,6 +495,7 @@ impl GatewayCore {
                 .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
             selector_warning: st.and_then(|s| s.selector_warning.clone()),
+            outcomes: c.outcomes.clone(),
         }
     }
 
@@ -617,12 +632,20 @@ impl GatewayCore {
         let name = self.cfg.connections[i].name.clone();
         match ev {
             Event::IkeSaEstablished { algorithms, .. } => {
+                *self.conns[i]
+                    .outcomes
+                    .entry("ike_sa_established".into())
+                    .or_default() += 1;
                 info!(conn = %name, %algorithms, "IKE SA established");
                 self.conns[i].ike_algorithms = Some(algorithms);
                 self.conns[i].last_error = None;
                 self.conns[i].settled = true;
             }
             Event::ChildSaInstalled { child, .. } => {
+                *self.conns[i]
+                    .outcomes
+                    .entry("child_sa_installed".into())
+                    .or_default() += 1;
                 if let (true, Some(t0)) = (self.cfg.connections[i].initiate, self.conns[i].started)
                 {
                     self.setup_time
@@ -647,16 +670,24 @@ impl GatewayCore {
                 spi_in, spi_out, ..
             } => {
                 self.rekeys_requested.remove(&spi_in);
+                *self.conns[i]
+                    .outcomes
+                    .entry("child_sa_deleted".into())
+                    .or_default() += 1;
                 if self.dp.remove(spi_in) {
                     info!(conn = %name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"), "CHILD_SA removed");
                 }
             }
             Event::ConnectionDown { reason, .. } => {
+                let key = format!("down: {}", cause_of(&reason.to_string()));
+                *self.conns[i].outcomes.entry(key).or_default() += 1;
                 warn!(conn = %name, "connection down: {reason}");
                 self.dp.remove_connection(i);
                 self.conns[i].settled = true;
             }
             Event::AttemptFailed { reason, .. } => {
+                let key = format!("failed attempt: {}", cause_of(&reason.to_string()));
+                *self.conns[i].outcomes.entry(key).or_default() += 1;
                 if let Verdict::Log { suppressed } = self.logs.check("attempt_failed", now) {
                     warn!(
                         conn = %name,
