@@ -967,3 +967,86 @@ fn public_ip_dns_labels_follow_azure() {
         "{e}"
     );
 }
+
+/// A BGP connection to a local network gateway is refused up front when the local network
+/// gateway gives no BGP peer, or when both ends use the same AS (eBGP only).
+#[test]
+fn bgp_connection_needs_a_peer_in_another_as() {
+    let setup = |lng_bgp: Option<Value>| {
+        let mut s = gw_setup();
+        let mut g = gateway("gw", "vnet1", "pip1", "VpnGw1");
+        g["properties"]["enableBgp"] = json!(true);
+        g["properties"]["bgpSettings"] = json!({"asn": 65010});
+        s.as_array_mut().unwrap().push(g);
+        let mut l = lng("peer", "198.51.100.1", &["10.2.255.254/32"]);
+        if let Some(b) = lng_bgp {
+            l["properties"]["bgpSettings"] = b;
+        }
+        s.as_array_mut().unwrap().push(l);
+        s
+    };
+    let mut c = connection("c1", "gw", "peer", "k");
+    c["properties"]["enableBgp"] = json!(true);
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(setup(None)),
+        json!([c.clone()]),
+    )
+    .to_string();
+    assert!(
+        e.ends_with("properties.enableBgp: local network gateway 'peer' has no bgpSettings (asn and bgpPeeringAddress) to peer with"),
+        "{e}"
+    );
+    let same = json!({"asn": 65010, "bgpPeeringAddress": "10.2.255.254"});
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(setup(Some(same))),
+        json!([c.clone()]),
+    )
+    .to_string();
+    assert!(e.contains("both use AS 65010"), "{e}");
+    let other = json!({"asn": 65050, "bgpPeeringAddress": "10.2.255.254"});
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(
+        &mut t.site,
+        &tpl(setup(Some(other))),
+        Default::default(),
+        "setup",
+    )
+    .unwrap();
+    deploy(&mut t.site, &tpl(json!([c])), Default::default(), "c").unwrap();
+}
+
+/// A non-zero `peerWeight` (a gateway's or a local network gateway's) is refused with its
+/// path: the lab's BGP speaker does not weigh routes; 0, Azure's default, deploys.
+#[test]
+fn bgp_peer_weight_other_than_zero_is_refused() {
+    let mut g = gateway("gw", "vnet1", "pip1", "VpnGw1");
+    g["properties"]["enableBgp"] = json!(true);
+    g["properties"]["bgpSettings"] = json!({"asn": 65010, "peerWeight": 5});
+    let e = reject_on(
+        "azure",
+        "203.0.113.0/24",
+        Some(gw_setup()),
+        json!([g.clone()]),
+    )
+    .to_string();
+    assert!(
+        e.contains(
+            "properties.bgpSettings.peerWeight: 5: the lab's BGP speaker does not weigh routes"
+        ),
+        "{e}"
+    );
+    let mut l = lng("peer", "198.51.100.1", &["10.2.0.0/16"]);
+    l["properties"]["bgpSettings"] =
+        json!({"asn": 65050, "bgpPeeringAddress": "10.2.255.254", "peerWeight": 7});
+    let e = reject_on("azure", "203.0.113.0/24", None, json!([l.clone()])).to_string();
+    assert!(e.contains("properties.bgpSettings.peerWeight: 7"), "{e}");
+    g["properties"]["bgpSettings"]["peerWeight"] = json!(0);
+    l["properties"]["bgpSettings"]["peerWeight"] = json!(0);
+    let mut t = site("azure", "203.0.113.0/24");
+    deploy(&mut t.site, &tpl(gw_setup()), Default::default(), "setup").unwrap();
+    deploy(&mut t.site, &tpl(json!([g, l])), Default::default(), "bgp").unwrap();
+}

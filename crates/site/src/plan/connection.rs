@@ -121,6 +121,9 @@ impl Planner<'_> {
                 format!("gateway '{}' does not have BGP enabled", g1.meta.name),
             ));
         }
+        if let (true, Some(l)) = (enable_bgp, &remote.local_network_gateway2) {
+            self.check_bgp_peer(&g1, l, loc)?;
+        }
         if tunnel {
             self.check_tunnel_limit(&g1, &meta.id, gw1_at)?;
         }
@@ -152,6 +155,40 @@ impl Planner<'_> {
 
     /// The remote end: a local network gateway (IPsec) or another VNet gateway (Vnet2Vnet).
     /// One the template leaves to another site has no prefixes to check here.
+    /// A BGP connection to a local network gateway: the gateway must give the device's BGP
+    /// address and AS, in another AS than ours (Azure's gateways peer over eBGP).
+    fn check_bgp_peer(
+        &self,
+        g1: &crate::model::VirtualNetworkGateway,
+        lng_id: &str,
+        loc: &Location,
+    ) -> Result<(), SiteError> {
+        let at = loc.at("properties.enableBgp");
+        let lng_type = "Microsoft.Network/localNetworkGateways";
+        let Resource::LocalNetworkGateway(lng) = self.require(lng_id, lng_type, at.clone())? else {
+            return Err(invalid(at, format!("{lng_id} is not a {lng_type}")));
+        };
+        let Some((_, asn)) = lng.bgp_peer() else {
+            return Err(invalid(
+                at,
+                format!(
+                    "local network gateway '{}' has no bgpSettings (asn and bgpPeeringAddress) to peer with",
+                    lng.meta.name
+                ),
+            ));
+        };
+        if g1.bgp_settings.as_ref().is_some_and(|b| b.asn == asn) {
+            return Err(invalid(
+                at,
+                format!(
+                    "gateway '{}' and local network gateway '{}' both use AS {asn}; Azure's gateways peer over eBGP, so the ASNs must differ",
+                    g1.meta.name, lng.meta.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn remote_end(
         &self,
         p: &connection_props::ConnectionProperties,

@@ -254,6 +254,7 @@ impl Planner<'_> {
                 self.require_feature(Feature::ConfigurableBgpPeering, None, at)?;
             }
         }
+        check_peer_weight(settings, loc)?;
         if p.enable_bgp == Some(true) {
             let at = loc.at("properties.enableBgp");
             self.require_feature(Feature::Bgp, Some(sku), at.clone())?;
@@ -388,6 +389,21 @@ impl Planner<'_> {
             public_ip_address: pip.to_string(),
             private_ip_address,
         })
+    }
+}
+
+/// `bgpSettings.peerWeight` other than 0 is refused: the lab's BGP speaker gives every route
+/// the same weight, so a preference by weight would be stored and not acted on.
+pub(super) fn check_peer_weight(
+    settings: Option<&gateway_props::BgpSettings>,
+    loc: &Location,
+) -> Result<(), SiteError> {
+    match settings.and_then(|s| s.peer_weight) {
+        Some(w) if w != 0 => Err(unsupported(
+            loc.at("properties.bgpSettings.peerWeight"),
+            format!("{w}: the lab's BGP speaker does not weigh routes; only 0 (Azure's default) is realized"),
+        )),
+        _ => Ok(()),
     }
 }
 

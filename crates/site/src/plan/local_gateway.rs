@@ -60,6 +60,7 @@ impl Planner<'_> {
             "properties.bgpSettings",
             false,
         )?;
+        super::gateway::check_peer_weight(p.bgp_settings.as_ref(), loc)?;
         if prefixes.is_empty() && bgp_settings.is_none() {
             return Err(invalid(
                 loc.at(space_path),
