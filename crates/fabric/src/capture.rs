@@ -32,12 +32,6 @@ pub enum CaptureError {
     Gateway(#[from] gateway::status::StatusError),
 }
 
-impl From<CaptureError> for LabError {
-    fn from(e: CaptureError) -> LabError {
-        LabError::Controller(e.to_string())
-    }
-}
-
 /// What to capture on.
 #[derive(Debug, Clone)]
 pub enum Scope {

@@ -48,6 +48,9 @@ pub enum LabError {
     /// A gateway's BGP lists cannot be given.
     #[error(transparent)]
     Bgp(#[from] crate::bgp_view::BgpViewError),
+    /// A packet capture cannot be started or stopped.
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
     /// lab.yaml is unreadable or inconsistent.
     #[error(transparent)]
     Spec(#[from] SpecError),

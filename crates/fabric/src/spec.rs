@@ -300,6 +300,15 @@ impl LabSpec {
                     format!("site {:?} is defined twice", s.name),
                 ));
             }
+            if s.router.is_some() && !crate::strongswan_site::is_strongswan(s) {
+                return Err(invalid(
+                    format!("{place}.router"),
+                    format!(
+                        "a BGP router runs beside a strongSwan device: only sites of kind strongswan take one (this one is {})",
+                        s.kind
+                    ),
+                ));
+            }
             if s.public_prefix.prefix_len() > 29 {
                 return Err(invalid(
                     format!("{place}.publicPrefix"),
@@ -440,5 +449,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("overlaps"));
+        let router = ok.replace("kind: azure", "kind: azure\n    router: bird");
+        let e = LabSpec::parse(&router, p).unwrap_err().to_string();
+        assert!(
+            e.contains("sites[0].router") && e.contains("only sites of kind strongswan"),
+            "{e}"
+        );
+        let device = "sites:\n  - {name: onprem, kind: strongswan, publicPrefix: 192.0.2.0/24, router: frr}\n";
+        assert_eq!(
+            LabSpec::parse(device, p).unwrap().sites[0].router,
+            Some(crate::onprem_router::RouterKind::Frr)
+        );
     }
 }

@@ -166,6 +166,9 @@ struct Active {
     request: CaptureRequest,
     /// The connection index it is limited to.
     conn: Option<usize>,
+    /// That connection's peer addresses: outer packets (IKE included) of other peers are left
+    /// out.
+    peers: Vec<IpAddr>,
     out: BufWriter<File>,
     started: Instant,
     packets: u64,
@@ -180,8 +183,14 @@ impl Capture {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// Starts a capture limited to connection index `conn` (when the request names one).
-    pub fn start(&self, request: CaptureRequest, conn: Option<usize>) -> Result<(), CaptureError> {
+    /// Starts a capture limited to connection index `conn` at `peers` (when the request names
+    /// a connection).
+    pub fn start(
+        &self,
+        request: CaptureRequest,
+        conn: Option<usize>,
+        peers: Vec<IpAddr>,
+    ) -> Result<(), CaptureError> {
         let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(x) = a.as_ref() {
             return Err(CaptureError::Running(x.request.path.display().to_string()));
@@ -209,6 +218,7 @@ impl Capture {
         *a = Some(Active {
             request,
             conn,
+            peers,
             out,
             started: Instant::now(),
             packets: 0,
@@ -261,8 +271,11 @@ impl Capture {
         let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
         let Some(x) = a.as_mut() else { return };
         let flag = if ike { TRACE_IKE } else { TRACE_ESP };
+        let other_peer =
+            !x.peers.is_empty() && !x.peers.contains(&src.ip()) && !x.peers.contains(&dst.ip());
         if x.request.filter.tracing_flags & flag == 0
             || (x.conn.is_some() && conn.is_some() && x.conn != conn)
+            || other_peer
         {
             return;
         }
@@ -522,6 +535,7 @@ mod tests {
                 duration_secs: None,
             },
             None,
+            vec![],
         )
         .unwrap();
         assert!(cap.on());
@@ -533,7 +547,8 @@ mod tests {
                     filter: FilterData::default(),
                     duration_secs: None
                 },
-                None
+                None,
+                vec![]
             ),
             Err(CaptureError::Running(_))
         ));
@@ -564,6 +579,44 @@ mod tests {
         let cap_len = u32::from_le_bytes(data[epb + 20..epb + 24].try_into().unwrap());
         let orig_len = u32::from_le_bytes(data[epb + 24..epb + 28].try_into().unwrap());
         assert_eq!((cap_len, orig_len), (24, 28));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_connection_capture_leaves_out_other_peers_outer_packets() {
+        let dir = std::env::temp_dir().join(format!("hn-cap-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cap = Capture::default();
+        let peer: IpAddr = "198.51.100.1".parse().unwrap();
+        cap.start(
+            CaptureRequest {
+                path: dir.join("p.pcapng"),
+                connection: Some("c".into()),
+                filter: FilterData::default(),
+                duration_secs: None,
+            },
+            Some(0),
+            vec![peer],
+        )
+        .unwrap();
+        let local: SocketAddr = "203.0.113.1:500".parse().unwrap();
+        cap.outer(
+            &[1; 8],
+            local,
+            "198.51.100.1:500".parse().unwrap(),
+            None,
+            true,
+        );
+        cap.outer(&[1; 8], "192.0.2.9:500".parse().unwrap(), local, None, true);
+        cap.outer(
+            &[1; 8],
+            local,
+            "198.51.100.1:4500".parse().unwrap(),
+            Some(1),
+            false,
+        );
+        let r = cap.stop().unwrap();
+        assert_eq!(r.packets, 1, "only the connection's own IKE datagram");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

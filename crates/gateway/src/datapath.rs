@@ -763,6 +763,19 @@ impl DataPath {
         n
     }
 
+    /// Where a connection's Child SAs send (its peer, after any NAT move).
+    pub fn peers_of(&self, conn: usize) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| s.conn == conn)
+            .map(|s| s.peer)
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// Makes room for connection indices up to `connections - 1` (a reload added some).
     pub fn ensure_connections(&mut self, connections: usize) {
         if connections > self.up.len() {

@@ -128,8 +128,8 @@ pub struct Gateway {
     vnet: Option<VnetRoutes>,
     /// Why the VNet router did not take them, if it did not.
     vnet_error: Option<String>,
-    /// The data path's route generation the VNet routes were last brought in line with.
-    vnet_seen: u64,
+    /// The data path's route generation BGP and the VNet routes last followed.
+    dp_seen: u64,
     /// The packet capture, shared with the receive direction.
     capture: Arc<crate::capture::Capture>,
     /// Packets per system call on both directions.
@@ -297,7 +297,7 @@ impl Gateway {
             bgp: None,
             vnet: None,
             vnet_error: None,
-            vnet_seen: u64::MAX,
+            dp_seen: u64::MAX,
             capture,
             batches,
         };
@@ -456,11 +456,12 @@ impl Gateway {
             let now = Instant::now();
             self.core.handle_timeout(now);
             self.flush();
-            if let Some(b) = &mut self.bgp {
-                b.tick(&self.core);
-            }
-            // a tunnel came up or went down: the VNet follows at once
-            if self.vnet.is_some() && self.core.datapath_ref().generation() != self.vnet_seen {
+            // a tunnel came up or went down: BGP and the VNet follow at once
+            if self.core.datapath_ref().generation() != self.dp_seen {
+                self.dp_seen = self.core.datapath_ref().generation();
+                if let Some(b) = &mut self.bgp {
+                    b.tick(&self.core);
+                }
                 self.sync_vnet_routes();
             }
             if now >= next_housekeeping {
@@ -500,8 +501,21 @@ impl Gateway {
                     })?,
             ),
         };
+        let peers = conn
+            .map(|i| {
+                let mut p: Vec<std::net::IpAddr> = self.core.config().connections[i]
+                    .remote_address
+                    .into_iter()
+                    .collect();
+                p.extend(self.core.datapath_ref().peers_of(i).iter().map(|a| a.ip()));
+                p.dedup();
+                p
+            })
+            .unwrap_or_default();
         let path = req.path.clone();
-        self.capture.start(req, conn).map_err(|e| e.to_string())?;
+        self.capture
+            .start(req, conn, peers)
+            .map_err(|e| e.to_string())?;
         info!(file = %path.display(), "packet capture started");
         Ok(())
     }
@@ -519,7 +533,6 @@ impl Gateway {
     /// Brings the VNet router's routes through us in line with what the core wants.
     fn sync_vnet_routes(&mut self) {
         let Some(v) = &mut self.vnet else { return };
-        self.vnet_seen = self.core.datapath_ref().generation();
         let want = self.core.vnet_routes();
         if &want == v.installed() && self.vnet_error.is_none() {
             return;
