@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use gateway::offload::{plan_tcp, Coalescer, Push, VnetHdr, GSO_TCPV4};
+use gateway::offload::{plan_super, Coalescer, Push, VnetHdr, GSO_TCPV4};
 use tun_rs::{GROTable, VirtioNetHdr, VIRTIO_NET_HDR_GSO_TCPV4};
 
 /// TCP payload per segment (a 1,400-byte tunnel MTU less 40 bytes of headers).
@@ -112,7 +112,7 @@ fn main() {
 
     let mut split = |theirs: bool, copy: bool| -> usize {
         if !theirs {
-            let plan = plan_tcp(&super_pkt, &ours_hdr).expect("a valid super-packet");
+            let plan = plan_super(&super_pkt, &ours_hdr).expect("a valid super-packet");
             let mut at = 0;
             for i in 0..plan.count {
                 let n = plan.write_segment(&super_pkt, i, &mut send_buf[at + ESP_HEAD..]);

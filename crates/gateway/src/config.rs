@@ -19,7 +19,7 @@ pub const DEFAULT_TUN_NAME: &str = "hn-gw0";
 /// strongSwan gateway at the same moment failed in about 2 of 10 runs (our faster answers let
 /// a DELETE overtake an IKE_AUTH response inside charon, which then kept an SA we had deleted),
 /// and 0 of 10 without.
-pub const DEFAULT_BUSY_POLL: Duration = Duration::ZERO;
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
 /// Default IKE proposals: Azure's and Azure Stack Hub's common ground first.
 pub const DEFAULT_IKE_PROPOSALS: &[&str] =
     &["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"];

@@ -4,6 +4,10 @@
 //! exactly as the NIC would have: per-segment IP length/ID/checksum, TCP sequence number,
 //! FIN/PSH only on the last segment, CWR only on the first, and a full TCP checksum.
 //! Non-GSO packets may carry a partial checksum (`NEEDS_CSUM`), which is completed in place.
+//! With UDP segmentation offload (`TUN_F_USO4/6`, Linux 6.2+) the same holds for UDP: super-
+//! packets read from TUN are split into datagrams of `gso_size`, and decrypted datagrams of one
+//! flow are joined into one super-packet per TUN write, so that a stream of small datagrams
+//! costs one system call per batch instead of one per datagram.
 
 /// Size of `struct virtio_net_hdr` (without `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;
@@ -15,6 +19,10 @@ pub const GSO_NONE: u8 = 0;
 pub const GSO_TCPV4: u8 = 1;
 /// `VIRTIO_NET_HDR_GSO_TCPV6`.
 pub const GSO_TCPV6: u8 = 4;
+/// `VIRTIO_NET_HDR_GSO_UDP_L4` (UDP segmentation, IPv4 or IPv6).
+pub const GSO_UDP_L4: u8 = 5;
+/// Most segments joined into one super-packet (the kernel's GRO limit).
+const MAX_SEGS: usize = 64;
 /// `VIRTIO_NET_HDR_GSO_ECN` (a flag on top of the type).
 const GSO_ECN: u8 = 0x80;
 
@@ -102,12 +110,14 @@ pub fn complete_checksum(pkt: &mut [u8], start: usize, offset: usize) -> Result<
     Ok(())
 }
 
-/// The geometry of a TCP super-packet.
+/// The geometry of a TCP or UDP super-packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Super {
     v6: bool,
+    /// UDP segmentation (`GSO_UDP_L4`) rather than TCP.
+    udp: bool,
     ip_len: usize,
-    /// IP + TCP header length.
+    /// IP + TCP (or UDP) header length.
     pub hdr_len: usize,
     /// Payload bytes per segment.
     pub mss: usize,
@@ -116,38 +126,47 @@ pub struct Super {
     payload: usize,
 }
 
-/// Validates a TCP super-packet and returns how it splits.
-pub fn plan_tcp(pkt: &[u8], h: &VnetHdr) -> Result<Super, OffloadError> {
-    let v6 = match (h.gso_type, pkt.first().map(|b| b >> 4)) {
-        (GSO_TCPV4, Some(4)) => false,
-        (GSO_TCPV6, Some(6)) => true,
-        (GSO_TCPV4 | GSO_TCPV6, _) => return Err(OffloadError::Malformed),
+/// Validates a TCP or UDP super-packet and returns how it splits.
+pub fn plan_super(pkt: &[u8], h: &VnetHdr) -> Result<Super, OffloadError> {
+    let ver = pkt.first().map(|b| b >> 4);
+    let (v6, udp) = match (h.gso_type, ver) {
+        (GSO_TCPV4, Some(4)) => (false, false),
+        (GSO_TCPV6, Some(6)) => (true, false),
+        (GSO_UDP_L4, Some(4)) => (false, true),
+        (GSO_UDP_L4, Some(6)) => (true, true),
+        (GSO_TCPV4 | GSO_TCPV6 | GSO_UDP_L4, _) => return Err(OffloadError::Malformed),
         (t, _) => return Err(OffloadError::UnsupportedGso(t)),
     };
+    let proto = if udp { 17 } else { 6 };
     let ip_len = if v6 {
-        if pkt.len() < 40 || pkt[6] != 6 {
+        if pkt.len() < 40 || pkt[6] != proto {
             return Err(OffloadError::Malformed);
         }
         40
     } else {
         let ihl = (pkt[0] & 0x0f) as usize * 4;
-        if ihl < 20 || pkt.len() < ihl || pkt[9] != 6 {
+        if ihl < 20 || pkt.len() < ihl || pkt[9] != proto {
             return Err(OffloadError::Malformed);
         }
         ihl
     };
-    if pkt.len() < ip_len + 20 {
-        return Err(OffloadError::Malformed);
-    }
-    let tcp_len = (pkt[ip_len + 12] >> 4) as usize * 4;
-    let hdr_len = ip_len + tcp_len;
+    let l4_len = if udp {
+        8
+    } else {
+        if pkt.len() < ip_len + 20 {
+            return Err(OffloadError::Malformed);
+        }
+        (pkt[ip_len + 12] >> 4) as usize * 4
+    };
+    let hdr_len = ip_len + l4_len;
     let mss = h.gso_size as usize;
-    if tcp_len < 20 || pkt.len() < hdr_len || mss == 0 {
+    if (!udp && l4_len < 20) || pkt.len() < hdr_len || mss == 0 {
         return Err(OffloadError::Malformed);
     }
     let payload = pkt.len() - hdr_len;
     Ok(Super {
         v6,
+        udp,
         ip_len,
         hdr_len,
         mss,
@@ -171,10 +190,10 @@ impl Super {
         let out = &mut out[..len];
         out[..self.hdr_len].copy_from_slice(&pkt[..self.hdr_len]);
         out[self.hdr_len..].copy_from_slice(&pkt[start..start + chunk]);
-        let tcp_len = len - self.ip_len;
+        let l4_len = len - self.ip_len;
         let mut pseudo: u64;
         if self.v6 {
-            out[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            out[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
             pseudo = csum_add(0, &out[8..40]);
         } else {
             out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
@@ -185,8 +204,19 @@ impl Super {
             out[10..12].copy_from_slice(&c.to_be_bytes());
             pseudo = csum_add(0, &out[12..20]);
         }
-        pseudo += 6 + tcp_len as u64;
         let t = self.ip_len;
+        if self.udp {
+            pseudo += 17 + l4_len as u64;
+            out[t + 4..t + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            out[t + 6..t + 8].copy_from_slice(&[0, 0]);
+            let c = match csum_fold(csum_add(pseudo, &out[t..])) {
+                0 => 0xffff, // RFC 768: a computed zero is sent as all ones
+                c => c,
+            };
+            out[t + 6..t + 8].copy_from_slice(&c.to_be_bytes());
+            return len;
+        }
+        pseudo += 6 + l4_len as u64;
         let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]])
             .wrapping_add((i * self.mss) as u32);
         out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
@@ -263,12 +293,19 @@ pub fn clamp_mss(pkt: &mut [u8], tun_mtu: u16, fix_checksum: bool) -> bool {
 /// written to the TUN device with a GSO `virtio_net_hdr`, so the kernel forwards one 64 KiB
 /// packet instead of ~45. The merge rules are the kernel's (`tcp_gro_receive`): same
 /// addresses, ports, ACK number, flags (apart from PSH) and TCP options; sequence numbers
-/// contiguous; every segment but the last exactly MSS long.
+/// contiguous; every segment but the last exactly MSS long. With UDP segmentation enabled
+/// on the TUN device ([`Coalescer::with_udp`]) UDP datagrams of one flow are joined the same
+/// way (`udp_gro_receive`): same addresses, ports and IP fields, IPv4 IDs consecutive, every
+/// datagram but the last exactly as long as the first.
 pub struct Coalescer {
     buf: Vec<u8>,
     len: usize,
     segs: usize,
     v6: bool,
+    /// The pending packet is UDP.
+    udp: bool,
+    /// Whether UDP may be joined at all (the TUN device takes `GSO_UDP_L4`).
+    udp_ok: bool,
     ip_len: usize,
     hdr_len: usize,
     mss: usize,
@@ -336,6 +373,42 @@ fn tcp_geom(p: &[u8]) -> Option<TcpGeom> {
     })
 }
 
+/// Geometry of a UDP datagram that may take part in coalescing.
+struct UdpGeom {
+    v6: bool,
+    ip_len: usize,
+    payload: usize,
+}
+
+/// An unfragmented UDP datagram without IP options whose lengths agree, with payload.
+fn udp_geom(p: &[u8]) -> Option<UdpGeom> {
+    let (v6, ip_len) = match p.first()? >> 4 {
+        4 if p.len() > 28
+            && p[0] == 0x45
+            && p[9] == 17
+            && u16::from_be_bytes([p[6], p[7]]) & 0x3fff == 0
+            && u16::from_be_bytes([p[2], p[3]]) as usize == p.len() =>
+        {
+            (false, 20)
+        }
+        6 if p.len() > 48
+            && p[6] == 17
+            && u16::from_be_bytes([p[4], p[5]]) as usize + 40 == p.len() =>
+        {
+            (true, 40)
+        }
+        _ => return None,
+    };
+    if u16::from_be_bytes([p[ip_len + 4], p[ip_len + 5]]) as usize != p.len() - ip_len {
+        return None;
+    }
+    Some(UdpGeom {
+        v6,
+        ip_len,
+        payload: p.len() - ip_len - 8,
+    })
+}
+
 impl Default for Coalescer {
     fn default() -> Self {
         Self::new()
@@ -350,6 +423,8 @@ impl Coalescer {
             len: 0,
             segs: 0,
             v6: false,
+            udp: false,
+            udp_ok: false,
             ip_len: 0,
             hdr_len: 0,
             mss: 0,
@@ -358,17 +433,32 @@ impl Coalescer {
         }
     }
 
+    /// Also joins UDP datagrams when `udp` (the TUN device accepted UDP segmentation).
+    pub fn with_udp(mut self, udp: bool) -> Self {
+        self.udp_ok = udp;
+        self
+    }
+
     /// Whether a super-packet is pending.
     pub fn pending(&self) -> bool {
         self.segs > 0
     }
 
+    /// How many packets the pending super-packet joins.
+    pub fn segments(&self) -> usize {
+        self.segs
+    }
+
     /// Offers one decrypted packet.
     pub fn push(&mut self, p: &[u8]) -> Push {
         let Some(g) = tcp_geom(p) else {
-            return Push::Rejected;
+            return self.push_udp(p);
         };
+        if self.segs > 0 && self.udp {
+            return Push::Rejected;
+        }
         if self.segs == 0 {
+            self.udp = false;
             self.buf[VNET_HDR_LEN..VNET_HDR_LEN + p.len()].copy_from_slice(p);
             self.len = p.len();
             self.segs = 1;
@@ -388,7 +478,7 @@ impl Coalescer {
         {
             return Push::Rejected;
         }
-        if self.len + g.payload > 65_535 - if self.v6 { 40 } else { 0 } || self.segs >= 64 {
+        if self.len + g.payload > 65_535 - if self.v6 { 40 } else { 0 } || self.segs >= MAX_SEGS {
             return Push::Rejected;
         }
         let first = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hdr_len];
@@ -419,6 +509,58 @@ impl Coalescer {
         Push::Merged
     }
 
+    /// `push` for a packet that is not a mergeable TCP segment.
+    fn push_udp(&mut self, p: &[u8]) -> Push {
+        let g = match udp_geom(p) {
+            Some(g) if self.udp_ok => g,
+            _ => return Push::Rejected,
+        };
+        if self.segs == 0 {
+            self.buf[VNET_HDR_LEN..VNET_HDR_LEN + p.len()].copy_from_slice(p);
+            self.len = p.len();
+            self.segs = 1;
+            self.udp = true;
+            self.v6 = g.v6;
+            self.ip_len = g.ip_len;
+            self.hdr_len = g.ip_len + 8;
+            self.mss = g.payload;
+            self.closed = false;
+            return Push::Merged;
+        }
+        if !self.udp
+            || self.closed
+            || g.v6 != self.v6
+            || g.payload > self.mss
+            || self.segs >= MAX_SEGS
+            || self.len + g.payload > 65_535 - if self.v6 { 40 } else { 0 }
+        {
+            return Push::Rejected;
+        }
+        let first = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hdr_len];
+        let ip = g.ip_len;
+        let same = if g.v6 {
+            first[..4] == p[..4] && first[6..40] == p[6..40]
+        } else {
+            // TOS, DF, TTL, protocol, addresses; the ID one more per datagram, as the
+            // kernel numbers the datagrams it cuts from the super-packet
+            let id = u16::from_be_bytes([first[4], first[5]]).wrapping_add(self.segs as u16);
+            first[1] == p[1]
+                && first[6..10] == p[6..10]
+                && first[12..20] == p[12..20]
+                && p[4..6] == id.to_be_bytes()
+        } && first[ip..ip + 4] == p[ip..ip + 4];
+        if !same {
+            return Push::Rejected;
+        }
+        let at = VNET_HDR_LEN + self.len;
+        self.buf[at..at + g.payload].copy_from_slice(&p[ip + 8..]);
+        self.len += g.payload;
+        self.segs += 1;
+        // a shorter datagram ends the run
+        self.closed = g.payload < self.mss;
+        Push::Merged
+    }
+
     /// Finishes the pending packet and returns it with its `virtio_net_hdr` in front, ready
     /// for one TUN write; the coalescer is empty afterwards.
     pub fn flush(&mut self) -> Option<&[u8]> {
@@ -444,15 +586,24 @@ impl Coalescer {
                 pkt[10..12].copy_from_slice(&c.to_be_bytes());
                 pseudo = csum_add(0, &pkt[12..20]);
             }
-            pseudo += 6 + tcp_len as u64;
+            let (proto, check_at, gso) = if self.udp {
+                // the UDP length is the whole super-packet's; the kernel adjusts it and the
+                // checksum per datagram (`__udp_gso_segment`)
+                pkt[ip + 4..ip + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+                (17, 6, GSO_UDP_L4)
+            } else {
+                (6, 16, if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 })
+            };
+            pseudo += proto + tcp_len as u64;
             // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, not inverted
-            pkt[ip + 16..ip + 18].copy_from_slice(&(!csum_fold(pseudo)).to_be_bytes());
+            let at = ip + check_at;
+            pkt[at..at + 2].copy_from_slice(&(!csum_fold(pseudo)).to_be_bytes());
             h[0] = F_NEEDS_CSUM;
-            h[1] = if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 };
+            h[1] = gso;
             h[2..4].copy_from_slice(&(self.hdr_len as u16).to_ne_bytes());
             h[4..6].copy_from_slice(&(self.mss as u16).to_ne_bytes());
             h[6..8].copy_from_slice(&(ip as u16).to_ne_bytes());
-            h[8..10].copy_from_slice(&16u16.to_ne_bytes());
+            h[8..10].copy_from_slice(&(check_at as u16).to_ne_bytes());
         }
         Some(&self.buf[..VNET_HDR_LEN + total])
     }
@@ -525,7 +676,7 @@ mod tests {
                     gso_size: mss as u16,
                     ..Default::default()
                 };
-                let s = plan_tcp(&pkt, &h).unwrap();
+                let s = plan_super(&pkt, &h).unwrap();
                 assert_eq!(s.count, payload.div_ceil(mss));
                 let mut joined = Vec::new();
                 let mut out = vec![0u8; 2000];
@@ -589,21 +740,21 @@ mod tests {
             gso_size: 1000,
             ..Default::default()
         };
-        assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
+        assert_eq!(plan_super(&pkt, &h), Err(OffloadError::Malformed));
         let h = VnetHdr {
             gso_type: 3,
             gso_size: 1000,
             ..Default::default()
         };
-        assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::UnsupportedGso(3)));
+        assert_eq!(plan_super(&pkt, &h), Err(OffloadError::UnsupportedGso(3)));
         let h = VnetHdr {
             gso_type: GSO_TCPV4,
             gso_size: 0,
             ..Default::default()
         };
-        assert_eq!(plan_tcp(&pkt, &h), Err(OffloadError::Malformed));
+        assert_eq!(plan_super(&pkt, &h), Err(OffloadError::Malformed));
         assert_eq!(
-            plan_tcp(
+            plan_super(
                 &pkt[..30],
                 &VnetHdr {
                     gso_type: GSO_TCPV4,
@@ -662,7 +813,7 @@ mod tests {
                 gso_size: 1386,
                 ..Default::default()
             };
-            let plan = plan_tcp(&orig, &h).unwrap();
+            let plan = plan_super(&orig, &h).unwrap();
             let mut c = Coalescer::new();
             let mut seg = vec![0u8; 2000];
             for i in 0..plan.count {
@@ -691,7 +842,7 @@ mod tests {
             complete_checksum(&mut full, ip_len, 16).unwrap();
             assert!(verify_tcp(&full));
             // and splitting it again yields segments identical to the first split
-            let again = plan_tcp(pkt, &hdr).unwrap();
+            let again = plan_super(pkt, &hdr).unwrap();
             assert_eq!(again.count, plan.count);
             let mut a = vec![0u8; 2000];
             for i in 0..plan.count {
@@ -702,6 +853,117 @@ mod tests {
         }
     }
 
+    /// One UDP datagram of `payload` bytes (IPv4 ID `id`) with valid checksums.
+    fn udp_datagram(v6: bool, id: u16, payload: &[u8]) -> Vec<u8> {
+        let ip_len = if v6 { 40 } else { 20 };
+        let len = ip_len + 8 + payload.len();
+        let mut p = vec![0u8; len];
+        if v6 {
+            p[0] = 0x60;
+            p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+            p[6] = 17;
+            p[7] = 64;
+            p[8..24].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            p[24..40].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        } else {
+            p[0] = 0x45;
+            p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            p[4..6].copy_from_slice(&id.to_be_bytes());
+            p[6] = 0x40; // DF
+            p[8] = 64;
+            p[9] = 17;
+            p[12..16].copy_from_slice(&[10, 1, 1, 4]);
+            p[16..20].copy_from_slice(&[10, 2, 1, 4]);
+            let c = csum_fold(csum_add(0, &p[..20]));
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        p[ip_len..ip_len + 2].copy_from_slice(&5201u16.to_be_bytes());
+        p[ip_len + 2..ip_len + 4].copy_from_slice(&40000u16.to_be_bytes());
+        p[ip_len + 4..ip_len + 6].copy_from_slice(&((len - ip_len) as u16).to_be_bytes());
+        p[ip_len + 8..].copy_from_slice(payload);
+        let mut full = p.clone();
+        let pseudo = if v6 {
+            csum_add(0, &p[8..40])
+        } else {
+            csum_add(0, &p[12..20])
+        } + 17
+            + (len - ip_len) as u64;
+        let c = match csum_fold(csum_add(pseudo, &full[ip_len..])) {
+            0 => 0xffff,
+            c => c,
+        };
+        full[ip_len + 6..ip_len + 8].copy_from_slice(&c.to_be_bytes());
+        full
+    }
+
+    #[test]
+    fn udp_datagrams_coalesce_and_split_back_into_the_same_datagrams() {
+        for v6 in [false, true] {
+            let ip_len = if v6 { 40 } else { 20 };
+            let dgrams: Vec<Vec<u8>> = (0..10u16)
+                .map(|i| {
+                    let n = if i == 9 { 20 } else { 36 };
+                    let body: Vec<u8> = (0..n).map(|b| (b as u16 * 7 + i) as u8).collect();
+                    udp_datagram(v6, 1000 + i, &body)
+                })
+                .collect();
+            // without UDP segmentation on the device nothing joins
+            assert_eq!(Coalescer::new().push(&dgrams[0]), Push::Rejected);
+            let mut c = Coalescer::new().with_udp(true);
+            for (i, d) in dgrams.iter().enumerate() {
+                assert_eq!(c.push(d), Push::Merged, "datagram {i} (v6 {v6})");
+            }
+            // after the short last datagram nothing more joins
+            assert_eq!(c.push(&dgrams[0]), Push::Rejected);
+            let out = c.flush().unwrap().to_vec();
+            let hdr = VnetHdr::parse(&out).unwrap();
+            assert!(hdr.needs_csum());
+            assert_eq!(
+                (hdr.gso_type, hdr.gso_size, hdr.csum_start, hdr.csum_offset),
+                (GSO_UDP_L4, 36, ip_len as u16, 6)
+            );
+            let pkt = &out[VNET_HDR_LEN..];
+            assert_eq!(pkt.len(), ip_len + 8 + 9 * 36 + 20);
+            if !v6 {
+                assert!(verify_ip4(pkt));
+            }
+            // split as the kernel would: the very datagrams that went in, checksums included
+            let plan = plan_super(pkt, &hdr).unwrap();
+            assert_eq!(plan.count, 10);
+            let mut seg = vec![0u8; 200];
+            for (i, d) in dgrams.iter().enumerate() {
+                let n = plan.write_segment(pkt, i, &mut seg);
+                assert_eq!(&seg[..n], &d[..], "datagram {i} (v6 {v6})");
+            }
+        }
+    }
+
+    #[test]
+    fn udp_coalescing_keeps_flows_and_ip_ids_apart() {
+        let body = [7u8; 36];
+        let mut c = Coalescer::new().with_udp(true);
+        assert_eq!(c.push(&udp_datagram(false, 5, &body)), Push::Merged);
+        // an IPv4 ID out of sequence: the kernel would not have cut these from one packet
+        assert_eq!(c.push(&udp_datagram(false, 9, &body)), Push::Rejected);
+        // another destination port
+        let mut other = udp_datagram(false, 6, &body);
+        other[22..24].copy_from_slice(&4000u16.to_be_bytes());
+        assert_eq!(c.push(&other), Push::Rejected);
+        // a longer datagram than the first
+        assert_eq!(c.push(&udp_datagram(false, 6, &[7u8; 40])), Push::Rejected);
+        // a fragment never joins
+        let mut frag = udp_datagram(false, 6, &body);
+        frag[6] = 0x20; // MF
+        assert_eq!(c.push(&frag), Push::Rejected);
+        // TCP does not join a pending UDP run
+        let tcp = super_packet(false, 100, 0x10);
+        assert_eq!(c.push(&tcp[..tcp.len().min(140)]), Push::Rejected);
+        // a single datagram goes out as it came, without an offload header
+        let out = c.flush().unwrap().to_vec();
+        assert_eq!(out[..VNET_HDR_LEN], [0u8; VNET_HDR_LEN]);
+        assert_eq!(&out[VNET_HDR_LEN..], &udp_datagram(false, 5, &body)[..]);
+    }
+
     #[test]
     fn coalescer_refuses_what_the_kernel_would_not_merge() {
         let orig = super_packet(false, 3 * 1000, 0x10);
@@ -710,7 +972,7 @@ mod tests {
             gso_size: 1000,
             ..Default::default()
         };
-        let plan = plan_tcp(&orig, &h).unwrap();
+        let plan = plan_super(&orig, &h).unwrap();
         let mut s0 = vec![0u8; 1100];
         let mut s2 = vec![0u8; 1100];
         let n0 = plan.write_segment(&orig, 0, &mut s0);

@@ -143,6 +143,7 @@ impl Receiver {
         ike: Arc<IkeInbox>,
         busy_poll: std::time::Duration,
     ) -> Receiver {
+        let uso = tun.uso();
         let local = sock
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 4500)));
@@ -157,7 +158,7 @@ impl Receiver {
             inbound,
             ike,
             batch: RecvBatch::new(RX_SLOT),
-            gro: Coalescer::new(),
+            gro: Coalescer::new().with_udp(uso),
             gro_conn: 0,
             busy_poll,
         }
@@ -239,7 +240,13 @@ impl Receiver {
                                 continue;
                             }
                             Push::Rejected if self.gro.pending() => {
-                                flush_gro(&self.tun, &mut self.gro, &mut inb, self.gro_conn);
+                                flush_gro(
+                                    &self.tun,
+                                    &mut self.gro,
+                                    &mut inb,
+                                    self.gro_conn,
+                                    &self.batches,
+                                );
                                 if self.gro.push(&pkt[range.clone()]) == Push::Merged {
                                     self.gro_conn = conn;
                                     continue;
@@ -256,6 +263,7 @@ impl Receiver {
                         range.start
                     };
                     pkt[start..range.start].fill(0);
+                    self.batches.tun_write(1);
                     if let Err(e) = self.tun.write(&pkt[start..range.end]) {
                         if e.kind() != io::ErrorKind::WouldBlock {
                             debug!("TUN write: {e}");
@@ -264,7 +272,13 @@ impl Receiver {
                     }
                 }
             }
-            flush_gro(&self.tun, &mut self.gro, &mut inb, self.gro_conn);
+            flush_gro(
+                &self.tun,
+                &mut self.gro,
+                &mut inb,
+                self.gro_conn,
+                &self.batches,
+            );
             if n < RECV_BATCH {
                 break;
             }
@@ -301,8 +315,10 @@ impl Receiver {
 }
 
 /// Writes the pending coalesced super-packet (if any) to the TUN device.
-fn flush_gro(tun: &Tun, gro: &mut Coalescer, inb: &mut Inbound, conn: usize) {
+fn flush_gro(tun: &Tun, gro: &mut Coalescer, inb: &mut Inbound, conn: usize, batches: &BatchSizes) {
+    let segs = gro.segments();
     if let Some(p) = gro.flush() {
+        batches.tun_write(segs);
         if let Err(e) = tun.write(p) {
             if e.kind() != io::ErrorKind::WouldBlock {
                 debug!("TUN write (coalesced): {e}");
@@ -318,6 +334,7 @@ fn flush_gro(tun: &Tun, gro: &mut Coalescer, inb: &mut Inbound, conn: usize) {
 pub struct BatchSizes {
     tun_read: [std::sync::atomic::AtomicU64; 5],
     udp_recv: [std::sync::atomic::AtomicU64; 5],
+    tun_write: [std::sync::atomic::AtomicU64; 5],
 }
 
 /// The buckets' names, in order.
@@ -344,7 +361,12 @@ impl BatchSizes {
         self.udp_recv[bucket(n)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The counts per bucket: (TUN reads, UDP receives), by name.
+    /// One TUN write that carried `n` packets (`n > 0`).
+    pub fn tun_write(&self, n: usize) {
+        self.tun_write[bucket(n)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts per bucket: (TUN reads, UDP receives, TUN writes), by name.
     pub fn report(&self) -> crate::status::BatchReport {
         let read = |a: &[std::sync::atomic::AtomicU64; 5]| {
             BATCH_BUCKETS
@@ -356,6 +378,7 @@ impl BatchSizes {
         crate::status::BatchReport {
             tun_read: read(&self.tun_read),
             udp_recv: read(&self.udp_recv),
+            tun_write: read(&self.tun_write),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::control::{Access, ControlError, ControlRequest, ControlServer};
 use crate::core::{GatewayCore, ProcessFacts, ReloadError};
 use crate::datapath::{DataPath, PacketDrop};
 use crate::lifecycle::{KEEPALIVE, UPKEEP_INTERVAL};
-use crate::offload::{clamp_mss, complete_checksum, plan_tcp, VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::offload::{clamp_mss, complete_checksum, plan_super, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::receiver::{EventFd, IkeInbox, Receiver};
 use crate::status::{GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
@@ -666,7 +666,7 @@ impl Gateway {
             }
             // a TCP super-packet: split into MSS-sized segments straight into the send
             // buffer and seal each in place
-            let plan = match plan_tcp(pkt, &hdr) {
+            let plan = match plan_super(pkt, &hdr) {
                 Ok(p) => p,
                 Err(e) => {
                     debug!("TUN super-packet dropped: {e}");

@@ -77,6 +77,10 @@ pub struct BatchReport {
     pub tun_read: Vec<(String, u64)>,
     /// Receive calls on port 4500, by datagrams returned.
     pub udp_recv: Vec<(String, u64)>,
+    /// Writes to the TUN device (receive direction), by packets carried (coalesced TCP
+    /// segments or UDP datagrams).
+    #[serde(default)]
+    pub tun_write: Vec<(String, u64)>,
 }
 
 /// The prefixes the VNet router sends to this gateway because the gateway said so.

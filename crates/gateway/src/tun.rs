@@ -16,6 +16,8 @@ const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 const TUN_F_TSO6: libc::c_uint = 0x04;
+const TUN_F_USO4: libc::c_uint = 0x20;
+const TUN_F_USO6: libc::c_uint = 0x40;
 
 /// `struct ifreq` with the union viewed as flags or an MTU (both at offset 16).
 #[repr(C)]
@@ -56,6 +58,7 @@ pub struct Tun {
     name: String,
     vnet: bool,
     tso: bool,
+    uso: bool,
 }
 
 impl Tun {
@@ -91,19 +94,26 @@ impl Tun {
             .position(|&b| b == 0)
             .unwrap_or(req.name.len());
         let name = String::from_utf8_lossy(&req.name[..end]).into_owned();
-        let mut tso = false;
+        let (mut tso, mut uso) = (false, false);
         if offload {
-            let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-            // SAFETY: TUNSETOFFLOAD takes an unsigned int by value.
-            tso =
-                unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) }
-                    == 0;
+            let set = |flags: libc::c_uint| {
+                // SAFETY: TUNSETOFFLOAD takes an unsigned int by value.
+                let r = unsafe {
+                    libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong)
+                };
+                r == 0
+            };
+            let tcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+            // UDP segmentation needs Linux 6.2; older kernels refuse the flags (EINVAL)
+            uso = set(tcp | TUN_F_USO4 | TUN_F_USO6);
+            tso = uso || set(tcp);
         }
         Ok(Tun {
             fd,
             name,
             vnet: offload,
             tso,
+            uso,
         })
     }
 
@@ -115,6 +125,11 @@ impl Tun {
     /// Whether the kernel may hand over TCP super-packets.
     pub fn tso(&self) -> bool {
         self.tso
+    }
+
+    /// Whether UDP super-packets (`GSO_UDP_L4`) pass both ways.
+    pub fn uso(&self) -> bool {
+        self.uso
     }
 
     /// The kernel's name for the interface.

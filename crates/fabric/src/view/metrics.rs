@@ -302,7 +302,7 @@ impl Families {
         );
         let batches = counter(
             "hybridnet_datapath_batches",
-            "Data-path system calls by how many packets each took (path tun_read: the send direction's TUN reads; udp_recv: port 4500 receives)",
+            "Data-path system calls by how many packets each took (path tun_read: the send direction's TUN reads; udp_recv: port 4500 receives; tun_write: the receive direction's TUN writes)",
         );
         let mut gauge = |name: &str, help: &str| {
             let f = Gauges::default();
@@ -509,6 +509,7 @@ impl Families {
             for (path, buckets) in [
                 ("tun_read", &st.batches.tun_read),
                 ("udp_recv", &st.batches.udp_recv),
+                ("tun_write", &st.batches.tun_write),
             ] {
                 for (size, n) in buckets {
                     let bl = with(with(l.clone(), "path", path), "size", size);
