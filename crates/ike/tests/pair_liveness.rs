@@ -155,3 +155,48 @@ fn a_handshake_over_a_slow_link_takes_two_round_trips() {
     );
     assert_eq!(n.sent, 4, "no retransmission:\n{}", n.trace());
 }
+
+/// B removes its connection right after answering IKE_AUTH, and its DELETE overtakes that
+/// answer on the way to A (as when a busy strongSwan takes the two from its queue in the wrong
+/// order): A drops the DELETE of an IKE SA it does not hold as established yet, then takes the
+/// answer. B sends the DELETE again until it is answered, so A does not keep an IKE SA and a
+/// Child SA that B dropped.
+#[test]
+fn a_delete_that_overtakes_the_ike_auth_answer_is_sent_again() {
+    let mut n = Net::new().latency(Duration::from_millis(50));
+    // datagram 3 is B's IKE_AUTH answer: it arrives at 300 ms instead of 200 ms
+    n.hold = vec![(3, Duration::from_millis(100))];
+    let mut n = n.establish(IKE, ESP);
+    n.run_for(Duration::from_millis(150));
+    assert_eq!(children(&n.ev_b).len(), 1, "{:?}", n.ev_b);
+    let now = n.now;
+    n.b.remove_connection(n.conns_b[0], now);
+    n.run_for(Duration::from_millis(200));
+    assert_eq!(
+        children(&n.ev_a).len(),
+        1,
+        "A took the late answer: {:?}",
+        n.ev_a
+    );
+    assert!(
+        !n.ev_a
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaDeleted { .. })),
+        "the first DELETE came too early to count"
+    );
+    n.run_for(Duration::from_secs(2));
+    assert!(
+        n.ev_a
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaDeleted { .. })),
+        "A still holds the Child SA B dropped: {:?}",
+        n.ev_a
+    );
+    assert!(
+        downs(&n.ev_a).contains(&DownReason::DeletedByPeer),
+        "{:?}",
+        n.ev_a
+    );
+    // B's detached IKE SA is gone once A answered
+    assert!(n.b.status().is_empty());
+}

@@ -162,11 +162,19 @@ impl Endpoint {
         now: Instant,
         inner: &[Payload],
     ) {
+        let view = MessageView::of(inner);
         let Some(cfg) = self.cfg(sa.conn).cloned() else {
-            sa.dead = true;
+            // The connection was removed while our IKE_AUTH was out. Unless the peer refused
+            // us, it now holds the IKE SA as established: close it there too.
+            if view.notify(notify::AUTHENTICATION_FAILED).is_some() {
+                sa.dead = true;
+            } else {
+                sa.phase.establish();
+                let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+                self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+            }
             return;
         };
-        let view = MessageView::of(inner);
         if view.notify(notify::AUTHENTICATION_FAILED).is_some() {
             self.fail(
                 sa,

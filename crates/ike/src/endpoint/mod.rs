@@ -215,7 +215,12 @@ impl Endpoint {
         id
     }
 
-    /// Removes a connection: sends a DELETE for its IKE SAs and reports their Child SAs deleted.
+    /// Removes a connection: reports its Child SAs deleted at once and closes its IKE SAs on
+    /// the peer with a DELETE that is sent again until the peer answers (RFC 7296 §2.1). The
+    /// peer may not yet hold an IKE SA as established when the first DELETE arrives — its
+    /// IKE_AUTH answer from us can still be in its queue, or ours to it in flight — and would
+    /// then keep an SA we dropped; the retransmission reaches it once it does. Half-open SAs
+    /// are simply forgotten (the peer cannot have completed them).
     pub fn remove_connection(&mut self, id: ConnectionId, now: Instant) {
         let spis: Vec<u64> = self
             .sas
@@ -225,12 +230,13 @@ impl Endpoint {
             .collect();
         for spi in spis {
             if let Some(mut sa) = self.sas.remove(&spi) {
-                self.send_ike_delete(&mut sa);
                 self.drop_children(&mut sa);
                 self.forget(&sa);
+                if self.close_detached(&mut sa, now) {
+                    self.sas.insert(spi, sa);
+                }
             }
         }
-        let _ = now;
         if let Some(slot) = self.conns.get_mut(id.index()) {
             *slot = None;
         }

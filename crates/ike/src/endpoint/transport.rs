@@ -224,22 +224,24 @@ impl Endpoint {
         }
     }
 
-    /// Queues an INFORMATIONAL DELETE of an established IKE SA (fire and forget: the SA is
-    /// gone on our side either way).
-    pub(super) fn send_ike_delete(&mut self, sa: &mut IkeSa) {
-        if !sa.phase.is_established() {
-            return;
-        }
-        let inner = vec![Payload::new(PayloadBody::Delete(DeletePayload {
-            protocol: protocol::IKE,
-            spi_size: 0,
-            spis: vec![],
-        }))];
-        let id_out = sa.next_out_id;
-        sa.next_out_id = sa.next_out_id.wrapping_add(1);
-        if let Ok(bytes) = self.encrypt(sa, exchange::INFORMATIONAL, false, id_out, &inner) {
-            self.transmits
-                .push_back(wrap(sa.local_port, sa.remote, bytes));
+    /// Closes an IKE SA whose connection was removed; whether it stays (detached, quiet)
+    /// until the peer answered. An established SA sends its DELETE now, in place of whatever
+    /// exchange was under way; one whose IKE_AUTH is out sends it when the answer comes
+    /// ([`Self::initiator_auth_response`]).
+    pub(super) fn close_detached(&mut self, sa: &mut IkeSa, now: Instant) -> bool {
+        sa.quiet = true;
+        sa.queued.clear();
+        sa.wanted_extra = None;
+        sa.pending_rekey = None;
+        match sa.phase.step() {
+            Some(Step::Established) => {
+                sa.outstanding = None;
+                let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+                self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
+                !sa.dead
+            }
+            Some(Step::InitiatorAuth { .. }) => true,
+            _ => false,
         }
     }
 }
