@@ -12,14 +12,9 @@
 //! spinning thread is runnable but not running when its packet arrives, and waits for the
 //! scheduler's next turn (milliseconds under load) instead of being woken at once, which is
 //! worse than not spinning at all. So the spin is adaptive:
-//! - the spinning thread drops to the `SCHED_IDLE` class while it spins (back to its own class
-//!   before it blocks or handles work), so any task that wakes up on its CPU takes the CPU at
-//!   once, and the scheduler counts that CPU as idle when it places woken tasks — a spin never
-//!   steers a wake-up onto a busy CPU, and a CPU that spins is not halted, which on a VM is
-//!   what makes wake-ups dear;
 //! - it yields the CPU on every turn (`sched_yield`), so any runnable task goes first;
-//! - a turn of the spin that came back late means another task ran: the spin stops at once and
-//!   the thread blocks, and spinning stays off for [`CONTENDED_BACKOFF`];
+//! - a yield that came back late means another task ran: the spin stops at once and the thread
+//!   blocks, and spinning stays off for [`CONTENDED_BACKOFF`];
 //! - spinning takes at most [`SPIN_SHARE`] of any [`SPIN_WINDOW`], so a trickle of packets
 //!   spaced just beyond the budget cannot keep a core busy.
 
@@ -27,8 +22,7 @@ use nix::poll::{PollFd, PollTimeout};
 use std::io;
 use std::time::{Duration, Instant};
 
-/// A spin turn (a poll and a yield) that took longer than this handed the CPU to another
-/// task: the machine is busy.
+/// A yield that took longer than this handed the CPU to another task: the machine is busy.
 pub const CONTENDED_YIELD: Duration = Duration::from_micros(30);
 /// After contention, no spinning for this long (blocking waits are woken with priority).
 pub const CONTENDED_BACKOFF: Duration = Duration::from_millis(20);
@@ -41,9 +35,6 @@ pub const SPIN_SHARE: u32 = 10;
 #[derive(Debug, Clone)]
 pub struct Waiter {
     busy_poll: Duration,
-    /// The thread may spin in the `SCHED_IDLE` class (it runs in the normal class and may
-    /// return to it).
-    idle_class: bool,
     /// Whether the last wait returned ready descriptors (work was just done).
     warm: bool,
     /// No spinning before this instant (the CPU was contended).
@@ -70,7 +61,6 @@ impl Waiter {
     pub fn new(busy_poll: Duration) -> Waiter {
         Waiter {
             busy_poll,
-            idle_class: !busy_poll.is_zero() && idle_class_allowed(),
             warm: false,
             quiet_until: None,
             window: (Instant::now(), Duration::ZERO),
@@ -107,57 +97,28 @@ impl Waiter {
         if budget.is_zero() {
             return Ok(None);
         }
-        let idle = self.idle_class && set_class(libc::SCHED_IDLE);
-        let mut last = start;
         let outcome = loop {
             let n = poll(fds, PollTimeout::ZERO)?;
             if n > 0 {
                 self.stats.caught += 1;
                 break Some(n);
             }
-            let now = Instant::now();
-            if now.duration_since(start) >= budget {
+            let before = Instant::now();
+            if before.duration_since(start) >= budget {
                 self.stats.expired += 1;
                 break None;
             }
-            // a turn (one poll, one yield) takes a few microseconds unless another task ran
-            if now.duration_since(last) >= CONTENDED_YIELD {
+            std::thread::yield_now(); // sched_yield(2)
+            let after = Instant::now();
+            if after.duration_since(before) >= CONTENDED_YIELD {
                 self.stats.contended += 1;
-                self.quiet_until = Some(now + CONTENDED_BACKOFF);
+                self.quiet_until = Some(after + CONTENDED_BACKOFF);
                 break None;
             }
-            last = now;
-            std::thread::yield_now(); // sched_yield(2)
         };
-        if idle {
-            set_class(libc::SCHED_OTHER);
-        }
         self.window.1 += start.elapsed();
         Ok(outcome)
     }
-}
-
-/// Moves the calling thread to scheduling class `policy` (priority 0); whether it did.
-fn set_class(policy: libc::c_int) -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
-    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
-}
-
-/// Whether threads of this process run in the normal class and may leave `SCHED_IDLE` again
-/// (that needs CAP_SYS_NICE or a permissive RLIMIT_NICE): tried once, on a thread of its own
-/// so that a refusal cannot strand a data-path thread in the idle class.
-fn idle_class_allowed() -> bool {
-    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| {
-        // SAFETY: sched_getscheduler has no memory arguments; pid 0 is the calling thread.
-        if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
-            return false; // a real-time or batch gateway keeps its class
-        }
-        std::thread::spawn(|| set_class(libc::SCHED_IDLE) && set_class(libc::SCHED_OTHER))
-            .join()
-            .unwrap_or(false)
-    })
 }
 
 /// Whether `poll(2)` reported anything for `fd` (readable, error, hang-up: any `revents`).
@@ -213,9 +174,6 @@ mod tests {
             assert!(w.window.1 >= budget, "spin time accounted: {:?}", w.window);
         }
         assert!(!w.warm);
-        // a spin in the idle class hands the thread back in its own class
-        // SAFETY: no memory arguments; pid 0 is this thread.
-        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
         // zero budget never spins
         let mut z = Waiter::new(Duration::ZERO);
         z.warm = true;
