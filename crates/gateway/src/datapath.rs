@@ -820,9 +820,6 @@ impl DataPath {
         drop(inb);
         if moved > 0 {
             self.rebuild_routes();
-        } else {
-            // set after an install and only cleared here: it may be stale
-            self.pending = self.slots.iter().flatten().any(|s| !s.ready);
         }
         moved
     }
@@ -994,12 +991,13 @@ impl DataPath {
         // per (local selectors, remote selectors) of this connection: the best (ready,
         // installed, slot); a connection has a handful of Child SAs
         let mut best: Vec<(bool, Instant, usize)> = Vec::new();
+        let mut mine_waiting = false;
         for &i in &mine {
             let Some(s) = self.slots[i].as_ref() else {
                 continue;
             };
             self.active[i] = false;
-            self.pending |= !s.ready;
+            mine_waiting |= !s.ready;
             let rank = (s.ready, s.installed, i);
             let same = best.iter_mut().find(|(_, _, j)| {
                 self.slots[*j]
@@ -1047,6 +1045,9 @@ impl DataPath {
         if let Some(u) = self.up.get_mut(conn) {
             *u = !best.is_empty();
         }
+        // only while some Child SA waits (a rekey) does this look at every slot
+        self.pending =
+            mine_waiting || (self.pending && self.slots.iter().flatten().any(|s| !s.ready));
         self.last = None;
         self.index = None;
         self.generation += 1;
