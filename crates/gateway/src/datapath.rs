@@ -1063,6 +1063,20 @@ impl DataPath {
         })
     }
 
+    /// The first route (most specific first) for `dst` whose local ranges hold `src`.
+    fn lookup(&mut self, v6: bool, src: u128, dst: u128) -> Option<usize> {
+        let routes = &self.routes;
+        self.index
+            .get_or_insert_with(|| RouteIndex::build(routes))
+            .candidates(v6, dst)
+            .iter()
+            .map(|&r| r as usize)
+            .find(|&r| {
+                routes[r].range.contains(v6, dst)
+                    && routes[r].local.iter().any(|l| l.contains(v6, src))
+            })
+    }
+
     /// Picks the outbound Child SA for an inner packet: the most specific active SA whose
     /// remote selectors hold the destination and whose local selectors hold the source
     /// (drops counted).
@@ -1073,18 +1087,7 @@ impl DataPath {
         };
         let r = match self.last {
             Some((lv6, ls, ld, r)) if lv6 == v6 && ls == src && ld == dst => r,
-            _ => match {
-                let routes = &self.routes;
-                self.index
-                    .get_or_insert_with(|| RouteIndex::build(routes))
-                    .candidates(v6, dst)
-                    .iter()
-                    .map(|&r| r as usize)
-                    .find(|&r| {
-                        routes[r].range.contains(v6, dst)
-                            && routes[r].local.iter().any(|l| l.contains(v6, src))
-                    })
-            } {
+            _ => match self.lookup(v6, src, dst) {
                 Some(r) => {
                     self.last = Some((v6, src, dst, r));
                     r

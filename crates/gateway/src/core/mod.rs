@@ -85,9 +85,9 @@ struct Conn {
     settled: bool,
     /// Completed IKE work by kind (IKE SAs set up, Child SAs installed and deleted).
     done: Done,
-    /// Failures by cause (the NOTIFY or event name before the detail); boxed and absent
-    /// until the first one, since most connections never fail.
-    failures: Option<Box<std::collections::BTreeMap<String, u64>>>,
+    /// Failures by cause (the NOTIFY or event name before the detail); empty, without an
+    /// allocation, for the many connections that never fail.
+    failures: std::collections::BTreeMap<String, u64>,
 }
 
 /// The outcomes every connection has, as plain counters: three map entries with their
@@ -101,16 +101,12 @@ struct Done {
 
 impl Conn {
     fn fail(&mut self, key: String) {
-        *self
-            .failures
-            .get_or_insert_with(Default::default)
-            .entry(key)
-            .or_default() += 1;
+        *self.failures.entry(key).or_default() += 1;
     }
 
     /// Outcomes as status shows them: by name, those that happened.
     fn outcomes(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut out = self.failures.as_deref().cloned().unwrap_or_default();
+        let mut out = self.failures.clone();
         for (k, v) in [
             ("ike_sa_established", self.done.ike_sa_established),
             ("child_sa_installed", self.done.child_sa_installed),

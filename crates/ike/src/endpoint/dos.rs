@@ -17,7 +17,7 @@ impl Endpoint {
         spi_i: u64,
         msg: &Message,
     ) -> Result<bool, IkeError> {
-        let per_source = self.half_open.from_ip(remote.ip());
+        let per_source = self.half_open.count_from(remote.ip());
         let loaded = per_source >= self.half_open_per_source
             || self.half_open.len() >= self.cookie_threshold.min(MAX_HALF_OPEN);
         if !loaded {
@@ -136,7 +136,7 @@ impl HalfOpen {
     }
 
     /// Half-open SAs whose IKE_SA_INIT came from `ip`.
-    pub(super) fn from_ip(&self, ip: IpAddr) -> usize {
+    pub(super) fn count_from(&self, ip: IpAddr) -> usize {
         self.per_ip.get(&ip).copied().unwrap_or(0)
     }
 
