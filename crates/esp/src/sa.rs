@@ -101,8 +101,9 @@ fn check_key_lengths(cipher: Cipher, enc_key: &[u8], integ_key: &[u8]) -> Result
 #[allow(clippy::large_enum_variant)]
 enum SealKeys {
     Gcm(Gcm),
-    /// A CBC cipher or NULL, with an HMAC.
-    Hmac(HmacSeal),
+    /// A CBC cipher or NULL, with an HMAC. Boxed: its key schedules and HMAC states take
+    /// ~1 KB, which every GCM SA (the common case) would otherwise carry unused.
+    Hmac(Box<HmacSeal>),
 }
 
 /// Bytes an opened inner packet always has before it in the caller's buffer
@@ -239,7 +240,9 @@ impl OutboundSa {
         check_key_lengths(cipher, enc_key, integ_key)?;
         let keys = match cipher.auth() {
             None => SealKeys::Gcm(Gcm::new(cipher, enc_key)?),
-            Some(auth) => SealKeys::Hmac(HmacSeal::new(cipher, auth, enc_key, integ_key)?),
+            Some(auth) => {
+                SealKeys::Hmac(Box::new(HmacSeal::new(cipher, auth, enc_key, integ_key)?))
+            }
         };
         Ok(Self {
             shared: Arc::new(SealShared {
@@ -481,8 +484,8 @@ impl SealContext {
 #[allow(clippy::large_enum_variant)]
 enum OpenKeys {
     Gcm(Gcm),
-    /// A CBC cipher or NULL, with an HMAC.
-    Hmac(HmacOpen),
+    /// A CBC cipher or NULL, with an HMAC; boxed as in [`SealKeys`].
+    Hmac(Box<HmacOpen>),
 }
 
 /// The immutable, keyed part of an inbound SA.
@@ -618,7 +621,9 @@ impl InboundSa {
         check_key_lengths(cipher, enc_key, integ_key)?;
         let keys = match cipher.auth() {
             None => OpenKeys::Gcm(Gcm::new(cipher, enc_key)?),
-            Some(auth) => OpenKeys::Hmac(HmacOpen::new(cipher, auth, enc_key, integ_key)?),
+            Some(auth) => {
+                OpenKeys::Hmac(Box::new(HmacOpen::new(cipher, auth, enc_key, integ_key)?))
+            }
         };
         Ok(Self {
             shared: Arc::new(OpenShared {

@@ -1011,7 +1011,10 @@ impl Fields {
                 Ok(net)
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .map(|mut v| {
+                v.shrink_to_fit();
+                Some(v)
+            })
     }
     fn proposals(
         &mut self,
@@ -1039,7 +1042,13 @@ impl Fields {
                 complete.map_err(|e| self.invalid(key, s, e.to_string()))?;
                 Ok(p)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(|mut v| {
+                // exactly as long as the list: a collected Vec starts with room for four
+                // proposals (~400 bytes), per list and connection
+                v.shrink_to_fit();
+                v
+            })
     }
     fn finish(self) -> Result<(), ConfigError> {
         match self.table.keys().next() {

@@ -13,6 +13,7 @@ pub mod control;
 pub mod core;
 pub mod datapath;
 pub mod lifecycle;
+pub mod netlink;
 pub mod offload;
 pub mod ratelimit;
 pub mod receiver;

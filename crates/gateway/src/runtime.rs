@@ -61,16 +61,9 @@ pub enum GatewayError {
         /// The underlying error.
         cause: io::Error,
     },
-    /// A route into the TUN device could not be installed.
-    #[error("route {prefix} via {dev}: {cause}")]
-    Route {
-        /// The prefix.
-        prefix: String,
-        /// The device.
-        dev: String,
-        /// The underlying error.
-        cause: io::Error,
-    },
+    /// The routes into the TUN device could not be installed.
+    #[error("{0}")]
+    Routes(#[from] crate::netlink::RouteError),
     /// The control socket could not be created.
     #[error("{0}")]
     Control(#[from] ControlError),
@@ -204,6 +197,23 @@ fn default_threads() -> u8 {
     }
 }
 
+/// Child SAs installed or removed since the last trim after which freed memory is handed
+/// back (see [`release_free_memory`]): a start-up or reconnect burst, not a rekey here and
+/// there.
+const TRIM_AFTER_CHILD_SAS: usize = 1000;
+
+/// Hands freed heap pages back to the kernel. glibc keeps them otherwise, so a burst of
+/// short-lived memory stays in the process's RSS for good: the parse of a config with
+/// 10,000 connections at start-up (~80 MB), or a status document of that many (~20 MB,
+/// serialised on the control thread after the snapshot). A few ms, only at those moments.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
@@ -301,27 +311,22 @@ impl Gateway {
             capture,
             batches,
         };
+        let mut seen = std::collections::HashSet::new();
         let prefixes: Vec<ipnet::IpNet> = gw
             .core
             .config()
             .connections
             .iter()
             .flat_map(|c| c.remote_prefixes.iter().copied())
+            .filter(|p| seen.insert(*p))
             .collect();
-        for p in prefixes {
-            let r = tun::GwRoute::Tun(p);
-            if !gw.routes.contains(&r) {
-                if let Err(cause) = r.add(gw.tun.name()) {
-                    gw.remove_routes();
-                    return Err(GatewayError::Route {
-                        prefix: p.to_string(),
-                        dev: gw.tun.name().into(),
-                        cause,
-                    });
-                }
-                gw.routes.push(r);
-            }
+        // in batches over rtnetlink: one `ip` process per route was most of the start-up
+        // of a gateway with thousands of connections
+        if let Err(e) = crate::netlink::replace_routes(&prefixes, gw.tun.name()) {
+            let _ = crate::netlink::delete_routes(&prefixes, gw.tun.name());
+            return Err(GatewayError::Routes(e));
         }
+        gw.routes = prefixes.into_iter().map(tun::GwRoute::Tun).collect();
         // a BGP peer's /32 into its tunnel, before the speaker tries it
         gw.sync_routes();
         if let Some(r) = gw.core.config().vnet_router.clone() {
@@ -356,6 +361,8 @@ impl Gateway {
             warn!("{w}");
         }
         gw.flush();
+        // the config's parse tree (~8 KB per connection) is gone by now
+        release_free_memory();
         Ok(gw)
     }
 
@@ -373,6 +380,12 @@ impl Gateway {
     pub fn run(mut self) -> Result<(), GatewayError> {
         let mut waiter = Waiter::new(self.core.config().busy_poll);
         let mut next_housekeeping = Instant::now();
+        // a status document was served: give its memory back at the next housekeeping
+        // (the control thread serialises and drops it meanwhile)
+        let mut trim_due = false;
+        // Child SAs at the last trim: a burst of set-ups leaves its handshakes' memory
+        // scattered between the SAs that stay
+        let mut children_at_trim = self.core.datapath_ref().child_count();
         loop {
             let d = self
                 .core
@@ -424,6 +437,7 @@ impl Gateway {
                     match req {
                         ControlRequest::Status(reply) => {
                             let _ = reply.try_send(self.status());
+                            trim_due = true;
                         }
                         ControlRequest::CaptureStart(req, reply) => {
                             let _ = reply.try_send(self.start_capture(*req));
@@ -466,6 +480,13 @@ impl Gateway {
             }
             if now >= next_housekeeping {
                 next_housekeeping = now + UPKEEP_INTERVAL;
+                let children = self.core.datapath_ref().child_count();
+                if std::mem::take(&mut trim_due)
+                    || children.abs_diff(children_at_trim) >= TRIM_AFTER_CHILD_SAS
+                {
+                    release_free_memory();
+                    children_at_trim = children;
+                }
                 self.sync_routes();
                 self.sync_vnet_routes();
                 if let ReceivePath::Thread {
@@ -764,44 +785,82 @@ impl Gateway {
         Ok(report)
     }
 
-    /// Makes the gateway's routes match what the core wants.
+    /// Makes the gateway's routes match what the core wants. Routes into the tunnel go in
+    /// and out in rtnetlink batches; the rare prohibit routes through `ip`.
     fn sync_routes(&mut self) {
         let want = self.core.wanted_routes();
         if want == self.routes {
             return;
         }
         let dev = self.tun.name().to_string();
+        let key = |r: &tun::GwRoute| (matches!(r, tun::GwRoute::Tun(_)), r.prefix());
+        let want_set: std::collections::HashSet<(bool, ipnet::IpNet)> =
+            want.iter().map(key).collect();
+        let want_prefixes: std::collections::HashSet<ipnet::IpNet> =
+            want.iter().map(|w| w.prefix()).collect();
+        let mut gone_tun = vec![];
         self.routes.retain(|r| {
             // a prefix whose kind changes is replaced in place by the add below
-            if want.contains(r) || want.iter().any(|w| w.prefix() == r.prefix()) {
-                return want.contains(r);
+            if want_prefixes.contains(&r.prefix()) {
+                return want_set.contains(&key(r));
             }
-            if let Err(e) = r.del(&dev) {
-                warn!("removing route {r:?}: {e}");
+            match r {
+                tun::GwRoute::Tun(p) => gone_tun.push(*p),
+                tun::GwRoute::Prohibit(_) => {
+                    if let Err(e) = r.del(&dev) {
+                        warn!("removing route {r:?}: {e}");
+                    }
+                }
             }
             false
         });
+        if let Err(e) = crate::netlink::delete_routes(&gone_tun, &dev) {
+            warn!("removing routes: {e}");
+        }
+        let have: std::collections::HashSet<(bool, ipnet::IpNet)> =
+            self.routes.iter().map(key).collect();
         // into the tunnel first, so covered traffic is never refused in between
         let (tun_first, prohibit): (Vec<tun::GwRoute>, Vec<tun::GwRoute>) = want
             .into_iter()
+            .filter(|r| !have.contains(&key(r)))
             .partition(|r| matches!(r, tun::GwRoute::Tun(_)));
-        for r in tun_first.into_iter().chain(prohibit) {
-            if !self.routes.contains(&r) {
-                match r.add(&dev) {
-                    Ok(()) => {
-                        if let tun::GwRoute::Prohibit(p) = r {
-                            warn!(prefix = %p, "no Child SA covers it (the peer narrowed the selectors): refused with ICMP");
-                        }
-                        self.routes.push(r)
+        let add: Vec<ipnet::IpNet> = tun_first.iter().map(|r| r.prefix()).collect();
+        match crate::netlink::replace_routes(&add, &dev) {
+            Ok(()) => self.routes.extend(tun_first),
+            Err(e) => {
+                warn!("routes via {dev}: {e}");
+                // one at a time, to keep those the kernel takes
+                for r in tun_first {
+                    match r.add(&dev) {
+                        Ok(()) => self.routes.push(r),
+                        Err(e) => warn!("route {r:?} via {dev}: {e}"),
                     }
-                    Err(e) => warn!("route {r:?} via {dev}: {e}"),
                 }
+            }
+        }
+        for r in prohibit {
+            match r.add(&dev) {
+                Ok(()) => {
+                    if let tun::GwRoute::Prohibit(p) = r {
+                        warn!(prefix = %p, "no Child SA covers it (the peer narrowed the selectors): refused with ICMP");
+                    }
+                    self.routes.push(r)
+                }
+                Err(e) => warn!("route {r:?} via {dev}: {e}"),
             }
         }
     }
 
     fn remove_routes(&mut self) {
-        for r in std::mem::take(&mut self.routes) {
+        let (tun_routes, prohibit): (Vec<tun::GwRoute>, Vec<tun::GwRoute>) =
+            std::mem::take(&mut self.routes)
+                .into_iter()
+                .partition(|r| matches!(r, tun::GwRoute::Tun(_)));
+        let prefixes: Vec<ipnet::IpNet> = tun_routes.iter().map(|r| r.prefix()).collect();
+        if let Err(e) = crate::netlink::delete_routes(&prefixes, self.tun.name()) {
+            warn!("removing routes: {e}");
+        }
+        for r in prohibit {
             if let Err(e) = r.del(self.tun.name()) {
                 warn!("removing route {r:?}: {e}");
             }

@@ -1,7 +1,7 @@
 //! The gateway's rules in virtual time, without sockets or a TUN device: two gateway cores
 //! exchange IKE in memory and carry ESP through their data paths, while the clock jumps.
 
-use gateway::core::{GatewayCore, ReloadError, MAX_STARTING, START_SLOT};
+use gateway::core::{GatewayCore, ReloadError, MAX_STARTING_PER_PEER, START_SLOT};
 use gateway::GatewayConfig;
 use ike::endpoint::Endpoint;
 use std::net::{IpAddr, SocketAddr};
@@ -135,11 +135,13 @@ impl Pair {
     }
 }
 
-/// Twenty initiating connections: eight start at once, the rest wait for a slot (a start
-/// slot frees when a connection settles, or after START_SLOT), and all come up.
+/// Forty initiating connections to one peer: its share (our responder's per-source
+/// half-open limit) starts at once, the rest wait for a slot (a start slot frees when a
+/// connection settles, or after START_SLOT), and all come up.
 #[test]
-fn initiators_start_eight_at_a_time() {
-    let conns: Vec<(String, String, String)> = (0..20)
+fn initiators_start_a_peers_share_at_a_time() {
+    const N: usize = 40;
+    let conns: Vec<(String, String, String)> = (0..N)
         .map(|k| {
             (
                 format!("c{k}"),
@@ -157,7 +159,7 @@ fn initiators_start_eight_at_a_time() {
         .map(|(n, l, r)| (n.as_str(), A, r.as_str(), l.as_str(), false))
         .collect();
     let mut p = Pair::new(config(A, &a_conns, ""), config(B, &b_conns, ""));
-    // nothing answered: only MAX_STARTING initiators have sent IKE_SA_INIT (their
+    // nothing answered: only MAX_STARTING_PER_PEER initiators have sent IKE_SA_INIT (their
     // retransmissions included, by initiator SPI)
     let mut spis = std::collections::HashSet::new();
     let mut collect = |p: &mut Pair| {
@@ -167,14 +169,14 @@ fn initiators_start_eight_at_a_time() {
         }
         spis.len()
     };
-    assert_eq!(collect(&mut p), MAX_STARTING);
+    assert_eq!(collect(&mut p), MAX_STARTING_PER_PEER);
     let queued = |p: &Pair| {
         Pair::states(&p.a, p.now)
             .iter()
             .filter(|s| *s == "queued")
             .count()
     };
-    assert_eq!(queued(&p), 20 - MAX_STARTING);
+    assert_eq!(queued(&p), N - MAX_STARTING_PER_PEER);
     let t0 = p.now;
     while p.now < t0 + START_SLOT - Duration::from_millis(10) {
         p.now += Duration::from_millis(10);
@@ -182,15 +184,15 @@ fn initiators_start_eight_at_a_time() {
     }
     assert_eq!(
         collect(&mut p),
-        MAX_STARTING,
+        MAX_STARTING_PER_PEER,
         "the slots are held until START_SLOT"
     );
-    assert_eq!(queued(&p), 20 - MAX_STARTING);
+    assert_eq!(queued(&p), N - MAX_STARTING_PER_PEER);
     // a silent peer must not stall the queue: the slots free after START_SLOT
     p.now = t0 + START_SLOT;
     p.a.handle_timeout(p.now);
-    assert_eq!(collect(&mut p), 2 * MAX_STARTING);
-    assert_eq!(queued(&p), 20 - 2 * MAX_STARTING);
+    assert_eq!(collect(&mut p), 2 * MAX_STARTING_PER_PEER);
+    assert_eq!(queued(&p), N - 2 * MAX_STARTING_PER_PEER);
     // once answered, everybody comes up
     p.run_for(Duration::from_secs(30));
     let states = Pair::states(&p.a, p.now);

@@ -22,9 +22,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
-/// Initiators started at once; the rest wait, so that a peer's half-open limit (16 per
-/// source in our own responder) is never hit by a burst of IKE_SA_INIT at startup.
-pub const MAX_STARTING: usize = 8;
+/// Initiators negotiating their first IKE SA with one peer address at once; the rest wait.
+/// Each is a half-open SA at the peer until its IKE_AUTH, so this is our own responder's
+/// per-source limit: up to it a hybridnet peer never asks for COOKIEs, and the pipeline is
+/// deep enough to keep both sides' CPUs busy (10,000 tunnels to one peer at > 1,000/s).
+/// A peer with lower limits (strongSwan drops IKE_SA_INIT past `block_threshold`, 5 per
+/// address by default) answers the rest on retransmission or with a COOKIE, which the IKE
+/// layer handles; either way all come up.
+pub const MAX_STARTING_PER_PEER: usize = ike::endpoint::DEFAULT_HALF_OPEN_PER_SOURCE;
+/// Initiators negotiating their first IKE SA at once over all peers: bounds the burst of
+/// key-exchange work and datagrams at start-up when connections go to many peers.
+pub const MAX_STARTING: usize = 64;
 /// A start slot is released after this long even if the IKE SA is not up yet (dead peers
 /// must not stall the queue); the connection keeps retrying in the IKE layer.
 pub const START_SLOT: Duration = Duration::from_secs(2);
@@ -75,9 +83,41 @@ struct Conn {
     started: Option<Instant>,
     /// Whether its first IKE SA came up or failed (it no longer holds a start slot).
     settled: bool,
-    /// Completed IKE work by kind (IKE SAs set up, Child SAs installed and deleted), and
-    /// failures by cause (the NOTIFY or event name before the detail).
-    outcomes: std::collections::BTreeMap<String, u64>,
+    /// Completed IKE work by kind (IKE SAs set up, Child SAs installed and deleted).
+    done: Done,
+    /// Failures by cause (the NOTIFY or event name before the detail); empty, without an
+    /// allocation, for the many connections that never fail.
+    failures: std::collections::BTreeMap<String, u64>,
+}
+
+/// The outcomes every connection has, as plain counters: three map entries with their
+/// keys' strings took ~450 bytes per connection.
+#[derive(Default)]
+struct Done {
+    ike_sa_established: u64,
+    child_sa_installed: u64,
+    child_sa_deleted: u64,
+}
+
+impl Conn {
+    fn fail(&mut self, key: String) {
+        *self.failures.entry(key).or_default() += 1;
+    }
+
+    /// Outcomes as status shows them: by name, those that happened.
+    fn outcomes(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = self.failures.clone();
+        for (k, v) in [
+            ("ike_sa_established", self.done.ike_sa_established),
+            ("child_sa_installed", self.done.child_sa_installed),
+            ("child_sa_deleted", self.done.child_sa_deleted),
+        ] {
+            if v > 0 {
+                out.insert(k.into(), v);
+            }
+        }
+        out
+    }
 }
 
 /// The cause of a failure report: its first word (`AUTHENTICATION_FAILED`, `dead peer`, …).
@@ -98,8 +138,12 @@ pub struct GatewayCore {
     /// The IKE endpoint's connection handle → our index (config order, stable over reloads).
     by_ike: HashMap<ConnectionId, usize>,
     dp: DataPath,
-    /// Initiating connections not yet handed to the IKE endpoint.
-    start_queue: VecDeque<usize>,
+    /// Initiating connections not yet handed to the IKE endpoint, per peer address.
+    start_queue: HashMap<std::net::IpAddr, VecDeque<usize>>,
+    /// Peers with queued initiators, served in turn.
+    start_peers: VecDeque<std::net::IpAddr>,
+    /// Connections handed to the IKE endpoint that still hold a start slot: (index, when).
+    starting: Vec<(usize, Instant)>,
     keepalives: Keepalives,
     /// Keepalives due: (connection index, peer).
     keepalives_due: VecDeque<(usize, SocketAddr)>,
@@ -128,14 +172,17 @@ impl GatewayCore {
     /// The rules for `cfg` with an IKE endpoint of the caller's choice (tests pass one with
     /// seeded randomness); every connection is registered (initiators through the start
     /// queue).
-    pub fn new(cfg: GatewayConfig, endpoint: Endpoint, now: Instant) -> GatewayCore {
+    pub fn new(cfg: GatewayConfig, mut endpoint: Endpoint, now: Instant) -> GatewayCore {
         let n = cfg.connections.len();
+        endpoint.reserve_connections(n);
         let mut core = GatewayCore {
             endpoint,
             conns: (0..n).map(|_| Conn::default()).collect(),
             by_ike: HashMap::new(),
             dp: DataPath::new(n),
-            start_queue: VecDeque::new(),
+            start_queue: HashMap::new(),
+            start_peers: VecDeque::new(),
+            starting: Vec::new(),
             keepalives: Keepalives::default(),
             keepalives_due: VecDeque::new(),
             next_upkeep: now,
@@ -225,7 +272,7 @@ impl GatewayCore {
         if let Some(ike) = self.endpoint.poll_timeout() {
             t = t.min(ike);
         }
-        if !self.start_queue.is_empty() || self.dp.has_pending() {
+        if !self.start_peers.is_empty() || self.dp.has_pending() {
             // queued initiators get a slot back by time; waiting Child SAs are looked at often
             t = t.min(self.now + Duration::from_millis(50));
         }
@@ -495,7 +542,7 @@ impl GatewayCore {
                 .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             consecutive_failures: st.map_or(0, |s| s.consecutive_failures),
             selector_warning: st.and_then(|s| s.selector_warning.clone()),
-            outcomes: c.outcomes.clone(),
+            outcomes: c.outcomes(),
         }
     }
 
@@ -509,8 +556,15 @@ impl GatewayCore {
             self.dp.set_routed_prefixes(i, None);
             self.dp.set_configured_prefixes(i, &prefixes);
         }
-        if self.cfg.connections[i].initiate {
-            self.start_queue.push_back(i);
+        if let (true, Some(peer)) = (
+            self.cfg.connections[i].initiate,
+            self.cfg.connections[i].remote_address,
+        ) {
+            let q = self.start_queue.entry(peer).or_default();
+            if q.is_empty() {
+                self.start_peers.push_back(peer);
+            }
+            q.push_back(i);
         } else {
             self.add_to_endpoint(i, now);
         }
@@ -528,35 +582,66 @@ impl GatewayCore {
         self.setup_time.remove(&i);
     }
 
-    /// Hands queued initiators to the IKE endpoint while fewer than [`MAX_STARTING`] are
-    /// still negotiating their first IKE SA (so a thousand connections do not all send
-    /// IKE_SA_INIT in the same instant).
+    /// Hands queued initiators to the IKE endpoint while fewer than
+    /// [`MAX_STARTING_PER_PEER`] to their peer (and [`MAX_STARTING`] in all) are still
+    /// negotiating their first IKE SA, peers taking turns (so a thousand connections do not
+    /// all send IKE_SA_INIT in the same instant, and one big peer does not hold up the rest).
     fn start_pending(&mut self, now: Instant) {
-        if self.start_queue.is_empty() {
+        if self.start_peers.is_empty() {
             return;
         }
-        let mut busy = self
-            .conns
-            .iter()
-            .filter(|c| {
-                !c.settled
-                    && c.id.is_some()
-                    && c.started
-                        .is_some_and(|t| now.saturating_duration_since(t) < START_SLOT)
-            })
-            .count();
-        while busy < MAX_STARTING {
-            let Some(i) = self.start_queue.pop_front() else {
+        let conns = &self.conns;
+        self.starting.retain(|&(i, t)| {
+            !conns[i].settled
+                && conns[i].id.is_some()
+                && now.saturating_duration_since(t) < START_SLOT
+        });
+        let mut per_peer: HashMap<std::net::IpAddr, usize> = HashMap::new();
+        for &(i, _) in &self.starting {
+            if let Some(p) = self.cfg.connections[i].remote_address {
+                *per_peer.entry(p).or_default() += 1;
+            }
+        }
+        // one pass over the waiting peers, each topped up to its share
+        for _ in 0..self.start_peers.len() {
+            if self.starting.len() >= MAX_STARTING {
+                break;
+            }
+            let Some(peer) = self.start_peers.pop_front() else {
                 break;
             };
-            self.add_to_endpoint(i, now);
-            busy += 1;
+            let busy = per_peer.entry(peer).or_default();
+            let q = self.start_queue.entry(peer).or_default();
+            let mut handed = vec![];
+            while *busy < MAX_STARTING_PER_PEER && self.starting.len() + handed.len() < MAX_STARTING
+            {
+                let Some(i) = q.pop_front() else { break };
+                handed.push(i);
+                *busy += 1;
+            }
+            if q.is_empty() {
+                self.start_queue.remove(&peer);
+            } else {
+                self.start_peers.push_back(peer);
+            }
+            for i in handed {
+                self.add_to_endpoint(i, now);
+                self.starting.push((i, now));
+            }
         }
     }
 
     /// Deletes a connection's SAs (DELETE to the peer) and marks its slot unused.
     fn retire(&mut self, i: usize, now: Instant) {
-        self.start_queue.retain(|&q| q != i);
+        if let Some(peer) = self.cfg.connections[i].remote_address {
+            if let Some(q) = self.start_queue.get_mut(&peer) {
+                q.retain(|&q| q != i);
+                if q.is_empty() {
+                    self.start_queue.remove(&peer);
+                    self.start_peers.retain(|p| *p != peer);
+                }
+            }
+        }
         if let Some(id) = self.conns[i].id.take() {
             self.endpoint.remove_connection(id, now);
             self.by_ike.remove(&id);
@@ -632,20 +717,14 @@ impl GatewayCore {
         let name = self.cfg.connections[i].name.clone();
         match ev {
             Event::IkeSaEstablished { algorithms, .. } => {
-                *self.conns[i]
-                    .outcomes
-                    .entry("ike_sa_established".into())
-                    .or_default() += 1;
+                self.conns[i].done.ike_sa_established += 1;
                 info!(conn = %name, %algorithms, "IKE SA established");
                 self.conns[i].ike_algorithms = Some(algorithms);
                 self.conns[i].last_error = None;
                 self.conns[i].settled = true;
             }
             Event::ChildSaInstalled { child, .. } => {
-                *self.conns[i]
-                    .outcomes
-                    .entry("child_sa_installed".into())
-                    .or_default() += 1;
+                self.conns[i].done.child_sa_installed += 1;
                 if let (true, Some(t0)) = (self.cfg.connections[i].initiate, self.conns[i].started)
                 {
                     self.setup_time
@@ -670,24 +749,21 @@ impl GatewayCore {
                 spi_in, spi_out, ..
             } => {
                 self.rekeys_requested.remove(&spi_in);
-                *self.conns[i]
-                    .outcomes
-                    .entry("child_sa_deleted".into())
-                    .or_default() += 1;
+                self.conns[i].done.child_sa_deleted += 1;
                 if self.dp.remove(spi_in) {
                     info!(conn = %name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"), "CHILD_SA removed");
                 }
             }
             Event::ConnectionDown { reason, .. } => {
                 let key = format!("down: {}", cause_of(&reason.to_string()));
-                *self.conns[i].outcomes.entry(key).or_default() += 1;
+                self.conns[i].fail(key);
                 warn!(conn = %name, "connection down: {reason}");
                 self.dp.remove_connection(i);
                 self.conns[i].settled = true;
             }
             Event::AttemptFailed { reason, .. } => {
                 let key = format!("failed attempt: {}", cause_of(&reason.to_string()));
-                *self.conns[i].outcomes.entry(key).or_default() += 1;
+                self.conns[i].fail(key);
                 if let Verdict::Log { suppressed } = self.logs.check("attempt_failed", now) {
                     warn!(
                         conn = %name,

@@ -132,9 +132,9 @@ impl Endpoint {
         }
         let initial_contact = view.notify(notify::INITIAL_CONTACT).is_some();
         self.respond(sa, exchange::IKE_AUTH, msg_id, &reply)?;
-        sa.phase.establish();
+        sa.establish();
         let spi_r = sa.spi_r;
-        self.half_open.retain(|_, v| *v != spi_r);
+        self.half_open.remove_spi(spi_r);
         if initial_contact {
             self.drop_stale_sas(conn, sa.remote.ip(), sa.our_spi(), sa.created);
         }
@@ -233,7 +233,7 @@ impl Endpoint {
             return;
         };
         let spi_in = child_spi_in;
-        sa.phase.establish();
+        sa.establish();
         self.ike_established(sa, now, suite.name());
         let ours_ts = format!(
             "local {} remote {}",

@@ -26,8 +26,7 @@ impl Endpoint {
 
     pub(super) fn forget(&mut self, sa: &IkeSa) {
         if !sa.initiator {
-            self.half_open.remove(&(sa.remote, sa.spi_i));
-            self.half_open.retain(|_, v| *v != sa.spi_r);
+            self.half_open.remove_spi(sa.spi_r);
         }
         if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
             if c.ike_sa == Some(sa.our_spi()) {
@@ -77,8 +76,10 @@ impl Endpoint {
             if let (true, DownAction::Restart, true, Some(n)) =
                 (c.cfg.initiate, action, tries_left, now)
             {
-                c.retry_at = Some(n + retry_delay(c.failures, rec.retry_max, jitter));
+                let at = n + retry_delay(c.failures, rec.retry_max, jitter);
+                c.retry_at = Some(at);
                 c.state = ConnState::Connecting;
+                self.retry_due.push(std::cmp::Reverse((at, id.index())));
             } else {
                 c.retry_at = None;
             }
@@ -193,11 +194,9 @@ impl Endpoint {
     pub(super) fn abandon_own_attempts(&mut self, conn: ConnectionId) {
         let doomed: Vec<u64> = self
             .sas
-            .iter()
-            .filter(|(_, s)| {
-                s.conn == conn && s.initiator && matches!(s.phase, Phase::InitiatorInit(_))
-            })
-            .map(|(k, _)| *k)
+            .of_conn(conn)
+            .filter(|(_, s)| s.initiator && matches!(s.phase, Phase::InitiatorInit(_)))
+            .map(|(k, _)| k)
             .collect();
         for k in doomed {
             if let Some(s) = self.sas.remove(&k) {
@@ -209,12 +208,8 @@ impl Endpoint {
     /// Whether the peer already brought connection `conn` up with an IKE SA it started (see
     /// [`Self::abandon_own_attempts`]).
     pub(super) fn peer_brought_up(&self, conn: ConnectionId) -> bool {
-        self.sas.values().any(|s| {
-            s.conn == conn
-                && !s.initiator
-                && s.phase.is_established()
-                && s.rekeyed_at.is_none()
-                && !s.dead
+        self.sas.of_conn(conn).any(|(_, s)| {
+            !s.initiator && s.phase.is_established() && s.rekeyed_at.is_none() && !s.dead
         })
     }
 
@@ -231,17 +226,16 @@ impl Endpoint {
     ) {
         let stale: Vec<u64> = self
             .sas
-            .iter()
+            .of_conn(conn)
             .filter(|(k, s)| {
                 // Only established SAs are stale: half-open ones may belong to other
                 // connections to the same peer that are being set up at this moment.
-                **k != keep
-                    && s.conn == conn
+                *k != keep
                     && s.remote.ip() == peer
                     && s.phase.is_established()
                     && s.established_at.unwrap_or(s.created) < since
             })
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         for k in stale {
             if let Some(mut s) = self.sas.remove(&k) {

@@ -94,12 +94,15 @@ impl Endpoint {
         if !current || sa.initiator || sa.rekeyed_at.is_some() {
             return false;
         }
-        let Some(old) = self.sas.values_mut().find(|o| {
-            o.conn == sa.conn
-                && o.rekeyed_at.is_some()
+        let Some(old_spi) = self.sas.of_conn(sa.conn).find_map(|(k, o)| {
+            (o.rekeyed_at.is_some()
                 && !o.dead
-                && matches!(o.pending_rekey, Some(PendingRekey::Ike { .. }))
+                && matches!(o.pending_rekey, Some(PendingRekey::Ike { .. })))
+            .then_some(k)
         }) else {
+            return false;
+        };
+        let Some(old) = self.sas.get_mut(&old_spi) else {
             return false;
         };
         old.children.append(&mut sa.children);

@@ -303,11 +303,8 @@ impl Endpoint {
         // (a restart, a first contact); not while another one is up, e.g. the peer's own
         // simultaneous attempt, which the peer would otherwise tear down.
         let our_spi = sa.our_spi();
-        let alone = !self.sas.iter().any(|(k, o)| {
-            *k != our_spi
-                && o.conn == sa.conn
-                && o.remote.ip() == sa.remote.ip()
-                && o.phase.is_established()
+        let alone = !self.sas.of_conn(sa.conn).any(|(k, o)| {
+            k != our_spi && o.remote.ip() == sa.remote.ip() && o.phase.is_established()
         });
         if alone {
             inner.push(notify_payload(notify::INITIAL_CONTACT, vec![]));
@@ -358,7 +355,7 @@ impl Endpoint {
             Err(e) => return Err(e.into()),
         };
         let spi_i = msg.header.spi_i;
-        if let Some(our) = self.half_open.get(&(remote, spi_i)).copied() {
+        if let Some(our) = self.half_open.get(remote, spi_i) {
             if let Some(sa) = self.sas.get(&our) {
                 if sa.init_request == data {
                     let t = wrap(local.port(), remote, sa.init_response.clone());
@@ -514,7 +511,7 @@ impl Endpoint {
             extra_refusal: None,
         };
         self.transmits.push_back(wrap(local.port(), remote, bytes));
-        self.half_open.insert((remote, spi_i), spi_r);
+        self.half_open.insert(remote, spi_i, spi_r, now);
         let mut sa = sa;
         sa.nat = nat_detect(&view, spi_i, 0, local, remote);
         if let Some(Some(c)) = self.conns.get_mut(conn.index()) {

@@ -2,7 +2,8 @@
 //! datagrams by SPI, runs the IKE_SA_INIT / IKE_AUTH / INFORMATIONAL exchanges as initiator and
 //! responder, and reports results as events. Sans-IO: the caller moves datagrams and time.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
@@ -34,12 +35,15 @@ mod ike_rekey;
 mod informational;
 mod init;
 mod state;
+mod table;
 mod transport;
 mod view;
 mod wire;
 
+use dos::HalfOpen;
 pub use events::{AuthFailure, ChildSaKeys, ConnectionStatus, DownReason, Event, Transmit};
 use state::*;
+use table::SaTable;
 use view::MessageView;
 use wire::*;
 
@@ -116,8 +120,15 @@ pub const PEER_PAIRS_GRACE: Duration = Duration::from_secs(2);
 /// Owns all IKE SAs; see the module documentation.
 pub struct Endpoint {
     conns: Vec<Option<Connection>>,
-    sas: HashMap<u64, IkeSa>,
-    half_open: HashMap<(SocketAddr, u64), u64>,
+    sas: SaTable,
+    /// When each SA's timers next fall due (our SPI), earliest first. Entries go stale when an
+    /// SA changes or goes; [`Self::refresh_timers`] adds the new time of every changed SA and
+    /// drops stale entries from the top, so the top is always the next real deadline.
+    sa_due: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// When connections try again after going down (connection index), earliest first;
+    /// stale entries are dropped the same way.
+    retry_due: BinaryHeap<Reverse<(Instant, usize)>>,
+    half_open: HalfOpen,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     dropped: u64,
@@ -152,8 +163,10 @@ impl Endpoint {
         let mut rng = Rng::new(source);
         Endpoint {
             conns: vec![],
-            sas: HashMap::new(),
-            half_open: HashMap::new(),
+            sas: SaTable::default(),
+            sa_due: BinaryHeap::new(),
+            retry_due: BinaryHeap::new(),
+            half_open: HalfOpen::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
@@ -212,6 +225,7 @@ impl Endpoint {
         } else if initiate {
             self.start_initiator(id, now);
         }
+        self.refresh_timers();
         id
     }
 
@@ -222,13 +236,7 @@ impl Endpoint {
     /// then keep an SA we dropped; the retransmission reaches it once it does. Half-open SAs
     /// are simply forgotten (the peer cannot have completed them).
     pub fn remove_connection(&mut self, id: ConnectionId, now: Instant) {
-        let spis: Vec<u64> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.conn == id)
-            .map(|(k, _)| *k)
-            .collect();
-        for spi in spis {
+        for spi in self.sas.spis_of(id) {
             if let Some(mut sa) = self.sas.remove(&spi) {
                 self.drop_children(&mut sa);
                 self.forget(&sa);
@@ -240,6 +248,7 @@ impl Endpoint {
         if let Some(slot) = self.conns.get_mut(id.index()) {
             *slot = None;
         }
+        self.refresh_timers();
     }
 
     /// Feeds one received UDP datagram. `local` is our address/port it arrived on; datagrams on
@@ -258,30 +267,46 @@ impl Endpoint {
             self.dropped += 1;
             *self.drops_by_cause.entry(e.cause_name()).or_default() += 1;
         }
+        self.refresh_timers();
         r
     }
 
     /// Runs timers: retransmissions, dead-peer detection, half-open expiry, re-initiation.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let retry: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.as_ref()
-                    .and_then(|c| c.retry_at)
-                    .filter(|t| *t <= now)
-                    .map(|_| ConnectionId::from_index(i))
-            })
-            .collect();
+        let mut retry = vec![];
+        while let Some(&Reverse((t, i))) = self.retry_due.peek() {
+            if t > now {
+                break;
+            }
+            self.retry_due.pop();
+            if self
+                .conns
+                .get(i)
+                .and_then(|c| c.as_ref())
+                .and_then(|c| c.retry_at)
+                == Some(t)
+            {
+                retry.push(ConnectionId::from_index(i));
+            }
+        }
+        retry.sort();
         for id in retry {
             if let Some(c) = self.conns[id.index()].as_mut() {
                 c.retry_at = None;
             }
             self.start_initiator(id, now);
         }
-        let spis: Vec<u64> = self.sas.keys().copied().collect();
-        for spi in spis {
+        let mut due = vec![];
+        while let Some(&Reverse((t, spi))) = self.sa_due.peek() {
+            if t > now {
+                break;
+            }
+            self.sa_due.pop();
+            due.push(spi);
+        }
+        due.sort_unstable();
+        due.dedup();
+        for spi in due {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
             };
@@ -290,6 +315,94 @@ impl Endpoint {
                 self.internal_fault(&mut sa, now);
             }
             self.put_back(sa);
+        }
+        self.refresh_timers();
+    }
+
+    /// The next time SA `sa`'s timers need to run: a retransmission, the half-open or
+    /// rekeyed-SA expiry, a rekey, dead-peer detection, an additional Child SA.
+    fn sa_deadline(&self, sa: &IkeSa) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
+        if let Some(o) = &sa.outstanding {
+            consider(o.next_at);
+        }
+        if let Some(t) = sa.rekeyed_at {
+            consider(t + HALF_OPEN_TIMEOUT);
+            return best;
+        }
+        if let Some(t) = Self::extra_child_due(sa) {
+            consider(t);
+        }
+        match sa.phase.step() {
+            Some(Step::ResponderAuth) => consider(sa.created + HALF_OPEN_TIMEOUT),
+            Some(Step::Established) => {
+                if let (None, Some(t)) = (&sa.outstanding, self.next_rekey(sa)) {
+                    consider(t);
+                }
+                if let Some(d) = self.dpd_delay(sa) {
+                    if sa.outstanding.is_none() {
+                        consider(sa.last_recv + d);
+                    }
+                }
+            }
+            _ => {}
+        }
+        best
+    }
+
+    /// Brings the timer queues up to date after SAs or connections changed: the new deadline
+    /// of every changed SA goes in, and stale entries leave the top of both queues (an SA
+    /// whose deadline moved without being marked changed gets its real one back), so
+    /// [`Self::poll_timeout`] can read the next deadline off the top. The queues are rebuilt
+    /// when stale entries outnumber the live ones, which bounds their size.
+    fn refresh_timers(&mut self) {
+        for spi in self.sas.take_touched() {
+            if let Some(t) = self.sas.get(&spi).and_then(|sa| self.sa_deadline(sa)) {
+                self.sa_due.push(Reverse((t, spi)));
+            }
+        }
+        while let Some(&Reverse((t, spi))) = self.sa_due.peek() {
+            let real = self.sas.get(&spi).and_then(|sa| self.sa_deadline(sa));
+            if real == Some(t) {
+                break;
+            }
+            self.sa_due.pop();
+            if let Some(r) = real {
+                self.sa_due.push(Reverse((r, spi)));
+            }
+        }
+        if self.sa_due.len() > 2 * self.sas.len() + 64 {
+            let all: Vec<Reverse<(Instant, u64)>> = self
+                .sas
+                .keys()
+                .filter_map(|spi| {
+                    let sa = self.sas.get(spi)?;
+                    Some(Reverse((self.sa_deadline(sa)?, *spi)))
+                })
+                .collect();
+            self.sa_due = all.into();
+        }
+        while let Some(&Reverse((t, i))) = self.retry_due.peek() {
+            if self
+                .conns
+                .get(i)
+                .and_then(|c| c.as_ref())
+                .and_then(|c| c.retry_at)
+                == Some(t)
+            {
+                break;
+            }
+            self.retry_due.pop();
+        }
+        if self.retry_due.len() > 2 * self.conns.len() + 64 {
+            let all: Vec<Reverse<(Instant, usize)>> = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some(Reverse((c.as_ref()?.retry_at?, i))))
+                .collect();
+            self.retry_due = all.into();
         }
     }
 
@@ -300,40 +413,12 @@ impl Endpoint {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut best: Option<Instant> = None;
-        let mut consider = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
-        for c in self.conns.iter().flatten() {
-            if let Some(t) = c.retry_at {
-                consider(t);
-            }
+        let sa = self.sa_due.peek().map(|Reverse((t, _))| *t);
+        let retry = self.retry_due.peek().map(|Reverse((t, _))| *t);
+        match (sa, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        for sa in self.sas.values() {
-            if let Some(o) = &sa.outstanding {
-                consider(o.next_at);
-            }
-            if let Some(t) = sa.rekeyed_at {
-                consider(t + HALF_OPEN_TIMEOUT);
-                continue;
-            }
-            if let Some(t) = Self::extra_child_due(sa) {
-                consider(t);
-            }
-            match sa.phase.step() {
-                Some(Step::ResponderAuth) => consider(sa.created + HALF_OPEN_TIMEOUT),
-                Some(Step::Established) => {
-                    if let (None, Some(t)) = (&sa.outstanding, self.next_rekey(sa)) {
-                        consider(t);
-                    }
-                    if let Some(d) = self.dpd_delay(sa) {
-                        if sa.outstanding.is_none() {
-                            consider(sa.last_recv + d);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        best
     }
 
     /// Next event, if any.
@@ -376,6 +461,12 @@ impl Endpoint {
                 }
             })
             .collect()
+    }
+
+    /// Makes room for `additional` more connections at once: a caller that adds thousands
+    /// spares the table's growth by doubling, which leaves up to half of it unused.
+    pub fn reserve_connections(&mut self, additional: usize) {
+        self.conns.reserve_exact(additional);
     }
 
     /// Sets the denial-of-service limits: above `cookie_threshold` half-open IKE SAs new
@@ -430,6 +521,7 @@ impl Endpoint {
                 c.rekey_at = Some(now);
             }
         }
+        self.refresh_timers();
     }
 
     /// Starts a rekey of one Child SA (by our inbound SPI) at the next `handle_timeout`,
@@ -452,6 +544,7 @@ impl Endpoint {
             return false;
         };
         child.rekey_at = Some(now);
+        self.refresh_timers();
         true
     }
 }

@@ -219,6 +219,14 @@ pub(super) struct IkeSa {
 }
 
 impl IkeSa {
+    /// Authentication succeeded. The IKE_SA_INIT messages were kept only to be signed in
+    /// IKE_AUTH: they go now (~0.5 KB per SA, 5 MB in a gateway with 10,000 tunnels).
+    pub(super) fn establish(&mut self) {
+        self.phase.establish();
+        self.init_request = Vec::new();
+        self.init_response = Vec::new();
+    }
+
     /// The IKE SA that replaces `old` after an IKE SA rekey (RFC 7296 §1.3.2): fresh SPIs,
     /// nonces and keys, message IDs from zero, and `old`'s Child SAs moved over.
     #[allow(clippy::too_many_arguments)]
