@@ -5,11 +5,10 @@
 //! stream's every byte arrives intact.
 use gateway::datapath::DropCounters;
 use gateway::GatewayStatus;
-use hybridnet_tests::gw::GatewayProc;
+use hybridnet_tests::established_pair;
 use hybridnet_tests::lifecycle::{capture_udp, send_udp_raw, Stream, UdpFlow};
 use hybridnet_tests::sites::{addrs, TwoSites};
 use hybridnet_tests::traffic::{ping, ping_until_reply};
-use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::net::SocketAddr;
 use std::time::Duration;
 use testkit::process::Scratch;
@@ -30,27 +29,13 @@ fn drops(st: &GatewayStatus) -> DropCounters {
 fn replayed_truncated_bitflipped_and_unknown_spi_esp_is_dropped_and_counted() {
     let net = TwoSites::new().expect("topology");
     let scratch = Scratch::new("espinj", &net.id).unwrap();
-    let psk = random_psk();
-    let ike = ["aes256gcm16-prfsha384-ecp384"];
-    let esp = ["aes256gcm16"];
-    let b = GatewayProc::start(
-        &net.gw_b,
+    let (a, b) = established_pair(
+        &net,
         &scratch.path,
-        "gw-b",
-        &hybridnet_b(&psk, false, &ike, &esp).to_toml(),
+        &["aes256gcm16-prfsha384-ecp384"],
+        &["aes256gcm16"],
     )
-    .expect("gw-b");
-    let a = GatewayProc::start(
-        &net.gw_a,
-        &scratch.path,
-        "gw-a",
-        &hybridnet_a(&psk, true, &ike, &esp).to_toml(),
-    )
-    .expect("gw-a");
-    a.wait_established("site-b", Duration::from_secs(20))
-        .unwrap();
-    b.wait_established("site-a", Duration::from_secs(10))
-        .unwrap();
+    .expect("an established pair");
     ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(5)).unwrap();
     let stream = Stream::start(&net.vm_b, addrs::VM_B, 5701, &net.vm_a, 2 << 20).expect("stream");
 

@@ -2,9 +2,8 @@
 //! one flow into UDP super-packets for the TUN device (one write for many), and the kernel
 //! cuts them back into exactly the datagrams that were sent — same payloads, in order, with
 //! valid checksums (a bad one would be dropped and counted as `InCsumErrors`).
-use hybridnet_tests::gw::GatewayProc;
+use hybridnet_tests::established_pair;
 use hybridnet_tests::sites::{addrs, TwoSites};
-use hybridnet_tests::{hybridnet_a, hybridnet_b, random_psk};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 use testkit::netns::Netns;
@@ -43,26 +42,13 @@ fn payload(i: u32) -> [u8; PAYLOAD] {
 fn small_datagrams_are_joined_for_the_tun_device_and_arrive_intact() {
     let net = TwoSites::new().expect("topology");
     let scratch = Scratch::new("udpgro", &net.id).unwrap();
-    let psk = random_psk();
-    let (ike, esp) = (["aes256gcm16-prfsha384-ecp384"], ["aes256gcm16"]);
-    let b = GatewayProc::start(
-        &net.gw_b,
+    let (_a, b) = established_pair(
+        &net,
         &scratch.path,
-        "gw-b",
-        &hybridnet_b(&psk, false, &ike, &esp).to_toml(),
+        &["aes256gcm16-prfsha384-ecp384"],
+        &["aes256gcm16"],
     )
-    .expect("gw-b");
-    let a = GatewayProc::start(
-        &net.gw_a,
-        &scratch.path,
-        "gw-a",
-        &hybridnet_a(&psk, true, &ike, &esp).to_toml(),
-    )
-    .expect("gw-a");
-    a.wait_established("site-b", Duration::from_secs(20))
-        .unwrap();
-    b.wait_established("site-a", Duration::from_secs(10))
-        .unwrap();
+    .expect("an established pair");
     hybridnet_tests::traffic::ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(10))
         .unwrap();
     let csum_errors = udp_snmp(&net.vm_b, "InCsumErrors");

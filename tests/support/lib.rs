@@ -65,6 +65,34 @@ pub fn hybridnet_b(psk: &str, initiate: bool, ike: &[&str], esp: &[&str]) -> GwC
     }
 }
 
+/// Two hybridnet gateways on `net` with one connection between them (gw-a initiates), both
+/// established: the pair most data-path tests start from, in one line.
+pub fn established_pair(
+    net: &TwoSites,
+    scratch: &std::path::Path,
+    ike: &[&str],
+    esp: &[&str],
+) -> Result<(GatewayProc, GatewayProc)> {
+    let psk = random_psk();
+    let b = GatewayProc::start(
+        &net.gw_b,
+        scratch,
+        "gw-b",
+        &hybridnet_b(&psk, false, ike, esp).to_toml(),
+    )
+    .context("gw-b")?;
+    let a = GatewayProc::start(
+        &net.gw_a,
+        scratch,
+        "gw-a",
+        &hybridnet_a(&psk, true, ike, esp).to_toml(),
+    )
+    .context("gw-a")?;
+    a.wait_established("site-b", Duration::from_secs(20))?;
+    b.wait_established("site-a", Duration::from_secs(10))?;
+    Ok((a, b))
+}
+
 /// gw-b (strongSwan) connection for the two-site topology.
 pub fn swan_b(psk: &str, start: bool, ike: &str, esp: &str) -> SwanConn {
     SwanConn {
