@@ -5,6 +5,7 @@
 //! --list-sas` inside its namespace and in `lab status`), the Azure connection Connected with
 //! byte counters that grow by what was sent, and `lab down` leaving no namespace or charon.
 
+use hybridnet_tests::traffic::udp_snmp;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -50,24 +51,6 @@ fn device(status: &Value) -> Value {
         .and_then(|d| d.iter().find(|d| d["site"] == "onprem"))
         .cloned()
         .unwrap_or_else(|| panic!("no strongSwan device in {status:#}"))
-}
-
-/// Datagrams the kernel dropped in `netns` because a UDP socket's receive buffer was full
-/// (`Udp: RcvbufErrors` in /proc/net/snmp).
-fn udp_rcvbuf_errors(netns: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns, "cat", "/proc/net/snmp"])
-        .output()
-        .expect("read /proc/net/snmp");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
-    let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or_else(|| panic!("no Udp RcvbufErrors in {netns}: {text}"))
 }
 
 /// Live (not zombie) processes named charon whose network namespace is `netns`.
@@ -257,7 +240,7 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     let ns = |site: &str| format!("hn-{}-{site}-vm1", lab.id);
     let len: u64 = 3 << 20;
     let (in0, out0) = counters(&lab.status());
-    let rcvbuf0 = udp_rcvbuf_errors(&dev_ns);
+    let rcvbuf0 = udp_snmp(&dev_ns, "RcvbufErrors");
     let dev0 = device(&lab.status())["sas"][0]["children"][0].clone();
     fabric::verify::tcp_transfer(
         &ns("onprem"),
@@ -274,7 +257,7 @@ fn azure_gateway_and_onprem_strongswan_from_the_export_carry_traffic_both_ways()
     // strongSwan's userspace ESP drops datagrams when its UDP receive buffer overflows (the
     // kernel counts them); TCP sends those again, and every other byte Azure sent must show
     // up on the device.
-    let overflowed = udp_rcvbuf_errors(&dev_ns) - rcvbuf0;
+    let overflowed = udp_snmp(&dev_ns, "RcvbufErrors") - rcvbuf0;
     assert!(
         sent >= len && sent < len + len / 10 + overflowed * 1500,
         "azure egress grew by {sent} for {len} B ({overflowed} datagrams overflowed the \

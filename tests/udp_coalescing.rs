@@ -4,29 +4,15 @@
 //! valid checksums (a bad one would be dropped and counted as `InCsumErrors`).
 use hybridnet_tests::established_pair;
 use hybridnet_tests::sites::{addrs, TwoSites};
+use hybridnet_tests::traffic::udp_snmp;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
-use testkit::netns::Netns;
 use testkit::process::Scratch;
 
 const DATAGRAMS: u32 = 20_000;
 const PAYLOAD: usize = 64;
 const PORT: u16 = 7300;
 const BURST: u32 = 32;
-
-/// One field of the `Udp:` lines of /proc/net/snmp in `ns`.
-fn udp_snmp(ns: &Netns, field: &str) -> u64 {
-    let out = ns.exec("cat", &["/proc/net/snmp"]).expect("snmp");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
-    let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == field)
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or_else(|| panic!("no Udp {field} in {text}"))
-}
 
 /// The payload of datagram `i`: its number, then bytes derived from it.
 fn payload(i: u32) -> [u8; PAYLOAD] {
@@ -51,7 +37,7 @@ fn small_datagrams_are_joined_for_the_tun_device_and_arrive_intact() {
     .expect("an established pair");
     hybridnet_tests::traffic::ping_until_reply(&net.vm_a, addrs::VM_B, Duration::from_secs(10))
         .unwrap();
-    let csum_errors = udp_snmp(&net.vm_b, "InCsumErrors");
+    let csum_errors = udp_snmp(net.vm_b.name(), "InCsumErrors");
     let before = b.status().unwrap().batches.tun_write;
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -97,7 +83,7 @@ fn small_datagrams_are_joined_for_the_tun_device_and_arrive_intact() {
         last = Some(i);
     }
     assert_eq!(
-        udp_snmp(&net.vm_b, "InCsumErrors"),
+        udp_snmp(net.vm_b.name(), "InCsumErrors"),
         csum_errors,
         "datagrams with bad checksums reached vm-b"
     );

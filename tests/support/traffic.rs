@@ -325,3 +325,21 @@ impl Drop for GapProbe {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// One counter of the `Udp:` lines of /proc/net/snmp inside network namespace `netns`, e.g.
+/// `InCsumErrors` or `RcvbufErrors` (datagrams the kernel dropped there).
+pub fn udp_snmp(netns: &str, field: &str) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("read /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == field)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Udp {field} in {netns}: {text}"))
+}

@@ -271,6 +271,16 @@ impl Endpoint {
         r
     }
 
+    /// Whether a queued re-initiation at `t` of connection `i` is still the one it waits for
+    /// (entries of removed connections and of rescheduled retries are stale).
+    fn retry_current(&self, t: Instant, i: usize) -> bool {
+        self.conns
+            .get(i)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.retry_at)
+            == Some(t)
+    }
+
     /// Runs timers: retransmissions, dead-peer detection, half-open expiry, re-initiation.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut retry = vec![];
@@ -279,13 +289,7 @@ impl Endpoint {
                 break;
             }
             self.retry_due.pop();
-            if self
-                .conns
-                .get(i)
-                .and_then(|c| c.as_ref())
-                .and_then(|c| c.retry_at)
-                == Some(t)
-            {
+            if self.retry_current(t, i) {
                 retry.push(ConnectionId::from_index(i));
             }
         }
@@ -384,13 +388,7 @@ impl Endpoint {
             self.sa_due = all.into();
         }
         while let Some(&Reverse((t, i))) = self.retry_due.peek() {
-            if self
-                .conns
-                .get(i)
-                .and_then(|c| c.as_ref())
-                .and_then(|c| c.retry_at)
-                == Some(t)
-            {
+            if self.retry_current(t, i) {
                 break;
             }
             self.retry_due.pop();
