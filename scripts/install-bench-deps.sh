@@ -9,21 +9,10 @@
 set -euo pipefail
 [[ $EUID -eq 0 ]] || { echo "install-bench-deps.sh must run as root" >&2; exit 1; }
 
-PKGS=(wireguard-go wireguard-tools)
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	# keep apt from starting any service (wireguard-tools ships wg-quick@ units, never enabled here)
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-	chmod +x /usr/sbin/policy-rc.d
-	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	# without recommends: no wireguard kernel module packages, no resolvconf
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/apt.sh
+source "$(dirname "$0")/apt.sh"
+# wireguard-tools ships wg-quick@ units: never started (apt.sh keeps services down)
+apt_install wireguard-go wireguard-tools
 command -v wireguard-go >/dev/null || { echo "wireguard-go missing after install" >&2; exit 1; }
 command -v wg >/dev/null || { echo "wg (wireguard-tools) missing after install" >&2; exit 1; }
 
@@ -33,7 +22,7 @@ if [[ ! -x $BORINGTUN_ROOT/bin/boringtun-cli ]]; then
 	echo "building boringtun-cli from crates.io into $BORINGTUN_ROOT (a few minutes)" >&2
 	# a target directory of its own, removed afterwards: the build leaves only the binary
 	build=$(mktemp -d /tmp/boringtun-build.XXXXXX)
-	trap 'rm -f /usr/sbin/policy-rc.d; rm -rf "$build"' EXIT
+	trap 'rm -rf "$build"' EXIT
 	CARGO_TARGET_DIR=$build cargo install --locked boringtun-cli --root "$BORINGTUN_ROOT"
 fi
 "$BORINGTUN_ROOT/bin/boringtun-cli" --version >/dev/null ||

@@ -9,19 +9,9 @@ PKGS=(iproute2 nftables iperf3 jq tcpdump iputils-ping procps psmisc
       libstrongswan-extra-plugins python3 python3-matplotlib
       dnsmasq-base bind9-dnsutils bird2 frr tshark
       chromium fonts-dejavu-core prometheus)
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	# keep apt from starting daemons (charon, iperf3) in the host namespace
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-	chmod +x /usr/sbin/policy-rc.d
-	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/apt.sh
+source "$(dirname "$0")/apt.sh"
+apt_install "${PKGS[@]}"
 [[ -x /usr/lib/ipsec/charon ]] || { echo "strongSwan charon missing after install" >&2; exit 1; }
 [[ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]] ||
 	{ echo "strongSwan kernel-libipsec plugin missing after install" >&2; exit 1; }
