@@ -629,6 +629,7 @@ impl Gateway {
         let mut run = SendRun::default();
         let capturing = self.capture.on();
         let local4500 = SocketAddr::new(self.core.config().local_address, 4500);
+        let capture = capturing.then_some((&*self.capture, local4500));
         let dp = self.core.datapath();
         let mut read = 0;
         for _ in 0..BATCH {
@@ -671,18 +672,7 @@ impl Gateway {
                 }
                 let at = run.used;
                 self.tx[at + sa.header_len..][..len].copy_from_slice(pkt);
-                if let Ok(l) = dp.seal_in_place(&sa, &mut self.tx[at..], len) {
-                    if capturing {
-                        self.capture.outer(
-                            &self.tx[at..at + l],
-                            local4500,
-                            sa.peer,
-                            Some(sa.conn),
-                            false,
-                        );
-                    }
-                    run.push(sa.peer, sa.conn, l);
-                }
+                run.seal_and_push(dp, &mut self.tx, &sa, len, capture);
                 continue;
             }
             // a TCP super-packet: split into MSS-sized segments straight into the send
@@ -702,18 +692,7 @@ impl Gateway {
                 }
                 let at = run.used;
                 plan.write_segment(pkt, i, &mut self.tx[at + sa.header_len..]);
-                if let Ok(l) = dp.seal_in_place(&sa, &mut self.tx[at..], inner_len) {
-                    if capturing {
-                        self.capture.outer(
-                            &self.tx[at..at + l],
-                            local4500,
-                            sa.peer,
-                            Some(sa.conn),
-                            false,
-                        );
-                    }
-                    run.push(sa.peer, sa.conn, l);
-                }
+                run.seal_and_push(dp, &mut self.tx, &sa, inner_len, capture);
             }
         }
         run.flush(&out, &self.tx, dp);
@@ -934,6 +913,26 @@ impl Default for SendRun {
 }
 
 impl SendRun {
+    /// Seals the inner packet of `inner_len` bytes that the caller wrote at the run's end
+    /// (behind room for the ESP header) in place and adds it to the run; `capture` (with our
+    /// port-4500 address) records the ESP packet.
+    fn seal_and_push(
+        &mut self,
+        dp: &mut DataPath,
+        tx: &mut [u8],
+        sa: &crate::datapath::OutSa,
+        inner_len: usize,
+        capture: Option<(&crate::capture::Capture, SocketAddr)>,
+    ) {
+        let at = self.used;
+        if let Ok(l) = dp.seal_in_place(sa, &mut tx[at..], inner_len) {
+            if let Some((c, local)) = capture {
+                c.outer(&tx[at..at + l], local, sa.peer, Some(sa.conn), false);
+            }
+            self.push(sa.peer, sa.conn, l);
+        }
+    }
+
     /// Whether a packet of `need` sealed bytes for `peer` on connection `conn` can join.
     fn fits(&self, peer: SocketAddr, conn: usize, need: usize) -> bool {
         if self.count == 0 {

@@ -45,7 +45,8 @@ pub struct Waiter {
     pub stats: SpinStats,
 }
 
-/// What the spins did, for status.
+/// What the spins did: whether a spin pays on a host is read from these (the unit tests
+/// check the adaptive rules with them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpinStats {
     /// Spins that found a ready descriptor (a wake-up saved).
