@@ -309,6 +309,24 @@ fn ts_string(ts: &TrafficSelector) -> String {
     }
 }
 
+/// A Child SA's negotiated selectors. One copy per Child SA, shared by its outbound slot,
+/// its inbound slot and its routes: with 10,000 tunnels every copy costs a megabyte.
+#[derive(PartialEq, Eq)]
+struct Selectors {
+    local: Box<[TrafficSelector]>,
+    remote: Box<[TrafficSelector]>,
+}
+
+impl Selectors {
+    /// Whether one of `sel`'s address ranges holds `a`.
+    fn holds(sel: &[TrafficSelector], v6: bool, a: u128) -> bool {
+        sel.iter().any(|t| Range::of_ts(t).contains(v6, a))
+    }
+    fn ranges(sel: &[TrafficSelector]) -> impl Iterator<Item = Range> + '_ {
+        sel.iter().map(Range::of_ts)
+    }
+}
+
 /// The outbound half of a Child SA plus what status shows about it.
 struct ChildSlot {
     conn: usize,
@@ -316,11 +334,10 @@ struct ChildSlot {
     spi_out: u32,
     outbound: OutboundSa,
     peer: SocketAddr,
-    remote: Vec<Range>,
-    local: Vec<Range>,
-    local_ts: Vec<String>,
-    remote_ts: Vec<String>,
-    algorithms: String,
+    sel: Arc<Selectors>,
+    /// Its algorithms, shown in status.
+    cipher: Cipher,
+    dh_group: Option<ike::config::DhGroup>,
     installed: Instant,
     traffic_out: Traffic,
     /// Whether it may carry outbound traffic (see [`ChildSaKeys::outbound_now`]).
@@ -329,14 +346,58 @@ struct ChildSlot {
     keys: SaKeys,
 }
 
-/// A Child SA's keys as Wireshark's `esp_sa` table wants them; wiped when dropped.
+impl ChildSlot {
+    /// e.g. `AES_GCM_16_256`, plus `/ECP_384` with PFS.
+    fn algorithms(&self) -> String {
+        let mut a = self.cipher.name();
+        if let Some(g) = self.dh_group {
+            a.push('/');
+            a.push_str(g.name());
+        }
+        a
+    }
+}
+
+/// A Child SA's keys as Wireshark's `esp_sa` table wants them; wiped when dropped. One
+/// block (inbound cipher key, outbound cipher key, inbound integrity key, outbound
+/// integrity key): one allocation per Child SA instead of four.
 struct SaKeys {
     encryption: Encryption,
     integrity: Option<Integrity>,
-    enc_in: zeroize::Zeroizing<Vec<u8>>,
-    enc_out: zeroize::Zeroizing<Vec<u8>>,
-    integ_in: zeroize::Zeroizing<Vec<u8>>,
-    integ_out: zeroize::Zeroizing<Vec<u8>>,
+    enc_len: usize,
+    block: zeroize::Zeroizing<Box<[u8]>>,
+}
+
+impl SaKeys {
+    fn new(k: &ChildSaKeys) -> SaKeys {
+        let block = [
+            &k.enc_key_in[..],
+            &k.enc_key_out,
+            &k.integ_key_in,
+            &k.integ_key_out,
+        ]
+        .concat();
+        SaKeys {
+            encryption: k.encryption,
+            integrity: k.integrity,
+            enc_len: k.enc_key_in.len(),
+            block: zeroize::Zeroizing::new(zeroize::Zeroizing::new(block).as_slice().into()),
+        }
+    }
+
+    /// (cipher key, integrity key) of the inbound (`true`) or outbound direction.
+    fn direction(&self, inbound: bool) -> (&[u8], &[u8]) {
+        let (enc, integ) = self.block.split_at(2 * self.enc_len);
+        fn half(b: &[u8], inbound: bool) -> &[u8] {
+            let (i, o) = b.split_at(b.len() / 2);
+            if inbound {
+                i
+            } else {
+                o
+            }
+        }
+        (half(enc, inbound), half(integ, inbound))
+    }
 }
 
 /// Wireshark's name of an ESP cipher (its `esp_sa` table).
@@ -373,8 +434,7 @@ fn hex(b: &[u8]) -> String {
 struct InSlot {
     conn: usize,
     sa: InboundSa,
-    local: Vec<Range>,
-    remote: Vec<Range>,
+    sel: Arc<Selectors>,
     traffic: Traffic,
 }
 
@@ -425,8 +485,8 @@ impl Inbound {
         // RFC 4301 §5.2: the inner packet must match the SA's selectors.
         let ok = match inner_addrs(inner) {
             Some((v6, src, dst)) => {
-                slot.remote.iter().any(|r| r.contains(v6, src))
-                    && slot.local.iter().any(|r| r.contains(v6, dst))
+                Selectors::holds(&slot.sel.remote, v6, src)
+                    && Selectors::holds(&slot.sel.local, v6, dst)
             }
             None => false,
         };
@@ -463,7 +523,8 @@ impl Inbound {
 #[derive(Clone)]
 struct Route {
     range: Range,
-    local: Vec<Range>,
+    /// Its Child SA's selectors: the local ones a packet's source must be in.
+    sel: Arc<Selectors>,
     slot: usize,
     conn: usize,
 }
@@ -690,35 +751,23 @@ impl DataPath {
                     source,
                 },
             )?;
-        let mut algorithms = cipher.name();
-        if let Some(g) = keys.dh_group {
-            algorithms.push('/');
-            algorithms.push_str(g.name());
-        }
-        let remote: Vec<Range> = keys.remote_ts.iter().map(Range::of_ts).collect();
-        let local: Vec<Range> = keys.local_ts.iter().map(Range::of_ts).collect();
+        let sel = Arc::new(Selectors {
+            local: keys.local_ts.as_slice().into(),
+            remote: keys.remote_ts.as_slice().into(),
+        });
         let slot = ChildSlot {
             conn,
             spi_in: keys.spi_in,
             spi_out: keys.spi_out,
             outbound,
             peer: keys.peer,
-            remote: remote.clone(),
-            local: local.clone(),
-            local_ts: keys.local_ts.iter().map(ts_string).collect(),
-            remote_ts: keys.remote_ts.iter().map(ts_string).collect(),
-            algorithms,
+            sel: sel.clone(),
+            cipher,
+            dh_group: keys.dh_group,
             installed: now,
             traffic_out: Traffic::default(),
             ready: keys.outbound_now,
-            keys: SaKeys {
-                encryption: keys.encryption,
-                integrity: keys.integrity,
-                enc_in: zeroize::Zeroizing::new(keys.enc_key_in.clone()),
-                enc_out: zeroize::Zeroizing::new(keys.enc_key_out.clone()),
-                integ_in: zeroize::Zeroizing::new(keys.integ_key_in.clone()),
-                integ_out: zeroize::Zeroizing::new(keys.integ_key_out.clone()),
-            },
+            keys: SaKeys::new(keys),
         };
         {
             let mut inb = self.lock_inbound();
@@ -728,8 +777,7 @@ impl DataPath {
                 Box::new(InSlot {
                     conn,
                     sa: inbound,
-                    local,
-                    remote,
+                    sel,
                     traffic: Traffic::default(),
                 }),
             );
@@ -784,7 +832,7 @@ impl DataPath {
             .map_or(&[][..], |v| v.as_slice())
         {
             if let Some(s) = self.slots[i].as_mut() {
-                if s.local_ts == gone.local_ts && s.remote_ts == gone.remote_ts {
+                if s.sel == gone.sel {
                     s.ready = true;
                 }
             }
@@ -918,11 +966,11 @@ impl DataPath {
     /// newest ready one (the newest of all if none is ready) — and their routes.
     fn rebuild_routes(&mut self) {
         // per (connection, local selectors, remote selectors): the best (ready, installed, slot)
-        type Group<'a> = (usize, &'a [String], &'a [String]);
+        type Group<'a> = (usize, &'a [TrafficSelector], &'a [TrafficSelector]);
         let mut best: HashMap<Group, (bool, Instant, usize)> = HashMap::new();
         for (i, s) in self.slots.iter().enumerate() {
             let Some(s) = s else { continue };
-            let key = (s.conn, s.local_ts.as_slice(), s.remote_ts.as_slice());
+            let key = (s.conn, &s.sel.local[..], &s.sel.remote[..]);
             let rank = (s.ready, s.installed, i);
             let e = best.entry(key).or_insert(rank);
             if rank > *e {
@@ -946,20 +994,22 @@ impl DataPath {
                 Some(routed) => self.routes.extend(
                     routed
                         .iter()
-                        .filter(|r| s.remote.iter().any(|sel| sel.covers(r)))
+                        .filter(|r| Selectors::ranges(&s.sel.remote).any(|sel| sel.covers(r)))
                         .map(|r| Route {
                             range: *r,
-                            local: s.local.clone(),
+                            sel: s.sel.clone(),
                             slot: i,
                             conn: s.conn,
                         }),
                 ),
-                None => self.routes.extend(s.remote.iter().map(|r| Route {
-                    range: *r,
-                    local: s.local.clone(),
-                    slot: i,
-                    conn: s.conn,
-                })),
+                None => self
+                    .routes
+                    .extend(Selectors::ranges(&s.sel.remote).map(|range| Route {
+                        range,
+                        sel: s.sel.clone(),
+                        slot: i,
+                        conn: s.conn,
+                    })),
             }
         }
         self.active = active;
@@ -999,11 +1049,9 @@ impl DataPath {
             self.active[i] = false;
             mine_waiting |= !s.ready;
             let rank = (s.ready, s.installed, i);
-            let same = best.iter_mut().find(|(_, _, j)| {
-                self.slots[*j]
-                    .as_ref()
-                    .is_some_and(|o| o.local_ts == s.local_ts && o.remote_ts == s.remote_ts)
-            });
+            let same = best
+                .iter_mut()
+                .find(|(_, _, j)| self.slots[*j].as_ref().is_some_and(|o| o.sel == s.sel));
             match same {
                 Some(b) if rank > *b => *b = rank,
                 Some(_) => {}
@@ -1020,10 +1068,10 @@ impl DataPath {
             let ranges: Vec<Range> = match self.routed.get(conn).and_then(Option::as_ref) {
                 Some(routed) => routed
                     .iter()
-                    .filter(|r| s.remote.iter().any(|sel| sel.covers(r)))
+                    .filter(|r| Selectors::ranges(&s.sel.remote).any(|sel| sel.covers(r)))
                     .copied()
                     .collect(),
-                None => s.remote.clone(),
+                None => Selectors::ranges(&s.sel.remote).collect(),
             };
             for range in ranges {
                 // where a stable sort by (size, slot) would put it
@@ -1035,7 +1083,7 @@ impl DataPath {
                     at,
                     Route {
                         range,
-                        local: s.local.clone(),
+                        sel: s.sel.clone(),
                         slot: i,
                         conn,
                     },
@@ -1072,8 +1120,7 @@ impl DataPath {
             .iter()
             .map(|&r| r as usize)
             .find(|&r| {
-                routes[r].range.contains(v6, dst)
-                    && routes[r].local.iter().any(|l| l.contains(v6, src))
+                routes[r].range.contains(v6, dst) && Selectors::holds(&routes[r].sel.local, v6, src)
             })
     }
 
@@ -1143,8 +1190,10 @@ impl DataPath {
                     if ikey.is_empty() { String::new() } else { format!("0x{}", hex(ikey)) }
                 )
             };
-            out.push(row(local, s.peer.ip(), s.spi_out, &k.enc_out, &k.integ_out));
-            out.push(row(s.peer.ip(), local, s.spi_in, &k.enc_in, &k.integ_in));
+            let ((enc_in, integ_in), (enc_out, integ_out)) =
+                (k.direction(true), k.direction(false));
+            out.push(row(local, s.peer.ip(), s.spi_out, enc_out, integ_out));
+            out.push(row(s.peer.ip(), local, s.spi_in, enc_in, integ_in));
         }
         out
     }
@@ -1253,10 +1302,10 @@ impl DataPath {
                     ChildSaReport {
                         spi_in: format!("{:08x}", s.spi_in),
                         spi_out: format!("{:08x}", s.spi_out),
-                        algorithms: s.algorithms.clone(),
+                        algorithms: s.algorithms(),
                         peer: s.peer.to_string(),
-                        local_ts: s.local_ts.clone(),
-                        remote_ts: s.remote_ts.clone(),
+                        local_ts: s.sel.local.iter().map(ts_string).collect(),
+                        remote_ts: s.sel.remote.iter().map(ts_string).collect(),
                         inbound: inb
                             .by_spi
                             .get(&s.spi_in)
@@ -1490,7 +1539,10 @@ mod tests {
         let slot = a.routes[0].slot;
         a.routes.push(Route {
             range: Range::of_net(&"10.2.0.0/16".parse().unwrap()),
-            local: vec![Range::of_net(&"10.9.0.0/16".parse().unwrap())],
+            sel: Arc::new(Selectors {
+                local: [ts("10.9.0.0/16")].into(),
+                remote: [ts("10.2.0.0/16")].into(),
+            }),
             slot,
             conn: 0,
         });

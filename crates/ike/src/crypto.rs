@@ -379,24 +379,67 @@ impl IkeSuite {
     }
 }
 
-/// The seven IKE SA keys (RFC 7296 §2.14); never printed.
+/// The seven IKE SA keys (RFC 7296 §2.14); never printed. Kept as the one KEYMAT block
+/// prf+ produced, in the RFC's order, and sliced by the suite's key lengths: one
+/// allocation per IKE SA instead of seven (a gateway holds one per tunnel).
 pub struct IkeKeys {
     /// Negotiated algorithms.
     pub suite: IkeSuite,
-    /// SK_d, for Child SA keys.
-    pub sk_d: Secret,
-    /// SK_ai.
-    pub sk_ai: Secret,
-    /// SK_ar.
-    pub sk_ar: Secret,
+    /// SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr.
+    keymat: Zeroizing<Box<[u8]>>,
+}
+
+impl IkeKeys {
+    /// Bytes of KEYMAT the suite takes: three PRF keys, two integrity and two cipher keys.
+    pub fn keymat_len(suite: IkeSuite) -> usize {
+        let (pl, al, el) = Self::lens(suite);
+        3 * pl + 2 * al + 2 * el
+    }
+
+    fn lens(suite: IkeSuite) -> (usize, usize, usize) {
+        (
+            suite.prf.output_len(),
+            suite.integrity.map_or(0, |i| i.key_len()),
+            suite.encryption.keymat_len(),
+        )
+    }
+
+    /// The `k`th key of the block (0 = SK_d … 6 = SK_pr).
+    fn key(&self, k: usize) -> &[u8] {
+        let (pl, al, el) = Self::lens(self.suite);
+        let lens = [pl, al, al, el, el, pl, pl];
+        let start: usize = lens[..k].iter().sum();
+        &self.keymat[start..start + lens[k]]
+    }
+
+    /// SK_d, for Child SA keys and the next IKE SA's.
+    pub fn sk_d(&self) -> &[u8] {
+        self.key(0)
+    }
+    /// SK_ai (empty with AEAD).
+    pub fn sk_ai(&self) -> &[u8] {
+        self.key(1)
+    }
+    /// SK_ar (empty with AEAD).
+    pub fn sk_ar(&self) -> &[u8] {
+        self.key(2)
+    }
     /// SK_ei (GCM: key || salt).
-    pub sk_ei: Secret,
+    pub fn sk_ei(&self) -> &[u8] {
+        self.key(3)
+    }
     /// SK_er.
-    pub sk_er: Secret,
-    /// SK_pi.
-    pub sk_pi: Secret,
-    /// SK_pr.
-    pub sk_pr: Secret,
+    pub fn sk_er(&self) -> &[u8] {
+        self.key(4)
+    }
+    /// SK_pi, for the initiator's AUTH.
+    pub fn sk_pi(&self) -> &[u8] {
+        self.key(5)
+    }
+    /// SK_pr, for the responder's AUTH.
+    pub fn sk_pr(&self) -> &[u8] {
+        self.key(6)
+    }
 }
 
 impl std::fmt::Debug for IkeKeys {
@@ -458,33 +501,10 @@ fn keys_from_skeyseed(
     seed.extend_from_slice(nr);
     seed.extend_from_slice(&spi_i.to_be_bytes());
     seed.extend_from_slice(&spi_r.to_be_bytes());
-    let pl = suite.prf.output_len();
-    let al = suite.integrity.map_or(0, |i| i.key_len());
-    let el = suite.encryption.keymat_len();
-    let total = 3 * pl + 2 * al + 2 * el;
-    let km = prf_plus(suite.prf, seed_key, &seed, total);
-    let mut off = 0;
-    let mut take = |n: usize| {
-        let s = Zeroizing::new(km[off..off + n].to_vec());
-        off += n;
-        s
-    };
-    let sk_d = take(pl);
-    let sk_ai = take(al);
-    let sk_ar = take(al);
-    let sk_ei = take(el);
-    let sk_er = take(el);
-    let sk_pi = take(pl);
-    let sk_pr = take(pl);
+    let km = prf_plus(suite.prf, seed_key, &seed, IkeKeys::keymat_len(suite));
     IkeKeys {
         suite,
-        sk_d,
-        sk_ai,
-        sk_ar,
-        sk_ei,
-        sk_er,
-        sk_pi,
-        sk_pr,
+        keymat: Zeroizing::new(km.as_slice().into()),
     }
 }
 
@@ -655,9 +675,9 @@ impl IkeKeys {
     /// Keys for messages sent by the original initiator (`true`) or responder (`false`).
     pub fn direction(&self, from_initiator: bool) -> SkDirection<'_> {
         let (e, a) = if from_initiator {
-            (&self.sk_ei, &self.sk_ai)
+            (self.sk_ei(), self.sk_ai())
         } else {
-            (&self.sk_er, &self.sk_ar)
+            (self.sk_er(), self.sk_ar())
         };
         SkDirection {
             encryption: self.suite.encryption,

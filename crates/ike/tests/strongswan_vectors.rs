@@ -64,24 +64,24 @@ fn check(text: &str, ike_proposal: &str, esp: (Encryption, Option<Integrity>)) {
         v["skeyseed"]
     );
     let k = crypto::derive_ike_keys(suite, &v["shared"], &ni, &nr, spi_i, spi_r);
-    assert_eq!(*k.sk_d, v["sk_d"]);
-    assert_eq!(*k.sk_ei, v["sk_ei"]);
-    assert_eq!(*k.sk_er, v["sk_er"]);
-    assert_eq!(*k.sk_pi, v["sk_pi"]);
-    assert_eq!(*k.sk_pr, v["sk_pr"]);
+    assert_eq!(k.sk_d(), v["sk_d"]);
+    assert_eq!(k.sk_ei(), v["sk_ei"]);
+    assert_eq!(k.sk_er(), v["sk_er"]);
+    assert_eq!(k.sk_pi(), v["sk_pi"]);
+    assert_eq!(k.sk_pr(), v["sk_pr"]);
     if let Some(ai) = v.get("sk_ai") {
-        assert_eq!(*k.sk_ai, *ai);
-        assert_eq!(*k.sk_ar, v["sk_ar"]);
+        assert_eq!(k.sk_ai(), *ai);
+        assert_eq!(k.sk_ar(), v["sk_ar"]);
     } else {
-        assert!(k.sk_ai.is_empty());
+        assert!(k.sk_ai().is_empty());
     }
     // AUTH: octets = message | peer nonce | prf(SK_p, IDx').
     let pl = prf_len_of(suite.prf);
     for (idx, (octets, auth, id)) in sets.iter().enumerate() {
         let (msg, sk_p, peer_nonce) = if idx == 0 {
-            (&m1_bytes, &k.sk_pi, &nr)
+            (&m1_bytes, k.sk_pi(), &nr)
         } else {
-            (&m2_bytes, &k.sk_pr, &ni)
+            (&m2_bytes, k.sk_pr(), &ni)
         };
         assert_eq!(&octets[msg.len()..octets.len() - pl], &peer_nonce[..]);
         assert_eq!(
@@ -91,7 +91,7 @@ fn check(text: &str, ike_proposal: &str, esp: (Encryption, Option<Integrity>)) {
         let ours = crypto::psk_auth(suite.prf, &v["psk"], msg, peer_nonce, sk_p, id);
         assert_eq!(*ours, *auth, "AUTH {idx}");
     }
-    let [ei, ai, er, ar] = crypto::child_keymat(suite.prf, &k.sk_d, None, &ni, &nr, esp.0, esp.1);
+    let [ei, ai, er, ar] = crypto::child_keymat(suite.prf, k.sk_d(), None, &ni, &nr, esp.0, esp.1);
     assert_eq!(*ei, v["child_enc_i"]);
     assert_eq!(*er, v["child_enc_r"]);
     if let Some(ci) = v.get("child_integ_i") {

@@ -44,7 +44,7 @@ impl Endpoint {
                 cfg.psk.bytes(),
                 &sa.init_request,
                 &sa.nr,
-                &keys.sk_pi,
+                keys.sk_pi(),
                 &idi.rest_of_payload(),
             );
             auth.method == AUTH_PSK
@@ -78,7 +78,7 @@ impl Endpoint {
             cfg.psk.bytes(),
             &sa.init_response,
             &sa.ni,
-            &keys.sk_pr,
+            keys.sk_pr(),
             &idr.rest_of_payload(),
         );
         let mut reply = vec![
@@ -200,7 +200,7 @@ impl Endpoint {
             cfg.psk.bytes(),
             &sa.init_response,
             &sa.ni,
-            &keys.sk_pr,
+            keys.sk_pr(),
             &idr.rest_of_payload(),
         );
         let id_ok = cfg.remote_id.as_ref().is_none_or(|want| {

@@ -28,7 +28,7 @@ impl Endpoint {
             .expect("a Child SA comes from a keyed IKE SA");
         let [ei, ai, er, ar] = crypto::child_keymat(
             keys.suite.prf,
-            &keys.sk_d,
+            keys.sk_d(),
             shared,
             ni,
             nr,
@@ -56,6 +56,9 @@ impl Endpoint {
             outbound_now,
         };
         let rekey_at = self.rekey_deadline(sa.conn, now, true);
+        // exact: a tunnel holds one Child SA (two while rekeying), and a first push would
+        // make room for four (240 bytes a tunnel for nothing)
+        sa.children.reserve_exact(1);
         sa.children.push(ChildSa {
             spi_in,
             spi_out,
@@ -157,7 +160,7 @@ impl Endpoint {
             .unwrap_or(u32::MAX)
             .saturating_sub(1)
             .saturating_add(MAX_EXTRA_CHILDREN);
-        let in_flight = match &sa.pending_rekey {
+        let in_flight = match sa.pending_rekey.as_deref() {
             Some(PendingRekey::Child {
                 old_spi_in: None,
                 ts,
@@ -291,14 +294,14 @@ impl Endpoint {
             return;
         };
         sa.extra_asked += 1;
-        sa.pending_rekey = Some(PendingRekey::Child {
+        sa.pending_rekey = Some(Box::new(PendingRekey::Child {
             old_spi_in: None,
             new_spi_in,
             ni,
             dh,
             ts: (local, remote),
             collision: None,
-        });
+        }));
         self.send_request(
             sa,
             now,
@@ -433,7 +436,7 @@ impl Endpoint {
                 } else {
                     sa.ike_rekey_at = None;
                 }
-                sa.pending_rekey = Some(pending);
+                sa.pending_rekey = Some(Box::new(pending));
                 self.send_request(
                     sa,
                     now,
@@ -470,7 +473,7 @@ impl Endpoint {
             ((16..=256).contains(&n.len()) && prf.is_none_or(|p| check_nonce(p, n).is_ok()))
                 .then_some(())
         };
-        match pending {
+        match *pending {
             PendingRekey::Child {
                 old_spi_in,
                 new_spi_in,
@@ -598,7 +601,7 @@ impl Endpoint {
                 let old = sa.phase.keys().expect("an established SA is keyed");
                 let keys = crypto::derive_rekeyed_ike_keys(
                     old.suite.prf,
-                    &old.sk_d,
+                    old.sk_d(),
                     suite,
                     &shared,
                     &ni,
@@ -776,7 +779,7 @@ impl Endpoint {
         // a rekey we answered: the peer may not have the new SA until our answer arrives
         let rekeys_one_of_ours = old_in.is_some();
         if let Some(old) = old_in {
-            match &mut sa.pending_rekey {
+            match sa.pending_rekey.as_deref_mut() {
                 // we are rekeying the same Child SA right now (RFC 7296 §2.8.1): both
                 // exchanges complete; our answer's arrival settles which SA stays
                 Some(PendingRekey::Child {

@@ -81,7 +81,7 @@ impl Endpoint {
         let old = sa.phase.keys().expect("an established SA is keyed");
         let keys = crypto::derive_rekeyed_ike_keys(
             old.suite.prf,
-            &old.sk_d,
+            old.sk_d(),
             suite,
             &shared,
             ni,

@@ -53,7 +53,7 @@ impl Endpoint {
         if delete_ike {
             reply.clear();
         }
-        let rekey_in_flight = matches!(sa.pending_rekey, Some(PendingRekey::Ike { .. }));
+        let rekey_in_flight = matches!(sa.pending_rekey.as_deref(), Some(PendingRekey::Ike { .. }));
         if delete_ike && sa.rekeyed_at.is_some() && rekey_in_flight {
             // RFC 7296 §2.8.2: the peer resolved a rekey collision before our answer arrived;
             // that answer decides which new IKE SA survives, so wait for it.
@@ -97,7 +97,7 @@ impl Endpoint {
         let Some(old_spi) = self.sas.of_conn(sa.conn).find_map(|(k, o)| {
             (o.rekeyed_at.is_some()
                 && !o.dead
-                && matches!(o.pending_rekey, Some(PendingRekey::Ike { .. })))
+                && matches!(o.pending_rekey.as_deref(), Some(PendingRekey::Ike { .. })))
             .then_some(k)
         }) else {
             return false;

@@ -45,12 +45,12 @@ impl Endpoint {
             cached_response: None,
             last_request: vec![],
             children: vec![],
-            phase: Phase::InitiatorInit(InitiatorInit {
+            phase: Phase::InitiatorInit(Box::new(InitiatorInit {
                 dh,
                 cookie: None,
                 restarts: 0,
                 refused: None,
-            }),
+            })),
             created: now,
             established_at: None,
             last_recv: now,
@@ -288,7 +288,7 @@ impl Endpoint {
             cfg.psk.bytes(),
             &sa.init_request,
             &sa.nr,
-            &keys.sk_pi,
+            keys.sk_pi(),
             &idi.rest_of_payload(),
         );
         let mut inner = vec![Payload::new(PayloadBody::IdI(idi))];

@@ -119,7 +119,7 @@ pub(super) struct InitiatorInit {
 /// exchange, so nothing can be protected with keys that do not exist.
 pub(super) enum Phase {
     /// We sent IKE_SA_INIT and wait for the answer.
-    InitiatorInit(InitiatorInit),
+    InitiatorInit(Box<InitiatorInit>),
     /// The key exchange is done.
     Keyed { keys: IkeKeys, step: Step },
 }
@@ -200,7 +200,7 @@ pub(super) struct IkeSa {
     /// was in flight: the answer may still come (its SA may be the survivor of the collision),
     /// and then the SA goes without a DELETE of ours.
     pub(super) peer_deleted: bool,
-    pub(super) pending_rekey: Option<PendingRekey>,
+    pub(super) pending_rekey: Option<Box<PendingRekey>>,
     /// When we rekey this IKE SA (initiating side only).
     pub(super) ike_rekey_at: Option<Instant>,
     /// An additional Child SA to ask for (local, remote selectors): the peer narrowed the

@@ -154,14 +154,11 @@ impl Endpoint {
         }
         let dpd_timeout = self.cfg(sa.conn).map(|c| c.dpd_timeout).unwrap_or_default();
         if sa.outstanding.as_ref().is_some_and(|o| o.next_at <= now) {
-            if let Phase::InitiatorInit(InitiatorInit {
-                refused: Some(_), ..
-            }) = &sa.phase
-            {
-                let Phase::InitiatorInit(st) = &mut sa.phase else {
-                    unreachable!("matched above")
-                };
-                let reason = st.refused.take().expect("matched above");
+            let refused = match &mut sa.phase {
+                Phase::InitiatorInit(st) => st.refused.take(),
+                Phase::Keyed { .. } => None,
+            };
+            if let Some(reason) = refused {
                 sa.outstanding = None;
                 if let Some(Some(c)) = self.conns.get_mut(sa.conn.index()) {
                     c.failed_attempts += 1;
