@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -827,10 +828,10 @@ pub struct ConnectionConfig {
     pub local_ts: Vec<TrafficSelector>,
     /// The peer's protected prefixes.
     pub remote_ts: Vec<TrafficSelector>,
-    /// IKE proposals, in preference order.
-    pub ike_proposals: Vec<Proposal>,
+    /// IKE proposals, in preference order (shared: connections of one policy share a list).
+    pub ike_proposals: Arc<[Proposal]>,
     /// ESP proposals, in preference order.
-    pub esp_proposals: Vec<Proposal>,
+    pub esp_proposals: Arc<[Proposal]>,
     /// IKE SA lifetime.
     pub ike_lifetime: Duration,
     /// Child SA lifetime.
@@ -903,10 +904,10 @@ impl ConnectionConfig {
         if self.esp_proposals.is_empty() {
             return Err(ConfigError::NoEspProposals);
         }
-        for p in &self.ike_proposals {
+        for p in self.ike_proposals.iter() {
             p.validate_ike()?;
         }
-        for p in &self.esp_proposals {
+        for p in self.esp_proposals.iter() {
             p.validate_esp()?;
         }
         if self.local_ts.is_empty() || self.remote_ts.is_empty() {

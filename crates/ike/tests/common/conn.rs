@@ -153,7 +153,7 @@ impl From<Conn> for ConnectionConfig {
 }
 
 /// Comma-separated proposals.
-fn proposals(list: &str) -> Vec<Proposal> {
+fn proposals(list: &str) -> std::sync::Arc<[Proposal]> {
     list.split(',')
         .map(|p| {
             p.parse::<Proposal>()
