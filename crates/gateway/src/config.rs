@@ -7,8 +7,8 @@ use ike::config::{
     MAX_SELECTOR_PAIRS,
 };
 use ipnet::IpNet;
-use std::fmt;
 use std::collections::HashSet;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

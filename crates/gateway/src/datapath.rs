@@ -800,6 +800,8 @@ impl DataPath {
         if self.conn_slots.len() <= conn {
             self.conn_slots.resize(conn + 1, Vec::new());
         }
+        // exact: one Child SA per connection mostly (a first push makes room for four)
+        self.conn_slots[conn].reserve_exact(1);
         self.conn_slots[conn].push(idx);
         self.by_spi.insert(keys.spi_in, idx);
         if conn >= self.up.len() {
@@ -878,12 +880,9 @@ impl DataPath {
     /// not rekey at once). By inbound SPI.
     pub fn rekey_due(&self, conn: usize, byte_limit: Option<u64>) -> Vec<(u32, RekeyCause)> {
         let inb = self.lock_inbound();
-        self.slots
-            .iter()
-            .enumerate()
+        self.slots_of(conn)
             .filter(|(i, _)| self.active.get(*i).copied().unwrap_or(false))
-            .filter_map(|(_, s)| s.as_ref().filter(|s| s.conn == conn))
-            .filter_map(|s| {
+            .filter_map(|(_, s)| {
                 if s.outbound.last_seq() >= SEQ_SOFT_LIMIT {
                     return Some((s.spi_in, RekeyCause::Sequence));
                 }
@@ -899,8 +898,8 @@ impl DataPath {
     /// mapping or address changed); returns how many changed.
     pub fn set_peer(&mut self, conn: usize, peer: SocketAddr) -> usize {
         let mut n = 0;
-        for s in self.slots.iter_mut().flatten() {
-            if s.conn == conn && s.peer != peer {
+        for &i in self.conn_slots.get(conn).map_or(&[][..], Vec::as_slice) {
+            if let Some(s) = self.slots[i].as_mut().filter(|s| s.peer != peer) {
                 s.peer = peer;
                 n += 1;
             }
@@ -908,15 +907,20 @@ impl DataPath {
         n
     }
 
+    /// Connection `conn`'s Child SAs with their slots: per-connection work looks at those
+    /// few instead of every slot (10,000 tunnels: 10^8 steps a second otherwise).
+    fn slots_of(&self, conn: usize) -> impl Iterator<Item = (usize, &ChildSlot)> {
+        self.conn_slots
+            .get(conn)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.slots[i].as_ref().map(|s| (i, s)))
+    }
+
     /// Where a connection's Child SAs send (its peer, after any NAT move).
     pub fn peers_of(&self, conn: usize) -> Vec<SocketAddr> {
-        let mut out: Vec<SocketAddr> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|s| s.conn == conn)
-            .map(|s| s.peer)
-            .collect();
+        let mut out: Vec<SocketAddr> = self.slots_of(conn).map(|(_, s)| s.peer).collect();
+        out.sort_unstable();
         out.dedup();
         out
     }
@@ -950,13 +954,7 @@ impl DataPath {
 
     /// Removes every Child SA of a connection.
     pub fn remove_connection(&mut self, conn: usize) {
-        let spis: Vec<u32> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|s| s.conn == conn)
-            .map(|s| s.spi_in)
-            .collect();
+        let spis: Vec<u32> = self.slots_of(conn).map(|(_, s)| s.spi_in).collect();
         for spi in spis {
             self.remove(spi);
         }
@@ -1292,10 +1290,7 @@ impl DataPath {
     pub fn child_reports(&self, conn: usize, now: Instant) -> Vec<ChildSaReport> {
         let inb = self.lock_inbound();
         let mut v: Vec<(Instant, ChildSaReport)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().filter(|s| s.conn == conn).map(|s| (i, s)))
+            .slots_of(conn)
             .map(|(i, s)| {
                 (
                     s.installed,

@@ -657,11 +657,11 @@ impl GatewayCore {
     /// to where the IKE SA now talks (a peer whose NAT mapping or address changed), and
     /// Child SAs the data path wants rekeyed early.
     fn upkeep(&mut self, now: Instant) {
-        for st in self.endpoint.status() {
-            let Some(&i) = self.by_ike.get(&st.conn) else {
+        let peers: Vec<_> = self.endpoint.peers().collect();
+        for (conn, remote, nat_local) in peers {
+            let Some(&i) = self.by_ike.get(&conn) else {
                 continue;
             };
-            let Some(remote) = st.remote else { continue };
             // Child SAs only exist after the float to 4500: ESP goes where IKE goes
             if remote.port() != 500 {
                 let moved = self.dp.set_peer(i, remote);
@@ -669,8 +669,8 @@ impl GatewayCore {
                     info!(conn = %self.cfg.connections[i].name, peer = %remote, child_sas = moved, "peer moved: ESP follows");
                 }
             }
-            self.rekey_when_due(i, st.conn, now);
-            if self.keepalives.due(i, st.nat_local, remote, now) {
+            self.rekey_when_due(i, conn, now);
+            if self.keepalives.due(i, nat_local, remote, now) {
                 self.keepalives_due.push_back((i, remote));
             }
         }

@@ -461,6 +461,17 @@ impl Endpoint {
             .collect()
     }
 
+    /// Each connection with an IKE SA: where that SA talks to and whether we are behind a
+    /// NAT. What a gateway looks at every second, without building the status of every
+    /// connection (names, algorithms, errors: five allocations each).
+    pub fn peers(&self) -> impl Iterator<Item = (ConnectionId, SocketAddr, bool)> + '_ {
+        self.conns.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref()?;
+            let sa = self.sas.get(&c.ike_sa?)?;
+            Some((ConnectionId::from_index(i), sa.remote, c.nat.0))
+        })
+    }
+
     /// Makes room for `additional` more connections at once: a caller that adds thousands
     /// spares the table's growth by doubling, which leaves up to half of it unused.
     pub fn reserve_connections(&mut self, additional: usize) {
