@@ -114,7 +114,7 @@ fn fix_auth(s: &Session, inner: &mut [Payload]) {
         _ => None,
     });
     let Some(id) = id else { return };
-    let auth = crypto::psk_auth(Prf::HmacSha256, PSK, &s.init_request, &s.nr, &s.keys.sk_pi, &id);
+    let auth = crypto::psk_auth(Prf::HmacSha256, PSK, &s.init_request, &s.nr, s.keys.sk_pi(), &id);
     for p in inner.iter_mut() {
         if let PayloadBody::Auth(a) = &mut p.body {
             a.method = 2;
