@@ -200,3 +200,32 @@ fn a_delete_that_overtakes_the_ike_auth_answer_is_sent_again() {
     // B's detached IKE SA is gone once A answered
     assert!(n.b.status().is_empty());
 }
+
+/// A removes its connection while a request of its IKE SA was lost on the way: the DELETE
+/// must wait for that request to be answered (it is sent again) instead of taking the next
+/// message ID, which a peer with a window of one ignores while it still expects the lost one
+/// (B would keep the IKE SA and its Child SA until its dead-peer detection).
+#[test]
+fn a_delete_waits_for_the_request_that_was_lost() {
+    let mut n = establish(IKE, ESP);
+    let spi = children(&n.ev_a)[0].spi_in;
+    n.drop = vec![n.sent];
+    let now = n.now;
+    assert!(n.a.rekey_child(n.conns_a[0], spi, now));
+    n.run_for(Duration::from_millis(10));
+    assert_eq!(
+        n.sent,
+        5,
+        "the CREATE_CHILD_SA request left:\n{}",
+        n.trace()
+    );
+    let now = n.now;
+    n.a.remove_connection(n.conns_a[0], now);
+    n.run_for(Duration::from_secs(5));
+    assert!(
+        downs(&n.ev_b).contains(&DownReason::DeletedByPeer),
+        "B never took A's DELETE:\n{}",
+        n.trace()
+    );
+    assert!(n.a.status().is_empty(), "A's detached IKE SA is gone");
+}

@@ -222,9 +222,11 @@ impl Endpoint {
     }
 
     /// Closes an IKE SA whose connection was removed; whether it stays (detached, quiet)
-    /// until the peer answered. An established SA sends its DELETE now, in place of whatever
-    /// exchange was under way; one whose IKE_AUTH is out sends it when the answer comes
-    /// ([`Self::initiator_auth_response`]).
+    /// until the peer answered. An established SA sends its DELETE now or, with a request
+    /// still out, right after that request's answer: the request keeps its message ID and is
+    /// sent again, since a peer with a window of one ignores the next ID while it waits for
+    /// this one (were the request lost, the DELETE would never count). One whose IKE_AUTH is
+    /// out sends it when the answer comes ([`Self::initiator_auth_response`]).
     pub(super) fn close_detached(&mut self, sa: &mut IkeSa, now: Instant) -> bool {
         sa.quiet = true;
         sa.queued.clear();
@@ -232,7 +234,6 @@ impl Endpoint {
         sa.pending_rekey = None;
         match sa.phase.step() {
             Some(Step::Established) => {
-                sa.outstanding = None;
                 let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
                 self.send_request(sa, now, RequestKind::DeleteIke, exch, &body);
                 !sa.dead
