@@ -370,18 +370,21 @@ struct SaKeys {
 
 impl SaKeys {
     fn new(k: &ChildSaKeys) -> SaKeys {
-        let block = [
-            &k.enc_key_in[..],
-            &k.enc_key_out,
-            &k.integ_key_in,
-            &k.integ_key_out,
-        ]
-        .concat();
+        // the joined copy is wiped too, after the exact-size block is made of it
+        let joined = zeroize::Zeroizing::new(
+            [
+                &k.enc_key_in[..],
+                &k.enc_key_out,
+                &k.integ_key_in,
+                &k.integ_key_out,
+            ]
+            .concat(),
+        );
         SaKeys {
             encryption: k.encryption,
             integrity: k.integrity,
             enc_len: k.enc_key_in.len(),
-            block: zeroize::Zeroizing::new(zeroize::Zeroizing::new(block).as_slice().into()),
+            block: zeroize::Zeroizing::new(joined.as_slice().into()),
         }
     }
 
@@ -1524,6 +1527,30 @@ mod tests {
         a.remove_connection(0);
         assert_eq!(a.seal(&pkt, &mut wire).err(), Some(PacketDrop::NoChildSa));
         assert_eq!(a.connection_counters(0).2.no_child_sa, 1);
+    }
+
+    #[test]
+    fn the_key_block_gives_each_direction_its_own_keys() {
+        let (a, _) = keyed(
+            1,
+            2,
+            Encryption::AesCbc256,
+            Some(Integrity::HmacSha256_128),
+            9,
+        );
+        let k = SaKeys::new(&a);
+        assert_eq!(
+            k.direction(true),
+            (&a.enc_key_in[..], &a.integ_key_in[..])
+        );
+        assert_eq!(
+            k.direction(false),
+            (&a.enc_key_out[..], &a.integ_key_out[..])
+        );
+        let (g, _) = keyed(1, 2, Encryption::AesGcm16_256, None, 9);
+        let k = SaKeys::new(&g);
+        assert_eq!(k.direction(true), (&g.enc_key_in[..], &[][..]));
+        assert_eq!(k.direction(false), (&g.enc_key_out[..], &[][..]));
     }
 
     #[test]
