@@ -1539,10 +1539,7 @@ mod tests {
             9,
         );
         let k = SaKeys::new(&a);
-        assert_eq!(
-            k.direction(true),
-            (&a.enc_key_in[..], &a.integ_key_in[..])
-        );
+        assert_eq!(k.direction(true), (&a.enc_key_in[..], &a.integ_key_in[..]));
         assert_eq!(
             k.direction(false),
             (&a.enc_key_out[..], &a.integ_key_out[..])
