@@ -329,31 +329,70 @@ impl LocalClient {
         req: &LocalRequest,
         on_progress: &mut dyn FnMut(&str),
     ) -> Result<Value, LabError> {
-        let ended = || {
-            LabError::Controller(format!(
-                "the lab controller (pid {}) ended before answering (its log: {})",
-                self.pid,
-                self.log.display()
-            ))
-        };
+        self.exchange(req, on_progress).map_err(|f| match f {
+            CallFailure::Ended => self.ended(),
+            CallFailure::Error(e) => e,
+        })
+    }
+
+    /// A request that only reads, asked of the lab's controller: when the controller ends
+    /// before answering (killed, and being restarted by its supervisor), it is asked again of
+    /// the next one. `None` when no controller runs (any more): the caller reads the lab
+    /// itself. Only reads are repeated: a change may have been made before the end.
+    pub fn ask(dir: &LabDir, req: &LocalRequest) -> Option<Result<Value, LabError>> {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1.. {
+            let client = LocalClient::connect(dir)?;
+            match client.exchange(req, &mut |_| {}) {
+                Ok(v) => return Some(Ok(v)),
+                Err(CallFailure::Ended) if attempt < ATTEMPTS => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(CallFailure::Ended) => return Some(Err(client.ended())),
+                Err(CallFailure::Error(e)) => return Some(Err(e)),
+            }
+        }
+        None
+    }
+
+    fn ended(&self) -> LabError {
+        LabError::Controller(format!(
+            "the lab controller (pid {}) ended before answering (its log: {})",
+            self.pid,
+            self.log.display()
+        ))
+    }
+
+    fn exchange(
+        &self,
+        req: &LocalRequest,
+        on_progress: &mut dyn FnMut(&str),
+    ) -> Result<Value, CallFailure> {
         let mut stream = &self.stream;
         let mut line = serde_json::to_vec(req).expect("request serializes");
         line.push(b'\n');
-        stream.write_all(&line).map_err(|_| ended())?;
+        stream.write_all(&line).map_err(|_| CallFailure::Ended)?;
         for line in BufReader::new(stream).lines() {
-            let line = line.map_err(|_| ended())?;
+            let line = line.map_err(|_| CallFailure::Ended)?;
             match serde_json::from_str::<Reply>(&line) {
                 Ok(Reply::Progress(p)) => on_progress(&p),
                 Ok(Reply::Done(v)) => return Ok(v),
-                Ok(Reply::Failed(e)) => return Err(LabError::Controller(e)),
+                Ok(Reply::Failed(e)) => return Err(CallFailure::Error(LabError::Controller(e))),
                 Err(e) => {
-                    return Err(LabError::Controller(format!(
+                    return Err(CallFailure::Error(LabError::Controller(format!(
                         "the lab controller (pid {}) answered something unreadable: {e}",
                         self.pid
-                    )))
+                    ))))
                 }
             }
         }
-        Err(ended())
+        Err(CallFailure::Ended)
     }
+}
+
+/// How a call to the controller failed: the controller went away mid-call, or it answered
+/// with an error.
+enum CallFailure {
+    Ended,
+    Error(LabError),
 }

@@ -252,10 +252,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => return flat(Err(e)),
             };
             // The controller's view when one runs (it owns the lab), else read here.
-            let status: LabStatus = match LocalClient::connect(&lab.dir) {
-                Some(c) => {
-                    serde_json::from_value(flat(c.call(&LocalRequest::Status, &mut |_| {}))?)?
-                }
+            let status: LabStatus = match LocalClient::ask(&lab.dir, &LocalRequest::Status) {
+                Some(answer) => serde_json::from_value(flat(answer)?)?,
                 None => flat(lab.status())?,
             };
             let api = fabric::controller::running(&lab.dir);

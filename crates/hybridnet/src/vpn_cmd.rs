@@ -125,8 +125,8 @@ pub(crate) fn ask(
     req: LocalRequest,
     here: impl FnOnce() -> Result<serde_json::Value, fabric::lab::LabError>,
 ) -> anyhow::Result<serde_json::Value> {
-    match LocalClient::connect(&lab.dir) {
-        Some(c) => flat(c.call(&req, &mut |_| {})),
+    match LocalClient::ask(&lab.dir, &req) {
+        Some(answer) => flat(answer),
         None => flat(here()),
     }
 }
