@@ -229,3 +229,32 @@ fn a_delete_waits_for_the_request_that_was_lost() {
     );
     assert!(n.a.status().is_empty(), "A's detached IKE SA is gone");
 }
+
+/// A removes its connection while its rekey of the IKE SA is out (the request was lost and is
+/// sent again). B answers it and from then on runs on the new IKE SA, so deleting only the old
+/// one would leave B's tunnel up until its dead-peer detection: A takes the answer and deletes
+/// the new IKE SA as well.
+#[test]
+fn a_connection_removed_during_its_ike_rekey_deletes_the_new_ike_sa_too() {
+    let mut n = establish(IKE, ESP);
+    n.drop = vec![n.sent];
+    let now = n.now;
+    n.a.rekey_now(n.conns_a[0], true, now);
+    n.run_for(Duration::from_millis(10));
+    assert_eq!(n.sent, 5, "the IKE SA rekey request left:\n{}", n.trace());
+    let now = n.now;
+    n.a.remove_connection(n.conns_a[0], now);
+    n.run_for(Duration::from_secs(5));
+    assert!(
+        downs(&n.ev_b).contains(&DownReason::DeletedByPeer),
+        "B still runs on the IKE SA A's rekey made:\n{}",
+        n.trace()
+    );
+    assert_eq!(
+        n.b.status()[0].state,
+        "down",
+        "B's connection:\n{}",
+        n.trace()
+    );
+    assert!(n.a.status().is_empty(), "A's detached IKE SAs are gone");
+}

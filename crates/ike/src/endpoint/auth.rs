@@ -28,9 +28,9 @@ impl Endpoint {
                 if keep {
                     Some(sa.conn)
                 } else {
-                    self.match_responder(local_ip, sa.remote.ip(), Some(id))
+                    self.match_responder(local_ip, sa.remote.ip(), id)
                         .or_else(|| {
-                            self.match_responder(IpAddr::from([0u8; 4]), sa.remote.ip(), Some(id))
+                            self.match_responder(IpAddr::from([0u8; 4]), sa.remote.ip(), id)
                         })
                 }
             }

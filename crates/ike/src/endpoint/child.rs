@@ -375,7 +375,16 @@ impl Endpoint {
                         data: dh.public().to_vec(),
                     })),
                 ];
-                return Ok((inner, PendingRekey::Ike { new_spi, ni, dh }));
+                let offered = cfg.ike_proposals.clone();
+                return Ok((
+                    inner,
+                    PendingRekey::Ike {
+                        new_spi,
+                        ni,
+                        dh,
+                        offered,
+                    },
+                ));
             }
             let child = sa
                 .children
@@ -461,10 +470,6 @@ impl Endpoint {
         let Some(pending) = sa.pending_rekey.take() else {
             return Ok(());
         };
-        let cfg = self
-            .cfg(sa.conn)
-            .cloned()
-            .ok_or(IkeError::UnknownConnection(sa.conn))?;
         let view = MessageView::of(inner);
         let (sa_p, nonce, ke, tsi, tsr) = (view.sa, view.nonce, view.ke, view.tsi, view.tsr);
         let retry = now + Duration::from_secs(30);
@@ -482,6 +487,10 @@ impl Endpoint {
                 ts,
                 collision,
             } => {
+                let cfg = self
+                    .cfg(sa.conn)
+                    .cloned()
+                    .ok_or(IkeError::UnknownConnection(sa.conn))?;
                 let ok = (|| {
                     let (sa_p, nr, tsi, tsr) = (sa_p?, nonce?, tsi?, tsr?);
                     nonce_fits(nr)?;
@@ -579,11 +588,16 @@ impl Endpoint {
                     }
                 }
             }
-            PendingRekey::Ike { new_spi, ni, dh } => {
+            PendingRekey::Ike {
+                new_spi,
+                ni,
+                dh,
+                offered,
+            } => {
                 let ok = (|| {
                     let (sa_p, nr, k) = (sa_p?, nonce?, ke?);
                     nonce_fits(nr)?;
-                    let suite = proposal::accept_ike(&cfg.ike_proposals, sa_p)?;
+                    let suite = proposal::accept_ike(&offered, sa_p)?;
                     let peer_spi = u64::from_be_bytes(
                         <[u8; 8]>::try_from(sa_p.proposals[0].spi.as_slice()).ok()?,
                     );
@@ -622,7 +636,14 @@ impl Endpoint {
                 let collided = sa.rekeyed_at.is_some();
                 sa.rekeyed_at = Some(now);
                 sa.queued.clear();
-                if collided {
+                if sa.quiet {
+                    // The connection was removed while the rekey was out: the peer now holds
+                    // the new IKE SA as its current one; delete it as well as the old.
+                    new.quiet = true;
+                    let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
+                    self.send_request(&mut new, now, RequestKind::DeleteIke, exch, &body);
+                    self.sas.insert(new_spi, new);
+                } else if collided {
                     // The peer rekeyed this IKE SA at the same time (RFC 7296 §2.8.2).
                     self.resolve_ike_rekey_collision(new, now);
                 } else {

@@ -121,49 +121,47 @@ impl Endpoint {
         }
     }
 
-    /// Picks the responder connection for a peer: address match first, then wildcard peers;
-    /// with `id`, only connections accepting that identity.
+    /// Picks the responder connection for a peer that sent identity `id`: one naming the
+    /// peer's address first, then one accepting any peer address, each in configuration order.
     pub(super) fn match_responder(
         &self,
         local: IpAddr,
         remote: IpAddr,
-        id: Option<&Identity>,
+        id: &Identity,
     ) -> Option<ConnectionId> {
-        self.responder_candidates(local, remote, id)
-            .into_iter()
-            .next()
+        let mut wildcard = None;
+        for i in self.peer_index.by_identity(id) {
+            let Some(Some(c)) = self.conns.get(i as usize) else {
+                continue;
+            };
+            let cfg = &c.cfg;
+            let fits = (cfg.local_addr.is_unspecified() || cfg.local_addr == local)
+                && cfg.remote_id.as_ref().is_none_or(|want| want == id);
+            if !fits {
+                continue;
+            }
+            if cfg.remote_addr == remote {
+                return Some(ConnectionId(i));
+            }
+            if cfg.remote_addr.is_unspecified() && wildcard.is_none() {
+                wildcard = Some(ConnectionId(i));
+            }
+        }
+        wildcard
     }
 
-    /// Every connection that may answer this peer, best first: those naming its address, in
-    /// configuration order, then those accepting any peer.
+    /// Every connection that may answer this peer before it said who it is, best first: those
+    /// naming its address, in configuration order, then those accepting any peer.
     pub(super) fn responder_candidates(
         &self,
         local: IpAddr,
         remote: IpAddr,
-        id: Option<&Identity>,
-    ) -> Vec<ConnectionId> {
-        let mut exact = Vec::new();
-        let mut wildcard = Vec::new();
-        for (i, c) in self.conns.iter().enumerate() {
-            let Some(c) = c else { continue };
-            let i = ConnectionId::from_index(i);
-            let cfg = &c.cfg;
-            if !(cfg.local_addr.is_unspecified() || cfg.local_addr == local) {
-                continue;
-            }
-            if let (Some(want), Some(got)) = (&cfg.remote_id, id) {
-                if want != got {
-                    continue;
-                }
-            }
-            if cfg.remote_addr == remote {
-                exact.push(i);
-            } else if cfg.remote_addr.is_unspecified() {
-                wildcard.push(i);
-            }
-        }
-        exact.extend(wildcard);
-        exact
+    ) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.peer_index.by_address(remote).filter_map(move |i| {
+            let c = self.conns.get(i as usize)?.as_ref()?;
+            (c.cfg.local_addr.is_unspecified() || c.cfg.local_addr == local)
+                .then_some(ConnectionId(i))
+        })
     }
 
     pub(super) fn ike_established(&mut self, sa: &mut IkeSa, now: Instant, algorithms: String) {

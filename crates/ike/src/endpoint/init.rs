@@ -365,9 +365,9 @@ impl Endpoint {
             }
             return Err(IkeError::UnexpectedMessageId(0));
         }
-        let candidates = self.responder_candidates(local.ip(), remote.ip(), None);
-        let first = *candidates
-            .first()
+        let first = self
+            .responder_candidates(local.ip(), remote.ip())
+            .next()
             .ok_or(IkeError::NoMatchingConnection(remote.ip()))?;
         // The identity that picks the final connection only arrives in IKE_AUTH; until then
         // the first connection to this peer whose IKE proposals fit the offer answers.
@@ -375,11 +375,23 @@ impl Endpoint {
         let offer = view.sa;
         let conn = offer
             .and_then(|offer| {
-                candidates.iter().copied().find(|&c| {
-                    self.cfg(c).is_some_and(|cfg| {
-                        proposal::select_ike(&cfg.ike_proposals, offer).is_some()
+                // Connections share interned proposal lists: each list is checked once, so an
+                // offer that fits none costs one check per list, not one per connection.
+                let mut unfit: Vec<*const [crate::config::Proposal]> = Vec::new();
+                self.responder_candidates(local.ip(), remote.ip())
+                    .find(|&c| {
+                        self.cfg(c).is_some_and(|cfg| {
+                            let list = Arc::as_ptr(&cfg.ike_proposals);
+                            if unfit.contains(&list) {
+                                return false;
+                            }
+                            let fits = proposal::select_ike(&cfg.ike_proposals, offer).is_some();
+                            if !fits {
+                                unfit.push(list);
+                            }
+                            fits
+                        })
                     })
-                })
             })
             .unwrap_or(first);
         if !self.admit_half_open(local, remote, spi_i, &msg)? {
@@ -408,9 +420,8 @@ impl Endpoint {
             self.transmits.push_back(wrap(local.port(), remote, bytes));
             // Report it on a connection that is not up if there is one, so that a sibling's
             // failed attempt does not mark a working tunnel down.
-            let report = candidates
-                .iter()
-                .copied()
+            let report = self
+                .responder_candidates(local.ip(), remote.ip())
                 .find(|&c| {
                     matches!(self.conns.get(c.index()), Some(Some(c)) if c.state != ConnState::Established)
                 })

@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::constant_time;
@@ -34,6 +35,7 @@ mod events;
 mod ike_rekey;
 mod informational;
 mod init;
+mod peer_index;
 mod state;
 mod table;
 mod transport;
@@ -42,6 +44,7 @@ mod wire;
 
 use dos::HalfOpen;
 pub use events::{AuthFailure, ChildSaKeys, ConnectionStatus, DownReason, Event, Transmit};
+use peer_index::PeerIndex;
 use state::*;
 use table::SaTable;
 use view::MessageView;
@@ -120,6 +123,8 @@ pub const PEER_PAIRS_GRACE: Duration = Duration::from_secs(2);
 /// Owns all IKE SAs; see the module documentation.
 pub struct Endpoint {
     conns: Vec<Option<Connection>>,
+    /// The connections that may answer a peer, by its address and identity.
+    peer_index: PeerIndex,
     sas: SaTable,
     /// When each SA's timers next fall due (our SPI), earliest first. Entries go stale when an
     /// SA changes or goes; [`Self::refresh_timers`] adds the new time of every changed SA and
@@ -163,6 +168,7 @@ impl Endpoint {
         let mut rng = Rng::new(source);
         Endpoint {
             conns: vec![],
+            peer_index: PeerIndex::default(),
             sas: SaTable::default(),
             sa_due: BinaryHeap::new(),
             retry_due: BinaryHeap::new(),
@@ -196,6 +202,8 @@ impl Endpoint {
         }
         let invalid = cfg.validate().err();
         let initiate = cfg.initiate;
+        self.peer_index
+            .insert(id.0, cfg.remote_addr, cfg.remote_id.as_ref());
         self.conns.push(Some(Connection {
             cfg,
             state: if initiate {
@@ -246,7 +254,10 @@ impl Endpoint {
             }
         }
         if let Some(slot) = self.conns.get_mut(id.index()) {
-            *slot = None;
+            if let Some(c) = slot.take() {
+                self.peer_index
+                    .remove(id.0, c.cfg.remote_addr, c.cfg.remote_id.as_ref());
+            }
         }
         self.refresh_timers();
     }

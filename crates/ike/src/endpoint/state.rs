@@ -84,6 +84,9 @@ pub(super) enum PendingRekey {
         new_spi: u64,
         ni: Vec<u8>,
         dh: DhPrivate,
+        /// What we proposed: the answer is checked against it even when the connection was
+        /// removed meanwhile (the new IKE SA must then be deleted, which takes its keys).
+        offered: Arc<[crate::config::Proposal]>,
     },
 }
 

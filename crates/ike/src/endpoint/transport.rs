@@ -231,7 +231,16 @@ impl Endpoint {
         sa.quiet = true;
         sa.queued.clear();
         sa.wanted_extra = None;
-        sa.pending_rekey = None;
+        // An IKE SA rekey in flight completes on the peer when it answers: what it takes to
+        // read that answer stays, so the new IKE SA is deleted too ([`Self::rekey_response`]).
+        let ike_rekey_out = sa
+            .outstanding
+            .as_ref()
+            .is_some_and(|o| o.kind == RequestKind::Rekey)
+            && matches!(sa.pending_rekey.as_deref(), Some(PendingRekey::Ike { .. }));
+        if !ike_rekey_out {
+            sa.pending_rekey = None;
+        }
         match sa.phase.step() {
             Some(Step::Established) => {
                 let (exch, body) = Self::request_body(&RequestKind::DeleteIke);
