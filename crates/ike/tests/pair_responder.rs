@@ -151,3 +151,75 @@ fn responder_picks_the_sibling_connection_whose_proposals_fit() {
         assert_eq!(s.state, "established", "{}", s.name);
     }
 }
+
+/// Which configured connection authenticates a peer: among those accepting its identity, one
+/// naming the peer's address before one accepting any address, in configuration order. Each
+/// of B's connections has its own pre-shared key, so answering with the wrong one fails.
+#[test]
+fn responder_prefers_the_peer_address_then_any_address_among_those_accepting_the_identity() {
+    let any = std::net::IpAddr::from([0u8, 0, 0, 0]);
+    let mut n = Net::new();
+    let b_side: [(&str, std::net::IpAddr, Option<&str>, &str, &str); 4] = [
+        (
+            "b-wild-road",
+            any,
+            Some("road.example"),
+            "wild-road-key",
+            "10.9.0.0/16",
+        ),
+        (
+            "b-other",
+            A,
+            Some("other.example"),
+            "other-key",
+            "10.8.0.0/16",
+        ),
+        ("b-road", A, Some("road.example"), "road-key", "10.2.0.0/16"),
+        ("b-anyone", any, None, "anyone-key", "10.12.0.0/16"),
+    ];
+    for (name, remote, id, psk, theirs) in b_side {
+        let mut c = Conn::new(B, remote).name(name).psk(psk).local_ts(&[theirs]);
+        c = match name {
+            "b-road" => c.remote_ts(&["10.1.0.0/16"]),
+            "b-anyone" => c.remote_ts(&["10.11.0.0/16"]),
+            _ => c.remote_ts(&["10.7.0.0/16"]),
+        };
+        if let Some(id) = id {
+            c = c.remote_id(Identity::Fqdn(id.into()));
+        }
+        n.add_b(c);
+    }
+    for (id, psk, ours, theirs) in [
+        ("road.example", "road-key", "10.1.0.0/16", "10.2.0.0/16"),
+        (
+            "stranger.example",
+            "anyone-key",
+            "10.11.0.0/16",
+            "10.12.0.0/16",
+        ),
+    ] {
+        n.add_a(
+            Conn::new(A, B)
+                .name(&format!("a-{id}"))
+                .psk(psk)
+                .local_ts(&[ours])
+                .remote_ts(&[theirs])
+                .local_id(Identity::Fqdn(id.into()))
+                .initiate(true),
+        );
+        n.pump();
+        n.collect();
+    }
+    assert!(
+        downs(&n.ev_a).is_empty() && attempts(&n.ev_a).is_empty(),
+        "{:?}",
+        n.ev_a
+    );
+    let up: Vec<String> =
+        n.b.status()
+            .into_iter()
+            .filter(|s| s.state == "established")
+            .map(|s| s.name)
+            .collect();
+    assert_eq!(up, ["b-road", "b-anyone"], "{:?}", n.ev_b);
+}
