@@ -159,13 +159,15 @@ fn responder_picks_the_sibling_connection_whose_proposals_fit() {
 fn responder_prefers_the_peer_address_then_any_address_among_those_accepting_the_identity() {
     let any = std::net::IpAddr::from([0u8, 0, 0, 0]);
     let mut n = Net::new();
-    let b_side: [(&str, std::net::IpAddr, Option<&str>, &str, &str); 4] = [
+    // name, peer address, peer identity, key, B's prefix, the peer's prefix
+    let b_side = [
         (
             "b-wild-road",
             any,
             Some("road.example"),
             "wild-road-key",
             "10.9.0.0/16",
+            "10.7.0.0/16",
         ),
         (
             "b-other",
@@ -173,17 +175,31 @@ fn responder_prefers_the_peer_address_then_any_address_among_those_accepting_the
             Some("other.example"),
             "other-key",
             "10.8.0.0/16",
+            "10.7.0.0/16",
         ),
-        ("b-road", A, Some("road.example"), "road-key", "10.2.0.0/16"),
-        ("b-anyone", any, None, "anyone-key", "10.12.0.0/16"),
+        (
+            "b-road",
+            A,
+            Some("road.example"),
+            "road-key",
+            "10.2.0.0/16",
+            "10.1.0.0/16",
+        ),
+        (
+            "b-anyone",
+            any,
+            None,
+            "anyone-key",
+            "10.12.0.0/16",
+            "10.11.0.0/16",
+        ),
     ];
-    for (name, remote, id, psk, theirs) in b_side {
-        let mut c = Conn::new(B, remote).name(name).psk(psk).local_ts(&[theirs]);
-        c = match name {
-            "b-road" => c.remote_ts(&["10.1.0.0/16"]),
-            "b-anyone" => c.remote_ts(&["10.11.0.0/16"]),
-            _ => c.remote_ts(&["10.7.0.0/16"]),
-        };
+    for (name, remote, id, psk, local_ts, remote_ts) in b_side {
+        let mut c = Conn::new(B, remote)
+            .name(name)
+            .psk(psk)
+            .local_ts(&[local_ts])
+            .remote_ts(&[remote_ts]);
         if let Some(id) = id {
             c = c.remote_id(Identity::Fqdn(id.into()));
         }

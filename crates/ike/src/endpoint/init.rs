@@ -377,15 +377,15 @@ impl Endpoint {
             .and_then(|offer| {
                 // Connections share interned proposal lists: each list is checked once, so an
                 // offer that fits none costs one check per list, not one per connection.
-                let mut unfit: Vec<*const [crate::config::Proposal]> = Vec::new();
+                let mut unfit: Vec<&Arc<[crate::config::Proposal]>> = Vec::new();
                 self.responder_candidates(local.ip(), remote.ip())
                     .find(|&c| {
                         self.cfg(c).is_some_and(|cfg| {
-                            let list = Arc::as_ptr(&cfg.ike_proposals);
-                            if unfit.contains(&list) {
+                            let list = &cfg.ike_proposals;
+                            if unfit.iter().any(|u| Arc::ptr_eq(u, list)) {
                                 return false;
                             }
-                            let fits = proposal::select_ike(&cfg.ike_proposals, offer).is_some();
+                            let fits = proposal::select_ike(list, offer).is_some();
                             if !fits {
                                 unfit.push(list);
                             }
