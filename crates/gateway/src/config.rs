@@ -2,6 +2,7 @@
 //! names the offending key and connection, unknown keys are rejected (a typo must not silently
 //! fall back to a default), and the PSK never reaches a `Debug` or error string.
 
+use crate::placement::CpuPlacement;
 use ike::config::{
     ConnectionConfig, DownAction, Identity, Proposal, Psk, Recovery, TrafficSelector,
     MAX_SELECTOR_PAIRS,
@@ -293,6 +294,8 @@ pub struct GatewayConfig {
     /// How long a data-path thread keeps polling without sleeping after it handled something
     /// (see `wait.rs`); zero (the default) turns busy polling off.
     pub busy_poll: Duration,
+    /// Whether quiet data-path threads are kept on one CPU (see `placement.rs`).
+    pub cpu_placement: CpuPlacement,
     /// The BGP speaker, when any connection has a BGP peer.
     pub bgp: Option<BgpConfig>,
     /// The VNet's router, to be told the gateway's routes.
@@ -305,6 +308,14 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// How the data-path threads wait (spin, CPU placement).
+    pub fn wait_policy(&self) -> crate::wait::WaitPolicy {
+        crate::wait::WaitPolicy {
+            busy_poll: self.busy_poll,
+            placement: self.cpu_placement,
+        }
+    }
+
     /// Reads and validates a config file; relative `psk_file` paths resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         // the text may hold pre-shared keys: wiped when dropped
@@ -344,6 +355,7 @@ impl GatewayConfig {
         let path_mtu = top.mtu("path_mtu")?;
         let datapath_threads = top.threads("datapath_threads")?;
         let busy_poll = top.busy_poll("busy_poll_us")?.unwrap_or(DEFAULT_BUSY_POLL);
+        let cpu_placement = top.cpu_placement("cpu_placement")?.unwrap_or_default();
         let tun = match top.take("tun") {
             None => TunConfig {
                 name: DEFAULT_TUN_NAME.into(),
@@ -447,6 +459,7 @@ impl GatewayConfig {
             tun,
             datapath_threads,
             busy_poll,
+            cpu_placement,
             bgp,
             vnet_router,
             connections,
@@ -934,6 +947,20 @@ impl Fields {
             Some(_) => Err(self.wrong(key, "an integer (microseconds)")),
         }
     }
+    fn cpu_placement(&mut self, key: &str) -> Result<Option<CpuPlacement>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(s) => match s.as_str() {
+                "adaptive" => Ok(Some(CpuPlacement::Adaptive)),
+                "kernel" => Ok(Some(CpuPlacement::Kernel)),
+                _ => Err(self.invalid(
+                    key,
+                    &s,
+                    "\"adaptive\" (one CPU while quiet, all while busy) or \"kernel\" (the scheduler alone)",
+                )),
+            },
+        }
+    }
     fn threads(&mut self, key: &str) -> Result<Option<u8>, ConfigError> {
         match self.take(key) {
             None => Ok(None),
@@ -1354,6 +1381,28 @@ remote_prefixes = ["10.9.0.0/16"]
             e.contains("`busy_poll_us`") && e.contains("microseconds"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cpu_placement_is_adaptive_unless_left_to_the_kernel() {
+        let top = |extra: &str| GOOD.replacen("[tun]", &format!("{extra}\n[tun]"), 1);
+        let c = GatewayConfig::parse(GOOD, Path::new("/")).unwrap();
+        assert_eq!(c.cpu_placement, CpuPlacement::Adaptive);
+        for (v, want) in [
+            ("adaptive", CpuPlacement::Adaptive),
+            ("kernel", CpuPlacement::Kernel),
+        ] {
+            let c = GatewayConfig::parse(&top(&format!("cpu_placement = \"{v}\"")), Path::new("/"))
+                .unwrap();
+            assert_eq!(c.cpu_placement, want);
+        }
+        let e = err(&top("cpu_placement = \"pinned\""));
+        assert!(
+            e.contains("`cpu_placement`") && e.contains("\"kernel\""),
+            "{e}"
+        );
+        let e = err(&top("cpu_placement = 1"));
+        assert!(e.contains("`cpu_placement`"), "{e}");
     }
 
     #[test]

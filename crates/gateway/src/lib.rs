@@ -15,6 +15,7 @@ pub mod datapath;
 pub mod lifecycle;
 pub mod netlink;
 pub mod offload;
+pub mod placement;
 pub mod ratelimit;
 pub mod receiver;
 pub mod runtime;

@@ -13,7 +13,7 @@ use crate::datapath::{Inbound, PacketDrop};
 use crate::offload::{clamp_mss, Coalescer, Push, VNET_HDR_LEN};
 use crate::tun::Tun;
 use crate::udp::{RecvBatch, RECV_BATCH};
-use crate::wait::{ready, Waiter};
+use crate::wait::{ready, WaitPolicy};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::EfdFlags;
 use quinn_udp::UdpSocketState;
@@ -122,8 +122,8 @@ pub struct Receiver {
     gro: Coalescer,
     /// Connection of the packets pending in `gro` (for drop accounting).
     gro_conn: usize,
-    /// Busy poll after work when on a thread of its own (see `wait.rs`).
-    busy_poll: std::time::Duration,
+    /// Busy poll and CPU placement when on a thread of its own (see `wait.rs`).
+    wait: WaitPolicy,
     /// The packet capture (checked once per batch).
     capture: Arc<crate::capture::Capture>,
     /// Datagrams per receive call, for status.
@@ -141,7 +141,7 @@ impl Receiver {
         tun_mtu: u16,
         inbound: Arc<Mutex<Inbound>>,
         ike: Arc<IkeInbox>,
-        busy_poll: std::time::Duration,
+        wait: WaitPolicy,
     ) -> Receiver {
         let uso = tun.uso();
         let local = sock
@@ -160,7 +160,7 @@ impl Receiver {
             batch: RecvBatch::new(RX_SLOT),
             gro: Coalescer::new().with_udp(uso),
             gro_conn: 0,
-            busy_poll,
+            wait,
         }
     }
 
@@ -289,7 +289,7 @@ impl Receiver {
     /// The receiving thread's loop: waits for datagrams and drains them until `stop` is
     /// signalled.
     pub fn run(mut self, stop: Arc<EventFd>) {
-        let mut waiter = Waiter::new(self.busy_poll);
+        let mut waiter = self.wait.waiter();
         loop {
             // built each turn: the socket's borrow must end before `drain` takes `self`
             let mut fds = [

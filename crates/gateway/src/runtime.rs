@@ -16,7 +16,7 @@ use crate::status::{GatewayStatus, ReloadReport};
 use crate::tun::{self, Tun};
 use crate::udp::{self, GSO_MAX_BYTES, GSO_MAX_SEGMENTS};
 use crate::vnet_routes::VnetRoutes;
-use crate::wait::{ready, Waiter};
+use crate::wait::ready;
 use ike::endpoint::Endpoint;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -268,7 +268,7 @@ impl Gateway {
             tun_mtu,
             core.datapath_ref().inbound(),
             Arc::clone(&ike_inbox),
-            core.config().busy_poll,
+            core.config().wait_policy(),
         )
         .with_capture(Arc::clone(&capture), Arc::clone(&batches));
         let threads = core
@@ -353,6 +353,7 @@ impl Gateway {
             udp_gro,
             datapath_threads = threads,
             busy_poll_us = gw.core.config().busy_poll.as_micros() as u64,
+            cpu_placement = gw.core.config().cpu_placement.as_str(),
             control = %gw.control.path().display(),
             connections = gw.core.config().connections.len(),
             "gateway started"
@@ -378,7 +379,7 @@ impl Gateway {
 
     /// Runs the event loop until SIGTERM/SIGINT, then shuts down gracefully.
     pub fn run(mut self) -> Result<(), GatewayError> {
-        let mut waiter = Waiter::new(self.core.config().busy_poll);
+        let mut waiter = self.core.config().wait_policy().waiter();
         let mut next_housekeeping = Instant::now();
         // a status document was served: give its memory back at the next housekeeping
         // (the control thread serialises and drops it meanwhile)

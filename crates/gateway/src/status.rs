@@ -44,6 +44,9 @@ pub struct GatewayStatus {
     /// Busy poll after work, in microseconds (0 = off).
     #[serde(default)]
     pub busy_poll_us: u64,
+    /// Who places the data-path threads on CPUs: `adaptive` or `kernel`.
+    #[serde(default)]
+    pub cpu_placement: String,
     /// IKE datagrams dropped, by cause (`unknown_spi`, `integrity`, `malformed`, …).
     #[serde(default)]
     pub ike_drops: std::collections::BTreeMap<String, u64>,
@@ -570,6 +573,7 @@ mod tests {
             reloads: 1,
             datapath_threads: 2,
             busy_poll_us: 100,
+            cpu_placement: "adaptive".into(),
             ike_drops: [("unknown_spi".to_string(), 4)].into_iter().collect(),
             log_suppressed: Default::default(),
             control_refused: 0,

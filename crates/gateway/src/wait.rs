@@ -18,6 +18,7 @@
 //! - spinning takes at most [`SPIN_SHARE`] of any [`SPIN_WINDOW`], so a trickle of packets
 //!   spaced just beyond the budget cannot keep a core busy.
 
+use crate::placement::{CpuPlacement, Placement};
 use nix::poll::{PollFd, PollTimeout};
 use std::io;
 use std::time::{Duration, Instant};
@@ -31,8 +32,24 @@ pub const SPIN_WINDOW: Duration = Duration::from_millis(100);
 /// The share of a window a thread may spend spinning (in percent).
 pub const SPIN_SHARE: u32 = 10;
 
+/// How a data-path thread waits: the configuration's `busy_poll_us` and `cpu_placement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// The spin after work (zero: none).
+    pub busy_poll: Duration,
+    /// Who places the thread on CPUs.
+    pub placement: CpuPlacement,
+}
+
+impl WaitPolicy {
+    /// The waiter of the calling thread (placement applies to the thread that calls this).
+    pub fn waiter(self) -> Waiter {
+        Waiter::new(self.busy_poll).placed(self.placement)
+    }
+}
+
 /// A `poll(2)` caller that spins briefly (yielding) after each wake-up that found work.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Waiter {
     busy_poll: Duration,
     /// Whether the last wait returned ready descriptors (work was just done).
@@ -43,6 +60,8 @@ pub struct Waiter {
     window: (Instant, Duration),
     /// Spins that caught work, spins that ran out, spins cut short by contention.
     pub stats: SpinStats,
+    /// The thread's CPU placement, when it is managed ([`Waiter::placed`]).
+    placement: Option<Placement>,
 }
 
 /// What the spins did: whether a spin pays on a host is read from these (the unit tests
@@ -66,13 +85,27 @@ impl Waiter {
             quiet_until: None,
             window: (Instant::now(), Duration::ZERO),
             stats: SpinStats::default(),
+            placement: None,
         }
+    }
+
+    /// Manages the calling thread's CPUs ([`crate::placement`]) unless the kernel is left to
+    /// do it; call on the thread that waits.
+    pub fn placed(mut self, placement: CpuPlacement) -> Waiter {
+        self.placement = match placement {
+            CpuPlacement::Adaptive => Placement::for_current_thread(),
+            CpuPlacement::Kernel => None,
+        };
+        self
     }
 
     /// Waits until a descriptor in `fds` is ready or `timeout` passes; returns how many are
     /// ready (0 on timeout). `EINTR` is returned as an error for the caller to retry; the
     /// `revents` of `fds` are then stale, so callers build their `PollFd`s afresh each turn.
     pub fn wait(&mut self, fds: &mut [PollFd<'_>], timeout: PollTimeout) -> io::Result<usize> {
+        if let Some(p) = &mut self.placement {
+            p.tick(Instant::now());
+        }
         if self.warm && !self.busy_poll.is_zero() {
             if let Some(n) = self.spin(fds)? {
                 return Ok(n);

@@ -317,6 +317,9 @@ impl GatewayCore {
         if new.busy_poll != self.cfg.busy_poll {
             changed.push("busy_poll_us");
         }
+        if new.cpu_placement != self.cfg.cpu_placement {
+            changed.push("cpu_placement");
+        }
         if new.control_group != self.cfg.control_group {
             changed.push("control_group");
         }
@@ -473,6 +476,7 @@ impl GatewayCore {
             reloads: self.reloads,
             datapath_threads: facts.datapath_threads,
             busy_poll_us: self.cfg.busy_poll.as_micros() as u64,
+            cpu_placement: self.cfg.cpu_placement.as_str().into(),
             ike_drops: self
                 .endpoint
                 .drops_by_cause()
