@@ -114,7 +114,7 @@ pub struct PlacementRules {
     spread: Spread,
     /// Where the current window began, and the figures then.
     window: (Instant, SchedStat),
-    /// Pins and spreads so far (by load, by contention), for the status output and the tests.
+    /// Pins and spreads so far (by load, by contention), for the log and the tests.
     pub stats: PlacementStats,
 }
 
@@ -254,7 +254,8 @@ impl Placement {
         };
         tracing::debug!(?decision, stats = ?self.rules.stats, "CPU placement");
         if let Err(e) = sched_setaffinity(Pid::from_raw(0), set) {
-            // the allowed CPUs changed under us (a cpuset): leave placement to the kernel
+            // the allowed CPUs changed under us (a cpuset): all of them again, and no new try
+            // before the back-off ends
             tracing::debug!("CPU placement: sched_setaffinity: {e}");
             let _ = sched_setaffinity(Pid::from_raw(0), &self.all);
             self.rules.pinned = false;
@@ -262,11 +263,6 @@ impl Placement {
                 until: now + CONTENDED_BACKOFF,
             };
         }
-    }
-
-    /// What the rules did so far.
-    pub fn stats(&self) -> PlacementStats {
-        self.rules.stats
     }
 }
 
