@@ -19,6 +19,10 @@
 //!   average, [`CONTENDED_WINDOWS`] windows in a row while pinned, means another task holds that
 //!   CPU (one slow window is a process starting or a kernel worker), so it is spread and not
 //!   pinned again for [`CONTENDED_BACKOFF`].
+//!
+//! A thread inherits the CPUs of the thread that starts it: the gateway starts its lasting
+//! threads (receive, control, BGP) before the first pin, and after it only the reload's
+//! short-lived parsing thread, which runs and ends on the main thread's CPU.
 
 use std::fs::File;
 use std::io;
